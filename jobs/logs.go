@@ -1,0 +1,29 @@
+package jobs
+
+import "time"
+
+// Log streams.
+const (
+	Stdout = "stdout"
+	Stderr = "stderr"
+)
+
+// LogLine is one line of a container's output, without its newline. A line
+// longer than fits one message is carried in pieces: every piece but the
+// last has Partial set, and readers join them.
+type LogLine struct {
+	Seq     int64  `json:"seq"`
+	Stream  string `json:"stream"`
+	Text    string `json:"text"`
+	Partial bool   `json:"partial,omitempty"`
+}
+
+// LogBatch is the payload of one message on gantry.logs.<run>.<container>:
+// consecutive lines of one container of one attempt.
+type LogBatch struct {
+	RunID     string    `json:"runId"`
+	Attempt   int       `json:"attempt"`
+	Container string    `json:"container"`
+	Time      time.Time `json:"time"`
+	Lines     []LogLine `json:"lines"`
+}

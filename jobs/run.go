@@ -1,0 +1,391 @@
+package jobs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Status is the state of a run or of one of its attempts.
+type Status string
+
+// The statuses of runs and attempts, in the order a run moves through them.
+const (
+	StatusQueued    Status = "QUEUED"
+	StatusStarting  Status = "STARTING"
+	StatusRunning   Status = "RUNNING"
+	StatusSucceeded Status = "SUCCEEDED"
+	StatusFailed    Status = "FAILED"
+	StatusCanceled  Status = "CANCELED"
+)
+
+// Terminal reports whether nothing follows s.
+func (s Status) Terminal() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusCanceled
+}
+
+// ParseStatus accepts a status in any case.
+func ParseStatus(s string) (Status, error) {
+	switch st := Status(upper(s)); st {
+	case StatusQueued, StatusStarting, StatusRunning, StatusSucceeded, StatusFailed, StatusCanceled:
+		return st, nil
+	}
+	return "", fmt.Errorf("status %q: want one of QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELED", s)
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// Stop codes say why a run stopped, as ECS's stopCode does.
+const (
+	StopEssentialExited = "EssentialContainerExited"
+	StopUserInitiated   = "UserInitiated"
+	StopTimeout         = "Timeout"
+	StopFailedToStart   = "TaskFailedToStart"
+	StopWorkerLost      = "WorkerLost"
+)
+
+// ContainerResult is how one container of an attempt ended.
+type ContainerResult struct {
+	Name      string `json:"name"`
+	ExitCode  *int   `json:"exitCode"`
+	Reason    string `json:"reason,omitempty"`
+	OOMKilled bool   `json:"oomKilled,omitempty"`
+}
+
+// Attempt is one try of a run on one worker.
+type Attempt struct {
+	Attempt       int               `json:"attempt"`
+	Worker        string            `json:"worker"`
+	Status        Status            `json:"status"`
+	ExitCode      *int              `json:"exitCode"`
+	StopCode      string            `json:"stopCode,omitempty"`
+	StoppedReason string            `json:"stoppedReason,omitempty"`
+	CreatedAt     time.Time         `json:"createdAt"`
+	StartedAt     *time.Time        `json:"startedAt"`
+	FinishedAt    *time.Time        `json:"finishedAt"`
+	Containers    []ContainerResult `json:"containers,omitempty"`
+	// Seq is the sequence number of the last worker event applied.
+	Seq int `json:"seq"`
+}
+
+// RetryStrategy says how often a run is tried, as AWS Batch's does:
+// Attempts is the total number of tries.
+type RetryStrategy struct {
+	Attempts int `json:"attempts,omitempty"`
+}
+
+// ContainerOverride changes one container of a task for one run.
+type ContainerOverride struct {
+	Name        string     `json:"name"`
+	Command     []string   `json:"command,omitempty"`
+	Environment []KeyValue `json:"environment,omitempty"`
+	CPU         *int       `json:"cpu,omitempty"`
+	Memory      *int       `json:"memory,omitempty"`
+}
+
+// Overrides mirror ECS RunTask's overrides.
+type Overrides struct {
+	ContainerOverrides []ContainerOverride `json:"containerOverrides,omitempty"`
+}
+
+// RunSpec is everything a worker needs to run an attempt; the server fixes
+// it at submission.
+type RunSpec struct {
+	Task           TaskDefinition `json:"task"`
+	Overrides      *Overrides     `json:"overrides,omitempty"`
+	TimeoutSeconds int            `json:"timeoutSeconds,omitempty"`
+	RetryStrategy  *RetryStrategy `json:"retryStrategy,omitempty"`
+}
+
+// MaxAttempts is the number of tries the spec allows, at least one.
+func (s RunSpec) MaxAttempts() int {
+	if s.RetryStrategy == nil || s.RetryStrategy.Attempts < 1 {
+		return 1
+	}
+	return s.RetryStrategy.Attempts
+}
+
+// Run is one execution of a task definition, with all its attempts.
+type Run struct {
+	RunID          string            `json:"runId"`
+	Status         Status            `json:"status"`
+	ExitCode       *int              `json:"exitCode"`
+	StopCode       string            `json:"stopCode"`
+	StoppedReason  string            `json:"stoppedReason"`
+	TaskDefinition string            `json:"taskDefinition"`
+	Cluster        string            `json:"cluster"`
+	Worker         string            `json:"worker"`
+	TargetWorker   string            `json:"targetWorker,omitempty"`
+	IdempotencyKey string            `json:"idempotencyKey,omitempty"`
+	CreatedAt      time.Time         `json:"createdAt"`
+	StartedAt      *time.Time        `json:"startedAt"`
+	FinishedAt     *time.Time        `json:"finishedAt"`
+	Attempts       []Attempt         `json:"attempts"`
+	Containers     []ContainerResult `json:"containers"`
+	Spec           RunSpec           `json:"spec"`
+}
+
+// Current is the latest attempt, or nil before the first.
+func (r *Run) Current() *Attempt {
+	if len(r.Attempts) == 0 {
+		return nil
+	}
+	return &r.Attempts[len(r.Attempts)-1]
+}
+
+// Event is a status change of one attempt, reported by the worker running it
+// (Source "worker") or made by the server (Source "server"). Worker events of
+// an attempt carry increasing Seq numbers so that replaying one changes nothing.
+type Event struct {
+	RunID         string            `json:"runId"`
+	Attempt       int               `json:"attempt"`
+	Seq           int               `json:"seq"`
+	Status        Status            `json:"status"`
+	Source        string            `json:"source,omitempty"`
+	Worker        string            `json:"worker,omitempty"`
+	Time          time.Time         `json:"time"`
+	ExitCode      *int              `json:"exitCode,omitempty"`
+	StopCode      string            `json:"stopCode,omitempty"`
+	StoppedReason string            `json:"stoppedReason,omitempty"`
+	Containers    []ContainerResult `json:"containers,omitempty"`
+}
+
+// Event sources.
+const (
+	SourceWorker = "worker"
+	SourceServer = "server"
+)
+
+// Apply folds a worker event into the run and reports whether anything
+// changed. Events of an attempt apply in Seq order; a replayed or older one
+// changes nothing, and so does anything after the attempt ended. A run that
+// already ended (canceled while queued, say) keeps its status, but its attempt
+// records what the worker reported.
+func (r *Run) Apply(ev Event) bool {
+	if ev.Attempt < 1 || ev.Attempt > len(r.Attempts) {
+		return false
+	}
+	a := &r.Attempts[ev.Attempt-1]
+	if ev.Seq <= a.Seq || a.Status.Terminal() {
+		return false
+	}
+	a.Seq = ev.Seq
+	a.Status = ev.Status
+	if ev.Worker != "" {
+		a.Worker = ev.Worker
+	}
+	t := ev.Time
+	if ev.Status == StatusRunning && a.StartedAt == nil {
+		a.StartedAt = &t
+	}
+	if ev.Status.Terminal() {
+		a.FinishedAt = &t
+		a.ExitCode = ev.ExitCode
+		a.StopCode = ev.StopCode
+		a.StoppedReason = ev.StoppedReason
+		a.Containers = ev.Containers
+	}
+	if ev.Attempt != len(r.Attempts) || r.Status.Terminal() {
+		return true
+	}
+	r.Status = ev.Status
+	r.Worker = a.Worker
+	if ev.Status == StatusRunning && r.StartedAt == nil {
+		r.StartedAt = &t
+	}
+	if ev.Status.Terminal() {
+		r.ExitCode = ev.ExitCode
+		r.StopCode = ev.StopCode
+		r.StoppedReason = ev.StoppedReason
+		r.Containers = ev.Containers
+		if r.Retry(t) {
+			return true
+		}
+		r.FinishedAt = &t
+	}
+	return true
+}
+
+// Retry starts a new attempt, QUEUED, if the current one failed in a way
+// worth trying again and the spec allows another try.
+func (r *Run) Retry(now time.Time) bool {
+	a := r.Current()
+	if a == nil || a.Status != StatusFailed || a.StopCode == StopUserInitiated ||
+		len(r.Attempts) >= r.Spec.MaxAttempts() {
+		return false
+	}
+	r.Attempts = append(r.Attempts, Attempt{Attempt: len(r.Attempts) + 1, Status: StatusQueued, CreatedAt: now})
+	r.Status = StatusQueued
+	return true
+}
+
+// Cancel ends a run that no worker has started yet. It reports false when
+// the run is already past that point, where only its worker can stop it.
+func (r *Run) Cancel(now time.Time, reason string) bool {
+	if r.Status != StatusQueued {
+		return false
+	}
+	r.Status = StatusCanceled
+	r.StopCode = StopUserInitiated
+	r.StoppedReason = reason
+	r.FinishedAt = &now
+	if a := r.Current(); a != nil {
+		a.Status = StatusCanceled
+		a.StopCode = StopUserInitiated
+		a.StoppedReason = reason
+		a.FinishedAt = &now
+	}
+	return true
+}
+
+// Job is the queue message that asks a worker to run one attempt.
+type Job struct {
+	RunID   string  `json:"runId"`
+	Attempt int     `json:"attempt"`
+	Cluster string  `json:"cluster"`
+	Worker  string  `json:"worker,omitempty"`
+	Spec    RunSpec `json:"spec"`
+}
+
+// SubmitRequest asks for a new run. It mirrors ECS RunTask and AWS Batch
+// SubmitJob: TaskDefinition is "family[:revision]" or an inline task
+// definition.
+type SubmitRequest struct {
+	TaskDefinition json.RawMessage `json:"taskDefinition"`
+	Cluster        string          `json:"cluster,omitempty"`
+	Worker         string          `json:"worker,omitempty"`
+	Overrides      *Overrides      `json:"overrides,omitempty"`
+	TimeoutSeconds int             `json:"timeoutSeconds,omitempty"`
+	RetryStrategy  *RetryStrategy  `json:"retryStrategy,omitempty"`
+	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
+}
+
+// TaskRef returns the family:revision reference of the request, or the
+// inline task definition, exactly one of them non-empty.
+func (s SubmitRequest) TaskRef() (ref string, inline *TaskDefinition, err error) {
+	raw := s.TaskDefinition
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil, &FieldError{Path: "taskDefinition", Msg: "required"}
+	}
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &ref); err != nil {
+			return "", nil, &FieldError{Path: "taskDefinition", Msg: err.Error()}
+		}
+		if _, _, err := ParseRef(ref); err != nil {
+			return "", nil, &FieldError{Path: "taskDefinition", Msg: err.Error()}
+		}
+		return ref, nil, nil
+	}
+	td, err := ParseTaskDefinition(raw)
+	if err != nil {
+		return "", nil, prefixErrors("taskDefinition.", err)
+	}
+	return "", td, nil
+}
+
+// Validate collects the problems of the request's own fields.
+func (s SubmitRequest) Validate() error {
+	var errs []error
+	if s.Cluster != "" && !validName(s.Cluster) {
+		errs = append(errs, &FieldError{"cluster", fmt.Sprintf("%q: use letters, digits, '-' and '_'", s.Cluster)})
+	}
+	if s.Worker != "" && !validName(s.Worker) {
+		errs = append(errs, &FieldError{"worker", fmt.Sprintf("%q: use letters, digits, '-' and '_'", s.Worker)})
+	}
+	if s.TimeoutSeconds < 0 {
+		errs = append(errs, &FieldError{"timeoutSeconds", "must not be negative"})
+	}
+	if rs := s.RetryStrategy; rs != nil && (rs.Attempts < 0 || rs.Attempts > 10) {
+		errs = append(errs, &FieldError{"retryStrategy.attempts", fmt.Sprintf("%d: must be between 1 and 10", rs.Attempts)})
+	}
+	if len(s.IdempotencyKey) > 512 {
+		errs = append(errs, &FieldError{"idempotencyKey", "longer than 512 bytes"})
+	}
+	return errors.Join(errs...)
+}
+
+// prefixErrors puts prefix before the path of every FieldError in err.
+func prefixErrors(prefix string, err error) error {
+	var out []error
+	for _, e := range unjoin(err) {
+		var fe *FieldError
+		if errors.As(e, &fe) {
+			out = append(out, &FieldError{Path: prefix + fe.Path, Msg: fe.Msg})
+		} else {
+			out = append(out, e)
+		}
+	}
+	return errors.Join(out...)
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// WithOverrides returns the task definition with the run's overrides applied.
+func (td TaskDefinition) WithOverrides(o *Overrides) (TaskDefinition, error) {
+	if o == nil {
+		return td, nil
+	}
+	out := td
+	out.ContainerDefinitions = append([]ContainerDefinition(nil), td.ContainerDefinitions...)
+	var errs []error
+	for i, co := range o.ContainerOverrides {
+		idx := -1
+		for j := range out.ContainerDefinitions {
+			if out.ContainerDefinitions[j].Name == co.Name {
+				idx = j
+			}
+		}
+		if idx < 0 {
+			errs = append(errs, &FieldError{fmt.Sprintf("overrides.containerOverrides[%d].name", i),
+				fmt.Sprintf("no container %q in task definition %s", co.Name, td.Family)})
+			continue
+		}
+		c := &out.ContainerDefinitions[idx]
+		if co.Command != nil {
+			c.Command = co.Command
+		}
+		if len(co.Environment) > 0 {
+			c.Environment = mergeEnv(c.Environment, co.Environment)
+		}
+		if co.CPU != nil {
+			c.CPU = *co.CPU
+		}
+		if co.Memory != nil {
+			c.Memory = *co.Memory
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return td, err
+	}
+	return out, out.Validate()
+}
+
+func mergeEnv(base, over []KeyValue) []KeyValue {
+	out := append([]KeyValue(nil), base...)
+	for _, kv := range over {
+		replaced := false
+		for i := range out {
+			if out[i].Name == kv.Name {
+				out[i].Value, replaced = kv.Value, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

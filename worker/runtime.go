@@ -1,0 +1,68 @@
+package worker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// Runtime runs the containers of one attempt of a task. The Docker
+// implementation lives in worker/docker; tests use small fakes.
+//
+// Run is called once per attempt. It pulls or finds the images (as
+// Task.PullPolicy says), creates the containers with the labels gantry.run,
+// gantry.attempt and gantry.container, starts them, hands every line they
+// print to logs, waits until the task ends (every essential container has
+// exited) and removes everything it created, with a context of its own so
+// that removal happens even when ctx is done.
+//
+// Cancelling ctx stops the task: each container gets SIGTERM, then SIGKILL
+// after its stopTimeout; Run then returns the result as usual, with
+// context.Cause(ctx) as the stopped reason. An error return means the task
+// could not run at all (image missing, create refused): the error says why
+// in words fit for a user, and nothing is left behind.
+//
+// Run is safe to call from several goroutines for different attempts.
+type Runtime interface {
+	Run(ctx context.Context, t *Task, logs LogSink) (*Result, error)
+}
+
+// PullPolicy says when the runtime pulls an image.
+type PullPolicy string
+
+// Pull policies, as Kubernetes names them.
+const (
+	PullMissing PullPolicy = "missing"
+	PullAlways  PullPolicy = "always"
+	PullNever   PullPolicy = "never"
+)
+
+// Task is one attempt as the runtime sees it.
+type Task struct {
+	RunID   string
+	Attempt int
+	// Def has the run's overrides applied already.
+	Def        jobs.TaskDefinition
+	PullPolicy PullPolicy
+	// Env is added to every container's environment (GANTRY_RUN_ID, ...).
+	Env []jobs.KeyValue
+}
+
+// Result is how an attempt's containers ended, in the order of the task
+// definition. Containers never started have a nil ExitCode and a Reason.
+type Result struct {
+	Containers []jobs.ContainerResult
+}
+
+// LogSink receives the output of the task's containers, one whole line at a
+// time without its newline (a last line without one is passed too). The
+// line is only valid during the call. Calls for one container and stream
+// come in order; implementations must be safe for concurrent use.
+type LogSink interface {
+	Line(container, stream string, line []byte)
+}
+
+// ErrImageNotFound is wrapped by Runtime.Run when an image is neither
+// present nor pullable.
+var ErrImageNotFound = errors.New("worker: image not found")
