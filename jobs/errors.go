@@ -35,6 +35,9 @@ func ErrorCode(err error) string {
 	if errors.As(err, &e) {
 		return e.Code
 	}
+	if errors.Is(err, ErrNotFound) {
+		return CodeNotFound
+	}
 	var fe *FieldError
 	if errors.As(err, &fe) {
 		return CodeInvalidArgument

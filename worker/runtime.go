@@ -47,6 +47,9 @@ type Task struct {
 	PullPolicy PullPolicy
 	// Env is added to every container's environment (GANTRY_RUN_ID, ...).
 	Env []jobs.KeyValue
+	// Started, when set, is called once, when the task's containers have
+	// started.
+	Started func()
 }
 
 // Result is how an attempt's containers ended, in the order of the task

@@ -1,0 +1,209 @@
+// Package client is the Go client of gantry's NATS API. The gantry CLI uses
+// it for everything; programs can too.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/nats-io/nats.go"
+)
+
+// Client talks to a gantry server over NATS. It is safe for concurrent use.
+type Client struct {
+	nc *nats.Conn
+	q  *queue.Queue
+}
+
+// New wraps a NATS connection; the caller keeps ownership of it.
+func New(nc *nats.Conn) (*Client, error) {
+	q, err := queue.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{nc: nc, q: q}, nil
+}
+
+// ErrNoServer is returned when nothing answers on the API subjects.
+var ErrNoServer = errors.New("no gantry server answers on NATS: start one with `gantry up` or `gantry server`")
+
+// call sends a request to gantry.api.<endpoint> and decodes the reply into
+// out; API errors come back as *jobs.Error.
+func (c *Client) call(ctx context.Context, endpoint string, in, out any) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
+	msg, err := c.nc.RequestWithContext(ctx, "gantry.api."+endpoint, data)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return ErrNoServer
+		}
+		return fmt.Errorf("gantry.api.%s: %w", endpoint, err)
+	}
+	var e struct {
+		Error *jobs.Error `json:"error"`
+	}
+	if json.Unmarshal(msg.Data, &e) == nil && e.Error != nil {
+		return e.Error
+	}
+	if err := json.Unmarshal(msg.Data, out); err != nil {
+		return fmt.Errorf("gantry.api.%s: bad reply: %w", endpoint, err)
+	}
+	return nil
+}
+
+// Submit creates a run.
+func (c *Client) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run, error) {
+	var r jobs.Run
+	if err := c.call(ctx, "runs.submit", req, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Get returns a run.
+func (c *Client) Get(ctx context.Context, runID string) (*jobs.Run, error) {
+	var r jobs.Run
+	if err := c.call(ctx, "runs.get", map[string]string{"runId": runID}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// ListOptions filter List; the zero value lists the runs not yet ended.
+type ListOptions struct {
+	Statuses []jobs.Status `json:"statuses,omitempty"`
+	All      bool          `json:"all,omitempty"`
+	Limit    int           `json:"limit,omitempty"`
+	Before   string        `json:"before,omitempty"`
+}
+
+// List returns a page of runs, newest first, and the cursor of the next.
+func (c *Client) List(ctx context.Context, o ListOptions) ([]jobs.Run, string, error) {
+	var reply struct {
+		Runs []jobs.Run `json:"runs"`
+		Next string     `json:"next"`
+	}
+	if err := c.call(ctx, "runs.list", o, &reply); err != nil {
+		return nil, "", err
+	}
+	return reply.Runs, reply.Next, nil
+}
+
+// Stop cancels a run.
+func (c *Client) Stop(ctx context.Context, runID, reason string) (*jobs.Run, error) {
+	var r jobs.Run
+	if err := c.call(ctx, "runs.stop", map[string]string{"runId": runID, "reason": reason}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Wait blocks until the run ends and returns it as stored. It follows the
+// run's events and, in case one is missed, asks the server now and then.
+func (c *Client) Wait(ctx context.Context, runID string) (*jobs.Run, error) {
+	return c.WaitFunc(ctx, runID, nil)
+}
+
+// WaitFunc is Wait calling fn with every status the server reports.
+func (c *Client) WaitFunc(ctx context.Context, runID string, fn func(jobs.Event)) (*jobs.Run, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events, err := c.q.WatchRun(wctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	poll := time.NewTicker(2 * time.Second)
+	defer poll.Stop()
+	check := func() (*jobs.Run, error) {
+		r, err := c.Get(ctx, runID)
+		if err != nil {
+			return nil, err
+		}
+		if r.Status.Terminal() {
+			return r, nil
+		}
+		return nil, nil
+	}
+	if r, err := check(); r != nil || err != nil {
+		return r, err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if ev.Source != jobs.SourceServer {
+				continue
+			}
+			if fn != nil {
+				fn(ev)
+			}
+			if ev.Status.Terminal() {
+				return c.Get(ctx, runID)
+			}
+		case <-poll.C:
+			if r, err := check(); r != nil || err != nil {
+				return r, err
+			}
+		}
+	}
+}
+
+// LogOptions select what Logs reads.
+type LogOptions struct {
+	Container string
+	Attempt   int
+	// Follow reads until the run ends instead of stopping at the end of what
+	// is stored now.
+	Follow bool
+}
+
+// Logs calls fn with the run's log lines in order, batch by batch.
+func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*jobs.LogBatch) error) error {
+	if _, err := c.Get(ctx, runID); err != nil {
+		return err
+	}
+	lq := queue.LogQuery{RunID: runID, Container: o.Container, Attempt: o.Attempt, Follow: o.Follow}
+	if !o.Follow {
+		return c.q.ReadLogs(ctx, lq, fn)
+	}
+	done := make(chan struct{})
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var werr error
+	go func() {
+		defer close(done)
+		_, werr = c.Wait(wctx, runID)
+	}()
+	lq.Done = func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+	err := c.q.ReadLogs(ctx, lq, fn)
+	cancel()
+	<-done
+	if err == nil && werr != nil && ctx.Err() == nil && !errors.Is(werr, context.Canceled) {
+		err = werr
+	}
+	return err
+}

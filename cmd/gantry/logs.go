@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/spf13/cobra"
+)
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var (
+		o      client.LogOptions
+		prefix bool
+	)
+	c := &cobra.Command{
+		Use:   "logs RUN",
+		Short: "Print a run's logs; -f follows them until the run ends",
+		Long: `logs prints what the run's containers wrote, stdout to stdout and stderr to
+stderr, in order. The log is kept in JetStream, so it can be read again after
+the run ended and after gantry restarts.`,
+		Example: `  gantry logs 01jf3...
+  gantry logs -f 01jf3... --container main
+  gantry logs 01jf3... --attempt 2`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			pr := newLinePrinter(cmd.OutOrStdout(), cmd.ErrOrStderr(), prefix)
+			defer pr.flush()
+			return c.Logs(cmd.Context(), args[0], o, pr.batch)
+		},
+	}
+	c.Flags().BoolVarP(&o.Follow, "follow", "f", false, "keep printing new lines until the run ends")
+	c.Flags().StringVar(&o.Container, "container", "", "only this container's lines")
+	c.Flags().IntVar(&o.Attempt, "attempt", 0, "only this attempt's lines (default: all)")
+	c.Flags().BoolVar(&prefix, "prefix", false, "start each line with its container's name and stream")
+	return c
+}
+
+// linePrinter writes log batches out, joining the pieces of long lines.
+type linePrinter struct {
+	out, err *bufio.Writer
+	prefix   bool
+	partial  map[string][]byte // container/stream → the pieces so far
+}
+
+func newLinePrinter(stdout, stderr io.Writer, prefix bool) *linePrinter {
+	return &linePrinter{out: bufio.NewWriterSize(stdout, 64<<10), err: bufio.NewWriterSize(stderr, 16<<10),
+		prefix: prefix, partial: map[string][]byte{}}
+}
+
+func (p *linePrinter) batch(b *jobs.LogBatch) error {
+	for _, l := range b.Lines {
+		w := p.out
+		if l.Stream == jobs.Stderr {
+			w = p.err
+		}
+		key := b.Container + "/" + l.Stream
+		if l.Partial {
+			p.partial[key] = append(p.partial[key], l.Text...)
+			continue
+		}
+		if p.prefix {
+			fmt.Fprintf(w, "%s|%s ", b.Container, l.Stream)
+		}
+		if pieces := p.partial[key]; len(pieces) > 0 {
+			w.Write(pieces)
+			delete(p.partial, key)
+		}
+		w.WriteString(l.Text)
+		if err := w.WriteByte('\n'); err != nil {
+			return err
+		}
+	}
+	return p.flush()
+}
+
+func (p *linePrinter) flush() error {
+	if err := p.err.Flush(); err != nil {
+		return err
+	}
+	return p.out.Flush()
+}

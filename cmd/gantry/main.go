@@ -1,0 +1,144 @@
+// Command gantry runs batch and ETL jobs as containers: the all-in-one
+// `gantry up`, the `server` and `worker` roles, and the CLI that submits
+// runs and reads their status and logs.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes of gantry itself; an attached run exits with its task's code.
+const (
+	exitGantryError = 125 // as docker run
+	exitTimeout     = 124 // as timeout(1): the run hit its timeoutSeconds
+)
+
+// exitError ends the process with a code after printing its message, if any.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	conn queue.ConnOptions
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:]))
+}
+
+func run(ctx context.Context, args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "gantry:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "gantry:", err)
+	return exitGantryError
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "gantry",
+		Short: "Run batch and ETL jobs as containers, queued in NATS JetStream",
+		Long: `gantry runs batch and ETL jobs as Docker containers.
+
+Start everything on one machine with 'gantry up' (embedded NATS, server and a
+worker), then submit runs:
+
+  gantry run --image gantry/samples:latest -- sh -c 'echo hello'
+  gantry run -d --image gantry/samples:latest -- sleep 5
+  gantry ps --all
+  gantry describe RUN -o json
+  gantry logs -f RUN
+
+Every command finds NATS through --nats or GANTRY_NATS_URL
+(default ` + queue.DefaultURL + `).
+
+Exit codes: 0 on success; an attached 'gantry run' exits with its task's
+exit code; 124 when the run timed out; 125 when gantry itself failed.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.conn.URL, "nats", envOr("GANTRY_NATS_URL", queue.DefaultURL), "NATS server URL (env GANTRY_NATS_URL)")
+	pf.StringVar(&g.conn.Creds, "creds", os.Getenv("GANTRY_NATS_CREDS"), "NATS credentials file (env GANTRY_NATS_CREDS)")
+	pf.StringVar(&g.conn.User, "user", os.Getenv("GANTRY_NATS_USER"), "NATS user (env GANTRY_NATS_USER)")
+	pf.StringVar(&g.conn.Password, "password", os.Getenv("GANTRY_NATS_PASSWORD"), "NATS password (env GANTRY_NATS_PASSWORD)")
+	pf.StringVar(&g.conn.Token, "token", os.Getenv("GANTRY_NATS_TOKEN"), "NATS token (env GANTRY_NATS_TOKEN)")
+	pf.StringVar(&g.conn.TLSCA, "tls-ca", os.Getenv("GANTRY_NATS_TLS_CA"), "CA certificate to verify NATS's TLS (env GANTRY_NATS_TLS_CA)")
+	root.AddCommand(
+		newUpCmd(g), newServerCmd(g), newWorkerCmd(g),
+		newRunCmd(g), newPsCmd(g), newDescribeCmd(g), newLogsCmd(g), newStopCmd(g),
+		newVersionCmd(),
+	)
+	return root
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// connect dials NATS for a CLI command and returns a client.
+func (g *globals) connect(ctx context.Context) (*nats.Conn, *client.Client, error) {
+	o := g.conn
+	o.Name = "gantry-cli"
+	nc, err := queue.Dial(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := client.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, c, nil
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print gantry's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "gantry", version)
+		},
+	}
+}
+
+var version = "dev"

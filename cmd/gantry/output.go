@@ -1,0 +1,95 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+)
+
+// output is the -o flag of listings and describe.
+type output string
+
+func addOutputFlag(c *cobra.Command, o *output) {
+	*o = "table"
+	c.Flags().VarP(o, "output", "o", "output format: table, json or yaml")
+}
+
+func (o *output) String() string { return string(*o) }
+func (o *output) Type() string   { return "table|json|yaml" }
+func (o *output) Set(s string) error {
+	switch s {
+	case "table", "json", "yaml":
+		*o = output(s)
+		return nil
+	}
+	return fmt.Errorf("%q: want table, json or yaml", s)
+}
+
+// write prints v as JSON or YAML (with JSON's field names), or calls table.
+func (o output) write(w io.Writer, v any, table func(w io.Writer) error) error {
+	switch o {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		return enc.Encode(v)
+	case "yaml":
+		data, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		var generic any
+		if err := json.Unmarshal(data, &generic); err != nil {
+			return err
+		}
+		enc := yaml.NewEncoder(w)
+		enc.SetIndent(2)
+		if err := enc.Encode(generic); err != nil {
+			return err
+		}
+		return enc.Close()
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if err := table(tw); err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+// ago shows how long ago t was, briefly.
+func ago(t time.Time, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return short(now.Sub(t)) + " ago"
+}
+
+// short prints a duration the way people read it: 850ms, 12s, 3m4s, 2h5m, 3d.
+func short(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.0fs", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func orDash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}

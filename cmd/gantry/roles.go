@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/server"
+	"github.com/gantry-dev/gantry/storage"
+	"github.com/gantry-dev/gantry/worker"
+	"github.com/gantry-dev/gantry/worker/docker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+)
+
+// workerFlags are the flags of `gantry worker`, shared by `gantry up`.
+type workerFlags struct {
+	id, cluster    string
+	slots          int
+	allowHostPaths []string
+	pull           string
+	grace          time.Duration
+}
+
+func (f *workerFlags) add(c *cobra.Command) {
+	host, _ := os.Hostname()
+	c.Flags().StringVar(&f.id, "id", sanitizeID(host), "worker id: stable across restarts of this host's worker")
+	c.Flags().StringVar(&f.cluster, "cluster", "default", "cluster this worker takes runs of")
+	c.Flags().IntVar(&f.slots, "slots", 4, "runs this worker runs at once")
+	c.Flags().StringArrayVar(&f.allowHostPaths, "allow-host-path", nil, "directory under which task volumes may bind-mount host paths (repeatable)")
+	c.Flags().StringVar(&f.pull, "pull", "missing", "when to pull images: missing, always or never")
+	c.Flags().DurationVar(&f.grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may go on before they are stopped")
+}
+
+var notIDChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+func sanitizeID(s string) string {
+	s = notIDChars.ReplaceAllString(s, "-")
+	if s == "" {
+		return "worker"
+	}
+	return s
+}
+
+func (f *workerFlags) validate() error {
+	switch worker.PullPolicy(f.pull) {
+	case worker.PullMissing, worker.PullAlways, worker.PullNever:
+	default:
+		return fmt.Errorf("--pull %q: want missing, always or never", f.pull)
+	}
+	if f.slots < 1 {
+		return fmt.Errorf("--slots %d: must be at least 1", f.slots)
+	}
+	if notIDChars.MatchString(f.id) || f.id == "" {
+		return fmt.Errorf("--id %q: use letters, digits, '-' and '_'", f.id)
+	}
+	if notIDChars.MatchString(f.cluster) || f.cluster == "" {
+		return fmt.Errorf("--cluster %q: use letters, digits, '-' and '_'", f.cluster)
+	}
+	for _, p := range f.allowHostPaths {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("--allow-host-path %q: must be an absolute path", p)
+		}
+	}
+	return nil
+}
+
+func newLogger(level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// runWorker runs a worker on nc until ctx is done.
+func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.Logger) error {
+	cli, err := docker.NewClient()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err = cli.Ping(pctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cannot reach the Docker daemon at %s: is it running? (set DOCKER_HOST to point elsewhere)", cli.DaemonHost())
+	}
+	q, err := queue.New(nc)
+	if err != nil {
+		return err
+	}
+	cons, err := q.Jobs(ctx, f.cluster, f.id)
+	for waited := false; errors.Is(err, jetstream.ErrStreamNotFound); waited = true {
+		if !waited {
+			log.Warn().Msg("waiting for a gantry server to create the streams")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+		cons, err = q.Jobs(ctx, f.cluster, f.id)
+	}
+	if err != nil {
+		return err
+	}
+	log = log.With().Str("worker", f.id).Str("cluster", f.cluster).Logger()
+	rt := docker.New(cli, docker.WithAllowedHostPaths(f.allowHostPaths...), docker.WithLogger(log))
+	w := worker.New(f.id, f.cluster, jobSource{cons}, rt, reporter{q},
+		worker.WithSlots(f.slots), worker.WithPullPolicy(worker.PullPolicy(f.pull)),
+		worker.WithLeaseRenewal(q.AckWait()/3), worker.WithGracePeriod(f.grace), worker.WithLogger(log))
+	sub, err := q.SubscribeCancels(func(c queue.CancelMsg) {
+		if w.Cancel(c.RunID, c.Reason) {
+			log.Info().Str("run", c.RunID).Msg("stopping run on request")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	log.Info().Int("slots", f.slots).Msg("worker ready")
+	return w.Run(ctx)
+}
+
+// jobSource adapts the queue's consumer to the worker.
+type jobSource struct{ c *queue.JobConsumer }
+
+func (s jobSource) Next(ctx context.Context) (worker.Lease, error) {
+	d, err := s.c.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// reporter adapts the queue to the worker's reports.
+type reporter struct{ q *queue.Queue }
+
+func (r reporter) PublishEvent(ctx context.Context, ev *jobs.Event) error {
+	return r.q.PublishEvent(ctx, ev)
+}
+func (r reporter) Logs(runID string, attempt int) worker.LogStream {
+	return r.q.NewLogWriter(runID, attempt)
+}
+func (r reporter) Canceled(ctx context.Context, runID string) (bool, string, error) {
+	return r.q.Canceled(ctx, runID)
+}
+
+// runServer opens the store under dataDir and serves on nc until ctx is done.
+func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger) error {
+	db, err := storage.Open(ctx, filepath.Join(dataDir, "gantry.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	q, err := queue.New(nc)
+	if err != nil {
+		return err
+	}
+	return server.New(db, q, server.WithLogger(log.With().Str("role", "server").Logger())).Run(ctx)
+}
+
+func ensureStreams(ctx context.Context, nc *nats.Conn) error {
+	q, err := queue.New(nc)
+	if err != nil {
+		return err
+	}
+	return q.EnsureStreams(ctx)
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("GANTRY_DATA"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "gantry")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "gantry")
+	}
+	return ".gantry"
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	var (
+		dataDir, httpAddr, logLevel string
+		natsPort                    int
+		syncAlways                  bool
+		wf                          workerFlags
+	)
+	c := &cobra.Command{
+		Use:   "up",
+		Short: "Run everything on this machine: embedded NATS JetStream, the server and a worker",
+		Long: `up starts an embedded NATS server with JetStream (its files under --data),
+the gantry server (SQLite under --data) and one worker that runs tasks on the
+local Docker daemon. Stop it with Ctrl-C or SIGTERM: the worker stops taking
+runs and lets running ones finish within --grace.
+
+Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
+		Example: `  gantry up --data /tmp/g &
+  gantry up --nats-port 4333 --allow-host-path /srv/etl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := wf.validate(); err != nil {
+				return err
+			}
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(dataDir, 0o750); err != nil {
+				return fmt.Errorf("data directory: %w", err)
+			}
+			ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
+				Port: natsPort, User: g.conn.User, Password: g.conn.Password, SyncAlways: syncAlways})
+			if err != nil {
+				return err
+			}
+			defer ns.Shutdown()
+			o := g.conn
+			o.URL, o.Name, o.Reconnect = ns.ClientURL(), "gantry-up", true
+			nc, err := queue.Dial(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			log.Info().Str("nats", ns.ClientURL()).Str("data", dataDir).Msg("embedded NATS ready")
+			if err := ensureStreams(cmd.Context(), nc); err != nil {
+				return err
+			}
+			return serveAll(cmd.Context(), log,
+				func(ctx context.Context) error { return runServer(ctx, nc, dataDir, log) },
+				func(ctx context.Context) error { return runWorker(ctx, nc, &wf, log) },
+				httpServe(httpAddr, nc, log))
+		},
+	}
+	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory for the store and JetStream's files (env GANTRY_DATA)")
+	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server (loopback only)")
+	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API, e.g. 127.0.0.1:8080 (off when empty)")
+	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync JetStream on every write: survives power loss, much slower")
+	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	wf.add(c)
+	return c
+}
+
+// serveAll runs the roles until ctx is done or one fails.
+func serveAll(ctx context.Context, log zerolog.Logger, roles ...func(context.Context) error) error {
+	grp, gctx := errgroup.WithContext(ctx)
+	for _, r := range roles {
+		if r == nil {
+			continue
+		}
+		grp.Go(func() error { return r(gctx) })
+	}
+	err := grp.Wait()
+	if ctx.Err() != nil {
+		log.Info().Msg("stopped")
+		return nil
+	}
+	return err
+}
+
+func newServerCmd(g *globals) *cobra.Command {
+	var (
+		dataDir, httpAddr, logLevel string
+		embeddedNATS                bool
+		natsPort                    int
+	)
+	c := &cobra.Command{
+		Use:   "server",
+		Short: "Run the gantry server (API, event application, SQLite store)",
+		Long: `server runs the control plane against the NATS deployment named by --nats.
+It is the single writer of the SQLite store under --data. With --embedded-nats
+it starts its own NATS server with JetStream instead.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(dataDir, 0o750); err != nil {
+				return fmt.Errorf("data directory: %w", err)
+			}
+			o := g.conn
+			o.Name, o.Reconnect = "gantry-server", true
+			if embeddedNATS {
+				ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
+					Port: natsPort, User: g.conn.User, Password: g.conn.Password})
+				if err != nil {
+					return err
+				}
+				defer ns.Shutdown()
+				o.URL = ns.ClientURL()
+			}
+			nc, err := queue.Dial(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			return serveAll(cmd.Context(), log,
+				func(ctx context.Context) error { return runServer(ctx, nc, dataDir, log) },
+				httpServe(httpAddr, nc, log))
+		},
+	}
+	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the SQLite store (env GANTRY_DATA)")
+	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API (off when empty)")
+	c.Flags().BoolVar(&embeddedNATS, "embedded-nats", false, "start an embedded NATS server instead of connecting to --nats")
+	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server")
+	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return c
+}
+
+func newWorkerCmd(g *globals) *cobra.Command {
+	var (
+		wf       workerFlags
+		logLevel string
+	)
+	c := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a worker agent that takes runs from NATS and runs them on the local Docker daemon",
+		Long: `worker joins a cluster (--cluster) and runs up to --slots runs at once on this
+host's Docker daemon. It needs only NATS and Docker: no database.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := wf.validate(); err != nil {
+				return err
+			}
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			o := g.conn
+			o.Name, o.Reconnect = "gantry-worker-"+wf.id, true
+			nc, err := queue.Dial(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			err = runWorker(cmd.Context(), nc, &wf, log)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+	wf.add(c)
+	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return c
+}

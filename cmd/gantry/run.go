@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/spf13/cobra"
+)
+
+type runFlags struct {
+	image, file, cluster, worker, name string
+	env                                []string
+	timeout                            time.Duration
+	attempts, memory, cpu              int
+	detach                             bool
+	idempotencyKey                     string
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var f runFlags
+	c := &cobra.Command{
+		Use:   "run FAMILY[:REV] | --file TASKDEF.json | --image IMAGE [-- CMD ARGS...]",
+		Short: "Run a task and stream its logs, or print its run id with -d",
+		Long: `run submits a run and, unless -d is given, streams its output (stdout to
+stdout, stderr to stderr) until it ends, then exits with the task's exit code:
+that of its first essential container to fail, 0 on success, 124 when it timed
+out, 125 when gantry itself failed (the image was missing, say).
+
+Ctrl-C while attached stops the run (as docker run does); a second Ctrl-C
+detaches and leaves it to finish stopping.`,
+		Example: `  gantry run --image gantry/samples:latest -- sh -c 'echo hello; echo oops >&2; exit 3'
+  gantry run -d --image gantry/samples:latest -- sleep 5
+  gantry run --file samples/taskdefs/hello.json --env NAME=world
+  gantry run --image gantry/samples:latest --timeout 10s --attempts 3 -- sh -c 'exit 1'`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := f.request(cmd, args)
+			if err != nil {
+				return err
+			}
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			r, err := c.Submit(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if f.detach {
+				fmt.Fprintln(cmd.OutOrStdout(), r.RunID)
+				return nil
+			}
+			return attach(cmd.Context(), c, r.RunID, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.image, "image", "", "run this image as a one-container task")
+	fl.StringVar(&f.file, "file", "", "run the ECS task definition in this JSON file (- for stdin)")
+	fl.StringVar(&f.name, "name", "main", "container name, with --image")
+	fl.StringVar(&f.cluster, "cluster", "", "cluster to run in (default \"default\")")
+	fl.StringVar(&f.worker, "worker", "", "run on this worker only")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable K=V in the essential containers (repeatable)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "stop an attempt that runs longer than this (e.g. 90s, 10m)")
+	fl.IntVar(&f.attempts, "attempts", 0, "total tries, 1 to 10 (retries on failure)")
+	fl.IntVar(&f.memory, "memory", 0, "memory limit in MiB, with --image")
+	fl.IntVar(&f.cpu, "cpu", 0, "CPU units (1024 = one CPU), with --image")
+	fl.StringVar(&f.idempotencyKey, "idempotency-key", "", "submitting twice with the same key creates one run")
+	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
+	return c
+}
+
+// request builds the submission from flags and arguments.
+func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitRequest, error) {
+	dash := cmd.ArgsLenAtDash()
+	req := &jobs.SubmitRequest{Cluster: f.cluster, Worker: f.worker, IdempotencyKey: f.idempotencyKey}
+	var container string
+	var command []string
+	switch {
+	case f.image != "" && f.file != "":
+		return nil, errors.New("give --image or --file, not both")
+	case f.image != "":
+		if dash > 0 {
+			return nil, fmt.Errorf("unexpected argument %q before --: with --image the command follows --", args[0])
+		}
+		if dash < 0 && len(args) > 0 {
+			return nil, fmt.Errorf("unexpected argument %q: with --image the command follows --, as in gantry run --image IMG -- CMD", args[0])
+		}
+		command = args
+		td := jobs.TaskDefinition{Family: "adhoc", ContainerDefinitions: []jobs.ContainerDefinition{{
+			Name: f.name, Image: f.image, Command: command, Memory: f.memory, CPU: f.cpu}}}
+		if err := td.Validate(); err != nil {
+			return nil, err
+		}
+		container = f.name
+		command = nil
+		req.TaskDefinition, _ = json.Marshal(td)
+	case f.file != "":
+		data, err := readFile(cmd, f.file)
+		if err != nil {
+			return nil, err
+		}
+		td, err := jobs.ParseTaskDefinition(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.file, err)
+		}
+		req.TaskDefinition, _ = json.Marshal(td)
+		container = firstEssential(td)
+		if dash >= 0 {
+			command = args[dash:]
+		}
+	default:
+		if len(args) == 0 {
+			return nil, errors.New("what to run? give FAMILY[:REV], --file TASKDEF.json or --image IMAGE (see 'gantry run --help')")
+		}
+		if _, _, err := jobs.ParseRef(args[0]); err != nil {
+			return nil, err
+		}
+		req.TaskDefinition, _ = json.Marshal(args[0])
+		if dash >= 0 {
+			command = args[dash:]
+		}
+	}
+	var env []jobs.KeyValue
+	for _, kv := range f.env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--env %q: want K=V", kv)
+		}
+		env = append(env, jobs.KeyValue{Name: k, Value: v})
+	}
+	if len(env) > 0 || len(command) > 0 {
+		if container == "" {
+			return nil, errors.New("--env and a command override need --image or --file for now")
+		}
+		req.Overrides = &jobs.Overrides{ContainerOverrides: []jobs.ContainerOverride{{Name: container, Command: command, Environment: env}}}
+	}
+	if f.timeout < 0 || (f.timeout > 0 && f.timeout < time.Second) {
+		return nil, fmt.Errorf("--timeout %s: must be at least 1s", f.timeout)
+	}
+	req.TimeoutSeconds = int(f.timeout.Round(time.Second) / time.Second)
+	if cmd.Flags().Changed("attempts") {
+		req.RetryStrategy = &jobs.RetryStrategy{Attempts: f.attempts}
+	}
+	return req, req.Validate()
+}
+
+func firstEssential(td *jobs.TaskDefinition) string {
+	for _, c := range td.ContainerDefinitions {
+		if c.IsEssential() {
+			return c.Name
+		}
+	}
+	return ""
+}
+
+func readFile(cmd *cobra.Command, name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(cmd.InOrStdin())
+	}
+	return os.ReadFile(name)
+}
+
+// attach streams a run's logs until it ends and turns its outcome into the
+// process's exit code. The first Ctrl-C stops the run, the second detaches.
+func attach(ctx context.Context, c *client.Client, runID string, stdout, stderr io.Writer) error {
+	ctx = context.WithoutCancel(ctx) // signals are handled here
+	ctx, detach := context.WithCancel(ctx)
+	defer detach()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		stopped := false
+		for range sigs {
+			if stopped {
+				fmt.Fprintf(stderr, "gantry: detached; the run goes on stopping: gantry describe %s\n", runID)
+				detach()
+				return
+			}
+			stopped = true
+			fmt.Fprintf(stderr, "gantry: stopping run %s (Ctrl-C again to detach)\n", runID)
+			go c.Stop(context.WithoutCancel(ctx), runID, "Stopped by user (Ctrl-C)")
+		}
+	}()
+	pr := newLinePrinter(stdout, stderr, false)
+	err := c.Logs(ctx, runID, client.LogOptions{Follow: true}, pr.batch)
+	if ctx.Err() != nil {
+		return &exitError{code: exitGantryError}
+	}
+	if err != nil {
+		return err
+	}
+	r, err := c.Get(ctx, runID)
+	if err != nil {
+		return err
+	}
+	return runExit(r)
+}
+
+// runExit maps a finished run to the exit code of `gantry run`.
+func runExit(r *jobs.Run) error {
+	switch {
+	case r.Status == jobs.StatusSucceeded:
+		return nil
+	case r.StopCode == jobs.StopTimeout:
+		return &exitError{code: exitTimeout, err: fmt.Errorf("run %s: %s", r.RunID, r.StoppedReason)}
+	case r.ExitCode != nil && *r.ExitCode != 0:
+		return &exitError{code: *r.ExitCode}
+	}
+	return &exitError{code: exitGantryError, err: fmt.Errorf("run %s %s: %s", r.RunID, r.Status, orDash(r.StoppedReason))}
+}

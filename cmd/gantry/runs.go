@@ -1,0 +1,169 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/spf13/cobra"
+)
+
+func newPsCmd(g *globals) *cobra.Command {
+	var (
+		all      bool
+		statuses []string
+		limit    int
+		out      output
+	)
+	c := &cobra.Command{
+		Use:   "ps",
+		Short: "List runs: those not yet ended, or --all",
+		Example: `  gantry ps
+  gantry ps --all -o json
+  gantry ps --status FAILED --limit 20`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o := client.ListOptions{All: all, Limit: limit}
+			for _, s := range statuses {
+				st, err := jobs.ParseStatus(s)
+				if err != nil {
+					return fmt.Errorf("--status: %w", err)
+				}
+				o.Statuses = append(o.Statuses, st)
+			}
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			runs, _, err := c.List(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			return out.write(cmd.OutOrStdout(), runs, func(w io.Writer) error {
+				now := time.Now()
+				fmt.Fprintln(w, "RUN ID\tTASK\tSTATUS\tEXIT\tWORKER\tCREATED\tDURATION")
+				for _, r := range runs {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
+						exitText(r.ExitCode), orDash(r.Worker), ago(r.CreatedAt, now), duration(&r, now))
+				}
+				return nil
+			})
+		},
+	}
+	c.Flags().BoolVarP(&all, "all", "a", false, "include runs that ended")
+	c.Flags().StringSliceVar(&statuses, "status", nil, "only runs in these statuses (QUEUED, RUNNING, FAILED, ...)")
+	c.Flags().IntVar(&limit, "limit", 100, "at most this many runs, newest first")
+	addOutputFlag(c, &out)
+	return c
+}
+
+func exitText(code *int) string {
+	if code == nil {
+		return "-"
+	}
+	return strconv.Itoa(*code)
+}
+
+func duration(r *jobs.Run, now time.Time) string {
+	if r.StartedAt == nil {
+		return "-"
+	}
+	end := now
+	if r.FinishedAt != nil {
+		end = *r.FinishedAt
+	}
+	return short(end.Sub(*r.StartedAt))
+}
+
+func newDescribeCmd(g *globals) *cobra.Command {
+	var out output
+	c := &cobra.Command{
+		Use:     "describe RUN",
+		Short:   "Show a run: status, exit code, reason, attempts and containers",
+		Example: "  gantry describe 01jf3... -o json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			r, err := c.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return out.write(cmd.OutOrStdout(), r, func(w io.Writer) error { return describeRun(w, r) })
+		},
+	}
+	addOutputFlag(c, &out)
+	return c
+}
+
+func describeRun(w io.Writer, r *jobs.Run) error {
+	now := time.Now()
+	ts := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.Local().Format(time.RFC3339) + " (" + ago(*t, now) + ")"
+	}
+	fmt.Fprintf(w, "Run:\t%s\n", r.RunID)
+	fmt.Fprintf(w, "Task definition:\t%s\n", r.TaskDefinition)
+	fmt.Fprintf(w, "Status:\t%s\n", r.Status)
+	fmt.Fprintf(w, "Exit code:\t%s\n", exitText(r.ExitCode))
+	if r.StopCode != "" || r.StoppedReason != "" {
+		fmt.Fprintf(w, "Stop code:\t%s\n", orDash(r.StopCode))
+		fmt.Fprintf(w, "Stopped reason:\t%s\n", orDash(r.StoppedReason))
+	}
+	fmt.Fprintf(w, "Cluster:\t%s\n", r.Cluster)
+	fmt.Fprintf(w, "Worker:\t%s\n", orDash(r.Worker))
+	fmt.Fprintf(w, "Created:\t%s\n", ts(&r.CreatedAt))
+	fmt.Fprintf(w, "Started:\t%s\n", ts(r.StartedAt))
+	fmt.Fprintf(w, "Finished:\t%s\n", ts(r.FinishedAt))
+	fmt.Fprintf(w, "Duration:\t%s\n", duration(r, now))
+	fmt.Fprintf(w, "\nATTEMPT\tWORKER\tSTATUS\tEXIT\tSTARTED\tREASON\n")
+	for _, a := range r.Attempts {
+		started := "-"
+		if a.StartedAt != nil {
+			started = ago(*a.StartedAt, now)
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", a.Attempt, orDash(a.Worker), a.Status, exitText(a.ExitCode), started, orDash(a.StoppedReason))
+	}
+	if len(r.Containers) > 0 {
+		fmt.Fprintf(w, "\nCONTAINER\tEXIT\tREASON\n")
+		for _, c := range r.Containers {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", c.Name, exitText(c.ExitCode), orDash(c.Reason))
+		}
+	}
+	return nil
+}
+
+func newStopCmd(g *globals) *cobra.Command {
+	var reason string
+	c := &cobra.Command{
+		Use:   "stop RUN...",
+		Short: "Stop runs: SIGTERM to their containers, SIGKILL after their stopTimeout",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			for _, id := range args {
+				r, err := c.Stop(cmd.Context(), id, reason)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", r.RunID, r.Status)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&reason, "reason", "", "why, recorded as the run's stoppedReason")
+	return c
+}

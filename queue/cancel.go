@@ -1,0 +1,72 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// cancelBucket remembers canceled runs for workers that take their job
+// later, so that a job canceled while queued never starts.
+const cancelBucket = "gantry_canceled"
+
+func (q *Queue) ensureCancelBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cancelBucket,
+		Description: "gantry: runs canceled by users",
+		TTL:         7 * 24 * time.Hour,
+		Storage:     jetstream.FileStorage,
+		Replicas:    q.cfg.replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", cancelBucket, err)
+	}
+	return kv, nil
+}
+
+// MarkCanceled records that runID must not start, and tells the worker that
+// may be running it to stop.
+func (q *Queue) MarkCanceled(ctx context.Context, runID, reason string) error {
+	kv, err := q.cancelKV(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.Put(ctx, runID, []byte(reason)); err != nil {
+		return fmt.Errorf("mark %s canceled: %w", runID, err)
+	}
+	return q.PublishCancel(runID, reason)
+}
+
+// Canceled reports whether runID was canceled, and why.
+func (q *Queue) Canceled(ctx context.Context, runID string) (bool, string, error) {
+	kv, err := q.cancelKV(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	e, err := kv.Get(ctx, runID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, "", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	return true, string(e.Value()), nil
+}
+
+// cancelKV returns the bucket's handle, looked up once.
+func (q *Queue) cancelKV(ctx context.Context) (jetstream.KeyValue, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.kv != nil {
+		return q.kv, nil
+	}
+	kv, err := q.js.KeyValue(ctx, cancelBucket)
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", cancelBucket, err)
+	}
+	q.kv = kv
+	return kv, nil
+}

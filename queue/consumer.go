@@ -1,0 +1,133 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// MaxDeliver is how often a job is handed out before JetStream gives up on
+// it; each delivery after the first means a worker was lost.
+const MaxDeliver = 10
+
+// JobConsumer pulls jobs for one worker: its cluster's and its own.
+type JobConsumer struct {
+	cluster, own jetstream.Consumer
+}
+
+// Jobs returns the consumer of a worker, creating the durable consumers of
+// its cluster and of the worker itself if they do not exist.
+func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer, error) {
+	cc, err := q.js.CreateOrUpdateConsumer(ctx, StreamJobs, jetstream.ConsumerConfig{
+		Durable:       "cluster_" + cluster,
+		Description:   "gantry: workers of cluster " + cluster,
+		FilterSubject: JobSubject(cluster, ""),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       q.cfg.ackWait,
+		MaxDeliver:    MaxDeliver,
+		MaxAckPending: 100000,
+		Replicas:      q.cfg.replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer for cluster %s: %w", cluster, err)
+	}
+	own, err := q.js.CreateOrUpdateConsumer(ctx, StreamJobs, jetstream.ConsumerConfig{
+		Durable:           "worker_" + worker,
+		Description:       "gantry: jobs for worker " + worker,
+		FilterSubject:     JobSubject(cluster, worker),
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           q.cfg.ackWait,
+		MaxDeliver:        MaxDeliver,
+		InactiveThreshold: 24 * time.Hour,
+		Replicas:          q.cfg.replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer for worker %s: %w", worker, err)
+	}
+	return &JobConsumer{cluster: cc, own: own}, nil
+}
+
+// Delivery is a job handed to this worker, with its lease.
+type Delivery struct {
+	job       jobs.Job
+	delivered uint64
+	msg       jetstream.Msg
+}
+
+// Job is the job delivered.
+func (d *Delivery) Job() jobs.Job { return d.job }
+
+// Delivered counts the deliveries of this message, 1 the first time.
+func (d *Delivery) Delivered() uint64 { return d.delivered }
+
+// ErrBadJob is returned by Next for a message that is not a job; the
+// message has been terminated so that it is not delivered again.
+var ErrBadJob = errors.New("queue: malformed job")
+
+// Next blocks until a job arrives or ctx is done. Jobs aimed at this worker
+// come before the cluster's.
+func (c *JobConsumer) Next(ctx context.Context) (*Delivery, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, context.Cause(ctx)
+		}
+		if msg, err := next(ctx, c.own, 0); err == nil {
+			return deliver(msg)
+		} else if !isTimeout(err) {
+			return nil, err
+		}
+		if msg, err := next(ctx, c.cluster, 2*time.Second); err == nil {
+			return deliver(msg)
+		} else if !isTimeout(err) {
+			return nil, err
+		}
+	}
+}
+
+func next(ctx context.Context, cons jetstream.Consumer, wait time.Duration) (jetstream.Msg, error) {
+	var batch jetstream.MessageBatch
+	var err error
+	if wait == 0 {
+		batch, err = cons.FetchNoWait(1)
+	} else {
+		fctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		batch, err = cons.Fetch(1, jetstream.FetchContext(fctx))
+	}
+	if err != nil {
+		return nil, err
+	}
+	for msg := range batch.Messages() {
+		return msg, nil
+	}
+	if err := batch.Error(); err != nil {
+		return nil, err
+	}
+	return nil, context.DeadlineExceeded
+}
+
+func deliver(msg jetstream.Msg) (*Delivery, error) {
+	d := &Delivery{msg: msg, delivered: 1}
+	if md, err := msg.Metadata(); err == nil {
+		d.delivered = md.NumDelivered
+	}
+	if err := json.Unmarshal(msg.Data(), &d.job); err != nil || d.job.RunID == "" || d.job.Attempt < 1 {
+		_ = msg.Term()
+		return nil, fmt.Errorf("%w on %s: %v", ErrBadJob, msg.Subject(), err)
+	}
+	return d, nil
+}
+
+// InProgress renews the lease.
+func (d *Delivery) InProgress() error { return d.msg.InProgress() }
+
+// Ack removes the job from the queue, waiting for the server to confirm.
+func (d *Delivery) Ack(ctx context.Context) error { return d.msg.DoubleAck(ctx) }
+
+// Nak hands the job back to be delivered again after delay.
+func (d *Delivery) Nak(delay time.Duration) error { return d.msg.NakWithDelay(delay) }

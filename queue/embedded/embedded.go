@@ -1,0 +1,78 @@
+// Package embedded starts the in-process NATS server with JetStream that
+// `gantry up` runs, so that the queue package and its clients need not
+// link the server.
+package embedded
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options configure the in-process NATS server of `gantry up`.
+type Options struct {
+	// StoreDir holds JetStream's file store.
+	StoreDir string
+	// Host and Port to listen on; Port 0 picks a free one, -1 listens nowhere
+	// and only in-process connections reach it.
+	Host string
+	Port int
+	// User and Password, when set, are required of every client.
+	User, Password string
+	// SyncAlways makes JetStream fsync every write: nothing is lost on a
+	// power cut, at a large cost in throughput. By default JetStream syncs
+	// every two minutes, which survives a process crash but not power loss.
+	SyncAlways bool
+}
+
+// Start starts a NATS server with JetStream and waits until it
+// accepts connections. The caller shuts it down.
+func Start(o Options) (*server.Server, error) {
+	host := o.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	opts := &server.Options{
+		ServerName: "gantry",
+		Host:       host,
+		Port:       o.Port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		MaxPayload: 8 << 20,
+		NoSigs:     true,
+		NoLog:      true,
+		Username:   o.User,
+		Password:   o.Password,
+	}
+	if o.Port < 0 {
+		opts.DontListen = true
+	}
+	if o.SyncAlways {
+		opts.SyncAlways = true
+	}
+	if o.Port > 0 && !portFree(host, o.Port) {
+		return nil, fmt.Errorf("embedded nats: port %d on %s is in use; pick another with --nats-port", o.Port, host)
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(15 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready after 15s")
+	}
+	return ns, nil
+}
+
+func portFree(host string, port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}

@@ -1,0 +1,206 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// eventMsgID makes a republished event a duplicate within the window.
+func eventMsgID(ev *jobs.Event) string {
+	if ev.Source == jobs.SourceServer {
+		return fmt.Sprintf("%s/s/%d/%s", ev.RunID, ev.Attempt, ev.Status)
+	}
+	return fmt.Sprintf("%s/%d/%d", ev.RunID, ev.Attempt, ev.Seq)
+}
+
+// PublishEvent stores an event in GANTRY_EVENTS and returns once JetStream
+// has acknowledged it.
+func (q *Queue) PublishEvent(ctx context.Context, ev *jobs.Event) error {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if _, err := q.js.Publish(ctx, EventSubject(ev.RunID), data, jetstream.WithMsgID(eventMsgID(ev))); err != nil {
+		return fmt.Errorf("publish event %s: %w", eventMsgID(ev), err)
+	}
+	return nil
+}
+
+// PublishEventAsync publishes without waiting; the returned future reports
+// JetStream's acknowledgement.
+func (q *Queue) PublishEventAsync(ev *jobs.Event) (jetstream.PubAckFuture, error) {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	return q.js.PublishAsync(EventSubject(ev.RunID), data, jetstream.WithMsgID(eventMsgID(ev)))
+}
+
+// EventBatch is a group of events taken from the server's durable consumer.
+// Ack them once their effects are stored.
+type EventBatch struct {
+	Events []jobs.Event
+	msgs   []jetstream.Msg
+}
+
+// Ack acknowledges every message of the batch.
+func (b *EventBatch) Ack() {
+	for _, m := range b.msgs {
+		_ = m.Ack()
+	}
+}
+
+// ConsumeEvents feeds the server's durable consumer of worker events to
+// handle in batches of up to max events, until ctx is done. Undecodable
+// messages are terminated and skipped. Events not acknowledged within the
+// ack wait are delivered again, so handle must be idempotent.
+func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBatch)) error {
+	cons, err := q.js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
+		Durable:       "server",
+		Description:   "gantry: the server applies run events to its store",
+		FilterSubject: "gantry.events.runs.>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 20000,
+		Replicas:      q.cfg.replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("events consumer: %w", err)
+	}
+	ch := make(chan jetstream.Msg, 4*max)
+	cc, err := cons.Consume(func(m jetstream.Msg) { ch <- m }, jetstream.PullMaxMessages(2*max))
+	if err != nil {
+		return fmt.Errorf("consume events: %w", err)
+	}
+	defer cc.Stop()
+	for {
+		var b EventBatch
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-ch:
+			b.add(m)
+		}
+	drain:
+		for len(b.msgs) < max {
+			select {
+			case m := <-ch:
+				b.add(m)
+			default:
+				break drain
+			}
+		}
+		handle(&b)
+	}
+}
+
+func (b *EventBatch) add(m jetstream.Msg) {
+	var ev jobs.Event
+	if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.RunID == "" {
+		_ = m.Term()
+		return
+	}
+	if ev.Source == jobs.SourceServer {
+		_ = m.Ack()
+		return
+	}
+	b.Events = append(b.Events, ev)
+	b.msgs = append(b.msgs, m)
+}
+
+// WatchRun delivers the events of one run, from its first, until ctx is
+// done. The channel is closed when the watch ends.
+func (q *Queue) WatchRun(ctx context.Context, runID string) (<-chan jobs.Event, error) {
+	cons, err := q.js.OrderedConsumer(ctx, StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{EventSubject(runID)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watch run %s: %w", runID, err)
+	}
+	out := make(chan jobs.Event, 64)
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("watch run %s: %w", runID, err)
+	}
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
+	go func() {
+		defer close(out)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				return
+			}
+			var ev jobs.Event
+			if json.Unmarshal(m.Data(), &ev) != nil {
+				continue
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// PublishCancel asks the worker running runID to stop it. It is core NATS:
+// workers that are down learn of the cancellation from the server instead.
+func (q *Queue) PublishCancel(runID, reason string) error {
+	data, _ := json.Marshal(CancelMsg{RunID: runID, Reason: reason})
+	return q.nc.Publish(CancelSubject, data)
+}
+
+// CancelMsg asks a worker to stop a run.
+type CancelMsg struct {
+	RunID  string `json:"runId"`
+	Reason string `json:"reason"`
+}
+
+// SubscribeCancels calls fn for every cancellation request.
+func (q *Queue) SubscribeCancels(fn func(CancelMsg)) (*nats.Subscription, error) {
+	return q.nc.Subscribe(CancelSubject, func(m *nats.Msg) {
+		var c CancelMsg
+		if json.Unmarshal(m.Data, &c) == nil && c.RunID != "" {
+			fn(c)
+		}
+	})
+}
+
+// ConsumeSubmissions hands every message on gantry.submit to handle, with
+// its Nats-Msg-Id, until ctx is done. A message is removed once handle
+// returns nil and handed out again later otherwise.
+func (q *Queue) ConsumeSubmissions(ctx context.Context, handle func(data []byte, msgID string) error) error {
+	cons, err := q.js.CreateOrUpdateConsumer(ctx, StreamSubmit, jetstream.ConsumerConfig{
+		Durable:     "server",
+		Description: "gantry: the server takes durable submissions",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     30 * time.Second,
+		Replicas:    q.cfg.replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("submissions consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if err := handle(m.Data(), m.Headers().Get(jetstream.MsgIDHeader)); err != nil {
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+		_ = m.Ack()
+	})
+	if err != nil {
+		return fmt.Errorf("consume submissions: %w", err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	return nil
+}

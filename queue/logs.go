@@ -1,0 +1,203 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Log batching limits: a batch is published when it holds this many bytes
+// or lines, or when it has waited flushEvery.
+const (
+	maxBatchBytes = 256 << 10
+	maxBatchLines = 2000
+	flushEvery    = 50 * time.Millisecond
+	// maxPiece is the longest text one LogLine carries; longer lines go in
+	// pieces marked Partial so that no message exceeds NATS's default 1 MiB
+	// payload limit.
+	maxPiece = 128 << 10
+)
+
+// LogWriter batches the log lines of one attempt into messages on
+// gantry.logs.<run>.<container>. It implements worker.LogSink. Close
+// flushes and waits until JetStream has stored every batch.
+type LogWriter struct {
+	q       *Queue
+	runID   string
+	attempt int
+
+	mu      sync.Mutex
+	batches map[string]*pending // by container
+	err     error
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+type pending struct {
+	batch jobs.LogBatch
+	bytes int
+	seq   int64
+}
+
+// NewLogWriter starts a writer for one attempt of a run.
+func (q *Queue) NewLogWriter(runID string, attempt int) *LogWriter {
+	w := &LogWriter{q: q, runID: runID, attempt: attempt, batches: map[string]*pending{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go w.flusher()
+	return w
+}
+
+func (w *LogWriter) flusher() {
+	defer close(w.done)
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			w.mu.Lock()
+			for c := range w.batches {
+				w.flushLocked(c)
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// Line adds one line of a container's output.
+func (w *LogWriter) Line(container, stream string, line []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.batches[container]
+	if p == nil {
+		p = &pending{batch: jobs.LogBatch{RunID: w.runID, Attempt: w.attempt, Container: container}}
+		w.batches[container] = p
+	}
+	for {
+		piece, partial := line, false
+		if len(line) > maxPiece {
+			cut := maxPiece
+			for cut > maxPiece-utf8.UTFMax && !utf8.RuneStart(line[cut]) {
+				cut-- // keep runes whole so each piece stays valid UTF-8
+			}
+			piece, partial = line[:cut], true
+		}
+		p.seq++
+		p.batch.Lines = append(p.batch.Lines, jobs.LogLine{Seq: p.seq, Stream: stream, Text: string(piece), Partial: partial})
+		p.bytes += len(piece) + 48
+		if p.bytes >= maxBatchBytes || len(p.batch.Lines) >= maxBatchLines {
+			w.flushLocked(container)
+		}
+		if !partial {
+			return
+		}
+		line = line[len(piece):]
+	}
+}
+
+func (w *LogWriter) flushLocked(container string) {
+	p := w.batches[container]
+	if p == nil || len(p.batch.Lines) == 0 {
+		return
+	}
+	p.batch.Time = time.Now().UTC()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&p.batch); err != nil {
+		w.err = errors.Join(w.err, err)
+	} else if _, err := w.q.js.PublishAsync(LogSubject(w.runID, container), bytes.TrimRight(buf.Bytes(), "\n")); err != nil {
+		w.err = errors.Join(w.err, fmt.Errorf("publish logs of %s/%s: %w", w.runID, container, err))
+	}
+	p.batch.Lines = p.batch.Lines[:0]
+	p.bytes = 0
+}
+
+// Close flushes what is buffered and waits until every batch is stored.
+func (w *LogWriter) Close(ctx context.Context) error {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	for c := range w.batches {
+		w.flushLocked(c)
+	}
+	err := w.err
+	w.mu.Unlock()
+	select {
+	case <-w.q.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return errors.Join(err, fmt.Errorf("logs of %s not all stored: %w", w.runID, context.Cause(ctx)))
+	}
+	return err
+}
+
+// LogQuery selects the log lines to read.
+type LogQuery struct {
+	RunID     string
+	Container string // empty for all
+	Attempt   int    // 0 for all
+	// Follow keeps reading until Done reports true and every line stored
+	// before that has been read.
+	Follow bool
+	Done   func() bool
+}
+
+// ReadLogs calls fn for every batch of the run's logs, in the order they
+// were stored, until all are read (or, following, until the run is done).
+func (q *Queue) ReadLogs(ctx context.Context, lq LogQuery, fn func(*jobs.LogBatch) error) error {
+	cons, err := q.js.OrderedConsumer(ctx, StreamLogs, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{LogSubject(lq.RunID, lq.Container)},
+	})
+	if err != nil {
+		return fmt.Errorf("read logs of %s: %w", lq.RunID, err)
+	}
+	for {
+		done := lq.Follow && lq.Done != nil && lq.Done()
+		var batch jetstream.MessageBatch
+		if !lq.Follow || done {
+			batch, err = cons.FetchNoWait(500)
+		} else {
+			batch, err = cons.Fetch(500, jetstream.FetchMaxWait(200*time.Millisecond))
+		}
+		if err != nil {
+			return fmt.Errorf("read logs of %s: %w", lq.RunID, err)
+		}
+		n := 0
+		var pendingAfter uint64
+		for m := range batch.Messages() {
+			n++
+			if md, err := m.Metadata(); err == nil {
+				pendingAfter = md.NumPending
+			}
+			var b jobs.LogBatch
+			if err := json.Unmarshal(m.Data(), &b); err != nil {
+				continue
+			}
+			if lq.Attempt != 0 && b.Attempt != lq.Attempt {
+				continue
+			}
+			if err := fn(&b); err != nil {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("read logs of %s: %w", lq.RunID, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		if (!lq.Follow || done) && (n == 0 || pendingAfter == 0) {
+			return nil
+		}
+	}
+}

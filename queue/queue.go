@@ -1,0 +1,132 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Queue is gantry's handle on JetStream. It is safe for concurrent use.
+type Queue struct {
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	cfg config
+
+	mu sync.Mutex
+	kv jetstream.KeyValue // the cancel bucket, once looked up
+}
+
+type config struct {
+	replicas  int
+	logMaxAge time.Duration
+	ackWait   time.Duration
+}
+
+// Option configures a Queue.
+type Option func(*config)
+
+// WithReplicas sets the replica count of the streams (3 on a NATS cluster).
+func WithReplicas(n int) Option { return func(c *config) { c.replicas = n } }
+
+// WithLogRetention sets how long log lines are kept (30 days by default).
+func WithLogRetention(d time.Duration) Option { return func(c *config) { c.logMaxAge = d } }
+
+// WithAckWait sets how long a worker may stay silent about a job before
+// JetStream hands it to another worker (30 s by default). Workers renew the
+// lease at a third of it.
+func WithAckWait(d time.Duration) Option { return func(c *config) { c.ackWait = d } }
+
+// New wraps a connection. It does not touch the streams: call EnsureStreams
+// once at the start of a server.
+func New(nc *nats.Conn, opts ...Option) (*Queue, error) {
+	cfg := config{replicas: 1, logMaxAge: 30 * 24 * time.Hour, ackWait: 30 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Queue{nc: nc, js: js, cfg: cfg}, nil
+}
+
+// Conn returns the underlying connection.
+func (q *Queue) Conn() *nats.Conn { return q.nc }
+
+// JetStream returns the JetStream context.
+func (q *Queue) JetStream() jetstream.JetStream { return q.js }
+
+// AckWait is the lease duration of jobs.
+func (q *Queue) AckWait() time.Duration { return q.cfg.ackWait }
+
+// EnsureStreams creates or updates gantry's streams; it is safe to call on
+// every start and from several servers at once.
+func (q *Queue) EnsureStreams(ctx context.Context) error {
+	streams := []jetstream.StreamConfig{
+		{
+			Name:        StreamJobs,
+			Description: "gantry: runs waiting for a worker (work queue)",
+			Subjects:    []string{"gantry.jobs.>"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Duplicates:  2 * time.Minute,
+		},
+		{
+			Name:        StreamEvents,
+			Description: "gantry: status changes of runs, kept until applied and for followers",
+			Subjects:    []string{"gantry.events.>"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      7 * 24 * time.Hour,
+			Duplicates:  2 * time.Minute,
+		},
+		{
+			Name:        StreamLogs,
+			Description: "gantry: log lines of runs",
+			Subjects:    []string{"gantry.logs.>"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      q.cfg.logMaxAge,
+		},
+		{
+			Name:        StreamSubmit,
+			Description: "gantry: fire-and-forget submissions waiting for the server",
+			Subjects:    []string{SubmitSubject},
+			Retention:   jetstream.WorkQueuePolicy,
+			Duplicates:  2 * time.Minute,
+		},
+	}
+	for _, sc := range streams {
+		sc.Storage = jetstream.FileStorage
+		sc.Replicas = q.cfg.replicas
+		if _, err := q.js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	_, err := q.ensureCancelBucket(ctx)
+	return err
+}
+
+// PublishJob puts a job on its cluster's (or worker's) queue. The message id
+// run/attempt makes a repeated publish within the duplicate window a no-op.
+func (q *Queue) PublishJob(ctx context.Context, job *jobs.Job) (uint64, error) {
+	data, err := json.Marshal(job)
+	if err != nil {
+		return 0, err
+	}
+	ack, err := q.js.Publish(ctx, JobSubject(job.Cluster, job.Worker), data,
+		jetstream.WithMsgID(fmt.Sprintf("%s/%d", job.RunID, job.Attempt)))
+	if err != nil {
+		return 0, fmt.Errorf("publish job %s/%d: %w", job.RunID, job.Attempt, err)
+	}
+	return ack.Sequence, nil
+}
+
+// isTimeout reports whether err is a fetch that found nothing in time.
+func isTimeout(err error) bool {
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/samples"
+)
+
+// runBox runs an applet in-process in dir and returns its exit code and output.
+func runBox(t *testing.T, ctx context.Context, dir, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	p := &proc{ctx: ctx, stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr,
+		dir: dir, env: []string{"PATH=/nonexistent", "HOME=/root", "FOO=bar"}}
+	code := run(p, args)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestShell(t *testing.T) {
+	tests := []struct {
+		name       string
+		script     string
+		stdin      string
+		wantCode   int
+		wantOut    string
+		wantErrSub string
+	}{
+		{"exit code", "echo hello; echo oops >&2; exit 3", "", 3, "hello\n", "oops"},
+		{"false", "false", "", 1, "", ""},
+		{"pipeline of applets", "seq 10 | grep -v 5 | tail -n 2", "", 0, "9\n10\n", ""},
+		{"yes stops when head is done", "yes hi | head -n 3", "", 0, "hi\nhi\nhi\n", ""},
+		{"stdin reaches applets", "tr a-z A-Z", "abc\n", 0, "ABC\n", ""},
+		{"exported variables reach applets", "X=1; export Y=2; printenv FOO Y; printenv X || echo unexported", "", 0, "bar\n2\nunexported\n", ""},
+		{"env runs an applet with extra variables", "env A=1 printenv A", "", 0, "1\n", ""},
+		{"unknown command", "nosuchcmd", "", 127, "", "nosuchcmd"},
+		{"sort and uniq", "printf 'b\\na\\nb\\n' | sort | uniq -c", "", 0, "      1 a\n      2 b\n", ""},
+		{"sort -n -r", "printf '10\\n9\\n100\\n' | sort -rn", "", 0, "100\n10\n9\n", ""},
+		{"grep -c", "seq 20 | grep -c '^1'", "", 0, "11\n", ""},
+		{"grep no match", "seq 3 | grep 7", "", 1, "", ""},
+		{"wc", "printf 'a b\\nc\\n' | wc", "", 0, "2 3 6\n", ""},
+		{"wc -l", "seq 42 | wc -l", "", 0, "42\n", ""},
+		{"head -N", "seq 42 | head -2 | tail -1", "", 0, "2\n", ""},
+		{"lines", "lines 2 16", "", 0, "line 000001 xxxx\nline 000002 xxxx\n", ""},
+		{"bigline", "bigline 5", "", 0, "xxxxx\n", ""},
+		{"fractional sleep", "sleep 0.01 && echo slept", "", 0, "slept\n", ""},
+		{"set -e", "set -e; false; echo no", "", 1, "", ""},
+		{"tr -d", "echo a-b-c | tr -d -", "", 0, "abc\n", ""},
+		{"syntax error", "echo 'unterminated", "", 2, "", "sh:"},
+		{"date format", "date -u +%%", "", 0, "%\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runBox(t, t.Context(), t.TempDir(), tt.stdin, "sh", "-c", tt.script)
+			if code != tt.wantCode || out != tt.wantOut || !strings.Contains(errOut, tt.wantErrSub) {
+				t.Fatalf("sh -c %q = %d, stdout %q, stderr %q; want %d, %q, stderr with %q",
+					tt.script, code, out, errOut, tt.wantCode, tt.wantOut, tt.wantErrSub)
+			}
+		})
+	}
+}
+
+func TestFiles(t *testing.T) {
+	dir := t.TempDir()
+	script := `mkdir -p a/b && echo one > a/b/f && cp a/b/f a/g && mv a/g a/h && touch a/t &&
+ls a && cat a/h && cp -r a c && ls c/b && rm a/h && rm -f a/nope && rm -rf a && ls
+echo x | tee t1 >/dev/null; cat t1; cd c; pwd`
+	code, out, errOut := runBox(t, t.Context(), dir, "", "sh", "-c", script)
+	want := "b\nh\nt\none\nf\nc\nx\n" + filepath.Join(dir, "c") + "\n"
+	if code != 0 || out != want {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want stdout %q", code, out, errOut, want)
+	}
+}
+
+func TestShellScriptFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "s.sh"), []byte("echo \"$1-$2\"\nexit 4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runBox(t, t.Context(), dir, "", "sh", "s.sh", "a", "b")
+	if code != 4 || out != "a-b\n" {
+		t.Fatalf("sh s.sh a b = %d, %q; want 4, %q", code, out, "a-b\n")
+	}
+	code, out, _ = runBox(t, t.Context(), dir, "echo from stdin\n", "sh")
+	if code != 0 || out != "from stdin\n" {
+		t.Fatalf("sh < script = %d, %q", code, out)
+	}
+}
+
+func TestSleepHonoursContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	code, _, _ := runBox(t, ctx, t.TempDir(), "", "sh", "-c", "sleep 30")
+	if code == 0 || time.Since(start) > 5*time.Second {
+		t.Fatalf("sleep 30 under a cancelled context: exit %d after %v", code, time.Since(start))
+	}
+}
+
+func TestParseSeconds(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"1", time.Second}, {"0.5", 500 * time.Millisecond}, {"2s", 2 * time.Second},
+		{"1m", time.Minute}, {"1.5h", 90 * time.Minute}, {"250ms", 250 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got, err := parseSeconds(tt.in); err != nil || got != tt.want {
+			t.Errorf("parseSeconds(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1", "1y"} {
+		if _, err := parseSeconds(bad); err == nil {
+			t.Errorf("parseSeconds(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func TestGetopt(t *testing.T) {
+	tests := []struct {
+		args     []string
+		wantOpts map[byte]string
+		wantRest []string
+		wantErr  bool
+	}{
+		{[]string{"-rf", "x"}, map[byte]string{'r': "", 'f': ""}, []string{"x"}, false},
+		{[]string{"-n", "5", "f"}, map[byte]string{'n': "5"}, []string{"f"}, false},
+		{[]string{"-n5"}, map[byte]string{'n': "5"}, []string{}, false},
+		{[]string{"--", "-r"}, map[byte]string{}, []string{"-r"}, false},
+		{[]string{"-", "-r"}, map[byte]string{}, []string{"-", "-r"}, false},
+		{[]string{"-n"}, nil, nil, true},
+		{[]string{"-z"}, nil, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			opts, rest, err := getopt(tt.args, "rf", "n")
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("error = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if len(opts) != len(tt.wantOpts) || !slices.Equal(rest, tt.wantRest) {
+				t.Fatalf("getopt = %v, %q; want %v, %q", opts, rest, tt.wantOpts, tt.wantRest)
+			}
+			for k, v := range tt.wantOpts {
+				if opts[k] != v {
+					t.Errorf("option -%c = %q, want %q", k, opts[k], v)
+				}
+			}
+		})
+	}
+}
+
+// TestAppletsListed keeps samples.Applets, which makes the image's links, in
+// step with the binary.
+func TestAppletsListed(t *testing.T) {
+	if got := appletNames(); !slices.Equal(got, samples.Applets) {
+		t.Fatalf("box applets %q differ from samples.Applets %q", got, samples.Applets)
+	}
+}
+
+func FuzzGetopt(f *testing.F) {
+	f.Add("-rf x")
+	f.Add("-n 5 -- -r")
+	f.Add("-n5 -")
+	f.Fuzz(func(t *testing.T, line string) {
+		args := strings.Fields(line)
+		opts, rest, err := getopt(args, "rf", "n")
+		if err != nil {
+			return
+		}
+		if len(rest) > len(args) {
+			t.Fatalf("more operands than arguments: %q -> %q", args, rest)
+		}
+		for k := range opts {
+			if !strings.ContainsRune("rfn", rune(k)) {
+				t.Fatalf("unknown option -%c accepted", k)
+			}
+		}
+	})
+}
+
+func FuzzExpandSet(f *testing.F) {
+	for _, s := range []string{"a-z", `\n\t`, "z-a", "-", "a-", `\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got := expandSet(s); len(got) > 256*len(s)+1 {
+			t.Fatalf("expandSet(%q) gave %d bytes", s, len(got))
+		}
+	})
+}

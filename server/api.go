@@ -1,0 +1,174 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/storage"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// GetRequest names one run.
+type GetRequest struct {
+	RunID string `json:"runId"`
+}
+
+// StopRequest asks to stop a run.
+type StopRequest struct {
+	RunID  string `json:"runId"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ListRequest filters runs: by default the runs that have not ended.
+type ListRequest struct {
+	Statuses []jobs.Status `json:"statuses,omitempty"`
+	All      bool          `json:"all,omitempty"`
+	Limit    int           `json:"limit,omitempty"`
+	Before   string        `json:"before,omitempty"`
+}
+
+// ListReply is a page of runs, newest first.
+type ListReply struct {
+	Runs []jobs.Run `json:"runs"`
+	// Next is the cursor (Before) of the next page, empty on the last.
+	Next string `json:"next,omitempty"`
+}
+
+// ErrorReply is the body of every failed request.
+type ErrorReply struct {
+	Error jobs.Error `json:"error"`
+}
+
+func (s *Server) service(ctx context.Context) (micro.Service, error) {
+	svc, err := micro.AddService(s.q.Conn(), micro.Config{
+		Name:        "gantry",
+		Version:     Version,
+		Description: "gantry batch and ETL job engine: runs, task definitions, pipelines",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("micro service: %w", err)
+	}
+	g := svc.AddGroup("gantry.api")
+	endpoints := []struct {
+		name, subject string
+		h             func(context.Context, []byte) (any, error)
+	}{
+		{"runs_submit", "runs.submit", s.apiSubmit},
+		{"runs_get", "runs.get", s.apiGet},
+		{"runs_list", "runs.list", s.apiList},
+		{"runs_stop", "runs.stop", s.apiStop},
+	}
+	for _, e := range endpoints {
+		h := e.h
+		err := g.AddEndpoint(e.name, micro.HandlerFunc(func(req micro.Request) {
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			reply, err := h(rctx, req.Data())
+			if err != nil {
+				respondError(req, err)
+				return
+			}
+			data, err := json.Marshal(reply)
+			if err != nil {
+				respondError(req, err)
+				return
+			}
+			_ = req.Respond(data)
+		}), micro.WithEndpointSubject(e.subject))
+		if err != nil {
+			svc.Stop()
+			return nil, fmt.Errorf("endpoint %s: %w", e.subject, err)
+		}
+	}
+	return svc, nil
+}
+
+func respondError(req micro.Request, err error) {
+	code := jobs.ErrorCode(err)
+	if errors.Is(err, jobs.ErrNotFound) {
+		code = jobs.CodeNotFound
+	}
+	body, _ := json.Marshal(ErrorReply{Error: jobs.Error{Code: code, Message: err.Error()}})
+	_ = req.Error(code, firstLine(err.Error()), body)
+}
+
+func firstLine(s string) string {
+	for i := range len(s) {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+func decode(data []byte, v any) error {
+	if len(data) == 0 {
+		return jobs.Invalid("empty request: want a JSON object")
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return jobs.Invalid("malformed request: " + err.Error())
+	}
+	return nil
+}
+
+func (s *Server) apiSubmit(ctx context.Context, data []byte) (any, error) {
+	var req jobs.SubmitRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	return s.Submit(ctx, &req)
+}
+
+func (s *Server) apiGet(ctx context.Context, data []byte) (any, error) {
+	var req GetRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.RunID == "" {
+		return nil, jobs.Invalid("runId: required")
+	}
+	return s.db.GetRun(ctx, req.RunID)
+}
+
+func (s *Server) apiStop(ctx context.Context, data []byte) (any, error) {
+	var req StopRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.RunID == "" {
+		return nil, jobs.Invalid("runId: required")
+	}
+	return s.Stop(ctx, req.RunID, req.Reason)
+}
+
+func (s *Server) apiList(ctx context.Context, data []byte) (any, error) {
+	var req ListRequest
+	if len(data) > 0 {
+		if err := decode(data, &req); err != nil {
+			return nil, err
+		}
+	}
+	f := storage.RunFilter{Statuses: req.Statuses, Limit: req.Limit, Before: req.Before}
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 100
+	}
+	if len(f.Statuses) == 0 && !req.All {
+		f.Statuses = []jobs.Status{jobs.StatusQueued, jobs.StatusStarting, jobs.StatusRunning}
+	}
+	runs, err := s.db.ListRuns(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	reply := ListReply{Runs: runs}
+	if len(runs) == f.Limit {
+		reply.Next = runs[len(runs)-1].RunID
+	}
+	if reply.Runs == nil {
+		reply.Runs = []jobs.Run{}
+	}
+	return reply, nil
+}

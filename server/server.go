@@ -1,0 +1,256 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/storage"
+	"github.com/oklog/ulid/v2"
+	"github.com/rs/zerolog"
+)
+
+// Version is reported by the micro service.
+var Version = "0.1.0"
+
+// Server is the control plane. Create it with New and call Run.
+type Server struct {
+	db  *storage.DB
+	q   *queue.Queue
+	cfg config
+
+	idMu    sync.Mutex
+	entropy *ulid.MonotonicEntropy
+}
+
+type config struct {
+	log            zerolog.Logger
+	now            func() time.Time
+	defaultCluster string
+}
+
+// Option configures a Server.
+type Option func(*config)
+
+// WithLogger sets the logger.
+func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithClock replaces time.Now, for tests.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// New returns a server over a store and a queue.
+func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
+	cfg := config{log: zerolog.Nop(), now: time.Now, defaultCluster: "default"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Server{db: db, q: q, cfg: cfg, entropy: ulid.Monotonic(rand.Reader, 0)}
+}
+
+// Run serves until ctx is done: it makes sure the streams exist, re-queues
+// what a crash left unpublished, applies events and answers the API.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.q.EnsureStreams(ctx); err != nil {
+		return err
+	}
+	if err := s.republish(ctx); err != nil {
+		return err
+	}
+	svc, err := s.service(ctx)
+	if err != nil {
+		return err
+	}
+	defer svc.Stop()
+	errc := make(chan error, 2)
+	go func() { errc <- s.q.ConsumeEvents(ctx, 500, func(b *queue.EventBatch) { s.applyBatch(ctx, b) }) }()
+	go func() { errc <- s.consumeSubmissions(ctx) }()
+	s.cfg.log.Info().Msg("server ready")
+	var first error
+	for range 2 {
+		if err := <-errc; err != nil && first == nil && ctx.Err() == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (s *Server) newRunID() string {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	return strings.ToLower(ulid.MustNew(ulid.Timestamp(s.cfg.now()), s.entropy).String())
+}
+
+// Submit creates a run and queues its first attempt. A request whose
+// idempotencyKey was seen before returns the run it created.
+func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	ref, inline, err := req.TaskRef()
+	if err != nil {
+		return nil, err
+	}
+	var td jobs.TaskDefinition
+	if inline != nil {
+		td = *inline
+	} else {
+		return nil, jobs.NotFound(fmt.Sprintf("task definition %s: not registered (register it with `gantry taskdef register`)", ref))
+	}
+	if _, err := td.WithOverrides(req.Overrides); err != nil {
+		return nil, err
+	}
+	cluster := req.Cluster
+	if cluster == "" {
+		cluster = s.cfg.defaultCluster
+	}
+	now := s.cfg.now().UTC()
+	r := &jobs.Run{
+		RunID:          s.newRunID(),
+		Status:         jobs.StatusQueued,
+		TaskDefinition: td.Ref(),
+		Cluster:        cluster,
+		TargetWorker:   req.Worker,
+		IdempotencyKey: req.IdempotencyKey,
+		CreatedAt:      now,
+		Attempts:       []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}},
+		Containers:     []jobs.ContainerResult{},
+		Spec: jobs.RunSpec{Task: td, Overrides: req.Overrides, TimeoutSeconds: req.TimeoutSeconds,
+			RetryStrategy: req.RetryStrategy},
+	}
+	stored, created, err := s.db.CreateRun(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		return stored, nil
+	}
+	s.publishStatus(stored)
+	if err := s.enqueue(ctx, stored); err != nil {
+		// The run is stored; republish at the next start or retry picks it up.
+		s.cfg.log.Error().Err(err).Str("run", stored.RunID).Msg("queue run")
+	}
+	return stored, nil
+}
+
+// enqueue publishes the job of the run's current attempt and records that
+// it did. A crash between the two publishes again at start, which the
+// queue's duplicate window absorbs.
+func (s *Server) enqueue(ctx context.Context, r *jobs.Run) error {
+	a := r.Current()
+	job := &jobs.Job{RunID: r.RunID, Attempt: a.Attempt, Cluster: r.Cluster, Worker: r.TargetWorker, Spec: r.Spec}
+	if _, err := s.q.PublishJob(ctx, job); err != nil {
+		return err
+	}
+	return s.db.MarkPublished(ctx, r.RunID, a.Attempt)
+}
+
+// republish queues the runs whose current attempt was never published.
+func (s *Server) republish(ctx context.Context) error {
+	runs, err := s.db.Unpublished(ctx)
+	if err != nil {
+		return fmt.Errorf("find unpublished runs: %w", err)
+	}
+	for i := range runs {
+		if err := s.enqueue(ctx, &runs[i]); err != nil {
+			return err
+		}
+	}
+	if len(runs) > 0 {
+		s.cfg.log.Info().Int("runs", len(runs)).Msg("re-queued runs left unpublished")
+	}
+	return nil
+}
+
+// publishStatus tells followers of a run its new status. It does not wait:
+// the store already holds the truth, and followers also poll it.
+func (s *Server) publishStatus(r *jobs.Run) {
+	a := r.Current()
+	ev := &jobs.Event{RunID: r.RunID, Attempt: a.Attempt, Status: r.Status, Source: jobs.SourceServer,
+		Worker: r.Worker, Time: s.cfg.now().UTC(), ExitCode: r.ExitCode, StopCode: r.StopCode,
+		StoppedReason: r.StoppedReason}
+	if _, err := s.q.PublishEventAsync(ev); err != nil {
+		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status")
+	}
+}
+
+// applyBatch stores a batch of worker events, tells followers and queues
+// the retries it caused, then acknowledges the batch. On a store error the
+// batch is not acknowledged and comes back after the ack wait.
+func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
+	changed, err := s.db.ApplyEvents(ctx, b.Events)
+	if err != nil {
+		s.cfg.log.Error().Err(err).Int("events", len(b.Events)).Msg("apply events")
+		return
+	}
+	for _, r := range changed {
+		s.publishStatus(r)
+		if r.Status == jobs.StatusQueued {
+			if err := s.enqueue(ctx, r); err != nil {
+				s.cfg.log.Error().Err(err).Str("run", r.RunID).Msg("queue retry")
+			}
+		}
+	}
+	b.Ack()
+}
+
+// Stop cancels a run: at once if it is queued, through its worker if it
+// runs. Stopping a run that ended changes nothing.
+func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error) {
+	if reason == "" {
+		reason = "Stopped by user"
+	}
+	r, err := s.db.GetRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status.Terminal() {
+		return r, nil
+	}
+	if err := s.q.MarkCanceled(ctx, id, reason); err != nil {
+		return nil, err
+	}
+	var canceledHere bool
+	r, err = s.db.UpdateRun(ctx, id, func(r *jobs.Run) bool {
+		canceledHere = r.Cancel(s.cfg.now().UTC(), reason)
+		return canceledHere
+	})
+	if err != nil {
+		return nil, err
+	}
+	if canceledHere {
+		s.publishStatus(r)
+	}
+	return r, nil
+}
+
+// consumeSubmissions takes durable submissions from gantry.submit.
+func (s *Server) consumeSubmissions(ctx context.Context) error {
+	return s.q.ConsumeSubmissions(ctx, func(data []byte, msgID string) error {
+		var req jobs.SubmitRequest
+		if err := json.Unmarshal(data, &req); err != nil {
+			s.cfg.log.Warn().Err(err).Msg("drop malformed submission")
+			return nil
+		}
+		if req.IdempotencyKey == "" && msgID != "" {
+			req.IdempotencyKey = "msgid:" + msgID
+		}
+		r, err := s.Submit(ctx, &req)
+		var apiErr *jobs.Error
+		var fe *jobs.FieldError
+		if errors.As(err, &apiErr) || errors.As(err, &fe) {
+			s.cfg.log.Warn().Err(err).Msg("drop invalid submission")
+			return nil
+		}
+		if err == nil {
+			s.cfg.log.Debug().Str("run", r.RunID).Msg("durable submission")
+		}
+		return err
+	})
+}

@@ -1,0 +1,107 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// DB is gantry's SQLite store. It is safe for concurrent use, but only one
+// DB (one process) may write a database file at a time.
+type DB struct {
+	w *sql.DB // the single writer connection
+	r *sql.DB // readers, query_only
+}
+
+// Pragmas of every connection. busy_timeout comes first in effect (the driver
+// applies it before the others), so opening beside a checkpoint waits rather
+// than fails.
+const (
+	writerPragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	readerPragmas = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=query_only(1)"
+)
+
+// Open opens the database at path, creating the file and its directory if
+// needed, and brings its schema up to date.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("storage: empty database path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	uri := fileURI(abs)
+
+	w, err := sql.Open("sqlite", uri+"?"+writerPragmas)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	// One connection that never expires: every write is serialized in Go,
+	// and the connection's prepared statements and page cache stay warm.
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := checkWAL(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+
+	// Readers open after the writer has switched the file to WAL (a
+	// persistent setting), so they need not and must not try to change it.
+	r, err := sql.Open("sqlite", uri+"?"+readerPragmas)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	if err := r.PingContext(ctx); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return &DB{w: w, r: r}, nil
+}
+
+// Close closes both pools. Calling it twice is harmless.
+func (db *DB) Close() error {
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// checkWAL opens the writer connection, which applies the pragmas, and
+// makes sure WAL took: on a file system without shared memory it does not,
+// and the single-writer design relies on readers not blocking the writer.
+func checkWAL(ctx context.Context, w *sql.DB) error {
+	var mode string
+	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	return nil
+}
+
+// fileURI makes an SQLite URI of an absolute path, escaping the characters
+// a URI would otherwise take for its own.
+func fileURI(abs string) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + r.Replace(filepath.ToSlash(abs))
+}

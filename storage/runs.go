@@ -1,0 +1,272 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// Statements shared by the run writers. Every write of a run sets the
+// columns copied from its document together with the document.
+const (
+	selectRunDoc = `SELECT doc FROM runs WHERE run_id = ?`
+	updateRun    = `UPDATE runs SET status = ?, cluster = ?, task_definition = ?, attempt = ?, doc = ? WHERE run_id = ?`
+)
+
+// CreateRun inserts r. If r.IdempotencyKey is set and a run already has it,
+// nothing is inserted and that run is returned with created=false. A run id
+// that is already taken is an error with code already_exists.
+func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, created bool, err error) {
+	if r.RunID == "" {
+		return nil, false, jobs.Invalid("create run: empty run id")
+	}
+	doc, err := json.Marshal(r)
+	if err != nil {
+		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
+	}
+	defer tx.Rollback()
+
+	// One writer: checking then inserting inside the transaction cannot race.
+	if r.IdempotencyKey != "" {
+		var existing []byte
+		err := tx.QueryRowContext(ctx, `SELECT doc FROM runs WHERE idempotency_key = ?`, r.IdempotencyKey).Scan(&existing)
+		switch {
+		case err == nil:
+			old, err := decodeRun(existing)
+			if err != nil {
+				return nil, false, fmt.Errorf("create run %s: idempotency key %q: %w", r.RunID, r.IdempotencyKey, err)
+			}
+			return old, false, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
+		}
+	}
+	var one int
+	switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE run_id = ?`, r.RunID).Scan(&one); {
+	case err == nil:
+		return nil, false, fmt.Errorf("create run %s: %w", r.RunID,
+			&jobs.Error{Code: jobs.CodeAlreadyExists, Message: "run " + r.RunID + " already exists"})
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
+	}
+
+	if _, err := tx.ExecContext(ctx, `INSERT INTO runs
+		(run_id, status, cluster, task_definition, created_at, idempotency_key, attempt, doc)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.RunID, string(r.Status), r.Cluster, r.TaskDefinition, r.CreatedAt.UnixNano(),
+		nullIfEmpty(r.IdempotencyKey), len(r.Attempts), doc); err != nil {
+		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
+	}
+	return r, true, nil
+}
+
+// GetRun returns the run with id, or an error wrapping jobs.ErrNotFound.
+func (db *DB) GetRun(ctx context.Context, id string) (*jobs.Run, error) {
+	var doc []byte
+	err := db.r.QueryRowContext(ctx, selectRunDoc, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	r, err := decodeRun(doc)
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// RunFilter selects runs for ListRuns. Zero fields select everything.
+type RunFilter struct {
+	// Statuses keeps runs in any of these statuses.
+	Statuses []jobs.Status
+	// Limit caps the number of runs returned; zero or less means no cap.
+	Limit int
+	// Before is a run id cursor: only runs with id < Before are returned.
+	// Pass the last id of a page to get the next one.
+	Before string
+}
+
+// ListRuns returns the runs f selects, newest first (by run id, which sorts
+// by creation time).
+func (db *DB) ListRuns(ctx context.Context, f RunFilter) ([]jobs.Run, error) {
+	var (
+		q    strings.Builder
+		args []any
+	)
+	q.WriteString(`SELECT doc FROM runs WHERE 1 = 1`)
+	if len(f.Statuses) > 0 {
+		q.WriteString(` AND status IN (?` + strings.Repeat(`, ?`, len(f.Statuses)-1) + `)`)
+		for _, s := range f.Statuses {
+			args = append(args, string(s))
+		}
+	}
+	if f.Before != "" {
+		q.WriteString(` AND run_id < ?`)
+		args = append(args, f.Before)
+	}
+	q.WriteString(` ORDER BY run_id DESC`)
+	if f.Limit > 0 {
+		q.WriteString(` LIMIT ?`)
+		args = append(args, f.Limit)
+	}
+	runs, err := db.queryRuns(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+// UpdateRun reads the run, calls fn and writes the run back if fn returns
+// true, all in one transaction; returns the run as stored: fn's result if it
+// returned true, the unchanged run otherwise. fn must not change the run's id
+// or idempotency key. A missing run is an error wrapping jobs.ErrNotFound.
+func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool) (*jobs.Run, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	var doc []byte
+	err = tx.QueryRowContext(ctx, selectRunDoc, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
+	r, err := decodeRun(doc)
+	if err != nil {
+		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
+	key := r.IdempotencyKey
+	if !fn(r) {
+		// fn may have touched r before deciding; hand back what is stored.
+		return decodeRun(doc)
+	}
+	if r.RunID != id || r.IdempotencyKey != key {
+		return nil, fmt.Errorf("update run %s: the update changed the run's id or idempotency key", id)
+	}
+	upd, err := tx.PrepareContext(ctx, updateRun)
+	if err != nil {
+		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
+	defer upd.Close()
+	if err := writeRun(ctx, upd, r); err != nil {
+		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// MarkPublished records that the job of attempt has been published to the
+// queue. Marking an older attempt than the one marked changes nothing.
+func (db *DB) MarkPublished(ctx context.Context, id string, attempt int) error {
+	res, err := db.w.ExecContext(ctx,
+		`UPDATE runs SET published_attempt = MAX(published_attempt, ?) WHERE run_id = ?`, attempt, id)
+	if err != nil {
+		return fmt.Errorf("mark run %s attempt %d published: %w", id, attempt, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
+	}
+	return nil
+}
+
+// Unpublished returns QUEUED runs whose current attempt has not been marked
+// published (for the server to republish after a crash), oldest first. A
+// QUEUED run without attempts counts as waiting for attempt 1.
+func (db *DB) Unpublished(ctx context.Context) ([]jobs.Run, error) {
+	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs
+		WHERE status = ? AND published_attempt < MAX(attempt, 1) ORDER BY run_id`, string(jobs.StatusQueued))
+	if err != nil {
+		return nil, fmt.Errorf("list unpublished runs: %w", err)
+	}
+	return runs, nil
+}
+
+// CountRuns returns the number of runs per status. Statuses no run is in
+// are absent.
+func (db *DB) CountRuns(ctx context.Context) (map[jobs.Status]int, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM runs GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	defer rows.Close()
+	out := map[jobs.Status]int{}
+	for rows.Next() {
+		var (
+			s string
+			n int
+		)
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("count runs: %w", err)
+		}
+		out[jobs.Status(s)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	return out, nil
+}
+
+func (db *DB) queryRuns(ctx context.Context, query string, args ...any) ([]jobs.Run, error) {
+	rows, err := db.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []jobs.Run
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		var r jobs.Run
+		if err := json.Unmarshal(doc, &r); err != nil {
+			return nil, fmt.Errorf("decode run: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// writeRun stores r's document and the columns copied from it.
+func writeRun(ctx context.Context, upd *sql.Stmt, r *jobs.Run) error {
+	doc, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = upd.ExecContext(ctx, string(r.Status), r.Cluster, r.TaskDefinition, len(r.Attempts), doc, r.RunID)
+	return err
+}
+
+func decodeRun(doc []byte) (*jobs.Run, error) {
+	r := new(jobs.Run)
+	if err := json.Unmarshal(doc, r); err != nil {
+		return nil, fmt.Errorf("decode run: %w", err)
+	}
+	return r, nil
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,135 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/worker"
+)
+
+// Labels set on everything the runtime creates.
+const (
+	LabelRun       = "gantry.run"
+	LabelAttempt   = "gantry.attempt"
+	LabelContainer = "gantry.container"
+)
+
+// Defaults applied to every container.
+const (
+	pidsLimit = 4096
+	minShares = 2 // Docker's smallest CPU share
+)
+
+// ctr is one container of a task run and what the runtime knows of it.
+type ctr struct {
+	def  jobs.ContainerDefinition
+	name string // Docker's name: gantry-<run>-<attempt>-<container>
+	id   string
+
+	attach   types.HijackedResponse
+	waitC    <-chan container.WaitResponse
+	waitErrC <-chan error
+	logsDone chan struct{}
+
+	started  bool
+	exited   bool
+	stopping bool // asked to stop; reason is set
+	reason   string
+	result   jobs.ContainerResult
+}
+
+func (r *Runtime) objectLabels(t *worker.Task) map[string]string {
+	l := make(map[string]string, len(r.labels)+3)
+	for k, v := range r.labels {
+		l[k] = v
+	}
+	l[LabelRun] = t.RunID
+	l[LabelAttempt] = strconv.Itoa(t.Attempt)
+	return l
+}
+
+// stopTimeout is how long c has between SIGTERM and SIGKILL.
+func (r *Runtime) stopTimeout(c jobs.ContainerDefinition) time.Duration {
+	if c.StopTimeout > 0 {
+		return time.Duration(c.StopTimeout) * time.Second
+	}
+	return r.stopTimeoutDefault
+}
+
+// createContainer creates c, recording it in tr as soon as Docker has it.
+func (r *Runtime) createContainer(ctx context.Context, tr *taskRun, c *ctr) error {
+	d := c.def
+	for _, mp := range d.MountPoints {
+		if _, ok := tr.hostPaths[mp.SourceVolume]; ok {
+			continue
+		}
+		if _, ok := tr.scratch[mp.SourceVolume]; !ok {
+			return fmt.Errorf("container %s: mount point %s: no volume %q in the task definition", d.Name, mp.ContainerPath, mp.SourceVolume)
+		}
+	}
+	env := make([]string, 0, len(d.Environment)+len(tr.task.Env))
+	for _, kv := range d.Environment {
+		env = append(env, kv.Name+"="+kv.Value)
+	}
+	// Task variables come last so that GANTRY_RUN_ID and the like win.
+	for _, kv := range tr.task.Env {
+		env = append(env, kv.Name+"="+kv.Value)
+	}
+	labels := r.objectLabels(tr.task)
+	labels[LabelContainer] = d.Name
+	stopSecs := int(r.stopTimeout(d) / time.Second)
+
+	cfg := &container.Config{
+		Image:        d.Image,
+		Cmd:          d.Command,
+		Entrypoint:   d.EntryPoint,
+		Env:          env,
+		WorkingDir:   d.WorkingDirectory,
+		User:         d.User,
+		Labels:       labels,
+		AttachStdout: true,
+		AttachStderr: true,
+		StopTimeout:  &stopSecs,
+	}
+	binds, mounts := tr.mounts(d)
+	limit := int64(pidsLimit)
+	hc := &container.HostConfig{
+		Binds:       binds,
+		Mounts:      mounts,
+		SecurityOpt: []string{"no-new-privileges"},
+		CapDrop:     []string{"NET_RAW"},
+		Resources:   container.Resources{PidsLimit: &limit},
+	}
+	if tr.network != "" {
+		hc.NetworkMode = container.NetworkMode(tr.network)
+	}
+	if d.Memory > 0 {
+		hc.Memory = int64(d.Memory) << 20
+		// No swap beyond the limit: the hard limit is the container's memory,
+		// as in ECS without maxSwap.
+		hc.MemorySwap = hc.Memory
+	}
+	if d.MemoryReservation > 0 {
+		hc.MemoryReservation = int64(d.MemoryReservation) << 20
+	}
+	if d.CPU > 0 {
+		hc.CPUShares = int64(max(d.CPU, minShares))
+	}
+
+	resp, err := r.cli.ContainerCreate(ctx, cfg, hc, tr.endpoints(d.Name), nil, c.name)
+	if err != nil {
+		return fmt.Errorf("create container %s: %w", d.Name, err)
+	}
+	c.id = resp.ID
+	tr.created = append(tr.created, c)
+	for _, w := range resp.Warnings {
+		tr.log.Warn().Str("container", d.Name).Msg(w)
+	}
+	return nil
+}

@@ -1,0 +1,98 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/pkg/jsonmessage"
+
+	"github.com/gantry-dev/gantry/worker"
+)
+
+// ensureImages makes every image of the task present as policy says, each
+// image once, before anything is created.
+func (r *Runtime) ensureImages(ctx context.Context, t *worker.Task) error {
+	policy := t.PullPolicy
+	if policy == "" {
+		policy = worker.PullMissing
+	}
+	done := map[string]bool{}
+	for _, c := range t.Def.ContainerDefinitions {
+		if done[c.Image] {
+			continue
+		}
+		done[c.Image] = true
+		if err := r.ensureImage(ctx, c.Image, policy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) ensureImage(ctx context.Context, ref string, policy worker.PullPolicy) error {
+	switch policy {
+	case worker.PullMissing, worker.PullNever:
+		_, err := r.cli.ImageInspect(ctx, ref)
+		switch {
+		case err == nil:
+			return nil
+		case !cerrdefs.IsNotFound(err):
+			return fmt.Errorf("inspect image %q: %w", ref, err)
+		case policy == worker.PullNever:
+			return fmt.Errorf("image %q is not present on this worker and the pull policy is never: %w", ref, worker.ErrImageNotFound)
+		}
+	case worker.PullAlways:
+	default:
+		return fmt.Errorf("pull policy %q: want missing, always or never", policy)
+	}
+	return r.pull(ctx, ref)
+}
+
+// pull pulls ref and reads the progress stream to its end: the daemon
+// reports most failures (manifest unknown, denied) inside the stream, not as
+// the call's error.
+func (r *Runtime) pull(ctx context.Context, ref string) error {
+	r.log.Info().Str("image", ref).Msg("pulling image")
+	rc, err := r.cli.ImagePull(ctx, ref, image.PullOptions{})
+	if err != nil {
+		return pullError(ctx, ref, err)
+	}
+	defer rc.Close()
+	// The body is tied to ctx, but close it too so that a daemon that stops
+	// writing without closing cannot hold the decoder past cancellation.
+	stop := context.AfterFunc(ctx, func() { rc.Close() })
+	defer stop()
+
+	dec := json.NewDecoder(rc)
+	for {
+		var msg jsonmessage.JSONMessage
+		if err := dec.Decode(&msg); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return pullError(ctx, ref, err)
+		}
+		if msg.Error != nil {
+			return pullError(ctx, ref, errors.New(msg.Error.Message))
+		}
+		if msg.ErrorMessage != "" { //nolint:staticcheck // older daemons set only this field
+			return pullError(ctx, ref, errors.New(msg.ErrorMessage)) //nolint:staticcheck
+		}
+	}
+}
+
+// pullError says why ref could not be pulled. A cancelled pull reports the
+// cancellation; any other failure means the image cannot be had here.
+func pullError(ctx context.Context, ref string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("pull image %q: %w", ref, context.Cause(ctx))
+	}
+	msg := strings.TrimPrefix(err.Error(), "Error response from daemon: ")
+	return fmt.Errorf("image %q is not present on this worker and cannot be pulled: %s: %w", ref, msg, worker.ErrImageNotFound)
+}

@@ -1,0 +1,121 @@
+package docker
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// recordSink is a worker.LogSink that keeps copies of the lines it gets.
+type recordSink struct {
+	mu    sync.Mutex
+	lines map[string][]string // "container/stream" → lines
+}
+
+func (s *recordSink) Line(container, stream string, line []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lines == nil {
+		s.lines = map[string][]string{}
+	}
+	k := container + "/" + stream
+	s.lines[k] = append(s.lines[k], string(line))
+}
+
+func (s *recordSink) get(container, stream string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.lines[container+"/"+stream]...)
+}
+
+// writeChunks writes in to a fresh lineWriter in pieces of size n.
+func writeChunks(in string, n int) []string {
+	sink := &recordSink{}
+	w := &lineWriter{sink: sink, container: "c", stream: "stdout"}
+	b := []byte(in)
+	for len(b) > 0 {
+		k := min(n, len(b))
+		// Reuse the caller's buffer, as stdcopy does, to catch a writer
+		// that keeps the slice it was given.
+		chunk := append([]byte(nil), b[:k]...)
+		w.Write(chunk)
+		for i := range chunk {
+			chunk[i] = 'X'
+		}
+		b = b[k:]
+	}
+	w.Flush()
+	return sink.get("c", "stdout")
+}
+
+// splitLines is what lineWriter should produce.
+func splitLines(in string) []string {
+	if in == "" {
+		return nil
+	}
+	lines := strings.Split(in, "\n")
+	if strings.HasSuffix(in, "\n") {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
+}
+
+func TestLineWriter(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{"empty", ""},
+		{"one line", "hello\n"},
+		{"no final newline", "a\nb"},
+		{"empty lines", "\n\n\na\n\n"},
+		{"carriage return kept", "a\r\nb\r\n"},
+		{"1 MiB line", "before\n" + big + "\nafter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := splitLines(tt.in)
+			for _, n := range []int{1, 3, 7, 4096, 32 << 10, len(tt.in) + 1} {
+				got := writeChunks(tt.in, n)
+				if len(got) != len(want) {
+					t.Fatalf("chunks of %d: got %d lines, want %d", n, len(got), len(want))
+				}
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("chunks of %d: line %d: got %.40q (%d bytes), want %.40q (%d bytes)", n, i, got[i], len(got[i]), want[i], len(want[i]))
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestLineWriterBoundsMemory(t *testing.T) {
+	sink := &recordSink{}
+	w := &lineWriter{sink: sink, container: "c", stream: "stderr"}
+	chunk := bytes.Repeat([]byte("y"), 1<<20)
+	for range 2 * maxLine / len(chunk) {
+		w.Write(chunk)
+	}
+	w.Flush()
+	got := sink.get("c", "stderr")
+	if len(got) != 2 || len(got[0]) != maxLine || len(got[1]) != maxLine {
+		t.Fatalf("got %d pieces, want 2 of %d bytes", len(got), maxLine)
+	}
+}
+
+func FuzzLineWriter(f *testing.F) {
+	f.Add("a\nb\n", 1)
+	f.Add("\n\nxyz", 2)
+	f.Fuzz(func(t *testing.T, in string, n int) {
+		if n <= 0 || n > 1<<16 {
+			t.Skip()
+		}
+		got, want := writeChunks(in, n), splitLines(in)
+		if strings.Join(got, "\n") != strings.Join(want, "\n") || len(got) != len(want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+}

@@ -1,0 +1,208 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/gantry-dev/gantry/worker"
+)
+
+// Container reasons, in the words ECS uses.
+const (
+	reasonEssentialExited = "Essential container exited"
+	reasonOOM             = "OutOfMemoryError: container killed due to memory usage"
+)
+
+// exit is a container's end as its wait goroutine saw it.
+type exit struct {
+	c      *ctr
+	status int64
+	err    error
+}
+
+// runContainers starts the created containers in order, each with its
+// output attached and its exit awaited before it starts, and watches them
+// until every started container has exited: the first essential one to
+// exit, a failed start or ctx stops all the others.
+func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs worker.LogSink) (*worker.Result, error) {
+	// Waits outlive ctx: a cancelled task is stopped, then awaited.
+	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWait()
+
+	var wg sync.WaitGroup // the attach, wait and stop goroutines
+	defer wg.Wait()
+	exited := make(chan exit, len(tr.containers))
+
+	var startErr error
+	running := 0
+	for _, c := range tr.containers {
+		if ctx.Err() != nil {
+			c.reason = "Stopped before start: " + context.Cause(ctx).Error()
+			continue
+		}
+		if startErr != nil {
+			c.reason = "Not started: an earlier container failed to start"
+			continue
+		}
+		if err := r.startContainer(setupCtx, waitCtx, c); err != nil {
+			c.reason = "CannotStartContainerError: " + err.Error()
+			startErr = fmt.Errorf("start container %s: %w", c.def.Name, err)
+			continue
+		}
+		c.started = true
+		running++
+		r.watch(&wg, tr, c, logs, exited)
+	}
+
+	stopping := false
+	stopAll := func(cause string) {
+		stopping = true
+		for _, c := range tr.containers {
+			if c.started && !c.exited && !c.stopping {
+				c.stopping = true
+				c.reason = "Stopped: " + cause
+				r.stop(ctx, &wg, tr, c)
+			}
+		}
+	}
+	switch {
+	case startErr != nil:
+		stopAll(startErr.Error())
+	case ctx.Err() != nil:
+		stopAll(context.Cause(ctx).Error())
+	}
+
+	done := ctx.Done()
+	for running > 0 {
+		select {
+		case e := <-exited:
+			running--
+			e.c.exited = true
+			r.finish(tr, e)
+			if e.c.def.IsEssential() && !stopping {
+				if e.c.result.Reason == "" {
+					e.c.result.Reason = reasonEssentialExited
+				}
+				stopAll(fmt.Sprintf("essential container %s exited", e.c.def.Name))
+			}
+		case <-done:
+			done = nil
+			stopAll(context.Cause(ctx).Error())
+		}
+	}
+	if startErr != nil {
+		return nil, startErr
+	}
+	return tr.result(), nil
+}
+
+// startContainer attaches to c's output and sets up the wait for its exit,
+// both before it starts so that no line and no exit is missed.
+func (r *Runtime) startContainer(setupCtx, waitCtx context.Context, c *ctr) error {
+	att, err := r.cli.ContainerAttach(setupCtx, c.id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return fmt.Errorf("attach: %w", err)
+	}
+	// ContainerWait returns once the daemon has registered the wait.
+	c.waitC, c.waitErrC = r.cli.ContainerWait(waitCtx, c.id, container.WaitConditionNextExit)
+	if err := r.cli.ContainerStart(setupCtx, c.id, container.StartOptions{}); err != nil {
+		att.Close()
+		return err
+	}
+	c.attach = att
+	return nil
+}
+
+// watch copies c's output into logs and reports on exited once c has
+// exited and all its output has been delivered.
+func (r *Runtime) watch(wg *sync.WaitGroup, tr *taskRun, c *ctr, logs worker.LogSink, exited chan<- exit) {
+	wg.Go(func() {
+		defer close(c.logsDone)
+		stdout := &lineWriter{sink: logs, container: c.def.Name, stream: "stdout"}
+		stderr := &lineWriter{sink: logs, container: c.def.Name, stream: "stderr"}
+		_, err := stdcopy.StdCopy(stdout, stderr, c.attach.Reader)
+		stdout.Flush()
+		stderr.Flush()
+		if err != nil {
+			tr.log.Debug().Err(err).Str("container", c.def.Name).Msg("output stream ended")
+		}
+	})
+	wg.Go(func() {
+		e := exit{c: c, status: -1}
+		select {
+		case resp := <-c.waitC:
+			e.status = resp.StatusCode
+			if resp.Error != nil && resp.Error.Message != "" {
+				e.err = fmt.Errorf("wait: %s", resp.Error.Message)
+			}
+		case err := <-c.waitErrC:
+			e.err = fmt.Errorf("wait: %w", err)
+		}
+		// The stream ends when the container's output is closed, normally
+		// just after the exit; bound the wait in case the daemon keeps it.
+		if e.err == nil {
+			t := time.NewTimer(logDrain)
+			select {
+			case <-c.logsDone:
+			case <-t.C:
+				tr.log.Warn().Str("container", c.def.Name).Msg("output stream still open after exit; closing it")
+			}
+			t.Stop()
+		}
+		c.attach.Close()
+		<-c.logsDone
+		exited <- e
+	})
+}
+
+// finish records how c ended, from its state: the wait's status code misses
+// the OOM kill.
+func (r *Runtime) finish(tr *taskRun, e exit) {
+	c := e.c
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	c.result.Name = c.def.Name
+	c.result.Reason = c.reason
+	code := int(e.status)
+	info, err := r.cli.ContainerInspect(ctx, c.id)
+	switch {
+	case err == nil && info.State != nil:
+		code = info.State.ExitCode
+		c.result.OOMKilled = info.State.OOMKilled
+	case e.err != nil:
+		// Neither the wait nor the state says how it ended.
+		c.result.Reason = fmt.Sprintf("Lost track of the container: %v", e.err)
+		tr.log.Error().Err(e.err).Str("container", c.def.Name).Msg("wait for container")
+		return
+	}
+	c.result.ExitCode = &code
+	if c.result.OOMKilled {
+		c.result.Reason = reasonOOM
+	}
+	tr.log.Debug().Str("container", c.def.Name).Int("exitCode", code).Bool("oomKilled", c.result.OOMKilled).Msg("container exited")
+}
+
+// stop sends c SIGTERM, then SIGKILL after its stop timeout. Should the
+// daemon refuse, c is removed by force so that its wait returns.
+func (r *Runtime) stop(ctx context.Context, wg *sync.WaitGroup, tr *taskRun, c *ctr) {
+	timeout := r.stopTimeout(c.def)
+	secs := int(timeout / time.Second)
+	wg.Go(func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+stopGrace)
+		defer cancel()
+		err := r.cli.ContainerStop(sctx, c.id, container.StopOptions{Timeout: &secs})
+		if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsNotModified(err) {
+			return
+		}
+		tr.log.Error().Err(err).Str("container", c.def.Name).Msg("stop container; removing it by force")
+		if err := r.cli.ContainerRemove(sctx, c.id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			tr.log.Error().Err(err).Str("container", c.def.Name).Msg("remove container")
+		}
+	})
+}

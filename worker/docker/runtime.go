@@ -1,0 +1,131 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/worker"
+)
+
+// Bounds on calls made with contexts of the runtime's own, so that a
+// cancelled run still sets up, stops and cleans up, but a stuck daemon
+// cannot hold it forever.
+const (
+	setupTimeout   = 2 * time.Minute
+	cleanupTimeout = 2 * time.Minute
+	// stopGrace is added to a container's stop timeout for the stop call.
+	stopGrace = 30 * time.Second
+	// logDrain is how long the output of an exited container may take to
+	// arrive before its attach stream is closed.
+	logDrain = 30 * time.Second
+)
+
+// Runtime runs tasks as Docker containers. It implements worker.Runtime and
+// is safe for concurrent use: it keeps no state between runs.
+type Runtime struct {
+	cli                Client
+	log                zerolog.Logger
+	allowedHostPaths   []string
+	stopTimeoutDefault time.Duration
+	labels             map[string]string
+}
+
+var _ worker.Runtime = (*Runtime)(nil)
+
+// New returns a Runtime that drives the Docker daemon through cli.
+func New(cli Client, opts ...Option) *Runtime {
+	r := &Runtime{cli: cli, log: zerolog.Nop(), stopTimeoutDefault: DefaultStopTimeout}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// taskRun is one attempt in progress: what was created (for cleanup) and
+// the containers' states. Only Run's goroutine touches it.
+type taskRun struct {
+	task   *worker.Task
+	prefix string // gantry-<run>-<attempt>
+	log    zerolog.Logger
+
+	hostPaths map[string]string // task volume → resolved host path
+	scratch   map[string]string // task volume → Docker volume name
+
+	network, networkID string
+	volumes            []string
+	containers         []*ctr // in definition order
+	created            []*ctr
+}
+
+// Run runs one attempt of a task as worker.Runtime describes: images first
+// (ctx bounds pulls), then network, volumes and containers, created with a
+// context of its own so that a cancel cannot leave half of them unrecorded;
+// containers start in definition order and the task ends when an essential
+// container exits or ctx is done. Everything created is removed before Run
+// returns.
+func (r *Runtime) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) (*worker.Result, error) {
+	if len(t.Def.ContainerDefinitions) == 0 {
+		return nil, errors.New("task definition has no containers")
+	}
+	tr := &taskRun{
+		task:    t,
+		prefix:  fmt.Sprintf("gantry-%s-%d", t.RunID, t.Attempt),
+		log:     r.log.With().Str("run", t.RunID).Int("attempt", t.Attempt).Logger(),
+		scratch: map[string]string{},
+	}
+	var err error
+	if tr.hostPaths, err = r.hostPaths(&t.Def); err != nil {
+		return nil, err
+	}
+	if err := r.ensureImages(ctx, t); err != nil && ctx.Err() == nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		// Cancelled while pulling: nothing exists yet, and the run ends as
+		// a stopped one, not as one that could not start.
+		for _, d := range t.Def.ContainerDefinitions {
+			tr.containers = append(tr.containers, &ctr{def: d, reason: "Stopped before start: " + context.Cause(ctx).Error()})
+		}
+		return tr.result(), nil
+	}
+
+	defer r.cleanup(ctx, tr)
+	setupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
+	defer cancel()
+	if err := r.createNetwork(setupCtx, tr); err != nil {
+		return nil, err
+	}
+	if err := r.createVolumes(setupCtx, tr); err != nil {
+		return nil, err
+	}
+	for _, d := range t.Def.ContainerDefinitions {
+		c := &ctr{def: d, name: tr.prefix + "-" + d.Name, logsDone: make(chan struct{})}
+		tr.containers = append(tr.containers, c)
+		if err := r.createContainer(setupCtx, tr, c); err != nil {
+			return nil, err
+		}
+	}
+	return r.runContainers(ctx, setupCtx, tr, logs)
+}
+
+// result reports every container in definition order.
+func (tr *taskRun) result() *worker.Result {
+	res := &worker.Result{Containers: make([]jobs.ContainerResult, 0, len(tr.containers))}
+	for _, c := range tr.containers {
+		if c.started {
+			res.Containers = append(res.Containers, c.result)
+			continue
+		}
+		reason := c.reason
+		if reason == "" {
+			reason = "Not started"
+		}
+		res.Containers = append(res.Containers, jobs.ContainerResult{Name: c.def.Name, Reason: reason})
+	}
+	return res
+}

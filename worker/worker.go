@@ -1,0 +1,377 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/rs/zerolog"
+)
+
+// Source hands out jobs, each with a lease that expires unless renewed.
+type Source interface {
+	Next(ctx context.Context) (Lease, error)
+}
+
+// Lease is one delivery of a job.
+type Lease interface {
+	Job() jobs.Job
+	// Delivered is 1 the first time a job is handed out; more means the
+	// workers it went to before were lost.
+	Delivered() uint64
+	InProgress() error
+	Ack(ctx context.Context) error
+}
+
+// Reporter carries what the worker tells the rest of gantry.
+type Reporter interface {
+	// PublishEvent returns once the event is stored.
+	PublishEvent(ctx context.Context, ev *jobs.Event) error
+	// Logs returns the sink for one attempt's output.
+	Logs(runID string, attempt int) LogStream
+	// Canceled reports whether a run was canceled before it got here.
+	Canceled(ctx context.Context, runID string) (bool, string, error)
+}
+
+// LogStream is a LogSink that must be closed, which waits until every line
+// is stored.
+type LogStream interface {
+	LogSink
+	Close(ctx context.Context) error
+}
+
+// Worker runs jobs. Create it with New and call Run.
+type Worker struct {
+	id, cluster string
+	src         Source
+	rt          Runtime
+	rep         Reporter
+	cfg         config
+
+	mu      sync.Mutex
+	running map[string]context.CancelCauseFunc // by run id
+}
+
+type config struct {
+	slots      int
+	leaseEvery time.Duration
+	grace      time.Duration
+	pull       PullPolicy
+	log        zerolog.Logger
+	now        func() time.Time
+}
+
+// Option configures a Worker.
+type Option func(*config)
+
+// WithSlots sets how many jobs run at once (default 4).
+func WithSlots(n int) Option { return func(c *config) { c.slots = max(n, 1) } }
+
+// WithLeaseRenewal sets how often leases are renewed; a third of the
+// queue's ack wait.
+func WithLeaseRenewal(d time.Duration) Option { return func(c *config) { c.leaseEvery = d } }
+
+// WithGracePeriod sets how long running jobs may go on after Run's ctx is
+// done before they are stopped (default 30 s).
+func WithGracePeriod(d time.Duration) Option { return func(c *config) { c.grace = d } }
+
+// WithPullPolicy sets when images are pulled (default missing).
+func WithPullPolicy(p PullPolicy) Option { return func(c *config) { c.pull = p } }
+
+// WithLogger sets the logger.
+func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithClock replaces time.Now, for tests.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// New returns a worker with the given id in the given cluster.
+func New(id, cluster string, src Source, rt Runtime, rep Reporter, opts ...Option) *Worker {
+	cfg := config{slots: 4, leaseEvery: 10 * time.Second, grace: 30 * time.Second, pull: PullMissing,
+		log: zerolog.Nop(), now: time.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Worker{id: id, cluster: cluster, src: src, rt: rt, rep: rep, cfg: cfg,
+		running: map[string]context.CancelCauseFunc{}}
+}
+
+// ID is the worker's id.
+func (w *Worker) ID() string { return w.id }
+
+// Cause values that say why a run's context ended.
+var (
+	errCanceled = errors.New("canceled")
+	errTimeout  = errors.New("timeout")
+	errShutdown = errors.New("worker shutdown")
+)
+
+// UserCancel is the cause of a user's stop request.
+type UserCancel struct{ Reason string }
+
+func (e *UserCancel) Error() string   { return e.Reason }
+func (e *UserCancel) Is(t error) bool { return t == errCanceled }
+
+// Cancel stops a run if it runs here; it reports whether it did.
+func (w *Worker) Cancel(runID, reason string) bool {
+	w.mu.Lock()
+	cancel := w.running[runID]
+	w.mu.Unlock()
+	if cancel == nil {
+		return false
+	}
+	cancel(&UserCancel{Reason: reason})
+	return true
+}
+
+// Running returns the ids of the runs in progress here.
+func (w *Worker) Running() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ids := make([]string, 0, len(w.running))
+	for id := range w.running {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Run takes and runs jobs until ctx is done, then lets the running ones
+// finish within the grace period, stops what is left and returns once every
+// result is reported.
+func (w *Worker) Run(ctx context.Context) error {
+	slots := make(chan struct{}, w.cfg.slots)
+	var wg sync.WaitGroup
+	// life ends the runs: not with ctx, but a grace period after it.
+	life, endLife := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer endLife(nil)
+	var err error
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		lease, nerr := w.src.Next(ctx)
+		if nerr != nil {
+			<-slots
+			if ctx.Err() != nil {
+				break
+			}
+			w.cfg.log.Warn().Err(nerr).Msg("take job")
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			w.handle(life, lease)
+		}()
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(w.cfg.grace):
+		w.cfg.log.Warn().Strs("runs", w.Running()).Msg("grace period over: stopping runs")
+		endLife(errShutdown)
+		<-finished
+	}
+	return err
+}
+
+// handle runs one delivery to its end and reports it.
+func (w *Worker) handle(life context.Context, lease Lease) {
+	job := lease.Job()
+	log := w.cfg.log.With().Str("run", job.RunID).Int("attempt", job.Attempt).Str("worker", w.id).Logger()
+	// seq numbers restart above those a lost worker may have used for the
+	// same attempt, so that this delivery's events are not taken for replays.
+	seq := int(lease.Delivered()-1) * 10
+	report := func(ev jobs.Event) {
+		seq++
+		ev.RunID, ev.Attempt, ev.Seq, ev.Source, ev.Worker = job.RunID, job.Attempt, seq, jobs.SourceWorker, w.id
+		ev.Time = w.cfg.now().UTC()
+		w.publish(life, log, &ev)
+	}
+
+	runCtx, cancel := context.WithCancelCause(life)
+	defer cancel(nil)
+	w.mu.Lock()
+	w.running[job.RunID] = cancel
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, job.RunID)
+		w.mu.Unlock()
+	}()
+
+	if canceled, reason, err := w.rep.Canceled(runCtx, job.RunID); err != nil {
+		log.Warn().Err(err).Msg("cannot check cancellation; running")
+	} else if canceled {
+		report(jobs.Event{Status: jobs.StatusCanceled, StopCode: jobs.StopUserInitiated, StoppedReason: reason})
+		w.ack(life, log, lease)
+		return
+	}
+	report(jobs.Event{Status: jobs.StatusStarting})
+
+	keep := make(chan struct{})
+	var keeper sync.WaitGroup
+	keeper.Add(1)
+	go func() {
+		defer keeper.Done()
+		t := time.NewTicker(w.cfg.leaseEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-keep:
+				return
+			case <-t.C:
+				if err := lease.InProgress(); err != nil {
+					log.Warn().Err(err).Msg("renew lease")
+				}
+			}
+		}
+	}()
+	defer func() { close(keep); keeper.Wait() }()
+
+	if s := job.Spec.TimeoutSeconds; s > 0 {
+		var stop context.CancelFunc
+		runCtx, stop = context.WithTimeoutCause(runCtx, time.Duration(s)*time.Second,
+			fmt.Errorf("%w: attempt ran longer than timeoutSeconds=%d", errTimeout, s))
+		defer stop()
+	}
+	task, err := w.task(job)
+	var res *Result
+	logs := w.rep.Logs(job.RunID, job.Attempt)
+	if err == nil {
+		task.Started = func() { report(jobs.Event{Status: jobs.StatusRunning}) }
+		res, err = w.rt.Run(runCtx, task, logs)
+	}
+	closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(life), time.Minute)
+	if cerr := logs.Close(closeCtx); cerr != nil {
+		log.Warn().Err(cerr).Msg("store logs")
+	}
+	cancelClose()
+	ev := outcome(task, res, err, context.Cause(runCtx))
+	log.Info().Str("status", string(ev.Status)).Str("reason", ev.StoppedReason).Msg("attempt ended")
+	report(ev)
+	w.ack(life, log, lease)
+}
+
+// task builds the runtime's view of a job.
+func (w *Worker) task(job jobs.Job) (*Task, error) {
+	def, err := job.Spec.Task.WithOverrides(job.Spec.Overrides)
+	if err != nil {
+		return nil, fmt.Errorf("apply overrides: %w", err)
+	}
+	return &Task{
+		RunID: job.RunID, Attempt: job.Attempt, Def: def, PullPolicy: w.cfg.pull,
+		Env: []jobs.KeyValue{
+			{Name: "GANTRY_RUN_ID", Value: job.RunID},
+			{Name: "GANTRY_ATTEMPT", Value: strconv.Itoa(job.Attempt)},
+			{Name: "GANTRY_CLUSTER", Value: job.Cluster},
+			{Name: "GANTRY_WORKER", Value: w.id},
+		},
+	}, nil
+}
+
+// outcome turns what the runtime returned into the attempt's final event.
+func outcome(task *Task, res *Result, err, cause error) jobs.Event {
+	var ue *UserCancel
+	switch {
+	case errors.As(cause, &ue):
+		ev := jobs.Event{Status: jobs.StatusCanceled, StopCode: jobs.StopUserInitiated, StoppedReason: ue.Reason}
+		if res != nil {
+			ev.Containers = res.Containers
+			ev.ExitCode = taskExitCode(task, res)
+		}
+		return ev
+	case err != nil:
+		return jobs.Event{Status: jobs.StatusFailed, StopCode: jobs.StopFailedToStart, StoppedReason: err.Error()}
+	case errors.Is(cause, errTimeout):
+		return jobs.Event{Status: jobs.StatusFailed, StopCode: jobs.StopTimeout, StoppedReason: "Task timed out: " + cause.Error(),
+			Containers: res.Containers, ExitCode: taskExitCode(task, res)}
+	case errors.Is(cause, errShutdown):
+		return jobs.Event{Status: jobs.StatusFailed, StopCode: "TerminationNotice", StoppedReason: "worker shut down before the task ended",
+			Containers: res.Containers, ExitCode: taskExitCode(task, res)}
+	}
+	ev := jobs.Event{Status: jobs.StatusSucceeded, Containers: res.Containers, ExitCode: taskExitCode(task, res)}
+	if ev.ExitCode == nil || *ev.ExitCode != 0 {
+		ev.Status = jobs.StatusFailed
+		ev.StopCode = jobs.StopEssentialExited
+		ev.StoppedReason = "Essential container in task exited"
+		for _, c := range res.Containers {
+			if c.Reason != "" && isEssential(task, c.Name) && (c.ExitCode == nil || *c.ExitCode != 0) {
+				ev.StoppedReason += ": " + c.Name + ": " + c.Reason
+				break
+			}
+		}
+	}
+	return ev
+}
+
+// taskExitCode is the exit code of the first essential container that
+// failed, or 0 when none did; nil when a failed one has no exit code.
+func taskExitCode(task *Task, res *Result) *int {
+	if res == nil {
+		return nil
+	}
+	for _, c := range res.Containers {
+		if !isEssential(task, c.Name) {
+			continue
+		}
+		if c.ExitCode == nil || *c.ExitCode != 0 {
+			return c.ExitCode
+		}
+	}
+	zero := 0
+	return &zero
+}
+
+func isEssential(task *Task, name string) bool {
+	if task == nil {
+		return true
+	}
+	for _, c := range task.Def.ContainerDefinitions {
+		if c.Name == name {
+			return c.IsEssential()
+		}
+	}
+	return true
+}
+
+// publish stores an event, retrying while the worker lives: a result that
+// is never reported would leave the run RUNNING forever.
+func (w *Worker) publish(life context.Context, log zerolog.Logger, ev *jobs.Event) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(life), 5*time.Minute)
+	defer cancel()
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		err := w.rep.PublishEvent(ctx, ev)
+		if err == nil {
+			return
+		}
+		log.Warn().Err(err).Str("status", string(ev.Status)).Msg("publish event; retrying")
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			log.Error().Err(err).Str("status", string(ev.Status)).Msg("event lost; the lease will expire and the job be redelivered")
+			return
+		}
+	}
+}
+
+func (w *Worker) ack(life context.Context, log zerolog.Logger, lease Lease) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(life), 10*time.Second)
+	defer cancel()
+	if err := lease.Ack(ctx); err != nil {
+		log.Warn().Err(err).Msg("ack job")
+	}
+}
