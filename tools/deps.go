@@ -8,6 +8,7 @@ import (
 	_ "github.com/nats-io/nats-server/v2/server"
 	_ "github.com/nats-io/nats.go/jetstream"
 	_ "github.com/nats-io/nats.go/micro"
+	_ "github.com/oklog/ulid/v2"
 	_ "github.com/robfig/cron/v3"
 	_ "github.com/rs/zerolog"
 	_ "github.com/spf13/cobra"
@@ -15,5 +16,4 @@ import (
 	_ "golang.org/x/sync/errgroup"
 	_ "modernc.org/sqlite"
 	_ "mvdan.cc/sh/v3/interp"
-	_ "github.com/oklog/ulid/v2"
 )

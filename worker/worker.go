@@ -309,7 +309,7 @@ func outcome(task *Task, res *Result, err, cause error) jobs.Event {
 		ev.StopCode = jobs.StopEssentialExited
 		ev.StoppedReason = "Essential container in task exited"
 		for _, c := range res.Containers {
-			if c.Reason != "" && isEssential(task, c.Name) && (c.ExitCode == nil || *c.ExitCode != 0) {
+			if c.Reason != "" && c.Reason != "Essential container exited" && isEssential(task, c.Name) && (c.ExitCode == nil || *c.ExitCode != 0) {
 				ev.StoppedReason += ": " + c.Name + ": " + c.Reason
 				break
 			}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -30,6 +31,7 @@ type workerFlags struct {
 	allowHostPaths []string
 	pull           string
 	grace          time.Duration
+	objectLabels   []string
 }
 
 func (f *workerFlags) add(c *cobra.Command) {
@@ -40,6 +42,17 @@ func (f *workerFlags) add(c *cobra.Command) {
 	c.Flags().StringArrayVar(&f.allowHostPaths, "allow-host-path", nil, "directory under which task volumes may bind-mount host paths (repeatable)")
 	c.Flags().StringVar(&f.pull, "pull", "missing", "when to pull images: missing, always or never")
 	c.Flags().DurationVar(&f.grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may go on before they are stopped")
+	c.Flags().StringArrayVar(&f.objectLabels, "container-label", nil, "extra K=V label on every container, volume and network the worker creates (tests use it)")
+	c.Flags().MarkHidden("container-label")
+}
+
+func (f *workerFlags) labels() map[string]string {
+	m := map[string]string{}
+	for _, kv := range f.objectLabels {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
 }
 
 var notIDChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
@@ -116,7 +129,8 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 		return err
 	}
 	log = log.With().Str("worker", f.id).Str("cluster", f.cluster).Logger()
-	rt := docker.New(cli, docker.WithAllowedHostPaths(f.allowHostPaths...), docker.WithLogger(log))
+	rt := docker.New(cli, docker.WithAllowedHostPaths(f.allowHostPaths...), docker.WithLogger(log),
+		docker.WithLabels(f.labels()))
 	w := worker.New(f.id, f.cluster, jobSource{cons}, rt, reporter{q},
 		worker.WithSlots(f.slots), worker.WithPullPolicy(worker.PullPolicy(f.pull)),
 		worker.WithLeaseRenewal(q.AckWait()/3), worker.WithGracePeriod(f.grace), worker.WithLogger(log))
@@ -236,6 +250,12 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 			}
 			defer nc.Close()
 			log.Info().Str("nats", ns.ClientURL()).Str("data", dataDir).Msg("embedded NATS ready")
+			// Scripts started with --nats-port 0 learn the port here.
+			urlFile := filepath.Join(dataDir, "nats.url")
+			if err := os.WriteFile(urlFile, []byte(ns.ClientURL()+"\n"), 0o644); err != nil {
+				return fmt.Errorf("write %s: %w", urlFile, err)
+			}
+			defer os.Remove(urlFile)
 			if err := ensureStreams(cmd.Context(), nc); err != nil {
 				return err
 			}
@@ -246,7 +266,7 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory for the store and JetStream's files (env GANTRY_DATA)")
-	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server (loopback only)")
+	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1; 0 picks a free one (written to DATA/nats.url)")
 	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API, e.g. 127.0.0.1:8080 (off when empty)")
 	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync JetStream on every write: survives power loss, much slower")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -16,8 +16,7 @@ import (
 type Options struct {
 	// StoreDir holds JetStream's file store.
 	StoreDir string
-	// Host and Port to listen on; Port 0 picks a free one, -1 listens nowhere
-	// and only in-process connections reach it.
+	// Host and Port to listen on; Port 0 picks a free one.
 	Host string
 	Port int
 	// User and Password, when set, are required of every client.
@@ -47,8 +46,8 @@ func Start(o Options) (*server.Server, error) {
 		Username:   o.User,
 		Password:   o.Password,
 	}
-	if o.Port < 0 {
-		opts.DontListen = true
+	if o.Port == 0 {
+		opts.Port = server.RANDOM_PORT
 	}
 	if o.SyncAlways {
 		opts.SyncAlways = true

@@ -43,6 +43,8 @@ func TestShell(t *testing.T) {
 		{"sort and uniq", "printf 'b\\na\\nb\\n' | sort | uniq -c", "", 0, "      1 a\n      2 b\n", ""},
 		{"sort -n -r", "printf '10\\n9\\n100\\n' | sort -rn", "", 0, "100\n10\n9\n", ""},
 		{"grep -c", "seq 20 | grep -c '^1'", "", 0, "11\n", ""},
+		{"grep -o", "echo a1b22c | grep -o '[0-9]*'", "", 0, "1\n22\n", ""},
+		{"ls -d", "mkdir d && ls -d d", "", 0, "d\n", ""},
 		{"grep no match", "seq 3 | grep 7", "", 1, "", ""},
 		{"wc", "printf 'a b\\nc\\n' | wc", "", 0, "2 3 6\n", ""},
 		{"wc -l", "seq 42 | wc -l", "", 0, "42\n", ""},

@@ -76,9 +76,10 @@ func hostname(p *proc, _ []string) error {
 	return err
 }
 
-// ls [-la1] [PATH...]: names one per line; -l adds mode, size and time.
+// ls [-lad1] [PATH...]: names one per line; -l adds mode, size and time;
+// -d lists directories themselves.
 func ls(p *proc, args []string) error {
-	opts, paths, err := getopt(args[1:], "la1", "")
+	opts, paths, err := getopt(args[1:], "lad1", "")
 	if err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func ls(p *proc, args []string) error {
 			failed = true
 			continue
 		}
-		if !fi.IsDir() {
+		if !fi.IsDir() || has(opts, 'd') {
 			show(path, fi)
 			continue
 		}

@@ -491,16 +491,16 @@ func uniq(p *proc, args []string) error {
 	return err
 }
 
-// grep [-vciqF] PATTERN [FILE...]: exit 0 on a match, 1 on none, 2 on error.
+// grep [-vciqoF] PATTERN [FILE...]: exit 0 on a match, 1 on none, 2 on error.
 func grep(p *proc, args []string) error {
-	opts, rest, err := getopt(args[1:], "vciqFEsh", "e")
+	opts, rest, err := getopt(args[1:], "vciqoFEsh", "e")
 	if err != nil {
 		return err
 	}
 	pattern, ok := opts['e']
 	if !ok {
 		if len(rest) == 0 {
-			return usageError("grep [-vciqF] PATTERN [FILE...]")
+			return usageError("grep [-vciqoF] PATTERN [FILE...]")
 		}
 		pattern, rest = rest[0], rest[1:]
 	}
@@ -532,6 +532,19 @@ func grep(p *proc, args []string) error {
 			}
 			n++
 			if has(opts, 'c') || has(opts, 'q') {
+				continue
+			}
+			if has(opts, 'o') && !has(opts, 'v') {
+				for _, m := range re.FindAll(sc.Bytes(), -1) {
+					if len(m) == 0 {
+						continue // as GNU grep, which prints no empty matches
+					}
+					if prefix {
+						w.WriteString(name + ":")
+					}
+					w.Write(m)
+					w.WriteByte('\n')
+				}
 				continue
 			}
 			if prefix {

@@ -60,15 +60,19 @@ func Transform(r io.Reader, warn io.Writer) (Report, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
-		var s Sale
-		var pe *csv.ParseError
+		var (
+			s    Sale
+			line int
+			pe   *csv.ParseError
+		)
 		switch {
 		case errors.As(err, &pe):
 			// csv.Reader resumes after a malformed record: skip just that one.
+			line = pe.StartLine
 		case err != nil:
 			return Report{}, fmt.Errorf("read raw.csv: %w", err)
 		default:
+			line, _ = cr.FieldPos(0)
 			s, err = ParseSale(rec)
 		}
 		rep.Rows++

@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,6 +87,32 @@ func Image(t testing.TB) string {
 		t.Fatalf("build samples image: %v", image.err)
 	}
 	return image.ref
+}
+
+// WaitForProcess waits until a process of container id has a command line
+// containing want, and fails the test after 30 seconds. Call it before
+// stopping a container you just started: a SIGTERM that arrives while runc is
+// still starting the process as PID 1 is dropped by the kernel, and the stop
+// then takes its whole timeout and ends in SIGKILL (exit 137).
+func WaitForProcess(t testing.TB, cli *client.Client, id, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		top, err := cli.ContainerTop(ctx, id, nil)
+		if err == nil {
+			for _, proc := range top.Processes {
+				if len(proc) > 0 && strings.Contains(proc[len(proc)-1], want) {
+					return
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("container %s never ran %q (last error: %v)", id, want, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Labels returns the labels that put an object in label's [Cleanup] set.

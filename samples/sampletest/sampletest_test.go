@@ -90,7 +90,7 @@ func TestRunContainer(t *testing.T) {
 			wantStdout: "line 000001 \nline 000002 \nline 000003 \n"},
 		{name: "image defaults", cmd: []string{"sh", "-c", `echo "$PATH"; ls -d /tmp /data; test -x /bin/gantry-etl && echo etl`},
 			wantStdout: "/bin\n/tmp\n/data\netl\n"},
-		{name: "etl pipeline", cmd: []string{"sh", "-c", "gantry-etl extract --out /data/x --day 2026-01-02 --rows 100 >/dev/null && " +
+		{name: "etl pipeline", cmd: []string{"sh", "-c", "gantry-etl extract --out /data/x --day 2026-01-02 --rows 1000 >/dev/null && " +
 			"gantry-etl transform --in /data/x 2>/dev/null | grep -c rejected && gantry-etl load --in /data/x --db /data/wh.jsonl | grep -o 'appended 25 rows'"},
 			wantStdout: "1\nappended 25 rows\n"},
 		{name: "out of memory", cmd: []string{"alloc", "128"}, memoryMiB: 32, wantCode: 137, wantOOM: true},
@@ -130,6 +130,7 @@ func TestStopIsPrompt(t *testing.T) {
 			sampletest.Cleanup(t, cli, t.Name())
 			id, output := start(t, cli, &container.Config{Cmd: cmd}, nil)
 			timeout := 10
+			sampletest.WaitForProcess(t, cli, id, "sleep")
 			begin := time.Now()
 			if err := cli.ContainerStop(t.Context(), id, container.StopOptions{Timeout: &timeout}); err != nil {
 				t.Fatalf("stop container %s: %v", id, err)

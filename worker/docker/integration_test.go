@@ -25,7 +25,7 @@ import (
 	"github.com/gantry-dev/gantry/worker"
 )
 
-const testLabel = "gantry.test"
+const testLabel = sampletest.LabelKey
 
 // env is what one integration test works with.
 type env struct {
@@ -201,6 +201,7 @@ func TestRunMissingImage(t *testing.T) {
 			if !errors.Is(err, worker.ErrImageNotFound) {
 				t.Fatalf("got %v, %v; want an error wrapping ErrImageNotFound", res, err)
 			}
+			t.Logf("error: %v", err)
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not say %q", err, tt.want)
 			}
@@ -341,6 +342,7 @@ func TestRunHostVolumeRefused(t *testing.T) {
 	if err == nil {
 		t.Fatalf("got %+v, want an error", res)
 	}
+	t.Logf("error: %v", err)
 	if !strings.Contains(err.Error(), outside) || !strings.Contains(err.Error(), "--allow-host-path") {
 		t.Errorf("error %q does not name the path and the --allow-host-path flag", err)
 	}
@@ -389,4 +391,35 @@ func TestRunEssentialExitStopsOthers(t *testing.T) {
 		t.Errorf("sidecar reason %q, want %q", side.Reason, want)
 	}
 	exitCode(t, side)
+}
+
+// Failures halfway through setup leave nothing behind (checked by newEnv).
+func TestRunSetupFails(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		second jobs.ContainerDefinition
+		want   string
+	}{
+		{"create", jobs.ContainerDefinition{Name: "second", Command: []string{"true"}, WorkingDirectory: "relative"}, "create container second"},
+		{"start", jobs.ContainerDefinition{Name: "second", Command: []string{"/no/such/program"}}, "start container second"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, WithDefaultStopTimeout(20*time.Second))
+			no := false
+			task := e.task(t,
+				jobs.ContainerDefinition{Name: "first", Essential: &no, Command: []string{"sleep", "300"},
+					MountPoints: []jobs.MountPoint{{SourceVolume: "scratch", ContainerPath: "/scratch"}}},
+				tt.second)
+			task.Def.Volumes = []jobs.Volume{{Name: "scratch"}}
+			start := time.Now()
+			res, err := e.rt.Run(testCtx(t, time.Minute), task, &recordSink{})
+			t.Logf("error after %v: %v", time.Since(start), err)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %+v, %v; want an error saying %q", res, err, tt.want)
+			}
+		})
+	}
 }

@@ -60,6 +60,10 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 		r.watch(&wg, tr, c, logs, exited)
 	}
 
+	if startErr == nil && running > 0 && ctx.Err() == nil && tr.task.Started != nil {
+		tr.task.Started()
+	}
+
 	stopping := false
 	stopAll := func(cause string) {
 		stopping = true
@@ -175,6 +179,17 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 	case err == nil && info.State != nil:
 		code = info.State.ExitCode
 		c.result.OOMKilled = info.State.OOMKilled
+		// The daemon learns of an OOM kill from an event that can come
+		// just after the exit: a SIGKILLed container under a memory limit
+		// that nobody stopped is looked at again before it is called
+		// anything else.
+		for i := 0; code == 137 && !c.result.OOMKilled && !c.stopping && info.HostConfig != nil &&
+			info.HostConfig.Memory > 0 && i < 10; i++ {
+			time.Sleep(50 * time.Millisecond)
+			if again, err := r.cli.ContainerInspect(ctx, c.id); err == nil && again.State != nil {
+				c.result.OOMKilled = again.State.OOMKilled
+			}
+		}
 	case e.err != nil:
 		// Neither the wait nor the state says how it ended.
 		c.result.Reason = fmt.Sprintf("Lost track of the container: %v", e.err)

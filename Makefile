@@ -1,0 +1,47 @@
+# Gantry's tasks. `make help` lists them.
+GO      ?= go
+BIN     := bin/gantry
+PKGS    := ./...
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/gantry
+	$(GO) build -trimpath -o $(BIN) ./cmd/gantry
+
+.PHONY: images
+images: ## Build the local sample image gantry/samples:latest (no registry needed)
+	$(GO) run ./samples/cmd/gantry-images
+
+.PHONY: test
+test: ## Run every test, unit and integration (embedded NATS, real Docker)
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+.PHONY: demo
+demo: build images ## Start gantry up, run the sample extract → transform → load, show the result
+	./samples/demo.sh
+
+.PHONY: bench
+bench: ## Run the Go micro-benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz test for 20s
+	@for p in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s $$p || exit 1; \
+	  done; \
+	done
+
+.PHONY: clean
+clean: ## Remove bin/
+	rm -rf bin

@@ -1,0 +1,64 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+
+	"github.com/gantry-dev/gantry/worker"
+)
+
+// missingImages is a Client without any image whose pulls answer with
+// body. Other methods are not called.
+type missingImages struct {
+	Client
+	body io.ReadCloser
+}
+
+func (c missingImages) ImageInspect(ctx context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+	return image.InspectResponse{}, cerrdefs.ErrNotFound.WithMessage("no such image: " + ref)
+}
+
+func (c missingImages) ImagePull(ctx context.Context, ref string, _ image.PullOptions) (io.ReadCloser, error) {
+	return c.body, nil
+}
+
+// blockingBody never ends until closed, as a stuck daemon's stream would.
+type blockingBody struct{ closed chan struct{} }
+
+func (b blockingBody) Read([]byte) (int, error) { <-b.closed; return 0, io.ErrClosedPipe }
+func (b blockingBody) Close() error {
+	select {
+	case <-b.closed:
+	default:
+		close(b.closed)
+	}
+	return nil
+}
+
+func TestPullStreamErrors(t *testing.T) {
+	body := `{"status":"Pulling from library/x"}` + "\n" +
+		`{"errorDetail":{"message":"manifest for x:v9 not found: manifest unknown"},"error":"manifest for x:v9 not found: manifest unknown"}` + "\n"
+	r := New(missingImages{body: io.NopCloser(strings.NewReader(body))})
+	err := r.ensureImage(t.Context(), "x:v9", worker.PullMissing)
+	if !errors.Is(err, worker.ErrImageNotFound) || !strings.Contains(err.Error(), "manifest unknown") {
+		t.Fatalf("got %v, want ErrImageNotFound saying manifest unknown", err)
+	}
+}
+
+func TestPullHonoursContext(t *testing.T) {
+	r := New(missingImages{body: blockingBody{closed: make(chan struct{})}})
+	ctx, cancel := context.WithTimeoutCause(t.Context(), 100*time.Millisecond, errors.New("pull took too long"))
+	defer cancel()
+	err := r.ensureImage(ctx, "x:v9", worker.PullAlways)
+	if err == nil || !strings.Contains(err.Error(), "pull took too long") || errors.Is(err, worker.ErrImageNotFound) {
+		t.Fatalf("got %v, want the context's cause", err)
+	}
+}
