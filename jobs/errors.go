@@ -45,5 +45,6 @@ func ErrorCode(err error) string {
 	return CodeInternal
 }
 
-// ErrNotFound is returned by lookups of objects that do not exist.
-var ErrNotFound = errors.New("jobs: not found")
+// ErrNotFound is wrapped by lookups of objects that do not exist, as in
+// fmt.Errorf("run %s: %w", id, ErrNotFound); its API code is not_found.
+var ErrNotFound error = &Error{Code: CodeNotFound, Message: "not found"}

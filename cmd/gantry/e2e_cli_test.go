@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+func TestCtrlCStopsAttachedRun(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	cmd := exec.Command(gantryBin, "run", "--image", in.image, "--", "sh", "-c", "echo ready; sleep 300")
+	cmd.Env = in.env
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { io.Copy(io.Discard, stdout); done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("gantry run did not end after Ctrl-C")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 143 {
+		t.Errorf("exit %d, want 143 (the container's, after SIGTERM)", code)
+	}
+	if !strings.Contains(stderr.String(), "stopping run") {
+		t.Errorf("stderr does not say it is stopping the run: %q", stderr.String())
+	}
+	list, _, _ := in.gantry("ps", "--all", "-o", "json")
+	var runs []jobs.Run
+	json.Unmarshal([]byte(list), &runs)
+	if r := in.describe(runs[0].RunID); r.Status != jobs.StatusCanceled || r.StopCode != jobs.StopUserInitiated {
+		t.Fatalf("run: %s %s", r.Status, r.StopCode)
+	}
+}
+
+func TestUnknownRunIsNotFound(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	for _, args := range [][]string{{"describe", "nosuchrun"}, {"logs", "nosuchrun"}, {"stop", "nosuchrun"}} {
+		_, errOut, code := in.gantry(args...)
+		if code != exitGantryError || !strings.Contains(errOut, "run nosuchrun") || !strings.Contains(errOut, "not found") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+}
+
+func TestHTTPAPI(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	in := startUp(t, "--http", addr)
+	id := in.runDetached("echo", "hi")
+	in.waitStatus(id, jobs.StatusSucceeded)
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := get("/api/runs/" + id); code != 200 || !strings.Contains(body, `"status":"SUCCEEDED"`) {
+		t.Errorf("/api/runs/%s: %d %s", id, code, body)
+	}
+	if code, body := get("/api/runs?all=1"); code != 200 || !strings.Contains(body, id) {
+		t.Errorf("/api/runs: %d %s", code, body)
+	}
+	if code, body := get("/api/runs/nope"); code != 404 || !strings.Contains(body, `"code":"not_found"`) {
+		t.Errorf("/api/runs/nope: %d %s", code, body)
+	}
+}

@@ -1,0 +1,196 @@
+package jobs
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func intp(i int) *int { return &i }
+
+func newRun(attempts int) *Run {
+	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	r := &Run{RunID: "r1", Status: StatusQueued, CreatedAt: t0,
+		Attempts: []Attempt{{Attempt: 1, Status: StatusQueued, CreatedAt: t0}}}
+	if attempts > 0 {
+		r.Spec.RetryStrategy = &RetryStrategy{Attempts: attempts}
+	}
+	return r
+}
+
+func ev(attempt, seq int, st Status) Event {
+	return Event{RunID: "r1", Attempt: attempt, Seq: seq, Status: st, Worker: "w1",
+		Time: time.Date(2026, 11, 25, 8, 0, seq, 0, time.UTC)}
+}
+
+func TestApplyLifecycle(t *testing.T) {
+	r := newRun(0)
+	steps := []struct {
+		ev      Event
+		changed bool
+		status  Status
+	}{
+		{ev(1, 1, StatusStarting), true, StatusStarting},
+		{ev(1, 2, StatusRunning), true, StatusRunning},
+		{ev(1, 2, StatusRunning), false, StatusRunning},  // replay
+		{ev(1, 1, StatusStarting), false, StatusRunning}, // older
+		{ev(2, 1, StatusStarting), false, StatusRunning}, // no such attempt
+		{func() Event { e := ev(1, 3, StatusSucceeded); e.ExitCode = intp(0); return e }(), true, StatusSucceeded},
+		{ev(1, 4, StatusFailed), false, StatusSucceeded}, // after the end
+	}
+	for i, s := range steps {
+		if got := r.Apply(s.ev); got != s.changed {
+			t.Fatalf("step %d: Apply = %v, want %v", i, got, s.changed)
+		}
+		if r.Status != s.status {
+			t.Fatalf("step %d: status %s, want %s", i, r.Status, s.status)
+		}
+	}
+	if r.StartedAt == nil || r.FinishedAt == nil || r.Worker != "w1" || r.ExitCode == nil || *r.ExitCode != 0 {
+		t.Fatalf("run after lifecycle: %+v", r)
+	}
+}
+
+func TestApplyRetriesFailedAttempt(t *testing.T) {
+	r := newRun(2)
+	r.Apply(ev(1, 1, StatusRunning))
+	fail := ev(1, 2, StatusFailed)
+	fail.ExitCode, fail.StopCode = intp(1), StopEssentialExited
+	if !r.Apply(fail) {
+		t.Fatal("failure not applied")
+	}
+	if r.Status != StatusQueued || len(r.Attempts) != 2 || r.Attempts[1].Status != StatusQueued || r.FinishedAt != nil {
+		t.Fatalf("after first failure: status %s attempts %+v", r.Status, r.Attempts)
+	}
+	r.Apply(ev(2, 1, StatusRunning))
+	fail2 := ev(2, 2, StatusFailed)
+	fail2.ExitCode = intp(5)
+	r.Apply(fail2)
+	if r.Status != StatusFailed || len(r.Attempts) != 2 || *r.ExitCode != 5 || r.FinishedAt == nil {
+		t.Fatalf("after last failure: status %s exit %v attempts %d", r.Status, r.ExitCode, len(r.Attempts))
+	}
+	// A late event of the first attempt changes only that attempt's record.
+	if r.Apply(ev(1, 3, StatusSucceeded)) {
+		t.Fatal("an event after the attempt ended changed the run")
+	}
+}
+
+func TestUserStopIsNotRetried(t *testing.T) {
+	r := newRun(3)
+	e := ev(1, 1, StatusFailed)
+	e.StopCode = StopUserInitiated
+	r.Apply(e)
+	if r.Status != StatusFailed || len(r.Attempts) != 1 {
+		t.Fatalf("status %s attempts %d", r.Status, len(r.Attempts))
+	}
+}
+
+func TestCancel(t *testing.T) {
+	now := time.Now()
+	r := newRun(0)
+	if !r.Cancel(now, "bye") || r.Status != StatusCanceled || r.StopCode != StopUserInitiated || r.Attempts[0].Status != StatusCanceled {
+		t.Fatalf("cancel queued: %+v", r)
+	}
+	// A worker that took the job anyway reports: the attempt ended when the
+	// run was canceled, so nothing changes.
+	if r.Apply(ev(1, 1, StatusRunning)) || r.Status != StatusCanceled {
+		t.Fatalf("status %s after a late worker event", r.Status)
+	}
+	running := newRun(0)
+	running.Apply(ev(1, 1, StatusRunning))
+	if running.Cancel(now, "bye") {
+		t.Fatal("Cancel of a running run must be left to its worker")
+	}
+}
+
+func TestSubmitRequestTaskRef(t *testing.T) {
+	tests := []struct {
+		name, json string
+		ref        string
+		inline     bool
+		err        string
+	}{
+		{"family", `{"taskDefinition":"etl"}`, "etl", false, ""},
+		{"family and revision", `{"taskDefinition":"etl:3"}`, "etl:3", false, ""},
+		{"bad revision", `{"taskDefinition":"etl:x"}`, "", false, "revision must be a positive number"},
+		{"missing", `{}`, "", false, "taskDefinition: required"},
+		{"inline", `{"taskDefinition":{"family":"f","containerDefinitions":[{"name":"main","image":"busybox"}]}}`, "", true, ""},
+		{"inline without image", `{"taskDefinition":{"family":"f","containerDefinitions":[{"name":"main"}]}}`, "", false,
+			"taskDefinition.containerDefinitions[0].image: required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var req SubmitRequest
+			if err := json.Unmarshal([]byte(tt.json), &req); err != nil {
+				t.Fatal(err)
+			}
+			ref, inline, err := req.TaskRef()
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				if ErrorCode(err) != CodeInvalidArgument {
+					t.Fatalf("code %s, want invalid_argument", ErrorCode(err))
+				}
+				return
+			}
+			if err != nil || ref != tt.ref || (inline != nil) != tt.inline {
+				t.Fatalf("got %q %v %v", ref, inline, err)
+			}
+		})
+	}
+}
+
+func TestSubmitRequestValidateCollectsEveryProblem(t *testing.T) {
+	req := SubmitRequest{Cluster: "bad cluster", TimeoutSeconds: -1, RetryStrategy: &RetryStrategy{Attempts: 11}}
+	err := req.Validate()
+	for _, want := range []string{"cluster: \"bad cluster\"", "timeoutSeconds: must not be negative", "retryStrategy.attempts: 11: must be between 1 and 10"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}
+
+func TestWithOverrides(t *testing.T) {
+	td := TaskDefinition{Family: "f", ContainerDefinitions: []ContainerDefinition{{Name: "main", Image: "i",
+		Command: []string{"a"}, Environment: []KeyValue{{"A", "1"}, {"B", "2"}}}}}
+	out, err := td.WithOverrides(&Overrides{ContainerOverrides: []ContainerOverride{{Name: "main",
+		Command: []string{"b"}, Environment: []KeyValue{{"B", "3"}, {"C", "4"}}, Memory: intp(64)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := out.ContainerDefinitions[0]
+	if c.Command[0] != "b" || c.Memory != 64 || len(c.Environment) != 3 || c.Environment[1].Value != "3" {
+		t.Fatalf("overridden: %+v", c)
+	}
+	if td.ContainerDefinitions[0].Command[0] != "a" || td.ContainerDefinitions[0].Environment[1].Value != "2" {
+		t.Fatal("WithOverrides changed its receiver")
+	}
+	_, err = td.WithOverrides(&Overrides{ContainerOverrides: []ContainerOverride{{Name: "other"}}})
+	if err == nil || !strings.Contains(err.Error(), `overrides.containerOverrides[0].name: no container "other"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func FuzzSubmitRequest(f *testing.F) {
+	f.Add([]byte(`{"taskDefinition":"etl:3","cluster":"c","retryStrategy":{"attempts":2}}`))
+	f.Add([]byte(`{"taskDefinition":{"family":"f","containerDefinitions":[{"name":"m","image":"i","memory":64}]}}`))
+	f.Add([]byte(`{"taskDefinition":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req SubmitRequest
+		if json.Unmarshal(data, &req) != nil {
+			return
+		}
+		ref, inline, err := req.TaskRef()
+		if err == nil && (ref == "") == (inline == nil) {
+			t.Fatalf("TaskRef gave ref %q and inline %v", ref, inline)
+		}
+		if err == nil && inline != nil {
+			if verr := inline.Validate(); verr != nil {
+				t.Fatalf("accepted an invalid task definition: %v", verr)
+			}
+		}
+		_ = req.Validate()
+	})
+}

@@ -1,0 +1,257 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue/embedded"
+)
+
+// newQueue starts an embedded NATS server on a random port with its store in
+// a temporary directory, and returns a queue over it with the streams made.
+func newQueue(t *testing.T) *Queue {
+	t.Helper()
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := Dial(context.Background(), ConnOptions{URL: ns.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	q, err := New(nc, WithAckWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := q.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.EnsureStreams(ctx); err != nil {
+		t.Fatalf("EnsureStreams is not idempotent: %v", err)
+	}
+	return q
+}
+
+func TestPublishJobIsIdempotent(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	job := &jobs.Job{RunID: "r1", Attempt: 1, Cluster: "default"}
+	s1, err := q.PublishJob(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := q.PublishJob(ctx, job)
+	if err != nil || s2 != s1 {
+		t.Fatalf("second publish: seq %d (first %d), err %v", s2, s1, err)
+	}
+	cons, err := q.Jobs(ctx, "default", "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cons.Next(ctx)
+	if err != nil || d.Job().RunID != "r1" || d.Delivered() != 1 {
+		t.Fatalf("Next: %+v %v", d, err)
+	}
+	if err := d.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if d, err := cons.Next(short); err == nil {
+		t.Fatalf("a duplicate was delivered: %+v", d.Job())
+	}
+}
+
+func TestJobsForAWorkerComeFirst(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	cons, err := q.Jobs(ctx, "etl", "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.PublishJob(ctx, &jobs.Job{RunID: "any", Attempt: 1, Cluster: "etl"})
+	q.PublishJob(ctx, &jobs.Job{RunID: "mine", Attempt: 1, Cluster: "etl", Worker: "w1"})
+	for _, want := range []string{"mine", "any"} {
+		d, err := cons.Next(ctx)
+		if err != nil || d.Job().RunID != want {
+			t.Fatalf("Next = %v %v, want %s", d, err, want)
+		}
+		d.Ack(ctx)
+	}
+}
+
+func TestUnackedJobIsRedelivered(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	cons, _ := q.Jobs(ctx, "default", "w1")
+	q.PublishJob(ctx, &jobs.Job{RunID: "r1", Attempt: 1, Cluster: "default"})
+	if _, err := cons.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Nobody renews the lease: after the ack wait (2 s here) it comes back.
+	d, err := cons.Next(ctx)
+	if err != nil || d.Delivered() != 2 {
+		t.Fatalf("redelivery: %+v %v", d, err)
+	}
+}
+
+func TestMalformedJobIsTerminated(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	cons, _ := q.Jobs(ctx, "default", "w1")
+	if _, err := q.js.Publish(ctx, JobSubject("default", ""), []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cons.Next(ctx); !errors.Is(err, ErrBadJob) {
+		t.Fatalf("err = %v, want ErrBadJob", err)
+	}
+}
+
+func TestLogsRoundTrip(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	long := strings.Repeat("é", maxPiece) // 2 bytes a rune: forces pieces cut inside runes
+	w := q.NewLogWriter("r1", 1)
+	w.Line("main", jobs.Stdout, []byte("first"))
+	w.Line("main", jobs.Stderr, []byte("oops"))
+	w.Line("side", jobs.Stdout, []byte("side line"))
+	w.Line("main", jobs.Stdout, []byte(long))
+	for i := range 5000 {
+		w.Line("main", jobs.Stdout, []byte(strings.Repeat("x", i%100)))
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w2 := q.NewLogWriter("r1", 2)
+	w2.Line("main", jobs.Stdout, []byte("second attempt"))
+	w2.Close(ctx)
+
+	var lines []jobs.LogLine
+	var joined strings.Builder
+	var pieces int
+	err := q.ReadLogs(ctx, LogQuery{RunID: "r1", Container: "main", Attempt: 1}, func(b *jobs.LogBatch) error {
+		for _, l := range b.Lines {
+			if l.Partial {
+				pieces++
+				joined.WriteString(l.Text)
+				continue
+			}
+			if pieces > 0 && joined.Len() > 0 {
+				joined.WriteString(l.Text)
+				l.Text = joined.String()
+				joined.Reset()
+			}
+			lines = append(lines, l)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 5003 || lines[0].Text != "first" || lines[1].Stream != jobs.Stderr || lines[2].Text != long {
+		t.Fatalf("got %d lines; first %q, second %+v, long one intact: %v", len(lines), lines[0].Text, lines[1], lines[2].Text == long)
+	}
+	if pieces == 0 {
+		t.Fatal("a line longer than maxPiece was not split")
+	}
+	for i := 1; i < len(lines); i++ {
+		if lines[i].Seq <= lines[i-1].Seq {
+			t.Fatalf("seq not increasing at %d", i)
+		}
+	}
+	var all int
+	q.ReadLogs(ctx, LogQuery{RunID: "r1"}, func(b *jobs.LogBatch) error { all += len(b.Lines); return nil })
+	if all < 5003+2 {
+		t.Fatalf("all containers and attempts: %d lines", all)
+	}
+}
+
+func TestFollowLogsEndsWhenDone(t *testing.T) {
+	q := newQueue(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var done atomic.Bool
+	got := make(chan int, 1)
+	go func() {
+		n := 0
+		err := q.ReadLogs(ctx, LogQuery{RunID: "r9", Follow: true, Done: done.Load}, func(b *jobs.LogBatch) error {
+			n += len(b.Lines)
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- n
+	}()
+	w := q.NewLogWriter("r9", 1)
+	for range 100 {
+		w.Line("main", jobs.Stdout, []byte("line"))
+	}
+	w.Close(ctx)
+	done.Store(true)
+	select {
+	case n := <-got:
+		if n != 100 {
+			t.Fatalf("followed %d lines, want 100", n)
+		}
+	case <-ctx.Done():
+		t.Fatal("follow did not end after the run was done")
+	}
+}
+
+func TestCanceledRuns(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	got := make(chan CancelMsg, 1)
+	sub, err := q.SubscribeCancels(func(c CancelMsg) { got <- c })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if ok, _, err := q.Canceled(ctx, "r1"); ok || err != nil {
+		t.Fatalf("Canceled before: %v %v", ok, err)
+	}
+	if err := q.MarkCanceled(ctx, "r1", "no longer needed"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, reason, err := q.Canceled(ctx, "r1"); !ok || reason != "no longer needed" || err != nil {
+		t.Fatalf("Canceled after: %v %q %v", ok, reason, err)
+	}
+	select {
+	case c := <-got:
+		if c.RunID != "r1" {
+			t.Fatalf("cancel message %+v", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no cancel message")
+	}
+}
+
+func TestDialErrorsSayWhatToDo(t *testing.T) {
+	_, err := Dial(context.Background(), ConnOptions{URL: "nats://127.0.0.1:1", Timeout: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "is `gantry up` running?") {
+		t.Fatalf("err = %v", err)
+	}
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: "u", Password: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	_, err = Dial(context.Background(), ConnOptions{URL: ns.ClientURL()})
+	if err == nil || !strings.Contains(err.Error(), "refused the credentials") {
+		t.Fatalf("unauthenticated: err = %v", err)
+	}
+	nc, err := Dial(context.Background(), ConnOptions{URL: ns.ClientURL(), User: "u", Password: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+}

@@ -1,0 +1,217 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// fakeSource hands out the leases it is given, then blocks.
+type fakeSource struct{ leases chan *fakeLease }
+
+func (s *fakeSource) Next(ctx context.Context) (Lease, error) {
+	select {
+	case l := <-s.leases:
+		return l, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+type fakeLease struct {
+	job       jobs.Job
+	delivered uint64
+	acked     chan struct{}
+}
+
+func (l *fakeLease) Job() jobs.Job                 { return l.job }
+func (l *fakeLease) Delivered() uint64             { return l.delivered }
+func (l *fakeLease) InProgress() error             { return nil }
+func (l *fakeLease) Ack(ctx context.Context) error { close(l.acked); return nil }
+
+// fakeReporter records events.
+type fakeReporter struct {
+	mu       sync.Mutex
+	events   []jobs.Event
+	canceled map[string]string
+}
+
+func (r *fakeReporter) PublishEvent(ctx context.Context, ev *jobs.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, *ev)
+	return nil
+}
+
+func (r *fakeReporter) Logs(string, int) LogStream { return nopLogs{} }
+
+func (r *fakeReporter) Canceled(ctx context.Context, runID string) (bool, string, error) {
+	reason, ok := r.canceled[runID]
+	return ok, reason, nil
+}
+
+func (r *fakeReporter) last() jobs.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.events[len(r.events)-1]
+}
+
+type nopLogs struct{}
+
+func (nopLogs) Line(string, string, []byte) {}
+func (nopLogs) Close(context.Context) error { return nil }
+
+// fakeRuntime ends each task as its function says.
+type fakeRuntime func(ctx context.Context, t *Task) (*Result, error)
+
+func (f fakeRuntime) Run(ctx context.Context, t *Task, _ LogSink) (*Result, error) {
+	if t.Started != nil {
+		t.Started()
+	}
+	return f(ctx, t)
+}
+
+func exited(code int) *Result {
+	return &Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &code}}}
+}
+
+func job(id string) jobs.Job {
+	return jobs.Job{RunID: id, Attempt: 1, Cluster: "default", Spec: jobs.RunSpec{Task: jobs.TaskDefinition{
+		Family: "f", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "img"}}}}}
+}
+
+// runOne runs a worker until it has handled one job, and returns its final event.
+func runOne(t *testing.T, j jobs.Job, delivered uint64, rt Runtime, rep *fakeReporter, during func(w *Worker)) jobs.Event {
+	t.Helper()
+	src := &fakeSource{leases: make(chan *fakeLease, 1)}
+	w := New("w1", "default", src, rt, rep, WithGracePeriod(5*time.Second))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	lease := &fakeLease{job: j, delivered: delivered, acked: make(chan struct{})}
+	src.leases <- lease
+	if during != nil {
+		during(w)
+	}
+	select {
+	case <-lease.acked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("job not acked")
+	}
+	cancel()
+	<-done
+	return rep.last()
+}
+
+func TestOutcomes(t *testing.T) {
+	tests := []struct {
+		name     string
+		rt       fakeRuntime
+		status   jobs.Status
+		exit     *int
+		stopCode string
+	}{
+		{"success", func(context.Context, *Task) (*Result, error) { return exited(0), nil }, jobs.StatusSucceeded, intp(0), ""},
+		{"failure", func(context.Context, *Task) (*Result, error) { return exited(3), nil }, jobs.StatusFailed, intp(3), jobs.StopEssentialExited},
+		{"cannot start", func(context.Context, *Task) (*Result, error) { return nil, errors.New("image missing") },
+			jobs.StatusFailed, nil, jobs.StopFailedToStart},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := &fakeReporter{}
+			ev := runOne(t, job("r1"), 1, tt.rt, rep, nil)
+			if ev.Status != tt.status || ev.StopCode != tt.stopCode || (ev.ExitCode == nil) != (tt.exit == nil) ||
+				(tt.exit != nil && *ev.ExitCode != *tt.exit) {
+				t.Fatalf("final event %+v", ev)
+			}
+			statuses := []jobs.Status{}
+			for _, e := range rep.events {
+				statuses = append(statuses, e.Status)
+				if e.Seq < 1 || e.Worker != "w1" || e.Source != jobs.SourceWorker {
+					t.Fatalf("event %+v", e)
+				}
+			}
+			if statuses[0] != jobs.StatusStarting || statuses[1] != jobs.StatusRunning {
+				t.Fatalf("statuses %v", statuses)
+			}
+		})
+	}
+}
+
+func TestFirstFailedEssentialContainerGivesTheExitCode(t *testing.T) {
+	j := job("r1")
+	no := false
+	j.Spec.Task.ContainerDefinitions = []jobs.ContainerDefinition{
+		{Name: "side", Image: "i", Essential: &no}, {Name: "a", Image: "i"}, {Name: "b", Image: "i"}}
+	rt := fakeRuntime(func(context.Context, *Task) (*Result, error) {
+		return &Result{Containers: []jobs.ContainerResult{
+			{Name: "side", ExitCode: intp(9)}, {Name: "a", ExitCode: intp(0)}, {Name: "b", ExitCode: intp(4)}}}, nil
+	})
+	if ev := runOne(t, j, 1, rt, &fakeReporter{}, nil); *ev.ExitCode != 4 {
+		t.Fatalf("exit %d, want 4 (the non-essential container's 9 does not count)", *ev.ExitCode)
+	}
+}
+
+func TestCancelStopsTheRun(t *testing.T) {
+	started := make(chan struct{})
+	rt := fakeRuntime(func(ctx context.Context, _ *Task) (*Result, error) {
+		close(started)
+		<-ctx.Done()
+		return exited(143), nil
+	})
+	ev := runOne(t, job("r1"), 1, rt, &fakeReporter{}, func(w *Worker) {
+		<-started
+		if !w.Cancel("r1", "Stopped by user") {
+			t.Error("Cancel did not find the run")
+		}
+	})
+	if ev.Status != jobs.StatusCanceled || ev.StopCode != jobs.StopUserInitiated || ev.StoppedReason != "Stopped by user" {
+		t.Fatalf("final event %+v", ev)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	j := job("r1")
+	j.Spec.TimeoutSeconds = 1
+	rt := fakeRuntime(func(ctx context.Context, _ *Task) (*Result, error) {
+		<-ctx.Done()
+		return exited(143), nil
+	})
+	ev := runOne(t, j, 1, rt, &fakeReporter{}, nil)
+	if ev.Status != jobs.StatusFailed || ev.StopCode != jobs.StopTimeout {
+		t.Fatalf("final event %+v", ev)
+	}
+}
+
+func TestCanceledBeforeStartNeverRuns(t *testing.T) {
+	rt := fakeRuntime(func(context.Context, *Task) (*Result, error) {
+		t.Error("the runtime ran a canceled job")
+		return exited(0), nil
+	})
+	rep := &fakeReporter{canceled: map[string]string{"r1": "not wanted"}}
+	ev := runOne(t, job("r1"), 1, rt, rep, nil)
+	if ev.Status != jobs.StatusCanceled || len(rep.events) != 1 {
+		t.Fatalf("events %+v", rep.events)
+	}
+}
+
+func TestGantryEnvironment(t *testing.T) {
+	var env map[string]string
+	rt := fakeRuntime(func(_ context.Context, task *Task) (*Result, error) {
+		env = map[string]string{}
+		for _, kv := range task.Env {
+			env[kv.Name] = kv.Value
+		}
+		return exited(0), nil
+	})
+	runOne(t, job("r7"), 1, rt, &fakeReporter{}, nil)
+	if env["GANTRY_RUN_ID"] != "r7" || env["GANTRY_ATTEMPT"] != "1" || env["GANTRY_WORKER"] != "w1" {
+		t.Fatalf("env %v", env)
+	}
+}
+
+func intp(i int) *int { return &i }
