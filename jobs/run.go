@@ -75,12 +75,19 @@ type Attempt struct {
 	Containers    []ContainerResult `json:"containers,omitempty"`
 	// Seq is the sequence number of the last worker event applied.
 	Seq int `json:"seq"`
+	// NotBefore delays a retry: its job is queued at that time (backoff).
+	NotBefore *time.Time `json:"notBefore,omitempty"`
+	// Redelivery marks an attempt that runs the job of a lost one, handed
+	// to another worker by the queue: the server publishes nothing for it.
+	Redelivery bool `json:"redelivery,omitempty"`
 }
 
 // RetryStrategy says how often a run is tried, as AWS Batch's does:
 // Attempts is the total number of tries.
 type RetryStrategy struct {
-	Attempts int `json:"attempts,omitempty"`
+	Attempts       int              `json:"attempts,omitempty"`
+	EvaluateOnExit []EvaluateOnExit `json:"evaluateOnExit,omitempty"`
+	Backoff        *Backoff         `json:"backoff,omitempty"`
 }
 
 // ContainerOverride changes one container of a task for one run.
@@ -104,6 +111,12 @@ type RunSpec struct {
 	Overrides      *Overrides     `json:"overrides,omitempty"`
 	TimeoutSeconds int            `json:"timeoutSeconds,omitempty"`
 	RetryStrategy  *RetryStrategy `json:"retryStrategy,omitempty"`
+	// ActiveDeadlineSeconds bounds the run over all its attempts; Deadline
+	// is the time it ends, fixed at submission.
+	ActiveDeadlineSeconds int        `json:"activeDeadlineSeconds,omitempty"`
+	Deadline              *time.Time `json:"deadline,omitempty"`
+	// Stage is set on the runs of pipeline stages.
+	Stage *StageContext `json:"stage,omitempty"`
 }
 
 // MaxAttempts is the number of tries the spec allows, at least one.
@@ -121,6 +134,7 @@ type Run struct {
 	ExitCode       *int              `json:"exitCode"`
 	StopCode       string            `json:"stopCode"`
 	StoppedReason  string            `json:"stoppedReason"`
+	StatusReason   string            `json:"statusReason,omitempty"` // why a run not ended waits
 	TaskDefinition string            `json:"taskDefinition"`
 	Cluster        string            `json:"cluster"`
 	Worker         string            `json:"worker"`
@@ -156,7 +170,11 @@ type Event struct {
 	ExitCode      *int              `json:"exitCode,omitempty"`
 	StopCode      string            `json:"stopCode,omitempty"`
 	StoppedReason string            `json:"stoppedReason,omitempty"`
+	StatusReason  string            `json:"statusReason,omitempty"`
 	Containers    []ContainerResult `json:"containers,omitempty"`
+	// Redelivered, on a WorkerLost event, says that the lost attempt's job
+	// went to another worker, which runs it as the next attempt.
+	Redelivered bool `json:"redelivered,omitempty"`
 }
 
 // Event sources.
@@ -197,7 +215,17 @@ func (r *Run) Apply(ev Event) bool {
 	if ev.Attempt != len(r.Attempts) || r.Status.Terminal() {
 		return true
 	}
+	if ev.StopCode == StopWorkerLost && ev.Redelivered {
+		// The queue handed the job to another worker: it runs the next
+		// attempt, and nothing needs publishing.
+		r.Attempts = append(r.Attempts, Attempt{Attempt: len(r.Attempts) + 1, Status: StatusQueued,
+			CreatedAt: t, Redelivery: true})
+		r.Status = StatusQueued
+		r.StatusReason = fmt.Sprintf("attempt %d lost with worker %s: %s", ev.Attempt, orNone(ev.Worker), ev.StoppedReason)
+		return true
+	}
 	r.Status = ev.Status
+	r.StatusReason = ""
 	r.Worker = a.Worker
 	if ev.Status == StatusRunning && r.StartedAt == nil {
 		r.StartedAt = &t
@@ -216,16 +244,51 @@ func (r *Run) Apply(ev Event) bool {
 }
 
 // Retry starts a new attempt, QUEUED, if the current one failed in a way
-// worth trying again and the spec allows another try.
+// worth trying again (its evaluateOnExit rules say so), the spec allows
+// another try and the run's deadline leaves time for it. The new attempt
+// waits for its backoff: its NotBefore is set.
 func (r *Run) Retry(now time.Time) bool {
 	a := r.Current()
-	if a == nil || a.Status != StatusFailed || a.StopCode == StopUserInitiated ||
-		len(r.Attempts) >= r.Spec.MaxAttempts() {
+	if a == nil || a.Status != StatusFailed || a.StopCode == StopUserInitiated || a.StopCode == StopWorkerLost ||
+		r.Tries() >= r.Spec.MaxAttempts() || !r.Spec.RetryStrategy.ShouldRetry(a) {
 		return false
 	}
-	r.Attempts = append(r.Attempts, Attempt{Attempt: len(r.Attempts) + 1, Status: StatusQueued, CreatedAt: now})
+	n := r.Tries()
+	at := now.Add(r.Spec.RetryStrategy.backoff().Delay(n, jitter(r.RunID, n+1)))
+	if d := r.Spec.Deadline; d != nil && !at.Before(*d) {
+		return false
+	}
+	r.Attempts = append(r.Attempts, Attempt{Attempt: len(r.Attempts) + 1, Status: StatusQueued, CreatedAt: now, NotBefore: &at})
 	r.Status = StatusQueued
+	r.StatusReason = fmt.Sprintf("retry %d of %d after attempt %d failed (%s); queued at %s", n, r.Spec.MaxAttempts()-1,
+		a.Attempt, orNone(a.StopCode), at.UTC().Format(time.RFC3339Nano))
 	return true
+}
+
+// Tries counts the attempts that count against retryStrategy.attempts: all
+// but those lost with their worker, which the queue redelivers anyway.
+func (r *Run) Tries() int {
+	n := 0
+	for _, a := range r.Attempts {
+		if a.StopCode != StopWorkerLost {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *RetryStrategy) backoff() *Backoff {
+	if s == nil {
+		return nil
+	}
+	return s.Backoff
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // Cancel ends a run that no worker has started yet. It reports false when
@@ -237,6 +300,7 @@ func (r *Run) Cancel(now time.Time, reason string) bool {
 	r.Status = StatusCanceled
 	r.StopCode = StopUserInitiated
 	r.StoppedReason = reason
+	r.StatusReason = ""
 	r.FinishedAt = &now
 	if a := r.Current(); a != nil {
 		a.Status = StatusCanceled
@@ -267,6 +331,11 @@ type SubmitRequest struct {
 	TimeoutSeconds int             `json:"timeoutSeconds,omitempty"`
 	RetryStrategy  *RetryStrategy  `json:"retryStrategy,omitempty"`
 	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
+	// ActiveDeadlineSeconds bounds the whole run, every attempt and the
+	// waits between them (Kubernetes Job's field); 0 means no bound.
+	ActiveDeadlineSeconds int `json:"activeDeadlineSeconds,omitempty"`
+	// Stage is set by the pipeline scheduler on the runs of stages.
+	Stage *StageContext `json:"stage,omitempty"`
 }
 
 // TaskRef returns the family:revision reference of the request, or the
@@ -304,8 +373,13 @@ func (s SubmitRequest) Validate() error {
 	if s.TimeoutSeconds < 0 {
 		errs = append(errs, &FieldError{"timeoutSeconds", "must not be negative"})
 	}
-	if rs := s.RetryStrategy; rs != nil && (rs.Attempts < 0 || rs.Attempts > 10) {
-		errs = append(errs, &FieldError{"retryStrategy.attempts", fmt.Sprintf("%d: must be between 1 and 10", rs.Attempts)})
+	if rs := s.RetryStrategy; rs != nil {
+		if err := rs.validate("retryStrategy."); err != nil {
+			errs = append(errs, unjoin(err)...)
+		}
+	}
+	if s.ActiveDeadlineSeconds < 0 {
+		errs = append(errs, &FieldError{"activeDeadlineSeconds", "must not be negative"})
 	}
 	if len(s.IdempotencyKey) > 512 {
 		errs = append(errs, &FieldError{"idempotencyKey", "longer than 512 bytes"})
@@ -343,6 +417,13 @@ func (td TaskDefinition) WithOverrides(o *Overrides) (TaskDefinition, error) {
 	out.ContainerDefinitions = append([]ContainerDefinition(nil), td.ContainerDefinitions...)
 	var errs []error
 	for i, co := range o.ContainerOverrides {
+		if co.Name == "" {
+			// No name, as in AWS Batch's containerOverrides: every container.
+			if err := applyToAll(&out, co, i); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		idx := -1
 		for j := range out.ContainerDefinitions {
 			if out.ContainerDefinitions[j].Name == co.Name {

@@ -1,8 +1,6 @@
 package jobs
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -31,6 +29,26 @@ type ContainerDefinition struct {
 	User              string       `json:"user,omitempty"`
 	StopTimeout       int          `json:"stopTimeout,omitempty"`
 	MountPoints       []MountPoint `json:"mountPoints,omitempty"`
+
+	// The rest of ECS's container definition, in ecs.go's terms.
+	Secrets                []Secret          `json:"secrets,omitempty"`
+	DependsOn              []ContainerDep    `json:"dependsOn,omitempty"`
+	HealthCheck            *HealthCheck      `json:"healthCheck,omitempty"`
+	VolumesFrom            []VolumeFrom      `json:"volumesFrom,omitempty"`
+	Ulimits                []Ulimit          `json:"ulimits,omitempty"`
+	ReadonlyRootFilesystem bool              `json:"readonlyRootFilesystem,omitempty"`
+	Privileged             bool              `json:"privileged,omitempty"`
+	LinuxParameters        *LinuxParameters  `json:"linuxParameters,omitempty"`
+	StartTimeout           int               `json:"startTimeout,omitempty"`
+	PortMappings           []PortMapping     `json:"portMappings,omitempty"`
+	Links                  []string          `json:"links,omitempty"`
+	Hostname               string            `json:"hostname,omitempty"`
+	ExtraHosts             []HostEntry       `json:"extraHosts,omitempty"`
+	DNSServers             []string          `json:"dnsServers,omitempty"`
+	DNSSearchDomains       []string          `json:"dnsSearchDomains,omitempty"`
+	DockerLabels           map[string]string `json:"dockerLabels,omitempty"`
+	DisableNetworking      bool              `json:"disableNetworking,omitempty"`
+	SystemControls         []SystemControl   `json:"systemControls,omitempty"`
 }
 
 // MountPoint mounts a task volume into a container.
@@ -45,6 +63,8 @@ type MountPoint struct {
 type Volume struct {
 	Name string      `json:"name"`
 	Host *HostVolume `json:"host,omitempty"`
+	// DockerVolumeConfiguration makes it a Docker volume (ecs.go).
+	DockerVolumeConfiguration *DockerVolumeConfiguration `json:"dockerVolumeConfiguration,omitempty"`
 }
 
 // HostVolume names a directory of the worker's host.
@@ -64,6 +84,9 @@ type TaskDefinition struct {
 	CPU                  string                `json:"cpu,omitempty"`
 	Memory               string                `json:"memory,omitempty"`
 	Volumes              []Volume              `json:"volumes,omitempty"`
+	// NetworkMode is accepted as ECS has it; every task gets a bridge
+	// network of its own whatever it says (ecs.go).
+	NetworkMode string `json:"networkMode,omitempty"`
 }
 
 // Ref is the family:revision a run names, or "inline" for an unregistered one.
@@ -75,16 +98,10 @@ func (td TaskDefinition) Ref() string {
 }
 
 // ParseTaskDefinition decodes an ECS task definition and validates it.
+// It is DecodeTaskDefinition without the warnings.
 func ParseTaskDefinition(data []byte) (*TaskDefinition, error) {
-	var td TaskDefinition
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&td); err != nil {
-		return nil, fmt.Errorf("task definition: %w", err)
-	}
-	if err := td.Validate(); err != nil {
-		return nil, err
-	}
-	return &td, nil
+	td, _, err := DecodeTaskDefinition(data)
+	return td, err
 }
 
 // Validate collects every problem of the task definition, each naming its
@@ -162,6 +179,7 @@ func (td TaskDefinition) Validate() error {
 	if len(td.ContainerDefinitions) > 0 && !essential {
 		bad("containerDefinitions", "at least one container must be essential")
 	}
+	td.validateECS(bad)
 	return errors.Join(errs...)
 }
 

@@ -12,8 +12,11 @@ import (
 )
 
 // MaxDeliver is how often a job is handed out before JetStream gives up on
-// it; each delivery after the first means a worker was lost.
-const MaxDeliver = 10
+// it: never. A worker hands back (naks) the jobs that do not fit its free
+// capacity, and those deliveries count too, so a bound would fail runs that
+// only wait for room. Lost workers are counted by the claims instead
+// (worker.MaxLosses), and a run that loses too many fails with a reason.
+const MaxDeliver = -1
 
 // JobConsumer pulls jobs for one worker: its cluster's and its own.
 type JobConsumer struct {

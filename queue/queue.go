@@ -107,8 +107,10 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
-	_, err := q.ensureCancelBucket(ctx)
-	return err
+	if _, err := q.ensureCancelBucket(ctx); err != nil {
+		return err
+	}
+	return q.ensureWorkerBuckets(ctx)
 }
 
 // PublishJob puts a job on its cluster's (or worker's) queue. The message id

@@ -32,9 +32,9 @@ const Repository = "gantry/samples"
 // Applets lists the commands of the box binary; the image links each one to
 // /bin/box. A test in samples/box keeps this list in step with the binary.
 var Applets = []string{
-	"alloc", "bigline", "cat", "cp", "date", "echo", "env", "false", "grep",
-	"head", "hostname", "lines", "ls", "mkdir", "mv", "printenv", "pwd", "rm",
-	"seq", "sh", "sleep", "sort", "tail", "tee", "touch", "tr", "true", "uniq",
+	"alloc", "bigline", "cat", "cp", "date", "echo", "env", "false", "fetch", "grep",
+	"head", "hostname", "httpd", "lines", "ls", "mkdir", "mv", "printenv", "pwd", "rm",
+	"seq", "sh", "sleep", "sort", "tail", "tee", "touch", "tr", "true", "ulimit", "uniq",
 	"wc", "yes",
 }
 

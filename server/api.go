@@ -61,23 +61,52 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 		{"runs_get", "runs.get", s.apiGet},
 		{"runs_list", "runs.list", s.apiList},
 		{"runs_stop", "runs.stop", s.apiStop},
+		{"workers_list", "workers.list", s.apiWorkersList},
+		{"workers_get", "workers.get", s.apiWorkersGet},
+		{"workers_drain", "workers.drain", s.apiWorkersDrain},
+		{"workers_activate", "workers.activate", s.apiWorkersActivate},
+		{"taskdefs_register", "taskdefs.register", s.apiRegisterTaskDef},
+		{"taskdefs_list", "taskdefs.list", s.apiListTaskDefs},
+		{"taskdefs_describe", "taskdefs.describe", s.apiDescribeTaskDef},
+		{"taskdefs_deregister", "taskdefs.deregister", s.apiDeregisterTaskDef},
+		{"pipelines_apply", "pipelines.apply", s.apiPipelineApply},
+		{"pipelines_list", "pipelines.list", s.apiPipelineList},
+		{"pipelines_describe", "pipelines.describe", s.apiPipelineDescribe},
+		{"pipelines_run", "pipelines.run", s.apiPipelineRun},
+		{"pipelines_runs", "pipelines.runs", s.apiPipelineRuns},
+		{"pipelines_get", "pipelines.get", s.apiPipelineGet},
+		{"pipelines_stop", "pipelines.stop", s.apiPipelineStop},
+		{"pipelines_backfill", "pipelines.backfill", s.apiPipelineBackfill},
+		{"schedules_list", "schedules.list", s.apiScheduleList},
+		{"schedules_suspend", "schedules.suspend", s.apiScheduleSuspend},
+		{"schedules_resume", "schedules.resume", s.apiScheduleResume},
+		{"schedules_trigger", "schedules.trigger", s.apiScheduleTrigger},
 	}
+	// Requests are handled concurrently, up to maxInFlight at once: a
+	// subscription's callbacks come one at a time, and one slow request (a
+	// store write, a publish) must not hold up the others. Waiting for a
+	// free place holds the subscription, which pushes back on clients.
+	inFlight := make(chan struct{}, maxInFlight)
 	for _, e := range endpoints {
 		h := e.h
 		err := g.AddEndpoint(e.name, micro.HandlerFunc(func(req micro.Request) {
-			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			reply, err := h(rctx, req.Data())
-			if err != nil {
-				respondError(req, err)
-				return
-			}
-			data, err := json.Marshal(reply)
-			if err != nil {
-				respondError(req, err)
-				return
-			}
-			_ = req.Respond(data)
+			inFlight <- struct{}{}
+			go func() {
+				defer func() { <-inFlight }()
+				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				reply, err := h(rctx, req.Data())
+				if err != nil {
+					respondError(req, err)
+					return
+				}
+				data, err := json.Marshal(reply)
+				if err != nil {
+					respondError(req, err)
+					return
+				}
+				_ = req.Respond(data)
+			}()
 		}), micro.WithEndpointSubject(e.subject))
 		if err != nil {
 			svc.Stop()
@@ -86,6 +115,9 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 	}
 	return svc, nil
 }
+
+// maxInFlight bounds the API requests handled at once.
+const maxInFlight = 256
 
 func respondError(req micro.Request, err error) {
 	code := jobs.ErrorCode(err)
@@ -142,7 +174,12 @@ func (s *Server) apiStop(ctx context.Context, data []byte) (any, error) {
 	if req.RunID == "" {
 		return nil, jobs.Invalid("runId: required")
 	}
-	return s.Stop(ctx, req.RunID, req.Reason)
+	r, err := s.Stop(ctx, req.RunID, req.Reason)
+	if err != nil {
+		return nil, err
+	}
+	s.pipelinesChanged(ctx, []*jobs.Run{r}) // a stage run canceled while queued
+	return r, nil
 }
 
 func (s *Server) apiList(ctx context.Context, data []byte) (any, error) {

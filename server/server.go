@@ -28,12 +28,15 @@ type Server struct {
 
 	idMu    sync.Mutex
 	entropy *ulid.MonotonicEntropy
+
+	pipes *pipelines // pipelines.go
 }
 
 type config struct {
 	log            zerolog.Logger
 	now            func() time.Time
 	defaultCluster string
+	sweepEvery     time.Duration
 }
 
 // Option configures a Server.
@@ -47,11 +50,13 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 
 // New returns a server over a store and a queue.
 func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
-	cfg := config{log: zerolog.Nop(), now: time.Now, defaultCluster: "default"}
+	cfg := config{log: zerolog.Nop(), now: time.Now, defaultCluster: "default", sweepEvery: 2 * time.Second}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return &Server{db: db, q: q, cfg: cfg, entropy: ulid.Monotonic(rand.Reader, 0)}
+	s := &Server{db: db, q: q, cfg: cfg, entropy: ulid.Monotonic(rand.Reader, 0)}
+	s.initPipelines()
+	return s
 }
 
 // Run serves until ctx is done: it makes sure the streams exist, re-queues
@@ -63,17 +68,23 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.republish(ctx); err != nil {
 		return err
 	}
+	stopPipelines, err := s.startPipelines(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopPipelines()
 	svc, err := s.service(ctx)
 	if err != nil {
 		return err
 	}
 	defer svc.Stop()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.q.ConsumeEvents(ctx, 500, func(b *queue.EventBatch) { s.applyBatch(ctx, b) }) }()
 	go func() { errc <- s.consumeSubmissions(ctx) }()
+	go func() { errc <- s.sweep(ctx) }() // fleet.go
 	s.cfg.log.Info().Msg("server ready")
 	var first error
-	for range 2 {
+	for range 3 {
 		if err := <-errc; err != nil && first == nil && ctx.Err() == nil {
 			first = err
 		}
@@ -100,8 +111,8 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	var td jobs.TaskDefinition
 	if inline != nil {
 		td = *inline
-	} else {
-		return nil, jobs.NotFound(fmt.Sprintf("task definition %s: not registered (register it with `gantry taskdef register`)", ref))
+	} else if td, err = s.resolveTaskDef(ctx, ref); err != nil {
+		return nil, err
 	}
 	if _, err := td.WithOverrides(req.Overrides); err != nil {
 		return nil, err
@@ -122,7 +133,16 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		Attempts:       []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}},
 		Containers:     []jobs.ContainerResult{},
 		Spec: jobs.RunSpec{Task: td, Overrides: req.Overrides, TimeoutSeconds: req.TimeoutSeconds,
-			RetryStrategy: req.RetryStrategy},
+			RetryStrategy: req.RetryStrategy, Stage: req.Stage},
+	}
+	if req.ActiveDeadlineSeconds > 0 {
+		d := now.Add(time.Duration(req.ActiveDeadlineSeconds) * time.Second)
+		r.Spec.ActiveDeadlineSeconds, r.Spec.Deadline = req.ActiveDeadlineSeconds, &d
+	}
+	// Say at once why no worker could take it (fleet.go); the sweep keeps
+	// the reason current.
+	if workers, err := s.q.Workers(ctx); err == nil {
+		r.StatusReason = placementReason(r, workers)
 	}
 	stored, created, err := s.db.CreateRun(ctx, r)
 	if err != nil {
@@ -144,6 +164,10 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 // queue's duplicate window absorbs.
 func (s *Server) enqueue(ctx context.Context, r *jobs.Run) error {
 	a := r.Current()
+	if a.Redelivery {
+		// Its job is the lost attempt's, which the queue hands out again.
+		return s.db.MarkPublished(ctx, r.RunID, a.Attempt)
+	}
 	job := &jobs.Job{RunID: r.RunID, Attempt: a.Attempt, Cluster: r.Cluster, Worker: r.TargetWorker, Spec: r.Spec}
 	if _, err := s.q.PublishJob(ctx, job); err != nil {
 		return err
@@ -157,7 +181,11 @@ func (s *Server) republish(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("find unpublished runs: %w", err)
 	}
+	now := s.cfg.now()
 	for i := range runs {
+		if !due(&runs[i], now) {
+			continue // a retry waiting for its backoff; the sweep queues it
+		}
 		if err := s.enqueue(ctx, &runs[i]); err != nil {
 			return err
 		}
@@ -174,7 +202,7 @@ func (s *Server) publishStatus(r *jobs.Run) {
 	a := r.Current()
 	ev := &jobs.Event{RunID: r.RunID, Attempt: a.Attempt, Status: r.Status, Source: jobs.SourceServer,
 		Worker: r.Worker, Time: s.cfg.now().UTC(), ExitCode: r.ExitCode, StopCode: r.StopCode,
-		StoppedReason: r.StoppedReason}
+		StoppedReason: r.StoppedReason, StatusReason: r.StatusReason}
 	if _, err := s.q.PublishEventAsync(ev); err != nil {
 		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status")
 	}
@@ -191,12 +219,13 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 	}
 	for _, r := range changed {
 		s.publishStatus(r)
-		if r.Status == jobs.StatusQueued {
+		if r.Status == jobs.StatusQueued && due(r, s.cfg.now()) {
 			if err := s.enqueue(ctx, r); err != nil {
 				s.cfg.log.Error().Err(err).Str("run", r.RunID).Msg("queue retry")
 			}
 		}
 	}
+	s.pipelinesChanged(ctx, changed)
 	b.Ack()
 }
 

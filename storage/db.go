@@ -18,6 +18,8 @@ import (
 type DB struct {
 	w *sql.DB // the single writer connection
 	r *sql.DB // readers, query_only
+
+	group committer // group.go
 }
 
 // Pragmas of every connection. busy_timeout comes first in effect (the driver
@@ -77,11 +79,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	return &DB{w: w, r: r}, nil
+	db := &DB{w: w, r: r}
+	db.startCommitter()
+	return db, nil
 }
 
 // Close closes both pools. Calling it twice is harmless.
 func (db *DB) Close() error {
+	db.stopCommitter()
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 

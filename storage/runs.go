@@ -29,45 +29,42 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 	if err != nil {
 		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
 	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
-	}
-	defer tx.Rollback()
-
-	// One writer: checking then inserting inside the transaction cannot race.
-	if r.IdempotencyKey != "" {
-		var existing []byte
-		err := tx.QueryRowContext(ctx, `SELECT doc FROM runs WHERE idempotency_key = ?`, r.IdempotencyKey).Scan(&existing)
-		switch {
-		case err == nil:
-			old, err := decodeRun(existing)
-			if err != nil {
-				return nil, false, fmt.Errorf("create run %s: idempotency key %q: %w", r.RunID, r.IdempotencyKey, err)
+	var old *jobs.Run
+	err = db.inGroup(ctx, func(tx *sql.Tx) error {
+		// One writer: checking then inserting inside the transaction cannot race.
+		if r.IdempotencyKey != "" {
+			var existing []byte
+			err := tx.QueryRowContext(ctx, `SELECT doc FROM runs WHERE idempotency_key = ?`, r.IdempotencyKey).Scan(&existing)
+			switch {
+			case err == nil:
+				old, err = decodeRun(existing)
+				if err != nil {
+					return fmt.Errorf("idempotency key %q: %w", r.IdempotencyKey, err)
+				}
+				return nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
 			}
-			return old, false, nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
 		}
-	}
-	var one int
-	switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE run_id = ?`, r.RunID).Scan(&one); {
-	case err == nil:
-		return nil, false, fmt.Errorf("create run %s: %w", r.RunID,
-			&jobs.Error{Code: jobs.CodeAlreadyExists, Message: "run " + r.RunID + " already exists"})
-	case !errors.Is(err, sql.ErrNoRows):
+		var one int
+		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE run_id = ?`, r.RunID).Scan(&one); {
+		case err == nil:
+			return &jobs.Error{Code: jobs.CodeAlreadyExists, Message: "run " + r.RunID + " already exists"}
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO runs
+			(run_id, status, cluster, task_definition, created_at, idempotency_key, attempt, doc)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.RunID, string(r.Status), r.Cluster, r.TaskDefinition, r.CreatedAt.UnixNano(),
+			nullIfEmpty(r.IdempotencyKey), len(r.Attempts), doc)
+		return err
+	})
+	switch {
+	case err != nil:
 		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
-	}
-
-	if _, err := tx.ExecContext(ctx, `INSERT INTO runs
-		(run_id, status, cluster, task_definition, created_at, idempotency_key, attempt, doc)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.RunID, string(r.Status), r.Cluster, r.TaskDefinition, r.CreatedAt.UnixNano(),
-		nullIfEmpty(r.IdempotencyKey), len(r.Attempts), doc); err != nil {
-		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
+	case old != nil:
+		return old, false, nil
 	}
 	return r, true, nil
 }
@@ -177,12 +174,20 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 // MarkPublished records that the job of attempt has been published to the
 // queue. Marking an older attempt than the one marked changes nothing.
 func (db *DB) MarkPublished(ctx context.Context, id string, attempt int) error {
-	res, err := db.w.ExecContext(ctx,
-		`UPDATE runs SET published_attempt = MAX(published_attempt, ?) WHERE run_id = ?`, attempt, id)
+	var n int64
+	err := db.inGroup(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE runs SET published_attempt = MAX(published_attempt, ?) WHERE run_id = ?`, attempt, id)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("mark run %s attempt %d published: %w", id, attempt, err)
 	}
-	if n, err := res.RowsAffected(); err == nil && n == 0 {
+	if n == 0 {
 		return fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
 	}
 	return nil

@@ -32,6 +32,7 @@ func (l *fakeLease) Job() jobs.Job                 { return l.job }
 func (l *fakeLease) Delivered() uint64             { return l.delivered }
 func (l *fakeLease) InProgress() error             { return nil }
 func (l *fakeLease) Ack(ctx context.Context) error { close(l.acked); return nil }
+func (l *fakeLease) Nak(time.Duration) error       { return nil }
 
 // fakeReporter records events.
 type fakeReporter struct {

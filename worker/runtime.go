@@ -47,6 +47,10 @@ type Task struct {
 	PullPolicy PullPolicy
 	// Env is added to every container's environment (GANTRY_RUN_ID, ...).
 	Env []jobs.KeyValue
+	// Binds are host directories mounted into every container (a pipeline
+	// stage's /gantry/in and /gantry/out); the worker made them, so no
+	// allowed-host-path check applies.
+	Binds []Bind
 	// Started, when set, is called once, when the task's containers have
 	// started.
 	Started func()

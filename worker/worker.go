@@ -25,6 +25,8 @@ type Lease interface {
 	Delivered() uint64
 	InProgress() error
 	Ack(ctx context.Context) error
+	// Nak hands the job back, to be delivered again after delay.
+	Nak(delay time.Duration) error
 }
 
 // Reporter carries what the worker tells the rest of gantry.
@@ -54,6 +56,8 @@ type Worker struct {
 
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc // by run id
+
+	fl fleet
 }
 
 type config struct {
@@ -63,6 +67,19 @@ type config struct {
 	pull       PullPolicy
 	log        zerolog.Logger
 	now        func() time.Time
+
+	capacity           jobs.Resources
+	host               string
+	labels             map[string]string
+	presence           Presence
+	beatEvery          time.Duration
+	nakLater, nakNever time.Duration
+	claims             Claims
+	leftovers          Leftovers
+	dockerSocket       bool
+
+	stager   Stager // stage.go
+	stageDir string
 }
 
 // Option configures a Worker.
@@ -92,11 +109,14 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 func New(id, cluster string, src Source, rt Runtime, rep Reporter, opts ...Option) *Worker {
 	cfg := config{slots: 4, leaseEvery: 10 * time.Second, grace: 30 * time.Second, pull: PullMissing,
 		log: zerolog.Nop(), now: time.Now}
+	cfg.beatEvery, cfg.nakLater, cfg.nakNever = 5*time.Second, time.Second, 5*time.Second
 	for _, o := range opts {
 		o(&cfg)
 	}
+	cfg.capacity.Slots = cfg.slots
 	return &Worker{id: id, cluster: cluster, src: src, rt: rt, rep: rep, cfg: cfg,
-		running: map[string]context.CancelCauseFunc{}}
+		running: map[string]context.CancelCauseFunc{},
+		fl:      fleet{wake: make(chan struct{}, 1), beat: make(chan struct{}, 1), started: cfg.now().UTC()}}
 }
 
 // ID is the worker's id.
@@ -142,23 +162,23 @@ func (w *Worker) Running() []string {
 // finish within the grace period, stops what is left and returns once every
 // result is reported.
 func (w *Worker) Run(ctx context.Context) error {
-	slots := make(chan struct{}, w.cfg.slots)
 	var wg sync.WaitGroup
 	// life ends the runs: not with ctx, but a grace period after it.
 	life, endLife := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer endLife(nil)
+	if err := w.Reconcile(ctx); err != nil {
+		w.cfg.log.Error().Err(err).Msg("reconcile containers left by an earlier life")
+	}
+	if w.cfg.presence != nil {
+		stopBeat := make(chan struct{})
+		var beater sync.WaitGroup
+		beater.Go(func() { w.heartbeat(life, stopBeat) })
+		defer func() { close(stopBeat); beater.Wait() }()
+	}
 	var err error
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	for w.waitForRoom(ctx) {
 		lease, nerr := w.src.Next(ctx)
 		if nerr != nil {
-			<-slots
 			if ctx.Err() != nil {
 				break
 			}
@@ -169,10 +189,23 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		need := lease.Job().Spec.Demand()
+		switch w.reserve(need) {
+		case fitsLater:
+			// Another worker with room may take it meanwhile.
+			_ = lease.Nak(w.cfg.nakLater)
+			continue
+		case fitsNever:
+			w.cfg.log.Debug().Str("run", lease.Job().RunID).Int("cpu", need.CPU).Int("memory", need.Memory).
+				Msg("job exceeds this worker's capacity; handed back")
+			_ = lease.Nak(w.cfg.nakNever)
+			continue
+		}
+		w.fl.notify()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-slots }()
+			defer w.release(need)
 			w.handle(life, lease)
 		}()
 	}
@@ -192,14 +225,60 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) handle(life context.Context, lease Lease) {
 	job := lease.Job()
 	log := w.cfg.log.With().Str("run", job.RunID).Int("attempt", job.Attempt).Str("worker", w.id).Logger()
-	// seq numbers restart above those a lost worker may have used for the
-	// same attempt, so that this delivery's events are not taken for replays.
-	seq := int(lease.Delivered()-1) * 10
+	// Every delivery runs an attempt of its own: a redelivered job whose
+	// claim shows a worker that never finished it runs as the next attempt.
+	tk, err := w.claimDelivery(life, job.RunID, job.Attempt)
+	if err != nil {
+		log.Warn().Err(err).Msg("claim job; handing it back")
+		_ = lease.Nak(w.cfg.nakLater)
+		return
+	}
+	if tk.stale {
+		log.Info().Msg("job of an attempt that already ended; acknowledging it")
+		w.ack(life, log, lease)
+		return
+	}
+	job.Attempt = tk.attempt
+	log = log.With().Int("attempt", job.Attempt).Logger()
+	losses := 0
+	if lost := tk.lost; lost != nil {
+		losses = lost.Losses + 1
+		ev := jobs.Event{RunID: job.RunID, Attempt: lost.Attempt, Seq: lostSeq, Status: jobs.StatusFailed,
+			Source: jobs.SourceWorker, Worker: lost.Worker, Time: w.cfg.now().UTC(), StopCode: jobs.StopWorkerLost,
+			StoppedReason: fmt.Sprintf("worker %s stopped renewing the lease (killed or cut off); the job went to worker %s as attempt %d",
+				lost.Worker, w.id, tk.attempt),
+			Redelivered: losses <= MaxLosses}
+		if !ev.Redelivered {
+			ev.StoppedReason = fmt.Sprintf("worker %s was lost with this run; giving up after %d lost workers", lost.Worker, losses)
+		}
+		log.Warn().Str("lostWorker", lost.Worker).Int("lostAttempt", lost.Attempt).Msg("job redelivered: attempt lost with its worker")
+		if !w.publish(life, log, &ev) {
+			return
+		}
+		if !ev.Redelivered {
+			w.finishClaim(life, job.RunID, tk, losses)
+			w.ack(life, log, lease)
+			return
+		}
+	}
+	seq := 0
+	published := true
 	report := func(ev jobs.Event) {
 		seq++
 		ev.RunID, ev.Attempt, ev.Seq, ev.Source, ev.Worker = job.RunID, job.Attempt, seq, jobs.SourceWorker, w.id
 		ev.Time = w.cfg.now().UTC()
-		w.publish(life, log, &ev)
+		published = w.publish(life, log, &ev)
+	}
+	// done reports the attempt's last event and, once it is stored, lets
+	// the job go; a job whose result could not be stored is left to its
+	// lease, so that it comes back and the attempt is recorded as lost.
+	done := func(ev jobs.Event) {
+		report(ev)
+		if !published {
+			return
+		}
+		w.finishClaim(life, job.RunID, tk, losses)
+		w.ack(life, log, lease)
 	}
 
 	runCtx, cancel := context.WithCancelCause(life)
@@ -216,11 +295,17 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	if canceled, reason, err := w.rep.Canceled(runCtx, job.RunID); err != nil {
 		log.Warn().Err(err).Msg("cannot check cancellation; running")
 	} else if canceled {
-		report(jobs.Event{Status: jobs.StatusCanceled, StopCode: jobs.StopUserInitiated, StoppedReason: reason})
-		w.ack(life, log, lease)
+		done(jobs.Event{Status: jobs.StatusCanceled, StopCode: jobs.StopUserInitiated, StoppedReason: reason})
+		return
+	}
+	if d := job.Spec.Deadline; d != nil && !w.cfg.now().Before(*d) {
+		done(jobs.Event{Status: jobs.StatusFailed, StopCode: jobs.StopTimeout,
+			StoppedReason: fmt.Sprintf("Run timed out: activeDeadlineSeconds=%d passed before attempt %d could start",
+				job.Spec.ActiveDeadlineSeconds, job.Attempt)})
 		return
 	}
 	report(jobs.Event{Status: jobs.StatusStarting})
+	w.fl.notify()
 
 	keep := make(chan struct{})
 	var keeper sync.WaitGroup
@@ -248,9 +333,19 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 			fmt.Errorf("%w: attempt ran longer than timeoutSeconds=%d", errTimeout, s))
 		defer stop()
 	}
+	if d := job.Spec.Deadline; d != nil {
+		var stop context.CancelFunc
+		runCtx, stop = context.WithDeadlineCause(runCtx, *d,
+			fmt.Errorf("%w: run went past activeDeadlineSeconds=%d", errTimeout, job.Spec.ActiveDeadlineSeconds))
+		defer stop()
+	}
 	task, err := w.task(job)
 	var res *Result
 	logs := w.rep.Logs(job.RunID, job.Attempt)
+	var st *staged
+	if err == nil {
+		st, err = w.stageIn(runCtx, job, task)
+	}
 	if err == nil {
 		task.Started = func() { report(jobs.Event{Status: jobs.StatusRunning}) }
 		res, err = w.rt.Run(runCtx, task, logs)
@@ -261,9 +356,9 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	}
 	cancelClose()
 	ev := outcome(task, res, err, context.Cause(runCtx))
+	ev = w.stageOut(life, st, job.RunID, ev)
 	log.Info().Str("status", string(ev.Status)).Str("reason", ev.StoppedReason).Msg("attempt ended")
-	report(ev)
-	w.ack(life, log, lease)
+	done(ev)
 }
 
 // task builds the runtime's view of a job.
@@ -271,6 +366,11 @@ func (w *Worker) task(job jobs.Job) (*Task, error) {
 	def, err := job.Spec.Task.WithOverrides(job.Spec.Overrides)
 	if err != nil {
 		return nil, fmt.Errorf("apply overrides: %w", err)
+	}
+	if !w.cfg.dockerSocket {
+		if err := refuseDockerSocket(&def); err != nil {
+			return nil, err
+		}
 	}
 	return &Task{
 		RunID: job.RunID, Attempt: job.Attempt, Def: def, PullPolicy: w.cfg.pull,
@@ -349,21 +449,22 @@ func isEssential(task *Task, name string) bool {
 }
 
 // publish stores an event, retrying while the worker lives: a result that
-// is never reported would leave the run RUNNING forever.
-func (w *Worker) publish(life context.Context, log zerolog.Logger, ev *jobs.Event) {
+// is never reported would leave the run RUNNING forever. It reports whether
+// the event was stored.
+func (w *Worker) publish(life context.Context, log zerolog.Logger, ev *jobs.Event) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(life), 5*time.Minute)
 	defer cancel()
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
 		err := w.rep.PublishEvent(ctx, ev)
 		if err == nil {
-			return
+			return true
 		}
 		log.Warn().Err(err).Str("status", string(ev.Status)).Msg("publish event; retrying")
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
 			log.Error().Err(err).Str("status", string(ev.Status)).Msg("event lost; the lease will expire and the job be redelivered")
-			return
+			return false
 		}
 	}
 }

@@ -97,3 +97,38 @@ func TestHTTPAPI(t *testing.T) {
 		t.Errorf("/api/runs/nope: %d %s", code, body)
 	}
 }
+
+func TestContexts(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	var url string
+	for _, kv := range in.env {
+		if v, ok := strings.CutPrefix(kv, "GANTRY_NATS_URL="); ok {
+			url = v
+		}
+	}
+	env := []string{"GANTRY_CONFIG=" + t.TempDir() + "/config.yaml", "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
+	if _, errOut, code := runBin(t, env, "context", "add", "here", "--nats", url); code != 0 {
+		t.Fatalf("context add: %s", errOut)
+	}
+	runBin(t, env, "context", "add", "nowhere", "--nats", "nats://127.0.0.1:1")
+	if out, _, _ := runBin(t, env, "context", "ls"); !strings.Contains(out, "* here") || !strings.Contains(out, "  nowhere") {
+		t.Fatalf("context ls:\n%s", out)
+	}
+	if _, errOut, code := runBin(t, env, "ps"); code != 0 {
+		t.Fatalf("ps through the current context: %s", errOut)
+	}
+	if _, errOut, code := runBin(t, env, "ps", "--context", "nowhere"); code != exitGantryError || !strings.Contains(errOut, "127.0.0.1:1") {
+		t.Fatalf("--context nowhere: exit %d %s", code, errOut)
+	}
+	runBin(t, env, "context", "use", "nowhere")
+	if _, _, code := runBin(t, append(env, "GANTRY_NATS_URL="+url), "ps"); code != 0 {
+		t.Fatal("the environment does not win over the context")
+	}
+	if _, _, code := runBin(t, env, "ps", "--nats", url); code != 0 {
+		t.Fatal("a flag does not win over the context")
+	}
+	if _, errOut, code := runBin(t, env, "context", "use", "missing"); code != exitGantryError || !strings.Contains(errOut, `no context "missing"`) {
+		t.Fatalf("use missing: %d %s", code, errOut)
+	}
+}

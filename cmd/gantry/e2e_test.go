@@ -52,6 +52,8 @@ type instance struct {
 	log     *bytes.Buffer
 	image   string
 	upFlags []string
+	// extraEnv is added to the environment of CLI commands (credentials).
+	extraEnv []string
 }
 
 // startUp starts `gantry up` in a fresh data directory and waits until it
@@ -59,9 +61,15 @@ type instance struct {
 // checked for leftovers when the test ends.
 func startUp(t *testing.T, flags ...string) *instance {
 	t.Helper()
+	return startUpEnv(t, nil, flags...)
+}
+
+// startUpEnv is startUp with env added to every CLI command's environment.
+func startUpEnv(t *testing.T, env []string, flags ...string) *instance {
+	t.Helper()
 	cli := sampletest.Docker(t)
 	in := &instance{t: t, data: t.TempDir(), label: "e2e-" + sanitizeID(t.Name()) + fmt.Sprint(time.Now().UnixNano()%100000),
-		image: sampletest.Image(t), upFlags: flags}
+		image: sampletest.Image(t), upFlags: flags, extraEnv: env}
 	sampletest.Cleanup(t, cli, in.label)
 	in.start()
 	t.Cleanup(func() {
@@ -92,7 +100,7 @@ func (in *instance) start() {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if b, err := os.ReadFile(filepath.Join(in.data, "nats.url")); err == nil && len(b) > 0 {
-			in.env = append(os.Environ(), "GANTRY_NATS_URL="+strings.TrimSpace(string(b)))
+			in.env = append(append(os.Environ(), in.extraEnv...), "GANTRY_NATS_URL="+strings.TrimSpace(string(b)))
 			if _, _, code := in.gantry("ps"); code == 0 {
 				return
 			}

@@ -38,7 +38,8 @@ func (e *exitError) Error() string {
 
 // globals are the flags every command shares.
 type globals struct {
-	conn queue.ConnOptions
+	conn    queue.ConnOptions
+	context string
 }
 
 func main() {
@@ -99,10 +100,18 @@ exit code; 124 when the run timed out; 125 when gantry itself failed.`,
 	pf.StringVar(&g.conn.Password, "password", os.Getenv("GANTRY_NATS_PASSWORD"), "NATS password (env GANTRY_NATS_PASSWORD)")
 	pf.StringVar(&g.conn.Token, "token", os.Getenv("GANTRY_NATS_TOKEN"), "NATS token (env GANTRY_NATS_TOKEN)")
 	pf.StringVar(&g.conn.TLSCA, "tls-ca", os.Getenv("GANTRY_NATS_TLS_CA"), "CA certificate to verify NATS's TLS (env GANTRY_NATS_TLS_CA)")
+	pf.StringVar(&g.conn.TLSCert, "tls-cert", os.Getenv("GANTRY_NATS_TLS_CERT"), "client certificate for NATS's TLS (env GANTRY_NATS_TLS_CERT)")
+	pf.StringVar(&g.conn.TLSKey, "tls-key", os.Getenv("GANTRY_NATS_TLS_KEY"), "key of --tls-cert (env GANTRY_NATS_TLS_KEY)")
+	pf.StringVar(&g.context, "context", os.Getenv("GANTRY_CONTEXT"), "use this saved context instead of the current one (env GANTRY_CONTEXT)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return g.applyContext(cmd.Flags()) }
+	pf.StringVar(&g.conn.NKeyFile, "nkey", os.Getenv("GANTRY_NATS_NKEY"), "NATS nkey seed file (env GANTRY_NATS_NKEY)")
 	root.AddCommand(
 		newUpCmd(g), newServerCmd(g), newWorkerCmd(g),
 		newRunCmd(g), newPsCmd(g), newDescribeCmd(g), newLogsCmd(g), newStopCmd(g),
-		newVersionCmd(),
+		newWorkersCmd(g),
+		newTaskdefCmd(g),
+		newPipelineCmd(g), newScheduleCmd(g),
+		newVersionCmd(), newBenchCmd(), newContextCmd(g),
 	)
 	return root
 }

@@ -32,6 +32,8 @@ type workerFlags struct {
 	pull           string
 	grace          time.Duration
 	objectLabels   []string
+	fleet          fleetFlags // workerfleet.go
+	ecs            ecsFlags   // ecsflags.go
 }
 
 func (f *workerFlags) add(c *cobra.Command) {
@@ -44,6 +46,8 @@ func (f *workerFlags) add(c *cobra.Command) {
 	c.Flags().DurationVar(&f.grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may go on before they are stopped")
 	c.Flags().StringArrayVar(&f.objectLabels, "container-label", nil, "extra K=V label on every container, volume and network the worker creates (tests use it)")
 	c.Flags().MarkHidden("container-label")
+	f.fleet.add(c)
+	f.ecs.add(c)
 }
 
 func (f *workerFlags) labels() map[string]string {
@@ -80,6 +84,9 @@ func (f *workerFlags) validate() error {
 	if notIDChars.MatchString(f.cluster) || f.cluster == "" {
 		return fmt.Errorf("--cluster %q: use letters, digits, '-' and '_'", f.cluster)
 	}
+	if err := f.fleet.validate(); err != nil {
+		return err
+	}
 	for _, p := range f.allowHostPaths {
 		if !filepath.IsAbs(p) {
 			return fmt.Errorf("--allow-host-path %q: must be an absolute path", p)
@@ -109,7 +116,7 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	if err != nil {
 		return fmt.Errorf("cannot reach the Docker daemon at %s: is it running? (set DOCKER_HOST to point elsewhere)", cli.DaemonHost())
 	}
-	q, err := queue.New(nc)
+	q, err := queue.New(nc, queue.WithAckWait(f.fleet.lease))
 	if err != nil {
 		return err
 	}
@@ -129,11 +136,18 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 		return err
 	}
 	log = log.With().Str("worker", f.id).Str("cluster", f.cluster).Logger()
-	rt := docker.New(cli, docker.WithAllowedHostPaths(f.allowHostPaths...), docker.WithLogger(log),
-		docker.WithLabels(f.labels()))
+	objLabels := f.labels()
+	objLabels[workerLabel] = f.id // reconciliation finds this worker's containers by it
+	rt := docker.New(cli, append([]docker.Option{docker.WithAllowedHostPaths(f.allowHostPaths...), docker.WithLogger(log),
+		docker.WithLabels(objLabels)}, f.ecs.options()...)...)
 	w := worker.New(f.id, f.cluster, jobSource{cons}, rt, reporter{q},
-		worker.WithSlots(f.slots), worker.WithPullPolicy(worker.PullPolicy(f.pull)),
-		worker.WithLeaseRenewal(q.AckWait()/3), worker.WithGracePeriod(f.grace), worker.WithLogger(log))
+		append([]worker.Option{worker.WithSlots(f.slots), worker.WithPullPolicy(worker.PullPolicy(f.pull)),
+			worker.WithLeaseRenewal(q.AckWait() / 3), worker.WithGracePeriod(f.grace), worker.WithLogger(log),
+			worker.WithLeftovers(rt), worker.WithStager(queue.NewStager(q.JetStream(), 0, 1), "")},
+			f.fleet.options(ctx, cli, q, log)...)...)
+	if err := q.WatchDrain(ctx, f.id, w.Drain); err != nil {
+		return err
+	}
 	sub, err := q.SubscribeCancels(func(c queue.CancelMsg) {
 		if w.Cancel(c.RunID, c.Reason) {
 			log.Info().Str("run", c.RunID).Msg("stopping run on request")
@@ -172,13 +186,13 @@ func (r reporter) Canceled(ctx context.Context, runID string) (bool, string, err
 }
 
 // runServer opens the store under dataDir and serves on nc until ctx is done.
-func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger) error {
+func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger, lease time.Duration) error {
 	db, err := storage.Open(ctx, filepath.Join(dataDir, "gantry.db"))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	q, err := queue.New(nc)
+	q, err := queue.New(nc, queue.WithAckWait(lease))
 	if err != nil {
 		return err
 	}
@@ -229,6 +243,9 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 			if err := wf.validate(); err != nil {
 				return err
 			}
+			if err := requireAuthPair(g); err != nil {
+				return err
+			}
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
@@ -237,7 +254,7 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 				return fmt.Errorf("data directory: %w", err)
 			}
 			ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
-				Port: natsPort, User: g.conn.User, Password: g.conn.Password, SyncAlways: syncAlways})
+				Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways})
 			if err != nil {
 				return err
 			}
@@ -260,7 +277,7 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 				return err
 			}
 			return serveAll(cmd.Context(), log,
-				func(ctx context.Context) error { return runServer(ctx, nc, dataDir, log) },
+				func(ctx context.Context) error { return runServer(ctx, nc, dataDir, log, wf.fleet.lease) },
 				func(ctx context.Context) error { return runWorker(ctx, nc, &wf, log) },
 				httpServe(httpAddr, nc, log))
 		},
@@ -296,6 +313,7 @@ func newServerCmd(g *globals) *cobra.Command {
 		dataDir, httpAddr, logLevel string
 		embeddedNATS                bool
 		natsPort                    int
+		lease                       time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "server",
@@ -315,8 +333,11 @@ it starts its own NATS server with JetStream instead.`,
 			o := g.conn
 			o.Name, o.Reconnect = "gantry-server", true
 			if embeddedNATS {
+				if err := requireAuthPair(g); err != nil {
+					return err
+				}
 				ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
-					Port: natsPort, User: g.conn.User, Password: g.conn.Password})
+					Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token})
 				if err != nil {
 					return err
 				}
@@ -329,13 +350,14 @@ it starts its own NATS server with JetStream instead.`,
 			}
 			defer nc.Close()
 			return serveAll(cmd.Context(), log,
-				func(ctx context.Context) error { return runServer(ctx, nc, dataDir, log) },
+				func(ctx context.Context) error { return runServer(ctx, nc, dataDir, log, lease) },
 				httpServe(httpAddr, nc, log))
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the SQLite store (env GANTRY_DATA)")
 	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API (off when empty)")
 	c.Flags().BoolVar(&embeddedNATS, "embedded-nats", false, "start an embedded NATS server instead of connecting to --nats")
+	addLeaseFlag(c, &lease)
 	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c

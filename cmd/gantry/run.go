@@ -21,6 +21,7 @@ type runFlags struct {
 	image, file, cluster, worker, name string
 	env                                []string
 	timeout                            time.Duration
+	deadline                           time.Duration
 	attempts, memory, cpu              int
 	detach                             bool
 	idempotencyKey                     string
@@ -52,6 +53,9 @@ detaches and leaves it to finish stopping.`,
 				return err
 			}
 			defer nc.Close()
+			if err := overrideContainer(cmd.Context(), c, req); err != nil {
+				return err
+			}
 			r, err := c.Submit(cmd.Context(), req)
 			if err != nil {
 				return err
@@ -66,14 +70,15 @@ detaches and leaves it to finish stopping.`,
 	fl := c.Flags()
 	fl.StringVar(&f.image, "image", "", "run this image as a one-container task")
 	fl.StringVar(&f.file, "file", "", "run the ECS task definition in this JSON file (- for stdin)")
-	fl.StringVar(&f.name, "name", "main", "container name, with --image")
+	fl.StringVar(&f.name, "name", "main", "container name with --image; with FAMILY[:REV], the container that --env, --cpu, --memory and a command override (default: the first essential one)")
 	fl.StringVar(&f.cluster, "cluster", "", "cluster to run in (default \"default\")")
 	fl.StringVar(&f.worker, "worker", "", "run on this worker only")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable K=V in the essential containers (repeatable)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "stop an attempt that runs longer than this (e.g. 90s, 10m)")
+	fl.DurationVar(&f.deadline, "deadline", 0, "fail the run if it has not ended this long after submission, over all attempts (activeDeadlineSeconds)")
 	fl.IntVar(&f.attempts, "attempts", 0, "total tries, 1 to 10 (retries on failure)")
-	fl.IntVar(&f.memory, "memory", 0, "memory limit in MiB, with --image")
-	fl.IntVar(&f.cpu, "cpu", 0, "CPU units (1024 = one CPU), with --image")
+	fl.IntVar(&f.memory, "memory", 0, "memory limit in MiB (an override with FAMILY or --file)")
+	fl.IntVar(&f.cpu, "cpu", 0, "CPU units, 1024 = one CPU (an override with FAMILY or --file)")
 	fl.StringVar(&f.idempotencyKey, "idempotency-key", "", "submitting twice with the same key creates one run")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
 	return c
@@ -109,9 +114,12 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		if err != nil {
 			return nil, err
 		}
-		td, err := jobs.ParseTaskDefinition(data)
+		td, warnings, err := jobs.DecodeTaskDefinition(data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.file, err)
+		}
+		for _, w := range warnings {
+			fmt.Fprintln(cmd.ErrOrStderr(), "gantry: warning:", w)
 		}
 		req.TaskDefinition, _ = json.Marshal(td)
 		container = firstEssential(td)
@@ -129,6 +137,9 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		if dash >= 0 {
 			command = args[dash:]
 		}
+		if cmd.Flags().Changed("name") {
+			container = f.name
+		}
 	}
 	var env []jobs.KeyValue
 	for _, kv := range f.env {
@@ -138,16 +149,27 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		}
 		env = append(env, jobs.KeyValue{Name: k, Value: v})
 	}
-	if len(env) > 0 || len(command) > 0 {
-		if container == "" {
-			return nil, errors.New("--env and a command override need --image or --file for now")
-		}
-		req.Overrides = &jobs.Overrides{ContainerOverrides: []jobs.ContainerOverride{{Name: container, Command: command, Environment: env}}}
+	var cpu, memory *int
+	if f.image == "" && cmd.Flags().Changed("cpu") {
+		cpu = &f.cpu
+	}
+	if f.image == "" && cmd.Flags().Changed("memory") {
+		memory = &f.memory
+	}
+	if len(env) > 0 || len(command) > 0 || cpu != nil || memory != nil {
+		// For FAMILY[:REV] without --name, container is empty until
+		// overrideContainer has looked the task definition up.
+		req.Overrides = &jobs.Overrides{ContainerOverrides: []jobs.ContainerOverride{{Name: container, Command: command,
+			Environment: env, CPU: cpu, Memory: memory}}}
 	}
 	if f.timeout < 0 || (f.timeout > 0 && f.timeout < time.Second) {
 		return nil, fmt.Errorf("--timeout %s: must be at least 1s", f.timeout)
 	}
 	req.TimeoutSeconds = int(f.timeout.Round(time.Second) / time.Second)
+	if f.deadline < 0 || (f.deadline > 0 && f.deadline < time.Second) {
+		return nil, fmt.Errorf("--deadline %s: must be at least 1s", f.deadline)
+	}
+	req.ActiveDeadlineSeconds = int(f.deadline.Round(time.Second) / time.Second)
 	if cmd.Flags().Changed("attempts") {
 		req.RetryStrategy = &jobs.RetryStrategy{Attempts: f.attempts}
 	}

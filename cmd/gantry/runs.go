@@ -45,10 +45,14 @@ func newPsCmd(g *globals) *cobra.Command {
 			}
 			return out.write(cmd.OutOrStdout(), runs, func(w io.Writer) error {
 				now := time.Now()
-				fmt.Fprintln(w, "RUN ID\tTASK\tSTATUS\tEXIT\tWORKER\tCREATED\tDURATION")
+				fmt.Fprintln(w, "RUN ID\tTASK\tSTATUS\tEXIT\tWORKER\tCREATED\tDURATION\tREASON")
 				for _, r := range runs {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
-						exitText(r.ExitCode), orDash(r.Worker), ago(r.CreatedAt, now), duration(&r, now))
+					reason := r.StatusReason
+					if r.Status.Terminal() {
+						reason = r.StoppedReason
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
+						exitText(r.ExitCode), orDash(r.Worker), ago(r.CreatedAt, now), duration(&r, now), orDash(reason))
 				}
 				return nil
 			})
@@ -92,6 +96,13 @@ func newDescribeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer nc.Close()
+			if jobs.IsPipelineRunID(args[0]) {
+				pr, err := c.GetPipelineRun(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return out.write(cmd.OutOrStdout(), pr, func(w io.Writer) error { return describePipelineRun(w, pr) })
+			}
 			r, err := c.Get(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -114,6 +125,9 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 	fmt.Fprintf(w, "Run:\t%s\n", r.RunID)
 	fmt.Fprintf(w, "Task definition:\t%s\n", r.TaskDefinition)
 	fmt.Fprintf(w, "Status:\t%s\n", r.Status)
+	if r.StatusReason != "" && !r.Status.Terminal() {
+		fmt.Fprintf(w, "Status reason:\t%s\n", r.StatusReason)
+	}
 	fmt.Fprintf(w, "Exit code:\t%s\n", exitText(r.ExitCode))
 	if r.StopCode != "" || r.StoppedReason != "" {
 		fmt.Fprintf(w, "Stop code:\t%s\n", orDash(r.StopCode))
@@ -155,6 +169,14 @@ func newStopCmd(g *globals) *cobra.Command {
 			}
 			defer nc.Close()
 			for _, id := range args {
+				if jobs.IsPipelineRunID(id) {
+					pr, err := c.StopPipelineRun(cmd.Context(), id, reason)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", pr.PipelineRunID, pr.Status)
+					continue
+				}
 				r, err := c.Stop(cmd.Context(), id, reason)
 				if err != nil {
 					return err

@@ -21,6 +21,8 @@ type Options struct {
 	Port int
 	// User and Password, when set, are required of every client.
 	User, Password string
+	// Token, when set, is required of every client instead.
+	Token string
 	// SyncAlways makes JetStream fsync every write: nothing is lost on a
 	// power cut, at a large cost in throughput. By default JetStream syncs
 	// every two minutes, which survives a process crash but not power loss.
@@ -45,6 +47,9 @@ func Start(o Options) (*server.Server, error) {
 		NoLog:      true,
 		Username:   o.User,
 		Password:   o.Password,
+	}
+	if o.Token != "" {
+		opts.Authorization = o.Token
 	}
 	if o.Port == 0 {
 		opts.Port = server.RANDOM_PORT

@@ -74,6 +74,7 @@ func init() {
 		"rm": rm, "cp": cp, "mv": mv, "tr": tr, "sort": sortApplet, "uniq": uniq,
 		"grep": grep, "date": date, "hostname": hostname, "tee": tee, "touch": touch,
 		"pwd": pwd, "alloc": alloc, "lines": lines, "bigline": bigline,
+		"ulimit": ulimit, "httpd": httpd, "fetch": fetch,
 	}
 }
 

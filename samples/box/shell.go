@@ -89,6 +89,7 @@ func runShell(p *proc, args []string) error {
 		interp.Env(expand.ListEnviron(p.env...)),
 		interp.Params(append(opts, append([]string{"--"}, rest...)...)...),
 		interp.ExecHandlers(countChildren, runApplets),
+		interp.CallHandler(shadowBuiltins),
 	)
 	if err != nil {
 		return fmt.Errorf("start interpreter: %w", err)

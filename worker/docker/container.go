@@ -122,6 +122,9 @@ func (r *Runtime) createContainer(ctx context.Context, tr *taskRun, c *ctr) erro
 		hc.CPUShares = int64(max(d.CPU, minShares))
 	}
 
+	if err := r.applyECS(tr, c, cfg, hc); err != nil { // ecs_container.go
+		return fmt.Errorf("container %s: %w", d.Name, err)
+	}
 	resp, err := r.cli.ContainerCreate(ctx, cfg, hc, tr.endpoints(d.Name), nil, c.name)
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", d.Name, err)

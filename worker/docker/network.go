@@ -33,6 +33,6 @@ func (tr *taskRun) endpoints(containerName string) *network.NetworkingConfig {
 		return nil
 	}
 	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		tr.network: {NetworkID: tr.networkID, Aliases: []string{containerName}},
+		tr.network: {NetworkID: tr.networkID, Aliases: append([]string{containerName}, tr.linkAliases(containerName)...)},
 	}}
 }

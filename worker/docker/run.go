@@ -26,10 +26,11 @@ type exit struct {
 	err    error
 }
 
-// runContainers starts the created containers in order, each with its
-// output attached and its exit awaited before it starts, and watches them
-// until every started container has exited: the first essential one to
-// exit, a failed start or ctx stops all the others.
+// runContainers starts the created containers in definition order as
+// their dependsOn allows, each with its output attached and its exit
+// awaited before it starts, and watches them until every started container
+// has exited: the first essential one to exit, a failed start, a dependency
+// that can never be met or ctx stops all the others.
 func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs worker.LogSink) (*worker.Result, error) {
 	// Waits outlive ctx: a cancelled task is stopped, then awaited.
 	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
@@ -41,32 +42,11 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 
 	var startErr error
 	running := 0
-	for _, c := range tr.containers {
-		if ctx.Err() != nil {
-			c.reason = "Stopped before start: " + context.Cause(ctx).Error()
-			continue
-		}
-		if startErr != nil {
-			c.reason = "Not started: an earlier container failed to start"
-			continue
-		}
-		if err := r.startContainer(setupCtx, waitCtx, c); err != nil {
-			c.reason = "CannotStartContainerError: " + err.Error()
-			startErr = fmt.Errorf("start container %s: %w", c.def.Name, err)
-			continue
-		}
-		c.started = true
-		running++
-		r.watch(&wg, tr, c, logs, exited)
-	}
-
-	if startErr == nil && running > 0 && ctx.Err() == nil && tr.task.Started != nil {
-		tr.task.Started()
-	}
-
 	stopping := false
+	dp := newDeps(tr, time.Now())
 	stopAll := func(cause string) {
 		stopping = true
+		dp.abandon("Stopped before start: " + cause)
 		for _, c := range tr.containers {
 			if c.started && !c.exited && !c.stopping {
 				c.stopping = true
@@ -75,6 +55,40 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 			}
 		}
 	}
+	// advance starts, in definition order, every container whose
+	// dependencies are met (deps.go), until none is; a dependency that can
+	// never be met stops the task.
+	advance := func() {
+		for !stopping && startErr == nil && ctx.Err() == nil {
+			c, unmet := dp.next(time.Now())
+			if unmet != "" {
+				stopAll(unmet)
+				return
+			}
+			if c == nil {
+				return
+			}
+			// A container that waited on others starts long after setup.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(setupCtx), setupTimeout)
+			err := r.startContainer(sctx, waitCtx, c)
+			cancel()
+			if err != nil {
+				c.reason = "CannotStartContainerError: " + err.Error()
+				startErr = fmt.Errorf("start container %s: %w", c.def.Name, err)
+				dp.gone[c] = true
+				return
+			}
+			c.started = true
+			running++
+			r.watch(&wg, tr, c, logs, exited)
+		}
+	}
+	advance()
+
+	if startErr == nil && running > 0 && ctx.Err() == nil && tr.task.Started != nil {
+		tr.task.Started()
+	}
+
 	switch {
 	case startErr != nil:
 		stopAll(startErr.Error())
@@ -83,7 +97,13 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 	}
 
 	done := ctx.Done()
+	poll := time.NewTicker(healthPoll)
+	defer poll.Stop()
 	for running > 0 {
+		var tick <-chan time.Time
+		if !stopping && dp.waiting() {
+			tick = poll.C
+		}
 		select {
 		case e := <-exited:
 			running--
@@ -95,11 +115,22 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 				}
 				stopAll(fmt.Sprintf("essential container %s exited", e.c.def.Name))
 			}
+			advance()
+			if startErr != nil && !stopping {
+				stopAll(startErr.Error())
+			}
+		case <-tick:
+			r.checkHealth(ctx, dp)
+			advance()
+			if startErr != nil && !stopping {
+				stopAll(startErr.Error())
+			}
 		case <-done:
 			done = nil
 			stopAll(context.Cause(ctx).Error())
 		}
 	}
+	dp.abandon("Not started: no container left running to meet its dependencies")
 	if startErr != nil {
 		return nil, startErr
 	}
@@ -179,16 +210,10 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 	case err == nil && info.State != nil:
 		code = info.State.ExitCode
 		c.result.OOMKilled = info.State.OOMKilled
-		// The daemon learns of an OOM kill from an event that can come
-		// just after the exit: a SIGKILLed container under a memory limit
-		// that nobody stopped is looked at again before it is called
-		// anything else.
-		for i := 0; code == 137 && !c.result.OOMKilled && !c.stopping && info.HostConfig != nil &&
-			info.HostConfig.Memory > 0 && i < 10; i++ {
-			time.Sleep(50 * time.Millisecond)
-			if again, err := r.cli.ContainerInspect(ctx, c.id); err == nil && again.State != nil {
-				c.result.OOMKilled = again.State.OOMKilled
-			}
+		// Docker 20.10 can lose the OOM flag when the exit is handled after
+		// the OOM event; its event log keeps the truth.
+		if code == 137 && !c.result.OOMKilled && !c.stopping && info.HostConfig != nil && info.HostConfig.Memory > 0 {
+			c.result.OOMKilled = r.oomEvent(ctx, c.id, info.State.StartedAt)
 		}
 	case e.err != nil:
 		// Neither the wait nor the state says how it ended.

@@ -33,6 +33,7 @@ type Runtime struct {
 	allowedHostPaths   []string
 	stopTimeoutDefault time.Duration
 	labels             map[string]string
+	ecs                ecsConfig // ecs_options.go
 }
 
 var _ worker.Runtime = (*Runtime)(nil)

@@ -97,6 +97,12 @@ func (r *Runtime) createVolumes(ctx context.Context, tr *taskRun) error {
 		if v.Host != nil && v.Host.SourcePath != "" {
 			continue
 		}
+		if v.DockerVolumeConfiguration != nil { // ecs_volume.go
+			if err := r.dockerVolume(ctx, tr, v); err != nil {
+				return err
+			}
+			continue
+		}
 		name := tr.prefix + "-" + v.Name
 		vol, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{
 			Name:   name,
@@ -114,6 +120,9 @@ func (r *Runtime) createVolumes(ctx context.Context, tr *taskRun) error {
 
 // mounts returns the binds and mounts of one container.
 func (tr *taskRun) mounts(c jobs.ContainerDefinition) (binds []string, mounts []mount.Mount) {
+	for _, b := range tr.task.Binds {
+		binds = append(binds, b.Spec())
+	}
 	for _, mp := range c.MountPoints {
 		if host, ok := tr.hostPaths[mp.SourceVolume]; ok {
 			// A bind spec rather than a mount, so that Docker creates a

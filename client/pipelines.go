@@ -1,0 +1,153 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go"
+)
+
+// ApplyPipeline creates or updates a pipeline from a YAML or JSON file's
+// content; changed is false when it equals the latest version.
+func (c *Client) ApplyPipeline(ctx context.Context, data []byte) (p *jobs.Pipeline, changed bool, err error) {
+	var reply struct {
+		Pipeline jobs.Pipeline `json:"pipeline"`
+		Changed  bool          `json:"changed"`
+	}
+	if err := c.call(ctx, "pipelines.apply", map[string]any{"data": data}, &reply); err != nil {
+		return nil, false, err
+	}
+	return &reply.Pipeline, reply.Changed, nil
+}
+
+// ListPipelines returns the latest version of every pipeline.
+func (c *Client) ListPipelines(ctx context.Context) ([]jobs.Pipeline, error) {
+	var out []jobs.Pipeline
+	return out, c.call(ctx, "pipelines.list", map[string]any{}, &out)
+}
+
+// DescribePipeline returns a version of a pipeline, the latest for 0.
+func (c *Client) DescribePipeline(ctx context.Context, name string, version int) (*jobs.Pipeline, error) {
+	var p jobs.Pipeline
+	if err := c.call(ctx, "pipelines.describe", map[string]any{"name": name, "version": version}, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// RunPipeline starts a run of a pipeline with parameters over its defaults.
+func (c *Client) RunPipeline(ctx context.Context, name string, params map[string]string) (*jobs.PipelineRun, error) {
+	var pr jobs.PipelineRun
+	if err := c.call(ctx, "pipelines.run", map[string]any{"name": name, "parameters": params}, &pr); err != nil {
+		return nil, err
+	}
+	return &pr, nil
+}
+
+// PipelineRuns lists the runs of a pipeline (of all, with an empty name),
+// newest first.
+func (c *Client) PipelineRuns(ctx context.Context, name string, limit int) ([]jobs.PipelineRun, error) {
+	var out []jobs.PipelineRun
+	return out, c.call(ctx, "pipelines.runs", map[string]any{"name": name, "limit": limit}, &out)
+}
+
+// GetPipelineRun returns one pipeline run with its stages.
+func (c *Client) GetPipelineRun(ctx context.Context, id string) (*jobs.PipelineRun, error) {
+	var pr jobs.PipelineRun
+	if err := c.call(ctx, "pipelines.get", map[string]any{"pipelineRunId": id}, &pr); err != nil {
+		return nil, err
+	}
+	return &pr, nil
+}
+
+// StopPipelineRun stops every running stage of a pipeline run and starts
+// no other.
+func (c *Client) StopPipelineRun(ctx context.Context, id, reason string) (*jobs.PipelineRun, error) {
+	var pr jobs.PipelineRun
+	if err := c.call(ctx, "pipelines.stop", map[string]any{"pipelineRunId": id, "reason": reason}, &pr); err != nil {
+		return nil, err
+	}
+	return &pr, nil
+}
+
+// Backfill creates one run of a scheduled pipeline per fire time in
+// [from, to].
+func (c *Client) Backfill(ctx context.Context, name string, from, to time.Time) ([]jobs.PipelineRun, error) {
+	var out []jobs.PipelineRun
+	return out, c.call(ctx, "pipelines.backfill", map[string]any{"name": name, "from": from, "to": to}, &out)
+}
+
+// ScheduleInfo is one schedule with its next fire time.
+type ScheduleInfo struct {
+	Name      string        `json:"name"`
+	Schedule  jobs.Schedule `json:"schedule"`
+	Suspended bool          `json:"suspended"`
+	LastFire  *time.Time    `json:"lastFire,omitempty"`
+	NextFire  *time.Time    `json:"nextFire,omitempty"`
+}
+
+// Schedules lists the schedules.
+func (c *Client) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
+	var out []ScheduleInfo
+	return out, c.call(ctx, "schedules.list", map[string]any{}, &out)
+}
+
+// SuspendSchedule stops or (suspend=false) resumes a schedule's firing.
+func (c *Client) SuspendSchedule(ctx context.Context, name string, suspend bool) error {
+	ep := "schedules.resume"
+	if suspend {
+		ep = "schedules.suspend"
+	}
+	var out map[string]any
+	return c.call(ctx, ep, map[string]any{"name": name}, &out)
+}
+
+// TriggerSchedule runs a scheduled pipeline now.
+func (c *Client) TriggerSchedule(ctx context.Context, name string) (*jobs.PipelineRun, error) {
+	var pr jobs.PipelineRun
+	if err := c.call(ctx, "schedules.trigger", map[string]any{"name": name}, &pr); err != nil {
+		return nil, err
+	}
+	return &pr, nil
+}
+
+// WatchPipelineRun calls fn with the pipeline run each time it changes,
+// and returns it once it has ended. It follows the events on
+// gantry.events.pipelines.<id> and asks the server every second besides.
+func (c *Client) WatchPipelineRun(ctx context.Context, id string, fn func(*jobs.PipelineRun)) (*jobs.PipelineRun, error) {
+	wake := make(chan struct{}, 1)
+	sub, err := c.nc.Subscribe("gantry.events.pipelines."+id, func(*nats.Msg) {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last []byte
+	for {
+		pr, err := c.GetPipelineRun(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if b, _ := json.Marshal(pr); fn != nil && string(b) != string(last) {
+			last = b
+			fn(pr)
+		}
+		if pr.Status.Terminal() {
+			return pr, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-wake:
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/server"
+	"github.com/gantry-dev/gantry/storage"
+	"github.com/gantry-dev/gantry/worker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+)
+
+// benchResult is one line of `gantry bench --json`.
+type benchResult struct {
+	Name          string  `json:"name"`
+	Value         float64 `json:"value"`
+	Unit          string  `json:"unit"`
+	Baseline      string  `json:"baseline"`
+	BaselineValue float64 `json:"baselineValue"`
+	Ratio         float64 `json:"ratio"`
+	N             int     `json:"n"`
+	Target        string  `json:"target,omitempty"`
+}
+
+type benchOpts struct {
+	quick, asJSON bool
+	only          []string
+	cpuProfile    string
+	out, progress io.Writer
+}
+
+// benchmark is one entry of the suite.
+type benchmark struct {
+	name string
+	run  func(ctx context.Context, o *benchOpts) ([]benchResult, error)
+}
+
+var benchmarks = []benchmark{
+	{"control-plane", benchControlPlane},
+	{"containers", benchContainers},
+	{"single-run", benchSingleRun},
+	{"logs", benchLogs},
+}
+
+func newBenchCmd() *cobra.Command {
+	o := &benchOpts{}
+	c := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure gantry against the raw substrate (JetStream, the Docker API) on this machine",
+		Long: `bench runs each benchmark and its baseline in the same process, on the same
+machine, and prints gantry's figure, the baseline's and their ratio (gantry's
+figure / the baseline's). Machines are noisy: compare ratios, not figures.
+
+  control-plane  runs submitted → queued → taken by a worker whose runtime ends
+                 at once (benchInstantRuntime, used only here) → SUCCEEDED;
+                 baseline: publish, pull and ack the same number of messages
+  containers     trivial containers through gantry vs the Docker API directly
+  single-run     an attached run of a trivial container vs create/start/wait/remove
+  logs           a container's output followed through gantry vs the Docker API
+
+Docker benchmarks build the local image gantry/samples first (needs Go).`,
+		Example: `  gantry bench --quick
+  gantry bench --only control-plane --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.out, o.progress = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if o.cpuProfile != "" {
+				f, err := os.Create(o.cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			for _, name := range o.only {
+				if !slices.ContainsFunc(benchmarks, func(b benchmark) bool { return b.name == name }) {
+					return fmt.Errorf("--only %q: no such benchmark", name)
+				}
+			}
+			if !o.asJSON {
+				fmt.Fprintf(o.out, "%-28s %14s %14s %8s  %s\n", "NAME", "GANTRY", "BASELINE", "RATIO", "TARGET")
+			}
+			for _, b := range benchmarks {
+				if len(o.only) > 0 && !slices.Contains(o.only, b.name) {
+					continue
+				}
+				fmt.Fprintf(o.progress, "bench: %s ...\n", b.name)
+				results, err := b.run(cmd.Context(), o)
+				if err != nil {
+					return fmt.Errorf("bench %s: %w", b.name, err)
+				}
+				for _, r := range results {
+					o.print(r)
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&o.quick, "quick", false, "smaller sizes: the whole suite in a few minutes")
+	c.Flags().BoolVar(&o.asJSON, "json", false, "one JSON object per result")
+	c.Flags().StringSliceVar(&o.only, "only", nil, "run only these benchmarks")
+	c.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	return c
+}
+
+func (o *benchOpts) print(r benchResult) {
+	if r.BaselineValue != 0 && r.Ratio == 0 {
+		r.Ratio = r.Value / r.BaselineValue
+	}
+	if o.asJSON {
+		json.NewEncoder(o.out).Encode(r)
+		return
+	}
+	base, ratio := "-", "-"
+	if r.BaselineValue != 0 {
+		base, ratio = fmt.Sprintf("%.1f %s", r.BaselineValue, r.Unit), fmt.Sprintf("%.2f", r.Ratio)
+	}
+	fmt.Fprintf(o.out, "%-28s %14s %14s %8s  %s\n", r.Name, fmt.Sprintf("%.1f %s", r.Value, r.Unit), base, ratio, r.Target)
+}
+
+// benchInstantRuntime is a worker.Runtime used only by `gantry bench`: it
+// ends every task at once with exit code 0, so that what is measured is the
+// control plane alone.
+type benchInstantRuntime struct{}
+
+func (benchInstantRuntime) Run(_ context.Context, t *worker.Task, _ worker.LogSink) (*worker.Result, error) {
+	if t.Started != nil {
+		t.Started()
+	}
+	zero := 0
+	return &worker.Result{Containers: []jobs.ContainerResult{{Name: t.Def.ContainerDefinitions[0].Name, ExitCode: &zero}}}, nil
+}
+
+// benchStack is an in-process gantry: embedded NATS, server and one worker.
+type benchStack struct {
+	dir    string
+	ns     interface{ Shutdown() }
+	nc     *nats.Conn
+	client *client.Client
+	url    string
+	stop   func()
+}
+
+func startBenchStack(ctx context.Context, rt worker.Runtime, slots int) (*benchStack, error) {
+	dir, err := os.MkdirTemp("", "gantry-bench")
+	if err != nil {
+		return nil, err
+	}
+	ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(dir, "js")})
+	if err != nil {
+		return nil, err
+	}
+	st := &benchStack{dir: dir, ns: ns, url: ns.ClientURL()}
+	nc, err := queue.Dial(ctx, queue.ConnOptions{URL: ns.ClientURL(), Name: "bench"})
+	if err != nil {
+		return nil, err
+	}
+	st.nc = nc
+	q, err := queue.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.EnsureStreams(ctx); err != nil {
+		return nil, err
+	}
+	db, err := storage.Open(ctx, filepath.Join(dir, "gantry.db"))
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	srv := server.New(db, q, server.WithLogger(zerolog.Nop()))
+	wg.Go(func() { srv.Run(runCtx) })
+	cons, err := q.Jobs(ctx, "default", "bench")
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	w := worker.New("bench", "default", jobSource{cons}, rt, reporter{q}, worker.WithSlots(slots),
+		worker.WithGracePeriod(time.Second))
+	wg.Go(func() { w.Run(runCtx) })
+	st.client, _ = client.New(nc)
+	st.stop = func() {
+		cancel()
+		wg.Wait()
+		db.Close()
+		nc.Close()
+		ns.Shutdown()
+		os.RemoveAll(dir)
+	}
+	for range 100 { // until the API answers
+		if _, _, err := st.client.List(ctx, client.ListOptions{Limit: 1}); err == nil {
+			return st, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st.stop()
+	return nil, fmt.Errorf("in-process server did not answer")
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[int(math.Min(float64(len(s)-1), math.Ceil(p*float64(len(s)))-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func benchControlPlane(ctx context.Context, o *benchOpts) ([]benchResult, error) {
+	n := 100_000
+	if o.quick {
+		n = 10_000
+	}
+	td := jobs.TaskDefinition{Family: "bench", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "none"}}}
+	tdJSON, _ := json.Marshal(td)
+	req := &jobs.SubmitRequest{TaskDefinition: tdJSON}
+
+	// Baseline: the same number of job-sized messages through raw JetStream.
+	jobSize := len(tdJSON) + 120
+	raw, err := rawJetStream(ctx, n, jobSize)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+
+	st, err := startBenchStack(ctx, benchInstantRuntime{}, 256)
+	if err != nil {
+		return nil, err
+	}
+	defer st.stop()
+	var (
+		mu        sync.Mutex
+		submitted = make(map[string]time.Time, n)
+		latencies = make([]time.Duration, 0, n)
+		done      atomic.Int64
+		finished  = make(chan struct{})
+	)
+	sub, err := st.nc.Subscribe("gantry.events.runs.*", func(m *nats.Msg) {
+		var ev jobs.Event
+		if json.Unmarshal(m.Data, &ev) != nil || ev.Source != jobs.SourceServer || !ev.Status.Terminal() {
+			return
+		}
+		now := time.Now()
+		mu.Lock()
+		if t, ok := submitted[ev.RunID]; ok {
+			latencies = append(latencies, now.Sub(t))
+			delete(submitted, ev.RunID)
+		}
+		mu.Unlock()
+		if done.Add(1) == int64(n) {
+			close(finished)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	start := time.Now()
+	var submitErr atomic.Value
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range 64 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				t := time.Now()
+				r, err := st.client.Submit(ctx, req)
+				if err != nil {
+					submitErr.Store(err)
+					return
+				}
+				mu.Lock()
+				if _, ended := submitted[r.RunID]; !ended {
+					submitted[r.RunID] = t
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	progressDone := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-progressDone:
+				return
+			case <-tick.C:
+				fmt.Fprintf(o.progress, "bench: control-plane: %d/%d runs done\n", done.Load(), n)
+			}
+		}
+	}()
+	wg.Wait()
+	fmt.Fprintf(o.progress, "bench: control-plane: %d submitted in %s (%d done)\n", n, time.Since(start).Round(time.Millisecond), done.Load())
+	if err, _ := submitErr.Load().(error); err != nil {
+		close(progressDone)
+		return nil, err
+	}
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Minute):
+		close(progressDone)
+		return nil, fmt.Errorf("only %d of %d runs ended within 10 minutes", done.Load(), n)
+	case <-ctx.Done():
+		close(progressDone)
+		return nil, ctx.Err()
+	}
+	close(progressDone)
+	elapsed := time.Since(start)
+	rate := float64(n) / elapsed.Seconds()
+	mu.Lock()
+	p50, p99 := percentile(latencies, 0.5), percentile(latencies, 0.99)
+	mu.Unlock()
+	return []benchResult{
+		{Name: "control-plane", Value: rate, Unit: "runs/s", Baseline: "raw JetStream publish+pull+ack", BaselineValue: raw, N: n,
+			Target: "≥ 10000 runs/s and ≥ 0.3 of raw"},
+		{Name: "control-plane-p50", Value: ms(p50), Unit: "ms", N: n},
+		{Name: "control-plane-p99", Value: ms(p99), Unit: "ms", N: n},
+	}, nil
+}
+
+// rawJetStream publishes n messages of size bytes to a work-queue stream on
+// a fresh embedded server, pulls and acks them, and returns messages/s.
+func rawJetStream(ctx context.Context, n, size int) (float64, error) {
+	dir, err := os.MkdirTemp("", "gantry-bench-raw")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := embedded.Start(embedded.Options{StoreDir: dir})
+	if err != nil {
+		return 0, err
+	}
+	defer ns.Shutdown()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
+	if err != nil {
+		return 0, err
+	}
+	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		return 0, err
+	}
+	payload := []byte(strings.Repeat("x", size))
+	start := time.Now()
+	got := make(chan struct{})
+	var count atomic.Int64
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		m.Ack()
+		if count.Add(1) == int64(n) {
+			close(got)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Stop()
+	for i := range n {
+		if _, err := js.PublishAsync(fmt.Sprintf("raw.%d", i%16), payload); err != nil {
+			return 0, err
+		}
+	}
+	<-js.PublishAsyncComplete()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Minute):
+		return 0, fmt.Errorf("raw consumer got %d of %d", count.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	dockerclient "github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/samples"
+	"github.com/gantry-dev/gantry/worker/docker"
+	"github.com/nats-io/nats.go"
+)
+
+const benchLabel = "gantry.bench"
+
+// benchDocker connects to Docker and builds the sample image once.
+func benchDocker(ctx context.Context, o *benchOpts) (*dockerclient.Client, string, error) {
+	cli, err := docker.NewClient()
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := cli.Ping(ctx); err != nil {
+		return nil, "", fmt.Errorf("cannot reach the Docker daemon at %s: %w", cli.DaemonHost(), err)
+	}
+	img, err := samples.BuildImage(ctx, cli, io.Discard)
+	if err != nil {
+		return nil, "", err
+	}
+	return cli, img, nil
+}
+
+func adhoc(image string, cmd ...string) *jobs.SubmitRequest {
+	td, _ := json.Marshal(jobs.TaskDefinition{Family: "bench", ContainerDefinitions: []jobs.ContainerDefinition{
+		{Name: "main", Image: image, Command: cmd}}})
+	return &jobs.SubmitRequest{TaskDefinition: td}
+}
+
+// waitRuns counts the runs that end, by the server's events.
+func waitRuns(nc *nats.Conn) (wait func(n int, timeout time.Duration) error, stop func()) {
+	var count atomic.Int64
+	wake := make(chan struct{}, 1)
+	sub, _ := nc.Subscribe("gantry.events.runs.*", func(m *nats.Msg) {
+		var ev jobs.Event
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Source == jobs.SourceServer && ev.Status.Terminal() {
+			count.Add(1)
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	})
+	return func(n int, timeout time.Duration) error {
+			deadline := time.After(timeout)
+			for count.Load() < int64(n) {
+				select {
+				case <-wake:
+				case <-deadline:
+					return fmt.Errorf("%d of %d runs ended in %s", count.Load(), n, timeout)
+				}
+			}
+			return nil
+		}, func() {
+			sub.Unsubscribe()
+		}
+}
+
+func benchContainers(ctx context.Context, o *benchOpts) ([]benchResult, error) {
+	m, k := 200, 4
+	if o.quick {
+		m = 40
+	}
+	cli, img, err := benchDocker(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+
+	// Baseline: k goroutines create, start, wait and remove m containers.
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range k {
+		wg.Go(func() {
+			for next.Add(1) <= int64(m) {
+				if err := dockerRunOnce(ctx, cli, img, nil, "true"); err != nil {
+					firstErr.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return nil, err
+	}
+	base := float64(m) / time.Since(start).Seconds()
+
+	st, err := startBenchStack(ctx, docker.New(cli, docker.WithLabels(map[string]string{benchLabel: "1"})), k)
+	if err != nil {
+		return nil, err
+	}
+	defer st.stop()
+	wait, stop := waitRuns(st.nc)
+	defer stop()
+	start = time.Now()
+	for range m {
+		if _, err := st.client.Submit(ctx, adhoc(img, "true")); err != nil {
+			return nil, err
+		}
+	}
+	if err := wait(m, 10*time.Minute); err != nil {
+		return nil, err
+	}
+	rate := float64(m) / time.Since(start).Seconds()
+	return []benchResult{{Name: "containers", Value: rate, Unit: "containers/s", Baseline: "Docker API create+start+wait+remove",
+		BaselineValue: base, N: m, Target: "ratio ≥ 0.9"}}, nil
+}
+
+// dockerRunOnce runs one container to its end through the Docker API, as
+// `docker run --rm` does, copying its output to out when out is not nil.
+func dockerRunOnce(ctx context.Context, cli *dockerclient.Client, img string, out io.Writer, cmd ...string) error {
+	created, err := cli.ContainerCreate(ctx, &container.Config{Image: img, Cmd: cmd, Labels: map[string]string{benchLabel: "1"},
+		AttachStdout: out != nil, AttachStderr: out != nil}, nil, nil, nil, "")
+	if err != nil {
+		return err
+	}
+	defer cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
+	var copied chan error
+	if out != nil {
+		att, err := cli.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+		if err != nil {
+			return err
+		}
+		defer att.Close()
+		copied = make(chan error, 1)
+		go func() { _, err := stdcopy.StdCopy(out, io.Discard, att.Reader); copied <- err }()
+	}
+	waitC, errC := cli.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
+	if err := cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return err
+	}
+	select {
+	case <-waitC:
+	case err := <-errC:
+		return err
+	}
+	if copied != nil {
+		return <-copied
+	}
+	return nil
+}
+
+func benchSingleRun(ctx context.Context, o *benchOpts) ([]benchResult, error) {
+	n := 20
+	if o.quick {
+		n = 7
+	}
+	cli, img, err := benchDocker(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	st, err := startBenchStack(ctx, docker.New(cli, docker.WithLabels(map[string]string{benchLabel: "1"})), 4)
+	if err != nil {
+		return nil, err
+	}
+	defer st.stop()
+	// The baseline is `docker run --rm` where the docker CLI is installed,
+	// the same calls through the API otherwise.
+	baseline, baseName := func() error { return dockerRunOnce(ctx, cli, img, io.Discard, "true") }, "Docker API create+attach+start+wait+remove"
+	if path, err := exec.LookPath("docker"); err == nil {
+		baseline, baseName = func() error {
+			return exec.CommandContext(ctx, path, "run", "--rm", "--label", benchLabel+"=1", img, "true").Run()
+		}, "docker run --rm"
+	}
+	gantry := func() error {
+		cmd := exec.CommandContext(ctx, self, "run", "--image", img, "--", "true")
+		cmd.Env = append(os.Environ(), "GANTRY_NATS_URL="+st.url)
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("gantry run: %v: %s", err, errb.String())
+		}
+		return nil
+	}
+	var g, b []time.Duration
+	for i := range n + 1 { // the first of each warms caches and is dropped
+		for _, f := range []struct {
+			fn  func() error
+			out *[]time.Duration
+		}{{baseline, &b}, {gantry, &g}} {
+			t := time.Now()
+			if err := f.fn(); err != nil {
+				return nil, err
+			}
+			if i > 0 {
+				*f.out = append(*f.out, time.Since(t))
+			}
+		}
+	}
+	return []benchResult{{Name: "single-run", Value: ms(percentile(g, 0.5)), Unit: "ms", Baseline: baseName,
+		BaselineValue: ms(percentile(b, 0.5)), N: n, Target: "ratio ≤ 1.15 (median)"}}, nil
+}
+
+func benchLogs(ctx context.Context, o *benchOpts) ([]benchResult, error) {
+	mib := 100
+	if o.quick {
+		mib = 20
+	}
+	const width = 100 // bytes a line without its newline
+	lines := mib << 20 / (width + 1)
+	cli, img, err := benchDocker(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	cmd := []string{"lines", strconv.Itoa(lines), strconv.Itoa(width)}
+
+	// Baseline: follow the container's output through the Docker API.
+	baseSum := sha256.New()
+	start := time.Now()
+	if err := dockerRunOnce(ctx, cli, img, baseSum, cmd...); err != nil {
+		return nil, err
+	}
+	base := time.Since(start)
+
+	st, err := startBenchStack(ctx, docker.New(cli, docker.WithLabels(map[string]string{benchLabel: "1"})), 4)
+	if err != nil {
+		return nil, err
+	}
+	defer st.stop()
+	start = time.Now()
+	r, err := st.client.Submit(ctx, adhoc(img, cmd...))
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.New()
+	if err := st.client.Logs(ctx, r.RunID, client.LogOptions{Follow: true}, hashLines(sum)); err != nil {
+		return nil, err
+	}
+	took := time.Since(start)
+	exact := slices.Equal(sum.Sum(nil), baseSum.Sum(nil))
+	res := []benchResult{{Name: "logs", Value: ms(took), Unit: "ms", Baseline: "Docker API attach", BaselineValue: ms(base),
+		N: mib, Target: "ratio ≤ 1.2, byte-exact"}}
+	exactV := 0.0
+	if exact {
+		exactV = 1
+	}
+	res = append(res, benchResult{Name: "logs-byte-exact", Value: exactV, Unit: "bool", N: mib})
+	if !exact {
+		return res, fmt.Errorf("logs: what gantry delivered differs from the container's output")
+	}
+	return res, nil
+}
+
+// hashLines feeds log lines, joined and newline-terminated, to h.
+func hashLines(h hash.Hash) func(*jobs.LogBatch) error {
+	return func(b *jobs.LogBatch) error {
+		for _, l := range b.Lines {
+			if l.Stream != jobs.Stdout {
+				continue
+			}
+			io.WriteString(h, l.Text)
+			if !l.Partial {
+				h.Write([]byte{'\n'})
+			}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+// Named contexts: how to reach one gantry deployment's NATS, kept in a
+// config file so that `gantry context use prod` switches every command at
+// once. Precedence, highest first: a flag, its GANTRY_* environment
+// variable, the current context (--context or GANTRY_CONTEXT names another),
+// the built-in default.
+
+// contextConfig is the config file.
+type contextConfig struct {
+	Current  string                 `yaml:"current,omitempty"`
+	Contexts map[string]*natsTarget `yaml:"contexts,omitempty"`
+}
+
+// natsTarget is one context.
+type natsTarget struct {
+	NATS     string `yaml:"nats,omitempty"`
+	Creds    string `yaml:"creds,omitempty"`
+	User     string `yaml:"user,omitempty"`
+	Password string `yaml:"password,omitempty"`
+	Token    string `yaml:"token,omitempty"`
+	NKey     string `yaml:"nkey,omitempty"`
+	TLSCA    string `yaml:"tlsCA,omitempty"`
+	TLSCert  string `yaml:"tlsCert,omitempty"`
+	TLSKey   string `yaml:"tlsKey,omitempty"`
+}
+
+// connFlags maps each connection flag to its environment variable and its
+// field in a context.
+var connFlags = []struct {
+	flag, env string
+	field     func(*natsTarget) *string
+	conn      func(*queue.ConnOptions) *string
+}{
+	{"nats", "GANTRY_NATS_URL", func(t *natsTarget) *string { return &t.NATS }, func(o *queue.ConnOptions) *string { return &o.URL }},
+	{"creds", "GANTRY_NATS_CREDS", func(t *natsTarget) *string { return &t.Creds }, func(o *queue.ConnOptions) *string { return &o.Creds }},
+	{"user", "GANTRY_NATS_USER", func(t *natsTarget) *string { return &t.User }, func(o *queue.ConnOptions) *string { return &o.User }},
+	{"password", "GANTRY_NATS_PASSWORD", func(t *natsTarget) *string { return &t.Password }, func(o *queue.ConnOptions) *string { return &o.Password }},
+	{"token", "GANTRY_NATS_TOKEN", func(t *natsTarget) *string { return &t.Token }, func(o *queue.ConnOptions) *string { return &o.Token }},
+	{"nkey", "GANTRY_NATS_NKEY", func(t *natsTarget) *string { return &t.NKey }, func(o *queue.ConnOptions) *string { return &o.NKeyFile }},
+	{"tls-ca", "GANTRY_NATS_TLS_CA", func(t *natsTarget) *string { return &t.TLSCA }, func(o *queue.ConnOptions) *string { return &o.TLSCA }},
+	{"tls-cert", "GANTRY_NATS_TLS_CERT", func(t *natsTarget) *string { return &t.TLSCert }, func(o *queue.ConnOptions) *string { return &o.TLSCert }},
+	{"tls-key", "GANTRY_NATS_TLS_KEY", func(t *natsTarget) *string { return &t.TLSKey }, func(o *queue.ConnOptions) *string { return &o.TLSKey }},
+}
+
+func configPath() string {
+	if p := os.Getenv("GANTRY_CONFIG"); p != "" {
+		return p
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		dir = "."
+	}
+	return filepath.Join(dir, "gantry", "config.yaml")
+}
+
+func loadContexts() (*contextConfig, error) {
+	cfg := &contextConfig{Contexts: map[string]*natsTarget{}}
+	data, err := os.ReadFile(configPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config %s: %w", configPath(), err)
+	}
+	if cfg.Contexts == nil {
+		cfg.Contexts = map[string]*natsTarget{}
+	}
+	return cfg, nil
+}
+
+func (c *contextConfig) save() error {
+	p := configPath()
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	data, err := yaml.Marshal(c)
+	if err != nil {
+		return err
+	}
+	// Contexts may hold passwords: readable by the user alone.
+	return os.WriteFile(p, data, 0o600)
+}
+
+// applyContext fills the connection options that neither a flag nor the
+// environment set from the selected context.
+func (g *globals) applyContext(flags *pflag.FlagSet) error {
+	cfg, err := loadContexts()
+	if err != nil {
+		return err
+	}
+	name := g.context
+	if name == "" {
+		name = cfg.Current
+	}
+	if name == "" {
+		return nil
+	}
+	t, ok := cfg.Contexts[name]
+	if !ok {
+		return fmt.Errorf("context %q is not defined in %s (see 'gantry context ls')", name, configPath())
+	}
+	for _, f := range connFlags {
+		if v := *f.field(t); v != "" && !flags.Changed(f.flag) && os.Getenv(f.env) == "" {
+			*f.conn(&g.conn) = v
+		}
+	}
+	return nil
+}
+
+func newContextCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "context",
+		Short: "Name the gantry deployments you talk to, and switch between them",
+		Long: `A context names how to reach one deployment's NATS (URL, credentials, TLS).
+They live in ` + "`$GANTRY_CONFIG`" + ` or ~/.config/gantry/config.yaml. A flag or its
+GANTRY_* variable still wins over the current context; --context NAME (or
+GANTRY_CONTEXT) picks another for one command.`,
+		Example: `  gantry context add prod --nats nats://nats.prod:4222 --creds ~/prod.creds
+  gantry context use prod
+  gantry context ls`,
+	}
+	c.AddCommand(&cobra.Command{
+		Use:   "add NAME",
+		Short: "Save the connection flags given with it as a context",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if notIDChars.MatchString(args[0]) {
+				return fmt.Errorf("context name %q: use letters, digits, '-' and '_'", args[0])
+			}
+			cfg, err := loadContexts()
+			if err != nil {
+				return err
+			}
+			t := &natsTarget{}
+			for _, f := range connFlags {
+				if fl := cmd.Flags().Lookup(f.flag); fl != nil && fl.Changed {
+					*f.field(t) = fl.Value.String()
+				}
+			}
+			if t.NATS == "" {
+				return errors.New("give at least --nats URL")
+			}
+			cfg.Contexts[args[0]] = t
+			if cfg.Current == "" {
+				cfg.Current = args[0]
+			}
+			if err := cfg.save(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "context %s saved in %s\n", args[0], configPath())
+			return nil
+		},
+	})
+	c.AddCommand(&cobra.Command{
+		Use:               "use NAME",
+		Short:             "Make NAME the current context",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeContexts,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadContexts()
+			if err != nil {
+				return err
+			}
+			if _, ok := cfg.Contexts[args[0]]; !ok {
+				return fmt.Errorf("no context %q (see 'gantry context ls')", args[0])
+			}
+			cfg.Current = args[0]
+			return cfg.save()
+		},
+	})
+	c.AddCommand(&cobra.Command{
+		Use:               "rm NAME",
+		Short:             "Forget a context",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeContexts,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadContexts()
+			if err != nil {
+				return err
+			}
+			if _, ok := cfg.Contexts[args[0]]; !ok {
+				return fmt.Errorf("no context %q", args[0])
+			}
+			delete(cfg.Contexts, args[0])
+			if cfg.Current == args[0] {
+				cfg.Current = ""
+			}
+			return cfg.save()
+		},
+	})
+	c.AddCommand(&cobra.Command{
+		Use:   "ls",
+		Short: "List the contexts; * marks the current one",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadContexts()
+			if err != nil {
+				return err
+			}
+			names := make([]string, 0, len(cfg.Contexts))
+			for n := range cfg.Contexts {
+				names = append(names, n)
+			}
+			slices.Sort(names)
+			w := cmd.OutOrStdout()
+			for _, n := range names {
+				mark := " "
+				if n == cfg.Current {
+					mark = "*"
+				}
+				fmt.Fprintf(w, "%s %s\t%s\n", mark, n, cfg.Contexts[n].NATS)
+			}
+			return nil
+		},
+	})
+	return c
+}
+
+func completeContexts(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	cfg, err := loadContexts()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for n := range cfg.Contexts {
+		names = append(names, n)
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/samples/sampletest"
+	"github.com/nats-io/nats.go"
+)
+
+// These tests cover the worker fleet: presence, drain, capacity, loss and
+// redelivery, restarts, retries and the safe defaults.
+
+func (in *instance) workers() []jobs.WorkerInfo {
+	in.t.Helper()
+	out, errOut, code := in.gantry("workers", "ls", "-o", "json")
+	if code != 0 {
+		in.t.Fatalf("workers ls: exit %d: %s", code, errOut)
+	}
+	var ws []jobs.WorkerInfo
+	if err := json.Unmarshal([]byte(out), &ws); err != nil {
+		in.t.Fatalf("workers ls: %v\n%s", err, out)
+	}
+	return ws
+}
+
+// waitFor polls cond every 100 ms for up to two minutes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestWorkersListDrainAndActivate(t *testing.T) {
+	t.Parallel()
+	in := startUp(t, "--label", "zone=a", "--cpu", "2048", "--memory", "4096")
+	ws := in.workers()
+	if len(ws) != 1 || ws[0].Cluster != "default" || ws[0].Labels["zone"] != "a" || ws[0].State != jobs.WorkerActive ||
+		ws[0].Capacity != (jobs.Resources{CPU: 2048, Memory: 4096, Slots: 4}) || ws[0].LastHeartbeat.IsZero() {
+		t.Fatalf("workers: %+v", ws)
+	}
+	id := ws[0].ID
+	running := in.runDetached("sh", "-c", "echo ready; sleep 2")
+	in.waitLog(running, "ready")
+	if out, errOut, code := in.gantry("workers", "drain", id); code != 0 || !strings.Contains(out, "DRAINING") {
+		t.Fatalf("drain: exit %d: %s%s", code, out, errOut)
+	}
+	queued := in.runDetached("sh", "-c", "echo after drain")
+	if r := in.waitStatus(running, jobs.StatusSucceeded, jobs.StatusFailed); r.Status != jobs.StatusSucceeded {
+		t.Fatalf("run started before the drain: %s %s", r.Status, r.StoppedReason)
+	}
+	waitFor(t, "the queued run to say the worker drains", func() bool {
+		r := in.describe(queued)
+		if r.Status != jobs.StatusQueued {
+			t.Fatalf("a draining worker took a new run: %s", r.Status)
+		}
+		return strings.Contains(r.StatusReason, "draining")
+	})
+	var x jobs.WorkerInfo
+	out, _, _ := in.gantry("workers", "describe", id, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &x); err != nil || x.State != jobs.WorkerDraining {
+		t.Fatalf("describe: %v %+v", err, x)
+	}
+	if _, errOut, code := in.gantry("workers", "activate", id); code != 0 {
+		t.Fatalf("activate: %s", errOut)
+	}
+	in.waitStatus(queued, jobs.StatusSucceeded)
+	if _, errOut, code := in.gantry("workers", "describe", "nobody"); code != exitGantryError || !strings.Contains(errOut, "not live") {
+		t.Fatalf("describe of an unknown worker: exit %d: %s", code, errOut)
+	}
+}
+
+func TestCapacityAndUnplaceableRun(t *testing.T) {
+	t.Parallel()
+	in := startUp(t, "--memory", "512")
+	big := in.runDetachedFlags([]string{"--memory", "32000"}, "true")
+	waitFor(t, "the 32000 MiB run to say why it waits", func() bool {
+		return strings.Contains(in.describe(big).StatusReason, "no worker in cluster default has 32000 MiB of memory")
+	})
+	if ps, _, _ := in.gantry("ps"); !strings.Contains(ps, "no worker in cluster default has 32000 MiB of memory") {
+		t.Errorf("ps does not show the reason:\n%s", ps)
+	}
+	in.gantry("stop", big)
+	a := in.runDetachedFlags([]string{"--memory", "400"}, "sleep", "1")
+	b := in.runDetachedFlags([]string{"--memory", "400"}, "sleep", "1")
+	ra := in.waitStatus(a, jobs.StatusSucceeded, jobs.StatusFailed)
+	rb := in.waitStatus(b, jobs.StatusSucceeded, jobs.StatusFailed)
+	if ra.Status != jobs.StatusSucceeded || rb.Status != jobs.StatusSucceeded {
+		t.Fatalf("runs: %s %q, %s %q", ra.Status, ra.StoppedReason, rb.Status, rb.StoppedReason)
+	}
+	first, second := ra, rb
+	if rb.StartedAt.Before(*ra.StartedAt) {
+		first, second = rb, ra
+	}
+	if second.StartedAt.Before(*first.FinishedAt) {
+		t.Fatalf("two 400 MiB runs at once on a 512 MiB worker: %s–%s and %s–%s",
+			first.StartedAt, first.FinishedAt, second.StartedAt, second.FinishedAt)
+	}
+}
+
+func (in *instance) runDetachedFlags(flags []string, args ...string) string {
+	in.t.Helper()
+	all := append(append([]string{"run", "-d", "--image", in.image}, flags...), "--")
+	out, errOut, code := in.gantry(append(all, args...)...)
+	if code != 0 {
+		in.t.Fatalf("run -d: exit %d: %s", code, errOut)
+	}
+	return strings.TrimSpace(out)
+}
+
+func (in *instance) client() *client.Client {
+	in.t.Helper()
+	var url string
+	for _, e := range in.env {
+		if v, ok := strings.CutPrefix(e, "GANTRY_NATS_URL="); ok {
+			url = v
+		}
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	in.t.Cleanup(nc.Close)
+	c, err := client.New(nc)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	return c
+}
+
+func TestEvaluateOnExit(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	c := in.client()
+	strategy := &jobs.RetryStrategy{Attempts: 3, Backoff: &jobs.Backoff{InitialSeconds: 0.2},
+		EvaluateOnExit: []jobs.EvaluateOnExit{{OnExitCode: "2", Action: "RETRY"}, {OnExitCode: "1", Action: "EXIT"}}}
+	submit := func(code int) string {
+		td := fmt.Sprintf(`{"family":"eval","containerDefinitions":[{"name":"main","image":%q,"command":["sh","-c","exit %d"]}]}`, in.image, code)
+		r, err := c.Submit(context.Background(), &jobs.SubmitRequest{TaskDefinition: json.RawMessage(td), RetryStrategy: strategy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.RunID
+	}
+	retried, stopped := submit(2), submit(1)
+	r := in.waitStatus(retried, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled)
+	if len(r.Attempts) != 3 || *r.ExitCode != 2 {
+		t.Fatalf("exit 2: %d attempts, exit %v; want 3 attempts", len(r.Attempts), r.ExitCode)
+	}
+	for i := 1; i < 3; i++ {
+		if gap := r.Attempts[i].CreatedAt; r.Attempts[i].NotBefore == nil || r.Attempts[i].NotBefore.Before(gap) {
+			t.Errorf("attempt %d has no backoff: %+v", i+1, r.Attempts[i])
+		}
+	}
+	if r := in.waitStatus(stopped, jobs.StatusFailed); len(r.Attempts) != 1 {
+		t.Fatalf("exit 1: %d attempts, want 1 (EXIT)", len(r.Attempts))
+	}
+}
+
+func TestDockerSocketIsRefused(t *testing.T) {
+	t.Parallel()
+	in := startUp(t, "--allow-host-path", "/var/run")
+	c := in.client()
+	td := fmt.Sprintf(`{"family":"sock","containerDefinitions":[{"name":"main","image":%q,"command":["true"],
+		"mountPoints":[{"sourceVolume":"sock","containerPath":"/var/run/docker.sock"}]}],
+		"volumes":[{"name":"sock","host":{"sourcePath":"/var/run/docker.sock"}}]}`, in.image)
+	r, err := c.Submit(context.Background(), &jobs.SubmitRequest{TaskDefinition: json.RawMessage(td)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := in.waitStatus(r.RunID, jobs.StatusFailed, jobs.StatusSucceeded)
+	if got.Status != jobs.StatusFailed || !strings.Contains(got.StoppedReason, "Docker socket") {
+		t.Fatalf("run: %s %q", got.Status, got.StoppedReason)
+	}
+}
+
+func TestUnauthenticatedClientIsRefused(t *testing.T) {
+	t.Parallel()
+	in := startUpEnv(t, []string{"GANTRY_NATS_USER=gantry", "GANTRY_NATS_PASSWORD=s3cret"},
+		"--user", "gantry", "--password", "s3cret")
+	if out, _, code := in.gantry("run", "--image", in.image, "--", "echo", "authed"); code != 0 || out != "authed\n" {
+		t.Fatalf("authenticated run: exit %d %q", code, out)
+	}
+	var url string
+	for _, e := range in.env {
+		if v, ok := strings.CutPrefix(e, "GANTRY_NATS_URL="); ok {
+			url = v
+		}
+	}
+	for _, env := range [][]string{
+		{"GANTRY_NATS_URL=" + url},
+		{"GANTRY_NATS_URL=" + url, "GANTRY_NATS_USER=gantry", "GANTRY_NATS_PASSWORD=wrong"},
+	} {
+		_, errOut, code := runBin(t, append(os.Environ(), env...), "ps")
+		if code != exitGantryError || !strings.Contains(errOut, "refused the credentials") {
+			t.Fatalf("%v: exit %d: %s", env[1:], code, errOut)
+		}
+	}
+	if _, errOut, code := runBin(t, os.Environ(), "up", "--user", "u", "--data", t.TempDir(), "--nats-port", "0"); code != exitGantryError ||
+		!strings.Contains(errOut, "--user and --password go together") {
+		t.Fatalf("up --user without --password: exit %d: %s", code, errOut)
+	}
+}
+
+// proc is a gantry process started by a test.
+type proc struct {
+	cmd *exec.Cmd
+	log *bytes.Buffer
+}
+
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(gantryBin, args...), log: &bytes.Buffer{}}
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+func (p *proc) stop() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (p *proc) kill() {
+	p.cmd.Process.Kill() // SIGKILL: no goodbye
+	p.cmd.Wait()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestKilledWorkerRunIsRedeliveredAndRestartReconciles runs a server and
+// two worker processes; the worker that runs a job is killed with SIGKILL,
+// the job finishes on the other with two attempts recorded, and the killed
+// worker, restarted, stops the container it left running.
+func TestKilledWorkerRunIsRedeliveredAndRestartReconciles(t *testing.T) {
+	t.Parallel()
+	cli := sampletest.Docker(t)
+	image := sampletest.Image(t)
+	label := fmt.Sprintf("e2e-kill%d", time.Now().UnixNano()%100000)
+	sampletest.Cleanup(t, cli, label)
+	port := freePort(t)
+	data := t.TempDir()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	env := append(os.Environ(), "GANTRY_NATS_URL="+url)
+	startProc(t, "server", "--embedded-nats", "--nats-port", fmt.Sprint(port), "--data", data, "--lease", "3s")
+	in := &instance{t: t, env: env, image: image}
+	waitFor(t, "the server", func() bool { _, _, code := in.gantry("ps"); return code == 0 })
+	workerArgs := func(id string) []string {
+		return []string{"worker", "--nats", url, "--id", id, "--lease", "3s", "--grace", "5s",
+			"--container-label", sampletest.LabelKey + "=" + label}
+	}
+	procs := map[string]*proc{}
+	for _, id := range []string{label + "-a", label + "-b"} {
+		procs[id] = startProc(t, workerArgs(id)...)
+	}
+	waitFor(t, "two workers", func() bool { return len(in.workers()) == 2 })
+
+	id := in.runDetached("sh", "-c", "echo ready; sleep 8; echo done")
+	in.waitLog(id, "ready")
+	first := in.describe(id).Worker
+	victim := procs[first]
+	if victim == nil {
+		t.Fatalf("run is on %q, not one of ours", first)
+	}
+	victim.kill()
+	r := in.waitStatus(id, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled)
+	if r.Status != jobs.StatusSucceeded || len(r.Attempts) != 2 {
+		t.Fatalf("run: %s, %d attempts: %+v\nserver and worker logs elsewhere", r.Status, len(r.Attempts), r.Attempts)
+	}
+	lost, next := r.Attempts[0], r.Attempts[1]
+	if lost.StopCode != jobs.StopWorkerLost || lost.Worker != first || next.Worker == first || next.Status != jobs.StatusSucceeded {
+		t.Fatalf("attempts: %+v", r.Attempts)
+	}
+	if logs, _, _ := in.gantry("logs", id, "--attempt", "2"); logs != "ready\ndone\n" {
+		t.Errorf("logs of attempt 2: %q", logs)
+	}
+
+	// The killed worker's container still runs; restarted, the worker stops
+	// and removes it.
+	left := func() int {
+		list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("label", sampletest.LabelKey+"="+label), filters.Arg("label", "gantry.worker="+first))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list)
+	}
+	if left() == 0 {
+		t.Log("the killed worker's container ended before the restart")
+	}
+	startProc(t, workerArgs(first)...)
+	waitFor(t, "the restarted worker to remove its leftover container", func() bool { return left() == 0 })
+	if r := in.describe(id); r.Status != jobs.StatusSucceeded || len(r.Attempts) != 2 {
+		t.Fatalf("after restart: %s with %d attempts", r.Status, len(r.Attempts))
+	}
+}

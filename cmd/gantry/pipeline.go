@@ -1,0 +1,557 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/spf13/cobra"
+)
+
+// exitPipelineFailed is the exit code of an attached `pipeline run` whose
+// pipeline run did not succeed.
+const exitPipelineFailed = 1
+
+func newPipelineCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "pipeline",
+		Short: "Apply, list and run pipelines: DAGs of stages passing files along",
+		Example: `  gantry pipeline apply samples/pipelines/daily-sales.yaml
+  gantry pipeline run daily-sales --param day=2026-11-24
+  gantry pipeline runs daily-sales -o json
+  gantry describe pr-01jf3...`,
+	}
+	c.AddCommand(newPipelineApplyCmd(g), newPipelineLsCmd(g), newPipelineDescribeCmd(g),
+		newPipelineRunCmd(g), newPipelineRunsCmd(g), newPipelineBackfillCmd(g))
+	return c
+}
+
+func newPipelineApplyCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "apply FILE|-",
+		Short: "Create or update a pipeline from a YAML or JSON file (a new version when it changed)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := readFile(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			// Validate here too, so that problems are listed before connecting.
+			if _, err := jobs.ParsePipeline(data); err != nil {
+				return fmt.Errorf("%s: %s", args[0], oneLine(err))
+			}
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			p, changed, err := c.ApplyPipeline(cmd.Context(), data)
+			if err != nil {
+				return fmt.Errorf("%s: %s", args[0], oneLine(err))
+			}
+			verb := "applied"
+			if !changed {
+				verb = "unchanged"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s version %d %s\n", p.Name, p.Version, verb)
+			return nil
+		},
+	}
+}
+
+// oneLine joins the lines of a multi-problem error with "; ".
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+func newPipelineLsCmd(g *globals) *cobra.Command {
+	var out output
+	c := &cobra.Command{
+		Use:   "ls",
+		Short: "List pipelines",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			ps, err := c.ListPipelines(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return out.write(cmd.OutOrStdout(), ps, func(w io.Writer) error {
+				fmt.Fprintln(w, "NAME\tVERSION\tSTAGES\tSCHEDULE\tUPDATED")
+				for _, p := range ps {
+					sched := "-"
+					if p.Schedule != nil {
+						sched = p.Schedule.Cron
+					}
+					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", p.Name, p.Version, len(p.Stages), sched, ago(p.CreatedAt, time.Now()))
+				}
+				return nil
+			})
+		},
+	}
+	addOutputFlag(c, &out)
+	return c
+}
+
+func newPipelineDescribeCmd(g *globals) *cobra.Command {
+	var (
+		out     output
+		version int
+	)
+	c := &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Show a pipeline: parameters, schedule and stages",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			p, err := c.DescribePipeline(cmd.Context(), args[0], version)
+			if err != nil {
+				return err
+			}
+			return out.write(cmd.OutOrStdout(), p, func(w io.Writer) error {
+				fmt.Fprintf(w, "Pipeline:\t%s\nVersion:\t%d\n", p.Name, p.Version)
+				keys := make([]string, 0, len(p.Parameters))
+				for k := range p.Parameters {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					fmt.Fprintf(w, "Parameter:\t%s=%s\n", k, p.Parameters[k])
+				}
+				if s := p.Schedule; s != nil {
+					fmt.Fprintf(w, "Schedule:\t%s (%s) %s suspend=%v\n", s.Cron, orDash(s.Timezone), s.Policy(), s.Suspend)
+				}
+				fmt.Fprintln(w, "\nSTAGE\tTASK DEFINITION\tARRAY\tDEPENDS ON")
+				for _, name := range p.Order() {
+					st := p.Stage(name)
+					var deps []string
+					for _, d := range st.DependsOn {
+						deps = append(deps, d.Stage+"("+string(d.Condition)+")")
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", st.Name, taskDefText(st.TaskDefinition), arrayText(st.ArraySize),
+						orDash(strings.Join(deps, ", ")))
+				}
+				return nil
+			})
+		},
+	}
+	c.Flags().IntVar(&version, "version", 0, "this version rather than the latest")
+	addOutputFlag(c, &out)
+	return c
+}
+
+func taskDefText(raw []byte) string {
+	req := jobs.SubmitRequest{TaskDefinition: raw}
+	ref, inline, err := req.TaskRef()
+	switch {
+	case err != nil:
+		return "?"
+	case inline != nil:
+		return inline.Family + " (inline)"
+	}
+	return ref
+}
+
+func arrayText(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+func newPipelineRunCmd(g *globals) *cobra.Command {
+	var (
+		params []string
+		detach bool
+	)
+	c := &cobra.Command{
+		Use:   "run NAME [--param K=V]... [-d]",
+		Short: "Run a pipeline and show its stages live, or print its run id with -d",
+		Long: `run starts a run of the latest version of a pipeline. Attached, it shows each
+stage's status as it changes and, when a stage fails, its last log lines; it
+exits 0 when the pipeline run succeeded and 1 otherwise. Ctrl-C stops the
+pipeline run.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			given := map[string]string{}
+			for _, kv := range params {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--param %q: want K=V", kv)
+				}
+				given[k] = v
+			}
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			pr, err := c.RunPipeline(cmd.Context(), args[0], given)
+			if err != nil {
+				return fmt.Errorf("%s", oneLine(err))
+			}
+			if detach {
+				fmt.Fprintln(cmd.OutOrStdout(), pr.PipelineRunID)
+				return nil
+			}
+			return attachPipeline(cmd.Context(), c, pr.PipelineRunID, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	c.Flags().StringArrayVarP(&params, "param", "p", nil, "set a parameter K=V (repeatable)")
+	c.Flags().BoolVarP(&detach, "detach", "d", false, "print the pipeline run id and return at once")
+	return c
+}
+
+// attachPipeline prints a line whenever a stage changes, then the summary,
+// and maps the outcome to the exit code.
+func attachPipeline(ctx context.Context, c *client.Client, id string, stdout, stderr io.Writer) error {
+	fmt.Fprintf(stdout, "pipeline run %s\n", id)
+	seen := map[string]string{}
+	start := time.Now()
+	pr, err := c.WatchPipelineRun(ctx, id, func(pr *jobs.PipelineRun) {
+		for _, st := range pr.Stages {
+			line := stageLine(&st, time.Now())
+			key := string(st.Status) + "/" + attemptsText(&st)
+			if seen[st.Name] != key {
+				seen[st.Name] = key
+				fmt.Fprintf(stdout, "%8s  %-14s %s\n", short(time.Since(start)), st.Name, line)
+			}
+		}
+	})
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "gantry: stopping pipeline run %s\n", id)
+		if _, err := c.StopPipelineRun(context.WithoutCancel(ctx), id, "Stopped by user (Ctrl-C)"); err != nil {
+			return err
+		}
+		return &exitError{code: exitGantryError}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pipeline run %s %s in %s\n", id, pr.Status, pipelineDuration(pr, time.Now()))
+	if pr.Status == jobs.StatusSucceeded {
+		return nil
+	}
+	for _, st := range pr.Stages {
+		if st.Status != jobs.StatusFailed {
+			continue
+		}
+		fmt.Fprintf(stderr, "stage %s failed: %s\n", st.Name, orDash(st.Reason))
+		for _, r := range st.Runs {
+			if r.Status == jobs.StatusFailed {
+				printTail(ctx, c, r.RunID, stderr, 10)
+				break
+			}
+		}
+	}
+	return &exitError{code: exitPipelineFailed}
+}
+
+// printTail prints the last n log lines of a run.
+func printTail(ctx context.Context, c *client.Client, runID string, w io.Writer, n int) {
+	var lines []string
+	_ = c.Logs(ctx, runID, client.LogOptions{}, func(b *jobs.LogBatch) error {
+		for _, l := range b.Lines {
+			lines = append(lines, l.Text)
+			if len(lines) > n {
+				lines = lines[1:]
+			}
+		}
+		return nil
+	})
+	for _, l := range lines {
+		fmt.Fprintf(w, "  | %s\n", l)
+	}
+}
+
+func stageLine(st *jobs.StageState, now time.Time) string {
+	s := string(st.Status)
+	if a := attemptsText(st); a != "" {
+		s += "  " + a
+	}
+	if st.StartedAt != nil {
+		end := now
+		if st.FinishedAt != nil {
+			end = *st.FinishedAt
+		}
+		s += "  " + short(end.Sub(*st.StartedAt))
+	}
+	if st.Reason != "" {
+		s += "  " + st.Reason
+	}
+	return s
+}
+
+// attemptsText says how many runs of the stage ended and how many attempts
+// they took, for stages with several runs or retries.
+func attemptsText(st *jobs.StageState) string {
+	if len(st.Runs) == 0 {
+		return ""
+	}
+	done, attempts := 0, 0
+	for _, r := range st.Runs {
+		if r.Status.Terminal() {
+			done++
+		}
+		attempts += r.Attempts
+	}
+	if len(st.Runs) == 1 && attempts <= 1 {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d runs, %d attempts", done, len(st.Runs), attempts)
+}
+
+func pipelineDuration(pr *jobs.PipelineRun, now time.Time) string {
+	if pr.StartedAt == nil {
+		return "-"
+	}
+	end := now
+	if pr.FinishedAt != nil {
+		end = *pr.FinishedAt
+	}
+	return short(end.Sub(*pr.StartedAt))
+}
+
+func newPipelineRunsCmd(g *globals) *cobra.Command {
+	var (
+		out   output
+		limit int
+	)
+	c := &cobra.Command{
+		Use:   "runs NAME",
+		Short: "List a pipeline's runs with each stage's status",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			runs, err := c.PipelineRuns(cmd.Context(), args[0], limit)
+			if err != nil {
+				return err
+			}
+			return out.write(cmd.OutOrStdout(), runs, func(w io.Writer) error {
+				now := time.Now()
+				fmt.Fprintln(w, "PIPELINE RUN\tSTATUS\tTRIGGER\tCREATED\tDURATION\tSTAGES")
+				for _, pr := range runs {
+					var stages []string
+					for _, st := range pr.Stages {
+						stages = append(stages, st.Name+"="+string(st.Status))
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", pr.PipelineRunID, pr.Status, orDash(pr.Trigger),
+						ago(pr.CreatedAt, now), pipelineDuration(&pr, now), strings.Join(stages, " "))
+				}
+				return nil
+			})
+		},
+	}
+	c.Flags().IntVar(&limit, "limit", 100, "at most this many runs, newest first")
+	addOutputFlag(c, &out)
+	return c
+}
+
+// describePipelineRun prints one pipeline run: its stages, their runs and
+// attempts.
+func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
+	now := time.Now()
+	fmt.Fprintf(w, "Pipeline run:\t%s\n", pr.PipelineRunID)
+	fmt.Fprintf(w, "Pipeline:\t%s (version %d)\n", pr.Pipeline, pr.Version)
+	fmt.Fprintf(w, "Status:\t%s\n", pr.Status)
+	fmt.Fprintf(w, "Trigger:\t%s\n", orDash(pr.Trigger))
+	if pr.ScheduledTime != nil {
+		fmt.Fprintf(w, "Scheduled:\t%s\n", pr.ScheduledTime.Format(time.RFC3339))
+	}
+	if pr.StoppedReason != "" {
+		fmt.Fprintf(w, "Stopped reason:\t%s\n", pr.StoppedReason)
+	}
+	keys := make([]string, 0, len(pr.Parameters))
+	for k := range pr.Parameters {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "Parameter:\t%s=%s\n", k, pr.Parameters[k])
+	}
+	fmt.Fprintf(w, "Created:\t%s\n", ago(pr.CreatedAt, now))
+	fmt.Fprintf(w, "Duration:\t%s\n", pipelineDuration(pr, now))
+	fmt.Fprintln(w, "\nSTAGE\tSTATUS\tRUN\tINDEX\tRUN STATUS\tATTEMPTS\tEXIT\tREASON")
+	for _, st := range pr.Stages {
+		if len(st.Runs) == 0 {
+			fmt.Fprintf(w, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", st.Name, st.Status, orDash(st.Reason))
+			continue
+		}
+		for i, r := range st.Runs {
+			idx := "-"
+			if r.ArrayIndex != nil {
+				idx = strconv.Itoa(*r.ArrayIndex)
+			}
+			reason := ""
+			if i == 0 {
+				reason = st.Reason
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", st.Name, st.Status, r.RunID, idx, r.Status, r.Attempts,
+				exitText(r.ExitCode), orDash(reason))
+		}
+	}
+	return nil
+}
+
+func newPipelineBackfillCmd(g *globals) *cobra.Command {
+	var from, to string
+	c := &cobra.Command{
+		Use:   "backfill NAME --from T --to T",
+		Short: "Create one run per fire time of the pipeline's schedule in [from, to]",
+		Long: `backfill creates the runs the schedule would have made between --from and
+--to (RFC 3339 times or YYYY-MM-DD dates, in the schedule's zone). Each is the
+schedule's run for its time: a time already fired is not run again. Each run
+sees GANTRY_SCHEDULED_TIME.`,
+		Example: "  gantry pipeline backfill daily-sales --from 2026-11-01 --to 2026-11-07",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			p, err := c.DescribePipeline(cmd.Context(), args[0], 0)
+			if err != nil {
+				return err
+			}
+			loc := time.UTC
+			if p.Schedule != nil {
+				if l, err := p.Schedule.Location(); err == nil {
+					loc = l
+				}
+			}
+			f, err := parseTimeFlag("--from", from, loc)
+			if err != nil {
+				return err
+			}
+			t, err := parseTimeFlag("--to", to, loc)
+			if err != nil {
+				return err
+			}
+			runs, err := c.Backfill(cmd.Context(), args[0], f, t)
+			if err != nil {
+				return err
+			}
+			for _, pr := range runs {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", pr.PipelineRunID, pr.ScheduledTime.In(loc).Format(time.RFC3339), pr.Status)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "first time (RFC 3339 or YYYY-MM-DD)")
+	c.Flags().StringVar(&to, "to", "", "last time, included")
+	c.MarkFlagRequired("from")
+	c.MarkFlagRequired("to")
+	return c
+}
+
+func parseTimeFlag(name, v string, loc *time.Location) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, v, loc); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02T15:04", v, loc); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%s %q: want an RFC 3339 time or YYYY-MM-DD", name, v)
+}
+
+func newScheduleCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "schedule",
+		Short: "List, suspend, resume and trigger the cron schedules of pipelines",
+	}
+	var out output
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List schedules with their next fire time, in the schedule's zone and yours",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			ss, err := c.Schedules(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return out.write(cmd.OutOrStdout(), ss, func(w io.Writer) error {
+				fmt.Fprintln(w, "NAME\tCRON\tTIMEZONE\tPOLICY\tSUSPENDED\tLAST FIRE\tNEXT FIRE\tNEXT FIRE (LOCAL)")
+				for _, s := range ss {
+					loc, _ := s.Schedule.Location()
+					last, next, local := "-", "-", "-"
+					if s.LastFire != nil {
+						last = s.LastFire.In(loc).Format(time.RFC3339)
+					}
+					if s.NextFire != nil && !s.Suspended {
+						next = s.NextFire.In(loc).Format(time.RFC3339)
+						local = s.NextFire.Local().Format(time.RFC3339)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", s.Name, s.Schedule.Cron, loc, s.Schedule.Policy(),
+						s.Suspended, last, next, local)
+				}
+				return nil
+			})
+		},
+	}
+	addOutputFlag(ls, &out)
+	toggle := func(use, past, short string, suspend bool) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " NAME",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				nc, c, err := g.connect(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer nc.Close()
+				if err := c.SuspendSchedule(cmd.Context(), args[0], suspend); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "schedule %s %s\n", args[0], past)
+				return nil
+			},
+		}
+	}
+	trigger := &cobra.Command{
+		Use:   "trigger NAME",
+		Short: "Run a scheduled pipeline now; prints the pipeline run id",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			pr, err := c.TriggerSchedule(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), pr.PipelineRunID)
+			return nil
+		},
+	}
+	c.AddCommand(ls, toggle("suspend", "suspended", "Stop firing a schedule until resumed", true),
+		toggle("resume", "resumed", "Fire a suspended schedule again (fire times passed meanwhile are not run)", false), trigger)
+	return c
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/spf13/cobra"
+)
+
+func newWorkersCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "workers",
+		Short: "List, describe and drain the live workers",
+		Long: `workers shows the worker agents that sent a heartbeat in the last 15
+seconds: their cluster, host, labels, capacity (CPU units, memory MiB,
+slots), what is in use, the runs they run, and their state (ACTIVE or
+DRAINING). A worker that dies disappears from the list on its own.`,
+	}
+	c.AddCommand(newWorkersLsCmd(g), newWorkersDescribeCmd(g), newWorkersDrainCmd(g, true), newWorkersDrainCmd(g, false))
+	return c
+}
+
+func newWorkersLsCmd(g *globals) *cobra.Command {
+	var (
+		cluster string
+		out     output
+	)
+	c := &cobra.Command{
+		Use:     "ls",
+		Short:   "List the live workers",
+		Example: "  gantry workers ls\n  gantry workers ls --cluster etl -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			ws, err := c.Workers(cmd.Context(), cluster)
+			if err != nil {
+				return err
+			}
+			return out.write(cmd.OutOrStdout(), ws, func(w io.Writer) error {
+				now := time.Now()
+				fmt.Fprintln(w, "ID\tCLUSTER\tHOST\tSTATE\tCPU\tMEMORY\tSLOTS\tRUNS\tHEARTBEAT\tLABELS")
+				for _, x := range ws {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\n", x.ID, x.Cluster, orDash(x.Host), x.State,
+						used(x.InUse.CPU, x.Capacity.CPU), used(x.InUse.Memory, x.Capacity.Memory),
+						x.InUse.Slots, x.Capacity.Slots, len(x.Runs), ago(x.LastHeartbeat, now), orDash(labelText(x.Labels)))
+				}
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&cluster, "cluster", "", "only the workers of this cluster")
+	addOutputFlag(c, &out)
+	return c
+}
+
+func newWorkersDescribeCmd(g *globals) *cobra.Command {
+	var out output
+	c := &cobra.Command{
+		Use:   "describe ID",
+		Short: "Show a live worker",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			x, err := c.Worker(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return out.write(cmd.OutOrStdout(), x, func(w io.Writer) error { return describeWorker(w, x) })
+		},
+	}
+	addOutputFlag(c, &out)
+	return c
+}
+
+func describeWorker(w io.Writer, x *jobs.WorkerInfo) error {
+	now := time.Now()
+	fmt.Fprintf(w, "Worker:\t%s\n", x.ID)
+	fmt.Fprintf(w, "Cluster:\t%s\n", x.Cluster)
+	fmt.Fprintf(w, "Host:\t%s\n", orDash(x.Host))
+	fmt.Fprintf(w, "State:\t%s\n", x.State)
+	fmt.Fprintf(w, "Labels:\t%s\n", orDash(labelText(x.Labels)))
+	fmt.Fprintf(w, "CPU units:\t%s\n", used(x.InUse.CPU, x.Capacity.CPU))
+	fmt.Fprintf(w, "Memory MiB:\t%s\n", used(x.InUse.Memory, x.Capacity.Memory))
+	fmt.Fprintf(w, "Slots:\t%d/%d\n", x.InUse.Slots, x.Capacity.Slots)
+	fmt.Fprintf(w, "Started:\t%s\n", ago(x.StartedAt, now))
+	fmt.Fprintf(w, "Last heartbeat:\t%s\n", ago(x.LastHeartbeat, now))
+	fmt.Fprintf(w, "Runs:\t%s\n", orDash(strings.Join(x.Runs, ", ")))
+	return nil
+}
+
+func newWorkersDrainCmd(g *globals, drain bool) *cobra.Command {
+	use, short := "drain ID", "Let a worker finish what it runs and take nothing new (it stays DRAINING across restarts)"
+	if !drain {
+		use, short = "activate ID", "Let a drained worker take work again"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			set := c.DrainWorker
+			if !drain {
+				set = c.ActivateWorker
+			}
+			x, err := set(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", x.ID, x.State)
+			return nil
+		},
+	}
+}
+
+// used shows "in use/capacity", with "-" for an unbounded capacity.
+func used(inUse, capacity int) string {
+	if capacity <= 0 {
+		return fmt.Sprintf("%d/-", inUse)
+	}
+	return fmt.Sprintf("%d/%d", inUse, capacity)
+}
+
+func labelText(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"="+l[k])
+	}
+	return strings.Join(parts, ",")
+}

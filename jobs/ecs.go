@@ -1,0 +1,618 @@
+package jobs
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The parts of Amazon ECS's container definition that the fields added to
+// ContainerDefinition use. Each means in gantry what it means in ECS on EC2
+// with the bridge network mode; worker/docker maps them onto Docker.
+
+// Secret is an environment variable whose value the worker reads when the
+// container is created: ValueFrom is "env:NAME" (a variable of the worker's
+// environment it was told to share), "file:PATH" (a file under the worker's
+// secrets directory), or an SSM parameter or Secrets Manager ARN or
+// parameter name, looked up as a file under that directory. The value never
+// enters the run's spec, events or logs.
+type Secret struct {
+	Name      string `json:"name"`
+	ValueFrom string `json:"valueFrom"`
+}
+
+// Dependency conditions of ContainerDep, as ECS names them.
+const (
+	DepStart    = "START"
+	DepComplete = "COMPLETE"
+	DepSuccess  = "SUCCESS"
+	DepHealthy  = "HEALTHY"
+)
+
+// ContainerDep says that a container starts only once ContainerName has
+// reached Condition.
+type ContainerDep struct {
+	ContainerName string `json:"containerName"`
+	Condition     string `json:"condition"`
+}
+
+// HealthCheck is a container's health check; durations are in seconds and
+// zero means ECS's default (interval 30, timeout 5, retries 3, no start
+// period).
+type HealthCheck struct {
+	Command     []string `json:"command"`
+	Interval    int      `json:"interval,omitempty"`
+	Timeout     int      `json:"timeout,omitempty"`
+	Retries     int      `json:"retries,omitempty"`
+	StartPeriod int      `json:"startPeriod,omitempty"`
+}
+
+// Health check defaults, as ECS has them.
+const (
+	DefaultHealthInterval = 30
+	DefaultHealthTimeout  = 5
+	DefaultHealthRetries  = 3
+)
+
+// VolumeFrom mounts every volume of another container of the task.
+type VolumeFrom struct {
+	SourceContainer string `json:"sourceContainer"`
+	ReadOnly        bool   `json:"readOnly,omitempty"`
+}
+
+// Ulimit is a resource limit of the container's processes.
+type Ulimit struct {
+	Name      string `json:"name"`
+	SoftLimit int64  `json:"softLimit"`
+	HardLimit int64  `json:"hardLimit"`
+}
+
+// LinuxParameters are ECS's Linux-specific container settings.
+type LinuxParameters struct {
+	Capabilities       *KernelCapabilities `json:"capabilities,omitempty"`
+	Devices            []Device            `json:"devices,omitempty"`
+	InitProcessEnabled bool                `json:"initProcessEnabled,omitempty"`
+	// SharedMemorySize is the size of /dev/shm in MiB.
+	SharedMemorySize int     `json:"sharedMemorySize,omitempty"`
+	Tmpfs            []Tmpfs `json:"tmpfs,omitempty"`
+	// MaxSwap is the swap the container may use beyond Memory, in MiB.
+	MaxSwap    *int `json:"maxSwap,omitempty"`
+	Swappiness *int `json:"swappiness,omitempty"`
+}
+
+// KernelCapabilities are added to or dropped from Docker's default set.
+type KernelCapabilities struct {
+	Add  []string `json:"add,omitempty"`
+	Drop []string `json:"drop,omitempty"`
+}
+
+// Device exposes a host device to the container.
+type Device struct {
+	HostPath      string   `json:"hostPath"`
+	ContainerPath string   `json:"containerPath,omitempty"`
+	Permissions   []string `json:"permissions,omitempty"`
+}
+
+// Tmpfs is a tmpfs mount; Size is in MiB.
+type Tmpfs struct {
+	ContainerPath string   `json:"containerPath"`
+	Size          int      `json:"size"`
+	MountOptions  []string `json:"mountOptions,omitempty"`
+}
+
+// PortMapping publishes a container port on the worker's host. HostPort 0
+// lets Docker pick a free port, as ECS's bridge mode does.
+type PortMapping struct {
+	ContainerPort int    `json:"containerPort"`
+	HostPort      int    `json:"hostPort,omitempty"`
+	Protocol      string `json:"protocol,omitempty"`
+}
+
+// HostEntry is a line added to the container's /etc/hosts.
+type HostEntry struct {
+	Hostname  string `json:"hostname"`
+	IPAddress string `json:"ipAddress"`
+}
+
+// SystemControl is a namespaced kernel parameter (sysctl).
+type SystemControl struct {
+	Namespace string `json:"namespace"`
+	Value     string `json:"value"`
+}
+
+// Docker volume scopes.
+const (
+	ScopeTask   = "task"
+	ScopeShared = "shared"
+)
+
+// DockerVolumeConfiguration makes a task volume a Docker volume: scope task
+// (the default) lives as long as the task; scope shared is named after the
+// volume, outlives the task and is created when missing only with
+// Autoprovision.
+type DockerVolumeConfiguration struct {
+	Scope         string            `json:"scope,omitempty"`
+	Autoprovision bool              `json:"autoprovision,omitempty"`
+	Driver        string            `json:"driver,omitempty"`
+	DriverOpts    map[string]string `json:"driverOpts,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+}
+
+// IsShared reports whether the volume outlives the task.
+func (v Volume) IsShared() bool {
+	return v.DockerVolumeConfiguration != nil && v.DockerVolumeConfiguration.Scope == ScopeShared
+}
+
+// CPUUnits returns the task-level cpu in CPU units (1024 = one CPU), 0 when
+// unset. ECS takes "1024" or "1 vCPU".
+func (td TaskDefinition) CPUUnits() (int, error) {
+	s := strings.TrimSpace(td.CPU)
+	if s == "" {
+		return 0, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("%q: must not be negative", td.CPU)
+		}
+		return n, nil
+	}
+	num, unit := splitUnit(s)
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 || !strings.EqualFold(unit, "vcpu") {
+		return 0, fmt.Errorf("%q: want CPU units (\"1024\") or vCPUs (\"1 vCPU\")", td.CPU)
+	}
+	return int(f * 1024), nil
+}
+
+// MemoryMiB returns the task-level memory in MiB, 0 when unset. ECS takes
+// "2048" (MiB) or "2 GB".
+func (td TaskDefinition) MemoryMiB() (int, error) {
+	s := strings.TrimSpace(td.Memory)
+	if s == "" {
+		return 0, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("%q: must not be negative", td.Memory)
+		}
+		return n, nil
+	}
+	num, unit := splitUnit(s)
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%q: want MiB (\"2048\") or GB (\"2 GB\")", td.Memory)
+	}
+	switch strings.ToLower(unit) {
+	case "gb", "gib":
+		return int(f * 1024), nil
+	case "mb", "mib":
+		return int(f), nil
+	}
+	return 0, fmt.Errorf("%q: want MiB (\"2048\") or GB (\"2 GB\")", td.Memory)
+}
+
+func splitUnit(s string) (num, unit string) {
+	i := strings.IndexFunc(s, func(r rune) bool { return !(r >= '0' && r <= '9' || r == '.') })
+	if i < 0 {
+		return s, ""
+	}
+	return strings.TrimSpace(s[:i]), strings.TrimSpace(s[i:])
+}
+
+// Limits ECS puts on container fields.
+const (
+	maxStopTimeout = 120
+	maxPort        = 65535
+)
+
+var ulimitNames = []string{"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+	"nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"}
+
+// Capabilities are the names ECS accepts in linuxParameters.capabilities.
+var Capabilities = []string{"ALL", "AUDIT_CONTROL", "AUDIT_WRITE", "BLOCK_SUSPEND", "CHOWN",
+	"DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
+	"LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE",
+	"NET_BROADCAST", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT",
+	"SYS_CHROOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE",
+	"SYS_TIME", "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM"}
+
+// validateECS checks the fields beyond the basic ones, ECS's rules first.
+func (td TaskDefinition) validateECS(bad func(path, format string, args ...any)) {
+	switch td.NetworkMode {
+	case "", "bridge", "awsvpc", "default":
+	case "host", "none":
+		bad("networkMode", "%q is not supported: every task runs on a bridge network of its own; use \"bridge\" or \"awsvpc\"", td.NetworkMode)
+	default:
+		bad("networkMode", "%q: want bridge, awsvpc, host or none", td.NetworkMode)
+	}
+	taskCPU, err := td.CPUUnits()
+	if err != nil {
+		bad("cpu", "%s", err.Error())
+	}
+	taskMem, err := td.MemoryMiB()
+	if err != nil {
+		bad("memory", "%s", err.Error())
+	} else if taskMem > 0 && taskMem < 6 {
+		bad("memory", "%d MiB is below Docker's minimum of 6 MiB", taskMem)
+	}
+	for i, v := range td.Volumes {
+		p := fmt.Sprintf("volumes[%d]", i)
+		dvc := v.DockerVolumeConfiguration
+		if dvc == nil {
+			continue
+		}
+		if v.Host != nil {
+			bad(p, "give host or dockerVolumeConfiguration, not both")
+		}
+		switch dvc.Scope {
+		case "", ScopeTask:
+			if dvc.Autoprovision {
+				bad(p+".dockerVolumeConfiguration.autoprovision", "only a shared volume can be autoprovisioned")
+			}
+		case ScopeShared:
+		default:
+			bad(p+".dockerVolumeConfiguration.scope", "%q: want task or shared", dvc.Scope)
+		}
+	}
+
+	byName := map[string]ContainerDefinition{}
+	for _, c := range td.ContainerDefinitions {
+		if _, dup := byName[c.Name]; !dup {
+			byName[c.Name] = c
+		}
+	}
+	sumCPU, sumMem := 0, 0
+	hostPorts := map[string]string{}
+	for i, c := range td.ContainerDefinitions {
+		p := fmt.Sprintf("containerDefinitions[%d]", i)
+		sumCPU += c.CPU
+		sumMem += max(c.Memory, c.MemoryReservation)
+		if c.Memory > 0 && c.MemoryReservation > c.Memory {
+			bad(p+".memoryReservation", "%d MiB is above memory (%d MiB)", c.MemoryReservation, c.Memory)
+		}
+		if c.StopTimeout > maxStopTimeout {
+			bad(p+".stopTimeout", "%d: at most %d seconds", c.StopTimeout, maxStopTimeout)
+		}
+		if c.StartTimeout < 0 {
+			bad(p+".startTimeout", "must not be negative")
+		}
+		if c.WorkingDirectory != "" && !strings.HasPrefix(c.WorkingDirectory, "/") {
+			bad(p+".workingDirectory", "%q: must be an absolute path", c.WorkingDirectory)
+		}
+		for j, kv := range c.Environment {
+			if kv.Name == "" || strings.Contains(kv.Name, "=") {
+				bad(fmt.Sprintf("%s.environment[%d].name", p, j), "%q: want a variable name without '='", kv.Name)
+			}
+		}
+		for j, s := range c.Secrets {
+			sp := fmt.Sprintf("%s.secrets[%d]", p, j)
+			if s.Name == "" || strings.Contains(s.Name, "=") {
+				bad(sp+".name", "%q: want a variable name without '='", s.Name)
+			}
+			if _, _, err := ParseSecretRef(s.ValueFrom); err != nil {
+				bad(sp+".valueFrom", "%s", err.Error())
+			}
+		}
+		for j, d := range c.DependsOn {
+			dp := fmt.Sprintf("%s.dependsOn[%d]", p, j)
+			target, ok := byName[d.ContainerName]
+			switch {
+			case d.ContainerName == c.Name:
+				bad(dp+".containerName", "a container cannot depend on itself")
+			case !ok:
+				bad(dp+".containerName", "no container %q in the task definition", d.ContainerName)
+			}
+			switch d.Condition {
+			case DepStart:
+			case DepComplete, DepSuccess:
+				if ok && target.IsEssential() {
+					bad(dp+".condition", "%s cannot target the essential container %q (it would stop the task when it exits); mark it \"essential\": false", d.Condition, d.ContainerName)
+				}
+			case DepHealthy:
+				if ok && target.HealthCheck == nil {
+					bad(dp+".condition", "HEALTHY needs a healthCheck on container %q", d.ContainerName)
+				}
+			default:
+				bad(dp+".condition", "%q: want START, COMPLETE, SUCCESS or HEALTHY", d.Condition)
+			}
+		}
+		if hc := c.HealthCheck; hc != nil {
+			hp := p + ".healthCheck"
+			if len(hc.Command) < 2 && !(len(hc.Command) == 1 && hc.Command[0] == "NONE") {
+				bad(hp+".command", "want [\"CMD-SHELL\", \"script\"] or [\"CMD\", \"program\", \"args\"...]")
+			} else if hc.Command[0] != "CMD" && hc.Command[0] != "CMD-SHELL" && hc.Command[0] != "NONE" {
+				bad(hp+".command", "%q: the first element must be CMD or CMD-SHELL", hc.Command[0])
+			}
+			inRange(bad, hp+".interval", hc.Interval, 5, 300)
+			inRange(bad, hp+".timeout", hc.Timeout, 2, 60)
+			inRange(bad, hp+".retries", hc.Retries, 1, 10)
+			if hc.StartPeriod < 0 || hc.StartPeriod > 300 {
+				bad(hp+".startPeriod", "%d: want 0 to 300 seconds", hc.StartPeriod)
+			}
+		}
+		for j, vf := range c.VolumesFrom {
+			vp := fmt.Sprintf("%s.volumesFrom[%d].sourceContainer", p, j)
+			if vf.SourceContainer == c.Name {
+				bad(vp, "a container cannot take volumes from itself")
+			} else if _, ok := byName[vf.SourceContainer]; !ok {
+				bad(vp, "no container %q in the task definition", vf.SourceContainer)
+			}
+		}
+		seenUlimit := map[string]bool{}
+		for j, u := range c.Ulimits {
+			up := fmt.Sprintf("%s.ulimits[%d]", p, j)
+			switch {
+			case !slices.Contains(ulimitNames, u.Name):
+				bad(up+".name", "%q: want one of %s", u.Name, strings.Join(ulimitNames, ", "))
+			case seenUlimit[u.Name]:
+				bad(up+".name", "%q is set twice", u.Name)
+			}
+			seenUlimit[u.Name] = true
+			if u.SoftLimit < 0 || u.HardLimit < 0 {
+				bad(up, "limits must not be negative")
+			} else if u.SoftLimit > u.HardLimit {
+				bad(up+".softLimit", "%d is above hardLimit %d", u.SoftLimit, u.HardLimit)
+			}
+		}
+		if lp := c.LinuxParameters; lp != nil {
+			validateLinux(bad, p+".linuxParameters", lp, c.Memory)
+		}
+		for j, pm := range c.PortMappings {
+			pp := fmt.Sprintf("%s.portMappings[%d]", p, j)
+			if pm.ContainerPort < 1 || pm.ContainerPort > maxPort {
+				bad(pp+".containerPort", "%d: want 1 to %d", pm.ContainerPort, maxPort)
+			}
+			if pm.HostPort < 0 || pm.HostPort > maxPort {
+				bad(pp+".hostPort", "%d: want 0 (any free port) to %d", pm.HostPort, maxPort)
+			}
+			proto := pm.Protocol
+			if proto == "" {
+				proto = "tcp"
+			}
+			if proto != "tcp" && proto != "udp" {
+				bad(pp+".protocol", "%q: want tcp or udp", pm.Protocol)
+			}
+			if pm.HostPort > 0 {
+				key := fmt.Sprintf("%d/%s", pm.HostPort, proto)
+				if prev, dup := hostPorts[key]; dup {
+					bad(pp+".hostPort", "%s is also mapped by %s", key, prev)
+				}
+				hostPorts[key] = pp
+			}
+		}
+		for j, l := range c.Links {
+			lp := fmt.Sprintf("%s.links[%d]", p, j)
+			name, alias, hasAlias := strings.Cut(l, ":")
+			switch {
+			case name == c.Name:
+				bad(lp, "a container cannot link to itself")
+			case !validName(name):
+				bad(lp, "%q: want NAME or NAME:ALIAS", l)
+			default:
+				if _, ok := byName[name]; !ok {
+					bad(lp, "no container %q in the task definition", name)
+				}
+			}
+			if hasAlias && !validHostname(alias) {
+				bad(lp, "alias %q: use letters, digits, '-' and '.'", alias)
+			}
+		}
+		if c.Hostname != "" && !validHostname(c.Hostname) {
+			bad(p+".hostname", "%q: use letters, digits, '-' and '.' (at most 253)", c.Hostname)
+		}
+		for j, h := range c.ExtraHosts {
+			hp := fmt.Sprintf("%s.extraHosts[%d]", p, j)
+			if !validHostname(h.Hostname) {
+				bad(hp+".hostname", "%q: use letters, digits, '-' and '.'", h.Hostname)
+			}
+			if _, err := netip.ParseAddr(h.IPAddress); err != nil {
+				bad(hp+".ipAddress", "%q: want an IP address", h.IPAddress)
+			}
+		}
+		for j, s := range c.DNSServers {
+			if _, err := netip.ParseAddr(s); err != nil {
+				bad(fmt.Sprintf("%s.dnsServers[%d]", p, j), "%q: want an IP address", s)
+			}
+		}
+		for k := range c.DockerLabels {
+			if k == "" || strings.HasPrefix(k, "gantry.") {
+				bad(p+".dockerLabels", "%q: labels starting with \"gantry.\" are gantry's own", k)
+			}
+		}
+		for j, sc := range c.SystemControls {
+			if sc.Namespace == "" {
+				bad(fmt.Sprintf("%s.systemControls[%d].namespace", p, j), "required")
+			}
+		}
+	}
+	if taskCPU > 0 && sumCPU > taskCPU {
+		bad("cpu", "the containers ask for %d CPU units in all, more than the task's %d", sumCPU, taskCPU)
+	}
+	if taskMem > 0 && sumMem > taskMem {
+		bad("memory", "the containers ask for %d MiB in all, more than the task's %d MiB", sumMem, taskMem)
+	}
+	if cycle := depCycle(td.ContainerDefinitions); cycle != nil {
+		bad("containerDefinitions", "dependsOn has a cycle: %s", strings.Join(cycle, " → "))
+	}
+}
+
+func inRange(bad func(path, format string, args ...any), path string, v, lo, hi int) {
+	if v != 0 && (v < lo || v > hi) {
+		bad(path, "%d: want %d to %d seconds", v, lo, hi)
+	}
+}
+
+func validateLinux(bad func(path, format string, args ...any), p string, lp *LinuxParameters, memory int) {
+	if caps := lp.Capabilities; caps != nil {
+		for j, name := range caps.Add {
+			if !slices.Contains(Capabilities, name) {
+				bad(fmt.Sprintf("%s.capabilities.add[%d]", p, j), "%q: not a capability ECS knows (%s)", name, nearestHint(name, Capabilities))
+			}
+		}
+		for j, name := range caps.Drop {
+			if !slices.Contains(Capabilities, name) {
+				bad(fmt.Sprintf("%s.capabilities.drop[%d]", p, j), "%q: not a capability ECS knows (%s)", name, nearestHint(name, Capabilities))
+			}
+		}
+	}
+	for j, d := range lp.Devices {
+		if !strings.HasPrefix(d.HostPath, "/") {
+			bad(fmt.Sprintf("%s.devices[%d].hostPath", p, j), "%q: must be an absolute path", d.HostPath)
+		}
+		for _, perm := range d.Permissions {
+			if perm != "read" && perm != "write" && perm != "mknod" {
+				bad(fmt.Sprintf("%s.devices[%d].permissions", p, j), "%q: want read, write or mknod", perm)
+			}
+		}
+	}
+	if lp.SharedMemorySize < 0 {
+		bad(p+".sharedMemorySize", "must not be negative")
+	}
+	for j, t := range lp.Tmpfs {
+		tp := fmt.Sprintf("%s.tmpfs[%d]", p, j)
+		if !strings.HasPrefix(t.ContainerPath, "/") {
+			bad(tp+".containerPath", "%q: must be an absolute path", t.ContainerPath)
+		}
+		if t.Size <= 0 {
+			bad(tp+".size", "%d: want a size in MiB above 0", t.Size)
+		}
+		for _, o := range t.MountOptions {
+			if strings.ContainsAny(o, ",") || o == "" {
+				bad(tp+".mountOptions", "%q: one option per element", o)
+			}
+		}
+	}
+	if lp.MaxSwap != nil {
+		if *lp.MaxSwap < 0 {
+			bad(p+".maxSwap", "must not be negative")
+		} else if memory == 0 {
+			bad(p+".maxSwap", "needs the container's memory to be set")
+		}
+	}
+	if lp.Swappiness != nil && (*lp.Swappiness < 0 || *lp.Swappiness > 100) {
+		bad(p+".swappiness", "%d: want 0 to 100", *lp.Swappiness)
+	}
+}
+
+func nearestHint(name string, candidates []string) string {
+	if s := nearest(name, candidates); s != "" {
+		return fmt.Sprintf("did you mean %q?", s)
+	}
+	return "see linuxParameters in the ECS documentation"
+}
+
+func validHostname(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '.' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// depCycle returns a dependsOn cycle, first container repeated at the end,
+// or nil.
+func depCycle(cs []ContainerDefinition) []string {
+	deps := map[string][]string{}
+	for _, c := range cs {
+		for _, d := range c.DependsOn {
+			deps[c.Name] = append(deps[c.Name], d.ContainerName)
+		}
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		switch state[n] {
+		case onPath:
+			i := slices.Index(path, n)
+			return append(slices.Clone(path[i:]), n)
+		case done:
+			return nil
+		}
+		state[n] = onPath
+		path = append(path, n)
+		for _, d := range deps[n] {
+			if d == n {
+				continue // reported as a self-dependency
+			}
+			if c := visit(d); c != nil {
+				return c
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return nil
+	}
+	for _, c := range cs {
+		if cyc := visit(c.Name); cyc != nil {
+			return cyc
+		}
+	}
+	return nil
+}
+
+// Secret sources of ParseSecretRef.
+const (
+	SecretEnv  = "env"
+	SecretFile = "file"
+)
+
+// ParseSecretRef tells where a secret's value comes from: the source
+// SecretEnv with a variable name, or SecretFile with a relative path under
+// the worker's secrets directory. SSM parameter and Secrets Manager ARNs,
+// and bare parameter names, map to files named after the parameter or
+// secret, so that ECS task definitions work unchanged.
+func ParseSecretRef(valueFrom string) (source, name string, err error) {
+	v := valueFrom
+	switch {
+	case v == "":
+		return "", "", fmt.Errorf("required: env:NAME, file:PATH or an SSM or Secrets Manager ARN")
+	case strings.HasPrefix(v, "env:"):
+		name = strings.TrimPrefix(v, "env:")
+		if name == "" || strings.ContainsAny(name, "= \t\n") {
+			return "", "", fmt.Errorf("%q: want env:NAME", v)
+		}
+		return SecretEnv, name, nil
+	case strings.HasPrefix(v, "file:"):
+		name = strings.TrimPrefix(v, "file:")
+	case strings.HasPrefix(v, "arn:"):
+		// arn:aws:ssm:REGION:ACCOUNT:parameter/NAME or
+		// arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:json-key:stage:version]
+		parts := strings.SplitN(v, ":", 7)
+		if len(parts) < 6 {
+			return "", "", fmt.Errorf("%q: not an ARN", v)
+		}
+		switch parts[2] {
+		case "ssm":
+			name = strings.TrimPrefix(parts[5], "parameter")
+			if len(parts) == 7 {
+				name += ":" + parts[6]
+			}
+		case "secretsmanager":
+			if len(parts) < 7 || parts[5] != "secret" {
+				return "", "", fmt.Errorf("%q: want arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME", v)
+			}
+			name, _, _ = strings.Cut(parts[6], ":")
+		default:
+			return "", "", fmt.Errorf("%q: only SSM parameter and Secrets Manager ARNs name secrets", v)
+		}
+	default:
+		name = v
+	}
+	name = strings.TrimPrefix(name, "/")
+	if name == "" || strings.Contains(name, "\x00") || slices.Contains(strings.Split(name, "/"), "..") {
+		return "", "", fmt.Errorf("%q: want a relative path without \"..\"", v)
+	}
+	return SecretFile, name, nil
+}

@@ -1,0 +1,406 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Pipeline is a DAG of stages, each a run of a task definition, as a
+// pipeline file describes it (YAML, or JSON with the same keys).
+type Pipeline struct {
+	Name string `json:"name"`
+	// Version counts the applies of the pipeline, from 1; the store sets it.
+	Version int `json:"version,omitempty"`
+	// Parameters are the defaults of ${name} (and Ref::name) references,
+	// overridden when a run is triggered.
+	Parameters Params    `json:"parameters,omitempty"`
+	Schedule   *Schedule `json:"schedule,omitempty"`
+	Stages     []Stage   `json:"stages"`
+	CreatedAt  time.Time `json:"createdAt,omitzero"`
+}
+
+// Stage is one node of a pipeline.
+type Stage struct {
+	Name string `json:"name"`
+	// TaskDefinition is "family[:revision]" or an inline ECS task definition.
+	TaskDefinition json.RawMessage `json:"taskDefinition"`
+	DependsOn      []Dependency    `json:"dependsOn,omitempty"`
+	// ArraySize fans the stage out to that many parallel runs, each seeing
+	// GANTRY_ARRAY_INDEX (0 to ArraySize-1); 0 means one plain run.
+	ArraySize      int            `json:"arraySize,omitempty"`
+	Cluster        string         `json:"cluster,omitempty"`
+	Overrides      *Overrides     `json:"overrides,omitempty"`
+	RetryStrategy  *RetryStrategy `json:"retryStrategy,omitempty"`
+	TimeoutSeconds int            `json:"timeoutSeconds,omitempty"`
+}
+
+// MaxArraySize bounds a stage's fan-out, as AWS Batch does.
+const MaxArraySize = 10000
+
+// Condition says which end of an upstream stage lets a stage run.
+type Condition string
+
+// Dependency conditions. Success is the default.
+const (
+	CondSuccess  Condition = "success"  // the upstream stage succeeded
+	CondFailure  Condition = "failure"  // the upstream stage failed
+	CondComplete Condition = "complete" // the upstream stage ended, however (skipped included)
+)
+
+// Dependency is one edge of the DAG: this stage waits for Stage to end in
+// a way that satisfies Condition.
+type Dependency struct {
+	Stage     string    `json:"stage"`
+	Condition Condition `json:"condition,omitempty"`
+}
+
+// UnmarshalJSON accepts a bare stage name as well as {stage, condition}.
+func (d *Dependency) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		d.Condition = CondSuccess
+		return json.Unmarshal(b, &d.Stage)
+	}
+	type plain Dependency
+	var p plain
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return err
+	}
+	*d = Dependency(p)
+	if d.Condition == "" {
+		d.Condition = CondSuccess
+	}
+	return nil
+}
+
+// Params are pipeline parameters by name.
+type Params map[string]string
+
+// UnmarshalJSON takes numbers and booleans as their text, so that YAML's
+// `rows: 100` is the parameter "100".
+func (p *Params) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	out := Params{}
+	for k, v := range raw {
+		var s string
+		switch {
+		case len(v) > 0 && v[0] == '"':
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+		case string(v) == "null":
+		case len(v) > 0 && (v[0] == '{' || v[0] == '['):
+			return fmt.Errorf("parameter %q: want a string, number or boolean", k)
+		default:
+			s = string(v)
+		}
+		out[k] = s
+	}
+	*p = out
+	return nil
+}
+
+// ParsePipeline decodes a pipeline file, YAML or JSON, and validates it,
+// returning every problem at once.
+func ParsePipeline(data []byte) (*Pipeline, error) {
+	js, err := yamlToJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	var p Pipeline
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// yamlToJSON converts a YAML document (JSON is YAML) into JSON, keeping
+// scalars as written: dates and versions stay strings, numbers stay numbers.
+func yamlToJSON(data []byte) ([]byte, error) {
+	var n yaml.Node
+	if err := yaml.Unmarshal(data, &n); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	if n.Kind == 0 {
+		return nil, errors.New("pipeline: empty file")
+	}
+	v, err := nodeValue(&n, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, errors.New("pipeline: want a mapping with name and stages at the top")
+	}
+	return json.Marshal(v)
+}
+
+func nodeValue(n *yaml.Node, depth int) (any, error) {
+	if depth > 64 {
+		return nil, fmt.Errorf("line %d: nested too deeply", n.Line)
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil, nil
+		}
+		return nodeValue(n.Content[0], depth+1)
+	case yaml.AliasNode:
+		return nil, fmt.Errorf("line %d: YAML aliases are not supported", n.Line)
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("line %d: keys must be plain strings", k.Line)
+			}
+			if _, dup := m[k.Value]; dup {
+				return nil, fmt.Errorf("line %d: key %q appears twice", k.Line, k.Value)
+			}
+			v, err := nodeValue(n.Content[i+1], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			m[k.Value] = v
+		}
+		return m, nil
+	case yaml.SequenceNode:
+		s := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := nodeValue(c, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			s = append(s, v)
+		}
+		return s, nil
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!null":
+			return nil, nil
+		case "!!bool":
+			var b bool
+			if err := n.Decode(&b); err != nil {
+				return nil, fmt.Errorf("line %d: %w", n.Line, err)
+			}
+			return b, nil
+		case "!!int":
+			if i, err := strconv.ParseInt(n.Value, 0, 64); err == nil {
+				return json.Number(strconv.FormatInt(i, 10)), nil
+			}
+			return n.Value, nil
+		case "!!float":
+			f, err := strconv.ParseFloat(n.Value, 64)
+			if err != nil || f != f || f > 1e300 || f < -1e300 {
+				return n.Value, nil
+			}
+			return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
+		}
+		return n.Value, nil
+	}
+	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
+}
+
+// Stage returns the stage named name, or nil.
+func (p *Pipeline) Stage(name string) *Stage {
+	for i := range p.Stages {
+		if p.Stages[i].Name == name {
+			return &p.Stages[i]
+		}
+	}
+	return nil
+}
+
+// Validate collects every problem of the pipeline, each naming its field
+// path: names, unknown or repeated stages, cycles (with their path), task
+// definitions, conditions, parameters and the schedule.
+func (p *Pipeline) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case p.Name == "":
+		bad("name", "required")
+	case !validName(p.Name):
+		bad("name", "%q: use letters, digits, '-' and '_'", p.Name)
+	}
+	names := make([]string, 0, len(p.Parameters))
+	for k := range p.Parameters {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if !validParamName(k) {
+			bad("parameters."+k, "%q: a parameter name is letters, digits and '_', not starting with a digit", k)
+		}
+	}
+	if len(p.Stages) == 0 {
+		bad("stages", "at least one stage is required")
+	}
+	seen := map[string]bool{}
+	for i, st := range p.Stages {
+		switch {
+		case st.Name == "":
+			bad(fmt.Sprintf("stages[%d].name", i), "required")
+		case !validName(st.Name):
+			bad(fmt.Sprintf("stages[%d].name", i), "%q: use letters, digits, '-' and '_'", st.Name)
+		case seen[st.Name]:
+			bad(fmt.Sprintf("stages[%d].name", i), "%q is used twice", st.Name)
+		}
+		seen[st.Name] = true
+	}
+	for i, st := range p.Stages {
+		sp := fmt.Sprintf("stages[%d]", i)
+		if st.Name != "" {
+			sp = fmt.Sprintf("stages[%d](%s)", i, st.Name)
+		}
+		errs = append(errs, st.validate(sp, seen, p.Parameters)...)
+	}
+	if cycle := p.findCycle(); cycle != nil {
+		bad("stages", "dependency cycle: %s", strings.Join(cycle, " -> "))
+	}
+	if p.Schedule != nil {
+		if err := p.Schedule.Validate(); err != nil {
+			errs = append(errs, prefixErrors("schedule.", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (st *Stage) validate(sp string, stages map[string]bool, params Params) []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &FieldError{Path: sp + "." + path, Msg: fmt.Sprintf(format, args...)})
+	}
+	req := SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster, Overrides: st.Overrides,
+		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds}
+	if err := req.Validate(); err != nil {
+		errs = append(errs, prefixErrors(sp+".", err))
+	}
+	_, inline, err := req.TaskRef()
+	if err != nil {
+		errs = append(errs, prefixErrors(sp+".", err))
+	}
+	if inline != nil && st.Overrides != nil {
+		if _, err := inline.WithOverrides(st.Overrides); err != nil {
+			errs = append(errs, prefixErrors(sp+".", err))
+		}
+	}
+	if st.ArraySize < 0 || st.ArraySize > MaxArraySize {
+		bad("arraySize", "%d: must be between 0 and %d", st.ArraySize, MaxArraySize)
+	}
+	deps := map[string]bool{}
+	for j, d := range st.DependsOn {
+		dp := fmt.Sprintf("dependsOn[%d]", j)
+		switch {
+		case d.Stage == "":
+			bad(dp+".stage", "required")
+		case d.Stage == st.Name:
+			bad(dp+".stage", "%q: a stage cannot depend on itself", d.Stage)
+		case !stages[d.Stage]:
+			bad(dp+".stage", "no stage %q in the pipeline", d.Stage)
+		case deps[d.Stage]:
+			bad(dp+".stage", "%q is listed twice", d.Stage)
+		}
+		deps[d.Stage] = true
+		switch d.Condition {
+		case CondSuccess, CondFailure, CondComplete:
+		default:
+			bad(dp+".condition", "%q: want success, failure or complete", d.Condition)
+		}
+	}
+	for _, ref := range st.paramRefs(inline) {
+		if _, ok := params[ref.name]; !ok {
+			bad(ref.path, "unknown parameter ${%s}: declare it under parameters", ref.name)
+		}
+	}
+	return errs
+}
+
+type paramRef struct{ path, name string }
+
+// paramRefs lists the ${name} references of the stage's commands and
+// environment, with their paths.
+func (st *Stage) paramRefs(inline *TaskDefinition) []paramRef {
+	var out []paramRef
+	add := func(path, s string) {
+		for _, n := range References(s) {
+			out = append(out, paramRef{path, n})
+		}
+	}
+	if st.Overrides != nil {
+		for i, co := range st.Overrides.ContainerOverrides {
+			for j, c := range co.Command {
+				add(fmt.Sprintf("overrides.containerOverrides[%d].command[%d]", i, j), c)
+			}
+			for j, kv := range co.Environment {
+				add(fmt.Sprintf("overrides.containerOverrides[%d].environment[%d].value", i, j), kv.Value)
+			}
+		}
+	}
+	if inline != nil {
+		for i, c := range inline.ContainerDefinitions {
+			for j, a := range c.Command {
+				add(fmt.Sprintf("taskDefinition.containerDefinitions[%d].command[%d]", i, j), a)
+			}
+			for j, kv := range c.Environment {
+				add(fmt.Sprintf("taskDefinition.containerDefinitions[%d].environment[%d].value", i, j), kv.Value)
+			}
+		}
+	}
+	return out
+}
+
+// validParamName reports whether s can be a parameter: an identifier.
+func validParamName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// ResolveParams merges trigger-time values over the pipeline's defaults.
+// Every name must be declared by the pipeline.
+func (p *Pipeline) ResolveParams(given map[string]string) (Params, error) {
+	out := Params{}
+	for k, v := range p.Parameters {
+		out[k] = v
+	}
+	var errs []error
+	keys := make([]string, 0, len(given))
+	for k := range given {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, ok := p.Parameters[k]; !ok {
+			errs = append(errs, &FieldError{Path: "parameters." + k,
+				Msg: fmt.Sprintf("pipeline %s declares no parameter %q", p.Name, k)})
+			continue
+		}
+		out[k] = given[k]
+	}
+	return out, errors.Join(errs...)
+}

@@ -1,0 +1,145 @@
+package jobs
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Statuses of stages beside those runs share.
+const (
+	// StatusPending is a stage waiting for its dependencies.
+	StatusPending Status = "PENDING"
+	// StatusSkipped is a stage whose dependencies ended so that it can never
+	// run.
+	StatusSkipped Status = "SKIPPED"
+)
+
+// PipelineRunPrefix starts every pipeline run id, so that commands taking
+// a run id can tell the two apart.
+const PipelineRunPrefix = "pr-"
+
+// IsPipelineRunID reports whether id names a pipeline run.
+func IsPipelineRunID(id string) bool { return strings.HasPrefix(id, PipelineRunPrefix) }
+
+// PipelineRun is one execution of a pipeline with the state of each stage.
+type PipelineRun struct {
+	PipelineRunID string `json:"pipelineRunId"`
+	Pipeline      string `json:"pipeline"`
+	Version       int    `json:"version"`
+	// Status is RUNNING until the run ends SUCCEEDED, FAILED or CANCELED.
+	Status     Status `json:"status"`
+	Parameters Params `json:"parameters,omitempty"`
+	// Trigger says what started the run: manual, schedule or backfill.
+	Trigger        string     `json:"trigger,omitempty"`
+	ScheduledTime  *time.Time `json:"scheduledTime,omitempty"`
+	IdempotencyKey string     `json:"idempotencyKey,omitempty"`
+	StoppedReason  string     `json:"stoppedReason,omitempty"`
+	// StopRequested is set by a stop: no stage starts after it.
+	StopRequested bool         `json:"stopRequested,omitempty"`
+	CreatedAt     time.Time    `json:"createdAt"`
+	StartedAt     *time.Time   `json:"startedAt"`
+	FinishedAt    *time.Time   `json:"finishedAt"`
+	Stages        []StageState `json:"stages"`
+	// Spec is the pipeline as it was when the run started; later applies do
+	// not change a run in progress.
+	Spec Pipeline `json:"spec"`
+}
+
+// StageState is how far one stage of a pipeline run got.
+type StageState struct {
+	Name       string     `json:"name"`
+	Status     Status     `json:"status"`
+	Reason     string     `json:"reason,omitempty"`
+	StartedAt  *time.Time `json:"startedAt"`
+	FinishedAt *time.Time `json:"finishedAt"`
+	Runs       []StageRun `json:"runs"`
+}
+
+// StageRun is one run of a stage: the only one, or one child of an array.
+type StageRun struct {
+	RunID      string `json:"runId"`
+	ArrayIndex *int   `json:"arrayIndex,omitempty"`
+	Status     Status `json:"status"`
+	Attempts   int    `json:"attempts"`
+	ExitCode   *int   `json:"exitCode"`
+}
+
+// StageState returns the state of the named stage, or nil.
+func (pr *PipelineRun) StageState(name string) *StageState {
+	for i := range pr.Stages {
+		if pr.Stages[i].Name == name {
+			return &pr.Stages[i]
+		}
+	}
+	return nil
+}
+
+// StageStatuses maps stage names to their status.
+func (pr *PipelineRun) StageStatuses() map[string]Status {
+	m := make(map[string]Status, len(pr.Stages))
+	for _, s := range pr.Stages {
+		m[s.Name] = s.Status
+	}
+	return m
+}
+
+// StageContext tells a stage's run where it belongs; the worker uses it to
+// stage /gantry/in and /gantry/out.
+type StageContext struct {
+	PipelineRunID string   `json:"pipelineRunId"`
+	Stage         string   `json:"stage"`
+	ArrayIndex    *int     `json:"arrayIndex,omitempty"`
+	Upstream      []string `json:"upstream,omitempty"`
+	// UpstreamRuns are the runs of each upstream stage, whose /gantry/out
+	// files the worker stages into /gantry/in/<stage>/.
+	UpstreamRuns map[string][]string `json:"upstreamRuns,omitempty"`
+}
+
+// EnvName is the environment variable a downstream stage sees for key of
+// stage: upper case, other characters as '_' ("transform", "total" →
+// TRANSFORM_TOTAL).
+func EnvName(stage, key string) string {
+	b := []byte(strings.ToUpper(stage + "_" + key))
+	for i, c := range b {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// PipelineEvent is published on gantry.events.pipelines.<id> whenever a
+// pipeline run or one of its stages changes.
+type PipelineEvent struct {
+	PipelineRunID string            `json:"pipelineRunId"`
+	Pipeline      string            `json:"pipeline"`
+	Status        Status            `json:"status"`
+	Stages        map[string]Status `json:"stages"`
+	Time          time.Time         `json:"time"`
+}
+
+// applyToAll applies an override without a container name: its environment
+// goes to every container; a command only where there is one container.
+func applyToAll(td *TaskDefinition, co ContainerOverride, i int) error {
+	if co.Command != nil && len(td.ContainerDefinitions) != 1 {
+		return &FieldError{fmt.Sprintf("overrides.containerOverrides[%d].name", i),
+			"required with a command when the task has several containers"}
+	}
+	for j := range td.ContainerDefinitions {
+		c := &td.ContainerDefinitions[j]
+		if co.Command != nil {
+			c.Command = co.Command
+		}
+		if len(co.Environment) > 0 {
+			c.Environment = mergeEnv(c.Environment, co.Environment)
+		}
+		if co.CPU != nil {
+			c.CPU = *co.CPU
+		}
+		if co.Memory != nil {
+			c.Memory = *co.Memory
+		}
+	}
+	return nil
+}

@@ -1,0 +1,314 @@
+package jobs
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const samplePipeline = `
+name: daily-sales
+parameters: {day: 2026-01-01, rows: 100}
+schedule: {cron: "0 2 * * *", timezone: Europe/Paris, concurrencyPolicy: Forbid,
+           startingDeadlineSeconds: 3600, misfire: runOnce, suspend: false}
+stages:
+  - name: extract
+    taskDefinition: extract-sales:3
+    arraySize: 3
+    overrides: {containerOverrides: [{name: main, environment: [{name: DAY, value: "${day}"}]}]}
+    retryStrategy: {attempts: 3}
+    timeoutSeconds: 600
+  - name: transform
+    taskDefinition:
+      family: transform
+      containerDefinitions:
+        - name: main
+          image: gantry/samples
+          command: [gantry-etl, transform, --day, "Ref::day", --rows, "${rows}"]
+    dependsOn: [extract]
+  - name: alert
+    taskDefinition: notify
+    dependsOn: [{stage: transform, condition: failure}]
+`
+
+func TestParsePipeline(t *testing.T) {
+	p, err := ParsePipeline([]byte(samplePipeline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "daily-sales" || len(p.Stages) != 3 || p.Parameters["day"] != "2026-01-01" || p.Parameters["rows"] != "100" {
+		t.Fatalf("parsed %+v", p)
+	}
+	if p.Schedule == nil || p.Schedule.Timezone != "Europe/Paris" || p.Schedule.StartingDeadlineSeconds != 3600 {
+		t.Fatalf("schedule %+v", p.Schedule)
+	}
+	if d := p.Stages[1].DependsOn; len(d) != 1 || d[0] != (Dependency{"extract", CondSuccess}) {
+		t.Fatalf("transform dependsOn %+v", d)
+	}
+	if d := p.Stages[2].DependsOn; d[0].Condition != CondFailure {
+		t.Fatalf("alert dependsOn %+v", d)
+	}
+	if got := p.Order(); !slices.Equal(got, []string{"extract", "transform", "alert"}) {
+		t.Fatalf("order %v", got)
+	}
+	// JSON with the same keys is accepted and gives the same pipeline.
+	js, _ := json.Marshal(p)
+	p2, err := ParsePipeline(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js2, _ := json.Marshal(p2)
+	if string(js) != string(js2) {
+		t.Fatalf("JSON round trip differs:\n%s\n%s", js, js2)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	src := `
+name: bad name
+parameters: {day: x, "9lives": y}
+schedule: {cron: "every day", timezone: Mars/Olympus, concurrencyPolicy: Sometimes, misfire: later}
+stages:
+  - name: a
+    taskDefinition: t
+    dependsOn: [c, ghost]
+    arraySize: -1
+  - name: b
+    taskDefinition: t
+    dependsOn: [a]
+    overrides: {containerOverrides: [{name: main, command: ["${nope}"]}]}
+  - name: c
+    taskDefinition: "t:zero"
+    dependsOn: [{stage: b, condition: sometimes}]
+  - name: a
+    taskDefinition: t
+    retryStrategy: {attempts: 11}
+`
+	_, err := ParsePipeline([]byte(src))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`name: "bad name"`,
+		`parameters.9lives`,
+		`schedule.cron: "every day"`,
+		`schedule.timezone: "Mars/Olympus"`,
+		`schedule.concurrencyPolicy`,
+		`schedule.misfire`,
+		`stages[0](a).dependsOn[1].stage: no stage "ghost"`,
+		`stages[0](a).arraySize`,
+		`stages[1](b).overrides.containerOverrides[0].command[0]: unknown parameter ${nope}`,
+		`stages[2](c).taskDefinition`,
+		`stages[2](c).dependsOn[0].condition: "sometimes"`,
+		`stages[3].name: "a" is used twice`,
+		`retryStrategy.attempts`,
+		`dependency cycle: a -> b -> c -> a`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestParsePipelineRejects(t *testing.T) {
+	tests := map[string]string{
+		"empty":         "",
+		"not a mapping": "- a\n- b\n",
+		"unknown field": "name: p\nstages: [{name: a, taskDefinition: t}]\nbogus: 1\n",
+		"bad yaml":      "name: [\n",
+		"no stages":     "name: p\n",
+		"self":          "name: p\nstages: [{name: a, taskDefinition: t, dependsOn: [a]}]\n",
+		"param object":  "name: p\nparameters: {a: {b: c}}\nstages: [{name: a, taskDefinition: t}]\n",
+		"alias":         "name: &n p\nstages: [{name: *n, taskDefinition: t}]\n",
+	}
+	for name, src := range tests {
+		t.Run(name, func(t *testing.T) {
+			if _, err := ParsePipeline([]byte(src)); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestNextStartsAndSkips(t *testing.T) {
+	p := &Pipeline{Name: "p", Stages: []Stage{
+		{Name: "extract"},
+		{Name: "transform", DependsOn: []Dependency{{"extract", CondSuccess}}},
+		{Name: "load", DependsOn: []Dependency{{"transform", CondSuccess}}},
+		{Name: "alert", DependsOn: []Dependency{{"transform", CondFailure}}},
+		{Name: "cleanup", DependsOn: []Dependency{{"load", CondComplete}, {"alert", CondComplete}}},
+	}}
+	st := map[string]Status{}
+	for _, s := range p.Stages {
+		st[s.Name] = StatusPending
+	}
+	settle := func() (started []string) {
+		for {
+			start, skip := p.Next(st)
+			for _, s := range skip {
+				st[s] = StatusSkipped
+			}
+			for _, s := range start {
+				st[s] = StatusRunning
+				started = append(started, s)
+			}
+			if len(start)+len(skip) == 0 {
+				return started
+			}
+		}
+	}
+	if got := settle(); !slices.Equal(got, []string{"extract"}) {
+		t.Fatalf("first %v", got)
+	}
+	st["extract"] = StatusSucceeded
+	if got := settle(); !slices.Equal(got, []string{"transform"}) {
+		t.Fatalf("after extract %v", got)
+	}
+	st["transform"] = StatusFailed
+	if got := settle(); !slices.Equal(got, []string{"alert"}) || st["load"] != StatusSkipped {
+		t.Fatalf("after transform failed: started %v, load %s", got, st["load"])
+	}
+	st["alert"] = StatusSucceeded
+	if got := settle(); !slices.Equal(got, []string{"cleanup"}) {
+		t.Fatalf("cleanup after skipped load and done alert: %v", got)
+	}
+}
+
+func TestConditionHolds(t *testing.T) {
+	tests := []struct {
+		c    Condition
+		s    Status
+		want bool
+	}{
+		{CondSuccess, StatusSucceeded, true}, {CondSuccess, StatusFailed, false}, {CondSuccess, StatusSkipped, false},
+		{CondFailure, StatusFailed, true}, {CondFailure, StatusSucceeded, false}, {CondFailure, StatusCanceled, false},
+		{CondComplete, StatusFailed, true}, {CondComplete, StatusSkipped, true}, {CondComplete, StatusCanceled, false},
+	}
+	for _, tt := range tests {
+		if got := tt.c.Holds(tt.s); got != tt.want {
+			t.Errorf("%s.Holds(%s) = %v", tt.c, tt.s, got)
+		}
+	}
+}
+
+func TestSubstitute(t *testing.T) {
+	params := map[string]string{"day": "2026-11-24", "n": "3"}
+	tests := []struct {
+		in, want string
+		refs     bool
+		missing  []string
+	}{
+		{"--day=${day}", "--day=2026-11-24", false, nil},
+		{"${day}/${n}/${day}", "2026-11-24/3/2026-11-24", false, nil},
+		{"Ref::day", "2026-11-24", true, nil},
+		{"Ref::day", "Ref::day", false, nil},
+		{"Ref::other", "Ref::other", true, nil},
+		{"$${day}", "${day}", false, nil},
+		{"${x} ${x}", "${x} ${x}", false, []string{"x"}},
+		{"${unclosed", "${unclosed", false, nil},
+		{"${not valid}", "${not valid}", false, nil},
+		{"plain", "plain", true, nil},
+	}
+	for _, tt := range tests {
+		got, missing := Substitute(tt.in, params, tt.refs)
+		if got != tt.want || !slices.Equal(missing, tt.missing) {
+			t.Errorf("Substitute(%q, refs=%v) = %q %v, want %q %v", tt.in, tt.refs, got, missing, tt.want, tt.missing)
+		}
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for in, want := range map[[2]string]string{{"transform", "TOTAL"}: "TRANSFORM_TOTAL", {"load-db", "rows.n"}: "LOAD_DB_ROWS_N"} {
+		if got := EnvName(in[0], in[1]); got != want {
+			t.Errorf("EnvName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestOverrideWithoutNameAppliesToEveryContainer(t *testing.T) {
+	td := TaskDefinition{Family: "f", ContainerDefinitions: []ContainerDefinition{{Name: "a", Image: "i"}, {Name: "b", Image: "i"}}}
+	out, err := td.WithOverrides(&Overrides{ContainerOverrides: []ContainerOverride{{Environment: []KeyValue{{"K", "V"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range out.ContainerDefinitions {
+		if len(c.Environment) != 1 || c.Environment[0].Value != "V" {
+			t.Fatalf("container %s env %+v", c.Name, c.Environment)
+		}
+	}
+	if _, err := td.WithOverrides(&Overrides{ContainerOverrides: []ContainerOverride{{Command: []string{"x"}}}}); err == nil {
+		t.Fatal("a nameless command over two containers was accepted")
+	}
+}
+
+func TestScheduleNextAcrossDST(t *testing.T) {
+	s := &Schedule{Cron: "30 2 * * *", Timezone: "Europe/Paris"}
+	paris, _ := time.LoadLocation("Europe/Paris")
+	// 2026-03-29: clocks go from 02:00 to 03:00 in Paris; 02:30 does not exist.
+	got, err := s.Next(time.Date(2026, 3, 28, 12, 0, 0, 0, paris))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.In(paris).Day() == 28 || got.IsZero() {
+		t.Fatalf("next = %s", got)
+	}
+	d, _ := s.Next(got)
+	if d.Sub(got) < 20*time.Hour {
+		t.Fatalf("fires twice around the DST change: %s then %s", got, d)
+	}
+	if err := (&Schedule{Cron: "@every 10m"}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Schedule{Cron: "*/5 * * * * *"}).Validate(); err != nil {
+		t.Fatalf("seconds field: %v", err)
+	}
+}
+
+func FuzzParsePipeline(f *testing.F) {
+	f.Add([]byte(samplePipeline))
+	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","dependsOn":["b"]},{"name":"b","taskDefinition":"t","dependsOn":[{"stage":"a"}]}]}`))
+	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: {family: f, containerDefinitions: [{name: m, image: i}]}}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ParsePipeline(data)
+		if err != nil {
+			return
+		}
+		// A valid pipeline orders every stage and survives a JSON round trip.
+		if got := p.Order(); len(got) != len(p.Stages) {
+			t.Fatalf("order %v of %d stages", got, len(p.Stages))
+		}
+		js, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParsePipeline(js); err != nil {
+			t.Fatalf("round trip: %v\n%s", err, js)
+		}
+	})
+}
+
+func FuzzSubstitute(f *testing.F) {
+	for _, s := range []string{"${day}", "Ref::day-x", "$${day}", "${", "a${b}c${d", "Ref::", "${day}${day}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		params := map[string]string{"day": "D", "b": ""}
+		out, missing := Substitute(s, params, true)
+		// Without parameters nothing but $${ changes.
+		same, _ := Substitute(s, nil, false)
+		if !strings.Contains(s, "$${") && same != s {
+			t.Fatalf("no params changed %q to %q", s, same)
+		}
+		for _, m := range missing {
+			if _, ok := params[m]; ok || !validParamName(m) {
+				t.Fatalf("missing %q reported for %q", m, s)
+			}
+		}
+		if !strings.Contains(s, "$$") && !strings.Contains(out, "${day}") && strings.Contains(out, "${day") && !strings.Contains(s, "${day") {
+			t.Fatalf("substitution invented a reference: %q -> %q", s, out)
+		}
+	})
+}

@@ -1,0 +1,114 @@
+package jobs
+
+import (
+	"testing"
+	"time"
+)
+
+func TestGlob(t *testing.T) {
+	tests := []struct {
+		p, s string
+		want bool
+	}{
+		{"2", "2", true}, {"2", "20", false}, {"*", "", true}, {"1*", "137", true}, {"?3?", "137", true},
+		{"Essential*", "Essential container in task exited", true}, {"*OutOfMemory*", "x: OutOfMemoryError: y", true},
+		{"a*b*c", "a-b-b-c", true}, {"a*b*c", "a-b-b-", false}, {"Host*", "host down", false},
+	}
+	for _, tt := range tests {
+		if got := Glob(tt.p, tt.s); got != tt.want {
+			t.Errorf("Glob(%q, %q) = %v", tt.p, tt.s, got)
+		}
+	}
+}
+
+func TestShouldRetryFirstMatchWins(t *testing.T) {
+	rs := &RetryStrategy{Attempts: 3, EvaluateOnExit: []EvaluateOnExit{
+		{OnExitCode: "2", Action: "RETRY"},
+		{OnExitCode: "1", Action: "EXIT"},
+		{OnReason: "OutOfMemory*", Action: "exit"},
+		{OnStatusReason: "Task timed out*", OnExitCode: "*", Action: "RETRY"},
+	}}
+	code := func(c int) *int { return &c }
+	tests := []struct {
+		name string
+		a    Attempt
+		want bool
+	}{
+		{"exit 2 retries", Attempt{ExitCode: code(2)}, true},
+		{"exit 1 exits", Attempt{ExitCode: code(1)}, false},
+		{"OOM exits", Attempt{ExitCode: code(137), Containers: []ContainerResult{{Name: "m", Reason: "OutOfMemoryError: killed"}}}, false},
+		{"timeout retries", Attempt{ExitCode: code(143), StoppedReason: "Task timed out: x"}, true},
+		{"no rule matches: retry", Attempt{ExitCode: code(9)}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := rs.ShouldRetry(&tt.a); got != tt.want {
+				t.Fatalf("ShouldRetry = %v", got)
+			}
+		})
+	}
+}
+
+func TestBackoffDelay(t *testing.T) {
+	b := &Backoff{InitialSeconds: 2, MaxSeconds: 10, Multiplier: 3}
+	for n, want := range map[int]time.Duration{1: 2 * time.Second, 2: 6 * time.Second, 3: 10 * time.Second, 9: 10 * time.Second} {
+		if lo, hi := b.Delay(n, 0), b.Delay(n, 0.999999); lo != want/2 || hi > want || hi < want-time.Millisecond {
+			t.Errorf("retry %d: delay in [%s, %s], want [%s, %s]", n, lo, hi, want/2, want)
+		}
+	}
+	if d := (*Backoff)(nil).Delay(1, 1); d != time.Second {
+		t.Errorf("default first delay %s", d)
+	}
+}
+
+func TestRetryWaitsForBackoffAndDeadline(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	code := 4
+	newRun := func(deadline *time.Time) *Run {
+		return &Run{RunID: "r", Status: StatusFailed, Spec: RunSpec{Deadline: deadline,
+			RetryStrategy: &RetryStrategy{Attempts: 3, Backoff: &Backoff{InitialSeconds: 10}}},
+			Attempts: []Attempt{{Attempt: 1, Status: StatusFailed, ExitCode: &code, StopCode: StopEssentialExited}}}
+	}
+	r := newRun(nil)
+	if !r.Retry(now) {
+		t.Fatal("no retry")
+	}
+	nb := r.Current().NotBefore
+	if nb == nil || nb.Before(now.Add(5*time.Second)) || nb.After(now.Add(10*time.Second)) {
+		t.Fatalf("notBefore %v, want within [now+5s, now+10s]", nb)
+	}
+	soon := now.Add(3 * time.Second)
+	if r := newRun(&soon); r.Retry(now) {
+		t.Fatal("retried past the deadline")
+	}
+}
+
+func TestWorkerLostEventOpensRedeliveryAttempt(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r := &Run{RunID: "r", Status: StatusQueued, Attempts: []Attempt{{Attempt: 1, Status: StatusQueued}}}
+	r.Apply(Event{Attempt: 1, Seq: 1, Status: StatusRunning, Worker: "w0", Time: t0})
+	lost := Event{Attempt: 1, Seq: 1 << 30, Status: StatusFailed, StopCode: StopWorkerLost, Worker: "w0", Redelivered: true, Time: t0}
+	if !r.Apply(lost) || r.Apply(lost) {
+		t.Fatal("WorkerLost not applied once")
+	}
+	if r.Status != StatusQueued || len(r.Attempts) != 2 || !r.Attempts[1].Redelivery || r.Attempts[0].StopCode != StopWorkerLost {
+		t.Fatalf("run %+v", r)
+	}
+	code := 0
+	r.Apply(Event{Attempt: 2, Seq: 1, Status: StatusSucceeded, Worker: "w1", ExitCode: &code, Time: t0})
+	if r.Status != StatusSucceeded || r.Tries() != 1 || r.Worker != "w1" {
+		t.Fatalf("run %+v", r)
+	}
+}
+
+func TestDemand(t *testing.T) {
+	s := RunSpec{Task: TaskDefinition{ContainerDefinitions: []ContainerDefinition{{Name: "a", Memory: 300, CPU: 256},
+		{Name: "b", MemoryReservation: 100}}}}
+	if d := s.Demand(); d != (Resources{CPU: 256, Memory: 400, Slots: 1}) {
+		t.Fatalf("demand %+v", d)
+	}
+	s.Task.CPU, s.Task.Memory = "1 vCPU", "2 GB"
+	if d := s.Demand(); d != (Resources{CPU: 1024, Memory: 2048, Slots: 1}) {
+		t.Fatalf("task-size demand %+v", d)
+	}
+}

@@ -1,0 +1,121 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Schedule fires a pipeline on a cron expression, as a Kubernetes CronJob
+// does.
+type Schedule struct {
+	// Cron has 5 fields, or 6 with seconds first, or a descriptor
+	// (@hourly, @daily, @every 10m).
+	Cron string `json:"cron"`
+	// Timezone is an IANA zone name; UTC by default.
+	Timezone string `json:"timezone,omitempty"`
+	// ConcurrencyPolicy is Allow (default), Forbid or Replace.
+	ConcurrencyPolicy string `json:"concurrencyPolicy,omitempty"`
+	// StartingDeadlineSeconds: a fire later than this after its time is
+	// missed, not run; 0 means no deadline.
+	StartingDeadlineSeconds int `json:"startingDeadlineSeconds,omitempty"`
+	// Misfire says what to do with fires missed while no server ran: skip
+	// (default) or runOnce (one catch-up run for the latest missed time).
+	Misfire string `json:"misfire,omitempty"`
+	Suspend bool   `json:"suspend,omitempty"`
+}
+
+// Concurrency and misfire policies.
+const (
+	ConcurrencyAllow   = "Allow"
+	ConcurrencyForbid  = "Forbid"
+	ConcurrencyReplace = "Replace"
+	MisfireSkip        = "skip"
+	MisfireRunOnce     = "runOnce"
+)
+
+var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// Validate collects every problem of the schedule.
+func (s *Schedule) Validate() error {
+	var errs []error
+	if s.Cron == "" {
+		errs = append(errs, &FieldError{"cron", "required"})
+	} else if _, err := cronParser.Parse(s.Cron); err != nil {
+		errs = append(errs, &FieldError{"cron", fmt.Sprintf("%q: %v", s.Cron, err)})
+	}
+	if strings.Contains(s.Cron, "TZ=") {
+		errs = append(errs, &FieldError{"cron", "set the zone with timezone, not TZ= in the expression"})
+	}
+	if _, err := s.Location(); err != nil {
+		errs = append(errs, &FieldError{"timezone", err.Error()})
+	}
+	switch s.ConcurrencyPolicy {
+	case "", ConcurrencyAllow, ConcurrencyForbid, ConcurrencyReplace:
+	default:
+		errs = append(errs, &FieldError{"concurrencyPolicy", fmt.Sprintf("%q: want Allow, Forbid or Replace", s.ConcurrencyPolicy)})
+	}
+	switch s.Misfire {
+	case "", MisfireSkip, MisfireRunOnce:
+	default:
+		errs = append(errs, &FieldError{"misfire", fmt.Sprintf("%q: want skip or runOnce", s.Misfire)})
+	}
+	if s.StartingDeadlineSeconds < 0 {
+		errs = append(errs, &FieldError{"startingDeadlineSeconds", "must not be negative"})
+	}
+	return errors.Join(errs...)
+}
+
+// Location is the schedule's time zone.
+func (s *Schedule) Location() (*time.Location, error) {
+	if s.Timezone == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(s.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("%q: not an IANA time zone (like Europe/Paris)", s.Timezone)
+	}
+	return loc, nil
+}
+
+// Next returns the first fire time strictly after t, in the schedule's
+// zone, or the zero time if the expression never fires.
+func (s *Schedule) Next(t time.Time) (time.Time, error) {
+	spec, err := cronParser.Parse(s.Cron)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("cron %q: %w", s.Cron, err)
+	}
+	loc, err := s.Location()
+	if err != nil {
+		return time.Time{}, err
+	}
+	t = t.In(loc)
+	n := spec.Next(t)
+	// When clocks fall back, an hour of wall time happens twice and cron
+	// would fire a daily 01:30 in both. Fire it once: a time whose wall
+	// clock repeats the previous fire's is skipped, unless the schedule
+	// fires more than hourly there (an hourly job runs in both hours).
+	if !n.IsZero() && sameWall(n, t) {
+		if after := spec.Next(n); after.Sub(n) > time.Hour {
+			return after, nil
+		}
+	}
+	return n, nil
+}
+
+func sameWall(a, b time.Time) bool {
+	ay, am, ad := a.Date()
+	by, bm, bd := b.Date()
+	return ay == by && am == bm && ad == bd && a.Hour() == b.Hour() && a.Minute() == b.Minute() && a.Second() == b.Second() && !a.Equal(b)
+}
+
+// Policy is the concurrency policy with its default.
+func (s *Schedule) Policy() string {
+	if s.ConcurrencyPolicy == "" {
+		return ConcurrencyAllow
+	}
+	return s.ConcurrencyPolicy
+}

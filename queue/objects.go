@@ -1,0 +1,152 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DataBucket is the one object-store bucket that carries files between
+// pipeline stages. Objects are named <pipeline run>/<stage>/<path>, with a
+// manifest per stage run at <pipeline run>/<stage>/.manifests/<run>: one
+// bucket (one stream) however many pipelines run, as DESIGN.md asks.
+const DataBucket = "gantry-data"
+
+// DefaultDataRetention is how long stage files are kept.
+const DefaultDataRetention = 7 * 24 * time.Hour
+
+// Stager moves the files of pipeline stages through the object store. It
+// is safe for concurrent use.
+type Stager struct {
+	js       jetstream.JetStream
+	ttl      time.Duration
+	replicas int
+
+	mu  sync.Mutex
+	obs jetstream.ObjectStore
+}
+
+// NewStager returns a stager over JetStream keeping files for ttl (0 means
+// DefaultDataRetention) with the given replica count (0 means 1).
+func NewStager(js jetstream.JetStream, ttl time.Duration, replicas int) *Stager {
+	if ttl <= 0 {
+		ttl = DefaultDataRetention
+	}
+	return &Stager{js: js, ttl: ttl, replicas: max(replicas, 1)}
+}
+
+// bucket creates the bucket on first use; creating it again is harmless.
+func (s *Stager) bucket(ctx context.Context) (jetstream.ObjectStore, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.obs != nil {
+		return s.obs, nil
+	}
+	obs, err := s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      DataBucket,
+		Description: "gantry: files passed between pipeline stages",
+		TTL:         s.ttl,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", DataBucket, err)
+	}
+	s.obs = obs
+	return obs, nil
+}
+
+func stagePrefix(pipelineRun, stage string) string { return pipelineRun + "/" + stage + "/" }
+
+func manifestName(pipelineRun, stage, runID string) string {
+	return stagePrefix(pipelineRun, stage) + ".manifests/" + runID
+}
+
+// Put stores every regular file under dir as an output of one run of a
+// stage, then its manifest, so that a reader never sees a manifest naming
+// files not yet stored. Putting again (a retry) replaces both.
+func (s *Stager) Put(ctx context.Context, pipelineRun, stage, runID, dir string) error {
+	obs, err := s.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	var files []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: stagePrefix(pipelineRun, stage) + rel}, f); err != nil {
+			return fmt.Errorf("store %s: %w", rel, err)
+		}
+		files = append(files, rel)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("stage %s outputs: %w", stage, err)
+	}
+	data, _ := json.Marshal(files)
+	if _, err := obs.PutBytes(ctx, manifestName(pipelineRun, stage, runID), data); err != nil {
+		return fmt.Errorf("stage %s outputs: manifest: %w", stage, err)
+	}
+	return nil
+}
+
+// Get writes into dir the files the given runs of a stage stored. A run
+// without a manifest stored nothing.
+func (s *Stager) Get(ctx context.Context, pipelineRun, stage string, runIDs []string, dir string) error {
+	obs, err := s.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range runIDs {
+		data, err := obs.GetBytes(ctx, manifestName(pipelineRun, stage, id))
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("stage %s inputs: manifest of run %s: %w", stage, id, err)
+		}
+		var files []string
+		if err := json.Unmarshal(data, &files); err != nil {
+			return fmt.Errorf("stage %s inputs: manifest of run %s: %w", stage, id, err)
+		}
+		for _, rel := range files {
+			clean := path.Clean("/" + rel)[1:]
+			if clean == "" || strings.HasPrefix(clean, "../") {
+				continue
+			}
+			dst := filepath.Join(dir, filepath.FromSlash(clean))
+			if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
+				return err
+			}
+			if err := obs.GetFile(ctx, stagePrefix(pipelineRun, stage)+rel, dst); err != nil {
+				return fmt.Errorf("stage %s inputs: %s: %w", stage, rel, err)
+			}
+			_ = os.Chmod(dst, 0o644)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestStagerMovesFilesBetweenStages stores the outputs of two runs of an
+// array stage, one of them 200 MiB, and reads them back into another
+// directory, as the worker of a downstream stage does.
+func TestStagerMovesFilesBetweenStages(t *testing.T) {
+	q := newQueue(t)
+	s := NewStager(q.JetStream(), 0, 1)
+	ctx := context.Background()
+
+	out0, out1 := t.TempDir(), t.TempDir()
+	const big = 200 << 20
+	f, err := os.Create(filepath.Join(out0, "shard-0.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.New()
+	rng := rand.NewChaCha8([32]byte{1})
+	if _, err := io.CopyN(io.MultiWriter(f, want), rng, big); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	os.MkdirAll(filepath.Join(out1, "sub"), 0o755)
+	os.WriteFile(filepath.Join(out1, "sub", "shard-1.csv"), []byte("a,b\n"), 0o644)
+	os.WriteFile(filepath.Join(out1, "outputs.env"), []byte("TOTAL=42\n"), 0o644)
+
+	if err := s.Put(ctx, "pr-1", "extract", "run0", out0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "pr-1", "extract", "run1", out1); err != nil {
+		t.Fatal(err)
+	}
+	in := t.TempDir()
+	if err := s.Get(ctx, "pr-1", "extract", []string{"run0", "run1", "never-wrote"}, in); err != nil {
+		t.Fatal(err)
+	}
+	g, err := os.Open(filepath.Join(in, "shard-0.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	got := sha256.New()
+	n, _ := io.Copy(got, g)
+	if n != big || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Fatalf("big file: %d bytes, hash differs: %v", n, !bytes.Equal(got.Sum(nil), want.Sum(nil)))
+	}
+	if b, err := os.ReadFile(filepath.Join(in, "sub", "shard-1.csv")); err != nil || string(b) != "a,b\n" {
+		t.Fatalf("small file: %q %v", b, err)
+	}
+	// Another pipeline run's stage of the same name sees nothing of it.
+	other := t.TempDir()
+	if err := s.Get(ctx, "pr-2", "extract", []string{"run0"}, other); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(other); len(entries) != 0 {
+		t.Fatalf("pr-2 got %d files of pr-1", len(entries))
+	}
+}

@@ -1,0 +1,240 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Buckets of the worker fleet.
+const (
+	// workersBucket holds one heartbeat per live worker; its entries expire
+	// after PresenceTTL, so a dead worker disappears on its own.
+	workersBucket = "gantry_workers"
+	// drainBucket remembers which workers were told to drain. It outlives
+	// their restarts, as an ECS DRAINING instance stays draining.
+	drainBucket = "gantry_worker_drain"
+	// claimsBucket records which worker runs which attempt of a run, so
+	// that a redelivered job is recognised as a lost attempt.
+	claimsBucket = "gantry_claims"
+)
+
+// PresenceTTL is how long a worker's heartbeat keeps it listed. Workers
+// beat at a third of it.
+const PresenceTTL = 15 * time.Second
+
+// ErrNoWorker is returned for a worker that is not live.
+var ErrNoWorker = errors.New("queue: no such worker")
+
+// ErrClaimConflict is returned by PutClaim when the claim changed since it
+// was read.
+var ErrClaimConflict = errors.New("queue: claim changed concurrently")
+
+func (q *Queue) ensureWorkerBuckets(ctx context.Context) error {
+	for _, c := range []jetstream.KeyValueConfig{
+		{Bucket: workersBucket, Description: "gantry: live workers (heartbeats)", TTL: PresenceTTL, Storage: jetstream.MemoryStorage},
+		{Bucket: drainBucket, Description: "gantry: workers told to drain", Storage: jetstream.FileStorage},
+		{Bucket: claimsBucket, Description: "gantry: which worker runs which attempt", TTL: 7 * 24 * time.Hour, Storage: jetstream.FileStorage},
+	} {
+		c.Replicas = q.cfg.replicas
+		if _, err := q.js.CreateOrUpdateKeyValue(ctx, c); err != nil {
+			return fmt.Errorf("kv %s: %w", c.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// bucket looks a bucket up, creating the fleet's buckets when it is missing
+// (a worker may start before the server has).
+func (q *Queue) bucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
+	kv, err := q.js.KeyValue(ctx, name)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		if err := q.ensureWorkerBuckets(ctx); err != nil {
+			return nil, err
+		}
+		kv, err = q.js.KeyValue(ctx, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", name, err)
+	}
+	return kv, nil
+}
+
+// Beat stores a worker's heartbeat.
+func (q *Queue) Beat(ctx context.Context, info jobs.WorkerInfo) error {
+	kv, err := q.bucket(ctx, workersBucket)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.Put(ctx, info.ID, data); err != nil {
+		return fmt.Errorf("heartbeat of worker %s: %w", info.ID, err)
+	}
+	return nil
+}
+
+// Leave removes a worker that stops from the list at once.
+func (q *Queue) Leave(ctx context.Context, id string) error {
+	kv, err := q.bucket(ctx, workersBucket)
+	if err != nil {
+		return err
+	}
+	if err := kv.Delete(ctx, id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("worker %s leaves: %w", id, err)
+	}
+	return nil
+}
+
+// Workers returns the live workers, by cluster and id.
+func (q *Queue) Workers(ctx context.Context) ([]jobs.WorkerInfo, error) {
+	kv, err := q.bucket(ctx, workersBucket)
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list workers: %w", err)
+	}
+	defer w.Stop()
+	out := []jobs.WorkerInfo{}
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil { // the end of what is stored now
+				sort.Slice(out, func(i, j int) bool {
+					if out[i].Cluster != out[j].Cluster {
+						return out[i].Cluster < out[j].Cluster
+					}
+					return out[i].ID < out[j].ID
+				})
+				return out, nil
+			}
+			var info jobs.WorkerInfo
+			if json.Unmarshal(e.Value(), &info) == nil && info.ID != "" {
+				out = append(out, info)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list workers: %w", ctx.Err())
+		}
+	}
+}
+
+// Worker returns one live worker, or an error wrapping ErrNoWorker.
+func (q *Queue) Worker(ctx context.Context, id string) (*jobs.WorkerInfo, error) {
+	kv, err := q.bucket(ctx, workersBucket)
+	if err != nil {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("worker %s: %w", id, ErrNoWorker)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: %w", id, err)
+	}
+	var info jobs.WorkerInfo
+	if err := json.Unmarshal(e.Value(), &info); err != nil {
+		return nil, fmt.Errorf("worker %s: %w", id, err)
+	}
+	return &info, nil
+}
+
+// SetDrain tells a worker to drain (take nothing new) or to take work
+// again.
+func (q *Queue) SetDrain(ctx context.Context, id string, drain bool) error {
+	kv, err := q.bucket(ctx, drainBucket)
+	if err != nil {
+		return err
+	}
+	if drain {
+		_, err = kv.Put(ctx, id, []byte(jobs.WorkerDraining))
+	} else {
+		err = kv.Delete(ctx, id)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("drain worker %s: %w", id, err)
+	}
+	return nil
+}
+
+// WatchDrain calls fn with the worker's drain setting now and at every
+// change, until ctx is done.
+func (q *Queue) WatchDrain(ctx context.Context, id string, fn func(drain bool)) error {
+	kv, err := q.bucket(ctx, drainBucket)
+	if err != nil {
+		return err
+	}
+	w, err := kv.Watch(ctx, id)
+	if err != nil {
+		return fmt.Errorf("watch drain of worker %s: %w", id, err)
+	}
+	go func() {
+		defer w.Stop()
+		for {
+			select {
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					continue
+				}
+				fn(e.Operation() == jetstream.KeyValuePut && string(e.Value()) == string(jobs.WorkerDraining))
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// Claim returns the claim stored for a run and its revision; nil and 0
+// when there is none.
+func (q *Queue) Claim(ctx context.Context, runID string) ([]byte, uint64, error) {
+	kv, err := q.bucket(ctx, claimsBucket)
+	if err != nil {
+		return nil, 0, err
+	}
+	e, err := kv.Get(ctx, runID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("claim of run %s: %w", runID, err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+// PutClaim stores a run's claim if it is still at revision rev (0: if
+// there is none); otherwise it returns ErrClaimConflict.
+func (q *Queue) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) error {
+	kv, err := q.bucket(ctx, claimsBucket)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		_, err = kv.Create(ctx, runID, data)
+	} else {
+		_, err = kv.Update(ctx, runID, data, rev)
+	}
+	var apiErr *jetstream.APIError
+	if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+		return fmt.Errorf("claim of run %s: %w", runID, ErrClaimConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("claim of run %s: %w", runID, err)
+	}
+	return nil
+}

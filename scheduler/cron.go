@@ -1,0 +1,225 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// Entry is one schedule as the store holds it: the pipeline carrying it and
+// what the store records beside.
+type Entry struct {
+	Pipeline  *jobs.Pipeline
+	Suspended bool
+	// LastFire is the latest scheduled time handled (fired, skipped or
+	// missed); zero before the first.
+	LastFire time.Time
+}
+
+// ScheduleStore lists schedules and records how far each got.
+type ScheduleStore interface {
+	Schedules(ctx context.Context) ([]Entry, error)
+	SetLastFire(ctx context.Context, name string, t time.Time) error
+	// ActiveRuns returns the pipeline runs of a pipeline that have not ended.
+	ActiveRuns(ctx context.Context, pipeline string) ([]jobs.PipelineRun, error)
+}
+
+// Firer starts and stops pipeline runs. Fire must be idempotent for a
+// (pipeline, scheduled time): firing again returns the run fired before.
+type Firer interface {
+	Fire(ctx context.Context, pipeline string, scheduled time.Time) (*jobs.PipelineRun, error)
+	StopPipelineRun(ctx context.Context, id, reason string) error
+}
+
+// DefaultTolerance is how late a fire may start when its schedule sets no
+// startingDeadlineSeconds before it counts as missed.
+const DefaultTolerance = time.Minute
+
+// Cron fires schedules. Tick does the work for the time its clock says;
+// Run calls it whenever a fire is due.
+type Cron struct {
+	store ScheduleStore
+	firer Firer
+	cfg   config
+	wake  chan struct{}
+}
+
+// NewCron returns a Cron over a store and a firer.
+func NewCron(store ScheduleStore, firer Firer, opts ...Option) *Cron {
+	return &Cron{store: store, firer: firer, cfg: newConfig(opts), wake: make(chan struct{}, 1)}
+}
+
+// Wake makes Run look at the schedules now (after an apply or a resume).
+func (c *Cron) Wake() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run ticks until ctx is done: at every due fire, on Wake, and at least
+// every maxSleep in case the clock jumped.
+func (c *Cron) Run(ctx context.Context) {
+	const maxSleep = 30 * time.Second
+	for {
+		next, err := c.Tick(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.cfg.log.Error().Err(err).Msg("cron tick")
+		}
+		sleep := maxSleep
+		if !next.IsZero() {
+			sleep = min(max(next.Sub(c.cfg.now()), 10*time.Millisecond), maxSleep)
+		}
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-c.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Tick handles every schedule at the clock's time and returns the earliest
+// next fire time (zero if none). For each schedule, only the latest due
+// fire time counts: one on time (within startingDeadlineSeconds, or
+// DefaultTolerance) fires; one later than that is a misfire, which
+// misfire=runOnce fires once and skip drops. Earlier due times are missed.
+// Suspended schedules let their fire times pass. Forbid skips a fire while
+// a run of the pipeline is active; Replace stops the active runs first.
+// The last fire time is recorded after the fire, so a crash in between
+// fires the same time again, which Fire makes a no-op.
+func (c *Cron) Tick(ctx context.Context) (time.Time, error) {
+	entries, err := c.store.Schedules(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	now := c.cfg.now()
+	var next time.Time
+	var errs []error
+	for _, e := range entries {
+		n, err := c.tickOne(ctx, e, now)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if !n.IsZero() && (next.IsZero() || n.Before(next)) {
+			next = n
+		}
+	}
+	return next, errors.Join(errs...)
+}
+
+func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, error) {
+	p, s := e.Pipeline, e.Pipeline.Schedule
+	if s == nil {
+		return time.Time{}, nil
+	}
+	log := c.cfg.log.With().Str("schedule", p.Name).Logger()
+	base := e.LastFire
+	if base.IsZero() {
+		base = p.CreatedAt
+	}
+	due, missed, err := lastDue(s, base, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	next, _ := s.Next(now)
+	if due.IsZero() {
+		first, _ := s.Next(base)
+		return first, nil
+	}
+	if missed > 0 {
+		log.Warn().Int("missed", missed).Time("latest", due).Msg("schedule missed fire times while no server ran")
+	}
+	record := func() error { return c.store.SetLastFire(ctx, p.Name, due) }
+	if e.Suspended {
+		return next, record()
+	}
+	tolerance := DefaultTolerance
+	if s.StartingDeadlineSeconds > 0 {
+		tolerance = time.Duration(s.StartingDeadlineSeconds) * time.Second
+	}
+	if late := now.Sub(due); late > tolerance {
+		if s.Misfire != jobs.MisfireRunOnce {
+			log.Warn().Time("scheduled", due).Dur("late", late).Msg("misfire: skipped (misfire: skip)")
+			return next, record()
+		}
+		log.Info().Time("scheduled", due).Dur("late", late).Msg("misfire: one catch-up run (misfire: runOnce)")
+	}
+	active, err := c.store.ActiveRuns(ctx, p.Name)
+	if err != nil {
+		return next, err
+	}
+	var others []jobs.PipelineRun
+	for _, r := range active {
+		// A run of this very time is ours from before a crash.
+		if r.ScheduledTime == nil || !r.ScheduledTime.Equal(due) {
+			others = append(others, r)
+		}
+	}
+	switch s.Policy() {
+	case jobs.ConcurrencyForbid:
+		if len(others) > 0 {
+			log.Info().Time("scheduled", due).Str("active", others[0].PipelineRunID).Msg("skipped: concurrencyPolicy Forbid and a run is active")
+			return next, record()
+		}
+	case jobs.ConcurrencyReplace:
+		for _, r := range others {
+			if err := c.firer.StopPipelineRun(ctx, r.PipelineRunID, "replaced by the run scheduled at "+due.UTC().Format(time.RFC3339)); err != nil {
+				return next, err
+			}
+		}
+	}
+	pr, err := c.firer.Fire(ctx, p.Name, due)
+	if err != nil {
+		return next, err
+	}
+	log.Info().Time("scheduled", due).Str("pipelineRun", pr.PipelineRunID).Msg("fired")
+	return next, record()
+}
+
+// maxScan bounds the fire times walked between two ticks (an @every 1s
+// schedule after a long downtime).
+const maxScan = 100000
+
+// lastDue returns the latest fire time t with base < t <= now and how many
+// earlier ones it passed over, or a zero time if none is due.
+func lastDue(s *jobs.Schedule, base, now time.Time) (due time.Time, missed int, err error) {
+	t := base
+	for i := 0; i < maxScan; i++ {
+		n, err := s.Next(t)
+		if err != nil {
+			return time.Time{}, 0, err
+		}
+		if n.IsZero() || n.After(now) {
+			break
+		}
+		if !due.IsZero() {
+			missed++
+		}
+		due, t = n, n
+	}
+	return due, missed, nil
+}
+
+// FireTimes returns the fire times of s in [from, to], at most limit.
+func FireTimes(s *jobs.Schedule, from, to time.Time, limit int) ([]time.Time, error) {
+	var out []time.Time
+	t := from.Add(-time.Nanosecond)
+	for len(out) < limit {
+		n, err := s.Next(t)
+		if err != nil {
+			return nil, err
+		}
+		if n.IsZero() || n.After(to) {
+			break
+		}
+		out = append(out, n)
+		t = n
+	}
+	return out, nil
+}

@@ -1,0 +1,252 @@
+package scheduler
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// cronFake keeps one schedule's state, its active runs and what fired.
+type cronFake struct {
+	p         *jobs.Pipeline
+	suspended bool
+	last      time.Time
+	active    []jobs.PipelineRun
+	fired     map[time.Time]int // fires per scheduled time
+	stopped   []string
+}
+
+func (f *cronFake) Schedules(context.Context) ([]Entry, error) {
+	return []Entry{{Pipeline: f.p, Suspended: f.suspended, LastFire: f.last}}, nil
+}
+
+func (f *cronFake) SetLastFire(_ context.Context, _ string, t time.Time) error {
+	if t.After(f.last) {
+		f.last = t
+	}
+	return nil
+}
+
+func (f *cronFake) ActiveRuns(context.Context, string) ([]jobs.PipelineRun, error) {
+	return f.active, nil
+}
+
+// Fire is idempotent per time, as the server's is (the store's key).
+func (f *cronFake) Fire(_ context.Context, _ string, t time.Time) (*jobs.PipelineRun, error) {
+	f.fired[t]++
+	id := "pr-" + t.UTC().Format(time.RFC3339)
+	if f.fired[t] == 1 {
+		f.active = append(f.active, jobs.PipelineRun{PipelineRunID: id, ScheduledTime: &t, Status: jobs.StatusRunning})
+	}
+	return &jobs.PipelineRun{PipelineRunID: id}, nil
+}
+
+func (f *cronFake) StopPipelineRun(_ context.Context, id, _ string) error {
+	f.stopped = append(f.stopped, id)
+	var keep []jobs.PipelineRun
+	for _, r := range f.active {
+		if r.PipelineRunID != id {
+			keep = append(keep, r)
+		}
+	}
+	f.active = keep
+	return nil
+}
+
+// clock is the injected time.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func setup(s jobs.Schedule, created time.Time) (*cronFake, *clock, *Cron) {
+	f := &cronFake{p: &jobs.Pipeline{Name: "p", Schedule: &s, CreatedAt: created}, fired: map[time.Time]int{}}
+	c := &clock{t: created}
+	return f, c, NewCron(f, f, WithClock(c.now))
+}
+
+func tick(t *testing.T, cr *Cron) time.Time {
+	t.Helper()
+	next, err := cr.Tick(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
+}
+
+var t0 = time.Date(2026, 1, 10, 0, 0, 30, 0, time.UTC)
+
+func TestCronFiresOncePerTime(t *testing.T) {
+	f, c, cr := setup(jobs.Schedule{Cron: "*/5 * * * *"}, t0)
+	next := tick(t, cr)
+	if want := time.Date(2026, 1, 10, 0, 5, 0, 0, time.UTC); !next.Equal(want) {
+		t.Fatalf("next %s, want %s", next, want)
+	}
+	c.t = next.Add(200 * time.Millisecond)
+	tick(t, cr)
+	tick(t, cr)
+	if len(f.fired) != 1 || f.fired[next] != 1 {
+		t.Fatalf("fired %v", f.fired)
+	}
+	// A restarted server (a new Cron over the same store) at the same time
+	// fires nothing again.
+	cr2 := NewCron(f, f, WithClock(c.now))
+	tick(t, cr2)
+	if f.fired[next] != 1 {
+		t.Fatalf("fired again after restart: %v", f.fired)
+	}
+	// A crash between Fire and recording it: the fire repeats, which Fire
+	// absorbs (same time, same run).
+	f.last = t0
+	tick(t, cr2)
+	if len(f.active) != 1 {
+		t.Fatalf("active runs %d after a repeated fire", len(f.active))
+	}
+}
+
+func TestCronForbidSkipsWhileActive(t *testing.T) {
+	f, c, cr := setup(jobs.Schedule{Cron: "@every 10m", ConcurrencyPolicy: jobs.ConcurrencyForbid}, t0)
+	c.t = t0.Add(10 * time.Minute)
+	tick(t, cr)
+	c.t = t0.Add(20 * time.Minute)
+	tick(t, cr)
+	if len(f.fired) != 1 {
+		t.Fatalf("Forbid fired %d times while a run was active", len(f.fired))
+	}
+	f.active = nil // the run ended
+	c.t = t0.Add(30 * time.Minute)
+	tick(t, cr)
+	if len(f.fired) != 2 {
+		t.Fatalf("Forbid did not fire once the run ended: %v", f.fired)
+	}
+}
+
+func TestCronReplaceStopsOldRun(t *testing.T) {
+	f, c, cr := setup(jobs.Schedule{Cron: "@every 10m", ConcurrencyPolicy: jobs.ConcurrencyReplace}, t0)
+	c.t = t0.Add(10 * time.Minute)
+	tick(t, cr)
+	first := f.active[0].PipelineRunID
+	c.t = t0.Add(20 * time.Minute)
+	tick(t, cr)
+	if len(f.stopped) != 1 || f.stopped[0] != first || len(f.active) != 1 || len(f.fired) != 2 {
+		t.Fatalf("stopped %v active %v fired %v", f.stopped, f.active, f.fired)
+	}
+}
+
+func TestCronAllowOverlaps(t *testing.T) {
+	f, c, cr := setup(jobs.Schedule{Cron: "@every 10m"}, t0)
+	for i := 1; i <= 3; i++ {
+		c.t = t0.Add(time.Duration(i) * 10 * time.Minute)
+		tick(t, cr)
+	}
+	if len(f.active) != 3 {
+		t.Fatalf("Allow: %d active runs, want 3", len(f.active))
+	}
+}
+
+func TestCronMisfireAfterDowntime(t *testing.T) {
+	tests := []struct {
+		name     string
+		s        jobs.Schedule
+		downtime time.Duration
+		fires    int
+	}{
+		{"skip drops fires missed while down", jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireSkip}, 5*time.Hour + 10*time.Minute, 0},
+		{"runOnce runs one catch-up, not five", jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunOnce}, 5*time.Hour + 10*time.Minute, 1},
+		{"a fire within startingDeadlineSeconds runs late", jobs.Schedule{Cron: "0 * * * *", StartingDeadlineSeconds: 3600}, 90 * time.Minute, 1},
+		{"a fire beyond startingDeadlineSeconds is missed", jobs.Schedule{Cron: "0 * * * *", StartingDeadlineSeconds: 600}, 90 * time.Minute, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, c, cr := setup(tt.s, t0)
+			c.t = t0.Add(tt.downtime)
+			tick(t, cr)
+			if len(f.fired) != tt.fires {
+				t.Fatalf("fired %v, want %d fires", f.fired, tt.fires)
+			}
+			if want := c.t.Truncate(time.Hour); !f.last.Equal(want) {
+				t.Fatalf("last fire recorded %s, want %s", f.last, want)
+			}
+			// Nothing more until the next hour.
+			tick(t, cr)
+			if len(f.fired) != tt.fires {
+				t.Fatalf("second tick fired: %v", f.fired)
+			}
+		})
+	}
+}
+
+func TestCronSuspendLetsTimesPass(t *testing.T) {
+	f, c, cr := setup(jobs.Schedule{Cron: "@every 10m"}, t0)
+	f.suspended = true
+	c.t = t0.Add(35 * time.Minute)
+	tick(t, cr)
+	f.suspended = false
+	tick(t, cr)
+	if len(f.fired) != 0 {
+		t.Fatalf("fired while or right after suspended: %v", f.fired)
+	}
+	c.t = t0.Add(40 * time.Minute)
+	tick(t, cr)
+	if len(f.fired) != 1 {
+		t.Fatalf("did not fire after resume: %v", f.fired)
+	}
+}
+
+func TestCronTimeZoneAcrossDST(t *testing.T) {
+	// 02:30 every day in New York. On 2026-03-08 02:30 does not exist (the
+	// clocks jump from 02:00 to 03:00); on 2026-11-01 01:00-02:00 happens
+	// twice but 02:30 once.
+	ny, _ := time.LoadLocation("America/New_York")
+	start := time.Date(2026, 3, 6, 12, 0, 0, 0, ny)
+	f, c, cr := setup(jobs.Schedule{Cron: "30 2 * * *", Timezone: "America/New_York"}, start)
+	var fires []time.Time
+	for c.t.Before(time.Date(2026, 3, 11, 0, 0, 0, 0, ny)) {
+		next := tick(t, cr)
+		c.t = next.Add(time.Second)
+		tick(t, cr)
+		fires = append(fires, next)
+	}
+	for _, fire := range fires {
+		local := fire.In(ny)
+		if local.Minute() != 30 {
+			t.Errorf("fire at %s", local)
+		}
+	}
+	if len(f.fired) != len(fires) {
+		t.Fatalf("fired %d, ticks %d", len(f.fired), len(fires))
+	}
+	// Days 7..10: one fire each, none doubled around the change.
+	days := map[int]int{}
+	for _, fire := range fires {
+		days[fire.In(ny).Day()]++
+	}
+	for d, n := range days {
+		if n != 1 {
+			t.Errorf("day %d fired %d times", d, n)
+		}
+	}
+	for fall := (time.Date(2026, 10, 31, 12, 0, 0, 0, ny)); ; {
+		s := jobs.Schedule{Cron: "30 1 * * *", Timezone: "America/New_York"}
+		a, _ := s.Next(fall)
+		b, _ := s.Next(a)
+		if b.Sub(a) < 23*time.Hour {
+			t.Fatalf("01:30 fired twice on the fall-back night: %s and %s", a.In(ny), b.In(ny))
+		}
+		break
+	}
+}
+
+func TestFireTimes(t *testing.T) {
+	s := &jobs.Schedule{Cron: "0 2 * * *", Timezone: "Europe/Paris"}
+	paris, _ := time.LoadLocation("Europe/Paris")
+	from := time.Date(2026, 11, 1, 0, 0, 0, 0, paris)
+	times, err := FireTimes(s, from, from.AddDate(0, 0, 7), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(times) != 7 || times[0].In(paris).Hour() != 2 {
+		t.Fatalf("times %v", times)
+	}
+}

@@ -1,0 +1,382 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/rs/zerolog"
+)
+
+// Store reads and writes pipeline runs and reads the runs of their stages.
+type Store interface {
+	GetPipelineRun(ctx context.Context, id string) (*jobs.PipelineRun, error)
+	UpdatePipelineRun(ctx context.Context, id string, fn func(*jobs.PipelineRun) bool) (*jobs.PipelineRun, error)
+	GetRun(ctx context.Context, id string) (*jobs.Run, error)
+}
+
+// Runner creates and stops runs. Submit must return the existing run for
+// an idempotency key it has seen.
+type Runner interface {
+	Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run, error)
+	Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
+}
+
+// Publisher tells followers that a pipeline run changed. It must not block.
+type Publisher interface {
+	PublishPipelineRun(pr *jobs.PipelineRun)
+}
+
+// DAG advances pipeline runs. It is safe for concurrent use: advances of
+// all pipeline runs are serialized, which keeps a stop and an advance from
+// writing over each other.
+type DAG struct {
+	store  Store
+	runner Runner
+	pub    Publisher
+	cfg    config
+
+	mu sync.Mutex
+}
+
+type config struct {
+	log zerolog.Logger
+	now func() time.Time
+}
+
+// Option configures a DAG or a Cron.
+type Option func(*config)
+
+// WithLogger sets the logger.
+func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithClock replaces time.Now.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+func newConfig(opts []Option) config {
+	c := config{log: zerolog.Nop(), now: time.Now}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// NewDAG returns a DAG over a store, a runner and a publisher.
+func NewDAG(store Store, runner Runner, pub Publisher, opts ...Option) *DAG {
+	return &DAG{store: store, runner: runner, pub: pub, cfg: newConfig(opts)}
+}
+
+// NewPipelineRun returns a pipeline run of p, every stage PENDING, ready to
+// be stored and advanced.
+func NewPipelineRun(p *jobs.Pipeline, id string, params jobs.Params, now time.Time) *jobs.PipelineRun {
+	pr := &jobs.PipelineRun{PipelineRunID: id, Pipeline: p.Name, Version: p.Version, Status: jobs.StatusRunning,
+		Parameters: params, Trigger: "manual", CreatedAt: now.UTC(), Spec: *p}
+	for _, st := range p.Stages {
+		pr.Stages = append(pr.Stages, jobs.StageState{Name: st.Name, Status: jobs.StatusPending, Runs: []jobs.StageRun{}})
+	}
+	return pr
+}
+
+// RunChanged is called with every run whose status changed; runs of
+// pipeline stages advance their pipeline run.
+func (d *DAG) RunChanged(ctx context.Context, r *jobs.Run) {
+	if r.Spec.Stage == nil {
+		return
+	}
+	if _, err := d.Advance(ctx, r.Spec.Stage.PipelineRunID); err != nil {
+		d.cfg.log.Error().Err(err).Str("pipelineRun", r.Spec.Stage.PipelineRunID).Str("run", r.RunID).Msg("advance pipeline run")
+	}
+}
+
+// Advance brings a pipeline run up to date with its stages' runs: it
+// records how the running stages' runs stand, ends the stages whose runs
+// all ended, skips the stages that can no longer run, starts those whose
+// dependencies hold and ends the pipeline run when every stage has ended.
+// Calling it again changes nothing; after a crash it picks up where the
+// stored state is.
+func (d *DAG) Advance(ctx context.Context, id string) (*jobs.PipelineRun, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.advance(ctx, id)
+}
+
+func (d *DAG) advance(ctx context.Context, id string) (*jobs.PipelineRun, error) {
+	pr, err := d.store.GetPipelineRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if pr.Status.Terminal() || pr.Status == jobs.StatusPending {
+		return pr, nil
+	}
+	now := d.cfg.now().UTC()
+	changed := false
+	if pr.StartedAt == nil {
+		pr.StartedAt, changed = &now, true
+	}
+	for i := range pr.Stages {
+		c, err := d.refresh(ctx, &pr.Stages[i], now)
+		if err != nil {
+			return nil, err
+		}
+		changed = changed || c
+	}
+	if pr.StopRequested {
+		for i := range pr.Stages {
+			if st := &pr.Stages[i]; st.Status == jobs.StatusPending {
+				st.Status, st.Reason, st.FinishedAt, changed = jobs.StatusCanceled, "pipeline run stopped", &now, true
+			}
+		}
+	}
+	for !pr.StopRequested {
+		start, skip := pr.Spec.Next(pr.StageStatuses())
+		if len(start)+len(skip) == 0 {
+			break
+		}
+		changed = true
+		for _, name := range skip {
+			st := pr.StageState(name)
+			st.Status, st.FinishedAt = jobs.StatusSkipped, &now
+			st.Reason = skipReason(pr, name)
+		}
+		for _, name := range start {
+			if err := d.start(ctx, pr, name, now); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if s, done := outcome(pr); done {
+		pr.Status, pr.FinishedAt, changed = s, &now, true
+	}
+	if !changed {
+		return pr, nil
+	}
+	stored, err := d.store.UpdatePipelineRun(ctx, id, func(p *jobs.PipelineRun) bool {
+		*p = *pr
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.pub.PublishPipelineRun(stored)
+	if stored.Status.Terminal() {
+		d.cfg.log.Info().Str("pipelineRun", id).Str("status", string(stored.Status)).Msg("pipeline run ended")
+	}
+	return stored, nil
+}
+
+// refresh copies the state of a running stage's runs into it and ends the
+// stage once they all ended.
+func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, now time.Time) (bool, error) {
+	if st.Status != jobs.StatusRunning {
+		return false, nil
+	}
+	changed := false
+	ended, failed, canceled := 0, 0, 0
+	for j := range st.Runs {
+		ref := &st.Runs[j]
+		r, err := d.store.GetRun(ctx, ref.RunID)
+		if err != nil {
+			return false, fmt.Errorf("stage %s: %w", st.Name, err)
+		}
+		if ref.Status != r.Status || ref.Attempts != len(r.Attempts) || !sameCode(ref.ExitCode, r.ExitCode) {
+			ref.Status, ref.Attempts, ref.ExitCode, changed = r.Status, len(r.Attempts), r.ExitCode, true
+		}
+		if r.Status.Terminal() {
+			ended++
+			switch r.Status {
+			case jobs.StatusFailed:
+				failed++
+			case jobs.StatusCanceled:
+				canceled++
+			}
+		}
+	}
+	if ended < len(st.Runs) {
+		return changed, nil
+	}
+	st.FinishedAt = &now
+	switch {
+	case failed > 0:
+		st.Status = jobs.StatusFailed
+		st.Reason = fmt.Sprintf("%d of %d runs failed", failed, len(st.Runs))
+	case canceled > 0:
+		st.Status = jobs.StatusCanceled
+		st.Reason = fmt.Sprintf("%d of %d runs canceled", canceled, len(st.Runs))
+	default:
+		st.Status = jobs.StatusSucceeded
+	}
+	return true, nil
+}
+
+func sameCode(a, b *int) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+func skipReason(pr *jobs.PipelineRun, name string) string {
+	st := pr.Spec.Stage(name)
+	for _, dep := range st.DependsOn {
+		s := pr.StageState(dep.Stage).Status
+		if jobs.StageEnded(s) && !dep.Condition.Holds(s) {
+			return fmt.Sprintf("dependency %s ended %s; condition %s cannot hold", dep.Stage, s, dep.Condition)
+		}
+	}
+	return "dependencies cannot be met"
+}
+
+// start submits the runs of a stage. A stage that cannot be submitted (an
+// unknown task definition, say) fails with the reason; a store or queue
+// error is returned and the next advance tries again, the idempotency keys
+// making sure no run is created twice.
+func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now time.Time) error {
+	st := pr.StageState(name)
+	spec := pr.Spec.Stage(name)
+	n := max(spec.ArraySize, 1)
+	runs := make([]jobs.StageRun, 0, n)
+	for i := range n {
+		var idx *int
+		if spec.ArraySize > 0 {
+			idx = &i
+		}
+		req, err := StageRequest(pr, spec, idx)
+		if err == nil {
+			var r *jobs.Run
+			r, err = d.runner.Submit(ctx, req)
+			if err == nil {
+				runs = append(runs, jobs.StageRun{RunID: r.RunID, ArrayIndex: idx, Status: r.Status, Attempts: len(r.Attempts)})
+				continue
+			}
+		}
+		if jobs.ErrorCode(err) == jobs.CodeInternal || jobs.ErrorCode(err) == jobs.CodeUnavailable {
+			return fmt.Errorf("stage %s: submit: %w", name, err)
+		}
+		// The stage cannot run: stop what it started and fail it.
+		for _, r := range runs {
+			if _, serr := d.runner.Stop(ctx, r.RunID, "another run of the stage could not be submitted"); serr != nil {
+				d.cfg.log.Warn().Err(serr).Str("run", r.RunID).Msg("stop stage run")
+			}
+		}
+		st.Status, st.Reason, st.StartedAt, st.FinishedAt, st.Runs = jobs.StatusFailed, err.Error(), &now, &now, runs
+		return nil
+	}
+	st.Status, st.StartedAt, st.Runs = jobs.StatusRunning, &now, runs
+	return nil
+}
+
+// StageRequest builds the submission of one run of a stage: parameters
+// substituted, the GANTRY_* variables of pipelines added to every container,
+// an idempotency key derived from (pipeline run, stage, index).
+func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitRequest, error) {
+	req := &jobs.SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster,
+		TimeoutSeconds: st.TimeoutSeconds, RetryStrategy: st.RetryStrategy,
+		Overrides:      jobs.SubstituteOverrides(st.Overrides, pr.Parameters),
+		IdempotencyKey: "pipeline/" + pr.PipelineRunID + "/" + st.Name,
+		Stage:          &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream()}}
+	for _, up := range st.Upstream() {
+		if us := pr.StageState(up); us != nil && len(us.Runs) > 0 {
+			if req.Stage.UpstreamRuns == nil {
+				req.Stage.UpstreamRuns = map[string][]string{}
+			}
+			for _, r := range us.Runs {
+				req.Stage.UpstreamRuns[up] = append(req.Stage.UpstreamRuns[up], r.RunID)
+			}
+		}
+	}
+	if _, inline, err := req.TaskRef(); err != nil {
+		return nil, err
+	} else if inline != nil {
+		td := jobs.SubstituteTask(*inline, pr.Parameters)
+		raw, err := json.Marshal(td)
+		if err != nil {
+			return nil, err
+		}
+		req.TaskDefinition = raw
+	}
+	env := []jobs.KeyValue{
+		{Name: "GANTRY_PIPELINE", Value: pr.Pipeline},
+		{Name: "GANTRY_PIPELINE_RUN_ID", Value: pr.PipelineRunID},
+		{Name: "GANTRY_STAGE", Value: st.Name},
+	}
+	if idx != nil {
+		i := strconv.Itoa(*idx)
+		req.IdempotencyKey += "/" + i
+		env = append(env, jobs.KeyValue{Name: "GANTRY_ARRAY_INDEX", Value: i},
+			jobs.KeyValue{Name: "AWS_BATCH_JOB_ARRAY_INDEX", Value: i},
+			jobs.KeyValue{Name: "GANTRY_ARRAY_SIZE", Value: strconv.Itoa(st.ArraySize)})
+	}
+	if pr.ScheduledTime != nil {
+		env = append(env, jobs.KeyValue{Name: "GANTRY_SCHEDULED_TIME", Value: pr.ScheduledTime.UTC().Format(time.RFC3339)})
+	}
+	if req.Overrides == nil {
+		req.Overrides = &jobs.Overrides{}
+	}
+	// Last, so that a stage's own overrides cannot hide them; a nameless
+	// override applies to every container.
+	req.Overrides.ContainerOverrides = append(req.Overrides.ContainerOverrides, jobs.ContainerOverride{Environment: env})
+	return req, nil
+}
+
+// outcome says whether every stage ended and, if so, how the pipeline run
+// ends: CANCELED if it was stopped, FAILED if a stage failed or was
+// canceled, SUCCEEDED otherwise (skipped stages do not fail a run).
+func outcome(pr *jobs.PipelineRun) (jobs.Status, bool) {
+	failed := false
+	for _, st := range pr.Stages {
+		if !jobs.StageEnded(st.Status) {
+			return "", false
+		}
+		if st.Status == jobs.StatusFailed || st.Status == jobs.StatusCanceled {
+			failed = true
+		}
+	}
+	switch {
+	case pr.StopRequested:
+		return jobs.StatusCanceled, true
+	case failed:
+		return jobs.StatusFailed, true
+	}
+	return jobs.StatusSucceeded, true
+}
+
+// Stop stops a pipeline run: no stage starts any more, PENDING stages are
+// CANCELED and every running stage's runs are stopped. The run ends
+// CANCELED once they have.
+func (d *DAG) Stop(ctx context.Context, id, reason string) (*jobs.PipelineRun, error) {
+	if reason == "" {
+		reason = "Stopped by user"
+	}
+	// The lock covers the flag only: stopping a run may advance this
+	// pipeline run again, and once the flag is set no advance starts a stage.
+	d.mu.Lock()
+	pr, err := d.store.UpdatePipelineRun(ctx, id, func(p *jobs.PipelineRun) bool {
+		if p.Status.Terminal() || p.StopRequested {
+			return false
+		}
+		p.StopRequested, p.StoppedReason = true, reason
+		return true
+	})
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if pr.Status.Terminal() {
+		return pr, nil
+	}
+	for _, st := range pr.Stages {
+		if st.Status != jobs.StatusRunning {
+			continue
+		}
+		for _, r := range st.Runs {
+			if r.Status.Terminal() {
+				continue
+			}
+			if _, err := d.runner.Stop(ctx, r.RunID, reason); err != nil {
+				d.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("stop stage run")
+			}
+		}
+	}
+	return d.Advance(ctx, id)
+}

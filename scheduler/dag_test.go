@@ -1,0 +1,323 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// fake is the store, runner and publisher of the tests: runs are created
+// QUEUED and ended by the test.
+type fake struct {
+	mu     sync.Mutex
+	prs    map[string]*jobs.PipelineRun
+	runs   map[string]*jobs.Run
+	keys   map[string]string
+	order  []string // run ids in submission order
+	reqs   []*jobs.SubmitRequest
+	events int
+}
+
+func newFake() *fake {
+	return &fake{prs: map[string]*jobs.PipelineRun{}, runs: map[string]*jobs.Run{}, keys: map[string]string{}}
+}
+
+func clone[T any](v *T) *T {
+	b, _ := json.Marshal(v)
+	var out T
+	json.Unmarshal(b, &out)
+	return &out
+}
+
+func (f *fake) GetPipelineRun(_ context.Context, id string) (*jobs.PipelineRun, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pr, ok := f.prs[id]
+	if !ok {
+		return nil, jobs.ErrNotFound
+	}
+	return clone(pr), nil
+}
+
+func (f *fake) UpdatePipelineRun(_ context.Context, id string, fn func(*jobs.PipelineRun) bool) (*jobs.PipelineRun, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pr := clone(f.prs[id])
+	if fn(pr) {
+		f.prs[id] = clone(pr)
+	}
+	return clone(f.prs[id]), nil
+}
+
+func (f *fake) GetRun(_ context.Context, id string) (*jobs.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return clone(f.runs[id]), nil
+}
+
+func (f *fake) Submit(_ context.Context, req *jobs.SubmitRequest) (*jobs.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, _, err := req.TaskRef(); err != nil {
+		return nil, err
+	}
+	var ref string
+	if json.Unmarshal(req.TaskDefinition, &ref) == nil && ref == "missing" {
+		return nil, jobs.NotFound("task definition missing: not registered")
+	}
+	if id, ok := f.keys[req.IdempotencyKey]; ok {
+		return clone(f.runs[id]), nil
+	}
+	id := fmt.Sprintf("run%d", len(f.runs)+1)
+	r := &jobs.Run{RunID: id, Status: jobs.StatusQueued, Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued}},
+		Spec: jobs.RunSpec{Stage: req.Stage, Overrides: req.Overrides}}
+	f.runs[id], f.keys[req.IdempotencyKey] = r, id
+	f.order = append(f.order, id)
+	f.reqs = append(f.reqs, req)
+	return clone(r), nil
+}
+
+func (f *fake) Stop(_ context.Context, id, reason string) (*jobs.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.runs[id]
+	if !r.Status.Terminal() {
+		r.Status, r.StoppedReason = jobs.StatusCanceled, reason
+	}
+	return clone(r), nil
+}
+
+func (f *fake) PublishPipelineRun(*jobs.PipelineRun) { f.events++ }
+
+// end ends a run and tells the DAG, as the server's applyBatch does.
+func (f *fake) end(t *testing.T, d *DAG, id string, s jobs.Status) {
+	t.Helper()
+	f.mu.Lock()
+	r := f.runs[id]
+	r.Status = s
+	f.mu.Unlock()
+	d.RunChanged(context.Background(), clone(r))
+}
+
+// stageRuns returns the run ids of a stage, by submission order.
+func (f *fake) stageRuns(stage string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, id := range f.order {
+		if f.runs[id].Spec.Stage.Stage == stage {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func start(t *testing.T, f *fake, d *DAG, src string, params map[string]string) *jobs.PipelineRun {
+	t.Helper()
+	p, err := jobs.ParsePipeline([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, err := p.ResolveParams(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := NewPipelineRun(p, "pr-1", resolved, time.Now())
+	f.prs[pr.PipelineRunID] = pr
+	out, err := d.Advance(context.Background(), pr.PipelineRunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func statuses(pr *jobs.PipelineRun) map[string]jobs.Status { return pr.StageStatuses() }
+
+const etl = `
+name: etl
+parameters: {day: "2026-01-01"}
+stages:
+  - name: extract
+    taskDefinition: extract
+    arraySize: 3
+    overrides: {containerOverrides: [{name: main, environment: [{name: DAY, value: "${day}"}], command: [x, "Ref::day"]}]}
+  - name: transform
+    taskDefinition: transform
+    dependsOn: [extract]
+  - name: load
+    taskDefinition: load
+    dependsOn: [transform]
+  - name: alert
+    taskDefinition: notify
+    dependsOn: [{stage: transform, condition: failure}]
+  - name: cleanup
+    taskDefinition: cleanup
+    dependsOn: [{stage: load, condition: complete}]
+`
+
+func TestDAGRunsStagesInOrder(t *testing.T) {
+	f := newFake()
+	d := NewDAG(f, f, f)
+	pr := start(t, f, d, etl, map[string]string{"day": "2026-11-24"})
+	if pr.Status != jobs.StatusRunning || pr.StageState("extract").Status != jobs.StatusRunning || len(f.stageRuns("extract")) != 3 {
+		t.Fatalf("after start: %v, %d extract runs", statuses(pr), len(f.stageRuns("extract")))
+	}
+	// Each child sees its index, the parameters substituted and the
+	// pipeline's variables.
+	req := f.reqs[1]
+	env := map[string]string{}
+	for _, co := range req.Overrides.ContainerOverrides {
+		for _, kv := range co.Environment {
+			env[kv.Name] = kv.Value
+		}
+	}
+	want := map[string]string{"DAY": "2026-11-24", "GANTRY_PIPELINE_RUN_ID": "pr-1", "GANTRY_STAGE": "extract",
+		"GANTRY_ARRAY_INDEX": "1", "AWS_BATCH_JOB_ARRAY_INDEX": "1"}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("env %s = %q, want %q", k, env[k], v)
+		}
+	}
+	if cmd := req.Overrides.ContainerOverrides[0].Command; !slices.Equal(cmd, []string{"x", "2026-11-24"}) {
+		t.Errorf("command %v", cmd)
+	}
+	if req.IdempotencyKey != "pipeline/pr-1/extract/1" || req.Stage.Upstream != nil && len(req.Stage.Upstream) != 0 {
+		t.Errorf("key %q upstream %v", req.IdempotencyKey, req.Stage.Upstream)
+	}
+	ext := f.stageRuns("extract")
+	f.end(t, d, ext[0], jobs.StatusSucceeded)
+	f.end(t, d, ext[1], jobs.StatusSucceeded)
+	if got := f.stageRuns("transform"); len(got) != 0 {
+		t.Fatal("transform started before every extract child ended")
+	}
+	f.end(t, d, ext[2], jobs.StatusSucceeded)
+	tr := f.stageRuns("transform")
+	if len(tr) != 1 {
+		t.Fatalf("transform runs %v", tr)
+	}
+	f.end(t, d, tr[0], jobs.StatusSucceeded)
+	f.end(t, d, f.stageRuns("load")[0], jobs.StatusSucceeded)
+	pr, _ = f.GetPipelineRun(context.Background(), "pr-1")
+	if s := statuses(pr); s["alert"] != jobs.StatusSkipped || s["cleanup"] != jobs.StatusRunning {
+		t.Fatalf("after load: %v", s)
+	}
+	f.end(t, d, f.stageRuns("cleanup")[0], jobs.StatusSucceeded)
+	pr, _ = f.GetPipelineRun(context.Background(), "pr-1")
+	if pr.Status != jobs.StatusSucceeded || pr.FinishedAt == nil {
+		t.Fatalf("pipeline run %s: %v", pr.Status, statuses(pr))
+	}
+	// Advancing again, as after a restart, starts nothing.
+	n := len(f.order)
+	if _, err := d.Advance(context.Background(), "pr-1"); err != nil || len(f.order) != n {
+		t.Fatalf("advance after the end: %v, %d new runs", err, len(f.order)-n)
+	}
+}
+
+func TestDAGFailureConditionsAndSkips(t *testing.T) {
+	f := newFake()
+	d := NewDAG(f, f, f)
+	start(t, f, d, etl, nil)
+	for _, id := range f.stageRuns("extract") {
+		f.end(t, d, id, jobs.StatusSucceeded)
+	}
+	f.end(t, d, f.stageRuns("transform")[0], jobs.StatusFailed)
+	pr, _ := f.GetPipelineRun(context.Background(), "pr-1")
+	s := statuses(pr)
+	// load is skipped; cleanup (complete on load) runs since skipped is complete.
+	if s["load"] != jobs.StatusSkipped || s["alert"] != jobs.StatusRunning || s["cleanup"] != jobs.StatusRunning {
+		t.Fatalf("after transform failed: %v", s)
+	}
+	if r := pr.StageState("load").Reason; r == "" {
+		t.Error("skipped stage has no reason")
+	}
+	f.end(t, d, f.stageRuns("alert")[0], jobs.StatusSucceeded)
+	f.end(t, d, f.stageRuns("cleanup")[0], jobs.StatusSucceeded)
+	pr, _ = f.GetPipelineRun(context.Background(), "pr-1")
+	if pr.Status != jobs.StatusFailed {
+		t.Fatalf("pipeline run with a failed stage ended %s", pr.Status)
+	}
+}
+
+func TestDAGArrayChildFailureFailsStage(t *testing.T) {
+	f := newFake()
+	d := NewDAG(f, f, f)
+	start(t, f, d, etl, nil)
+	ext := f.stageRuns("extract")
+	f.end(t, d, ext[0], jobs.StatusFailed)
+	f.end(t, d, ext[1], jobs.StatusSucceeded)
+	f.end(t, d, ext[2], jobs.StatusSucceeded)
+	pr, _ := f.GetPipelineRun(context.Background(), "pr-1")
+	if st := pr.StageState("extract"); st.Status != jobs.StatusFailed || st.Reason != "1 of 3 runs failed" {
+		t.Fatalf("extract %s %q", st.Status, st.Reason)
+	}
+	if s := statuses(pr); s["transform"] != jobs.StatusSkipped || s["alert"] != jobs.StatusSkipped || s["load"] != jobs.StatusSkipped {
+		t.Fatalf("downstream of a failed extract: %v", s)
+	}
+}
+
+func TestDAGStopCancelsRunningAndPending(t *testing.T) {
+	f := newFake()
+	d := NewDAG(f, f, f)
+	start(t, f, d, etl, nil)
+	pr, err := d.Stop(context.Background(), "pr-1", "enough")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Status != jobs.StatusCanceled || pr.StageState("extract").Status != jobs.StatusCanceled ||
+		pr.StageState("load").Status != jobs.StatusCanceled {
+		t.Fatalf("after stop: %s %v", pr.Status, statuses(pr))
+	}
+	for _, id := range f.stageRuns("extract") {
+		if r, _ := f.GetRun(context.Background(), id); r.Status != jobs.StatusCanceled {
+			t.Errorf("run %s is %s", id, r.Status)
+		}
+	}
+	if len(f.stageRuns("transform")) != 0 {
+		t.Fatal("a stage started after the stop")
+	}
+}
+
+func TestDAGUnknownTaskDefinitionFailsStage(t *testing.T) {
+	f := newFake()
+	d := NewDAG(f, f, f)
+	pr := start(t, f, d, "name: p\nstages: [{name: a, taskDefinition: missing}, {name: b, taskDefinition: t, dependsOn: [a]}]\n", nil)
+	if pr.Status != jobs.StatusFailed || pr.StageState("a").Status != jobs.StatusFailed || pr.StageState("b").Status != jobs.StatusSkipped {
+		t.Fatalf("%s %v %q", pr.Status, statuses(pr), pr.StageState("a").Reason)
+	}
+}
+
+// TestDAGResumesAfterCrash loses the advance that should follow a stage's
+// end, as a crash between applying the event and advancing would, and
+// checks that the next Advance (the server's start) picks it up without
+// running the finished stage again.
+func TestDAGResumesAfterCrash(t *testing.T) {
+	f := newFake()
+	d := NewDAG(f, f, f)
+	start(t, f, d, etl, nil)
+	for _, id := range f.stageRuns("extract") {
+		f.mu.Lock()
+		f.runs[id].Status = jobs.StatusSucceeded // applied, never advanced
+		f.mu.Unlock()
+	}
+	restarted := NewDAG(f, f, f)
+	pr, err := restarted.Advance(context.Background(), "pr-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.StageState("extract").Status != jobs.StatusSucceeded || len(f.stageRuns("extract")) != 3 || len(f.stageRuns("transform")) != 1 {
+		t.Fatalf("after restart: %v; extract runs %d transform runs %d", statuses(pr), len(f.stageRuns("extract")), len(f.stageRuns("transform")))
+	}
+	// A crash after submitting but before recording: the same runs come back.
+	f.prs["pr-1"].StageState("transform").Status = jobs.StatusPending
+	f.prs["pr-1"].StageState("transform").Runs = nil
+	pr, _ = restarted.Advance(context.Background(), "pr-1")
+	if len(f.stageRuns("transform")) != 1 || pr.StageState("transform").Runs[0].RunID != f.stageRuns("transform")[0] {
+		t.Fatalf("resubmission created a second run: %v", f.stageRuns("transform"))
+	}
+}

@@ -1,0 +1,38 @@
+package server
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+func TestPlacementReason(t *testing.T) {
+	run := func(cluster, target string, memory int) *jobs.Run {
+		return &jobs.Run{Cluster: cluster, TargetWorker: target, Spec: jobs.RunSpec{Task: jobs.TaskDefinition{
+			ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Memory: memory}}}}}
+	}
+	ws := []jobs.WorkerInfo{
+		{ID: "a", Cluster: "etl", Capacity: jobs.Resources{CPU: 2048, Memory: 4096, Slots: 2}, State: jobs.WorkerActive},
+		{ID: "b", Cluster: "etl", Capacity: jobs.Resources{CPU: 2048, Memory: 512, Slots: 2}, State: jobs.WorkerDraining},
+	}
+	tests := []struct {
+		name string
+		r    *jobs.Run
+		want string
+	}{
+		{"fits", run("etl", "", 1000), ""},
+		{"too big", run("etl", "", 32000), "no worker in cluster etl has 32000 MiB of memory"},
+		{"empty cluster", run("gpu", "", 10), "no live worker in cluster gpu"},
+		{"target gone", run("etl", "zz", 10), "no live worker named zz in cluster etl"},
+		{"target draining", run("etl", "b", 10), "draining"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := placementReason(tt.r, ws)
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Fatalf("reason %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,425 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/scheduler"
+	"github.com/gantry-dev/gantry/storage"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+)
+
+// pipelines is the server's share of pipelines and schedules: the DAG that
+// advances pipeline runs and the cron that fires schedules.
+type pipelines struct {
+	dag  *scheduler.DAG
+	cron *scheduler.Cron
+}
+
+func (s *Server) initPipelines() {
+	opts := []scheduler.Option{scheduler.WithLogger(s.cfg.log.With().Str("role", "scheduler").Logger()),
+		scheduler.WithClock(s.cfg.now)}
+	s.pipes = &pipelines{
+		dag:  scheduler.NewDAG(s.db, s, pipelinePublisher{s}, opts...),
+		cron: scheduler.NewCron(scheduleStore{s.db}, pipelineFirer{s}, opts...),
+	}
+}
+
+// startPipelines advances the pipeline runs a previous server left active
+// (a crash may have come between a stage run's end and its advance, or
+// between a run's creation and its first advance) and starts the cron. The
+// returned function stops the cron and waits for it.
+func (s *Server) startPipelines(ctx context.Context) (func(), error) {
+	active, err := s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Active: true})
+	if err != nil {
+		return nil, fmt.Errorf("find active pipeline runs: %w", err)
+	}
+	for _, pr := range active {
+		if _, err := s.pipes.dag.Advance(ctx, pr.PipelineRunID); err != nil {
+			s.cfg.log.Error().Err(err).Str("pipelineRun", pr.PipelineRunID).Msg("resume pipeline run")
+		}
+	}
+	if len(active) > 0 {
+		s.cfg.log.Info().Int("pipelineRuns", len(active)).Msg("resumed active pipeline runs")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.pipes.cron.Run(cctx)
+	}()
+	return func() { cancel(); wg.Wait() }, nil
+}
+
+// pipelinesChanged advances the pipeline runs whose stage runs changed.
+func (s *Server) pipelinesChanged(ctx context.Context, changed []*jobs.Run) {
+	for _, r := range changed {
+		s.pipes.dag.RunChanged(ctx, r)
+	}
+}
+
+// PipelineEventSubject carries the changes of one pipeline run.
+func PipelineEventSubject(id string) string { return "gantry.events.pipelines." + id }
+
+type pipelinePublisher struct{ s *Server }
+
+// PublishPipelineRun tells followers of a pipeline run; it does not wait.
+func (p pipelinePublisher) PublishPipelineRun(pr *jobs.PipelineRun) {
+	ev := jobs.PipelineEvent{PipelineRunID: pr.PipelineRunID, Pipeline: pr.Pipeline, Status: pr.Status,
+		Stages: pr.StageStatuses(), Time: p.s.cfg.now().UTC()}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	if _, err := p.s.q.JetStream().PublishAsync(PipelineEventSubject(pr.PipelineRunID), data); err != nil {
+		p.s.cfg.log.Warn().Err(err).Str("pipelineRun", pr.PipelineRunID).Msg("publish pipeline event")
+	}
+}
+
+// scheduleStore adapts the store to the cron.
+type scheduleStore struct{ db *storage.DB }
+
+func (st scheduleStore) Schedules(ctx context.Context) ([]scheduler.Entry, error) {
+	states, err := st.db.ListSchedules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []scheduler.Entry
+	for _, state := range states {
+		p, err := st.db.GetPipeline(ctx, state.Name, 0)
+		if err != nil {
+			return nil, err
+		}
+		if p.Schedule == nil {
+			continue
+		}
+		out = append(out, scheduler.Entry{Pipeline: p, Suspended: state.Suspended, LastFire: state.LastFire})
+	}
+	return out, nil
+}
+
+func (st scheduleStore) SetLastFire(ctx context.Context, name string, t time.Time) error {
+	return st.db.SetScheduleLastFire(ctx, name, t)
+}
+
+func (st scheduleStore) ActiveRuns(ctx context.Context, pipeline string) ([]jobs.PipelineRun, error) {
+	return st.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: pipeline, Active: true})
+}
+
+type pipelineFirer struct{ s *Server }
+
+func (f pipelineFirer) Fire(ctx context.Context, name string, t time.Time) (*jobs.PipelineRun, error) {
+	return f.s.startPipelineRun(ctx, name, nil, "schedule", &t)
+}
+
+func (f pipelineFirer) StopPipelineRun(ctx context.Context, id, reason string) error {
+	_, err := f.s.pipes.dag.Stop(ctx, id, reason)
+	return err
+}
+
+// scheduledRunID derives a pipeline run id from a schedule and a fire time,
+// so that every attempt to fire it names the same run.
+func scheduledRunID(name string, t time.Time) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d", name, t.UnixNano())))
+	id := ulid.MustNew(ulid.Timestamp(t), bytes.NewReader(sum[:]))
+	return jobs.PipelineRunPrefix + strings.ToLower(id.String())
+}
+
+// ScheduleKey is the idempotency key of the run of a schedule at t.
+func ScheduleKey(name string, t time.Time) string {
+	return "schedule/" + name + "/" + t.UTC().Format(time.RFC3339Nano)
+}
+
+// startPipelineRun creates a run of the latest version of a pipeline and
+// starts its first stages. With a scheduled time the run is the schedule's
+// for that time: its id and idempotency key derive from both, and creating
+// it again returns the first one.
+func (s *Server) startPipelineRun(ctx context.Context, name string, params map[string]string, trigger string, scheduled *time.Time) (*jobs.PipelineRun, error) {
+	p, err := s.db.GetPipeline(ctx, name, 0)
+	if err != nil {
+		return nil, err
+	}
+	resolved, err := p.ResolveParams(params)
+	if err != nil {
+		return nil, err
+	}
+	id := jobs.PipelineRunPrefix + s.newRunID()
+	var key string
+	if scheduled != nil {
+		t := scheduled.UTC()
+		scheduled = &t
+		id, key = scheduledRunID(name, t), ScheduleKey(name, t)
+	}
+	pr := scheduler.NewPipelineRun(p, id, resolved, s.cfg.now())
+	pr.Trigger, pr.ScheduledTime, pr.IdempotencyKey = trigger, scheduled, key
+	stored, created, err := s.db.CreatePipelineRun(ctx, pr)
+	if err != nil {
+		return nil, err
+	}
+	if created && key != "" {
+		// Within the duplicate window a second server firing the same time
+		// is told so by JetStream as well as by the store's unique key.
+		data, _ := json.Marshal(jobs.PipelineEvent{PipelineRunID: id, Pipeline: name, Status: pr.Status,
+			Stages: pr.StageStatuses(), Time: s.cfg.now().UTC()})
+		if _, err := s.q.JetStream().Publish(ctx, PipelineEventSubject(id), data, jetstream.WithMsgID(key)); err != nil {
+			s.cfg.log.Warn().Err(err).Str("pipelineRun", id).Msg("publish fire")
+		}
+	}
+	return s.pipes.dag.Advance(ctx, stored.PipelineRunID)
+}
+
+// API requests and replies of pipelines and schedules.
+
+// PipelineApplyRequest carries a pipeline file, YAML or JSON.
+type PipelineApplyRequest struct {
+	Data []byte `json:"data"`
+}
+
+// PipelineApplyReply says which version an apply made.
+type PipelineApplyReply struct {
+	Pipeline jobs.Pipeline `json:"pipeline"`
+	Changed  bool          `json:"changed"`
+}
+
+// PipelineRunRequest starts a pipeline run.
+type PipelineRunRequest struct {
+	Name       string            `json:"name"`
+	Parameters map[string]string `json:"parameters,omitempty"`
+}
+
+// PipelineRunsRequest lists the runs of a pipeline.
+type PipelineRunsRequest struct {
+	Name   string `json:"name"`
+	Limit  int    `json:"limit,omitempty"`
+	Active bool   `json:"active,omitempty"`
+}
+
+// NameRequest names a pipeline or a schedule (and, for describe, a version).
+type NameRequest struct {
+	Name    string `json:"name"`
+	Version int    `json:"version,omitempty"`
+}
+
+// PipelineRunRef names a pipeline run.
+type PipelineRunRef struct {
+	PipelineRunID string `json:"pipelineRunId"`
+	Reason        string `json:"reason,omitempty"`
+}
+
+// BackfillRequest creates one run per fire time of a pipeline's schedule in
+// [From, To].
+type BackfillRequest struct {
+	Name string    `json:"name"`
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// ScheduleInfo is a schedule as `gantry schedule ls` shows it.
+type ScheduleInfo struct {
+	Name      string        `json:"name"`
+	Schedule  jobs.Schedule `json:"schedule"`
+	Suspended bool          `json:"suspended"`
+	LastFire  *time.Time    `json:"lastFire,omitempty"`
+	NextFire  *time.Time    `json:"nextFire,omitempty"`
+}
+
+// MaxBackfill bounds the runs one backfill creates.
+const MaxBackfill = 1000
+
+func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error) {
+	var req PipelineApplyRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	p, err := jobs.ParsePipeline(req.Data)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkStageTaskDefs(ctx, p); err != nil {
+		return nil, err
+	}
+	stored, changed, err := s.db.PutPipeline(ctx, p, s.cfg.now())
+	if err != nil {
+		return nil, err
+	}
+	s.pipes.cron.Wake()
+	return PipelineApplyReply{Pipeline: *stored, Changed: changed}, nil
+}
+
+// checkStageTaskDefs reports every stage whose family[:rev] the registry
+// does not know, as one error naming each stage.
+func (s *Server) checkStageTaskDefs(ctx context.Context, p *jobs.Pipeline) error {
+	var problems []string
+	for i, st := range p.Stages {
+		req := jobs.SubmitRequest{TaskDefinition: st.TaskDefinition}
+		ref, _, err := req.TaskRef()
+		if err != nil || ref == "" {
+			continue
+		}
+		if _, err := s.resolveTaskDef(ctx, ref); err != nil {
+			problems = append(problems, fmt.Sprintf("stages[%d](%s).taskDefinition: %v", i, st.Name, err))
+		}
+	}
+	if len(problems) > 0 {
+		return jobs.Invalid(strings.Join(problems, "\n"))
+	}
+	return nil
+}
+
+func (s *Server) apiPipelineList(ctx context.Context, _ []byte) (any, error) {
+	return s.db.ListPipelines(ctx)
+}
+
+func (s *Server) apiPipelineDescribe(ctx context.Context, data []byte) (any, error) {
+	var req NameRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	return s.db.GetPipeline(ctx, req.Name, req.Version)
+}
+
+func (s *Server) apiPipelineRun(ctx context.Context, data []byte) (any, error) {
+	var req PipelineRunRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.Name == "" {
+		return nil, jobs.Invalid("name: required")
+	}
+	return s.startPipelineRun(ctx, req.Name, req.Parameters, "manual", nil)
+}
+
+func (s *Server) apiPipelineRuns(ctx context.Context, data []byte) (any, error) {
+	var req PipelineRunsRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.Limit <= 0 || req.Limit > 1000 {
+		req.Limit = 100
+	}
+	if req.Name != "" {
+		if _, err := s.db.GetPipeline(ctx, req.Name, 0); err != nil {
+			return nil, err
+		}
+	}
+	return s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: req.Name, Limit: req.Limit, Active: req.Active})
+}
+
+func (s *Server) apiPipelineGet(ctx context.Context, data []byte) (any, error) {
+	var req PipelineRunRef
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	return s.db.GetPipelineRun(ctx, req.PipelineRunID)
+}
+
+func (s *Server) apiPipelineStop(ctx context.Context, data []byte) (any, error) {
+	var req PipelineRunRef
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	return s.pipes.dag.Stop(ctx, req.PipelineRunID, req.Reason)
+}
+
+func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, error) {
+	var req BackfillRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	p, err := s.db.GetPipeline(ctx, req.Name, 0)
+	if err != nil {
+		return nil, err
+	}
+	if p.Schedule == nil {
+		return nil, jobs.Invalid(fmt.Sprintf("pipeline %s has no schedule to backfill", req.Name))
+	}
+	if req.To.Before(req.From) {
+		return nil, jobs.Invalid("to is before from")
+	}
+	times, err := scheduler.FireTimes(p.Schedule, req.From, req.To, MaxBackfill+1)
+	if err != nil {
+		return nil, err
+	}
+	if len(times) > MaxBackfill {
+		return nil, jobs.Invalid(fmt.Sprintf("the range holds more than %d fire times; backfill a shorter one", MaxBackfill))
+	}
+	out := []jobs.PipelineRun{}
+	for _, t := range times {
+		pr, err := s.startPipelineRun(ctx, req.Name, nil, "backfill", &t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *pr)
+	}
+	return out, nil
+}
+
+func (s *Server) apiScheduleList(ctx context.Context, _ []byte) (any, error) {
+	entries, err := scheduleStore{s.db}.Schedules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []ScheduleInfo{}
+	now := s.cfg.now()
+	for _, e := range entries {
+		info := ScheduleInfo{Name: e.Pipeline.Name, Schedule: *e.Pipeline.Schedule, Suspended: e.Suspended}
+		if !e.LastFire.IsZero() {
+			t := e.LastFire
+			info.LastFire = &t
+		}
+		if n, err := e.Pipeline.Schedule.Next(now); err == nil && !n.IsZero() {
+			info.NextFire = &n
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (s *Server) setSuspended(ctx context.Context, data []byte, suspended bool) (any, error) {
+	var req NameRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := s.db.SetScheduleSuspended(ctx, req.Name, suspended); err != nil {
+		return nil, err
+	}
+	s.pipes.cron.Wake()
+	return map[string]any{"name": req.Name, "suspended": suspended}, nil
+}
+
+func (s *Server) apiScheduleSuspend(ctx context.Context, data []byte) (any, error) {
+	return s.setSuspended(ctx, data, true)
+}
+
+func (s *Server) apiScheduleResume(ctx context.Context, data []byte) (any, error) {
+	return s.setSuspended(ctx, data, false)
+}
+
+// apiScheduleTrigger runs a scheduled pipeline now, as a fire at the
+// current time would, outside its concurrency policy.
+func (s *Server) apiScheduleTrigger(ctx context.Context, data []byte) (any, error) {
+	var req NameRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	p, err := s.db.GetPipeline(ctx, req.Name, 0)
+	if err != nil {
+		return nil, err
+	}
+	if p.Schedule == nil {
+		return nil, jobs.NotFound(fmt.Sprintf("schedule %s: pipeline %s has no schedule", req.Name, req.Name))
+	}
+	t := s.cfg.now().UTC()
+	return s.startPipelineRun(ctx, req.Name, nil, "trigger", &t)
+}

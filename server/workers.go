@@ -1,0 +1,92 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+)
+
+// WorkersListRequest filters the worker list.
+type WorkersListRequest struct {
+	Cluster string `json:"cluster,omitempty"`
+}
+
+// WorkersListReply lists the live workers.
+type WorkersListReply struct {
+	Workers []jobs.WorkerInfo `json:"workers"`
+}
+
+// WorkerRequest names one worker.
+type WorkerRequest struct {
+	ID string `json:"id"`
+}
+
+func (s *Server) apiWorkersList(ctx context.Context, data []byte) (any, error) {
+	var req WorkersListRequest
+	if len(data) > 0 {
+		if err := decode(data, &req); err != nil {
+			return nil, err
+		}
+	}
+	all, err := s.q.Workers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := WorkersListReply{Workers: []jobs.WorkerInfo{}}
+	for _, w := range all {
+		if req.Cluster == "" || w.Cluster == req.Cluster {
+			out.Workers = append(out.Workers, w)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) worker(ctx context.Context, data []byte) (*jobs.WorkerInfo, error) {
+	var req WorkerRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.ID == "" {
+		return nil, jobs.Invalid("id: required")
+	}
+	w, err := s.q.Worker(ctx, req.ID)
+	if errors.Is(err, queue.ErrNoWorker) {
+		return nil, jobs.NotFound(fmt.Sprintf("worker %s: not live (no heartbeat in the last %s); `gantry workers ls` lists those that are",
+			req.ID, queue.PresenceTTL))
+	}
+	return w, err
+}
+
+func (s *Server) apiWorkersGet(ctx context.Context, data []byte) (any, error) {
+	return s.worker(ctx, data)
+}
+
+// apiWorkersDrain tells a worker to take nothing new; it finishes what it
+// runs. The setting outlives the worker's restarts until it is activated.
+func (s *Server) apiWorkersDrain(ctx context.Context, data []byte) (any, error) {
+	return s.setDrain(ctx, data, true)
+}
+
+// apiWorkersActivate undoes a drain.
+func (s *Server) apiWorkersActivate(ctx context.Context, data []byte) (any, error) {
+	return s.setDrain(ctx, data, false)
+}
+
+func (s *Server) setDrain(ctx context.Context, data []byte, drain bool) (any, error) {
+	w, err := s.worker(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.q.SetDrain(ctx, w.ID, drain); err != nil {
+		return nil, err
+	}
+	w.State = jobs.WorkerActive
+	if drain {
+		w.State = jobs.WorkerDraining
+	}
+	s.cfg.log.Info().Str("worker", w.ID).Str("state", string(w.State)).Msg("worker state set")
+	return w, nil
+}

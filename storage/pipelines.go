@@ -1,0 +1,329 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// PutPipeline stores p as the next version of its pipeline and returns it
+// with Version and CreatedAt set. Applying a pipeline identical to its
+// latest version stores nothing and returns that version, changed=false.
+// The pipeline's schedule row follows the file's suspend flag.
+func (db *DB) PutPipeline(ctx context.Context, p *jobs.Pipeline, now time.Time) (out *jobs.Pipeline, changed bool, err error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("put pipeline %s: %w", p.Name, err)
+	}
+	defer tx.Rollback()
+	var latest []byte
+	err = tx.QueryRowContext(ctx, `SELECT doc FROM pipelines WHERE name = ? ORDER BY version DESC LIMIT 1`, p.Name).Scan(&latest)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, false, fmt.Errorf("put pipeline %s: %w", p.Name, err)
+	}
+	next := *p
+	next.Version, next.CreatedAt = 1, now.UTC()
+	if latest != nil {
+		var prev jobs.Pipeline
+		if err := json.Unmarshal(latest, &prev); err != nil {
+			return nil, false, fmt.Errorf("put pipeline %s: %w", p.Name, err)
+		}
+		if samePipeline(&prev, p) {
+			return &prev, false, nil
+		}
+		next.Version = prev.Version + 1
+	}
+	doc, err := json.Marshal(&next)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO pipelines (name, version, created_at, doc) VALUES (?, ?, ?, ?)`,
+		next.Name, next.Version, next.CreatedAt.UnixNano(), doc); err != nil {
+		return nil, false, fmt.Errorf("put pipeline %s: %w", p.Name, err)
+	}
+	if next.Schedule != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schedules (name, suspended) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET suspended = excluded.suspended`, next.Name, next.Schedule.Suspend); err != nil {
+			return nil, false, fmt.Errorf("put pipeline %s: schedule: %w", p.Name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, fmt.Errorf("put pipeline %s: %w", p.Name, err)
+	}
+	return &next, true, nil
+}
+
+func samePipeline(a, b *jobs.Pipeline) bool {
+	x, y := *a, *b
+	x.Version, y.Version = 0, 0
+	x.CreatedAt, y.CreatedAt = time.Time{}, time.Time{}
+	ja, _ := json.Marshal(&x)
+	jb, _ := json.Marshal(&y)
+	return string(ja) == string(jb)
+}
+
+// GetPipeline returns a version of a pipeline, the latest when version is
+// 0, or an error wrapping jobs.ErrNotFound.
+func (db *DB) GetPipeline(ctx context.Context, name string, version int) (*jobs.Pipeline, error) {
+	var doc []byte
+	var err error
+	if version == 0 {
+		err = db.r.QueryRowContext(ctx, `SELECT doc FROM pipelines WHERE name = ? ORDER BY version DESC LIMIT 1`, name).Scan(&doc)
+	} else {
+		err = db.r.QueryRowContext(ctx, `SELECT doc FROM pipelines WHERE name = ? AND version = ?`, name, version).Scan(&doc)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("pipeline %s: %w", name, jobs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get pipeline %s: %w", name, err)
+	}
+	var p jobs.Pipeline
+	if err := json.Unmarshal(doc, &p); err != nil {
+		return nil, fmt.Errorf("get pipeline %s: %w", name, err)
+	}
+	return &p, nil
+}
+
+// ListPipelines returns the latest version of every pipeline, by name.
+func (db *DB) ListPipelines(ctx context.Context) ([]jobs.Pipeline, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT p.doc FROM pipelines p
+		JOIN (SELECT name, MAX(version) AS v FROM pipelines GROUP BY name) l ON p.name = l.name AND p.version = l.v
+		ORDER BY p.name`)
+	if err != nil {
+		return nil, fmt.Errorf("list pipelines: %w", err)
+	}
+	defer rows.Close()
+	out := []jobs.Pipeline{}
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			return nil, fmt.Errorf("list pipelines: %w", err)
+		}
+		var p jobs.Pipeline
+		if err := json.Unmarshal(doc, &p); err != nil {
+			return nil, fmt.Errorf("list pipelines: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// CreatePipelineRun inserts pr. If its idempotency key is taken, nothing is
+// inserted and the run holding it is returned with created=false.
+func (db *DB) CreatePipelineRun(ctx context.Context, pr *jobs.PipelineRun) (*jobs.PipelineRun, bool, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("create pipeline run %s: %w", pr.PipelineRunID, err)
+	}
+	defer tx.Rollback()
+	if pr.IdempotencyKey != "" {
+		var doc []byte
+		err := tx.QueryRowContext(ctx, `SELECT doc FROM pipeline_runs WHERE idempotency_key = ?`, pr.IdempotencyKey).Scan(&doc)
+		if err == nil {
+			old, err := decodePipelineRun(doc)
+			return old, false, err
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return nil, false, fmt.Errorf("create pipeline run %s: %w", pr.PipelineRunID, err)
+		}
+	}
+	doc, err := json.Marshal(pr)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO pipeline_runs (run_id, pipeline, version, status, created_at, idempotency_key, doc)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, pr.PipelineRunID, pr.Pipeline, pr.Version, string(pr.Status),
+		pr.CreatedAt.UnixNano(), nullIfEmpty(pr.IdempotencyKey), doc); err != nil {
+		return nil, false, fmt.Errorf("create pipeline run %s: %w", pr.PipelineRunID, err)
+	}
+	if err := writeStages(ctx, tx, pr); err != nil {
+		return nil, false, fmt.Errorf("create pipeline run %s: %w", pr.PipelineRunID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, fmt.Errorf("create pipeline run %s: %w", pr.PipelineRunID, err)
+	}
+	return pr, true, nil
+}
+
+func writeStages(ctx context.Context, tx *sql.Tx, pr *jobs.PipelineRun) error {
+	for _, st := range pr.Stages {
+		ids := make([]string, 0, len(st.Runs))
+		for _, r := range st.Runs {
+			ids = append(ids, r.RunID)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO pipeline_stages (pipeline_run_id, stage, status, run_ids) VALUES (?, ?, ?, ?)
+			ON CONFLICT (pipeline_run_id, stage) DO UPDATE SET status = excluded.status, run_ids = excluded.run_ids`,
+			pr.PipelineRunID, st.Name, string(st.Status), strings.Join(ids, " ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func decodePipelineRun(doc []byte) (*jobs.PipelineRun, error) {
+	var pr jobs.PipelineRun
+	if err := json.Unmarshal(doc, &pr); err != nil {
+		return nil, fmt.Errorf("decode pipeline run: %w", err)
+	}
+	return &pr, nil
+}
+
+// GetPipelineRun returns a pipeline run or an error wrapping
+// jobs.ErrNotFound.
+func (db *DB) GetPipelineRun(ctx context.Context, id string) (*jobs.PipelineRun, error) {
+	var doc []byte
+	err := db.r.QueryRowContext(ctx, `SELECT doc FROM pipeline_runs WHERE run_id = ?`, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("pipeline run %s: %w", id, jobs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get pipeline run %s: %w", id, err)
+	}
+	return decodePipelineRun(doc)
+}
+
+// UpdatePipelineRun reads the run, calls fn and, if fn returns true, writes
+// it back with its stage rows, in one transaction. It returns the run as
+// stored.
+func (db *DB) UpdatePipelineRun(ctx context.Context, id string, fn func(*jobs.PipelineRun) bool) (*jobs.PipelineRun, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("update pipeline run %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	var doc []byte
+	err = tx.QueryRowContext(ctx, `SELECT doc FROM pipeline_runs WHERE run_id = ?`, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("pipeline run %s: %w", id, jobs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update pipeline run %s: %w", id, err)
+	}
+	pr, err := decodePipelineRun(doc)
+	if err != nil {
+		return nil, err
+	}
+	if !fn(pr) {
+		return decodePipelineRun(doc)
+	}
+	if pr.PipelineRunID != id {
+		return nil, fmt.Errorf("update pipeline run %s: the update changed its id", id)
+	}
+	doc, err = json.Marshal(pr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE pipeline_runs SET status = ?, doc = ? WHERE run_id = ?`,
+		string(pr.Status), doc, id); err != nil {
+		return nil, fmt.Errorf("update pipeline run %s: %w", id, err)
+	}
+	if err := writeStages(ctx, tx, pr); err != nil {
+		return nil, fmt.Errorf("update pipeline run %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("update pipeline run %s: %w", id, err)
+	}
+	return pr, nil
+}
+
+// PipelineRunFilter selects pipeline runs; zero fields select everything.
+type PipelineRunFilter struct {
+	Pipeline string
+	Active   bool // only runs that have not ended
+	Limit    int
+}
+
+// ListPipelineRuns returns pipeline runs, newest first.
+func (db *DB) ListPipelineRuns(ctx context.Context, f PipelineRunFilter) ([]jobs.PipelineRun, error) {
+	q := `SELECT doc FROM pipeline_runs WHERE 1 = 1`
+	var args []any
+	if f.Pipeline != "" {
+		q += ` AND pipeline = ?`
+		args = append(args, f.Pipeline)
+	}
+	if f.Active {
+		q += ` AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELED')`
+	}
+	q += ` ORDER BY run_id DESC`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list pipeline runs: %w", err)
+	}
+	defer rows.Close()
+	out := []jobs.PipelineRun{}
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			return nil, fmt.Errorf("list pipeline runs: %w", err)
+		}
+		pr, err := decodePipelineRun(doc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *pr)
+	}
+	return out, rows.Err()
+}
+
+// ScheduleState is what the store keeps of a schedule beside its pipeline.
+type ScheduleState struct {
+	Name      string
+	Suspended bool
+	// LastFire is the latest scheduled time handled; zero before the first.
+	LastFire time.Time
+}
+
+// ListSchedules returns the state of every schedule, by name.
+func (db *DB) ListSchedules(ctx context.Context) ([]ScheduleState, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT name, suspended, last_fire FROM schedules ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list schedules: %w", err)
+	}
+	defer rows.Close()
+	var out []ScheduleState
+	for rows.Next() {
+		var s ScheduleState
+		var last int64
+		if err := rows.Scan(&s.Name, &s.Suspended, &last); err != nil {
+			return nil, fmt.Errorf("list schedules: %w", err)
+		}
+		if last != 0 {
+			s.LastFire = time.Unix(0, last).UTC()
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// SetScheduleSuspended suspends or resumes a schedule.
+func (db *DB) SetScheduleSuspended(ctx context.Context, name string, suspended bool) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE schedules SET suspended = ? WHERE name = ?`, suspended, name)
+	if err != nil {
+		return fmt.Errorf("schedule %s: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("schedule %s: %w", name, jobs.ErrNotFound)
+	}
+	return nil
+}
+
+// SetScheduleLastFire records the latest scheduled time handled; it never
+// moves backwards.
+func (db *DB) SetScheduleLastFire(ctx context.Context, name string, t time.Time) error {
+	if _, err := db.w.ExecContext(ctx, `UPDATE schedules SET last_fire = MAX(last_fire, ?) WHERE name = ?`,
+		t.UnixNano(), name); err != nil {
+		return fmt.Errorf("schedule %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Claims stores, per run, which worker runs which attempt. A job the queue
+// hands out again after its lease expired finds the claim of the worker
+// that was lost with it, and runs as the next attempt.
+type Claims interface {
+	// Claim returns the run's claim and its revision, nil and 0 if none.
+	Claim(ctx context.Context, runID string) ([]byte, uint64, error)
+	// PutClaim stores a claim if the revision is still rev (0: none yet),
+	// and returns an error wrapping ErrClaimConflict otherwise.
+	PutClaim(ctx context.Context, runID string, data []byte, rev uint64) error
+}
+
+// ErrClaimConflict says a claim changed between read and write.
+var ErrClaimConflict = errors.New("worker: claim changed concurrently")
+
+// MaxLosses is how many workers a run may lose before it fails: a job that
+// kills its host would otherwise go round the fleet forever.
+const MaxLosses = 5
+
+// Seq numbers of the events a worker publishes for attempts it did not
+// run: above any a worker reaches in an attempt of its own.
+const (
+	lostSeq      = 1 << 30
+	reconcileSeq = 1 << 29
+)
+
+// WithClaims makes the worker claim every attempt it runs.
+func WithClaims(c Claims) Option { return func(cfg *config) { cfg.claims = c } }
+
+// claim is the stored record of one run's current attempt.
+type claim struct {
+	Attempt int       `json:"attempt"`
+	Worker  string    `json:"worker"`
+	Done    bool      `json:"done,omitempty"`
+	Losses  int       `json:"losses,omitempty"`
+	Time    time.Time `json:"time"`
+}
+
+// taking is the outcome of claiming a delivery.
+type taking struct {
+	attempt int
+	rev     uint64
+	// lost is the claim of a worker that was lost with this job.
+	lost *claim
+	// stale: the attempt ended already (a late redelivery); just ack.
+	stale bool
+}
+
+// claimDelivery decides which attempt a delivery of the job for attempt
+// jobAttempt runs, and records it.
+func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int) (taking, error) {
+	if w.cfg.claims == nil {
+		return taking{attempt: jobAttempt}, nil
+	}
+	for try := 0; try < 5; try++ {
+		data, rev, err := w.cfg.claims.Claim(ctx, runID)
+		if err != nil {
+			return taking{}, err
+		}
+		var old *claim
+		if data != nil {
+			old = new(claim)
+			if err := json.Unmarshal(data, old); err != nil {
+				old = nil // unreadable: start afresh
+			}
+		}
+		next := claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC()}
+		var t taking
+		switch {
+		case old == nil || old.Attempt < jobAttempt:
+		case old.Done:
+			return taking{stale: true}, nil
+		default:
+			// Someone took this job and never finished it: lost.
+			next.Attempt, next.Losses = old.Attempt+1, old.Losses+1
+			t.lost = old
+		}
+		t.attempt = next.Attempt
+		data, _ = json.Marshal(next)
+		err = w.cfg.claims.PutClaim(ctx, runID, data, rev)
+		if errors.Is(err, ErrClaimConflict) {
+			continue
+		}
+		if err != nil {
+			return taking{}, err
+		}
+		_, t.rev, err = w.cfg.claims.Claim(ctx, runID)
+		return t, err
+	}
+	return taking{}, fmt.Errorf("claim run %s: too many concurrent changes", runID)
+}
+
+// finishClaim marks the attempt done, so that a late redelivery of its job
+// is only acknowledged.
+func (w *Worker) finishClaim(ctx context.Context, runID string, t taking, losses int) {
+	if w.cfg.claims == nil {
+		return
+	}
+	data, _ := json.Marshal(claim{Attempt: t.attempt, Worker: w.id, Done: true, Losses: losses, Time: w.cfg.now().UTC()})
+	if err := w.cfg.claims.PutClaim(ctx, runID, data, t.rev); err != nil {
+		w.cfg.log.Warn().Err(err).Str("run", runID).Int("attempt", t.attempt).Msg("mark attempt done")
+	}
+}

@@ -1,0 +1,183 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// healthPoll is how often the health of containers that others wait for
+// is looked at. Docker checks health every interval (5 s at least), so
+// polling faster only shortens the wait after a check.
+const healthPoll = 250 * time.Millisecond
+
+// deps decides when each container of a task may start, following ECS's
+// dependsOn: START once the target started, COMPLETE once it exited,
+// SUCCESS once it exited 0, HEALTHY once its health check passed. A
+// dependency that can never be met (the target failed, exited before it was
+// healthy, went unhealthy, or the container's startTimeout passed) is
+// reported so that the task stops with a reason naming it. Only Run's
+// goroutine uses it.
+type deps struct {
+	tr      *taskRun
+	byName  map[string]*ctr
+	begun   time.Time
+	gone    map[*ctr]bool   // will never start (failed or abandoned)
+	healthy map[*ctr]bool   // passed a health check once
+	health  map[*ctr]string // last health status seen
+}
+
+func newDeps(tr *taskRun, now time.Time) *deps {
+	d := &deps{tr: tr, byName: map[string]*ctr{}, begun: now, gone: map[*ctr]bool{},
+		healthy: map[*ctr]bool{}, health: map[*ctr]string{}}
+	for _, c := range tr.containers {
+		d.byName[c.def.Name] = c
+	}
+	return d
+}
+
+func (d *deps) pending(c *ctr) bool { return !c.started && !d.gone[c] }
+
+// next returns the first container, in definition order, that may start
+// now. If instead a container's dependencies can never be met, it marks
+// that container and returns the reason, which names it and the dependency.
+func (d *deps) next(now time.Time) (c *ctr, unmet string) {
+	for _, c := range d.tr.containers {
+		if !d.pending(c) {
+			continue
+		}
+		ready := true
+		for _, dep := range c.def.DependsOn {
+			ok, why := d.met(dep)
+			if why != "" {
+				return nil, d.giveUp(c, why)
+			}
+			ready = ready && ok
+		}
+		if ready {
+			return c, ""
+		}
+		if t := c.def.StartTimeout; t > 0 && now.Sub(d.begun) >= time.Duration(t)*time.Second {
+			return nil, d.giveUp(c, fmt.Sprintf("its dependencies were not met within startTimeout=%ds (%s)", t, d.waitingFor(c)))
+		}
+	}
+	return nil, ""
+}
+
+func (d *deps) giveUp(c *ctr, why string) string {
+	d.gone[c] = true
+	c.reason = fmt.Sprintf("DependencyNotMet: container %s did not start: %s", c.def.Name, why)
+	return c.reason
+}
+
+// met reports whether dep holds now, or why it never will.
+func (d *deps) met(dep jobs.ContainerDep) (ok bool, never string) {
+	t := d.byName[dep.ContainerName]
+	if t == nil {
+		return false, fmt.Sprintf("no container %s in the task", dep.ContainerName)
+	}
+	if d.gone[t] {
+		return false, fmt.Sprintf("container %s never started and the condition is %s", t.def.Name, dep.Condition)
+	}
+	code := -1
+	if t.exited && t.result.ExitCode != nil {
+		code = *t.result.ExitCode
+	}
+	switch dep.Condition {
+	case jobs.DepStart:
+		return t.started, ""
+	case jobs.DepComplete:
+		return t.exited, ""
+	case jobs.DepSuccess:
+		if t.exited && code != 0 {
+			return false, fmt.Sprintf("container %s exited with code %d and the condition is SUCCESS", t.def.Name, code)
+		}
+		return t.exited, ""
+	case jobs.DepHealthy:
+		if d.healthy[t] {
+			return true, ""
+		}
+		if t.exited {
+			return false, fmt.Sprintf("container %s exited (code %d) before it was healthy and the condition is HEALTHY", t.def.Name, code)
+		}
+		if d.health[t] == "unhealthy" {
+			return false, fmt.Sprintf("container %s is unhealthy and the condition is HEALTHY", t.def.Name)
+		}
+		return false, ""
+	}
+	return false, fmt.Sprintf("unknown condition %q", dep.Condition)
+}
+
+// waitingFor says which dependencies of c are not met yet.
+func (d *deps) waitingFor(c *ctr) string {
+	s := ""
+	for _, dep := range c.def.DependsOn {
+		if ok, _ := d.met(dep); !ok {
+			if s != "" {
+				s += ", "
+			}
+			s += dep.ContainerName + " not " + dep.Condition
+		}
+	}
+	return s
+}
+
+// waiting reports whether a pending container waits on health or on a
+// start timeout, which only the passing of time can settle.
+func (d *deps) waiting() bool {
+	for _, c := range d.tr.containers {
+		if !d.pending(c) {
+			continue
+		}
+		if c.def.StartTimeout > 0 {
+			return true
+		}
+		for _, dep := range c.def.DependsOn {
+			if dep.Condition == jobs.DepHealthy {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// abandon marks every pending container as never to start, with reason.
+func (d *deps) abandon(reason string) {
+	for _, c := range d.tr.containers {
+		if d.pending(c) {
+			d.gone[c] = true
+			if c.reason == "" {
+				c.reason = reason
+			}
+		}
+	}
+}
+
+// checkHealth reads the health status of the running containers that a
+// pending container needs HEALTHY.
+func (r *Runtime) checkHealth(ctx context.Context, d *deps) {
+	for _, c := range d.tr.containers {
+		if !d.pending(c) {
+			continue
+		}
+		for _, dep := range c.def.DependsOn {
+			t := d.byName[dep.ContainerName]
+			if dep.Condition != jobs.DepHealthy || t == nil || !t.started || t.exited || d.healthy[t] {
+				continue
+			}
+			ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			info, err := r.cli.ContainerInspect(ictx, t.id)
+			cancel()
+			if err != nil || info.State == nil || info.State.Health == nil {
+				continue
+			}
+			d.health[t] = info.State.Health.Status
+			if info.State.Health.Status == "healthy" {
+				d.healthy[t] = true
+				d.tr.log.Debug().Str("container", t.def.Name).Msg("healthy")
+			}
+		}
+	}
+}

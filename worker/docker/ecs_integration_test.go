@@ -1,0 +1,249 @@
+package docker
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+func no() *bool { f := false; return &f }
+
+func resultOf(t *testing.T, res []jobs.ContainerResult, name string) jobs.ContainerResult {
+	t.Helper()
+	for _, c := range res {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no result for container %s in %+v", name, res)
+	return jobs.ContainerResult{}
+}
+
+// TestRunDependsOnAllConditions starts containers in the order their
+// dependsOn asks, each one writing its name to a scratch volume they share.
+func TestRunDependsOnAllConditions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	mount := []jobs.MountPoint{{SourceVolume: "shared", ContainerPath: "/shared"}}
+	task := e.task(t,
+		jobs.ContainerDefinition{Name: "main", MountPoints: mount, Command: sh("echo main >> /shared/order; cat /shared/order"),
+			DependsOn: []jobs.ContainerDep{{ContainerName: "setup", Condition: jobs.DepComplete},
+				{ContainerName: "init", Condition: jobs.DepSuccess}, {ContainerName: "side", Condition: jobs.DepStart},
+				{ContainerName: "db", Condition: jobs.DepHealthy}}},
+		jobs.ContainerDefinition{Name: "init", Essential: no(), MountPoints: mount, Command: sh("sleep 0.5; echo init >> /shared/order")},
+		jobs.ContainerDefinition{Name: "setup", Essential: no(), MountPoints: mount, Command: sh("echo setup >> /shared/order; exit 2"),
+			DependsOn: []jobs.ContainerDep{{ContainerName: "init", Condition: jobs.DepSuccess}}},
+		jobs.ContainerDefinition{Name: "side", Essential: no(), MountPoints: mount, Command: sh("echo side >> /shared/order; sleep 300"),
+			DependsOn: []jobs.ContainerDep{{ContainerName: "setup", Condition: jobs.DepComplete}}},
+		jobs.ContainerDefinition{Name: "db", Essential: no(), MountPoints: mount,
+			Command:     sh("sleep 1; touch /tmp/ready; echo db >> /shared/order; sleep 300"),
+			HealthCheck: &jobs.HealthCheck{Command: []string{"CMD-SHELL", "test -f /tmp/ready"}, Interval: 5, Timeout: 2, Retries: 3}},
+	)
+	task.Def.Volumes = []jobs.Volume{{Name: "shared"}}
+	sink := &recordSink{}
+	start := time.Now()
+	res := mustRun(t, testCtx(t, 2*time.Minute), e, task, sink)
+	t.Logf("ran in %s", time.Since(start))
+	if c := resultOf(t, res.Containers, "main"); exitCode(t, c) != 0 {
+		t.Fatalf("main: %+v", c)
+	}
+	order := sink.get("main", "stdout")
+	if len(order) != 5 || order[4] != "main" || slices.Index(order, "init") > slices.Index(order, "setup") ||
+		slices.Index(order, "setup") > slices.Index(order, "side") || !slices.Contains(order, "db") {
+		t.Errorf("order %q: want init, setup, then side and db, then main", order)
+	}
+	// The sidecars were stopped when the essential container exited.
+	for _, name := range []string{"side", "db"} {
+		if c := resultOf(t, res.Containers, name); !strings.HasPrefix(c.Reason, "Stopped: essential container main exited") {
+			t.Errorf("%s: reason %q", name, c.Reason)
+		}
+	}
+}
+
+func TestRunUnmetDependencyStopsTask(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	t.Run("SUCCESS of a container that failed", func(t *testing.T) {
+		t.Parallel()
+		task := e.task(t,
+			jobs.ContainerDefinition{Name: "migrate", Essential: no(), Command: sh("exit 3")},
+			jobs.ContainerDefinition{Name: "sidecar", Essential: no(), Command: sh("sleep 300")},
+			jobs.ContainerDefinition{Name: "app", Command: sh("echo should not run"),
+				DependsOn: []jobs.ContainerDep{{ContainerName: "migrate", Condition: jobs.DepSuccess}}})
+		res := mustRun(t, testCtx(t, time.Minute), e, task, &recordSink{})
+		app := resultOf(t, res.Containers, "app")
+		want := "DependencyNotMet: container app did not start: container migrate exited with code 3 and the condition is SUCCESS"
+		if app.ExitCode != nil || app.Reason != want {
+			t.Errorf("app: %+v, want reason %q", app, want)
+		}
+		if c := resultOf(t, res.Containers, "sidecar"); !strings.Contains(c.Reason, "migrate exited with code 3") {
+			t.Errorf("sidecar was not stopped with the reason: %+v", c)
+		}
+	})
+	t.Run("startTimeout while waiting for HEALTHY", func(t *testing.T) {
+		t.Parallel()
+		task := e.task(t,
+			jobs.ContainerDefinition{Name: "db", Essential: no(), Command: sh("sleep 300"),
+				HealthCheck: &jobs.HealthCheck{Command: []string{"CMD-SHELL", "false"}, Interval: 30, Retries: 3}},
+			jobs.ContainerDefinition{Name: "app", Command: sh("echo should not run"), StartTimeout: 2,
+				DependsOn: []jobs.ContainerDep{{ContainerName: "db", Condition: jobs.DepHealthy}}})
+		res := mustRun(t, testCtx(t, time.Minute), e, task, &recordSink{})
+		app := resultOf(t, res.Containers, "app")
+		if app.ExitCode != nil || !strings.Contains(app.Reason, "startTimeout=2s (db not HEALTHY)") {
+			t.Errorf("app: %+v", app)
+		}
+	})
+}
+
+func TestRunVolumesFromAndLinks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	task := e.task(t,
+		jobs.ContainerDefinition{Name: "writer", Essential: no(), Command: sh("echo from-writer > /data/file"),
+			MountPoints: []jobs.MountPoint{{SourceVolume: "scratch", ContainerPath: "/data"}}},
+		jobs.ContainerDefinition{Name: "web", Essential: no(), Command: []string{"httpd", "8080", "via-link"}},
+		jobs.ContainerDefinition{Name: "reader", Links: []string{"web:website"},
+			VolumesFrom: []jobs.VolumeFrom{{SourceContainer: "writer", ReadOnly: true}},
+			Command:     sh("cat /data/file; touch /data/x 2>/dev/null || echo read-only; until fetch http://website:8080/; do sleep 0.2; done"),
+			DependsOn:   []jobs.ContainerDep{{ContainerName: "writer", Condition: jobs.DepSuccess}, {ContainerName: "web", Condition: jobs.DepStart}}},
+	)
+	task.Def.Volumes = []jobs.Volume{{Name: "scratch", Host: &jobs.HostVolume{}}}
+	sink := &recordSink{}
+	res := mustRun(t, testCtx(t, time.Minute), e, task, sink)
+	if c := resultOf(t, res.Containers, "reader"); exitCode(t, c) != 0 {
+		t.Fatalf("reader: %+v %q", c, sink.get("reader", "stderr"))
+	}
+	equal(t, "reader stdout", sink.get("reader", "stdout"), []string{"from-writer", "read-only", "via-link"})
+}
+
+func TestRunContainerSettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "db"), 0o755)
+	os.WriteFile(filepath.Join(dir, "db", "password"), []byte("s3cret-from-file\n"), 0o600)
+	e := newEnv(t, WithSecretsDir(dir), WithSecretEnv("GANTRY_TEST_SECRET_*"))
+	e.rt.ecs.getenv = func(k string) (string, bool) {
+		if k == "GANTRY_TEST_SECRET_TOKEN" {
+			return "s3cret-from-env", true
+		}
+		return "", false
+	}
+	task := e.task(t, jobs.ContainerDefinition{
+		Name:       "main",
+		EntryPoint: []string{"sh", "-c"},
+		Command: []string{`ulimit -Hn; ulimit -u; ulimit -Hu; pwd; hostname; echo "$PW $TOKEN $PLAIN"; grep -c 10.1.2.3 /etc/hosts;
+			touch /rootfile 2>/dev/null || echo rootfs-read-only; echo ok > /scratch/f && cat /scratch/f`},
+		Environment: []jobs.KeyValue{{Name: "PLAIN", Value: "plain"}},
+		Secrets:     []jobs.Secret{{Name: "PW", ValueFrom: "arn:aws:ssm:eu-west-1:123456789012:parameter/db/password"}, {Name: "TOKEN", ValueFrom: "env:GANTRY_TEST_SECRET_TOKEN"}},
+		// Go raises its own soft nofile limit at start, so only the hard one
+		// says what the container got.
+		Ulimits:                []jobs.Ulimit{{Name: "nofile", SoftLimit: 1234, HardLimit: 2345}, {Name: "nproc", SoftLimit: 777, HardLimit: 999}},
+		WorkingDirectory:       "/tmp",
+		Hostname:               "etl-host",
+		ExtraHosts:             []jobs.HostEntry{{Hostname: "warehouse", IPAddress: "10.1.2.3"}},
+		ReadonlyRootFilesystem: true,
+		LinuxParameters: &jobs.LinuxParameters{InitProcessEnabled: true, SharedMemorySize: 16,
+			Tmpfs: []jobs.Tmpfs{{ContainerPath: "/scratch", Size: 8}}},
+		DockerLabels: map[string]string{"team": "etl"},
+		User:         "1000:1000",
+	})
+	sink := &recordSink{}
+	res := mustRun(t, testCtx(t, time.Minute), e, task, sink)
+	if exitCode(t, res.Containers[0]) != 0 {
+		t.Fatalf("exit: %+v, stderr %q", res.Containers[0], sink.get("main", "stderr"))
+	}
+	equal(t, "stdout", sink.get("main", "stdout"), []string{"2345", "777", "999", "/tmp", "etl-host",
+		"s3cret-from-file s3cret-from-env plain", "1", "rootfs-read-only", "ok"})
+}
+
+func TestRunRefusals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tests := []struct {
+		name string
+		def  jobs.ContainerDefinition
+		want string
+	}{
+		{"privileged", jobs.ContainerDefinition{Name: "main", Privileged: true, Command: sh("true")},
+			"privileged: this worker does not run privileged containers; start it with --allow-privileged to allow them"},
+		{"capability", jobs.ContainerDefinition{Name: "main", Command: sh("true"),
+			LinuxParameters: &jobs.LinuxParameters{Capabilities: &jobs.KernelCapabilities{Add: []string{"SYS_ADMIN"}}}},
+			"linuxParameters.capabilities.add: SYS_ADMIN is beyond Docker's default capabilities; start the worker with --allow-privileged to allow it"},
+		{"secret from an unshared variable", jobs.ContainerDefinition{Name: "main", Command: sh("true"),
+			Secrets: []jobs.Secret{{Name: "X", ValueFrom: "env:HOME"}}},
+			"secrets[0] (X): env:HOME: this worker does not share that variable; start it with --secret-env HOME"},
+		{"secret file without a directory", jobs.ContainerDefinition{Name: "main", Command: sh("true"),
+			Secrets: []jobs.Secret{{Name: "X", ValueFrom: "file:x"}}},
+			"secrets[0] (X): file:x: this worker has no secrets directory; start it with --secrets-dir DIR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.rt.Run(testCtx(t, time.Minute), e.task(t, tt.def), &recordSink{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+	t.Run("privileged on a worker that allows it", func(t *testing.T) {
+		e := newEnv(t, WithAllowPrivileged(true))
+		res, err := e.rt.Run(testCtx(t, time.Minute), e.task(t, jobs.ContainerDefinition{Name: "main", Privileged: true,
+			Command: sh("ls /dev | grep -c . ")}), &recordSink{})
+		if err != nil && strings.Contains(err.Error(), "unable to apply caps") {
+			t.Skipf("this Docker daemon cannot run privileged containers itself: %v", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exitCode(t, res.Containers[0]) != 0 {
+			t.Fatalf("%+v", res.Containers[0])
+		}
+	})
+}
+
+func TestRunTaskMemoryBoundsContainer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	task := e.task(t, jobs.ContainerDefinition{Name: "main", Command: []string{"alloc", "256"}})
+	task.Def.Memory = "32"
+	res := mustRun(t, testCtx(t, time.Minute), e, task, &recordSink{})
+	if c := res.Containers[0]; exitCode(t, c) != 137 || !c.OOMKilled {
+		t.Fatalf("got %+v, want an OOM kill under the task's 32 MiB", c)
+	}
+}
+
+func TestRunDockerVolumeConfiguration(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	shared := "gantry-test-shared-" + strings.ToLower(unsafeName.ReplaceAllString(t.Name(), "-"))
+	t.Cleanup(func() { e.cli.VolumeRemove(context.Background(), shared, true) })
+	def := func(script string) *jobs.TaskDefinition {
+		return &jobs.TaskDefinition{Family: "test", Volumes: []jobs.Volume{
+			{Name: "tmp", DockerVolumeConfiguration: &jobs.DockerVolumeConfiguration{Scope: jobs.ScopeTask, Driver: "local", Labels: map[string]string{"k": "v"}}},
+			{Name: shared, DockerVolumeConfiguration: &jobs.DockerVolumeConfiguration{Scope: jobs.ScopeShared, Autoprovision: true}},
+		}, ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: e.image, Command: sh(script),
+			MountPoints: []jobs.MountPoint{{SourceVolume: "tmp", ContainerPath: "/tmp/t"}, {SourceVolume: shared, ContainerPath: "/shared"}}}}}
+	}
+	first := e.task(t)
+	first.Def = *def("echo kept > /shared/f; echo gone > /tmp/t/f")
+	mustRun(t, testCtx(t, time.Minute), e, first, &recordSink{})
+	second := e.task(t)
+	second.Def = *def("cat /shared/f; ls /tmp/t")
+	sink := &recordSink{}
+	mustRun(t, testCtx(t, time.Minute), e, second, sink)
+	equal(t, "second run", sink.get("main", "stdout"), []string{"kept"})
+
+	missing := e.task(t)
+	missing.Def = *def("true")
+	missing.Def.Volumes[1].DockerVolumeConfiguration.Autoprovision = false
+	missing.Def.Volumes[1].Name = shared + "-missing"
+	missing.Def.ContainerDefinitions[0].MountPoints[1].SourceVolume = shared + "-missing"
+	if _, err := e.rt.Run(testCtx(t, time.Minute), missing, &recordSink{}); err == nil || !strings.Contains(err.Error(), "autoprovision is false") {
+		t.Fatalf("err = %v", err)
+	}
+}

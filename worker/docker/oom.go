@@ -1,0 +1,39 @@
+package docker
+
+import (
+	"context"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+)
+
+// oomEvent reports whether the daemon logged an OOM kill of the container
+// since it started. The event can trail the exit a little, so the query
+// reaches half a second into the future.
+func (r *Runtime) oomEvent(ctx context.Context, id, startedAt string) bool {
+	since := time.Now().Add(-time.Hour)
+	if t, err := time.Parse(time.RFC3339Nano, startedAt); err == nil {
+		since = t.Add(-time.Second)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msgs, errs := r.cli.Events(ctx, events.ListOptions{
+		Since: since.Format(time.RFC3339Nano),
+		Until: time.Now().Add(500 * time.Millisecond).Format(time.RFC3339Nano),
+		Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
+			filters.Arg("container", id), filters.Arg("event", string(events.ActionOOM))),
+	})
+	for {
+		select {
+		case m := <-msgs:
+			if m.Action == events.ActionOOM {
+				return true
+			}
+		case <-errs:
+			return false // the stream ended at Until, or failed
+		case <-ctx.Done():
+			return false
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// Presence publishes a worker's heartbeats, which keep it listed among the
+// live workers of its cluster.
+type Presence interface {
+	Beat(ctx context.Context, info jobs.WorkerInfo) error
+	// Leave unlists the worker at once, when it stops.
+	Leave(ctx context.Context, id string) error
+}
+
+// WithPresence makes the worker beat every interval (and at every change
+// of what it runs or of its state).
+func WithPresence(p Presence, every time.Duration) Option {
+	return func(c *config) { c.presence, c.beatEvery = p, every }
+}
+
+// WithCapacity sets the CPU units and MiB of memory the worker offers;
+// zero means unbounded. Slots are set by WithSlots.
+func WithCapacity(cpu, memoryMiB int) Option {
+	return func(c *config) { c.capacity.CPU, c.capacity.Memory = cpu, memoryMiB }
+}
+
+// WithHost sets the host name and labels shown in the worker's heartbeats.
+func WithHost(host string, labels map[string]string) Option {
+	return func(c *config) { c.host, c.labels = host, labels }
+}
+
+// WithNakDelays sets how long a job that does not fit goes back to the
+// queue: fitLater when it would fit once running jobs end, never when it
+// exceeds the worker's whole capacity (defaults 1 s and 5 s).
+func WithNakDelays(fitLater, never time.Duration) Option {
+	return func(c *config) { c.nakLater, c.nakNever = fitLater, never }
+}
+
+// fleet is the worker's capacity ledger and state. Its wake channel has
+// capacity 1: the take loop waits on it for room.
+type fleet struct {
+	mu       sync.Mutex
+	inUse    jobs.Resources
+	draining bool
+	started  time.Time
+	wake     chan struct{}
+	beat     chan struct{}
+}
+
+func (f *fleet) notify() {
+	for _, c := range []chan struct{}{f.wake, f.beat} {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Verdicts of placement.
+type verdict int
+
+const (
+	fits      verdict = iota
+	fitsLater         // once running jobs end
+	fitsNever         // beyond the worker's whole capacity
+)
+
+// place says whether need fits a worker of capacity cap that uses inUse. A
+// zero CPU or memory capacity is unbounded.
+func place(capacity, inUse, need jobs.Resources) verdict {
+	over := func(capa, used, n int) (now, ever bool) {
+		if capa <= 0 {
+			return false, false
+		}
+		return used+n > capa, n > capa
+	}
+	cpuNow, cpuEver := over(capacity.CPU, inUse.CPU, need.CPU)
+	memNow, memEver := over(capacity.Memory, inUse.Memory, need.Memory)
+	slotNow, _ := over(capacity.Slots, inUse.Slots, need.Slots)
+	switch {
+	case cpuEver || memEver:
+		return fitsNever
+	case cpuNow || memNow || slotNow:
+		return fitsLater
+	}
+	return fits
+}
+
+// reserve takes need from the free capacity if it fits.
+func (w *Worker) reserve(need jobs.Resources) verdict {
+	w.fl.mu.Lock()
+	defer w.fl.mu.Unlock()
+	if w.fl.draining {
+		return fitsLater
+	}
+	v := place(w.cfg.capacity, w.fl.inUse, need)
+	if v == fits {
+		w.fl.inUse = w.fl.inUse.Add(need)
+	}
+	return v
+}
+
+func (w *Worker) release(need jobs.Resources) {
+	w.fl.mu.Lock()
+	w.fl.inUse = w.fl.inUse.Sub(need)
+	w.fl.mu.Unlock()
+	w.fl.notify()
+}
+
+// roomForMore reports whether the take loop should ask for a job: not
+// draining, a free slot, and some CPU and memory left.
+func (w *Worker) roomForMore() bool {
+	w.fl.mu.Lock()
+	defer w.fl.mu.Unlock()
+	c, u := w.cfg.capacity, w.fl.inUse
+	return !w.fl.draining && u.Slots < c.Slots &&
+		(c.CPU <= 0 || u.CPU < c.CPU) && (c.Memory <= 0 || u.Memory < c.Memory)
+}
+
+// waitForRoom blocks until roomForMore or ctx is done; false means done.
+func (w *Worker) waitForRoom(ctx context.Context) bool {
+	for !w.roomForMore() {
+		select {
+		case <-w.fl.wake:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// Drain stops (true) or resumes (false) taking new jobs; running ones go
+// on.
+func (w *Worker) Drain(drain bool) {
+	w.fl.mu.Lock()
+	changed := w.fl.draining != drain
+	w.fl.draining = drain
+	w.fl.mu.Unlock()
+	if changed {
+		w.cfg.log.Info().Bool("draining", drain).Msg("drain setting changed")
+		w.fl.notify()
+	}
+}
+
+// Info is what the worker's heartbeat says.
+func (w *Worker) Info() jobs.WorkerInfo {
+	w.fl.mu.Lock()
+	inUse, draining, started := w.fl.inUse, w.fl.draining, w.fl.started
+	w.fl.mu.Unlock()
+	runs := w.Running()
+	sort.Strings(runs)
+	st := jobs.WorkerActive
+	if draining {
+		st = jobs.WorkerDraining
+	}
+	return jobs.WorkerInfo{ID: w.id, Cluster: w.cluster, Host: w.cfg.host, Labels: w.cfg.labels,
+		Capacity: w.cfg.capacity, InUse: inUse, Runs: runs, State: st, StartedAt: started,
+		LastHeartbeat: w.cfg.now().UTC()}
+}
+
+// heartbeat beats until stop is closed, then unlists the worker.
+func (w *Worker) heartbeat(ctx context.Context, stop <-chan struct{}) {
+	p := w.cfg.presence
+	t := time.NewTicker(w.cfg.beatEvery)
+	defer t.Stop()
+	for {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := p.Beat(bctx, w.Info()); err != nil && !errors.Is(err, context.Canceled) {
+			w.cfg.log.Warn().Err(err).Msg("heartbeat")
+		}
+		cancel()
+		select {
+		case <-t.C:
+		case <-w.fl.beat:
+		case <-stop:
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := p.Leave(lctx, w.id); err != nil {
+				w.cfg.log.Warn().Err(err).Msg("leave the worker list")
+			}
+			cancel()
+			return
+		}
+	}
+}

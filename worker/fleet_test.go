@@ -1,0 +1,320 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// queueSource hands out leases from a channel; a nak puts the lease back.
+type queueSource struct {
+	leases chan *queueLease
+	mu     sync.Mutex
+	naks   []time.Duration
+}
+
+func (s *queueSource) Next(ctx context.Context) (Lease, error) {
+	select {
+	case l := <-s.leases:
+		return l, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *queueSource) nakCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.naks)
+}
+
+type queueLease struct {
+	src   *queueSource
+	job   jobs.Job
+	acked chan struct{}
+}
+
+func (l *queueLease) Job() jobs.Job                 { return l.job }
+func (l *queueLease) Delivered() uint64             { return 1 }
+func (l *queueLease) InProgress() error             { return nil }
+func (l *queueLease) Ack(ctx context.Context) error { close(l.acked); return nil }
+func (l *queueLease) Nak(d time.Duration) error {
+	l.src.mu.Lock()
+	l.src.naks = append(l.src.naks, d)
+	l.src.mu.Unlock()
+	go func() { l.src.leases <- l }()
+	return nil
+}
+
+func sized(id string, memory int) jobs.Job {
+	j := job(id)
+	j.Spec.Task.ContainerDefinitions[0].Memory = memory
+	return j
+}
+
+func TestPlace(t *testing.T) {
+	capa := jobs.Resources{CPU: 2048, Memory: 512, Slots: 4}
+	tests := []struct {
+		name        string
+		inUse, need jobs.Resources
+		want        verdict
+	}{
+		{"empty worker", jobs.Resources{}, jobs.Resources{Memory: 400, Slots: 1}, fits},
+		{"memory taken", jobs.Resources{Memory: 400, Slots: 1}, jobs.Resources{Memory: 400, Slots: 1}, fitsLater},
+		{"slots taken", jobs.Resources{Slots: 4}, jobs.Resources{Slots: 1}, fitsLater},
+		{"cpu taken", jobs.Resources{CPU: 2000, Slots: 1}, jobs.Resources{CPU: 100, Slots: 1}, fitsLater},
+		{"more memory than the worker has", jobs.Resources{}, jobs.Resources{Memory: 32000, Slots: 1}, fitsNever},
+		{"more cpu than the worker has", jobs.Resources{}, jobs.Resources{CPU: 4096, Slots: 1}, fitsNever},
+		{"no size", jobs.Resources{Memory: 512, Slots: 1}, jobs.Resources{Slots: 1}, fits},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := place(capa, tt.inUse, tt.need); got != tt.want {
+				t.Fatalf("place = %d, want %d", got, tt.want)
+			}
+		})
+	}
+	if got := place(jobs.Resources{Slots: 1}, jobs.Resources{}, jobs.Resources{Memory: 1 << 20, Slots: 1}); got != fits {
+		t.Fatalf("unbounded memory: %d", got)
+	}
+}
+
+func TestWorkerRunsOnlyWhatFits(t *testing.T) {
+	src := &queueSource{leases: make(chan *queueLease, 10)}
+	var (
+		mu            sync.Mutex
+		running, most int
+		release       = make(chan struct{})
+		started       = make(chan string, 2)
+	)
+	rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		started <- task.RunID
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return exited(0), nil
+	})
+	w := New("w1", "default", src, rt, &fakeReporter{}, WithCapacity(0, 512), WithSlots(4), WithNakDelays(time.Second, 5*time.Second))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	a := &queueLease{src: src, job: sized("a", 400), acked: make(chan struct{})}
+	b := &queueLease{src: src, job: sized("b", 400), acked: make(chan struct{})}
+	big := &queueLease{src: src, job: sized("big", 32000), acked: make(chan struct{})}
+	src.leases <- a
+	first := <-started
+	src.leases <- b
+	src.leases <- big
+	for src.nakCount() < 4 { // b and big go back while the first runs
+		time.Sleep(time.Millisecond)
+	}
+	if info := w.Info(); info.InUse.Memory != 400 || info.InUse.Slots != 1 || len(info.Runs) != 1 || info.Runs[0] != first {
+		t.Fatalf("info while %s runs: %+v", first, info)
+	}
+	release <- struct{}{}
+	second := <-started
+	release <- struct{}{}
+	<-a.acked
+	<-b.acked
+	cancel()
+	<-done
+	if first == second || most != 1 {
+		t.Fatalf("ran %s then %s, %d at once; want a and b one at a time", first, second, most)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	sawNever := false
+	for _, d := range src.naks {
+		sawNever = sawNever || d == 5*time.Second
+	}
+	if !sawNever {
+		t.Fatalf("the 32000 MiB job was never handed back with the longer delay: %v", src.naks[:min(10, len(src.naks))])
+	}
+}
+
+func TestDrainTakesNothingNew(t *testing.T) {
+	src := &queueSource{leases: make(chan *queueLease, 10)}
+	ran := make(chan string, 1)
+	rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) { ran <- task.RunID; return exited(0), nil })
+	w := New("w1", "default", src, rt, &fakeReporter{})
+	w.Drain(true)
+	if st := w.Info().State; st != jobs.WorkerDraining {
+		t.Fatalf("state %s", st)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	l := &queueLease{src: src, job: job("a"), acked: make(chan struct{})}
+	src.leases <- l
+	select {
+	case id := <-ran:
+		t.Fatalf("draining worker ran %s", id)
+	case <-time.After(50 * time.Millisecond):
+	}
+	w.Drain(false)
+	<-l.acked
+	cancel()
+	<-done
+}
+
+// memClaims is a claim store in memory.
+type memClaims struct {
+	mu   sync.Mutex
+	data map[string][]byte
+	rev  map[string]uint64
+}
+
+func (m *memClaims) Claim(_ context.Context, id string) ([]byte, uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.data[id], m.rev[id], nil
+}
+
+func (m *memClaims) PutClaim(_ context.Context, id string, data []byte, rev uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rev[id] != rev {
+		return ErrClaimConflict
+	}
+	m.data[id], m.rev[id] = data, rev+1
+	return nil
+}
+
+func (m *memClaims) get(id string) claim {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var c claim
+	json.Unmarshal(m.data[id], &c)
+	return c
+}
+
+func TestRedeliveryOfLostAttemptRunsTheNext(t *testing.T) {
+	tests := []struct {
+		name       string
+		stored     *claim
+		jobAttempt int
+		wantLost   bool
+		wantRun    int // attempt run, 0 for none
+		giveUp     bool
+	}{
+		{"first delivery", nil, 1, false, 1, false},
+		{"retry published by the server", &claim{Attempt: 1, Worker: "w0", Done: true}, 2, false, 2, false},
+		{"worker lost", &claim{Attempt: 1, Worker: "w0"}, 1, true, 2, false},
+		{"lost twice", &claim{Attempt: 2, Worker: "w0", Losses: 1}, 1, true, 3, false},
+		{"late redelivery of a finished attempt", &claim{Attempt: 2, Worker: "w0", Done: true}, 1, false, 0, false},
+		{"too many losses", &claim{Attempt: 6, Worker: "w0", Losses: MaxLosses}, 1, true, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl := &memClaims{data: map[string][]byte{}, rev: map[string]uint64{}}
+			if tt.stored != nil {
+				data, _ := json.Marshal(tt.stored)
+				cl.data["r"], cl.rev["r"] = data, 1
+			}
+			rep := &fakeReporter{}
+			ran := 0
+			rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) { ran = task.Attempt; return exited(0), nil })
+			src := &queueSource{leases: make(chan *queueLease, 1)}
+			w := New("w1", "default", src, rt, rep, WithClaims(cl))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- w.Run(ctx) }()
+			j := job("r")
+			j.Attempt = tt.jobAttempt
+			l := &queueLease{src: src, job: j, acked: make(chan struct{})}
+			src.leases <- l
+			<-l.acked
+			cancel()
+			<-done
+			if ran != tt.wantRun {
+				t.Fatalf("ran attempt %d, want %d", ran, tt.wantRun)
+			}
+			rep.mu.Lock()
+			evs := append([]jobs.Event(nil), rep.events...)
+			rep.mu.Unlock()
+			if tt.wantLost {
+				if len(evs) == 0 || evs[0].StopCode != jobs.StopWorkerLost || evs[0].Attempt != tt.stored.Attempt ||
+					evs[0].Worker != "w0" || evs[0].Seq != lostSeq || evs[0].Redelivered == tt.giveUp {
+					t.Fatalf("first event %+v, want WorkerLost of attempt %d", evs, tt.stored.Attempt)
+				}
+				evs = evs[1:]
+			}
+			for i, ev := range evs {
+				if ev.Attempt != tt.wantRun || ev.Seq != i+1 {
+					t.Fatalf("event %d: attempt %d seq %d, want attempt %d seq %d", i, ev.Attempt, ev.Seq, tt.wantRun, i+1)
+				}
+			}
+			if c := cl.get("r"); tt.wantRun > 0 && (!c.Done || c.Attempt != tt.wantRun || c.Worker != "w1") {
+				t.Fatalf("claim after the run: %+v", c)
+			}
+		})
+	}
+}
+
+func TestDeadlinePassedBeforeStart(t *testing.T) {
+	past := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	j := job("r")
+	j.Spec.ActiveDeadlineSeconds, j.Spec.Deadline = 60, &past
+	rep := &fakeReporter{}
+	rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) {
+		t.Error("ran a run past its deadline")
+		return exited(0), nil
+	})
+	ev := runOne(t, j, 1, rt, rep, nil)
+	if ev.Status != jobs.StatusFailed || ev.StopCode != jobs.StopTimeout {
+		t.Fatalf("event %+v", ev)
+	}
+}
+
+func TestDockerSocketRefused(t *testing.T) {
+	for _, p := range []string{"/var/run/docker.sock", "/var/run", "/run", "/", "/var/run/../run/docker.sock"} {
+		def := jobs.TaskDefinition{Volumes: []jobs.Volume{{Name: "v", Host: &jobs.HostVolume{SourcePath: p}}}}
+		if err := refuseDockerSocket(&def); err == nil {
+			t.Errorf("%s: not refused", p)
+		}
+	}
+	def := jobs.TaskDefinition{Volumes: []jobs.Volume{{Name: "v", Host: &jobs.HostVolume{SourcePath: "/srv/data"}}}}
+	if err := refuseDockerSocket(&def); err != nil {
+		t.Errorf("/srv/data: %v", err)
+	}
+}
+
+func TestReconcileReportsFinishedAndStopsRunning(t *testing.T) {
+	code := 3
+	lo := &fakeLeftovers{found: []Leftover{
+		{RunID: "done", Attempt: 1, Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &code}}},
+		{RunID: "live", Attempt: 2, Running: true, Containers: []jobs.ContainerResult{{Name: "main"}}},
+	}}
+	rep := &fakeReporter{}
+	w := New("w1", "default", nil, nil, rep, WithLeftovers(lo))
+	if err := w.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.events) != 1 || rep.events[0].RunID != "done" || rep.events[0].Status != jobs.StatusFailed ||
+		*rep.events[0].ExitCode != 3 || rep.events[0].Seq != reconcileSeq {
+		t.Fatalf("events %+v", rep.events)
+	}
+	if len(lo.removed) != 2 {
+		t.Fatalf("removed %v, want both", lo.removed)
+	}
+}
+
+type fakeLeftovers struct {
+	found   []Leftover
+	removed []string
+}
+
+func (f *fakeLeftovers) Leftovers(context.Context) ([]Leftover, error) { return f.found, nil }
+func (f *fakeLeftovers) RemoveLeftover(_ context.Context, l Leftover) error {
+	f.removed = append(f.removed, l.RunID)
+	return nil
+}

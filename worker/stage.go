@@ -1,0 +1,167 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// Stager moves the files of pipeline stages between hosts (the queue's
+// object store).
+type Stager interface {
+	// Get writes into dir the files the given runs of a stage stored.
+	Get(ctx context.Context, pipelineRun, stage string, runIDs []string, dir string) error
+	// Put stores the files under dir as the outputs of one run of a stage.
+	Put(ctx context.Context, pipelineRun, stage, runID, dir string) error
+}
+
+// WithStager makes the worker give pipeline stages /gantry/in and
+// /gantry/out, staged through s in directories under dir (the system's
+// temporary directory when empty). The Docker daemon must see dir at the
+// same path: it runs on the worker's host.
+func WithStager(s Stager, dir string) Option {
+	return func(c *config) { c.stager, c.stageDir = s, dir }
+}
+
+// Bind mounts a host directory into every container of a task.
+type Bind struct {
+	HostPath, ContainerPath string
+	ReadOnly                bool
+}
+
+// Spec is the bind in Docker's "src:dst:mode" form.
+func (b Bind) Spec() string {
+	mode := "rw"
+	if b.ReadOnly {
+		mode = "ro"
+	}
+	return b.HostPath + ":" + b.ContainerPath + ":" + mode
+}
+
+// Container paths of staged data.
+const (
+	StageInPath  = "/gantry/in"
+	StageOutPath = "/gantry/out"
+	// OutputsFile in /gantry/out holds KEY=VALUE lines that downstream
+	// stages see as <STAGE>_<KEY>.
+	OutputsFile = "outputs.env"
+)
+
+// staged is the data directory of one attempt of a stage.
+type staged struct {
+	dir string
+	sc  *jobs.StageContext
+}
+
+// stageIn creates /gantry/in/<upstream>/ with the upstream stages' files
+// and an empty /gantry/out, binds both into the task and adds the
+// upstream outputs.env values to its environment. Nothing is staged for a
+// run outside a pipeline or on a worker without a stager.
+func (w *Worker) stageIn(ctx context.Context, job jobs.Job, task *Task) (*staged, error) {
+	sc := job.Spec.Stage
+	if sc == nil || w.cfg.stager == nil {
+		return nil, nil
+	}
+	base := w.cfg.stageDir
+	if base == "" {
+		base = filepath.Join(os.TempDir(), "gantry-stage")
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return nil, fmt.Errorf("stage data: %w", err)
+	}
+	dir, err := os.MkdirTemp(base, fmt.Sprintf("%s-%d-", job.RunID, job.Attempt))
+	if err != nil {
+		return nil, fmt.Errorf("stage data: %w", err)
+	}
+	st := &staged{dir: dir, sc: sc}
+	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	for _, d := range []string{in, out} {
+		if err := os.Mkdir(d, 0o777); err != nil {
+			st.remove()
+			return nil, fmt.Errorf("stage data: %w", err)
+		}
+		// Containers may run as any user: let them write.
+		_ = os.Chmod(d, 0o777)
+	}
+	for _, up := range sc.Upstream {
+		upDir := filepath.Join(in, up)
+		if err := os.Mkdir(upDir, 0o755); err != nil {
+			st.remove()
+			return nil, fmt.Errorf("stage data: %w", err)
+		}
+		if err := w.cfg.stager.Get(ctx, sc.PipelineRunID, up, sc.UpstreamRuns[up], upDir); err != nil {
+			st.remove()
+			return nil, fmt.Errorf("stage inputs from %s: %w", up, err)
+		}
+		env, err := readOutputs(filepath.Join(upDir, OutputsFile))
+		if err != nil {
+			st.remove()
+			return nil, fmt.Errorf("stage inputs from %s: %s: %w", up, OutputsFile, err)
+		}
+		for _, kv := range env {
+			task.Env = append(task.Env, jobs.KeyValue{Name: jobs.EnvName(up, kv.Name), Value: kv.Value})
+		}
+	}
+	task.Binds = append(task.Binds,
+		Bind{HostPath: in, ContainerPath: StageInPath, ReadOnly: true},
+		Bind{HostPath: out, ContainerPath: StageOutPath})
+	return st, nil
+}
+
+// stageOut stores /gantry/out after an attempt that succeeded; when that
+// fails the attempt fails, since its downstream stages would miss data.
+// It removes the attempt's directory in every case.
+func (w *Worker) stageOut(ctx context.Context, st *staged, runID string, ev jobs.Event) jobs.Event {
+	if st == nil {
+		return ev
+	}
+	defer st.remove()
+	if ev.Status != jobs.StatusSucceeded {
+		return ev
+	}
+	if err := w.cfg.stager.Put(ctx, st.sc.PipelineRunID, st.sc.Stage, runID, filepath.Join(st.dir, "out")); err != nil {
+		ev.Status, ev.StopCode = jobs.StatusFailed, jobs.StopEssentialExited
+		ev.StoppedReason = "the task succeeded but its /gantry/out could not be stored: " + err.Error()
+	}
+	return ev
+}
+
+func (st *staged) remove() { _ = os.RemoveAll(st.dir) }
+
+// readOutputs parses KEY=VALUE lines; blank lines and # comments are
+// skipped. A missing file has no values.
+func readOutputs(path string) ([]jobs.KeyValue, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []jobs.KeyValue
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("line %d: want KEY=VALUE", n)
+		}
+		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
+			v = v[1 : len(v)-1]
+		}
+		out = append(out, jobs.KeyValue{Name: k, Value: v})
+	}
+	return out, sc.Err()
+}
