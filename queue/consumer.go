@@ -134,3 +134,46 @@ func (d *Delivery) Ack(ctx context.Context) error { return d.msg.DoubleAck(ctx) 
 
 // Nak hands the job back to be delivered again after delay.
 func (d *Delivery) Nak(delay time.Duration) error { return d.msg.NakWithDelay(delay) }
+
+// NextBatch blocks until at least one job arrives or ctx is done, and
+// returns up to max of those waiting, this worker's first. It takes only
+// what is there already, so the jobs it returns are the ones the caller has
+// room for, and no lease ticks on a job nobody runs.
+func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, context.Cause(ctx)
+		}
+		var out []*Delivery
+		for _, cons := range []jetstream.Consumer{c.own, c.cluster} {
+			if len(out) >= max {
+				break
+			}
+			batch, err := cons.FetchNoWait(max - len(out))
+			if err != nil {
+				return nil, err
+			}
+			for msg := range batch.Messages() {
+				if d, err := deliver(msg); err == nil {
+					out = append(out, d)
+				}
+			}
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+		// Nothing waits: block for the next one.
+		msg, err := next(ctx, c.cluster, 2*time.Second)
+		if isTimeout(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		d, err := deliver(msg)
+		if err != nil {
+			return nil, err
+		}
+		return []*Delivery{d}, nil
+	}
+}

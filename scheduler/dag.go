@@ -87,7 +87,10 @@ func (d *DAG) RunChanged(ctx context.Context, r *jobs.Run) {
 	if r.Spec.Stage == nil {
 		return
 	}
-	if _, err := d.Advance(ctx, r.Spec.Stage.PipelineRunID); err != nil {
+	d.mu.Lock()
+	_, err := d.advance(ctx, r.Spec.Stage.PipelineRunID, r)
+	d.mu.Unlock()
+	if err != nil {
 		d.cfg.log.Error().Err(err).Str("pipelineRun", r.Spec.Stage.PipelineRunID).Str("run", r.RunID).Msg("advance pipeline run")
 	}
 }
@@ -101,10 +104,12 @@ func (d *DAG) RunChanged(ctx context.Context, r *jobs.Run) {
 func (d *DAG) Advance(ctx context.Context, id string) (*jobs.PipelineRun, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.advance(ctx, id)
+	return d.advance(ctx, id, nil)
 }
 
-func (d *DAG) advance(ctx context.Context, id string) (*jobs.PipelineRun, error) {
+// advance is Advance knowing that only the run changed (nil: any may have),
+// so that an event of one child of a large array reads one run, not all.
+func (d *DAG) advance(ctx context.Context, id string, changedRun *jobs.Run) (*jobs.PipelineRun, error) {
 	pr, err := d.store.GetPipelineRun(ctx, id)
 	if err != nil {
 		return nil, err
@@ -118,7 +123,7 @@ func (d *DAG) advance(ctx context.Context, id string) (*jobs.PipelineRun, error)
 		pr.StartedAt, changed = &now, true
 	}
 	for i := range pr.Stages {
-		c, err := d.refresh(ctx, &pr.Stages[i], now)
+		c, err := d.refresh(ctx, &pr.Stages[i], now, changedRun)
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +175,7 @@ func (d *DAG) advance(ctx context.Context, id string) (*jobs.PipelineRun, error)
 
 // refresh copies the state of a running stage's runs into it and ends the
 // stage once they all ended.
-func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, now time.Time) (bool, error) {
+func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, now time.Time, only *jobs.Run) (bool, error) {
 	if st.Status != jobs.StatusRunning {
 		return false, nil
 	}
@@ -178,9 +183,16 @@ func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, now time.Time) (
 	ended, failed, canceled := 0, 0, 0
 	for j := range st.Runs {
 		ref := &st.Runs[j]
-		r, err := d.store.GetRun(ctx, ref.RunID)
-		if err != nil {
-			return false, fmt.Errorf("stage %s: %w", st.Name, err)
+		r := only
+		switch {
+		case only == nil:
+			var err error
+			if r, err = d.store.GetRun(ctx, ref.RunID); err != nil {
+				return false, fmt.Errorf("stage %s: %w", st.Name, err)
+			}
+		case ref.RunID != only.RunID:
+			// As last recorded.
+			r = &jobs.Run{Status: ref.Status, ExitCode: ref.ExitCode, Attempts: make([]jobs.Attempt, ref.Attempts)}
 		}
 		if ref.Status != r.Status || ref.Attempts != len(r.Attempts) || !sameCode(ref.ExitCode, r.ExitCode) {
 			ref.Status, ref.Attempts, ref.ExitCode, changed = r.Status, len(r.Attempts), r.ExitCode, true

@@ -123,6 +123,13 @@ func (w *Worker) roomForMore() bool {
 		(c.CPU <= 0 || u.CPU < c.CPU) && (c.Memory <= 0 || u.Memory < c.Memory)
 }
 
+// freeSlots is the number of slots not in use, at least 1.
+func (w *Worker) freeSlots() int {
+	w.fl.mu.Lock()
+	defer w.fl.mu.Unlock()
+	return max(1, w.cfg.capacity.Slots-w.fl.inUse.Slots)
+}
+
 // waitForRoom blocks until roomForMore or ctx is done; false means done.
 func (w *Worker) waitForRoom(ctx context.Context) bool {
 	for !w.roomForMore() {

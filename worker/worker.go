@@ -17,6 +17,13 @@ type Source interface {
 	Next(ctx context.Context) (Lease, error)
 }
 
+// BatchSource is a Source that can hand out several jobs at once; the
+// worker asks for as many as it has free slots.
+type BatchSource interface {
+	Source
+	NextBatch(ctx context.Context, max int) ([]Lease, error)
+}
+
 // Lease is one delivery of a job.
 type Lease interface {
 	Job() jobs.Job
@@ -177,7 +184,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	var err error
 	for w.waitForRoom(ctx) {
-		lease, nerr := w.src.Next(ctx)
+		leases, nerr := w.take(ctx)
 		if nerr != nil {
 			if ctx.Err() != nil {
 				break
@@ -189,25 +196,27 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		need := lease.Job().Spec.Demand()
-		switch w.reserve(need) {
-		case fitsLater:
-			// Another worker with room may take it meanwhile.
-			_ = lease.Nak(w.cfg.nakLater)
-			continue
-		case fitsNever:
-			w.cfg.log.Debug().Str("run", lease.Job().RunID).Int("cpu", need.CPU).Int("memory", need.Memory).
-				Msg("job exceeds this worker's capacity; handed back")
-			_ = lease.Nak(w.cfg.nakNever)
-			continue
+		for _, lease := range leases {
+			need := lease.Job().Spec.Demand()
+			switch w.reserve(need) {
+			case fitsLater:
+				// Another worker with room may take it meanwhile.
+				_ = lease.Nak(w.cfg.nakLater)
+				continue
+			case fitsNever:
+				w.cfg.log.Debug().Str("run", lease.Job().RunID).Int("cpu", need.CPU).Int("memory", need.Memory).
+					Msg("job exceeds this worker's capacity; handed back")
+				_ = lease.Nak(w.cfg.nakNever)
+				continue
+			}
+			w.fl.notify()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer w.release(need)
+				w.handle(life, lease)
+			}()
 		}
-		w.fl.notify()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer w.release(need)
-			w.handle(life, lease)
-		}()
 	}
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
@@ -219,6 +228,18 @@ func (w *Worker) Run(ctx context.Context) error {
 		<-finished
 	}
 	return err
+}
+
+// take asks the source for as many jobs as there are free slots.
+func (w *Worker) take(ctx context.Context) ([]Lease, error) {
+	if bs, ok := w.src.(BatchSource); ok {
+		return bs.NextBatch(ctx, w.freeSlots())
+	}
+	lease, err := w.src.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []Lease{lease}, nil
 }
 
 // handle runs one delivery to its end and reports it.

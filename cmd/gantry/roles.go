@@ -164,6 +164,18 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 // jobSource adapts the queue's consumer to the worker.
 type jobSource struct{ c *queue.JobConsumer }
 
+func (s jobSource) NextBatch(ctx context.Context, max int) ([]worker.Lease, error) {
+	ds, err := s.c.NextBatch(ctx, max)
+	if err != nil {
+		return nil, err
+	}
+	leases := make([]worker.Lease, len(ds))
+	for i, d := range ds {
+		leases[i] = d
+	}
+	return leases, nil
+}
+
 func (s jobSource) Next(ctx context.Context) (worker.Lease, error) {
 	d, err := s.c.Next(ctx)
 	if err != nil {
