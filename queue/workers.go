@@ -218,23 +218,25 @@ func (q *Queue) Claim(ctx context.Context, runID string) ([]byte, uint64, error)
 }
 
 // PutClaim stores a run's claim if it is still at revision rev (0: if
-// there is none); otherwise it returns ErrClaimConflict.
-func (q *Queue) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) error {
+// there is none) and returns its new revision; otherwise it returns
+// ErrClaimConflict.
+func (q *Queue) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) (uint64, error) {
 	kv, err := q.bucket(ctx, claimsBucket)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	var newRev uint64
 	if rev == 0 {
-		_, err = kv.Create(ctx, runID, data)
+		newRev, err = kv.Create(ctx, runID, data)
 	} else {
-		_, err = kv.Update(ctx, runID, data, rev)
+		newRev, err = kv.Update(ctx, runID, data, rev)
 	}
 	var apiErr *jetstream.APIError
 	if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
-		return fmt.Errorf("claim of run %s: %w", runID, ErrClaimConflict)
+		return 0, fmt.Errorf("claim of run %s: %w", runID, ErrClaimConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("claim of run %s: %w", runID, err)
+		return 0, fmt.Errorf("claim of run %s: %w", runID, err)
 	}
-	return nil
+	return newRev, nil
 }

@@ -227,14 +227,20 @@ func TestCronTimeZoneAcrossDST(t *testing.T) {
 			t.Errorf("day %d fired %d times", d, n)
 		}
 	}
-	for fall := (time.Date(2026, 10, 31, 12, 0, 0, 0, ny)); ; {
-		s := jobs.Schedule{Cron: "30 1 * * *", Timezone: "America/New_York"}
-		a, _ := s.Next(fall)
-		b, _ := s.Next(a)
-		if b.Sub(a) < 23*time.Hour {
-			t.Fatalf("01:30 fired twice on the fall-back night: %s and %s", a.In(ny), b.In(ny))
-		}
-		break
+	// Fall back (2026-11-01): 01:30 happens twice in wall time, fires once;
+	// an hourly schedule still fires in both 01:00 hours.
+	fall := time.Date(2026, 10, 31, 12, 0, 0, 0, ny)
+	daily := jobs.Schedule{Cron: "30 1 * * *", Timezone: "America/New_York"}
+	a, _ := daily.Next(fall)
+	b, _ := daily.Next(a)
+	if b.Sub(a) < 23*time.Hour {
+		t.Fatalf("01:30 fired twice on the fall-back night: %s and %s", a.In(ny), b.In(ny))
+	}
+	hourly := jobs.Schedule{Cron: "0 * * * *", Timezone: "America/New_York"}
+	h1, _ := hourly.Next(time.Date(2026, 11, 1, 0, 30, 0, 0, ny))
+	h2, _ := hourly.Next(h1)
+	if h2.Sub(h1) != time.Hour {
+		t.Fatalf("hourly across fall-back: %s then %s", h1, h2)
 	}
 }
 

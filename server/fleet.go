@@ -90,7 +90,7 @@ func (s *Server) sweepOnce(ctx context.Context, absent map[string]time.Time) err
 	if err := s.republish(ctx); err != nil {
 		return err
 	}
-	workers, err := s.q.Workers(ctx)
+	workers, err := s.liveWorkers(ctx)
 	if err != nil {
 		return err
 	}
@@ -184,4 +184,20 @@ func due(r *jobs.Run, now time.Time) bool {
 
 func storageFilter(st ...jobs.Status) storage.RunFilter {
 	return storage.RunFilter{Statuses: st, Limit: 5000}
+}
+
+// liveWorkers returns the workers' heartbeats, read at most once a second:
+// reading them walks the whole presence bucket, too much for every submit.
+func (s *Server) liveWorkers(ctx context.Context) ([]jobs.WorkerInfo, error) {
+	s.fleetMu.Lock()
+	defer s.fleetMu.Unlock()
+	if now := time.Now(); now.Sub(s.fleetAt) < time.Second && s.fleetCached != nil {
+		return s.fleetCached, nil
+	}
+	workers, err := s.q.Workers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.fleetAt, s.fleetCached = time.Now(), workers
+	return workers, nil
 }

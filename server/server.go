@@ -30,6 +30,10 @@ type Server struct {
 	entropy *ulid.MonotonicEntropy
 
 	pipes *pipelines // pipelines.go
+
+	fleetMu     sync.Mutex
+	fleetAt     time.Time
+	fleetCached []jobs.WorkerInfo
 }
 
 type config struct {
@@ -141,7 +145,7 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	}
 	// Say at once why no worker could take it (fleet.go); the sweep keeps
 	// the reason current.
-	if workers, err := s.q.Workers(ctx); err == nil {
+	if workers, err := s.liveWorkers(ctx); err == nil {
 		r.StatusReason = placementReason(r, workers)
 	}
 	stored, created, err := s.db.CreateRun(ctx, r)

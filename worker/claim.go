@@ -16,7 +16,8 @@ type Claims interface {
 	Claim(ctx context.Context, runID string) ([]byte, uint64, error)
 	// PutClaim stores a claim if the revision is still rev (0: none yet),
 	// and returns an error wrapping ErrClaimConflict otherwise.
-	PutClaim(ctx context.Context, runID string, data []byte, rev uint64) error
+	// On success it returns the claim's new revision.
+	PutClaim(ctx context.Context, runID string, data []byte, rev uint64) (uint64, error)
 }
 
 // ErrClaimConflict says a claim changed between read and write.
@@ -61,6 +62,14 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 	if w.cfg.claims == nil {
 		return taking{attempt: jobAttempt}, nil
 	}
+	// Most deliveries are a run's first: claim it in one step, and read
+	// what is there only when someone was first.
+	first, _ := json.Marshal(claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC()})
+	if rev, err := w.cfg.claims.PutClaim(ctx, runID, first, 0); err == nil {
+		return taking{attempt: jobAttempt, rev: rev}, nil
+	} else if !errors.Is(err, ErrClaimConflict) {
+		return taking{}, err
+	}
 	for try := 0; try < 5; try++ {
 		data, rev, err := w.cfg.claims.Claim(ctx, runID)
 		if err != nil {
@@ -86,15 +95,14 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 		}
 		t.attempt = next.Attempt
 		data, _ = json.Marshal(next)
-		err = w.cfg.claims.PutClaim(ctx, runID, data, rev)
+		t.rev, err = w.cfg.claims.PutClaim(ctx, runID, data, rev)
 		if errors.Is(err, ErrClaimConflict) {
 			continue
 		}
 		if err != nil {
 			return taking{}, err
 		}
-		_, t.rev, err = w.cfg.claims.Claim(ctx, runID)
-		return t, err
+		return t, nil
 	}
 	return taking{}, fmt.Errorf("claim run %s: too many concurrent changes", runID)
 }
@@ -106,7 +114,7 @@ func (w *Worker) finishClaim(ctx context.Context, runID string, t taking, losses
 		return
 	}
 	data, _ := json.Marshal(claim{Attempt: t.attempt, Worker: w.id, Done: true, Losses: losses, Time: w.cfg.now().UTC()})
-	if err := w.cfg.claims.PutClaim(ctx, runID, data, t.rev); err != nil {
+	if _, err := w.cfg.claims.PutClaim(ctx, runID, data, t.rev); err != nil {
 		w.cfg.log.Warn().Err(err).Str("run", runID).Int("attempt", t.attempt).Msg("mark attempt done")
 	}
 }

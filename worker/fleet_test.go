@@ -179,14 +179,14 @@ func (m *memClaims) Claim(_ context.Context, id string) ([]byte, uint64, error) 
 	return m.data[id], m.rev[id], nil
 }
 
-func (m *memClaims) PutClaim(_ context.Context, id string, data []byte, rev uint64) error {
+func (m *memClaims) PutClaim(_ context.Context, id string, data []byte, rev uint64) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.rev[id] != rev {
-		return ErrClaimConflict
+		return 0, ErrClaimConflict
 	}
 	m.data[id], m.rev[id] = data, rev+1
-	return nil
+	return rev + 1, nil
 }
 
 func (m *memClaims) get(id string) claim {

@@ -98,5 +98,5 @@ func (w *Worker) markLeftoverDone(ctx context.Context, lo Leftover) {
 	}
 	c.Done = true
 	data, _ = json.Marshal(c)
-	_ = w.cfg.claims.PutClaim(ctx, lo.RunID, data, rev)
+	_, _ = w.cfg.claims.PutClaim(ctx, lo.RunID, data, rev)
 }

@@ -94,6 +94,16 @@ func TestPipelineDailySalesLoadsTheWarehouse(t *testing.T) {
 	if n := len(pr.StageState("extract").Runs); n != 3 {
 		t.Fatalf("extract has %d runs, want 3", n)
 	}
+	// The hop from the last extract child's end to transform's run.
+	var lastEnd time.Time
+	for _, r := range pr.StageState("extract").Runs {
+		if fin := in.describe(r.RunID).FinishedAt; fin != nil && fin.After(lastEnd) {
+			lastEnd = *fin
+		}
+	}
+	tr := in.describe(pr.StageState("transform").Runs[0].RunID)
+	t.Logf("stage hop: extract ended → transform run created in %s, started after %s",
+		tr.CreatedAt.Sub(lastEnd), tr.StartedAt.Sub(lastEnd))
 	// The warehouse holds the aggregates of the three shards' 600 rows.
 	f, err := os.Open(filepath.Join(dir, "warehouse", "sales.jsonl"))
 	if err != nil {

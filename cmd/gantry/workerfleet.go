@@ -115,12 +115,12 @@ func (c claims) Claim(ctx context.Context, runID string) ([]byte, uint64, error)
 	return c.q.Claim(ctx, runID)
 }
 
-func (c claims) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) error {
-	err := c.q.PutClaim(ctx, runID, data, rev)
+func (c claims) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) (uint64, error) {
+	newRev, err := c.q.PutClaim(ctx, runID, data, rev)
 	if errors.Is(err, queue.ErrClaimConflict) {
-		return fmt.Errorf("%w: %v", worker.ErrClaimConflict, err)
+		return 0, fmt.Errorf("%w: %v", worker.ErrClaimConflict, err)
 	}
-	return err
+	return newRev, err
 }
 
 // requireAuthPair checks the auth flags of a role that starts NATS itself.

@@ -1,0 +1,102 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+func testPipeline(t *testing.T, src string) *jobs.Pipeline {
+	t.Helper()
+	p, err := jobs.ParsePipeline([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPipelinesAreVersioned(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	v1 := testPipeline(t, "name: p\nschedule: {cron: '@daily', suspend: true}\nstages: [{name: a, taskDefinition: t}]\n")
+	got, changed, err := db.PutPipeline(ctx, v1, t0)
+	if err != nil || !changed || got.Version != 1 {
+		t.Fatalf("first apply: %+v %v %v", got, changed, err)
+	}
+	if got, changed, _ = db.PutPipeline(ctx, v1, t0.Add(time.Hour)); changed || got.Version != 1 {
+		t.Fatalf("same file again: version %d changed %v", got.Version, changed)
+	}
+	v2 := testPipeline(t, "name: p\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, dependsOn: [a]}]\n")
+	if got, changed, _ = db.PutPipeline(ctx, v2, t0.Add(2*time.Hour)); !changed || got.Version != 2 {
+		t.Fatalf("changed file: version %d changed %v", got.Version, changed)
+	}
+	latest, _ := db.GetPipeline(ctx, "p", 0)
+	old, _ := db.GetPipeline(ctx, "p", 1)
+	if latest.Version != 2 || len(latest.Stages) != 2 || old.Version != 1 || len(old.Stages) != 1 {
+		t.Fatalf("latest %d/%d old %d/%d", latest.Version, len(latest.Stages), old.Version, len(old.Stages))
+	}
+	if _, err := db.GetPipeline(ctx, "nope", 0); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("missing pipeline: %v", err)
+	}
+	if ps, _ := db.ListPipelines(ctx); len(ps) != 1 || ps[0].Version != 2 {
+		t.Fatalf("list %+v", ps)
+	}
+	ss, _ := db.ListSchedules(ctx)
+	if len(ss) != 1 || !ss[0].Suspended {
+		t.Fatalf("schedules %+v", ss)
+	}
+	db.SetScheduleLastFire(ctx, "p", t0.Add(time.Hour))
+	db.SetScheduleLastFire(ctx, "p", t0) // never backwards
+	if err := db.SetScheduleSuspended(ctx, "p", false); err != nil {
+		t.Fatal(err)
+	}
+	ss, _ = db.ListSchedules(ctx)
+	if ss[0].Suspended || !ss[0].LastFire.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("schedule state %+v", ss[0])
+	}
+}
+
+func TestPipelineRunsKeepStagesAndKeys(t *testing.T) {
+	ctx := context.Background()
+	db, path := openDB(t)
+	p := testPipeline(t, "name: p\nstages: [{name: a, taskDefinition: t}]\n")
+	pr := &jobs.PipelineRun{PipelineRunID: "pr-1", Pipeline: "p", Version: 1, Status: jobs.StatusRunning, CreatedAt: t0,
+		IdempotencyKey: "schedule/p/x", Spec: *p, Stages: []jobs.StageState{{Name: "a", Status: jobs.StatusPending}}}
+	if _, created, err := db.CreatePipelineRun(ctx, pr); err != nil || !created {
+		t.Fatal(created, err)
+	}
+	dup := *pr
+	dup.PipelineRunID = "pr-2"
+	if got, created, err := db.CreatePipelineRun(ctx, &dup); err != nil || created || got.PipelineRunID != "pr-1" {
+		t.Fatalf("same key: %v %v %v", got, created, err)
+	}
+	if _, err := db.UpdatePipelineRun(ctx, "pr-1", func(p *jobs.PipelineRun) bool {
+		p.Stages[0].Status = jobs.StatusRunning
+		p.Stages[0].Runs = []jobs.StageRun{{RunID: "r1"}, {RunID: "r2"}}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.GetPipelineRun(ctx, "pr-1")
+	if err != nil || got.Stages[0].Status != jobs.StatusRunning || len(got.Stages[0].Runs) != 2 {
+		t.Fatalf("after reopen: %+v %v", got, err)
+	}
+	var ids, status string
+	db.r.QueryRowContext(ctx, `SELECT run_ids, status FROM pipeline_stages WHERE pipeline_run_id = 'pr-1' AND stage = 'a'`).Scan(&ids, &status)
+	if ids != "r1 r2" || status != "RUNNING" {
+		t.Fatalf("stage row %q %q", ids, status)
+	}
+	active, _ := db.ListPipelineRuns(ctx, PipelineRunFilter{Pipeline: "p", Active: true})
+	if len(active) != 1 {
+		t.Fatalf("active %d", len(active))
+	}
+}

@@ -1,0 +1,105 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// memStager keeps stage outputs in memory: pipelineRun/stage/run → files.
+type memStager struct {
+	files map[string]map[string]string
+	fail  error
+}
+
+func (m *memStager) Get(_ context.Context, pr, stage string, runIDs []string, dir string) error {
+	for _, id := range runIDs {
+		for name, body := range m.files[pr+"/"+stage+"/"+id] {
+			os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+			os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)
+		}
+	}
+	return nil
+}
+
+func (m *memStager) Put(_ context.Context, pr, stage, runID, dir string) error {
+	if m.fail != nil {
+		return m.fail
+	}
+	got := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(dir, p)
+			got[rel] = string(b)
+		}
+		return nil
+	})
+	m.files[pr+"/"+stage+"/"+runID] = got
+	return nil
+}
+
+func TestStageInAndOut(t *testing.T) {
+	m := &memStager{files: map[string]map[string]string{
+		"pr-1/extract/r1": {"shard-0.csv": "a\n"},
+		"pr-1/extract/r2": {"shard-1.csv": "b\n", "outputs.env": "# counts\nTOTAL=42\nexport NAME='x y'\n"},
+	}}
+	w := New("w", "c", nil, nil, nil, WithStager(m, t.TempDir()))
+	job := jobs.Job{RunID: "r3", Attempt: 1, Spec: jobs.RunSpec{Stage: &jobs.StageContext{PipelineRunID: "pr-1", Stage: "transform",
+		Upstream: []string{"extract"}, UpstreamRuns: map[string][]string{"extract": {"r1", "r2"}}}}}
+	task := &Task{}
+	st, err := w.stageIn(context.Background(), job, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(task.Binds) != 2 || task.Binds[0].ContainerPath != StageInPath || !task.Binds[0].ReadOnly || task.Binds[1].ContainerPath != StageOutPath {
+		t.Fatalf("binds %+v", task.Binds)
+	}
+	for _, f := range []string{"extract/shard-0.csv", "extract/shard-1.csv"} {
+		if _, err := os.Stat(filepath.Join(task.Binds[0].HostPath, f)); err != nil {
+			t.Errorf("input %s: %v", f, err)
+		}
+	}
+	env := map[string]string{}
+	for _, kv := range task.Env {
+		env[kv.Name] = kv.Value
+	}
+	if env["EXTRACT_TOTAL"] != "42" || env["EXTRACT_NAME"] != "x y" {
+		t.Fatalf("env %v", env)
+	}
+	os.WriteFile(filepath.Join(task.Binds[1].HostPath, "clean.csv"), []byte("c\n"), 0o644)
+	ev := w.stageOut(context.Background(), st, "r3", jobs.Event{Status: jobs.StatusSucceeded})
+	if ev.Status != jobs.StatusSucceeded || m.files["pr-1/transform/r3"]["clean.csv"] != "c\n" {
+		t.Fatalf("stage out: %+v %v", ev, m.files["pr-1/transform/r3"])
+	}
+	if _, err := os.Stat(st.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("staging dir left behind: %v", err)
+	}
+
+	// An upload that fails fails the attempt; a failed attempt uploads nothing.
+	m.fail = errors.New("object store down")
+	st, _ = w.stageIn(context.Background(), job, &Task{})
+	if ev := w.stageOut(context.Background(), st, "r3", jobs.Event{Status: jobs.StatusSucceeded}); ev.Status != jobs.StatusFailed {
+		t.Fatalf("failed upload: %+v", ev)
+	}
+	st, _ = w.stageIn(context.Background(), job, &Task{})
+	if ev := w.stageOut(context.Background(), st, "r3", jobs.Event{Status: jobs.StatusFailed}); ev.Status != jobs.StatusFailed {
+		t.Fatalf("failed run: %+v", ev)
+	}
+	// Runs outside pipelines get nothing.
+	if st, err := w.stageIn(context.Background(), jobs.Job{RunID: "x"}, &Task{}); st != nil || err != nil {
+		t.Fatalf("plain run staged: %v %v", st, err)
+	}
+}
+
+func TestReadOutputsRejectsGarbage(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "outputs.env")
+	os.WriteFile(p, []byte("OK=1\nnot a pair\n"), 0o644)
+	if _, err := readOutputs(p); err == nil {
+		t.Fatal("accepted a line without =")
+	}
+}
