@@ -58,6 +58,9 @@ var benchmarks = []benchmark{
 	{"containers", benchContainers},
 	{"single-run", benchSingleRun},
 	{"logs", benchLogs},
+	{"stage-hop", benchStageHop},
+	{"cron", benchCron},
+	{"memory", benchMemory},
 }
 
 func newBenchCmd() *cobra.Command {
@@ -75,6 +78,12 @@ figure / the baseline's). Machines are noisy: compare ratios, not figures.
   containers     trivial containers through gantry vs the Docker API directly
   single-run     an attached run of a trivial container vs create/start/wait/remove
   logs           a container's output followed through gantry vs the Docker API
+  stage-hop      a pipeline of sequential trivial stages: from one stage's
+                 container dying to the next one's being created (Docker's events)
+  cron           the schedule engine with thousands of schedules due each second
+                 (in-memory store, recording firer): lateness, missed, doubled
+  memory         resident memory of a server over many recorded runs, and of a
+                 worker idle and with eight running tasks
 
 Docker benchmarks build the local image gantry/samples first (needs Go).`,
 		Example: `  gantry bench --quick
@@ -198,7 +207,7 @@ func startBenchStack(ctx context.Context, rt worker.Runtime, slots int) (*benchS
 		return nil, err
 	}
 	w := worker.New("bench", "default", jobSource{cons}, rt, reporter{q}, worker.WithSlots(slots),
-		worker.WithGracePeriod(time.Second))
+		worker.WithGracePeriod(time.Second), worker.WithStager(queue.NewStager(q.JetStream(), 0, 1), ""))
 	wg.Go(func() { w.Run(runCtx) })
 	st.client, _ = client.New(nc)
 	st.stop = func() {

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/scheduler"
+	"github.com/gantry-dev/gantry/storage"
+	"github.com/gantry-dev/gantry/worker/docker"
+)
+
+func benchStageHop(ctx context.Context, o *benchOpts) ([]benchResult, error) {
+	stages := 50
+	if o.quick {
+		stages = 20
+	}
+	cli, img, err := benchDocker(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
+	st, err := startBenchStack(ctx, docker.New(cli, docker.WithLabels(map[string]string{benchLabel: nonce})), 4)
+	if err != nil {
+		return nil, err
+	}
+	defer st.stop()
+	var y strings.Builder
+	fmt.Fprintf(&y, "name: bench-stage-hop\nstages:\n")
+	for i := range stages {
+		fmt.Fprintf(&y, "  - name: s%d\n", i)
+		if i > 0 {
+			fmt.Fprintf(&y, "    dependsOn: [s%d]\n", i-1)
+		}
+		fmt.Fprintf(&y, "    taskDefinition: {family: hop, containerDefinitions: [{name: main, image: %q, command: [\"true\"]}]}\n", img)
+	}
+	if _, _, err := st.client.ApplyPipeline(ctx, []byte(y.String())); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	pr, err := st.client.RunPipeline(ctx, "bench-stage-hop", nil)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	pr, err = st.client.WatchPipelineRun(wctx, pr.PipelineRunID, nil)
+	if err != nil {
+		return nil, err
+	}
+	if pr.Status != jobs.StatusSucceeded {
+		return nil, fmt.Errorf("pipeline run %s ended %s", pr.PipelineRunID, pr.Status)
+	}
+	// The hop is read off the daemon's own event log: from one stage's
+	// container dying to the next stage's container being created.
+	evctx, cancelEv := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelEv()
+	msgs, errs := cli.Events(evctx, events.ListOptions{
+		Since: start.Add(-time.Second).Format(time.RFC3339Nano), Until: time.Now().Add(time.Second).Format(time.RFC3339Nano),
+		Filters: filters.NewArgs(filters.Arg("type", "container"), filters.Arg("label", benchLabel+"="+nonce),
+			filters.Arg("event", "create"), filters.Arg("event", "die")),
+	})
+	var creates, dies []int64
+collect:
+	for {
+		select {
+		case m := <-msgs:
+			switch m.Action {
+			case events.ActionCreate:
+				creates = append(creates, m.TimeNano)
+			case events.ActionDie:
+				dies = append(dies, m.TimeNano)
+			}
+		case <-errs:
+			break collect
+		}
+	}
+	slices.Sort(creates)
+	slices.Sort(dies)
+	if len(creates) != stages || len(dies) != stages {
+		return nil, fmt.Errorf("docker reported %d creates and %d dies for %d stages", len(creates), len(dies), stages)
+	}
+	hops := make([]time.Duration, 0, stages-1)
+	for i := 1; i < stages; i++ {
+		hops = append(hops, time.Duration(creates[i]-dies[i-1]))
+	}
+	return []benchResult{
+		{Name: "stage-hop-p50", Value: ms(percentile(hops, 0.5)), Unit: "ms", N: stages, Target: "≤ 20 ms"},
+		{Name: "stage-hop-p99", Value: ms(percentile(hops, 0.99)), Unit: "ms", N: stages, Target: "≤ 100 ms"},
+	}, nil
+}
+
+// Cron: the schedule engine (scheduler.Cron) with every schedule due each
+// second, over an in-memory store and a firer that records the time of
+// each fire. It measures the engine's lateness, not the runs it starts.
+type benchCronStore struct {
+	mu      sync.Mutex
+	entries []scheduler.Entry
+	last    map[string]time.Time
+}
+
+func (s *benchCronStore) Schedules(context.Context) ([]scheduler.Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.entries)
+	for i := range out {
+		out[i].LastFire = s.last[out[i].Pipeline.Name]
+	}
+	return out, nil
+}
+
+func (s *benchCronStore) SetLastFire(_ context.Context, name string, t time.Time) error {
+	s.mu.Lock()
+	s.last[name] = t
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *benchCronStore) ActiveRuns(context.Context, string) ([]jobs.PipelineRun, error) {
+	return nil, nil
+}
+
+type benchFire struct {
+	pipeline  string
+	scheduled time.Time
+	at        time.Time
+}
+
+type benchFirer struct {
+	mu    sync.Mutex
+	fires []benchFire
+}
+
+func (f *benchFirer) Fire(_ context.Context, p string, scheduled time.Time) (*jobs.PipelineRun, error) {
+	now := time.Now()
+	f.mu.Lock()
+	f.fires = append(f.fires, benchFire{p, scheduled, now})
+	f.mu.Unlock()
+	return &jobs.PipelineRun{PipelineRunID: "pr-bench"}, nil
+}
+
+func (f *benchFirer) StopPipelineRun(context.Context, string, string) error { return nil }
+
+func benchCron(ctx context.Context, o *benchOpts) ([]benchResult, error) {
+	n, window := 10_000, 10*time.Second
+	if o.quick {
+		n, window = 2_000, 5*time.Second
+	}
+	created := time.Now().Truncate(time.Second).Add(time.Second)
+	store := &benchCronStore{last: map[string]time.Time{}}
+	for i := range n {
+		store.entries = append(store.entries, scheduler.Entry{Pipeline: &jobs.Pipeline{
+			Name: fmt.Sprintf("s%05d", i), CreatedAt: created,
+			Schedule: &jobs.Schedule{Cron: "* * * * * *"}}})
+	}
+	firer := &benchFirer{}
+	c := scheduler.NewCron(store, firer)
+	cctx, cancel := context.WithTimeout(ctx, time.Until(created)+window+500*time.Millisecond)
+	defer cancel()
+	c.Run(cctx)
+	end := created.Add(window)
+	seen := map[string]int{}
+	var late []time.Duration
+	doubled := 0
+	for _, f := range firer.fires {
+		if f.scheduled.After(end) {
+			continue
+		}
+		key := f.pipeline + f.scheduled.String()
+		if seen[key]++; seen[key] > 1 {
+			doubled++
+		}
+		late = append(late, f.at.Sub(f.scheduled))
+	}
+	want := n * int(window/time.Second)
+	missed := max(0, want-(len(late)-doubled))
+	return []benchResult{
+		{Name: "cron-lateness-p99", Value: ms(percentile(late, 0.99)), Unit: "ms", Baseline: "the scheduled times", N: n, Target: "≤ 200 ms"},
+		{Name: "cron-lateness-p50", Value: ms(percentile(late, 0.5)), Unit: "ms", N: n},
+		{Name: "cron-missed", Value: float64(missed), Unit: "fires", N: want, Target: "0"},
+		{Name: "cron-doubled", Value: float64(doubled), Unit: "fires", N: want, Target: "0"},
+	}, nil
+}
+
+// benchMemory measures the resident memory of real gantry processes: a
+// server over a store with many recorded runs, and a worker idle and with
+// eight running tasks.
+func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
+	runs := 1_000_000
+	if o.quick {
+		runs = 100_000
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "gantry-bench-mem")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if err := fillStore(ctx, filepath.Join(dir, "gantry.db"), runs, o); err != nil {
+		return nil, err
+	}
+	port, err := benchFreePort()
+	if err != nil {
+		return nil, err
+	}
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	server := exec.CommandContext(ctx, self, "server", "--embedded-nats", "--nats-port", strconv.Itoa(port), "--data", dir, "--log-level", "warn")
+	if err := server.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { server.Process.Signal(os.Interrupt); server.Wait() }()
+	env := append(os.Environ(), "GANTRY_NATS_URL="+url)
+	if err := waitAnswer(ctx, self, env); err != nil {
+		return nil, err
+	}
+	// Exercise it as a user would: list the newest and the failed runs.
+	for range 20 {
+		exec.CommandContext(ctx, self, "ps", "--all", "--nats", url).Run()
+		exec.CommandContext(ctx, self, "ps", "--status", "FAILED", "--nats", url).Run()
+	}
+	serverRSS, err := rssMiB(server.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+
+	cli, img, err := benchDocker(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
+	wk := exec.CommandContext(ctx, self, "worker", "--nats", url, "--id", "bench-mem-"+nonce, "--slots", "8",
+		"--container-label", benchLabel+"="+nonce, "--log-level", "warn", "--grace", "1s")
+	if err := wk.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { wk.Process.Signal(os.Interrupt); wk.Wait() }()
+	time.Sleep(3 * time.Second) // settle: the worker's start-up work is done
+	idle, err := rssMiB(wk.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for range 8 {
+		out, err := exec.CommandContext(ctx, self, "run", "-d", "--nats", url, "--image", img, "--", "sleep", "60").Output()
+		if err != nil {
+			return nil, fmt.Errorf("submit: %w", err)
+		}
+		ids = append(ids, strings.TrimSpace(string(out)))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		out, _ := exec.CommandContext(ctx, self, "ps", "--status", "RUNNING", "-o", "json", "--nats", url).Output()
+		var rs []jobs.Run
+		if json.Unmarshal(out, &rs) == nil && len(rs) == 8 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	busy, err := rssMiB(wk.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	exec.CommandContext(ctx, self, append([]string{"stop", "--nats", url}, ids...)...).Run()
+	return []benchResult{
+		{Name: "memory-server", Value: serverRSS, Unit: "MiB", N: runs, Target: "≤ 300 MB with 1M runs"},
+		{Name: "memory-worker-idle", Value: idle, Unit: "MiB", Target: "≤ 40 MB"},
+		{Name: "memory-worker-8-tasks", Value: busy, Unit: "MiB", N: 8},
+	}, nil
+}
+
+// fillStore records n finished runs straight into a new store.
+func fillStore(ctx context.Context, path string, n int, o *benchOpts) error {
+	db, err := storage.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	td := jobs.TaskDefinition{Family: "bench", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "gantry/samples:latest", Command: []string{"true"}}}}
+	base := time.Now().Add(-time.Duration(n) * time.Second)
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	sem := make(chan struct{}, 512)
+	for i := range n {
+		if i%100_000 == 0 && i > 0 {
+			fmt.Fprintf(o.progress, "bench: memory: %d/%d runs recorded\n", i, n)
+		}
+		t := base.Add(time.Duration(i) * time.Second)
+		zero, code := 0, i%7
+		status := jobs.StatusSucceeded
+		if code != 0 {
+			status = jobs.StatusFailed
+		}
+		r := &jobs.Run{RunID: fmt.Sprintf("01bench%019d", i), Status: status, ExitCode: &code, TaskDefinition: "bench",
+			Cluster: "default", Worker: "w1", CreatedAt: t, StartedAt: &t, FinishedAt: &t,
+			Attempts:   []jobs.Attempt{{Attempt: 1, Worker: "w1", Status: status, ExitCode: &code, CreatedAt: t, StartedAt: &t, FinishedAt: &t}},
+			Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &zero}}, Spec: jobs.RunSpec{Task: td}}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, _, err := db.CreateRun(ctx, r); err != nil {
+				select {
+				case errc <- err:
+				default:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+func rssMiB(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return float64(kb) / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for process %d", pid)
+}
+
+func waitAnswer(ctx context.Context, self string, env []string) error {
+	for range 200 {
+		cmd := exec.CommandContext(ctx, self, "ps")
+		cmd.Env = env
+		if cmd.Run() == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("the benchmark's server did not answer")
+}
+
+func benchFreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
