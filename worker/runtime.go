@@ -54,6 +54,11 @@ type Task struct {
 	// Started, when set, is called once, when the task's containers have
 	// started.
 	Started func()
+	// Finished, when set, is called once with the result when every
+	// container has exited and all their output has gone to the log sink,
+	// before the runtime removes them: the worker reports the end without
+	// waiting for the removal. It is not called when Run returns an error.
+	Finished func(*Result)
 }
 
 // Result is how an attempt's containers ended, in the order of the task

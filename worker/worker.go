@@ -367,19 +367,29 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	if err == nil {
 		st, err = w.stageIn(runCtx, job, task)
 	}
+	// finish stores the logs and the stage's output and reports the end,
+	// once: as soon as the runtime says every container has exited (it
+	// removes them after), or when Run returns.
+	var once sync.Once
+	finish := func(res *Result, err error) {
+		once.Do(func() {
+			closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(life), time.Minute)
+			if cerr := logs.Close(closeCtx); cerr != nil {
+				log.Warn().Err(cerr).Msg("store logs")
+			}
+			cancelClose()
+			ev := outcome(task, res, err, context.Cause(runCtx))
+			ev = w.stageOut(life, st, job.RunID, ev)
+			log.Info().Str("status", string(ev.Status)).Str("reason", ev.StoppedReason).Msg("attempt ended")
+			done(ev)
+		})
+	}
 	if err == nil {
 		task.Started = func() { report(jobs.Event{Status: jobs.StatusRunning}) }
+		task.Finished = func(res *Result) { finish(res, nil) }
 		res, err = w.rt.Run(runCtx, task, logs)
 	}
-	closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(life), time.Minute)
-	if cerr := logs.Close(closeCtx); cerr != nil {
-		log.Warn().Err(cerr).Msg("store logs")
-	}
-	cancelClose()
-	ev := outcome(task, res, err, context.Cause(runCtx))
-	ev = w.stageOut(life, st, job.RunID, ev)
-	log.Info().Str("status", string(ev.Status)).Str("reason", ev.StoppedReason).Msg("attempt ended")
-	done(ev)
+	finish(res, err)
 }
 
 // task builds the runtime's view of a job.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/scheduler"
 	"github.com/gantry-dev/gantry/storage"
@@ -96,6 +97,15 @@ collect:
 	hops := make([]time.Duration, 0, stages-1)
 	for i := 1; i < stages; i++ {
 		hops = append(hops, time.Duration(creates[i]-dies[i-1]))
+	}
+	if os.Getenv("GANTRY_BENCH_DEBUG") != "" {
+		runs, _, _ := st.client.List(ctx, client.ListOptions{All: true, Limit: 1000})
+		slices.SortFunc(runs, func(a, b jobs.Run) int { return a.CreatedAt.Compare(b.CreatedAt) })
+		for i := 1; i < stages && i < len(runs); i++ {
+			fmt.Fprintf(o.progress, "hop %d: die→runCreated %s, runCreated→create %s, prevFinished(event)→runCreated %s\n", i,
+				time.Duration(runs[i].CreatedAt.UnixNano()-dies[i-1]), time.Duration(creates[i]-runs[i].CreatedAt.UnixNano()),
+				runs[i].CreatedAt.Sub(*runs[i-1].FinishedAt))
+		}
 	}
 	return []benchResult{
 		{Name: "stage-hop-p50", Value: ms(percentile(hops, 0.5)), Unit: "ms", N: stages, Target: "≤ 20 ms"},

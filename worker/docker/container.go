@@ -35,6 +35,7 @@ type ctr struct {
 	attach   types.HijackedResponse
 	waitC    <-chan container.WaitResponse
 	waitErrC <-chan error
+	died     <-chan int // the exit code, from the daemon's die event
 	logsDone chan struct{}
 
 	started  bool

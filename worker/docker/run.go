@@ -24,6 +24,7 @@ type exit struct {
 	c      *ctr
 	status int64
 	err    error
+	early  bool // from the die event, before the daemon tore the container down
 }
 
 // runContainers starts the created containers in definition order as
@@ -134,7 +135,11 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 	if startErr != nil {
 		return nil, startErr
 	}
-	return tr.result(), nil
+	res := tr.result()
+	if tr.task.Finished != nil {
+		tr.task.Finished(res)
+	}
+	return res, nil
 }
 
 // startContainer attaches to c's output and sets up the wait for its exit,
@@ -146,7 +151,9 @@ func (r *Runtime) startContainer(setupCtx, waitCtx context.Context, c *ctr) erro
 	}
 	// ContainerWait returns once the daemon has registered the wait.
 	c.waitC, c.waitErrC = r.cli.ContainerWait(waitCtx, c.id, container.WaitConditionNextExit)
+	c.died = r.watchExit(c.id)
 	if err := r.cli.ContainerStart(setupCtx, c.id, container.StartOptions{}); err != nil {
+		r.unwatchExit(c.id)
 		att.Close()
 		return err
 	}
@@ -178,7 +185,10 @@ func (r *Runtime) watch(wg *sync.WaitGroup, tr *taskRun, c *ctr, logs worker.Log
 			}
 		case err := <-c.waitErrC:
 			e.err = fmt.Errorf("wait: %w", err)
+		case code := <-c.died:
+			e.status, e.early = int64(code), true
 		}
+		r.unwatchExit(c.id)
 		// The stream ends when the container's output is closed, normally
 		// just after the exit; bound the wait in case the daemon keeps it.
 		if e.err == nil {
@@ -205,10 +215,19 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 	c.result.Name = c.def.Name
 	c.result.Reason = c.reason
 	code := int(e.status)
+	if e.early && code != 137 {
+		// The die event said it all. Inspecting now would wait for the
+		// daemon to finish tearing the container down, which holds its
+		// lock; only a SIGKILL needs the state, to tell an OOM kill.
+		c.result.ExitCode = &code
+		return
+	}
 	info, err := r.cli.ContainerInspect(ctx, c.id)
 	switch {
 	case err == nil && info.State != nil:
-		code = info.State.ExitCode
+		if !e.early {
+			code = info.State.ExitCode
+		}
 		c.result.OOMKilled = info.State.OOMKilled
 		// Docker 20.10 can lose the OOM flag when the exit is handled after
 		// the OOM event; its event log keeps the truth.

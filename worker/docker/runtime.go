@@ -33,6 +33,7 @@ type Runtime struct {
 	allowedHostPaths   []string
 	stopTimeoutDefault time.Duration
 	labels             map[string]string
+	exits              exitWatch
 	ecs                ecsConfig // ecs_options.go
 }
 
