@@ -7,7 +7,7 @@ PKGS    := ./...
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/gantry
@@ -26,7 +26,15 @@ demo: build images ## Start gantry up, run the sample extract → transform → 
 	./samples/demo.sh
 
 .PHONY: bench
-bench: ## Run the Go micro-benchmarks
+bench: build ## Run gantry bench (the full suite, ~20 min) and write BENCHMARKS.md
+	$(BIN) bench --report .
+
+.PHONY: bench-quick
+bench-quick: build ## Run gantry bench --quick (a few minutes)
+	$(BIN) bench --quick
+
+.PHONY: microbench
+microbench: ## Run the Go micro-benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 .PHONY: lint

@@ -16,8 +16,9 @@ import (
 
 // Client talks to a gantry server over NATS. It is safe for concurrent use.
 type Client struct {
-	nc *nats.Conn
-	q  *queue.Queue
+	nc    *nats.Conn
+	q     *queue.Queue
+	perms *permWatch // errors.go
 }
 
 // New wraps a NATS connection; the caller keeps ownership of it.
@@ -26,14 +27,17 @@ func New(nc *nats.Conn) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{nc: nc, q: q}, nil
+	c := &Client{nc: nc, q: q}
+	c.watchPermissions()
+	return c, nil
 }
 
 // ErrNoServer is returned when nothing answers on the API subjects.
 var ErrNoServer = errors.New("no gantry server answers on NATS: start one with `gantry up` or `gantry server`")
 
 // call sends a request to gantry.api.<endpoint> and decodes the reply into
-// out; API errors come back as *jobs.Error.
+// out; API errors come back as *jobs.Error (APIError), and so does a
+// subject NATS refused (permission_denied).
 func (c *Client) call(ctx context.Context, endpoint string, in, out any) error {
 	data, err := json.Marshal(in)
 	if err != nil {
@@ -44,8 +48,14 @@ func (c *Client) call(ctx context.Context, endpoint string, in, out any) error {
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
+	ctx, unwatch := c.perms.watch(ctx, "gantry.api."+endpoint)
+	defer unwatch()
 	msg, err := c.nc.RequestWithContext(ctx, "gantry.api."+endpoint, data)
 	if err != nil {
+		var denied *jobs.Error
+		if errors.As(context.Cause(ctx), &denied) {
+			return denied
+		}
 		if errors.Is(err, nats.ErrNoResponders) {
 			return ErrNoServer
 		}
@@ -85,8 +95,17 @@ func (c *Client) Get(ctx context.Context, runID string) (*jobs.Run, error) {
 type ListOptions struct {
 	Statuses []jobs.Status `json:"statuses,omitempty"`
 	All      bool          `json:"all,omitempty"`
-	Limit    int           `json:"limit,omitempty"`
-	Before   string        `json:"before,omitempty"`
+	// Limit is the page size (100 by default, at most 1000); Before the
+	// cursor List returned with the previous page.
+	Limit  int    `json:"limit,omitempty"`
+	Before string `json:"before,omitempty"`
+	// TaskDefinition keeps the runs of a family or of family:revision.
+	TaskDefinition string `json:"taskDefinition,omitempty"`
+	Cluster        string `json:"cluster,omitempty"`
+	Worker         string `json:"worker,omitempty"`
+	// CreatedAfter and CreatedBefore bound the runs' creation time.
+	CreatedAfter  *time.Time `json:"createdAfter,omitempty"`
+	CreatedBefore *time.Time `json:"createdBefore,omitempty"`
 }
 
 // List returns a page of runs, newest first, and the cursor of the next.
@@ -191,14 +210,7 @@ func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*
 		defer close(done)
 		_, werr = c.Wait(wctx, runID)
 	}()
-	lq.Done = func() bool {
-		select {
-		case <-done:
-			return true
-		default:
-			return false
-		}
-	}
+	lq.Done = done
 	err := c.q.ReadLogs(ctx, lq, fn)
 	cancel()
 	<-done

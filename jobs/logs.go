@@ -21,9 +21,10 @@ type LogLine struct {
 // LogBatch is the payload of one message on gantry.logs.<run>.<container>:
 // consecutive lines of one container of one attempt.
 type LogBatch struct {
-	RunID     string    `json:"runId"`
-	Attempt   int       `json:"attempt"`
-	Container string    `json:"container"`
-	Time      time.Time `json:"time"`
-	Lines     []LogLine `json:"lines"`
+	V         PayloadVersion `json:"v"` // wire.go
+	RunID     string         `json:"runId"`
+	Attempt   int            `json:"attempt"`
+	Container string         `json:"container"`
+	Time      time.Time      `json:"time"`
+	Lines     []LogLine      `json:"lines"`
 }

@@ -112,6 +112,7 @@ func EnvName(stage, key string) string {
 // PipelineEvent is published on gantry.events.pipelines.<id> whenever a
 // pipeline run or one of its stages changes.
 type PipelineEvent struct {
+	V             PayloadVersion    `json:"v"` // wire.go
 	PipelineRunID string            `json:"pipelineRunId"`
 	Pipeline      string            `json:"pipeline"`
 	Status        Status            `json:"status"`

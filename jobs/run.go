@@ -160,6 +160,7 @@ func (r *Run) Current() *Attempt {
 // (Source "worker") or made by the server (Source "server"). Worker events of
 // an attempt carry increasing Seq numbers so that replaying one changes nothing.
 type Event struct {
+	V             PayloadVersion    `json:"v"` // wire.go
 	RunID         string            `json:"runId"`
 	Attempt       int               `json:"attempt"`
 	Seq           int               `json:"seq"`

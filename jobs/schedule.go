@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -38,6 +39,26 @@ const (
 )
 
 var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// Parsed cron expressions and loaded time zones, kept: the cron engine asks
+// every schedule for its next time on every tick, and parsing and loading
+// (which reads the zone database) cost far more than the answer.
+var (
+	specs     sync.Map // expression → cron.Schedule
+	locations sync.Map // zone name → *time.Location
+)
+
+func parseCron(expr string) (cron.Schedule, error) {
+	if s, ok := specs.Load(expr); ok {
+		return s.(cron.Schedule), nil
+	}
+	s, err := cronParser.Parse(expr)
+	if err != nil {
+		return nil, err
+	}
+	specs.Store(expr, s)
+	return s, nil
+}
 
 // Validate collects every problem of the schedule.
 func (s *Schedule) Validate() error {
@@ -74,7 +95,13 @@ func (s *Schedule) Location() (*time.Location, error) {
 	if s.Timezone == "" {
 		return time.UTC, nil
 	}
+	if loc, ok := locations.Load(s.Timezone); ok {
+		return loc.(*time.Location), nil
+	}
 	loc, err := time.LoadLocation(s.Timezone)
+	if err == nil {
+		locations.Store(s.Timezone, loc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%q: not an IANA time zone (like Europe/Paris)", s.Timezone)
 	}
@@ -84,7 +111,7 @@ func (s *Schedule) Location() (*time.Location, error) {
 // Next returns the first fire time strictly after t, in the schedule's
 // zone, or the zero time if the expression never fires.
 func (s *Schedule) Next(t time.Time) (time.Time, error) {
-	spec, err := cronParser.Parse(s.Cron)
+	spec, err := parseCron(s.Cron)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("cron %q: %w", s.Cron, err)
 	}

@@ -146,10 +146,19 @@ type LogQuery struct {
 	RunID     string
 	Container string // empty for all
 	Attempt   int    // 0 for all
-	// Follow keeps reading until Done reports true and every line stored
+	// Follow keeps reading until Done is closed and every line stored
 	// before that has been read.
 	Follow bool
-	Done   func() bool
+	Done   <-chan struct{}
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // ReadLogs calls fn for every batch of the run's logs, in the order they
@@ -162,14 +171,27 @@ func (q *Queue) ReadLogs(ctx context.Context, lq LogQuery, fn func(*jobs.LogBatc
 		return fmt.Errorf("read logs of %s: %w", lq.RunID, err)
 	}
 	for {
-		done := lq.Follow && lq.Done != nil && lq.Done()
+		done := lq.Follow && closed(lq.Done)
 		var batch jetstream.MessageBatch
+		endFetch := func() {}
 		if !lq.Follow || done {
 			batch, err = cons.FetchNoWait(500)
 		} else {
-			batch, err = cons.Fetch(500, jetstream.FetchMaxWait(200*time.Millisecond))
+			// Wait for lines, but wake up as soon as the run is done: the
+			// last of them are stored by then.
+			fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			endFetch = cancel
+			go func() {
+				select {
+				case <-lq.Done:
+					cancel()
+				case <-fctx.Done():
+				}
+			}()
+			batch, err = cons.Fetch(500, jetstream.FetchContext(fctx))
 		}
 		if err != nil {
+			endFetch()
 			return fmt.Errorf("read logs of %s: %w", lq.RunID, err)
 		}
 		n := 0
@@ -187,10 +209,13 @@ func (q *Queue) ReadLogs(ctx context.Context, lq LogQuery, fn func(*jobs.LogBatc
 				continue
 			}
 			if err := fn(&b); err != nil {
+				endFetch()
 				return err
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		endFetch()
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) &&
+			!errors.Is(err, context.Canceled) {
 			return fmt.Errorf("read logs of %s: %w", lq.RunID, err)
 		}
 		if err := ctx.Err(); err != nil {

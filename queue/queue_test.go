@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,11 +177,11 @@ func TestFollowLogsEndsWhenDone(t *testing.T) {
 	q := newQueue(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var done atomic.Bool
+	done := make(chan struct{})
 	got := make(chan int, 1)
 	go func() {
 		n := 0
-		err := q.ReadLogs(ctx, LogQuery{RunID: "r9", Follow: true, Done: done.Load}, func(b *jobs.LogBatch) error {
+		err := q.ReadLogs(ctx, LogQuery{RunID: "r9", Follow: true, Done: done}, func(b *jobs.LogBatch) error {
 			n += len(b.Lines)
 			return nil
 		})
@@ -196,7 +195,7 @@ func TestFollowLogsEndsWhenDone(t *testing.T) {
 		w.Line("main", jobs.Stdout, []byte("line"))
 	}
 	w.Close(ctx)
-	done.Store(true)
+	close(done)
 	select {
 	case n := <-got:
 		if n != 100 {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
-	"github.com/gantry-dev/gantry/storage"
 	"github.com/nats-io/nats.go/micro"
 )
 
@@ -27,8 +26,17 @@ type StopRequest struct {
 type ListRequest struct {
 	Statuses []jobs.Status `json:"statuses,omitempty"`
 	All      bool          `json:"all,omitempty"`
-	Limit    int           `json:"limit,omitempty"`
-	Before   string        `json:"before,omitempty"`
+	// Limit is the page size: 100 by default, at most 1000.
+	Limit int `json:"limit,omitempty"`
+	// Before is the cursor: the next of the previous page's reply.
+	Before string `json:"before,omitempty"`
+	// TaskDefinition keeps the runs of a family, or of family:revision.
+	TaskDefinition string `json:"taskDefinition,omitempty"`
+	Cluster        string `json:"cluster,omitempty"`
+	Worker         string `json:"worker,omitempty"`
+	// CreatedAfter and CreatedBefore bound the creation time.
+	CreatedAfter  *time.Time `json:"createdAfter,omitempty"`
+	CreatedBefore *time.Time `json:"createdBefore,omitempty"`
 }
 
 // ListReply is a page of runs, newest first.
@@ -61,6 +69,7 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 		{"runs_get", "runs.get", s.apiGet},
 		{"runs_list", "runs.list", s.apiList},
 		{"runs_stop", "runs.stop", s.apiStop},
+		{"runs_logs", "runs.logs", s.apiLogs},
 		{"workers_list", "workers.list", s.apiWorkersList},
 		{"workers_get", "workers.get", s.apiWorkersGet},
 		{"workers_drain", "workers.drain", s.apiWorkersDrain},
@@ -88,7 +97,7 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 	// free place holds the subscription, which pushes back on clients.
 	inFlight := make(chan struct{}, maxInFlight)
 	for _, e := range endpoints {
-		h := e.h
+		h := checked(e.subject, e.h) // apispec.go
 		err := g.AddEndpoint(e.name, micro.HandlerFunc(func(req micro.Request) {
 			inFlight <- struct{}{}
 			go func() {
@@ -107,7 +116,7 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 				}
 				_ = req.Respond(data)
 			}()
-		}), micro.WithEndpointSubject(e.subject))
+		}), micro.WithEndpointSubject(e.subject), micro.WithEndpointMetadata(endpointMetadata(e.subject)))
 		if err != nil {
 			svc.Stop()
 			return nil, fmt.Errorf("endpoint %s: %w", e.subject, err)
@@ -120,12 +129,14 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 const maxInFlight = 256
 
 func respondError(req micro.Request, err error) {
-	code := jobs.ErrorCode(err)
+	code := errorCode(err) // apispec.go
 	if errors.Is(err, jobs.ErrNotFound) {
 		code = jobs.CodeNotFound
 	}
 	body, _ := json.Marshal(ErrorReply{Error: jobs.Error{Code: code, Message: err.Error()}})
-	_ = req.Error(code, firstLine(err.Error()), body)
+	// The micro headers: Nats-Service-Error-Code carries the HTTP-like
+	// number, Nats-Service-Error the code and the message's first line.
+	_ = req.Error(microErrorCode(code), code+": "+firstLine(err.Error()), body)
 }
 
 func firstLine(s string) string {
@@ -189,23 +200,5 @@ func (s *Server) apiList(ctx context.Context, data []byte) (any, error) {
 			return nil, err
 		}
 	}
-	f := storage.RunFilter{Statuses: req.Statuses, Limit: req.Limit, Before: req.Before}
-	if f.Limit <= 0 || f.Limit > 1000 {
-		f.Limit = 100
-	}
-	if len(f.Statuses) == 0 && !req.All {
-		f.Statuses = []jobs.Status{jobs.StatusQueued, jobs.StatusStarting, jobs.StatusRunning}
-	}
-	runs, err := s.db.ListRuns(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	reply := ListReply{Runs: runs}
-	if len(runs) == f.Limit {
-		reply.Next = runs[len(runs)-1].RunID
-	}
-	if reply.Runs == nil {
-		reply.Runs = []jobs.Run{}
-	}
-	return reply, nil
+	return s.listRuns(ctx, req) // runs_api.go
 }

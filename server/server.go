@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -263,27 +261,8 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 	return r, nil
 }
 
-// consumeSubmissions takes durable submissions from gantry.submit.
+// consumeSubmissions takes durable submissions from gantry.submit; see
+// consumeDurable (submit.go), which also answers on Gantry-Reply-To.
 func (s *Server) consumeSubmissions(ctx context.Context) error {
-	return s.q.ConsumeSubmissions(ctx, func(data []byte, msgID string) error {
-		var req jobs.SubmitRequest
-		if err := json.Unmarshal(data, &req); err != nil {
-			s.cfg.log.Warn().Err(err).Msg("drop malformed submission")
-			return nil
-		}
-		if req.IdempotencyKey == "" && msgID != "" {
-			req.IdempotencyKey = "msgid:" + msgID
-		}
-		r, err := s.Submit(ctx, &req)
-		var apiErr *jobs.Error
-		var fe *jobs.FieldError
-		if errors.As(err, &apiErr) || errors.As(err, &fe) {
-			s.cfg.log.Warn().Err(err).Msg("drop invalid submission")
-			return nil
-		}
-		if err == nil {
-			s.cfg.log.Debug().Str("run", r.RunID).Msg("durable submission")
-		}
-		return err
-	})
+	return s.consumeDurable(ctx)
 }

@@ -44,6 +44,7 @@ type benchOpts struct {
 	quick, asJSON bool
 	only          []string
 	cpuProfile    string
+	report        string
 	out, progress io.Writer
 }
 
@@ -87,7 +88,8 @@ figure / the baseline's). Machines are noisy: compare ratios, not figures.
 
 Docker benchmarks build the local image gantry/samples first (needs Go).`,
 		Example: `  gantry bench --quick
-  gantry bench --only control-plane --json`,
+  gantry bench --only control-plane --json
+  gantry bench --report docs/bench     # Markdown and SVG charts`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.out, o.progress = cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -110,6 +112,7 @@ Docker benchmarks build the local image gantry/samples first (needs Go).`,
 			if !o.asJSON {
 				fmt.Fprintf(o.out, "%-28s %14s %14s %8s  %s\n", "NAME", "GANTRY", "BASELINE", "RATIO", "TARGET")
 			}
+			var all []benchResult
 			for _, b := range benchmarks {
 				if len(o.only) > 0 && !slices.Contains(o.only, b.name) {
 					continue
@@ -122,7 +125,22 @@ Docker benchmarks build the local image gantry/samples first (needs Go).`,
 				for _, r := range results {
 					o.print(r)
 				}
+				all = append(all, results...)
 			}
+			if o.report == "" {
+				return nil
+			}
+			var pts []scalePoint
+			if len(o.only) == 0 || slices.Contains(o.only, "control-plane") {
+				var err error
+				if pts, err = benchScale(cmd.Context(), o); err != nil {
+					return fmt.Errorf("bench control-plane scaling: %w", err)
+				}
+			}
+			if err := writeReport(o.report, all, pts, o.quick); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.progress, "bench: report written to %s\n", filepath.Join(o.report, "BENCHMARKS.md"))
 			return nil
 		},
 	}
@@ -130,6 +148,7 @@ Docker benchmarks build the local image gantry/samples first (needs Go).`,
 	c.Flags().BoolVar(&o.asJSON, "json", false, "one JSON object per result")
 	c.Flags().StringSliceVar(&o.only, "only", nil, "run only these benchmarks")
 	c.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	c.Flags().StringVar(&o.report, "report", "", "write BENCHMARKS.md and SVG charts of the control plane by N into this directory")
 	return c
 }
 
@@ -244,6 +263,10 @@ func benchControlPlane(ctx context.Context, o *benchOpts) ([]benchResult, error)
 	if o.quick {
 		n = 10_000
 	}
+	return controlPlane(ctx, o, n)
+}
+
+func controlPlane(ctx context.Context, o *benchOpts, n int) ([]benchResult, error) {
 	td := jobs.TaskDefinition{Family: "bench", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "none"}}}
 	tdJSON, _ := json.Marshal(td)
 	req := &jobs.SubmitRequest{TaskDefinition: tdJSON}

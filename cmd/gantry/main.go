@@ -113,6 +113,7 @@ exit code; 124 when the run timed out; 125 when gantry itself failed.`,
 		newPipelineCmd(g), newScheduleCmd(g),
 		newVersionCmd(), newBenchCmd(), newContextCmd(g),
 	)
+	addCompletions(root, g) // completion.go
 	return root
 }
 

@@ -55,6 +55,14 @@ func (o output) write(w io.Writer, v any, table func(w io.Writer) error) error {
 		}
 		return enc.Close()
 	}
+	if st := styleOf(w); st.tty { // table.go: fit the terminal, colour
+		var buf strings.Builder
+		if err := table(&buf); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, renderTable(buf.String(), st))
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if err := table(tw); err != nil {
 		return err

@@ -238,6 +238,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		natsPort                    int
 		syncAlways                  bool
 		wf                          workerFlags
+		submitter                   submitterFlags // auth_roles.go
 	)
 	c := &cobra.Command{
 		Use:   "up",
@@ -258,6 +259,9 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 			if err := requireAuthPair(g); err != nil {
 				return err
 			}
+			if err := submitter.validate(g); err != nil {
+				return err
+			}
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
@@ -266,7 +270,8 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 				return fmt.Errorf("data directory: %w", err)
 			}
 			ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
-				Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways})
+				Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways,
+				SubmitUser: submitter.user, SubmitPassword: submitter.password})
 			if err != nil {
 				return err
 			}
@@ -298,6 +303,7 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1; 0 picks a free one (written to DATA/nats.url)")
 	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API, e.g. 127.0.0.1:8080 (off when empty)")
 	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync JetStream on every write: survives power loss, much slower")
+	submitter.add(c)
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	wf.add(c)
 	return c

@@ -17,16 +17,19 @@ func newPsCmd(g *globals) *cobra.Command {
 		statuses []string
 		limit    int
 		out      output
+		filter   psFilter // completion.go
 	)
 	c := &cobra.Command{
 		Use:   "ps",
 		Short: "List runs: those not yet ended, or --all",
 		Example: `  gantry ps
   gantry ps --all -o json
-  gantry ps --status FAILED --limit 20`,
+  gantry ps --status FAILED --limit 20
+  gantry ps --all --family etl-sales --since 24h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := client.ListOptions{All: all, Limit: limit}
+			filter.apply(&o)
 			for _, s := range statuses {
 				st, err := jobs.ParseStatus(s)
 				if err != nil {
@@ -43,26 +46,29 @@ func newPsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return out.write(cmd.OutOrStdout(), runs, func(w io.Writer) error {
-				now := time.Now()
-				fmt.Fprintln(w, "RUN ID\tTASK\tSTATUS\tEXIT\tWORKER\tCREATED\tDURATION\tREASON")
-				for _, r := range runs {
-					reason := r.StatusReason
-					if r.Status.Terminal() {
-						reason = r.StoppedReason
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
-						exitText(r.ExitCode), orDash(r.Worker), ago(r.CreatedAt, now), duration(&r, now), orDash(reason))
-				}
-				return nil
-			})
+			return out.write(cmd.OutOrStdout(), runs, func(w io.Writer) error { return psTable(w, runs, clock()) })
 		},
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "include runs that ended")
 	c.Flags().StringSliceVar(&statuses, "status", nil, "only runs in these statuses (QUEUED, RUNNING, FAILED, ...)")
 	c.Flags().IntVar(&limit, "limit", 100, "at most this many runs, newest first")
+	filter.add(c)
 	addOutputFlag(c, &out)
 	return c
+}
+
+// psTable is the table of `gantry ps`.
+func psTable(w io.Writer, runs []jobs.Run, now time.Time) error {
+	fmt.Fprintln(w, "RUN ID\tTASK\tSTATUS\tEXIT\tWORKER\tCREATED\tDURATION\tREASON")
+	for _, r := range runs {
+		reason := r.StatusReason
+		if r.Status.Terminal() {
+			reason = r.StoppedReason
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
+			exitText(r.ExitCode), orDash(r.Worker), ago(r.CreatedAt, now), duration(&r, now), orDash(reason))
+	}
+	return nil
 }
 
 func exitText(code *int) string {
@@ -115,7 +121,7 @@ func newDescribeCmd(g *globals) *cobra.Command {
 }
 
 func describeRun(w io.Writer, r *jobs.Run) error {
-	now := time.Now()
+	now := clock()
 	ts := func(t *time.Time) string {
 		if t == nil {
 			return "-"

@@ -99,21 +99,23 @@ func newTaskdefLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return out.write(cmd.OutOrStdout(), list, func(w io.Writer) error {
-				now := time.Now()
-				fmt.Fprintln(w, "TASK DEFINITION\tSTATUS\tCONTAINERS\tCPU\tMEMORY\tREGISTERED")
-				for _, td := range list {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", td.Ref(), td.Status, containerNames(&td.TaskDefinition),
-						orDash(td.CPU), orDash(td.Memory), ago(td.RegisteredAt, now))
-				}
-				return nil
-			})
+			return out.write(cmd.OutOrStdout(), list, func(w io.Writer) error { return taskdefsTable(w, list, clock()) })
 		},
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "include INACTIVE (deregistered) revisions")
 	c.Flags().BoolVar(&inactive, "inactive", false, "only INACTIVE revisions")
 	addOutputFlag(c, &out)
 	return c
+}
+
+// taskdefsTable is the table of `gantry taskdef ls`.
+func taskdefsTable(w io.Writer, list []jobs.RegisteredTaskDefinition, now time.Time) error {
+	fmt.Fprintln(w, "TASK DEFINITION\tSTATUS\tCONTAINERS\tCPU\tMEMORY\tREGISTERED")
+	for _, td := range list {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", td.Ref(), td.Status, containerNames(&td.TaskDefinition),
+			orDash(td.CPU), orDash(td.Memory), ago(td.RegisteredAt, now))
+	}
+	return nil
 }
 
 func containerNames(td *jobs.TaskDefinition) string {

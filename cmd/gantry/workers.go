@@ -44,21 +44,23 @@ func newWorkersLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return out.write(cmd.OutOrStdout(), ws, func(w io.Writer) error {
-				now := time.Now()
-				fmt.Fprintln(w, "ID\tCLUSTER\tHOST\tSTATE\tCPU\tMEMORY\tSLOTS\tRUNS\tHEARTBEAT\tLABELS")
-				for _, x := range ws {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\n", x.ID, x.Cluster, orDash(x.Host), x.State,
-						used(x.InUse.CPU, x.Capacity.CPU), used(x.InUse.Memory, x.Capacity.Memory),
-						x.InUse.Slots, x.Capacity.Slots, len(x.Runs), ago(x.LastHeartbeat, now), orDash(labelText(x.Labels)))
-				}
-				return nil
-			})
+			return out.write(cmd.OutOrStdout(), ws, func(w io.Writer) error { return workersTable(w, ws, clock()) })
 		},
 	}
 	c.Flags().StringVar(&cluster, "cluster", "", "only the workers of this cluster")
 	addOutputFlag(c, &out)
 	return c
+}
+
+// workersTable is the table of `gantry workers ls`.
+func workersTable(w io.Writer, ws []jobs.WorkerInfo, now time.Time) error {
+	fmt.Fprintln(w, "ID\tCLUSTER\tHOST\tSTATE\tCPU\tMEMORY\tSLOTS\tRUNS\tHEARTBEAT\tLABELS")
+	for _, x := range ws {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\n", x.ID, x.Cluster, orDash(x.Host), x.State,
+			used(x.InUse.CPU, x.Capacity.CPU), used(x.InUse.Memory, x.Capacity.Memory),
+			x.InUse.Slots, x.Capacity.Slots, len(x.Runs), ago(x.LastHeartbeat, now), orDash(labelText(x.Labels)))
+	}
+	return nil
 }
 
 func newWorkersDescribeCmd(g *globals) *cobra.Command {
@@ -85,7 +87,7 @@ func newWorkersDescribeCmd(g *globals) *cobra.Command {
 }
 
 func describeWorker(w io.Writer, x *jobs.WorkerInfo) error {
-	now := time.Now()
+	now := clock()
 	fmt.Fprintf(w, "Worker:\t%s\n", x.ID)
 	fmt.Fprintf(w, "Cluster:\t%s\n", x.Cluster)
 	fmt.Fprintf(w, "Host:\t%s\n", orDash(x.Host))
@@ -94,8 +96,8 @@ func describeWorker(w io.Writer, x *jobs.WorkerInfo) error {
 	fmt.Fprintf(w, "CPU units:\t%s\n", used(x.InUse.CPU, x.Capacity.CPU))
 	fmt.Fprintf(w, "Memory MiB:\t%s\n", used(x.InUse.Memory, x.Capacity.Memory))
 	fmt.Fprintf(w, "Slots:\t%d/%d\n", x.InUse.Slots, x.Capacity.Slots)
-	fmt.Fprintf(w, "Started:\t%s\n", ago(x.StartedAt, now))
-	fmt.Fprintf(w, "Last heartbeat:\t%s\n", ago(x.LastHeartbeat, now))
+	fmt.Fprintf(w, "Started:\t%s\n", when(x.StartedAt, now))
+	fmt.Fprintf(w, "Last heartbeat:\t%s\n", when(x.LastHeartbeat, now))
 	fmt.Fprintf(w, "Runs:\t%s\n", orDash(strings.Join(x.Runs, ", ")))
 	return nil
 }

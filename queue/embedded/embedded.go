@@ -23,6 +23,10 @@ type Options struct {
 	User, Password string
 	// Token, when set, is required of every client instead.
 	Token string
+	// SubmitUser and SubmitPassword, when set with User and Password, add
+	// a user who may only submit and follow runs (roles.go); User becomes
+	// the operator, who may do everything.
+	SubmitUser, SubmitPassword string
 	// SyncAlways makes JetStream fsync every write: nothing is lost on a
 	// power cut, at a large cost in throughput. By default JetStream syncs
 	// every two minutes, which survives a process crash but not power loss.
@@ -50,6 +54,13 @@ func Start(o Options) (*server.Server, error) {
 	}
 	if o.Token != "" {
 		opts.Authorization = o.Token
+	}
+	if o.SubmitUser != "" {
+		if o.User == "" || o.Token != "" || o.SubmitUser == o.User {
+			return nil, fmt.Errorf("embedded nats: a submit-only user needs an operator user (--user/--password) of another name, and no token")
+		}
+		opts.Users = users(o)
+		opts.Username, opts.Password = "", ""
 	}
 	if o.Port == 0 {
 		opts.Port = server.RANDOM_PORT

@@ -1,0 +1,86 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/nats-io/nats.go"
+)
+
+func TestSubmitOnlyUserIsRefusedQuickly(t *testing.T) {
+	o := embedded.Options{User: "op", Password: "op-pw", SubmitUser: "sub", SubmitPassword: "sub-pw"}
+	op, stop := startGantryWith(o, []nats.Option{nats.UserInfo("op", "op-pw")})
+	defer stop()
+	ctx := context.Background()
+	oc, _ := client.New(op)
+	if _, _, err := oc.RegisterTaskDef(ctx, []byte(helloTaskDef)); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := nats.Connect(op.ConnectedUrl(), nats.UserInfo("sub", "sub-pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	sc, _ := client.New(sub)
+	r, err := sc.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: []byte(`"hello"`)})
+	if err != nil {
+		t.Fatalf("the submitter may submit: %v", err)
+	}
+	if _, err := sc.Get(ctx, r.RunID); err != nil {
+		t.Fatalf("the submitter may get its run: %v", err)
+	}
+	// Following reads GANTRY_EVENTS through a consumer of its own.
+	events, err := sc.Events(ctx, r.RunID)
+	if err != nil {
+		t.Fatalf("the submitter may follow events: %v", err)
+	}
+	select {
+	case ev := <-events:
+		if ev.RunID != r.RunID || ev.Status != jobs.StatusQueued {
+			t.Errorf("first event %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no event")
+	}
+	start := time.Now()
+	_, err = sc.Stop(ctx, r.RunID, "")
+	if !errors.Is(err, client.ErrPermissionDenied) {
+		t.Fatalf("stop as the submitter: %v, want permission_denied", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the refusal took %s", d)
+	}
+	if _, err := sc.ListTaskDefs(ctx, client.TaskDefListOptions{}); !errors.Is(err, client.ErrPermissionDenied) {
+		t.Errorf("list task definitions as the submitter: %v", err)
+	}
+	if _, err := oc.Stop(ctx, r.RunID, ""); err != nil {
+		t.Errorf("the operator may stop: %v", err)
+	}
+}
+
+func TestLogPosition(t *testing.T) {
+	nc, stop := startGantry()
+	defer stop()
+	ctx := context.Background()
+	c, _ := client.New(nc)
+	c.RegisterTaskDef(ctx, []byte(helloTaskDef))
+	r, err := c.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: []byte(`"hello"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.LogPosition(ctx, r.RunID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Stream != "GANTRY_LOGS" || p.Subject != "gantry.logs."+r.RunID+".>" || p.Messages != 0 || p.Ended {
+		t.Errorf("position %+v", p)
+	}
+	if _, err := c.LogPosition(ctx, "01jzzzzzzzzzzzzzzzzzzzzzzz", ""); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("unknown run: %v", err)
+	}
+}

@@ -1,0 +1,93 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go"
+)
+
+// APIError is the error of a request the server refused: a stable Code
+// (invalid_argument, not_found, already_exists, failed_precondition,
+// unavailable, internal, and permission_denied when NATS refused the
+// subject) and a Message for people. Get it with errors.As, or test a code
+// with errors.Is and the sentinels below.
+type APIError = jobs.Error
+
+// Sentinels for errors.Is: each matches every APIError of its code.
+var (
+	ErrNotFound           = jobs.ErrNotFound
+	ErrInvalidArgument    = jobs.ErrInvalidArgument
+	ErrAlreadyExists      = jobs.ErrAlreadyExists
+	ErrFailedPrecondition = jobs.ErrFailedPrecondition
+	ErrUnavailable        = jobs.ErrUnavailable
+	ErrInternal           = jobs.ErrInternal
+	ErrPermissionDenied   = jobs.ErrPermissionDenied
+)
+
+// permWatch turns NATS's asynchronous permission violations into errors
+// of the requests that caused them: without it a refused request would
+// only time out.
+type permWatch struct {
+	mu      sync.Mutex
+	waiters map[string]map[*context.CancelCauseFunc]struct{} // by subject
+}
+
+// watchPermissions chains an error handler onto nc's.
+func (c *Client) watchPermissions() {
+	c.perms = &permWatch{waiters: map[string]map[*context.CancelCauseFunc]struct{}{}}
+	prev := c.nc.ErrorHandler()
+	c.nc.SetErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		c.perms.notify(err)
+		if prev != nil {
+			prev(nc, sub, err)
+		}
+	})
+}
+
+// watch cancels ctx with a permission_denied cause if NATS refuses a
+// publish to subject; the returned function stops watching.
+func (p *permWatch) watch(ctx context.Context, subject string) (context.Context, func()) {
+	if p == nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	key := &cancel
+	p.mu.Lock()
+	if p.waiters[subject] == nil {
+		p.waiters[subject] = map[*context.CancelCauseFunc]struct{}{}
+	}
+	p.waiters[subject][key] = struct{}{}
+	p.mu.Unlock()
+	return ctx, func() {
+		p.mu.Lock()
+		delete(p.waiters[subject], key)
+		if len(p.waiters[subject]) == 0 {
+			delete(p.waiters, subject)
+		}
+		p.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+func (p *permWatch) notify(err error) {
+	if err == nil {
+		return
+	}
+	msg := err.Error()
+	const marker = `for publish to "`
+	i := strings.Index(strings.ToLower(msg), marker)
+	if i < 0 {
+		return
+	}
+	subject, _, _ := strings.Cut(msg[i+len(marker):], `"`)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for cancel := range p.waiters[subject] {
+		(*cancel)(&APIError{Code: jobs.CodePermissionDenied,
+			Message: fmt.Sprintf("NATS refused %s: your user may not use it (a submit-only user?)", subject)})
+	}
+}

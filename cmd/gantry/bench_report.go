@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// The --report of `gantry bench`: BENCHMARKS-style Markdown of every result
+// and SVG charts of how the control plane's figures grow with N.
+
+// scalePoint is the control plane measured at one N.
+type scalePoint struct {
+	n       int
+	rate    float64 // runs/s
+	perRun  float64 // µs of wall time per run
+	p99     float64 // ms
+	rawRate float64
+}
+
+// benchScale runs the control-plane benchmark at growing N.
+func benchScale(ctx context.Context, o *benchOpts) ([]scalePoint, error) {
+	ns := []int{10_000, 100_000, 1_000_000}
+	if o.quick {
+		ns = []int{2_000, 5_000, 10_000}
+	}
+	var pts []scalePoint
+	for _, n := range ns {
+		fmt.Fprintf(o.progress, "bench: control-plane scaling: N=%d ...\n", n)
+		res, err := controlPlane(ctx, o, n)
+		if err != nil {
+			return nil, err
+		}
+		p := scalePoint{n: n, rate: res[0].Value, rawRate: res[0].BaselineValue, p99: res[2].Value}
+		p.perRun = 1e6 / p.rate
+		pts = append(pts, p)
+	}
+	return pts, nil
+}
+
+func writeReport(dir string, results []benchResult, pts []scalePoint, quick bool) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Gantry benchmarks\n\n")
+	fmt.Fprintf(&b, "Measured %s on %d CPUs (%s/%s), commit %s, with `gantry bench%s --report`.\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, commit(), map[bool]string{true: " --quick"}[quick])
+	fmt.Fprintf(&b, "Every ratio is gantry's figure over a baseline measured in the same run on the same machine:\n")
+	fmt.Fprintf(&b, "machines are shared and noisy, so compare ratios, not figures.\n\n")
+	fmt.Fprintf(&b, "## How to run them\n\n")
+	fmt.Fprintf(&b, "    make bench             # the full suite (about 20 minutes on 2 cores); rewrites this file\n")
+	fmt.Fprintf(&b, "    make bench-quick       # smaller sizes, a few minutes\n")
+	fmt.Fprintf(&b, "    bin/gantry bench --only control-plane,logs --json\n")
+	fmt.Fprintf(&b, "    make microbench        # go test -bench of the hot paths (event application, log batching, cron, DAG)\n\n")
+	fmt.Fprintf(&b, "`gantry bench --help` says what each benchmark measures and against what.\n\n## Latest figures\n\n")
+	fmt.Fprintf(&b, "| name | gantry | baseline | ratio | n | target |\n|---|---:|---:|---:|---:|---|\n")
+	for _, r := range results {
+		base, ratio := "-", "-"
+		if r.BaselineValue != 0 {
+			base = fmt.Sprintf("%.1f %s (%s)", r.BaselineValue, r.Unit, r.Baseline)
+			ratio = fmt.Sprintf("%.2f", r.Value/r.BaselineValue)
+		}
+		fmt.Fprintf(&b, "| %s | %.1f %s | %s | %s | %d | %s |\n", r.Name, r.Value, r.Unit, base, ratio, r.N, r.Target)
+	}
+	if len(pts) > 0 {
+		fmt.Fprintf(&b, "\n## Control plane as N grows\n\n| N | runs/s | µs per run | p99 ms | raw JetStream msgs/s |\n|---:|---:|---:|---:|---:|\n")
+		for _, p := range pts {
+			fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.1f | %.0f |\n", p.n, p.rate, p.perRun, p.p99, p.rawRate)
+		}
+		fmt.Fprintf(&b, "\n![runs/s by N](BENCHMARKS-control-plane-rate.svg)\n![µs per run by N](BENCHMARKS-control-plane-cost.svg)\n")
+		if err := writeChart(filepath.Join(dir, "BENCHMARKS-control-plane-rate.svg"), "control plane: runs/s by N", pts, func(p scalePoint) float64 { return p.rate }); err != nil {
+			return err
+		}
+		if err := writeChart(filepath.Join(dir, "BENCHMARKS-control-plane-cost.svg"), "control plane: µs of wall time per run by N", pts, func(p scalePoint) float64 { return p.perRun }); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "BENCHMARKS.md"), []byte(b.String()), 0o644)
+}
+
+func commit() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return s.Value[:12]
+			}
+		}
+	}
+	return "unknown"
+}
+
+// writeChart draws a line chart of y by N, N on a log scale.
+func writeChart(path, title string, pts []scalePoint, y func(scalePoint) float64) error {
+	const w, h, left, bottom, top, right = 560.0, 320.0, 70.0, 40.0, 40.0, 20.0
+	maxY := 0.0
+	for _, p := range pts {
+		maxY = math.Max(maxY, y(p))
+	}
+	if maxY == 0 {
+		maxY = 1
+	}
+	minN, maxN := math.Log10(float64(pts[0].n)), math.Log10(float64(pts[len(pts)-1].n))
+	if maxN == minN {
+		maxN = minN + 1
+	}
+	px := func(n int) float64 { return left + (math.Log10(float64(n))-minN)/(maxN-minN)*(w-left-right) }
+	py := func(v float64) float64 { return h - bottom - v/(maxY*1.1)*(h-bottom-top) }
+	var s strings.Builder
+	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&s, `<rect width="100%%" height="100%%" fill="white"/><text x="%.0f" y="20" font-size="14">%s</text>`+"\n", left, title)
+	fmt.Fprintf(&s, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`, left, h-bottom, w-right, h-bottom)
+	fmt.Fprintf(&s, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, top, left, h-bottom)
+	for i := 0; i <= 4; i++ {
+		v := maxY * 1.1 * float64(i) / 4
+		fmt.Fprintf(&s, `<text x="%.0f" y="%.0f" text-anchor="end">%.0f</text><line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#ddd"/>`+"\n",
+			left-6, py(v)+4, v, left, py(v), w-right, py(v))
+	}
+	var line strings.Builder
+	for i, p := range pts {
+		if i > 0 {
+			line.WriteString(" ")
+		}
+		fmt.Fprintf(&line, "%.1f,%.1f", px(p.n), py(y(p)))
+		fmt.Fprintf(&s, `<circle cx="%.1f" cy="%.1f" r="4" fill="#1f77b4"/><text x="%.1f" y="%.0f" text-anchor="middle">N=%d</text>`+"\n",
+			px(p.n), py(y(p)), px(p.n), h-bottom+18, p.n)
+	}
+	fmt.Fprintf(&s, `<polyline points="%s" fill="none" stroke="#1f77b4" stroke-width="2"/>`+"\n</svg>\n", line.String())
+	return os.WriteFile(path, []byte(s.String()), 0o644)
+}

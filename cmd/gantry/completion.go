@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/spf13/cobra"
+)
+
+// Dynamic shell completion: `gantry completion bash|zsh|fish|powershell`
+// (cobra's command) prints the script; the functions here ask the server,
+// briefly, for the run ids, task definition families, pipeline, schedule
+// and worker names to offer. With no server they offer nothing.
+
+// completers maps a command path (without "gantry ") to what its
+// arguments complete to.
+func completers(g *globals) map[string]cobra.CompletionFunc {
+	runs := g.complete(completeRuns)
+	families := g.complete(completeFamilies)
+	revisions := g.complete(completeRevisions)
+	pipelines := g.complete(completePipelines)
+	schedules := g.complete(completeSchedules)
+	workers := g.complete(completeWorkers)
+	return map[string]cobra.CompletionFunc{
+		"describe":           runs,
+		"logs":               runs,
+		"stop":               runs,
+		"run":                firstArg(families),
+		"taskdef ls":         firstArg(families),
+		"taskdef describe":   firstArg(families),
+		"taskdef deregister": firstArg(revisions),
+		"pipeline describe":  firstArg(pipelines),
+		"pipeline run":       firstArg(pipelines),
+		"pipeline runs":      firstArg(pipelines),
+		"pipeline backfill":  firstArg(pipelines),
+		"schedule suspend":   firstArg(schedules),
+		"schedule resume":    firstArg(schedules),
+		"schedule trigger":   firstArg(schedules),
+		"workers describe":   firstArg(workers),
+		"workers drain":      firstArg(workers),
+		"workers activate":   firstArg(workers),
+	}
+}
+
+// addCompletions sets the completion of every command's arguments and of
+// the flags whose values are known.
+func addCompletions(root *cobra.Command, g *globals) {
+	byPath := completers(g)
+	statuses := []string{"QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		path := strings.TrimPrefix(c.CommandPath(), root.Name()+" ")
+		if fn, ok := byPath[path]; ok && fn != nil && c.ValidArgsFunction == nil {
+			c.ValidArgsFunction = fn
+		}
+		if c.Flags().Lookup("output") != nil {
+			_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+		}
+		if c.Flags().Lookup("status") != nil && path == "ps" {
+			_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(statuses, cobra.ShellCompDirectiveNoFileComp))
+		}
+		if c.Flags().Lookup("family") != nil {
+			_ = c.RegisterFlagCompletionFunc("family", g.complete(completeFamilies))
+		}
+		if path == "run" || path == "ps" {
+			if c.Flags().Lookup("worker") != nil {
+				_ = c.RegisterFlagCompletionFunc("worker", g.complete(completeWorkers))
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+// firstArg completes only the first argument.
+func firstArg(fn cobra.CompletionFunc) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return fn(cmd, args, toComplete)
+	}
+}
+
+// complete connects as the command would (flags, environment, context)
+// and calls list; it gives up after two seconds.
+func (g *globals) complete(list func(context.Context, *client.Client) ([]cobra.Completion, error)) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if err := g.applyContext(cmd.Flags()); err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		g.conn.Timeout = time.Second
+		nc, c, err := g.connect(ctx)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer nc.Close()
+		items, err := list(ctx, c)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		for _, it := range items {
+			if strings.HasPrefix(it, toComplete) && !contains(args, it) {
+				out = append(out, it)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// completeRuns offers the latest runs, with their task and status as the
+// description zsh and fish show.
+func completeRuns(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+	runs, _, err := c.List(ctx, client.ListOptions{All: true, Limit: 50})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cobra.Completion, 0, len(runs))
+	for _, r := range runs {
+		out = append(out, cobra.CompletionWithDesc(r.RunID, fmt.Sprintf("%s %s", r.TaskDefinition, r.Status)))
+	}
+	if prs, err := c.PipelineRuns(ctx, "", 20); err == nil {
+		for _, pr := range prs {
+			out = append(out, cobra.CompletionWithDesc(pr.PipelineRunID, fmt.Sprintf("pipeline %s %s", pr.Pipeline, pr.Status)))
+		}
+	}
+	return out, nil
+}
+
+func completeFamilies(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+	list, err := c.ListTaskDefs(ctx, client.TaskDefListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []cobra.Completion
+	for _, td := range list {
+		if !seen[td.Family] {
+			seen[td.Family] = true
+			out = append(out, td.Family)
+		}
+	}
+	return out, nil
+}
+
+func completeRevisions(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+	list, err := c.ListTaskDefs(ctx, client.TaskDefListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cobra.Completion, 0, len(list))
+	for _, td := range list {
+		out = append(out, td.Ref())
+	}
+	return out, nil
+}
+
+func completePipelines(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+	ps, err := c.ListPipelines(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cobra.Completion, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.Name)
+	}
+	return out, nil
+}
+
+func completeSchedules(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+	ss, err := c.Schedules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cobra.Completion, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, s.Name)
+	}
+	return out, nil
+}
+
+func completeWorkers(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+	ws, err := c.Workers(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cobra.Completion, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, cobra.CompletionWithDesc(w.ID, w.Cluster+" "+string(w.State)))
+	}
+	return out, nil
+}
+
+// psFilter are the filter flags of `gantry ps`.
+type psFilter struct {
+	family, cluster, worker string
+	since                   time.Duration
+}
+
+func (f *psFilter) add(c *cobra.Command) {
+	c.Flags().StringVar(&f.family, "family", "", "only runs of this task definition family (or family:revision)")
+	c.Flags().StringVar(&f.cluster, "cluster", "", "only runs in this cluster")
+	c.Flags().StringVar(&f.worker, "worker", "", "only runs placed on this worker")
+	c.Flags().DurationVar(&f.since, "since", 0, "only runs created within this long (e.g. 1h, 24h)")
+}
+
+func (f *psFilter) apply(o *client.ListOptions) {
+	o.TaskDefinition, o.Cluster, o.Worker = f.family, f.cluster, f.worker
+	if f.since > 0 {
+		t := clock().Add(-f.since)
+		o.CreatedAfter = &t
+	}
+}

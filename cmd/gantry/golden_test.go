@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// Golden tests of the CLI's tables and JSON, at a fixed time and in UTC.
+// Rewrite the files after an intended change with
+//
+//	go test ./cmd/gantry -run Golden -update
+
+var update = flag.Bool("update", false, "rewrite the golden files of the CLI's output")
+
+var goldenNow = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+
+func fixedClock(t *testing.T) {
+	t.Helper()
+	oldClock, oldLocal := clock, time.Local
+	clock, time.Local = func() time.Time { return goldenNow }, time.UTC
+	t.Cleanup(func() { clock, time.Local = oldClock, oldLocal })
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (create it with -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (rewrite it with -update if intended):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func goldenRuns() []jobs.Run {
+	at := func(d time.Duration) *time.Time { return ptr(goldenNow.Add(-d)) }
+	return []jobs.Run{
+		{RunID: "01jp8z6kq3m4n5p6r7s8t9v0wx", Status: jobs.StatusRunning, TaskDefinition: "etl-sales:3", Cluster: "default",
+			Worker: "host-a", CreatedAt: *at(5 * time.Minute), StartedAt: at(4 * time.Minute), ExitCode: nil,
+			Attempts:   []jobs.Attempt{{Attempt: 1, Worker: "host-a", Status: jobs.StatusRunning, CreatedAt: *at(5 * time.Minute), StartedAt: at(4 * time.Minute)}},
+			Containers: []jobs.ContainerResult{}},
+		{RunID: "01jp8y2bc3d4e5f6g7h8j9k0mn", Status: jobs.StatusFailed, TaskDefinition: "adhoc:1", Cluster: "default",
+			Worker: "host-b", CreatedAt: *at(3 * time.Hour), StartedAt: at(3*time.Hour - 10*time.Second),
+			FinishedAt: at(3*time.Hour - 72*time.Second), ExitCode: ptr(3), StopCode: jobs.StopEssentialExited,
+			StoppedReason: "Essential container in task exited",
+			Attempts: []jobs.Attempt{
+				{Attempt: 1, Worker: "host-b", Status: jobs.StatusFailed, ExitCode: ptr(3), StoppedReason: "Essential container in task exited",
+					CreatedAt: *at(3 * time.Hour), StartedAt: at(3*time.Hour - 10*time.Second), FinishedAt: at(3*time.Hour - 40*time.Second)},
+				{Attempt: 2, Worker: "host-b", Status: jobs.StatusFailed, ExitCode: ptr(3), StoppedReason: "Essential container in task exited",
+					CreatedAt: *at(3*time.Hour - 41*time.Second), StartedAt: at(3*time.Hour - 45*time.Second), FinishedAt: at(3*time.Hour - 72*time.Second)},
+			},
+			Containers: []jobs.ContainerResult{{Name: "main", ExitCode: ptr(3), Reason: "exit status 3"}}},
+		{RunID: "01jp8x0000aaaabbbbccccdddd", Status: jobs.StatusQueued, TaskDefinition: "big-memory:1", Cluster: "etl",
+			CreatedAt: *at(26 * time.Hour), StatusReason: "no worker in cluster etl has 32000 MiB of memory (the most is 7900 MiB)",
+			Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: *at(26 * time.Hour)}}, Containers: []jobs.ContainerResult{}},
+	}
+}
+
+func TestGoldenOutput(t *testing.T) {
+	fixedClock(t)
+	runs := goldenRuns()
+	workers := []jobs.WorkerInfo{{ID: "host-a", Cluster: "default", Host: "host-a.example", State: jobs.WorkerActive,
+		Labels: map[string]string{"zone": "a"}, Capacity: jobs.Resources{CPU: 4096, Memory: 7900, Slots: 4},
+		InUse: jobs.Resources{CPU: 1024, Memory: 512, Slots: 1}, Runs: []string{runs[0].RunID},
+		StartedAt: goldenNow.Add(-48 * time.Hour), LastHeartbeat: goldenNow.Add(-2 * time.Second)}}
+	taskdefs := []jobs.RegisteredTaskDefinition{{TaskDefinition: jobs.TaskDefinition{Family: "etl-sales", Revision: 3,
+		CPU: "512", Memory: "1024", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "gantry/samples:latest"},
+			{Name: "sidecar", Image: "gantry/samples:latest"}}}, Status: jobs.TaskDefActive, RegisteredAt: goldenNow.Add(-72 * time.Hour)}}
+	tests := []struct {
+		name  string
+		v     any
+		table func(io.Writer) error
+	}{
+		{"ps", runs, func(w io.Writer) error { return psTable(w, runs, clock()) }},
+		{"describe", &runs[1], func(w io.Writer) error { return describeRun(w, &runs[1]) }},
+		{"describe-queued", &runs[2], func(w io.Writer) error { return describeRun(w, &runs[2]) }},
+		{"workers-ls", workers, func(w io.Writer) error { return workersTable(w, workers, clock()) }},
+		{"workers-describe", &workers[0], func(w io.Writer) error { return describeWorker(w, &workers[0]) }},
+		{"taskdef-ls", taskdefs, func(w io.Writer) error { return taskdefsTable(w, taskdefs, clock()) }},
+	}
+	for _, tt := range tests {
+		for _, format := range []output{"table", "json", "yaml"} {
+			t.Run(tt.name+"."+string(format), func(t *testing.T) {
+				var buf bytes.Buffer
+				if err := format.write(&buf, tt.v, tt.table); err != nil {
+					t.Fatal(err)
+				}
+				golden(t, tt.name+"."+string(format), buf.Bytes())
+			})
+		}
+	}
+}
+
+func TestTableFitsTerminal(t *testing.T) {
+	fixedClock(t)
+	var buf bytes.Buffer
+	runs := goldenRuns()
+	psTable(&buf, runs, clock())
+	wide := renderTable(buf.String(), style{tty: true, width: 1000})
+	narrow := renderTable(buf.String(), style{tty: true, width: 100})
+	for _, l := range strings.Split(strings.TrimSuffix(narrow, "\n"), "\n") {
+		if n := len([]rune(l)); n > 100 {
+			t.Errorf("line of %d characters in a 100-column terminal: %q", n, l)
+		}
+	}
+	if !strings.Contains(narrow, "…") || !strings.Contains(narrow, "01jp8z6kq3m4n5p6r7s8t9v0wx") {
+		t.Errorf("want long columns cut and run ids whole:\n%s", narrow)
+	}
+	if strings.Contains(wide, "…") || strings.Contains(wide, "\x1b[") {
+		t.Errorf("a wide terminal needs no cut, and colour was off:\n%s", wide)
+	}
+	colored := renderTable(buf.String(), style{tty: true, width: 1000, color: true})
+	if !strings.Contains(colored, "\x1b[31mFAILED\x1b[0m") {
+		t.Errorf("FAILED is not red:\n%q", colored)
+	}
+	golden(t, "ps.tty100", []byte(narrow))
+}
+
+func TestColorHonoursNoColor(t *testing.T) {
+	t.Setenv("TERM", "xterm")
+	t.Setenv("NO_COLOR", "1")
+	if colorAllowed() {
+		t.Error("NO_COLOR=1 must turn colour off")
+	}
+	t.Setenv("NO_COLOR", "")
+	if !colorAllowed() {
+		t.Error("colour off with NO_COLOR empty (no-color.org: present and not empty)")
+	}
+	t.Setenv("TERM", "dumb")
+	if colorAllowed() {
+		t.Error("colour on a dumb terminal")
+	}
+	if st := styleOf(&bytes.Buffer{}); st.tty || st.color {
+		t.Error("a buffer is not a terminal")
+	}
+}

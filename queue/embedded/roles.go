@@ -1,0 +1,48 @@
+package embedded
+
+import "github.com/nats-io/nats-server/v2/server"
+
+// The two roles of an embedded NATS server with auth on.
+//
+//   - The operator (Options.User) may do everything: the server and workers
+//     connect as it, and so do people who run `gantry` commands of every kind.
+//   - The submitter (Options.SubmitUser) may only submit runs and follow
+//     them: publish to gantry.submit, request gantry.api.runs.submit and
+//     gantry.api.runs.get, subscribe to gantry.events.> and gantry.logs.>,
+//     and read those two streams through JetStream consumers of its own
+//     (which is how `gantry run` and `gantry logs -f` follow a run). Any
+//     other subject is refused by NATS with a permissions violation.
+
+// SubmitPermissions are the NATS permissions of the submit-only role.
+func SubmitPermissions() *server.Permissions {
+	var pub []string
+	pub = append(pub,
+		"gantry.submit",
+		"gantry.api.runs.submit",
+		"gantry.api.runs.get",
+		"$JS.API.INFO",
+	)
+	for _, stream := range []string{"GANTRY_EVENTS", "GANTRY_LOGS"} {
+		pub = append(pub,
+			"$JS.API.STREAM.INFO."+stream,
+			"$JS.API.CONSUMER.CREATE."+stream,
+			"$JS.API.CONSUMER.CREATE."+stream+".>",
+			"$JS.API.CONSUMER.INFO."+stream+".>",
+			"$JS.API.CONSUMER.DELETE."+stream+".>",
+			"$JS.API.CONSUMER.MSG.NEXT."+stream+".>",
+		)
+	}
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", "gantry.events.>", "gantry.logs.>"}},
+	}
+}
+
+// users returns the operator and the submitter as NATS users; the operator
+// has no restriction.
+func users(o Options) []*server.User {
+	return []*server.User{
+		{Username: o.User, Password: o.Password},
+		{Username: o.SubmitUser, Password: o.SubmitPassword, Permissions: SubmitPermissions()},
+	}
+}

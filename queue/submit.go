@@ -1,0 +1,60 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ReplyToHeader names the subject a durable submission's publisher wants
+// the outcome on. The message's own reply subject is taken by JetStream's
+// publish acknowledgement, so the publisher names another one here.
+const ReplyToHeader = "Gantry-Reply-To"
+
+// Submission is one message taken from gantry.submit.
+type Submission struct {
+	Data []byte
+	// MsgID is the Nats-Msg-Id header, empty when absent.
+	MsgID string
+	// ReplyTo is the Gantry-Reply-To header, empty when absent.
+	ReplyTo string
+	// Delivered counts the deliveries of the message, 1 the first time.
+	Delivered uint64
+}
+
+// ConsumeSubmissionMsgs is ConsumeSubmissions with every header the server
+// acts on: handle is called for each message on gantry.submit until ctx is
+// done; the message is removed once handle returns nil and handed out
+// again a second later otherwise.
+func (q *Queue) ConsumeSubmissionMsgs(ctx context.Context, handle func(Submission) error) error {
+	cons, err := q.js.CreateOrUpdateConsumer(ctx, StreamSubmit, jetstream.ConsumerConfig{
+		Durable:     "server",
+		Description: "gantry: the server takes durable submissions",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     30 * time.Second,
+		Replicas:    q.cfg.replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("submissions consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		sub := Submission{Data: m.Data(), MsgID: m.Headers().Get(jetstream.MsgIDHeader),
+			ReplyTo: m.Headers().Get(ReplyToHeader)}
+		if md, err := m.Metadata(); err == nil {
+			sub.Delivered = md.NumDelivered
+		}
+		if err := handle(sub); err != nil {
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+		_ = m.Ack()
+	})
+	if err != nil {
+		return fmt.Errorf("consume submissions: %w", err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	return nil
+}

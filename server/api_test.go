@@ -1,0 +1,454 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/storage"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// These tests drive every endpoint over a real (embedded) NATS server with
+// auth on: an operator, who may do everything, and a submit-only user.
+// No Docker: runs stay queued, which is all the API needs.
+
+const (
+	opUser, opPass   = "op", "op-secret"
+	subUser, subPass = "submitter", "sub-secret"
+)
+
+type apiEnv struct {
+	t       *testing.T
+	ns      *natsserver.Server
+	data    string
+	op, sub *nats.Conn
+	subErrs chan error // the submit user's asynchronous errors
+	stop    func()
+}
+
+func startAPI(t *testing.T) *apiEnv {
+	t.Helper()
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: opUser, Password: opPass,
+		SubmitUser: subUser, SubmitPassword: subPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	e := &apiEnv{t: t, ns: ns, data: t.TempDir(), subErrs: make(chan error, 100)}
+	e.op = e.dial(opUser, opPass)
+	e.sub, err = nats.Connect(ns.ClientURL(), nats.UserInfo(subUser, subPass),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case e.subErrs <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.sub.Close)
+	e.startServer()
+	t.Cleanup(func() { e.stop() })
+	return e
+}
+
+func (e *apiEnv) dial(user, pass string) *nats.Conn {
+	e.t.Helper()
+	nc, err := nats.Connect(e.ns.ClientURL(), nats.UserInfo(user, pass))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(nc.Close)
+	return nc
+}
+
+// startServer runs a server on the data directory until e.stop.
+func (e *apiEnv) startServer() {
+	t := e.t
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := storage.Open(ctx, filepath.Join(e.data, "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := e.dial(opUser, opPass)
+	q, err := queue.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- New(db, q).Run(ctx) }()
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server: %v", err)
+			}
+			db.Close()
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := e.op.Request("gantry.api.runs.list", nil, time.Second); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the API did not answer within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// req sends a request as nc and returns the reply.
+func (e *apiEnv) req(nc *nats.Conn, subject string, body string) *nats.Msg {
+	e.t.Helper()
+	m, err := nc.Request(subject, []byte(body), 5*time.Second)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", subject, body, err)
+	}
+	return m
+}
+
+// ok sends a request as the operator and decodes a successful reply.
+func (e *apiEnv) ok(subject, body string, out any) {
+	e.t.Helper()
+	m := e.req(e.op, subject, body)
+	if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
+		e.t.Fatalf("%s %s: error %s: %s", subject, body, code, m.Data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(m.Data, out); err != nil {
+			e.t.Fatalf("%s: %v\n%s", subject, err, m.Data)
+		}
+	}
+}
+
+// apiError decodes an error reply and checks its headers agree with it.
+func apiError(t *testing.T, m *nats.Msg) jobs.Error {
+	t.Helper()
+	var reply ErrorReply
+	if err := json.Unmarshal(m.Data, &reply); err != nil || reply.Error.Code == "" {
+		t.Fatalf("not an error reply: %s", m.Data)
+	}
+	if got, want := m.Header.Get(micro.ErrorCodeHeader), microErrorCode(reply.Error.Code); got != want {
+		t.Errorf("%s header %q, want %q", micro.ErrorCodeHeader, got, want)
+	}
+	if h := m.Header.Get(micro.ErrorHeader); !strings.HasPrefix(h, reply.Error.Code+": ") {
+		t.Errorf("%s header %q does not start with the code %s", micro.ErrorHeader, h, reply.Error.Code)
+	}
+	return reply.Error
+}
+
+const helloTaskDef = `{"family":"hello","containerDefinitions":[{"name":"main","image":"gantry/samples:latest","command":["true"],"memory":64}]}`
+
+const pipelineYAML = `name: nightly
+parameters: {day: "2026-01-01"}
+schedule: {cron: "0 * * * *", suspend: true}
+stages:
+  - name: only
+    taskDefinition: hello
+`
+
+func TestEveryEndpoint(t *testing.T) {
+	e := startAPI(t)
+	ctx := context.Background()
+	// Fixtures: a task definition, runs, a live worker, a pipeline.
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	var run, toStop jobs.Run
+	e.ok("gantry.api.runs.submit", `{"taskDefinition":"hello"}`, &run)
+	e.ok("gantry.api.runs.submit", `{"taskDefinition":"hello"}`, &toStop)
+	q, _ := queue.New(e.op)
+	now := time.Now().UTC()
+	if err := q.Beat(ctx, jobs.WorkerInfo{ID: "w1", Cluster: "default", State: jobs.WorkerActive,
+		Capacity: jobs.Resources{CPU: 1024, Memory: 1024, Slots: 1}, StartedAt: now, LastHeartbeat: now}); err != nil {
+		t.Fatal(err)
+	}
+	yamlJSON, _ := json.Marshal(map[string][]byte{"data": []byte(pipelineYAML)})
+	e.ok("gantry.api.pipelines.apply", string(yamlJSON), nil)
+	var pr, prStop jobs.PipelineRun
+	e.ok("gantry.api.pipelines.run", `{"name":"nightly"}`, &pr)
+	e.ok("gantry.api.pipelines.run", `{"name":"nightly"}`, &prStop)
+
+	good := map[string]string{
+		"runs.submit":         `{"taskDefinition":"hello","idempotencyKey":"k1"}`,
+		"runs.get":            fmt.Sprintf(`{"runId":%q}`, run.RunID),
+		"runs.list":           `{"all":true,"limit":1,"taskDefinition":"hello"}`,
+		"runs.stop":           fmt.Sprintf(`{"runId":%q}`, toStop.RunID),
+		"runs.logs":           fmt.Sprintf(`{"runId":%q}`, run.RunID),
+		"workers.list":        `{}`,
+		"workers.get":         `{"id":"w1"}`,
+		"workers.drain":       `{"id":"w1"}`,
+		"workers.activate":    `{"id":"w1"}`,
+		"taskdefs.register":   helloTaskDef,
+		"taskdefs.list":       `{}`,
+		"taskdefs.describe":   `{"taskDefinition":"hello"}`,
+		"taskdefs.deregister": `{"taskDefinition":"hello:2"}`,
+		"pipelines.apply":     string(yamlJSON),
+		"pipelines.list":      `{}`,
+		"pipelines.describe":  `{"name":"nightly"}`,
+		"pipelines.run":       `{"name":"nightly","parameters":{"day":"2026-02-02"}}`,
+		"pipelines.runs":      `{"name":"nightly"}`,
+		"pipelines.get":       fmt.Sprintf(`{"pipelineRunId":%q}`, pr.PipelineRunID),
+		"pipelines.stop":      fmt.Sprintf(`{"pipelineRunId":%q}`, prStop.PipelineRunID),
+		"pipelines.backfill":  `{"name":"nightly","from":"2026-01-01T00:00:00Z","to":"2026-01-01T02:00:00Z"}`,
+		"schedules.list":      `{}`,
+		"schedules.suspend":   `{"name":"nightly"}`,
+		"schedules.resume":    `{"name":"nightly"}`,
+		"schedules.trigger":   `{"name":"nightly"}`,
+	}
+	// Requests the submit-only user may make; it is refused everything else.
+	submitterMay := map[string]bool{"runs.submit": true, "runs.get": true}
+	order := []string{"runs.submit", "runs.get", "runs.list", "runs.stop", "runs.logs",
+		"workers.list", "workers.get", "workers.drain", "workers.activate",
+		"taskdefs.register", "taskdefs.list", "taskdefs.describe", "taskdefs.deregister",
+		"pipelines.apply", "pipelines.list", "pipelines.describe", "pipelines.run", "pipelines.runs",
+		"pipelines.get", "pipelines.stop", "pipelines.backfill",
+		"schedules.list", "schedules.suspend", "schedules.resume", "schedules.trigger"}
+	if len(order) != len(endpointSpecs) || len(good) != len(endpointSpecs) {
+		t.Fatalf("the test covers %d endpoints (%d good requests), the service has %d", len(order), len(good), len(endpointSpecs))
+	}
+	for _, ep := range order {
+		subject := "gantry.api." + ep
+		t.Run(ep, func(t *testing.T) {
+			t.Run("good", func(t *testing.T) {
+				m := e.req(e.op, subject, good[ep])
+				if m.Header.Get(micro.ErrorCodeHeader) != "" {
+					t.Fatalf("error reply: %s", m.Data)
+				}
+				if !json.Valid(m.Data) || strings.Contains(string(m.Data), `"error":{`) {
+					t.Fatalf("reply: %s", m.Data)
+				}
+			})
+			t.Run("malformed", func(t *testing.T) {
+				for _, body := range []string{`{"runId":`, `[1,2]`, `not json`} {
+					got := apiError(t, e.req(e.op, subject, body))
+					if got.Code != jobs.CodeInvalidArgument {
+						t.Errorf("%s: code %s (%s), want invalid_argument", body, got.Code, got.Message)
+					}
+				}
+			})
+			t.Run("not allowed", func(t *testing.T) {
+				if submitterMay[ep] {
+					m := e.req(e.sub, subject, good[ep])
+					if m.Header.Get(micro.ErrorCodeHeader) != "" {
+						t.Fatalf("the submitter was refused: %s", m.Data)
+					}
+					return
+				}
+				_, err := e.sub.Request(subject, []byte(good[ep]), 300*time.Millisecond)
+				if err == nil {
+					t.Fatal("the submit-only user got a reply")
+				}
+				select {
+				case aerr := <-e.subErrs:
+					if !errors.Is(aerr, nats.ErrPermissionViolation) || !strings.Contains(aerr.Error(), subject) {
+						t.Fatalf("async error %v, want a permissions violation on %s", aerr, subject)
+					}
+				case <-time.After(2 * time.Second):
+					t.Fatal("no permissions violation reported")
+				}
+			})
+		})
+	}
+	t.Run("anonymous connection refused", func(t *testing.T) {
+		if nc, err := nats.Connect(e.ns.ClientURL()); err == nil {
+			nc.Close()
+			t.Fatal("connected without credentials")
+		}
+	})
+}
+
+func TestErrorCodes(t *testing.T) {
+	e := startAPI(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.ok("gantry.api.taskdefs.deregister", `{"taskDefinition":"hello:1"}`, nil)
+	tests := []struct {
+		subject, body, code string
+	}{
+		{"runs.get", `{"runId":"01jzzzzzzzzzzzzzzzzzzzzzzz"}`, jobs.CodeNotFound},
+		{"runs.get", `{}`, jobs.CodeInvalidArgument},
+		{"runs.get", ``, jobs.CodeInvalidArgument},
+		{"runs.submit", `{"taskDefinition":"nosuch"}`, jobs.CodeNotFound},
+		{"runs.submit", `{"taskDefinition":"hello:1"}`, jobs.CodeFailedPrecond},
+		{"runs.list", `{"statuses":["BOGUS"]}`, jobs.CodeInvalidArgument},
+		{"taskdefs.describe", `{"taskDefinition":"nosuch"}`, jobs.CodeNotFound},
+		{"workers.get", `{"id":"nosuch"}`, jobs.CodeNotFound},
+		{"pipelines.describe", `{"name":"nosuch"}`, jobs.CodeNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.subject+" "+tt.body, func(t *testing.T) {
+			got := apiError(t, e.req(e.op, "gantry.api."+tt.subject, tt.body))
+			if got.Code != tt.code {
+				t.Fatalf("code %s (%s), want %s", got.Code, got.Message, tt.code)
+			}
+		})
+	}
+}
+
+func TestServiceInfoHasSchemas(t *testing.T) {
+	e := startAPI(t)
+	m := e.req(e.op, "$SRV.INFO.gantry", "")
+	var info micro.Info
+	if err := json.Unmarshal(m.Data, &info); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Data) > 512<<10 {
+		t.Errorf("service info is %d bytes: keep it well under NATS's 1 MiB payload limit", len(m.Data))
+	}
+	if len(info.Endpoints) != len(endpointSpecs) {
+		t.Errorf("%d endpoints, %d specs", len(info.Endpoints), len(endpointSpecs))
+	}
+	for _, ep := range info.Endpoints {
+		for _, key := range []string{MetaRequestSchema, MetaResponseSchema} {
+			var schema map[string]any
+			if err := json.Unmarshal([]byte(ep.Metadata[key]), &schema); err != nil || schema["$schema"] == nil {
+				t.Errorf("%s %s: %v %q", ep.Subject, key, err, ep.Metadata[key])
+			}
+		}
+		if ep.Metadata[MetaDescription] == "" || ep.Metadata[MetaAPIVersion] != APIVersion {
+			t.Errorf("%s: metadata %v", ep.Subject, ep.Metadata)
+		}
+	}
+	var get map[string]any
+	json.Unmarshal([]byte(endpointMetadata("runs.get")[MetaRequestSchema]), &get)
+	if req, _ := get["required"].([]any); len(req) != 1 || req[0] != "runId" {
+		t.Errorf("runs.get request schema: %v", get)
+	}
+}
+
+func TestListFiltersAndPages(t *testing.T) {
+	e := startAPI(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.ok("gantry.api.taskdefs.register", strings.Replace(helloTaskDef, `"hello"`, `"other"`, 1), nil)
+	var ids []string
+	for i := range 5 {
+		family := "hello"
+		if i%2 == 1 {
+			family = "other"
+		}
+		var r jobs.Run
+		e.ok("gantry.api.runs.submit", fmt.Sprintf(`{"taskDefinition":%q,"cluster":"c%d"}`, family, i%2), &r)
+		ids = append(ids, r.RunID)
+	}
+	var page ListReply
+	var got []string
+	cursor := ""
+	for range 10 {
+		page = ListReply{}
+		e.ok("gantry.api.runs.list", fmt.Sprintf(`{"limit":1,"taskDefinition":"hello","before":%q}`, cursor), &page)
+		for _, r := range page.Runs {
+			got = append(got, r.RunID)
+		}
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+	}
+	if want := []string{ids[4], ids[2], ids[0]}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("hello runs page by page: %v, want %v", got, want)
+	}
+	e.ok("gantry.api.runs.list", `{"cluster":"c1"}`, &page)
+	if len(page.Runs) != 2 || page.Runs[0].RunID != ids[3] {
+		t.Errorf("cluster c1: %d runs", len(page.Runs))
+	}
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	e.ok("gantry.api.runs.list", fmt.Sprintf(`{"createdAfter":%q}`, future), &page)
+	if len(page.Runs) != 0 {
+		t.Errorf("created after an hour from now: %d runs", len(page.Runs))
+	}
+	e.ok("gantry.api.runs.list", fmt.Sprintf(`{"createdBefore":%q}`, future), &page)
+	if len(page.Runs) != 5 {
+		t.Errorf("created before an hour from now: %d runs", len(page.Runs))
+	}
+}
+
+// TestDurableSubmitWhileServerDown publishes to gantry.submit while no
+// server runs: the submissions wait in their stream; the server takes them
+// when it is back, makes one run of duplicates and answers on the
+// Gantry-Reply-To subject.
+func TestDurableSubmitWhileServerDown(t *testing.T) {
+	e := startAPI(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.stop()
+	js, err := e.sub.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := e.sub.NewInbox()
+	replies, err := e.sub.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(body, msgID, replyTo string) *nats.PubAck {
+		m := nats.NewMsg(queue.SubmitSubject)
+		m.Data = []byte(body)
+		if msgID != "" {
+			m.Header.Set(nats.MsgIdHdr, msgID)
+		}
+		if replyTo != "" {
+			m.Header.Set(queue.ReplyToHeader, replyTo)
+		}
+		ack, err := js.PublishMsg(m)
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		return ack
+	}
+	publish(`{"taskDefinition":"hello"}`, "order-1", inbox)
+	if ack := publish(`{"taskDefinition":"hello"}`, "order-1", inbox); !ack.Duplicate {
+		t.Error("the second publish with the same Nats-Msg-Id is not a duplicate")
+	}
+	publish(`{"taskDefinition":"hello","idempotencyKey":"key-2"}`, "", inbox)
+	publish(`{"taskDefinition":"hello","idempotencyKey":"key-2"}`, "", inbox)
+	publish(`{"taskDefinition":"nosuch"}`, "", inbox)
+	publish(`{"taskDefinition":"hello"}`, "", "gantry.jobs.default") // not a reply subject anyone gets
+
+	e.startServer()
+	byID := map[string]int{}
+	var codes []string
+	for range 4 {
+		m, err := replies.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("reply: %v", err)
+		}
+		var reply struct {
+			RunID string      `json:"runId"`
+			Error *jobs.Error `json:"error"`
+		}
+		json.Unmarshal(m.Data, &reply)
+		if reply.Error != nil {
+			codes = append(codes, reply.Error.Code)
+			continue
+		}
+		byID[reply.RunID]++
+	}
+	if len(byID) != 2 || len(codes) != 1 || codes[0] != jobs.CodeNotFound {
+		t.Fatalf("runs %v, errors %v: want 2 runs (key-2 twice) and one not_found", byID, codes)
+	}
+	var list ListReply
+	e.ok("gantry.api.runs.list", `{"all":true}`, &list)
+	if len(list.Runs) != 3 {
+		t.Fatalf("%d runs, want 3 (order-1, key-2, and the one with a refused reply subject)", len(list.Runs))
+	}
+}
+
+func TestReplySubjectOK(t *testing.T) {
+	for s, want := range map[string]bool{"_INBOX.abc": true, "orders.replies.7": true,
+		"gantry.jobs.default": false, "$JS.API.STREAM.DELETE.X": false, "a.*": false, "a..b": false, "": false} {
+		if got := replySubjectOK(s); got != want {
+			t.Errorf("replySubjectOK(%q) = %v", s, got)
+		}
+	}
+}

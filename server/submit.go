@@ -1,0 +1,94 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// consumeDurable takes durable submissions from gantry.submit. A message
+// whose Nats-Msg-Id was seen makes no second run, even after JetStream's
+// duplicate window: the id becomes the run's idempotency key. When the
+// publisher names a Gantry-Reply-To subject, the run (or the error) is
+// published there, as the reply of gantry.api.runs.submit would be.
+//
+// If the server dies after creating the run and before acknowledging the
+// message, the message comes back and the idempotency key finds the run:
+// still one run, and the reply is sent again.
+func (s *Server) consumeDurable(ctx context.Context) error {
+	return s.q.ConsumeSubmissionMsgs(ctx, func(m queue.Submission) error {
+		var req jobs.SubmitRequest
+		if err := json.Unmarshal(m.Data, &req); err != nil {
+			s.cfg.log.Warn().Err(err).Str("msgId", m.MsgID).Msg("drop malformed submission")
+			s.replySubmission(m, nil, jobs.Invalid("malformed submission: "+err.Error()))
+			return nil
+		}
+		if req.IdempotencyKey == "" && m.MsgID != "" {
+			req.IdempotencyKey = "msgid:" + m.MsgID
+		}
+		r, err := s.Submit(ctx, &req)
+		if err != nil && !permanent(err) {
+			return err // taken again in a second
+		}
+		if err != nil {
+			s.cfg.log.Warn().Err(err).Str("msgId", m.MsgID).Msg("drop invalid submission")
+		} else {
+			s.cfg.log.Debug().Str("run", r.RunID).Msg("durable submission")
+		}
+		s.replySubmission(m, r, err)
+		return nil
+	})
+}
+
+// permanent reports whether submitting again cannot help.
+func permanent(err error) bool {
+	switch jobs.ErrorCode(err) {
+	case jobs.CodeInvalidArgument, jobs.CodeNotFound, jobs.CodeFailedPrecond, jobs.CodeAlreadyExists:
+		return true
+	}
+	return false
+}
+
+// replySubmission publishes a durable submission's outcome on its
+// Gantry-Reply-To subject. Subjects of gantry's own (gantry.>) and of
+// NATS's ($JS, $SYS, ...) are refused: the server may publish where
+// submitters may not, and must not do it for them.
+func (s *Server) replySubmission(m queue.Submission, r *jobs.Run, err error) {
+	to := m.ReplyTo
+	if to == "" {
+		return
+	}
+	if !replySubjectOK(to) {
+		s.cfg.log.Warn().Str("replyTo", to).Msg("ignore the reply subject of a submission: not allowed")
+		return
+	}
+	msg := nats.NewMsg(to)
+	if err != nil {
+		code := jobs.ErrorCode(err)
+		msg.Data, _ = json.Marshal(ErrorReply{Error: jobs.Error{Code: code, Message: err.Error()}})
+		msg.Header.Set(micro.ErrorCodeHeader, microErrorCode(code))
+		msg.Header.Set(micro.ErrorHeader, code+": "+firstLine(err.Error()))
+	} else {
+		msg.Data, _ = json.Marshal(r)
+	}
+	if m.MsgID != "" {
+		msg.Header.Set(nats.MsgIdHdr, m.MsgID)
+	}
+	if err := s.q.Conn().PublishMsg(msg); err != nil {
+		s.cfg.log.Warn().Err(err).Str("replyTo", to).Msg("reply to a submission")
+	}
+}
+
+func replySubjectOK(subject string) bool {
+	if subject == "" || strings.ContainsAny(subject, " \t\r\n*>") || strings.HasPrefix(subject, "$") ||
+		strings.HasPrefix(subject, "gantry.") || strings.HasPrefix(subject, ".") || strings.HasSuffix(subject, ".") ||
+		strings.Contains(subject, "..") {
+		return false
+	}
+	return true
+}
