@@ -216,3 +216,17 @@ func TestGantryEnvironment(t *testing.T) {
 }
 
 func intp(i int) *int { return &i }
+
+func TestUnmetDependencyIsAFailedStart(t *testing.T) {
+	j := job("r1")
+	j.Spec.Task.ContainerDefinitions = []jobs.ContainerDefinition{{Name: "migrate", Image: "i"}, {Name: "app", Image: "i"}}
+	rt := fakeRuntime(func(context.Context, *Task) (*Result, error) {
+		return &Result{Containers: []jobs.ContainerResult{{Name: "migrate", ExitCode: intp(0)},
+			{Name: "app", Reason: "DependencyNotMet: container migrate exited with code 3"}}}, nil
+	})
+	ev := runOne(t, j, 1, rt, &fakeReporter{}, nil)
+	if ev.Status != jobs.StatusFailed || ev.StopCode != jobs.StopFailedToStart || ev.ExitCode != nil ||
+		ev.StoppedReason != "Task failed to start: app: DependencyNotMet: container migrate exited with code 3" {
+		t.Fatalf("final event %+v", ev)
+	}
+}

@@ -439,6 +439,12 @@ func outcome(task *Task, res *Result, err, cause error) jobs.Event {
 		ev.Status = jobs.StatusFailed
 		ev.StopCode = jobs.StopEssentialExited
 		ev.StoppedReason = "Essential container in task exited"
+		if ev.ExitCode == nil {
+			// An essential container never ran (a dependency that could
+			// not be met, say): the task failed to start, as ECS says.
+			ev.StopCode = jobs.StopFailedToStart
+			ev.StoppedReason = "Task failed to start"
+		}
 		for _, c := range res.Containers {
 			if c.Reason != "" && c.Reason != "Essential container exited" && isEssential(task, c.Name) && (c.ExitCode == nil || *c.ExitCode != 0) {
 				ev.StoppedReason += ": " + c.Name + ": " + c.Reason
