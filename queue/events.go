@@ -175,32 +175,3 @@ func (q *Queue) SubscribeCancels(fn func(CancelMsg)) (*nats.Subscription, error)
 		}
 	})
 }
-
-// ConsumeSubmissions hands every message on gantry.submit to handle, with
-// its Nats-Msg-Id, until ctx is done. A message is removed once handle
-// returns nil and handed out again later otherwise.
-func (q *Queue) ConsumeSubmissions(ctx context.Context, handle func(data []byte, msgID string) error) error {
-	cons, err := q.js.CreateOrUpdateConsumer(ctx, StreamSubmit, jetstream.ConsumerConfig{
-		Durable:     "server",
-		Description: "gantry: the server takes durable submissions",
-		AckPolicy:   jetstream.AckExplicitPolicy,
-		AckWait:     30 * time.Second,
-		Replicas:    q.cfg.replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("submissions consumer: %w", err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if err := handle(m.Data(), m.Headers().Get(jetstream.MsgIDHeader)); err != nil {
-			_ = m.NakWithDelay(time.Second)
-			return
-		}
-		_ = m.Ack()
-	})
-	if err != nil {
-		return fmt.Errorf("consume submissions: %w", err)
-	}
-	<-ctx.Done()
-	cc.Stop()
-	return nil
-}

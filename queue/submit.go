@@ -24,10 +24,10 @@ type Submission struct {
 	Delivered uint64
 }
 
-// ConsumeSubmissionMsgs is ConsumeSubmissions with every header the server
-// acts on: handle is called for each message on gantry.submit until ctx is
-// done; the message is removed once handle returns nil and handed out
-// again a second later otherwise.
+// ConsumeSubmissionMsgs calls handle for each message on gantry.submit,
+// with the headers the server acts on, until ctx is done. A message is
+// removed once handle returns nil and handed out again a second later
+// otherwise.
 func (q *Queue) ConsumeSubmissionMsgs(ctx context.Context, handle func(Submission) error) error {
 	cons, err := q.js.CreateOrUpdateConsumer(ctx, StreamSubmit, jetstream.ConsumerConfig{
 		Durable:     "server",
