@@ -91,7 +91,7 @@ Docker benchmarks build the local image gantry/samples first (needs Go).`,
   gantry bench --only control-plane --json
   gantry bench --report docs/bench     # Markdown and SVG charts`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			o.out, o.progress = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if o.cpuProfile != "" {
 				f, err := os.Create(o.cpuProfile)
@@ -113,6 +113,12 @@ Docker benchmarks build the local image gantry/samples first (needs Go).`,
 				fmt.Fprintf(o.out, "%-28s %14s %14s %8s  %s\n", "NAME", "GANTRY", "BASELINE", "RATIO", "TARGET")
 			}
 			var all []benchResult
+			var failed []string
+			defer func() {
+				if len(failed) > 0 && err == nil {
+					err = fmt.Errorf("benchmarks failed: %s", strings.Join(failed, ", "))
+				}
+			}()
 			for _, b := range benchmarks {
 				if len(o.only) > 0 && !slices.Contains(o.only, b.name) {
 					continue
@@ -120,7 +126,11 @@ Docker benchmarks build the local image gantry/samples first (needs Go).`,
 				fmt.Fprintf(o.progress, "bench: %s ...\n", b.name)
 				results, err := b.run(cmd.Context(), o)
 				if err != nil {
-					return fmt.Errorf("bench %s: %w", b.name, err)
+					// The others still run: one broken benchmark should not
+					// hide every other figure.
+					fmt.Fprintf(o.progress, "bench: %s failed: %v\n", b.name, err)
+					failed = append(failed, b.name)
+					continue
 				}
 				for _, r := range results {
 					o.print(r)

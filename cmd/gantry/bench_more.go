@@ -51,7 +51,36 @@ func benchStageHop(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	if _, _, err := st.client.ApplyPipeline(ctx, []byte(y.String())); err != nil {
 		return nil, err
 	}
-	start := time.Now()
+	// The hop is read off the daemon's own events, followed live (its
+	// history keeps only the last few hundred): from one stage's container
+	// dying to the next stage's container being created.
+	evctx, cancelEv := context.WithCancel(ctx)
+	defer cancelEv()
+	msgs, errs := cli.Events(evctx, events.ListOptions{
+		Filters: filters.NewArgs(filters.Arg("type", "container"), filters.Arg("label", benchLabel+"="+nonce),
+			filters.Arg("event", "create"), filters.Arg("event", "die")),
+	})
+	var creates, dies []int64
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for {
+			select {
+			case m := <-msgs:
+				switch m.Action {
+				case events.ActionCreate:
+					creates = append(creates, m.TimeNano)
+				case events.ActionDie:
+					dies = append(dies, m.TimeNano)
+				}
+				if len(creates) == stages && len(dies) == stages {
+					return
+				}
+			case <-errs:
+				return
+			}
+		}
+	}()
 	pr, err := st.client.RunPipeline(ctx, "bench-stage-hop", nil)
 	if err != nil {
 		return nil, err
@@ -65,30 +94,12 @@ func benchStageHop(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	if pr.Status != jobs.StatusSucceeded {
 		return nil, fmt.Errorf("pipeline run %s ended %s", pr.PipelineRunID, pr.Status)
 	}
-	// The hop is read off the daemon's own event log: from one stage's
-	// container dying to the next stage's container being created.
-	evctx, cancelEv := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelEv()
-	msgs, errs := cli.Events(evctx, events.ListOptions{
-		Since: start.Add(-time.Second).Format(time.RFC3339Nano), Until: time.Now().Add(time.Second).Format(time.RFC3339Nano),
-		Filters: filters.NewArgs(filters.Arg("type", "container"), filters.Arg("label", benchLabel+"="+nonce),
-			filters.Arg("event", "create"), filters.Arg("event", "die")),
-	})
-	var creates, dies []int64
-collect:
-	for {
-		select {
-		case m := <-msgs:
-			switch m.Action {
-			case events.ActionCreate:
-				creates = append(creates, m.TimeNano)
-			case events.ActionDie:
-				dies = append(dies, m.TimeNano)
-			}
-		case <-errs:
-			break collect
-		}
+	select {
+	case <-collected:
+	case <-time.After(10 * time.Second):
 	}
+	cancelEv()
+	<-collected
 	slices.Sort(creates)
 	slices.Sort(dies)
 	if len(creates) != stages || len(dies) != stages {
