@@ -1,9 +1,7 @@
 package queue
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -111,12 +109,10 @@ func (w *LogWriter) flushLocked(container string) {
 		return
 	}
 	p.batch.Time = time.Now().UTC()
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&p.batch); err != nil {
-		w.err = errors.Join(w.err, err)
-	} else if _, err := w.q.js.PublishAsync(LogSubject(w.runID, container), bytes.TrimRight(buf.Bytes(), "\n")); err != nil {
+	// A fresh buffer each time: an async publish keeps its message until
+	// the ack, to publish it again if need be.
+	data := jobs.AppendLogBatch(make([]byte, 0, p.bytes+512), &p.batch)
+	if _, err := w.q.js.PublishAsync(LogSubject(w.runID, container), data); err != nil {
 		w.err = errors.Join(w.err, fmt.Errorf("publish logs of %s/%s: %w", w.runID, container, err))
 	}
 	p.batch.Lines = p.batch.Lines[:0]
@@ -202,7 +198,7 @@ func (q *Queue) ReadLogs(ctx context.Context, lq LogQuery, fn func(*jobs.LogBatc
 				pendingAfter = md.NumPending
 			}
 			var b jobs.LogBatch
-			if err := json.Unmarshal(m.Data(), &b); err != nil {
+			if err := jobs.DecodeLogBatch(m.Data(), &b); err != nil {
 				continue
 			}
 			if lq.Attempt != 0 && b.Attempt != lq.Attempt {
