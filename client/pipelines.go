@@ -75,13 +75,25 @@ func (c *Client) StopPipelineRun(ctx context.Context, id, reason string) (*jobs.
 // Backfill creates one run of a scheduled pipeline per fire time in
 // [from, to].
 func (c *Client) Backfill(ctx context.Context, name string, from, to time.Time) ([]jobs.PipelineRun, error) {
+	return c.BackfillParallel(ctx, name, from, to, 0)
+}
+
+// BackfillParallel is Backfill with at most maxParallel of the runs active
+// at once (0: no bound): the others wait PENDING and start, earliest
+// scheduled time first, as runs end.
+func (c *Client) BackfillParallel(ctx context.Context, name string, from, to time.Time, maxParallel int) ([]jobs.PipelineRun, error) {
 	var out []jobs.PipelineRun
-	return out, c.call(ctx, "pipelines.backfill", map[string]any{"name": name, "from": from, "to": to}, &out)
+	return out, c.call(ctx, "pipelines.backfill", map[string]any{"name": name, "from": from, "to": to,
+		"maxParallel": maxParallel}, &out)
 }
 
 // ScheduleInfo is one schedule with its next fire time.
 type ScheduleInfo struct {
-	Name      string        `json:"name"`
+	Name string `json:"name"`
+	// Kind is pipeline or task (a task schedule); Target is the pipeline's
+	// name or the task definition, family[:rev].
+	Kind      string        `json:"kind"`
+	Target    string        `json:"target"`
 	Schedule  jobs.Schedule `json:"schedule"`
 	Suspended bool          `json:"suspended"`
 	LastFire  *time.Time    `json:"lastFire,omitempty"`
@@ -102,6 +114,34 @@ func (c *Client) SuspendSchedule(ctx context.Context, name string, suspend bool)
 	}
 	var out map[string]any
 	return c.call(ctx, ep, map[string]any{"name": name}, &out)
+}
+
+// TaskSchedule schedules a single task definition: the fields of the
+// schedules.create request.
+type TaskSchedule struct {
+	// Name defaults to the task definition's family.
+	Name           string              `json:"name,omitempty"`
+	TaskDefinition string              `json:"taskDefinition"` // family[:rev]
+	Schedule       jobs.Schedule       `json:"schedule"`
+	Cluster        string              `json:"cluster,omitempty"`
+	Overrides      *jobs.Overrides     `json:"overrides,omitempty"`
+	RetryStrategy  *jobs.RetryStrategy `json:"retryStrategy,omitempty"`
+	TimeoutSeconds int                 `json:"timeoutSeconds,omitempty"`
+}
+
+// CreateTaskSchedule creates or updates the schedule of a task
+// definition. It is stored as a one-stage pipeline of kind task, so that
+// every schedule and pipeline command works on it; changed is false when
+// nothing changed.
+func (c *Client) CreateTaskSchedule(ctx context.Context, ts TaskSchedule) (p *jobs.Pipeline, changed bool, err error) {
+	var reply struct {
+		Pipeline jobs.Pipeline `json:"pipeline"`
+		Changed  bool          `json:"changed"`
+	}
+	if err := c.call(ctx, "schedules.create", ts, &reply); err != nil {
+		return nil, false, err
+	}
+	return &reply.Pipeline, reply.Changed, nil
 }
 
 // TriggerSchedule runs a scheduled pipeline now.

@@ -23,8 +23,15 @@ type Pipeline struct {
 	// overridden when a run is triggered.
 	Parameters Params    `json:"parameters,omitempty"`
 	Schedule   *Schedule `json:"schedule,omitempty"`
-	Stages     []Stage   `json:"stages"`
-	CreatedAt  time.Time `json:"createdAt,omitzero"`
+	// Triggers start a run of this pipeline when a run of another ends
+	// (trigger.go).
+	Triggers []Trigger `json:"triggers,omitempty"`
+	// Kind is pipeline (the default) or task: a task schedule made by
+	// `gantry schedule create --task`, one stage running one task
+	// definition.
+	Kind      string    `json:"kind,omitempty"`
+	Stages    []Stage   `json:"stages"`
+	CreatedAt time.Time `json:"createdAt,omitzero"`
 }
 
 // Stage is one node of a pipeline.
@@ -281,6 +288,7 @@ func (p *Pipeline) Validate() error {
 			errs = append(errs, prefixErrors("schedule.", err))
 		}
 	}
+	errs = append(errs, p.validateTriggers()...)
 	return errors.Join(errs...)
 }
 

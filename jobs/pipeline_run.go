@@ -30,11 +30,17 @@ type PipelineRun struct {
 	// Status is RUNNING until the run ends SUCCEEDED, FAILED or CANCELED.
 	Status     Status `json:"status"`
 	Parameters Params `json:"parameters,omitempty"`
-	// Trigger says what started the run: manual, schedule or backfill.
-	Trigger        string     `json:"trigger,omitempty"`
-	ScheduledTime  *time.Time `json:"scheduledTime,omitempty"`
-	IdempotencyKey string     `json:"idempotencyKey,omitempty"`
-	StoppedReason  string     `json:"stoppedReason,omitempty"`
+	// Trigger says what started the run: manual, schedule, trigger (run
+	// now), backfill or pipeline (another pipeline's run, TriggeredBy).
+	Trigger string `json:"trigger,omitempty"`
+	// TriggeredBy is the upstream pipeline run that started this one.
+	TriggeredBy string `json:"triggeredBy,omitempty"`
+	// Backfill groups the runs of one backfill; a run of it waits PENDING
+	// until fewer than its MaxParallel runs are active.
+	Backfill       *BackfillGroup `json:"backfill,omitempty"`
+	ScheduledTime  *time.Time     `json:"scheduledTime,omitempty"`
+	IdempotencyKey string         `json:"idempotencyKey,omitempty"`
+	StoppedReason  string         `json:"stoppedReason,omitempty"`
 	// StopRequested is set by a stop: no stage starts after it.
 	StopRequested bool         `json:"stopRequested,omitempty"`
 	CreatedAt     time.Time    `json:"createdAt"`
@@ -44,6 +50,13 @@ type PipelineRun struct {
 	// Spec is the pipeline as it was when the run started; later applies do
 	// not change a run in progress.
 	Spec Pipeline `json:"spec"`
+}
+
+// BackfillGroup is the backfill a pipeline run belongs to.
+type BackfillGroup struct {
+	ID string `json:"id"`
+	// MaxParallel bounds the group's active runs; 0 means no bound.
+	MaxParallel int `json:"maxParallel,omitempty"`
 }
 
 // StageState is how far one stage of a pipeline run got.

@@ -53,12 +53,26 @@ const (
 	StopWorkerLost      = "WorkerLost"
 )
 
-// ContainerResult is how one container of an attempt ended.
+// ContainerResult is how one container of an attempt ended, or, while it
+// runs, where it can be reached.
 type ContainerResult struct {
 	Name      string `json:"name"`
 	ExitCode  *int   `json:"exitCode"`
 	Reason    string `json:"reason,omitempty"`
 	OOMKilled bool   `json:"oomKilled,omitempty"`
+	// NetworkBindings are the host ports published for the container's
+	// portMappings, as ECS reports them: the port Docker picked when the
+	// mapping's hostPort was 0 among them.
+	NetworkBindings []NetworkBinding `json:"networkBindings,omitempty"`
+}
+
+// NetworkBinding is one published port of a container (ECS's
+// NetworkBinding).
+type NetworkBinding struct {
+	BindIP        string `json:"bindIP"`
+	ContainerPort int    `json:"containerPort"`
+	HostPort      int    `json:"hostPort"`
+	Protocol      string `json:"protocol"`
 }
 
 // Attempt is one try of a run on one worker.
@@ -176,6 +190,9 @@ type Event struct {
 	// Redelivered, on a WorkerLost event, says that the lost attempt's job
 	// went to another worker, which runs it as the next attempt.
 	Redelivered bool `json:"redelivered,omitempty"`
+	// Pull, on a worker's STARTING event, is how far the pull of one of
+	// the task's images has got (StatusReason says it in words).
+	Pull *PullProgress `json:"pull,omitempty"`
 }
 
 // Event sources.
@@ -206,6 +223,9 @@ func (r *Run) Apply(ev Event) bool {
 	if ev.Status == StatusRunning && a.StartedAt == nil {
 		a.StartedAt = &t
 	}
+	if !ev.Status.Terminal() && len(ev.Containers) > 0 {
+		a.Containers = ev.Containers // running containers' network bindings
+	}
 	if ev.Status.Terminal() {
 		a.FinishedAt = &t
 		a.ExitCode = ev.ExitCode
@@ -227,9 +247,15 @@ func (r *Run) Apply(ev Event) bool {
 	}
 	r.Status = ev.Status
 	r.StatusReason = ""
+	if !ev.Status.Terminal() {
+		r.StatusReason = ev.StatusReason // "pulling image ...", say
+	}
 	r.Worker = a.Worker
 	if ev.Status == StatusRunning && r.StartedAt == nil {
 		r.StartedAt = &t
+	}
+	if !ev.Status.Terminal() && len(ev.Containers) > 0 {
+		r.Containers = ev.Containers
 	}
 	if ev.Status.Terminal() {
 		r.ExitCode = ev.ExitCode

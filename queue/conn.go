@@ -2,8 +2,11 @@ package queue
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,6 +31,10 @@ type ConnOptions struct {
 	// Reconnect keeps retrying forever after the first connection is lost,
 	// as long-running roles want; CLI commands leave it off.
 	Reconnect bool
+	// InProcess, when set, connects straight to an in-process server
+	// (embedded NATS) instead of through URL: no socket and no TLS, auth
+	// as usual.
+	InProcess nats.InProcessConnProvider
 }
 
 // Dial connects to NATS. Its errors say what to check.
@@ -63,6 +70,12 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 	if o.TLSCert != "" {
 		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
 	}
+	if o.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(o.InProcess))
+		// An in-process connection skips TLS; a tls:// URL would make
+		// the client insist on it.
+		url = strings.Replace(url, "tls://", "nats://", 1)
+	}
 	if o.Reconnect {
 		opts = append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
 	} else {
@@ -76,7 +89,44 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 		case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired):
 			return nil, fmt.Errorf("NATS at %s refused the credentials: check --user/--password, --creds or --token", url)
 		}
+		if msg := tlsTrouble(err, o); msg != "" {
+			return nil, fmt.Errorf("TLS with NATS at %s failed: %s", url, msg)
+		}
 		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
 	return nc, nil
+}
+
+// tlsTrouble says in words what to check when err is a TLS failure, or ""
+// when it is not one.
+func tlsTrouble(err error, o ConnOptions) string {
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	var alert tls.AlertError
+	text := err.Error()
+	switch {
+	case errors.As(err, &unknown) || (errors.As(err, &verify) && strings.Contains(text, "unknown authority")):
+		if o.TLSCA == "" {
+			return "the server's certificate is signed by an unknown authority: give its CA with --tls-ca (env GANTRY_NATS_TLS_CA)"
+		}
+		return fmt.Sprintf("the server's certificate is not signed by the CA in %s (--tls-ca)", o.TLSCA)
+	case errors.As(err, &hostname):
+		return fmt.Sprintf("the server's certificate does not name this host: %v", hostname)
+	case errors.As(err, &invalid):
+		return fmt.Sprintf("the server's certificate is not valid: %v", invalid)
+	case errors.Is(err, nats.ErrSecureConnRequired):
+		return "the server requires TLS: give --tls-ca (env GANTRY_NATS_TLS_CA)"
+	case errors.Is(err, nats.ErrSecureConnWanted):
+		return "the server does not speak TLS: drop --tls-ca, --tls-cert and --tls-key"
+	case errors.As(err, &alert) || strings.Contains(text, "certificate required") || strings.Contains(text, "bad certificate"):
+		if o.TLSCert == "" {
+			return "the server requires a client certificate: give --tls-cert and --tls-key"
+		}
+		return fmt.Sprintf("the server refused the client certificate %s: %v", o.TLSCert, err)
+	case strings.Contains(text, "tls:") || strings.Contains(text, "x509:"):
+		return err.Error()
+	}
+	return ""
 }

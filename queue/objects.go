@@ -22,8 +22,15 @@ import (
 // bucket (one stream) however many pipelines run, as DESIGN.md asks.
 const DataBucket = "gantry-data"
 
-// DefaultDataRetention is how long stage files are kept.
+// DefaultDataRetention is how long stage files are kept after their
+// pipeline run ended.
 const DefaultDataRetention = 7 * 24 * time.Hour
+
+// DataBucketSlack is added to the retention to make the bucket's own TTL:
+// the server deletes a pipeline run's files when its retention ends
+// (DeletePipelineRuns); the TTL only catches files no run accounts for,
+// and must not take those of a run still going.
+const DataBucketSlack = 24 * time.Hour
 
 // Stager moves the files of pipeline stages through the object store. It
 // is safe for concurrent use.
@@ -36,34 +43,58 @@ type Stager struct {
 	obs jetstream.ObjectStore
 }
 
-// NewStager returns a stager over JetStream keeping files for ttl (0 means
-// DefaultDataRetention) with the given replica count (0 means 1).
-func NewStager(js jetstream.JetStream, ttl time.Duration, replicas int) *Stager {
-	if ttl <= 0 {
-		ttl = DefaultDataRetention
+// NewStager returns a stager over JetStream for a data retention (0 means
+// DefaultDataRetention; the bucket's TTL is retention + DataBucketSlack)
+// with the given replica count (0 means 1).
+func NewStager(js jetstream.JetStream, retention time.Duration, replicas int) *Stager {
+	if retention <= 0 {
+		retention = DefaultDataRetention
 	}
-	return &Stager{js: js, ttl: ttl, replicas: max(replicas, 1)}
+	return &Stager{js: js, ttl: retention + DataBucketSlack, replicas: max(replicas, 1)}
 }
 
-// bucket creates the bucket on first use; creating it again is harmless.
+// bucket opens the bucket on first use, creating it if no one has. The
+// server owns its configuration (EnsureBucket): a worker uses the bucket
+// as it finds it, so that its default retention does not undo the
+// server's.
 func (s *Stager) bucket(ctx context.Context) (jetstream.ObjectStore, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.obs != nil {
 		return s.obs, nil
 	}
-	obs, err := s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	obs, err := s.js.ObjectStore(ctx, DataBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		obs, err = s.createBucket(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", DataBucket, err)
+	}
+	s.obs = obs
+	return obs, nil
+}
+
+// EnsureBucket creates the bucket or brings its retention and replicas to
+// the stager's; the server calls it at start.
+func (s *Stager) EnsureBucket(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	obs, err := s.createBucket(ctx)
+	if err != nil {
+		return fmt.Errorf("object store %s: %w", DataBucket, err)
+	}
+	s.obs = obs
+	return nil
+}
+
+func (s *Stager) createBucket(ctx context.Context) (jetstream.ObjectStore, error) {
+	return s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      DataBucket,
 		Description: "gantry: files passed between pipeline stages",
 		TTL:         s.ttl,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.replicas,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("object store %s: %w", DataBucket, err)
-	}
-	s.obs = obs
-	return obs, nil
 }
 
 func stagePrefix(pipelineRun, stage string) string { return pipelineRun + "/" + stage + "/" }

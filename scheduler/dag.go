@@ -114,12 +114,14 @@ func (d *DAG) advance(ctx context.Context, id string, changedRun *jobs.Run) (*jo
 	if err != nil {
 		return nil, err
 	}
-	if pr.Status.Terminal() || pr.Status == jobs.StatusPending {
+	// A PENDING run (a backfilled run waiting for its turn) starts when
+	// promoted; stopped, it ends CANCELED without having started.
+	if pr.Status.Terminal() || pr.Status == jobs.StatusPending && !pr.StopRequested {
 		return pr, nil
 	}
 	now := d.cfg.now().UTC()
 	changed := false
-	if pr.StartedAt == nil {
+	if pr.StartedAt == nil && pr.Status != jobs.StatusPending {
 		pr.StartedAt, changed = &now, true
 	}
 	for i := range pr.Stages {
@@ -321,6 +323,9 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 	}
 	if pr.ScheduledTime != nil {
 		env = append(env, jobs.KeyValue{Name: "GANTRY_SCHEDULED_TIME", Value: pr.ScheduledTime.UTC().Format(time.RFC3339)})
+	}
+	if pr.TriggeredBy != "" {
+		env = append(env, jobs.KeyValue{Name: "GANTRY_TRIGGERED_BY", Value: pr.TriggeredBy})
 	}
 	if req.Overrides == nil {
 		req.Overrides = &jobs.Overrides{}

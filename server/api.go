@@ -90,6 +90,7 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 		{"schedules_suspend", "schedules.suspend", s.apiScheduleSuspend},
 		{"schedules_resume", "schedules.resume", s.apiScheduleResume},
 		{"schedules_trigger", "schedules.trigger", s.apiScheduleTrigger},
+		{"schedules_create", "schedules.create", s.apiScheduleCreate}, // taskschedule.go
 	}
 	// Requests are handled concurrently, up to maxInFlight at once: a
 	// subscription's callbacks come one at a time, and one slow request (a

@@ -207,6 +207,7 @@ func TestEveryEndpoint(t *testing.T) {
 		"schedules.suspend":   `{"name":"nightly"}`,
 		"schedules.resume":    `{"name":"nightly"}`,
 		"schedules.trigger":   `{"name":"nightly"}`,
+		"schedules.create":    `{"taskDefinition":"hello","schedule":{"cron":"@daily","suspend":true}}`,
 	}
 	// Requests the submit-only user may make; it is refused everything else.
 	submitterMay := map[string]bool{"runs.submit": true, "runs.get": true}
@@ -215,7 +216,7 @@ func TestEveryEndpoint(t *testing.T) {
 		"taskdefs.register", "taskdefs.list", "taskdefs.describe", "taskdefs.deregister",
 		"pipelines.apply", "pipelines.list", "pipelines.describe", "pipelines.run", "pipelines.runs",
 		"pipelines.get", "pipelines.stop", "pipelines.backfill",
-		"schedules.list", "schedules.suspend", "schedules.resume", "schedules.trigger"}
+		"schedules.list", "schedules.suspend", "schedules.resume", "schedules.trigger", "schedules.create"}
 	if len(order) != len(endpointSpecs) || len(good) != len(endpointSpecs) {
 		t.Fatalf("the test covers %d endpoints (%d good requests), the service has %d", len(order), len(good), len(endpointSpecs))
 	}

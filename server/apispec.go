@@ -62,6 +62,7 @@ var endpointSpecs = map[string]endpointSpec{
 	"schedules.suspend":   {"Stop a schedule firing", NameRequest{}, map[string]any{}, false},
 	"schedules.resume":    {"Let a suspended schedule fire again", NameRequest{}, map[string]any{}, false},
 	"schedules.trigger":   {"Run a scheduled pipeline now", NameRequest{}, jobs.PipelineRun{}, false},
+	"schedules.create":    {"Schedule a single task definition (stored as a one-stage pipeline of kind task)", ScheduleCreateRequest{}, PipelineApplyReply{}, false},
 }
 
 // endpointMetadata is what `nats micro info gantry` shows of an endpoint.

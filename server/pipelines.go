@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/scheduler"
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,14 +24,21 @@ import (
 type pipelines struct {
 	dag  *scheduler.DAG
 	cron *scheduler.Cron
+	// after is told of every pipeline run that ends: backfills and
+	// triggers (followups.go).
+	after *followUps
+	// data deletes stage files when their retention ends (retention.go).
+	data *queue.Stager
 }
 
 func (s *Server) initPipelines() {
 	opts := []scheduler.Option{scheduler.WithLogger(s.cfg.log.With().Str("role", "scheduler").Logger()),
 		scheduler.WithClock(s.cfg.now)}
 	s.pipes = &pipelines{
-		dag:  scheduler.NewDAG(s.db, s, pipelinePublisher{s}, opts...),
-		cron: scheduler.NewCron(scheduleStore{s.db}, pipelineFirer{s}, opts...),
+		dag:   scheduler.NewDAG(s.db, s, pipelinePublisher{s}, opts...),
+		cron:  scheduler.NewCron(scheduleStore{s.db}, pipelineFirer{s}, opts...),
+		after: newFollowUps(),
+		data:  queue.NewStager(s.q.JetStream(), s.cfg.dataRetention, 1),
 	}
 }
 
@@ -58,6 +66,8 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 		defer wg.Done()
 		s.pipes.cron.Run(cctx)
 	}()
+	s.startFollowUps(cctx, &wg)     // followups.go
+	s.startDataRetention(cctx, &wg) // retention.go
 	return func() { cancel(); wg.Wait() }, nil
 }
 
@@ -75,6 +85,9 @@ type pipelinePublisher struct{ s *Server }
 
 // PublishPipelineRun tells followers of a pipeline run; it does not wait.
 func (p pipelinePublisher) PublishPipelineRun(pr *jobs.PipelineRun) {
+	if pr.Status.Terminal() {
+		p.s.pipes.after.ended(pr)
+	}
 	ev := jobs.PipelineEvent{PipelineRunID: pr.PipelineRunID, Pipeline: pr.Pipeline, Status: pr.Status,
 		Stages: pr.StageStatuses(), Time: p.s.cfg.now().UTC()}
 	data, err := json.Marshal(ev)
@@ -144,7 +157,10 @@ func ScheduleKey(name string, t time.Time) string {
 // starts its first stages. With a scheduled time the run is the schedule's
 // for that time: its id and idempotency key derive from both, and creating
 // it again returns the first one.
-func (s *Server) startPipelineRun(ctx context.Context, name string, params map[string]string, trigger string, scheduled *time.Time) (*jobs.PipelineRun, error) {
+// mods change the run before it is stored (a backfill's group, a
+// trigger's key).
+func (s *Server) startPipelineRun(ctx context.Context, name string, params map[string]string, trigger string, scheduled *time.Time,
+	mods ...func(*jobs.PipelineRun)) (*jobs.PipelineRun, error) {
 	p, err := s.db.GetPipeline(ctx, name, 0)
 	if err != nil {
 		return nil, err
@@ -162,6 +178,9 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 	}
 	pr := scheduler.NewPipelineRun(p, id, resolved, s.cfg.now())
 	pr.Trigger, pr.ScheduledTime, pr.IdempotencyKey = trigger, scheduled, key
+	for _, m := range mods {
+		m(pr)
+	}
 	stored, created, err := s.db.CreatePipelineRun(ctx, pr)
 	if err != nil {
 		return nil, err
@@ -222,11 +241,18 @@ type BackfillRequest struct {
 	Name string    `json:"name"`
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
+	// MaxParallel bounds the backfill's active runs; the others wait
+	// PENDING and start as runs end. 0 starts them all at once.
+	MaxParallel int `json:"maxParallel,omitempty"`
 }
 
 // ScheduleInfo is a schedule as `gantry schedule ls` shows it.
 type ScheduleInfo struct {
-	Name      string        `json:"name"`
+	Name string `json:"name"`
+	// Kind is pipeline, or task for a task schedule; Target is what it runs:
+	// the pipeline's name, or the task definition (family[:rev]).
+	Kind      string        `json:"kind"`
+	Target    string        `json:"target"`
 	Schedule  jobs.Schedule `json:"schedule"`
 	Suspended bool          `json:"suspended"`
 	LastFire  *time.Time    `json:"lastFire,omitempty"`
@@ -245,7 +271,8 @@ func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkStageTaskDefs(ctx, p); err != nil {
+	// Every problem at once: unknown task definitions and triggers.
+	if err := invalidJoin(s.checkStageTaskDefs(ctx, p), s.checkTriggers(ctx, p)); err != nil { // followups.go
 		return nil, err
 	}
 	stored, changed, err := s.db.PutPipeline(ctx, p, s.cfg.now())
@@ -353,15 +380,7 @@ func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, err
 	if len(times) > MaxBackfill {
 		return nil, jobs.Invalid(fmt.Sprintf("the range holds more than %d fire times; backfill a shorter one", MaxBackfill))
 	}
-	out := []jobs.PipelineRun{}
-	for _, t := range times {
-		pr, err := s.startPipelineRun(ctx, req.Name, nil, "backfill", &t)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *pr)
-	}
-	return out, nil
+	return s.backfill(ctx, req, times) // followups.go
 }
 
 func (s *Server) apiScheduleList(ctx context.Context, _ []byte) (any, error) {
@@ -373,6 +392,7 @@ func (s *Server) apiScheduleList(ctx context.Context, _ []byte) (any, error) {
 	now := s.cfg.now()
 	for _, e := range entries {
 		info := ScheduleInfo{Name: e.Pipeline.Name, Schedule: *e.Pipeline.Schedule, Suspended: e.Suspended}
+		info.Kind, info.Target = scheduleTarget(e.Pipeline) // taskschedule.go
 		if !e.LastFire.IsZero() {
 			t := e.LastFire
 			info.LastFire = &t

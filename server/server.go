@@ -39,6 +39,7 @@ type config struct {
 	now            func() time.Time
 	defaultCluster string
 	sweepEvery     time.Duration
+	dataRetention  time.Duration // retention.go
 }
 
 // Option configures a Server.

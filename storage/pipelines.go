@@ -220,8 +220,12 @@ func (db *DB) UpdatePipelineRun(ctx context.Context, id string, fn func(*jobs.Pi
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE pipeline_runs SET status = ?, doc = ? WHERE run_id = ?`,
-		string(pr.Status), doc, id); err != nil {
+	var finished int64
+	if pr.FinishedAt != nil {
+		finished = pr.FinishedAt.UnixNano()
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE pipeline_runs SET status = ?, doc = ?, finished_at = ? WHERE run_id = ?`,
+		string(pr.Status), doc, finished, id); err != nil {
 		return nil, fmt.Errorf("update pipeline run %s: %w", id, err)
 	}
 	if err := writeStages(ctx, tx, pr); err != nil {
@@ -237,7 +241,9 @@ func (db *DB) UpdatePipelineRun(ctx context.Context, id string, fn func(*jobs.Pi
 type PipelineRunFilter struct {
 	Pipeline string
 	Active   bool // only runs that have not ended
-	Limit    int
+	// Status selects the runs in this status.
+	Status jobs.Status
+	Limit  int
 }
 
 // ListPipelineRuns returns pipeline runs, newest first.
@@ -250,6 +256,10 @@ func (db *DB) ListPipelineRuns(ctx context.Context, f PipelineRunFilter) ([]jobs
 	}
 	if f.Active {
 		q += ` AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELED')`
+	}
+	if f.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, string(f.Status))
 	}
 	q += ` ORDER BY run_id DESC`
 	if f.Limit > 0 {

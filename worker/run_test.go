@@ -71,7 +71,7 @@ type fakeRuntime func(ctx context.Context, t *Task) (*Result, error)
 
 func (f fakeRuntime) Run(ctx context.Context, t *Task, _ LogSink) (*Result, error) {
 	if t.Started != nil {
-		t.Started()
+		t.Started(nil)
 	}
 	return f(ctx, t)
 }

@@ -51,9 +51,15 @@ type Task struct {
 	// stage's /gantry/in and /gantry/out); the worker made them, so no
 	// allowed-host-path check applies.
 	Binds []Bind
-	// Started, when set, is called once, when the task's containers have
-	// started.
-	Started func()
+	// Started, when set, is called once, when the task's first containers
+	// have started, with those containers: their names and where their
+	// portMappings were published (NetworkBindings); no exit codes yet.
+	// Containers that start later (dependsOn) are reported at the end.
+	Started func(running []jobs.ContainerResult)
+	// Pulling, when set, is called as an image pull goes on, with the
+	// progress so far, and once with Done when the image is in; calls
+	// come from Run's goroutine, as often as the daemon reports.
+	Pulling func(jobs.PullProgress)
 	// Finished, when set, is called once with the result when every
 	// container has exited and all their output has gone to the log sink,
 	// before the runtime removes them: the worker reports the end without

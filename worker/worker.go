@@ -385,7 +385,8 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 		})
 	}
 	if err == nil {
-		task.Started = func() { report(jobs.Event{Status: jobs.StatusRunning}) }
+		task.Started = func(cs []jobs.ContainerResult) { report(jobs.Event{Status: jobs.StatusRunning, Containers: cs}) }
+		task.Pulling = w.pullReporter(report)
 		task.Finished = func(res *Result) { finish(res, nil) }
 		res, err = w.rt.Run(runCtx, task, logs)
 	}

@@ -184,7 +184,7 @@ type benchInstantRuntime struct{}
 
 func (benchInstantRuntime) Run(_ context.Context, t *worker.Task, _ worker.LogSink) (*worker.Result, error) {
 	if t.Started != nil {
-		t.Started()
+		t.Started(nil)
 	}
 	zero := 0
 	return &worker.Result{Containers: []jobs.ContainerResult{{Name: t.Def.ContainerDefinitions[0].Name, ExitCode: &zero}}}, nil

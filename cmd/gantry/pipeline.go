@@ -133,6 +133,12 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 				if s := p.Schedule; s != nil {
 					fmt.Fprintf(w, "Schedule:\t%s (%s) %s suspend=%v\n", s.Cron, orDash(s.Timezone), s.Policy(), s.Suspend)
 				}
+				if p.Kind == jobs.KindTask {
+					fmt.Fprintf(w, "Kind:\ttask schedule\n")
+				}
+				for _, t := range p.Triggers {
+					fmt.Fprintf(w, "Trigger:\ton %s of pipeline %s\n", t.Condition(), t.Pipeline)
+				}
 				fmt.Fprintln(w, "\nSTAGE\tTASK DEFINITION\tARRAY\tDEPENDS ON")
 				for _, name := range p.Order() {
 					st := p.Stage(name)
@@ -175,6 +181,7 @@ func newPipelineRunCmd(g *globals) *cobra.Command {
 	var (
 		params []string
 		detach bool
+		out    output // detach_output.go
 	)
 	c := &cobra.Command{
 		Use:   "run NAME [--param K=V]... [-d]",
@@ -193,6 +200,9 @@ pipeline run.`,
 				}
 				given[k] = v
 			}
+			if err := out.detachedOnly(detach); err != nil {
+				return err
+			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
@@ -203,24 +213,26 @@ pipeline run.`,
 				return fmt.Errorf("%s", oneLine(err))
 			}
 			if detach {
-				fmt.Fprintln(cmd.OutOrStdout(), pr.PipelineRunID)
-				return nil
+				return out.writeID(cmd.OutOrStdout(), pr.PipelineRunID, pr)
 			}
 			return attachPipeline(cmd.Context(), c, pr.PipelineRunID, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	c.Flags().StringArrayVarP(&params, "param", "p", nil, "set a parameter K=V (repeatable)")
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "print the pipeline run id and return at once")
+	addDetachOutputFlag(c, &out)
 	return c
 }
 
-// attachPipeline prints a line whenever a stage changes, then the summary,
-// and maps the outcome to the exit code.
+// attachPipeline shows the stages as the run goes: on a terminal a live
+// table redrawn in place (pipeline_live.go), elsewhere a line whenever a
+// stage changes. Then it prints the summary and the failing stages' last
+// log lines, and maps the outcome to the exit code.
 func attachPipeline(ctx context.Context, c *client.Client, id string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "pipeline run %s\n", id)
 	seen := map[string]string{}
 	start := time.Now()
-	pr, err := c.WatchPipelineRun(ctx, id, func(pr *jobs.PipelineRun) {
+	show := func(pr *jobs.PipelineRun) {
 		for _, st := range pr.Stages {
 			line := stageLine(&st, time.Now())
 			key := string(st.Status) + "/" + attemptsText(&st)
@@ -229,7 +241,13 @@ func attachPipeline(ctx context.Context, c *client.Client, id string, stdout, st
 				fmt.Fprintf(stdout, "%8s  %-14s %s\n", short(time.Since(start)), st.Name, line)
 			}
 		}
-	})
+	}
+	stopView := func() {}
+	if st := styleOf(stdout); st.tty {
+		show, stopView = liveStages(stdout, st, 500*time.Millisecond, time.Now)
+	}
+	pr, err := c.WatchPipelineRun(ctx, id, show)
+	stopView()
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "gantry: stopping pipeline run %s\n", id)
 		if _, err := c.StopPipelineRun(context.WithoutCancel(ctx), id, "Stopped by user (Ctrl-C)"); err != nil {
@@ -374,6 +392,16 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 	if pr.ScheduledTime != nil {
 		fmt.Fprintf(w, "Scheduled:\t%s\n", pr.ScheduledTime.Format(time.RFC3339))
 	}
+	if pr.TriggeredBy != "" {
+		fmt.Fprintf(w, "Triggered by:\t%s\n", pr.TriggeredBy)
+	}
+	if bf := pr.Backfill; bf != nil {
+		limit := "no limit"
+		if bf.MaxParallel > 0 {
+			limit = fmt.Sprintf("at most %d at once", bf.MaxParallel)
+		}
+		fmt.Fprintf(w, "Backfill:\t%s (%s)\n", bf.ID, limit)
+	}
 	if pr.StoppedReason != "" {
 		fmt.Fprintf(w, "Stopped reason:\t%s\n", pr.StoppedReason)
 	}
@@ -410,16 +438,22 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 }
 
 func newPipelineBackfillCmd(g *globals) *cobra.Command {
-	var from, to string
+	var (
+		from, to    string
+		maxParallel int
+	)
 	c := &cobra.Command{
-		Use:   "backfill NAME --from T --to T",
+		Use:   "backfill NAME --from T --to T [--max-parallel N]",
 		Short: "Create one run per fire time of the pipeline's schedule in [from, to]",
 		Long: `backfill creates the runs the schedule would have made between --from and
 --to (RFC 3339 times or YYYY-MM-DD dates, in the schedule's zone). Each is the
 schedule's run for its time: a time already fired is not run again. Each run
-sees GANTRY_SCHEDULED_TIME.`,
-		Example: "  gantry pipeline backfill daily-sales --from 2026-11-01 --to 2026-11-07",
-		Args:    cobra.ExactArgs(1),
+sees GANTRY_SCHEDULED_TIME. With --max-parallel N at most N of the runs are
+active at once: the others wait PENDING and start, earliest first, as runs
+end (a server restart keeps the bound).`,
+		Example: `  gantry pipeline backfill daily-sales --from 2026-11-01 --to 2026-11-07
+  gantry pipeline backfill daily-sales --from 2026-10-01 --to 2026-10-31 --max-parallel 2`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
@@ -444,7 +478,10 @@ sees GANTRY_SCHEDULED_TIME.`,
 			if err != nil {
 				return err
 			}
-			runs, err := c.Backfill(cmd.Context(), args[0], f, t)
+			if maxParallel < 0 {
+				return fmt.Errorf("--max-parallel %d: must not be negative", maxParallel)
+			}
+			runs, err := c.BackfillParallel(cmd.Context(), args[0], f, t, maxParallel)
 			if err != nil {
 				return err
 			}
@@ -456,6 +493,7 @@ sees GANTRY_SCHEDULED_TIME.`,
 	}
 	c.Flags().StringVar(&from, "from", "", "first time (RFC 3339 or YYYY-MM-DD)")
 	c.Flags().StringVar(&to, "to", "", "last time, included")
+	c.Flags().IntVar(&maxParallel, "max-parallel", 0, "at most this many of the runs active at once (0: all)")
 	c.MarkFlagRequired("from")
 	c.MarkFlagRequired("to")
 	return c
@@ -477,7 +515,7 @@ func parseTimeFlag(name, v string, loc *time.Location) (time.Time, error) {
 func newScheduleCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "schedule",
-		Short: "List, suspend, resume and trigger the cron schedules of pipelines",
+		Short: "Create, list, suspend, resume and trigger the cron schedules of pipelines and task definitions",
 	}
 	var out output
 	ls := &cobra.Command{
@@ -495,7 +533,7 @@ func newScheduleCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return out.write(cmd.OutOrStdout(), ss, func(w io.Writer) error {
-				fmt.Fprintln(w, "NAME\tCRON\tTIMEZONE\tPOLICY\tSUSPENDED\tLAST FIRE\tNEXT FIRE\tNEXT FIRE (LOCAL)")
+				fmt.Fprintln(w, "NAME\tRUNS\tCRON\tTIMEZONE\tPOLICY\tSUSPENDED\tLAST FIRE\tNEXT FIRE\tNEXT FIRE (LOCAL)")
 				for _, s := range ss {
 					loc, _ := s.Schedule.Location()
 					last, next, local := "-", "-", "-"
@@ -506,7 +544,7 @@ func newScheduleCmd(g *globals) *cobra.Command {
 						next = s.NextFire.In(loc).Format(time.RFC3339)
 						local = s.NextFire.Local().Format(time.RFC3339)
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", s.Name, s.Schedule.Cron, loc, s.Schedule.Policy(),
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", s.Name, scheduleRuns(s), s.Schedule.Cron, loc, s.Schedule.Policy(),
 						s.Suspended, last, next, local)
 				}
 				return nil
@@ -552,6 +590,7 @@ func newScheduleCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.AddCommand(ls, toggle("suspend", "suspended", "Stop firing a schedule until resumed", true),
-		toggle("resume", "resumed", "Fire a suspended schedule again (fire times passed meanwhile are not run)", false), trigger)
+		toggle("resume", "resumed", "Fire a suspended schedule again (fire times passed meanwhile are not run)", false), trigger,
+		newScheduleCreateCmd(g)) // schedule_create.go
 	return c
 }

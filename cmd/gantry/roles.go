@@ -198,7 +198,7 @@ func (r reporter) Canceled(ctx context.Context, runID string) (bool, string, err
 }
 
 // runServer opens the store under dataDir and serves on nc until ctx is done.
-func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger, lease time.Duration) error {
+func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger, lease time.Duration, opts ...server.Option) error {
 	db, err := storage.Open(ctx, filepath.Join(dataDir, "gantry.db"))
 	if err != nil {
 		return err
@@ -208,7 +208,8 @@ func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.L
 	if err != nil {
 		return err
 	}
-	return server.New(db, q, server.WithLogger(log.With().Str("role", "server").Logger())).Run(ctx)
+	opts = append([]server.Option{server.WithLogger(log.With().Str("role", "server").Logger())}, opts...)
+	return server.New(db, q, opts...).Run(ctx)
 }
 
 func ensureStreams(ctx context.Context, nc *nats.Conn) error {
@@ -238,7 +239,9 @@ func newUpCmd(g *globals) *cobra.Command {
 		natsPort                    int
 		syncAlways                  bool
 		wf                          workerFlags
+		retention                   time.Duration  // retention.go
 		submitter                   submitterFlags // auth_roles.go
+		serveTLS                    serveTLSFlags  // servetls.go
 	)
 	c := &cobra.Command{
 		Use:   "up",
@@ -248,7 +251,11 @@ the gantry server (SQLite under --data) and one worker that runs tasks on the
 local Docker daemon. Stop it with Ctrl-C or SIGTERM: the worker stops taking
 runs and lets running ones finish within --grace.
 
-Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
+Other gantry commands reach it at nats://127.0.0.1:<nats-port>. With
+--user/--password (or --token) NATS requires them of every client; with
+--tls-server-cert and --tls-server-key it speaks TLS only, and clients give
+the CA with --tls-ca (and --tls-cert/--tls-key when --tls-client-ca asks for
+client certificates).`,
 		Example: `  gantry up --data /tmp/g &
   gantry up --nats-port 4333 --allow-host-path /srv/etl`,
 		Args: cobra.NoArgs,
@@ -262,6 +269,9 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 			if err := submitter.validate(g); err != nil {
 				return err
 			}
+			if err := serveTLS.validate(); err != nil {
+				return err
+			}
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
@@ -269,15 +279,19 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 			if err := os.MkdirAll(dataDir, 0o750); err != nil {
 				return fmt.Errorf("data directory: %w", err)
 			}
-			ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
+			eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
 				Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways,
-				SubmitUser: submitter.user, SubmitPassword: submitter.password})
+				SubmitUser: submitter.user, SubmitPassword: submitter.password}
+			serveTLS.apply(&eo)
+			ns, err := embedded.Start(eo)
 			if err != nil {
 				return err
 			}
 			defer ns.Shutdown()
 			o := g.conn
-			o.URL, o.Name, o.Reconnect = ns.ClientURL(), "gantry-up", true
+			// The roles in this process connect in-process: no socket,
+			// and no TLS to verify against a CA they may not have.
+			o.URL, o.Name, o.Reconnect, o.InProcess = ns.ClientURL(), "gantry-up", true, ns
 			nc, err := queue.Dial(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -294,7 +308,9 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 				return err
 			}
 			return serveAll(cmd.Context(), log,
-				func(ctx context.Context) error { return runServer(ctx, nc, dataDir, log, wf.fleet.lease) },
+				func(ctx context.Context) error {
+					return runServer(ctx, nc, dataDir, log, wf.fleet.lease, server.WithDataRetention(retention))
+				},
 				func(ctx context.Context) error { return runWorker(ctx, nc, &wf, log) },
 				httpServe(httpAddr, nc, log))
 		},
@@ -304,6 +320,8 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>.`,
 	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API, e.g. 127.0.0.1:8080 (off when empty)")
 	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync JetStream on every write: survives power loss, much slower")
 	submitter.add(c)
+	serveTLS.add(c)
+	addDataRetentionFlag(c, &retention)
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	wf.add(c)
 	return c
@@ -332,6 +350,9 @@ func newServerCmd(g *globals) *cobra.Command {
 		embeddedNATS                bool
 		natsPort                    int
 		lease                       time.Duration
+		retention                   time.Duration  // retention.go
+		submitter                   submitterFlags // auth_roles.go
+		serveTLS                    serveTLSFlags  // servetls.go
 	)
 	c := &cobra.Command{
 		Use:   "server",
@@ -354,13 +375,24 @@ it starts its own NATS server with JetStream instead.`,
 				if err := requireAuthPair(g); err != nil {
 					return err
 				}
-				ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
-					Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token})
+				if err := submitter.validate(g); err != nil {
+					return err
+				}
+				if err := serveTLS.validate(); err != nil {
+					return err
+				}
+				eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
+					Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token,
+					SubmitUser: submitter.user, SubmitPassword: submitter.password}
+				serveTLS.apply(&eo)
+				ns, err := embedded.Start(eo)
 				if err != nil {
 					return err
 				}
 				defer ns.Shutdown()
-				o.URL = ns.ClientURL()
+				o.URL, o.InProcess = ns.ClientURL(), ns
+			} else if submitter.user != "" || serveTLS.cert != "" {
+				return errors.New("--submit-user and --tls-server-cert configure the embedded NATS server: give --embedded-nats too")
 			}
 			nc, err := queue.Dial(cmd.Context(), o)
 			if err != nil {
@@ -368,13 +400,18 @@ it starts its own NATS server with JetStream instead.`,
 			}
 			defer nc.Close()
 			return serveAll(cmd.Context(), log,
-				func(ctx context.Context) error { return runServer(ctx, nc, dataDir, log, lease) },
+				func(ctx context.Context) error {
+					return runServer(ctx, nc, dataDir, log, lease, server.WithDataRetention(retention))
+				},
 				httpServe(httpAddr, nc, log))
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the SQLite store (env GANTRY_DATA)")
 	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API (off when empty)")
 	c.Flags().BoolVar(&embeddedNATS, "embedded-nats", false, "start an embedded NATS server instead of connecting to --nats")
+	submitter.add(c)
+	serveTLS.add(c)
+	addDataRetentionFlag(c, &retention)
 	addLeaseFlag(c, &lease)
 	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -28,7 +28,10 @@ type runFlags struct {
 }
 
 func newRunCmd(g *globals) *cobra.Command {
-	var f runFlags
+	var (
+		f   runFlags
+		out output // detach_output.go
+	)
 	c := &cobra.Command{
 		Use:   "run FAMILY[:REV] | --file TASKDEF.json | --image IMAGE [-- CMD ARGS...]",
 		Short: "Run a task and stream its logs, or print its run id with -d",
@@ -48,6 +51,9 @@ detaches and leaves it to finish stopping.`,
 			if err != nil {
 				return err
 			}
+			if err := out.detachedOnly(f.detach); err != nil {
+				return err
+			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
@@ -61,8 +67,7 @@ detaches and leaves it to finish stopping.`,
 				return err
 			}
 			if f.detach {
-				fmt.Fprintln(cmd.OutOrStdout(), r.RunID)
-				return nil
+				return out.writeID(cmd.OutOrStdout(), r.RunID, r)
 			}
 			return attach(cmd.Context(), c, r.RunID, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -81,6 +86,7 @@ detaches and leaves it to finish stopping.`,
 	fl.IntVar(&f.cpu, "cpu", 0, "CPU units, 1024 = one CPU (an override with FAMILY or --file)")
 	fl.StringVar(&f.idempotencyKey, "idempotency-key", "", "submitting twice with the same key creates one run")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
+	addDetachOutputFlag(c, &out)
 	return c
 }
 
@@ -214,8 +220,10 @@ func attach(ctx context.Context, c *client.Client, runID string, stdout, stderr 
 			go c.Stop(context.WithoutCancel(ctx), runID, "Stopped by user (Ctrl-C)")
 		}
 	}()
+	stopPulls := watchPulls(ctx, c, runID, stderr) // pullprogress.go
 	pr := newLinePrinter(stdout, stderr, false)
 	err := c.Logs(ctx, runID, client.LogOptions{Follow: true}, pr.batch)
+	stopPulls()
 	if ctx.Err() != nil {
 		return &exitError{code: exitGantryError}
 	}

@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gantry-dev/gantry/client"
@@ -154,44 +157,87 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", a.Attempt, orDash(a.Worker), a.Status, exitText(a.ExitCode), started, orDash(a.StoppedReason))
 	}
 	if len(r.Containers) > 0 {
-		fmt.Fprintf(w, "\nCONTAINER\tEXIT\tREASON\n")
+		ports := slices.ContainsFunc(r.Containers, func(c jobs.ContainerResult) bool { return len(c.NetworkBindings) > 0 })
+		if ports {
+			fmt.Fprintf(w, "\nCONTAINER\tEXIT\tPORTS\tREASON\n")
+		} else {
+			fmt.Fprintf(w, "\nCONTAINER\tEXIT\tREASON\n")
+		}
 		for _, c := range r.Containers {
-			fmt.Fprintf(w, "%s\t%s\t%s\n", c.Name, exitText(c.ExitCode), orDash(c.Reason))
+			if ports {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Name, exitText(c.ExitCode), portsText(c.NetworkBindings), orDash(c.Reason))
+			} else {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", c.Name, exitText(c.ExitCode), orDash(c.Reason))
+			}
 		}
 	}
 	return nil
 }
 
+// portsText shows network bindings as docker ps does:
+// 0.0.0.0:49153->8080/tcp.
+func portsText(bs []jobs.NetworkBinding) string {
+	if len(bs) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = fmt.Sprintf("%s->%d/%s", net.JoinHostPort(b.BindIP, strconv.Itoa(b.HostPort)), b.ContainerPort, b.Protocol)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func newStopCmd(g *globals) *cobra.Command {
-	var reason string
+	var (
+		reason string
+		out    output
+	)
 	c := &cobra.Command{
 		Use:   "stop RUN...",
 		Short: "Stop runs: SIGTERM to their containers, SIGKILL after their stopTimeout",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `stop stops runs and pipeline runs. The table output has one line per run,
+its id and status; -o json or yaml prints a list of the runs (and pipeline
+runs) as the server returned them.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
+			// The table is printed as runs stop; JSON and YAML once, as a
+			// list, with the runs stopped before any failure.
+			var stopped []any
+			defer func() {
+				if out != "table" && len(stopped) > 0 {
+					out.write(cmd.OutOrStdout(), stopped, nil)
+				}
+			}()
 			for _, id := range args {
 				if jobs.IsPipelineRunID(id) {
 					pr, err := c.StopPipelineRun(cmd.Context(), id, reason)
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", pr.PipelineRunID, pr.Status)
+					stopped = append(stopped, pr)
+					if out == "table" {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", pr.PipelineRunID, pr.Status)
+					}
 					continue
 				}
 				r, err := c.Stop(cmd.Context(), id, reason)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", r.RunID, r.Status)
+				stopped = append(stopped, r)
+				if out == "table" {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", r.RunID, r.Status)
+				}
 			}
 			return nil
 		},
 	}
 	c.Flags().StringVar(&reason, "reason", "", "why, recorded as the run's stoppedReason")
+	addOutputFlag(c, &out)
 	return c
 }

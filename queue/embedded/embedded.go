@@ -31,6 +31,13 @@ type Options struct {
 	// power cut, at a large cost in throughput. By default JetStream syncs
 	// every two minutes, which survives a process crash but not power loss.
 	SyncAlways bool
+	// TLSCert and TLSKey, when set, make the server speak TLS only: every
+	// client must connect with TLS and trust the certificate's CA.
+	TLSCert, TLSKey string
+	// TLSClientCA, when set with TLSCert, also requires every client to
+	// present a certificate signed by this CA (mutual TLS). In-process
+	// connections (the roles of `gantry up`) skip TLS altogether.
+	TLSClientCA string
 }
 
 // Start starts a NATS server with JetStream and waits until it
@@ -65,6 +72,9 @@ func Start(o Options) (*server.Server, error) {
 	if o.Port == 0 {
 		opts.Port = server.RANDOM_PORT
 	}
+	if err := o.tls(opts); err != nil {
+		return nil, err
+	}
 	if o.SyncAlways {
 		opts.SyncAlways = true
 	}
@@ -81,6 +91,23 @@ func Start(o Options) (*server.Server, error) {
 		return nil, fmt.Errorf("embedded nats: not ready after 15s")
 	}
 	return ns, nil
+}
+
+// tls turns on TLS in opts as o asks.
+func (o Options) tls(opts *server.Options) error {
+	switch {
+	case o.TLSCert == "" && o.TLSKey == "" && o.TLSClientCA == "":
+		return nil
+	case o.TLSCert == "" || o.TLSKey == "":
+		return fmt.Errorf("embedded nats: --tls-server-cert and --tls-server-key go together")
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: o.TLSCert, KeyFile: o.TLSKey,
+		CaFile: o.TLSClientCA, Verify: o.TLSClientCA != ""})
+	if err != nil {
+		return fmt.Errorf("embedded nats: TLS: %w", err)
+	}
+	opts.TLS, opts.TLSConfig, opts.TLSVerify, opts.TLSTimeout = true, tc, o.TLSClientCA != "", 5
+	return nil
 }
 
 func portFree(host string, port int) bool {

@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/pkg/jsonmessage"
 
+	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/worker"
 )
 
@@ -28,14 +29,16 @@ func (r *Runtime) ensureImages(ctx context.Context, t *worker.Task) error {
 			continue
 		}
 		done[c.Image] = true
-		if err := r.ensureImage(ctx, c.Image, policy); err != nil {
+		if err := r.ensureImage(ctx, c.Image, policy, t.Pulling); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *Runtime) ensureImage(ctx context.Context, ref string, policy worker.PullPolicy) error {
+// ensureImage makes ref present as policy says; progress, when set, hears
+// how a pull goes.
+func (r *Runtime) ensureImage(ctx context.Context, ref string, policy worker.PullPolicy, progress func(jobs.PullProgress)) error {
 	switch policy {
 	case worker.PullMissing, worker.PullNever:
 		_, err := r.cli.ImageInspect(ctx, ref)
@@ -51,13 +54,13 @@ func (r *Runtime) ensureImage(ctx context.Context, ref string, policy worker.Pul
 	default:
 		return fmt.Errorf("pull policy %q: want missing, always or never", policy)
 	}
-	return r.pull(ctx, ref)
+	return r.pull(ctx, ref, progress)
 }
 
 // pull pulls ref and reads the progress stream to its end: the daemon
 // reports most failures (manifest unknown, denied) inside the stream, not as
 // the call's error.
-func (r *Runtime) pull(ctx context.Context, ref string) error {
+func (r *Runtime) pull(ctx context.Context, ref string, progress func(jobs.PullProgress)) error {
 	r.log.Info().Str("image", ref).Msg("pulling image")
 	rc, err := r.cli.ImagePull(ctx, ref, image.PullOptions{})
 	if err != nil {
@@ -70,13 +73,20 @@ func (r *Runtime) pull(ctx context.Context, ref string) error {
 	defer stop()
 
 	dec := json.NewDecoder(rc)
+	layers := newLayerProgress(ref)
 	for {
 		var msg jsonmessage.JSONMessage
 		if err := dec.Decode(&msg); err != nil {
 			if errors.Is(err, io.EOF) {
+				if progress != nil {
+					progress(layers.done())
+				}
 				return nil
 			}
 			return pullError(ctx, ref, err)
+		}
+		if layers.update(&msg) && progress != nil {
+			progress(layers.progress())
 		}
 		if msg.Error != nil {
 			return pullError(ctx, ref, errors.New(msg.Error.Message))

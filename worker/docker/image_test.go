@@ -47,7 +47,7 @@ func TestPullStreamErrors(t *testing.T) {
 	body := `{"status":"Pulling from library/x"}` + "\n" +
 		`{"errorDetail":{"message":"manifest for x:v9 not found: manifest unknown"},"error":"manifest for x:v9 not found: manifest unknown"}` + "\n"
 	r := New(missingImages{body: io.NopCloser(strings.NewReader(body))})
-	err := r.ensureImage(t.Context(), "x:v9", worker.PullMissing)
+	err := r.ensureImage(t.Context(), "x:v9", worker.PullMissing, nil)
 	if !errors.Is(err, worker.ErrImageNotFound) || !strings.Contains(err.Error(), "manifest unknown") {
 		t.Fatalf("got %v, want ErrImageNotFound saying manifest unknown", err)
 	}
@@ -57,7 +57,7 @@ func TestPullHonoursContext(t *testing.T) {
 	r := New(missingImages{body: blockingBody{closed: make(chan struct{})}})
 	ctx, cancel := context.WithTimeoutCause(t.Context(), 100*time.Millisecond, errors.New("pull took too long"))
 	defer cancel()
-	err := r.ensureImage(ctx, "x:v9", worker.PullAlways)
+	err := r.ensureImage(ctx, "x:v9", worker.PullAlways, nil)
 	if err == nil || !strings.Contains(err.Error(), "pull took too long") || errors.Is(err, worker.ErrImageNotFound) {
 		t.Fatalf("got %v, want the context's cause", err)
 	}

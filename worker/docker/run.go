@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/worker"
 )
 
@@ -87,7 +88,13 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 	advance()
 
 	if startErr == nil && running > 0 && ctx.Err() == nil && tr.task.Started != nil {
-		tr.task.Started()
+		var cs []jobs.ContainerResult
+		for _, c := range tr.containers {
+			if c.started {
+				cs = append(cs, jobs.ContainerResult{Name: c.def.Name, NetworkBindings: c.result.NetworkBindings})
+			}
+		}
+		tr.task.Started(cs)
 	}
 
 	switch {
@@ -158,6 +165,15 @@ func (r *Runtime) startContainer(setupCtx, waitCtx context.Context, c *ctr) erro
 		return err
 	}
 	c.attach = att
+	if len(c.def.PortMappings) > 0 {
+		info, err := r.cli.ContainerInspect(setupCtx, c.id)
+		if err != nil {
+			// The container runs; only the report of its ports is lost.
+			r.log.Warn().Err(err).Str("container", c.def.Name).Msg("inspect published ports")
+		} else {
+			c.result.NetworkBindings = networkBindings(info)
+		}
+	}
 	return nil
 }
 

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"go.yaml.in/yaml/v3"
+)
+
+// TestDetachAndStopTakeOutput: `gantry run -d` and `gantry stop` take -o
+// like every listing; the table form of run -d stays the bare id.
+func TestDetachAndStopTakeOutput(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	out := in.mustGantry("run", "-d", "-o", "json", "--image", in.image, "--", "sh", "-c", "echo ready; sleep 300")
+	var r jobs.Run
+	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.RunID) != 26 || r.Status != jobs.StatusQueued || r.TaskDefinition == "" {
+		t.Fatalf("run -d -o json: %v\n%s", err, out)
+	}
+	in.waitLog(r.RunID, "ready")
+	out = in.mustGantry("stop", r.RunID, "-o", "json")
+	var stopped []jobs.Run
+	if err := json.Unmarshal([]byte(out), &stopped); err != nil || len(stopped) != 1 || stopped[0].RunID != r.RunID {
+		t.Fatalf("stop -o json: %v\n%s", err, out)
+	}
+	in.waitStatus(r.RunID, jobs.StatusCanceled)
+
+	out = in.mustGantry("run", "-d", "-o", "yaml", "--image", in.image, "--", "true")
+	var y map[string]any
+	if err := yaml.Unmarshal([]byte(out), &y); err != nil || len(y["runId"].(string)) != 26 {
+		t.Fatalf("run -d -o yaml: %v\n%s", err, out)
+	}
+	id := y["runId"].(string)
+	in.waitStatus(id, jobs.StatusSucceeded)
+	if out := in.mustGantry("stop", id); strings.Fields(out)[0] != id {
+		t.Errorf("stop (table) = %q", out)
+	}
+	if out := in.mustGantry("stop", id, "-o", "yaml"); !strings.Contains(out, "runId: "+id) || !strings.HasPrefix(out, "- ") {
+		t.Errorf("stop -o yaml:\n%s", out)
+	}
+	if _, errOut, code := in.gantry("run", "-o", "json", "--image", in.image, "--", "true"); code != exitGantryError ||
+		!strings.Contains(errOut, "-o json needs -d") {
+		t.Errorf("attached run -o json: exit %d: %s", code, errOut)
+	}
+
+	in.applyPipeline("one-stage", `
+name: one-stage
+stages:
+  - name: only
+    taskDefinition: {family: only, containerDefinitions: [{name: main, image: gantry/samples:latest, command: ['true']}]}
+`)
+	out = in.mustGantry("pipeline", "run", "-d", "-o", "json", "one-stage")
+	var pr jobs.PipelineRun
+	if err := json.Unmarshal([]byte(out), &pr); err != nil || !jobs.IsPipelineRunID(pr.PipelineRunID) {
+		t.Fatalf("pipeline run -d -o json: %v\n%s", err, out)
+	}
+	in.waitPipeline(pr.PipelineRunID, ended)
+	if out := in.mustGantry("pipeline", "run", "-d", "one-stage"); !jobs.IsPipelineRunID(strings.TrimSpace(out)) {
+		t.Errorf("pipeline run -d = %q, want only the id", out)
+	}
+}
+
+// TestShellCompletion: the completion script prints, and completing the
+// argument of describe asks the server for run ids.
+func TestShellCompletion(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	id := in.runDetached("true")
+	out, _, code := in.gantry("__complete", "describe", "")
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, ":4") { // :4 = ShellCompDirectiveNoFileComp
+		t.Fatalf("__complete describe '': exit %d\n%s", code, out)
+	}
+	if out, _, _ := in.gantry("__complete", "describe", id[:20]); !strings.Contains(out, id) {
+		t.Errorf("__complete of a prefix:\n%s", out)
+	}
+	if out, _, _ := in.gantry("__complete", "ps", "-o", ""); !strings.Contains(out, "json") || !strings.Contains(out, "yaml") {
+		t.Errorf("__complete ps -o '':\n%s", out)
+	}
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		out, errOut, code := runBin(t, os.Environ(), "completion", shell)
+		if code != 0 || !strings.Contains(out, "__complete") {
+			t.Errorf("completion %s: exit %d %s\n%.300s", shell, code, errOut, out)
+		}
+	}
+	if out, _, _ := runBin(t, os.Environ(), "completion", "bash"); !strings.Contains(out, "complete -o default -F __start_gantry gantry") &&
+		!strings.Contains(out, "__start_gantry") {
+		t.Errorf("bash script does not register gantry:\n%.500s", out)
+	}
+}

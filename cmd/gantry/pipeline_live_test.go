@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+func TestStageViewRedrawsInPlace(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { v := t0.Add(d); return &v }
+	exit3 := 3
+	pr := &jobs.PipelineRun{PipelineRunID: "pr-1", Status: jobs.StatusRunning, StartedAt: at(0), Stages: []jobs.StageState{
+		{Name: "extract", Status: jobs.StatusRunning, StartedAt: at(0), Runs: []jobs.StageRun{
+			{RunID: "r1", Status: jobs.StatusSucceeded, Attempts: 1}, {RunID: "r2", Status: jobs.StatusRunning, Attempts: 2},
+			{RunID: "r3", Status: jobs.StatusQueued, Attempts: 1}}},
+		{Name: "transform", Status: jobs.StatusPending, Runs: []jobs.StageRun{}},
+	}}
+	var buf bytes.Buffer
+	v := &stageView{w: &buf, st: style{tty: true, width: 100}}
+	v.draw(pr, t0.Add(3*time.Second))
+	first := buf.String()
+	if strings.Contains(first, "\x1b[4A") || !strings.HasSuffix(first, "\x1b[J") {
+		t.Fatalf("first drawing moves up or does not clear below: %q", first)
+	}
+	for _, want := range []string{"STAGE", "ATTEMPTS", "extract", "RUNNING", "1/3", "4", "3s", "transform", "PENDING"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("first drawing lacks %q:\n%s", want, first)
+		}
+	}
+	// The next drawing goes back over the 4 lines (header, 2 stages, the
+	// pipeline) and clears each before writing it.
+	buf.Reset()
+	pr.Status, pr.FinishedAt = jobs.StatusFailed, at(7*time.Second)
+	pr.Stages[0].Status, pr.Stages[0].FinishedAt, pr.Stages[0].Reason = jobs.StatusFailed, at(7*time.Second), "1 of 3 runs failed"
+	pr.Stages[0].Runs[1].Status, pr.Stages[0].Runs[1].ExitCode = jobs.StatusFailed, &exit3
+	pr.Stages[0].Runs[2].Status = jobs.StatusSucceeded
+	pr.Stages[1].Status, pr.Stages[1].Reason = jobs.StatusSkipped, "dependency extract ended FAILED"
+	v.draw(pr, t0.Add(time.Minute))
+	second := buf.String()
+	if !strings.HasPrefix(second, "\x1b[4A\r\x1b[2K") || strings.Count(second, "\r\x1b[2K") != 4 {
+		t.Fatalf("second drawing does not redraw the 4 lines in place: %q", second)
+	}
+	for _, want := range []string{"3/3", "7s", "1 of 3 runs failed", "SKIPPED", "FAILED"} {
+		if !strings.Contains(second, want) {
+			t.Errorf("second drawing lacks %q:\n%s", want, second)
+		}
+	}
+	for _, l := range strings.Split(second, "\n") {
+		if n := len([]rune(strings.TrimPrefix(strings.TrimPrefix(l, "\x1b[4A"), "\r\x1b[2K"))); n > 100 {
+			t.Errorf("line wider than the terminal (%d): %q", n, l)
+		}
+	}
+}
+
+func TestLiveStagesTicksAndStops(t *testing.T) {
+	var buf syncBuffer
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	show, stop := liveStages(&buf, style{tty: true, width: 80}, time.Millisecond, func() time.Time { return now })
+	show(&jobs.PipelineRun{PipelineRunID: "pr-1", Status: jobs.StatusRunning, StartedAt: &now,
+		Stages: []jobs.StageState{{Name: "only", Status: jobs.StatusRunning, StartedAt: &now}}})
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(buf.String(), "\x1b[J") < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	n := strings.Count(buf.String(), "\x1b[J")
+	if n < 3 {
+		t.Fatalf("%d drawings: the ticker does not redraw", n)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if m := strings.Count(buf.String(), "\x1b[J"); m != n {
+		t.Fatalf("drew %d times after stop", m-n)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

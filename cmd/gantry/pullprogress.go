@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// watchPulls prints, on w, the image pull progress that the run's worker
+// reports before its containers start (jobs.Event.Pull), until stop is
+// called. Without the events (a role not allowed to read them) it prints
+// nothing.
+func watchPulls(ctx context.Context, c *client.Client, runID string, w io.Writer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	events, err := c.Events(ctx, runID)
+	if err != nil {
+		cancel()
+		return func() {}
+	}
+	p := &pullPrinter{w: w, tty: styleOf(w).tty}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range events {
+			switch {
+			case ev.Source != jobs.SourceServer && ev.Pull != nil:
+				p.print(*ev.Pull)
+			case ev.Status == jobs.StatusRunning || ev.Status.Terminal():
+				p.end()
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		p.end()
+	}
+}
+
+// pullPrinter shows pull progress: on a terminal one line rewritten in
+// place, otherwise one line per report (the worker sends about one a
+// second).
+type pullPrinter struct {
+	w    io.Writer
+	tty  bool
+	mu   sync.Mutex
+	open bool // a line rewritten in place waits for its newline
+}
+
+func (p *pullPrinter) print(pp jobs.PullProgress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.tty {
+		fmt.Fprintf(p.w, "gantry: %s\n", pp)
+		return
+	}
+	fmt.Fprintf(p.w, "\r\x1b[Kgantry: %s", pp)
+	p.open = !pp.Done
+	if pp.Done {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// end finishes a line left open.
+func (p *pullPrinter) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.open {
+		fmt.Fprintln(p.w)
+		p.open = false
+	}
+}

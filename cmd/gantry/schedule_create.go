@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/spf13/cobra"
+)
+
+// newScheduleCreateCmd schedules a single task definition. The schedule is
+// stored as a one-stage pipeline of kind task (one home for it), so `gantry
+// schedule ls/suspend/resume/trigger` and `gantry pipeline runs/backfill`
+// work on it as on any scheduled pipeline.
+func newScheduleCreateCmd(g *globals) *cobra.Command {
+	var (
+		task, cluster    string
+		sched            jobs.Schedule
+		timeout          time.Duration
+		attempts         int
+		envs             []string
+		startingDeadline time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "create [NAME] --task FAMILY[:REV] --cron EXPR",
+		Short: "Schedule a single task definition (named after its family unless NAME is given)",
+		Long: `create schedules runs of one task definition on a cron expression, as a
+pipeline's schedule does: 5 fields, an optional seconds field first, or
+@hourly, @daily, @every 10m; --timezone is an IANA zone (DST handled). Without
+a revision each fire runs the family's latest ACTIVE revision. Each run sees
+GANTRY_SCHEDULED_TIME.
+
+The schedule is kept as a one-stage pipeline of kind task named NAME: list it
+with 'gantry schedule ls', run it now with 'gantry schedule trigger NAME', see
+its runs with 'gantry pipeline runs NAME' and backfill it with 'gantry pipeline
+backfill NAME'. Creating it again updates it. A pipeline of that name that is
+not a task schedule is never replaced.`,
+		Example: `  gantry schedule create --task cleanup --cron "@hourly"
+  gantry schedule create nightly-report --task report:3 --cron "0 2 * * *" --timezone Europe/Paris \
+      --concurrency-policy Forbid --misfire runOnce`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ts := client.TaskSchedule{TaskDefinition: task, Schedule: sched, Cluster: cluster,
+				TimeoutSeconds: int(timeout / time.Second), Overrides: envOverrides(envs)}
+			if len(args) == 1 {
+				ts.Name = args[0]
+			}
+			if attempts > 0 {
+				ts.RetryStrategy = &jobs.RetryStrategy{Attempts: attempts}
+			}
+			ts.Schedule.StartingDeadlineSeconds = int(startingDeadline / time.Second)
+			for _, kv := range envs {
+				if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+					return fmt.Errorf("--env %q: want K=V", kv)
+				}
+			}
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			p, changed, err := c.CreateTaskSchedule(cmd.Context(), ts)
+			if err != nil {
+				return fmt.Errorf("%s", oneLine(err))
+			}
+			verb := "created"
+			if !changed {
+				verb = "unchanged"
+			} else if p.Version > 1 {
+				verb = "updated"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "schedule %s (task %s) version %d %s\n", p.Name, task, p.Version, verb)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&task, "task", "", "task definition to run: family[:revision] (required)")
+	f.StringVar(&sched.Cron, "cron", "", "cron expression or descriptor (required)")
+	f.StringVar(&sched.Timezone, "timezone", "", "IANA time zone of the expression (default UTC)")
+	f.StringVar(&sched.ConcurrencyPolicy, "concurrency-policy", "", "Allow (default), Forbid or Replace")
+	f.DurationVar(&startingDeadline, "starting-deadline", 0, "a fire later than this after its time is missed (0: one minute)")
+	f.StringVar(&sched.Misfire, "misfire", "", "fires missed while no server ran: skip (default) or runOnce")
+	f.BoolVar(&sched.Suspend, "suspend", false, "create it suspended")
+	f.StringVar(&cluster, "cluster", "", "cluster to run in")
+	f.DurationVar(&timeout, "timeout", 0, "stop each run after this long")
+	f.IntVar(&attempts, "attempts", 0, "total tries of each run (retryStrategy.attempts)")
+	f.StringArrayVarP(&envs, "env", "e", nil, "set K=V in every container (repeatable)")
+	c.MarkFlagRequired("task")
+	c.MarkFlagRequired("cron")
+	return c
+}
+
+// envOverrides makes K=V flags an override of every container's
+// environment.
+func envOverrides(envs []string) *jobs.Overrides {
+	if len(envs) == 0 {
+		return nil
+	}
+	var kvs []jobs.KeyValue
+	for _, kv := range envs {
+		k, v, _ := strings.Cut(kv, "=")
+		kvs = append(kvs, jobs.KeyValue{Name: k, Value: v})
+	}
+	return &jobs.Overrides{ContainerOverrides: []jobs.ContainerOverride{{Environment: kvs}}}
+}
+
+// scheduleRuns says what a schedule runs, for `schedule ls`.
+func scheduleRuns(s client.ScheduleInfo) string {
+	if s.Kind == jobs.KindTask {
+		return "task " + s.Target
+	}
+	return "pipeline " + orDash(s.Target)
+}

@@ -1,0 +1,60 @@
+package queue
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDeletePipelineRunsLeavesNothingOfThem(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	s := NewStager(q.JetStream(), time.Hour, 1)
+	if err := s.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.csv"), []byte("a\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.csv"), []byte("b\n"), 0o644)
+	for _, pr := range []string{"pr-1", "pr-2", "pr-10"} {
+		if err := s.Put(ctx, pr, "extract", "run-"+pr, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.DeletePipelineRuns(ctx, []string{"pr-1", "pr-2"})
+	if err != nil || n != 6 {
+		t.Fatalf("deleted %d objects, %v; want 6 (2 files and a manifest per run)", n, err)
+	}
+	// pr-10 shares pr-1's first characters and keeps its files.
+	obs, _ := s.bucket(ctx)
+	infos, _ := obs.List(ctx)
+	for _, i := range infos {
+		if !strings.HasPrefix(i.Name, "pr-10/") {
+			t.Errorf("left behind: %s", i.Name)
+		}
+	}
+	if len(infos) != 3 {
+		t.Fatalf("%d objects left, want pr-10's 3", len(infos))
+	}
+	// No delete markers either: the stream holds pr-10's messages only
+	// (a meta and a chunk per object).
+	st, _ := q.JetStream().Stream(ctx, "OBJ_"+DataBucket)
+	info, _ := st.Info(ctx)
+	if info.State.Msgs != 6 {
+		t.Fatalf("stream holds %d messages, want 6", info.State.Msgs)
+	}
+	if n, err := s.DeletePipelineRuns(ctx, []string{"pr-1"}); err != nil || n != 0 {
+		t.Fatalf("again: %d %v", n, err)
+	}
+	// The server's retention sets the bucket's TTL; a worker's stager
+	// opening the bucket later does not change it.
+	if _, err := NewStager(q.JetStream(), 0, 1).bucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := st.Info(ctx); info.Config.MaxAge != time.Hour+DataBucketSlack {
+		t.Fatalf("bucket TTL %s", info.Config.MaxAge)
+	}
+}

@@ -1,0 +1,306 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/scheduler"
+	"github.com/gantry-dev/gantry/storage"
+)
+
+// followUps is what the end of a pipeline run sets off: the next runs of
+// its backfill and the runs of the pipelines it triggers. The DAG tells
+// of each end while it holds its lock, so the work is queued here and done
+// by one goroutine (startFollowUps), which also keeps backfill promotions
+// one at a time.
+//
+// Crash safety: the queue is memory only. A crash after a run ended and
+// before its follow-ups are done loses them from the queue, so at start
+// the server promotes every backfill with PENDING runs and fires the
+// triggers of recently ended runs again; both are idempotent (a promoted
+// run is no longer PENDING; a triggered run's idempotency key is
+// jobs.TriggerKey(pipeline, upstream run), unique in the store).
+type followUps struct {
+	mu    sync.Mutex
+	queue []*jobs.PipelineRun
+	wake  chan struct{}
+	// promote serializes backfill promotions (the follow-up goroutine and
+	// a backfill request), so that two never fill a group's last free
+	// place twice.
+	promote sync.Mutex
+}
+
+func newFollowUps() *followUps { return &followUps{wake: make(chan struct{}, 1)} }
+
+// ended queues the follow-ups of a pipeline run that ended; it does not
+// block.
+func (f *followUps) ended(pr *jobs.PipelineRun) {
+	f.mu.Lock()
+	f.queue = append(f.queue, pr)
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *followUps) take() []*jobs.PipelineRun {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q := f.queue
+	f.queue = nil
+	return q
+}
+
+// startFollowUps recovers what a crash may have left undone and then
+// handles ended pipeline runs until ctx is done.
+func (s *Server) startFollowUps(ctx context.Context, wg *sync.WaitGroup) {
+	log := s.cfg.log.With().Str("role", "scheduler").Logger()
+	if err := s.recoverFollowUps(ctx); err != nil {
+		log.Error().Err(err).Msg("recover backfills and triggers")
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.pipes.after.wake:
+			}
+			for _, pr := range s.pipes.after.take() {
+				if err := s.followUp(ctx, pr); err != nil && ctx.Err() == nil {
+					log.Error().Err(err).Str("pipelineRun", pr.PipelineRunID).Msg("follow up an ended pipeline run")
+				}
+			}
+		}
+	}()
+}
+
+// followUp starts what the end of pr lets start.
+func (s *Server) followUp(ctx context.Context, pr *jobs.PipelineRun) error {
+	var errs []string
+	if pr.Backfill != nil {
+		if err := s.promoteBackfill(ctx, pr.Pipeline, *pr.Backfill); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if err := s.fireTriggers(ctx, pr); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// recoverFollowUps promotes every backfill that has PENDING runs and fires
+// the triggers of the upstream runs that ended since each triggered
+// pipeline's latest version was applied (at most the latest
+// recoverTriggerRuns of each upstream pipeline).
+func (s *Server) recoverFollowUps(ctx context.Context) error {
+	pending, err := s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Status: jobs.StatusPending})
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, pr := range pending {
+		if pr.Backfill == nil || seen[pr.Backfill.ID] {
+			continue
+		}
+		seen[pr.Backfill.ID] = true
+		if err := s.promoteBackfill(ctx, pr.Pipeline, *pr.Backfill); err != nil {
+			return err
+		}
+	}
+	ps, err := s.db.ListPipelines(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		for _, t := range p.Triggers {
+			ups, err := s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: t.Pipeline, Limit: recoverTriggerRuns})
+			if err != nil {
+				return err
+			}
+			for i := range ups {
+				up := &ups[i]
+				if up.FinishedAt == nil || up.FinishedAt.Before(p.CreatedAt) || !t.Fires(up.Status) {
+					continue
+				}
+				if done, err := s.db.HasPipelineRunKey(ctx, jobs.TriggerKey(p.Name, up.PipelineRunID)); err != nil {
+					return err
+				} else if done {
+					continue
+				}
+				if _, err := s.startTriggered(ctx, p.Name, up); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// recoverTriggerRuns bounds the upstream runs looked at per trigger at
+// start.
+const recoverTriggerRuns = 100
+
+// fireTriggers starts one run of every pipeline that up's end triggers.
+func (s *Server) fireTriggers(ctx context.Context, up *jobs.PipelineRun) error {
+	ps, err := s.db.ListPipelines(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []string
+	for _, name := range scheduler.Triggered(ps, up.Pipeline, up.Status) {
+		pr, err := s.startTriggered(ctx, name, up)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("trigger %s: %v", name, err))
+			continue
+		}
+		s.cfg.log.Info().Str("pipelineRun", pr.PipelineRunID).Str("pipeline", name).
+			Str("upstream", up.PipelineRunID).Msg("triggered by an upstream pipeline run")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// startTriggered starts the run of pipeline that up triggers, or returns
+// the one it started before.
+func (s *Server) startTriggered(ctx context.Context, pipeline string, up *jobs.PipelineRun) (*jobs.PipelineRun, error) {
+	return s.startPipelineRun(ctx, pipeline, nil, "pipeline", nil, func(pr *jobs.PipelineRun) {
+		pr.IdempotencyKey, pr.TriggeredBy = jobs.TriggerKey(pipeline, up.PipelineRunID), up.PipelineRunID
+	})
+}
+
+// checkTriggers checks the triggers of p against the stored pipelines:
+// every upstream exists, and no trigger cycle.
+func (s *Server) checkTriggers(ctx context.Context, p *jobs.Pipeline) error {
+	if len(p.Triggers) == 0 {
+		return nil
+	}
+	all, err := s.db.ListPipelines(ctx)
+	if err != nil {
+		return err
+	}
+	if err := jobs.CheckTriggers(p, all); err != nil {
+		return jobs.Invalid(err.Error())
+	}
+	return nil
+}
+
+// invalidJoin joins the invalid_argument errors among errs into one, a
+// line each; any other error is returned as it is.
+func invalidJoin(errs ...error) error {
+	var msgs []string
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if jobs.ErrorCode(err) != jobs.CodeInvalidArgument {
+			return err
+		}
+		var e *jobs.Error
+		if errors.As(err, &e) {
+			msgs = append(msgs, e.Message)
+		} else {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return jobs.Invalid(strings.Join(msgs, "\n"))
+}
+
+// backfill creates one PENDING run per fire time, all in one backfill
+// group, then starts as many as the group's MaxParallel allows; the
+// follow-ups start the others as runs end. A time that already has a run
+// (fired, or backfilled before) keeps it.
+func (s *Server) backfill(ctx context.Context, req BackfillRequest, times []time.Time) ([]jobs.PipelineRun, error) {
+	if req.MaxParallel < 0 {
+		return nil, jobs.Invalid("maxParallel: must not be negative")
+	}
+	group := jobs.BackfillGroup{ID: "bf-" + s.newRunID(), MaxParallel: req.MaxParallel}
+	ids := make([]string, 0, len(times))
+	for _, t := range times {
+		key := ScheduleKey(req.Name, t.UTC())
+		pr, _, err := s.createPipelineRun(ctx, req.Name, "backfill", t, func(pr *jobs.PipelineRun) {
+			pr.Status, pr.Backfill, pr.IdempotencyKey = jobs.StatusPending, &group, key
+		})
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, pr.PipelineRunID)
+	}
+	if err := s.promoteBackfill(ctx, req.Name, group); err != nil {
+		return nil, err
+	}
+	out := make([]jobs.PipelineRun, 0, len(ids))
+	for _, id := range ids {
+		pr, err := s.db.GetPipelineRun(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *pr)
+	}
+	return out, nil
+}
+
+// createPipelineRun stores the run of a scheduled time (id and key derived
+// from pipeline and time) without advancing it.
+func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, scheduled time.Time, mod func(*jobs.PipelineRun)) (*jobs.PipelineRun, bool, error) {
+	p, err := s.db.GetPipeline(ctx, name, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	params, err := p.ResolveParams(nil)
+	if err != nil {
+		return nil, false, err
+	}
+	t := scheduled.UTC()
+	pr := scheduler.NewPipelineRun(p, scheduledRunID(name, t), params, s.cfg.now())
+	pr.Trigger, pr.ScheduledTime = trigger, &t
+	mod(pr)
+	return s.db.CreatePipelineRun(ctx, pr)
+}
+
+// promoteBackfill starts the PENDING runs of a backfill group that its
+// MaxParallel leaves room for.
+func (s *Server) promoteBackfill(ctx context.Context, pipeline string, group jobs.BackfillGroup) error {
+	s.pipes.after.promote.Lock()
+	defer s.pipes.after.promote.Unlock()
+	active, err := s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: pipeline, Active: true})
+	if err != nil {
+		return err
+	}
+	var runs []jobs.PipelineRun
+	for _, pr := range active {
+		if pr.Backfill != nil && pr.Backfill.ID == group.ID {
+			runs = append(runs, pr)
+		}
+	}
+	for _, id := range scheduler.ToPromote(runs, group.MaxParallel) {
+		if _, err := s.db.UpdatePipelineRun(ctx, id, func(pr *jobs.PipelineRun) bool {
+			if pr.Status != jobs.StatusPending || pr.StopRequested {
+				return false
+			}
+			pr.Status = jobs.StatusRunning
+			return true
+		}); err != nil {
+			return err
+		}
+		if _, err := s.pipes.dag.Advance(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,318 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/storage"
+)
+
+// startAll is startAPI, waiting also for the last endpoint the service
+// adds (startServer waits for the first).
+func startAll(t *testing.T) *apiEnv {
+	e := startAPI(t)
+	e.waitAll()
+	return e
+}
+
+func (e *apiEnv) waitAll() {
+	e.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := e.op.Request("gantry.api.schedules.create", []byte("{}"), time.Second); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatal("schedules.create did not answer within 10s")
+		}
+	}
+}
+
+// finish ends a run as its worker would: RUNNING, then SUCCEEDED.
+func (e *apiEnv) finish(runID string) {
+	e.t.Helper()
+	q, err := queue.New(e.op)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	zero := 0
+	for i, s := range []jobs.Status{jobs.StatusRunning, jobs.StatusSucceeded} {
+		ev := &jobs.Event{RunID: runID, Attempt: 1, Seq: i + 1, Status: s, Source: jobs.SourceWorker, Worker: "w1", Time: time.Now().UTC()}
+		if s == jobs.StatusSucceeded {
+			ev.ExitCode = &zero
+		}
+		if err := q.PublishEvent(context.Background(), ev); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func (e *apiEnv) pipelineRuns(name string) []jobs.PipelineRun {
+	e.t.Helper()
+	var out []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.runs", fmt.Sprintf(`{"name":%q}`, name), &out)
+	return out
+}
+
+// waitRuns polls the runs of a pipeline until ok holds.
+func (e *apiEnv) waitRuns(name string, ok func([]jobs.PipelineRun) bool) []jobs.PipelineRun {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runs := e.pipelineRuns(name)
+		if ok(runs) {
+			return runs
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.MarshalIndent(runs, "", " ")
+			e.t.Fatalf("runs of %s after 10s:\n%s", name, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func count(runs []jobs.PipelineRun, s jobs.Status) int {
+	n := 0
+	for _, r := range runs {
+		if r.Status == s {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *apiEnv) apply(src string) {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string][]byte{"data": []byte(src)})
+	e.ok("gantry.api.pipelines.apply", string(body), nil)
+}
+
+func TestBackfillMaxParallelAndCrossPipelineTriggers(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: sales\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: only, taskDefinition: hello}]\n")
+	e.apply("name: report\ntriggers: [{pipeline: sales, on: success}]\nstages: [{name: only, taskDefinition: hello}]\n")
+
+	// Triggers are checked against the other pipelines at apply time.
+	for src, want := range map[string]string{
+		"name: x\ntriggers: [{pipeline: ghost}]\nstages: [{name: a, taskDefinition: hello}]\n":      `no pipeline "ghost"`,
+		"name: sales\ntriggers: [{pipeline: report}]\nstages: [{name: a, taskDefinition: hello}]\n": "trigger cycle: sales -> report -> sales",
+		"name: y\ntriggers: [{pipeline: y}]\nstages: [{name: a, taskDefinition: hello}]\n":          "cannot trigger itself",
+		// Every problem at once: the task definition and the trigger.
+		"name: z\ntriggers: [{pipeline: ghost}]\nstages: [{name: a, taskDefinition: nosuch}]\n": "nosuch has no ACTIVE revision: not found (register it with `gantry taskdef register FILE`)\ntriggers[0].pipeline: no pipeline \"ghost\"",
+	} {
+		body, _ := json.Marshal(map[string][]byte{"data": []byte(src)})
+		m := e.req(e.op, "gantry.api.pipelines.apply", string(body))
+		if got := apiError(t, m); got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, want) {
+			t.Errorf("apply %q: %s %s, want %s", src, got.Code, got.Message, want)
+		}
+	}
+
+	var bf []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", `{"name":"sales","from":"2026-01-01T00:00:00Z","to":"2026-01-01T02:00:00Z","maxParallel":1}`, &bf)
+	if len(bf) != 3 || bf[0].Status != jobs.StatusRunning || bf[1].Status != jobs.StatusPending || bf[2].Status != jobs.StatusPending {
+		t.Fatalf("backfill: %d runs %v", len(bf), []jobs.Status{bf[0].Status, bf[1].Status, bf[2].Status})
+	}
+	if bf[0].Backfill == nil || bf[0].Backfill.MaxParallel != 1 || bf[1].StartedAt != nil {
+		t.Fatalf("backfill group %+v, pending started at %v", bf[0].Backfill, bf[1].StartedAt)
+	}
+	// Each run's end starts the next, and triggers one run of report.
+	for i := range bf {
+		pr := e.waitRuns("sales", func(runs []jobs.PipelineRun) bool {
+			for _, r := range runs {
+				if r.Status == jobs.StatusRunning && len(r.Stages[0].Runs) == 0 {
+					return false // promoted, its first stage not started yet
+				}
+			}
+			return count(runs, jobs.StatusSucceeded) == i && count(runs, jobs.StatusRunning) == 1
+		})
+		if n := count(pr, jobs.StatusRunning); n > 1 {
+			t.Fatalf("%d backfilled runs active at once", n)
+		}
+		var running jobs.PipelineRun
+		for _, r := range pr {
+			if r.Status == jobs.StatusRunning {
+				running = r
+			}
+		}
+		if !running.ScheduledTime.Equal(*bf[i].ScheduledTime) {
+			t.Fatalf("run %d started out of order: %s", i, running.ScheduledTime)
+		}
+		e.finish(running.Stages[0].Runs[0].RunID)
+	}
+	e.waitRuns("sales", func(runs []jobs.PipelineRun) bool { return count(runs, jobs.StatusSucceeded) == 3 })
+	reports := e.waitRuns("report", func(runs []jobs.PipelineRun) bool { return len(runs) == 3 })
+	ups := map[string]bool{}
+	for _, r := range reports {
+		if r.Trigger != "pipeline" || r.IdempotencyKey != jobs.TriggerKey("report", r.TriggeredBy) {
+			t.Errorf("triggered run %s: trigger %q key %q", r.PipelineRunID, r.Trigger, r.IdempotencyKey)
+		}
+		ups[r.TriggeredBy] = true
+	}
+	for _, b := range bf {
+		if !ups[b.PipelineRunID] {
+			t.Errorf("sales run %s triggered no report", b.PipelineRunID)
+		}
+	}
+	// A restart recovers triggers idempotently (before the API answers):
+	// still one report per sales run.
+	e.stop()
+	e.startServer()
+	e.waitAll()
+	if n := len(e.pipelineRuns("report")); n != 3 {
+		t.Fatalf("%d report runs after a restart, want 3", n)
+	}
+}
+
+func TestBackfillWaitingRunsStartAfterRestart(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: sales\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: only, taskDefinition: hello}]\n")
+	e.apply("name: report\ntriggers: [{pipeline: sales}]\nstages: [{name: only, taskDefinition: hello}]\n")
+	var bf []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", `{"name":"sales","from":"2026-01-01T00:00:00Z","to":"2026-01-01T01:00:00Z","maxParallel":1}`, &bf)
+	// The server stops before it follows up the first run's end: the
+	// restarted one starts the second and the report the first triggers.
+	e.stop()
+	db, err := storage.Open(context.Background(), filepath.Join(e.data, "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().UTC()
+	db.UpdatePipelineRun(context.Background(), bf[0].PipelineRunID, func(pr *jobs.PipelineRun) bool {
+		pr.Status, pr.FinishedAt = jobs.StatusSucceeded, &end
+		return true
+	})
+	db.Close()
+	e.startServer()
+	e.waitAll()
+	e.waitRuns("sales", func(runs []jobs.PipelineRun) bool {
+		return count(runs, jobs.StatusSucceeded) == 1 && count(runs, jobs.StatusRunning) == 1
+	})
+	if reports := e.pipelineRuns("report"); len(reports) != 1 || reports[0].TriggeredBy != bf[0].PipelineRunID {
+		t.Fatalf("after the restart: %d report runs", len(reports))
+	}
+	// Stopping a waiting run cancels it without starting it.
+	var stopped jobs.PipelineRun
+	e.apply("name: other\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: only, taskDefinition: hello}]\n")
+	e.ok("gantry.api.pipelines.backfill", `{"name":"other","from":"2026-01-01T00:00:00Z","to":"2026-01-01T01:00:00Z","maxParallel":1}`, &bf)
+	e.ok("gantry.api.pipelines.stop", fmt.Sprintf(`{"pipelineRunId":%q}`, bf[1].PipelineRunID), &stopped)
+	if stopped.Status != jobs.StatusCanceled || stopped.StartedAt != nil || len(stopped.Stages[0].Runs) != 0 {
+		t.Fatalf("stopped waiting run: %s started %v", stopped.Status, stopped.StartedAt)
+	}
+}
+
+func TestTaskSchedules(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply(pipelineYAML)
+	var reply PipelineApplyReply
+	e.ok("gantry.api.schedules.create", `{"taskDefinition":"hello:1","schedule":{"cron":"@daily","timezone":"Europe/Paris","concurrencyPolicy":"Forbid"}}`, &reply)
+	if p := reply.Pipeline; p.Name != "hello" || p.Kind != jobs.KindTask || len(p.Stages) != 1 || p.Stages[0].Name != "hello" || !reply.Changed {
+		t.Fatalf("task schedule stored as %+v", reply)
+	}
+	var ss []ScheduleInfo
+	e.ok("gantry.api.schedules.list", `{}`, &ss)
+	kinds := map[string]string{}
+	for _, s := range ss {
+		kinds[s.Name] = s.Kind + " " + s.Target
+	}
+	if kinds["hello"] != "task hello:1" || kinds["nightly"] != "pipeline nightly" {
+		t.Fatalf("schedules: %v", kinds)
+	}
+	e.ok("gantry.api.schedules.suspend", `{"name":"hello"}`, nil)
+	var pr jobs.PipelineRun
+	e.ok("gantry.api.schedules.trigger", `{"name":"hello"}`, &pr)
+	if pr.Pipeline != "hello" || pr.ScheduledTime == nil || len(pr.Stages[0].Runs) != 1 {
+		t.Fatalf("triggered: %+v", pr)
+	}
+	// A task schedule never replaces a pipeline; an unknown family is refused.
+	for body, want := range map[string]string{
+		`{"name":"nightly","taskDefinition":"hello","schedule":{"cron":"@daily"}}`: "pipeline nightly exists",
+		`{"taskDefinition":"nosuch","schedule":{"cron":"@daily"}}`:                 "nosuch",
+		`{"taskDefinition":"hello","schedule":{"cron":"bad"}}`:                     "schedule.cron",
+	} {
+		m := e.req(e.op, "gantry.api.schedules.create", body)
+		if got := apiError(t, m); got.Code == "" || !strings.Contains(got.Message, want) {
+			t.Errorf("%s: %s %q, want %q", body, got.Code, got.Message, want)
+		}
+	}
+}
+
+// TestDataRetentionDeletesEndedRunsFiles runs the sweep with an injected
+// clock over a real object store.
+func TestDataRetentionDeletesEndedRunsFiles(t *testing.T) {
+	e := startAll(t)
+	e.stop() // the sweep is driven by hand
+	ctx := context.Background()
+	db, err := storage.Open(ctx, filepath.Join(e.data, "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q, err := queue.New(e.op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	s := New(db, q, WithDataRetention(time.Hour), WithClock(func() time.Time { return now }))
+	if err := s.pipes.data.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "f.csv"), []byte("x\n"), 0o644)
+	ends := map[string]time.Duration{"pr-old": 2 * time.Hour, "pr-recent": 30 * time.Minute, "pr-running": -1}
+	for id, ago := range ends {
+		pr := &jobs.PipelineRun{PipelineRunID: id, Pipeline: "p", Status: jobs.StatusRunning, CreatedAt: now.Add(-3 * time.Hour), Stages: []jobs.StageState{}}
+		if _, _, err := db.CreatePipelineRun(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+		if ago > 0 {
+			end := now.Add(-ago)
+			db.UpdatePipelineRun(ctx, id, func(pr *jobs.PipelineRun) bool {
+				pr.Status, pr.FinishedAt = jobs.StatusSucceeded, &end
+				return true
+			})
+		}
+		if err := s.pipes.data.Put(ctx, id, "extract", "run-"+id, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objects := func() map[string]bool {
+		obs, err := q.JetStream().ObjectStore(ctx, queue.DataBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		infos, _ := obs.List(ctx)
+		m := map[string]bool{}
+		for _, i := range infos {
+			m[strings.SplitN(i.Name, "/", 2)[0]] = true
+		}
+		return m
+	}
+	if n, err := s.sweepData(ctx); err != nil || n != 1 {
+		t.Fatalf("swept %d runs, %v; want pr-old", n, err)
+	}
+	if got := objects(); got["pr-old"] || !got["pr-recent"] || !got["pr-running"] {
+		t.Fatalf("after the first sweep: %v", got)
+	}
+	now = now.Add(time.Hour)
+	if n, _ := s.sweepData(ctx); n != 1 {
+		t.Fatalf("second sweep cleared %d runs, want pr-recent", n)
+	}
+	if got := objects(); len(got) != 1 || !got["pr-running"] {
+		t.Fatalf("after the second sweep: %v", got)
+	}
+	st, _ := q.JetStream().Stream(ctx, "OBJ_"+queue.DataBucket)
+	info, _ := st.Info(ctx)
+	if info.Config.MaxAge != time.Hour+queue.DataBucketSlack || info.State.Msgs != 4 {
+		t.Fatalf("bucket TTL %s with %d messages; want pr-running's 4", info.Config.MaxAge, info.State.Msgs)
+	}
+}

@@ -1,0 +1,84 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/queue"
+)
+
+// WithDataRetention sets how long the files pipeline stages pass along
+// (the object-store bucket queue.DataBucket) are kept after their pipeline
+// run ended; 0 means queue.DefaultDataRetention.
+func WithDataRetention(d time.Duration) Option { return func(c *config) { c.dataRetention = d } }
+
+// retention is the configured data retention with its default.
+func (s *Server) retention() time.Duration {
+	if s.cfg.dataRetention > 0 {
+		return s.cfg.dataRetention
+	}
+	return queue.DefaultDataRetention
+}
+
+// retentionEvery is how often the server looks for pipeline runs whose
+// files are due for deletion: a quarter of the retention, between a
+// second and a minute.
+func retentionEvery(retention time.Duration) time.Duration {
+	return min(max(retention/4, time.Second), time.Minute)
+}
+
+// startDataRetention brings the bucket's TTL to the retention (plus
+// queue.DataBucketSlack, so that it only catches files no run accounts
+// for) and deletes the files of every pipeline run that ended more than
+// the retention ago, until ctx is done.
+func (s *Server) startDataRetention(ctx context.Context, wg *sync.WaitGroup) {
+	log := s.cfg.log.With().Str("role", "retention").Logger()
+	if err := s.pipes.data.EnsureBucket(ctx); err != nil {
+		log.Error().Err(err).Msg("create the stage data bucket")
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(retentionEvery(s.retention()))
+		defer t.Stop()
+		for {
+			if _, err := s.sweepData(ctx); err != nil && ctx.Err() == nil {
+				log.Error().Err(err).Msg("delete expired stage data")
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// sweepData deletes the stage files of the pipeline runs whose retention
+// ended and records that it did, a batch at a time; it returns how many
+// runs it cleared. The objects go first: a crash before the record only
+// makes the next sweep delete nothing again.
+func (s *Server) sweepData(ctx context.Context) (int, error) {
+	const batch = 200
+	total := 0
+	for {
+		now := s.cfg.now()
+		ids, err := s.db.PipelineRunsWithData(ctx, now.Add(-s.retention()), batch)
+		if err != nil || len(ids) == 0 {
+			return total, err
+		}
+		n, err := s.pipes.data.DeletePipelineRuns(ctx, ids)
+		if err != nil {
+			return total, err
+		}
+		if err := s.db.MarkPipelineRunDataDeleted(ctx, ids, now); err != nil {
+			return total, err
+		}
+		s.cfg.log.Info().Int("pipelineRuns", len(ids)).Int("objects", n).Msg("deleted stage data past its retention")
+		total += len(ids)
+		if len(ids) < batch {
+			return total, nil
+		}
+	}
+}
