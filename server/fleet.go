@@ -108,56 +108,8 @@ func (s *Server) sweepOnce(ctx context.Context, absent map[string]time.Time) err
 		return err
 	}
 	for i := range runs {
-		r := &runs[i]
-		a := r.Current()
-		if a == nil {
-			continue
-		}
-		var update func(*jobs.Run) bool
-		switch {
-		case r.Status == jobs.StatusQueued && r.Spec.Deadline != nil && !now.Before(*r.Spec.Deadline):
-			update = func(r *jobs.Run) bool { return expire(r, now) }
-		case r.Status == jobs.StatusQueued:
-			if a.NotBefore != nil && now.Before(*a.NotBefore) {
-				continue // the retry's own reason stands
-			}
-			reason := placementReason(r, workers)
-			if reason == r.StatusReason || (reason == "" && a.Redelivery) {
-				continue
-			}
-			update = func(r *jobs.Run) bool {
-				if r.Status != jobs.StatusQueued || r.StatusReason == reason {
-					return false
-				}
-				r.StatusReason = reason
-				return true
-			}
-		case a.Worker != "" && !live[a.Worker]:
-			since, ok := absent[a.Worker]
-			if !ok {
-				absent[a.Worker] = now
-				continue
-			}
-			if now.Sub(since) < s.q.AckWait()+queue.PresenceTTL {
-				continue
-			}
-			ev := jobs.Event{RunID: r.RunID, Attempt: a.Attempt, Seq: lostSeq, Status: jobs.StatusFailed,
-				Source: jobs.SourceWorker, Worker: a.Worker, Time: now, StopCode: jobs.StopWorkerLost, Redelivered: true,
-				StoppedReason: fmt.Sprintf("worker %s has sent no heartbeat since %s; the job goes to the next worker of cluster %s that takes it",
-					a.Worker, since.Format(time.RFC3339), r.Cluster)}
-			update = func(r *jobs.Run) bool { return r.Apply(ev) }
-		default:
-			continue
-		}
-		stored, err := s.db.UpdateRun(ctx, r.RunID, update)
-		if err != nil {
+		if err := s.sweepRun(ctx, &runs[i], workers, live, absent, now); err != nil {
 			return err
-		}
-		if stored.Status != r.Status || stored.StatusReason != r.StatusReason || len(stored.Attempts) != len(r.Attempts) {
-			s.publishStatus(stored)
-			if stored.Status.Terminal() {
-				s.pipelinesChanged(ctx, []*jobs.Run{stored})
-			}
 		}
 	}
 	return nil
@@ -200,4 +152,67 @@ func (s *Server) liveWorkers(ctx context.Context) ([]jobs.WorkerInfo, error) {
 	}
 	s.fleetAt, s.fleetCached = time.Now(), workers
 	return workers, nil
+}
+
+// sweepRun is the sweep's look at one run, r being what the sweep's listing
+// said of it (the run may have moved on since).
+func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.WorkerInfo, live map[string]bool,
+	absent map[string]time.Time, now time.Time) error {
+	a := r.Current()
+	if a == nil {
+		return nil
+	}
+	var update func(*jobs.Run) bool
+	switch {
+	case r.Status == jobs.StatusQueued && r.Spec.Deadline != nil && !now.Before(*r.Spec.Deadline):
+		update = func(r *jobs.Run) bool { return expire(r, now) }
+	case r.Status == jobs.StatusQueued:
+		if a.NotBefore != nil && now.Before(*a.NotBefore) {
+			return nil // the retry's own reason stands
+		}
+		reason := placementReason(r, workers)
+		if reason == r.StatusReason || (reason == "" && a.Redelivery) {
+			return nil
+		}
+		update = func(r *jobs.Run) bool {
+			if r.Status != jobs.StatusQueued || r.StatusReason == reason {
+				return false
+			}
+			r.StatusReason = reason
+			return true
+		}
+	case a.Worker != "" && !live[a.Worker]:
+		since, ok := absent[a.Worker]
+		if !ok {
+			absent[a.Worker] = now
+			return nil
+		}
+		if now.Sub(since) < s.q.AckWait()+queue.PresenceTTL {
+			return nil
+		}
+		ev := jobs.Event{RunID: r.RunID, Attempt: a.Attempt, Seq: lostSeq, Status: jobs.StatusFailed,
+			Source: jobs.SourceWorker, Worker: a.Worker, Time: now, StopCode: jobs.StopWorkerLost, Redelivered: true,
+			StoppedReason: fmt.Sprintf("worker %s has sent no heartbeat since %s; the job goes to the next worker of cluster %s that takes it",
+				a.Worker, since.Format(time.RFC3339), r.Cluster)}
+		update = func(r *jobs.Run) bool { return r.Apply(ev) }
+	default:
+		return nil
+	}
+	// The list is a snapshot: the run may have moved on since. Only a
+	// change made here is told, or its status would be published twice.
+	changed := false
+	stored, err := s.db.UpdateRun(ctx, r.RunID, func(r *jobs.Run) bool {
+		changed = update(r)
+		return changed
+	})
+	if err != nil {
+		return err
+	}
+	if changed {
+		s.publishStatus(stored)
+		if stored.Status.Terminal() {
+			s.pipelinesChanged(ctx, []*jobs.Run{stored})
+		}
+	}
+	return nil
 }

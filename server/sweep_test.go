@@ -1,0 +1,76 @@
+package server
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/storage"
+	"github.com/nats-io/nats.go"
+)
+
+// TestSweepOfAStaleListingPublishesNothing: the sweep works from a listing
+// of the runs not yet ended, taken before it looks at each. A run that ended
+// in between must not have its end published a second time (followers and
+// benchmarks count ends; pipelines advance on them).
+func TestSweepOfAStaleListingPublishesNothing(t *testing.T) {
+	ctx := context.Background()
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	q, _ := queue.New(nc)
+	if err := q.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := New(db, q)
+
+	now := time.Now().UTC()
+	r := &jobs.Run{RunID: "r1", Status: jobs.StatusQueued, Cluster: "default", CreatedAt: now,
+		Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}}}
+	if _, _, err := db.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := db.GetRun(ctx, "r1") // what the sweep's listing saw: QUEUED
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := 0
+	if _, err := db.ApplyEvents(ctx, []jobs.Event{
+		{RunID: "r1", Attempt: 1, Seq: 1, Status: jobs.StatusRunning, Worker: "w1", Time: now},
+		{RunID: "r1", Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded, Worker: "w1", Time: now, ExitCode: &zero},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	sub, err := nc.SubscribeSync(queue.EventSubject("r1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No live worker: the stale QUEUED run would get a placement reason.
+	if err := s.sweepRun(ctx, listed, nil, map[string]bool{}, map[string]time.Time{}, now); err != nil {
+		t.Fatal(err)
+	}
+	<-q.JetStream().PublishAsyncComplete()
+	if msg, err := sub.NextMsg(300 * time.Millisecond); err == nil {
+		t.Fatalf("the sweep published %s for a run that had ended", msg.Data)
+	}
+	if got, _ := db.GetRun(ctx, "r1"); got.Status != jobs.StatusSucceeded || got.StatusReason != "" {
+		t.Fatalf("the sweep changed an ended run: %s %q", got.Status, got.StatusReason)
+	}
+}
