@@ -22,7 +22,7 @@ test: ## Run every test, unit and integration (embedded NATS, real Docker)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 .PHONY: demo
-demo: build images ## Start gantry up, run the sample extract → transform → load, show the result
+demo: build images ## Start gantry up, run the sample ETL as runs and as a pipeline, show the result
 	./samples/demo.sh
 
 .PHONY: bench
