@@ -236,7 +236,10 @@ func startBenchStack(ctx context.Context, rt worker.Runtime, slots int) (*benchS
 		return nil, err
 	}
 	w := worker.New("bench", "default", jobSource{cons}, rt, reporter{q}, worker.WithSlots(slots),
-		worker.WithGracePeriod(time.Second), worker.WithStager(queue.NewStager(q.JetStream(), 0, 1), ""))
+		worker.WithGracePeriod(time.Second), worker.WithStager(queue.NewStager(q.JetStream(), 0, 1), ""),
+		// As in production: heartbeats (or the server's sweep takes its runs
+		// for lost) and claims.
+		worker.WithPresence(q, 5*time.Second), worker.WithClaims(claims{q}))
 	wg.Go(func() { w.Run(runCtx) })
 	st.client, _ = client.New(nc)
 	st.stop = func() {
