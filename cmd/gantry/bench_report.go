@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -92,6 +93,10 @@ func commit() string {
 				return s.Value[:12]
 			}
 		}
+	}
+	// Built without VCS stamps (go run, -buildvcs=false): ask git.
+	if out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
+		return strings.TrimSpace(string(out))
 	}
 	return "unknown"
 }
