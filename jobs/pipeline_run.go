@@ -141,19 +141,7 @@ func applyToAll(td *TaskDefinition, co ContainerOverride, i int) error {
 			"required with a command when the task has several containers"}
 	}
 	for j := range td.ContainerDefinitions {
-		c := &td.ContainerDefinitions[j]
-		if co.Command != nil {
-			c.Command = co.Command
-		}
-		if len(co.Environment) > 0 {
-			c.Environment = mergeEnv(c.Environment, co.Environment)
-		}
-		if co.CPU != nil {
-			c.CPU = *co.CPU
-		}
-		if co.Memory != nil {
-			c.Memory = *co.Memory
-		}
+		td.ContainerDefinitions[j].apply(co)
 	}
 	return nil
 }

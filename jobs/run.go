@@ -462,24 +462,28 @@ func (td TaskDefinition) WithOverrides(o *Overrides) (TaskDefinition, error) {
 				fmt.Sprintf("no container %q in task definition %s", co.Name, td.Family)})
 			continue
 		}
-		c := &out.ContainerDefinitions[idx]
-		if co.Command != nil {
-			c.Command = co.Command
-		}
-		if len(co.Environment) > 0 {
-			c.Environment = mergeEnv(c.Environment, co.Environment)
-		}
-		if co.CPU != nil {
-			c.CPU = *co.CPU
-		}
-		if co.Memory != nil {
-			c.Memory = *co.Memory
-		}
+		out.ContainerDefinitions[idx].apply(co)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return td, err
 	}
 	return out, out.Validate()
+}
+
+// apply sets what the override changes in the container.
+func (c *ContainerDefinition) apply(co ContainerOverride) {
+	if co.Command != nil {
+		c.Command = co.Command
+	}
+	if len(co.Environment) > 0 {
+		c.Environment = mergeEnv(c.Environment, co.Environment)
+	}
+	if co.CPU != nil {
+		c.CPU = *co.CPU
+	}
+	if co.Memory != nil {
+		c.Memory = *co.Memory
+	}
 }
 
 func mergeEnv(base, over []KeyValue) []KeyValue {
