@@ -120,7 +120,12 @@ func tlsTrouble(err error, o ConnOptions) string {
 		return "the server requires TLS: give --tls-ca (env GANTRY_NATS_TLS_CA)"
 	case errors.Is(err, nats.ErrSecureConnWanted):
 		return "the server does not speak TLS: drop --tls-ca, --tls-cert and --tls-key"
-	case errors.As(err, &alert) || strings.Contains(text, "certificate required") || strings.Contains(text, "bad certificate"):
+	case errors.As(err, &alert) || strings.Contains(text, "certificate required") || strings.Contains(text, "bad certificate"),
+		// With TLS 1.3 the server checks the client's certificate after the
+		// handshake completes on the client's side: depending on timing the
+		// refusal reaches the client as an alert or as the connection closed
+		// under its first read or write.
+		strings.Contains(text, "connection closed by remote after TLS handshake"):
 		if o.TLSCert == "" {
 			return "the server requires a client certificate: give --tls-cert and --tls-key"
 		}
