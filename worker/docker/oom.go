@@ -9,18 +9,22 @@ import (
 )
 
 // oomEvent reports whether the daemon logged an OOM kill of the container
-// since it started. The event can trail the exit a little, so the query
-// reaches half a second into the future.
+// since it started. The event can trail the exit (by over half a second
+// on a loaded host), so the query reaches two seconds into the future; it
+// returns as soon as the event is seen, and only a SIGKILL that was not an
+// OOM kill waits the whole time.
+const oomEventWait = 2 * time.Second
+
 func (r *Runtime) oomEvent(ctx context.Context, id, startedAt string) bool {
 	since := time.Now().Add(-time.Hour)
 	if t, err := time.Parse(time.RFC3339Nano, startedAt); err == nil {
 		since = t.Add(-time.Second)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, oomEventWait+3*time.Second)
 	defer cancel()
 	msgs, errs := r.cli.Events(ctx, events.ListOptions{
 		Since: since.Format(time.RFC3339Nano),
-		Until: time.Now().Add(500 * time.Millisecond).Format(time.RFC3339Nano),
+		Until: time.Now().Add(oomEventWait).Format(time.RFC3339Nano),
 		Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
 			filters.Arg("container", id), filters.Arg("event", string(events.ActionOOM))),
 	})

@@ -250,6 +250,8 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 		if code == 137 && !c.result.OOMKilled && !c.stopping && info.HostConfig != nil && info.HostConfig.Memory > 0 {
 			c.result.OOMKilled = r.oomEvent(ctx, c.id, info.State.StartedAt)
 		}
+	case err != nil && e.err == nil:
+		tr.log.Warn().Err(err).Str("container", c.def.Name).Msg("inspect exited container; its OOM kill may go unseen")
 	case e.err != nil:
 		// Neither the wait nor the state says how it ended.
 		c.result.Reason = fmt.Sprintf("Lost track of the container: %v", e.err)
