@@ -67,7 +67,6 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 	}{
 		{"runs_submit", "runs.submit", s.apiSubmit},
 		{"runs_get", "runs.get", s.apiGet},
-		{"runs_list", "runs.list", s.apiList},
 		{"runs_stop", "runs.stop", s.apiStop},
 		{"runs_logs", "runs.logs", s.apiLogs},
 		{"workers_list", "workers.list", s.apiWorkersList},
@@ -91,6 +90,10 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 		{"schedules_resume", "schedules.resume", s.apiScheduleResume},
 		{"schedules_trigger", "schedules.trigger", s.apiScheduleTrigger},
 		{"schedules_create", "schedules.create", s.apiScheduleCreate}, // taskschedule.go
+		// Last: endpoints go live one by one as they are added, and clients
+		// (gantry ps, tests, bench) take an answer from runs.list to mean
+		// the whole API is up.
+		{"runs_list", "runs.list", s.apiList},
 	}
 	// Requests are handled concurrently, up to maxInFlight at once: a
 	// subscription's callbacks come one at a time, and one slow request (a
