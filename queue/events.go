@@ -22,25 +22,36 @@ func eventMsgID(ev *jobs.Event) string {
 // PublishEvent stores an event in GANTRY_EVENTS and returns once JetStream
 // has acknowledged it.
 func (q *Queue) PublishEvent(ctx context.Context, ev *jobs.Event) error {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	if _, err := q.js.Publish(ctx, EventSubject(ev.RunID), data, jetstream.WithMsgID(eventMsgID(ev))); err != nil {
+	if _, err := q.js.PublishMsg(ctx, eventMsg(ev), jetstream.WithMsgID(eventMsgID(ev))); err != nil {
 		return fmt.Errorf("publish event %s: %w", eventMsgID(ev), err)
 	}
 	return nil
 }
 
+// SourceHeader names an event's source (jobs.Event.Source) on the message,
+// so that a reader interested in one source skips the others undecoded.
+const SourceHeader = "Gantry-Source"
+
 // PublishEventAsync publishes without waiting; the returned future reports
 // JetStream's acknowledgement.
 func (q *Queue) PublishEventAsync(ev *jobs.Event) (jetstream.PubAckFuture, error) {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return nil, err
-	}
-	return q.js.PublishAsync(EventSubject(ev.RunID), data, jetstream.WithMsgID(eventMsgID(ev)))
+	return q.js.PublishMsgAsync(eventMsg(ev), jetstream.WithMsgID(eventMsgID(ev)))
 }
+
+func eventMsg(ev *jobs.Event) *nats.Msg {
+	data, _ := json.Marshal(ev) // an Event always encodes
+	m := nats.NewMsg(EventSubject(ev.RunID))
+	m.Data = data
+	if ev.Source != "" {
+		m.Header.Set(SourceHeader, ev.Source)
+	}
+	return m
+}
+
+// FromServer tells, from its header alone, whether an event message is a
+// status change the server published. Messages of older versions carry no
+// header; their source is in the JSON.
+func FromServer(h nats.Header) bool { return h.Get(SourceHeader) == jobs.SourceServer }
 
 // EventBatch is a group of events taken from the server's durable consumer.
 // Ack them once their effects are stored.
@@ -101,6 +112,10 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 }
 
 func (b *EventBatch) add(m jetstream.Msg) {
+	if FromServer(m.Headers()) {
+		_ = m.Ack() // the server's own status changes
+		return
+	}
 	var ev jobs.Event
 	if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.RunID == "" {
 		_ = m.Term()

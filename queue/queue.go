@@ -19,8 +19,9 @@ type Queue struct {
 	js  jetstream.JetStream
 	cfg config
 
-	mu sync.Mutex
-	kv jetstream.KeyValue // the cancel bucket, once looked up
+	mu      sync.Mutex
+	kv      jetstream.KeyValue            // the cancel bucket, once looked up
+	buckets map[string]jetstream.KeyValue // the fleet's buckets, once looked up
 }
 
 type config struct {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -51,8 +52,16 @@ func (q *Queue) ensureWorkerBuckets(ctx context.Context) error {
 }
 
 // bucket looks a bucket up, creating the fleet's buckets when it is missing
-// (a worker may start before the server has).
+// (a worker may start before the server has). A lookup is a JetStream API
+// request, too dear for every claim: the handle is kept, and forgotten
+// when an operation finds the bucket gone (see gone).
 func (q *Queue) bucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
+	q.mu.Lock()
+	kv := q.buckets[name]
+	q.mu.Unlock()
+	if kv != nil {
+		return kv, nil
+	}
 	kv, err := q.js.KeyValue(ctx, name)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		if err := q.ensureWorkerBuckets(ctx); err != nil {
@@ -63,7 +72,26 @@ func (q *Queue) bucket(ctx context.Context, name string) (jetstream.KeyValue, er
 	if err != nil {
 		return nil, fmt.Errorf("kv %s: %w", name, err)
 	}
+	q.mu.Lock()
+	if q.buckets == nil {
+		q.buckets = map[string]jetstream.KeyValue{}
+	}
+	q.buckets[name] = kv
+	q.mu.Unlock()
 	return kv, nil
+}
+
+// gone forgets the handle of a bucket when err says its stream no longer
+// exists (deleted by hand, or a NATS server that lost its state), so that
+// the next use looks it up, and creates it, again. It returns err.
+func (q *Queue) gone(name string, err error) error {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, nats.ErrNoResponders) {
+		q.mu.Lock()
+		delete(q.buckets, name)
+		q.mu.Unlock()
+	}
+	return err
 }
 
 // Beat stores a worker's heartbeat.
@@ -76,7 +104,7 @@ func (q *Queue) Beat(ctx context.Context, info jobs.WorkerInfo) error {
 	if err != nil {
 		return err
 	}
-	if _, err := kv.Put(ctx, info.ID, data); err != nil {
+	if _, err := kv.Put(ctx, info.ID, data); q.gone(workersBucket, err) != nil {
 		return fmt.Errorf("heartbeat of worker %s: %w", info.ID, err)
 	}
 	return nil
@@ -208,6 +236,7 @@ func (q *Queue) Claim(ctx context.Context, runID string) ([]byte, uint64, error)
 		return nil, 0, err
 	}
 	e, err := kv.Get(ctx, runID)
+	q.gone(claimsBucket, err)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
@@ -231,6 +260,7 @@ func (q *Queue) PutClaim(ctx context.Context, runID string, data []byte, rev uin
 	} else {
 		newRev, err = kv.Update(ctx, runID, data, rev)
 	}
+	q.gone(claimsBucket, err)
 	var apiErr *jetstream.APIError
 	if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
 		return 0, fmt.Errorf("claim of run %s: %w", runID, ErrClaimConflict)

@@ -257,7 +257,12 @@ func writeRun(ctx context.Context, upd *sql.Stmt, r *jobs.Run) error {
 	if err != nil {
 		return err
 	}
-	_, err = upd.ExecContext(ctx, string(r.Status), r.Cluster, r.TaskDefinition, len(r.Attempts), doc, r.RunID)
+	return execUpdateRun(ctx, upd, r, doc)
+}
+
+// execUpdateRun runs updateRun with r's columns and its document doc.
+func execUpdateRun(ctx context.Context, upd *sql.Stmt, r *jobs.Run, doc []byte) error {
+	_, err := upd.ExecContext(ctx, string(r.Status), r.Cluster, r.TaskDefinition, len(r.Attempts), doc, r.RunID)
 	return err
 }
 

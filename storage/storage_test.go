@@ -359,7 +359,14 @@ func TestApplyEvents(t *testing.T) {
 					t.Errorf("batch %d changed %v; want %v", i, changedIDs(got), bt.wantChanged)
 				}
 				for _, r := range got { // what is returned is what is stored
-					sameJSON(t, r, mustGet(t, db, r.RunID))
+					stored := mustGet(t, db, r.RunID)
+					if len(stored.Spec.Task.ContainerDefinitions) == 0 {
+						t.Errorf("batch %d: run %s stored without its task definition", i, r.RunID)
+					}
+					if r.Status != jobs.StatusQueued { // only a QUEUED run's task comes back
+						stored.Spec.Task = jobs.TaskDefinition{}
+					}
+					sameJSON(t, r, stored)
 				}
 			}
 			for id, s := range tt.want {

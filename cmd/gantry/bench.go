@@ -93,6 +93,9 @@ Docker benchmarks build the local image gantry/samples first (needs Go).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			o.out, o.progress = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			// The in-process server runs as `gantry up` does; the baselines
+			// share the process, and so the setting.
+			tuneServerGC()
 			if o.cpuProfile != "" {
 				f, err := os.Create(o.cpuProfile)
 				if err != nil {
@@ -306,8 +309,11 @@ func controlPlane(ctx context.Context, o *benchOpts, n int) ([]benchResult, erro
 		finished  = make(chan struct{})
 	)
 	sub, err := st.nc.Subscribe("gantry.events.runs.*", func(m *nats.Msg) {
+		if !queue.FromServer(m.Header) {
+			return // the worker's reports: the server's status changes say the same
+		}
 		var ev jobs.Event
-		if json.Unmarshal(m.Data, &ev) != nil || ev.Source != jobs.SourceServer || !ev.Status.Terminal() {
+		if json.Unmarshal(m.Data, &ev) != nil || !ev.Status.Terminal() {
 			return
 		}
 		now := time.Now()

@@ -21,6 +21,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/samples"
 	"github.com/gantry-dev/gantry/worker/docker"
 	"github.com/nats-io/nats.go"
@@ -55,8 +56,11 @@ func waitRuns(nc *nats.Conn) (wait func(n int, timeout time.Duration) error, sto
 	var count atomic.Int64
 	wake := make(chan struct{}, 1)
 	sub, _ := nc.Subscribe("gantry.events.runs.*", func(m *nats.Msg) {
+		if !queue.FromServer(m.Header) {
+			return
+		}
 		var ev jobs.Event
-		if json.Unmarshal(m.Data, &ev) == nil && ev.Source == jobs.SourceServer && ev.Status.Terminal() {
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Status.Terminal() {
 			count.Add(1)
 			select {
 			case wake <- struct{}{}:
