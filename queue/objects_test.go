@@ -67,3 +67,29 @@ func TestStagerMovesFilesBetweenStages(t *testing.T) {
 		t.Fatalf("pr-2 got %d files of pr-1", len(entries))
 	}
 }
+
+// TestStagerEmptyOutputStoresNothing: a stage that writes nothing to
+// /gantry/out costs no object store write, and its downstream reads an
+// empty directory without error.
+func TestStagerEmptyOutputStoresNothing(t *testing.T) {
+	q := newQueue(t)
+	s := NewStager(q.JetStream(), 0, 1)
+	ctx := context.Background()
+	if err := s.Put(ctx, "pr-1", "extract", "run0", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := s.bucket(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := obs.List(ctx); err == nil && len(list) > 0 {
+		t.Fatalf("an empty output stored %d objects, the first %s", len(list), list[0].Name)
+	}
+	in := t.TempDir()
+	if err := s.Get(ctx, "pr-1", "extract", []string{"run0"}, in); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(in); len(entries) != 0 {
+		t.Fatalf("got %d files", len(entries))
+	}
+}

@@ -76,6 +76,7 @@ func TestStageInAndOut(t *testing.T) {
 	if ev.Status != jobs.StatusSucceeded || m.files["pr-1/transform/r3"]["clean.csv"] != "c\n" {
 		t.Fatalf("stage out: %+v %v", ev, m.files["pr-1/transform/r3"])
 	}
+	w.bg.Wait() // the directory goes in the background
 	if _, err := os.Stat(st.dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("staging dir left behind: %v", err)
 	}

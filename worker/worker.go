@@ -64,6 +64,8 @@ type Worker struct {
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc // by run id
 
+	bg sync.WaitGroup // clean-ups left to run after a result is reported; Run waits for them
+
 	fl fleet
 }
 
@@ -227,6 +229,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		endLife(errShutdown)
 		<-finished
 	}
+	w.bg.Wait()
 	return err
 }
 
