@@ -129,6 +129,42 @@ func ExampleAPIError() {
 	// code: not_found
 }
 
+func ExampleClient_DeletePipeline() {
+	nc, stop := startGantry()
+	defer stop()
+	ctx := context.Background()
+	c, _ := client.New(nc)
+	if _, _, err := c.RegisterTaskDef(ctx, []byte(helloTaskDef)); err != nil {
+		log.Fatal(err)
+	}
+	if _, _, err := c.ApplyPipeline(ctx, []byte("name: nightly\nschedule: {cron: '0 2 * * *'}\nstages: [{name: hello, taskDefinition: hello}]\n")); err != nil {
+		log.Fatal(err)
+	}
+	pr, err := c.RunPipeline(ctx, "nightly", nil) // no worker here: it stays active
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = c.DeletePipeline(ctx, "nightly", false)
+	fmt.Println("refused while a run is active:", errors.Is(err, client.ErrFailedPrecondition))
+	d, err := c.DeletePipeline(ctx, "nightly", true) // force: stop the active runs
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("deleted:", d.Deleted, "stopped:", len(d.Stopped))
+	_, err = c.DescribePipeline(ctx, "nightly", 0)
+	fmt.Println("gone:", errors.Is(err, client.ErrNotFound))
+	past, err := c.GetPipelineRun(ctx, pr.PipelineRunID) // the history stays
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(past.Pipeline, past.Status)
+	// Output:
+	// refused while a run is active: true
+	// deleted: true stopped: 1
+	// gone: true
+	// nightly CANCELED
+}
+
 func ExampleClient_List() {
 	nc, stop := startGantry()
 	defer stop()

@@ -191,3 +191,41 @@ func (c *Client) WatchPipelineRun(ctx context.Context, id string, fn func(*jobs.
 		}
 	}
 }
+
+// Deleted is what deleting a pipeline or a schedule did.
+type Deleted struct {
+	Name    string `json:"name"`
+	Deleted bool   `json:"deleted"`
+	// Stopped are the pipeline runs a forced pipeline delete stopped.
+	Stopped []string `json:"stopped,omitempty"`
+	// Running are the pipeline runs a deleted schedule had started, which
+	// go on to their end.
+	Running []string `json:"running,omitempty"`
+}
+
+// DeletePipeline deletes every version of a pipeline and its schedule,
+// which stops firing at once. Its past pipeline runs stay readable with
+// GetPipelineRun. A pipeline with active (PENDING or RUNNING) runs is not
+// deleted, an ErrFailedPrecondition naming them, unless force, which
+// stops them. A pipeline whose runs trigger another pipeline is not
+// deleted either (ErrFailedPrecondition); an unknown name is ErrNotFound.
+func (c *Client) DeletePipeline(ctx context.Context, name string, force bool) (*Deleted, error) {
+	var d Deleted
+	if err := c.call(ctx, "pipelines.delete", map[string]any{"name": name, "force": force}, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// DeleteSchedule deletes a task schedule (CreateTaskSchedule); the runs it
+// started go on (Deleted.Running). The schedule of a pipeline is part of
+// the pipeline: deleting it apart is an ErrFailedPrecondition (apply the
+// pipeline without it, suspend it, or delete the pipeline). An unknown
+// name is ErrNotFound.
+func (c *Client) DeleteSchedule(ctx context.Context, name string) (*Deleted, error) {
+	var d Deleted
+	if err := c.call(ctx, "schedules.delete", map[string]any{"name": name}, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}

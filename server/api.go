@@ -90,6 +90,8 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 		{"schedules_resume", "schedules.resume", s.apiScheduleResume},
 		{"schedules_trigger", "schedules.trigger", s.apiScheduleTrigger},
 		{"schedules_create", "schedules.create", s.apiScheduleCreate}, // taskschedule.go
+		{"pipelines_delete", "pipelines.delete", s.apiPipelineDelete}, // delete.go
+		{"schedules_delete", "schedules.delete", s.apiScheduleDelete},
 		// Last: endpoints go live one by one as they are added, and clients
 		// (gantry ps, tests, bench) take an answer from runs.list to mean
 		// the whole API is up.

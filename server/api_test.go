@@ -177,6 +177,8 @@ func TestEveryEndpoint(t *testing.T) {
 	}
 	yamlJSON, _ := json.Marshal(map[string][]byte{"data": []byte(pipelineYAML)})
 	e.ok("gantry.api.pipelines.apply", string(yamlJSON), nil)
+	doomed, _ := json.Marshal(map[string][]byte{"data": []byte(strings.Replace(pipelineYAML, "nightly", "doomed", 1))})
+	e.ok("gantry.api.pipelines.apply", string(doomed), nil)
 	var pr, prStop jobs.PipelineRun
 	e.ok("gantry.api.pipelines.run", `{"name":"nightly"}`, &pr)
 	e.ok("gantry.api.pipelines.run", `{"name":"nightly"}`, &prStop)
@@ -208,6 +210,8 @@ func TestEveryEndpoint(t *testing.T) {
 		"schedules.resume":    `{"name":"nightly"}`,
 		"schedules.trigger":   `{"name":"nightly"}`,
 		"schedules.create":    `{"taskDefinition":"hello","schedule":{"cron":"@daily","suspend":true}}`,
+		"pipelines.delete":    `{"name":"doomed"}`,
+		"schedules.delete":    `{"name":"hello"}`, // the task schedule schedules.create made
 	}
 	// Requests the submit-only user may make; it is refused everything else.
 	submitterMay := map[string]bool{"runs.submit": true, "runs.get": true}
@@ -216,7 +220,8 @@ func TestEveryEndpoint(t *testing.T) {
 		"taskdefs.register", "taskdefs.list", "taskdefs.describe", "taskdefs.deregister",
 		"pipelines.apply", "pipelines.list", "pipelines.describe", "pipelines.run", "pipelines.runs",
 		"pipelines.get", "pipelines.stop", "pipelines.backfill",
-		"schedules.list", "schedules.suspend", "schedules.resume", "schedules.trigger", "schedules.create"}
+		"schedules.list", "schedules.suspend", "schedules.resume", "schedules.trigger", "schedules.create",
+		"pipelines.delete", "schedules.delete"}
 	if len(order) != len(endpointSpecs) || len(good) != len(endpointSpecs) {
 		t.Fatalf("the test covers %d endpoints (%d good requests), the service has %d", len(order), len(good), len(endpointSpecs))
 	}
@@ -287,6 +292,10 @@ func TestErrorCodes(t *testing.T) {
 		{"taskdefs.describe", `{"taskDefinition":"nosuch"}`, jobs.CodeNotFound},
 		{"workers.get", `{"id":"nosuch"}`, jobs.CodeNotFound},
 		{"pipelines.describe", `{"name":"nosuch"}`, jobs.CodeNotFound},
+		{"pipelines.delete", `{"name":"nosuch"}`, jobs.CodeNotFound},
+		{"pipelines.delete", `{}`, jobs.CodeInvalidArgument},
+		{"schedules.delete", `{"name":"nosuch"}`, jobs.CodeNotFound},
+		{"schedules.delete", `{}`, jobs.CodeInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.subject+" "+tt.body, func(t *testing.T) {

@@ -63,6 +63,8 @@ var endpointSpecs = map[string]endpointSpec{
 	"schedules.resume":    {"Let a suspended schedule fire again", NameRequest{}, map[string]any{}, false},
 	"schedules.trigger":   {"Run a scheduled pipeline now", NameRequest{}, jobs.PipelineRun{}, false},
 	"schedules.create":    {"Schedule a single task definition (stored as a one-stage pipeline of kind task)", ScheduleCreateRequest{}, PipelineApplyReply{}, false},
+	"pipelines.delete":    {"Delete every version of a pipeline and its schedule; its past runs stay readable by id. Active runs: failed_precondition, or stopped with force", PipelineDeleteRequest{}, DeleteReply{}, false},
+	"schedules.delete":    {"Delete a task schedule (the runs it started go on); a pipeline's schedule is part of its file: failed_precondition", ScheduleDeleteRequest{}, DeleteReply{}, false},
 }
 
 // endpointMetadata is what `nats micro info gantry` shows of an endpoint.

@@ -258,6 +258,8 @@ func (s *Server) backfill(ctx context.Context, req BackfillRequest, times []time
 // createPipelineRun stores the run of a scheduled time (id and key derived
 // from pipeline and time) without advancing it.
 func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, scheduled time.Time, mod func(*jobs.PipelineRun)) (*jobs.PipelineRun, bool, error) {
+	s.pipes.gate.RLock() // pipelines.go
+	defer s.pipes.gate.RUnlock()
 	p, err := s.db.GetPipeline(ctx, name, 0)
 	if err != nil {
 		return nil, false, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -29,6 +30,11 @@ type pipelines struct {
 	after *followUps
 	// data deletes stage files when their retention ends (retention.go).
 	data *queue.Stager
+	// gate is held for reading while a pipeline run is created from a
+	// pipeline, and for writing while a pipeline is deleted (delete.go):
+	// no run of a deleted pipeline is created after its delete looked at
+	// its active runs.
+	gate sync.RWMutex
 }
 
 func (s *Server) initPipelines() {
@@ -110,6 +116,9 @@ func (st scheduleStore) Schedules(ctx context.Context) ([]scheduler.Entry, error
 	var out []scheduler.Entry
 	for _, state := range states {
 		p, err := st.db.GetPipeline(ctx, state.Name, 0)
+		if errors.Is(err, jobs.ErrNotFound) {
+			continue // deleted since ListSchedules
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -161,12 +170,15 @@ func ScheduleKey(name string, t time.Time) string {
 // trigger's key).
 func (s *Server) startPipelineRun(ctx context.Context, name string, params map[string]string, trigger string, scheduled *time.Time,
 	mods ...func(*jobs.PipelineRun)) (*jobs.PipelineRun, error) {
+	s.pipes.gate.RLock() // until the run is stored
 	p, err := s.db.GetPipeline(ctx, name, 0)
 	if err != nil {
+		s.pipes.gate.RUnlock()
 		return nil, err
 	}
 	resolved, err := p.ResolveParams(params)
 	if err != nil {
+		s.pipes.gate.RUnlock()
 		return nil, err
 	}
 	id := jobs.PipelineRunPrefix + s.newRunID()
@@ -182,6 +194,7 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 		m(pr)
 	}
 	stored, created, err := s.db.CreatePipelineRun(ctx, pr)
+	s.pipes.gate.RUnlock()
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
 	"github.com/spf13/cobra"
 )
 
@@ -36,9 +37,11 @@ func completers(g *globals) map[string]cobra.CompletionFunc {
 		"pipeline run":       firstArg(pipelines),
 		"pipeline runs":      firstArg(pipelines),
 		"pipeline backfill":  firstArg(pipelines),
+		"pipeline delete":    firstArg(pipelines),
 		"schedule suspend":   firstArg(schedules),
 		"schedule resume":    firstArg(schedules),
 		"schedule trigger":   firstArg(schedules),
+		"schedule delete":    firstArg(g.complete(completeTaskSchedules)),
 		"workers describe":   firstArg(workers),
 		"workers drain":      firstArg(workers),
 		"workers activate":   firstArg(workers),
@@ -192,6 +195,22 @@ func completeSchedules(ctx context.Context, c *client.Client) ([]cobra.Completio
 	out := make([]cobra.Completion, 0, len(ss))
 	for _, s := range ss {
 		out = append(out, s.Name)
+	}
+	return out, nil
+}
+
+// completeTaskSchedules offers the schedules `schedule delete` takes: those
+// of single task definitions.
+func completeTaskSchedules(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+	ss, err := c.Schedules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []cobra.Completion
+	for _, s := range ss {
+		if s.Kind == jobs.KindTask {
+			out = append(out, cobra.CompletionWithDesc(s.Name, "task "+s.Target))
+		}
 	}
 	return out, nil
 }

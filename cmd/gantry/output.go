@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gantry-dev/gantry/client"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 )
@@ -68,6 +70,23 @@ func (o output) write(w io.Writer, v any, table func(w io.Writer) error) error {
 		return err
 	}
 	return tw.Flush()
+}
+
+// show is the body of the listing, describe and delete commands: it
+// connects, calls get, and writes what it returns as -o asks, table
+// printing the table.
+func show[T any](cmd *cobra.Command, g *globals, out output, get func(context.Context, *client.Client) (T, error),
+	table func(io.Writer, T) error) error {
+	nc, c, err := g.connect(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	v, err := get(cmd.Context(), c)
+	if err != nil {
+		return err
+	}
+	return out.write(cmd.OutOrStdout(), v, func(w io.Writer) error { return table(w, v) })
 }
 
 // ago shows how long ago t was, briefly.

@@ -21,14 +21,15 @@ const exitPipelineFailed = 1
 func newPipelineCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "pipeline",
-		Short: "Apply, list and run pipelines: DAGs of stages passing files along",
+		Short: "Apply, list, run and delete pipelines: DAGs of stages passing files along",
 		Example: `  gantry pipeline apply samples/pipelines/daily-sales.yaml
   gantry pipeline run daily-sales --param day=2026-11-24
   gantry pipeline runs daily-sales -o json
-  gantry describe pr-01jf3...`,
+  gantry describe pr-01jf3...
+  gantry pipeline delete daily-sales`,
 	}
 	c.AddCommand(newPipelineApplyCmd(g), newPipelineLsCmd(g), newPipelineDescribeCmd(g),
-		newPipelineRunCmd(g), newPipelineRunsCmd(g), newPipelineBackfillCmd(g))
+		newPipelineRunCmd(g), newPipelineRunsCmd(g), newPipelineBackfillCmd(g), newPipelineDeleteCmd(g)) // delete.go
 	return c
 }
 
@@ -75,16 +76,9 @@ func newPipelineLsCmd(g *globals) *cobra.Command {
 		Short: "List pipelines",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, c, err := g.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			ps, err := c.ListPipelines(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return out.write(cmd.OutOrStdout(), ps, func(w io.Writer) error {
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]jobs.Pipeline, error) {
+				return c.ListPipelines(ctx)
+			}, func(w io.Writer, ps []jobs.Pipeline) error {
 				fmt.Fprintln(w, "NAME\tVERSION\tSTAGES\tSCHEDULE\tUPDATED")
 				for _, p := range ps {
 					sched := "-"
@@ -111,16 +105,9 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 		Short: "Show a pipeline: parameters, schedule and stages",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, c, err := g.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			p, err := c.DescribePipeline(cmd.Context(), args[0], version)
-			if err != nil {
-				return err
-			}
-			return out.write(cmd.OutOrStdout(), p, func(w io.Writer) error {
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*jobs.Pipeline, error) {
+				return c.DescribePipeline(ctx, args[0], version)
+			}, func(w io.Writer, p *jobs.Pipeline) error {
 				fmt.Fprintf(w, "Pipeline:\t%s\nVersion:\t%d\n", p.Name, p.Version)
 				keys := make([]string, 0, len(p.Parameters))
 				for k := range p.Parameters {
@@ -352,16 +339,9 @@ func newPipelineRunsCmd(g *globals) *cobra.Command {
 		Short: "List a pipeline's runs with each stage's status",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, c, err := g.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			runs, err := c.PipelineRuns(cmd.Context(), args[0], limit)
-			if err != nil {
-				return err
-			}
-			return out.write(cmd.OutOrStdout(), runs, func(w io.Writer) error {
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]jobs.PipelineRun, error) {
+				return c.PipelineRuns(ctx, args[0], limit)
+			}, func(w io.Writer, runs []jobs.PipelineRun) error {
 				now := time.Now()
 				fmt.Fprintln(w, "PIPELINE RUN\tSTATUS\tTRIGGER\tCREATED\tDURATION\tSTAGES")
 				for _, pr := range runs {
@@ -515,7 +495,7 @@ func parseTimeFlag(name, v string, loc *time.Location) (time.Time, error) {
 func newScheduleCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "schedule",
-		Short: "Create, list, suspend, resume and trigger the cron schedules of pipelines and task definitions",
+		Short: "Create, list, suspend, resume, trigger and delete the cron schedules of pipelines and task definitions",
 	}
 	var out output
 	ls := &cobra.Command{
@@ -523,16 +503,9 @@ func newScheduleCmd(g *globals) *cobra.Command {
 		Short: "List schedules with their next fire time, in the schedule's zone and yours",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, c, err := g.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			ss, err := c.Schedules(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return out.write(cmd.OutOrStdout(), ss, func(w io.Writer) error {
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]client.ScheduleInfo, error) {
+				return c.Schedules(ctx)
+			}, func(w io.Writer, ss []client.ScheduleInfo) error {
 				fmt.Fprintln(w, "NAME\tRUNS\tCRON\tTIMEZONE\tPOLICY\tSUSPENDED\tLAST FIRE\tNEXT FIRE\tNEXT FIRE (LOCAL)")
 				for _, s := range ss {
 					loc, _ := s.Schedule.Location()
@@ -591,6 +564,7 @@ func newScheduleCmd(g *globals) *cobra.Command {
 	}
 	c.AddCommand(ls, toggle("suspend", "suspended", "Stop firing a schedule until resumed", true),
 		toggle("resume", "resumed", "Fire a suspended schedule again (fire times passed meanwhile are not run)", false), trigger,
-		newScheduleCreateCmd(g)) // schedule_create.go
+		newScheduleCreateCmd(g), // schedule_create.go
+		newScheduleDeleteCmd(g)) // delete.go
 	return c
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -40,16 +41,10 @@ func newPsCmd(g *globals) *cobra.Command {
 				}
 				o.Statuses = append(o.Statuses, st)
 			}
-			nc, c, err := g.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			runs, _, err := c.List(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			return out.write(cmd.OutOrStdout(), runs, func(w io.Writer) error { return psTable(w, runs, clock()) })
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]jobs.Run, error) {
+				runs, _, err := c.List(ctx, o)
+				return runs, err
+			}, func(w io.Writer, runs []jobs.Run) error { return psTable(w, runs, clock()) })
 		},
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "include runs that ended")
@@ -100,23 +95,14 @@ func newDescribeCmd(g *globals) *cobra.Command {
 		Example: "  gantry describe 01jf3... -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, c, err := g.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
 			if jobs.IsPipelineRunID(args[0]) {
-				pr, err := c.GetPipelineRun(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				return out.write(cmd.OutOrStdout(), pr, func(w io.Writer) error { return describePipelineRun(w, pr) })
+				return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*jobs.PipelineRun, error) {
+					return c.GetPipelineRun(ctx, args[0])
+				}, describePipelineRun)
 			}
-			r, err := c.Get(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return out.write(cmd.OutOrStdout(), r, func(w io.Writer) error { return describeRun(w, r) })
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*jobs.Run, error) {
+				return c.Get(ctx, args[0])
+			}, describeRun)
 		},
 	}
 	addOutputFlag(c, &out)

@@ -90,16 +90,9 @@ func newTaskdefLsCmd(g *globals) *cobra.Command {
 			case inactive:
 				o.Status = jobs.TaskDefInactive
 			}
-			nc, c, err := g.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			list, err := c.ListTaskDefs(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			return out.write(cmd.OutOrStdout(), list, func(w io.Writer) error { return taskdefsTable(w, list, clock()) })
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]jobs.RegisteredTaskDefinition, error) {
+				return c.ListTaskDefs(ctx, o)
+			}, func(w io.Writer, list []jobs.RegisteredTaskDefinition) error { return taskdefsTable(w, list, clock()) })
 		},
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "include INACTIVE (deregistered) revisions")
@@ -136,18 +129,9 @@ func newTaskdefDescribeCmd(g *globals) *cobra.Command {
 			if _, _, err := jobs.ParseRef(args[0]); err != nil {
 				return err
 			}
-			nc, c, err := g.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			td, err := c.DescribeTaskDef(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return out.write(cmd.OutOrStdout(), td, func(w io.Writer) error {
-				return describeTaskDefTable(w, td)
-			})
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*jobs.RegisteredTaskDefinition, error) {
+				return c.DescribeTaskDef(ctx, args[0])
+			}, describeTaskDefTable)
 		},
 	}
 	addOutputFlag(c, &out)
@@ -208,16 +192,9 @@ func newTaskdefDeregisterCmd(g *globals) *cobra.Command {
 			} else if rev == 0 {
 				return fmt.Errorf("%q: deregister needs FAMILY:REV", args[0])
 			}
-			nc, c, err := g.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			td, err := c.DeregisterTaskDef(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return out.write(cmd.OutOrStdout(), td, func(w io.Writer) error {
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*jobs.RegisteredTaskDefinition, error) {
+				return c.DeregisterTaskDef(ctx, args[0])
+			}, func(w io.Writer, td *jobs.RegisteredTaskDefinition) error {
 				_, err := fmt.Fprintf(w, "%s\t%s\n", td.Ref(), td.Status)
 				return err
 			})

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/spf13/cobra"
 )
@@ -35,16 +37,9 @@ func newWorkersLsCmd(g *globals) *cobra.Command {
 		Example: "  gantry workers ls\n  gantry workers ls --cluster etl -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, c, err := g.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			ws, err := c.Workers(cmd.Context(), cluster)
-			if err != nil {
-				return err
-			}
-			return out.write(cmd.OutOrStdout(), ws, func(w io.Writer) error { return workersTable(w, ws, clock()) })
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]jobs.WorkerInfo, error) {
+				return c.Workers(ctx, cluster)
+			}, func(w io.Writer, ws []jobs.WorkerInfo) error { return workersTable(w, ws, clock()) })
 		},
 	}
 	c.Flags().StringVar(&cluster, "cluster", "", "only the workers of this cluster")
@@ -70,16 +65,9 @@ func newWorkersDescribeCmd(g *globals) *cobra.Command {
 		Short: "Show a live worker",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, c, err := g.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			x, err := c.Worker(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return out.write(cmd.OutOrStdout(), x, func(w io.Writer) error { return describeWorker(w, x) })
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*jobs.WorkerInfo, error) {
+				return c.Worker(ctx, args[0])
+			}, describeWorker)
 		},
 	}
 	addOutputFlag(c, &out)
