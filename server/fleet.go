@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -64,28 +66,71 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 	return ""
 }
 
+// fullSweepEvery bounds how long the sweep goes without looking at every
+// queued run. Between those looks it reads only what changed (runs queued
+// again, deadlines passed, workers gone); the full look is a safety net, at
+// a rate that keeps its cost small however long the backlog.
+const fullSweepEvery = 5 * time.Minute
+
+// maxRecheck bounds the runs remembered for the next sweep (markRecheck);
+// past it the next sweep looks at every queued run instead.
+const maxRecheck = 10000
+
+// sweepState is what the sweep remembers from one round to the next. Only
+// the sweep's goroutine uses it.
+type sweepState struct {
+	absent map[string]time.Time // worker → when first seen gone
+	// fleet is the fleet (fleetPrint) at the last look at every queued
+	// run, made at fullAt; a zero fullAt asks for one at the next round.
+	fleet  string
+	fullAt time.Time
+	// redeliveries are the runs whose current attempt waits for the queue
+	// to hand out a lost attempt's job again, by that attempt's creation
+	// (redeliver.go).
+	redeliveries map[string]time.Time
+}
+
+func newSweepState() *sweepState {
+	return &sweepState{absent: map[string]time.Time{}, redeliveries: map[string]time.Time{}}
+}
+
+// track remembers r if its current attempt waits for a redelivery.
+func (st *sweepState) track(r *jobs.Run) {
+	if a := r.Current(); a != nil && r.Status == jobs.StatusQueued && a.Redelivery {
+		st.redeliveries[r.RunID] = a.CreatedAt
+	}
+}
+
 // sweep runs every sweepEvery until ctx is done.
 func (s *Server) sweep(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.sweepEvery)
 	defer t.Stop()
-	absent := map[string]time.Time{} // worker → when first seen gone
+	st := newSweepState()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		if err := s.sweepOnce(ctx, absent); err != nil && ctx.Err() == nil {
+		if err := s.sweepOnce(ctx, st); err != nil && ctx.Err() == nil {
 			s.cfg.log.Warn().Err(err).Msg("sweep")
 		}
 	}
 }
 
 // sweepOnce queues the retries that are due, updates the reasons of queued
-// runs, fails the queued runs past their deadline and records as lost the
+// runs, fails the queued runs past their deadline, records as lost the
 // attempts of workers gone for longer than a lease without their job being
-// redelivered.
-func (s *Server) sweepOnce(ctx context.Context, absent map[string]time.Time) error {
+// redelivered, and publishes the job of an attempt whose redelivery never
+// came (redeliver.go).
+//
+// Its cost does not grow with the number of queued runs while nothing
+// changes: it looks at every queued run only at the first round, when the
+// fleet changed (which changes why runs wait) and every fullSweepEvery; in
+// between, at the runs queued again since the last round (markRecheck) and
+// those past their deadline (an index). Running runs it finds by worker,
+// and only for workers that are gone.
+func (s *Server) sweepOnce(ctx context.Context, st *sweepState) (err error) {
 	now := s.cfg.now().UTC()
 	if err := s.republish(ctx); err != nil {
 		return err
@@ -98,21 +143,160 @@ func (s *Server) sweepOnce(ctx context.Context, absent map[string]time.Time) err
 	for _, w := range workers {
 		live[w.ID] = true
 	}
-	for id := range absent {
-		if live[id] {
-			delete(absent, id)
+	recheck, overflow := s.takeRecheck()
+	defer func() {
+		if err != nil {
+			st.fullAt = time.Time{} // what this round missed, the next finds
+		}
+	}()
+	if fp := fleetPrint(workers); overflow || st.fullAt.IsZero() || fp != st.fleet || now.Sub(st.fullAt) >= fullSweepEvery {
+		if fp != st.fleet {
+			s.fleetGen.Add(1) // before the listing: see Submit
+		}
+		if err := s.sweepQueued(ctx, st, workers, live, now); err != nil {
+			return err
+		}
+		st.fleet, st.fullAt = fp, now
+	} else if err := s.sweepChanged(ctx, st, recheck, workers, live, now); err != nil {
+		return err
+	}
+	if err := s.sweepLost(ctx, st, live, now); err != nil {
+		return err
+	}
+	return s.sweepRedeliveries(ctx, st, now)
+}
+
+// fleetPrint sums up what placementReason reads of the fleet: two fleets
+// with the same print place every run alike.
+func fleetPrint(workers []jobs.WorkerInfo) string {
+	var b strings.Builder
+	for _, w := range workers {
+		fmt.Fprintf(&b, "%s|%s|%d|%d|%s\n", w.ID, w.Cluster, w.Capacity.CPU, w.Capacity.Memory, w.State)
+	}
+	return b.String()
+}
+
+// sweepQueued looks at every queued run, a page at a time.
+func (s *Server) sweepQueued(ctx context.Context, st *sweepState, workers []jobs.WorkerInfo, live map[string]bool, now time.Time) error {
+	f := storage.RunFilter{Statuses: []jobs.Status{jobs.StatusQueued}, Limit: 1000}
+	for {
+		runs, err := s.db.ListRuns(ctx, f)
+		if err != nil {
+			return err
+		}
+		for i := range runs {
+			st.track(&runs[i])
+			if err := s.sweepRun(ctx, &runs[i], workers, live, st.absent, now); err != nil {
+				return err
+			}
+		}
+		if len(runs) < f.Limit {
+			return nil
+		}
+		f.Before = runs[len(runs)-1].RunID
+	}
+}
+
+// sweepChanged looks at the queued runs that may have changed since the
+// last round: those queued again (ids) and those past their deadline.
+func (s *Server) sweepChanged(ctx context.Context, st *sweepState, ids []string, workers []jobs.WorkerInfo,
+	live map[string]bool, now time.Time) error {
+	for _, id := range ids {
+		r, err := s.db.GetRun(ctx, id)
+		if errors.Is(err, jobs.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if r.Status != jobs.StatusQueued {
+			continue
+		}
+		st.track(r)
+		if err := s.sweepRun(ctx, r, workers, live, st.absent, now); err != nil {
+			return err
 		}
 	}
-	runs, err := s.db.ListRuns(ctx, storageFilter(jobs.StatusQueued, jobs.StatusStarting, jobs.StatusRunning))
+	expired, err := s.db.QueuedPastDeadline(ctx, now, 1000)
 	if err != nil {
 		return err
 	}
-	for i := range runs {
-		if err := s.sweepRun(ctx, &runs[i], workers, live, absent, now); err != nil {
+	for i := range expired {
+		if err := s.sweepRun(ctx, &expired[i], workers, live, st.absent, now); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sweepLost finds the workers that started runs and are gone, and records
+// as lost the attempts of those gone for longer than a lease.
+func (s *Server) sweepLost(ctx context.Context, st *sweepState, live map[string]bool, now time.Time) error {
+	busy, err := s.db.ActiveWorkers(ctx)
+	if err != nil {
+		return err
+	}
+	has := map[string]bool{}
+	for _, w := range busy {
+		has[w] = true
+		if live[w] {
+			continue
+		}
+		since, ok := st.absent[w]
+		if !ok {
+			st.absent[w] = now
+			continue
+		}
+		if now.Sub(since) < s.q.AckWait()+queue.PresenceTTL {
+			continue
+		}
+		runs, err := s.db.RunsOfWorker(ctx, w)
+		if err != nil {
+			return err
+		}
+		for i := range runs {
+			if err := s.sweepRun(ctx, &runs[i], nil, live, st.absent, now); err != nil {
+				return err
+			}
+		}
+	}
+	for w := range st.absent {
+		if live[w] || !has[w] {
+			delete(st.absent, w)
+		}
+	}
+	return nil
+}
+
+// markRecheck asks the next sweep to look at a run queued again (a retry,
+// a redelivery). Past maxRecheck runs it asks for a look at all of them.
+func (s *Server) markRecheck(id string) {
+	s.recheckMu.Lock()
+	defer s.recheckMu.Unlock()
+	if s.recheckAll {
+		return
+	}
+	if len(s.recheck) >= maxRecheck {
+		s.recheck, s.recheckAll = nil, true
+		return
+	}
+	if s.recheck == nil {
+		s.recheck = map[string]struct{}{}
+	}
+	s.recheck[id] = struct{}{}
+}
+
+// takeRecheck returns the runs marked since the last call, or all=true
+// when they were too many to remember.
+func (s *Server) takeRecheck() (ids []string, all bool) {
+	s.recheckMu.Lock()
+	defer s.recheckMu.Unlock()
+	for id := range s.recheck {
+		ids = append(ids, id)
+	}
+	all = s.recheckAll
+	s.recheck, s.recheckAll = nil, false
+	return ids, all
 }
 
 // expire fails a queued run whose deadline passed.
@@ -132,10 +316,6 @@ func expire(r *jobs.Run, now time.Time) bool {
 func due(r *jobs.Run, now time.Time) bool {
 	a := r.Current()
 	return a == nil || a.NotBefore == nil || !now.Before(*a.NotBefore)
-}
-
-func storageFilter(st ...jobs.Status) storage.RunFilter {
-	return storage.RunFilter{Statuses: st, Limit: 5000}
 }
 
 // liveWorkers returns the workers' heartbeats, read at most once a second:

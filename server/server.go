@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -32,6 +33,12 @@ type Server struct {
 	fleetMu     sync.Mutex
 	fleetAt     time.Time
 	fleetCached []jobs.WorkerInfo
+	// fleetGen counts the fleet changes the sweep saw (fleet.go).
+	fleetGen atomic.Uint64
+
+	recheckMu  sync.Mutex
+	recheck    map[string]struct{} // runs the next sweep looks at (fleet.go)
+	recheckAll bool
 }
 
 type config struct {
@@ -143,7 +150,10 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		r.Spec.ActiveDeadlineSeconds, r.Spec.Deadline = req.ActiveDeadlineSeconds, &d
 	}
 	// Say at once why no worker could take it (fleet.go); the sweep keeps
-	// the reason current.
+	// the reason current. It looks at every queued run when the fleet
+	// changes, but may list them before this one is stored: a run whose
+	// reason was found while the sweep saw a change is looked at again.
+	gen := s.fleetGen.Load()
 	if workers, err := s.liveWorkers(ctx); err == nil {
 		r.StatusReason = placementReason(r, workers)
 	}
@@ -153,6 +163,9 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	}
 	if !created {
 		return stored, nil
+	}
+	if s.fleetGen.Load() != gen {
+		s.markRecheck(stored.RunID)
 	}
 	s.publishStatus(stored)
 	if err := s.enqueue(ctx, stored); err != nil {
@@ -167,8 +180,14 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 // queue's duplicate window absorbs.
 func (s *Server) enqueue(ctx context.Context, r *jobs.Run) error {
 	a := r.Current()
+	if a.Attempt > 1 {
+		// A retry or a redelivery: the sweep replaces the reason Apply
+		// gave it by the fleet's and watches redeliveries (redeliver.go).
+		s.markRecheck(r.RunID)
+	}
 	if a.Redelivery {
-		// Its job is the lost attempt's, which the queue hands out again.
+		// Its job is the lost attempt's, which the queue hands out again;
+		// if that never comes, the sweep publishes one (redeliver.go).
 		return s.db.MarkPublished(ctx, r.RunID, a.Attempt)
 	}
 	job := &jobs.Job{RunID: r.RunID, Attempt: a.Attempt, Cluster: r.Cluster, Worker: r.TargetWorker, Spec: r.Spec}
@@ -180,7 +199,7 @@ func (s *Server) enqueue(ctx context.Context, r *jobs.Run) error {
 
 // republish queues the runs whose current attempt was never published.
 func (s *Server) republish(ctx context.Context) error {
-	runs, err := s.db.Unpublished(ctx)
+	runs, err := s.db.UnpublishedQueued(ctx)
 	if err != nil {
 		return fmt.Errorf("find unpublished runs: %w", err)
 	}
@@ -206,6 +225,9 @@ func (s *Server) publishStatus(r *jobs.Run) {
 	ev := &jobs.Event{RunID: r.RunID, Attempt: a.Attempt, Status: r.Status, Source: jobs.SourceServer,
 		Worker: r.Worker, Time: s.cfg.now().UTC(), ExitCode: r.ExitCode, StopCode: r.StopCode,
 		StoppedReason: r.StoppedReason, StatusReason: r.StatusReason}
+	if len(r.Containers) > 0 {
+		ev.Containers = r.Containers // with their networkBindings once running
+	}
 	if _, err := s.q.PublishEventAsync(ev); err != nil {
 		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status")
 	}

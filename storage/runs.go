@@ -15,7 +15,7 @@ import (
 // columns copied from its document together with the document.
 const (
 	selectRunDoc = `SELECT doc FROM runs WHERE run_id = ?`
-	updateRun    = `UPDATE runs SET status = ?, cluster = ?, task_definition = ?, attempt = ?, doc = ? WHERE run_id = ?`
+	updateRun    = `UPDATE runs SET status = ?, cluster = ?, task_definition = ?, attempt = ?, worker = ?, deadline = ?, doc = ? WHERE run_id = ?`
 )
 
 // CreateRun inserts r. If r.IdempotencyKey is set and a run already has it,
@@ -30,6 +30,7 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
 	}
 	var old *jobs.Run
+	worker, deadline := sweepColumns(r)
 	err = db.inGroup(ctx, func(tx *sql.Tx) error {
 		// One writer: checking then inserting inside the transaction cannot race.
 		if r.IdempotencyKey != "" {
@@ -54,10 +55,10 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO runs
-			(run_id, status, cluster, task_definition, created_at, idempotency_key, attempt, doc)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			(run_id, status, cluster, task_definition, created_at, idempotency_key, attempt, worker, deadline, doc)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.RunID, string(r.Status), r.Cluster, r.TaskDefinition, r.CreatedAt.UnixNano(),
-			nullIfEmpty(r.IdempotencyKey), len(r.Attempts), doc)
+			nullIfEmpty(r.IdempotencyKey), len(r.Attempts), worker, deadline, doc)
 		return err
 	})
 	switch {
@@ -262,7 +263,8 @@ func writeRun(ctx context.Context, upd *sql.Stmt, r *jobs.Run) error {
 
 // execUpdateRun runs updateRun with r's columns and its document doc.
 func execUpdateRun(ctx context.Context, upd *sql.Stmt, r *jobs.Run, doc []byte) error {
-	_, err := upd.ExecContext(ctx, string(r.Status), r.Cluster, r.TaskDefinition, len(r.Attempts), doc, r.RunID)
+	worker, deadline := sweepColumns(r)
+	_, err := upd.ExecContext(ctx, string(r.Status), r.Cluster, r.TaskDefinition, len(r.Attempts), worker, deadline, doc, r.RunID)
 	return err
 }
 

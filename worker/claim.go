@@ -44,12 +44,17 @@ type claim struct {
 	Done    bool      `json:"done,omitempty"`
 	Losses  int       `json:"losses,omitempty"`
 	Time    time.Time `json:"time"`
+	// Job is the attempt of the job message this claim's attempts run: a
+	// delivery of an older job (one whose attempt the server replaced by
+	// publishing a job for the next) is stale. 0 in older claims.
+	Job int `json:"job,omitempty"`
 }
 
 // taking is the outcome of claiming a delivery.
 type taking struct {
 	attempt int
 	rev     uint64
+	job     int // the claim's Job
 	// lost is the claim of a worker that was lost with this job.
 	lost *claim
 	// stale: the attempt ended already (a late redelivery); just ack.
@@ -64,9 +69,9 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 	}
 	// Most deliveries are a run's first: claim it in one step, and read
 	// what is there only when someone was first.
-	first, _ := json.Marshal(claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC()})
+	first, _ := json.Marshal(claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC(), Job: jobAttempt})
 	if rev, err := w.cfg.claims.PutClaim(ctx, runID, first, 0); err == nil {
-		return taking{attempt: jobAttempt, rev: rev}, nil
+		return taking{attempt: jobAttempt, rev: rev, job: jobAttempt}, nil
 	} else if !errors.Is(err, ErrClaimConflict) {
 		return taking{}, err
 	}
@@ -82,18 +87,20 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 				old = nil // unreadable: start afresh
 			}
 		}
-		next := claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC()}
+		next := claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC(), Job: jobAttempt}
 		var t taking
 		switch {
 		case old == nil || old.Attempt < jobAttempt:
-		case old.Done:
+		case old.Done || old.Job > jobAttempt:
+			// The attempt ended, or the server replaced this job by one of a
+			// later attempt (server/fleet.go, releaseRedelivery): a late delivery.
 			return taking{stale: true}, nil
 		default:
 			// Someone took this job and never finished it: lost.
 			next.Attempt, next.Losses = old.Attempt+1, old.Losses+1
 			t.lost = old
 		}
-		t.attempt = next.Attempt
+		t.attempt, t.job = next.Attempt, next.Job
 		data, _ = json.Marshal(next)
 		t.rev, err = w.cfg.claims.PutClaim(ctx, runID, data, rev)
 		if errors.Is(err, ErrClaimConflict) {
@@ -113,8 +120,19 @@ func (w *Worker) finishClaim(ctx context.Context, runID string, t taking, losses
 	if w.cfg.claims == nil {
 		return
 	}
-	data, _ := json.Marshal(claim{Attempt: t.attempt, Worker: w.id, Done: true, Losses: losses, Time: w.cfg.now().UTC()})
+	data, _ := json.Marshal(claim{Attempt: t.attempt, Worker: w.id, Done: true, Losses: losses, Time: w.cfg.now().UTC(), Job: t.job})
 	if _, err := w.cfg.claims.PutClaim(ctx, runID, data, t.rev); err != nil {
 		w.cfg.log.Warn().Err(err).Str("run", runID).Int("attempt", t.attempt).Msg("mark attempt done")
 	}
+}
+
+// ClaimedAttempt reads a stored claim: the attempt it is for and whether
+// that attempt ended. ok is false for data that is no claim. The server
+// reads claims to tell whether a lost attempt's job may still come back.
+func ClaimedAttempt(data []byte) (attempt int, done, ok bool) {
+	var c claim
+	if data == nil || json.Unmarshal(data, &c) != nil || c.Attempt < 1 {
+		return 0, false, false
+	}
+	return c.Attempt, c.Done, true
 }

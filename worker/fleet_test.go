@@ -211,6 +211,7 @@ func TestRedeliveryOfLostAttemptRunsTheNext(t *testing.T) {
 		{"worker lost", &claim{Attempt: 1, Worker: "w0"}, 1, true, 2, false},
 		{"lost twice", &claim{Attempt: 2, Worker: "w0", Losses: 1}, 1, true, 3, false},
 		{"late redelivery of a finished attempt", &claim{Attempt: 2, Worker: "w0", Done: true}, 1, false, 0, false},
+		{"late redelivery of a job the server replaced", &claim{Attempt: 2, Worker: "w0", Job: 2}, 1, false, 0, false},
 		{"too many losses", &claim{Attempt: 6, Worker: "w0", Losses: MaxLosses}, 1, true, 0, true},
 	}
 	for _, tt := range tests {

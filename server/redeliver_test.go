@@ -1,0 +1,369 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/storage"
+	"github.com/gantry-dev/gantry/worker"
+	"github.com/nats-io/nats.go"
+)
+
+// lostEnv is a server over an embedded NATS server with a short ack wait,
+// whose sweep the test drives by hand on a clock of its own; events are
+// applied by the running server.
+type lostEnv struct {
+	t     *testing.T
+	ctx   context.Context
+	q     *queue.Queue
+	db    *storage.DB
+	s     *Server
+	st    *sweepState
+	mu    sync.Mutex
+	clock time.Time
+	ran   chan int // attempts the fake runtime ran
+}
+
+const testAckWait = time.Second
+
+func startLostEnv(t *testing.T) *lostEnv {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	q, err := queue.New(nc, queue.WithAckWait(testAckWait))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &lostEnv{t: t, ctx: ctx, q: q, db: db, st: newSweepState(), clock: time.Now().UTC(), ran: make(chan int, 10)}
+	e.s = New(db, q, WithClock(e.now), WithSweepInterval(time.Hour))
+	done := make(chan error, 1)
+	go func() { done <- e.s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+		db.Close()
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := nc.Request("gantry.api.runs.list", nil, time.Second); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not answer within 10s")
+		}
+	}
+	return e
+}
+
+func (e *lostEnv) now() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.clock
+}
+
+func (e *lostEnv) advance(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.clock = e.clock.Add(d)
+}
+
+func (e *lostEnv) sweep() {
+	e.t.Helper()
+	if err := e.s.sweepOnce(e.ctx, e.st); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *lostEnv) submit() *jobs.Run {
+	e.t.Helper()
+	r, err := e.s.Submit(e.ctx, &jobs.SubmitRequest{
+		TaskDefinition: json.RawMessage(`{"family":"lost","containerDefinitions":[{"name":"main","image":"lost:1","essential":true}]}`)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// waitRun waits until ok holds for the stored run.
+func (e *lostEnv) waitRun(id string, what string, ok func(*jobs.Run) bool) *jobs.Run {
+	e.t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r, err := e.db.GetRun(e.ctx, id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if ok(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.MarshalIndent(r, "", "  ")
+			e.t.Fatalf("run never %s:\n%s", what, b)
+		}
+	}
+}
+
+// takeAsLostWorker plays worker w1 up to the point it goes silent: it takes
+// the run's job, claims attempt 1 as the worker package does and reports it
+// RUNNING. It sends no heartbeat, so the server sees no w1.
+func (e *lostEnv) takeAsLostWorker(id string) (*queue.Delivery, uint64) {
+	e.t.Helper()
+	cons, err := e.q.Jobs(e.ctx, "default", "w1")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	d, err := cons.Next(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if d.Job().RunID != id || d.Job().Attempt != 1 {
+		e.t.Fatalf("took job %s/%d", d.Job().RunID, d.Job().Attempt)
+	}
+	rev, err := e.q.PutClaim(e.ctx, id, []byte(`{"attempt":1,"worker":"w1","job":1}`), 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.q.PublishEvent(e.ctx, &jobs.Event{RunID: id, Attempt: 1, Seq: 1, Status: jobs.StatusRunning,
+		Source: jobs.SourceWorker, Worker: "w1", Time: e.now()}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitRun(id, "RUNNING on w1", func(r *jobs.Run) bool { return r.Status == jobs.StatusRunning })
+	return d, rev
+}
+
+// markLost sweeps until the server records w1's attempt as lost.
+func (e *lostEnv) markLost(id string) {
+	e.t.Helper()
+	e.sweep() // w1 first seen gone
+	e.advance(testAckWait + queue.PresenceTTL)
+	e.sweep()
+	r := e.waitRun(id, "lost with w1", func(r *jobs.Run) bool { return len(r.Attempts) == 2 })
+	if r.Status != jobs.StatusQueued || !r.Attempts[1].Redelivery || r.Attempts[0].StopCode != jobs.StopWorkerLost {
+		e.t.Fatalf("after the loss: %s, attempts %+v", r.Status, r.Attempts)
+	}
+}
+
+// startWorker runs a real worker, with claims in the queue's bucket, whose
+// runtime succeeds at once and tells e.ran the attempt it ran.
+func (e *lostEnv) startWorker(id string) {
+	e.t.Helper()
+	cons, err := e.q.Jobs(e.ctx, "default", id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rt := runtimeFunc(func(_ context.Context, task *worker.Task, _ worker.LogSink) (*worker.Result, error) {
+		e.ran <- task.Attempt
+		zero := 0
+		return &worker.Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &zero}}}, nil
+	})
+	w := worker.New(id, "default", source{cons}, rt, reporter{e.q}, worker.WithClaims(claims{e.q}))
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	e.t.Cleanup(func() { cancel(); <-done })
+}
+
+// jobsPublished is how many job messages the jobs stream ever stored.
+func (e *lostEnv) jobsPublished() uint64 {
+	e.t.Helper()
+	st, err := e.q.JetStream().Stream(e.ctx, queue.StreamJobs)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := st.Info(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State.LastSeq
+}
+
+// waitJobsDone waits until no job is left in the queue: every delivery
+// was acknowledged.
+func (e *lostEnv) waitJobsDone() {
+	e.t.Helper()
+	st, err := e.q.JetStream().Stream(e.ctx, queue.StreamJobs)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * testAckWait); ; time.Sleep(50 * time.Millisecond) {
+		info, err := st.Info(e.ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d jobs left in the queue", info.State.Msgs)
+		}
+	}
+}
+
+// ranAttempts drains e.ran after the run ended.
+func (e *lostEnv) ranAttempts() []int {
+	var out []int
+	for {
+		select {
+		case a := <-e.ran:
+			out = append(out, a)
+		case <-time.After(300 * time.Millisecond):
+			return out
+		}
+	}
+}
+
+// TestLostAttemptThatFinishedIsRunAgain: the server takes w1 for lost (no
+// heartbeat) while w1 in fact finishes the job and acknowledges it, so no
+// redelivery comes. The sweep must publish the job of the Redelivery
+// attempt once its grace is over, and the run must end; when w1's ack was
+// lost and its job comes back too, it must not run a second time.
+func TestLostAttemptThatFinishedIsRunAgain(t *testing.T) {
+	for _, ackLost := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ackLost=%v", ackLost), func(t *testing.T) {
+			e := startLostEnv(t)
+			r := e.submit()
+			d, rev := e.takeAsLostWorker(r.RunID)
+			e.markLost(r.RunID)
+
+			// w1 was alive: it finishes attempt 1 (an event the server no
+			// longer takes), marks its claim done and acknowledges the job.
+			zero := 0
+			if err := e.q.PublishEvent(e.ctx, &jobs.Event{RunID: r.RunID, Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded,
+				Source: jobs.SourceWorker, Worker: "w1", Time: e.now(), ExitCode: &zero}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.q.PutClaim(e.ctx, r.RunID, []byte(`{"attempt":1,"worker":"w1","job":1,"done":true}`), rev); err != nil {
+				t.Fatal(err)
+			}
+			if !ackLost {
+				if err := d.Ack(e.ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			e.sweep() // within the grace: nothing published
+			if n := e.jobsPublished(); n != 1 {
+				t.Fatalf("%d jobs published within the grace period, want 1", n)
+			}
+			e.advance(e.s.redeliveryGrace())
+			e.sweep()
+			if n := e.jobsPublished(); n != 2 {
+				t.Fatalf("%d jobs published after the grace period, want 2", n)
+			}
+			e.sweep() // and only once
+			if n := e.jobsPublished(); n != 2 {
+				t.Fatalf("%d jobs published after another sweep, want 2", n)
+			}
+
+			e.startWorker("w2")
+			got := e.waitRun(r.RunID, "ended", func(r *jobs.Run) bool { return r.Status.Terminal() })
+			if got.Status != jobs.StatusSucceeded || len(got.Attempts) != 2 || got.Attempts[1].Worker != "w2" ||
+				got.Attempts[0].StopCode != jobs.StopWorkerLost {
+				t.Fatalf("run ended %s with attempts %+v", got.Status, got.Attempts)
+			}
+			e.waitJobsDone() // with ackLost, w1's job came back to w2 meanwhile
+			if ran := e.ranAttempts(); !slices.Equal(ran, []int{2}) {
+				t.Fatalf("attempts run: %v, want [2]", ran)
+			}
+		})
+	}
+}
+
+// TestGenuineRedeliveryRunsOnce: w1 dies holding the job. The sweep records
+// its attempt as lost and must publish nothing, however long the
+// redelivery takes: the queue hands the job to w2, which runs it once, as
+// attempt 2.
+func TestGenuineRedeliveryRunsOnce(t *testing.T) {
+	e := startLostEnv(t)
+	r := e.submit()
+	e.takeAsLostWorker(r.RunID) // and never heard of again
+	e.markLost(r.RunID)
+	e.sweep()
+	e.advance(10 * e.s.redeliveryGrace()) // no worker free for a long while
+	e.sweep()
+	if n := e.jobsPublished(); n != 1 {
+		t.Fatalf("%d jobs published while the lost job may still come back, want 1", n)
+	}
+
+	e.startWorker("w2")
+	got := e.waitRun(r.RunID, "ended", func(r *jobs.Run) bool { return r.Status.Terminal() })
+	e.advance(10 * e.s.redeliveryGrace())
+	e.sweep()
+	if got.Status != jobs.StatusSucceeded || len(got.Attempts) != 2 || got.Attempts[1].Worker != "w2" {
+		t.Fatalf("run ended %s with attempts %+v", got.Status, got.Attempts)
+	}
+	if n := e.jobsPublished(); n != 1 {
+		t.Fatalf("%d jobs published, want 1", n)
+	}
+	e.waitJobsDone()
+	if ran := e.ranAttempts(); !slices.Equal(ran, []int{2}) {
+		t.Fatalf("attempts run: %v, want [2]", ran)
+	}
+}
+
+type runtimeFunc func(context.Context, *worker.Task, worker.LogSink) (*worker.Result, error)
+
+func (f runtimeFunc) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) (*worker.Result, error) {
+	return f(ctx, t, logs)
+}
+
+// source hands the worker the queue's deliveries.
+type source struct{ c *queue.JobConsumer }
+
+func (s source) Next(ctx context.Context) (worker.Lease, error) {
+	d, err := s.c.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// reporter and claims adapt the queue to the worker, as cmd/gantry does.
+type reporter struct{ q *queue.Queue }
+
+func (r reporter) PublishEvent(ctx context.Context, ev *jobs.Event) error {
+	return r.q.PublishEvent(ctx, ev)
+}
+func (r reporter) Logs(runID string, attempt int) worker.LogStream {
+	return r.q.NewLogWriter(runID, attempt)
+}
+func (r reporter) Canceled(ctx context.Context, runID string) (bool, string, error) {
+	return r.q.Canceled(ctx, runID)
+}
+
+type claims struct{ q *queue.Queue }
+
+func (c claims) Claim(ctx context.Context, runID string) ([]byte, uint64, error) {
+	return c.q.Claim(ctx, runID)
+}
+
+func (c claims) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) (uint64, error) {
+	n, err := c.q.PutClaim(ctx, runID, data, rev)
+	if errors.Is(err, queue.ErrClaimConflict) {
+		return 0, fmt.Errorf("%w: %v", worker.ErrClaimConflict, err)
+	}
+	return n, err
+}

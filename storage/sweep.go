@@ -1,0 +1,137 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// The server's sweep looks runs up through the worker and deadline columns
+// and the partial indexes of migration 0005, so that what it reads grows
+// with what changed, not with the backlog of queued runs. The status terms
+// of these queries are literals: SQLite uses a partial index only for a
+// query that repeats its WHERE terms, and a bound parameter does not. They
+// name their index (INDEXED BY): without statistics the planner would take
+// runs_status, whose QUEUED range is the whole backlog, and with it a query
+// the index cannot serve fails instead of scanning.
+
+// sweepColumns are the values of the worker and deadline columns for r;
+// every write of a run stores them with its document.
+func sweepColumns(r *jobs.Run) (worker string, deadline any) {
+	if a := r.Current(); a != nil {
+		worker = a.Worker
+	}
+	if d := r.Spec.Deadline; d != nil {
+		deadline = d.UnixNano()
+	}
+	return worker, deadline
+}
+
+// ActiveWorkers returns the workers that the current attempt of a STARTING
+// or RUNNING run names, each once.
+func (db *DB) ActiveWorkers(ctx context.Context) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT DISTINCT worker FROM runs INDEXED BY runs_worker
+		WHERE status IN ('STARTING', 'RUNNING') AND worker != ''`)
+	if err != nil {
+		return nil, fmt.Errorf("list workers of running runs: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var w string
+		if err := rows.Scan(&w); err != nil {
+			return nil, fmt.Errorf("list workers of running runs: %w", err)
+		}
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list workers of running runs: %w", err)
+	}
+	return out, nil
+}
+
+// RunsOfWorker returns the STARTING and RUNNING runs whose current attempt
+// is on worker.
+func (db *DB) RunsOfWorker(ctx context.Context, worker string) ([]jobs.Run, error) {
+	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs INDEXED BY runs_worker
+		WHERE status IN ('STARTING', 'RUNNING') AND worker = ? ORDER BY run_id`, worker)
+	if err != nil {
+		return nil, fmt.Errorf("list runs of worker %s: %w", worker, err)
+	}
+	return runs, nil
+}
+
+// QueuedPastDeadline returns up to limit QUEUED runs whose deadline is at
+// or before now, earliest deadline first.
+func (db *DB) QueuedPastDeadline(ctx context.Context, now time.Time, limit int) ([]jobs.Run, error) {
+	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs INDEXED BY runs_queued_deadline
+		WHERE status = 'QUEUED' AND deadline <= ? ORDER BY deadline LIMIT ?`, now.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list queued runs past their deadline: %w", err)
+	}
+	return runs, nil
+}
+
+// UnpublishedQueued is Unpublished through the runs_unpublished index: the
+// QUEUED runs whose current attempt has not been marked published, oldest
+// first. Its cost follows their number, not that of all queued runs.
+func (db *DB) UnpublishedQueued(ctx context.Context) ([]jobs.Run, error) {
+	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs INDEXED BY runs_unpublished
+		WHERE status = 'QUEUED' AND published_attempt < MAX(attempt, 1) ORDER BY run_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list unpublished runs: %w", err)
+	}
+	return runs, nil
+}
+
+// RequeueRun is UpdateRun that, when fn changes the run, also forgets that
+// the job of its current attempt was published, in the same transaction:
+// the server's republish (Unpublished, UnpublishedQueued) then publishes it.
+// It reports whether fn changed the run.
+func (db *DB) RequeueRun(ctx context.Context, id string, fn func(*jobs.Run) bool) (*jobs.Run, bool, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	var doc []byte
+	err = tx.QueryRowContext(ctx, selectRunDoc, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
+	}
+	r, err := decodeRun(doc)
+	if err != nil {
+		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
+	}
+	key := r.IdempotencyKey
+	if !fn(r) {
+		r, err := decodeRun(doc)
+		return r, false, err
+	}
+	if r.RunID != id || r.IdempotencyKey != key {
+		return nil, false, fmt.Errorf("requeue run %s: the update changed the run's id or idempotency key", id)
+	}
+	upd, err := tx.PrepareContext(ctx, updateRun)
+	if err != nil {
+		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
+	}
+	defer upd.Close()
+	if err := writeRun(ctx, upd, r); err != nil {
+		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET published_attempt = MIN(published_attempt, ?) WHERE run_id = ?`,
+		len(r.Attempts)-1, id); err != nil {
+		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
+	}
+	return r, true, nil
+}

@@ -1,0 +1,120 @@
+package storage
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+func runIDs(runs []jobs.Run) []string {
+	var out []string
+	for _, r := range runs {
+		out = append(out, r.RunID)
+	}
+	return out
+}
+
+// TestSweepLookups: the worker and deadline columns follow the runs
+// through every write (create, events, UpdateRun, RequeueRun) and the
+// sweep's lookups find by them.
+func TestSweepLookups(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	deadline := func(d time.Duration) func(*jobs.Run) {
+		return func(r *jobs.Run) { at := t0.Add(d); r.Spec.ActiveDeadlineSeconds, r.Spec.Deadline = 60, &at }
+	}
+	queued, expired, onW1, onW2 := newRun(1, deadline(time.Hour)), newRun(2, deadline(time.Minute)), newRun(3), newRun(4)
+	for _, r := range []*jobs.Run{queued, expired, onW1, onW2} {
+		mustCreate(t, db, r)
+	}
+	if _, err := db.ApplyEvents(ctx, []jobs.Event{ev(onW1, 1, 1, jobs.StatusRunning),
+		ev(onW2, 1, 1, jobs.StatusStarting, func(e *jobs.Event) { e.Worker = "w2" })}); err != nil {
+		t.Fatal(err)
+	}
+
+	ws, err := db.ActiveWorkers(ctx)
+	if err != nil || !slices.Equal(ws, []string{"w1", "w2"}) {
+		t.Fatalf("ActiveWorkers = %v, %v; want [w1 w2]", ws, err)
+	}
+	on, err := db.RunsOfWorker(ctx, "w2")
+	if err != nil || !slices.Equal(runIDs(on), []string{onW2.RunID}) {
+		t.Fatalf("RunsOfWorker(w2) = %v, %v", runIDs(on), err)
+	}
+	past, err := db.QueuedPastDeadline(ctx, t0.Add(30*time.Minute), 10)
+	if err != nil || !slices.Equal(runIDs(past), []string{expired.RunID}) {
+		t.Fatalf("QueuedPastDeadline = %v, %v; want [%s]", runIDs(past), err, expired.RunID)
+	}
+	un, err := db.UnpublishedQueued(ctx)
+	if err != nil || !slices.Equal(runIDs(un), []string{queued.RunID, expired.RunID}) {
+		t.Fatalf("UnpublishedQueued = %v, %v", runIDs(un), err)
+	}
+
+	// w2's run ends: w2 has no run left.
+	if _, err := db.UpdateRun(ctx, onW2.RunID, func(r *jobs.Run) bool { r.Status = jobs.StatusFailed; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if ws, _ := db.ActiveWorkers(ctx); !slices.Equal(ws, []string{"w1"}) {
+		t.Fatalf("ActiveWorkers after w2's run ended = %v", ws)
+	}
+
+	// A published run queued again by RequeueRun counts as unpublished.
+	if err := db.MarkPublished(ctx, queued.RunID, 1); err != nil {
+		t.Fatal(err)
+	}
+	r, changed, err := db.RequeueRun(ctx, queued.RunID, func(r *jobs.Run) bool {
+		r.Attempts = append(r.Attempts, jobs.Attempt{Attempt: 2, Status: jobs.StatusQueued, CreatedAt: t0})
+		return true
+	})
+	if err != nil || !changed || len(r.Attempts) != 2 {
+		t.Fatalf("RequeueRun = %v, %v", changed, err)
+	}
+	un, _ = db.UnpublishedQueued(ctx)
+	if !slices.Contains(runIDs(un), queued.RunID) {
+		t.Fatalf("requeued run not unpublished: %v", runIDs(un))
+	}
+	if _, changed, err := db.RequeueRun(ctx, queued.RunID, func(*jobs.Run) bool { return false }); err != nil || changed {
+		t.Fatalf("RequeueRun that changes nothing = %v, %v", changed, err)
+	}
+}
+
+// TestMigration5FillsSweepColumns: runs stored before migration 0005 get
+// their worker and deadline columns from their documents.
+func TestMigration5FillsSweepColumns(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	at := t0.Add(90 * time.Second)
+	running := newRun(1, func(r *jobs.Run) {
+		r.Status, r.Attempts[0].Status, r.Attempts[0].Worker = jobs.StatusRunning, jobs.StatusRunning, "w7"
+	})
+	queued := newRun(2, func(r *jobs.Run) { r.Spec.Deadline = &at })
+	mustCreate(t, db, running)
+	mustCreate(t, db, queued)
+	// Undo migration 0005, then apply it again over the stored runs.
+	for _, stmt := range []string{
+		`DROP INDEX runs_worker`, `DROP INDEX runs_queued_deadline`, `DROP INDEX runs_unpublished`,
+		`ALTER TABLE runs DROP COLUMN worker`, `ALTER TABLE runs DROP COLUMN deadline`,
+		`DELETE FROM schema_migrations WHERE version = 5`,
+	} {
+		if _, err := db.w.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := migrate(ctx, db.w); err != nil {
+		t.Fatal(err)
+	}
+	if ws, err := db.ActiveWorkers(ctx); err != nil || !slices.Equal(ws, []string{"w7"}) {
+		t.Fatalf("ActiveWorkers = %v, %v; want [w7]", ws, err)
+	}
+	for _, tt := range []struct {
+		now  time.Time
+		want []string
+	}{{at.Add(-time.Millisecond), nil}, {at, []string{queued.RunID}}} {
+		past, err := db.QueuedPastDeadline(ctx, tt.now, 10)
+		if err != nil || !slices.Equal(runIDs(past), tt.want) {
+			t.Fatalf("QueuedPastDeadline(%s) = %v, %v; want %v", tt.now, runIDs(past), err, tt.want)
+		}
+	}
+}
