@@ -84,12 +84,29 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 	if err != nil {
 		return fmt.Errorf("events consumer: %w", err)
 	}
+	// Workers' reports (reports.go) carry many events each.
+	reports, err := q.js.CreateOrUpdateConsumer(ctx, StreamReports, jetstream.ConsumerConfig{
+		Durable:       "server",
+		Description:   "gantry: the server applies workers' reports to its store",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 1000,
+		Replicas:      q.cfg.replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("reports consumer: %w", err)
+	}
 	ch := make(chan jetstream.Msg, 4*max)
 	cc, err := cons.Consume(func(m jetstream.Msg) { ch <- m }, jetstream.PullMaxMessages(2*max))
 	if err != nil {
 		return fmt.Errorf("consume events: %w", err)
 	}
 	defer cc.Stop()
+	rc, err := reports.Consume(func(m jetstream.Msg) { ch <- m }, jetstream.PullMaxMessages(64))
+	if err != nil {
+		return fmt.Errorf("consume reports: %w", err)
+	}
+	defer rc.Stop()
 	for {
 		var b EventBatch
 		select {
@@ -99,7 +116,7 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 			b.add(m)
 		}
 	drain:
-		for len(b.msgs) < max {
+		for len(b.Events) < max {
 			select {
 			case m := <-ch:
 				b.add(m)
@@ -112,6 +129,20 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 }
 
 func (b *EventBatch) add(m jetstream.Msg) {
+	if m.Subject() == ReportSubject {
+		evs, err := decodeReport(m.Data())
+		if err != nil {
+			_ = m.Term()
+			return
+		}
+		for _, ev := range evs {
+			if ev.RunID != "" && ev.Source != jobs.SourceServer {
+				b.Events = append(b.Events, ev)
+			}
+		}
+		b.msgs = append(b.msgs, m)
+		return
+	}
 	if FromServer(m.Headers()) {
 		_ = m.Ack() // the server's own status changes
 		return

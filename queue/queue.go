@@ -22,6 +22,8 @@ type Queue struct {
 	mu      sync.Mutex
 	kv      jetstream.KeyValue            // the cancel bucket, once looked up
 	buckets map[string]jetstream.KeyValue // the fleet's buckets, once looked up
+
+	reports reporter // reports.go
 }
 
 type config struct {
@@ -93,6 +95,7 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      q.cfg.logMaxAge,
 		},
+		reportsStream(), // reports.go
 		{
 			Name:        StreamSubmit,
 			Description: "gantry: fire-and-forget submissions waiting for the server",

@@ -188,8 +188,14 @@ func (s jobSource) Next(ctx context.Context) (worker.Lease, error) {
 // reporter adapts the queue to the worker's reports.
 type reporter struct{ q *queue.Queue }
 
+// PublishEvent reports the attempt's progress to the server in batches
+// (queue.Report); image pull progress, which clients show as it comes, goes
+// straight to the run's event subject.
 func (r reporter) PublishEvent(ctx context.Context, ev *jobs.Event) error {
-	return r.q.PublishEvent(ctx, ev)
+	if ev.Pull != nil {
+		return r.q.PublishEvent(ctx, ev)
+	}
+	return r.q.Report(ctx, ev)
 }
 func (r reporter) Logs(runID string, attempt int) worker.LogStream {
 	return r.q.NewLogWriter(runID, attempt)
