@@ -124,7 +124,9 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 				break drain
 			}
 		}
-		handle(&b)
+		if len(b.msgs) > 0 {
+			handle(&b)
+		}
 	}
 }
 

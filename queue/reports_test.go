@@ -39,7 +39,7 @@ func TestReportsReachTheServerBatched(t *testing.T) {
 		if len(b.Events) > 0 {
 			batches++
 		}
-		if total == runs*perRun {
+		if total == runs*perRun && len(b.Events) > 0 { // a batch may be empty
 			close(done)
 		}
 		mu.Unlock()
