@@ -41,6 +41,8 @@ type Server struct {
 	recheckAll bool
 
 	bg sync.WaitGroup // background writes (markLater); Run waits for them
+
+	inline inlineCache // inline.go
 }
 
 type config struct {
@@ -117,7 +119,7 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	ref, inline, err := req.TaskRef()
+	ref, inline, err := s.taskRef(req) // inline.go
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package worker
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -20,6 +21,9 @@ func WithDockerSocketAllowed(ok bool) Option { return func(c *config) { c.docker
 // refuseDockerSocket returns an error naming the first host volume of def
 // that is a Docker socket or a directory holding one.
 func refuseDockerSocket(def *jobs.TaskDefinition) error {
+	if !slices.ContainsFunc(def.Volumes, func(v jobs.Volume) bool { return v.Host != nil && v.Host.SourcePath != "" }) {
+		return nil // most tasks: no need to resolve the sockets' links
+	}
 	socks := make([]string, 0, 2*len(DockerSockets))
 	for _, s := range DockerSockets {
 		socks = append(socks, s)
