@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Statements shared by the run writers. Every write of a run sets the
@@ -47,18 +49,16 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 				return err
 			}
 		}
-		var one int
-		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE run_id = ?`, r.RunID).Scan(&one); {
-		case err == nil:
-			return &jobs.Error{Code: jobs.CodeAlreadyExists, Message: "run " + r.RunID + " already exists"}
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
+		// A taken run id is found by the primary key, not by a query first.
 		_, err := tx.ExecContext(ctx, `INSERT INTO runs
 			(run_id, status, cluster, task_definition, created_at, idempotency_key, attempt, worker, deadline, doc)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.RunID, string(r.Status), r.Cluster, r.TaskDefinition, r.CreatedAt.UnixNano(),
 			nullIfEmpty(r.IdempotencyKey), len(r.Attempts), worker, deadline, doc)
+		var se *sqlite.Error
+		if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+			return &jobs.Error{Code: jobs.CodeAlreadyExists, Message: "run " + r.RunID + " already exists"}
+		}
 		return err
 	})
 	switch {
