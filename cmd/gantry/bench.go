@@ -80,7 +80,8 @@ figure / the baseline's). Machines are noisy: compare ratios, not figures.
   single-run     an attached run of a trivial container vs create/start/wait/remove
   logs           a container's output followed through gantry vs the Docker API
   stage-hop      a pipeline of sequential trivial stages: from one stage's
-                 container dying to the next one's being created (Docker's events)
+                 container dying (Docker's die event) to gantry's create request
+                 for the next; the daemon's own create time is shown beside it
   cron           the schedule engine with thousands of schedules due each second
                  (in-memory store, recording firer): lateness, missed, doubled
   memory         resident memory of a server over many recorded runs, and of a
