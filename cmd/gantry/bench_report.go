@@ -45,6 +45,10 @@ func benchScale(ctx context.Context, o *benchOpts) ([]scalePoint, error) {
 	return pts, nil
 }
 
+// notesHeading starts the part of BENCHMARKS.md that people write and
+// `gantry bench --report` keeps.
+const notesHeading = "## Notes"
+
 func writeReport(dir string, results []benchResult, pts []scalePoint, quick bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -83,7 +87,14 @@ func writeReport(dir string, results []benchResult, pts []scalePoint, quick bool
 			return err
 		}
 	}
-	return os.WriteFile(filepath.Join(dir, "BENCHMARKS.md"), []byte(b.String()), 0o644)
+	path := filepath.Join(dir, "BENCHMARKS.md")
+	// What people wrote below the figures (from notesHeading on) stays.
+	if old, err := os.ReadFile(path); err == nil {
+		if i := strings.Index(string(old), "\n"+notesHeading); i >= 0 {
+			b.WriteString(string(old[i:]))
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 func commit() string {

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReportKeepsTheNotes: rewriting BENCHMARKS.md replaces the figures
+// and keeps what people wrote from "## Notes" on.
+func TestReportKeepsTheNotes(t *testing.T) {
+	dir := t.TempDir()
+	pts := []scalePoint{{n: 10, rate: 5, perRun: 200, p99: 3, rawRate: 50}, {n: 100, rate: 4, perRun: 250, p99: 4, rawRate: 60}}
+	first := []benchResult{{Name: "control-plane", Value: 1, Unit: "runs/s", N: 10}}
+	if err := writeReport(dir, first, pts, true); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "BENCHMARKS.md")
+	b, _ := os.ReadFile(path)
+	notes := "\n## Notes\n\nThe queue was the bottleneck.\n"
+	os.WriteFile(path, append(b, notes...), 0o644)
+	second := []benchResult{{Name: "control-plane", Value: 2, Unit: "runs/s", N: 10}}
+	if err := writeReport(dir, second, pts, true); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
+	got := string(b)
+	if !strings.HasSuffix(got, notes) || strings.Count(got, "## Notes") != 1 {
+		t.Fatalf("notes not kept once at the end:\n%s", got)
+	}
+	if !strings.Contains(got, "| control-plane | 2.0 runs/s") || strings.Contains(got, "| control-plane | 1.0 runs/s") {
+		t.Fatalf("figures not replaced:\n%s", got)
+	}
+}
