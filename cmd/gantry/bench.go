@@ -96,7 +96,7 @@ Docker benchmarks build the local image gantry/samples first (needs Go).`,
 			o.out, o.progress = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			// The in-process server runs as `gantry up` does; the baselines
 			// share the process, and so the setting.
-			tuneServerGC()
+			tuneServerGC(cmd.Context())
 			if o.cpuProfile != "" {
 				f, err := os.Create(o.cpuProfile)
 				if err != nil {

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
-	"strconv"
+	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -209,52 +209,51 @@ func (r reporter) Canceled(ctx context.Context, runID string) (bool, string, err
 // Under load the server allocates mostly short-lived buffers (JSON, NATS
 // messages, SQLite rows); with Go's default GOGC=100 the collector took
 // about a sixth of the CPU of `gantry bench --only control-plane`, and
-// GOGC=400 made it about 20% faster (see BENCHMARKS.md). The soft limit, a
-// quarter of the machine's memory, keeps a large live heap (an embedded
-// NATS server holding millions of messages' subjects) from growing
-// five-fold unchecked: near it the collector runs as often as it must. A
-// fixed 512 MiB limit was tried first and made the collector run without
-// pause past a million runs. GOGC and GOMEMLIMIT, when set, win.
-func tuneServerGC() {
+// GOGC=400 made it about 20% faster (see BENCHMARKS.md).
+//
+// GOGC=400 lets the heap grow to five times what is live, which is cheap
+// for a small heap and not for a large one: an embedded NATS server that
+// holds a million runs' subjects keeps a gigabyte live. So a soft limit
+// (GOMEMLIMIT) follows the live heap: 1 GiB, or twice the live heap once
+// that is more than half of it. A small heap gets GOGC=400; a large one
+// about the default's two-fold, and never the collector running without
+// pause that a limit below the live heap brings (a fixed 512 MiB did, past
+// a million runs). GOGC and GOMEMLIMIT, when set, win.
+func tuneServerGC(ctx context.Context) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		if total := physicalMemory(); total > 0 {
-			debug.SetMemoryLimit(max(total/4, 1<<30))
-		}
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
 	}
-}
-
-// physicalMemory is the machine's memory in bytes, from /proc/meminfo; 0
-// where that cannot be read.
-func physicalMemory() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	return memTotal(string(b))
-}
-
-// memTotal reads MemTotal from the text of /proc/meminfo, in bytes; 0 when
-// it is missing or unreadable.
-func memTotal(meminfo string) int64 {
-	for line := range strings.Lines(meminfo) {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			f := strings.Fields(rest) // "24684112 kB"
-			if len(f) == 2 && f[1] == "kB" {
-				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil && kb > 0 && kb < 1<<40 {
-					return kb << 10
-				}
+	debug.SetMemoryLimit(gcLimit(0))
+	go func() {
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			metrics.Read(sample)
+			if sample[0].Value.Kind() == metrics.KindUint64 {
+				debug.SetMemoryLimit(gcLimit(sample[0].Value.Uint64()))
 			}
 		}
-	}
-	return 0
+	}()
+}
+
+// gcLimit is the soft memory limit for a live heap of live bytes.
+func gcLimit(live uint64) int64 {
+	const floor = 1 << 30
+	return max(floor, 2*int64(min(live, 1<<50)))
 }
 
 // runServer opens the store under dataDir and serves on nc until ctx is done.
 func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger, lease time.Duration, opts ...server.Option) error {
-	tuneServerGC()
+	tuneServerGC(ctx)
 	db, err := storage.Open(ctx, filepath.Join(dataDir, "gantry.db"))
 	if err != nil {
 		return err
