@@ -226,7 +226,7 @@ func (s *Server) enqueueThen(ctx context.Context, r *jobs.Run, mark func(context
 
 // republish queues the runs whose current attempt was never published.
 func (s *Server) republish(ctx context.Context) error {
-	runs, err := s.db.UnpublishedQueued(ctx)
+	runs, err := s.db.Unpublished(ctx)
 	if err != nil {
 		return fmt.Errorf("find unpublished runs: %w", err)
 	}

@@ -76,21 +76,9 @@ func (db *DB) QueuedPastDeadline(ctx context.Context, now time.Time, limit int) 
 	return runs, nil
 }
 
-// UnpublishedQueued is Unpublished through the runs_unpublished index: the
-// QUEUED runs whose current attempt has not been marked published, oldest
-// first. Its cost follows their number, not that of all queued runs.
-func (db *DB) UnpublishedQueued(ctx context.Context) ([]jobs.Run, error) {
-	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs INDEXED BY runs_unpublished
-		WHERE status = 'QUEUED' AND published_attempt < MAX(attempt, 1) ORDER BY run_id`)
-	if err != nil {
-		return nil, fmt.Errorf("list unpublished runs: %w", err)
-	}
-	return runs, nil
-}
-
 // RequeueRun is UpdateRun that, when fn changes the run, also forgets that
 // the job of its current attempt was published, in the same transaction:
-// the server's republish (Unpublished, UnpublishedQueued) then publishes it.
+// the server's republish (Unpublished) then publishes it.
 // It reports whether fn changed the run.
 func (db *DB) RequeueRun(ctx context.Context, id string, fn func(*jobs.Run) bool) (*jobs.Run, bool, error) {
 	tx, err := db.w.BeginTx(ctx, nil)

@@ -47,9 +47,9 @@ func TestSweepLookups(t *testing.T) {
 	if err != nil || !slices.Equal(runIDs(past), []string{expired.RunID}) {
 		t.Fatalf("QueuedPastDeadline = %v, %v; want [%s]", runIDs(past), err, expired.RunID)
 	}
-	un, err := db.UnpublishedQueued(ctx)
+	un, err := db.Unpublished(ctx)
 	if err != nil || !slices.Equal(runIDs(un), []string{queued.RunID, expired.RunID}) {
-		t.Fatalf("UnpublishedQueued = %v, %v", runIDs(un), err)
+		t.Fatalf("Unpublished = %v, %v", runIDs(un), err)
 	}
 
 	// w2's run ends: w2 has no run left.
@@ -71,7 +71,7 @@ func TestSweepLookups(t *testing.T) {
 	if err != nil || !changed || len(r.Attempts) != 2 {
 		t.Fatalf("RequeueRun = %v, %v", changed, err)
 	}
-	un, _ = db.UnpublishedQueued(ctx)
+	un, _ = db.Unpublished(ctx)
 	if !slices.Contains(runIDs(un), queued.RunID) {
 		t.Fatalf("requeued run not unpublished: %v", runIDs(un))
 	}
