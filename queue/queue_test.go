@@ -254,3 +254,30 @@ func TestDialErrorsSayWhatToDo(t *testing.T) {
 	}
 	nc.Close()
 }
+
+// TestClaimsSurviveTheirBucketBeingDeleted: claim handles are kept between
+// calls; when the bucket is gone (deleted by hand, a NATS server that lost
+// its state) a call fails once, and the next looks the bucket up, creates
+// it again and works.
+func TestClaimsSurviveTheirBucketBeingDeleted(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	if _, err := q.PutClaim(ctx, "r1", []byte(`{"attempt":1}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.JetStream().DeleteKeyValue(ctx, claimsBucket); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for range 2 {
+		if _, err = q.PutClaim(ctx, "r2", []byte(`{"attempt":1}`), 0); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("after the bucket was deleted: %v", err)
+	}
+	if data, rev, err := q.Claim(ctx, "r2"); err != nil || rev == 0 || string(data) != `{"attempt":1}` {
+		t.Fatalf("claim r2: %q %d %v", data, rev, err)
+	}
+}
