@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -53,38 +54,57 @@ func eventMsg(ev *jobs.Event) *nats.Msg {
 // header; their source is in the JSON.
 func FromServer(h nats.Header) bool { return h.Get(SourceHeader) == jobs.SourceServer }
 
-// EventBatch is a group of events taken from the server's durable consumer.
+// EventBatch is a group of events taken from the workers' reports.
 // Ack them once their effects are stored.
 type EventBatch struct {
 	Events []jobs.Event
 	msgs   []jetstream.Msg
+	last   *jetstream.Msg // ConsumeEvents' held acknowledgement
 }
 
-// Ack acknowledges every message of the batch.
+// Ack acknowledges every message of the batch. The newest one's
+// acknowledgement is held until the next batch is acknowledged or the
+// reports stop for reportAckHold.
+//
+// A work-queue stream that a consumer empties deletes its message block
+// and writes a new one (a file created and removed). The server applies
+// reports as fast as they come, so the stream emptied after nearly every
+// report, and that file churn was about a tenth of the control plane's
+// CPU. An applied report redelivered after a crash is applied again,
+// which changes nothing (storage.ApplyEvents).
 func (b *EventBatch) Ack() {
-	for _, m := range b.msgs {
+	if len(b.msgs) == 0 {
+		return
+	}
+	if *b.last != nil {
+		_ = (*b.last).Ack()
+	}
+	n := len(b.msgs) - 1
+	for _, m := range b.msgs[:n] {
 		_ = m.Ack()
 	}
+	*b.last = b.msgs[n]
 }
 
-// ConsumeEvents feeds the server's durable consumer of worker events to
-// handle in batches of up to max events, until ctx is done. Undecodable
-// messages are terminated and skipped. Events not acknowledged within the
-// ack wait are delivered again, so handle must be idempotent.
+// reportAckHold is how long the newest applied report's acknowledgement
+// waits for the next report; far below the consumer's ack wait.
+const reportAckHold = time.Second
+
+// ConsumeEvents feeds the server the workers' reports (reports.go) in
+// batches of up to max events, until ctx is done. Undecodable reports are
+// terminated and skipped. Reports not acknowledged within the ack wait are
+// delivered again, so handle must be idempotent.
+//
+// The server does not read GANTRY_EVENTS: every message there is a status
+// change it published itself, or pull progress that workers also report.
+// Reading it only to skip its own messages cost a delivery and an ack for
+// each status change.
 func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBatch)) error {
-	cons, err := q.js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
-		Durable:       "server",
-		Description:   "gantry: the server applies run events to its store",
-		FilterSubject: "gantry.events.runs.>",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxAckPending: 20000,
-		Replicas:      q.cfg.replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("events consumer: %w", err)
+	// The consumer through which servers before reports read GANTRY_EVENTS
+	// would keep every event since pending.
+	if err := q.js.DeleteConsumer(ctx, StreamEvents, "server"); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("remove the old events consumer: %w", err)
 	}
-	// Workers' reports (reports.go) carry many events each.
 	reports, err := q.js.CreateOrUpdateConsumer(ctx, StreamReports, jetstream.ConsumerConfig{
 		Durable:       "server",
 		Description:   "gantry: the server applies workers' reports to its store",
@@ -96,22 +116,35 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 	if err != nil {
 		return fmt.Errorf("reports consumer: %w", err)
 	}
-	ch := make(chan jetstream.Msg, 4*max)
-	cc, err := cons.Consume(func(m jetstream.Msg) { ch <- m }, jetstream.PullMaxMessages(2*max))
-	if err != nil {
-		return fmt.Errorf("consume events: %w", err)
-	}
-	defer cc.Stop()
+	ch := make(chan jetstream.Msg, 256)
 	rc, err := reports.Consume(func(m jetstream.Msg) { ch <- m }, jetstream.PullMaxMessages(64))
 	if err != nil {
 		return fmt.Errorf("consume reports: %w", err)
 	}
 	defer rc.Stop()
+	var (
+		last jetstream.Msg // applied, acknowledgement held (EventBatch.Ack)
+		idle = time.NewTimer(reportAckHold)
+	)
+	defer func() {
+		if last != nil {
+			_ = last.Ack()
+		}
+	}()
 	for {
-		var b EventBatch
+		b := EventBatch{last: &last}
+		if last != nil {
+			idle.Reset(reportAckHold)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-idle.C:
+			if last != nil {
+				_ = last.Ack()
+				last = nil
+			}
+			continue
 		case m := <-ch:
 			b.add(m)
 		}
@@ -131,34 +164,16 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 }
 
 func (b *EventBatch) add(m jetstream.Msg) {
-	if m.Subject() == ReportSubject {
-		evs, err := decodeReport(m.Data())
-		if err != nil {
-			_ = m.Term()
-			return
-		}
-		for _, ev := range evs {
-			if ev.RunID != "" && ev.Source != jobs.SourceServer {
-				b.Events = append(b.Events, ev)
-			}
-		}
-		b.msgs = append(b.msgs, m)
-		return
-	}
-	if FromServer(m.Headers()) {
-		_ = m.Ack() // the server's own status changes
-		return
-	}
-	var ev jobs.Event
-	if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.RunID == "" {
+	evs, err := decodeReport(m.Data())
+	if err != nil {
 		_ = m.Term()
 		return
 	}
-	if ev.Source == jobs.SourceServer {
-		_ = m.Ack()
-		return
+	for _, ev := range evs {
+		if ev.RunID != "" && ev.Source != jobs.SourceServer {
+			b.Events = append(b.Events, ev)
+		}
 	}
-	b.Events = append(b.Events, ev)
 	b.msgs = append(b.msgs, m)
 }
 

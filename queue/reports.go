@@ -33,7 +33,7 @@ const reportMaxBytes = 256 << 10
 const reportTimeout = 10 * time.Second
 
 type pendingReport struct {
-	data []byte // the event, encoded
+	data []byte // the events, encoded and separated by commas
 	done chan error
 }
 
@@ -47,17 +47,27 @@ type reporter struct {
 	flushing bool
 }
 
-// Report stores ev in GANTRY_REPORTS, batched with the events other
-// goroutines report meanwhile, and returns once JetStream has acknowledged
-// the report that holds it (or with the error that report met). Events
-// that the server must apply in order must be reported in order by one
-// goroutine, as a worker does for each attempt (their seq orders them in
-// any case).
-func (q *Queue) Report(ctx context.Context, ev *jobs.Event) error {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return err
+// Report stores evs in GANTRY_REPORTS, in one report, batched with the
+// events other goroutines report meanwhile, and returns once JetStream has
+// acknowledged that report (or with the error it met). Events that the
+// server must apply in order must be reported in order by one goroutine,
+// as a worker does for each attempt (their seq orders them in any case).
+func (q *Queue) Report(ctx context.Context, evs ...*jobs.Event) error {
+	if len(evs) == 0 {
+		return nil
 	}
+	var data []byte
+	for i, ev := range evs {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			data = append(data, ',')
+		}
+		data = append(data, b...)
+	}
+	ev := evs[len(evs)-1]
 	p := pendingReport{data: data, done: make(chan error, 1)}
 	r := &q.reports
 	r.mu.Lock()

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -122,5 +123,129 @@ func TestReportWithoutItsStreamFails(t *testing.T) {
 	err := q.Report(cctx, ev)
 	if err == nil || !strings.Contains(err.Error(), "report event r1/1/1") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestEventsReportedTogetherArriveTogether: the events of one Report call
+// reach the server in one batch, in order, even while other goroutines
+// report at the same time.
+func TestEventsReportedTogetherArriveTogether(t *testing.T) {
+	q := newQueue(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const runs = 100
+	var (
+		mu    sync.Mutex
+		split []string
+		seen  int
+		done  = make(chan struct{})
+	)
+	go q.ConsumeEvents(ctx, 500, func(b *EventBatch) {
+		mu.Lock()
+		defer mu.Unlock()
+		byRun := map[string][]int{}
+		for _, ev := range b.Events {
+			byRun[ev.RunID] = append(byRun[ev.RunID], ev.Seq)
+		}
+		for run, seqs := range byRun {
+			if fmt.Sprint(seqs) != "[1 2 3]" {
+				split = append(split, fmt.Sprintf("%s: %v", run, seqs))
+			}
+			if seen++; seen == runs {
+				close(done)
+			}
+		}
+		b.Ack()
+	})
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Go(func() {
+			var evs []*jobs.Event
+			for seq, st := range []jobs.Status{jobs.StatusStarting, jobs.StatusRunning, jobs.StatusSucceeded} {
+				evs = append(evs, &jobs.Event{RunID: fmt.Sprintf("run-%03d", i), Attempt: 1, Seq: seq + 1, Status: st,
+					Source: jobs.SourceWorker, Worker: "w1", Time: time.Now().UTC()})
+			}
+			if err := q.Report(ctx, evs...); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("not every run's events reached the server")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(split) > 0 {
+		t.Fatalf("events of one report split or out of order: %v", split)
+	}
+}
+
+// TestConsumeEventsRemovesTheOldEventsConsumer: the durable consumer
+// through which earlier servers read GANTRY_EVENTS is deleted, so that it
+// does not hold every status change since as pending.
+func TestConsumeEventsRemovesTheOldEventsConsumer(t *testing.T) {
+	q := newQueue(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := q.JetStream().CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
+		Durable: "server", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	go q.ConsumeEvents(ctx, 10, func(b *EventBatch) { b.Ack() })
+	for range 100 {
+		if _, err := q.JetStream().Consumer(ctx, StreamEvents, "server"); errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the old consumer of GANTRY_EVENTS is still there")
+}
+
+// TestNewestReportAckIsHeld: the newest applied report stays in the work
+// queue until the next is applied or the reports stop for a second, so
+// that a busy stream is not emptied (and its block file replaced) after
+// every report; it is then removed, not delivered again.
+func TestNewestReportAckIsHeld(t *testing.T) {
+	q := newQueue(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var handled sync.WaitGroup
+	handled.Add(1)
+	var once sync.Once
+	deliveries := 0
+	var mu sync.Mutex
+	go q.ConsumeEvents(ctx, 10, func(b *EventBatch) {
+		mu.Lock()
+		deliveries += len(b.msgs)
+		mu.Unlock()
+		b.Ack()
+		once.Do(handled.Done)
+	})
+	ev := &jobs.Event{RunID: "r1", Attempt: 1, Seq: 1, Status: jobs.StatusStarting, Source: jobs.SourceWorker}
+	if err := q.Report(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	handled.Wait()
+	s, err := q.JetStream().Stream(ctx, StreamReports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("right after it was applied, the stream holds %d reports, want 1", info.State.Msgs)
+	}
+	if !waitEmpty(ctx, s) {
+		t.Fatal("the held report was never acknowledged")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if deliveries != 1 {
+		t.Fatalf("the report was delivered %d times", deliveries)
 	}
 }

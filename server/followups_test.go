@@ -48,7 +48,7 @@ func (e *apiEnv) finish(runID string) {
 		if s == jobs.StatusSucceeded {
 			ev.ExitCode = &zero
 		}
-		if err := q.PublishEvent(context.Background(), ev); err != nil {
+		if err := q.Report(context.Background(), ev); err != nil {
 			e.t.Fatal(err)
 		}
 	}

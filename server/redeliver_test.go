@@ -146,7 +146,7 @@ func (e *lostEnv) takeAsLostWorker(id string) (*queue.Delivery, uint64) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.q.PublishEvent(e.ctx, &jobs.Event{RunID: id, Attempt: 1, Seq: 1, Status: jobs.StatusRunning,
+	if err := e.q.Report(e.ctx, &jobs.Event{RunID: id, Attempt: 1, Seq: 1, Status: jobs.StatusRunning,
 		Source: jobs.SourceWorker, Worker: "w1", Time: e.now()}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestLostAttemptThatFinishedIsRunAgain(t *testing.T) {
 			// w1 was alive: it finishes attempt 1 (an event the server no
 			// longer takes), marks its claim done and acknowledges the job.
 			zero := 0
-			if err := e.q.PublishEvent(e.ctx, &jobs.Event{RunID: r.RunID, Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded,
+			if err := e.q.Report(e.ctx, &jobs.Event{RunID: r.RunID, Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded,
 				Source: jobs.SourceWorker, Worker: "w1", Time: e.now(), ExitCode: &zero}); err != nil {
 				t.Fatal(err)
 			}
@@ -344,8 +344,14 @@ func (s source) Next(ctx context.Context) (worker.Lease, error) {
 // reporter and claims adapt the queue to the worker, as cmd/gantry does.
 type reporter struct{ q *queue.Queue }
 
-func (r reporter) PublishEvent(ctx context.Context, ev *jobs.Event) error {
-	return r.q.PublishEvent(ctx, ev)
+func (r reporter) PublishEvents(ctx context.Context, evs ...*jobs.Event) error {
+	if len(evs) == 1 && evs[0].Pull != nil {
+		// Clients show pull progress as it comes; the server stores it too.
+		if err := r.q.PublishEvent(ctx, evs[0]); err != nil {
+			return err
+		}
+	}
+	return r.q.Report(ctx, evs...)
 }
 func (r reporter) Logs(runID string, attempt int) worker.LogStream {
 	return r.q.NewLogWriter(runID, attempt)

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -38,13 +39,19 @@ func (l *fakeLease) Nak(time.Duration) error       { return nil }
 type fakeReporter struct {
 	mu       sync.Mutex
 	events   []jobs.Event
+	batches  [][]jobs.Status // the statuses of each PublishEvents call
 	canceled map[string]string
 }
 
-func (r *fakeReporter) PublishEvent(ctx context.Context, ev *jobs.Event) error {
+func (r *fakeReporter) PublishEvents(ctx context.Context, evs ...*jobs.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.events = append(r.events, *ev)
+	var batch []jobs.Status
+	for _, ev := range evs {
+		r.events = append(r.events, *ev)
+		batch = append(batch, ev.Status)
+	}
+	r.batches = append(r.batches, batch)
 	return nil
 }
 
@@ -86,10 +93,10 @@ func job(id string) jobs.Job {
 }
 
 // runOne runs a worker until it has handled one job, and returns its final event.
-func runOne(t *testing.T, j jobs.Job, delivered uint64, rt Runtime, rep *fakeReporter, during func(w *Worker)) jobs.Event {
+func runOne(t *testing.T, j jobs.Job, delivered uint64, rt Runtime, rep *fakeReporter, during func(w *Worker), opts ...Option) jobs.Event {
 	t.Helper()
 	src := &fakeSource{leases: make(chan *fakeLease, 1)}
-	w := New("w1", "default", src, rt, rep, WithGracePeriod(5*time.Second))
+	w := New("w1", "default", src, rt, rep, append([]Option{WithGracePeriod(5 * time.Second)}, opts...)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -228,5 +235,42 @@ func TestUnmetDependencyIsAFailedStart(t *testing.T) {
 	if ev.Status != jobs.StatusFailed || ev.StopCode != jobs.StopFailedToStart || ev.ExitCode != nil ||
 		ev.StoppedReason != "Task failed to start: app: DependencyNotMet: container migrate exited with code 3" {
 		t.Fatalf("final event %+v", ev)
+	}
+}
+
+// A short attempt is reported in one piece; a long one says it started
+// before it ends; with no linger each event goes alone.
+func TestReportsHoldEventsUntilTheNextOrTheLinger(t *testing.T) {
+	quick := fakeRuntime(func(context.Context, *Task) (*Result, error) { return exited(0), nil })
+	slow := fakeRuntime(func(context.Context, *Task) (*Result, error) {
+		time.Sleep(300 * time.Millisecond)
+		return exited(0), nil
+	})
+	all := []jobs.Status{jobs.StatusStarting, jobs.StatusRunning, jobs.StatusSucceeded}
+	tests := []struct {
+		name   string
+		rt     fakeRuntime
+		linger time.Duration
+		want   [][]jobs.Status
+	}{
+		{"quick", quick, time.Minute, [][]jobs.Status{all}},
+		{"slow", slow, 20 * time.Millisecond, [][]jobs.Status{all[:2], all[2:]}},
+		{"no linger", quick, 0, [][]jobs.Status{all[:1], all[1:2], all[2:]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := &fakeReporter{}
+			runOne(t, job("r1"), 1, tt.rt, rep, nil, WithReportLinger(tt.linger))
+			rep.mu.Lock()
+			defer rep.mu.Unlock()
+			if fmt.Sprint(rep.batches) != fmt.Sprint(tt.want) {
+				t.Fatalf("reports %v, want %v", rep.batches, tt.want)
+			}
+			for i, ev := range rep.events {
+				if ev.Seq != i+1 {
+					t.Fatalf("event %d has seq %d", i, ev.Seq)
+				}
+			}
+		})
 	}
 }

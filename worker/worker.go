@@ -38,8 +38,9 @@ type Lease interface {
 
 // Reporter carries what the worker tells the rest of gantry.
 type Reporter interface {
-	// PublishEvent returns once the event is stored.
-	PublishEvent(ctx context.Context, ev *jobs.Event) error
+	// PublishEvents returns once the events are stored, in order. The
+	// worker sends an image pull progress event (ev.Pull set) alone.
+	PublishEvents(ctx context.Context, evs ...*jobs.Event) error
 	// Logs returns the sink for one attempt's output.
 	Logs(runID string, attempt int) LogStream
 	// Canceled reports whether a run was canceled before it got here.
@@ -89,6 +90,8 @@ type config struct {
 
 	stager   Stager // stage.go
 	stageDir string
+
+	reportLinger time.Duration
 }
 
 // Option configures a Worker.
@@ -108,6 +111,16 @@ func WithGracePeriod(d time.Duration) Option { return func(c *config) { c.grace 
 // WithPullPolicy sets when images are pulled (default missing).
 func WithPullPolicy(p PullPolicy) Option { return func(c *config) { c.pull = p } }
 
+// DefaultReportLinger is how long an attempt's STARTING and RUNNING wait
+// to be sent with its next event: long enough for a short attempt to be
+// reported in one piece, too short for anyone watching to notice.
+const DefaultReportLinger = 25 * time.Millisecond
+
+// WithReportLinger sets how long an attempt's events before its last wait
+// to be sent with the next one (default DefaultReportLinger; 0 sends each
+// at once).
+func WithReportLinger(d time.Duration) Option { return func(c *config) { c.reportLinger = max(d, 0) } }
+
 // WithLogger sets the logger.
 func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.log = l } }
 
@@ -119,6 +132,7 @@ func New(id, cluster string, src Source, rt Runtime, rep Reporter, opts ...Optio
 	cfg := config{slots: 4, leaseEvery: 10 * time.Second, grace: 30 * time.Second, pull: PullMissing,
 		log: zerolog.Nop(), now: time.Now}
 	cfg.beatEvery, cfg.nakLater, cfg.nakNever = 5*time.Second, time.Second, 5*time.Second
+	cfg.reportLinger = DefaultReportLinger
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -285,13 +299,48 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 			return
 		}
 	}
-	seq := 0
-	published := true
+	// The attempt's events before its last are held for up to
+	// cfg.reportLinger and sent with the next one: an attempt that ends
+	// quickly is reported in one piece, which the server stores in one
+	// write and announces as one status change. The end goes at once.
+	var (
+		repMu     sync.Mutex // orders the attempt's reports
+		seq       int
+		held      []*jobs.Event
+		armed     bool // a timer will send what is held
+		published = true
+	)
+	sendHeld := func() { // with repMu held
+		if len(held) > 0 {
+			published = w.publish(life, log, held...)
+			held = nil
+		}
+	}
 	report := func(ev jobs.Event) {
+		repMu.Lock()
+		defer repMu.Unlock()
 		seq++
 		ev.RunID, ev.Attempt, ev.Seq, ev.Source, ev.Worker = job.RunID, job.Attempt, seq, jobs.SourceWorker, w.id
 		ev.Time = w.cfg.now().UTC()
-		published = w.publish(life, log, &ev)
+		switch {
+		case ev.Pull != nil: // progress that clients show as it comes
+			sendHeld()
+			published = w.publish(life, log, &ev)
+		case !ev.Status.Terminal() && w.cfg.reportLinger > 0:
+			held = append(held, &ev)
+			if !armed {
+				armed = true
+				time.AfterFunc(w.cfg.reportLinger, func() {
+					repMu.Lock()
+					defer repMu.Unlock()
+					armed = false
+					sendHeld()
+				})
+			}
+		default:
+			held = append(held, &ev)
+			sendHeld()
+		}
 	}
 	// done reports the attempt's last event and, once it is stored, lets
 	// the job go; a job whose result could not be stored is left to its
@@ -492,19 +541,20 @@ func isEssential(task *Task, name string) bool {
 // publish stores an event, retrying while the worker lives: a result that
 // is never reported would leave the run RUNNING forever. It reports whether
 // the event was stored.
-func (w *Worker) publish(life context.Context, log zerolog.Logger, ev *jobs.Event) bool {
+func (w *Worker) publish(life context.Context, log zerolog.Logger, evs ...*jobs.Event) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(life), 5*time.Minute)
 	defer cancel()
+	status := string(evs[len(evs)-1].Status)
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-		err := w.rep.PublishEvent(ctx, ev)
+		err := w.rep.PublishEvents(ctx, evs...)
 		if err == nil {
 			return true
 		}
-		log.Warn().Err(err).Str("status", string(ev.Status)).Msg("publish event; retrying")
+		log.Warn().Err(err).Str("status", status).Msg("publish event; retrying")
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			log.Error().Err(err).Str("status", string(ev.Status)).Msg("event lost; the lease will expire and the job be redelivered")
+			log.Error().Err(err).Str("status", status).Msg("event lost; the lease will expire and the job be redelivered")
 			return false
 		}
 	}

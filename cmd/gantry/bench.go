@@ -22,6 +22,7 @@ import (
 	"github.com/gantry-dev/gantry/server"
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/gantry-dev/gantry/worker"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -247,6 +248,9 @@ func startBenchStack(ctx context.Context, rt worker.Runtime, slots int) (*benchS
 	wg.Go(func() { w.Run(runCtx) })
 	st.client, _ = client.New(nc)
 	st.stop = func() {
+		if os.Getenv("GANTRY_BENCH_DEBUG") != "" {
+			benchQueueStats(ctx, q, ns)
+		}
 		cancel()
 		wg.Wait()
 		db.Close()
@@ -461,4 +465,23 @@ func rawJetStream(ctx context.Context, n, size int) (float64, error) {
 		return 0, fmt.Errorf("raw consumer got %d of %d", count.Load(), n)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// benchQueueStats prints, for GANTRY_BENCH_DEBUG, how many messages each
+// stream took and how many the server moved: what a run costs the queue.
+func benchQueueStats(ctx context.Context, q *queue.Queue, ns *natsserver.Server) {
+	for name := range q.JetStream().StreamNames(ctx).Name() {
+		s, err := q.JetStream().Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "bench: stream %-28s stored %8d  held %8d  subjects %8d\n", name, info.State.LastSeq, info.State.Msgs, info.State.NumSubjects)
+	}
+	if v, err := ns.Varz(nil); err == nil {
+		fmt.Fprintf(os.Stderr, "bench: nats server in %d msgs, out %d msgs\n", v.InMsgs, v.OutMsgs)
+	}
 }

@@ -189,14 +189,17 @@ func (s jobSource) Next(ctx context.Context) (worker.Lease, error) {
 // reporter adapts the queue to the worker's reports.
 type reporter struct{ q *queue.Queue }
 
-// PublishEvent reports the attempt's progress to the server in batches
-// (queue.Report); image pull progress, which clients show as it comes, goes
-// straight to the run's event subject.
-func (r reporter) PublishEvent(ctx context.Context, ev *jobs.Event) error {
-	if ev.Pull != nil {
-		return r.q.PublishEvent(ctx, ev)
+// PublishEvents reports the attempt's progress to the server in batches
+// (queue.Report); image pull progress, which clients show as it comes, also
+// goes straight to the run's event subject.
+func (r reporter) PublishEvents(ctx context.Context, evs ...*jobs.Event) error {
+	if len(evs) == 1 && evs[0].Pull != nil {
+		// Clients show pull progress as it comes; the server stores it too.
+		if err := r.q.PublishEvent(ctx, evs[0]); err != nil {
+			return err
+		}
 	}
-	return r.q.Report(ctx, ev)
+	return r.q.Report(ctx, evs...)
 }
 func (r reporter) Logs(runID string, attempt int) worker.LogStream {
 	return r.q.NewLogWriter(runID, attempt)
