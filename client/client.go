@@ -4,13 +4,13 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
+	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 )
 

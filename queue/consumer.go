@@ -2,12 +2,12 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	gojson "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go/micro"
 )
 
@@ -115,7 +116,7 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 					respondError(req, err)
 					return
 				}
-				data, err := json.Marshal(reply)
+				data, err := gojson.Marshal(reply) // the same bytes as encoding/json's, faster
 				if err != nil {
 					respondError(req, err)
 					return

@@ -2,10 +2,11 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // Claims stores, per run, which worker runs which attempt. A job the queue

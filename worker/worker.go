@@ -185,7 +185,8 @@ func (w *Worker) Running() []string {
 // finish within the grace period, stops what is left and returns once every
 // result is reported.
 func (w *Worker) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
+	wg := newPool() // runs the jobs
+	defer wg.Close()
 	// life ends the runs: not with ctx, but a grace period after it.
 	life, endLife := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer endLife(nil)
@@ -226,12 +227,10 @@ func (w *Worker) Run(ctx context.Context) error {
 				continue
 			}
 			w.fl.notify()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				defer w.release(need)
 				w.handle(life, lease)
-			}()
+			})
 		}
 	}
 	finished := make(chan struct{})

@@ -1,0 +1,61 @@
+package worker
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// pool runs functions on goroutines it keeps for a while after they
+// finish. A job's goroutine grows its stack (JSON encoding alone needs
+// several kilobytes), and a new goroutine for every job paid for that
+// growth each time: about 5% of a busy worker's CPU.
+type pool struct {
+	work chan func()
+	wg   sync.WaitGroup
+
+	started, live atomic.Int64 // goroutines, for tests
+}
+
+// poolIdle is how long a goroutine waits for more work before it ends.
+const poolIdle = 10 * time.Second
+
+func newPool() *pool { return &pool{work: make(chan func())} }
+
+// Go runs f on an idle goroutine of the pool, or on a new one.
+func (p *pool) Go(f func()) {
+	p.wg.Add(1)
+	select {
+	case p.work <- f:
+	default:
+		p.started.Add(1)
+		p.live.Add(1)
+		go p.loop(f)
+	}
+}
+
+// Wait waits for every function given to Go to return.
+func (p *pool) Wait() { p.wg.Wait() }
+
+// Close ends the idle goroutines; Go must not be called after it.
+func (p *pool) Close() { close(p.work) }
+
+func (p *pool) loop(f func()) {
+	defer p.live.Add(-1)
+	idle := time.NewTimer(poolIdle)
+	defer idle.Stop()
+	for {
+		f()
+		p.wg.Done()
+		idle.Reset(poolIdle)
+		var ok bool
+		select {
+		case f, ok = <-p.work:
+			if !ok {
+				return
+			}
+		case <-idle.C:
+			return
+		}
+	}
+}
