@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -50,5 +51,89 @@ func BenchmarkApplyEvents(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "events/s")
 		})
+	}
+}
+
+// BenchmarkApplyEventsSmall applies batches of a few events, as a lightly
+// loaded server does: the cost per call, not per event, dominates.
+func BenchmarkApplyEventsSmall(b *testing.B) {
+	const batchSize = 4
+	ctx := context.Background()
+	db, _ := openDB(b)
+	runs := make([]*jobs.Run, batchSize)
+	for i := range runs {
+		runs[i] = newRun(i)
+		mustCreate(b, db, runs[i])
+	}
+	seq := 0
+	batch := make([]jobs.Event, 0, batchSize)
+	for b.Loop() {
+		seq++
+		s := jobs.StatusStarting
+		if seq%2 == 1 {
+			s = jobs.StatusRunning
+		}
+		batch = batch[:0]
+		for _, r := range runs {
+			batch = append(batch, ev(r, 1, seq, s))
+		}
+		if _, err := db.ApplyEvents(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCreateRun creates runs from concurrent callers, whose inserts
+// the committer groups into shared transactions.
+func BenchmarkCreateRun(b *testing.B) {
+	ctx := context.Background()
+	db, _ := openDB(b)
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := db.CreateRun(ctx, newRun(int(next.Add(1)))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkMarkPublished marks runs published from concurrent callers.
+func BenchmarkMarkPublished(b *testing.B) {
+	const nRuns = 1000
+	ctx := context.Background()
+	db, _ := openDB(b)
+	for i := range nRuns {
+		mustCreate(b, db, newRun(i))
+	}
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := int(next.Add(1))
+			if err := db.MarkPublished(ctx, newRun(n%nRuns).RunID, n/nRuns+1); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkUpdateRun reads, changes and writes back one run per call.
+func BenchmarkUpdateRun(b *testing.B) {
+	ctx := context.Background()
+	db, _ := openDB(b)
+	r := newRun(1)
+	mustCreate(b, db, r)
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := db.UpdateRun(ctx, r.RunID, func(r *jobs.Run) bool { r.Cluster = fmt.Sprint("c", i%2); return true }); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -19,6 +19,7 @@ type DB struct {
 	w *sql.DB // the single writer connection
 	r *sql.DB // readers, query_only
 
+	stmts *stmts    // stmts.go
 	group committer // group.go
 }
 
@@ -79,15 +80,22 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	db := &DB{w: w, r: r}
+	st, err := prepareStmts(ctx, w, r)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	db := &DB{w: w, r: r, stmts: st}
 	db.startCommitter()
 	return db, nil
 }
 
-// Close closes both pools. Calling it twice is harmless.
+// Close closes the prepared statements and both pools. Calling it twice is
+// harmless.
 func (db *DB) Close() error {
 	db.stopCommitter()
-	return errors.Join(db.r.Close(), db.w.Close())
+	return errors.Join(db.stmts.close(), db.r.Close(), db.w.Close())
 }
 
 // checkWAL opens the writer connection, which applies the pragmas, and

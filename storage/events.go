@@ -89,16 +89,8 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]*jobs.Run, e
 		return nil, fmt.Errorf("apply events: %w", err)
 	}
 	defer tx.Rollback()
-	sel, err := tx.PrepareContext(ctx, selectRunDoc)
-	if err != nil {
-		return nil, fmt.Errorf("apply events: %w", err)
-	}
-	defer sel.Close()
-	upd, err := tx.PrepareContext(ctx, updateRun)
-	if err != nil {
-		return nil, fmt.Errorf("apply events: %w", err)
-	}
-	defer upd.Close()
+	sel := tx.StmtContext(ctx, db.stmts.selectRunDoc)
+	upd := tx.StmtContext(ctx, db.stmts.updateRun)
 
 	var (
 		changed []*jobs.Run

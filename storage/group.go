@@ -11,10 +11,14 @@ import (
 // Group commit. SQLite has one writer and a commit costs far more than an
 // insert, so the small writes of concurrent callers (new runs, published
 // marks) are gathered into shared transactions: a committer goroutine takes
-// whatever is waiting, up to maxGroup writes, runs each in a savepoint of
-// one transaction (so that one failing write does not undo the others) and
-// commits once. A caller returns when the transaction holding its write has
-// committed, so nothing is acknowledged before it is stored.
+// whatever is waiting, up to maxGroup writes, runs them in one transaction
+// and commits once. If a write fails, the committer rolls the transaction
+// back and runs the batch again with each write in a savepoint, so that the
+// failing write alone is undone; savepoints cost two statements a write,
+// which only this rare path pays. A write's function may thus run twice: it
+// must write only through its tx, and reset on each run whatever it sets.
+// A caller returns when the transaction holding its write has committed, so
+// nothing is acknowledged before it is stored.
 
 const maxGroup = 500
 
@@ -49,7 +53,7 @@ func (db *DB) stopCommitter() {
 }
 
 // inGroup runs fn inside a shared write transaction and returns its error,
-// or the commit's.
+// or the commit's. fn may run twice, each time in a new transaction.
 func (db *DB) inGroup(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	op := &groupOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
@@ -97,33 +101,17 @@ func (db *DB) commitLoop() {
 	}
 }
 
+// errWriteFailed stops a batch run without savepoints at its first failing
+// write.
+var errWriteFailed = errors.New("storage: a write of the batch failed")
+
 func (db *DB) commitBatch(batch []*groupOp) {
 	results := make([]error, len(batch))
-	err := func() error {
-		tx, err := db.w.BeginTx(context.Background(), nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		for i, op := range batch {
-			if err := op.ctx.Err(); err != nil {
-				results[i] = err
-				continue
-			}
-			if _, err := tx.Exec("SAVEPOINT op"); err != nil {
-				return err
-			}
-			if results[i] = op.fn(tx); results[i] != nil {
-				if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.Exec("RELEASE op"); err != nil {
-				return err
-			}
-		}
-		return tx.Commit()
-	}()
+	err := db.runBatch(batch, results, false)
+	if errors.Is(err, errWriteFailed) {
+		// Its rollback undid the writes that succeeded too: redo them all.
+		err = db.runBatch(batch, results, true)
+	}
 	for i, op := range batch {
 		if err != nil {
 			op.done <- fmt.Errorf("commit: %w", err)
@@ -131,4 +119,39 @@ func (db *DB) commitBatch(batch []*groupOp) {
 		}
 		op.done <- results[i]
 	}
+}
+
+// runBatch runs the writes of batch in one transaction and commits it,
+// setting results. Without savepoints, it returns errWriteFailed, having
+// committed nothing, as soon as a write fails. Ops whose context is done
+// are skipped.
+func (db *DB) runBatch(batch []*groupOp, results []error, savepoints bool) error {
+	tx, err := db.w.BeginTx(context.Background(), nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for i, op := range batch {
+		if results[i] = op.ctx.Err(); results[i] != nil {
+			continue
+		}
+		if !savepoints {
+			if results[i] = op.fn(tx); results[i] != nil {
+				return errWriteFailed
+			}
+			continue
+		}
+		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+			return err
+		}
+		if results[i] = op.fn(tx); results[i] != nil {
+			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec("RELEASE op"); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }

@@ -13,11 +13,16 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// Statements shared by the run writers. Every write of a run sets the
-// columns copied from its document together with the document.
+// Statements of the hot paths, prepared once (stmts.go). Every write of a
+// run sets the columns copied from its document together with the document.
 const (
-	selectRunDoc = `SELECT doc FROM runs WHERE run_id = ?`
-	updateRun    = `UPDATE runs SET status = ?, cluster = ?, task_definition = ?, attempt = ?, worker = ?, deadline = ?, doc = ? WHERE run_id = ?`
+	selectRunDoc   = `SELECT doc FROM runs WHERE run_id = ?`
+	selectRunByKey = `SELECT doc FROM runs WHERE idempotency_key = ?`
+	insertRun      = `INSERT INTO runs
+		(run_id, status, cluster, task_definition, created_at, idempotency_key, attempt, worker, deadline, doc)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	updateRun     = `UPDATE runs SET status = ?, cluster = ?, task_definition = ?, attempt = ?, worker = ?, deadline = ?, doc = ? WHERE run_id = ?`
+	markPublished = `UPDATE runs SET published_attempt = MAX(published_attempt, ?) WHERE run_id = ?`
 )
 
 // CreateRun inserts r. If r.IdempotencyKey is set and a run already has it,
@@ -34,10 +39,11 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 	var old *jobs.Run
 	worker, deadline := sweepColumns(r)
 	err = db.inGroup(ctx, func(tx *sql.Tx) error {
+		old = nil // the committer may run this twice
 		// One writer: checking then inserting inside the transaction cannot race.
 		if r.IdempotencyKey != "" {
 			var existing []byte
-			err := tx.QueryRowContext(ctx, `SELECT doc FROM runs WHERE idempotency_key = ?`, r.IdempotencyKey).Scan(&existing)
+			err := tx.StmtContext(ctx, db.stmts.selectRunByKey).QueryRowContext(ctx, r.IdempotencyKey).Scan(&existing)
 			switch {
 			case err == nil:
 				old, err = decodeRun(existing)
@@ -50,9 +56,7 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 			}
 		}
 		// A taken run id is found by the primary key, not by a query first.
-		_, err := tx.ExecContext(ctx, `INSERT INTO runs
-			(run_id, status, cluster, task_definition, created_at, idempotency_key, attempt, worker, deadline, doc)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.StmtContext(ctx, db.stmts.insertRun).ExecContext(ctx,
 			r.RunID, string(r.Status), r.Cluster, r.TaskDefinition, r.CreatedAt.UnixNano(),
 			nullIfEmpty(r.IdempotencyKey), len(r.Attempts), worker, deadline, doc)
 		var se *sqlite.Error
@@ -73,7 +77,7 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 // GetRun returns the run with id, or an error wrapping jobs.ErrNotFound.
 func (db *DB) GetRun(ctx context.Context, id string) (*jobs.Run, error) {
 	var doc []byte
-	err := db.r.QueryRowContext(ctx, selectRunDoc, id).Scan(&doc)
+	err := db.stmts.getRun.QueryRowContext(ctx, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
 	}
@@ -139,7 +143,7 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 	}
 	defer tx.Rollback()
 	var doc []byte
-	err = tx.QueryRowContext(ctx, selectRunDoc, id).Scan(&doc)
+	err = tx.StmtContext(ctx, db.stmts.selectRunDoc).QueryRowContext(ctx, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
 	}
@@ -158,12 +162,7 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 	if r.RunID != id || r.IdempotencyKey != key {
 		return nil, fmt.Errorf("update run %s: the update changed the run's id or idempotency key", id)
 	}
-	upd, err := tx.PrepareContext(ctx, updateRun)
-	if err != nil {
-		return nil, fmt.Errorf("update run %s: %w", id, err)
-	}
-	defer upd.Close()
-	if err := writeRun(ctx, upd, r); err != nil {
+	if err := writeRun(ctx, tx.StmtContext(ctx, db.stmts.updateRun), r); err != nil {
 		return nil, fmt.Errorf("update run %s: %w", id, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -177,8 +176,7 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 func (db *DB) MarkPublished(ctx context.Context, id string, attempt int) error {
 	var n int64
 	err := db.inGroup(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`UPDATE runs SET published_attempt = MAX(published_attempt, ?) WHERE run_id = ?`, attempt, id)
+		res, err := tx.StmtContext(ctx, db.stmts.markPublished).ExecContext(ctx, attempt, id)
 		if err != nil {
 			return err
 		}

@@ -87,7 +87,7 @@ func (db *DB) RequeueRun(ctx context.Context, id string, fn func(*jobs.Run) bool
 	}
 	defer tx.Rollback()
 	var doc []byte
-	err = tx.QueryRowContext(ctx, selectRunDoc, id).Scan(&doc)
+	err = tx.StmtContext(ctx, db.stmts.selectRunDoc).QueryRowContext(ctx, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
 	}
@@ -106,12 +106,7 @@ func (db *DB) RequeueRun(ctx context.Context, id string, fn func(*jobs.Run) bool
 	if r.RunID != id || r.IdempotencyKey != key {
 		return nil, false, fmt.Errorf("requeue run %s: the update changed the run's id or idempotency key", id)
 	}
-	upd, err := tx.PrepareContext(ctx, updateRun)
-	if err != nil {
-		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
-	}
-	defer upd.Close()
-	if err := writeRun(ctx, upd, r); err != nil {
+	if err := writeRun(ctx, tx.StmtContext(ctx, db.stmts.updateRun), r); err != nil {
 		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE runs SET published_attempt = MIN(published_attempt, ?) WHERE run_id = ?`,
