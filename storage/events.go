@@ -4,12 +4,12 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/gantry-dev/gantry/jobs"
+	json "github.com/goccy/go-json"
 )
 
 // lightRun is a run as ApplyEvents folds events into it. The task

@@ -3,12 +3,12 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/gantry-dev/gantry/jobs"
+	json "github.com/goccy/go-json"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
