@@ -216,12 +216,19 @@ func startBenchStack(ctx context.Context, rt worker.Runtime, slots int) (*benchS
 		return nil, err
 	}
 	st := &benchStack{dir: dir, ns: ns, url: ns.ClientURL()}
-	nc, err := queue.Dial(ctx, queue.ConnOptions{URL: ns.ClientURL(), Name: "bench"})
+	// As `gantry up` runs them: the server and the worker share one
+	// in-process connection; clients (the harness) connect over TCP.
+	inner, err := queue.Dial(ctx, queue.ConnOptions{URL: ns.ClientURL(), Name: "bench-roles", InProcess: ns})
 	if err != nil {
 		return nil, err
 	}
+	nc, err := queue.Dial(ctx, queue.ConnOptions{URL: ns.ClientURL(), Name: "bench"})
+	if err != nil {
+		inner.Close()
+		return nil, err
+	}
 	st.nc = nc
-	q, err := queue.New(nc)
+	q, err := queue.New(inner)
 	if err != nil {
 		return nil, err
 	}
@@ -256,6 +263,7 @@ func startBenchStack(ctx context.Context, rt worker.Runtime, slots int) (*benchS
 		wg.Wait()
 		db.Close()
 		nc.Close()
+		inner.Close()
 		ns.Shutdown()
 		os.RemoveAll(dir)
 	}
