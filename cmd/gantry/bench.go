@@ -44,6 +44,7 @@ type benchResult struct {
 
 type benchOpts struct {
 	quick, asJSON bool
+	runs          int // control-plane's N; 0: by --quick
 	only          []string
 	cpuProfile    string
 	report        string
@@ -92,10 +93,14 @@ figure / the baseline's). Machines are noisy: compare ratios, not figures.
 Docker benchmarks build the local image gantry/samples first (needs Go).`,
 		Example: `  gantry bench --quick
   gantry bench --only control-plane --json
+  gantry bench --only control-plane --runs 1000000 --cpuprofile cp.prof
   gantry bench --report docs/bench     # Markdown and SVG charts`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			o.out, o.progress = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if o.runs < 0 {
+				return jobs.Invalid(fmt.Sprintf("--runs %d: give a positive number of runs", o.runs))
+			}
 			// The in-process server runs as `gantry up` does; the baselines
 			// share the process, and so the setting.
 			tuneServerGC(cmd.Context())
@@ -163,6 +168,7 @@ Docker benchmarks build the local image gantry/samples first (needs Go).`,
 	c.Flags().BoolVar(&o.quick, "quick", false, "smaller sizes: the whole suite in a few minutes")
 	c.Flags().BoolVar(&o.asJSON, "json", false, "one JSON object per result")
 	c.Flags().StringSliceVar(&o.only, "only", nil, "run only these benchmarks")
+	c.Flags().IntVar(&o.runs, "runs", 0, "runs of the control-plane benchmark (default 100000, 10000 with --quick)")
 	c.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	c.Flags().StringVar(&o.report, "report", "", "write BENCHMARKS.md and SVG charts of the control plane by N into this directory")
 	return c
@@ -290,7 +296,10 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func benchControlPlane(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	n := 100_000
-	if o.quick {
+	switch {
+	case o.runs > 0:
+		n = o.runs
+	case o.quick:
 		n = 10_000
 	}
 	return controlPlane(ctx, o, n)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,5 +33,19 @@ func TestReportKeepsTheNotes(t *testing.T) {
 	}
 	if !strings.Contains(got, "| control-plane | 2.0 runs/s") || strings.Contains(got, "| control-plane | 1.0 runs/s") {
 		t.Fatalf("figures not replaced:\n%s", got)
+	}
+}
+
+// TestBenchRejectsNegativeRuns: a bad --runs is refused before anything
+// starts, with a message that says what to give.
+func TestBenchRejectsNegativeRuns(t *testing.T) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"bench", "--only", "control-plane", "--runs", "-5"})
+	err := root.ExecuteContext(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "--runs -5: give a positive number of runs") {
+		t.Fatalf("got %v", err)
 	}
 }
