@@ -12,11 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// eventMsgID makes a republished event a duplicate within the window.
+// eventMsgID makes a republished worker event a duplicate within the
+// window, and names an event in errors.
 func eventMsgID(ev *jobs.Event) string {
-	if ev.Source == jobs.SourceServer {
-		return fmt.Sprintf("%s/s/%d/%s", ev.RunID, ev.Attempt, ev.Status)
-	}
 	return fmt.Sprintf("%s/%d/%d", ev.RunID, ev.Attempt, ev.Seq)
 }
 
@@ -34,9 +32,13 @@ func (q *Queue) PublishEvent(ctx context.Context, ev *jobs.Event) error {
 const SourceHeader = "Gantry-Source"
 
 // PublishEventAsync publishes without waiting; the returned future reports
-// JetStream's acknowledgement.
+// JetStream's acknowledgement. It is how the server announces status
+// changes, each once, so it sets no message id: the stream would keep every
+// id for its duplicate window (memory that grows with the rate of runs),
+// and would drop a second change of the same status, such as a STARTING
+// run's new pull progress.
 func (q *Queue) PublishEventAsync(ev *jobs.Event) (jetstream.PubAckFuture, error) {
-	return q.js.PublishMsgAsync(eventMsg(ev), jetstream.WithMsgID(eventMsgID(ev)))
+	return q.js.PublishMsgAsync(eventMsg(ev))
 }
 
 func eventMsg(ev *jobs.Event) *nats.Msg {
