@@ -40,3 +40,29 @@ func TestStatusEventsCarryContainers(t *testing.T) {
 		t.Fatalf("event %+v", ev)
 	}
 }
+
+// TestStatusChangesWithinAStatusAreKept: a second change that keeps the
+// status (a STARTING run's new pull progress) is stored for followers too,
+// not dropped as a duplicate of the first.
+func TestStatusChangesWithinAStatusAreKept(t *testing.T) {
+	e := startLostEnv(t)
+	r := &jobs.Run{RunID: "01pulling", Status: jobs.StatusStarting, Worker: "w1",
+		Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusStarting}}, StatusReason: "Pulling image busybox: 10%"}
+	e.s.publishStatus(r)
+	r.StatusReason = "Pulling image busybox: 80%"
+	e.s.publishStatus(r)
+	evs, err := e.q.WatchRun(e.ctx, r.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Pulling image busybox: 10%", "Pulling image busybox: 80%"} {
+		select {
+		case ev := <-evs:
+			if ev.StatusReason != want {
+				t.Fatalf("event %+v, want reason %q", ev, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no event with reason %q", want)
+		}
+	}
+}
