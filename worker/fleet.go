@@ -176,22 +176,41 @@ func (w *Worker) heartbeat(ctx context.Context, stop <-chan struct{}) {
 	p := w.cfg.presence
 	t := time.NewTicker(w.cfg.beatEvery)
 	defer t.Stop()
+	leave := func() {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := p.Leave(lctx, w.id); err != nil {
+			w.cfg.log.Warn().Err(err).Msg("leave the worker list")
+		}
+		cancel()
+	}
 	for {
 		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := p.Beat(bctx, w.Info()); err != nil && !errors.Is(err, context.Canceled) {
 			w.cfg.log.Warn().Err(err).Msg("heartbeat")
 		}
 		cancel()
+		last := time.Now()
 		select {
 		case <-t.C:
 		case <-w.fl.beat:
-		case <-stop:
-			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := p.Leave(lctx, w.id); err != nil {
-				w.cfg.log.Warn().Err(err).Msg("leave the worker list")
+			// A busy worker starts and ends jobs faster than anyone reads
+			// its heartbeats: tell its changes at most every beatGap.
+			if wait := beatGap - time.Since(last); wait > 0 {
+				gap := time.NewTimer(wait)
+				select {
+				case <-gap.C:
+				case <-stop:
+					gap.Stop()
+					leave()
+					return
+				}
 			}
-			cancel()
+		case <-stop:
+			leave()
 			return
 		}
 	}
 }
+
+// beatGap is the least time between two heartbeats that tell changes.
+const beatGap = 250 * time.Millisecond

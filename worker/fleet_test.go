@@ -319,3 +319,57 @@ func (f *fakeLeftovers) RemoveLeftover(_ context.Context, l Leftover) error {
 	f.removed = append(f.removed, l.RunID)
 	return nil
 }
+
+// countingPresence records when the worker beats.
+type countingPresence struct {
+	mu    sync.Mutex
+	beats []time.Time
+	left  bool
+}
+
+func (p *countingPresence) Beat(context.Context, jobs.WorkerInfo) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.beats = append(p.beats, time.Now())
+	return nil
+}
+
+func (p *countingPresence) Leave(context.Context, string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.left = true
+	return nil
+}
+
+// TestHeartbeatsTellChangesAtMostEveryGap: a worker whose jobs start and
+// end in a burst beats for the changes at most once per beatGap, still
+// beats for the last change, and leaves when it stops.
+func TestHeartbeatsTellChangesAtMostEveryGap(t *testing.T) {
+	p := &countingPresence{}
+	w := New("w1", "default", &fakeSource{leases: make(chan *fakeLease)}, fakeRuntime(nil), &fakeReporter{},
+		WithPresence(p, time.Hour))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); w.heartbeat(context.Background(), stop) }()
+	start := time.Now()
+	for time.Since(start) < 600*time.Millisecond { // a change every millisecond
+		w.fl.notify()
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(2 * beatGap) // the last change's beat
+	close(stop)
+	<-done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.beats); n < 2 || n > 5 {
+		t.Fatalf("%d beats for 600 ms of changes, want the first and about one per %s", n, beatGap)
+	}
+	for i := 1; i < len(p.beats); i++ {
+		if gap := p.beats[i].Sub(p.beats[i-1]); gap < beatGap {
+			t.Fatalf("beats %d and %d only %s apart", i-1, i, gap)
+		}
+	}
+	if !p.left {
+		t.Fatal("the worker did not leave the list when it stopped")
+	}
+}
