@@ -24,9 +24,9 @@ var goldenNow = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
 
 func fixedClock(t *testing.T) {
 	t.Helper()
-	oldClock, oldLocal := clock, time.Local
-	clock, time.Local = func() time.Time { return goldenNow }, time.UTC
-	t.Cleanup(func() { clock, time.Local = oldClock, oldLocal })
+	oldClock, oldZone := clock, localZone
+	clock, localZone = func() time.Time { return goldenNow }, time.UTC
+	t.Cleanup(func() { clock, localZone = oldClock, oldZone })
 }
 
 func golden(t *testing.T, name string, got []byte) {

@@ -515,7 +515,7 @@ func newScheduleCmd(g *globals) *cobra.Command {
 					}
 					if s.NextFire != nil && !s.Suspended {
 						next = s.NextFire.In(loc).Format(time.RFC3339)
-						local = s.NextFire.Local().Format(time.RFC3339)
+						local = s.NextFire.In(localZone).Format(time.RFC3339)
 					}
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", s.Name, scheduleRuns(s), s.Schedule.Cron, loc, s.Schedule.Policy(),
 						s.Suspended, last, next, local)

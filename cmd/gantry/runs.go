@@ -115,7 +115,7 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 		if t == nil {
 			return "-"
 		}
-		return t.Local().Format(time.RFC3339) + " (" + ago(*t, now) + ")"
+		return t.In(localZone).Format(time.RFC3339) + " (" + ago(*t, now) + ")"
 	}
 	fmt.Fprintf(w, "Run:\t%s\n", r.RunID)
 	fmt.Fprintf(w, "Task definition:\t%s\n", r.TaskDefinition)

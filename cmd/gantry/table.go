@@ -14,12 +14,16 @@ import (
 // clock is the time tables are shown at; golden tests fix it.
 var clock = time.Now
 
+// localZone is the zone times are shown in; tests set it rather than
+// time.Local, which other goroutines read.
+var localZone = time.Local
+
 // when shows a time both ways: absolute, in local time, and relative.
 func when(t, now time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Local().Format(time.RFC3339) + " (" + ago(t, now) + ")"
+	return t.In(localZone).Format(time.RFC3339) + " (" + ago(t, now) + ")"
 }
 
 // style is how output goes to a writer: on a terminal, tables fit its

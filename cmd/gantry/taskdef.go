@@ -141,9 +141,9 @@ func newTaskdefDescribeCmd(g *globals) *cobra.Command {
 func describeTaskDefTable(w io.Writer, td *jobs.RegisteredTaskDefinition) error {
 	fmt.Fprintf(w, "Task definition:\t%s\n", td.Ref())
 	fmt.Fprintf(w, "Status:\t%s\n", td.Status)
-	fmt.Fprintf(w, "Registered:\t%s\n", td.RegisteredAt.Local().Format(time.RFC3339))
+	fmt.Fprintf(w, "Registered:\t%s\n", td.RegisteredAt.In(localZone).Format(time.RFC3339))
 	if td.DeregisteredAt != nil {
-		fmt.Fprintf(w, "Deregistered:\t%s\n", td.DeregisteredAt.Local().Format(time.RFC3339))
+		fmt.Fprintf(w, "Deregistered:\t%s\n", td.DeregisteredAt.In(localZone).Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "CPU:\t%s\n", orDash(td.CPU))
 	fmt.Fprintf(w, "Memory:\t%s\n", orDash(td.Memory))

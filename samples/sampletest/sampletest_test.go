@@ -66,11 +66,17 @@ func wait(t *testing.T, cli *client.Client, id string) container.State {
 	case err := <-errCh:
 		t.Fatalf("wait for container %s: %v", id, err)
 	}
-	info, err := cli.ContainerInspect(ctx, id)
-	if err != nil {
-		t.Fatalf("inspect container %s: %v", id, err)
+	// Docker marks an OOM kill when it handles the kernel's event, which
+	// can come after the exit (worker/docker/oom.go waits for it too).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, err := cli.ContainerInspect(ctx, id)
+		if err != nil {
+			t.Fatalf("inspect container %s: %v", id, err)
+		}
+		if info.State.OOMKilled || info.State.ExitCode != 137 || time.Now().After(deadline) {
+			return *info.State
+		}
 	}
-	return *info.State
 }
 
 func TestRunContainer(t *testing.T) {
