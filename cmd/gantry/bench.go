@@ -80,7 +80,10 @@ figure / the baseline's). Machines are noisy: compare ratios, not figures.
 
   control-plane  runs submitted → queued → taken by a worker whose runtime ends
                  at once (benchInstantRuntime, used only here) → SUCCEEDED;
-                 baseline: publish, pull and ack the same number of messages
+                 baseline: publish, pull and ack the same number of messages;
+                 control-plane-vs-messages: against a program that sends each
+                 run's NATS messages (request, job, statuses, claim, acks)
+                 and does nothing else
   containers     trivial containers through gantry vs the Docker API directly
   single-run     an attached run of a trivial container vs create/start/wait/remove
   logs           a container's output followed through gantry vs the Docker API
@@ -304,17 +307,26 @@ func benchControlPlane(ctx context.Context, o *benchOpts) ([]benchResult, error)
 	case o.quick:
 		n = 10_000
 	}
-	return controlPlane(ctx, o, n)
+	res, err := controlPlane(ctx, o, n)
+	if err != nil {
+		return nil, err
+	}
+	// The same runs against a baseline that sends a run's NATS messages and
+	// does nothing else (bench_steps.go): what gantry's own work costs.
+	fmt.Fprintf(o.progress, "bench: control-plane: the baseline of a run's messages alone ...\n")
+	steps, err := rawRunSteps(ctx, n, controlPlaneJobSize)
+	if err != nil {
+		return nil, fmt.Errorf("baseline of a run's messages: %w", err)
+	}
+	return append(res, benchResult{Name: "control-plane-vs-messages", Value: res[0].Value, Unit: "runs/s",
+		Baseline: "raw NATS: a run's messages, no gantry", BaselineValue: steps, N: n}), nil
 }
 
 func controlPlane(ctx context.Context, o *benchOpts, n int) ([]benchResult, error) {
-	td := jobs.TaskDefinition{Family: "bench", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "none"}}}
-	tdJSON, _ := json.Marshal(td)
-	req := &jobs.SubmitRequest{TaskDefinition: tdJSON}
+	req := &jobs.SubmitRequest{TaskDefinition: benchTaskDef()}
 
 	// Baseline: the same number of job-sized messages through raw JetStream.
-	jobSize := len(tdJSON) + 120
-	raw, err := rawJetStream(ctx, n, jobSize)
+	raw, err := rawJetStream(ctx, n, controlPlaneJobSize)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
@@ -527,3 +539,13 @@ func keyOf(runID string) runKey {
 	copy(k[:], h.Sum(nil))
 	return k
 }
+
+// benchTaskDef is the control-plane benchmark's inline task definition.
+func benchTaskDef() json.RawMessage {
+	td := jobs.TaskDefinition{Family: "bench", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "none"}}}
+	data, _ := json.Marshal(td)
+	return data
+}
+
+// controlPlaneJobSize is about the size of the benchmark's job message.
+var controlPlaneJobSize = len(benchTaskDef()) + 120

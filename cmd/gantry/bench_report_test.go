@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReportKeepsTheNotes: rewriting BENCHMARKS.md replaces the figures
@@ -47,5 +48,16 @@ func TestBenchRejectsNegativeRuns(t *testing.T) {
 	err := root.ExecuteContext(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "--runs -5: give a positive number of runs") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestMessagesBaselineEnds: the baseline of a run's messages alone runs
+// its runs to their end and gives a rate.
+func TestMessagesBaselineEnds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rate, err := rawRunSteps(ctx, 200, controlPlaneJobSize)
+	if err != nil || rate <= 0 {
+		t.Fatalf("rate %v, err %v", rate, err)
 	}
 }
