@@ -331,7 +331,11 @@ func TestEssentialContainerStopsTask(t *testing.T) {
 		byName[c.Name] = c
 	}
 	if c := byName["hog"]; !c.OOMKilled || !strings.Contains(c.Reason, "OutOfMemory") {
-		t.Errorf("hog: %+v", c)
+		code := "none"
+		if c.ExitCode != nil {
+			code = fmt.Sprint(*c.ExitCode)
+		}
+		t.Errorf("hog: exit code %s, OOM killed %v, reason %q; want an OOM kill", code, c.OOMKilled, c.Reason)
 	}
 	if c := byName["sidecar"]; !strings.Contains(c.Reason, "essential container main exited") || c.ExitCode == nil {
 		t.Errorf("sidecar: %+v", c)

@@ -10,10 +10,10 @@ import (
 
 // oomEvent reports whether the daemon logged an OOM kill of the container
 // since it started. The event can trail the exit (by over half a second
-// on a loaded host), so the query reaches two seconds into the future; it
+// on a loaded host), so the query reaches four seconds into the future; it
 // returns as soon as the event is seen, and only a SIGKILL that was not an
 // OOM kill waits the whole time.
-const oomEventWait = 2 * time.Second
+const oomEventWait = 4 * time.Second
 
 func (r *Runtime) oomEvent(ctx context.Context, id, startedAt string) bool {
 	since := time.Now().Add(-time.Hour)
@@ -34,10 +34,19 @@ func (r *Runtime) oomEvent(ctx context.Context, id, startedAt string) bool {
 			if m.Action == events.ActionOOM {
 				return true
 			}
-		case <-errs:
-			return false // the stream ended at Until, or failed
+		case <-errs: // the stream ended at Until, or failed
+			return r.oomFlag(id)
 		case <-ctx.Done():
-			return false
+			return r.oomFlag(id)
 		}
 	}
+}
+
+// oomFlag inspects the container again: the daemon may have set its OOM
+// flag while the event query waited.
+func (r *Runtime) oomFlag(id string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := r.cli.ContainerInspect(ctx, id)
+	return err == nil && info.State != nil && info.State.OOMKilled
 }
