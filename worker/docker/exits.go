@@ -21,7 +21,16 @@ type exitWatch struct {
 	subs    map[string]chan int // container id → its exit code
 	cancel  context.CancelFunc  // the stream, when it runs
 	idleFor *time.Timer         // stops the stream a while after the last watch ends
+
+	// The stream carries OOM kills too: the daemon's event log keeps only
+	// its last 256 events, which a busy host overwrites before an exited
+	// container's OOM kill is looked up there (oom.go).
+	ooms   map[string]time.Time // container id → when its OOM kill was seen
+	oomNew chan struct{}        // closed, and replaced, at each OOM kill seen
 }
+
+// oomKeep is how long an OOM kill seen on the stream is remembered.
+const oomKeep = time.Minute
 
 // linger keeps the stream open between tasks that follow each other.
 const linger = 30 * time.Second
@@ -76,13 +85,18 @@ func (r *Runtime) streamExits(ctx context.Context) {
 		msgs, errs := r.cli.Events(ctx, events.ListOptions{
 			Since: strconv.FormatInt(since.Unix(), 10),
 			Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
-				filters.Arg("event", string(events.ActionDie)), filters.Arg("label", LabelRun)),
+				filters.Arg("event", string(events.ActionDie)), filters.Arg("event", string(events.ActionOOM)),
+				filters.Arg("label", LabelRun)),
 		})
 	read:
 		for {
 			select {
 			case m := <-msgs:
 				since = time.Unix(0, m.TimeNano)
+				if m.Action == events.ActionOOM {
+					r.exits.sawOOM(m.Actor.ID)
+					continue
+				}
 				code, err := strconv.Atoi(m.Actor.Attributes["exitCode"])
 				if err != nil {
 					continue
@@ -105,6 +119,54 @@ func (r *Runtime) streamExits(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// sawOOM records an OOM kill seen on the stream.
+func (w *exitWatch) sawOOM(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	if w.ooms == nil {
+		w.ooms = map[string]time.Time{}
+	}
+	for old, at := range w.ooms {
+		if now.Sub(at) > oomKeep {
+			delete(w.ooms, old)
+		}
+	}
+	w.ooms[id] = now
+	if w.oomNew != nil {
+		close(w.oomNew)
+	}
+	w.oomNew = make(chan struct{})
+}
+
+// oomSeen waits up to wait for the stream to show an OOM kill of the
+// container. watching is false when no stream runs to ask.
+func (r *Runtime) oomSeen(ctx context.Context, id string, wait time.Duration) (seen, watching bool) {
+	w := &r.exits
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		_, seen := w.ooms[id]
+		watching := w.cancel != nil
+		if w.oomNew == nil {
+			w.oomNew = make(chan struct{})
+		}
+		next := w.oomNew
+		w.mu.Unlock()
+		if seen || !watching {
+			return seen, watching
+		}
+		select {
+		case <-next:
+		case <-t.C:
+			return false, true
+		case <-ctx.Done():
+			return false, true
 		}
 	}
 }

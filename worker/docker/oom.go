@@ -8,13 +8,18 @@ import (
 	"github.com/docker/docker/api/types/filters"
 )
 
-// oomEvent reports whether the daemon logged an OOM kill of the container
-// since it started. The event can trail the exit (by over half a second
-// on a loaded host), so the query reaches four seconds into the future; it
-// returns as soon as the event is seen, and only a SIGKILL that was not an
-// OOM kill waits the whole time.
+// A SIGKILL of a container with a memory limit that gantry did not stop
+// may be an OOM kill whose flag Docker 20.10 lost (it handled the exit
+// after the OOM). The daemon's OOM event is then the truth, and it can
+// trail the exit (by over half a second on a loaded host): finish waits up
+// to oomEventWait for the exit stream (exits.go) to show it, then inspects
+// once more, and only a SIGKILL that was not an OOM kill waits the whole
+// time. Without a stream, oomEvent asks the daemon's event log, which
+// keeps only its last 256 events: on a busy host they may be gone.
 const oomEventWait = 4 * time.Second
 
+// oomEvent reports whether the daemon's event log holds an OOM kill of the
+// container since it started, looking up to oomEventWait ahead.
 func (r *Runtime) oomEvent(ctx context.Context, id, startedAt string) bool {
 	since := time.Now().Add(-time.Hour)
 	if t, err := time.Parse(time.RFC3339Nano, startedAt); err == nil {

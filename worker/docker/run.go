@@ -248,7 +248,15 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 		// Docker 20.10 can lose the OOM flag when the exit is handled after
 		// the OOM event; its event log keeps the truth.
 		if code == 137 && !c.result.OOMKilled && !c.stopping && info.HostConfig != nil && info.HostConfig.Memory > 0 {
-			c.result.OOMKilled = r.oomEvent(ctx, c.id, info.State.StartedAt)
+			seen, watching := r.oomSeen(ctx, c.id, oomEventWait)
+			switch {
+			case seen:
+				c.result.OOMKilled = true
+			case watching:
+				c.result.OOMKilled = r.oomFlag(c.id)
+			default:
+				c.result.OOMKilled = r.oomEvent(ctx, c.id, info.State.StartedAt)
+			}
 		}
 	case err != nil && e.err == nil:
 		tr.log.Warn().Err(err).Str("container", c.def.Name).Msg("inspect exited container; its OOM kill may go unseen")
