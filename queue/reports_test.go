@@ -81,6 +81,19 @@ func TestReportsReachTheServerBatched(t *testing.T) {
 			t.Errorf("run %s: seqs %v", run, seqs)
 		}
 	}
+	s, info := reportsNow(t, ctx, q)
+	if info.State.Msgs != 0 && !waitEmpty(ctx, s) {
+		t.Errorf("%d reports left in %s after they were applied", info.State.Msgs, StreamReports)
+	}
+	if int(info.State.LastSeq) >= runs*perRun {
+		t.Errorf("%d report messages for %d events: not batched", info.State.LastSeq, runs*perRun)
+	}
+	t.Logf("%d events in %d report messages, applied in %d batches", runs*perRun, info.State.LastSeq, batches)
+}
+
+// reportsNow returns GANTRY_REPORTS and its state now.
+func reportsNow(t *testing.T, ctx context.Context, q *Queue) (jetstream.Stream, *jetstream.StreamInfo) {
+	t.Helper()
 	s, err := q.JetStream().Stream(ctx, StreamReports)
 	if err != nil {
 		t.Fatal(err)
@@ -89,13 +102,7 @@ func TestReportsReachTheServerBatched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Msgs != 0 && !waitEmpty(ctx, s) {
-		t.Errorf("%d reports left in %s after they were applied", info.State.Msgs, StreamReports)
-	}
-	if int(info.State.LastSeq) >= runs*perRun {
-		t.Errorf("%d report messages for %d events: not batched", info.State.LastSeq, runs*perRun)
-	}
-	t.Logf("%d events in %d report messages, applied in %d batches", runs*perRun, info.State.LastSeq, batches)
+	return s, info
 }
 
 func waitEmpty(ctx context.Context, s jetstream.Stream) bool {
@@ -229,14 +236,7 @@ func TestNewestReportAckIsHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	handled.Wait()
-	s, err := q.JetStream().Stream(ctx, StreamReports)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, info := reportsNow(t, ctx, q)
 	if info.State.Msgs != 1 {
 		t.Fatalf("right after it was applied, the stream holds %d reports, want 1", info.State.Msgs)
 	}

@@ -452,16 +452,11 @@ func controlPlane(ctx context.Context, o *benchOpts, n int) ([]benchResult, erro
 // rawJetStream publishes n messages of size bytes to a work-queue stream on
 // a fresh embedded server, pulls and acks them, and returns messages/s.
 func rawJetStream(ctx context.Context, n, size int) (float64, error) {
-	dir, err := os.MkdirTemp("", "gantry-bench-raw")
+	ns, stop, err := freshServer("gantry-bench-raw")
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(dir)
-	ns, err := embedded.Start(embedded.Options{StoreDir: dir})
-	if err != nil {
-		return 0, err
-	}
-	defer ns.Shutdown()
+	defer stop()
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		return 0, err
@@ -549,3 +544,18 @@ func benchTaskDef() json.RawMessage {
 
 // controlPlaneJobSize is about the size of the benchmark's job message.
 var controlPlaneJobSize = len(benchTaskDef()) + 120
+
+// freshServer starts an embedded NATS server with its own temporary store,
+// for a baseline; stop shuts it down and removes the store.
+func freshServer(prefix string) (ns *natsserver.Server, stop func(), err error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	ns, err = embedded.Start(embedded.Options{StoreDir: dir})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return ns, func() { ns.Shutdown(); os.RemoveAll(dir) }, nil
+}

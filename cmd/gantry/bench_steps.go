@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/queue"
-	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -32,16 +30,11 @@ import (
 // logs and the logic between — is what the ratio against this baseline
 // measures. Concurrency is the harness's: 64 submitters, 256 slots.
 func rawRunSteps(ctx context.Context, n, jobSize int) (float64, error) {
-	dir, err := os.MkdirTemp("", "gantry-bench-steps")
+	ns, stop, err := freshServer("gantry-bench-steps")
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(dir)
-	ns, err := embedded.Start(embedded.Options{StoreDir: dir})
-	if err != nil {
-		return 0, err
-	}
-	defer ns.Shutdown()
+	defer stop()
 	// As in the gantry run: server and worker in-process, clients over TCP.
 	inner, err := queue.Dial(ctx, queue.ConnOptions{URL: ns.ClientURL(), Name: "steps-roles", InProcess: ns})
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,7 +49,7 @@ type instance struct {
 	label   string
 	env     []string
 	cmd     *exec.Cmd
-	log     *lockedBuffer
+	log     *syncBuffer
 	image   string
 	upFlags []string
 	// extraEnv is added to the environment of CLI commands (credentials).
@@ -93,7 +92,7 @@ func (in *instance) start() {
 	args := append([]string{"up", "--data", in.data, "--nats-port", "0", "--id", "w" + in.label[len(in.label)-5:],
 		"--container-label", sampletest.LabelKey + "=" + in.label, "--grace", "5s"}, in.upFlags...)
 	in.cmd = exec.Command(gantryBin, args...)
-	in.log = &lockedBuffer{}
+	in.log = &syncBuffer{}
 	in.cmd.Stdout, in.cmd.Stderr = in.log, in.log
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -474,23 +473,4 @@ func TestBadInputIsOneLineAndExit125(t *testing.T) {
 func lastLines(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
-}
-
-// lockedBuffer collects a process's output, which its exec goroutines
-// write while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -222,12 +222,12 @@ func TestUnauthenticatedClientIsRefused(t *testing.T) {
 // proc is a gantry process started by a test.
 type proc struct {
 	cmd *exec.Cmd
-	log *lockedBuffer
+	log *syncBuffer
 }
 
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(gantryBin, args...), log: &lockedBuffer{}}
+	p := &proc{cmd: exec.Command(gantryBin, args...), log: &syncBuffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
