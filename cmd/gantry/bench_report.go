@@ -63,6 +63,7 @@ func writeReport(dir string, results []benchResult, pts []scalePoint, quick bool
 	fmt.Fprintf(&b, "    make bench             # the full suite (about 20 minutes on 2 cores); rewrites this file\n")
 	fmt.Fprintf(&b, "    make bench-quick       # smaller sizes, a few minutes\n")
 	fmt.Fprintf(&b, "    bin/gantry bench --only control-plane,logs --json\n")
+	fmt.Fprintf(&b, "    bin/gantry bench --only control-plane --runs 1000000 --cpuprofile cp.prof\n")
 	fmt.Fprintf(&b, "    make microbench        # go test -bench of the hot paths (event application, log batching, cron, DAG)\n\n")
 	fmt.Fprintf(&b, "`gantry bench --help` says what each benchmark measures and against what.\n\n## Latest figures\n\n")
 	fmt.Fprintf(&b, "| name | gantry | baseline | ratio | n | target |\n|---|---:|---:|---:|---:|---|\n")
