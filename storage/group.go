@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Group commit. SQLite has one writer and a commit costs far more than an
@@ -26,10 +28,11 @@ const maxGroup = 500
 var errClosed = errors.New("storage: database closed")
 
 type committer struct {
-	ops  chan *groupOp
-	stop chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+	ops     chan *groupOp
+	stop    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	commits atomic.Int64 // batches run, for tests
 }
 
 type groupOp struct {
@@ -72,8 +75,19 @@ func (db *DB) inGroup(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 }
 
+// groupGather is how long, under load, a batch may wait for more writes.
+// Committing whatever was waiting made batches of two or three writes
+// under the control-plane benchmark (8,000 commits for 20,000 writes), and
+// each commit writes every page it touched to the WAL. A write that
+// follows the last commit by more than groupGather (a quiet store) is
+// committed at once.
+const groupGather = time.Millisecond
+
 func (db *DB) commitLoop() {
 	batch := make([]*groupOp, 0, maxGroup)
+	var last time.Time // when the last commit ended
+	gather := time.NewTimer(0)
+	<-gather.C
 	for {
 		select {
 		case <-db.group.stop:
@@ -88,6 +102,21 @@ func (db *DB) commitLoop() {
 		case op := <-db.group.ops:
 			batch = append(batch[:0], op)
 		}
+		if wait := groupGather - time.Since(last); wait > 0 {
+			gather.Reset(wait)
+		wait:
+			for len(batch) < maxGroup {
+				select {
+				case op := <-db.group.ops:
+					batch = append(batch, op)
+				case <-gather.C:
+					break wait
+				case <-db.group.stop:
+					break wait // finish what was taken, then stop
+				}
+			}
+			gather.Stop()
+		}
 	more:
 		for len(batch) < maxGroup {
 			select {
@@ -98,6 +127,8 @@ func (db *DB) commitLoop() {
 			}
 		}
 		db.commitBatch(batch)
+		db.group.commits.Add(1)
+		last = time.Now()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -176,5 +177,41 @@ func TestHotWritesParseNoSQL(t *testing.T) {
 	}
 	if n := parsed.Load(); n != 0 {
 		t.Errorf("the authorizer was called %d times: the hot writes parse SQL", n)
+	}
+}
+
+// TestGroupCommitGathersUnderLoad: writes that come together share
+// commits, while a write to a quiet store is committed alone, without
+// waiting for company.
+func TestGroupCommitGathersUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	// As under load: writers that each write, pause briefly, write again,
+	// so that few of them wait at any moment.
+	const writers, each = 16, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if _, _, err := db.CreateRun(ctx, newRun(1000+w*each+i)); err != nil {
+					t.Error(err)
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		})
+	}
+	wg.Wait()
+	c := db.group.commits.Load()
+	t.Logf("%d writes, %d commits", writers*each, c)
+	if c > writers*each/5 {
+		t.Fatalf("%d writes from %d busy writers took %d commits", writers*each, writers, c)
+	}
+	before := db.group.commits.Load()
+	for i := range 3 {
+		time.Sleep(3 * groupGather)
+		mustCreate(t, db, newRun(2000+i))
+	}
+	if c := db.group.commits.Load() - before; c != 3 {
+		t.Fatalf("3 writes to a quiet store took %d commits", c)
 	}
 }
