@@ -309,7 +309,7 @@ func TestEssentialContainerStopsTask(t *testing.T) {
 	in := startUp(t)
 	file := in.writeTaskDef("ess.json", `{"family": "ess", "containerDefinitions": [
 	  {"name": "sidecar", "image": "IMAGE", "essential": false, "command": ["sh", "-c", "echo sidecar up; sleep 300"], "stopTimeout": 5},
-	  {"name": "hog", "image": "IMAGE", "essential": false, "memory": 16, "command": ["alloc", "256"]},
+	  {"name": "hog", "image": "IMAGE", "essential": false, "memory": 16, "command": ["sh", "-c", "sleep 1; exec alloc 256"]},
 	  {"name": "main", "image": "IMAGE", "command": ["sh", "-c", "ulimit -u; exit 7"],
 	   "dependsOn": [{"containerName": "sidecar", "condition": "START"}, {"containerName": "hog", "condition": "COMPLETE"}],
 	   "ulimits": [{"name": "nproc", "softLimit": 321, "hardLimit": 654}]}

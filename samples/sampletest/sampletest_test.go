@@ -99,7 +99,7 @@ func TestRunContainer(t *testing.T) {
 		{name: "etl pipeline", cmd: []string{"sh", "-c", "gantry-etl extract --out /data/x --day 2026-01-02 --rows 1000 >/dev/null && " +
 			"gantry-etl transform --in /data/x 2>/dev/null | grep -c rejected && gantry-etl load --in /data/x --db /data/wh.jsonl | grep -o 'appended 25 rows'"},
 			wantStdout: "1\nappended 25 rows\n"},
-		{name: "out of memory", cmd: []string{"alloc", "128"}, memoryMiB: 32, wantCode: 137, wantOOM: true},
+		{name: "out of memory", cmd: []string{"sh", "-c", "sleep 1; exec alloc 128"}, memoryMiB: 32, wantCode: 137, wantOOM: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

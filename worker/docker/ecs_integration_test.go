@@ -216,7 +216,7 @@ func TestRunRefusals(t *testing.T) {
 func TestRunTaskMemoryBoundsContainer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	task := e.task(t, jobs.ContainerDefinition{Name: "main", Command: []string{"alloc", "256"}})
+	task := e.task(t, jobs.ContainerDefinition{Name: "main", Command: []string{"sh", "-c", "sleep 1; exec alloc 256"}})
 	task.Def.Memory = "32"
 	res := mustRun(t, testCtx(t, time.Minute), e, task, &recordSink{})
 	if c := res.Containers[0]; exitCode(t, c) != 137 || !c.OOMKilled {
