@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/gantry-dev/gantry/worker"
+	"github.com/gantry-dev/gantry/workerq"
 	"github.com/nats-io/nats.go"
 )
 
@@ -179,7 +179,7 @@ func (e *lostEnv) startWorker(id string) {
 		zero := 0
 		return &worker.Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &zero}}}, nil
 	})
-	w := worker.New(id, "default", source{cons}, rt, reporter{e.q}, worker.WithClaims(claims{e.q}))
+	w := worker.New(id, "default", workerq.Source{C: cons}, rt, workerq.Reporter{Q: e.q}, worker.WithClaims(workerq.Claims{Q: e.q}))
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -328,48 +328,4 @@ type runtimeFunc func(context.Context, *worker.Task, worker.LogSink) (*worker.Re
 
 func (f runtimeFunc) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) (*worker.Result, error) {
 	return f(ctx, t, logs)
-}
-
-// source hands the worker the queue's deliveries.
-type source struct{ c *queue.JobConsumer }
-
-func (s source) Next(ctx context.Context) (worker.Lease, error) {
-	d, err := s.c.Next(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// reporter and claims adapt the queue to the worker, as cmd/gantry does.
-type reporter struct{ q *queue.Queue }
-
-func (r reporter) PublishEvents(ctx context.Context, evs ...*jobs.Event) error {
-	if len(evs) == 1 && evs[0].Pull != nil {
-		// Clients show pull progress as it comes; the server stores it too.
-		if err := r.q.PublishEvent(ctx, evs[0]); err != nil {
-			return err
-		}
-	}
-	return r.q.Report(ctx, evs...)
-}
-func (r reporter) Logs(runID string, attempt int) worker.LogStream {
-	return r.q.NewLogWriter(runID, attempt)
-}
-func (r reporter) Canceled(ctx context.Context, runID string) (bool, string, error) {
-	return r.q.Canceled(ctx, runID)
-}
-
-type claims struct{ q *queue.Queue }
-
-func (c claims) Claim(ctx context.Context, runID string) ([]byte, uint64, error) {
-	return c.q.Claim(ctx, runID)
-}
-
-func (c claims) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) (uint64, error) {
-	n, err := c.q.PutClaim(ctx, runID, data, rev)
-	if errors.Is(err, queue.ErrClaimConflict) {
-		return 0, fmt.Errorf("%w: %v", worker.ErrClaimConflict, err)
-	}
-	return n, err
 }

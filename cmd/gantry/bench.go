@@ -23,6 +23,7 @@ import (
 	"github.com/gantry-dev/gantry/server"
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/gantry-dev/gantry/worker"
+	"github.com/gantry-dev/gantry/workerq"
 	gojson "github.com/goccy/go-json"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -259,11 +260,11 @@ func startBenchStack(ctx context.Context, rt worker.Runtime, slots int) (*benchS
 		cancel()
 		return nil, err
 	}
-	w := worker.New("bench", "default", jobSource{cons}, rt, reporter{q}, worker.WithSlots(slots),
+	w := worker.New("bench", "default", workerq.Source{C: cons}, rt, workerq.Reporter{Q: q}, worker.WithSlots(slots),
 		worker.WithGracePeriod(time.Second), worker.WithStager(queue.NewStager(q.JetStream(), 0, 1), ""),
 		// As in production: heartbeats (or the server's sweep takes its runs
 		// for lost) and claims.
-		worker.WithPresence(q, 5*time.Second), worker.WithClaims(claims{q}))
+		worker.WithPresence(q, 5*time.Second), worker.WithClaims(workerq.Claims{Q: q}))
 	wg.Go(func() { w.Run(runCtx) })
 	st.client, _ = client.New(nc)
 	st.stop = func() {

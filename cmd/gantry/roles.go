@@ -12,13 +12,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/gantry-dev/gantry/server"
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/gantry-dev/gantry/worker"
 	"github.com/gantry-dev/gantry/worker/docker"
+	"github.com/gantry-dev/gantry/workerq"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -142,7 +142,7 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	objLabels[workerLabel] = f.id // reconciliation finds this worker's containers by it
 	rt := docker.New(cli, append([]docker.Option{docker.WithAllowedHostPaths(f.allowHostPaths...), docker.WithLogger(log),
 		docker.WithLabels(objLabels)}, f.ecs.options()...)...)
-	w := worker.New(f.id, f.cluster, jobSource{cons}, rt, reporter{q},
+	w := worker.New(f.id, f.cluster, workerq.Source{C: cons}, rt, workerq.Reporter{Q: q},
 		append([]worker.Option{worker.WithSlots(f.slots), worker.WithPullPolicy(worker.PullPolicy(f.pull)),
 			worker.WithLeaseRenewal(q.AckWait() / 3), worker.WithGracePeriod(f.grace), worker.WithLogger(log),
 			worker.WithLeftovers(rt), worker.WithStager(queue.NewStager(q.JetStream(), 0, 1), "")},
@@ -161,51 +161,6 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	defer sub.Unsubscribe()
 	log.Info().Int("slots", f.slots).Msg("worker ready")
 	return w.Run(ctx)
-}
-
-// jobSource adapts the queue's consumer to the worker.
-type jobSource struct{ c *queue.JobConsumer }
-
-func (s jobSource) NextBatch(ctx context.Context, max int) ([]worker.Lease, error) {
-	ds, err := s.c.NextBatch(ctx, max)
-	if err != nil {
-		return nil, err
-	}
-	leases := make([]worker.Lease, len(ds))
-	for i, d := range ds {
-		leases[i] = d
-	}
-	return leases, nil
-}
-
-func (s jobSource) Next(ctx context.Context) (worker.Lease, error) {
-	d, err := s.c.Next(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// reporter adapts the queue to the worker's reports.
-type reporter struct{ q *queue.Queue }
-
-// PublishEvents reports the attempt's progress to the server in batches
-// (queue.Report); image pull progress, which clients show as it comes, also
-// goes straight to the run's event subject.
-func (r reporter) PublishEvents(ctx context.Context, evs ...*jobs.Event) error {
-	if len(evs) == 1 && evs[0].Pull != nil {
-		// Clients show pull progress as it comes; the server stores it too.
-		if err := r.q.PublishEvent(ctx, evs[0]); err != nil {
-			return err
-		}
-	}
-	return r.q.Report(ctx, evs...)
-}
-func (r reporter) Logs(runID string, attempt int) worker.LogStream {
-	return r.q.NewLogWriter(runID, attempt)
-}
-func (r reporter) Canceled(ctx context.Context, runID string) (bool, string, error) {
-	return r.q.Canceled(ctx, runID)
 }
 
 // tuneServerGC trades memory for CPU in a process that runs the server.

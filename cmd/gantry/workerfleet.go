@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/worker"
+	"github.com/gantry-dev/gantry/workerq"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
@@ -103,24 +104,9 @@ func (f *fleetFlags) options(ctx context.Context, cli *client.Client, q *queue.Q
 		worker.WithCapacity(cpu, mem),
 		worker.WithHost(host, labels),
 		worker.WithPresence(q, f.heartbeat),
-		worker.WithClaims(claims{q}),
+		worker.WithClaims(workerq.Claims{Q: q}),
 		worker.WithDockerSocketAllowed(f.allowDockerSocket),
 	}
-}
-
-// claims adapts the queue's claim bucket to the worker.
-type claims struct{ q *queue.Queue }
-
-func (c claims) Claim(ctx context.Context, runID string) ([]byte, uint64, error) {
-	return c.q.Claim(ctx, runID)
-}
-
-func (c claims) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) (uint64, error) {
-	newRev, err := c.q.PutClaim(ctx, runID, data, rev)
-	if errors.Is(err, queue.ErrClaimConflict) {
-		return 0, fmt.Errorf("%w: %v", worker.ErrClaimConflict, err)
-	}
-	return newRev, err
 }
 
 // requireAuthPair checks the auth flags of a role that starts NATS itself.

@@ -1,0 +1,81 @@
+// Package workerq connects a worker (package worker) to the NATS queue
+// (package queue): the adapters that `gantry worker`, `gantry up`, the
+// benchmarks and the server's tests give worker.New.
+package workerq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/worker"
+)
+
+// Source hands the worker the deliveries of a cluster's job consumer.
+type Source struct{ C *queue.JobConsumer }
+
+// NextBatch returns up to max deliveries (worker.BatchSource).
+func (s Source) NextBatch(ctx context.Context, max int) ([]worker.Lease, error) {
+	ds, err := s.C.NextBatch(ctx, max)
+	if err != nil {
+		return nil, err
+	}
+	leases := make([]worker.Lease, len(ds))
+	for i, d := range ds {
+		leases[i] = d
+	}
+	return leases, nil
+}
+
+// Next returns one delivery.
+func (s Source) Next(ctx context.Context) (worker.Lease, error) {
+	d, err := s.C.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Reporter carries the worker's events, logs and cancellations.
+type Reporter struct{ Q *queue.Queue }
+
+// PublishEvents reports the attempt's progress to the server in batches
+// (queue.Report); image pull progress, which clients show as it comes, also
+// goes straight to the run's event subject.
+func (r Reporter) PublishEvents(ctx context.Context, evs ...*jobs.Event) error {
+	if len(evs) == 1 && evs[0].Pull != nil {
+		if err := r.Q.PublishEvent(ctx, evs[0]); err != nil {
+			return err
+		}
+	}
+	return r.Q.Report(ctx, evs...)
+}
+
+// Logs returns the writer of one attempt's output.
+func (r Reporter) Logs(runID string, attempt int) worker.LogStream {
+	return r.Q.NewLogWriter(runID, attempt)
+}
+
+// Canceled reports whether the run was canceled, and why.
+func (r Reporter) Canceled(ctx context.Context, runID string) (bool, string, error) {
+	return r.Q.Canceled(ctx, runID)
+}
+
+// Claims is the queue's claim bucket, as the worker's worker.Claims.
+type Claims struct{ Q *queue.Queue }
+
+// Claim returns the run's claim and its revision.
+func (c Claims) Claim(ctx context.Context, runID string) ([]byte, uint64, error) {
+	return c.Q.Claim(ctx, runID)
+}
+
+// PutClaim stores a claim if it is still at revision rev.
+func (c Claims) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) (uint64, error) {
+	newRev, err := c.Q.PutClaim(ctx, runID, data, rev)
+	if errors.Is(err, queue.ErrClaimConflict) {
+		return 0, fmt.Errorf("%w: %v", worker.ErrClaimConflict, err)
+	}
+	return newRev, err
+}
