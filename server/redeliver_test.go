@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -12,11 +11,9 @@ import (
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
-	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/gantry-dev/gantry/worker"
 	"github.com/gantry-dev/gantry/workerq"
-	"github.com/nats-io/nats.go"
 )
 
 // lostEnv is a server over an embedded NATS server with a short ack wait,
@@ -39,24 +36,7 @@ const testAckWait = time.Second
 func startLostEnv(t *testing.T) *lostEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	q, err := queue.New(nc, queue.WithAckWait(testAckWait))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gantry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, q, db := testStack(t, queue.WithAckWait(testAckWait))
 	e := &lostEnv{t: t, ctx: ctx, q: q, db: db, st: newSweepState(), clock: time.Now().UTC(), ran: make(chan int, 10)}
 	e.s = New(db, q, WithClock(e.now), WithSweepInterval(time.Hour))
 	done := make(chan error, 1)
@@ -66,7 +46,6 @@ func startLostEnv(t *testing.T) *lostEnv {
 		if err := <-done; err != nil {
 			t.Errorf("server: %v", err)
 		}
-		db.Close()
 	})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := nc.Request("gantry.api.runs.list", nil, time.Second); err == nil {

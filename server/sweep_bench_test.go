@@ -3,16 +3,13 @@ package server
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
-	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/gantry-dev/gantry/storage"
-	"github.com/nats-io/nats.go"
 )
 
 // BenchmarkSweep measures one sweep over a backlog of queued runs that
@@ -57,29 +54,7 @@ func BenchmarkSweep(b *testing.B) {
 
 func benchServer(tb testing.TB) (*Server, *queue.Queue, *storage.DB) {
 	tb.Helper()
-	ctx := context.Background()
-	ns, err := embedded.Start(embedded.Options{StoreDir: tb.TempDir()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	q, err := queue.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := q.EnsureStreams(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	db, err := storage.Open(ctx, filepath.Join(tb.TempDir(), "gantry.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	_, q, db := testStack(tb)
 	return New(db, q), q, db
 }
 

@@ -2,15 +2,11 @@ package server
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
-	"github.com/gantry-dev/gantry/queue/embedded"
-	"github.com/gantry-dev/gantry/storage"
-	"github.com/nats-io/nats.go"
 )
 
 // TestSweepOfAStaleListingPublishesNothing: the sweep works from a listing
@@ -19,25 +15,7 @@ import (
 // benchmarks count ends; pipelines advance on them).
 func TestSweepOfAStaleListingPublishesNothing(t *testing.T) {
 	ctx := context.Background()
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	q, _ := queue.New(nc)
-	if err := q.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
-	db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gantry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	nc, q, db := testStack(t)
 	s := New(db, q)
 
 	now := time.Now().UTC()

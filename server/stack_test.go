@@ -1,0 +1,42 @@
+package server
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/storage"
+	"github.com/nats-io/nats.go"
+)
+
+// testStack starts an embedded NATS server with gantry's streams and opens
+// a store, all removed when the test ends.
+func testStack(tb testing.TB, opts ...queue.Option) (*nats.Conn, *queue.Queue, *storage.DB) {
+	tb.Helper()
+	ctx := context.Background()
+	ns, err := embedded.Start(embedded.Options{StoreDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	q, err := queue.New(nc, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := q.EnsureStreams(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	db, err := storage.Open(ctx, filepath.Join(tb.TempDir(), "gantry.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return nc, q, db
+}
