@@ -315,7 +315,7 @@ func benchControlPlane(ctx context.Context, o *benchOpts) ([]benchResult, error)
 	// The same runs against a baseline that sends a run's NATS messages and
 	// does nothing else (bench_steps.go): what gantry's own work costs.
 	fmt.Fprintf(o.progress, "bench: control-plane: the baseline of a run's messages alone ...\n")
-	steps, err := rawRunSteps(ctx, n, controlPlaneJobSize)
+	steps, err := rawRunSteps(ctx, n, controlPlaneJobSize())
 	if err != nil {
 		return nil, fmt.Errorf("baseline of a run's messages: %w", err)
 	}
@@ -327,7 +327,7 @@ func controlPlane(ctx context.Context, o *benchOpts, n int) ([]benchResult, erro
 	req := &jobs.SubmitRequest{TaskDefinition: benchTaskDef()}
 
 	// Baseline: the same number of job-sized messages through raw JetStream.
-	raw, err := rawJetStream(ctx, n, controlPlaneJobSize)
+	raw, err := rawJetStream(ctx, n, controlPlaneJobSize())
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
@@ -544,7 +544,8 @@ func benchTaskDef() json.RawMessage {
 }
 
 // controlPlaneJobSize is about the size of the benchmark's job message.
-var controlPlaneJobSize = len(benchTaskDef()) + 120
+// A function, so that commands other than bench encode nothing at start.
+func controlPlaneJobSize() int { return len(benchTaskDef()) + 120 }
 
 // freshServer starts an embedded NATS server with its own temporary store,
 // for a baseline; stop shuts it down and removes the store.
