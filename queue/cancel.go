@@ -28,14 +28,23 @@ func (q *Queue) ensureCancelBucket(ctx context.Context) (jetstream.KeyValue, err
 }
 
 // MarkCanceled records that runID must not start, and tells the worker that
-// may be running it to stop.
-func (q *Queue) MarkCanceled(ctx context.Context, runID, reason string) error {
+// may be running it to stop. Before it tells the worker, it calls
+// beforeTell (if not nil), which the server uses to record the stop in the
+// run's claim (worker.CancelClaim): a worker that claims the run first
+// then learns of the stop from the message, and one that claims it after
+// from the claim, without asking the bucket for every run.
+func (q *Queue) MarkCanceled(ctx context.Context, runID, reason string, beforeTell func(context.Context) error) error {
 	kv, err := q.cancelKV(ctx)
 	if err != nil {
 		return err
 	}
 	if _, err := kv.Put(ctx, runID, []byte(reason)); err != nil {
 		return fmt.Errorf("mark %s canceled: %w", runID, err)
+	}
+	if beforeTell != nil {
+		if err := beforeTell(ctx); err != nil {
+			return fmt.Errorf("mark %s canceled: %w", runID, err)
+		}
 	}
 	return q.PublishCancel(runID, reason)
 }

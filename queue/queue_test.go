@@ -218,7 +218,7 @@ func TestCanceledRuns(t *testing.T) {
 	if ok, _, err := q.Canceled(ctx, "r1"); ok || err != nil {
 		t.Fatalf("Canceled before: %v %v", ok, err)
 	}
-	if err := q.MarkCanceled(ctx, "r1", "no longer needed"); err != nil {
+	if err := q.MarkCanceled(ctx, "r1", "no longer needed", nil); err != nil {
 		t.Fatal(err)
 	}
 	if ok, reason, err := q.Canceled(ctx, "r1"); !ok || reason != "no longer needed" || err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/storage"
+	"github.com/gantry-dev/gantry/worker"
 	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
 )
@@ -294,7 +296,9 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 	if r.Status.Terminal() {
 		return r, nil
 	}
-	if err := s.q.MarkCanceled(ctx, id, reason); err != nil {
+	if err := s.q.MarkCanceled(ctx, id, reason, func(ctx context.Context) error {
+		return s.cancelClaim(ctx, id, reason)
+	}); err != nil {
 		return nil, err
 	}
 	var canceledHere bool
@@ -309,6 +313,28 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 		s.publishStatus(r)
 	}
 	return r, nil
+}
+
+// cancelClaim records a stop in the run's claim when no worker holds it,
+// so that the worker that takes its job next reports it canceled
+// (worker.CancelClaim). A worker that holds it hears of the stop from the
+// cancel message that follows.
+func (s *Server) cancelClaim(ctx context.Context, id, reason string) error {
+	for try := 0; try < 5; try++ {
+		data, rev, err := s.q.Claim(ctx, id)
+		if err != nil {
+			return err
+		}
+		next, ok := worker.CancelClaim(data, reason)
+		if !ok {
+			return nil
+		}
+		_, err = s.q.PutClaim(ctx, id, next, rev)
+		if !errors.Is(err, queue.ErrClaimConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("claim of run %s: too many concurrent changes", id)
 }
 
 // consumeSubmissions takes durable submissions from gantry.submit; see

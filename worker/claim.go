@@ -49,6 +49,10 @@ type claim struct {
 	// delivery of an older job (one whose attempt the server replaced by
 	// publishing a job for the next) is stale. 0 in older claims.
 	Job int `json:"job,omitempty"`
+	// Canceled is the reason of a user's stop that came while no worker
+	// held the run (see CancelClaim): whoever takes its job next only
+	// reports it canceled.
+	Canceled string `json:"canceled,omitempty"`
 }
 
 // taking is the outcome of claiming a delivery.
@@ -57,9 +61,16 @@ type taking struct {
 	rev     uint64
 	job     int // the claim's Job
 	// lost is the claim of a worker that was lost with this job.
-	lost *claim
+	lost   *claim
+	losses int // of a canceled claim, kept when it is marked done
 	// stale: the attempt ended already (a late redelivery); just ack.
 	stale bool
+	// first: the run had no claim, so no stop request came before this
+	// one (CancelClaim); a later one reaches the worker as a message.
+	first bool
+	// canceled is the reason the claim holds of a stop request that came
+	// while no worker held the run.
+	canceled string
 }
 
 // claimDelivery decides which attempt a delivery of the job for attempt
@@ -72,7 +83,7 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 	// what is there only when someone was first.
 	first, _ := json.Marshal(claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC(), Job: jobAttempt})
 	if rev, err := w.cfg.claims.PutClaim(ctx, runID, first, 0); err == nil {
-		return taking{attempt: jobAttempt, rev: rev, job: jobAttempt}, nil
+		return taking{attempt: jobAttempt, rev: rev, job: jobAttempt, first: true}, nil
 	} else if !errors.Is(err, ErrClaimConflict) {
 		return taking{}, err
 	}
@@ -91,6 +102,10 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 		next := claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC(), Job: jobAttempt}
 		var t taking
 		switch {
+		case old != nil && old.Canceled != "" && old.Job <= jobAttempt:
+			// Stopped while queued: this attempt only says so (Worker.handle).
+			return taking{attempt: jobAttempt, rev: rev, job: jobAttempt, canceled: old.Canceled,
+				losses: old.Losses}, nil
 		case old == nil || old.Attempt < jobAttempt:
 		case old.Done || old.Job > jobAttempt:
 			// The attempt ended, or the server replaced this job by one of a
@@ -136,4 +151,26 @@ func ClaimedAttempt(data []byte) (attempt int, done, ok bool) {
 		return 0, false, false
 	}
 	return c.Attempt, c.Done, true
+}
+
+// CancelClaim returns the claim to store for a run that a user stops, given
+// the stored one (nil if none): a claim no worker holds (none, or its
+// attempt done) records the stop, and the worker that takes the run's job
+// next claims it only to report it canceled. ok is false for a claim that
+// a worker holds: that worker hears of the stop from the cancel message,
+// which must be sent after this claim is stored.
+func CancelClaim(data []byte, reason string) (next []byte, ok bool) {
+	var c claim
+	if data != nil && json.Unmarshal(data, &c) != nil {
+		c = claim{} // unreadable: replaced, as claimDelivery would
+	}
+	if c.Attempt > 0 && !c.Done {
+		return nil, false
+	}
+	if reason == "" {
+		reason = "canceled"
+	}
+	c.Canceled = reason
+	next, _ = json.Marshal(c)
+	return next, true
 }

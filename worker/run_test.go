@@ -41,6 +41,7 @@ type fakeReporter struct {
 	events   []jobs.Event
 	batches  [][]jobs.Status // the statuses of each PublishEvents call
 	canceled map[string]string
+	asked    int // Canceled calls
 }
 
 func (r *fakeReporter) PublishEvents(ctx context.Context, evs ...*jobs.Event) error {
@@ -58,6 +59,9 @@ func (r *fakeReporter) PublishEvents(ctx context.Context, evs ...*jobs.Event) er
 func (r *fakeReporter) Logs(string, int) LogStream { return nopLogs{} }
 
 func (r *fakeReporter) Canceled(ctx context.Context, runID string) (bool, string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.asked++
 	reason, ok := r.canceled[runID]
 	return ok, reason, nil
 }

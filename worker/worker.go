@@ -262,6 +262,23 @@ func (w *Worker) take(ctx context.Context) ([]Lease, error) {
 func (w *Worker) handle(life context.Context, lease Lease) {
 	job := lease.Job()
 	log := w.cfg.log.With().Str("run", job.RunID).Int("attempt", job.Attempt).Str("worker", w.id).Logger()
+	// The run is registered before it is claimed, so that a stop request
+	// the server sends once the claim is stored finds it (CancelClaim).
+	runCtx, cancel := context.WithCancelCause(life)
+	defer cancel(nil)
+	w.mu.Lock()
+	_, here := w.running[job.RunID] // a redelivery to the worker running it
+	if !here {
+		w.running[job.RunID] = cancel
+	}
+	w.mu.Unlock()
+	if !here {
+		defer func() {
+			w.mu.Lock()
+			delete(w.running, job.RunID)
+			w.mu.Unlock()
+		}()
+	}
 	// Every delivery runs an attempt of its own: a redelivered job whose
 	// claim shows a worker that never finished it runs as the next attempt.
 	tk, err := w.claimDelivery(life, job.RunID, job.Attempt)
@@ -277,7 +294,7 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	}
 	job.Attempt = tk.attempt
 	log = log.With().Int("attempt", job.Attempt).Logger()
-	losses := 0
+	losses := tk.losses
 	if lost := tk.lost; lost != nil {
 		losses = lost.Losses + 1
 		ev := jobs.Event{RunID: job.RunID, Attempt: lost.Attempt, Seq: lostSeq, Status: jobs.StatusFailed,
@@ -353,22 +370,21 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 		w.ack(life, log, lease)
 	}
 
-	runCtx, cancel := context.WithCancelCause(life)
-	defer cancel(nil)
-	w.mu.Lock()
-	w.running[job.RunID] = cancel
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		delete(w.running, job.RunID)
-		w.mu.Unlock()
-	}()
-
-	if canceled, reason, err := w.rep.Canceled(runCtx, job.RunID); err != nil {
-		log.Warn().Err(err).Msg("cannot check cancellation; running")
-	} else if canceled {
-		done(jobs.Event{Status: jobs.StatusCanceled, StopCode: jobs.StopUserInitiated, StoppedReason: reason})
+	switch {
+	case tk.canceled != "":
+		done(jobs.Event{Status: jobs.StatusCanceled, StopCode: jobs.StopUserInitiated, StoppedReason: tk.canceled})
 		return
+	case !tk.first:
+		// A stop may have come while the claim was held by a worker that
+		// was lost since; the cancel bucket remembers it. A first claim
+		// needs no look: a stop before it is in the claim (CancelClaim),
+		// a stop after it reaches runCtx, registered before the claim.
+		if canceled, reason, err := w.rep.Canceled(runCtx, job.RunID); err != nil {
+			log.Warn().Err(err).Msg("cannot check cancellation; running")
+		} else if canceled {
+			done(jobs.Event{Status: jobs.StatusCanceled, StopCode: jobs.StopUserInitiated, StoppedReason: reason})
+			return
+		}
 	}
 	if d := job.Spec.Deadline; d != nil && !w.cfg.now().Before(*d) {
 		done(jobs.Event{Status: jobs.StatusFailed, StopCode: jobs.StopTimeout,

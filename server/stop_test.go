@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/worker"
+)
+
+// Stop records the stop in a claim no worker holds, before it sends the
+// cancel message; a claim a worker holds is left alone, and that worker
+// hears of the stop from the message.
+func TestStopRecordsItInTheClaim(t *testing.T) {
+	ctx := context.Background()
+	nc, q, db := testStack(t)
+	s := New(db, q)
+	now := time.Now().UTC()
+	for _, id := range []string{"queued", "held"} {
+		r := &jobs.Run{RunID: id, Status: jobs.StatusQueued, Cluster: "default", CreatedAt: now,
+			Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}}}
+		if _, _, err := db.CreateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := []byte(`{"attempt":1,"worker":"w0","job":1,"time":"2026-01-01T00:00:00Z"}`)
+	if _, err := q.PutClaim(ctx, "held", held, 0); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := nc.SubscribeSync(queue.CancelSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, id := range []string{"queued", "held"} {
+		if _, err := s.Stop(ctx, id, "not wanted"); err != nil {
+			t.Fatalf("stop %s: %v", id, err)
+		}
+		m, err := msgs.NextMsg(2 * time.Second)
+		if err != nil {
+			t.Fatalf("stop %s: no cancel message: %v", id, err)
+		}
+		var cm queue.CancelMsg
+		if json.Unmarshal(m.Data, &cm); cm.RunID != id {
+			t.Fatalf("cancel message %s, want run %s", m.Data, id)
+		}
+	}
+
+	data, _, err := q.Claim(ctx, "queued")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Attempt  int    `json:"attempt"`
+		Canceled string `json:"canceled"`
+	}
+	if json.Unmarshal(data, &c); c.Canceled != "not wanted" || c.Attempt != 0 {
+		t.Fatalf("claim of the queued run %s, want the stop in it", data)
+	}
+	// A worker taking the job now would only report it canceled.
+	if _, ok := worker.CancelClaim(data, "again"); !ok {
+		t.Fatal("a stop claim reads as held by a worker")
+	}
+	if data, _, _ := q.Claim(ctx, "held"); string(data) != string(held) {
+		t.Fatalf("claim a worker holds changed to %s", data)
+	}
+	if ok, reason, _ := q.Canceled(ctx, "held"); !ok || reason != "not wanted" {
+		t.Fatalf("cancel bucket: %v %q", ok, reason)
+	}
+}
