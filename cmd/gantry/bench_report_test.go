@@ -56,7 +56,7 @@ func TestBenchRejectsNegativeRuns(t *testing.T) {
 func TestMessagesBaselineEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rate, err := rawRunSteps(ctx, 200, controlPlaneJobSize())
+	rate, _, err := rawRunSteps(ctx, 200, controlPlaneJobSize())
 	if err != nil || rate <= 0 {
 		t.Fatalf("rate %v, err %v", rate, err)
 	}

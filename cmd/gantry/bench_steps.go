@@ -21,7 +21,8 @@ import (
 //   - a client's request and the reply (gantry.api.runs.submit);
 //   - the QUEUED status stored on the run's own subject (asynchronously);
 //   - the job stored in a work queue with a message id, waited for;
-//   - a worker pulls it, reads the run's cancel key, creates its claim;
+//   - a worker pulls it and creates its claim (a stop while queued is
+//     in the claim: worker.CancelClaim);
 //   - the final status stored on the run's subject;
 //   - the claim marked done, the job acked and the ack confirmed.
 //
@@ -29,47 +30,44 @@ import (
 // the report that carries the worker's events to the server, placement,
 // logs and the logic between — is what the ratio against this baseline
 // measures. Concurrency is the harness's: 64 submitters, 256 slots.
-func rawRunSteps(ctx context.Context, n, jobSize int) (float64, error) {
+// It returns runs/s and the process's CPU time per run.
+func rawRunSteps(ctx context.Context, n, jobSize int) (float64, time.Duration, error) {
 	ns, stop, err := freshServer("gantry-bench-steps")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer stop()
 	// As in the gantry run: server and worker in-process, clients over TCP.
 	inner, err := queue.Dial(ctx, queue.ConnOptions{URL: ns.ClientURL(), Name: "steps-roles", InProcess: ns})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer inner.Close()
 	outer, err := nats.Connect(ns.ClientURL(), nats.Name("steps-clients"))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer outer.Close()
 	js, err := jetstream.New(inner)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "STEPS_JOBS", Subjects: []string{"steps.jobs.>"},
 		Retention: jetstream.WorkQueuePolicy, Duplicates: 2 * time.Minute}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "STEPS_EVENTS", Subjects: []string{"steps.events.>"},
 		MaxAge: 7 * 24 * time.Hour}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	claims, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "steps_claims", TTL: 7 * 24 * time.Hour})
 	if err != nil {
-		return 0, err
-	}
-	canceled, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "steps_canceled", TTL: 7 * 24 * time.Hour})
-	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, "STEPS_JOBS", jetstream.ConsumerConfig{Durable: "worker",
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 20000})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	job := []byte(strings.Repeat("j", jobSize))
 	event := []byte(strings.Repeat("e", 200))
@@ -92,7 +90,7 @@ func rawRunSteps(ctx context.Context, n, jobSize int) (float64, error) {
 		}()
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer svc.Unsubscribe()
 
@@ -104,13 +102,13 @@ func rawRunSteps(ctx context.Context, n, jobSize int) (float64, error) {
 		go func() {
 			defer func() { <-slots }()
 			id := strings.TrimPrefix(m.Subject(), "steps.jobs.")
-			if err := runSteps(ctx, js, claims, canceled, m, id, event, claim); err != nil {
+			if err := runSteps(ctx, js, claims, m, id, event, claim); err != nil {
 				workErr.Store(err)
 			}
 		}()
 	}, jetstream.PullMaxMessages(256))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer cc.Stop()
 
@@ -123,13 +121,13 @@ func rawRunSteps(ctx context.Context, n, jobSize int) (float64, error) {
 		}
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer sub.Unsubscribe()
 	if err := outer.Flush(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	var submitErr atomic.Value
@@ -149,27 +147,24 @@ func rawRunSteps(ctx context.Context, n, jobSize int) (float64, error) {
 	}
 	wg.Wait()
 	if err, _ := submitErr.Load().(error); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	select {
 	case <-finished:
 	case <-time.After(10 * time.Minute):
 		if err, _ := workErr.Load().(error); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		return 0, fmt.Errorf("only %d of %d runs ended within 10 minutes", ended.Load(), n)
+		return 0, 0, fmt.Errorf("only %d of %d runs ended within 10 minutes", ended.Load(), n)
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return 0, 0, ctx.Err()
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return float64(n) / time.Since(start).Seconds(), (cpuTime() - cpu0) / time.Duration(n), nil
 }
 
 // runSteps is the worker's part of one run.
-func runSteps(ctx context.Context, js jetstream.JetStream, claims, canceled jetstream.KeyValue, m jetstream.Msg,
+func runSteps(ctx context.Context, js jetstream.JetStream, claims jetstream.KeyValue, m jetstream.Msg,
 	id string, event, claim []byte) error {
-	if _, err := canceled.Get(ctx, id); err != nil && err != jetstream.ErrKeyNotFound {
-		return err
-	}
 	rev, err := claims.Create(ctx, id, claim)
 	if err != nil {
 		return err
