@@ -308,14 +308,26 @@ func benchControlPlane(ctx context.Context, o *benchOpts) ([]benchResult, error)
 	case o.quick:
 		n = 10_000
 	}
-	res, err := controlPlane(ctx, o, n)
+	// Each phase's goroutines carry its label in a CPU profile:
+	// go tool pprof -tagfocus phase=gantry.
+	var res []benchResult
+	var err error
+	pprof.Do(ctx, pprof.Labels("phase", "gantry"), func(ctx context.Context) {
+		res, err = controlPlane(ctx, o, n)
+	})
 	if err != nil {
 		return nil, err
 	}
 	// The same runs against a baseline that sends a run's NATS messages and
 	// does nothing else (bench_steps.go): what gantry's own work costs.
 	fmt.Fprintf(o.progress, "bench: control-plane: the baseline of a run's messages alone ...\n")
-	steps, stepsCPU, err := rawRunSteps(ctx, n, controlPlaneJobSize())
+	var (
+		steps    float64
+		stepsCPU time.Duration
+	)
+	pprof.Do(ctx, pprof.Labels("phase", "messages"), func(ctx context.Context) {
+		steps, stepsCPU, err = rawRunSteps(ctx, n, controlPlaneJobSize())
+	})
 	if err != nil {
 		return nil, fmt.Errorf("baseline of a run's messages: %w", err)
 	}
@@ -334,7 +346,11 @@ func controlPlane(ctx context.Context, o *benchOpts, n int) ([]benchResult, erro
 	req := &jobs.SubmitRequest{TaskDefinition: benchTaskDef()}
 
 	// Baseline: the same number of job-sized messages through raw JetStream.
-	raw, err := rawJetStream(ctx, n, controlPlaneJobSize())
+	var raw float64
+	var err error
+	pprof.Do(ctx, pprof.Labels("phase", "raw"), func(ctx context.Context) {
+		raw, err = rawJetStream(ctx, n, controlPlaneJobSize())
+	})
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
