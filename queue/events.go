@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -166,15 +167,16 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 }
 
 func (b *EventBatch) add(m jetstream.Msg) {
-	evs, err := decodeReport(m.Data())
+	evs, err := decodeReport(m.Data(), m.Headers())
 	if err != nil {
 		_ = m.Term()
 		return
 	}
-	for _, ev := range evs {
-		if ev.RunID != "" && ev.Source != jobs.SourceServer {
-			b.Events = append(b.Events, ev)
-		}
+	evs = slices.DeleteFunc(evs, func(ev jobs.Event) bool { return ev.RunID == "" || ev.Source == jobs.SourceServer })
+	if b.Events == nil {
+		b.Events = evs // most batches hold one report: no copy
+	} else {
+		b.Events = append(b.Events, evs...)
 	}
 	b.msgs = append(b.msgs, m)
 }

@@ -3,11 +3,13 @@ package queue
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 	json "github.com/goccy/go-json"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -34,8 +36,17 @@ const reportTimeout = 10 * time.Second
 
 type pendingReport struct {
 	data []byte // the events, encoded and separated by commas
+	n    int    // how many
 	done chan error
 }
+
+// reportEventsHeader gives the number of events in a report, so that the
+// server decodes them into a slice of that size instead of growing one.
+// A report without it (from an older worker) decodes as well.
+const reportEventsHeader = "Gantry-Events"
+
+// maxReportEvents bounds the size a report's header may ask for.
+const maxReportEvents = reportMaxBytes / 16
 
 // reporter batches events: the first goes at once, and the events that
 // come while a report is in flight go together in the next, so that a
@@ -68,7 +79,7 @@ func (q *Queue) Report(ctx context.Context, evs ...*jobs.Event) error {
 		data = append(data, b...)
 	}
 	ev := evs[len(evs)-1]
-	p := pendingReport{data: data, done: make(chan error, 1)}
+	p := pendingReport{data: data, n: len(evs), done: make(chan error, 1)}
 	r := &q.reports
 	r.mu.Lock()
 	r.pending = append(r.pending, p)
@@ -113,7 +124,9 @@ func (q *Queue) flushReports() {
 		r.mu.Unlock()
 
 		buf = append(buf[:0], '[')
+		events := 0
 		for i, p := range batch {
+			events += p.n
 			if i > 0 {
 				buf = append(buf, ',')
 			}
@@ -121,7 +134,8 @@ func (q *Queue) flushReports() {
 		}
 		buf = append(buf, ']')
 		ctx, cancel := context.WithTimeout(context.Background(), reportTimeout)
-		_, err := q.js.Publish(ctx, ReportSubject, buf)
+		m := &nats.Msg{Subject: ReportSubject, Data: buf, Header: nats.Header{reportEventsHeader: {strconv.Itoa(events)}}}
+		_, err := q.js.PublishMsg(ctx, m)
 		cancel()
 		for _, p := range batch {
 			p.done <- err
@@ -129,9 +143,13 @@ func (q *Queue) flushReports() {
 	}
 }
 
-// decodeReport returns the events of a report.
-func decodeReport(data []byte) ([]jobs.Event, error) {
+// decodeReport returns the events of a report, whose header may say how
+// many there are.
+func decodeReport(data []byte, h nats.Header) ([]jobs.Event, error) {
 	var evs []jobs.Event
+	if n, err := strconv.Atoi(h.Get(reportEventsHeader)); err == nil && n > 0 && n <= maxReportEvents {
+		evs = make([]jobs.Event, 0, n)
+	}
 	if err := json.Unmarshal(data, &evs); err != nil {
 		return nil, fmt.Errorf("decode report: %w", err)
 	}
