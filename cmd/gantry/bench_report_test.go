@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ import (
 // and keeps what people wrote from "## Notes" on.
 func TestReportKeepsTheNotes(t *testing.T) {
 	dir := t.TempDir()
-	pts := []scalePoint{{n: 10, rate: 5, perRun: 200, p99: 3, rawRate: 50}, {n: 100, rate: 4, perRun: 250, p99: 4, rawRate: 60}}
+	pts := []scalePoint{{n: 10, rate: 5, perRun: 200, cpu: 310, p99: 3, rawRate: 50}, {n: 100, rate: 4, perRun: 250, cpu: 320, p99: 4, rawRate: 60}}
 	first := []benchResult{{Name: "control-plane", Value: 1, Unit: "runs/s", N: 10}}
 	if err := writeReport(dir, first, pts, true); err != nil {
 		t.Fatal(err)
@@ -34,6 +35,14 @@ func TestReportKeepsTheNotes(t *testing.T) {
 	}
 	if !strings.Contains(got, "| control-plane | 2.0 runs/s") || strings.Contains(got, "| control-plane | 1.0 runs/s") {
 		t.Fatalf("figures not replaced:\n%s", got)
+	}
+	if !strings.Contains(got, "| 100 | 4 | 250 | 320 | 4.0 | 60 |") {
+		t.Fatalf("scale table without CPU per run:\n%s", got)
+	}
+	for _, chart := range []string{"rate", "cost", "cpu"} {
+		if _, err := os.Stat(filepath.Join(dir, "BENCHMARKS-control-plane-"+chart+".svg")); err != nil {
+			t.Errorf("chart %s: %v", chart, err)
+		}
 	}
 }
 
@@ -59,5 +68,34 @@ func TestMessagesBaselineEnds(t *testing.T) {
 	rate, _, err := rawRunSteps(ctx, 200, controlPlaneJobSize())
 	if err != nil || rate <= 0 {
 		t.Fatalf("rate %v, err %v", rate, err)
+	}
+}
+
+// TestControlPlaneFigures: a small control-plane run gives every figure,
+// and the scale table takes each by its name.
+func TestControlPlaneFigures(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o := &benchOpts{out: io.Discard, progress: io.Discard}
+	res, err := controlPlane(ctx, o, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]benchResult{}
+	for _, r := range res {
+		byName[r.Name] = r
+	}
+	for _, name := range []string{"control-plane", "control-plane-p50", "control-plane-p99", "control-plane-cpu"} {
+		if r, ok := byName[name]; !ok || r.Value <= 0 || r.N != 300 {
+			t.Errorf("%s: %+v", name, r)
+		}
+	}
+	if r := byName["control-plane-repeated-ends"]; r.Value != 0 {
+		t.Errorf("repeated ends: %v", r.Value)
+	}
+	p := scalePointOf(300, res)
+	if p.rate != byName["control-plane"].Value || p.p99 != byName["control-plane-p99"].Value ||
+		p.cpu != byName["control-plane-cpu"].Value || p.rawRate <= 0 {
+		t.Fatalf("scale point %+v from %+v", p, res)
 	}
 }
