@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -122,13 +123,6 @@ Docker benchmarks build the local image gantry/samples first (needs Go).`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			if o.memProfile != "" {
-				defer func() {
-					if werr := writeAllocsProfile(o.memProfile); werr != nil && err == nil {
-						err = werr
-					}
-				}()
-			}
 			for _, name := range o.only {
 				if !slices.ContainsFunc(benchmarks, func(b benchmark) bool { return b.name == name }) {
 					return fmt.Errorf("--only %q: no such benchmark", name)
@@ -184,7 +178,7 @@ Docker benchmarks build the local image gantry/samples first (needs Go).`,
 	c.Flags().StringSliceVar(&o.only, "only", nil, "run only these benchmarks")
 	c.Flags().IntVar(&o.runs, "runs", 0, "runs of the control-plane benchmark (default 100000, 10000 with --quick)")
 	c.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
-	c.Flags().StringVar(&o.memProfile, "memprofile", "", "write a profile of the run's allocations to this file (go tool pprof -sample_index=alloc_space)")
+	c.Flags().StringVar(&o.memProfile, "memprofile", "", "write a memory profile to this file when the control plane's runs have ended, before its server stops: what they allocated (-sample_index=alloc_space) and what it holds (inuse_space)")
 	c.Flags().StringVar(&o.report, "report", "", "write BENCHMARKS.md and SVG charts of the control plane by N into this directory")
 	return c
 }
@@ -472,6 +466,12 @@ func controlPlane(ctx context.Context, o *benchOpts, n int) ([]benchResult, erro
 	}
 	close(progressDone)
 	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	if o.memProfile != "" {
+		runtime.GC() // so that inuse_space is what the stack holds now
+		if err := writeAllocsProfile(o.memProfile); err != nil {
+			return nil, err
+		}
+	}
 	rate := float64(n) / elapsed.Seconds()
 	mu.Lock()
 	p50, p99 := percentile(latencies, 0.5), percentile(latencies, 0.99)
