@@ -1,12 +1,15 @@
 package jobs
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Log batches are most of the bytes gantry moves, and encoding/json's
@@ -16,36 +19,65 @@ import (
 // AppendLogBatch appends b as JSON to dst: the document encoding/json
 // writes for it (without HTML escaping), field for field.
 func AppendLogBatch(dst []byte, b *LogBatch) []byte {
-	dst = append(dst, `{"v":`...)
-	dst = strconv.AppendInt(dst, CurrentPayloadVersion, 10)
-	dst = append(dst, `,"runId":`...)
-	dst = appendString(dst, b.RunID)
-	dst = append(dst, `,"attempt":`...)
-	dst = strconv.AppendInt(dst, int64(b.Attempt), 10)
-	dst = append(dst, `,"container":`...)
-	dst = appendString(dst, b.Container)
-	dst = append(dst, `,"time":"`...)
-	dst = b.Time.AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, `","lines":[`...)
+	dst = appendLogBatchHead(dst, b.RunID, b.Attempt, b.Container, b.Time)
+	if b.Lines == nil {
+		return append(dst, "null}"...)
+	}
+	dst = append(dst, '[')
 	for i, l := range b.Lines {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"seq":`...)
-		dst = strconv.AppendInt(dst, l.Seq, 10)
-		dst = append(dst, `,"stream":`...)
-		dst = appendString(dst, l.Stream)
-		dst = append(dst, `,"text":`...)
-		dst = appendString(dst, l.Text)
-		if l.Partial {
-			dst = append(dst, `,"partial":true`...)
-		}
-		dst = append(dst, '}')
-	}
-	if b.Lines == nil {
-		return append(dst[:len(dst)-1], "null}"...)
+		dst = appendLogLine(dst, l.Seq, l.Stream, l.Text, l.Partial)
 	}
 	return append(dst, "]}"...)
+}
+
+// AppendLogLine appends one line of a batch as AppendLogBatch writes it,
+// from the bytes a container wrote: a writer encodes lines as they come
+// and AppendEncodedLogBatch wraps them, without a string per line.
+func AppendLogLine(dst []byte, seq int64, stream string, text []byte, partial bool) []byte {
+	return appendLogLine(dst, seq, stream, unsafe.String(unsafe.SliceData(text), len(text)), partial)
+}
+
+// AppendEncodedLogBatch appends the document AppendLogBatch writes for a
+// batch whose lines are already encoded (AppendLogLine, separated by
+// commas; nil for a batch without lines).
+func AppendEncodedLogBatch(dst []byte, runID string, attempt int, container string, t time.Time, lines []byte) []byte {
+	dst = appendLogBatchHead(dst, runID, attempt, container, t)
+	if lines == nil {
+		return append(dst, "null}"...)
+	}
+	dst = append(dst, '[')
+	dst = append(dst, lines...)
+	return append(dst, "]}"...)
+}
+
+func appendLogBatchHead(dst []byte, runID string, attempt int, container string, t time.Time) []byte {
+	dst = append(dst, `{"v":`...)
+	dst = strconv.AppendInt(dst, CurrentPayloadVersion, 10)
+	dst = append(dst, `,"runId":`...)
+	dst = appendString(dst, runID)
+	dst = append(dst, `,"attempt":`...)
+	dst = strconv.AppendInt(dst, int64(attempt), 10)
+	dst = append(dst, `,"container":`...)
+	dst = appendString(dst, container)
+	dst = append(dst, `,"time":"`...)
+	dst = t.AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, `","lines":`...)
+}
+
+func appendLogLine(dst []byte, seq int64, stream, text string, partial bool) []byte {
+	dst = append(dst, `{"seq":`...)
+	dst = strconv.AppendInt(dst, seq, 10)
+	dst = append(dst, `,"stream":`...)
+	dst = appendString(dst, stream)
+	dst = append(dst, `,"text":`...)
+	dst = appendString(dst, text)
+	if partial {
+		dst = append(dst, `,"partial":true`...)
+	}
+	return append(dst, '}')
 }
 
 const hexDigits = "0123456789abcdef"
@@ -121,8 +153,9 @@ func DecodeLogBatch(data []byte, b *LogBatch) error {
 // logDecoder is a strict scanner for the fields of a log batch; any
 // surprise makes it give up (ok false) and leave the work to encoding/json.
 type logDecoder struct {
-	data []byte
-	pos  int
+	data  []byte
+	pos   int
+	start int // of the string raw last read
 }
 
 var errFallback = errors.New("fallback")
@@ -212,7 +245,9 @@ func (d *logDecoder) lines(b *LogBatch) bool {
 	if !d.consume('[') {
 		return false
 	}
-	b.Lines = []LogLine{}
+	// AppendLogBatch starts every line so; a quote inside a string is
+	// escaped, so only lines match, and the count sizes the slice.
+	b.Lines = make([]LogLine, 0, bytes.Count(d.data[d.pos:], []byte(`{"seq":`)))
 	if d.consume(']') {
 		return true
 	}
@@ -243,12 +278,15 @@ func (d *logDecoder) line(l *LogLine) bool {
 		if !first && !d.consume(',') {
 			return false
 		}
-		key, ok := d.str()
-		if !ok || !d.consume(':') {
+		key, r := d.raw() // a key with escapes falls back
+		if r != rawOK || !d.consume(':') {
 			return false
 		}
-		var idx int
-		switch key {
+		var (
+			idx int
+			ok  bool
+		)
+		switch string(key) {
 		case "seq":
 			idx = 0
 			if l.Seq, ok = d.int(); !ok {
@@ -256,7 +294,7 @@ func (d *logDecoder) line(l *LogLine) bool {
 			}
 		case "stream":
 			idx = 1
-			if l.Stream, ok = d.str(); !ok {
+			if l.Stream, ok = d.stream(); !ok {
 				return false
 			}
 		case "text":
@@ -316,28 +354,84 @@ func (d *logDecoder) int() (int64, bool) {
 // str reads a string, unescaping it; invalid UTF-8 or an odd escape falls
 // back.
 func (d *logDecoder) str() (string, bool) {
+	seg, r := d.raw()
+	switch r {
+	case rawOK:
+		return string(seg), true
+	case rawEscaped:
+		return d.escaped(d.start)
+	}
+	return "", false
+}
+
+// What raw found.
+const (
+	rawBad     = iota // no string, a control character or invalid UTF-8
+	rawOK             // a string without escapes
+	rawEscaped        // a backslash, where d.pos is now; the string starts at d.start
+)
+
+// raw reads a string without escapes and returns its bytes, which stay in
+// the document: keys and streams are compared, not kept.
+func (d *logDecoder) raw() ([]byte, int) {
 	d.ws()
 	if d.pos >= len(d.data) || d.data[d.pos] != '"' {
-		return "", false
+		return nil, rawBad
 	}
 	d.pos++
-	start := d.pos
-	for d.pos < len(d.data) {
-		c := d.data[d.pos]
-		switch {
-		case c == '"':
-			s := d.data[start:d.pos]
-			d.pos++
-			if !utf8.Valid(s) {
-				return "", false
-			}
-			return string(s), true
-		case c == '\\':
-			return d.escaped(start)
-		case c < 0x20:
-			return "", false
+	d.start = d.pos
+	rest := d.data[d.pos:]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return nil, rawBad
+	}
+	seg := rest[:end]
+	if i := bytes.IndexByte(seg, '\\'); i >= 0 {
+		if hasControl(seg[:i]) {
+			return nil, rawBad
 		}
-		d.pos++
+		d.pos += i
+		return nil, rawEscaped
+	}
+	if hasControl(seg) || !utf8.Valid(seg) {
+		return nil, rawBad
+	}
+	d.pos += end + 1
+	return seg, rawOK
+}
+
+// hasControl reports whether b holds a byte below 0x20, which JSON strings
+// must escape; eight bytes at a time ("hasless" of Bit Twiddling Hacks,
+// exact for bounds up to 0x80).
+func hasControl(b []byte) bool {
+	const below, highs = 0x20 * 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		if (x-below)&^x&highs != 0 {
+			return true
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
+// stream reads a line's stream, without allocating for the usual two.
+func (d *logDecoder) stream() (string, bool) {
+	seg, r := d.raw()
+	switch {
+	case r == rawOK && string(seg) == Stdout:
+		return Stdout, true
+	case r == rawOK && string(seg) == Stderr:
+		return Stderr, true
+	case r == rawOK:
+		return string(seg), true
+	case r == rawEscaped:
+		return d.escaped(d.start)
 	}
 	return "", false
 }

@@ -75,5 +75,71 @@ func FuzzLogBatchCodec(f *testing.F) {
 		if got := AppendLogBatch(nil, b); string(got)+"\n" != want.String() {
 			t.Fatalf("got %s want %s", got, want.String())
 		}
+		if got := appendEncoded(b); string(got)+"\n" != want.String() {
+			t.Fatalf("line by line: got %s want %s", got, want.String())
+		}
 	})
+}
+
+// appendEncoded writes b as a log writer does: each line as it comes, then
+// the batch around them.
+func appendEncoded(b *LogBatch) []byte {
+	var lines []byte
+	for i, l := range b.Lines {
+		if i > 0 {
+			lines = append(lines, ',')
+		}
+		lines = AppendLogLine(lines, l.Seq, l.Stream, []byte(l.Text), l.Partial)
+	}
+	if b.Lines != nil && lines == nil {
+		lines = []byte{}
+	}
+	return AppendEncodedLogBatch(nil, b.RunID, b.Attempt, b.Container, b.Time, lines)
+}
+
+func TestEncodedLogBatchIsAppendLogBatch(t *testing.T) {
+	for _, b := range []*LogBatch{sampleBatch(), {RunID: "r"}, {Lines: []LogLine{}}, {RunID: "bad \xff utf8"},
+		{Lines: []LogLine{{Seq: 9, Stream: Stderr, Text: "\xff\x00 \u2029", Partial: true}}}} {
+		if got, want := appendEncoded(b), AppendLogBatch(nil, b); !bytes.Equal(got, want) {
+			t.Fatalf("line by line: %s\nAppendLogBatch: %s", got, want)
+		}
+	}
+}
+
+// BenchmarkDecodeLogBatch decodes a full batch of 2,000 lines of 100 bytes,
+// as a follower does for every message of a chatty container.
+func BenchmarkDecodeLogBatch(b *testing.B) {
+	batch := &LogBatch{RunID: "01KAXQ2P7M3V8J4N5R6S7T8W9Y", Attempt: 1, Container: "main", Time: time.Now().UTC()}
+	text := string(bytes.Repeat([]byte("x"), 99)) + "|"
+	for i := range 2000 {
+		batch.Lines = append(batch.Lines, LogLine{Seq: int64(i + 1), Stream: Stdout, Text: text})
+	}
+	data := AppendLogBatch(nil, batch)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var got LogBatch
+		if err := DecodeLogBatch(data, &got); err != nil || len(got.Lines) != 2000 {
+			b.Fatal(err)
+		}
+	}
+}
+
+// hasControl looks at eight bytes at a time: every byte value, at every
+// offset of a word and of the tail, against the plain loop.
+func TestHasControl(t *testing.T) {
+	for n := 0; n <= 19; n++ {
+		for at := 0; at < n; at++ {
+			for c := 0; c < 256; c++ {
+				b := bytes.Repeat([]byte{'a'}, n)
+				b[at] = byte(c)
+				if got, want := hasControl(b), c < 0x20; got != want {
+					t.Fatalf("%q: hasControl %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+	if hasControl([]byte("\xff\xfe\x80\x9f plain é text over 8 bytes")) {
+		t.Fatal("bytes of 0x80 and over taken for control characters")
+	}
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Log batching limits: a batch is published when it holds this many bytes
-// or lines, or when it has waited flushEvery.
+// Log batching limits: a batch is published when its encoded lines reach
+// this many bytes or lines, or when it has waited flushEvery.
 const (
 	maxBatchBytes = 256 << 10
 	maxBatchLines = 2000
@@ -23,6 +23,10 @@ const (
 	// pieces marked Partial so that no message exceeds NATS's default 1 MiB
 	// payload limit.
 	maxPiece = 128 << 10
+	// maxEncodedBatch bounds a batch's encoded lines: a piece is encoded in
+	// at most 6 bytes a byte (\u00XX), so a batch that could not take one
+	// more under it is published first.
+	maxEncodedBatch = 800 << 10
 )
 
 // LogWriter batches the log lines of one attempt into messages on
@@ -40,9 +44,11 @@ type LogWriter struct {
 	done    chan struct{}
 }
 
+// pending is a container's batch in the making: its lines are encoded as
+// they come (jobs.AppendLogLine), so no line is kept as a string.
 type pending struct {
-	batch jobs.LogBatch
-	bytes int
+	lines []byte // encoded, separated by commas
+	n     int
 	seq   int64
 }
 
@@ -78,7 +84,7 @@ func (w *LogWriter) Line(container, stream string, line []byte) {
 	defer w.mu.Unlock()
 	p := w.batches[container]
 	if p == nil {
-		p = &pending{batch: jobs.LogBatch{RunID: w.runID, Attempt: w.attempt, Container: container}}
+		p = &pending{}
 		w.batches[container] = p
 	}
 	for {
@@ -90,10 +96,16 @@ func (w *LogWriter) Line(container, stream string, line []byte) {
 			}
 			piece, partial = line[:cut], true
 		}
+		if p.n > 0 && len(p.lines)+6*len(piece)+128 > maxEncodedBatch {
+			w.flushLocked(container)
+		}
+		if p.n > 0 {
+			p.lines = append(p.lines, ',')
+		}
 		p.seq++
-		p.batch.Lines = append(p.batch.Lines, jobs.LogLine{Seq: p.seq, Stream: stream, Text: string(piece), Partial: partial})
-		p.bytes += len(piece) + 48
-		if p.bytes >= maxBatchBytes || len(p.batch.Lines) >= maxBatchLines {
+		p.lines = jobs.AppendLogLine(p.lines, p.seq, stream, piece, partial)
+		p.n++
+		if len(p.lines) >= maxBatchBytes || p.n >= maxBatchLines {
 			w.flushLocked(container)
 		}
 		if !partial {
@@ -105,18 +117,16 @@ func (w *LogWriter) Line(container, stream string, line []byte) {
 
 func (w *LogWriter) flushLocked(container string) {
 	p := w.batches[container]
-	if p == nil || len(p.batch.Lines) == 0 {
+	if p == nil || p.n == 0 {
 		return
 	}
-	p.batch.Time = time.Now().UTC()
 	// A fresh buffer each time: an async publish keeps its message until
 	// the ack, to publish it again if need be.
-	data := jobs.AppendLogBatch(make([]byte, 0, p.bytes+512), &p.batch)
+	data := jobs.AppendEncodedLogBatch(make([]byte, 0, len(p.lines)+256), w.runID, w.attempt, container, time.Now().UTC(), p.lines)
 	if _, err := w.q.js.PublishAsync(LogSubject(w.runID, container), data); err != nil {
 		w.err = errors.Join(w.err, fmt.Errorf("publish logs of %s/%s: %w", w.runID, container, err))
 	}
-	p.batch.Lines = p.batch.Lines[:0]
-	p.bytes = 0
+	p.lines, p.n = p.lines[:0], 0
 }
 
 // Close flushes what is buffered and waits until every batch is stored.

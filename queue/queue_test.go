@@ -281,3 +281,46 @@ func TestClaimsSurviveTheirBucketBeingDeleted(t *testing.T) {
 		t.Fatalf("claim r2: %q %d %v", data, rev, err)
 	}
 }
+
+// TestLogsOfControlCharacters: output that JSON escapes six bytes for one
+// (\u0001) still fits NATS's 1 MiB payload limit, batch by batch, and
+// comes back as it was written.
+func TestLogsOfControlCharacters(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	w := q.NewLogWriter("ctl", 1)
+	line := strings.Repeat("\x01", maxPiece*2+10) // three pieces
+	for range 4 {
+		w.Line("main", jobs.Stdout, []byte(line))
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatalf("storing escape-heavy lines: %v", err)
+	}
+	// The embedded server takes 8 MiB; a cluster left at its defaults, 1.
+	s, err := q.JetStream().Stream(ctx, StreamLogs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		if m, err := s.GetMsg(ctx, seq); err == nil && len(m.Data) > 1<<20 {
+			t.Fatalf("a batch of %d bytes: over NATS's default 1 MiB payload limit", len(m.Data))
+		}
+	}
+	var got strings.Builder
+	err = q.ReadLogs(ctx, LogQuery{RunID: "ctl"}, func(b *jobs.LogBatch) error {
+		for _, l := range b.Lines {
+			got.WriteString(l.Text)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != strings.Repeat(line, 4) {
+		t.Fatalf("read back %d bytes of the %d written, or not the same", got.Len(), 4*len(line))
+	}
+}
