@@ -4,7 +4,9 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/gantry-dev/gantry/storage"
@@ -39,4 +41,18 @@ func testStack(tb testing.TB, opts ...queue.Option) (*nats.Conn, *queue.Queue, *
 	}
 	tb.Cleanup(func() { db.Close() })
 	return nc, q, db
+}
+
+// createQueued stores runs that are queued for their first attempt, as a
+// submission leaves them.
+func createQueued(tb testing.TB, db *storage.DB, ids ...string) {
+	tb.Helper()
+	now := time.Now().UTC()
+	for _, id := range ids {
+		r := &jobs.Run{RunID: id, Status: jobs.StatusQueued, Cluster: "default", CreatedAt: now,
+			Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}}}
+		if _, _, err := db.CreateRun(context.Background(), r); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }

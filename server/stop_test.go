@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/worker"
 )
@@ -18,14 +17,7 @@ func TestStopRecordsItInTheClaim(t *testing.T) {
 	ctx := context.Background()
 	nc, q, db := testStack(t)
 	s := New(db, q)
-	now := time.Now().UTC()
-	for _, id := range []string{"queued", "held"} {
-		r := &jobs.Run{RunID: id, Status: jobs.StatusQueued, Cluster: "default", CreatedAt: now,
-			Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}}}
-		if _, _, err := db.CreateRun(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createQueued(t, db, "queued", "held")
 	held := []byte(`{"attempt":1,"worker":"w0","job":1,"time":"2026-01-01T00:00:00Z"}`)
 	if _, err := q.PutClaim(ctx, "held", held, 0); err != nil {
 		t.Fatal(err)

@@ -19,11 +19,7 @@ func TestSweepOfAStaleListingPublishesNothing(t *testing.T) {
 	s := New(db, q)
 
 	now := time.Now().UTC()
-	r := &jobs.Run{RunID: "r1", Status: jobs.StatusQueued, Cluster: "default", CreatedAt: now,
-		Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}}}
-	if _, _, err := db.CreateRun(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	createQueued(t, db, "r1")
 	listed, err := db.GetRun(ctx, "r1") // what the sweep's listing saw: QUEUED
 	if err != nil {
 		t.Fatal(err)
