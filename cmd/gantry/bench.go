@@ -86,10 +86,14 @@ figure / the baseline's). Machines are noisy: compare ratios, not figures.
                  baseline: publish, pull and ack the same number of messages;
                  control-plane-vs-messages: against a program that sends each
                  run's NATS messages (request, job, statuses, claim, acks)
-                 and does nothing else
-  containers     trivial containers through gantry vs the Docker API directly
+                 and does nothing else; control-plane-cpu: the process's CPU
+                 time per run against that program's, steadier than runs/s
+                 on a busy machine
+  containers     trivial containers through gantry vs the Docker API directly,
+                 in rounds taken in turn
   single-run     an attached run of a trivial container vs create/start/wait/remove
-  logs           a container's output followed through gantry vs the Docker API
+  logs           a container's output followed through gantry vs the Docker API,
+                 the median of pairs taken in turn
   stage-hop      a pipeline of sequential trivial stages: from one stage's
                  container dying (Docker's die event) to gantry's create request
                  for the next; the daemon's own create time is shown beside it
