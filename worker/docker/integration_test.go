@@ -209,10 +209,14 @@ func TestRunMissingImage(t *testing.T) {
 	}
 }
 
+// TestRunOOMKilled lets the container run out of memory a second after it
+// starts: on a loaded host containerd's shim starts watching the memory
+// cgroup just after the start, and a process killed before that leaves the
+// daemon no OOM to report (as in the e2e tests' oomLater).
 func TestRunOOMKilled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	task := e.task(t, jobs.ContainerDefinition{Name: "main", Memory: 16, Command: []string{"alloc", "200"}})
+	task := e.task(t, jobs.ContainerDefinition{Name: "main", Memory: 16, Command: sh("sleep 1; exec alloc 200")})
 	res := mustRun(t, testCtx(t, time.Minute), e, task, &recordSink{})
 	c := res.Containers[0]
 	if !c.OOMKilled || !strings.Contains(c.Reason, "memory") {
