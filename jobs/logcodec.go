@@ -353,8 +353,10 @@ func (d *logDecoder) int() (int64, bool) {
 
 // str reads a string, unescaping it; invalid UTF-8 or an odd escape falls
 // back.
-func (d *logDecoder) str() (string, bool) {
-	seg, r := d.raw()
+func (d *logDecoder) str() (string, bool) { return d.stringOf(d.raw()) }
+
+// stringOf finishes the string raw read: copied, or unescaped from its start.
+func (d *logDecoder) stringOf(seg []byte, r int) (string, bool) {
 	switch r {
 	case rawOK:
 		return string(seg), true
@@ -423,17 +425,15 @@ func hasControl(b []byte) bool {
 // stream reads a line's stream, without allocating for the usual two.
 func (d *logDecoder) stream() (string, bool) {
 	seg, r := d.raw()
-	switch {
-	case r == rawOK && string(seg) == Stdout:
-		return Stdout, true
-	case r == rawOK && string(seg) == Stderr:
-		return Stderr, true
-	case r == rawOK:
-		return string(seg), true
-	case r == rawEscaped:
-		return d.escaped(d.start)
+	if r == rawOK {
+		switch string(seg) {
+		case Stdout:
+			return Stdout, true
+		case Stderr:
+			return Stderr, true
+		}
 	}
-	return "", false
+	return d.stringOf(seg, r)
 }
 
 func (d *logDecoder) escaped(start int) (string, bool) {

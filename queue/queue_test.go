@@ -297,21 +297,14 @@ func TestLogsOfControlCharacters(t *testing.T) {
 		t.Fatalf("storing escape-heavy lines: %v", err)
 	}
 	// The embedded server takes 8 MiB; a cluster left at its defaults, 1.
-	s, err := q.JetStream().Stream(ctx, StreamLogs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, info := streamNow(t, ctx, q, StreamLogs)
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		if m, err := s.GetMsg(ctx, seq); err == nil && len(m.Data) > 1<<20 {
 			t.Fatalf("a batch of %d bytes: over NATS's default 1 MiB payload limit", len(m.Data))
 		}
 	}
 	var got strings.Builder
-	err = q.ReadLogs(ctx, LogQuery{RunID: "ctl"}, func(b *jobs.LogBatch) error {
+	err := q.ReadLogs(ctx, LogQuery{RunID: "ctl"}, func(b *jobs.LogBatch) error {
 		for _, l := range b.Lines {
 			got.WriteString(l.Text)
 		}

@@ -94,7 +94,13 @@ func TestReportsReachTheServerBatched(t *testing.T) {
 // reportsNow returns GANTRY_REPORTS and its state now.
 func reportsNow(t *testing.T, ctx context.Context, q *Queue) (jetstream.Stream, *jetstream.StreamInfo) {
 	t.Helper()
-	s, err := q.JetStream().Stream(ctx, StreamReports)
+	return streamNow(t, ctx, q, StreamReports)
+}
+
+// streamNow returns one of gantry's streams and its state now.
+func streamNow(t *testing.T, ctx context.Context, q *Queue, name string) (jetstream.Stream, *jetstream.StreamInfo) {
+	t.Helper()
+	s, err := q.JetStream().Stream(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,5 +253,31 @@ func TestNewestReportAckIsHeld(t *testing.T) {
 	defer mu.Unlock()
 	if deliveries != 1 {
 		t.Fatalf("the report was delivered %d times", deliveries)
+	}
+}
+
+// TestReportSaysHowManyEvents: a report tells the server how many events
+// it carries, and the server decodes them into a slice of that size.
+func TestReportSaysHowManyEvents(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	var evs []*jobs.Event
+	for seq := 1; seq <= 3; seq++ {
+		evs = append(evs, &jobs.Event{RunID: "r1", Attempt: 1, Seq: seq, Status: jobs.StatusRunning, Source: jobs.SourceWorker})
+	}
+	if err := q.Report(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	s, info := reportsNow(t, ctx, q) // no server consumes it here: it stays
+	m, err := s.GetMsg(ctx, info.State.LastSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Header.Get(reportEventsHeader); got != "3" {
+		t.Fatalf("%s header %q, want 3", reportEventsHeader, got)
+	}
+	got, err := decodeReport(m.Data, m.Header)
+	if err != nil || len(got) != 3 || cap(got) != 3 {
+		t.Fatalf("decoded %d events (capacity %d, err %v), want 3 in a slice of 3", len(got), cap(got), err)
 	}
 }
