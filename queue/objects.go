@@ -151,6 +151,25 @@ func (s *Stager) Put(ctx context.Context, pipelineRun, stage, runID, dir string)
 	return nil
 }
 
+// minReadRate is the slowest a stage file may come from the object store:
+// a read is given a minute and a second per MiB of the file. Without a
+// deadline of its own, nats.go gives a whole object JetStream's default
+// timeout (5 s), which capped what a stage could pass on at what the
+// machine reads in 5 s.
+const minReadRate = 1 << 20 // bytes a second
+
+// getFile reads one object into dst within a deadline that grows with its
+// size (minReadRate).
+func getFile(ctx context.Context, obs jetstream.ObjectStore, name, dst string) error {
+	info, err := obs.GetInfo(ctx, name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(info.Size/minReadRate)*time.Second)
+	defer cancel()
+	return obs.GetFile(ctx, name, dst)
+}
+
 // Get writes into dir the files the given runs of a stage stored. A run
 // without a manifest stored nothing.
 func (s *Stager) Get(ctx context.Context, pipelineRun, stage string, runIDs []string, dir string) error {
@@ -179,7 +198,7 @@ func (s *Stager) Get(ctx context.Context, pipelineRun, stage string, runIDs []st
 			if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
 				return err
 			}
-			if err := obs.GetFile(ctx, stagePrefix(pipelineRun, stage)+rel, dst); err != nil {
+			if err := getFile(ctx, obs, stagePrefix(pipelineRun, stage)+rel, dst); err != nil {
 				return fmt.Errorf("stage %s inputs: %s: %w", stage, rel, err)
 			}
 			_ = os.Chmod(dst, 0o644)

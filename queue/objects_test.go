@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestStagerMovesFilesBetweenStages stores the outputs of two runs of an
@@ -92,4 +95,37 @@ func TestStagerEmptyOutputStoresNothing(t *testing.T) {
 	if entries, _ := os.ReadDir(in); len(entries) != 0 {
 		t.Fatalf("got %d files", len(entries))
 	}
+}
+
+// TestStagerReadsFilesLongerThanTheDefaultTimeout: a stage file that takes
+// longer to read than JetStream's default timeout still arrives. nats.go
+// gives a read without a deadline of its own that timeout for the whole
+// object; here it is cut to 200 ms, less than reading 128 MiB takes.
+func TestStagerReadsFilesLongerThanTheDefaultTimeout(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	out := t.TempDir()
+	const size = 128 << 20
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{2}).Read(data)
+	if err := os.WriteFile(filepath.Join(out, "big.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewStager(q.JetStream(), 0, 1).Put(ctx, "pr-1", "extract", "run0", out); err != nil {
+		t.Fatal(err)
+	}
+	short, err := jetstream.New(q.nc, jetstream.WithDefaultTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := t.TempDir()
+	start := time.Now()
+	if err := NewStager(short, 0, 1).Get(ctx, "pr-1", "extract", []string{"run0"}, in); err != nil {
+		t.Fatalf("after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	got, err := os.ReadFile(filepath.Join(in, "big.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d of %d bytes (%v), or not the same", len(got), size, err)
+	}
+	t.Logf("read %d MiB in %s", size>>20, time.Since(start).Round(time.Millisecond))
 }
