@@ -59,6 +59,9 @@ func (c *Client) call(ctx context.Context, endpoint string, in, out any) error {
 		if errors.Is(err, nats.ErrNoResponders) {
 			return ErrNoServer
 		}
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			return &APIError{Code: jobs.CodePermissionDenied, Message: refusedMessage("gantry.api." + endpoint)}
+		}
 		return fmt.Errorf("gantry.api.%s: %w", endpoint, err)
 	}
 	var e struct {

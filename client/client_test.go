@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,11 @@ func TestSubmitOnlyUserIsRefusedQuickly(t *testing.T) {
 	_, err = sc.Stop(ctx, r.RunID, "")
 	if !errors.Is(err, client.ErrPermissionDenied) {
 		t.Fatalf("stop as the submitter: %v, want permission_denied", err)
+	}
+	// However the refusal reached the client (the request's own error or
+	// the connection's asynchronous one), the user reads the same words.
+	if want := "NATS refused gantry.api.runs.stop: permission denied"; !strings.Contains(err.Error(), want) {
+		t.Errorf("stop as the submitter says %q, want %q", err, want)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("the refusal took %s", d)

@@ -88,6 +88,12 @@ func (p *permWatch) notify(err error) {
 	defer p.mu.Unlock()
 	for cancel := range p.waiters[subject] {
 		(*cancel)(&APIError{Code: jobs.CodePermissionDenied,
-			Message: fmt.Sprintf("NATS refused %s: your user may not use it (a submit-only user?)", subject)})
+			Message: refusedMessage(subject)})
 	}
+}
+
+// refusedMessage is what a user reads when NATS refused a subject, however
+// the refusal reached the client.
+func refusedMessage(subject string) string {
+	return fmt.Sprintf("NATS refused %s: permission denied to your user (a submit-only user?)", subject)
 }
