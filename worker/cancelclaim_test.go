@@ -106,6 +106,21 @@ func TestStopInClaim(t *testing.T) {
 			t.Fatalf("events %+v, want attempt 2 CANCELED", evs)
 		}
 	})
+	t.Run("late redelivery of the attempt before the stop", func(t *testing.T) {
+		// Attempt 1 ended and a retry waited when the user stopped the run;
+		// a late delivery of attempt 1's job is stale, not the stop: it
+		// reports nothing, and the claim keeps the stop for attempt 2.
+		cl := &memClaims{data: map[string][]byte{}, rev: map[string]uint64{}}
+		done, _ := json.Marshal(claim{Attempt: 1, Worker: "w0", Done: true, Job: 1})
+		cl.data["r"], _ = CancelClaim(done, "enough")
+		cl.rev["r"] = 2
+		if evs := runClaimed(t, job("r"), cl, &fakeReporter{}, never); len(evs) != 0 {
+			t.Fatalf("events %+v for a late delivery of an ended attempt, want none", evs)
+		}
+		if c := cl.get("r"); c.Canceled != "enough" || c.Attempt != 1 {
+			t.Fatalf("claim after the late delivery: %+v, want the stop kept", c)
+		}
+	})
 	t.Run("first claim", func(t *testing.T) {
 		cl := &memClaims{data: map[string][]byte{}, rev: map[string]uint64{}}
 		rep := &fakeReporter{}

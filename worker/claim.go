@@ -102,8 +102,11 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 		next := claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC(), Job: jobAttempt}
 		var t taking
 		switch {
-		case old != nil && old.Canceled != "" && old.Job <= jobAttempt:
+		case old != nil && old.Canceled != "" && old.Attempt < jobAttempt:
 			// Stopped while queued: this attempt only says so (Worker.handle).
+			// A late delivery of the attempt before the stop (its claim is
+			// done, so CancelClaim wrote to it) is stale, below: the stop is
+			// kept for the attempt it was meant for.
 			return taking{attempt: jobAttempt, rev: rev, job: jobAttempt, canceled: old.Canceled,
 				losses: old.Losses}, nil
 		case old == nil || old.Attempt < jobAttempt:
