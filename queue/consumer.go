@@ -59,6 +59,7 @@ func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer,
 type Delivery struct {
 	job       jobs.Job
 	delivered uint64
+	seq       uint64
 	msg       jetstream.Msg
 }
 
@@ -67,6 +68,27 @@ func (d *Delivery) Job() jobs.Job { return d.job }
 
 // Delivered counts the deliveries of this message, 1 the first time.
 func (d *Delivery) Delivered() uint64 { return d.delivered }
+
+// Seq is the job message's sequence in the jobs stream (JobQueued), 0 if
+// unknown.
+func (d *Delivery) Seq() uint64 { return d.seq }
+
+// JobQueued reports whether the job message at sequence seq of the jobs
+// stream is still there. A job leaves the work queue only when a worker
+// acknowledges it, which a worker does once the attempt's end is stored:
+// a job that is gone will not be handed out again.
+func (q *Queue) JobQueued(ctx context.Context, seq uint64) (bool, error) {
+	stream, err := q.js.Stream(ctx, StreamJobs)
+	if err != nil {
+		return false, fmt.Errorf("stream %s: %w", StreamJobs, err)
+	}
+	if _, err := stream.GetMsg(ctx, seq); errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("job message %d: %w", seq, err)
+	}
+	return true, nil
+}
 
 // ErrBadJob is returned by Next for a message that is not a job; the
 // message has been terminated so that it is not delivered again.
@@ -117,7 +139,7 @@ func next(ctx context.Context, cons jetstream.Consumer, wait time.Duration) (jet
 func deliver(msg jetstream.Msg) (*Delivery, error) {
 	d := &Delivery{msg: msg, delivered: 1}
 	if md, err := msg.Metadata(); err == nil {
-		d.delivered = md.NumDelivered
+		d.delivered, d.seq = md.NumDelivered, md.Sequence.Stream
 	}
 	if err := json.Unmarshal(msg.Data(), &d.job); err != nil || d.job.RunID == "" || d.job.Attempt < 1 {
 		_ = msg.Term()

@@ -102,6 +102,37 @@ func TestUnackedJobIsRedelivered(t *testing.T) {
 	}
 }
 
+// A job stays queued, at the sequence its delivery carries, while it is
+// handed out and handed back; it leaves once acknowledged.
+func TestJobQueuedUntilAcknowledged(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	cons, _ := q.Jobs(ctx, "default", "w1")
+	seq, err := q.PublishJob(ctx, &jobs.Job{RunID: "r1", Attempt: 1, Cluster: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cons.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Seq() != seq {
+		t.Fatalf("delivery of sequence %d, published at %d", d.Seq(), seq)
+	}
+	if queued, err := q.JobQueued(ctx, seq); err != nil || !queued {
+		t.Fatalf("a delivered job: queued %v, %v", queued, err)
+	}
+	if err := d.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if queued, err := q.JobQueued(ctx, seq); err != nil || queued {
+		t.Fatalf("an acknowledged job: queued %v, %v", queued, err)
+	}
+	if queued, err := q.JobQueued(ctx, seq+100); err != nil || queued {
+		t.Fatalf("a sequence never used: queued %v, %v", queued, err)
+	}
+}
+
 func TestMalformedJobIsTerminated(t *testing.T) {
 	q := newQueue(t)
 	ctx := context.Background()

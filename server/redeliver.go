@@ -20,17 +20,20 @@ import (
 //
 // So the sweep watches Redelivery attempts. Once one has waited longer than
 // a lease and a heartbeat's TTL (the redelivery has had its chance) it reads
-// the run's claim: while the claim shows the lost attempt not done (its
-// worker still holds the job, or the queue will hand it out again) or a
-// later attempt (a worker took the redelivery; its events are on their
-// way), it waits on. Otherwise — the lost attempt's worker finished it, or
-// there is no claim to ask (workers without claims; a claim that expired) —
-// it turns the attempt into an ordinary one and publishes its job, as for a
-// retry.
+// the run's claim: while the claim shows the lost attempt not done and its
+// job message still queued (its worker still holds the job, or the queue
+// will hand it out again) or a later attempt (a worker took the
+// redelivery; its events are on their way), it waits on. Otherwise — the
+// lost attempt's worker finished it (its claim is marked done, or its job
+// left the queue: workers acknowledge a job only once its end is stored),
+// or there is no claim to ask (workers without claims; a claim that
+// expired) — it turns the attempt into an ordinary one and publishes its
+// job, as for a retry.
 //
 // Duplicates. The lost attempt's job cannot also run as this attempt: it
-// is published only when the claim shows the lost attempt done, and a
-// delivery of a job whose attempt is done is only acknowledged; if that
+// is published only when the lost attempt's job left the queue or its
+// claim shows it done, and a delivery of a job whose attempt is done is
+// only acknowledged; if that
 // delivery comes once this attempt is claimed, the claim's Job (the
 // attempt this job is of) is later than the delivery's, which makes it
 // stale too. Events of the lost attempt that come late change nothing:
@@ -90,18 +93,22 @@ func (s *Server) redeliveryMayCome(ctx context.Context, r *jobs.Run) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	claimed, done, ok := worker.ClaimedAttempt(data)
+	c, ok := worker.ReadClaim(data)
 	if !ok {
 		return false, nil // nothing to go by: a redelivery would not run as this attempt either
 	}
 	cur := r.Current().Attempt
 	switch {
-	case claimed >= cur:
+	case c.Attempt >= cur:
 		return true, nil // taken: the worker's events will move the run
-	case claimed == cur-1 && !done:
+	case c.Attempt != cur-1 || c.Done:
+		return false, nil
+	case c.Seq == 0:
 		return true, nil // held by the lost attempt's worker, or to be handed out again
 	}
-	return false, nil
+	// Workers mark claims done only when an ack fails: a lost attempt's job
+	// that left the queue was acknowledged by its worker, which finished it.
+	return s.q.JobQueued(ctx, c.Seq)
 }
 
 // releaseRedelivery makes the run's Redelivery attempt an ordinary one and

@@ -106,9 +106,10 @@ func (e *lostEnv) waitRun(id string, what string, ok func(*jobs.Run) bool) *jobs
 }
 
 // takeAsLostWorker plays worker w1 up to the point it goes silent: it takes
-// the run's job, claims attempt 1 as the worker package does and reports it
+// the run's job, claims attempt 1 as the worker package does (with the job
+// message's sequence, or as older workers did without it) and reports it
 // RUNNING. It sends no heartbeat, so the server sees no w1.
-func (e *lostEnv) takeAsLostWorker(id string) (*queue.Delivery, uint64) {
+func (e *lostEnv) takeAsLostWorker(id string, withSeq bool) (*queue.Delivery, uint64) {
 	e.t.Helper()
 	cons, err := e.q.Jobs(e.ctx, "default", "w1")
 	if err != nil {
@@ -121,7 +122,11 @@ func (e *lostEnv) takeAsLostWorker(id string) (*queue.Delivery, uint64) {
 	if d.Job().RunID != id || d.Job().Attempt != 1 {
 		e.t.Fatalf("took job %s/%d", d.Job().RunID, d.Job().Attempt)
 	}
-	rev, err := e.q.PutClaim(e.ctx, id, []byte(`{"attempt":1,"worker":"w1","job":1}`), 0)
+	c := `{"attempt":1,"worker":"w1","job":1}`
+	if withSeq {
+		c = fmt.Sprintf(`{"attempt":1,"worker":"w1","job":1,"seq":%d}`, d.Seq())
+	}
+	rev, err := e.q.PutClaim(e.ctx, id, []byte(c), 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -218,24 +223,32 @@ func (e *lostEnv) ranAttempts() []int {
 // heartbeat) while w1 in fact finishes the job and acknowledges it, so no
 // redelivery comes. The sweep must publish the job of the Redelivery
 // attempt once its grace is over, and the run must end; when w1's ack was
-// lost and its job comes back too, it must not run a second time.
+// lost and its job comes back too, it must not run a second time. w1 is a
+// worker of this version (its claim holds the job's sequence, and it marks
+// the claim done only when its ack fails: the job's leaving the queue says
+// the rest) or an older one (no sequence; it marks every claim done).
 func TestLostAttemptThatFinishedIsRunAgain(t *testing.T) {
-	for _, ackLost := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ackLost=%v", ackLost), func(t *testing.T) {
+	for _, tc := range []struct{ withSeq, ackLost bool }{{true, false}, {true, true}, {false, false}, {false, true}} {
+		t.Run(fmt.Sprintf("withSeq=%v/ackLost=%v", tc.withSeq, tc.ackLost), func(t *testing.T) {
+			ackLost := tc.ackLost
 			e := startLostEnv(t)
 			r := e.submit()
-			d, rev := e.takeAsLostWorker(r.RunID)
+			d, rev := e.takeAsLostWorker(r.RunID, tc.withSeq)
 			e.markLost(r.RunID)
 
 			// w1 was alive: it finishes attempt 1 (an event the server no
-			// longer takes), marks its claim done and acknowledges the job.
+			// longer takes), marks its claim done where it must and
+			// acknowledges the job.
 			zero := 0
 			if err := e.q.Report(e.ctx, &jobs.Event{RunID: r.RunID, Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded,
 				Source: jobs.SourceWorker, Worker: "w1", Time: e.now(), ExitCode: &zero}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := e.q.PutClaim(e.ctx, r.RunID, []byte(`{"attempt":1,"worker":"w1","job":1,"done":true}`), rev); err != nil {
-				t.Fatal(err)
+			if !tc.withSeq || ackLost {
+				done := fmt.Sprintf(`{"attempt":1,"worker":"w1","job":1,"done":true,"seq":%d}`, d.Seq())
+				if _, err := e.q.PutClaim(e.ctx, r.RunID, []byte(done), rev); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if !ackLost {
 				if err := d.Ack(e.ctx); err != nil {
@@ -278,7 +291,7 @@ func TestLostAttemptThatFinishedIsRunAgain(t *testing.T) {
 func TestGenuineRedeliveryRunsOnce(t *testing.T) {
 	e := startLostEnv(t)
 	r := e.submit()
-	e.takeAsLostWorker(r.RunID) // and never heard of again
+	e.takeAsLostWorker(r.RunID, true) // and never heard of again
 	e.markLost(r.RunID)
 	e.sweep()
 	e.advance(10 * e.s.redeliveryGrace()) // no worker free for a long while

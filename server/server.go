@@ -296,8 +296,9 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 	if r.Status.Terminal() {
 		return r, nil
 	}
+	cur := r.Current()
 	if err := s.q.MarkCanceled(ctx, id, reason, func(ctx context.Context) error {
-		return s.cancelClaim(ctx, id, reason)
+		return s.cancelClaim(ctx, id, reason, cur)
 	}); err != nil {
 		return nil, err
 	}
@@ -317,15 +318,21 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 
 // cancelClaim records a stop in the run's claim when no worker holds it,
 // so that the worker that takes its job next reports it canceled
-// (worker.CancelClaim). A worker that holds it hears of the stop from the
-// cancel message that follows.
-func (s *Server) cancelClaim(ctx context.Context, id, reason string) error {
+// (worker.CancelClaim); cur is the run's current attempt as stored. A
+// worker that holds it hears of the stop from the cancel message that
+// follows.
+func (s *Server) cancelClaim(ctx context.Context, id, reason string, cur *jobs.Attempt) error {
+	var current int
+	var redelivery bool
+	if cur != nil {
+		current, redelivery = cur.Attempt, cur.Redelivery
+	}
 	for try := 0; try < 5; try++ {
 		data, rev, err := s.q.Claim(ctx, id)
 		if err != nil {
 			return err
 		}
-		next, ok := worker.CancelClaim(data, reason)
+		next, ok := worker.CancelClaim(data, reason, current, redelivery)
 		if !ok {
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/worker"
 )
@@ -53,7 +54,7 @@ func TestStopRecordsItInTheClaim(t *testing.T) {
 		t.Fatalf("claim of the queued run %s, want the stop in it", data)
 	}
 	// A worker taking the job now would only report it canceled.
-	if _, ok := worker.CancelClaim(data, "again"); !ok {
+	if _, ok := worker.CancelClaim(data, "again", 1, false); !ok {
 		t.Fatal("a stop claim reads as held by a worker")
 	}
 	if data, _, _ := q.Claim(ctx, "held"); string(data) != string(held) {
@@ -61,5 +62,39 @@ func TestStopRecordsItInTheClaim(t *testing.T) {
 	}
 	if ok, reason, _ := q.Canceled(ctx, "held"); !ok || reason != "not wanted" {
 		t.Fatalf("cancel bucket: %v %q", ok, reason)
+	}
+}
+
+// A run whose first attempt failed and whose retry waits has the claim of
+// attempt 1, which workers no longer mark done when their ack goes
+// through: the server, which knows attempt 2 is current, records the stop
+// in it; the worker that takes attempt 2's job only reports it canceled.
+func TestStopDuringRetryRecordsItInTheClaim(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	s := New(db, q)
+	now := time.Now().UTC()
+	r := &jobs.Run{RunID: "retrying", Status: jobs.StatusQueued, Cluster: "default", CreatedAt: now,
+		Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusFailed, CreatedAt: now}, {Attempt: 2, Status: jobs.StatusQueued, CreatedAt: now}}}
+	if _, _, err := db.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	ended := []byte(`{"attempt":1,"worker":"w0","job":1,"seq":3,"time":"2026-01-01T00:00:00Z"}`)
+	if _, err := q.PutClaim(ctx, "retrying", ended, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stop(ctx, "retrying", "not wanted"); err != nil {
+		t.Fatal(err)
+	}
+	data, _, err := q.Claim(ctx, "retrying")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Attempt  int    `json:"attempt"`
+		Canceled string `json:"canceled"`
+	}
+	if json.Unmarshal(data, &c); c.Canceled != "not wanted" || c.Attempt != 1 {
+		t.Fatalf("claim of the retrying run %s, want the stop in it", data)
 	}
 }

@@ -12,20 +12,30 @@ import (
 func TestCancelClaim(t *testing.T) {
 	enc := func(c claim) []byte { data, _ := json.Marshal(c); return data }
 	tests := []struct {
-		name   string
-		stored []byte
-		ok     bool
-		want   claim
+		name       string
+		stored     []byte
+		current    int  // the run's current attempt
+		redelivery bool // and whether it waits for the lost attempt's job
+		ok         bool
+		want       claim
 	}{
-		{"no claim", nil, true, claim{Canceled: "not wanted"}},
-		{"unreadable claim", []byte("{"), true, claim{Canceled: "not wanted"}},
-		{"attempt done, retry queued", enc(claim{Attempt: 1, Worker: "w0", Done: true, Job: 1, Losses: 2}), true,
+		{"no claim", nil, 1, false, true, claim{Canceled: "not wanted"}},
+		{"unreadable claim", []byte("{"), 1, false, true, claim{Canceled: "not wanted"}},
+		{"attempt done, retry queued", enc(claim{Attempt: 1, Worker: "w0", Done: true, Job: 1, Losses: 2}), 2, false, true,
 			claim{Attempt: 1, Worker: "w0", Done: true, Job: 1, Losses: 2, Canceled: "not wanted"}},
-		{"held by a worker", enc(claim{Attempt: 1, Worker: "w0", Job: 1}), false, claim{}},
+		// Workers no longer mark claims done when the ack goes through: the
+		// server knows the attempt ended, since a later one is current.
+		{"attempt ended unmarked, retry queued", enc(claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7}), 2, false, true,
+			claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7, Canceled: "not wanted"}},
+		{"held by a worker", enc(claim{Attempt: 1, Worker: "w0", Job: 1}), 1, false, false, claim{}},
+		{"held by a worker the server has not heard of yet", enc(claim{Attempt: 2, Worker: "w0", Job: 1}), 1, false, false, claim{}},
+		{"lost attempt before a redelivery", enc(claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7}), 2, true, false, claim{}},
+		{"older than the lost attempt", enc(claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7}), 3, true, true,
+			claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7, Canceled: "not wanted"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			next, ok := CancelClaim(tt.stored, "not wanted")
+			next, ok := CancelClaim(tt.stored, "not wanted", tt.current, tt.redelivery)
 			if ok != tt.ok {
 				t.Fatalf("ok %v, want %v", ok, tt.ok)
 			}
@@ -79,7 +89,7 @@ func TestStopInClaim(t *testing.T) {
 	})
 	t.Run("stopped while queued", func(t *testing.T) {
 		cl := &memClaims{data: map[string][]byte{}, rev: map[string]uint64{}}
-		cl.data["r"], _ = CancelClaim(nil, "not wanted")
+		cl.data["r"], _ = CancelClaim(nil, "not wanted", 1, false)
 		cl.rev["r"] = 1
 		rep := &fakeReporter{}
 		evs := runClaimed(t, job("r"), cl, rep, never)
@@ -97,7 +107,7 @@ func TestStopInClaim(t *testing.T) {
 	t.Run("stopped after a failed attempt", func(t *testing.T) {
 		cl := &memClaims{data: map[string][]byte{}, rev: map[string]uint64{}}
 		done, _ := json.Marshal(claim{Attempt: 1, Worker: "w0", Done: true, Job: 1})
-		cl.data["r"], _ = CancelClaim(done, "enough")
+		cl.data["r"], _ = CancelClaim(done, "enough", 2, false)
 		cl.rev["r"] = 2
 		j := job("r")
 		j.Attempt = 2
@@ -112,7 +122,7 @@ func TestStopInClaim(t *testing.T) {
 		// reports nothing, and the claim keeps the stop for attempt 2.
 		cl := &memClaims{data: map[string][]byte{}, rev: map[string]uint64{}}
 		done, _ := json.Marshal(claim{Attempt: 1, Worker: "w0", Done: true, Job: 1})
-		cl.data["r"], _ = CancelClaim(done, "enough")
+		cl.data["r"], _ = CancelClaim(done, "enough", 2, false)
 		cl.rev["r"] = 2
 		if evs := runClaimed(t, job("r"), cl, &fakeReporter{}, never); len(evs) != 0 {
 			t.Fatalf("events %+v for a late delivery of an ended attempt, want none", evs)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
+	"github.com/rs/zerolog"
 )
 
 // Claims stores, per run, which worker runs which attempt. A job the queue
@@ -20,6 +21,21 @@ type Claims interface {
 	// On success it returns the claim's new revision.
 	PutClaim(ctx context.Context, runID string, data []byte, rev uint64) (uint64, error)
 }
+
+// JobQueue is implemented by Claims that can also tell whether a job
+// message is still in the queue. A worker acknowledges a job once its
+// attempt's end is stored, so a job that left the queue belongs to an
+// attempt that ended: with it, a worker need not mark its claims done
+// after every attempt (a stored write per run), only when its ack fails.
+type JobQueue interface {
+	// JobQueued reports whether the job message at stream sequence seq
+	// is still queued.
+	JobQueued(ctx context.Context, seq uint64) (bool, error)
+}
+
+// sequenced is a Lease that knows its job message's stream sequence
+// (queue.Delivery).
+type sequenced interface{ Seq() uint64 }
 
 // ErrClaimConflict says a claim changed between read and write.
 var ErrClaimConflict = errors.New("worker: claim changed concurrently")
@@ -40,11 +56,14 @@ func WithClaims(c Claims) Option { return func(cfg *config) { cfg.claims = c } }
 
 // claim is the stored record of one run's current attempt.
 type claim struct {
-	Attempt int       `json:"attempt"`
-	Worker  string    `json:"worker"`
-	Done    bool      `json:"done,omitempty"`
-	Losses  int       `json:"losses,omitempty"`
-	Time    time.Time `json:"time"`
+	Attempt int    `json:"attempt"`
+	Worker  string `json:"worker"`
+	// Done says the attempt ended. Workers whose claims carry Seq mark it
+	// only when the job's ack failed: otherwise the job's leaving the
+	// queue says as much (JobQueue).
+	Done   bool      `json:"done,omitempty"`
+	Losses int       `json:"losses,omitempty"`
+	Time   time.Time `json:"time"`
 	// Job is the attempt of the job message this claim's attempts run: a
 	// delivery of an older job (one whose attempt the server replaced by
 	// publishing a job for the next) is stale. 0 in older claims.
@@ -53,13 +72,17 @@ type claim struct {
 	// held the run (see CancelClaim): whoever takes its job next only
 	// reports it canceled.
 	Canceled string `json:"canceled,omitempty"`
+	// Seq is the stream sequence of the job message the attempt runs, 0
+	// if unknown (older workers, sources without sequences).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // taking is the outcome of claiming a delivery.
 type taking struct {
 	attempt int
 	rev     uint64
-	job     int // the claim's Job
+	job     int    // the claim's Job
+	seq     uint64 // the claim's Seq
 	// lost is the claim of a worker that was lost with this job.
 	lost   *claim
 	losses int // of a canceled claim, kept when it is marked done
@@ -74,16 +97,16 @@ type taking struct {
 }
 
 // claimDelivery decides which attempt a delivery of the job for attempt
-// jobAttempt runs, and records it.
-func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int) (taking, error) {
+// jobAttempt, stream sequence seq (0 if unknown), runs, and records it.
+func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int, seq uint64) (taking, error) {
 	if w.cfg.claims == nil {
 		return taking{attempt: jobAttempt}, nil
 	}
 	// Most deliveries are a run's first: claim it in one step, and read
 	// what is there only when someone was first.
-	first, _ := json.Marshal(claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC(), Job: jobAttempt})
+	first, _ := json.Marshal(claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC(), Job: jobAttempt, Seq: seq})
 	if rev, err := w.cfg.claims.PutClaim(ctx, runID, first, 0); err == nil {
-		return taking{attempt: jobAttempt, rev: rev, job: jobAttempt, first: true}, nil
+		return taking{attempt: jobAttempt, rev: rev, job: jobAttempt, seq: seq, first: true}, nil
 	} else if !errors.Is(err, ErrClaimConflict) {
 		return taking{}, err
 	}
@@ -99,7 +122,7 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 				old = nil // unreadable: start afresh
 			}
 		}
-		next := claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC(), Job: jobAttempt}
+		next := claim{Attempt: jobAttempt, Worker: w.id, Time: w.cfg.now().UTC(), Job: jobAttempt, Seq: seq}
 		var t taking
 		switch {
 		case old != nil && old.Canceled != "" && old.Attempt < jobAttempt:
@@ -115,11 +138,20 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 			// later attempt (server/fleet.go, releaseRedelivery): a late delivery.
 			return taking{stale: true}, nil
 		default:
-			// Someone took this job and never finished it: lost.
+			// Someone took this job and did not mark it done. If its job
+			// left the queue, the worker acknowledged it after the end was
+			// stored: this is a late delivery. Otherwise it was lost.
+			ended, err := w.jobAcked(ctx, old)
+			if err != nil {
+				return taking{}, fmt.Errorf("claim run %s: %w", runID, err)
+			}
+			if ended {
+				return taking{stale: true}, nil
+			}
 			next.Attempt, next.Losses = old.Attempt+1, old.Losses+1
 			t.lost = old
 		}
-		t.attempt, t.job = next.Attempt, next.Job
+		t.attempt, t.job, t.seq = next.Attempt, next.Job, next.Seq
 		data, _ = json.Marshal(next)
 		t.rev, err = w.cfg.claims.PutClaim(ctx, runID, data, rev)
 		if errors.Is(err, ErrClaimConflict) {
@@ -133,41 +165,86 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 	return taking{}, fmt.Errorf("claim run %s: too many concurrent changes", runID)
 }
 
+// jobAcked reports whether the job message of claim c left the queue,
+// which a worker's ack after the attempt's end does; false when that
+// cannot be told (no sequence, or claims that cannot ask the queue).
+func (w *Worker) jobAcked(ctx context.Context, c *claim) (bool, error) {
+	jq, ok := w.cfg.claims.(JobQueue)
+	if !ok || c.Seq == 0 {
+		return false, nil
+	}
+	queued, err := jq.JobQueued(ctx, c.Seq)
+	if err != nil {
+		return false, fmt.Errorf("is job %d still queued: %w", c.Seq, err)
+	}
+	return !queued, nil
+}
+
+// settle lets the job of an attempt whose end is stored go. A job that
+// left the queue says its attempt ended, so the claim is marked done only
+// when that cannot be told: the ack failed (a redelivery may come), or
+// nobody could ask the queue (jobAcked).
+func (w *Worker) settle(life context.Context, log zerolog.Logger, lease Lease, runID string, t taking, losses int) {
+	_, askable := w.cfg.claims.(JobQueue)
+	if !askable || t.seq == 0 {
+		w.finishClaim(life, runID, t, losses)
+		w.ack(life, log, lease)
+		return
+	}
+	if err := w.ack(life, log, lease); err != nil {
+		w.finishClaim(life, runID, t, losses)
+	}
+}
+
 // finishClaim marks the attempt done, so that a late redelivery of its job
 // is only acknowledged.
 func (w *Worker) finishClaim(ctx context.Context, runID string, t taking, losses int) {
 	if w.cfg.claims == nil {
 		return
 	}
-	data, _ := json.Marshal(claim{Attempt: t.attempt, Worker: w.id, Done: true, Losses: losses, Time: w.cfg.now().UTC(), Job: t.job})
+	data, _ := json.Marshal(claim{Attempt: t.attempt, Worker: w.id, Done: true, Losses: losses, Time: w.cfg.now().UTC(), Job: t.job, Seq: t.seq})
 	if _, err := w.cfg.claims.PutClaim(ctx, runID, data, t.rev); err != nil {
 		w.cfg.log.Warn().Err(err).Str("run", runID).Int("attempt", t.attempt).Msg("mark attempt done")
 	}
 }
 
-// ClaimedAttempt reads a stored claim: the attempt it is for and whether
-// that attempt ended. ok is false for data that is no claim. The server
-// reads claims to tell whether a lost attempt's job may still come back.
-func ClaimedAttempt(data []byte) (attempt int, done, ok bool) {
-	var c claim
-	if data == nil || json.Unmarshal(data, &c) != nil || c.Attempt < 1 {
-		return 0, false, false
+// A Claimed is what a stored claim says of the attempt it is for.
+type Claimed struct {
+	Attempt int
+	// Done: the attempt ended. A claim that is not done may still be of an
+	// ended attempt whose job left the queue: see Seq.
+	Done bool
+	// Seq is the stream sequence of the attempt's job message, 0 if
+	// unknown; while the message is queued, the queue may hand it out again.
+	Seq uint64
+}
+
+// ReadClaim reads a stored claim; ok is false for data that is no claim.
+// The server reads claims to tell whether a lost attempt's job may still
+// come back.
+func ReadClaim(data []byte) (c Claimed, ok bool) {
+	var st claim
+	if data == nil || json.Unmarshal(data, &st) != nil || st.Attempt < 1 {
+		return Claimed{}, false
 	}
-	return c.Attempt, c.Done, true
+	return Claimed{Attempt: st.Attempt, Done: st.Done, Seq: st.Seq}, true
 }
 
 // CancelClaim returns the claim to store for a run that a user stops, given
-// the stored one (nil if none): a claim no worker holds (none, or its
-// attempt done) records the stop, and the worker that takes the run's job
-// next claims it only to report it canceled. ok is false for a claim that
-// a worker holds: that worker hears of the stop from the cancel message,
-// which must be sent after this claim is stored.
-func CancelClaim(data []byte, reason string) (next []byte, ok bool) {
+// the stored one (nil if none) and the run's current attempt as the server
+// knows it: a claim no worker holds (none; its attempt done; or an attempt
+// before current that ended, as a retry's predecessor did) records the
+// stop, and the worker that takes the run's job next claims it only to
+// report it canceled. ok is false for a claim that a worker holds, or may
+// (the lost attempt before a redelivery): that worker hears of the stop
+// from the cancel message, which must be sent after this claim is stored.
+func CancelClaim(data []byte, reason string, current int, redelivery bool) (next []byte, ok bool) {
 	var c claim
 	if data != nil && json.Unmarshal(data, &c) != nil {
 		c = claim{} // unreadable: replaced, as claimDelivery would
 	}
-	if c.Attempt > 0 && !c.Done {
+	ended := c.Done || c.Attempt < current-1 || (c.Attempt == current-1 && !redelivery)
+	if c.Attempt > 0 && !ended {
 		return nil, false
 	}
 	if reason == "" {

@@ -281,7 +281,11 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	}
 	// Every delivery runs an attempt of its own: a redelivered job whose
 	// claim shows a worker that never finished it runs as the next attempt.
-	tk, err := w.claimDelivery(life, job.RunID, job.Attempt)
+	var jobSeq uint64
+	if sl, ok := lease.(sequenced); ok {
+		jobSeq = sl.Seq()
+	}
+	tk, err := w.claimDelivery(life, job.RunID, job.Attempt, jobSeq)
 	if err != nil {
 		log.Warn().Err(err).Msg("claim job; handing it back")
 		_ = lease.Nak(w.cfg.nakLater)
@@ -310,8 +314,7 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 			return
 		}
 		if !ev.Redelivered {
-			w.finishClaim(life, job.RunID, tk, losses)
-			w.ack(life, log, lease)
+			w.settle(life, log, lease, job.RunID, tk, losses)
 			return
 		}
 	}
@@ -366,8 +369,7 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 		if !published {
 			return
 		}
-		w.finishClaim(life, job.RunID, tk, losses)
-		w.ack(life, log, lease)
+		w.settle(life, log, lease, job.RunID, tk, losses)
 	}
 
 	switch {
@@ -575,10 +577,12 @@ func (w *Worker) publish(life context.Context, log zerolog.Logger, evs ...*jobs.
 	}
 }
 
-func (w *Worker) ack(life context.Context, log zerolog.Logger, lease Lease) {
+func (w *Worker) ack(life context.Context, log zerolog.Logger, lease Lease) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(life), 10*time.Second)
 	defer cancel()
-	if err := lease.Ack(ctx); err != nil {
+	err := lease.Ack(ctx)
+	if err != nil {
 		log.Warn().Err(err).Msg("ack job")
 	}
+	return err
 }

@@ -71,6 +71,12 @@ func (c Claims) Claim(ctx context.Context, runID string) ([]byte, uint64, error)
 	return c.Q.Claim(ctx, runID)
 }
 
+// JobQueued reports whether a job message is still in the queue
+// (worker.JobQueue).
+func (c Claims) JobQueued(ctx context.Context, seq uint64) (bool, error) {
+	return c.Q.JobQueued(ctx, seq)
+}
+
 // PutClaim stores a claim if it is still at revision rev.
 func (c Claims) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) (uint64, error) {
 	newRev, err := c.Q.PutClaim(ctx, runID, data, rev)

@@ -24,7 +24,8 @@ import (
 //   - a worker pulls it and creates its claim (a stop while queued is
 //     in the claim: worker.CancelClaim);
 //   - the final status stored on the run's subject;
-//   - the claim marked done, the job acked and the ack confirmed.
+//   - the job acked and the ack confirmed (the claim is marked done only
+//     when an ack fails: a job that left the queue says its attempt ended).
 //
 // What gantry adds to this — its SQLite writes, JSON of runs and events,
 // the report that carries the worker's events to the server, placement,
@@ -165,17 +166,13 @@ func rawRunSteps(ctx context.Context, n, jobSize int) (float64, time.Duration, e
 // runSteps is the worker's part of one run.
 func runSteps(ctx context.Context, js jetstream.JetStream, claims jetstream.KeyValue, m jetstream.Msg,
 	id string, event, claim []byte) error {
-	rev, err := claims.Create(ctx, id, claim)
-	if err != nil {
+	if _, err := claims.Create(ctx, id, claim); err != nil {
 		return err
 	}
 	end := nats.NewMsg("steps.events." + id)
 	end.Data = event
 	end.Header.Set("Steps-End", "1")
 	if _, err := js.PublishMsgAsync(end); err != nil {
-		return err
-	}
-	if _, err := claims.Update(ctx, id, claim, rev); err != nil {
 		return err
 	}
 	return m.DoubleAck(ctx)

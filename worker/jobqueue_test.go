@@ -1,0 +1,170 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// queuedClaims is memClaims that also says which job messages are still
+// queued (JobQueue), and counts the claims written.
+type queuedClaims struct {
+	memClaims
+	qmu    sync.Mutex
+	queued map[uint64]bool
+	err    error // of JobQueued
+	puts   int
+}
+
+func newQueuedClaims(queued ...uint64) *queuedClaims {
+	c := &queuedClaims{memClaims: memClaims{data: map[string][]byte{}, rev: map[string]uint64{}}, queued: map[uint64]bool{}}
+	for _, s := range queued {
+		c.queued[s] = true
+	}
+	return c
+}
+
+func (c *queuedClaims) PutClaim(ctx context.Context, id string, data []byte, rev uint64) (uint64, error) {
+	c.qmu.Lock()
+	c.puts++
+	c.qmu.Unlock()
+	return c.memClaims.PutClaim(ctx, id, data, rev)
+}
+
+func (c *queuedClaims) JobQueued(_ context.Context, seq uint64) (bool, error) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.queued[seq], c.err
+}
+
+func (c *queuedClaims) store(t *testing.T, id string, cl claim) {
+	t.Helper()
+	data, _ := json.Marshal(cl)
+	c.data[id], c.rev[id] = data, 1
+}
+
+// deliverOnce hands worker w1 one delivery of j with stream sequence seq
+// and returns the events it reported and the attempt its runtime ran (0:
+// none) once the delivery is acked or handed back.
+func deliverOnce(t *testing.T, j jobs.Job, seq uint64, ackErr error, cl Claims) (evs []jobs.Event, ran int, src *queueSource) {
+	t.Helper()
+	rep := &fakeReporter{}
+	var mu sync.Mutex
+	rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) {
+		mu.Lock()
+		ran = task.Attempt
+		mu.Unlock()
+		return exited(0), nil
+	})
+	src = &queueSource{leases: make(chan *queueLease, 1)}
+	w := New("w1", "default", src, rt, rep, WithClaims(cl))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	l := &queueLease{src: src, job: j, acked: make(chan struct{}), seq: seq, ackErr: ackErr}
+	src.leases <- l
+	<-l.acked
+	cancel()
+	<-done
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	return append([]jobs.Event(nil), rep.events...), ran, src
+}
+
+// An attempt whose job the queue confirms acknowledged leaves its claim as
+// it was written: one claim write per run, not two.
+func TestAckedJobNeedsNoDoneMark(t *testing.T) {
+	cl := newQueuedClaims(7)
+	evs, ran, _ := deliverOnce(t, job("r"), 7, nil, cl)
+	if ran != 1 || evs[len(evs)-1].Status != jobs.StatusSucceeded {
+		t.Fatalf("ran attempt %d, events %+v", ran, evs)
+	}
+	if c := cl.get("r"); c.Done || c.Attempt != 1 || c.Seq != 7 || c.Worker != "w1" {
+		t.Fatalf("claim after the run: %+v, want attempt 1 of job 7, not marked done", c)
+	}
+	if cl.puts != 1 {
+		t.Fatalf("%d claim writes, want 1", cl.puts)
+	}
+}
+
+// A failed ack leaves the job queued, to be handed out again: the claim is
+// marked done so that the redelivery is only acknowledged.
+func TestFailedAckMarksClaimDone(t *testing.T) {
+	cl := newQueuedClaims(7)
+	deliverOnce(t, job("r"), 7, errors.New("nats: timeout"), cl)
+	if c := cl.get("r"); !c.Done || c.Attempt != 1 || c.Seq != 7 {
+		t.Fatalf("claim after a failed ack: %+v, want attempt 1 done", c)
+	}
+	evs, ran, _ := deliverOnce(t, job("r"), 7, nil, cl)
+	if ran != 0 || len(evs) != 0 {
+		t.Fatalf("the redelivery ran attempt %d and reported %+v, want it only acknowledged", ran, evs)
+	}
+}
+
+// A delivery that finds another worker's claim of the same attempt, not
+// marked done, asks the queue about that claim's job: gone means its
+// worker acknowledged it after the end was stored (a late delivery); still
+// queued means the worker was lost, and this delivery runs the next attempt.
+func TestRedeliveryAsksTheQueue(t *testing.T) {
+	tests := []struct {
+		name     string
+		queued   []uint64
+		wantRun  int
+		wantLost bool
+	}{
+		{"job acknowledged by its worker", nil, 0, false},
+		{"job still queued: worker lost", []uint64{7}, 2, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl := newQueuedClaims(tt.queued...)
+			cl.store(t, "r", claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7})
+			evs, ran, _ := deliverOnce(t, job("r"), 7, nil, cl)
+			if ran != tt.wantRun {
+				t.Fatalf("ran attempt %d, want %d (events %+v)", ran, tt.wantRun, evs)
+			}
+			lost := len(evs) > 0 && evs[0].StopCode == jobs.StopWorkerLost && evs[0].Attempt == 1 && evs[0].Worker == "w0"
+			if lost != tt.wantLost || (!tt.wantLost && len(evs) != 0) {
+				t.Fatalf("events %+v, want lost %v", evs, tt.wantLost)
+			}
+		})
+	}
+	t.Run("old claim without a sequence", func(t *testing.T) {
+		// Written by an older worker, which marks claims done: not done is lost.
+		cl := newQueuedClaims()
+		cl.store(t, "r", claim{Attempt: 1, Worker: "w0", Job: 1})
+		if _, ran, _ := deliverOnce(t, job("r"), 7, nil, cl); ran != 2 {
+			t.Fatalf("ran attempt %d, want 2", ran)
+		}
+	})
+}
+
+// When the queue cannot say whether the other claim's job is queued, the
+// delivery is handed back rather than guessed at.
+func TestRedeliveryHandedBackWhenTheQueueDoesNotAnswer(t *testing.T) {
+	cl := newQueuedClaims()
+	cl.err = errors.New("nats: timeout")
+	cl.store(t, "r", claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7})
+	rt := fakeRuntime(func(context.Context, *Task) (*Result, error) {
+		t.Error("ran a job whose claim could not be decided")
+		return exited(0), nil
+	})
+	src := &queueSource{leases: make(chan *queueLease, 1)}
+	w := New("w1", "default", src, rt, &fakeReporter{}, WithClaims(cl))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	src.leases <- &queueLease{src: src, job: job("r"), acked: make(chan struct{}), seq: 7}
+	for src.nakCount() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+}
