@@ -66,17 +66,21 @@ func runClaimed(t *testing.T, j jobs.Job, cl Claims, rep *fakeReporter, rt Runti
 	if h, ok := cl.(*hookedClaims); ok {
 		h.w = w
 	}
+	runLease(w, src, &queueLease{src: src, job: j, acked: make(chan struct{})})
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	return append([]jobs.Event(nil), rep.events...)
+}
+
+// runLease runs w until it has acked or handed back l, delivered by src.
+func runLease(w *Worker, src *queueSource, l *queueLease) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	l := &queueLease{src: src, job: j, acked: make(chan struct{})}
 	src.leases <- l
 	<-l.acked
 	cancel()
 	<-done
-	rep.mu.Lock()
-	defer rep.mu.Unlock()
-	return append([]jobs.Event(nil), rep.events...)
 }
 
 // A run stopped while queued has the stop in its claim: the worker that

@@ -63,14 +63,7 @@ func deliverOnce(t *testing.T, j jobs.Job, seq uint64, ackErr error, cl Claims) 
 	})
 	src = &queueSource{leases: make(chan *queueLease, 1)}
 	w := New("w1", "default", src, rt, rep, WithClaims(cl))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	l := &queueLease{src: src, job: j, acked: make(chan struct{}), seq: seq, ackErr: ackErr}
-	src.leases <- l
-	<-l.acked
-	cancel()
-	<-done
+	runLease(w, src, &queueLease{src: src, job: j, acked: make(chan struct{}), seq: seq, ackErr: ackErr})
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
 	mu.Lock()
