@@ -130,9 +130,9 @@ func benchStageHop(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		runs, _, _ := st.client.List(ctx, client.ListOptions{All: true, Limit: 1000})
 		slices.SortFunc(runs, func(a, b jobs.Run) int { return a.CreatedAt.Compare(b.CreatedAt) })
 		for i := 1; i < stages && i < len(runs); i++ {
-			fmt.Fprintf(o.progress, "hop %d: die→runCreated %s, runCreated→create %s, prevFinished(event)→runCreated %s\n", i,
-				time.Duration(runs[i].CreatedAt.UnixNano()-dies[i-1]), time.Duration(creates[i]-runs[i].CreatedAt.UnixNano()),
-				runs[i].CreatedAt.Sub(*runs[i-1].FinishedAt))
+			fmt.Fprintf(o.progress, "hop %d: die→prevFinished %s, prevFinished→runCreated %s, runCreated→create request %s, create request→event %s\n", i,
+				time.Duration(runs[i-1].FinishedAt.UnixNano()-dies[i-1]), runs[i].CreatedAt.Sub(*runs[i-1].FinishedAt),
+				time.Duration(requests[i]-runs[i].CreatedAt.UnixNano()), time.Duration(creates[i]-requests[i]))
 		}
 	}
 	return []benchResult{
