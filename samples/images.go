@@ -178,8 +178,12 @@ func moduleRoot(ctx context.Context) (string, error) {
 		}
 		return filepath.Dir(gomod), nil
 	}
-	return "", errors.New("samples: cannot find the github.com/gantry-dev/gantry module; run from inside it")
+	return "", ErrNoSource
 }
+
+// ErrNoSource says BuildImage found no gantry source to build the image's
+// binaries from: it runs from inside a checkout of the module.
+var ErrNoSource = errors.New("samples: cannot find the github.com/gantry-dev/gantry module; run from inside it")
 
 // packLayer returns the image's file system as a tar: /bin/box with a link
 // per applet, /bin/gantry-etl, /tmp (1777), /data (0777), /root and a

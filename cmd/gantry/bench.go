@@ -102,7 +102,9 @@ figure / the baseline's). Machines are noisy: compare ratios, not figures.
   memory         resident memory of a server over many recorded runs, and of a
                  worker idle and with eight running tasks
 
-Docker benchmarks build the local image gantry/samples first (needs Go).`,
+Docker benchmarks build the local image gantry/samples first, which needs Go
+and the gantry source (run from a checkout); elsewhere they use a
+gantry/samples:latest built before (make images) and say so.`,
 		Example: `  gantry bench --quick
   gantry bench --only control-plane --json
   gantry bench --only control-plane --runs 1000000 --cpuprofile cp.prof

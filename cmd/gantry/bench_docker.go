@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -39,10 +40,24 @@ func benchDocker(ctx context.Context, o *benchOpts) (*dockerclient.Client, strin
 		return nil, "", fmt.Errorf("cannot reach the Docker daemon at %s: %w", cli.DaemonHost(), err)
 	}
 	img, err := samples.BuildImage(ctx, cli, io.Discard)
+	if errors.Is(err, samples.ErrNoSource) {
+		img, err = builtBefore(ctx, cli, samples.Image, err, o.progress)
+	}
 	if err != nil {
+		cli.Close()
 		return nil, "", err
 	}
 	return cli, img, nil
+}
+
+// builtBefore is the samples image away from the gantry source, where it
+// cannot be built: image, if an earlier build (make images) left it.
+func builtBefore(ctx context.Context, cli *dockerclient.Client, image string, buildErr error, progress io.Writer) (string, error) {
+	if _, err := cli.ImageInspect(ctx, image); err != nil {
+		return "", fmt.Errorf("the Docker benchmarks need the image %s: run gantry bench (or make images) once from a checkout of github.com/gantry-dev/gantry (%v)", image, buildErr)
+	}
+	fmt.Fprintf(progress, "bench: no gantry source here to build the samples image from; using the existing %s\n", image)
+	return image, nil
 }
 
 func adhoc(image string, cmd ...string) *jobs.SubmitRequest {

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gantry-dev/gantry/samples"
+	"github.com/gantry-dev/gantry/samples/sampletest"
 )
 
 // TestReportKeepsTheNotes: rewriting BENCHMARKS.md replaces the figures
@@ -97,5 +100,23 @@ func TestControlPlaneFigures(t *testing.T) {
 	if p.rate != byName["control-plane"].Value || p.p99 != byName["control-plane-p99"].Value ||
 		p.cpu != byName["control-plane-cpu"].Value || p.rawRate <= 0 {
 		t.Fatalf("scale point %+v from %+v", p, res)
+	}
+}
+
+// Away from the source, the Docker benchmarks use a samples image built
+// before, and say so; without one, the error says how to get it.
+func TestBenchImageAwayFromTheSource(t *testing.T) {
+	cli := sampletest.Docker(t)
+	img := sampletest.Image(t)
+	ctx := t.Context()
+	var progress strings.Builder
+	got, err := builtBefore(ctx, cli, img, samples.ErrNoSource, &progress)
+	if err != nil || got != img || !strings.Contains(progress.String(), "using the existing "+img) {
+		t.Fatalf("builtBefore(%s) = %q, %v; progress %q", img, got, err, progress.String())
+	}
+	_, err = builtBefore(ctx, cli, "gantry-test/no-such-image:none", samples.ErrNoSource, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "need the image gantry-test/no-such-image:none: run gantry bench (or make images) once from a checkout") ||
+		!strings.Contains(err.Error(), "cannot find the github.com/gantry-dev/gantry module") {
+		t.Fatalf("without the image: %v", err)
 	}
 }
