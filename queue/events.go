@@ -242,3 +242,25 @@ func (q *Queue) SubscribeCancels(fn func(CancelMsg)) (*nats.Subscription, error)
 		}
 	})
 }
+
+// RunEnded reports whether the last status change the server announced
+// for a run (the last message on its event subject) is an end. False when
+// there is none, or when the last message is not the server's: then it
+// cannot be told.
+func (q *Queue) RunEnded(ctx context.Context, runID string) (bool, error) {
+	stream, err := q.js.Stream(ctx, StreamEvents)
+	if err != nil {
+		return false, fmt.Errorf("stream %s: %w", StreamEvents, err)
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, EventSubject(runID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("last event of run %s: %w", runID, err)
+	}
+	var ev jobs.Event
+	if !FromServer(m.Header) || json.Unmarshal(m.Data, &ev) != nil {
+		return false, nil
+	}
+	return ev.Status.Terminal(), nil
+}

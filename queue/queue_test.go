@@ -133,6 +133,42 @@ func TestJobQueuedUntilAcknowledged(t *testing.T) {
 	}
 }
 
+// RunEnded reads the last status the server announced on a run's subject:
+// an end is an end; anything else, or a message not from the server, is not.
+func TestRunEndedByTheServersLastStatus(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	announce := func(ev *jobs.Event) {
+		t.Helper()
+		f, err := q.PublishEventAsync(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatal(err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no acknowledgement")
+		}
+	}
+	ended := func(want bool, when string) {
+		t.Helper()
+		if got, err := q.RunEnded(ctx, "r1"); err != nil || got != want {
+			t.Fatalf("%s: RunEnded = %v, %v; want %v", when, got, err, want)
+		}
+	}
+	ended(false, "no events")
+	announce(&jobs.Event{RunID: "r1", Attempt: 1, Status: jobs.StatusRunning, Source: jobs.SourceServer})
+	ended(false, "running")
+	announce(&jobs.Event{RunID: "r1", Attempt: 1, Status: jobs.StatusSucceeded, Source: jobs.SourceServer})
+	ended(true, "succeeded")
+	if err := q.PublishEvent(ctx, &jobs.Event{RunID: "r1", Attempt: 2, Seq: 1, Status: jobs.StatusStarting, Source: jobs.SourceWorker}); err != nil {
+		t.Fatal(err)
+	}
+	ended(false, "a worker's event last")
+}
+
 func TestMalformedJobIsTerminated(t *testing.T) {
 	q := newQueue(t)
 	ctx := context.Background()

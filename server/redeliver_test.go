@@ -321,3 +321,41 @@ type runtimeFunc func(context.Context, *worker.Task, worker.LogSink) (*worker.Re
 func (f runtimeFunc) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) (*worker.Result, error) {
 	return f(ctx, t, logs)
 }
+
+// TestEndedRunIsNotRunAgainWhenItsWorkerWentBeforeTheAck: w1 stores its
+// attempt's end and goes (a crash) before it acknowledges the job, so the
+// queue hands the job out again. Its claim is not done, as workers mark
+// claims done only when an ack fails; the worker that takes the job finds
+// the run ended and acknowledges the job without running it again.
+func TestEndedRunIsNotRunAgainWhenItsWorkerWentBeforeTheAck(t *testing.T) {
+	e := startLostEnv(t)
+	r := e.submit()
+	e.takeAsLostWorker(r.RunID, true)
+	zero := 0
+	if err := e.q.Report(e.ctx, &jobs.Event{RunID: r.RunID, Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded,
+		Source: jobs.SourceWorker, Worker: "w1", Time: e.now(), ExitCode: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRun(r.RunID, "SUCCEEDED", func(r *jobs.Run) bool { return r.Status == jobs.StatusSucceeded })
+	// The server announces the end asynchronously; the worker reads it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if ended, err := e.q.RunEnded(e.ctx, r.RunID); err != nil {
+			t.Fatal(err)
+		} else if ended {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server never announced the run's end")
+		}
+	}
+
+	e.startWorker("w2") // takes the job once w1's lease runs out
+	e.waitJobsDone()
+	if ran := e.ranAttempts(); len(ran) != 0 {
+		t.Fatalf("attempts run again: %v, want none", ran)
+	}
+	got := e.waitRun(r.RunID, "still ended", func(r *jobs.Run) bool { return r.Status.Terminal() })
+	if got.Status != jobs.StatusSucceeded || len(got.Attempts) != 1 || got.Attempts[0].Worker != "w1" {
+		t.Fatalf("run %s with attempts %+v", got.Status, got.Attempts)
+	}
+}

@@ -33,6 +33,15 @@ type JobQueue interface {
 	JobQueued(ctx context.Context, seq uint64) (bool, error)
 }
 
+// RunEnds is implemented by Claims that can tell whether the server
+// announced a run's end. A job whose claim is not done and which is still
+// queued was taken by a worker that is gone, but it may have gone after
+// its attempt's end was stored and before its ack (a crash in between):
+// the job of a run that ended is not run again.
+type RunEnds interface {
+	RunEnded(ctx context.Context, runID string) (bool, error)
+}
+
 // sequenced is a Lease that knows its job message's stream sequence
 // (queue.Delivery).
 type sequenced interface{ Seq() uint64 }
@@ -60,7 +69,8 @@ type claim struct {
 	Worker  string `json:"worker"`
 	// Done says the attempt ended. Workers whose claims carry Seq mark it
 	// only when the job's ack failed: otherwise the job's leaving the
-	// queue says as much (JobQueue).
+	// queue says as much (JobQueue), and a run's announced end does for a
+	// worker that went between storing the end and the ack (RunEnds).
 	Done   bool      `json:"done,omitempty"`
 	Losses int       `json:"losses,omitempty"`
 	Time   time.Time `json:"time"`
@@ -140,8 +150,13 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 		default:
 			// Someone took this job and did not mark it done. If its job
 			// left the queue, the worker acknowledged it after the end was
-			// stored: this is a late delivery. Otherwise it was lost.
+			// stored: this is a late delivery. So it is if the run ended
+			// (its worker went between storing the end and the ack).
+			// Otherwise the attempt was lost.
 			ended, err := w.jobAcked(ctx, old)
+			if err == nil && !ended {
+				ended, err = w.runEnded(ctx, runID)
+			}
 			if err != nil {
 				return taking{}, fmt.Errorf("claim run %s: %w", runID, err)
 			}
@@ -178,6 +193,20 @@ func (w *Worker) jobAcked(ctx context.Context, c *claim) (bool, error) {
 		return false, fmt.Errorf("is job %d still queued: %w", c.Seq, err)
 	}
 	return !queued, nil
+}
+
+// runEnded reports whether the server announced the run's end; false when
+// the claims cannot tell (RunEnds).
+func (w *Worker) runEnded(ctx context.Context, runID string) (bool, error) {
+	re, ok := w.cfg.claims.(RunEnds)
+	if !ok {
+		return false, nil
+	}
+	ended, err := re.RunEnded(ctx, runID)
+	if err != nil {
+		return false, fmt.Errorf("has run %s ended: %w", runID, err)
+	}
+	return ended, nil
 }
 
 // settle lets the job of an attempt whose end is stored go. A job that

@@ -12,12 +12,15 @@ import (
 )
 
 // queuedClaims is memClaims that also says which job messages are still
-// queued (JobQueue), and counts the claims written.
+// queued (JobQueue) and which runs ended (RunEnds), and counts the claims
+// written.
 type queuedClaims struct {
 	memClaims
 	qmu    sync.Mutex
 	queued map[uint64]bool
+	ended  map[string]bool
 	err    error // of JobQueued
+	endErr error // of RunEnded
 	puts   int
 }
 
@@ -40,6 +43,12 @@ func (c *queuedClaims) JobQueued(_ context.Context, seq uint64) (bool, error) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	return c.queued[seq], c.err
+}
+
+func (c *queuedClaims) RunEnded(_ context.Context, runID string) (bool, error) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.ended[runID], c.endErr
 }
 
 func (c *queuedClaims) store(t *testing.T, id string, cl claim) {
@@ -109,19 +118,25 @@ func TestRedeliveryAsksTheQueue(t *testing.T) {
 	tests := []struct {
 		name     string
 		queued   []uint64
+		runEnded bool
 		wantRun  int
 		wantLost bool
 	}{
-		{"job acknowledged by its worker", nil, 0, false},
-		{"job still queued: worker lost", []uint64{7}, 2, true},
+		{"job acknowledged by its worker", nil, false, 0, false},
+		{"job still queued: worker lost", []uint64{7}, false, 2, true},
+		{"job still queued but the run ended: its worker went after storing the end, before the ack", []uint64{7}, true, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cl := newQueuedClaims(tt.queued...)
+			cl.ended = map[string]bool{"r": tt.runEnded}
 			cl.store(t, "r", claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7})
-			evs, ran, _ := deliverOnce(t, job("r"), 7, nil, cl)
+			evs, ran, src := deliverOnce(t, job("r"), 7, nil, cl)
 			if ran != tt.wantRun {
 				t.Fatalf("ran attempt %d, want %d (events %+v)", ran, tt.wantRun, evs)
+			}
+			if n := src.nakCount(); n != 0 {
+				t.Fatalf("delivery handed back %d times, want acknowledged", n)
 			}
 			lost := len(evs) > 0 && evs[0].StopCode == jobs.StopWorkerLost && evs[0].Attempt == 1 && evs[0].Worker == "w0"
 			if lost != tt.wantLost || (!tt.wantLost && len(evs) != 0) {
@@ -142,8 +157,22 @@ func TestRedeliveryAsksTheQueue(t *testing.T) {
 // When the queue cannot say whether the other claim's job is queued, the
 // delivery is handed back rather than guessed at.
 func TestRedeliveryHandedBackWhenTheQueueDoesNotAnswer(t *testing.T) {
-	cl := newQueuedClaims()
-	cl.err = errors.New("nats: timeout")
+	t.Run("is the job queued", func(t *testing.T) {
+		cl := newQueuedClaims()
+		cl.err = errors.New("nats: timeout")
+		handedBack(t, cl)
+	})
+	t.Run("has the run ended", func(t *testing.T) {
+		cl := newQueuedClaims(7)
+		cl.endErr = errors.New("nats: timeout")
+		handedBack(t, cl)
+	})
+}
+
+// handedBack checks that a delivery of run r's job, whose claim (attempt 1
+// by w0, job sequence 7) cl cannot decide, is handed back unrun.
+func handedBack(t *testing.T, cl *queuedClaims) {
+	t.Helper()
 	cl.store(t, "r", claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7})
 	rt := fakeRuntime(func(context.Context, *Task) (*Result, error) {
 		t.Error("ran a job whose claim could not be decided")

@@ -77,6 +77,12 @@ func (c Claims) JobQueued(ctx context.Context, seq uint64) (bool, error) {
 	return c.Q.JobQueued(ctx, seq)
 }
 
+// RunEnded reports whether the server announced the run's end
+// (worker.RunEnds).
+func (c Claims) RunEnded(ctx context.Context, runID string) (bool, error) {
+	return c.Q.RunEnded(ctx, runID)
+}
+
 // PutClaim stores a claim if it is still at revision rev.
 func (c Claims) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) (uint64, error) {
 	newRev, err := c.Q.PutClaim(ctx, runID, data, rev)
