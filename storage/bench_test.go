@@ -17,7 +17,8 @@ func BenchmarkApplyEvents(b *testing.B) {
 	const batchSize = 500
 	for _, nRuns := range []int{500, 50} {
 		b.Run(fmt.Sprintf("runs=%d", nRuns), func(b *testing.B) {
-			ctx := context.Background()
+			ctx, cancel := context.WithCancel(context.Background()) // as the server's are: they can end
+			defer cancel()
 			db, _ := openDB(b)
 			runs := make([]*jobs.Run, nRuns)
 			for i := range runs {
@@ -58,7 +59,8 @@ func BenchmarkApplyEvents(b *testing.B) {
 // loaded server does: the cost per call, not per event, dominates.
 func BenchmarkApplyEventsSmall(b *testing.B) {
 	const batchSize = 4
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background()) // as the server's are: they can end
+	defer cancel()
 	db, _ := openDB(b)
 	runs := make([]*jobs.Run, batchSize)
 	for i := range runs {
@@ -86,7 +88,8 @@ func BenchmarkApplyEventsSmall(b *testing.B) {
 // BenchmarkCreateRun creates runs from concurrent callers, whose inserts
 // the committer groups into shared transactions.
 func BenchmarkCreateRun(b *testing.B) {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background()) // as the server's are: they can end
+	defer cancel()
 	db, _ := openDB(b)
 	var next atomic.Int64
 	b.SetParallelism(16)
@@ -104,7 +107,8 @@ func BenchmarkCreateRun(b *testing.B) {
 // BenchmarkMarkPublished marks runs published from concurrent callers.
 func BenchmarkMarkPublished(b *testing.B) {
 	const nRuns = 1000
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background()) // as the server's are: they can end
+	defer cancel()
 	db, _ := openDB(b)
 	for i := range nRuns {
 		mustCreate(b, db, newRun(i))
@@ -125,7 +129,8 @@ func BenchmarkMarkPublished(b *testing.B) {
 
 // BenchmarkUpdateRun reads, changes and writes back one run per call.
 func BenchmarkUpdateRun(b *testing.B) {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background()) // as the server's are: they can end
+	defer cancel()
 	db, _ := openDB(b)
 	r := newRun(1)
 	mustCreate(b, db, r)

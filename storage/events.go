@@ -83,7 +83,10 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]*jobs.Run, e
 	if len(order) == 0 {
 		return nil, nil
 	}
-
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("apply events: %w", err)
+	}
+	ctx = uninterrupted(ctx)
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("apply events: %w", err)

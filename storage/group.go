@@ -186,3 +186,10 @@ func (db *DB) runBatch(batch []*groupOp, results []error, savepoints bool) error
 	}
 	return tx.Commit()
 }
+
+// uninterrupted is the context of a hot write's statements: ctx without its
+// cancellation. With a context that can end, the SQLite driver starts a
+// goroutine for every statement to interrupt it, and database/sql one for
+// every transaction and row; a write of a few rows ends within
+// milliseconds, is atomic, and its caller checked ctx before it began.
+func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

@@ -39,6 +39,7 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 	var old *jobs.Run
 	worker, deadline := sweepColumns(r)
 	err = db.inGroup(ctx, func(tx *sql.Tx) error {
+		ctx := uninterrupted(ctx)
 		old = nil // the committer may run this twice
 		// One writer: checking then inserting inside the transaction cannot race.
 		if r.IdempotencyKey != "" {
@@ -176,6 +177,7 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 func (db *DB) MarkPublished(ctx context.Context, id string, attempt int) error {
 	var n int64
 	err := db.inGroup(ctx, func(tx *sql.Tx) error {
+		ctx := uninterrupted(ctx)
 		res, err := tx.StmtContext(ctx, db.stmts.markPublished).ExecContext(ctx, attempt, id)
 		if err != nil {
 			return err
