@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/gantry-dev/gantry/worker"
 	"github.com/gantry-dev/gantry/workerq"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // lostEnv is a server over an embedded NATS server with a short ack wait,
@@ -356,6 +357,67 @@ func TestEndedRunIsNotRunAgainWhenItsWorkerWentBeforeTheAck(t *testing.T) {
 	}
 	got := e.waitRun(r.RunID, "still ended", func(r *jobs.Run) bool { return r.Status.Terminal() })
 	if got.Status != jobs.StatusSucceeded || len(got.Attempts) != 1 || got.Attempts[0].Worker != "w1" {
+		t.Fatalf("run %s with attempts %+v", got.Status, got.Attempts)
+	}
+}
+
+// TestDuplicateJobIsNotRunBesideTheLiveAttempt: the same job is published
+// again after the queue's duplicate window (a server restarted late
+// republishes what it had not marked published) while w1 runs it. The
+// worker that takes the second message finds the claimed one still queued
+// and acknowledges its own without running it; attempt 1 stays w1's.
+func TestDuplicateJobIsNotRunBesideTheLiveAttempt(t *testing.T) {
+	e := startLostEnv(t)
+	r := e.submit()
+	d, _ := e.takeAsLostWorker(r.RunID, true)
+	alive := make(chan struct{})
+	defer close(alive)
+	go func() { // w1 keeps its lease, as a live worker does
+		tick := time.NewTicker(testAckWait / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-alive:
+				return
+			case <-tick.C:
+				_ = d.InProgress()
+			}
+		}
+	}()
+	data, err := json.Marshal(jobs.Job{RunID: r.RunID, Attempt: 1, Cluster: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.q.JetStream().Publish(e.ctx, queue.JobSubject("default", ""), data,
+		jetstream.WithMsgID(r.RunID+"/1/again")); err != nil {
+		t.Fatal(err)
+	}
+
+	e.startWorker("w2")
+	st, err := e.q.JetStream().Stream(e.ctx, queue.StreamJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		info, err := st.Info(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 1 { // the duplicate acknowledged, w1's left
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d job messages queued, want w1's alone", info.State.Msgs)
+		}
+	}
+	if ran := e.ranAttempts(); len(ran) != 0 {
+		t.Fatalf("attempts run beside w1's: %v, want none", ran)
+	}
+	got, err := e.db.GetRun(e.ctx, r.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != jobs.StatusRunning || len(got.Attempts) != 1 || got.Attempts[0].Worker != "w1" {
 		t.Fatalf("run %s with attempts %+v", got.Status, got.Attempts)
 	}
 }

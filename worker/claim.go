@@ -150,10 +150,14 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 		default:
 			// Someone took this job and did not mark it done. If its job
 			// left the queue, the worker acknowledged it after the end was
-			// stored: this is a late delivery. So it is if the run ended
-			// (its worker went between storing the end and the ack).
-			// Otherwise the attempt was lost.
-			ended, err := w.jobAcked(ctx, old)
+			// stored: this is a late delivery. If it is still queued and
+			// this is another message (the same job published again after
+			// the queue's duplicate window), that one comes back should its
+			// worker be gone: this one is a duplicate. If the run ended, its
+			// worker went between storing the end and the ack. Otherwise
+			// the attempt was lost.
+			queued, known, err := w.jobQueued(ctx, old)
+			ended := known && (!queued || (seq != 0 && seq != old.Seq))
 			if err == nil && !ended {
 				ended, err = w.runEnded(ctx, runID)
 			}
@@ -180,19 +184,19 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 	return taking{}, fmt.Errorf("claim run %s: too many concurrent changes", runID)
 }
 
-// jobAcked reports whether the job message of claim c left the queue,
-// which a worker's ack after the attempt's end does; false when that
-// cannot be told (no sequence, or claims that cannot ask the queue).
-func (w *Worker) jobAcked(ctx context.Context, c *claim) (bool, error) {
+// jobQueued reports whether the job message of claim c is still queued (a
+// worker's ack after the attempt's end takes it out); known is false when
+// that cannot be told (no sequence, or claims that cannot ask the queue).
+func (w *Worker) jobQueued(ctx context.Context, c *claim) (queued, known bool, err error) {
 	jq, ok := w.cfg.claims.(JobQueue)
 	if !ok || c.Seq == 0 {
-		return false, nil
+		return false, false, nil
 	}
-	queued, err := jq.JobQueued(ctx, c.Seq)
+	queued, err = jq.JobQueued(ctx, c.Seq)
 	if err != nil {
-		return false, fmt.Errorf("is job %d still queued: %w", c.Seq, err)
+		return false, false, fmt.Errorf("is job %d still queued: %w", c.Seq, err)
 	}
-	return !queued, nil
+	return queued, true, nil
 }
 
 // runEnded reports whether the server announced the run's end; false when
@@ -212,7 +216,7 @@ func (w *Worker) runEnded(ctx context.Context, runID string) (bool, error) {
 // settle lets the job of an attempt whose end is stored go. A job that
 // left the queue says its attempt ended, so the claim is marked done only
 // when that cannot be told: the ack failed (a redelivery may come), or
-// nobody could ask the queue (jobAcked).
+// nobody could ask the queue (jobQueued).
 func (w *Worker) settle(life context.Context, log zerolog.Logger, lease Lease, runID string, t taking, losses int) {
 	_, askable := w.cfg.claims.(JobQueue)
 	if !askable || t.seq == 0 {

@@ -119,19 +119,22 @@ func TestRedeliveryAsksTheQueue(t *testing.T) {
 		name     string
 		queued   []uint64
 		runEnded bool
+		seq      uint64 // of the delivery; the claim names 7
 		wantRun  int
 		wantLost bool
 	}{
-		{"job acknowledged by its worker", nil, false, 0, false},
-		{"job still queued: worker lost", []uint64{7}, false, 2, true},
-		{"job still queued but the run ended: its worker went after storing the end, before the ack", []uint64{7}, true, 0, false},
+		{"job acknowledged by its worker", nil, false, 7, 0, false},
+		{"job still queued: worker lost", []uint64{7}, false, 7, 2, true},
+		{"job still queued but the run ended: its worker went after storing the end, before the ack", []uint64{7}, true, 7, 0, false},
+		{"another message of the job while the claimed one is queued: a duplicate", []uint64{7, 9}, false, 9, 0, false},
+		{"another message of the job once the claimed one is acknowledged", []uint64{9}, false, 9, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cl := newQueuedClaims(tt.queued...)
 			cl.ended = map[string]bool{"r": tt.runEnded}
 			cl.store(t, "r", claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7})
-			evs, ran, src := deliverOnce(t, job("r"), 7, nil, cl)
+			evs, ran, src := deliverOnce(t, job("r"), tt.seq, nil, cl)
 			if ran != tt.wantRun {
 				t.Fatalf("ran attempt %d, want %d (events %+v)", ran, tt.wantRun, evs)
 			}
