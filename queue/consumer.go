@@ -78,9 +78,9 @@ func (d *Delivery) Seq() uint64 { return d.seq }
 // acknowledges it, which a worker does once the attempt's end is stored:
 // a job that is gone will not be handed out again.
 func (q *Queue) JobQueued(ctx context.Context, seq uint64) (bool, error) {
-	stream, err := q.js.Stream(ctx, StreamJobs)
+	stream, err := q.stream(ctx, StreamJobs)
 	if err != nil {
-		return false, fmt.Errorf("stream %s: %w", StreamJobs, err)
+		return false, err
 	}
 	if _, err := stream.GetMsg(ctx, seq); errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false, nil
@@ -88,6 +88,30 @@ func (q *Queue) JobQueued(ctx context.Context, seq uint64) (bool, error) {
 		return false, fmt.Errorf("job message %d: %w", seq, err)
 	}
 	return true, nil
+}
+
+// stream returns the handle of one of gantry's streams, looked up once: a
+// lookup is a JetStream API request, and reading a message by sequence or
+// subject needs only the stream's name (gantry's streams allow no direct
+// get), which a deleted and recreated stream keeps.
+func (q *Queue) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	q.mu.Lock()
+	st := q.streams[name]
+	q.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	st, err := q.js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	q.mu.Lock()
+	if q.streams == nil {
+		q.streams = map[string]jetstream.Stream{}
+	}
+	q.streams[name] = st
+	q.mu.Unlock()
+	return st, nil
 }
 
 // ErrBadJob is returned by Next for a message that is not a job; the

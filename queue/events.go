@@ -248,9 +248,9 @@ func (q *Queue) SubscribeCancels(fn func(CancelMsg)) (*nats.Subscription, error)
 // there is none, or when the last message is not the server's: then it
 // cannot be told.
 func (q *Queue) RunEnded(ctx context.Context, runID string) (bool, error) {
-	stream, err := q.js.Stream(ctx, StreamEvents)
+	stream, err := q.stream(ctx, StreamEvents)
 	if err != nil {
-		return false, fmt.Errorf("stream %s: %w", StreamEvents, err)
+		return false, err
 	}
 	m, err := stream.GetLastMsgForSubject(ctx, EventSubject(runID))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {

@@ -22,6 +22,7 @@ type Queue struct {
 	mu      sync.Mutex
 	kv      jetstream.KeyValue            // the cancel bucket, once looked up
 	buckets map[string]jetstream.KeyValue // the fleet's buckets, once looked up
+	streams map[string]jetstream.Stream   // streams read by message (stream)
 
 	reports reporter // reports.go
 }

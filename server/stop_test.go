@@ -42,15 +42,8 @@ func TestStopRecordsItInTheClaim(t *testing.T) {
 		}
 	}
 
-	data, _, err := q.Claim(ctx, "queued")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		Attempt  int    `json:"attempt"`
-		Canceled string `json:"canceled"`
-	}
-	if json.Unmarshal(data, &c); c.Canceled != "not wanted" || c.Attempt != 0 {
+	data, c := storedStop(t, q, "queued")
+	if c.Canceled != "not wanted" || c.Attempt != 0 {
 		t.Fatalf("claim of the queued run %s, want the stop in it", data)
 	}
 	// A worker taking the job now would only report it canceled.
@@ -86,15 +79,25 @@ func TestStopDuringRetryRecordsItInTheClaim(t *testing.T) {
 	if _, err := s.Stop(ctx, "retrying", "not wanted"); err != nil {
 		t.Fatal(err)
 	}
-	data, _, err := q.Claim(ctx, "retrying")
+	if data, c := storedStop(t, q, "retrying"); c.Canceled != "not wanted" || c.Attempt != 1 {
+		t.Fatalf("claim of the retrying run %s, want the stop in it", data)
+	}
+}
+
+// storedClaim is what the stop tests read of a claim.
+type storedClaim struct {
+	Attempt  int    `json:"attempt"`
+	Canceled string `json:"canceled"`
+}
+
+// storedStop reads run id's claim.
+func storedStop(t *testing.T, q *queue.Queue, id string) ([]byte, storedClaim) {
+	t.Helper()
+	data, _, err := q.Claim(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c struct {
-		Attempt  int    `json:"attempt"`
-		Canceled string `json:"canceled"`
-	}
-	if json.Unmarshal(data, &c); c.Canceled != "not wanted" || c.Attempt != 1 {
-		t.Fatalf("claim of the retrying run %s, want the stop in it", data)
-	}
+	var c storedClaim
+	json.Unmarshal(data, &c)
+	return data, c
 }

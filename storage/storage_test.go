@@ -621,3 +621,31 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// The hot writes run their statements without the caller's cancellation,
+// so they look at it before they begin: a caller that gave up stores
+// nothing.
+func TestHotWritesRefuseAnEndedContext(t *testing.T) {
+	db, _ := openDB(t)
+	a := newRun(1)
+	if _, _, err := db.CreateRun(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := db.ApplyEvents(ended, []jobs.Event{ev(a, 1, 1, jobs.StatusStarting)}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ApplyEvents: %v, want context.Canceled", err)
+	}
+	if _, _, err := db.CreateRun(ended, newRun(2)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("CreateRun: %v, want context.Canceled", err)
+	}
+	if err := db.MarkPublished(ended, a.RunID, 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("MarkPublished: %v, want context.Canceled", err)
+	}
+	if r := mustGet(t, db, a.RunID); r.Status != jobs.StatusQueued {
+		t.Fatalf("run %s after a cancelled apply, want QUEUED", r.Status)
+	}
+	if _, err := db.GetRun(context.Background(), newRun(2).RunID); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("run 2 after a cancelled create: %v, want not found", err)
+	}
+}
