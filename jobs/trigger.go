@@ -16,6 +16,8 @@ import (
 //
 // Each upstream run starts at most one run of each pipeline it triggers:
 // the triggered run's idempotency key is TriggerKey(pipeline, upstream run).
+// The triggered run takes the upstream run's value of every parameter both
+// pipelines declare.
 type Trigger struct {
 	Pipeline string `json:"pipeline"`
 	// On is the end of the upstream run that starts this pipeline:

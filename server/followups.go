@@ -174,10 +174,17 @@ func (s *Server) fireTriggers(ctx context.Context, up *jobs.PipelineRun) error {
 }
 
 // startTriggered starts the run of pipeline that up triggers, or returns
-// the one it started before.
+// the one it started before. The parameters both pipelines declare take
+// the upstream run's values (a report triggered by the sales of day X
+// reports on day X); the others keep the pipeline's defaults.
 func (s *Server) startTriggered(ctx context.Context, pipeline string, up *jobs.PipelineRun) (*jobs.PipelineRun, error) {
 	return s.startPipelineRun(ctx, pipeline, nil, "pipeline", nil, func(pr *jobs.PipelineRun) {
 		pr.IdempotencyKey, pr.TriggeredBy = jobs.TriggerKey(pipeline, up.PipelineRunID), up.PipelineRunID
+		for k := range pr.Parameters {
+			if v, ok := up.Parameters[k]; ok {
+				pr.Parameters[k] = v
+			}
+		}
 	})
 }
 

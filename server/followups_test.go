@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +169,39 @@ func TestBackfillMaxParallelAndCrossPipelineTriggers(t *testing.T) {
 	e.waitAll()
 	if n := len(e.pipelineRuns("report")); n != 3 {
 		t.Fatalf("%d report runs after a restart, want 3", n)
+	}
+}
+
+// TestTriggeredRunTakesTheUpstreamsSharedParameters: a triggered run gets
+// the upstream run's value of every parameter both pipelines declare, and
+// its own defaults for the rest; its stages see them substituted.
+func TestTriggeredRunTakesTheUpstreamsSharedParameters(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: sales\nparameters: {day: '2026-01-01', region: eu}\nstages: [{name: only, taskDefinition: hello}]\n")
+	e.apply("name: report\nparameters: {day: none, format: pdf}\ntriggers: [{pipeline: sales}]\n" +
+		"stages: [{name: only, taskDefinition: hello, overrides: {containerOverrides: [{name: main, environment: [{name: DAY, value: '${day}'}]}]}}]\n")
+	var up jobs.PipelineRun
+	e.ok("gantry.api.pipelines.run", `{"name":"sales","parameters":{"day":"2026-11-24","region":"us"}}`, &up)
+	e.finish(up.Stages[0].Runs[0].RunID)
+	reports := e.waitRuns("report", func(runs []jobs.PipelineRun) bool {
+		return len(runs) == 1 && len(runs[0].Stages[0].Runs) == 1
+	})
+	got := reports[0].Parameters
+	if len(got) != 2 || got["day"] != "2026-11-24" || got["format"] != "pdf" {
+		t.Errorf("triggered run's parameters %v, want day from the upstream run and format's default", got)
+	}
+	var r jobs.Run
+	e.ok("gantry.api.runs.get", fmt.Sprintf(`{"runId":%q}`, reports[0].Stages[0].Runs[0].RunID), &r)
+	var env []jobs.KeyValue
+	if r.Spec.Overrides == nil {
+		t.Fatalf("the report stage's run has no overrides: %+v", r.Spec)
+	}
+	for _, co := range r.Spec.Overrides.ContainerOverrides {
+		env = append(env, co.Environment...)
+	}
+	if !slices.Contains(env, jobs.KeyValue{Name: "DAY", Value: "2026-11-24"}) {
+		t.Errorf("the report stage's environment %v has no DAY=2026-11-24", env)
 	}
 }
 
