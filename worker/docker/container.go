@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 
@@ -127,6 +128,9 @@ func (r *Runtime) createContainer(ctx context.Context, tr *taskRun, c *ctr) erro
 		return fmt.Errorf("container %s: %w", d.Name, err)
 	}
 	resp, err := r.cli.ContainerCreate(ctx, cfg, hc, tr.endpoints(d.Name), nil, c.name)
+	if err != nil && cerrdefs.IsNotFound(err) && r.images.forget(d.Image) {
+		return fmt.Errorf("create container %s: %w: %w", d.Name, errImageGone, err)
+	}
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", d.Name, err)
 	}

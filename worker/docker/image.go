@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
@@ -16,13 +17,18 @@ import (
 	"github.com/gantry-dev/gantry/worker"
 )
 
+// pullPolicy is the task's pull policy, missing by default.
+func pullPolicy(t *worker.Task) worker.PullPolicy {
+	if t.PullPolicy == "" {
+		return worker.PullMissing
+	}
+	return t.PullPolicy
+}
+
 // ensureImages makes every image of the task present as policy says, each
 // image once, before anything is created.
 func (r *Runtime) ensureImages(ctx context.Context, t *worker.Task) error {
-	policy := t.PullPolicy
-	if policy == "" {
-		policy = worker.PullMissing
-	}
+	policy := pullPolicy(t)
 	done := map[string]bool{}
 	for _, c := range t.Def.ContainerDefinitions {
 		if done[c.Image] {
@@ -41,9 +47,13 @@ func (r *Runtime) ensureImages(ctx context.Context, t *worker.Task) error {
 func (r *Runtime) ensureImage(ctx context.Context, ref string, policy worker.PullPolicy, progress func(jobs.PullProgress)) error {
 	switch policy {
 	case worker.PullMissing, worker.PullNever:
+		if r.images.has(ref) {
+			return nil
+		}
 		_, err := r.cli.ImageInspect(ctx, ref)
 		switch {
 		case err == nil:
+			r.images.add(ref)
 			return nil
 		case !cerrdefs.IsNotFound(err):
 			return fmt.Errorf("inspect image %q: %w", ref, err)
@@ -54,7 +64,54 @@ func (r *Runtime) ensureImage(ctx context.Context, ref string, policy worker.Pul
 	default:
 		return fmt.Errorf("pull policy %q: want missing, always or never", policy)
 	}
-	return r.pull(ctx, ref, progress)
+	if err := r.pull(ctx, ref, progress); err != nil {
+		return err
+	}
+	r.images.add(ref)
+	return nil
+}
+
+// errImageGone says a container could not be created because its image,
+// which the runtime had found before and so did not inspect, is gone
+// (docker rmi since). Run makes it present again and creates once more.
+var errImageGone = errors.New("image removed since it was last used")
+
+// presentImages are the images a runtime found or pulled. A task whose
+// images are all here skips their inspects, a daemon round trip each
+// (1–10 ms here) in every stage hop and every run. An image removed since
+// is found out at create, as docker run finds a missing one (errImageGone).
+type presentImages struct {
+	mu   sync.Mutex
+	refs map[string]struct{}
+}
+
+// maxPresentImages bounds what a long-lived worker remembers; when full it
+// starts afresh, and the next task of each image inspects it again.
+const maxPresentImages = 1024
+
+func (p *presentImages) has(ref string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.refs[ref]
+	return ok
+}
+
+func (p *presentImages) add(ref string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refs == nil || len(p.refs) >= maxPresentImages {
+		p.refs = make(map[string]struct{})
+	}
+	p.refs[ref] = struct{}{}
+}
+
+// forget drops ref and reports whether it was there.
+func (p *presentImages) forget(ref string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.refs[ref]
+	delete(p.refs, ref)
+	return ok
 }
 
 // pull pulls ref and reads the progress stream to its end: the daemon

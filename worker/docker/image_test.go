@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -60,5 +61,52 @@ func TestPullHonoursContext(t *testing.T) {
 	err := r.ensureImage(ctx, "x:v9", worker.PullAlways, nil)
 	if err == nil || !strings.Contains(err.Error(), "pull took too long") || errors.Is(err, worker.ErrImageNotFound) {
 		t.Fatalf("got %v, want the context's cause", err)
+	}
+}
+
+// presentImage is a Client that has every image and counts its inspects.
+type presentImage struct {
+	Client
+	inspects *int
+}
+
+func (c presentImage) ImageInspect(ctx context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+	*c.inspects++
+	return image.InspectResponse{}, nil
+}
+
+func TestImageFoundOnceIsNotInspectedAgain(t *testing.T) {
+	var inspects int
+	r := New(presentImage{inspects: &inspects})
+	for _, policy := range []worker.PullPolicy{worker.PullMissing, worker.PullNever, worker.PullMissing} {
+		if err := r.ensureImage(t.Context(), "x:v1", policy, nil); err != nil {
+			t.Fatalf("policy %s: %v", policy, err)
+		}
+	}
+	if err := r.ensureImage(t.Context(), "y:v1", worker.PullMissing, nil); err != nil {
+		t.Fatal(err)
+	}
+	if inspects != 2 {
+		t.Errorf("inspected %d times, want once for each of two images", inspects)
+	}
+	// Once create has found the image gone, the next task inspects it again.
+	if !r.images.forget("x:v1") {
+		t.Fatal("x:v1 was not remembered")
+	}
+	if err := r.ensureImage(t.Context(), "x:v1", worker.PullMissing, nil); err != nil || inspects != 3 {
+		t.Errorf("after forget: %v, %d inspects; want a third inspect", err, inspects)
+	}
+}
+
+func TestPresentImagesAreBounded(t *testing.T) {
+	var p presentImages
+	for i := range maxPresentImages + 10 {
+		p.add(fmt.Sprintf("img:%d", i))
+	}
+	if n := len(p.refs); n > maxPresentImages {
+		t.Errorf("remembers %d images, want at most %d", n, maxPresentImages)
+	}
+	if !p.has(fmt.Sprintf("img:%d", maxPresentImages+9)) {
+		t.Error("the newest image is forgotten")
 	}
 }

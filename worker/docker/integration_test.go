@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
@@ -425,5 +427,52 @@ func TestRunSetupFails(t *testing.T) {
 				t.Fatalf("got %+v, %v; want an error saying %q", res, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestRunImageRemovedSinceItsLastUse: the runtime remembers images it found
+// and skips their inspect, so an image removed between two tasks is found
+// out at create. The second task then fails as one whose image was never
+// there, and once the image is back a third runs.
+func TestRunImageRemovedSinceItsLastUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testCtx(t, time.Minute)
+	var b [4]byte
+	rand.Read(b[:])
+	ref := "gantry-test/removed:" + hex.EncodeToString(b[:])
+	tag := func() {
+		t.Helper()
+		if err := e.cli.ImageTag(ctx, e.image, ref); err != nil {
+			t.Fatalf("tag %s: %v", ref, err)
+		}
+	}
+	untag := func() {
+		t.Helper()
+		if _, err := e.cli.ImageRemove(context.Background(), ref, image.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Fatalf("untag %s: %v", ref, err)
+		}
+	}
+	tag()
+	t.Cleanup(untag)
+	run := func() (*worker.Result, error) {
+		task := e.task(t, jobs.ContainerDefinition{Name: "main", Image: ref, Command: []string{"true"}})
+		return e.rt.Run(ctx, task, &recordSink{})
+	}
+	if res, err := run(); err != nil || exitCode(t, res.Containers[0]) != 0 {
+		t.Fatalf("first run: %v, %v", res, err)
+	}
+	if !e.rt.images.has(ref) {
+		t.Fatalf("%s is not remembered after a run", ref)
+	}
+	untag()
+	_, err := run()
+	want := fmt.Sprintf("image %q is not present on this worker and the pull policy is never", ref)
+	if !errors.Is(err, worker.ErrImageNotFound) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("after the image was removed: got %v, want ErrImageNotFound saying %q", err, want)
+	}
+	tag()
+	if res, err := run(); err != nil || exitCode(t, res.Containers[0]) != 0 {
+		t.Fatalf("after the image came back: %v, %v", res, err)
 	}
 }

@@ -34,7 +34,8 @@ type Runtime struct {
 	stopTimeoutDefault time.Duration
 	labels             map[string]string
 	exits              exitWatch
-	ecs                ecsConfig // ecs_options.go
+	images             presentImages // image.go
+	ecs                ecsConfig     // ecs_options.go
 }
 
 var _ worker.Runtime = (*Runtime)(nil)
@@ -65,7 +66,9 @@ type taskRun struct {
 }
 
 // Run runs one attempt of a task as worker.Runtime describes: images first
-// (ctx bounds pulls), then network, volumes and containers, created with a
+// (ctx bounds pulls; an image this runtime found before is not inspected
+// again, and if it went since, create says so and it is made present then),
+// then network, volumes and containers, created with a
 // context of its own so that a cancel cannot leave half of them unrecorded;
 // containers start in definition order and the task ends when an essential
 // container exits or ctx is done. Everything created is removed before Run
@@ -108,7 +111,13 @@ func (r *Runtime) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) 
 	for _, d := range t.Def.ContainerDefinitions {
 		c := &ctr{def: d, name: tr.prefix + "-" + d.Name, logsDone: make(chan struct{})}
 		tr.containers = append(tr.containers, c)
-		if err := r.createContainer(setupCtx, tr, c); err != nil {
+		err := r.createContainer(setupCtx, tr, c)
+		if errors.Is(err, errImageGone) {
+			if err = r.ensureImage(ctx, d.Image, pullPolicy(t), t.Pulling); err == nil {
+				err = r.createContainer(setupCtx, tr, c)
+			}
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
