@@ -649,3 +649,35 @@ func TestHotWritesRefuseAnEndedContext(t *testing.T) {
 		t.Fatalf("run 2 after a cancelled create: %v, want not found", err)
 	}
 }
+
+// TestRunsHaveNoCreatedAtIndex: migration 0006 drops the index nothing
+// read, in new databases and in those made before it.
+func TestRunsHaveNoCreatedAtIndex(t *testing.T) {
+	db, path := openDB(t)
+	hasIndex := func(db *DB) bool {
+		t.Helper()
+		var n int
+		if err := db.r.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'runs_created_at'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	if hasIndex(db) {
+		t.Fatal("a new database has runs_created_at")
+	}
+	// A database from before 0006: the index back, the migration unrecorded.
+	if _, err := db.w.Exec(`CREATE INDEX runs_created_at ON runs (created_at); DELETE FROM schema_migrations WHERE version = 6`); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, db, newRun(1))
+	db.Close()
+	db2, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if hasIndex(db2) {
+		t.Error("runs_created_at is still there after the migration")
+	}
+	mustGet(t, db2, newRun(1).RunID)
+}
