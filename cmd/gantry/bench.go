@@ -99,7 +99,10 @@ figure / the baseline's). Machines are noisy: compare ratios, not figures.
                  for the next; the daemon's own create time is shown beside it
   cron           the schedule engine with thousands of schedules due each second
                  (in-memory store, recording firer): lateness, missed, doubled
-  memory         resident memory of a server over many recorded runs, and of a
+  memory         resident memory of a server over many recorded runs (memory-server:
+                 runs older than a week, so its embedded NATS holds nothing of
+                 them; memory-server-week: the same runs ended within the week,
+                 their status events and claims still in NATS), and of a
                  worker idle and with eight running tasks
 
 Docker benchmarks build the local image gantry/samples first, which needs Go

@@ -20,6 +20,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/gantry-dev/gantry/scheduler"
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/gantry-dev/gantry/worker/docker"
@@ -340,11 +342,118 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		return nil, err
 	}
 	exec.CommandContext(ctx, self, append([]string{"stop", "--nats", url}, ids...)...).Run()
+	wk.Process.Signal(os.Interrupt)
+	wk.Wait()
+	server.Process.Signal(os.Interrupt)
+	server.Wait()
+
+	// The same runs as if they had all ended within the last week: the
+	// embedded NATS server still holds each one's status events and claim
+	// (kept 7 days), and indexes every run's subjects in memory.
+	if err := fillRetained(ctx, filepath.Join(dir, "jetstream"), runs, o); err != nil {
+		return nil, err
+	}
+	retained := exec.CommandContext(ctx, self, "server", "--embedded-nats", "--nats-port", strconv.Itoa(port), "--data", dir, "--log-level", "warn")
+	if err := retained.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { retained.Process.Signal(os.Interrupt); retained.Wait() }()
+	if err := waitAnswer(ctx, self, env); err != nil {
+		return nil, err
+	}
+	for range 20 {
+		exec.CommandContext(ctx, self, "ps", "--all", "--nats", url).Run()
+		exec.CommandContext(ctx, self, "ps", "--status", "FAILED", "--nats", url).Run()
+	}
+	retainedRSS, err := rssMiB(retained.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
 	return []benchResult{
 		{Name: "memory-server", Value: serverRSS, Unit: "MiB", N: runs, Target: "≤ 300 MB with 1M runs"},
+		{Name: "memory-server-week", Value: retainedRSS, Unit: "MiB", N: runs, Target: "≤ 300 MB with 1M runs"},
 		{Name: "memory-worker-idle", Value: idle, Unit: "MiB", Target: "≤ 40 MB"},
 		{Name: "memory-worker-8-tasks", Value: busy, Unit: "MiB", N: 8},
 	}, nil
+}
+
+// fillRetained leaves in the JetStream store under storeDir what n runs
+// that ended within the week leave there, as fillStore recorded them: each
+// run's QUEUED and final status on its event subject and its worker's
+// claim. The store must not be in use.
+func fillRetained(ctx context.Context, storeDir string, n int, o *benchOpts) error {
+	ns, err := embedded.Start(embedded.Options{StoreDir: storeDir})
+	if err != nil {
+		return err
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nc, err := queue.Dial(ctx, queue.ConnOptions{URL: ns.ClientURL(), Name: "bench-memory-fill", InProcess: ns})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	q, err := queue.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := q.EnsureStreams(ctx); err != nil {
+		return err
+	}
+	base := time.Now().Add(-time.Duration(n) * time.Second)
+	ids := make(chan int, 1024)
+	errc := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case errc <- err:
+		default:
+		}
+	}
+	var wg sync.WaitGroup
+	for range 128 {
+		wg.Go(func() {
+			for i := range ids {
+				id, t := fmt.Sprintf("01bench%019d", i), base.Add(time.Duration(i)*time.Second)
+				code := i % 7
+				end := jobs.StatusSucceeded
+				if code != 0 {
+					end = jobs.StatusFailed
+				}
+				for _, ev := range []*jobs.Event{
+					{RunID: id, Attempt: 1, Status: jobs.StatusQueued, Source: jobs.SourceServer, Time: t},
+					{RunID: id, Attempt: 1, Status: end, Source: jobs.SourceServer, Worker: "w1", Time: t, ExitCode: &code},
+				} {
+					if _, err := q.PublishEventAsync(ev); err != nil {
+						fail(err)
+						return
+					}
+				}
+				claim := fmt.Appendf(nil, `{"attempt":1,"worker":"w1","time":%q,"job":1,"seq":%d}`, t.UTC().Format(time.RFC3339Nano), i+1)
+				if _, err := q.PutClaim(ctx, id, claim, 0); err != nil {
+					fail(err)
+					return
+				}
+			}
+		})
+	}
+	for i := range n {
+		if i%100_000 == 0 && i > 0 {
+			fmt.Fprintf(o.progress, "bench: memory: %d/%d runs' events and claims stored\n", i, n)
+		}
+		ids <- i
+	}
+	close(ids)
+	wg.Wait()
+	select {
+	case <-q.JetStream().PublishAsyncComplete():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("store the runs' events and claims: %w", err)
+	default:
+		return nil
+	}
 }
 
 // fillStore records n finished runs straight into a new store.
