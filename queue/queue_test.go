@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue/embedded"
 )
@@ -78,6 +80,24 @@ func TestJobsForAWorkerComeFirst(t *testing.T) {
 	}
 	q.PublishJob(ctx, &jobs.Job{RunID: "any", Attempt: 1, Cluster: "etl"})
 	q.PublishJob(ctx, &jobs.Job{RunID: "mine", Attempt: 1, Cluster: "etl", Worker: "w1"})
+	// The stream tells its consumers of a new message after it has
+	// acknowledged the publish: until then a no-wait fetch of the worker's
+	// own consumer finds nothing, and the cluster's job comes first. Own
+	// jobs come first once both consumers know of theirs.
+	for _, c := range []jetstream.Consumer{cons.own, cons.cluster} {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			info, err := c.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.NumPending == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("consumer %s has %d jobs pending, want 1", info.Name, info.NumPending)
+			}
+		}
+	}
 	for _, want := range []string{"mine", "any"} {
 		d, err := cons.Next(ctx)
 		if err != nil || d.Job().RunID != want {
