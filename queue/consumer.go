@@ -118,6 +118,14 @@ func (q *Queue) stream(ctx context.Context, name string) (jetstream.Stream, erro
 // message has been terminated so that it is not delivered again.
 var ErrBadJob = errors.New("queue: malformed job")
 
+// ownEvery is how long a worker with nothing to do waits on its cluster's
+// queue before it looks at its own again. It waits on one queue at a time
+// (a pull request cannot be taken back without risking the message it may
+// be answered with), so a job aimed at an idle worker waits up to this
+// long; a cluster's job arrives at once. It was 2 s, which a run with
+// --worker paid on an idle worker.
+const ownEvery = 250 * time.Millisecond
+
 // Next blocks until a job arrives or ctx is done. Jobs aimed at this worker
 // come before the cluster's.
 func (c *JobConsumer) Next(ctx context.Context) (*Delivery, error) {
@@ -130,7 +138,7 @@ func (c *JobConsumer) Next(ctx context.Context) (*Delivery, error) {
 		} else if !isTimeout(err) {
 			return nil, err
 		}
-		if msg, err := next(ctx, c.cluster, 2*time.Second); err == nil {
+		if msg, err := next(ctx, c.cluster, ownEvery); err == nil {
 			return deliver(msg)
 		} else if !isTimeout(err) {
 			return nil, err
@@ -144,15 +152,21 @@ func next(ctx context.Context, cons jetstream.Consumer, wait time.Duration) (jet
 	if wait == 0 {
 		batch, err = cons.FetchNoWait(1)
 	} else {
-		fctx, cancel := context.WithTimeout(ctx, wait)
-		defer cancel()
-		batch, err = cons.Fetch(1, jetstream.FetchContext(fctx))
+		// The server ends the request after wait and says so: a job it
+		// sends just before then is not lost to a deadline of the client's
+		// (it would come back only after the ack wait).
+		batch, err = cons.Fetch(1, jetstream.FetchMaxWait(wait))
 	}
 	if err != nil {
 		return nil, err
 	}
-	for msg := range batch.Messages() {
-		return msg, nil
+	select {
+	case msg, ok := <-batch.Messages():
+		if ok {
+			return msg, nil
+		}
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
 	}
 	if err := batch.Error(); err != nil {
 		return nil, err
@@ -209,7 +223,7 @@ func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, erro
 			return out, nil
 		}
 		// Nothing waits: block for the next one.
-		msg, err := next(ctx, c.cluster, 2*time.Second)
+		msg, err := next(ctx, c.cluster, ownEvery)
 		if isTimeout(err) {
 			continue
 		}

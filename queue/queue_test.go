@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,67 @@ func TestJobsForAWorkerComeFirst(t *testing.T) {
 			t.Fatalf("Next = %v %v, want %s", d, err, want)
 		}
 		d.Ack(ctx)
+	}
+}
+
+// TestOwnJobReachesAnIdleWorkerSoon: an idle worker waits on its
+// cluster's queue, and looks at its own between waits. A job aimed at it
+// used to wait out a whole 2 s wait; it now waits at most ownEvery. The
+// bound here is loose, for busy machines: it fails only the old wait.
+func TestOwnJobReachesAnIdleWorkerSoon(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	cons, err := q.Jobs(ctx, "etl", "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, take := range []struct {
+		name string
+		next func() (string, error)
+	}{
+		{"Next", func() (string, error) {
+			d, err := cons.Next(ctx)
+			if err != nil {
+				return "", err
+			}
+			return d.Job().RunID, d.Ack(ctx)
+		}},
+		{"NextBatch", func() (string, error) {
+			ds, err := cons.NextBatch(ctx, 4)
+			if err != nil || len(ds) != 1 {
+				return "", fmt.Errorf("%d jobs, %v", len(ds), err)
+			}
+			return ds[0].Job().RunID, ds[0].Ack(ctx)
+		}},
+	} {
+		t.Run(take.name, func(t *testing.T) {
+			type got struct {
+				id  string
+				err error
+				at  time.Time
+			}
+			done := make(chan got, 1)
+			go func() {
+				id, err := take.next()
+				done <- got{id, err, time.Now()}
+			}()
+			time.Sleep(100 * time.Millisecond) // idle: waiting on the cluster's queue
+			sent := time.Now()
+			if _, err := q.PublishJob(ctx, &jobs.Job{RunID: "mine-" + take.name, Attempt: 1, Cluster: "etl", Worker: "w1"}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case g := <-done:
+				if g.err != nil || g.id != "mine-"+take.name {
+					t.Fatalf("took %q, %v", g.id, g.err)
+				}
+				if wait := g.at.Sub(sent); wait > 1500*time.Millisecond {
+					t.Errorf("the worker's own job waited %s", wait)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the worker's own job was not taken within 10s")
+			}
+		})
 	}
 }
 
