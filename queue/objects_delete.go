@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,10 +24,11 @@ func (s *Stager) DeletePipelineRuns(ctx context.Context, ids []string) (int, err
 	if err != nil {
 		return 0, err
 	}
-	infos, err := obs.List(ctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return 0, nil
+	stream, err := s.js.Stream(ctx, "OBJ_"+DataBucket)
+	if err != nil {
+		return 0, fmt.Errorf("object store %s: %w", DataBucket, err)
 	}
+	names, err := objectNames(ctx, stream)
 	if err != nil {
 		return 0, fmt.Errorf("list %s: %w", DataBucket, err)
 	}
@@ -34,25 +36,47 @@ func (s *Stager) DeletePipelineRuns(ctx context.Context, ids []string) (int, err
 	for i, id := range ids {
 		prefixes[i] = id + "/"
 	}
-	stream, err := s.js.Stream(ctx, "OBJ_"+DataBucket)
-	if err != nil {
-		return 0, fmt.Errorf("object store %s: %w", DataBucket, err)
-	}
 	n := 0
-	for _, info := range infos {
-		if !hasAnyPrefix(info.Name, prefixes) {
+	for _, name := range names {
+		if !hasAnyPrefix(name, prefixes) {
 			continue
 		}
-		if err := obs.Delete(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-			return n, fmt.Errorf("delete %s: %w", info.Name, err)
+		if err := obs.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			return n, fmt.Errorf("delete %s: %w", name, err)
 		}
-		meta := "$O." + DataBucket + ".M." + base64.URLEncoding.EncodeToString([]byte(info.Name))
-		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(meta)); err != nil {
-			return n, fmt.Errorf("purge %s: %w", info.Name, err)
+		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(metaPrefix+base64.URLEncoding.EncodeToString([]byte(name)))); err != nil {
+			return n, fmt.Errorf("purge %s: %w", name, err)
 		}
 		n++
 	}
 	return n, nil
+}
+
+// metaPrefix begins the subject of each object's meta message in the
+// bucket's stream; the object's name, base64 (URL alphabet), ends it.
+const metaPrefix = "$O." + DataBucket + ".M."
+
+// objectNames lists the objects of the bucket, deleted ones whose marker
+// is left included, by the subjects of their meta messages: one request.
+// ObjectStore.List watches the bucket until it has seen every object that
+// was there when it began, so an object deleted meanwhile (by another
+// sweep, or the bucket's TTL) kept it waiting for ever, and with it every
+// later deletion of expired stage data.
+func objectNames(ctx context.Context, stream jetstream.Stream) ([]string, error) {
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(metaPrefix+">"))
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		name, err := base64.URLEncoding.DecodeString(strings.TrimPrefix(subj, metaPrefix))
+		if err != nil {
+			continue // not an object's: nothing of ours to delete
+		}
+		names = append(names, string(name))
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {

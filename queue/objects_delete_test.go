@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,5 +57,51 @@ func TestDeletePipelineRunsLeavesNothingOfThem(t *testing.T) {
 	}
 	if info, _ := st.Info(ctx); info.Config.MaxAge != time.Hour+DataBucketSlack {
 		t.Fatalf("bucket TTL %s", info.Config.MaxAge)
+	}
+}
+
+// TestDeletePipelineRunsBesideAnotherDeletion: two deletions at once (two
+// sweeps, or a sweep and the bucket's TTL) both end, and leave nothing.
+// Listing the bucket with ObjectStore.List hung when an object went while
+// it listed, and stopped the server's data retention for good.
+func TestDeletePipelineRunsBesideAnotherDeletion(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	s := NewStager(q.JetStream(), time.Hour, 1)
+	if err := s.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.csv"), []byte("a\n"), 0o644)
+	var ids []string
+	for i := range 200 {
+		id := fmt.Sprintf("pr-%d", i)
+		ids = append(ids, id)
+		if err := s.Put(ctx, id, "extract", "run-"+id, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 2)
+	for _, step := range []int{5, 7} {
+		go func() {
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			for i := 0; i < len(ids); i += step {
+				if _, err := s.DeletePipelineRuns(dctx, ids[i:min(i+step, len(ids))]); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := q.JetStream().Stream(ctx, "OBJ_"+DataBucket)
+	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Fatalf("the bucket holds %d messages, %v; want none", info.State.Msgs, err)
 	}
 }

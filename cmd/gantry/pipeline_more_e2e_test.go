@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -229,7 +228,12 @@ func TestDataRetentionDeletesStageFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr := in.runsOf("data")[0]
-	if infos, err := obs.List(ctx); err != nil || len(infos) == 0 || !strings.HasPrefix(infos[0].Name, pr.PipelineRunID+"/") {
+	// A listing can wait for ever on an object the server deletes while it
+	// lists (ObjectStore.List): bound it.
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	infos, err := obs.List(lctx)
+	cancel()
+	if err != nil || len(infos) == 0 || !strings.HasPrefix(infos[0].Name, pr.PipelineRunID+"/") {
 		t.Fatalf("stage files of %s just after the run: %d, %v", pr.PipelineRunID, len(infos), err)
 	}
 	if logs, _, _ := in.gantry("logs", in.pipelineRun(pr.PipelineRunID).StageState("read").Runs[0].RunID); logs != "hello\n" {
@@ -244,15 +248,14 @@ func TestDataRetentionDeletesStageFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		info, _ := st.Info(ctx)
-		infos, lerr := obs.List(ctx)
-		if info.State.Msgs == 0 && errors.Is(lerr, jetstream.ErrNoObjectsFound) {
+		if info.State.Msgs == 0 { // no object, and no delete marker either
 			if want := retention + queue.DataBucketSlack; info.Config.MaxAge != want {
 				t.Errorf("bucket TTL %s, want %s", info.Config.MaxAge, want)
 			}
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 30s the bucket holds %d messages, %d objects\n%s", info.State.Msgs, len(infos), in.log)
+			t.Fatalf("after 30s the bucket holds %d messages\n%s", info.State.Msgs, in.log)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
