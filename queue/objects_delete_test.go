@@ -10,16 +10,25 @@ import (
 	"time"
 )
 
-func TestDeletePipelineRunsLeavesNothingOfThem(t *testing.T) {
+// newDataStager returns a queue, a stager over its data bucket (retention
+// an hour) and a directory holding a stage's output of the given files.
+func newDataStager(t *testing.T, files ...string) (*Queue, *Stager, string) {
+	t.Helper()
 	q := newQueue(t)
-	ctx := context.Background()
 	s := NewStager(q.JetStream(), time.Hour, 1)
-	if err := s.EnsureBucket(ctx); err != nil {
+	if err := s.EnsureBucket(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "a.csv"), []byte("a\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "b.csv"), []byte("b\n"), 0o644)
+	for _, f := range files {
+		os.WriteFile(filepath.Join(dir, f), []byte(f+"\n"), 0o644)
+	}
+	return q, s, dir
+}
+
+func TestDeletePipelineRunsLeavesNothingOfThem(t *testing.T) {
+	q, s, dir := newDataStager(t, "a.csv", "b.csv")
+	ctx := context.Background()
 	for _, pr := range []string{"pr-1", "pr-2", "pr-10"} {
 		if err := s.Put(ctx, pr, "extract", "run-"+pr, dir); err != nil {
 			t.Fatal(err)
@@ -65,14 +74,8 @@ func TestDeletePipelineRunsLeavesNothingOfThem(t *testing.T) {
 // Listing the bucket with ObjectStore.List hung when an object went while
 // it listed, and stopped the server's data retention for good.
 func TestDeletePipelineRunsBesideAnotherDeletion(t *testing.T) {
-	q := newQueue(t)
+	q, s, dir := newDataStager(t, "a.csv")
 	ctx := context.Background()
-	s := NewStager(q.JetStream(), time.Hour, 1)
-	if err := s.EnsureBucket(ctx); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "a.csv"), []byte("a\n"), 0o644)
 	var ids []string
 	for i := range 200 {
 		id := fmt.Sprintf("pr-%d", i)

@@ -284,24 +284,11 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		return nil, err
 	}
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	server := exec.CommandContext(ctx, self, "server", "--embedded-nats", "--nats-port", strconv.Itoa(port), "--data", dir, "--log-level", "warn")
-	if err := server.Start(); err != nil {
-		return nil, err
-	}
-	defer func() { server.Process.Signal(os.Interrupt); server.Wait() }()
-	env := append(os.Environ(), "GANTRY_NATS_URL="+url)
-	if err := waitAnswer(ctx, self, env); err != nil {
-		return nil, err
-	}
-	// Exercise it as a user would: list the newest and the failed runs.
-	for range 20 {
-		exec.CommandContext(ctx, self, "ps", "--all", "--nats", url).Run()
-		exec.CommandContext(ctx, self, "ps", "--status", "FAILED", "--nats", url).Run()
-	}
-	serverRSS, err := rssMiB(server.Process.Pid)
+	server, serverRSS, err := startMemoryServer(ctx, self, dir, port)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { server.Process.Signal(os.Interrupt); server.Wait() }()
 
 	cli, img, err := benchDocker(ctx, o)
 	if err != nil {
@@ -353,28 +340,44 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	if err := fillRetained(ctx, filepath.Join(dir, "jetstream"), runs, o); err != nil {
 		return nil, err
 	}
-	retained := exec.CommandContext(ctx, self, "server", "--embedded-nats", "--nats-port", strconv.Itoa(port), "--data", dir, "--log-level", "warn")
-	if err := retained.Start(); err != nil {
-		return nil, err
-	}
-	defer func() { retained.Process.Signal(os.Interrupt); retained.Wait() }()
-	if err := waitAnswer(ctx, self, env); err != nil {
-		return nil, err
-	}
-	for range 20 {
-		exec.CommandContext(ctx, self, "ps", "--all", "--nats", url).Run()
-		exec.CommandContext(ctx, self, "ps", "--status", "FAILED", "--nats", url).Run()
-	}
-	retainedRSS, err := rssMiB(retained.Process.Pid)
+	retained, retainedRSS, err := startMemoryServer(ctx, self, dir, port)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { retained.Process.Signal(os.Interrupt); retained.Wait() }()
 	return []benchResult{
 		{Name: "memory-server", Value: serverRSS, Unit: "MiB", N: runs, Target: "≤ 300 MB with 1M runs"},
 		{Name: "memory-server-week", Value: retainedRSS, Unit: "MiB", N: runs, Target: "≤ 300 MB with 1M runs"},
 		{Name: "memory-worker-idle", Value: idle, Unit: "MiB", Target: "≤ 40 MB"},
 		{Name: "memory-worker-8-tasks", Value: busy, Unit: "MiB", N: 8},
 	}, nil
+}
+
+// startMemoryServer starts a server with embedded NATS over dir, uses it
+// as a user would (lists the newest and the failed runs) and returns it
+// with its resident memory in MiB.
+func startMemoryServer(ctx context.Context, self, dir string, port int) (*exec.Cmd, float64, error) {
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	server := exec.CommandContext(ctx, self, "server", "--embedded-nats", "--nats-port", strconv.Itoa(port), "--data", dir, "--log-level", "warn")
+	if err := server.Start(); err != nil {
+		return nil, 0, err
+	}
+	rss, err := func() (float64, error) {
+		if err := waitAnswer(ctx, self, append(os.Environ(), "GANTRY_NATS_URL="+url)); err != nil {
+			return 0, err
+		}
+		for range 20 {
+			exec.CommandContext(ctx, self, "ps", "--all", "--nats", url).Run()
+			exec.CommandContext(ctx, self, "ps", "--status", "FAILED", "--nats", url).Run()
+		}
+		return rssMiB(server.Process.Pid)
+	}()
+	if err != nil {
+		server.Process.Signal(os.Interrupt)
+		server.Wait()
+		return nil, 0, err
+	}
+	return server, rss, nil
 }
 
 // fillRetained leaves in the JetStream store under storeDir what n runs
