@@ -166,6 +166,15 @@ func next(ctx context.Context, cons jetstream.Consumer, wait time.Duration) (jet
 			return msg, nil
 		}
 	case <-ctx.Done():
+		// A job that came with the cancel is handed over, not left to
+		// come back after the ack wait.
+		select {
+		case msg, ok := <-batch.Messages():
+			if ok {
+				return msg, nil
+			}
+		default:
+		}
 		return nil, context.Cause(ctx)
 	}
 	if err := batch.Error(); err != nil {
