@@ -276,7 +276,8 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if err := fillStore(ctx, filepath.Join(dir, "gantry.db"), runs, o); err != nil {
+	base := time.Now().Add(-time.Duration(runs) * time.Second)
+	if err := fillStore(ctx, filepath.Join(dir, "gantry.db"), base, runs, o); err != nil {
 		return nil, err
 	}
 	port, err := benchFreePort()
@@ -329,6 +330,8 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		return nil, err
 	}
 	exec.CommandContext(ctx, self, append([]string{"stop", "--nats", url}, ids...)...).Run()
+	// Both go before the second server starts on the same store; their
+	// deferred stops, for the early returns, then find them gone.
 	wk.Process.Signal(os.Interrupt)
 	wk.Wait()
 	server.Process.Signal(os.Interrupt)
@@ -337,7 +340,7 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	// The same runs as if they had all ended within the last week: the
 	// embedded NATS server still holds each one's status events and claim
 	// (kept 7 days), and indexes every run's subjects in memory.
-	if err := fillRetained(ctx, filepath.Join(dir, "jetstream"), runs, o); err != nil {
+	if err := fillRetained(ctx, filepath.Join(dir, "jetstream"), base, runs, o); err != nil {
 		return nil, err
 	}
 	retained, retainedRSS, err := startMemoryServer(ctx, self, dir, port)
@@ -384,7 +387,7 @@ func startMemoryServer(ctx context.Context, self, dir string, port int) (*exec.C
 // that ended within the week leave there, as fillStore recorded them: each
 // run's QUEUED and final status on its event subject and its worker's
 // claim. The store must not be in use.
-func fillRetained(ctx context.Context, storeDir string, n int, o *benchOpts) error {
+func fillRetained(ctx context.Context, storeDir string, base time.Time, n int, o *benchOpts) error {
 	ns, err := embedded.Start(embedded.Options{StoreDir: storeDir})
 	if err != nil {
 		return err
@@ -402,7 +405,6 @@ func fillRetained(ctx context.Context, storeDir string, n int, o *benchOpts) err
 	if err := q.EnsureStreams(ctx); err != nil {
 		return err
 	}
-	base := time.Now().Add(-time.Duration(n) * time.Second)
 	ids := make(chan int, 1024)
 	errc := make(chan error, 1)
 	fail := func(err error) {
@@ -415,12 +417,7 @@ func fillRetained(ctx context.Context, storeDir string, n int, o *benchOpts) err
 	for range 128 {
 		wg.Go(func() {
 			for i := range ids {
-				id, t := fmt.Sprintf("01bench%019d", i), base.Add(time.Duration(i)*time.Second)
-				code := i % 7
-				end := jobs.StatusSucceeded
-				if code != 0 {
-					end = jobs.StatusFailed
-				}
+				id, t, end, code := recordedRun(base, i)
 				for _, ev := range []*jobs.Event{
 					{RunID: id, Attempt: 1, Status: jobs.StatusQueued, Source: jobs.SourceServer, Time: t},
 					{RunID: id, Attempt: 1, Status: end, Source: jobs.SourceServer, Worker: "w1", Time: t, ExitCode: &code},
@@ -459,15 +456,24 @@ func fillRetained(ctx context.Context, storeDir string, n int, o *benchOpts) err
 	}
 }
 
+// recordedRun is the i-th of the memory benchmark's runs: its id, its
+// time (i seconds after base), how it ended and its exit code.
+func recordedRun(base time.Time, i int) (id string, at time.Time, end jobs.Status, code int) {
+	end, code = jobs.StatusSucceeded, i%7
+	if code != 0 {
+		end = jobs.StatusFailed
+	}
+	return fmt.Sprintf("01bench%019d", i), base.Add(time.Duration(i) * time.Second), end, code
+}
+
 // fillStore records n finished runs straight into a new store.
-func fillStore(ctx context.Context, path string, n int, o *benchOpts) error {
+func fillStore(ctx context.Context, path string, base time.Time, n int, o *benchOpts) error {
 	db, err := storage.Open(ctx, path)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	td := jobs.TaskDefinition{Family: "bench", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "gantry/samples:latest", Command: []string{"true"}}}}
-	base := time.Now().Add(-time.Duration(n) * time.Second)
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
 	sem := make(chan struct{}, 512)
@@ -475,13 +481,9 @@ func fillStore(ctx context.Context, path string, n int, o *benchOpts) error {
 		if i%100_000 == 0 && i > 0 {
 			fmt.Fprintf(o.progress, "bench: memory: %d/%d runs recorded\n", i, n)
 		}
-		t := base.Add(time.Duration(i) * time.Second)
-		zero, code := 0, i%7
-		status := jobs.StatusSucceeded
-		if code != 0 {
-			status = jobs.StatusFailed
-		}
-		r := &jobs.Run{RunID: fmt.Sprintf("01bench%019d", i), Status: status, ExitCode: &code, TaskDefinition: "bench",
+		id, t, status, code := recordedRun(base, i)
+		zero := 0
+		r := &jobs.Run{RunID: id, Status: status, ExitCode: &code, TaskDefinition: "bench",
 			Cluster: "default", Worker: "w1", CreatedAt: t, StartedAt: &t, FinishedAt: &t,
 			Attempts:   []jobs.Attempt{{Attempt: 1, Worker: "w1", Status: status, ExitCode: &code, CreatedAt: t, StartedAt: &t, FinishedAt: &t}},
 			Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &zero}}, Spec: jobs.RunSpec{Task: td}}
