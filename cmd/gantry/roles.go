@@ -165,18 +165,21 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 
 // tuneServerGC trades memory for CPU in a process that runs the server.
 // Under load the server allocates mostly short-lived buffers (JSON, NATS
-// messages, SQLite rows); with Go's default GOGC=100 the collector took
-// about a sixth of the CPU of `gantry bench --only control-plane`, and
-// GOGC=400 made it about 20% faster (see BENCHMARKS.md).
+// messages, SQLite rows); GOGC=400 lets the heap grow to five times what
+// is live before the collector runs, so it runs a fifth as often.
 //
-// GOGC=400 lets the heap grow to five times what is live, which is cheap
-// for a small heap and not for a large one: an embedded NATS server that
-// holds a million runs' subjects keeps a gigabyte live. So a soft limit
-// (GOMEMLIMIT) follows the live heap: 1 GiB, or twice the live heap once
-// that is more than half of it. A small heap gets GOGC=400; a large one
-// about the default's two-fold, and never the collector running without
-// pause that a limit below the live heap brings (a fixed 512 MiB did, past
-// a million runs). GOGC and GOMEMLIMIT, when set, win.
+// That is cheap for a small heap and not for a large one: an embedded NATS
+// server keeps every stored subject in memory (each run's event subject
+// and claim key, for their 7 days), about 120 MB for a week of a million
+// runs, and five times that is more than a server should hold. Nor does
+// the heap give back to the system what it grew to while it stays under
+// its goal. So a soft limit (GOMEMLIMIT) follows the live heap: 192 MiB,
+// or twice the live heap once that is more than half of it. A small heap
+// gets GOGC=400; a large one about the default's two-fold, and never the
+// collector running without pause that a limit below the live heap brings
+// (a fixed 512 MiB did, past a million runs). The limit is looked at every
+// second, so that it follows a heap that grows fast (a store's recovery).
+// GOGC and GOMEMLIMIT, when set, win.
 func tuneServerGC(ctx context.Context) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
@@ -187,7 +190,7 @@ func tuneServerGC(ctx context.Context) {
 	debug.SetMemoryLimit(gcLimit(0))
 	go func() {
 		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		t := time.NewTicker(5 * time.Second)
+		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
 			select {
@@ -205,7 +208,7 @@ func tuneServerGC(ctx context.Context) {
 
 // gcLimit is the soft memory limit for a live heap of live bytes.
 func gcLimit(live uint64) int64 {
-	const floor = 1 << 30
+	const floor = 192 << 20
 	return max(floor, 2*int64(min(live, 1<<50)))
 }
 
