@@ -56,6 +56,10 @@ type reporter struct {
 	mu       sync.Mutex
 	pending  []pendingReport
 	flushing bool
+	// buf is the flusher's buffer, kept while no flusher runs: a busy
+	// worker starts one for nearly every report, and a new buffer grown to
+	// the report's size each time was a tenth of what a run allocates.
+	buf []byte
 }
 
 // Report stores evs in GANTRY_REPORTS, in one report, batched with the
@@ -103,7 +107,10 @@ func (q *Queue) Report(ctx context.Context, evs ...*jobs.Event) error {
 // nothing is.
 func (q *Queue) flushReports() {
 	r := &q.reports
-	var buf []byte
+	r.mu.Lock()
+	buf := r.buf
+	r.buf = nil
+	r.mu.Unlock()
 	for {
 		r.mu.Lock()
 		n, size := 0, 2
@@ -113,6 +120,7 @@ func (q *Queue) flushReports() {
 		}
 		if n == 0 {
 			r.flushing = false
+			r.buf = buf[:0]
 			r.mu.Unlock()
 			return
 		}

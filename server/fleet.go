@@ -24,46 +24,45 @@ const lostSeq = 1 << 30
 // placementReason says why no worker can take the run now, or "" when one
 // can. It is set on QUEUED runs as statusReason.
 func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
-	var cands []jobs.WorkerInfo
-	for _, w := range workers {
-		if w.Cluster == r.Cluster && (r.TargetWorker == "" || w.ID == r.TargetWorker) {
-			cands = append(cands, w)
+	// One pass, narrowing as the checks below do: a worker of the run's
+	// cluster, with the memory, with the CPU, not draining. It runs for
+	// every submission, so it copies no WorkerInfo.
+	need := r.Spec.Demand()
+	var cands, memOK, cpuOK, active int
+	for i := range workers {
+		w := &workers[i]
+		if w.Cluster != r.Cluster || (r.TargetWorker != "" && w.ID != r.TargetWorker) {
+			continue
 		}
+		cands++
+		if w.Capacity.Memory > 0 && need.Memory > w.Capacity.Memory {
+			continue
+		}
+		memOK++
+		if w.Capacity.CPU > 0 && need.CPU > w.Capacity.CPU {
+			continue
+		}
+		cpuOK++
+		if w.State != jobs.WorkerDraining {
+			active++
+		}
+	}
+	if active > 0 {
+		return ""
 	}
 	where := "in cluster " + r.Cluster
 	if r.TargetWorker != "" {
 		where = "named " + r.TargetWorker + " in cluster " + r.Cluster
 	}
-	if len(cands) == 0 {
+	switch {
+	case cands == 0:
 		return "no live worker " + where
-	}
-	need := r.Spec.Demand()
-	var memOK, cpuOK, active []jobs.WorkerInfo
-	for _, w := range cands {
-		if w.Capacity.Memory <= 0 || need.Memory <= w.Capacity.Memory {
-			memOK = append(memOK, w)
-		}
-	}
-	if len(memOK) == 0 {
+	case memOK == 0:
 		return fmt.Sprintf("no worker %s has %d MiB of memory", where, need.Memory)
-	}
-	for _, w := range memOK {
-		if w.Capacity.CPU <= 0 || need.CPU <= w.Capacity.CPU {
-			cpuOK = append(cpuOK, w)
-		}
-	}
-	if len(cpuOK) == 0 {
+	case cpuOK == 0:
 		return fmt.Sprintf("no worker %s with %d MiB of memory has %d CPU units", where, need.Memory, need.CPU)
 	}
-	for _, w := range cpuOK {
-		if w.State != jobs.WorkerDraining {
-			active = append(active, w)
-		}
-	}
-	if len(active) == 0 {
-		return "every worker " + where + " that could run it is draining"
-	}
-	return ""
+	return "every worker " + where + " that could run it is draining"
 }
 
 // fullSweepEvery bounds how long the sweep goes without looking at every

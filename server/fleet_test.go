@@ -26,6 +26,11 @@ func TestPlacementReason(t *testing.T) {
 		{"empty cluster", run("gpu", "", 10), "no live worker in cluster gpu"},
 		{"target gone", run("etl", "zz", 10), "no live worker named zz in cluster etl"},
 		{"target draining", run("etl", "b", 10), "draining"},
+		{"too many cpu units", &jobs.Run{Cluster: "etl", Spec: jobs.RunSpec{Task: jobs.TaskDefinition{
+			ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Memory: 10, CPU: 4096}}}}},
+			"no worker in cluster etl with 10 MiB of memory has 4096 CPU units"},
+		{"fits the active one", run("etl", "", 100), ""},
+		{"only a draining one is left", run("etl", "b", 100), "every worker named b in cluster etl that could run it is draining"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -67,22 +67,31 @@ func (lr *lightRun) write(ctx context.Context, upd *sql.Stmt) error {
 // If the call fails, nothing of it is stored and the caller may retry the
 // whole batch: events already applied before it are ignored as replays.
 func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]*jobs.Run, error) {
-	var (
-		order []string // run ids in order of first event
-		byRun = make(map[string][]jobs.Event)
-	)
-	for _, ev := range evs {
+	// The events to apply, by run in order of each run's first event, and
+	// within a run by attempt and seq: indexes into evs, so that a batch
+	// of hundreds copies no event.
+	type ref struct{ run, ev int32 }
+	runs := make(map[string]int32, len(evs)/2)
+	refs := make([]ref, 0, len(evs))
+	for i := range evs {
+		ev := &evs[i]
 		if ev.Source == jobs.SourceServer || ev.RunID == "" {
 			continue
 		}
-		if _, ok := byRun[ev.RunID]; !ok {
-			order = append(order, ev.RunID)
+		n, ok := runs[ev.RunID]
+		if !ok {
+			n = int32(len(runs))
+			runs[ev.RunID] = n
 		}
-		byRun[ev.RunID] = append(byRun[ev.RunID], ev)
+		refs = append(refs, ref{n, int32(i)})
 	}
-	if len(order) == 0 {
+	if len(refs) == 0 {
 		return nil, nil
 	}
+	slices.SortStableFunc(refs, func(a, b ref) int {
+		ea, eb := &evs[a.ev], &evs[b.ev]
+		return cmp.Or(cmp.Compare(a.run, b.run), cmp.Compare(ea.Attempt, eb.Attempt), cmp.Compare(ea.Seq, eb.Seq))
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("apply events: %w", err)
 	}
@@ -99,7 +108,14 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]*jobs.Run, e
 		changed []*jobs.Run
 		doc     []byte
 	)
-	for _, id := range order {
+	for start := 0; start < len(refs); {
+		end := start + 1
+		for end < len(refs) && refs[end].run == refs[start].run {
+			end++
+		}
+		group := refs[start:end]
+		start = end
+		id := evs[group[0].ev].RunID
 		err := sel.QueryRowContext(ctx, id).Scan(&doc)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue // not ours, or deleted: nothing to fold into
@@ -112,13 +128,9 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]*jobs.Run, e
 			return nil, fmt.Errorf("apply events: run %s: %w", id, err)
 		}
 		r := lr.Run
-		runEvs := byRun[id]
-		slices.SortStableFunc(runEvs, func(a, b jobs.Event) int {
-			return cmp.Or(cmp.Compare(a.Attempt, b.Attempt), cmp.Compare(a.Seq, b.Seq))
-		})
 		dirty := false
-		for _, ev := range runEvs {
-			if r.Apply(ev) {
+		for _, g := range group {
+			if r.Apply(evs[g.ev]) {
 				dirty = true
 			}
 		}

@@ -296,8 +296,10 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 		w.ack(life, log, lease)
 		return
 	}
-	job.Attempt = tk.attempt
-	log = log.With().Int("attempt", job.Attempt).Logger()
+	if tk.attempt != job.Attempt { // a lost attempt's job runs as the next
+		job.Attempt = tk.attempt
+		log = w.cfg.log.With().Str("run", job.RunID).Int("attempt", job.Attempt).Str("worker", w.id).Logger()
+	}
 	losses := tk.losses
 	if lost := tk.lost; lost != nil {
 		losses = lost.Losses + 1
