@@ -102,8 +102,12 @@ figure / the baseline's). Machines are noisy: compare ratios, not figures.
   memory         resident memory of a server over many recorded runs (memory-server:
                  runs older than a week, so its embedded NATS holds nothing of
                  them; memory-server-week: the same runs ended within the week,
-                 their status events and claims still in NATS), and of a
-                 worker idle and with eight running tasks
+                 their status events and claims still in NATS; -busy: the most
+                 that server takes while 50,000 runs are submitted to it as
+                 fast as it takes them),
+                 and of a worker idle and with eight running tasks; the full
+                 suite waits 2 minutes for the week's messages to leave the
+                 streams' duplicate window, as a week's runs would have
 
 Docker benchmarks build the local image gantry/samples first, which needs Go
 and the gantry source (run from a checkout); elsewhere they use a
