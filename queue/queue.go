@@ -79,7 +79,7 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 			Description: "gantry: runs waiting for a worker (work queue)",
 			Subjects:    []string{"gantry.jobs.>"},
 			Retention:   jetstream.WorkQueuePolicy,
-			Duplicates:  2 * time.Minute,
+			Duplicates:  JobsDuplicateWindow,
 		},
 		{
 			Name:        StreamEvents,
@@ -117,6 +117,17 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 	}
 	return q.ensureWorkerBuckets(ctx)
 }
+
+// JobsDuplicateWindow is how long GANTRY_JOBS remembers a job's message id
+// (run/attempt). A job published again within it, by a server restarted
+// right after a publish it had not recorded, is dropped by the queue; one
+// published again later reaches a worker, whose claim shows the attempt
+// taken (worker/claim.go), so the window spares work, not correctness. The
+// stream keeps every id of the window in memory, and at thousands of runs
+// a second JetStream's default 2 minutes held hundreds of thousands: about
+// 50 MB of live heap at the control plane's rate, which the collector
+// marks at every cycle.
+const JobsDuplicateWindow = 30 * time.Second
 
 // PublishJob puts a job on its cluster's (or worker's) queue. The message id
 // run/attempt makes a repeated publish within the duplicate window a no-op.

@@ -54,7 +54,7 @@ func rawRunSteps(ctx context.Context, n, jobSize int) (float64, time.Duration, e
 		return 0, 0, err
 	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "STEPS_JOBS", Subjects: []string{"steps.jobs.>"},
-		Retention: jetstream.WorkQueuePolicy, Duplicates: 2 * time.Minute}); err != nil {
+		Retention: jetstream.WorkQueuePolicy, Duplicates: queue.JobsDuplicateWindow}); err != nil {
 		return 0, 0, err
 	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "STEPS_EVENTS", Subjects: []string{"steps.events.>"},
