@@ -466,3 +466,43 @@ func TestLogsOfControlCharacters(t *testing.T) {
 		t.Fatalf("read back %d bytes of the %d written, or not the same", got.Len(), 4*len(line))
 	}
 }
+
+// TestJobsDuplicateWindowOnUpgrade: a jobs stream made by an older gantry,
+// with JetStream's default 2-minute duplicate window, gets the shorter
+// window when a new server makes sure of the streams, and keeps its jobs.
+func TestJobsDuplicateWindowOnUpgrade(t *testing.T) {
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := Dial(context.Background(), ConnOptions{URL: ns.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	q, err := New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	old, err := q.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: StreamJobs, Subjects: []string{"gantry.jobs.>"},
+		Retention: jetstream.WorkQueuePolicy, Duplicates: 2 * time.Minute, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.PublishJob(ctx, &jobs.Job{RunID: "r1", Attempt: 1, Cluster: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := old.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Duplicates != JobsDuplicateWindow || info.State.Msgs != 1 {
+		t.Fatalf("jobs stream after EnsureStreams: duplicate window %s (want %s), %d jobs (want 1)",
+			info.Config.Duplicates, JobsDuplicateWindow, info.State.Msgs)
+	}
+}
