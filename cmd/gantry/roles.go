@@ -170,15 +170,21 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 //
 // That is cheap for a small heap and not for a large one: an embedded NATS
 // server keeps every stored subject in memory (each run's event subject
-// and claim key, for their 7 days), about 120 MB for a week of a million
+// and claim key, for their 7 days), about 115 MB for a week of a million
 // runs, and five times that is more than a server should hold. Nor does
 // the heap give back to the system what it grew to while it stays under
 // its goal. So a soft limit (GOMEMLIMIT) follows the live heap: 192 MiB,
 // or twice the live heap once that is more than half of it. A small heap
 // gets GOGC=400; a large one about the default's two-fold, and never the
 // collector running without pause that a limit below the live heap brings
-// (a fixed 512 MiB did, past a million runs). The limit is looked at every
-// second, so that it follows a heap that grows fast (a store's recovery).
+// (a fixed 512 MiB did, past a million runs).
+//
+// The live heap is read every second, and the limit follows the least of
+// the last liveWindow readings: a collection that ends while the server
+// is busy counts as live what was allocated while it marked, tens of MB
+// that the next one frees, and a limit that followed each reading grew
+// with every burst. It never falls below a quarter over the latest
+// reading, so a heap that does grow is not collected without pause.
 // GOGC and GOMEMLIMIT, when set, win.
 func tuneServerGC(ctx context.Context) {
 	if os.Getenv("GOGC") == "" {
@@ -187,29 +193,43 @@ func tuneServerGC(ctx context.Context) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	debug.SetMemoryLimit(gcLimit(0))
+	debug.SetMemoryLimit(gcLimit(0, 0))
 	go func() {
 		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		var recent [liveWindow]uint64
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		for {
+		for i := 0; ; i++ {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
 			metrics.Read(sample)
-			if sample[0].Value.Kind() == metrics.KindUint64 {
-				debug.SetMemoryLimit(gcLimit(sample[0].Value.Uint64()))
+			if sample[0].Value.Kind() != metrics.KindUint64 {
+				continue
 			}
+			latest := sample[0].Value.Uint64()
+			recent[i%liveWindow] = latest
+			least := latest
+			for _, v := range recent[:min(i+1, liveWindow)] {
+				least = min(least, v)
+			}
+			debug.SetMemoryLimit(gcLimit(least, latest))
 		}
 	}()
 }
 
-// gcLimit is the soft memory limit for a live heap of live bytes.
-func gcLimit(live uint64) int64 {
+// liveWindow is how many readings of the live heap, a second apart, the
+// memory limit follows the least of.
+const liveWindow = 5
+
+// gcLimit is the soft memory limit for a live heap whose least recent
+// reading is least and whose latest is latest.
+func gcLimit(least, latest uint64) int64 {
 	const floor = 192 << 20
-	return max(floor, 2*int64(min(live, 1<<50)))
+	least, latest = min(least, 1<<50), min(latest, 1<<50)
+	return max(floor, 2*int64(least), int64(latest+latest/4))
 }
 
 // runServer opens the store under dataDir and serves on nc until ctx is done.
