@@ -8,15 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue/embedded"
 )
 
-// newQueue starts an embedded NATS server on a random port with its store in
-// a temporary directory, and returns a queue over it with the streams made.
-func newQueue(t *testing.T) *Queue {
+// newConn starts an embedded NATS server on a random port with its store in
+// a temporary directory, and returns a connection to it.
+func newConn(t *testing.T) *nats.Conn {
 	t.Helper()
 	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
 	if err != nil {
@@ -28,7 +29,13 @@ func newQueue(t *testing.T) *Queue {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	q, err := New(nc, WithAckWait(2*time.Second))
+	return nc
+}
+
+// newQueue returns a queue, with the streams made, over newConn.
+func newQueue(t *testing.T) *Queue {
+	t.Helper()
+	q, err := New(newConn(t), WithAckWait(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,17 +478,7 @@ func TestLogsOfControlCharacters(t *testing.T) {
 // with JetStream's default 2-minute duplicate window, gets the shorter
 // window when a new server makes sure of the streams, and keeps its jobs.
 func TestJobsDuplicateWindowOnUpgrade(t *testing.T) {
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := Dial(context.Background(), ConnOptions{URL: ns.ClientURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	q, err := New(nc)
+	q, err := New(newConn(t))
 	if err != nil {
 		t.Fatal(err)
 	}
