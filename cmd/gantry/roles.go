@@ -196,26 +196,19 @@ func tuneServerGC(ctx context.Context) {
 	debug.SetMemoryLimit(gcLimit(0, 0))
 	go func() {
 		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		var recent [liveWindow]uint64
+		var live liveReadings
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		for i := 0; ; i++ {
+		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
 			metrics.Read(sample)
-			if sample[0].Value.Kind() != metrics.KindUint64 {
-				continue
+			if sample[0].Value.Kind() == metrics.KindUint64 {
+				debug.SetMemoryLimit(live.limit(sample[0].Value.Uint64()))
 			}
-			latest := sample[0].Value.Uint64()
-			recent[i%liveWindow] = latest
-			least := latest
-			for _, v := range recent[:min(i+1, liveWindow)] {
-				least = min(least, v)
-			}
-			debug.SetMemoryLimit(gcLimit(least, latest))
 		}
 	}()
 }
@@ -223,6 +216,24 @@ func tuneServerGC(ctx context.Context) {
 // liveWindow is how many readings of the live heap, a second apart, the
 // memory limit follows the least of.
 const liveWindow = 5
+
+// liveReadings holds the last liveWindow readings of the live heap.
+type liveReadings struct {
+	recent [liveWindow]uint64
+	n      int // readings taken so far
+}
+
+// limit records the reading latest and returns the memory limit for it
+// and the readings before it.
+func (r *liveReadings) limit(latest uint64) int64 {
+	r.recent[r.n%liveWindow] = latest
+	r.n++
+	least := latest
+	for _, v := range r.recent[:min(r.n, liveWindow)] {
+		least = min(least, v)
+	}
+	return gcLimit(least, latest)
+}
 
 // gcLimit is the soft memory limit for a live heap whose least recent
 // reading is least and whose latest is latest.

@@ -24,3 +24,29 @@ func TestGCLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveReadings: the limit follows the least of the last five readings,
+// so a burst's floating garbage does not raise it, and it comes up with a
+// heap that stays large once the smaller readings have left the window.
+func TestLiveReadings(t *testing.T) {
+	const mib = 1 << 20
+	var r liveReadings
+	for i, tt := range []struct {
+		live uint64
+		want int64
+	}{
+		{150 * mib, 300 * mib},
+		{220 * mib, 300 * mib}, // 2 × 150 (the least) > 1.25 × 220
+		{260 * mib, 325 * mib}, // a quarter over the latest
+		{160 * mib, 300 * mib},
+		{200 * mib, 300 * mib},
+		{200 * mib, 320 * mib}, // 150 has left the window: 2 × 160
+		{200 * mib, 320 * mib},
+		{200 * mib, 320 * mib},
+		{200 * mib, 400 * mib}, // 160 has left it too
+	} {
+		if got := r.limit(tt.live); got != tt.want {
+			t.Errorf("reading %d (%d MiB): limit %d MiB, want %d MiB", i+1, tt.live/mib, got/mib, tt.want/mib)
+		}
+	}
+}
