@@ -87,7 +87,7 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 			Subjects:    []string{"gantry.events.>"},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      7 * 24 * time.Hour,
-			Duplicates:  2 * time.Minute,
+			Duplicates:  EventsDuplicateWindow,
 		},
 		{
 			Name:        StreamLogs,
@@ -128,6 +128,11 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 // 50 MB of live heap at the control plane's rate, which the collector
 // marks at every cycle.
 const JobsDuplicateWindow = 30 * time.Second
+
+// EventsDuplicateWindow is how long GANTRY_EVENTS remembers a message id:
+// a worker event's (run/attempt/seq, PublishEvent) or a pipeline event's.
+// The claims bucket has JetStream's default window, of the same length.
+const EventsDuplicateWindow = 2 * time.Minute
 
 // PublishJob puts a job on its cluster's (or worker's) queue. The message id
 // run/attempt makes a repeated publish within the duplicate window a no-op.

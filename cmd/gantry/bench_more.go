@@ -390,7 +390,7 @@ func weekServer(ctx context.Context, o *benchOpts, self, dir, weekStore string, 
 	if err := os.Rename(weekStore, js); err != nil {
 		return weekRSS{}, err
 	}
-	if wait := time.Until(filled.Add(dedupWindow + 10*time.Second)); wait > 0 && !o.quick {
+	if wait := time.Until(filled.Add(queue.EventsDuplicateWindow + 10*time.Second)); wait > 0 && !o.quick {
 		fmt.Fprintf(o.progress, "bench: memory: %s until the week's messages are past the duplicate window\n", wait.Round(time.Second))
 		select {
 		case <-time.After(wait):
@@ -448,9 +448,6 @@ func weekServer(ctx context.Context, o *benchOpts, self, dir, weekStore string, 
 	}
 	return weekRSS{idle: idle, busy: busy}, readErr
 }
-
-// dedupWindow is the duplicate window of gantry's streams and buckets.
-const dedupWindow = 2 * time.Minute
 
 // startMemoryServer starts a server with embedded NATS over dir, uses it
 // as a user would (lists the newest and the failed runs) and returns it
