@@ -64,13 +64,11 @@ func (c *Client) call(ctx context.Context, endpoint string, in, out any) error {
 		}
 		return fmt.Errorf("gantry.api.%s: %w", endpoint, err)
 	}
-	var e struct {
-		Error *jobs.Error `json:"error"`
+	apiErr, err := decodeReply(msg.Data, out)
+	if apiErr != nil {
+		return apiErr
 	}
-	if json.Unmarshal(msg.Data, &e) == nil && e.Error != nil {
-		return e.Error
-	}
-	if err := json.Unmarshal(msg.Data, out); err != nil {
+	if err != nil {
 		return fmt.Errorf("gantry.api.%s: bad reply: %w", endpoint, err)
 	}
 	return nil

@@ -152,14 +152,12 @@ func (c *Client) SubmitDurable(ctx context.Context, req *jobs.SubmitRequest, msg
 	if err != nil {
 		return nil, fmt.Errorf("wait for the server to take the submission: %w", err)
 	}
-	var e struct {
-		Error *jobs.Error `json:"error"`
-	}
-	if json.Unmarshal(m.Data, &e) == nil && e.Error != nil {
-		return nil, e.Error
-	}
 	var r jobs.Run
-	if err := json.Unmarshal(m.Data, &r); err != nil {
+	apiErr, err := decodeReply(m.Data, &r)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	if err != nil {
 		return nil, fmt.Errorf("submission reply: %w", err)
 	}
 	return &r, nil
