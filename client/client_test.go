@@ -90,3 +90,18 @@ func TestLogPosition(t *testing.T) {
 		t.Errorf("unknown run: %v", err)
 	}
 }
+
+// TestSubmitDurableUnknownTaskDefinition: the server's refusal of a durable
+// submission comes back through its reply as the API error.
+func TestSubmitDurableUnknownTaskDefinition(t *testing.T) {
+	nc, stop := startGantry()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _ := client.New(nc)
+	_, err := c.SubmitDurable(ctx, &jobs.SubmitRequest{TaskDefinition: []byte(`"nosuch"`)}, "")
+	var apiErr *client.APIError
+	if !errors.Is(err, client.ErrNotFound) || !errors.As(err, &apiErr) || !strings.Contains(apiErr.Message, "nosuch") {
+		t.Fatalf("got %v; want the server's not_found error naming nosuch", err)
+	}
+}

@@ -1,12 +1,13 @@
 package client
 
 import (
-	"strings"
+	"bytes"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/server"
 	json "github.com/goccy/go-json"
 )
 
@@ -66,7 +67,7 @@ func FuzzDecodeReply(f *testing.F) {
 	f.Add(submitReply(f), "not_found", "run x does not exist")
 	f.Add([]byte(`{"error":{"code":"invalid","message":"bad"}}`), "", "")
 	f.Add([]byte(`{"error":null}`), "invalid", `say "error"`)
-	f.Add([]byte(`{"runId":"error"}`), "\u0065", "\"")
+	f.Add([]byte(`{"runId":"error"}`), `\u0065`, `"`)
 	f.Add([]byte(`[]`), "x", "")
 	f.Fuzz(func(t *testing.T, data []byte, code, message string) {
 		var r jobs.Run
@@ -77,9 +78,7 @@ func FuzzDecodeReply(f *testing.F) {
 		if !utf8.ValidString(code) || !utf8.ValidString(message) {
 			return // the encoder replaces what is not UTF-8
 		}
-		reply, err := json.Marshal(struct {
-			Error jobs.Error `json:"error"`
-		}{jobs.Error{Code: code, Message: message}})
+		reply, err := json.Marshal(server.ErrorReply{Error: jobs.Error{Code: code, Message: message}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +93,7 @@ func FuzzDecodeReply(f *testing.F) {
 // the control-plane benchmark's clients make one a run.
 func BenchmarkDecodeReply(b *testing.B) {
 	data := submitReply(b)
-	if strings.Contains(string(data), `"error"`) {
+	if bytes.Contains(data, errorKey) {
 		b.Fatal("the sample reply mentions error: it measures the slow path")
 	}
 	b.SetBytes(int64(len(data)))
