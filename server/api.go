@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 	gojson "github.com/goccy/go-json"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
 
@@ -53,15 +56,6 @@ type ErrorReply struct {
 }
 
 func (s *Server) service(ctx context.Context) (micro.Service, error) {
-	svc, err := micro.AddService(s.q.Conn(), micro.Config{
-		Name:        "gantry",
-		Version:     Version,
-		Description: "gantry batch and ETL job engine: runs, task definitions, pipelines",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("micro service: %w", err)
-	}
-	g := svc.AddGroup("gantry.api")
 	endpoints := []struct {
 		name, subject string
 		h             func(context.Context, []byte) (any, error)
@@ -98,30 +92,55 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 		// the whole API is up.
 		{"runs_list", "runs.list", s.apiList},
 	}
+	stats := make(map[string]*endpointStats, len(endpoints))
+	for _, e := range endpoints {
+		stats[e.name] = new(endpointStats)
+	}
+	nc := s.q.Conn()
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        "gantry",
+		Version:     Version,
+		Description: "gantry batch and ETL job engine: runs, task definitions, pipelines",
+		// The stats' data: what micro's own counts miss (see endpointStats).
+		StatsHandler: func(e *micro.Endpoint) any {
+			if st := stats[e.Name]; st != nil {
+				return st.snapshot()
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("micro service: %w", err)
+	}
+	g := svc.AddGroup("gantry.api")
 	// Requests are handled concurrently, up to maxInFlight at once: a
 	// subscription's callbacks come one at a time, and one slow request (a
 	// store write, a publish) must not hold up the others. Waiting for a
 	// free place holds the subscription, which pushes back on clients.
+	//
+	// The goroutine answers on the connection, not through the micro
+	// request: micro reads the request's outcome once the handler has
+	// returned, so answering through it from another goroutine is a data
+	// race. micro's error count and processing time therefore miss these
+	// requests; endpointStats keeps them.
 	inFlight := make(chan struct{}, maxInFlight)
 	for _, e := range endpoints {
-		h := checked(e.subject, e.h) // apispec.go
+		h, st := checked(e.subject, e.h), stats[e.name] // apispec.go
 		err := g.AddEndpoint(e.name, micro.HandlerFunc(func(req micro.Request) {
+			data, to := req.Data(), req.Reply()
 			inFlight <- struct{}{}
 			go func() {
 				defer func() { <-inFlight }()
+				start := time.Now()
 				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				defer cancel()
-				reply, err := h(rctx, req.Data())
-				if err != nil {
-					respondError(req, err)
-					return
+				msg := replyMsg(h(rctx, data))
+				st.record(time.Since(start), msg)
+				if to == "" {
+					return // a publish, not a request: nobody to answer
 				}
-				data, err := gojson.Marshal(reply) // the same bytes as encoding/json's, faster
-				if err != nil {
-					respondError(req, err)
-					return
-				}
-				_ = req.Respond(data)
+				msg.Subject = to
+				_ = nc.PublishMsg(msg)
 			}()
 		}), micro.WithEndpointSubject(e.subject), micro.WithEndpointMetadata(endpointMetadata(e.subject)))
 		if err != nil {
@@ -135,15 +154,74 @@ func (s *Server) service(ctx context.Context) (micro.Service, error) {
 // maxInFlight bounds the API requests handled at once.
 const maxInFlight = 256
 
-func respondError(req micro.Request, err error) {
+// replyMsg is the answer to a request: the reply's JSON, or the error's
+// with the micro error headers (Nats-Service-Error-Code carries the
+// HTTP-like number, Nats-Service-Error the code and the message's first
+// line). The caller sets the subject.
+func replyMsg(reply any, err error) *nats.Msg {
+	if err == nil {
+		data, merr := gojson.Marshal(reply) // the same bytes as encoding/json's, faster
+		if merr == nil {
+			return &nats.Msg{Data: data}
+		}
+		err = merr
+	}
+	return errorMsg(err)
+}
+
+// errorMsg is the answer to a request that failed.
+func errorMsg(err error) *nats.Msg {
 	code := errorCode(err) // apispec.go
 	if errors.Is(err, jobs.ErrNotFound) {
 		code = jobs.CodeNotFound
 	}
-	body, _ := json.Marshal(ErrorReply{Error: jobs.Error{Code: code, Message: err.Error()}})
-	// The micro headers: Nats-Service-Error-Code carries the HTTP-like
-	// number, Nats-Service-Error the code and the message's first line.
-	_ = req.Error(microErrorCode(code), code+": "+firstLine(err.Error()), body)
+	msg := &nats.Msg{Header: nats.Header{}}
+	msg.Data, _ = json.Marshal(ErrorReply{Error: jobs.Error{Code: code, Message: err.Error()}})
+	msg.Header.Set(micro.ErrorCodeHeader, microErrorCode(code))
+	msg.Header.Set(micro.ErrorHeader, code+": "+firstLine(err.Error()))
+	return msg
+}
+
+// endpointStats counts an endpoint's answers as `nats micro stats gantry`
+// shows them in each endpoint's data: micro counts the requests, but its
+// handlers return before the answer (see service), so its own error count
+// stays at zero and its processing time is only the hand-over.
+type endpointStats struct {
+	answered, errors, nanos atomic.Int64
+	mu                      sync.Mutex
+	lastError               string
+}
+
+func (st *endpointStats) record(took time.Duration, msg *nats.Msg) {
+	st.answered.Add(1)
+	st.nanos.Add(int64(took))
+	if h := msg.Header.Get(micro.ErrorHeader); h != "" {
+		st.errors.Add(1)
+		st.mu.Lock()
+		st.lastError = h
+		st.mu.Unlock()
+	}
+}
+
+// endpointData is the data of an endpoint's stats; times in nanoseconds,
+// as micro gives its own.
+type endpointData struct {
+	NumAnswered           int64  `json:"num_answered"`
+	NumErrors             int64  `json:"num_errors"`
+	LastError             string `json:"last_error,omitempty"`
+	ProcessingTime        int64  `json:"processing_time"`
+	AverageProcessingTime int64  `json:"average_processing_time"`
+}
+
+func (st *endpointStats) snapshot() endpointData {
+	d := endpointData{NumAnswered: st.answered.Load(), NumErrors: st.errors.Load(), ProcessingTime: st.nanos.Load()}
+	if d.NumAnswered > 0 {
+		d.AverageProcessingTime = d.ProcessingTime / d.NumAnswered
+	}
+	st.mu.Lock()
+	d.LastError = st.lastError
+	st.mu.Unlock()
+	return d
 }
 
 func firstLine(s string) string {

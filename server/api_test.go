@@ -307,6 +307,42 @@ func TestErrorCodes(t *testing.T) {
 	}
 }
 
+// TestServiceStatsCountAnswers shows what `nats micro stats gantry` gives:
+// requests are answered off micro's handler, so the answers and errors are
+// counted in each endpoint's data.
+func TestServiceStatsCountAnswers(t *testing.T) {
+	e := startAPI(t)
+	e.ok("gantry.api.runs.list", `{}`, nil)
+	apiError(t, e.req(e.op, "gantry.api.runs.get", `{"runId":"01jzzzzzzzzzzzzzzzzzzzzzzz"}`))
+	apiError(t, e.req(e.op, "gantry.api.runs.get", `{}`))
+	var stats micro.Stats
+	if err := json.Unmarshal(e.req(e.op, "$SRV.STATS.gantry", "").Data, &stats); err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]endpointData{}
+	for _, ep := range stats.Endpoints {
+		var d endpointData
+		if err := json.Unmarshal(ep.Data, &d); err != nil {
+			t.Fatalf("%s: data %s: %v", ep.Name, ep.Data, err)
+		}
+		data[ep.Name] = d
+	}
+	// startAPI polls runs.list until the API answers: at least one more.
+	if d := data["runs_list"]; d.NumAnswered < 2 || d.NumErrors != 0 || d.LastError != "" {
+		t.Errorf("runs_list: %+v, want at least 2 answered, no errors", d)
+	}
+	d := data["runs_get"]
+	if d.NumAnswered != 2 || d.NumErrors != 2 || !strings.HasPrefix(d.LastError, jobs.CodeInvalidArgument+": ") {
+		t.Errorf("runs_get: %+v, want 2 answered, 2 errors, the last invalid_argument", d)
+	}
+	if d.ProcessingTime <= 0 || d.AverageProcessingTime != d.ProcessingTime/2 {
+		t.Errorf("runs_get: processing time %d, average %d", d.ProcessingTime, d.AverageProcessingTime)
+	}
+	if d := data["runs_submit"]; d.NumAnswered != 0 {
+		t.Errorf("runs_submit: %+v, want nothing answered", d)
+	}
+}
+
 func TestServiceInfoHasSchemas(t *testing.T) {
 	e := startAPI(t)
 	m := e.req(e.op, "$SRV.INFO.gantry", "")

@@ -8,7 +8,6 @@ import (
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 )
 
 // consumeDurable takes durable submissions from gantry.submit. A message
@@ -67,16 +66,12 @@ func (s *Server) replySubmission(m queue.Submission, r *jobs.Run, err error) {
 		s.cfg.log.Warn().Str("replyTo", to).Msg("ignore the reply subject of a submission: not allowed")
 		return
 	}
-	msg := nats.NewMsg(to)
-	if err != nil {
-		code := jobs.ErrorCode(err)
-		msg.Data, _ = json.Marshal(ErrorReply{Error: jobs.Error{Code: code, Message: err.Error()}})
-		msg.Header.Set(micro.ErrorCodeHeader, microErrorCode(code))
-		msg.Header.Set(micro.ErrorHeader, code+": "+firstLine(err.Error()))
-	} else {
-		msg.Data, _ = json.Marshal(r)
-	}
+	msg := replyMsg(r, err) // api.go: as the API answers
+	msg.Subject = to
 	if m.MsgID != "" {
+		if msg.Header == nil {
+			msg.Header = nats.Header{}
+		}
 		msg.Header.Set(nats.MsgIdHdr, m.MsgID)
 	}
 	if err := s.q.Conn().PublishMsg(msg); err != nil {
