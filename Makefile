@@ -2,6 +2,9 @@
 GO      ?= go
 BIN     := bin/gantry
 PKGS    := ./...
+# The race detector needs cgo, which Go turns off when it finds no C
+# compiler: there the tests run without it (make test says so).
+RACE    ?= $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race)
 
 .DEFAULT_GOAL := help
 
@@ -18,8 +21,9 @@ images: ## Build the local sample image gantry/samples:latest (no registry neede
 	$(GO) run ./samples/cmd/gantry-images
 
 .PHONY: test
-test: ## Run every test, unit and integration (embedded NATS, real Docker)
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+test: ## Run every test, unit and integration (embedded NATS, real Docker), with the race detector
+	@test -n "$(RACE)" || echo "make test: cgo is off (no C compiler found), so the tests run without the race detector"
+	$(GO) test $(RACE) -count=1 -timeout 20m $(PKGS)
 
 .PHONY: demo
 demo: build images ## Start gantry up, run the sample ETL as runs and as a pipeline, show the result
