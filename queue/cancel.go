@@ -14,7 +14,7 @@ import (
 const cancelBucket = "gantry_canceled"
 
 func (q *Queue) ensureCancelBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := ensureKeyValue(ctx, q.js, jetstream.KeyValueConfig{
 		Bucket:      cancelBucket,
 		Description: "gantry: runs canceled by users",
 		TTL:         7 * 24 * time.Hour,

@@ -108,7 +108,7 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 	for _, sc := range streams {
 		sc.Storage = jetstream.FileStorage
 		sc.Replicas = q.cfg.replicas
-		if _, err := q.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if _, err := ensureStream(ctx, q.js, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
@@ -116,6 +116,30 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 		return err
 	}
 	return q.ensureWorkerBuckets(ctx)
+}
+
+// ensureStream creates a stream, or updates it when its configuration
+// differs: creating one that exists as asked changes nothing, where an
+// update rewrites the stream's metadata even when nothing changed. Beyond
+// the saved write, the NATS server (2.15) reads a stream's configuration
+// without its lock while it adds a consumer to it, so an update at every
+// start raced the consumers that a server and a worker starting side by
+// side create (the race detector caught it).
+func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.CreateStream(ctx, sc)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return js.UpdateStream(ctx, sc)
+	}
+	return s, err
+}
+
+// ensureKeyValue is ensureStream for a key-value bucket.
+func ensureKeyValue(ctx context.Context, js jetstream.JetStream, c jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateKeyValue(ctx, c)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return js.CreateOrUpdateKeyValue(ctx, c)
+	}
+	return kv, err
 }
 
 // JobsDuplicateWindow is how long GANTRY_JOBS remembers a job's message id

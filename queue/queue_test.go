@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -501,5 +502,57 @@ func TestJobsDuplicateWindowOnUpgrade(t *testing.T) {
 	if info.Config.Duplicates != JobsDuplicateWindow || info.State.Msgs != 1 {
 		t.Fatalf("jobs stream after EnsureStreams: duplicate window %s (want %s), %d jobs (want 1)",
 			info.Config.Duplicates, JobsDuplicateWindow, info.State.Msgs)
+	}
+}
+
+// TestEnsureUpdatesOnlyWhatChanged shows that ensuring gantry's streams and
+// buckets again, as every server and worker does at start, updates nothing
+// that is already as asked (an update raced consumers being created, see
+// ensureStream), and still updates what differs.
+func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
+	nc := newConn(t)
+	ctx := context.Background()
+	ensure := func(logRetention, dataRetention time.Duration) {
+		t.Helper()
+		q, err := New(nc, WithLogRetention(logRetention))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.EnsureStreams(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := NewStager(q.JetStream(), dataRetention, 1).EnsureBucket(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ensure(time.Hour, time.Hour)
+
+	updated, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	updates := func() []string {
+		t.Helper()
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			m, err := updated.NextMsg(200 * time.Millisecond)
+			if err != nil {
+				return got
+			}
+			got = append(got, strings.TrimPrefix(m.Subject, "$JS.EVENT.ADVISORY.STREAM.UPDATED."))
+		}
+	}
+	ensure(time.Hour, time.Hour)
+	if got := updates(); len(got) != 0 {
+		t.Fatalf("ensuring again updated %v, want nothing", got)
+	}
+	ensure(2*time.Hour, 2*time.Hour)
+	got := updates()
+	slices.Sort(got)
+	if want := []string{StreamLogs, "OBJ_" + DataBucket}; !slices.Equal(got, want) {
+		t.Fatalf("with new retentions updated %v, want %v", got, want)
 	}
 }

@@ -44,7 +44,7 @@ func (q *Queue) ensureWorkerBuckets(ctx context.Context) error {
 		{Bucket: claimsBucket, Description: "gantry: which worker runs which attempt", TTL: 7 * 24 * time.Hour, Storage: jetstream.FileStorage},
 	} {
 		c.Replicas = q.cfg.replicas
-		if _, err := q.js.CreateOrUpdateKeyValue(ctx, c); err != nil {
+		if _, err := ensureKeyValue(ctx, q.js, c); err != nil {
 			return fmt.Errorf("kv %s: %w", c.Bucket, err)
 		}
 	}
