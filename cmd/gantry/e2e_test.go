@@ -32,12 +32,28 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	gantryBin = filepath.Join(dir, "gantry")
-	out, err := exec.Command("go", "build", "-o", gantryBin, ".").CombinedOutput()
+	build := []string{"build", "-o", gantryBin}
+	raceLogs := filepath.Join(dir, "race")
+	if raceEnabled {
+		// Under the race detector the gantry processes the tests start
+		// have it too; they inherit GORACE, and write what they find where
+		// the end of the tests looks.
+		build = append(build, "-race")
+		os.Setenv("GORACE", "log_path="+raceLogs)
+	}
+	out, err := exec.Command("go", append(build, ".")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build gantry: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
+	if found, _ := filepath.Glob(raceLogs + ".*"); len(found) > 0 {
+		for _, f := range found {
+			b, _ := os.ReadFile(f)
+			fmt.Fprintf(os.Stderr, "a gantry process started by the tests found a data race (%s):\n%s\n", filepath.Base(f), b)
+		}
+		code = 1
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
