@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"time"
 	"unicode/utf16"
@@ -157,8 +156,6 @@ type logDecoder struct {
 	pos   int
 	start int // of the string raw last read
 }
-
-var errFallback = errors.New("fallback")
 
 func (d *logDecoder) ws() {
 	for d.pos < len(d.data) {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
@@ -87,7 +88,7 @@ func BuildImage(ctx context.Context, cli *client.Client, progress io.Writer) (st
 
 	if _, err := cli.ImageInspect(ctx, ref); err == nil {
 		fmt.Fprintf(progress, "image %s is up to date\n", ref)
-	} else if !client.IsErrNotFound(err) {
+	} else if !cerrdefs.IsNotFound(err) {
 		return "", fmt.Errorf("inspect image %s: %w", ref, err)
 	} else {
 		fmt.Fprintf(progress, "importing %s (%d bytes)\n", ref, len(layer))

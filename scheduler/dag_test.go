@@ -187,7 +187,7 @@ func TestDAGRunsStagesInOrder(t *testing.T) {
 	if cmd := req.Overrides.ContainerOverrides[0].Command; !slices.Equal(cmd, []string{"x", "2026-11-24"}) {
 		t.Errorf("command %v", cmd)
 	}
-	if req.IdempotencyKey != "pipeline/pr-1/extract/1" || req.Stage.Upstream != nil && len(req.Stage.Upstream) != 0 {
+	if req.IdempotencyKey != "pipeline/pr-1/extract/1" || len(req.Stage.Upstream) != 0 {
 		t.Errorf("key %q upstream %v", req.IdempotencyKey, req.Stage.Upstream)
 	}
 	ext := f.stageRuns("extract")

@@ -21,12 +21,6 @@ type proc struct {
 	env    []string // KEY=VALUE, exported variables only
 }
 
-// getenv returns the value of the environment variable key, or "".
-func (p *proc) getenv(key string) string {
-	v, _ := p.lookupEnv(key)
-	return v
-}
-
 func (p *proc) lookupEnv(key string) (string, bool) {
 	for i := len(p.env) - 1; i >= 0; i-- {
 		if k, v, ok := strings.Cut(p.env[i], "="); ok && k == key {

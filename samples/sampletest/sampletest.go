@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
@@ -138,7 +139,7 @@ func Cleanup(t testing.TB, cli *client.Client, label string) {
 		}
 		for _, c := range containers {
 			err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
-			if err != nil && !client.IsErrNotFound(err) {
+			if err != nil && !cerrdefs.IsNotFound(err) {
 				t.Logf("cleanup %s: remove container %s: %v", label, c.ID, err)
 			}
 		}
@@ -148,7 +149,7 @@ func Cleanup(t testing.TB, cli *client.Client, label string) {
 			t.Logf("cleanup %s: list volumes: %v", label, err)
 		}
 		for _, v := range vols.Volumes {
-			if err := cli.VolumeRemove(ctx, v.Name, true); err != nil && !client.IsErrNotFound(err) {
+			if err := cli.VolumeRemove(ctx, v.Name, true); err != nil && !cerrdefs.IsNotFound(err) {
 				t.Logf("cleanup %s: remove volume %s: %v", label, v.Name, err)
 			}
 		}
@@ -158,7 +159,7 @@ func Cleanup(t testing.TB, cli *client.Client, label string) {
 			t.Logf("cleanup %s: list networks: %v", label, err)
 		}
 		for _, n := range nets {
-			if err := cli.NetworkRemove(ctx, n.ID); err != nil && !client.IsErrNotFound(err) {
+			if err := cli.NetworkRemove(ctx, n.ID); err != nil && !cerrdefs.IsNotFound(err) {
 				t.Logf("cleanup %s: remove network %s: %v", label, n.Name, err)
 			}
 		}

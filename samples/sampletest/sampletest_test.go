@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -202,7 +203,7 @@ func TestCleanupRemovesLabelledContainers(t *testing.T) {
 	if id == "" {
 		t.FailNow()
 	}
-	if _, err := cli.ContainerInspect(t.Context(), id); !client.IsErrNotFound(err) {
+	if _, err := cli.ContainerInspect(t.Context(), id); !cerrdefs.IsNotFound(err) {
 		cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true})
 		t.Fatalf("container %s still there after cleanup (inspect error %v)", id, err)
 	}
