@@ -243,6 +243,30 @@ func TestNatsCLIDrivesTheAPI(t *testing.T) {
 		if !strings.Contains(out, `"code":"invalid_argument"`) || !strings.Contains(out, "Nats-Service-Error-Code: 400") {
 			t.Errorf("malformed:\n%s", out)
 		}
+		// `nats micro stats` shows them in each endpoint's data.
+		out, errOut, code := op.run("micro", "stats", "gantry", "--json")
+		var stats []struct {
+			Endpoints []struct {
+				Name string `json:"name"`
+				Data struct {
+					Answered  int    `json:"num_answered"`
+					Errors    int    `json:"num_errors"`
+					LastError string `json:"last_error"`
+				} `json:"data"`
+			} `json:"endpoints"`
+		}
+		if err := json.Unmarshal([]byte(out), &stats); code != 0 || err != nil || len(stats) != 1 {
+			t.Fatalf("micro stats: exit %d, %v: %s%s", code, err, out, errOut)
+		}
+		last := map[string]string{}
+		for _, ep := range stats[0].Endpoints {
+			if ep.Data.Errors > 0 && ep.Data.Answered >= ep.Data.Errors {
+				last[ep.Name] = ep.Data.LastError
+			}
+		}
+		if !strings.HasPrefix(last["runs_get"], "not_found: ") || !strings.HasPrefix(last["runs_submit"], "invalid_argument: ") {
+			t.Errorf("micro stats: last errors %q, want runs_get's not_found and runs_submit's invalid_argument:\n%s", last, out)
+		}
 	})
 
 	t.Run("the submit-only user is refused elsewhere", func(t *testing.T) {
