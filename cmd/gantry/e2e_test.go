@@ -87,7 +87,8 @@ func startUpEnv(t *testing.T, env []string, flags ...string) *instance {
 	in := &instance{t: t, data: t.TempDir(), label: "e2e-" + sanitizeID(t.Name()) + fmt.Sprint(time.Now().UnixNano()%100000),
 		image: sampletest.Image(t), upFlags: flags, extraEnv: env}
 	sampletest.Cleanup(t, cli, in.label)
-	in.start()
+	// Registered before the start, so that a gantry up that never answers
+	// is stopped too.
 	t.Cleanup(func() {
 		in.stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -98,6 +99,7 @@ func startUpEnv(t *testing.T, env []string, flags ...string) *instance {
 			t.Errorf("%d containers left behind after the test", len(left))
 		}
 	})
+	in.start()
 	return in
 }
 
