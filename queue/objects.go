@@ -87,20 +87,14 @@ func (s *Stager) EnsureBucket(ctx context.Context) error {
 	return nil
 }
 
-// createBucket is ensureStream for the object store (queue.go).
 func (s *Stager) createBucket(ctx context.Context) (jetstream.ObjectStore, error) {
-	cfg := jetstream.ObjectStoreConfig{
+	return ensure(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      DataBucket,
 		Description: "gantry: files passed between pipeline stages",
 		TTL:         s.ttl,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.replicas,
-	}
-	obs, err := s.js.CreateObjectStore(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		return s.js.CreateOrUpdateObjectStore(ctx, cfg)
-	}
-	return obs, err
+	}, jetstream.ErrBucketExists, s.js.CreateObjectStore, s.js.CreateOrUpdateObjectStore) // queue.go
 }
 
 func stagePrefix(pipelineRun, stage string) string { return pipelineRun + "/" + stage + "/" }

@@ -108,7 +108,7 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 	for _, sc := range streams {
 		sc.Storage = jetstream.FileStorage
 		sc.Replicas = q.cfg.replicas
-		if _, err := ensureStream(ctx, q.js, sc); err != nil {
+		if _, err := ensure(ctx, sc, jetstream.ErrStreamNameAlreadyInUse, q.js.CreateStream, q.js.UpdateStream); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
@@ -118,28 +118,25 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 	return q.ensureWorkerBuckets(ctx)
 }
 
-// ensureStream creates a stream, or updates it when its configuration
-// differs: creating one that exists as asked changes nothing, where an
+// ensure creates a stream or bucket with create, and updates it with
+// update only when it exists with another configuration (create fails with
+// exists): creating one that exists as asked changes nothing, where an
 // update rewrites the stream's metadata even when nothing changed. Beyond
 // the saved write, the NATS server (2.15) reads a stream's configuration
 // without its lock while it adds a consumer to it, so an update at every
 // start raced the consumers that a server and a worker starting side by
 // side create (the race detector caught it).
-func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (jetstream.Stream, error) {
-	s, err := js.CreateStream(ctx, sc)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return js.UpdateStream(ctx, sc)
+func ensure[C, T any](ctx context.Context, cfg C, exists error, create, update func(context.Context, C) (T, error)) (T, error) {
+	v, err := create(ctx, cfg)
+	if errors.Is(err, exists) {
+		return update(ctx, cfg)
 	}
-	return s, err
+	return v, err
 }
 
-// ensureKeyValue is ensureStream for a key-value bucket.
+// ensureKeyValue is ensure for a key-value bucket.
 func ensureKeyValue(ctx context.Context, js jetstream.JetStream, c jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, c)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		return js.CreateOrUpdateKeyValue(ctx, c)
-	}
-	return kv, err
+	return ensure(ctx, c, jetstream.ErrBucketExists, js.CreateKeyValue, js.CreateOrUpdateKeyValue)
 }
 
 // JobsDuplicateWindow is how long GANTRY_JOBS remembers a job's message id

@@ -508,7 +508,7 @@ func TestJobsDuplicateWindowOnUpgrade(t *testing.T) {
 // TestEnsureUpdatesOnlyWhatChanged shows that ensuring gantry's streams and
 // buckets again, as every server and worker does at start, updates nothing
 // that is already as asked (an update raced consumers being created, see
-// ensureStream), and still updates what differs.
+// ensure in queue.go), and still updates what differs.
 func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 	nc := newConn(t)
 	ctx := context.Background()
