@@ -6,11 +6,12 @@ import (
 	"time"
 )
 
-// pool runs functions on goroutines it keeps for a while after they
+// Pool runs functions on goroutines it keeps for a while after they
 // finish. A job's goroutine grows its stack (JSON encoding alone needs
 // several kilobytes), and a new goroutine for every job paid for that
-// growth each time: about 5% of a busy worker's CPU.
-type pool struct {
+// growth each time: about 5% of a busy worker's CPU. The server answers
+// its API requests on one too.
+type Pool struct {
 	work chan func()
 	wg   sync.WaitGroup
 
@@ -20,10 +21,11 @@ type pool struct {
 // poolIdle is how long a goroutine waits for more work before it ends.
 const poolIdle = 10 * time.Second
 
-func newPool() *pool { return &pool{work: make(chan func())} }
+// NewPool returns an empty pool; its goroutines start as work comes.
+func NewPool() *Pool { return &Pool{work: make(chan func())} }
 
 // Go runs f on an idle goroutine of the pool, or on a new one.
-func (p *pool) Go(f func()) {
+func (p *Pool) Go(f func()) {
 	p.wg.Add(1)
 	select {
 	case p.work <- f:
@@ -35,12 +37,12 @@ func (p *pool) Go(f func()) {
 }
 
 // Wait waits for every function given to Go to return.
-func (p *pool) Wait() { p.wg.Wait() }
+func (p *Pool) Wait() { p.wg.Wait() }
 
 // Close ends the idle goroutines; Go must not be called after it.
-func (p *pool) Close() { close(p.work) }
+func (p *Pool) Close() { close(p.work) }
 
-func (p *pool) loop(f func()) {
+func (p *Pool) loop(f func()) {
 	defer p.live.Add(-1)
 	idle := time.NewTimer(poolIdle)
 	defer idle.Stop()

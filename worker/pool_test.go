@@ -10,7 +10,7 @@ import (
 // idle runs on them, every function runs once, Wait waits for all, and
 // Close ends the idle goroutines.
 func TestPoolReusesGoroutines(t *testing.T) {
-	p := newPool()
+	p := NewPool()
 	var ran, started atomic.Int64
 	for range 3 { // one after the other: the first goroutine serves all
 		p.Go(func() { ran.Add(1) })

@@ -185,7 +185,7 @@ func (w *Worker) Running() []string {
 // finish within the grace period, stops what is left and returns once every
 // result is reported.
 func (w *Worker) Run(ctx context.Context) error {
-	wg := newPool() // runs the jobs
+	wg := NewPool() // runs the jobs
 	defer wg.Close()
 	// life ends the runs: not with ctx, but a grace period after it.
 	life, endLife := context.WithCancelCause(context.WithoutCancel(ctx))
