@@ -90,11 +90,11 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopPipelines()
-	svc, err := s.service(ctx)
+	stopAPI, err := s.service(ctx)
 	if err != nil {
 		return err
 	}
-	defer svc.Stop()
+	defer stopAPI() // answers the requests taken before the store closes
 	errc := make(chan error, 3)
 	go func() { errc <- s.q.ConsumeEvents(ctx, 500, func(b *queue.EventBatch) { s.applyBatch(ctx, b) }) }()
 	go func() { errc <- s.consumeSubmissions(ctx) }()
