@@ -41,6 +41,13 @@ func TestStopAnswersRequestsInFlight(t *testing.T) {
 	}
 	returned := make(chan error, 1)
 	go func() { returned <- New(db, q).Run(ctx) }()
+	ended := false // Run's return taken
+	defer func() { // before the store closes
+		if !ended {
+			cancel()
+			<-returned
+		}
+	}()
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if _, err := e.op.Request("gantry.api.runs.list", nil, time.Second); err == nil {
 			break
@@ -95,6 +102,7 @@ func TestStopAnswersRequestsInFlight(t *testing.T) {
 	cancel()
 	select {
 	case err := <-returned:
+		ended = true
 		t.Fatalf("Run returned (%v) while a submission was in flight", err)
 	case <-time.After(500 * time.Millisecond):
 	}
@@ -112,6 +120,7 @@ func TestStopAnswersRequestsInFlight(t *testing.T) {
 	}
 	select {
 	case err := <-returned:
+		ended = true
 		if err != nil {
 			t.Fatalf("server: %v", err)
 		}
