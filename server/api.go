@@ -133,10 +133,11 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 	inFlight := make(chan struct{}, maxInFlight)
 	handlers := newAPIHandlers(ctx)
 	answer := func(to string, msg *nats.Msg) {
-		if to != "" { // a publish, not a request: nobody to answer
-			msg.Subject = to
-			_ = nc.PublishMsg(msg)
+		if to == "" {
+			return // a publish, not a request: nobody to answer
 		}
+		msg.Subject = to
+		_ = nc.PublishMsg(msg)
 	}
 	for _, e := range endpoints {
 		h, st := checked(e.subject, e.h), stats[e.name] // apispec.go
@@ -216,10 +217,9 @@ func (h *apiHandlers) Stop() {
 	select {
 	case <-done:
 	case <-time.After(apiDrain):
-		h.cancel()
-		<-done
 	}
 	h.cancel()
+	<-done
 	h.pool.Close()
 }
 

@@ -100,8 +100,15 @@ func (e *apiEnv) startServer() {
 			db.Close()
 		})
 	}
+	waitForAPI(t, e.op)
+}
+
+// waitForAPI waits until the API answers runs.list, the last endpoint
+// added (see service).
+func waitForAPI(t *testing.T, nc *nats.Conn) {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if _, err := e.op.Request("gantry.api.runs.list", nil, time.Second); err == nil {
+		if _, err := nc.Request("gantry.api.runs.list", nil, time.Second); err == nil {
 			return
 		}
 		if time.Now().After(deadline) {

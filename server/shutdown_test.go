@@ -48,15 +48,7 @@ func TestStopAnswersRequestsInFlight(t *testing.T) {
 			<-returned
 		}
 	}()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if _, err := e.op.Request("gantry.api.runs.list", nil, time.Second); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the API did not answer within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForAPI(t, e.op)
 
 	// Hold SQLite's write lock: the submission waits in the store.
 	lockDB, err := sql.Open("sqlite", path)
