@@ -161,7 +161,7 @@ func benchContainers(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	}
 	rate, base := float64(m)/took.Seconds(), float64(m)/baseTook.Seconds()
 	return []benchResult{{Name: "containers", Value: rate, Unit: "containers/s", Baseline: "Docker API create+start+wait+remove",
-		BaselineValue: base, N: m, Target: "ratio ≥ 0.9"}}, nil
+		BaselineValue: base, N: m, goal: goalContainers}}, nil
 }
 
 // dockerRunOnce runs one container to its end through the Docker API, as
@@ -251,7 +251,7 @@ func benchSingleRun(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		}
 	}
 	return []benchResult{{Name: "single-run", Value: ms(percentile(g, 0.5)), Unit: "ms", Baseline: baseName,
-		BaselineValue: ms(percentile(b, 0.5)), N: n, Target: "ratio ≤ 1.15 (median)"}}, nil
+		BaselineValue: ms(percentile(b, 0.5)), N: n, goal: goalSingleRun}}, nil
 }
 
 func benchLogs(ctx context.Context, o *benchOpts) ([]benchResult, error) {
@@ -300,12 +300,12 @@ func benchLogs(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		fmt.Fprintf(o.progress, "bench: logs: Docker API %s, gantry %s\n", base[len(base)-1].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 	}
 	res := []benchResult{{Name: "logs", Value: ms(percentile(took, 0.5)), Unit: "ms", Baseline: "Docker API attach",
-		BaselineValue: ms(percentile(base, 0.5)), N: mib, Target: "ratio ≤ 1.2, byte-exact"}}
+		BaselineValue: ms(percentile(base, 0.5)), N: mib, goal: goalLogs}}
 	exactV := 0.0
 	if exact {
 		exactV = 1
 	}
-	res = append(res, benchResult{Name: "logs-byte-exact", Value: exactV, Unit: "bool", N: mib})
+	res = append(res, benchResult{Name: "logs-byte-exact", Value: exactV, Unit: "bool", N: mib, goal: goalByteExact})
 	if !exact {
 		return res, fmt.Errorf("logs: what gantry delivered differs from the container's output")
 	}

@@ -142,8 +142,8 @@ func benchStageHop(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		}
 	}
 	return []benchResult{
-		{Name: "stage-hop-p50", Value: ms(percentile(hops, 0.5)), Unit: "ms", N: stages, Target: "≤ 20 ms"},
-		{Name: "stage-hop-p99", Value: ms(percentile(hops, 0.99)), Unit: "ms", N: stages, Target: "≤ 100 ms"},
+		{Name: "stage-hop-p50", Value: ms(percentile(hops, 0.5)), Unit: "ms", N: stages, goal: goalHopP50},
+		{Name: "stage-hop-p99", Value: ms(percentile(hops, 0.99)), Unit: "ms", N: stages, goal: goalHopP99},
 		{Name: "stage-hop-to-create-event-p50", Value: ms(percentile(toEvent, 0.5)), Unit: "ms", N: stages},
 		{Name: "stage-hop-docker-create-p50", Value: ms(percentile(daemon, 0.5)), Unit: "ms", N: stages},
 	}, nil
@@ -256,10 +256,10 @@ func benchCron(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	want := n * int(window/time.Second)
 	missed := max(0, want-(len(late)-doubled))
 	return []benchResult{
-		{Name: "cron-lateness-p99", Value: ms(percentile(late, 0.99)), Unit: "ms", Baseline: "the scheduled times", N: n, Target: "≤ 200 ms"},
+		{Name: "cron-lateness-p99", Value: ms(percentile(late, 0.99)), Unit: "ms", Baseline: "the scheduled times", N: n, goal: goalCronP99},
 		{Name: "cron-lateness-p50", Value: ms(percentile(late, 0.5)), Unit: "ms", N: n},
-		{Name: "cron-missed", Value: float64(missed), Unit: "fires", N: want, Target: "0"},
-		{Name: "cron-doubled", Value: float64(doubled), Unit: "fires", N: want, Target: "0"},
+		{Name: "cron-missed", Value: float64(missed), Unit: "fires", N: want, goal: goalNone},
+		{Name: "cron-doubled", Value: float64(doubled), Unit: "fires", N: want, goal: goalNone},
 	}, nil
 }
 
@@ -355,10 +355,10 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		return nil, err
 	}
 	return []benchResult{
-		{Name: "memory-server", Value: serverRSS, Unit: "MiB", N: runs, Target: "≤ 300 MB with 1M runs"},
-		{Name: "memory-server-week", Value: week.idle, Unit: "MiB", N: runs, Target: "≤ 300 MB with 1M runs"},
-		{Name: "memory-server-week-busy", Value: week.busy, Unit: "MiB", N: runs, Target: "≤ 300 MB with 1M runs"},
-		{Name: "memory-worker-idle", Value: idle, Unit: "MiB", Target: "≤ 40 MB"},
+		{Name: "memory-server", Value: serverRSS, Unit: "MiB", N: runs, goal: goalServerMemory},
+		{Name: "memory-server-week", Value: week.idle, Unit: "MiB", N: runs, goal: goalServerMemory},
+		{Name: "memory-server-week-busy", Value: week.busy, Unit: "MiB", N: runs, goal: goalServerMemory},
+		{Name: "memory-worker-idle", Value: idle, Unit: "MiB", goal: goalWorkerIdle},
 		{Name: "memory-worker-8-tasks", Value: busy, Unit: "MiB", N: 8},
 	}, nil
 }

@@ -83,14 +83,14 @@ func writeReport(dir string, results []benchResult, pts []scalePoint, quick bool
 	fmt.Fprintf(&b, "    go tool pprof -tagfocus phase=gantry bin/gantry cp.prof   # gantry's part, without the baselines\n")
 	fmt.Fprintf(&b, "    make microbench        # go test -bench of the hot paths (event application, log batching, cron, DAG)\n\n")
 	fmt.Fprintf(&b, "`gantry bench --help` says what each benchmark measures and against what.\n\n## Latest figures\n\n")
-	fmt.Fprintf(&b, "| name | gantry | baseline | ratio | n | target |\n|---|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(&b, "| name | gantry | baseline | ratio | n | met | target |\n|---|---:|---:|---:|---:|---|---|\n")
 	for _, r := range results {
 		base, ratio := "-", "-"
 		if r.BaselineValue != 0 {
 			base = fmt.Sprintf("%.1f %s (%s)", r.BaselineValue, r.Unit, r.Baseline)
 			ratio = fmt.Sprintf("%.2f", r.Value/r.BaselineValue)
 		}
-		fmt.Fprintf(&b, "| %s | %.1f %s | %s | %s | %d | %s |\n", r.Name, r.Value, r.Unit, base, ratio, r.N, r.Target)
+		fmt.Fprintf(&b, "| %s | %.1f %s | %s | %s | %d | %s | %s |\n", r.Name, r.Value, r.Unit, base, ratio, r.N, r.metText(), r.Target)
 	}
 	if len(pts) > 0 {
 		fmt.Fprintf(&b, "\n## Control plane as N grows\n\n| N | runs/s | µs per run | CPU µs per run | p99 ms | raw JetStream msgs/s |\n|---:|---:|---:|---:|---:|---:|\n")
