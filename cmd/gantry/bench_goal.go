@@ -49,7 +49,7 @@ var (
 // judge fills in a result's ratio, its target's words and whether it meets
 // it (nil when it has no target, or when N is below the target's scale).
 func (r *benchResult) judge() {
-	if r.BaselineValue != 0 && r.Ratio == 0 {
+	if r.BaselineValue != 0 {
 		r.Ratio = r.Value / r.BaselineValue
 	}
 	if r.goal == nil {

@@ -88,7 +88,7 @@ func writeReport(dir string, results []benchResult, pts []scalePoint, quick bool
 		base, ratio := "-", "-"
 		if r.BaselineValue != 0 {
 			base = fmt.Sprintf("%.1f %s (%s)", r.BaselineValue, r.Unit, r.Baseline)
-			ratio = fmt.Sprintf("%.2f", r.Value/r.BaselineValue)
+			ratio = fmt.Sprintf("%.2f", r.Ratio) // judged in bench.go
 		}
 		fmt.Fprintf(&b, "| %s | %.1f %s | %s | %s | %d | %s | %s |\n", r.Name, r.Value, r.Unit, base, ratio, r.N, r.metText(), r.Target)
 	}
