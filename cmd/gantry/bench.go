@@ -59,6 +59,8 @@ type benchOpts struct {
 	memProfile    string
 	report        string
 	out, progress io.Writer
+	// series are the figures by N that benchmarks measured for --report.
+	series []scaleSeries
 }
 
 // benchmark is one entry of the suite.
@@ -117,6 +119,12 @@ in MiB against targets in MB, and the target says both.
                  and of a worker idle and with eight running tasks; the full
                  suite waits 2 minutes for the week's messages to leave the
                  streams' duplicate window, as a week's runs would have
+
+--report DIR writes BENCHMARKS.md there: every figure, and tables and SVG
+charts of how some grow with N, for which it runs them at other sizes too:
+the control plane at 10k, 100k and 1M runs; the server's memory over a
+hundredth and a tenth of its recorded runs; cron with 1,000, 3,000 and
+30,000 schedules; logs of 1 and 10 MiB (smaller under --quick).
 
 Docker benchmarks build the local image gantry/samples first, which needs Go
 and the gantry source (run from a checkout); elsewhere they use a
@@ -182,14 +190,14 @@ gantry/samples:latest built before (make images) and say so.`,
 			if o.report == "" {
 				return nil
 			}
-			var pts []scalePoint
 			if len(o.only) == 0 || slices.Contains(o.only, "control-plane") {
-				var err error
-				if pts, err = benchScale(cmd.Context(), o); err != nil {
+				s, err := benchScale(cmd.Context(), o)
+				if err != nil {
 					return fmt.Errorf("bench control-plane scaling: %w", err)
 				}
+				o.series = append([]scaleSeries{s}, o.series...)
 			}
-			if err := writeReport(o.report, all, pts, o.quick); err != nil {
+			if err := writeReport(o.report, all, o.series, o.quick); err != nil {
 				return err
 			}
 			fmt.Fprintf(o.progress, "bench: report written to %s\n", filepath.Join(o.report, "BENCHMARKS.md"))
@@ -202,7 +210,7 @@ gantry/samples:latest built before (make images) and say so.`,
 	c.Flags().IntVar(&o.runs, "runs", 0, "runs of the control-plane benchmark (default 100000, 10000 with --quick)")
 	c.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	c.Flags().StringVar(&o.memProfile, "memprofile", "", "write a memory profile to this file when the control plane's runs have ended, before its server stops: what they allocated (-sample_index=alloc_space) and what it holds (inuse_space)")
-	c.Flags().StringVar(&o.report, "report", "", "write BENCHMARKS.md and SVG charts of the control plane by N into this directory")
+	c.Flags().StringVar(&o.report, "report", "", "write BENCHMARKS.md into this directory, with tables and SVG charts of how the control plane, the server's memory, cron's lateness and logs grow with N (which adds runs of them at other sizes)")
 	return c
 }
 

@@ -259,48 +259,23 @@ func benchLogs(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	if o.quick {
 		mib, pairs = 20, 1
 	}
-	const width = 100 // bytes a line without its newline
-	lines := mib << 20 / (width + 1)
 	cli, img, err := benchDocker(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	defer cli.Close()
-	cmd := []string{"lines", strconv.Itoa(lines), strconv.Itoa(width)}
-
 	st, err := startBenchStack(ctx, docker.New(cli, docker.WithLabels(map[string]string{benchLabel: "1"})), 4)
 	if err != nil {
 		return nil, err
 	}
 	defer st.stop()
-	// The daemon's speed drifts from one minute to the next: baseline and
-	// gantry take turns, and each figure is the median of its runs.
-	var base, took []time.Duration
-	exact := true
-	for range pairs {
-		// Baseline: follow the container's output through the Docker API.
-		baseSum := sha256.New()
-		start := time.Now()
-		if err := dockerRunOnce(ctx, cli, img, baseSum, cmd...); err != nil {
-			return nil, err
-		}
-		base = append(base, time.Since(start))
-
-		start = time.Now()
-		r, err := st.client.Submit(ctx, adhoc(img, cmd...))
-		if err != nil {
-			return nil, err
-		}
-		sum := sha256.New()
-		if err := st.client.Logs(ctx, r.RunID, client.LogOptions{Follow: true}, hashLines(sum)); err != nil {
-			return nil, err
-		}
-		took = append(took, time.Since(start))
-		exact = exact && slices.Equal(sum.Sum(nil), baseSum.Sum(nil))
-		fmt.Fprintf(o.progress, "bench: logs: Docker API %s, gantry %s\n", base[len(base)-1].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+	lp := logsPairs{cli: cli, img: img, st: st, progress: o.progress}
+	took, base, exact, err := lp.run(ctx, mib, pairs)
+	if err != nil {
+		return nil, err
 	}
-	res := []benchResult{{Name: "logs", Value: ms(percentile(took, 0.5)), Unit: "ms", Baseline: "Docker API attach",
-		BaselineValue: ms(percentile(base, 0.5)), N: mib, goal: goalLogs}}
+	res := []benchResult{{Name: "logs", Value: took, Unit: "ms", Baseline: "Docker API attach",
+		BaselineValue: base, N: mib, goal: goalLogs}}
 	exactV := 0.0
 	if exact {
 		exactV = 1
@@ -309,7 +284,74 @@ func benchLogs(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	if !exact {
 		return res, fmt.Errorf("logs: what gantry delivered differs from the container's output")
 	}
+	if o.report != "" {
+		// Smaller outputs too, for the report: what a run's start and end
+		// cost against its lines.
+		s := scaleSeries{name: "logs", title: "Logs as the output grows (MiB)", cols: []scaleCol{
+			{head: "gantry ms", format: "%.0f"},
+			{head: "Docker API ms", format: "%.0f"},
+			{head: "ratio", format: "%.2f", chart: "ratio", title: "logs: gantry's time over the Docker API's by MiB (N)"},
+		}}
+		for _, m := range []int{mib / 100, mib / 10} {
+			m = max(m, 1)
+			fmt.Fprintf(o.progress, "bench: logs scaling: %d MiB ...\n", m)
+			took, base, exact, err := lp.run(ctx, m, pairs)
+			if err != nil {
+				return nil, err
+			}
+			if !exact {
+				return res, fmt.Errorf("logs: %d MiB: what gantry delivered differs from the container's output", m)
+			}
+			s.rows = append(s.rows, scaleRow{n: m, v: []float64{took, base, took / base}})
+		}
+		s.rows = append(s.rows, scaleRow{n: mib, v: []float64{took, base, took / base}})
+		o.series = append(o.series, s)
+	}
 	return res, nil
+}
+
+// logsPairs follows a container's output through gantry and through the
+// Docker API, in turns.
+type logsPairs struct {
+	cli      *dockerclient.Client
+	img      string
+	st       *benchStack
+	progress io.Writer
+}
+
+// run takes pairs turns of a container writing mib MiB of lines: the
+// median milliseconds until gantry's follower, and the Docker API's, have
+// all of it, and whether gantry's was byte-exact each time.
+func (lp logsPairs) run(ctx context.Context, mib, pairs int) (took, base float64, exact bool, err error) {
+	const width = 100 // bytes a line without its newline
+	cmd := []string{"lines", strconv.Itoa(mib << 20 / (width + 1)), strconv.Itoa(width)}
+	// The daemon's speed drifts from one minute to the next: baseline and
+	// gantry take turns, and each figure is the median of its runs.
+	var bases, tooks []time.Duration
+	exact = true
+	for range pairs {
+		// Baseline: follow the container's output through the Docker API.
+		baseSum := sha256.New()
+		start := time.Now()
+		if err := dockerRunOnce(ctx, lp.cli, lp.img, baseSum, cmd...); err != nil {
+			return 0, 0, false, err
+		}
+		bases = append(bases, time.Since(start))
+
+		start = time.Now()
+		r, err := lp.st.client.Submit(ctx, adhoc(lp.img, cmd...))
+		if err != nil {
+			return 0, 0, false, err
+		}
+		sum := sha256.New()
+		if err := lp.st.client.Logs(ctx, r.RunID, client.LogOptions{Follow: true}, hashLines(sum)); err != nil {
+			return 0, 0, false, err
+		}
+		tooks = append(tooks, time.Since(start))
+		exact = exact && slices.Equal(sum.Sum(nil), baseSum.Sum(nil))
+		fmt.Fprintf(lp.progress, "bench: logs: Docker API %s, gantry %s\n", bases[len(bases)-1].Round(time.Millisecond), tooks[len(tooks)-1].Round(time.Millisecond))
+	}
+	return ms(percentile(tooks, 0.5)), ms(percentile(bases, 0.5)), exact, nil
 }
 
 // hashLines feeds log lines, joined and newline-terminated, to h.

@@ -224,9 +224,39 @@ func (f *benchFirer) StopPipelineRun(context.Context, string, string) error { re
 
 func benchCron(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	n, window := 10_000, 10*time.Second
+	// For --report, the engine with fewer schedules and with more than the
+	// target's.
+	scale := []int{1_000, 3_000, 30_000}
 	if o.quick {
 		n, window = 2_000, 5*time.Second
+		scale = []int{500, 1_000}
 	}
+	res := cronAt(ctx, n, window)
+	if o.report == "" {
+		return res, nil
+	}
+	s := scaleSeries{name: "cron", title: "Cron as schedules grow (each due every second)", cols: []scaleCol{
+		{head: "lateness p50 ms", format: "%.1f"},
+		{head: "lateness p99 ms", format: "%.1f", chart: "p99", title: "cron: ms late at p99 by schedules (N)"},
+		{head: "missed fires", format: "%.0f"},
+		{head: "doubled fires", format: "%.0f"},
+	}}
+	for _, m := range append(scale, n) {
+		r := res
+		if m != n {
+			fmt.Fprintf(o.progress, "bench: cron scaling: %d schedules ...\n", m)
+			r = cronAt(ctx, m, window)
+		}
+		s.rows = append(s.rows, scaleRow{n: m, v: []float64{r[1].Value, r[0].Value, r[2].Value, r[3].Value}})
+	}
+	slices.SortFunc(s.rows, func(a, b scaleRow) int { return cmp.Compare(a.n, b.n) })
+	o.series = append(o.series, s)
+	return res, nil
+}
+
+// cronAt runs the engine with n schedules, every one due each second, for
+// window: its p99 and p50 lateness, and the fires it missed and doubled.
+func cronAt(ctx context.Context, n int, window time.Duration) []benchResult {
 	created := time.Now().Truncate(time.Second).Add(time.Second)
 	store := &benchCronStore{last: map[string]time.Time{}}
 	for i := range n {
@@ -260,7 +290,7 @@ func benchCron(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		{Name: "cron-lateness-p50", Value: ms(percentile(late, 0.5)), Unit: "ms", N: n},
 		{Name: "cron-missed", Value: float64(missed), Unit: "fires", N: want, goal: goalNone},
 		{Name: "cron-doubled", Value: float64(doubled), Unit: "fires", N: want, goal: goalNone},
-	}, nil
+	}
 }
 
 // benchMemory measures the resident memory of real gantry processes: a
@@ -281,7 +311,28 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	}
 	defer os.RemoveAll(dir)
 	base := time.Now().Add(-time.Duration(runs) * time.Second)
-	if err := fillStore(ctx, filepath.Join(dir, "gantry.db"), base, runs, o); err != nil {
+	store := filepath.Join(dir, "gantry.db")
+	// For --report, a server over the first hundredth and tenth of the
+	// runs too, as they are recorded.
+	var at []int
+	if o.report != "" {
+		at = []int{runs / 100, runs / 10}
+	}
+	var steps []scaleRow
+	recorded := 0
+	for _, n := range at {
+		if err := fillStore(ctx, store, base, recorded, n, o); err != nil {
+			return nil, err
+		}
+		recorded = n
+		rss, err := memoryServerOnce(ctx, self, dir)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.progress, "bench: memory: a server over %d runs: %.1f MiB\n", n, rss)
+		steps = append(steps, scaleRow{n: n, v: []float64{rss}})
+	}
+	if err := fillStore(ctx, store, base, recorded, runs, o); err != nil {
 		return nil, err
 	}
 	// The same runs as if they had all ended within the last week: the
@@ -353,6 +404,11 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	week, err := weekServer(ctx, o, self, dir, weekStore, filled, port)
 	if err != nil {
 		return nil, err
+	}
+	if o.report != "" {
+		o.series = append(o.series, scaleSeries{name: "memory-server", title: "Server memory as its recorded runs grow",
+			cols: []scaleCol{{head: "MiB", format: "%.1f", chart: "rss", title: "memory-server: resident MiB by recorded runs (N)"}},
+			rows: append(steps, scaleRow{n: runs, v: []float64{serverRSS}})})
 	}
 	return []benchResult{
 		{Name: "memory-server", Value: serverRSS, Unit: "MiB", N: runs, goal: goalServerMemory},
@@ -563,8 +619,24 @@ func recordedRun(base time.Time, i int) (id string, at time.Time, end jobs.Statu
 	return fmt.Sprintf("01bench%019d", i), base.Add(time.Duration(i) * time.Second), end, code
 }
 
-// fillStore records n finished runs straight into a new store.
-func fillStore(ctx context.Context, path string, base time.Time, n int, o *benchOpts) error {
+// memoryServerOnce starts a server over the store in dir, as
+// startMemoryServer does, and stops it: its resident size, in MiB.
+func memoryServerOnce(ctx context.Context, self, dir string) (float64, error) {
+	port, err := benchFreePort()
+	if err != nil {
+		return 0, err
+	}
+	server, rss, err := startMemoryServer(ctx, self, dir, port)
+	if err != nil {
+		return 0, err
+	}
+	server.Process.Signal(os.Interrupt)
+	return rss, server.Wait()
+}
+
+// fillStore records the finished runs from to n (recordedRun's) straight
+// into the store at path, creating it if need be.
+func fillStore(ctx context.Context, path string, base time.Time, from, n int, o *benchOpts) error {
 	db, err := storage.Open(ctx, path)
 	if err != nil {
 		return err
@@ -574,7 +646,7 @@ func fillStore(ctx context.Context, path string, base time.Time, n int, o *bench
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
 	sem := make(chan struct{}, 512)
-	for i := range n {
+	for i := from; i < n; i++ {
 		if i%100_000 == 0 && i > 0 {
 			fmt.Fprintf(o.progress, "bench: memory: %d/%d runs recorded\n", i, n)
 		}

@@ -14,58 +14,83 @@ import (
 )
 
 // The --report of `gantry bench`: BENCHMARKS-style Markdown of every result
-// and SVG charts of how the control plane's figures grow with N.
+// and SVG charts of how figures grow with N: the control plane's with the
+// runs, the server's memory with the runs it has recorded, cron's lateness
+// with the schedules, logs with the output's MiB.
 
-// scalePoint is the control plane measured at one N.
-type scalePoint struct {
-	n       int
-	rate    float64 // runs/s
-	perRun  float64 // µs of wall time per run
-	cpu     float64 // µs of the process's CPU time per run
-	p99     float64 // ms
-	rawRate float64
+// scaleSeries is one benchmark measured at growing N: a table in the
+// report, and a chart of each column that names one.
+type scaleSeries struct {
+	name  string // the charts are BENCHMARKS-<name>-<chart>.svg
+	title string // the report's heading for it
+	cols  []scaleCol
+	rows  []scaleRow
+}
+
+// scaleCol is one figure of a series.
+type scaleCol struct {
+	head   string // in the table, and the chart's alt text
+	format string // of the figure in the table
+	chart  string // the chart's file suffix; "" for no chart
+	title  string // the chart's title
+}
+
+// scaleRow is a series' figures at one N, in the order of its columns.
+type scaleRow struct {
+	n int
+	v []float64
+}
+
+// controlPlaneCols are the control plane's figures by N.
+var controlPlaneCols = []scaleCol{
+	{head: "runs/s", format: "%.0f", chart: "rate", title: "control plane: runs/s by N"},
+	{head: "µs per run", format: "%.0f", chart: "cost", title: "control plane: µs of wall time per run by N"},
+	{head: "CPU µs per run", format: "%.0f", chart: "cpu", title: "control plane: µs of CPU time per run by N"},
+	{head: "p99 ms", format: "%.1f"},
+	{head: "raw JetStream msgs/s", format: "%.0f"},
 }
 
 // benchScale runs the control-plane benchmark at growing N.
-func benchScale(ctx context.Context, o *benchOpts) ([]scalePoint, error) {
+func benchScale(ctx context.Context, o *benchOpts) (scaleSeries, error) {
+	s := scaleSeries{name: "control-plane", title: "Control plane as N grows", cols: controlPlaneCols}
 	ns := []int{10_000, 100_000, 1_000_000}
 	if o.quick {
 		ns = []int{2_000, 5_000, 10_000}
 	}
-	var pts []scalePoint
 	for _, n := range ns {
 		fmt.Fprintf(o.progress, "bench: control-plane scaling: N=%d ...\n", n)
 		res, err := controlPlane(ctx, o, n)
 		if err != nil {
-			return nil, err
+			return s, err
 		}
-		pts = append(pts, scalePointOf(n, res))
+		s.rows = append(s.rows, controlPlaneRow(n, res))
 	}
-	return pts, nil
+	return s, nil
 }
 
-// scalePointOf picks a scale point's figures from the control plane's results.
-func scalePointOf(n int, res []benchResult) scalePoint {
-	p := scalePoint{n: n}
+// controlPlaneRow picks a row of controlPlaneCols from the control plane's
+// results.
+func controlPlaneRow(n int, res []benchResult) scaleRow {
+	row := scaleRow{n: n, v: make([]float64, len(controlPlaneCols))}
 	for _, r := range res {
 		switch r.Name {
 		case "control-plane":
-			p.rate, p.rawRate = r.Value, r.BaselineValue
-			p.perRun = 1e6 / r.Value
+			row.v[0], row.v[4] = r.Value, r.BaselineValue
+			row.v[1] = 1e6 / r.Value
 		case "control-plane-p99":
-			p.p99 = r.Value
+			row.v[3] = r.Value
 		case "control-plane-cpu":
-			p.cpu = r.Value
+			row.v[2] = r.Value
 		}
 	}
-	return p
+	return row
 }
 
 // notesHeading starts the part of BENCHMARKS.md that people write and
 // `gantry bench --report` keeps.
 const notesHeading = "## Notes"
 
-func writeReport(dir string, results []benchResult, pts []scalePoint, quick bool) error {
+func writeReport(dir string, results []benchResult, series []scaleSeries, quick bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -92,20 +117,32 @@ func writeReport(dir string, results []benchResult, pts []scalePoint, quick bool
 		}
 		fmt.Fprintf(&b, "| %s | %.1f %s | %s | %s | %d | %s | %s |\n", r.Name, r.Value, r.Unit, base, ratio, r.N, r.metText(), r.Target)
 	}
-	if len(pts) > 0 {
-		fmt.Fprintf(&b, "\n## Control plane as N grows\n\n| N | runs/s | µs per run | CPU µs per run | p99 ms | raw JetStream msgs/s |\n|---:|---:|---:|---:|---:|---:|\n")
-		for _, p := range pts {
-			fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.0f | %.1f | %.0f |\n", p.n, p.rate, p.perRun, p.cpu, p.p99, p.rawRate)
+	for _, sr := range series {
+		if len(sr.rows) == 0 {
+			continue
 		}
-		fmt.Fprintf(&b, "\n![runs/s by N](BENCHMARKS-control-plane-rate.svg)\n![µs per run by N](BENCHMARKS-control-plane-cost.svg)\n![CPU µs per run by N](BENCHMARKS-control-plane-cpu.svg)\n")
-		if err := writeChart(filepath.Join(dir, "BENCHMARKS-control-plane-rate.svg"), "control plane: runs/s by N", pts, func(p scalePoint) float64 { return p.rate }); err != nil {
-			return err
+		fmt.Fprintf(&b, "\n## %s\n\n| N |", sr.title)
+		for _, c := range sr.cols {
+			fmt.Fprintf(&b, " %s |", c.head)
 		}
-		if err := writeChart(filepath.Join(dir, "BENCHMARKS-control-plane-cost.svg"), "control plane: µs of wall time per run by N", pts, func(p scalePoint) float64 { return p.perRun }); err != nil {
-			return err
+		fmt.Fprintf(&b, "\n|---:|%s\n", strings.Repeat("---:|", len(sr.cols)))
+		for _, row := range sr.rows {
+			fmt.Fprintf(&b, "| %d |", row.n)
+			for i, c := range sr.cols {
+				fmt.Fprintf(&b, " "+c.format+" |", row.v[i])
+			}
+			b.WriteString("\n")
 		}
-		if err := writeChart(filepath.Join(dir, "BENCHMARKS-control-plane-cpu.svg"), "control plane: µs of CPU time per run by N", pts, func(p scalePoint) float64 { return p.cpu }); err != nil {
-			return err
+		b.WriteString("\n")
+		for i, c := range sr.cols {
+			if c.chart == "" {
+				continue
+			}
+			file := fmt.Sprintf("BENCHMARKS-%s-%s.svg", sr.name, c.chart)
+			fmt.Fprintf(&b, "![%s by N](%s)\n", c.head, file)
+			if err := writeChart(filepath.Join(dir, file), c.title, sr.rows, i); err != nil {
+				return err
+			}
 		}
 	}
 	path := filepath.Join(dir, "BENCHMARKS.md")
@@ -133,8 +170,11 @@ func commit() string {
 	return "unknown"
 }
 
-// writeChart draws a line chart of y by N, N on a log scale.
-func writeChart(path, title string, pts []scalePoint, y func(scalePoint) float64) error {
+// writeChart draws a line chart of the col-th figure of rows by N, N on a
+// log scale.
+func writeChart(path, title string, rows []scaleRow, col int) error {
+	y := func(r scaleRow) float64 { return r.v[col] }
+	pts := rows
 	const w, h, left, bottom, top, right = 560.0, 320.0, 70.0, 40.0, 40.0, 20.0
 	maxY := 0.0
 	for _, p := range pts {
@@ -154,9 +194,13 @@ func writeChart(path, title string, pts []scalePoint, y func(scalePoint) float64
 	fmt.Fprintf(&s, `<rect width="100%%" height="100%%" fill="white"/><text x="%.0f" y="20" font-size="14">%s</text>`+"\n", left, title)
 	fmt.Fprintf(&s, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`, left, h-bottom, w-right, h-bottom)
 	fmt.Fprintf(&s, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, top, left, h-bottom)
+	tick := "%.0f"
+	if maxY*1.1 < 20 {
+		tick = "%.1f" // small figures, such as milliseconds of lateness
+	}
 	for i := 0; i <= 4; i++ {
 		v := maxY * 1.1 * float64(i) / 4
-		fmt.Fprintf(&s, `<text x="%.0f" y="%.0f" text-anchor="end">%.0f</text><line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#ddd"/>`+"\n",
+		fmt.Fprintf(&s, `<text x="%.0f" y="%.0f" text-anchor="end">`+tick+`</text><line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#ddd"/>`+"\n",
 			left-6, py(v)+4, v, left, py(v), w-right, py(v))
 	}
 	var line strings.Builder

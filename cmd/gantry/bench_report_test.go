@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,8 @@ import (
 // and keeps what people wrote from "## Notes" on.
 func TestReportKeepsTheNotes(t *testing.T) {
 	dir := t.TempDir()
-	pts := []scalePoint{{n: 10, rate: 5, perRun: 200, cpu: 310, p99: 3, rawRate: 50}, {n: 100, rate: 4, perRun: 250, cpu: 320, p99: 4, rawRate: 60}}
+	pts := []scaleSeries{{name: "control-plane", title: "Control plane as N grows", cols: controlPlaneCols,
+		rows: []scaleRow{{n: 10, v: []float64{5, 200, 310, 3, 50}}, {n: 100, v: []float64{4, 250, 320, 4, 60}}}}}
 	first := []benchResult{{Name: "control-plane", Value: 1, Unit: "runs/s", N: 10}}
 	if err := writeReport(dir, first, pts, true); err != nil {
 		t.Fatal(err)
@@ -46,6 +48,52 @@ func TestReportKeepsTheNotes(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "BENCHMARKS-control-plane-"+chart+".svg")); err != nil {
 			t.Errorf("chart %s: %v", chart, err)
 		}
+	}
+}
+
+// TestReportTablesEachSeries: every series measured gets its own table,
+// with its rows in order, and a chart of each column that names one (only
+// those).
+func TestReportTablesEachSeries(t *testing.T) {
+	dir := t.TempDir()
+	series := []scaleSeries{
+		{name: "memory-server", title: "Server memory as its recorded runs grow",
+			cols: []scaleCol{{head: "MiB", format: "%.1f", chart: "rss", title: "memory-server: MiB"}},
+			rows: []scaleRow{{n: 1000, v: []float64{40.25}}, {n: 10000, v: []float64{47.5}}}},
+		{name: "cron", title: "Cron as schedules grow",
+			cols: []scaleCol{{head: "p50 ms", format: "%.1f"}, {head: "p99 ms", format: "%.1f", chart: "p99", title: "cron: p99"}},
+			rows: []scaleRow{{n: 500, v: []float64{2, 7.25}}, {n: 2000, v: []float64{3, 9}}}},
+		{name: "empty", title: "Not measured"},
+	}
+	if err := writeReport(dir, nil, series, true); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "BENCHMARKS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	for _, want := range []string{
+		"## Server memory as its recorded runs grow\n\n| N | MiB |\n|---:|---:|\n| 1000 | 40.2 |\n| 10000 | 47.5 |\n\n![MiB by N](BENCHMARKS-memory-server-rss.svg)\n",
+		"## Cron as schedules grow\n\n| N | p50 ms | p99 ms |\n|---:|---:|---:|\n| 500 | 2.0 | 7.2 |\n| 2000 | 3.0 | 9.0 |\n\n![p99 ms by N](BENCHMARKS-cron-p99.svg)\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report without\n%s\nin\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "Not measured") {
+		t.Errorf("a series without rows has a table:\n%s", got)
+	}
+	charts, _ := filepath.Glob(filepath.Join(dir, "*.svg"))
+	for i := range charts {
+		charts[i] = filepath.Base(charts[i])
+	}
+	if want := []string{"BENCHMARKS-cron-p99.svg", "BENCHMARKS-memory-server-rss.svg"}; !slices.Equal(charts, want) {
+		t.Errorf("charts %v, want %v", charts, want)
+	}
+	svg, _ := os.ReadFile(filepath.Join(dir, "BENCHMARKS-cron-p99.svg"))
+	if !strings.Contains(string(svg), "cron: p99") || !strings.Contains(string(svg), ">9.9<") || !strings.Contains(string(svg), "N=2000") {
+		t.Errorf("cron chart without its title, ticks of tenths (9.9 at the top) or N:\n%s", svg)
 	}
 }
 
@@ -96,10 +144,10 @@ func TestControlPlaneFigures(t *testing.T) {
 	if r := byName["control-plane-repeated-ends"]; r.Value != 0 {
 		t.Errorf("repeated ends: %v", r.Value)
 	}
-	p := scalePointOf(300, res)
-	if p.rate != byName["control-plane"].Value || p.p99 != byName["control-plane-p99"].Value ||
-		p.cpu != byName["control-plane-cpu"].Value || p.rawRate <= 0 {
-		t.Fatalf("scale point %+v from %+v", p, res)
+	row := controlPlaneRow(300, res)
+	if row.n != 300 || row.v[0] != byName["control-plane"].Value || row.v[3] != byName["control-plane-p99"].Value ||
+		row.v[2] != byName["control-plane-cpu"].Value || row.v[4] <= 0 || row.v[1] != 1e6/row.v[0] {
+		t.Fatalf("scale row %+v from %+v", row, res)
 	}
 }
 
@@ -118,5 +166,31 @@ func TestBenchImageAwayFromTheSource(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "need the image gantry-test/no-such-image:none: run gantry bench (or make images) once from a checkout") ||
 		!strings.Contains(err.Error(), "cannot find the github.com/gantry-dev/gantry module") {
 		t.Fatalf("without the image: %v", err)
+	}
+}
+
+// TestCronAtFigures: the cron benchmark at one size (as --report runs it
+// at several) gives its four figures, sized by the schedules and their
+// fires, and fires none twice.
+func TestCronAtFigures(t *testing.T) {
+	res := cronAt(t.Context(), 200, 2*time.Second)
+	names := []string{"cron-lateness-p99", "cron-lateness-p50", "cron-missed", "cron-doubled"}
+	ns := []int{200, 200, 400, 400}
+	if len(res) != len(names) {
+		t.Fatalf("%d results: %+v", len(res), res)
+	}
+	for i, r := range res {
+		if r.Name != names[i] || r.N != ns[i] {
+			t.Errorf("result %d: %s with N %d, want %s with N %d", i, r.Name, r.N, names[i], ns[i])
+		}
+	}
+	if p99, p50 := res[0].Value, res[1].Value; p99 <= 0 || p50 > p99 {
+		t.Errorf("lateness p50 %v ms, p99 %v ms", p50, p99)
+	}
+	if missed := res[2].Value; missed >= 400 {
+		t.Errorf("nothing fired: %v of 400 missed", missed)
+	}
+	if doubled := res[3].Value; doubled != 0 {
+		t.Errorf("%v fires doubled", doubled)
 	}
 }
