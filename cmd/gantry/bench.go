@@ -123,7 +123,8 @@ in MiB against targets in MB, and the target says both.
 --report DIR writes BENCHMARKS.md there: every figure, and tables and SVG
 charts of how some grow with N, for which it runs them at other sizes too:
 the control plane at 10k, 100k and 1M runs; the server's memory over a
-hundredth and a tenth of its recorded runs; cron with 1,000, 3,000 and
+hundredth and a tenth of its recorded runs, and with a hundredth and a
+tenth of them ended within the week (idle and busy); cron with 1,000, 3,000 and
 30,000 schedules; logs of 1 and 10 MiB (smaller under --quick).
 
 Docker benchmarks build the local image gantry/samples first, which needs Go

@@ -344,6 +344,22 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		return nil, err
 	}
 	filled := time.Now()
+	// For --report, stores of the first hundredth and tenth of them too,
+	// measured after the whole week's.
+	type weekPart struct {
+		n      int
+		store  string
+		filled time.Time
+	}
+	var parts []weekPart
+	for _, n := range at {
+		part := weekPart{n: n, store: filepath.Join(dir, fmt.Sprintf("week-%d", n))}
+		if err := fillRetained(ctx, part.store, base, n, o); err != nil {
+			return nil, err
+		}
+		part.filled = time.Now()
+		parts = append(parts, part)
+	}
 	port, err := benchFreePort()
 	if err != nil {
 		return nil, err
@@ -409,6 +425,23 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		o.series = append(o.series, scaleSeries{name: "memory-server", title: "Server memory as its recorded runs grow",
 			cols: []scaleCol{{head: "MiB", format: "%.1f", chart: "rss", title: "memory-server: resident MiB by recorded runs (N)"}},
 			rows: append(steps, scaleRow{n: runs, v: []float64{serverRSS}})})
+		weekRows := make([]scaleRow, 0, len(parts)+1)
+		for _, part := range parts {
+			fmt.Fprintf(o.progress, "bench: memory: the week's server with %d of the runs ...\n", part.n)
+			w, err := weekServer(ctx, o, self, dir, part.store, part.filled, port)
+			if err != nil {
+				return nil, err
+			}
+			weekRows = append(weekRows, scaleRow{n: part.n, v: []float64{w.idle, w.busy}})
+		}
+		o.series = append(o.series, scaleSeries{name: "memory-server-week",
+			title: fmt.Sprintf("Server memory as the runs ended within the week grow (of %d recorded)", runs),
+			cols: []scaleCol{
+				{head: "MiB at rest", format: "%.1f", chart: "rss", title: "memory-server-week: resident MiB by runs within the week (N)"},
+				{head: fmt.Sprintf("MiB at most through %d submissions", weekLoad), format: "%.1f", chart: "busy",
+					title: "memory-server-week-busy: most resident MiB by runs within the week (N)"},
+			},
+			rows: append(weekRows, scaleRow{n: runs, v: []float64{week.idle, week.busy}})})
 	}
 	return []benchResult{
 		{Name: "memory-server", Value: serverRSS, Unit: "MiB", N: runs, goal: goalServerMemory},
