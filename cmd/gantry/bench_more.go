@@ -311,28 +311,19 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 	}
 	defer os.RemoveAll(dir)
 	base := time.Now().Add(-time.Duration(runs) * time.Second)
-	store := filepath.Join(dir, "gantry.db")
-	// For --report, a server over the first hundredth and tenth of the
-	// runs too, as they are recorded.
-	var at []int
+	// For --report, the same at a hundredth and a tenth of the runs, each
+	// in stores of its own, filled first: see memoryPart.
+	var parts []memoryPart
 	if o.report != "" {
-		at = []int{runs / 100, runs / 10}
-	}
-	var steps []scaleRow
-	recorded := 0
-	for _, n := range at {
-		if err := fillStore(ctx, store, base, recorded, n, o); err != nil {
-			return nil, err
+		for _, n := range []int{runs / 100, runs / 10} {
+			part, err := fillMemoryPart(ctx, o, self, dir, base, n)
+			if err != nil {
+				return nil, err
+			}
+			parts = append(parts, part)
 		}
-		recorded = n
-		rss, err := memoryServerOnce(ctx, self, dir)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(o.progress, "bench: memory: a server over %d runs: %.1f MiB\n", n, rss)
-		steps = append(steps, scaleRow{n: n, v: []float64{rss}})
 	}
-	if err := fillStore(ctx, store, base, recorded, runs, o); err != nil {
+	if err := fillStore(ctx, filepath.Join(dir, "gantry.db"), base, runs, o); err != nil {
 		return nil, err
 	}
 	// The same runs as if they had all ended within the last week: the
@@ -344,22 +335,6 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		return nil, err
 	}
 	filled := time.Now()
-	// For --report, stores of the first hundredth and tenth of them too,
-	// measured after the whole week's.
-	type weekPart struct {
-		n      int
-		store  string
-		filled time.Time
-	}
-	var parts []weekPart
-	for _, n := range at {
-		part := weekPart{n: n, store: filepath.Join(dir, fmt.Sprintf("week-%d", n))}
-		if err := fillRetained(ctx, part.store, base, n, o); err != nil {
-			return nil, err
-		}
-		part.filled = time.Now()
-		parts = append(parts, part)
-	}
 	port, err := benchFreePort()
 	if err != nil {
 		return nil, err
@@ -422,26 +397,27 @@ func benchMemory(ctx context.Context, o *benchOpts) ([]benchResult, error) {
 		return nil, err
 	}
 	if o.report != "" {
-		o.series = append(o.series, scaleSeries{name: "memory-server", title: "Server memory as its recorded runs grow",
-			cols: []scaleCol{{head: "MiB", format: "%.1f", chart: "rss", title: "memory-server: resident MiB by recorded runs (N)"}},
-			rows: append(steps, scaleRow{n: runs, v: []float64{serverRSS}})})
-		weekRows := make([]scaleRow, 0, len(parts)+1)
+		var recorded, inWeek []scaleRow
 		for _, part := range parts {
-			fmt.Fprintf(o.progress, "bench: memory: the week's server with %d of the runs ...\n", part.n)
-			w, err := weekServer(ctx, o, self, dir, part.store, part.filled, port)
+			fmt.Fprintf(o.progress, "bench: memory: the week's server with %d runs ...\n", part.n)
+			w, err := weekServer(ctx, o, self, part.dir, filepath.Join(part.dir, "week"), part.filled, port)
 			if err != nil {
 				return nil, err
 			}
-			weekRows = append(weekRows, scaleRow{n: part.n, v: []float64{w.idle, w.busy}})
+			recorded = append(recorded, scaleRow{n: part.n, v: []float64{part.rss}})
+			inWeek = append(inWeek, scaleRow{n: part.n, v: []float64{w.idle, w.busy}})
 		}
+		o.series = append(o.series, scaleSeries{name: "memory-server", title: "Server memory as its recorded runs grow",
+			cols: []scaleCol{{head: "MiB", format: "%.1f", chart: "rss", title: "memory-server: resident MiB by recorded runs (N)"}},
+			rows: append(recorded, scaleRow{n: runs, v: []float64{serverRSS}})})
 		o.series = append(o.series, scaleSeries{name: "memory-server-week",
-			title: fmt.Sprintf("Server memory as the runs ended within the week grow (of %d recorded)", runs),
+			title: "Server memory as its runs ended within the week grow",
 			cols: []scaleCol{
 				{head: "MiB at rest", format: "%.1f", chart: "rss", title: "memory-server-week: resident MiB by runs within the week (N)"},
 				{head: fmt.Sprintf("MiB at most through %d submissions", weekLoad), format: "%.1f", chart: "busy",
 					title: "memory-server-week-busy: most resident MiB by runs within the week (N)"},
 			},
-			rows: append(weekRows, scaleRow{n: runs, v: []float64{week.idle, week.busy}})})
+			rows: append(inWeek, scaleRow{n: runs, v: []float64{week.idle, week.busy}})})
 	}
 	return []benchResult{
 		{Name: "memory-server", Value: serverRSS, Unit: "MiB", N: runs, goal: goalServerMemory},
@@ -652,6 +628,40 @@ func recordedRun(base time.Time, i int) (id string, at time.Time, end jobs.Statu
 	return fmt.Sprintf("01bench%019d", i), base.Add(time.Duration(i) * time.Second), end, code
 }
 
+// memoryPart is the memory benchmark at a smaller N, for --report: its own
+// store of n recorded runs, over which a server was measured, and its own
+// week's JetStream store (filled at filled) for weekServer. It is filled
+// before the whole benchmark's stores, so that its week is past the
+// duplicate window when it is measured, after the whole benchmark's; and
+// kept apart, so that neither server finds the other's submissions.
+type memoryPart struct {
+	n      int
+	dir    string
+	rss    float64 // MiB, a server over the recorded runs
+	filled time.Time
+}
+
+func fillMemoryPart(ctx context.Context, o *benchOpts, self, dir string, base time.Time, n int) (memoryPart, error) {
+	part := memoryPart{n: n, dir: filepath.Join(dir, fmt.Sprintf("part-%d", n))}
+	if err := os.MkdirAll(part.dir, 0o755); err != nil {
+		return part, err
+	}
+	if err := fillStore(ctx, filepath.Join(part.dir, "gantry.db"), base, n, o); err != nil {
+		return part, err
+	}
+	rss, err := memoryServerOnce(ctx, self, part.dir)
+	if err != nil {
+		return part, err
+	}
+	fmt.Fprintf(o.progress, "bench: memory: a server over %d runs: %.1f MiB\n", n, rss)
+	part.rss = rss
+	if err := fillRetained(ctx, filepath.Join(part.dir, "week"), base, n, o); err != nil {
+		return part, err
+	}
+	part.filled = time.Now()
+	return part, nil
+}
+
 // memoryServerOnce starts a server over the store in dir, as
 // startMemoryServer does, and stops it: its resident size, in MiB.
 func memoryServerOnce(ctx context.Context, self, dir string) (float64, error) {
@@ -667,9 +677,8 @@ func memoryServerOnce(ctx context.Context, self, dir string) (float64, error) {
 	return rss, server.Wait()
 }
 
-// fillStore records the finished runs from to n (recordedRun's) straight
-// into the store at path, creating it if need be.
-func fillStore(ctx context.Context, path string, base time.Time, from, n int, o *benchOpts) error {
+// fillStore records n finished runs straight into a new store.
+func fillStore(ctx context.Context, path string, base time.Time, n int, o *benchOpts) error {
 	db, err := storage.Open(ctx, path)
 	if err != nil {
 		return err
@@ -679,7 +688,7 @@ func fillStore(ctx context.Context, path string, base time.Time, from, n int, o 
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
 	sem := make(chan struct{}, 512)
-	for i := from; i < n; i++ {
+	for i := range n {
 		if i%100_000 == 0 && i > 0 {
 			fmt.Fprintf(o.progress, "bench: memory: %d/%d runs recorded\n", i, n)
 		}
