@@ -71,19 +71,18 @@ func benchScale(ctx context.Context, o *benchOpts) (scaleSeries, error) {
 // controlPlaneRow picks a row of controlPlaneCols from the control plane's
 // results.
 func controlPlaneRow(n int, res []benchResult) scaleRow {
-	row := scaleRow{n: n, v: make([]float64, len(controlPlaneCols))}
+	var rate, cpu, p99, raw float64
 	for _, r := range res {
 		switch r.Name {
 		case "control-plane":
-			row.v[0], row.v[4] = r.Value, r.BaselineValue
-			row.v[1] = 1e6 / r.Value
+			rate, raw = r.Value, r.BaselineValue
 		case "control-plane-p99":
-			row.v[3] = r.Value
+			p99 = r.Value
 		case "control-plane-cpu":
-			row.v[2] = r.Value
+			cpu = r.Value
 		}
 	}
-	return row
+	return scaleRow{n: n, v: []float64{rate, 1e6 / rate, cpu, p99, raw}}
 }
 
 // notesHeading starts the part of BENCHMARKS.md that people write and
@@ -174,16 +173,15 @@ func commit() string {
 // log scale.
 func writeChart(path, title string, rows []scaleRow, col int) error {
 	y := func(r scaleRow) float64 { return r.v[col] }
-	pts := rows
 	const w, h, left, bottom, top, right = 560.0, 320.0, 70.0, 40.0, 40.0, 20.0
 	maxY := 0.0
-	for _, p := range pts {
-		maxY = math.Max(maxY, y(p))
+	for _, r := range rows {
+		maxY = math.Max(maxY, y(r))
 	}
 	if maxY == 0 {
 		maxY = 1
 	}
-	minN, maxN := math.Log10(float64(pts[0].n)), math.Log10(float64(pts[len(pts)-1].n))
+	minN, maxN := math.Log10(float64(rows[0].n)), math.Log10(float64(rows[len(rows)-1].n))
 	if maxN == minN {
 		maxN = minN + 1
 	}
@@ -204,13 +202,13 @@ func writeChart(path, title string, rows []scaleRow, col int) error {
 			left-6, py(v)+4, v, left, py(v), w-right, py(v))
 	}
 	var line strings.Builder
-	for i, p := range pts {
+	for i, r := range rows {
 		if i > 0 {
 			line.WriteString(" ")
 		}
-		fmt.Fprintf(&line, "%.1f,%.1f", px(p.n), py(y(p)))
+		fmt.Fprintf(&line, "%.1f,%.1f", px(r.n), py(y(r)))
 		fmt.Fprintf(&s, `<circle cx="%.1f" cy="%.1f" r="4" fill="#1f77b4"/><text x="%.1f" y="%.0f" text-anchor="middle">N=%d</text>`+"\n",
-			px(p.n), py(y(p)), px(p.n), h-bottom+18, p.n)
+			px(r.n), py(y(r)), px(r.n), h-bottom+18, r.n)
 	}
 	fmt.Fprintf(&s, `<polyline points="%s" fill="none" stroke="#1f77b4" stroke-width="2"/>`+"\n</svg>\n", line.String())
 	return os.WriteFile(path, []byte(s.String()), 0o644)
