@@ -33,7 +33,7 @@ func memoryAtMost(limitMB float64, minN int, scale string) *goal {
 var (
 	goalControlPlane = &goal{text: "≥ 10000 runs/s and ≥ 0.3 of raw at 100k runs", minN: 100_000,
 		test: func(r benchResult) bool { return r.Value >= 10_000 && r.Ratio >= 0.3 }}
-	goalNone       = &goal{text: "0", test: func(r benchResult) bool { return r.Value == 0 }}
+	goalZero       = &goal{text: "0", test: func(r benchResult) bool { return r.Value == 0 }}
 	goalContainers = &goal{text: "ratio ≥ 0.9", test: func(r benchResult) bool { return r.Ratio >= 0.9 }}
 	goalSingleRun  = ratioAtMost(1.15, " (median)")
 	goalLogs       = ratioAtMost(1.2, "")

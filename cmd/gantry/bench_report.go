@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 )
@@ -71,18 +72,17 @@ func benchScale(ctx context.Context, o *benchOpts) (scaleSeries, error) {
 // controlPlaneRow picks a row of controlPlaneCols from the control plane's
 // results.
 func controlPlaneRow(n int, res []benchResult) scaleRow {
-	var rate, cpu, p99, raw float64
-	for _, r := range res {
-		switch r.Name {
-		case "control-plane":
-			rate, raw = r.Value, r.BaselineValue
-		case "control-plane-p99":
-			p99 = r.Value
-		case "control-plane-cpu":
-			cpu = r.Value
-		}
+	cp := named(res, "control-plane")
+	return scaleRow{n: n, v: []float64{cp.Value, 1e6 / cp.Value,
+		named(res, "control-plane-cpu").Value, named(res, "control-plane-p99").Value, cp.BaselineValue}}
+}
+
+// named is the result of that name in res (a zero one if there is none).
+func named(res []benchResult, name string) benchResult {
+	if i := slices.IndexFunc(res, func(r benchResult) bool { return r.Name == name }); i >= 0 {
+		return res[i]
 	}
-	return scaleRow{n: n, v: []float64{rate, 1e6 / rate, cpu, p99, raw}}
+	return benchResult{}
 }
 
 // notesHeading starts the part of BENCHMARKS.md that people write and

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantry-dev/gantry/samples"
 	"github.com/gantry-dev/gantry/samples/sampletest"
+	"github.com/gantry-dev/gantry/worker/docker"
 )
 
 // TestReportKeepsTheNotes: rewriting BENCHMARKS.md replaces the figures
@@ -192,5 +193,26 @@ func TestCronAtFigures(t *testing.T) {
 	}
 	if doubled := res[3].Value; doubled != 0 {
 		t.Errorf("%v fires doubled", doubled)
+	}
+}
+
+// TestLogsPairsAgree: the logs benchmark's pair (as --report runs it at
+// each size) follows the same container output through the Docker API and
+// through gantry, on the real daemon and embedded NATS, and finds them
+// byte for byte the same.
+func TestLogsPairsAgree(t *testing.T) {
+	cli := sampletest.Docker(t)
+	img := sampletest.Image(t)
+	sampletest.Cleanup(t, cli, "bench-logs-pairs")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	st, err := startBenchStack(ctx, docker.New(cli, docker.WithLabels(sampletest.Labels("bench-logs-pairs"))), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.stop()
+	took, base, exact, err := logsPairs{cli: cli, img: img, st: st, progress: io.Discard}.run(ctx, 1, 1)
+	if err != nil || !exact || took <= 0 || base <= 0 {
+		t.Fatalf("1 MiB: gantry %v ms, Docker API %v ms, byte-exact %v, err %v", took, base, exact, err)
 	}
 }
