@@ -252,12 +252,47 @@ func TestScheduleNextAcrossDST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.In(paris).Day() == 28 || got.IsZero() {
-		t.Fatalf("next = %s", got)
+	// It fires at the change, 03:00, as cron does, not a day later.
+	if want := time.Date(2026, 3, 29, 3, 0, 0, 0, paris); !got.Equal(want) {
+		t.Fatalf("next = %s, want %s", got.In(paris), want)
 	}
 	d, _ := s.Next(got)
-	if d.Sub(got) < 20*time.Hour {
-		t.Fatalf("fires twice around the DST change: %s then %s", got, d)
+	if want := time.Date(2026, 3, 30, 2, 30, 0, 0, paris); !d.Equal(want) {
+		t.Fatalf("after the change: next = %s, want %s", d.In(paris), want)
+	}
+	santiago, err := time.LoadLocation("America/Santiago")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cron, zone string
+		from, want time.Time
+	}{
+		// A weekly job on the Sunday of the change does not lose a week.
+		{"15 2 * * 0", "Europe/Paris", time.Date(2026, 3, 28, 12, 0, 0, 0, paris), time.Date(2026, 3, 29, 3, 0, 0, 0, paris)},
+		// Midnight does not exist in Santiago on 2026-09-06.
+		{"0 0 * * *", "America/Santiago", time.Date(2026, 9, 5, 12, 0, 0, 0, santiago), time.Date(2026, 9, 6, 1, 0, 0, 0, santiago)},
+		// An hourly job skips the missing hour, as it runs twice in the
+		// hour repeated in autumn.
+		{"30 * * * *", "Europe/Paris", time.Date(2026, 3, 29, 1, 30, 0, 0, paris), time.Date(2026, 3, 29, 3, 30, 0, 0, paris)},
+		// A time that exists is untouched by a change before it.
+		{"0 4 * * *", "Europe/Paris", time.Date(2026, 3, 28, 12, 0, 0, 0, paris), time.Date(2026, 3, 29, 4, 0, 0, 0, paris)},
+		// A yearly job whose day is the change's, months away.
+		{"30 2 29 3 *", "Europe/Paris", time.Date(2025, 12, 1, 0, 0, 0, 0, paris), time.Date(2026, 3, 29, 3, 0, 0, 0, paris)},
+	} {
+		got, err := (&Schedule{Cron: c.cron, Timezone: c.zone}).Next(c.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(c.want) {
+			t.Errorf("%q in %s after %s: next = %s, want %s", c.cron, c.zone, c.from, got.In(c.want.Location()), c.want)
+		}
+	}
+	// Autumn: 02:30 happens twice on 2026-10-25 and fires once.
+	first, _ := s.Next(time.Date(2026, 10, 24, 12, 0, 0, 0, paris))
+	second, _ := s.Next(first)
+	if second.Sub(first) < 20*time.Hour {
+		t.Fatalf("fires twice around the autumn change: %s then %s", first, second)
 	}
 	if err := (&Schedule{Cron: "@every 10m"}).Validate(); err != nil {
 		t.Fatal(err)

@@ -127,10 +127,41 @@ func (s *Schedule) Next(t time.Time) (time.Time, error) {
 	// fires more than hourly there (an hourly job runs in both hours).
 	if !n.IsZero() && sameWall(n, t) {
 		if after := spec.Next(n); after.Sub(n) > time.Hour {
-			return after, nil
+			n = after
 		}
 	}
+	if gap, ok := skippedFire(spec, t, n); ok {
+		return gap, nil
+	}
 	return n, nil
+}
+
+// skippedFire reports whether clocks spring forward between t and next
+// over a wall time the schedule fires at, and if so returns the instant
+// of the change: a daily 02:30 runs at 03:00 on the day 02:30 does not
+// exist, as cron does, instead of waiting a day (or a week). Schedules
+// that fire hourly or more often skip the missing hour, as they run
+// twice in the hour repeated when clocks fall back.
+func skippedFire(spec cron.Schedule, t, next time.Time) (time.Time, bool) {
+	for cur, i := t, 0; i < 16; i++ {
+		_, end := cur.ZoneBounds()
+		if end.IsZero() || (!next.IsZero() && !end.Before(next)) {
+			return time.Time{}, false
+		}
+		_, before := cur.Zone()
+		_, after := end.Zone()
+		if after > before {
+			// In the offset before the change, the wall times of the
+			// gap are the instants [end, end+after-before).
+			fixed := time.FixedZone("", before)
+			m := spec.Next(end.Add(-time.Second).In(fixed))
+			if !m.IsZero() && m.Before(end.Add(time.Duration(after-before)*time.Second)) && spec.Next(m).Sub(m) > time.Hour {
+				return end.In(t.Location()), true
+			}
+		}
+		cur = end
+	}
+	return time.Time{}, false
 }
 
 func sameWall(a, b time.Time) bool {
