@@ -426,7 +426,8 @@ func newPipelineBackfillCmd(g *globals) *cobra.Command {
 		Use:   "backfill NAME --from T --to T [--max-parallel N]",
 		Short: "Create one run per fire time of the pipeline's schedule in [from, to]",
 		Long: `backfill creates the runs the schedule would have made between --from and
---to (RFC 3339 times or YYYY-MM-DD dates, in the schedule's zone). Each is the
+--to, both included (RFC 3339 times or YYYY-MM-DD dates, in the schedule's
+zone; --to 2026-11-07 takes in the whole of the 7th). Each is the
 schedule's run for its time: a time already fired is not run again. Each run
 sees GANTRY_SCHEDULED_TIME. With --max-parallel N at most N of the runs are
 active at once: the others wait PENDING and start, earliest first, as runs
@@ -450,11 +451,11 @@ end (a server restart keeps the bound).`,
 					loc = l
 				}
 			}
-			f, err := parseTimeFlag("--from", from, loc)
+			f, err := parseTimeFlag("--from", from, loc, false)
 			if err != nil {
 				return err
 			}
-			t, err := parseTimeFlag("--to", to, loc)
+			t, err := parseTimeFlag("--to", to, loc, true)
 			if err != nil {
 				return err
 			}
@@ -471,19 +472,26 @@ end (a server restart keeps the bound).`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&from, "from", "", "first time (RFC 3339 or YYYY-MM-DD)")
-	c.Flags().StringVar(&to, "to", "", "last time, included")
+	c.Flags().StringVar(&from, "from", "", "first time (RFC 3339, YYYY-MM-DDTHH:MM or YYYY-MM-DD, in the schedule's zone), included")
+	c.Flags().StringVar(&to, "to", "", "last time, included; a bare date YYYY-MM-DD takes in the whole day")
 	c.Flags().IntVar(&maxParallel, "max-parallel", 0, "at most this many of the runs active at once (0: all)")
 	c.MarkFlagRequired("from")
 	c.MarkFlagRequired("to")
 	return c
 }
 
-func parseTimeFlag(name, v string, loc *time.Location) (time.Time, error) {
+// parseTimeFlag reads a time flag in loc. A bare date is the day's start,
+// or with end its last instant, so that --to 2026-11-07 takes in the
+// fires of the 7th.
+func parseTimeFlag(name, v string, loc *time.Location, end bool) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t, nil
 	}
 	if t, err := time.ParseInLocation(time.DateOnly, v, loc); err == nil {
+		if end {
+			y, m, d := t.Date()
+			t = time.Date(y, m, d+1, 0, 0, 0, 0, loc).Add(-time.Nanosecond)
+		}
 		return t, nil
 	}
 	if t, err := time.ParseInLocation("2006-01-02T15:04", v, loc); err == nil {

@@ -298,12 +298,13 @@ func TestScheduleCommandsAndBackfill(t *testing.T) {
 	if logs, _, _ := in.gantry("logs", pr.Stages[0].Runs[0].RunID); !strings.HasPrefix(logs, "at 20") {
 		t.Errorf("GANTRY_SCHEDULED_TIME not set: %q", logs)
 	}
-	// Backfill three nights; doing it again creates nothing new.
-	out, errOut, code = in.gantry("pipeline", "backfill", "nightly", "--from", "2026-11-01", "--to", "2026-11-03T23:00:00+01:00")
+	// Backfill three nights, the last day's included; doing it again
+	// creates nothing new.
+	out, errOut, code = in.gantry("pipeline", "backfill", "nightly", "--from", "2026-11-01", "--to", "2026-11-03")
 	if code != 0 || strings.Count(out, "\n") != 3 || !strings.Contains(out, "2026-11-01T03:00:00+01:00") {
 		t.Fatalf("backfill: exit %d\n%s%s", code, out, errOut)
 	}
-	again, _, _ := in.gantry("pipeline", "backfill", "nightly", "--from", "2026-11-01", "--to", "2026-11-03T23:00:00+01:00")
+	again, _, _ := in.gantry("pipeline", "backfill", "nightly", "--from", "2026-11-01", "--to", "2026-11-03")
 	ids := func(s string) (out []string) {
 		for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
 			out = append(out, strings.Fields(l)[0])

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestGCLimit: the soft memory limit is 192 MiB for a small live heap,
 // twice the least recent reading of the live heap past half of that, and
@@ -48,5 +51,32 @@ func TestLiveReadings(t *testing.T) {
 		if got := r.limit(tt.live); got != tt.want {
 			t.Errorf("reading %d (%d MiB): limit %d MiB, want %d MiB", i+1, tt.live/mib, got/mib, tt.want/mib)
 		}
+	}
+}
+
+func TestParseTimeFlag(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		v    string
+		end  bool
+		want time.Time
+	}{
+		{"2026-11-01", false, time.Date(2026, 11, 1, 0, 0, 0, 0, paris)},
+		// --to a date takes in the whole day: a daily 02:00 of the 7th is in.
+		{"2026-11-07", true, time.Date(2026, 11, 8, 0, 0, 0, 0, paris).Add(-time.Nanosecond)},
+		{"2026-11-07T02:00", true, time.Date(2026, 11, 7, 2, 0, 0, 0, paris)},
+		{"2026-11-07T02:00:00Z", true, time.Date(2026, 11, 7, 2, 0, 0, 0, time.UTC)},
+	} {
+		got, err := parseTimeFlag("--to", c.v, paris, c.end)
+		if err != nil || !got.Equal(c.want) {
+			t.Errorf("%q (end %v) = %s, %v; want %s", c.v, c.end, got, err, c.want)
+		}
+	}
+	_, err = parseTimeFlag("--to", "07/11/2026", paris, true)
+	if err == nil || err.Error() != `--to "07/11/2026": want an RFC 3339 time or YYYY-MM-DD` {
+		t.Fatalf("bad time: %v", err)
 	}
 }
