@@ -78,7 +78,7 @@ detaches and leaves it to finish stopping.`,
 	fl.StringVar(&f.name, "name", "main", "container name with --image; with FAMILY[:REV], the container that --env, --cpu, --memory and a command override (default: the first essential one)")
 	fl.StringVar(&f.cluster, "cluster", "", "cluster to run in (default \"default\")")
 	fl.StringVar(&f.worker, "worker", "", "run on this worker only")
-	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable K=V in the essential containers (repeatable)")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable K=V in the task's first essential container, or with FAMILY[:REV] the one --name names (repeatable)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "stop an attempt that runs longer than this (e.g. 90s, 10m)")
 	fl.DurationVar(&f.deadline, "deadline", 0, "fail the run if it has not ended this long after submission, over all attempts (activeDeadlineSeconds)")
 	fl.IntVar(&f.attempts, "attempts", 0, "total tries, 1 to 10 (retries on failure)")
@@ -129,6 +129,9 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		}
 		req.TaskDefinition, _ = json.Marshal(td)
 		container = firstEssential(td)
+		if extra := args[:argsBefore(dash, len(args))]; len(extra) > 0 {
+			return nil, fmt.Errorf("unexpected argument %q: with --file the command follows --, as in gantry run --file %s -- CMD", extra[0], f.file)
+		}
 		if dash >= 0 {
 			command = args[dash:]
 		}
@@ -138,6 +141,12 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		}
 		if _, _, err := jobs.ParseRef(args[0]); err != nil {
 			return nil, err
+		}
+		if dash == 0 {
+			return nil, errors.New("what to run? give FAMILY[:REV] before --, as in gantry run FAMILY -- CMD")
+		}
+		if extra := args[1:argsBefore(dash, len(args))]; len(extra) > 0 {
+			return nil, fmt.Errorf("unexpected argument %q: the command follows --, as in gantry run %s -- CMD", extra[0], args[0])
 		}
 		req.TaskDefinition, _ = json.Marshal(args[0])
 		if dash >= 0 {
@@ -180,6 +189,14 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		req.RetryStrategy = &jobs.RetryStrategy{Attempts: f.attempts}
 	}
 	return req, req.Validate()
+}
+
+// argsBefore is how many arguments come before -- (all of them without).
+func argsBefore(dash, n int) int {
+	if dash < 0 {
+		return n
+	}
+	return dash
 }
 
 func firstEssential(td *jobs.TaskDefinition) string {
