@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -207,21 +206,22 @@ func nodeValue(n *yaml.Node, depth int) (any, error) {
 				return nil, fmt.Errorf("line %d: %w", n.Line, err)
 			}
 			return b, nil
-		case "!!int":
-			if i, err := strconv.ParseInt(n.Value, 0, 64); err == nil {
-				return json.Number(strconv.FormatInt(i, 10)), nil
+		case "!!int", "!!float":
+			// A number JSON can carry stays as written (a parameter
+			// ver: 1.10 is "1.10"); others (zip: 02134, 0x1F, .5, .inf)
+			// are their text, never a reading of it (02134 is not 1116).
+			if jsonNumber(n.Value) {
+				return json.Number(n.Value), nil
 			}
-			return n.Value, nil
-		case "!!float":
-			f, err := strconv.ParseFloat(n.Value, 64)
-			if err != nil || f != f || f > 1e300 || f < -1e300 {
-				return n.Value, nil
-			}
-			return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
 		}
 		return n.Value, nil
 	}
 	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
+}
+
+// jsonNumber reports whether s is a number in JSON's syntax.
+func jsonNumber(s string) bool {
+	return s != "" && (s[0] == '-' || s[0] >= '0' && s[0] <= '9') && s[len(s)-1] >= '0' && s[len(s)-1] <= '9' && json.Valid([]byte(s))
 }
 
 // Stage returns the stage named name, or nil.

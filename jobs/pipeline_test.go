@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -32,6 +33,28 @@ stages:
     taskDefinition: notify
     dependsOn: [{stage: transform, condition: failure}]
 `
+
+// TestParameterScalarsAsWritten: a parameter's value is the text of the
+// file, whatever YAML would read it as.
+func TestParameterScalarsAsWritten(t *testing.T) {
+	p, err := ParsePipeline([]byte("name: p\nparameters: {zip: 02134, ver: 1.10, hex: 0x1F, half: .5, big: 1e3, neg: -7, on: true, inf: .inf}\n" +
+		"stages: [{name: a, taskDefinition: t, arraySize: 3}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Params{"zip": "02134", "ver": "1.10", "hex": "0x1F", "half": ".5", "big": "1e3", "neg": "-7", "on": "true", "inf": ".inf"}
+	if !maps.Equal(p.Parameters, want) {
+		t.Fatalf("parameters %v, want %v", p.Parameters, want)
+	}
+	if p.Stages[0].ArraySize != 3 {
+		t.Fatalf("arraySize %d", p.Stages[0].ArraySize)
+	}
+	// A number field written in a form JSON has not is an error, not a
+	// reading of it.
+	if _, err := ParsePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: t, arraySize: 0x10}]\n")); err == nil || !strings.Contains(err.Error(), "arraySize") {
+		t.Fatalf("arraySize: 0x10: %v", err)
+	}
+}
 
 func TestParsePipeline(t *testing.T) {
 	p, err := ParsePipeline([]byte(samplePipeline))
