@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -63,7 +64,7 @@ type Worker struct {
 	cfg         config
 
 	mu      sync.Mutex
-	running map[string]context.CancelCauseFunc // by run id
+	running map[string][]*delivery // by run id
 
 	bg sync.WaitGroup // clean-ups left to run after a result is reported; Run waits for them
 
@@ -138,7 +139,7 @@ func New(id, cluster string, src Source, rt Runtime, rep Reporter, opts ...Optio
 	}
 	cfg.capacity.Slots = cfg.slots
 	return &Worker{id: id, cluster: cluster, src: src, rt: rt, rep: rep, cfg: cfg,
-		running: map[string]context.CancelCauseFunc{},
+		running: map[string][]*delivery{},
 		fl:      fleet{wake: make(chan struct{}, 1), beat: make(chan struct{}, 1), started: cfg.now().UTC()}}
 }
 
@@ -158,16 +159,23 @@ type UserCancel struct{ Reason string }
 func (e *UserCancel) Error() string   { return e.Reason }
 func (e *UserCancel) Is(t error) bool { return t == errCanceled }
 
-// Cancel stops a run if it runs here; it reports whether it did.
+// delivery is a job being handled here.
+type delivery struct {
+	cancel context.CancelCauseFunc
+	seq    uint64 // the job message's stream sequence; 0 if unknown
+}
+
+// Cancel stops a run if it runs here; it reports whether it did. Every
+// delivery of the run here is stopped: a retry's job can come while the
+// attempt before it is still being cleaned up.
 func (w *Worker) Cancel(runID, reason string) bool {
 	w.mu.Lock()
-	cancel := w.running[runID]
+	ds := slices.Clone(w.running[runID])
 	w.mu.Unlock()
-	if cancel == nil {
-		return false
+	for _, d := range ds {
+		d.cancel(&UserCancel{Reason: reason})
 	}
-	cancel(&UserCancel{Reason: reason})
-	return true
+	return len(ds) > 0
 }
 
 // Running returns the ids of the runs in progress here.
@@ -266,25 +274,40 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	// the server sends once the claim is stored finds it (CancelClaim).
 	runCtx, cancel := context.WithCancelCause(life)
 	defer cancel(nil)
-	w.mu.Lock()
-	_, here := w.running[job.RunID] // a redelivery to the worker running it
-	if !here {
-		w.running[job.RunID] = cancel
-	}
-	w.mu.Unlock()
-	if !here {
-		defer func() {
-			w.mu.Lock()
-			delete(w.running, job.RunID)
-			w.mu.Unlock()
-		}()
-	}
-	// Every delivery runs an attempt of its own: a redelivered job whose
-	// claim shows a worker that never finished it runs as the next attempt.
 	var jobSeq uint64
 	if sl, ok := lease.(sequenced); ok {
 		jobSeq = sl.Seq()
 	}
+	me := &delivery{cancel: cancel, seq: jobSeq}
+	w.mu.Lock()
+	for _, d := range w.running[job.RunID] {
+		if jobSeq != 0 && d.seq == jobSeq {
+			// The same job message again, while this worker still
+			// handles it: its lease lapsed (cut off from NATS for longer
+			// than the ack wait) and the queue gave it back here. The
+			// attempt here keeps it; its lease renewals and its ack go by
+			// stream sequence and hold for this delivery too. Taking it
+			// as a lost attempt would run the next one beside it.
+			w.mu.Unlock()
+			log.Info().Uint64("seq", jobSeq).Msg("job redelivered to the worker still handling it; left to the attempt here")
+			return
+		}
+	}
+	w.running[job.RunID] = append(w.running[job.RunID], me)
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		ds := slices.DeleteFunc(w.running[job.RunID], func(d *delivery) bool { return d == me })
+		if len(ds) == 0 {
+			delete(w.running, job.RunID)
+		} else {
+			w.running[job.RunID] = ds
+		}
+		w.mu.Unlock()
+	}()
+	// Every other delivery runs an attempt of its own: a redelivered job
+	// whose claim shows a worker that never finished it runs as the next
+	// attempt.
 	tk, err := w.claimDelivery(life, job.RunID, job.Attempt, jobSeq)
 	if err != nil {
 		log.Warn().Err(err).Msg("claim job; handing it back")
