@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -474,5 +475,30 @@ func TestRunImageRemovedSinceItsLastUse(t *testing.T) {
 	tag()
 	if res, err := run(); err != nil || exitCode(t, res.Containers[0]) != 0 {
 		t.Fatalf("after the image came back: %v, %v", res, err)
+	}
+}
+
+// TestRunLeavesNoWaitBehind: a container whose exit the die event tells
+// first leaves no goroutine of the Docker client waiting to hand over the
+// wait's answer. Not parallel, so that no other test's waits are counted.
+func TestRunLeavesNoWaitBehind(t *testing.T) {
+	e := newEnv(t)
+	no := false
+	for range 3 {
+		task := e.task(t,
+			jobs.ContainerDefinition{Name: "early", Essential: &no, Command: []string{"true"}},
+			jobs.ContainerDefinition{Name: "main", Command: sh("sleep 1")},
+		)
+		mustRun(t, testCtx(t, time.Minute), e, task, &recordSink{})
+	}
+	waits := func() int {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		return strings.Count(string(buf), "(*Client).ContainerWait")
+	}
+	for end := time.Now().Add(5 * time.Second); waits() > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d goroutines of ContainerWait left after the runs ended", waits())
+		}
 	}
 }

@@ -203,6 +203,15 @@ func (r *Runtime) watch(wg *sync.WaitGroup, tr *taskRun, c *ctr, logs worker.Log
 			e.err = fmt.Errorf("wait: %w", err)
 		case code := <-c.died:
 			e.status, e.early = int64(code), true
+			// The wait's answer follows, and the client's goroutine
+			// blocks until it is taken: take it (or the wait's end when
+			// runContainers cancels it).
+			go func() {
+				select {
+				case <-c.waitC:
+				case <-c.waitErrC:
+				}
+			}()
 		}
 		r.unwatchExit(c.id)
 		// The stream ends when the container's output is closed, normally
