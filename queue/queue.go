@@ -158,10 +158,45 @@ const EventsDuplicateWindow = 2 * time.Minute
 // PublishJob puts a job on its cluster's (or worker's) queue. The message id
 // run/attempt makes a repeated publish within the duplicate window a no-op.
 func (q *Queue) PublishJob(ctx context.Context, job *jobs.Job) (uint64, error) {
-	data, err := json.Marshal(job)
+	data, err := q.EncodeJob(job)
 	if err != nil {
 		return 0, err
 	}
+	return q.PublishEncodedJob(ctx, job, data)
+}
+
+// JobTooLargeError is a job bigger than the NATS server takes in one
+// message (its max_payload).
+type JobTooLargeError struct {
+	RunID     string
+	Size, Max int64
+}
+
+func (e *JobTooLargeError) Error() string {
+	return fmt.Sprintf("run %s: its job (the task definition with its overrides) is %d bytes, more than the %d bytes "+
+		"the NATS server takes in a message (max_payload): make the task definition or its overrides smaller, "+
+		"and pass data through volumes or stage files", e.RunID, e.Size, e.Max)
+}
+
+// jobHeaderRoom is what a job message's headers (its message id) may take
+// of the server's max_payload.
+const jobHeaderRoom = 256
+
+// EncodeJob encodes a job for PublishEncodedJob; a job the NATS server
+// would refuse for its size is a *JobTooLargeError.
+func (q *Queue) EncodeJob(job *jobs.Job) ([]byte, error) {
+	data, err := json.Marshal(job)
+	if err != nil {
+		return nil, fmt.Errorf("encode job %s/%d: %w", job.RunID, job.Attempt, err)
+	}
+	if max := q.nc.MaxPayload(); max > 0 && int64(len(data))+jobHeaderRoom > max {
+		return nil, &JobTooLargeError{RunID: job.RunID, Size: int64(len(data)), Max: max}
+	}
+	return data, nil
+}
+
+// PublishEncodedJob is PublishJob of a job EncodeJob encoded as data.
+func (q *Queue) PublishEncodedJob(ctx context.Context, job *jobs.Job, data []byte) (uint64, error) {
 	ack, err := q.js.Publish(ctx, JobSubject(job.Cluster, job.Worker), data,
 		jetstream.WithMsgID(fmt.Sprintf("%s/%d", job.RunID, job.Attempt)))
 	if err != nil {

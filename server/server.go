@@ -164,6 +164,14 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	if workers, err := s.liveWorkers(ctx); err == nil {
 		r.StatusReason = placementReason(r, workers)
 	}
+	// A job the NATS server would refuse for its size is refused here,
+	// before the run is stored: it could never be queued.
+	data, err := s.q.EncodeJob(jobOf(r))
+	if tl := (*queue.JobTooLargeError)(nil); errors.As(err, &tl) {
+		return nil, jobs.Invalid(tl.Error())
+	} else if err != nil {
+		return nil, err
+	}
 	stored, created, err := s.db.CreateRun(ctx, r)
 	if err != nil {
 		return nil, err
@@ -179,11 +187,18 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	// that it is: the mark only spares a republish after a crash, which the
 	// queue's duplicate window absorbs. Not waiting for a second commit
 	// made submissions about a third faster.
-	if err := s.enqueueThen(ctx, stored, s.markLater); err != nil {
+	if _, err := s.q.PublishEncodedJob(ctx, jobOf(stored), data); err != nil {
 		// The run is stored; republish at the next start or retry picks it up.
 		s.cfg.log.Error().Err(err).Str("run", stored.RunID).Msg("queue run")
+	} else {
+		s.markLater(ctx, stored.RunID, 1)
 	}
 	return stored, nil
+}
+
+// jobOf is the job of the run's current attempt.
+func jobOf(r *jobs.Run) *jobs.Job {
+	return &jobs.Job{RunID: r.RunID, Attempt: r.Current().Attempt, Cluster: r.Cluster, Worker: r.TargetWorker, Spec: r.Spec}
 }
 
 // markLater records in the background that attempt's job is published;
@@ -219,8 +234,7 @@ func (s *Server) enqueueThen(ctx context.Context, r *jobs.Run, mark func(context
 		// if that never comes, the sweep publishes one (redeliver.go).
 		return mark(ctx, r.RunID, a.Attempt)
 	}
-	job := &jobs.Job{RunID: r.RunID, Attempt: a.Attempt, Cluster: r.Cluster, Worker: r.TargetWorker, Spec: r.Spec}
-	if _, err := s.q.PublishJob(ctx, job); err != nil {
+	if _, err := s.q.PublishJob(ctx, jobOf(r)); err != nil {
 		return err
 	}
 	return mark(ctx, r.RunID, a.Attempt)
@@ -237,12 +251,46 @@ func (s *Server) republish(ctx context.Context) error {
 		if !due(&runs[i], now) {
 			continue // a retry waiting for its backoff; the sweep queues it
 		}
-		if err := s.enqueue(ctx, &runs[i]); err != nil {
+		err := s.enqueue(ctx, &runs[i])
+		if tl := (*queue.JobTooLargeError)(nil); errors.As(err, &tl) {
+			// Stored before its size was checked, or the NATS server's
+			// max_payload shrank since: it can never be queued. Failing
+			// it says why; leaving it would stop every run after it.
+			err = s.failUnqueueable(ctx, &runs[i], tl, now)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	if len(runs) > 0 {
 		s.cfg.log.Info().Int("runs", len(runs)).Msg("re-queued runs left unpublished")
+	}
+	return nil
+}
+
+// failUnqueueable fails a queued run whose job the queue refuses.
+func (s *Server) failUnqueueable(ctx context.Context, r *jobs.Run, why error, now time.Time) error {
+	reason := "Run could not be queued: " + why.Error()
+	s.cfg.log.Error().Str("run", r.RunID).Msg(reason)
+	changed := false
+	stored, err := s.db.UpdateRun(ctx, r.RunID, func(r *jobs.Run) bool {
+		if r.Status != jobs.StatusQueued {
+			return false
+		}
+		at := now.UTC()
+		r.Status, r.StopCode, r.StoppedReason, r.StatusReason, r.FinishedAt = jobs.StatusFailed, jobs.StopFailedToStart, reason, "", &at
+		if a := r.Current(); a != nil {
+			a.Status, a.StopCode, a.StoppedReason, a.FinishedAt = jobs.StatusFailed, jobs.StopFailedToStart, reason, &at
+		}
+		changed = true
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if changed {
+		s.publishStatus(stored)
+		s.pipelinesChanged(ctx, []*jobs.Run{stored})
 	}
 	return nil
 }

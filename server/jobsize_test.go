@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// bigTask is a task definition whose job is larger than max bytes.
+func bigTask(max int64) jobs.TaskDefinition {
+	return jobs.TaskDefinition{Family: "big", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "img",
+		Environment: []jobs.KeyValue{{Name: "BIG", Value: strings.Repeat("x", int(max))}}}}}
+}
+
+// A run whose job the NATS server would refuse for its size is refused at
+// submission, with the reason, and nothing is stored.
+func TestSubmitRefusesAJobTooLargeForNATS(t *testing.T) {
+	ctx := context.Background()
+	nc, q, db := testStack(t)
+	s := New(db, q)
+	td, _ := json.Marshal(bigTask(nc.MaxPayload()))
+	_, err := s.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: td})
+	if !errors.Is(err, jobs.ErrInvalidArgument) || !strings.Contains(err.Error(), "max_payload") {
+		t.Fatalf("got %v, want invalid_argument naming max_payload", err)
+	}
+	if n, err := db.CountRuns(ctx); err != nil || len(n) != 0 {
+		t.Fatalf("runs stored: %v %v", n, err)
+	}
+	// A task just under the limit goes through.
+	small, _ := json.Marshal(bigTask(nc.MaxPayload() / 2))
+	if _, err := s.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: small}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A stored run whose job cannot be queued for its size (stored by an
+// earlier version, or before max_payload shrank) fails with the reason;
+// the runs after it are queued, and the server starts.
+func TestRepublishFailsARunTooLargeAndGoesOn(t *testing.T) {
+	ctx := context.Background()
+	nc, q, db := testStack(t)
+	now := time.Now().UTC()
+	big := &jobs.Run{RunID: "a-big", Status: jobs.StatusQueued, Cluster: "default", CreatedAt: now,
+		Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}},
+		Spec:     jobs.RunSpec{Task: bigTask(nc.MaxPayload())}}
+	if _, _, err := db.CreateRun(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	createQueued(t, db, "b-small")
+	s := New(db, q)
+	if err := s.republish(ctx); err != nil {
+		t.Fatalf("republish: %v", err)
+	}
+	r, err := db.GetRun(ctx, "a-big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != jobs.StatusFailed || !strings.Contains(r.StoppedReason, "max_payload") || r.Current().Status != jobs.StatusFailed {
+		t.Fatalf("big run: %s %q", r.Status, r.StoppedReason)
+	}
+	left, err := db.Unpublished(ctx)
+	if err != nil || len(left) != 0 {
+		t.Fatalf("unpublished after republish: %d runs, %v", len(left), err)
+	}
+	if err := s.republish(ctx); err != nil {
+		t.Fatalf("republish again: %v", err)
+	}
+}
