@@ -22,6 +22,11 @@ type Submission struct {
 	ReplyTo string
 	// Delivered counts the deliveries of the message, 1 the first time.
 	Delivered uint64
+	// Seq and Stored are the message's stream sequence and the time the
+	// stream stored it: together they name the message in every delivery
+	// (a sequence alone comes again if the stream is made anew).
+	Seq    uint64
+	Stored time.Time
 }
 
 // ConsumeSubmissionMsgs calls handle for each message on gantry.submit,
@@ -43,7 +48,7 @@ func (q *Queue) ConsumeSubmissionMsgs(ctx context.Context, handle func(Submissio
 		sub := Submission{Data: m.Data(), MsgID: m.Headers().Get(jetstream.MsgIDHeader),
 			ReplyTo: m.Headers().Get(ReplyToHeader)}
 		if md, err := m.Metadata(); err == nil {
-			sub.Delivered = md.NumDelivered
+			sub.Delivered, sub.Seq, sub.Stored = md.NumDelivered, md.Sequence.Stream, md.Timestamp
 		}
 		if err := handle(sub); err != nil {
 			_ = m.NakWithDelay(time.Second)

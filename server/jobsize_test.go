@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 )
 
 // bigTask is a task definition whose job is larger than max bytes.
@@ -69,5 +70,35 @@ func TestRepublishFailsARunTooLargeAndGoesOn(t *testing.T) {
 	}
 	if err := s.republish(ctx); err != nil {
 		t.Fatalf("republish again: %v", err)
+	}
+}
+
+// A durable submission with neither idempotency key nor message id, taken
+// again after a crash between its run and its ack, makes no second run;
+// another message with the same body does.
+func TestKeylessDurableSubmissionTakenTwiceIsOneRun(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	s := New(db, q)
+	td, _ := json.Marshal(bigTask(10))
+	body, _ := json.Marshal(jobs.SubmitRequest{TaskDefinition: td})
+	stored := time.Now()
+	m := queue.Submission{Data: body, Seq: 5, Stored: stored, Delivered: 1}
+	if err := s.takeSubmission(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	m.Delivered = 2 // the same message, after a crash before its ack
+	if err := s.takeSubmission(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.CountRuns(ctx); n[jobs.StatusQueued] != 1 {
+		t.Fatalf("runs %v, want one queued", n)
+	}
+	other := queue.Submission{Data: body, Seq: 6, Stored: stored.Add(time.Millisecond), Delivered: 1}
+	if err := s.takeSubmission(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.CountRuns(ctx); n[jobs.StatusQueued] != 2 {
+		t.Fatalf("runs %v, want two queued", n)
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -18,30 +19,41 @@ import (
 //
 // If the server dies after creating the run and before acknowledging the
 // message, the message comes back and the idempotency key finds the run:
-// still one run, and the reply is sent again.
+// still one run, and the reply is sent again. A message with neither key
+// nor id is keyed by its stream sequence and time.
 func (s *Server) consumeDurable(ctx context.Context) error {
-	return s.q.ConsumeSubmissionMsgs(ctx, func(m queue.Submission) error {
-		var req jobs.SubmitRequest
-		if err := json.Unmarshal(m.Data, &req); err != nil {
-			s.cfg.log.Warn().Err(err).Str("msgId", m.MsgID).Msg("drop malformed submission")
-			s.replySubmission(m, nil, jobs.Invalid("malformed submission: "+err.Error()))
-			return nil
-		}
-		if req.IdempotencyKey == "" && m.MsgID != "" {
-			req.IdempotencyKey = "msgid:" + m.MsgID
-		}
-		r, err := s.Submit(ctx, &req)
-		if err != nil && !permanent(err) {
-			return err // taken again in a second
-		}
-		if err != nil {
-			s.cfg.log.Warn().Err(err).Str("msgId", m.MsgID).Msg("drop invalid submission")
-		} else {
-			s.cfg.log.Debug().Str("run", r.RunID).Msg("durable submission")
-		}
-		s.replySubmission(m, r, err)
+	return s.q.ConsumeSubmissionMsgs(ctx, func(m queue.Submission) error { return s.takeSubmission(ctx, m) })
+}
+
+// takeSubmission makes the run of one durable submission; an error leaves
+// the message to be taken again.
+func (s *Server) takeSubmission(ctx context.Context, m queue.Submission) error {
+	var req jobs.SubmitRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil {
+		s.cfg.log.Warn().Err(err).Str("msgId", m.MsgID).Msg("drop malformed submission")
+		s.replySubmission(m, nil, jobs.Invalid("malformed submission: "+err.Error()))
 		return nil
-	})
+	}
+	switch {
+	case req.IdempotencyKey != "":
+	case m.MsgID != "":
+		req.IdempotencyKey = "msgid:" + m.MsgID
+	case m.Seq != 0:
+		// No key: the message's own identity, so that a delivery
+		// after a crash between the run and the ack finds the run.
+		req.IdempotencyKey = fmt.Sprintf("submit:%d:%d", m.Seq, m.Stored.UnixNano())
+	}
+	r, err := s.Submit(ctx, &req)
+	if err != nil && !permanent(err) {
+		return err // taken again in a second
+	}
+	if err != nil {
+		s.cfg.log.Warn().Err(err).Str("msgId", m.MsgID).Msg("drop invalid submission")
+	} else {
+		s.cfg.log.Debug().Str("run", r.RunID).Msg("durable submission")
+	}
+	s.replySubmission(m, r, err)
+	return nil
 }
 
 // permanent reports whether submitting again cannot help.
