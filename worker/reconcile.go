@@ -24,7 +24,8 @@ type Leftovers interface {
 type Leftover struct {
 	RunID   string
 	Attempt int
-	// Running is true while any of its containers runs.
+	// Running is true while the attempt has not ended: a container runs,
+	// or one was created and never started.
 	Running    bool
 	Containers []jobs.ContainerResult
 }

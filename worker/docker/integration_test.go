@@ -502,3 +502,33 @@ func TestRunLeavesNoWaitBehind(t *testing.T) {
 		}
 	}
 }
+
+// TestLeftoverCreatedContainerIsUnfinished: an attempt with a container
+// created and never started (its worker stopped between the two) did not
+// end: Leftovers says so, and the worker leaves its job to be redelivered
+// instead of reporting a failure of an essential container.
+func TestLeftoverCreatedContainerIsUnfinished(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testCtx(t, time.Minute)
+	task := e.task(t)
+	created, err := e.cli.ContainerCreate(ctx, &container.Config{Image: e.image, Cmd: []string{"true"},
+		Labels: map[string]string{testLabel: e.label, LabelRun: task.RunID, LabelAttempt: "1", LabelContainer: "main"}},
+		nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := e.rt.Leftovers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 || !found[0].Running || found[0].RunID != task.RunID || found[0].Containers[0].ExitCode != nil {
+		t.Fatalf("leftovers %+v, want one unfinished attempt", found)
+	}
+	if err := e.rt.RemoveLeftover(ctx, found[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cli.ContainerInspect(ctx, created.ID); !cerrdefs.IsNotFound(err) {
+		t.Fatalf("container still there: %v", err)
+	}
+}

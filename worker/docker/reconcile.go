@@ -63,7 +63,11 @@ func (r *Runtime) Leftovers(ctx context.Context) ([]worker.Leftover, error) {
 			lo.Running = true
 			res.Reason = "Still running when the worker restarted"
 		case container.StateCreated:
-			res.Reason = "Not started"
+			// Created, never started: the worker stopped while setting
+			// the attempt up, or while this container waited on another
+			// (dependsOn). The attempt did not end; it is lost, not failed.
+			lo.Running = true
+			res.Reason = "Not started when the worker restarted"
 		default:
 			info, err := r.cli.ContainerInspect(ctx, s.ID)
 			if err == nil && info.State != nil {
