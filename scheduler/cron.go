@@ -187,23 +187,49 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 const maxScan = 100000
 
 // lastDue returns the latest fire time t with base < t <= now and how many
-// earlier ones it passed over, or a zero time if none is due.
+// earlier ones it passed over (at least, past maxScan), or a zero time if
+// none is due.
 func lastDue(s *jobs.Schedule, base, now time.Time) (due time.Time, missed int, err error) {
+	due, missed, full, err := scanDue(s, base, now)
+	// Too many fire times since base to walk (an every-second schedule
+	// after days without a server): the latest is near now, so look back
+	// from now over longer and longer spans until one holds a fire time
+	// and fewer than maxScan. Stopping at the scan's end instead would
+	// take an old time for the latest and fire it as the catch-up.
+	for back := time.Minute; full && err == nil; back *= 8 {
+		from := now.Add(-back)
+		if !from.After(due) {
+			break // the scan got this far already
+		}
+		d, m, f, e := scanDue(s, from, now)
+		if e != nil {
+			return time.Time{}, 0, e
+		}
+		if !d.IsZero() && !f {
+			return d, missed + 1 + m, nil
+		}
+	}
+	return due, missed, err
+}
+
+// scanDue walks the fire times after base up to now, at most maxScan of
+// them; full says it stopped there.
+func scanDue(s *jobs.Schedule, base, now time.Time) (due time.Time, missed int, full bool, err error) {
 	t := base
 	for i := 0; i < maxScan; i++ {
 		n, err := s.Next(t)
 		if err != nil {
-			return time.Time{}, 0, err
+			return time.Time{}, 0, false, err
 		}
 		if n.IsZero() || n.After(now) {
-			break
+			return due, missed, false, nil
 		}
 		if !due.IsZero() {
 			missed++
 		}
 		due, t = n, n
 	}
-	return due, missed, nil
+	return due, missed, true, nil
 }
 
 // FireTimes returns the fire times of s in [from, to], at most limit.

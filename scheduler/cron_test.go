@@ -256,3 +256,29 @@ func TestFireTimes(t *testing.T) {
 		t.Fatalf("times %v", times)
 	}
 }
+
+// TestLastDueAfterALongDowntime: an every-second schedule days after its
+// last fire has more fire times since than the scan walks; the latest
+// missed time is still the one found, so that runOnce fires it and only it.
+func TestLastDueAfterALongDowntime(t *testing.T) {
+	s := &jobs.Schedule{Cron: "* * * * * *"}
+	now := time.Date(2026, 1, 12, 8, 0, 0, 500_000_000, time.UTC)
+	for _, down := range []time.Duration{time.Minute, 3 * 24 * time.Hour, 400 * 24 * time.Hour} {
+		due, missed, err := lastDue(s, now.Add(-down), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := now.Truncate(time.Second); !due.Equal(want) {
+			t.Errorf("down %v: latest due %s, want %s", down, due, want)
+		}
+		// Past the scan, the count is a lower bound.
+		if want := int(down/time.Second) - 1; missed != want && (want < maxScan || missed < maxScan) {
+			t.Errorf("down %v: %d missed, want %d", down, missed, want)
+		}
+	}
+	// A sparse schedule is walked as before.
+	due, missed, err := lastDue(&jobs.Schedule{Cron: "0 2 * * *"}, now.Add(-72*time.Hour), now)
+	if err != nil || !due.Equal(time.Date(2026, 1, 12, 2, 0, 0, 0, time.UTC)) || missed != 2 {
+		t.Fatalf("daily: %s, %d missed, %v", due, missed, err)
+	}
+}
