@@ -31,9 +31,24 @@ const (
 	readerPragmas = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=query_only(1)"
 )
 
+// OpenOption changes how Open opens the database.
+type OpenOption func(*openConfig)
+
+type openConfig struct{ syncFull bool }
+
+// SyncEveryCommit makes every commit reach the disk before it returns
+// (SQLite's synchronous=FULL), so that a power cut loses no run the server
+// has answered for. By default (NORMAL, in WAL mode) a process crash loses
+// nothing, but a power cut can take back the last commits.
+func SyncEveryCommit() OpenOption { return func(c *openConfig) { c.syncFull = true } }
+
 // Open opens the database at path, creating the file and its directory if
 // needed, and brings its schema up to date.
-func Open(ctx context.Context, path string) (*DB, error) {
+func Open(ctx context.Context, path string, opts ...OpenOption) (*DB, error) {
+	var oc openConfig
+	for _, o := range opts {
+		o(&oc)
+	}
 	if path == "" {
 		return nil, errors.New("storage: empty database path")
 	}
@@ -46,7 +61,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	uri := fileURI(abs)
 
-	w, err := sql.Open("sqlite", uri+"?"+writerPragmas)
+	pragmas := writerPragmas
+	if oc.syncFull {
+		pragmas = strings.Replace(pragmas, "synchronous(NORMAL)", "synchronous(FULL)", 1)
+	}
+	w, err := sql.Open("sqlite", uri+"?"+pragmas)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}

@@ -244,9 +244,14 @@ func gcLimit(least, latest uint64) int64 {
 }
 
 // runServer opens the store under dataDir and serves on nc until ctx is done.
-func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger, lease time.Duration, opts ...server.Option) error {
+// With syncAll every commit of the store reaches the disk before it returns.
+func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger, lease time.Duration, syncAll bool, opts ...server.Option) error {
 	tuneServerGC(ctx)
-	db, err := storage.Open(ctx, filepath.Join(dataDir, "gantry.db"))
+	var dbOpts []storage.OpenOption
+	if syncAll {
+		dbOpts = append(dbOpts, storage.SyncEveryCommit())
+	}
+	db, err := storage.Open(ctx, filepath.Join(dataDir, "gantry.db"), dbOpts...)
 	if err != nil {
 		return err
 	}
@@ -356,7 +361,7 @@ client certificates).`,
 			}
 			return serveAll(cmd.Context(), log,
 				func(ctx context.Context) error {
-					return runServer(ctx, nc, dataDir, log, wf.fleet.lease, server.WithDataRetention(retention))
+					return runServer(ctx, nc, dataDir, log, wf.fleet.lease, syncAlways, server.WithDataRetention(retention))
 				},
 				func(ctx context.Context) error { return runWorker(ctx, nc, &wf, log) },
 				httpServe(httpAddr, nc, log))
@@ -365,7 +370,7 @@ client certificates).`,
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory for the store and JetStream's files (env GANTRY_DATA)")
 	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1; 0 picks a free one (written to DATA/nats.url)")
 	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API, e.g. 127.0.0.1:8080 (off when empty)")
-	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync JetStream on every write: survives power loss, much slower")
+	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync every write of JetStream and of the store: survives power loss, much slower")
 	submitter.add(c)
 	serveTLS.add(c)
 	addDataRetentionFlag(c, &retention)
@@ -394,7 +399,7 @@ func serveAll(ctx context.Context, log zerolog.Logger, roles ...func(context.Con
 func newServerCmd(g *globals) *cobra.Command {
 	var (
 		dataDir, httpAddr, logLevel string
-		embeddedNATS                bool
+		embeddedNATS, syncAlways    bool
 		natsPort                    int
 		lease                       time.Duration
 		retention                   time.Duration  // retention.go
@@ -429,7 +434,7 @@ it starts its own NATS server with JetStream instead.`,
 					return err
 				}
 				eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
-					Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token,
+					Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways,
 					SubmitUser: submitter.user, SubmitPassword: submitter.password}
 				serveTLS.apply(&eo)
 				ns, err := embedded.Start(eo)
@@ -448,7 +453,7 @@ it starts its own NATS server with JetStream instead.`,
 			defer nc.Close()
 			return serveAll(cmd.Context(), log,
 				func(ctx context.Context) error {
-					return runServer(ctx, nc, dataDir, log, lease, server.WithDataRetention(retention))
+					return runServer(ctx, nc, dataDir, log, lease, syncAlways, server.WithDataRetention(retention))
 				},
 				httpServe(httpAddr, nc, log))
 		},
@@ -456,6 +461,7 @@ it starts its own NATS server with JetStream instead.`,
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the SQLite store (env GANTRY_DATA)")
 	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API (off when empty)")
 	c.Flags().BoolVar(&embeddedNATS, "embedded-nats", false, "start an embedded NATS server instead of connecting to --nats")
+	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync every write of the store (and of the embedded NATS server's JetStream): survives power loss, much slower")
 	submitter.add(c)
 	serveTLS.add(c)
 	addDataRetentionFlag(c, &retention)
