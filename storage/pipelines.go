@@ -52,6 +52,11 @@ func (db *DB) PutPipeline(ctx context.Context, p *jobs.Pipeline, now time.Time) 
 			ON CONFLICT (name) DO UPDATE SET suspended = excluded.suspended`, next.Name, next.Schedule.Suspend); err != nil {
 			return nil, false, fmt.Errorf("put pipeline %s: schedule: %w", p.Name, err)
 		}
+	} else if _, err := tx.ExecContext(ctx, `DELETE FROM schedules WHERE name = ?`, next.Name); err != nil {
+		// Without a schedule its last fire goes too: a schedule added
+		// again later starts from then, with no catch-up for the time
+		// it did not exist (misfire: runOnce).
+		return nil, false, fmt.Errorf("put pipeline %s: schedule: %w", p.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, false, fmt.Errorf("put pipeline %s: %w", p.Name, err)

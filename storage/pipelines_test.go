@@ -29,6 +29,19 @@ func TestPipelinesAreVersioned(t *testing.T) {
 	if got, changed, _ = db.PutPipeline(ctx, v1, t0.Add(time.Hour)); changed || got.Version != 1 {
 		t.Fatalf("same file again: version %d changed %v", got.Version, changed)
 	}
+	ss, _ := db.ListSchedules(ctx)
+	if len(ss) != 1 || !ss[0].Suspended {
+		t.Fatalf("schedules %+v", ss)
+	}
+	db.SetScheduleLastFire(ctx, "p", t0.Add(time.Hour))
+	db.SetScheduleLastFire(ctx, "p", t0) // never backwards
+	if err := db.SetScheduleSuspended(ctx, "p", false); err != nil {
+		t.Fatal(err)
+	}
+	ss, _ = db.ListSchedules(ctx)
+	if ss[0].Suspended || !ss[0].LastFire.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("schedule state %+v", ss[0])
+	}
 	v2 := testPipeline(t, "name: p\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, dependsOn: [a]}]\n")
 	if got, changed, _ = db.PutPipeline(ctx, v2, t0.Add(2*time.Hour)); !changed || got.Version != 2 {
 		t.Fatalf("changed file: version %d changed %v", got.Version, changed)
@@ -44,18 +57,17 @@ func TestPipelinesAreVersioned(t *testing.T) {
 	if ps, _ := db.ListPipelines(ctx); len(ps) != 1 || ps[0].Version != 2 {
 		t.Fatalf("list %+v", ps)
 	}
-	ss, _ := db.ListSchedules(ctx)
-	if len(ss) != 1 || !ss[0].Suspended {
-		t.Fatalf("schedules %+v", ss)
+	// The version without a schedule drops the schedule's state; added
+	// again, it starts afresh, with no last fire to catch up from.
+	if ss, _ = db.ListSchedules(ctx); len(ss) != 0 {
+		t.Fatalf("schedules of a pipeline without one: %+v", ss)
 	}
-	db.SetScheduleLastFire(ctx, "p", t0.Add(time.Hour))
-	db.SetScheduleLastFire(ctx, "p", t0) // never backwards
-	if err := db.SetScheduleSuspended(ctx, "p", false); err != nil {
-		t.Fatal(err)
+	v3 := testPipeline(t, "name: p\nschedule: {cron: '@daily', misfire: runOnce}\nstages: [{name: a, taskDefinition: t}]\n")
+	if got, changed, _ = db.PutPipeline(ctx, v3, t0.Add(3*time.Hour)); !changed || got.Version != 3 {
+		t.Fatalf("schedule again: version %d changed %v", got.Version, changed)
 	}
-	ss, _ = db.ListSchedules(ctx)
-	if ss[0].Suspended || !ss[0].LastFire.Equal(t0.Add(time.Hour)) {
-		t.Fatalf("schedule state %+v", ss[0])
+	if ss, _ = db.ListSchedules(ctx); len(ss) != 1 || !ss[0].LastFire.IsZero() || ss[0].Suspended {
+		t.Fatalf("schedule added again: %+v", ss)
 	}
 }
 
