@@ -153,6 +153,14 @@ func (d *DAG) advance(ctx context.Context, id string, changedRun *jobs.Run) (*jo
 			if err := d.start(ctx, pr, name, now); err != nil {
 				return nil, err
 			}
+			// Runs submitted again (an advance whose store failed after
+			// it submitted them) may have ended already, and no event of
+			// theirs will come: end the stage now if so.
+			if st := pr.StageState(name); st.Status == jobs.StatusRunning && runsEnded(st.Runs) {
+				if _, err := d.refresh(ctx, st, now, nil); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	if s, done := outcome(pr); done {
@@ -224,6 +232,16 @@ func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, now time.Time, o
 		st.Status = jobs.StatusSucceeded
 	}
 	return true, nil
+}
+
+// runsEnded reports whether every run of a stage, as submitted, had ended.
+func runsEnded(runs []jobs.StageRun) bool {
+	for _, r := range runs {
+		if !r.Status.Terminal() {
+			return false
+		}
+	}
+	return len(runs) > 0
 }
 
 func sameCode(a, b *int) bool {

@@ -321,3 +321,27 @@ func TestDAGResumesAfterCrash(t *testing.T) {
 		t.Fatalf("resubmission created a second run: %v", f.stageRuns("transform"))
 	}
 }
+
+// An advance that submitted a stage's runs and then could not store the
+// pipeline run leaves the stage PENDING; if those runs end before the next
+// advance, the resubmission finds them ended and the stage ends with them
+// (no event of theirs is left to end it).
+func TestDAGResubmittedStageWhoseRunsEnded(t *testing.T) {
+	f := newFake()
+	d := NewDAG(f, f, f)
+	start(t, f, d, etl, nil)
+	for _, id := range f.stageRuns("extract") {
+		f.mu.Lock()
+		f.runs[id].Status = jobs.StatusSucceeded
+		f.mu.Unlock()
+	}
+	f.mu.Lock()
+	f.prs["pr-1"].StageState("extract").Status = jobs.StatusPending // the store of the advance failed
+	f.prs["pr-1"].StageState("extract").Runs = nil
+	f.mu.Unlock()
+	f.end(t, d, f.stageRuns("extract")[2], jobs.StatusSucceeded) // its event
+	pr, _ := f.GetPipelineRun(context.Background(), "pr-1")
+	if st := pr.StageState("extract"); st.Status != jobs.StatusSucceeded || len(f.stageRuns("transform")) != 1 {
+		t.Fatalf("after the event: %v, transform runs %v", statuses(pr), f.stageRuns("transform"))
+	}
+}
