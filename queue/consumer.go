@@ -60,6 +60,7 @@ type Delivery struct {
 	job       jobs.Job
 	delivered uint64
 	seq       uint64
+	stored    time.Time
 	msg       jetstream.Msg
 }
 
@@ -72,6 +73,9 @@ func (d *Delivery) Delivered() uint64 { return d.delivered }
 // Seq is the job message's sequence in the jobs stream (JobQueued), 0 if
 // unknown.
 func (d *Delivery) Seq() uint64 { return d.seq }
+
+// Stored is when the job was queued (the stream stored its message).
+func (d *Delivery) Stored() time.Time { return d.stored }
 
 // JobQueued reports whether the job message at sequence seq of the jobs
 // stream is still there. A job leaves the work queue only when a worker
@@ -186,7 +190,7 @@ func next(ctx context.Context, cons jetstream.Consumer, wait time.Duration) (jet
 func deliver(msg jetstream.Msg) (*Delivery, error) {
 	d := &Delivery{msg: msg, delivered: 1}
 	if md, err := msg.Metadata(); err == nil {
-		d.delivered, d.seq = md.NumDelivered, md.Sequence.Stream
+		d.delivered, d.seq, d.stored = md.NumDelivered, md.Sequence.Stream, md.Timestamp
 	}
 	if err := json.Unmarshal(msg.Data(), &d.job); err != nil || d.job.RunID == "" || d.job.Attempt < 1 {
 		_ = msg.Term()

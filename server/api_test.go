@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/gantry-dev/gantry/storage"
+	"github.com/gantry-dev/gantry/workerq"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -510,5 +511,31 @@ func TestReplySubjectOK(t *testing.T) {
 		if got := replySubjectOK(s); got != want {
 			t.Errorf("replySubjectOK(%q) = %v", s, got)
 		}
+	}
+}
+
+// TestWorkerAsksRunState: the worker's adapter (workerq.Claims.RunState)
+// reads a run's status and attempt from the API, and not_found for a run
+// the server does not know; with no server it fails.
+func TestWorkerAsksRunState(t *testing.T) {
+	e := startAPI(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	var r jobs.Run
+	e.ok("gantry.api.runs.submit", `{"taskDefinition":"hello"}`, &r)
+	q, err := queue.New(e.op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	status, attempt, err := workerq.Claims{Q: q}.RunState(ctx, r.RunID)
+	if err != nil || status != jobs.StatusQueued || attempt != 1 {
+		t.Fatalf("RunState: %s %d %v", status, attempt, err)
+	}
+	if _, _, err := (workerq.Claims{Q: q}).RunState(ctx, "nosuchrun"); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("unknown run: %v", err)
+	}
+	e.stop()
+	if _, _, err := (workerq.Claims{Q: q}).RunState(ctx, r.RunID); err == nil {
+		t.Fatal("no server, no error")
 	}
 }

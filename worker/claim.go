@@ -8,6 +8,8 @@ import (
 
 	json "github.com/goccy/go-json"
 	"github.com/rs/zerolog"
+
+	"github.com/gantry-dev/gantry/jobs"
 )
 
 // Claims stores, per run, which worker runs which attempt. A job the queue
@@ -42,9 +44,28 @@ type RunEnds interface {
 	RunEnded(ctx context.Context, runID string) (bool, error)
 }
 
+// RunRecords is implemented by Claims that can ask the server how it
+// records a run. A job queued for longer than claimsTrusted may have
+// outlived the claims and the stop request that would keep it from
+// running (their buckets keep entries 7 days): before it runs, the
+// server is asked whether its run still waits for it.
+type RunRecords interface {
+	// RunState returns the run's status and current attempt as the
+	// server records them; a run it does not know is jobs.ErrNotFound.
+	RunState(ctx context.Context, runID string) (jobs.Status, int, error)
+}
+
+// claimsTrusted is how long after a job was queued the claims bucket and
+// the cancel bucket are sure to hold what was written of its run since:
+// they keep entries 7 days (queue), less a day for clocks that disagree.
+const claimsTrusted = 6 * 24 * time.Hour
+
 // sequenced is a Lease that knows its job message's stream sequence
 // (queue.Delivery).
 type sequenced interface{ Seq() uint64 }
+
+// queuedAt is a Lease that knows when its job was queued (queue.Delivery).
+type queuedAt interface{ Stored() time.Time }
 
 // ErrClaimConflict says a claim changed between read and write.
 var ErrClaimConflict = errors.New("worker: claim changed concurrently")
@@ -108,9 +129,16 @@ type taking struct {
 
 // claimDelivery decides which attempt a delivery of the job for attempt
 // jobAttempt, stream sequence seq (0 if unknown), runs, and records it.
-func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int, seq uint64) (taking, error) {
+func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int, seq uint64, queued time.Time) (taking, error) {
 	if w.cfg.claims == nil {
 		return taking{attempt: jobAttempt}, nil
+	}
+	if !queued.IsZero() && w.cfg.now().Sub(queued) > claimsTrusted {
+		if over, err := w.outlived(ctx, runID, jobAttempt); err != nil {
+			return taking{}, err
+		} else if over {
+			return taking{stale: true}, nil
+		}
 	}
 	// Most deliveries are a run's first: claim it in one step, and read
 	// what is there only when someone was first.
@@ -211,6 +239,23 @@ func (w *Worker) runEnded(ctx context.Context, runID string) (bool, error) {
 		return false, fmt.Errorf("has run %s ended: %w", runID, err)
 	}
 	return ended, nil
+}
+
+// outlived reports whether an old job's run no longer waits for it: the
+// server records the run as ended, at a later attempt, or not at all.
+func (w *Worker) outlived(ctx context.Context, runID string, jobAttempt int) (bool, error) {
+	rr, ok := w.cfg.claims.(RunRecords)
+	if !ok {
+		return false, nil
+	}
+	status, attempt, err := rr.RunState(ctx, runID)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ask the server about run %s, queued more than %s ago: %w", runID, claimsTrusted, err)
+	}
+	return status.Terminal() || attempt > jobAttempt, nil
 }
 
 // settle lets the job of an attempt whose end is stored go. A job that

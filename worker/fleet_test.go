@@ -36,13 +36,15 @@ type queueLease struct {
 	src    *queueSource
 	job    jobs.Job
 	acked  chan struct{}
-	seq    uint64 // the job message's stream sequence, 0: unknown
-	ackErr error  // what Ack returns
+	seq    uint64    // the job message's stream sequence, 0: unknown
+	ackErr error     // what Ack returns
+	stored time.Time // when the job was queued; zero: unknown
 }
 
 func (l *queueLease) Job() jobs.Job                 { return l.job }
 func (l *queueLease) Delivered() uint64             { return 1 }
 func (l *queueLease) Seq() uint64                   { return l.seq }
+func (l *queueLease) Stored() time.Time             { return l.stored }
 func (l *queueLease) InProgress() error             { return nil }
 func (l *queueLease) Ack(ctx context.Context) error { close(l.acked); return l.ackErr }
 func (l *queueLease) Nak(d time.Duration) error {

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -118,5 +119,82 @@ func waitFor(t *testing.T, ok func() bool) {
 			t.Fatal("condition not met in 10 s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// recordedClaims is queuedClaims whose server records runs (RunRecords).
+type recordedClaims struct {
+	*queuedClaims
+	status  jobs.Status
+	attempt int
+	err     error
+	asked   int
+}
+
+func (c *recordedClaims) RunState(context.Context, string) (jobs.Status, int, error) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	c.asked++
+	return c.status, c.attempt, c.err
+}
+
+// A job queued longer than the claims and the stop requests are kept
+// runs only if the server still records its run as waiting for it: a run
+// stopped (or ended, or deleted) more than a week ago finds no claim and
+// no cancel mark, and must not start.
+func TestOldJobAsksTheServer(t *testing.T) {
+	week := 8 * 24 * time.Hour
+	for _, c := range []struct {
+		name     string
+		age      time.Duration
+		status   jobs.Status
+		attempt  int
+		err      error
+		wantRun  bool
+		wantAsk  bool
+		wantBack bool // handed back to be taken later
+	}{
+		{"young job: claims are trusted", time.Hour, jobs.StatusCanceled, 1, nil, true, false, false},
+		{"old job of a stopped run", week, jobs.StatusCanceled, 1, nil, false, true, false},
+		{"old job of a run that ended", week, jobs.StatusSucceeded, 1, nil, false, true, false},
+		{"old job of a deleted run", week, "", 0, jobs.NotFound("run r: not found"), false, true, false},
+		{"old job of an attempt since replaced", week, jobs.StatusQueued, 2, nil, false, true, false},
+		{"old job still awaited", week, jobs.StatusQueued, 1, nil, true, true, false},
+		{"old job, no server to ask", week, "", 0, errors.New("nats: no responders"), false, true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl := &recordedClaims{queuedClaims: newQueuedClaims(7), status: c.status, attempt: c.attempt, err: c.err}
+			var mu sync.Mutex
+			ran := false
+			rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) {
+				mu.Lock()
+				ran = true
+				mu.Unlock()
+				return exited(0), nil
+			})
+			rep := &fakeReporter{}
+			src := &queueSource{leases: make(chan *queueLease, 1)}
+			w := New("w1", "default", src, rt, rep, WithClaims(cl))
+			l := &queueLease{src: src, job: job("r"), acked: make(chan struct{}), seq: 7, stored: time.Now().Add(-c.age)}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- w.Run(ctx) }()
+			src.leases <- l
+			if c.wantBack {
+				waitFor(t, func() bool { return src.nakCount() > 0 })
+			} else {
+				<-l.acked
+			}
+			cancel()
+			<-done
+			mu.Lock()
+			defer mu.Unlock()
+			if ran != c.wantRun || (cl.asked > 0) != c.wantAsk {
+				t.Fatalf("ran %v (want %v), asked the server %d times (want asked: %v)", ran, c.wantRun, cl.asked, c.wantAsk)
+			}
+			if !c.wantRun && len(rep.events) > 0 {
+				t.Fatalf("events for a job that did not run: %+v", rep.events)
+			}
+		})
 	}
 }

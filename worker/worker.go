@@ -308,7 +308,11 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	// Every other delivery runs an attempt of its own: a redelivered job
 	// whose claim shows a worker that never finished it runs as the next
 	// attempt.
-	tk, err := w.claimDelivery(life, job.RunID, job.Attempt, jobSeq)
+	var queued time.Time
+	if q, ok := lease.(queuedAt); ok {
+		queued = q.Stored()
+	}
+	tk, err := w.claimDelivery(life, job.RunID, job.Attempt, jobSeq, queued)
 	if err != nil {
 		log.Warn().Err(err).Msg("claim job; handing it back")
 		_ = lease.Nak(w.cfg.nakLater)

@@ -5,8 +5,10 @@ package workerq
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
@@ -90,4 +92,31 @@ func (c Claims) PutClaim(ctx context.Context, runID string, data []byte, rev uin
 		return 0, fmt.Errorf("%w: %v", worker.ErrClaimConflict, err)
 	}
 	return newRev, err
+}
+
+// RunState asks the server how it records a run (worker.RunRecords), with
+// the API's runs.get.
+func (c Claims) RunState(ctx context.Context, runID string) (jobs.Status, int, error) {
+	req, _ := json.Marshal(map[string]string{"runId": runID})
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	msg, err := c.Q.Conn().RequestWithContext(ctx, "gantry.api.runs.get", req)
+	if err != nil {
+		return "", 0, fmt.Errorf("gantry.api.runs.get: %w", err)
+	}
+	var reply struct {
+		jobs.Run
+		Error *jobs.Error `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &reply); err != nil {
+		return "", 0, fmt.Errorf("gantry.api.runs.get: bad reply: %w", err)
+	}
+	if reply.Error != nil {
+		return "", 0, reply.Error
+	}
+	attempt := 0
+	if a := reply.Current(); a != nil {
+		attempt = a.Attempt
+	}
+	return reply.Status, attempt, nil
 }
