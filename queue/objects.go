@@ -29,8 +29,12 @@ const DefaultDataRetention = 7 * 24 * time.Hour
 // DataBucketSlack is added to the retention to make the bucket's own TTL:
 // the server deletes a pipeline run's files when its retention ends
 // (DeletePipelineRuns); the TTL only catches files no run accounts for,
-// and must not take those of a run still going.
-const DataBucketSlack = 24 * time.Hour
+// and must not take those of a run still going. It counts from when a
+// file was written, not from its run's end, so it is long: a stage's
+// files are there for its downstream stages for 30 days and the retention
+// (a day was the slack before, and with --data-retention 1h a pipeline
+// run longer than 25 hours lost its upstream files).
+const DataBucketSlack = 30 * 24 * time.Hour
 
 // Stager moves the files of pipeline stages through the object store. It
 // is safe for concurrent use.
