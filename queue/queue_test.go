@@ -556,3 +556,29 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 		t.Fatalf("with new retentions updated %v, want %v", got, want)
 	}
 }
+
+// TestJobTooLarge: a job the server would refuse for its size is a
+// *JobTooLargeError, whether EncodeJob finds it or the publish does.
+func TestJobTooLarge(t *testing.T) {
+	q := newQueue(t)
+	max := q.nc.MaxPayload()
+	job := &jobs.Job{RunID: "r", Attempt: 1, Cluster: "default"}
+	job.Spec.Task.ContainerDefinitions = []jobs.ContainerDefinition{{Name: "main", Image: "i",
+		Environment: []jobs.KeyValue{{Name: "BIG", Value: strings.Repeat("x", int(max))}}}}
+	var tl *JobTooLargeError
+	if _, err := q.EncodeJob(job); !errors.As(err, &tl) || tl.Max != max || !strings.Contains(err.Error(), "max_payload") {
+		t.Fatalf("EncodeJob: %v", err)
+	}
+	tl = nil
+	if _, err := q.PublishEncodedJob(context.Background(), job, make([]byte, max+1)); !errors.As(err, &tl) || tl.Size != max+1 {
+		t.Fatalf("PublishEncodedJob: %v", err)
+	}
+	small := &jobs.Job{RunID: "s", Attempt: 1, Cluster: "default"}
+	data, err := q.EncodeJob(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.PublishEncodedJob(context.Background(), small, data); err != nil {
+		t.Fatal(err)
+	}
+}
