@@ -126,8 +126,10 @@ func (db *DB) commitLoop() {
 				break more
 			}
 		}
-		db.commitBatch(batch)
+		// Counted before the writers hear back, so that a test that
+		// counts after its writes returned sees them all.
 		db.group.commits.Add(1)
+		db.commitBatch(batch)
 		last = time.Now()
 	}
 }
