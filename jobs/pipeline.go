@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,8 +138,10 @@ func ParsePipeline(data []byte) (*Pipeline, error) {
 	return &p, nil
 }
 
-// yamlToJSON converts a YAML document (JSON is YAML) into JSON, keeping
-// scalars as written: dates and versions stay strings, numbers stay numbers.
+// yamlToJSON converts a YAML document (JSON is YAML) into JSON: dates and
+// versions stay strings, numbers stay numbers, and the values of the
+// top-level parameters stay as written (zip: 02134 is "02134", not the
+// octal 1116; ver: 1.10 is "1.10").
 func yamlToJSON(data []byte) ([]byte, error) {
 	var n yaml.Node
 	if err := yaml.Unmarshal(data, &n); err != nil {
@@ -147,7 +150,7 @@ func yamlToJSON(data []byte) ([]byte, error) {
 	if n.Kind == 0 {
 		return nil, errors.New("pipeline: empty file")
 	}
-	v, err := nodeValue(&n, 0)
+	v, err := nodeValue(&n, 0, false)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
@@ -157,7 +160,8 @@ func yamlToJSON(data []byte) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-func nodeValue(n *yaml.Node, depth int) (any, error) {
+// nodeValue is n as a JSON value; verbatim keeps numbers as their text.
+func nodeValue(n *yaml.Node, depth int, verbatim bool) (any, error) {
 	if depth > 64 {
 		return nil, fmt.Errorf("line %d: nested too deeply", n.Line)
 	}
@@ -166,7 +170,7 @@ func nodeValue(n *yaml.Node, depth int) (any, error) {
 		if len(n.Content) == 0 {
 			return nil, nil
 		}
-		return nodeValue(n.Content[0], depth+1)
+		return nodeValue(n.Content[0], depth+1, verbatim)
 	case yaml.AliasNode:
 		return nil, fmt.Errorf("line %d: YAML aliases are not supported", n.Line)
 	case yaml.MappingNode:
@@ -179,7 +183,9 @@ func nodeValue(n *yaml.Node, depth int) (any, error) {
 			if _, dup := m[k.Value]; dup {
 				return nil, fmt.Errorf("line %d: key %q appears twice", k.Line, k.Value)
 			}
-			v, err := nodeValue(n.Content[i+1], depth+1)
+			// The document's mapping is at depth 1: its parameters are
+			// text, whatever YAML would read them as.
+			v, err := nodeValue(n.Content[i+1], depth+1, verbatim || depth == 1 && k.Value == "parameters")
 			if err != nil {
 				return nil, err
 			}
@@ -189,7 +195,7 @@ func nodeValue(n *yaml.Node, depth int) (any, error) {
 	case yaml.SequenceNode:
 		s := make([]any, 0, len(n.Content))
 		for _, c := range n.Content {
-			v, err := nodeValue(c, depth+1)
+			v, err := nodeValue(c, depth+1, verbatim)
 			if err != nil {
 				return nil, err
 			}
@@ -207,21 +213,24 @@ func nodeValue(n *yaml.Node, depth int) (any, error) {
 			}
 			return b, nil
 		case "!!int", "!!float":
-			// A number JSON can carry stays as written (a parameter
-			// ver: 1.10 is "1.10"); others (zip: 02134, 0x1F, .5, .inf)
-			// are their text, never a reading of it (02134 is not 1116).
-			if jsonNumber(n.Value) {
-				return json.Number(n.Value), nil
+			if verbatim {
+				return n.Value, nil
 			}
+			if n.ShortTag() == "!!int" {
+				if i, err := strconv.ParseInt(n.Value, 0, 64); err == nil {
+					return json.Number(strconv.FormatInt(i, 10)), nil
+				}
+				return n.Value, nil
+			}
+			f, err := strconv.ParseFloat(n.Value, 64)
+			if err != nil || f != f || f > 1e300 || f < -1e300 {
+				return n.Value, nil
+			}
+			return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
 		}
 		return n.Value, nil
 	}
 	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
-}
-
-// jsonNumber reports whether s is a number in JSON's syntax.
-func jsonNumber(s string) bool {
-	return s != "" && (s[0] == '-' || s[0] >= '0' && s[0] <= '9') && s[len(s)-1] >= '0' && s[len(s)-1] <= '9' && json.Valid([]byte(s))
 }
 
 // Stage returns the stage named name, or nil.

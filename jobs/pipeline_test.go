@@ -49,10 +49,12 @@ func TestParameterScalarsAsWritten(t *testing.T) {
 	if p.Stages[0].ArraySize != 3 {
 		t.Fatalf("arraySize %d", p.Stages[0].ArraySize)
 	}
-	// A number field written in a form JSON has not is an error, not a
-	// reading of it.
-	if _, err := ParsePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: t, arraySize: 0x10}]\n")); err == nil || !strings.Contains(err.Error(), "arraySize") {
-		t.Fatalf("arraySize: 0x10: %v", err)
+	// Elsewhere numbers are numbers, however written.
+	for _, v := range []string{"3.0", "0x3", "+3", "3"} {
+		p, err := ParsePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: t, arraySize: " + v + "}]\n"))
+		if err != nil || p.Stages[0].ArraySize != 3 {
+			t.Fatalf("arraySize: %s: %v", v, err)
+		}
 	}
 }
 
@@ -298,6 +300,8 @@ func TestScheduleNextAcrossDST(t *testing.T) {
 		// An hourly job skips the missing hour, as it runs twice in the
 		// hour repeated in autumn.
 		{"30 * * * *", "Europe/Paris", time.Date(2026, 3, 29, 1, 30, 0, 0, paris), time.Date(2026, 3, 29, 3, 30, 0, 0, paris)},
+		// Twice in the missing hour: once at the change.
+		{"*/30 2 * * *", "Europe/Paris", time.Date(2026, 3, 28, 12, 0, 0, 0, paris), time.Date(2026, 3, 29, 3, 0, 0, 0, paris)},
 		// A time that exists is untouched by a change before it.
 		{"0 4 * * *", "Europe/Paris", time.Date(2026, 3, 28, 12, 0, 0, 0, paris), time.Date(2026, 3, 29, 4, 0, 0, 0, paris)},
 		// A yearly job whose day is the change's, months away.

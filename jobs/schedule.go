@@ -140,8 +140,9 @@ func (s *Schedule) Next(t time.Time) (time.Time, error) {
 // over a wall time the schedule fires at, and if so returns the instant
 // of the change: a daily 02:30 runs at 03:00 on the day 02:30 does not
 // exist, as cron does, instead of waiting a day (or a week). Schedules
-// that fire hourly or more often skip the missing hour, as they run
-// twice in the hour repeated when clocks fall back.
+// that also fire within the hour after the change (hourly ones) skip the
+// missing hour, as they run twice in the hour repeated when clocks fall
+// back.
 func skippedFire(spec cron.Schedule, t, next time.Time) (time.Time, bool) {
 	for cur, i := t, 0; i < 16; i++ {
 		_, end := cur.ZoneBounds()
@@ -155,8 +156,10 @@ func skippedFire(spec cron.Schedule, t, next time.Time) (time.Time, bool) {
 			// gap are the instants [end, end+after-before).
 			fixed := time.FixedZone("", before)
 			m := spec.Next(end.Add(-time.Second).In(fixed))
-			if !m.IsZero() && m.Before(end.Add(time.Duration(after-before)*time.Second)) && spec.Next(m).Sub(m) > time.Hour {
-				return end.In(t.Location()), true
+			if !m.IsZero() && m.Before(end.Add(time.Duration(after-before)*time.Second)) {
+				if n := spec.Next(end.Add(-time.Second).In(t.Location())); n.IsZero() || !n.Before(end.Add(time.Hour)) {
+					return end.In(t.Location()), true
+				}
 			}
 		}
 		cur = end

@@ -173,9 +173,9 @@ type JobTooLargeError struct {
 }
 
 func (e *JobTooLargeError) Error() string {
-	return fmt.Sprintf("run %s: its job (the task definition with its overrides) is %d bytes, more than the %d bytes "+
+	return fmt.Sprintf("the run's job (its task definition with the overrides) is %d bytes, more than the %d bytes "+
 		"the NATS server takes in a message (max_payload): make the task definition or its overrides smaller, "+
-		"and pass data through volumes or stage files", e.RunID, e.Size, e.Max)
+		"and pass data through volumes or stage files", e.Size, e.Max)
 }
 
 // jobHeaderRoom is what a job message's headers (its message id) may take

@@ -191,25 +191,34 @@ const maxScan = 100000
 // none is due.
 func lastDue(s *jobs.Schedule, base, now time.Time) (due time.Time, missed int, err error) {
 	due, missed, full, err := scanDue(s, base, now)
+	if !full || err != nil {
+		return due, missed, err
+	}
 	// Too many fire times since base to walk (an every-second schedule
-	// after days without a server): the latest is near now, so look back
-	// from now over longer and longer spans until one holds a fire time
-	// and fewer than maxScan. Stopping at the scan's end instead would
-	// take an old time for the latest and fire it as the catch-up.
-	for back := time.Minute; full && err == nil; back *= 8 {
-		from := now.Add(-back)
-		if !from.After(due) {
-			break // the scan got this far already
-		}
-		d, m, f, e := scanDue(s, from, now)
-		if e != nil {
-			return time.Time{}, 0, e
-		}
-		if !d.IsZero() && !f {
+	// after days without a server). Taking the scan's last for the latest
+	// would fire an old time as the catch-up. Search instead for a start
+	// between the scan's end (fire times after it, too many) and now (none
+	// after it) from which the scan reaches now.
+	lo, hi := due, now
+	for hi.Sub(lo) > time.Second {
+		mid := lo.Add(hi.Sub(lo) / 2)
+		d, m, f, err := scanDue(s, mid, now)
+		switch {
+		case err != nil:
+			return time.Time{}, 0, err
+		case d.IsZero():
+			hi = mid
+		case f:
+			lo = mid
+		default:
 			return d, missed + 1 + m, nil
 		}
 	}
-	return due, missed, err
+	d, m, _, err := scanDue(s, lo, now)
+	if err != nil || d.IsZero() {
+		return due, missed, err
+	}
+	return d, missed + 1 + m, nil
 }
 
 // scanDue walks the fire times after base up to now, at most maxScan of

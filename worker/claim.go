@@ -50,9 +50,11 @@ type RunEnds interface {
 // running (their buckets keep entries 7 days): before it runs, the
 // server is asked whether its run still waits for it.
 type RunRecords interface {
-	// RunState returns the run's status and current attempt as the
-	// server records them; a run it does not know is jobs.ErrNotFound.
-	RunState(ctx context.Context, runID string) (jobs.Status, int, error)
+	// RunState returns the run's status as the server records it, and
+	// the attempt whose job it waits for (a redelivery waits for the job
+	// of the attempt it replaces); a run it does not know is
+	// jobs.ErrNotFound.
+	RunState(ctx context.Context, runID string) (status jobs.Status, jobAttempt int, err error)
 }
 
 // claimsTrusted is how long after a job was queued the claims bucket and
@@ -242,7 +244,8 @@ func (w *Worker) runEnded(ctx context.Context, runID string) (bool, error) {
 }
 
 // outlived reports whether an old job's run no longer waits for it: the
-// server records the run as ended, at a later attempt, or not at all.
+// server records the run as ended, waiting for the job of a later attempt
+// (a retry), or not at all.
 func (w *Worker) outlived(ctx context.Context, runID string, jobAttempt int) (bool, error) {
 	rr, ok := w.cfg.claims.(RunRecords)
 	if !ok {

@@ -1,11 +1,15 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/gantry-dev/gantry/jobs"
 )
@@ -43,8 +47,12 @@ func TestStopReachesARetryWhileTheAttemptBeforeIsCleanedUp(t *testing.T) {
 	l2 := &queueLease{src: src, job: retry, acked: make(chan struct{}), seq: 8}
 	src.leases <- l2
 	<-second
-	close(release) // attempt 1's clean-up ends while attempt 2 runs
-	waitFor(t, func() bool { return len(w.Running()) == 1 })
+	close(release)           // attempt 1's clean-up ends while attempt 2 runs
+	waitFor(t, func() bool { // attempt 1's delivery is gone, attempt 2's stays
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.running["r1"]) == 1
+	})
 	if !w.Cancel("r1", "Stopped by user") {
 		t.Fatal("Cancel did not find the retry")
 	}
@@ -78,7 +86,8 @@ func TestRedeliveryToTheWorkerRunningTheJob(t *testing.T) {
 	rep := &fakeReporter{}
 	cl := newQueuedClaims(7)
 	src := &queueSource{leases: make(chan *queueLease, 2)}
-	w := New("w1", "default", src, rt, rep, WithClaims(cl), WithGracePeriod(5*time.Second))
+	var logs syncBuffer
+	w := New("w1", "default", src, rt, rep, WithClaims(cl), WithGracePeriod(5*time.Second), WithLogger(zerolog.New(&logs)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -89,7 +98,9 @@ func TestRedeliveryToTheWorkerRunningTheJob(t *testing.T) {
 	<-started
 	again := &queueLease{src: src, job: job("r1"), acked: make(chan struct{}), seq: 7}
 	src.leases <- again
-	time.Sleep(100 * time.Millisecond) // the redelivery is handled by now
+	// Handled: left to the attempt here (before the fix, a second attempt
+	// started instead, and this never came).
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "left to the attempt here") })
 	if got := w.Running(); len(got) != 1 || got[0] != "r1" {
 		t.Fatalf("running %v, want r1", got)
 	}
@@ -158,7 +169,7 @@ func TestOldJobAsksTheServer(t *testing.T) {
 		{"old job of a stopped run", week, jobs.StatusCanceled, 1, nil, false, true, false},
 		{"old job of a run that ended", week, jobs.StatusSucceeded, 1, nil, false, true, false},
 		{"old job of a deleted run", week, "", 0, jobs.NotFound("run r: not found"), false, true, false},
-		{"old job of an attempt since replaced", week, jobs.StatusQueued, 2, nil, false, true, false},
+		{"old job of an attempt since retried (the run waits for attempt 2's job)", week, jobs.StatusQueued, 2, nil, false, true, false},
 		{"old job still awaited", week, jobs.StatusQueued, 1, nil, true, true, false},
 		{"old job, no server to ask", week, "", 0, errors.New("nats: no responders"), false, true, true},
 	} {
@@ -197,4 +208,22 @@ func TestOldJobAsksTheServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

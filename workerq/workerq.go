@@ -95,7 +95,7 @@ func (c Claims) PutClaim(ctx context.Context, runID string, data []byte, rev uin
 }
 
 // RunState asks the server how it records a run (worker.RunRecords), with
-// the API's runs.get.
+// the API's runs.get: its status, and the attempt whose job it waits for.
 func (c Claims) RunState(ctx context.Context, runID string) (jobs.Status, int, error) {
 	req, _ := json.Marshal(map[string]string{"runId": runID})
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -114,9 +114,17 @@ func (c Claims) RunState(ctx context.Context, runID string) (jobs.Status, int, e
 	if reply.Error != nil {
 		return "", 0, reply.Error
 	}
-	attempt := 0
-	if a := reply.Current(); a != nil {
-		attempt = a.Attempt
+	return reply.Status, JobAttempt(&reply.Run), nil
+}
+
+// JobAttempt is the attempt whose job message a run waits for: its
+// current attempt's, or for a redelivery (an attempt that runs the job of
+// a lost one) that of the attempt that published it.
+func JobAttempt(r *jobs.Run) int {
+	for i := len(r.Attempts) - 1; i >= 0; i-- {
+		if !r.Attempts[i].Redelivery {
+			return r.Attempts[i].Attempt
+		}
 	}
-	return reply.Status, attempt, nil
+	return 0
 }

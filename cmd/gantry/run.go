@@ -139,11 +139,11 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		if len(args) == 0 {
 			return nil, errors.New("what to run? give FAMILY[:REV], --file TASKDEF.json or --image IMAGE (see 'gantry run --help')")
 		}
-		if _, _, err := jobs.ParseRef(args[0]); err != nil {
-			return nil, err
-		}
 		if dash == 0 {
 			return nil, errors.New("what to run? give FAMILY[:REV] before --, as in gantry run FAMILY -- CMD")
+		}
+		if _, _, err := jobs.ParseRef(args[0]); err != nil {
+			return nil, err
 		}
 		if extra := args[1:argsBefore(dash, len(args))]; len(extra) > 0 {
 			return nil, fmt.Errorf("unexpected argument %q: the command follows --, as in gantry run %s -- CMD", extra[0], args[0])

@@ -22,6 +22,7 @@ func TestRunRefusesACommandWithoutDash(t *testing.T) {
 		{[]string{"hello", "echo", "hi"}, `unexpected argument "echo": the command follows --, as in gantry run hello -- CMD`},
 		{[]string{"hello:3", "echo", "--", "hi"}, `unexpected argument "echo": the command follows --, as in gantry run hello:3 -- CMD`},
 		{[]string{"--", "echo", "hi"}, `what to run? give FAMILY[:REV] before --`},
+		{[]string{"--", "/bin/sh", "-c", "x"}, `what to run? give FAMILY[:REV] before --`},
 		{[]string{"--file", td, "echo"}, `unexpected argument "echo": with --file the command follows --, as in gantry run --file ` + td + ` -- CMD`},
 		{[]string{"--image", "i", "echo"}, `unexpected argument "echo": with --image the command follows --`},
 	} {
