@@ -320,7 +320,22 @@ func (s *Server) apiSubmit(ctx context.Context, data []byte) (any, error) {
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
+	if err := fromOutside(&req); err != nil {
+		return nil, err
+	}
 	return s.Submit(ctx, &req)
+}
+
+// fromOutside refuses what only gantry itself may put in a submission
+// that comes over NATS: a stage's context, which the pipeline scheduler
+// sets on the runs of stages. With it anyone who may submit could read a
+// pipeline's stage files or replace them (they are named by pipeline run
+// and stage).
+func fromOutside(req *jobs.SubmitRequest) error {
+	if req.Stage != nil {
+		return jobs.Invalid("stage: set by gantry on the runs of pipeline stages, not in a submission; run a pipeline with gantry pipeline run")
+	}
+	return nil
 }
 
 func (s *Server) apiGet(ctx context.Context, data []byte) (any, error) {

@@ -296,6 +296,9 @@ func TestErrorCodes(t *testing.T) {
 		{"runs.get", ``, jobs.CodeInvalidArgument},
 		{"runs.submit", `{"taskDefinition":"nosuch"}`, jobs.CodeNotFound},
 		{"runs.submit", `{"taskDefinition":"hello:1"}`, jobs.CodeFailedPrecond},
+		// A stage's context is gantry's to set: with it a submitter could
+		// read or replace a pipeline's stage files.
+		{"runs.submit", `{"taskDefinition":"hello","stage":{"pipelineRunId":"pr-x","stage":"extract"}}`, jobs.CodeInvalidArgument},
 		{"runs.list", `{"statuses":["BOGUS"]}`, jobs.CodeInvalidArgument},
 		{"taskdefs.describe", `{"taskDefinition":"nosuch"}`, jobs.CodeNotFound},
 		{"workers.get", `{"id":"nosuch"}`, jobs.CodeNotFound},

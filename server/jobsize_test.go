@@ -102,3 +102,20 @@ func TestKeylessDurableSubmissionTakenTwiceIsOneRun(t *testing.T) {
 		t.Fatalf("runs %v, want two queued", n)
 	}
 }
+
+// A durable submission that sets a stage's context is refused as the API
+// refuses it, and makes no run.
+func TestDurableSubmissionWithAStageIsRefused(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	s := New(db, q)
+	td, _ := json.Marshal(bigTask(10))
+	body, _ := json.Marshal(jobs.SubmitRequest{TaskDefinition: td,
+		Stage: &jobs.StageContext{PipelineRunID: "pr-x", Stage: "extract"}})
+	if err := s.takeSubmission(ctx, queue.Submission{Data: body, Seq: 1, Stored: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.CountRuns(ctx); len(n) != 0 {
+		t.Fatalf("runs %v, want none", n)
+	}
+}

@@ -34,6 +34,11 @@ func (s *Server) takeSubmission(ctx context.Context, m queue.Submission) error {
 		s.replySubmission(m, nil, jobs.Invalid("malformed submission: "+err.Error()))
 		return nil
 	}
+	if err := fromOutside(&req); err != nil {
+		s.cfg.log.Warn().Err(err).Str("msgId", m.MsgID).Msg("drop invalid submission")
+		s.replySubmission(m, nil, err)
+		return nil
+	}
 	switch {
 	case req.IdempotencyKey != "":
 	case m.MsgID != "":
