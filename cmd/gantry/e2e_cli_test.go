@@ -67,12 +67,7 @@ func TestUnknownRunIsNotFound(t *testing.T) {
 
 func TestHTTPAPI(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	in := startUp(t, "--http", addr)
 	id := in.runDetached("echo", "hi")
 	in.waitStatus(id, jobs.StatusSucceeded)
@@ -97,6 +92,38 @@ func TestHTTPAPI(t *testing.T) {
 	if code, body := get("/api/runs/nope"); code != 404 || !strings.Contains(body, `"code":"not_found"`) {
 		t.Errorf("/api/runs/nope: %d %s", code, body)
 	}
+	// runs.list's filters.
+	for path, want := range map[string]bool{
+		"/api/runs?status=SUCCEEDED":            true,
+		"/api/runs?status=succeeded,failed":     true,
+		"/api/runs?status=FAILED":               false,
+		"/api/runs?all=false":                   false,
+		"/api/runs?all=true&family=adhoc":       true,
+		"/api/runs?all=true&family=nosuch":      false,
+		"/api/runs?all=true&cluster=default":    true,
+		"/api/runs?all=true&limit=1":            true,
+		"/api/runs?status=SUCCEEDED&worker=nah": false,
+	} {
+		if code, body := get(path); code != 200 || strings.Contains(body, id) != want {
+			t.Errorf("%s: %d, lists the run: %v, want %v: %s", path, code, strings.Contains(body, id), want, body)
+		}
+	}
+	for _, path := range []string{"/api/runs?status=bogus", "/api/runs?all=maybe", "/api/runs?limit=-1"} {
+		if code, body := get(path); code != 400 || !strings.Contains(body, `"code":"invalid_argument"`) {
+			t.Errorf("%s: %d %s", path, code, body)
+		}
+	}
+}
+
+// freeAddr is a free 127.0.0.1 address to listen on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 func TestContexts(t *testing.T) {

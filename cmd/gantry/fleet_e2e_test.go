@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -193,10 +195,37 @@ func TestDockerSocketIsRefused(t *testing.T) {
 
 func TestUnauthenticatedClientIsRefused(t *testing.T) {
 	t.Parallel()
+	addr := freeAddr(t)
 	in := startUpEnv(t, []string{"GANTRY_NATS_USER=gantry", "GANTRY_NATS_PASSWORD=s3cret"},
-		"--user", "gantry", "--password", "s3cret")
+		"--user", "gantry", "--password", "s3cret", "--http", addr)
 	if out, _, code := in.gantry("run", "--image", in.image, "--", "echo", "authed"); code != 0 || out != "authed\n" {
 		t.Fatalf("authenticated run: exit %d %q", code, out)
+	}
+	// The HTTP API asks for the same credentials; /healthz does not.
+	get := func(path, user, pass string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/api/runs?all=true", "", ""); code != http.StatusUnauthorized || !strings.Contains(body, `"code":"unauthenticated"`) {
+		t.Errorf("HTTP API without credentials: %d %s", code, body)
+	}
+	if code, _ := get("/api/runs?all=true", "gantry", "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("HTTP API with a wrong password: %d", code)
+	}
+	if code, body := get("/api/runs?all=true", "gantry", "s3cret"); code != 200 || !strings.Contains(body, `"runs":[{`) {
+		t.Errorf("HTTP API with the credentials: %d %s", code, body)
+	}
+	if code, _ := get("/healthz", "", ""); code != 200 {
+		t.Errorf("/healthz: %d", code)
 	}
 	var url string
 	for _, e := range in.env {

@@ -2,21 +2,28 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 )
 
 // httpServe returns a role serving a small read-only HTTP API on addr, or
-// nil when addr is empty: GET /healthz, /api/runs and /api/runs/{id}.
-func httpServe(addr string, nc *nats.Conn, log zerolog.Logger) func(context.Context) error {
+// nil when addr is empty: GET /healthz, /api/runs and /api/runs/{id}. The
+// API asks what NATS asks of the operator (auth).
+func httpServe(addr string, nc *nats.Conn, auth httpAuth, log zerolog.Logger) func(context.Context) error {
 	if addr == "" {
 		return nil
 	}
@@ -25,39 +32,134 @@ func httpServe(addr string, nc *nats.Conn, log zerolog.Logger) func(context.Cont
 		if err != nil {
 			return err
 		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-			if nc.IsConnected() {
-				w.Write([]byte("ok\n"))
-				return
-			}
-			http.Error(w, "nats disconnected", http.StatusServiceUnavailable)
-		})
-		mux.HandleFunc("GET /api/runs", func(w http.ResponseWriter, r *http.Request) {
-			runs, next, err := c.List(r.Context(), client.ListOptions{All: r.URL.Query().Get("all") != "", Before: r.URL.Query().Get("before")})
-			writeJSON(w, map[string]any{"runs": runs, "next": next}, err)
-		})
-		mux.HandleFunc("GET /api/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
-			run, err := c.Get(r.Context(), r.PathValue("id"))
-			writeJSON(w, run, err)
-		})
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: httpHandler(c, nc, auth), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			srv.Shutdown(sctx)
 		}()
-		log.Info().Str("addr", ln.Addr().String()).Msg("HTTP API ready")
+		log.Info().Str("addr", ln.Addr().String()).Bool("auth", auth.on()).Msg("HTTP API ready")
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	}
+}
+
+// httpAuth is what the HTTP API asks of a request: the NATS operator's
+// user and password (Basic auth) or token (Bearer); nothing when NATS
+// asks nothing.
+type httpAuth struct{ user, password, token string }
+
+// httpAuthFor is the HTTP API's auth for a role connected with o.
+func httpAuthFor(o queue.ConnOptions) (httpAuth, error) {
+	switch {
+	case o.User != "":
+		return httpAuth{user: o.User, password: o.Password}, nil
+	case o.Token != "":
+		return httpAuth{token: o.Token}, nil
+	case o.Creds != "" || o.NKeyFile != "":
+		return httpAuth{}, errors.New("--http: the HTTP API checks a user and password or a token, not the users of a creds or nkey file: " +
+			"connect with --user/--password or --token, or leave --http off")
+	}
+	return httpAuth{}, nil
+}
+
+func (a httpAuth) on() bool { return a.user != "" || a.token != "" }
+
+// allows reports whether r carries the credentials a asks for.
+func (a httpAuth) allows(r *http.Request) bool {
+	same := func(x, y string) bool { return subtle.ConstantTimeCompare([]byte(x), []byte(y)) == 1 }
+	switch {
+	case a.user != "":
+		u, p, ok := r.BasicAuth()
+		return ok && same(u, a.user) && same(p, a.password)
+	case a.token != "":
+		t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		return ok && same(t, a.token)
+	}
+	return true
+}
+
+// httpHandler serves the HTTP API with c; /healthz needs no credentials.
+func httpHandler(c *client.Client, nc *nats.Conn, auth httpAuth) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if nc.IsConnected() {
+			w.Write([]byte("ok\n"))
+			return
+		}
+		http.Error(w, "nats disconnected", http.StatusServiceUnavailable)
+	})
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/runs", func(w http.ResponseWriter, r *http.Request) {
+		o, err := listQuery(r.URL.Query())
+		if err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
+		runs, next, err := c.List(r.Context(), o)
+		writeJSON(w, map[string]any{"runs": runs, "next": next}, err)
+	})
+	api.HandleFunc("GET /api/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		run, err := c.Get(r.Context(), r.PathValue("id"))
+		writeJSON(w, run, err)
+	})
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if !auth.allows(r) {
+			if auth.user != "" {
+				w.Header().Set("WWW-Authenticate", `Basic realm="gantry"`)
+			} else {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="gantry"`)
+			}
+			writeJSON(w, nil, &jobs.Error{Code: codeUnauthenticated, Message: "the HTTP API asks for the NATS operator's user and password (Basic auth) or token (Bearer)"})
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+	return mux
+}
+
+// codeUnauthenticated is the code of a request without the credentials
+// the HTTP API asks for (HTTP only: NATS refuses such clients itself).
+const codeUnauthenticated = "unauthenticated"
+
+// listQuery reads runs.list's filters from /api/runs's query: all, status
+// (repeated or comma-separated), family, cluster, worker, limit, before.
+func listQuery(q url.Values) (client.ListOptions, error) {
+	o := client.ListOptions{Before: q.Get("before"), TaskDefinition: q.Get("family"), Cluster: q.Get("cluster"), Worker: q.Get("worker")}
+	if v := q.Get("all"); v != "" {
+		all, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, jobs.Invalid(fmt.Sprintf("all=%q: want true or false", v))
+		}
+		o.All = all
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return o, jobs.Invalid(fmt.Sprintf("limit=%q: want a positive number", v))
+		}
+		o.Limit = n
+	}
+	for _, v := range q["status"] {
+		for _, st := range strings.Split(v, ",") {
+			s, err := jobs.ParseStatus(st)
+			if err != nil {
+				return o, jobs.Invalid(err.Error())
+			}
+			o.Statuses = append(o.Statuses, s)
+		}
+	}
+	if len(o.Statuses) > 0 {
+		o.All = true // a status asked for is shown, ended or not
+	}
+	return o, nil
 }
 
 func writeJSON(w http.ResponseWriter, v any, err error) {
@@ -70,6 +172,16 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 			status = http.StatusNotFound
 		case jobs.CodeInvalidArgument:
 			status = http.StatusBadRequest
+		case jobs.CodeFailedPrecond:
+			status = http.StatusPreconditionFailed
+		case jobs.CodeAlreadyExists:
+			status = http.StatusConflict
+		case jobs.CodeUnavailable:
+			status = http.StatusServiceUnavailable
+		case jobs.CodePermissionDenied:
+			status = http.StatusForbidden
+		case codeUnauthenticated:
+			status = http.StatusUnauthorized
 		}
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(map[string]any{"error": jobs.Error{Code: code, Message: err.Error()}})

@@ -324,6 +324,13 @@ client certificates).`,
 			if err := serveTLS.validate(); err != nil {
 				return err
 			}
+			var hauth httpAuth
+			if httpAddr != "" {
+				var err error
+				if hauth, err = httpAuthFor(g.conn); err != nil {
+					return err
+				}
+			}
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
@@ -364,7 +371,7 @@ client certificates).`,
 					return runServer(ctx, nc, dataDir, log, wf.fleet.lease, syncAlways, server.WithDataRetention(retention))
 				},
 				func(ctx context.Context) error { return runWorker(ctx, nc, &wf, log) },
-				httpServe(httpAddr, nc, log))
+				httpServe(httpAddr, nc, hauth, log))
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory for the store and JetStream's files (env GANTRY_DATA)")
@@ -418,6 +425,12 @@ it starts its own NATS server with JetStream instead.`,
 			if err != nil {
 				return err
 			}
+			var hauth httpAuth
+			if httpAddr != "" {
+				if hauth, err = httpAuthFor(g.conn); err != nil {
+					return err
+				}
+			}
 			if err := os.MkdirAll(dataDir, 0o750); err != nil {
 				return fmt.Errorf("data directory: %w", err)
 			}
@@ -455,7 +468,7 @@ it starts its own NATS server with JetStream instead.`,
 				func(ctx context.Context) error {
 					return runServer(ctx, nc, dataDir, log, lease, syncAlways, server.WithDataRetention(retention))
 				},
-				httpServe(httpAddr, nc, log))
+				httpServe(httpAddr, nc, hauth, log))
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the SQLite store (env GANTRY_DATA)")
