@@ -425,6 +425,11 @@ func TestListFiltersAndPages(t *testing.T) {
 	if len(page.Runs) != 0 {
 		t.Errorf("created after an hour from now: %d runs", len(page.Runs))
 	}
+	// Statuses are read as ParseStatus reads them, in any case.
+	e.ok("gantry.api.runs.list", `{"statuses":["queued"]}`, &page)
+	if len(page.Runs) != 5 {
+		t.Errorf("statuses [queued]: %d runs, want 5", len(page.Runs))
+	}
 	e.ok("gantry.api.runs.list", fmt.Sprintf(`{"createdBefore":%q}`, future), &page)
 	if len(page.Runs) != 5 {
 		t.Errorf("created before an hour from now: %d runs", len(page.Runs))

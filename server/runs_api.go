@@ -25,14 +25,19 @@ const maxListScan = 10000
 // bounds become run id bounds, since run ids are ULIDs of that time.
 func (s *Server) listRuns(ctx context.Context, req ListRequest) (*ListReply, error) {
 	limit := req.Limit
-	if limit <= 0 || limit > 1000 {
+	switch {
+	case limit <= 0:
 		limit = 100
+	case limit > 1000:
+		limit = 1000 // at most a page of 1000; next goes on
 	}
-	statuses := req.Statuses
-	for _, st := range statuses {
-		if _, err := jobs.ParseStatus(string(st)); err != nil {
+	statuses := make([]jobs.Status, 0, len(req.Statuses))
+	for _, st := range req.Statuses {
+		parsed, err := jobs.ParseStatus(string(st)) // "queued" is QUEUED
+		if err != nil {
 			return nil, jobs.Invalid("statuses: " + err.Error())
 		}
+		statuses = append(statuses, parsed)
 	}
 	if len(statuses) == 0 && !req.All {
 		statuses = []jobs.Status{jobs.StatusQueued, jobs.StatusStarting, jobs.StatusRunning}
