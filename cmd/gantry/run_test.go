@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
 )
 
 // TestRunRefusesACommandWithoutDash: arguments after the task that are
@@ -36,5 +40,44 @@ func TestRunRefusesACommandWithoutDash(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("gantry run %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
 		}
+	}
+}
+
+// pagedLister serves runs r0, r1, ... newest first in pages whose filter
+// (the store does not index it) let through only a few of each scan.
+type pagedLister struct {
+	pages [][]jobs.Run
+	asked []client.ListOptions
+}
+
+func (p *pagedLister) List(_ context.Context, o client.ListOptions) ([]jobs.Run, string, error) {
+	p.asked = append(p.asked, o)
+	i := len(p.asked) - 1
+	next := ""
+	if i+1 < len(p.pages) {
+		next = fmt.Sprint("cursor", i+1)
+	}
+	runs := p.pages[i]
+	if len(runs) > o.Limit {
+		runs = runs[:o.Limit]
+	}
+	return runs, next, nil
+}
+
+// TestPsFollowsPages: pages that come back short or empty with a next
+// cursor are followed until the limit or the end, so a narrow filter
+// still finds its runs.
+func TestPsFollowsPages(t *testing.T) {
+	run := func(id string) jobs.Run { return jobs.Run{RunID: id} }
+	p := &pagedLister{pages: [][]jobs.Run{{}, {}, {run("a")}, {run("b"), run("c")}, {run("d")}}}
+	got, err := listUpTo(context.Background(), p, client.ListOptions{All: true, TaskDefinition: "rare"}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].RunID != "a" || got[2].RunID != "c" {
+		t.Fatalf("runs %v", got)
+	}
+	if len(p.asked) != 4 || p.asked[1].Before != "cursor1" || p.asked[3].Limit != 2 || p.asked[3].TaskDefinition != "rare" {
+		t.Fatalf("requests %+v", p.asked)
 	}
 }

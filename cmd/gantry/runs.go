@@ -41,9 +41,11 @@ func newPsCmd(g *globals) *cobra.Command {
 				}
 				o.Statuses = append(o.Statuses, st)
 			}
+			if limit < 1 {
+				return fmt.Errorf("--limit %d: give a positive number of runs", limit)
+			}
 			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]jobs.Run, error) {
-				runs, _, err := c.List(ctx, o)
-				return runs, err
+				return listUpTo(ctx, c, o, limit)
 			}, func(w io.Writer, runs []jobs.Run) error { return psTable(w, runs, clock()) })
 		},
 	}
@@ -53,6 +55,30 @@ func newPsCmd(g *globals) *cobra.Command {
 	filter.add(c)
 	addOutputFlag(c, &out)
 	return c
+}
+
+// runLister is the client's List.
+type runLister interface {
+	List(ctx context.Context, o client.ListOptions) ([]jobs.Run, string, error)
+}
+
+// listUpTo lists up to limit runs, following the server's pages: a page
+// can come back short, even empty, with a next cursor when filters the
+// store does not index skip most runs (family, cluster, worker).
+func listUpTo(ctx context.Context, c runLister, o client.ListOptions, limit int) ([]jobs.Run, error) {
+	var out []jobs.Run
+	for {
+		o.Limit = min(limit-len(out), 1000)
+		runs, next, err := c.List(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, runs...)
+		if next == "" || len(out) >= limit {
+			return out, nil
+		}
+		o.Before = next
+	}
 }
 
 // psTable is the table of `gantry ps`.
