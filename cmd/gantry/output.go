@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,13 +47,15 @@ func (o output) write(w io.Writer, v any, table func(w io.Writer) error) error {
 		if err != nil {
 			return err
 		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
 		var generic any
-		if err := json.Unmarshal(data, &generic); err != nil {
+		if err := dec.Decode(&generic); err != nil {
 			return err
 		}
 		enc := yaml.NewEncoder(w)
 		enc.SetIndent(2)
-		if err := enc.Encode(generic); err != nil {
+		if err := enc.Encode(yamlNumbers(generic)); err != nil {
 			return err
 		}
 		return enc.Close()
@@ -119,4 +122,26 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// yamlNumbers turns the JSON numbers of v into integers where they are
+// (a float64 would print 1048576 as 1.048576e+06) and floats elsewhere.
+func yamlNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		for k, e := range v {
+			v[k] = yamlNumbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = yamlNumbers(e)
+		}
+	}
+	return v
 }

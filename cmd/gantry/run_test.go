@@ -81,3 +81,17 @@ func TestPsFollowsPages(t *testing.T) {
 		t.Fatalf("requests %+v", p.asked)
 	}
 }
+
+// TestYAMLKeepsIntegers: -o yaml prints the API's integers as integers,
+// large ones included, and its fractions as fractions.
+func TestYAMLKeepsIntegers(t *testing.T) {
+	var buf bytes.Buffer
+	if err := output("yaml").write(&buf, map[string]any{"hardLimit": 1048576, "big": int64(1) << 53, "f": 0.25}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"hardLimit: 1048576\n", "big: 9007199254740992\n", "f: 0.25\n"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("yaml %q lacks %q", buf.String(), want)
+		}
+	}
+}
