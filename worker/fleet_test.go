@@ -299,6 +299,8 @@ func TestReconcileReportsFinishedAndStopsRunning(t *testing.T) {
 	lo := &fakeLeftovers{found: []Leftover{
 		{RunID: "done", Attempt: 1, Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &code}}},
 		{RunID: "live", Attempt: 2, Running: true, Containers: []jobs.ContainerResult{{Name: "main"}}},
+		// A stage's attempt that exited 0: its outputs were never stored.
+		{RunID: "stage", Attempt: 1, Staged: true, Containers: []jobs.ContainerResult{{Name: "main", ExitCode: new(int)}}},
 	}}
 	rep := &fakeReporter{}
 	w := New("w1", "default", nil, nil, rep, WithLeftovers(lo))
@@ -309,8 +311,8 @@ func TestReconcileReportsFinishedAndStopsRunning(t *testing.T) {
 		*rep.events[0].ExitCode != 3 || rep.events[0].Seq != reconcileSeq {
 		t.Fatalf("events %+v", rep.events)
 	}
-	if len(lo.removed) != 2 {
-		t.Fatalf("removed %v, want both", lo.removed)
+	if len(lo.removed) != 3 {
+		t.Fatalf("removed %v, want all three", lo.removed)
 	}
 }
 

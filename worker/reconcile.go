@@ -26,7 +26,11 @@ type Leftover struct {
 	Attempt int
 	// Running is true while the attempt has not ended: a container runs,
 	// or one was created and never started.
-	Running    bool
+	Running bool
+	// Staged is true for an attempt whose end the worker completes after
+	// its containers exit (a pipeline stage's outputs, stored from the
+	// worker's directory): exited, it still did not end.
+	Staged     bool
 	Containers []jobs.ContainerResult
 }
 
@@ -38,7 +42,8 @@ func WithLeftovers(l Leftovers) Option { return func(c *config) { c.leftovers = 
 // claim marked done, so that its redelivered job is only acknowledged); an
 // attempt still running is stopped, not adopted: its lease died with the
 // old process, so the queue hands its job out again and the next attempt
-// records this one as WorkerLost. Everything is then removed.
+// records this one as WorkerLost. So is an attempt of a pipeline stage
+// that exited: its outputs were not stored. Everything is then removed.
 func (w *Worker) Reconcile(ctx context.Context) error {
 	l := w.cfg.leftovers
 	if l == nil {
@@ -50,9 +55,14 @@ func (w *Worker) Reconcile(ctx context.Context) error {
 	}
 	for _, lo := range found {
 		log := w.cfg.log.With().Str("run", lo.RunID).Int("attempt", lo.Attempt).Str("worker", w.id).Logger()
-		if lo.Running {
+		switch {
+		case lo.Running:
 			log.Warn().Msg("stopping an attempt left running by an earlier life of this worker; it will be redelivered")
-		} else {
+		case lo.Staged:
+			// Its outputs never reached the object store: reporting it
+			// SUCCEEDED would hand its downstream stages nothing.
+			log.Warn().Msg("an attempt of a pipeline stage ended while the worker was down, its outputs not stored; it will be redelivered")
+		default:
 			ev := leftoverOutcome(lo)
 			ev.RunID, ev.Attempt, ev.Seq, ev.Source, ev.Worker = lo.RunID, lo.Attempt, reconcileSeq, jobs.SourceWorker, w.id
 			ev.Time = w.cfg.now().UTC()

@@ -19,6 +19,10 @@ const (
 	LabelRun       = "gantry.run"
 	LabelAttempt   = "gantry.attempt"
 	LabelContainer = "gantry.container"
+	// LabelStaged marks an attempt whose end the worker completes after
+	// its containers exit (a pipeline stage's /gantry/out goes to the
+	// object store): found exited after a restart, it did not end.
+	LabelStaged = "gantry.staged"
 )
 
 // Defaults applied to every container.
@@ -53,6 +57,9 @@ func (r *Runtime) objectLabels(t *worker.Task) map[string]string {
 	}
 	l[LabelRun] = t.RunID
 	l[LabelAttempt] = strconv.Itoa(t.Attempt)
+	if len(t.Binds) > 0 {
+		l[LabelStaged] = "true"
+	}
 	return l
 }
 

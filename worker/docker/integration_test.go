@@ -532,3 +532,39 @@ func TestLeftoverCreatedContainerIsUnfinished(t *testing.T) {
 		t.Fatalf("container still there: %v", err)
 	}
 }
+
+// TestLeftoverStagedAttempt: an attempt of a pipeline stage (the worker
+// binds its stage directories) is labelled so, and found exited after a
+// restart it is told apart: its outputs were never stored.
+func TestLeftoverStagedAttempt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testCtx(t, time.Minute)
+	task := e.task(t)
+	task.Binds = []worker.Bind{{HostPath: t.TempDir(), ContainerPath: "/gantry/out"}}
+	labels := e.rt.objectLabels(task)
+	labels[testLabel], labels[LabelContainer] = e.label, "main"
+	created, err := e.cli.ContainerCreate(ctx, &container.Config{Image: e.image, Cmd: []string{"true"}, Labels: labels}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitC, errC := e.cli.ContainerWait(ctx, created.ID, container.WaitConditionNotRunning)
+	select {
+	case <-waitC:
+	case err := <-errC:
+		t.Fatal(err)
+	}
+	found, err := e.rt.Leftovers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 || !found[0].Staged || found[0].Running || found[0].Containers[0].ExitCode == nil {
+		t.Fatalf("leftovers %+v, want one exited staged attempt", found)
+	}
+	if err := e.rt.RemoveLeftover(ctx, found[0]); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -57,6 +57,9 @@ func (r *Runtime) Leftovers(ctx context.Context) ([]worker.Leftover, error) {
 			lo = &worker.Leftover{RunID: run, Attempt: n}
 			byAttempt[key] = lo
 		}
+		if s.Labels[LabelStaged] != "" {
+			lo.Staged = true
+		}
 		res := jobs.ContainerResult{Name: s.Labels[LabelContainer]}
 		switch s.State {
 		case container.StateRunning, container.StateRestarting, container.StatePaused:
