@@ -56,11 +56,20 @@ func newLinePrinter(stdout, stderr io.Writer, prefix bool) *linePrinter {
 }
 
 func (p *linePrinter) batch(b *jobs.LogBatch) error {
+	var last *bufio.Writer
 	for _, l := range b.Lines {
 		w := p.out
 		if l.Stream == jobs.Stderr {
 			w = p.err
 		}
+		// Lines of the other stream go out first: on one terminal (or
+		// with 2>&1) the lines keep their order.
+		if last != nil && last != w {
+			if err := last.Flush(); err != nil {
+				return err
+			}
+		}
+		last = w
 		key := b.Container + "/" + l.Stream
 		if l.Partial {
 			p.partial[key] = append(p.partial[key], l.Text...)

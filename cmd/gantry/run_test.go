@@ -95,3 +95,19 @@ func TestYAMLKeepsIntegers(t *testing.T) {
 		}
 	}
 }
+
+// TestLogLinesKeepTheirOrderAcrossStreams: on one terminal (stdout and
+// stderr the same), a batch's lines come out in their order.
+func TestLogLinesKeepTheirOrderAcrossStreams(t *testing.T) {
+	var buf bytes.Buffer
+	p := newLinePrinter(&buf, &buf, false)
+	err := p.batch(&jobs.LogBatch{Container: "main", Lines: []jobs.LogLine{
+		{Stream: jobs.Stdout, Text: "out1"}, {Stream: jobs.Stderr, Text: "err1"}, {Stream: jobs.Stdout, Text: "out2"},
+		{Stream: jobs.Stderr, Text: "err2"}, {Stream: jobs.Stderr, Text: "err3"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "out1\nerr1\nout2\nerr2\nerr3\n"; buf.String() != want {
+		t.Fatalf("printed %q, want %q", buf.String(), want)
+	}
+}
