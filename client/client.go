@@ -159,6 +159,10 @@ func (c *Client) WaitFunc(ctx context.Context, runID string, fn func(jobs.Event)
 	if r, err := check(); r != nil || err != nil {
 		return r, err
 	}
+	// Once following, a server that does not answer for a while (it
+	// restarts) stops nothing: the events come from JetStream, and the
+	// store is asked again at the next tick (an end seen in the events
+	// is read from it once it answers).
 	for {
 		select {
 		case <-ctx.Done():
@@ -174,15 +178,29 @@ func (c *Client) WaitFunc(ctx context.Context, runID string, fn func(jobs.Event)
 			if fn != nil {
 				fn(ev)
 			}
-			if ev.Status.Terminal() {
-				return c.Get(ctx, runID)
+			if !ev.Status.Terminal() {
+				continue
+			}
+			r, err := c.Get(ctx, runID)
+			if err == nil || !transient(err) {
+				return r, err
 			}
 		case <-poll.C:
-			if r, err := check(); r != nil || err != nil {
+			r, err := check()
+			if err != nil && transient(err) && ctx.Err() == nil {
+				continue
+			}
+			if r != nil || err != nil {
 				return r, err
 			}
 		}
 	}
+}
+
+// transient reports whether err is the server not answering for now.
+func transient(err error) bool {
+	return errors.Is(err, ErrNoServer) || jobs.ErrorCode(err) == jobs.CodeUnavailable ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // LogOptions select what Logs reads.

@@ -3,13 +3,17 @@ package client_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/server"
+	"github.com/gantry-dev/gantry/storage"
 	"github.com/nats-io/nats.go"
 )
 
@@ -103,5 +107,73 @@ func TestSubmitDurableUnknownTaskDefinition(t *testing.T) {
 	var apiErr *client.APIError
 	if !errors.Is(err, client.ErrNotFound) || !errors.As(err, &apiErr) || !strings.Contains(apiErr.Message, "nosuch") {
 		t.Fatalf("got %v; want the server's not_found error naming nosuch", err)
+	}
+}
+
+// TestWaitOutlastsAServerRestart: a run followed while its server restarts
+// is still followed (its events come from JetStream), and its end is told
+// once the server is back.
+func TestWaitOutlastsAServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(dir, "js")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	startServer := func() func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		db, err := storage.Open(ctx, filepath.Join(dir, "gantry.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, _ := queue.New(sc)
+		done := make(chan struct{})
+		go func() { defer close(done); server.New(db, q).Run(ctx) }()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if _, err := sc.Request("gantry.api.runs.list", nil, time.Second); err == nil {
+				break
+			}
+		}
+		return func() { cancel(); <-done; db.Close(); sc.Close() }
+	}
+	stopServer := startServer()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c, _ := client.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// No worker: the run stays queued until it is stopped.
+	r, err := c.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: []byte(`{"family":"f","containerDefinitions":[{"name":"main","image":"i"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		r   *jobs.Run
+		err error
+	}
+	waited := make(chan result, 1)
+	go func() { r, err := c.Wait(ctx, r.RunID); waited <- result{r, err} }()
+	time.Sleep(200 * time.Millisecond)
+	stopServer()
+	select {
+	case w := <-waited:
+		t.Fatalf("Wait ended while the server was down: %+v %v", w.r, w.err)
+	case <-time.After(5 * time.Second): // two of Wait's polls
+	}
+	stopServer = startServer()
+	defer stopServer()
+	if _, err := c.Stop(ctx, r.RunID, "done waiting"); err != nil {
+		t.Fatal(err)
+	}
+	w := <-waited
+	if w.err != nil || w.r.Status != jobs.StatusCanceled {
+		t.Fatalf("Wait: %+v %v, want CANCELED", w.r, w.err)
 	}
 }
