@@ -107,10 +107,11 @@ func manifestName(pipelineRun, stage, runID string) string {
 	return stagePrefix(pipelineRun, stage) + ".manifests/" + runID
 }
 
-// Put stores every regular file under dir as an output of one run of a
-// stage, then its manifest, so that a reader never sees a manifest naming
-// files not yet stored. Putting again (a retry) replaces both.
-func (s *Stager) Put(ctx context.Context, pipelineRun, stage, runID, dir string) error {
+// Put stores every regular file under dir as an output of one attempt of
+// a run of a stage, then its manifest, so that a reader never sees a
+// manifest naming files not yet stored. Putting again (a retry) replaces
+// both; a retry that stores nothing deletes the manifest before it.
+func (s *Stager) Put(ctx context.Context, pipelineRun, stage, runID string, attempt int, dir string) error {
 	obs, err := s.bucket(ctx)
 	if err != nil {
 		return err
@@ -146,6 +147,12 @@ func (s *Stager) Put(ctx context.Context, pipelineRun, stage, runID, dir string)
 		// Nothing to hand on: no manifest either, which Get reads as a run
 		// that stored nothing. An object store put costs several round
 		// trips (up to 10 ms here), on the critical path of every stage hop.
+		// An earlier attempt may have left one (its end was never stored).
+		if attempt > 1 {
+			if err := obs.Delete(ctx, manifestName(pipelineRun, stage, runID)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+				return fmt.Errorf("stage %s outputs: an earlier attempt's manifest: %w", stage, err)
+			}
+		}
 		return nil
 	}
 	data, _ := json.Marshal(files)

@@ -30,7 +30,7 @@ func TestDeletePipelineRunsLeavesNothingOfThem(t *testing.T) {
 	q, s, dir := newDataStager(t, "a.csv", "b.csv")
 	ctx := context.Background()
 	for _, pr := range []string{"pr-1", "pr-2", "pr-10"} {
-		if err := s.Put(ctx, pr, "extract", "run-"+pr, dir); err != nil {
+		if err := s.Put(ctx, pr, "extract", "run-"+pr, 1, dir); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -80,7 +80,7 @@ func TestDeletePipelineRunsBesideAnotherDeletion(t *testing.T) {
 	for i := range 200 {
 		id := fmt.Sprintf("pr-%d", i)
 		ids = append(ids, id)
-		if err := s.Put(ctx, id, "extract", "run-"+id, dir); err != nil {
+		if err := s.Put(ctx, id, "extract", "run-"+id, 1, dir); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -38,10 +38,10 @@ func TestStagerMovesFilesBetweenStages(t *testing.T) {
 	os.WriteFile(filepath.Join(out1, "sub", "shard-1.csv"), []byte("a,b\n"), 0o644)
 	os.WriteFile(filepath.Join(out1, "outputs.env"), []byte("TOTAL=42\n"), 0o644)
 
-	if err := s.Put(ctx, "pr-1", "extract", "run0", out0); err != nil {
+	if err := s.Put(ctx, "pr-1", "extract", "run0", 1, out0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(ctx, "pr-1", "extract", "run1", out1); err != nil {
+	if err := s.Put(ctx, "pr-1", "extract", "run1", 1, out1); err != nil {
 		t.Fatal(err)
 	}
 	in := t.TempDir()
@@ -78,7 +78,7 @@ func TestStagerEmptyOutputStoresNothing(t *testing.T) {
 	q := newQueue(t)
 	s := NewStager(q.JetStream(), 0, 1)
 	ctx := context.Background()
-	if err := s.Put(ctx, "pr-1", "extract", "run0", t.TempDir()); err != nil {
+	if err := s.Put(ctx, "pr-1", "extract", "run0", 1, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
 	obs, err := s.bucket(ctx)
@@ -111,7 +111,7 @@ func TestStagerReadsFilesLongerThanTheDefaultTimeout(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(out, "big.bin"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := NewStager(q.JetStream(), 0, 1).Put(ctx, "pr-1", "extract", "run0", out); err != nil {
+	if err := NewStager(q.JetStream(), 0, 1).Put(ctx, "pr-1", "extract", "run0", 1, out); err != nil {
 		t.Fatal(err)
 	}
 	short, err := jetstream.New(q.nc, jetstream.WithDefaultTimeout(200*time.Millisecond))
@@ -128,4 +128,27 @@ func TestStagerReadsFilesLongerThanTheDefaultTimeout(t *testing.T) {
 		t.Fatalf("read back %d of %d bytes (%v), or not the same", len(got), size, err)
 	}
 	t.Logf("read %d MiB in %s", size>>20, time.Since(start).Round(time.Millisecond))
+}
+
+// TestStagerRetryWithoutOutputs: a retry that stores nothing leaves its
+// downstream none of the files an earlier attempt of the run stored.
+func TestStagerRetryWithoutOutputs(t *testing.T) {
+	q := newQueue(t)
+	s := NewStager(q.JetStream(), 0, 1)
+	ctx := context.Background()
+	out := t.TempDir()
+	os.WriteFile(filepath.Join(out, "stale.csv"), []byte("from attempt 1"), 0o644)
+	if err := s.Put(ctx, "pr-1", "extract", "run0", 1, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "pr-1", "extract", "run0", 2, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	in := t.TempDir()
+	if err := s.Get(ctx, "pr-1", "extract", []string{"run0"}, in); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(in); len(entries) != 0 {
+		t.Fatalf("attempt 2 stored nothing, yet %s came in", entries[0].Name())
+	}
 }

@@ -315,7 +315,7 @@ func TestDataRetentionDeletesEndedRunsFiles(t *testing.T) {
 				return true
 			})
 		}
-		if err := s.pipes.data.Put(ctx, id, "extract", "run-"+id, dir); err != nil {
+		if err := s.pipes.data.Put(ctx, id, "extract", "run-"+id, 1, dir); err != nil {
 			t.Fatal(err)
 		}
 	}

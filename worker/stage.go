@@ -17,8 +17,9 @@ import (
 type Stager interface {
 	// Get writes into dir the files the given runs of a stage stored.
 	Get(ctx context.Context, pipelineRun, stage string, runIDs []string, dir string) error
-	// Put stores the files under dir as the outputs of one run of a stage.
-	Put(ctx context.Context, pipelineRun, stage, runID, dir string) error
+	// Put stores the files under dir as the outputs of one attempt of a
+	// run of a stage, replacing what an earlier attempt stored.
+	Put(ctx context.Context, pipelineRun, stage, runID string, attempt int, dir string) error
 }
 
 // WithStager makes the worker give pipeline stages /gantry/in and
@@ -55,8 +56,9 @@ const (
 
 // staged is the data directory of one attempt of a stage.
 type staged struct {
-	dir string
-	sc  *jobs.StageContext
+	dir     string
+	sc      *jobs.StageContext
+	attempt int
 }
 
 // stageIn creates /gantry/in/<upstream>/ with the upstream stages' files
@@ -79,7 +81,7 @@ func (w *Worker) stageIn(ctx context.Context, job jobs.Job, task *Task) (*staged
 	if err != nil {
 		return nil, fmt.Errorf("stage data: %w", err)
 	}
-	st := &staged{dir: dir, sc: sc}
+	st := &staged{dir: dir, sc: sc, attempt: job.Attempt}
 	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
 	for _, d := range []string{in, out} {
 		if err := os.Mkdir(d, 0o777); err != nil {
@@ -127,7 +129,7 @@ func (w *Worker) stageOut(ctx context.Context, st *staged, runID string, ev jobs
 	if ev.Status != jobs.StatusSucceeded {
 		return ev
 	}
-	if err := w.cfg.stager.Put(ctx, st.sc.PipelineRunID, st.sc.Stage, runID, filepath.Join(st.dir, "out")); err != nil {
+	if err := w.cfg.stager.Put(ctx, st.sc.PipelineRunID, st.sc.Stage, runID, st.attempt, filepath.Join(st.dir, "out")); err != nil {
 		ev.Status, ev.StopCode = jobs.StatusFailed, jobs.StopEssentialExited
 		ev.StoppedReason = "the task succeeded but its /gantry/out could not be stored: " + err.Error()
 	}

@@ -26,7 +26,7 @@ func (m *memStager) Get(_ context.Context, pr, stage string, runIDs []string, di
 	return nil
 }
 
-func (m *memStager) Put(_ context.Context, pr, stage, runID, dir string) error {
+func (m *memStager) Put(_ context.Context, pr, stage, runID string, _ int, dir string) error {
 	if m.fail != nil {
 		return m.fail
 	}
