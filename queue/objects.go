@@ -134,7 +134,12 @@ func (s *Stager) Put(ctx context.Context, pipelineRun, stage, runID string, atte
 			return err
 		}
 		defer f.Close()
-		if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: stagePrefix(pipelineRun, stage) + rel}, f); err != nil {
+		meta := jetstream.ObjectMeta{Name: stagePrefix(pipelineRun, stage) + rel}
+		if info, err := d.Info(); err == nil && info.Mode()&0o111 != 0 {
+			// A program a stage built runs in the next one.
+			meta.Metadata = map[string]string{modeKey: "0755"}
+		}
+		if _, err := obs.Put(ctx, meta, f); err != nil {
 			return fmt.Errorf("store %s: %w", rel, err)
 		}
 		files = append(files, rel)
@@ -169,8 +174,11 @@ func (s *Stager) Put(ctx context.Context, pipelineRun, stage, runID string, atte
 // machine reads in 5 s.
 const minReadRate = 1 << 20 // bytes a second
 
+// modeKey is the object metadata that marks a stage file executable.
+const modeKey = "gantry-mode"
+
 // getFile reads one object into dst within a deadline that grows with its
-// size (minReadRate).
+// size (minReadRate), readable by all and executable if it was stored so.
 func getFile(ctx context.Context, obs jetstream.ObjectStore, name, dst string) error {
 	info, err := obs.GetInfo(ctx, name)
 	if err != nil {
@@ -178,7 +186,14 @@ func getFile(ctx context.Context, obs jetstream.ObjectStore, name, dst string) e
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(info.Size/minReadRate)*time.Second)
 	defer cancel()
-	return obs.GetFile(ctx, name, dst)
+	if err := obs.GetFile(ctx, name, dst); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o644)
+	if info.Metadata[modeKey] == "0755" {
+		mode = 0o755
+	}
+	return os.Chmod(dst, mode)
 }
 
 // Get writes into dir the files the given runs of a stage stored. A run
@@ -212,7 +227,6 @@ func (s *Stager) Get(ctx context.Context, pipelineRun, stage string, runIDs []st
 			if err := getFile(ctx, obs, stagePrefix(pipelineRun, stage)+rel, dst); err != nil {
 				return fmt.Errorf("stage %s inputs: %s: %w", stage, rel, err)
 			}
-			_ = os.Chmod(dst, 0o644)
 		}
 	}
 	return nil

@@ -152,3 +152,27 @@ func TestStagerRetryWithoutOutputs(t *testing.T) {
 		t.Fatalf("attempt 2 stored nothing, yet %s came in", entries[0].Name())
 	}
 }
+
+// TestStagerKeepsTheExecutableBit: a program one stage builds can be run
+// by the next; other files are plain readable files.
+func TestStagerKeepsTheExecutableBit(t *testing.T) {
+	q := newQueue(t)
+	s := NewStager(q.JetStream(), 0, 1)
+	ctx := context.Background()
+	out := t.TempDir()
+	os.WriteFile(filepath.Join(out, "tool"), []byte("#!/bin/sh\necho hi\n"), 0o750)
+	os.WriteFile(filepath.Join(out, "data.csv"), []byte("a,b\n"), 0o600)
+	if err := s.Put(ctx, "pr-1", "build", "run0", 1, out); err != nil {
+		t.Fatal(err)
+	}
+	in := t.TempDir()
+	if err := s.Get(ctx, "pr-1", "build", []string{"run0"}, in); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]os.FileMode{"tool": 0o755, "data.csv": 0o644} {
+		info, err := os.Stat(filepath.Join(in, name))
+		if err != nil || info.Mode().Perm() != want {
+			t.Errorf("%s: %v %v, want %v", name, info.Mode().Perm(), err, want)
+		}
+	}
+}
