@@ -302,6 +302,8 @@ func TestErrorCodes(t *testing.T) {
 		{"runs.list", `{"statuses":["BOGUS"]}`, jobs.CodeInvalidArgument},
 		{"taskdefs.describe", `{"taskDefinition":"nosuch"}`, jobs.CodeNotFound},
 		{"workers.get", `{"id":"nosuch"}`, jobs.CodeNotFound},
+		{"workers.get", `{"id":"a b"}`, jobs.CodeInvalidArgument},
+		{"workers.drain", `{"id":"a*"}`, jobs.CodeInvalidArgument},
 		{"pipelines.describe", `{"name":"nosuch"}`, jobs.CodeNotFound},
 		{"pipelines.delete", `{"name":"nosuch"}`, jobs.CodeNotFound},
 		{"pipelines.delete", `{}`, jobs.CodeInvalidArgument},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
@@ -52,6 +54,10 @@ func (s *Server) worker(ctx context.Context, data []byte) (*jobs.WorkerInfo, err
 	if req.ID == "" {
 		return nil, jobs.Invalid("id: required")
 	}
+	if !workerIDRe.MatchString(req.ID) || strings.HasPrefix(req.ID, ".") || strings.HasSuffix(req.ID, ".") || strings.Contains(req.ID, "..") {
+		// A worker's id is a key of the fleet's buckets: none is like this.
+		return nil, jobs.Invalid(fmt.Sprintf("id %q: not a worker id (letters, digits and -_./= only)", req.ID))
+	}
 	w, err := s.q.Worker(ctx, req.ID)
 	if errors.Is(err, queue.ErrNoWorker) {
 		return nil, jobs.NotFound(fmt.Sprintf("worker %s: not live (no heartbeat in the last %s); `gantry workers ls` lists those that are",
@@ -90,3 +96,6 @@ func (s *Server) setDrain(ctx context.Context, data []byte, drain bool) (any, er
 	s.cfg.log.Info().Str("worker", w.ID).Str("state", string(w.State)).Msg("worker state set")
 	return w, nil
 }
+
+// workerIDRe is what a key of the fleet's buckets may be (nats.go's KV).
+var workerIDRe = regexp.MustCompile(`^[-/_=.a-zA-Z0-9]+$`)
