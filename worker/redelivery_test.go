@@ -227,3 +227,73 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// flakyReporter refuses events for a while, as a reports stream that
+// cannot store (a leader election).
+type flakyReporter struct {
+	fakeReporter
+	until time.Time
+}
+
+func (r *flakyReporter) PublishEvents(ctx context.Context, evs ...*jobs.Event) error {
+	if time.Now().Before(r.until) {
+		return errors.New("nats: no response from stream")
+	}
+	return r.fakeReporter.PublishEvents(ctx, evs...)
+}
+
+// renewCounting is a queueLease that counts its renewals.
+type renewCounting struct {
+	*queueLease
+	mu      sync.Mutex
+	renewed int
+}
+
+func (l *renewCounting) InProgress() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.renewed++
+	return nil
+}
+
+// leaseSource hands out its leases, then waits.
+type leaseSource struct{ leases chan Lease }
+
+func (s *leaseSource) Next(ctx context.Context) (Lease, error) {
+	select {
+	case l := <-s.leases:
+		return l, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// While a worker tells of the worker lost before it (which takes as long
+// as reports cannot be stored), it renews the job's lease: lapsed, the
+// lease would hand the job to a third worker, and both would run it.
+func TestLeaseRenewedWhileTellingOfALostWorker(t *testing.T) {
+	cl := newQueuedClaims(7)
+	cl.store(t, "r", claim{Attempt: 1, Worker: "gone", Job: 1, Seq: 7})
+	down := time.Second
+	rep := &flakyReporter{until: time.Now().Add(down)}
+	rt := fakeRuntime(func(context.Context, *Task) (*Result, error) { return exited(0), nil })
+	src := &leaseSource{leases: make(chan Lease, 1)}
+	w := New("w1", "default", src, rt, rep, WithClaims(cl), WithLeaseRenewal(50*time.Millisecond))
+	inner := &queueLease{job: job("r"), acked: make(chan struct{}), seq: 7}
+	l := &renewCounting{queueLease: inner}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	src.leases <- l
+	<-inner.acked
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// About one renewal every 50 ms while reports were refused.
+	if l.renewed < int(down/(50*time.Millisecond))/2 {
+		t.Fatalf("%d renewals in the %s reports were refused", l.renewed, down)
+	}
+	if ev := rep.last(); ev.Attempt != 2 || ev.Status != jobs.StatusSucceeded {
+		t.Fatalf("last event %+v, want attempt 2 SUCCEEDED", ev)
+	}
+}

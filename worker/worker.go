@@ -327,6 +327,29 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 		job.Attempt = tk.attempt
 		log = w.cfg.log.With().Str("run", job.RunID).Int("attempt", job.Attempt).Str("worker", w.id).Logger()
 	}
+	// The lease is renewed from the claim on: telling of a lost worker
+	// can take minutes when reports cannot be stored, and a lapsed lease
+	// would hand the job to yet another worker meanwhile.
+	keep := make(chan struct{})
+	var keeper sync.WaitGroup
+	keeper.Add(1)
+	go func() {
+		defer keeper.Done()
+		t := time.NewTicker(w.cfg.leaseEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-keep:
+				return
+			case <-t.C:
+				if err := lease.InProgress(); err != nil {
+					log.Warn().Err(err).Msg("renew lease")
+				}
+			}
+		}
+	}()
+	defer func() { close(keep); keeper.Wait() }()
+
 	losses := tk.losses
 	if lost := tk.lost; lost != nil {
 		losses = lost.Losses + 1
@@ -425,26 +448,6 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	}
 	report(jobs.Event{Status: jobs.StatusStarting})
 	w.fl.notify()
-
-	keep := make(chan struct{})
-	var keeper sync.WaitGroup
-	keeper.Add(1)
-	go func() {
-		defer keeper.Done()
-		t := time.NewTicker(w.cfg.leaseEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-keep:
-				return
-			case <-t.C:
-				if err := lease.InProgress(); err != nil {
-					log.Warn().Err(err).Msg("renew lease")
-				}
-			}
-		}
-	}()
-	defer func() { close(keep); keeper.Wait() }()
 
 	if s := job.Spec.TimeoutSeconds; s > 0 {
 		var stop context.CancelFunc
