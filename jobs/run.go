@@ -201,6 +201,12 @@ const (
 	SourceServer = "server"
 )
 
+// giveUp reports whether ev is a worker's giving up on a run whose
+// workers were lost too often (worker.MaxLosses).
+func giveUp(ev Event) bool {
+	return ev.StopCode == StopWorkerLost && !ev.Redelivered && ev.Status == StatusFailed && ev.Source == SourceWorker
+}
+
 // Apply folds a worker event into the run and reports whether anything
 // changed. Events of an attempt apply in Seq order; a replayed or older one
 // changes nothing, and so does anything after the attempt ended. A run that
@@ -211,6 +217,14 @@ func (r *Run) Apply(ev Event) bool {
 		return false
 	}
 	a := &r.Attempts[ev.Attempt-1]
+	if last := &r.Attempts[len(r.Attempts)-1]; giveUp(ev) && a.Status.Terminal() && ev.Attempt == len(r.Attempts)-1 &&
+		last.Redelivery && last.Status == StatusQueued {
+		// The server found the worker lost first and queued its job's
+		// redelivery as the next attempt; the worker that took the job
+		// gives up on the run (too many lost workers): the redelivery,
+		// which no job will run now, ends with it.
+		ev.Attempt, a = last.Attempt, last
+	}
 	if ev.Seq <= a.Seq || a.Status.Terminal() {
 		return false
 	}

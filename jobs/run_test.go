@@ -194,3 +194,30 @@ func FuzzSubmitRequest(f *testing.F) {
 		_ = req.Validate()
 	})
 }
+
+// TestGiveUpAfterTheServerQueuedTheRedelivery: the server found attempt 1's
+// worker lost first and queued its job's redelivery as attempt 2; the
+// worker that took the job gives up (too many lost workers), naming
+// attempt 1. The run fails with it instead of waiting for a job nobody runs.
+func TestGiveUpAfterTheServerQueuedTheRedelivery(t *testing.T) {
+	r := newRun(0)
+	r.Apply(ev(1, 1, StatusRunning))
+	lost := ev(1, 1<<30, StatusFailed)
+	lost.StopCode, lost.Redelivered, lost.Source = StopWorkerLost, true, SourceWorker
+	if !r.Apply(lost) || r.Status != StatusQueued || len(r.Attempts) != 2 || !r.Attempts[1].Redelivery {
+		t.Fatalf("after the loss: %s, %+v", r.Status, r.Attempts)
+	}
+	gaveUp := ev(1, 1<<30+1, StatusFailed)
+	gaveUp.Worker, gaveUp.Source = "w6", SourceWorker
+	gaveUp.StopCode, gaveUp.StoppedReason = StopWorkerLost, "worker w5 was lost with this run; giving up after 6 lost workers"
+	if !r.Apply(gaveUp) || r.Status != StatusFailed || r.Attempts[1].Status != StatusFailed || r.StoppedReason != gaveUp.StoppedReason {
+		t.Fatalf("after the give-up: %s %q, %+v", r.Status, r.StoppedReason, r.Attempts)
+	}
+	// Any other late event of an ended attempt still changes nothing.
+	r2 := newRun(0)
+	r2.Apply(lost)
+	late := ev(1, 1<<30+1, StatusFailed)
+	if r2.Apply(late) || r2.Status != StatusQueued {
+		t.Fatalf("a late event of the lost attempt: %s", r2.Status)
+	}
+}

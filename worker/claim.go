@@ -191,6 +191,12 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 			if err == nil && !ended {
 				ended, err = w.runEnded(ctx, runID)
 			}
+			if err == nil && !ended {
+				// Its worker may also have gone after storing a failed
+				// end that the server answered with a retry, waiting out
+				// its backoff: the run no longer waits for this job.
+				ended, err = w.outlived(ctx, runID, jobAttempt)
+			}
 			if err != nil {
 				return taking{}, fmt.Errorf("claim run %s: %w", runID, err)
 			}
@@ -256,7 +262,7 @@ func (w *Worker) outlived(ctx context.Context, runID string, jobAttempt int) (bo
 		return true, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("ask the server about run %s, queued more than %s ago: %w", runID, claimsTrusted, err)
+		return false, fmt.Errorf("ask the server whether run %s still waits for the job of attempt %d: %w", runID, jobAttempt, err)
 	}
 	return status.Terminal() || attempt > jobAttempt, nil
 }

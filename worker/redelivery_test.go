@@ -297,3 +297,32 @@ func TestLeaseRenewedWhileTellingOfALostWorker(t *testing.T) {
 		t.Fatalf("last event %+v, want attempt 2 SUCCEEDED", ev)
 	}
 }
+
+// A job redelivered because its worker went after storing a failed end
+// (before its ack) is not run as a lost attempt when the server answered
+// that end with a retry still waiting out its backoff; a job whose worker
+// was lost mid-run still is.
+func TestRedeliveryAfterARetryWasQueued(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		status     jobs.Status
+		jobAttempt int
+		wantRun    int // the attempt run; 0: none
+	}{
+		{"retry 2 waits for its backoff", jobs.StatusQueued, 2, 0},
+		{"attempt 1 lost mid-run", jobs.StatusRunning, 1, 2},
+		{"attempt 1 lost, its redelivery queued", jobs.StatusQueued, 1, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl := &recordedClaims{queuedClaims: newQueuedClaims(7), status: c.status, attempt: c.jobAttempt}
+			cl.store(t, "r", claim{Attempt: 1, Worker: "gone", Job: 1, Seq: 7})
+			evs, ran, _ := deliverOnce(t, job("r"), 7, nil, cl)
+			if ran != c.wantRun {
+				t.Fatalf("ran attempt %d, want %d; events %+v", ran, c.wantRun, evs)
+			}
+			if c.wantRun == 0 && len(evs) != 0 {
+				t.Fatalf("events %+v, want none", evs)
+			}
+		})
+	}
+}
