@@ -297,6 +297,8 @@ func (r *Run) Retry(now time.Time) bool {
 	n := r.Tries()
 	at := now.Add(r.Spec.RetryStrategy.backoff().Delay(n, jitter(r.RunID, n+1)))
 	if d := r.Spec.Deadline; d != nil && !at.Before(*d) {
+		r.StoppedReason = fmt.Sprintf("%s; not retried: activeDeadlineSeconds=%d passes before attempt %d could start",
+			orNone(r.StoppedReason), r.Spec.ActiveDeadlineSeconds, a.Attempt+1)
 		return false
 	}
 	r.Attempts = append(r.Attempts, Attempt{Attempt: len(r.Attempts) + 1, Status: StatusQueued, CreatedAt: now, NotBefore: &at})

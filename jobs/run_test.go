@@ -221,3 +221,20 @@ func TestGiveUpAfterTheServerQueuedTheRedelivery(t *testing.T) {
 		t.Fatalf("a late event of the lost attempt: %s", r2.Status)
 	}
 }
+
+// TestNoRetryPastTheDeadlineSaysSo: a failed attempt whose retry would
+// start after activeDeadlineSeconds ends the run, and its reason says why
+// the attempts left were not tried.
+func TestNoRetryPastTheDeadlineSaysSo(t *testing.T) {
+	r := newRun(5)
+	d := r.CreatedAt.Add(3 * time.Second)
+	r.Spec.ActiveDeadlineSeconds, r.Spec.Deadline = 3, &d
+	failed := ev(1, 2, StatusFailed) // at 08:00:02, the retry's backoff takes it past 08:00:03
+	failed.ExitCode, failed.StopCode, failed.StoppedReason = intp(1), StopEssentialExited, "Essential container in task exited"
+	r.Spec.RetryStrategy.Backoff = &Backoff{InitialSeconds: 2}
+	r.Apply(failed)
+	if r.Status != StatusFailed || len(r.Attempts) != 1 ||
+		r.StoppedReason != "Essential container in task exited; not retried: activeDeadlineSeconds=3 passes before attempt 2 could start" {
+		t.Fatalf("%s, %d attempts, %q", r.Status, len(r.Attempts), r.StoppedReason)
+	}
+}
