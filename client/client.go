@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -214,8 +216,18 @@ type LogOptions struct {
 
 // Logs calls fn with the run's log lines in order, batch by batch.
 func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*jobs.LogBatch) error) error {
-	if _, err := c.Get(ctx, runID); err != nil {
+	r, err := c.Get(ctx, runID)
+	if err != nil {
 		return err
+	}
+	if o.Container != "" {
+		var names []string
+		for _, cd := range r.Spec.Task.ContainerDefinitions {
+			names = append(names, cd.Name)
+		}
+		if len(names) > 0 && !slices.Contains(names, o.Container) {
+			return fmt.Errorf("run %s has no container %q; its containers: %s", runID, o.Container, strings.Join(names, ", "))
+		}
 	}
 	lq := queue.LogQuery{RunID: runID, Container: o.Container, Attempt: o.Attempt, Follow: o.Follow}
 	if !o.Follow {
@@ -230,7 +242,7 @@ func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*
 		_, werr = c.Wait(wctx, runID)
 	}()
 	lq.Done = done
-	err := c.q.ReadLogs(ctx, lq, fn)
+	err = c.q.ReadLogs(ctx, lq, fn)
 	cancel()
 	<-done
 	if err == nil && werr != nil && ctx.Err() == nil && !errors.Is(werr, context.Canceled) {

@@ -209,7 +209,8 @@ GANTRY_CONTEXT) picks another for one command.`,
 			return cfg.save()
 		},
 	})
-	c.AddCommand(&cobra.Command{
+	var lsOut output
+	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List the contexts; * marks the current one",
 		Args:  cobra.NoArgs,
@@ -223,17 +224,30 @@ GANTRY_CONTEXT) picks another for one command.`,
 				names = append(names, n)
 			}
 			slices.Sort(names)
-			w := cmd.OutOrStdout()
-			for _, n := range names {
-				mark := " "
-				if n == cfg.Current {
-					mark = "*"
-				}
-				fmt.Fprintf(w, "%s %s\t%s\n", mark, n, cfg.Contexts[n].NATS)
+			// Names and URLs only: credentials stay in the file.
+			type listed struct {
+				Name    string `json:"name"`
+				Current bool   `json:"current"`
+				NATS    string `json:"nats"`
 			}
-			return nil
+			list := make([]listed, 0, len(names))
+			for _, n := range names {
+				list = append(list, listed{Name: n, Current: n == cfg.Current, NATS: cfg.Contexts[n].NATS})
+			}
+			return lsOut.write(cmd.OutOrStdout(), list, func(w io.Writer) error {
+				for _, l := range list {
+					mark := " "
+					if l.Current {
+						mark = "*"
+					}
+					fmt.Fprintf(w, "%s %s\t%s\n", mark, l.Name, l.NATS)
+				}
+				return nil
+			})
 		},
-	})
+	}
+	addOutputFlag(ls, &lsOut)
+	c.AddCommand(ls)
 	return c
 }
 

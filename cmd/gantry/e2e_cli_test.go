@@ -92,6 +92,11 @@ func TestHTTPAPI(t *testing.T) {
 	if code, body := get("/api/runs/nope"); code != 404 || !strings.Contains(body, `"code":"not_found"`) {
 		t.Errorf("/api/runs/nope: %d %s", code, body)
 	}
+	// A container the run does not have is named, with those it has.
+	if _, errOut, code := in.gantry("logs", id, "--container", "nope"); code != exitGantryError ||
+		!strings.Contains(errOut, `has no container "nope"; its containers: main`) {
+		t.Errorf("logs --container nope: exit %d %s", code, errOut)
+	}
 	// runs.list's filters.
 	for path, want := range map[string]bool{
 		"/api/runs?status=SUCCEEDED":            true,
@@ -142,6 +147,10 @@ func TestContexts(t *testing.T) {
 	runBin(t, env, "context", "add", "nowhere", "--nats", "nats://127.0.0.1:1")
 	if out, _, _ := runBin(t, env, "context", "ls"); !strings.Contains(out, "* here") || !strings.Contains(out, "  nowhere") {
 		t.Fatalf("context ls:\n%s", out)
+	}
+	if out, _, code := runBin(t, env, "context", "ls", "-o", "json"); code != 0 ||
+		!strings.Contains(out, `"name": "here",`+"\n"+`    "current": true,`) || !strings.Contains(out, `"nats": "nats://127.0.0.1:1"`) {
+		t.Fatalf("context ls -o json: exit %d\n%s", code, out)
 	}
 	if _, errOut, code := runBin(t, env, "ps"); code != 0 {
 		t.Fatalf("ps through the current context: %s", errOut)

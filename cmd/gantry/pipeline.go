@@ -393,7 +393,10 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 	for _, k := range keys {
 		fmt.Fprintf(w, "Parameter:\t%s=%s\n", k, pr.Parameters[k])
 	}
-	fmt.Fprintf(w, "Created:\t%s\n", ago(pr.CreatedAt, now))
+	fmt.Fprintf(w, "Created:\t%s (%s)\n", pr.CreatedAt.In(localZone).Format(time.RFC3339), ago(pr.CreatedAt, now))
+	if pr.FinishedAt != nil {
+		fmt.Fprintf(w, "Finished:\t%s (%s)\n", pr.FinishedAt.In(localZone).Format(time.RFC3339), ago(*pr.FinishedAt, now))
+	}
 	fmt.Fprintf(w, "Duration:\t%s\n", pipelineDuration(pr, now))
 	fmt.Fprintln(w, "\nSTAGE\tSTATUS\tRUN\tINDEX\tRUN STATUS\tATTEMPTS\tEXIT\tREASON")
 	for _, st := range pr.Stages {

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"golang.org/x/term"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 )
@@ -102,7 +103,9 @@ func newLogger(level string) (zerolog.Logger, error) {
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}).Level(lvl).With().Timestamp().Logger(), nil
+	// Colour only on a terminal: a redirected log (up.log) stays plain text.
+	plain := !term.IsTerminal(int(os.Stderr.Fd())) || os.Getenv("NO_COLOR") != ""
+	return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly, NoColor: plain}).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 // runWorker runs a worker on nc until ctx is done.
@@ -456,6 +459,13 @@ it starts its own NATS server with JetStream instead.`,
 				}
 				defer ns.Shutdown()
 				o.URL, o.InProcess = ns.ClientURL(), ns
+				// As gantry up: scripts started with --nats-port 0 learn the port here.
+				urlFile := filepath.Join(dataDir, "nats.url")
+				if err := os.WriteFile(urlFile, []byte(ns.ClientURL()+"\n"), 0o644); err != nil {
+					return fmt.Errorf("write %s: %w", urlFile, err)
+				}
+				defer os.Remove(urlFile)
+				log.Info().Str("nats", ns.ClientURL()).Msg("embedded NATS ready")
 			} else if submitter.user != "" || serveTLS.cert != "" {
 				return errors.New("--submit-user and --tls-server-cert configure the embedded NATS server: give --embedded-nats too")
 			}
@@ -479,7 +489,7 @@ it starts its own NATS server with JetStream instead.`,
 	serveTLS.add(c)
 	addDataRetentionFlag(c, &retention)
 	addLeaseFlag(c, &lease)
-	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server")
+	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1 with --embedded-nats; 0 picks a free one (written to DATA/nats.url)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c
 }

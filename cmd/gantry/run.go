@@ -75,7 +75,7 @@ detaches and leaves it to finish stopping.`,
 	fl := c.Flags()
 	fl.StringVar(&f.image, "image", "", "run this image as a one-container task")
 	fl.StringVar(&f.file, "file", "", "run the ECS task definition in this JSON file (- for stdin)")
-	fl.StringVar(&f.name, "name", "main", "container name with --image; with FAMILY[:REV], the container that --env, --cpu, --memory and a command override (default: the first essential one)")
+	fl.StringVar(&f.name, "name", "", "container name with --image (default main); with FAMILY[:REV], the container that --env, --cpu, --memory and a command override (default: the first essential one)")
 	fl.StringVar(&f.cluster, "cluster", "", "cluster to run in (default \"default\")")
 	fl.StringVar(&f.worker, "worker", "", "run on this worker only")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable K=V in the task's first essential container, or with FAMILY[:REV] the one --name names (repeatable)")
@@ -107,12 +107,16 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 			return nil, fmt.Errorf("unexpected argument %q: with --image the command follows --, as in gantry run --image IMG -- CMD", args[0])
 		}
 		command = args
+		name := f.name
+		if name == "" {
+			name = "main"
+		}
 		td := jobs.TaskDefinition{Family: "adhoc", ContainerDefinitions: []jobs.ContainerDefinition{{
-			Name: f.name, Image: f.image, Command: command, Memory: f.memory, CPU: f.cpu}}}
+			Name: name, Image: f.image, Command: command, Memory: f.memory, CPU: f.cpu}}}
 		if err := td.Validate(); err != nil {
 			return nil, err
 		}
-		container = f.name
+		container = name
 		command = nil
 		req.TaskDefinition, _ = json.Marshal(td)
 	case f.file != "":
@@ -152,9 +156,7 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		if dash >= 0 {
 			command = args[dash:]
 		}
-		if cmd.Flags().Changed("name") {
-			container = f.name
-		}
+		container = f.name // empty: the first essential one
 	}
 	var env []jobs.KeyValue
 	for _, kv := range f.env {

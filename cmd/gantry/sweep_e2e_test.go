@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +24,16 @@ func TestSweepMarksAttemptOfLostWorker(t *testing.T) {
 	image := sampletest.Image(t)
 	label := fmt.Sprintf("e2e-sweep%d", time.Now().UnixNano()%100000)
 	sampletest.Cleanup(t, cli, label)
-	port := freePort(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	startProc(t, "server", "--embedded-nats", "--nats-port", fmt.Sprint(port), "--data", t.TempDir(), "--lease", "2s")
+	// --nats-port 0: the server picks a port and writes its URL to
+	// DATA/nats.url, as gantry up does.
+	data := t.TempDir()
+	startProc(t, "server", "--embedded-nats", "--nats-port", "0", "--data", data, "--lease", "2s")
+	var url string
+	waitFor(t, "DATA/nats.url", func() bool {
+		b, err := os.ReadFile(filepath.Join(data, "nats.url"))
+		url = strings.TrimSpace(string(b))
+		return err == nil && strings.HasPrefix(url, "nats://127.0.0.1:")
+	})
 	in := &instance{t: t, env: append(os.Environ(), "GANTRY_NATS_URL="+url), image: image}
 	waitFor(t, "the server", func() bool { _, _, code := in.gantry("ps"); return code == 0 })
 	workerArgs := func(id string) []string {
