@@ -122,6 +122,20 @@ func (p *Params) UnmarshalJSON(b []byte) error {
 // ParsePipeline decodes a pipeline file, YAML or JSON, and validates it,
 // returning every problem at once.
 func ParsePipeline(data []byte) (*Pipeline, error) {
+	p, err := DecodePipeline(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// DecodePipeline decodes a pipeline file, YAML or JSON, without
+// validating it: for a caller that adds problems of its own to Validate's
+// (the server's unknown task definitions).
+func DecodePipeline(data []byte) (*Pipeline, error) {
 	js, err := yamlToJSON(data)
 	if err != nil {
 		return nil, err
@@ -131,9 +145,6 @@ func ParsePipeline(data []byte) (*Pipeline, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
-	}
-	if err := p.Validate(); err != nil {
-		return nil, err
 	}
 	return &p, nil
 }

@@ -280,12 +280,18 @@ func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error)
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	p, err := jobs.ParsePipeline(req.Data)
+	p, err := jobs.DecodePipeline(req.Data)
 	if err != nil {
 		return nil, err
 	}
-	// Every problem at once: unknown task definitions and triggers.
-	if err := invalidJoin(s.checkStageTaskDefs(ctx, p), s.checkTriggers(ctx, p)); err != nil { // followups.go
+	// Every problem at once: the file's own, unknown task definitions, and
+	// (of a pipeline valid in itself) triggers.
+	verr := p.Validate()
+	var terr error
+	if verr == nil {
+		terr = s.checkTriggers(ctx, p) // followups.go
+	}
+	if err := invalidJoin(verr, s.checkStageTaskDefs(ctx, p), terr); err != nil {
 		return nil, err
 	}
 	stored, changed, err := s.db.PutPipeline(ctx, p, s.cfg.now())

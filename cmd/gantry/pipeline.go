@@ -43,12 +43,18 @@ func newPipelineApplyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// Validate here too, so that problems are listed before connecting.
-			if _, err := jobs.ParsePipeline(data); err != nil {
+			// A file that does not decode goes no further. Other problems
+			// are listed by the server with those only it can see (unknown
+			// task definitions), all at once, or here if it is not reached.
+			if _, err := jobs.DecodePipeline(data); err != nil {
 				return fmt.Errorf("%s: %s", args[0], oneLine(err))
 			}
+			_, perr := jobs.ParsePipeline(data)
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
+				if perr != nil {
+					return fmt.Errorf("%s: %s", args[0], oneLine(perr))
+				}
 				return err
 			}
 			defer nc.Close()

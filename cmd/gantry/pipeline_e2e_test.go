@@ -256,6 +256,11 @@ stages:
 	if _, errOut, code := in.gantry("pipeline", "apply", path); code == 0 || !strings.Contains(errOut, "nosuchfamily") {
 		t.Fatalf("unknown task definition: exit %d: %s", code, errOut)
 	}
+	// With a problem of the file's own too, both at once.
+	os.WriteFile(path, []byte("name: unknown\nstages: [{name: a, taskDefinition: nosuchfamily, dependsOn: [ghost]}]\n"), 0o644)
+	if _, errOut, code := in.gantry("pipeline", "apply", path); code == 0 || !strings.Contains(errOut, "nosuchfamily") || !strings.Contains(errOut, "ghost") {
+		t.Fatalf("unknown task definition and stage: exit %d: %s", code, errOut)
+	}
 }
 
 const scheduledPipeline = `
