@@ -51,21 +51,37 @@ func httpServe(addr string, nc *nats.Conn, auth httpAuth, log zerolog.Logger) fu
 	}
 }
 
+const httpTokenHelp = "token the HTTP API asks for (Authorization: Bearer TOKEN) instead of NATS's operator credentials (env GANTRY_HTTP_TOKEN)"
+
 // httpAuth is what the HTTP API asks of a request: the NATS operator's
 // user and password (Basic auth) or token (Bearer); nothing when NATS
 // asks nothing.
 type httpAuth struct{ user, password, token string }
 
-// httpAuthFor is the HTTP API's auth for a role connected with o.
-func httpAuthFor(o queue.ConnOptions) (httpAuth, error) {
+// httpAuthFor is the HTTP API's auth for a role connected with o: the
+// --http-token when one is given, else what NATS asks of the operator (its
+// user and password, from the flags or the URL, or its token). NATS auth
+// the HTTP API cannot mirror (a creds or nkey file, client certificates)
+// needs a --http-token: the API is not served open beside it.
+func httpAuthFor(o queue.ConnOptions, token string, clientCerts bool) (httpAuth, error) {
+	if token != "" {
+		return httpAuth{token: token}, nil
+	}
 	switch {
 	case o.User != "":
 		return httpAuth{user: o.User, password: o.Password}, nil
 	case o.Token != "":
 		return httpAuth{token: o.Token}, nil
-	case o.Creds != "" || o.NKeyFile != "":
-		return httpAuth{}, errors.New("--http: the HTTP API checks a user and password or a token, not the users of a creds or nkey file: " +
-			"connect with --user/--password or --token, or leave --http off")
+	}
+	if u, err := url.Parse(o.URL); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			return httpAuth{user: u.User.Username(), password: pw}, nil
+		}
+		return httpAuth{token: u.User.Username()}, nil
+	}
+	if o.Creds != "" || o.NKeyFile != "" || o.TLSCert != "" || clientCerts {
+		return httpAuth{}, errors.New("--http: NATS asks for a creds or nkey file or a client certificate, which the HTTP API cannot check: " +
+			"give --http-token TOKEN, which it asks for instead (Authorization: Bearer TOKEN), or leave --http off")
 	}
 	return httpAuth{}, nil
 }
@@ -78,7 +94,8 @@ func (a httpAuth) allows(r *http.Request) bool {
 	switch {
 	case a.user != "":
 		u, p, ok := r.BasicAuth()
-		return ok && same(u, a.user) && same(p, a.password)
+		userOK, passOK := same(u, a.user), same(p, a.password) // both, whatever the first gives
+		return ok && userOK && passOK
 	case a.token != "":
 		t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		return ok && same(t, a.token)
@@ -166,6 +183,9 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
 		code := jobs.ErrorCode(err)
+		if errors.Is(err, client.ErrNoServer) {
+			code = jobs.CodeUnavailable
+		}
 		status := http.StatusInternalServerError
 		switch code {
 		case jobs.CodeNotFound:

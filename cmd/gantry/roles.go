@@ -291,6 +291,7 @@ func defaultDataDir() string {
 func newUpCmd(g *globals) *cobra.Command {
 	var (
 		dataDir, httpAddr, logLevel string
+		httpToken                   string
 		natsPort                    int
 		syncAlways                  bool
 		wf                          workerFlags
@@ -330,7 +331,7 @@ client certificates).`,
 			var hauth httpAuth
 			if httpAddr != "" {
 				var err error
-				if hauth, err = httpAuthFor(g.conn); err != nil {
+				if hauth, err = httpAuthFor(g.conn, httpToken, serveTLS.clientCA != ""); err != nil {
 					return err
 				}
 			}
@@ -380,6 +381,7 @@ client certificates).`,
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory for the store and JetStream's files (env GANTRY_DATA)")
 	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1; 0 picks a free one (written to DATA/nats.url)")
 	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API, e.g. 127.0.0.1:8080 (off when empty)")
+	c.Flags().StringVar(&httpToken, "http-token", os.Getenv("GANTRY_HTTP_TOKEN"), httpTokenHelp)
 	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync every write of JetStream and of the store: survives power loss, much slower")
 	submitter.add(c)
 	serveTLS.add(c)
@@ -409,6 +411,7 @@ func serveAll(ctx context.Context, log zerolog.Logger, roles ...func(context.Con
 func newServerCmd(g *globals) *cobra.Command {
 	var (
 		dataDir, httpAddr, logLevel string
+		httpToken                   string
 		embeddedNATS, syncAlways    bool
 		natsPort                    int
 		lease                       time.Duration
@@ -430,7 +433,7 @@ it starts its own NATS server with JetStream instead.`,
 			}
 			var hauth httpAuth
 			if httpAddr != "" {
-				if hauth, err = httpAuthFor(g.conn); err != nil {
+				if hauth, err = httpAuthFor(g.conn, httpToken, serveTLS.clientCA != ""); err != nil {
 					return err
 				}
 			}
@@ -483,6 +486,7 @@ it starts its own NATS server with JetStream instead.`,
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the SQLite store (env GANTRY_DATA)")
 	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API (off when empty)")
+	c.Flags().StringVar(&httpToken, "http-token", os.Getenv("GANTRY_HTTP_TOKEN"), httpTokenHelp)
 	c.Flags().BoolVar(&embeddedNATS, "embedded-nats", false, "start an embedded NATS server instead of connecting to --nats")
 	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync every write of the store (and of the embedded NATS server's JetStream): survives power loss, much slower")
 	submitter.add(c)

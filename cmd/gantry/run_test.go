@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 )
 
 // TestRunRefusesACommandWithoutDash: arguments after the task that are
@@ -109,5 +111,55 @@ func TestLogLinesKeepTheirOrderAcrossStreams(t *testing.T) {
 	}
 	if want := "out1\nerr1\nout2\nerr2\nerr3\n"; buf.String() != want {
 		t.Fatalf("printed %q, want %q", buf.String(), want)
+	}
+}
+
+// TestHTTPAuthFor: the HTTP API asks for what NATS asks of the operator,
+// from the flags or the URL; NATS auth it cannot mirror needs --http-token.
+func TestHTTPAuthFor(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		o       queue.ConnOptions
+		token   string
+		certs   bool
+		want    httpAuth
+		wantErr bool
+	}{
+		{"no auth", queue.ConnOptions{URL: "nats://127.0.0.1:4222"}, "", false, httpAuth{}, false},
+		{"user and password", queue.ConnOptions{User: "op", Password: "pw"}, "", false, httpAuth{user: "op", password: "pw"}, false},
+		{"token", queue.ConnOptions{Token: "t0k"}, "", false, httpAuth{token: "t0k"}, false},
+		{"credentials in the URL", queue.ConnOptions{URL: "nats://admin:pw@host:4222"}, "", false, httpAuth{user: "admin", password: "pw"}, false},
+		{"token in the URL", queue.ConnOptions{URL: "nats://t0k@host:4222"}, "", false, httpAuth{token: "t0k"}, false},
+		{"creds file", queue.ConnOptions{Creds: "op.creds"}, "", false, httpAuth{}, true},
+		{"client certificate", queue.ConnOptions{TLSCert: "c.pem", TLSKey: "k.pem"}, "", false, httpAuth{}, true},
+		{"embedded NATS asking for client certificates", queue.ConnOptions{}, "", true, httpAuth{}, true},
+		{"creds file and --http-token", queue.ConnOptions{Creds: "op.creds"}, "h", false, httpAuth{token: "h"}, false},
+		{"--http-token wins", queue.ConnOptions{User: "op", Password: "pw"}, "h", false, httpAuth{token: "h"}, false},
+	} {
+		got, err := httpAuthFor(c.o, c.token, c.certs)
+		if (err != nil) != c.wantErr || got != c.want {
+			t.Errorf("%s: %+v %v, want %+v (error: %v)", c.name, got, err, c.want, c.wantErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--http-token") {
+			t.Errorf("%s: the error does not say what to do: %v", c.name, err)
+		}
+	}
+	basic := httpAuth{user: "op", password: "pw"}
+	for _, c := range []struct {
+		user, pass string
+		want       bool
+	}{{"op", "pw", true}, {"op", "no", false}, {"no", "pw", false}, {"", "", false}} {
+		r, _ := http.NewRequest("GET", "/api/runs", nil)
+		if c.user != "" {
+			r.SetBasicAuth(c.user, c.pass)
+		}
+		if got := basic.allows(r); got != c.want {
+			t.Errorf("basic %s:%s: %v", c.user, c.pass, got)
+		}
+	}
+	r, _ := http.NewRequest("GET", "/api/runs", nil)
+	r.Header.Set("Authorization", "Bearer h")
+	if !(httpAuth{token: "h"}).allows(r) || (httpAuth{token: "other"}).allows(r) {
+		t.Error("bearer token")
 	}
 }
