@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -335,8 +336,16 @@ func fromOutside(req *jobs.SubmitRequest) error {
 	if req.Stage != nil {
 		return jobs.Invalid("stage: set by gantry on the runs of pipeline stages, not in a submission; run a pipeline with gantry pipeline run")
 	}
+	// Nor may it take a stage run's idempotency key (scheduler.StageRequest):
+	// submitted first, its run would be adopted as the stage's.
+	if strings.HasPrefix(req.IdempotencyKey, stageKeyPrefix) {
+		return jobs.Invalid(fmt.Sprintf("idempotencyKey %q: keys starting %q are gantry's own, for the runs of pipeline stages", req.IdempotencyKey, stageKeyPrefix))
+	}
 	return nil
 }
+
+// stageKeyPrefix starts the idempotency keys of stage runs.
+const stageKeyPrefix = "pipeline/"
 
 func (s *Server) apiGet(ctx context.Context, data []byte) (any, error) {
 	var req GetRequest

@@ -299,6 +299,7 @@ func TestErrorCodes(t *testing.T) {
 		// A stage's context is gantry's to set: with it a submitter could
 		// read or replace a pipeline's stage files.
 		{"runs.submit", `{"taskDefinition":"hello","stage":{"pipelineRunId":"pr-x","stage":"extract"}}`, jobs.CodeInvalidArgument},
+		{"runs.submit", `{"taskDefinition":"hello","idempotencyKey":"pipeline/pr-x/extract"}`, jobs.CodeInvalidArgument},
 		{"runs.list", `{"statuses":["BOGUS"]}`, jobs.CodeInvalidArgument},
 		{"taskdefs.describe", `{"taskDefinition":"nosuch"}`, jobs.CodeNotFound},
 		{"workers.get", `{"id":"nosuch"}`, jobs.CodeNotFound},
