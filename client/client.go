@@ -164,7 +164,8 @@ func (c *Client) WaitFunc(ctx context.Context, runID string, fn func(jobs.Event)
 	// Once following, a server that does not answer for a while (it
 	// restarts) stops nothing: the events come from JetStream, and the
 	// store is asked again at the next tick (an end seen in the events
-	// is read from it once it answers).
+	// is read from it once it answers), for up to ServerGone.
+	var downSince time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -190,14 +191,26 @@ func (c *Client) WaitFunc(ctx context.Context, runID string, fn func(jobs.Event)
 		case <-poll.C:
 			r, err := check()
 			if err != nil && transient(err) && ctx.Err() == nil {
-				continue
+				// Gone for longer than a restart takes: say so.
+				if downSince.IsZero() {
+					downSince = time.Now()
+				}
+				if time.Since(downSince) < ServerGone {
+					continue
+				}
+				return nil, fmt.Errorf("following run %s: the server has not answered for %s: %w", runID, ServerGone, err)
 			}
+			downSince = time.Time{}
 			if r != nil || err != nil {
 				return r, err
 			}
 		}
 	}
 }
+
+// ServerGone is how long Wait follows a run whose server does not answer
+// before it gives up.
+var ServerGone = 2 * time.Minute
 
 // transient reports whether err is the server not answering for now.
 func transient(err error) bool {

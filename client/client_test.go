@@ -168,12 +168,29 @@ func TestWaitOutlastsAServerRestart(t *testing.T) {
 	case <-time.After(5 * time.Second): // two of Wait's polls
 	}
 	stopServer = startServer()
-	defer stopServer()
 	if _, err := c.Stop(ctx, r.RunID, "done waiting"); err != nil {
 		t.Fatal(err)
 	}
 	w := <-waited
 	if w.err != nil || w.r.Status != jobs.StatusCanceled {
 		t.Fatalf("Wait: %+v %v, want CANCELED", w.r, w.err)
+	}
+	// A server gone for good is given up on, with a message.
+	r2, err := c.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: []byte(`{"family":"f","containerDefinitions":[{"name":"main","image":"i"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { client.ServerGone = d }(client.ServerGone)
+	client.ServerGone = 3 * time.Second
+	go func() { r, err := c.Wait(ctx, r2.RunID); waited <- result{r, err} }()
+	time.Sleep(200 * time.Millisecond)
+	stopServer()
+	select {
+	case w := <-waited:
+		if w.err == nil || !strings.Contains(w.err.Error(), "has not answered for 3s") {
+			t.Fatalf("Wait with the server gone: %+v %v", w.r, w.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Wait still follows a run whose server is gone")
 	}
 }
