@@ -223,7 +223,9 @@ func (r *Run) Apply(ev Event) bool {
 		// redelivery as the next attempt; the worker that took the job
 		// gives up on the run (too many lost workers): the redelivery,
 		// which no job will run now, ends with it.
-		ev.Attempt, a = last.Attempt, last
+		// The event names the lost attempt's worker, which never ran
+		// this one.
+		ev.Attempt, ev.Worker, a = last.Attempt, "", last
 	}
 	if ev.Seq <= a.Seq || a.Status.Terminal() {
 		return false

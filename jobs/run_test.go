@@ -207,11 +207,15 @@ func TestGiveUpAfterTheServerQueuedTheRedelivery(t *testing.T) {
 	if !r.Apply(lost) || r.Status != StatusQueued || len(r.Attempts) != 2 || !r.Attempts[1].Redelivery {
 		t.Fatalf("after the loss: %s, %+v", r.Status, r.Attempts)
 	}
+	// As the worker sends it: about the lost attempt, naming its worker.
 	gaveUp := ev(1, 1<<30+1, StatusFailed)
-	gaveUp.Worker, gaveUp.Source = "w6", SourceWorker
-	gaveUp.StopCode, gaveUp.StoppedReason = StopWorkerLost, "worker w5 was lost with this run; giving up after 6 lost workers"
+	gaveUp.Worker, gaveUp.Source = "w1", SourceWorker
+	gaveUp.StopCode, gaveUp.StoppedReason = StopWorkerLost, "worker w1 was lost with this run; giving up after 6 lost workers"
 	if !r.Apply(gaveUp) || r.Status != StatusFailed || r.Attempts[1].Status != StatusFailed || r.StoppedReason != gaveUp.StoppedReason {
 		t.Fatalf("after the give-up: %s %q, %+v", r.Status, r.StoppedReason, r.Attempts)
+	}
+	if r.Attempts[1].Worker != "" {
+		t.Fatalf("the redelivery, which no worker ran, names worker %q", r.Attempts[1].Worker)
 	}
 	// Any other late event of an ended attempt still changes nothing.
 	r2 := newRun(0)

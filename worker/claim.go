@@ -194,8 +194,14 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 			if err == nil && !ended {
 				// Its worker may also have gone after storing a failed
 				// end that the server answered with a retry, waiting out
-				// its backoff: the run no longer waits for this job.
-				ended, err = w.outlived(ctx, runID, jobAttempt)
+				// its backoff: the run no longer waits for this job. A
+				// server that does not answer does not hold up a lost
+				// worker's job, which needs only NATS to go on.
+				if over, oerr := w.outlived(ctx, runID, jobAttempt); oerr != nil {
+					w.cfg.log.Warn().Err(oerr).Str("run", runID).Msg("cannot ask the server; taking the job as lost with its worker")
+				} else {
+					ended = over
+				}
 			}
 			if err != nil {
 				return taking{}, fmt.Errorf("claim run %s: %w", runID, err)

@@ -301,18 +301,20 @@ func TestReconcileReportsFinishedAndStopsRunning(t *testing.T) {
 		{RunID: "live", Attempt: 2, Running: true, Containers: []jobs.ContainerResult{{Name: "main"}}},
 		// A stage's attempt that exited 0: its outputs were never stored.
 		{RunID: "stage", Attempt: 1, Staged: true, Containers: []jobs.ContainerResult{{Name: "main", ExitCode: new(int)}}},
+		// One that failed stores none: it is reported as it ended.
+		{RunID: "stage-failed", Attempt: 1, Staged: true, Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &code}}},
 	}}
 	rep := &fakeReporter{}
 	w := New("w1", "default", nil, nil, rep, WithLeftovers(lo))
 	if err := w.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.events) != 1 || rep.events[0].RunID != "done" || rep.events[0].Status != jobs.StatusFailed ||
-		*rep.events[0].ExitCode != 3 || rep.events[0].Seq != reconcileSeq {
+	if len(rep.events) != 2 || rep.events[0].RunID != "done" || rep.events[0].Status != jobs.StatusFailed ||
+		*rep.events[0].ExitCode != 3 || rep.events[0].Seq != reconcileSeq || rep.events[1].RunID != "stage-failed" {
 		t.Fatalf("events %+v", rep.events)
 	}
-	if len(lo.removed) != 3 {
-		t.Fatalf("removed %v, want all three", lo.removed)
+	if len(lo.removed) != 4 {
+		t.Fatalf("removed %v, want all four", lo.removed)
 	}
 }
 

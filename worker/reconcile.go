@@ -43,7 +43,7 @@ func WithLeftovers(l Leftovers) Option { return func(c *config) { c.leftovers = 
 // attempt still running is stopped, not adopted: its lease died with the
 // old process, so the queue hands its job out again and the next attempt
 // records this one as WorkerLost. So is an attempt of a pipeline stage
-// that exited: its outputs were not stored. Everything is then removed.
+// that succeeded: its outputs were not stored. Everything is then removed.
 func (w *Worker) Reconcile(ctx context.Context) error {
 	l := w.cfg.leftovers
 	if l == nil {
@@ -58,10 +58,11 @@ func (w *Worker) Reconcile(ctx context.Context) error {
 		switch {
 		case lo.Running:
 			log.Warn().Msg("stopping an attempt left running by an earlier life of this worker; it will be redelivered")
-		case lo.Staged:
+		case lo.Staged && leftoverOutcome(lo).Status == jobs.StatusSucceeded:
 			// Its outputs never reached the object store: reporting it
-			// SUCCEEDED would hand its downstream stages nothing.
-			log.Warn().Msg("an attempt of a pipeline stage ended while the worker was down, its outputs not stored; it will be redelivered")
+			// SUCCEEDED would hand its downstream stages nothing. (A
+			// failed one stores none anyway: it is reported.)
+			log.Warn().Msg("an attempt of a pipeline stage succeeded while the worker was down, its outputs not stored; its job, if still queued, runs again")
 		default:
 			ev := leftoverOutcome(lo)
 			ev.RunID, ev.Attempt, ev.Seq, ev.Source, ev.Worker = lo.RunID, lo.Attempt, reconcileSeq, jobs.SourceWorker, w.id

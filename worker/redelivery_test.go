@@ -326,3 +326,13 @@ func TestRedeliveryAfterARetryWasQueued(t *testing.T) {
 		})
 	}
 }
+
+// Without a server to ask, a lost worker's job still runs as the next
+// attempt: recovering it needs only NATS.
+func TestLostWorkersJobWithoutAServer(t *testing.T) {
+	cl := &recordedClaims{queuedClaims: newQueuedClaims(7), err: errors.New("nats: no responders available for request")}
+	cl.store(t, "r", claim{Attempt: 1, Worker: "gone", Job: 1, Seq: 7})
+	if _, ran, _ := deliverOnce(t, job("r"), 7, nil, cl); ran != 2 {
+		t.Fatalf("ran attempt %d, want 2", ran)
+	}
+}

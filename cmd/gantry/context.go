@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -232,7 +233,11 @@ GANTRY_CONTEXT) picks another for one command.`,
 			}
 			list := make([]listed, 0, len(names))
 			for _, n := range names {
-				list = append(list, listed{Name: n, Current: n == cfg.Current, NATS: cfg.Contexts[n].NATS})
+				natsURL := cfg.Contexts[n].NATS
+				if u, err := url.Parse(natsURL); err == nil && u.User != nil {
+					natsURL = u.Redacted() // a password in the URL stays in the file
+				}
+				list = append(list, listed{Name: n, Current: n == cfg.Current, NATS: natsURL})
 			}
 			return lsOut.write(cmd.OutOrStdout(), list, func(w io.Writer) error {
 				for _, l := range list {

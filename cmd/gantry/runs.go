@@ -41,8 +41,11 @@ func newPsCmd(g *globals) *cobra.Command {
 				}
 				o.Statuses = append(o.Statuses, st)
 			}
-			if limit < 1 {
+			if limit < 0 {
 				return fmt.Errorf("--limit %d: give a positive number of runs", limit)
+			}
+			if limit == 0 {
+				limit = 100 // as the server's default page
 			}
 			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]jobs.Run, error) {
 				return listUpTo(ctx, c, o, limit)
