@@ -550,3 +550,18 @@ func TestWorkerAsksRunState(t *testing.T) {
 		t.Fatal("no server, no error")
 	}
 }
+
+// A page asked larger than 1000 is 1000 long, not the default 100.
+func TestListLimitAboveTheMaximum(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	ids := make([]string, 150)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("r%03d", i)
+	}
+	createQueued(t, db, ids...)
+	page, err := New(db, q).listRuns(ctx, ListRequest{All: true, Limit: 5000})
+	if err != nil || len(page.Runs) != 150 {
+		t.Fatalf("limit 5000: %d runs, %v; want all 150", len(page.Runs), err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,24 +111,29 @@ func errorCode(err error) string {
 	return code
 }
 
-// microErrorCodes are the numeric codes of the micro error header
-// Nats-Service-Error-Code, by API code (HTTP's numbers, as is usual for
-// NATS micro services).
-var microErrorCodes = map[string]string{
-	jobs.CodeInvalidArgument: "400",
-	jobs.CodeNotFound:        "404",
-	jobs.CodeAlreadyExists:   "409",
-	jobs.CodeFailedPrecond:   "412",
-	jobs.CodeInternal:        "500",
-	jobs.CodeUnavailable:     "503",
+// httpStatuses are the HTTP statuses of the API's error codes, for the
+// micro error header Nats-Service-Error-Code (HTTP's numbers, as is usual
+// for NATS micro services) and the HTTP API.
+var httpStatuses = map[string]int{
+	jobs.CodeInvalidArgument:  400,
+	jobs.CodePermissionDenied: 403,
+	jobs.CodeNotFound:         404,
+	jobs.CodeAlreadyExists:    409,
+	jobs.CodeFailedPrecond:    412,
+	jobs.CodeInternal:         500,
+	jobs.CodeUnavailable:      503,
 }
 
-func microErrorCode(code string) string {
-	if n, ok := microErrorCodes[code]; ok {
+// HTTPStatus is the HTTP status of an API error code; 500 for one it does
+// not know.
+func HTTPStatus(code string) int {
+	if n, ok := httpStatuses[code]; ok {
 		return n
 	}
-	return "500"
+	return 500
 }
+
+func microErrorCode(code string) string { return strconv.Itoa(HTTPStatus(code)) }
 
 // schemaJSON returns v's JSON Schema, compact.
 func schemaJSON(v any) string {

@@ -166,7 +166,8 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	}
 	// A job the NATS server would refuse for its size is refused here,
 	// before the run is stored: it could never be queued.
-	data, err := s.q.EncodeJob(jobOf(r))
+	job := jobOf(r)
+	data, err := s.q.EncodeJob(job)
 	if tl := (*queue.JobTooLargeError)(nil); errors.As(err, &tl) {
 		return nil, jobs.Invalid(tl.Error())
 	} else if err != nil {
@@ -187,7 +188,7 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	// that it is: the mark only spares a republish after a crash, which the
 	// queue's duplicate window absorbs. Not waiting for a second commit
 	// made submissions about a third faster.
-	if _, err := s.q.PublishEncodedJob(ctx, jobOf(stored), data); err != nil {
+	if _, err := s.q.PublishEncodedJob(ctx, job, data); err != nil {
 		// The run is stored; republish at the next start or retry picks it up.
 		s.cfg.log.Error().Err(err).Str("run", stored.RunID).Msg("queue run")
 	} else {

@@ -34,10 +34,7 @@ func TestStopReachesARetryWhileTheAttemptBeforeIsCleanedUp(t *testing.T) {
 	rep := &fakeReporter{}
 	src := &queueSource{leases: make(chan *queueLease, 2)}
 	w := New("w1", "default", src, rt, rep, WithClaims(newQueuedClaims()), WithGracePeriod(5*time.Second))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runWorker(t, w)
 
 	first := &queueLease{src: src, job: job("r1"), acked: make(chan struct{}), seq: 7}
 	src.leases <- first
@@ -88,10 +85,7 @@ func TestRedeliveryToTheWorkerRunningTheJob(t *testing.T) {
 	src := &queueSource{leases: make(chan *queueLease, 2)}
 	var logs syncBuffer
 	w := New("w1", "default", src, rt, rep, WithClaims(cl), WithGracePeriod(5*time.Second), WithLogger(zerolog.New(&logs)))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runWorker(t, w)
 
 	l := &queueLease{src: src, job: job("r1"), acked: make(chan struct{}), seq: 7}
 	src.leases <- l
@@ -187,17 +181,14 @@ func TestOldJobAsksTheServer(t *testing.T) {
 			src := &queueSource{leases: make(chan *queueLease, 1)}
 			w := New("w1", "default", src, rt, rep, WithClaims(cl))
 			l := &queueLease{src: src, job: job("r"), acked: make(chan struct{}), seq: 7, stored: time.Now().Add(-c.age)}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- w.Run(ctx) }()
+			stop := runWorker(t, w)
 			src.leases <- l
 			if c.wantBack {
 				waitFor(t, func() bool { return src.nakCount() > 0 })
 			} else {
 				<-l.acked
 			}
-			cancel()
-			<-done
+			stop()
 			mu.Lock()
 			defer mu.Unlock()
 			if ran != c.wantRun || (cl.asked > 0) != c.wantAsk {
@@ -281,10 +272,7 @@ func TestLeaseRenewedWhileTellingOfALostWorker(t *testing.T) {
 	w := New("w1", "default", src, rt, rep, WithClaims(cl), WithLeaseRenewal(50*time.Millisecond))
 	inner := &queueLease{job: job("r"), acked: make(chan struct{}), seq: 7}
 	l := &renewCounting{queueLease: inner}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runWorker(t, w)
 	src.leases <- l
 	<-inner.acked
 	l.mu.Lock()
@@ -335,4 +323,15 @@ func TestLostWorkersJobWithoutAServer(t *testing.T) {
 	if _, ran, _ := deliverOnce(t, job("r"), 7, nil, cl); ran != 2 {
 		t.Fatalf("ran attempt %d, want 2", ran)
 	}
+}
+
+// runWorker runs w until the test ends or stop is called, and waits for it.
+func runWorker(t *testing.T, w *Worker) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }

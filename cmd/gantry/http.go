@@ -16,6 +16,7 @@ import (
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/server"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 )
@@ -186,21 +187,8 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 		if errors.Is(err, client.ErrNoServer) {
 			code = jobs.CodeUnavailable
 		}
-		status := http.StatusInternalServerError
-		switch code {
-		case jobs.CodeNotFound:
-			status = http.StatusNotFound
-		case jobs.CodeInvalidArgument:
-			status = http.StatusBadRequest
-		case jobs.CodeFailedPrecond:
-			status = http.StatusPreconditionFailed
-		case jobs.CodeAlreadyExists:
-			status = http.StatusConflict
-		case jobs.CodeUnavailable:
-			status = http.StatusServiceUnavailable
-		case jobs.CodePermissionDenied:
-			status = http.StatusForbidden
-		case codeUnauthenticated:
+		status := server.HTTPStatus(code)
+		if code == codeUnauthenticated {
 			status = http.StatusUnauthorized
 		}
 		w.WriteHeader(status)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -118,20 +117,5 @@ func TestDurableSubmissionWithAStageIsRefused(t *testing.T) {
 	}
 	if n, _ := db.CountRuns(ctx); len(n) != 0 {
 		t.Fatalf("runs %v, want none", n)
-	}
-}
-
-// A page asked larger than 1000 is 1000 long, not the default 100.
-func TestListLimitAboveTheMaximum(t *testing.T) {
-	ctx := context.Background()
-	_, q, db := testStack(t)
-	ids := make([]string, 150)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("r%03d", i)
-	}
-	createQueued(t, db, ids...)
-	page, err := New(db, q).listRuns(ctx, ListRequest{All: true, Limit: 5000})
-	if err != nil || len(page.Runs) != 150 {
-		t.Fatalf("limit 5000: %d runs, %v; want all 150", len(page.Runs), err)
 	}
 }
