@@ -379,8 +379,10 @@ type SubmitRequest struct {
 	// ActiveDeadlineSeconds bounds the whole run, every attempt and the
 	// waits between them (Kubernetes Job's field); 0 means no bound.
 	ActiveDeadlineSeconds int `json:"activeDeadlineSeconds,omitempty"`
-	// Stage is set by the pipeline scheduler on the runs of stages.
-	Stage *StageContext `json:"stage,omitempty"`
+	// Stage is set by the pipeline scheduler on the runs of stages; a
+	// submission from outside may not set it, so the API's schema leaves
+	// it out.
+	Stage *StageContext `json:"stage,omitempty" schema:"-"`
 }
 
 // TaskRef returns the family:revision reference of the request, or the

@@ -386,6 +386,13 @@ func TestServiceInfoHasSchemas(t *testing.T) {
 	if req, _ := get["required"].([]any); len(req) != 1 || req[0] != "runId" {
 		t.Errorf("runs.get request schema: %v", get)
 	}
+	// A stage's context is gantry's own: submissions from outside are
+	// refused it, so the schema does not offer it.
+	var submit struct{ Properties map[string]any }
+	json.Unmarshal([]byte(endpointMetadata("runs.submit")[MetaRequestSchema]), &submit)
+	if _, ok := submit.Properties["stage"]; ok || submit.Properties["taskDefinition"] == nil {
+		t.Errorf("runs.submit request schema: properties %v, want taskDefinition and no stage", submit.Properties)
+	}
 }
 
 func TestListFiltersAndPages(t *testing.T) {

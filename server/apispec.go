@@ -216,7 +216,7 @@ func addFields(t reflect.Type, depth int, props map[string]any, required *[]stri
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag.Get("json")
-		if tag == "-" {
+		if tag == "-" || f.Tag.Get("schema") == "-" {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
