@@ -3,6 +3,9 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -316,6 +319,43 @@ func TestReconcileReportsFinishedAndStopsRunning(t *testing.T) {
 	if len(lo.removed) != 4 {
 		t.Fatalf("removed %v, want all four", lo.removed)
 	}
+}
+
+// TestReconcileSweepsStageDirs: the attempt directories a killed worker
+// left are removed once its containers are, those of another worker on
+// the host are not.
+func TestReconcileSweepsStageDirs(t *testing.T) {
+	base := t.TempDir()
+	mine := filepath.Join(base, "w1", "r1-1-123", "out")
+	theirs := filepath.Join(base, "w2", "r2-1-456", "out")
+	for _, d := range []string{mine, theirs} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "part.csv"), []byte("x\n"), 0o644)
+	}
+	lo := &fakeLeftovers{found: []Leftover{{RunID: "r1", Attempt: 1, Running: true, Staged: true}}}
+	w := New("w1", "default", nil, nil, &fakeReporter{}, WithLeftovers(lo), WithStager(&memStager{}, base))
+	if err := w.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.bg.Wait()
+	if _, err := os.Stat(filepath.Join(base, "w1", "r1-1-123")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("this worker's leftover stage directory: %v, want it removed", err)
+	}
+	if _, err := os.Stat(filepath.Join(theirs, "part.csv")); err != nil {
+		t.Errorf("another worker's stage directory: %v, want it kept", err)
+	}
+	// A new attempt's directory sits under the worker's own.
+	job := jobs.Job{RunID: "r3", Attempt: 1, Spec: jobs.RunSpec{Stage: &jobs.StageContext{PipelineRunID: "pr", Stage: "s"}}}
+	st, err := w.stageIn(context.Background(), job, &Task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(st.dir) != filepath.Join(base, "w1") {
+		t.Errorf("attempt directory %s, want it under %s", st.dir, filepath.Join(base, "w1"))
+	}
+	st.remove()
 }
 
 type fakeLeftovers struct {

@@ -43,7 +43,8 @@ func WithLeftovers(l Leftovers) Option { return func(c *config) { c.leftovers = 
 // attempt still running is stopped, not adopted: its lease died with the
 // old process, so the queue hands its job out again and the next attempt
 // records this one as WorkerLost. So is an attempt of a pipeline stage
-// that succeeded: its outputs were not stored. Everything is then removed.
+// that succeeded: its outputs were not stored. Everything is then removed,
+// with the stage directories that life left.
 func (w *Worker) Reconcile(ctx context.Context) error {
 	l := w.cfg.leftovers
 	if l == nil {
@@ -53,6 +54,7 @@ func (w *Worker) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
+	removed := true
 	for _, lo := range found {
 		log := w.cfg.log.With().Str("run", lo.RunID).Int("attempt", lo.Attempt).Str("worker", w.id).Logger()
 		switch {
@@ -74,7 +76,13 @@ func (w *Worker) Reconcile(ctx context.Context) error {
 		}
 		if err := l.RemoveLeftover(ctx, lo); err != nil {
 			log.Error().Err(err).Msg("remove leftover containers")
+			removed = false
 		}
+	}
+	// No container of the earlier life can still write to its stage
+	// directories.
+	if removed {
+		w.sweepStaged()
 	}
 	return nil
 }

@@ -70,10 +70,7 @@ func (w *Worker) stageIn(ctx context.Context, job jobs.Job, task *Task) (*staged
 	if sc == nil || w.cfg.stager == nil {
 		return nil, nil
 	}
-	base := w.cfg.stageDir
-	if base == "" {
-		base = filepath.Join(os.TempDir(), "gantry-stage")
-	}
+	base := w.stageBase()
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, fmt.Errorf("stage data: %w", err)
 	}
@@ -137,6 +134,41 @@ func (w *Worker) stageOut(ctx context.Context, st *staged, runID string, ev jobs
 }
 
 func (st *staged) remove() { _ = os.RemoveAll(st.dir) }
+
+// stageBase is the directory of this worker's attempt directories: one
+// per worker id, so that a worker starting again can remove what its
+// earlier life left (Reconcile stopped that life's containers) without
+// touching another worker's on the same host.
+func (w *Worker) stageBase() string {
+	base := w.cfg.stageDir
+	if base == "" {
+		base = filepath.Join(os.TempDir(), "gantry-stage")
+	}
+	if filepath.Base(w.id) == w.id && w.id != "." && w.id != ".." && w.id != "" {
+		base = filepath.Join(base, w.id)
+	}
+	return base
+}
+
+// sweepStaged removes, in the background, the attempt directories an
+// earlier life of this worker left when it was killed. Called once its
+// containers are gone and before any new attempt makes a directory.
+func (w *Worker) sweepStaged() {
+	if w.cfg.stager == nil {
+		return
+	}
+	base := w.stageBase()
+	entries, err := os.ReadDir(base)
+	if err != nil || len(entries) == 0 {
+		return
+	}
+	w.cfg.log.Info().Int("directories", len(entries)).Str("dir", base).Msg("removing stage data left by an earlier life of this worker")
+	w.bg.Go(func() {
+		for _, e := range entries {
+			_ = os.RemoveAll(filepath.Join(base, e.Name()))
+		}
+	})
+}
 
 // readOutputs parses KEY=VALUE lines; blank lines and # comments are
 // skipped. A missing file has no values.
