@@ -388,10 +388,30 @@ func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.Worke
 		return err
 	}
 	if changed {
+		if s.sweepStored != nil {
+			s.sweepStored()
+		}
 		s.publishStatus(stored)
 		if stored.Status.Terminal() {
 			s.pipelinesChanged(ctx, []*jobs.Run{stored})
+		} else {
+			s.republishMoved(ctx, stored)
 		}
 	}
 	return nil
+}
+
+// republishMoved publishes again the status of a run that moved on
+// between the sweep's commit and its publish: the worker's end, applied
+// and published in between, would otherwise be followed on the run's
+// subject by the sweep's older QUEUED, and the last message, which workers
+// read to tell whether a run ended (queue.RunEnded), would be wrong. A
+// move committed after this read is published after it, so after the
+// sweep's.
+func (s *Server) republishMoved(ctx context.Context, published *jobs.Run) {
+	now, err := s.db.GetRun(ctx, published.RunID)
+	if err != nil || (now.Status == published.Status && len(now.Attempts) == len(published.Attempts)) {
+		return
+	}
+	s.publishStatus(now)
 }

@@ -45,6 +45,10 @@ type Server struct {
 	bg sync.WaitGroup // background writes (markLater); Run waits for them
 
 	inline inlineCache // inline.go
+
+	// sweepStored, when set (tests), runs between the sweep's commit of a
+	// run and its publishing of the run's status.
+	sweepStored func()
 }
 
 type config struct {

@@ -48,3 +48,40 @@ func TestSweepOfAStaleListingPublishesNothing(t *testing.T) {
 		t.Fatalf("the sweep changed an ended run: %s %q", got.Status, got.StatusReason)
 	}
 }
+
+// TestSweepRepublishesARunThatEndedMeanwhile: the worker's end, applied
+// and published between the sweep's commit of a new placement reason and
+// its publish, is published again after the sweep's QUEUED, so that the
+// run's last event tells its end (queue.RunEnded).
+func TestSweepRepublishesARunThatEndedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	s := New(db, q)
+
+	now := time.Now().UTC()
+	createQueued(t, db, "r1")
+	listed, err := db.GetRun(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := 0
+	s.sweepStored = func() {
+		changed, err := db.ApplyEvents(ctx, []jobs.Event{
+			{RunID: "r1", Attempt: 1, Seq: 1, Status: jobs.StatusRunning, Worker: "w1", Time: now},
+			{RunID: "r1", Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded, Worker: "w1", Time: now, ExitCode: &zero},
+		})
+		if err != nil || len(changed) != 1 {
+			t.Errorf("apply: %v %d", err, len(changed))
+			return
+		}
+		s.publishStatus(changed[0])
+	}
+	// No live worker: the QUEUED run gets a placement reason.
+	if err := s.sweepRun(ctx, listed, nil, map[string]bool{}, map[string]time.Time{}, now); err != nil {
+		t.Fatal(err)
+	}
+	<-q.JetStream().PublishAsyncComplete()
+	if ended, err := q.RunEnded(ctx, "r1"); err != nil || !ended {
+		t.Fatalf("RunEnded = %v, %v: the run's last event is not its end", ended, err)
+	}
+}
