@@ -109,6 +109,11 @@ type StageContext struct {
 	UpstreamRuns map[string][]string `json:"upstreamRuns,omitempty"`
 }
 
+// StageOutputsFile in a stage's /gantry/out holds KEY=VALUE lines that its
+// downstream stages see as <STAGE>_<KEY> (EnvName). The runs of an array
+// stage may each write one: their lines are joined in the runs' order.
+const StageOutputsFile = "outputs.env"
+
 // EnvName is the environment variable a downstream stage sees for key of
 // stage: upper case, other characters as '_' ("transform", "total" →
 // TRANSFORM_TOTAL).

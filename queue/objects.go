@@ -13,13 +13,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantry-dev/gantry/jobs"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DataBucket is the one object-store bucket that carries files between
-// pipeline stages. Objects are named <pipeline run>/<stage>/<path>, with a
-// manifest per stage run at <pipeline run>/<stage>/.manifests/<run>: one
-// bucket (one stream) however many pipelines run, as DESIGN.md asks.
+// pipeline stages. Objects are named <pipeline run>/<stage>/<run>/<path>,
+// with a manifest per stage run at <pipeline run>/<stage>/.manifests/<run>:
+// one bucket (one stream) however many pipelines run, as DESIGN.md asks.
+// (Before, files were <pipeline run>/<stage>/<path>, so the runs of an
+// array stage overwrote each other's files of the same name; manifests of
+// that layout are still read.)
 const DataBucket = "gantry-data"
 
 // DefaultDataRetention is how long stage files are kept after their
@@ -107,6 +111,36 @@ func manifestName(pipelineRun, stage, runID string) string {
 	return stagePrefix(pipelineRun, stage) + ".manifests/" + runID
 }
 
+// manifest lists the files one run of a stage stored, their objects named
+// stagePrefix + Dir + file. A manifest of the first layout is a bare list
+// of files, with no Dir.
+type manifest struct {
+	Dir   string   `json:"dir"`
+	Files []string `json:"files"`
+}
+
+func (m *manifest) UnmarshalJSON(data []byte) error {
+	if len(data) > 0 && data[0] == '[' {
+		m.Dir = ""
+		return json.Unmarshal(data, &m.Files)
+	}
+	type plain manifest
+	return json.Unmarshal(data, (*plain)(m))
+}
+
+// StageClashError is two runs of a stage that stored different files of
+// one name: the stages downstream would get only one of them.
+type StageClashError struct {
+	Stage, File string
+	Runs        [2]string
+}
+
+func (e *StageClashError) Error() string {
+	return fmt.Sprintf("stage %s inputs: runs %s and %s of stage %s both wrote %s, with different contents: "+
+		"each run of an array stage must name its files apart (with $GANTRY_ARRAY_INDEX, say), or one would be lost",
+		e.Stage, e.Runs[0], e.Runs[1], e.Stage, e.File)
+}
+
 // Put stores every regular file under dir as an output of one attempt of
 // a run of a stage, then its manifest, so that a reader never sees a
 // manifest naming files not yet stored. Putting again (a retry) replaces
@@ -134,7 +168,7 @@ func (s *Stager) Put(ctx context.Context, pipelineRun, stage, runID string, atte
 			return err
 		}
 		defer f.Close()
-		meta := jetstream.ObjectMeta{Name: stagePrefix(pipelineRun, stage) + rel}
+		meta := jetstream.ObjectMeta{Name: stagePrefix(pipelineRun, stage) + runID + "/" + rel}
 		if info, err := d.Info(); err == nil && info.Mode()&0o111 != 0 {
 			// A program a stage built runs in the next one.
 			meta.Metadata = map[string]string{modeKey: "0755"}
@@ -160,7 +194,7 @@ func (s *Stager) Put(ctx context.Context, pipelineRun, stage, runID string, atte
 		}
 		return nil
 	}
-	data, _ := json.Marshal(files)
+	data, _ := json.Marshal(manifest{Dir: runID + "/", Files: files})
 	if _, err := obs.PutBytes(ctx, manifestName(pipelineRun, stage, runID), data); err != nil {
 		return fmt.Errorf("stage %s outputs: manifest: %w", stage, err)
 	}
@@ -197,12 +231,18 @@ func getFile(ctx context.Context, obs jetstream.ObjectStore, name, dst string) e
 }
 
 // Get writes into dir the files the given runs of a stage stored. A run
-// without a manifest stored nothing.
+// without a manifest stored nothing. Runs of an array stage share the
+// directory: a file that several stored is written once if they stored
+// the same bytes, and is a *StageClashError if not, but for
+// jobs.StageOutputsFile, whose lines are joined in the runs' order.
 func (s *Stager) Get(ctx context.Context, pipelineRun, stage string, runIDs []string, dir string) error {
 	obs, err := s.bucket(ctx)
 	if err != nil {
 		return err
 	}
+	type source struct{ run, object string }
+	var order []string // the files, in the order first stored
+	sources := map[string][]source{}
 	for _, id := range runIDs {
 		data, err := obs.GetBytes(ctx, manifestName(pipelineRun, stage, id))
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -211,23 +251,72 @@ func (s *Stager) Get(ctx context.Context, pipelineRun, stage string, runIDs []st
 		if err != nil {
 			return fmt.Errorf("stage %s inputs: manifest of run %s: %w", stage, id, err)
 		}
-		var files []string
-		if err := json.Unmarshal(data, &files); err != nil {
+		var m manifest
+		if err := json.Unmarshal(data, &m); err != nil {
 			return fmt.Errorf("stage %s inputs: manifest of run %s: %w", stage, id, err)
 		}
-		for _, rel := range files {
+		for _, rel := range m.Files {
 			clean := path.Clean("/" + rel)[1:]
 			if clean == "" || strings.HasPrefix(clean, "../") {
 				continue
 			}
-			dst := filepath.Join(dir, filepath.FromSlash(clean))
-			if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
-				return err
+			if sources[clean] == nil {
+				order = append(order, clean)
 			}
-			if err := getFile(ctx, obs, stagePrefix(pipelineRun, stage)+rel, dst); err != nil {
+			sources[clean] = append(sources[clean], source{id, stagePrefix(pipelineRun, stage) + m.Dir + rel})
+		}
+	}
+	for _, rel := range order {
+		dst := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
+			return err
+		}
+		srcs := sources[rel]
+		if rel == jobs.StageOutputsFile && len(srcs) > 1 {
+			names := make([]string, len(srcs))
+			for i, src := range srcs {
+				names[i] = src.object
+			}
+			if err := joinFiles(ctx, obs, names, dst); err != nil {
 				return fmt.Errorf("stage %s inputs: %s: %w", stage, rel, err)
 			}
+			continue
+		}
+		if len(srcs) > 1 {
+			first, err := obs.GetInfo(ctx, srcs[0].object)
+			if err != nil {
+				return fmt.Errorf("stage %s inputs: %s: %w", stage, rel, err)
+			}
+			for _, other := range srcs[1:] {
+				info, err := obs.GetInfo(ctx, other.object)
+				if err != nil {
+					return fmt.Errorf("stage %s inputs: %s: %w", stage, rel, err)
+				}
+				if info.Digest != first.Digest || info.Size != first.Size {
+					return &StageClashError{Stage: stage, File: rel, Runs: [2]string{srcs[0].run, other.run}}
+				}
+			}
+		}
+		if err := getFile(ctx, obs, srcs[0].object, dst); err != nil {
+			return fmt.Errorf("stage %s inputs: %s: %w", stage, rel, err)
 		}
 	}
 	return nil
+}
+
+// joinFiles writes the objects into dst one after another, with a line
+// break between any two.
+func joinFiles(ctx context.Context, obs jetstream.ObjectStore, names []string, dst string) error {
+	var joined []byte
+	for _, name := range names {
+		data, err := obs.GetBytes(ctx, name)
+		if err != nil {
+			return err
+		}
+		joined = append(joined, data...)
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			joined = append(joined, '\n')
+		}
+	}
+	return os.WriteFile(dst, joined, 0o644)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -174,5 +175,81 @@ func TestStagerKeepsTheExecutableBit(t *testing.T) {
 		if err != nil || info.Mode().Perm() != want {
 			t.Errorf("%s: %v %v, want %v", name, info.Mode().Perm(), err, want)
 		}
+	}
+}
+
+// TestStagerArrayRunsSameFileName: the runs of an array stage share their
+// downstream's directory. Before, a file of one name stored by two runs
+// was one object, the last run's: the other's was lost without a word.
+// Now the same bytes arrive once, different bytes are an error naming
+// both runs, and outputs.env files are joined in the runs' order.
+func TestStagerArrayRunsSameFileName(t *testing.T) {
+	q := newQueue(t)
+	s := NewStager(q.JetStream(), 0, 1)
+	ctx := context.Background()
+	put := func(run string, files map[string]string) {
+		t.Helper()
+		out := t.TempDir()
+		for name, body := range files {
+			os.WriteFile(filepath.Join(out, name), []byte(body), 0o644)
+		}
+		if err := s.Put(ctx, "pr-1", "extract", run, 1, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("r0", map[string]string{"schema.json": "{}", "part.csv": "a\n", "outputs.env": "ROWS_0=1"})
+	put("r1", map[string]string{"schema.json": "{}", "part.csv": "b\n", "outputs.env": "ROWS_1=2\n"})
+	put("r2", map[string]string{"schema.json": "{}", "part-2.csv": "c\n"})
+
+	err := s.Get(ctx, "pr-1", "extract", []string{"r0", "r1", "r2"}, t.TempDir())
+	var clash *StageClashError
+	if !errors.As(err, &clash) || clash.File != "part.csv" || clash.Runs != [2]string{"r0", "r1"} {
+		t.Fatalf("two runs wrote different part.csv: got %v, want a StageClashError naming r0 and r1", err)
+	}
+	t.Log(err)
+
+	in := t.TempDir()
+	if err := s.Get(ctx, "pr-1", "extract", []string{"r0", "r2"}, in); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"schema.json": "{}", "part.csv": "a\n", "part-2.csv": "c\n", "outputs.env": "ROWS_0=1"} {
+		if b, err := os.ReadFile(filepath.Join(in, name)); err != nil || string(b) != want {
+			t.Errorf("%s: %q %v, want %q", name, b, err, want)
+		}
+	}
+	// outputs.env: every run's lines, in the runs' order.
+	put("r3", map[string]string{"outputs.env": "ROWS_3=4\n"})
+	in = t.TempDir()
+	if err := s.Get(ctx, "pr-1", "extract", []string{"r3", "r2", "r0"}, in); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(in, "outputs.env")); string(b) != "ROWS_3=4\nROWS_0=1\n" {
+		t.Errorf("joined outputs.env %q", b)
+	}
+}
+
+// TestStagerReadsTheFirstLayout: files a worker of the first layout stored
+// (<pipeline run>/<stage>/<path>, a manifest that is a bare list) still
+// reach a stage run by a worker of this one, as during an upgrade.
+func TestStagerReadsTheFirstLayout(t *testing.T) {
+	q := newQueue(t)
+	s := NewStager(q.JetStream(), 0, 1)
+	ctx := context.Background()
+	obs, err := s.bucket(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.PutBytes(ctx, "pr-1/extract/sub/old.csv", []byte("old\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.PutBytes(ctx, manifestName("pr-1", "extract", "r0"), []byte(`["sub/old.csv"]`)); err != nil {
+		t.Fatal(err)
+	}
+	in := t.TempDir()
+	if err := s.Get(ctx, "pr-1", "extract", []string{"r0"}, in); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(in, "sub", "old.csv")); err != nil || string(b) != "old\n" {
+		t.Fatalf("old layout: %q %v", b, err)
 	}
 }

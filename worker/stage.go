@@ -51,7 +51,7 @@ const (
 	StageOutPath = "/gantry/out"
 	// OutputsFile in /gantry/out holds KEY=VALUE lines that downstream
 	// stages see as <STAGE>_<KEY>.
-	OutputsFile = "outputs.env"
+	OutputsFile = jobs.StageOutputsFile
 )
 
 // staged is the data directory of one attempt of a stage.
