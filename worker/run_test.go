@@ -278,3 +278,41 @@ func TestReportsHoldEventsUntilTheNextOrTheLinger(t *testing.T) {
 		})
 	}
 }
+
+// Two essential containers, proxy defined first. main exits 3; gantry then
+// stops proxy, which exits 143 (as the Docker runtime reports it, see
+// the Docker runtime). The run's exit code is
+// the code of the container that failed (3), not of the one gantry killed
+// because of it.
+func TestExitCodeIsTheFailedContainersNotTheOneStopped(t *testing.T) {
+	j := job("r1")
+	j.Spec.Task.ContainerDefinitions = []jobs.ContainerDefinition{{Name: "proxy", Image: "i"}, {Name: "main", Image: "i"}}
+	rt := fakeRuntime(func(context.Context, *Task) (*Result, error) {
+		return &Result{Containers: []jobs.ContainerResult{
+			{Name: "proxy", ExitCode: intp(143), Reason: "Stopped: essential container main exited"},
+			{Name: "main", ExitCode: intp(3), Reason: "Essential container exited"}}}, nil
+	})
+	ev := runOne(t, j, 1, rt, &fakeReporter{}, nil)
+	if ev.StoppedReason != "Essential container in task exited" {
+		t.Errorf("reason %q", ev.StoppedReason)
+	}
+	if *ev.ExitCode != 3 {
+		t.Fatalf("exit %d (%s), want 3: main failed; proxy was only stopped because of it", *ev.ExitCode, ev.StoppedReason)
+	}
+}
+
+// Same task, but main succeeds: proxy, essential by ECS's default, is
+// stopped by gantry and exits 143. That does not fail the run.
+func TestEssentialSidecarStoppedAfterSuccessDoesNotFailTheRun(t *testing.T) {
+	j := job("r2")
+	j.Spec.Task.ContainerDefinitions = []jobs.ContainerDefinition{{Name: "main", Image: "i"}, {Name: "proxy", Image: "i"}}
+	rt := fakeRuntime(func(context.Context, *Task) (*Result, error) {
+		return &Result{Containers: []jobs.ContainerResult{
+			{Name: "main", ExitCode: intp(0), Reason: "Essential container exited"},
+			{Name: "proxy", ExitCode: intp(143), Reason: "Stopped: essential container main exited"}}}, nil
+	})
+	ev := runOne(t, j, 1, rt, &fakeReporter{}, nil)
+	if ev.Status != jobs.StatusSucceeded {
+		t.Fatalf("status %s exit %d (%s): main succeeded; proxy only got gantry's SIGTERM", ev.Status, *ev.ExitCode, ev.StoppedReason)
+	}
+}

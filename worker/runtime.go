@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/gantry-dev/gantry/jobs"
 )
@@ -69,8 +70,17 @@ type Task struct {
 
 // Result is how an attempt's containers ended, in the order of the task
 // definition. Containers never started have a nil ExitCode and a Reason.
+// Containers the runtime stopped because the task was ending (another
+// ended, a timeout, a stop) have a Reason starting with StoppedPrefix.
 type Result struct {
 	Containers []jobs.ContainerResult
+}
+
+// StoppedPrefix begins the Reason of a container the runtime stopped.
+const StoppedPrefix = "Stopped: "
+
+func stoppedByRuntime(c *jobs.ContainerResult) bool {
+	return strings.HasPrefix(c.Reason, StoppedPrefix)
 }
 
 // LogSink receives the output of the task's containers, one whole line at a

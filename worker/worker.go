@@ -547,32 +547,55 @@ func outcome(task *Task, res *Result, err, cause error) jobs.Event {
 			ev.StopCode = jobs.StopFailedToStart
 			ev.StoppedReason = "Task failed to start"
 		}
-		for _, c := range res.Containers {
-			if c.Reason != "" && c.Reason != "Essential container exited" && isEssential(task, c.Name) && (c.ExitCode == nil || *c.ExitCode != 0) {
-				ev.StoppedReason += ": " + c.Name + ": " + c.Reason
-				break
-			}
+		if c := failedEssential(task, res); c != nil && c.Reason != "" && c.Reason != "Essential container exited" {
+			ev.StoppedReason += ": " + c.Name + ": " + c.Reason
 		}
 	}
 	return ev
 }
 
-// taskExitCode is the exit code of the first essential container that
-// failed, or 0 when none did; nil when a failed one has no exit code.
+// taskExitCode is the exit code of the essential container that decides
+// the task's end (failedEssential), or 0 when none failed; nil when that
+// one has no exit code.
 func taskExitCode(task *Task, res *Result) *int {
 	if res == nil {
 		return nil
 	}
-	for _, c := range res.Containers {
-		if !isEssential(task, c.Name) {
-			continue
-		}
-		if c.ExitCode == nil || *c.ExitCode != 0 {
-			return c.ExitCode
-		}
+	if c := failedEssential(task, res); c != nil {
+		return c.ExitCode
 	}
 	zero := 0
 	return &zero
+}
+
+// failedEssential is the first essential container that failed, nil when
+// none did. Containers the runtime stopped because another essential one
+// had ended (SIGTERM's 143, say) do not count when one ended on its own:
+// a sidecar stopped after the main container exited 0 does not fail the
+// task, nor hide the main container's own code. When every essential
+// container was stopped (a timeout, a stop), the first that failed counts.
+func failedEssential(task *Task, res *Result) *jobs.ContainerResult {
+	ownEnd := false
+	for i := range res.Containers {
+		c := &res.Containers[i]
+		if !isEssential(task, c.Name) || stoppedByRuntime(c) {
+			continue
+		}
+		ownEnd = true
+		if c.ExitCode == nil || *c.ExitCode != 0 {
+			return c
+		}
+	}
+	if ownEnd {
+		return nil
+	}
+	for i := range res.Containers {
+		c := &res.Containers[i]
+		if isEssential(task, c.Name) && (c.ExitCode == nil || *c.ExitCode != 0) {
+			return c
+		}
+	}
+	return nil
 }
 
 func isEssential(task *Task, name string) bool {

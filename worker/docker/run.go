@@ -52,7 +52,7 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 		for _, c := range tr.containers {
 			if c.started && !c.exited && !c.stopping {
 				c.stopping = true
-				c.reason = "Stopped: " + cause
+				c.reason = worker.StoppedPrefix + cause
 				r.stop(ctx, &wg, tr, c)
 			}
 		}
