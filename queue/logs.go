@@ -80,6 +80,16 @@ func (w *LogWriter) flusher() {
 
 // Line adds one line of a container's output.
 func (w *LogWriter) Line(container, stream string, line []byte) {
+	w.add(container, stream, line, false)
+}
+
+// Piece adds part of a line whose rest follows: its LogLines are all
+// Partial.
+func (w *LogWriter) Piece(container, stream string, piece []byte) {
+	w.add(container, stream, piece, true)
+}
+
+func (w *LogWriter) add(container, stream string, line []byte, more bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	p := w.batches[container]
@@ -88,7 +98,7 @@ func (w *LogWriter) Line(container, stream string, line []byte) {
 		w.batches[container] = p
 	}
 	for {
-		piece, partial := line, false
+		piece, partial := line, more
 		if len(line) > maxPiece {
 			cut := maxPiece
 			for cut > maxPiece-utf8.UTFMax && !utf8.RuneStart(line[cut]) {
@@ -108,10 +118,10 @@ func (w *LogWriter) Line(container, stream string, line []byte) {
 		if len(p.lines) >= maxBatchBytes || p.n >= maxBatchLines {
 			w.flushLocked(container)
 		}
-		if !partial {
+		line = line[len(piece):]
+		if len(line) == 0 {
 			return
 		}
-		line = line[len(piece):]
 	}
 }
 

@@ -280,6 +280,10 @@ func TestLogsRoundTrip(t *testing.T) {
 	w.Line("main", jobs.Stderr, []byte("oops"))
 	w.Line("side", jobs.Stdout, []byte("side line"))
 	w.Line("main", jobs.Stdout, []byte(long))
+	// A line the worker passed on in pieces (worker.LogSink.Piece).
+	w.Piece("main", jobs.Stdout, []byte("head-"))
+	w.Piece("main", jobs.Stdout, []byte(long))
+	w.Line("main", jobs.Stdout, []byte("-tail"))
 	for i := range 5000 {
 		w.Line("main", jobs.Stdout, []byte(strings.Repeat("x", i%100)))
 	}
@@ -312,8 +316,11 @@ func TestLogsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(lines) != 5003 || lines[0].Text != "first" || lines[1].Stream != jobs.Stderr || lines[2].Text != long {
+	if len(lines) != 5004 || lines[0].Text != "first" || lines[1].Stream != jobs.Stderr || lines[2].Text != long {
 		t.Fatalf("got %d lines; first %q, second %+v, long one intact: %v", len(lines), lines[0].Text, lines[1], lines[2].Text == long)
+	}
+	if lines[3].Text != "head-"+long+"-tail" {
+		t.Fatalf("a line given in pieces came back as %d bytes, want %d", len(lines[3].Text), len("head-"+long+"-tail"))
 	}
 	if pieces == 0 {
 		t.Fatal("a line longer than maxPiece was not split")
@@ -325,7 +332,7 @@ func TestLogsRoundTrip(t *testing.T) {
 	}
 	var all int
 	q.ReadLogs(ctx, LogQuery{RunID: "r1"}, func(b *jobs.LogBatch) error { all += len(b.Lines); return nil })
-	if all < 5003+2 {
+	if all < 5004+2 {
 		t.Fatalf("all containers and attempts: %d lines", all)
 	}
 }

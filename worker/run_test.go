@@ -74,8 +74,9 @@ func (r *fakeReporter) last() jobs.Event {
 
 type nopLogs struct{}
 
-func (nopLogs) Line(string, string, []byte) {}
-func (nopLogs) Close(context.Context) error { return nil }
+func (nopLogs) Line(string, string, []byte)  {}
+func (nopLogs) Piece(string, string, []byte) {}
+func (nopLogs) Close(context.Context) error  { return nil }
 
 // fakeRuntime ends each task as its function says.
 type fakeRuntime func(ctx context.Context, t *Task) (*Result, error)

@@ -2,13 +2,14 @@ package docker
 
 import (
 	"bytes"
+	"unicode/utf8"
 
 	"github.com/gantry-dev/gantry/worker"
 )
 
 // maxLine bounds the memory one line may take. A longer line is passed on in
-// pieces of maxLine bytes so that a program that never prints a newline
-// cannot exhaust the worker's memory.
+// pieces of about maxLine bytes (LogSink.Piece) so that a program that never
+// prints a newline cannot exhaust the worker's memory.
 const maxLine = 16 << 20
 
 // lineWriter splits what a container writes to one stream into lines and
@@ -20,6 +21,9 @@ type lineWriter struct {
 	container string
 	stream    string
 	partial   []byte
+	// pieced: pieces of the line in the making went out (emitPiece); a
+	// Line must end it, even an empty one.
+	pieced bool
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -29,12 +33,13 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			w.partial = append(w.partial, p...)
 			if len(w.partial) >= maxLine {
-				w.emit(w.partial)
+				w.emitPiece()
 			}
 			return n, nil
 		}
 		if len(w.partial) == 0 {
 			w.sink.Line(w.container, w.stream, p[:i])
+			w.pieced = false
 		} else {
 			w.partial = append(w.partial, p[:i]...)
 			w.emit(w.partial)
@@ -48,6 +53,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 // an unusually long line made it large.
 func (w *lineWriter) emit(line []byte) {
 	w.sink.Line(w.container, w.stream, line)
+	w.pieced = false
 	if cap(w.partial) > 1<<20 {
 		w.partial = nil
 	} else {
@@ -55,9 +61,27 @@ func (w *lineWriter) emit(line []byte) {
 	}
 }
 
+// emitPiece passes the buffered part of a long line on as a piece, but for
+// the bytes of a character cut short at its end, which stay for the next.
+func (w *lineWriter) emitPiece() {
+	cut := len(w.partial)
+	for i := cut - 1; i >= 0 && i >= cut-utf8.UTFMax; i-- {
+		if utf8.RuneStart(w.partial[i]) {
+			if !utf8.FullRune(w.partial[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	w.sink.Piece(w.container, w.stream, w.partial[:cut])
+	w.pieced = true
+	rest := copy(w.partial, w.partial[cut:])
+	w.partial = w.partial[:rest]
+}
+
 // Flush passes on a last line that has no newline.
 func (w *lineWriter) Flush() {
-	if len(w.partial) > 0 {
+	if len(w.partial) > 0 || w.pieced {
 		w.emit(w.partial)
 	}
 }

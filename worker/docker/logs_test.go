@@ -5,12 +5,27 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
-// recordSink is a worker.LogSink that keeps copies of the lines it gets.
+// recordSink is a worker.LogSink that keeps copies of the lines it gets,
+// joining a line's pieces as readers do.
 type recordSink struct {
-	mu    sync.Mutex
-	lines map[string][]string // "container/stream" → lines
+	mu     sync.Mutex
+	lines  map[string][]string // "container/stream" → lines
+	pieces map[string][]string // of the line in the making
+	cuts   int                 // pieces in all
+}
+
+func (s *recordSink) Piece(container, stream string, piece []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pieces == nil {
+		s.pieces = map[string][]string{}
+	}
+	k := container + "/" + stream
+	s.pieces[k] = append(s.pieces[k], string(piece))
+	s.cuts++
 }
 
 func (s *recordSink) Line(container, stream string, line []byte) {
@@ -20,7 +35,8 @@ func (s *recordSink) Line(container, stream string, line []byte) {
 		s.lines = map[string][]string{}
 	}
 	k := container + "/" + stream
-	s.lines[k] = append(s.lines[k], string(line))
+	s.lines[k] = append(s.lines[k], strings.Join(s.pieces[k], "")+string(line))
+	delete(s.pieces, k)
 }
 
 func (s *recordSink) get(container, stream string) []string {
@@ -101,9 +117,49 @@ func TestLineWriterBoundsMemory(t *testing.T) {
 	}
 	w.Flush()
 	got := sink.get("c", "stderr")
-	if len(got) != 2 || len(got[0]) != maxLine || len(got[1]) != maxLine {
-		t.Fatalf("got %d pieces, want 2 of %d bytes", len(got), maxLine)
+	if len(got) != 1 || len(got[0]) != 2*maxLine || sink.cuts != 2 {
+		t.Fatalf("got %d lines in %d pieces, want one of %d bytes in 2", len(got), sink.cuts, 2*maxLine)
 	}
+}
+
+// TestLineWriterCutsLongLinesBetweenCharacters: a line longer than
+// maxLine goes in pieces cut between characters, each valid UTF-8, and
+// joined they are the line.
+func TestLineWriterCutsLongLinesBetweenCharacters(t *testing.T) {
+	line := strings.Repeat("x", maxLine-1) + "é€😀" + strings.Repeat("y", 100)
+	for _, n := range []int{1, 2, 3, 32 << 10} {
+		sink := &recordSink{}
+		w := &lineWriter{sink: sink, container: "c", stream: "stdout"}
+		var pieces []string
+		check := &pieceCheck{recordSink: sink, pieces: &pieces}
+		w.sink = check
+		for b := []byte(line + "\nnext\n"); len(b) > 0; {
+			k := min(n, len(b))
+			w.Write(append([]byte(nil), b[:k]...))
+			b = b[k:]
+		}
+		w.Flush()
+		got := sink.get("c", "stdout")
+		if len(got) != 2 || got[0] != line || got[1] != "next" || len(pieces) == 0 {
+			t.Fatalf("chunks of %d: %d lines, %d pieces; the long line came back the same: %v", n, len(got), len(pieces), len(got) > 0 && got[0] == line)
+		}
+		for i, p := range pieces {
+			if !utf8.ValidString(p) {
+				t.Fatalf("chunks of %d: piece %d of %d bytes is not valid UTF-8: it ends %q", n, i, len(p), p[len(p)-4:])
+			}
+		}
+	}
+}
+
+// pieceCheck records the pieces it passes on.
+type pieceCheck struct {
+	*recordSink
+	pieces *[]string
+}
+
+func (p *pieceCheck) Piece(container, stream string, piece []byte) {
+	*p.pieces = append(*p.pieces, string(piece))
+	p.recordSink.Piece(container, stream, piece)
 }
 
 func FuzzLineWriter(f *testing.F) {
