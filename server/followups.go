@@ -276,7 +276,11 @@ func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, sc
 		return nil, false, err
 	}
 	t := scheduled.UTC()
-	pr := scheduler.NewPipelineRun(p, scheduledRunID(name, t), params, s.cfg.now())
+	id, err := scheduledRunID(name, t)
+	if err != nil {
+		return nil, false, err
+	}
+	pr := scheduler.NewPipelineRun(p, id, params, s.cfg.now())
 	pr.Trigger, pr.ScheduledTime = trigger, &t
 	mod(pr)
 	return s.db.CreatePipelineRun(ctx, pr)

@@ -172,6 +172,41 @@ func TestBackfillMaxParallelAndCrossPipelineTriggers(t *testing.T) {
 	}
 }
 
+// TestBackfillOutsideTheIDRangeIsRefused: a pipeline run's id holds its
+// scheduled time in a ULID, which starts in 1970; a backfill reaching
+// before it is refused naming the field (it took the server down with a
+// panic), and one starting at 1970 itself runs.
+func TestBackfillOutsideTheIDRangeIsRefused(t *testing.T) {
+	t.Parallel()
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: old\nschedule: {cron: '0 0 * * *', suspend: true}\nstages: [{name: only, taskDefinition: hello}]\n")
+	for _, tt := range []struct {
+		body string
+		want []string
+	}{
+		{`{"name":"old","from":"1969-12-30T00:00:00Z","to":"1969-12-31T00:00:00Z"}`,
+			[]string{"from: 1969-12-30T00:00:00Z is before 1970-01-01T00:00:00Z", "\nto: 1969-12-31T00:00:00Z is before"}},
+		{`{"name":"old","from":"1969-12-31T23:59:59Z","to":"1970-01-02T00:00:00Z"}`, []string{"from: 1969-12-31T23:59:59Z is before"}},
+		{`{"name":"old","to":"1970-01-02T00:00:00Z"}`, []string{"from: required"}},
+	} {
+		got := apiError(t, e.req(e.op, "gantry.api.pipelines.backfill", tt.body))
+		if got.Code != jobs.CodeInvalidArgument {
+			t.Errorf("%s: %s %q, want invalid_argument", tt.body, got.Code, got.Message)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(got.Message, w) {
+				t.Errorf("%s: %q does not say %q", tt.body, got.Message, w)
+			}
+		}
+	}
+	var bf []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", `{"name":"old","from":"1970-01-01T00:00:00Z","to":"1970-01-02T00:00:00Z"}`, &bf)
+	if len(bf) != 2 || !bf[0].ScheduledTime.Equal(time.Unix(0, 0)) {
+		t.Fatalf("backfill from 1970: %d runs, the first at %v", len(bf), bf[0].ScheduledTime)
+	}
+}
+
 // TestTriggeredRunTakesTheUpstreamsSharedParameters: a triggered run gets
 // the upstream run's value of every parameter both pipelines declare, and
 // its own defaults for the rest; its stages see them substituted.

@@ -150,11 +150,39 @@ func (f pipelineFirer) StopPipelineRun(ctx context.Context, id, reason string) e
 }
 
 // scheduledRunID derives a pipeline run id from a schedule and a fire time,
-// so that every attempt to fire it names the same run.
-func scheduledRunID(name string, t time.Time) string {
+// so that every attempt to fire it names the same run. A time a ULID
+// cannot hold (checkScheduledTime) is an error.
+func scheduledRunID(name string, t time.Time) (string, error) {
+	if err := checkScheduledTime(t); err != nil {
+		return "", err
+	}
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d", name, t.UnixNano())))
-	id := ulid.MustNew(ulid.Timestamp(t), bytes.NewReader(sum[:]))
-	return jobs.PipelineRunPrefix + strings.ToLower(id.String())
+	id, err := ulid.New(ulid.Timestamp(t), bytes.NewReader(sum[:]))
+	if err != nil {
+		return "", jobs.Invalid(fmt.Sprintf("scheduled time %s: %v", t.UTC().Format(time.RFC3339Nano), err))
+	}
+	return jobs.PipelineRunPrefix + strings.ToLower(id.String()), nil
+}
+
+// The scheduled times a pipeline run id can hold: its ULID counts the
+// milliseconds since 1970 in 48 bits, up to the year 10889.
+var (
+	minScheduledTime = time.UnixMilli(0).UTC()
+	maxScheduledTime = time.UnixMilli(int64(ulid.MaxTime())).UTC()
+)
+
+// checkScheduledTime says why t cannot be a pipeline run's scheduled time,
+// or returns nil.
+func checkScheduledTime(t time.Time) error {
+	switch {
+	case t.Before(minScheduledTime):
+		return jobs.Invalid(fmt.Sprintf("%s is before %s: pipeline runs cannot be scheduled before 1970",
+			t.Format(time.RFC3339Nano), minScheduledTime.Format(time.RFC3339)))
+	case t.After(maxScheduledTime):
+		return jobs.Invalid(fmt.Sprintf("%s is after %s, the latest time a pipeline run can be scheduled for",
+			t.Format(time.RFC3339Nano), maxScheduledTime.Format(time.RFC3339Nano)))
+	}
+	return nil
 }
 
 // ScheduleKey is the idempotency key of the run of a schedule at t.
@@ -186,7 +214,11 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 	if scheduled != nil {
 		t := scheduled.UTC()
 		scheduled = &t
-		id, key = scheduledRunID(name, t), ScheduleKey(name, t)
+		if id, err = scheduledRunID(name, t); err != nil {
+			s.pipes.gate.RUnlock()
+			return nil, err
+		}
+		key = ScheduleKey(name, t)
 	}
 	pr := scheduler.NewPipelineRun(p, id, resolved, s.cfg.now())
 	pr.Trigger, pr.ScheduledTime, pr.IdempotencyKey = trigger, scheduled, key
@@ -388,6 +420,22 @@ func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, err
 	}
 	if p.Schedule == nil {
 		return nil, jobs.Invalid(fmt.Sprintf("pipeline %s has no schedule to backfill", req.Name))
+	}
+	// Each run's id holds its scheduled time (scheduledRunID): a range
+	// outside what it can hold is refused before anything is created.
+	var problems []string
+	for _, f := range []struct {
+		name string
+		t    time.Time
+	}{{"from", req.From}, {"to", req.To}} {
+		if f.t.IsZero() {
+			problems = append(problems, f.name+": required")
+		} else if err := checkScheduledTime(f.t); err != nil {
+			problems = append(problems, f.name+": "+err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return nil, jobs.Invalid(strings.Join(problems, "\n"))
 	}
 	if req.To.Before(req.From) {
 		return nil, jobs.Invalid("to is before from")
