@@ -419,6 +419,8 @@ func (s SubmitRequest) Validate() error {
 	}
 	if s.TimeoutSeconds < 0 {
 		errs = append(errs, &FieldError{"timeoutSeconds", "must not be negative"})
+	} else if s.TimeoutSeconds > MaxDurationSeconds {
+		errs = append(errs, &FieldError{"timeoutSeconds", tooLong(s.TimeoutSeconds)})
 	}
 	if rs := s.RetryStrategy; rs != nil {
 		if err := rs.validate("retryStrategy."); err != nil {
@@ -427,11 +429,24 @@ func (s SubmitRequest) Validate() error {
 	}
 	if s.ActiveDeadlineSeconds < 0 {
 		errs = append(errs, &FieldError{"activeDeadlineSeconds", "must not be negative"})
+	} else if s.ActiveDeadlineSeconds > MaxDurationSeconds {
+		errs = append(errs, &FieldError{"activeDeadlineSeconds", tooLong(s.ActiveDeadlineSeconds)})
 	}
 	if len(s.IdempotencyKey) > 512 {
 		errs = append(errs, &FieldError{"idempotencyKey", "longer than 512 bytes"})
 	}
 	return errors.Join(errs...)
+}
+
+// MaxDurationSeconds bounds timeoutSeconds and activeDeadlineSeconds: 100
+// years of 365 days. Far beyond any run, it keeps a duration in seconds
+// well inside time.Duration (292 years; 10 digits, a common "no limit",
+// overflowed it and timed the run out at once), and a deadline set before
+// the year 2162 inside the unix nanoseconds the store keeps (up to 2262).
+const MaxDurationSeconds = 100 * 365 * 24 * 60 * 60
+
+func tooLong(s int) string {
+	return fmt.Sprintf("%d: must be at most %d (100 years); leave it out for no limit", s, MaxDurationSeconds)
 }
 
 // prefixErrors puts prefix before the path of every FieldError in err.

@@ -152,6 +152,39 @@ func TestSubmitRequestValidateCollectsEveryProblem(t *testing.T) {
 	}
 }
 
+// TestDurationsAreBounded: timeoutSeconds and activeDeadlineSeconds above
+// MaxDurationSeconds are refused naming the field (10 digits overflowed
+// time.Duration and timed the run out at once), in a stage too.
+func TestDurationsAreBounded(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		req  SubmitRequest
+		want string // "" for valid
+	}{
+		{"timeout at the bound", SubmitRequest{TimeoutSeconds: MaxDurationSeconds}, ""},
+		{"deadline at the bound", SubmitRequest{ActiveDeadlineSeconds: MaxDurationSeconds}, ""},
+		{"timeout beyond", SubmitRequest{TimeoutSeconds: MaxDurationSeconds + 1}, "timeoutSeconds: 3153600001: must be at most 3153600000 (100 years)"},
+		{"deadline of 10 digits", SubmitRequest{ActiveDeadlineSeconds: 9999999999}, "activeDeadlineSeconds: 9999999999: must be at most 3153600000 (100 years)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.req.Validate()
+			if tt.want == "" && err != nil {
+				t.Fatalf("Validate() = %v, want nil", err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	p, err := DecodePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: f, timeoutSeconds: 9999999999}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "stages[0](a).timeoutSeconds: 9999999999: must be at most") {
+		t.Fatalf("stage: Validate() = %v", err)
+	}
+}
+
 func TestWithOverrides(t *testing.T) {
 	td := TaskDefinition{Family: "f", ContainerDefinitions: []ContainerDefinition{{Name: "main", Image: "i",
 		Command: []string{"a"}, Environment: []KeyValue{{"A", "1"}, {"B", "2"}}}}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,26 @@ func TestSubmitRefusesAJobTooLargeForNATS(t *testing.T) {
 	small, _ := json.Marshal(bigTask(nc.MaxPayload() / 2))
 	if _, err := s.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: small}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSubmitBoundsDurations: an activeDeadlineSeconds of 10 digits (a
+// common "no limit") overflowed time.Duration, put the run's deadline in
+// 1758, and the run failed as timed out before it started; it is refused
+// naming the field, and the largest allowed gives a deadline 100 years on.
+func TestSubmitBoundsDurations(t *testing.T) {
+	e := startAPI(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	for _, field := range []string{"activeDeadlineSeconds", "timeoutSeconds"} {
+		got := apiError(t, e.req(e.op, "gantry.api.runs.submit", `{"taskDefinition":"hello","`+field+`":9999999999}`))
+		if got.Code != jobs.CodeInvalidArgument || !strings.HasPrefix(got.Message, field+": 9999999999: must be at most") {
+			t.Errorf("%s=9999999999: %s %q, want invalid_argument naming the field", field, got.Code, got.Message)
+		}
+	}
+	var r jobs.Run
+	e.ok("gantry.api.runs.submit", fmt.Sprintf(`{"taskDefinition":"hello","activeDeadlineSeconds":%d}`, jobs.MaxDurationSeconds), &r)
+	if r.Spec.Deadline == nil || r.Spec.Deadline.Before(r.CreatedAt.AddDate(99, 0, 0)) {
+		t.Fatalf("activeDeadlineSeconds=%d: deadline %v for a run created %v", jobs.MaxDurationSeconds, r.Spec.Deadline, r.CreatedAt)
 	}
 }
 

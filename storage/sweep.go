@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -26,10 +27,29 @@ func sweepColumns(r *jobs.Run) (worker string, deadline any) {
 		worker = a.Worker
 	}
 	if d := r.Spec.Deadline; d != nil {
-		deadline = d.UnixNano()
+		deadline = unixNano(*d)
 	}
 	return worker, deadline
 }
+
+// unixNano is t in unix nanoseconds, held to what an int64 can say (1678
+// to 2262): a deadline past 2262 is kept as the latest instant, which no
+// sweep reaches, where UnixNano wrapped it around into the past and the
+// run was failed as past its deadline at once.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.After(maxUnixNano):
+		return math.MaxInt64
+	case t.Before(minUnixNano):
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minUnixNano = time.Unix(0, math.MinInt64)
+	maxUnixNano = time.Unix(0, math.MaxInt64)
+)
 
 // ActiveWorkers returns the workers that the current attempt of a STARTING
 // or RUNNING run names, each once.
@@ -69,7 +89,7 @@ func (db *DB) RunsOfWorker(ctx context.Context, worker string) ([]jobs.Run, erro
 // or before now, earliest deadline first.
 func (db *DB) QueuedPastDeadline(ctx context.Context, now time.Time, limit int) ([]jobs.Run, error) {
 	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs INDEXED BY runs_queued_deadline
-		WHERE status = 'QUEUED' AND deadline <= ? ORDER BY deadline LIMIT ?`, now.UnixNano(), limit)
+		WHERE status = 'QUEUED' AND deadline <= ? ORDER BY deadline LIMIT ?`, unixNano(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list queued runs past their deadline: %w", err)
 	}

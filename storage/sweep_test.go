@@ -80,6 +80,25 @@ func TestSweepLookups(t *testing.T) {
 	}
 }
 
+// TestFarDeadlineIsNotPast: a deadline past 2262 does not fit in unix
+// nanoseconds; it wrapped into the past, and the sweep failed the run as
+// past its deadline the moment it was stored.
+func TestFarDeadlineIsNotPast(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	far := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := newRun(1, func(r *jobs.Run) { r.Spec.ActiveDeadlineSeconds, r.Spec.Deadline = 60, &far })
+	mustCreate(t, db, r)
+	if past, err := db.QueuedPastDeadline(ctx, t0, 10); err != nil || len(past) != 0 {
+		t.Fatalf("QueuedPastDeadline(%s) = %v, %v; the deadline is %s", t0, runIDs(past), err, far)
+	}
+	// It still passes, once, at the end of what the column can say.
+	past, err := db.QueuedPastDeadline(ctx, time.Date(2263, 1, 1, 0, 0, 0, 0, time.UTC), 10)
+	if err != nil || !slices.Equal(runIDs(past), []string{r.RunID}) {
+		t.Fatalf("QueuedPastDeadline(2263) = %v, %v; want [%s]", runIDs(past), err, r.RunID)
+	}
+}
+
 // TestMigration5FillsSweepColumns: runs stored before migration 0005 get
 // their worker and deadline columns from their documents.
 func TestMigration5FillsSweepColumns(t *testing.T) {

@@ -200,6 +200,24 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
+// TestTimeoutBeyondTheBoundIsNoTimeout: a job queued before the server
+// refused timeoutSeconds above jobs.MaxDurationSeconds runs without a
+// timeout; its seconds overflowed time.Duration and timed it out at once.
+func TestTimeoutBeyondTheBoundIsNoTimeout(t *testing.T) {
+	j := job("r1")
+	j.Spec.TimeoutSeconds = 9999999999
+	rt := fakeRuntime(func(ctx context.Context, _ *Task) (*Result, error) {
+		if ctx.Err() != nil {
+			return exited(143), nil
+		}
+		return exited(0), nil
+	})
+	ev := runOne(t, j, 1, rt, &fakeReporter{}, nil)
+	if ev.Status != jobs.StatusSucceeded {
+		t.Fatalf("final event %+v", ev)
+	}
+}
+
 func TestCanceledBeforeStartNeverRuns(t *testing.T) {
 	rt := fakeRuntime(func(context.Context, *Task) (*Result, error) {
 		t.Error("the runtime ran a canceled job")

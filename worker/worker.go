@@ -449,7 +449,10 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	report(jobs.Event{Status: jobs.StatusStarting})
 	w.fl.notify()
 
-	if s := job.Spec.TimeoutSeconds; s > 0 {
+	// The server refuses a timeout beyond jobs.MaxDurationSeconds; one
+	// queued by a server before it did would overflow time.Duration and
+	// time the attempt out at once: it runs without a timeout instead.
+	if s := job.Spec.TimeoutSeconds; s > 0 && s <= jobs.MaxDurationSeconds {
 		var stop context.CancelFunc
 		runCtx, stop = context.WithTimeoutCause(runCtx, time.Duration(s)*time.Second,
 			fmt.Errorf("%w: attempt ran longer than timeoutSeconds=%d", errTimeout, s))

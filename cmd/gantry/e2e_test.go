@@ -476,6 +476,10 @@ func TestBadInputIsOneLineAndExit125(t *testing.T) {
 		{"run without what", env, []string{"run"}, "what to run?"},
 		{"bad output", env, []string{"ps", "-o", "xml"}, "want table, json or yaml"},
 		{"bad env", env, []string{"run", "--image", "x", "--env", "NOVALUE", "--", "true"}, "--env \"NOVALUE\": want K=V"},
+		{"timeout beyond 100 years", env, []string{"run", "--image", "x", "--timeout", "900000h", "--", "true"},
+			"--timeout 900000h0m0s: must be at most 876000h0m0s (100 years)"},
+		{"deadline beyond 100 years", env, []string{"run", "--image", "x", "--deadline", "2562047h", "--", "true"},
+			"--deadline 2562047h0m0s: must be at most 876000h0m0s (100 years)"},
 		{"unreachable Docker", append(os.Environ(), "DOCKER_HOST=unix:///nonexistent/docker.sock"),
 			[]string{"up", "--data", t.TempDir(), "--nats-port", "0"}, "cannot reach the Docker daemon"},
 	}

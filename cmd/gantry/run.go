@@ -179,18 +179,31 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		req.Overrides = &jobs.Overrides{ContainerOverrides: []jobs.ContainerOverride{{Name: container, Command: command,
 			Environment: env, CPU: cpu, Memory: memory}}}
 	}
-	if f.timeout < 0 || (f.timeout > 0 && f.timeout < time.Second) {
-		return nil, fmt.Errorf("--timeout %s: must be at least 1s", f.timeout)
+	var err error
+	if req.TimeoutSeconds, err = seconds("--timeout", f.timeout); err != nil {
+		return nil, err
 	}
-	req.TimeoutSeconds = int(f.timeout.Round(time.Second) / time.Second)
-	if f.deadline < 0 || (f.deadline > 0 && f.deadline < time.Second) {
-		return nil, fmt.Errorf("--deadline %s: must be at least 1s", f.deadline)
+	if req.ActiveDeadlineSeconds, err = seconds("--deadline", f.deadline); err != nil {
+		return nil, err
 	}
-	req.ActiveDeadlineSeconds = int(f.deadline.Round(time.Second) / time.Second)
 	if cmd.Flags().Changed("attempts") {
 		req.RetryStrategy = &jobs.RetryStrategy{Attempts: f.attempts}
 	}
 	return req, req.Validate()
+}
+
+// seconds is a duration flag in whole seconds, 0 when not given: at least
+// 1s, and at most jobs.MaxDurationSeconds, which the server holds to.
+func seconds(flag string, d time.Duration) (int, error) {
+	if d < 0 || (d > 0 && d < time.Second) {
+		return 0, fmt.Errorf("%s %s: must be at least 1s", flag, d)
+	}
+	s := int(d.Round(time.Second) / time.Second)
+	if s > jobs.MaxDurationSeconds {
+		return 0, fmt.Errorf("%s %s: must be at most %s (100 years); leave it out for no limit", flag, d,
+			time.Duration(jobs.MaxDurationSeconds)*time.Second)
+	}
+	return s, nil
 }
 
 // argsBefore is how many arguments come before -- (all of them without).
