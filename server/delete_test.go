@@ -1,13 +1,16 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/storage"
 )
 
 func TestPipelineDelete(t *testing.T) {
@@ -74,6 +77,98 @@ func TestPipelineDelete(t *testing.T) {
 	e.ok("gantry.api.pipelines.apply", string(body), &applied)
 	if applied.Pipeline.Version != 1 || !applied.Changed {
 		t.Errorf("applied again: version %d changed %v", applied.Pipeline.Version, applied.Changed)
+	}
+}
+
+// TestPipelineAppliedAgainIsAnother: after a forced delete and an apply
+// of the same name, a backfill of a time the deleted pipeline ran runs
+// the new pipeline (it returned the deleted one's run: ids and keys
+// derived from the name and the time only), again after a restart, and
+// `pipeline runs` lists only the new pipeline's runs. A pipeline never
+// deleted keeps the ids and keys it had.
+func TestPipelineAppliedAgainIsAnother(t *testing.T) {
+	t.Parallel()
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	const backfill = `{"name":"sales","from":"2026-01-01T00:00:00Z","to":"2026-01-01T00:00:00Z"}`
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.apply("name: sales\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: old, taskDefinition: hello}]\n")
+	var old []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", backfill, &old)
+	if id, _ := scheduledRunID("sales", at); len(old) != 1 || old[0].PipelineRunID != id || old[0].IdempotencyKey != ScheduleKey("sales", at) {
+		t.Fatalf("first pipeline's run %s key %q: want the id %s and key of name and time", old[0].PipelineRunID, old[0].IdempotencyKey, id)
+	}
+	e.ok("gantry.api.pipelines.delete", `{"name":"sales","force":true}`, nil)
+
+	e.apply("name: sales\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: new, taskDefinition: hello}]\n")
+	var again []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", backfill, &again)
+	if len(again) != 1 {
+		t.Fatalf("backfill: %d runs", len(again))
+	}
+	got := again[0]
+	if got.PipelineRunID == old[0].PipelineRunID || got.Stages[0].Name != "new" || !strings.HasPrefix(got.IdempotencyKey, "schedule/sales@") {
+		t.Fatalf("backfill of the pipeline applied again: run %s (%s, stage %q, key %q), the deleted pipeline's was %s",
+			got.PipelineRunID, got.Status, got.Stages[0].Name, got.IdempotencyKey, old[0].PipelineRunID)
+	}
+	// The time keeps its new run, through a restart.
+	e.stop()
+	e.startServer()
+	e.waitAll()
+	e.ok("gantry.api.pipelines.backfill", backfill, &again)
+	if len(again) != 1 || again[0].PipelineRunID != got.PipelineRunID {
+		t.Fatalf("backfill again after a restart: %s, want %s", again[0].PipelineRunID, got.PipelineRunID)
+	}
+	// Only the new pipeline's runs are its runs; the deleted one's stays
+	// readable by id.
+	if runs := e.pipelineRuns("sales"); len(runs) != 1 || runs[0].PipelineRunID != got.PipelineRunID {
+		t.Fatalf("pipeline runs sales: %d runs, the first %s; want only %s", len(runs), runs[0].PipelineRunID, got.PipelineRunID)
+	}
+	var kept jobs.PipelineRun
+	e.ok("gantry.api.pipelines.get", fmt.Sprintf(`{"pipelineRunId":%q}`, old[0].PipelineRunID), &kept)
+	if kept.Stages[0].Name != "old" || kept.Status != jobs.StatusCanceled {
+		t.Errorf("the deleted pipeline's run: stage %q %s", kept.Stages[0].Name, kept.Status)
+	}
+}
+
+// TestScheduleFireOfAPipelineAppliedAgain: the cron's fire of a time the
+// deleted pipeline of the same name ran starts a run of the new pipeline.
+func TestScheduleFireOfAPipelineAppliedAgain(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	s := New(db, q)
+	call := func(f func(context.Context, []byte) (any, error), body string) {
+		t.Helper()
+		if _, err := f(ctx, []byte(body)); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+	}
+	apply := func(src string) {
+		t.Helper()
+		body, _ := json.Marshal(map[string][]byte{"data": []byte(src)})
+		call(s.apiPipelineApply, string(body))
+	}
+	call(s.apiRegisterTaskDef, helloTaskDef)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	apply("name: sales\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: old, taskDefinition: hello}]\n")
+	old, err := pipelineFirer{s}.Fire(ctx, "sales", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(s.apiPipelineDelete, `{"name":"sales","force":true}`)
+	apply("name: sales\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: new, taskDefinition: hello}]\n")
+	for range 2 {
+		pr, err := pipelineFirer{s}.Fire(ctx, "sales", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pr.PipelineRunID == old.PipelineRunID || pr.Stages[0].Name != "new" {
+			t.Fatalf("fire of the pipeline applied again: run %s (stage %q), the deleted pipeline's was %s",
+				pr.PipelineRunID, pr.Stages[0].Name, old.PipelineRunID)
+		}
+	}
+	if runs, err := db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: "sales", Current: true}); err != nil || len(runs) != 1 {
+		t.Fatalf("runs of the new pipeline: %d, %v; want one, fired twice", len(runs), err)
 	}
 }
 

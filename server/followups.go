@@ -239,9 +239,8 @@ func (s *Server) backfill(ctx context.Context, req BackfillRequest, times []time
 	group := jobs.BackfillGroup{ID: "bf-" + s.newRunID(), MaxParallel: req.MaxParallel}
 	ids := make([]string, 0, len(times))
 	for _, t := range times {
-		key := ScheduleKey(req.Name, t.UTC())
 		pr, _, err := s.createPipelineRun(ctx, req.Name, "backfill", t, func(pr *jobs.PipelineRun) {
-			pr.Status, pr.Backfill, pr.IdempotencyKey = jobs.StatusPending, &group, key
+			pr.Status, pr.Backfill = jobs.StatusPending, &group
 		})
 		if err != nil {
 			return nil, err
@@ -263,7 +262,7 @@ func (s *Server) backfill(ctx context.Context, req BackfillRequest, times []time
 }
 
 // createPipelineRun stores the run of a scheduled time (id and key derived
-// from pipeline and time) without advancing it.
+// from pipeline and time, storeScheduled) without advancing it.
 func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, scheduled time.Time, mod func(*jobs.PipelineRun)) (*jobs.PipelineRun, bool, error) {
 	s.pipes.gate.RLock() // pipelines.go
 	defer s.pipes.gate.RUnlock()
@@ -281,9 +280,9 @@ func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, sc
 		return nil, false, err
 	}
 	pr := scheduler.NewPipelineRun(p, id, params, s.cfg.now())
-	pr.Trigger, pr.ScheduledTime = trigger, &t
+	pr.Trigger, pr.ScheduledTime, pr.IdempotencyKey = trigger, &t, ScheduleKey(name, t)
 	mod(pr)
-	return s.db.CreatePipelineRun(ctx, pr)
+	return s.storeScheduled(ctx, p, pr, t) // pipelines.go
 }
 
 // promoteBackfill starts the PENDING runs of a backfill group that its

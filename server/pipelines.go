@@ -135,7 +135,9 @@ func (st scheduleStore) SetLastFire(ctx context.Context, name string, t time.Tim
 }
 
 func (st scheduleStore) ActiveRuns(ctx context.Context, pipeline string) ([]jobs.PipelineRun, error) {
-	return st.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: pipeline, Active: true})
+	// A deleted pipeline's runs, stopping after a forced delete, are not
+	// the new pipeline's to forbid or replace.
+	return st.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: pipeline, Current: true, Active: true})
 }
 
 type pipelineFirer struct{ s *Server }
@@ -225,7 +227,13 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 	for _, m := range mods {
 		m(pr)
 	}
-	stored, created, err := s.db.CreatePipelineRun(ctx, pr)
+	var stored *jobs.PipelineRun
+	var created bool
+	if scheduled != nil {
+		stored, created, err = s.storeScheduled(ctx, p, pr, *scheduled)
+	} else {
+		stored, created, err = s.db.CreatePipelineRun(ctx, pr)
+	}
 	s.pipes.gate.RUnlock()
 	if err != nil {
 		return nil, err
@@ -233,6 +241,7 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 	if created && key != "" {
 		// Within the duplicate window a second server firing the same time
 		// is told so by JetStream as well as by the store's unique key.
+		id, key := stored.PipelineRunID, stored.IdempotencyKey
 		data, _ := json.Marshal(jobs.PipelineEvent{PipelineRunID: id, Pipeline: name, Status: pr.Status,
 			Stages: pr.StageStatuses(), Time: s.cfg.now().UTC()})
 		if _, err := s.q.JetStream().Publish(ctx, PipelineEventSubject(id), data, jetstream.WithMsgID(key)); err != nil {
@@ -240,6 +249,41 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 		}
 	}
 	return s.pipes.dag.Advance(ctx, stored.PipelineRunID)
+}
+
+// storeScheduled stores pr, the run of pipeline p for the scheduled time
+// t, under the id and idempotency key that derive from p's name and t, or
+// returns the run that holds them (created false).
+//
+// A pipeline deleted and applied again is another pipeline: a time that a
+// run of the deleted one holds gets, for the new one, an id and a key that
+// derive from its name, the time and when the new pipeline's first version
+// was stored ("schedule/<name>@<first version's time>/<time>"). Only such
+// times do: a pipeline never deleted keeps the ids and keys it had, and
+// the runs of the deleted one keep theirs. Pipeline runs are never
+// deleted, so the run holding a key never changes and every fire of a time
+// names the same run.
+func (s *Server) storeScheduled(ctx context.Context, p *jobs.Pipeline, pr *jobs.PipelineRun, t time.Time) (*jobs.PipelineRun, bool, error) {
+	stored, created, err := s.db.CreatePipelineRun(ctx, pr)
+	if err != nil || created || !stored.CreatedAt.Before(p.CreatedAt) {
+		return stored, created, err // ours, or this version's
+	}
+	since, err := s.db.PipelineCreated(ctx, p.Name)
+	if err != nil {
+		return nil, false, err
+	}
+	if !stored.CreatedAt.Before(since) {
+		return stored, false, nil // an earlier version's
+	}
+	// A deleted pipeline's run: created before this pipeline's first
+	// version, and so before the delete (which waits for runs being
+	// created, gate).
+	name := p.Name + "@" + since.UTC().Format(time.RFC3339Nano) // '@' is in no pipeline name
+	if pr.PipelineRunID, err = scheduledRunID(name, t); err != nil {
+		return nil, false, err
+	}
+	pr.IdempotencyKey = ScheduleKey(name, t)
+	return s.db.CreatePipelineRun(ctx, pr)
 }
 
 // API requests and replies of pipelines and schedules.
@@ -390,7 +434,10 @@ func (s *Server) apiPipelineRuns(ctx context.Context, data []byte) (any, error) 
 			return nil, err
 		}
 	}
-	return s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: req.Name, Limit: req.Limit, Active: req.Active})
+	// Only the runs of the pipeline now applied under the name: those of
+	// one deleted before are not its (they stay readable by id).
+	return s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: req.Name, Current: req.Name != "",
+		Limit: req.Limit, Active: req.Active})
 }
 
 func (s *Server) apiPipelineGet(ctx context.Context, data []byte) (any, error) {

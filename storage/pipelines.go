@@ -96,6 +96,21 @@ func (db *DB) GetPipeline(ctx context.Context, name string, version int) (*jobs.
 	return &p, nil
 }
 
+// PipelineCreated returns when the first version of a pipeline was
+// stored: when this pipeline began, as opposed to one of the same name
+// deleted before it, whose runs were all created before then. An unknown
+// name returns an error wrapping jobs.ErrNotFound.
+func (db *DB) PipelineCreated(ctx context.Context, name string) (time.Time, error) {
+	var ns sql.NullInt64
+	if err := db.r.QueryRowContext(ctx, `SELECT MIN(created_at) FROM pipelines WHERE name = ?`, name).Scan(&ns); err != nil {
+		return time.Time{}, fmt.Errorf("pipeline %s: %w", name, err)
+	}
+	if !ns.Valid {
+		return time.Time{}, fmt.Errorf("pipeline %s: %w", name, jobs.ErrNotFound)
+	}
+	return time.Unix(0, ns.Int64).UTC(), nil
+}
+
 // ListPipelines returns the latest version of every pipeline, by name.
 func (db *DB) ListPipelines(ctx context.Context) ([]jobs.Pipeline, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT p.doc FROM pipelines p
@@ -245,7 +260,11 @@ func (db *DB) UpdatePipelineRun(ctx context.Context, id string, fn func(*jobs.Pi
 // PipelineRunFilter selects pipeline runs; zero fields select everything.
 type PipelineRunFilter struct {
 	Pipeline string
-	Active   bool // only runs that have not ended
+	// Current selects only the runs of the pipelines now stored, not those
+	// of a pipeline of the same name deleted before: runs created since
+	// their pipeline's first version (PipelineCreated).
+	Current bool
+	Active  bool // only runs that have not ended
 	// Status selects the runs in this status.
 	Status jobs.Status
 	Limit  int
@@ -258,6 +277,9 @@ func (db *DB) ListPipelineRuns(ctx context.Context, f PipelineRunFilter) ([]jobs
 	if f.Pipeline != "" {
 		q += ` AND pipeline = ?`
 		args = append(args, f.Pipeline)
+	}
+	if f.Current {
+		q += ` AND created_at >= (SELECT MIN(p.created_at) FROM pipelines p WHERE p.name = pipeline_runs.pipeline)`
 	}
 	if f.Active {
 		q += ` AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELED')`

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -110,5 +111,58 @@ func TestPipelineRunsKeepStagesAndKeys(t *testing.T) {
 	active, _ := db.ListPipelineRuns(ctx, PipelineRunFilter{Pipeline: "p", Active: true})
 	if len(active) != 1 {
 		t.Fatalf("active %d", len(active))
+	}
+}
+
+// TestCurrentRunsOfAPipelineAppliedAgain: a pipeline deleted and applied
+// again begins when its new first version is stored (PipelineCreated);
+// listing the current runs leaves out the deleted one's.
+func TestCurrentRunsOfAPipelineAppliedAgain(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	run := func(id string, at time.Time) {
+		t.Helper()
+		pr := &jobs.PipelineRun{PipelineRunID: id, Pipeline: "p", Version: 1, Status: jobs.StatusSucceeded, CreatedAt: at,
+			Stages: []jobs.StageState{{Name: "a", Status: jobs.StatusSucceeded}}}
+		if _, _, err := db.CreatePipelineRun(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(f PipelineRunFilter) (out []string) {
+		t.Helper()
+		runs, err := db.ListPipelineRuns(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pr := range runs {
+			out = append(out, pr.PipelineRunID)
+		}
+		return out
+	}
+	v1 := testPipeline(t, "name: p\nstages: [{name: a, taskDefinition: t}]\n")
+	v2 := testPipeline(t, "name: p\nstages: [{name: a, taskDefinition: t2}]\n")
+	db.PutPipeline(ctx, v1, t0)
+	run("pr-1", t0.Add(time.Minute))
+	db.PutPipeline(ctx, v2, t0.Add(time.Hour)) // a second version of the same pipeline
+	run("pr-2", t0.Add(2*time.Hour))
+	if got, err := db.PipelineCreated(ctx, "p"); err != nil || !got.Equal(t0) {
+		t.Fatalf("PipelineCreated = %v, %v; want its first version's %v", got, err, t0)
+	}
+	if err := db.DeletePipeline(ctx, "p", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PipelineCreated(ctx, "p"); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("PipelineCreated of a deleted pipeline: %v", err)
+	}
+	db.PutPipeline(ctx, v1, t0.Add(3*time.Hour))
+	run("pr-3", t0.Add(4*time.Hour))
+	if got, err := db.PipelineCreated(ctx, "p"); err != nil || !got.Equal(t0.Add(3*time.Hour)) {
+		t.Fatalf("PipelineCreated after applying again = %v, %v", got, err)
+	}
+	if got := ids(PipelineRunFilter{Pipeline: "p", Current: true}); !slices.Equal(got, []string{"pr-3"}) {
+		t.Fatalf("current runs %v, want [pr-3]", got)
+	}
+	if got := ids(PipelineRunFilter{Pipeline: "p"}); !slices.Equal(got, []string{"pr-3", "pr-2", "pr-1"}) {
+		t.Fatalf("every run %v", got)
 	}
 }
