@@ -28,8 +28,15 @@ const maxGroup = 500
 var errClosed = errors.New("storage: database closed")
 
 type committer struct {
-	ops     chan *groupOp
-	stop    chan struct{}
+	ops  chan *groupOp
+	stop chan struct{}
+	// queue is held for reading while a write is put on ops and for
+	// writing while stop is closed: once the loop sees stop, nothing more
+	// comes on ops, and the ops it drains are all there are. Without it a
+	// write after Close could be put on ops after the loop's last look
+	// (a select picks at random among ready cases) and wait forever.
+	queue   sync.RWMutex
+	closed  bool // under queue
 	once    sync.Once
 	wg      sync.WaitGroup
 	commits atomic.Int64 // batches run, for tests
@@ -51,7 +58,14 @@ func (db *DB) startCommitter() {
 }
 
 func (db *DB) stopCommitter() {
-	db.group.once.Do(func() { close(db.group.stop) })
+	db.group.once.Do(func() {
+		// A writer blocked on a full ops holds queue for reading until the
+		// loop, still running, takes its write.
+		db.group.queue.Lock()
+		db.group.closed = true
+		close(db.group.stop)
+		db.group.queue.Unlock()
+	})
 	db.group.wg.Wait()
 }
 
@@ -59,20 +73,21 @@ func (db *DB) stopCommitter() {
 // or the commit's. fn may run twice, each time in a new transaction.
 func (db *DB) inGroup(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	op := &groupOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	db.group.queue.RLock()
+	if db.group.closed {
+		db.group.queue.RUnlock()
+		return errClosed
+	}
 	select {
 	case db.group.ops <- op:
-	case <-db.group.stop:
-		return errClosed
 	case <-ctx.Done():
+		db.group.queue.RUnlock()
 		return ctx.Err()
 	}
-	select {
-	case err := <-op.done:
-		return err
-	case <-db.group.stop:
-		// The loop finishes what it took before it stops.
-		return <-op.done
-	}
+	db.group.queue.RUnlock()
+	// The loop answers every op on ops: in a batch, or with errClosed as
+	// it stops.
+	return <-op.done
 }
 
 // groupGather is how long, under load, a batch may wait for more writes.

@@ -215,3 +215,57 @@ func TestGroupCommitGathersUnderLoad(t *testing.T) {
 		t.Fatalf("3 writes to a quiet store took %d commits", c)
 	}
 }
+
+// TestWritesAroundCloseAreAnswered: writes racing Close, and writes after
+// it, each return, committed or refused with errClosed. A write after
+// Close could be put on the queue after the committer's last look, and
+// wait forever for an answer.
+func TestWritesAroundCloseAreAnswered(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	mustCreate(t, db, newRun(0))
+	const racing, after = 200, 100
+	start := make(chan struct{})
+	results := make(chan error, racing)
+	late := make(chan error, after)
+	var closed sync.WaitGroup
+	closed.Add(1)
+	go func() {
+		defer closed.Done()
+		<-start
+		db.Close()
+	}()
+	for i := range racing {
+		go func() {
+			<-start
+			if i%2 == 0 {
+				_, _, err := db.CreateRun(ctx, newRun(i+1))
+				results <- err
+				return
+			}
+			results <- db.MarkPublished(ctx, newRun(0).RunID, 1)
+		}()
+	}
+	close(start)
+	go func() {
+		closed.Wait()
+		for range after {
+			late <- db.MarkPublished(ctx, newRun(0).RunID, 1)
+		}
+	}()
+	hang := time.After(10 * time.Second)
+	for i := range racing + after {
+		select {
+		case err := <-results:
+			if err != nil && !errors.Is(err, errClosed) {
+				t.Errorf("write racing Close: %v, want nil or errClosed", err)
+			}
+		case err := <-late:
+			if !errors.Is(err, errClosed) {
+				t.Errorf("write after Close: %v, want errClosed", err)
+			}
+		case <-hang:
+			t.Fatalf("%d of %d writes around Close still waiting after 10s", racing+after-i, racing+after)
+		}
+	}
+}
