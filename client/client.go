@@ -227,6 +227,13 @@ type LogOptions struct {
 	Follow bool
 }
 
+// LogRetention returns how long the log stream (GANTRY_LOGS) keeps log
+// lines after they were written; 0 means no age limit. A run that ended
+// longer ago than that has none left.
+func (c *Client) LogRetention(ctx context.Context) (time.Duration, error) {
+	return c.q.LogRetention(ctx)
+}
+
 // Logs calls fn with the run's log lines in order, batch by batch.
 func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*jobs.LogBatch) error) error {
 	r, err := c.Get(ctx, runID)

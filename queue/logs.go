@@ -177,6 +177,17 @@ func closed(ch <-chan struct{}) bool {
 	}
 }
 
+// LogRetention returns how long the log stream keeps a message after it
+// was stored (its MaxAge, which WithLogRetention set or an operator
+// changed since); 0 means no age limit.
+func (q *Queue) LogRetention(ctx context.Context) (time.Duration, error) {
+	st, err := q.js.Stream(ctx, StreamLogs)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", StreamLogs, err)
+	}
+	return st.CachedInfo().Config.MaxAge, nil
+}
+
 // ReadLogs calls fn for every batch of the run's logs, in the order they
 // were stored, until all are read (or, following, until the run is done).
 func (q *Queue) ReadLogs(ctx context.Context, lq LogQuery, fn func(*jobs.LogBatch) error) error {

@@ -8,11 +8,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/server"
+	"github.com/gantry-dev/gantry/storage"
+	"github.com/nats-io/nats.go"
 )
 
 // TestRunRefusesACommandWithoutDash: arguments after the task that are
@@ -161,5 +167,89 @@ func TestHTTPAuthFor(t *testing.T) {
 	r.Header.Set("Authorization", "Bearer h")
 	if !(httpAuth{token: "h"}).allows(r) || (httpAuth{token: "other"}).allows(r) {
 		t.Error("bearer token")
+	}
+}
+
+// TestLogsOfARunPastTheLogRetention: `gantry logs` of a run that ended
+// longer ago than GANTRY_LOGS keeps lines says on stderr that its logs are
+// no longer kept (it printed nothing and exited 0, as for a run that
+// wrote nothing); of a run that just ended without a line it says nothing.
+func TestLogsOfARunPastTheLogRetention(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	q, err := queue.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server's clock says when runs end: 31 days ago, then now.
+	var clock atomic.Pointer[time.Time]
+	long := time.Now().Add(-31 * 24 * time.Hour)
+	clock.Store(&long)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.New(db, q, server.WithClock(func() time.Time { return *clock.Load() })).Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+		db.Close()
+	})
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := func() string {
+		t.Helper()
+		td := []byte(`{"family":"f","containerDefinitions":[{"name":"main","image":"i"}]}`)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			r, err := c.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: td})
+			if err == nil {
+				if _, err := c.Stop(ctx, r.RunID, ""); err != nil { // queued: CANCELED at once
+					t.Fatal(err)
+				}
+				return r.RunID
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the server did not take a run within 10s: %v", err)
+			}
+		}
+	}
+	logs := func(id string) (stdout, stderr string) {
+		t.Helper()
+		root := newRoot()
+		var out, errb bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errb)
+		root.SetArgs([]string{"logs", "--nats", ns.ClientURL(), id})
+		if err := root.ExecuteContext(ctx); err != nil {
+			t.Fatalf("gantry logs %s: %v", id, err)
+		}
+		return out.String(), errb.String()
+	}
+
+	old := ended()
+	out, errOut := logs(old)
+	if want := "gantry: run " + old + " ended 31d ago, and logs are kept 30d (the GANTRY_LOGS stream's max age): its logs, if it wrote any, are no longer kept\n"; out != "" || errOut != want {
+		t.Errorf("logs of a run that ended 31 days ago: stdout %q, stderr %q; want stderr %q", out, errOut, want)
+	}
+	now := time.Now()
+	clock.Store(&now)
+	if out, errOut := logs(ended()); out != "" || errOut != "" {
+		t.Errorf("logs of a run that just ended without a line: stdout %q, stderr %q; want nothing", out, errOut)
 	}
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 	"github.com/spf13/cobra"
 )
 
@@ -20,7 +23,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Short: "Print a run's logs; -f follows them until the run ends",
 		Long: `logs prints what the run's containers wrote, stdout to stdout and stderr to
 stderr, in order. The log is kept in JetStream, so it can be read again after
-the run ended and after gantry restarts.`,
+the run ended and after gantry restarts, for 30 days (the GANTRY_LOGS stream's
+max age): of a run that ended longer ago, logs says on stderr that its logs
+are no longer kept.`,
 		Example: `  gantry logs 01jf3...
   gantry logs -f 01jf3... --container main
   gantry logs 01jf3... --attempt 2`,
@@ -33,7 +38,17 @@ the run ended and after gantry restarts.`,
 			defer nc.Close()
 			pr := newLinePrinter(cmd.OutOrStdout(), cmd.ErrOrStderr(), prefix)
 			defer pr.flush()
-			return c.Logs(cmd.Context(), args[0], o, pr.batch)
+			batches := 0
+			err = c.Logs(cmd.Context(), args[0], o, func(b *jobs.LogBatch) error {
+				batches++
+				return pr.batch(b)
+			})
+			if err == nil && batches == 0 {
+				if why := logsExpired(cmd.Context(), c, args[0], o, time.Now()); why != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), "gantry:", why)
+				}
+			}
+			return err
 		},
 	}
 	c.Flags().BoolVarP(&o.Follow, "follow", "f", false, "keep printing new lines until the run ends")
@@ -41,6 +56,24 @@ the run ended and after gantry restarts.`,
 	c.Flags().IntVar(&o.Attempt, "attempt", 0, "only this attempt's lines (default: all)")
 	c.Flags().BoolVar(&prefix, "prefix", false, "start each line with its container's name and stream")
 	return c
+}
+
+// logsExpired says why a run that showed no log line has none, when it can
+// be told for sure: the run ended longer ago than the log stream keeps
+// lines, so whatever it wrote is gone. Otherwise (a run that wrote
+// nothing, a stream without an age limit, a user who may not read the
+// stream's configuration) it returns "", and the empty output stands.
+func logsExpired(ctx context.Context, c *client.Client, runID string, o client.LogOptions, now time.Time) string {
+	r, err := c.Get(ctx, runID)
+	if err != nil || r.FinishedAt == nil || o.Attempt > len(r.Attempts) {
+		return ""
+	}
+	keep, err := c.LogRetention(ctx)
+	if err != nil || keep <= 0 || now.Sub(*r.FinishedAt) <= keep {
+		return ""
+	}
+	return fmt.Sprintf("run %s ended %s ago, and logs are kept %s (the %s stream's max age): its logs, if it wrote any, are no longer kept",
+		runID, short(now.Sub(*r.FinishedAt)), short(keep), queue.StreamLogs)
 }
 
 // linePrinter writes log batches out, joining the pieces of long lines.
