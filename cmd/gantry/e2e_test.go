@@ -480,6 +480,12 @@ func TestBadInputIsOneLineAndExit125(t *testing.T) {
 			"--timeout 900000h0m0s: must be at most 876000h0m0s (100 years)"},
 		{"deadline beyond 100 years", env, []string{"run", "--image", "x", "--deadline", "2562047h", "--", "true"},
 			"--deadline 2562047h0m0s: must be at most 876000h0m0s (100 years)"},
+		// Checked before anything starts (a data directory that cannot be
+		// made fails at once without the check).
+		{"no data retention", env, []string{"up", "--data", "/dev/null/gantry", "--nats-port", "0", "--data-retention", "0"},
+			"--data-retention 0s: must be more than 0"},
+		{"negative data retention", env, []string{"server", "--data", t.TempDir(), "--data-retention", "-1h"},
+			"--data-retention -1h0m0s: must be more than 0"},
 		{"unreachable Docker", append(os.Environ(), "DOCKER_HOST=unix:///nonexistent/docker.sock"),
 			[]string{"up", "--data", t.TempDir(), "--nats-port", "0"}, "cannot reach the Docker daemon"},
 	}

@@ -316,6 +316,9 @@ client certificates).`,
   gantry up --nats-port 4333 --allow-host-path /srv/etl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkDataRetention(retention); err != nil {
+				return err
+			}
 			if err := wf.validate(); err != nil {
 				return err
 			}
@@ -427,6 +430,9 @@ It is the single writer of the SQLite store under --data. With --embedded-nats
 it starts its own NATS server with JetStream instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkDataRetention(retention); err != nil {
+				return err
+			}
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
