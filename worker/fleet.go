@@ -171,13 +171,15 @@ func (w *Worker) Info() jobs.WorkerInfo {
 		LastHeartbeat: w.cfg.now().UTC()}
 }
 
-// heartbeat beats until stop is closed, then unlists the worker.
+// heartbeat beats until stop is closed, then unlists the worker, even
+// when ctx (the worker's life, ended when the grace period ran out) is
+// done by then.
 func (w *Worker) heartbeat(ctx context.Context, stop <-chan struct{}) {
 	p := w.cfg.presence
 	t := time.NewTicker(w.cfg.beatEvery)
 	defer t.Stop()
 	leave := func() {
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if err := p.Leave(lctx, w.id); err != nil {
 			w.cfg.log.Warn().Err(err).Msg("leave the worker list")
 		}

@@ -383,11 +383,36 @@ func (p *countingPresence) Beat(context.Context, jobs.WorkerInfo) error {
 	return nil
 }
 
-func (p *countingPresence) Leave(context.Context, string) error {
+func (p *countingPresence) Leave(ctx context.Context, _ string) error {
+	if err := ctx.Err(); err != nil {
+		return err // as a real request would
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.left = true
 	return nil
+}
+
+// TestWorkerLeavesAfterItsLifeEnded: when the grace period ran out, the
+// worker's life (the heartbeat's context) ends before the heartbeat stops;
+// the worker still leaves the list, rather than stay listed ACTIVE with
+// its old runs until its presence expires.
+func TestWorkerLeavesAfterItsLifeEnded(t *testing.T) {
+	p := &countingPresence{}
+	w := New("w1", "default", &fakeSource{leases: make(chan *fakeLease)}, fakeRuntime(nil), &fakeReporter{},
+		WithPresence(p, time.Hour))
+	life, end := context.WithCancel(context.Background())
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); w.heartbeat(life, stop) }()
+	end()
+	close(stop)
+	<-done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.left {
+		t.Fatal("the worker did not leave the list once its life had ended")
+	}
 }
 
 // TestHeartbeatsTellChangesAtMostEveryGap: a worker whose jobs start and
