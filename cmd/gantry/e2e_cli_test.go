@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,4 +164,46 @@ func TestContexts(t *testing.T) {
 	if _, errOut, code := runBin(t, env, "context", "use", "missing"); code != exitGantryError || !strings.Contains(errOut, `no context "missing"`) {
 		t.Fatalf("use missing: %d %s", code, errOut)
 	}
+}
+
+// TestSecondSignalQuitsAtOnce: the first SIGTERM lets running tasks go on
+// for --grace; a second one ends gantry up at once, saying so is possible
+// on the way. Started again, it stops what it left.
+func TestSecondSignalQuitsAtOnce(t *testing.T) {
+	t.Parallel()
+	in := startUp(t, "--grace", "5m")
+	id := in.runDetached("sh", "-c", "echo ready; sleep 300")
+	in.waitLog(id, "ready")
+	done := make(chan error, 1)
+	cmd := in.cmd
+	go func() { done <- cmd.Wait() }()
+	cmd.Process.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(in.log.String(), "interrupt again to quit at once") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no hint of a second signal 30s after the first:\n%s", in.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	select {
+	case <-done:
+		t.Fatalf("gantry up ended on the first SIGTERM with a task to wait for:\n%s", in.log)
+	default:
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("gantry up still running 30s after a second SIGTERM:\n%s", in.log)
+	}
+	in.cmd = nil
+	// The container left running is stopped when gantry up starts again.
+	in.upFlags = nil
+	in.start()
+	if _, errOut, code := in.gantry("stop", id); code != 0 {
+		t.Fatalf("stop: exit %d: %s", code, errOut)
+	}
+	in.waitStatus(id, jobs.StatusCanceled, jobs.StatusFailed)
 }

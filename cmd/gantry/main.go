@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/queue"
@@ -45,6 +46,16 @@ type globals struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		// The first signal asks for a clean stop, which may wait for running
+		// tasks (--grace) or the server; a second one takes the signal's
+		// default action and ends the process at once (a worker started
+		// again reconciles what it left).
+		stop()
+		time.Sleep(2 * time.Second)
+		fmt.Fprintln(os.Stderr, "gantry: stopping; interrupt again to quit at once")
+	}()
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
