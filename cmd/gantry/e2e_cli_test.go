@@ -207,3 +207,23 @@ func TestSecondSignalQuitsAtOnce(t *testing.T) {
 	}
 	in.waitStatus(id, jobs.StatusCanceled, jobs.StatusFailed)
 }
+
+// TestDataDirectoryIsLocked: a second gantry up or server on a data
+// directory in use is refused, naming the process that holds it; before,
+// both ran, two JetStream servers on one store, and runs' logs were lost.
+func TestDataDirectoryIsLocked(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	for _, args := range [][]string{
+		{"up", "--data", in.data, "--nats-port", "0"},
+		{"server", "--embedded-nats", "--data", in.data, "--nats-port", "0"},
+	} {
+		_, errOut, code := runBin(t, os.Environ(), args...)
+		if code != exitGantryError || !strings.Contains(errOut, "data directory "+in.data+" is in use by another gantry process (pid ") {
+			t.Errorf("%s on a data directory in use: exit %d, stderr %q", args[0], code, errOut)
+		}
+	}
+	if _, errOut, code := in.gantry("ps"); code != 0 {
+		t.Fatalf("the first gantry up no longer answers: %s", errOut)
+	}
+}

@@ -345,6 +345,11 @@ client certificates).`,
 			if err := os.MkdirAll(dataDir, 0o750); err != nil {
 				return fmt.Errorf("data directory: %w", err)
 			}
+			unlock, err := lockDataDir(dataDir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
 				Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways,
 				SubmitUser: submitter.user, SubmitPassword: submitter.password}
@@ -446,6 +451,11 @@ it starts its own NATS server with JetStream instead.`,
 			if err := os.MkdirAll(dataDir, 0o750); err != nil {
 				return fmt.Errorf("data directory: %w", err)
 			}
+			unlock, err := lockDataDir(dataDir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			o := g.conn
 			o.Name, o.Reconnect = "gantry-server", true
 			if embeddedNATS {
