@@ -99,15 +99,22 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopAPI() // answers the requests taken before the store closes
+	// A loop that fails (its consumer could not be made, say) ends the
+	// others and Run, at once: a server answering the API but applying no
+	// report would leave every run QUEUED or RUNNING without a word.
+	loops, endLoops := context.WithCancel(ctx)
+	defer endLoops()
 	errc := make(chan error, 3)
-	go func() { errc <- s.q.ConsumeEvents(ctx, 500, func(b *queue.EventBatch) { s.applyBatch(ctx, b) }) }()
-	go func() { errc <- s.consumeSubmissions(ctx) }()
-	go func() { errc <- s.sweep(ctx) }() // fleet.go
+	go func() { errc <- s.q.ConsumeEvents(loops, 500, func(b *queue.EventBatch) { s.applyBatch(ctx, b) }) }()
+	go func() { errc <- s.consumeSubmissions(loops) }()
+	go func() { errc <- s.sweep(loops) }() // fleet.go
 	s.cfg.log.Info().Msg("server ready")
 	var first error
 	for range 3 {
 		if err := <-errc; err != nil && first == nil && ctx.Err() == nil {
 			first = err
+			s.cfg.log.Error().Err(err).Msg("server stopping")
+			endLoops()
 		}
 	}
 	return first

@@ -189,3 +189,29 @@ func TestAPIHandlersRefuseOnceStopping(t *testing.T) {
 		t.Fatal("a request after Stop was taken")
 	}
 }
+
+// TestRunEndsWhenAReportsConsumerCannotBeMade: a loop of the server that
+// fails (here the reports consumer, made impossible by a durable of its
+// name with other settings; in a cluster, a JetStream error at start) ends
+// Run with its error at once. Before, Run went on answering the API and
+// applied no report again, saying nothing until it was stopped.
+func TestRunEndsWhenAReportsConsumerCannotBeMade(t *testing.T) {
+	_, q, db := testStack(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := q.JetStream().CreateConsumer(ctx, queue.StreamReports, jetstream.ConsumerConfig{
+		Durable: "server", AckPolicy: jetstream.AckExplicitPolicy, MaxWaiting: 7}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- New(db, q).Run(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run returned no error")
+		}
+		t.Log(err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run still serving 30s after its reports consumer failed")
+	}
+}
