@@ -227,3 +227,39 @@ func TestDataDirectoryIsLocked(t *testing.T) {
 		t.Fatalf("the first gantry up no longer answers: %s", errOut)
 	}
 }
+
+// TestServerAnswersDuringTheDrain: while gantry up's worker lets a task
+// finish after SIGTERM (--grace), its server still answers: ps lists the
+// run and stop ends it, and with it the drain. Before, the server stopped
+// with the first signal and every command failed for the whole grace
+// period.
+func TestServerAnswersDuringTheDrain(t *testing.T) {
+	t.Parallel()
+	in := startUp(t, "--grace", "5m")
+	id := in.runDetached("sh", "-c", "echo ready; sleep 300")
+	in.waitLog(id, "ready")
+	cmd := in.cmd
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(time.Second)
+	if out, errOut, code := in.gantry("ps"); code != 0 || !strings.Contains(out, id) {
+		t.Fatalf("ps during the drain: exit %d, %q %q", code, out, errOut)
+	}
+	if _, errOut, code := in.gantry("stop", id); code != 0 {
+		t.Fatalf("stop during the drain: exit %d: %s", code, errOut)
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("gantry up still draining a minute after its one run was stopped:\n%s", in.log)
+	}
+	in.cmd = nil
+	in.upFlags = nil
+	in.start()
+	if r := in.describe(id); r.Status != jobs.StatusCanceled {
+		t.Fatalf("run stopped during the drain is %s (%s)", r.Status, r.StoppedReason)
+	}
+}

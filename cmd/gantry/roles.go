@@ -378,11 +378,26 @@ client certificates).`,
 			if err := ensureStreams(cmd.Context(), nc); err != nil {
 				return err
 			}
+			// The server outlives the worker's drain: during --grace, ps,
+			// stop and attached runs still get answers, and the ends of the
+			// runs that finish are recorded. It stops with the worker, or
+			// at once when a role failed.
+			serverLife, endServer := context.WithCancel(context.WithoutCancel(cmd.Context()))
+			defer endServer()
 			return serveAll(cmd.Context(), log,
 				func(ctx context.Context) error {
-					return runServer(ctx, nc, dataDir, log, wf.fleet.lease, syncAlways, server.WithDataRetention(retention))
+					stop := context.AfterFunc(ctx, func() {
+						if cmd.Context().Err() == nil {
+							endServer() // another role failed
+						}
+					})
+					defer stop()
+					return runServer(serverLife, nc, dataDir, log, wf.fleet.lease, syncAlways, server.WithDataRetention(retention))
 				},
-				func(ctx context.Context) error { return runWorker(ctx, nc, &wf, log) },
+				func(ctx context.Context) error {
+					defer endServer()
+					return runWorker(ctx, nc, &wf, log)
+				},
 				httpServe(httpAddr, nc, hauth, log))
 		},
 	}
