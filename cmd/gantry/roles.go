@@ -352,7 +352,7 @@ client certificates).`,
 			defer unlock()
 			eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
 				Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways,
-				SubmitUser: submitter.user, SubmitPassword: submitter.password}
+				SubmitUser: submitter.user, SubmitPassword: submitter.password, Log: natsLog(log)}
 			serveTLS.apply(&eo)
 			ns, err := embedded.Start(eo)
 			if err != nil {
@@ -412,6 +412,19 @@ client certificates).`,
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	wf.add(c)
 	return c
+}
+
+// natsLog passes the embedded NATS server's warnings and errors (a store
+// that can no longer write, say) to log.
+func natsLog(log zerolog.Logger) func(embedded.Level, string) {
+	log = log.With().Str("role", "nats").Logger()
+	return func(level embedded.Level, msg string) {
+		if level == embedded.LevelError {
+			log.Error().Msg(msg)
+		} else {
+			log.Warn().Msg(msg)
+		}
+	}
 }
 
 // serveAll runs the roles until ctx is done or one fails.
@@ -485,7 +498,7 @@ it starts its own NATS server with JetStream instead.`,
 				}
 				eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
 					Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways,
-					SubmitUser: submitter.user, SubmitPassword: submitter.password}
+					SubmitUser: submitter.user, SubmitPassword: submitter.password, Log: natsLog(log)}
 				serveTLS.apply(&eo)
 				ns, err := embedded.Start(eo)
 				if err != nil {

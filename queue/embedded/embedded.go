@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -38,7 +39,36 @@ type Options struct {
 	// present a certificate signed by this CA (mutual TLS). In-process
 	// connections (the roles of `gantry up`) skip TLS altogether.
 	TLSClientCA string
+	// Log, when set, receives the server's warnings and errors (a store
+	// that cannot write: a full disk, say); they are dropped otherwise.
+	Log func(level Level, msg string)
 }
+
+// Level is the level of a message of the NATS server.
+type Level string
+
+// Levels of Options.Log.
+const (
+	LevelWarn  Level = "warn"
+	LevelError Level = "error"
+)
+
+// logger passes on the NATS server's warnings and errors; its notices,
+// many at every start, and its debug output are dropped.
+type logger func(level Level, msg string)
+
+func (l logger) Noticef(string, ...any) {}
+func (l logger) Debugf(string, ...any)  {}
+func (l logger) Tracef(string, ...any)  {}
+func (l logger) Warnf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if strings.HasPrefix(msg, "Plaintext passwords detected") {
+		return // about configuration files; gantry's passwords come from flags
+	}
+	l(LevelWarn, msg)
+}
+func (l logger) Errorf(format string, v ...any) { l(LevelError, fmt.Sprintf(format, v...)) }
+func (l logger) Fatalf(format string, v ...any) { l(LevelError, fmt.Sprintf(format, v...)) }
 
 // Start starts a NATS server with JetStream and waits until it
 // accepts connections. The caller shuts it down.
@@ -84,6 +114,9 @@ func Start(o Options) (*server.Server, error) {
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if o.Log != nil {
+		ns.SetLogger(logger(o.Log), false, false)
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(15 * time.Second) {
