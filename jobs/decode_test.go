@@ -179,6 +179,8 @@ func TestDecodeMalformedTaskDefinitions(t *testing.T) {
 			{"name": "a", "image": "i", "dependsOn": [{"containerName": "b", "condition": "START"}]},
 			{"name": "b", "image": "i", "essential": false, "dependsOn": [{"containerName": "a", "condition": "START"}]}]}`, []string{
 			`containerDefinitions: dependsOn has a cycle: a → b → a`}},
+		{"empty label key", `{` + base + `, "dockerLabels": {"": "x", "team": "etl"}}]}`, []string{
+			`containerDefinitions[0].dockerLabels: a label key is empty`}},
 		{"healthy without a health check", `{"family": "f", "containerDefinitions": [
 			{"name": "a", "image": "i", "dependsOn": [{"containerName": "b", "condition": "HEALTHY"}]},
 			{"name": "b", "image": "i"}]}`, []string{

@@ -417,7 +417,10 @@ func (td TaskDefinition) validateECS(bad func(path, format string, args ...any))
 			}
 		}
 		for k := range c.DockerLabels {
-			if k == "" || strings.HasPrefix(k, "gantry.") {
+			switch {
+			case k == "":
+				bad(p+".dockerLabels", "a label key is empty")
+			case strings.HasPrefix(k, "gantry."):
 				bad(p+".dockerLabels", "%q: labels starting with \"gantry.\" are gantry's own", k)
 			}
 		}
