@@ -190,6 +190,14 @@ func TestDecodeMalformedTaskDefinitions(t *testing.T) {
 			`networkMode: "host" is not supported: every task runs on a bridge network of its own; use "bridge" or "awsvpc"`,
 			`memory: "lots": want MiB ("2048") or GB ("2 GB")`,
 			`cpu: the containers ask for 512 CPU units in all, more than the task's 256`}},
+		{"task cpu below ECS's range", `{"family": "f", "cpu": "8", "containerDefinitions": [{"name": "a", "image": "i"}]}`, []string{
+			`cpu: "8" is 8 CPU units: want 128 (0.125 vCPU) to 196608 (192 vCPUs), as ECS takes on EC2`}},
+		{"task cpu in vCPUs below ECS's range", `{"family": "f", "cpu": "0.05 vCPU", "containerDefinitions": [{"name": "a", "image": "i"}]}`, []string{
+			`cpu: "0.05 vCPU" is 51 CPU units: want 128 (0.125 vCPU) to 196608 (192 vCPUs), as ECS takes on EC2`}},
+		{"task cpu zero", `{"family": "f", "cpu": 0, "containerDefinitions": [{"name": "a", "image": "i"}]}`, []string{
+			`cpu: "0" is 0 CPU units: want 128 (0.125 vCPU) to 196608 (192 vCPUs), as ECS takes on EC2`}},
+		{"task cpu above ECS's range", `{"family": "f", "cpu": "193 vCPU", "containerDefinitions": [{"name": "a", "image": "i"}]}`, []string{
+			`cpu: "193 vCPU" is 197632 CPU units: want 128 (0.125 vCPU) to 196608 (192 vCPUs), as ECS takes on EC2`}},
 		{"volume both kinds", `{"family": "f", "volumes": [{"name": "v", "host": {"sourcePath": "/srv"},
 			"dockerVolumeConfiguration": {"scope": "task", "autoprovision": true}}], "containerDefinitions": [{"name": "a", "image": "i"}]}`, []string{
 			`volumes[0]: give host or dockerVolumeConfiguration, not both`,
@@ -210,6 +218,22 @@ func TestDecodeMalformedTaskDefinitions(t *testing.T) {
 				t.Errorf("not a FieldError: %T", err)
 			}
 		})
+	}
+}
+
+func TestDecodeTaskCPUBounds(t *testing.T) {
+	for _, tt := range []struct {
+		cpu   string
+		units int
+	}{{"128", 128}, {"0.125 vCPU", 128}, {"196608", 196608}, {"192 vCPU", 196608}} {
+		td, _, err := DecodeTaskDefinition([]byte(`{"family": "f", "cpu": "` + tt.cpu + `", "containerDefinitions": [{"name": "a", "image": "i"}]}`))
+		if err != nil {
+			t.Errorf("cpu %q: %v", tt.cpu, err)
+			continue
+		}
+		if n, _ := td.CPUUnits(); n != tt.units {
+			t.Errorf("cpu %q = %d units, want %d", tt.cpu, n, tt.units)
+		}
 	}
 }
 

@@ -201,8 +201,13 @@ func splitUnit(s string) (num, unit string) {
 	return strings.TrimSpace(s[:i]), strings.TrimSpace(s[i:])
 }
 
-// Limits ECS puts on container fields.
+// Limits ECS puts on task and container fields.
 const (
+	// minTaskCPU and maxTaskCPU bound the task-level cpu on EC2. Well
+	// below the minimum (about 10 units), the kernel refuses the CPU quota
+	// Docker makes of it when the container starts.
+	minTaskCPU     = 128
+	maxTaskCPU     = 196608
 	maxStopTimeout = 120
 	maxPort        = 65535
 )
@@ -230,6 +235,8 @@ func (td TaskDefinition) validateECS(bad func(path, format string, args ...any))
 	taskCPU, err := td.CPUUnits()
 	if err != nil {
 		bad("cpu", "%s", err.Error())
+	} else if strings.TrimSpace(td.CPU) != "" && (taskCPU < minTaskCPU || taskCPU > maxTaskCPU) {
+		bad("cpu", "%q is %d CPU units: want %d (0.125 vCPU) to %d (192 vCPUs), as ECS takes on EC2", td.CPU, taskCPU, minTaskCPU, maxTaskCPU)
 	}
 	taskMem, err := td.MemoryMiB()
 	if err != nil {

@@ -28,7 +28,10 @@ const (
 // Defaults applied to every container.
 const (
 	pidsLimit = 4096
-	minShares = 2 // Docker's smallest CPU share
+	// The kernel takes CPU shares from 2 to 262144; ECS's agent passes a
+	// container cpu outside that range as the nearest bound, and so do we.
+	minShares = 2
+	maxShares = 262144
 )
 
 // ctr is one container of a task run and what the runtime knows of it.
@@ -128,7 +131,7 @@ func (r *Runtime) createContainer(ctx context.Context, tr *taskRun, c *ctr) erro
 		hc.MemoryReservation = int64(d.MemoryReservation) << 20
 	}
 	if d.CPU > 0 {
-		hc.CPUShares = int64(max(d.CPU, minShares))
+		hc.CPUShares = int64(min(max(d.CPU, minShares), maxShares))
 	}
 
 	if err := r.applyECS(tr, c, cfg, hc); err != nil { // ecs_container.go

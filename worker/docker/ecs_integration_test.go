@@ -224,6 +224,19 @@ func TestRunTaskMemoryBoundsContainer(t *testing.T) {
 	}
 }
 
+// TestRunContainerCPUBeyondKernelShares runs a container whose cpu is above
+// the 262144 CPU shares the kernel takes: ECS's agent passes it as 262144,
+// where Docker itself fails the start.
+func TestRunContainerCPUBeyondKernelShares(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	task := e.task(t, jobs.ContainerDefinition{Name: "main", CPU: 300000, Command: sh("true")})
+	res := mustRun(t, testCtx(t, time.Minute), e, task, &recordSink{})
+	if c := res.Containers[0]; exitCode(t, c) != 0 {
+		t.Fatalf("got %+v", c)
+	}
+}
+
 func TestRunDockerVolumeConfiguration(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
