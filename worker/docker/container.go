@@ -46,11 +46,12 @@ type ctr struct {
 	died     <-chan int // the exit code, from the daemon's die event
 	logsDone chan struct{}
 
-	started  bool
-	exited   bool
-	stopping bool // asked to stop; reason is set
-	reason   string
-	result   jobs.ContainerResult
+	started   bool
+	startedAt time.Time // when the runtime started it (deps.go)
+	exited    bool
+	stopping  bool // asked to stop; reason is set
+	reason    string
+	result    jobs.ContainerResult
 }
 
 func (r *Runtime) objectLabels(t *worker.Task) map[string]string {

@@ -17,20 +17,20 @@ const healthPoll = 250 * time.Millisecond
 // dependsOn: START once the target started, COMPLETE once it exited,
 // SUCCESS once it exited 0, HEALTHY once its health check passed. A
 // dependency that can never be met (the target failed, exited before it was
-// healthy, went unhealthy, or the container's startTimeout passed) is
-// reported so that the task stops with a reason naming it. Only Run's
-// goroutine uses it.
+// healthy, went unhealthy, or did not reach a COMPLETE, SUCCESS or HEALTHY
+// condition within its own startTimeout, counted from its start, as ECS
+// does) is reported so that the task stops with a reason naming it. Only
+// Run's goroutine uses it.
 type deps struct {
 	tr      *taskRun
 	byName  map[string]*ctr
-	begun   time.Time
 	gone    map[*ctr]bool   // will never start (failed or abandoned)
 	healthy map[*ctr]bool   // passed a health check once
 	health  map[*ctr]string // last health status seen
 }
 
-func newDeps(tr *taskRun, now time.Time) *deps {
-	d := &deps{tr: tr, byName: map[string]*ctr{}, begun: now, gone: map[*ctr]bool{},
+func newDeps(tr *taskRun) *deps {
+	d := &deps{tr: tr, byName: map[string]*ctr{}, gone: map[*ctr]bool{},
 		healthy: map[*ctr]bool{}, health: map[*ctr]string{}}
 	for _, c := range tr.containers {
 		d.byName[c.def.Name] = c
@@ -51,6 +51,9 @@ func (d *deps) next(now time.Time) (c *ctr, unmet string) {
 		ready := true
 		for _, dep := range c.def.DependsOn {
 			ok, why := d.met(dep)
+			if why == "" && !ok {
+				why = d.timedOut(dep, now)
+			}
 			if why != "" {
 				return nil, d.giveUp(c, why)
 			}
@@ -59,11 +62,22 @@ func (d *deps) next(now time.Time) (c *ctr, unmet string) {
 		if ready {
 			return c, ""
 		}
-		if t := c.def.StartTimeout; t > 0 && now.Sub(d.begun) >= time.Duration(t)*time.Second {
-			return nil, d.giveUp(c, fmt.Sprintf("its dependencies were not met within startTimeout=%ds (%s)", t, d.waitingFor(c)))
-		}
 	}
 	return nil, ""
+}
+
+// timedOut says why dep, not met yet, never will be when its target's
+// startTimeout has passed since the target started. As in ECS, the
+// timeout is the target's, and a START dependency is met by the start.
+func (d *deps) timedOut(dep jobs.ContainerDep, now time.Time) string {
+	t := d.byName[dep.ContainerName]
+	if t == nil || dep.Condition == jobs.DepStart || t.def.StartTimeout <= 0 || !t.started || t.exited {
+		return ""
+	}
+	if now.Sub(t.startedAt) < time.Duration(t.def.StartTimeout)*time.Second {
+		return ""
+	}
+	return fmt.Sprintf("container %s was not %s within its startTimeout=%ds", t.def.Name, dep.Condition, t.def.StartTimeout)
 }
 
 func (d *deps) giveUp(c *ctr, why string) string {
@@ -110,20 +124,6 @@ func (d *deps) met(dep jobs.ContainerDep) (ok bool, never string) {
 	return false, fmt.Sprintf("unknown condition %q", dep.Condition)
 }
 
-// waitingFor says which dependencies of c are not met yet.
-func (d *deps) waitingFor(c *ctr) string {
-	s := ""
-	for _, dep := range c.def.DependsOn {
-		if ok, _ := d.met(dep); !ok {
-			if s != "" {
-				s += ", "
-			}
-			s += dep.ContainerName + " not " + dep.Condition
-		}
-	}
-	return s
-}
-
 // waiting reports whether a pending container waits on health or on a
 // start timeout, which only the passing of time can settle.
 func (d *deps) waiting() bool {
@@ -131,11 +131,11 @@ func (d *deps) waiting() bool {
 		if !d.pending(c) {
 			continue
 		}
-		if c.def.StartTimeout > 0 {
-			return true
-		}
 		for _, dep := range c.def.DependsOn {
 			if dep.Condition == jobs.DepHealthy {
+				return true
+			}
+			if t := d.byName[dep.ContainerName]; t != nil && dep.Condition != jobs.DepStart && t.def.StartTimeout > 0 {
 				return true
 			}
 		}

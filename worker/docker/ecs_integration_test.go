@@ -86,17 +86,21 @@ func TestRunUnmetDependencyStopsTask(t *testing.T) {
 			t.Errorf("sidecar was not stopped with the reason: %+v", c)
 		}
 	})
-	t.Run("startTimeout while waiting for HEALTHY", func(t *testing.T) {
+	t.Run("startTimeout of the container waited for HEALTHY", func(t *testing.T) {
 		t.Parallel()
 		task := e.task(t,
-			jobs.ContainerDefinition{Name: "db", Essential: no(), Command: sh("sleep 300"),
+			jobs.ContainerDefinition{Name: "db", Essential: no(), Command: sh("sleep 300"), StartTimeout: 2,
 				HealthCheck: &jobs.HealthCheck{Command: []string{"CMD-SHELL", "false"}, Interval: 30, Retries: 3}},
-			jobs.ContainerDefinition{Name: "app", Command: sh("echo should not run"), StartTimeout: 2,
+			jobs.ContainerDefinition{Name: "app", Command: sh("echo should not run"),
 				DependsOn: []jobs.ContainerDep{{ContainerName: "db", Condition: jobs.DepHealthy}}})
+		start := time.Now()
 		res := mustRun(t, testCtx(t, time.Minute), e, task, &recordSink{})
 		app := resultOf(t, res.Containers, "app")
-		if app.ExitCode != nil || !strings.Contains(app.Reason, "startTimeout=2s (db not HEALTHY)") {
-			t.Errorf("app: %+v", app)
+		if want := "container db was not HEALTHY within its startTimeout=2s"; app.ExitCode != nil || !strings.Contains(app.Reason, want) {
+			t.Errorf("app: %+v, want a reason saying %q", app, want)
+		}
+		if took := time.Since(start); took > 30*time.Second {
+			t.Errorf("took %v: db's startTimeout of 2s did not end the wait", took)
 		}
 	})
 }

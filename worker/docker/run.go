@@ -45,7 +45,7 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 	var startErr error
 	running := 0
 	stopping := false
-	dp := newDeps(tr, time.Now())
+	dp := newDeps(tr)
 	stopAll := func(cause string) {
 		stopping = true
 		dp.abandon("Stopped before start: " + cause)
@@ -80,7 +80,7 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 				dp.gone[c] = true
 				return
 			}
-			c.started = true
+			c.started, c.startedAt = true, time.Now()
 			running++
 			r.watch(&wg, tr, c, logs, exited)
 		}
