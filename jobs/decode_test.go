@@ -181,6 +181,26 @@ func TestDecodeMalformedTaskDefinitions(t *testing.T) {
 			`containerDefinitions: dependsOn has a cycle: a → b → a`}},
 		{"empty label key", `{` + base + `, "dockerLabels": {"": "x", "team": "etl"}}]}`, []string{
 			`containerDefinitions[0].dockerLabels: a label key is empty`}},
+		{"volumesFrom cycle", `{"family": "f", "containerDefinitions": [
+			{"name": "a", "image": "i", "volumesFrom": [{"sourceContainer": "b"}]},
+			{"name": "b", "image": "i", "essential": false, "volumesFrom": [{"sourceContainer": "a"}]}]}`, []string{
+			`containerDefinitions: volumesFrom and links have a cycle (each names a container to create first): a → b → a`}},
+		{"volumesFrom and links cycle", `{"family": "f", "containerDefinitions": [
+			{"name": "a", "image": "i", "links": ["b:bee"]},
+			{"name": "b", "image": "i", "essential": false, "volumesFrom": [{"sourceContainer": "c"}]},
+			{"name": "c", "image": "i", "essential": false, "links": ["a"]}]}`, []string{
+			`containerDefinitions: volumesFrom and links have a cycle (each names a container to create first): a → b → c → a`}},
+		{"dependsOn and volumesFrom cycles", `{"family": "f", "containerDefinitions": [
+			{"name": "a", "image": "i", "dependsOn": [{"containerName": "b", "condition": "START"}]},
+			{"name": "b", "image": "i", "essential": false, "dependsOn": [{"containerName": "a", "condition": "START"}]},
+			{"name": "c", "image": "i", "essential": false, "volumesFrom": [{"sourceContainer": "d"}]},
+			{"name": "d", "image": "i", "essential": false, "volumesFrom": [{"sourceContainer": "c"}]}]}`, []string{
+			`containerDefinitions: dependsOn has a cycle: a → b → a`,
+			`containerDefinitions: volumesFrom and links have a cycle (each names a container to create first): c → d → c`}},
+		{"dependsOn and links cycle", `{"family": "f", "containerDefinitions": [
+			{"name": "a", "image": "i", "links": ["b"]},
+			{"name": "b", "image": "i", "essential": false, "dependsOn": [{"containerName": "a", "condition": "START"}]}]}`, []string{
+			`containerDefinitions: dependsOn and links have a cycle (a link's target starts first): a → b → a`}},
 		{"healthy without a health check", `{"family": "f", "containerDefinitions": [
 			{"name": "a", "image": "i", "dependsOn": [{"containerName": "b", "condition": "HEALTHY"}]},
 			{"name": "b", "image": "i"}]}`, []string{
@@ -218,6 +238,17 @@ func TestDecodeMalformedTaskDefinitions(t *testing.T) {
 				t.Errorf("not a FieldError: %T", err)
 			}
 		})
+	}
+}
+
+// volumesFrom and dependsOn pointing opposite ways are no cycle: ECS
+// creates the source of the volumes first and starts the other first.
+func TestDecodeVolumesFromAgainstDependsOn(t *testing.T) {
+	_, _, err := DecodeTaskDefinition([]byte(`{"family": "f", "containerDefinitions": [
+		{"name": "reader", "image": "i", "volumesFrom": [{"sourceContainer": "writer"}]},
+		{"name": "writer", "image": "i", "essential": false, "dependsOn": [{"containerName": "reader", "condition": "START"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -443,9 +443,49 @@ func (td TaskDefinition) validateECS(bad func(path, format string, args ...any))
 	if taskMem > 0 && sumMem > taskMem {
 		bad("memory", "the containers ask for %d MiB in all, more than the task's %d MiB", sumMem, taskMem)
 	}
-	if cycle := depCycle(td.ContainerDefinitions); cycle != nil {
-		bad("containerDefinitions", "dependsOn has a cycle: %s", strings.Join(cycle, " → "))
+	// ECS creates the source of volumesFrom and the target of a link first
+	// and starts a link's target first: they order containers as dependsOn
+	// does, and no order fits a cycle.
+	dependsOn := func(c ContainerDefinition) []string {
+		var out []string
+		for _, d := range c.DependsOn {
+			out = append(out, d.ContainerName)
+		}
+		return out
 	}
+	sources := func(c ContainerDefinition) []string {
+		var out []string
+		for _, vf := range c.VolumesFrom {
+			out = append(out, vf.SourceContainer)
+		}
+		return append(out, c.LinkTargets()...)
+	}
+	startCycle := depCycle(td.ContainerDefinitions, dependsOn)
+	if startCycle != nil {
+		bad("containerDefinitions", "dependsOn has a cycle: %s", strings.Join(startCycle, " → "))
+	}
+	createCycle := depCycle(td.ContainerDefinitions, sources)
+	if createCycle != nil {
+		bad("containerDefinitions", "volumesFrom and links have a cycle (each names a container to create first): %s", strings.Join(createCycle, " → "))
+	}
+	if startCycle == nil && createCycle == nil {
+		// A cycle through links alone was reported with volumesFrom.
+		if cycle := depCycle(td.ContainerDefinitions, func(c ContainerDefinition) []string {
+			return append(dependsOn(c), c.LinkTargets()...)
+		}); cycle != nil {
+			bad("containerDefinitions", "dependsOn and links have a cycle (a link's target starts first): %s", strings.Join(cycle, " → "))
+		}
+	}
+}
+
+// LinkTargets are the containers c links to, without their aliases.
+func (c ContainerDefinition) LinkTargets() []string {
+	out := make([]string, 0, len(c.Links))
+	for _, l := range c.Links {
+		name, _, _ := strings.Cut(l, ":")
+		out = append(out, name)
+	}
+	return out
 }
 
 func inRange(bad func(path, format string, args ...any), path string, v, lo, hi int) {
@@ -525,14 +565,12 @@ func validHostname(s string) bool {
 	return true
 }
 
-// depCycle returns a dependsOn cycle, first container repeated at the end,
-// or nil.
-func depCycle(cs []ContainerDefinition) []string {
+// depCycle returns a cycle of the containers that edges says each one
+// needs first, first container repeated at the end, or nil.
+func depCycle(cs []ContainerDefinition, edges func(ContainerDefinition) []string) []string {
 	deps := map[string][]string{}
 	for _, c := range cs {
-		for _, d := range c.DependsOn {
-			deps[c.Name] = append(deps[c.Name], d.ContainerName)
-		}
+		deps[c.Name] = append(deps[c.Name], edges(c)...)
 	}
 	const (
 		unseen = iota

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -15,7 +16,8 @@ const healthPoll = 250 * time.Millisecond
 
 // deps decides when each container of a task may start, following ECS's
 // dependsOn: START once the target started, COMPLETE once it exited,
-// SUCCESS once it exited 0, HEALTHY once its health check passed. A
+// SUCCESS once it exited 0, HEALTHY once its health check passed; a link
+// waits for its target's START, as ECS starts a link's target first. A
 // dependency that can never be met (the target failed, exited before it was
 // healthy, went unhealthy, or did not reach a COMPLETE, SUCCESS or HEALTHY
 // condition within its own startTimeout, counted from its start, as ECS
@@ -24,16 +26,25 @@ const healthPoll = 250 * time.Millisecond
 type deps struct {
 	tr      *taskRun
 	byName  map[string]*ctr
-	gone    map[*ctr]bool   // will never start (failed or abandoned)
-	healthy map[*ctr]bool   // passed a health check once
-	health  map[*ctr]string // last health status seen
+	needs   map[*ctr][]jobs.ContainerDep // dependsOn, and START of each link's target
+	gone    map[*ctr]bool                // will never start (failed or abandoned)
+	healthy map[*ctr]bool                // passed a health check once
+	health  map[*ctr]string              // last health status seen
 }
 
 func newDeps(tr *taskRun) *deps {
-	d := &deps{tr: tr, byName: map[string]*ctr{}, gone: map[*ctr]bool{},
+	d := &deps{tr: tr, byName: map[string]*ctr{}, needs: map[*ctr][]jobs.ContainerDep{}, gone: map[*ctr]bool{},
 		healthy: map[*ctr]bool{}, health: map[*ctr]string{}}
 	for _, c := range tr.containers {
 		d.byName[c.def.Name] = c
+		d.needs[c] = c.def.DependsOn
+		// ECS starts the target of a link before the container linking to
+		// it, as if it said START.
+		for _, name := range c.def.LinkTargets() {
+			if name != c.def.Name && !slices.ContainsFunc(d.needs[c], func(dep jobs.ContainerDep) bool { return dep.ContainerName == name }) {
+				d.needs[c] = append(slices.Clip(d.needs[c]), jobs.ContainerDep{ContainerName: name, Condition: jobs.DepStart})
+			}
+		}
 	}
 	return d
 }
@@ -49,7 +60,7 @@ func (d *deps) next(now time.Time) (c *ctr, unmet string) {
 			continue
 		}
 		ready := true
-		for _, dep := range c.def.DependsOn {
+		for _, dep := range d.needs[c] {
 			ok, why := d.met(dep)
 			if why == "" && !ok {
 				why = d.timedOut(dep, now)
@@ -131,7 +142,7 @@ func (d *deps) waiting() bool {
 		if !d.pending(c) {
 			continue
 		}
-		for _, dep := range c.def.DependsOn {
+		for _, dep := range d.needs[c] {
 			if dep.Condition == jobs.DepHealthy {
 				return true
 			}
@@ -162,7 +173,7 @@ func (r *Runtime) checkHealth(ctx context.Context, d *deps) {
 		if !d.pending(c) {
 			continue
 		}
-		for _, dep := range c.def.DependsOn {
+		for _, dep := range d.needs[c] {
 			t := d.byName[dep.ContainerName]
 			if dep.Condition != jobs.DepHealthy || t == nil || !t.started || t.exited || d.healthy[t] {
 				continue

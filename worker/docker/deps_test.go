@@ -98,3 +98,51 @@ func TestStartTimeoutDoesNotApplyToStart(t *testing.T) {
 		t.Errorf("app reason %q", app.reason)
 	}
 }
+
+// ECS starts a link's target before the container that links to it, as if
+// the link were a START dependency.
+func TestLinkTargetStartsFirst(t *testing.T) {
+	reader := &ctr{def: jobs.ContainerDefinition{Name: "reader", Links: []string{"web:website"}}}
+	web := &ctr{def: jobs.ContainerDefinition{Name: "web"}}
+	d := depsOf(reader, web)
+	c, unmet := d.next(time.Now())
+	if c != web || unmet != "" {
+		t.Fatalf("first = %v, %q; want web", c, unmet)
+	}
+	web.started = true
+	if c, _ := d.next(time.Now()); c != reader {
+		t.Fatalf("second = %v; want reader", c)
+	}
+}
+
+func TestCreateOrder(t *testing.T) {
+	def := func(name string, from []string, links ...string) *ctr {
+		c := &ctr{def: jobs.ContainerDefinition{Name: name, Links: links}}
+		for _, f := range from {
+			c.def.VolumesFrom = append(c.def.VolumesFrom, jobs.VolumeFrom{SourceContainer: f})
+		}
+		return c
+	}
+	names := func(cs []*ctr) string {
+		var s []string
+		for _, c := range cs {
+			s = append(s, c.def.Name)
+		}
+		return strings.Join(s, " ")
+	}
+	tests := []struct {
+		cs   []*ctr
+		want string
+	}{
+		{[]*ctr{def("main", nil)}, "main"},
+		{[]*ctr{def("reader", []string{"writer"}), def("writer", nil)}, "writer reader"},
+		{[]*ctr{def("a", nil, "c:see"), def("b", []string{"a"}), def("c", []string{"d"}), def("d", nil)}, "d c a b"},
+		// A cycle (refused by validation) is broken where it closes.
+		{[]*ctr{def("a", []string{"b"}), def("b", []string{"a"})}, "b a"},
+	}
+	for _, tt := range tests {
+		if got := names(createOrder(tt.cs)); got != tt.want {
+			t.Errorf("%s: got %s, want %s", names(tt.cs), got, tt.want)
+		}
+	}
+}

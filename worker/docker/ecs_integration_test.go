@@ -126,6 +126,34 @@ func TestRunVolumesFromAndLinks(t *testing.T) {
 	equal(t, "reader stdout", sink.get("reader", "stdout"), []string{"from-writer", "read-only", "via-link"})
 }
 
+// TestRunVolumesFromLaterContainer takes volumes from, and links to,
+// containers defined after the one naming them: ECS creates (and, for a
+// link, starts) those first, where Docker refuses to create a container
+// whose volumesFrom names one that does not exist yet.
+func TestRunVolumesFromLaterContainer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	task := e.task(t,
+		jobs.ContainerDefinition{Name: "reader", Links: []string{"web:website"},
+			VolumesFrom: []jobs.VolumeFrom{{SourceContainer: "writer"}},
+			Command:     sh("cat /data/file; until fetch http://website:8080/; do sleep 0.2; done"),
+			DependsOn:   []jobs.ContainerDep{{ContainerName: "writer", Condition: jobs.DepSuccess}}},
+		jobs.ContainerDefinition{Name: "writer", Essential: no(), Command: sh("echo hi > /data/file"),
+			MountPoints: []jobs.MountPoint{{SourceVolume: "scratch", ContainerPath: "/data"}}},
+		jobs.ContainerDefinition{Name: "web", Essential: no(), Command: []string{"httpd", "8080", "via-link"}},
+	)
+	task.Def.Volumes = []jobs.Volume{{Name: "scratch"}}
+	if err := task.Def.Validate(); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	sink := &recordSink{}
+	res := mustRun(t, testCtx(t, time.Minute), e, task, sink)
+	if c := resultOf(t, res.Containers, "reader"); exitCode(t, c) != 0 {
+		t.Fatalf("reader: %+v %q", c, sink.get("reader", "stderr"))
+	}
+	equal(t, "reader stdout", sink.get("reader", "stdout"), []string{"hi", "via-link"})
+}
+
 func TestRunContainerSettings(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -69,9 +69,11 @@ type taskRun struct {
 // (ctx bounds pulls; an image this runtime found before is not inspected
 // again, and if it went since, create says so and it is made present then),
 // then network, volumes and containers, created with a
-// context of its own so that a cancel cannot leave half of them unrecorded;
-// containers start in definition order and the task ends when an essential
-// container exits or ctx is done. Everything created is removed before Run
+// context of its own so that a cancel cannot leave half of them unrecorded
+// (the sources of volumesFrom and links before the containers naming them,
+// as ECS does); containers start in definition order as dependsOn and
+// links allow (deps.go) and the task ends when an essential container
+// exits or ctx is done. Everything created is removed before Run
 // returns.
 func (r *Runtime) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) (*worker.Result, error) {
 	if len(t.Def.ContainerDefinitions) == 0 {
@@ -109,8 +111,10 @@ func (r *Runtime) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) 
 		return nil, err
 	}
 	for _, d := range t.Def.ContainerDefinitions {
-		c := &ctr{def: d, name: tr.prefix + "-" + d.Name, logsDone: make(chan struct{})}
-		tr.containers = append(tr.containers, c)
+		tr.containers = append(tr.containers, &ctr{def: d, name: tr.prefix + "-" + d.Name, logsDone: make(chan struct{})})
+	}
+	for _, c := range createOrder(tr.containers) {
+		d := c.def
 		err := r.createContainer(setupCtx, tr, c)
 		if errors.Is(err, errImageGone) {
 			if err = r.ensureImage(ctx, d.Image, pullPolicy(t), t.Pulling); err == nil {
@@ -139,4 +143,43 @@ func (tr *taskRun) result() *worker.Result {
 		res.Containers = append(res.Containers, jobs.ContainerResult{Name: c.def.Name, Reason: reason})
 	}
 	return res
+}
+
+// createOrder is the order to create cs in: definition order, except that
+// the containers whose volumes a container takes (volumesFrom) or that it
+// links to come before it, as ECS creates them. Validation refuses cycles;
+// should one get here, it is broken where it closes, and Docker's error
+// names the container missing.
+func createOrder(cs []*ctr) []*ctr {
+	byName := make(map[string]*ctr, len(cs))
+	for _, c := range cs {
+		byName[c.def.Name] = c
+	}
+	out := make([]*ctr, 0, len(cs))
+	placed := make(map[*ctr]bool, len(cs))
+	visiting := map[*ctr]bool{}
+	var place func(c *ctr)
+	place = func(c *ctr) {
+		if placed[c] || visiting[c] {
+			return
+		}
+		visiting[c] = true
+		for _, vf := range c.def.VolumesFrom {
+			if s := byName[vf.SourceContainer]; s != nil {
+				place(s)
+			}
+		}
+		for _, name := range c.def.LinkTargets() {
+			if s := byName[name]; s != nil {
+				place(s)
+			}
+		}
+		delete(visiting, c)
+		placed[c] = true
+		out = append(out, c)
+	}
+	for _, c := range cs {
+		place(c)
+	}
+	return out
 }
