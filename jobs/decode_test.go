@@ -269,23 +269,52 @@ func TestDecodeTaskCPUBounds(t *testing.T) {
 }
 
 func TestParseSecretRef(t *testing.T) {
-	tests := []struct{ in, source, name string }{
-		{"env:DB_PASSWORD", SecretEnv, "DB_PASSWORD"},
-		{"file:db/password", SecretFile, "db/password"},
-		{"db-password", SecretFile, "db-password"},
-		{"/web/db-password", SecretFile, "web/db-password"},
-		{"arn:aws:ssm:eu-west-1:123456789012:parameter/web/db-password", SecretFile, "web/db-password"},
-		{"arn:aws:secretsmanager:eu-west-1:123456789012:secret:web-db-AbCdEf:password::", SecretFile, "web-db-AbCdEf"},
+	tests := []struct {
+		in   string
+		want SecretRef
+	}{
+		{"env:DB_PASSWORD", SecretRef{Source: SecretEnv, Name: "DB_PASSWORD"}},
+		{"file:db/password", SecretRef{Source: SecretFile, Name: "db/password"}},
+		{"db-password", SecretRef{Source: SecretFile, Name: "db-password"}},
+		{"/web/db-password", SecretRef{Source: SecretFile, Name: "web/db-password"}},
+		{"arn:aws:ssm:eu-west-1:123456789012:parameter/web/db-password", SecretRef{Source: SecretFile, Name: "web/db-password"}},
+		{"arn:aws:secretsmanager:eu-west-1:123456789012:secret:web-db-AbCdEf", SecretRef{Source: SecretFile, Name: "web-db-AbCdEf"}},
+		// The json-key picks one key of a JSON secret: it is not dropped.
+		{"arn:aws:secretsmanager:eu-west-1:123456789012:secret:web-db-AbCdEf:password::",
+			SecretRef{Source: SecretFile, Name: "web-db-AbCdEf", JSONKey: "password"}},
+		{"arn:aws:secretsmanager:eu-west-1:123456789012:secret:web-db-AbCdEf:password:AWSCURRENT:",
+			SecretRef{Source: SecretFile, Name: "web-db-AbCdEf", JSONKey: "password"}},
+		{"arn:aws:secretsmanager:eu-west-1:123456789012:secret:web-db-AbCdEf:::", SecretRef{Source: SecretFile, Name: "web-db-AbCdEf"}},
 	}
 	for _, tt := range tests {
-		src, name, err := ParseSecretRef(tt.in)
-		if err != nil || src != tt.source || name != tt.name {
-			t.Errorf("ParseSecretRef(%q) = %q, %q, %v; want %q, %q", tt.in, src, name, err, tt.source, tt.name)
+		got, err := ParseSecretRef(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ParseSecretRef(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
 		}
 	}
-	for _, bad := range []string{"", "env:", "file:../x", "file:a/../../x", "arn:aws:s3:::bucket/key", "arn:aws:secretsmanager:r:a:nope"} {
-		if _, _, err := ParseSecretRef(bad); err == nil {
+	for _, bad := range []string{"", "env:", "file:../x", "file:a/../../x", "arn:aws:s3:::bucket/key", "arn:aws:secretsmanager:r:a:nope",
+		"arn:aws:secretsmanager:r:a:secret:n:k:stage:id:more"} {
+		if _, err := ParseSecretRef(bad); err == nil {
 			t.Errorf("ParseSecretRef(%q): no error", bad)
+		}
+	}
+}
+
+// A version of a Secrets Manager secret other than the current one cannot
+// be read from the worker's secrets file: refused at register, not run
+// with the current value.
+func TestDecodeSecretVersionRefused(t *testing.T) {
+	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-creds"
+	for _, tt := range []struct{ valueFrom, want string }{
+		{arn + ":password:AWSPREVIOUS:", `containerDefinitions[0].secrets[0].valueFrom: "` + arn +
+			`:password:AWSPREVIOUS:": version-stage AWSPREVIOUS cannot be honoured: the worker reads the secret from a file under its --secrets-dir, which holds one version, taken as AWSCURRENT; leave version-stage empty`},
+		{arn + "::AWSCURRENT:0f1e2d3c-aaaa-bbbb-cccc-123456789012", `containerDefinitions[0].secrets[0].valueFrom: "` + arn +
+			`::AWSCURRENT:0f1e2d3c-aaaa-bbbb-cccc-123456789012": version-id 0f1e2d3c-aaaa-bbbb-cccc-123456789012 cannot be honoured: the worker reads the secret from a file under its --secrets-dir, which holds one version, taken as AWSCURRENT; leave version-id empty`},
+	} {
+		_, _, err := DecodeTaskDefinition([]byte(`{"family": "f", "containerDefinitions": [{"name": "a", "image": "i",
+			"secrets": [{"name": "PW", "valueFrom": "` + tt.valueFrom + `"}]}]}`))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("err = %v\nwant %s", err, tt.want)
 		}
 	}
 }

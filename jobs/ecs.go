@@ -16,8 +16,9 @@ import (
 // container is created: ValueFrom is "env:NAME" (a variable of the worker's
 // environment it was told to share), "file:PATH" (a file under the worker's
 // secrets directory), or an SSM parameter or Secrets Manager ARN or
-// parameter name, looked up as a file under that directory. The value never
-// enters the run's spec, events or logs.
+// parameter name, looked up as a file under that directory (a Secrets
+// Manager ARN's json-key picks one key of the JSON object the file holds;
+// ParseSecretRef). The value never enters the run's spec, events or logs.
 type Secret struct {
 	Name      string `json:"name"`
 	ValueFrom string `json:"valueFrom"`
@@ -298,7 +299,7 @@ func (td TaskDefinition) validateECS(bad func(path, format string, args ...any))
 			if s.Name == "" || strings.Contains(s.Name, "=") {
 				bad(sp+".name", "%q: want a variable name without '='", s.Name)
 			}
-			if _, _, err := ParseSecretRef(s.ValueFrom); err != nil {
+			if _, err := ParseSecretRef(s.ValueFrom); err != nil {
 				bad(sp+".valueFrom", "%s", err.Error())
 			}
 		}
@@ -616,22 +617,41 @@ const (
 	SecretFile = "file"
 )
 
-// ParseSecretRef tells where a secret's value comes from: the source
-// SecretEnv with a variable name, or SecretFile with a relative path under
-// the worker's secrets directory. SSM parameter and Secrets Manager ARNs,
+// SecretRef is where a secret's value comes from.
+type SecretRef struct {
+	// Source is SecretEnv or SecretFile.
+	Source string
+	// Name is the worker's variable (SecretEnv) or the path of a file
+	// under the worker's secrets directory (SecretFile).
+	Name string
+	// JSONKey, the json-key of a Secrets Manager ARN, makes the value
+	// that of this key of the JSON object the file holds.
+	JSONKey string
+}
+
+// secretCurrent is the version stage of a Secrets Manager secret's
+// current version, the one a secrets file holds.
+const secretCurrent = "AWSCURRENT"
+
+// ParseSecretRef tells where a secret's value comes from: a variable of
+// the worker's environment ("env:NAME") or a file under the worker's
+// secrets directory ("file:PATH"). SSM parameter and Secrets Manager ARNs,
 // and bare parameter names, map to files named after the parameter or
-// secret, so that ECS task definitions work unchanged.
-func ParseSecretRef(valueFrom string) (source, name string, err error) {
+// secret, so that ECS task definitions work unchanged. A Secrets Manager
+// ARN's json-key is kept in JSONKey; a version-stage other than AWSCURRENT
+// or a version-id is refused, as a file holds one version.
+func ParseSecretRef(valueFrom string) (SecretRef, error) {
 	v := valueFrom
+	var name, jsonKey string
 	switch {
 	case v == "":
-		return "", "", fmt.Errorf("required: env:NAME, file:PATH or an SSM or Secrets Manager ARN")
+		return SecretRef{}, fmt.Errorf("required: env:NAME, file:PATH or an SSM or Secrets Manager ARN")
 	case strings.HasPrefix(v, "env:"):
 		name = strings.TrimPrefix(v, "env:")
 		if name == "" || strings.ContainsAny(name, "= \t\n") {
-			return "", "", fmt.Errorf("%q: want env:NAME", v)
+			return SecretRef{}, fmt.Errorf("%q: want env:NAME", v)
 		}
-		return SecretEnv, name, nil
+		return SecretRef{Source: SecretEnv, Name: name}, nil
 	case strings.HasPrefix(v, "file:"):
 		name = strings.TrimPrefix(v, "file:")
 	case strings.HasPrefix(v, "arn:"):
@@ -639,7 +659,7 @@ func ParseSecretRef(valueFrom string) (source, name string, err error) {
 		// arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:json-key:stage:version]
 		parts := strings.SplitN(v, ":", 7)
 		if len(parts) < 6 {
-			return "", "", fmt.Errorf("%q: not an ARN", v)
+			return SecretRef{}, fmt.Errorf("%q: not an ARN", v)
 		}
 		switch parts[2] {
 		case "ssm":
@@ -648,19 +668,30 @@ func ParseSecretRef(valueFrom string) (source, name string, err error) {
 				name += ":" + parts[6]
 			}
 		case "secretsmanager":
-			if len(parts) < 7 || parts[5] != "secret" {
-				return "", "", fmt.Errorf("%q: want arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME", v)
+			fields := []string{}
+			if len(parts) == 7 {
+				fields = strings.Split(parts[6], ":")
 			}
-			name, _, _ = strings.Cut(parts[6], ":")
+			if parts[5] != "secret" || len(fields) == 0 || len(fields) > 4 {
+				return SecretRef{}, fmt.Errorf("%q: want arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME[:json-key:version-stage:version-id]", v)
+			}
+			fields = append(fields, "", "", "")
+			name, jsonKey = fields[0], fields[1]
+			if stage := fields[2]; stage != "" && stage != secretCurrent {
+				return SecretRef{}, fmt.Errorf("%q: version-stage %s cannot be honoured: the worker reads the secret from a file under its --secrets-dir, which holds one version, taken as %s; leave version-stage empty", v, stage, secretCurrent)
+			}
+			if id := fields[3]; id != "" {
+				return SecretRef{}, fmt.Errorf("%q: version-id %s cannot be honoured: the worker reads the secret from a file under its --secrets-dir, which holds one version, taken as %s; leave version-id empty", v, id, secretCurrent)
+			}
 		default:
-			return "", "", fmt.Errorf("%q: only SSM parameter and Secrets Manager ARNs name secrets", v)
+			return SecretRef{}, fmt.Errorf("%q: only SSM parameter and Secrets Manager ARNs name secrets", v)
 		}
 	default:
 		name = v
 	}
 	name = strings.TrimPrefix(name, "/")
 	if name == "" || strings.Contains(name, "\x00") || slices.Contains(strings.Split(name, "/"), "..") {
-		return "", "", fmt.Errorf("%q: want a relative path without \"..\"", v)
+		return SecretRef{}, fmt.Errorf("%q: want a relative path without \"..\"", v)
 	}
-	return SecretFile, name, nil
+	return SecretRef{Source: SecretFile, Name: name, JSONKey: jsonKey}, nil
 }

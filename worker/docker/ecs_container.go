@@ -1,7 +1,9 @@
 package docker
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -195,11 +197,12 @@ func (r *Runtime) taskLimits(tr *taskRun, c *ctr, hc *container.HostConfig) {
 
 // secret reads the value a secret's valueFrom names, as the worker allows.
 func (r *Runtime) secret(s jobs.Secret) (string, error) {
-	source, name, err := jobs.ParseSecretRef(s.ValueFrom)
+	ref, err := jobs.ParseSecretRef(s.ValueFrom)
 	if err != nil {
 		return "", err
 	}
-	switch source {
+	name := ref.Name
+	switch ref.Source {
 	case jobs.SecretEnv:
 		if !r.ecs.envAllowed(name) {
 			return "", fmt.Errorf("env:%s: this worker does not share that variable; start it with --secret-env %s", name, name)
@@ -233,5 +236,32 @@ func (r *Runtime) secret(s jobs.Secret) (string, error) {
 		// The error names the path only, never any content.
 		return "", fmt.Errorf("%s: cannot read %s", s.ValueFrom, name)
 	}
+	if ref.JSONKey != "" {
+		return jsonKey(data, ref.JSONKey, s.ValueFrom, name)
+	}
 	return strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r"), nil
+}
+
+// jsonKey is the value of key in the JSON object data, as ECS takes one
+// key of a Secrets Manager secret: a string as it is, any other value as
+// its JSON text. Errors name the secret and the key, never any content
+// (nor the JSON decoder's error, which quotes it).
+func jsonKey(data []byte, key, valueFrom, file string) (string, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+		return "", fmt.Errorf("%s: %s is not a JSON object, so it has no key %q", valueFrom, file, key)
+	}
+	raw, ok := obj[key]
+	if !ok {
+		return "", fmt.Errorf("%s: the JSON object in %s has no key %q", valueFrom, file, key)
+	}
+	var str string
+	if json.Unmarshal(raw, &str) == nil {
+		return str, nil
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return string(raw), nil
+	}
+	return b.String(), nil
 }

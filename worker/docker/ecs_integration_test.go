@@ -159,6 +159,7 @@ func TestRunContainerSettings(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "db"), 0o755)
 	os.WriteFile(filepath.Join(dir, "db", "password"), []byte("s3cret-from-file\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "db-creds-AbCdEf"), []byte(`{"username": "etl-from-json", "password": "x"}`), 0o600)
 	e := newEnv(t, WithSecretsDir(dir), WithSecretEnv("GANTRY_TEST_SECRET_*"))
 	e.rt.ecs.getenv = func(k string) (string, bool) {
 		if k == "GANTRY_TEST_SECRET_TOKEN" {
@@ -169,10 +170,11 @@ func TestRunContainerSettings(t *testing.T) {
 	task := e.task(t, jobs.ContainerDefinition{
 		Name:       "main",
 		EntryPoint: []string{"sh", "-c"},
-		Command: []string{`ulimit -Hn; ulimit -u; ulimit -Hu; pwd; hostname; echo "$PW $TOKEN $PLAIN"; grep -c 10.1.2.3 /etc/hosts;
+		Command: []string{`ulimit -Hn; ulimit -u; ulimit -Hu; pwd; hostname; echo "$PW $TOKEN $PLAIN $DBUSER"; grep -c 10.1.2.3 /etc/hosts;
 			touch /rootfile 2>/dev/null || echo rootfs-read-only; echo ok > /scratch/f && cat /scratch/f`},
 		Environment: []jobs.KeyValue{{Name: "PLAIN", Value: "plain"}},
-		Secrets:     []jobs.Secret{{Name: "PW", ValueFrom: "arn:aws:ssm:eu-west-1:123456789012:parameter/db/password"}, {Name: "TOKEN", ValueFrom: "env:GANTRY_TEST_SECRET_TOKEN"}},
+		Secrets: []jobs.Secret{{Name: "PW", ValueFrom: "arn:aws:ssm:eu-west-1:123456789012:parameter/db/password"}, {Name: "TOKEN", ValueFrom: "env:GANTRY_TEST_SECRET_TOKEN"},
+			{Name: "DBUSER", ValueFrom: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-creds-AbCdEf:username::"}},
 		// Go raises its own soft nofile limit at start, so only the hard one
 		// says what the container got.
 		Ulimits:                []jobs.Ulimit{{Name: "nofile", SoftLimit: 1234, HardLimit: 2345}, {Name: "nproc", SoftLimit: 777, HardLimit: 999}},
@@ -191,7 +193,7 @@ func TestRunContainerSettings(t *testing.T) {
 		t.Fatalf("exit: %+v, stderr %q", res.Containers[0], sink.get("main", "stderr"))
 	}
 	equal(t, "stdout", sink.get("main", "stdout"), []string{"2345", "777", "999", "/tmp", "etl-host",
-		"s3cret-from-file s3cret-from-env plain", "1", "rootfs-read-only", "ok"})
+		"s3cret-from-file s3cret-from-env plain etl-from-json", "1", "rootfs-read-only", "ok"})
 }
 
 func TestRunRefusals(t *testing.T) {
