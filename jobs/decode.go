@@ -21,12 +21,11 @@ import (
 // registeredAt, ...) are here too, so that its output registers as well.
 var awsOnly = map[reflect.Type][]string{
 	reflect.TypeFor[TaskDefinition](): {"taskRoleArn", "executionRoleArn", "requiresCompatibilities",
-		"placementConstraints", "tags", "pidMode", "ipcMode", "proxyConfiguration", "inferenceAccelerators",
+		"placementConstraints", "tags", "proxyConfiguration", "inferenceAccelerators",
 		"ephemeralStorage", "runtimePlatform", "enableFaultInjection", "taskDefinitionArn", "status",
 		"requiresAttributes", "compatibilities", "registeredAt", "registeredBy", "deregisteredAt"},
 	reflect.TypeFor[ContainerDefinition](): {"repositoryCredentials", "logConfiguration",
-		"firelensConfiguration", "resourceRequirements", "environmentFiles", "credentialSpecs",
-		"dockerSecurityOptions", "interactive", "pseudoTerminal", "restartPolicy", "versionConsistency"},
+		"firelensConfiguration", "environmentFiles", "credentialSpecs", "versionConsistency"},
 	reflect.TypeFor[Volume](): {"efsVolumeConfiguration", "fsxWindowsFileServerVolumeConfiguration",
 		"configuredAtLaunch"},
 	reflect.TypeFor[PortMapping](): {"name", "appProtocol", "containerPortRange"},
@@ -90,6 +89,17 @@ func DecodeTaskDefinition(data []byte) (*TaskDefinition, Warnings, error) {
 	var warn Warnings
 	if len(sc.ignored) > 0 {
 		warn = append(warn, "ignored fields that only mean something on AWS: "+strings.Join(sc.ignored, ", "))
+	}
+	var accel []string
+	for i, c := range td.ContainerDefinitions {
+		for j, rr := range c.ResourceRequirements {
+			if rr.Type == ResourceInferenceAccelerator {
+				accel = append(accel, fmt.Sprintf("containerDefinitions[%d].resourceRequirements[%d]", i, j))
+			}
+		}
+	}
+	if len(accel) > 0 {
+		warn = append(warn, "ignored InferenceAccelerator resource requirements (Amazon Elastic Inference, only on AWS): "+strings.Join(accel, ", "))
 	}
 	if td.NetworkMode == "awsvpc" {
 		warn = append(warn, `networkMode "awsvpc": the task gets a bridge network of its own, as with "bridge"`)

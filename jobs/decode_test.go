@@ -103,6 +103,37 @@ func TestDecodeECSTaskDefinition(t *testing.T) {
 	}
 }
 
+// The ECS fields that Docker has too are kept for the worker, not dropped
+// as if they meant something only on AWS.
+func TestDecodeDockerFields(t *testing.T) {
+	td, warn, err := DecodeTaskDefinition([]byte(`{"family": "f", "pidMode": "host", "ipcMode": "none",
+		"inferenceAccelerators": [{"deviceName": "d1", "deviceType": "eia2.medium"}],
+		"containerDefinitions": [{"name": "main", "image": "i",
+		  "dockerSecurityOptions": ["no-new-privileges", "apparmor:etl-profile", "label=level:s0:c100,c200"],
+		  "interactive": true, "pseudoTerminal": true, "restartPolicy": {"enabled": false},
+		  "resourceRequirements": [{"type": "InferenceAccelerator", "value": "d1"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Warnings{
+		"ignored fields that only mean something on AWS: inferenceAccelerators",
+		"ignored InferenceAccelerator resource requirements (Amazon Elastic Inference, only on AWS): containerDefinitions[0].resourceRequirements[0]",
+	}
+	if strings.Join(warn, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(warn, "\n"), strings.Join(want, "\n"))
+	}
+	c := td.ContainerDefinitions[0]
+	if td.PidMode != "host" || td.IpcMode != "none" || !c.Interactive || !c.PseudoTerminal || len(c.DockerSecurityOptions) != 3 ||
+		c.RestartPolicy == nil || c.RestartPolicy.Enabled {
+		t.Errorf("fields lost: %+v %+v", td, c)
+	}
+	// "task" in a task of one container is that container's own namespace.
+	if _, _, err := DecodeTaskDefinition([]byte(`{"family": "f", "pidMode": "task", "ipcMode": "task",
+		"containerDefinitions": [{"name": "main", "image": "i"}]}`)); err != nil {
+		t.Errorf("task namespaces of one container: %v", err)
+	}
+}
+
 func TestDecodeAcceptsDescribeOutput(t *testing.T) {
 	td, _, err := DecodeTaskDefinition([]byte(`{"taskDefinition": {"family": "f", "revision": 3, "status": "ACTIVE",
 		"containerDefinitions": [{"name": "main", "image": "busybox"}]}}`))
@@ -201,6 +232,20 @@ func TestDecodeMalformedTaskDefinitions(t *testing.T) {
 			{"name": "a", "image": "i", "links": ["b"]},
 			{"name": "b", "image": "i", "essential": false, "dependsOn": [{"containerName": "a", "condition": "START"}]}]}`, []string{
 			`containerDefinitions: dependsOn and links have a cycle (a link's target starts first): a → b → a`}},
+		{"what Docker cannot do as ECS does", `{"family": "f", "pidMode": "task", "ipcMode": "shareable", "containerDefinitions": [
+			{"name": "a", "image": "i", "dockerSecurityOptions": ["seccomp:unconfined", "credentialspec:file://gmsa.json", "apparmor:"],
+			 "resourceRequirements": [{"type": "GPU", "value": "1"}, {"type": "FPGA", "value": "1"}],
+			 "restartPolicy": {"enabled": true, "restartAttemptPeriod": 60}},
+			{"name": "b", "image": "i"}]}`, []string{
+			`pidMode: "task" cannot be honoured for a task of 2 containers: Docker shares a namespace only through one container's, which ends when that container exits; leave pidMode out for a namespace per container`,
+			`ipcMode: "shareable": want host, task or none`,
+			`containerDefinitions[0].dockerSecurityOptions[0]: "seccomp:unconfined": want no-new-privileges, apparmor:PROFILE or label:VALUE`,
+			`containerDefinitions[0].dockerSecurityOptions[1]: "credentialspec:file://gmsa.json": credential specs are for Windows containers, and gantry runs Linux ones`,
+			`containerDefinitions[0].dockerSecurityOptions[2]: "apparmor:": want no-new-privileges, apparmor:PROFILE or label:VALUE`,
+			`containerDefinitions[0].resourceRequirements[0]: GPU: gantry's workers do not hand out GPUs, and the container would run without one`,
+			`containerDefinitions[0].resourceRequirements[1].type: "FPGA": want GPU or InferenceAccelerator`,
+			`containerDefinitions[0].restartPolicy.enabled: gantry does not restart a container within its task; leave restartPolicy out, or use the run's retryStrategy to run the task again`,
+		}},
 		{"healthy without a health check", `{"family": "f", "containerDefinitions": [
 			{"name": "a", "image": "i", "dependsOn": [{"containerName": "b", "condition": "HEALTHY"}]},
 			{"name": "b", "image": "i"}]}`, []string{
@@ -339,6 +384,9 @@ func FuzzDecodeTaskDefinition(f *testing.F) {
 	f.Add([]byte(`{"family": "f", "cpu": 1, "memory": "1.5 GB", "containerDefinitions": [{"name": "a", "image": "i",
 		"dependsOn": [{"containerName": "a", "condition": "START"}], "ulimits": [null], "linuxParameters": {"maxSwap": -1}}]}`))
 	f.Add([]byte(`[1, "x", null]`))
+	f.Add([]byte(`{"family": "f", "pidMode": "task", "ipcMode": "none", "containerDefinitions": [{"name": "a", "image": "i",
+		"dockerSecurityOptions": ["label:level:s0"], "interactive": true, "pseudoTerminal": false, "restartPolicy": {"enabled": false},
+		"resourceRequirements": [{"type": "InferenceAccelerator", "value": "d"}], "links": ["b"]}, {"name": "b", "image": "i"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		td, _, err := DecodeTaskDefinition(data)
 		if err != nil {

@@ -123,6 +123,37 @@ type SystemControl struct {
 	Value     string `json:"value"`
 }
 
+// Resource types of ResourceRequirement, as ECS names them.
+const (
+	ResourceGPU                  = "GPU"
+	ResourceInferenceAccelerator = "InferenceAccelerator"
+)
+
+// ResourceRequirement asks for GPUs or an Elastic Inference accelerator.
+// Workers hand out neither: a GPU request is refused at register, so that
+// the container does not run without it; an accelerator, which exists only
+// on AWS, is ignored with a warning as the task's inferenceAccelerators are.
+type ResourceRequirement struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// RestartPolicy is ECS's restart of a container within its task. Gantry
+// does not restart containers in place: an enabled policy is refused at
+// register (retryStrategy runs the task again).
+type RestartPolicy struct {
+	Enabled              bool  `json:"enabled"`
+	IgnoredExitCodes     []int `json:"ignoredExitCodes,omitempty"`
+	RestartAttemptPeriod int   `json:"restartAttemptPeriod,omitempty"`
+}
+
+// Namespace modes of pidMode and ipcMode.
+const (
+	NamespaceHost = "host"
+	NamespaceTask = "task"
+	NamespaceNone = "none"
+)
+
 // Docker volume scopes.
 const (
 	ScopeTask   = "task"
@@ -233,6 +264,7 @@ func (td TaskDefinition) validateECS(bad func(path, format string, args ...any))
 	default:
 		bad("networkMode", "%q: want bridge, awsvpc, host or none", td.NetworkMode)
 	}
+	td.validateNamespaces(bad)
 	taskCPU, err := td.CPUUnits()
 	if err != nil {
 		bad("cpu", "%s", err.Error())
@@ -437,6 +469,23 @@ func (td TaskDefinition) validateECS(bad func(path, format string, args ...any))
 				bad(fmt.Sprintf("%s.systemControls[%d].namespace", p, j), "required")
 			}
 		}
+		for j, o := range c.DockerSecurityOptions {
+			validateSecurityOption(bad, fmt.Sprintf("%s.dockerSecurityOptions[%d]", p, j), o)
+		}
+		for j, rr := range c.ResourceRequirements {
+			rp := fmt.Sprintf("%s.resourceRequirements[%d]", p, j)
+			switch rr.Type {
+			case ResourceGPU:
+				bad(rp, "GPU: gantry's workers do not hand out GPUs, and the container would run without one")
+			case ResourceInferenceAccelerator:
+			default:
+				bad(rp+".type", "%q: want GPU or InferenceAccelerator", rr.Type)
+			}
+		}
+		if rp := c.RestartPolicy; rp != nil && rp.Enabled {
+			bad(p+".restartPolicy.enabled", "gantry does not restart a container within its task; "+
+				"leave restartPolicy out, or use the run's retryStrategy to run the task again")
+		}
 	}
 	if taskCPU > 0 && sumCPU > taskCPU {
 		bad("cpu", "the containers ask for %d CPU units in all, more than the task's %d", sumCPU, taskCPU)
@@ -487,6 +536,63 @@ func (c ContainerDefinition) LinkTargets() []string {
 		out = append(out, name)
 	}
 	return out
+}
+
+// validateNamespaces checks pidMode and ipcMode. Docker shares a
+// namespace among containers only by joining one container's, which ends
+// with that container; ECS keeps it in a container of its own that
+// outlives the task, which gantry does not run. So "task" holds for a task
+// of one container (its namespace is the task's) and is refused for more.
+func (td TaskDefinition) validateNamespaces(bad func(path, format string, args ...any)) {
+	for _, f := range []struct{ path, v, want string }{
+		{"pidMode", td.PidMode, "host or task"},
+		{"ipcMode", td.IpcMode, "host, task or none"},
+	} {
+		switch f.v {
+		case "", NamespaceHost:
+		case NamespaceNone:
+			if f.path == "pidMode" {
+				bad(f.path, "%q: want %s", f.v, f.want)
+			}
+		case NamespaceTask:
+			if len(td.ContainerDefinitions) > 1 {
+				bad(f.path, "%q cannot be honoured for a task of %d containers: Docker shares a namespace only through one "+
+					"container's, which ends when that container exits; leave %s out for a namespace per container",
+					f.v, len(td.ContainerDefinitions), f.path)
+			}
+		default:
+			bad(f.path, "%q: want %s", f.v, f.want)
+		}
+	}
+}
+
+// SecurityOption splits an ECS dockerSecurityOptions entry: "no-new-privileges",
+// "apparmor:PROFILE" or "label:VALUE" ('=' is taken for ':', as Docker has
+// it). ok is false for any other.
+func SecurityOption(o string) (key, value string, ok bool) {
+	if o == "no-new-privileges" {
+		return o, "", true
+	}
+	i := strings.IndexAny(o, ":=")
+	if i < 0 {
+		return "", "", false
+	}
+	key, value = o[:i], o[i+1:]
+	switch key {
+	case "apparmor", "label", "credentialspec":
+		return key, value, value != ""
+	}
+	return "", "", false
+}
+
+func validateSecurityOption(bad func(path, format string, args ...any), path, o string) {
+	key, _, ok := SecurityOption(o)
+	switch {
+	case !ok:
+		bad(path, "%q: want no-new-privileges, apparmor:PROFILE or label:VALUE", o)
+	case key == "credentialspec":
+		bad(path, "%q: credential specs are for Windows containers, and gantry runs Linux ones", o)
+	}
 }
 
 func inRange(bad func(path, format string, args ...any), path string, v, lo, hi int) {

@@ -49,6 +49,13 @@ type ContainerDefinition struct {
 	DockerLabels           map[string]string `json:"dockerLabels,omitempty"`
 	DisableNetworking      bool              `json:"disableNetworking,omitempty"`
 	SystemControls         []SystemControl   `json:"systemControls,omitempty"`
+	DockerSecurityOptions  []string          `json:"dockerSecurityOptions,omitempty"`
+	Interactive            bool              `json:"interactive,omitempty"`
+	PseudoTerminal         bool              `json:"pseudoTerminal,omitempty"`
+	// ResourceRequirements and RestartPolicy are typed to be refused
+	// where they ask what a worker cannot do (ecs.go).
+	ResourceRequirements []ResourceRequirement `json:"resourceRequirements,omitempty"`
+	RestartPolicy        *RestartPolicy        `json:"restartPolicy,omitempty"`
 }
 
 // MountPoint mounts a task volume into a container.
@@ -87,6 +94,10 @@ type TaskDefinition struct {
 	// NetworkMode is accepted as ECS has it; every task gets a bridge
 	// network of its own whatever it says (ecs.go).
 	NetworkMode string `json:"networkMode,omitempty"`
+	// PidMode and IpcMode are ECS's process and IPC namespaces of the
+	// task's containers (ecs.go).
+	PidMode string `json:"pidMode,omitempty"`
+	IpcMode string `json:"ipcMode,omitempty"`
 }
 
 // Ref is the family:revision a run names, or "inline" for an unregistered one.

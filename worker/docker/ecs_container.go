@@ -163,6 +163,25 @@ func (r *Runtime) applyECS(tr *taskRun, c *ctr, cfg *container.Config, hc *conta
 		}
 	}
 	cfg.NetworkDisabled = d.DisableNetworking
+	// ECS's interactive and pseudoTerminal are docker run's -i and -t: stdin
+	// stays open (nothing writes to it) and the output is a terminal's,
+	// one stream, which watch copies as stdout.
+	cfg.OpenStdin = d.Interactive
+	cfg.Tty = d.PseudoTerminal
+	for _, o := range d.DockerSecurityOptions {
+		key, value, ok := jobs.SecurityOption(o)
+		switch {
+		case !ok || key == "credentialspec":
+			refuse("dockerSecurityOptions", "%q: want no-new-privileges, apparmor:PROFILE or label:VALUE", o)
+			continue
+		case key == "no-new-privileges":
+			continue // every container has it
+		case slices.Contains(unconfined, key+":"+value) && !r.ecs.allowPrivileged:
+			refuse("dockerSecurityOptions", "%s turns confinement off; start the worker with --allow-privileged to allow it", o)
+		}
+		hc.SecurityOpt = append(hc.SecurityOpt, key+"="+value)
+	}
+	r.namespaces(tr, &errs, hc)
 	for _, sc := range d.SystemControls {
 		if hc.Sysctls == nil {
 			hc.Sysctls = map[string]string{}
@@ -171,6 +190,35 @@ func (r *Runtime) applyECS(tr *taskRun, c *ctr, cfg *container.Config, hc *conta
 	}
 	r.taskLimits(tr, c, hc)
 	return errors.Join(errs...)
+}
+
+// unconfined are the dockerSecurityOptions that take a container out of
+// AppArmor's or SELinux's confinement, allowed as privileged containers are.
+var unconfined = []string{"apparmor:unconfined", "label:disable", "label:type:spc_t", "label:type:unconfined_t"}
+
+// namespaces applies the task's pidMode and ipcMode. Validation leaves
+// "task" only to a task of one container, whose own namespaces are the
+// task's. The host's namespaces are allowed as privileged containers are.
+func (r *Runtime) namespaces(tr *taskRun, errs *[]error, hc *container.HostConfig) {
+	td := &tr.task.Def
+	host := func(field string) {
+		if !r.ecs.allowPrivileged {
+			*errs = append(*errs, fmt.Errorf("%s: host shares the host's namespace; start the worker with --allow-privileged to allow it", field))
+		}
+	}
+	if td.PidMode == jobs.NamespaceHost {
+		host("pidMode")
+		hc.PidMode = "host"
+	}
+	switch td.IpcMode {
+	case jobs.NamespaceHost:
+		host("ipcMode")
+		hc.IpcMode = "host"
+	case jobs.NamespaceNone:
+		hc.IpcMode = "none"
+	case jobs.NamespaceTask:
+		hc.IpcMode = "private"
+	}
 }
 
 // taskLimits applies the task-level cpu and memory. Docker has no limit

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/worker"
 )
 
 func no() *bool { f := false; return &f }
@@ -196,6 +199,66 @@ func TestRunContainerSettings(t *testing.T) {
 		"s3cret-from-file s3cret-from-env plain etl-from-json", "1", "rootfs-read-only", "ok"})
 }
 
+// inspectOnStart inspects the task's container name once the task has
+// started, before it is removed.
+func inspectOnStart(t *testing.T, e *env, task *worker.Task, name string) *container.InspectResponse {
+	t.Helper()
+	info := &container.InspectResponse{}
+	task.Started = func([]jobs.ContainerResult) {
+		got, err := e.cli.ContainerInspect(context.Background(), "gantry-"+task.RunID+"-1-"+name)
+		if err != nil {
+			t.Errorf("inspect %s: %v", name, err)
+			return
+		}
+		*info = got
+	}
+	return info
+}
+
+// TestRunDockerFields runs ECS fields that Docker has too: they reach the
+// container's configuration, not dropped as if only AWS knew them.
+func TestRunDockerFields(t *testing.T) {
+	t.Parallel()
+	t.Run("terminal, stdin, IPC and security options", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		task := e.task(t, jobs.ContainerDefinition{Name: "main", Interactive: true, PseudoTerminal: true,
+			// docker-default is the profile Docker loads where AppArmor runs.
+			DockerSecurityOptions: []string{"no-new-privileges", "apparmor:docker-default"},
+			Command:               sh("[ -t 1 ] && echo tty; [ -e /dev/shm ] || echo no-shm; echo to-stderr >&2")})
+		task.Def.PidMode, task.Def.IpcMode = "task", "none"
+		if err := task.Def.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		info := inspectOnStart(t, e, task, "main")
+		sink := &recordSink{}
+		res := mustRun(t, testCtx(t, time.Minute), e, task, sink)
+		if c := res.Containers[0]; exitCode(t, c) != 0 {
+			t.Fatalf("got %+v", c)
+		}
+		// A terminal's output is one stream, its lines without the \r.
+		equal(t, "stdout", sink.get("main", "stdout"), []string{"tty", "no-shm", "to-stderr"})
+		if info.Config == nil || !info.Config.Tty || !info.Config.OpenStdin || info.Config.AttachStdin {
+			t.Errorf("config: %+v", info.Config)
+		}
+		if hc := info.HostConfig; hc == nil || hc.IpcMode != "none" ||
+			strings.Join(hc.SecurityOpt, " ") != "no-new-privileges apparmor=docker-default" {
+			t.Errorf("host config: %+v", hc)
+		}
+	})
+	t.Run("host namespaces on a worker that allows them", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, WithAllowPrivileged(true))
+		task := e.task(t, jobs.ContainerDefinition{Name: "main", Command: sh("true")})
+		task.Def.PidMode, task.Def.IpcMode = "host", "host"
+		info := inspectOnStart(t, e, task, "main")
+		mustRun(t, testCtx(t, time.Minute), e, task, &recordSink{})
+		if hc := info.HostConfig; hc == nil || hc.PidMode != "host" || hc.IpcMode != "host" {
+			t.Errorf("host config: %+v", hc)
+		}
+	})
+}
+
 func TestRunRefusals(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -215,12 +278,29 @@ func TestRunRefusals(t *testing.T) {
 		{"secret file without a directory", jobs.ContainerDefinition{Name: "main", Command: sh("true"),
 			Secrets: []jobs.Secret{{Name: "X", ValueFrom: "file:x"}}},
 			"secrets[0] (X): file:x: this worker has no secrets directory; start it with --secrets-dir DIR"},
+		{"AppArmor off", jobs.ContainerDefinition{Name: "main", Command: sh("true"),
+			DockerSecurityOptions: []string{"apparmor:unconfined"}},
+			"dockerSecurityOptions: apparmor:unconfined turns confinement off; start the worker with --allow-privileged to allow it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.rt.Run(testCtx(t, time.Minute), e.task(t, tt.def), &recordSink{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+	for _, mode := range []string{"pidMode", "ipcMode"} {
+		t.Run(mode+" host", func(t *testing.T) {
+			task := e.task(t, jobs.ContainerDefinition{Name: "main", Command: sh("true")})
+			if mode == "pidMode" {
+				task.Def.PidMode = "host"
+			} else {
+				task.Def.IpcMode = "host"
+			}
+			want := mode + ": host shares the host's namespace; start the worker with --allow-privileged to allow it"
+			if _, err := e.rt.Run(testCtx(t, time.Minute), task, &recordSink{}); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v, want it to say %q", err, want)
 			}
 		})
 	}

@@ -24,6 +24,16 @@ type lineWriter struct {
 	// pieced: pieces of the line in the making went out (emitPiece); a
 	// Line must end it, even an empty one.
 	pieced bool
+	// tty: the stream is a terminal's, whose lines end with \r\n.
+	tty bool
+}
+
+// line is b without the \r a terminal puts before the newline.
+func (w *lineWriter) line(b []byte) []byte {
+	if w.tty {
+		b = bytes.TrimSuffix(b, []byte{'\r'})
+	}
+	return b
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -38,7 +48,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 			return n, nil
 		}
 		if len(w.partial) == 0 {
-			w.sink.Line(w.container, w.stream, p[:i])
+			w.sink.Line(w.container, w.stream, w.line(p[:i]))
 			w.pieced = false
 		} else {
 			w.partial = append(w.partial, p[:i]...)
@@ -52,7 +62,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 // emit passes the buffered line on and empties the buffer, dropping it if
 // an unusually long line made it large.
 func (w *lineWriter) emit(line []byte) {
-	w.sink.Line(w.container, w.stream, line)
+	w.sink.Line(w.container, w.stream, w.line(line))
 	w.pieced = false
 	if cap(w.partial) > 1<<20 {
 		w.partial = nil

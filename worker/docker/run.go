@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -184,7 +185,15 @@ func (r *Runtime) watch(wg *sync.WaitGroup, tr *taskRun, c *ctr, logs worker.Log
 		defer close(c.logsDone)
 		stdout := &lineWriter{sink: logs, container: c.def.Name, stream: "stdout"}
 		stderr := &lineWriter{sink: logs, container: c.def.Name, stream: "stderr"}
-		_, err := stdcopy.StdCopy(stdout, stderr, c.attach.Reader)
+		var err error
+		if c.def.PseudoTerminal {
+			// A terminal's output is one stream, not multiplexed, and
+			// ends its lines with \r\n.
+			stdout.tty = true
+			_, err = io.Copy(stdout, c.attach.Reader)
+		} else {
+			_, err = stdcopy.StdCopy(stdout, stderr, c.attach.Reader)
+		}
 		stdout.Flush()
 		stderr.Flush()
 		if err != nil {
