@@ -19,7 +19,8 @@ import (
 // that removal happens even when ctx is done.
 //
 // Cancelling ctx stops the task: each container gets SIGTERM, then SIGKILL
-// after its stopTimeout; Run then returns the result as usual, with
+// after its stopTimeout, a container once those that depend on it have
+// exited (as ECS reverses dependsOn); Run then returns the result as usual, with
 // context.Cause(ctx) as the stopped reason. An error return means the task
 // could not run at all (image missing, create refused): the error says why
 // in words fit for a user, and nothing is left behind.

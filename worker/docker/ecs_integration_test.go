@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/worker"
@@ -106,6 +109,70 @@ func TestRunUnmetDependencyStopsTask(t *testing.T) {
 			t.Errorf("took %v: db's startTimeout of 2s did not end the wait", took)
 		}
 	})
+}
+
+// TestRunStopsDependentsFirst stops a task whose main depends on app and
+// app on db: as ECS reverses dependsOn on shutdown, each container gets
+// SIGTERM only after those depending on it have exited, as the daemon's
+// kill and die events show.
+func TestRunStopsDependentsFirst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	on := func(name string) []jobs.ContainerDep {
+		return []jobs.ContainerDep{{ContainerName: name, Condition: jobs.DepStart}}
+	}
+	task := e.task(t,
+		jobs.ContainerDefinition{Name: "db", Essential: no(), Command: sh("sleep 300"), StopTimeout: 10},
+		jobs.ContainerDefinition{Name: "app", Essential: no(), Command: sh("sleep 300"), StopTimeout: 10, DependsOn: on("db")},
+		jobs.ContainerDefinition{Name: "main", Command: sh("echo ready; sleep 300"), StopTimeout: 10, DependsOn: on("app")},
+	)
+	evCtx, stopEvents := context.WithCancel(context.Background())
+	defer stopEvents()
+	msgs, errs := e.cli.Events(evCtx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", "container"), filters.Arg("label", testLabel+"="+e.label),
+		filters.Arg("event", "kill"), filters.Arg("event", "die"))})
+
+	sink := &readySink{ready: make(chan struct{})}
+	ctx, cancel := context.WithCancelCause(testCtx(t, time.Minute))
+	go func() {
+		<-sink.ready
+		cancel(errors.New("stopped by the test"))
+	}()
+	start := time.Now()
+	res := mustRun(t, ctx, e, task, sink)
+	t.Logf("stopped in %v", time.Since(start))
+	for _, c := range res.Containers {
+		if !strings.HasPrefix(c.Reason, "Stopped: stopped by the test") {
+			t.Errorf("%s: reason %q", c.Name, c.Reason)
+		}
+	}
+
+	var seen []string // "kill app", "die app", ...
+	deadline := time.After(10 * time.Second)
+	for dies := 0; dies < 3; {
+		select {
+		case m := <-msgs:
+			seen = append(seen, string(m.Action)+" "+m.Actor.Attributes[LabelContainer])
+			if m.Action == events.ActionDie {
+				dies++
+			}
+		case err := <-errs:
+			t.Fatalf("events: %v", err)
+		case <-deadline:
+			t.Fatalf("events so far: %q", seen)
+		}
+	}
+	t.Logf("events: %q", seen)
+	at := func(ev string) int {
+		i := slices.Index(seen, ev)
+		if i < 0 {
+			t.Fatalf("no %q in %q", ev, seen)
+		}
+		return i
+	}
+	if at("die main") > at("kill app") || at("die app") > at("kill db") {
+		t.Errorf("events %q: want main, then app, then db stopped, each after the one depending on it exited", seen)
+	}
 }
 
 func TestRunVolumesFromAndLinks(t *testing.T) {

@@ -33,7 +33,8 @@ type exit struct {
 // their dependsOn allows, each with its output attached and its exit
 // awaited before it starts, and watches them until every started container
 // has exited: the first essential one to exit, a failed start, a dependency
-// that can never be met or ctx stops all the others.
+// that can never be met or ctx stops all the others, each after the
+// containers that depend on it (shutdown.go).
 func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs worker.LogSink) (*worker.Result, error) {
 	// Waits outlive ctx: a cancelled task is stopped, then awaited.
 	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
@@ -47,15 +48,36 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 	running := 0
 	stopping := false
 	dp := newDeps(tr)
+	var sd shutdown // shutdown.go
+	var held *time.Timer
+	defer func() {
+		if held != nil {
+			held.Stop()
+		}
+	}()
+	// stopReady stops the containers that shutdown no longer holds back.
+	stopReady := func() {
+		stop, causes := sd.ready(tr.containers, time.Now())
+		for i, c := range stop {
+			c.stopping = true
+			c.reason = worker.StoppedPrefix + causes[i]
+			r.stop(ctx, &wg, tr, c)
+		}
+	}
+	// stopAll stops every running container, dependents before what they
+	// depend on, as ECS does.
 	stopAll := func(cause string) {
 		stopping = true
 		dp.abandon("Stopped before start: " + cause)
+		now := time.Now()
 		for _, c := range tr.containers {
 			if c.started && !c.exited && !c.stopping {
-				c.stopping = true
-				c.reason = worker.StoppedPrefix + cause
-				r.stop(ctx, &wg, tr, c)
+				sd.add(c, cause, r.stopTimeout(c.def), now)
 			}
+		}
+		stopReady()
+		if sd.waiting() && held == nil {
+			held = time.NewTimer(time.Until(sd.deadline))
 		}
 	}
 	// advance starts, in definition order, every container whose
@@ -109,9 +131,12 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 	poll := time.NewTicker(healthPoll)
 	defer poll.Stop()
 	for running > 0 {
-		var tick <-chan time.Time
+		var tick, late <-chan time.Time
 		if !stopping && dp.waiting() {
 			tick = poll.C
+		}
+		if sd.waiting() && held != nil {
+			late = held.C
 		}
 		select {
 		case e := <-exited:
@@ -123,6 +148,8 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 					e.c.result.Reason = reasonEssentialExited
 				}
 				stopAll(fmt.Sprintf("essential container %s exited", e.c.def.Name))
+			} else if sd.waiting() {
+				stopReady()
 			}
 			advance()
 			if startErr != nil && !stopping {
@@ -134,6 +161,9 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 			if startErr != nil && !stopping {
 				stopAll(startErr.Error())
 			}
+		case <-late:
+			// The dependents that held these back did not stop in time.
+			stopReady()
 		case <-done:
 			done = nil
 			stopAll(context.Cause(ctx).Error())
