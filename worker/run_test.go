@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -333,5 +334,74 @@ func TestEssentialSidecarStoppedAfterSuccessDoesNotFailTheRun(t *testing.T) {
 	ev := runOne(t, j, 1, rt, &fakeReporter{}, nil)
 	if ev.Status != jobs.StatusSucceeded {
 		t.Fatalf("status %s exit %d (%s): main succeeded; proxy only got gantry's SIGTERM", ev.Status, *ev.ExitCode, ev.StoppedReason)
+	}
+}
+
+// slowLogs takes d to store what it was given, as a LogWriter does when
+// JetStream is slow (finish waits up to a minute).
+type slowLogs struct{ d time.Duration }
+
+func (slowLogs) Line(string, string, []byte)  {}
+func (slowLogs) Piece(string, string, []byte) {}
+func (s slowLogs) Close(ctx context.Context) error {
+	select {
+	case <-time.After(s.d):
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+type slowLogReporter struct {
+	fakeReporter
+	d time.Duration
+}
+
+func (r *slowLogReporter) Logs(string, int) LogStream { return slowLogs{r.d} }
+
+// The end of an attempt is decided when the runtime returns: a task that
+// exited 0 is not reported timed out or shut down because the timeout or
+// the grace period ran out while its logs were being stored.
+func TestEndIsDecidedWhenTheRuntimeReturns(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout int // the job's timeoutSeconds
+		grace   time.Duration
+		// after is done once the runtime returned, while the logs are
+		// stored; shutdown cancels Run's ctx.
+		after func(w *Worker, shutdown func())
+	}{
+		{"timeout", 1, time.Minute, func(*Worker, func()) {}},
+		{"grace over", 0, 500 * time.Millisecond, func(_ *Worker, shutdown func()) { shutdown() }},
+		{"stop", 0, time.Minute, func(w *Worker, _ func()) { w.Cancel("r1", "Stopped by user") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rep := &slowLogReporter{d: 30 * time.Second}
+				j := job("r1")
+				j.Spec.TimeoutSeconds = tt.timeout
+				ran := make(chan struct{})
+				rt := fakeRuntime(func(context.Context, *Task) (*Result, error) {
+					close(ran)
+					return exited(0), nil
+				})
+				src := &fakeSource{leases: make(chan *fakeLease, 1)}
+				w := New("w1", "default", src, rt, rep, WithGracePeriod(tt.grace))
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan error, 1)
+				go func() { done <- w.Run(ctx) }()
+				lease := &fakeLease{job: j, delivered: 1, acked: make(chan struct{})}
+				src.leases <- lease
+				<-ran
+				synctest.Wait() // the worker stores the logs
+				tt.after(w, cancel)
+				<-lease.acked
+				cancel()
+				<-done
+				if ev := rep.last(); ev.Status != jobs.StatusSucceeded {
+					t.Fatalf("the container exited 0 before anything stopped it; reported %s %s %q", ev.Status, ev.StopCode, ev.StoppedReason)
+				}
+			})
+		})
 	}
 }

@@ -477,12 +477,16 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	var once sync.Once
 	finish := func(res *Result, err error) {
 		once.Do(func() {
+			// The end is what it was when the runtime returned: a
+			// timeout or a shutdown that comes while the logs are
+			// stored (up to a minute) stopped nothing.
+			cause := context.Cause(runCtx)
 			closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(life), time.Minute)
 			if cerr := logs.Close(closeCtx); cerr != nil {
 				log.Warn().Err(cerr).Msg("store logs")
 			}
 			cancelClose()
-			ev := outcome(task, res, err, context.Cause(runCtx))
+			ev := outcome(task, res, err, cause)
 			ev = w.stageOut(life, st, job.RunID, ev)
 			log.Info().Str("status", string(ev.Status)).Str("reason", ev.StoppedReason).Msg("attempt ended")
 			done(ev)
