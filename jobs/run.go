@@ -51,7 +51,19 @@ const (
 	StopTimeout         = "Timeout"
 	StopFailedToStart   = "TaskFailedToStart"
 	StopWorkerLost      = "WorkerLost"
+	// StopTerminationNotice ends an attempt that its worker stopped
+	// because it was shutting down (its grace period ran out). Like a
+	// lost worker's, such an attempt does not count against
+	// retryStrategy.attempts.
+	StopTerminationNotice = "TerminationNotice"
 )
+
+// handedOn reports whether an attempt that ended with stopCode failed
+// through no fault of its own (its worker was lost, or shut down), so that
+// its job runs again as the next attempt whatever the retry strategy says.
+func handedOn(stopCode string) bool {
+	return stopCode == StopWorkerLost || stopCode == StopTerminationNotice
+}
 
 // ContainerResult is how one container of an attempt ended, or, while it
 // runs, where it can be reached.
@@ -188,7 +200,9 @@ type Event struct {
 	StatusReason  string            `json:"statusReason,omitempty"`
 	Containers    []ContainerResult `json:"containers,omitempty"`
 	// Redelivered, on a WorkerLost event, says that the lost attempt's job
-	// went to another worker, which runs it as the next attempt.
+	// went to another worker, which runs it as the next attempt; on a
+	// TerminationNotice event, that the worker shutting down handed the
+	// job back to the queue for the next attempt.
 	Redelivered bool `json:"redelivered,omitempty"`
 	// Pull, on a worker's STARTING event, is how far the pull of one of
 	// the task's images has got (StatusReason says it in words).
@@ -252,13 +266,17 @@ func (r *Run) Apply(ev Event) bool {
 	if ev.Attempt != len(r.Attempts) || r.Status.Terminal() {
 		return true
 	}
-	if ev.StopCode == StopWorkerLost && ev.Redelivered {
-		// The queue handed the job to another worker: it runs the next
-		// attempt, and nothing needs publishing.
+	if handedOn(ev.StopCode) && ev.Redelivered {
+		// The queue hands the job to another worker (or this one, back):
+		// it runs the next attempt, and nothing needs publishing.
 		r.Attempts = append(r.Attempts, Attempt{Attempt: len(r.Attempts) + 1, Status: StatusQueued,
 			CreatedAt: t, Redelivery: true})
 		r.Status = StatusQueued
-		r.StatusReason = fmt.Sprintf("attempt %d lost with worker %s: %s", ev.Attempt, orNone(ev.Worker), ev.StoppedReason)
+		how := "lost with"
+		if ev.StopCode == StopTerminationNotice {
+			how = "handed back by"
+		}
+		r.StatusReason = fmt.Sprintf("attempt %d %s worker %s: %s", ev.Attempt, how, orNone(ev.Worker), ev.StoppedReason)
 		return true
 	}
 	r.Status = ev.Status
@@ -311,11 +329,12 @@ func (r *Run) Retry(now time.Time) bool {
 }
 
 // Tries counts the attempts that count against retryStrategy.attempts: all
-// but those lost with their worker, which the queue redelivers anyway.
+// but those lost with their worker, which the queue redelivers anyway, and
+// those their worker stopped as it shut down.
 func (r *Run) Tries() int {
 	n := 0
 	for _, a := range r.Attempts {
-		if a.StopCode != StopWorkerLost {
+		if !handedOn(a.StopCode) {
 			n++
 		}
 	}

@@ -259,6 +259,37 @@ func TestGiveUpAfterTheServerQueuedTheRedelivery(t *testing.T) {
 	}
 }
 
+// TestShutdownDoesNotCountAgainstAttempts: an attempt its worker stopped
+// as it shut down does not use up retryStrategy.attempts. Handed back to
+// the queue (Redelivered), its job runs as the next attempt, which waits
+// QUEUED for it as for a lost worker's; reported by a worker that acked its
+// job instead (an older one), the run is retried.
+func TestShutdownDoesNotCountAgainstAttempts(t *testing.T) {
+	for _, handedBack := range []bool{true, false} {
+		r := newRun(0) // one attempt
+		r.Apply(ev(1, 1, StatusRunning))
+		stopped := ev(1, 2, StatusFailed)
+		stopped.StopCode, stopped.Redelivered, stopped.Source = StopTerminationNotice, handedBack, SourceWorker
+		stopped.StoppedReason = "worker w1 shut down before the task ended"
+		if !r.Apply(stopped) || r.Status != StatusQueued || len(r.Attempts) != 2 || r.Attempts[1].Redelivery != handedBack ||
+			r.FinishedAt != nil {
+			t.Fatalf("handed back %v: %s, %+v", handedBack, r.Status, r.Attempts)
+		}
+		if r.Tries() != 1 {
+			t.Fatalf("handed back %v: %d tries, want 1 (attempt 2)", handedBack, r.Tries())
+		}
+		if handedBack && !strings.Contains(r.StatusReason, "handed back by worker w1") {
+			t.Fatalf("status reason %q", r.StatusReason)
+		}
+		r.Apply(ev(2, 1, StatusRunning))
+		ok := ev(2, 2, StatusSucceeded)
+		ok.ExitCode = intp(0)
+		if !r.Apply(ok) || r.Status != StatusSucceeded || r.Tries() != 1 {
+			t.Fatalf("handed back %v: after attempt 2: %s, %d tries", handedBack, r.Status, r.Tries())
+		}
+	}
+}
+
 // TestNoRetryPastTheDeadlineSaysSo: a failed attempt whose retry would
 // start after activeDeadlineSeconds ends the run, and its reason says why
 // the attempts left were not tried.

@@ -421,3 +421,57 @@ func TestDuplicateJobIsNotRunBesideTheLiveAttempt(t *testing.T) {
 		t.Fatalf("run %s with attempts %+v", got.Status, got.Attempts)
 	}
 }
+
+// TestShutdownHandsTheJobToTheNextWorker: w1 shuts down (SIGTERM) while its
+// task runs and stops it when its grace period is over. The attempt is
+// recorded TerminationNotice and does not count against the run's one
+// attempt; its job goes back to the queue, where w2 takes it and runs
+// attempt 2. No other job is published, however long the sweep waits.
+func TestShutdownHandsTheJobToTheNextWorker(t *testing.T) {
+	e := startLostEnv(t)
+	r := e.submit()
+	cons, err := e.q.Jobs(e.ctx, "default", "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{}, 1)
+	rt := runtimeFunc(func(ctx context.Context, task *worker.Task, _ worker.LogSink) (*worker.Result, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		code := 143
+		return &worker.Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &code,
+			Reason: worker.StoppedPrefix + context.Cause(ctx).Error()}}}, nil
+	})
+	w1 := worker.New("w1", "default", workerq.Source{C: cons}, rt, workerq.Reporter{Q: e.q},
+		worker.WithClaims(workerq.Claims{Q: e.q}), worker.WithGracePeriod(100*time.Millisecond))
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- w1.Run(ctx) }()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("w1 never ran the job")
+	}
+	cancel()
+	<-done
+	got := e.waitRun(r.RunID, "handed back", func(r *jobs.Run) bool { return len(r.Attempts) == 2 })
+	if a := got.Attempts[0]; got.Status != jobs.StatusQueued || a.StopCode != jobs.StopTerminationNotice ||
+		!got.Attempts[1].Redelivery || got.Tries() != 1 {
+		t.Fatalf("after w1's shutdown: %s, attempts %+v", got.Status, got.Attempts)
+	}
+
+	e.startWorker("w2")
+	got = e.waitRun(r.RunID, "ended", func(r *jobs.Run) bool { return r.Status.Terminal() })
+	e.advance(10 * e.s.redeliveryGrace())
+	e.sweep()
+	if got.Status != jobs.StatusSucceeded || len(got.Attempts) != 2 || got.Attempts[1].Worker != "w2" {
+		t.Fatalf("run ended %s with attempts %+v", got.Status, got.Attempts)
+	}
+	if n := e.jobsPublished(); n != 1 {
+		t.Fatalf("%d jobs published, want 1", n)
+	}
+	e.waitJobsDone()
+	if ran := e.ranAttempts(); !slices.Equal(ran, []int{2}) {
+		t.Fatalf("attempts run by w2: %v, want [2]", ran)
+	}
+}

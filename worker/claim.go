@@ -108,6 +108,10 @@ type claim struct {
 	// Seq is the stream sequence of the job message the attempt runs, 0
 	// if unknown (older workers, sources without sequences).
 	Seq uint64 `json:"seq,omitempty"`
+	// HandedBack says the attempt's worker reported it ended and gave its
+	// job back to the queue (handBack): whoever takes the job next runs
+	// the next attempt, as after a lost worker, but has no loss to report.
+	HandedBack bool `json:"handedBack,omitempty"`
 }
 
 // taking is the outcome of claiming a delivery.
@@ -209,8 +213,15 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 			if ended {
 				return taking{stale: true}, nil
 			}
-			next.Attempt, next.Losses = old.Attempt+1, old.Losses+1
-			t.lost = old
+			next.Attempt = old.Attempt + 1
+			if old.HandedBack {
+				// Its worker reported its end (a shutdown, say), which
+				// no loss counts.
+				next.Losses, t.losses = old.Losses, old.Losses
+			} else {
+				next.Losses = old.Losses + 1
+				t.lost = old
+			}
 		}
 		t.attempt, t.job, t.seq = next.Attempt, next.Job, next.Seq
 		data, _ = json.Marshal(next)
@@ -286,6 +297,31 @@ func (w *Worker) settle(life context.Context, log zerolog.Logger, lease Lease, r
 	}
 	if err := w.ack(life, log, lease); err != nil {
 		w.finishClaim(life, runID, t, losses)
+	}
+}
+
+// handBack gives the job of an attempt whose end is stored (an event with
+// Redelivered) back to the queue, to be delivered after delay: the claim
+// says so first, so that the worker that takes the job next runs the next
+// attempt, which the stored end made the run wait for. Per step, if the
+// worker dies just after it: the end stored, the lease expires and the
+// next worker takes the attempt for lost (the server ignores the loss
+// it reports of an attempt that ended, but the loss counts); the claim
+// stored, the lease expires and the next worker runs the next attempt;
+// the nak sent, the next worker gets it sooner.
+func (w *Worker) handBack(life context.Context, log zerolog.Logger, lease Lease, runID string, t taking, losses int,
+	stored bool, delay time.Duration) {
+	if stored {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(life), 10*time.Second)
+		data, _ := json.Marshal(claim{Attempt: t.attempt, Worker: w.id, Losses: losses, Time: w.cfg.now().UTC(),
+			Job: t.job, Seq: t.seq, HandedBack: true})
+		if _, err := w.cfg.claims.PutClaim(ctx, runID, data, t.rev); err != nil {
+			log.Warn().Err(err).Msg("mark attempt handed back; the next worker will take it for lost")
+		}
+		cancel()
+	}
+	if err := lease.Nak(delay); err != nil {
+		log.Warn().Err(err).Msg("hand job back; it returns when its lease expires")
 	}
 }
 

@@ -106,7 +106,8 @@ func WithSlots(n int) Option { return func(c *config) { c.slots = max(n, 1) } }
 func WithLeaseRenewal(d time.Duration) Option { return func(c *config) { c.leaseEvery = d } }
 
 // WithGracePeriod sets how long running jobs may go on after Run's ctx is
-// done before they are stopped (default 30 s).
+// done before they are stopped (default 30 s); stopped so, an attempt ends
+// with stopCode TerminationNotice and its job goes back to the queue.
 func WithGracePeriod(d time.Duration) Option { return func(c *config) { c.grace = d } }
 
 // WithPullPolicy sets when images are pulled (default missing).
@@ -191,7 +192,8 @@ func (w *Worker) Running() []string {
 
 // Run takes and runs jobs until ctx is done, then lets the running ones
 // finish within the grace period, stops what is left and returns once every
-// result is reported.
+// result is reported. With claims (WithClaims), the job of an attempt
+// stopped so is handed back to the queue, to run as the next attempt.
 func (w *Worker) Run(ctx context.Context) error {
 	wg := NewPool() // runs the jobs
 	defer wg.Close()
@@ -488,6 +490,19 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 			cancelClose()
 			ev := outcome(task, res, err, cause)
 			ev = w.stageOut(life, st, job.RunID, ev)
+			if ev.StopCode == jobs.StopTerminationNotice && w.cfg.claims != nil {
+				// Stopped by this worker's shutdown, the task is no
+				// worse off than with a crash: its job goes back to
+				// the queue, to run as the next attempt, which the
+				// server does not count against the retry strategy.
+				ev.Redelivered = true
+				ev.StoppedReason = fmt.Sprintf("worker %s shut down before the task ended (its grace period of %s ran out); the job went back to the queue for the next attempt",
+					w.id, w.cfg.grace)
+				log.Warn().Msg("attempt stopped by the worker's shutdown; job handed back to the queue")
+				report(ev)
+				w.handBack(life, log, lease, job.RunID, tk, losses, published, 0)
+				return
+			}
 			log.Info().Str("status", string(ev.Status)).Str("reason", ev.StoppedReason).Msg("attempt ended")
 			done(ev)
 		})
@@ -534,13 +549,17 @@ func outcome(task *Task, res *Result, err, cause error) jobs.Event {
 			ev.ExitCode = taskExitCode(task, res)
 		}
 		return ev
+	case errors.Is(cause, errShutdown):
+		ev := jobs.Event{Status: jobs.StatusFailed, StopCode: jobs.StopTerminationNotice, StoppedReason: "worker shut down before the task ended"}
+		if res != nil {
+			ev.Containers = res.Containers
+			ev.ExitCode = taskExitCode(task, res)
+		}
+		return ev
 	case err != nil:
 		return jobs.Event{Status: jobs.StatusFailed, StopCode: jobs.StopFailedToStart, StoppedReason: err.Error()}
 	case errors.Is(cause, errTimeout):
 		return jobs.Event{Status: jobs.StatusFailed, StopCode: jobs.StopTimeout, StoppedReason: "Task timed out: " + cause.Error(),
-			Containers: res.Containers, ExitCode: taskExitCode(task, res)}
-	case errors.Is(cause, errShutdown):
-		return jobs.Event{Status: jobs.StatusFailed, StopCode: "TerminationNotice", StoppedReason: "worker shut down before the task ended",
 			Containers: res.Containers, ExitCode: taskExitCode(task, res)}
 	}
 	ev := jobs.Event{Status: jobs.StatusSucceeded, Containers: res.Containers, ExitCode: taskExitCode(task, res)}

@@ -461,6 +461,29 @@ func TestRestartKeepsHistoryAndLogs(t *testing.T) {
 	}
 }
 
+// TestRestartHandsARunningJobBack: gantry up stopped (SIGTERM) while a task
+// runs past --grace stops the task and hands its job back to the queue; up
+// again, it runs the job (no new one: a redelivery) as attempt 2, and the
+// run, which allows one attempt, succeeds. A kill -9 would have got as
+// much (WorkerLost).
+func TestRestartHandsARunningJobBack(t *testing.T) {
+	t.Parallel()
+	in := startUp(t, "--grace", "1s")
+	id := in.runDetached("sh", "-c", `echo attempt $GANTRY_ATTEMPT; if [ "$GANTRY_ATTEMPT" = 1 ]; then sleep 600; fi`)
+	in.waitLog(id, "attempt 1")
+	in.stop()
+	in.start()
+	r := in.waitStatus(id, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled)
+	if r.Status != jobs.StatusSucceeded || len(r.Attempts) != 2 || r.Attempts[0].StopCode != jobs.StopTerminationNotice ||
+		!r.Attempts[1].Redelivery || r.Attempts[1].Status != jobs.StatusSucceeded {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		t.Fatalf("after the restart:\n%s\n%s", b, in.log)
+	}
+	if logs, _, _ := in.gantry("logs", id); !strings.Contains(logs, "attempt 2\n") {
+		t.Fatalf("logs %q, want attempt 2's", logs)
+	}
+}
+
 func TestBadInputIsOneLineAndExit125(t *testing.T) {
 	t.Parallel()
 	env := append(os.Environ(), "GANTRY_NATS_URL=nats://127.0.0.1:1")

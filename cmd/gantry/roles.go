@@ -46,7 +46,7 @@ func (f *workerFlags) add(c *cobra.Command) {
 	c.Flags().IntVar(&f.slots, "slots", 4, "runs this worker runs at once")
 	c.Flags().StringArrayVar(&f.allowHostPaths, "allow-host-path", nil, "directory under which task volumes may bind-mount host paths (repeatable)")
 	c.Flags().StringVar(&f.pull, "pull", "missing", "when to pull images: missing, always or never")
-	c.Flags().DurationVar(&f.grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may go on before they are stopped")
+	c.Flags().DurationVar(&f.grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may go on before they are stopped and their jobs handed back to the queue")
 	c.Flags().StringArrayVar(&f.objectLabels, "container-label", nil, "extra K=V label on every container, volume and network the worker creates (tests use it)")
 	c.Flags().MarkHidden("container-label")
 	f.fleet.add(c)

@@ -1,0 +1,75 @@
+package worker
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// TestShutdownHandsTheJobBack: a task still running when the worker's
+// grace period runs out is stopped and reported FAILED TerminationNotice,
+// Redelivered, and its job handed back to the queue (nak, not ack), as a
+// crash would leave it: the worker that takes it next (here the same one,
+// restarted) runs attempt 2, with no lost worker to report.
+func TestShutdownHandsTheJobBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cl := newQueuedClaims(7)
+		rep := &fakeReporter{}
+		started := make(chan struct{})
+		rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) {
+			if task.Attempt > 1 {
+				return exited(0), nil
+			}
+			close(started)
+			<-ctx.Done()
+			code := 143
+			return &Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &code,
+				Reason: StoppedPrefix + context.Cause(ctx).Error()}}}, nil
+		})
+		src := &queueSource{leases: make(chan *queueLease, 1)}
+		l := &queueLease{src: src, job: job("r"), acked: make(chan struct{}), seq: 7}
+		stop := runWorker(t, New("w1", "default", src, rt, rep, WithClaims(cl), WithGracePeriod(time.Second)))
+		src.leases <- l
+		<-started
+		stop() // SIGTERM: the task outlives the grace period
+		select {
+		case <-l.acked:
+			t.Fatal("the job of the attempt stopped by the shutdown was acknowledged")
+		default:
+		}
+		if src.nakCount() != 1 {
+			t.Fatalf("%d naks, want the job handed back once", src.nakCount())
+		}
+		ev := rep.last()
+		if ev.Attempt != 1 || ev.Status != jobs.StatusFailed || ev.StopCode != jobs.StopTerminationNotice || !ev.Redelivered ||
+			ev.ExitCode == nil || *ev.ExitCode != 143 {
+			t.Fatalf("last event %+v, want attempt 1 FAILED TerminationNotice, redelivered", ev)
+		}
+		if c := cl.get("r"); !c.HandedBack || c.Done || c.Attempt != 1 || c.Seq != 7 {
+			t.Fatalf("claim after the shutdown: %+v, want attempt 1 handed back", c)
+		}
+
+		// Restarted, the worker takes the job back and runs attempt 2.
+		n := len(rep.events)
+		stop = runWorker(t, New("w1", "default", src, rt, rep, WithClaims(cl)))
+		<-l.acked
+		stop()
+		rep.mu.Lock()
+		evs := rep.events[n:]
+		rep.mu.Unlock()
+		for _, ev := range evs {
+			if ev.Attempt != 2 || ev.StopCode == jobs.StopWorkerLost {
+				t.Fatalf("after the restart: %+v, want only attempt 2's events", evs)
+			}
+		}
+		if last := evs[len(evs)-1]; last.Status != jobs.StatusSucceeded {
+			t.Fatalf("attempt 2 ended %s", last.Status)
+		}
+		if c := cl.get("r"); c.Attempt != 2 || c.Losses != 0 || c.HandedBack {
+			t.Fatalf("claim after attempt 2: %+v, want attempt 2 and no loss", c)
+		}
+	})
+}
