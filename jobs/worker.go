@@ -54,6 +54,10 @@ type WorkerInfo struct {
 	Version       string            `json:"version,omitempty"`
 	StartedAt     time.Time         `json:"startedAt"`
 	LastHeartbeat time.Time         `json:"lastHeartbeat"`
+	// RuntimeError, while set, says why the worker takes no runs although
+	// it is ACTIVE: its container runtime does not answer (the error of
+	// its last ping).
+	RuntimeError string `json:"runtimeError,omitempty"`
 }
 
 // Free is what the worker has left.

@@ -25,10 +25,10 @@ const lostSeq = 1 << 30
 // can. It is set on QUEUED runs as statusReason.
 func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 	// One pass, narrowing as the checks below do: a worker of the run's
-	// cluster, with the memory, with the CPU, not draining. It runs for
-	// every submission, so it copies no WorkerInfo.
+	// cluster, with the memory, with the CPU, not draining, its runtime
+	// answering. It runs for every submission, so it copies no WorkerInfo.
 	need := r.Spec.Demand()
-	var cands, memOK, cpuOK, active int
+	var cands, memOK, cpuOK, notDraining, active int
 	for i := range workers {
 		w := &workers[i]
 		if w.Cluster != r.Cluster || (r.TargetWorker != "" && w.ID != r.TargetWorker) {
@@ -43,7 +43,11 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 			continue
 		}
 		cpuOK++
-		if w.State != jobs.WorkerDraining {
+		if w.State == jobs.WorkerDraining {
+			continue
+		}
+		notDraining++
+		if w.RuntimeError == "" {
 			active++
 		}
 	}
@@ -61,8 +65,12 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 		return fmt.Sprintf("no worker %s has %d MiB of memory", where, need.Memory)
 	case cpuOK == 0:
 		return fmt.Sprintf("no worker %s with %d MiB of memory has %d CPU units", where, need.Memory, need.CPU)
+	case notDraining == 0:
+		return "every worker " + where + " that could run it is draining"
+	case notDraining == cpuOK:
+		return "every worker " + where + " that could run it cannot reach its container runtime"
 	}
-	return "every worker " + where + " that could run it is draining"
+	return "every worker " + where + " that could run it is draining or cannot reach its container runtime"
 }
 
 // fullSweepEvery bounds how long the sweep goes without looking at every
@@ -170,7 +178,7 @@ func (s *Server) sweepOnce(ctx context.Context, st *sweepState) (err error) {
 func fleetPrint(workers []jobs.WorkerInfo) string {
 	var b strings.Builder
 	for _, w := range workers {
-		fmt.Fprintf(&b, "%s|%s|%d|%d|%s\n", w.ID, w.Cluster, w.Capacity.CPU, w.Capacity.Memory, w.State)
+		fmt.Fprintf(&b, "%s|%s|%d|%d|%s|%t\n", w.ID, w.Cluster, w.Capacity.CPU, w.Capacity.Memory, w.State, w.RuntimeError != "")
 	}
 	return b.String()
 }

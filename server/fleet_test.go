@@ -15,6 +15,8 @@ func TestPlacementReason(t *testing.T) {
 	ws := []jobs.WorkerInfo{
 		{ID: "a", Cluster: "etl", Capacity: jobs.Resources{CPU: 2048, Memory: 4096, Slots: 2}, State: jobs.WorkerActive},
 		{ID: "b", Cluster: "etl", Capacity: jobs.Resources{CPU: 2048, Memory: 512, Slots: 2}, State: jobs.WorkerDraining},
+		{ID: "c", Cluster: "etl", Capacity: jobs.Resources{CPU: 2048, Memory: 512, Slots: 2}, State: jobs.WorkerActive,
+			RuntimeError: "Cannot connect to the Docker daemon"},
 	}
 	tests := []struct {
 		name string
@@ -31,6 +33,8 @@ func TestPlacementReason(t *testing.T) {
 			"no worker in cluster etl with 10 MiB of memory has 4096 CPU units"},
 		{"fits the active one", run("etl", "", 100), ""},
 		{"only a draining one is left", run("etl", "b", 100), "every worker named b in cluster etl that could run it is draining"},
+		{"only one without its runtime is left", run("etl", "c", 100),
+			"every worker named c in cluster etl that could run it cannot reach its container runtime"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,5 +43,9 @@ func TestPlacementReason(t *testing.T) {
 				t.Fatalf("reason %q, want %q", got, tt.want)
 			}
 		})
+	}
+	want := "every worker in cluster etl that could run it is draining or cannot reach its container runtime"
+	if got := placementReason(run("etl", "", 100), ws[1:]); got != want {
+		t.Fatalf("without a: reason %q, want %q", got, want)
 	}
 }

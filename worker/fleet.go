@@ -51,6 +51,10 @@ type fleet struct {
 	started  time.Time
 	wake     chan struct{}
 	beat     chan struct{}
+	// runtimeErr is the error of the last ping of a runtime that does not
+	// answer (health.go), "" while it does; down wakes watchRuntime.
+	runtimeErr string
+	down       chan struct{}
 }
 
 func (f *fleet) notify() {
@@ -96,7 +100,7 @@ func place(capacity, inUse, need jobs.Resources) verdict {
 func (w *Worker) reserve(need jobs.Resources) verdict {
 	w.fl.mu.Lock()
 	defer w.fl.mu.Unlock()
-	if w.fl.draining {
+	if w.fl.draining || w.fl.runtimeErr != "" {
 		return fitsLater
 	}
 	v := place(w.cfg.capacity, w.fl.inUse, need)
@@ -114,12 +118,13 @@ func (w *Worker) release(need jobs.Resources) {
 }
 
 // roomForMore reports whether the take loop should ask for a job: not
-// draining, a free slot, and some CPU and memory left.
+// draining, a runtime that answers, a free slot, and some CPU and memory
+// left.
 func (w *Worker) roomForMore() bool {
 	w.fl.mu.Lock()
 	defer w.fl.mu.Unlock()
 	c, u := w.cfg.capacity, w.fl.inUse
-	return !w.fl.draining && u.Slots < c.Slots &&
+	return !w.fl.draining && w.fl.runtimeErr == "" && u.Slots < c.Slots &&
 		(c.CPU <= 0 || u.CPU < c.CPU) && (c.Memory <= 0 || u.Memory < c.Memory)
 }
 
@@ -158,7 +163,7 @@ func (w *Worker) Drain(drain bool) {
 // Info is what the worker's heartbeat says.
 func (w *Worker) Info() jobs.WorkerInfo {
 	w.fl.mu.Lock()
-	inUse, draining, started := w.fl.inUse, w.fl.draining, w.fl.started
+	inUse, draining, started, runtimeErr := w.fl.inUse, w.fl.draining, w.fl.started, w.fl.runtimeErr
 	w.fl.mu.Unlock()
 	runs := w.Running()
 	sort.Strings(runs)
@@ -167,7 +172,7 @@ func (w *Worker) Info() jobs.WorkerInfo {
 		st = jobs.WorkerDraining
 	}
 	return jobs.WorkerInfo{ID: w.id, Cluster: w.cluster, Host: w.cfg.host, Labels: w.cfg.labels,
-		Capacity: w.cfg.capacity, InUse: inUse, Runs: runs, State: st, StartedAt: started,
+		Capacity: w.cfg.capacity, InUse: inUse, Runs: runs, State: st, RuntimeError: runtimeErr, StartedAt: started,
 		LastHeartbeat: w.cfg.now().UTC()}
 }
 

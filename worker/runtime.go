@@ -73,6 +73,9 @@ type Task struct {
 // definition. Containers never started have a nil ExitCode and a Reason.
 // Containers the runtime stopped because the task was ending (another
 // ended, a timeout, a stop) have a Reason starting with StoppedPrefix.
+// Containers that started but whose end the runtime could not learn (its
+// daemon went away) have a nil ExitCode and a Reason starting with
+// LostPrefix.
 type Result struct {
 	Containers []jobs.ContainerResult
 }
@@ -80,8 +83,25 @@ type Result struct {
 // StoppedPrefix begins the Reason of a container the runtime stopped.
 const StoppedPrefix = "Stopped: "
 
+// LostPrefix begins the Reason of a container the runtime lost track of.
+const LostPrefix = "Lost track of the container: "
+
 func stoppedByRuntime(c *jobs.ContainerResult) bool {
 	return strings.HasPrefix(c.Reason, StoppedPrefix)
+}
+
+func lostTrack(c *jobs.ContainerResult) bool {
+	return c.ExitCode == nil && strings.HasPrefix(c.Reason, LostPrefix)
+}
+
+// Pinger is implemented by a Runtime that can tell whether it answers
+// (worker/docker pings the Docker daemon). With it, a worker whose runtime
+// stops answering hands back the jobs it could not start, instead of
+// failing them, and takes no job until a ping succeeds again.
+type Pinger interface {
+	// Ping returns nil when the runtime answers, an error saying why not
+	// otherwise. It honours ctx and is safe to call at any time.
+	Ping(ctx context.Context) error
 }
 
 // LogSink receives the output of the task's containers, one whole line at a

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -141,7 +142,8 @@ func New(id, cluster string, src Source, rt Runtime, rep Reporter, opts ...Optio
 	cfg.capacity.Slots = cfg.slots
 	return &Worker{id: id, cluster: cluster, src: src, rt: rt, rep: rep, cfg: cfg,
 		running: map[string][]*delivery{},
-		fl:      fleet{wake: make(chan struct{}, 1), beat: make(chan struct{}, 1), started: cfg.now().UTC()}}
+		fl: fleet{wake: make(chan struct{}, 1), beat: make(chan struct{}, 1), down: make(chan struct{}, 1),
+			started: cfg.now().UTC()}}
 }
 
 // ID is the worker's id.
@@ -209,6 +211,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		beater.Go(func() { w.heartbeat(life, stopBeat) })
 		defer func() { close(stopBeat); beater.Wait() }()
 	}
+	stopWatch := make(chan struct{})
+	var watcher sync.WaitGroup
+	watcher.Go(func() { w.watchRuntime(life, stopWatch) })
+	defer func() { close(stopWatch); watcher.Wait() }()
 	var err error
 	for w.waitForRoom(ctx) {
 		leases, nerr := w.take(ctx)
@@ -476,19 +482,50 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	// finish stores the logs and the stage's output and reports the end,
 	// once: as soon as the runtime says every container has exited (it
 	// removes them after), or when Run returns.
-	var once sync.Once
+	var (
+		once    sync.Once
+		ran     bool        // the runtime was asked to run the task
+		started atomic.Bool // some of its containers started (Task.Started)
+	)
 	finish := func(res *Result, err error) {
 		once.Do(func() {
 			// The end is what it was when the runtime returned: a
 			// timeout or a shutdown that comes while the logs are
 			// stored (up to a minute) stopped nothing.
 			cause := context.Cause(runCtx)
+			// A runtime that could not run the task, or lost track of
+			// a container, may have gone away (a Docker daemon
+			// stopped): ask it.
+			var down error
+			runtimeFailed := ran && err != nil
+			if runtimeFailed || anyLost(res) {
+				down = w.checkRuntime(life)
+			}
 			closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(life), time.Minute)
 			if cerr := logs.Close(closeCtx); cerr != nil {
 				log.Warn().Err(cerr).Msg("store logs")
 			}
 			cancelClose()
+			if down != nil && runtimeFailed && !started.Load() && cause == nil && w.cfg.claims != nil {
+				// Nothing ran: the run is not to blame, and failing it
+				// would use up its attempts (in a fleet, every queued
+				// run's, a second each). Its job goes to a worker whose
+				// runtime answers, as a lost worker's does.
+				ev := jobs.Event{Status: jobs.StatusFailed, StopCode: jobs.StopWorkerLost, Redelivered: true,
+					StoppedReason: fmt.Sprintf("worker %s could not reach its container runtime before the task started (%v); the job went back to the queue for another worker",
+						w.id, err)}
+				w.stageOut(life, st, job.RunID, ev) // removes the stage directory
+				log.Warn().Err(err).AnErr("ping", down).Msg("container runtime unreachable; job handed back to the queue")
+				report(ev)
+				// Back after as long as a job too big for this worker:
+				// it is for another one.
+				w.handBack(life, log, lease, job.RunID, tk, losses, published, w.cfg.nakNever)
+				return
+			}
 			ev := outcome(task, res, err, cause)
+			if down != nil && anyLost(res) {
+				ev.StoppedReason = fmt.Sprintf("Lost the connection to the container runtime while the task ran (%v); %s", down, ev.StoppedReason)
+			}
 			ev = w.stageOut(life, st, job.RunID, ev)
 			if ev.StopCode == jobs.StopTerminationNotice && w.cfg.claims != nil {
 				// Stopped by this worker's shutdown, the task is no
@@ -508,9 +545,13 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 		})
 	}
 	if err == nil {
-		task.Started = func(cs []jobs.ContainerResult) { report(jobs.Event{Status: jobs.StatusRunning, Containers: cs}) }
+		task.Started = func(cs []jobs.ContainerResult) {
+			started.Store(true)
+			report(jobs.Event{Status: jobs.StatusRunning, Containers: cs})
+		}
 		task.Pulling = w.pullReporter(report)
 		task.Finished = func(res *Result) { finish(res, nil) }
+		ran = true
 		res, err = w.rt.Run(runCtx, task, logs)
 	}
 	finish(res, err)
@@ -567,17 +608,37 @@ func outcome(task *Task, res *Result, err, cause error) jobs.Event {
 		ev.Status = jobs.StatusFailed
 		ev.StopCode = jobs.StopEssentialExited
 		ev.StoppedReason = "Essential container in task exited"
-		if ev.ExitCode == nil {
+		c := failedEssential(task, res)
+		switch {
+		case c != nil && lostTrack(c):
+			// It ran, but how it ended is not known: ECS stops such a
+			// task as it does for an exit, the container's reason
+			// saying why (CannotInspectContainerError).
+			ev.StoppedReason = "Essential container in task was lost"
+		case ev.ExitCode == nil:
 			// An essential container never ran (a dependency that could
 			// not be met, say): the task failed to start, as ECS says.
 			ev.StopCode = jobs.StopFailedToStart
 			ev.StoppedReason = "Task failed to start"
 		}
-		if c := failedEssential(task, res); c != nil && c.Reason != "" && c.Reason != "Essential container exited" {
+		if c != nil && c.Reason != "" && c.Reason != "Essential container exited" {
 			ev.StoppedReason += ": " + c.Name + ": " + c.Reason
 		}
 	}
 	return ev
+}
+
+// anyLost reports whether the runtime lost track of a container of res.
+func anyLost(res *Result) bool {
+	if res == nil {
+		return false
+	}
+	for i := range res.Containers {
+		if lostTrack(&res.Containers[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // taskExitCode is the exit code of the essential container that decides

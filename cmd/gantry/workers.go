@@ -80,6 +80,9 @@ func describeWorker(w io.Writer, x *jobs.WorkerInfo) error {
 	fmt.Fprintf(w, "Cluster:\t%s\n", x.Cluster)
 	fmt.Fprintf(w, "Host:\t%s\n", orDash(x.Host))
 	fmt.Fprintf(w, "State:\t%s\n", x.State)
+	if x.RuntimeError != "" {
+		fmt.Fprintf(w, "Runtime:\tunreachable, taking no runs: %s\n", x.RuntimeError)
+	}
 	fmt.Fprintf(w, "Labels:\t%s\n", orDash(labelText(x.Labels)))
 	fmt.Fprintf(w, "CPU units:\t%s\n", used(x.InUse.CPU, x.Capacity.CPU))
 	fmt.Fprintf(w, "Memory MiB:\t%s\n", used(x.InUse.Memory, x.Capacity.Memory))

@@ -310,7 +310,7 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 		tr.log.Warn().Err(err).Str("container", c.def.Name).Msg("inspect exited container; its OOM kill may go unseen")
 	case e.err != nil:
 		// Neither the wait nor the state says how it ended.
-		c.result.Reason = fmt.Sprintf("Lost track of the container: %v", e.err)
+		c.result.Reason = worker.LostPrefix + e.err.Error()
 		tr.log.Error().Err(e.err).Str("container", c.def.Name).Msg("wait for container")
 		return
 	}

@@ -1,0 +1,160 @@
+package docker
+
+import (
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/rs/zerolog"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/samples/sampletest"
+	"github.com/gantry-dev/gantry/worker"
+)
+
+// daemonProxy serves a unix socket of its own that forwards every
+// connection to the Docker daemon's. Killed, it closes its socket and
+// every connection through it: to a client of that socket, the daemon
+// went away.
+type daemonProxy struct {
+	path, target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup
+}
+
+// startDaemonProxy starts a proxy to the daemon cli talks to, skipping the
+// test when that is not a unix socket.
+func startDaemonProxy(t *testing.T, cli *client.Client) *daemonProxy {
+	t.Helper()
+	target, ok := strings.CutPrefix(cli.DaemonHost(), "unix://")
+	if !ok {
+		t.Skipf("the Docker daemon is at %s, not on a unix socket", cli.DaemonHost())
+	}
+	// A socket path must be short (108 bytes): not under t.TempDir().
+	dir, err := os.MkdirTemp("", "gantry-proxy-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &daemonProxy{path: filepath.Join(dir, "docker.sock"), target: target}
+	t.Cleanup(func() { p.kill(); os.RemoveAll(dir) })
+	p.start(t)
+	return p
+}
+
+func (p *daemonProxy) start(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("unix", p.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.conns = ln, map[net.Conn]bool{}
+	p.mu.Unlock()
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			d, err := net.Dial("unix", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[d] = true, true
+			p.mu.Unlock()
+			p.wg.Go(func() { io.Copy(d, c); d.Close() })
+			p.wg.Go(func() { io.Copy(c, d); c.Close() })
+		}
+	})
+}
+
+// kill stops the proxy as a daemon's end would: its socket goes, and so
+// does every connection through it.
+func (p *daemonProxy) kill() {
+	p.mu.Lock()
+	if p.ln != nil {
+		p.ln.Close() // removes the socket file too
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// TestDaemonGoneMidRun: the Docker daemon goes away (the socket the
+// runtime's client talks to is killed) while a task's container runs. Run
+// returns the container as one it lost track of (worker.LostPrefix, no
+// exit code), not as a task that failed to start; Ping says the daemon is
+// gone, and a Run then fails before creating anything. Once the daemon is
+// back, Ping answers again.
+func TestDaemonGoneMidRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sampletest.Cleanup(t, e.cli, e.label) // the container, left running by the daemon, before newEnv's check
+	p := startDaemonProxy(t, e.cli)
+	cli, err := client.NewClientWithOpts(client.WithHost("unix://"+p.path), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	rt := New(cli, WithLabels(map[string]string{testLabel: e.label}),
+		WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)))
+	ctx := testCtx(t, 2*time.Minute)
+	if err := rt.Ping(ctx); err != nil {
+		t.Fatalf("ping through the proxy: %v", err)
+	}
+
+	sink := &readySink{ready: make(chan struct{})}
+	type ended struct {
+		res *worker.Result
+		err error
+	}
+	done := make(chan ended, 1)
+	go func() {
+		res, err := rt.Run(ctx, e.task(t, jobs.ContainerDefinition{Name: "main", Command: sh("echo ready; sleep 600")}), sink)
+		done <- ended{res, err}
+	}()
+	select {
+	case <-sink.ready:
+	case <-ctx.Done():
+		t.Fatal("the container never said it was ready")
+	}
+	p.kill()
+	var got ended
+	select {
+	case got = <-done:
+	case <-ctx.Done():
+		t.Fatal("Run did not return after the daemon went away")
+	}
+	if got.err != nil {
+		t.Fatalf("Run: %v, want the result of a task that ran", got.err)
+	}
+	if c := got.res.Containers[0]; c.ExitCode != nil || !strings.HasPrefix(c.Reason, worker.LostPrefix) {
+		t.Fatalf("container %+v, want no exit code and a reason starting %q", c, worker.LostPrefix)
+	}
+	if err := rt.Ping(ctx); err == nil {
+		t.Fatal("Ping answers with the daemon gone")
+	}
+	if _, err := rt.Run(ctx, e.task(t, jobs.ContainerDefinition{Name: "main", Command: sh("echo never")}), &recordSink{}); err == nil {
+		t.Fatal("Run succeeded with the daemon gone")
+	}
+
+	p.start(t)
+	if err := rt.Ping(ctx); err != nil {
+		t.Fatalf("ping once the daemon is back: %v", err)
+	}
+}
