@@ -457,15 +457,16 @@ func (s SubmitRequest) Validate() error {
 	return errors.Join(errs...)
 }
 
-// MaxDurationSeconds bounds timeoutSeconds and activeDeadlineSeconds: 100
-// years of 365 days. Far beyond any run, it keeps a duration in seconds
-// well inside time.Duration (292 years; 10 digits, a common "no limit",
-// overflowed it and timed the run out at once), and a deadline set before
-// the year 2162 inside the unix nanoseconds the store keeps (up to 2262).
-const MaxDurationSeconds = 100 * 365 * 24 * 60 * 60
+// MaxDurationSeconds bounds timeoutSeconds and activeDeadlineSeconds: 50
+// years of 365 days. Far beyond any run, it fits an int on 32-bit systems,
+// keeps a duration in seconds well inside time.Duration (292 years; 10
+// digits, a common "no limit", overflowed it and timed the run out at
+// once), and a deadline set before the year 2212 inside the unix
+// nanoseconds the store keeps (up to 2262).
+const MaxDurationSeconds = 50 * 365 * 24 * 60 * 60
 
 func tooLong(s int) string {
-	return fmt.Sprintf("%d: must be at most %d (100 years); leave it out for no limit", s, MaxDurationSeconds)
+	return fmt.Sprintf("%d: must be at most %d (50 years); leave it out for no limit", s, MaxDurationSeconds)
 }
 
 // prefixErrors puts prefix before the path of every FieldError in err.

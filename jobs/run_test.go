@@ -163,8 +163,8 @@ func TestDurationsAreBounded(t *testing.T) {
 	}{
 		{"timeout at the bound", SubmitRequest{TimeoutSeconds: MaxDurationSeconds}, ""},
 		{"deadline at the bound", SubmitRequest{ActiveDeadlineSeconds: MaxDurationSeconds}, ""},
-		{"timeout beyond", SubmitRequest{TimeoutSeconds: MaxDurationSeconds + 1}, "timeoutSeconds: 3153600001: must be at most 3153600000 (100 years)"},
-		{"deadline of 10 digits", SubmitRequest{ActiveDeadlineSeconds: 9999999999}, "activeDeadlineSeconds: 9999999999: must be at most 3153600000 (100 years)"},
+		{"timeout beyond", SubmitRequest{TimeoutSeconds: MaxDurationSeconds + 1}, "timeoutSeconds: 1576800001: must be at most 1576800000 (50 years)"},
+		{"deadline of 10 digits", SubmitRequest{ActiveDeadlineSeconds: 9999999999}, "activeDeadlineSeconds: 9999999999: must be at most 1576800000 (50 years)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.req.Validate()

@@ -43,7 +43,7 @@ func TestSubmitRefusesAJobTooLargeForNATS(t *testing.T) {
 // TestSubmitBoundsDurations: an activeDeadlineSeconds of 10 digits (a
 // common "no limit") overflowed time.Duration, put the run's deadline in
 // 1758, and the run failed as timed out before it started; it is refused
-// naming the field, and the largest allowed gives a deadline 100 years on.
+// naming the field, and the largest allowed gives a deadline 50 years on.
 func TestSubmitBoundsDurations(t *testing.T) {
 	e := startAPI(t)
 	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
@@ -55,7 +55,7 @@ func TestSubmitBoundsDurations(t *testing.T) {
 	}
 	var r jobs.Run
 	e.ok("gantry.api.runs.submit", fmt.Sprintf(`{"taskDefinition":"hello","activeDeadlineSeconds":%d}`, jobs.MaxDurationSeconds), &r)
-	if r.Spec.Deadline == nil || r.Spec.Deadline.Before(r.CreatedAt.AddDate(99, 0, 0)) {
+	if r.Spec.Deadline == nil || r.Spec.Deadline.Before(r.CreatedAt.AddDate(49, 0, 0)) {
 		t.Fatalf("activeDeadlineSeconds=%d: deadline %v for a run created %v", jobs.MaxDurationSeconds, r.Spec.Deadline, r.CreatedAt)
 	}
 }

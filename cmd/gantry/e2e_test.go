@@ -499,10 +499,10 @@ func TestBadInputIsOneLineAndExit125(t *testing.T) {
 		{"run without what", env, []string{"run"}, "what to run?"},
 		{"bad output", env, []string{"ps", "-o", "xml"}, "want table, json or yaml"},
 		{"bad env", env, []string{"run", "--image", "x", "--env", "NOVALUE", "--", "true"}, "--env \"NOVALUE\": want K=V"},
-		{"timeout beyond 100 years", env, []string{"run", "--image", "x", "--timeout", "900000h", "--", "true"},
-			"--timeout 900000h0m0s: must be at most 876000h0m0s (100 years)"},
-		{"deadline beyond 100 years", env, []string{"run", "--image", "x", "--deadline", "2562047h", "--", "true"},
-			"--deadline 2562047h0m0s: must be at most 876000h0m0s (100 years)"},
+		{"timeout beyond 50 years", env, []string{"run", "--image", "x", "--timeout", "900000h", "--", "true"},
+			"--timeout 900000h0m0s: must be at most 438000h0m0s (50 years)"},
+		{"deadline beyond 50 years", env, []string{"run", "--image", "x", "--deadline", "2562047h", "--", "true"},
+			"--deadline 2562047h0m0s: must be at most 438000h0m0s (50 years)"},
 		// Checked before anything starts (a data directory that cannot be
 		// made fails at once without the check).
 		{"no data retention", env, []string{"up", "--data", "/dev/null/gantry", "--nats-port", "0", "--data-retention", "0"},

@@ -17,7 +17,7 @@ func addDataRetentionFlag(c *cobra.Command, d *time.Duration) {
 }
 
 // maxDataRetention bounds --data-retention as jobs.MaxDurationSeconds
-// bounds timeouts: 100 years, far from overflowing the bucket's TTL
+// bounds timeouts: 50 years, far from overflowing the bucket's TTL
 // (the retention plus queue.DataBucketSlack).
 const maxDataRetention = jobs.MaxDurationSeconds * time.Second
 
@@ -30,7 +30,7 @@ func checkDataRetention(d time.Duration) error {
 		return fmt.Errorf("--data-retention %s: must be more than 0 (how long stage files are kept after their pipeline run ended; default %s)",
 			d, queue.DefaultDataRetention)
 	case d > maxDataRetention:
-		return fmt.Errorf("--data-retention %s: must be at most %s (100 years)", d, maxDataRetention)
+		return fmt.Errorf("--data-retention %s: must be at most %s (50 years)", d, maxDataRetention)
 	}
 	return nil
 }

@@ -200,7 +200,7 @@ func seconds(flag string, d time.Duration) (int, error) {
 	}
 	s := int(d.Round(time.Second) / time.Second)
 	if s > jobs.MaxDurationSeconds {
-		return 0, fmt.Errorf("%s %s: must be at most %s (100 years); leave it out for no limit", flag, d,
+		return 0, fmt.Errorf("%s %s: must be at most %s (50 years); leave it out for no limit", flag, d,
 			time.Duration(jobs.MaxDurationSeconds)*time.Second)
 	}
 	return s, nil
