@@ -309,16 +309,26 @@ func (w *Worker) settle(life context.Context, log zerolog.Logger, lease Lease, r
 // it reports of an attempt that ended, but the loss counts); the claim
 // stored, the lease expires and the next worker runs the next attempt;
 // the nak sent, the next worker gets it sooner.
+//
+// Only a claim this worker marked handed back is followed by the nak: when
+// the end was not stored or the claim could not be written (it changed:
+// another worker took the job over after this one's lease lapsed), the job
+// is left to its lease. NATS takes a nak from a stale delivery, and would
+// put back in the queue the job that other worker runs.
 func (w *Worker) handBack(life context.Context, log zerolog.Logger, lease Lease, runID string, t taking, losses int,
 	stored bool, delay time.Duration) {
-	if stored {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(life), 10*time.Second)
-		data, _ := json.Marshal(claim{Attempt: t.attempt, Worker: w.id, Losses: losses, Time: w.cfg.now().UTC(),
-			Job: t.job, Seq: t.seq, HandedBack: true})
-		if _, err := w.cfg.claims.PutClaim(ctx, runID, data, t.rev); err != nil {
-			log.Warn().Err(err).Msg("mark attempt handed back; the next worker will take it for lost")
-		}
-		cancel()
+	if !stored {
+		log.Warn().Msg("attempt's end not stored; its job returns when its lease expires, and the next worker takes it for lost")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(life), 10*time.Second)
+	data, _ := json.Marshal(claim{Attempt: t.attempt, Worker: w.id, Losses: losses, Time: w.cfg.now().UTC(),
+		Job: t.job, Seq: t.seq, HandedBack: true})
+	_, err := w.cfg.claims.PutClaim(ctx, runID, data, t.rev)
+	cancel()
+	if err != nil {
+		log.Warn().Err(err).Msg("mark attempt handed back; its job returns when its lease expires, and the next worker takes it for lost")
+		return
 	}
 	if err := lease.Nak(delay); err != nil {
 		log.Warn().Err(err).Msg("hand job back; it returns when its lease expires")

@@ -321,6 +321,34 @@ func TestReconcileReportsFinishedAndStopsRunning(t *testing.T) {
 	}
 }
 
+// TestReconcileLeavesAHandedBackClaim: the containers of an attempt the
+// worker handed back before it was killed (stopped by its shutdown, the
+// claim marked handed back, then a second signal) are removed, but the
+// claim is not marked done: its job is to run the next attempt. Marked
+// done, the job's next delivery was acknowledged as stale and the run
+// waited QUEUED until the server published the job again.
+func TestReconcileLeavesAHandedBackClaim(t *testing.T) {
+	ctx := context.Background()
+	code := 143
+	cl := &memClaims{data: map[string][]byte{}, rev: map[string]uint64{}}
+	data, _ := json.Marshal(claim{Attempt: 1, Worker: "w1", Seq: 7, HandedBack: true})
+	if _, err := cl.PutClaim(ctx, "r", data, 0); err != nil {
+		t.Fatal(err)
+	}
+	lo := &fakeLeftovers{found: []Leftover{{RunID: "r", Attempt: 1,
+		Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &code, Reason: StoppedPrefix + "shutdown"}}}}}
+	w := New("w1", "default", nil, nil, &fakeReporter{}, WithLeftovers(lo), WithClaims(cl))
+	if err := w.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := cl.get("r"); c.Done || !c.HandedBack {
+		t.Fatalf("claim after reconcile: %+v, want it still handed back, not done", c)
+	}
+	if len(lo.removed) != 1 {
+		t.Fatalf("removed %v", lo.removed)
+	}
+}
+
 // TestReconcileSweepsStageDirs: the attempt directories a killed worker
 // left are removed once its containers are, those of another worker on
 // the host are not.

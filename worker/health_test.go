@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -216,4 +217,28 @@ type refusingRuntime struct{ daemonRuntime }
 
 func (r *refusingRuntime) Run(context.Context, *Task, LogSink) (*Result, error) {
 	return nil, errors.New(`image "nope" is not present on this worker and the pull policy is never`)
+}
+
+// partlyStartedRuntime could not start a task's second container, the
+// first one already running, and its daemon no longer answers.
+type partlyStartedRuntime struct{ daemonRuntime }
+
+func (p *partlyStartedRuntime) Run(context.Context, *Task, LogSink) (*Result, error) {
+	p.setDown(true)
+	return nil, fmt.Errorf("start container b: %s (%w)", errNoDaemon, ErrSomeStarted)
+}
+
+// TestRuntimeGoneAfterAContainerStartedFailsTheRun: a task one of whose
+// containers had started when the runtime went away is not handed back as
+// one that never ran: the container may still run, beside the next
+// attempt a hand-back would start elsewhere. It fails, counted.
+func TestRuntimeGoneAfterAContainerStartedFailsTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := &partlyStartedRuntime{}
+		ev := runOne(t, job("r"), 1, rt, &fakeReporter{}, nil, WithClaims(newQueuedClaims()))
+		if ev.Status != jobs.StatusFailed || ev.StopCode != jobs.StopFailedToStart || ev.Redelivered {
+			t.Fatalf("final event %s %s redelivered=%v %q, want FAILED TaskFailedToStart, not handed back",
+				ev.Status, ev.StopCode, ev.Redelivered, ev.StoppedReason)
+		}
+	})
 }

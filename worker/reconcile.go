@@ -113,8 +113,8 @@ func (w *Worker) markLeftoverDone(ctx context.Context, lo Leftover) {
 		return
 	}
 	var c claim
-	if json.Unmarshal(data, &c) != nil || c.Attempt != lo.Attempt || c.Worker != w.id || c.Done {
-		return
+	if json.Unmarshal(data, &c) != nil || c.Attempt != lo.Attempt || c.Worker != w.id || c.Done || c.HandedBack {
+		return // a handed-back attempt's job is to run the next attempt
 	}
 	c.Done = true
 	data, _ = json.Marshal(c)

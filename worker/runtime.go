@@ -80,6 +80,10 @@ type Result struct {
 	Containers []jobs.ContainerResult
 }
 
+// ErrSomeStarted is wrapped by Runtime.Run when a task failed to start
+// after some of its containers had started: it did not "not run".
+var ErrSomeStarted = errors.New("some of the task's containers had started")
+
 // StoppedPrefix begins the Reason of a container the runtime stopped.
 const StoppedPrefix = "Stopped: "
 

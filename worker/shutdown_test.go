@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -70,6 +71,52 @@ func TestShutdownHandsTheJobBack(t *testing.T) {
 		}
 		if c := cl.get("r"); c.Attempt != 2 || c.Losses != 0 || c.HandedBack {
 			t.Fatalf("claim after attempt 2: %+v, want attempt 2 and no loss", c)
+		}
+	})
+}
+
+// TestShutdownLeavesAJobTakenOverToItsLease: when another worker took the
+// job over while this one still ran its attempt (this one's lease lapsed),
+// the shutdown's hand-back cannot mark the claim and sends no nak: NATS
+// takes a nak from a stale delivery, and would put back in the queue the
+// job the other worker runs, for a third to run beside it.
+func TestShutdownLeavesAJobTakenOverToItsLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		cl := newQueuedClaims(7)
+		rep := &fakeReporter{}
+		started := make(chan struct{})
+		rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) {
+			close(started)
+			<-ctx.Done()
+			code := 143
+			return &Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &code,
+				Reason: StoppedPrefix + context.Cause(ctx).Error()}}}, nil
+		})
+		src := &queueSource{leases: make(chan *queueLease, 1)}
+		l := &queueLease{src: src, job: job("r"), acked: make(chan struct{}), seq: 7}
+		stop := runWorker(t, New("w1", "default", src, rt, rep, WithClaims(cl), WithGracePeriod(time.Second)))
+		src.leases <- l
+		<-started
+		_, rev, err := cl.Claim(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _ := json.Marshal(claim{Attempt: 2, Worker: "w2", Seq: 7})
+		if _, err := cl.PutClaim(ctx, "r", other, rev); err != nil {
+			t.Fatal(err)
+		}
+		stop()
+		if n := src.nakCount(); n != 0 {
+			t.Fatalf("%d naks of a job another worker had taken over, want none", n)
+		}
+		select {
+		case <-l.acked:
+			t.Fatal("the job another worker runs was acknowledged")
+		default:
+		}
+		if c := cl.get("r"); c.Worker != "w2" || c.Attempt != 2 {
+			t.Fatalf("claim %+v, want w2's attempt 2 untouched", c)
 		}
 	})
 }

@@ -506,7 +506,7 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 				log.Warn().Err(cerr).Msg("store logs")
 			}
 			cancelClose()
-			if down != nil && runtimeFailed && !started.Load() && cause == nil && w.cfg.claims != nil {
+			if down != nil && runtimeFailed && !started.Load() && !errors.Is(err, ErrSomeStarted) && cause == nil && w.cfg.claims != nil {
 				// Nothing ran: the run is not to blame, and failing it
 				// would use up its attempts (in a fleet, every queued
 				// run's, a second each). Its job goes to a worker whose

@@ -568,3 +568,24 @@ func TestLeftoverStagedAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStartFailureAfterAContainerStarted: a task whose second container
+// cannot start, the first one running, says so (worker.ErrSomeStarted):
+// the worker must not take it for a task that never ran. One whose first
+// container cannot start does not.
+func TestStartFailureAfterAContainerStarted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	task := e.task(t,
+		jobs.ContainerDefinition{Name: "a", Command: sh("sleep 300")},
+		jobs.ContainerDefinition{Name: "b", Command: []string{"/no/such/program"},
+			DependsOn: []jobs.ContainerDep{{ContainerName: "a", Condition: jobs.DepStart}}})
+	_, err := e.rt.Run(testCtx(t, time.Minute), task, &recordSink{})
+	if err == nil || !errors.Is(err, worker.ErrSomeStarted) {
+		t.Fatalf("Run: %v, want a start error wrapping worker.ErrSomeStarted", err)
+	}
+	first := e.task(t, jobs.ContainerDefinition{Name: "b", Command: []string{"/no/such/program"}})
+	if _, err := e.rt.Run(testCtx(t, time.Minute), first, &recordSink{}); err == nil || errors.Is(err, worker.ErrSomeStarted) {
+		t.Fatalf("Run of a task whose only container cannot start: %v, want a start error alone", err)
+	}
+}

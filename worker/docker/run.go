@@ -171,6 +171,11 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 	}
 	dp.abandon("Not started: no container left running to meet its dependencies")
 	if startErr != nil {
+		for _, c := range tr.containers {
+			if c.started {
+				return nil, fmt.Errorf("%w (%w)", startErr, worker.ErrSomeStarted)
+			}
+		}
 		return nil, startErr
 	}
 	res := tr.result()
