@@ -522,7 +522,28 @@ func (td TaskDefinition) WithOverrides(o *Overrides) (TaskDefinition, error) {
 	if err := errors.Join(errs...); err != nil {
 		return td, err
 	}
-	return out, out.Validate()
+	return out, introduced(out.Validate(), td.Validate())
+}
+
+// introduced is what of err (the problems of a definition with a run's
+// overrides) before (those of the definition itself) does not hold: a
+// definition registered before a rule was added stays runnable, and only
+// a problem the overrides brought refuses the run.
+func introduced(err, before error) error {
+	if err == nil || before == nil {
+		return err
+	}
+	had := map[string]bool{}
+	for _, e := range unjoin(before) {
+		had[e.Error()] = true
+	}
+	var errs []error
+	for _, e := range unjoin(err) {
+		if !had[e.Error()] {
+			errs = append(errs, e)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // apply sets what the override changes in the container.

@@ -206,6 +206,25 @@ func TestWithOverrides(t *testing.T) {
 	}
 }
 
+// TestWithOverridesKeepsStoredDefinitionsRunnable: a definition stored
+// before a rule was added (here task cpu 64, below the 128 units refused at
+// register since) still runs with overrides, as every pipeline stage's run
+// has; a problem the overrides bring still refuses the run.
+func TestWithOverridesKeepsStoredDefinitionsRunnable(t *testing.T) {
+	td := TaskDefinition{Family: "f", CPU: "64", ContainerDefinitions: []ContainerDefinition{{Name: "main", Image: "i"}}}
+	if td.Validate() == nil {
+		t.Fatal("task cpu 64 is valid: pick another rule for this test")
+	}
+	env := &Overrides{ContainerOverrides: []ContainerOverride{{Environment: []KeyValue{{"GANTRY_STAGE", "load"}}}}}
+	if _, err := td.WithOverrides(env); err != nil {
+		t.Fatalf("stored definition with an environment override: %v", err)
+	}
+	_, err := td.WithOverrides(&Overrides{ContainerOverrides: []ContainerOverride{{Name: "main", Memory: intp(3)}}})
+	if err == nil || !strings.Contains(err.Error(), "memory: 3 MiB is below") || strings.Contains(err.Error(), "cpu") {
+		t.Fatalf("override bringing a bad memory: %v, want that problem alone", err)
+	}
+}
+
 func FuzzSubmitRequest(f *testing.F) {
 	f.Add([]byte(`{"taskDefinition":"etl:3","cluster":"c","retryStrategy":{"attempts":2}}`))
 	f.Add([]byte(`{"taskDefinition":{"family":"f","containerDefinitions":[{"name":"m","image":"i","memory":64}]}}`))
