@@ -111,22 +111,10 @@ func manifestName(pipelineRun, stage, runID string) string {
 	return stagePrefix(pipelineRun, stage) + ".manifests/" + runID
 }
 
-// manifest lists the files one run of a stage stored, their objects named
-// stagePrefix + Dir + file. A manifest of the first layout is a bare list
-// of files, with no Dir.
-type manifest struct {
-	Dir   string   `json:"dir"`
-	Files []string `json:"files"`
-}
-
-func (m *manifest) UnmarshalJSON(data []byte) error {
-	if len(data) > 0 && data[0] == '[' {
-		m.Dir = ""
-		return json.Unmarshal(data, &m.Files)
-	}
-	type plain manifest
-	return json.Unmarshal(data, (*plain)(m))
-}
+// A manifest is the JSON list of the objects one run of a stage stored,
+// each named after stagePrefix: "<run>/<path>". In the first layout the
+// entries were the paths alone. A worker of that layout reads this one's
+// manifests, with each run's files under a directory named by the run.
 
 // StageClashError is two runs of a stage that stored different files of
 // one name: the stages downstream would get only one of them.
@@ -194,7 +182,10 @@ func (s *Stager) Put(ctx context.Context, pipelineRun, stage, runID string, atte
 		}
 		return nil
 	}
-	data, _ := json.Marshal(manifest{Dir: runID + "/", Files: files})
+	for i, rel := range files {
+		files[i] = runID + "/" + rel
+	}
+	data, _ := json.Marshal(files)
 	if _, err := obs.PutBytes(ctx, manifestName(pipelineRun, stage, runID), data); err != nil {
 		return fmt.Errorf("stage %s outputs: manifest: %w", stage, err)
 	}
@@ -251,11 +242,12 @@ func (s *Stager) Get(ctx context.Context, pipelineRun, stage string, runIDs []st
 		if err != nil {
 			return fmt.Errorf("stage %s inputs: manifest of run %s: %w", stage, id, err)
 		}
-		var m manifest
-		if err := json.Unmarshal(data, &m); err != nil {
+		var entries []string
+		if err := json.Unmarshal(data, &entries); err != nil {
 			return fmt.Errorf("stage %s inputs: manifest of run %s: %w", stage, id, err)
 		}
-		for _, rel := range m.Files {
+		for _, entry := range entries {
+			rel := strings.TrimPrefix(entry, id+"/") // the first layout has no run directory
 			clean := path.Clean("/" + rel)[1:]
 			if clean == "" || strings.HasPrefix(clean, "../") {
 				continue
@@ -263,7 +255,7 @@ func (s *Stager) Get(ctx context.Context, pipelineRun, stage string, runIDs []st
 			if sources[clean] == nil {
 				order = append(order, clean)
 			}
-			sources[clean] = append(sources[clean], source{id, stagePrefix(pipelineRun, stage) + m.Dir + rel})
+			sources[clean] = append(sources[clean], source{id, stagePrefix(pipelineRun, stage) + entry})
 		}
 	}
 	for _, rel := range order {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -251,5 +252,36 @@ func TestStagerReadsTheFirstLayout(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(in, "sub", "old.csv")); err != nil || string(b) != "old\n" {
 		t.Fatalf("old layout: %q %v", b, err)
+	}
+}
+
+// TestStagerManifestReadableByTheFirstLayout: a manifest stays a JSON list
+// of names under the stage's prefix, as workers of the first layout read
+// it (into []string), so that during a rolling upgrade their downstream
+// stages get the files, under a directory named by the run, rather than
+// fail to decode it.
+func TestStagerManifestReadableByTheFirstLayout(t *testing.T) {
+	q := newQueue(t)
+	s := NewStager(q.JetStream(), 0, 1)
+	ctx := context.Background()
+	out := t.TempDir()
+	os.WriteFile(filepath.Join(out, "part.csv"), []byte("a\n"), 0o644)
+	if err := s.Put(ctx, "pr-1", "extract", "r0", 1, out); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := s.bucket(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := obs.GetBytes(ctx, manifestName("pr-1", "extract", "r0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []string
+	if err := json.Unmarshal(data, &entries); err != nil || len(entries) != 1 {
+		t.Fatalf("manifest %s: %v, want a list of one name", data, err)
+	}
+	if b, err := obs.GetBytes(ctx, stagePrefix("pr-1", "extract")+entries[0]); err != nil || string(b) != "a\n" {
+		t.Fatalf("object %s as the first layout names it: %q %v", entries[0], b, err)
 	}
 }
