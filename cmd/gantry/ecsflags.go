@@ -16,7 +16,7 @@ type ecsFlags struct {
 func (f *ecsFlags) add(c *cobra.Command) {
 	c.Flags().BoolVar(&f.allowPrivileged, "allow-privileged", false,
 		"run privileged containers, capabilities beyond Docker's defaults, host devices, the host's PID or IPC namespace "+
-			"and AppArmor or SELinux turned off when task definitions ask")
+			"and AppArmor or SELinux options other than Docker's own (apparmor:docker-default, label:type:container_t) when task definitions ask")
 	c.Flags().StringVar(&f.secretsDir, "secrets-dir", "",
 		"directory of the files secrets' valueFrom \"file:PATH\" (or an SSM or Secrets Manager name) reads")
 	c.Flags().StringArrayVar(&f.secretEnv, "secret-env", nil,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,13 +52,20 @@ func main() {
 		// The first signal asks for a clean stop, which may wait for running
 		// tasks (--grace) or the server; a second one takes the signal's
 		// default action and ends the process at once (a worker started
-		// again reconciles what it left).
+		// again reconciles what it left). Commands that catch the second
+		// one themselves (an attached run detaches) say so themselves.
 		stop()
 		time.Sleep(2 * time.Second)
-		fmt.Fprintln(os.Stderr, "gantry: stopping; interrupt again to quit at once")
+		if longRunning.Load() {
+			fmt.Fprintln(os.Stderr, "gantry: stopping; interrupt again to quit at once")
+		}
 	}()
 	os.Exit(run(ctx, os.Args[1:]))
 }
+
+// longRunning is set by the commands that serve (up, server, worker): a
+// second signal ends them at once, and they say so.
+var longRunning atomic.Bool
 
 func run(ctx context.Context, args []string) int {
 	root := newRoot()

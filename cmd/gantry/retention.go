@@ -13,7 +13,7 @@ import (
 // server`.
 func addDataRetentionFlag(c *cobra.Command, d *time.Duration) {
 	c.Flags().DurationVar(d, "data-retention", queue.DefaultDataRetention,
-		"how long the files pipeline stages pass along are kept after their pipeline run ended (more than 0)")
+		"how long the files pipeline stages pass along are kept after their pipeline run ended (more than 0, at most 50 years)")
 }
 
 // maxDataRetention bounds --data-retention as jobs.MaxDurationSeconds

@@ -305,7 +305,9 @@ func newUpCmd(g *globals) *cobra.Command {
 		Long: `up starts an embedded NATS server with JetStream (its files under --data),
 the gantry server (SQLite under --data) and one worker that runs tasks on the
 local Docker daemon. Stop it with Ctrl-C or SIGTERM: the worker stops taking
-runs and lets running ones finish within --grace.
+runs and lets running ones finish within --grace, then stops them and hands
+their jobs back to the queue; the server answers until the worker is done. A
+second Ctrl-C or SIGTERM ends it at once.
 
 Other gantry commands reach it at nats://127.0.0.1:<nats-port>. With
 --user/--password (or --token) NATS requires them of every client; with
@@ -429,6 +431,7 @@ func natsLog(log zerolog.Logger) func(embedded.Level, string) {
 
 // serveAll runs the roles until ctx is done or one fails.
 func serveAll(ctx context.Context, log zerolog.Logger, roles ...func(context.Context) error) error {
+	longRunning.Store(true)
 	grp, gctx := errgroup.WithContext(ctx)
 	for _, r := range roles {
 		if r == nil {
@@ -568,6 +571,7 @@ host's Docker daemon. It needs only NATS and Docker: no database.`,
 				return err
 			}
 			defer nc.Close()
+			longRunning.Store(true)
 			err = runWorker(cmd.Context(), nc, &wf, log)
 			if errors.Is(err, context.Canceled) {
 				return nil

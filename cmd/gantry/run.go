@@ -37,8 +37,9 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Run a task and stream its logs, or print its run id with -d",
 		Long: `run submits a run and, unless -d is given, streams its output (stdout to
 stdout, stderr to stderr) until it ends, then exits with the task's exit code:
-that of its first essential container to fail, 0 on success, 124 when it timed
-out, 125 when gantry itself failed (the image was missing, say).
+that of its first essential container to fail (leaving out those gantry
+stopped because another one ended), 0 on success, 124 when it timed out, 125
+when gantry itself failed (the image was missing, say).
 
 Ctrl-C while attached stops the run (as docker run does); a second Ctrl-C
 detaches and leaves it to finish stopping.`,

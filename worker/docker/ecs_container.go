@@ -176,8 +176,8 @@ func (r *Runtime) applyECS(tr *taskRun, c *ctr, cfg *container.Config, hc *conta
 			continue
 		case key == "no-new-privileges":
 			continue // every container has it
-		case slices.Contains(unconfined, key+":"+value) && !r.ecs.allowPrivileged:
-			refuse("dockerSecurityOptions", "%s turns confinement off; start the worker with --allow-privileged to allow it", o)
+		case !slices.Contains(confined, key+":"+value) && !r.ecs.allowPrivileged:
+			refuse("dockerSecurityOptions", "%s may loosen the container's confinement; start the worker with --allow-privileged to allow it", o)
 		}
 		hc.SecurityOpt = append(hc.SecurityOpt, key+"="+value)
 	}
@@ -192,9 +192,12 @@ func (r *Runtime) applyECS(tr *taskRun, c *ctr, cfg *container.Config, hc *conta
 	return errors.Join(errs...)
 }
 
-// unconfined are the dockerSecurityOptions that take a container out of
-// AppArmor's or SELinux's confinement, allowed as privileged containers are.
-var unconfined = []string{"apparmor:unconfined", "label:disable", "label:type:spc_t", "label:type:unconfined_t"}
+// confined are the AppArmor and SELinux options a worker takes without
+// --allow-privileged: Docker's own confinement. Any other profile, type,
+// user, role or level may take a container out of it (unconfined, spc_t,
+// another container's MCS level, ...), which only the host's owner can
+// judge, as for privileged containers.
+var confined = []string{"apparmor:docker-default", "label:type:container_t"}
 
 // namespaces applies the task's pidMode and ipcMode. Validation leaves
 // "task" only to a task of one container, whose own namespaces are the

@@ -347,7 +347,13 @@ func TestRunRefusals(t *testing.T) {
 			"secrets[0] (X): file:x: this worker has no secrets directory; start it with --secrets-dir DIR"},
 		{"AppArmor off", jobs.ContainerDefinition{Name: "main", Command: sh("true"),
 			DockerSecurityOptions: []string{"apparmor:unconfined"}},
-			"dockerSecurityOptions: apparmor:unconfined turns confinement off; start the worker with --allow-privileged to allow it"},
+			"dockerSecurityOptions: apparmor:unconfined may loosen the container's confinement; start the worker with --allow-privileged to allow it"},
+		{"SELinux type other than Docker's", jobs.ContainerDefinition{Name: "main", Command: sh("true"),
+			DockerSecurityOptions: []string{"label:type:container_runtime_t"}},
+			"dockerSecurityOptions: label:type:container_runtime_t may loosen the container's confinement; start the worker with --allow-privileged"},
+		{"another MCS level", jobs.ContainerDefinition{Name: "main", Command: sh("true"),
+			DockerSecurityOptions: []string{"label:level:s0:c100,c200"}},
+			"dockerSecurityOptions: label:level:s0:c100,c200 may loosen the container's confinement"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
