@@ -384,6 +384,16 @@ func TestReconcileSweepsStageDirs(t *testing.T) {
 		t.Errorf("attempt directory %s, want it under %s", st.dir, filepath.Join(base, "w1"))
 	}
 	st.remove()
+
+	// A worker that stops removes its directory once empty.
+	w = New("w1", "default", &fakeSource{leases: make(chan *fakeLease)}, fakeRuntime(nil), &fakeReporter{},
+		WithStager(&memStager{}, base))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w.Run(ctx)
+	if _, err := os.Stat(filepath.Join(base, "w1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stopped worker's stage directory: %v, want it removed", err)
+	}
 }
 
 type fakeLeftovers struct {

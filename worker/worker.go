@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -259,6 +260,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		<-finished
 	}
 	w.bg.Wait()
+	if w.cfg.stager != nil {
+		_ = os.Remove(w.stageBase()) // this worker's stage directory, once empty
+	}
 	return err
 }
 
