@@ -317,6 +317,8 @@ func (td TaskDefinition) validateECS(bad func(path, format string, args ...any))
 		}
 		if c.StartTimeout < 0 {
 			bad(p+".startTimeout", "must not be negative")
+		} else if c.StartTimeout > MaxDurationSeconds {
+			bad(p+".startTimeout", "%s", tooLong(c.StartTimeout))
 		}
 		if c.WorkingDirectory != "" && !strings.HasPrefix(c.WorkingDirectory, "/") {
 			bad(p+".workingDirectory", "%q: must be an absolute path", c.WorkingDirectory)

@@ -60,7 +60,10 @@ func (b *Backoff) Delay(n int, u float64) time.Duration {
 			mult = b.Multiplier
 		}
 	}
-	d := math.Min(maxS, initial*math.Pow(mult, float64(max(n, 1)-1)))
+	// Bounded as validation bounds it, for a strategy stored before: a
+	// number of seconds past time.Duration's range converts to a negative
+	// delay, and the retry would come at once.
+	d := math.Min(math.Min(maxS, MaxDurationSeconds), initial*math.Pow(mult, float64(max(n, 1)-1)))
 	d = d/2 + u*d/2
 	return time.Duration(d * float64(time.Second))
 }
@@ -171,9 +174,13 @@ func (s *RetryStrategy) validate(prefix string) error {
 	if b := s.Backoff; b != nil {
 		if b.InitialSeconds < 0 {
 			errs = append(errs, &FieldError{prefix + "backoff.initialSeconds", "must not be negative"})
+		} else if b.InitialSeconds > MaxDurationSeconds {
+			errs = append(errs, &FieldError{prefix + "backoff.initialSeconds", fmt.Sprintf("%g: must be at most %d (50 years)", b.InitialSeconds, MaxDurationSeconds)})
 		}
 		if b.MaxSeconds < 0 {
 			errs = append(errs, &FieldError{prefix + "backoff.maxSeconds", "must not be negative"})
+		} else if b.MaxSeconds > MaxDurationSeconds {
+			errs = append(errs, &FieldError{prefix + "backoff.maxSeconds", fmt.Sprintf("%g: must be at most %d (50 years)", b.MaxSeconds, MaxDurationSeconds)})
 		}
 		if b.Multiplier != 0 && b.Multiplier < 1 {
 			errs = append(errs, &FieldError{prefix + "backoff.multiplier", fmt.Sprintf("%g: must be at least 1", b.Multiplier)})

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,6 +59,18 @@ func TestBackoffDelay(t *testing.T) {
 	}
 	if d := (*Backoff)(nil).Delay(1, 1); d != time.Second {
 		t.Errorf("default first delay %s", d)
+	}
+	// Seconds past time.Duration's range (292 years) converted to a
+	// negative delay: the retry came at once. Validation refuses them; a
+	// strategy stored before waits the bound.
+	huge := &Backoff{InitialSeconds: 1e12, MaxSeconds: 1e13}
+	if d := huge.Delay(1, 0.5); d <= 0 || d > MaxDurationSeconds*time.Second {
+		t.Errorf("delay of a huge backoff: %s", d)
+	}
+	err := (&RetryStrategy{Attempts: 2, Backoff: huge}).validate("retryStrategy.")
+	if err == nil || !strings.Contains(err.Error(), "retryStrategy.backoff.initialSeconds: 1e+12: must be at most 1576800000") ||
+		!strings.Contains(err.Error(), "retryStrategy.backoff.maxSeconds: 1e+13: must be at most") {
+		t.Errorf("validation of a huge backoff: %v", err)
 	}
 }
 

@@ -183,6 +183,16 @@ func TestDurationsAreBounded(t *testing.T) {
 	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "stages[0](a).timeoutSeconds: 9999999999: must be at most") {
 		t.Fatalf("stage: Validate() = %v", err)
 	}
+	// The schedule's startingDeadlineSeconds and a container's startTimeout
+	// become time.Duration too.
+	sch := Schedule{Cron: "0 * * * *", StartingDeadlineSeconds: 9999999999}
+	if err := sch.Validate(); err == nil || !strings.Contains(err.Error(), "startingDeadlineSeconds: 9999999999: must be at most") {
+		t.Fatalf("schedule: Validate() = %v", err)
+	}
+	td := TaskDefinition{Family: "f", ContainerDefinitions: []ContainerDefinition{{Name: "m", Image: "i", StartTimeout: 9999999999}}}
+	if err := td.Validate(); err == nil || !strings.Contains(err.Error(), "containerDefinitions[0].startTimeout: 9999999999: must be at most") {
+		t.Fatalf("task definition: Validate() = %v", err)
+	}
 }
 
 func TestWithOverrides(t *testing.T) {

@@ -86,6 +86,8 @@ func (s *Schedule) Validate() error {
 	}
 	if s.StartingDeadlineSeconds < 0 {
 		errs = append(errs, &FieldError{"startingDeadlineSeconds", "must not be negative"})
+	} else if s.StartingDeadlineSeconds > MaxDurationSeconds {
+		errs = append(errs, &FieldError{"startingDeadlineSeconds", tooLong(s.StartingDeadlineSeconds)})
 	}
 	return errors.Join(errs...)
 }

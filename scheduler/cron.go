@@ -141,7 +141,7 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 	}
 	tolerance := DefaultTolerance
 	if s.StartingDeadlineSeconds > 0 {
-		tolerance = time.Duration(s.StartingDeadlineSeconds) * time.Second
+		tolerance = time.Duration(min(s.StartingDeadlineSeconds, jobs.MaxDurationSeconds)) * time.Second
 	}
 	if late := now.Sub(due); late > tolerance {
 		if s.Misfire != jobs.MisfireRunOnce {
