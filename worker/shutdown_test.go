@@ -10,6 +10,22 @@ import (
 	"github.com/gantry-dev/gantry/jobs"
 )
 
+// outlivesGrace runs a first attempt until it is stopped, closing started
+// once it runs, and ends SIGTERM's 143 as the runtime stopped it; later
+// attempts exit 0 at once.
+func outlivesGrace(started chan struct{}) Runtime {
+	return fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) {
+		if task.Attempt > 1 {
+			return exited(0), nil
+		}
+		close(started)
+		<-ctx.Done()
+		code := 143
+		return &Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &code,
+			Reason: StoppedPrefix + context.Cause(ctx).Error()}}}, nil
+	})
+}
+
 // TestShutdownHandsTheJobBack: a task still running when the worker's
 // grace period runs out is stopped and reported FAILED TerminationNotice,
 // Redelivered, and its job handed back to the queue (nak, not ack), as a
@@ -20,16 +36,7 @@ func TestShutdownHandsTheJobBack(t *testing.T) {
 		cl := newQueuedClaims(7)
 		rep := &fakeReporter{}
 		started := make(chan struct{})
-		rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) {
-			if task.Attempt > 1 {
-				return exited(0), nil
-			}
-			close(started)
-			<-ctx.Done()
-			code := 143
-			return &Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &code,
-				Reason: StoppedPrefix + context.Cause(ctx).Error()}}}, nil
-		})
+		rt := outlivesGrace(started)
 		src := &queueSource{leases: make(chan *queueLease, 1)}
 		l := &queueLease{src: src, job: job("r"), acked: make(chan struct{}), seq: 7}
 		stop := runWorker(t, New("w1", "default", src, rt, rep, WithClaims(cl), WithGracePeriod(time.Second)))
@@ -86,13 +93,7 @@ func TestShutdownLeavesAJobTakenOverToItsLease(t *testing.T) {
 		cl := newQueuedClaims(7)
 		rep := &fakeReporter{}
 		started := make(chan struct{})
-		rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) {
-			close(started)
-			<-ctx.Done()
-			code := 143
-			return &Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &code,
-				Reason: StoppedPrefix + context.Cause(ctx).Error()}}}, nil
-		})
+		rt := outlivesGrace(started)
 		src := &queueSource{leases: make(chan *queueLease, 1)}
 		l := &queueLease{src: src, job: job("r"), acked: make(chan struct{}), seq: 7}
 		stop := runWorker(t, New("w1", "default", src, rt, rep, WithClaims(cl), WithGracePeriod(time.Second)))
