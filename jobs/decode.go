@@ -41,6 +41,59 @@ type Warnings []string
 // are dropped and listed in the warnings. The output of
 // describe-task-definition ({"taskDefinition": {...}}) is accepted too.
 func DecodeTaskDefinition(data []byte) (*TaskDefinition, Warnings, error) {
+	td, sc, err := decodeShape(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if verr := td.Validate(); verr != nil {
+		for _, e := range unjoin(verr) {
+			var fe *FieldError
+			if errors.As(e, &fe) && sc.reported(fe.Path) {
+				continue // "required" after a wrong kind says nothing new
+			}
+			sc.errs = append(sc.errs, e)
+		}
+	}
+	var warn Warnings
+	if len(sc.ignored) > 0 {
+		warn = append(warn, "ignored fields that only mean something on AWS: "+strings.Join(sc.ignored, ", "))
+	}
+	var accel []string
+	for i, c := range td.ContainerDefinitions {
+		for j, rr := range c.ResourceRequirements {
+			if rr.Type == ResourceInferenceAccelerator {
+				accel = append(accel, fmt.Sprintf("containerDefinitions[%d].resourceRequirements[%d]", i, j))
+			}
+		}
+	}
+	if len(accel) > 0 {
+		warn = append(warn, "ignored InferenceAccelerator resource requirements (Amazon Elastic Inference, only on AWS): "+strings.Join(accel, ", "))
+	}
+	if td.NetworkMode == "awsvpc" {
+		warn = append(warn, `networkMode "awsvpc": the task gets a bridge network of its own, as with "bridge"`)
+	}
+	if len(sc.errs) > 0 {
+		return nil, warn, errors.Join(sc.errs...)
+	}
+	return td, warn, nil
+}
+
+// DecodeStoredTaskDefinition reads a definition that gantry accepted
+// before, as an inline stage definition of a stored pipeline is: the way
+// DecodeTaskDefinition does, but what today's rules refuse is not an error
+// (a field that does not fit is left out, as it was then), so that a
+// pipeline applied under an older gantry's looser rules keeps running. Its
+// runs are checked only for the problems their overrides and parameters
+// bring (see TaskDefinition.WithOverrides).
+func DecodeStoredTaskDefinition(data []byte) (*TaskDefinition, error) {
+	td, _, err := decodeShape(data)
+	return td, err
+}
+
+// decodeShape decodes what fits the TaskDefinition's shape; the problems
+// of shape it met are in the shapeCheck. The error is for data that is not
+// one JSON object.
+func decodeShape(data []byte) (*TaskDefinition, *shapeCheck, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var tree any
@@ -77,37 +130,7 @@ func DecodeTaskDefinition(data []byte) (*TaskDefinition, Warnings, error) {
 		// range or the like.
 		sc.errs = append(sc.errs, fmt.Errorf("task definition: %w", err))
 	}
-	if verr := td.Validate(); verr != nil {
-		for _, e := range unjoin(verr) {
-			var fe *FieldError
-			if errors.As(e, &fe) && sc.reported(fe.Path) {
-				continue // "required" after a wrong kind says nothing new
-			}
-			sc.errs = append(sc.errs, e)
-		}
-	}
-	var warn Warnings
-	if len(sc.ignored) > 0 {
-		warn = append(warn, "ignored fields that only mean something on AWS: "+strings.Join(sc.ignored, ", "))
-	}
-	var accel []string
-	for i, c := range td.ContainerDefinitions {
-		for j, rr := range c.ResourceRequirements {
-			if rr.Type == ResourceInferenceAccelerator {
-				accel = append(accel, fmt.Sprintf("containerDefinitions[%d].resourceRequirements[%d]", i, j))
-			}
-		}
-	}
-	if len(accel) > 0 {
-		warn = append(warn, "ignored InferenceAccelerator resource requirements (Amazon Elastic Inference, only on AWS): "+strings.Join(accel, ", "))
-	}
-	if td.NetworkMode == "awsvpc" {
-		warn = append(warn, `networkMode "awsvpc": the task gets a bridge network of its own, as with "bridge"`)
-	}
-	if len(sc.errs) > 0 {
-		return nil, warn, errors.Join(sc.errs...)
-	}
-	return &td, warn, nil
+	return &td, sc, nil
 }
 
 // shapeCheck walks a decoded JSON tree against the Go type it must fill,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -389,6 +390,15 @@ func FuzzDecodeTaskDefinition(f *testing.F) {
 		"resourceRequirements": [{"type": "InferenceAccelerator", "value": "d"}], "links": ["b"]}, {"name": "b", "image": "i"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		td, _, err := DecodeTaskDefinition(data)
+		// Read as stored, what decodes strictly reads the same, and
+		// anything else that is one JSON object reads without an error.
+		stored, serr := DecodeStoredTaskDefinition(data)
+		if td != nil && (serr != nil || !reflect.DeepEqual(stored, td)) {
+			t.Fatalf("read as stored: %+v, %v; strictly %+v", stored, serr, td)
+		}
+		if serr != nil && stored != nil {
+			t.Fatal("a stored task definition with an error")
+		}
 		if err != nil {
 			if td != nil {
 				t.Fatal("a task definition with an error")

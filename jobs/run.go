@@ -407,6 +407,19 @@ type SubmitRequest struct {
 // TaskRef returns the family:revision reference of the request, or the
 // inline task definition, exactly one of them non-empty.
 func (s SubmitRequest) TaskRef() (ref string, inline *TaskDefinition, err error) {
+	return s.taskRef(ParseTaskDefinition)
+}
+
+// StoredTaskRef is TaskRef for the run of a stored pipeline's stage: an
+// inline definition was checked when the pipeline was applied, perhaps by
+// an older gantry with looser rules, and is read as stored (see
+// DecodeStoredTaskDefinition). Only the problems a run's overrides bring
+// refuse it.
+func (s SubmitRequest) StoredTaskRef() (ref string, inline *TaskDefinition, err error) {
+	return s.taskRef(DecodeStoredTaskDefinition)
+}
+
+func (s SubmitRequest) taskRef(decode func([]byte) (*TaskDefinition, error)) (ref string, inline *TaskDefinition, err error) {
 	raw := s.TaskDefinition
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", nil, &FieldError{Path: "taskDefinition", Msg: "required"}
@@ -420,7 +433,7 @@ func (s SubmitRequest) TaskRef() (ref string, inline *TaskDefinition, err error)
 		}
 		return ref, nil, nil
 	}
-	td, err := ParseTaskDefinition(raw)
+	td, err := decode(raw)
 	if err != nil {
 		return "", nil, prefixErrors("taskDefinition.", err)
 	}

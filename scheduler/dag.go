@@ -317,7 +317,7 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 			}
 		}
 	}
-	if _, inline, err := req.TaskRef(); err != nil {
+	if _, inline, err := req.StoredTaskRef(); err != nil {
 		return nil, err
 	} else if inline != nil {
 		td := jobs.SubstituteTask(*inline, pr.Parameters)

@@ -385,3 +385,64 @@ func TestDataRetentionDeletesEndedRunsFiles(t *testing.T) {
 		t.Fatalf("bucket TTL %s with %d messages; want pr-running's 4", info.Config.MaxAge, info.State.Msgs)
 	}
 }
+
+// A pipeline applied under an older gantry's looser rules keeps running:
+// its inline stage definition is read as stored, not refused at every fire
+// for a rule added since (here task cpu below 128, refused since stop 23).
+// What a run's overrides bring is still checked.
+func TestStoredInlineStageDefinitionUnderOlderRules(t *testing.T) {
+	e := startAll(t)
+	e.apply("name: old\nparameters: {who: x}\nstages:\n" +
+		"- {name: one, taskDefinition: {family: inl, cpu: '256', containerDefinitions: [{name: main, image: 'gantry/samples:latest', memory: 64}]},\n" +
+		"   overrides: {containerOverrides: [{name: main, environment: [{name: WHO, value: '${who}'}]}]}}\n" +
+		"- {name: two, dependsOn: [{stage: one}], taskDefinition: {family: inl, cpu: '256', containerDefinitions: [{name: main, image: 'gantry/samples:latest', memory: 64}]},\n" +
+		"   overrides: {containerOverrides: [{name: main, memory: 32}]}}\n")
+	e.stop()
+	ctx := context.Background()
+	db, err := storage.Open(ctx, filepath.Join(e.data, "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := db.GetPipeline(ctx, "old", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p.Stages {
+		td := strings.Replace(string(p.Stages[i].TaskDefinition), `"cpu":"256"`, `"cpu":"64"`, 1)
+		if td == string(p.Stages[i].TaskDefinition) {
+			t.Fatalf("stage %d's stored definition has no cpu 256: %s", i, td)
+		}
+		p.Stages[i].TaskDefinition = json.RawMessage(td)
+	}
+	// and stage two's override is one that apply would refuse today
+	four := 4
+	p.Stages[1].Overrides.ContainerOverrides[0].Memory = &four
+	if _, _, err := db.PutPipeline(ctx, p, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	e.startServer()
+	e.waitAll()
+
+	var pr jobs.PipelineRun
+	e.ok("gantry.api.pipelines.run", `{"name":"old","parameters":{"who":"me"}}`, &pr)
+	one := pr.StageState("one")
+	if one == nil || one.Status != jobs.StatusRunning || len(one.Runs) != 1 {
+		t.Fatalf("stage one of a pipeline stored with cpu 64: %+v", one)
+	}
+	var r jobs.Run
+	e.ok("gantry.api.runs.get", fmt.Sprintf(`{"runId":%q}`, one.Runs[0].RunID), &r)
+	if r.Spec.Task.CPU != "64" {
+		t.Errorf("run's task cpu %q, want the stored 64", r.Spec.Task.CPU)
+	}
+	// Stage two's override sets a memory below Docker's minimum: that
+	// problem is the run's own, and the stage fails with it alone.
+	e.finish(one.Runs[0].RunID)
+	runs := e.waitRuns("old", func(runs []jobs.PipelineRun) bool {
+		return len(runs) == 1 && runs[0].Status.Terminal()
+	})
+	two := runs[0].StageState("two")
+	if two == nil || two.Status != jobs.StatusFailed || !strings.Contains(two.Reason, "memory") || strings.Contains(two.Reason, "cpu") {
+		t.Fatalf("stage two: %+v, want failed for its override's memory alone", two)
+	}
+}

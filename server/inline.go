@@ -23,6 +23,11 @@ const inlineCacheSize = 512
 // taskRef is req.TaskRef with inline definitions cached.
 func (s *Server) taskRef(req *jobs.SubmitRequest) (string, *jobs.TaskDefinition, error) {
 	raw := req.TaskDefinition
+	if req.Stage != nil {
+		// A stage's run, from a stored pipeline (fromOutside refuses a
+		// stage's context from anyone else): read as stored.
+		return req.StoredTaskRef()
+	}
 	if len(raw) == 0 || raw[0] != '{' {
 		return req.TaskRef()
 	}
