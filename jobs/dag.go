@@ -1,52 +1,67 @@
 package jobs
 
+import "slices"
+
 // findCycle returns the stages of one dependency cycle, the first repeated
 // at the end ("a -> b -> a"), or nil when the graph is acyclic. Unknown
-// stages are ignored (Validate reports them apart).
+// stages and a stage's dependency on itself are left to Validate, which
+// reports them apart.
 func (p *Pipeline) findCycle() []string {
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := map[string]int{}
-	var stack []string
-	var cycle []string
-	var visit func(name string) bool
-	visit = func(name string) bool {
-		color[name] = grey
-		stack = append(stack, name)
-		if st := p.Stage(name); st != nil {
+	names := make([]string, len(p.Stages))
+	for i, st := range p.Stages {
+		names[i] = st.Name
+	}
+	cycle := findCycle(names, func(n string) []string {
+		var deps []string
+		if st := p.Stage(n); st != nil {
 			for _, d := range st.DependsOn {
-				if p.Stage(d.Stage) == nil {
-					continue
-				}
-				switch color[d.Stage] {
-				case grey:
-					for i, s := range stack {
-						if s == d.Stage {
-							cycle = append(append([]string(nil), stack[i:]...), d.Stage)
-							return true
-						}
-					}
-				case white:
-					if visit(d.Stage) {
-						return true
-					}
-				}
+				deps = append(deps, d.Stage)
 			}
 		}
-		stack = stack[:len(stack)-1]
-		color[name] = black
-		return false
-	}
-	for _, st := range p.Stages {
-		if color[st.Name] == white && visit(st.Name) {
-			// A dependency cycle reads best in the direction work flows.
-			for i, j := 0, len(cycle)-1; i < j; i, j = i+1, j-1 {
-				cycle[i], cycle[j] = cycle[j], cycle[i]
+		return deps
+	})
+	// A dependency cycle reads best in the direction work flows.
+	slices.Reverse(cycle)
+	return cycle
+}
+
+// findCycle returns one cycle of the graph of nodes where edges(n) are the
+// nodes n needs first, first node repeated at the end, or nil. An edge of
+// a node to itself is not a cycle here (callers report it on its own).
+func findCycle(nodes []string, edges func(string) []string) []string {
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		switch state[n] {
+		case onPath:
+			i := slices.Index(path, n)
+			return append(slices.Clone(path[i:]), n)
+		case done:
+			return nil
+		}
+		state[n] = onPath
+		path = append(path, n)
+		for _, d := range edges(n) {
+			if d == n {
+				continue
 			}
-			return cycle
+			if c := visit(d); c != nil {
+				return c
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return nil
+	}
+	for _, n := range nodes {
+		if cyc := visit(n); cyc != nil {
+			return cyc
 		}
 	}
 	return nil

@@ -677,46 +677,13 @@ func validHostname(s string) bool {
 // depCycle returns a cycle of the containers that edges says each one
 // needs first, first container repeated at the end, or nil.
 func depCycle(cs []ContainerDefinition, edges func(ContainerDefinition) []string) []string {
+	names := make([]string, len(cs))
 	deps := map[string][]string{}
-	for _, c := range cs {
+	for i, c := range cs {
+		names[i] = c.Name
 		deps[c.Name] = append(deps[c.Name], edges(c)...)
 	}
-	const (
-		unseen = iota
-		onPath
-		done
-	)
-	state := map[string]int{}
-	var path []string
-	var visit func(n string) []string
-	visit = func(n string) []string {
-		switch state[n] {
-		case onPath:
-			i := slices.Index(path, n)
-			return append(slices.Clone(path[i:]), n)
-		case done:
-			return nil
-		}
-		state[n] = onPath
-		path = append(path, n)
-		for _, d := range deps[n] {
-			if d == n {
-				continue // reported as a self-dependency
-			}
-			if c := visit(d); c != nil {
-				return c
-			}
-		}
-		path = path[:len(path)-1]
-		state[n] = done
-		return nil
-	}
-	for _, c := range cs {
-		if cyc := visit(c.Name); cyc != nil {
-			return cyc
-		}
-	}
-	return nil
+	return findCycle(names, func(n string) []string { return deps[n] })
 }
 
 // Secret sources of ParseSecretRef.

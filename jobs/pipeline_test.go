@@ -374,3 +374,11 @@ func FuzzSubstitute(f *testing.F) {
 		}
 	})
 }
+
+// A stage that depends on itself is told so once, not again as a cycle.
+func TestPipelineSelfDependencyIsNotACycle(t *testing.T) {
+	_, err := ParsePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: t, dependsOn: [a]}]\n"))
+	if err == nil || !strings.Contains(err.Error(), "cannot depend on itself") || strings.Contains(err.Error(), "cycle") {
+		t.Fatalf("got %v, want the self-dependency alone", err)
+	}
+}
