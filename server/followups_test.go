@@ -207,6 +207,32 @@ func TestBackfillOutsideTheIDRangeIsRefused(t *testing.T) {
 	}
 }
 
+// TestBackfillOfTimesYetToComeIsRefused: a backfill reaching past now
+// would run the future times at once, and the schedule, finding their
+// runs when their time came, would run nothing then. It is refused and
+// creates nothing; up to now it runs.
+func TestBackfillOfTimesYetToComeIsRefused(t *testing.T) {
+	t.Parallel()
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: hourly\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: only, taskDefinition: hello}]\n")
+	// Whole seconds: (now-2h, now] holds two full hours, whatever now is.
+	now := time.Now().UTC().Truncate(time.Second)
+	from, to := now.Add(-2*time.Hour+time.Second).Format(time.RFC3339), now.Add(3*time.Hour).Format(time.RFC3339)
+	got := apiError(t, e.req(e.op, "gantry.api.pipelines.backfill", fmt.Sprintf(`{"name":"hourly","from":%q,"to":%q}`, from, to)))
+	if got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, "to: the range holds fire times yet to come") {
+		t.Fatalf("backfill into the future: %s %q, want invalid_argument", got.Code, got.Message)
+	}
+	if runs := e.pipelineRuns("hourly"); len(runs) != 0 {
+		t.Fatalf("a refused backfill created %d runs", len(runs))
+	}
+	var bf []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", fmt.Sprintf(`{"name":"hourly","from":%q,"to":%q}`, from, now.Format(time.RFC3339)), &bf)
+	if len(bf) != 2 {
+		t.Fatalf("backfill up to now: %d runs, want 2", len(bf))
+	}
+}
+
 // TestTriggeredRunTakesTheUpstreamsSharedParameters: a triggered run gets
 // the upstream run's value of every parameter both pipelines declare, and
 // its own defaults for the rest; its stages see them substituted.

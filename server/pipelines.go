@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -493,6 +494,14 @@ func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, err
 	}
 	if len(times) > MaxBackfill {
 		return nil, jobs.Invalid(fmt.Sprintf("the range holds more than %d fire times; backfill a shorter one", MaxBackfill))
+	}
+	// A time yet to come is the schedule's to fire. Backfilled, it would
+	// run now, before its data exists, and its fire, finding its run
+	// there, would run nothing.
+	now := s.cfg.now()
+	if i := slices.IndexFunc(times, func(t time.Time) bool { return t.After(now) }); i >= 0 {
+		return nil, jobs.Invalid(fmt.Sprintf("to: the range holds fire times yet to come (the first at %s); backfill up to now, the schedule fires the others",
+			times[i].Format(time.RFC3339)))
 	}
 	return s.backfill(ctx, req, times) // followups.go
 }
