@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -41,6 +42,10 @@ type DAG struct {
 	cfg    config
 
 	mu sync.Mutex
+	// failed holds the pipeline runs whose last advance failed (a store
+	// error, say), for Retry: when nothing else happens to them (no stage
+	// run left to send an event) no other advance would come.
+	failed map[string]struct{}
 }
 
 type config struct {
@@ -67,7 +72,7 @@ func newConfig(opts []Option) config {
 
 // NewDAG returns a DAG over a store, a runner and a publisher.
 func NewDAG(store Store, runner Runner, pub Publisher, opts ...Option) *DAG {
-	return &DAG{store: store, runner: runner, pub: pub, cfg: newConfig(opts)}
+	return &DAG{store: store, runner: runner, pub: pub, cfg: newConfig(opts), failed: map[string]struct{}{}}
 }
 
 // NewPipelineRun returns a pipeline run of p, every stage PENDING, ready to
@@ -107,9 +112,39 @@ func (d *DAG) Advance(ctx context.Context, id string) (*jobs.PipelineRun, error)
 	return d.advance(ctx, id, nil)
 }
 
+// Retry advances again the pipeline runs whose last advance failed, and
+// returns how many still fail. Call it from time to time.
+func (d *DAG) Retry(ctx context.Context) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id := range d.failed {
+		if ctx.Err() != nil {
+			break
+		}
+		if _, err := d.advance(ctx, id, nil); err != nil {
+			d.cfg.log.Warn().Err(err).Str("pipelineRun", id).Msg("advance pipeline run again")
+		}
+	}
+	return len(d.failed)
+}
+
 // advance is Advance knowing that only the run changed (nil: any may have),
 // so that an event of one child of a large array reads one run, not all.
+// A failure is noted for Retry.
 func (d *DAG) advance(ctx context.Context, id string, changedRun *jobs.Run) (*jobs.PipelineRun, error) {
+	pr, err := d.advanceOnce(ctx, id, changedRun)
+	switch {
+	case err == nil:
+		delete(d.failed, id)
+	case errors.Is(err, jobs.ErrNotFound):
+		delete(d.failed, id) // no such pipeline run: nothing to retry
+	default:
+		d.failed[id] = struct{}{}
+	}
+	return pr, err
+}
+
+func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) (*jobs.PipelineRun, error) {
 	pr, err := d.store.GetPipelineRun(ctx, id)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -22,6 +23,8 @@ type fake struct {
 	order  []string // run ids in submission order
 	reqs   []*jobs.SubmitRequest
 	events int
+	// failSubmits fails that many submissions as a store error would.
+	failSubmits int
 }
 
 func newFake() *fake {
@@ -66,6 +69,10 @@ func (f *fake) Submit(_ context.Context, req *jobs.SubmitRequest) (*jobs.Run, er
 	defer f.mu.Unlock()
 	if _, _, err := req.TaskRef(); err != nil {
 		return nil, err
+	}
+	if f.failSubmits > 0 {
+		f.failSubmits--
+		return nil, errors.New("store run: database is locked")
 	}
 	var ref string
 	if json.Unmarshal(req.TaskDefinition, &ref) == nil && ref == "missing" {
@@ -343,5 +350,32 @@ func TestDAGResubmittedStageWhoseRunsEnded(t *testing.T) {
 	pr, _ := f.GetPipelineRun(context.Background(), "pr-1")
 	if st := pr.StageState("extract"); st.Status != jobs.StatusSucceeded || len(f.stageRuns("transform")) != 1 {
 		t.Fatalf("after the event: %v, transform runs %v", statuses(pr), f.stageRuns("transform"))
+	}
+}
+
+// TestDAGRetriesAFailedAdvance: the last run of a stage ends and the
+// advance that would start the next stage fails (its submission meets a
+// store error). No event is left to come; Retry advances it again.
+func TestDAGRetriesAFailedAdvance(t *testing.T) {
+	f := newFake()
+	d := NewDAG(f, f, f)
+	start(t, f, d, "name: p\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, dependsOn: [a]}]\n", nil)
+	f.mu.Lock()
+	f.failSubmits = 1
+	f.mu.Unlock()
+	f.end(t, d, f.stageRuns("a")[0], jobs.StatusSucceeded) // its advance fails
+	if pr, _ := f.GetPipelineRun(context.Background(), "pr-1"); pr.StageState("b").Status != jobs.StatusPending {
+		t.Fatalf("b started though its submission failed: %v", statuses(pr))
+	}
+	if n := d.Retry(context.Background()); n != 0 {
+		t.Fatalf("%d pipeline runs still failing", n)
+	}
+	pr, _ := f.GetPipelineRun(context.Background(), "pr-1")
+	if s := statuses(pr); s["a"] != jobs.StatusSucceeded || s["b"] != jobs.StatusRunning || len(f.stageRuns("b")) != 1 {
+		t.Fatalf("after the retry: %v, b runs %v", s, f.stageRuns("b"))
+	}
+	f.end(t, d, f.stageRuns("b")[0], jobs.StatusSucceeded)
+	if pr, _ := f.GetPipelineRun(context.Background(), "pr-1"); pr.Status != jobs.StatusSucceeded {
+		t.Fatalf("pipeline run %s", pr.Status)
 	}
 }

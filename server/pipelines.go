@@ -68,14 +68,38 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		s.pipes.cron.Run(cctx)
 	}()
+	go func() {
+		defer wg.Done()
+		s.retryAdvances(cctx)
+	}()
 	s.startFollowUps(cctx, &wg)     // followups.go
 	s.startDataRetention(cctx, &wg) // retention.go
 	return func() { cancel(); wg.Wait() }, nil
+}
+
+// advanceRetry is how often the pipeline runs whose advance failed are
+// advanced again.
+const advanceRetry = 10 * time.Second
+
+// retryAdvances advances again, until ctx is done, the pipeline runs whose
+// advance failed (a store error while their last stage run ended, say):
+// nothing else would, and they would stay RUNNING until the next start.
+func (s *Server) retryAdvances(ctx context.Context) {
+	t := time.NewTicker(advanceRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.pipes.dag.Retry(ctx)
+	}
 }
 
 // pipelinesChanged advances the pipeline runs whose stage runs changed.
