@@ -329,6 +329,30 @@ func TestScheduleNextAcrossDST(t *testing.T) {
 	}
 }
 
+// TestScheduleValidateRejectsSchedulesThatCannotFireAsWritten: the cron
+// library turns an @every delay under a second (negative too) into one
+// second, and finds no fire time of a date that does not exist; both were
+// accepted, to fire every second or never.
+func TestScheduleValidateRejectsSchedulesThatCannotFireAsWritten(t *testing.T) {
+	for expr, want := range map[string]string{
+		"@every -5m":   "the delay must be at least 1s",
+		"@every 0s":    "the delay must be at least 1s",
+		"@every 500ms": "the delay must be at least 1s",
+		"0 0 30 2 *":   "never fires",
+		"0 0 31 4,6 *": "never fires",
+	} {
+		err := (&Schedule{Cron: expr}).Validate()
+		if err == nil || !strings.Contains(err.Error(), "cron: ") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error saying %q", expr, err, want)
+		}
+	}
+	for _, expr := range []string{"@every 1s", "@every 1h30m", "0 0 29 2 *", "0 0 31 * *", "@yearly"} {
+		if err := (&Schedule{Cron: expr}).Validate(); err != nil {
+			t.Errorf("%q: %v", expr, err)
+		}
+	}
+}
+
 func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte(samplePipeline))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","dependsOn":["b"]},{"name":"b","taskDefinition":"t","dependsOn":[{"stage":"a"}]}]}`))

@@ -65,8 +65,16 @@ func (s *Schedule) Validate() error {
 	var errs []error
 	if s.Cron == "" {
 		errs = append(errs, &FieldError{"cron", "required"})
-	} else if _, err := cronParser.Parse(s.Cron); err != nil {
+	} else if spec, err := cronParser.Parse(s.Cron); err != nil {
 		errs = append(errs, &FieldError{"cron", fmt.Sprintf("%q: %v", s.Cron, err)})
+	} else if d, ok := everyDuration(s.Cron); ok && d < time.Second {
+		// The cron library makes any shorter delay, negative ones too, a
+		// second: "@every -5m" fired every second.
+		errs = append(errs, &FieldError{"cron", fmt.Sprintf("%q: the delay must be at least 1s", s.Cron)})
+	} else if spec.Next(neverFiresFrom).IsZero() {
+		// The library looks five years ahead: a date that does not
+		// exist (February 30) never fires, which would pass in silence.
+		errs = append(errs, &FieldError{"cron", fmt.Sprintf("%q never fires: no date matches it", s.Cron)})
 	}
 	if strings.Contains(s.Cron, "TZ=") {
 		errs = append(errs, &FieldError{"cron", "set the zone with timezone, not TZ= in the expression"})
@@ -90,6 +98,20 @@ func (s *Schedule) Validate() error {
 		errs = append(errs, &FieldError{"startingDeadlineSeconds", tooLong(s.StartingDeadlineSeconds)})
 	}
 	return errors.Join(errs...)
+}
+
+// neverFiresFrom starts the search for a schedule's first fire time in
+// Validate: any five years hold every date that exists, February 29 too.
+var neverFiresFrom = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// everyDuration returns the delay of an "@every DURATION" expression.
+func everyDuration(expr string) (time.Duration, bool) {
+	rest, ok := strings.CutPrefix(expr, "@every ")
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(rest))
+	return d, err == nil
 }
 
 // Location is the schedule's time zone.
