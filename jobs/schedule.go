@@ -20,8 +20,9 @@ type Schedule struct {
 	Timezone string `json:"timezone,omitempty"`
 	// ConcurrencyPolicy is Allow (default), Forbid or Replace.
 	ConcurrencyPolicy string `json:"concurrencyPolicy,omitempty"`
-	// StartingDeadlineSeconds: a fire later than this after its time is
-	// missed, not run; 0 means no deadline.
+	// StartingDeadlineSeconds: a fire later than this after its time is a
+	// misfire, handled as Misfire says; 0 means the default of 60 s
+	// (scheduler.DefaultTolerance).
 	StartingDeadlineSeconds int `json:"startingDeadlineSeconds,omitempty"`
 	// Misfire says what to do with fires missed while no server ran: skip
 	// (default) or runOnce (one catch-up run for the latest missed time).
