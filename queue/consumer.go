@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 	json "github.com/goccy/go-json"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -20,6 +22,7 @@ const MaxDeliver = -1
 
 // JobConsumer pulls jobs for one worker: its cluster's and its own.
 type JobConsumer struct {
+	nc           *nats.Conn // for naks (Delivery.Nak)
 	cluster, own jetstream.Consumer
 }
 
@@ -52,7 +55,7 @@ func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer,
 	if err != nil {
 		return nil, fmt.Errorf("consumer for worker %s: %w", worker, err)
 	}
-	return &JobConsumer{cluster: cc, own: own}, nil
+	return &JobConsumer{nc: q.nc, cluster: cc, own: own}, nil
 }
 
 // Delivery is a job handed to this worker, with its lease.
@@ -62,6 +65,10 @@ type Delivery struct {
 	seq       uint64
 	stored    time.Time
 	msg       jetstream.Msg
+	nc        *nats.Conn
+
+	mu     sync.Mutex // orders renewals before the nak
+	nakked bool
 }
 
 // Job is the job delivered.
@@ -138,12 +145,12 @@ func (c *JobConsumer) Next(ctx context.Context) (*Delivery, error) {
 			return nil, context.Cause(ctx)
 		}
 		if msg, err := next(ctx, c.own, 0); err == nil {
-			return deliver(msg)
+			return c.deliver(msg)
 		} else if !isTimeout(err) {
 			return nil, err
 		}
 		if msg, err := next(ctx, c.cluster, ownEvery); err == nil {
-			return deliver(msg)
+			return c.deliver(msg)
 		} else if !isTimeout(err) {
 			return nil, err
 		}
@@ -187,8 +194,8 @@ func next(ctx context.Context, cons jetstream.Consumer, wait time.Duration) (jet
 	return nil, context.DeadlineExceeded
 }
 
-func deliver(msg jetstream.Msg) (*Delivery, error) {
-	d := &Delivery{msg: msg, delivered: 1}
+func (c *JobConsumer) deliver(msg jetstream.Msg) (*Delivery, error) {
+	d := &Delivery{msg: msg, nc: c.nc, delivered: 1}
 	if md, err := msg.Metadata(); err == nil {
 		d.delivered, d.seq, d.stored = md.NumDelivered, md.Sequence.Stream, md.Timestamp
 	}
@@ -199,14 +206,63 @@ func deliver(msg jetstream.Msg) (*Delivery, error) {
 	return d, nil
 }
 
-// InProgress renews the lease.
-func (d *Delivery) InProgress() error { return d.msg.InProgress() }
+// InProgress renews the lease; after Nak it only returns an error, as a
+// renewal would hold back the job handed back.
+func (d *Delivery) InProgress() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.nakked {
+		return jetstream.ErrMsgAlreadyAckd
+	}
+	return d.msg.InProgress()
+}
 
 // Ack removes the job from the queue, waiting for the server to confirm.
-func (d *Delivery) Ack(ctx context.Context) error { return d.msg.DoubleAck(ctx) }
+func (d *Delivery) Ack(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.nakked {
+		return jetstream.ErrMsgAlreadyAckd
+	}
+	return d.msg.DoubleAck(ctx)
+}
 
-// Nak hands the job back to be delivered again after delay.
-func (d *Delivery) Nak(delay time.Duration) error { return d.msg.NakWithDelay(delay) }
+// minNakDelay is the least delay a nak carries. JetStream keeps where a
+// plain nak (no delay) puts the message, the consumer's redelivery queue,
+// in memory only: a job handed back just before the server stops (gantry
+// up shut down with a task past --grace) came back after the restart only
+// once its lease, the ack wait, ran out. A nak with a delay instead dates
+// the message's pending entry back, in the consumer's stored state, to
+// when it is due again, which a restarted server finds expired at once.
+const minNakDelay = time.Millisecond
+
+// nakTimeout bounds how long Nak waits for the server to take the nak.
+const nakTimeout = 5 * time.Second
+
+// Nak hands the job back to be delivered again after delay (at least
+// minNakDelay), and returns once the server took it: the nak is sent as a
+// request, which the server answers once the consumer's state says so. A
+// nak sent and not waited for can still sit in the server's queue of acks
+// when it stops, which drops it. If Nak fails, the job comes back when its
+// lease runs out.
+func (d *Delivery) Nak(delay time.Duration) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.nakked {
+		return jetstream.ErrMsgAlreadyAckd
+	}
+	d.nakked = true
+	delay = max(delay, minNakDelay)
+	if d.nc == nil || d.msg.Reply() == "" {
+		return d.msg.NakWithDelay(delay)
+	}
+	// What nats.go's NakWithDelay sends, which it only publishes.
+	body := fmt.Appendf(nil, `-NAK {"delay": %d}`, delay.Nanoseconds())
+	if _, err := d.nc.Request(d.msg.Reply(), body, nakTimeout); err != nil {
+		return fmt.Errorf("nak job %s attempt %d: %w", d.job.RunID, d.job.Attempt, err)
+	}
+	return nil
+}
 
 // NextBatch blocks until at least one job arrives or ctx is done, and
 // returns up to max of those waiting, this worker's first. It takes only
@@ -227,7 +283,7 @@ func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, erro
 				return nil, err
 			}
 			for msg := range batch.Messages() {
-				if d, err := deliver(msg); err == nil {
+				if d, err := c.deliver(msg); err == nil {
 					out = append(out, d)
 				}
 			}
@@ -243,7 +299,7 @@ func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, erro
 		if err != nil {
 			return nil, err
 		}
-		d, err := deliver(msg)
+		d, err := c.deliver(msg)
 		if err != nil {
 			return nil, err
 		}

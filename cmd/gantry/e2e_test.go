@@ -465,10 +465,12 @@ func TestRestartKeepsHistoryAndLogs(t *testing.T) {
 // runs past --grace stops the task and hands its job back to the queue; up
 // again, it runs the job (no new one: a redelivery) as attempt 2, and the
 // run, which allows one attempt, succeeds. A kill -9 would have got as
-// much (WorkerLost).
+// much (WorkerLost). The job comes back soon after the restart, not once
+// its lease runs out: the lease here (10 min) is far longer than
+// waitStatus waits (2 min).
 func TestRestartHandsARunningJobBack(t *testing.T) {
 	t.Parallel()
-	in := startUp(t, "--grace", "1s")
+	in := startUp(t, "--grace", "1s", "--lease", "10m")
 	id := in.runDetached("sh", "-c", `echo attempt $GANTRY_ATTEMPT; if [ "$GANTRY_ATTEMPT" = 1 ]; then sleep 600; fi`)
 	in.waitLog(id, "attempt 1")
 	in.stop()
