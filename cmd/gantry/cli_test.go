@@ -253,3 +253,31 @@ func TestLogsOfARunPastTheLogRetention(t *testing.T) {
 		t.Errorf("logs of a run that just ended without a line: stdout %q, stderr %q; want nothing", out, errOut)
 	}
 }
+
+// TestScheduleCreateChecksItsFlags: --timeout and --starting-deadline
+// under a second are refused (500ms was truncated to 0: no timeout, or the
+// default one-minute deadline), as are negative ones and --attempts out of
+// range, naming the flag rather than the stored pipeline's fields.
+func TestScheduleCreateChecksItsFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--timeout", "500ms"}, "--timeout 500ms: must be at least 1s"},
+		{[]string{"--timeout", "-5s"}, "--timeout -5s: must be at least 1s"},
+		{[]string{"--starting-deadline", "200ms"}, "--starting-deadline 200ms: must be at least 1s"},
+		{[]string{"--attempts", "-1"}, "--attempts -1: must be between 1 and 10"},
+		{[]string{"--attempts", "11"}, "--attempts 11: must be between 1 and 10"},
+	} {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		// No NATS listens here: flags that passed would fail to connect.
+		root.SetArgs(append([]string{"schedule", "create", "--nats", "nats://127.0.0.1:1", "--task", "hello", "--cron", "@hourly"}, c.args...))
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("gantry schedule create %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+}

@@ -43,14 +43,26 @@ not a task schedule is never replaced.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ts := client.TaskSchedule{TaskDefinition: task, Schedule: sched, Cluster: cluster,
-				TimeoutSeconds: int(timeout / time.Second), Overrides: envOverrides(envs)}
+				Overrides: envOverrides(envs)}
 			if len(args) == 1 {
 				ts.Name = args[0]
+			}
+			// As gantry run's: under a second (500ms) would have been
+			// truncated to 0, no limit, and a negative one named the
+			// stored pipeline's fields rather than the flag.
+			var err error
+			if ts.TimeoutSeconds, err = seconds("--timeout", timeout); err != nil {
+				return err
+			}
+			if ts.Schedule.StartingDeadlineSeconds, err = seconds("--starting-deadline", startingDeadline); err != nil {
+				return err
+			}
+			if attempts < 0 || attempts > 10 {
+				return fmt.Errorf("--attempts %d: must be between 1 and 10", attempts)
 			}
 			if attempts > 0 {
 				ts.RetryStrategy = &jobs.RetryStrategy{Attempts: attempts}
 			}
-			ts.Schedule.StartingDeadlineSeconds = int(startingDeadline / time.Second)
 			for _, kv := range envs {
 				if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 					return fmt.Errorf("--env %q: want K=V", kv)
