@@ -262,6 +262,16 @@ func attachPipeline(ctx context.Context, c *client.Client, id string, stdout, st
 		fmt.Fprintf(stderr, "stage %s failed: %s\n", st.Name, orDash(st.Reason))
 		for _, r := range st.Runs {
 			if r.Status == jobs.StatusFailed {
+				// The stage's reason only counts its failed runs: say which
+				// one and why, which is all there is when it never started
+				// (a host path refused, an image missing).
+				if run, err := c.Get(ctx, r.RunID); err == nil {
+					exit := ""
+					if run.ExitCode != nil {
+						exit = fmt.Sprintf(" (exit %d)", *run.ExitCode)
+					}
+					fmt.Fprintf(stderr, "  run %s %s%s: %s\n", r.RunID, run.Status, exit, orDash(run.StoppedReason))
+				}
 				printTail(ctx, c, r.RunID, stderr, 10)
 				break
 			}

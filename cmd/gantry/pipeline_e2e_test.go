@@ -333,3 +333,32 @@ func TestScheduleCommandsAndBackfill(t *testing.T) {
 		t.Fatalf("%d runs, want 4 (trigger + 3 backfilled)", len(prs))
 	}
 }
+
+// TestAttachedPipelineSaysWhyAStageFailed: a stage whose run never started
+// (its host path is not allowed) has no log lines to show, and its reason
+// only counted the failed runs ("1 of 1 runs failed"): the summary names
+// the failed run and its own reason.
+func TestAttachedPipelineSaysWhyAStageFailed(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	in.applyPipeline("refused", `
+name: refused
+stages:
+  - name: load
+    taskDefinition:
+      family: refused-load
+      containerDefinitions: [{name: main, image: gantry/samples:latest, command: ['true'],
+        mountPoints: [{sourceVolume: data, containerPath: /data}]}]
+      volumes: [{name: data, host: {sourcePath: /tmp/gantry-not-allowed}}]
+`)
+	out, errOut, code := in.gantry("pipeline", "run", "refused")
+	if code != exitPipelineFailed {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, exitPipelineFailed, out, errOut)
+	}
+	pr := in.pipelineRun(in.runsOf("refused")[0].PipelineRunID)
+	runID := pr.StageState("load").Runs[0].RunID
+	want := "run " + runID + " FAILED: volumes[0].host.sourcePath: host path \"/tmp/gantry-not-allowed\" is not allowed"
+	if !strings.Contains(errOut, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
+	}
+}
