@@ -281,3 +281,31 @@ func TestScheduleCreateChecksItsFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestAStaleContextLocksNothingOut: a --context (or GANTRY_CONTEXT) naming
+// a context that is not defined failed every command, 'gantry context ls'
+// and 'context use' included, which its error points to, and the
+// completion script; it fails only the commands that connect.
+func TestAStaleContextLocksNothingOut(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	t.Setenv("GANTRY_CONFIG", cfg)
+	gantry := func(args ...string) error {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(append([]string{"--context", "gone"}, args...))
+		return root.ExecuteContext(context.Background())
+	}
+	if err := gantry("context", "add", "here", "--nats", "nats://127.0.0.1:1"); err != nil {
+		t.Fatalf("context add: %v", err)
+	}
+	for _, args := range [][]string{{"context", "ls"}, {"context", "use", "here"}, {"version"}, {"help"}, {"completion", "bash"}} {
+		if err := gantry(args...); err != nil {
+			t.Errorf("gantry --context gone %s: %v", strings.Join(args, " "), err)
+		}
+	}
+	if err := gantry("ps"); err == nil || !strings.Contains(err.Error(), `context "gone" is not defined`) {
+		t.Errorf("gantry --context gone ps: %v; want the context refused", err)
+	}
+}

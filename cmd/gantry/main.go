@@ -122,7 +122,12 @@ exit code; 124 when the run timed out; 125 when gantry itself failed.`,
 	pf.StringVar(&g.conn.TLSCert, "tls-cert", os.Getenv("GANTRY_NATS_TLS_CERT"), "client certificate for NATS's TLS (env GANTRY_NATS_TLS_CERT)")
 	pf.StringVar(&g.conn.TLSKey, "tls-key", os.Getenv("GANTRY_NATS_TLS_KEY"), "key of --tls-cert (env GANTRY_NATS_TLS_KEY)")
 	pf.StringVar(&g.context, "context", os.Getenv("GANTRY_CONTEXT"), "use this saved context instead of the current one (env GANTRY_CONTEXT)")
-	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return g.applyContext(cmd.Flags()) }
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if !connects(cmd) {
+			return nil
+		}
+		return g.applyContext(cmd.Flags())
+	}
 	pf.StringVar(&g.conn.NKeyFile, "nkey", os.Getenv("GANTRY_NATS_NKEY"), "NATS nkey seed file (env GANTRY_NATS_NKEY)")
 	root.AddCommand(
 		newUpCmd(g), newServerCmd(g), newWorkerCmd(g),
@@ -134,6 +139,23 @@ exit code; 124 when the run timed out; 125 when gantry itself failed.`,
 	)
 	addCompletions(root, g) // completion.go
 	return root
+}
+
+// connects reports whether cmd may talk to NATS, and so needs the selected
+// context. The others work whatever it is: a GANTRY_CONTEXT naming a context
+// since removed must not lock the user out of 'gantry context ls' and
+// 'context use', which its error points to, nor out of help, version and
+// the completion script a shell's profile sources.
+func connects(cmd *cobra.Command) bool {
+	top := cmd // the command under the root
+	for top.HasParent() && top.Parent().HasParent() {
+		top = top.Parent()
+	}
+	switch top.Name() {
+	case "context", "version", "help", "completion":
+		return false
+	}
+	return true
 }
 
 func envOr(key, def string) string {
