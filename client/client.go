@@ -249,6 +249,11 @@ func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*
 			return fmt.Errorf("run %s has no container %q; its containers: %s", runID, o.Container, strings.Join(names, ", "))
 		}
 	}
+	// An attempt the run does not have would read nothing, as if it had
+	// written nothing; followed, a run not yet ended may still make it.
+	if o.Attempt < 0 || (o.Attempt > len(r.Attempts) && (!o.Follow || r.Status.Terminal())) {
+		return jobs.Invalid(fmt.Sprintf("run %s has no attempt %d (attempts so far: %d)", runID, o.Attempt, len(r.Attempts)))
+	}
 	lq := queue.LogQuery{RunID: runID, Container: o.Container, Attempt: o.Attempt, Follow: o.Follow}
 	if !o.Follow {
 		return c.q.ReadLogs(ctx, lq, fn)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +193,37 @@ func TestWaitOutlastsAServerRestart(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Wait still follows a run whose server is gone")
+	}
+}
+
+// TestLogsOfAnAttemptTheRunDoesNotHave: asking for an attempt the run does
+// not have is an error naming what it has, not an empty log that reads as
+// an attempt that wrote nothing.
+func TestLogsOfAnAttemptTheRunDoesNotHave(t *testing.T) {
+	nc, stop := startGantry()
+	defer stop()
+	ctx := context.Background()
+	c, _ := client.New(nc)
+	if _, _, err := c.RegisterTaskDef(ctx, []byte(helloTaskDef)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: []byte(`"hello"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stop(ctx, r.RunID, ""); err != nil { // queued: CANCELED at once
+		t.Fatal(err)
+	}
+	read := func(o client.LogOptions) error {
+		return c.Logs(ctx, r.RunID, o, func(*jobs.LogBatch) error { return nil })
+	}
+	for _, o := range []client.LogOptions{{Attempt: 2}, {Attempt: -1}, {Attempt: 2, Follow: true}} {
+		err := read(o)
+		if want := "run " + r.RunID + " has no attempt " + strconv.Itoa(o.Attempt); !errors.Is(err, client.ErrInvalidArgument) || !strings.Contains(err.Error(), want) {
+			t.Errorf("logs %+v: %v; want an invalid_argument error saying %q", o, err, want)
+		}
+	}
+	if err := read(client.LogOptions{Attempt: 1}); err != nil {
+		t.Errorf("logs of attempt 1: %v", err)
 	}
 }
