@@ -309,3 +309,35 @@ func TestAStaleContextLocksNothingOut(t *testing.T) {
 		t.Errorf("gantry --context gone ps: %v; want the context refused", err)
 	}
 }
+
+// TestUnknownSubcommandFails: a mistyped subcommand of a group (cobra
+// checks them only under the root) printed the group's help and exited 0,
+// which a script took for success; it is an error with a suggestion. The
+// group alone still prints its help.
+func TestUnknownSubcommandFails(t *testing.T) {
+	gantry := func(args ...string) (string, error) {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(args)
+		err := root.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"taskdef", "regster", "td.json"}, `unknown command "regster" for "gantry taskdef"; did you mean "register"?`},
+		{[]string{"pipeline", "bogus"}, `unknown command "bogus" for "gantry pipeline" (see 'gantry pipeline --help')`},
+		{[]string{"workers", "lss"}, `unknown command "lss" for "gantry workers"; did you mean "ls"?`},
+	} {
+		if _, err := gantry(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("gantry %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+	out, err := gantry("taskdef")
+	if err != nil || !strings.Contains(out, "Usage:\n  gantry taskdef [command]\n") || strings.Contains(out, "gantry taskdef [flags]") {
+		t.Errorf("gantry taskdef: %v\n%s", err, out)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -138,7 +139,37 @@ exit code; 124 when the run timed out; 125 when gantry itself failed.`,
 		newVersionCmd(), newBenchCmd(), newContextCmd(g),
 	)
 	addCompletions(root, g) // completion.go
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes 'gantry taskdef regster x.json' an error:
+// cobra checks the subcommand only under the root, and a group such as
+// taskdef printed its help and exited 0 for a command it does not have,
+// which a script took for success. Without arguments a group still
+// prints its help.
+func refuseUnknownSubcommands(root *cobra.Command) {
+	// The groups' usage stays "gantry taskdef [command]", without the
+	// "gantry taskdef [flags]" of a runnable command.
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(), "{{if .Runnable}}",
+		"{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
+	for _, c := range root.Commands() {
+		if !c.HasSubCommands() || c.Runnable() {
+			continue
+		}
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			hint := ""
+			cmd.SuggestionsMinimumDistance = 2 // as cobra's for the root
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				hint = fmt.Sprintf("; did you mean %q?", s[0])
+			}
+			return fmt.Errorf("unknown command %q for %q%s (see '%s --help')", args[0], cmd.CommandPath(), hint, cmd.CommandPath())
+		}
+	}
 }
 
 // connects reports whether cmd may talk to NATS, and so needs the selected
