@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/gantry-dev/gantry/server"
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 )
 
 // TestRunRefusesACommandWithoutDash: arguments after the task that are
@@ -339,5 +341,36 @@ func TestUnknownSubcommandFails(t *testing.T) {
 	out, err := gantry("taskdef")
 	if err != nil || !strings.Contains(out, "Usage:\n  gantry taskdef [command]\n") || strings.Contains(out, "gantry taskdef [flags]") {
 		t.Errorf("gantry taskdef: %v\n%s", err, out)
+	}
+}
+
+// TestHTTPAddressErrorsNameTheFlag: --http on an address in use (or not
+// an address) said only Go's "listen tcp ...: bind: address already in
+// use", which named neither the flag nor what to do.
+func TestHTTPAddressErrorsNameTheFlag(t *testing.T) {
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() })
+	addr := busy.Addr().String()
+	for _, c := range []struct{ addr, want string }{
+		{addr, "--http " + addr + ": the address is in use; pick another"},
+		{"8080", "--http 8080: "},
+	} {
+		err := httpServe(c.addr, nc, httpAuth{}, zerolog.Nop())(context.Background())
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("--http %s: %v; want %q", c.addr, err, c.want)
+		}
 	}
 }

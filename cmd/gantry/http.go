@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gantry-dev/gantry/client"
@@ -34,8 +35,11 @@ func httpServe(addr string, nc *nats.Conn, auth httpAuth, log zerolog.Logger) fu
 			return err
 		}
 		ln, err := net.Listen("tcp", addr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("--http %s: the address is in use; pick another", addr)
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("--http %s: %w", addr, err)
 		}
 		srv := &http.Server{Handler: httpHandler(c, nc, auth), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
