@@ -90,3 +90,19 @@ func TestShellCompletion(t *testing.T) {
 		t.Errorf("bash script does not register gantry:\n%.500s", out)
 	}
 }
+
+// TestAttachedRunSaysWhyItIsQueued: attached to a run that no worker can
+// take, or that waits for its retry, gantry run printed nothing; it says on
+// stderr why the run waits, once per reason.
+func TestAttachedRunSaysWhyItIsQueued(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	_, errOut, code := in.gantry("run", "--image", in.image, "--cluster", "nowhere", "--deadline", "3s", "--", "true")
+	if code != exitTimeout || !strings.Contains(errOut, " is queued: no live worker in cluster nowhere\n") {
+		t.Errorf("a run no worker takes: exit %d, stderr:\n%s", code, errOut)
+	}
+	out, errOut, code := in.gantry("run", "--image", in.image, "--attempts", "2", "--", "sh", "-c", "echo try $GANTRY_ATTEMPT; exit 1")
+	if code != 1 || out != "try 1\ntry 2\n" || strings.Count(errOut, " is queued: retry 1 of 1 after attempt 1 failed") != 1 {
+		t.Errorf("a run retried: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+}

@@ -11,9 +11,11 @@ import (
 )
 
 // watchPulls prints, on w, the image pull progress that the run's worker
-// reports before its containers start (jobs.Event.Pull), until stop is
-// called. Without the events (a role not allowed to read them) it prints
-// nothing.
+// reports before its containers start (jobs.Event.Pull), and why the run
+// waits in the queue (no worker can take it, a retry's backoff), until
+// stop is called: attached to a run no worker takes, gantry run printed
+// nothing at all. Without the events (a role not allowed to read them) it
+// prints nothing.
 func watchPulls(ctx context.Context, c *client.Client, runID string, w io.Writer) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	events, err := c.Events(ctx, runID)
@@ -25,10 +27,16 @@ func watchPulls(ctx context.Context, c *client.Client, runID string, w io.Writer
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		queued := "" // the reason last told
 		for ev := range events {
 			switch {
 			case ev.Source != jobs.SourceServer && ev.Pull != nil:
 				p.print(*ev.Pull)
+			case ev.Source == jobs.SourceServer && ev.Status == jobs.StatusQueued:
+				if ev.StatusReason != "" && ev.StatusReason != queued {
+					p.say(fmt.Sprintf("run %s is queued: %s", runID, ev.StatusReason))
+				}
+				queued = ev.StatusReason
 			case ev.Status == jobs.StatusRunning || ev.Status.Terminal():
 				p.end()
 			}
@@ -63,6 +71,17 @@ func (p *pullPrinter) print(pp jobs.PullProgress) {
 	if pp.Done {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// say prints a line of its own, after ending a pull line left open.
+func (p *pullPrinter) say(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.open {
+		fmt.Fprintln(p.w)
+		p.open = false
+	}
+	fmt.Fprintf(p.w, "gantry: %s\n", s)
 }
 
 // end finishes a line left open.
