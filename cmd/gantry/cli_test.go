@@ -374,3 +374,27 @@ func TestHTTPAddressErrorsNameTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestArgCountErrorsSayTheUsage: cobra's "accepts 1 arg(s), received 0"
+// named neither the command nor what it takes.
+func TestArgCountErrorsSayTheUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"describe"}, "accepts 1 arg(s), received 0; usage: gantry describe RUN"},
+		{[]string{"stop"}, "usage: gantry stop RUN..."},
+		{[]string{"taskdef", "register"}, "usage: gantry taskdef register FILE|-"},
+		{[]string{"logs", "a", "b"}, "accepts 1 arg(s), received 2; usage: gantry logs RUN"},
+	} {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(append(c.args, "--nats", "nats://127.0.0.1:1"))
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.HasSuffix(err.Error(), c.want) {
+			t.Errorf("gantry %s: %v; want it to end with %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+}

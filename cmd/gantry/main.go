@@ -140,7 +140,25 @@ exit code; 124 when the run timed out; 125 when gantry itself failed.`,
 	)
 	addCompletions(root, g) // completion.go
 	refuseUnknownSubcommands(root)
+	usageOnArgErrors(root)
 	return root
+}
+
+// usageOnArgErrors adds the usage line to cobra's errors about the number
+// of arguments, which say neither which command nor what it takes
+// ("accepts 1 arg(s), received 0").
+func usageOnArgErrors(c *cobra.Command) {
+	if args := c.Args; args != nil {
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				return fmt.Errorf("%w; usage: %s", err, strings.TrimSuffix(cmd.UseLine(), " [flags]"))
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageOnArgErrors(sub)
+	}
 }
 
 // refuseUnknownSubcommands makes 'gantry taskdef regster x.json' an error:
