@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -104,5 +105,25 @@ func TestAttachedRunSaysWhyItIsQueued(t *testing.T) {
 	out, errOut, code := in.gantry("run", "--image", in.image, "--attempts", "2", "--", "sh", "-c", "echo try $GANTRY_ATTEMPT; exit 1")
 	if code != 1 || out != "try 1\ntry 2\n" || strings.Count(errOut, " is queued: retry 1 of 1 after attempt 1 failed") != 1 {
 		t.Errorf("a run retried: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+}
+
+// TestRunFileNameChoosesTheContainer: with --file, --name was ignored and
+// --env went to the first essential container; it names the container
+// --env, --cpu, --memory and a command override, as with FAMILY[:REV].
+func TestRunFileNameChoosesTheContainer(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	td := filepath.Join(t.TempDir(), "two.json")
+	os.WriteFile(td, []byte(`{"family": "two", "containerDefinitions": [
+  {"name": "main", "image": "`+in.image+`", "command": ["sh", "-c", "sleep 1; echo main=${X:-unset}"]},
+  {"name": "side", "image": "`+in.image+`", "essential": false, "command": ["sh", "-c", "echo side=${X:-unset}"]}]}`), 0o644)
+	out, errOut, code := in.gantry("run", "--file", td, "--name", "side", "--env", "X=y")
+	if code != 0 || !strings.Contains(out, "side=y\n") || !strings.Contains(out, "main=unset\n") {
+		t.Errorf("run --file --name side --env X=y: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	_, errOut, code = in.gantry("run", "--file", td, "--name", "nosuch", "--env", "X=y")
+	if want := `--name "nosuch": ` + td + ` has no such container; its containers: main, side`; code != exitGantryError || !strings.Contains(errOut, want) {
+		t.Errorf("run --file --name nosuch: exit %d, stderr %q; want %q", code, errOut, want)
 	}
 }

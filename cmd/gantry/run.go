@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -76,10 +77,10 @@ detaches and leaves it to finish stopping.`,
 	fl := c.Flags()
 	fl.StringVar(&f.image, "image", "", "run this image as a one-container task")
 	fl.StringVar(&f.file, "file", "", "run the ECS task definition in this JSON file (- for stdin)")
-	fl.StringVar(&f.name, "name", "", "container name with --image (default main); with FAMILY[:REV], the container that --env, --cpu, --memory and a command override (default: the first essential one)")
+	fl.StringVar(&f.name, "name", "", "container name with --image (default main); with FAMILY[:REV] or --file, the container that --env, --cpu, --memory and a command override (default: the first essential one)")
 	fl.StringVar(&f.cluster, "cluster", "", "cluster to run in (default \"default\")")
 	fl.StringVar(&f.worker, "worker", "", "run on this worker only")
-	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable K=V in the task's first essential container, or with FAMILY[:REV] the one --name names (repeatable)")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable K=V in the task's first essential container, or the one --name names (repeatable)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "stop an attempt that runs longer than this (e.g. 90s, 10m)")
 	fl.DurationVar(&f.deadline, "deadline", 0, "fail the run if it has not ended this long after submission, over all attempts (activeDeadlineSeconds)")
 	fl.IntVar(&f.attempts, "attempts", 0, "total tries, 1 to 10 (retries on failure)")
@@ -134,6 +135,16 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		}
 		req.TaskDefinition, _ = json.Marshal(td)
 		container = firstEssential(td)
+		if f.name != "" {
+			var names []string
+			for _, cd := range td.ContainerDefinitions {
+				names = append(names, cd.Name)
+			}
+			if !slices.Contains(names, f.name) {
+				return nil, fmt.Errorf("--name %q: %s has no such container; its containers: %s", f.name, f.file, strings.Join(names, ", "))
+			}
+			container = f.name
+		}
 		if extra := args[:argsBefore(dash, len(args))]; len(extra) > 0 {
 			return nil, fmt.Errorf("unexpected argument %q: with --file the command follows --, as in gantry run --file %s -- CMD", extra[0], f.file)
 		}
