@@ -398,3 +398,16 @@ func TestArgCountErrorsSayTheUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestPsRefusesANegativeSince: --since -5m was ignored, listing runs of
+// any age as if it had not been given.
+func TestPsRefusesANegativeSince(t *testing.T) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"ps", "--nats", "nats://127.0.0.1:1", "--since", "-5m"})
+	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "--since -5m0s: give how long ago") {
+		t.Errorf("gantry ps --since -5m: %v", err)
+	}
+}

@@ -33,6 +33,9 @@ func newPsCmd(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := client.ListOptions{All: all, Limit: limit}
+			if filter.since < 0 {
+				return fmt.Errorf("--since %s: give how long ago, as 1h or 24h", filter.since)
+			}
 			filter.apply(&o)
 			for _, s := range statuses {
 				st, err := jobs.ParseStatus(s)
