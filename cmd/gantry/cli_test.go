@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -409,5 +410,31 @@ func TestPsRefusesANegativeSince(t *testing.T) {
 	root.SetArgs([]string{"ps", "--nats", "nats://127.0.0.1:1", "--since", "-5m"})
 	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "--since -5m0s: give how long ago") {
 		t.Errorf("gantry ps --since -5m: %v", err)
+	}
+}
+
+// TestCompletionOfContextAndTask: --context completed to file names and
+// schedule create --task to files too; they offer the saved contexts and
+// the server's families (none here: no server answers), never files.
+func TestCompletionOfContextAndTask(t *testing.T) {
+	t.Setenv("GANTRY_CONFIG", filepath.Join(t.TempDir(), "config.yaml"))
+	gantry := func(args ...string) string {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(io.Discard)
+		root.SetArgs(args)
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatalf("gantry %v: %v", args, err)
+		}
+		return out.String()
+	}
+	complete := func(args ...string) string { return gantry(append([]string{"__complete"}, args...)...) }
+	gantry("context", "add", "prod", "--nats", "nats://127.0.0.1:1")
+	if out := complete("ps", "--context", ""); out != "prod\n:4\n" {
+		t.Errorf("__complete ps --context '': %q; want the context prod, and no files (:4)", out)
+	}
+	if out := complete("schedule", "create", "--nats", "nats://127.0.0.1:1", "--task", ""); !strings.HasSuffix(out, ":4\n") {
+		t.Errorf("__complete schedule create --task '': %q; want no files (:4)", out)
 	}
 }

@@ -68,6 +68,9 @@ func addCompletions(root *cobra.Command, g *globals) {
 		if c.Flags().Lookup("family") != nil {
 			_ = c.RegisterFlagCompletionFunc("family", g.complete(completeFamilies))
 		}
+		if path == "schedule create" {
+			_ = c.RegisterFlagCompletionFunc("task", g.complete(completeFamilies))
+		}
 		if path == "run" || path == "ps" {
 			if c.Flags().Lookup("worker") != nil {
 				_ = c.RegisterFlagCompletionFunc("worker", g.complete(completeWorkers))
@@ -78,6 +81,7 @@ func addCompletions(root *cobra.Command, g *globals) {
 		}
 	}
 	walk(root)
+	_ = root.RegisterFlagCompletionFunc("context", completeContexts) // context.go
 }
 
 // firstArg completes only the first argument.
