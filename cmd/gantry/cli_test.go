@@ -438,3 +438,17 @@ func TestCompletionOfContextAndTask(t *testing.T) {
 		t.Errorf("__complete schedule create --task '': %q; want no files (:4)", out)
 	}
 }
+
+// TestLogsOfAPipelineRunSaysWhereTheyAre: gantry logs pr-... said "run
+// pr-...: not found", as if the pipeline run did not exist.
+func TestLogsOfAPipelineRunSaysWhereTheyAre(t *testing.T) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"logs", "--nats", "nats://127.0.0.1:1", "pr-01m93xn56p3h7582v5t08b2jtc"})
+	want := "pr-01m93xn56p3h7582v5t08b2jtc is a pipeline run: its stages' runs have the logs; 'gantry describe pr-01m93xn56p3h7582v5t08b2jtc' lists them"
+	if err := root.ExecuteContext(context.Background()); err == nil || err.Error() != want {
+		t.Errorf("gantry logs pr-...: %v; want %q", err, want)
+	}
+}

@@ -31,6 +31,11 @@ are no longer kept.`,
   gantry logs 01jf3... --attempt 2`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if jobs.IsPipelineRunID(args[0]) {
+				// Its stages' runs hold the logs; "run pr-...: not found"
+				// read as if the pipeline run did not exist.
+				return fmt.Errorf("%s is a pipeline run: its stages' runs have the logs; 'gantry describe %s' lists them", args[0], args[0])
+			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
