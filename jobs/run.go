@@ -70,7 +70,7 @@ func handedOn(stopCode string) bool {
 type ContainerResult struct {
 	Name      string `json:"name"`
 	ExitCode  *int   `json:"exitCode"`
-	Reason    string `json:"reason,omitempty"`
+	Reason    string `json:"reason"`
 	OOMKilled bool   `json:"oomKilled,omitempty"`
 	// NetworkBindings are the host ports published for the container's
 	// portMappings, as ECS reports them: the port Docker picked when the
@@ -94,7 +94,7 @@ type Attempt struct {
 	Status        Status            `json:"status"`
 	ExitCode      *int              `json:"exitCode"`
 	StopCode      string            `json:"stopCode,omitempty"`
-	StoppedReason string            `json:"stoppedReason,omitempty"`
+	StoppedReason string            `json:"stoppedReason"`
 	CreatedAt     time.Time         `json:"createdAt"`
 	StartedAt     *time.Time        `json:"startedAt"`
 	FinishedAt    *time.Time        `json:"finishedAt"`

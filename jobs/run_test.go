@@ -335,3 +335,39 @@ func TestNoRetryPastTheDeadlineSaysSo(t *testing.T) {
 		t.Fatalf("%s, %d attempts, %q", r.Status, len(r.Attempts), r.StoppedReason)
 	}
 }
+
+// DESIGN.md's run JSON has "at least" these keys, empty or not: a reader
+// checking for an attempt's stoppedReason or a container's reason must
+// find them on a run that succeeded too.
+func TestRunJSONHasTheContractsKeys(t *testing.T) {
+	zero := 0
+	r := Run{RunID: "r", Status: StatusSucceeded, ExitCode: &zero,
+		Attempts:   []Attempt{{Attempt: 1, Worker: "w", Status: StatusSucceeded, ExitCode: &zero}},
+		Containers: []ContainerResult{{Name: "main", ExitCode: &zero}}}
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Attempts   []map[string]any `json:"attempts"`
+		Containers []map[string]any `json:"containers"`
+	}
+	var top map[string]any
+	if err := json.Unmarshal(data, &top); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, m map[string]any, keys ...string) {
+		for _, k := range keys {
+			if _, ok := m[k]; !ok {
+				t.Errorf("%s JSON lacks %q: %s", what, k, data)
+			}
+		}
+	}
+	check("run", top, "runId", "status", "exitCode", "stopCode", "stoppedReason", "taskDefinition", "cluster", "worker",
+		"createdAt", "startedAt", "finishedAt", "attempts", "containers")
+	check("attempt", doc.Attempts[0], "attempt", "worker", "status", "exitCode", "stoppedReason", "createdAt", "startedAt", "finishedAt")
+	check("container", doc.Containers[0], "name", "exitCode", "reason")
+}
