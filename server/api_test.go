@@ -37,6 +37,7 @@ type apiEnv struct {
 	op, sub *nats.Conn
 	subErrs chan error // the submit user's asynchronous errors
 	stop    func()
+	opts    []Option // of the servers startServer starts
 }
 
 func startAPI(t *testing.T) *apiEnv {
@@ -90,7 +91,7 @@ func (e *apiEnv) startServer() {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- New(db, q).Run(ctx) }()
+	go func() { done <- New(db, q, e.opts...).Run(ctx) }()
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {

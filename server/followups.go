@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,7 +60,10 @@ func (f *followUps) take() []*jobs.PipelineRun {
 }
 
 // startFollowUps recovers what a crash may have left undone and then
-// handles ended pipeline runs until ctx is done.
+// handles ended pipeline runs until ctx is done. A follow-up that fails
+// for a reason that may pass (a store error, say) is tried again every
+// cfg.followUpRetry: nothing else would before the next start. Trying
+// again is safe, as both follow-ups are idempotent (see followUps).
 func (s *Server) startFollowUps(ctx context.Context, wg *sync.WaitGroup) {
 	log := s.cfg.log.With().Str("role", "scheduler").Logger()
 	if err := s.recoverFollowUps(ctx); err != nil {
@@ -67,36 +72,70 @@ func (s *Server) startFollowUps(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		t := time.NewTicker(s.cfg.followUpRetry)
+		defer t.Stop()
+		failed := map[string]*jobs.PipelineRun{} // by pipeline run id
 		for {
+			var prs []*jobs.PipelineRun
 			select {
 			case <-ctx.Done():
-				return
+				return // what failed is done again at the next start
 			case <-s.pipes.after.wake:
+				prs = s.pipes.after.take()
+			case <-t.C:
+				prs = slices.Collect(maps.Values(failed))
+				clear(failed)
 			}
-			for _, pr := range s.pipes.after.take() {
-				if err := s.followUp(ctx, pr); err != nil && ctx.Err() == nil {
-					log.Error().Err(err).Str("pipelineRun", pr.PipelineRunID).Msg("follow up an ended pipeline run")
+			for _, pr := range prs {
+				err := s.followUp(ctx, pr)
+				if err == nil || ctx.Err() != nil {
+					continue
 				}
+				ev := log.Error()
+				if !lasting(err) {
+					failed[pr.PipelineRunID] = pr
+					ev = log.Warn().Dur("retryWithin", s.cfg.followUpRetry)
+				}
+				ev.Err(err).Str("pipelineRun", pr.PipelineRunID).Msg("follow up an ended pipeline run")
 			}
 		}
 	}()
 }
 
+// lasting tells whether a follow-up that failed with err would fail again
+// however often it is tried: a triggered pipeline deleted since (not
+// found), or one that refuses the run (invalid). Joined errors last if
+// each of them does.
+func lasting(err error) bool {
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, err := range e.Unwrap() {
+			if !lasting(err) {
+				return false
+			}
+		}
+		return true
+	case interface{ Unwrap() error }:
+		if inner := e.Unwrap(); inner != nil {
+			return lasting(inner)
+		}
+	}
+	code := jobs.ErrorCode(err)
+	return code == jobs.CodeNotFound || code == jobs.CodeInvalidArgument
+}
+
 // followUp starts what the end of pr lets start.
 func (s *Server) followUp(ctx context.Context, pr *jobs.PipelineRun) error {
-	var errs []string
+	var errs []error
 	if pr.Backfill != nil {
 		if err := s.promoteBackfill(ctx, pr.Pipeline, *pr.Backfill); err != nil {
-			errs = append(errs, err.Error())
+			errs = append(errs, err)
 		}
 	}
 	if err := s.fireTriggers(ctx, pr); err != nil {
-		errs = append(errs, err.Error())
+		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // recoverFollowUps promotes every backfill that has PENDING runs and fires
@@ -157,20 +196,17 @@ func (s *Server) fireTriggers(ctx context.Context, up *jobs.PipelineRun) error {
 	if err != nil {
 		return err
 	}
-	var errs []string
+	var errs []error
 	for _, name := range scheduler.Triggered(ps, up.Pipeline, up.Status) {
 		pr, err := s.startTriggered(ctx, name, up)
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("trigger %s: %v", name, err))
+			errs = append(errs, fmt.Errorf("trigger %s: %w", name, err))
 			continue
 		}
 		s.cfg.log.Info().Str("pipelineRun", pr.PipelineRunID).Str("pipeline", name).
 			Str("upstream", up.PipelineRunID).Msg("triggered by an upstream pipeline run")
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // startTriggered starts the run of pipeline that up triggers, or returns

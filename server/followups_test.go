@@ -1,19 +1,24 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/storage"
+	"github.com/rs/zerolog"
 )
 
 // startAll is startAPI, waiting also for the last endpoint the service
@@ -302,6 +307,113 @@ func TestBackfillWaitingRunsStartAfterRestart(t *testing.T) {
 	if stopped.Status != jobs.StatusCanceled || stopped.StartedAt != nil || len(stopped.Stages[0].Runs) != 0 {
 		t.Fatalf("stopped waiting run: %s started %v", stopped.Status, stopped.StartedAt)
 	}
+}
+
+// TestFailedFollowUpsAreTriedAgain: the end of a backfilled sales run
+// promotes the next one and triggers a report, and the store refuses both
+// (SQLite triggers of the test's own make the writes fail, as a full disk
+// would). Once the store takes them again, both happen without a restart.
+// Before, the failure was only logged and nothing tried again until the
+// server restarted.
+func TestFailedFollowUpsAreTriedAgain(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: sales\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: only, taskDefinition: hello}]\n")
+	e.apply("name: report\ntriggers: [{pipeline: sales}]\nstages: [{name: only, taskDefinition: hello}]\n")
+	// A server whose logs the test reads, trying again every 50ms.
+	var logs syncBuffer
+	e.stop()
+	e.opts = []Option{WithLogger(zerolog.New(&logs)), func(c *config) { c.followUpRetry = 50 * time.Millisecond }}
+	e.startServer()
+	e.waitAll()
+	var bf []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", `{"name":"sales","from":"2026-01-01T00:00:00Z","to":"2026-01-01T01:00:00Z","maxParallel":1}`, &bf)
+	if len(bf) != 2 || bf[1].Status != jobs.StatusPending || len(bf[0].Stages[0].Runs) != 1 {
+		t.Fatalf("backfill: %d runs", len(bf))
+	}
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.data, "gantry.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(q string) {
+		t.Helper()
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`CREATE TRIGGER refuse_promotion BEFORE UPDATE OF status ON pipeline_runs
+		WHEN OLD.status = 'PENDING' AND NEW.status = 'RUNNING' BEGIN SELECT RAISE(ABORT, 'test refuses the promotion'); END`)
+	exec(`CREATE TRIGGER refuse_report BEFORE INSERT ON pipeline_runs
+		WHEN NEW.pipeline = 'report' BEGIN SELECT RAISE(ABORT, 'test refuses the report'); END`)
+	e.finish(bf[0].Stages[0].Runs[0].RunID)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if l := logs.String(); strings.Contains(l, "test refuses the promotion") && strings.Contains(l, "test refuses the report") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no follow-up failed within 10s; logs:\n%s", logs.String())
+		}
+	}
+	if runs := e.pipelineRuns("report"); len(runs) != 0 {
+		t.Fatalf("%d report runs while the store refused them", len(runs))
+	}
+	exec(`DROP TRIGGER refuse_promotion`)
+	exec(`DROP TRIGGER refuse_report`)
+
+	e.waitRuns("sales", func(runs []jobs.PipelineRun) bool {
+		return count(runs, jobs.StatusSucceeded) == 1 && count(runs, jobs.StatusRunning) == 1
+	})
+	reports := e.waitRuns("report", func(runs []jobs.PipelineRun) bool { return len(runs) == 1 })
+	if reports[0].TriggeredBy != bf[0].PipelineRunID {
+		t.Errorf("report triggered by %q, want %s", reports[0].TriggeredBy, bf[0].PipelineRunID)
+	}
+}
+
+// TestLastingFollowUpErrors: a follow-up is tried again unless each of
+// its errors would come back however often it is tried.
+func TestLastingFollowUpErrors(t *testing.T) {
+	store := errors.New("disk I/O error")
+	deleted := fmt.Errorf("trigger report: %w", fmt.Errorf("pipeline report: %w", jobs.ErrNotFound))
+	invalid := fmt.Errorf("trigger report: %w", &jobs.FieldError{Path: "parameters.day", Msg: "required"})
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"store error", fmt.Errorf("create pipeline run pr-1: %w", store), false},
+		{"pipeline deleted", deleted, true},
+		{"invalid", invalid, true},
+		{"invalid argument", jobs.Invalid("bad"), true},
+		{"deleted and invalid", errors.Join(deleted, invalid), true},
+		{"deleted and store error", errors.Join(deleted, store), false},
+		{"wrapped join", fmt.Errorf("follow up: %w", errors.Join(deleted, store)), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := lasting(tt.err); got != tt.want {
+				t.Errorf("lasting(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestTaskSchedules(t *testing.T) {

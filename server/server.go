@@ -57,6 +57,7 @@ type config struct {
 	defaultCluster string
 	sweepEvery     time.Duration
 	dataRetention  time.Duration // retention.go
+	followUpRetry  time.Duration // followups.go
 }
 
 // Option configures a Server.
@@ -70,7 +71,8 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 
 // New returns a server over a store and a queue.
 func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
-	cfg := config{log: zerolog.Nop(), now: time.Now, defaultCluster: "default", sweepEvery: 2 * time.Second}
+	cfg := config{log: zerolog.Nop(), now: time.Now, defaultCluster: "default", sweepEvery: 2 * time.Second,
+		followUpRetry: advanceRetry}
 	for _, o := range opts {
 		o(&cfg)
 	}
