@@ -66,9 +66,20 @@ func (f *followUps) take() []*jobs.PipelineRun {
 // again is safe, as both follow-ups are idempotent (see followUps).
 func (s *Server) startFollowUps(ctx context.Context, wg *sync.WaitGroup) {
 	log := s.cfg.log.With().Str("role", "scheduler").Logger()
-	if err := s.recoverFollowUps(ctx); err != nil {
-		log.Error().Err(err).Msg("recover backfills and triggers")
+	// The recovery, too, is tried again until it has gone through.
+	recoverAll := func() bool {
+		err := s.recoverFollowUps(ctx)
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case lasting(err):
+			log.Error().Err(err).Msg("recover backfills and triggers")
+		default:
+			log.Warn().Err(err).Dur("retryWithin", s.cfg.followUpRetry).Msg("recover backfills and triggers")
+			return false
+		}
+		return true
 	}
+	recovered := recoverAll()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -83,6 +94,9 @@ func (s *Server) startFollowUps(ctx context.Context, wg *sync.WaitGroup) {
 			case <-s.pipes.after.wake:
 				prs = s.pipes.after.take()
 			case <-t.C:
+				if !recovered {
+					recovered = recoverAll()
+				}
 				prs = slices.Collect(maps.Values(failed))
 				clear(failed)
 			}
@@ -143,6 +157,10 @@ func (s *Server) followUp(ctx context.Context, pr *jobs.PipelineRun) error {
 // pipeline's latest version was applied (at most the latest
 // recoverTriggerRuns of each upstream pipeline).
 func (s *Server) recoverFollowUps(ctx context.Context) error {
+	// Each follow-up is tried whatever became of the others: one that
+	// cannot succeed (a triggered pipeline refusing its run) must not hold
+	// back the rest.
+	var errs []error
 	pending, err := s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Status: jobs.StatusPending})
 	if err != nil {
 		return err
@@ -154,18 +172,19 @@ func (s *Server) recoverFollowUps(ctx context.Context) error {
 		}
 		seen[pr.Backfill.ID] = true
 		if err := s.promoteBackfill(ctx, pr.Pipeline, *pr.Backfill); err != nil {
-			return err
+			errs = append(errs, fmt.Errorf("backfill %s of %s: %w", pr.Backfill.ID, pr.Pipeline, err))
 		}
 	}
 	ps, err := s.db.ListPipelines(ctx)
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
 	for _, p := range ps {
 		for _, t := range p.Triggers {
 			ups, err := s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: t.Pipeline, Limit: recoverTriggerRuns})
 			if err != nil {
-				return err
+				errs = append(errs, err)
+				continue
 			}
 			for i := range ups {
 				up := &ups[i]
@@ -173,17 +192,18 @@ func (s *Server) recoverFollowUps(ctx context.Context) error {
 					continue
 				}
 				if done, err := s.db.HasPipelineRunKey(ctx, jobs.TriggerKey(p.Name, up.PipelineRunID)); err != nil {
-					return err
+					errs = append(errs, err)
+					continue
 				} else if done {
 					continue
 				}
 				if _, err := s.startTriggered(ctx, p.Name, up); err != nil {
-					return err
+					errs = append(errs, fmt.Errorf("trigger %s by %s: %w", p.Name, up.PipelineRunID, err))
 				}
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // recoverTriggerRuns bounds the upstream runs looked at per trigger at

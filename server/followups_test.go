@@ -371,6 +371,57 @@ func TestFailedFollowUpsAreTriedAgain(t *testing.T) {
 	}
 }
 
+// TestFailedRecoveryIsTriedAgain: the follow-ups a server finds undone at
+// start (here a backfill's next run, left PENDING by a server stopped
+// before it promoted it) are tried again when that fails, not left until
+// the next start.
+func TestFailedRecoveryIsTriedAgain(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: sales\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: only, taskDefinition: hello}]\n")
+	var bf []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", `{"name":"sales","from":"2026-01-01T00:00:00Z","to":"2026-01-01T01:00:00Z","maxParallel":1}`, &bf)
+	e.stop()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.data, "gantry.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first run ended while no server ran; promoting the second fails.
+	st, err := storage.Open(context.Background(), filepath.Join(e.data, "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().UTC()
+	st.UpdatePipelineRun(context.Background(), bf[0].PipelineRunID, func(pr *jobs.PipelineRun) bool {
+		pr.Status, pr.FinishedAt = jobs.StatusSucceeded, &end
+		return true
+	})
+	st.Close()
+	exec(`CREATE TRIGGER refuse_promotion BEFORE UPDATE OF status ON pipeline_runs
+		WHEN OLD.status = 'PENDING' AND NEW.status = 'RUNNING' BEGIN SELECT RAISE(ABORT, 'test refuses the promotion'); END`)
+
+	var logs syncBuffer
+	e.opts = []Option{WithLogger(zerolog.New(&logs)), func(c *config) { c.followUpRetry = 50 * time.Millisecond }}
+	e.startServer()
+	e.waitAll()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "test refuses the promotion"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the recovery did not fail within 10s; logs:\n%s", logs.String())
+		}
+	}
+	exec(`DROP TRIGGER refuse_promotion`)
+	e.waitRuns("sales", func(runs []jobs.PipelineRun) bool {
+		return count(runs, jobs.StatusSucceeded) == 1 && count(runs, jobs.StatusRunning) == 1
+	})
+}
+
 // TestLastingFollowUpErrors: a follow-up is tried again unless each of
 // its errors would come back however often it is tried.
 func TestLastingFollowUpErrors(t *testing.T) {
