@@ -126,6 +126,16 @@ func (w *Worker) stageOut(ctx context.Context, st *staged, runID string, ev jobs
 	if ev.Status != jobs.StatusSucceeded {
 		return ev
 	}
+	if later := w.supersededBy(ctx, runID, st.attempt); later > 0 {
+		// This worker was thought lost and the run's job runs again as a
+		// later attempt, which stores the outputs the downstream stages
+		// read; this attempt's end is stored too late to count. Storing
+		// its files would replace the later attempt's under the same
+		// names.
+		w.cfg.log.Warn().Str("run", runID).Int("attempt", st.attempt).Int("current", later).
+			Msg("a later attempt of the run took over while this one ran; its /gantry/out is not stored")
+		return ev
+	}
 	if err := w.cfg.stager.Put(ctx, st.sc.PipelineRunID, st.sc.Stage, runID, st.attempt, filepath.Join(st.dir, "out")); err != nil {
 		ev.Status, ev.StopCode = jobs.StatusFailed, jobs.StopEssentialExited
 		ev.StoppedReason = "the task succeeded but its /gantry/out could not be stored: " + err.Error()
@@ -134,6 +144,22 @@ func (w *Worker) stageOut(ctx context.Context, st *staged, runID string, ev jobs
 }
 
 func (st *staged) remove() { _ = os.RemoveAll(st.dir) }
+
+// supersededBy returns the attempt of the run that its claim names when
+// that is later than attempt, else 0 (also when the claims cannot tell).
+func (w *Worker) supersededBy(ctx context.Context, runID string, attempt int) int {
+	if w.cfg.claims == nil {
+		return 0
+	}
+	data, _, err := w.cfg.claims.Claim(ctx, runID)
+	if err != nil {
+		return 0
+	}
+	if c, ok := ReadClaim(data); ok && c.Attempt > attempt {
+		return c.Attempt
+	}
+	return 0
+}
 
 // stageBase is the directory of this worker's attempt directories: one
 // per worker id, so that a worker starting again can remove what its

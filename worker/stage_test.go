@@ -104,3 +104,39 @@ func TestReadOutputsRejectsGarbage(t *testing.T) {
 		t.Fatal("accepted a line without =")
 	}
 }
+
+// An attempt whose worker was thought lost, ending after the run's job ran
+// again as a later attempt, does not store its /gantry/out over the later
+// attempt's files, which the downstream stages read.
+func TestLateLostAttemptLeavesTheLaterAttemptsOutputs(t *testing.T) {
+	m := &memStager{files: map[string]map[string]string{"pr-1/transform/r3": {"clean.csv": "from attempt 2\n"}}}
+	cl := &memClaims{data: map[string][]byte{}, rev: map[string]uint64{}}
+	w := New("w1", "c", nil, nil, nil, WithStager(m, t.TempDir()), WithClaims(cl))
+	job := jobs.Job{RunID: "r3", Attempt: 1, Spec: jobs.RunSpec{Stage: &jobs.StageContext{PipelineRunID: "pr-1", Stage: "transform"}}}
+	write := func(attempt int, body string) jobs.Event {
+		t.Helper()
+		job.Attempt = attempt
+		task := &Task{}
+		st, err := w.stageIn(context.Background(), job, task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(task.Binds[1].HostPath, "clean.csv"), []byte(body), 0o644)
+		return w.stageOut(context.Background(), st, "r3", jobs.Event{Status: jobs.StatusSucceeded})
+	}
+
+	cl.data["r3"], cl.rev["r3"] = []byte(`{"attempt":2,"worker":"w2","time":"2026-12-05T20:00:00Z"}`), 1
+	if ev := write(1, "from attempt 1\n"); ev.Status != jobs.StatusSucceeded {
+		t.Fatalf("late attempt's end: %+v", ev)
+	}
+	if got := m.files["pr-1/transform/r3"]["clean.csv"]; got != "from attempt 2\n" {
+		t.Fatalf("after the late attempt 1 ended, the run's clean.csv is %q", got)
+	}
+	// The claim's own attempt stores its files.
+	cl.data["r3"] = []byte(`{"attempt":2,"worker":"w1","time":"2026-12-05T20:00:00Z"}`)
+	write(2, "again from attempt 2\n")
+	if got := m.files["pr-1/transform/r3"]["clean.csv"]; got != "again from attempt 2\n" {
+		t.Fatalf("the current attempt's clean.csv was not stored: %q", got)
+	}
+	w.bg.Wait()
+}
