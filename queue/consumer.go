@@ -37,7 +37,6 @@ func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer,
 		AckWait:       q.cfg.ackWait,
 		MaxDeliver:    MaxDeliver,
 		MaxAckPending: 100000,
-		Replicas:      q.cfg.replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consumer for cluster %s: %w", cluster, err)
@@ -50,7 +49,6 @@ func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer,
 		AckWait:           q.cfg.ackWait,
 		MaxDeliver:        MaxDeliver,
 		InactiveThreshold: 24 * time.Hour,
-		Replicas:          q.cfg.replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consumer for worker %s: %w", worker, err)

@@ -114,7 +114,6 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 1000,
-		Replicas:      q.cfg.replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("reports consumer: %w", err)

@@ -36,7 +36,9 @@ type config struct {
 // Option configures a Queue.
 type Option func(*config)
 
-// WithReplicas sets the replica count of the streams (3 on a NATS cluster).
+// WithReplicas sets the replica count of the streams and buckets (3 on a
+// NATS cluster). Consumers take their stream's: JetStream requires it of a
+// work queue's, and a worker, which makes its own, is not told the count.
 func WithReplicas(n int) Option { return func(c *config) { c.replicas = n } }
 
 // WithLogRetention sets how long log lines are kept (30 days by default).

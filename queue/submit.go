@@ -39,7 +39,6 @@ func (q *Queue) ConsumeSubmissionMsgs(ctx context.Context, handle func(Submissio
 		Description: "gantry: the server takes durable submissions",
 		AckPolicy:   jetstream.AckExplicitPolicy,
 		AckWait:     30 * time.Second,
-		Replicas:    q.cfg.replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("submissions consumer: %w", err)

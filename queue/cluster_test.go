@@ -1,0 +1,127 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// startCluster starts a three-node NATS cluster with JetStream on random
+// ports and returns the client URLs of its nodes.
+func startCluster(t *testing.T) []string {
+	t.Helper()
+	ports := make([]int, 3)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	var urls []string
+	for i, p := range ports {
+		opts := &natsserver.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: natsserver.RANDOM_PORT,
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: natsserver.ClusterOpts{Name: "gantry-test", Host: "127.0.0.1", Port: p},
+			Routes:  natsserver.RoutesFromStr(strings.Join(routes, ","))}
+		ns, err := natsserver.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		t.Cleanup(ns.Shutdown)
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("cluster node not ready")
+		}
+		urls = append(urls, ns.ClientURL())
+	}
+	return urls
+}
+
+// TestReplicatedStreams: on a NATS cluster a server asked for three
+// replicas makes gantry's streams and buckets R3, and a worker, which is
+// not told the count, can still make its consumers on them: JetStream
+// requires a work queue's consumers to have the stream's replicas.
+func TestReplicatedStreams(t *testing.T) {
+	urls := startCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nc, err := Dial(ctx, ConnOptions{URL: strings.Join(urls, ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	server, err := New(nc, WithReplicas(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cluster elects its meta leader first.
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = server.EnsureStreams(tctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("streams: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	js := server.JetStream()
+	for name := range js.StreamNames(ctx).Name() {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := s.CachedInfo().Config.Replicas; n != 3 {
+			t.Errorf("stream %s has %d replicas, want 3", name, n)
+		}
+	}
+	worker, err := New(nc) // a worker is not told the replica count
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := worker.Jobs(ctx, "default", "w1"); err != nil {
+		t.Fatalf("worker consumers on R3 streams: %v", err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 2)
+	go func() { errc <- server.ConsumeSubmissionMsgs(sctx, func(Submission) error { return nil }) }()
+	go func() { errc <- server.ConsumeEvents(sctx, 10, func(*EventBatch) {}) }()
+	for _, c := range []struct{ stream, name string }{{StreamSubmit, "server"}, {StreamReports, "server"},
+		{StreamJobs, "cluster_default"}, {StreamJobs, "worker_w1"}} {
+		var ci *jetstream.ConsumerInfo
+		for {
+			cons, err := js.Consumer(ctx, c.stream, c.name)
+			if err == nil {
+				ci = cons.CachedInfo()
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("consumer %s of %s: %v", c.name, c.stream, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if ci.Config.Replicas != 0 && ci.Config.Replicas != 3 {
+			t.Errorf("consumer %s of %s has %d replicas, want its stream's 3", c.name, c.stream, ci.Config.Replicas)
+		}
+	}
+	stop()
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+}
