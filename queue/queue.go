@@ -69,6 +69,9 @@ func (q *Queue) Conn() *nats.Conn { return q.nc }
 // JetStream returns the JetStream context.
 func (q *Queue) JetStream() jetstream.JetStream { return q.js }
 
+// Replicas is the replica count of the streams and buckets the queue makes.
+func (q *Queue) Replicas() int { return q.cfg.replicas }
+
 // AckWait is the lease duration of jobs.
 func (q *Queue) AckWait() time.Duration { return q.cfg.ackWait }
 

@@ -45,7 +45,7 @@ func (s *Server) initPipelines() {
 		dag:   scheduler.NewDAG(s.db, s, pipelinePublisher{s}, opts...),
 		cron:  scheduler.NewCron(scheduleStore{s.db}, pipelineFirer{s}, opts...),
 		after: newFollowUps(),
-		data:  queue.NewStager(s.q.JetStream(), s.cfg.dataRetention, 1),
+		data:  queue.NewStager(s.q.JetStream(), s.cfg.dataRetention, s.q.Replicas()),
 	}
 }
 

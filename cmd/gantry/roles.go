@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
 	"strings"
 	"time"
 
@@ -248,7 +249,8 @@ func gcLimit(least, latest uint64) int64 {
 
 // runServer opens the store under dataDir and serves on nc until ctx is done.
 // With syncAll every commit of the store reaches the disk before it returns.
-func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger, lease time.Duration, syncAll bool, opts ...server.Option) error {
+// The streams and buckets it makes have the given replicas.
+func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger, lease time.Duration, syncAll bool, replicas int, opts ...server.Option) error {
 	tuneServerGC(ctx)
 	var dbOpts []storage.OpenOption
 	if syncAll {
@@ -259,7 +261,7 @@ func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.L
 		return err
 	}
 	defer db.Close()
-	q, err := queue.New(nc, queue.WithAckWait(lease))
+	q, err := queue.New(nc, queue.WithAckWait(lease), queue.WithReplicas(replicas))
 	if err != nil {
 		return err
 	}
@@ -394,7 +396,7 @@ client certificates).`,
 						}
 					})
 					defer stop()
-					return runServer(serverLife, nc, dataDir, log, wf.fleet.lease, syncAlways, server.WithDataRetention(retention))
+					return runServer(serverLife, nc, dataDir, log, wf.fleet.lease, syncAlways, 1, server.WithDataRetention(retention))
 				},
 				func(ctx context.Context) error {
 					defer endServer()
@@ -452,7 +454,7 @@ func newServerCmd(g *globals) *cobra.Command {
 		dataDir, httpAddr, logLevel string
 		httpToken                   string
 		embeddedNATS, syncAlways    bool
-		natsPort                    int
+		natsPort, replicas          int
 		lease                       time.Duration
 		retention                   time.Duration  // retention.go
 		submitter                   submitterFlags // auth_roles.go
@@ -468,6 +470,12 @@ it starts its own NATS server with JetStream instead.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkDataRetention(retention); err != nil {
 				return err
+			}
+			if replicas < 1 || replicas > 5 {
+				return fmt.Errorf("--replicas %d: want 1 to 5 (3 on a three-node NATS cluster)", replicas)
+			}
+			if replicas > 1 && embeddedNATS {
+				return errors.New("--replicas needs a NATS cluster: the embedded NATS server is a single node")
 			}
 			log, err := newLogger(logLevel)
 			if err != nil {
@@ -526,7 +534,7 @@ it starts its own NATS server with JetStream instead.`,
 			defer nc.Close()
 			return serveAll(cmd.Context(), log,
 				func(ctx context.Context) error {
-					return runServer(ctx, nc, dataDir, log, lease, syncAlways, server.WithDataRetention(retention))
+					return runServer(ctx, nc, dataDir, log, lease, syncAlways, replicas, server.WithDataRetention(retention))
 				},
 				httpServe(httpAddr, nc, hauth, log))
 		},
@@ -535,6 +543,7 @@ it starts its own NATS server with JetStream instead.`,
 	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API (off when empty)")
 	c.Flags().StringVar(&httpToken, "http-token", os.Getenv("GANTRY_HTTP_TOKEN"), httpTokenHelp)
 	c.Flags().BoolVar(&embeddedNATS, "embedded-nats", false, "start an embedded NATS server instead of connecting to --nats")
+	c.Flags().IntVar(&replicas, "replicas", envInt("GANTRY_REPLICAS", 1), "replicas of gantry's JetStream streams and buckets: 3 on a three-node NATS cluster, so that losing a node loses nothing (env GANTRY_REPLICAS)")
 	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync every write of the store (and of the embedded NATS server's JetStream): survives power loss, much slower")
 	submitter.add(c)
 	serveTLS.add(c)
@@ -543,6 +552,15 @@ it starts its own NATS server with JetStream instead.`,
 	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1 with --embedded-nats; 0 picks a free one (written to DATA/nats.url)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c
+}
+
+// envInt is the integer in the environment variable name, or def when it
+// is unset or not an integer (the flag's check then sees the default).
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
 }
 
 func newWorkerCmd(g *globals) *cobra.Command {

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// startNATSCluster starts a three-node NATS cluster with JetStream on
+// random ports and returns its client URLs, comma-separated.
+func startNATSCluster(t *testing.T) string {
+	t.Helper()
+	ports := make([]int, 3)
+	var routes []string
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
+	}
+	var urls []string
+	for i, p := range ports {
+		ns, err := natsserver.NewServer(&natsserver.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1",
+			Port: natsserver.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: natsserver.ClusterOpts{Name: "gantry-test", Host: "127.0.0.1", Port: p},
+			Routes:  natsserver.RoutesFromStr(strings.Join(routes, ","))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		t.Cleanup(ns.Shutdown)
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("cluster node not ready")
+		}
+		urls = append(urls, ns.ClientURL())
+	}
+	// Wait for the cluster to elect its JetStream leader.
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := js.AccountInfo(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the NATS cluster has no JetStream leader: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return strings.Join(urls, ",")
+}
+
+// TestServerReplicatesItsStreams: `gantry server --replicas 3` on a
+// three-node NATS cluster makes gantry's streams and buckets R3, as the
+// README's way past one machine has them; before the flag they were R1
+// whatever the cluster.
+func TestServerReplicatesItsStreams(t *testing.T) {
+	urls := startNATSCluster(t)
+	cmd := exec.Command(gantryBin, "server", "--nats", urls, "--replicas", "3", "--data", t.TempDir(), "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "GANTRY_NATS_URL=")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, name := range []string{"GANTRY_JOBS", "GANTRY_EVENTS", "GANTRY_LOGS", "GANTRY_REPORTS", "GANTRY_SUBMIT",
+		"KV_gantry_canceled", "OBJ_gantry-data"} {
+		for {
+			s, err := js.Stream(ctx, name)
+			if err == nil {
+				if n := s.CachedInfo().Config.Replicas; n != 3 {
+					t.Errorf("stream %s has %d replicas, want 3", name, n)
+				}
+				break
+			}
+			select {
+			case <-exited:
+				t.Fatalf("gantry server exited (%v) before stream %s was made:\n%s", waitErr, name, stderr.String())
+			case <-ctx.Done():
+				t.Fatalf("stream %s: %v\n%s", name, err, stderr.String())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
