@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -232,11 +233,19 @@ type CancelMsg struct {
 	Reason string `json:"reason"`
 }
 
+// JetStreamDelivery reports whether a message with this reply subject is
+// one a JetStream consumer delivered, not a request or a message of
+// gantry's. A user who may make consumers to read the events or logs (a
+// submitter) may have them delivered to any subject, which NATS's
+// permissions cannot stop: a run's stored events, {"runId": ...}, read as
+// a stop request or a cancellation.
+func JetStreamDelivery(reply string) bool { return strings.HasPrefix(reply, "$JS.ACK.") }
+
 // SubscribeCancels calls fn for every cancellation request.
 func (q *Queue) SubscribeCancels(fn func(CancelMsg)) (*nats.Subscription, error) {
 	return q.nc.Subscribe(CancelSubject, func(m *nats.Msg) {
 		var c CancelMsg
-		if json.Unmarshal(m.Data, &c) == nil && c.RunID != "" {
+		if !JetStreamDelivery(m.Reply) && json.Unmarshal(m.Data, &c) == nil && c.RunID != "" {
 			fn(c)
 		}
 	})

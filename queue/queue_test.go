@@ -589,3 +589,40 @@ func TestJobTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A message a JetStream consumer delivered to the cancel subject (a
+// submitter's consumer on the events stream may deliver anywhere) is no
+// cancellation: a run's events carry its runId.
+func TestJetStreamDeliveryIsNoCancel(t *testing.T) {
+	q := newQueue(t)
+	got := make(chan CancelMsg, 2)
+	sub, err := q.SubscribeCancels(func(c CancelMsg) { got <- c })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	nc := q.Conn()
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish("gantry.events.runs.r1", []byte(`{"runId":"r1","status":"RUNNING","source":"server"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.AddConsumer(StreamEvents, &nats.ConsumerConfig{Name: "replay", DeliverSubject: CancelSubject,
+		FilterSubject: "gantry.events.runs.r1", AckPolicy: nats.AckNonePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the consumer's delivery, first
+	if err := nc.Publish(CancelSubject, []byte(`{"runId":"r2","reason":"no longer needed"}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-got:
+		if c.RunID != "r2" {
+			t.Fatalf("cancelled %s, which only a JetStream delivery named", c.RunID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no cancel message")
+	}
+}

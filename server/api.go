@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/worker"
 	gojson "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
@@ -144,6 +145,11 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 		h, st := checked(e.subject, e.h), stats[e.name] // apispec.go
 		err := g.AddEndpoint(e.name, micro.HandlerFunc(func(req micro.Request) {
 			data, to := req.Data(), req.Reply()
+			if queue.JetStreamDelivery(to) {
+				s.cfg.log.Warn().Str("endpoint", e.subject).Str("from", to).
+					Msg("ignored a message a JetStream consumer delivered to the API: a user's consumer on gantry's streams delivers there")
+				return
+			}
 			inFlight <- struct{}{}
 			taken := handlers.Go(func(ctx context.Context) {
 				defer func() { <-inFlight }()
