@@ -492,14 +492,23 @@ func TestTaskSchedules(t *testing.T) {
 		t.Fatalf("triggered: %+v", pr)
 	}
 	// A task schedule never replaces a pipeline; an unknown family is refused.
+	// Problems name the request's fields, not those of the one-stage
+	// pipeline it is stored as, and a bad family is said once.
 	for body, want := range map[string]string{
-		`{"name":"nightly","taskDefinition":"hello","schedule":{"cron":"@daily"}}`: "pipeline nightly exists",
-		`{"taskDefinition":"nosuch","schedule":{"cron":"@daily"}}`:                 "nosuch",
+		`{"name":"nightly","taskDefinition":"hello","schedule":{"cron":"@daily"}}`: "name: pipeline nightly exists",
+		`{"taskDefinition":"nosuch","schedule":{"cron":"@daily"}}`:                 "taskDefinition: task definition nosuch has no ACTIVE revision",
 		`{"taskDefinition":"hello","schedule":{"cron":"bad"}}`:                     "schedule.cron",
+		`{"taskDefinition":"hello:x","schedule":{"cron":"@daily"}}`:                `taskDefinition: task definition "hello:x": revision must be a positive number`,
+		`{"taskDefinition":"bad.name","schedule":{"cron":"@daily"}}`:               `taskDefinition: task definition "bad.name": want family[:revision]`,
+		`{"taskDefinition":"hello","cluster":"a b","schedule":{"cron":"@daily"}}`:  `cluster: "a b"`,
 	} {
 		m := e.req(e.op, "gantry.api.schedules.create", body)
-		if got := apiError(t, m); got.Code == "" || !strings.Contains(got.Message, want) {
-			t.Errorf("%s: %s %q, want %q", body, got.Code, got.Message, want)
+		got := apiError(t, m)
+		if got.Code == "" || !strings.HasPrefix(got.Message, want) {
+			t.Errorf("%s: %s %q, want it to start with %q", body, got.Code, got.Message, want)
+		}
+		if strings.Contains(got.Message, "stages[") || strings.Count(got.Message, "\n") > 0 {
+			t.Errorf("%s: %q: want one problem, naming the request's field", body, got.Message)
 		}
 	}
 }

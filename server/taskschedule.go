@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/gantry-dev/gantry/jobs"
 )
@@ -43,9 +44,49 @@ func TaskSchedulePipeline(req *ScheduleCreateRequest) (*jobs.Pipeline, error) {
 		Name: family, TaskDefinition: ref, Cluster: req.Cluster, Overrides: req.Overrides,
 		RetryStrategy: req.RetryStrategy, TimeoutSeconds: req.TimeoutSeconds}}}
 	if err := p.Validate(); err != nil {
-		return nil, err
+		return nil, taskScheduleErrors(req, family, err)
 	}
 	return p, nil
+}
+
+// taskScheduleErrors names the problems of a task schedule's pipeline by
+// the request's fields, not by the pipeline the request is stored as: its
+// one stage's fields are the request's own (taskDefinition, cluster,
+// overrides...), and a bad family, which is also the stage's name and the
+// default schedule name, is said once, by taskDefinition.
+func taskScheduleErrors(req *ScheduleCreateRequest, stage string, err error) error {
+	var out []error
+	for _, e := range flatten(err) {
+		var fe *jobs.FieldError
+		if !errors.As(e, &fe) {
+			out = append(out, e)
+			continue
+		}
+		path := fe.Path
+		if path == "stages[0].name" || path == "name" && req.Name == "" {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(path, "stages[0]("+stage+")."); ok {
+			path = rest
+		} else if rest, ok := strings.CutPrefix(path, "stages[0]."); ok {
+			path = rest
+		}
+		out = append(out, &jobs.FieldError{Path: path, Msg: fe.Msg})
+	}
+	return errors.Join(out...)
+}
+
+// flatten lists the errors joined in err, however deeply.
+func flatten(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flatten(e)...)
+	}
+	return out
 }
 
 func cutRevision(ref string) (family, rev string, ok bool) {
@@ -66,8 +107,10 @@ func (s *Server) apiScheduleCreate(ctx context.Context, data []byte) (any, error
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkStageTaskDefs(ctx, p); err != nil {
-		return nil, err
+	// Checked here rather than as a pipeline's stages are, to name the
+	// request's field.
+	if _, err := s.resolveTaskDef(ctx, req.TaskDefinition); err != nil {
+		return nil, jobs.Invalid("taskDefinition: " + err.Error())
 	}
 	if old, err := s.db.GetPipeline(ctx, p.Name, 0); err == nil && old.Kind != jobs.KindTask {
 		return nil, jobs.Invalid(fmt.Sprintf("name: pipeline %s exists; a task schedule cannot replace it (choose another name)", p.Name))

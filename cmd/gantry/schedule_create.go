@@ -75,7 +75,7 @@ not a task schedule is never replaced.`,
 			defer nc.Close()
 			p, changed, err := c.CreateTaskSchedule(cmd.Context(), ts)
 			if err != nil {
-				return fmt.Errorf("%s", oneLine(err))
+				return fmt.Errorf("%s", scheduleFlagErrors(err))
 			}
 			verb := "created"
 			if !changed {
@@ -102,6 +102,34 @@ not a task schedule is never replaced.`,
 	c.MarkFlagRequired("task")
 	c.MarkFlagRequired("cron")
 	return c
+}
+
+// scheduleFlags names the flags that set a schedule create request's
+// fields.
+var scheduleFlags = []struct{ field, flag string }{
+	{"taskDefinition", "--task"},
+	{"cluster", "--cluster"},
+	{"name", "NAME"},
+	{"schedule.cron", "--cron"},
+	{"schedule.timezone", "--timezone"},
+	{"schedule.concurrencyPolicy", "--concurrency-policy"},
+	{"schedule.misfire", "--misfire"},
+	{"schedule.startingDeadlineSeconds", "--starting-deadline"},
+}
+
+// scheduleFlagErrors puts the server's problems with a task schedule on one
+// line, each naming the flag that set its field rather than the field.
+func scheduleFlagErrors(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		for _, f := range scheduleFlags {
+			if rest, ok := strings.CutPrefix(l, f.field+": "); ok {
+				lines[i] = f.flag + ": " + rest
+				break
+			}
+		}
+	}
+	return strings.Join(lines, "; ")
 }
 
 // envOverrides makes K=V flags an override of every container's
