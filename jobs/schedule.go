@@ -115,6 +115,19 @@ func everyDuration(expr string) (time.Duration, bool) {
 	return d, err == nil
 }
 
+// Every returns the delay of an "@every" schedule, as the cron engine
+// applies it (whole seconds), and whether the schedule is one. Such a
+// schedule's fire times follow from where it started (its first fire is
+// Next of its creation), not from the clock's wall time.
+func (s *Schedule) Every() (time.Duration, bool) {
+	spec, err := parseCron(s.Cron)
+	if err != nil {
+		return 0, false
+	}
+	c, ok := spec.(cron.ConstantDelaySchedule)
+	return c.Delay, ok && c.Delay > 0
+}
+
 // Location is the schedule's time zone.
 func (s *Schedule) Location() (*time.Location, error) {
 	if s.Timezone == "" {

@@ -119,10 +119,7 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 		return time.Time{}, nil
 	}
 	log := c.cfg.log.With().Str("schedule", p.Name).Logger()
-	base := e.LastFire
-	if base.IsZero() {
-		base = p.CreatedAt
-	}
+	base := e.Base()
 	due, missed, err := lastDue(s, base, now)
 	if err != nil {
 		return time.Time{}, err
@@ -241,12 +238,25 @@ func scanDue(s *jobs.Schedule, base, now time.Time) (due time.Time, missed int, 
 	return due, missed, true, nil
 }
 
-// FireTimes returns the fire times of s in [from, to], at most limit.
-func FireTimes(s *jobs.Schedule, from, to time.Time, limit int) ([]time.Time, error) {
+// Base is where the entry's fire times count from, as Tick counts them:
+// its last fire, or before the first its pipeline's creation.
+func (e Entry) Base() time.Time {
+	if e.LastFire.IsZero() {
+		return e.Pipeline.CreatedAt
+	}
+	return e.LastFire
+}
+
+// FireTimes returns the fire times of s in [from, to], at most limit: the
+// times the live schedule, counting from base (Entry.Base), fired or would
+// have fired, so that a backfill's runs are the schedule's own (the same
+// run ids). For cron expressions they are the clock's; an @every schedule
+// fires at base + k·delay.
+func FireTimes(s *jobs.Schedule, base, from, to time.Time, limit int) ([]time.Time, error) {
 	var out []time.Time
 	t := from.Add(-time.Nanosecond)
 	for len(out) < limit {
-		n, err := s.Next(t)
+		n, err := nextFire(s, base, t)
 		if err != nil {
 			return nil, err
 		}
@@ -257,4 +267,27 @@ func FireTimes(s *jobs.Schedule, from, to time.Time, limit int) ([]time.Time, er
 		t = n
 	}
 	return out, nil
+}
+
+// nextFire is the first fire time of s strictly after t, for a schedule
+// counting from base. An @every schedule's live fires are base (to the
+// second, as the cron engine takes it) plus whole delays: s.Next(t) would
+// count from t instead, and a backfill from midnight of an hourly @every
+// got 00:59:59, 01:59:59... (Next of midnight less a nanosecond).
+func nextFire(s *jobs.Schedule, base, t time.Time) (time.Time, error) {
+	d, ok := s.Every()
+	if !ok {
+		return s.Next(t)
+	}
+	b := base.Truncate(time.Second)
+	diff := t.Sub(b)
+	k := diff / d
+	if diff < 0 && diff%d != 0 {
+		k-- // floor, not toward zero
+	}
+	loc, err := s.Location()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return b.Add((k + 1) * d).In(loc), nil
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -248,12 +249,61 @@ func TestFireTimes(t *testing.T) {
 	s := &jobs.Schedule{Cron: "0 2 * * *", Timezone: "Europe/Paris"}
 	paris, _ := time.LoadLocation("Europe/Paris")
 	from := time.Date(2026, 11, 1, 0, 0, 0, 0, paris)
-	times, err := FireTimes(s, from, from.AddDate(0, 0, 7), 100)
+	times, err := FireTimes(s, from, from, from.AddDate(0, 0, 7), 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(times) != 7 || times[0].In(paris).Hour() != 2 {
 		t.Fatalf("times %v", times)
+	}
+}
+
+// TestFireTimesOfAnEverySchedule: a backfill's fire times of an @every
+// schedule are those the live schedule fires, counted from its creation or
+// last fire, not from --from: a backfill from midnight of an hourly one got
+// 00:59:59, 01:59:59... (Next of midnight less a nanosecond), times the
+// schedule never fires, so that backfilling a span it had fired made
+// second runs beside its own.
+func TestFireTimesOfAnEverySchedule(t *testing.T) {
+	created := time.Date(2026, 11, 2, 10, 23, 17, 400_000_000, time.UTC)
+	s := jobs.Schedule{Cron: "@every 1h", Timezone: "Europe/Paris"}
+	f, c, cr := setup(s, created)
+	end := created.Add(5 * time.Hour)
+	for c.t = created; c.t.Before(end); c.t = c.t.Add(30 * time.Second) {
+		tick(t, cr)
+	}
+	end = c.t.Add(-30 * time.Second) // the last tick
+	var live []time.Time
+	for at := range f.fired {
+		live = append(live, at)
+	}
+	slices.SortFunc(live, time.Time.Compare)
+	if len(live) != 4 || !live[0].Equal(time.Date(2026, 11, 2, 11, 23, 17, 0, time.UTC)) {
+		t.Fatalf("live fires %v", live)
+	}
+	for _, tc := range []struct {
+		name     string
+		base     time.Time
+		from, to time.Time
+		want     []time.Time
+	}{
+		{"the span the schedule fired", f.last, created, end, live},
+		{"from its creation", created, created, end, live},
+		{"before its creation", f.last, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC),
+			[]time.Time{time.Date(2026, 11, 1, 0, 23, 17, 0, time.UTC), time.Date(2026, 11, 1, 1, 23, 17, 0, time.UTC),
+				time.Date(2026, 11, 1, 2, 23, 17, 0, time.UTC)}},
+		{"from a fire time, to one", created, live[1], live[2], live[1:3]},
+		{"between two fires", created, live[1].Add(time.Second), live[2].Add(-time.Second), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := FireTimes(&s, tc.base, tc.from, tc.to, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.EqualFunc(got, tc.want, time.Time.Equal) {
+				t.Errorf("FireTimes %s..%s: %v, want %v", tc.from, tc.to, got, tc.want)
+			}
+		})
 	}
 }
 

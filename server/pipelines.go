@@ -512,7 +512,19 @@ func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, err
 	if req.To.Before(req.From) {
 		return nil, jobs.Invalid("to is before from")
 	}
-	times, err := scheduler.FireTimes(p.Schedule, req.From, req.To, MaxBackfill+1)
+	// The times are those the live schedule fires, counted from where it
+	// does (an @every schedule's depend on it).
+	entry := scheduler.Entry{Pipeline: p}
+	states, err := s.db.ListSchedules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range states {
+		if st.Name == p.Name {
+			entry.LastFire = st.LastFire
+		}
+	}
+	times, err := scheduler.FireTimes(p.Schedule, entry.Base(), req.From, req.To, MaxBackfill+1)
 	if err != nil {
 		return nil, err
 	}
