@@ -124,7 +124,10 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 	if err != nil {
 		return time.Time{}, err
 	}
-	next, _ := s.Next(now)
+	// Not s.Next(now): an @every schedule's next fire counts from base. A
+	// fire handled late (the tick after it, up to Run's 30s sleep) made
+	// now + delay the next, and Run slept past the fire that late again.
+	next, _ := NextFire(s, base, now)
 	if due.IsZero() {
 		first, _ := s.Next(base)
 		return first, nil
@@ -256,7 +259,7 @@ func FireTimes(s *jobs.Schedule, base, from, to time.Time, limit int) ([]time.Ti
 	var out []time.Time
 	t := from.Add(-time.Nanosecond)
 	for len(out) < limit {
-		n, err := nextFire(s, base, t)
+		n, err := NextFire(s, base, t)
 		if err != nil {
 			return nil, err
 		}
@@ -269,12 +272,12 @@ func FireTimes(s *jobs.Schedule, base, from, to time.Time, limit int) ([]time.Ti
 	return out, nil
 }
 
-// nextFire is the first fire time of s strictly after t, for a schedule
-// counting from base. An @every schedule's live fires are base (to the
+// NextFire is the first fire time of s strictly after t, for a schedule
+// counting from base (Entry.Base). An @every schedule's live fires are base (to the
 // second, as the cron engine takes it) plus whole delays: s.Next(t) would
 // count from t instead, and a backfill from midnight of an hourly @every
 // got 00:59:59, 01:59:59... (Next of midnight less a nanosecond).
-func nextFire(s *jobs.Schedule, base, t time.Time) (time.Time, error) {
+func NextFire(s *jobs.Schedule, base, t time.Time) (time.Time, error) {
 	d, ok := s.Every()
 	if !ok {
 		return s.Next(t)

@@ -307,6 +307,21 @@ func TestFireTimesOfAnEverySchedule(t *testing.T) {
 	}
 }
 
+// TestNextFireOfAnEverySchedule: a fire of an @every schedule handled
+// late (at the tick after it) returned now + delay for the next fire, not
+// the fire's time + delay, and Run slept past that one too.
+func TestNextFireOfAnEverySchedule(t *testing.T) {
+	f, c, cr := setup(jobs.Schedule{Cron: "@every 1h"}, t0)
+	c.t = t0.Add(time.Hour + 20*time.Second)
+	if next, want := tick(t, cr), t0.Add(2*time.Hour); len(f.fired) != 1 || !next.Equal(want) {
+		t.Errorf("fired %v, next %s, want %s", f.fired, next, want)
+	}
+	c.t = t0.Add(time.Hour + 20*time.Minute)
+	if next, _ := NextFire(f.p.Schedule, Entry{Pipeline: f.p, LastFire: f.last}.Base(), c.t); !next.Equal(t0.Add(2 * time.Hour)) {
+		t.Errorf("NextFire %s", next)
+	}
+}
+
 // TestLastDueAfterALongDowntime: an every-second schedule days after its
 // last fire has more fire times since than the scan walks; the latest
 // missed time is still the one found, so that runOnce fires it and only it.

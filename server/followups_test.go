@@ -644,3 +644,26 @@ func TestStoredInlineStageDefinitionUnderOlderRules(t *testing.T) {
 		t.Fatalf("stage two: %+v, want failed for its override's memory alone", two)
 	}
 }
+
+// TestScheduleListNextFireOfAnEverySchedule: schedule ls said an @every
+// schedule fires next at now + delay; it fires at its creation (or last
+// fire) plus whole delays.
+func TestScheduleListNextFireOfAnEverySchedule(t *testing.T) {
+	e := startLostEnv(t)
+	created := e.now()
+	if _, err := e.s.RegisterTaskDef(e.ctx, []byte(helloTaskDef)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.apiScheduleCreate(e.ctx, []byte(`{"taskDefinition":"hello","schedule":{"cron":"@every 1h","suspend":true}}`)); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(20 * time.Minute)
+	reply, err := e.s.apiScheduleList(e.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := reply.([]ScheduleInfo)
+	if want := created.Truncate(time.Second).Add(time.Hour); len(ss) != 1 || ss[0].NextFire == nil || !ss[0].NextFire.Equal(want) {
+		t.Fatalf("schedules %+v, want the next fire at %s", ss, want)
+	}
+}

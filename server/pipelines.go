@@ -556,7 +556,7 @@ func (s *Server) apiScheduleList(ctx context.Context, _ []byte) (any, error) {
 			t := e.LastFire
 			info.LastFire = &t
 		}
-		if n, err := e.Pipeline.Schedule.Next(now); err == nil && !n.IsZero() {
+		if n, err := scheduler.NextFire(e.Pipeline.Schedule, e.Base(), now); err == nil && !n.IsZero() {
 			info.NextFire = &n
 		}
 		out = append(out, info)
