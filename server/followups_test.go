@@ -194,6 +194,8 @@ func TestBackfillOutsideTheIDRangeIsRefused(t *testing.T) {
 			[]string{"from: 1969-12-30T00:00:00Z is before 1970-01-01T00:00:00Z", "\nto: 1969-12-31T00:00:00Z is before"}},
 		{`{"name":"old","from":"1969-12-31T23:59:59Z","to":"1970-01-02T00:00:00Z"}`, []string{"from: 1969-12-31T23:59:59Z is before"}},
 		{`{"name":"old","to":"1970-01-02T00:00:00Z"}`, []string{"from: required"}},
+		{`{"name":"old","from":"1970-01-03T00:00:00Z","to":"1970-01-02T00:00:00Z"}`,
+			[]string{"to: 1970-01-02T00:00:00Z is before from (1970-01-03T00:00:00Z)"}},
 	} {
 		got := apiError(t, e.req(e.op, "gantry.api.pipelines.backfill", tt.body))
 		if got.Code != jobs.CodeInvalidArgument {

@@ -510,7 +510,7 @@ func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, err
 		return nil, jobs.Invalid(strings.Join(problems, "\n"))
 	}
 	if req.To.Before(req.From) {
-		return nil, jobs.Invalid("to is before from")
+		return nil, jobs.Invalid(fmt.Sprintf("to: %s is before from (%s)", req.To.Format(time.RFC3339), req.From.Format(time.RFC3339)))
 	}
 	// The times are those the live schedule fires, counted from where it
 	// does (an @every schedule's depend on it).

@@ -478,6 +478,9 @@ end (a server restart keeps the bound).`,
 			if err != nil {
 				return err
 			}
+			if t.Before(f) {
+				return fmt.Errorf("--to %s is before --from %s", to, from)
+			}
 			if maxParallel < 0 {
 				return fmt.Errorf("--max-parallel %d: must not be negative", maxParallel)
 			}

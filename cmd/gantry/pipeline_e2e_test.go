@@ -326,6 +326,9 @@ func TestScheduleCommandsAndBackfill(t *testing.T) {
 	if code != exitGantryError || !strings.Contains(errOut, "from: 1969-12-30T00:00:00+01:00 is before 1970-01-01") {
 		t.Fatalf("backfill before 1970: exit %d\n%s", code, errOut)
 	}
+	// A range the wrong way round names the flags.
+	_, errOut, code = in.gantry("pipeline", "backfill", "nightly", "--from", "2026-11-03", "--to", "2026-11-01")
+	oneLineError(t, "backfill --from after --to", errOut, code, "--to 2026-11-01 is before --from 2026-11-03")
 	runs, _, _ := in.gantry("pipeline", "runs", "nightly", "-o", "json")
 	var prs []jobs.PipelineRun
 	json.Unmarshal([]byte(runs), &prs)
