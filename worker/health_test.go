@@ -216,7 +216,7 @@ func TestRuntimeErrorWhileItAnswersFailsTheRun(t *testing.T) {
 type refusingRuntime struct{ daemonRuntime }
 
 func (r *refusingRuntime) Run(context.Context, *Task, LogSink) (*Result, error) {
-	return nil, errors.New(`image "nope" is not present on this worker and the pull policy is never`)
+	return nil, errors.New(`image "nope" is not on this worker's host and the pull policy is never`)
 }
 
 // partlyStartedRuntime could not start a task's second container, the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -58,7 +59,7 @@ func (r *Runtime) ensureImage(ctx context.Context, ref string, policy worker.Pul
 		case !cerrdefs.IsNotFound(err):
 			return fmt.Errorf("inspect image %q: %w", ref, err)
 		case policy == worker.PullNever:
-			return fmt.Errorf("image %q is not present on this worker and the pull policy is never: %w", ref, worker.ErrImageNotFound)
+			return &imageError{fmt.Sprintf("image %q is not on this worker's host and the pull policy is never", ref)}
 		}
 	case worker.PullAlways:
 	default:
@@ -160,6 +161,44 @@ func pullError(ctx context.Context, ref string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("pull image %q: %w", ref, context.Cause(ctx))
 	}
-	msg := strings.TrimPrefix(err.Error(), "Error response from daemon: ")
-	return fmt.Errorf("image %q is not present on this worker and cannot be pulled: %s: %w", ref, msg, worker.ErrImageNotFound)
+	return &imageError{fmt.Sprintf("image %q is not on this worker's host and could not be pulled: %s", ref, pullDetail(err.Error()))}
+}
+
+// imageError is an image neither present nor pullable. It is a run's
+// stopped reason as it stands: it wraps worker.ErrImageNotFound without
+// ending in its text.
+type imageError struct{ msg string }
+
+func (e *imageError) Error() string { return e.msg }
+func (e *imageError) Unwrap() error { return worker.ErrImageNotFound }
+
+// pullDetail shortens the daemon's reason for a failed pull to what a user
+// can act on. A registry it could not reach comes as Go's HTTP client says
+// it (Get "https://registry-1.docker.io/v2/": dial tcp: lookup
+// registry-1.docker.io on 10.0.0.53:53: no such host): it is the registry's
+// host and the last cause (cannot reach registry-1.docker.io: no such host).
+// The registry's own answers (manifest unknown, denied) are kept.
+func pullDetail(msg string) string {
+	msg = strings.TrimPrefix(msg, "Error response from daemon: ")
+	for _, verb := range []string{"Get", "Head", "Post"} {
+		rest, ok := strings.CutPrefix(msg, verb+` "`)
+		if !ok {
+			continue
+		}
+		raw, cause, ok := strings.Cut(rest, `": `)
+		if !ok {
+			break
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			break
+		}
+		// The innermost cause is the last part, as Go's net, tls and
+		// http packages nest them (dial tcp: lookup ...: no such host).
+		if i := strings.LastIndex(cause, ": "); i >= 0 {
+			cause = cause[i+2:]
+		}
+		return fmt.Sprintf("cannot reach %s: %s", u.Host, cause)
+	}
+	return msg
 }

@@ -54,6 +54,50 @@ func TestPullStreamErrors(t *testing.T) {
 	}
 }
 
+// unreachableRegistry is a Client without any image whose pulls fail with
+// err, as the daemon's do when it cannot reach the registry.
+type unreachableRegistry struct {
+	Client
+	err error
+}
+
+func (c unreachableRegistry) ImageInspect(ctx context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+	return image.InspectResponse{}, cerrdefs.ErrNotFound.WithMessage("no such image: " + ref)
+}
+
+func (c unreachableRegistry) ImagePull(context.Context, string, image.PullOptions) (io.ReadCloser, error) {
+	return nil, c.err
+}
+
+// TestPullErrorsReadPlainly: a run's stopped reason is the error as it
+// stands. It ended in Go's HTTP client's words and the sentinel's
+// (Get "https://registry-1.docker.io/v2/": dial tcp: lookup ... no such
+// host: worker: image not found); it says the image is not on the host and
+// could not be pulled, and why in short.
+func TestPullErrorsReadPlainly(t *testing.T) {
+	for _, tt := range []struct{ daemon, want string }{
+		{`Error response from daemon: Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host`,
+			`cannot reach registry-1.docker.io: no such host`},
+		{`Error response from daemon: Get "https://registry.local:5000/v2/": dial tcp 10.1.2.3:5000: connect: connection refused`,
+			`cannot reach registry.local:5000: connection refused`},
+		{`Error response from daemon: Get "https://registry.local/v2/": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)`,
+			`cannot reach registry.local: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)`},
+		{`Error response from daemon: pull access denied for nosuch/x, repository does not exist or may require 'docker login': denied: requested access to the resource is denied`,
+			`pull access denied for nosuch/x, repository does not exist or may require 'docker login': denied: requested access to the resource is denied`},
+	} {
+		r := New(unreachableRegistry{err: errors.New(tt.daemon)})
+		err := r.ensureImage(t.Context(), "nosuch/x:1", worker.PullMissing, nil)
+		want := `image "nosuch/x:1" is not on this worker's host and could not be pulled: ` + tt.want
+		if !errors.Is(err, worker.ErrImageNotFound) || err.Error() != want {
+			t.Errorf("pull failing with %q:\n got %v\nwant %s (wrapping ErrImageNotFound)", tt.daemon, err, want)
+		}
+	}
+	err := New(unreachableRegistry{}).ensureImage(t.Context(), "nosuch/x:1", worker.PullNever, nil)
+	if want := `image "nosuch/x:1" is not on this worker's host and the pull policy is never`; !errors.Is(err, worker.ErrImageNotFound) || err.Error() != want {
+		t.Errorf("pull policy never: got %v, want %s", err, want)
+	}
+}
+
 func TestPullHonoursContext(t *testing.T) {
 	r := New(missingImages{body: blockingBody{closed: make(chan struct{})}})
 	ctx, cancel := context.WithTimeoutCause(t.Context(), 100*time.Millisecond, errors.New("pull took too long"))

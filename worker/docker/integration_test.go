@@ -185,10 +185,10 @@ func TestRunMissingImage(t *testing.T) {
 		policy worker.PullPolicy
 		want   string
 	}{
-		{worker.PullNever, `image "gantry/does-not-exist:v1" is not present on this worker and the pull policy is never`},
-		{worker.PullMissing, `image "gantry/does-not-exist:v1" is not present on this worker and cannot be pulled`},
-		{"", `image "gantry/does-not-exist:v1" is not present on this worker and cannot be pulled`},
-		{worker.PullAlways, `image "gantry/does-not-exist:v1" is not present on this worker and cannot be pulled`},
+		{worker.PullNever, `image "gantry/does-not-exist:v1" is not on this worker's host and the pull policy is never`},
+		{worker.PullMissing, `image "gantry/does-not-exist:v1" is not on this worker's host and could not be pulled`},
+		{"", `image "gantry/does-not-exist:v1" is not on this worker's host and could not be pulled`},
+		{worker.PullAlways, `image "gantry/does-not-exist:v1" is not on this worker's host and could not be pulled`},
 	}
 	for _, tt := range tests {
 		t.Run("policy="+string(tt.policy), func(t *testing.T) {
@@ -468,7 +468,7 @@ func TestRunImageRemovedSinceItsLastUse(t *testing.T) {
 	}
 	untag()
 	_, err := run()
-	want := fmt.Sprintf("image %q is not present on this worker and the pull policy is never", ref)
+	want := fmt.Sprintf("image %q is not on this worker's host and the pull policy is never", ref)
 	if !errors.Is(err, worker.ErrImageNotFound) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("after the image was removed: got %v, want ErrImageNotFound saying %q", err, want)
 	}
