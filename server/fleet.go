@@ -29,6 +29,7 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 	// answering. It runs for every submission, so it copies no WorkerInfo.
 	need := r.Spec.Demand()
 	var cands, memOK, cpuOK, notDraining, active int
+	var mostMem, mostCPU int // the largest capacities that fell short
 	for i := range workers {
 		w := &workers[i]
 		if w.Cluster != r.Cluster || (r.TargetWorker != "" && w.ID != r.TargetWorker) {
@@ -36,10 +37,12 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 		}
 		cands++
 		if w.Capacity.Memory > 0 && need.Memory > w.Capacity.Memory {
+			mostMem = max(mostMem, w.Capacity.Memory)
 			continue
 		}
 		memOK++
 		if w.Capacity.CPU > 0 && need.CPU > w.Capacity.CPU {
+			mostCPU = max(mostCPU, w.Capacity.CPU)
 			continue
 		}
 		cpuOK++
@@ -62,9 +65,13 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 	case cands == 0:
 		return "no live worker " + where
 	case memOK == 0:
-		return fmt.Sprintf("no worker %s has %d MiB of memory", where, need.Memory)
+		return fmt.Sprintf("no worker %s has %d MiB of memory (the most is %d MiB)", where, need.Memory, mostMem)
+	case cpuOK == 0 && need.Memory == 0:
+		// A run that asks for no memory fits any worker's: "with 0 MiB
+		// of memory" said nothing.
+		return fmt.Sprintf("no worker %s has %d CPU units (the most is %d)", where, need.CPU, mostCPU)
 	case cpuOK == 0:
-		return fmt.Sprintf("no worker %s with %d MiB of memory has %d CPU units", where, need.Memory, need.CPU)
+		return fmt.Sprintf("no worker %s with %d MiB of memory has %d CPU units (the most is %d)", where, need.Memory, need.CPU, mostCPU)
 	case notDraining == 0:
 		return "every worker " + where + " that could run it is draining"
 	case notDraining == cpuOK:

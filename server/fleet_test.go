@@ -24,13 +24,17 @@ func TestPlacementReason(t *testing.T) {
 		want string
 	}{
 		{"fits", run("etl", "", 1000), ""},
-		{"too big", run("etl", "", 32000), "no worker in cluster etl has 32000 MiB of memory"},
+		{"too big", run("etl", "", 32000), "no worker in cluster etl has 32000 MiB of memory (the most is 4096 MiB)"},
 		{"empty cluster", run("gpu", "", 10), "no live worker in cluster gpu"},
 		{"target gone", run("etl", "zz", 10), "no live worker named zz in cluster etl"},
 		{"target draining", run("etl", "b", 10), "draining"},
 		{"too many cpu units", &jobs.Run{Cluster: "etl", Spec: jobs.RunSpec{Task: jobs.TaskDefinition{
 			ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Memory: 10, CPU: 4096}}}}},
-			"no worker in cluster etl with 10 MiB of memory has 4096 CPU units"},
+			"no worker in cluster etl with 10 MiB of memory has 4096 CPU units (the most is 2048)"},
+		// Without a memory need, none is named: "with 0 MiB of memory".
+		{"too many cpu units, no memory asked", &jobs.Run{Cluster: "etl", Spec: jobs.RunSpec{Task: jobs.TaskDefinition{
+			ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", CPU: 99999999}}}}},
+			"no worker in cluster etl has 99999999 CPU units (the most is 2048)"},
 		{"fits the active one", run("etl", "", 100), ""},
 		{"only a draining one is left", run("etl", "b", 100), "every worker named b in cluster etl that could run it is draining"},
 		{"only one without its runtime is left", run("etl", "c", 100),
