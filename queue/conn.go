@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -88,6 +89,15 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 			return nil, fmt.Errorf("cannot reach NATS at %s: is `gantry up` running? (set --nats or GANTRY_NATS_URL)", url)
 		case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired):
 			return nil, fmt.Errorf("NATS at %s refused the credentials: check --user/--password, --creds or --token", url)
+		case errors.Is(err, nats.ErrNoInfoReceived):
+			return nil, fmt.Errorf("%s does not look like a NATS server: it did not greet as NATS does (set --nats or GANTRY_NATS_URL)", url)
+		}
+		// A NATS server greets a client at once; an HTTP server, waiting
+		// for a request, says nothing, and the read timed out with Go's
+		// words (read tcp ...: i/o timeout).
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && tlsTrouble(err, o) == "" {
+			return nil, fmt.Errorf("%s does not look like a NATS server: it said nothing within %s, where NATS greets at once (an HTTP port? set --nats or GANTRY_NATS_URL)", url, timeout)
 		}
 		if msg := tlsTrouble(err, o); msg != "" {
 			return nil, fmt.Errorf("TLS with NATS at %s failed: %s", url, msg)

@@ -4,9 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -36,5 +41,40 @@ func TestTLSTroubleNamesTheMissingClientCertificate(t *testing.T) {
 	}
 	if got := tlsTrouble(errors.New("dial tcp: connection refused"), ConnOptions{}); got != "" {
 		t.Errorf("not a TLS failure: %q", got)
+	}
+}
+
+// TestDialSomethingElseThanNATS: --nats pointing at an HTTP port gave
+// "read tcp ...: i/o timeout" after the timeout; a port that answers
+// otherwise, "protocol exception, INFO not received". Both say the address
+// does not look like a NATS server.
+func TestDialSomethingElseThanNATS(t *testing.T) {
+	web := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(web.Close)
+	ssh, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait) // after the listener is closed: cleanups run last first
+	t.Cleanup(func() { ssh.Close() })
+	wg.Go(func() {
+		for {
+			c, err := ssh.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n"))
+			c.Close()
+		}
+	})
+	for _, tt := range []struct{ url, want string }{
+		{"nats://" + web.Listener.Addr().String(), "does not look like a NATS server: it said nothing within 300ms"},
+		{"nats://" + ssh.Addr().String(), "does not look like a NATS server: it did not greet as NATS does"},
+	} {
+		_, err := Dial(t.Context(), ConnOptions{URL: tt.url, Timeout: 300 * time.Millisecond})
+		if err == nil || !strings.HasPrefix(err.Error(), tt.url+" "+tt.want) {
+			t.Errorf("Dial %s: %v, want %q", tt.url, err, tt.want)
+		}
 	}
 }
