@@ -341,8 +341,9 @@ func TestStopCancelsRunningRun(t *testing.T) {
 	id := in.runDetached("sh", "-c", "echo ready; sleep 300")
 	in.waitLog(id, "ready")
 	start := time.Now()
-	if _, errOut, code := in.gantry("stop", id); code != 0 {
-		t.Fatalf("stop: exit %d: %s", code, errOut)
+	// It says what the stop did, not the status before it (RUNNING).
+	if out, errOut, code := in.gantry("stop", id); code != 0 || out != id+"\tstopping\n" {
+		t.Fatalf("stop: exit %d: %q %s, want %q", code, out, errOut, id+"\tstopping\n")
 	}
 	r := in.waitStatus(id, jobs.StatusCanceled, jobs.StatusFailed, jobs.StatusSucceeded)
 	if r.Status != jobs.StatusCanceled || r.StopCode != jobs.StopUserInitiated {
@@ -357,8 +358,8 @@ func TestStopQueuedRunNeverStarts(t *testing.T) {
 	blocker := in.runDetached("sh", "-c", "echo ready; sleep 300")
 	in.waitLog(blocker, "ready")
 	queued := in.runDetached("sh", "-c", "echo should-not-run")
-	if _, errOut, code := in.gantry("stop", queued); code != 0 {
-		t.Fatalf("stop: %s", errOut)
+	if out, errOut, code := in.gantry("stop", queued); code != 0 || out != queued+"\tCANCELED\n" {
+		t.Fatalf("stop: exit %d: %q %s", code, out, errOut)
 	}
 	if r := in.describe(queued); r.Status != jobs.StatusCanceled {
 		t.Fatalf("queued run after stop: %s", r.Status)

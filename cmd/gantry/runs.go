@@ -205,6 +205,17 @@ func portsText(bs []jobs.NetworkBinding) string {
 	return strings.Join(parts, ", ")
 }
 
+// stopOutcome says what a stop did to a run the server's reply left in
+// status s. The reply is the run as stored when the stop was recorded: a
+// run that had started is still RUNNING (or STARTING) there, its worker
+// stopping it, which printed as is read as if the stop had done nothing.
+func stopOutcome(s jobs.Status) string {
+	if s.Terminal() {
+		return string(s)
+	}
+	return "stopping"
+}
+
 func newStopCmd(g *globals) *cobra.Command {
 	var (
 		reason string
@@ -214,8 +225,11 @@ func newStopCmd(g *globals) *cobra.Command {
 		Use:   "stop RUN...",
 		Short: "Stop runs: SIGTERM to their containers, SIGKILL after their stopTimeout",
 		Long: `stop stops runs and pipeline runs. The table output has one line per run,
-its id and status; -o json or yaml prints a list of the runs (and pipeline
-runs) as the server returned them.`,
+its id and what the stop did: CANCELED for a run stopped at once (one still
+queued), stopping for one its worker is stopping (SIGTERM, then SIGKILL after
+its stopTimeout; it ends CANCELED), or the status of a run that had already
+ended. -o json or yaml prints a list of the runs (and pipeline runs) as the
+server returned them.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			nc, c, err := g.connect(cmd.Context())
@@ -239,7 +253,7 @@ runs) as the server returned them.`,
 					}
 					stopped = append(stopped, pr)
 					if out == "table" {
-						fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", pr.PipelineRunID, pr.Status)
+						fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", pr.PipelineRunID, stopOutcome(pr.Status))
 					}
 					continue
 				}
@@ -249,7 +263,7 @@ runs) as the server returned them.`,
 				}
 				stopped = append(stopped, r)
 				if out == "table" {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", r.RunID, r.Status)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", r.RunID, stopOutcome(r.Status))
 				}
 			}
 			return nil
