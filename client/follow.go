@@ -59,6 +59,13 @@ func (c *Client) Events(ctx context.Context, runID string) (<-chan jobs.Event, e
 	return c.q.WatchRun(ctx, runID)
 }
 
+// EventsFromLatest is Events from the run's latest event on, for a reader
+// that joins a run under way: the first event says where it stands (queued
+// and why, pulling its image...), without the run's history.
+func (c *Client) EventsFromLatest(ctx context.Context, runID string) (<-chan jobs.Event, error) {
+	return c.q.WatchRunFromLatest(ctx, runID)
+}
+
 // LogPosition says where a run's logs are in JetStream (runs.logs).
 type LogPosition struct {
 	RunID        string `json:"runId"`

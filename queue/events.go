@@ -184,8 +184,19 @@ func (b *EventBatch) add(m jetstream.Msg) {
 // WatchRun delivers the events of one run, from its first, until ctx is
 // done. The channel is closed when the watch ends.
 func (q *Queue) WatchRun(ctx context.Context, runID string) (<-chan jobs.Event, error) {
+	return q.watchRun(ctx, runID, jetstream.DeliverAllPolicy)
+}
+
+// WatchRunFromLatest is WatchRun from the run's latest event on: a reader
+// that joins a run under way learns where it stands, not its history.
+func (q *Queue) WatchRunFromLatest(ctx context.Context, runID string) (<-chan jobs.Event, error) {
+	return q.watchRun(ctx, runID, jetstream.DeliverLastPerSubjectPolicy)
+}
+
+func (q *Queue) watchRun(ctx context.Context, runID string, from jetstream.DeliverPolicy) (<-chan jobs.Event, error) {
 	cons, err := q.js.OrderedConsumer(ctx, StreamEvents, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{EventSubject(runID)},
+		DeliverPolicy:  from,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("watch run %s: %w", runID, err)

@@ -108,6 +108,28 @@ func TestAttachedRunSaysWhyItIsQueued(t *testing.T) {
 	}
 }
 
+// TestFollowedLogsSayWhyTheRunIsQueued: gantry logs -f of a run that no
+// worker can take said nothing until the run ended; it says why the run
+// waits, as gantry run attached does, and tells nothing of the waits of a
+// run that has since started.
+func TestFollowedLogsSayWhyTheRunIsQueued(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	id := strings.TrimSpace(in.mustGantry("run", "-d", "--image", in.image, "--cluster", "nowhere", "--deadline", "4s", "--", "true"))
+	waitFor(t, "the run to say why it waits", func() bool { return in.describe(id).StatusReason != "" })
+	_, errOut, _ := in.gantry("logs", "-f", id)
+	if want := "gantry: run " + id + " is queued: no live worker in cluster nowhere\n"; !strings.Contains(errOut, want) {
+		t.Errorf("logs -f of a queued run: stderr %q, want %q", errOut, want)
+	}
+	retried := strings.TrimSpace(in.mustGantry("run", "-d", "--image", in.image, "--attempts", "2", "--", "sh", "-c", "echo try $GANTRY_ATTEMPT; exit 1"))
+	if r := in.waitStatus(retried, jobs.StatusFailed, jobs.StatusSucceeded); len(r.Attempts) != 2 {
+		t.Fatalf("a run retried: %d attempts", len(r.Attempts))
+	}
+	if out, errOut, _ := in.gantry("logs", "-f", retried); out != "try 1\ntry 2\n" || errOut != "" {
+		t.Errorf("logs -f of a run retried and ended: stdout %q, stderr %q", out, errOut)
+	}
+}
+
 // TestRunFileNameChoosesTheContainer: with --file, --name was ignored and
 // --env went to the first essential container; it names the container
 // --env, --cpu, --memory and a command override, as with FAMILY[:REV].

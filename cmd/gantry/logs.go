@@ -25,7 +25,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 stderr, in order. The log is kept in JetStream, so it can be read again after
 the run ended and after gantry restarts, for 30 days (the GANTRY_LOGS stream's
 max age): of a run that ended longer ago, logs says on stderr that its logs
-are no longer kept.`,
+are no longer kept. With -f, why a run waits in the queue (no worker can take
+it, a retry's backoff) and its image pull's progress show on stderr, as gantry
+run shows them.`,
 		Example: `  gantry logs 01jf3...
   gantry logs -f 01jf3... --container main
   gantry logs 01jf3... --attempt 2`,
@@ -43,6 +45,13 @@ are no longer kept.`,
 			defer nc.Close()
 			pr := newLinePrinter(cmd.OutOrStdout(), cmd.ErrOrStderr(), prefix)
 			defer pr.flush()
+			if o.Follow {
+				// As gantry run attached: why the run waits in the queue,
+				// or how its image pull goes, on stderr; silence read as
+				// a hang.
+				stop := watchRunEvents(cmd.Context(), c.EventsFromLatest, args[0], cmd.ErrOrStderr()) // pullprogress.go
+				defer stop()
+			}
 			batches := 0
 			err = c.Logs(cmd.Context(), args[0], o, func(b *jobs.LogBatch) error {
 				batches++

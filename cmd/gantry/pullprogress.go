@@ -17,8 +17,16 @@ import (
 // nothing at all. Without the events (a role not allowed to read them) it
 // prints nothing.
 func watchPulls(ctx context.Context, c *client.Client, runID string, w io.Writer) (stop func()) {
+	return watchRunEvents(ctx, c.Events, runID, w)
+}
+
+// watchRunEvents is watchPulls over the events open delivers: gantry logs -f
+// joins a run under way, and takes them from the latest
+// (Client.EventsFromLatest), so as not to tell of waits long over.
+func watchRunEvents(ctx context.Context, open func(context.Context, string) (<-chan jobs.Event, error),
+	runID string, w io.Writer) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	events, err := c.Events(ctx, runID)
+	events, err := open(ctx, runID)
 	if err != nil {
 		cancel()
 		return func() {}
