@@ -76,6 +76,9 @@ type StageRun struct {
 	Status     Status `json:"status"`
 	Attempts   int    `json:"attempts"`
 	ExitCode   *int   `json:"exitCode"`
+	// StoppedReason is the run's own, once it has ended (the stage's
+	// Reason counts its runs: "1 of 3 runs failed").
+	StoppedReason string `json:"stoppedReason,omitempty"`
 }
 
 // StageState returns the state of the named stage, or nil.

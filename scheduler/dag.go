@@ -237,10 +237,12 @@ func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, now time.Time, o
 			}
 		case ref.RunID != only.RunID:
 			// As last recorded.
-			r = &jobs.Run{Status: ref.Status, ExitCode: ref.ExitCode, Attempts: make([]jobs.Attempt, ref.Attempts)}
+			r = &jobs.Run{Status: ref.Status, ExitCode: ref.ExitCode, Attempts: make([]jobs.Attempt, ref.Attempts),
+				StoppedReason: ref.StoppedReason}
 		}
-		if ref.Status != r.Status || ref.Attempts != len(r.Attempts) || !sameCode(ref.ExitCode, r.ExitCode) {
-			ref.Status, ref.Attempts, ref.ExitCode, changed = r.Status, len(r.Attempts), r.ExitCode, true
+		if ref.Status != r.Status || ref.Attempts != len(r.Attempts) || !sameCode(ref.ExitCode, r.ExitCode) ||
+			ref.StoppedReason != r.StoppedReason {
+			ref.Status, ref.Attempts, ref.ExitCode, ref.StoppedReason, changed = r.Status, len(r.Attempts), r.ExitCode, r.StoppedReason, true
 		}
 		if r.Status.Terminal() {
 			ended++
@@ -313,7 +315,8 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 			var r *jobs.Run
 			r, err = d.runner.Submit(ctx, req)
 			if err == nil {
-				runs = append(runs, jobs.StageRun{RunID: r.RunID, ArrayIndex: idx, Status: r.Status, Attempts: len(r.Attempts)})
+				runs = append(runs, jobs.StageRun{RunID: r.RunID, ArrayIndex: idx, Status: r.Status, Attempts: len(r.Attempts),
+					StoppedReason: r.StoppedReason})
 				continue
 			}
 		}

@@ -268,6 +268,31 @@ func TestDAGArrayChildFailureFailsStage(t *testing.T) {
 	}
 }
 
+// TestDAGStageRunsKeepTheirOwnReasons: a stage's runs carry each its own
+// stopped reason, kept as other runs of the stage end; describe showed
+// only the stage's ("1 of 3 runs failed").
+func TestDAGStageRunsKeepTheirOwnReasons(t *testing.T) {
+	f := newFake()
+	d := NewDAG(f, f, f)
+	start(t, f, d, etl, nil)
+	ext := f.stageRuns("extract")
+	f.mu.Lock()
+	f.runs[ext[0]].StoppedReason = "Essential container in task exited"
+	f.runs[ext[1]].StoppedReason = "OutOfMemoryError: container killed"
+	f.mu.Unlock()
+	f.end(t, d, ext[0], jobs.StatusSucceeded)
+	f.end(t, d, ext[1], jobs.StatusFailed)
+	f.end(t, d, ext[2], jobs.StatusSucceeded)
+	pr, _ := f.GetPipelineRun(context.Background(), "pr-1")
+	var got []string
+	for _, r := range pr.StageState("extract").Runs {
+		got = append(got, r.StoppedReason)
+	}
+	if want := []string{"Essential container in task exited", "OutOfMemoryError: container killed", ""}; !slices.Equal(got, want) {
+		t.Fatalf("stage runs' reasons %q, want %q", got, want)
+	}
+}
+
 func TestDAGStopCancelsRunningAndPending(t *testing.T) {
 	f := newFake()
 	d := NewDAG(f, f, f)

@@ -452,3 +452,31 @@ func TestLogsOfAPipelineRunSaysWhereTheyAre(t *testing.T) {
 		t.Errorf("gantry logs pr-...: %v; want %q", err, want)
 	}
 }
+
+// TestDescribePipelineRunShowsEachRunsReason: the REASON column of a
+// stage's runs showed the stage's reason ("1 of 2 runs failed") on its first
+// run and nothing on the others; each run shows its own.
+func TestDescribePipelineRunShowsEachRunsReason(t *testing.T) {
+	zero, one := 0, 1
+	pr := &jobs.PipelineRun{PipelineRunID: "pr-1", Pipeline: "etl", Version: 1, Status: jobs.StatusFailed,
+		Stages: []jobs.StageState{
+			{Name: "extract", Status: jobs.StatusFailed, Reason: "1 of 2 runs failed", Runs: []jobs.StageRun{
+				{RunID: "r0", ArrayIndex: &zero, Status: jobs.StatusSucceeded, Attempts: 1, ExitCode: &zero},
+				{RunID: "r1", ArrayIndex: &one, Status: jobs.StatusFailed, Attempts: 1, ExitCode: &one,
+					StoppedReason: "Essential container in task exited"}}},
+			{Name: "load", Status: jobs.StatusSkipped, Reason: "dependency extract ended FAILED; condition success cannot hold"},
+		}}
+	var b bytes.Buffer
+	if err := describePipelineRun(&b, pr); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"extract\tFAILED\tr0\t0\tSUCCEEDED\t1\t0\t-\n",
+		"extract\tFAILED\tr1\t1\tFAILED\t1\t1\tEssential container in task exited\n",
+		"load\tSKIPPED\t-\t-\t-\t-\t-\tdependency extract ended FAILED; condition success cannot hold\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("describe does not hold %q:\n%s", want, b.String())
+		}
+	}
+}

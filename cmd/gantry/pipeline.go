@@ -420,17 +420,15 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 			fmt.Fprintf(w, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", st.Name, st.Status, orDash(st.Reason))
 			continue
 		}
-		for i, r := range st.Runs {
+		// Each run's own reason: the stage's ("1 of 3 runs failed") only
+		// counts the rows.
+		for _, r := range st.Runs {
 			idx := "-"
 			if r.ArrayIndex != nil {
 				idx = strconv.Itoa(*r.ArrayIndex)
 			}
-			reason := ""
-			if i == 0 {
-				reason = st.Reason
-			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", st.Name, st.Status, r.RunID, idx, r.Status, r.Attempts,
-				exitText(r.ExitCode), orDash(reason))
+				exitText(r.ExitCode), orDash(r.StoppedReason))
 		}
 	}
 	return nil
