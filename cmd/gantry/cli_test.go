@@ -480,3 +480,20 @@ func TestDescribePipelineRunShowsEachRunsReason(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkersHelpNamesItsCommands: gantry workers' short help left out
+// activate.
+func TestWorkersHelpNamesItsCommands(t *testing.T) {
+	for _, c := range newRoot().Commands() {
+		if c.Name() != "workers" {
+			continue
+		}
+		for _, sub := range c.Commands() {
+			if name := sub.Name(); name != "ls" && !strings.Contains(c.Short, name) {
+				t.Errorf("gantry workers: %q does not name %s", c.Short, name)
+			}
+		}
+		return
+	}
+	t.Fatal("no workers command")
+}

@@ -16,11 +16,13 @@ import (
 func newWorkersCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "workers",
-		Short: "List, describe and drain the live workers",
+		Short: "List, describe, drain and activate the live workers",
 		Long: `workers shows the worker agents that sent a heartbeat in the last 15
 seconds: their cluster, host, labels, capacity (CPU units, memory MiB,
 slots), what is in use, the runs they run, and their state (ACTIVE or
-DRAINING). A worker that dies disappears from the list on its own.`,
+DRAINING). A worker that dies disappears from the list on its own. drain
+lets a worker finish what it runs and take nothing new; activate lets a
+drained one take work again.`,
 	}
 	c.AddCommand(newWorkersLsCmd(g), newWorkersDescribeCmd(g), newWorkersDrainCmd(g, true), newWorkersDrainCmd(g, false))
 	return c
