@@ -27,7 +27,7 @@ func completers(g *globals) map[string]cobra.CompletionFunc {
 	workers := g.complete(completeWorkers)
 	return map[string]cobra.CompletionFunc{
 		"describe":           runs,
-		"logs":               runs,
+		"logs":               g.complete(completeTaskRuns), // logs refuses pr- ids
 		"stop":               runs,
 		"run":                firstArg(families),
 		"taskdef ls":         firstArg(families),
@@ -135,6 +135,21 @@ func contains(list []string, s string) bool {
 // completeRuns offers the latest runs, with their task and status as the
 // description zsh and fish show.
 func completeRuns(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+	out, err := completeTaskRuns(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if prs, err := c.PipelineRuns(ctx, "", 20); err == nil {
+		for _, pr := range prs {
+			out = append(out, cobra.CompletionWithDesc(pr.PipelineRunID, fmt.Sprintf("pipeline %s %s", pr.Pipeline, pr.Status)))
+		}
+	}
+	return out, nil
+}
+
+// completeTaskRuns is completeRuns without the pipeline runs, for the
+// commands that take a run only.
+func completeTaskRuns(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
 	runs, _, err := c.List(ctx, client.ListOptions{All: true, Limit: 50})
 	if err != nil {
 		return nil, err
@@ -142,11 +157,6 @@ func completeRuns(ctx context.Context, c *client.Client) ([]cobra.Completion, er
 	out := make([]cobra.Completion, 0, len(runs))
 	for _, r := range runs {
 		out = append(out, cobra.CompletionWithDesc(r.RunID, fmt.Sprintf("%s %s", r.TaskDefinition, r.Status)))
-	}
-	if prs, err := c.PipelineRuns(ctx, "", 20); err == nil {
-		for _, pr := range prs {
-			out = append(out, cobra.CompletionWithDesc(pr.PipelineRunID, fmt.Sprintf("pipeline %s %s", pr.Pipeline, pr.Status)))
-		}
 	}
 	return out, nil
 }
