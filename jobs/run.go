@@ -295,7 +295,12 @@ func (r *Run) Apply(ev Event) bool {
 		r.ExitCode = ev.ExitCode
 		r.StopCode = ev.StopCode
 		r.StoppedReason = ev.StoppedReason
+		// An attempt that ended before any container was made has none:
+		// the run's containers are [], as the run JSON has them, not null.
 		r.Containers = ev.Containers
+		if r.Containers == nil {
+			r.Containers = []ContainerResult{}
+		}
 		if r.Retry(t) {
 			return true
 		}

@@ -371,3 +371,18 @@ func TestRunJSONHasTheContractsKeys(t *testing.T) {
 	check("attempt", doc.Attempts[0], "attempt", "worker", "status", "exitCode", "stoppedReason", "createdAt", "startedAt", "finishedAt")
 	check("container", doc.Containers[0], "name", "exitCode", "reason")
 }
+
+// A run whose attempt ended before any container was made (an image that
+// could not be pulled) still has its containers, empty, in its JSON.
+func TestRunEndedWithoutContainersHasEmptyContainers(t *testing.T) {
+	r := Run{RunID: "r", Status: StatusQueued, Containers: []ContainerResult{},
+		Attempts: []Attempt{{Attempt: 1, Status: StatusQueued}}}
+	r.Apply(Event{RunID: "r", Attempt: 1, Seq: 1, Status: StatusFailed, StopCode: StopFailedToStart, StoppedReason: "image missing"})
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"containers":[]`) {
+		t.Fatalf("containers not [] in %s", data)
+	}
+}
