@@ -356,7 +356,7 @@ func (st *Stage) validate(sp string, stages map[string]bool, params Params) []er
 	}
 	for _, ref := range st.paramRefs(inline) {
 		if _, ok := params[ref.name]; !ok {
-			bad(ref.path, "unknown parameter ${%s}: declare it under parameters", ref.name)
+			bad(ref.path, "unknown parameter ${%s}: declare it under parameters, or write $${%s} for a literal ${%s}", ref.name, ref.name, ref.name)
 		}
 	}
 	return errs

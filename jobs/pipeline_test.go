@@ -125,7 +125,7 @@ stages:
 		`schedule.misfire`,
 		`stages[0](a).dependsOn[1].stage: no stage "ghost"`,
 		`stages[0](a).arraySize`,
-		`stages[1](b).overrides.containerOverrides[0].command[0]: unknown parameter ${nope}`,
+		`stages[1](b).overrides.containerOverrides[0].command[0]: unknown parameter ${nope}: declare it under parameters, or write $${nope} for a literal ${nope}`,
 		`stages[2](c).taskDefinition`,
 		`stages[2](c).dependsOn[0].condition: "sometimes"`,
 		`stages[3].name: "a" is used twice`,
