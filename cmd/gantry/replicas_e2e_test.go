@@ -100,7 +100,10 @@ func TestServerReplicatesItsStreams(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// Three in-process nodes under -race on a busy machine make each R3
+	// stream in seconds; the stage data bucket comes last, after the
+	// server's other start-up work.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for _, name := range []string{"GANTRY_JOBS", "GANTRY_EVENTS", "GANTRY_LOGS", "GANTRY_REPORTS", "GANTRY_SUBMIT",
 		"KV_gantry_canceled", "OBJ_gantry-data"} {
