@@ -40,7 +40,11 @@ func TestSubmitOnlyUserIsRefusedQuickly(t *testing.T) {
 	if _, err := sc.Get(ctx, r.RunID); err != nil {
 		t.Fatalf("the submitter may get its run: %v", err)
 	}
-	// Following reads GANTRY_EVENTS through a consumer of its own.
+	// Following reads GANTRY_EVENTS and GANTRY_LOGS by direct get: the
+	// submitter may make no consumer (queue/embedded/roles.go).
+	if err := sc.Logs(ctx, r.RunID, client.LogOptions{}, func(*jobs.LogBatch) error { return nil }); err != nil {
+		t.Fatalf("the submitter may read logs: %v", err)
+	}
 	events, err := sc.Events(ctx, r.RunID)
 	if err != nil {
 		t.Fatalf("the submitter may follow events: %v", err)

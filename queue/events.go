@@ -183,52 +183,86 @@ func (b *EventBatch) add(m jetstream.Msg) {
 
 // WatchRun delivers the events of one run, from its first, until ctx is
 // done. The channel is closed when the watch ends.
+//
+// It reads GANTRY_EVENTS by direct get (direct.go), woken up by the run's
+// subject; on a NATS server before 2.11 it falls back to an ordered
+// consumer, which a submitter may not make.
 func (q *Queue) WatchRun(ctx context.Context, runID string) (<-chan jobs.Event, error) {
-	return q.watchRun(ctx, runID, jetstream.DeliverAllPolicy)
+	return q.watchRun(ctx, runID, false)
 }
 
 // WatchRunFromLatest is WatchRun from the run's latest event on: a reader
 // that joins a run under way learns where it stands, not its history.
 func (q *Queue) WatchRunFromLatest(ctx context.Context, runID string) (<-chan jobs.Event, error) {
-	return q.watchRun(ctx, runID, jetstream.DeliverLastPerSubjectPolicy)
+	return q.watchRun(ctx, runID, true)
 }
 
-func (q *Queue) watchRun(ctx context.Context, runID string, from jetstream.DeliverPolicy) (<-chan jobs.Event, error) {
-	cons, err := q.js.OrderedConsumer(ctx, StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{EventSubject(runID)},
-		DeliverPolicy:  from,
-	})
+func (q *Queue) watchRun(ctx context.Context, runID string, fromLatest bool) (<-chan jobs.Event, error) {
+	r, err := newDirectReader(q.nc, StreamEvents, EventSubject(runID))
 	if err != nil {
 		return nil, fmt.Errorf("watch run %s: %w", runID, err)
 	}
 	out := make(chan jobs.Event, 64)
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("watch run %s: %w", runID, err)
-	}
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
 	go func() {
 		defer close(out)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				return
+		defer r.close()
+		if fromLatest {
+			// A server that cannot tell gives the whole history.
+			if seq, err := r.lastSeq(ctx); err == nil && seq > 0 {
+				r.next = seq
 			}
+		}
+		err := r.follow(ctx, true, nil, func(data []byte, _ nats.Header) error {
 			var ev jobs.Event
-			if json.Unmarshal(m.Data(), &ev) != nil {
-				continue
+			if json.Unmarshal(data, &ev) != nil {
+				return nil
 			}
 			select {
 			case out <- ev:
+				return nil
 			case <-ctx.Done():
-				return
+				return context.Cause(ctx)
 			}
+		})
+		if errors.Is(err, errNoBatch) {
+			q.watchRunConsumer(ctx, runID, r.next, out)
 		}
 	}()
 	return out, nil
+}
+
+// watchRunConsumer is WatchRun through an ordered consumer, from the
+// stream sequence start on, for servers without batched direct get.
+func (q *Queue) watchRunConsumer(ctx context.Context, runID string, start uint64, out chan<- jobs.Event) {
+	cons, err := q.js.OrderedConsumer(ctx, StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{EventSubject(runID)},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    start,
+	})
+	if err != nil {
+		return
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return
+		}
+		var ev jobs.Event
+		if json.Unmarshal(m.Data(), &ev) != nil {
+			continue
+		}
+		select {
+		case out <- ev:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // PublishCancel asks the worker running runID to stop it. It is core NATS:

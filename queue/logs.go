@@ -190,9 +190,39 @@ func (q *Queue) LogRetention(ctx context.Context) (time.Duration, error) {
 
 // ReadLogs calls fn for every batch of the run's logs, in the order they
 // were stored, until all are read (or, following, until the run is done).
+//
+// It reads GANTRY_LOGS by direct get (direct.go), woken up by the run's
+// subject when following; on a NATS server before 2.11 it falls back to an
+// ordered consumer, which a submitter may not make.
 func (q *Queue) ReadLogs(ctx context.Context, lq LogQuery, fn func(*jobs.LogBatch) error) error {
+	r, err := newDirectReader(q.nc, StreamLogs, LogSubject(lq.RunID, lq.Container))
+	if err != nil {
+		return fmt.Errorf("read logs of %s: %w", lq.RunID, err)
+	}
+	defer r.close()
+	err = r.follow(ctx, lq.Follow, lq.Done, func(data []byte, _ nats.Header) error {
+		var b jobs.LogBatch
+		if jobs.DecodeLogBatch(data, &b) != nil {
+			return nil
+		}
+		if lq.Attempt != 0 && b.Attempt != lq.Attempt {
+			return nil
+		}
+		return fn(&b)
+	})
+	if errors.Is(err, errNoBatch) {
+		return q.readLogsConsumer(ctx, lq, r.next, fn)
+	}
+	return err // fn's as it returned it; the reader's name the stream
+}
+
+// readLogsConsumer is ReadLogs through an ordered consumer, from the
+// stream sequence start on, for servers without batched direct get.
+func (q *Queue) readLogsConsumer(ctx context.Context, lq LogQuery, start uint64, fn func(*jobs.LogBatch) error) error {
 	cons, err := q.js.OrderedConsumer(ctx, StreamLogs, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{LogSubject(lq.RunID, lq.Container)},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    start,
 	})
 	if err != nil {
 		return fmt.Errorf("read logs of %s: %w", lq.RunID, err)

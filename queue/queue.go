@@ -93,6 +93,7 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      7 * 24 * time.Hour,
 			Duplicates:  EventsDuplicateWindow,
+			AllowDirect: true, // followers read by direct get (direct.go)
 		},
 		{
 			Name:        StreamLogs,
@@ -100,6 +101,7 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 			Subjects:    []string{"gantry.logs.>"},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      q.cfg.logMaxAge,
+			AllowDirect: true,
 		},
 		reportsStream(), // reports.go
 		{

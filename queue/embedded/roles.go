@@ -9,9 +9,14 @@ import "github.com/nats-io/nats-server/v2/server"
 //   - The submitter (Options.SubmitUser) may only submit runs and follow
 //     them: publish to gantry.submit, request gantry.api.runs.submit and
 //     gantry.api.runs.get, subscribe to gantry.events.> and gantry.logs.>,
-//     and read those two streams through JetStream consumers of its own
-//     (which is how `gantry run` and `gantry logs -f` follow a run). Any
-//     other subject is refused by NATS with a permissions violation.
+//     and read those two streams by direct get (which is how `gantry run`
+//     and `gantry logs -f` follow a run). Any other subject is refused by
+//     NATS with a permissions violation.
+//
+// The submitter may make no JetStream consumer: NATS does not check the
+// subject a consumer delivers to against its creator's permissions, so a
+// push consumer could copy stored events into any subject, gantry's own
+// streams and buckets included. A direct get answers only the requester.
 
 // SubmitPermissions are the NATS permissions of the submit-only role.
 func SubmitPermissions() *server.Permissions {
@@ -25,11 +30,7 @@ func SubmitPermissions() *server.Permissions {
 	for _, stream := range []string{"GANTRY_EVENTS", "GANTRY_LOGS"} {
 		pub = append(pub,
 			"$JS.API.STREAM.INFO."+stream,
-			"$JS.API.CONSUMER.CREATE."+stream,
-			"$JS.API.CONSUMER.CREATE."+stream+".>",
-			"$JS.API.CONSUMER.INFO."+stream+".>",
-			"$JS.API.CONSUMER.DELETE."+stream+".>",
-			"$JS.API.CONSUMER.MSG.NEXT."+stream+".>",
+			"$JS.API.DIRECT.GET."+stream,
 		)
 	}
 	return &server.Permissions{
