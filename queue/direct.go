@@ -35,10 +35,13 @@ const (
 	// answer.
 	directWait = 10 * time.Second
 	// followPoll is how often a follower asks even with no wake-up, in
-	// case one was missed; followRetry how soon it asks again when a
-	// wake-up found nothing new (the replica that answered may lag).
+	// case one was missed; followRetry how soon it first asks again when
+	// a wake-up found nothing new (doubling up to followPoll).
 	followPoll  = time.Second
-	followRetry = 100 * time.Millisecond
+	followRetry = 2 * time.Millisecond
+	// followHot is how often a follower reads while messages come; the
+	// log writer publishes every 50 ms.
+	followHot = 25 * time.Millisecond
 )
 
 // hdrNumPending is the header of a batched direct get's messages and end
@@ -157,13 +160,22 @@ func (r *directReader) fetch(ctx context.Context, fn func(data []byte, h nats.He
 // with follow it goes on until ctx is done, or until done is closed and
 // everything stored before that is read. It returns errNoBatch (with
 // r.next the sequence to go on from) when the server cannot answer.
+//
+// Following, it waits for new messages in one of two ways. Idle, it is
+// subscribed to the filter: a message stored wakes it up (a poll every
+// followPoll covers a missed one). Once a read finds messages, more are
+// likely (a container writing), and it unsubscribes and reads again every
+// followHot until a read finds none: the wake-up subscription gets every
+// message's payload too, and taking log output twice cost the logs
+// benchmark about a fifth of its time.
 func (r *directReader) follow(ctx context.Context, follow bool, done <-chan struct{}, fn func(data []byte, h nats.Header) error) error {
-	var wake chan struct{}
-	if follow {
-		// Subscribed before the first read: a message stored after it
-		// wakes the reader up.
+	var (
 		wake = make(chan struct{}, 1)
-		ws, err := r.nc.Subscribe(r.filter, func(*nats.Msg) {
+		ws   *nats.Subscription
+	)
+	subscribe := func() error {
+		var err error
+		ws, err = r.nc.Subscribe(r.filter, func(*nats.Msg) {
 			select {
 			case wake <- struct{}{}:
 			default:
@@ -172,13 +184,30 @@ func (r *directReader) follow(ctx context.Context, follow bool, done <-chan stru
 		if err != nil {
 			return fmt.Errorf("follow %s: %w", r.filter, err)
 		}
-		defer ws.Unsubscribe()
-		// Log lines come fast; the callback only signals.
-		_ = ws.SetPendingLimits(-1, -1)
+		_ = ws.SetPendingLimits(-1, -1) // the callback only signals
+		return nil
+	}
+	unsubscribe := func() {
+		if ws != nil {
+			_ = ws.Unsubscribe()
+			ws = nil
+		}
+	}
+	defer unsubscribe()
+	if follow {
+		// Subscribed before the first read: a message stored after it
+		// wakes the reader up.
+		if err := subscribe(); err != nil {
+			return err
+		}
 	}
 	poll := time.NewTimer(followPoll)
 	defer poll.Stop()
-	woken, doneWake := false, done
+	var (
+		doneWake = done
+		woken    bool          // a message came since the last read
+		retry    time.Duration // how soon to read again for a message woken up for and not yet read
+	)
 	for {
 		ended := follow && closed(done)
 		pending, got, err := r.fetch(ctx, fn)
@@ -191,9 +220,26 @@ func (r *directReader) follow(ctx context.Context, follow bool, done <-chan stru
 		if !follow || ended {
 			return nil
 		}
-		wait := followPoll
-		if woken && got == 0 {
-			wait = followRetry
+		var wait time.Duration
+		switch {
+		case got > 0: // a writer is at work: hot
+			unsubscribe()
+			wait, retry = followHot, 0
+		case ws == nil:
+			// Hot, and nothing new: idle again. Subscribed, then read
+			// once more for what came in between.
+			if err := subscribe(); err != nil {
+				return err
+			}
+			continue
+		case woken || retry > 0:
+			// A wake-up comes as the server takes the message, which the
+			// stream may not have stored yet (or the replica that
+			// answered not have got): ask again soon, then less soon.
+			retry = min(max(2*retry, followRetry), followPoll)
+			wait = retry
+		default:
+			wait = followPoll
 		}
 		poll.Reset(wait)
 		woken = false
