@@ -218,7 +218,13 @@ func (r *directReader) follow(ctx context.Context, follow bool, done <-chan stru
 			continue
 		}
 		if !follow || ended {
-			return nil
+			// Any replica may answer a direct get, one behind the leader
+			// too: the leader says whether that was all.
+			more, err := r.fromLeader(ctx, fn)
+			if err != nil || !more {
+				return err
+			}
+			continue
 		}
 		var wait time.Duration
 		switch {
@@ -272,4 +278,44 @@ func (r *directReader) lastSeq(ctx context.Context) (uint64, error) {
 		return 0, nil
 	}
 	return 0, fmt.Errorf("last of %s %s: the server answered %s %s", r.stream, r.filter, m.Header.Get("Status"), m.Header.Get("Description"))
+}
+
+// fromLeader reads the next message on the filter from the stream's
+// leader ($JS.API.STREAM.MSG.GET, which only the leader answers), one at
+// a time, and calls fn with it (without its headers); more is false when
+// there is none. On a replicated stream a direct get may be answered by a
+// replica that has not yet got the latest messages, which a reader about
+// to stop would otherwise miss.
+func (r *directReader) fromLeader(ctx context.Context, fn func(data []byte, h nats.Header) error) (more bool, err error) {
+	req, _ := json.Marshal(struct {
+		Seq    uint64 `json:"seq"`
+		NextBy string `json:"next_by_subj"`
+	}{r.next, r.filter})
+	m, err := r.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+r.stream, req)
+	if err != nil {
+		return false, fmt.Errorf("read %s %s from %d at its leader: %w", r.stream, r.filter, r.next, err)
+	}
+	var resp struct {
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return false, fmt.Errorf("read %s %s at its leader: %w", r.stream, r.filter, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.Code == 404:
+		return false, nil
+	case resp.Error != nil:
+		return false, fmt.Errorf("read %s %s at its leader: %s", r.stream, r.filter, resp.Error.Description)
+	case resp.Message == nil || resp.Message.Seq < r.next:
+		return false, fmt.Errorf("read %s %s at its leader: no message in its answer", r.stream, r.filter)
+	}
+	r.next = resp.Message.Seq + 1
+	return true, fn(resp.Message.Data, nil)
 }

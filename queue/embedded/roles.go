@@ -31,6 +31,7 @@ func SubmitPermissions() *server.Permissions {
 		pub = append(pub,
 			"$JS.API.STREAM.INFO."+stream,
 			"$JS.API.DIRECT.GET."+stream,
+			"$JS.API.STREAM.MSG.GET."+stream, // the leader's last word (direct.go)
 		)
 	}
 	return &server.Permissions{
