@@ -313,6 +313,37 @@ func TestAStaleContextLocksNothingOut(t *testing.T) {
 	}
 }
 
+// TestContextFileIsPrivate: contexts hold passwords, and saving them into
+// a config file that already existed (made by hand, say) kept its mode:
+// 0644 left the password readable by every user of the machine. A saved
+// config file is readable by its owner alone.
+func TestContextFileIsPrivate(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	t.Setenv("GANTRY_CONFIG", cfg)
+	if err := os.WriteFile(cfg, []byte("contexts: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cfg, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	root := newRoot()
+	root.SetOut(io.Discard)
+	root.SetArgs([]string{"context", "add", "prod", "--nats", "nats://127.0.0.1:1", "--user", "op", "--password", "s3cret"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("context add: %v", err)
+	}
+	st, err := os.Stat(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := st.Mode().Perm(); mode != 0o600 {
+		t.Errorf("config file mode %o after saving a password; want 600", mode)
+	}
+	if data, _ := os.ReadFile(cfg); !strings.Contains(string(data), "s3cret") {
+		t.Errorf("the context was not saved: %s", data)
+	}
+}
+
 // TestUnknownSubcommandFails: a mistyped subcommand of a group (cobra
 // checks them only under the root) printed the group's help and exited 0,
 // which a script took for success; it is an error with a suggestion. The

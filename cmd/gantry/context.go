@@ -99,8 +99,25 @@ func (c *contextConfig) save() error {
 	if err != nil {
 		return err
 	}
-	// Contexts may hold passwords: readable by the user alone.
-	return os.WriteFile(p, data, 0o600)
+	// Contexts may hold passwords: readable by the user alone. WriteFile
+	// keeps the mode of a file that exists (one made by hand or by an
+	// editor may be world-readable): narrow it before writing.
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("config %s: %w", p, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
 }
 
 // applyContext fills the connection options that neither a flag nor the
