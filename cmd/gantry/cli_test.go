@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -527,4 +529,75 @@ func TestWorkersHelpNamesItsCommands(t *testing.T) {
 		return
 	}
 	t.Fatal("no workers command")
+}
+
+// startHTTPAPI serves the HTTP API with auth against an embedded NATS
+// server without a gantry server behind it.
+func startHTTPAPI(t *testing.T, auth httpAuth) *httptest.Server {
+	t.Helper()
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpHandler(c, nc, auth))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// httpDo sends a request to srv and returns the status, the content type
+// and the API error's code ("" when the body is no {"error":...}).
+func httpDo(t *testing.T, srv *httptest.Server, method, path string, header ...string) (int, string, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), body.Error.Code
+}
+
+// TestHTTPAPIRefusalsAreJSON: a path under /api/ that is no endpoint, or a
+// method other than GET, got the mux's plain-text "404 page not found" and
+// "Method Not Allowed", where every other refusal of the API is
+// {"error":{"code":...}}.
+func TestHTTPAPIRefusalsAreJSON(t *testing.T) {
+	srv := startHTTPAPI(t, httpAuth{})
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"GET", "/api/nope", 404, "not_found"},
+		{"GET", "/api/runs/", 404, "not_found"},
+		{"GET", "/api/runs/x/y", 404, "not_found"},
+		{"POST", "/api/runs", 405, "method_not_allowed"},
+		{"DELETE", "/api/runs/r1", 405, "method_not_allowed"},
+		{"GET", "/api/runs/r1", 503, "unavailable"}, // no gantry server answers
+	} {
+		status, ctype, code := httpDo(t, srv, c.method, c.path)
+		if status != c.status || ctype != "application/json" || code != c.code {
+			t.Errorf("%s %s: %d %s code %q; want %d application/json code %q", c.method, c.path, status, ctype, code, c.status, c.code)
+		}
+	}
 }

@@ -132,6 +132,17 @@ func httpHandler(c *client.Client, nc *nats.Conn, auth httpAuth) http.Handler {
 		run, err := c.Get(r.Context(), r.PathValue("id"))
 		writeJSON(w, run, err)
 	})
+	// Every answer of /api/ is JSON, refusals too: the mux's own 404 and
+	// 405 are plain text, which a client decoding {"error":...} chokes on.
+	for _, path := range []string{"/api/runs", "/api/runs/{id}"} {
+		api.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, nil, &jobs.Error{Code: codeMethodNotAllowed, Message: fmt.Sprintf("%s %s: the HTTP API is read-only: use GET", r.Method, r.URL.Path)})
+		})
+	}
+	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, nil, &jobs.Error{Code: jobs.CodeNotFound, Message: fmt.Sprintf("%s: no such endpoint (the HTTP API has /api/runs and /api/runs/{id})", r.URL.Path)})
+	})
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		if !auth.allows(r) {
 			if auth.user != "" {
@@ -150,6 +161,10 @@ func httpHandler(c *client.Client, nc *nats.Conn, auth httpAuth) http.Handler {
 // codeUnauthenticated is the code of a request without the credentials
 // the HTTP API asks for (HTTP only: NATS refuses such clients itself).
 const codeUnauthenticated = "unauthenticated"
+
+// codeMethodNotAllowed is the code of a request with another method than
+// GET (HTTP only: the NATS API has no methods).
+const codeMethodNotAllowed = "method_not_allowed"
 
 // listQuery reads runs.list's filters from /api/runs's query: all, status
 // (repeated or comma-separated), family, cluster, worker, limit, before.
@@ -192,8 +207,11 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 			code = jobs.CodeUnavailable
 		}
 		status := server.HTTPStatus(code)
-		if code == codeUnauthenticated {
+		switch code {
+		case codeUnauthenticated:
 			status = http.StatusUnauthorized
+		case codeMethodNotAllowed:
+			status = http.StatusMethodNotAllowed
 		}
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(map[string]any{"error": jobs.Error{Code: code, Message: err.Error()}})
