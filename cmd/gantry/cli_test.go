@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -599,5 +600,27 @@ func TestHTTPAPIRefusalsAreJSON(t *testing.T) {
 		if status != c.status || ctype != "application/json" || code != c.code {
 			t.Errorf("%s %s: %d %s code %q; want %d application/json code %q", c.method, c.path, status, ctype, code, c.status, c.code)
 		}
+	}
+}
+
+// TestHTTPAPITimeoutIsUnavailable: a gantry server that did not answer
+// within the request's time gave 500 internal, a bug to report, where the
+// NATS API and the Go client call it unavailable: 503, retry later.
+func TestHTTPAPITimeoutIsUnavailable(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("gantry.api.runs.get: %w", context.DeadlineExceeded),
+		fmt.Errorf("gantry.api.runs.list: %w", nats.ErrTimeout),
+		client.ErrNoServer,
+	} {
+		w := httptest.NewRecorder()
+		writeJSON(w, nil, err)
+		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"code":"unavailable"`) {
+			t.Errorf("%v: %d %s; want 503 unavailable", err, w.Code, w.Body)
+		}
+	}
+	w := httptest.NewRecorder()
+	writeJSON(w, nil, errors.New("boom"))
+	if w.Code != http.StatusInternalServerError {
+		t.Errorf("another error: %d; want 500", w.Code)
 	}
 }

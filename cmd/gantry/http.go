@@ -203,7 +203,10 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
 		code := jobs.ErrorCode(err)
-		if errors.Is(err, client.ErrNoServer) {
+		// No server, or one that did not answer in time, is unavailable
+		// (503, worth retrying), as the NATS API says of its own timeouts.
+		if errors.Is(err, client.ErrNoServer) || (code == jobs.CodeInternal &&
+			(errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded))) {
 			code = jobs.CodeUnavailable
 		}
 		status := server.HTTPStatus(code)
