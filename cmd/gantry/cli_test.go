@@ -145,8 +145,8 @@ func TestHTTPAuthFor(t *testing.T) {
 		{"creds file", queue.ConnOptions{Creds: "op.creds"}, "", false, httpAuth{}, true},
 		{"client certificate", queue.ConnOptions{TLSCert: "c.pem", TLSKey: "k.pem"}, "", false, httpAuth{}, true},
 		{"embedded NATS asking for client certificates", queue.ConnOptions{}, "", true, httpAuth{}, true},
-		{"creds file and --http-token", queue.ConnOptions{Creds: "op.creds"}, "h", false, httpAuth{token: "h"}, false},
-		{"--http-token wins", queue.ConnOptions{User: "op", Password: "pw"}, "h", false, httpAuth{token: "h"}, false},
+		{"creds file and --http-token", queue.ConnOptions{Creds: "op.creds"}, "h", false, httpAuth{token: "h", httpToken: true}, false},
+		{"--http-token wins", queue.ConnOptions{User: "op", Password: "pw"}, "h", false, httpAuth{token: "h", httpToken: true}, false},
 	} {
 		got, err := httpAuthFor(c.o, c.token, c.certs)
 		if (err != nil) != c.wantErr || got != c.want {
@@ -622,5 +622,49 @@ func TestHTTPAPITimeoutIsUnavailable(t *testing.T) {
 	writeJSON(w, nil, errors.New("boom"))
 	if w.Code != http.StatusInternalServerError {
 		t.Errorf("another error: %d; want 500", w.Code)
+	}
+}
+
+// TestHTTPAPIAsksForWhatItChecks: with --http-token the 401 said the API
+// asks for "the NATS operator's user and password (Basic auth) or token",
+// which it refuses, and not for the --http-token it checks; and a Bearer
+// scheme spelt in lower case ("bearer", as some clients send it; schemes
+// are case-insensitive) was refused with the right token.
+func TestHTTPAPIAsksForWhatItChecks(t *testing.T) {
+	for _, c := range []struct {
+		auth       httpAuth
+		says, sent string
+	}{
+		{httpAuth{token: "ht", httpToken: true}, "--http-token", "bearer ht"},
+		{httpAuth{token: "nt"}, "the NATS token", "BEARER nt"},
+		{httpAuth{user: "op", password: "pw"}, "user and password", "basic b3A6cHc="},
+	} {
+		srv := httptest.NewServer(httpHandler(nil, nil, c.auth))
+		for _, h := range []string{"", "Bearer wrong"} {
+			req, _ := http.NewRequest("GET", srv.URL+"/api/nope", nil)
+			if h != "" {
+				req.Header.Set("Authorization", h)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), c.says) || strings.Contains(string(b), " or ") {
+				t.Errorf("%+v, Authorization %q: %d %s; want 401 saying %q only", c.auth, h, resp.StatusCode, b, c.says)
+			}
+		}
+		req, _ := http.NewRequest("GET", srv.URL+"/api/nope", nil)
+		req.Header.Set("Authorization", c.sent)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound { // let in: no such endpoint
+			t.Errorf("%+v, Authorization %q: %d; want it let in", c.auth, c.sent, resp.StatusCode)
+		}
+		srv.Close()
 	}
 }

@@ -61,7 +61,10 @@ const httpTokenHelp = "token the HTTP API asks for (Authorization: Bearer TOKEN)
 // httpAuth is what the HTTP API asks of a request: the NATS operator's
 // user and password (Basic auth) or token (Bearer); nothing when NATS
 // asks nothing.
-type httpAuth struct{ user, password, token string }
+type httpAuth struct {
+	user, password, token string
+	httpToken             bool // token is --http-token's, not NATS's
+}
 
 // httpAuthFor is the HTTP API's auth for a role connected with o: the
 // --http-token when one is given, else what NATS asks of the operator (its
@@ -70,7 +73,7 @@ type httpAuth struct{ user, password, token string }
 // needs a --http-token: the API is not served open beside it.
 func httpAuthFor(o queue.ConnOptions, token string, clientCerts bool) (httpAuth, error) {
 	if token != "" {
-		return httpAuth{token: token}, nil
+		return httpAuth{token: token, httpToken: true}, nil
 	}
 	switch {
 	case o.User != "":
@@ -93,6 +96,17 @@ func httpAuthFor(o queue.ConnOptions, token string, clientCerts bool) (httpAuth,
 
 func (a httpAuth) on() bool { return a.user != "" || a.token != "" }
 
+// asks says what a refused request should have carried.
+func (a httpAuth) asks() string {
+	switch {
+	case a.user != "":
+		return "the HTTP API asks for the NATS operator's user and password (Basic auth)"
+	case a.httpToken:
+		return "the HTTP API asks for the token given with --http-token (Authorization: Bearer TOKEN)"
+	}
+	return "the HTTP API asks for the NATS token (Authorization: Bearer TOKEN)"
+}
+
 // allows reports whether r carries the credentials a asks for.
 func (a httpAuth) allows(r *http.Request) bool {
 	same := func(x, y string) bool { return subtle.ConstantTimeCompare([]byte(x), []byte(y)) == 1 }
@@ -102,8 +116,10 @@ func (a httpAuth) allows(r *http.Request) bool {
 		userOK, passOK := same(u, a.user), same(p, a.password) // both, whatever the first gives
 		return ok && userOK && passOK
 	case a.token != "":
-		t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		return ok && same(t, a.token)
+		// The scheme is case-insensitive (RFC 9110): curl and browsers
+		// send "Bearer", some clients "bearer".
+		scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		return ok && strings.EqualFold(scheme, "Bearer") && same(t, a.token)
 	}
 	return true
 }
@@ -150,7 +166,7 @@ func httpHandler(c *client.Client, nc *nats.Conn, auth httpAuth) http.Handler {
 			} else {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="gantry"`)
 			}
-			writeJSON(w, nil, &jobs.Error{Code: codeUnauthenticated, Message: "the HTTP API asks for the NATS operator's user and password (Basic auth) or token (Bearer)"})
+			writeJSON(w, nil, &jobs.Error{Code: codeUnauthenticated, Message: auth.asks()})
 			return
 		}
 		api.ServeHTTP(w, r)
