@@ -48,6 +48,12 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
+	// One without the other failed as "open : no such file or
+	// directory" (a certificate without its key) or was dropped unsaid (a
+	// key without its certificate).
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together: give both (env GANTRY_NATS_TLS_CERT, GANTRY_NATS_TLS_KEY)")
+	}
 	opts := []nats.Option{nats.Name(o.Name), nats.Timeout(timeout)}
 	if o.User != "" {
 		opts = append(opts, nats.UserInfo(o.User, o.Password))

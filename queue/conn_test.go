@@ -78,3 +78,19 @@ func TestDialSomethingElseThanNATS(t *testing.T) {
 		}
 	}
 }
+
+// TestDialClientCertificateNeedsItsKey: --tls-cert without --tls-key
+// failed as "error loading client certificate: open : no such file or
+// directory", and --tls-key without --tls-cert was dropped unsaid; both
+// say the two go together, before any connection is tried.
+func TestDialClientCertificateNeedsItsKey(t *testing.T) {
+	for _, o := range []ConnOptions{
+		{URL: "nats://127.0.0.1:1", TLSCert: "client.pem"},
+		{URL: "nats://127.0.0.1:1", TLSKey: "client-key.pem"},
+	} {
+		_, err := Dial(t.Context(), o)
+		if err == nil || !strings.Contains(err.Error(), "--tls-cert and --tls-key go together") {
+			t.Errorf("cert %q key %q: %v", o.TLSCert, o.TLSKey, err)
+		}
+	}
+}
