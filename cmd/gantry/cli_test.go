@@ -668,3 +668,29 @@ func TestHTTPAPIAsksForWhatItChecks(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestEmbeddedNATSRefusesNKeyAndCreds: `gantry up --nkey FILE` (or
+// --creds) looked like it turned on nkey auth, but the embedded server has
+// no such user and up failed with "nats: nkeys not supported by the
+// server"; it is refused before anything starts, naming the flags it takes.
+func TestEmbeddedNATSRefusesNKeyAndCreds(t *testing.T) {
+	t.Setenv("GANTRY_CONFIG", filepath.Join(t.TempDir(), "config.yaml"))
+	for _, args := range [][]string{
+		{"up", "--nkey", "user.nk"},
+		{"up", "--creds", "user.creds"},
+		{"server", "--embedded-nats", "--nkey", "user.nk"},
+	} {
+		data := t.TempDir()
+		root := newRoot()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs(append(args, "--data", data, "--nats-port", "0"))
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "asks for --user/--password or --token, not an nkey or creds file") {
+			t.Errorf("gantry %v: %v", args, err)
+		}
+		if _, err := os.Stat(filepath.Join(data, "nats.url")); err == nil {
+			t.Errorf("gantry %v started NATS", args)
+		}
+	}
+}

@@ -117,6 +117,12 @@ func requireAuthPair(g *globals) error {
 		return errors.New("--user and --password go together: give both to turn on NATS auth")
 	case c.User != "" && c.Token != "":
 		return errors.New("--token and --user/--password exclude each other: pick one")
+	case c.NKeyFile != "" || c.Creds != "":
+		// They are how a client proves who it is; the embedded server has
+		// no user of that kind, and its roles failed to connect with "nats:
+		// nkeys not supported by the server".
+		return errors.New("the embedded NATS server asks for --user/--password or --token, not an nkey or creds file: " +
+			"drop --nkey and --creds (or GANTRY_NATS_NKEY and GANTRY_NATS_CREDS, or the current context's: see 'gantry context ls')")
 	}
 	return nil
 }
