@@ -1,8 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
+	"time"
 
 	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/spf13/cobra"
@@ -30,6 +34,29 @@ func (f *serveTLSFlags) validate() error {
 		return errors.New("--tls-server-cert and --tls-server-key go together")
 	case f.clientCA != "" && f.cert == "":
 		return errors.New("--tls-client-ca needs --tls-server-cert and --tls-server-key")
+	case f.cert == "":
+		return nil
+	}
+	// Read them here to name the flag at fault: the NATS server's own
+	// words ("failed to parse root ca certificate") name neither the flag
+	// nor the file, and it serves an expired certificate that every
+	// client then refuses.
+	pair, err := tls.LoadX509KeyPair(f.cert, f.key)
+	if err != nil {
+		return fmt.Errorf("--tls-server-cert %s and --tls-server-key %s: %w", f.cert, f.key, err)
+	}
+	if now := time.Now(); now.After(pair.Leaf.NotAfter) {
+		return fmt.Errorf("--tls-server-cert %s expired on %s: every client would refuse it; renew it",
+			f.cert, pair.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if f.clientCA != "" {
+		data, err := os.ReadFile(f.clientCA)
+		if err != nil {
+			return fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(data) {
+			return fmt.Errorf("--tls-client-ca %s: no PEM certificate in it (want the CA that signs the clients' certificates)", f.clientCA)
+		}
 	}
 	return nil
 }

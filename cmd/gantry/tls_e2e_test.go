@@ -186,3 +186,47 @@ func (in *instance) lastRun() string {
 	}
 	return runs[0].RunID
 }
+
+// TestServeTLSFlagsNameTheFileAtFault: a client CA file with no
+// certificate in it failed as the NATS server's "failed to parse root ca
+// certificate", naming neither flag nor file; a key that is not the
+// certificate's did not name the flags; and an expired server certificate
+// was served, every client then refusing it. Each is refused before
+// anything starts, naming the flag and the file.
+func TestServeTLSFlagsNameTheFileAtFault(t *testing.T) {
+	pki := newTestPKI(t)
+	expired := filepath.Join(t.TempDir(), "expired.pem")
+	{
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "old"},
+			NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(expired, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+		os.WriteFile(expired+".key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	}
+	for _, c := range []struct {
+		f    serveTLSFlags
+		want string
+	}{
+		{serveTLSFlags{cert: pki.serverCert, key: pki.serverKey, clientCA: pki.ca}, ""},
+		{serveTLSFlags{cert: pki.serverCert, key: pki.clientKey}, "--tls-server-cert " + pki.serverCert + " and --tls-server-key " + pki.clientKey + ": tls: private key does not match"},
+		{serveTLSFlags{cert: pki.serverCert, key: pki.serverKey, clientCA: pki.serverKey}, "--tls-client-ca " + pki.serverKey + ": no PEM certificate in it"},
+		{serveTLSFlags{cert: pki.serverCert, key: pki.serverKey, clientCA: pki.ca + ".nope"}, "--tls-client-ca: open " + pki.ca + ".nope"},
+		{serveTLSFlags{cert: expired, key: expired + ".key"}, "--tls-server-cert " + expired + " expired on "},
+	} {
+		err := c.f.validate()
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%+v: %v; want %q", c.f, err, c.want)
+		}
+	}
+}
