@@ -694,3 +694,56 @@ func TestEmbeddedNATSRefusesNKeyAndCreds(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPAPIClosesIdleConnections: a kept-alive connection that sent one
+// request (even one refused for want of credentials) and then nothing was
+// kept open for ever, a file descriptor and a goroutine each.
+func TestHTTPAPIClosesIdleConnections(t *testing.T) {
+	old := httpIdleTimeout
+	t.Cleanup(func() { httpIdleTimeout = old }) // last: after the server is done
+	httpIdleTimeout = 200 * time.Millisecond
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- httpServe(addr, nc, httpAuth{token: "t"}, zerolog.Nop())(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var conn net.Conn
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if conn, err = net.Dial("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /api/runs HTTP/1.1\r\nHost: x\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// Read the 401, then wait for the server to close the idle connection.
+	buf := make([]byte, 4096)
+	var got []byte
+	for {
+		n, err := conn.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("the idle connection was not closed: %v (read %q)", err, got)
+			}
+			break
+		}
+	}
+	if !strings.HasPrefix(string(got), "HTTP/1.1 401") {
+		t.Errorf("answer: %q", got)
+	}
+}

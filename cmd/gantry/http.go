@@ -41,7 +41,7 @@ func httpServe(addr string, nc *nats.Conn, auth httpAuth, log zerolog.Logger) fu
 		if err != nil {
 			return fmt.Errorf("--http %s: %w", addr, err)
 		}
-		srv := &http.Server{Handler: httpHandler(c, nc, auth), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: httpHandler(c, nc, auth), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: httpIdleTimeout}
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -55,6 +55,13 @@ func httpServe(addr string, nc *nats.Conn, auth httpAuth, log zerolog.Logger) fu
 		return nil
 	}
 }
+
+// httpIdleTimeout closes a kept-alive connection that sent no request for
+// that long. Without it (ReadTimeout is not set either) an idle connection
+// was kept for ever: anyone who can reach --http, credentials or not, could
+// hold the process's file descriptors, which the embedded NATS server and
+// the store share, one request each.
+var httpIdleTimeout = 2 * time.Minute
 
 const httpTokenHelp = "token the HTTP API asks for (Authorization: Bearer TOKEN) instead of NATS's operator credentials (env GANTRY_HTTP_TOKEN)"
 
