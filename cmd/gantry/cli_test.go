@@ -747,3 +747,36 @@ func TestHTTPAPIClosesIdleConnections(t *testing.T) {
 		t.Errorf("answer: %q", got)
 	}
 }
+
+// TestContextSavesAbsolutePaths: `gantry context add prod --creds
+// prod.creds` saved the path as given, so a later command run from another
+// directory looked for prod.creds there and failed; the files of a context
+// are saved as absolute paths.
+func TestContextSavesAbsolutePaths(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	t.Setenv("GANTRY_CONFIG", cfg)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	root := newRoot()
+	root.SetOut(io.Discard)
+	root.SetArgs([]string{"context", "add", "prod", "--nats", "tls://nats.prod:4222", "--creds", "prod.creds",
+		"--tls-ca", "pki/ca.pem", "--tls-cert", "./c.pem", "--tls-key", "c-key.pem", "--nkey", "u.nk"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("context add: %v", err)
+	}
+	cfgs, err := loadContexts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfgs.Contexts["prod"]
+	for got, want := range map[string]string{
+		p.Creds: "prod.creds", p.TLSCA: "pki/ca.pem", p.TLSCert: "c.pem", p.TLSKey: "c-key.pem", p.NKey: "u.nk",
+	} {
+		if got != filepath.Join(dir, want) {
+			t.Errorf("saved %q; want %q", got, filepath.Join(dir, want))
+		}
+	}
+	if p.NATS != "tls://nats.prod:4222" {
+		t.Errorf("nats %q", p.NATS)
+	}
+}

@@ -47,16 +47,17 @@ var connFlags = []struct {
 	flag, env string
 	field     func(*natsTarget) *string
 	conn      func(*queue.ConnOptions) *string
+	file      bool // a path, saved absolute
 }{
-	{"nats", "GANTRY_NATS_URL", func(t *natsTarget) *string { return &t.NATS }, func(o *queue.ConnOptions) *string { return &o.URL }},
-	{"creds", "GANTRY_NATS_CREDS", func(t *natsTarget) *string { return &t.Creds }, func(o *queue.ConnOptions) *string { return &o.Creds }},
-	{"user", "GANTRY_NATS_USER", func(t *natsTarget) *string { return &t.User }, func(o *queue.ConnOptions) *string { return &o.User }},
-	{"password", "GANTRY_NATS_PASSWORD", func(t *natsTarget) *string { return &t.Password }, func(o *queue.ConnOptions) *string { return &o.Password }},
-	{"token", "GANTRY_NATS_TOKEN", func(t *natsTarget) *string { return &t.Token }, func(o *queue.ConnOptions) *string { return &o.Token }},
-	{"nkey", "GANTRY_NATS_NKEY", func(t *natsTarget) *string { return &t.NKey }, func(o *queue.ConnOptions) *string { return &o.NKeyFile }},
-	{"tls-ca", "GANTRY_NATS_TLS_CA", func(t *natsTarget) *string { return &t.TLSCA }, func(o *queue.ConnOptions) *string { return &o.TLSCA }},
-	{"tls-cert", "GANTRY_NATS_TLS_CERT", func(t *natsTarget) *string { return &t.TLSCert }, func(o *queue.ConnOptions) *string { return &o.TLSCert }},
-	{"tls-key", "GANTRY_NATS_TLS_KEY", func(t *natsTarget) *string { return &t.TLSKey }, func(o *queue.ConnOptions) *string { return &o.TLSKey }},
+	{"nats", "GANTRY_NATS_URL", func(t *natsTarget) *string { return &t.NATS }, func(o *queue.ConnOptions) *string { return &o.URL }, false},
+	{"creds", "GANTRY_NATS_CREDS", func(t *natsTarget) *string { return &t.Creds }, func(o *queue.ConnOptions) *string { return &o.Creds }, true},
+	{"user", "GANTRY_NATS_USER", func(t *natsTarget) *string { return &t.User }, func(o *queue.ConnOptions) *string { return &o.User }, false},
+	{"password", "GANTRY_NATS_PASSWORD", func(t *natsTarget) *string { return &t.Password }, func(o *queue.ConnOptions) *string { return &o.Password }, false},
+	{"token", "GANTRY_NATS_TOKEN", func(t *natsTarget) *string { return &t.Token }, func(o *queue.ConnOptions) *string { return &o.Token }, false},
+	{"nkey", "GANTRY_NATS_NKEY", func(t *natsTarget) *string { return &t.NKey }, func(o *queue.ConnOptions) *string { return &o.NKeyFile }, true},
+	{"tls-ca", "GANTRY_NATS_TLS_CA", func(t *natsTarget) *string { return &t.TLSCA }, func(o *queue.ConnOptions) *string { return &o.TLSCA }, true},
+	{"tls-cert", "GANTRY_NATS_TLS_CERT", func(t *natsTarget) *string { return &t.TLSCert }, func(o *queue.ConnOptions) *string { return &o.TLSCert }, true},
+	{"tls-key", "GANTRY_NATS_TLS_KEY", func(t *natsTarget) *string { return &t.TLSKey }, func(o *queue.ConnOptions) *string { return &o.TLSKey }, true},
 }
 
 func configPath() string {
@@ -173,7 +174,15 @@ GANTRY_CONTEXT) picks another for one command.`,
 			t := &natsTarget{}
 			for _, f := range connFlags {
 				if fl := cmd.Flags().Lookup(f.flag); fl != nil && fl.Changed {
-					*f.field(t) = fl.Value.String()
+					v := fl.Value.String()
+					if f.file && v != "" {
+						// Saved as given, a relative path was read from
+						// whatever directory a later command ran in.
+						if v, err = filepath.Abs(v); err != nil {
+							return fmt.Errorf("--%s: %w", f.flag, err)
+						}
+					}
+					*f.field(t) = v
 				}
 			}
 			if t.NATS == "" {
