@@ -780,3 +780,26 @@ func TestContextSavesAbsolutePaths(t *testing.T) {
 		t.Errorf("nats %q", p.NATS)
 	}
 }
+
+// TestServerRefusesEmbeddedFlagsWithoutEmbeddedNATS: `gantry server
+// --tls-client-ca ca.pem` (or --tls-server-key, --submit-password,
+// --nats-port) without --embedded-nats was ignored unsaid: the operator
+// believed client certificates were required. Each is refused.
+func TestServerRefusesEmbeddedFlagsWithoutEmbeddedNATS(t *testing.T) {
+	t.Setenv("GANTRY_CONFIG", filepath.Join(t.TempDir(), "config.yaml"))
+	for _, args := range [][]string{
+		{"--tls-client-ca", "ca.pem"},
+		{"--tls-server-key", "server-key.pem"},
+		{"--submit-password", "sp"},
+		{"--nats-port", "4333"},
+	} {
+		root := newRoot()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs(append([]string{"server", "--nats", "nats://127.0.0.1:1", "--data", t.TempDir()}, args...))
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "give --embedded-nats too") {
+			t.Errorf("gantry server %v: %v", args, err)
+		}
+	}
+}

@@ -524,8 +524,11 @@ it starts its own NATS server with JetStream instead.`,
 				}
 				defer os.Remove(urlFile)
 				log.Info().Str("nats", ns.ClientURL()).Msg("embedded NATS ready")
-			} else if submitter.user != "" || serveTLS.cert != "" {
-				return errors.New("--submit-user and --tls-server-cert configure the embedded NATS server: give --embedded-nats too")
+			} else if submitter.user != "" || submitter.password != "" || serveTLS.cert != "" || serveTLS.key != "" ||
+				serveTLS.clientCA != "" || cmd.Flags().Changed("nats-port") {
+				// Without the check, --tls-client-ca (say) was ignored unsaid.
+				return errors.New("--submit-user, --submit-password, --tls-server-cert, --tls-server-key, --tls-client-ca and --nats-port " +
+					"configure the embedded NATS server: give --embedded-nats too")
 			}
 			nc, err := queue.Dial(cmd.Context(), o)
 			if err != nil {
