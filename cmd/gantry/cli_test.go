@@ -803,3 +803,24 @@ func TestServerRefusesEmbeddedFlagsWithoutEmbeddedNATS(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPTokenNeedsHTTP: `gantry up --http-token T` without --http
+// served no HTTP API and said nothing.
+func TestHTTPTokenNeedsHTTP(t *testing.T) {
+	t.Setenv("GANTRY_CONFIG", filepath.Join(t.TempDir(), "config.yaml"))
+	for _, args := range [][]string{
+		{"up", "--nats-port", "0", "--http-token", "t", "--id", fmt.Sprintf("test-http-token-%d", time.Now().UnixNano())},
+		{"server", "--embedded-nats", "--nats-port", "0", "--http-token", "t"},
+	} {
+		root := newRoot()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs(append(args, "--data", t.TempDir()))
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := root.ExecuteContext(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "give --http ADDR too") {
+			t.Errorf("gantry %v: %v", args, err)
+		}
+	}
+}

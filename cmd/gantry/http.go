@@ -63,6 +63,11 @@ func httpServe(addr string, nc *nats.Conn, auth httpAuth, log zerolog.Logger) fu
 // the store share, one request each.
 var httpIdleTimeout = 2 * time.Minute
 
+// errHTTPTokenWithoutHTTP refuses --http-token without --http, which
+// serves nothing (GANTRY_HTTP_TOKEN alone is let be: it may be set for
+// every command).
+var errHTTPTokenWithoutHTTP = errors.New("--http-token is the token of the HTTP API, which is off: give --http ADDR too")
+
 const httpTokenHelp = "token the HTTP API asks for (Authorization: Bearer TOKEN) instead of NATS's operator credentials (env GANTRY_HTTP_TOKEN)"
 
 // httpAuth is what the HTTP API asks of a request: the NATS operator's

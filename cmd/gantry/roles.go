@@ -341,6 +341,8 @@ client certificates).`,
 				if hauth, err = httpAuthFor(g.conn, httpToken, serveTLS.clientCA != ""); err != nil {
 					return err
 				}
+			} else if cmd.Flags().Changed("http-token") {
+				return errHTTPTokenWithoutHTTP
 			}
 			log, err := newLogger(logLevel)
 			if err != nil {
@@ -486,6 +488,8 @@ it starts its own NATS server with JetStream instead.`,
 				if hauth, err = httpAuthFor(g.conn, httpToken, serveTLS.clientCA != ""); err != nil {
 					return err
 				}
+			} else if cmd.Flags().Changed("http-token") {
+				return errHTTPTokenWithoutHTTP
 			}
 			if err := os.MkdirAll(dataDir, 0o750); err != nil {
 				return fmt.Errorf("data directory: %w", err)
