@@ -142,6 +142,8 @@ func TestHTTPAuthFor(t *testing.T) {
 		{"token", queue.ConnOptions{Token: "t0k"}, "", false, httpAuth{token: "t0k"}, false},
 		{"credentials in the URL", queue.ConnOptions{URL: "nats://admin:pw@host:4222"}, "", false, httpAuth{user: "admin", password: "pw"}, false},
 		{"token in the URL", queue.ConnOptions{URL: "nats://t0k@host:4222"}, "", false, httpAuth{token: "t0k"}, false},
+		{"credentials in a cluster's second URL", queue.ConnOptions{URL: "nats://n1:4222,nats://admin:pw@n2:4222"}, "", false, httpAuth{user: "admin", password: "pw"}, false},
+		{"cluster URLs with spaces", queue.ConnOptions{URL: "nats://admin:pw@n1:4222, nats://admin:pw@n2:4222"}, "", false, httpAuth{user: "admin", password: "pw"}, false},
 		{"creds file", queue.ConnOptions{Creds: "op.creds"}, "", false, httpAuth{}, true},
 		{"client certificate", queue.ConnOptions{TLSCert: "c.pem", TLSKey: "k.pem"}, "", false, httpAuth{}, true},
 		{"embedded NATS asking for client certificates", queue.ConnOptions{}, "", true, httpAuth{}, true},

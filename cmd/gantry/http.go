@@ -93,7 +93,15 @@ func httpAuthFor(o queue.ConnOptions, token string, clientCerts bool) (httpAuth,
 	case o.Token != "":
 		return httpAuth{token: o.Token}, nil
 	}
-	if u, err := url.Parse(o.URL); err == nil && u.User != nil {
+	// --nats may list a cluster's servers, comma-separated (spaces
+	// allowed), as NATS takes them: parsed whole, "a, b" failed and "a,b"
+	// read only a's credentials, and the API was served open beside a
+	// NATS that asks for them.
+	for _, s := range strings.Split(o.URL, ",") {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || u.User == nil {
+			continue
+		}
 		if pw, ok := u.User.Password(); ok {
 			return httpAuth{user: u.User.Username(), password: pw}, nil
 		}
