@@ -90,6 +90,7 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
+		url := RedactURL(url) // errors end up in terminals and CI logs
 		switch {
 		case errors.Is(err, nats.ErrNoServers):
 			return nil, fmt.Errorf("cannot reach NATS at %s: is `gantry up` running? (set --nats or GANTRY_NATS_URL)", url)
@@ -150,4 +151,25 @@ func tlsTrouble(err error, o ConnOptions) string {
 		return err.Error()
 	}
 	return ""
+}
+
+// RedactURL is s, a NATS URL or a comma-separated list of them as --nats
+// takes, with the password (or the token) in each masked: for errors and
+// listings, which end up in terminals and logs.
+func RedactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		scheme := strings.Index(p, "://")
+		at := strings.LastIndex(p, "@")
+		if scheme < 0 || at < scheme {
+			continue
+		}
+		info := p[scheme+3 : at]
+		masked := "xxxxx" // a token
+		if user, _, ok := strings.Cut(info, ":"); ok {
+			masked = user + ":xxxxx"
+		}
+		parts[i] = p[:scheme+3] + masked + p[at:]
+	}
+	return strings.Join(parts, ",")
 }

@@ -94,3 +94,25 @@ func TestDialClientCertificateNeedsItsKey(t *testing.T) {
 		}
 	}
 }
+
+// TestDialErrorsHideTheCredentials: an error of Dial printed the URL as
+// given, password and all ("cannot reach NATS at nats://op:s3cret@..."),
+// into terminals and CI logs.
+func TestDialErrorsHideTheCredentials(t *testing.T) {
+	for _, url := range []string{"nats://op:s3cret@127.0.0.1:1", "nats://s3cret@127.0.0.1:1", "nats://127.0.0.1:1, nats://op:s3cret@127.0.0.1:2"} {
+		_, err := Dial(t.Context(), ConnOptions{URL: url, Timeout: time.Second})
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Errorf("%s: %v", url, err)
+		}
+	}
+	for in, want := range map[string]string{
+		"nats://op:pw@h:4222":                "nats://op:xxxxx@h:4222",
+		"tls://t0k@h:4222":                   "tls://xxxxx@h:4222",
+		"nats://h:4222":                      "nats://h:4222",
+		"nats://a:p1@h1:4222, nats://a:p@h2": "nats://a:xxxxx@h1:4222, nats://a:xxxxx@h2",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
