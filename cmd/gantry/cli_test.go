@@ -826,3 +826,30 @@ func TestHTTPTokenNeedsHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestContextListHidesEveryPassword: `gantry context ls` masked the
+// password of a context's URL, but of a cluster's list only the first
+// URL's ("nats://op:xxxxx@n1,nats://op:pw@n2"), and none when a space
+// followed a comma, or of a token.
+func TestContextListHidesEveryPassword(t *testing.T) {
+	t.Setenv("GANTRY_CONFIG", filepath.Join(t.TempDir(), "config.yaml"))
+	gantry := func(args ...string) string {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetArgs(args)
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatalf("gantry %v: %v", args, err)
+		}
+		return out.String()
+	}
+	gantry("context", "add", "a", "--nats", "nats://op:secret1@n1:4222,nats://op:secret2@n2:4222")
+	gantry("context", "add", "b", "--nats", "nats://op:secret3@n1:4222, nats://op:secret4@n2:4222")
+	gantry("context", "add", "c", "--nats", "nats://secret5@n1:4222")
+	for _, o := range []string{"table", "json"} {
+		out := gantry("context", "ls", "-o", o)
+		if strings.Contains(out, "secret") || !strings.Contains(out, "n2:4222") {
+			t.Errorf("context ls -o %s:\n%s", o, out)
+		}
+	}
+}

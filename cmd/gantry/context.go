@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -259,10 +258,10 @@ GANTRY_CONTEXT) picks another for one command.`,
 			}
 			list := make([]listed, 0, len(names))
 			for _, n := range names {
-				natsURL := cfg.Contexts[n].NATS
-				if u, err := url.Parse(natsURL); err == nil && u.User != nil {
-					natsURL = u.Redacted() // a password in the URL stays in the file
-				}
+				// A password or token in the URL stays in the file, in
+				// each URL of a list too (url.Parse read "a,b" as one, and
+				// masked only a's).
+				natsURL := queue.RedactURL(cfg.Contexts[n].NATS)
 				list = append(list, listed{Name: n, Current: n == cfg.Current, NATS: natsURL})
 			}
 			return lsOut.write(cmd.OutOrStdout(), list, func(w io.Writer) error {
