@@ -83,8 +83,9 @@ func DecodeTaskDefinition(data []byte) (*TaskDefinition, Warnings, error) {
 // DecodeTaskDefinition does, but what today's rules refuse is not an error
 // (a field that does not fit is left out, as it was then), so that a
 // pipeline applied under an older gantry's looser rules keeps running. Its
-// runs are checked only for the problems their overrides and parameters
-// bring (see TaskDefinition.WithOverrides).
+// runs are checked only for the problems their overrides bring (see
+// TaskDefinition.WithOverrides); parameters fill in commands and
+// environment values, which no rule checks.
 func DecodeStoredTaskDefinition(data []byte) (*TaskDefinition, error) {
 	td, _, err := decodeShape(data)
 	return td, err
