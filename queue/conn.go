@@ -36,7 +36,17 @@ type ConnOptions struct {
 	// (embedded NATS) instead of through URL: no socket and no TLS, auth
 	// as usual.
 	InProcess nats.InProcessConnProvider
+	// InboxPrefix replaces the replies' inbox prefix (_INBOX), as gantry's
+	// long-running roles do (RoleInboxPrefix).
+	InboxPrefix string
 }
+
+// RoleInboxPrefix is the inbox prefix of gantry's long-running roles (up,
+// server, worker). A submit-only user may subscribe to _INBOX.> for the
+// replies to its own requests, which would otherwise hand it every job a
+// worker fetches (a task's command and environment, its secrets too) and
+// every submission and report the server takes.
+const RoleInboxPrefix = "_GANTRY_INBOX"
 
 // Dial connects to NATS. Its errors say what to check.
 func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
@@ -55,6 +65,9 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 		return nil, errors.New("--tls-cert and --tls-key go together: give both (env GANTRY_NATS_TLS_CERT, GANTRY_NATS_TLS_KEY)")
 	}
 	opts := []nats.Option{nats.Name(o.Name), nats.Timeout(timeout)}
+	if o.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(o.InboxPrefix))
+	}
 	if o.User != "" {
 		opts = append(opts, nats.UserInfo(o.User, o.Password))
 	}

@@ -369,6 +369,7 @@ client certificates).`,
 			// The roles in this process connect in-process: no socket,
 			// and no TLS to verify against a CA they may not have.
 			o.URL, o.Name, o.Reconnect, o.InProcess = ns.ClientURL(), "gantry-up", true, ns
+			o.InboxPrefix = queue.RoleInboxPrefix
 			nc, err := queue.Dial(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -500,7 +501,7 @@ it starts its own NATS server with JetStream instead.`,
 			}
 			defer unlock()
 			o := g.conn
-			o.Name, o.Reconnect = "gantry-server", true
+			o.Name, o.Reconnect, o.InboxPrefix = "gantry-server", true, queue.RoleInboxPrefix
 			if embeddedNATS {
 				if err := requireAuthPair(g); err != nil {
 					return err
@@ -590,7 +591,7 @@ host's Docker daemon. It needs only NATS and Docker: no database.`,
 				return err
 			}
 			o := g.conn
-			o.Name, o.Reconnect = "gantry-worker-"+wf.id, true
+			o.Name, o.Reconnect, o.InboxPrefix = "gantry-worker-"+wf.id, true, queue.RoleInboxPrefix
 			nc, err := queue.Dial(cmd.Context(), o)
 			if err != nil {
 				return err
