@@ -44,8 +44,9 @@ type ConnOptions struct {
 // RoleInboxPrefix is the inbox prefix of gantry's long-running roles (up,
 // server, worker). A submit-only user may subscribe to _INBOX.> for the
 // replies to its own requests, which would otherwise hand it every job a
-// worker fetches (a task's command and environment, its secrets too) and
-// every submission and report the server takes.
+// worker fetches (a task's command and environment; secrets' values are
+// read at the worker, not carried) and every submission and report the
+// server takes.
 const RoleInboxPrefix = "_GANTRY_INBOX"
 
 // Dial connects to NATS. Its errors say what to check.
