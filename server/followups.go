@@ -62,8 +62,9 @@ func (f *followUps) take() []*jobs.PipelineRun {
 // startFollowUps recovers what a crash may have left undone and then
 // handles ended pipeline runs until ctx is done. A follow-up that fails
 // for a reason that may pass (a store error, say) is tried again every
-// cfg.followUpRetry: nothing else would before the next start. Trying
-// again is safe, as both follow-ups are idempotent (see followUps).
+// cfg.followUpRetry, as are the DAG's failed advances (DAG.Retry):
+// nothing else would before the next start. Trying again is safe, as
+// both follow-ups are idempotent (see followUps).
 func (s *Server) startFollowUps(ctx context.Context, wg *sync.WaitGroup) {
 	log := s.cfg.log.With().Str("role", "scheduler").Logger()
 	// The recovery, too, is tried again until it has gone through.
@@ -94,6 +95,9 @@ func (s *Server) startFollowUps(ctx context.Context, wg *sync.WaitGroup) {
 			case <-s.pipes.after.wake:
 				prs = s.pipes.after.take()
 			case <-t.C:
+				// The DAG's failed advances: a pipeline run one of them
+				// ends is queued for its follow-ups as any other.
+				s.pipes.dag.Retry(ctx)
 				if !recovered {
 					recovered = recoverAll()
 				}

@@ -424,6 +424,55 @@ func TestFailedRecoveryIsTriedAgain(t *testing.T) {
 	})
 }
 
+// TestFailedAdvanceIsTriedAgain: when the run of a pipeline's next stage
+// cannot be stored as the stage before it ends, the server advances the
+// pipeline run again on its retry tick, without a restart.
+func TestFailedAdvanceIsTriedAgain(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: two\nstages: [{name: a, taskDefinition: hello}, {name: b, taskDefinition: hello, dependsOn: [{stage: a}]}]\n")
+	e.stop()
+	e.opts = []Option{func(c *config) { c.followUpRetry = 50 * time.Millisecond }}
+	e.startServer()
+	e.waitAll()
+	var pr jobs.PipelineRun
+	e.ok("gantry.api.pipelines.run", `{"name":"two"}`, &pr)
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.data, "gantry.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(q string) {
+		t.Helper()
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`CREATE TRIGGER refuse_runs BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'test refuses the run'); END`)
+	runA := pr.Stages[0].Runs[0].RunID
+	e.finish(runA)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var r jobs.Run
+		e.ok("gantry.api.runs.get", fmt.Sprintf(`{"runId":%q}`, runA), &r)
+		if r.Status == jobs.StatusSucceeded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stage a's run is %s after 10s", r.Status)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // a few retry ticks, each refused
+	if b := e.pipelineRuns("two")[0].StageState("b"); b == nil || len(b.Runs) != 0 {
+		t.Fatalf("stage b while its run cannot be stored: %+v", b)
+	}
+	exec(`DROP TRIGGER refuse_runs`)
+	e.waitRuns("two", func(runs []jobs.PipelineRun) bool {
+		a, b := runs[0].StageState("a"), runs[0].StageState("b")
+		return a != nil && a.Status == jobs.StatusSucceeded && b != nil && len(b.Runs) == 1
+	})
+}
+
 // TestLastingFollowUpErrors: a follow-up is tried again unless each of
 // its errors would come back however often it is tried.
 func TestLastingFollowUpErrors(t *testing.T) {

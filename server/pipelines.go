@@ -68,39 +68,20 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		s.pipes.cron.Run(cctx)
 	}()
-	go func() {
-		defer wg.Done()
-		s.retryAdvances(cctx)
-	}()
-	s.startFollowUps(cctx, &wg)     // followups.go
+	s.startFollowUps(cctx, &wg)     // followups.go; retries failed advances too
 	s.startDataRetention(cctx, &wg) // retention.go
 	return func() { cancel(); wg.Wait() }, nil
 }
 
-// advanceRetry is how often the pipeline runs whose advance failed are
-// advanced again.
-const advanceRetry = 10 * time.Second
-
-// retryAdvances advances again, until ctx is done, the pipeline runs whose
-// advance failed (a store error while their last stage run ended, say):
-// nothing else would, and they would stay RUNNING until the next start.
-func (s *Server) retryAdvances(ctx context.Context) {
-	t := time.NewTicker(advanceRetry)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.pipes.dag.Retry(ctx)
-	}
-}
+// pipelineRetry is how often the pipeline runs whose advance or follow-ups
+// failed (a store error, say) are tried again: nothing else would before
+// the next start.
+const pipelineRetry = 10 * time.Second
 
 // pipelinesChanged advances the pipeline runs whose stage runs changed.
 func (s *Server) pipelinesChanged(ctx context.Context, changed []*jobs.Run) {

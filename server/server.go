@@ -72,7 +72,7 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // New returns a server over a store and a queue.
 func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 	cfg := config{log: zerolog.Nop(), now: time.Now, defaultCluster: "default", sweepEvery: 2 * time.Second,
-		followUpRetry: advanceRetry}
+		followUpRetry: pipelineRetry}
 	for _, o := range opts {
 		o(&cfg)
 	}
