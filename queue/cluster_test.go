@@ -3,59 +3,20 @@ package queue
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/gantry-dev/gantry/queue/natstest"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// startCluster starts a three-node NATS cluster with JetStream on random
-// ports and returns the client URLs of its nodes.
-func startCluster(t *testing.T) []string {
-	t.Helper()
-	ports := make([]int, 3)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-	}
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
-	}
-	var urls []string
-	for i, p := range ports {
-		opts := &natsserver.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: natsserver.RANDOM_PORT,
-			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: natsserver.ClusterOpts{Name: "gantry-test", Host: "127.0.0.1", Port: p},
-			Routes:  natsserver.RoutesFromStr(strings.Join(routes, ","))}
-		ns, err := natsserver.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns.Start()
-		t.Cleanup(ns.Shutdown)
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatal("cluster node not ready")
-		}
-		urls = append(urls, ns.ClientURL())
-	}
-	return urls
-}
 
 // TestReplicatedStreams: on a NATS cluster a server asked for three
 // replicas makes gantry's streams and buckets R3, and a worker, which is
 // not told the count, can still make its consumers on them: JetStream
 // requires a work queue's consumers to have the stream's replicas.
 func TestReplicatedStreams(t *testing.T) {
-	urls := startCluster(t)
+	urls := natstest.Cluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	nc, err := Dial(ctx, ConnOptions{URL: strings.Join(urls, ",")})

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -11,70 +9,17 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/gantry-dev/gantry/queue/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// startNATSCluster starts a three-node NATS cluster with JetStream on
-// random ports and returns its client URLs, comma-separated.
-func startNATSCluster(t *testing.T) string {
-	t.Helper()
-	ports := make([]int, 3)
-	var routes []string
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
-	}
-	var urls []string
-	for i, p := range ports {
-		ns, err := natsserver.NewServer(&natsserver.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1",
-			Port: natsserver.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: natsserver.ClusterOpts{Name: "gantry-test", Host: "127.0.0.1", Port: p},
-			Routes:  natsserver.RoutesFromStr(strings.Join(routes, ","))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns.Start()
-		t.Cleanup(ns.Shutdown)
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatal("cluster node not ready")
-		}
-		urls = append(urls, ns.ClientURL())
-	}
-	// Wait for the cluster to elect its JetStream leader.
-	nc, err := nats.Connect(strings.Join(urls, ","))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := js.AccountInfo(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the NATS cluster has no JetStream leader: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return strings.Join(urls, ",")
-}
 
 // TestServerReplicatesItsStreams: `gantry server --replicas 3` on a
 // three-node NATS cluster makes gantry's streams and buckets R3, as the
 // README's way past one machine has them; before the flag they were R1
 // whatever the cluster.
 func TestServerReplicatesItsStreams(t *testing.T) {
-	urls := startNATSCluster(t)
+	urls := strings.Join(natstest.Cluster(t), ",")
 	cmd := exec.Command(gantryBin, "server", "--nats", urls, "--replicas", "3", "--data", t.TempDir(), "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "GANTRY_NATS_URL=")
 	var stderr syncBuffer
