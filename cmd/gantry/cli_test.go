@@ -184,16 +184,7 @@ func TestHTTPAuthFor(t *testing.T) {
 // wrote nothing); of a run that just ended without a line it says nothing.
 func TestLogsOfARunPastTheLogRetention(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := embeddedNATS(t)
 	q, err := queue.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +234,7 @@ func TestLogsOfARunPastTheLogRetention(t *testing.T) {
 		var out, errb bytes.Buffer
 		root.SetOut(&out)
 		root.SetErr(&errb)
-		root.SetArgs([]string{"logs", "--nats", ns.ClientURL(), id})
+		root.SetArgs([]string{"logs", "--nats", nc.ConnectedUrl(), id})
 		if err := root.ExecuteContext(ctx); err != nil {
 			t.Fatalf("gantry logs %s: %v", id, err)
 		}
@@ -385,16 +376,7 @@ func TestUnknownSubcommandFails(t *testing.T) {
 // an address) said only Go's "listen tcp ...: bind: address already in
 // use", which named neither the flag nor what to do.
 func TestHTTPAddressErrorsNameTheFlag(t *testing.T) {
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := embeddedNATS(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -538,16 +520,7 @@ func TestWorkersHelpNamesItsCommands(t *testing.T) {
 // server without a gantry server behind it.
 func startHTTPAPI(t *testing.T, auth httpAuth) *httptest.Server {
 	t.Helper()
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := embeddedNATS(t)
 	c, err := client.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -704,22 +677,16 @@ func TestHTTPAPIClosesIdleConnections(t *testing.T) {
 	old := httpIdleTimeout
 	t.Cleanup(func() { httpIdleTimeout = old }) // last: after the server is done
 	httpIdleTimeout = 200 * time.Millisecond
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := embeddedNATS(t)
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- httpServe(addr, nc, httpAuth{token: "t"}, zerolog.Nop())(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	var conn net.Conn
+	var (
+		conn net.Conn
+		err  error
+	)
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		if conn, err = net.Dial("tcp", addr); err == nil || time.Now().After(deadline) {
 			break
@@ -852,4 +819,21 @@ func TestContextListHidesEveryPassword(t *testing.T) {
 			t.Errorf("context ls -o %s:\n%s", o, out)
 		}
 	}
+}
+
+// embeddedNATS starts an embedded NATS server for the test and connects to
+// it; both go when the test ends.
+func embeddedNATS(t *testing.T) *nats.Conn {
+	t.Helper()
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
