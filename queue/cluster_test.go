@@ -66,7 +66,11 @@ func TestReplicatedStreams(t *testing.T) {
 		{StreamJobs, "cluster_default"}, {StreamJobs, "worker_w1"}} {
 		var ci *jetstream.ConsumerInfo
 		for {
-			cons, err := js.Consumer(ctx, c.stream, c.name)
+			// One ask per try: a consumer whose group has not yet
+			// elected its leader leaves the request unanswered.
+			actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+			cons, err := js.Consumer(actx, c.stream, c.name)
+			acancel()
 			if err == nil {
 				ci = cons.CachedInfo()
 				break

@@ -53,7 +53,12 @@ func TestServerReplicatesItsStreams(t *testing.T) {
 	for _, name := range []string{"GANTRY_JOBS", "GANTRY_EVENTS", "GANTRY_LOGS", "GANTRY_REPORTS", "GANTRY_SUBMIT",
 		"KV_gantry_canceled", "OBJ_gantry-data"} {
 		for {
-			s, err := js.Stream(ctx, name)
+			// Each ask gets its own few seconds: a stream whose group has
+			// not yet elected its leader leaves the request unanswered,
+			// and one ask with the whole deadline waited it all out.
+			actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+			s, err := js.Stream(actx, name)
+			acancel()
 			if err == nil {
 				if n := s.CachedInfo().Config.Replicas; n != 3 {
 					t.Errorf("stream %s has %d replicas, want 3", name, n)
@@ -64,6 +69,12 @@ func TestServerReplicatesItsStreams(t *testing.T) {
 			case <-exited:
 				t.Fatalf("gantry server exited (%v) before stream %s was made:\n%s", waitErr, name, stderr.String())
 			case <-ctx.Done():
+				// The goroutines of a server that hangs say where.
+				_ = cmd.Process.Signal(syscall.SIGQUIT)
+				select {
+				case <-exited:
+				case <-time.After(10 * time.Second):
+				}
 				t.Fatalf("stream %s: %v\n%s", name, err, stderr.String())
 			case <-time.After(100 * time.Millisecond):
 			}
