@@ -133,12 +133,15 @@ func TestFollowedLogsSayWhyTheRunIsQueued(t *testing.T) {
 // TestRunFileNameChoosesTheContainer: with --file, --name was ignored and
 // --env went to the first essential container; it names the container
 // --env, --cpu, --memory and a command override, as with FAMILY[:REV].
+// main waits for side to complete: once main (essential) exits, side is
+// stopped, and a loaded machine starting side took longer than a sleep.
 func TestRunFileNameChoosesTheContainer(t *testing.T) {
 	t.Parallel()
 	in := startUp(t)
 	td := filepath.Join(t.TempDir(), "two.json")
 	os.WriteFile(td, []byte(`{"family": "two", "containerDefinitions": [
-  {"name": "main", "image": "`+in.image+`", "command": ["sh", "-c", "sleep 1; echo main=${X:-unset}"]},
+  {"name": "main", "image": "`+in.image+`", "command": ["sh", "-c", "echo main=${X:-unset}"],
+   "dependsOn": [{"containerName": "side", "condition": "COMPLETE"}]},
   {"name": "side", "image": "`+in.image+`", "essential": false, "command": ["sh", "-c", "echo side=${X:-unset}"]}]}`), 0o644)
 	out, errOut, code := in.gantry("run", "--file", td, "--name", "side", "--env", "X=y")
 	if code != 0 || !strings.Contains(out, "side=y\n") || !strings.Contains(out, "main=unset\n") {
