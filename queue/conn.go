@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"time"
 
@@ -39,6 +40,12 @@ type ConnOptions struct {
 	// InboxPrefix replaces the replies' inbox prefix (_INBOX), as gantry's
 	// long-running roles do (RoleInboxPrefix).
 	InboxPrefix string
+	// InboxFallback, with InboxPrefix, makes Dial check that NATS lets the
+	// user subscribe under InboxPrefix (one round trip) and, where it
+	// refuses, connect again with NATS's default prefix (_INBOX): the
+	// CLI's way (CLIInboxPrefix) to keep its replies from users who may
+	// subscribe to _INBOX.> without failing for those users themselves.
+	InboxFallback bool
 }
 
 // RoleInboxPrefix is the inbox prefix of gantry's long-running roles (up,
@@ -48,6 +55,13 @@ type ConnOptions struct {
 // read at the worker, not carried) and every submission and report the
 // server takes.
 const RoleInboxPrefix = "_GANTRY_INBOX"
+
+// CLIInboxPrefix is the inbox prefix of the gantry CLI where its user may
+// subscribe under it (operators); others (the submit role, whose
+// permissions name _INBOX.> only) fall back to _INBOX (InboxFallback). It
+// is not RoleInboxPrefix, so that a user narrowed to a role's permissions
+// (a worker's, with _GANTRY_INBOX.>) does not see operators' replies.
+const CLIInboxPrefix = "_GANTRY_CLI"
 
 // Dial connects to NATS. Its errors say what to check.
 func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
@@ -125,7 +139,69 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 		}
 		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
+	if o.InboxFallback && o.InboxPrefix != "" {
+		ok, err := maySubscribe(ctx, nc, nc.NewInbox()+".*", timeout)
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("connect to NATS at %s: check the inbox prefix %s: %w", RedactURL(url), o.InboxPrefix, err)
+		}
+		if !ok {
+			// The prefix is fixed for a connection's life: connect anew.
+			nc.Close()
+			o.InboxPrefix, o.InboxFallback = "", false
+			return Dial(ctx, o)
+		}
+	}
 	return nc, nil
+}
+
+// probeRefusal matches a NATS server's log line on its refusal of the
+// subscription Dial checks CLIInboxPrefix with: "Subscription Violation -
+// Subject "_GANTRY_CLI.<nuid>.*", SID 1".
+var probeRefusal = regexp.MustCompile(`Subscription Violation - Subject "` + regexp.QuoteMeta(CLIInboxPrefix) + `\.[0-9A-Za-z]+\.\*", SID `)
+
+// IsInboxCheckRefusal reports whether line, from a NATS server's log, is
+// its refusal of the subscription with which Dial checks CLIInboxPrefix:
+// expected at every CLI command of a user who may not use it (the submit
+// role), where other refused subscriptions, _GANTRY_CLI.> included, may
+// be someone's prying.
+func IsInboxCheckRefusal(line string) bool { return probeRefusal.MatchString(line) }
+
+// maySubscribe reports whether NATS lets nc subscribe to subject, which
+// should be unique to this call: it subscribes, waits for the server's
+// PONG, and unsubscribes. A refused subscription is not an error.
+func maySubscribe(ctx context.Context, nc *nats.Conn, subject string, timeout time.Duration) (bool, error) {
+	refusal := fmt.Sprintf("Subscription to %q", subject) // as nats-server words it
+	isRefusal := func(err error) bool {
+		return errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), refusal)
+	}
+	// nats.go's default error handler prints every refusal on stderr: the
+	// expected one would alarm a submitter at each command. The handler is
+	// read when the error is processed, before the PONG, so the filter
+	// has it and the default is back for what follows.
+	prev := nc.ErrorHandler()
+	nc.SetErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		if !isRefusal(err) && prev != nil {
+			prev(nc, sub, err)
+		}
+	})
+	defer nc.SetErrorHandler(prev)
+	// Not SubscribeSync: its channel of 64 Ki messages took 0.7 ms to make.
+	sub, err := nc.Subscribe(subject, func(*nats.Msg) {})
+	if err != nil {
+		return false, err
+	}
+	defer sub.Unsubscribe() // sent with the next flush: no wait
+	fctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := nc.FlushWithContext(fctx); err != nil {
+		return false, err
+	}
+	// The server processes a connection's protocol in order: it answers a
+	// refused SUB with -ERR before it answers the PING. nats.go's reader
+	// records the -ERR as the connection's last error before it handles
+	// the PONG that ended the flush, so the refusal, if any, is there now.
+	return !isRefusal(nc.LastError()), nil
 }
 
 // tlsTrouble says in words what to check when err is a TLS failure, or ""
