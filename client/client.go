@@ -23,7 +23,10 @@ type Client struct {
 	perms *permWatch // errors.go
 }
 
-// New wraps a NATS connection; the caller keeps ownership of it.
+// New wraps a NATS connection; the caller keeps ownership of it. Replies
+// come to nc's inboxes: where other users may subscribe to _INBOX.> (a
+// submit-only user may), connect with a prefix of your own
+// (nats.CustomInboxPrefix) that only you may subscribe to.
 func New(nc *nats.Conn) (*Client, error) {
 	q, err := queue.New(nc)
 	if err != nil {

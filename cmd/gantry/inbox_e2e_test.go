@@ -3,13 +3,18 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
@@ -79,5 +84,251 @@ func TestSubmitterSeesNoJobs(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) > 0 {
 		t.Fatalf("the submitter's _INBOX.> subscription received the operator's task %d times, on %v", len(seen), seen)
+	}
+}
+
+// snooper is a connection subscribed to every inbox under a prefix, as a
+// user who may subscribe there can be.
+type snooper struct {
+	t   *testing.T
+	nc  *nats.Conn
+	msg chan *nats.Msg
+}
+
+func snoop(t *testing.T, url, user, password, subject string) *snooper {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.UserInfo(user, password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	s := &snooper{t: t, nc: nc, msg: make(chan *nats.Msg, 10000)}
+	if _, err := nc.ChanSubscribe(subject, s.msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// saw returns the subjects of the messages holding secret received so far.
+// The server queues a message to every subscriber as it routes it, so a
+// reply its requester received is ahead of the PONG that ends the flush;
+// nats.go puts a channel subscription's messages in its channel as it
+// reads them.
+func (s *snooper) saw(secret string) []string {
+	s.t.Helper()
+	if err := s.nc.Flush(); err != nil {
+		s.t.Fatal(err)
+	}
+	var subjects []string
+	for {
+		select {
+		case m := <-s.msg:
+			if bytes.Contains(m.Data, []byte(secret)) {
+				subjects = append(subjects, m.Subject)
+			}
+		default:
+			return subjects
+		}
+	}
+}
+
+// checkCLIInboxes: the operator's CLI replies (here a task definition's
+// environment) reach neither a user who may subscribe to _INBOX.> (the
+// submit role) nor one who may subscribe to _GANTRY_INBOX.> (as a worker
+// user narrowed to its role may); other clients' replies under _INBOX do.
+// And a submit-only user, whose permissions name _INBOX.> only, still
+// submits and follows runs with the CLI.
+func checkCLIInboxes(t *testing.T, url string, op, app []string, opUser, opPass, appUser, appPass string) {
+	t.Helper()
+	const secret = "DB-PASSW0RD-of-the-0perat0r"
+	asApp := snoop(t, url, appUser, appPass, "_INBOX.>")
+	asWorker := snoop(t, url, opUser, opPass, "_GANTRY_INBOX.>")
+
+	file := filepath.Join(t.TempDir(), "td.json")
+	td := `{"family":"with-secret","containerDefinitions":[{"name":"main","image":"gantry/none:1",` +
+		`"environment":[{"name":"DB_PASSWORD","value":"` + secret + `"}]}]}`
+	if err := os.WriteFile(file, []byte(td), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runBin(t, op, "taskdef", "register", file); code != 0 {
+		t.Fatalf("taskdef register: exit %d: %s", code, errOut)
+	}
+	out, errOut, code := runBin(t, op, "taskdef", "describe", "with-secret", "-o", "json")
+	if code != 0 || !strings.Contains(out, secret) {
+		t.Fatalf("taskdef describe: exit %d: %s%s", code, out, errOut)
+	}
+	if seen := asApp.saw(secret); len(seen) > 0 {
+		t.Errorf("a submitter subscribed to _INBOX.> read the operator's taskdef describe, on %v", seen)
+	}
+	if seen := asWorker.saw(secret); len(seen) > 0 {
+		t.Errorf("a user subscribed to _GANTRY_INBOX.> read the operator's taskdef describe, on %v", seen)
+	}
+
+	// What the docs say is still seen: a client on the default prefix.
+	plain, err := nats.Connect(url, nats.UserInfo(opUser, opPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := plain.Request("gantry.api.taskdefs.describe", []byte(`{"taskDefinition":"with-secret"}`), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if seen := asApp.saw(secret); len(seen) != 1 || !strings.HasPrefix(seen[0], "_INBOX.") {
+		t.Errorf("the submitter's _INBOX.> saw the reply to a client on _INBOX on %v, want once", seen)
+	}
+
+	// The submitter's CLI, on _INBOX.
+	out, errOut, code = runBin(t, app, "run", "-d", "--image", "gantry/none:1", "--", "true")
+	id := strings.TrimSpace(out)
+	if code != 0 || id == "" || errOut != "" {
+		t.Fatalf("run -d as the submitter: exit %d: %q %q", code, out, errOut)
+	}
+	if out, errOut, code := runBin(t, app, "describe", id, "-o", "json"); code != 0 || !strings.Contains(out, id) {
+		t.Fatalf("describe as the submitter: exit %d: %s", code, errOut)
+	}
+	// Attached, it follows the run (its logs and events by direct get)
+	// until the operator stops it: no worker runs it.
+	attached := exec.Command(gantryBin, "run", "--image", "gantry/none:1", "--", "true")
+	attached.Env = app
+	var stdout, stderr syncBuffer
+	attached.Stdout, attached.Stderr = &stdout, &stderr
+	if err := attached.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- attached.Wait() }()
+	t.Cleanup(func() {
+		if attached.ProcessState == nil {
+			attached.Process.Kill()
+			<-done
+		}
+	})
+	var followed string
+	waitFor(t, "the attached run", func() bool {
+		out, _, _ := runBin(t, op, "ps", "-o", "json")
+		var runs []jobs.Run
+		json.Unmarshal([]byte(out), &runs)
+		for _, r := range runs {
+			if r.RunID != id {
+				followed = r.RunID
+			}
+		}
+		return followed != ""
+	})
+	if _, errOut, code := runBin(t, op, "stop", followed); code != 0 {
+		t.Fatalf("stop as the operator: exit %d: %s", code, errOut)
+	}
+	var ee *exec.ExitError
+	if err := <-done; !errors.As(err, &ee) || ee.ExitCode() != exitGantryError ||
+		!strings.Contains(stderr.String(), "run "+followed+" CANCELED") {
+		t.Errorf("the submitter's attached run: %v: %s%s", err, stdout.String(), stderr.String())
+	}
+}
+
+// TestCLIInboxEmbeddedRoles: checkCLIInboxes against the roles of the
+// embedded NATS server (gantry server --embedded-nats). The submitter's
+// CLI checks its inbox prefix at each command and is refused; the NATS
+// server's log shows that at debug level only, while a submitter prying on
+// _GANTRY_CLI.> is logged as the error it is.
+func TestCLIInboxEmbeddedRoles(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	server := startProc(t, "server", "--embedded-nats", "--nats-port", fmt.Sprint(port), "--data", t.TempDir(),
+		"--user", "op", "--password", "op-secret", "--submit-user", "app", "--submit-password", "app-secret")
+	op := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=op", "GANTRY_NATS_PASSWORD=op-secret")
+	app := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=app", "GANTRY_NATS_PASSWORD=app-secret")
+	waitFor(t, "the server", func() bool { _, _, code := runBin(t, op, "ps"); return code == 0 })
+	checkCLIInboxes(t, url, op, app, "op", "op-secret", "app", "app-secret")
+
+	pry, err := nats.Connect(url, nats.UserInfo("app", "app-secret"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pry.Close()
+	if _, err := pry.SubscribeSync("_GANTRY_CLI.>"); err != nil {
+		t.Fatal(err)
+	}
+	pry.Flush()
+	// The log is written in order: once the pry is there, so would be
+	// the checks' refusals at error level.
+	waitFor(t, "the pry in the server's log", func() bool { return strings.Contains(server.log.String(), `"_GANTRY_CLI.>"`) })
+	var violations []string
+	for line := range strings.Lines(server.log.String()) {
+		if strings.Contains(line, "Subscription Violation") {
+			violations = append(violations, line)
+		}
+	}
+	if len(violations) != 1 || !strings.Contains(violations[0], `"_GANTRY_CLI.>"`) {
+		t.Errorf("the server logged the subscription violations %q, want the pry only", violations)
+	}
+}
+
+// TestCLIInboxDocsConfig: checkCLIInboxes against a NATS server of the
+// configuration docs/nats-api.md gives for the two roles, which allows the
+// submitter _INBOX.> only.
+func TestCLIInboxDocsConfig(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/nats-api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, conf, ok := strings.Cut(string(doc), "A nats-server configuration with the same roles:\n\n```\n")
+	conf, _, ok2 := strings.Cut(conf, "```")
+	if !ok || !ok2 || strings.Count(conf, `password: "..."`) != 2 {
+		t.Fatalf("no sample configuration with two users in docs/nats-api.md's Authorization section")
+	}
+	conf = strings.Replace(conf, `password: "..."`, `password: "ops-secret"`, 1)
+	conf = strings.Replace(conf, `password: "..."`, `password: "app-secret"`, 1)
+	file := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := natsserver.ProcessConfigFile(file)
+	if err != nil {
+		t.Fatalf("docs/nats-api.md's configuration: %v", err)
+	}
+	opts.Host, opts.Port, opts.NoLog, opts.NoSigs = "127.0.0.1", natsserver.RANDOM_PORT, true, true
+	opts.JetStream, opts.StoreDir = true, t.TempDir()
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatal("NATS not ready")
+	}
+	url := ns.ClientURL()
+	op := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=ops", "GANTRY_NATS_PASSWORD=ops-secret")
+	app := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=app", "GANTRY_NATS_PASSWORD=app-secret")
+	startProc(t, "server", "--data", t.TempDir(), "--nats", url, "--user", "ops", "--password", "ops-secret")
+	waitFor(t, "the server", func() bool { _, _, code := runBin(t, op, "ps"); return code == 0 })
+	checkCLIInboxes(t, url, op, app, "ops", "ops-secret", "app", "app-secret")
+}
+
+// TestSubmitterCLIFollowsItsRun: a submit-only user, refused the CLI's
+// own inbox prefix, runs a task attached with the CLI and reads its logs:
+// its replies come on _INBOX, and its follow reads the streams by direct
+// get.
+func TestSubmitterCLIFollowsItsRun(t *testing.T) {
+	t.Parallel()
+	in := startUpEnv(t, []string{"GANTRY_NATS_USER=op", "GANTRY_NATS_PASSWORD=op-secret"},
+		"--user", "op", "--password", "op-secret", "--submit-user", "app", "--submit-password", "app-secret")
+	app := append(in.env, "GANTRY_NATS_USER=app", "GANTRY_NATS_PASSWORD=app-secret")
+	out, errOut, code := runBin(t, app, "run", "--image", in.image, "--", "sh", "-c", "echo attached as app")
+	if code != 0 || out != "attached as app\n" || errOut != "" {
+		t.Fatalf("gantry run as the submitter: exit %d, %q, %q", code, out, errOut)
+	}
+	list, _, _ := in.gantry("ps", "--all", "-o", "json")
+	var runs []jobs.Run
+	if err := json.Unmarshal([]byte(list), &runs); err != nil || len(runs) != 1 {
+		t.Fatalf("ps: %v %s", err, list)
+	}
+	if out, errOut, code := runBin(t, app, "logs", runs[0].RunID); code != 0 || out != "attached as app\n" {
+		t.Errorf("gantry logs as the submitter: exit %d, %q, %q", code, out, errOut)
 	}
 }

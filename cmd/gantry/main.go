@@ -219,6 +219,10 @@ func envOr(key, def string) string {
 func (g *globals) connect(ctx context.Context) (*nats.Conn, *client.Client, error) {
 	o := g.conn
 	o.Name = "gantry-cli"
+	// Replies out of the sight of submit-only users (who may read
+	// _INBOX.>) for a user who may receive them elsewhere; a submitter's
+	// own CLI falls back to _INBOX.
+	o.InboxPrefix, o.InboxFallback = queue.CLIInboxPrefix, true
 	nc, err := queue.Dial(ctx, o)
 	if err != nil {
 		return nil, nil, err

@@ -426,9 +426,14 @@ client certificates).`,
 func natsLog(log zerolog.Logger) func(embedded.Level, string) {
 	log = log.With().Str("role", "nats").Logger()
 	return func(level embedded.Level, msg string) {
-		if level == embedded.LevelError {
+		switch {
+		case queue.IsInboxCheckRefusal(msg):
+			// A submit-only user's CLI command checking its inbox
+			// prefix: one at each, not a fault.
+			log.Debug().Msg(msg)
+		case level == embedded.LevelError:
 			log.Error().Msg(msg)
-		} else {
+		default:
 			log.Warn().Msg(msg)
 		}
 	}

@@ -13,6 +13,11 @@ import "github.com/nats-io/nats-server/v2/server"
 //     and `gantry logs -f` follow a run). Any other subject is refused by
 //     NATS with a permissions violation.
 //
+// The submitter receives its replies under _INBOX, and so reads every reply
+// sent there; gantry's roles (queue.RoleInboxPrefix) and the operator's CLI
+// (queue.CLIInboxPrefix) receive theirs under prefixes it may not
+// subscribe to: add none of them here.
+//
 // The submitter may make no JetStream consumer: NATS does not check the
 // subject a consumer delivers to against its creator's permissions, so a
 // push consumer could copy stored events into any subject, gantry's own
