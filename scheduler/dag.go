@@ -167,6 +167,19 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 		changed = changed || c
 	}
 	if pr.StopRequested {
+		// A stage that could never run is SKIPPED, as without the stop:
+		// there was nothing of it to stop, and a stop that comes after
+		// the last stage ended (before its advance) leaves the run to end
+		// as its stages did. The others no longer start.
+		for {
+			status := stoppedStatuses(pr)
+			_, skip := pr.Spec.Next(status)
+			if len(skip) == 0 {
+				break
+			}
+			changed = true
+			skipStages(pr, skip, status, now)
+		}
 		for i := range pr.Stages {
 			if st := &pr.Stages[i]; st.Status == jobs.StatusPending {
 				st.Status, st.Reason, st.FinishedAt, changed = jobs.StatusCanceled, "pipeline run stopped", &now, true
@@ -174,16 +187,13 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 		}
 	}
 	for !pr.StopRequested {
-		start, skip := pr.Spec.Next(pr.StageStatuses())
+		status := pr.StageStatuses()
+		start, skip := pr.Spec.Next(status)
 		if len(start)+len(skip) == 0 {
 			break
 		}
 		changed = true
-		for _, name := range skip {
-			st := pr.StageState(name)
-			st.Status, st.FinishedAt = jobs.StatusSkipped, &now
-			st.Reason = skipReason(pr, name)
-		}
+		skipStages(pr, skip, status, now)
 		for _, name := range start {
 			if err := d.start(ctx, pr, name, now); err != nil {
 				return nil, err
@@ -200,6 +210,9 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 	}
 	if s, done := outcome(pr); done {
 		pr.Status, pr.FinishedAt, changed = s, &now, true
+		if pr.StopRequested && s != jobs.StatusCanceled {
+			pr.StoppedReason = "" // the stop came too late to stop anything
+		}
 	}
 	if !changed {
 		return pr, nil
@@ -285,10 +298,34 @@ func sameCode(a, b *int) bool {
 	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
-func skipReason(pr *jobs.PipelineRun, name string) string {
+// skipStages records that the stages named can never run, status being
+// the stage statuses Next decided it from.
+func skipStages(pr *jobs.PipelineRun, names []string, status map[string]jobs.Status, now time.Time) {
+	for _, name := range names {
+		st := pr.StageState(name)
+		st.Status, st.FinishedAt = jobs.StatusSkipped, &now
+		st.Reason = skipReason(pr, name, status)
+	}
+}
+
+// stoppedStatuses are the statuses of a stopped run's stages as Next
+// should see them to find the stages that could never have run: the
+// stages the stop canceled count as not ended, for what would have
+// followed them is canceled with them, not skipped.
+func stoppedStatuses(pr *jobs.PipelineRun) map[string]jobs.Status {
+	m := pr.StageStatuses()
+	for name, s := range m {
+		if s == jobs.StatusCanceled {
+			m[name] = jobs.StatusRunning
+		}
+	}
+	return m
+}
+
+func skipReason(pr *jobs.PipelineRun, name string, status map[string]jobs.Status) string {
 	st := pr.Spec.Stage(name)
 	for _, dep := range st.DependsOn {
-		s := pr.StageState(dep.Stage).Status
+		s := status[dep.Stage]
 		if jobs.StageEnded(s) && !dep.Condition.Holds(s) {
 			return fmt.Sprintf("dependency %s ended %s; condition %s cannot hold", dep.Stage, s, dep.Condition)
 		}
@@ -393,20 +430,22 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 }
 
 // outcome says whether every stage ended and, if so, how the pipeline run
-// ends: CANCELED if it was stopped, FAILED if a stage failed or was
-// canceled, SUCCEEDED otherwise (skipped stages do not fail a run).
+// ends: CANCELED if it was stopped and a stage was canceled (the stop
+// stopped something), FAILED if a stage failed or was canceled, SUCCEEDED
+// otherwise (skipped stages do not fail a run). A stop that came once
+// every stage's runs had ended, before the advance that ends the run,
+// leaves the run ending as its stages did.
 func outcome(pr *jobs.PipelineRun) (jobs.Status, bool) {
-	failed := false
+	failed, canceled := false, false
 	for _, st := range pr.Stages {
 		if !jobs.StageEnded(st.Status) {
 			return "", false
 		}
-		if st.Status == jobs.StatusFailed || st.Status == jobs.StatusCanceled {
-			failed = true
-		}
+		failed = failed || st.Status == jobs.StatusFailed || st.Status == jobs.StatusCanceled
+		canceled = canceled || st.Status == jobs.StatusCanceled
 	}
 	switch {
-	case pr.StopRequested:
+	case pr.StopRequested && canceled:
 		return jobs.StatusCanceled, true
 	case failed:
 		return jobs.StatusFailed, true
@@ -415,8 +454,10 @@ func outcome(pr *jobs.PipelineRun) (jobs.Status, bool) {
 }
 
 // Stop stops a pipeline run: no stage starts any more, PENDING stages are
-// CANCELED and every running stage's runs are stopped. The run ends
-// CANCELED once they have.
+// CANCELED (those that could never run SKIPPED) and every running stage's
+// runs are stopped. The run ends CANCELED once they have; a stop that
+// finds every stage's runs already ended (their end not advanced yet) has
+// nothing to stop, and the run ends as they did (see outcome).
 func (d *DAG) Stop(ctx context.Context, id, reason string) (*jobs.PipelineRun, error) {
 	if reason == "" {
 		reason = "Stopped by user"

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -402,5 +404,72 @@ func TestDAGRetriesAFailedAdvance(t *testing.T) {
 	f.end(t, d, f.stageRuns("b")[0], jobs.StatusSucceeded)
 	if pr, _ := f.GetPipelineRun(context.Background(), "pr-1"); pr.Status != jobs.StatusSucceeded {
 		t.Fatalf("pipeline run %s", pr.Status)
+	}
+}
+
+// TestDAGStopAfterTheWorkEnded: a stop that comes after the last stage
+// runs ended, but before the advance their end brings, has nothing left
+// to stop: the pipeline run ends as its stages did, as a stop of a run
+// already ended leaves it. Where a stage could still start (its
+// dependencies hold, or the run was not advanced to it yet), the stop
+// cancels it and the run ends CANCELED.
+func TestDAGStopAfterTheWorkEnded(t *testing.T) {
+	const withAlert = `
+name: p
+stages:
+  - {name: a, taskDefinition: t}
+  - {name: b, taskDefinition: t, dependsOn: [a]}
+  - {name: alert, taskDefinition: t, dependsOn: [{stage: b, condition: failure}]}
+`
+	const chain = "name: p\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, dependsOn: [a]}]\n"
+	tests := []struct {
+		name  string
+		src   string
+		stage string      // whose run ends unadvanced before the stop
+		end   jobs.Status // as it ends
+		want  jobs.Status
+		wantS map[string]jobs.Status
+	}{
+		{"every stage succeeded", withAlert, "b", jobs.StatusSucceeded, jobs.StatusSucceeded,
+			map[string]jobs.Status{"a": jobs.StatusSucceeded, "b": jobs.StatusSucceeded, "alert": jobs.StatusSkipped}},
+		{"the last stage failed", chain, "b", jobs.StatusFailed, jobs.StatusFailed,
+			map[string]jobs.Status{"a": jobs.StatusSucceeded, "b": jobs.StatusFailed}},
+		{"a failure handler would start", withAlert, "b", jobs.StatusFailed, jobs.StatusCanceled,
+			map[string]jobs.Status{"a": jobs.StatusSucceeded, "b": jobs.StatusFailed, "alert": jobs.StatusCanceled}},
+		{"a stage would start", withAlert, "a", jobs.StatusSucceeded, jobs.StatusCanceled,
+			map[string]jobs.Status{"a": jobs.StatusSucceeded, "b": jobs.StatusCanceled, "alert": jobs.StatusCanceled}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			d := NewDAG(f, f, f)
+			start(t, f, d, tt.src, nil)
+			if tt.stage == "b" {
+				f.end(t, d, f.stageRuns("a")[0], jobs.StatusSucceeded)
+			}
+			// Applied, not advanced yet: the stop comes in between.
+			id := f.stageRuns(tt.stage)[0]
+			f.mu.Lock()
+			f.runs[id].Status = tt.end
+			f.mu.Unlock()
+			pr, err := d.Stop(context.Background(), "pr-1", "enough")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pr.Status != tt.want || !maps.Equal(statuses(pr), tt.wantS) {
+				t.Fatalf("after the stop: %s %v, want %s %v", pr.Status, statuses(pr), tt.want, tt.wantS)
+			}
+			if stopped := pr.Status == jobs.StatusCanceled; stopped != (pr.StoppedReason == "enough") {
+				t.Errorf("%s run with stopped reason %q", pr.Status, pr.StoppedReason)
+			}
+			if st := pr.StageState("alert"); st != nil && st.Status == jobs.StatusSkipped && !strings.Contains(st.Reason, "dependency b ended") {
+				t.Errorf("alert skipped for %q", st.Reason)
+			}
+			for _, name := range []string{"b", "alert"} {
+				if tt.wantS[name] == jobs.StatusCanceled && len(f.stageRuns(name)) != 0 {
+					t.Errorf("stage %s started after the stop", name)
+				}
+			}
+		})
 	}
 }
