@@ -112,12 +112,16 @@ func (st *Stage) Upstream() []string {
 func StageEnded(s Status) bool { return s.Terminal() || s == StatusSkipped }
 
 // Holds reports whether an upstream stage that ended in s satisfies c.
+// Complete holds however the stage ended, canceled included: a stage is
+// CANCELED when a user stopped one of its runs and the pipeline run goes
+// on (a stopped pipeline run starts no stage at all, whatever its
+// condition), and cleanup after it is due as after a failure.
 func (c Condition) Holds(s Status) bool {
 	switch c {
 	case CondFailure:
 		return s == StatusFailed
 	case CondComplete:
-		return s == StatusSucceeded || s == StatusFailed || s == StatusSkipped
+		return StageEnded(s)
 	default:
 		return s == StatusSucceeded
 	}

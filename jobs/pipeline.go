@@ -59,7 +59,7 @@ type Condition string
 const (
 	CondSuccess  Condition = "success"  // the upstream stage succeeded
 	CondFailure  Condition = "failure"  // the upstream stage failed
-	CondComplete Condition = "complete" // the upstream stage ended, however (skipped included)
+	CondComplete Condition = "complete" // the upstream stage ended, however (skipped and canceled included)
 )
 
 // Dependency is one edge of the DAG: this stage waits for Stage to end in

@@ -210,7 +210,7 @@ func TestConditionHolds(t *testing.T) {
 	}{
 		{CondSuccess, StatusSucceeded, true}, {CondSuccess, StatusFailed, false}, {CondSuccess, StatusSkipped, false},
 		{CondFailure, StatusFailed, true}, {CondFailure, StatusSucceeded, false}, {CondFailure, StatusCanceled, false},
-		{CondComplete, StatusFailed, true}, {CondComplete, StatusSkipped, true}, {CondComplete, StatusCanceled, false},
+		{CondComplete, StatusFailed, true}, {CondComplete, StatusSkipped, true}, {CondComplete, StatusCanceled, true},
 	}
 	for _, tt := range tests {
 		if got := tt.c.Holds(tt.s); got != tt.want {

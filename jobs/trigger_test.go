@@ -82,3 +82,14 @@ func TestSampleTriggeredPipelineParses(t *testing.T) {
 		t.Fatalf("triggers %+v", p.Triggers)
 	}
 }
+
+// A stopped upstream pipeline run triggers nothing, whatever on says:
+// complete holds for a canceled stage, but a trigger is no stage.
+func TestTriggerOnCompleteIgnoresAStoppedRun(t *testing.T) {
+	tr := Trigger{Pipeline: "up", On: CondComplete}
+	for s, want := range map[Status]bool{StatusSucceeded: true, StatusFailed: true, StatusCanceled: false} {
+		if got := tr.Fires(s); got != want {
+			t.Errorf("on complete, upstream %s: fires %v, want %v", s, got, want)
+		}
+	}
+}

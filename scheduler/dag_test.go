@@ -473,3 +473,52 @@ stages:
 		})
 	}
 }
+
+// TestDAGCompleteAfterACanceledStage: a stage whose run a user stopped
+// (gantry stop RUN) ended CANCELED while its pipeline run goes on; a
+// stage depending on it with condition complete runs, as after a failure,
+// and one with success or failure is skipped. A stop of the pipeline run
+// itself starts nothing more, complete stages included.
+func TestDAGCompleteAfterACanceledStage(t *testing.T) {
+	const src = `
+name: p
+stages:
+  - {name: a, taskDefinition: t}
+  - {name: next, taskDefinition: t, dependsOn: [a]}
+  - {name: alert, taskDefinition: t, dependsOn: [{stage: a, condition: failure}]}
+  - {name: cleanup, taskDefinition: t, dependsOn: [{stage: a, condition: complete}]}
+`
+	t.Run("a stage's run stopped", func(t *testing.T) {
+		f := newFake()
+		d := NewDAG(f, f, f)
+		start(t, f, d, src, nil)
+		if _, err := f.Stop(context.Background(), f.stageRuns("a")[0], "Stopped by user"); err != nil {
+			t.Fatal(err)
+		}
+		f.end(t, d, f.stageRuns("a")[0], jobs.StatusCanceled)
+		pr, _ := f.GetPipelineRun(context.Background(), "pr-1")
+		want := map[string]jobs.Status{"a": jobs.StatusCanceled, "next": jobs.StatusSkipped, "alert": jobs.StatusSkipped,
+			"cleanup": jobs.StatusRunning}
+		if s := statuses(pr); !maps.Equal(s, want) {
+			t.Fatalf("after a's run was stopped: %v, want %v", s, want)
+		}
+		f.end(t, d, f.stageRuns("cleanup")[0], jobs.StatusSucceeded)
+		if pr, _ := f.GetPipelineRun(context.Background(), "pr-1"); pr.Status != jobs.StatusFailed {
+			t.Fatalf("pipeline run with a canceled stage ended %s, want FAILED", pr.Status)
+		}
+	})
+	t.Run("the pipeline run stopped", func(t *testing.T) {
+		f := newFake()
+		d := NewDAG(f, f, f)
+		start(t, f, d, src, nil)
+		pr, err := d.Stop(context.Background(), "pr-1", "enough")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]jobs.Status{"a": jobs.StatusCanceled, "next": jobs.StatusCanceled, "alert": jobs.StatusCanceled,
+			"cleanup": jobs.StatusCanceled}
+		if s := statuses(pr); pr.Status != jobs.StatusCanceled || !maps.Equal(s, want) || len(f.stageRuns("cleanup")) != 0 {
+			t.Fatalf("after the stop: %s %v (cleanup runs %v), want CANCELED %v", pr.Status, s, f.stageRuns("cleanup"), want)
+		}
+	})
+}
