@@ -7,23 +7,31 @@ import "strings"
 // stands for a literal "${". References to unknown parameters are left as
 // written and returned in missing, each once.
 func Substitute(s string, params map[string]string, refs bool) (out string, missing []string) {
-	if !strings.Contains(s, "${") && !(refs && strings.Contains(s, "Ref::")) {
-		return s, nil
+	out, missing, _ = substitute(s, params, true, refs)
+	return out, missing
+}
+
+// substitute is Substitute, the unknown Ref::name references apart in
+// missingRefs. Without dollar, ${...} and $${ are plain text: only Ref::
+// is a reference (see SubstituteRefs).
+func substitute(s string, params map[string]string, dollar, refs bool) (out string, missing, missingRefs []string) {
+	if !(dollar && strings.Contains(s, "${")) && !(refs && strings.Contains(s, "Ref::")) {
+		return s, nil, nil
 	}
 	var b strings.Builder
 	seen := map[string]bool{}
-	miss := func(n string) {
-		if !seen[n] {
-			seen[n] = true
-			missing = append(missing, n)
+	miss := func(list *[]string, key, n string) {
+		if !seen[key] {
+			seen[key] = true
+			*list = append(*list, n)
 		}
 	}
 	for i := 0; i < len(s); {
 		switch {
-		case strings.HasPrefix(s[i:], "$${"):
+		case dollar && strings.HasPrefix(s[i:], "$${"):
 			b.WriteString("${")
 			i += 3
-		case strings.HasPrefix(s[i:], "${"):
+		case dollar && strings.HasPrefix(s[i:], "${"):
 			end := strings.IndexByte(s[i+2:], '}')
 			if end < 0 {
 				b.WriteString(s[i:])
@@ -35,7 +43,7 @@ func Substitute(s string, params map[string]string, refs bool) (out string, miss
 				b.WriteString(v)
 			} else {
 				if validParamName(name) {
-					miss(name)
+					miss(&missing, "${"+name, name)
 				}
 				b.WriteString(s[i : i+3+end])
 			}
@@ -49,6 +57,9 @@ func Substitute(s string, params map[string]string, refs bool) (out string, miss
 			if v, ok := params[name]; ok && name != "" {
 				b.WriteString(v)
 			} else {
+				if validParamName(name) {
+					miss(&missingRefs, "Ref::"+name, name)
+				}
 				b.WriteString(s[i:j])
 			}
 			i = j
@@ -57,7 +68,7 @@ func Substitute(s string, params map[string]string, refs bool) (out string, miss
 			i++
 		}
 	}
-	return b.String(), missing
+	return b.String(), missing, missingRefs
 }
 
 func isParamChar(c byte) bool {
@@ -69,6 +80,20 @@ func isParamChar(c byte) bool {
 func References(s string) []string {
 	_, missing := Substitute(s, nil, false)
 	return missing
+}
+
+// RefReferences returns the parameter names s, a command argument of a
+// pipeline file, refers to with Ref::name, in order, each once.
+func RefReferences(s string) []string {
+	_, _, refs := substitute(s, nil, true, true)
+	return refs
+}
+
+// RegisteredRefReferences is RefReferences for a command argument of a
+// registered task definition, where ${...} is plain text (SubstituteRefs).
+func RegisteredRefReferences(s string) []string {
+	_, _, refs := substitute(s, nil, false, true)
+	return refs
 }
 
 // SubstituteOverrides returns a copy of o with parameters substituted into
@@ -94,6 +119,27 @@ func SubstituteTask(td TaskDefinition, params map[string]string) TaskDefinition 
 	for i, c := range td.ContainerDefinitions {
 		c.Command = substAll(c.Command, params)
 		c.Environment = substEnv(c.Environment, params)
+		out.ContainerDefinitions[i] = c
+	}
+	return out
+}
+
+// SubstituteRefs returns a copy of td, a registered task definition that
+// a pipeline stage runs, with parameters substituted for Ref::name in the
+// containers' commands, as AWS Batch fills a job definition's. Nothing
+// else changes: a registered definition also runs outside pipelines, and
+// its ${...} are the shell's. Unknown references are left as written.
+func SubstituteRefs(td TaskDefinition, params map[string]string) TaskDefinition {
+	out := td
+	out.ContainerDefinitions = make([]ContainerDefinition, len(td.ContainerDefinitions))
+	for i, c := range td.ContainerDefinitions {
+		if c.Command != nil {
+			cmd := make([]string, len(c.Command))
+			for j, a := range c.Command {
+				cmd[j], _, _ = substitute(a, params, false, true)
+			}
+			c.Command = cmd
+		}
 		out.ContainerDefinitions[i] = c
 	}
 	return out

@@ -294,11 +294,7 @@ func (p *Pipeline) Validate() error {
 		seen[st.Name] = true
 	}
 	for i, st := range p.Stages {
-		sp := fmt.Sprintf("stages[%d]", i)
-		if st.Name != "" {
-			sp = fmt.Sprintf("stages[%d](%s)", i, st.Name)
-		}
-		errs = append(errs, st.validate(sp, seen, p.Parameters)...)
+		errs = append(errs, st.validate(stagePath(i, st.Name), seen, p.Parameters)...)
 	}
 	if cycle := p.findCycle(); cycle != nil {
 		bad("stages", "dependency cycle: %s", strings.Join(cycle, " -> "))
@@ -356,44 +352,107 @@ func (st *Stage) validate(sp string, stages map[string]bool, params Params) []er
 	}
 	for _, ref := range st.paramRefs(inline) {
 		if _, ok := params[ref.name]; !ok {
-			bad(ref.path, "unknown parameter ${%s}: declare it under parameters, or write $${%s} for a literal ${%s}", ref.name, ref.name, ref.name)
+			errs = append(errs, unknownParam(sp+"."+ref.path, ref))
 		}
 	}
 	return errs
 }
 
-type paramRef struct{ path, name string }
+// stagePath names stage i in field paths: stages[i](name).
+func stagePath(i int, name string) string {
+	if name == "" {
+		return fmt.Sprintf("stages[%d]", i)
+	}
+	return fmt.Sprintf("stages[%d](%s)", i, name)
+}
+
+// paramRef is one reference to a parameter: ${name}, or Ref::name.
+type paramRef struct {
+	path, name string
+	ref        bool
+}
+
+func unknownParam(path string, r paramRef) error {
+	if r.ref {
+		return &FieldError{Path: path, Msg: fmt.Sprintf("unknown parameter Ref::%s: declare it under parameters", r.name)}
+	}
+	return &FieldError{Path: path, Msg: fmt.Sprintf("unknown parameter ${%s}: declare it under parameters, or write $${%s} for a literal ${%s}",
+		r.name, r.name, r.name)}
+}
 
 // paramRefs lists the ${name} references of the stage's commands and
-// environment, with their paths.
+// environment, and the Ref::name ones of its commands, with their paths.
 func (st *Stage) paramRefs(inline *TaskDefinition) []paramRef {
 	var out []paramRef
-	add := func(path, s string) {
+	add := func(path, s string, cmd bool) {
 		for _, n := range References(s) {
-			out = append(out, paramRef{path, n})
+			out = append(out, paramRef{path, n, false})
+		}
+		if cmd {
+			for _, n := range RefReferences(s) {
+				out = append(out, paramRef{path, n, true})
+			}
 		}
 	}
 	if st.Overrides != nil {
 		for i, co := range st.Overrides.ContainerOverrides {
 			for j, c := range co.Command {
-				add(fmt.Sprintf("overrides.containerOverrides[%d].command[%d]", i, j), c)
+				add(fmt.Sprintf("overrides.containerOverrides[%d].command[%d]", i, j), c, true)
 			}
 			for j, kv := range co.Environment {
-				add(fmt.Sprintf("overrides.containerOverrides[%d].environment[%d].value", i, j), kv.Value)
+				add(fmt.Sprintf("overrides.containerOverrides[%d].environment[%d].value", i, j), kv.Value, false)
 			}
 		}
 	}
 	if inline != nil {
 		for i, c := range inline.ContainerDefinitions {
 			for j, a := range c.Command {
-				add(fmt.Sprintf("taskDefinition.containerDefinitions[%d].command[%d]", i, j), a)
+				add(fmt.Sprintf("taskDefinition.containerDefinitions[%d].command[%d]", i, j), a, true)
 			}
 			for j, kv := range c.Environment {
-				add(fmt.Sprintf("taskDefinition.containerDefinitions[%d].environment[%d].value", i, j), kv.Value)
+				add(fmt.Sprintf("taskDefinition.containerDefinitions[%d].environment[%d].value", i, j), kv.Value, false)
 			}
 		}
 	}
 	return out
+}
+
+// CheckRegisteredRefs reports, as Validate reports an inline definition's,
+// the Ref::name references to parameters p does not declare in the
+// commands of td: the registered task definition that stage i runs (see
+// SubstituteRefs). A command the stage's overrides replace is not run,
+// nor checked.
+func (p *Pipeline) CheckRegisteredRefs(i int, td *TaskDefinition) error {
+	st := &p.Stages[i]
+	var errs []error
+	for j, c := range td.ContainerDefinitions {
+		if st.overridesCommand(c.Name, len(td.ContainerDefinitions)) {
+			continue
+		}
+		for k, a := range c.Command {
+			for _, n := range RegisteredRefReferences(a) {
+				if _, ok := p.Parameters[n]; !ok {
+					path := fmt.Sprintf("%s.taskDefinition(%s).containerDefinitions[%d].command[%d]", stagePath(i, st.Name), td.Ref(), j, k)
+					errs = append(errs, unknownParam(path, paramRef{name: n, ref: true}))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// overridesCommand reports whether the stage's overrides replace the
+// command of the container named name, of a task of n containers.
+func (st *Stage) overridesCommand(name string, n int) bool {
+	if st.Overrides == nil {
+		return false
+	}
+	for _, co := range st.Overrides.ContainerOverrides {
+		if co.Command != nil && (co.Name == name || co.Name == "" && n == 1) {
+			return true
+		}
+	}
+	return false
 }
 
 // validParamName reports whether s can be a parameter: an identifier.

@@ -110,6 +110,11 @@ type StageContext struct {
 	// UpstreamRuns are the runs of each upstream stage, whose /gantry/out
 	// files the worker stages into /gantry/in/<stage>/.
 	UpstreamRuns map[string][]string `json:"upstreamRuns,omitempty"`
+	// Parameters are the pipeline run's, for the server to substitute
+	// into a registered task definition's commands (SubstituteRefs) when
+	// it submits the stage's run. They travel no further: the run keeps
+	// the definition as substituted.
+	Parameters Params `json:"-"`
 }
 
 // StageOutputsFile in a stage's /gantry/out holds KEY=VALUE lines that its

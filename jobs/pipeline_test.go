@@ -103,7 +103,7 @@ stages:
   - name: b
     taskDefinition: t
     dependsOn: [a]
-    overrides: {containerOverrides: [{name: main, command: ["${nope}"]}]}
+    overrides: {containerOverrides: [{name: main, command: ["${nope}", "Ref::nope2"], environment: [{name: E, value: "Ref::env"}]}]}
   - name: c
     taskDefinition: "t:zero"
     dependsOn: [{stage: b, condition: sometimes}]
@@ -126,6 +126,7 @@ stages:
 		`stages[0](a).dependsOn[1].stage: no stage "ghost"`,
 		`stages[0](a).arraySize`,
 		`stages[1](b).overrides.containerOverrides[0].command[0]: unknown parameter ${nope}: declare it under parameters, or write $${nope} for a literal ${nope}`,
+		`stages[1](b).overrides.containerOverrides[0].command[1]: unknown parameter Ref::nope2: declare it under parameters`,
 		`stages[2](c).taskDefinition`,
 		`stages[2](c).dependsOn[0].condition: "sometimes"`,
 		`stages[3].name: "a" is used twice`,
@@ -135,6 +136,67 @@ stages:
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
 		}
+	}
+	// Ref::name is a parameter in commands only, as in AWS Batch.
+	if strings.Contains(msg, "Ref::env") {
+		t.Errorf("an environment value's Ref:: taken for a parameter:\n%s", msg)
+	}
+}
+
+// TestInlineRefToAnUnknownParameter: an inline definition's Ref::name, as
+// its ${name}, must name a declared parameter; it ran as written.
+func TestInlineRefToAnUnknownParameter(t *testing.T) {
+	src := "name: p\nparameters: {day: x}\nstages: [{name: a, taskDefinition: {family: f, containerDefinitions: " +
+		"[{name: m, image: i, command: [run, 'Ref::day', 'Ref::days', '${Ref::day}', 'Ref::9']}]}}]\n"
+	_, err := ParsePipeline([]byte(src))
+	want := "stages[0](a).taskDefinition.containerDefinitions[0].command[2]: unknown parameter Ref::days: declare it under parameters"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+// TestRegisteredRefs: a registered definition's Ref::name references are
+// filled in its commands only, its ${...} left to the shell; those to
+// undeclared parameters are reported as an inline definition's are,
+// unless the stage overrides the command.
+func TestRegisteredRefs(t *testing.T) {
+	td := TaskDefinition{Family: "f", Revision: 2, ContainerDefinitions: []ContainerDefinition{
+		{Name: "a", Image: "i", Command: []string{"sh", "-c", "echo Ref::day ${day} $${x} Ref::other", "${Ref::day}"},
+			Environment: []KeyValue{{"D", "Ref::day"}}},
+		{Name: "b", Image: "i", Command: []string{"Ref::gone"}},
+	}}
+	got := SubstituteRefs(td, map[string]string{"day": "D"})
+	if want := []string{"sh", "-c", "echo D ${day} $${x} Ref::other", "${D}"}; !slices.Equal(got.ContainerDefinitions[0].Command, want) {
+		t.Errorf("command %q, want %q", got.ContainerDefinitions[0].Command, want)
+	}
+	if got.ContainerDefinitions[0].Environment[0].Value != "Ref::day" || td.ContainerDefinitions[0].Command[3] != "${Ref::day}" {
+		t.Errorf("environment %v, the original's command %q", got.ContainerDefinitions[0].Environment, td.ContainerDefinitions[0].Command)
+	}
+	if got := SubstituteRefs(TaskDefinition{ContainerDefinitions: []ContainerDefinition{{Name: "a"}}}, nil); got.ContainerDefinitions[0].Command != nil {
+		t.Errorf("no command became %q", got.ContainerDefinitions[0].Command)
+	}
+
+	p := &Pipeline{Name: "p", Parameters: Params{"day": "x"}, Stages: []Stage{{Name: "s"},
+		{Name: "t", Overrides: &Overrides{ContainerOverrides: []ContainerOverride{{Name: "b", Command: []string{"true"}}}}}}}
+	err := p.CheckRegisteredRefs(0, &td)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	for _, want := range []string{
+		"stages[0](s).taskDefinition(f:2).containerDefinitions[0].command[2]: unknown parameter Ref::other: declare it under parameters",
+		"stages[0](s).taskDefinition(f:2).containerDefinitions[1].command[0]: unknown parameter Ref::gone",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if n := strings.Count(msg, "\n") + 1; n != 2 {
+		t.Errorf("%d problems, want 2:\n%s", n, msg)
+	}
+	err = p.CheckRegisteredRefs(1, &td)
+	if err == nil || strings.Contains(err.Error(), "Ref::gone") || !strings.Contains(err.Error(), "stages[1](t)") {
+		t.Errorf("stage overriding b's command: %v", err)
 	}
 }
 
@@ -357,10 +419,33 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte(samplePipeline))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","dependsOn":["b"]},{"name":"b","taskDefinition":"t","dependsOn":[{"stage":"a"}]}]}`))
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: {family: f, containerDefinitions: [{name: m, image: i}]}}]\n"))
+	f.Add([]byte("name: p\nparameters: {d: x}\nstages: [{name: a, taskDefinition: {family: f, containerDefinitions: [{name: m, image: i, command: ['Ref::d', '${Ref::e}']}]}," +
+		" overrides: {containerOverrides: [{name: m, command: ['a-Ref::d-b']}]}}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
 			return
+		}
+		// Every Ref::name of a valid pipeline's commands is declared.
+		for _, st := range p.Stages {
+			var cmds []string
+			if inline, err := DecodeStoredTaskDefinition(st.TaskDefinition); err == nil {
+				for _, c := range inline.ContainerDefinitions {
+					cmds = append(cmds, c.Command...)
+				}
+			}
+			if st.Overrides != nil {
+				for _, co := range st.Overrides.ContainerOverrides {
+					cmds = append(cmds, co.Command...)
+				}
+			}
+			for _, c := range cmds {
+				for _, n := range RefReferences(c) {
+					if _, ok := p.Parameters[n]; !ok {
+						t.Fatalf("stage %s: command %q refers to undeclared Ref::%s", st.Name, c, n)
+					}
+				}
+			}
 		}
 		// A valid pipeline orders every stage and survives a JSON round trip.
 		if got := p.Order(); len(got) != len(p.Stages) {
@@ -395,6 +480,34 @@ func FuzzSubstitute(f *testing.F) {
 		}
 		if !strings.Contains(s, "$$") && !strings.Contains(out, "${day}") && strings.Contains(out, "${day") && !strings.Contains(s, "${day") {
 			t.Fatalf("substitution invented a reference: %q -> %q", s, out)
+		}
+		// A registered definition's Ref::name references: each written in
+		// s, a valid name, every one a pipeline file's reading finds
+		// among them; substituted, the known ones are gone and nothing
+		// else of s changes ("${" included).
+		all := RegisteredRefReferences(s)
+		for _, n := range all {
+			if !validParamName(n) || !strings.Contains(s, "Ref::"+n) {
+				t.Fatalf("registered reference %q reported for %q", n, s)
+			}
+		}
+		for _, n := range RefReferences(s) {
+			if !slices.Contains(all, n) {
+				t.Fatalf("Ref::%s of %q found in a pipeline file's reading only (%v)", n, s, all)
+			}
+		}
+		td := SubstituteRefs(TaskDefinition{ContainerDefinitions: []ContainerDefinition{{Command: []string{s}}}}, nil)
+		if td.ContainerDefinitions[0].Command[0] != s {
+			t.Fatalf("no params changed the registered %q to %q", s, td.ContainerDefinitions[0].Command[0])
+		}
+		td = SubstituteRefs(TaskDefinition{ContainerDefinitions: []ContainerDefinition{{Command: []string{s}}}}, params)
+		got := td.ContainerDefinitions[0].Command[0]
+		if strings.Count(got, "${") < strings.Count(s, "${") {
+			t.Fatalf("the registered %q lost a ${ in %q", s, got)
+		}
+		unknown := slices.DeleteFunc(slices.Clone(all), func(n string) bool { _, ok := params[n]; return ok })
+		if _, _, left := substitute(s, params, false, true); !slices.Equal(left, unknown) {
+			t.Fatalf("%q: references left %v, want the unknown %v", s, left, unknown)
 		}
 	})
 }

@@ -374,14 +374,17 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 }
 
 // StageRequest builds the submission of one run of a stage: parameters
-// substituted, the GANTRY_* variables of pipelines added to every container,
-// an idempotency key derived from (pipeline run, stage, index).
+// substituted (into a registered task definition by the server, which
+// reads it: Stage.Parameters), the GANTRY_* variables of pipelines added
+// to every container, an idempotency key derived from (pipeline run,
+// stage, index).
 func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitRequest, error) {
 	req := &jobs.SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster,
 		TimeoutSeconds: st.TimeoutSeconds, RetryStrategy: st.RetryStrategy,
 		Overrides:      jobs.SubstituteOverrides(st.Overrides, pr.Parameters),
 		IdempotencyKey: "pipeline/" + pr.PipelineRunID + "/" + st.Name,
-		Stage:          &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream()}}
+		Stage: &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream(),
+			Parameters: pr.Parameters}}
 	for _, up := range st.Upstream() {
 		if us := pr.StageState(up); us != nil && len(us.Runs) > 0 {
 			if req.Stage.UpstreamRuns == nil {

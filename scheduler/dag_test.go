@@ -199,6 +199,10 @@ func TestDAGRunsStagesInOrder(t *testing.T) {
 	if req.IdempotencyKey != "pipeline/pr-1/extract/1" || len(req.Stage.Upstream) != 0 {
 		t.Errorf("key %q upstream %v", req.IdempotencyKey, req.Stage.Upstream)
 	}
+	// for the server to fill the registered definition's Ref::day
+	if req.Stage.Parameters["day"] != "2026-11-24" {
+		t.Errorf("stage parameters %v", req.Stage.Parameters)
+	}
 	ext := f.stageRuns("extract")
 	f.end(t, d, ext[0], jobs.StatusSucceeded)
 	f.end(t, d, ext[1], jobs.StatusSucceeded)

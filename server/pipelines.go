@@ -385,7 +385,9 @@ func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error)
 }
 
 // checkStageTaskDefs reports every stage whose family[:rev] the registry
-// does not know, as one error naming each stage.
+// does not know, and the Ref::name references of those it knows to
+// parameters the pipeline does not declare, as one error naming each
+// stage.
 func (s *Server) checkStageTaskDefs(ctx context.Context, p *jobs.Pipeline) error {
 	var problems []string
 	for i, st := range p.Stages {
@@ -394,8 +396,13 @@ func (s *Server) checkStageTaskDefs(ctx context.Context, p *jobs.Pipeline) error
 		if err != nil || ref == "" {
 			continue
 		}
-		if _, err := s.resolveTaskDef(ctx, ref); err != nil {
+		td, err := s.resolveTaskDef(ctx, ref)
+		if err != nil {
 			problems = append(problems, fmt.Sprintf("stages[%d](%s).taskDefinition: %v", i, st.Name, err))
+			continue
+		}
+		if err := p.CheckRegisteredRefs(i, &td); err != nil {
+			problems = append(problems, err.Error())
 		}
 	}
 	if len(problems) > 0 {

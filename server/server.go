@@ -143,6 +143,11 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		td = *inline
 	} else if td, err = s.resolveTaskDef(ctx, ref); err != nil {
 		return nil, err
+	} else if req.Stage != nil {
+		// A stage's inline definition comes with its parameters
+		// substituted (scheduler.StageRequest); a registered one is read
+		// here.
+		td = jobs.SubstituteRefs(td, req.Stage.Parameters)
 	}
 	if _, err := td.WithOverrides(req.Overrides); err != nil {
 		return nil, err
