@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -29,36 +28,52 @@ func (f *serveTLSFlags) add(c *cobra.Command) {
 }
 
 func (f *serveTLSFlags) validate() error {
+	_, _, err := loadServeTLS(natsTLSFlagNames, f.cert, f.key, f.clientCA)
+	return err
+}
+
+// tlsFlagNames are the names of the flags that give a listener's
+// certificate, key and client CA, for the errors that name them.
+type tlsFlagNames struct{ cert, key, clientCA string }
+
+var natsTLSFlagNames = tlsFlagNames{"--tls-server-cert", "--tls-server-key", "--tls-client-ca"}
+
+// loadServeTLS reads a listener's certificate and key and its client CA
+// (nil without one), given by the flags n; all empty is TLS off. What no
+// client would accept is refused here, naming the flag and the file.
+func loadServeTLS(n tlsFlagNames, cert, key, clientCA string) (*tls.Certificate, *x509.CertPool, error) {
 	switch {
-	case (f.cert == "") != (f.key == ""):
-		return errors.New("--tls-server-cert and --tls-server-key go together")
-	case f.clientCA != "" && f.cert == "":
-		return errors.New("--tls-client-ca needs --tls-server-cert and --tls-server-key")
-	case f.cert == "":
-		return nil
+	case (cert == "") != (key == ""):
+		return nil, nil, fmt.Errorf("%s and %s go together", n.cert, n.key)
+	case clientCA != "" && cert == "":
+		return nil, nil, fmt.Errorf("%s needs %s and %s", n.clientCA, n.cert, n.key)
+	case cert == "":
+		return nil, nil, nil
 	}
 	// Read them here to name the flag at fault: the NATS server's own
 	// words ("failed to parse root ca certificate") name neither the flag
 	// nor the file, and it serves an expired certificate that every
 	// client then refuses.
-	pair, err := tls.LoadX509KeyPair(f.cert, f.key)
+	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
-		return fmt.Errorf("--tls-server-cert %s and --tls-server-key %s: %w", f.cert, f.key, err)
+		return nil, nil, fmt.Errorf("%s %s and %s %s: %w", n.cert, cert, n.key, key, err)
 	}
 	if now := time.Now(); now.After(pair.Leaf.NotAfter) {
-		return fmt.Errorf("--tls-server-cert %s expired on %s: every client would refuse it; renew it",
-			f.cert, pair.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		return nil, nil, fmt.Errorf("%s %s expired on %s: every client would refuse it; renew it",
+			n.cert, cert, pair.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if f.clientCA != "" {
-		data, err := os.ReadFile(f.clientCA)
-		if err != nil {
-			return fmt.Errorf("--tls-client-ca: %w", err)
-		}
-		if !x509.NewCertPool().AppendCertsFromPEM(data) {
-			return fmt.Errorf("--tls-client-ca %s: no PEM certificate in it (want the CA that signs the clients' certificates)", f.clientCA)
-		}
+	if clientCA == "" {
+		return &pair, nil, nil
 	}
-	return nil
+	data, err := os.ReadFile(clientCA)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", n.clientCA, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, nil, fmt.Errorf("%s %s: no PEM certificate in it (want the CA that signs the clients' certificates)", n.clientCA, clientCA)
+	}
+	return &pair, pool, nil
 }
 
 // apply sets the TLS options of the embedded server.

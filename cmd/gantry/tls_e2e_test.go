@@ -195,25 +195,7 @@ func (in *instance) lastRun() string {
 // anything starts, naming the flag and the file.
 func TestServeTLSFlagsNameTheFileAtFault(t *testing.T) {
 	pki := newTestPKI(t)
-	expired := filepath.Join(t.TempDir(), "expired.pem")
-	{
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "old"},
-			NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(expired, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-		os.WriteFile(expired+".key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	}
+	expired, expiredKey := writeExpiredCert(t)
 	for _, c := range []struct {
 		f    serveTLSFlags
 		want string
@@ -222,11 +204,40 @@ func TestServeTLSFlagsNameTheFileAtFault(t *testing.T) {
 		{serveTLSFlags{cert: pki.serverCert, key: pki.clientKey}, "--tls-server-cert " + pki.serverCert + " and --tls-server-key " + pki.clientKey + ": tls: private key does not match"},
 		{serveTLSFlags{cert: pki.serverCert, key: pki.serverKey, clientCA: pki.serverKey}, "--tls-client-ca " + pki.serverKey + ": no PEM certificate in it"},
 		{serveTLSFlags{cert: pki.serverCert, key: pki.serverKey, clientCA: pki.ca + ".nope"}, "--tls-client-ca: open " + pki.ca + ".nope"},
-		{serveTLSFlags{cert: expired, key: expired + ".key"}, "--tls-server-cert " + expired + " expired on "},
+		{serveTLSFlags{cert: expired, key: expiredKey}, "--tls-server-cert " + expired + " expired on "},
 	} {
 		err := c.f.validate()
 		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%+v: %v; want %q", c.f, err, c.want)
 		}
 	}
+}
+
+// writeExpiredCert writes a self-signed certificate that expired a day ago
+// and its key, as PEM files.
+func writeExpiredCert(t *testing.T) (cert, key string) {
+	t.Helper()
+	cert = filepath.Join(t.TempDir(), "expired.pem")
+	key = cert + ".key"
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "old"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }
