@@ -387,7 +387,7 @@ func TestHTTPAddressErrorsNameTheFlag(t *testing.T) {
 		{addr, "--http " + addr + ": the address is in use; pick another"},
 		{"8080", "--http 8080: "},
 	} {
-		err := httpServe(c.addr, nc, httpAuth{}, zerolog.Nop())(context.Background())
+		err := httpServe(c.addr, nc, httpAuth{}, nil, zerolog.Nop())(context.Background())
 		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("--http %s: %v; want %q", c.addr, err, c.want)
 		}
@@ -681,7 +681,7 @@ func TestHTTPAPIClosesIdleConnections(t *testing.T) {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- httpServe(addr, nc, httpAuth{token: "t"}, zerolog.Nop())(ctx) }()
+	go func() { done <- httpServe(addr, nc, httpAuth{token: "t"}, nil, zerolog.Nop())(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	var (
 		conn net.Conn

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +25,9 @@ import (
 
 // httpServe returns a role serving a small read-only HTTP API on addr, or
 // nil when addr is empty: GET /healthz, /api/runs and /api/runs/{id}. The
-// API asks what NATS asks of the operator (auth).
-func httpServe(addr string, nc *nats.Conn, auth httpAuth, log zerolog.Logger) func(context.Context) error {
+// API asks what NATS asks of the operator (auth); it is HTTPS only with
+// tlsConfig (httptls.go), plain HTTP when that is nil.
+func httpServe(addr string, nc *nats.Conn, auth httpAuth, tlsConfig *tls.Config, log zerolog.Logger) func(context.Context) error {
 	if addr == "" {
 		return nil
 	}
@@ -41,19 +43,48 @@ func httpServe(addr string, nc *nats.Conn, auth httpAuth, log zerolog.Logger) fu
 		if err != nil {
 			return fmt.Errorf("--http %s: %w", addr, err)
 		}
-		srv := &http.Server{Handler: httpHandler(c, nc, auth), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: httpIdleTimeout}
+		srv := &http.Server{Handler: httpHandler(c, nc, auth), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: httpIdleTimeout,
+			TLSConfig: tlsConfig}
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			srv.Shutdown(sctx)
 		}()
-		log.Info().Str("addr", ln.Addr().String()).Bool("auth", auth.on()).Msg("HTTP API ready")
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		log.Info().Str("addr", ln.Addr().String()).Bool("auth", auth.on()).Bool("tls", tlsConfig != nil).Msg("HTTP API ready")
+		if tlsConfig == nil {
+			warnPlainHTTP(log, ln.Addr(), auth)
+			err = srv.Serve(ln)
+		} else {
+			err = srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	}
+}
+
+// warnPlainHTTP warns when the HTTP API asks for credentials over plain
+// HTTP on an address other hosts can reach (0.0.0.0 and [::] are such):
+// anyone on the way reads them. On loopback they stay on this host, as
+// behind a TLS-terminating proxy on it.
+func warnPlainHTTP(log zerolog.Logger, addr net.Addr, auth httpAuth) {
+	if a, ok := addr.(*net.TCPAddr); !auth.on() || (ok && a.IP.IsLoopback()) {
+		return
+	}
+	var secret string
+	switch {
+	case auth.user != "":
+		secret = "the NATS operator's user and password (Basic auth)"
+	case auth.httpToken:
+		secret = "the --http-token"
+	default:
+		secret = "the NATS token"
+	}
+	log.Warn().Str("addr", addr.String()).Msgf("the HTTP API is plain HTTP on an address other hosts can reach: "+
+		"its requests carry %s across the network in clear; serve HTTPS with --http-tls-cert and --http-tls-key "+
+		"(or listen on 127.0.0.1 behind a TLS proxy)", secret)
 }
 
 // httpIdleTimeout closes a kept-alive connection that sent no request for
@@ -68,6 +99,19 @@ var httpIdleTimeout = 2 * time.Minute
 // every command).
 var errHTTPTokenWithoutHTTP = errors.New("--http-token is the token of the HTTP API, which is off: give --http ADDR too")
 
+const httpAddrHelp = "address of the HTTP API, e.g. 127.0.0.1:8080 (off when empty); plain HTTP unless --http-tls-cert and --http-tls-key are given"
+
+// httpHelp is the paragraph of up's and server's help on the HTTP API.
+const httpHelp = `With --http ADDR it serves a read-only HTTP API: /healthz, /api/runs and
+/api/runs/{id}. /api/ asks for what NATS asks of the operator (Basic auth
+with --user/--password, Authorization: Bearer with --token), or for
+--http-token instead. It is plain HTTP unless --http-tls-cert and
+--http-tls-key are given: then HTTPS only (TLS 1.2 or later), and clients
+give the CA (curl --cacert ca.pem https://ADDR/api/runs). Over plain HTTP
+the credentials cross the network in clear: keep such an ADDR on 127.0.0.1
+or behind a TLS proxy. --http-tls-client-ca also asks each /api/ request
+for a client certificate of that CA (curl --cert/--key).`
+
 const httpTokenHelp = "token the HTTP API asks for (Authorization: Bearer TOKEN) instead of NATS's operator credentials (env GANTRY_HTTP_TOKEN)"
 
 // httpAuth is what the HTTP API asks of a request: the NATS operator's
@@ -76,6 +120,9 @@ const httpTokenHelp = "token the HTTP API asks for (Authorization: Bearer TOKEN)
 type httpAuth struct {
 	user, password, token string
 	httpToken             bool // token is --http-token's, not NATS's
+	// clientCert asks /api/ requests for a certificate of
+	// --http-tls-client-ca too (the handshake verified it).
+	clientCert bool
 }
 
 // httpAuthFor is the HTTP API's auth for a role connected with o: the
@@ -114,7 +161,7 @@ func httpAuthFor(o queue.ConnOptions, token string, clientCerts bool) (httpAuth,
 	return httpAuth{}, nil
 }
 
-func (a httpAuth) on() bool { return a.user != "" || a.token != "" }
+func (a httpAuth) on() bool { return a.user != "" || a.token != "" || a.clientCert }
 
 // asks says what a refused request should have carried.
 func (a httpAuth) asks() string {
@@ -180,6 +227,11 @@ func httpHandler(c *client.Client, nc *nats.Conn, auth httpAuth) http.Handler {
 		writeJSON(w, nil, &jobs.Error{Code: jobs.CodeNotFound, Message: fmt.Sprintf("%s: no such endpoint (the HTTP API has /api/runs and /api/runs/{id})", r.URL.Path)})
 	})
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if auth.clientCert && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+			writeJSON(w, nil, &jobs.Error{Code: codeUnauthenticated,
+				Message: "the HTTP API asks for a client certificate signed by the CA of --http-tls-client-ca (curl --cert CERT --key KEY)"})
+			return
+		}
 		if !auth.allows(r) {
 			if auth.user != "" {
 				w.Header().Set("WWW-Authenticate", `Basic realm="gantry"`)

@@ -300,6 +300,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		retention                   time.Duration  // retention.go
 		submitter                   submitterFlags // auth_roles.go
 		serveTLS                    serveTLSFlags  // servetls.go
+		httpTLS                     httpTLSFlags   // httptls.go
 	)
 	c := &cobra.Command{
 		Use:   "up",
@@ -315,9 +316,14 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>. With
 --user/--password (or --token) NATS requires them of every client; with
 --tls-server-cert and --tls-server-key it speaks TLS only, and clients give
 the CA with --tls-ca (and --tls-cert/--tls-key when --tls-client-ca asks for
-client certificates).`,
+client certificates).
+
+` + httpHelp,
 		Example: `  gantry up --data /tmp/g &
-  gantry up --nats-port 4333 --allow-host-path /srv/etl`,
+  gantry up --nats-port 4333 --allow-host-path /srv/etl
+  gantry up --user op --password "$PW" --http 0.0.0.0:8443 \
+    --http-tls-cert web.pem --http-tls-key web-key.pem
+  curl --cacert ca.pem -u op:"$PW" https://gantry.example:8443/api/runs`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkDataRetention(retention); err != nil {
@@ -344,6 +350,11 @@ client certificates).`,
 			} else if cmd.Flags().Changed("http-token") {
 				return errHTTPTokenWithoutHTTP
 			}
+			htls, err := httpTLS.config(cmd, httpAddr)
+			if err != nil {
+				return err
+			}
+			hauth.clientCert = httpTLS.clientCA != ""
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
@@ -405,16 +416,17 @@ client certificates).`,
 					defer endServer()
 					return runWorker(ctx, nc, &wf, log)
 				},
-				httpServe(httpAddr, nc, hauth, log))
+				httpServe(httpAddr, nc, hauth, htls, log))
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory for the store and JetStream's files (env GANTRY_DATA)")
 	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1; 0 picks a free one (written to DATA/nats.url)")
-	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API, e.g. 127.0.0.1:8080 (off when empty)")
+	c.Flags().StringVar(&httpAddr, "http", "", httpAddrHelp)
 	c.Flags().StringVar(&httpToken, "http-token", os.Getenv("GANTRY_HTTP_TOKEN"), httpTokenHelp)
 	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync every write of JetStream and of the store: survives power loss, much slower")
 	submitter.add(c)
 	serveTLS.add(c)
+	httpTLS.add(c)
 	addDataRetentionFlag(c, &retention)
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	wf.add(c)
@@ -467,13 +479,19 @@ func newServerCmd(g *globals) *cobra.Command {
 		retention                   time.Duration  // retention.go
 		submitter                   submitterFlags // auth_roles.go
 		serveTLS                    serveTLSFlags  // servetls.go
+		httpTLS                     httpTLSFlags   // httptls.go
 	)
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run the gantry server (API, event application, SQLite store)",
 		Long: `server runs the control plane against the NATS deployment named by --nats.
 It is the single writer of the SQLite store under --data. With --embedded-nats
-it starts its own NATS server with JetStream instead.`,
+it starts its own NATS server with JetStream instead.
+
+` + httpHelp,
+		Example: `  gantry server --nats nats://nats.internal:4222 --creds op.creds \
+    --http 0.0.0.0:8443 --http-token "$TOKEN" --http-tls-cert web.pem --http-tls-key web-key.pem
+  curl --cacert ca.pem -H "Authorization: Bearer $TOKEN" https://gantry.example:8443/api/runs`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkDataRetention(retention); err != nil {
@@ -497,6 +515,11 @@ it starts its own NATS server with JetStream instead.`,
 			} else if cmd.Flags().Changed("http-token") {
 				return errHTTPTokenWithoutHTTP
 			}
+			htls, err := httpTLS.config(cmd, httpAddr)
+			if err != nil {
+				return err
+			}
+			hauth.clientCert = httpTLS.clientCA != ""
 			if err := os.MkdirAll(dataDir, 0o750); err != nil {
 				return fmt.Errorf("data directory: %w", err)
 			}
@@ -549,17 +572,18 @@ it starts its own NATS server with JetStream instead.`,
 				func(ctx context.Context) error {
 					return runServer(ctx, nc, dataDir, log, lease, syncAlways, replicas, server.WithDataRetention(retention))
 				},
-				httpServe(httpAddr, nc, hauth, log))
+				httpServe(httpAddr, nc, hauth, htls, log))
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the SQLite store (env GANTRY_DATA)")
-	c.Flags().StringVar(&httpAddr, "http", "", "address of the HTTP API (off when empty)")
+	c.Flags().StringVar(&httpAddr, "http", "", httpAddrHelp)
 	c.Flags().StringVar(&httpToken, "http-token", os.Getenv("GANTRY_HTTP_TOKEN"), httpTokenHelp)
 	c.Flags().BoolVar(&embeddedNATS, "embedded-nats", false, "start an embedded NATS server instead of connecting to --nats")
 	c.Flags().IntVar(&replicas, "replicas", envInt("GANTRY_REPLICAS", 1), "replicas of gantry's JetStream streams and buckets: 3 on a three-node NATS cluster, so that losing a node loses nothing (env GANTRY_REPLICAS)")
 	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync every write of the store (and of the embedded NATS server's JetStream): survives power loss, much slower")
 	submitter.add(c)
 	serveTLS.add(c)
+	httpTLS.add(c)
 	addDataRetentionFlag(c, &retention)
 	addLeaseFlag(c, &lease)
 	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1 with --embedded-nats; 0 picks a free one (written to DATA/nats.url)")
