@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/url"
@@ -44,7 +45,7 @@ func httpServe(addr string, nc *nats.Conn, auth httpAuth, tlsConfig *tls.Config,
 			return fmt.Errorf("--http %s: %w", addr, err)
 		}
 		srv := &http.Server{Handler: httpHandler(c, nc, auth), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: httpIdleTimeout,
-			TLSConfig: tlsConfig}
+			TLSConfig: tlsConfig, ErrorLog: httpErrorLog(log)}
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -63,6 +64,26 @@ func httpServe(addr string, nc *nats.Conn, auth httpAuth, tlsConfig *tls.Config,
 		}
 		return nil
 	}
+}
+
+// httpErrorLog passes net/http's own lines (a TLS handshake that failed,
+// a handler's panic) to log, which printed them to stderr unstructured.
+// A failed handshake is logged at debug: the client that failed it (one
+// without the CA, a load balancer's TCP probe, a scanner) reports it.
+func httpErrorLog(log zerolog.Logger) *stdlog.Logger {
+	return stdlog.New(httpLogWriter{log.With().Str("role", "http").Logger()}, "", 0)
+}
+
+type httpLogWriter struct{ log zerolog.Logger }
+
+func (w httpLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	if strings.Contains(msg, "TLS handshake error") {
+		w.log.Debug().Msg(msg)
+	} else {
+		w.log.Warn().Msg(msg)
+	}
+	return len(p), nil
 }
 
 // warnPlainHTTP warns when the HTTP API asks for credentials over plain

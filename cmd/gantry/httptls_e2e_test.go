@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 )
 
 // httpAddrRE finds the address of the HTTP API in a role's log, where
@@ -284,6 +285,34 @@ func TestPlainHTTPWarnsOfCredentialsInClear(t *testing.T) {
 		case c.want != "" && (!strings.Contains(got, c.want) || !strings.Contains(got, "serve HTTPS with --http-tls-cert and --http-tls-key") ||
 			!strings.Contains(got, `"level":"warn"`)):
 			t.Errorf("%s %+v: %q; want a warning saying %q", c.addr, c.auth, got, c.want)
+		}
+	}
+}
+
+// TestHTTPSHandshakeErrorsAreLogged: net/http printed a failed TLS
+// handshake to stderr as an unstructured line of its own; it goes to the
+// role's log, at debug.
+func TestHTTPSHandshakeErrorsAreLogged(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg, err := (&httpTLSFlags{cert: pki.serverCert, key: pki.serverKey}).config(&cobra.Command{}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := embeddedNATS(t)
+	log := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- httpServe("127.0.0.1:0", nc, httpAuth{}, cfg, zerolog.New(zerolog.ConsoleWriter{Out: log, NoColor: true}))(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	base := "https://" + httpAddrFromLog(t, log)
+	if _, _, err := apiGet(httpsClient(t, pki.otherCA, nil), base+"/healthz"); err == nil {
+		t.Fatal("a client with another CA got an answer")
+	}
+	for deadline := time.Now().Add(time.Minute); !regexp.MustCompile(`DBG http: TLS handshake error from .* role=http`).MatchString(log.String()); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no handshake error in the log:\n%s", log)
 		}
 	}
 }
