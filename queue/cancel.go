@@ -19,8 +19,7 @@ func (q *Queue) ensureCancelBucket(ctx context.Context) (jetstream.KeyValue, err
 		Description: "gantry: runs canceled by users",
 		TTL:         7 * 24 * time.Hour,
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.cfg.replicas,
-	})
+	}, q.cfg.replicas)
 	if err != nil {
 		return nil, fmt.Errorf("kv %s: %w", cancelBucket, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue/natstest"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -91,6 +92,150 @@ func TestReplicatedStreams(t *testing.T) {
 	for range 2 {
 		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
 			t.Error(err)
+		}
+	}
+}
+
+// TestKeepsHandScaledReplicas: a server not told the replica count (no
+// --replicas, no GANTRY_REPLICAS) keeps the count of the streams and
+// buckets that exist, which an operator may have raised by hand (nats
+// stream edit --replicas 3); it set them all back to 1 at every start. So
+// does a worker that makes the fleet's buckets again. New ones get 1, and
+// a count the server is told is applied.
+func TestKeepsHandScaledReplicas(t *testing.T) {
+	urls := natstest.Cluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	nc, err := Dial(ctx, ConnOptions{URL: strings.Join(urls, ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	first, err := New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ensureAll(t, ctx, first)
+	js := first.JetStream()
+	var names []string
+	eventually(t, ctx, "list streams", func(ctx context.Context) error {
+		names = names[:0]
+		l := js.StreamNames(ctx)
+		for name := range l.Name() {
+			names = append(names, name)
+		}
+		return l.Err()
+	})
+	if len(names) != 10 { // 5 streams, 4 key-value buckets, the stage data bucket
+		t.Fatalf("streams %v, want gantry's 10", names)
+	}
+	wantReplicas(t, ctx, js, names, 1)
+
+	for _, name := range names { // the operator scales them by hand
+		eventually(t, ctx, "scale "+name, func(ctx context.Context) error {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				return err
+			}
+			cfg := s.CachedInfo().Config
+			cfg.Replicas = 3
+			_, err = js.UpdateStream(ctx, cfg)
+			return err
+		})
+	}
+	second, err := New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ensureAll(t, ctx, second)
+	wantReplicas(t, ctx, js, names, 3)
+
+	// A worker (not told the count either) whose heartbeat bucket is gone
+	// makes the fleet's buckets again.
+	eventually(t, ctx, "delete the workers bucket", func(ctx context.Context) error {
+		err := js.DeleteKeyValue(ctx, workersBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	})
+	worker, err := New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ctx, "heartbeat", func(ctx context.Context) error {
+		return worker.Beat(ctx, jobs.WorkerInfo{ID: "w1", Cluster: "default"})
+	})
+	wantReplicas(t, ctx, js, []string{"KV_" + drainBucket, "KV_" + claimsBucket}, 3)
+	wantReplicas(t, ctx, js, []string{"KV_" + workersBucket}, 1)
+
+	told, err := New(nc, WithReplicas(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ensureAll(t, ctx, told)
+	wantReplicas(t, ctx, js, names, 1)
+}
+
+// ensureAll makes the streams and buckets a server makes at start, as
+// often as it takes until ctx ends. As in a server, the context of the
+// requests has no deadline, so that each request gets the JetStream
+// client's own few seconds: a request to a group still electing its
+// leader goes unanswered, and one carrying ctx's whole deadline would
+// wait it all out.
+func ensureAll(t *testing.T, ctx context.Context, q *Queue) {
+	t.Helper()
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	defer context.AfterFunc(ctx, stop)()
+	stager := NewStager(q.JetStream(), 0, q.Replicas())
+	for {
+		err := q.EnsureStreams(rctx)
+		if err == nil {
+			err = stager.EnsureBucket(rctx)
+		}
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("streams: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// eventually calls f, with a context of 2 s of its own each time, until
+// it succeeds, and fails the test if ctx ends first.
+func eventually(t *testing.T, ctx context.Context, what string, f func(context.Context) error) {
+	t.Helper()
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := f(actx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// wantReplicas checks the replica count of each stream.
+func wantReplicas(t *testing.T, ctx context.Context, js jetstream.JetStream, streams []string, want int) {
+	t.Helper()
+	for _, name := range streams {
+		var n int
+		eventually(t, ctx, "stream "+name, func(ctx context.Context) error {
+			s, err := js.Stream(ctx, name)
+			if err == nil {
+				n = s.CachedInfo().Config.Replicas
+			}
+			return err
+		})
+		if n != want {
+			t.Errorf("stream %s has %d replicas, want %d", name, n, want)
 		}
 	}
 }

@@ -53,12 +53,13 @@ type Stager struct {
 
 // NewStager returns a stager over JetStream for a data retention (0 means
 // DefaultDataRetention; the bucket's TTL is retention + DataBucketSlack)
-// with the given replica count (0 means 1).
+// with the given replica count: 0 keeps the bucket's if it exists, and
+// makes it R1 if not (as WithReplicas).
 func NewStager(js jetstream.JetStream, retention time.Duration, replicas int) *Stager {
 	if retention <= 0 {
 		retention = DefaultDataRetention
 	}
-	return &Stager{js: js, ttl: retention + DataBucketSlack, replicas: max(replicas, 1)}
+	return &Stager{js: js, ttl: retention + DataBucketSlack, replicas: max(replicas, 0)}
 }
 
 // bucket opens the bucket on first use, creating it if no one has. The
@@ -73,7 +74,10 @@ func (s *Stager) bucket(ctx context.Context) (jetstream.ObjectStore, error) {
 	}
 	obs, err := s.js.ObjectStore(ctx, DataBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		obs, err = s.createBucket(ctx)
+		obs, err = s.js.CreateObjectStore(ctx, s.bucketConfig(max(s.replicas, 1)))
+		if errors.Is(err, jetstream.ErrBucketExists) { // made meanwhile, by the server or another worker
+			obs, err = s.js.ObjectStore(ctx, DataBucket)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", DataBucket, err)
@@ -83,11 +87,16 @@ func (s *Stager) bucket(ctx context.Context) (jetstream.ObjectStore, error) {
 }
 
 // EnsureBucket creates the bucket or brings its retention and replicas to
-// the stager's; the server calls it at start.
+// the stager's (its replicas are kept when the stager's are 0); the server
+// calls it at start.
 func (s *Stager) EnsureBucket(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	obs, err := s.createBucket(ctx)
+	n, err := replicasFor(ctx, s.js, "OBJ_"+DataBucket, s.replicas) // queue.go
+	if err != nil {
+		return fmt.Errorf("object store %s: %w", DataBucket, err)
+	}
+	obs, err := ensure(ctx, s.bucketConfig(n), jetstream.ErrBucketExists, s.js.CreateObjectStore, s.js.CreateOrUpdateObjectStore)
 	if err != nil {
 		return fmt.Errorf("object store %s: %w", DataBucket, err)
 	}
@@ -95,14 +104,14 @@ func (s *Stager) EnsureBucket(ctx context.Context) error {
 	return nil
 }
 
-func (s *Stager) createBucket(ctx context.Context) (jetstream.ObjectStore, error) {
-	return ensure(ctx, jetstream.ObjectStoreConfig{
+func (s *Stager) bucketConfig(replicas int) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{
 		Bucket:      DataBucket,
 		Description: "gantry: files passed between pipeline stages",
 		TTL:         s.ttl,
 		Storage:     jetstream.FileStorage,
-		Replicas:    s.replicas,
-	}, jetstream.ErrBucketExists, s.js.CreateObjectStore, s.js.CreateOrUpdateObjectStore) // queue.go
+		Replicas:    replicas,
+	}
 }
 
 func stagePrefix(pipelineRun, stage string) string { return pipelineRun + "/" + stage + "/" }

@@ -37,8 +37,10 @@ type config struct {
 type Option func(*config)
 
 // WithReplicas sets the replica count of the streams and buckets (3 on a
-// NATS cluster). Consumers take their stream's: JetStream requires it of a
-// work queue's, and a worker, which makes its own, is not told the count.
+// NATS cluster). Without it (or with 0) a stream or bucket that exists
+// keeps its count, which an operator may have changed by hand, and one
+// made anew is R1. Consumers take their stream's: JetStream requires it of
+// a work queue's, and a worker, which makes its own, is not told the count.
 func WithReplicas(n int) Option { return func(c *config) { c.replicas = n } }
 
 // WithLogRetention sets how long log lines are kept (30 days by default).
@@ -52,7 +54,7 @@ func WithAckWait(d time.Duration) Option { return func(c *config) { c.ackWait = 
 // New wraps a connection. It does not touch the streams: call EnsureStreams
 // once at the start of a server.
 func New(nc *nats.Conn, opts ...Option) (*Queue, error) {
-	cfg := config{replicas: 1, logMaxAge: 30 * 24 * time.Hour, ackWait: 30 * time.Second}
+	cfg := config{logMaxAge: 30 * 24 * time.Hour, ackWait: 30 * time.Second}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -69,7 +71,8 @@ func (q *Queue) Conn() *nats.Conn { return q.nc }
 // JetStream returns the JetStream context.
 func (q *Queue) JetStream() jetstream.JetStream { return q.js }
 
-// Replicas is the replica count of the streams and buckets the queue makes.
+// Replicas is the replica count of the streams and buckets the queue makes,
+// 0 when it keeps the count of those that exist (WithReplicas).
 func (q *Queue) Replicas() int { return q.cfg.replicas }
 
 // AckWait is the lease duration of jobs.
@@ -114,7 +117,11 @@ func (q *Queue) EnsureStreams(ctx context.Context) error {
 	}
 	for _, sc := range streams {
 		sc.Storage = jetstream.FileStorage
-		sc.Replicas = q.cfg.replicas
+		n, err := replicasFor(ctx, q.js, sc.Name, q.cfg.replicas)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+		sc.Replicas = n
 		if _, err := ensure(ctx, sc, jetstream.ErrStreamNameAlreadyInUse, q.js.CreateStream, q.js.UpdateStream); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
@@ -141,9 +148,35 @@ func ensure[C, T any](ctx context.Context, cfg C, exists error, create, update f
 	return v, err
 }
 
-// ensureKeyValue is ensure for a key-value bucket.
-func ensureKeyValue(ctx context.Context, js jetstream.JetStream, c jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+// ensureKeyValue is ensure for a key-value bucket, with the replicas
+// replicasFor gives it for want.
+func ensureKeyValue(ctx context.Context, js jetstream.JetStream, c jetstream.KeyValueConfig, want int) (jetstream.KeyValue, error) {
+	n, err := replicasFor(ctx, js, "KV_"+c.Bucket, want)
+	if err != nil {
+		return nil, err
+	}
+	c.Replicas = n
 	return ensure(ctx, c, jetstream.ErrBucketExists, js.CreateKeyValue, js.CreateOrUpdateKeyValue)
+}
+
+// replicasFor is the replica count to create or update a stream with when
+// want were asked: want itself, or when it is 0 (the operator gave no
+// count) the stream's own, and 1 for a stream that does not exist yet. So
+// a server started without --replicas does not undo an operator who scaled
+// a stream by hand (nats stream edit --replicas 3), as it did when its
+// default of 1 was applied to every stream at every start.
+func replicasFor(ctx context.Context, js jetstream.JetStream, stream string, want int) (int, error) {
+	if want > 0 {
+		return want, nil
+	}
+	s, err := js.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("look up its replicas: %w", err)
+	}
+	return max(s.CachedInfo().Config.Replicas, 1), nil
 }
 
 // JobsDuplicateWindow is how long GANTRY_JOBS remembers a job's message id

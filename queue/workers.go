@@ -43,8 +43,7 @@ func (q *Queue) ensureWorkerBuckets(ctx context.Context) error {
 		{Bucket: drainBucket, Description: "gantry: workers told to drain", Storage: jetstream.FileStorage},
 		{Bucket: claimsBucket, Description: "gantry: which worker runs which attempt", TTL: 7 * 24 * time.Hour, Storage: jetstream.FileStorage},
 	} {
-		c.Replicas = q.cfg.replicas
-		if _, err := ensureKeyValue(ctx, q.js, c); err != nil {
+		if _, err := ensureKeyValue(ctx, q.js, c, q.cfg.replicas); err != nil {
 			return fmt.Errorf("kv %s: %w", c.Bucket, err)
 		}
 	}

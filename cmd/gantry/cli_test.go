@@ -773,6 +773,35 @@ func TestServerRefusesEmbeddedFlagsWithoutEmbeddedNATS(t *testing.T) {
 	}
 }
 
+// TestServerChecksReplicas: --replicas (or GANTRY_REPLICAS), where given,
+// is 1 to 5; left out it is no count at all (the streams keep theirs), so
+// an explicit 0 or a GANTRY_REPLICAS that is no number is refused rather
+// than taken for that.
+func TestServerChecksReplicas(t *testing.T) {
+	t.Setenv("GANTRY_CONFIG", filepath.Join(t.TempDir(), "config.yaml"))
+	for _, c := range []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"", []string{"--replicas", "0"}, "--replicas 0: want 1 to 5"},
+		{"", []string{"--replicas", "7"}, "--replicas 7: want 1 to 5"},
+		{"0", nil, "--replicas 0: want 1 to 5"},
+		{"three", nil, `GANTRY_REPLICAS="three": want 1 to 5`},
+		{"", []string{"--replicas", "3", "--embedded-nats"}, "--replicas needs a NATS cluster"},
+	} {
+		t.Setenv("GANTRY_REPLICAS", c.env)
+		root := newRoot()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs(append([]string{"server", "--nats", "nats://127.0.0.1:1", "--data", t.TempDir()}, c.args...))
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("GANTRY_REPLICAS=%q gantry server %v: %v, want %q", c.env, c.args, err, c.want)
+		}
+	}
+}
+
 // TestHTTPTokenNeedsHTTP: `gantry up --http-token T` without --http
 // served no HTTP API and said nothing.
 func TestHTTPTokenNeedsHTTP(t *testing.T) {

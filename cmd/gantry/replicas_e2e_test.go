@@ -9,10 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/queue/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// gantryStreams are the streams of gantry's streams and buckets.
+var gantryStreams = []string{"GANTRY_JOBS", "GANTRY_EVENTS", "GANTRY_LOGS", "GANTRY_REPORTS", "GANTRY_SUBMIT",
+	"KV_gantry_canceled", "KV_gantry_workers", "KV_gantry_worker_drain", "KV_gantry_claims", "OBJ_gantry-data"}
 
 // TestServerReplicatesItsStreams: `gantry server --replicas 3` on a
 // three-node NATS cluster makes gantry's streams and buckets R3, as the
@@ -20,64 +25,180 @@ import (
 // whatever the cluster.
 func TestServerReplicatesItsStreams(t *testing.T) {
 	urls := strings.Join(natstest.Cluster(t), ",")
-	cmd := exec.Command(gantryBin, "server", "--nats", urls, "--replicas", "3", "--data", t.TempDir(), "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "GANTRY_NATS_URL=")
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+	srv := startServer(t, "--nats", urls, "--replicas", "3", "--log-level", "warn")
+	// Three in-process nodes under -race on a busy machine make each R3
+	// stream in seconds; the stage data bucket comes last, after the
+	// server's other start-up work.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for _, name := range gantryStreams {
+		if n := streamReplicas(t, ctx, srv, urls, name); n != 3 {
+			t.Errorf("stream %s has %d replicas, want 3", name, n)
 		}
-	})
+	}
+}
+
+// TestServerKeepsHandScaledReplicas: `gantry server` without --replicas
+// (nor GANTRY_REPLICAS) keeps the replicas of the streams that exist,
+// which an operator may have raised by hand: it set them back to 1 at
+// every start.
+func TestServerKeepsHandScaledReplicas(t *testing.T) {
+	urls := strings.Join(natstest.Cluster(t), ",")
 	nc, err := nats.Connect(urls)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	// Three in-process nodes under -race on a busy machine make each R3
-	// stream in seconds; the stage data bucket comes last, after the
-	// server's other start-up work.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	for _, name := range []string{"GANTRY_JOBS", "GANTRY_EVENTS", "GANTRY_LOGS", "GANTRY_REPORTS", "GANTRY_SUBMIT",
-		"KV_gantry_canceled", "OBJ_gantry-data"} {
-		for {
-			// Each ask gets its own few seconds: a stream whose group has
-			// not yet elected its leader leaves the request unanswered,
-			// and one ask with the whole deadline waited it all out.
-			actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-			s, err := js.Stream(actx, name)
-			acancel()
-			if err == nil {
-				if n := s.CachedInfo().Config.Replicas; n != 3 {
-					t.Errorf("stream %s has %d replicas, want 3", name, n)
-				}
-				break
-			}
-			select {
-			case <-exited:
-				t.Fatalf("gantry server exited (%v) before stream %s was made:\n%s", waitErr, name, stderr.String())
-			case <-ctx.Done():
-				// The goroutines of a server that hangs say where.
-				_ = cmd.Process.Signal(syscall.SIGQUIT)
-				select {
-				case <-exited:
-				case <-time.After(10 * time.Second):
-				}
-				t.Fatalf("stream %s: %v\n%s", name, err, stderr.String())
-			case <-time.After(100 * time.Millisecond):
-			}
+	q, err := queue.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A server made them before, R1; the operator scaled them to R3.
+	// Each ask gets its own few seconds: a stream whose group has not
+	// yet elected its leader leaves the request unanswered, and one ask
+	// with the whole deadline waited it all out. Without a deadline of
+	// their own, the requests of EnsureStreams each get the JetStream
+	// client's default, as in a server.
+	mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	defer context.AfterFunc(ctx, stop)()
+	retry(t, ctx, "make the streams", func(context.Context) error {
+		if err := q.EnsureStreams(mctx); err != nil {
+			return err
 		}
+		return queue.NewStager(js, 0, 0).EnsureBucket(mctx)
+	})
+	for _, name := range gantryStreams {
+		retry(t, ctx, "scale "+name, func(ctx context.Context) error {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				return err
+			}
+			cfg := s.CachedInfo().Config
+			cfg.Replicas = 3
+			_, err = js.UpdateStream(ctx, cfg)
+			return err
+		})
+	}
+	srv := startServer(t, "--nats", urls, "--log-level", "info")
+	srv.waitLog(t, ctx, "server ready") // after the streams and the stage data bucket
+	for _, name := range gantryStreams {
+		if n := streamReplicas(t, ctx, srv, urls, name); n != 3 {
+			t.Errorf("stream %s has %d replicas, want the 3 it was given by hand", name, n)
+		}
+	}
+}
+
+// gantryProc is a gantry process under test.
+type gantryProc struct {
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	exited chan struct{} // closed once it exited
+	err    error         // cmd.Wait's, once exited is closed
+}
+
+// startServer starts `gantry server` with args in a fresh data directory.
+func startServer(t *testing.T, args ...string) *gantryProc {
+	t.Helper()
+	return startGantry(t, append([]string{"server", "--data", t.TempDir()}, args...)...)
+}
+
+// startGantry starts gantry with args, without the environment's NATS URL
+// or replica count. SIGTERM stops it when the test ends.
+func startGantry(t *testing.T, args ...string) *gantryProc {
+	t.Helper()
+	p := &gantryProc{cmd: exec.Command(gantryBin, args...), log: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), "GANTRY_NATS_URL=", "GANTRY_REPLICAS=")
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	return p
+}
+
+// waitLog waits until the process's log says s, and fails the test if it
+// exits or ctx ends first.
+func (p *gantryProc) waitLog(t *testing.T, ctx context.Context, s string) {
+	t.Helper()
+	for !strings.Contains(p.log.String(), s) {
+		select {
+		case <-p.exited:
+			t.Fatalf("%s exited (%v) before it logged %q:\n%s", p.cmd.Args[1], p.err, s, p.log.String())
+		case <-ctx.Done():
+			p.fail(t, "no "+s+" in the log")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// fail fails the test with the process's log, and its goroutines, which a
+// process that hangs says where with (SIGQUIT).
+func (p *gantryProc) fail(t *testing.T, why string) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+	}
+	t.Fatalf("%s:\n%s", why, p.log.String())
+}
+
+// streamReplicas is the replica count of a stream, which the server makes.
+func streamReplicas(t *testing.T, ctx context.Context, p *gantryProc, urls, name string) int {
+	t.Helper()
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for {
+		// Each ask gets its own few seconds: a stream whose group has not
+		// yet elected its leader leaves the request unanswered, and one
+		// ask with the whole deadline waited it all out.
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		s, err := js.Stream(actx, name)
+		acancel()
+		if err == nil {
+			return s.CachedInfo().Config.Replicas
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("gantry server exited (%v) before stream %s was made:\n%s", p.err, name, p.log.String())
+		case <-ctx.Done():
+			p.fail(t, "stream "+name+": "+err.Error())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// retry calls f, with a context of 2 s of its own each time, until it
+// succeeds, and fails the test if ctx ends first.
+func retry(t *testing.T, ctx context.Context, what string, f func(context.Context) error) {
+	t.Helper()
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := f(actx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -249,7 +249,8 @@ func gcLimit(least, latest uint64) int64 {
 
 // runServer opens the store under dataDir and serves on nc until ctx is done.
 // With syncAll every commit of the store reaches the disk before it returns.
-// The streams and buckets it makes have the given replicas.
+// The streams and buckets it makes have the given replicas; with 0 those
+// that exist keep theirs (queue.WithReplicas).
 func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger, lease time.Duration, syncAll bool, replicas int, opts ...server.Option) error {
 	tuneServerGC(ctx)
 	var dbOpts []storage.OpenOption
@@ -488,6 +489,9 @@ func newServerCmd(g *globals) *cobra.Command {
 It is the single writer of the SQLite store under --data. With --embedded-nats
 it starts its own NATS server with JetStream instead.
 
+At start it makes gantry's streams and buckets, with --replicas replicas; without
+--replicas those that exist keep theirs and new ones get 1.
+
 ` + httpHelp,
 		Example: `  gantry server --nats nats://nats.internal:4222 --creds op.creds \
     --http 0.0.0.0:8443 --http-token "$TOKEN" --http-tls-cert web.pem --http-tls-key web-key.pem
@@ -497,8 +501,8 @@ it starts its own NATS server with JetStream instead.
 			if err := checkDataRetention(retention); err != nil {
 				return err
 			}
-			if replicas < 1 || replicas > 5 {
-				return fmt.Errorf("--replicas %d: want 1 to 5 (3 on a three-node NATS cluster)", replicas)
+			if err := checkReplicas(cmd, replicas); err != nil {
+				return err
 			}
 			if replicas > 1 && embeddedNATS {
 				return errors.New("--replicas needs a NATS cluster: the embedded NATS server is a single node")
@@ -579,7 +583,8 @@ it starts its own NATS server with JetStream instead.
 	c.Flags().StringVar(&httpAddr, "http", "", httpAddrHelp)
 	c.Flags().StringVar(&httpToken, "http-token", os.Getenv("GANTRY_HTTP_TOKEN"), httpTokenHelp)
 	c.Flags().BoolVar(&embeddedNATS, "embedded-nats", false, "start an embedded NATS server instead of connecting to --nats")
-	c.Flags().IntVar(&replicas, "replicas", envInt("GANTRY_REPLICAS", 1), "replicas of gantry's JetStream streams and buckets: 3 on a three-node NATS cluster, so that losing a node loses nothing (env GANTRY_REPLICAS)")
+	c.Flags().IntVar(&replicas, "replicas", envInt("GANTRY_REPLICAS", 0), "replicas of gantry's JetStream streams and buckets: 3 on a three-node NATS cluster, so that losing a node loses nothing; "+
+		"without it those that exist keep theirs (as an operator may have set them) and new ones get 1 (env GANTRY_REPLICAS)")
 	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync every write of the store (and of the embedded NATS server's JetStream): survives power loss, much slower")
 	submitter.add(c)
 	serveTLS.add(c)
@@ -591,8 +596,27 @@ it starts its own NATS server with JetStream instead.
 	return c
 }
 
+// checkReplicas checks --replicas (or GANTRY_REPLICAS) where it was given;
+// not given, it is 0: the streams keep their replicas (queue.WithReplicas).
+func checkReplicas(cmd *cobra.Command, replicas int) error {
+	env := os.Getenv("GANTRY_REPLICAS")
+	switch {
+	case cmd.Flags().Changed("replicas"):
+	case env != "":
+		if _, err := strconv.Atoi(env); err != nil {
+			return fmt.Errorf("GANTRY_REPLICAS=%q: want 1 to 5 (3 on a three-node NATS cluster)", env)
+		}
+	default:
+		return nil
+	}
+	if replicas < 1 || replicas > 5 {
+		return fmt.Errorf("--replicas %d: want 1 to 5 (3 on a three-node NATS cluster)", replicas)
+	}
+	return nil
+}
+
 // envInt is the integer in the environment variable name, or def when it
-// is unset or not an integer (the flag's check then sees the default).
+// is unset or not an integer (checkReplicas refuses one that is not).
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
 		return n
