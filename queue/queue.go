@@ -79,8 +79,14 @@ func (q *Queue) Replicas() int { return q.cfg.replicas }
 func (q *Queue) AckWait() time.Duration { return q.cfg.ackWait }
 
 // EnsureStreams creates or updates gantry's streams; it is safe to call on
-// every start and from several servers at once.
+// every start and from several servers at once. WaitingFor tells the
+// failures that pass on their own, as a NATS cluster elects its leader; a
+// request NATS refused comes back as such, not as the timeout it shows as.
 func (q *Queue) EnsureStreams(ctx context.Context) error {
+	return q.refusedError(q.ensureStreams(ctx))
+}
+
+func (q *Queue) ensureStreams(ctx context.Context) error {
 	streams := []jetstream.StreamConfig{
 		{
 			Name:        StreamJobs,

@@ -81,11 +81,12 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 	return s
 }
 
-// Run serves until ctx is done: it makes sure the streams exist, re-queues
-// what a crash left unpublished, applies events and answers the API.
+// Run serves until ctx is done: it makes sure the streams exist (waiting
+// for JetStream as long as it cannot answer yet), re-queues what a crash
+// left unpublished, applies events and answers the API.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.bg.Wait()
-	if err := s.q.EnsureStreams(ctx); err != nil {
+	if err := s.ensureStreams(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
 	if err := s.republish(ctx); err != nil {
@@ -120,6 +121,52 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	return first
+}
+
+// streamsWarnEvery is how often a server waiting for JetStream says so,
+// besides when what it waits for changes.
+const streamsWarnEvery = 5 * time.Second
+
+// ensureStreams makes gantry's streams, and waits, trying again with
+// backoff, while JetStream cannot answer yet: a server started beside a
+// fresh NATS cluster (by systemd, or compose) finds it electing its meta
+// leader, as workers started with it find no streams and wait. A failure
+// that waiting does not cure (a refusal, a configuration JetStream
+// rejects) returns at once. So does ctx's end, with nil.
+func (s *Server) ensureStreams(ctx context.Context) error {
+	backoff := 250 * time.Millisecond
+	var (
+		said   string
+		warned time.Time
+	)
+	for waited := false; ; waited = true {
+		err := s.q.EnsureStreams(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			if waited {
+				s.cfg.log.Info().Msg("JetStream answered: streams ready")
+			}
+			return nil
+		}
+		what := queue.WaitingFor(err)
+		if what == "" {
+			return err
+		}
+		if now := s.cfg.now(); what != said || now.Sub(warned) >= streamsWarnEvery {
+			s.cfg.log.Warn().Err(err).Msg("waiting for " + what)
+			said, warned = what, now
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 func (s *Server) newRunID() string {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/gantry-dev/gantry/queue/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -88,6 +89,73 @@ func TestServerKeepsHandScaledReplicas(t *testing.T) {
 	for _, name := range gantryStreams {
 		if n := streamReplicas(t, ctx, srv, urls, name); n != 3 {
 			t.Errorf("stream %s has %d replicas, want the 3 it was given by hand", name, n)
+		}
+	}
+}
+
+// TestServerWaitsForTheClusterLeader: a server started beside a NATS
+// cluster whose nodes are still coming up (systemd, compose) finds no
+// JetStream meta leader; it exited (125). It waits, saying so, and is
+// ready once the cluster has its leader; stopped while it waits, it stops
+// cleanly. A node without a leader answers nothing for its first 10
+// seconds, then "JetStream system temporarily unavailable": the server
+// waits through both.
+func TestServerWaitsForTheClusterLeader(t *testing.T) {
+	c := natstest.NewCluster(t)
+	c.Start(t, 0) // one node of three: no quorum, no leader
+	urls := strings.Join(c.URLs, ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	waiting := startServer(t, "--nats", urls, "--log-level", "info")
+	stopped := startServer(t, "--nats", urls, "--log-level", "info")
+	waiting.waitLog(t, ctx, "waiting for")
+	stopped.waitLog(t, ctx, "waiting for")
+	_ = stopped.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-stopped.exited:
+		if code := stopped.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("gantry server stopped while waiting: exit code %d, want 0:\n%s", code, stopped.log.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("gantry server did not stop on SIGTERM while waiting:\n%s", stopped.log.String())
+	}
+
+	waiting.waitLog(t, ctx, "waiting for the NATS cluster to elect its JetStream meta leader")
+	c.Start(t, 1)
+	c.Start(t, 2)
+	waiting.waitLog(t, ctx, "server ready")
+}
+
+// TestServerFailsAtOnceWhereWaitingCannotHelp: a NATS user without the
+// rights (NATS does not answer a refused request: it timed out, and the
+// server said "context deadline exceeded"), or replicas a single NATS
+// server cannot have, end the server with a message saying why, not a
+// wait.
+func TestServerFailsAtOnceWhereWaitingCannotHelp(t *testing.T) {
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: "op", Password: "op-pw",
+		SubmitUser: "app", SubmitPassword: "app-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--user", "app", "--password", "app-pw"}, "NATS refused a JetStream request of gantry's"},
+		{[]string{"--user", "op", "--password", "op-pw", "--replicas", "3"}, "replicas > 1 not supported in non-clustered mode"},
+	} {
+		srv := startServer(t, append([]string{"--nats", ns.ClientURL(), "--log-level", "info"}, c.args...)...)
+		select {
+		case <-srv.exited:
+		case <-ctx.Done():
+			t.Fatalf("gantry server %v did not exit:\n%s", c.args, srv.log.String())
+		}
+		if code := srv.cmd.ProcessState.ExitCode(); code != exitGantryError || !strings.Contains(srv.log.String(), c.want) {
+			t.Errorf("gantry server %v: exit code %d, want %d, saying %q:\n%s", c.args, code, exitGantryError, c.want, srv.log.String())
 		}
 	}
 }

@@ -490,7 +490,10 @@ It is the single writer of the SQLite store under --data. With --embedded-nats
 it starts its own NATS server with JetStream instead.
 
 At start it makes gantry's streams and buckets, with --replicas replicas; without
---replicas those that exist keep theirs and new ones get 1.
+--replicas those that exist keep theirs and new ones get 1. While JetStream
+cannot answer yet (a NATS cluster still electing its leader) it waits, saying
+so every few seconds, until it can or the server is stopped; a refusal (a NATS
+user without the rights) or a configuration JetStream rejects ends it at once.
 
 ` + httpHelp,
 		Example: `  gantry server --nats nats://nats.internal:4222 --creds op.creds \

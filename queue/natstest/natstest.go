@@ -20,34 +20,103 @@ import (
 // returns the client URLs of its nodes. The nodes stop when the test ends.
 func Cluster(t testing.TB) []string {
 	t.Helper()
-	ports := make([]int, 3)
+	c := NewCluster(t)
+	for i := range c.URLs {
+		c.Start(t, i)
+	}
+	c.WaitLeader(t)
+	return c.URLs
+}
+
+// StagedCluster is a three-node NATS cluster with JetStream whose nodes a
+// test starts one by one: with one node up the cluster has no quorum, so
+// no JetStream meta leader, as a cluster whose nodes are still starting.
+type StagedCluster struct {
+	// URLs are the client URLs of the nodes, known before they start.
+	URLs  []string
+	opts  []*natsserver.Options
+	ports [][2]*heldPort // each node's client and cluster ports until it starts
+}
+
+// NewCluster prepares a three-node cluster on random loopback ports
+// without starting a node. The nodes started stop when the test ends.
+func NewCluster(t testing.TB) *StagedCluster {
+	t.Helper()
+	c := &StagedCluster{}
 	var routes []string
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
+	for range 3 {
+		client, cluster := holdPort(t), holdPort(t)
+		c.ports = append(c.ports, [2]*heldPort{client, cluster})
+		c.URLs = append(c.URLs, fmt.Sprintf("nats://127.0.0.1:%d", client.port))
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", cluster.port))
 	}
-	var urls []string
-	for i, p := range ports {
-		ns, err := natsserver.NewServer(&natsserver.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1",
-			Port: natsserver.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: natsserver.ClusterOpts{Name: "gantry-test", Host: "127.0.0.1", Port: p},
+	for i, p := range c.ports {
+		c.opts = append(c.opts, &natsserver.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1",
+			Port: p[0].port, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: natsserver.ClusterOpts{Name: "gantry-test", Host: "127.0.0.1", Port: p[1].port},
 			Routes:  natsserver.RoutesFromStr(strings.Join(routes, ","))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns.Start()
-		t.Cleanup(ns.Shutdown)
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatal("cluster node not ready")
-		}
-		urls = append(urls, ns.ClientURL())
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","))
+	return c
+}
+
+// Start starts node i and waits until it takes clients.
+func (c *StagedCluster) Start(t testing.TB, i int) {
+	t.Helper()
+	ns, err := natsserver.NewServer(c.opts[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ports[i][0].release()
+	c.ports[i][1].release()
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("cluster node %d not ready", i)
+	}
+}
+
+// heldPort keeps a loopback port for a node until it starts: a port only
+// picked, then left free, can be taken meanwhile as the local end of
+// another connection (the nodes started first and the processes under
+// test make many), and the node then cannot listen. Held, it closes every
+// connection at once, as a node not started yet refuses them.
+type heldPort struct {
+	port int
+	l    net.Listener
+	done chan struct{} // closed once the accept loop ended
+}
+
+func holdPort(t testing.TB) *heldPort {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &heldPort{port: l.Addr().(*net.TCPAddr).Port, l: l, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	t.Cleanup(h.release)
+	return h
+}
+
+// release frees the port; it may be called more than once.
+func (h *heldPort) release() {
+	h.l.Close()
+	<-h.done
+}
+
+// WaitLeader waits until the cluster has elected its JetStream leader.
+func (c *StagedCluster) WaitLeader(t testing.TB) {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(c.URLs, ","))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +130,7 @@ func Cluster(t testing.TB) []string {
 		_, err := js.AccountInfo(ctx)
 		cancel()
 		if err == nil {
-			return urls
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the NATS cluster has no JetStream leader: %v", err)
