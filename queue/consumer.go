@@ -27,7 +27,8 @@ type JobConsumer struct {
 }
 
 // Jobs returns the consumer of a worker, creating the durable consumers of
-// its cluster and of the worker itself if they do not exist.
+// its cluster and of the worker itself if they do not exist. Its errors
+// are as EnsureStreams's: WaitingFor tells those that pass on their own.
 func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer, error) {
 	cc, err := q.js.CreateOrUpdateConsumer(ctx, StreamJobs, jetstream.ConsumerConfig{
 		Durable:       "cluster_" + cluster,
@@ -39,7 +40,7 @@ func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer,
 		MaxAckPending: 100000,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("consumer for cluster %s: %w", cluster, err)
+		return nil, fmt.Errorf("consumer for cluster %s: %w", cluster, q.refusedError(err))
 	}
 	own, err := q.js.CreateOrUpdateConsumer(ctx, StreamJobs, jetstream.ConsumerConfig{
 		Durable:           "worker_" + worker,
@@ -51,7 +52,7 @@ func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer,
 		InactiveThreshold: 24 * time.Hour,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("consumer for worker %s: %w", worker, err)
+		return nil, fmt.Errorf("consumer for worker %s: %w", worker, q.refusedError(err))
 	}
 	return &JobConsumer{nc: q.nc, cluster: cc, own: own}, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/gantry-dev/gantry/queue/natstest"
+	"github.com/gantry-dev/gantry/samples/sampletest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -125,6 +127,56 @@ func TestServerWaitsForTheClusterLeader(t *testing.T) {
 	c.Start(t, 1)
 	c.Start(t, 2)
 	waiting.waitLog(t, ctx, "server ready")
+}
+
+// TestWorkerWaitsForTheClusterLeader: a worker started beside a fresh
+// NATS cluster and its server waits for the cluster's JetStream leader,
+// then for the server's streams, and is then ready. It waited for the
+// streams, but exited (125) while the cluster had no leader.
+func TestWorkerWaitsForTheClusterLeader(t *testing.T) {
+	cli := sampletest.Docker(t)
+	label := fmt.Sprintf("e2e-waitleader%d", time.Now().UnixNano()%100000)
+	sampletest.Cleanup(t, cli, label)
+	c := natstest.NewCluster(t)
+	c.Start(t, 0) // one node of three: no quorum, no leader
+	urls := strings.Join(c.URLs, ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	w := startGantry(t, "worker", "--nats", urls, "--id", label, "--grace", "5s",
+		"--container-label", sampletest.LabelKey+"="+label)
+	w.waitLog(t, ctx, "waiting for JetStream")
+	c.Start(t, 1)
+	c.Start(t, 2)
+	w.waitLog(t, ctx, "waiting for a gantry server to create the streams")
+	startServer(t, "--nats", urls)
+	w.waitLog(t, ctx, "worker ready")
+}
+
+// TestWorkerFailsAtOnceOnARefusal: waiting as it does for JetStream, a
+// worker whose NATS user may not make its consumers (NATS does not answer
+// a refused request, which times out as one not answered yet) ends with a
+// message saying so, not a wait.
+func TestWorkerFailsAtOnceOnARefusal(t *testing.T) {
+	sampletest.Docker(t)
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: "op", Password: "op-pw",
+		SubmitUser: "app", SubmitPassword: "app-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	w := startGantry(t, "worker", "--nats", ns.ClientURL(), "--user", "app", "--password", "app-pw",
+		"--id", fmt.Sprintf("e2e-refused%d", time.Now().UnixNano()%100000))
+	select {
+	case <-w.exited:
+	case <-ctx.Done():
+		w.fail(t, "gantry worker did not exit")
+	}
+	const want = "NATS refused a JetStream request of gantry's"
+	if code := w.cmd.ProcessState.ExitCode(); code != exitGantryError || !strings.Contains(w.log.String(), want) {
+		t.Errorf("gantry worker: exit code %d, want %d, saying %q:\n%s", code, exitGantryError, want, w.log.String())
+	}
 }
 
 // TestServerFailsAtOnceWhereWaitingCannotHelp: a NATS user without the

@@ -126,10 +126,26 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	if err != nil {
 		return err
 	}
+	// A worker started beside a fresh NATS cluster and its server finds
+	// JetStream unable to answer until the cluster has its leader, then
+	// no streams until the server has made them: it waits for both,
+	// saying so once for each.
 	cons, err := q.Jobs(ctx, f.cluster, f.id)
-	for waited := false; errors.Is(err, jetstream.ErrStreamNotFound); waited = true {
-		if !waited {
-			log.Warn().Msg("waiting for a gantry server to create the streams")
+	for said := ""; ; {
+		what, noStreams := queue.WaitingFor(err), errors.Is(err, jetstream.ErrStreamNotFound)
+		if noStreams {
+			what = "a gantry server to create the streams"
+		}
+		if what == "" {
+			break
+		}
+		if what != said {
+			ev := log.Warn()
+			if !noStreams {
+				ev = ev.Err(err)
+			}
+			ev.Msg("waiting for " + what)
+			said = what
 		}
 		select {
 		case <-ctx.Done():
@@ -636,7 +652,10 @@ func newWorkerCmd(g *globals) *cobra.Command {
 		Use:   "worker",
 		Short: "Run a worker agent that takes runs from NATS and runs them on the local Docker daemon",
 		Long: `worker joins a cluster (--cluster) and runs up to --slots runs at once on this
-host's Docker daemon. It needs only NATS and Docker: no database.`,
+host's Docker daemon. It needs only NATS and Docker: no database.
+
+Started before them, it waits for a NATS cluster's JetStream leader and then
+for the streams a gantry server makes, saying what it waits for.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := wf.validate(); err != nil {
