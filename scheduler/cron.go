@@ -33,6 +33,34 @@ type Firer interface {
 	StopPipelineRun(ctx context.Context, id, reason string) error
 }
 
+// Outcome is what became of a schedule's fire time.
+type Outcome string
+
+// The outcomes of fire times, as Cron reports them (WithOutcomes).
+const (
+	// Fired: a pipeline run was created for it (or, after a crash, found
+	// created); a misfire caught up by misfire=runOnce counts here too.
+	Fired Outcome = "fired"
+	// SkippedLate: it was handled later than its startingDeadlineSeconds
+	// (or DefaultTolerance) allowed and misfire=skip dropped it.
+	SkippedLate Outcome = "skipped_late"
+	// SkippedConcurrent: concurrencyPolicy Forbid and a run of the
+	// pipeline was active.
+	SkippedConcurrent Outcome = "skipped_concurrent"
+	// Suspended: the schedule was suspended.
+	Suspended Outcome = "suspended"
+	// Missed: a later fire time of the schedule was due too (no server
+	// ran in between), and only the latest is handled.
+	Missed Outcome = "missed"
+)
+
+// WithOutcomes makes Cron call fn with the outcome of the fire times it
+// handles, n of them at once (several only for Missed and Suspended). fn is
+// called from Tick's goroutine and must not block.
+func WithOutcomes(fn func(o Outcome, n int)) Option {
+	return func(c *config) { c.outcome = fn }
+}
+
 // DefaultTolerance is how late a fire may start when its schedule sets no
 // startingDeadlineSeconds before it counts as missed.
 const DefaultTolerance = time.Minute
@@ -137,7 +165,11 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 	}
 	record := func() error { return c.store.SetLastFire(ctx, p.Name, due) }
 	if e.Suspended {
+		c.cfg.outcome(Suspended, missed+1)
 		return next, record()
+	}
+	if missed > 0 {
+		c.cfg.outcome(Missed, missed)
 	}
 	tolerance := DefaultTolerance
 	if s.StartingDeadlineSeconds > 0 {
@@ -146,6 +178,7 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 	if late := now.Sub(due); late > tolerance {
 		if s.Misfire != jobs.MisfireRunOnce {
 			log.Warn().Time("scheduled", due).Dur("late", late).Msg("misfire: skipped (misfire: skip)")
+			c.cfg.outcome(SkippedLate, 1)
 			return next, record()
 		}
 		log.Info().Time("scheduled", due).Dur("late", late).Msg("misfire: one catch-up run (misfire: runOnce)")
@@ -165,6 +198,7 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 	case jobs.ConcurrencyForbid:
 		if len(others) > 0 {
 			log.Info().Time("scheduled", due).Str("active", others[0].PipelineRunID).Msg("skipped: concurrencyPolicy Forbid and a run is active")
+			c.cfg.outcome(SkippedConcurrent, 1)
 			return next, record()
 		}
 	case jobs.ConcurrencyReplace:
@@ -179,6 +213,7 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 		return next, err
 	}
 	log.Info().Time("scheduled", due).Str("pipelineRun", pr.PipelineRunID).Msg("fired")
+	c.cfg.outcome(Fired, 1)
 	return next, record()
 }
 

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -192,6 +193,47 @@ func TestCronSuspendLetsTimesPass(t *testing.T) {
 	tick(t, cr)
 	if len(f.fired) != 1 {
 		t.Fatalf("did not fire after resume: %v", f.fired)
+	}
+}
+
+// TestCronReportsOutcomes: every fire time handled is reported once, with
+// what became of it (the server's gantry_schedule_fires_total).
+func TestCronReportsOutcomes(t *testing.T) {
+	tests := []struct {
+		name  string
+		s     jobs.Schedule
+		setup func(f *cronFake)
+		at    []time.Duration // ticks, after t0
+		want  map[Outcome]int
+	}{
+		{"on time", jobs.Schedule{Cron: "@every 10m"}, nil,
+			[]time.Duration{10 * time.Minute, 10 * time.Minute, 20 * time.Minute}, map[Outcome]int{Fired: 2}},
+		{"forbid", jobs.Schedule{Cron: "@every 10m", ConcurrencyPolicy: jobs.ConcurrencyForbid}, nil,
+			[]time.Duration{10 * time.Minute, 20 * time.Minute}, map[Outcome]int{Fired: 1, SkippedConcurrent: 1}},
+		{"misfire skip after downtime", jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireSkip}, nil,
+			[]time.Duration{5*time.Hour + 10*time.Minute}, map[Outcome]int{Missed: 4, SkippedLate: 1}},
+		{"misfire runOnce after downtime", jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunOnce}, nil,
+			[]time.Duration{5*time.Hour + 10*time.Minute}, map[Outcome]int{Missed: 4, Fired: 1}},
+		{"suspended", jobs.Schedule{Cron: "@every 10m"}, func(f *cronFake) { f.suspended = true },
+			[]time.Duration{35 * time.Minute, 35 * time.Minute}, map[Outcome]int{Suspended: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &cronFake{p: &jobs.Pipeline{Name: "p", Schedule: &tt.s, CreatedAt: t0}, fired: map[time.Time]int{}}
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			c := &clock{t: t0}
+			got := map[Outcome]int{}
+			cr := NewCron(f, f, WithClock(c.now), WithOutcomes(func(o Outcome, n int) { got[o] += n }))
+			for _, d := range tt.at {
+				c.t = t0.Add(d)
+				tick(t, cr)
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("outcomes %v; want %v", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -49,8 +49,9 @@ type DAG struct {
 }
 
 type config struct {
-	log zerolog.Logger
-	now func() time.Time
+	log     zerolog.Logger
+	now     func() time.Time
+	outcome func(Outcome, int) // cron.go; never nil
 }
 
 // Option configures a DAG or a Cron.
@@ -63,7 +64,7 @@ func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.log = l } 
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 func newConfig(opts []Option) config {
-	c := config{log: zerolog.Nop(), now: time.Now}
+	c := config{log: zerolog.Nop(), now: time.Now, outcome: func(Outcome, int) {}}
 	for _, o := range opts {
 		o(&c)
 	}

@@ -376,7 +376,7 @@ func (s *Server) apiStop(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.pipelinesChanged(ctx, []*jobs.Run{r}) // a stage run canceled while queued
+	s.pipelinesChanged(ctx, r) // a stage run canceled while queued
 	return r, nil
 }
 

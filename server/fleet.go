@@ -395,7 +395,10 @@ func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.Worke
 	// The list is a snapshot: the run may have moved on since. Only a
 	// change made here is told, or its status would be published twice.
 	changed := false
+	var before jobs.Status
+	var startedBefore bool
 	stored, err := s.db.UpdateRun(ctx, r.RunID, func(r *jobs.Run) bool {
+		before, startedBefore = r.Status, r.StartedAt != nil
 		changed = update(r)
 		return changed
 	})
@@ -403,12 +406,13 @@ func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.Worke
 		return err
 	}
 	if changed {
+		s.metrics.runMoved(before, startedBefore, stored)
 		if s.sweepStored != nil {
 			s.sweepStored()
 		}
 		s.publishStatus(stored)
 		if stored.Status.Terminal() {
-			s.pipelinesChanged(ctx, []*jobs.Run{stored})
+			s.pipelinesChanged(ctx, stored)
 		} else {
 			s.republishMoved(ctx, stored)
 		}

@@ -40,7 +40,7 @@ type pipelines struct {
 
 func (s *Server) initPipelines() {
 	opts := []scheduler.Option{scheduler.WithLogger(s.cfg.log.With().Str("role", "scheduler").Logger()),
-		scheduler.WithClock(s.cfg.now)}
+		scheduler.WithClock(s.cfg.now), scheduler.WithOutcomes(s.metrics.fired)}
 	s.pipes = &pipelines{
 		dag:   scheduler.NewDAG(s.db, s, pipelinePublisher{s}, opts...),
 		cron:  scheduler.NewCron(scheduleStore{s.db}, pipelineFirer{s}, opts...),
@@ -84,7 +84,7 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 const pipelineRetry = 10 * time.Second
 
 // pipelinesChanged advances the pipeline runs whose stage runs changed.
-func (s *Server) pipelinesChanged(ctx context.Context, changed []*jobs.Run) {
+func (s *Server) pipelinesChanged(ctx context.Context, changed ...*jobs.Run) {
 	for _, r := range changed {
 		s.pipes.dag.RunChanged(ctx, r)
 	}
@@ -98,6 +98,8 @@ type pipelinePublisher struct{ s *Server }
 // PublishPipelineRun tells followers of a pipeline run; it does not wait.
 func (p pipelinePublisher) PublishPipelineRun(pr *jobs.PipelineRun) {
 	if pr.Status.Terminal() {
+		// Once per pipeline run: the DAG publishes an ended one no more.
+		p.s.metrics.pipelineEnded(pr.Status)
 		p.s.pipes.after.ended(pr)
 	}
 	ev := jobs.PipelineEvent{PipelineRunID: pr.PipelineRunID, Pipeline: pr.Pipeline, Status: pr.Status,

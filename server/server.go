@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/gantry-dev/gantry/worker"
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -46,6 +47,8 @@ type Server struct {
 
 	inline inlineCache // inline.go
 
+	metrics *metrics // metrics.go
+
 	// sweepStored, when set (tests), runs between the sweep's commit of a
 	// run and its publishing of the run's status.
 	sweepStored func()
@@ -56,8 +59,9 @@ type config struct {
 	now            func() time.Time
 	defaultCluster string
 	sweepEvery     time.Duration
-	dataRetention  time.Duration // retention.go
-	followUpRetry  time.Duration // followups.go
+	dataRetention  time.Duration         // retention.go
+	followUpRetry  time.Duration         // followups.go
+	metrics        prometheus.Registerer // metrics.go; nil: not registered
 }
 
 // Option configures a Server.
@@ -76,8 +80,11 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{db: db, q: q, cfg: cfg, entropy: ulid.Monotonic(rand.Reader, 0)}
+	s := &Server{db: db, q: q, cfg: cfg, entropy: ulid.Monotonic(rand.Reader, 0), metrics: newMetrics()}
 	s.initPipelines()
+	if cfg.metrics != nil {
+		s.metrics.register(cfg.metrics, s)
+	}
 	return s
 }
 
@@ -245,6 +252,7 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	if !created {
 		return stored, nil
 	}
+	s.metrics.submitted.Inc()
 	if s.fleetGen.Load() != gen {
 		s.markRecheck(stored.RunID)
 	}
@@ -355,8 +363,9 @@ func (s *Server) failUnqueueable(ctx context.Context, r *jobs.Run, why error, no
 		return err
 	}
 	if changed {
+		s.metrics.runMoved(jobs.StatusQueued, false, stored)
 		s.publishStatus(stored)
-		s.pipelinesChanged(ctx, []*jobs.Run{stored})
+		s.pipelinesChanged(ctx, stored)
 	}
 	return nil
 }
@@ -380,12 +389,16 @@ func (s *Server) publishStatus(r *jobs.Run) {
 // the retries it caused, then acknowledges the batch. On a store error the
 // batch is not acknowledged and comes back after the ack wait.
 func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
+	start := time.Now()
 	changed, err := s.db.ApplyEvents(ctx, b.Events)
 	if err != nil {
+		s.metrics.batchFailures.Inc()
 		s.cfg.log.Error().Err(err).Int("events", len(b.Events)).Msg("apply events")
 		return
 	}
-	for _, r := range changed {
+	for _, c := range changed {
+		r := c.Run
+		s.metrics.runMoved(c.Before, c.StartedBefore, r)
 		s.publishStatus(r)
 		if r.Status == jobs.StatusQueued && due(r, s.cfg.now()) {
 			if err := s.enqueue(ctx, r); err != nil {
@@ -393,8 +406,11 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 			}
 		}
 	}
-	s.pipelinesChanged(ctx, changed)
+	for _, c := range changed {
+		s.pipelinesChanged(ctx, c.Run)
+	}
 	b.Ack()
+	s.metrics.batchApplied(len(b.Events), time.Since(start))
 }
 
 // Stop cancels a run: at once if it is queued, through its worker if it
@@ -425,6 +441,7 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 		return nil, err
 	}
 	if canceledHere {
+		s.metrics.runMoved(jobs.StatusQueued, false, r) // Cancel ends only QUEUED runs
 		s.publishStatus(r)
 	}
 	return r, nil

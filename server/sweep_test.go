@@ -74,7 +74,7 @@ func TestSweepRepublishesARunThatEndedMeanwhile(t *testing.T) {
 			t.Errorf("apply: %v %d", err, len(changed))
 			return
 		}
-		s.publishStatus(changed[0])
+		s.publishStatus(changed[0].Run)
 	}
 	// No live worker: the QUEUED run gets a placement reason.
 	if err := s.sweepRun(ctx, listed, nil, map[string]bool{}, map[string]time.Time{}, now); err != nil {

@@ -142,3 +142,41 @@ func BenchmarkUpdateRun(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCountActiveRuns counts the runs not ended, as a metrics scrape
+// does, among a million runs recorded, of which active are not ended;
+// CountRuns, which counts them all, is beside it for scale.
+func BenchmarkCountActiveRuns(b *testing.B) {
+	const recorded = 1_000_000
+	ctx := context.Background()
+	db, _ := openDB(b)
+	// Rows written straight in: a million CreateRun calls would take
+	// minutes, and only the status column and its index matter here.
+	if _, err := db.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+		INSERT INTO runs (run_id, status, created_at, doc)
+		SELECT printf('01BENCH%012d', i), CASE WHEN i % 3 = 0 THEN 'SUCCEEDED' WHEN i % 3 = 1 THEN 'FAILED' ELSE 'CANCELED' END, i, x'7b7d' FROM n`,
+		recorded); err != nil {
+		b.Fatal(err)
+	}
+	for _, active := range []int{1000, 100_000} {
+		if _, err := db.w.ExecContext(ctx, `UPDATE runs SET status = CASE WHEN rowid % 3 = 0 THEN 'QUEUED' WHEN rowid % 3 = 1 THEN 'STARTING' ELSE 'RUNNING' END
+			WHERE rowid <= ?`, active); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("active=%d", active), func(b *testing.B) {
+			for b.Loop() {
+				n, err := db.CountActiveRuns(ctx)
+				if err != nil || n.Queued+n.Starting+n.Running != active {
+					b.Fatalf("CountActiveRuns = %+v, %v; want %d in all", n, err, active)
+				}
+			}
+		})
+	}
+	b.Run("CountRuns", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := db.CountRuns(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

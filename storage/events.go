@@ -49,9 +49,21 @@ func (lr *lightRun) write(ctx context.Context, upd *sql.Stmt) error {
 	return execUpdateRun(ctx, upd, lr.Run, doc)
 }
 
+// Applied is a run that ApplyEvents changed, as stored after the change,
+// with what it was before: from the two, callers tell what moved (a run
+// that started, one that ended) without reading it again.
+type Applied struct {
+	*jobs.Run
+	// Before is the run's status before the call.
+	Before jobs.Status
+	// StartedBefore says whether the run had started (StartedAt was set)
+	// before the call.
+	StartedBefore bool
+}
+
 // ApplyEvents folds worker events (jobs.Run.Apply) into their runs in ONE
 // transaction and returns the runs that changed, after the change, once
-// each, in the order their first event came. Events of unknown runs and
+// each, in the order their first event came, with their state before it. Events of unknown runs and
 // events with Source == jobs.SourceServer are skipped. Each run is loaded
 // and written at most once per call, however many events concern it. A
 // replayed event changes nothing.
@@ -66,7 +78,7 @@ func (lr *lightRun) write(ctx context.Context, upd *sql.Stmt) error {
 //
 // If the call fails, nothing of it is stored and the caller may retry the
 // whole batch: events already applied before it are ignored as replays.
-func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]*jobs.Run, error) {
+func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, error) {
 	// The events to apply, by run in order of each run's first event, and
 	// within a run by attempt and seq: indexes into evs, so that a batch
 	// of hundreds copies no event.
@@ -105,7 +117,7 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]*jobs.Run, e
 	upd := tx.StmtContext(ctx, db.stmts.updateRun)
 
 	var (
-		changed []*jobs.Run
+		changed []Applied
 		doc     []byte
 	)
 	for start := 0; start < len(refs); {
@@ -128,6 +140,7 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]*jobs.Run, e
 			return nil, fmt.Errorf("apply events: run %s: %w", id, err)
 		}
 		r := lr.Run
+		before, startedBefore := r.Status, r.StartedAt != nil
 		dirty := false
 		for _, g := range group {
 			if r.Apply(evs[g.ev]) {
@@ -146,7 +159,10 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]*jobs.Run, e
 				return nil, fmt.Errorf("apply events: run %s: decode task: %w", id, err)
 			}
 		}
-		changed = append(changed, r)
+		if changed == nil {
+			changed = make([]Applied, 0, len(runs)) // one allocation, not one per doubling
+		}
+		changed = append(changed, Applied{Run: r, Before: before, StartedBefore: startedBefore})
 	}
 	if len(changed) == 0 {
 		return nil, nil // read-only: the deferred rollback ends it

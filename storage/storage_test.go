@@ -73,7 +73,7 @@ func ids(runs []jobs.Run) []string {
 	return out
 }
 
-func changedIDs(runs []*jobs.Run) []string {
+func changedIDs(runs []Applied) []string {
 	out := []string{}
 	for _, r := range runs {
 		out = append(out, r.RunID)
@@ -197,6 +197,9 @@ func TestCreateGetList(t *testing.T) {
 	}
 	wantCounts := map[jobs.Status]int{jobs.StatusQueued: 2, jobs.StatusRunning: 1, jobs.StatusSucceeded: 1, jobs.StatusFailed: 1}
 	sameJSON(t, counts, wantCounts)
+	if active, err := db.CountActiveRuns(ctx); err != nil || active != (ActiveRuns{Queued: 2, Running: 1}) {
+		t.Errorf("CountActiveRuns = %+v, %v; want 2 queued, 1 running", active, err)
+	}
 }
 
 func TestCreateRunIdempotencyKey(t *testing.T) {
@@ -366,7 +369,7 @@ func TestApplyEvents(t *testing.T) {
 					if r.Status != jobs.StatusQueued { // only a QUEUED run's task comes back
 						stored.Spec.Task = jobs.TaskDefinition{}
 					}
-					sameJSON(t, r, stored)
+					sameJSON(t, r.Run, stored)
 				}
 			}
 			for id, s := range tt.want {
@@ -381,6 +384,44 @@ func TestApplyEvents(t *testing.T) {
 				tt.check(t, db)
 			}
 		})
+	}
+}
+
+// TestApplyEventsTellsTheStateBefore: each run returned says what it was
+// before the call, from which the server's metrics tell a run that
+// started or ended in the batch from one that had already.
+func TestApplyEventsTellsTheStateBefore(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	a, b := newRun(1), newRun(2)
+	mustCreate(t, db, a)
+	mustCreate(t, db, b)
+	type state struct {
+		before        jobs.Status
+		startedBefore bool
+		now           jobs.Status
+	}
+	for i, step := range []struct {
+		evs  []jobs.Event
+		want map[string]state
+	}{
+		{[]jobs.Event{ev(a, 1, 1, jobs.StatusStarting), ev(b, 1, 1, jobs.StatusStarting), ev(b, 1, 2, jobs.StatusRunning)},
+			map[string]state{a.RunID: {jobs.StatusQueued, false, jobs.StatusStarting}, b.RunID: {jobs.StatusQueued, false, jobs.StatusRunning}}},
+		{[]jobs.Event{ev(a, 1, 2, jobs.StatusRunning), ev(a, 1, 3, jobs.StatusSucceeded), ev(b, 1, 3, jobs.StatusFailed)},
+			map[string]state{a.RunID: {jobs.StatusStarting, false, jobs.StatusSucceeded}, b.RunID: {jobs.StatusRunning, true, jobs.StatusFailed}}},
+	} {
+		got, err := db.ApplyEvents(ctx, step.evs)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if len(got) != len(step.want) {
+			t.Fatalf("step %d: changed %v; want %d runs", i, changedIDs(got), len(step.want))
+		}
+		for _, r := range got {
+			if s := (state{r.Before, r.StartedBefore, r.Status}); s != step.want[r.RunID] {
+				t.Errorf("step %d: run %s %+v; want %+v", i, r.RunID, s, step.want[r.RunID])
+			}
+		}
 	}
 }
 

@@ -1,0 +1,305 @@
+package server
+
+import (
+	"context"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/scheduler"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// WithMetrics registers the server's Prometheus metrics (README, "Metrics")
+// with reg. Without it the server counts all the same, a few atomic adds
+// per run, but nothing reads the counts.
+func WithMetrics(reg prometheus.Registerer) Option { return func(c *config) { c.metrics = reg } }
+
+// scrapeTimeout bounds what a scrape asks of the store and of NATS: a
+// scrape that waits longer reports an error for those metrics instead.
+const scrapeTimeout = 3 * time.Second
+
+// metrics are the server's counters and histograms. Those updated for
+// every run (submitted, ended, queue wait, duration) are resolved once
+// here: an update is an atomic add or a histogram's observation, with no
+// lock and no allocation; the labelled vectors are for rare events.
+type metrics struct {
+	submitted prometheus.Counter
+	ended     *endCounters
+	queueWait prometheus.Histogram
+	duration  prometheus.Histogram
+
+	batchEvents   prometheus.Histogram
+	batchSeconds  prometheus.Histogram
+	batchFailures prometheus.Counter
+
+	pipelinesEnded *prometheus.CounterVec
+	fires          *prometheus.CounterVec
+}
+
+// terminalStatuses and stopCodes are the values of gantry_runs_ended_total's
+// labels.
+var (
+	terminalStatuses = [...]jobs.Status{jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}
+	stopCodes        = [...]string{"", jobs.StopEssentialExited, jobs.StopUserInitiated, jobs.StopTimeout,
+		jobs.StopFailedToStart, jobs.StopWorkerLost, jobs.StopTerminationNotice}
+)
+
+// otherStopCode stands for a stop code not in stopCodes (one a newer
+// worker reports), which keeps the label's values bounded.
+const otherStopCode = "other"
+
+// endCounters are gantry_runs_ended_total's counters by status and stop
+// code (terminalIndex, stopCodeIndex), each looked up in the vector once:
+// after that an end costs an atomic load and an atomic add. The usual
+// pairs are made at start, so that their series are there, at 0, before
+// the first such end (a rate over a series that appears at 1 misses that
+// 1); the others (SUCCEEDED with a stop code, say) only if they happen.
+type endCounters struct {
+	vec   *prometheus.CounterVec
+	cells [len(terminalStatuses)][len(stopCodes) + 1]atomic.Pointer[counterCell]
+}
+
+type counterCell struct{ prometheus.Counter }
+
+// usualEnds are the pairs of status and stop code made at start.
+var usualEnds = []struct {
+	status   jobs.Status
+	stopCode string
+}{
+	{jobs.StatusSucceeded, ""},
+	{jobs.StatusFailed, jobs.StopEssentialExited}, {jobs.StatusFailed, jobs.StopTimeout},
+	{jobs.StatusFailed, jobs.StopFailedToStart}, {jobs.StatusFailed, jobs.StopWorkerLost},
+	{jobs.StatusCanceled, jobs.StopUserInitiated},
+}
+
+func newEndCounters() *endCounters {
+	e := &endCounters{vec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_runs_ended_total",
+		Help: "Runs that ended, by status and stopCode (empty for SUCCEEDED; other for a stop code this server does not know)."},
+		[]string{"status", "stop_code"})}
+	for _, u := range usualEnds {
+		e.counter(terminalIndex(u.status), stopCodeIndex(u.stopCode))
+	}
+	return e
+}
+
+// counter is the counter of the status and stop code at those indexes.
+func (e *endCounters) counter(status, stopCode int) prometheus.Counter {
+	cell := &e.cells[status][stopCode]
+	if c := cell.Load(); c != nil {
+		return c.Counter
+	}
+	code := otherStopCode
+	if stopCode < len(stopCodes) {
+		code = stopCodes[stopCode]
+	}
+	// Two first ends at once store the same child: the vector has one
+	// per pair of labels.
+	c := &counterCell{e.vec.WithLabelValues(string(terminalStatuses[status]), code)}
+	cell.Store(c)
+	return c.Counter
+}
+
+// Buckets of the run histograms: queue waits from tens of milliseconds (an
+// idle fleet) to hours (a backlog), durations of batch jobs from a second
+// to a day.
+var (
+	queueWaitBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600}
+	durationBuckets  = []float64{0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 43200, 86400}
+	batchBuckets     = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500}
+	applyBuckets     = prometheus.ExponentialBuckets(0.0005, 2.5, 12) // 0.5 ms to ~12 s
+)
+
+func newMetrics() *metrics {
+	m := &metrics{
+		submitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "gantry_runs_submitted_total",
+			Help: "Runs created, by the API, gantry.submit, pipelines and schedules (a repeated idempotencyKey creates none)."}),
+		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gantry_run_queue_wait_seconds",
+			Help:    "Time from a run's submission to its first RUNNING (its containers started), observed when it starts.",
+			Buckets: queueWaitBuckets}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gantry_run_duration_seconds",
+			Help:    "Time from a run's first RUNNING to its end, retries included, observed when it ends; runs that never started are not observed.",
+			Buckets: durationBuckets}),
+		batchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gantry_event_batch_events",
+			Help:    "Worker events in each batch the server applied to the store (its count is the batches applied).",
+			Buckets: batchBuckets}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gantry_event_batch_apply_seconds",
+			Help:    "Time to apply a batch of worker events: the store's transaction, the status publications and the retries it queued.",
+			Buckets: applyBuckets}),
+		batchFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "gantry_event_batch_failures_total",
+			Help: "Batches of worker events the store refused; each comes back after the ack wait."}),
+		pipelinesEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_pipeline_runs_ended_total",
+			Help: "Pipeline runs that ended, by status."}, []string{"status"}),
+		fires: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_schedule_fires_total",
+			Help: "Fire times of schedules, by result: fired, skipped_late (misfire: skip), skipped_concurrent (concurrencyPolicy Forbid), suspended, missed (passed over while no server ran)."},
+			[]string{"result"}),
+	}
+	m.ended = newEndCounters()
+	for _, st := range terminalStatuses {
+		m.pipelinesEnded.WithLabelValues(string(st))
+	}
+	for _, o := range []scheduler.Outcome{scheduler.Fired, scheduler.SkippedLate, scheduler.SkippedConcurrent, scheduler.Suspended, scheduler.Missed} {
+		m.fires.WithLabelValues(string(o))
+	}
+	return m
+}
+
+// register registers the metrics, and those read on scrape from s, with reg.
+func (m *metrics) register(reg prometheus.Registerer, s *Server) {
+	reg.MustRegister(m.submitted, m.ended.vec, m.queueWait, m.duration, m.batchEvents, m.batchSeconds, m.batchFailures,
+		m.pipelinesEnded, m.fires, stateCollector{s})
+}
+
+// terminalIndex is st's index in terminalStatuses, -1 if it is not there.
+func terminalIndex(st jobs.Status) int {
+	switch st {
+	case jobs.StatusSucceeded:
+		return 0
+	case jobs.StatusFailed:
+		return 1
+	case jobs.StatusCanceled:
+		return 2
+	}
+	return -1
+}
+
+// stopCodeIndex is code's index in stopCodes, len(stopCodes) (other) if
+// it is not there.
+func stopCodeIndex(code string) int {
+	for i, c := range stopCodes {
+		if c == code {
+			return i
+		}
+	}
+	return len(stopCodes)
+}
+
+// runMoved records what changed in r, whose status was before and which
+// had started before or not: its start (the queue wait) and its end (by
+// status and stop code, and its duration). Each call is for one stored
+// change, so a start or an end is seen once.
+func (m *metrics) runMoved(before jobs.Status, startedBefore bool, r *jobs.Run) {
+	if !startedBefore && r.StartedAt != nil {
+		m.queueWait.Observe(max(r.StartedAt.Sub(r.CreatedAt).Seconds(), 0))
+	}
+	if before.Terminal() {
+		return
+	}
+	i := terminalIndex(r.Status)
+	if i < 0 {
+		return
+	}
+	m.ended.counter(i, stopCodeIndex(r.StopCode)).Inc()
+	if r.StartedAt != nil && r.FinishedAt != nil {
+		m.duration.Observe(max(r.FinishedAt.Sub(*r.StartedAt).Seconds(), 0))
+	}
+}
+
+// batchApplied records a batch of n events applied in d.
+func (m *metrics) batchApplied(n int, d time.Duration) {
+	m.batchEvents.Observe(float64(n))
+	m.batchSeconds.Observe(d.Seconds())
+}
+
+// pipelineEnded records the end of a pipeline run.
+func (m *metrics) pipelineEnded(st jobs.Status) {
+	m.pipelinesEnded.WithLabelValues(string(st)).Inc()
+}
+
+// fired records the outcome of n fire times of a schedule.
+func (m *metrics) fired(o scheduler.Outcome, n int) {
+	m.fires.WithLabelValues(string(o)).Add(float64(n))
+}
+
+// stateCollector reports, at each scrape, how many runs are not ended (from
+// the store's status index: its cost follows their number, not that of all
+// runs recorded) and the fleet as its heartbeats tell it (read at most once
+// a second, as placement reads it).
+type stateCollector struct{ s *Server }
+
+var (
+	activeRunsDesc = prometheus.NewDesc("gantry_runs_active",
+		"Runs not ended, by status (QUEUED, STARTING, RUNNING), as the store holds them at the scrape.", []string{"status"}, nil)
+	fleetWorkersDesc = prometheus.NewDesc("gantry_fleet_workers",
+		"Live workers (heartbeats), by cluster and state: ACTIVE, DRAINING, or UNAVAILABLE (active but its container runtime does not answer).",
+		[]string{"cluster", "state"}, nil)
+	fleetSlotsDesc = prometheus.NewDesc("gantry_fleet_slots",
+		"Slots (runs at once) of the cluster's ACTIVE workers.", []string{"cluster"}, nil)
+	fleetFreeDesc = prometheus.NewDesc("gantry_fleet_slots_free",
+		"Slots free on the cluster's ACTIVE workers, as their last heartbeats say.", []string{"cluster"}, nil)
+)
+
+// stateUnavailable is the fleet state of an ACTIVE worker whose runtime
+// does not answer.
+const stateUnavailable = "UNAVAILABLE"
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- activeRunsDesc
+	ch <- fleetWorkersDesc
+	ch <- fleetSlotsDesc
+	ch <- fleetFreeDesc
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	if n, err := c.s.db.CountActiveRuns(ctx); err != nil {
+		ch <- prometheus.NewInvalidMetric(activeRunsDesc, err)
+	} else {
+		for _, v := range []struct {
+			st jobs.Status
+			n  int
+		}{{jobs.StatusQueued, n.Queued}, {jobs.StatusStarting, n.Starting}, {jobs.StatusRunning, n.Running}} {
+			ch <- prometheus.MustNewConstMetric(activeRunsDesc, prometheus.GaugeValue, float64(v.n), string(v.st))
+		}
+	}
+	workers, err := c.s.liveWorkers(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(fleetWorkersDesc, err)
+		return
+	}
+	for _, cl := range fleetOf(workers) {
+		for _, st := range []string{string(jobs.WorkerActive), string(jobs.WorkerDraining), stateUnavailable} {
+			ch <- prometheus.MustNewConstMetric(fleetWorkersDesc, prometheus.GaugeValue, float64(cl.workers[st]), cl.name, st)
+		}
+		ch <- prometheus.MustNewConstMetric(fleetSlotsDesc, prometheus.GaugeValue, float64(cl.slots), cl.name)
+		ch <- prometheus.MustNewConstMetric(fleetFreeDesc, prometheus.GaugeValue, float64(cl.free), cl.name)
+	}
+}
+
+// clusterFleet is what the fleet metrics say of one cluster.
+type clusterFleet struct {
+	name        string
+	workers     map[string]int // by state
+	slots, free int            // of ACTIVE workers
+}
+
+// fleetOf sums the workers' heartbeats by cluster, in cluster order.
+func fleetOf(workers []jobs.WorkerInfo) []clusterFleet {
+	byName := map[string]*clusterFleet{}
+	for i := range workers {
+		w := &workers[i]
+		cl := byName[w.Cluster]
+		if cl == nil {
+			cl = &clusterFleet{name: w.Cluster, workers: map[string]int{}}
+			byName[w.Cluster] = cl
+		}
+		switch {
+		case w.State == jobs.WorkerDraining:
+			cl.workers[string(jobs.WorkerDraining)]++
+		case w.RuntimeError != "":
+			cl.workers[stateUnavailable]++
+		default:
+			cl.workers[string(jobs.WorkerActive)]++
+			cl.slots += w.Capacity.Slots
+			cl.free += max(w.Free().Slots, 0)
+		}
+	}
+	out := make([]clusterFleet, 0, len(byName))
+	for _, cl := range byName {
+		out = append(out, *cl)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}

@@ -1,0 +1,249 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// gathered is every sample reg gathers, by name and labels as the text
+// format writes them (gantry_runs_ended_total{status="FAILED",stop_code="Timeout"});
+// a histogram gives its _count and _sum. A collector's error fails the test.
+func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			sort.Strings(labels)
+			key := f.GetName()
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				out[key] = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				out[key] = m.GetGauge().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				name, rest, _ := strings.Cut(key, "{")
+				if rest != "" {
+					rest = "{" + rest
+				}
+				out[name+"_count"+rest] = float64(m.GetHistogram().GetSampleCount())
+				out[name+"_sum"+rest] = m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return out
+}
+
+// checkSamples fails for every sample of want that got does not have.
+func checkSamples(t *testing.T, got, want map[string]float64) {
+	t.Helper()
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present: %v); want %v", k, g, ok, v)
+		}
+	}
+}
+
+// TestRunMovedCountsStartsAndEndsOnce: a change is counted by what moved
+// between the run before and after it, so that the events that come after
+// a run ended (an older attempt's, say) count nothing again.
+func TestRunMovedCountsStartsAndEndsOnce(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { tt := t0.Add(d); return &tt }
+	run := func(st jobs.Status, stopCode string, started, finished *time.Time) *jobs.Run {
+		return &jobs.Run{RunID: "r", Status: st, StopCode: stopCode, CreatedAt: t0, StartedAt: started, FinishedAt: finished}
+	}
+	tests := []struct {
+		name          string
+		before        jobs.Status
+		startedBefore bool
+		r             *jobs.Run
+		want          map[string]float64
+	}{
+		{"starts", jobs.StatusStarting, false, run(jobs.StatusRunning, "", at(3*time.Second), nil),
+			map[string]float64{"gantry_run_queue_wait_seconds_count": 1, "gantry_run_queue_wait_seconds_sum": 3}},
+		{"starts and ends in one batch", jobs.StatusQueued, false, run(jobs.StatusSucceeded, "", at(2*time.Second), at(12*time.Second)),
+			map[string]float64{"gantry_run_queue_wait_seconds_count": 1, "gantry_run_queue_wait_seconds_sum": 2,
+				`gantry_runs_ended_total{status="SUCCEEDED",stop_code=""}`: 1,
+				"gantry_run_duration_seconds_count":                        1, "gantry_run_duration_seconds_sum": 10}},
+		{"ends after it started", jobs.StatusRunning, true, run(jobs.StatusFailed, jobs.StopTimeout, at(time.Second), at(61*time.Second)),
+			map[string]float64{`gantry_runs_ended_total{status="FAILED",stop_code="Timeout"}`: 1,
+				"gantry_run_duration_seconds_count": 1, "gantry_run_duration_seconds_sum": 60}},
+		{"ends without starting: no duration", jobs.StatusQueued, false, run(jobs.StatusCanceled, jobs.StopUserInitiated, nil, at(time.Second)),
+			map[string]float64{`gantry_runs_ended_total{status="CANCELED",stop_code="UserInitiated"}`: 1,
+				"gantry_run_duration_seconds_count": 0}},
+		{"a change after its end counts nothing", jobs.StatusSucceeded, true, run(jobs.StatusSucceeded, "", at(time.Second), at(2*time.Second)),
+			map[string]float64{`gantry_runs_ended_total{status="SUCCEEDED",stop_code=""}`: 0, "gantry_run_duration_seconds_count": 0}},
+		{"a retry queued again is no end", jobs.StatusRunning, true, run(jobs.StatusQueued, "", at(time.Second), nil),
+			map[string]float64{`gantry_runs_ended_total{status="FAILED",stop_code="EssentialContainerExited"}`: 0,
+				"gantry_run_queue_wait_seconds_count": 0}},
+		{"an unknown stop code is other", jobs.StatusRunning, true, run(jobs.StatusFailed, "SpotInterruption", at(time.Second), at(2*time.Second)),
+			map[string]float64{`gantry_runs_ended_total{status="FAILED",stop_code="other"}`: 1}},
+		{"a start reported after the submission's clock: no negative wait", jobs.StatusQueued, false, run(jobs.StatusRunning, "", at(-time.Second), nil),
+			map[string]float64{"gantry_run_queue_wait_seconds_count": 1, "gantry_run_queue_wait_seconds_sum": 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMetrics()
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(m.submitted, m.ended.vec, m.queueWait, m.duration)
+			m.runMoved(tt.before, tt.startedBefore, tt.r)
+			got := gathered(t, reg)
+			checkSamples(t, got, tt.want)
+			ends := 0.0
+			for k, v := range got {
+				if strings.HasPrefix(k, "gantry_runs_ended_total{") {
+					ends += v
+				}
+			}
+			if want := tt.want[endKey(tt.r)]; ends != want {
+				t.Errorf("%v ends counted in all; want %v", ends, want)
+			}
+		})
+	}
+}
+
+// endKey is the sample of gantry_runs_ended_total that r's end counts in.
+func endKey(r *jobs.Run) string {
+	code := r.StopCode
+	if stopCodeIndex(code) == len(stopCodes) {
+		code = otherStopCode
+	}
+	return fmt.Sprintf("gantry_runs_ended_total{status=%q,stop_code=%q}", r.Status, code)
+}
+
+// TestServerMetrics drives a server (real NATS and store) through the
+// paths that count: submissions, a batch of worker events that starts and
+// ends a run and its replay, a stop of a queued run; the scrape-time
+// gauges read the store and the fleet.
+func TestServerMetrics(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	reg := prometheus.NewRegistry()
+	s := New(db, q, WithMetrics(reg), WithClock(func() time.Time { return t0 }))
+
+	td, _ := json.Marshal(jobs.TaskDefinition{Family: "m", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "img"}}})
+	var ids []string
+	for range 3 {
+		r, err := s.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: td})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.RunID)
+	}
+	// A repeated idempotency key creates no run.
+	for range 2 {
+		if _, err := s.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: td, IdempotencyKey: "once"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkSamples(t, gathered(t, reg), map[string]float64{"gantry_runs_submitted_total": 4,
+		`gantry_runs_active{status="QUEUED"}`: 4, `gantry_runs_active{status="RUNNING"}`: 0})
+
+	zero, one := 0, 1
+	ev := func(id string, seq int, st jobs.Status, after time.Duration, exit *int) jobs.Event {
+		e := jobs.Event{RunID: id, Attempt: 1, Seq: seq, Status: st, Source: jobs.SourceWorker, Worker: "w1", Time: t0.Add(after), ExitCode: exit}
+		if st == jobs.StatusFailed {
+			e.StopCode = jobs.StopEssentialExited
+		}
+		return e
+	}
+	batch := []jobs.Event{
+		ev(ids[0], 1, jobs.StatusStarting, time.Second, nil), ev(ids[0], 2, jobs.StatusRunning, 2*time.Second, nil),
+		ev(ids[0], 3, jobs.StatusSucceeded, 7*time.Second, &zero),
+		ev(ids[1], 1, jobs.StatusRunning, 4*time.Second, nil),
+	}
+	s.applyBatch(ctx, &queue.EventBatch{Events: batch})
+	s.applyBatch(ctx, &queue.EventBatch{Events: batch}) // a redelivered batch changes nothing
+	s.applyBatch(ctx, &queue.EventBatch{Events: []jobs.Event{ev(ids[1], 2, jobs.StatusFailed, 5*time.Second, &one)}})
+	if _, err := s.Stop(ctx, ids[2], ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stop(ctx, ids[2], ""); err != nil { // stopping it again changes nothing
+		t.Fatal(err)
+	}
+	checkSamples(t, gathered(t, reg), map[string]float64{
+		"gantry_runs_submitted_total":                                                   4,
+		`gantry_runs_ended_total{status="SUCCEEDED",stop_code=""}`:                      1,
+		`gantry_runs_ended_total{status="FAILED",stop_code="EssentialContainerExited"}`: 1,
+		`gantry_runs_ended_total{status="CANCELED",stop_code="UserInitiated"}`:          1,
+		`gantry_runs_ended_total{status="FAILED",stop_code="Timeout"}`:                  0,
+		"gantry_run_queue_wait_seconds_count":                                           2,
+		"gantry_run_queue_wait_seconds_sum":                                             2 + 4,
+		"gantry_run_duration_seconds_count":                                             2,
+		"gantry_run_duration_seconds_sum":                                               5 + 1,
+		"gantry_event_batch_events_count":                                               3,
+		"gantry_event_batch_events_sum":                                                 4 + 4 + 1,
+		"gantry_event_batch_apply_seconds_count":                                        3,
+		"gantry_event_batch_failures_total":                                             0,
+		`gantry_runs_active{status="QUEUED"}`:                                           1, // the idempotent one
+		`gantry_runs_active{status="STARTING"}`:                                         0,
+		`gantry_runs_active{status="RUNNING"}`:                                          0,
+		`gantry_pipeline_runs_ended_total{status="SUCCEEDED"}`:                          0,
+		`gantry_schedule_fires_total{result="fired"}`:                                   0,
+	})
+}
+
+// TestFleetMetricsSumHeartbeats: the fleet gauges sum the live workers'
+// heartbeats by cluster; only ACTIVE workers offer slots.
+func TestFleetMetricsSumHeartbeats(t *testing.T) {
+	w := func(cluster string, st jobs.WorkerState, runtimeErr string, slots, used int) jobs.WorkerInfo {
+		return jobs.WorkerInfo{ID: fmt.Sprint(cluster, slots, used), Cluster: cluster, State: st, RuntimeError: runtimeErr,
+			Capacity: jobs.Resources{Slots: slots}, InUse: jobs.Resources{Slots: used}}
+	}
+	got := fleetOf([]jobs.WorkerInfo{
+		w("etl", jobs.WorkerActive, "", 4, 1), w("default", jobs.WorkerActive, "", 2, 2), w("etl", jobs.WorkerActive, "", 8, 0),
+		w("etl", jobs.WorkerDraining, "", 4, 4), w("etl", jobs.WorkerActive, "docker down", 4, 0),
+	})
+	want := []clusterFleet{
+		{name: "default", workers: map[string]int{"ACTIVE": 1}, slots: 2, free: 0},
+		{name: "etl", workers: map[string]int{"ACTIVE": 2, "DRAINING": 1, "UNAVAILABLE": 1}, slots: 12, free: 11},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("fleetOf = %+v; want %+v", got, want)
+	}
+}
+
+// TestUnusualEndsCountedFromMany: the counter of a pair of status and stop
+// code not made at start is made at its first end; ends from many
+// goroutines at once all count.
+func TestUnusualEndsCountedFromMany(t *testing.T) {
+	m := newMetrics()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.ended.vec)
+	now := time.Now()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			m.runMoved(jobs.StatusRunning, true, &jobs.Run{Status: jobs.StatusFailed, StopCode: jobs.StopTerminationNotice, StartedAt: &now, FinishedAt: &now})
+			m.runMoved(jobs.StatusRunning, true, &jobs.Run{Status: jobs.StatusFailed, StopCode: "Preempted", StartedAt: &now, FinishedAt: &now})
+		})
+	}
+	wg.Wait()
+	checkSamples(t, gathered(t, reg), map[string]float64{
+		`gantry_runs_ended_total{status="FAILED",stop_code="TerminationNotice"}`: 50,
+		`gantry_runs_ended_total{status="FAILED",stop_code="other"}`:             50,
+	})
+}
