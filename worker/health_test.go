@@ -117,6 +117,9 @@ func TestUnreachableRuntimeTakesNoJobs(t *testing.T) {
 		if c := cl.get("r"); !c.HandedBack || c.Attempt != 1 {
 			t.Fatalf("claim %+v, want attempt 1 handed back", c)
 		}
+		if st := w.Stats(); st.HandedBack.RuntimeDown != 1 || st.AttemptsEnded != (EndCounts{}) {
+			t.Errorf("stats %+v, want the job handed back once for the runtime, no attempt ended", st)
+		}
 		if info := w.Info(); info.RuntimeError != errNoDaemon.Error() || info.State != jobs.WorkerActive {
 			t.Fatalf("heartbeat says %s %q, want the ping's error", info.State, info.RuntimeError)
 		}

@@ -39,10 +39,14 @@ func TestShutdownHandsTheJobBack(t *testing.T) {
 		rt := outlivesGrace(started)
 		src := &queueSource{leases: make(chan *queueLease, 1)}
 		l := &queueLease{src: src, job: job("r"), acked: make(chan struct{}), seq: 7}
-		stop := runWorker(t, New("w1", "default", src, rt, rep, WithClaims(cl), WithGracePeriod(time.Second)))
+		w := New("w1", "default", src, rt, rep, WithClaims(cl), WithGracePeriod(time.Second))
+		stop := runWorker(t, w)
 		src.leases <- l
 		<-started
 		stop() // SIGTERM: the task outlives the grace period
+		if st := w.Stats(); st.HandedBack != (HandBacks{Shutdown: 1}) || st.AttemptsEnded != (EndCounts{}) || st.TasksRunning != 0 {
+			t.Errorf("stats after the shutdown: %+v, want one job handed back, no attempt ended, no task running", st)
+		}
 		select {
 		case <-l.acked:
 			t.Fatal("the job of the attempt stopped by the shutdown was acknowledged")

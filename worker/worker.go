@@ -70,7 +70,8 @@ type Worker struct {
 
 	bg sync.WaitGroup // clean-ups left to run after a result is reported; Run waits for them
 
-	fl fleet
+	fl     fleet
+	counts counts // stats.go
 }
 
 type config struct {
@@ -230,14 +231,17 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		w.counts.jobsTaken.Add(uint64(len(leases)))
 		for _, lease := range leases {
 			need := lease.Job().Spec.Demand()
 			switch w.reserve(need) {
 			case fitsLater:
 				// Another worker with room may take it meanwhile.
+				w.counts.busy.Add(1)
 				_ = lease.Nak(w.cfg.nakLater)
 				continue
 			case fitsNever:
+				w.counts.tooLarge.Add(1)
 				w.cfg.log.Debug().Str("run", lease.Job().RunID).Int("cpu", need.CPU).Int("memory", need.Memory).
 					Msg("job exceeds this worker's capacity; handed back")
 				_ = lease.Nak(w.cfg.nakNever)
@@ -327,6 +331,7 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	tk, err := w.claimDelivery(life, job.RunID, job.Attempt, jobSeq, queued)
 	if err != nil {
 		log.Warn().Err(err).Msg("claim job; handing it back")
+		w.counts.claimFailed.Add(1)
 		_ = lease.Nak(w.cfg.nakLater)
 		return
 	}
@@ -429,6 +434,7 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	// the job go; a job whose result could not be stored is left to its
 	// lease, so that it comes back and the attempt is recorded as lost.
 	done := func(ev jobs.Event) {
+		w.counts.ended(ev.Status)
 		report(ev)
 		if !published {
 			return
@@ -478,7 +484,7 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	}
 	task, err := w.task(job)
 	var res *Result
-	logs := w.rep.Logs(job.RunID, job.Attempt)
+	logs := countedLogs{w.rep.Logs(job.RunID, job.Attempt), &w.counts}
 	var st *staged
 	if err == nil {
 		st, err = w.stageIn(runCtx, job, task)
@@ -493,6 +499,9 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	)
 	finish := func(res *Result, err error) {
 		once.Do(func() {
+			if started.Load() {
+				w.counts.tasksRunning.Add(-1)
+			}
 			// The end is what it was when the runtime returned: a
 			// timeout or a shutdown that comes while the logs are
 			// stored (up to a minute) stopped nothing.
@@ -520,6 +529,7 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 						w.id, err)}
 				w.stageOut(life, st, job.RunID, ev) // removes the stage directory
 				log.Warn().Err(err).AnErr("ping", down).Msg("container runtime unreachable; job handed back to the queue")
+				w.counts.runtimeDown.Add(1)
 				report(ev)
 				// Back after as long as a job too big for this worker:
 				// it is for another one.
@@ -540,6 +550,7 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 				ev.StoppedReason = fmt.Sprintf("worker %s shut down before the task ended (its grace period of %s ran out); the job went back to the queue for the next attempt",
 					w.id, w.cfg.grace)
 				log.Warn().Msg("attempt stopped by the worker's shutdown; job handed back to the queue")
+				w.counts.shutdown.Add(1)
 				report(ev)
 				w.handBack(life, log, lease, job.RunID, tk, losses, published, 0)
 				return
@@ -550,6 +561,8 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	}
 	if err == nil {
 		task.Started = func(cs []jobs.ContainerResult) {
+			w.counts.tasksStarted.Add(1)
+			w.counts.tasksRunning.Add(1)
 			started.Store(true)
 			report(jobs.Event{Status: jobs.StatusRunning, Containers: cs})
 		}

@@ -153,6 +153,9 @@ func TestRunCapturesOutput(t *testing.T) {
 	}
 	equal(t, "stdout", sink.get("main", "stdout"), []string{"out1", "out2", "last"})
 	equal(t, "stderr", sink.get("main", "stderr"), []string{"err1", "err2"})
+	if st := e.rt.Stats(); st != (Stats{ContainersStarted: 1}) {
+		t.Errorf("Stats = %+v, want one container started", st)
+	}
 }
 
 func TestRunExitCode(t *testing.T) {
@@ -407,9 +410,12 @@ func TestRunSetupFails(t *testing.T) {
 		name   string
 		second jobs.ContainerDefinition
 		want   string
+		stats  Stats // the runtime's counts after
 	}{
-		{"create", jobs.ContainerDefinition{Name: "second", Command: []string{"true"}, WorkingDirectory: "relative"}, "create container second"},
-		{"start", jobs.ContainerDefinition{Name: "second", Command: []string{"/no/such/program"}}, "start container second"},
+		{"create", jobs.ContainerDefinition{Name: "second", Command: []string{"true"}, WorkingDirectory: "relative"}, "create container second",
+			Stats{ContainerStartFailures: 1}},
+		{"start", jobs.ContainerDefinition{Name: "second", Command: []string{"/no/such/program"}}, "start container second",
+			Stats{ContainersStarted: 1, ContainerStartFailures: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -426,6 +432,9 @@ func TestRunSetupFails(t *testing.T) {
 			t.Logf("error after %v: %v", time.Since(start), err)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %+v, %v; want an error saying %q", res, err, tt.want)
+			}
+			if st := e.rt.Stats(); st != tt.stats {
+				t.Errorf("Stats = %+v, want %+v", st, tt.stats)
 			}
 		})
 	}

@@ -98,12 +98,14 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 			err := r.startContainer(sctx, waitCtx, c)
 			cancel()
 			if err != nil {
+				r.startFailures.Add(1)
 				c.reason = "CannotStartContainerError: " + err.Error()
 				startErr = fmt.Errorf("start container %s: %w", c.def.Name, err)
 				dp.gone[c] = true
 				return
 			}
 			c.started, c.startedAt = true, time.Now()
+			r.started.Add(1)
 			running++
 			r.watch(&wg, tr, c, logs, exited)
 		}

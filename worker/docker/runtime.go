@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -36,6 +37,23 @@ type Runtime struct {
 	exits              exitWatch
 	images             presentImages // image.go
 	ecs                ecsConfig     // ecs_options.go
+
+	started, startFailures atomic.Uint64 // Stats
+}
+
+// Stats are what a Runtime counted since it was made: what `gantry worker
+// --metrics` exports beside the worker's own. Counters only grow.
+type Stats struct {
+	// ContainersStarted counts the containers the daemon started.
+	ContainersStarted uint64
+	// ContainerStartFailures counts the containers the daemon refused to
+	// create or to start (the attempt fails with TaskFailedToStart).
+	ContainerStartFailures uint64
+}
+
+// Stats returns the runtime's counts.
+func (r *Runtime) Stats() Stats {
+	return Stats{ContainersStarted: r.started.Load(), ContainerStartFailures: r.startFailures.Load()}
 }
 
 var _ worker.Runtime = (*Runtime)(nil)
@@ -122,6 +140,7 @@ func (r *Runtime) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) 
 			}
 		}
 		if err != nil {
+			r.startFailures.Add(1)
 			return nil, err
 		}
 	}
