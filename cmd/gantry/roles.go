@@ -22,6 +22,7 @@ import (
 	"github.com/gantry-dev/gantry/workerq"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -109,8 +110,9 @@ func newLogger(level string) (zerolog.Logger, error) {
 	return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly, NoColor: plain}).Level(lvl).With().Timestamp().Logger(), nil
 }
 
-// runWorker runs a worker on nc until ctx is done.
-func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.Logger) error {
+// runWorker runs a worker on nc until ctx is done. With reg, it registers
+// the worker's metrics there.
+func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.Logger, reg prometheus.Registerer) error {
 	cli, err := docker.NewClient()
 	if err != nil {
 		return err
@@ -167,6 +169,9 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 			worker.WithLeaseRenewal(q.AckWait() / 3), worker.WithGracePeriod(f.grace), worker.WithLogger(log),
 			worker.WithLeftovers(rt), worker.WithStager(queue.NewStager(q.JetStream(), 0, 1), "")},
 			f.fleet.options(ctx, cli, q, log)...)...)
+	if reg != nil {
+		reg.MustRegister(workerCollector{id: f.id, cluster: f.cluster, w: w, rt: rt})
+	}
 	if err := q.WatchDrain(ctx, f.id, w.Drain); err != nil {
 		return err
 	}
@@ -318,6 +323,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		submitter                   submitterFlags // auth_roles.go
 		serveTLS                    serveTLSFlags  // servetls.go
 		httpTLS                     httpTLSFlags   // httptls.go
+		mf                          metricsFlag    // metrics.go
 	)
 	c := &cobra.Command{
 		Use:   "up",
@@ -333,11 +339,13 @@ Other gantry commands reach it at nats://127.0.0.1:<nats-port>. With
 --user/--password (or --token) NATS requires them of every client; with
 --tls-server-cert and --tls-server-key it speaks TLS only, and clients give
 the CA with --tls-ca (and --tls-cert/--tls-key when --tls-client-ca asks for
-client certificates).
+client certificates). With --metrics it serves Prometheus metrics of the
+server and the worker at http://ADDR/metrics.
 
 ` + httpHelp,
 		Example: `  gantry up --data /tmp/g &
   gantry up --nats-port 4333 --allow-host-path /srv/etl
+  gantry up --metrics 127.0.0.1:9180
   gantry up --user op --password "$PW" --http 0.0.0.0:8443 \
     --http-tls-cert web.pem --http-tls-key web-key.pem
   curl --cacert ca.pem -u op:"$PW" https://gantry.example:8443/api/runs`,
@@ -384,6 +392,11 @@ client certificates).
 				return err
 			}
 			defer unlock()
+			metrics, err := mf.listen()
+			if err != nil {
+				return err
+			}
+			defer metrics.close()
 			eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
 				Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways,
 				SubmitUser: submitter.user, SubmitPassword: submitter.password, Log: natsLog(log)}
@@ -427,13 +440,14 @@ client certificates).
 						}
 					})
 					defer stop()
-					return runServer(serverLife, nc, dataDir, log, wf.fleet.lease, syncAlways, 1, server.WithDataRetention(retention))
+					return runServer(serverLife, nc, dataDir, log, wf.fleet.lease, syncAlways, 1,
+						append(serverMetrics(metrics), server.WithDataRetention(retention))...)
 				},
 				func(ctx context.Context) error {
 					defer endServer()
-					return runWorker(ctx, nc, &wf, log)
+					return runWorker(ctx, nc, &wf, log, metrics.registerer())
 				},
-				httpServe(httpAddr, nc, hauth, htls, log))
+				httpServe(httpAddr, nc, hauth, htls, log), metrics.role(serverLife, log))
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory for the store and JetStream's files (env GANTRY_DATA)")
@@ -446,8 +460,18 @@ client certificates).
 	httpTLS.add(c)
 	addDataRetentionFlag(c, &retention)
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	mf.add(c)
 	wf.add(c)
 	return c
+}
+
+// serverMetrics is the option that registers the server's metrics at the
+// endpoint, none when --metrics is off.
+func serverMetrics(e *metricsEndpoint) []server.Option {
+	if reg := e.registerer(); reg != nil {
+		return []server.Option{server.WithMetrics(reg)}
+	}
+	return nil
 }
 
 // natsLog passes the embedded NATS server's warnings and errors (a store
@@ -497,13 +521,15 @@ func newServerCmd(g *globals) *cobra.Command {
 		submitter                   submitterFlags // auth_roles.go
 		serveTLS                    serveTLSFlags  // servetls.go
 		httpTLS                     httpTLSFlags   // httptls.go
+		mf                          metricsFlag    // metrics.go
 	)
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run the gantry server (API, event application, SQLite store)",
 		Long: `server runs the control plane against the NATS deployment named by --nats.
 It is the single writer of the SQLite store under --data. With --embedded-nats
-it starts its own NATS server with JetStream instead.
+it starts its own NATS server with JetStream instead. With --metrics it serves
+Prometheus metrics at http://ADDR/metrics.
 
 At start it makes gantry's streams and buckets, with --replicas replicas; without
 --replicas those that exist keep theirs and new ones get 1. While JetStream
@@ -551,6 +577,11 @@ user without the rights) or a configuration JetStream rejects ends it at once.
 				return err
 			}
 			defer unlock()
+			metrics, err := mf.listen()
+			if err != nil {
+				return err
+			}
+			defer metrics.close()
 			o := g.conn
 			o.Name, o.Reconnect, o.InboxPrefix = "gantry-server", true, queue.RoleInboxPrefix
 			if embeddedNATS {
@@ -591,11 +622,16 @@ user without the rights) or a configuration JetStream rejects ends it at once.
 				return err
 			}
 			defer nc.Close()
+			// The metrics are served until the server has stopped.
+			serverLife, endServer := context.WithCancel(context.WithoutCancel(cmd.Context()))
+			defer endServer()
 			return serveAll(cmd.Context(), log,
 				func(ctx context.Context) error {
-					return runServer(ctx, nc, dataDir, log, lease, syncAlways, replicas, server.WithDataRetention(retention))
+					defer endServer()
+					return runServer(ctx, nc, dataDir, log, lease, syncAlways, replicas,
+						append(serverMetrics(metrics), server.WithDataRetention(retention))...)
 				},
-				httpServe(httpAddr, nc, hauth, htls, log))
+				httpServe(httpAddr, nc, hauth, htls, log), metrics.role(serverLife, log))
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory of the SQLite store (env GANTRY_DATA)")
@@ -611,6 +647,7 @@ user without the rights) or a configuration JetStream rejects ends it at once.
 	addDataRetentionFlag(c, &retention)
 	addLeaseFlag(c, &lease)
 	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1 with --embedded-nats; 0 picks a free one (written to DATA/nats.url)")
+	mf.add(c)
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c
 }
@@ -646,13 +683,15 @@ func envInt(name string, def int) int {
 func newWorkerCmd(g *globals) *cobra.Command {
 	var (
 		wf       workerFlags
+		mf       metricsFlag // metrics.go
 		logLevel string
 	)
 	c := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a worker agent that takes runs from NATS and runs them on the local Docker daemon",
 		Long: `worker joins a cluster (--cluster) and runs up to --slots runs at once on this
-host's Docker daemon. It needs only NATS and Docker: no database.
+host's Docker daemon. It needs only NATS and Docker: no database. With
+--metrics it serves Prometheus metrics at http://ADDR/metrics.
 
 Started before them, it waits for a NATS cluster's JetStream leader and then
 for the streams a gantry server makes, saying what it waits for.`,
@@ -665,6 +704,11 @@ for the streams a gantry server makes, saying what it waits for.`,
 			if err != nil {
 				return err
 			}
+			metrics, err := mf.listen()
+			if err != nil {
+				return err
+			}
+			defer metrics.close()
 			o := g.conn
 			o.Name, o.Reconnect, o.InboxPrefix = "gantry-worker-"+wf.id, true, queue.RoleInboxPrefix
 			nc, err := queue.Dial(cmd.Context(), o)
@@ -673,7 +717,11 @@ for the streams a gantry server makes, saying what it waits for.`,
 			}
 			defer nc.Close()
 			longRunning.Store(true)
-			err = runWorker(cmd.Context(), nc, &wf, log)
+			// The metrics are served until the worker has stopped: through
+			// its --grace too.
+			err = metrics.alongside(cmd.Context(), log, func(ctx context.Context) error {
+				return runWorker(ctx, nc, &wf, log, metrics.registerer())
+			})
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
@@ -681,6 +729,7 @@ for the streams a gantry server makes, saying what it waits for.`,
 		},
 	}
 	wf.add(c)
+	mf.add(c)
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c
 }
