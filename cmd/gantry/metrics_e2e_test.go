@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -9,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/samples/sampletest"
 )
 
 // scrape GETs http://addr/metrics and returns its samples by name and
@@ -148,5 +151,93 @@ func TestMetricsAddressInUseNamesTheFlag(t *testing.T) {
 	}
 	if _, err := (&metricsFlag{addr: "9180"}).listen(); err == nil || !strings.HasPrefix(err.Error(), "--metrics 9180: ") {
 		t.Errorf("--metrics 9180: %v; want an error naming the flag", err)
+	}
+}
+
+// TestMetricsOfServerAndWorkerApart: `gantry server --metrics` and
+// `gantry worker --metrics`, two processes, each serve their own metrics
+// and only those: the server's runs and fleet on one endpoint, the
+// worker's jobs and containers on the other, after one run through them.
+func TestMetricsOfServerAndWorkerApart(t *testing.T) {
+	t.Parallel()
+	cli := sampletest.Docker(t)
+	image := sampletest.Image(t)
+	label := fmt.Sprintf("e2e-metrics%d", time.Now().UnixNano()%100000)
+	sampletest.Cleanup(t, cli, label)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	serverAddr, workerAddr := freeAddr(t), freeAddr(t)
+	startProc(t, "server", "--embedded-nats", "--nats-port", strings.TrimPrefix(url, "nats://127.0.0.1:"),
+		"--data", t.TempDir(), "--metrics", serverAddr)
+	in := &instance{t: t, env: append(os.Environ(), "GANTRY_NATS_URL="+url), image: image}
+	waitFor(t, "the server", func() bool { _, _, code := in.gantry("ps"); return code == 0 })
+	startProc(t, "worker", "--nats", url, "--id", label, "--cluster", "etl", "--grace", "5s",
+		"--container-label", sampletest.LabelKey+"="+label, "--metrics", workerAddr)
+	waitFor(t, "the worker", func() bool { return len(in.workers()) == 1 })
+
+	out, errOut, code := in.gantry("run", "-d", "--cluster", "etl", "--image", image, "--", "echo", "apart")
+	if code != 0 {
+		t.Fatalf("run -d: exit %d: %s", code, errOut)
+	}
+	id := strings.TrimSpace(out)
+	if r := in.waitStatus(id, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled); r.Status != jobs.StatusSucceeded {
+		t.Fatalf("run %s: %s", id, r.Status)
+	}
+	// The store has the end a moment before the server's counters move,
+	// and the worker gives its slot back after its report.
+	var srv, wrk map[string]float64
+	waitFor(t, "the run in the server's metrics", func() bool {
+		srv = scrape(t, serverAddr)
+		return srv[`gantry_runs_ended_total{status="SUCCEEDED",stop_code=""}`] == 1 &&
+			srv[`gantry_fleet_workers{cluster="etl",state="ACTIVE"}`] == 1
+	})
+	waitFor(t, "the run in the worker's metrics", func() bool {
+		wrk = scrape(t, workerAddr)
+		return wrk[`gantry_worker_attempts_ended_total{status="SUCCEEDED"}`] == 1 && wrk["gantry_worker_slots_used"] == 0
+	})
+	for name, want := range map[string]float64{
+		"gantry_runs_submitted_total":                                                   1,
+		`gantry_runs_ended_total{status="SUCCEEDED",stop_code=""}`:                      1,
+		`gantry_runs_ended_total{status="FAILED",stop_code="EssentialContainerExited"}`: 0,
+		"gantry_run_queue_wait_seconds_count":                                           1,
+		"gantry_run_duration_seconds_count":                                             1,
+		`gantry_runs_active{status="RUNNING"}`:                                          0,
+		`gantry_fleet_workers{cluster="etl",state="ACTIVE"}`:                            1,
+		`gantry_fleet_slots{cluster="etl"}`:                                             4,
+	} {
+		if v, ok := srv[name]; !ok || v != want {
+			t.Errorf("server: %s = %v (present: %v); want %v", name, v, ok, want)
+		}
+	}
+	for name, want := range map[string]float64{
+		`gantry_worker_info{cluster="etl",version="dev",worker="` + label + `"}`: 1,
+		"gantry_worker_slots":                          4,
+		"gantry_worker_jobs_taken_total":               1,
+		"gantry_worker_tasks_started_total":            1,
+		"gantry_worker_containers_started_total":       1,
+		"gantry_worker_container_start_failures_total": 0,
+		"gantry_worker_log_lines_total":                1,
+		"gantry_worker_log_bytes_total":                float64(len("apart")),
+	} {
+		if v, ok := wrk[name]; !ok || v != want {
+			t.Errorf("worker: %s = %v (present: %v); want %v", name, v, ok, want)
+		}
+	}
+	// Each endpoint has the Go and process metrics, and its own role's
+	// metrics only.
+	for _, ep := range []struct {
+		role       string
+		got        map[string]float64
+		own, other string
+	}{{"server", srv, "gantry_runs_", "gantry_worker_"}, {"worker", wrk, "gantry_worker_", "gantry_runs_"}} {
+		for _, name := range []string{"go_goroutines", "process_cpu_seconds_total"} {
+			if _, ok := ep.got[name]; !ok {
+				t.Errorf("%s: no %s", ep.role, name)
+			}
+		}
+		for name := range ep.got {
+			if strings.HasPrefix(name, ep.other) || (ep.role == "worker" && strings.HasPrefix(name, "gantry_") && !strings.HasPrefix(name, ep.own)) {
+				t.Errorf("%s serves %s", ep.role, name)
+			}
+		}
 	}
 }
