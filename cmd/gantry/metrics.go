@@ -81,16 +81,25 @@ func (e *metricsEndpoint) serve(ctx context.Context, log zerolog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: httpIdleTimeout}
+	// Serve returns as soon as Shutdown begins; serve returns once the
+	// scrapes in flight have ended (or been cut after 5 s: the server's
+	// collectors give up after 3), so that none reads from a store or a
+	// connection its caller closes next.
+	shut := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(shut)
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
 	})
 	defer stop()
 	log.Info().Str("addr", e.ln.Addr().String()).Msg("metrics ready at /metrics")
 	if err := srv.Serve(e.ln); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("--metrics: %w", err)
 	}
+	<-shut
 	return nil
 }
 
