@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -246,4 +247,26 @@ func TestUnusualEndsCountedFromMany(t *testing.T) {
 		`gantry_runs_ended_total{status="FAILED",stop_code="TerminationNotice"}`: 50,
 		`gantry_runs_ended_total{status="FAILED",stop_code="other"}`:             50,
 	})
+}
+
+// TestMetricScrapeAfterStop: a scrape that comes as the server stops,
+// its store and its NATS connection closed, does not panic: the metrics
+// read from them are errors of that scrape, the counters are served.
+func TestMetricScrapeAfterStop(t *testing.T) {
+	nc, q, db := testStack(t)
+	reg := prometheus.NewRegistry()
+	New(db, q, WithMetrics(reg))
+	db.Close()
+	nc.Close()
+	families, err := reg.Gather()
+	if err == nil || !strings.Contains(err.Error(), "gantry_runs_active") {
+		t.Errorf("gather after stop: %v; want the active runs' error", err)
+	}
+	var names []string
+	for _, f := range families {
+		names = append(names, f.GetName())
+	}
+	if !slices.Contains(names, "gantry_runs_submitted_total") || slices.Contains(names, "gantry_runs_active") {
+		t.Errorf("gathered after stop: %v", names)
+	}
 }
