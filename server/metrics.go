@@ -125,7 +125,7 @@ func newMetrics() *metrics {
 			Help:    "Worker events in each batch the server applied to the store (its count is the batches applied).",
 			Buckets: batchBuckets}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gantry_event_batch_apply_seconds",
-			Help:    "Time to apply a batch of worker events: the store's transaction, the status publications and the retries it queued.",
+			Help:    "Time to apply a batch of worker events: the store's transaction, the status publications, the retries it queued and the pipelines it advanced.",
 			Buckets: applyBuckets}),
 		batchFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "gantry_event_batch_failures_total",
 			Help: "Batches of worker events the store refused; each comes back after the ack wait."}),

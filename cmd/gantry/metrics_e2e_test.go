@@ -234,6 +234,9 @@ func TestMetricsOfServerAndWorkerApart(t *testing.T) {
 				t.Errorf("%s: no %s", ep.role, name)
 			}
 		}
+		if v, ok := ep.got[`promhttp_metric_handler_errors_total{cause="gathering"}`]; !ok || v != 0 {
+			t.Errorf("%s: promhttp_metric_handler_errors_total{cause=\"gathering\"} = %v (present: %v); want 0", ep.role, v, ok)
+		}
 		for name := range ep.got {
 			if strings.HasPrefix(name, ep.other) || (ep.role == "worker" && strings.HasPrefix(name, "gantry_") && !strings.HasPrefix(name, ep.own)) {
 				t.Errorf("%s serves %s", ep.role, name)
