@@ -121,7 +121,7 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 		url := RedactURL(url) // errors end up in terminals and CI logs
 		switch {
 		case errors.Is(err, nats.ErrNoServers):
-			return nil, fmt.Errorf("cannot reach NATS at %s: is `gantry up` running? (set --nats or GANTRY_NATS_URL)", url)
+			return nil, &UnreachableError{URL: url, err: err}
 		case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired):
 			return nil, fmt.Errorf("NATS at %s refused the credentials: check --user/--password, --creds or --token", url)
 		case errors.Is(err, nats.ErrNoInfoReceived):
@@ -154,6 +154,22 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 	}
 	return nc, nil
 }
+
+// UnreachableError is Dial's error when no NATS server at URL accepted
+// the connection (refused, or none listening): one that may pass as NATS
+// comes up, which the long-running roles wait out and CLI commands report.
+// Refused credentials, TLS failures and a peer that is not NATS are other
+// errors: waiting does not cure them.
+type UnreachableError struct {
+	URL string // redacted
+	err error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach NATS at %s: is `gantry up` running? (set --nats or GANTRY_NATS_URL)", e.URL)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.err }
 
 // probeRefusal matches a NATS server's log line on its refusal of the
 // subscription Dial checks CLIInboxPrefix with: "Subscription Violation -

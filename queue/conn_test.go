@@ -76,6 +76,25 @@ func TestDialSomethingElseThanNATS(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tt.url+" "+tt.want) {
 			t.Errorf("Dial %s: %v, want %q", tt.url, err, tt.want)
 		}
+		if ue := (*UnreachableError)(nil); errors.As(err, &ue) {
+			t.Errorf("Dial %s: %v is an UnreachableError: a long-running role would wait for what waiting does not cure", tt.url, err)
+		}
+	}
+}
+
+// TestDialUnreachable: where nothing accepts the connection, Dial's error
+// is an UnreachableError (which the long-running roles wait out), saying
+// what it said before.
+func TestDialUnreachable(t *testing.T) {
+	const url = "nats://127.0.0.1:1"
+	_, err := Dial(t.Context(), ConnOptions{URL: url, Timeout: time.Second})
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || ue.URL != url || !errors.Is(err, nats.ErrNoServers) {
+		t.Fatalf("Dial %s: %#v, want an UnreachableError", url, err)
+	}
+	const want = "cannot reach NATS at " + url + ": is `gantry up` running? (set --nats or GANTRY_NATS_URL)"
+	if err.Error() != want {
+		t.Errorf("Dial %s: %q, want %q", url, err, want)
 	}
 }
 

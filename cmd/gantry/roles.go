@@ -531,6 +531,10 @@ It is the single writer of the SQLite store under --data. With --embedded-nats
 it starts its own NATS server with JetStream instead. With --metrics it serves
 Prometheus metrics at http://ADDR/metrics.
 
+Started before NATS accepts connections, it waits for it, saying so every few
+seconds; refused credentials, TLS failures or an address that is not NATS
+end it at once.
+
 At start it makes gantry's streams and buckets, with --replicas replicas; without
 --replicas those that exist keep theirs and new ones get 1. While JetStream
 cannot answer yet (a NATS cluster still electing its leader) it waits, saying
@@ -617,7 +621,10 @@ user without the rights) or a configuration JetStream rejects ends it at once.
 				return errors.New("--submit-user, --submit-password, --tls-server-cert, --tls-server-key, --tls-client-ca and --nats-port " +
 					"configure the embedded NATS server: give --embedded-nats too")
 			}
-			nc, err := queue.Dial(cmd.Context(), o)
+			nc, err := dialRole(cmd.Context(), o, log)
+			if errors.Is(err, context.Canceled) {
+				return nil // stopped while waiting for NATS
+			}
 			if err != nil {
 				return err
 			}
@@ -693,8 +700,10 @@ func newWorkerCmd(g *globals) *cobra.Command {
 host's Docker daemon. It needs only NATS and Docker: no database. With
 --metrics it serves Prometheus metrics at http://ADDR/metrics.
 
-Started before them, it waits for a NATS cluster's JetStream leader and then
-for the streams a gantry server makes, saying what it waits for.`,
+Started before them, it waits for NATS to accept connections (saying so every
+few seconds; refused credentials, TLS failures or an address that is not NATS
+end it at once), for a NATS cluster's JetStream leader and then for the
+streams a gantry server makes, saying what it waits for.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := wf.validate(); err != nil {
@@ -711,7 +720,10 @@ for the streams a gantry server makes, saying what it waits for.`,
 			defer metrics.close()
 			o := g.conn
 			o.Name, o.Reconnect, o.InboxPrefix = "gantry-worker-"+wf.id, true, queue.RoleInboxPrefix
-			nc, err := queue.Dial(cmd.Context(), o)
+			nc, err := dialRole(cmd.Context(), o, log)
+			if errors.Is(err, context.Canceled) {
+				return nil // stopped while waiting for NATS
+			}
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,158 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/samples/sampletest"
+)
+
+// refusingPort is a port on 127.0.0.1 where connections are refused until
+// a NATS server listens there: a socket bound to it, not listening, holds
+// it for the test, and with SO_REUSEADDR on both (Go's listeners set it)
+// Linux lets a listener bind it too. Unlike a port found free and closed,
+// no other process can take it in between.
+func refusingPort(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*syscall.SockaddrInet4).Port
+}
+
+// startNATSOn starts an embedded NATS server on port of 127.0.0.1.
+func startNATSOn(t *testing.T, port int, o embedded.Options) {
+	t.Helper()
+	o.StoreDir, o.Port = t.TempDir(), port
+	ns, err := embedded.Start(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+}
+
+// wantCleanStop sends SIGTERM to p and wants it to exit 0.
+func wantCleanStop(t *testing.T, ctx context.Context, p *gantryProc) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("gantry %s stopped while waiting for NATS: exit code %d, want 0:\n%s", p.cmd.Args[1], code, p.log.String())
+		}
+	case <-ctx.Done():
+		p.fail(t, "gantry "+p.cmd.Args[1]+" did not stop on SIGTERM while waiting for NATS")
+	}
+}
+
+// TestServerWaitsForNATS: a server started before NATS (compose, systemd)
+// exited 125, "cannot reach NATS". It waits, saying so with the URL's
+// password masked, and is ready once NATS accepts; stopped while it
+// waits, it stops cleanly.
+func TestServerWaitsForNATS(t *testing.T) {
+	port := refusingPort(t)
+	url := fmt.Sprintf("nats://op:s3cret@127.0.0.1:%d", port)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	waiting := startServer(t, "--nats", url, "--log-level", "info")
+	stopped := startServer(t, "--nats", url, "--log-level", "info")
+	want := fmt.Sprintf("waiting for NATS at nats://op:xxxxx@127.0.0.1:%d to accept connections", port)
+	waiting.waitLog(t, ctx, want)
+	stopped.waitLog(t, ctx, want)
+	wantCleanStop(t, ctx, stopped)
+
+	startNATSOn(t, port, embedded.Options{User: "op", Password: "s3cret"})
+	waiting.waitLog(t, ctx, "connected to NATS")
+	waiting.waitLog(t, ctx, "server ready")
+	if strings.Contains(waiting.log.String(), "s3cret") {
+		t.Errorf("the server's log shows the password:\n%s", waiting.log.String())
+	}
+}
+
+// TestWorkerStoppedWhileWaitingForNATS: a worker started before NATS
+// waits for it, saying so, and stops cleanly on SIGTERM; it needs no
+// Docker until NATS has answered.
+func TestWorkerStoppedWhileWaitingForNATS(t *testing.T) {
+	port := refusingPort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	w := startGantry(t, "worker", "--nats", fmt.Sprintf("nats://127.0.0.1:%d", port), "--id", "e2e-waitnats-stopped")
+	w.waitLog(t, ctx, fmt.Sprintf("waiting for NATS at nats://127.0.0.1:%d to accept connections", port))
+	wantCleanStop(t, ctx, w)
+}
+
+// TestWorkerWaitsForNATS: a worker started before NATS and its server
+// exited 125, "cannot reach NATS". It waits for NATS, then for the
+// server's streams, and is then ready.
+func TestWorkerWaitsForNATS(t *testing.T) {
+	cli := sampletest.Docker(t)
+	label := fmt.Sprintf("e2e-waitnats%d", time.Now().UnixNano()%100000)
+	sampletest.Cleanup(t, cli, label)
+	port := refusingPort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	w := startGantry(t, "worker", "--nats", url, "--id", label, "--grace", "5s",
+		"--container-label", sampletest.LabelKey+"="+label)
+	w.waitLog(t, ctx, "waiting for NATS at "+url+" to accept connections")
+	startNATSOn(t, port, embedded.Options{})
+	w.waitLog(t, ctx, "connected to NATS")
+	w.waitLog(t, ctx, "waiting for a gantry server to create the streams")
+	startServer(t, "--nats", url)
+	w.waitLog(t, ctx, "worker ready")
+}
+
+// TestRolesDoNotWaitForNATSThatRefusesOrIsNotNATS: what waiting does not
+// cure ends the server and the worker at once (125) with the message it
+// had: credentials NATS refuses, a port that is not NATS. CLI commands do
+// not wait for an unreachable NATS either.
+func TestRolesDoNotWaitForNATSThatRefusesOrIsNotNATS(t *testing.T) {
+	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: "op", Password: "op-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	web := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(web.Close)
+	unreachable := fmt.Sprintf("nats://127.0.0.1:%d", refusingPort(t))
+	env := append(os.Environ(), "GANTRY_NATS_URL=", "GANTRY_REPLICAS=")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"server", "--data", t.TempDir(), "--nats", ns.ClientURL(), "--user", "op", "--password", "wrong"}, "refused the credentials"},
+		{[]string{"worker", "--nats", ns.ClientURL(), "--user", "op", "--password", "wrong"}, "refused the credentials"},
+		{[]string{"server", "--data", t.TempDir(), "--nats", "nats://" + web.Listener.Addr().String()}, "does not look like a NATS server"},
+		{[]string{"worker", "--nats", "nats://" + web.Listener.Addr().String()}, "does not look like a NATS server"},
+		{[]string{"ps", "--nats", unreachable}, "cannot reach NATS at " + unreachable},
+		{[]string{"run", "--nats", unreachable, "-d", "--image", "busybox", "--", "true"}, "cannot reach NATS at " + unreachable},
+	} {
+		_, errOut, code := runBin(t, env, c.args...)
+		if code != exitGantryError || !strings.Contains(errOut, c.want) {
+			t.Errorf("gantry %s: exit %d, want %d saying %q:\n%s", strings.Join(c.args, " "), code, exitGantryError, c.want, errOut)
+		}
+	}
+}
