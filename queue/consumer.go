@@ -20,41 +20,71 @@ import (
 // (worker.MaxLosses), and a run that loses too many fails with a reason.
 const MaxDeliver = -1
 
-// JobConsumer pulls jobs for one worker: its cluster's and its own.
+// JobConsumer pulls jobs for one worker: its cluster's and its own. It is
+// for one goroutine at a time.
 type JobConsumer struct {
 	nc           *nats.Conn // for naks (Delivery.Nak)
+	q            *Queue     // to make a deleted consumer again (restore)
 	cluster, own jetstream.Consumer
+	clusterCfg   jetstream.ConsumerConfig
+	ownCfg       jetstream.ConsumerConfig
 }
 
 // Jobs returns the consumer of a worker, creating the durable consumers of
 // its cluster and of the worker itself if they do not exist. Its errors
 // are as EnsureStreams's: WaitingFor tells those that pass on their own.
+// A consumer deleted later is made again when a pull finds it gone.
 func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer, error) {
-	cc, err := q.js.CreateOrUpdateConsumer(ctx, StreamJobs, jetstream.ConsumerConfig{
-		Durable:       "cluster_" + cluster,
-		Description:   "gantry: workers of cluster " + cluster,
-		FilterSubject: JobSubject(cluster, ""),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       q.cfg.ackWait,
-		MaxDeliver:    MaxDeliver,
-		MaxAckPending: 100000,
-	})
-	if err != nil {
+	c := &JobConsumer{nc: q.nc, q: q,
+		clusterCfg: jetstream.ConsumerConfig{
+			Durable:       "cluster_" + cluster,
+			Description:   "gantry: workers of cluster " + cluster,
+			FilterSubject: JobSubject(cluster, ""),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       q.cfg.ackWait,
+			MaxDeliver:    MaxDeliver,
+			MaxAckPending: 100000,
+		},
+		ownCfg: jetstream.ConsumerConfig{
+			Durable:           "worker_" + worker,
+			Description:       "gantry: jobs for worker " + worker,
+			FilterSubject:     JobSubject(cluster, worker),
+			AckPolicy:         jetstream.AckExplicitPolicy,
+			AckWait:           q.cfg.ackWait,
+			MaxDeliver:        MaxDeliver,
+			InactiveThreshold: 24 * time.Hour,
+		},
+	}
+	var err error
+	if c.cluster, err = q.js.CreateOrUpdateConsumer(ctx, StreamJobs, c.clusterCfg); err != nil {
 		return nil, fmt.Errorf("consumer for cluster %s: %w", cluster, q.refusedError(err))
 	}
-	own, err := q.js.CreateOrUpdateConsumer(ctx, StreamJobs, jetstream.ConsumerConfig{
-		Durable:           "worker_" + worker,
-		Description:       "gantry: jobs for worker " + worker,
-		FilterSubject:     JobSubject(cluster, worker),
-		AckPolicy:         jetstream.AckExplicitPolicy,
-		AckWait:           q.cfg.ackWait,
-		MaxDeliver:        MaxDeliver,
-		InactiveThreshold: 24 * time.Hour,
-	})
-	if err != nil {
+	if c.own, err = q.js.CreateOrUpdateConsumer(ctx, StreamJobs, c.ownCfg); err != nil {
 		return nil, fmt.Errorf("consumer for worker %s: %w", worker, q.refusedError(err))
 	}
-	return &JobConsumer{nc: q.nc, cluster: cc, own: own}, nil
+	return c, nil
+}
+
+// restore makes *cons again if the pull that failed with err found it
+// deleted (durable.go), and says whether it did: the caller then pulls
+// again. Other errors are the caller's, as before.
+func (c *JobConsumer) restore(ctx context.Context, cons *jetstream.Consumer, err error) bool {
+	if !consumerGone(ctx, *cons, err) {
+		return false
+	}
+	cfg := c.clusterCfg
+	if *cons == c.own {
+		cfg = c.ownCfg
+	}
+	log := c.q.cfg.log.With().Str("stream", StreamJobs).Str("consumer", cfg.Durable).Logger()
+	log.Warn().AnErr("cause", err).Msg("durable consumer deleted under the worker: making it again")
+	made, err := c.q.js.CreateOrUpdateConsumer(ctx, StreamJobs, cfg)
+	if err != nil {
+		log.Warn().Err(err).Msg("make the deleted consumer again")
+		return false
+	}
+	*cons = made
+	return true
 }
 
 // Delivery is a job handed to this worker, with its lease.
@@ -145,12 +175,12 @@ func (c *JobConsumer) Next(ctx context.Context) (*Delivery, error) {
 		}
 		if msg, err := next(ctx, c.own, 0); err == nil {
 			return c.deliver(msg)
-		} else if !isTimeout(err) {
+		} else if !isTimeout(err) && !c.restore(ctx, &c.own, err) {
 			return nil, err
 		}
 		if msg, err := next(ctx, c.cluster, ownEvery); err == nil {
 			return c.deliver(msg)
-		} else if !isTimeout(err) {
+		} else if !isTimeout(err) && !c.restore(ctx, &c.cluster, err) {
 			return nil, err
 		}
 	}
@@ -273,12 +303,15 @@ func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, erro
 			return nil, context.Cause(ctx)
 		}
 		var out []*Delivery
-		for _, cons := range []jetstream.Consumer{c.own, c.cluster} {
+		for _, cons := range []*jetstream.Consumer{&c.own, &c.cluster} {
 			if len(out) >= max {
 				break
 			}
-			batch, err := cons.FetchNoWait(max - len(out))
+			batch, err := (*cons).FetchNoWait(max - len(out))
 			if err != nil {
+				if c.restore(ctx, cons, err) {
+					continue // its jobs come with the next pull
+				}
 				return nil, err
 			}
 			for msg := range batch.Messages() {
@@ -286,13 +319,19 @@ func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, erro
 					out = append(out, d)
 				}
 			}
+			// A pull of a deleted consumer ends with an error, not
+			// with jobs: unseen here, the worker's own jobs stopped
+			// coming without a word.
+			if err := batch.Error(); err != nil && !isTimeout(err) && c.restore(ctx, cons, err) {
+				continue
+			}
 		}
 		if len(out) > 0 {
 			return out, nil
 		}
 		// Nothing waits: block for the next one.
 		msg, err := next(ctx, c.cluster, ownEvery)
-		if isTimeout(err) {
+		if isTimeout(err) || (err != nil && c.restore(ctx, &c.cluster, err)) {
 			continue
 		}
 		if err != nil {

@@ -109,20 +109,16 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 	if err := q.js.DeleteConsumer(ctx, StreamEvents, "server"); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("remove the old events consumer: %w", err)
 	}
-	reports, err := q.js.CreateOrUpdateConsumer(ctx, StreamReports, jetstream.ConsumerConfig{
+	ch := make(chan jetstream.Msg, 256)
+	rc, err := q.consumeDurable(ctx, StreamReports, jetstream.ConsumerConfig{
 		Durable:       "server",
 		Description:   "gantry: the server applies workers' reports to its store",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 1000,
-	})
+	}, func(m jetstream.Msg) { ch <- m }, jetstream.PullMaxMessages(64))
 	if err != nil {
 		return fmt.Errorf("reports consumer: %w", err)
-	}
-	ch := make(chan jetstream.Msg, 256)
-	rc, err := reports.Consume(func(m jetstream.Msg) { ch <- m }, jetstream.PullMaxMessages(64))
-	if err != nil {
-		return fmt.Errorf("consume reports: %w", err)
 	}
 	defer rc.Stop()
 	var (
@@ -142,6 +138,9 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-rc.Lost():
+			rc.restore(ctx, err)
+			continue
 		case <-idle.C:
 			if last != nil {
 				_ = last.Ack()

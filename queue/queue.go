@@ -11,6 +11,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // Queue is gantry's handle on JetStream. It is safe for concurrent use.
@@ -31,6 +32,7 @@ type config struct {
 	replicas  int
 	logMaxAge time.Duration
 	ackWait   time.Duration
+	log       zerolog.Logger
 }
 
 // Option configures a Queue.
@@ -51,10 +53,15 @@ func WithLogRetention(d time.Duration) Option { return func(c *config) { c.logMa
 // lease at a third of it.
 func WithAckWait(d time.Duration) Option { return func(c *config) { c.ackWait = d } }
 
+// WithLogger sets the logger of the queue's own warnings, such as a
+// durable consumer deleted under its loop (durable.go). It logs nothing
+// without it.
+func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.log = l } }
+
 // New wraps a connection. It does not touch the streams: call EnsureStreams
 // once at the start of a server.
 func New(nc *nats.Conn, opts ...Option) (*Queue, error) {
-	cfg := config{logMaxAge: 30 * 24 * time.Hour, ackWait: 30 * time.Second}
+	cfg := config{logMaxAge: 30 * 24 * time.Hour, ackWait: 30 * time.Second, log: zerolog.Nop()}
 	for _, o := range opts {
 		o(&cfg)
 	}

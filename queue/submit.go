@@ -34,16 +34,12 @@ type Submission struct {
 // removed once handle returns nil and handed out again a second later
 // otherwise.
 func (q *Queue) ConsumeSubmissionMsgs(ctx context.Context, handle func(Submission) error) error {
-	cons, err := q.js.CreateOrUpdateConsumer(ctx, StreamSubmit, jetstream.ConsumerConfig{
+	d, err := q.consumeDurable(ctx, StreamSubmit, jetstream.ConsumerConfig{
 		Durable:     "server",
 		Description: "gantry: the server takes durable submissions",
 		AckPolicy:   jetstream.AckExplicitPolicy,
 		AckWait:     30 * time.Second,
-	})
-	if err != nil {
-		return fmt.Errorf("submissions consumer: %w", err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	}, func(m jetstream.Msg) {
 		sub := Submission{Data: m.Data(), MsgID: m.Headers().Get(jetstream.MsgIDHeader),
 			ReplyTo: m.Headers().Get(ReplyToHeader)}
 		if md, err := m.Metadata(); err == nil {
@@ -56,9 +52,15 @@ func (q *Queue) ConsumeSubmissionMsgs(ctx context.Context, handle func(Submissio
 		_ = m.Ack()
 	})
 	if err != nil {
-		return fmt.Errorf("consume submissions: %w", err)
+		return fmt.Errorf("submissions consumer: %w", err)
 	}
-	<-ctx.Done()
-	cc.Stop()
-	return nil
+	defer d.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-d.Lost():
+			d.restore(ctx, err)
+		}
+	}
 }

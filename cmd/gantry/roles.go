@@ -124,7 +124,7 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	if err != nil {
 		return fmt.Errorf("cannot reach the Docker daemon at %s: is it running? (set DOCKER_HOST to point elsewhere)", cli.DaemonHost())
 	}
-	q, err := queue.New(nc, queue.WithAckWait(f.fleet.lease))
+	q, err := queue.New(nc, queue.WithAckWait(f.fleet.lease), queue.WithLogger(log.With().Str("role", "worker").Logger()))
 	if err != nil {
 		return err
 	}
@@ -283,7 +283,8 @@ func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.L
 		return err
 	}
 	defer db.Close()
-	q, err := queue.New(nc, queue.WithAckWait(lease), queue.WithReplicas(replicas))
+	q, err := queue.New(nc, queue.WithAckWait(lease), queue.WithReplicas(replicas),
+		queue.WithLogger(log.With().Str("role", "server").Logger()))
 	if err != nil {
 		return err
 	}
