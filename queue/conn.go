@@ -119,9 +119,13 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		url := RedactURL(url) // errors end up in terminals and CI logs
+		var dnsErr *net.DNSError
 		switch {
 		case errors.Is(err, nats.ErrNoServers):
 			return nil, &UnreachableError{URL: url, err: err}
+		case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+			// A compose service's name resolves only once it runs.
+			return nil, &UnreachableError{URL: url, Unresolved: dnsErr.Name, err: err}
 		case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired):
 			return nil, fmt.Errorf("NATS at %s refused the credentials: check --user/--password, --creds or --token", url)
 		case errors.Is(err, nats.ErrNoInfoReceived):
@@ -156,16 +160,22 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 }
 
 // UnreachableError is Dial's error when no NATS server at URL accepted
-// the connection (refused, or none listening): one that may pass as NATS
+// the connection (refused, or none listening), or its host name does not
+// resolve (a compose service not started yet): one that may pass as NATS
 // comes up, which the long-running roles wait out and CLI commands report.
 // Refused credentials, TLS failures and a peer that is not NATS are other
 // errors: waiting does not cure them.
 type UnreachableError struct {
 	URL string // redacted
-	err error
+	// Unresolved is the host name that does not resolve, if that is why.
+	Unresolved string
+	err        error
 }
 
 func (e *UnreachableError) Error() string {
+	if e.Unresolved != "" {
+		return fmt.Sprintf("cannot reach NATS at %s: the host %s does not resolve (set --nats or GANTRY_NATS_URL)", e.URL, e.Unresolved)
+	}
 	return fmt.Sprintf("cannot reach NATS at %s: is `gantry up` running? (set --nats or GANTRY_NATS_URL)", e.URL)
 }
 

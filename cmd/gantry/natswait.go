@@ -37,7 +37,11 @@ func dialRole(ctx context.Context, o queue.ConnOptions, log zerolog.Logger) (*na
 			return nil, err
 		}
 		if now := time.Now(); !waited || now.Sub(warned) >= natsWarnEvery {
-			log.Warn().Str("nats", ue.URL).Msg("waiting for NATS at " + ue.URL + " to accept connections")
+			msg := "waiting for NATS at " + ue.URL + " to accept connections"
+			if ue.Unresolved != "" {
+				msg = "waiting for the NATS host " + ue.Unresolved + " (" + ue.URL + ") to resolve"
+			}
+			log.Warn().Str("nats", ue.URL).Msg(msg)
 			warned = now
 		}
 		t := time.NewTimer(backoff)

@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -129,6 +131,28 @@ func TestWorkerWaitsForNATS(t *testing.T) {
 // cure ends the server and the worker at once (125) with the message it
 // had: credentials NATS refuses, a port that is not NATS. CLI commands do
 // not wait for an unreachable NATS either.
+// TestWorkerWaitsForItsNATSHostToResolve: a NATS host name that does not
+// resolve yet (a compose service not started) is waited for as a refused
+// port is; a CLI command reports it at once.
+func TestWorkerWaitsForItsNATSHostToResolve(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const url = "nats://gantry-nats.invalid:4222" // .invalid never resolves (RFC 6761)
+	// The test needs a resolver that answers "no such host"; one that
+	// cannot be reached at all is another failure (not waited for).
+	var dnsErr *net.DNSError
+	if _, err := net.DefaultResolver.LookupHost(ctx, "gantry-nats.invalid"); !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+		t.Skipf("this machine's resolver does not say that gantry-nats.invalid does not exist (%v): nothing to test", err)
+	}
+	w := startGantry(t, "worker", "--nats", url, "--id", "e2e-waitnats-dns")
+	w.waitLog(t, ctx, "waiting for the NATS host gantry-nats.invalid ("+url+") to resolve")
+	wantCleanStop(t, ctx, w)
+	_, errOut, code := runBin(t, append(os.Environ(), "GANTRY_NATS_URL="), "ps", "--nats", url)
+	if want := "cannot reach NATS at " + url + ": the host gantry-nats.invalid does not resolve"; code != exitGantryError || !strings.Contains(errOut, want) {
+		t.Errorf("gantry ps: exit %d, want %d saying %q:\n%s", code, exitGantryError, want, errOut)
+	}
+}
+
 func TestRolesDoNotWaitForNATSThatRefusesOrIsNotNATS(t *testing.T) {
 	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: "op", Password: "op-pw"})
 	if err != nil {
