@@ -27,7 +27,7 @@ func AppendLogBatch(dst []byte, b *LogBatch) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendLogLine(dst, l.Seq, l.Stream, l.Text, l.Partial)
+		dst = appendLogLine(dst, l.Seq, l.Stream, l.Text, l.Partial, l.NoNewline)
 	}
 	return append(dst, "]}"...)
 }
@@ -35,8 +35,8 @@ func AppendLogBatch(dst []byte, b *LogBatch) []byte {
 // AppendLogLine appends one line of a batch as AppendLogBatch writes it,
 // from the bytes a container wrote: a writer encodes lines as they come
 // and AppendEncodedLogBatch wraps them, without a string per line.
-func AppendLogLine(dst []byte, seq int64, stream string, text []byte, partial bool) []byte {
-	return appendLogLine(dst, seq, stream, unsafe.String(unsafe.SliceData(text), len(text)), partial)
+func AppendLogLine(dst []byte, seq int64, stream string, text []byte, partial, noNewline bool) []byte {
+	return appendLogLine(dst, seq, stream, unsafe.String(unsafe.SliceData(text), len(text)), partial, noNewline)
 }
 
 // AppendEncodedLogBatch appends the document AppendLogBatch writes for a
@@ -66,7 +66,7 @@ func appendLogBatchHead(dst []byte, runID string, attempt int, container string,
 	return append(dst, `","lines":`...)
 }
 
-func appendLogLine(dst []byte, seq int64, stream, text string, partial bool) []byte {
+func appendLogLine(dst []byte, seq int64, stream, text string, partial, noNewline bool) []byte {
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendInt(dst, seq, 10)
 	dst = append(dst, `,"stream":`...)
@@ -75,6 +75,9 @@ func appendLogLine(dst []byte, seq int64, stream, text string, partial bool) []b
 	dst = appendString(dst, text)
 	if partial {
 		dst = append(dst, `,"partial":true`...)
+	}
+	if noNewline {
+		dst = append(dst, `,"noNewline":true`...)
 	}
 	return append(dst, '}')
 }
@@ -267,7 +270,7 @@ func (d *logDecoder) line(l *LogLine) bool {
 	if !d.consume('{') {
 		return false
 	}
-	var seen [4]bool
+	var seen [5]bool
 	for first := true; ; first = false {
 		if d.consume('}') {
 			return true
@@ -301,11 +304,12 @@ func (d *logDecoder) line(l *LogLine) bool {
 			}
 		case "partial":
 			idx = 3
-			switch {
-			case d.literal("true"):
-				l.Partial = true
-			case d.literal("false"):
-			default:
+			if l.Partial, ok = d.boolean(); !ok {
+				return false
+			}
+		case "noNewline":
+			idx = 4
+			if l.NoNewline, ok = d.boolean(); !ok {
 				return false
 			}
 		default:
@@ -316,6 +320,17 @@ func (d *logDecoder) line(l *LogLine) bool {
 		}
 		seen[idx] = true
 	}
+}
+
+// boolean reads true or false.
+func (d *logDecoder) boolean() (v, ok bool) {
+	switch {
+	case d.literal("true"):
+		return true, true
+	case d.literal("false"):
+		return false, true
+	}
+	return false, false
 }
 
 func (d *logDecoder) literal(s string) bool {

@@ -11,7 +11,7 @@ import (
 func sampleBatch() *LogBatch {
 	return &LogBatch{RunID: "01jf", Attempt: 2, Container: "main", Time: time.Date(2026, 11, 25, 9, 0, 0, 123456789, time.UTC),
 		Lines: []LogLine{{Seq: 1, Stream: Stdout, Text: "hello"}, {Seq: 2, Stream: Stderr, Text: "tab\tquote\" back\\ é <&> \u2028 \x01", Partial: true},
-			{Seq: 3, Stream: Stdout, Text: ""}}}
+			{Seq: 3, Stream: Stdout, Text: ""}, {Seq: 4, Stream: Stdout, Text: "done", NoNewline: true}}}
 }
 
 func TestAppendLogBatchIsWhatEncodingJSONWrites(t *testing.T) {
@@ -53,9 +53,10 @@ func TestDecodeLogBatch(t *testing.T) {
 }
 
 func FuzzLogBatchCodec(f *testing.F) {
-	f.Add(string(AppendLogBatch(nil, sampleBatch())), "text", int64(7), false)
-	f.Add(`{"runId":"a\"b","lines":[]}`, "x\xff\x00", int64(-1), true)
-	f.Fuzz(func(t *testing.T, doc, text string, seq int64, partial bool) {
+	f.Add(string(AppendLogBatch(nil, sampleBatch())), "text", int64(7), false, true)
+	f.Add(`{"runId":"a\"b","lines":[]}`, "x\xff\x00", int64(-1), true, false)
+	f.Add(`{"lines":[{"seq":1,"stream":"stdout","text":"a","noNewline":1}]}`, "", int64(0), false, false)
+	f.Fuzz(func(t *testing.T, doc, text string, seq int64, partial, noNewline bool) {
 		// Anything decodes as encoding/json decodes it.
 		var fast, slow LogBatch
 		errFast, errSlow := DecodeLogBatch([]byte(doc), &fast), json.Unmarshal([]byte(doc), &slow)
@@ -67,7 +68,7 @@ func FuzzLogBatchCodec(f *testing.F) {
 		}
 		// What AppendLogBatch writes is what encoding/json writes.
 		b := &LogBatch{RunID: text, Attempt: int(seq % 1000), Container: text,
-			Lines: []LogLine{{Seq: seq, Stream: text, Text: text, Partial: partial}}}
+			Lines: []LogLine{{Seq: seq, Stream: text, Text: text, Partial: partial, NoNewline: noNewline}}}
 		var want bytes.Buffer
 		enc := json.NewEncoder(&want)
 		enc.SetEscapeHTML(false)
@@ -89,7 +90,7 @@ func appendEncoded(b *LogBatch) []byte {
 		if i > 0 {
 			lines = append(lines, ',')
 		}
-		lines = AppendLogLine(lines, l.Seq, l.Stream, []byte(l.Text), l.Partial)
+		lines = AppendLogLine(lines, l.Seq, l.Stream, []byte(l.Text), l.Partial, l.NoNewline)
 	}
 	if b.Lines != nil && lines == nil {
 		lines = []byte{}

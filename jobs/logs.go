@@ -10,12 +10,16 @@ const (
 
 // LogLine is one line of a container's output, without its newline. A line
 // longer than fits one message is carried in pieces: every piece but the
-// last has Partial set, and readers join them.
+// last has Partial set, and readers join them. NoNewline marks the last
+// line of a stream that its container ended without a newline (`printf
+// done`), so that readers can give back the output byte for byte; readers
+// that do not know it print the newline, as before it existed.
 type LogLine struct {
-	Seq     int64  `json:"seq"`
-	Stream  string `json:"stream"`
-	Text    string `json:"text"`
-	Partial bool   `json:"partial,omitempty"`
+	Seq       int64  `json:"seq"`
+	Stream    string `json:"stream"`
+	Text      string `json:"text"`
+	Partial   bool   `json:"partial,omitempty"`
+	NoNewline bool   `json:"noNewline,omitempty"`
 }
 
 // LogBatch is the payload of one message on gantry.logs.<run>.<container>:

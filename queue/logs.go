@@ -80,16 +80,22 @@ func (w *LogWriter) flusher() {
 
 // Line adds one line of a container's output.
 func (w *LogWriter) Line(container, stream string, line []byte) {
-	w.add(container, stream, line, false)
+	w.add(container, stream, line, false, false)
 }
 
 // Piece adds part of a line whose rest follows: its LogLines are all
 // Partial.
 func (w *LogWriter) Piece(container, stream string, piece []byte) {
-	w.add(container, stream, piece, true)
+	w.add(container, stream, piece, true, false)
 }
 
-func (w *LogWriter) add(container, stream string, line []byte, more bool) {
+// End adds a stream's last line, which had no newline: its last LogLine
+// says NoNewline.
+func (w *LogWriter) End(container, stream string, line []byte) {
+	w.add(container, stream, line, false, true)
+}
+
+func (w *LogWriter) add(container, stream string, line []byte, more, noNewline bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	p := w.batches[container]
@@ -98,13 +104,13 @@ func (w *LogWriter) add(container, stream string, line []byte, more bool) {
 		w.batches[container] = p
 	}
 	for {
-		piece, partial := line, more
+		piece, partial, end := line, more, noNewline
 		if len(line) > maxPiece {
 			cut := maxPiece
 			for cut > maxPiece-utf8.UTFMax && !utf8.RuneStart(line[cut]) {
 				cut-- // keep runes whole so each piece stays valid UTF-8
 			}
-			piece, partial = line[:cut], true
+			piece, partial, end = line[:cut], true, false
 		}
 		if p.n > 0 && len(p.lines)+6*len(piece)+128 > maxEncodedBatch {
 			w.flushLocked(container)
@@ -113,7 +119,7 @@ func (w *LogWriter) add(container, stream string, line []byte, more bool) {
 			p.lines = append(p.lines, ',')
 		}
 		p.seq++
-		p.lines = jobs.AppendLogLine(p.lines, p.seq, stream, piece, partial)
+		p.lines = jobs.AppendLogLine(p.lines, p.seq, stream, piece, partial, end)
 		p.n++
 		if len(p.lines) >= maxBatchBytes || p.n >= maxBatchLines {
 			w.flushLocked(container)

@@ -337,6 +337,42 @@ func TestLogsRoundTrip(t *testing.T) {
 	}
 }
 
+// TestLogsEndWithoutNewline: a stream's last line without a newline
+// (LogWriter.End) is stored marked NoNewline, on its last piece only when
+// it is long enough to be cut.
+func TestLogsEndWithoutNewline(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	long := strings.Repeat("x", maxPiece+10)
+	w := q.NewLogWriter("r1", 1)
+	w.Line("main", jobs.Stdout, []byte("first"))
+	w.End("main", jobs.Stdout, []byte("done"))
+	w.End("main", jobs.Stderr, []byte(long))
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []jobs.LogLine
+	err := q.ReadLogs(ctx, LogQuery{RunID: "r1", Container: "main", Attempt: 1}, func(b *jobs.LogBatch) error {
+		got = append(got, b.Lines...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Fatalf("got %d lines, want 4 (a line, an end, a long end in two pieces)", len(got))
+	}
+	want := []struct{ partial, noNewline bool }{{false, false}, {false, true}, {true, false}, {false, true}}
+	for i, w := range want {
+		if got[i].Partial != w.partial || got[i].NoNewline != w.noNewline {
+			t.Errorf("line %d (%.10q): partial %v noNewline %v, want %v %v", i, got[i].Text, got[i].Partial, got[i].NoNewline, w.partial, w.noNewline)
+		}
+	}
+	if got[2].Text+got[3].Text != long {
+		t.Error("the long last line did not come back whole")
+	}
+}
+
 func TestFollowLogsEndsWhenDone(t *testing.T) {
 	q := newQueue(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -77,6 +77,7 @@ type nopLogs struct{}
 
 func (nopLogs) Line(string, string, []byte)  {}
 func (nopLogs) Piece(string, string, []byte) {}
+func (nopLogs) End(string, string, []byte)   {}
 func (nopLogs) Close(context.Context) error  { return nil }
 
 // fakeRuntime ends each task as its function says.
@@ -343,6 +344,7 @@ type slowLogs struct{ d time.Duration }
 
 func (slowLogs) Line(string, string, []byte)  {}
 func (slowLogs) Piece(string, string, []byte) {}
+func (slowLogs) End(string, string, []byte)   {}
 func (s slowLogs) Close(ctx context.Context) error {
 	select {
 	case <-time.After(s.d):

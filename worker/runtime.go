@@ -109,15 +109,17 @@ type Pinger interface {
 }
 
 // LogSink receives the output of the task's containers, one whole line at a
-// time without its newline (a last line without one is passed too). A line
-// too long to hold comes as pieces, then the line's end: Piece for each but
-// the last, Line for that. The bytes are only valid during the call. Calls
-// for one container and stream come in order; implementations must be safe
-// for concurrent use.
+// time without its newline. A line too long to hold comes as pieces, then
+// the line's end: Piece for each but the last, Line (or End) for that. The
+// bytes are only valid during the call. Calls for one container and stream
+// come in order; implementations must be safe for concurrent use.
 type LogSink interface {
 	Line(container, stream string, line []byte)
 	// Piece is part of a line whose rest follows, cut between characters.
 	Piece(container, stream string, piece []byte)
+	// End is a stream's last line, which its container ended without a
+	// newline; nothing of that stream follows it.
+	End(container, stream string, line []byte)
 }
 
 // ErrImageNotFound is wrapped by Runtime.Run when an image is neither

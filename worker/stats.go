@@ -109,3 +109,9 @@ func (l countedLogs) Piece(container, stream string, piece []byte) {
 	l.c.logBytes.Add(uint64(len(piece)))
 	l.LogStream.Piece(container, stream, piece)
 }
+
+func (l countedLogs) End(container, stream string, line []byte) {
+	l.c.logLines.Add(1)
+	l.c.logBytes.Add(uint64(len(line)))
+	l.LogStream.End(container, stream, line)
+}

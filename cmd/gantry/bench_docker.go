@@ -354,7 +354,8 @@ func (lp logsPairs) run(ctx context.Context, mib, pairs int) (took, base float64
 	return ms(percentile(tooks, 0.5)), ms(percentile(bases, 0.5)), exact, nil
 }
 
-// hashLines feeds log lines, joined and newline-terminated, to h.
+// hashLines feeds log lines, joined and newline-terminated as the
+// container wrote them, to h.
 func hashLines(h hash.Hash) func(*jobs.LogBatch) error {
 	return func(b *jobs.LogBatch) error {
 		for _, l := range b.Lines {
@@ -362,7 +363,7 @@ func hashLines(h hash.Hash) func(*jobs.LogBatch) error {
 				continue
 			}
 			io.WriteString(h, l.Text)
-			if !l.Partial {
+			if !l.Partial && !l.NoNewline {
 				h.Write([]byte{'\n'})
 			}
 		}

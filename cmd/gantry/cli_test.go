@@ -126,6 +126,47 @@ func TestLogLinesKeepTheirOrderAcrossStreams(t *testing.T) {
 	}
 }
 
+// TestLogsGiveBackALastLineWithoutNewline: a stream's last line that had
+// no newline is printed without one (`gantry logs RUN > file` gives back
+// what the container wrote); another container's line after it starts on
+// a line of its own, and with prefixes every line ends with a newline.
+func TestLogsGiveBackALastLineWithoutNewline(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		prefix  bool
+		batches []*jobs.LogBatch
+		want    string
+	}{
+		{"alone", false, []*jobs.LogBatch{{Container: "main", Lines: []jobs.LogLine{
+			{Stream: jobs.Stdout, Text: "a"}, {Stream: jobs.Stdout, Text: "{\"done\":true}", NoNewline: true}}}},
+			"a\n{\"done\":true}"},
+		{"in pieces", false, []*jobs.LogBatch{{Container: "main", Lines: []jobs.LogLine{
+			{Stream: jobs.Stdout, Text: "ab", Partial: true}}}, {Container: "main", Lines: []jobs.LogLine{
+			{Stream: jobs.Stdout, Text: "c", NoNewline: true}}}},
+			"abc"},
+		{"another container after", false, []*jobs.LogBatch{
+			{Container: "one", Lines: []jobs.LogLine{{Stream: jobs.Stdout, Text: "x", NoNewline: true}}},
+			{Container: "two", Lines: []jobs.LogLine{{Stream: jobs.Stdout, Text: "y"}}}},
+			"x\ny\n"},
+		{"prefixed", true, []*jobs.LogBatch{{Container: "main", Lines: []jobs.LogLine{
+			{Stream: jobs.Stdout, Text: "z", NoNewline: true}}}},
+			"main|stdout z\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			p := newLinePrinter(&buf, &buf, c.prefix)
+			for _, b := range c.batches {
+				if err := p.batch(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if buf.String() != c.want {
+				t.Fatalf("printed %q, want %q", buf.String(), c.want)
+			}
+		})
+	}
+}
+
 // TestHTTPAuthFor: the HTTP API asks for what NATS asks of the operator,
 // from the flags or the URL; NATS auth it cannot mirror needs --http-token.
 func TestHTTPAuthFor(t *testing.T) {

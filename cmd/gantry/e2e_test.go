@@ -439,6 +439,18 @@ func TestLogsKeepOrderAndLoseNothing(t *testing.T) {
 			t.Fatalf("got %d bytes with %d newlines, want one line of 1048576 bytes", len(out), strings.Count(out, "\n"))
 		}
 	})
+	t.Run("a last line without newline comes back without one", func(t *testing.T) {
+		const want = "one\ntwo"
+		id := in.runDetached("sh", "-c", "echo one; echo -n two")
+		for _, args := range [][]string{{"logs", "-f", id}, {"logs", id}} {
+			if out, errOut, code := in.gantry(args...); out != want || code != 0 {
+				t.Errorf("%s: printed %q (exit %d, %s), want %q", args, out, code, errOut, want)
+			}
+		}
+		if out, errOut, code := in.gantry("run", "--image", in.image, "--", "echo", "-n", "{}"); out != "{}" || code != 0 {
+			t.Errorf("run attached: printed %q (exit %d, %s), want %q", out, code, errOut, "{}")
+		}
+	})
 }
 
 func TestRestartKeepsHistoryAndLogs(t *testing.T) {

@@ -91,15 +91,21 @@ func logsExpired(ctx context.Context, c *client.Client, runID string, o client.L
 }
 
 // linePrinter writes log batches out, joining the pieces of long lines.
+// A stream's last line that its container ended without a newline
+// (LogLine.NoNewline) is printed without one, so that the output is what
+// the container wrote, byte for byte; should another line follow on the
+// same output (another container's), it gets its newline first. With
+// prefixes every line ends with a newline.
 type linePrinter struct {
 	out, err *bufio.Writer
 	prefix   bool
 	partial  map[string][]byte // container/stream → the pieces so far
+	owed     map[*bufio.Writer]bool
 }
 
 func newLinePrinter(stdout, stderr io.Writer, prefix bool) *linePrinter {
 	return &linePrinter{out: bufio.NewWriterSize(stdout, 64<<10), err: bufio.NewWriterSize(stderr, 16<<10),
-		prefix: prefix, partial: map[string][]byte{}}
+		prefix: prefix, partial: map[string][]byte{}, owed: map[*bufio.Writer]bool{}}
 }
 
 func (p *linePrinter) batch(b *jobs.LogBatch) error {
@@ -122,6 +128,10 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 			p.partial[key] = append(p.partial[key], l.Text...)
 			continue
 		}
+		if p.owed[w] {
+			w.WriteByte('\n')
+			delete(p.owed, w)
+		}
 		if p.prefix {
 			fmt.Fprintf(w, "%s|%s ", b.Container, l.Stream)
 		}
@@ -130,6 +140,10 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 			delete(p.partial, key)
 		}
 		w.WriteString(l.Text)
+		if l.NoNewline && !p.prefix {
+			p.owed[w] = true
+			continue
+		}
 		if err := w.WriteByte('\n'); err != nil {
 			return err
 		}

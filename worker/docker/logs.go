@@ -89,9 +89,12 @@ func (w *lineWriter) emitPiece() {
 	w.partial = w.partial[:rest]
 }
 
-// Flush passes on a last line that has no newline.
+// Flush passes on a last line that has no newline, as such (LogSink.End),
+// so that readers give the output back byte for byte.
 func (w *lineWriter) Flush() {
 	if len(w.partial) > 0 || w.pieced {
-		w.emit(w.partial)
+		w.sink.End(w.container, w.stream, w.partial)
+		w.pieced = false
+		w.partial = nil
 	}
 }

@@ -15,6 +15,30 @@ type recordSink struct {
 	lines  map[string][]string // "container/stream" → lines
 	pieces map[string][]string // of the line in the making
 	cuts   int                 // pieces in all
+	ended  map[string]bool     // "container/stream" whose last line had no newline
+}
+
+func (s *recordSink) End(container, stream string, line []byte) {
+	s.Line(container, stream, line)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended == nil {
+		s.ended = map[string]bool{}
+	}
+	s.ended[container+"/"+stream] = true
+}
+
+// output is what a reader gives back of one stream: its lines, each with
+// its newline but a last one that had none.
+func (s *recordSink) output(container, stream string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := container + "/" + stream
+	out := strings.Join(s.lines[k], "\n")
+	if len(s.lines[k]) > 0 && !s.ended[k] {
+		out += "\n"
+	}
+	return out
 }
 
 func (s *recordSink) Piece(container, stream string, piece []byte) {
@@ -45,8 +69,9 @@ func (s *recordSink) get(container, stream string) []string {
 	return append([]string(nil), s.lines[container+"/"+stream]...)
 }
 
-// writeChunks writes in to a fresh lineWriter in pieces of size n.
-func writeChunks(in string, n int) []string {
+// writeChunks writes in to a fresh lineWriter in pieces of size n, and
+// returns the lines it passed on and the output a reader gives back.
+func writeChunks(in string, n int) (lines []string, out string) {
 	sink := &recordSink{}
 	w := &lineWriter{sink: sink, container: "c", stream: "stdout"}
 	b := []byte(in)
@@ -62,7 +87,7 @@ func writeChunks(in string, n int) []string {
 		b = b[k:]
 	}
 	w.Flush()
-	return sink.get("c", "stdout")
+	return sink.get("c", "stdout"), sink.output("c", "stdout")
 }
 
 // splitLines is what lineWriter should produce.
@@ -94,7 +119,10 @@ func TestLineWriter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			want := splitLines(tt.in)
 			for _, n := range []int{1, 3, 7, 4096, 32 << 10, len(tt.in) + 1} {
-				got := writeChunks(tt.in, n)
+				got, out := writeChunks(tt.in, n)
+				if out != tt.in {
+					t.Fatalf("chunks of %d: a reader gives back %.40q (%d bytes), not the %d bytes written", n, out, len(out), len(tt.in))
+				}
 				if len(got) != len(want) {
 					t.Fatalf("chunks of %d: got %d lines, want %d", n, len(got), len(want))
 				}
@@ -169,9 +197,13 @@ func FuzzLineWriter(f *testing.F) {
 		if n <= 0 || n > 1<<16 {
 			t.Skip()
 		}
-		got, want := writeChunks(in, n), splitLines(in)
+		got, out := writeChunks(in, n)
+		want := splitLines(in)
 		if strings.Join(got, "\n") != strings.Join(want, "\n") || len(got) != len(want) {
 			t.Fatalf("got %q, want %q", got, want)
+		}
+		if out != in {
+			t.Fatalf("a reader gives back %q, not %q", out, in)
 		}
 	})
 }
