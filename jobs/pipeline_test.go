@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"encoding/json"
+	"github.com/robfig/cron/v3"
 	"maps"
 	"slices"
 	"strings"
@@ -389,6 +390,93 @@ func TestScheduleNextAcrossDST(t *testing.T) {
 	if err := (&Schedule{Cron: "*/5 * * * * *"}).Validate(); err != nil {
 		t.Fatalf("seconds field: %v", err)
 	}
+}
+
+// TestScheduleNextAcrossHalfHourDST: Lord Howe Island moves its clocks by
+// half an hour (02:00 → 02:30 on 2026-10-04, 02:00 → 01:30 on 2026-04-05).
+// The cron library's daylight-saving adjustment moves times by a whole
+// hour, which fired a daily 01:45 twice on the spring day (01:45 and 02:45).
+func TestScheduleNextAcrossHalfHourDST(t *testing.T) {
+	lh, err := time.LoadLocation("Australia/Lord_Howe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(mon time.Month, d, h, m int, offMin int) time.Time {
+		return time.Date(2026, mon, d, h, m, 0, 0, time.FixedZone("", offMin*60))
+	}
+	for _, c := range []struct {
+		cron string
+		from time.Time
+		want []time.Time
+	}{
+		// Spring: once a day, at 01:45, before the change.
+		{"45 1 * * *", time.Date(2026, 10, 3, 12, 0, 0, 0, lh),
+			[]time.Time{at(10, 4, 1, 45, 630), at(10, 5, 1, 45, 660), at(10, 6, 1, 45, 660)}},
+		// A time in the gap fires at the change, 02:30.
+		{"15 2 * * *", time.Date(2026, 10, 3, 12, 0, 0, 0, lh),
+			[]time.Time{at(10, 4, 2, 30, 660), at(10, 5, 2, 15, 660)}},
+		// Hourly at :30: 02:30 is the change itself.
+		{"30 * * * *", time.Date(2026, 10, 4, 0, 0, 0, 0, lh),
+			[]time.Time{at(10, 4, 0, 30, 630), at(10, 4, 1, 30, 630), at(10, 4, 2, 30, 660), at(10, 4, 3, 30, 660)}},
+		// Autumn: 01:45 happens twice and fires once.
+		{"45 1 * * *", time.Date(2026, 4, 4, 12, 0, 0, 0, lh),
+			[]time.Time{at(4, 5, 1, 45, 660), at(4, 6, 1, 45, 630)}},
+		// Every 20 minutes runs by the clock, in both 01:40s.
+		{"*/20 * * * *", at(4, 5, 1, 30, 660),
+			[]time.Time{at(4, 5, 1, 40, 660), at(4, 5, 1, 40, 630), at(4, 5, 2, 0, 630)}},
+	} {
+		s := &Schedule{Cron: c.cron, Timezone: "Australia/Lord_Howe"}
+		from := c.from
+		for i, want := range c.want {
+			got, err := s.Next(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.Equal(want) {
+				t.Errorf("%q, fire %d after %s: %s, want %s", c.cron, i+1, from.In(lh), got.In(lh), want.In(lh))
+				break
+			}
+			from = got
+		}
+	}
+}
+
+// FuzzScheduleNext: whatever the expression, zone and time, the next fire
+// is after the time asked and either a wall time the expression names or
+// the instant of a change of clocks (a fire moved out of its gap).
+func FuzzScheduleNext(f *testing.F) {
+	f.Add("45 1 * * *", uint8(0), int64(1791000000))
+	f.Add("*/7 */3 * * *", uint8(3), int64(1775300000))
+	f.Add("@daily", uint8(5), int64(0))
+	zones := []string{"Australia/Lord_Howe", "America/New_York", "Europe/Paris", "America/Santiago", "Asia/Kathmandu", "UTC"}
+	f.Fuzz(func(t *testing.T, expr string, zone uint8, unix int64) {
+		s := &Schedule{Cron: expr, Timezone: zones[int(zone)%len(zones)]}
+		if s.Validate() != nil {
+			return
+		}
+		spec, err := parseCron(expr)
+		if err != nil {
+			t.Fatalf("valid %q does not parse: %v", expr, err)
+		}
+		from := time.Unix(unix%(4<<30), 0)
+		got, err := s.Next(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.IsZero() {
+			return
+		}
+		if !got.After(from) {
+			t.Fatalf("%q in %s after %s: %s is not after", expr, s.Timezone, from, got)
+		}
+		sp, ok := spec.(*cron.SpecSchedule)
+		if !ok || wallMatches(sp, got) {
+			return
+		}
+		if start, _ := got.ZoneBounds(); !start.Equal(got) {
+			t.Fatalf("%q in %s after %s: %s is neither a time it names nor a change of clocks", expr, s.Timezone, from.In(got.Location()), got)
+		}
+	})
 }
 
 // TestScheduleValidateRejectsSchedulesThatCannotFireAsWritten: the cron

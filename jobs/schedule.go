@@ -158,13 +158,13 @@ func (s *Schedule) Next(t time.Time) (time.Time, error) {
 		return time.Time{}, err
 	}
 	t = t.In(loc)
-	n := spec.Next(t)
+	n := onTheClock(spec, spec.Next(t))
 	// When clocks fall back, an hour of wall time happens twice and cron
 	// would fire a daily 01:30 in both. Fire it once: a time whose wall
 	// clock repeats the previous fire's is skipped, unless the schedule
 	// fires more than hourly there (an hourly job runs in both hours).
 	if !n.IsZero() && sameWall(n, t) {
-		if after := spec.Next(n); after.Sub(n) > time.Hour {
+		if after := onTheClock(spec, spec.Next(n)); after.Sub(n) > time.Hour {
 			n = after
 		}
 	}
@@ -195,7 +195,7 @@ func skippedFire(spec cron.Schedule, t, next time.Time) (time.Time, bool) {
 			fixed := time.FixedZone("", before)
 			m := spec.Next(end.Add(-time.Second).In(fixed))
 			if !m.IsZero() && m.Before(end.Add(time.Duration(after-before)*time.Second)) {
-				if n := spec.Next(end.Add(-time.Second).In(t.Location())); n.IsZero() || !n.Before(end.Add(time.Hour)) {
+				if n := onTheClock(spec, spec.Next(end.Add(-time.Second).In(t.Location()))); n.IsZero() || !n.Before(end.Add(time.Hour)) {
 					return end.In(t.Location()), true
 				}
 			}
@@ -203,6 +203,27 @@ func skippedFire(spec cron.Schedule, t, next time.Time) (time.Time, bool) {
 		cur = end
 	}
 	return time.Time{}, false
+}
+
+// onTheClock is n, or if the cron library's n is not a wall time of the
+// schedule, its first fire that is. The library moves a time by a whole
+// hour when it lands in a change of clocks; where the change is half an
+// hour (Lord Howe Island) that made a time the schedule never names, and a
+// daily 01:45 fired at 01:45 and again at 02:45 on the day clocks sprang
+// forward. (Fires in the gap itself are skippedFire's.)
+func onTheClock(spec cron.Schedule, n time.Time) time.Time {
+	s, ok := spec.(*cron.SpecSchedule)
+	for i := 0; ok && i < 4 && !n.IsZero() && !wallMatches(s, n); i++ {
+		n = spec.Next(n)
+	}
+	return n
+}
+
+// wallMatches reports whether t's wall clock time is one s names (the
+// day fields are left to the library: a change of clocks does not move a
+// time across days there).
+func wallMatches(s *cron.SpecSchedule, t time.Time) bool {
+	return s.Second&(1<<uint(t.Second())) != 0 && s.Minute&(1<<uint(t.Minute())) != 0 && s.Hour&(1<<uint(t.Hour())) != 0
 }
 
 func sameWall(a, b time.Time) bool {
