@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -148,7 +149,7 @@ func newMetrics() *metrics {
 // register registers the metrics, and those read on scrape from s, with reg.
 func (m *metrics) register(reg prometheus.Registerer, s *Server) {
 	reg.MustRegister(m.submitted, m.ended.vec, m.queueWait, m.duration, m.batchEvents, m.batchSeconds, m.batchFailures,
-		m.pipelinesEnded, m.fires, stateCollector{s})
+		m.pipelinesEnded, m.fires, &stateCollector{s: s, seen: map[string]bool{}})
 }
 
 // terminalIndex is st's index in terminalStatuses, -1 if it is not there.
@@ -216,13 +217,20 @@ func (m *metrics) fired(o scheduler.Outcome, n int) {
 // the store's status index: its cost follows their number, not that of all
 // runs recorded) and the fleet as its heartbeats tell it (read at most once
 // a second, as placement reads it).
-type stateCollector struct{ s *Server }
+type stateCollector struct {
+	s *Server
+	// seen holds every cluster a heartbeat has named since the server
+	// started: a cluster whose last worker is gone reports 0 workers and
+	// slots, not nothing, so that an alert on "no ACTIVE worker" fires.
+	mu   sync.Mutex
+	seen map[string]bool
+}
 
 var (
 	activeRunsDesc = prometheus.NewDesc("gantry_runs_active",
 		"Runs not ended, by status (QUEUED, STARTING, RUNNING), as the store holds them at the scrape.", []string{"status"}, nil)
 	fleetWorkersDesc = prometheus.NewDesc("gantry_fleet_workers",
-		"Live workers (heartbeats), by cluster and state: ACTIVE, DRAINING, or UNAVAILABLE (active but its container runtime does not answer).",
+		"Live workers (heartbeats), by cluster and state: ACTIVE, DRAINING, or UNAVAILABLE (active but its container runtime does not answer); 0 for a cluster seen since the server started whose workers are gone.",
 		[]string{"cluster", "state"}, nil)
 	fleetSlotsDesc = prometheus.NewDesc("gantry_fleet_slots",
 		"Slots (runs at once) of the cluster's ACTIVE workers.", []string{"cluster"}, nil)
@@ -234,14 +242,14 @@ var (
 // does not answer.
 const stateUnavailable = "UNAVAILABLE"
 
-func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- activeRunsDesc
 	ch <- fleetWorkersDesc
 	ch <- fleetSlotsDesc
 	ch <- fleetFreeDesc
 }
 
-func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	if n, err := c.s.db.CountActiveRuns(ctx); err != nil {
@@ -259,13 +267,23 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(fleetWorkersDesc, err)
 		return
 	}
-	for _, cl := range fleetOf(workers) {
+	for _, cl := range c.fleet(workers) {
 		for _, st := range []string{string(jobs.WorkerActive), string(jobs.WorkerDraining), stateUnavailable} {
 			ch <- prometheus.MustNewConstMetric(fleetWorkersDesc, prometheus.GaugeValue, float64(cl.workers[st]), cl.name, st)
 		}
 		ch <- prometheus.MustNewConstMetric(fleetSlotsDesc, prometheus.GaugeValue, float64(cl.slots), cl.name)
 		ch <- prometheus.MustNewConstMetric(fleetFreeDesc, prometheus.GaugeValue, float64(cl.free), cl.name)
 	}
+}
+
+// fleet is fleetOf the workers, with every cluster seen before too.
+func (c *stateCollector) fleet(workers []jobs.WorkerInfo) []clusterFleet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range workers {
+		c.seen[workers[i].Cluster] = true
+	}
+	return fleetOf(workers, c.seen)
 }
 
 // clusterFleet is what the fleet metrics say of one cluster.
@@ -275,9 +293,13 @@ type clusterFleet struct {
 	slots, free int            // of ACTIVE workers
 }
 
-// fleetOf sums the workers' heartbeats by cluster, in cluster order.
-func fleetOf(workers []jobs.WorkerInfo) []clusterFleet {
+// fleetOf sums the workers' heartbeats by cluster, in cluster order; the
+// clusters of known that no worker names have zeros.
+func fleetOf(workers []jobs.WorkerInfo, known map[string]bool) []clusterFleet {
 	byName := map[string]*clusterFleet{}
+	for name := range known {
+		byName[name] = &clusterFleet{name: name, workers: map[string]int{}}
+	}
 	for i := range workers {
 		w := &workers[i]
 		cl := byName[w.Cluster]

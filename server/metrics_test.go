@@ -208,13 +208,15 @@ func TestServerMetrics(t *testing.T) {
 }
 
 // TestFleetMetricsSumHeartbeats: the fleet gauges sum the live workers'
-// heartbeats by cluster; only ACTIVE workers offer slots.
+// heartbeats by cluster; only ACTIVE workers offer slots; a cluster seen
+// once stays, with zeros.
 func TestFleetMetricsSumHeartbeats(t *testing.T) {
 	w := func(cluster string, st jobs.WorkerState, runtimeErr string, slots, used int) jobs.WorkerInfo {
 		return jobs.WorkerInfo{ID: fmt.Sprint(cluster, slots, used), Cluster: cluster, State: st, RuntimeError: runtimeErr,
 			Capacity: jobs.Resources{Slots: slots}, InUse: jobs.Resources{Slots: used}}
 	}
-	got := fleetOf([]jobs.WorkerInfo{
+	c := &stateCollector{seen: map[string]bool{}}
+	got := c.fleet([]jobs.WorkerInfo{
 		w("etl", jobs.WorkerActive, "", 4, 1), w("default", jobs.WorkerActive, "", 2, 2), w("etl", jobs.WorkerActive, "", 8, 0),
 		w("etl", jobs.WorkerDraining, "", 4, 4), w("etl", jobs.WorkerActive, "docker down", 4, 0),
 	})
@@ -224,6 +226,16 @@ func TestFleetMetricsSumHeartbeats(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("fleetOf = %+v; want %+v", got, want)
+	}
+	// The etl workers are gone: etl reports zeros, not nothing, so that an
+	// alert on gantry_fleet_workers{state="ACTIVE"} == 0 fires.
+	got = c.fleet([]jobs.WorkerInfo{w("default", jobs.WorkerActive, "", 2, 0)})
+	want = []clusterFleet{
+		{name: "default", workers: map[string]int{"ACTIVE": 1}, slots: 2, free: 2},
+		{name: "etl", workers: map[string]int{}, slots: 0, free: 0},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after etl's workers left: fleetOf = %+v; want %+v", got, want)
 	}
 }
 
