@@ -75,7 +75,9 @@ func (r *Runtime) stopTimeout(c jobs.ContainerDefinition) time.Duration {
 	return r.stopTimeoutDefault
 }
 
-// createContainer creates c, recording it in tr as soon as Docker has it.
+// createContainer creates c and sets c.id once Docker has it; the caller
+// records it in tr (createWave). It touches nothing of tr's but to read it,
+// so that the containers of a wave are created at once.
 func (r *Runtime) createContainer(ctx context.Context, tr *taskRun, c *ctr) error {
 	d := c.def
 	for _, mp := range d.MountPoints {
@@ -139,14 +141,18 @@ func (r *Runtime) createContainer(ctx context.Context, tr *taskRun, c *ctr) erro
 		return fmt.Errorf("container %s: %w", d.Name, err)
 	}
 	resp, err := r.cli.ContainerCreate(ctx, cfg, hc, tr.endpoints(d.Name), nil, c.name)
-	if err != nil && cerrdefs.IsNotFound(err) && r.images.forget(d.Image) {
+	// The task's images were all found or pulled before the containers are
+	// created (ensureImages), so an image missing now was removed since:
+	// whether this runtime still remembered it (it skipped the inspect) or
+	// a container created beside this one forgot it first.
+	if err != nil && cerrdefs.IsNotFound(err) {
+		r.images.forget(d.Image)
 		return fmt.Errorf("create container %s: %w: %w", d.Name, errImageGone, err)
 	}
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", d.Name, err)
 	}
 	c.id = resp.ID
-	tr.created = append(tr.created, c)
 	for _, w := range resp.Warnings {
 		tr.log.Warn().Str("container", d.Name).Msg(w)
 	}

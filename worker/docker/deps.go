@@ -51,30 +51,48 @@ func newDeps(tr *taskRun) *deps {
 
 func (d *deps) pending(c *ctr) bool { return !c.started && !d.gone[c] }
 
-// next returns the first container, in definition order, that may start
-// now. If instead a container's dependencies can never be met, it marks
-// that container and returns the reason, which names it and the dependency.
-func (d *deps) next(now time.Time) (c *ctr, unmet string) {
+// ready returns the containers that may start now, in definition order:
+// those whose dependencies are met, up to the first container whose
+// dependencies can never be met. When no ready container comes before
+// such a container, it marks that container and returns instead the
+// reason, which names it and the dependency. This is what starting the
+// first ready container again and again would start before meeting the
+// unmet one, as gantry did one container at a time: the containers that
+// start once these have are ready in a later call.
+func (d *deps) ready(now time.Time) (wave []*ctr, unmet string) {
 	for _, c := range d.tr.containers {
 		if !d.pending(c) {
 			continue
 		}
-		ready := true
-		for _, dep := range d.needs[c] {
-			ok, why := d.met(dep)
-			if why == "" && !ok {
-				why = d.timedOut(dep, now)
+		ok, why := d.check(c, now)
+		if why != "" {
+			if len(wave) > 0 {
+				return wave, ""
 			}
-			if why != "" {
-				return nil, d.giveUp(c, why)
-			}
-			ready = ready && ok
+			return nil, d.giveUp(c, why)
 		}
-		if ready {
-			return c, ""
+		if ok {
+			wave = append(wave, c)
 		}
 	}
-	return nil, ""
+	return wave, ""
+}
+
+// check reports whether every dependency of c is met now or, when one of
+// them never will be, why.
+func (d *deps) check(c *ctr, now time.Time) (ok bool, never string) {
+	ok = true
+	for _, dep := range d.needs[c] {
+		met, why := d.met(dep)
+		if why == "" && !met {
+			why = d.timedOut(dep, now)
+		}
+		if why != "" {
+			return false, why
+		}
+		ok = ok && met
+	}
+	return ok, ""
 }
 
 // timedOut says why dep, not met yet, never will be when its target's

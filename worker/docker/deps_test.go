@@ -2,6 +2,7 @@ package docker
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,9 +71,9 @@ func TestStartTimeoutIsTheTargets(t *testing.T) {
 			if !d.waiting() && tt.want != "" {
 				t.Errorf("waiting() = false: nothing would ask again once the time has passed")
 			}
-			c, unmet := d.next(begun.Add(tt.at))
-			if c != nil && !(tt.dbStarts < 0 && c == db) {
-				t.Fatalf("next started %s", c.def.Name)
+			wave, unmet := d.ready(begun.Add(tt.at))
+			if len(wave) > 0 && !(tt.dbStarts < 0 && joined(wave) == "db") {
+				t.Fatalf("ready started %s", joined(wave))
 			}
 			if unmet != tt.want {
 				t.Errorf("unmet = %q, want %q", unmet, tt.want)
@@ -90,9 +91,9 @@ func TestStartTimeoutDoesNotApplyToStart(t *testing.T) {
 		DependsOn: []jobs.ContainerDep{{ContainerName: "side", Condition: jobs.DepStart}}}}
 	d := depsOf(side, app)
 	side.started, side.startedAt = true, begun
-	c, unmet := d.next(begun.Add(time.Hour))
-	if c != app || unmet != "" {
-		t.Fatalf("next = %v, %q; want app", c, unmet)
+	wave, unmet := d.ready(begun.Add(time.Hour))
+	if joined(wave) != "app" || unmet != "" {
+		t.Fatalf("ready = %q, %q; want app", joined(wave), unmet)
 	}
 	if strings.Contains(app.reason, "startTimeout") {
 		t.Errorf("app reason %q", app.reason)
@@ -105,13 +106,72 @@ func TestLinkTargetStartsFirst(t *testing.T) {
 	reader := &ctr{def: jobs.ContainerDefinition{Name: "reader", Links: []string{"web:website"}}}
 	web := &ctr{def: jobs.ContainerDefinition{Name: "web"}}
 	d := depsOf(reader, web)
-	c, unmet := d.next(time.Now())
-	if c != web || unmet != "" {
-		t.Fatalf("first = %v, %q; want web", c, unmet)
+	wave, unmet := d.ready(time.Now())
+	if joined(wave) != "web" || unmet != "" {
+		t.Fatalf("first = %q, %q; want web", joined(wave), unmet)
 	}
 	web.started = true
-	if c, _ := d.next(time.Now()); c != reader {
-		t.Fatalf("second = %v; want reader", c)
+	if wave, _ := d.ready(time.Now()); joined(wave) != "reader" {
+		t.Fatalf("second = %q; want reader", joined(wave))
+	}
+}
+
+// joined is the containers' names, separated by spaces.
+func joined(cs []*ctr) string { return strings.Join(names(cs), " ") }
+
+// TestReadyWaves: the containers with nothing left to wait for start
+// together, in waves; those after a container whose dependency can never
+// be met wait, as they did when containers started one at a time (the
+// task stops once nothing before that one can start).
+func TestReadyWaves(t *testing.T) {
+	on := func(name, cond string) jobs.ContainerDep {
+		return jobs.ContainerDep{ContainerName: name, Condition: cond}
+	}
+	def := func(name string, deps ...jobs.ContainerDep) *ctr {
+		return &ctr{def: jobs.ContainerDefinition{Name: name, DependsOn: deps}}
+	}
+	tests := []struct {
+		name  string
+		cs    []*ctr
+		waves []string // what each call of ready starts; the containers start between calls
+		unmet string   // the name of the container given up on at the end, if any
+	}{
+		{"independent", []*ctr{def("a"), def("b"), def("c"), def("d")}, []string{"a b c d"}, ""},
+		{"START", []*ctr{def("a"), def("b", on("a", jobs.DepStart)), def("c")}, []string{"a c", "b"}, ""},
+		{"chain", []*ctr{def("c", on("b", jobs.DepStart)), def("b", on("a", jobs.DepStart)), def("a")},
+			[]string{"a", "b", "c"}, ""},
+		{"COMPLETE waits for the exit", []*ctr{def("a"), def("b", on("a", jobs.DepComplete)), def("c")}, []string{"a c"}, ""},
+		{"unmet after ready ones", []*ctr{def("a"), def("b", on("a", jobs.DepStart)), def("x", on("nope", jobs.DepStart)), def("c")},
+			[]string{"a", "b"}, "x"},
+		{"unmet first", []*ctr{def("x", on("nope", jobs.DepStart)), def("a")}, nil, "x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := depsOf(tt.cs...)
+			var got []string
+			unmet := ""
+			for range len(tt.cs) + 1 {
+				wave, why := d.ready(time.Now())
+				if why != "" {
+					unmet = why
+					break
+				}
+				if len(wave) == 0 {
+					break
+				}
+				got = append(got, joined(wave))
+				for _, c := range wave {
+					c.started = true
+				}
+			}
+			equal(t, "waves", got, tt.waves)
+			switch {
+			case tt.unmet == "" && unmet != "":
+				t.Errorf("unmet %q, want none", unmet)
+			case tt.unmet != "" && !strings.Contains(unmet, "container "+tt.unmet+" did not start"):
+				t.Errorf("unmet %q, want %s given up on", unmet, tt.unmet)
+			}
+		})
 	}
 }
 
@@ -122,13 +182,6 @@ func TestCreateOrder(t *testing.T) {
 			c.def.VolumesFrom = append(c.def.VolumesFrom, jobs.VolumeFrom{SourceContainer: f})
 		}
 		return c
-	}
-	names := func(cs []*ctr) string {
-		var s []string
-		for _, c := range cs {
-			s = append(s, c.def.Name)
-		}
-		return strings.Join(s, " ")
 	}
 	tests := []struct {
 		cs   []*ctr
@@ -141,8 +194,78 @@ func TestCreateOrder(t *testing.T) {
 		{[]*ctr{def("a", []string{"b"}), def("b", []string{"a"})}, "b a"},
 	}
 	for _, tt := range tests {
-		if got := names(createOrder(tt.cs)); got != tt.want {
-			t.Errorf("%s: got %s, want %s", names(tt.cs), got, tt.want)
+		if got := joined(createOrder(tt.cs)); got != tt.want {
+			t.Errorf("%s: got %s, want %s", joined(tt.cs), got, tt.want)
+		}
+	}
+}
+
+func TestCreateWaves(t *testing.T) {
+	def := func(name string, from []string, links ...string) *ctr {
+		c := &ctr{def: jobs.ContainerDefinition{Name: name, Links: links}}
+		for _, f := range from {
+			c.def.VolumesFrom = append(c.def.VolumesFrom, jobs.VolumeFrom{SourceContainer: f})
+		}
+		return c
+	}
+	tests := []struct {
+		cs   []*ctr
+		want []string
+	}{
+		{[]*ctr{def("main", nil)}, []string{"main"}},
+		{[]*ctr{def("a", nil), def("b", nil), def("c", nil), def("d", nil)}, []string{"a b c d"}},
+		{[]*ctr{def("reader", []string{"writer"}), def("writer", nil), def("other", nil)}, []string{"writer other", "reader"}},
+		{[]*ctr{def("a", nil, "c:see"), def("b", []string{"a"}), def("c", []string{"d"}), def("d", nil)}, []string{"d", "c", "a", "b"}},
+		// Two containers that both take from one, and one linking to itself.
+		{[]*ctr{def("x", []string{"s"}), def("y", []string{"s"}, "y"), def("s", nil, "s:me")}, []string{"s", "x y"}},
+		// A cycle (refused by validation) is broken where it closes.
+		{[]*ctr{def("a", []string{"b"}), def("b", []string{"a"})}, []string{"b", "a"}},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, w := range createWaves(tt.cs) {
+			got = append(got, joined(w))
+		}
+		equal(t, joined(tt.cs), got, tt.want)
+	}
+}
+
+// TestInParallel: the calls overlap (each waits to see all the others
+// begun, which calls made one at a time never would), and no more than
+// maxParallel run at once.
+func TestInParallel(t *testing.T) {
+	for _, n := range []int{1, 2, 4, maxParallel, 3*maxParallel + 1} {
+		var mu sync.Mutex
+		running, most, calls := 0, 0, 0
+		all := make(chan struct{}) // closed once min(n, maxParallel) calls are running together
+		together := min(n, maxParallel)
+		timeout := time.After(time.Minute)
+		timedOut := false
+		inParallel(n, func(i int) {
+			mu.Lock()
+			running++
+			calls++
+			most = max(most, running)
+			if calls == together {
+				close(all)
+			}
+			mu.Unlock()
+			select {
+			case <-all:
+			case <-timeout:
+				mu.Lock()
+				timedOut = true
+				mu.Unlock()
+			}
+			mu.Lock()
+			running--
+			mu.Unlock()
+		})
+		if timedOut {
+			t.Errorf("n=%d: the calls did not run together", n)
+		}
+		if calls != n || most != together {
+			t.Errorf("n=%d: %d calls, at most %d at once; want %d and %d", n, calls, most, n, together)
 		}
 	}
 }

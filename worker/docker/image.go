@@ -74,7 +74,8 @@ func (r *Runtime) ensureImage(ctx context.Context, ref string, policy worker.Pul
 
 // errImageGone says a container could not be created because its image,
 // which the runtime had found before and so did not inspect, is gone
-// (docker rmi since). Run makes it present again and creates once more.
+// (docker rmi since). createWave makes it present again and creates once
+// more.
 var errImageGone = errors.New("image removed since it was last used")
 
 // presentImages are the images a runtime found or pulled. A task whose

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -21,6 +22,10 @@ const (
 	reasonOOM             = "OutOfMemoryError: container killed due to memory usage"
 )
 
+// errNotStarted marks a container of a wave that advance did not start
+// because the task was cancelled first.
+var errNotStarted = errors.New("not started")
+
 // exit is a container's end as its wait goroutine saw it.
 type exit struct {
 	c      *ctr
@@ -29,8 +34,8 @@ type exit struct {
 	early  bool // from the die event, before the daemon tore the container down
 }
 
-// runContainers starts the created containers in definition order as
-// their dependsOn allows, each with its output attached and its exit
+// runContainers starts the created containers as their dependsOn allows,
+// all those ready together, each with its output attached and its exit
 // awaited before it starts, and watches them until every started container
 // has exited: the first essential one to exit, a failed start, a dependency
 // that can never be met or ctx stops all the others, each after the
@@ -80,34 +85,53 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 			held = time.NewTimer(time.Until(sd.deadline))
 		}
 	}
-	// advance starts, in definition order, every container whose
-	// dependencies are met (deps.go), until none is; a dependency that can
-	// never be met stops the task.
+	// advance starts every container whose dependencies are met (deps.go),
+	// a wave at a time, until none is; a dependency that can never be met
+	// stops the task. The containers of a wave start at once, as ECS starts
+	// containers with no dependency between them; this goroutine alone then
+	// records, in definition order, how each start went.
 	advance := func() {
 		for !stopping && startErr == nil && ctx.Err() == nil {
-			c, unmet := dp.next(time.Now())
+			wave, unmet := dp.ready(time.Now())
 			if unmet != "" {
 				stopAll(unmet)
 				return
 			}
-			if c == nil {
+			if len(wave) == 0 {
 				return
 			}
+			errs := make([]error, len(wave))
+			startedAt := make([]time.Time, len(wave))
 			// A container that waited on others starts long after setup.
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(setupCtx), setupTimeout)
-			err := r.startContainer(sctx, waitCtx, c)
+			inParallel(len(wave), func(i int) {
+				if ctx.Err() != nil {
+					// Cancelled before its turn: it stays pending, and
+					// stopAll says it was stopped before it started.
+					errs[i] = errNotStarted
+					return
+				}
+				errs[i] = r.startContainer(sctx, waitCtx, wave[i])
+				startedAt[i] = time.Now()
+			})
 			cancel()
-			if err != nil {
-				r.startFailures.Add(1)
-				c.reason = "CannotStartContainerError: " + err.Error()
-				startErr = fmt.Errorf("start container %s: %w", c.def.Name, err)
-				dp.gone[c] = true
-				return
+			for i, c := range wave {
+				switch err := errs[i]; {
+				case errors.Is(err, errNotStarted):
+				case err != nil:
+					r.startFailures.Add(1)
+					c.reason = "CannotStartContainerError: " + err.Error()
+					if startErr == nil {
+						startErr = fmt.Errorf("start container %s: %w", c.def.Name, err)
+					}
+					dp.gone[c] = true
+				default:
+					c.started, c.startedAt = true, startedAt[i]
+					r.started.Add(1)
+					running++
+					r.watch(&wg, tr, c, logs, exited)
+				}
 			}
-			c.started, c.startedAt = true, time.Now()
-			r.started.Add(1)
-			running++
-			r.watch(&wg, tr, c, logs, exited)
 		}
 	}
 	advance()
@@ -188,7 +212,8 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 }
 
 // startContainer attaches to c's output and sets up the wait for its exit,
-// both before it starts so that no line and no exit is missed.
+// both before it starts so that no line and no exit is missed. It sets
+// only c's own fields, so that the containers of a wave start at once.
 func (r *Runtime) startContainer(setupCtx, waitCtx context.Context, c *ctr) error {
 	att, err := r.cli.ContainerAttach(setupCtx, c.id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,13 +87,13 @@ type taskRun struct {
 // Run runs one attempt of a task as worker.Runtime describes: images first
 // (ctx bounds pulls; an image this runtime found before is not inspected
 // again, and if it went since, create says so and it is made present then),
-// then network, volumes and containers, created with a
-// context of its own so that a cancel cannot leave half of them unrecorded
-// (the sources of volumesFrom and links before the containers naming them,
-// as ECS does); containers start in definition order as dependsOn and
-// links allow (deps.go) and the task ends when an essential container
-// exits or ctx is done. Everything created is removed before Run
-// returns.
+// then network, volumes and containers, created with a context of its own
+// so that a cancel cannot leave half of them unrecorded (the sources of
+// volumesFrom and links before the containers naming them, as ECS does,
+// and the others at once); containers start as dependsOn and links allow
+// (deps.go), those with nothing left to wait for at once, and the task
+// ends when an essential container exits or ctx is done. Everything
+// created is removed before Run returns.
 func (r *Runtime) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) (*worker.Result, error) {
 	if len(t.Def.ContainerDefinitions) == 0 {
 		return nil, errors.New("task definition has no containers")
@@ -131,20 +132,46 @@ func (r *Runtime) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) 
 	for _, d := range t.Def.ContainerDefinitions {
 		tr.containers = append(tr.containers, &ctr{def: d, name: tr.prefix + "-" + d.Name, logsDone: make(chan struct{})})
 	}
-	for _, c := range createOrder(tr.containers) {
-		d := c.def
-		err := r.createContainer(setupCtx, tr, c)
-		if errors.Is(err, errImageGone) {
-			if err = r.ensureImage(ctx, d.Image, pullPolicy(t), t.Pulling); err == nil {
-				err = r.createContainer(setupCtx, tr, c)
-			}
-		}
-		if err != nil {
-			r.startFailures.Add(1)
+	for _, wave := range createWaves(tr.containers) {
+		if err := r.createWave(ctx, setupCtx, tr, wave); err != nil {
 			return nil, err
 		}
 	}
 	return r.runContainers(ctx, setupCtx, tr, logs)
+}
+
+// createWave creates the containers of one wave at once, then records in
+// tr, in the wave's order, each that Docker has, so that cleanup removes
+// it. A container whose image went since the runtime last found it is
+// created again once the image is back, one at a time: the pull, if any,
+// reports its progress from Run's goroutine, and a second container of
+// the same image finds it present. It returns the first error in the
+// wave's order.
+func (r *Runtime) createWave(ctx, setupCtx context.Context, tr *taskRun, wave []*ctr) error {
+	errs := make([]error, len(wave))
+	inParallel(len(wave), func(i int) {
+		errs[i] = r.createContainer(setupCtx, tr, wave[i])
+	})
+	for i, c := range wave {
+		if errors.Is(errs[i], errImageGone) {
+			if errs[i] = r.ensureImage(ctx, c.def.Image, pullPolicy(tr.task), tr.task.Pulling); errs[i] == nil {
+				errs[i] = r.createContainer(setupCtx, tr, c)
+			}
+		}
+		if c.id != "" {
+			tr.created = append(tr.created, c)
+		}
+	}
+	var first error
+	for _, err := range errs {
+		if err != nil {
+			r.startFailures.Add(1)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return first
 }
 
 // result reports every container in definition order.
@@ -162,6 +189,72 @@ func (tr *taskRun) result() *worker.Result {
 		res.Containers = append(res.Containers, jobs.ContainerResult{Name: c.def.Name, Reason: reason})
 	}
 	return res
+}
+
+// maxParallel bounds the daemon calls a task makes at once to create or to
+// start its containers. ECS takes at most 10 containers in a task, so a
+// task within ECS's limits is never held back; gantry does not refuse
+// larger ones, and the bound keeps one of them from sending the daemon a
+// burst of calls, each holding a connection and a goroutine here.
+const maxParallel = 10
+
+// inParallel calls f(0), …, f(n-1), at most maxParallel at a time, and
+// returns once all have returned. Each call must touch only what its index
+// names: the caller reads the results after inParallel returns.
+func inParallel(n int, f func(i int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
+	sem := make(chan struct{}, maxParallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}
+
+// createWaves splits createOrder(cs) into waves that may each be created
+// at once: a container is in the wave after the latest of the containers
+// it takes volumes from or links to, so that Docker has those when it
+// creates it, and every container of the first wave names none. A source
+// that createOrder puts after the container (a cycle, broken where it
+// closes) is not waited for, and Docker's error names it as before.
+func createWaves(cs []*ctr) [][]*ctr {
+	order := createOrder(cs)
+	byName := make(map[string]*ctr, len(cs))
+	for _, c := range cs {
+		byName[c.def.Name] = c
+	}
+	wave := make(map[*ctr]int, len(cs))
+	var waves [][]*ctr
+	for _, c := range order {
+		w := 0
+		after := func(name string) {
+			// Only the containers placed already have a wave.
+			if s, ok := byName[name]; ok && s != c {
+				if sw, placed := wave[s]; placed {
+					w = max(w, sw+1)
+				}
+			}
+		}
+		for _, vf := range c.def.VolumesFrom {
+			after(vf.SourceContainer)
+		}
+		for _, name := range c.def.LinkTargets() {
+			after(name)
+		}
+		wave[c] = w
+		if w == len(waves) {
+			waves = append(waves, nil)
+		}
+		waves[w] = append(waves[w], c)
+	}
+	return waves
 }
 
 // createOrder is the order to create cs in: definition order, except that
