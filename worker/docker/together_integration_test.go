@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -139,5 +140,52 @@ done`, f)
 			equal(t, "a's output", sink.get("a", "stdout"), []string{"saw b"})
 			equal(t, "b's output", sink.get("b", "stdout"), []string{"saw a"})
 		})
+	}
+}
+
+// cancelOnStart cancels the run as the start of one container is sent.
+type cancelOnStart struct {
+	Client
+	name   string
+	cancel func()
+}
+
+func (c *cancelOnStart) ContainerStart(ctx context.Context, id string, opts container.StartOptions) error {
+	info, err := c.Client.ContainerInspect(ctx, id)
+	if err == nil && info.Config.Labels[LabelContainer] == c.name {
+		c.cancel()
+	}
+	return c.Client.ContainerStart(ctx, id, opts)
+}
+
+// TestRunCancelledWhileAWaveStarts: a run cancelled while the first wave
+// (a and b) starts ends as a stopped run: a, whose start was in flight,
+// starts and is stopped; b, beside it, was either started and stopped or
+// not started, as the goroutines happened to run; c, which waits for a's
+// START, never starts; everything is removed (newEnv checks). The run
+// does not fail as one that could not start. This guards the cancel path
+// of the waves; the old one-at-a-time code passes it too.
+func TestRunCancelledWhileAWaveStarts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	task := e.task(t,
+		jobs.ContainerDefinition{Name: "a", Command: sh("sleep 300")},
+		jobs.ContainerDefinition{Name: "b", Command: sh("sleep 300")},
+		jobs.ContainerDefinition{Name: "c", Command: sh("sleep 300"),
+			DependsOn: []jobs.ContainerDep{{ContainerName: "a", Condition: jobs.DepStart}}},
+	)
+	ctx, cancel := context.WithCancelCause(testCtx(t, time.Minute))
+	cause := errors.New("stopped by the test")
+	e.rt.cli = &cancelOnStart{Client: e.rt.cli, name: "a", cancel: func() { cancel(cause) }}
+	res := mustRun(t, ctx, e, task, &recordSink{})
+	a, b, c := res.Containers[0], res.Containers[1], res.Containers[2]
+	if a.Reason != "Stopped: "+cause.Error() {
+		t.Errorf("a: %+v, want stopped by %q", a, cause)
+	}
+	if b.Reason != "Stopped: "+cause.Error() && b.Reason != "Stopped before start: "+cause.Error() {
+		t.Errorf("b: %+v, want stopped, or stopped before start, by %q", b, cause)
+	}
+	if c.Reason != "Stopped before start: "+cause.Error() || c.ExitCode != nil {
+		t.Errorf("c: %+v, want stopped before start by %q", c, cause)
 	}
 }
