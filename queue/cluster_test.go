@@ -118,7 +118,7 @@ func TestKeepsHandScaledReplicas(t *testing.T) {
 	ensureAll(t, ctx, first)
 	js := first.JetStream()
 	var names []string
-	eventually(t, ctx, "list streams", func(ctx context.Context) error {
+	natstest.Eventually(t, ctx, "list streams", func(ctx context.Context) error {
 		names = names[:0]
 		l := js.StreamNames(ctx)
 		for name := range l.Name() {
@@ -132,7 +132,7 @@ func TestKeepsHandScaledReplicas(t *testing.T) {
 	wantReplicas(t, ctx, js, names, 1)
 
 	for _, name := range names { // the operator scales them by hand
-		eventually(t, ctx, "scale "+name, func(ctx context.Context) error {
+		natstest.Eventually(t, ctx, "scale "+name, func(ctx context.Context) error {
 			s, err := js.Stream(ctx, name)
 			if err != nil {
 				return err
@@ -152,7 +152,7 @@ func TestKeepsHandScaledReplicas(t *testing.T) {
 
 	// A worker (not told the count either) whose heartbeat bucket is gone
 	// makes the fleet's buckets again.
-	eventually(t, ctx, "delete the workers bucket", func(ctx context.Context) error {
+	natstest.Eventually(t, ctx, "delete the workers bucket", func(ctx context.Context) error {
 		err := js.DeleteKeyValue(ctx, workersBucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			return nil
@@ -163,7 +163,7 @@ func TestKeepsHandScaledReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, ctx, "heartbeat", func(ctx context.Context) error {
+	natstest.Eventually(t, ctx, "heartbeat", func(ctx context.Context) error {
 		return worker.Beat(ctx, jobs.WorkerInfo{ID: "w1", Cluster: "default"})
 	})
 	wantReplicas(t, ctx, js, []string{"KV_" + drainBucket, "KV_" + claimsBucket}, 3)
@@ -204,36 +204,14 @@ func ensureAll(t *testing.T, ctx context.Context, q *Queue) {
 	}
 }
 
-// eventually calls f, with a context of 2 s of its own each time, until
-// it succeeds, and fails the test if ctx ends first.
-func eventually(t *testing.T, ctx context.Context, what string, f func(context.Context) error) {
-	t.Helper()
-	for {
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := f(actx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // wantReplicas checks the replica count of each stream.
 func wantReplicas(t *testing.T, ctx context.Context, js jetstream.JetStream, streams []string, want int) {
 	t.Helper()
 	for _, name := range streams {
-		var n int
-		eventually(t, ctx, "stream "+name, func(ctx context.Context) error {
-			s, err := js.Stream(ctx, name)
-			if err == nil {
-				n = s.CachedInfo().Config.Replicas
-			}
-			return err
-		})
+		n, err := natstest.StreamReplicas(ctx, js, name)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if n != want {
 			t.Errorf("stream %s has %d replicas, want %d", name, n, want)
 		}

@@ -130,50 +130,30 @@ func (s *Server) Run(ctx context.Context) error {
 	return first
 }
 
-// streamsWarnEvery is how often a server waiting for JetStream says so,
-// besides when what it waits for changes.
-const streamsWarnEvery = 5 * time.Second
-
 // ensureStreams makes gantry's streams, and waits, trying again with
 // backoff, while JetStream cannot answer yet: a server started beside a
 // fresh NATS cluster (by systemd, or compose) finds it electing its meta
-// leader, as workers started with it find no streams and wait. A failure
-// that waiting does not cure (a refusal, a configuration JetStream
-// rejects) returns at once. So does ctx's end, with nil.
+// leader, as workers started with it find no streams and wait. It says
+// what it waits for when that changes and every queue.WarnEvery. A
+// failure that waiting does not cure (a refusal, a configuration
+// JetStream rejects) returns at once.
+// So does ctx's end, with nil.
 func (s *Server) ensureStreams(ctx context.Context) error {
-	backoff := 250 * time.Millisecond
-	var (
-		said   string
-		warned time.Time
-	)
-	for waited := false; ; waited = true {
-		err := s.q.EnsureStreams(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err == nil {
-			if waited {
-				s.cfg.log.Info().Msg("JetStream answered: streams ready")
-			}
-			return nil
-		}
-		what := queue.WaitingFor(err)
-		if what == "" {
-			return err
-		}
-		if now := s.cfg.now(); what != said || now.Sub(warned) >= streamsWarnEvery {
+	waited := false
+	err := queue.Wait{
+		For: queue.WaitingFor,
+		Warn: func(what string, err error) {
 			s.cfg.log.Warn().Err(err).Msg("waiting for " + what)
-			said, warned = what, now
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 5*time.Second)
+			waited = true
+		},
+	}.Retry(ctx, s.q.EnsureStreams)
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case err == nil && waited:
+		s.cfg.log.Info().Msg("JetStream answered: streams ready")
 	}
+	return err
 }
 
 func (s *Server) newRunID() string {

@@ -68,14 +68,14 @@ func TestServerKeepsHandScaledReplicas(t *testing.T) {
 	mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	defer context.AfterFunc(ctx, stop)()
-	retry(t, ctx, "make the streams", func(context.Context) error {
+	natstest.Eventually(t, ctx, "make the streams", func(context.Context) error {
 		if err := q.EnsureStreams(mctx); err != nil {
 			return err
 		}
 		return queue.NewStager(js, 0, 0).EnsureBucket(mctx)
 	})
 	for _, name := range gantryStreams {
-		retry(t, ctx, "scale "+name, func(ctx context.Context) error {
+		natstest.Eventually(t, ctx, "scale "+name, func(ctx context.Context) error {
 			s, err := js.Stream(ctx, name)
 			if err != nil {
 				return err
@@ -276,7 +276,8 @@ func (p *gantryProc) fail(t *testing.T, why string) {
 	t.Fatalf("%s:\n%s", why, p.log.String())
 }
 
-// streamReplicas is the replica count of a stream, which the server makes.
+// streamReplicas is the replica count of a stream, which the server p
+// makes: it fails the test if p exits or ctx ends first.
 func streamReplicas(t *testing.T, ctx context.Context, p *gantryProc, urls, name string) int {
 	t.Helper()
 	nc, err := nats.Connect(urls)
@@ -285,40 +286,24 @@ func streamReplicas(t *testing.T, ctx context.Context, p *gantryProc, urls, name
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	for {
-		// Each ask gets its own few seconds: a stream whose group has not
-		// yet elected its leader leaves the request unanswered, and one
-		// ask with the whole deadline waited it all out.
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		s, err := js.Stream(actx, name)
-		acancel()
-		if err == nil {
-			return s.CachedInfo().Config.Replicas
-		}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
 		select {
 		case <-p.exited:
-			t.Fatalf("gantry server exited (%v) before stream %s was made:\n%s", p.err, name, p.log.String())
-		case <-ctx.Done():
-			p.fail(t, "stream "+name+": "+err.Error())
-		case <-time.After(100 * time.Millisecond):
+			stop()
+		case <-wctx.Done():
 		}
+	}()
+	n, err := natstest.StreamReplicas(wctx, js, name)
+	if err == nil {
+		return n
 	}
-}
-
-// retry calls f, with a context of 2 s of its own each time, until it
-// succeeds, and fails the test if ctx ends first.
-func retry(t *testing.T, ctx context.Context, what string, f func(context.Context) error) {
-	t.Helper()
-	for {
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := f(actx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	select {
+	case <-p.exited:
+		t.Fatalf("gantry server exited (%v) before stream %s was made:\n%s", p.err, name, p.log.String())
+	default:
 	}
+	p.fail(t, err.Error())
+	return 0
 }

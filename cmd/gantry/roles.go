@@ -131,30 +131,30 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	// A worker started beside a fresh NATS cluster and its server finds
 	// JetStream unable to answer until the cluster has its leader, then
 	// no streams until the server has made them: it waits for both,
-	// saying so once for each.
-	cons, err := q.Jobs(ctx, f.cluster, f.id)
-	for said := ""; ; {
-		what, noStreams := queue.WaitingFor(err), errors.Is(err, jetstream.ErrStreamNotFound)
-		if noStreams {
-			what = "a gantry server to create the streams"
-		}
-		if what == "" {
-			break
-		}
-		if what != said {
+	// saying so when what it waits for changes and every queue.WarnEvery,
+	// and trying again every second, to be ready soon after the server.
+	var cons *queue.JobConsumer
+	err = queue.Wait{
+		For: func(err error) string {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return "a gantry server to create the streams"
+			}
+			return queue.WaitingFor(err)
+		},
+		Warn: func(what string, err error) {
 			ev := log.Warn()
-			if !noStreams {
+			if !errors.Is(err, jetstream.ErrStreamNotFound) {
 				ev = ev.Err(err)
 			}
 			ev.Msg("waiting for " + what)
-			said = what
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
+		},
+		Min: time.Second, Max: time.Second,
+	}.Retry(ctx, func(ctx context.Context) (err error) {
 		cons, err = q.Jobs(ctx, f.cluster, f.id)
+		return err
+	})
+	if ctx.Err() != nil {
+		return nil
 	}
 	if err != nil {
 		return err

@@ -137,3 +137,43 @@ func (c *StagedCluster) WaitLeader(t testing.TB) {
 		}
 	}
 }
+
+// Eventually calls f, with a context of 2 s of its own each time, until
+// it succeeds, and fails the test if ctx ends first. Each try gets its
+// own few seconds: a request to a stream or consumer whose group has not
+// yet elected its leader goes unanswered, and one try with ctx's whole
+// deadline waited it all out.
+func Eventually(t testing.TB, ctx context.Context, what string, f func(context.Context) error) {
+	t.Helper()
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := f(actx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// StreamReplicas waits until the stream name exists and JetStream
+// answers for it, and returns its replica count; or, if ctx ends first,
+// the last failure.
+func StreamReplicas(ctx context.Context, js jetstream.JetStream, name string) (int, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second) // as in Eventually
+		s, err := js.Stream(actx, name)
+		cancel()
+		if err == nil {
+			return s.CachedInfo().Config.Replicas, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("stream %s: %w", name, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
