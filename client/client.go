@@ -62,6 +62,11 @@ func (c *Client) call(ctx context.Context, endpoint string, in, out any) error {
 			return denied
 		}
 		if errors.Is(err, nats.ErrNoResponders) {
+			// Where NATS has no JetStream no gantry server can run: say
+			// what to do about that rather than to start one.
+			if noJS := queue.CheckJetStream(c.nc); noJS != nil {
+				return noJS
+			}
 			return ErrNoServer
 		}
 		if errors.Is(err, nats.ErrPermissionViolation) {

@@ -125,6 +125,9 @@ func (c *Client) enqueue(ctx context.Context, req *jobs.SubmitRequest, msgID, re
 	}
 	ack, err := js.PublishMsg(ctx, m)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		if noJS := queue.CheckJetStream(c.nc); noJS != nil {
+			return nil, noJS
+		}
 		return nil, fmt.Errorf("publish to %s: no stream takes it: has a gantry server ever started on this NATS? %w", queue.SubmitSubject, err)
 	}
 	if err != nil {

@@ -55,12 +55,21 @@ func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer,
 			InactiveThreshold: 24 * time.Hour,
 		},
 	}
-	var err error
+	var (
+		err  error
+		noJS *NoJetStreamError // about NATS, not the consumer: said as is
+	)
 	if c.cluster, err = q.js.CreateOrUpdateConsumer(ctx, StreamJobs, c.clusterCfg); err != nil {
-		return nil, fmt.Errorf("consumer for cluster %s: %w", cluster, q.refusedError(err))
+		if err = q.explain(err); errors.As(err, &noJS) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("consumer for cluster %s: %w", cluster, err)
 	}
 	if c.own, err = q.js.CreateOrUpdateConsumer(ctx, StreamJobs, c.ownCfg); err != nil {
-		return nil, fmt.Errorf("consumer for worker %s: %w", worker, q.refusedError(err))
+		if err = q.explain(err); errors.As(err, &noJS) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("consumer for worker %s: %w", worker, err)
 	}
 	return c, nil
 }

@@ -90,7 +90,7 @@ func (q *Queue) AckWait() time.Duration { return q.cfg.ackWait }
 // failures that pass on their own, as a NATS cluster elects its leader; a
 // request NATS refused comes back as such, not as the timeout it shows as.
 func (q *Queue) EnsureStreams(ctx context.Context) error {
-	return q.refusedError(q.ensureStreams(ctx))
+	return q.explain(q.ensureStreams(ctx))
 }
 
 func (q *Queue) ensureStreams(ctx context.Context) error {

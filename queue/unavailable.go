@@ -22,10 +22,17 @@ const jsClusterNotAvailable jetstream.ErrorCode = 10008
 // waiting does not cure: a request NATS refused (EnsureStreams tells those
 // from a timeout), a configuration JetStream rejects, an account without
 // JetStream.
+//
+// A NATS server that has no JetStream and cannot forward to one
+// (NoJetStreamError) is "" too, but only the connection can tell it from
+// a cluster node still coming up: see CheckJetStream.
 func WaitingFor(err error) string {
-	var apiErr *jetstream.APIError
+	var (
+		apiErr *jetstream.APIError
+		noJS   *NoJetStreamError
+	)
 	switch {
-	case err == nil:
+	case err == nil, errors.As(err, &noJS):
 		return ""
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == jsClusterNotAvailable:
 		return "the NATS cluster to elect its JetStream meta leader"
@@ -35,6 +42,57 @@ func WaitingFor(err error) string {
 		return "JetStream to answer (a NATS cluster still electing its leaders?)"
 	}
 	return ""
+}
+
+// NoJetStreamError is a NATS server without JetStream, where gantry's
+// streams cannot be made and no gantry server can run. Waiting does not
+// cure it: the server must be restarted with JetStream enabled.
+type NoJetStreamError struct {
+	URL string // redacted
+}
+
+func (e *NoJetStreamError) Error() string {
+	return fmt.Sprintf("NATS at %s has no JetStream: start nats-server with JetStream enabled "+
+		"(-js, or jetstream {} in its configuration)", e.URL)
+}
+
+// CheckJetStream returns a *NoJetStreamError when the NATS server nc is
+// connected to has no JetStream and no other server could answer for it,
+// nil otherwise. Call it once a request found no responder: a JetStream
+// request, or a request of the API of a gantry server, which cannot run
+// without JetStream.
+//
+// The server says in its INFO whether it has JetStream, but a server
+// without it can still pass JetStream requests on: a node of a cluster
+// whose other nodes have it (mixed clusters are a supported deployment),
+// and while those nodes are still starting, or electing their leader, its
+// requests go unanswered as a cluster's do, which is worth waiting for. So
+// only a server outside any cluster counts: nothing there answers the
+// JetStream API, nor ever will until it restarts. A leaf node without
+// JetStream that extends its hub's looks the same until its leaf
+// connection is up (after, its requests are answered): a role started
+// before that fails, and is restarted as for any other failure.
+func CheckJetStream(nc *nats.Conn) error {
+	if !nc.IsConnected() || nc.ConnectedClusterName() != "" {
+		return nil
+	}
+	if js, _ := nc.ConnectedServerJetStream(); js {
+		return nil
+	}
+	return &NoJetStreamError{URL: nc.ConnectedUrlRedacted()}
+}
+
+// explain is err, from a JetStream request of q's, as a
+// *NoJetStreamError where no responder answered because NATS has no
+// JetStream (CheckJetStream), or as a refusal where NATS refused it
+// (refusedError).
+func (q *Queue) explain(err error) error {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		if noJS := CheckJetStream(q.nc); noJS != nil {
+			return noJS
+		}
+	}
+	return q.refusedError(err)
 }
 
 // refusedError is a JetStream request that timed out because NATS refused

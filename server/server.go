@@ -136,7 +136,7 @@ func (s *Server) Run(ctx context.Context) error {
 // leader, as workers started with it find no streams and wait. It says
 // what it waits for when that changes and every queue.WarnEvery. A
 // failure that waiting does not cure (a refusal, a configuration
-// JetStream rejects) returns at once.
+// JetStream rejects, a NATS server without JetStream) returns at once.
 // So does ctx's end, with nil.
 func (s *Server) ensureStreams(ctx context.Context) error {
 	waited := false

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/queue/natstest"
 	"github.com/gantry-dev/gantry/samples/sampletest"
 )
 
@@ -125,10 +126,6 @@ func TestWorkerWaitsForNATS(t *testing.T) {
 	w.waitLog(t, ctx, "worker ready")
 }
 
-// TestRolesDoNotWaitForNATSThatRefusesOrIsNotNATS: what waiting does not
-// cure ends the server and the worker at once (125) with the message it
-// had: credentials NATS refuses, a port that is not NATS. CLI commands do
-// not wait for an unreachable NATS either.
 // TestWorkerWaitsForItsNATSHostToResolve: a NATS host name that does not
 // resolve yet (a compose service not started) is waited for as a refused
 // port is; a CLI command reports it at once.
@@ -149,6 +146,10 @@ func TestWorkerWaitsForItsNATSHostToResolve(t *testing.T) {
 	}
 }
 
+// TestRolesDoNotWaitForNATSThatRefusesOrIsNotNATS: what waiting does not
+// cure ends the server and the worker at once (125) with the message it
+// had: credentials NATS refuses, a port that is not NATS. CLI commands do
+// not wait for an unreachable NATS either.
 func TestRolesDoNotWaitForNATSThatRefusesOrIsNotNATS(t *testing.T) {
 	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: "op", Password: "op-pw"})
 	if err != nil {
@@ -173,6 +174,45 @@ func TestRolesDoNotWaitForNATSThatRefusesOrIsNotNATS(t *testing.T) {
 		_, errOut, code := runBin(t, env, c.args...)
 		if code != exitGantryError || !strings.Contains(errOut, c.want) {
 			t.Errorf("gantry %s: exit %d, want %d saying %q:\n%s", strings.Join(c.args, " "), code, exitGantryError, c.want, errOut)
+		}
+	}
+}
+
+// TestRolesFailAtOnceWithoutJetStream: against a NATS server started
+// without JetStream (nats-server without -js) the server and the worker
+// waited for ever, saying "waiting for JetStream: no NATS server answers
+// its API", as for a cluster electing its leader; CLI commands said no
+// gantry server answers. All end at once (125) saying what to do.
+func TestRolesFailAtOnceWithoutJetStream(t *testing.T) {
+	sampletest.Docker(t) // the worker asks Docker before NATS's JetStream
+	url := natstest.WithoutJetStream(t, "")
+	want := "NATS at " + url + " has no JetStream: start nats-server with JetStream enabled (-js, or jetstream {} in its configuration)"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, args := range [][]string{
+		{"server", "--data", t.TempDir(), "--nats", url},
+		{"worker", "--nats", url, "--id", "e2e-nojs"},
+	} {
+		p := startGantry(t, args...)
+		select {
+		case <-p.exited:
+		case <-ctx.Done():
+			p.fail(t, "gantry "+args[0]+" did not exit")
+		}
+		if code := p.cmd.ProcessState.ExitCode(); code != exitGantryError || !strings.Contains(p.log.String(), want) {
+			t.Errorf("gantry %s: exit code %d, want %d, saying %q:\n%s", args[0], code, exitGantryError, want, p.log.String())
+		}
+	}
+	env := append(os.Environ(), "GANTRY_NATS_URL=", "GANTRY_REPLICAS=")
+	for _, args := range [][]string{
+		{"ps", "--nats", url},
+		{"run", "--nats", url, "-d", "--image", "busybox", "--", "true"},
+		{"run", "--nats", url, "--image", "busybox", "--", "true"},
+		{"logs", "--nats", url, "-f", "01kbz4m2d1j0vq3f5zq2r7w1xq"},
+	} {
+		_, errOut, code := runBin(t, env, args...)
+		if code != exitGantryError || !strings.Contains(errOut, want) {
+			t.Errorf("gantry %s: exit %d, want %d saying %q:\n%s", strings.Join(args, " "), code, exitGantryError, want, errOut)
 		}
 	}
 }

@@ -540,7 +540,8 @@ At start it makes gantry's streams and buckets, with --replicas replicas; withou
 --replicas those that exist keep theirs and new ones get 1. While JetStream
 cannot answer yet (a NATS cluster still electing its leader) it waits, saying
 so every few seconds, until it can or the server is stopped; a refusal (a NATS
-user without the rights) or a configuration JetStream rejects ends it at once.
+user without the rights), a configuration JetStream rejects or a NATS server
+without JetStream (started without -js) ends it at once.
 
 ` + httpHelp,
 		Example: `  gantry server --nats nats://nats.internal:4222 --creds op.creds \
@@ -705,7 +706,8 @@ Started before them, it waits for NATS to accept connections, or its host
 name to resolve (saying so every few seconds; refused credentials, TLS
 failures or an address that is not NATS end it at once), for a NATS
 cluster's JetStream leader and then for the streams a gantry server makes,
-saying what it waits for.`,
+saying what it waits for every few seconds. A NATS server without JetStream
+(started without -js) ends it at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := wf.validate(); err != nil {

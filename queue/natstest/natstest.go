@@ -177,3 +177,26 @@ func StreamReplicas(ctx context.Context, js jetstream.JetStream, name string) (i
 		}
 	}
 }
+
+// WithoutJetStream starts a NATS server without JetStream (nats-server
+// without -js) on a random loopback port and returns its client URL. With
+// cluster, it is a node of that cluster, alone: as one whose other nodes,
+// with JetStream, have not started yet. It stops when the test ends.
+func WithoutJetStream(t testing.TB, cluster string) string {
+	t.Helper()
+	o := &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}
+	if cluster != "" {
+		o.ServerName = cluster + "-nojs"
+		o.Cluster = natsserver.ClusterOpts{Name: cluster, Host: "127.0.0.1", Port: -1}
+	}
+	ns, err := natsserver.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server without JetStream not ready")
+	}
+	return ns.ClientURL()
+}
