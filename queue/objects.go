@@ -54,7 +54,9 @@ type Stager struct {
 // NewStager returns a stager over JetStream for a data retention (0 means
 // DefaultDataRetention; the bucket's TTL is retention + DataBucketSlack)
 // with the given replica count: 0 keeps the bucket's if it exists, and
-// makes it R1 if not (as WithReplicas).
+// makes it with the replicas of the jobs stream if not (see bucket), R1
+// where that does not exist either. A worker, which is not told the
+// count, passes 0.
 func NewStager(js jetstream.JetStream, retention time.Duration, replicas int) *Stager {
 	if retention <= 0 {
 		retention = DefaultDataRetention
@@ -65,7 +67,12 @@ func NewStager(js jetstream.JetStream, retention time.Duration, replicas int) *S
 // bucket opens the bucket on first use, creating it if no one has. The
 // server owns its configuration (EnsureBucket): a worker uses the bucket
 // as it finds it, so that its default retention does not undo the
-// server's.
+// server's. The bucket is missing where the server's EnsureBucket failed
+// at its start (it logs that and goes on) or an operator deleted it; a
+// worker that makes it then gives it the replicas of the jobs stream,
+// which the server made with its --replicas (or an operator scaled by
+// hand): it made it R1, and a server with --replicas 3 left it so until
+// its next start.
 func (s *Stager) bucket(ctx context.Context) (jetstream.ObjectStore, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -74,7 +81,11 @@ func (s *Stager) bucket(ctx context.Context) (jetstream.ObjectStore, error) {
 	}
 	obs, err := s.js.ObjectStore(ctx, DataBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		obs, err = s.js.CreateObjectStore(ctx, s.bucketConfig(max(s.replicas, 1)))
+		var n int
+		if n, err = replicasFor(ctx, s.js, StreamJobs, s.replicas); err != nil { // queue.go
+			return nil, fmt.Errorf("object store %s: %w", DataBucket, err)
+		}
+		obs, err = s.js.CreateObjectStore(ctx, s.bucketConfig(n))
 		if errors.Is(err, jetstream.ErrBucketExists) { // made meanwhile, by the server or another worker
 			obs, err = s.js.ObjectStore(ctx, DataBucket)
 		}

@@ -293,7 +293,7 @@ func startBenchStack(ctx context.Context, rt worker.Runtime, slots int) (*benchS
 		return nil, err
 	}
 	w := worker.New("bench", "default", workerq.Source{C: cons}, rt, workerq.Reporter{Q: q}, worker.WithSlots(slots),
-		worker.WithGracePeriod(time.Second), worker.WithStager(queue.NewStager(q.JetStream(), 0, 1), ""),
+		worker.WithGracePeriod(time.Second), worker.WithStager(workerStager(q), ""),
 		// As in production: heartbeats (or the server's sweep takes its runs
 		// for lost) and claims.
 		worker.WithPresence(q, 5*time.Second), worker.WithClaims(workerq.Claims{Q: q}))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -306,4 +307,51 @@ func streamReplicas(t *testing.T, ctx context.Context, p *gantryProc, urls, name
 	}
 	p.fail(t, err.Error())
 	return 0
+}
+
+// TestWorkerStagerKeepsTheServersReplicas: a worker that finds no stage
+// data bucket (the server's making it failed at start, or an operator
+// deleted it) made it R1 on a cluster whose streams the server made R3,
+// and the bucket stayed R1 until the server's next start. It now takes
+// the replicas of the server's streams.
+func TestWorkerStagerKeepsTheServersReplicas(t *testing.T) {
+	urls := strings.Join(natstest.Cluster(t), ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	nc, err := queue.Dial(ctx, queue.ConnOptions{URL: urls})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	srv, err := queue.New(nc, queue.WithReplicas(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As in a server, the requests get the JetStream client's own
+	// timeout (natstest.Eventually's 2 s left a stream's group too little
+	// to elect its leader under -race).
+	mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	defer context.AfterFunc(ctx, stop)()
+	natstest.Eventually(t, ctx, "make the streams", func(context.Context) error { return srv.EnsureStreams(mctx) })
+
+	wq, err := queue.New(nc) // as runWorker's: no replica count
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if err := os.WriteFile(filepath.Join(out, "part-0.csv"), []byte("a,b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := workerStager(wq)
+	natstest.Eventually(t, ctx, "store a stage's files", func(context.Context) error {
+		return st.Put(mctx, "pr-1", "extract", "run0", 1, out)
+	})
+	n, err := natstest.StreamReplicas(ctx, srv.JetStream(), "OBJ_"+queue.DataBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("the worker made the stage data bucket with %d replicas, want the server's streams' 3", n)
+	}
 }

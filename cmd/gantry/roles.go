@@ -167,7 +167,7 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	w := worker.New(f.id, f.cluster, workerq.Source{C: cons}, rt, workerq.Reporter{Q: q},
 		append([]worker.Option{worker.WithSlots(f.slots), worker.WithPullPolicy(worker.PullPolicy(f.pull)),
 			worker.WithLeaseRenewal(q.AckWait() / 3), worker.WithGracePeriod(f.grace), worker.WithLogger(log),
-			worker.WithLeftovers(rt), worker.WithStager(queue.NewStager(q.JetStream(), 0, 1), "")},
+			worker.WithLeftovers(rt), worker.WithStager(workerStager(q), "")},
 			f.fleet.options(ctx, cli, q, log)...)...)
 	if reg != nil {
 		reg.MustRegister(workerCollector{id: f.id, cluster: f.cluster, w: w, rt: rt})
@@ -187,6 +187,13 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	log.Info().Int("slots", f.slots).Msg("worker ready")
 	return w.Run(ctx)
 }
+
+// workerStager is the stager of a worker's stage files. A worker is not
+// told the replica count, and gives none (0): it never changes the stage
+// data bucket, and where it must make it (the server could not) it takes
+// the replicas of the server's streams (queue.NewStager). With 1, as
+// before, it made the bucket R1 on a cluster where the server makes R3.
+func workerStager(q *queue.Queue) *queue.Stager { return queue.NewStager(q.JetStream(), 0, 0) }
 
 // tuneServerGC trades memory for CPU in a process that runs the server.
 // Under load the server allocates mostly short-lived buffers (JSON, NATS
