@@ -9,6 +9,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -126,6 +127,14 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 		case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 			// A compose service's name resolves only once it runs.
 			return nil, &UnreachableError{URL: url, Unresolved: dnsErr.Name, err: err}
+		case hostDown(err):
+			// Before the case of a peer that said nothing, which this
+			// one also is a timeout of: its connection was never made.
+			down := "no answer from its host within " + timeout.String()
+			if !isTimeoutErr(err) {
+				down = "its host is unreachable (" + unwrapAll(err).Error() + ")"
+			}
+			return nil, &UnreachableError{URL: url, Down: down, err: err}
 		case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired):
 			return nil, fmt.Errorf("NATS at %s refused the credentials: check --user/--password, --creds or --token", url)
 		case errors.Is(err, nats.ErrNoInfoReceived):
@@ -160,23 +169,63 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 }
 
 // UnreachableError is Dial's error when no NATS server at URL accepted
-// the connection (refused, or none listening), or its host name does not
-// resolve (a compose service not started yet): one that may pass as NATS
-// comes up, which the long-running roles wait out and CLI commands report.
-// Refused credentials, TLS failures and a peer that is not NATS are other
-// errors: waiting does not cure them.
+// the connection (refused, or none listening), its host name does not
+// resolve (a compose service not started yet), or its host does not
+// answer or cannot be routed to (down, rebooting, or a firewall dropping
+// the connection): one that may pass as NATS comes up, which the
+// long-running roles wait out and CLI commands report. Refused
+// credentials, TLS failures and a peer that is not NATS are other errors:
+// waiting does not cure them.
 type UnreachableError struct {
 	URL string // redacted
 	// Unresolved is the host name that does not resolve, if that is why.
 	Unresolved string
-	err        error
+	// Down says why the connection was never made, where its host did
+	// not answer in time or could not be reached.
+	Down string
+	err  error
 }
 
 func (e *UnreachableError) Error() string {
-	if e.Unresolved != "" {
+	switch {
+	case e.Unresolved != "":
 		return fmt.Sprintf("cannot reach NATS at %s: the host %s does not resolve (set --nats or GANTRY_NATS_URL)", e.URL, e.Unresolved)
+	case e.Down != "":
+		return fmt.Sprintf("cannot reach NATS at %s: %s: is it up, and does a firewall let the connection through? (set --nats or GANTRY_NATS_URL)", e.URL, e.Down)
 	}
 	return fmt.Sprintf("cannot reach NATS at %s: is `gantry up` running? (set --nats or GANTRY_NATS_URL)", e.URL)
+}
+
+// hostDown reports whether err is a connection that was never made
+// because its host did not answer in time (a host that is down drops
+// nothing and answers nothing; so does a firewall that drops) or could
+// not be routed to. A connection made to a peer that then said nothing
+// is a timeout too, but of a read, not a dial: that peer is up and is not
+// NATS.
+func hostDown(err error) bool {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "dial" {
+		return false
+	}
+	return oe.Timeout() || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
+}
+
+// isTimeoutErr reports whether err is a network timeout.
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// unwrapAll is the innermost error err wraps: for a dial's, the system's
+// words ("no route to host") without the addresses the URL already says.
+func unwrapAll(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }
 
 func (e *UnreachableError) Unwrap() error { return e.err }

@@ -11,7 +11,7 @@ import (
 
 // dialRole connects a long-running role (server, worker) to NATS. Where no
 // NATS server accepts the connection yet (started before NATS, as compose
-// and systemd may), it waits, trying again with a backoff up to 5 seconds
+// and systemd may; or NATS's host is down, or rebooting), it waits, trying again with a backoff up to 5 seconds
 // and saying so when it starts and every queue.WarnEvery, until NATS
 // accepts or ctx ends (nil and ctx's error: the role stops cleanly). Other
 // failures (credentials, TLS, a peer that is not NATS) return at once:
@@ -30,6 +30,8 @@ func dialRole(ctx context.Context, o queue.ConnOptions, log zerolog.Logger) (*na
 				return ""
 			case ue.Unresolved != "":
 				return "the NATS host " + ue.Unresolved + " (" + ue.URL + ") to resolve"
+			case ue.Down != "":
+				return "NATS at " + ue.URL + " to answer (" + ue.Down + ")"
 			}
 			return "NATS at " + ue.URL + " to accept connections"
 		},

@@ -216,3 +216,21 @@ func TestRolesFailAtOnceWithoutJetStream(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerWaitsForANATSHostThatDoesNotAnswer: a NATS host that is down
+// (or a firewall dropping the connection) let the connection time out,
+// and the worker exited 125 saying the address "does not look like a NATS
+// server (an HTTP port?)". It waits, saying the host does not answer, and
+// stops cleanly on SIGTERM; a CLI command says so and exits 125.
+func TestWorkerWaitsForANATSHostThatDoesNotAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	url := "nats://" + natstest.SilentAddr(t)
+	w := startGantry(t, "worker", "--nats", url, "--id", "e2e-waitnats-silent")
+	w.waitLog(t, ctx, "waiting for NATS at "+url+" to answer (no answer from its host within 5s)")
+	wantCleanStop(t, ctx, w)
+	_, errOut, code := runBin(t, append(os.Environ(), "GANTRY_NATS_URL="), "ps", "--nats", url)
+	if want := "cannot reach NATS at " + url + ": no answer from its host within 5s"; code != exitGantryError || !strings.Contains(errOut, want) {
+		t.Errorf("gantry ps: exit %d, want %d saying %q:\n%s", code, exitGantryError, want, errOut)
+	}
+}

@@ -539,9 +539,10 @@ It is the single writer of the SQLite store under --data. With --embedded-nats
 it starts its own NATS server with JetStream instead. With --metrics it serves
 Prometheus metrics at http://ADDR/metrics.
 
-Started before NATS accepts connections (or before its host name resolves),
-it waits for it, saying so every few seconds; refused credentials, TLS
-failures or an address that is not NATS end it at once.
+Started before NATS accepts connections (or before its host name resolves,
+or while its host is down), it waits for it, saying so every few seconds;
+refused credentials, TLS failures or an address that is not NATS end it at
+once.
 
 At start it makes gantry's streams and buckets, with --replicas replicas; without
 --replicas those that exist keep theirs and new ones get 1. While JetStream
@@ -709,12 +710,12 @@ func newWorkerCmd(g *globals) *cobra.Command {
 host's Docker daemon. It needs only NATS and Docker: no database. With
 --metrics it serves Prometheus metrics at http://ADDR/metrics.
 
-Started before them, it waits for NATS to accept connections, or its host
-name to resolve (saying so every few seconds; refused credentials, TLS
-failures or an address that is not NATS end it at once), for a NATS
-cluster's JetStream leader and then for the streams a gantry server makes,
-saying what it waits for every few seconds. A NATS server without JetStream
-(started without -js) ends it at once.`,
+Started before them, it waits for NATS to accept connections, its host
+name to resolve or its host to answer (saying so every few seconds; refused
+credentials, TLS failures or an address that is not NATS end it at once),
+for a NATS cluster's JetStream leader and then for the streams a gantry
+server makes, saying what it waits for every few seconds. A NATS server
+without JetStream (started without -js) ends it at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := wf.validate(); err != nil {
