@@ -13,7 +13,8 @@ import (
 // TestNoJetStream: on a NATS server without JetStream, the streams and a
 // worker's consumers fail with a *NoJetStreamError that says what to do,
 // which WaitingFor does not wait for: the roles waited for ever, as for
-// a cluster electing its leader. A node of a cluster without JetStream
+// a cluster electing its leader. So does an account without JetStream on
+// a server with it (which failed at once, with JetStream's words only). A node of a cluster without JetStream
 // of its own may pass requests on to nodes that have it, still starting:
 // that is waited for.
 func TestNoJetStream(t *testing.T) {
@@ -38,6 +39,17 @@ func TestNoJetStream(t *testing.T) {
 			if what := WaitingFor(err); what != "" {
 				t.Errorf("%s: WaitingFor(%v) = %q, want no waiting", c.name, err, what)
 			}
+		}
+	})
+	t.Run("account", func(t *testing.T) {
+		url := natstest.AccountWithoutJetStream(t)
+		q := dialQueue(t, ctx, url)
+		want := "NATS at " + RedactURL(url) + " has no JetStream for the account of gantry's user: enable it there " +
+			"(jetstream: enabled in the account's block of the server's configuration, or the account JWT's limits)"
+		err := q.EnsureStreams(ctx)
+		var noJS *NoJetStreamError
+		if !errors.As(err, &noJS) || err.Error() != want || WaitingFor(err) != "" {
+			t.Errorf("EnsureStreams = %v, want %q, not waited for", err, want)
 		}
 	})
 	t.Run("cluster node", func(t *testing.T) {

@@ -44,14 +44,22 @@ func WaitingFor(err error) string {
 	return ""
 }
 
-// NoJetStreamError is a NATS server without JetStream, where gantry's
-// streams cannot be made and no gantry server can run. Waiting does not
-// cure it: the server must be restarted with JetStream enabled.
+// NoJetStreamError is a NATS server without JetStream, or an account
+// without it on a server that has it, where gantry's streams cannot be
+// made and no gantry server can run. Waiting does not cure it: the server
+// must be restarted with JetStream enabled, or the account given it.
 type NoJetStreamError struct {
 	URL string // redacted
+	// Account is set where the server has JetStream but not the account
+	// of the connection's user.
+	Account bool
 }
 
 func (e *NoJetStreamError) Error() string {
+	if e.Account {
+		return fmt.Sprintf("NATS at %s has no JetStream for the account of gantry's user: enable it there "+
+			"(jetstream: enabled in the account's block of the server's configuration, or the account JWT's limits)", e.URL)
+	}
 	return fmt.Sprintf("NATS at %s has no JetStream: start nats-server with JetStream enabled "+
 		"(-js, or jetstream {} in its configuration)", e.URL)
 }
@@ -83,10 +91,13 @@ func CheckJetStream(nc *nats.Conn) error {
 }
 
 // explain is err, from a JetStream request of q's, as a
-// *NoJetStreamError where no responder answered because NATS has no
-// JetStream (CheckJetStream), or as a refusal where NATS refused it
+// *NoJetStreamError where the account has no JetStream or no responder
+// answered because NATS has none (CheckJetStream), or as a refusal where NATS refused it
 // (refusedError).
 func (q *Queue) explain(err error) error {
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		return &NoJetStreamError{URL: q.nc.ConnectedUrlRedacted(), Account: true}
+	}
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
 		if noJS := CheckJetStream(q.nc); noJS != nil {
 			return noJS

@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -199,4 +201,39 @@ func WithoutJetStream(t testing.TB, cluster string) string {
 		t.Fatal("NATS server without JetStream not ready")
 	}
 	return ns.ClientURL()
+}
+
+// AccountWithoutJetStream starts a NATS server with JetStream, on a
+// random loopback port, where the account of user "nojs" (password
+// "nojs") has none, and returns its client URL with that user's
+// credentials. It stops when the test ends.
+func AccountWithoutJetStream(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nats.conf")
+	err := os.WriteFile(conf, []byte(`listen: 127.0.0.1:-1
+jetstream { store_dir: "`+filepath.ToSlash(dir)+`" }
+accounts {
+  JS: { jetstream: enabled, users: [{user: js, password: js}] }
+  NOJS: { users: [{user: nojs, password: nojs}] }
+}
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := natsserver.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.NoLog, o.NoSigs = true, true
+	ns, err := natsserver.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	return strings.Replace(ns.ClientURL(), "nats://", "nats://nojs:nojs@", 1)
 }
