@@ -11,12 +11,12 @@ import (
 
 // dialRole connects a long-running role (server, worker) to NATS. Where no
 // NATS server accepts the connection yet (started before NATS, as compose
-// and systemd may; or NATS's host is down, or rebooting), it waits, trying again with a backoff up to 5 seconds
-// and saying so when it starts and every queue.WarnEvery, until NATS
-// accepts or ctx ends (nil and ctx's error: the role stops cleanly). Other
-// failures (credentials, TLS, a peer that is not NATS) return at once:
-// waiting does not cure them. CLI commands and up call queue.Dial, which
-// fails at once.
+// and systemd may; or NATS's host is down, or rebooting), it waits, trying
+// again with a backoff up to 5 seconds and saying so when it starts and
+// every queue.WarnEvery, until NATS accepts or ctx ends (nil and ctx's
+// error: the role stops cleanly). Other failures (credentials, TLS, a peer
+// that is not NATS) return at once: waiting does not cure them. CLI
+// commands and up call queue.Dial, which fails at once.
 func dialRole(ctx context.Context, o queue.ConnOptions, log zerolog.Logger) (*nats.Conn, error) {
 	var (
 		nc     *nats.Conn
