@@ -242,6 +242,10 @@ func readFile(cmd *cobra.Command, name string) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
+// stopSendWait bounds how long a second Ctrl-C waits for the first one's
+// stop request to be answered before it detaches.
+const stopSendWait = 5 * time.Second
+
 // attach streams a run's logs until it ends and turns its outcome into the
 // process's exit code. The first Ctrl-C stops the run, the second detaches.
 func attach(ctx context.Context, c *client.Client, runID string, stdout, stderr io.Writer) error {
@@ -251,19 +255,10 @@ func attach(ctx context.Context, c *client.Client, runID string, stdout, stderr 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	go func() {
-		stopped := false
-		for range sigs {
-			if stopped {
-				fmt.Fprintf(stderr, "gantry: detached; the run goes on stopping: gantry describe %s\n", runID)
-				detach()
-				return
-			}
-			stopped = true
-			fmt.Fprintf(stderr, "gantry: stopping run %s (Ctrl-C again to detach)\n", runID)
-			go c.Stop(context.WithoutCancel(ctx), runID, "Stopped by user (Ctrl-C)")
-		}
-	}()
+	go handleSignals(sigs, stderr, runID, func() error {
+		_, err := c.Stop(context.WithoutCancel(ctx), runID, "Stopped by user (Ctrl-C)")
+		return err
+	}, detach, stopSendWait)
 	stopPulls := watchPulls(ctx, c, runID, stderr) // pullprogress.go
 	pr := newLinePrinter(stdout, stderr, false)
 	err := c.Logs(ctx, runID, client.LogOptions{Follow: true}, pr.batch)
@@ -279,6 +274,36 @@ func attach(ctx context.Context, c *client.Client, runID string, stdout, stderr 
 		return err
 	}
 	return runExit(r)
+}
+
+// handleSignals stops the run at the first signal and detaches at the
+// second. Detaching ends the process, so it waits for the first signal's
+// stop request to be answered: a quick second Ctrl-C (or timeout(1), which
+// signals the process and then its group) would otherwise end the process
+// before the request left it, and the run would go on. A server that does
+// not answer holds the detach back no longer than wait.
+func handleSignals(sigs <-chan os.Signal, stderr io.Writer, runID string, stop func() error, detach func(), wait time.Duration) {
+	var stopped chan error // the stop request's answer
+	for range sigs {
+		if stopped == nil {
+			stopped = make(chan error, 1)
+			fmt.Fprintf(stderr, "gantry: stopping run %s (Ctrl-C again to detach)\n", runID)
+			go func() { stopped <- stop() }()
+			continue
+		}
+		select {
+		case err := <-stopped:
+			if err != nil {
+				fmt.Fprintf(stderr, "gantry: detached; the run was not stopped: %v\n", err)
+			} else {
+				fmt.Fprintf(stderr, "gantry: detached; the run goes on stopping: gantry describe %s\n", runID)
+			}
+		case <-time.After(wait):
+			fmt.Fprintf(stderr, "gantry: detached; the stop request was not answered within %s: gantry stop %s\n", wait, runID)
+		}
+		detach()
+		return
+	}
 }
 
 // runExit maps a finished run to the exit code of `gantry run`.
