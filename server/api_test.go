@@ -246,6 +246,15 @@ func TestEveryEndpoint(t *testing.T) {
 					t.Fatalf("reply: %s", m.Data)
 				}
 			})
+			t.Run("empty", func(t *testing.T) {
+				if !endpointSpecs[ep].emptyOK {
+					return
+				}
+				// docs/nats-api.md marks these "empty ok": an empty body is {}.
+				if m := e.req(e.op, subject, ""); m.Header.Get(micro.ErrorCodeHeader) != "" {
+					t.Fatalf("an empty request was refused: %s", m.Data)
+				}
+			})
 			t.Run("malformed", func(t *testing.T) {
 				for _, body := range []string{`{"runId":`, `[1,2]`, `not json`} {
 					got := apiError(t, e.req(e.op, subject, body))

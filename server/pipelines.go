@@ -438,8 +438,10 @@ func (s *Server) apiPipelineRun(ctx context.Context, data []byte) (any, error) {
 
 func (s *Server) apiPipelineRuns(ctx context.Context, data []byte) (any, error) {
 	var req PipelineRunsRequest
-	if err := decode(data, &req); err != nil {
-		return nil, err
+	if len(data) > 0 { // empty ok: the runs of every pipeline
+		if err := decode(data, &req); err != nil {
+			return nil, err
+		}
 	}
 	if req.Limit <= 0 || req.Limit > 1000 {
 		req.Limit = 100
