@@ -244,6 +244,13 @@ func TestCLIInboxEmbeddedRoles(t *testing.T) {
 	waitFor(t, "the server", func() bool { _, _, code := runBin(t, op, "ps"); return code == 0 })
 	checkCLIInboxes(t, url, op, app, "op", "op-secret", "app", "app-secret")
 
+	// A command NATS refuses the submitter says so in one line, without
+	// nats.go's raw report of the violation before it.
+	const refused = "gantry: NATS refused gantry.api.taskdefs.list: permission denied to your user (a submit-only user?)\n"
+	if _, errOut, code := runBin(t, app, "taskdef", "ls"); code != exitGantryError || errOut != refused {
+		t.Errorf("taskdef ls as the submitter: exit %d, stderr %q, want %q", code, errOut, refused)
+	}
+
 	pry, err := nats.Connect(url, nats.UserInfo("app", "app-secret"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		t.Fatal(err)

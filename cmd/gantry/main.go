@@ -227,6 +227,17 @@ func (g *globals) connect(ctx context.Context) (*nats.Conn, *client.Client, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	// A publish NATS refuses comes back as the request's own error
+	// ("NATS refused SUBJECT: ..."), which the command prints: nats.go's
+	// default handler would print the raw violation before it.
+	if prev := nc.ErrorHandler(); prev != nil {
+		nc.SetErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+			if sub == nil && errors.Is(err, nats.ErrPermissionViolation) {
+				return
+			}
+			prev(nc, sub, err)
+		})
+	}
 	c, err := client.New(nc)
 	if err != nil {
 		nc.Close()
