@@ -133,6 +133,12 @@ func TestTableFitsTerminal(t *testing.T) {
 	if !strings.Contains(colored, "\x1b[31mFAILED\x1b[0m") {
 		t.Errorf("FAILED is not red:\n%q", colored)
 	}
+	// On an 80-column terminal the statuses are cut too; they keep their
+	// colours.
+	cutColored := renderTable(buf.String(), style{tty: true, width: 60, color: true})
+	if !strings.Contains(cutColored, "…") || !strings.Contains(cutColored, "\x1b[31mFAIL") || !strings.Contains(cutColored, "\x1b[36mRUNN") {
+		t.Errorf("statuses cut to fit lost their colours:\n%q", cutColored)
+	}
 	golden(t, "ps.tty100", []byte(narrow))
 }
 

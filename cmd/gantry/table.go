@@ -116,7 +116,8 @@ func renderBlock(out *strings.Builder, lines []string, st style) {
 		for c, cell := range row {
 			text := cut(cell, widths[c])
 			n := utf8.RuneCountInString(text)
-			if code, ok := statusColors[strings.TrimSpace(text)]; ok && st.color {
+			// By the whole cell: a status cut to fit ("SUCCE…") keeps its colour.
+			if code, ok := statusColors[strings.TrimSpace(cell)]; ok && st.color {
 				text = "\x1b[" + code + "m" + text + "\x1b[0m"
 			}
 			line.WriteString(text)
