@@ -68,11 +68,12 @@ func NewStager(js jetstream.JetStream, retention time.Duration, replicas int) *S
 // server owns its configuration (EnsureBucket): a worker uses the bucket
 // as it finds it, so that its default retention does not undo the
 // server's. The bucket is missing where the server's EnsureBucket failed
-// at its start (it logs that and goes on) or an operator deleted it; a
-// worker that makes it then gives it the replicas of the jobs stream,
-// which the server made with its --replicas (or an operator scaled by
-// hand): it made it R1, and a server with --replicas 3 left it so until
-// its next start.
+// at its start (it tries again in the background, and its retention then
+// replaces the default one a worker gave the bucket) or an operator
+// deleted it; a worker that makes it then gives it the replicas of the
+// jobs stream, which the server made with its --replicas (or an operator
+// scaled by hand): it made it R1, and a server with --replicas 3 left it
+// so until its next start.
 func (s *Stager) bucket(ctx context.Context) (jetstream.ObjectStore, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

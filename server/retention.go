@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/queue"
+	"github.com/rs/zerolog"
 )
 
 // WithDataRetention sets how long the files pipeline stages pass along
@@ -30,12 +31,14 @@ func retentionEvery(retention time.Duration) time.Duration {
 
 // startDataRetention brings the bucket's TTL to the retention (plus
 // queue.DataBucketSlack, so that it only catches files no run accounts
-// for) and deletes the files of every pipeline run that ended more than
-// the retention ago, until ctx is done.
+// for) and its replicas to the server's, and deletes the files of every
+// pipeline run that ended more than the retention ago, until ctx is done.
+// Should the bucket fail to be made at start, it is tried again in the
+// background (ensureBucket).
 func (s *Server) startDataRetention(ctx context.Context, wg *sync.WaitGroup) {
 	log := s.cfg.log.With().Str("role", "retention").Logger()
-	if err := s.pipes.data.EnsureBucket(ctx); err != nil {
-		log.Error().Err(err).Msg("create the stage data bucket")
+	if err := s.pipes.data.EnsureBucket(ctx); err != nil && ctx.Err() == nil {
+		wg.Go(func() { s.ensureBucket(ctx, log, err) })
 	}
 	wg.Add(1)
 	go func() {
@@ -53,6 +56,46 @@ func (s *Server) startDataRetention(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 	}()
+}
+
+// bucketRetryMax bounds the pause between two tries of a stage data
+// bucket that could not be made, and so how often a failure that lasts is
+// logged.
+const bucketRetryMax = time.Minute
+
+// ensureBucket tries again, with backoff, to make the stage data bucket
+// with the server's retention and replicas, after it failed with err at
+// start, until it is made or ctx is done. Left to itself, a failure that
+// passes (JetStream not answering yet, a cluster electing its leader)
+// lasted until the server's next start: a worker makes a missing bucket,
+// but with the default retention, as it is not told the server's. Every
+// failure is tried again, not only those queue.WaitingFor names: what
+// does not pass on its own (an operator's stream over the bucket's
+// subjects, say) is logged until someone mends it.
+func (s *Server) ensureBucket(ctx context.Context, log zerolog.Logger, err error) {
+	atStart := err
+	try := func(ctx context.Context) error {
+		if err := atStart; err != nil { // said and waited on as the others are
+			atStart = nil
+			return err
+		}
+		return s.pipes.data.EnsureBucket(ctx)
+	}
+	err = queue.Wait{
+		For: func(err error) string {
+			if what := queue.WaitingFor(err); what != "" {
+				return what
+			}
+			return "JetStream to accept it"
+		},
+		Warn: func(what string, err error) {
+			log.Error().Err(err).Msg("create the stage data bucket; trying again, waiting for " + what)
+		},
+		Max: bucketRetryMax,
+	}.Retry(ctx, try)
+	if err == nil {
+		log.Info().Stringer("retention", s.retention()).Msg("created the stage data bucket, after failing at start")
+	}
 }
 
 // sweepData deletes the stage files of the pipeline runs whose retention
