@@ -1,11 +1,14 @@
 package docker
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/rs/zerolog"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -15,11 +18,14 @@ import (
 
 // BenchmarkRunIndependentContainers runs, against the real daemon, tasks of
 // 1 and 4 containers with no dependency between them, each running true,
-// and reports the medians of two times: from Run's call until every
+// and reports the medians of five times: from Run's call until every
 // container has started (the task's Started callback: images, network,
-// creates and starts) and of the whole Run (with the exits and the
-// cleanup). The medians, rather than ns/op's mean, keep a slow daemon
-// call on a shared machine from weighing; run with, for example,
+// creates and starts), from then until Run returns (the exits and the
+// cleanup), of the cleanup alone (from its first container remove until
+// Run returns), of its container removes (until the network's remove
+// begins) and of the whole Run. The medians, rather than ns/op's
+// mean, keep a slow daemon call on a shared machine from weighing; run
+// with, for example,
 //
 //	go test -run '^$' -bench RunIndependentContainers -benchtime 15x ./worker/docker/
 func BenchmarkRunIndependentContainers(b *testing.B) {
@@ -29,9 +35,10 @@ func BenchmarkRunIndependentContainers(b *testing.B) {
 		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
 			label := b.Name()
 			sampletest.Cleanup(b, cli, label)
-			rt := New(cli, WithLabels(map[string]string{testLabel: label}),
+			timer := &removeTimer{Client: cli}
+			rt := New(timer, WithLabels(map[string]string{testLabel: label}),
 				WithLogger(zerolog.New(zerolog.NewTestWriter(b)).Level(zerolog.WarnLevel)))
-			var toStarted, toEnd []time.Duration
+			var toStarted, afterStarted, cleanup, removes, toEnd []time.Duration
 			run := 0
 			for b.Loop() {
 				run++
@@ -47,6 +54,7 @@ func BenchmarkRunIndependentContainers(b *testing.B) {
 					PullPolicy: worker.PullNever,
 					Started:    func([]jobs.ContainerResult) { started = time.Now() },
 				}
+				timer.reset()
 				begin := time.Now()
 				res, err := rt.Run(b.Context(), task, &recordSink{})
 				end := time.Now()
@@ -62,12 +70,61 @@ func BenchmarkRunIndependentContainers(b *testing.B) {
 					b.Fatalf("Started was not called: %+v", res.Containers)
 				}
 				toStarted = append(toStarted, started.Sub(begin))
+				afterStarted = append(afterStarted, end.Sub(started))
+				all, containers := timer.times(end)
+				cleanup = append(cleanup, all)
+				removes = append(removes, containers)
 				toEnd = append(toEnd, end.Sub(begin))
 			}
 			b.ReportMetric(median(toStarted), "ms-to-started")
+			b.ReportMetric(median(afterStarted), "ms-after-started")
+			b.ReportMetric(median(cleanup), "ms-cleanup")
+			b.ReportMetric(median(removes), "ms-container-removes")
 			b.ReportMetric(median(toEnd), "ms-run")
 		})
 	}
+}
+
+// removeTimer is the benchmark's daemon client: it notes when a run's
+// cleanup began, with its first container remove, and when its network
+// remove began, once every container was gone.
+type removeTimer struct {
+	Client
+	mu         sync.Mutex
+	first, net time.Time
+}
+
+func (c *removeTimer) ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error {
+	c.mu.Lock()
+	if c.first.IsZero() {
+		c.first = time.Now()
+	}
+	c.mu.Unlock()
+	return c.Client.ContainerRemove(ctx, id, opts)
+}
+
+func (c *removeTimer) NetworkRemove(ctx context.Context, id string) error {
+	c.mu.Lock()
+	c.net = time.Now()
+	c.mu.Unlock()
+	return c.Client.NetworkRemove(ctx, id)
+}
+
+func (c *removeTimer) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.first, c.net = time.Time{}, time.Time{}
+}
+
+// times returns how long the cleanup took, until end, and its
+// container removes alone (all of it for a task without a network).
+func (c *removeTimer) times(end time.Time) (cleanup, containers time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.net.IsZero() {
+		return end.Sub(c.first), end.Sub(c.first)
+	}
+	return end.Sub(c.first), c.net.Sub(c.first)
 }
 
 // median returns the median of ds in milliseconds.
