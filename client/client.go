@@ -21,6 +21,7 @@ type Client struct {
 	nc    *nats.Conn
 	q     *queue.Queue
 	perms *permWatch // errors.go
+	get   getRoute   // get.go
 }
 
 // New wraps a NATS connection; the caller keeps ownership of it. Replies
@@ -33,6 +34,7 @@ func New(nc *nats.Conn) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{nc: nc, q: q}
+	c.get.probe = make(chan struct{}, 1)
 	c.watchPermissions()
 	return c, nil
 }
@@ -44,6 +46,13 @@ var ErrNoServer = errors.New("no gantry server answers on NATS: start one with `
 // out; API errors come back as *jobs.Error (APIError), and so does a
 // subject NATS refused (permission_denied).
 func (c *Client) call(ctx context.Context, endpoint string, in, out any) error {
+	return c.request(ctx, endpoint, in, out, false)
+}
+
+// request is call; with expectRefusal, a refusal by NATS is only this
+// request's error, not also reported to the connection's error handler
+// (whose default, nats.go's, prints it on stderr).
+func (c *Client) request(ctx context.Context, endpoint string, in, out any, expectRefusal bool) error {
 	data, err := json.Marshal(in)
 	if err != nil {
 		return err
@@ -53,7 +62,7 @@ func (c *Client) call(ctx context.Context, endpoint string, in, out any) error {
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	ctx, unwatch := c.perms.watch(ctx, "gantry.api."+endpoint)
+	ctx, unwatch := c.perms.watch(ctx, "gantry.api."+endpoint, expectRefusal)
 	defer unwatch()
 	msg, err := c.nc.RequestWithContext(ctx, "gantry.api."+endpoint, data)
 	if err != nil {
@@ -88,15 +97,6 @@ func (c *Client) call(ctx context.Context, endpoint string, in, out any) error {
 func (c *Client) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run, error) {
 	var r jobs.Run
 	if err := c.call(ctx, "runs.submit", req, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
-// Get returns a run.
-func (c *Client) Get(ctx context.Context, runID string) (*jobs.Run, error) {
-	var r jobs.Run
-	if err := c.call(ctx, "runs.get", map[string]string{"runId": runID}, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -140,8 +140,9 @@ func (c *Client) Stop(ctx context.Context, runID, reason string) (*jobs.Run, err
 	return &r, nil
 }
 
-// Wait blocks until the run ends and returns it as stored. It follows the
-// run's events and, in case one is missed, asks the server now and then.
+// Wait blocks until the run ends and returns it as Get reads it. It
+// follows the run's events and, in case one is missed, asks the server
+// now and then.
 func (c *Client) Wait(ctx context.Context, runID string) (*jobs.Run, error) {
 	return c.WaitFunc(ctx, runID, nil)
 }

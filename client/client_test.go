@@ -3,9 +3,11 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,5 +231,103 @@ func TestLogsOfAnAttemptTheRunDoesNotHave(t *testing.T) {
 	}
 	if err := read(client.LogOptions{Attempt: 1}); err != nil {
 		t.Errorf("logs of attempt 1: %v", err)
+	}
+}
+
+// TestSubmitterGetsRunsWithoutSpec: NATS refuses the submit role runs.get,
+// whose run carries its spec (here an operator's task's environment). Get
+// then reads runs.status, the run without spec and idempotency key, and
+// remembers it: one refusal for many Gets, concurrent ones too, which it
+// keeps from the connection's error handler (nats.go's default prints
+// every one on stderr). Wait, which reads the run's end with Get, works
+// too; the operator's Get still has the spec.
+func TestSubmitterGetsRunsWithoutSpec(t *testing.T) {
+	var mu sync.Mutex
+	var serverLog []string
+	o := embedded.Options{User: "op", Password: "op-pw", SubmitUser: "sub", SubmitPassword: "sub-pw",
+		Log: func(_ embedded.Level, msg string) {
+			mu.Lock()
+			serverLog = append(serverLog, msg)
+			mu.Unlock()
+		}}
+	op, stop := startGantryWith(o, []nats.Option{nats.UserInfo("op", "op-pw")})
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	oc, _ := client.New(op)
+	const secret = "DB-PASSW0RD-of-the-0perat0r"
+	td := `{"family":"etl","containerDefinitions":[{"name":"main","image":"gantry/none:1",` +
+		`"environment":[{"name":"DB_PASSWORD","value":"` + secret + `"}]}]}`
+	r, err := oc.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: []byte(td), IdempotencyKey: "op-key-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	handlerErrs := make(chan error, 100)
+	sub, err := nats.Connect(op.ConnectedUrl(), nats.UserInfo("sub", "sub-pw"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { handlerErrs <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	sc, _ := client.New(sub)
+	check := func(got *jobs.Run, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case got.RunID != r.RunID || got.TaskDefinition != r.TaskDefinition || len(got.Attempts) != 1:
+			return fmt.Errorf("got %+v, want the run %s", got, r.RunID)
+		case got.Spec.Task.Family != "" || len(got.Spec.Task.ContainerDefinitions) > 0 || got.IdempotencyKey != "":
+			return fmt.Errorf("the submitter read the operator's spec or key: %+v", got)
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() { errs <- check(sc.Get(ctx, r.RunID)) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Get as the submitter: %v", err)
+		}
+	}
+	if err := check(sc.Get(ctx, r.RunID)); err != nil {
+		t.Errorf("Get as the submitter, again: %v", err)
+	}
+	if _, err := oc.Stop(ctx, r.RunID, ""); err != nil {
+		t.Fatal(err)
+	}
+	ended, err := sc.Wait(ctx, r.RunID)
+	if err != nil || ended.Status != jobs.StatusCanceled || ended.Spec.Task.Family != "" {
+		t.Errorf("Wait as the submitter: %v %+v", err, ended)
+	}
+
+	if err := sub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	var refusals int
+	for _, line := range serverLog {
+		if strings.Contains(line, `Publish Violation - Subject "gantry.api.runs.get"`) {
+			refusals++
+		}
+	}
+	mu.Unlock()
+	if refusals != 1 {
+		t.Errorf("NATS refused runs.get %d times, want once", refusals)
+	}
+	select {
+	case err := <-handlerErrs:
+		t.Errorf("the connection's error handler was told %v", err)
+	default:
+	}
+
+	got, err := oc.Get(ctx, r.RunID)
+	if err != nil || len(got.Spec.Task.ContainerDefinitions) != 1 ||
+		got.Spec.Task.ContainerDefinitions[0].Environment[0].Value != secret || got.IdempotencyKey != "op-key-1" {
+		t.Errorf("Get as the operator: %v %+v", err, got)
 	}
 }

@@ -32,16 +32,21 @@ var (
 // of the requests that caused them: without it a refused request would
 // only time out.
 type permWatch struct {
-	mu      sync.Mutex
-	waiters map[string]map[*context.CancelCauseFunc]struct{} // by subject
+	mu sync.Mutex
+	// waiters are by subject; the value says whether the waiter expects
+	// the refusal (Get trying runs.get).
+	waiters map[string]map[*context.CancelCauseFunc]bool
 }
 
-// watchPermissions chains an error handler onto nc's.
+// watchPermissions chains an error handler onto nc's. A refusal that a
+// request expected does not reach it.
 func (c *Client) watchPermissions() {
-	c.perms = &permWatch{waiters: map[string]map[*context.CancelCauseFunc]struct{}{}}
+	c.perms = &permWatch{waiters: map[string]map[*context.CancelCauseFunc]bool{}}
 	prev := c.nc.ErrorHandler()
 	c.nc.SetErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
-		c.perms.notify(err)
+		if c.perms.notify(err) {
+			return
+		}
 		if prev != nil {
 			prev(nc, sub, err)
 		}
@@ -49,8 +54,10 @@ func (c *Client) watchPermissions() {
 }
 
 // watch cancels ctx with a permission_denied cause if NATS refuses a
-// publish to subject; the returned function stops watching.
-func (p *permWatch) watch(ctx context.Context, subject string) (context.Context, func()) {
+// publish to subject; the returned function stops watching. expected
+// says that the caller handles the refusal: it is then not reported to
+// the connection's error handler.
+func (p *permWatch) watch(ctx context.Context, subject string, expected bool) (context.Context, func()) {
 	if p == nil {
 		return ctx, func() {}
 	}
@@ -58,9 +65,9 @@ func (p *permWatch) watch(ctx context.Context, subject string) (context.Context,
 	key := &cancel
 	p.mu.Lock()
 	if p.waiters[subject] == nil {
-		p.waiters[subject] = map[*context.CancelCauseFunc]struct{}{}
+		p.waiters[subject] = map[*context.CancelCauseFunc]bool{}
 	}
-	p.waiters[subject][key] = struct{}{}
+	p.waiters[subject][key] = expected
 	p.mu.Unlock()
 	return ctx, func() {
 		p.mu.Lock()
@@ -73,23 +80,27 @@ func (p *permWatch) watch(ctx context.Context, subject string) (context.Context,
 	}
 }
 
-func (p *permWatch) notify(err error) {
+// notify fails the requests to the subject NATS refused, if err is such a
+// refusal, and reports whether one of them expected it.
+func (p *permWatch) notify(err error) (expected bool) {
 	if err == nil {
-		return
+		return false
 	}
 	msg := err.Error()
 	const marker = `for publish to "`
 	i := strings.Index(strings.ToLower(msg), marker)
 	if i < 0 {
-		return
+		return false
 	}
 	subject, _, _ := strings.Cut(msg[i+len(marker):], `"`)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for cancel := range p.waiters[subject] {
+	for cancel, exp := range p.waiters[subject] {
 		(*cancel)(&APIError{Code: jobs.CodePermissionDenied,
 			Message: refusedMessage(subject)})
+		expected = expected || exp
 	}
+	return expected
 }
 
 // refusedMessage is what a user reads when NATS refused a subject, however

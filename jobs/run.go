@@ -171,7 +171,10 @@ type Run struct {
 	FinishedAt     *time.Time        `json:"finishedAt"`
 	Attempts       []Attempt         `json:"attempts"`
 	Containers     []ContainerResult `json:"containers"`
-	Spec           RunSpec           `json:"spec"`
+	// Spec is left out where a run is shown without it: by runs.status,
+	// and in the reply to a submission that found the run by its
+	// idempotency key (it may be someone else's).
+	Spec RunSpec `json:"spec,omitzero"`
 }
 
 // Current is the latest attempt, or nil before the first.

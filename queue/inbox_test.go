@@ -45,8 +45,8 @@ func TestDialInboxFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer responder.Close()
-	// gantry.api.runs.get: a subject the submit role may request.
-	if _, err := responder.Subscribe("gantry.api.runs.get", func(m *nats.Msg) { m.Respond([]byte("ok " + m.Reply)) }); err != nil {
+	// gantry.api.runs.status: a subject the submit role may request.
+	if _, err := responder.Subscribe("gantry.api.runs.status", func(m *nats.Msg) { m.Respond([]byte("ok " + m.Reply)) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := responder.Flush(); err != nil {
@@ -67,7 +67,7 @@ func TestDialInboxFallback(t *testing.T) {
 		if got := nc.NewInbox(); !strings.HasPrefix(got, tt.prefix) {
 			t.Errorf("%s: inbox %s, want the prefix %s", tt.user, got, tt.prefix)
 		}
-		m, err := nc.Request("gantry.api.runs.get", nil, 10*time.Second)
+		m, err := nc.Request("gantry.api.runs.status", nil, 10*time.Second)
 		if err != nil {
 			t.Fatalf("%s: request: %v", tt.user, err)
 		}

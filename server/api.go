@@ -66,6 +66,7 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 	}{
 		{"runs_submit", "runs.submit", s.apiSubmit},
 		{"runs_get", "runs.get", s.apiGet},
+		{"runs_status", "runs.status", s.apiStatus},
 		{"runs_stop", "runs.stop", s.apiStop},
 		{"runs_logs", "runs.logs", s.apiLogs},
 		{"workers_list", "workers.list", s.apiWorkersList},
@@ -330,7 +331,40 @@ func (s *Server) apiSubmit(ctx context.Context, data []byte) (any, error) {
 	if err := fromOutside(&req); err != nil {
 		return nil, err
 	}
-	return s.Submit(ctx, &req)
+	r, created, err := s.submit(ctx, &req)
+	if err != nil {
+		return nil, err
+	}
+	return submitReply(r, created), nil
+}
+
+// submitReply is the run a submission is answered with. A submission
+// whose idempotency key found a run gets it without its spec: the run
+// may be someone else's (keys are shared by every user who may submit),
+// and its spec holds that user's task definition, command and
+// environment, which the submit role may not read (runs.status). The
+// server cannot tell who asks, so every such reply is without it; the
+// run's own submitter knows what it sent, and an operator reads the
+// spec with runs.get.
+func submitReply(r *jobs.Run, created bool) *jobs.Run {
+	if created {
+		return r
+	}
+	found := *r
+	found.Spec = jobs.RunSpec{}
+	return &found
+}
+
+// runStatus is a run as runs.status shows it: without its spec, and
+// without its idempotency key, which is its submitter's input verbatim
+// (it may name an order, a customer) and a handle on it: whoever knows
+// a key's pattern can take the next key first, and the submission of
+// the key's owner then only finds that run.
+func runStatus(r *jobs.Run) *jobs.Run {
+	st := *r
+	st.Spec = jobs.RunSpec{}
+	st.IdempotencyKey = ""
+	return &st
 }
 
 // fromOutside refuses what only gantry itself may put in a submission
@@ -362,6 +396,23 @@ func (s *Server) apiGet(ctx context.Context, data []byte) (any, error) {
 		return nil, jobs.Invalid("runId: required")
 	}
 	return s.db.GetRun(ctx, req.RunID)
+}
+
+// apiStatus answers runs.status, the submit role's runs.get: NATS does
+// not tell the server who asks, so the view is the same for everyone.
+func (s *Server) apiStatus(ctx context.Context, data []byte) (any, error) {
+	var req GetRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.RunID == "" {
+		return nil, jobs.Invalid("runId: required")
+	}
+	r, err := s.db.GetRun(ctx, req.RunID)
+	if err != nil {
+		return nil, err
+	}
+	return runStatus(r), nil
 }
 
 func (s *Server) apiStop(ctx context.Context, data []byte) (any, error) {

@@ -195,6 +195,7 @@ func TestEveryEndpoint(t *testing.T) {
 	good := map[string]string{
 		"runs.submit":         `{"taskDefinition":"hello","idempotencyKey":"k1"}`,
 		"runs.get":            fmt.Sprintf(`{"runId":%q}`, run.RunID),
+		"runs.status":         fmt.Sprintf(`{"runId":%q}`, run.RunID),
 		"runs.list":           `{"all":true,"limit":1,"taskDefinition":"hello"}`,
 		"runs.stop":           fmt.Sprintf(`{"runId":%q}`, toStop.RunID),
 		"runs.logs":           fmt.Sprintf(`{"runId":%q}`, run.RunID),
@@ -222,9 +223,10 @@ func TestEveryEndpoint(t *testing.T) {
 		"pipelines.delete":    `{"name":"doomed"}`,
 		"schedules.delete":    `{"name":"hello"}`, // the task schedule schedules.create made
 	}
-	// Requests the submit-only user may make; it is refused everything else.
-	submitterMay := map[string]bool{"runs.submit": true, "runs.get": true}
-	order := []string{"runs.submit", "runs.get", "runs.list", "runs.stop", "runs.logs",
+	// Requests the submit-only user may make; it is refused everything
+	// else, runs.get included (runs.status is its view of runs).
+	submitterMay := map[string]bool{"runs.submit": true, "runs.status": true}
+	order := []string{"runs.submit", "runs.get", "runs.status", "runs.list", "runs.stop", "runs.logs",
 		"workers.list", "workers.get", "workers.drain", "workers.activate",
 		"taskdefs.register", "taskdefs.list", "taskdefs.describe", "taskdefs.deregister",
 		"pipelines.apply", "pipelines.list", "pipelines.describe", "pipelines.run", "pipelines.runs",

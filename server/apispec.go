@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,7 @@ type endpointSpec struct {
 var endpointSpecs = map[string]endpointSpec{
 	"runs.submit":         {"Create a run (ECS RunTask / Batch SubmitJob shape); a repeated idempotencyKey returns the run it created", jobs.SubmitRequest{}, jobs.Run{}, false},
 	"runs.get":            {"Get one run", GetRequest{}, jobs.Run{}, false},
+	"runs.status":         {"Get one run without its spec and idempotencyKey (what the submit role may read of any run)", GetRequest{}, runStatusDoc{}, false},
 	"runs.list":           {"List runs newest first, filtered, a page at a time (next is the cursor of the following page)", ListRequest{}, ListReply{}, true},
 	"runs.stop":           {"Stop a run: at once if queued, through its worker if running", StopRequest{}, jobs.Run{}, false},
 	"runs.logs":           {"Where a run's logs are in GANTRY_LOGS: subjects, message counts and stream sequences, to read them with any JetStream client", LogsRequest{}, LogsReply{}, false},
@@ -66,6 +68,14 @@ var endpointSpecs = map[string]endpointSpec{
 	"schedules.create":    {"Schedule a single task definition (stored as a one-stage pipeline of kind task)", ScheduleCreateRequest{}, PipelineApplyReply{}, false},
 	"pipelines.delete":    {"Delete every version of a pipeline and its schedule; its past runs stay readable by id. Active runs: failed_precondition, or stopped with force", PipelineDeleteRequest{}, DeleteReply{}, false},
 	"schedules.delete":    {"Delete a task schedule (the runs it started go on); a pipeline's schedule is part of its file: failed_precondition", ScheduleDeleteRequest{}, DeleteReply{}, false},
+}
+
+// runStatusDoc describes the reply of runs.status (runStatus): a run
+// whose spec and idempotencyKey are left out.
+type runStatusDoc struct {
+	jobs.Run
+	Spec           struct{} `json:"spec" schema:"-"`
+	IdempotencyKey struct{} `json:"idempotencyKey" schema:"-"`
 }
 
 // endpointMetadata is what `nats micro info gantry` shows of an endpoint.
@@ -216,10 +226,17 @@ func addFields(t reflect.Type, depth int, props map[string]any, required *[]stri
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag.Get("json")
-		if tag == "-" || f.Tag.Get("schema") == "-" {
+		if tag == "-" {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
+		if f.Tag.Get("schema") == "-" {
+			// Not offered; and a name an embedded struct before it
+			// gave is taken back (runStatusDoc).
+			delete(props, name)
+			*required = slices.DeleteFunc(*required, func(r string) bool { return r == name })
+			continue
+		}
 		if f.Anonymous && name == "" {
 			ft := f.Type
 			if ft.Kind() == reflect.Pointer {

@@ -165,18 +165,25 @@ func (s *Server) newRunID() string {
 // Submit creates a run and queues its first attempt. A request whose
 // idempotencyKey was seen before returns the run it created.
 func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run, error) {
+	r, _, err := s.submit(ctx, req)
+	return r, err
+}
+
+// submit is Submit, also saying whether it created the run: false when
+// the idempotency key found one.
+func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run, bool, error) {
 	if err := req.Validate(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ref, inline, err := s.taskRef(req) // inline.go
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var td jobs.TaskDefinition
 	if inline != nil {
 		td = *inline
 	} else if td, err = s.resolveTaskDef(ctx, ref); err != nil {
-		return nil, err
+		return nil, false, err
 	} else if req.Stage != nil {
 		// A stage's inline definition comes with its parameters
 		// substituted (scheduler.StageRequest); a registered one is read
@@ -184,7 +191,7 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		td = jobs.SubstituteRefs(td, req.Stage.Parameters)
 	}
 	if _, err := td.WithOverrides(req.Overrides); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	cluster := req.Cluster
 	if cluster == "" {
@@ -221,16 +228,16 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	job := jobOf(r)
 	data, err := s.q.EncodeJob(job)
 	if tl := (*queue.JobTooLargeError)(nil); errors.As(err, &tl) {
-		return nil, jobs.Invalid(tl.Error())
+		return nil, false, jobs.Invalid(tl.Error())
 	} else if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	stored, created, err := s.db.CreateRun(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !created {
-		return stored, nil
+		return stored, false, nil
 	}
 	s.metrics.submitted.Inc()
 	if s.fleetGen.Load() != gen {
@@ -247,7 +254,7 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	} else {
 		s.markLater(ctx, stored.RunID, 1)
 	}
-	return stored, nil
+	return stored, true, nil
 }
 
 // jobOf is the job of the run's current attempt.

@@ -19,7 +19,8 @@ import (
 //
 // If the server dies after creating the run and before acknowledging the
 // message, the message comes back and the idempotency key finds the run:
-// still one run, and the reply is sent again. A message with neither key
+// still one run, and the reply is sent again, as to any submission that
+// found its run by its key: without the run's spec (submitReply). A message with neither key
 // nor id is keyed by its stream sequence and time.
 func (s *Server) consumeDurable(ctx context.Context) error {
 	return s.q.ConsumeSubmissionMsgs(ctx, func(m queue.Submission) error { return s.takeSubmission(ctx, m) })
@@ -48,7 +49,7 @@ func (s *Server) takeSubmission(ctx context.Context, m queue.Submission) error {
 		// after a crash between the run and the ack finds the run.
 		req.IdempotencyKey = fmt.Sprintf("submit:%d:%d", m.Seq, m.Stored.UnixNano())
 	}
-	r, err := s.Submit(ctx, &req)
+	r, created, err := s.submit(ctx, &req)
 	if err != nil && !permanent(err) {
 		return err // taken again in a second
 	}
@@ -56,6 +57,7 @@ func (s *Server) takeSubmission(ctx context.Context, m queue.Submission) error {
 		s.cfg.log.Warn().Err(err).Str("msgId", m.MsgID).Msg("drop invalid submission")
 	} else {
 		s.cfg.log.Debug().Str("run", r.RunID).Msg("durable submission")
+		r = submitReply(r, created) // api.go: a run found by its key comes without its spec
 	}
 	s.replySubmission(m, r, err)
 	return nil

@@ -186,8 +186,35 @@ func checkCLIInboxes(t *testing.T, url string, op, app []string, opUser, opPass,
 	if code != 0 || id == "" || errOut != "" {
 		t.Fatalf("run -d as the submitter: exit %d: %q %q", code, out, errOut)
 	}
-	if out, errOut, code := runBin(t, app, "describe", id, "-o", "json"); code != 0 || !strings.Contains(out, id) {
-		t.Fatalf("describe as the submitter: exit %d: %s", code, errOut)
+	if out, errOut, code := runBin(t, app, "describe", id, "-o", "json"); code != 0 || !strings.Contains(out, id) || errOut != "" {
+		t.Fatalf("describe as the submitter: exit %d: %s%s", code, out, errOut)
+	}
+	// The submitter reads runs by runs.status: an operator's run without
+	// its spec (the task definition's environment). NATS refuses it
+	// runs.get; its CLI says nothing of that.
+	out, errOut, code = runBin(t, op, "run", "-d", "with-secret")
+	opRun := strings.TrimSpace(out)
+	if code != 0 || opRun == "" {
+		t.Fatalf("run -d as the operator: exit %d: %s", code, errOut)
+	}
+	if out, errOut, code := runBin(t, op, "describe", opRun, "-o", "json"); code != 0 || !strings.Contains(out, secret) {
+		t.Fatalf("describe as the operator: exit %d, want the spec with its environment: %s%s", code, out, errOut)
+	}
+	for _, format := range []string{"json", "yaml", "table"} {
+		out, errOut, code := runBin(t, app, "describe", opRun, "-o", format)
+		if code != 0 || errOut != "" || !strings.Contains(out, opRun) || !strings.Contains(out, "with-secret:1") {
+			t.Errorf("describe -o %s of the operator's run as the submitter: exit %d: %q %q", format, code, out, errOut)
+		}
+		if strings.Contains(out, secret) || strings.Contains(out, "spec") {
+			t.Errorf("describe -o %s of the operator's run as the submitter shows its spec:\n%s", format, out)
+		}
+	}
+	if seen := asApp.saw(secret); len(seen) > 0 {
+		t.Errorf("a submitter subscribed to _INBOX.> read the operator's run, on %v", seen)
+	}
+	// Ended, so that the run followed below is the only one left queued.
+	if _, errOut, code := runBin(t, op, "stop", opRun); code != 0 {
+		t.Fatalf("stop as the operator: exit %d: %s", code, errOut)
 	}
 	// Attached, it follows the run (its logs and events by direct get)
 	// until the operator stops it: no worker runs it.
@@ -272,6 +299,13 @@ func TestCLIInboxEmbeddedRoles(t *testing.T) {
 	if len(violations) != 1 || !strings.Contains(violations[0], `"_GANTRY_CLI.>"`) {
 		t.Errorf("the server logged the subscription violations %q, want the pry only", violations)
 	}
+	// Nor does it log the refusals of runs.get that the submitter's CLI
+	// expects (client.Get then asks runs.status), but at debug level.
+	for line := range strings.Lines(server.log.String()) {
+		if strings.Contains(line, "Publish Violation") && strings.Contains(line, "gantry.api.runs.get") {
+			t.Errorf("the server logged the submitter's CLI refused runs.get: %s", line)
+		}
+	}
 }
 
 // TestCLIInboxDocsConfig: checkCLIInboxes against a NATS server of the
@@ -335,7 +369,20 @@ func TestSubmitterCLIFollowsItsRun(t *testing.T) {
 	if err := json.Unmarshal([]byte(list), &runs); err != nil || len(runs) != 1 {
 		t.Fatalf("ps: %v %s", err, list)
 	}
-	if out, errOut, code := runBin(t, app, "logs", runs[0].RunID); code != 0 || out != "attached as app\n" {
+	if out, errOut, code := runBin(t, app, "logs", runs[0].RunID); code != 0 || out != "attached as app\n" || errOut != "" {
 		t.Errorf("gantry logs as the submitter: exit %d, %q, %q", code, out, errOut)
+	}
+	// Its run as it reads it: by runs.status, without the spec.
+	out, errOut, code = runBin(t, app, "describe", runs[0].RunID, "-o", "json")
+	var r jobs.Run
+	if err := json.Unmarshal([]byte(out), &r); code != 0 || errOut != "" || err != nil ||
+		r.Status != jobs.StatusSucceeded || len(r.Containers) != 1 || strings.Contains(out, `"spec"`) {
+		t.Errorf("gantry describe as the submitter: exit %d, %v: %s%s", code, err, out, errOut)
+	}
+	out, errOut, code = runBin(t, app, "run", "-d", "--image", in.image, "--", "true")
+	if id := strings.TrimSpace(out); code != 0 || id == "" || errOut != "" {
+		t.Errorf("gantry run -d as the submitter: exit %d, %q, %q", code, out, errOut)
+	} else {
+		in.waitStatus(id, jobs.StatusSucceeded) // not left running when the test ends
 	}
 }

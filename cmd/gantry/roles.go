@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/gantry-dev/gantry/server"
@@ -488,9 +489,10 @@ func natsLog(log zerolog.Logger) func(embedded.Level, string) {
 	log = log.With().Str("role", "nats").Logger()
 	return func(level embedded.Level, msg string) {
 		switch {
-		case queue.IsInboxCheckRefusal(msg):
+		case queue.IsInboxCheckRefusal(msg), client.IsGetRefusal(msg):
 			// A submit-only user's CLI command checking its inbox
-			// prefix: one at each, not a fault.
+			// prefix, or reading a run (runs.get, then runs.status):
+			// one at each, not a fault.
 			log.Debug().Msg(msg)
 		case level == embedded.LevelError:
 			log.Error().Msg(msg)
