@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats.go"
 )
@@ -47,6 +48,56 @@ type ConnOptions struct {
 	// CLI's way (CLIInboxPrefix) to keep its replies from users who may
 	// subscribe to _INBOX.> without failing for those users themselves.
 	InboxFallback bool
+	// InboxCheck, with InboxPrefix, makes Dial check that NATS lets the
+	// user subscribe under InboxPrefix, and fail with an *InboxRefusedError
+	// where it does not: replies there would never come, and requests
+	// would time out as if no gantry server answered.
+	InboxCheck bool
+	// InboxChoice, where InboxPrefix is the user's own choice, says where
+	// the user made it ("--inbox-prefix"), for errors.
+	InboxChoice string
+}
+
+// DefaultInboxPrefix is NATS's own inbox prefix, which clients use unless
+// told otherwise.
+const DefaultInboxPrefix = "_INBOX"
+
+// InboxRefusedError is Dial's error when NATS refuses the user the
+// subscriptions under the inbox prefixes it tried, so that no reply to a
+// request could reach it.
+type InboxRefusedError struct {
+	URL      string   // redacted
+	Prefixes []string // tried, in order
+	Choice   string   // where the last prefix was chosen, if the user chose it
+}
+
+func (e *InboxRefusedError) Error() string {
+	if e.Choice != "" {
+		return fmt.Sprintf("NATS at %s refuses your user the replies under %s (%s): its permissions must allow subscribing to %s.>",
+			e.URL, e.Prefixes[len(e.Prefixes)-1], e.Choice, e.Prefixes[len(e.Prefixes)-1])
+	}
+	return fmt.Sprintf("NATS at %s refuses your user the replies under %s: if its permissions allow another prefix (subscribe PREFIX.>), give it with --inbox-prefix PREFIX (env GANTRY_NATS_INBOX_PREFIX)",
+		e.URL, strings.Join(e.Prefixes, " and "))
+}
+
+// CheckInboxPrefix reports what is wrong with p as an inbox prefix: NATS
+// puts replies on subjects p.<id>.<id>, so p is one or more tokens
+// without wildcards or spaces.
+func CheckInboxPrefix(p string) error {
+	if p == "" {
+		return errors.New("empty")
+	}
+	for _, tok := range strings.Split(p, ".") {
+		switch {
+		case tok == "":
+			return fmt.Errorf("%q has an empty token (a leading, trailing or doubled dot)", p)
+		case tok == "*" || tok == ">" || strings.ContainsAny(tok, "*>"):
+			return fmt.Errorf("%q has a wildcard (* or >): give the prefix alone, as in _INBOX_APP1", p)
+		case strings.ContainsFunc(tok, unicode.IsSpace) || strings.ContainsRune(tok, 0):
+			return fmt.Errorf("%q has white space or a NUL", p)
+		}
+	}
+	return nil
 }
 
 // RoleInboxPrefix is the inbox prefix of gantry's long-running roles (up,
@@ -152,17 +203,29 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 		}
 		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
-	if o.InboxFallback && o.InboxPrefix != "" {
+	if (o.InboxFallback || o.InboxCheck) && o.InboxPrefix != "" {
 		ok, err := maySubscribe(ctx, nc, nc.NewInbox()+".*", timeout)
 		if err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("connect to NATS at %s: check the inbox prefix %s: %w", RedactURL(url), o.InboxPrefix, err)
 		}
-		if !ok {
-			// The prefix is fixed for a connection's life: connect anew.
+		switch {
+		case ok:
+		case o.InboxFallback:
+			// The prefix is fixed for a connection's life: connect anew,
+			// to check the default one too.
 			nc.Close()
-			o.InboxPrefix, o.InboxFallback = "", false
-			return Dial(ctx, o)
+			tried := o.InboxPrefix
+			o.InboxPrefix, o.InboxFallback, o.InboxCheck, o.InboxChoice = DefaultInboxPrefix, false, true, ""
+			nc, err := Dial(ctx, o)
+			var refused *InboxRefusedError
+			if errors.As(err, &refused) {
+				refused.Prefixes = append([]string{tried}, refused.Prefixes...)
+			}
+			return nc, err
+		default:
+			nc.Close()
+			return nil, &InboxRefusedError{URL: RedactURL(url), Prefixes: []string{o.InboxPrefix}, Choice: o.InboxChoice}
 		}
 	}
 	return nc, nil

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"strings"
 	"sync"
 	"testing"
@@ -171,3 +172,112 @@ func BenchmarkDialInbox(b *testing.B) {
 		})
 	}
 }
+
+// ownPrefixServer starts a NATS server whose user app may subscribe to
+// replies under _INBOX_APP1 only, as docs/nats-api.md suggests for
+// applications that must not read each other's replies.
+func ownPrefixServer(t *testing.T) string {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		Users: []*natsserver.User{{Username: "app", Password: "app-pw", Permissions: &natsserver.Permissions{
+			Publish:   &natsserver.SubjectPermission{Allow: []string{"echo"}},
+			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX_APP1.>"}},
+		}}, {Username: "op", Password: "op-pw"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS not ready")
+	}
+	return ns.ClientURL()
+}
+
+// TestDialInboxRefused: a user refused both the CLI's prefix and _INBOX
+// gets an error that names them and --inbox-prefix, not requests that
+// time out as if no gantry server answered; with the prefix it is allowed
+// (InboxCheck) it gets its replies; a prefix it chose and is refused is
+// named with where it was chosen.
+func TestDialInboxRefused(t *testing.T) {
+	url := ownPrefixServer(t)
+	responder, err := Dial(t.Context(), ConnOptions{URL: url, User: "op", Password: "op-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer responder.Close()
+	if _, err := responder.Subscribe("echo", func(m *nats.Msg) { m.Respond([]byte(m.Reply)) }); err != nil {
+		t.Fatal(err)
+	}
+	responder.Flush()
+
+	_, err = Dial(t.Context(), ConnOptions{URL: url, User: "app", Password: "app-pw", InboxPrefix: CLIInboxPrefix, InboxFallback: true})
+	var refused *InboxRefusedError
+	if !errors.As(err, &refused) || strings.Join(refused.Prefixes, ",") != CLIInboxPrefix+",_INBOX" ||
+		!strings.Contains(err.Error(), "under _GANTRY_CLI and _INBOX") || !strings.Contains(err.Error(), "--inbox-prefix PREFIX") {
+		t.Errorf("refused both prefixes: %v", err)
+	}
+
+	nc, err := Dial(t.Context(), ConnOptions{URL: url, User: "app", Password: "app-pw", InboxPrefix: "_INBOX_APP1", InboxCheck: true, InboxChoice: "--inbox-prefix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	m, err := nc.Request("echo", nil, 10*time.Second)
+	if err != nil {
+		t.Fatalf("request with its own prefix: %v", err)
+	}
+	if !strings.HasPrefix(string(m.Data), "_INBOX_APP1.") {
+		t.Errorf("request with its own prefix: replied to %q", m.Data)
+	}
+
+	_, err = Dial(t.Context(), ConnOptions{URL: url, User: "app", Password: "app-pw", InboxPrefix: "_INBOX_APP2", InboxCheck: true, InboxChoice: "--inbox-prefix"})
+	if want := "refuses your user the replies under _INBOX_APP2 (--inbox-prefix): its permissions must allow subscribing to _INBOX_APP2.>"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a prefix chosen and refused: %v, want %q", err, want)
+	}
+}
+
+func TestCheckInboxPrefix(t *testing.T) {
+	for p, want := range map[string]string{
+		"_INBOX_APP1": "", "apps.etl.inbox": "", "_INBOX": "",
+		"":          "empty",
+		"a..b":      "empty token",
+		".a":        "empty token",
+		"a.":        "empty token",
+		"_INBOX.>":  "wildcard",
+		"a.*.b":     "wildcard",
+		"a>":        "wildcard",
+		"my inbox":  "white space",
+		"tab\there": "white space",
+	} {
+		err := CheckInboxPrefix(p)
+		if (err == nil) != (want == "") || err != nil && !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckInboxPrefix(%q) = %v, want %q", p, err, want)
+		}
+	}
+}
+
+// FuzzCheckInboxPrefix: a prefix CheckInboxPrefix accepts makes inboxes
+// NATS takes as subjects to subscribe to.
+func FuzzCheckInboxPrefix(f *testing.F) {
+	for _, s := range []string{"_INBOX_APP1", "a.b", "a..b", "x.>", "a b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if CheckInboxPrefix(p) != nil {
+			return
+		}
+		o := nats.GetDefaultOptions()
+		if err := nats.CustomInboxPrefix(p)(&o); err != nil {
+			t.Fatalf("accepted %q, which nats.go refuses: %v", p, err)
+		}
+		if subj := p + ".abc.*"; !subjectValid(subj) {
+			t.Fatalf("accepted %q, which makes the subject %q NATS does not take", p, subj)
+		}
+	})
+}
+
+// subjectValid is the NATS server's rule for a subscription subject
+// (nats-server's IsValidSubject), which its client package keeps to
+// itself.
+func subjectValid(s string) bool { return natsserver.IsValidSubject(s) }

@@ -38,6 +38,8 @@ type natsTarget struct {
 	TLSCA    string `yaml:"tlsCA,omitempty"`
 	TLSCert  string `yaml:"tlsCert,omitempty"`
 	TLSKey   string `yaml:"tlsKey,omitempty"`
+	// InboxPrefix is --inbox-prefix.
+	InboxPrefix string `yaml:"inboxPrefix,omitempty"`
 }
 
 // connFlags maps each connection flag to its environment variable and its
@@ -57,6 +59,7 @@ var connFlags = []struct {
 	{"tls-ca", "GANTRY_NATS_TLS_CA", func(t *natsTarget) *string { return &t.TLSCA }, func(o *queue.ConnOptions) *string { return &o.TLSCA }, true},
 	{"tls-cert", "GANTRY_NATS_TLS_CERT", func(t *natsTarget) *string { return &t.TLSCert }, func(o *queue.ConnOptions) *string { return &o.TLSCert }, true},
 	{"tls-key", "GANTRY_NATS_TLS_KEY", func(t *natsTarget) *string { return &t.TLSKey }, func(o *queue.ConnOptions) *string { return &o.TLSKey }, true},
+	{"inbox-prefix", "GANTRY_NATS_INBOX_PREFIX", func(t *natsTarget) *string { return &t.InboxPrefix }, func(o *queue.ConnOptions) *string { return &o.InboxPrefix }, false},
 }
 
 func configPath() string {

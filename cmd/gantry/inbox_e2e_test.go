@@ -386,3 +386,72 @@ func TestSubmitterCLIFollowsItsRun(t *testing.T) {
 		in.waitStatus(id, jobs.StatusSucceeded) // not left running when the test ends
 	}
 }
+
+// TestCLIOwnInboxPrefix: an application user allowed replies under a
+// prefix of its own only (docs/nats-api.md's advice for applications that
+// must not read each other's replies) uses the CLI with --inbox-prefix or
+// GANTRY_NATS_INBOX_PREFIX; without it, the CLI says what to do instead of
+// timing out as if no server answered; a prefix that is no prefix is
+// refused before connecting.
+func TestCLIOwnInboxPrefix(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/nats-api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, conf, ok := strings.Cut(string(doc), "A nats-server configuration with the same roles:\n\n```\n")
+	conf, _, ok2 := strings.Cut(conf, "```")
+	if !ok || !ok2 || strings.Count(conf, `"_INBOX.>"`) != 1 {
+		t.Fatalf("no sample configuration allowing the submitter _INBOX.> in docs/nats-api.md")
+	}
+	conf = strings.Replace(conf, `password: "..."`, `password: "ops-secret"`, 1)
+	conf = strings.Replace(conf, `password: "..."`, `password: "app-secret"`, 1)
+	conf = strings.Replace(conf, `"_INBOX.>"`, `"_INBOX_APP1.>"`, 1)
+	file := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := natsserver.ProcessConfigFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Host, opts.Port, opts.NoLog, opts.NoSigs = "127.0.0.1", natsserver.RANDOM_PORT, true, true
+	opts.JetStream, opts.StoreDir = true, t.TempDir()
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatal("NATS not ready")
+	}
+	url := ns.ClientURL()
+	op := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=ops", "GANTRY_NATS_PASSWORD=ops-secret")
+	app := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=app", "GANTRY_NATS_PASSWORD=app-secret")
+	startProc(t, "server", "--data", t.TempDir(), "--nats", url, "--user", "ops", "--password", "ops-secret")
+	waitFor(t, "the server", func() bool { _, _, code := runBin(t, op, "ps"); return code == 0 })
+
+	submit := []string{"run", "-d", "--image", "gantry/none:1", "--", "true"}
+	_, errOut, code := runBin(t, app, submit...)
+	if want := "refuses your user the replies under _GANTRY_CLI and _INBOX: if its permissions allow another prefix (subscribe PREFIX.>), give it with --inbox-prefix PREFIX"; code != exitGantryError || !strings.Contains(errOut, want) {
+		t.Errorf("without --inbox-prefix: exit %d, stderr %q, want %q", code, errOut, want)
+	}
+	out, errOut, code := runBin(t, app, append([]string{"--inbox-prefix", "_INBOX_APP1"}, submit...)...)
+	id := strings.TrimSpace(out)
+	if code != 0 || id == "" || errOut != "" {
+		t.Fatalf("with --inbox-prefix: exit %d, %q, stderr %q", code, out, errOut)
+	}
+	withEnv := append(app, "GANTRY_NATS_INBOX_PREFIX=_INBOX_APP1")
+	if out, errOut, code := runBin(t, withEnv, "describe", id, "-o", "json"); code != 0 || errOut != "" || !strings.Contains(out, `"runId": "`+id+`"`) {
+		t.Errorf("describe with GANTRY_NATS_INBOX_PREFIX: exit %d, %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code := runBin(t, app, "--inbox-prefix", "_INBOX_APP2", "describe", id); code != exitGantryError ||
+		!strings.Contains(errOut, "replies under _INBOX_APP2 (--inbox-prefix): its permissions must allow subscribing to _INBOX_APP2.>") {
+		t.Errorf("a prefix the user may not use: exit %d, stderr %q", code, errOut)
+	}
+	if _, errOut, code := runBin(t, app, "--inbox-prefix", "_INBOX_APP1.>", "describe", id); code != exitGantryError ||
+		!strings.Contains(errOut, `--inbox-prefix: "_INBOX_APP1.>" has a wildcard`) {
+		t.Errorf("a prefix with a wildcard: exit %d, stderr %q", code, errOut)
+	}
+}

@@ -130,6 +130,8 @@ exit code; 124 when the run timed out; 125 when gantry itself failed.`,
 		return g.applyContext(cmd.Flags())
 	}
 	pf.StringVar(&g.conn.NKeyFile, "nkey", os.Getenv("GANTRY_NATS_NKEY"), "NATS nkey seed file (env GANTRY_NATS_NKEY)")
+	pf.StringVar(&g.conn.InboxPrefix, "inbox-prefix", os.Getenv("GANTRY_NATS_INBOX_PREFIX"),
+		"subject prefix to receive NATS replies under, for a NATS user allowed only its own (subscribe PREFIX.>); default _GANTRY_CLI, or _INBOX where NATS refuses that (env GANTRY_NATS_INBOX_PREFIX)")
 	root.AddCommand(
 		newUpCmd(g), newServerCmd(g), newWorkerCmd(g),
 		newRunCmd(g), newPsCmd(g), newDescribeCmd(g), newLogsCmd(g), newStopCmd(g),
@@ -222,7 +224,10 @@ func (g *globals) connect(ctx context.Context) (*nats.Conn, *client.Client, erro
 	// Replies out of the sight of submit-only users (who may read
 	// _INBOX.>) for a user who may receive them elsewhere; a submitter's
 	// own CLI falls back to _INBOX.
-	o.InboxPrefix, o.InboxFallback = queue.CLIInboxPrefix, true
+	o, err := withInbox(o, queue.CLIInboxPrefix, true)
+	if err != nil {
+		return nil, nil, err
+	}
 	nc, err := queue.Dial(ctx, o)
 	if err != nil {
 		return nil, nil, err
@@ -244,6 +249,23 @@ func (g *globals) connect(ctx context.Context) (*nats.Conn, *client.Client, erro
 		return nil, nil, err
 	}
 	return nc, c, nil
+}
+
+// withInbox sets where o's replies come: under the prefix the user gave
+// (--inbox-prefix), checked, or else under def, falling back to _INBOX
+// where NATS refuses def if fallback is set. Dial checks that NATS lets
+// the user subscribe there, so that a refusal is said at once rather than
+// as requests timing out.
+func withInbox(o queue.ConnOptions, def string, fallback bool) (queue.ConnOptions, error) {
+	if o.InboxPrefix != "" {
+		if err := queue.CheckInboxPrefix(o.InboxPrefix); err != nil {
+			return o, fmt.Errorf("--inbox-prefix: %w", err)
+		}
+		o.InboxCheck, o.InboxChoice = true, "--inbox-prefix"
+		return o, nil
+	}
+	o.InboxPrefix, o.InboxFallback, o.InboxCheck = def, fallback, !fallback
+	return o, nil
 }
 
 func newVersionCmd() *cobra.Command {

@@ -419,6 +419,8 @@ server and the worker at http://ADDR/metrics.
 			// The roles in this process connect in-process: no socket,
 			// and no TLS to verify against a CA they may not have.
 			o.URL, o.Name, o.Reconnect, o.InProcess = ns.ClientURL(), "gantry-up", true, ns
+			// Its operator may subscribe anywhere: --inbox-prefix, meant
+			// for narrowed users of a NATS of one's own, is not needed.
 			o.InboxPrefix = queue.RoleInboxPrefix
 			nc, err := queue.Dial(cmd.Context(), o)
 			if err != nil {
@@ -599,7 +601,10 @@ without JetStream (started without -js) ends it at once.
 			}
 			defer metrics.close()
 			o := g.conn
-			o.Name, o.Reconnect, o.InboxPrefix = "gantry-server", true, queue.RoleInboxPrefix
+			o.Name, o.Reconnect = "gantry-server", true
+			if o, err = withInbox(o, queue.RoleInboxPrefix, false); err != nil {
+				return err
+			}
 			if embeddedNATS {
 				if err := requireAuthPair(g); err != nil {
 					return err
@@ -733,7 +738,10 @@ without JetStream (started without -js) ends it at once.`,
 			}
 			defer metrics.close()
 			o := g.conn
-			o.Name, o.Reconnect, o.InboxPrefix = "gantry-worker-"+wf.id, true, queue.RoleInboxPrefix
+			o.Name, o.Reconnect = "gantry-worker-"+wf.id, true
+			if o, err = withInbox(o, queue.RoleInboxPrefix, false); err != nil {
+				return err
+			}
 			nc, err := dialRole(cmd.Context(), o, log)
 			if errors.Is(err, context.Canceled) {
 				return nil // stopped while waiting for NATS
