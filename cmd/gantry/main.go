@@ -252,10 +252,12 @@ func (g *globals) connect(ctx context.Context) (*nats.Conn, *client.Client, erro
 }
 
 // withInbox sets where o's replies come: under the prefix the user gave
-// (--inbox-prefix), checked, or else under def, falling back to _INBOX
-// where NATS refuses def if fallback is set. Dial checks that NATS lets
-// the user subscribe there, so that a refusal is said at once rather than
-// as requests timing out.
+// (--inbox-prefix), which Dial checks NATS lets the user subscribe to, so
+// that a refusal is said at once rather than as requests timing out; or
+// else under def, falling back to _INBOX (checked the same way) where
+// NATS refuses def if fallback is set. A role's default prefix is not
+// checked: a user refused it is refused a role's JetStream requests too,
+// and that error says what to do (give it the operator's rights).
 func withInbox(o queue.ConnOptions, def string, fallback bool) (queue.ConnOptions, error) {
 	if o.InboxPrefix != "" {
 		if err := queue.CheckInboxPrefix(o.InboxPrefix); err != nil {
@@ -264,7 +266,7 @@ func withInbox(o queue.ConnOptions, def string, fallback bool) (queue.ConnOption
 		o.InboxCheck, o.InboxChoice = true, "--inbox-prefix"
 		return o, nil
 	}
-	o.InboxPrefix, o.InboxFallback, o.InboxCheck = def, fallback, !fallback
+	o.InboxPrefix, o.InboxFallback = def, fallback
 	return o, nil
 }
 
