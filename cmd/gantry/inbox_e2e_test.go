@@ -313,6 +313,16 @@ func TestCLIInboxEmbeddedRoles(t *testing.T) {
 // submitter _INBOX.> only.
 func TestCLIInboxDocsConfig(t *testing.T) {
 	t.Parallel()
+	url, op, app := docsConfigServer(t, func(conf string) string { return conf })
+	checkCLIInboxes(t, url, op, app, "ops", "ops-secret", "app", "app-secret")
+}
+
+// docsConfigServer starts a NATS server of the configuration
+// docs/nats-api.md gives for the two roles, passed through edit, with the
+// passwords ops-secret and app-secret, and a gantry server on it; it
+// returns its URL and the environments of the CLI as ops and as app.
+func docsConfigServer(t *testing.T, edit func(conf string) string) (url string, op, app []string) {
+	t.Helper()
 	doc, err := os.ReadFile("../../docs/nats-api.md")
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +335,7 @@ func TestCLIInboxDocsConfig(t *testing.T) {
 	conf = strings.Replace(conf, `password: "..."`, `password: "ops-secret"`, 1)
 	conf = strings.Replace(conf, `password: "..."`, `password: "app-secret"`, 1)
 	file := filepath.Join(t.TempDir(), "nats.conf")
-	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(edit(conf)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	opts, err := natsserver.ProcessConfigFile(file)
@@ -343,12 +353,12 @@ func TestCLIInboxDocsConfig(t *testing.T) {
 	if !ns.ReadyForConnections(30 * time.Second) {
 		t.Fatal("NATS not ready")
 	}
-	url := ns.ClientURL()
-	op := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=ops", "GANTRY_NATS_PASSWORD=ops-secret")
-	app := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=app", "GANTRY_NATS_PASSWORD=app-secret")
+	url = ns.ClientURL()
+	op = append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=ops", "GANTRY_NATS_PASSWORD=ops-secret")
+	app = append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=app", "GANTRY_NATS_PASSWORD=app-secret")
 	startProc(t, "server", "--data", t.TempDir(), "--nats", url, "--user", "ops", "--password", "ops-secret")
 	waitFor(t, "the server", func() bool { _, _, code := runBin(t, op, "ps"); return code == 0 })
-	checkCLIInboxes(t, url, op, app, "ops", "ops-secret", "app", "app-secret")
+	return url, op, app
 }
 
 // TestSubmitterCLIFollowsItsRun: a submit-only user, refused the CLI's
@@ -395,42 +405,12 @@ func TestSubmitterCLIFollowsItsRun(t *testing.T) {
 // refused before connecting.
 func TestCLIOwnInboxPrefix(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../../docs/nats-api.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, conf, ok := strings.Cut(string(doc), "A nats-server configuration with the same roles:\n\n```\n")
-	conf, _, ok2 := strings.Cut(conf, "```")
-	if !ok || !ok2 || strings.Count(conf, `"_INBOX.>"`) != 1 {
-		t.Fatalf("no sample configuration allowing the submitter _INBOX.> in docs/nats-api.md")
-	}
-	conf = strings.Replace(conf, `password: "..."`, `password: "ops-secret"`, 1)
-	conf = strings.Replace(conf, `password: "..."`, `password: "app-secret"`, 1)
-	conf = strings.Replace(conf, `"_INBOX.>"`, `"_INBOX_APP1.>"`, 1)
-	file := filepath.Join(t.TempDir(), "nats.conf")
-	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts, err := natsserver.ProcessConfigFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Host, opts.Port, opts.NoLog, opts.NoSigs = "127.0.0.1", natsserver.RANDOM_PORT, true, true
-	opts.JetStream, opts.StoreDir = true, t.TempDir()
-	ns, err := natsserver.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	url := ns.ClientURL()
-	op := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=ops", "GANTRY_NATS_PASSWORD=ops-secret")
-	app := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=app", "GANTRY_NATS_PASSWORD=app-secret")
-	startProc(t, "server", "--data", t.TempDir(), "--nats", url, "--user", "ops", "--password", "ops-secret")
-	waitFor(t, "the server", func() bool { _, _, code := runBin(t, op, "ps"); return code == 0 })
+	_, _, app := docsConfigServer(t, func(conf string) string {
+		if strings.Count(conf, `"_INBOX.>"`) != 1 {
+			t.Fatalf("docs/nats-api.md's configuration does not allow the submitter _INBOX.> once")
+		}
+		return strings.Replace(conf, `"_INBOX.>"`, `"_INBOX_APP1.>"`, 1)
+	})
 
 	submit := []string{"run", "-d", "--image", "gantry/none:1", "--", "true"}
 	_, errOut, code := runBin(t, app, submit...)
