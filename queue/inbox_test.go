@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/queue/natstest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -178,20 +179,11 @@ func BenchmarkDialInbox(b *testing.B) {
 // applications that must not read each other's replies.
 func ownPrefixServer(t *testing.T) string {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+	return natstest.Start(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		Users: []*natsserver.User{{Username: "app", Password: "app-pw", Permissions: &natsserver.Permissions{
 			Publish:   &natsserver.SubjectPermission{Allow: []string{"echo"}},
 			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX_APP1.>"}},
-		}}, {Username: "op", Password: "op-pw"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	return ns.ClientURL()
+		}}, {Username: "op", Password: "op-pw"}}}).ClientURL()
 }
 
 // TestDialInboxRefused: a user refused both the CLI's prefix and _INBOX

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue/natstest"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -344,16 +345,7 @@ func docsConfigServer(t *testing.T, edit func(conf string) string) (url string, 
 	}
 	opts.Host, opts.Port, opts.NoLog, opts.NoSigs = "127.0.0.1", natsserver.RANDOM_PORT, true, true
 	opts.JetStream, opts.StoreDir = true, t.TempDir()
-	ns, err := natsserver.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	url = ns.ClientURL()
+	url = natstest.Start(t, opts).ClientURL()
 	op = append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=ops", "GANTRY_NATS_PASSWORD=ops-secret")
 	app = append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=app", "GANTRY_NATS_PASSWORD=app-secret")
 	startProc(t, "server", "--data", t.TempDir(), "--nats", url, "--user", "ops", "--password", "ops-secret")

@@ -191,16 +191,23 @@ func WithoutJetStream(t testing.TB, cluster string) string {
 		o.ServerName = cluster + "-nojs"
 		o.Cluster = natsserver.ClusterOpts{Name: cluster, Host: "127.0.0.1", Port: -1}
 	}
+	return Start(t, o).ClientURL()
+}
+
+// Start starts a NATS server of options o, waits until it accepts
+// connections, and shuts it down when the test ends.
+func Start(t testing.TB, o *natsserver.Options) *natsserver.Server {
+	t.Helper()
 	ns, err := natsserver.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ns.Start()
 	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server without JetStream not ready")
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatal("NATS server not ready")
 	}
-	return ns.ClientURL()
+	return ns
 }
 
 // AccountWithoutJetStream starts a NATS server with JetStream, on a
@@ -226,14 +233,5 @@ accounts {
 		t.Fatal(err)
 	}
 	o.NoLog, o.NoSigs = true, true
-	ns, err := natsserver.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	return strings.Replace(ns.ClientURL(), "nats://", "nats://nojs:nojs@", 1)
+	return strings.Replace(Start(t, o).ClientURL(), "nats://", "nats://nojs:nojs@", 1)
 }
