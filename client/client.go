@@ -254,6 +254,13 @@ func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*
 		for _, cd := range r.Spec.Task.ContainerDefinitions {
 			names = append(names, cd.Name)
 		}
+		if len(names) == 0 {
+			// No spec (runs.status, for a submit-only user): a run that
+			// has started lists every container of its task.
+			for _, cr := range r.Containers {
+				names = append(names, cr.Name)
+			}
+		}
 		if len(names) > 0 && !slices.Contains(names, o.Container) {
 			return fmt.Errorf("run %s has no container %q; its containers: %s", runID, o.Container, strings.Join(names, ", "))
 		}

@@ -374,6 +374,12 @@ func TestSubmitterCLIFollowsItsRun(t *testing.T) {
 	if out, errOut, code := runBin(t, app, "logs", runs[0].RunID); code != 0 || out != "attached as app\n" || errOut != "" {
 		t.Errorf("gantry logs as the submitter: exit %d, %q, %q", code, out, errOut)
 	}
+	// Without the spec, a mistyped container is still named as such, from
+	// the run's containers.
+	if _, errOut, code := runBin(t, app, "logs", runs[0].RunID, "--container", "mian"); code != exitGantryError ||
+		!strings.Contains(errOut, `has no container "mian"; its containers: main`) {
+		t.Errorf("gantry logs --container mian as the submitter: exit %d, stderr %q", code, errOut)
+	}
 	// Its run as it reads it: by runs.status, without the spec.
 	out, errOut, code = runBin(t, app, "describe", runs[0].RunID, "-o", "json")
 	var r jobs.Run
