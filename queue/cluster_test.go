@@ -132,16 +132,7 @@ func TestKeepsHandScaledReplicas(t *testing.T) {
 	wantReplicas(t, ctx, js, names, 1)
 
 	for _, name := range names { // the operator scales them by hand
-		natstest.Eventually(t, ctx, "scale "+name, func(ctx context.Context) error {
-			s, err := js.Stream(ctx, name)
-			if err != nil {
-				return err
-			}
-			cfg := s.CachedInfo().Config
-			cfg.Replicas = 3
-			_, err = js.UpdateStream(ctx, cfg)
-			return err
-		})
+		natstest.ScaleStream(t, ctx, js, name, 3)
 	}
 	second, err := New(nc)
 	if err != nil {

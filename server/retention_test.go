@@ -9,12 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/gantry-dev/gantry/queue"
-	"github.com/gantry-dev/gantry/queue/embedded"
 	"github.com/gantry-dev/gantry/storage"
 )
 
@@ -26,16 +24,7 @@ import (
 // the test decides when that ends. A worker's stager, which makes a
 // missing bucket with the default retention, may get there first.
 func TestDataBucketMadeAfterFailingAtStart(t *testing.T) {
-	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testNATS(t) // stack_test.go; not testStack: the blocker goes first
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

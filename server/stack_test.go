@@ -18,16 +18,7 @@ import (
 func testStack(tb testing.TB, opts ...queue.Option) (*nats.Conn, *queue.Queue, *storage.DB) {
 	tb.Helper()
 	ctx := context.Background()
-	ns, err := embedded.Start(embedded.Options{StoreDir: tb.TempDir()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
+	nc := testNATS(tb)
 	q, err := queue.New(nc, opts...)
 	if err != nil {
 		tb.Fatal(err)
@@ -41,6 +32,23 @@ func testStack(tb testing.TB, opts ...queue.Option) (*nats.Conn, *queue.Queue, *
 	}
 	tb.Cleanup(func() { db.Close() })
 	return nc, q, db
+}
+
+// testNATS starts an embedded NATS server with JetStream and connects to
+// it, both removed when the test ends.
+func testNATS(tb testing.TB) *nats.Conn {
+	tb.Helper()
+	ns, err := embedded.Start(embedded.Options{StoreDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
 }
 
 // createQueued stores runs that are queued for their first attempt, as a

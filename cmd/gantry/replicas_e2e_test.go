@@ -76,16 +76,7 @@ func TestServerKeepsHandScaledReplicas(t *testing.T) {
 		return queue.NewStager(js, 0, 0).EnsureBucket(mctx)
 	})
 	for _, name := range gantryStreams {
-		natstest.Eventually(t, ctx, "scale "+name, func(ctx context.Context) error {
-			s, err := js.Stream(ctx, name)
-			if err != nil {
-				return err
-			}
-			cfg := s.CachedInfo().Config
-			cfg.Replicas = 3
-			_, err = js.UpdateStream(ctx, cfg)
-			return err
-		})
+		natstest.ScaleStream(t, ctx, js, name, 3)
 	}
 	srv := startServer(t, "--nats", urls, "--log-level", "info")
 	srv.waitLog(t, ctx, "server ready") // after the streams and the stage data bucket

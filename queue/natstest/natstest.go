@@ -161,6 +161,22 @@ func Eventually(t testing.TB, ctx context.Context, what string, f func(context.C
 	}
 }
 
+// ScaleStream sets the stream name's replicas, as an operator scaling it
+// by hand does, trying again (Eventually) until JetStream takes it.
+func ScaleStream(t testing.TB, ctx context.Context, js jetstream.JetStream, name string, replicas int) {
+	t.Helper()
+	Eventually(t, ctx, "scale "+name, func(ctx context.Context) error {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			return err
+		}
+		cfg := s.CachedInfo().Config
+		cfg.Replicas = replicas
+		_, err = js.UpdateStream(ctx, cfg)
+		return err
+	})
+}
+
 // StreamReplicas waits until the stream name exists and JetStream
 // answers for it, and returns its replica count; or, if ctx ends first,
 // the last failure.
