@@ -215,7 +215,8 @@ func (m *metrics) fired(o scheduler.Outcome, n int) {
 
 // stateCollector reports, at each scrape, how many runs are not ended (from
 // the store's status index: its cost follows their number, not that of all
-// runs recorded) and the fleet as its heartbeats tell it (read at most once
+// runs recorded), when each pipeline's latest runs ended (a seek per
+// pipeline and status) and the fleet as its heartbeats tell it (read at most once
 // a second, as placement reads it).
 type stateCollector struct {
 	s *Server
@@ -236,6 +237,9 @@ var (
 		"Slots (runs at once) of the cluster's ACTIVE workers.", []string{"cluster"}, nil)
 	fleetFreeDesc = prometheus.NewDesc("gantry_fleet_slots_free",
 		"Slots free on the cluster's ACTIVE workers, as their last heartbeats say.", []string{"cluster"}, nil)
+	pipelineLastEndDesc = prometheus.NewDesc("gantry_pipeline_last_end_timestamp_seconds",
+		"When the pipeline's latest run that ended with this status (SUCCEEDED, FAILED, CANCELED) ended, in Unix seconds, from the store; absent for a status none of its runs ended with.",
+		[]string{"pipeline", "status"}, nil)
 )
 
 // stateUnavailable is the fleet state of an ACTIVE worker whose runtime
@@ -247,6 +251,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- fleetWorkersDesc
 	ch <- fleetSlotsDesc
 	ch <- fleetFreeDesc
+	ch <- pipelineLastEndDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -260,6 +265,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			n  int
 		}{{jobs.StatusQueued, n.Queued}, {jobs.StatusStarting, n.Starting}, {jobs.StatusRunning, n.Running}} {
 			ch <- prometheus.MustNewConstMetric(activeRunsDesc, prometheus.GaugeValue, float64(v.n), string(v.st))
+		}
+	}
+	if ends, err := c.s.db.LastPipelineEnds(ctx); err != nil {
+		ch <- prometheus.NewInvalidMetric(pipelineLastEndDesc, err)
+	} else {
+		for _, e := range ends {
+			ch <- prometheus.MustNewConstMetric(pipelineLastEndDesc, prometheus.GaugeValue,
+				float64(e.At.UnixNano())/1e9, e.Pipeline, string(e.Status))
 		}
 	}
 	workers, err := c.s.liveWorkers(ctx)

@@ -207,6 +207,49 @@ func TestServerMetrics(t *testing.T) {
 	})
 }
 
+// TestPipelineLastEndMetrics: each pipeline's latest end by status comes
+// from the store at the scrape, so a restarted server reports it too.
+func TestPipelineLastEndMetrics(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	reg := prometheus.NewRegistry()
+	New(db, q, WithMetrics(reg))
+	p, err := jobs.ParsePipeline([]byte("name: daily\nstages: [{name: a, taskDefinition: t}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	if _, _, err := db.PutPipeline(ctx, p, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := gathered(t, reg)[`gantry_pipeline_last_end_timestamp_seconds{pipeline="daily",status="SUCCEEDED"}`]; ok {
+		t.Fatal("a pipeline no run of which ended has a last end")
+	}
+	for i, st := range []jobs.Status{jobs.StatusFailed, jobs.StatusSucceeded, jobs.StatusSucceeded} {
+		id := fmt.Sprint("pr-", i)
+		pr := &jobs.PipelineRun{PipelineRunID: id, Pipeline: "daily", Version: 1, Status: jobs.StatusRunning, CreatedAt: t0}
+		if _, _, err := db.CreatePipelineRun(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+		end := t0.Add(time.Duration(i+1) * time.Hour)
+		if _, err := db.UpdatePipelineRun(ctx, id, func(pr *jobs.PipelineRun) bool { pr.Status, pr.FinishedAt = st, &end; return true }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second server over the same store, as after a restart.
+	reg2 := prometheus.NewRegistry()
+	New(db, q, WithMetrics(reg2))
+	for _, r := range []*prometheus.Registry{reg, reg2} {
+		checkSamples(t, gathered(t, r), map[string]float64{
+			`gantry_pipeline_last_end_timestamp_seconds{pipeline="daily",status="FAILED"}`:    float64(t0.Add(time.Hour).Unix()),
+			`gantry_pipeline_last_end_timestamp_seconds{pipeline="daily",status="SUCCEEDED"}`: float64(t0.Add(3 * time.Hour).Unix()),
+		})
+		if _, ok := gathered(t, r)[`gantry_pipeline_last_end_timestamp_seconds{pipeline="daily",status="CANCELED"}`]; ok {
+			t.Error("CANCELED has a last end; no run was canceled")
+		}
+	}
+}
+
 // TestFleetMetricsSumHeartbeats: the fleet gauges sum the live workers'
 // heartbeats by cluster; only ACTIVE workers offer slots; a cluster seen
 // once stays, with zeros.

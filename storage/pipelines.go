@@ -364,3 +364,46 @@ func (db *DB) SetScheduleLastFire(ctx context.Context, name string, t time.Time)
 	}
 	return nil
 }
+
+// PipelineEnd is when a pipeline's latest run of a terminal status ended.
+type PipelineEnd struct {
+	Pipeline string
+	Status   jobs.Status
+	At       time.Time
+}
+
+// LastPipelineEnds returns, for every pipeline (the deleted ones left out)
+// and terminal status, when its latest run of that status ended, in
+// pipeline order; a status none of its runs ended with is left out. A
+// pipeline deleted and applied again counts the runs that ended since its
+// new first version. Each is one seek in the pipeline_runs_ends index,
+// however many runs are recorded.
+func (db *DB) LastPipelineEnds(ctx context.Context) ([]PipelineEnd, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT p.name, s.status,
+		(SELECT MAX(finished_at) FROM pipeline_runs INDEXED BY pipeline_runs_ends
+			WHERE pipeline = p.name AND status = s.status AND finished_at >= p.since AND finished_at > 0)
+		FROM (SELECT name, MIN(created_at) AS since FROM pipelines GROUP BY name) p,
+			(SELECT 'SUCCEEDED' AS status UNION ALL SELECT 'FAILED' UNION ALL SELECT 'CANCELED') s
+		ORDER BY p.name, s.status`)
+	if err != nil {
+		return nil, fmt.Errorf("last pipeline ends: %w", err)
+	}
+	defer rows.Close()
+	var out []PipelineEnd
+	for rows.Next() {
+		var (
+			name, status string
+			at           sql.NullInt64
+		)
+		if err := rows.Scan(&name, &status, &at); err != nil {
+			return nil, fmt.Errorf("last pipeline ends: %w", err)
+		}
+		if at.Valid {
+			out = append(out, PipelineEnd{Pipeline: name, Status: jobs.Status(status), At: time.Unix(0, at.Int64)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("last pipeline ends: %w", err)
+	}
+	return out, nil
+}

@@ -166,3 +166,61 @@ func TestCurrentRunsOfAPipelineAppliedAgain(t *testing.T) {
 		t.Fatalf("every run %v", got)
 	}
 }
+
+// TestLastPipelineEnds: the latest end of each pipeline by status, from
+// runs of its current incarnation only, none for a status no run ended with.
+func TestLastPipelineEnds(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	for _, src := range []string{"name: p\nstages: [{name: a, taskDefinition: t}]\n", "name: q\nstages: [{name: a, taskDefinition: t}]\n"} {
+		if _, _, err := db.PutPipeline(ctx, testPipeline(t, src), t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := func(id, pipeline string, st jobs.Status, at time.Time) {
+		t.Helper()
+		pr := &jobs.PipelineRun{PipelineRunID: id, Pipeline: pipeline, Version: 1, Status: jobs.StatusRunning, CreatedAt: at.Add(-time.Minute),
+			Stages: []jobs.StageState{{Name: "a", Status: jobs.StatusRunning}}}
+		if _, _, err := db.CreatePipelineRun(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+		if st == jobs.StatusRunning {
+			return
+		}
+		if _, err := db.UpdatePipelineRun(ctx, id, func(pr *jobs.PipelineRun) bool {
+			pr.Status, pr.FinishedAt = st, &at
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end("pr-1", "p", jobs.StatusSucceeded, t0.Add(3*time.Hour))
+	end("pr-2", "p", jobs.StatusSucceeded, t0.Add(1*time.Hour)) // created later, ended earlier
+	end("pr-3", "p", jobs.StatusFailed, t0.Add(2*time.Hour))
+	end("pr-4", "p", jobs.StatusRunning, t0.Add(4*time.Hour))
+	end("pr-5", "q", jobs.StatusCanceled, t0.Add(time.Hour))
+	end("pr-6", "gone", jobs.StatusSucceeded, t0.Add(time.Hour)) // no such pipeline
+	got, err := db.LastPipelineEnds(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []PipelineEnd{
+		{"p", jobs.StatusFailed, t0.Add(2 * time.Hour)},
+		{"p", jobs.StatusSucceeded, t0.Add(3 * time.Hour)},
+		{"q", jobs.StatusCanceled, t0.Add(time.Hour)},
+	}
+	if !slices.EqualFunc(got, want, func(a, b PipelineEnd) bool { return a.Pipeline == b.Pipeline && a.Status == b.Status && a.At.Equal(b.At) }) {
+		t.Fatalf("LastPipelineEnds = %+v, want %+v", got, want)
+	}
+
+	// q deleted and applied again: its earlier run no longer counts.
+	if err := db.DeletePipeline(ctx, "q", func([]string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.PutPipeline(ctx, testPipeline(t, "name: q\nstages: [{name: a, taskDefinition: t}]\n"), t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = db.LastPipelineEnds(ctx); err != nil || len(got) != 2 || got[1].Pipeline != "p" {
+		t.Fatalf("after q applied again: %+v, %v; want p's two only", got, err)
+	}
+}
