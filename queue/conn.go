@@ -168,7 +168,20 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 	} else {
 		opts = append(opts, nats.MaxReconnects(3))
 	}
+	dialer := &ctxDialer{ctx: ctx, timeout: timeout}
+	if o.InProcess == nil {
+		opts = append(opts, nats.SetCustomDialer(dialer))
+	}
 	nc, err := nats.Connect(url, opts...)
+	if err == nil && !dialer.connected() {
+		nc.Close()
+		nc, err = nil, context.Cause(ctx)
+	}
+	if err != nil && ctx.Err() != nil {
+		// A signal (or a caller's deadline) while connecting: say so,
+		// not what the connection cut short made of it.
+		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURL(url), context.Cause(ctx))
+	}
 	if err != nil {
 		url := RedactURL(url) // errors end up in terminals and CI logs
 		var dnsErr *net.DNSError

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/queue/natstest"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // TestDialHostThatDoesNotAnswer: a NATS host that is down (or a firewall
@@ -27,6 +29,77 @@ func TestDialHostThatDoesNotAnswer(t *testing.T) {
 	want := "cannot reach NATS at " + url + ": no answer from its host within 300ms: is it up, and does a firewall let the connection through? (set --nats or GANTRY_NATS_URL)"
 	if err.Error() != want {
 		t.Errorf("Dial %s: %q, want %q", url, err, want)
+	}
+}
+
+// TestDialEndsWithItsContext: nats.Connect takes no context, and a
+// command signalled while it connected to a host that did not answer, or
+// to a peer that said nothing, went on for the whole connect timeout. Dial
+// ends when its context does, saying why, whether the connection is not
+// made yet or made and waiting for NATS's greeting.
+func TestDialEndsWithItsContext(t *testing.T) {
+	t.Parallel()
+	mute, err := net.Listen("tcp", "127.0.0.1:0") // accepts, says nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mute.Close() })
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				return // closed at the end of the test
+			}
+			conns = append(conns, c)
+		}
+	}()
+	for _, c := range []struct{ name, addr string }{
+		{"host that does not answer", natstest.SilentAddr(t)},
+		{"peer that says nothing", mute.Addr().String()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			url := "nats://" + c.addr
+			signalled := errors.New("interrupt signal received")
+			ctx, cancel := context.WithCancelCause(t.Context())
+			time.AfterFunc(200*time.Millisecond, func() { cancel(signalled) })
+			start := time.Now()
+			nc, err := Dial(ctx, ConnOptions{URL: url, Timeout: time.Minute})
+			if err == nil {
+				nc.Close()
+				t.Fatalf("Dial %s connected", url)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Dial %s took %s after its context ended", url, d-200*time.Millisecond)
+			}
+			want := "connect to NATS at " + url + ": interrupt signal received"
+			if !errors.Is(err, signalled) || err.Error() != want {
+				t.Errorf("Dial %s: %q, want %q", url, err, want)
+			}
+		})
+	}
+}
+
+// TestDialedConnectionOutlivesItsContext: the context bounds the connect,
+// not the connection it made.
+func TestDialedConnectionOutlivesItsContext(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Start(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	ctx, cancel := context.WithCancel(t.Context())
+	nc, err := Dial(ctx, ConnOptions{URL: ns.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	cancel()
+	if _, err := nc.RTT(); err != nil {
+		t.Errorf("the connection after its context ended: %v", err)
 	}
 }
 

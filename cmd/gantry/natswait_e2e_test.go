@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -232,5 +233,51 @@ func TestWorkerWaitsForANATSHostThatDoesNotAnswer(t *testing.T) {
 	_, errOut, code := runBin(t, append(os.Environ(), "GANTRY_NATS_URL="), "ps", "--nats", url)
 	if want := "cannot reach NATS at " + url + ": no answer from its host within 5s"; code != exitGantryError || !strings.Contains(errOut, want) {
 		t.Errorf("gantry ps: exit %d, want %d saying %q:\n%s", code, exitGantryError, want, errOut)
+	}
+}
+
+// TestCLIEndsAtOnceOnASignalWhileConnecting: SIGTERM or Ctrl-C while a
+// command connected to a NATS host that does not answer ended it only
+// when the connect timed out, 5s later, saying the host did not answer.
+// It ends at once, saying it was stopped while connecting.
+func TestCLIEndsAtOnceOnASignalWhileConnecting(t *testing.T) {
+	t.Parallel()
+	url := "nats://" + natstest.SilentAddr(t)
+	cmd := exec.Command(gantryBin, "ps", "--nats", url)
+	cmd.Env = append(os.Environ(), "GANTRY_NATS_URL=", "GANTRY_CONTEXT=")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	// Signalled once it dials: its socket is open.
+	for dialing := false; !dialing; time.Sleep(20 * time.Millisecond) {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid))
+		for _, fd := range fds {
+			link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", cmd.Process.Pid, fd.Name()))
+			dialing = dialing || strings.HasPrefix(link, "socket:")
+		}
+		select {
+		case <-exited:
+			t.Fatalf("gantry ps exited before it dialed: %s", stderr.String())
+		default:
+		}
+	}
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("gantry ps did not end within 10s of SIGTERM")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("gantry ps ended %s after SIGTERM, want at once", d)
+	}
+	want := "gantry: connect to NATS at " + url + ": terminated signal received\n"
+	if code := cmd.ProcessState.ExitCode(); code != exitGantryError || stderr.String() != want {
+		t.Errorf("gantry ps, signalled while connecting: exit %d, stderr %q; want %d, %q", code, stderr.String(), exitGantryError, want)
 	}
 }
