@@ -155,7 +155,7 @@ func (c *Client) WaitFunc(ctx context.Context, runID string, fn func(jobs.Event)
 	if err != nil {
 		return nil, err
 	}
-	poll := time.NewTicker(2 * time.Second)
+	poll := time.NewTicker(waitPoll)
 	defer poll.Stop()
 	check := func() (*jobs.Run, error) {
 		r, err := c.Get(ctx, runID)
@@ -167,8 +167,14 @@ func (c *Client) WaitFunc(ctx context.Context, runID string, fn func(jobs.Event)
 		}
 		return nil, nil
 	}
+	// The events are read from the run's first, stored in JetStream, and
+	// the watch was started before this read: an end that comes after it
+	// is in the events, whenever the watch subscribed.
 	if r, err := check(); r != nil || err != nil {
 		return r, err
+	}
+	if testHookWaitRead != nil {
+		testHookWaitRead(runID)
 	}
 	// Once following, a server that does not answer for a while (it
 	// restarts) stops nothing: the events come from JetStream, and the
@@ -216,6 +222,14 @@ func (c *Client) WaitFunc(ctx context.Context, runID string, fn func(jobs.Event)
 		}
 	}
 }
+
+// waitPoll is how often Wait asks the server besides following the
+// events, in case one is missed.
+var waitPoll = 2 * time.Second
+
+// testHookWaitRead, set by tests, is called once Wait's first read found
+// the run not ended yet.
+var testHookWaitRead func(runID string)
 
 // ServerGone is how long Wait follows a run whose server does not answer
 // before it gives up.
