@@ -444,6 +444,7 @@ func TestArgCountErrorsSayTheUsage(t *testing.T) {
 	}{
 		{[]string{"describe"}, "accepts 1 arg(s), received 0; usage: gantry describe RUN"},
 		{[]string{"stop"}, "usage: gantry stop RUN..."},
+		{[]string{"wait"}, "usage: gantry wait RUN..."},
 		{[]string{"taskdef", "register"}, "usage: gantry taskdef register FILE|-"},
 		{[]string{"logs", "a", "b"}, "accepts 1 arg(s), received 2; usage: gantry logs RUN"},
 	} {

@@ -36,6 +36,12 @@ func TestDetachAndStopTakeOutput(t *testing.T) {
 	}
 	id := y["runId"].(string)
 	in.waitStatus(id, jobs.StatusSucceeded)
+	// gantry wait: a run ended and one running; it exits with the code of
+	// the one that failed.
+	failing := in.runDetached("sh", "-c", "sleep 1; exit 3")
+	if out, errOut, code := in.gantry("wait", id, failing); code != 3 || out != id+"\tSUCCEEDED\t0\n"+failing+"\tFAILED\t3\n" {
+		t.Errorf("wait of a run succeeded and one failing with 3: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
 	if out := in.mustGantry("stop", id); strings.Fields(out)[0] != id {
 		t.Errorf("stop (table) = %q", out)
 	}
@@ -58,6 +64,12 @@ stages:
 	if err := json.Unmarshal([]byte(out), &pr); err != nil || !jobs.IsPipelineRunID(pr.PipelineRunID) {
 		t.Fatalf("pipeline run -d -o json: %v\n%s", err, out)
 	}
+	out, errOut, code := in.gantry("wait", "-o", "json", pr.PipelineRunID)
+	var waited jobs.PipelineRun
+	if err := json.Unmarshal([]byte(out), &waited); err != nil || code != 0 || waited.PipelineRunID != pr.PipelineRunID ||
+		waited.Status != jobs.StatusSucceeded {
+		t.Errorf("wait -o json of a pipeline run: exit %d, %v, stderr %q:\n%s", code, err, errOut, out)
+	}
 	in.waitPipeline(pr.PipelineRunID, ended)
 	if out := in.mustGantry("pipeline", "run", "-d", "one-stage"); !jobs.IsPipelineRunID(strings.TrimSpace(out)) {
 		t.Errorf("pipeline run -d = %q, want only the id", out)
@@ -76,6 +88,9 @@ func TestShellCompletion(t *testing.T) {
 	}
 	if out, _, _ := in.gantry("__complete", "describe", id[:20]); !strings.Contains(out, id) {
 		t.Errorf("__complete of a prefix:\n%s", out)
+	}
+	if out, _, _ := in.gantry("__complete", "wait", id[:20]); !strings.Contains(out, id) {
+		t.Errorf("__complete wait of a prefix:\n%s", out)
 	}
 	if out, _, _ := in.gantry("__complete", "ps", "-o", ""); !strings.Contains(out, "json") || !strings.Contains(out, "yaml") {
 		t.Errorf("__complete ps -o '':\n%s", out)

@@ -29,6 +29,7 @@ func completers(g *globals) map[string]cobra.CompletionFunc {
 		"describe":           runs,
 		"logs":               g.complete(completeTaskRuns), // logs refuses pr- ids
 		"stop":               runs,
+		"wait":               runs,
 		"run":                firstArg(families),
 		"taskdef ls":         firstArg(families),
 		"taskdef describe":   firstArg(families),
