@@ -101,6 +101,7 @@ worker), then submit runs:
   gantry ps --all
   gantry describe RUN -o json
   gantry logs -f RUN
+  gantry wait RUN
 
 Every command finds NATS through --nats or GANTRY_NATS_URL
 (default ` + queue.DefaultURL + `).
