@@ -187,11 +187,64 @@ func closed(ch <-chan struct{}) bool {
 // was stored (its MaxAge, which WithLogRetention set or an operator
 // changed since); 0 means no age limit.
 func (q *Queue) LogRetention(ctx context.Context) (time.Duration, error) {
+	l, err := q.LogLimits(ctx)
+	return l.MaxAge, err
+}
+
+// LogLimits are the log stream's limits and how far back it reaches.
+type LogLimits struct {
+	MaxAge   time.Duration // 0: no age limit
+	MaxBytes int64         // 0: no size bound
+	// Oldest is when the oldest line the stream holds was stored; zero
+	// when it holds none. Lines stored before it are gone, dropped by
+	// the limits (or by an operator's purge).
+	Oldest time.Time
+}
+
+// LogLimits returns the log stream's limits as it has them now (as
+// WithLogRetention and WithLogMaxBytes set them, or an operator changed
+// them since) and the time of its oldest line.
+func (q *Queue) LogLimits(ctx context.Context) (LogLimits, error) {
 	st, err := q.js.Stream(ctx, StreamLogs)
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", StreamLogs, err)
+		return LogLimits{}, fmt.Errorf("stream %s: %w", StreamLogs, err)
 	}
-	return st.CachedInfo().Config.MaxAge, nil
+	info := st.CachedInfo()
+	l := LogLimits{MaxAge: info.Config.MaxAge, MaxBytes: max(info.Config.MaxBytes, 0)}
+	if info.State.Msgs > 0 {
+		l.Oldest = info.State.FirstTime
+	}
+	return l, nil
+}
+
+// logLimits is the MaxAge and MaxBytes to make or update the log stream
+// with: those the options gave, and for those they did not the stream's
+// own (an operator may have changed them: nats stream edit --max-age), or
+// for a stream not made yet DefaultLogRetention and no bound. So a server
+// started without --log-retention or --log-max-size changes neither, as
+// one without --replicas keeps the replicas (replicasFor, queue.go).
+func (q *Queue) logLimits(ctx context.Context) (time.Duration, int64, error) {
+	age, size := DefaultLogRetention, int64(-1)
+	if q.cfg.logMaxAge == nil || q.cfg.logMaxBytes == nil {
+		s, err := q.js.Stream(ctx, StreamLogs)
+		switch {
+		case err == nil:
+			c := s.CachedInfo().Config
+			age, size = c.MaxAge, c.MaxBytes
+		case !errors.Is(err, jetstream.ErrStreamNotFound):
+			return 0, 0, fmt.Errorf("look up its limits: %w", err)
+		}
+	}
+	if q.cfg.logMaxAge != nil {
+		age = *q.cfg.logMaxAge
+	}
+	if q.cfg.logMaxBytes != nil {
+		size = *q.cfg.logMaxBytes
+	}
+	if size <= 0 {
+		size = -1 // JetStream's "no bound"
+	}
+	return age, size, nil
 }
 
 // ReadLogs calls fn for every batch of the run's logs, in the order they

@@ -29,10 +29,13 @@ type Queue struct {
 }
 
 type config struct {
-	replicas  int
-	logMaxAge time.Duration
-	ackWait   time.Duration
-	log       zerolog.Logger
+	replicas int
+	// The log stream's limits, set only where an option gave them
+	// (logLimits in logs.go).
+	logMaxAge   *time.Duration
+	logMaxBytes *int64
+	ackWait     time.Duration
+	log         zerolog.Logger
 }
 
 // Option configures a Queue.
@@ -45,8 +48,25 @@ type Option func(*config)
 // a work queue's, and a worker, which makes its own, is not told the count.
 func WithReplicas(n int) Option { return func(c *config) { c.replicas = n } }
 
-// WithLogRetention sets how long log lines are kept (30 days by default).
-func WithLogRetention(d time.Duration) Option { return func(c *config) { c.logMaxAge = d } }
+// WithLogRetention sets how long the log stream keeps a line (its MaxAge;
+// 0 for no age limit). Without it a log stream that exists keeps its own,
+// which an operator may have changed by hand, and one made anew keeps
+// lines DefaultLogRetention.
+func WithLogRetention(d time.Duration) Option {
+	return func(c *config) { c.logMaxAge = &d }
+}
+
+// WithLogMaxBytes bounds the bytes the log stream holds (its MaxBytes):
+// past it, JetStream drops the oldest lines. 0 or less removes the bound.
+// Without it a log stream that exists keeps its own bound, and one made
+// anew has none.
+func WithLogMaxBytes(n int64) Option {
+	return func(c *config) { c.logMaxBytes = &n }
+}
+
+// DefaultLogRetention is how long a log stream made without
+// WithLogRetention keeps a line.
+const DefaultLogRetention = 30 * 24 * time.Hour
 
 // WithAckWait sets how long a worker may stay silent about a job before
 // JetStream hands it to another worker (30 s by default). Workers renew the
@@ -61,7 +81,7 @@ func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.log = l } 
 // New wraps a connection. It does not touch the streams: call EnsureStreams
 // once at the start of a server.
 func New(nc *nats.Conn, opts ...Option) (*Queue, error) {
-	cfg := config{logMaxAge: 30 * 24 * time.Hour, ackWait: 30 * time.Second, log: zerolog.Nop()}
+	cfg := config{ackWait: 30 * time.Second, log: zerolog.Nop()}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -116,7 +136,7 @@ func (q *Queue) ensureStreams(ctx context.Context) error {
 			Description: "gantry: log lines of runs",
 			Subjects:    []string{"gantry.logs.>"},
 			Retention:   jetstream.LimitsPolicy,
-			MaxAge:      q.cfg.logMaxAge,
+			Discard:     jetstream.DiscardOld, // past MaxBytes, drop the oldest lines, never refuse new ones
 			AllowDirect: true,
 		},
 		reportsStream(), // reports.go
@@ -135,6 +155,11 @@ func (q *Queue) ensureStreams(ctx context.Context) error {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 		sc.Replicas = n
+		if sc.Name == StreamLogs {
+			if sc.MaxAge, sc.MaxBytes, err = q.logLimits(ctx); err != nil {
+				return fmt.Errorf("stream %s: %w", sc.Name, err)
+			}
+		}
 		if _, err := ensure(ctx, sc, jetstream.ErrStreamNameAlreadyInUse, q.js.CreateStream, q.js.UpdateStream); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
