@@ -2,9 +2,11 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 )
@@ -204,4 +206,54 @@ func BenchmarkLastPipelineEnds(b *testing.B) {
 			b.Fatalf("LastPipelineEnds = %d ends, %v; want %d", len(ends), err, 3*pipelines)
 		}
 	}
+}
+
+// BenchmarkPruneHistory deletes runs past a retention, as the server's
+// sweep does, among a million runs recorded that are not due (ended
+// since: their ids are above the bound, and the sweep must not read
+// them). Each iteration prunes 10,000 runs that ended long ago, in
+// transactions of DefaultPruneBatch; it reports runs deleted per second
+// and the longest batch, which is how long the sweep may hold the
+// store's one writer at a time.
+func BenchmarkPruneHistory(b *testing.B) {
+	const recorded, due = 1_000_000, 10_000
+	ctx := context.Background()
+	db, _ := openDB(b)
+	if _, err := db.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+		INSERT INTO runs (run_id, status, created_at, doc)
+		SELECT printf('01KEPT%012d', i), 'SUCCEEDED', i, x'7b7d' FROM n`, recorded); err != nil {
+		b.Fatal(err)
+	}
+	// The due runs have a run's whole document, as the sweep decodes it.
+	r := newRun(0, func(r *jobs.Run) {
+		end := t0.Add(time.Minute)
+		r.Status, r.FinishedAt, r.Attempts[0].Status = jobs.StatusSucceeded, &end, jobs.StatusSucceeded
+	})
+	doc, err := json.Marshal(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cutoff := t0.Add(24 * time.Hour)
+	var longest time.Duration
+	deleted := 0
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := db.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+			INSERT INTO runs (run_id, status, created_at, doc) SELECT printf('01DUE%012d', i), 'SUCCEEDED', i, ? FROM n`, due, doc); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		last := time.Now()
+		n, err := db.PruneHistory(ctx, Prune{EndedBefore: cutoff, RunsBelow: "01E", PipelineRunsBelow: "pr-01E",
+			Committed: func(PruneCount) {
+				longest = max(longest, time.Since(last))
+				last = time.Now()
+			}})
+		if err != nil || n.Runs != due {
+			b.Fatalf("PruneHistory = %+v, %v; want %d runs", n, err, due)
+		}
+		deleted += n.Runs
+	}
+	b.ReportMetric(float64(deleted)/b.Elapsed().Seconds(), "runs/s")
+	b.ReportMetric(float64(longest.Microseconds())/1000, "ms/longest-batch")
 }
