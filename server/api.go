@@ -395,7 +395,8 @@ func (s *Server) apiGet(ctx context.Context, data []byte) (any, error) {
 	if req.RunID == "" {
 		return nil, jobs.Invalid("runId: required")
 	}
-	return s.db.GetRun(ctx, req.RunID)
+	r, err := s.db.GetRun(ctx, req.RunID)
+	return r, s.explainPruned(err, req.RunID) // history.go
 }
 
 // apiStatus answers runs.status, the submit role's runs.get: NATS does
@@ -410,7 +411,7 @@ func (s *Server) apiStatus(ctx context.Context, data []byte) (any, error) {
 	}
 	r, err := s.db.GetRun(ctx, req.RunID)
 	if err != nil {
-		return nil, err
+		return nil, s.explainPruned(err, req.RunID) // history.go
 	}
 	return runStatus(r), nil
 }

@@ -37,6 +37,8 @@ type metrics struct {
 
 	pipelinesEnded *prometheus.CounterVec
 	fires          *prometheus.CounterVec
+	// Deleted past --run-retention (history.go).
+	runsDeleted, pipelineRunsDeleted prometheus.Counter
 }
 
 // terminalStatuses and stopCodes are the values of gantry_runs_ended_total's
@@ -135,6 +137,10 @@ func newMetrics() *metrics {
 		fires: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_schedule_fires_total",
 			Help: "Fire times of schedules, by result: fired, skipped_late (misfire: skip), skipped_concurrent (concurrencyPolicy Forbid), suspended, missed (passed over while no server ran)."},
 			[]string{"result"}),
+		runsDeleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "gantry_runs_deleted_total",
+			Help: "Runs (stage runs included) deleted from the store because they ended more than --run-retention ago."}),
+		pipelineRunsDeleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "gantry_pipeline_runs_deleted_total",
+			Help: "Pipeline runs deleted from the store because they ended more than --run-retention ago."}),
 	}
 	m.ended = newEndCounters()
 	for _, st := range terminalStatuses {
@@ -149,7 +155,7 @@ func newMetrics() *metrics {
 // register registers the metrics, and those read on scrape from s, with reg.
 func (m *metrics) register(reg prometheus.Registerer, s *Server) {
 	reg.MustRegister(m.submitted, m.ended.vec, m.queueWait, m.duration, m.batchEvents, m.batchSeconds, m.batchFailures,
-		m.pipelinesEnded, m.fires, &stateCollector{s: s, seen: map[string]bool{}})
+		m.pipelinesEnded, m.fires, m.runsDeleted, m.pipelineRunsDeleted, &stateCollector{s: s, seen: map[string]bool{}})
 }
 
 // terminalIndex is st's index in terminalStatuses, -1 if it is not there.
@@ -211,6 +217,12 @@ func (m *metrics) pipelineEnded(st jobs.Status) {
 // fired records the outcome of n fire times of a schedule.
 func (m *metrics) fired(o scheduler.Outcome, n int) {
 	m.fires.WithLabelValues(string(o)).Add(float64(n))
+}
+
+// pruned records the runs and pipeline runs a prune deleted.
+func (m *metrics) pruned(runs, pipelineRuns int) {
+	m.runsDeleted.Add(float64(runs))
+	m.pipelineRunsDeleted.Add(float64(pipelineRuns))
 }
 
 // stateCollector reports, at each scrape, how many runs are not ended (from

@@ -73,8 +73,9 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 		defer wg.Done()
 		s.pipes.cron.Run(cctx)
 	}()
-	s.startFollowUps(cctx, &wg)     // followups.go; retries failed advances too
-	s.startDataRetention(cctx, &wg) // retention.go
+	s.startFollowUps(cctx, &wg)        // followups.go; retries failed advances too
+	s.startDataRetention(cctx, &wg)    // retention.go
+	s.startHistoryRetention(cctx, &wg) // history.go
 	return func() { cancel(); wg.Wait() }, nil
 }
 
@@ -462,7 +463,8 @@ func (s *Server) apiPipelineGet(ctx context.Context, data []byte) (any, error) {
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	return s.db.GetPipelineRun(ctx, req.PipelineRunID)
+	pr, err := s.db.GetPipelineRun(ctx, req.PipelineRunID)
+	return pr, s.explainPruned(err, req.PipelineRunID) // history.go
 }
 
 func (s *Server) apiPipelineStop(ctx context.Context, data []byte) (any, error) {

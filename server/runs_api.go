@@ -162,7 +162,7 @@ func (s *Server) apiLogs(ctx context.Context, data []byte) (any, error) {
 	}
 	r, err := s.db.GetRun(ctx, req.RunID)
 	if err != nil {
-		return nil, err
+		return nil, s.explainPruned(err, req.RunID) // history.go
 	}
 	subject := queue.LogSubject(r.RunID, req.Container)
 	reply := LogsReply{RunID: r.RunID, Stream: queue.StreamLogs, Subject: subject,

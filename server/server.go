@@ -60,6 +60,7 @@ type config struct {
 	defaultCluster string
 	sweepEvery     time.Duration
 	dataRetention  time.Duration         // retention.go
+	runRetention   time.Duration         // history.go
 	followUpRetry  time.Duration         // followups.go
 	metrics        prometheus.Registerer // metrics.go; nil: not registered
 }
