@@ -257,6 +257,12 @@ func (c *Client) LogRetention(ctx context.Context) (time.Duration, error) {
 	return c.q.LogRetention(ctx)
 }
 
+// LogLimits returns the log stream's limits (age and size) and when the
+// oldest line it holds was stored: lines stored before it are gone.
+func (c *Client) LogLimits(ctx context.Context) (queue.LogLimits, error) {
+	return c.q.LogLimits(ctx)
+}
+
 // Logs calls fn with the run's log lines in order, batch by batch.
 func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*jobs.LogBatch) error) error {
 	r, err := c.Get(ctx, runID)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
@@ -24,8 +25,11 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Long: `logs prints what the run's containers wrote, stdout to stdout and stderr to
 stderr, in order. The log is kept in JetStream, so it can be read again after
 the run ended and after gantry restarts, for 30 days (the GANTRY_LOGS stream's
-max age): of a run that ended longer ago, logs says on stderr that its logs
-are no longer kept. With -f, why a run waits in the queue (no worker can take
+max age, the server's --log-retention): of a run that ended longer ago, logs
+says on stderr that its logs are no longer kept. A server with --log-max-size
+bounds the stream's bytes, and past the bound the oldest lines are dropped:
+logs says on stderr when a run's lines, or the first ones of a container,
+went that way. With -f, why a run waits in the queue (no worker can take
 it, a retry's backoff) and its image pull's progress show on stderr, as gantry
 run shows them.`,
 		Example: `  gantry logs 01jf3...
@@ -53,8 +57,22 @@ run shows them.`,
 				defer stop()
 			}
 			batches := 0
+			seen := map[string]bool{} // attempt/container whose first batch was read
 			err = c.Logs(cmd.Context(), args[0], o, func(b *jobs.LogBatch) error {
 				batches++
+				key := fmt.Sprint(b.Attempt, "/", b.Container)
+				if !seen[key] {
+					seen[key] = true
+					// A writer numbers an attempt's lines of a container
+					// from 1: a first line past it means the stream
+					// dropped those before (its limits, or a purge).
+					if len(b.Lines) > 0 && b.Lines[0].Seq > 1 {
+						if err := pr.flush(); err != nil {
+							return err
+						}
+						fmt.Fprintln(cmd.ErrOrStderr(), "gantry:", linesDropped(cmd.Context(), c, b))
+					}
+				}
 				return pr.batch(b)
 			})
 			if err == nil && batches == 0 {
@@ -74,20 +92,54 @@ run shows them.`,
 
 // logsExpired says why a run that showed no log line has none, when it can
 // be told for sure: the run ended longer ago than the log stream keeps
-// lines, so whatever it wrote is gone. Otherwise (a run that wrote
-// nothing, a stream without an age limit, a user who may not read the
+// lines, or before the oldest line the stream holds (a stream bounded by
+// --log-max-size dropped the older ones), so whatever it wrote is gone.
+// Otherwise (a run that wrote nothing, a user who may not read the
 // stream's configuration) it returns "", and the empty output stands.
 func logsExpired(ctx context.Context, c *client.Client, runID string, o client.LogOptions, now time.Time) string {
 	r, err := c.Get(ctx, runID)
 	if err != nil || r.FinishedAt == nil || o.Attempt > len(r.Attempts) {
 		return ""
 	}
-	keep, err := c.LogRetention(ctx)
-	if err != nil || keep <= 0 || now.Sub(*r.FinishedAt) <= keep {
+	l, err := c.LogLimits(ctx)
+	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("run %s ended %s ago, and logs are kept %s (the %s stream's max age): its logs, if it wrote any, are no longer kept",
-		runID, short(now.Sub(*r.FinishedAt)), short(keep), queue.StreamLogs)
+	ago := now.Sub(*r.FinishedAt)
+	switch {
+	case l.MaxAge > 0 && ago > l.MaxAge:
+		return fmt.Sprintf("run %s ended %s ago, and logs are kept %s (the %s stream's max age): its logs, if it wrote any, are no longer kept",
+			runID, short(ago), short(l.MaxAge), queue.StreamLogs)
+	case !l.Oldest.IsZero() && r.FinishedAt.Before(l.Oldest):
+		return fmt.Sprintf("run %s ended %s ago, before the oldest line the %s stream holds (stored %s ago): %s; its logs, if it wrote any, are no longer kept",
+			runID, short(ago), queue.StreamLogs, short(now.Sub(l.Oldest)), dropCause(l))
+	}
+	return ""
+}
+
+// linesDropped says that the lines before b's first, of its container and
+// attempt, are gone, and why as far as the stream's limits tell.
+func linesDropped(ctx context.Context, c *client.Client, b *jobs.LogBatch) string {
+	msg := fmt.Sprintf("the first %d lines of container %s (attempt %d) are no longer kept", b.Lines[0].Seq-1, b.Container, b.Attempt)
+	if l, err := c.LogLimits(ctx); err == nil {
+		msg += ": " + dropCause(l)
+	}
+	return msg
+}
+
+// dropCause names the limits of the log stream that drop its oldest lines.
+func dropCause(l queue.LogLimits) string {
+	switch {
+	case l.MaxBytes > 0 && l.MaxAge > 0:
+		return fmt.Sprintf("the %s stream keeps lines %s and at most %s (its max age and max size, the server's --log-retention and --log-max-size), dropping the oldest first",
+			queue.StreamLogs, short(l.MaxAge), units.BytesSize(float64(l.MaxBytes)))
+	case l.MaxBytes > 0:
+		return fmt.Sprintf("the %s stream holds at most %s (its max size, the server's --log-max-size), dropping the oldest lines first",
+			queue.StreamLogs, units.BytesSize(float64(l.MaxBytes)))
+	case l.MaxAge > 0:
+		return fmt.Sprintf("the %s stream keeps lines %s (its max age, the server's --log-retention)", queue.StreamLogs, short(l.MaxAge))
+	}
+	return fmt.Sprintf("the %s stream no longer holds them (it was purged, or its limits were changed)", queue.StreamLogs)
 }
 
 // linePrinter writes log batches out, joining the pieces of long lines.

@@ -280,7 +280,10 @@ func gcLimit(least, latest uint64) int64 {
 // With syncAll every commit of the store reaches the disk before it returns.
 // The streams and buckets it makes have the given replicas; with 0 those
 // that exist keep theirs (queue.WithReplicas).
-func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger, lease time.Duration, syncAll bool, replicas int, opts ...server.Option) error {
+//
+// qopts are further options of the queue: the log stream's limits.
+func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.Logger, lease time.Duration, syncAll bool, replicas int,
+	qopts []queue.Option, opts ...server.Option) error {
 	tuneServerGC(ctx)
 	var dbOpts []storage.OpenOption
 	if syncAll {
@@ -291,8 +294,8 @@ func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.L
 		return err
 	}
 	defer db.Close()
-	q, err := queue.New(nc, queue.WithAckWait(lease), queue.WithReplicas(replicas),
-		queue.WithLogger(log.With().Str("role", "server").Logger()))
+	q, err := queue.New(nc, append([]queue.Option{queue.WithAckWait(lease), queue.WithReplicas(replicas),
+		queue.WithLogger(log.With().Str("role", "server").Logger())}, qopts...)...)
 	if err != nil {
 		return err
 	}
@@ -329,6 +332,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		syncAlways                  bool
 		wf                          workerFlags
 		retention                   time.Duration  // retention.go
+		history                     historyFlags   // retention.go
 		submitter                   submitterFlags // auth_roles.go
 		serveTLS                    serveTLSFlags  // servetls.go
 		httpTLS                     httpTLSFlags   // httptls.go
@@ -361,6 +365,9 @@ server and the worker at http://ADDR/metrics.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkDataRetention(retention); err != nil {
+				return err
+			}
+			if err := history.check(cmd); err != nil {
 				return err
 			}
 			if err := wf.validate(); err != nil {
@@ -451,8 +458,8 @@ server and the worker at http://ADDR/metrics.
 						}
 					})
 					defer stop()
-					return runServer(serverLife, nc, dataDir, log, wf.fleet.lease, syncAlways, 1,
-						append(serverMetrics(metrics), server.WithDataRetention(retention))...)
+					return runServer(serverLife, nc, dataDir, log, wf.fleet.lease, syncAlways, 1, history.queueOptions(cmd),
+						append(serverMetrics(metrics), server.WithDataRetention(retention), server.WithRunRetention(history.runRetention))...)
 				},
 				func(ctx context.Context) error {
 					defer endServer()
@@ -470,6 +477,7 @@ server and the worker at http://ADDR/metrics.
 	serveTLS.add(c)
 	httpTLS.add(c)
 	addDataRetentionFlag(c, &retention)
+	history.add(c)
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	mf.add(c)
 	wf.add(c)
@@ -530,6 +538,7 @@ func newServerCmd(g *globals) *cobra.Command {
 		natsPort, replicas          int
 		lease                       time.Duration
 		retention                   time.Duration  // retention.go
+		history                     historyFlags   // retention.go
 		submitter                   submitterFlags // auth_roles.go
 		serveTLS                    serveTLSFlags  // servetls.go
 		httpTLS                     httpTLSFlags   // httptls.go
@@ -562,6 +571,9 @@ without JetStream (started without -js) ends it at once.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkDataRetention(retention); err != nil {
+				return err
+			}
+			if err := history.check(cmd); err != nil {
 				return err
 			}
 			if err := checkReplicas(cmd, replicas); err != nil {
@@ -652,8 +664,8 @@ without JetStream (started without -js) ends it at once.
 			return serveAll(cmd.Context(), log,
 				func(ctx context.Context) error {
 					defer endServer()
-					return runServer(ctx, nc, dataDir, log, lease, syncAlways, replicas,
-						append(serverMetrics(metrics), server.WithDataRetention(retention))...)
+					return runServer(ctx, nc, dataDir, log, lease, syncAlways, replicas, history.queueOptions(cmd),
+						append(serverMetrics(metrics), server.WithDataRetention(retention), server.WithRunRetention(history.runRetention))...)
 				},
 				httpServe(httpAddr, nc, hauth, htls, log), metrics.role(serverLife, log))
 		},
@@ -669,6 +681,7 @@ without JetStream (started without -js) ends it at once.
 	serveTLS.add(c)
 	httpTLS.add(c)
 	addDataRetentionFlag(c, &retention)
+	history.add(c)
 	addLeaseFlag(c, &lease)
 	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1 with --embedded-nats; 0 picks a free one (written to DATA/nats.url)")
 	mf.add(c)

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/server"
+	"github.com/gantry-dev/gantry/storage"
+)
+
+// TestServerChecksHistoryFlags: --log-retention, --log-max-size and
+// --run-retention (or their GANTRY_* variables) that make no sense are
+// refused at start, naming the flag or the variable, by gantry server
+// and gantry up alike, before anything is started.
+func TestServerChecksHistoryFlags(t *testing.T) {
+	t.Setenv("GANTRY_CONFIG", filepath.Join(t.TempDir(), "config.yaml"))
+	for _, c := range []struct {
+		env  [2]string // variable, value
+		args []string
+		want string
+	}{
+		{args: []string{"--log-retention", "-1h"}, want: "--log-retention -1h0m0s: want 0 (no age limit) or at least 1m0s"},
+		{args: []string{"--log-retention", "10s"}, want: "--log-retention 10s: want 0 (no age limit) or at least 1m0s"},
+		{args: []string{"--log-retention", "a week"}, want: `invalid argument "a week" for "--log-retention"`},
+		{args: []string{"--run-retention", "-720h"}, want: "--run-retention -720h0m0s: want 0 (keep runs for ever) or at least 1h0m0s"},
+		{args: []string{"--run-retention", "5m"}, want: "--run-retention 5m0s: want 0 (keep runs for ever) or at least 1h0m0s"},
+		{args: []string{"--log-max-size", "20 gigs"}, want: `--log-max-size "20 gigs": want a size such as 20GiB`},
+		{args: []string{"--log-max-size", "-5GiB"}, want: `--log-max-size "-5GiB": want a size such as 20GiB`},
+		{args: []string{"--log-max-size", "1e30"}, want: `--log-max-size "1e30": want a size such as 20GiB`},
+		{args: []string{"--log-max-size", "1MiB"}, want: `--log-max-size "1MiB": want at least 10MiB`},
+		{env: [2]string{"GANTRY_LOG_MAX_SIZE", "lots"}, want: `GANTRY_LOG_MAX_SIZE "lots": want a size such as 20GiB`},
+		{env: [2]string{"GANTRY_LOG_RETENTION", "30d"}, want: `GANTRY_LOG_RETENTION="30d": want a duration such as 720h or 90m (--log-retention)`},
+		{env: [2]string{"GANTRY_RUN_RETENTION", "-1h"}, want: "--run-retention -1h0m0s: want 0 (keep runs for ever)"},
+		// Every problem at once.
+		{args: []string{"--log-retention", "-1h", "--run-retention", "5m", "--log-max-size", "x"},
+			want: "--log-retention -1h0m0s: want 0 (no age limit) or at least 1m0s\n--run-retention 5m0s: want 0 (keep runs for ever)"},
+	} {
+		for _, role := range [][]string{{"server", "--nats", "nats://127.0.0.1:1"}, {"up", "--nats-port", "0"}} {
+			for _, env := range []string{"GANTRY_LOG_RETENTION", "GANTRY_LOG_MAX_SIZE", "GANTRY_RUN_RETENTION"} {
+				t.Setenv(env, "")
+			}
+			if c.env[0] != "" {
+				t.Setenv(c.env[0], c.env[1])
+			}
+			root := newRoot()
+			root.SetOut(io.Discard)
+			root.SetErr(io.Discard)
+			root.SetArgs(append(append(role, "--data", t.TempDir()), c.args...))
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			err := root.ExecuteContext(ctx)
+			cancel()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s=%q gantry %s %v: %v, want %q", c.env[0], c.env[1], role[0], c.args, err, c.want)
+			}
+		}
+	}
+}
+
+func TestParseLogMaxSize(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int64{
+		"0": 0, " 0 ": 0, "20GiB": 20 << 30, "20GB": 20 << 30, "20g": 20 << 30, "500MiB": 500 << 20,
+		"1.5TiB": 3 << 39, "10MiB": 10 << 20, "1EiB": -1, "1PiB": 1 << 50,
+	} {
+		got, err := parseLogMaxSize(in)
+		if want < 0 {
+			if err == nil {
+				t.Errorf("parseLogMaxSize(%q) = %d, want an error", in, got)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("parseLogMaxSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+// FuzzParseLogMaxSize: whatever the input, parseLogMaxSize returns 0 or a
+// size within its bounds, or an error; never a negative size or a panic.
+func FuzzParseLogMaxSize(f *testing.F) {
+	for _, s := range []string{"0", "20GiB", "20 GB", "1e30", "-1", "9223372036854775807", "NaN", "1.5t", "0x10", "", "b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseLogMaxSize(s)
+		if err != nil {
+			return
+		}
+		if n != 0 && (n < minLogMaxSize || n > maxLogMaxSize) {
+			t.Fatalf("parseLogMaxSize(%q) = %d, out of bounds", s, n)
+		}
+	})
+}
+
+// TestLogsOfARunWhoseLinesWereDropped: with the log stream bounded in
+// size (--log-max-size), `gantry logs` says on stderr that the lines of a
+// run that ended before the oldest line held are gone, and that the first
+// lines of a run are, naming the bound; it printed nothing, or the lines
+// left, without a word.
+func TestLogsOfARunWhoseLinesWereDropped(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	nc := embeddedNATS(t)
+	bounded, err := queue.New(nc, queue.WithLogMaxBytes(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bounded.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.New(nc) // as the server without the flags: keeps the bound
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- server.New(db, q).Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+		db.Close()
+	})
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	submit := func() string {
+		t.Helper()
+		td := []byte(`{"family":"f","containerDefinitions":[{"name":"main","image":"i"}]}`)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			r, err := c.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: td})
+			if err == nil {
+				return r.RunID
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the server did not take a run within 10s: %v", err)
+			}
+		}
+	}
+	logs := func(id string) (stdout, stderr string) {
+		t.Helper()
+		root := newRoot()
+		var out, errb bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errb)
+		root.SetArgs([]string{"logs", "--nats", nc.ConnectedUrl(), id})
+		if err := root.ExecuteContext(ctx); err != nil {
+			t.Fatalf("gantry logs %s: %v", id, err)
+		}
+		return out.String(), errb.String()
+	}
+
+	old := submit()
+	if _, err := c.Stop(ctx, old, ""); err != nil { // queued: CANCELED at once
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // the lines below are stored after its end
+	busy := submit()
+	w := q.NewLogWriter(busy, 1)
+	line := []byte(strings.Repeat("x", 1000))
+	for range 3000 { // 3 MB in 1 MiB
+		w.Line("main", jobs.Stdout, line)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	out, errOut := logs(old)
+	if want := "gantry: run " + old + " ended "; out != "" || !strings.HasPrefix(errOut, want) ||
+		!strings.Contains(errOut, "before the oldest line the GANTRY_LOGS stream holds") ||
+		!strings.Contains(errOut, "the GANTRY_LOGS stream keeps lines 30d and at most 1MiB (its max age and max size, the server's --log-retention and --log-max-size), dropping the oldest first; its logs, if it wrote any, are no longer kept\n") {
+		t.Errorf("logs of a run that ended before the oldest line: stdout %q, stderr %q", out, errOut)
+	}
+	out, errOut = logs(busy)
+	if !strings.HasPrefix(errOut, "gantry: the first ") ||
+		!strings.Contains(errOut, " lines of container main (attempt 1) are no longer kept: the GANTRY_LOGS stream keeps lines 30d and at most 1MiB") ||
+		strings.Count(errOut, "\n") != 1 || !strings.HasSuffix(out, string(line)+"\n") {
+		t.Errorf("logs of a run whose first lines were dropped: %d bytes of stdout, stderr %q", len(out), errOut)
+	}
+}
