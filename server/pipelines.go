@@ -269,9 +269,11 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 // derive from its name, the time and when the new pipeline's first version
 // was stored ("schedule/<name>@<first version's time>/<time>"). Only such
 // times do: a pipeline never deleted keeps the ids and keys it had, and
-// the runs of the deleted one keep theirs. Pipeline runs are never
-// deleted, so the run holding a key never changes and every fire of a time
-// names the same run.
+// the runs of the deleted one keep theirs. Pipeline runs are deleted only
+// by --run-retention (history.go), long after they ended, so the run
+// holding a key never changes while it is kept and every fire of a time
+// names the same run; the cron never fires a time again (last_fire), and
+// a backfill over a pruned range makes its times' runs anew.
 func (s *Server) storeScheduled(ctx context.Context, p *jobs.Pipeline, pr *jobs.PipelineRun, t time.Time) (*jobs.PipelineRun, bool, error) {
 	stored, created, err := s.db.CreatePipelineRun(ctx, pr)
 	if err != nil || created || !stored.CreatedAt.Before(p.CreatedAt) {
