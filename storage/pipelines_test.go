@@ -209,7 +209,9 @@ func TestLastPipelineEnds(t *testing.T) {
 		{"p", jobs.StatusSucceeded, t0.Add(3 * time.Hour)},
 		{"q", jobs.StatusCanceled, t0.Add(time.Hour)},
 	}
-	if !slices.EqualFunc(got, want, func(a, b PipelineEnd) bool { return a.Pipeline == b.Pipeline && a.Status == b.Status && a.At.Equal(b.At) }) {
+	if !slices.EqualFunc(got, want, func(a, b PipelineEnd) bool {
+		return a.Pipeline == b.Pipeline && a.Status == b.Status && a.At.Equal(b.At)
+	}) {
 		t.Fatalf("LastPipelineEnds = %+v, want %+v", got, want)
 	}
 
