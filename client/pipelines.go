@@ -72,6 +72,21 @@ func (c *Client) StopPipelineRun(ctx context.Context, id, reason string) (*jobs.
 	return &pr, nil
 }
 
+// RetryPipelineRun runs again, under the same id, the stages of an ended
+// pipeline run (FAILED or CANCELED) that did not succeed and those
+// downstream of them, with the pipeline version and parameters it ran;
+// the stages that succeeded keep their runs and files. It returns the run
+// RUNNING again. A run not ended, one that succeeded, one whose pipeline
+// was deleted or whose kept stages' files the data retention deleted is
+// ErrFailedPrecondition; an unknown id ErrNotFound.
+func (c *Client) RetryPipelineRun(ctx context.Context, id string) (*jobs.PipelineRun, error) {
+	var pr jobs.PipelineRun
+	if err := c.call(ctx, "pipelines.retry", map[string]any{"pipelineRunId": id}, &pr); err != nil {
+		return nil, err
+	}
+	return &pr, nil
+}
+
 // Backfill creates one run of a scheduled pipeline per fire time in
 // [from, to].
 func (c *Client) Backfill(ctx context.Context, name string, from, to time.Time) ([]jobs.PipelineRun, error) {

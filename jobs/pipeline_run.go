@@ -42,11 +42,16 @@ type PipelineRun struct {
 	IdempotencyKey string         `json:"idempotencyKey,omitempty"`
 	StoppedReason  string         `json:"stoppedReason,omitempty"`
 	// StopRequested is set by a stop: no stage starts after it.
-	StopRequested bool         `json:"stopRequested,omitempty"`
-	CreatedAt     time.Time    `json:"createdAt"`
-	StartedAt     *time.Time   `json:"startedAt"`
-	FinishedAt    *time.Time   `json:"finishedAt"`
-	Stages        []StageState `json:"stages"`
+	StopRequested bool `json:"stopRequested,omitempty"`
+	// Retries counts the retries of the run (`gantry pipeline retry`):
+	// each put its stages that had not succeeded back to PENDING and the
+	// run back to RUNNING. RetriedAt is when the latest came.
+	Retries    int          `json:"retries,omitempty"`
+	RetriedAt  *time.Time   `json:"retriedAt,omitempty"`
+	CreatedAt  time.Time    `json:"createdAt"`
+	StartedAt  *time.Time   `json:"startedAt"`
+	FinishedAt *time.Time   `json:"finishedAt"`
+	Stages     []StageState `json:"stages"`
 	// Spec is the pipeline as it was when the run started; later applies do
 	// not change a run in progress.
 	Spec Pipeline `json:"spec"`
@@ -62,6 +67,23 @@ type BackfillGroup struct {
 // StageState is how far one stage of a pipeline run got.
 type StageState struct {
 	Name       string     `json:"name"`
+	Status     Status     `json:"status"`
+	Reason     string     `json:"reason,omitempty"`
+	StartedAt  *time.Time `json:"startedAt"`
+	FinishedAt *time.Time `json:"finishedAt"`
+	Runs       []StageRun `json:"runs"`
+	// Try counts the stage's tries from 1: a retry of the pipeline run
+	// that puts the stage back to PENDING starts its next. 0 (left out)
+	// is the first.
+	Try int `json:"try,omitempty"`
+	// EarlierTries are how the stage's earlier tries ended, oldest first,
+	// their runs included: a retry keeps them.
+	EarlierTries []StageTry `json:"earlierTries,omitempty"`
+}
+
+// StageTry is one earlier try of a stage, as it ended.
+type StageTry struct {
+	Try        int        `json:"try"`
 	Status     Status     `json:"status"`
 	Reason     string     `json:"reason,omitempty"`
 	StartedAt  *time.Time `json:"startedAt"`

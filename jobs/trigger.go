@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -14,8 +15,10 @@ import (
 //	  - pipeline: daily-sales   # the upstream pipeline
 //	    on: success             # success (default), failure or complete
 //
-// Each upstream run starts at most one run of each pipeline it triggers:
-// the triggered run's idempotency key is TriggerKey(pipeline, upstream run).
+// Each end of an upstream run starts at most one run of each pipeline it
+// triggers: the triggered run's idempotency key is TriggerKey(pipeline,
+// upstream run, its retries). A run ends once, and once more after each
+// retry.
 // The triggered run takes the upstream run's value of every parameter both
 // pipelines declare.
 type Trigger struct {
@@ -44,9 +47,15 @@ func (t Trigger) Fires(s Status) bool {
 }
 
 // TriggerKey is the idempotency key of the run of pipeline that the
-// upstream pipeline run upstreamRun triggered.
-func TriggerKey(pipeline, upstreamRun string) string {
-	return "trigger/" + pipeline + "/" + upstreamRun
+// upstream pipeline run upstreamRun triggered when it ended after retries
+// retries (PipelineRun.Retries): the key of its first end is that of
+// before retries existed, so that a restart finds the runs triggered then.
+func TriggerKey(pipeline, upstreamRun string, retries int) string {
+	key := "trigger/" + pipeline + "/" + upstreamRun
+	if retries > 0 {
+		key += "/retry" + strconv.Itoa(retries)
+	}
+	return key
 }
 
 // Pipeline kinds. A task schedule (`gantry schedule create --task`) is

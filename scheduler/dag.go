@@ -378,12 +378,12 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 // substituted (into a registered task definition by the server, which
 // reads it: Stage.Parameters), the GANTRY_* variables of pipelines added
 // to every container, an idempotency key derived from (pipeline run,
-// stage, index).
+// stage, try after the first, index).
 func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitRequest, error) {
 	req := &jobs.SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster,
 		TimeoutSeconds: st.TimeoutSeconds, RetryStrategy: st.RetryStrategy,
 		Overrides:      jobs.SubstituteOverrides(st.Overrides, pr.Parameters),
-		IdempotencyKey: "pipeline/" + pr.PipelineRunID + "/" + st.Name,
+		IdempotencyKey: stageKey(pr, st.Name),
 		Stage: &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream(),
 			Parameters: pr.Parameters}}
 	for _, up := range st.Upstream() {
@@ -431,6 +431,17 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 	// override applies to every container.
 	req.Overrides.ContainerOverrides = append(req.Overrides.ContainerOverrides, jobs.ContainerOverride{Environment: env})
 	return req, nil
+}
+
+// stageKey is the idempotency key of a stage's run (an array child's
+// adds its index): that of before retries on the first try, so that a
+// restart finds the runs submitted then, and one per try after.
+func stageKey(pr *jobs.PipelineRun, stage string) string {
+	key := "pipeline/" + pr.PipelineRunID + "/" + stage
+	if st := pr.StageState(stage); st != nil && st.Try > 1 {
+		key += "/try" + strconv.Itoa(st.Try)
+	}
+	return key
 }
 
 // outcome says whether every stage ended and, if so, how the pipeline run

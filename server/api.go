@@ -85,6 +85,7 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 		{"pipelines_get", "pipelines.get", s.apiPipelineGet},
 		{"pipelines_stop", "pipelines.stop", s.apiPipelineStop},
 		{"pipelines_backfill", "pipelines.backfill", s.apiPipelineBackfill},
+		{"pipelines_retry", "pipelines.retry", s.apiPipelineRetry}, // retry.go
 		{"schedules_list", "schedules.list", s.apiScheduleList},
 		{"schedules_suspend", "schedules.suspend", s.apiScheduleSuspend},
 		{"schedules_resume", "schedules.resume", s.apiScheduleResume},

@@ -61,6 +61,7 @@ var endpointSpecs = map[string]endpointSpec{
 	"pipelines.get":       {"Get a pipeline run with its stages", PipelineRunRef{}, jobs.PipelineRun{}, false},
 	"pipelines.stop":      {"Stop a pipeline run's running stages and start no other", PipelineRunRef{}, jobs.PipelineRun{}, false},
 	"pipelines.backfill":  {"Create one run of a scheduled pipeline per fire time in [from, to]", BackfillRequest{}, []jobs.PipelineRun{}, false},
+	"pipelines.retry":     {"Run again, under the same id, the stages of an ended FAILED or CANCELED pipeline run that did not succeed and those downstream of them; the others keep their runs and files", PipelineRunRef{}, jobs.PipelineRun{}, false},
 	"schedules.list":      {"List schedules with their last and next fire times", struct{}{}, []ScheduleInfo{}, true},
 	"schedules.suspend":   {"Stop a schedule firing", NameRequest{}, map[string]any{}, false},
 	"schedules.resume":    {"Let a suspended schedule fire again", NameRequest{}, map[string]any{}, false},

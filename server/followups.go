@@ -195,7 +195,7 @@ func (s *Server) recoverFollowUps(ctx context.Context) error {
 				if up.FinishedAt == nil || up.FinishedAt.Before(p.CreatedAt) || !t.Fires(up.Status) {
 					continue
 				}
-				if done, err := s.db.HasPipelineRunKey(ctx, jobs.TriggerKey(p.Name, up.PipelineRunID)); err != nil {
+				if done, err := s.db.HasPipelineRunKey(ctx, jobs.TriggerKey(p.Name, up.PipelineRunID, up.Retries)); err != nil {
 					errs = append(errs, err)
 					continue
 				} else if done {
@@ -239,7 +239,7 @@ func (s *Server) fireTriggers(ctx context.Context, up *jobs.PipelineRun) error {
 // reports on day X); the others keep the pipeline's defaults.
 func (s *Server) startTriggered(ctx context.Context, pipeline string, up *jobs.PipelineRun) (*jobs.PipelineRun, error) {
 	return s.startPipelineRun(ctx, pipeline, nil, "pipeline", nil, func(pr *jobs.PipelineRun) {
-		pr.IdempotencyKey, pr.TriggeredBy = jobs.TriggerKey(pipeline, up.PipelineRunID), up.PipelineRunID
+		pr.IdempotencyKey, pr.TriggeredBy = jobs.TriggerKey(pipeline, up.PipelineRunID, up.Retries), up.PipelineRunID
 		for k := range pr.Parameters {
 			if v, ok := up.Parameters[k]; ok {
 				pr.Parameters[k] = v

@@ -157,7 +157,7 @@ func TestBackfillMaxParallelAndCrossPipelineTriggers(t *testing.T) {
 	reports := e.waitRuns("report", func(runs []jobs.PipelineRun) bool { return len(runs) == 3 })
 	ups := map[string]bool{}
 	for _, r := range reports {
-		if r.Trigger != "pipeline" || r.IdempotencyKey != jobs.TriggerKey("report", r.TriggeredBy) {
+		if r.Trigger != "pipeline" || r.IdempotencyKey != jobs.TriggerKey("report", r.TriggeredBy, 0) {
 			t.Errorf("triggered run %s: trigger %q key %q", r.PipelineRunID, r.Trigger, r.IdempotencyKey)
 		}
 		ups[r.TriggeredBy] = true

@@ -31,6 +31,10 @@ type pipelines struct {
 	after *followUps
 	// data deletes stage files when their retention ends (retention.go).
 	data *queue.Stager
+	// sweep is held while the retention deletes a batch of runs' files,
+	// and while a retry checks that the files it needs are there and
+	// takes its run from the retention (retry.go).
+	sweep sync.Mutex
 	// gate is held for reading while a pipeline run is created from a
 	// pipeline, and for writing while a pipeline is deleted (delete.go):
 	// no run of a deleted pipeline is created after its delete looked at

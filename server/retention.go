@@ -106,22 +106,33 @@ func (s *Server) sweepData(ctx context.Context) (int, error) {
 	const batch = 200
 	total := 0
 	for {
-		now := s.cfg.now()
-		ids, err := s.db.PipelineRunsWithData(ctx, now.Add(-s.retention()), batch)
-		if err != nil || len(ids) == 0 {
+		n, err := s.sweepBatch(ctx, batch)
+		total += n
+		if err != nil || n < batch {
 			return total, err
-		}
-		n, err := s.pipes.data.DeletePipelineRuns(ctx, ids)
-		if err != nil {
-			return total, err
-		}
-		if err := s.db.MarkPipelineRunDataDeleted(ctx, ids, now); err != nil {
-			return total, err
-		}
-		s.cfg.log.Info().Int("pipelineRuns", len(ids)).Int("objects", n).Msg("deleted stage data past its retention")
-		total += len(ids)
-		if len(ids) < batch {
-			return total, nil
 		}
 	}
+}
+
+// sweepBatch deletes the stage files of at most batch runs whose
+// retention ended. A retry waits meanwhile (retry.go): one that came
+// between the choice of the runs and their deletion would find the files
+// of the stages it keeps gone.
+func (s *Server) sweepBatch(ctx context.Context, batch int) (int, error) {
+	s.pipes.sweep.Lock()
+	defer s.pipes.sweep.Unlock()
+	now := s.cfg.now()
+	ids, err := s.db.PipelineRunsWithData(ctx, now.Add(-s.retention()), batch)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	n, err := s.pipes.data.DeletePipelineRuns(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.db.MarkPipelineRunDataDeleted(ctx, ids, now); err != nil {
+		return 0, err
+	}
+	s.cfg.log.Info().Int("pipelineRuns", len(ids)).Int("objects", n).Msg("deleted stage data past its retention")
+	return len(ids), nil
 }

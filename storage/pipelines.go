@@ -407,3 +407,54 @@ func (db *DB) LastPipelineEnds(ctx context.Context) ([]PipelineEnd, error) {
 	}
 	return out, nil
 }
+
+// RetryPipelineRun reads the pipeline run, lets retry put it back to
+// running (or refuse, returning an error) and writes it back with its
+// stage rows, in one transaction: two retries of one run cannot both see
+// it ended. retry is told when the run's stage files were deleted (zero
+// for not yet). The run's end and data deletion are cleared, so that its
+// retention counts from its next end.
+func (db *DB) RetryPipelineRun(ctx context.Context, id string, retry func(pr *jobs.PipelineRun, dataDeleted time.Time) error) (*jobs.PipelineRun, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("retry pipeline run %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	var doc []byte
+	var deleted int64
+	err = tx.QueryRowContext(ctx, `SELECT doc, data_deleted_at FROM pipeline_runs WHERE run_id = ?`, id).Scan(&doc, &deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("pipeline run %s: %w", id, jobs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("retry pipeline run %s: %w", id, err)
+	}
+	pr, err := decodePipelineRun(doc)
+	if err != nil {
+		return nil, err
+	}
+	var deletedAt time.Time
+	if deleted != 0 {
+		deletedAt = time.Unix(0, deleted).UTC()
+	}
+	if err := retry(pr, deletedAt); err != nil {
+		return nil, err
+	}
+	if pr.PipelineRunID != id || pr.Status.Terminal() || pr.FinishedAt != nil {
+		return nil, fmt.Errorf("retry pipeline run %s: the retry left it ended or changed its id", id)
+	}
+	if doc, err = json.Marshal(pr); err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE pipeline_runs SET status = ?, doc = ?, finished_at = 0, data_deleted_at = 0 WHERE run_id = ?`,
+		string(pr.Status), doc, id); err != nil {
+		return nil, fmt.Errorf("retry pipeline run %s: %w", id, err)
+	}
+	if err := writeStages(ctx, tx, pr); err != nil {
+		return nil, fmt.Errorf("retry pipeline run %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("retry pipeline run %s: %w", id, err)
+	}
+	return pr, nil
+}

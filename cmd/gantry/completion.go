@@ -39,6 +39,7 @@ func completers(g *globals) map[string]cobra.CompletionFunc {
 		"pipeline runs":      firstArg(pipelines),
 		"pipeline backfill":  firstArg(pipelines),
 		"pipeline delete":    firstArg(pipelines),
+		"pipeline retry":     firstArg(g.complete(completeRetryable)),
 		"schedule suspend":   firstArg(schedules),
 		"schedule resume":    firstArg(schedules),
 		"schedule trigger":   firstArg(schedules),
@@ -142,6 +143,22 @@ func completeRuns(ctx context.Context, c *client.Client) ([]cobra.Completion, er
 	}
 	if prs, err := c.PipelineRuns(ctx, "", 20); err == nil {
 		for _, pr := range prs {
+			out = append(out, cobra.CompletionWithDesc(pr.PipelineRunID, fmt.Sprintf("pipeline %s %s", pr.Pipeline, pr.Status)))
+		}
+	}
+	return out, nil
+}
+
+// completeRetryable offers the latest pipeline runs that ended FAILED or
+// CANCELED, which pipeline retry takes.
+func completeRetryable(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+	prs, err := c.PipelineRuns(ctx, "", 50)
+	if err != nil {
+		return nil, err
+	}
+	var out []cobra.Completion
+	for _, pr := range prs {
+		if pr.Status == jobs.StatusFailed || pr.Status == jobs.StatusCanceled {
 			out = append(out, cobra.CompletionWithDesc(pr.PipelineRunID, fmt.Sprintf("pipeline %s %s", pr.Pipeline, pr.Status)))
 		}
 	}

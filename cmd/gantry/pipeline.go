@@ -25,11 +25,12 @@ func newPipelineCmd(g *globals) *cobra.Command {
 		Example: `  gantry pipeline apply samples/pipelines/daily-sales.yaml
   gantry pipeline run daily-sales --param day=2026-11-24
   gantry pipeline runs daily-sales -o json
+  gantry pipeline retry pr-01jf3...
   gantry describe pr-01jf3...
   gantry pipeline delete daily-sales`,
 	}
 	c.AddCommand(newPipelineApplyCmd(g), newPipelineLsCmd(g), newPipelineDescribeCmd(g),
-		newPipelineRunCmd(g), newPipelineRunsCmd(g), newPipelineBackfillCmd(g), newPipelineDeleteCmd(g)) // delete.go
+		newPipelineRunCmd(g), newPipelineRetryCmd(g), newPipelineRunsCmd(g), newPipelineBackfillCmd(g), newPipelineDeleteCmd(g)) // delete.go
 	return c
 }
 
@@ -212,6 +213,48 @@ pipeline run.`,
 		},
 	}
 	c.Flags().StringArrayVarP(&params, "param", "p", nil, "set a parameter K=V (repeatable)")
+	c.Flags().BoolVarP(&detach, "detach", "d", false, "print the pipeline run id and return at once")
+	addDetachOutputFlag(c, &out)
+	return c
+}
+
+func newPipelineRetryCmd(g *globals) *cobra.Command {
+	var (
+		detach bool
+		out    output // detach_output.go
+	)
+	c := &cobra.Command{
+		Use:   "retry PIPELINE-RUN [-d]",
+		Short: "Run again the stages of a failed or canceled pipeline run that did not succeed",
+		Long: `retry takes a pipeline run that ended FAILED or CANCELED back to RUNNING under
+the same id: its stages that did not succeed (failed, canceled, skipped) and
+every stage downstream of them run again, with the pipeline version and
+parameters the run had; the stages that succeeded keep their runs and files.
+The earlier tries' runs stay in gantry describe PIPELINE-RUN. Attached, it
+shows the stages as pipeline run does and exits 0 when the run succeeded, 1
+otherwise.`,
+		Example: `  gantry pipeline retry pr-01jf3...
+  gantry pipeline retry pr-01jf3... -d`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.detachedOnly(detach); err != nil {
+				return err
+			}
+			nc, c, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			pr, err := c.RetryPipelineRun(cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("%s", oneLine(err))
+			}
+			if detach {
+				return out.writeID(cmd.OutOrStdout(), pr.PipelineRunID, pr)
+			}
+			return attachPipeline(cmd.Context(), c, pr.PipelineRunID, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "print the pipeline run id and return at once")
 	addDetachOutputFlag(c, &out)
 	return c
@@ -401,6 +444,13 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 	if pr.StoppedReason != "" {
 		fmt.Fprintf(w, "Stopped reason:\t%s\n", pr.StoppedReason)
 	}
+	if pr.Retries > 0 {
+		last := ""
+		if pr.RetriedAt != nil {
+			last = fmt.Sprintf(" (last %s)", ago(*pr.RetriedAt, now))
+		}
+		fmt.Fprintf(w, "Retries:\t%d%s\n", pr.Retries, last)
+	}
 	keys := make([]string, 0, len(pr.Parameters))
 	for k := range pr.Parameters {
 		keys = append(keys, k)
@@ -416,22 +466,35 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 	fmt.Fprintf(w, "Duration:\t%s\n", pipelineDuration(pr, now))
 	fmt.Fprintln(w, "\nSTAGE\tSTATUS\tRUN\tINDEX\tRUN STATUS\tATTEMPTS\tEXIT\tREASON")
 	for _, st := range pr.Stages {
-		if len(st.Runs) == 0 {
-			fmt.Fprintf(w, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", st.Name, st.Status, orDash(st.Reason))
-			continue
+		// The earlier tries of a retried stage first, as "stage (try N)".
+		for _, try := range st.EarlierTries {
+			stageRows(w, fmt.Sprintf("%s (try %d)", st.Name, try.Try), try.Status, try.Reason, try.Runs)
 		}
-		// Each run's own reason: the stage's ("1 of 3 runs failed") only
-		// counts the rows.
-		for _, r := range st.Runs {
-			idx := "-"
-			if r.ArrayIndex != nil {
-				idx = strconv.Itoa(*r.ArrayIndex)
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", st.Name, st.Status, r.RunID, idx, r.Status, r.Attempts,
-				exitText(r.ExitCode), orDash(r.StoppedReason))
+		name := st.Name
+		if st.Try > 1 {
+			name = fmt.Sprintf("%s (try %d)", st.Name, st.Try)
 		}
+		stageRows(w, name, st.Status, st.Reason, st.Runs)
 	}
 	return nil
+}
+
+// stageRows prints the rows of one try of a stage: one per run, with each
+// run's own reason (the stage's, "1 of 3 runs failed", only counts the
+// rows), or one row of the stage's when it has no run.
+func stageRows(w io.Writer, name string, status jobs.Status, reason string, runs []jobs.StageRun) {
+	if len(runs) == 0 {
+		fmt.Fprintf(w, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", name, status, orDash(reason))
+		return
+	}
+	for _, r := range runs {
+		idx := "-"
+		if r.ArrayIndex != nil {
+			idx = strconv.Itoa(*r.ArrayIndex)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", name, status, r.RunID, idx, r.Status, r.Attempts,
+			exitText(r.ExitCode), orDash(r.StoppedReason))
+	}
 }
 
 func newPipelineBackfillCmd(g *globals) *cobra.Command {

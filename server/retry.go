@@ -1,0 +1,127 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/scheduler"
+)
+
+// Retrying a pipeline run (`gantry pipeline retry`, pipelines.retry): an
+// ended run that did not succeed goes back to RUNNING under its id, with
+// the stages that did not succeed and those downstream of them PENDING on
+// their next try (scheduler.RetryStages), and the DAG advances it as any
+// other. The stages that succeeded keep their runs and files; the earlier
+// tries of the others stay in their EarlierTries, their runs and logs
+// too. The run keeps its pipeline version (its spec) and parameters.
+//
+// Crash safety: the retry is one transaction (storage.RetryPipelineRun),
+// which also makes a second retry racing it see the run RUNNING. A crash
+// right after it leaves the run RUNNING with PENDING stages, which the
+// next start advances as it does every active run (startPipelines). The
+// stage runs of a try have idempotency keys of their own (stageKey), so
+// an advance after a crash finds those it submitted.
+
+// retryPipelineRun retries the ended pipeline run id and returns it
+// advanced: its first stages submitted.
+func (s *Server) retryPipelineRun(ctx context.Context, id string) (*jobs.PipelineRun, error) {
+	// The pipeline's delete waits for the gate: it cannot miss the run
+	// active again, nor can the run come back after its pipeline's delete.
+	s.pipes.gate.RLock()
+	pr, err := s.retryStored(ctx, id)
+	s.pipes.gate.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.log.Info().Str("pipelineRun", id).Int("retries", pr.Retries).Msg("pipeline run retried")
+	// Followers learn it runs again before its stages change.
+	pipelinePublisher{s}.PublishPipelineRun(pr)
+	return s.pipes.dag.Advance(ctx, id)
+}
+
+// retryStored checks that the run may be retried and stores the retry.
+func (s *Server) retryStored(ctx context.Context, id string) (*jobs.PipelineRun, error) {
+	pr, err := s.db.GetPipelineRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := retryable(pr); err != nil {
+		return nil, err
+	}
+	since, err := s.db.PipelineCreated(ctx, pr.Pipeline)
+	if err != nil && !errors.Is(err, jobs.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil || since.After(pr.CreatedAt) {
+		// Applied again since, the name is another pipeline's.
+		return nil, failedPrecondition(fmt.Sprintf("%s: pipeline %s was deleted: the runs of a deleted pipeline cannot be retried (apply it and run it again: gantry pipeline run %s)",
+			id, pr.Pipeline, pr.Pipeline))
+	}
+	// No retention sweep deletes the run's files between the check of
+	// its data and the retry, which makes the run's files the sweep's no
+	// more (storage.PipelineRunsWithData looks at ended runs only).
+	s.pipes.sweep.Lock()
+	defer s.pipes.sweep.Unlock()
+	return s.db.RetryPipelineRun(ctx, id, func(pr *jobs.PipelineRun, dataDeleted time.Time) error {
+		if err := retryable(pr); err != nil {
+			return err // another retry came first
+		}
+		stages := scheduler.RetryStages(pr)
+		if !dataDeleted.IsZero() {
+			if err := s.keptFilesGone(pr, stages, dataDeleted); err != nil {
+				return err
+			}
+		}
+		scheduler.Retry(pr, stages, s.cfg.now())
+		return nil
+	})
+}
+
+// retryable says why pr cannot be retried, or returns nil.
+func retryable(pr *jobs.PipelineRun) error {
+	switch pr.Status {
+	case jobs.StatusFailed, jobs.StatusCanceled:
+		return nil
+	case jobs.StatusSucceeded:
+		return failedPrecondition(fmt.Sprintf("%s SUCCEEDED: nothing to retry (gantry pipeline run %s starts a new run)",
+			pr.PipelineRunID, pr.Pipeline))
+	}
+	return failedPrecondition(fmt.Sprintf("%s is %s: only a pipeline run that ended FAILED or CANCELED can be retried; wait for its end, or stop it (gantry stop %s)",
+		pr.PipelineRunID, pr.Status, pr.PipelineRunID))
+}
+
+// keptFilesGone refuses a retry whose stages need files of stages it
+// keeps when the retention has deleted the run's files (at deleted).
+func (s *Server) keptFilesGone(pr *jobs.PipelineRun, stages []string, deleted time.Time) error {
+	kept := scheduler.KeptInputs(pr, stages)
+	var problems []string
+	for _, name := range stages {
+		for _, up := range kept[name] {
+			problems = append(problems, fmt.Sprintf("stage %s needs the files of stage %s", name, up))
+		}
+	}
+	if len(problems) == 0 {
+		return nil // every stage that passes files on runs again
+	}
+	ended := "it ended"
+	if pr.FinishedAt != nil {
+		ended += " at " + pr.FinishedAt.UTC().Format(time.RFC3339)
+	}
+	return failedPrecondition(fmt.Sprintf("%s: %s, deleted on %s, %s (--data-retention) after %s: run the pipeline again (gantry pipeline run %s)",
+		pr.PipelineRunID, strings.Join(problems, "; "), deleted.Format(time.RFC3339), s.retention(), ended, pr.Pipeline))
+}
+
+func (s *Server) apiPipelineRetry(ctx context.Context, data []byte) (any, error) {
+	var req PipelineRunRef
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.PipelineRunID == "" {
+		return nil, jobs.Invalid("pipelineRunId: required")
+	}
+	return s.retryPipelineRun(ctx, req.PipelineRunID)
+}
