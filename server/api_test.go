@@ -215,6 +215,7 @@ func TestEveryEndpoint(t *testing.T) {
 		"pipelines.get":       fmt.Sprintf(`{"pipelineRunId":%q}`, pr.PipelineRunID),
 		"pipelines.stop":      fmt.Sprintf(`{"pipelineRunId":%q}`, prStop.PipelineRunID),
 		"pipelines.backfill":  `{"name":"nightly","from":"2026-01-01T00:00:00Z","to":"2026-01-01T02:00:00Z"}`,
+		"pipelines.retry":     fmt.Sprintf(`{"pipelineRunId":%q}`, prStop.PipelineRunID), // CANCELED by pipelines.stop
 		"schedules.list":      `{}`,
 		"schedules.suspend":   `{"name":"nightly"}`,
 		"schedules.resume":    `{"name":"nightly"}`,
@@ -230,7 +231,7 @@ func TestEveryEndpoint(t *testing.T) {
 		"workers.list", "workers.get", "workers.drain", "workers.activate",
 		"taskdefs.register", "taskdefs.list", "taskdefs.describe", "taskdefs.deregister",
 		"pipelines.apply", "pipelines.list", "pipelines.describe", "pipelines.run", "pipelines.runs",
-		"pipelines.get", "pipelines.stop", "pipelines.backfill",
+		"pipelines.get", "pipelines.stop", "pipelines.retry", "pipelines.backfill",
 		"schedules.list", "schedules.suspend", "schedules.resume", "schedules.trigger", "schedules.create",
 		"pipelines.delete", "schedules.delete"}
 	if len(order) != len(endpointSpecs) || len(good) != len(endpointSpecs) {
