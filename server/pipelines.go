@@ -103,7 +103,8 @@ type pipelinePublisher struct{ s *Server }
 // PublishPipelineRun tells followers of a pipeline run; it does not wait.
 func (p pipelinePublisher) PublishPipelineRun(pr *jobs.PipelineRun) {
 	if pr.Status.Terminal() {
-		// Once per pipeline run: the DAG publishes an ended one no more.
+		// Once per end of a pipeline run: the DAG publishes an ended one
+		// no more, until a retry (retry.go) runs it again.
 		p.s.metrics.pipelineEnded(pr.Status)
 		p.s.pipes.after.ended(pr)
 	}
