@@ -26,7 +26,8 @@ import (
 // the server promotes every backfill with PENDING runs and fires the
 // triggers of recently ended runs again; both are idempotent (a promoted
 // run is no longer PENDING; a triggered run's idempotency key is
-// jobs.TriggerKey(pipeline, upstream run), unique in the store).
+// jobs.TriggerKey(pipeline, upstream run, its retries), unique in the
+// store).
 type followUps struct {
 	mu    sync.Mutex
 	queue []*jobs.PipelineRun
