@@ -159,8 +159,8 @@ func (s *Server) followUp(ctx context.Context, pr *jobs.PipelineRun) error {
 
 // recoverFollowUps promotes every backfill that has PENDING runs and fires
 // the triggers of the upstream runs that ended since each triggered
-// pipeline's latest version was applied (at most the latest
-// recoverTriggerRuns of each upstream pipeline).
+// pipeline's latest version was applied (at most the recoverTriggerRuns
+// of each upstream pipeline that ended last).
 func (s *Server) recoverFollowUps(ctx context.Context) error {
 	// Each follow-up is tried whatever became of the others: one that
 	// cannot succeed (a triggered pipeline refusing its run) must not hold
@@ -186,7 +186,9 @@ func (s *Server) recoverFollowUps(ctx context.Context) error {
 	}
 	for _, p := range ps {
 		for _, t := range p.Triggers {
-			ups, err := s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: t.Pipeline, Limit: recoverTriggerRuns})
+			// By end, not by creation: a retried run (retry.go) ends
+			// long after the runs created since it.
+			ups, err := s.db.EndedPipelineRuns(ctx, t.Pipeline, p.CreatedAt, recoverTriggerRuns)
 			if err != nil {
 				errs = append(errs, err)
 				continue

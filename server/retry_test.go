@@ -15,6 +15,7 @@ import (
 	"github.com/gantry-dev/gantry/scheduler"
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/nats-io/nats.go"
+	"github.com/oklog/ulid/v2"
 )
 
 // etlYAML fails at transform in these tests: extract's files are kept,
@@ -385,5 +386,67 @@ func TestPipelineRetryTriggersOnItsNewEnd(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if runs := e.pipelineRuns("report"); len(runs) != 2 {
 		t.Fatalf("%d report runs after a restart, want 2", len(runs))
+	}
+}
+
+// TestPipelineRetryOfAnOldRunTriggersAfterARestart: a server that stops
+// right after a retried run ended, before its triggers fired, fires them
+// at its next start, however many runs of the pipeline were created
+// since the retried one (the recovery looked only at the latest
+// recoverTriggerRuns runs by creation, which a retried run is not among).
+func TestPipelineRetryOfAnOldRunTriggersAfterARestart(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: up\nstages: [{name: only, taskDefinition: hello}]\n")
+	e.apply("name: report\ntriggers: [{pipeline: up, on: failure}]\nstages: [{name: only, taskDefinition: hello}]\n")
+	var old jobs.PipelineRun
+	e.ok("gantry.api.pipelines.run", `{"name":"up"}`, &old)
+	e.fail(e.stageRunning(old.PipelineRunID, "only"))
+	e.waitRun(old.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusFailed })
+	e.waitRuns("report", func(runs []jobs.PipelineRun) bool { return len(runs) == 1 })
+	e.stop()
+
+	// Newer runs of up, which succeeded (report triggers on failure only),
+	// then the old run retried and failed again as the server stopped.
+	ctx := context.Background()
+	db, err := storage.Open(ctx, filepath.Join(e.data, "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := db.GetPipeline(ctx, "up", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range recoverTriggerRuns {
+		now := time.Now().UTC()
+		pr := scheduler.NewPipelineRun(p, jobs.PipelineRunPrefix+strings.ToLower(ulid.Make().String()), nil, now)
+		pr.Status, pr.FinishedAt = jobs.StatusSucceeded, &now
+		if _, _, err := db.CreatePipelineRun(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.UpdatePipelineRun(ctx, pr.PipelineRunID, func(*jobs.PipelineRun) bool { return true }); err != nil {
+			t.Fatal(err) // stores finished_at
+		}
+	}
+	if _, err := db.RetryPipelineRun(ctx, old.PipelineRunID, func(pr *jobs.PipelineRun, _ time.Time) error {
+		scheduler.Retry(pr, scheduler.RetryStages(pr), time.Now())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdatePipelineRun(ctx, old.PipelineRunID, func(pr *jobs.PipelineRun) bool {
+		end := time.Now().UTC()
+		pr.Status, pr.FinishedAt = jobs.StatusFailed, &end
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	e.startServer()
+	e.waitAll()
+	runs := e.waitRuns("report", func(runs []jobs.PipelineRun) bool { return len(runs) == 2 })
+	if runs[0].IdempotencyKey != jobs.TriggerKey("report", old.PipelineRunID, 1) {
+		t.Fatalf("the retried run's end triggered %q", runs[0].IdempotencyKey)
 	}
 }

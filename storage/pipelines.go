@@ -313,6 +313,33 @@ func (db *DB) ListPipelineRuns(ctx context.Context, f PipelineRunFilter) ([]jobs
 	return out, rows.Err()
 }
 
+// EndedPipelineRuns returns the runs of pipeline that ended at or after
+// since, latest end first, at most limit. A retried run ends long after
+// it was created: the runs that ended last are not those ListPipelineRuns
+// returns first (newest created). It seeks the pipeline_runs_ends index.
+func (db *DB) EndedPipelineRuns(ctx context.Context, pipeline string, since time.Time, limit int) ([]jobs.PipelineRun, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT doc FROM pipeline_runs INDEXED BY pipeline_runs_ends
+		WHERE pipeline = ? AND status IN ('SUCCEEDED', 'FAILED', 'CANCELED') AND finished_at > 0 AND finished_at >= ?
+		ORDER BY finished_at DESC LIMIT ?`, pipeline, since.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("ended pipeline runs of %s: %w", pipeline, err)
+	}
+	defer rows.Close()
+	out := []jobs.PipelineRun{}
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			return nil, fmt.Errorf("ended pipeline runs of %s: %w", pipeline, err)
+		}
+		pr, err := decodePipelineRun(doc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *pr)
+	}
+	return out, rows.Err()
+}
+
 // ScheduleState is what the store keeps of a schedule beside its pipeline.
 type ScheduleState struct {
 	Name      string
