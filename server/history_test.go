@@ -15,7 +15,8 @@ import (
 // runs and pipeline runs that ended more than the retention ago, stage
 // runs with their pipeline run, and keeps what has not ended; it counts
 // them in its metrics and logs the sweep; runs.get, runs.status,
-// runs.logs and pipelines.get of a deleted one say why it may be gone.
+// runs.logs, pipelines.get and pipelines.retry of a deleted one say why it
+// may be gone.
 func TestRunRetention(t *testing.T) {
 	e := startAll(t)
 	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
@@ -65,6 +66,7 @@ func TestRunRetention(t *testing.T) {
 	gone("gantry.api.runs.status", ended.RunID, fmt.Sprintf(`{"runId":%q}`, ended.RunID))
 	gone("gantry.api.runs.logs", ended.RunID, fmt.Sprintf(`{"runId":%q}`, ended.RunID))
 	gone("gantry.api.pipelines.get", pr.PipelineRunID, fmt.Sprintf(`{"pipelineRunId":%q}`, pr.PipelineRunID))
+	gone("gantry.api.pipelines.retry", pr.PipelineRunID, fmt.Sprintf(`{"pipelineRunId":%q}`, pr.PipelineRunID))
 	var kept jobs.Run
 	e.ok("gantry.api.runs.get", fmt.Sprintf(`{"runId":%q}`, queued.RunID), &kept) // not ended: kept
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/scheduler"
 )
 
@@ -71,10 +72,8 @@ func (s *Server) retryStored(ctx context.Context, id string) (*jobs.PipelineRun,
 			return err // another retry came first
 		}
 		stages := scheduler.RetryStages(pr)
-		if !dataDeleted.IsZero() {
-			if err := s.keptFilesGone(pr, stages, dataDeleted); err != nil {
-				return err
-			}
+		if err := s.keptFilesGone(pr, stages, dataDeleted); err != nil {
+			return err
 		}
 		scheduler.Retry(pr, stages, s.cfg.now())
 		return nil
@@ -95,17 +94,32 @@ func retryable(pr *jobs.PipelineRun) error {
 }
 
 // keptFilesGone refuses a retry whose stages need files of stages it
-// keeps when the retention has deleted the run's files (at deleted).
+// keeps when the retention has deleted the run's files (at deleted; zero
+// if it has not), or when the data bucket's own expiry, which counts from
+// a file's writing, has: a run retried again and again keeps its first
+// stages' files from their end on, and its retention's clock restarts at
+// every end.
 func (s *Server) keptFilesGone(pr *jobs.PipelineRun, stages []string, deleted time.Time) error {
 	kept := scheduler.KeptInputs(pr, stages)
-	var problems []string
+	var problems, expired []string
+	ttl := s.retention() + queue.DataBucketSlack // the bucket's TTL
 	for _, name := range stages {
 		for _, up := range kept[name] {
 			problems = append(problems, fmt.Sprintf("stage %s needs the files of stage %s", name, up))
+			if st := pr.StageState(up); st != nil && st.FinishedAt != nil && !s.cfg.now().Before(st.FinishedAt.Add(ttl)) {
+				expired = append(expired, fmt.Sprintf("stage %s needs the files of stage %s, which ended at %s", name, up, st.FinishedAt.UTC().Format(time.RFC3339)))
+			}
 		}
 	}
 	if len(problems) == 0 {
 		return nil // every stage that passes files on runs again
+	}
+	if deleted.IsZero() {
+		if len(expired) == 0 {
+			return nil
+		}
+		return failedPrecondition(fmt.Sprintf("%s: %s: the data bucket drops a file 30 days past --data-retention (%s) after its writing, so those are gone: run the pipeline again (gantry pipeline run %s)",
+			pr.PipelineRunID, strings.Join(expired, "; "), s.retention(), pr.Pipeline))
 	}
 	ended := "it ended"
 	if pr.FinishedAt != nil {
@@ -123,5 +137,6 @@ func (s *Server) apiPipelineRetry(ctx context.Context, data []byte) (any, error)
 	if req.PipelineRunID == "" {
 		return nil, jobs.Invalid("pipelineRunId: required")
 	}
-	return s.retryPipelineRun(ctx, req.PipelineRunID)
+	pr, err := s.retryPipelineRun(ctx, req.PipelineRunID)
+	return pr, s.explainPruned(err, req.PipelineRunID) // history.go
 }

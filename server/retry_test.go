@@ -257,6 +257,56 @@ func TestPipelineRetryRefusals(t *testing.T) {
 	}
 }
 
+// TestPipelineRetryAfterTheBucketExpiry: a run retried again and again
+// has its retention restart at every end, but the data bucket drops a
+// kept stage's files 30 days past the retention after their writing: a
+// retry that needs them then is refused, naming the stage and its end,
+// rather than run a stage over missing inputs.
+func TestPipelineRetryAfterTheBucketExpiry(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply(etlYAML)
+	failed := e.failedETL()
+	id := failed.PipelineRunID
+	e.stop()
+
+	ctx := context.Background()
+	db, err := storage.Open(ctx, filepath.Join(e.data, "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q, err := queue.New(e.op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extractEnd := *failed.StageState("extract").FinishedAt
+	for _, c := range []struct {
+		after time.Duration
+		want  string
+	}{
+		{time.Hour + queue.DataBucketSlack - time.Minute, ""},
+		{time.Hour + queue.DataBucketSlack, fmt.Sprintf("%s: stage transform needs the files of stage extract, which ended at %s: the data bucket drops a file 30 days past --data-retention (1h0m0s) after its writing, so those are gone: run the pipeline again (gantry pipeline run etl)",
+			id, extractEnd.UTC().Format(time.RFC3339))},
+	} {
+		now := extractEnd.Add(c.after)
+		s := New(db, q, WithDataRetention(time.Hour), WithClock(func() time.Time { return now }))
+		// The check alone, as the retry makes it: the run's files are
+		// not the sweep's (its retention restarted at a later end).
+		err := s.keptFilesGone(failed, scheduler.RetryStages(failed), time.Time{})
+		got := ""
+		if err != nil {
+			got = err.Error()
+			if jobs.ErrorCode(err) != jobs.CodeFailedPrecond {
+				t.Errorf("%s after extract's end: code %s", c.after, jobs.ErrorCode(err))
+			}
+		}
+		if got != c.want {
+			t.Errorf("%s after extract's end: %q\nwant %q", c.after, got, c.want)
+		}
+	}
+}
+
 // TestPipelineRetryAfterTheDataRetention: a retry whose stages read files
 // of stages it keeps is refused once the retention deleted them, naming
 // the stages and the retention; one that runs again every stage that

@@ -21,9 +21,10 @@ import (
 // between two batches (a crash, a shutdown) leaves a consistent store:
 //   - nothing that has not ended is deleted;
 //   - a stage's run goes only with its pipeline run, in the same
-//     transaction, and a pipeline run goes only once every one of its
-//     stage runs has ended long enough ago too: no pipeline run is left
-//     naming a run that is gone;
+//     transaction (the runs of a retried stage's earlier tries too), and
+//     a pipeline run goes only once every one of its stage runs has ended
+//     long enough ago too: no pipeline run is left naming a run that is
+//     gone;
 //   - a run's attempts live in its row and go with it.
 //
 // Both tables are walked in id order below an id bound the caller gives
@@ -43,7 +44,8 @@ type Prune struct {
 	// smallest id of a run created at EndedBefore. Empty: no bound.
 	RunsBelow, PipelineRunsBelow string
 	// Batch is how many rows (runs and pipeline runs) a transaction
-	// deletes at most; 0 means DefaultPruneBatch.
+	// deletes at most, but for a pipeline run with more stage runs, which
+	// goes whole; 0 means DefaultPruneBatch.
 	Batch int
 	// Committed, when set, is called after each batch's commit with what
 	// it deleted.
@@ -177,6 +179,11 @@ func (db *DB) prunePipelineRuns(ctx context.Context, tx *sql.Tx, p *Prune, after
 		for _, s := range stageRuns {
 			runs = append(runs, strings.Fields(s)...)
 		}
+		earlier, err := earlierTryRuns(ctx, tx, id)
+		if err != nil {
+			return n, after, false, err
+		}
+		runs = append(runs, earlier...)
 		due := true
 		for _, r := range runs {
 			var status string
@@ -216,6 +223,36 @@ func (db *DB) prunePipelineRuns(ctx context.Context, tx *sql.Tx, p *Prune, after
 		return n, after, true, nil
 	}
 	return n, cands[len(cands)-1], len(cands) < p.Batch, nil
+}
+
+// earlierTryRuns returns the runs of the earlier tries of the pipeline
+// run's stages (a retry keeps them in its document, not in its stage rows).
+func earlierTryRuns(ctx context.Context, tx *sql.Tx, id string) ([]string, error) {
+	var doc []byte
+	if err := tx.QueryRowContext(ctx, `SELECT doc FROM pipeline_runs WHERE run_id = ?`, id).Scan(&doc); err != nil {
+		return nil, err
+	}
+	var pr struct {
+		Stages []struct {
+			EarlierTries []struct {
+				Runs []struct {
+					RunID string `json:"runId"`
+				} `json:"runs"`
+			} `json:"earlierTries"`
+		} `json:"stages"`
+	}
+	if err := json.Unmarshal(doc, &pr); err != nil {
+		return nil, fmt.Errorf("pipeline run %s: %w", id, err)
+	}
+	var out []string
+	for _, st := range pr.Stages {
+		for _, try := range st.EarlierTries {
+			for _, r := range try.Runs {
+				out = append(out, r.RunID)
+			}
+		}
+	}
+	return out, nil
 }
 
 // pruneRuns deletes, from the id after on, up to p.Batch runs of status

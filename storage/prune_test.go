@@ -85,6 +85,18 @@ func newPruneFixture(t *testing.T, runs int) *pruneFixture {
 	a, b := endedRun(next(), jobs.StatusSucceeded, day(1), stageOf("pr-due")), endedRun(next(), jobs.StatusFailed, day(1), stageOf("pr-due"))
 	pipelineRun("pr-due", jobs.StatusFailed, day(1), a, b)
 	f.due = append(f.due, "pr-due", a.RunID, b.RunID)
+	// Retried before it ended: its earlier try's run, kept in its
+	// document only, goes with it too.
+	h := endedRun(next(), jobs.StatusFailed, day(1), stageOf("pr-due"))
+	mustCreate(t, db, h)
+	if _, err := db.UpdatePipelineRun(ctx, "pr-due", func(pr *jobs.PipelineRun) bool {
+		pr.Stages[0].Try = 2
+		pr.Stages[0].EarlierTries = []jobs.StageTry{{Try: 1, Status: jobs.StatusFailed, Runs: []jobs.StageRun{{RunID: h.RunID}}}}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.due = append(f.due, h.RunID)
 	// Ended long ago, but one of its stage runs still goes (canceled
 	// while it ran): kept whole.
 	c, d := endedRun(next(), jobs.StatusSucceeded, day(1), stageOf("pr-stage-going")), endedRun(next(), jobs.StatusRunning, nil, stageOf("pr-stage-going"))
@@ -123,11 +135,21 @@ func (f *pruneFixture) present(t *testing.T, ids []string) []string {
 }
 
 // consistent checks what must hold after every batch: every stage run a
-// pipeline run names is there, and no stage row outlives its pipeline
-// run.
+// pipeline run names is there, its earlier tries' included; no stage row
+// outlives its pipeline run, and no stage run does either (but the one
+// the fixture made without its pipeline run).
 func (f *pruneFixture) consistent(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
+	for _, id := range slices.Concat(f.due, f.kept) {
+		r, err := f.db.GetRun(ctx, id)
+		if jobs.IsPipelineRunID(id) || errors.Is(err, jobs.ErrNotFound) || r.Spec.Stage == nil || r.Spec.Stage.PipelineRunID == "pr-gone" {
+			continue
+		}
+		if _, err := f.db.GetPipelineRun(ctx, r.Spec.Stage.PipelineRunID); errors.Is(err, jobs.ErrNotFound) {
+			t.Errorf("stage run %s outlives its pipeline run %s", id, r.Spec.Stage.PipelineRunID)
+		}
+	}
 	var orphans int
 	if err := f.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM pipeline_stages s
 		WHERE NOT EXISTS (SELECT 1 FROM pipeline_runs p WHERE p.run_id = s.pipeline_run_id)`).Scan(&orphans); err != nil {
@@ -142,7 +164,11 @@ func (f *pruneFixture) consistent(t *testing.T) {
 	}
 	for _, pr := range prs {
 		for _, st := range pr.Stages {
-			for _, r := range st.Runs {
+			runs := st.Runs
+			for _, try := range st.EarlierTries {
+				runs = append(runs, try.Runs...)
+			}
+			for _, r := range runs {
 				if _, err := f.db.GetRun(ctx, r.RunID); err != nil {
 					t.Errorf("pipeline run %s names run %s: %v", pr.PipelineRunID, r.RunID, err)
 				}
@@ -159,7 +185,8 @@ func TestPruneHistory(t *testing.T) {
 	t.Parallel()
 	f := newPruneFixture(t, 7)
 	var batches []PruneCount
-	n, err := f.db.PruneHistory(context.Background(), Prune{EndedBefore: f.cutoff, Batch: 3,
+	// 4: a pipeline run goes whole, with its stage runs (pr-due has 3).
+	n, err := f.db.PruneHistory(context.Background(), Prune{EndedBefore: f.cutoff, Batch: 4,
 		Committed: func(c PruneCount) { batches = append(batches, c) }})
 	if err != nil {
 		t.Fatal(err)
@@ -175,8 +202,8 @@ func TestPruneHistory(t *testing.T) {
 	}
 	var sum PruneCount
 	for _, b := range batches {
-		if b.Runs+b.PipelineRuns > 3 {
-			t.Errorf("a batch deleted %+v, more than 3 rows", b)
+		if b.Runs+b.PipelineRuns > 4 {
+			t.Errorf("a batch deleted %+v, more than 4 rows", b)
 		}
 		sum.add(b)
 	}
