@@ -29,9 +29,10 @@ max age, the server's --log-retention): of a run that ended longer ago, logs
 says on stderr that its logs are no longer kept. A server with --log-max-size
 bounds the stream's bytes, and past the bound the oldest lines are dropped:
 logs says on stderr when a run's lines, or the first ones of a container,
-went that way. With -f, why a run waits in the queue (no worker can take
-it, a retry's backoff) and its image pull's progress show on stderr, as gantry
-run shows them.`,
+went that way, and which lines went while it read too slowly (a reader
+behind the run's output by more than the bound misses lines). With -f, why
+a run waits in the queue (no worker can take it, a retry's backoff) and its
+image pull's progress show on stderr, as gantry run shows them.`,
 		Example: `  gantry logs 01jf3...
   gantry logs -f 01jf3... --container main
   gantry logs 01jf3... --attempt 2`,
@@ -57,23 +58,10 @@ run shows them.`,
 				defer stop()
 			}
 			batches := 0
-			seen := map[string]bool{} // attempt/container whose first batch was read
+			drops := newDropWatch(cmd.Context(), c, pr, cmd.ErrOrStderr())
 			err = c.Logs(cmd.Context(), args[0], o, func(b *jobs.LogBatch) error {
 				batches++
-				key := fmt.Sprint(b.Attempt, "/", b.Container)
-				if !seen[key] {
-					seen[key] = true
-					// A writer numbers an attempt's lines of a container
-					// from 1: a first line past it means the stream
-					// dropped those before (its limits, or a purge).
-					if len(b.Lines) > 0 && b.Lines[0].Seq > 1 {
-						if err := pr.flush(); err != nil {
-							return err
-						}
-						fmt.Fprintln(cmd.ErrOrStderr(), "gantry:", linesDropped(cmd.Context(), c, b))
-					}
-				}
-				return pr.batch(b)
+				return drops.batch(b)
 			})
 			if err == nil && batches == 0 {
 				if why := logsExpired(cmd.Context(), c, args[0], o, time.Now()); why != "" {
@@ -117,10 +105,53 @@ func logsExpired(ctx context.Context, c *client.Client, runID string, o client.L
 	return ""
 }
 
-// linesDropped says that the lines before b's first, of its container and
-// attempt, are gone, and why as far as the stream's limits tell.
-func linesDropped(ctx context.Context, c *client.Client, b *jobs.LogBatch) string {
-	msg := fmt.Sprintf("the first %d lines of container %s (attempt %d) are no longer kept", b.Lines[0].Seq-1, b.Container, b.Attempt)
+// dropWatch prints log batches, and says on stderr where lines of a
+// container's attempt are missing: a writer numbers them from 1, so a
+// first line past 1, or a batch that does not start where the one before
+// ended, means the stream dropped those lines (its limits, or a purge)
+// before they were read. Past --log-max-size that happens to the first
+// lines of a run written long ago, and to the middle of one whose reader
+// fell behind its writer by more than the bound (a slow pipe after
+// gantry run or gantry logs -f).
+type dropWatch struct {
+	ctx    context.Context
+	c      *client.Client
+	pr     *linePrinter
+	stderr io.Writer
+	next   map[string]int64 // attempt/container → the line expected next
+}
+
+func newDropWatch(ctx context.Context, c *client.Client, pr *linePrinter, stderr io.Writer) *dropWatch {
+	return &dropWatch{ctx: ctx, c: c, pr: pr, stderr: stderr, next: map[string]int64{}}
+}
+
+// batch prints b, after saying which lines before it are gone, if any.
+func (d *dropWatch) batch(b *jobs.LogBatch) error {
+	if len(b.Lines) == 0 {
+		return d.pr.batch(b)
+	}
+	key := fmt.Sprint(b.Attempt, "/", b.Container)
+	next, ok := d.next[key]
+	if !ok {
+		next = 1
+	}
+	if first := b.Lines[0].Seq; first > next {
+		if err := d.pr.flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(d.stderr, "gantry:", linesDropped(d.ctx, d.c, b, next, first-1))
+	}
+	d.next[key] = max(next, b.Lines[len(b.Lines)-1].Seq+1)
+	return d.pr.batch(b)
+}
+
+// linesDropped says that the lines from to to of b's container and
+// attempt are gone, and why as far as the stream's limits tell.
+func linesDropped(ctx context.Context, c *client.Client, b *jobs.LogBatch, from, to int64) string {
+	msg := fmt.Sprintf("the first %d lines of container %s (attempt %d) are no longer kept", to, b.Container, b.Attempt)
+	if from > 1 {
+		msg = fmt.Sprintf("%d lines of container %s (attempt %d), %d to %d, were dropped before they were read", to-from+1, b.Container, b.Attempt, from, to)
+	}
 	if l, err := c.LogLimits(ctx); err == nil {
 		msg += ": " + dropCause(l)
 	}

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/server"
 	"github.com/gantry-dev/gantry/storage"
+	"github.com/nats-io/nats.go"
 )
 
 // TestServerChecksHistoryFlags: --log-retention, --log-max-size and
@@ -106,6 +110,55 @@ func FuzzParseLogMaxSize(f *testing.F) {
 // lines of a run are, naming the bound; it printed nothing, or the lines
 // left, without a word.
 func TestLogsOfARunWhoseLinesWereDropped(t *testing.T) {
+	b := startBoundedLogs(t)
+	ctx, c, q := b.ctx, b.c, b.q
+	submit := b.submit
+	logs := func(id string) (stdout, stderr string) {
+		t.Helper()
+		return b.logs(id, io.Discard)
+	}
+
+	old := submit()
+	if _, err := c.Stop(ctx, old, ""); err != nil { // queued: CANCELED at once
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // the lines below are stored after its end
+	busy := submit()
+	w := q.NewLogWriter(busy, 1)
+	line := []byte(strings.Repeat("x", 1000))
+	for range 3000 { // 3 MB in 1 MiB
+		w.Line("main", jobs.Stdout, line)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	out, errOut := logs(old)
+	if want := "gantry: run " + old + " ended "; out != "" || !strings.HasPrefix(errOut, want) ||
+		!strings.Contains(errOut, "before the oldest line the GANTRY_LOGS stream holds") ||
+		!strings.Contains(errOut, "the GANTRY_LOGS stream keeps lines 30d and at most 1MiB (its max age and max size, the server's --log-retention and --log-max-size), dropping the oldest first; its logs, if it wrote any, are no longer kept\n") {
+		t.Errorf("logs of a run that ended before the oldest line: stdout %q, stderr %q", out, errOut)
+	}
+	out, errOut = logs(busy)
+	if !strings.HasPrefix(errOut, "gantry: the first ") ||
+		!strings.Contains(errOut, " lines of container main (attempt 1) are no longer kept: the GANTRY_LOGS stream keeps lines 30d and at most 1MiB") ||
+		strings.Count(errOut, "\n") != 1 || !strings.HasSuffix(out, string(line)+"\n") {
+		t.Errorf("logs of a run whose first lines were dropped: %d bytes of stdout, stderr %q", len(out), errOut)
+	}
+}
+
+// boundedLogs is a server whose log stream holds at most 1 MiB, and a
+// client of it.
+type boundedLogs struct {
+	t   *testing.T
+	ctx context.Context
+	nc  *nats.Conn
+	q   *queue.Queue
+	c   *client.Client
+}
+
+func startBoundedLogs(t *testing.T) *boundedLogs {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	nc := embeddedNATS(t)
 	bounded, err := queue.New(nc, queue.WithLogMaxBytes(1<<20))
@@ -136,57 +189,99 @@ func TestLogsOfARunWhoseLinesWereDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	submit := func() string {
-		t.Helper()
-		td := []byte(`{"family":"f","containerDefinitions":[{"name":"main","image":"i"}]}`)
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			r, err := c.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: td})
-			if err == nil {
-				return r.RunID
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the server did not take a run within 10s: %v", err)
-			}
-		}
-	}
-	logs := func(id string) (stdout, stderr string) {
-		t.Helper()
-		root := newRoot()
-		var out, errb bytes.Buffer
-		root.SetOut(&out)
-		root.SetErr(&errb)
-		root.SetArgs([]string{"logs", "--nats", nc.ConnectedUrl(), id})
-		if err := root.ExecuteContext(ctx); err != nil {
-			t.Fatalf("gantry logs %s: %v", id, err)
-		}
-		return out.String(), errb.String()
-	}
+	return &boundedLogs{t: t, ctx: ctx, nc: nc, q: q, c: c}
+}
 
-	old := submit()
-	if _, err := c.Stop(ctx, old, ""); err != nil { // queued: CANCELED at once
-		t.Fatal(err)
+// submit makes a run, which no worker takes.
+func (b *boundedLogs) submit() string {
+	b.t.Helper()
+	td := []byte(`{"family":"f","containerDefinitions":[{"name":"main","image":"i"}]}`)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r, err := b.c.Submit(b.ctx, &jobs.SubmitRequest{TaskDefinition: td})
+		if err == nil {
+			return r.RunID
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("the server did not take a run within 10s: %v", err)
+		}
 	}
-	time.Sleep(10 * time.Millisecond) // the lines below are stored after its end
-	busy := submit()
-	w := q.NewLogWriter(busy, 1)
+}
+
+// logs runs gantry logs ID; stdout is written to out as well.
+func (b *boundedLogs) logs(id string, out io.Writer) (stdout, stderr string) {
+	b.t.Helper()
+	root := newRoot()
+	var outb, errb bytes.Buffer
+	root.SetOut(io.MultiWriter(out, &outb))
+	root.SetErr(&errb)
+	root.SetArgs([]string{"logs", "--nats", b.nc.ConnectedUrl(), id})
+	if err := root.ExecuteContext(b.ctx); err != nil {
+		b.t.Fatalf("gantry logs %s: %v", id, err)
+	}
+	return outb.String(), errb.String()
+}
+
+// TestLogsSayWhichLinesASlowReaderMissed: past --log-max-size the stream
+// drops its oldest lines whoever has yet to read them. A reader that
+// falls behind a run's output by more than the bound (gantry run or
+// gantry logs into a slow pipe) misses lines in the middle of the run's:
+// gantry logs says on stderr which, rather than join the lines before the
+// gap to those after it without a word.
+func TestLogsSayWhichLinesASlowReaderMissed(t *testing.T) {
+	b := startBoundedLogs(t)
+	id := b.submit()
+	w := b.q.NewLogWriter(id, 1)
 	line := []byte(strings.Repeat("x", 1000))
-	for range 3000 { // 3 MB in 1 MiB
-		w.Line("main", jobs.Stdout, line)
+	write := func(n int) {
+		for range n {
+			w.Line("main", jobs.Stdout, line)
+		}
 	}
-	if err := w.Close(ctx); err != nil {
-		t.Fatal(err)
+	write(600) // two batches of 256 KiB go out at once
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if p, err := b.c.LogPosition(b.ctx, id, ""); err == nil && p.Messages > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no log batch stored within 10s")
+		}
 	}
+	// The reader holds its first batch while 3 MB more go through the
+	// 1 MiB stream.
+	slow := &blockedWriter{started: make(chan struct{}), release: make(chan struct{})}
+	go func() {
+		<-slow.started
+		write(3000)
+		if err := w.Close(b.ctx); err != nil {
+			t.Error(err)
+		}
+		close(slow.release)
+	}()
+	out, errOut := b.logs(id, slow)
+	lines := strings.Count(out, "\n")
+	if lines >= 3600 || strings.Count(errOut, "\n") != 1 ||
+		!regexp.MustCompile(`^gantry: \d+ lines of container main \(attempt 1\), \d+ to \d+, were dropped before they were read: `+
+			`the GANTRY_LOGS stream keeps lines 30d and at most 1MiB`).MatchString(errOut) {
+		t.Fatalf("logs read slowly past the bound: %d lines of 3600 on stdout, stderr %q", lines, errOut)
+	}
+	var missed, from, to int
+	fmt.Sscanf(errOut, "gantry: %d lines of container main (attempt 1), %d to %d,", &missed, &from, &to)
+	if from < 2 || to != from+missed-1 || lines+missed != 3600 {
+		t.Errorf("%d lines printed, and stderr says %d (%d to %d) are missing, of 3600: %q", lines, missed, from, to, errOut)
+	}
+}
 
-	out, errOut := logs(old)
-	if want := "gantry: run " + old + " ended "; out != "" || !strings.HasPrefix(errOut, want) ||
-		!strings.Contains(errOut, "before the oldest line the GANTRY_LOGS stream holds") ||
-		!strings.Contains(errOut, "the GANTRY_LOGS stream keeps lines 30d and at most 1MiB (its max age and max size, the server's --log-retention and --log-max-size), dropping the oldest first; its logs, if it wrote any, are no longer kept\n") {
-		t.Errorf("logs of a run that ended before the oldest line: stdout %q, stderr %q", out, errOut)
-	}
-	out, errOut = logs(busy)
-	if !strings.HasPrefix(errOut, "gantry: the first ") ||
-		!strings.Contains(errOut, " lines of container main (attempt 1) are no longer kept: the GANTRY_LOGS stream keeps lines 30d and at most 1MiB") ||
-		strings.Count(errOut, "\n") != 1 || !strings.HasSuffix(out, string(line)+"\n") {
-		t.Errorf("logs of a run whose first lines were dropped: %d bytes of stdout, stderr %q", len(out), errOut)
-	}
+// blockedWriter holds its first Write until release is closed, telling
+// started when it begins to.
+type blockedWriter struct {
+	started, release chan struct{}
+	once             sync.Once
+}
+
+func (w *blockedWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() {
+		close(w.started)
+		<-w.release
+	})
+	return len(p), nil
 }

@@ -261,7 +261,7 @@ func attach(ctx context.Context, c *client.Client, runID string, stdout, stderr 
 	}, detach, stopSendWait)
 	stopPulls := watchPulls(ctx, c, runID, stderr) // pullprogress.go
 	pr := newLinePrinter(stdout, stderr, false)
-	err := c.Logs(ctx, runID, client.LogOptions{Follow: true}, pr.batch)
+	err := c.Logs(ctx, runID, client.LogOptions{Follow: true}, newDropWatch(ctx, c, pr, stderr).batch) // logs.go
 	stopPulls()
 	if ctx.Err() != nil {
 		return &exitError{code: exitGantryError}
