@@ -73,13 +73,13 @@ func (f *historyFlags) check(cmd *cobra.Command) error {
 	if err := checkEnvDuration(cmd, "log-retention", "GANTRY_LOG_RETENTION"); err != nil {
 		errs = append(errs, err)
 	} else if d := f.logRetention; d < 0 || (d > 0 && d < minLogRetention) {
-		errs = append(errs, fmt.Errorf("--log-retention %s: want 0 (no age limit) or at least %s", d, minLogRetention))
+		errs = append(errs, fmt.Errorf("%s: want 0 (no age limit) or at least %s", durationSource(cmd, "log-retention", "GANTRY_LOG_RETENTION", d), minLogRetention))
 	}
 	if err := checkEnvDuration(cmd, "run-retention", "GANTRY_RUN_RETENTION"); err != nil {
 		errs = append(errs, err)
 	} else if d := f.runRetention; d < 0 || (d > 0 && d < minRunRetention) {
-		errs = append(errs, fmt.Errorf("--run-retention %s: want 0 (keep runs for ever) or at least %s, so that a run outlives "+
-			"the clients waiting for its end and what its end sets off", d, minRunRetention))
+		errs = append(errs, fmt.Errorf("%s: want 0 (keep runs for ever) or at least %s, so that a run outlives "+
+			"the clients waiting for its end and what its end sets off", durationSource(cmd, "run-retention", "GANTRY_RUN_RETENTION", d), minRunRetention))
 	}
 	if f.logMaxSize != "" {
 		if _, err := parseLogMaxSize(f.logMaxSize); err != nil {
@@ -134,6 +134,17 @@ func envDuration(name string, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// durationSource names where a duration flag's value d came from: the
+// flag ("--run-retention 5m0s") or, when the flag was not given, its
+// variable ("GANTRY_RUN_RETENTION=5m (--run-retention)"), as a user who
+// set the variable long ago and gave no flag would not look for it.
+func durationSource(cmd *cobra.Command, flag, env string, d time.Duration) string {
+	if v := os.Getenv(env); v != "" && !cmd.Flags().Changed(flag) {
+		return fmt.Sprintf("%s=%s (--%s)", env, v, flag)
+	}
+	return fmt.Sprintf("--%s %s", flag, d)
 }
 
 // checkEnvDuration refuses the variable env when it is set, the flag is

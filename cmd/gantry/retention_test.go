@@ -42,7 +42,9 @@ func TestServerChecksHistoryFlags(t *testing.T) {
 		{args: []string{"--log-max-size", "1MiB"}, want: `--log-max-size "1MiB": want at least 10MiB`},
 		{env: [2]string{"GANTRY_LOG_MAX_SIZE", "lots"}, want: `GANTRY_LOG_MAX_SIZE "lots": want a size such as 20GiB`},
 		{env: [2]string{"GANTRY_LOG_RETENTION", "30d"}, want: `GANTRY_LOG_RETENTION="30d": want a duration such as 720h or 90m (--log-retention)`},
-		{env: [2]string{"GANTRY_RUN_RETENTION", "-1h"}, want: "--run-retention -1h0m0s: want 0 (keep runs for ever)"},
+		{env: [2]string{"GANTRY_RUN_RETENTION", "-1h"}, want: "GANTRY_RUN_RETENTION=-1h (--run-retention): want 0 (keep runs for ever)"},
+		{env: [2]string{"GANTRY_LOG_RETENTION", "30s"}, want: "GANTRY_LOG_RETENTION=30s (--log-retention): want 0 (no age limit) or at least 1m0s"},
+		{env: [2]string{"GANTRY_RUN_RETENTION", "24h"}, args: []string{"--run-retention", "5m"}, want: "--run-retention 5m0s: want 0"},
 		// Every problem at once.
 		{args: []string{"--log-retention", "-1h", "--run-retention", "5m", "--log-max-size", "x"},
 			want: "--log-retention -1h0m0s: want 0 (no age limit) or at least 1m0s\n--run-retention 5m0s: want 0 (keep runs for ever)"},
