@@ -44,11 +44,25 @@ func (s *Server) retryPipelineRun(ctx context.Context, id string) (*jobs.Pipelin
 	return s.pipes.dag.Advance(ctx, id)
 }
 
+// notAPipelineRun adds to the not-found error of id, when it is no
+// pipeline run id (pr-...), what the caller may have meant: the pipeline
+// run of a stage's run, or that pipeline run ids start with pr-.
+func (s *Server) notAPipelineRun(ctx context.Context, err error, id string) error {
+	if !errors.Is(err, jobs.ErrNotFound) || jobs.IsPipelineRunID(id) {
+		return err
+	}
+	if r, rerr := s.db.GetRun(ctx, id); rerr == nil && r.Spec.Stage != nil {
+		return fmt.Errorf("%w; %s is a run of stage %s of pipeline run %s: retry that (gantry pipeline retry %s)",
+			err, id, r.Spec.Stage.Stage, r.Spec.Stage.PipelineRunID, r.Spec.Stage.PipelineRunID)
+	}
+	return fmt.Errorf("%w; pipeline run ids start with %s (gantry pipeline runs NAME lists a pipeline's)", err, jobs.PipelineRunPrefix)
+}
+
 // retryStored checks that the run may be retried and stores the retry.
 func (s *Server) retryStored(ctx context.Context, id string) (*jobs.PipelineRun, error) {
 	pr, err := s.db.GetPipelineRun(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, s.notAPipelineRun(ctx, s.explainPruned(err, id), id)
 	}
 	if err := retryable(pr); err != nil {
 		return nil, err

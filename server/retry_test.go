@@ -210,6 +210,17 @@ func TestPipelineRetryRefusals(t *testing.T) {
 	// Two retries at once: one wins, the other finds the run RUNNING.
 	failed := e.failedETL()
 	id := failed.PipelineRunID
+
+	// A run's id, or a pipeline's name, where the pipeline run's is
+	// wanted: not found, saying what is.
+	transform := failed.StageState("transform").Runs[0].RunID
+	if got, want := e.retryError(transform), "pipeline run "+transform+": not found; "+transform+" is a run of stage transform of pipeline run "+
+		id+": retry that (gantry pipeline retry "+id+")"; got.Code != jobs.CodeNotFound || got.Message != want {
+		t.Errorf("a stage's run: %s %q, want %q", got.Code, got.Message, want)
+	}
+	if got, want := e.retryError("etl"), "pipeline run etl: not found; pipeline run ids start with pr- (gantry pipeline runs NAME lists a pipeline's)"; got.Code != jobs.CodeNotFound || got.Message != want {
+		t.Errorf("a pipeline's name: %s %q, want %q", got.Code, got.Message, want)
+	}
 	var wg sync.WaitGroup
 	replies := make([]*nats.Msg, 8)
 	for i := range replies {
