@@ -35,7 +35,8 @@ failed otherwise (canceled, its image missing...), 1 for a pipeline run that
 did not succeed (as 'gantry pipeline run'). A run id gantry does not know
 and --timeout reached are errors of gantry itself (125), naming the runs.
 
-wait does not stop the runs: Ctrl-C, or --timeout, ends only the wait.`,
+wait does not stop the runs: Ctrl-C, or --timeout, ends only the wait. A
+submit-only NATS user may wait for runs, not for pipeline runs.`,
 		Example: `  # Start a run, do something else, then wait for it:
   id=$(gantry run -d --image gantry/samples:latest -- sh -c 'sleep 5; exit 3')
   gantry wait "$id"; echo "exit $?"          # 01jf3...  FAILED  3, then exit 3

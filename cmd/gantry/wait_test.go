@@ -280,6 +280,13 @@ func TestWaitCommand(t *testing.T) {
 			t.Errorf("wait of an unknown run: exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
 		}
 	})
+	t.Run("pipeline run", func(t *testing.T) {
+		// A submitter may not read pipeline runs: said, not waited for.
+		_, errOut, code := wait(ctx, b, "pr-01jzzzzzzzzzzzzzzzzzzzzzzz")
+		if code != exitGantryError || !strings.Contains(errOut, "NATS refused gantry.api.pipelines.get") {
+			t.Errorf("wait of a pipeline run as a submitter: exit %d, stderr %q", code, errOut)
+		}
+	})
 	t.Run("timeout", func(t *testing.T) {
 		start := time.Now()
 		out, errOut, code := wait(ctx, "--timeout", "500ms", a, b)
