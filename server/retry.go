@@ -151,6 +151,5 @@ func (s *Server) apiPipelineRetry(ctx context.Context, data []byte) (any, error)
 	if req.PipelineRunID == "" {
 		return nil, jobs.Invalid("pipelineRunId: required")
 	}
-	pr, err := s.retryPipelineRun(ctx, req.PipelineRunID)
-	return pr, s.explainPruned(err, req.PipelineRunID) // history.go
+	return s.retryPipelineRun(ctx, req.PipelineRunID)
 }
