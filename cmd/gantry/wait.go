@@ -81,6 +81,8 @@ submit-only NATS user may wait for runs, not for pipeline runs.`,
 // runFollower is what wait needs of the client: a run or a pipeline run
 // followed until it ends, its statuses told as they come.
 type runFollower interface {
+	Get(ctx context.Context, runID string) (*jobs.Run, error)
+	GetPipelineRun(ctx context.Context, id string) (*jobs.PipelineRun, error)
 	WaitFunc(ctx context.Context, runID string, fn func(jobs.Event)) (*jobs.Run, error)
 	WatchPipelineRun(ctx context.Context, id string, fn func(*jobs.PipelineRun)) (*jobs.PipelineRun, error)
 }
@@ -149,6 +151,9 @@ func waitEnds(ctx context.Context, c runFollower, ids []string, timeout time.Dur
 		tctx, cancel = context.WithTimeoutCause(ctx, timeout, errWaitTimeout)
 		defer cancel()
 	}
+	if err := lookUp(tctx, c, ids); err != nil {
+		return err
+	}
 	gctx, cancel := context.WithCancelCause(tctx)
 	defer cancel(nil)
 	var (
@@ -212,6 +217,40 @@ func waitEnds(ctx context.Context, c runFollower, ids []string, timeout time.Dur
 		}
 	}
 	return nil
+}
+
+// lookUp reads every run of ids at once, so that a wait given ids it
+// cannot follow (mistyped, say) fails at once naming all of them, not only
+// the first to answer: it returns nil, or the first error in ids' order
+// with the others' messages after it.
+func lookUp(ctx context.Context, c runFollower, ids []string) error {
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			if jobs.IsPipelineRunID(id) {
+				_, errs[i] = c.GetPipelineRun(ctx, id)
+			} else {
+				_, errs[i] = c.Get(ctx, id)
+			}
+		})
+	}
+	wg.Wait()
+	var first error
+	var more []string
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case first == nil:
+			first = err
+		default:
+			more = append(more, err.Error())
+		}
+	}
+	if first != nil && len(more) > 0 {
+		return fmt.Errorf("%w; %s", first, strings.Join(more, "; "))
+	}
+	return first
 }
 
 // follow follows one run or pipeline run to its end.

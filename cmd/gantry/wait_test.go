@@ -30,6 +30,22 @@ type fakeFollower struct {
 	end      map[string]chan struct{}
 }
 
+func (f *fakeFollower) Get(_ context.Context, id string) (*jobs.Run, error) {
+	r, ok := f.runs[id]
+	if !ok {
+		return nil, fmt.Errorf("run %s: not found", id)
+	}
+	return r, nil
+}
+
+func (f *fakeFollower) GetPipelineRun(_ context.Context, id string) (*jobs.PipelineRun, error) {
+	pr, ok := f.pipeline[id]
+	if !ok {
+		return nil, fmt.Errorf("pipeline run %s: not found", id)
+	}
+	return pr, nil
+}
+
 func (f *fakeFollower) WaitFunc(ctx context.Context, id string, fn func(jobs.Event)) (*jobs.Run, error) {
 	r, ok := f.runs[id]
 	if !ok {
@@ -278,6 +294,12 @@ func TestWaitCommand(t *testing.T) {
 		out, errOut, code := wait(ctx, b, nosuch)
 		if want := "gantry: run " + nosuch + ": not found\n"; code != exitGantryError || out != "" || errOut != want {
 			t.Errorf("wait of an unknown run: exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+		}
+		// Every unknown one is named, in the order given, at once.
+		const typo = "01jzzzzzzzzzzzzzzzzzzzzzzy"
+		out, errOut, code = wait(ctx, typo, b, nosuch)
+		if want := "gantry: run " + typo + ": not found; run " + nosuch + ": not found\n"; code != exitGantryError || out != "" || errOut != want {
+			t.Errorf("wait of two unknown runs: exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
 		}
 	})
 	t.Run("pipeline run", func(t *testing.T) {
