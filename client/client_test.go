@@ -119,7 +119,7 @@ func TestSubmitDurableUnknownTaskDefinition(t *testing.T) {
 
 // TestWaitOutlastsAServerRestart: a run followed while its server restarts
 // is still followed (its events come from JetStream), and its end is told
-// once the server is back.
+// once the server is back; so is a pipeline run watched.
 func TestWaitOutlastsAServerRestart(t *testing.T) {
 	dir := t.TempDir()
 	ns, err := embedded.Start(embedded.Options{StoreDir: filepath.Join(dir, "js")})
@@ -167,11 +167,27 @@ func TestWaitOutlastsAServerRestart(t *testing.T) {
 	}
 	waited := make(chan result, 1)
 	go func() { r, err := c.Wait(ctx, r.RunID); waited <- result{r, err} }()
+	// A pipeline run is followed through the restart too.
+	if _, _, err := c.ApplyPipeline(ctx, []byte("name: p\nstages: [{name: a, taskDefinition: {family: f, containerDefinitions: [{name: main, image: i}]}}]\n")); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := c.RunPipeline(ctx, "p", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pipelineResult struct {
+		pr  *jobs.PipelineRun
+		err error
+	}
+	watched := make(chan pipelineResult, 1)
+	go func() { pr, err := c.WatchPipelineRun(ctx, pr.PipelineRunID, nil); watched <- pipelineResult{pr, err} }()
 	time.Sleep(200 * time.Millisecond)
 	stopServer()
 	select {
 	case w := <-waited:
 		t.Fatalf("Wait ended while the server was down: %+v %v", w.r, w.err)
+	case w := <-watched:
+		t.Fatalf("WatchPipelineRun ended while the server was down: %+v %v", w.pr, w.err)
 	case <-time.After(5 * time.Second): // two of Wait's polls
 	}
 	stopServer = startServer()
@@ -182,6 +198,12 @@ func TestWaitOutlastsAServerRestart(t *testing.T) {
 	if w.err != nil || w.r.Status != jobs.StatusCanceled {
 		t.Fatalf("Wait: %+v %v, want CANCELED", w.r, w.err)
 	}
+	if _, err := c.StopPipelineRun(ctx, pr.PipelineRunID, "done watching"); err != nil {
+		t.Fatal(err)
+	}
+	if w := <-watched; w.err != nil || w.pr.Status != jobs.StatusCanceled {
+		t.Fatalf("WatchPipelineRun: %+v %v, want CANCELED", w.pr, w.err)
+	}
 	// A server gone for good is given up on, with a message.
 	r2, err := c.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: []byte(`{"family":"f","containerDefinitions":[{"name":"main","image":"i"}]}`)})
 	if err != nil {
@@ -190,6 +212,11 @@ func TestWaitOutlastsAServerRestart(t *testing.T) {
 	defer func(d time.Duration) { client.ServerGone = d }(client.ServerGone)
 	client.ServerGone = 3 * time.Second
 	go func() { r, err := c.Wait(ctx, r2.RunID); waited <- result{r, err} }()
+	pr2, err := c.RunPipeline(ctx, "p", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { pr, err := c.WatchPipelineRun(ctx, pr2.PipelineRunID, nil); watched <- pipelineResult{pr, err} }()
 	time.Sleep(200 * time.Millisecond)
 	stopServer()
 	select {
@@ -199,6 +226,14 @@ func TestWaitOutlastsAServerRestart(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Wait still follows a run whose server is gone")
+	}
+	select {
+	case w := <-watched:
+		if w.err == nil || !strings.Contains(w.err.Error(), "following pipeline run "+pr2.PipelineRunID+": the server has not answered for 3s") {
+			t.Fatalf("WatchPipelineRun with the server gone: %+v %v", w.pr, w.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("WatchPipelineRun still follows a run whose server is gone")
 	}
 }
 

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -170,7 +171,9 @@ func (c *Client) TriggerSchedule(ctx context.Context, name string) (*jobs.Pipeli
 
 // WatchPipelineRun calls fn with the pipeline run each time it changes,
 // and returns it once it has ended. It follows the events on
-// gantry.events.pipelines.<id> and asks the server every second besides.
+// gantry.events.pipelines.<id> and asks the server every second besides;
+// once it has read the run, a server that does not answer (it restarts)
+// is waited for, up to ServerGone.
 func (c *Client) WatchPipelineRun(ctx context.Context, id string, fn func(*jobs.PipelineRun)) (*jobs.PipelineRun, error) {
 	wake := make(chan struct{}, 1)
 	sub, err := c.nc.Subscribe("gantry.events.pipelines."+id, func(*nats.Msg) {
@@ -185,11 +188,40 @@ func (c *Client) WatchPipelineRun(ctx context.Context, id string, fn func(*jobs.
 	defer sub.Unsubscribe()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var last []byte
+	var (
+		last      []byte
+		read      bool      // the run was read once
+		downSince time.Time // since when the server has not answered
+	)
 	for {
 		pr, err := c.GetPipelineRun(ctx, id)
-		if err != nil {
+		switch {
+		case err == nil:
+			read, downSince = true, time.Time{}
+		case !read || !transient(err) || ctx.Err() != nil:
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
 			return nil, err
+		default:
+			// Once following, a server that does not answer for a while
+			// (it restarts) stops nothing, as with Wait: the run goes on,
+			// and its pipeline events wake the next read.
+			if downSince.IsZero() {
+				downSince = time.Now()
+			}
+			if time.Since(downSince) >= ServerGone {
+				return nil, fmt.Errorf("following pipeline run %s: the server has not answered for %s: %w", id, ServerGone, err)
+			}
+		}
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return nil, context.Cause(ctx)
+			case <-wake:
+			case <-tick.C:
+			}
+			continue
 		}
 		if b, _ := json.Marshal(pr); fn != nil && string(b) != string(last) {
 			last = b
