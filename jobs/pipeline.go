@@ -29,7 +29,10 @@ type Pipeline struct {
 	// Kind is pipeline (the default) or task: a task schedule made by
 	// `gantry schedule create --task`, one stage running one task
 	// definition.
-	Kind      string    `json:"kind,omitempty"`
+	Kind string `json:"kind,omitempty"`
+	// Priority is that of the stages' runs (high, normal or low; empty is
+	// normal) where a stage does not set its own.
+	Priority  Priority  `json:"priority,omitempty"`
 	Stages    []Stage   `json:"stages"`
 	CreatedAt time.Time `json:"createdAt,omitzero"`
 }
@@ -47,6 +50,8 @@ type Stage struct {
 	Overrides      *Overrides     `json:"overrides,omitempty"`
 	RetryStrategy  *RetryStrategy `json:"retryStrategy,omitempty"`
 	TimeoutSeconds int            `json:"timeoutSeconds,omitempty"`
+	// Priority of the stage's runs; empty takes the pipeline's.
+	Priority Priority `json:"priority,omitempty"`
 }
 
 // MaxArraySize bounds a stage's fan-out, as AWS Batch does.
@@ -268,6 +273,9 @@ func (p *Pipeline) Validate() error {
 	case !validName(p.Name):
 		bad("name", "%q: use letters, digits, '-' and '_'", p.Name)
 	}
+	if err := checkPriority("priority", p.Priority); err != nil {
+		errs = append(errs, err)
+	}
 	names := make([]string, 0, len(p.Parameters))
 	for k := range p.Parameters {
 		names = append(names, k)
@@ -314,7 +322,7 @@ func (st *Stage) validate(sp string, stages map[string]bool, params Params) []er
 		errs = append(errs, &FieldError{Path: sp + "." + path, Msg: fmt.Sprintf(format, args...)})
 	}
 	req := SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster, Overrides: st.Overrides,
-		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds}
+		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds, Priority: st.Priority}
 	if err := req.Validate(); err != nil {
 		errs = append(errs, prefixErrors(sp+".", err))
 	}

@@ -37,10 +37,13 @@ type PipelineRun struct {
 	TriggeredBy string `json:"triggeredBy,omitempty"`
 	// Backfill groups the runs of one backfill; a run of it waits PENDING
 	// until fewer than its MaxParallel runs are active.
-	Backfill       *BackfillGroup `json:"backfill,omitempty"`
-	ScheduledTime  *time.Time     `json:"scheduledTime,omitempty"`
-	IdempotencyKey string         `json:"idempotencyKey,omitempty"`
-	StoppedReason  string         `json:"stoppedReason,omitempty"`
+	Backfill *BackfillGroup `json:"backfill,omitempty"`
+	// Priority, when set (gantry pipeline run or backfill --priority),
+	// is that of every stage's runs, over what the pipeline file says.
+	Priority       Priority   `json:"priority,omitempty"`
+	ScheduledTime  *time.Time `json:"scheduledTime,omitempty"`
+	IdempotencyKey string     `json:"idempotencyKey,omitempty"`
+	StoppedReason  string     `json:"stoppedReason,omitempty"`
 	// StopRequested is set by a stop: no stage starts after it.
 	StopRequested bool `json:"stopRequested,omitempty"`
 	// Retries counts the retries of the run (`gantry pipeline retry`):

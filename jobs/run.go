@@ -155,16 +155,20 @@ func (s RunSpec) MaxAttempts() int {
 
 // Run is one execution of a task definition, with all its attempts.
 type Run struct {
-	RunID          string            `json:"runId"`
-	Status         Status            `json:"status"`
-	ExitCode       *int              `json:"exitCode"`
-	StopCode       string            `json:"stopCode"`
-	StoppedReason  string            `json:"stoppedReason"`
-	StatusReason   string            `json:"statusReason,omitempty"` // why a run not ended waits
-	TaskDefinition string            `json:"taskDefinition"`
-	Cluster        string            `json:"cluster"`
-	Worker         string            `json:"worker"`
-	TargetWorker   string            `json:"targetWorker,omitempty"`
+	RunID          string `json:"runId"`
+	Status         Status `json:"status"`
+	ExitCode       *int   `json:"exitCode"`
+	StopCode       string `json:"stopCode"`
+	StoppedReason  string `json:"stoppedReason"`
+	StatusReason   string `json:"statusReason,omitempty"` // why a run not ended waits
+	TaskDefinition string `json:"taskDefinition"`
+	Cluster        string `json:"cluster"`
+	Worker         string `json:"worker"`
+	TargetWorker   string `json:"targetWorker,omitempty"`
+	// Priority orders the run among those waiting in its cluster
+	// (priority.go): high, normal or low. Its retries and redeliveries
+	// keep it.
+	Priority       Priority          `json:"priority"`
 	IdempotencyKey string            `json:"idempotencyKey,omitempty"`
 	CreatedAt      time.Time         `json:"createdAt"`
 	StartedAt      *time.Time        `json:"startedAt"`
@@ -385,11 +389,14 @@ func (r *Run) Cancel(now time.Time, reason string) bool {
 
 // Job is the queue message that asks a worker to run one attempt.
 type Job struct {
-	RunID   string  `json:"runId"`
-	Attempt int     `json:"attempt"`
-	Cluster string  `json:"cluster"`
-	Worker  string  `json:"worker,omitempty"`
-	Spec    RunSpec `json:"spec"`
+	RunID   string `json:"runId"`
+	Attempt int    `json:"attempt"`
+	Cluster string `json:"cluster"`
+	Worker  string `json:"worker,omitempty"`
+	// Priority is high or low, or empty for normal: a normal job's
+	// message is as before priorities came, on gantry.jobs.<cluster>.
+	Priority Priority `json:"priority,omitempty"`
+	Spec     RunSpec  `json:"spec"`
 }
 
 // SubmitRequest asks for a new run. It mirrors ECS RunTask and AWS Batch
@@ -401,8 +408,10 @@ type SubmitRequest struct {
 	Worker         string          `json:"worker,omitempty"`
 	Overrides      *Overrides      `json:"overrides,omitempty"`
 	TimeoutSeconds int             `json:"timeoutSeconds,omitempty"`
-	RetryStrategy  *RetryStrategy  `json:"retryStrategy,omitempty"`
-	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
+	// Priority is high, normal (the default, also when empty) or low.
+	Priority       Priority       `json:"priority,omitempty"`
+	RetryStrategy  *RetryStrategy `json:"retryStrategy,omitempty"`
+	IdempotencyKey string         `json:"idempotencyKey,omitempty"`
 	// ActiveDeadlineSeconds bounds the whole run, every attempt and the
 	// waits between them (Kubernetes Job's field); 0 means no bound.
 	ActiveDeadlineSeconds int `json:"activeDeadlineSeconds,omitempty"`
@@ -461,6 +470,9 @@ func (s SubmitRequest) Validate() error {
 		errs = append(errs, &FieldError{"timeoutSeconds", "must not be negative"})
 	} else if s.TimeoutSeconds > MaxDurationSeconds {
 		errs = append(errs, &FieldError{"timeoutSeconds", tooLong(s.TimeoutSeconds)})
+	}
+	if err := checkPriority("priority", s.Priority); err != nil {
+		errs = append(errs, err)
 	}
 	if rs := s.RetryStrategy; rs != nil {
 		if err := rs.validate("retryStrategy."); err != nil {

@@ -20,79 +20,106 @@ import (
 // (worker.MaxLosses), and a run that loses too many fails with a reason.
 const MaxDeliver = -1
 
-// JobConsumer pulls jobs for one worker: its cluster's and its own. It is
-// for one goroutine at a time.
+// JobConsumer pulls jobs for one worker: its own and its cluster's, in
+// the order it takes them (pulls). It is for one goroutine at a time.
 type JobConsumer struct {
-	nc           *nats.Conn // for naks (Delivery.Nak)
-	q            *Queue     // to make a deleted consumer again (restore)
-	cluster, own jetstream.Consumer
-	clusterCfg   jetstream.ConsumerConfig
-	ownCfg       jetstream.ConsumerConfig
+	nc *nats.Conn // for naks (Delivery.Nak)
+	q  *Queue     // to make a deleted consumer again (restore)
+	// pulls are the worker's own consumer, then its cluster's high,
+	// normal and low ones: a worker takes what it finds in this order.
+	pulls [numPulls]pull
+}
+
+// pull is one durable consumer a worker takes jobs from.
+type pull struct {
+	cons jetstream.Consumer
+	cfg  jetstream.ConsumerConfig
+}
+
+// The consumers of a JobConsumer, in the order a worker takes jobs.
+const (
+	pullOwn = iota
+	pullHigh
+	pullNormal // the cluster's consumer, cluster_<cluster>, as before priorities
+	pullLow
+	numPulls
+)
+
+// ClusterConsumer is the durable consumer of a cluster's jobs of priority
+// p: cluster_<cluster> for normal ones (the name it had before priorities
+// came), high_<cluster> and low_<cluster> for the others. Their prefixes
+// differ, so no cluster's name makes one of another's.
+func ClusterConsumer(cluster string, p jobs.Priority) string {
+	switch p {
+	case jobs.PriorityHigh, jobs.PriorityLow:
+		return string(p) + "_" + cluster
+	}
+	return "cluster_" + cluster
 }
 
 // Jobs returns the consumer of a worker, creating the durable consumers of
-// its cluster and of the worker itself if they do not exist. Its errors
-// are as EnsureStreams's: WaitingFor tells those that pass on their own.
-// A consumer deleted later is made again when a pull finds it gone.
+// its cluster (one per priority) and of the worker itself if they do not
+// exist. Its errors are as EnsureStreams's: WaitingFor tells those that
+// pass on their own. A consumer deleted later is made again when a pull
+// finds it gone.
 func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer, error) {
-	c := &JobConsumer{nc: q.nc, q: q,
-		clusterCfg: jetstream.ConsumerConfig{
-			Durable:       "cluster_" + cluster,
-			Description:   "gantry: workers of cluster " + cluster,
-			FilterSubject: JobSubject(cluster, ""),
+	c := &JobConsumer{nc: q.nc, q: q}
+	c.pulls[pullOwn].cfg = jetstream.ConsumerConfig{
+		Durable:           "worker_" + worker,
+		Description:       "gantry: jobs for worker " + worker,
+		FilterSubject:     JobSubject(cluster, worker),
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           q.cfg.ackWait,
+		MaxDeliver:        MaxDeliver,
+		InactiveThreshold: 24 * time.Hour,
+	}
+	for i, p := range map[int]jobs.Priority{pullHigh: jobs.PriorityHigh, pullNormal: jobs.PriorityNormal, pullLow: jobs.PriorityLow} {
+		desc := "gantry: workers of cluster " + cluster
+		if p != jobs.PriorityNormal {
+			desc = "gantry: " + string(p) + "-priority jobs of cluster " + cluster
+		}
+		c.pulls[i].cfg = jetstream.ConsumerConfig{
+			Durable:       ClusterConsumer(cluster, p),
+			Description:   desc,
+			FilterSubject: ClusterJobSubject(cluster, p),
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       q.cfg.ackWait,
 			MaxDeliver:    MaxDeliver,
 			MaxAckPending: 100000,
-		},
-		ownCfg: jetstream.ConsumerConfig{
-			Durable:           "worker_" + worker,
-			Description:       "gantry: jobs for worker " + worker,
-			FilterSubject:     JobSubject(cluster, worker),
-			AckPolicy:         jetstream.AckExplicitPolicy,
-			AckWait:           q.cfg.ackWait,
-			MaxDeliver:        MaxDeliver,
-			InactiveThreshold: 24 * time.Hour,
-		},
-	}
-	var (
-		err  error
-		noJS *NoJetStreamError // about NATS, not the consumer: said as is
-	)
-	if c.cluster, err = q.js.CreateOrUpdateConsumer(ctx, StreamJobs, c.clusterCfg); err != nil {
-		if err = q.explain(err); errors.As(err, &noJS) {
-			return nil, err
 		}
-		return nil, fmt.Errorf("consumer for cluster %s: %w", cluster, err)
 	}
-	if c.own, err = q.js.CreateOrUpdateConsumer(ctx, StreamJobs, c.ownCfg); err != nil {
-		if err = q.explain(err); errors.As(err, &noJS) {
-			return nil, err
+	var noJS *NoJetStreamError // about NATS, not the consumer: said as is
+	for _, i := range []int{pullNormal, pullOwn, pullHigh, pullLow} {
+		pl := &c.pulls[i]
+		var err error
+		if pl.cons, err = q.js.CreateOrUpdateConsumer(ctx, StreamJobs, pl.cfg); err != nil {
+			if err = q.explain(err); errors.As(err, &noJS) {
+				return nil, err
+			}
+			if i == pullOwn {
+				return nil, fmt.Errorf("consumer for worker %s: %w", worker, err)
+			}
+			return nil, fmt.Errorf("consumer %s for cluster %s: %w", pl.cfg.Durable, cluster, err)
 		}
-		return nil, fmt.Errorf("consumer for worker %s: %w", worker, err)
 	}
 	return c, nil
 }
 
-// restore makes *cons again if the pull that failed with err found it
-// deleted (durable.go), and says whether it did: the caller then pulls
-// again. Other errors are the caller's, as before.
-func (c *JobConsumer) restore(ctx context.Context, cons *jetstream.Consumer, err error) bool {
-	if !consumerGone(ctx, *cons, err) {
+// restore makes the consumer of pl again if the pull that failed with err
+// found it deleted (durable.go), and says whether it did: the caller then
+// pulls again. Other errors are the caller's, as before.
+func (c *JobConsumer) restore(ctx context.Context, pl *pull, err error) bool {
+	if !consumerGone(ctx, pl.cons, err) {
 		return false
 	}
-	cfg := c.clusterCfg
-	if *cons == c.own {
-		cfg = c.ownCfg
-	}
-	log := c.q.cfg.log.With().Str("stream", StreamJobs).Str("consumer", cfg.Durable).Logger()
+	log := c.q.cfg.log.With().Str("stream", StreamJobs).Str("consumer", pl.cfg.Durable).Logger()
 	log.Warn().AnErr("cause", err).Msg("durable consumer deleted under the worker: making it again")
-	made, err := c.q.js.CreateOrUpdateConsumer(ctx, StreamJobs, cfg)
+	made, err := c.q.js.CreateOrUpdateConsumer(ctx, StreamJobs, pl.cfg)
 	if err != nil {
 		log.Warn().Err(err).Msg("make the deleted consumer again")
 		return false
 	}
-	*cons = made
+	pl.cons = made
 	return true
 }
 
@@ -176,20 +203,23 @@ var ErrBadJob = errors.New("queue: malformed job")
 const ownEvery = 250 * time.Millisecond
 
 // Next blocks until a job arrives or ctx is done. Jobs aimed at this worker
-// come before the cluster's.
+// come first, then the cluster's high, normal and low ones.
 func (c *JobConsumer) Next(ctx context.Context) (*Delivery, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, context.Cause(ctx)
 		}
-		if msg, err := next(ctx, c.own, 0); err == nil {
-			return c.deliver(msg)
-		} else if !isTimeout(err) && !c.restore(ctx, &c.own, err) {
-			return nil, err
+		for i := range c.pulls {
+			pl := &c.pulls[i]
+			if msg, err := next(ctx, pl.cons, 0); err == nil {
+				return c.deliver(msg)
+			} else if !isTimeout(err) && !c.restore(ctx, pl, err) {
+				return nil, err
+			}
 		}
-		if msg, err := next(ctx, c.cluster, ownEvery); err == nil {
+		if msg, err := next(ctx, c.pulls[pullNormal].cons, ownEvery); err == nil {
 			return c.deliver(msg)
-		} else if !isTimeout(err) && !c.restore(ctx, &c.cluster, err) {
+		} else if !isTimeout(err) && !c.restore(ctx, &c.pulls[pullNormal], err) {
 			return nil, err
 		}
 	}
@@ -303,22 +333,24 @@ func (d *Delivery) Nak(delay time.Duration) error {
 }
 
 // NextBatch blocks until at least one job arrives or ctx is done, and
-// returns up to max of those waiting, this worker's first. It takes only
-// what is there already, so the jobs it returns are the ones the caller has
-// room for, and no lease ticks on a job nobody runs.
+// returns up to max of those waiting, in the order a worker takes them:
+// this worker's own, then the cluster's high, normal and low ones. It
+// takes only what is there already, so the jobs it returns are the ones
+// the caller has room for, and no lease ticks on a job nobody runs.
 func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, context.Cause(ctx)
 		}
 		var out []*Delivery
-		for _, cons := range []*jetstream.Consumer{&c.own, &c.cluster} {
+		for i := range c.pulls {
 			if len(out) >= max {
 				break
 			}
-			batch, err := (*cons).FetchNoWait(max - len(out))
+			pl := &c.pulls[i]
+			batch, err := pl.cons.FetchNoWait(max - len(out))
 			if err != nil {
-				if c.restore(ctx, cons, err) {
+				if c.restore(ctx, pl, err) {
 					continue // its jobs come with the next pull
 				}
 				return nil, err
@@ -331,7 +363,7 @@ func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, erro
 			// A pull of a deleted consumer ends with an error, not
 			// with jobs: unseen here, the worker's own jobs stopped
 			// coming without a word.
-			if err := batch.Error(); err != nil && !isTimeout(err) && c.restore(ctx, cons, err) {
+			if err := batch.Error(); err != nil && !isTimeout(err) && c.restore(ctx, pl, err) {
 				continue
 			}
 		}
@@ -339,8 +371,9 @@ func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, erro
 			return out, nil
 		}
 		// Nothing waits: block for the next one.
-		msg, err := next(ctx, c.cluster, ownEvery)
-		if isTimeout(err) || (err != nil && c.restore(ctx, &c.cluster, err)) {
+		normal := &c.pulls[pullNormal]
+		msg, err := next(ctx, normal.cons, ownEvery)
+		if isTimeout(err) || (err != nil && c.restore(ctx, normal, err)) {
 			continue
 		}
 		if err != nil {

@@ -5,7 +5,9 @@
 //
 // Subjects:
 //
-//	gantry.jobs.<cluster>                 jobs any worker of the cluster may take
+//	gantry.jobs.<cluster>                 jobs any worker of the cluster may take (normal priority)
+//	gantry.jobs.<cluster>.p.high          the same, high priority (taken before normal)
+//	gantry.jobs.<cluster>.p.low           the same, low priority (taken after normal)
 //	gantry.jobs.<cluster>.w.<worker>      jobs for one worker
 //	gantry.events.runs.<run>              status changes of runs and attempts
 //	gantry.logs.<run>.<container>         log lines (jobs.LogBatch JSON)

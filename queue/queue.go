@@ -233,7 +233,8 @@ const JobsDuplicateWindow = 30 * time.Second
 // The claims bucket has JetStream's default window, of the same length.
 const EventsDuplicateWindow = 2 * time.Minute
 
-// PublishJob puts a job on its cluster's (or worker's) queue. The message id
+// PublishJob puts a job on its cluster's queue for its priority, or on its
+// worker's (JobSubjectOf). The message id
 // run/attempt makes a repeated publish within the duplicate window a no-op.
 func (q *Queue) PublishJob(ctx context.Context, job *jobs.Job) (uint64, error) {
 	data, err := q.EncodeJob(job)
@@ -284,7 +285,7 @@ const smallJob = 64 << 10
 
 // PublishEncodedJob is PublishJob of a job EncodeJob encoded as data.
 func (q *Queue) PublishEncodedJob(ctx context.Context, job *jobs.Job, data []byte) (uint64, error) {
-	ack, err := q.js.Publish(ctx, JobSubject(job.Cluster, job.Worker), data,
+	ack, err := q.js.Publish(ctx, JobSubjectOf(job), data,
 		jetstream.WithMsgID(fmt.Sprintf("%s/%d", job.RunID, job.Attempt)))
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return 0, &JobTooLargeError{RunID: job.RunID, Size: int64(len(data)), Max: q.nc.MaxPayload()}

@@ -93,7 +93,7 @@ func TestJobsForAWorkerComeFirst(t *testing.T) {
 	// acknowledged the publish: until then a no-wait fetch of the worker's
 	// own consumer finds nothing, and the cluster's job comes first. Own
 	// jobs come first once both consumers know of theirs.
-	for _, c := range []jetstream.Consumer{cons.own, cons.cluster} {
+	for _, c := range []jetstream.Consumer{cons.pulls[pullOwn].cons, cons.pulls[pullNormal].cons} {
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 			info, err := c.Info(ctx)
 			if err != nil {

@@ -1,5 +1,7 @@
 package queue
 
+import "github.com/gantry-dev/gantry/jobs"
+
 // Stream names.
 const (
 	StreamJobs   = "GANTRY_JOBS"
@@ -21,6 +23,29 @@ func JobSubject(cluster, worker string) string {
 		return "gantry.jobs." + cluster
 	}
 	return "gantry.jobs." + cluster + ".w." + worker
+}
+
+// ClusterJobSubject is where jobs of a priority go that any worker of the
+// cluster may take: normal ones (and those of no priority) on
+// JobSubject(cluster, ""), as before priorities came, high and low ones on
+// gantry.jobs.<cluster>.p.high and .p.low. None overlaps another, nor a
+// worker's subject (.w.<worker>).
+func ClusterJobSubject(cluster string, p jobs.Priority) string {
+	switch p {
+	case jobs.PriorityHigh, jobs.PriorityLow:
+		return "gantry.jobs." + cluster + ".p." + string(p)
+	}
+	return JobSubject(cluster, "")
+}
+
+// JobSubjectOf is where job is queued: its worker's subject when it is
+// aimed at one (a worker takes those first, whatever their priority),
+// its cluster's for its priority otherwise.
+func JobSubjectOf(job *jobs.Job) string {
+	if job.Worker != "" {
+		return JobSubject(job.Cluster, job.Worker)
+	}
+	return ClusterJobSubject(job.Cluster, job.Priority)
 }
 
 // EventSubject carries the status changes of one run.

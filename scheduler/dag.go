@@ -381,7 +381,7 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 // stage, try after the first, index).
 func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitRequest, error) {
 	req := &jobs.SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster,
-		TimeoutSeconds: st.TimeoutSeconds, RetryStrategy: st.RetryStrategy,
+		TimeoutSeconds: st.TimeoutSeconds, RetryStrategy: st.RetryStrategy, Priority: pr.StagePriority(st),
 		Overrides:      jobs.SubstituteOverrides(st.Overrides, pr.Parameters),
 		IdempotencyKey: stageKey(pr, st.Name),
 		Stage: &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream(),

@@ -205,6 +205,7 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		TaskDefinition: td.Ref(),
 		Cluster:        cluster,
 		TargetWorker:   req.Worker,
+		Priority:       req.Priority.Level(),
 		IdempotencyKey: req.IdempotencyKey,
 		CreatedAt:      now,
 		Attempts:       []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}},
@@ -258,9 +259,15 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	return stored, true, nil
 }
 
-// jobOf is the job of the run's current attempt.
+// jobOf is the job of the run's current attempt. Its priority picks the
+// queue it goes to (queue.JobSubjectOf): a retry's or a republished job's
+// is the run's, as the first attempt's was.
 func jobOf(r *jobs.Run) *jobs.Job {
-	return &jobs.Job{RunID: r.RunID, Attempt: r.Current().Attempt, Cluster: r.Cluster, Worker: r.TargetWorker, Spec: r.Spec}
+	j := &jobs.Job{RunID: r.RunID, Attempt: r.Current().Attempt, Cluster: r.Cluster, Worker: r.TargetWorker, Spec: r.Spec}
+	if p := r.Priority.Level(); p != jobs.PriorityNormal {
+		j.Priority = p
+	}
+	return j
 }
 
 // markLater records in the background that attempt's job is published;

@@ -292,6 +292,7 @@ func (db *DB) queryRuns(ctx context.Context, query string, args ...any) ([]jobs.
 		if err := json.Unmarshal(doc, &r); err != nil {
 			return nil, fmt.Errorf("decode run: %w", err)
 		}
+		r.Priority = r.Priority.Level()
 		out = append(out, r)
 	}
 	return out, rows.Err()
@@ -318,6 +319,7 @@ func decodeRun(doc []byte) (*jobs.Run, error) {
 	if err := json.Unmarshal(doc, r); err != nil {
 		return nil, fmt.Errorf("decode run: %w", err)
 	}
+	r.Priority = r.Priority.Level() // runs stored before priorities are normal
 	return r, nil
 }
 
