@@ -40,8 +40,19 @@ func (c *Client) DescribePipeline(ctx context.Context, name string, version int)
 
 // RunPipeline starts a run of a pipeline with parameters over its defaults.
 func (c *Client) RunPipeline(ctx context.Context, name string, params map[string]string) (*jobs.PipelineRun, error) {
+	return c.RunPipelinePriority(ctx, name, params, "")
+}
+
+// RunPipelinePriority is RunPipeline with the priority of every stage's
+// runs (high, normal or low) over the pipeline file's; empty keeps the
+// file's.
+func (c *Client) RunPipelinePriority(ctx context.Context, name string, params map[string]string, priority jobs.Priority) (*jobs.PipelineRun, error) {
+	req := map[string]any{"name": name, "parameters": params}
+	if priority != "" {
+		req["priority"] = priority
+	}
 	var pr jobs.PipelineRun
-	if err := c.call(ctx, "pipelines.run", map[string]any{"name": name, "parameters": params}, &pr); err != nil {
+	if err := c.call(ctx, "pipelines.run", req, &pr); err != nil {
 		return nil, err
 	}
 	return &pr, nil
@@ -98,9 +109,19 @@ func (c *Client) Backfill(ctx context.Context, name string, from, to time.Time) 
 // at once (0: no bound): the others wait PENDING and start, earliest
 // scheduled time first, as runs end.
 func (c *Client) BackfillParallel(ctx context.Context, name string, from, to time.Time, maxParallel int) ([]jobs.PipelineRun, error) {
+	return c.BackfillPriority(ctx, name, from, to, maxParallel, "")
+}
+
+// BackfillPriority is BackfillParallel with the priority of every stage's
+// runs (low, typically, so that the backfill does not delay scheduled
+// runs) over the pipeline file's; empty keeps the file's.
+func (c *Client) BackfillPriority(ctx context.Context, name string, from, to time.Time, maxParallel int, priority jobs.Priority) ([]jobs.PipelineRun, error) {
+	req := map[string]any{"name": name, "from": from, "to": to, "maxParallel": maxParallel}
+	if priority != "" {
+		req["priority"] = priority
+	}
 	var out []jobs.PipelineRun
-	return out, c.call(ctx, "pipelines.backfill", map[string]any{"name": name, "from": from, "to": to,
-		"maxParallel": maxParallel}, &out)
+	return out, c.call(ctx, "pipelines.backfill", req, &out)
 }
 
 // ScheduleInfo is one schedule with its next fire time.

@@ -273,7 +273,7 @@ func (p *Pipeline) Validate() error {
 	case !validName(p.Name):
 		bad("name", "%q: use letters, digits, '-' and '_'", p.Name)
 	}
-	if err := checkPriority("priority", p.Priority); err != nil {
+	if err := CheckPriority("priority", p.Priority); err != nil {
 		errs = append(errs, err)
 	}
 	names := make([]string, 0, len(p.Parameters))

@@ -48,8 +48,9 @@ func ParsePriority(s string) (Priority, error) {
 	return "", fmt.Errorf("%q: want high, normal or low", s)
 }
 
-// checkPriority is the problem of p at path, if any.
-func checkPriority(path string, p Priority) error {
+// CheckPriority is the problem of p as the field at path, if any: a
+// *FieldError naming the field.
+func CheckPriority(path string, p Priority) error {
 	if p.Valid() {
 		return nil
 	}

@@ -471,7 +471,7 @@ func (s SubmitRequest) Validate() error {
 	} else if s.TimeoutSeconds > MaxDurationSeconds {
 		errs = append(errs, &FieldError{"timeoutSeconds", tooLong(s.TimeoutSeconds)})
 	}
-	if err := checkPriority("priority", s.Priority); err != nil {
+	if err := CheckPriority("priority", s.Priority); err != nil {
 		errs = append(errs, err)
 	}
 	if rs := s.RetryStrategy; rs != nil {

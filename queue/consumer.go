@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -28,12 +30,47 @@ type JobConsumer struct {
 	// pulls are the worker's own consumer, then its cluster's high,
 	// normal and low ones: a worker takes what it finds in this order.
 	pulls [numPulls]pull
+	bells []*nats.Subscription // ring the pulls' bells (ring)
 }
 
 // pull is one durable consumer a worker takes jobs from.
+//
+// A pull request costs a round trip to the NATS server even when it finds
+// nothing, and most jobs are normal: the other consumers (the worker's
+// own, the cluster's high and low ones) are skipped while they are known
+// to be empty. A worker learns that a job came to one of them from a core
+// NATS subscription to its subject, its bell, which hears every publish
+// there: the stream and the subscription get the same message. Jobs also
+// come back without a publish (a nak, a lapsed lease), and a bell can ring
+// before the stream has stored its job: a consumer known empty is pulled
+// again after recheckEvery whatever its bell says.
 type pull struct {
 	cons jetstream.Consumer
 	cfg  jetstream.ConsumerConfig
+
+	skips   bool        // may be skipped while known empty (all but normal)
+	rung    atomic.Bool // a job was published to it since its last pull began
+	emptyAt time.Time   // when the last pull, which found it empty, began; zero: not known empty
+}
+
+// recheckEvery bounds how long a consumer known empty goes unpulled when
+// its bell did not ring: how late a job handed back (or whose lease ran
+// out) on a skipped consumer can be seen, and what an idle worker polls.
+const recheckEvery = 100 * time.Millisecond
+
+// due reports whether pl is to be pulled at now.
+func (pl *pull) due(now time.Time) bool {
+	return !pl.skips || pl.emptyAt.IsZero() || pl.rung.Load() || now.Sub(pl.emptyAt) >= recheckEvery
+}
+
+// pulled records what a pull begun at began found: got jobs of the want
+// it asked for.
+func (pl *pull) pulled(began time.Time, got, want int) {
+	if got < want {
+		pl.emptyAt = began
+	} else {
+		pl.emptyAt = time.Time{}
+	}
 }
 
 // The consumers of a JobConsumer, in the order a worker takes jobs.
@@ -64,6 +101,7 @@ func ClusterConsumer(cluster string, p jobs.Priority) string {
 // finds it gone.
 func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer, error) {
 	c := &JobConsumer{nc: q.nc, q: q}
+	c.pulls[pullOwn].skips, c.pulls[pullHigh].skips, c.pulls[pullLow].skips = true, true, true
 	c.pulls[pullOwn].cfg = jetstream.ConsumerConfig{
 		Durable:           "worker_" + worker,
 		Description:       "gantry: jobs for worker " + worker,
@@ -102,7 +140,48 @@ func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer,
 			return nil, fmt.Errorf("consumer %s for cluster %s: %w", pl.cfg.Durable, cluster, err)
 		}
 	}
+	c.ring(JobSubject(cluster, "")+".p.*", func(subject string) *pull {
+		switch {
+		case strings.HasSuffix(subject, ".p.high"):
+			return &c.pulls[pullHigh]
+		case strings.HasSuffix(subject, ".p.low"):
+			return &c.pulls[pullLow]
+		}
+		return nil
+	})
+	c.ring(JobSubject(cluster, worker), func(string) *pull { return &c.pulls[pullOwn] })
 	return c, nil
+}
+
+// ring subscribes to subject, a bell for the pull which of says a
+// message is for. A bell that cannot be had (a NATS user not allowed to
+// subscribe there, say) leaves its pulls to recheckEvery.
+func (c *JobConsumer) ring(subject string, which func(subject string) *pull) {
+	sub, err := c.q.nc.Subscribe(subject, func(m *nats.Msg) {
+		if pl := which(m.Subject); pl != nil {
+			pl.rung.Store(true)
+		}
+	})
+	if err != nil {
+		c.q.cfg.log.Warn().Err(err).Str("subject", subject).
+			Msg("no bell for new jobs: consumers found empty are pulled again every " + recheckEvery.String())
+		for i := range c.pulls {
+			c.pulls[i].rung.Store(true)
+		}
+		return
+	}
+	// Only whether a message came matters: a slow reader may drop
+	// messages, not stall the connection for them.
+	_ = sub.SetPendingLimits(64, 1<<20)
+	c.bells = append(c.bells, sub)
+}
+
+// Close ends the consumer's subscriptions; the durable consumers stay.
+func (c *JobConsumer) Close() {
+	for _, b := range c.bells {
+		_ = b.Unsubscribe()
+	}
+	c.bells = nil
 }
 
 // restore makes the consumer of pl again if the pull that failed with err
@@ -211,9 +290,19 @@ func (c *JobConsumer) Next(ctx context.Context) (*Delivery, error) {
 		}
 		for i := range c.pulls {
 			pl := &c.pulls[i]
-			if msg, err := next(ctx, pl.cons, 0); err == nil {
+			began := time.Now()
+			if !pl.due(began) {
+				continue
+			}
+			pl.rung.Store(false)
+			msg, err := next(ctx, pl.cons, 0)
+			if err == nil {
+				pl.pulled(began, 1, 1)
 				return c.deliver(msg)
-			} else if !isTimeout(err) && !c.restore(ctx, pl, err) {
+			}
+			if isTimeout(err) {
+				pl.pulled(began, 0, 1)
+			} else if !c.restore(ctx, pl, err) {
 				return nil, err
 			}
 		}
@@ -348,14 +437,22 @@ func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, erro
 				break
 			}
 			pl := &c.pulls[i]
-			batch, err := pl.cons.FetchNoWait(max - len(out))
+			began := time.Now()
+			if !pl.due(began) {
+				continue
+			}
+			pl.rung.Store(false)
+			want := max - len(out)
+			batch, err := pl.cons.FetchNoWait(want)
 			if err != nil {
 				if c.restore(ctx, pl, err) {
 					continue // its jobs come with the next pull
 				}
 				return nil, err
 			}
+			got := 0
 			for msg := range batch.Messages() {
+				got++
 				if d, err := c.deliver(msg); err == nil {
 					out = append(out, d)
 				}
@@ -363,9 +460,13 @@ func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, erro
 			// A pull of a deleted consumer ends with an error, not
 			// with jobs: unseen here, the worker's own jobs stopped
 			// coming without a word.
-			if err := batch.Error(); err != nil && !isTimeout(err) && c.restore(ctx, pl, err) {
-				continue
+			if err := batch.Error(); err != nil && !isTimeout(err) {
+				if c.restore(ctx, pl, err) {
+					continue
+				}
+				got = want // not known empty
 			}
+			pl.pulled(began, got, want)
 		}
 		if len(out) > 0 {
 			return out, nil

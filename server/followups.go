@@ -303,7 +303,7 @@ func (s *Server) backfill(ctx context.Context, req BackfillRequest, times []time
 	ids := make([]string, 0, len(times))
 	for _, t := range times {
 		pr, _, err := s.createPipelineRun(ctx, req.Name, "backfill", t, func(pr *jobs.PipelineRun) {
-			pr.Status, pr.Backfill = jobs.StatusPending, &group
+			pr.Status, pr.Backfill, pr.Priority = jobs.StatusPending, &group, req.Priority
 		})
 		if err != nil {
 			return nil, err

@@ -319,6 +319,9 @@ type PipelineApplyReply struct {
 type PipelineRunRequest struct {
 	Name       string            `json:"name"`
 	Parameters map[string]string `json:"parameters,omitempty"`
+	// Priority, when set, is that of every stage's runs, over what the
+	// pipeline file says (high, normal or low).
+	Priority jobs.Priority `json:"priority,omitempty"`
 }
 
 // PipelineRunsRequest lists the runs of a pipeline.
@@ -349,6 +352,10 @@ type BackfillRequest struct {
 	// MaxParallel bounds the backfill's active runs; the others wait
 	// PENDING and start as runs end. 0 starts them all at once.
 	MaxParallel int `json:"maxParallel,omitempty"`
+	// Priority, when set, is that of every stage's runs of the backfill,
+	// over what the pipeline file says: low keeps a backfill from
+	// delaying the scheduled runs.
+	Priority jobs.Priority `json:"priority,omitempty"`
 }
 
 // ScheduleInfo is a schedule as `gantry schedule ls` shows it.
@@ -441,7 +448,12 @@ func (s *Server) apiPipelineRun(ctx context.Context, data []byte) (any, error) {
 	if req.Name == "" {
 		return nil, jobs.Invalid("name: required")
 	}
-	return s.startPipelineRun(ctx, req.Name, req.Parameters, "manual", nil)
+	if err := jobs.CheckPriority("priority", req.Priority); err != nil {
+		return nil, err
+	}
+	return s.startPipelineRun(ctx, req.Name, req.Parameters, "manual", nil, func(pr *jobs.PipelineRun) {
+		pr.Priority = req.Priority
+	})
 }
 
 func (s *Server) apiPipelineRuns(ctx context.Context, data []byte) (any, error) {
@@ -485,6 +497,9 @@ func (s *Server) apiPipelineStop(ctx context.Context, data []byte) (any, error) 
 func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, error) {
 	var req BackfillRequest
 	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := jobs.CheckPriority("priority", req.Priority); err != nil {
 		return nil, err
 	}
 	p, err := s.db.GetPipeline(ctx, req.Name, 0)

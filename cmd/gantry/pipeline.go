@@ -130,6 +130,14 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 				if p.Kind == jobs.KindTask {
 					fmt.Fprintf(w, "Kind:\ttask schedule\n")
 				}
+				if p.Priority != "" {
+					fmt.Fprintf(w, "Priority:\t%s\n", p.Priority)
+				}
+				for _, st := range p.Stages {
+					if st.Priority != "" {
+						fmt.Fprintf(w, "Priority of %s:\t%s\n", st.Name, st.Priority)
+					}
+				}
 				for _, t := range p.Triggers {
 					fmt.Fprintf(w, "Trigger:\ton %s of pipeline %s\n", t.Condition(), t.Pipeline)
 				}
@@ -173,12 +181,13 @@ func arrayText(n int) string {
 
 func newPipelineRunCmd(g *globals) *cobra.Command {
 	var (
-		params []string
-		detach bool
-		out    output // detach_output.go
+		params   []string
+		detach   bool
+		priority string
+		out      output // detach_output.go
 	)
 	c := &cobra.Command{
-		Use:   "run NAME [--param K=V]... [-d]",
+		Use:   "run NAME [--param K=V]... [--priority P] [-d]",
 		Short: "Run a pipeline and show its stages live, or print its run id with -d",
 		Long: `run starts a run of the latest version of a pipeline. Attached, it shows each
 stage's status as it changes and, when a stage fails, its last log lines; it
@@ -197,12 +206,16 @@ pipeline run.`,
 			if err := out.detachedOnly(detach); err != nil {
 				return err
 			}
+			prio, err := priorityFlag(priority)
+			if err != nil {
+				return err
+			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			pr, err := c.RunPipeline(cmd.Context(), args[0], given)
+			pr, err := c.RunPipelinePriority(cmd.Context(), args[0], given, prio)
 			if err != nil {
 				return fmt.Errorf("%s", oneLine(err))
 			}
@@ -214,6 +227,7 @@ pipeline run.`,
 	}
 	c.Flags().StringArrayVarP(&params, "param", "p", nil, "set a parameter K=V (repeatable)")
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "print the pipeline run id and return at once")
+	c.Flags().StringVar(&priority, "priority", "", "high, normal or low: the priority of every stage's runs (default: the pipeline file's, else normal)")
 	addDetachOutputFlag(c, &out)
 	return c
 }
@@ -434,6 +448,9 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 	if pr.TriggeredBy != "" {
 		fmt.Fprintf(w, "Triggered by:\t%s\n", pr.TriggeredBy)
 	}
+	if pr.Priority != "" {
+		fmt.Fprintf(w, "Priority:\t%s\n", pr.Priority)
+	}
 	if bf := pr.Backfill; bf != nil {
 		limit := "no limit"
 		if bf.MaxParallel > 0 {
@@ -501,9 +518,10 @@ func newPipelineBackfillCmd(g *globals) *cobra.Command {
 	var (
 		from, to    string
 		maxParallel int
+		priority    string
 	)
 	c := &cobra.Command{
-		Use:   "backfill NAME --from T --to T [--max-parallel N]",
+		Use:   "backfill NAME --from T --to T [--max-parallel N] [--priority low]",
 		Short: "Create one run per fire time of the pipeline's schedule in [from, to]",
 		Long: `backfill creates the runs the schedule would have made between --from and
 --to, both included (RFC 3339 times or YYYY-MM-DD dates, in the schedule's
@@ -511,11 +529,17 @@ zone; --to 2026-11-07 takes in the whole of the 7th). Each is the
 schedule's run for its time: a time already fired is not run again. Each run
 sees GANTRY_SCHEDULED_TIME. With --max-parallel N at most N of the runs are
 active at once: the others wait PENDING and start, earliest first, as runs
-end (a server restart keeps the bound).`,
+end (a server restart keeps the bound). --priority sets the priority of
+every stage's runs over the pipeline file's: low lets the scheduled runs
+go first.`,
 		Example: `  gantry pipeline backfill daily-sales --from 2026-11-01 --to 2026-11-07
-  gantry pipeline backfill daily-sales --from 2026-10-01 --to 2026-10-31 --max-parallel 2`,
+  gantry pipeline backfill daily-sales --from 2026-10-01 --to 2026-10-31 --max-parallel 2 --priority low`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			prio, err := priorityFlag(priority)
+			if err != nil {
+				return err
+			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
@@ -545,7 +569,7 @@ end (a server restart keeps the bound).`,
 			if maxParallel < 0 {
 				return fmt.Errorf("--max-parallel %d: must not be negative", maxParallel)
 			}
-			runs, err := c.BackfillParallel(cmd.Context(), args[0], f, t, maxParallel)
+			runs, err := c.BackfillPriority(cmd.Context(), args[0], f, t, maxParallel, prio)
 			if err != nil {
 				return err
 			}
@@ -558,6 +582,7 @@ end (a server restart keeps the bound).`,
 	c.Flags().StringVar(&from, "from", "", "first time (RFC 3339, YYYY-MM-DDTHH:MM or YYYY-MM-DD, in the schedule's zone), included")
 	c.Flags().StringVar(&to, "to", "", "last time, included; a bare date YYYY-MM-DD takes in the whole day")
 	c.Flags().IntVar(&maxParallel, "max-parallel", 0, "at most this many of the runs active at once (0: all)")
+	c.Flags().StringVar(&priority, "priority", "", "high, normal or low: the priority of every stage's runs (default: the pipeline file's, else normal; low keeps a backfill from delaying scheduled runs)")
 	c.MarkFlagRequired("from")
 	c.MarkFlagRequired("to")
 	return c

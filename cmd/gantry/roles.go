@@ -160,6 +160,7 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	if err != nil {
 		return err
 	}
+	defer cons.Close()
 	log = log.With().Str("worker", f.id).Str("cluster", f.cluster).Logger()
 	objLabels := f.labels()
 	objLabels[workerLabel] = f.id // reconciliation finds this worker's containers by it

@@ -26,6 +26,7 @@ type runFlags struct {
 	attempts, memory, cpu              int
 	detach                             bool
 	idempotencyKey                     string
+	priority                           string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -87,6 +88,7 @@ detaches and leaves it to finish stopping.`,
 	fl.IntVar(&f.memory, "memory", 0, "memory limit in MiB (an override with FAMILY or --file)")
 	fl.IntVar(&f.cpu, "cpu", 0, "CPU units, 1024 = one CPU (an override with FAMILY or --file)")
 	fl.StringVar(&f.idempotencyKey, "idempotency-key", "", "submitting twice with the same key creates one run")
+	fl.StringVar(&f.priority, "priority", "", "high, normal (default) or low: a worker with room takes high runs first, low ones last")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
 	addDetachOutputFlag(c, &out)
 	return c
@@ -192,6 +194,9 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 			Environment: env, CPU: cpu, Memory: memory}}}
 	}
 	var err error
+	if req.Priority, err = priorityFlag(f.priority); err != nil {
+		return nil, err
+	}
 	if req.TimeoutSeconds, err = seconds("--timeout", f.timeout); err != nil {
 		return nil, err
 	}
@@ -317,4 +322,14 @@ func runExit(r *jobs.Run) error {
 		return &exitError{code: *r.ExitCode}
 	}
 	return &exitError{code: exitGantryError, err: fmt.Errorf("run %s %s: %s", r.RunID, r.Status, orDash(r.StoppedReason))}
+}
+
+// priorityFlag reads a --priority flag; empty is left to the server's
+// default (or, for a pipeline, the file's).
+func priorityFlag(s string) (jobs.Priority, error) {
+	p, err := jobs.ParsePriority(s)
+	if err != nil {
+		return "", fmt.Errorf("--priority %w", err)
+	}
+	return p, nil
 }

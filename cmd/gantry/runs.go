@@ -161,6 +161,7 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 		fmt.Fprintf(w, "Stopped reason:\t%s\n", orDash(r.StoppedReason))
 	}
 	fmt.Fprintf(w, "Cluster:\t%s\n", r.Cluster)
+	fmt.Fprintf(w, "Priority:\t%s\n", r.Priority.Level())
 	fmt.Fprintf(w, "Worker:\t%s\n", orDash(r.Worker))
 	fmt.Fprintf(w, "Created:\t%s\n", ts(&r.CreatedAt))
 	fmt.Fprintf(w, "Started:\t%s\n", ts(r.StartedAt))
