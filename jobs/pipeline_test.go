@@ -509,10 +509,19 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: {family: f, containerDefinitions: [{name: m, image: i}]}}]\n"))
 	f.Add([]byte("name: p\nparameters: {d: x}\nstages: [{name: a, taskDefinition: {family: f, containerDefinitions: [{name: m, image: i, command: ['Ref::d', '${Ref::e}']}]}," +
 		" overrides: {containerOverrides: [{name: m, command: ['a-Ref::d-b']}]}}]\n"))
+	f.Add([]byte("name: p\npriority: low\nstages: [{name: a, taskDefinition: t, priority: high}, {name: b, taskDefinition: t, priority: urgent}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
 			return
+		}
+		if !p.Priority.Valid() {
+			t.Fatalf("accepted pipeline priority %q", p.Priority)
+		}
+		for _, st := range p.Stages {
+			if !st.Priority.Valid() {
+				t.Fatalf("accepted stage priority %q", st.Priority)
+			}
 		}
 		// Every Ref::name of a valid pipeline's commands is declared.
 		for _, st := range p.Stages {

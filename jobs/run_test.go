@@ -239,6 +239,8 @@ func FuzzSubmitRequest(f *testing.F) {
 	f.Add([]byte(`{"taskDefinition":"etl:3","cluster":"c","retryStrategy":{"attempts":2}}`))
 	f.Add([]byte(`{"taskDefinition":{"family":"f","containerDefinitions":[{"name":"m","image":"i","memory":64}]}}`))
 	f.Add([]byte(`{"taskDefinition":null}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","priority":"low"}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","priority":"urgent"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req SubmitRequest
 		if json.Unmarshal(data, &req) != nil {
@@ -253,7 +255,9 @@ func FuzzSubmitRequest(f *testing.F) {
 				t.Fatalf("accepted an invalid task definition: %v", verr)
 			}
 		}
-		_ = req.Validate()
+		if err := req.Validate(); err == nil && !req.Priority.Valid() {
+			t.Fatalf("accepted priority %q", req.Priority)
+		}
 	})
 }
 

@@ -1,0 +1,311 @@
+package queue
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+func TestJobSubjectsOfPriorities(t *testing.T) {
+	for _, tc := range []struct {
+		job        jobs.Job
+		subject    string
+		consumerOf jobs.Priority
+	}{
+		{jobs.Job{Cluster: "etl"}, "gantry.jobs.etl", jobs.PriorityNormal},
+		{jobs.Job{Cluster: "etl", Priority: jobs.PriorityNormal}, "gantry.jobs.etl", jobs.PriorityNormal},
+		{jobs.Job{Cluster: "etl", Priority: jobs.PriorityHigh}, "gantry.jobs.etl.p.high", jobs.PriorityHigh},
+		{jobs.Job{Cluster: "etl", Priority: jobs.PriorityLow}, "gantry.jobs.etl.p.low", jobs.PriorityLow},
+		// A worker's own jobs come first whatever their priority.
+		{jobs.Job{Cluster: "etl", Worker: "w1", Priority: jobs.PriorityLow}, "gantry.jobs.etl.w.w1", ""},
+	} {
+		if got := JobSubjectOf(&tc.job); got != tc.subject {
+			t.Errorf("JobSubjectOf(%+v) = %s, want %s", tc.job, got, tc.subject)
+		}
+	}
+	// Durable names: no cluster's name makes one of another cluster's.
+	names := map[string]string{}
+	for _, cluster := range []string{"x", "high_x", "low_x", "x_high", "cluster_x"} {
+		for _, p := range jobs.Priorities {
+			n := ClusterConsumer(cluster, p)
+			if prev, dup := names[n]; dup {
+				t.Errorf("consumer %s is both %s's and %s/%s's", n, prev, cluster, p)
+			}
+			names[n] = cluster + "/" + string(p)
+		}
+	}
+	if got := ClusterConsumer("etl", jobs.PriorityNormal); got != "cluster_etl" {
+		t.Errorf("normal consumer %s, want cluster_etl as before priorities", got)
+	}
+}
+
+// waitPending waits until each consumer of cons has the given number of
+// jobs pending: the stream tells its consumers of a message after it has
+// acknowledged the publish, and a no-wait pull before then finds nothing.
+func waitPending(t *testing.T, cons *JobConsumer, want [numPulls]uint64) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range cons.pulls {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			info, err := cons.pulls[i].cons.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.NumPending == want[i] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("consumer %s has %d jobs pending, want %d", info.Name, info.NumPending, want[i])
+			}
+		}
+	}
+}
+
+// TestJobsTakenByPriority: a worker with one slot takes its own jobs
+// first, then high, normal and low ones, first come first served within
+// a level; with more room, one batch holds them in that order.
+func TestJobsTakenByPriority(t *testing.T) {
+	queued := []jobs.Job{
+		{RunID: "low1", Priority: jobs.PriorityLow},
+		{RunID: "normal1"},
+		{RunID: "high1", Priority: jobs.PriorityHigh},
+		{RunID: "low2", Priority: jobs.PriorityLow},
+		{RunID: "normal2", Priority: jobs.PriorityNormal},
+		{RunID: "high2", Priority: jobs.PriorityHigh},
+		{RunID: "mine", Priority: jobs.PriorityLow, Worker: "w1"},
+	}
+	want := []string{"mine", "high1", "high2", "normal1", "normal2", "low1", "low2"}
+	for _, take := range []struct {
+		name string
+		next func(context.Context, *JobConsumer) ([]*Delivery, error)
+	}{
+		{"Next", func(ctx context.Context, c *JobConsumer) ([]*Delivery, error) {
+			d, err := c.Next(ctx)
+			return []*Delivery{d}, err
+		}},
+		{"NextBatch of one", func(ctx context.Context, c *JobConsumer) ([]*Delivery, error) { return c.NextBatch(ctx, 1) }},
+		{"NextBatch of ten", func(ctx context.Context, c *JobConsumer) ([]*Delivery, error) { return c.NextBatch(ctx, 10) }},
+	} {
+		t.Run(take.name, func(t *testing.T) {
+			t.Parallel()
+			q := newQueue(t)
+			ctx := context.Background()
+			cons, err := q.Jobs(ctx, "etl", "w1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cons.Close()
+			// The worker has looked once: the levels are known empty
+			// when the jobs come.
+			prime(t, q, cons)
+			for _, j := range queued {
+				j.Attempt, j.Cluster = 1, "etl"
+				if _, err := q.PublishJob(ctx, &j); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitPending(t, cons, [numPulls]uint64{pullOwn: 1, pullHigh: 2, pullNormal: 2, pullLow: 2})
+			var got []string
+			for len(got) < len(want) {
+				ds, err := take.next(ctx, cons)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range ds {
+					got = append(got, d.Job().RunID)
+					if err := d.Ack(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("taken in the order %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestPriorityKeptAcrossRedeliveryAndRetry: the job of a worker that was
+// lost (its lease ran out) comes back on its priority's consumer, ahead of
+// the normal jobs queued since, though no publish announced it; a retry's
+// job (the next attempt, published again) goes where the first went.
+func TestPriorityKeptAcrossRedeliveryAndRetry(t *testing.T) {
+	t.Parallel()
+	q := newQueue(t) // ack wait 2 s
+	ctx := context.Background()
+	lost, err := q.Jobs(ctx, "etl", "lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lost.Close()
+	other, err := q.Jobs(ctx, "etl", "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := q.PublishJob(ctx, &jobs.Job{RunID: "r-high", Attempt: 1, Cluster: "etl", Priority: jobs.PriorityHigh}); err != nil {
+		t.Fatal(err)
+	}
+	waitPending(t, lost, [numPulls]uint64{pullHigh: 1})
+	ds, err := lost.NextBatch(ctx, 1)
+	taken := time.Now()
+	if err != nil || len(ds) != 1 || ds[0].Job().RunID != "r-high" {
+		t.Fatalf("the first worker took %v, %v", ds, err)
+	}
+	// The first worker is lost with it: no renewal, no ack. The other
+	// worker finds the high consumer empty meanwhile (known empty), and
+	// normal jobs come.
+	prime(t, q, other)
+	for _, id := range []string{"n1", "n2"} {
+		if _, err := q.PublishJob(ctx, &jobs.Job{RunID: id, Attempt: 1, Cluster: "etl"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPending(t, other, [numPulls]uint64{pullNormal: 2})
+	// The lease runs out after the ack wait: the high job is pending again.
+	time.Sleep(time.Until(taken.Add(q.AckWait() + 100*time.Millisecond)))
+	time.Sleep(recheckEvery) // the other worker knows the high consumer as empty: no publish tells it otherwise
+	ds, err = other.NextBatch(ctx, 1)
+	if err != nil || len(ds) != 1 || ds[0].Job().RunID != "r-high" || ds[0].Delivered() != 2 {
+		t.Fatalf("the other worker took %v, %v, want r-high's redelivery first", ids(ds), err)
+	}
+	// Its attempt fails and the run is retried: the next attempt's job
+	// goes to the high consumer again, ahead of the normal ones.
+	if err := ds[0].Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.PublishJob(ctx, &jobs.Job{RunID: "r-high", Attempt: 2, Cluster: "etl", Priority: jobs.PriorityHigh}); err != nil {
+		t.Fatal(err)
+	}
+	waitPending(t, other, [numPulls]uint64{pullHigh: 1, pullNormal: 2})
+	ds, err = other.NextBatch(ctx, 1)
+	if err != nil || len(ds) != 1 || ds[0].Job().RunID != "r-high" || ds[0].Job().Attempt != 2 {
+		t.Fatalf("after the retry the worker took %v, %v, want r-high attempt 2", ids(ds), err)
+	}
+}
+
+// TestHighJobReachesAnIdleWorkerSoon: an idle worker waits on its
+// cluster's normal queue; a high job waits at most ownEvery for it to
+// look at the others. The bound here is loose, for busy machines.
+func TestHighJobReachesAnIdleWorkerSoon(t *testing.T) {
+	t.Parallel()
+	q := newQueue(t)
+	ctx := context.Background()
+	cons, err := q.Jobs(ctx, "etl", "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var waits []time.Duration
+	for i := range 5 {
+		done := make(chan time.Time, 1)
+		go func() {
+			ds, err := cons.NextBatch(ctx, 4)
+			if err != nil || len(ds) != 1 {
+				t.Errorf("took %d jobs, %v", len(ds), err)
+			} else {
+				_ = ds[0].Ack(ctx)
+			}
+			done <- time.Now()
+		}()
+		time.Sleep(time.Duration(60+40*i) * time.Millisecond) // idle: waiting on the normal queue
+		sent := time.Now()
+		if _, err := q.PublishJob(ctx, &jobs.Job{RunID: "h" + string(rune('0'+i)), Attempt: 1, Cluster: "etl",
+			Priority: jobs.PriorityHigh}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case at := <-done:
+			waits = append(waits, at.Sub(sent))
+		case <-time.After(10 * time.Second):
+			t.Fatal("the high job was not taken within 10s")
+		}
+	}
+	t.Logf("a high job waited %v on an idle worker", waits)
+	for _, w := range waits {
+		if w > 1500*time.Millisecond {
+			t.Errorf("a high job waited %s on an idle worker", w)
+		}
+	}
+}
+
+// prime has cons take one normal job, finding the other consumers empty:
+// it knows those before it empty, and pulls them again only when their bells ring or
+// recheckEvery has passed. (A pull that blocks and is given up, as a
+// NextBatch whose ctx ends, would take the next normal job for nobody.)
+func prime(t *testing.T, q *Queue, cons *JobConsumer) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := q.PublishJob(ctx, &jobs.Job{RunID: "prime-" + t.Name(), Attempt: 1, Cluster: "etl"}); err != nil {
+		t.Fatal(err)
+	}
+	waitPending(t, cons, [numPulls]uint64{pullNormal: 1})
+	ds, err := cons.NextBatch(ctx, 1)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("prime: %v, %v", ids(ds), err)
+	}
+	if err := ds[0].Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{pullOwn, pullHigh} { // a batch of one stops at the normal job
+		if cons.pulls[i].emptyAt.IsZero() {
+			t.Fatalf("consumer %s not known empty after a pull", cons.pulls[i].cfg.Durable)
+		}
+	}
+}
+
+// TestBellsRing: a job published to a consumer known empty rings its bell,
+// so that the next pull does not skip it; a normal job rings none.
+func TestBellsRing(t *testing.T) {
+	t.Parallel()
+	q := newQueue(t)
+	ctx := context.Background()
+	cons, err := q.Jobs(ctx, "etl", "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	prime(t, q, cons)
+	for _, tc := range []struct {
+		job  jobs.Job
+		pull int
+	}{
+		{jobs.Job{RunID: "h", Priority: jobs.PriorityHigh}, pullHigh},
+		{jobs.Job{RunID: "l", Priority: jobs.PriorityLow}, pullLow},
+		{jobs.Job{RunID: "o", Worker: "w1"}, pullOwn},
+		{jobs.Job{RunID: "x", Worker: "w2", Priority: jobs.PriorityHigh}, -1}, // another worker's
+		{jobs.Job{RunID: "n"}, -1},
+	} {
+		for i := range cons.pulls {
+			cons.pulls[i].rung.Store(false)
+		}
+		tc.job.Attempt, tc.job.Cluster = 1, "etl"
+		if _, err := q.PublishJob(ctx, &tc.job); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for tc.pull >= 0 && !cons.pulls[tc.pull].rung.Load() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // for a bell that should not ring
+		for i := range cons.pulls {
+			if rung := cons.pulls[i].rung.Load(); rung != (i == tc.pull) {
+				t.Errorf("job %s: bell of %s rung=%v", tc.job.RunID, cons.pulls[i].cfg.Durable, rung)
+			}
+		}
+	}
+}
+
+func ids(ds []*Delivery) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Job().RunID)
+	}
+	return out
+}
