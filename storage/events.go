@@ -34,6 +34,7 @@ func decodeLightRun(doc []byte) (*lightRun, error) {
 		return nil, fmt.Errorf("decode run: %w", err)
 	}
 	lr.Run.Spec = lr.Spec.RunSpec
+	lr.Run.Priority = lr.Run.Priority.Level() // runs stored before priorities are normal
 	return lr, nil
 }
 

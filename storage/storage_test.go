@@ -38,6 +38,7 @@ func newRun(i int, opts ...func(*jobs.Run)) *jobs.Run {
 		Status:         jobs.StatusQueued,
 		TaskDefinition: "etl:1",
 		Cluster:        "default",
+		Priority:       jobs.PriorityNormal, // as the server submits it
 		CreatedAt:      created,
 		Attempts:       []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: created}},
 		Spec: jobs.RunSpec{Task: jobs.TaskDefinition{Family: "etl", Revision: 1,
@@ -721,4 +722,22 @@ func TestRunsHaveNoCreatedAtIndex(t *testing.T) {
 		t.Error("runs_created_at is still there after the migration")
 	}
 	mustGet(t, db2, newRun(1).RunID)
+}
+
+// TestRunStoredBeforePrioritiesIsNormal: a run document without a
+// priority (stored by an older gantry) reads as normal.
+func TestRunStoredBeforePrioritiesIsNormal(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	old := newRun(1, func(r *jobs.Run) { r.Priority = "" })
+	if _, _, err := db.CreateRun(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, db, old.RunID); got.Priority != jobs.PriorityNormal {
+		t.Errorf("GetRun: priority %q, want normal", got.Priority)
+	}
+	runs, err := db.ListRuns(ctx, RunFilter{})
+	if err != nil || len(runs) != 1 || runs[0].Priority != jobs.PriorityNormal {
+		t.Errorf("ListRuns: %+v, %v", runs, err)
+	}
 }
