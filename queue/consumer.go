@@ -170,9 +170,6 @@ func (c *JobConsumer) ring(subject string, which func(subject string) *pull) {
 		}
 		return
 	}
-	// Only whether a message came matters: a slow reader may drop
-	// messages, not stall the connection for them.
-	_ = sub.SetPendingLimits(64, 1<<20)
 	c.bells = append(c.bells, sub)
 }
 

@@ -55,11 +55,11 @@ func ptr[T any](v T) *T { return &v }
 func goldenRuns() []jobs.Run {
 	at := func(d time.Duration) *time.Time { return ptr(goldenNow.Add(-d)) }
 	return []jobs.Run{
-		{RunID: "01jp8z6kq3m4n5p6r7s8t9v0wx", Status: jobs.StatusRunning, TaskDefinition: "etl-sales:3", Cluster: "default",
+		{RunID: "01jp8z6kq3m4n5p6r7s8t9v0wx", Status: jobs.StatusRunning, TaskDefinition: "etl-sales:3", Cluster: "default", Priority: jobs.PriorityNormal,
 			Worker: "host-a", CreatedAt: *at(5 * time.Minute), StartedAt: at(4 * time.Minute), ExitCode: nil,
 			Attempts:   []jobs.Attempt{{Attempt: 1, Worker: "host-a", Status: jobs.StatusRunning, CreatedAt: *at(5 * time.Minute), StartedAt: at(4 * time.Minute)}},
 			Containers: []jobs.ContainerResult{}},
-		{RunID: "01jp8y2bc3d4e5f6g7h8j9k0mn", Status: jobs.StatusFailed, TaskDefinition: "adhoc:1", Cluster: "default",
+		{RunID: "01jp8y2bc3d4e5f6g7h8j9k0mn", Status: jobs.StatusFailed, TaskDefinition: "adhoc:1", Cluster: "default", Priority: jobs.PriorityNormal,
 			Worker: "host-b", CreatedAt: *at(3 * time.Hour), StartedAt: at(3*time.Hour - 10*time.Second),
 			FinishedAt: at(3*time.Hour - 72*time.Second), ExitCode: ptr(3), StopCode: jobs.StopEssentialExited,
 			StoppedReason: "Essential container in task exited",
@@ -70,7 +70,7 @@ func goldenRuns() []jobs.Run {
 					CreatedAt: *at(3*time.Hour - 41*time.Second), StartedAt: at(3*time.Hour - 45*time.Second), FinishedAt: at(3*time.Hour - 72*time.Second)},
 			},
 			Containers: []jobs.ContainerResult{{Name: "main", ExitCode: ptr(3), Reason: "exit status 3"}}},
-		{RunID: "01jp8x0000aaaabbbbccccdddd", Status: jobs.StatusQueued, TaskDefinition: "big-memory:1", Cluster: "etl",
+		{RunID: "01jp8x0000aaaabbbbccccdddd", Status: jobs.StatusQueued, TaskDefinition: "big-memory:1", Cluster: "etl", Priority: jobs.PriorityHigh,
 			CreatedAt: *at(26 * time.Hour), StatusReason: "no worker in cluster etl has 32000 MiB of memory (the most is 7900 MiB)",
 			Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: *at(26 * time.Hour)}}, Containers: []jobs.ContainerResult{}},
 	}
