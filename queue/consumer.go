@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,11 +38,14 @@ type JobConsumer struct {
 // nothing, and most jobs are normal: the other consumers (the worker's
 // own, the cluster's high and low ones) are skipped while they are known
 // to be empty. A worker learns that a job came to one of them from a core
-// NATS subscription to its subject, its bell, which hears every publish
-// there: the stream and the subscription get the same message. Jobs also
-// come back without a publish (a nak, a lapsed lease), and a bell can ring
-// before the stream has stored its job: a consumer known empty is pulled
-// again after recheckEvery whatever its bell says.
+// NATS subscription, its bell: for its own jobs, to their subject (the
+// stream and the subscription get the same message, a copy for this
+// worker alone); for the cluster's high and low ones, to the empty message
+// their publisher sends once the job is stored (BellSubject), so that a
+// fleet's workers do not each receive every such job. Jobs also come back
+// without a publish (a nak, a lapsed lease), and a bell can be lost or
+// ring before the stream has stored its job: a consumer known empty is
+// pulled again after recheckEvery whatever its bell says.
 type pull struct {
 	cons jetstream.Consumer
 	cfg  jetstream.ConsumerConfig
@@ -140,15 +142,17 @@ func (q *Queue) Jobs(ctx context.Context, cluster, worker string) (*JobConsumer,
 			return nil, fmt.Errorf("consumer %s for cluster %s: %w", pl.cfg.Durable, cluster, err)
 		}
 	}
-	c.ring(JobSubject(cluster, "")+".p.*", func(subject string) *pull {
-		switch {
-		case strings.HasSuffix(subject, ".p.high"):
+	high, low := BellSubject(cluster, jobs.PriorityHigh), BellSubject(cluster, jobs.PriorityLow)
+	c.ring(BellSubject(cluster, "*"), func(subject string) *pull {
+		switch subject {
+		case high:
 			return &c.pulls[pullHigh]
-		case strings.HasSuffix(subject, ".p.low"):
+		case low:
 			return &c.pulls[pullLow]
 		}
 		return nil
 	})
+	// The worker's own jobs reach it alone: their subject is their bell.
 	c.ring(JobSubject(cluster, worker), func(string) *pull { return &c.pulls[pullOwn] })
 	return c, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go"
 )
 
 func TestJobSubjectsOfPriorities(t *testing.T) {
@@ -269,6 +270,12 @@ func TestBellsRing(t *testing.T) {
 	}
 	defer cons.Close()
 	prime(t, q, cons)
+	bells := make(chan *nats.Msg, 16)
+	sub, err := q.nc.ChanSubscribe(BellSubject("etl", "*"), bells)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
 	for _, tc := range []struct {
 		job  jobs.Job
 		pull int
@@ -288,6 +295,17 @@ func TestBellsRing(t *testing.T) {
 		}
 		if err := q.nc.Flush(); err != nil {
 			t.Fatal(err)
+		}
+		if tc.job.Worker == "" && (tc.job.Priority == jobs.PriorityHigh || tc.job.Priority == jobs.PriorityLow) {
+			// The cluster's bell is an empty message, not a copy of the job.
+			select {
+			case m := <-bells:
+				if m.Subject != BellSubject("etl", tc.job.Priority) || len(m.Data) != 0 {
+					t.Errorf("job %s: bell on %s with %d bytes", tc.job.RunID, m.Subject, len(m.Data))
+				}
+			case <-time.After(2 * time.Second):
+				t.Errorf("job %s: no bell on %s", tc.job.RunID, BellSubject("etl", tc.job.Priority))
+			}
 		}
 		deadline := time.Now().Add(2 * time.Second)
 		for tc.pull >= 0 && !cons.pulls[tc.pull].rung.Load() && time.Now().Before(deadline) {

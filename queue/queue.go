@@ -293,6 +293,10 @@ func (q *Queue) PublishEncodedJob(ctx context.Context, job *jobs.Job, data []byt
 	if err != nil {
 		return 0, fmt.Errorf("publish job %s/%d: %w", job.RunID, job.Attempt, err)
 	}
+	if job.Worker == "" && (job.Priority == jobs.PriorityHigh || job.Priority == jobs.PriorityLow) {
+		// Lost, it costs a worker recheckEvery at most.
+		_ = q.nc.Publish(BellSubject(job.Cluster, job.Priority), nil)
+	}
 	return ack.Sequence, nil
 }
 

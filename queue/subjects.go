@@ -38,6 +38,14 @@ func ClusterJobSubject(cluster string, p jobs.Priority) string {
 	return JobSubject(cluster, "")
 }
 
+// BellSubject is where the publisher of a cluster's high or low job rings,
+// with an empty message, once the job is stored: workers skip those
+// queues while they know them empty (consumer.go), and a bell of its own
+// spares each of them a copy of every such job.
+func BellSubject(cluster string, p jobs.Priority) string {
+	return "gantry.control.jobs." + cluster + "." + string(p)
+}
+
 // JobSubjectOf is where job is queued: its worker's subject when it is
 // aimed at one (a worker takes those first, whatever their priority),
 // its cluster's for its priority otherwise.
