@@ -44,15 +44,21 @@ func (e *apiEnv) waitAll() {
 // finish ends a run as its worker would: RUNNING, then SUCCEEDED.
 func (e *apiEnv) finish(runID string) {
 	e.t.Helper()
+	e.end(runID, jobs.StatusSucceeded, 0)
+}
+
+// end reports a run's first attempt as its worker would: RUNNING, then
+// status with exit code.
+func (e *apiEnv) end(runID string, status jobs.Status, exit int) {
+	e.t.Helper()
 	q, err := queue.New(e.op)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	zero := 0
-	for i, s := range []jobs.Status{jobs.StatusRunning, jobs.StatusSucceeded} {
+	for i, s := range []jobs.Status{jobs.StatusRunning, status} {
 		ev := &jobs.Event{RunID: runID, Attempt: 1, Seq: i + 1, Status: s, Source: jobs.SourceWorker, Worker: "w1", Time: time.Now().UTC()}
-		if s == jobs.StatusSucceeded {
-			ev.ExitCode = &zero
+		if s == status {
+			ev.ExitCode = &exit
 		}
 		if err := q.Report(context.Background(), ev); err != nil {
 			e.t.Fatal(err)

@@ -32,20 +32,7 @@ stages:
 // fail ends a run as its worker would: RUNNING, then FAILED with exit 3.
 func (e *apiEnv) fail(runID string) {
 	e.t.Helper()
-	q, err := queue.New(e.op)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	three := 3
-	for i, s := range []jobs.Status{jobs.StatusRunning, jobs.StatusFailed} {
-		ev := &jobs.Event{RunID: runID, Attempt: 1, Seq: i + 1, Status: s, Source: jobs.SourceWorker, Worker: "w1", Time: time.Now().UTC()}
-		if s == jobs.StatusFailed {
-			ev.ExitCode = &three
-		}
-		if err := q.Report(context.Background(), ev); err != nil {
-			e.t.Fatal(err)
-		}
-	}
+	e.end(runID, jobs.StatusFailed, 3)
 }
 
 // getRun returns a pipeline run.

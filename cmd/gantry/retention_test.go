@@ -15,8 +15,6 @@ import (
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
-	"github.com/gantry-dev/gantry/server"
-	"github.com/gantry-dev/gantry/storage"
 	"github.com/nats-io/nats.go"
 )
 
@@ -162,6 +160,7 @@ type boundedLogs struct {
 func startBoundedLogs(t *testing.T) *boundedLogs {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	nc := embeddedNATS(t)
 	bounded, err := queue.New(nc, queue.WithLogMaxBytes(1<<20))
 	if err != nil {
@@ -174,19 +173,7 @@ func startBoundedLogs(t *testing.T) *boundedLogs {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gantry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- server.New(db, q).Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-		db.Close()
-	})
+	runTestServer(t, q)
 	c, err := client.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -179,6 +179,18 @@ func waitServer(t *testing.T) (string, *client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runTestServer(t, q)
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns.ClientURL(), c
+}
+
+// runTestServer runs a gantry server over q, its store in a temporary
+// directory, until the test ends.
+func runTestServer(t *testing.T, q *queue.Queue) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gantry.db"))
 	if err != nil {
@@ -193,11 +205,6 @@ func waitServer(t *testing.T) (string, *client.Client) {
 		}
 		db.Close()
 	})
-	c, err := client.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ns.ClientURL(), c
 }
 
 // gantryCmd runs a gantry command in this process and returns its output
