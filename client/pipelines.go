@@ -164,6 +164,7 @@ type TaskSchedule struct {
 	Overrides      *jobs.Overrides     `json:"overrides,omitempty"`
 	RetryStrategy  *jobs.RetryStrategy `json:"retryStrategy,omitempty"`
 	TimeoutSeconds int                 `json:"timeoutSeconds,omitempty"`
+	Priority       jobs.Priority       `json:"priority,omitempty"`
 }
 
 // CreateTaskSchedule creates or updates the schedule of a task

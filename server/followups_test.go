@@ -548,16 +548,28 @@ func TestTaskSchedules(t *testing.T) {
 	if pr.Pipeline != "hello" || pr.ScheduledTime == nil || len(pr.Stages[0].Runs) != 1 {
 		t.Fatalf("triggered: %+v", pr)
 	}
+	// Its runs take the schedule's priority.
+	e.ok("gantry.api.schedules.create", `{"taskDefinition":"hello:1","priority":"low","schedule":{"cron":"@daily","suspend":true}}`, &reply)
+	if st := reply.Pipeline.Stages[0]; st.Priority != jobs.PriorityLow || reply.Pipeline.Version != 2 {
+		t.Fatalf("task schedule with priority low stored as version %d, stage priority %q", reply.Pipeline.Version, st.Priority)
+	}
+	e.ok("gantry.api.schedules.trigger", `{"name":"hello"}`, &pr)
+	var run jobs.Run
+	e.ok("gantry.api.runs.get", fmt.Sprintf(`{"runId":%q}`, pr.Stages[0].Runs[0].RunID), &run)
+	if run.Priority != jobs.PriorityLow {
+		t.Errorf("a run of the low-priority task schedule has priority %q", run.Priority)
+	}
 	// A task schedule never replaces a pipeline; an unknown family is refused.
 	// Problems name the request's fields, not those of the one-stage
 	// pipeline it is stored as, and a bad family is said once.
 	for body, want := range map[string]string{
-		`{"name":"nightly","taskDefinition":"hello","schedule":{"cron":"@daily"}}`: "name: pipeline nightly exists",
-		`{"taskDefinition":"nosuch","schedule":{"cron":"@daily"}}`:                 "taskDefinition: task definition nosuch has no ACTIVE revision",
-		`{"taskDefinition":"hello","schedule":{"cron":"bad"}}`:                     "schedule.cron",
-		`{"taskDefinition":"hello:x","schedule":{"cron":"@daily"}}`:                `taskDefinition: task definition "hello:x": revision must be a positive number`,
-		`{"taskDefinition":"bad.name","schedule":{"cron":"@daily"}}`:               `taskDefinition: task definition "bad.name": want family[:revision]`,
-		`{"taskDefinition":"hello","cluster":"a b","schedule":{"cron":"@daily"}}`:  `cluster: "a b"`,
+		`{"name":"nightly","taskDefinition":"hello","schedule":{"cron":"@daily"}}`:    "name: pipeline nightly exists",
+		`{"taskDefinition":"nosuch","schedule":{"cron":"@daily"}}`:                    "taskDefinition: task definition nosuch has no ACTIVE revision",
+		`{"taskDefinition":"hello","schedule":{"cron":"bad"}}`:                        "schedule.cron",
+		`{"taskDefinition":"hello:x","schedule":{"cron":"@daily"}}`:                   `taskDefinition: task definition "hello:x": revision must be a positive number`,
+		`{"taskDefinition":"bad.name","schedule":{"cron":"@daily"}}`:                  `taskDefinition: task definition "bad.name": want family[:revision]`,
+		`{"taskDefinition":"hello","cluster":"a b","schedule":{"cron":"@daily"}}`:     `cluster: "a b"`,
+		`{"taskDefinition":"hello","priority":"urgent","schedule":{"cron":"@daily"}}`: `priority: "urgent": want high, normal or low`,
 	} {
 		m := e.req(e.op, "gantry.api.schedules.create", body)
 		got := apiError(t, m)

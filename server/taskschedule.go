@@ -26,6 +26,8 @@ type ScheduleCreateRequest struct {
 	Overrides      *jobs.Overrides     `json:"overrides,omitempty"`
 	RetryStrategy  *jobs.RetryStrategy `json:"retryStrategy,omitempty"`
 	TimeoutSeconds int                 `json:"timeoutSeconds,omitempty"`
+	// Priority of the runs it starts: high, normal (the default) or low.
+	Priority jobs.Priority `json:"priority,omitempty"`
 }
 
 // TaskSchedulePipeline is the pipeline that holds a task schedule.
@@ -42,7 +44,7 @@ func TaskSchedulePipeline(req *ScheduleCreateRequest) (*jobs.Pipeline, error) {
 	sched := req.Schedule
 	p := &jobs.Pipeline{Name: name, Kind: jobs.KindTask, Schedule: &sched, Stages: []jobs.Stage{{
 		Name: family, TaskDefinition: ref, Cluster: req.Cluster, Overrides: req.Overrides,
-		RetryStrategy: req.RetryStrategy, TimeoutSeconds: req.TimeoutSeconds}}}
+		RetryStrategy: req.RetryStrategy, TimeoutSeconds: req.TimeoutSeconds, Priority: req.Priority}}}
 	if err := p.Validate(); err != nil {
 		return nil, taskScheduleErrors(req, family, err)
 	}

@@ -296,8 +296,9 @@ func TestLogsOfARunPastTheLogRetention(t *testing.T) {
 
 // TestScheduleCreateChecksItsFlags: --timeout and --starting-deadline
 // under a second are refused (500ms was truncated to 0: no timeout, or the
-// default one-minute deadline), as are negative ones and --attempts out of
-// range, naming the flag rather than the stored pipeline's fields.
+// default one-minute deadline), as are negative ones, --attempts out of
+// range and an unknown --priority, naming the flag rather than the stored
+// pipeline's fields.
 func TestScheduleCreateChecksItsFlags(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -308,6 +309,7 @@ func TestScheduleCreateChecksItsFlags(t *testing.T) {
 		{[]string{"--starting-deadline", "200ms"}, "--starting-deadline 200ms: must be at least 1s"},
 		{[]string{"--attempts", "-1"}, "--attempts -1: must be between 1 and 10"},
 		{[]string{"--attempts", "11"}, "--attempts 11: must be between 1 and 10"},
+		{[]string{"--priority", "urgent"}, `--priority "urgent": want high, normal or low`},
 	} {
 		root := newRoot()
 		var out bytes.Buffer

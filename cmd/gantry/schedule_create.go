@@ -16,12 +16,12 @@ import (
 // work on it as on any scheduled pipeline.
 func newScheduleCreateCmd(g *globals) *cobra.Command {
 	var (
-		task, cluster    string
-		sched            jobs.Schedule
-		timeout          time.Duration
-		attempts         int
-		envs             []string
-		startingDeadline time.Duration
+		task, cluster, priority string
+		sched                   jobs.Schedule
+		timeout                 time.Duration
+		attempts                int
+		envs                    []string
+		startingDeadline        time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "create [NAME] --task FAMILY[:REV] --cron EXPR",
@@ -55,6 +55,9 @@ not a task schedule is never replaced.`,
 				return err
 			}
 			if ts.Schedule.StartingDeadlineSeconds, err = seconds("--starting-deadline", startingDeadline); err != nil {
+				return err
+			}
+			if ts.Priority, err = priorityFlag(priority); err != nil {
 				return err
 			}
 			if attempts < 0 || attempts > 10 {
@@ -99,6 +102,7 @@ not a task schedule is never replaced.`,
 	f.DurationVar(&timeout, "timeout", 0, "stop each run after this long")
 	f.IntVar(&attempts, "attempts", 0, "total tries of each run (retryStrategy.attempts)")
 	f.StringArrayVarP(&envs, "env", "e", nil, "set K=V in every container (repeatable)")
+	f.StringVar(&priority, "priority", "", "high, normal (default) or low: of the runs it starts (a worker with room takes high runs first, low ones last)")
 	c.MarkFlagRequired("task")
 	c.MarkFlagRequired("cron")
 	return c
@@ -115,6 +119,7 @@ var scheduleFlags = []struct{ field, flag string }{
 	{"schedule.concurrencyPolicy", "--concurrency-policy"},
 	{"schedule.misfire", "--misfire"},
 	{"schedule.startingDeadlineSeconds", "--starting-deadline"},
+	{"priority", "--priority"},
 }
 
 // scheduleFlagErrors puts the server's problems with a task schedule on one
