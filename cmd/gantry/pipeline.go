@@ -391,15 +391,22 @@ func attemptsText(st *jobs.StageState) string {
 	return fmt.Sprintf("%d/%d runs, %d attempts", done, len(st.Runs), attempts)
 }
 
+// pipelineDuration is how long pr has run: since its latest retry, if it
+// was retried (the time between its earlier end and the retry is not
+// running time), else since its start.
 func pipelineDuration(pr *jobs.PipelineRun, now time.Time) string {
-	if pr.StartedAt == nil {
+	start := pr.StartedAt
+	if pr.RetriedAt != nil {
+		start = pr.RetriedAt
+	}
+	if start == nil {
 		return "-"
 	}
 	end := now
 	if pr.FinishedAt != nil {
 		end = *pr.FinishedAt
 	}
-	return short(end.Sub(*pr.StartedAt))
+	return short(end.Sub(*start))
 }
 
 func newPipelineRunsCmd(g *globals) *cobra.Command {

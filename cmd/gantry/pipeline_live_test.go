@@ -95,3 +95,26 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestPipelineDurationOfARetriedRun: a retried run's duration counts from
+// its latest retry, not from its first start: the hours between its
+// earlier end and the retry did not run anything.
+func TestPipelineDurationOfARetriedRun(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { x := t0.Add(d); return &x }
+	pr := &jobs.PipelineRun{StartedAt: at(0), FinishedAt: at(5 * time.Minute)}
+	if got := pipelineDuration(pr, t0.Add(24*time.Hour)); got != short(5*time.Minute) {
+		t.Errorf("ended run: %s", got)
+	}
+	pr.RetriedAt, pr.FinishedAt = at(7*time.Hour), at(7*time.Hour+2*time.Minute)
+	if got := pipelineDuration(pr, t0.Add(24*time.Hour)); got != short(2*time.Minute) {
+		t.Errorf("retried run, ended again: %s, want %s", got, short(2*time.Minute))
+	}
+	pr.FinishedAt = nil
+	if got := pipelineDuration(pr, t0.Add(7*time.Hour+time.Minute)); got != short(time.Minute) {
+		t.Errorf("retried run, running: %s, want %s", got, short(time.Minute))
+	}
+	if got := pipelineDuration(&jobs.PipelineRun{}, t0); got != "-" {
+		t.Errorf("run not started: %s", got)
+	}
+}
