@@ -248,6 +248,10 @@ type LogOptions struct {
 	// Follow reads until the run ends instead of stopping at the end of what
 	// is stored now.
 	Follow bool
+	// CaughtUp, if set, is called while following each time the read has
+	// read every line stored so far, before it waits for more (see
+	// queue.LogQuery); its error ends the read.
+	CaughtUp func() error
 }
 
 // LogRetention returns how long the log stream (GANTRY_LOGS) keeps log
@@ -290,7 +294,7 @@ func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*
 	if o.Attempt < 0 || (o.Attempt > len(r.Attempts) && (!o.Follow || r.Status.Terminal())) {
 		return jobs.Invalid(fmt.Sprintf("run %s has no attempt %d (attempts so far: %d)", runID, o.Attempt, len(r.Attempts)))
 	}
-	lq := queue.LogQuery{RunID: runID, Container: o.Container, Attempt: o.Attempt, Follow: o.Follow}
+	lq := queue.LogQuery{RunID: runID, Container: o.Container, Attempt: o.Attempt, Follow: o.Follow, CaughtUp: o.CaughtUp}
 	if !o.Follow {
 		return c.q.ReadLogs(ctx, lq, fn)
 	}

@@ -60,6 +60,9 @@ type directReader struct {
 	stream string
 	filter string
 	next   uint64 // the sequence to ask from: the last read + 1
+	// caughtUp, if set, is called when a follower has read what is
+	// stored and is about to wait for more (LogQuery.CaughtUp).
+	caughtUp func() error
 
 	sub   *nats.Subscription // the answers, on inbox.<request number>
 	inbox string
@@ -225,6 +228,11 @@ func (r *directReader) follow(ctx context.Context, follow bool, done <-chan stru
 				return err
 			}
 			continue
+		}
+		if r.caughtUp != nil {
+			if err := r.caughtUp(); err != nil {
+				return err
+			}
 		}
 		var wait time.Duration
 		switch {

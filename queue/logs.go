@@ -172,6 +172,12 @@ type LogQuery struct {
 	// before that has been read.
 	Follow bool
 	Done   <-chan struct{}
+	// CaughtUp, if set, is called by a following read each time it has
+	// read every batch stored so far, before it waits for more: what fn
+	// was given until then is what was stored when the read began, or
+	// later. Its error ends the read. A read without Follow, or of a run
+	// already done, may return without calling it.
+	CaughtUp func() error
 }
 
 func closed(ch <-chan struct{}) bool {
@@ -259,6 +265,7 @@ func (q *Queue) ReadLogs(ctx context.Context, lq LogQuery, fn func(*jobs.LogBatc
 		return fmt.Errorf("read logs of %s: %w", lq.RunID, err)
 	}
 	defer r.close()
+	r.caughtUp = lq.CaughtUp
 	err = r.follow(ctx, lq.Follow, lq.Done, func(data []byte, _ nats.Header) error {
 		var b jobs.LogBatch
 		if jobs.DecodeLogBatch(data, &b) != nil {
@@ -337,8 +344,15 @@ func (q *Queue) readLogsConsumer(ctx context.Context, lq LogQuery, start uint64,
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
 		}
-		if (!lq.Follow || done) && (n == 0 || pendingAfter == 0) {
-			return nil
+		if n == 0 || pendingAfter == 0 {
+			if !lq.Follow || done {
+				return nil
+			}
+			if lq.CaughtUp != nil {
+				if err := lq.CaughtUp(); err != nil {
+					return err
+				}
+			}
 		}
 	}
 }
