@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -16,8 +17,9 @@ import (
 
 func newLogsCmd(g *globals) *cobra.Command {
 	var (
-		o      client.LogOptions
-		prefix bool
+		o           client.LogOptions
+		prefix      bool
+		tail, since string
 	)
 	c := &cobra.Command{
 		Use:   "logs RUN",
@@ -32,16 +34,41 @@ logs says on stderr when a run's lines, or the first ones of a container,
 went that way, and which lines went while it read too slowly (a reader
 behind the run's output by more than the bound misses lines). With -f, why
 a run waits in the queue (no worker can take it, a retry's backoff) and its
-image pull's progress show on stderr, as gantry run shows them.`,
+image pull's progress show on stderr, as gantry run shows them.
+
+--tail N prints only the last N lines (a line too long for one message,
+stored in pieces, counts as one), as docker logs --tail does; it reads the
+whole log through to find them. With -f it prints the last N lines stored
+when it has read them all, then follows. --since keeps the lines of the
+batches stored at or after a time, a duration back from now (10m) or an
+RFC 3339 time: lines are stored in batches, up to 50 ms after the
+container wrote them, so the time is the batch's, within a fraction of a
+second of the line's. Lines left out by --tail or --since are never
+reported as dropped.`,
 		Example: `  gantry logs 01jf3...
   gantry logs -f 01jf3... --container main
-  gantry logs 01jf3... --attempt 2`,
+  gantry logs 01jf3... --attempt 2
+  gantry logs 01jf3... --tail 20                 # the last 20 lines
+  gantry logs -f 01jf3... --tail 0               # only lines written from now on
+  gantry logs 01jf3... --since 10m               # the lines of the last 10 minutes
+  gantry logs 01jf3... --since 2026-01-02T15:04:05Z --tail 100`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if jobs.IsPipelineRunID(args[0]) {
 				// Its stages' runs hold the logs; "run pr-...: not found"
 				// read as if the pipeline run did not exist.
 				return fmt.Errorf("%s is a pipeline run: its stages' runs have the logs; 'gantry describe %s' lists them", args[0], args[0])
+			}
+			n, terr := parseTail(tail)
+			var (
+				from time.Time
+				serr error
+			)
+			if since != "" {
+				from, serr = parseSince(since, time.Now())
+			}
+			if err := errors.Join(terr, serr); err != nil {
+				return err
 			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
@@ -59,10 +86,17 @@ image pull's progress show on stderr, as gantry run shows them.`,
 			}
 			batches := 0
 			drops := newDropWatch(cmd.Context(), c, pr, cmd.ErrOrStderr())
+			if n >= 0 || !from.IsZero() {
+				drops.sel = newLogSelect(drops, from, n)
+				o.CaughtUp = drops.sel.caughtUp
+			}
 			err = c.Logs(cmd.Context(), args[0], o, func(b *jobs.LogBatch) error {
 				batches++
 				return drops.batch(b)
 			})
+			if err == nil && drops.sel != nil {
+				err = drops.sel.caughtUp() // read through, or the run was over
+			}
 			if err == nil && batches == 0 {
 				if why := logsExpired(cmd.Context(), c, args[0], o, time.Now()); why != "" {
 					fmt.Fprintln(cmd.ErrOrStderr(), "gantry:", why)
@@ -75,6 +109,8 @@ image pull's progress show on stderr, as gantry run shows them.`,
 	c.Flags().StringVar(&o.Container, "container", "", "only this container's lines")
 	c.Flags().IntVar(&o.Attempt, "attempt", 0, "only this attempt's lines (default: all)")
 	c.Flags().BoolVar(&prefix, "prefix", false, "start each line with its container's name and stream")
+	c.Flags().StringVar(&tail, "tail", "all", "only the last N lines (reads the whole log through); with -f, then new ones")
+	c.Flags().StringVar(&since, "since", "", "only lines stored since a time: a duration back from now (10m) or an RFC 3339 time (to the batch, within a fraction of a second)")
 	return c
 }
 
@@ -119,6 +155,7 @@ type dropWatch struct {
 	pr     *linePrinter
 	stderr io.Writer
 	next   map[string]int64 // attempt/container → the line expected next
+	sel    *logSelect       // --tail, --since: nil prints every line
 }
 
 func newDropWatch(ctx context.Context, c *client.Client, pr *linePrinter, stderr io.Writer) *dropWatch {
@@ -135,14 +172,27 @@ func (d *dropWatch) batch(b *jobs.LogBatch) error {
 	if !ok {
 		next = 1
 	}
+	var g gap
 	if first := b.Lines[0].Seq; first > next {
+		g = gap{next, first - 1}
+	}
+	d.next[key] = max(next, b.Lines[len(b.Lines)-1].Seq+1)
+	if d.sel != nil {
+		return d.sel.batch(b, g)
+	}
+	if g.from > 0 {
 		if err := d.pr.flush(); err != nil {
 			return err
 		}
-		fmt.Fprintln(d.stderr, "gantry:", linesDropped(d.ctx, d.c, b, next, first-1))
+		d.reportGap(b, g.from, g.to)
 	}
-	d.next[key] = max(next, b.Lines[len(b.Lines)-1].Seq+1)
 	return d.pr.batch(b)
+}
+
+// reportGap says on stderr that lines from to to of b's container and
+// attempt are gone.
+func (d *dropWatch) reportGap(b *jobs.LogBatch, from, to int64) {
+	fmt.Fprintln(d.stderr, "gantry:", linesDropped(d.ctx, d.c, b, from, to))
 }
 
 // linesDropped says that the lines from to to of b's container and

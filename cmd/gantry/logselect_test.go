@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+)
+
+// tailRun is a run whose log, stored in this order one batch at a time,
+// is
+//
+//	a stdout  a1, a2
+//	b stdout  b1; b stderr b-err1
+//	a stdout  "long-" (a piece)        ← since: the time before it
+//	a stdout  "line"  (the line's end)
+//	b stdout  b-last, without a newline
+//
+// six lines as the printer counts them, of two containers.
+type tailRun struct {
+	b     *boundedLogs
+	id    string
+	w     *queue.LogWriter
+	since time.Time
+	n     int
+}
+
+func writeTailRun(t *testing.T, b *boundedLogs) *tailRun {
+	t.Helper()
+	r := &tailRun{b: b, id: b.submit()}
+	r.w = b.q.NewLogWriter(r.id, 1)
+	r.step(func(w *queue.LogWriter) {
+		w.Line("a", jobs.Stdout, []byte("a1"))
+		w.Line("a", jobs.Stdout, []byte("a2"))
+	})
+	r.step(func(w *queue.LogWriter) {
+		w.Line("b", jobs.Stdout, []byte("b1"))
+		w.Line("b", jobs.Stderr, []byte("b-err1"))
+	})
+	r.since = time.Now()
+	r.step(func(w *queue.LogWriter) { w.Piece("a", jobs.Stdout, []byte("long-")) })
+	r.step(func(w *queue.LogWriter) { w.Line("a", jobs.Stdout, []byte("line")) })
+	r.step(func(w *queue.LogWriter) { w.End("b", jobs.Stdout, []byte("b-last")) })
+	return r
+}
+
+// step writes one batch and waits until it is stored.
+func (r *tailRun) step(write func(*queue.LogWriter)) {
+	r.b.t.Helper()
+	write(r.w)
+	r.n++
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if p, err := r.b.c.LogPosition(r.b.ctx, r.id, ""); err == nil && p.Messages >= uint64(r.n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.b.t.Fatalf("log batch %d not stored within 10s", r.n)
+		}
+	}
+}
+
+// logsCmd runs gantry logs with args against b's server.
+func (b *boundedLogs) logsCmd(ctx context.Context, out, errOut io.Writer, args ...string) error {
+	root := newRoot()
+	root.SetOut(out)
+	root.SetErr(errOut)
+	root.SetArgs(append([]string{"logs", "--nats", b.nc.ConnectedUrl()}, args...))
+	return root.ExecuteContext(ctx)
+}
+
+// TestLogsTailAndSince: --tail N prints the last N lines of the log, of
+// all its containers, each on its own output, a line stored in pieces
+// counting as one and a last line without newline printed without; --since
+// the lines of the batches stored from a time on; both, the last N of
+// those.
+func TestLogsTailAndSince(t *testing.T) {
+	b := startBoundedLogs(t)
+	r := writeTailRun(t, b)
+	since := r.since.Format(time.RFC3339Nano)
+	for _, tc := range []struct {
+		name           string
+		args           []string
+		stdout, stderr string
+	}{
+		{"all", nil, "a1\na2\nb1\nlong-line\nb-last", "b-err1\n"},
+		{"tail all", []string{"--tail", "all"}, "a1\na2\nb1\nlong-line\nb-last", "b-err1\n"},
+		{"tail past the start", []string{"--tail", "100"}, "a1\na2\nb1\nlong-line\nb-last", "b-err1\n"},
+		{"tail 4", []string{"--tail", "4"}, "b1\nlong-line\nb-last", "b-err1\n"},
+		{"tail 3", []string{"--tail", "3"}, "long-line\nb-last", "b-err1\n"},
+		{"tail 2: the pieces are one line", []string{"--tail", "2"}, "long-line\nb-last", ""},
+		{"tail 1: without newline", []string{"--tail", "1"}, "b-last", ""},
+		{"tail 0", []string{"--tail", "0"}, "", ""},
+		{"tail with prefix", []string{"--tail", "2", "--prefix"}, "a|stdout long-line\nb|stdout b-last\n", ""},
+		{"since", []string{"--since", since}, "long-line\nb-last", ""},
+		{"since a duration", []string{"--since", "1h"}, "a1\na2\nb1\nlong-line\nb-last", "b-err1\n"},
+		{"since and tail", []string{"--since", since, "--tail", "1"}, "b-last", ""},
+		{"since and tail past it", []string{"--since", since, "--tail", "5"}, "long-line\nb-last", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if err := b.logsCmd(b.ctx, &out, &errOut, append([]string{r.id}, tc.args...)...); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != tc.stdout || errOut.String() != tc.stderr {
+				t.Errorf("gantry logs %s: stdout %q, stderr %q; want %q, %q", strings.Join(tc.args, " "), out.String(), errOut.String(), tc.stdout, tc.stderr)
+			}
+		})
+	}
+}
+
+// TestLogsFollowTail: gantry logs -f --tail N prints the last N lines
+// stored once it has read them, then the lines written after, until the
+// run ends; with --tail 0 only the latter.
+func TestLogsFollowTail(t *testing.T) {
+	b := startBoundedLogs(t)
+	r := writeTailRun(t, b)
+	for i, tc := range []struct {
+		tail, before string
+	}{
+		{"2", "long-line\nb-last"},
+		{"0", ""},
+	} {
+		t.Run("tail "+tc.tail, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(b.ctx)
+			defer cancel()
+			var out, errOut syncBuffer
+			done := make(chan error, 1)
+			go func() { done <- b.logsCmd(ctx, &out, &errOut, "-f", "--tail", tc.tail, r.id) }()
+			want := func(s string) {
+				t.Helper()
+				for deadline := time.Now().Add(10 * time.Second); out.String() != s; time.Sleep(5 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("stdout %q, want %q", out.String(), s)
+					}
+				}
+			}
+			if tc.before == "" {
+				time.Sleep(300 * time.Millisecond) // what is stored is read, and not printed
+			}
+			want(tc.before)
+			// Another attempt's line, written after.
+			w := b.q.NewLogWriter(r.id, 2+i)
+			w.Line("b", jobs.Stdout, []byte("new"))
+			if err := w.Close(b.ctx); err != nil {
+				t.Fatal(err)
+			}
+			after := "new\n"
+			if tc.before != "" {
+				after = tc.before + "\n" + after // b-last gets its newline
+			}
+			want(after)
+			if i == 0 {
+				cancel()
+				<-done
+				return
+			}
+			if _, err := b.c.Stop(b.ctx, r.id, ""); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != after {
+				t.Errorf("stdout %q once the run ended, want %q", out.String(), after)
+			}
+		})
+	}
+}
+
+// TestLogsTailSinceDropReports: lines --tail or --since leave out are not
+// reported as dropped by the stream; lines the stream dropped between two
+// lines printed still are.
+func TestLogsTailSinceDropReports(t *testing.T) {
+	b := startBoundedLogs(t)
+	t0 := time.Now()
+	batch := func(at time.Duration, seqs ...int64) *jobs.LogBatch {
+		lb := &jobs.LogBatch{Attempt: 1, Container: "main", Time: t0.Add(at)}
+		for _, s := range seqs {
+			lb.Lines = append(lb.Lines, jobs.LogLine{Seq: s, Stream: jobs.Stdout, Text: "l" + strconv.FormatInt(s, 10)})
+		}
+		return lb
+	}
+	const gap4to6 = "gantry: 3 lines of container main (attempt 1), 4 to 6, were dropped before they were read"
+	for _, tc := range []struct {
+		name   string
+		since  time.Duration // from t0; 0: none
+		tail   int
+		stdout string
+		gap    bool
+	}{
+		{"all", 0, -1, "l1\nl2\nl3\nl7\nl8\n", true},
+		{"tail across the gap", 0, 3, "l3\nl7\nl8\n", true},
+		{"tail after the gap", 0, 2, "l7\nl8\n", false},
+		{"since after the gap", time.Second, -1, "l7\nl8\n", false},
+		{"since before the gap", time.Millisecond, 3, "l3\nl7\nl8\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			d := newDropWatch(b.ctx, b.c, newLinePrinter(&out, &errOut, false), &errOut)
+			if tc.since != 0 || tc.tail >= 0 {
+				var since time.Time
+				if tc.since != 0 {
+					since = t0.Add(tc.since)
+				}
+				d.sel = newLogSelect(d, since, tc.tail)
+			}
+			for _, lb := range []*jobs.LogBatch{batch(0, 1, 2), batch(time.Millisecond, 3), batch(time.Second, 7, 8)} {
+				if err := d.batch(lb); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d.sel != nil {
+				if err := d.sel.caughtUp(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := strings.Contains(errOut.String(), gap4to6); out.String() != tc.stdout || got != tc.gap ||
+				strings.Count(errOut.String(), "\n") != map[bool]int{true: 1}[tc.gap] {
+				t.Errorf("stdout %q, stderr %q; want stdout %q, the gap reported: %v", out.String(), errOut.String(), tc.stdout, tc.gap)
+			}
+		})
+	}
+}
+
+// TestLogsTailSinceBadValues: a bad --tail or --since is refused before
+// anything is read, naming the flag and what it takes; both at once.
+func TestLogsTailSinceBadValues(t *testing.T) {
+	_, stderr, code := gantryCmd(context.Background(), "logs", "--nats", "nats://127.0.0.1:1", "--tail", "-1", "--since", "yesterday", "r1")
+	want := `gantry: invalid --tail "-1": want a number of lines, 0 or more, or all
+invalid --since "yesterday": want a duration back from now (10m, 1h30m) or an RFC 3339 time (2026-01-02T15:04:05Z)
+`
+	if stderr != want || code != exitGantryError {
+		t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr, exitGantryError, want)
+	}
+	for _, args := range [][]string{{"--tail", "ten"}, {"--tail", "1.5"}, {"--since", "-5m"}, {"--since", "2026-01-02"}} {
+		_, stderr, _ := gantryCmd(context.Background(), append([]string{"logs", "--nats", "nats://127.0.0.1:1", "r1"}, args...)...)
+		if !strings.HasPrefix(stderr, "gantry: invalid "+args[0]+" ") {
+			t.Errorf("gantry logs %s: stderr %q", strings.Join(args, " "), stderr)
+		}
+	}
+}
+
+func FuzzParseSince(f *testing.F) {
+	for _, s := range []string{"10m", "1h30m", "0s", "-5m", "2026-01-02T15:04:05Z", "2026-01-02T15:04:05.123+02:00", "yesterday", ""} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseSince(s, now)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "invalid --since ") {
+				t.Fatalf("parseSince(%q): error %q does not name the flag", s, err)
+			}
+			return
+		}
+		if d, derr := time.ParseDuration(s); derr == nil {
+			if !got.Equal(now.Add(-d)) || got.After(now) {
+				t.Fatalf("parseSince(%q) = %v, want %v", s, got, now.Add(-d))
+			}
+		} else if _, terr := time.Parse(time.RFC3339Nano, s); terr != nil {
+			t.Fatalf("parseSince(%q) = %v, but it is neither a duration nor an RFC 3339 time", s, got)
+		}
+	})
+}
+
+func FuzzParseTail(f *testing.F) {
+	for _, s := range []string{"0", "10", "all", "-1", "ten", "", "+3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseTail(s)
+		switch {
+		case err != nil && !strings.HasPrefix(err.Error(), "invalid --tail "):
+			t.Fatalf("parseTail(%q): error %q does not name the flag", s, err)
+		case err == nil && n < 0 && s != "all":
+			t.Fatalf("parseTail(%q) = %d", s, n)
+		}
+	})
+}
