@@ -58,6 +58,10 @@ type WorkerInfo struct {
 	// it is ACTIVE: its container runtime does not answer (the error of
 	// its last ping).
 	RuntimeError string `json:"runtimeError,omitempty"`
+	// Priorities says the worker reads the queues of high and low runs
+	// (gantry.jobs.<cluster>.p.*); workers before run priorities leave
+	// it out, and read only normal ones.
+	Priorities bool `json:"priorities,omitempty"`
 }
 
 // Free is what the worker has left.

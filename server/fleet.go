@@ -28,7 +28,10 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 	// cluster, with the memory, with the CPU, not draining, its runtime
 	// answering. It runs for every submission, so it copies no WorkerInfo.
 	need := r.Spec.Demand()
-	var cands, memOK, cpuOK, notDraining, active int
+	// A high or low run waits on a queue that workers before priorities
+	// do not read (a run aimed at one worker is on that worker's).
+	prio := r.TargetWorker == "" && r.Priority.Level() != jobs.PriorityNormal
+	var cands, memOK, cpuOK, notDraining, active, reads int
 	var mostMem, mostCPU int // the largest capacities that fell short
 	for i := range workers {
 		w := &workers[i]
@@ -52,9 +55,12 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 		notDraining++
 		if w.RuntimeError == "" {
 			active++
+			if !prio || w.Priorities {
+				reads++
+			}
 		}
 	}
-	if active > 0 {
+	if reads > 0 {
 		return ""
 	}
 	where := "in cluster " + r.Cluster
@@ -62,6 +68,9 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 		where = "named " + r.TargetWorker + " in cluster " + r.Cluster
 	}
 	switch {
+	case active > 0:
+		return fmt.Sprintf("no worker %s that could run it reads %s-priority runs: they are of a gantry before run priorities; upgrade them, or submit it with --priority normal",
+			where, r.Priority)
 	case cands == 0:
 		return "no live worker " + where
 	case memOK == 0:

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -39,6 +40,12 @@ func TestPlacementReason(t *testing.T) {
 		{"only a draining one is left", run("etl", "b", 100), "every worker named b in cluster etl that could run it is draining"},
 		{"only one without its runtime is left", run("etl", "c", 100),
 			"every worker named c in cluster etl that could run it cannot reach its container runtime"},
+		// a is of a gantry before priorities: it reads normal runs and
+		// its own, not the cluster's high or low ones.
+		{"high, only older workers", prio(run("etl", "", 100), jobs.PriorityHigh),
+			"no worker in cluster etl that could run it reads high-priority runs: they are of a gantry before run priorities; upgrade them, or submit it with --priority normal"},
+		{"low aimed at an older worker", prio(run("etl", "a", 100), jobs.PriorityLow), ""},
+		{"normal given outright", prio(run("etl", "", 100), jobs.PriorityNormal), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,4 +59,16 @@ func TestPlacementReason(t *testing.T) {
 	if got := placementReason(run("etl", "", 100), ws[1:]); got != want {
 		t.Fatalf("without a: reason %q, want %q", got, want)
 	}
+	// A worker that reads priorities takes the high run.
+	withNew := append(slices.Clone(ws), jobs.WorkerInfo{ID: "d", Cluster: "etl", Capacity: jobs.Resources{CPU: 2048, Memory: 4096, Slots: 2},
+		State: jobs.WorkerActive, Priorities: true})
+	if got := placementReason(prio(run("etl", "", 100), jobs.PriorityHigh), withNew); got != "" {
+		t.Fatalf("high run with a worker that reads priorities: reason %q", got)
+	}
+}
+
+// prio sets r's priority.
+func prio(r *jobs.Run, p jobs.Priority) *jobs.Run {
+	r.Priority = p
+	return r
 }

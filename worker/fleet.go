@@ -173,7 +173,7 @@ func (w *Worker) Info() jobs.WorkerInfo {
 	}
 	return jobs.WorkerInfo{ID: w.id, Cluster: w.cluster, Host: w.cfg.host, Labels: w.cfg.labels,
 		Capacity: w.cfg.capacity, InUse: inUse, Runs: runs, State: st, RuntimeError: runtimeErr, StartedAt: started,
-		LastHeartbeat: w.cfg.now().UTC()}
+		LastHeartbeat: w.cfg.now().UTC(), Priorities: true}
 }
 
 // heartbeat beats until stop is closed, then unlists the worker, even
