@@ -40,6 +40,27 @@ type apiEnv struct {
 	opts    []Option // of the servers startServer starts
 }
 
+// openStore opens the store of e's server, stopped, for a test to read or
+// change by hand; the caller closes it.
+func (e *apiEnv) openStore() *storage.DB {
+	e.t.Helper()
+	db, err := storage.Open(context.Background(), filepath.Join(e.data, "gantry.db"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return db
+}
+
+// queue is a queue on the operator's connection.
+func (e *apiEnv) queue() *queue.Queue {
+	e.t.Helper()
+	q, err := queue.New(e.op)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return q
+}
+
 func startAPI(t *testing.T) *apiEnv {
 	t.Helper()
 	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: opUser, Password: opPass,

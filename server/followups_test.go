@@ -588,15 +588,9 @@ func TestDataRetentionDeletesEndedRunsFiles(t *testing.T) {
 	e := startAll(t)
 	e.stop() // the sweep is driven by hand
 	ctx := context.Background()
-	db, err := storage.Open(ctx, filepath.Join(e.data, "gantry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := e.openStore()
 	defer db.Close()
-	q, err := queue.New(e.op)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := e.queue()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	s := New(db, q, WithDataRetention(time.Hour), WithClock(func() time.Time { return now }))
 	if err := s.pipes.data.EnsureBucket(ctx); err != nil {
@@ -666,10 +660,7 @@ func TestStoredInlineStageDefinitionUnderOlderRules(t *testing.T) {
 		"   overrides: {containerOverrides: [{name: main, memory: 32}]}}\n")
 	e.stop()
 	ctx := context.Background()
-	db, err := storage.Open(ctx, filepath.Join(e.data, "gantry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := e.openStore()
 	p, err := db.GetPipeline(ctx, "old", 0)
 	if err != nil {
 		t.Fatal(err)

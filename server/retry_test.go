@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/scheduler"
-	"github.com/gantry-dev/gantry/storage"
 	"github.com/nats-io/nats.go"
 	"github.com/oklog/ulid/v2"
 )
@@ -268,16 +266,9 @@ func TestPipelineRetryAfterTheBucketExpiry(t *testing.T) {
 	id := failed.PipelineRunID
 	e.stop()
 
-	ctx := context.Background()
-	db, err := storage.Open(ctx, filepath.Join(e.data, "gantry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := e.openStore()
 	defer db.Close()
-	q, err := queue.New(e.op)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := e.queue()
 	extractEnd := *failed.StageState("extract").FinishedAt
 	for _, c := range []struct {
 		after time.Duration
@@ -322,21 +313,15 @@ func TestPipelineRetryAfterTheDataRetention(t *testing.T) {
 	e.stop()
 
 	ctx := context.Background()
-	db, err := storage.Open(ctx, filepath.Join(e.data, "gantry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := e.openStore()
 	defer db.Close()
-	q, err := queue.New(e.op)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := e.queue()
 	now := time.Now().Add(2 * time.Hour)
 	s := New(db, q, WithDataRetention(time.Hour), WithClock(func() time.Time { return now }))
 	if n, err := s.sweepData(ctx); err != nil || n != 2 {
 		t.Fatalf("swept %d runs, %v; want 2", n, err)
 	}
-	_, err = s.apiPipelineRetry(ctx, []byte(fmt.Sprintf(`{"pipelineRunId":%q}`, id)))
+	_, err := s.apiPipelineRetry(ctx, []byte(fmt.Sprintf(`{"pipelineRunId":%q}`, id)))
 	want := fmt.Sprintf("%s: stage transform needs the files of stage extract, deleted on %s, 1h0m0s (--data-retention) after it ended at %s: run the pipeline again (gantry pipeline run etl)",
 		id, now.UTC().Format(time.RFC3339), failed.FinishedAt.UTC().Format(time.RFC3339))
 	if jobs.ErrorCode(err) != jobs.CodeFailedPrecond || err.Error() != want {
@@ -387,10 +372,7 @@ func TestPipelineRetryCarriedOnAfterARestart(t *testing.T) {
 	id := e.failedETL().PipelineRunID
 	e.stop()
 	ctx := context.Background()
-	db, err := storage.Open(ctx, filepath.Join(e.data, "gantry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := e.openStore()
 	if _, err := db.RetryPipelineRun(ctx, id, func(pr *jobs.PipelineRun, _ time.Time) error {
 		scheduler.Retry(pr, scheduler.RetryStages(pr), time.Now())
 		return nil
@@ -457,10 +439,7 @@ func TestPipelineRetryOfAnOldRunTriggersAfterARestart(t *testing.T) {
 	// Newer runs of up, which succeeded (report triggers on failure only),
 	// then the old run retried and failed again as the server stopped.
 	ctx := context.Background()
-	db, err := storage.Open(ctx, filepath.Join(e.data, "gantry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := e.openStore()
 	p, err := db.GetPipeline(ctx, "up", 0)
 	if err != nil {
 		t.Fatal(err)
