@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -171,19 +170,10 @@ func (db *DB) prunePipelineRuns(ctx context.Context, tx *sql.Tx, p *Prune, after
 		if n.Runs+n.PipelineRuns >= p.Batch {
 			return n, cands[i-1], false, nil
 		}
-		stageRuns, err := queryStrings(ctx, tx, `SELECT run_ids FROM pipeline_stages WHERE pipeline_run_id = ?`, id)
+		runs, err := stageRuns(ctx, tx, id)
 		if err != nil {
 			return n, after, false, err
 		}
-		var runs []string
-		for _, s := range stageRuns {
-			runs = append(runs, strings.Fields(s)...)
-		}
-		earlier, err := earlierTryRuns(ctx, tx, id)
-		if err != nil {
-			return n, after, false, err
-		}
-		runs = append(runs, earlier...)
 		due := true
 		for _, r := range runs {
 			var status string
@@ -225,19 +215,23 @@ func (db *DB) prunePipelineRuns(ctx context.Context, tx *sql.Tx, p *Prune, after
 	return n, cands[len(cands)-1], len(cands) < p.Batch, nil
 }
 
-// earlierTryRuns returns the runs of the earlier tries of the pipeline
-// run's stages (a retry keeps them in its document, not in its stage rows).
-func earlierTryRuns(ctx context.Context, tx *sql.Tx, id string) ([]string, error) {
+// stageRuns returns every run of the pipeline run's stages, from its
+// document (the truth, which the stage rows copy): those of the current
+// tries and those of the earlier tries a retry keeps, which only the
+// document holds.
+func stageRuns(ctx context.Context, tx *sql.Tx, id string) ([]string, error) {
 	var doc []byte
 	if err := tx.QueryRowContext(ctx, `SELECT doc FROM pipeline_runs WHERE run_id = ?`, id).Scan(&doc); err != nil {
 		return nil, err
 	}
+	type runs []struct {
+		RunID string `json:"runId"`
+	}
 	var pr struct {
 		Stages []struct {
+			Runs         runs `json:"runs"`
 			EarlierTries []struct {
-				Runs []struct {
-					RunID string `json:"runId"`
-				} `json:"runs"`
+				Runs runs `json:"runs"`
 			} `json:"earlierTries"`
 		} `json:"stages"`
 	}
@@ -246,6 +240,9 @@ func earlierTryRuns(ctx context.Context, tx *sql.Tx, id string) ([]string, error
 	}
 	var out []string
 	for _, st := range pr.Stages {
+		for _, r := range st.Runs {
+			out = append(out, r.RunID)
+		}
 		for _, try := range st.EarlierTries {
 			for _, r := range try.Runs {
 				out = append(out, r.RunID)
