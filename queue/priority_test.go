@@ -94,14 +94,9 @@ func TestJobsTakenByPriority(t *testing.T) {
 			t.Parallel()
 			q := newQueue(t)
 			ctx := context.Background()
-			cons, err := q.Jobs(ctx, "etl", "w1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cons.Close()
 			// The worker has looked once: the levels are known empty
 			// when the jobs come.
-			prime(t, q, cons)
+			cons := primedJobs(t, q)
 			for _, j := range queued {
 				j.Attempt, j.Cluster = 1, "etl"
 				if _, err := q.PublishJob(ctx, &j); err != nil {
@@ -233,10 +228,24 @@ func TestHighJobReachesAnIdleWorkerSoon(t *testing.T) {
 	}
 }
 
-// prime has cons take one normal job, finding the other consumers empty:
-// it knows those before it empty, and pulls them again only when their bells ring or
-// recheckEvery has passed. (A pull that blocks and is given up, as a
+// primedJobs is worker w1's consumer of cluster etl, closed at the end of
+// the test, after it took one normal job, finding the consumers before it
+// empty: it knows them empty, and pulls them again only when their bells
+// ring or recheckEvery has passed. (A pull that blocks and is given up, as a
 // NextBatch whose ctx ends, would take the next normal job for nobody.)
+func primedJobs(t *testing.T, q *Queue) *JobConsumer {
+	t.Helper()
+	cons, err := q.Jobs(context.Background(), "etl", "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cons.Close)
+	prime(t, q, cons)
+	return cons
+}
+
+// prime has cons take one normal job, finding the consumers before it
+// empty (primedJobs).
 func prime(t *testing.T, q *Queue, cons *JobConsumer) {
 	t.Helper()
 	ctx := context.Background()
@@ -264,12 +273,7 @@ func TestBellsRing(t *testing.T) {
 	t.Parallel()
 	q := newQueue(t)
 	ctx := context.Background()
-	cons, err := q.Jobs(ctx, "etl", "w1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	prime(t, q, cons)
+	cons := primedJobs(t, q)
 	bells := make(chan *nats.Msg, 16)
 	sub, err := q.nc.ChanSubscribe(BellSubject("etl", "*"), bells)
 	if err != nil {
