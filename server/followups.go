@@ -198,7 +198,12 @@ func (s *Server) recoverFollowUps(ctx context.Context) error {
 				if up.FinishedAt == nil || up.FinishedAt.Before(p.CreatedAt) || !t.Fires(up.Status) {
 					continue
 				}
-				if done, err := s.db.HasPipelineRunKey(ctx, jobs.TriggerKey(p.Name, up.PipelineRunID, up.Retries)); err != nil {
+				key, err := s.triggerKey(ctx, p.Name, up)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if done, err := s.db.HasPipelineRunKey(ctx, key); err != nil {
 					errs = append(errs, err)
 					continue
 				} else if done {
@@ -241,14 +246,39 @@ func (s *Server) fireTriggers(ctx context.Context, up *jobs.PipelineRun) error {
 // the upstream run's values (a report triggered by the sales of day X
 // reports on day X); the others keep the pipeline's defaults.
 func (s *Server) startTriggered(ctx context.Context, pipeline string, up *jobs.PipelineRun) (*jobs.PipelineRun, error) {
+	key, err := s.triggerKey(ctx, pipeline, up)
+	if err != nil {
+		return nil, err
+	}
 	return s.startPipelineRun(ctx, pipeline, nil, "pipeline", nil, func(pr *jobs.PipelineRun) {
-		pr.IdempotencyKey, pr.TriggeredBy = jobs.TriggerKey(pipeline, up.PipelineRunID, up.Retries), up.PipelineRunID
+		pr.IdempotencyKey, pr.TriggeredBy = key, up.PipelineRunID
 		for k := range pr.Parameters {
 			if v, ok := up.Parameters[k]; ok {
 				pr.Parameters[k] = v
 			}
 		}
 	})
+}
+
+// triggerKey is the idempotency key of the run of pipeline that up's
+// latest end triggers: jobs.TriggerKey, unless a run created before up
+// holds that key. Such a run was triggered by an earlier pipeline run of
+// the same id, one --run-retention deleted (history.go) while the run it
+// triggered, which ended later, was kept: a backfill over the deleted
+// range makes its scheduled times' runs anew, under the same ids. up's
+// ends then take keys of their own, "<key>@<up's creation time>", the
+// same at every call, so that each end still starts at most one run,
+// restarts included.
+func (s *Server) triggerKey(ctx context.Context, pipeline string, up *jobs.PipelineRun) (string, error) {
+	key := jobs.TriggerKey(pipeline, up.PipelineRunID, up.Retries)
+	held, err := s.db.PipelineRunByKey(ctx, key)
+	if errors.Is(err, jobs.ErrNotFound) || err == nil && !held.CreatedAt.Before(up.CreatedAt) {
+		return key, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return key + "@" + up.CreatedAt.UTC().Format(time.RFC3339Nano), nil
 }
 
 // checkTriggers checks the triggers of p against the stored pipelines:

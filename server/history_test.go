@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -109,5 +111,66 @@ func TestNotFoundWithoutRetention(t *testing.T) {
 				t.Errorf("explainPruned = %q; want explained %v", got, c.explained)
 			}
 		})
+	}
+}
+
+// TestTriggerAfterItsUpstreamWasPruned: a run that --run-retention deleted
+// while the run it triggered (ended later, or still going) was kept does
+// not hold back the trigger of the run a backfill makes anew under its id:
+// that run's end starts a run of its own, once, restarts included.
+func TestTriggerAfterItsUpstreamWasPruned(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: sales\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: only, taskDefinition: hello}]\n")
+	e.apply("name: report\ntriggers: [{pipeline: sales}]\nstages: [{name: only, taskDefinition: hello}]\n")
+	const backfill = `{"name":"sales","from":"2026-01-01T00:00:00Z","to":"2026-01-01T00:00:00Z"}`
+	var bf []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", backfill, &bf)
+	id := bf[0].PipelineRunID
+	sales := e.waitRun(id, func(pr *jobs.PipelineRun) bool { return len(pr.Stages[0].Runs) == 1 })
+	e.finish(sales.Stages[0].Runs[0].RunID)
+	e.waitRuns("report", func(runs []jobs.PipelineRun) bool { return len(runs) == 1 }) // and left running
+
+	// The sales run is deleted; the report it triggered, still running, is kept.
+	e.stop()
+	db := e.openStore()
+	n, err := db.PruneHistory(context.Background(), storage.Prune{EndedBefore: time.Now()})
+	db.Close()
+	if err != nil || n.PipelineRuns != 1 {
+		t.Fatalf("prune: %+v, %v; want the sales run deleted", n, err)
+	}
+	e.startServer()
+	e.waitAll()
+	e.ok("gantry.api.pipelines.backfill", backfill, &bf)
+	if bf[0].PipelineRunID != id {
+		t.Fatalf("the backfill made %s, want the deleted run's id %s again", bf[0].PipelineRunID, id)
+	}
+	again := e.waitRun(id, func(pr *jobs.PipelineRun) bool { return len(pr.Stages[0].Runs) == 1 })
+
+	// It ends while no server runs: the next one's start fires the trigger.
+	e.stop()
+	db = e.openStore()
+	end := time.Now().UTC()
+	if _, err := db.UpdatePipelineRun(context.Background(), id, func(pr *jobs.PipelineRun) bool {
+		pr.Status, pr.FinishedAt = jobs.StatusSucceeded, &end
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for range 2 { // a second restart starts no third run
+		e.startServer()
+		e.waitAll()
+		reports := e.waitRuns("report", func(runs []jobs.PipelineRun) bool { return len(runs) >= 2 })
+		if len(reports) != 2 || reports[0].TriggeredBy != id || reports[1].TriggeredBy != id ||
+			reports[0].IdempotencyKey == reports[1].IdempotencyKey {
+			t.Fatalf("report runs %d (by %s, %s; keys %q, %q); want two, one per end of a sales run %s",
+				len(reports), reports[0].TriggeredBy, reports[1].TriggeredBy, reports[0].IdempotencyKey, reports[1].IdempotencyKey, id)
+		}
+		want := jobs.TriggerKey("report", id, 0) + "@" + again.CreatedAt.UTC().Format(time.RFC3339Nano)
+		if k := reports[0].IdempotencyKey + " " + reports[1].IdempotencyKey; !strings.Contains(k, want) {
+			t.Errorf("report keys %s; want one of them %s", k, want)
+		}
+		e.stop()
 	}
 }

@@ -485,3 +485,17 @@ func (db *DB) RetryPipelineRun(ctx context.Context, id string, retry func(pr *jo
 	}
 	return pr, nil
 }
+
+// PipelineRunByKey returns the pipeline run holding the idempotency key,
+// on the reader; none is an error wrapping jobs.ErrNotFound.
+func (db *DB) PipelineRunByKey(ctx context.Context, key string) (*jobs.PipelineRun, error) {
+	var doc []byte
+	err := db.r.QueryRowContext(ctx, `SELECT doc FROM pipeline_runs WHERE idempotency_key = ?`, key).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("pipeline run key %s: %w", key, jobs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pipeline run key %s: %w", key, err)
+	}
+	return decodePipelineRun(doc)
+}
