@@ -117,6 +117,10 @@ type ListOptions struct {
 	// CreatedAfter and CreatedBefore bound the runs' creation time.
 	CreatedAfter  *time.Time `json:"createdAfter,omitempty"`
 	CreatedBefore *time.Time `json:"createdBefore,omitempty"`
+	// Tags keeps the runs that have all these tags, key and value;
+	// TagKeys those that have a tag of each of these keys.
+	Tags    map[string]string `json:"tags,omitempty"`
+	TagKeys []string          `json:"tagKeys,omitempty"`
 }
 
 // List returns a page of runs, newest first, and the cursor of the next.

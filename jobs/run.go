@@ -168,13 +168,17 @@ type Run struct {
 	// Priority orders the run among those waiting in its cluster
 	// (priority.go): high, normal or low. Its retries and redeliveries
 	// keep it.
-	Priority       Priority          `json:"priority"`
-	IdempotencyKey string            `json:"idempotencyKey,omitempty"`
-	CreatedAt      time.Time         `json:"createdAt"`
-	StartedAt      *time.Time        `json:"startedAt"`
-	FinishedAt     *time.Time        `json:"finishedAt"`
-	Attempts       []Attempt         `json:"attempts"`
-	Containers     []ContainerResult `json:"containers"`
+	Priority       Priority `json:"priority"`
+	IdempotencyKey string   `json:"idempotencyKey,omitempty"`
+	// Tags are the submission's (tags.go), fixed at submission: a map,
+	// the shape that reads simplest in jq and matches how runs are
+	// filtered (gantry ps --tag team=data).
+	Tags       map[string]string `json:"tags,omitempty"`
+	CreatedAt  time.Time         `json:"createdAt"`
+	StartedAt  *time.Time        `json:"startedAt"`
+	FinishedAt *time.Time        `json:"finishedAt"`
+	Attempts   []Attempt         `json:"attempts"`
+	Containers []ContainerResult `json:"containers"`
 	// Spec is left out where a run is shown without it: by runs.status,
 	// and in the reply to a submission that found the run by its
 	// idempotency key (it may be someone else's).
@@ -412,6 +416,9 @@ type SubmitRequest struct {
 	Priority       Priority       `json:"priority,omitempty"`
 	RetryStrategy  *RetryStrategy `json:"retryStrategy,omitempty"`
 	IdempotencyKey string         `json:"idempotencyKey,omitempty"`
+	// Tags label the run (tags.go): ECS RunTask's list of {key, value}
+	// or AWS Batch SubmitJob's object.
+	Tags TagList `json:"tags,omitempty"`
 	// ActiveDeadlineSeconds bounds the whole run, every attempt and the
 	// waits between them (Kubernetes Job's field); 0 means no bound.
 	ActiveDeadlineSeconds int `json:"activeDeadlineSeconds,omitempty"`
@@ -483,6 +490,9 @@ func (s SubmitRequest) Validate() error {
 		errs = append(errs, &FieldError{"activeDeadlineSeconds", "must not be negative"})
 	} else if s.ActiveDeadlineSeconds > MaxDurationSeconds {
 		errs = append(errs, &FieldError{"activeDeadlineSeconds", tooLong(s.ActiveDeadlineSeconds)})
+	}
+	if err := s.Tags.Validate("tags"); err != nil {
+		errs = append(errs, unjoin(err)...)
 	}
 	if len(s.IdempotencyKey) > 512 {
 		errs = append(errs, &FieldError{"idempotencyKey", "longer than 512 bytes"})

@@ -44,6 +44,11 @@ type ListRequest struct {
 	// CreatedAfter and CreatedBefore bound the creation time.
 	CreatedAfter  *time.Time `json:"createdAfter,omitempty"`
 	CreatedBefore *time.Time `json:"createdBefore,omitempty"`
+	// Tags keeps the runs that have every one of these tags, key and
+	// value ({"team": "data"}); TagKeys those that have a tag of each of
+	// these keys, whatever its value.
+	Tags    map[string]string `json:"tags,omitempty"`
+	TagKeys []string          `json:"tagKeys,omitempty"`
 }
 
 // ListReply is a page of runs, newest first.

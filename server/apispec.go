@@ -165,6 +165,7 @@ var (
 	durType     = reflect.TypeOf(time.Duration(0))
 	rawType     = reflect.TypeOf(json.RawMessage{})
 	marshalType = reflect.TypeOf((*json.Marshaler)(nil)).Elem()
+	tagsType    = reflect.TypeOf(jobs.TagList{})
 )
 
 func schemaOf(t reflect.Type, depth int) map[string]any {
@@ -178,6 +179,12 @@ func schemaOf(t reflect.Type, depth int) map[string]any {
 		return map[string]any{"type": "integer", "description": "nanoseconds"}
 	case t == rawType:
 		return map[string]any{}
+	case t == tagsType:
+		// Either shape reads (jobs.TagList.UnmarshalJSON).
+		return map[string]any{"oneOf": []any{
+			map[string]any{"type": "array", "items": schemaOf(t.Elem(), depth)},
+			map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
+		}}
 	}
 	switch t.Kind() {
 	case reflect.String:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -20,7 +22,7 @@ import (
 // most of them; the reply's next cursor lets the client go on.
 const maxListScan = 10000
 
-// listRuns answers runs.list: statuses are filtered by the store, the
+// listRuns answers runs.list: statuses and tags are filtered by the store, the
 // other filters here, page by page, newest first. The creation-time
 // bounds become run id bounds, since run ids are ULIDs of that time.
 func (s *Server) listRuns(ctx context.Context, req ListRequest) (*ListReply, error) {
@@ -47,6 +49,9 @@ func (s *Server) listRuns(ctx context.Context, req ListRequest) (*ListReply, err
 		if _, _, err := jobs.ParseRef(family); err != nil {
 			return nil, jobs.Invalid("taskDefinition: " + err.Error())
 		}
+	}
+	if err := checkTagFilter(req.Tags, req.TagKeys); err != nil {
+		return nil, err
 	}
 	before := req.Before
 	if req.CreatedBefore != nil {
@@ -76,7 +81,8 @@ func (s *Server) listRuns(ctx context.Context, req ListRequest) (*ListReply, err
 		if page < 100 {
 			page = 100
 		}
-		runs, err := s.db.ListRuns(ctx, storage.RunFilter{Statuses: statuses, Limit: page, Before: before})
+		runs, err := s.db.ListRuns(ctx, storage.RunFilter{Statuses: statuses, Limit: page, Before: before,
+			Tags: req.Tags, TagKeys: req.TagKeys})
 		if err != nil {
 			return nil, err
 		}
@@ -106,6 +112,30 @@ func (s *Server) listRuns(ctx context.Context, req ListRequest) (*ListReply, err
 			return reply, nil
 		}
 	}
+}
+
+// checkTagFilter collects the problems of runs.list's tag filters, each
+// naming its field: tags["k"], tagKeys[i].
+func checkTagFilter(tags map[string]string, keys []string) error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		path := fmt.Sprintf("tags[%q]", k)
+		if err := jobs.CheckTagKey(path, k); err != nil {
+			errs = append(errs, err)
+		}
+		if err := jobs.CheckTagValue(path, tags[k]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i, k := range keys {
+		if err := jobs.CheckTagKey(fmt.Sprintf("tagKeys[%d]", i), k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return jobs.Invalid(errors.Join(errs...).Error())
+	}
+	return nil
 }
 
 // timeID is the smallest run id of runs created at t: ids below it are of

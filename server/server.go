@@ -207,6 +207,7 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		TargetWorker:   req.Worker,
 		Priority:       req.Priority.Level(),
 		IdempotencyKey: req.IdempotencyKey,
+		Tags:           req.Tags.Map(),
 		CreatedAt:      now,
 		Attempts:       []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}},
 		Containers:     []jobs.ContainerResult{},

@@ -257,3 +257,24 @@ func BenchmarkPruneHistory(b *testing.B) {
 	b.ReportMetric(float64(deleted)/b.Elapsed().Seconds(), "runs/s")
 	b.ReportMetric(float64(longest.Microseconds())/1000, "ms/longest-batch")
 }
+
+// BenchmarkCreateRunTagged is BenchmarkCreateRun with three tags on every
+// run: a row of run_tags each, in the run's transaction.
+func BenchmarkCreateRunTagged(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db, _ := openDB(b)
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r := newRun(int(next.Add(1)))
+			r.Tags = map[string]string{"team": "data", "project": "sales", "cost-centre": "cc-42"}
+			if _, _, err := db.CreateRun(ctx, r); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -11,12 +11,14 @@ import (
 	"github.com/gantry-dev/gantry/jobs"
 )
 
-// endedRun is newRun(i) ended with status at t (nil: not ended).
+// endedRun is newRun(i) ended with status at t (nil: not ended), with
+// two tags, which go with it.
 func endedRun(i int, status jobs.Status, at *time.Time, opts ...func(*jobs.Run)) *jobs.Run {
 	return newRun(i, append([]func(*jobs.Run){func(r *jobs.Run) {
 		r.Status = status
 		r.FinishedAt = at
 		r.Attempts[0].Status = status
+		r.Tags = map[string]string{"team": "data", "run": r.RunID}
 	}}, opts...)...)
 }
 
@@ -157,6 +159,17 @@ func (f *pruneFixture) consistent(t *testing.T) {
 	}
 	if orphans != 0 {
 		t.Errorf("%d stage rows without their pipeline run", orphans)
+	}
+	// A run's tags go with it, in the same transaction; every run of the
+	// fixture has two.
+	var tagOrphans, untagged int
+	if err := f.db.r.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM run_tags t WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = t.run_id)),
+		(SELECT COUNT(*) FROM runs r WHERE (SELECT COUNT(*) FROM run_tags t WHERE t.run_id = r.run_id) != 2)`).Scan(&tagOrphans, &untagged); err != nil {
+		t.Fatal(err)
+	}
+	if tagOrphans != 0 || untagged != 0 {
+		t.Errorf("%d tags without their run, %d runs without their two tags", tagOrphans, untagged)
 	}
 	prs, err := f.db.ListPipelineRuns(ctx, PipelineRunFilter{})
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -21,6 +23,7 @@ const (
 	insertRun      = `INSERT INTO runs
 		(run_id, status, cluster, task_definition, created_at, idempotency_key, attempt, worker, deadline, doc)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertRunTag  = `INSERT INTO run_tags (run_id, key, value) VALUES (?, ?, ?)`
 	updateRun     = `UPDATE runs SET status = ?, cluster = ?, task_definition = ?, attempt = ?, worker = ?, deadline = ?, doc = ? WHERE run_id = ?`
 	markPublished = `UPDATE runs SET published_attempt = MAX(published_attempt, ?) WHERE run_id = ?`
 )
@@ -64,7 +67,16 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 		if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 			return &jobs.Error{Code: jobs.CodeAlreadyExists, Message: "run " + r.RunID + " already exists"}
 		}
-		return err
+		if err != nil || len(r.Tags) == 0 {
+			return err // a run without tags costs no statement more
+		}
+		ins := tx.StmtContext(ctx, db.stmts.insertRunTag)
+		for k, v := range r.Tags {
+			if _, err := ins.ExecContext(ctx, r.RunID, k, v); err != nil {
+				return fmt.Errorf("tag %s: %w", k, err)
+			}
+		}
+		return nil
 	})
 	switch {
 	case err != nil:
@@ -101,36 +113,106 @@ type RunFilter struct {
 	// Before is a run id cursor: only runs with id < Before are returned.
 	// Pass the last id of a page to get the next one.
 	Before string
+	// Tags keeps runs that have every one of these tags, key and value.
+	Tags map[string]string
+	// TagKeys keeps runs that have a tag of each of these keys, whatever
+	// its value.
+	TagKeys []string
+}
+
+// tagCond is one tag a listing asks for; any: of the key, any value.
+type tagCond struct {
+	key, value string
+	any        bool
+}
+
+// tagConds are f's tag conditions, those with a value first (they select
+// fewer runs), each kind in key order.
+func (f RunFilter) tagConds() []tagCond {
+	var out []tagCond
+	for _, k := range slices.Sorted(maps.Keys(f.Tags)) {
+		out = append(out, tagCond{key: k, value: f.Tags[k]})
+	}
+	for _, k := range slices.Sorted(slices.Values(f.TagKeys)) {
+		out = append(out, tagCond{key: k, any: true})
+	}
+	return out
+}
+
+// activeOnly reports whether statuses select only runs that have not
+// ended: few, found from the status index.
+func activeOnly(statuses []jobs.Status) bool {
+	for _, s := range statuses {
+		if s.Terminal() {
+			return false
+		}
+	}
+	return len(statuses) > 0
 }
 
 // ListRuns returns the runs f selects, newest first (by run id, which sorts
 // by creation time).
 func (db *DB) ListRuns(ctx context.Context, f RunFilter) ([]jobs.Run, error) {
-	var (
-		q    strings.Builder
-		args []any
-	)
-	q.WriteString(`SELECT doc FROM runs WHERE 1 = 1`)
-	if len(f.Statuses) > 0 {
-		q.WriteString(` AND status IN (?` + strings.Repeat(`, ?`, len(f.Statuses)-1) + `)`)
-		for _, s := range f.Statuses {
-			args = append(args, string(s))
-		}
-	}
-	if f.Before != "" {
-		q.WriteString(` AND run_id < ?`)
-		args = append(args, f.Before)
-	}
-	q.WriteString(` ORDER BY run_id DESC`)
-	if f.Limit > 0 {
-		q.WriteString(` LIMIT ?`)
-		args = append(args, f.Limit)
-	}
-	runs, err := db.queryRuns(ctx, q.String(), args...)
+	q, args := f.query()
+	runs, err := db.queryRuns(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
 	return runs, nil
+}
+
+// query is ListRuns's SQL and arguments.
+func (f RunFilter) query() (string, []any) {
+	var (
+		q    strings.Builder
+		args []any
+	)
+	tags, id := f.tagConds(), "r.run_id"
+	if len(tags) > 0 && !activeOnly(f.Statuses) {
+		// The runs of a tag are read from run_tags_key_value newest first
+		// (CROSS JOIN keeps that order of the loops) and the walk stops at
+		// the page's end: a page of ps --all --tag team=data costs the
+		// same over a thousand runs or a million. A key alone is read
+		// from the same index and sorted: its cost follows the number of
+		// runs with the key. Runs not ended are few, and found from the
+		// status index instead.
+		t := tags[0]
+		tags = tags[1:]
+		q.WriteString(`SELECT r.doc FROM run_tags t CROSS JOIN runs r ON r.run_id = t.run_id WHERE t.key = ?`)
+		args = append(args, t.key)
+		if !t.any {
+			q.WriteString(` AND t.value = ?`)
+			args = append(args, t.value)
+		}
+		id = "t.run_id"
+	} else {
+		q.WriteString(`SELECT r.doc FROM runs r WHERE 1 = 1`)
+	}
+	if len(f.Statuses) > 0 {
+		q.WriteString(` AND r.status IN (?` + strings.Repeat(`, ?`, len(f.Statuses)-1) + `)`)
+		for _, s := range f.Statuses {
+			args = append(args, string(s))
+		}
+	}
+	for _, t := range tags {
+		q.WriteString(` AND EXISTS (SELECT 1 FROM run_tags x WHERE x.run_id = r.run_id AND x.key = ?`)
+		args = append(args, t.key)
+		if !t.any {
+			q.WriteString(` AND x.value = ?`)
+			args = append(args, t.value)
+		}
+		q.WriteString(`)`)
+	}
+	if f.Before != "" {
+		q.WriteString(` AND ` + id + ` < ?`)
+		args = append(args, f.Before)
+	}
+	q.WriteString(` ORDER BY ` + id + ` DESC`)
+	if f.Limit > 0 {
+		q.WriteString(` LIMIT ?`)
+		args = append(args, f.Limit)
+	}
+	return q.String(), args
 }
 
 // UpdateRun reads the run, calls fn and writes the run back if fn returns

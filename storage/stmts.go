@@ -21,6 +21,7 @@ type stmts struct {
 	selectRunDoc   *sql.Stmt
 	selectRunByKey *sql.Stmt
 	insertRun      *sql.Stmt
+	insertRunTag   *sql.Stmt
 	updateRun      *sql.Stmt
 	markPublished  *sql.Stmt
 
@@ -38,6 +39,7 @@ func prepareStmts(ctx context.Context, w, r *sql.DB) (*stmts, error) {
 		{&s.selectRunDoc, w, selectRunDoc},
 		{&s.selectRunByKey, w, selectRunByKey},
 		{&s.insertRun, w, insertRun},
+		{&s.insertRunTag, w, insertRunTag},
 		{&s.updateRun, w, updateRun},
 		{&s.markPublished, w, markPublished},
 		{&s.getRun, r, selectRunDoc},
@@ -55,7 +57,7 @@ func prepareStmts(ctx context.Context, w, r *sql.DB) (*stmts, error) {
 // close closes the statements prepared so far. Closing twice is harmless.
 func (s *stmts) close() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.selectRunDoc, s.selectRunByKey, s.insertRun, s.updateRun, s.markPublished, s.getRun} {
+	for _, stmt := range []*sql.Stmt{s.selectRunDoc, s.selectRunByKey, s.insertRun, s.insertRunTag, s.updateRun, s.markPublished, s.getRun} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}

@@ -263,6 +263,7 @@ func completeWorkers(ctx context.Context, c *client.Client) ([]cobra.Completion,
 type psFilter struct {
 	family, cluster, worker string
 	since                   time.Duration
+	tags                    []string
 }
 
 func (f *psFilter) add(c *cobra.Command) {
@@ -270,12 +271,42 @@ func (f *psFilter) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.cluster, "cluster", "", "only runs in this cluster")
 	c.Flags().StringVar(&f.worker, "worker", "", "only runs placed on this worker")
 	c.Flags().DurationVar(&f.since, "since", 0, "only runs created within this long (e.g. 1h, 24h)")
+	c.Flags().StringArrayVar(&f.tags, "tag", nil, "only runs tagged K=V (K= for an empty value), or with a tag K whatever its value (repeatable: runs with all of them)")
 }
 
-func (f *psFilter) apply(o *client.ListOptions) {
+// apply sets the filters in o; a bad --tag is an error naming it.
+func (f *psFilter) apply(o *client.ListOptions) error {
 	o.TaskDefinition, o.Cluster, o.Worker = f.family, f.cluster, f.worker
 	if f.since > 0 {
 		t := clock().Add(-f.since)
 		o.CreatedAfter = &t
 	}
+	if err := tagFilters(o, f.tags); err != nil {
+		return fmt.Errorf("--tag %w", err)
+	}
+	return nil
+}
+
+// tagFilters adds the tag filters of gantry ps --tag and of /api/runs's
+// tag= to o: K=V keeps runs with that tag, K those with a tag K. The
+// error names the value at fault.
+func tagFilters(o *client.ListOptions, vals []string) error {
+	for _, s := range vals {
+		k, v, has, err := jobs.ParseTag(s, true)
+		if err != nil {
+			return err
+		}
+		if !has {
+			o.TagKeys = append(o.TagKeys, k)
+			continue
+		}
+		if old, dup := o.Tags[k]; dup && old != v {
+			return fmt.Errorf("%q: key %q is given the value %q too: no run has both", s, k, old)
+		}
+		if o.Tags == nil {
+			o.Tags = map[string]string{}
+		}
+		o.Tags[k] = v
+	}
+	return nil
 }

@@ -276,7 +276,8 @@ const codeUnauthenticated = "unauthenticated"
 const codeMethodNotAllowed = "method_not_allowed"
 
 // listQuery reads runs.list's filters from /api/runs's query: all, status
-// (repeated or comma-separated), family, cluster, worker, limit, before.
+// (repeated or comma-separated), family, cluster, worker, limit, before,
+// tag (repeated: tag=team=data, or tag=team for any value).
 func listQuery(q url.Values) (client.ListOptions, error) {
 	o := client.ListOptions{Before: q.Get("before"), TaskDefinition: q.Get("family"), Cluster: q.Get("cluster"), Worker: q.Get("worker")}
 	if v := q.Get("all"); v != "" {
@@ -304,6 +305,9 @@ func listQuery(q url.Values) (client.ListOptions, error) {
 	}
 	if len(o.Statuses) > 0 {
 		o.All = true // a status asked for is shown, ended or not
+	}
+	if err := tagFilters(&o, q["tag"]); err != nil { // completion.go
+		return o, jobs.Invalid("tag=" + err.Error())
 	}
 	return o, nil
 }

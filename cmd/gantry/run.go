@@ -27,6 +27,7 @@ type runFlags struct {
 	detach                             bool
 	idempotencyKey                     string
 	priority                           string
+	tags                               []string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -48,7 +49,8 @@ detaches and leaves it to finish stopping.`,
 		Example: `  gantry run --image gantry/samples:latest -- sh -c 'echo hello; echo oops >&2; exit 3'
   gantry run -d --image gantry/samples:latest -- sleep 5
   gantry run --file samples/taskdefs/hello.json --env NAME=world
-  gantry run --image gantry/samples:latest --timeout 10s --attempts 3 -- sh -c 'exit 1'`,
+  gantry run --image gantry/samples:latest --timeout 10s --attempts 3 -- sh -c 'exit 1'
+  gantry run -d --tag team=data --tag cost-centre=cc-42 etl-sales   # then: gantry ps --all --tag team=data`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := f.request(cmd, args)
 			if err != nil {
@@ -89,6 +91,7 @@ detaches and leaves it to finish stopping.`,
 	fl.IntVar(&f.cpu, "cpu", 0, "CPU units, 1024 = one CPU (an override with FAMILY or --file)")
 	fl.StringVar(&f.idempotencyKey, "idempotency-key", "", "submitting twice with the same key creates one run")
 	fl.StringVar(&f.priority, "priority", "", "high, normal (default) or low: a worker with room takes high runs first, low ones last")
+	fl.StringArrayVar(&f.tags, "tag", nil, "tag the run K=V (K= for an empty value), to find it with gantry ps --tag (repeatable, up to 50)")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
 	addDetachOutputFlag(c, &out)
 	return c
@@ -206,7 +209,30 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 	if cmd.Flags().Changed("attempts") {
 		req.RetryStrategy = &jobs.RetryStrategy{Attempts: f.attempts}
 	}
+	if req.Tags, err = tagFlags(f.tags); err != nil {
+		return nil, err
+	}
 	return req, req.Validate()
+}
+
+// tagFlags reads gantry run's --tag K=V flags, each problem naming the
+// flag.
+func tagFlags(flags []string) (jobs.TagList, error) {
+	if len(flags) > jobs.MaxTags {
+		return nil, fmt.Errorf("--tag: %d tags: at most %d", len(flags), jobs.MaxTags)
+	}
+	var tags jobs.TagList
+	for _, s := range flags {
+		k, v, _, err := jobs.ParseTag(s, false)
+		if err != nil {
+			return nil, fmt.Errorf("--tag %w", err)
+		}
+		if j := slices.IndexFunc(tags, func(t jobs.Tag) bool { return t.Key == k }); j >= 0 {
+			return nil, fmt.Errorf("--tag %q: key %q given twice (also --tag %q)", s, k, flags[j])
+		}
+		tags = append(tags, jobs.Tag{Key: k, Value: v})
+	}
+	return tags, nil
 }
 
 // seconds is a duration flag in whole seconds, 0 when not given: at least

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -29,14 +30,18 @@ func newPsCmd(g *globals) *cobra.Command {
 		Example: `  gantry ps
   gantry ps --all -o json
   gantry ps --status FAILED --limit 20
-  gantry ps --all --family etl-sales --since 24h`,
+  gantry ps --all --family etl-sales --since 24h
+  gantry ps --all --tag team=data --tag env=prod -o json
+  gantry ps --all --tag cost-centre   # runs with that tag, whatever its value`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := client.ListOptions{All: all, Limit: limit}
 			if filter.since < 0 {
 				return fmt.Errorf("--since %s: give how long ago, as 1h or 24h", filter.since)
 			}
-			filter.apply(&o)
+			if err := filter.apply(&o); err != nil {
+				return err
+			}
 			for _, s := range statuses {
 				st, err := jobs.ParseStatus(s)
 				if err != nil {
@@ -163,6 +168,9 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 	fmt.Fprintf(w, "Cluster:\t%s\n", r.Cluster)
 	fmt.Fprintf(w, "Priority:\t%s\n", r.Priority.Level())
 	fmt.Fprintf(w, "Worker:\t%s\n", orDash(r.Worker))
+	if len(r.Tags) > 0 {
+		fmt.Fprintf(w, "Tags:\t%s\n", tagsText(r.Tags))
+	}
 	fmt.Fprintf(w, "Created:\t%s\n", ts(&r.CreatedAt))
 	fmt.Fprintf(w, "Started:\t%s\n", ts(r.StartedAt))
 	fmt.Fprintf(w, "Finished:\t%s\n", ts(r.FinishedAt))
@@ -191,6 +199,15 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 		}
 	}
 	return nil
+}
+
+// tagsText shows tags as they are given: k=v, in key order.
+func tagsText(tags map[string]string) string {
+	parts := make([]string, 0, len(tags))
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		parts = append(parts, k+"="+tags[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // portsText shows network bindings as docker ps does:

@@ -1,0 +1,185 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Tags attribute a run to a team, a project or a cost centre, and find it
+// again (gantry ps --tag team=data), as ECS RunTask's and AWS Batch
+// SubmitJob's tags do. They are fixed at submission. The rules are AWS's:
+// at most 50 tags, keys of 1 to 128 characters, values of 0 to 256,
+// letters, digits, spaces and _ . : / = + - @; but a key may not hold '='
+// here, so that team=data on the command line and in the HTTP API's
+// ?tag=team=data reads one way only. The prefixes gantry: and gantry. are
+// reserved (any case), as AWS reserves aws:, for tags gantry may set
+// itself one day.
+const (
+	MaxTags        = 50
+	MaxTagKeyLen   = 128
+	MaxTagValueLen = 256
+)
+
+// Tag is one tag in ECS RunTask's shape.
+type Tag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+	// inMap marks a tag given in AWS Batch's map shape: there is no index
+	// to name it by, so its problems name its key.
+	inMap bool
+}
+
+// TagList is the tags of a submission. Its JSON is either ECS RunTask's
+// list, [{"key": "team", "value": "data"}], or AWS Batch SubmitJob's
+// object, {"team": "data"}; it is written as the list. The run keeps
+// them as a map (Run.Tags).
+type TagList []Tag
+
+// UnmarshalJSON reads either shape. An object's tags come in key order.
+func (l *TagList) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	const want = `tags: want a list of {"key": ..., "value": ...} (as ECS RunTask) or an object of strings (as AWS Batch SubmitJob)`
+	switch {
+	case string(data) == "null":
+		*l = nil
+	case len(data) > 0 && data[0] == '{':
+		var m map[string]string
+		if err := json.Unmarshal(data, &m); err != nil {
+			return errors.New(want)
+		}
+		out := make(TagList, 0, len(m))
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			out = append(out, Tag{Key: k, Value: m[k], inMap: true})
+		}
+		*l = out
+	default:
+		var list []Tag
+		if err := json.Unmarshal(data, &list); err != nil {
+			return errors.New(want)
+		}
+		*l = list
+	}
+	return nil
+}
+
+// Map is the tags as the run keeps them, nil when there are none.
+func (l TagList) Map() map[string]string {
+	if len(l) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(l))
+	for _, t := range l {
+		m[t.Key] = t.Value
+	}
+	return m
+}
+
+// TagsOf lists a map of tags in key order, as a TagList given in the map
+// shape.
+func TagsOf(m map[string]string) TagList {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(TagList, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, Tag{Key: k, Value: m[k], inMap: true})
+	}
+	return out
+}
+
+// Validate collects the problems of the tags, each naming its path under
+// field ("tags"): field[i].key and field[i].value for a list, field["k"]
+// for an object's entry.
+func (l TagList) Validate(field string) error {
+	var errs []error
+	if len(l) > MaxTags {
+		errs = append(errs, &FieldError{field, fmt.Sprintf("%d tags: at most %d", len(l), MaxTags)})
+	}
+	first := map[string]int{}
+	for i, t := range l {
+		keyPath, valuePath := fmt.Sprintf("%s[%d].key", field, i), fmt.Sprintf("%s[%d].value", field, i)
+		if t.inMap {
+			keyPath = fmt.Sprintf("%s[%q]", field, t.Key)
+			valuePath = keyPath
+		}
+		if err := CheckTagKey(keyPath, t.Key); err != nil {
+			errs = append(errs, err)
+		}
+		if err := CheckTagValue(valuePath, t.Value); err != nil {
+			errs = append(errs, err)
+		}
+		if j, dup := first[t.Key]; dup {
+			errs = append(errs, &FieldError{keyPath, fmt.Sprintf("%q: given twice (also %s[%d].key)", t.Key, field, j)})
+		} else {
+			first[t.Key] = i
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckTagKey says what is wrong with a tag key, naming path.
+func CheckTagKey(path, key string) error {
+	n := utf8.RuneCountInString(key)
+	switch {
+	case key == "":
+		return &FieldError{path, fmt.Sprintf("empty key: a key has 1 to %d characters", MaxTagKeyLen)}
+	case n > MaxTagKeyLen:
+		return &FieldError{path, fmt.Sprintf("key of %d characters: at most %d", n, MaxTagKeyLen)}
+	}
+	if r, ok := badTagRune(key, false); !ok {
+		return &FieldError{path, fmt.Sprintf("key %q: character %q not allowed: use letters, digits, spaces and _ . : / + - @", key, r)}
+	}
+	if lower := strings.ToLower(key); strings.HasPrefix(lower, "gantry:") || strings.HasPrefix(lower, "gantry.") {
+		return &FieldError{path, fmt.Sprintf("key %q: the prefixes gantry: and gantry. are reserved for gantry's own tags", key)}
+	}
+	return nil
+}
+
+// CheckTagValue says what is wrong with a tag value, naming path.
+func CheckTagValue(path, value string) error {
+	if n := utf8.RuneCountInString(value); n > MaxTagValueLen {
+		return &FieldError{path, fmt.Sprintf("value of %d characters: at most %d", n, MaxTagValueLen)}
+	}
+	if r, ok := badTagRune(value, true); !ok {
+		return &FieldError{path, fmt.Sprintf("value %q: character %q not allowed: use letters, digits, spaces and _ . : / = + - @", value, r)}
+	}
+	return nil
+}
+
+// badTagRune finds the first character AWS's tag pattern
+// [\p{L}\p{Z}\p{N}_.:/=+\-@]* refuses ('=' too in a key); ok is true when
+// there is none.
+func badTagRune(s string, equals bool) (r rune, ok bool) {
+	for _, r := range s {
+		switch {
+		case unicode.IsLetter(r), unicode.Is(unicode.Z, r), unicode.IsNumber(r), strings.ContainsRune("_.:/+-@", r):
+		case r == '=' && equals:
+		default:
+			return r, false
+		}
+	}
+	return 0, true
+}
+
+// ParseTag reads a command line's K=V (K= is an empty value). With
+// keyOnly, a lone K is taken too, with has false: a filter on the key.
+func ParseTag(s string, keyOnly bool) (key, value string, has bool, err error) {
+	key, value, has = strings.Cut(s, "=")
+	if !has && !keyOnly {
+		return "", "", false, fmt.Errorf("%q: want KEY=VALUE (KEY= for an empty value)", s)
+	}
+	if err := CheckTagKey("key", key); err != nil {
+		return "", "", false, fmt.Errorf("%q: %s", s, strings.TrimPrefix(err.Error(), "key: "))
+	}
+	if err := CheckTagValue("value", value); err != nil {
+		return "", "", false, fmt.Errorf("%q: %s", s, strings.TrimPrefix(err.Error(), "value: "))
+	}
+	return key, value, has, nil
+}
