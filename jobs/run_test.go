@@ -241,6 +241,10 @@ func FuzzSubmitRequest(f *testing.F) {
 	f.Add([]byte(`{"taskDefinition":null}`))
 	f.Add([]byte(`{"taskDefinition":"etl:3","priority":"low"}`))
 	f.Add([]byte(`{"taskDefinition":"etl:3","priority":"urgent"}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","tags":[{"key":"team","value":"data"},{"key":"cc","value":""}]}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","tags":{"team":"data","gantry:x":"y"}}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","tags":[{"key":"a"},{"key":"a","value":"b=c"}]}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","tags":"team=data"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req SubmitRequest
 		if json.Unmarshal(data, &req) != nil {
@@ -255,8 +259,22 @@ func FuzzSubmitRequest(f *testing.F) {
 				t.Fatalf("accepted an invalid task definition: %v", verr)
 			}
 		}
-		if err := req.Validate(); err == nil && !req.Priority.Valid() {
+		err = req.Validate()
+		if err == nil && !req.Priority.Valid() {
 			t.Fatalf("accepted priority %q", req.Priority)
+		}
+		if err == nil {
+			// Accepted tags are as many in the run's map, and each
+			// passes the command line's check as K=V.
+			m := req.Tags.Map()
+			if len(m) != len(req.Tags) || len(m) > MaxTags {
+				t.Fatalf("accepted %d tags, %d keys", len(req.Tags), len(m))
+			}
+			for k, v := range m {
+				if gk, gv, _, err := ParseTag(k+"="+v, false); err != nil || gk != k || gv != v {
+					t.Fatalf("accepted tag %q=%q, which ParseTag reads as %q=%q, %v", k, v, gk, gv, err)
+				}
+			}
 		}
 	})
 }
