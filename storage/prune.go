@@ -196,7 +196,7 @@ func (db *DB) prunePipelineRuns(ctx context.Context, tx *sql.Tx, p *Prune, after
 			continue
 		}
 		for _, r := range runs {
-			res, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE run_id = ?`, r)
+			res, err := tx.StmtContext(ctx, db.stmts.deleteRun).ExecContext(ctx, r)
 			if err != nil {
 				return n, after, false, err
 			}
@@ -299,7 +299,7 @@ func (db *DB) pruneRuns(ctx context.Context, tx *sql.Tx, p *Prune, status, after
 				return n, after, false, err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE run_id = ?`, c.id); err != nil {
+		if _, err := tx.StmtContext(ctx, db.stmts.deleteRun).ExecContext(ctx, c.id); err != nil {
 			return n, after, false, err
 		}
 		n.Runs++

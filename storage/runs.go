@@ -25,6 +25,7 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertRunTag  = `INSERT INTO run_tags (run_id, key, value) VALUES (?, ?, ?)`
 	updateRun     = `UPDATE runs SET status = ?, cluster = ?, task_definition = ?, attempt = ?, worker = ?, deadline = ?, doc = ? WHERE run_id = ?`
+	deleteRun     = `DELETE FROM runs WHERE run_id = ?`
 	markPublished = `UPDATE runs SET published_attempt = MAX(published_attempt, ?) WHERE run_id = ?`
 )
 

@@ -24,6 +24,10 @@ type stmts struct {
 	insertRunTag   *sql.Stmt
 	updateRun      *sql.Stmt
 	markPublished  *sql.Stmt
+	// deleteRun is --run-retention's: compiling it is most of what
+	// deleting a run costs, more since its tags go with it (ON DELETE
+	// CASCADE adds a program to every statement that deletes runs).
+	deleteRun *sql.Stmt
 
 	// On the readers.
 	getRun *sql.Stmt
@@ -42,6 +46,7 @@ func prepareStmts(ctx context.Context, w, r *sql.DB) (*stmts, error) {
 		{&s.insertRunTag, w, insertRunTag},
 		{&s.updateRun, w, updateRun},
 		{&s.markPublished, w, markPublished},
+		{&s.deleteRun, w, deleteRun},
 		{&s.getRun, r, selectRunDoc},
 	} {
 		stmt, err := p.db.PrepareContext(ctx, p.query)
@@ -57,7 +62,7 @@ func prepareStmts(ctx context.Context, w, r *sql.DB) (*stmts, error) {
 // close closes the statements prepared so far. Closing twice is harmless.
 func (s *stmts) close() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.selectRunDoc, s.selectRunByKey, s.insertRun, s.insertRunTag, s.updateRun, s.markPublished, s.getRun} {
+	for _, stmt := range []*sql.Stmt{s.selectRunDoc, s.selectRunByKey, s.insertRun, s.insertRunTag, s.updateRun, s.markPublished, s.deleteRun, s.getRun} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
