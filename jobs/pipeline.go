@@ -32,9 +32,15 @@ type Pipeline struct {
 	Kind string `json:"kind,omitempty"`
 	// Priority is that of the stages' runs (high, normal or low; empty is
 	// normal) where a stage does not set its own.
-	Priority  Priority  `json:"priority,omitempty"`
-	Stages    []Stage   `json:"stages"`
-	CreatedAt time.Time `json:"createdAt,omitzero"`
+	Priority Priority `json:"priority,omitempty"`
+	// TimeoutSeconds bounds each run of the pipeline, from when it starts
+	// RUNNING (or from its latest retry) to its end, as Airflow's
+	// dagrun_timeout and Argo's activeDeadlineSeconds do: past it the run
+	// is stopped and ends FAILED with stopCode Timeout. 0 means no limit;
+	// gantry pipeline run --timeout overrides it for one run.
+	TimeoutSeconds int       `json:"timeoutSeconds,omitempty"`
+	Stages         []Stage   `json:"stages"`
+	CreatedAt      time.Time `json:"createdAt,omitzero"`
 }
 
 // Stage is one node of a pipeline.
@@ -274,6 +280,9 @@ func (p *Pipeline) Validate() error {
 		bad("name", "%q: use letters, digits, '-' and '_'", p.Name)
 	}
 	if err := CheckPriority("priority", p.Priority); err != nil {
+		errs = append(errs, err)
+	}
+	if err := CheckTimeoutSeconds("timeoutSeconds", p.TimeoutSeconds); err != nil {
 		errs = append(errs, err)
 	}
 	names := make([]string, 0, len(p.Parameters))

@@ -46,6 +46,14 @@ type PipelineRun struct {
 	StoppedReason  string     `json:"stoppedReason,omitempty"`
 	// StopRequested is set by a stop: no stage starts after it.
 	StopRequested bool `json:"stopRequested,omitempty"`
+	// StopCode is Timeout (StopTimeout) for a run stopped because it
+	// passed its TimeoutSeconds: it ends FAILED, not CANCELED. Empty
+	// otherwise.
+	StopCode string `json:"stopCode,omitempty"`
+	// TimeoutSeconds bounds the run from its start (or latest retry) to
+	// its end (Deadline); 0 means no limit. It is the pipeline file's, or
+	// what the run's request (--timeout) gave over it.
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
 	// Retries counts the retries of the run (`gantry pipeline retry`):
 	// each put its stages that had not succeeded back to PENDING and the
 	// run back to RUNNING. RetriedAt is when the latest came.
@@ -58,6 +66,38 @@ type PipelineRun struct {
 	// Spec is the pipeline as it was when the run started; later applies do
 	// not change a run in progress.
 	Spec Pipeline `json:"spec"`
+}
+
+// Deadline is when the run times out, and false when it cannot: it has no
+// TimeoutSeconds, is not RUNNING (a PENDING backfilled run waiting for
+// its turn has not started its clock), or is being stopped already. The
+// clock starts when the run starts RUNNING, and again at each retry: a
+// retry is a new chance to finish, as its duration counts from it.
+func (pr *PipelineRun) Deadline() (time.Time, bool) {
+	if pr.TimeoutSeconds <= 0 || pr.Status != StatusRunning || pr.StopRequested || pr.StartedAt == nil {
+		return time.Time{}, false
+	}
+	from := *pr.StartedAt
+	if pr.RetriedAt != nil && pr.RetriedAt.After(from) {
+		from = *pr.RetriedAt
+	}
+	return from.Add(time.Duration(pr.TimeoutSeconds) * time.Second), true
+}
+
+// TimedOut reports whether the run's deadline has passed at now.
+func (pr *PipelineRun) TimedOut(now time.Time) bool {
+	d, ok := pr.Deadline()
+	return ok && !now.Before(d)
+}
+
+// TimeoutReason is the stoppedReason of a run that timed out: how long it
+// had, and from what.
+func (pr *PipelineRun) TimeoutReason() string {
+	d := time.Duration(pr.TimeoutSeconds) * time.Second
+	if pr.Retries > 0 {
+		return fmt.Sprintf("pipeline run timed out %s after retry %d (timeoutSeconds %d)", d, pr.Retries, pr.TimeoutSeconds)
+	}
+	return fmt.Sprintf("pipeline run timed out after %s (timeoutSeconds %d)", d, pr.TimeoutSeconds)
 }
 
 // BackfillGroup is the backfill a pipeline run belongs to.

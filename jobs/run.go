@@ -508,6 +508,19 @@ func (s SubmitRequest) Validate() error {
 // nanoseconds the store keeps (up to 2262).
 const MaxDurationSeconds = 50 * 365 * 24 * 60 * 60
 
+// CheckTimeoutSeconds says why s cannot be the timeoutSeconds of a
+// pipeline run, at path (the pipeline file's field, or a request's), or
+// returns nil: 0 is no limit, else 1s to 50 years.
+func CheckTimeoutSeconds(path string, s int) error {
+	switch {
+	case s < 0:
+		return &FieldError{path, fmt.Sprintf("%d: must be positive; leave it out for no limit", s)}
+	case s > MaxDurationSeconds:
+		return &FieldError{path, tooLong(s)}
+	}
+	return nil
+}
+
 func tooLong(s int) string {
 	return fmt.Sprintf("%d: must be at most %d (50 years); leave it out for no limit", s, MaxDurationSeconds)
 }

@@ -80,7 +80,7 @@ func NewDAG(store Store, runner Runner, pub Publisher, opts ...Option) *DAG {
 // be stored and advanced.
 func NewPipelineRun(p *jobs.Pipeline, id string, params jobs.Params, now time.Time) *jobs.PipelineRun {
 	pr := &jobs.PipelineRun{PipelineRunID: id, Pipeline: p.Name, Version: p.Version, Status: jobs.StatusRunning,
-		Parameters: params, Trigger: "manual", CreatedAt: now.UTC(), Spec: *p}
+		Parameters: params, Trigger: "manual", TimeoutSeconds: p.TimeoutSeconds, CreatedAt: now.UTC(), Spec: *p}
 	for _, st := range p.Stages {
 		pr.Stages = append(pr.Stages, jobs.StageState{Name: st.Name, Status: jobs.StatusPending, Runs: []jobs.StageRun{}})
 	}
@@ -181,9 +181,13 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 			changed = true
 			skipStages(pr, skip, status, now)
 		}
+		reason := "pipeline run stopped"
+		if pr.StopCode == jobs.StopTimeout {
+			reason = "pipeline run timed out"
+		}
 		for i := range pr.Stages {
 			if st := &pr.Stages[i]; st.Status == jobs.StatusPending {
-				st.Status, st.Reason, st.FinishedAt, changed = jobs.StatusCanceled, "pipeline run stopped", &now, true
+				st.Status, st.Reason, st.FinishedAt, changed = jobs.StatusCanceled, reason, &now, true
 			}
 		}
 	}
@@ -209,10 +213,12 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 			}
 		}
 	}
-	if s, done := outcome(pr); done {
+	if s, stopped, done := outcome(pr); done {
 		pr.Status, pr.FinishedAt, changed = s, &now, true
-		if pr.StopRequested && s != jobs.StatusCanceled {
-			pr.StoppedReason = "" // the stop came too late to stop anything
+		if pr.StopRequested && !stopped {
+			// The stop came too late to stop anything: the run ended as
+			// its stages did, in time.
+			pr.StoppedReason, pr.StopCode = "", ""
 		}
 	}
 	if !changed {
@@ -445,27 +451,32 @@ func stageKey(pr *jobs.PipelineRun, stage string) string {
 }
 
 // outcome says whether every stage ended and, if so, how the pipeline run
-// ends: CANCELED if it was stopped and a stage was canceled (the stop
-// stopped something), FAILED if a stage failed or was canceled, SUCCEEDED
-// otherwise (skipped stages do not fail a run). A stop that came once
-// every stage's runs had ended, before the advance that ends the run,
-// leaves the run ending as its stages did.
-func outcome(pr *jobs.PipelineRun) (jobs.Status, bool) {
+// ends and whether its stop stopped something (a stage was canceled):
+// CANCELED if it was stopped and the stop stopped something, but FAILED
+// if that stop was its timeout's (as Airflow fails a dag run past its
+// dagrun_timeout, so that failure triggers and alerts fire); FAILED if a
+// stage failed or was canceled; SUCCEEDED otherwise (skipped stages do not
+// fail a run). A stop that came once every stage's runs had ended, before
+// the advance that ends the run, leaves the run ending as its stages did.
+func outcome(pr *jobs.PipelineRun) (status jobs.Status, stopped, done bool) {
 	failed, canceled := false, false
 	for _, st := range pr.Stages {
 		if !jobs.StageEnded(st.Status) {
-			return "", false
+			return "", false, false
 		}
 		failed = failed || st.Status == jobs.StatusFailed || st.Status == jobs.StatusCanceled
 		canceled = canceled || st.Status == jobs.StatusCanceled
 	}
+	stopped = pr.StopRequested && canceled
 	switch {
-	case pr.StopRequested && canceled:
-		return jobs.StatusCanceled, true
+	case stopped && pr.StopCode == jobs.StopTimeout:
+		return jobs.StatusFailed, true, true
+	case stopped:
+		return jobs.StatusCanceled, true, true
 	case failed:
-		return jobs.StatusFailed, true
+		return jobs.StatusFailed, false, true
 	}
-	return jobs.StatusSucceeded, true
+	return jobs.StatusSucceeded, false, true
 }
 
 // Stop stops a pipeline run: no stage starts any more, PENDING stages are
@@ -477,23 +488,66 @@ func (d *DAG) Stop(ctx context.Context, id, reason string) (*jobs.PipelineRun, e
 	if reason == "" {
 		reason = "Stopped by user"
 	}
+	pr, _, err := d.stop(ctx, id, func(p *jobs.PipelineRun) bool {
+		p.StopRequested, p.StoppedReason = true, reason
+		return true
+	})
+	return pr, err
+}
+
+// TimeOut stops, as Stop does, a pipeline run whose deadline (Deadline)
+// has passed at now, saying so (TimeoutReason) with stopCode Timeout: it
+// ends FAILED once its running stages' runs have stopped, each with a
+// reason naming the pipeline run that timed out. It reports false, and
+// changes nothing, when the run as stored has not timed out: ended or
+// stopped already, retried since (its clock restarted), or not due yet.
+func (d *DAG) TimeOut(ctx context.Context, id string, now time.Time) (*jobs.PipelineRun, bool, error) {
+	return d.stop(ctx, id, func(p *jobs.PipelineRun) bool {
+		if !p.TimedOut(now) {
+			return false
+		}
+		p.StopRequested, p.StoppedReason, p.StopCode = true, p.TimeoutReason(), jobs.StopTimeout
+		return true
+	})
+}
+
+// stop marks a pipeline run stopped with mark, unless it ended or was
+// stopped already or mark returns false (leaving it alone); then it stops
+// the running stages' runs and advances the run.
+func (d *DAG) stop(ctx context.Context, id string, mark func(*jobs.PipelineRun) bool) (*jobs.PipelineRun, bool, error) {
 	// The lock covers the flag only: stopping a run may advance this
 	// pipeline run again, and once the flag is set no advance starts a stage.
+	marked := false
 	d.mu.Lock()
 	pr, err := d.store.UpdatePipelineRun(ctx, id, func(p *jobs.PipelineRun) bool {
 		if p.Status.Terminal() || p.StopRequested {
 			return false
 		}
-		p.StopRequested, p.StoppedReason = true, reason
-		return true
+		marked = mark(p)
+		return marked
 	})
 	d.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if pr.Status.Terminal() {
-		return pr, nil
+	if pr.Status.Terminal() || !marked {
+		return pr, marked, nil
 	}
+	d.StopStageRuns(ctx, pr)
+	pr, err = d.Advance(ctx, id)
+	return pr, true, err
+}
+
+// StopStageRuns stops the runs of the running stages of a pipeline run
+// marked stopped (StopRequested), giving each the reason stageStopReason
+// says; a run that ended already is left as it is. The server calls it
+// again at start for the runs a crash may have left marked but not
+// stopped: stopping a run twice is harmless.
+func (d *DAG) StopStageRuns(ctx context.Context, pr *jobs.PipelineRun) {
+	if !pr.StopRequested || pr.Status.Terminal() {
+		return
+	}
+	reason := stageStopReason(pr)
 	for _, st := range pr.Stages {
 		if st.Status != jobs.StatusRunning {
 			continue
@@ -507,5 +561,15 @@ func (d *DAG) Stop(ctx context.Context, id, reason string) (*jobs.PipelineRun, e
 			}
 		}
 	}
-	return d.Advance(ctx, id)
+}
+
+// stageStopReason is the stoppedReason of the stage runs a stop of pr
+// stops: the stop's own, or, for a timeout, one that names the pipeline
+// run, as a stage run's reason is read on its own (gantry describe RUN).
+func stageStopReason(pr *jobs.PipelineRun) string {
+	if pr.StopCode == jobs.StopTimeout {
+		return fmt.Sprintf("pipeline run %s timed out after %s (timeoutSeconds %d)", pr.PipelineRunID,
+			time.Duration(pr.TimeoutSeconds)*time.Second, pr.TimeoutSeconds)
+	}
+	return pr.StoppedReason
 }

@@ -70,7 +70,7 @@ func Retry(pr *jobs.PipelineRun, stages []string, now time.Time) {
 			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Runs: st.Runs})
 		st.Try, st.Status, st.Reason, st.StartedAt, st.FinishedAt, st.Runs = try+1, jobs.StatusPending, "", nil, nil, []jobs.StageRun{}
 	}
-	pr.Status, pr.FinishedAt, pr.StoppedReason, pr.StopRequested = jobs.StatusRunning, nil, "", false
+	pr.Status, pr.FinishedAt, pr.StoppedReason, pr.StopRequested, pr.StopCode = jobs.StatusRunning, nil, "", false, ""
 	pr.Retries++
 	pr.RetriedAt = &now
 }

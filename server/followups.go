@@ -334,6 +334,9 @@ func (s *Server) backfill(ctx context.Context, req BackfillRequest, times []time
 	for _, t := range times {
 		pr, _, err := s.createPipelineRun(ctx, req.Name, "backfill", t, func(pr *jobs.PipelineRun) {
 			pr.Status, pr.Backfill, pr.Priority = jobs.StatusPending, &group, req.Priority
+			if req.TimeoutSeconds > 0 {
+				pr.TimeoutSeconds = req.TimeoutSeconds
+			}
 		})
 		if err != nil {
 			return nil, err

@@ -31,6 +31,9 @@ type pipelines struct {
 	after *followUps
 	// data deletes stage files when their retention ends (retention.go).
 	data *queue.Stager
+	// deadlines are those of the active pipeline runs that have a
+	// timeout (timeouts.go).
+	deadlines *deadlines
 	// sweep is held while the retention deletes a batch of runs' files,
 	// and while a retry checks that the files it needs are there and
 	// takes its run from the retention (retry.go).
@@ -49,7 +52,8 @@ func (s *Server) initPipelines() {
 		dag:   scheduler.NewDAG(s.db, s, pipelinePublisher{s}, opts...),
 		cron:  scheduler.NewCron(scheduleStore{s.db}, pipelineFirer{s}, opts...),
 		after: newFollowUps(),
-		data:  queue.NewStager(s.q.JetStream(), s.cfg.dataRetention, s.q.Replicas()),
+		data:      queue.NewStager(s.q.JetStream(), s.cfg.dataRetention, s.q.Replicas()),
+		deadlines: newDeadlines(),
 	}
 }
 
@@ -63,6 +67,13 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 		return nil, fmt.Errorf("find active pipeline runs: %w", err)
 	}
 	for _, pr := range active {
+		// Noted before the advance, which tells of what it changes (a
+		// run it ends, one it starts): a deadline that passed while no
+		// server ran times its run out at once (startTimeouts).
+		s.pipes.deadlines.note(&pr)
+		// A stop (a user's, a timeout's) that a crash cut short before
+		// it stopped the stage runs stops them now.
+		s.pipes.dag.StopStageRuns(ctx, &pr)
 		if _, err := s.pipes.dag.Advance(ctx, pr.PipelineRunID); err != nil {
 			s.cfg.log.Error().Err(err).Str("pipelineRun", pr.PipelineRunID).Msg("resume pipeline run")
 		}
@@ -80,6 +91,7 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 	s.startFollowUps(cctx, &wg)        // followups.go; retries failed advances too
 	s.startDataRetention(cctx, &wg)    // retention.go
 	s.startHistoryRetention(cctx, &wg) // history.go
+	s.startTimeouts(cctx, &wg)         // timeouts.go
 	return func() { cancel(); wg.Wait() }, nil
 }
 
@@ -102,6 +114,7 @@ type pipelinePublisher struct{ s *Server }
 
 // PublishPipelineRun tells followers of a pipeline run; it does not wait.
 func (p pipelinePublisher) PublishPipelineRun(pr *jobs.PipelineRun) {
+	p.s.pipes.deadlines.note(pr) // a start, a retry or an end moves it
 	if pr.Status.Terminal() {
 		// Once per end of a pipeline run: the DAG publishes an ended one
 		// no more, until a retry (retry.go) runs it again.
@@ -322,6 +335,9 @@ type PipelineRunRequest struct {
 	// Priority, when set, is that of every stage's runs, over what the
 	// pipeline file says (high, normal or low).
 	Priority jobs.Priority `json:"priority,omitempty"`
+	// TimeoutSeconds, when set, bounds this run over the pipeline file's
+	// timeoutSeconds (1 to 50 years); 0 keeps the file's.
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
 }
 
 // PipelineRunsRequest lists the runs of a pipeline.
@@ -356,6 +372,10 @@ type BackfillRequest struct {
 	// over what the pipeline file says: low keeps a backfill from
 	// delaying the scheduled runs.
 	Priority jobs.Priority `json:"priority,omitempty"`
+	// TimeoutSeconds, when set, bounds each run of the backfill over the
+	// pipeline file's timeoutSeconds; 0 keeps the file's. Each run's
+	// clock starts when it does, not while it waits PENDING.
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
 }
 
 // ScheduleInfo is a schedule as `gantry schedule ls` shows it.
@@ -448,11 +468,15 @@ func (s *Server) apiPipelineRun(ctx context.Context, data []byte) (any, error) {
 	if req.Name == "" {
 		return nil, jobs.Invalid("name: required")
 	}
-	if err := jobs.CheckPriority("priority", req.Priority); err != nil {
+	if err := invalidJoin(jobs.CheckPriority("priority", req.Priority),
+		jobs.CheckTimeoutSeconds("timeoutSeconds", req.TimeoutSeconds)); err != nil {
 		return nil, err
 	}
 	return s.startPipelineRun(ctx, req.Name, req.Parameters, "manual", nil, func(pr *jobs.PipelineRun) {
 		pr.Priority = req.Priority
+		if req.TimeoutSeconds > 0 {
+			pr.TimeoutSeconds = req.TimeoutSeconds
+		}
 	})
 }
 
@@ -499,7 +523,8 @@ func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, err
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	if err := jobs.CheckPriority("priority", req.Priority); err != nil {
+	if err := invalidJoin(jobs.CheckPriority("priority", req.Priority),
+		jobs.CheckTimeoutSeconds("timeoutSeconds", req.TimeoutSeconds)); err != nil {
 		return nil, err
 	}
 	p, err := s.db.GetPipeline(ctx, req.Name, 0)
