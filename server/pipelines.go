@@ -49,9 +49,9 @@ func (s *Server) initPipelines() {
 	opts := []scheduler.Option{scheduler.WithLogger(s.cfg.log.With().Str("role", "scheduler").Logger()),
 		scheduler.WithClock(s.cfg.now), scheduler.WithOutcomes(s.metrics.fired)}
 	s.pipes = &pipelines{
-		dag:   scheduler.NewDAG(s.db, s, pipelinePublisher{s}, opts...),
-		cron:  scheduler.NewCron(scheduleStore{s.db}, pipelineFirer{s}, opts...),
-		after: newFollowUps(),
+		dag:       scheduler.NewDAG(s.db, s, pipelinePublisher{s}, opts...),
+		cron:      scheduler.NewCron(scheduleStore{s.db}, pipelineFirer{s}, opts...),
+		after:     newFollowUps(),
 		data:      queue.NewStager(s.q.JetStream(), s.cfg.dataRetention, s.q.Replicas()),
 		deadlines: newDeadlines(),
 	}
