@@ -510,6 +510,9 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\nparameters: {d: x}\nstages: [{name: a, taskDefinition: {family: f, containerDefinitions: [{name: m, image: i, command: ['Ref::d', '${Ref::e}']}]}," +
 		" overrides: {containerOverrides: [{name: m, command: ['a-Ref::d-b']}]}}]\n"))
 	f.Add([]byte("name: p\npriority: low\nstages: [{name: a, taskDefinition: t, priority: high}, {name: b, taskDefinition: t, priority: urgent}]\n"))
+	f.Add([]byte("name: p\ntimeoutSeconds: 7200\nstages: [{name: a, taskDefinition: t, timeoutSeconds: 60}]\n"))
+	f.Add([]byte("name: p\ntimeoutSeconds: -1\nstages: [{name: a, taskDefinition: t}]\n"))
+	f.Add([]byte(`{"name":"p","timeoutSeconds":1576800001,"stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
@@ -517,6 +520,9 @@ func FuzzParsePipeline(f *testing.F) {
 		}
 		if !p.Priority.Valid() {
 			t.Fatalf("accepted pipeline priority %q", p.Priority)
+		}
+		if p.TimeoutSeconds < 0 || p.TimeoutSeconds > MaxDurationSeconds {
+			t.Fatalf("accepted pipeline timeoutSeconds %d", p.TimeoutSeconds)
 		}
 		for _, st := range p.Stages {
 			if !st.Priority.Valid() {
