@@ -47,9 +47,30 @@ func (c *Client) RunPipeline(ctx context.Context, name string, params map[string
 // runs (high, normal or low) over the pipeline file's; empty keeps the
 // file's.
 func (c *Client) RunPipelinePriority(ctx context.Context, name string, params map[string]string, priority jobs.Priority) (*jobs.PipelineRun, error) {
-	req := map[string]any{"name": name, "parameters": params}
-	if priority != "" {
-		req["priority"] = priority
+	return c.RunPipelineWith(ctx, name, RunOptions{Parameters: params, Priority: priority})
+}
+
+// RunOptions are what a pipeline run may set over its pipeline file.
+type RunOptions struct {
+	// Parameters are set over the pipeline's defaults.
+	Parameters map[string]string
+	// Priority is that of every stage's runs (high, normal or low);
+	// empty keeps the file's.
+	Priority jobs.Priority
+	// TimeoutSeconds bounds the run, from its start to its end, over the
+	// file's timeoutSeconds; 0 keeps the file's. A run past it ends FAILED
+	// with stopCode Timeout.
+	TimeoutSeconds int
+}
+
+// RunPipelineWith is RunPipeline with the options of pipelines.run.
+func (c *Client) RunPipelineWith(ctx context.Context, name string, o RunOptions) (*jobs.PipelineRun, error) {
+	req := map[string]any{"name": name, "parameters": o.Parameters}
+	if o.Priority != "" {
+		req["priority"] = o.Priority
+	}
+	if o.TimeoutSeconds != 0 {
+		req["timeoutSeconds"] = o.TimeoutSeconds
 	}
 	var pr jobs.PipelineRun
 	if err := c.call(ctx, "pipelines.run", req, &pr); err != nil {
@@ -116,9 +137,29 @@ func (c *Client) BackfillParallel(ctx context.Context, name string, from, to tim
 // runs (low, typically, so that the backfill does not delay scheduled
 // runs) over the pipeline file's; empty keeps the file's.
 func (c *Client) BackfillPriority(ctx context.Context, name string, from, to time.Time, maxParallel int, priority jobs.Priority) ([]jobs.PipelineRun, error) {
-	req := map[string]any{"name": name, "from": from, "to": to, "maxParallel": maxParallel}
-	if priority != "" {
-		req["priority"] = priority
+	return c.BackfillWith(ctx, name, from, to, BackfillOptions{MaxParallel: maxParallel, Priority: priority})
+}
+
+// BackfillOptions are what a backfill may set.
+type BackfillOptions struct {
+	// MaxParallel bounds the backfill's active runs (0: no bound).
+	MaxParallel int
+	// Priority is that of every stage's runs; empty keeps the file's.
+	Priority jobs.Priority
+	// TimeoutSeconds bounds each run over the file's timeoutSeconds (0
+	// keeps the file's), counted from when the run starts, not while it
+	// waits PENDING.
+	TimeoutSeconds int
+}
+
+// BackfillWith is Backfill with the options of pipelines.backfill.
+func (c *Client) BackfillWith(ctx context.Context, name string, from, to time.Time, o BackfillOptions) ([]jobs.PipelineRun, error) {
+	req := map[string]any{"name": name, "from": from, "to": to, "maxParallel": o.MaxParallel}
+	if o.Priority != "" {
+		req["priority"] = o.Priority
+	}
+	if o.TimeoutSeconds != 0 {
+		req["timeoutSeconds"] = o.TimeoutSeconds
 	}
 	var out []jobs.PipelineRun
 	return out, c.call(ctx, "pipelines.backfill", req, &out)

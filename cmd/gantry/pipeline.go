@@ -184,15 +184,24 @@ func newPipelineRunCmd(g *globals) *cobra.Command {
 		params   []string
 		detach   bool
 		priority string
+		timeout  time.Duration
 		out      output // detach_output.go
 	)
 	c := &cobra.Command{
-		Use:   "run NAME [--param K=V]... [--priority P] [-d]",
+		Use:   "run NAME [--param K=V]... [--priority P] [--timeout DUR] [-d]",
 		Short: "Run a pipeline and show its stages live, or print its run id with -d",
 		Long: `run starts a run of the latest version of a pipeline. Attached, it shows each
 stage's status as it changes and, when a stage fails, its last log lines; it
-exits 0 when the pipeline run succeeded and 1 otherwise. Ctrl-C stops the
-pipeline run.`,
+exits 0 when the pipeline run succeeded, 124 when it timed out and 1
+otherwise. Ctrl-C stops the pipeline run.
+
+--timeout bounds this run, over the pipeline file's timeoutSeconds: counted
+from the run's start, it stops the run as 'gantry stop' would once passed
+(running stages' runs stopped, no other stage started, failure stages
+included) and the run ends FAILED with stopCode Timeout.`,
+		Example: `  gantry pipeline run daily-sales --param day=2026-11-24
+  gantry pipeline run daily-sales --timeout 2h      # FAILED, exit 124, if not done in 2 hours
+  id=$(gantry pipeline run daily-sales -d)`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			given := map[string]string{}
@@ -210,12 +219,16 @@ pipeline run.`,
 			if err != nil {
 				return err
 			}
+			secs, err := seconds("--timeout", timeout) // run.go
+			if err != nil {
+				return err
+			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			pr, err := c.RunPipelinePriority(cmd.Context(), args[0], given, prio)
+			pr, err := c.RunPipelineWith(cmd.Context(), args[0], client.RunOptions{Parameters: given, Priority: prio, TimeoutSeconds: secs})
 			if err != nil {
 				return fmt.Errorf("%s", oneLine(err))
 			}
@@ -228,6 +241,7 @@ pipeline run.`,
 	c.Flags().StringArrayVarP(&params, "param", "p", nil, "set a parameter K=V (repeatable)")
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "print the pipeline run id and return at once")
 	c.Flags().StringVar(&priority, "priority", "", "high, normal or low: the priority of every stage's runs (default: the pipeline file's, else normal)")
+	c.Flags().DurationVar(&timeout, "timeout", 0, "fail the pipeline run if it has not ended this long (e.g. 90m, 2h) after its start (default: the pipeline file's timeoutSeconds, else no limit)")
 	addDetachOutputFlag(c, &out)
 	return c
 }
@@ -244,9 +258,10 @@ func newPipelineRetryCmd(g *globals) *cobra.Command {
 the same id: its stages that did not succeed (failed, canceled, skipped) and
 every stage downstream of them run again, with the pipeline version and
 parameters the run had; the stages that succeeded keep their runs and files.
-The earlier tries' runs stay in gantry describe PIPELINE-RUN. Attached, it
-shows the stages as pipeline run does and exits 0 when the run succeeded, 1
-otherwise.`,
+The earlier tries' runs stay in gantry describe PIPELINE-RUN. A run with a
+timeout has the whole of it again, counted from the retry. Attached, it
+shows the stages as pipeline run does and exits 0 when the run succeeded,
+124 when it timed out, 1 otherwise.`,
 		Example: `  gantry pipeline retry pr-01jf3...
   gantry pipeline retry pr-01jf3... -d`,
 		Args: cobra.ExactArgs(1),
@@ -333,6 +348,19 @@ func attachPipeline(ctx context.Context, c *client.Client, id string, stdout, st
 				break
 			}
 		}
+	}
+	return pipelineExit(pr)
+}
+
+// pipelineExit maps an ended pipeline run to the exit code of an attached
+// `gantry pipeline run`: 0 when it succeeded, 124 (as a run's timeout)
+// when it timed out, 1 otherwise.
+func pipelineExit(pr *jobs.PipelineRun) error {
+	switch {
+	case pr.Status == jobs.StatusSucceeded:
+		return nil
+	case pr.StopCode == jobs.StopTimeout:
+		return &exitError{code: exitTimeout, err: fmt.Errorf("%s: %s", pr.PipelineRunID, pr.StoppedReason)}
 	}
 	return &exitError{code: exitPipelineFailed}
 }
@@ -423,14 +451,14 @@ func newPipelineRunsCmd(g *globals) *cobra.Command {
 				return c.PipelineRuns(ctx, args[0], limit)
 			}, func(w io.Writer, runs []jobs.PipelineRun) error {
 				now := time.Now()
-				fmt.Fprintln(w, "PIPELINE RUN\tSTATUS\tTRIGGER\tCREATED\tDURATION\tSTAGES")
+				fmt.Fprintln(w, "PIPELINE RUN\tSTATUS\tTRIGGER\tCREATED\tDURATION\tSTAGES\tREASON")
 				for _, pr := range runs {
 					var stages []string
 					for _, st := range pr.Stages {
 						stages = append(stages, st.Name+"="+string(st.Status))
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", pr.PipelineRunID, pr.Status, orDash(pr.Trigger),
-						ago(pr.CreatedAt, now), pipelineDuration(&pr, now), strings.Join(stages, " "))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", pr.PipelineRunID, pr.Status, orDash(pr.Trigger),
+						ago(pr.CreatedAt, now), pipelineDuration(&pr, now), strings.Join(stages, " "), orDash(pr.StoppedReason))
 				}
 				return nil
 			})
@@ -464,6 +492,16 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 			limit = fmt.Sprintf("at most %d at once", bf.MaxParallel)
 		}
 		fmt.Fprintf(w, "Backfill:\t%s (%s)\n", bf.ID, limit)
+	}
+	if pr.TimeoutSeconds > 0 {
+		limit := (time.Duration(pr.TimeoutSeconds) * time.Second).String()
+		if at, ok := pr.Deadline(); ok {
+			limit += fmt.Sprintf(" (times out at %s, in %s)", at.In(localZone).Format(time.RFC3339), short(max(at.Sub(now), 0)))
+		}
+		fmt.Fprintf(w, "Timeout:\t%s\n", limit)
+	}
+	if pr.StopCode != "" {
+		fmt.Fprintf(w, "Stop code:\t%s\n", pr.StopCode)
 	}
 	if pr.StoppedReason != "" {
 		fmt.Fprintf(w, "Stopped reason:\t%s\n", pr.StoppedReason)
@@ -526,6 +564,7 @@ func newPipelineBackfillCmd(g *globals) *cobra.Command {
 		from, to    string
 		maxParallel int
 		priority    string
+		timeout     time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "backfill NAME --from T --to T [--max-parallel N] [--priority low]",
@@ -538,14 +577,23 @@ sees GANTRY_SCHEDULED_TIME. With --max-parallel N at most N of the runs are
 active at once: the others wait PENDING and start, earliest first, as runs
 end (a server restart keeps the bound). --priority sets the priority of
 every stage's runs over the pipeline file's: low lets the scheduled runs
-go first.`,
+go first. --timeout bounds each run over the file's timeoutSeconds,
+counted from when that run starts: not while it waits PENDING.`,
 		Example: `  gantry pipeline backfill daily-sales --from 2026-11-01 --to 2026-11-07
-  gantry pipeline backfill daily-sales --from 2026-10-01 --to 2026-10-31 --max-parallel 2 --priority low`,
+  gantry pipeline backfill daily-sales --from 2026-10-01 --to 2026-10-31 --max-parallel 2 --priority low
+  gantry pipeline backfill daily-sales --from 2026-10-01 --to 2026-10-07 --timeout 3h`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			prio, err := priorityFlag(priority)
 			if err != nil {
 				return err
+			}
+			secs, err := seconds("--timeout", timeout) // run.go
+			if err != nil {
+				return err
+			}
+			if maxParallel < 0 {
+				return fmt.Errorf("--max-parallel %d: must not be negative", maxParallel)
 			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
@@ -573,10 +621,8 @@ go first.`,
 			if t.Before(f) {
 				return fmt.Errorf("--to %s is before --from %s", to, from)
 			}
-			if maxParallel < 0 {
-				return fmt.Errorf("--max-parallel %d: must not be negative", maxParallel)
-			}
-			runs, err := c.BackfillPriority(cmd.Context(), args[0], f, t, maxParallel, prio)
+			runs, err := c.BackfillWith(cmd.Context(), args[0], f, t,
+				client.BackfillOptions{MaxParallel: maxParallel, Priority: prio, TimeoutSeconds: secs})
 			if err != nil {
 				return err
 			}
@@ -590,6 +636,7 @@ go first.`,
 	c.Flags().StringVar(&to, "to", "", "last time, included; a bare date YYYY-MM-DD takes in the whole day")
 	c.Flags().IntVar(&maxParallel, "max-parallel", 0, "at most this many of the runs active at once (0: all)")
 	c.Flags().StringVar(&priority, "priority", "", "high, normal or low: the priority of every stage's runs (default: the pipeline file's, else normal; low keeps a backfill from delaying scheduled runs)")
+	c.Flags().DurationVar(&timeout, "timeout", 0, "fail each run that has not ended this long after its start (default: the pipeline file's timeoutSeconds, else no limit)")
 	c.MarkFlagRequired("from")
 	c.MarkFlagRequired("to")
 	return c

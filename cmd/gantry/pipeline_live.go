@@ -50,7 +50,7 @@ func (v *stageView) draw(pr *jobs.PipelineRun, now time.Time) {
 		}
 		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.Status, runs, attempts, dur, orDash(st.Reason))
 	}
-	fmt.Fprintf(&b, "%s\t%s\t\t\t%s\t\n", "(pipeline)", pr.Status, pipelineDuration(pr, now))
+	fmt.Fprintf(&b, "%s\t%s\t\t\t%s\t%s\n", "(pipeline)", pr.Status, pipelineDuration(pr, now), pipelineReason(pr, now))
 	text := renderTable(b.String(), v.st)
 	var out strings.Builder
 	if v.lines > 0 {
@@ -65,6 +65,18 @@ func (v *stageView) draw(pr *jobs.PipelineRun, now time.Time) {
 	out.WriteString("\x1b[J")
 	v.lines = len(lines)
 	io.WriteString(v.w, out.String())
+}
+
+// pipelineReason is what the pipeline row of the live view says: why the
+// run stopped, or, while it runs with a timeout, when it times out.
+func pipelineReason(pr *jobs.PipelineRun, now time.Time) string {
+	if pr.StoppedReason != "" {
+		return pr.StoppedReason
+	}
+	if at, ok := pr.Deadline(); ok {
+		return fmt.Sprintf("times out in %s (timeoutSeconds %d)", short(max(at.Sub(now), 0)), pr.TimeoutSeconds)
+	}
+	return ""
 }
 
 // liveStages starts a stage view on w: show draws a new state of the

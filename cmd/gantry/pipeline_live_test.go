@@ -118,3 +118,25 @@ func TestPipelineDurationOfARetriedRun(t *testing.T) {
 		t.Errorf("run not started: %s", got)
 	}
 }
+
+// The pipeline row of the live view says when a run with a timeout times
+// out while it runs, and why it stopped once it has.
+func TestPipelineReasonTellsTheTimeout(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	pr := &jobs.PipelineRun{Status: jobs.StatusRunning, StartedAt: &t0, TimeoutSeconds: 7200}
+	if got, want := pipelineReason(pr, t0.Add(30*time.Minute)), "times out in "+short(90*time.Minute)+" (timeoutSeconds 7200)"; got != want {
+		t.Errorf("running: %q, want %q", got, want)
+	}
+	var buf bytes.Buffer
+	(&stageView{w: &buf, st: style{tty: true, width: 120}}).draw(pr, t0.Add(30*time.Minute))
+	if !strings.Contains(buf.String(), "times out in") {
+		t.Errorf("live view lacks the timeout:\n%s", buf.String())
+	}
+	pr.Status, pr.StopCode, pr.StoppedReason = jobs.StatusFailed, jobs.StopTimeout, "pipeline run timed out after 2h0m0s (timeoutSeconds 7200)"
+	if got := pipelineReason(pr, t0.Add(3*time.Hour)); got != pr.StoppedReason {
+		t.Errorf("timed out: %q", got)
+	}
+	if got := pipelineReason(&jobs.PipelineRun{Status: jobs.StatusRunning, StartedAt: &t0}, t0); got != "" {
+		t.Errorf("no timeout: %q", got)
+	}
+}

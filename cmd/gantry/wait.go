@@ -31,8 +31,9 @@ and for a pipeline run). With -o json or yaml it prints each run as
 It exits as an attached 'gantry run' would: 0 when every run succeeded;
 otherwise with the code of the first of the runs given (in the order given)
 that did not succeed: its task's exit code, 124 if it timed out, 125 if it
-failed otherwise (canceled, its image missing...), 1 for a pipeline run that
-did not succeed (as 'gantry pipeline run'). A run id gantry does not know
+failed otherwise (canceled, its image missing...); for a pipeline run (as
+'gantry pipeline run'), 124 if it timed out, 1 if it did not succeed
+otherwise. A run id gantry does not know
 and --timeout reached are errors of gantry itself (125), naming the runs.
 
 wait does not stop the runs: Ctrl-C, or --timeout, ends only the wait. A
@@ -121,10 +122,7 @@ func (e *endedRun) exit() error {
 	if e.pipelineRun == nil {
 		return runExit(e.run)
 	}
-	if e.pipelineRun.Status == jobs.StatusSucceeded {
-		return nil
-	}
-	return &exitError{code: exitPipelineFailed}
+	return pipelineExit(e.pipelineRun) // pipeline.go
 }
 
 // errWaitTimeout is the cause of the end of a wait that reached --timeout.

@@ -77,7 +77,8 @@ func (f *fakeFollower) WatchPipelineRun(ctx context.Context, id string, fn func(
 // TestWaitExitsAsAnAttachedRun: wait tells each run as it ends and exits
 // with the outcome of the first run given that did not succeed, in the
 // order given, whichever ended first: a task's exit code, 124 for a
-// timeout, 125 for a run that failed otherwise, 1 for a pipeline run.
+// timeout, 125 for a run that failed otherwise, 1 for a pipeline run (124
+// for one that timed out).
 func TestWaitExitsAsAnAttachedRun(t *testing.T) {
 	t.Parallel()
 	run := func(id string, s jobs.Status, code *int, stop string) *jobs.Run {
@@ -92,6 +93,8 @@ func TestWaitExitsAsAnAttachedRun(t *testing.T) {
 	pipelines := map[string]*jobs.PipelineRun{
 		"pr-ok":     {PipelineRunID: "pr-ok", Status: jobs.StatusSucceeded},
 		"pr-failed": {PipelineRunID: "pr-failed", Status: jobs.StatusFailed},
+		"pr-timedout": {PipelineRunID: "pr-timedout", Status: jobs.StatusFailed, StopCode: jobs.StopTimeout,
+			StoppedReason: "pipeline run timed out after 2s (timeoutSeconds 2)"},
 	}
 	for _, c := range []struct {
 		ids  []string
@@ -104,6 +107,8 @@ func TestWaitExitsAsAnAttachedRun(t *testing.T) {
 		{[]string{"canceled"}, exitGantryError, "run canceled CANCELED: why canceled"},
 		{[]string{"pr-ok", "ok"}, 0, ""},
 		{[]string{"pr-failed"}, exitPipelineFailed, ""},
+		{[]string{"pr-timedout"}, exitTimeout, "pr-timedout: pipeline run timed out after 2s (timeoutSeconds 2)"},
+		{[]string{"pr-failed", "pr-timedout"}, exitPipelineFailed, ""},
 		{[]string{"ok", "timedout", "exit3"}, exitTimeout, "run timedout: why timedout"},
 		{[]string{"exit3", "timedout", "pr-failed"}, 3, ""},
 		{[]string{"ok", "ok"}, 0, ""},
