@@ -106,9 +106,16 @@ func (e *apiEnv) startServer() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc := e.dial(opUser, opPass)
+	// Closed by e.stop, after the server stopped: a cleanup of its own
+	// (e.dial's) would run before e.stop's for a server started again by
+	// the test, and the server would fail on its connection closed.
+	nc, err := nats.Connect(e.ns.ClientURL(), nats.UserInfo(opUser, opPass))
+	if err != nil {
+		t.Fatal(err)
+	}
 	q, err := queue.New(nc)
 	if err != nil {
+		nc.Close()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -120,6 +127,7 @@ func (e *apiEnv) startServer() {
 			if err := <-done; err != nil {
 				t.Errorf("server: %v", err)
 			}
+			nc.Close()
 			db.Close()
 		})
 	}
