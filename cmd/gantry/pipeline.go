@@ -133,6 +133,9 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 				if p.Priority != "" {
 					fmt.Fprintf(w, "Priority:\t%s\n", p.Priority)
 				}
+				if p.TimeoutSeconds > 0 {
+					fmt.Fprintf(w, "Timeout:\t%s (timeoutSeconds %d, each run)\n", time.Duration(p.TimeoutSeconds)*time.Second, p.TimeoutSeconds)
+				}
 				for _, st := range p.Stages {
 					if st.Priority != "" {
 						fmt.Fprintf(w, "Priority of %s:\t%s\n", st.Name, st.Priority)

@@ -64,4 +64,7 @@ func TestAttachedPipelineRunTimesOut(t *testing.T) {
 	if out, _, _ := in.gantry("pipeline", "runs", "sleepy"); !strings.Contains(out, "timed out after 2s") {
 		t.Errorf("pipeline runs does not say why the run stopped:\n%s", out)
 	}
+	if out, _, _ := in.gantry("pipeline", "describe", "sleepy"); !strings.Contains(out, "2s (timeoutSeconds 2, each run)") {
+		t.Errorf("pipeline describe does not show the timeout:\n%s", out)
+	}
 }
