@@ -19,6 +19,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 	var (
 		o           client.LogOptions
 		prefix      bool
+		timestamps  bool
 		tail, since string
 	)
 	c := &cobra.Command{
@@ -44,14 +45,26 @@ batches stored at or after a time, a duration back from now (10m) or an
 RFC 3339 time: lines are stored in batches, up to 50 ms after the
 container wrote them, so the time is the batch's, within a fraction of a
 second of the line's. Lines left out by --tail or --since are never
-reported as dropped.`,
+reported as dropped.
+
+--timestamps (-t) starts each line with a time in RFC 3339 with
+nanoseconds, in UTC (2026-12-06T06:14:18.123456789Z line), after the
+--prefix if both are given. docker logs -t prints the time the daemon read
+the line; gantry does not keep a time per line, and prints its batch's:
+when the worker, on its clock, sent the batch the line was in, up to 50 ms
+after it read the line from the container. So lines of one batch share a
+time, a container's attempt's times go up as its lines do (unless the
+worker's clock is set back), and the time is the one --since compares
+with. A line too long for one message, stored in
+pieces, gets the time of its first piece's batch.`,
 		Example: `  gantry logs 01jf3...
   gantry logs -f 01jf3... --container main
   gantry logs 01jf3... --attempt 2
   gantry logs 01jf3... --tail 20                 # the last 20 lines
   gantry logs -f 01jf3... --tail 0               # only lines written from now on
   gantry logs 01jf3... --since 10m               # the lines of the last 10 minutes
-  gantry logs 01jf3... --since 2026-01-02T15:04:05Z --tail 100`,
+  gantry logs 01jf3... --since 2026-01-02T15:04:05Z --tail 100
+  gantry logs -t 01jf3... --prefix               # main|stdout 2026-12-06T06:14:18.123456789Z hello`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if jobs.IsPipelineRunID(args[0]) {
@@ -76,6 +89,7 @@ reported as dropped.`,
 			}
 			defer nc.Close()
 			pr := newLinePrinter(cmd.OutOrStdout(), cmd.ErrOrStderr(), prefix)
+			pr.timestamps = timestamps
 			defer pr.flush()
 			if o.Follow {
 				// As gantry run attached: why the run waits in the queue,
@@ -109,6 +123,7 @@ reported as dropped.`,
 	c.Flags().StringVar(&o.Container, "container", "", "only this container's lines")
 	c.Flags().IntVar(&o.Attempt, "attempt", 0, "only this attempt's lines (default: all)")
 	c.Flags().BoolVar(&prefix, "prefix", false, "start each line with its container's name and stream")
+	c.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "start each line with its batch's time (RFC 3339, nanoseconds, UTC): when the worker sent it, within 50 ms of the line")
 	c.Flags().StringVar(&tail, "tail", "all", "only the last N lines (reads the whole log through); with -f, then new ones")
 	c.Flags().StringVar(&since, "since", "", "only lines stored since a time: a duration back from now (10m) or an RFC 3339 time (to the batch, within a fraction of a second)")
 	return c
@@ -232,13 +247,22 @@ func dropCause(l queue.LogLimits) string {
 type linePrinter struct {
 	out, err *bufio.Writer
 	prefix   bool
-	partial  map[string][]byte // container/stream → the pieces so far
-	owed     map[*bufio.Writer]bool
+	// timestamps starts each line (after its prefix) with its batch's
+	// time, that of its first piece's batch for a line in pieces.
+	timestamps bool
+	partial    map[string][]byte    // container/stream → the pieces so far
+	partialAt  map[string]time.Time // container/stream → the time of its first piece's batch
+	owed       map[*bufio.Writer]bool
+	stamp      []byte // a timestamp's bytes, reused
 }
+
+// timestampLayout is RFC 3339 with nanoseconds, as docker logs -t writes
+// it: always nine digits, so that the lines' texts line up.
+const timestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 func newLinePrinter(stdout, stderr io.Writer, prefix bool) *linePrinter {
 	return &linePrinter{out: bufio.NewWriterSize(stdout, 64<<10), err: bufio.NewWriterSize(stderr, 16<<10),
-		prefix: prefix, partial: map[string][]byte{}, owed: map[*bufio.Writer]bool{}}
+		prefix: prefix, partial: map[string][]byte{}, partialAt: map[string]time.Time{}, owed: map[*bufio.Writer]bool{}}
 }
 
 func (p *linePrinter) batch(b *jobs.LogBatch) error {
@@ -258,6 +282,9 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 		last = w
 		key := b.Container + "/" + l.Stream
 		if l.Partial {
+			if _, ok := p.partialAt[key]; !ok {
+				p.partialAt[key] = b.Time
+			}
 			p.partial[key] = append(p.partial[key], l.Text...)
 			continue
 		}
@@ -267,6 +294,16 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 		}
 		if p.prefix {
 			fmt.Fprintf(w, "%s|%s ", b.Container, l.Stream)
+		}
+		at, ok := p.partialAt[key]
+		if ok {
+			delete(p.partialAt, key)
+		} else {
+			at = b.Time
+		}
+		if p.timestamps {
+			p.stamp = append(at.UTC().AppendFormat(p.stamp[:0], timestampLayout), ' ')
+			w.Write(p.stamp)
 		}
 		if pieces := p.partial[key]; len(pieces) > 0 {
 			w.Write(pieces)

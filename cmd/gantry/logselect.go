@@ -55,12 +55,13 @@ type logSelect struct {
 	tail    int       // -1: all
 	tailing bool      // filling the ring: the read has not caught up yet
 
-	ring  []selLine // the last lines, oldest at ring[head] once full
-	head  int
-	parts map[string][]jobs.LogLine // attempt/container/stream → the pieces so far
-	gaps  map[string]gap            // attempt/container → the lines missing before its next line
-	seen  map[string]bool           // attempt/container → a line was read
-	shown map[string]bool           // attempt/container → its last line read was printed
+	ring    []selLine // the last lines, oldest at ring[head] once full
+	head    int
+	parts   map[string][]jobs.LogLine // attempt/container/stream → the pieces so far
+	partsAt map[string]time.Time      // attempt/container/stream → the time of its first piece's batch
+	gaps    map[string]gap            // attempt/container → the lines missing before its next line
+	seen    map[string]bool           // attempt/container → a line was read
+	shown   map[string]bool           // attempt/container → its last line read was printed
 }
 
 // gap is a run of lines, from to to, the stream dropped before they were
@@ -71,7 +72,8 @@ type gap struct{ from, to int64 }
 type selLine struct {
 	container string
 	attempt   int
-	time      time.Time
+	time      time.Time // its last piece's batch's, which --since looks at
+	start     time.Time // its first piece's batch's, which --timestamps prints
 	pieces    []jobs.LogLine
 	gap       *gap
 	first     bool // its container's attempt had no line before it
@@ -79,7 +81,7 @@ type selLine struct {
 
 func newLogSelect(d *dropWatch, since time.Time, tail int) *logSelect {
 	return &logSelect{d: d, since: since, tail: tail, tailing: tail >= 0,
-		parts: map[string][]jobs.LogLine{}, gaps: map[string]gap{}, seen: map[string]bool{}, shown: map[string]bool{}}
+		parts: map[string][]jobs.LogLine{}, partsAt: map[string]time.Time{}, gaps: map[string]gap{}, seen: map[string]bool{}, shown: map[string]bool{}}
 }
 
 // batch takes b, before whose first line the lines g are missing (g.from
@@ -93,12 +95,19 @@ func (s *logSelect) batch(b *jobs.LogBatch, g gap) error {
 	for _, l := range b.Lines {
 		pkey := key + "/" + l.Stream
 		if l.Partial {
+			if _, ok := s.partsAt[pkey]; !ok {
+				s.partsAt[pkey] = b.Time
+			}
 			s.parts[pkey] = append(s.parts[pkey], l)
 			continue
 		}
-		line := selLine{container: b.Container, attempt: b.Attempt, time: b.Time,
+		line := selLine{container: b.Container, attempt: b.Attempt, time: b.Time, start: b.Time,
 			pieces: append(s.parts[pkey], l), first: !s.seen[key]}
+		if at, ok := s.partsAt[pkey]; ok {
+			line.start = at
+		}
 		delete(s.parts, pkey)
+		delete(s.partsAt, pkey)
 		if g, ok := s.gaps[key]; ok {
 			line.gap = &g
 			delete(s.gaps, key)
@@ -140,8 +149,10 @@ func (s *logSelect) caughtUp() error {
 	return s.print(lines)
 }
 
-// print writes lines out, a batch for each run of one container's, with
-// the gaps before them that are to be reported.
+// print writes lines out, a batch for each run of one container's lines
+// of one batch time, with the gaps before them that are to be reported.
+// A line's pieces before its last go in a batch of its start's time, so
+// that the printer stamps it (--timestamps) with its first piece's time.
 func (s *logSelect) print(lines []selLine) error {
 	var b *jobs.LogBatch
 	out := func() error {
@@ -164,15 +175,21 @@ func (s *logSelect) print(lines []selLine) error {
 			s.d.reportGap(&jobs.LogBatch{Container: l.container, Attempt: l.attempt}, l.gap.from, l.gap.to)
 		}
 		s.shown[key] = true
-		if b != nil && (b.Container != l.container || b.Attempt != l.attempt) {
-			if err := out(); err != nil {
-				return err
+		for _, piece := range l.pieces {
+			at := l.time
+			if piece.Partial {
+				at = l.start
 			}
+			if b != nil && (b.Container != l.container || b.Attempt != l.attempt || !b.Time.Equal(at)) {
+				if err := out(); err != nil {
+					return err
+				}
+			}
+			if b == nil {
+				b = &jobs.LogBatch{Container: l.container, Attempt: l.attempt, Time: at}
+			}
+			b.Lines = append(b.Lines, piece)
 		}
-		if b == nil {
-			b = &jobs.LogBatch{Container: l.container, Attempt: l.attempt, Time: l.time}
-		}
-		b.Lines = append(b.Lines, l.pieces...)
 	}
 	return out()
 }

@@ -283,3 +283,126 @@ func FuzzParseTail(f *testing.F) {
 		}
 	})
 }
+
+// stampsAt are the times the timestamp tests give their batches, and how
+// --timestamps prints them: in UTC, always with nine digits.
+var (
+	stampAt = []time.Time{
+		time.Date(2026, 12, 6, 7, 14, 18, 123456789, time.FixedZone("CET", 3600)),
+		time.Date(2026, 12, 6, 6, 14, 18, 500000000, time.UTC),
+		time.Date(2026, 12, 6, 6, 14, 19, 0, time.UTC),
+		time.Date(2026, 12, 6, 6, 14, 19, 7000, time.UTC),
+	}
+	stampOf = []string{
+		"2026-12-06T06:14:18.123456789Z",
+		"2026-12-06T06:14:18.500000000Z",
+		"2026-12-06T06:14:19.000000000Z",
+		"2026-12-06T06:14:19.000007000Z",
+	}
+)
+
+// TestLogTimestamps: with --timestamps every line starts with its batch's
+// time, after the prefix if any; a line in pieces has its first piece's.
+func TestLogTimestamps(t *testing.T) {
+	out := func(text string) jobs.LogLine { return jobs.LogLine{Stream: jobs.Stdout, Text: text} }
+	piece := func(text string) jobs.LogLine { return jobs.LogLine{Stream: jobs.Stdout, Text: text, Partial: true} }
+	errl := func(text string) jobs.LogLine { return jobs.LogLine{Stream: jobs.Stderr, Text: text} }
+	batch := func(at int, container string, lines ...jobs.LogLine) *jobs.LogBatch {
+		return &jobs.LogBatch{Container: container, Attempt: 1, Time: stampAt[at], Lines: lines}
+	}
+	for _, c := range []struct {
+		name    string
+		prefix  bool
+		batches []*jobs.LogBatch
+		want    string
+	}{
+		{"a batch's lines share its time, both streams", false,
+			[]*jobs.LogBatch{batch(0, "main", out("a"), errl("e")), batch(1, "main", out("b"))},
+			stampOf[0] + " a\n" + stampOf[0] + " e\n" + stampOf[1] + " b\n"},
+		{"nine digits always", false, []*jobs.LogBatch{batch(2, "main", out("x")), batch(3, "main", out("y"))},
+			stampOf[2] + " x\n" + stampOf[3] + " y\n"},
+		{"a line in pieces: its first piece's time", false,
+			[]*jobs.LogBatch{batch(0, "main", out("a"), piece("lo")), batch(1, "main", piece("n")), batch(2, "main", out("g"), out("b"))},
+			stampOf[0] + " a\n" + stampOf[0] + " long\n" + stampOf[2] + " b\n"},
+		{"pieces and the other stream", false,
+			[]*jobs.LogBatch{batch(0, "main", piece("ab")), batch(1, "main", errl("e"), out("c"))},
+			stampOf[1] + " e\n" + stampOf[0] + " abc\n"},
+		{"after the prefix", true, []*jobs.LogBatch{batch(0, "main", out("a"), errl("e"))},
+			"main|stdout " + stampOf[0] + " a\nmain|stderr " + stampOf[0] + " e\n"},
+		{"a last line without newline", false, []*jobs.LogBatch{
+			batch(0, "one", jobs.LogLine{Stream: jobs.Stdout, Text: "x", NoNewline: true}), batch(1, "two", out("y"))},
+			stampOf[0] + " x\n" + stampOf[1] + " y\n"},
+		{"an empty line", false, []*jobs.LogBatch{batch(0, "main", out(""))}, stampOf[0] + " \n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			p := newLinePrinter(&buf, &buf, c.prefix)
+			p.timestamps = true
+			for _, b := range c.batches {
+				if err := p.batch(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if buf.String() != c.want {
+				t.Fatalf("printed\n%q, want\n%q", buf.String(), c.want)
+			}
+			for _, l := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+				if c.prefix {
+					_, l, _ = strings.Cut(l, " ")
+				}
+				stamp, _, _ := strings.Cut(l, " ")
+				if _, err := time.Parse(time.RFC3339Nano, stamp); err != nil {
+					t.Errorf("line %q: %v", l, err)
+				}
+			}
+		})
+	}
+}
+
+// TestLogTimestampsTailSince: the lines --tail and --since keep carry the
+// times they would without them; a line in pieces, kept whole, its first
+// piece's, though --since goes by its last's batch.
+func TestLogTimestampsTailSince(t *testing.T) {
+	batches := []*jobs.LogBatch{
+		{Container: "a", Attempt: 1, Time: stampAt[0], Lines: []jobs.LogLine{{Seq: 1, Stream: jobs.Stdout, Text: "a1"}}},
+		{Container: "a", Attempt: 1, Time: stampAt[1], Lines: []jobs.LogLine{{Seq: 2, Stream: jobs.Stdout, Text: "long-", Partial: true}}},
+		{Container: "a", Attempt: 1, Time: stampAt[2], Lines: []jobs.LogLine{{Seq: 3, Stream: jobs.Stdout, Text: "line"}, {Seq: 4, Stream: jobs.Stdout, Text: "a2"}}},
+		{Container: "b", Attempt: 1, Time: stampAt[3], Lines: []jobs.LogLine{{Seq: 1, Stream: jobs.Stdout, Text: "b1"}}},
+	}
+	a1, long, a2, b1 := stampOf[0]+" a1\n", stampOf[1]+" long-line\n", stampOf[2]+" a2\n", stampOf[3]+" b1\n"
+	for _, c := range []struct {
+		name  string
+		since time.Time
+		tail  int
+		want  string
+	}{
+		{"all", time.Time{}, -1, a1 + long + a2 + b1},
+		{"tail 3", time.Time{}, 3, long + a2 + b1},
+		{"tail 1", time.Time{}, 1, b1},
+		{"since the line's last piece", stampAt[2], -1, long + a2 + b1},
+		{"since after it", stampAt[3], -1, b1},
+		{"since and tail", stampAt[1], 2, a2 + b1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			d := newDropWatch(context.Background(), nil, newLinePrinter(&out, &errOut, false), &errOut)
+			d.pr.timestamps = true
+			if c.tail >= 0 || !c.since.IsZero() {
+				d.sel = newLogSelect(d, c.since, c.tail)
+			}
+			for _, b := range batches {
+				if err := d.batch(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d.sel != nil {
+				if err := d.sel.caughtUp(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if out.String() != c.want || errOut.Len() > 0 {
+				t.Errorf("stdout\n%q, stderr %q; want\n%q", out.String(), errOut.String(), c.want)
+			}
+		})
+	}
+}

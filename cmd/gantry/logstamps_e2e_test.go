@@ -1,0 +1,82 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// stampedLine is a line gantry logs -t printed, split at its timestamp.
+type stampedLine struct {
+	at   time.Time
+	text string
+}
+
+// parseStamped reads the lines of gantry logs -t output: each must start
+// with an RFC 3339 time with nine digits of fraction, in UTC, and a space.
+func parseStamped(t *testing.T, what, out string) []stampedLine {
+	t.Helper()
+	var lines []stampedLine
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		stamp, text, ok := strings.Cut(l, " ")
+		at, err := time.Parse(time.RFC3339Nano, stamp)
+		if !ok || err != nil || len(stamp) != len(timestampLayout)-len("Z07:00")+1 || !strings.HasSuffix(stamp, "Z") {
+			t.Fatalf("%s: line %.80q does not start with an RFC 3339 time in UTC with nanoseconds (%v)", what, l, err)
+		}
+		lines = append(lines, stampedLine{at, text})
+	}
+	return lines
+}
+
+// TestLogsTimestamps: gantry logs -t starts every line with a time within
+// the run's, never going back, the same time read after the run as
+// followed, with --tail and --prefix; a line stored in pieces is one line
+// with one time.
+func TestLogsTimestamps(t *testing.T) {
+	t.Parallel()
+	in := startUp(t)
+	id := in.runDetached("sh", "-c", "echo one; echo two >&2; sleep 0.2; echo three; bigline 300000; echo four")
+	followed, followedErr, code := in.gantry("logs", "-f", "-t", id)
+	if code != 0 {
+		t.Fatalf("logs -f -t: exit %d: %s", code, followedErr)
+	}
+	r := in.waitStatus(id, "SUCCEEDED")
+	stdout, stderr, code := in.gantry("logs", "--timestamps", id)
+	if code != 0 || stdout != followed || stderr != followedErr {
+		t.Fatalf("logs -t after the run (exit %d) printed other lines than logs -f -t:\n%.300q\n%.300q\nstderr %q, %q", code, stdout, followed, stderr, followedErr)
+	}
+	out, errs := parseStamped(t, "stdout", stdout), parseStamped(t, "stderr", stderr)
+	var texts []string
+	for i, l := range out {
+		texts = append(texts, l.text)
+		if i > 0 && l.at.Before(out[i-1].at) {
+			t.Errorf("line %d's time %s is before line %d's, %s", i+1, l.at, i, out[i-1].at)
+		}
+	}
+	if len(texts) != 4 || texts[0] != "one" || texts[1] != "three" || len(texts[2]) != 300000 || texts[3] != "four" ||
+		len(errs) != 1 || errs[0].text != "two" {
+		t.Fatalf("stdout lines %.60q, stderr lines %.60v; want one, three, a line of 300000 bytes, four; two", texts, errs)
+	}
+	// The worker reads a container's output from its start, which it
+	// reports (startedAt) a moment later: the run's creation is the bound
+	// before, its end the bound after (reported once the lines are
+	// stored). The times are the worker's clock, the bounds too.
+	for _, l := range append(out, errs...) {
+		if l.at.Before(r.CreatedAt) || l.at.After(*r.FinishedAt) {
+			t.Errorf("line %.20q at %s, outside the run's %s to %s", l.text, l.at, r.CreatedAt, *r.FinishedAt)
+		}
+	}
+	if !out[1].at.After(out[0].at) {
+		t.Errorf("three, written 0.2s after one, has its time %s, one %s", out[1].at, out[0].at)
+	}
+
+	tail, _, code := in.gantry("logs", "-t", "--tail", "2", id)
+	lines := strings.SplitAfter(stdout, "\n")
+	if want := strings.Join(lines[len(lines)-3:], ""); code != 0 || tail != want {
+		t.Errorf("logs -t --tail 2 (exit %d): %.100q..., want the last two lines as logs -t has them: %.100q...", code, tail, want)
+	}
+	prefixed, _, _ := in.gantry("logs", "-t", "--prefix", id)
+	if want := "main|stdout " + out[0].at.Format(timestampLayout) + " one\n"; !strings.HasPrefix(prefixed, want) {
+		t.Errorf("logs -t --prefix: %.100q..., want it to start %q", prefixed, want)
+	}
+}
