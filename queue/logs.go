@@ -321,19 +321,25 @@ func (q *Queue) readLogsConsumer(ctx context.Context, lq LogQuery, start uint64,
 		var pendingAfter uint64
 		for m := range batch.Messages() {
 			n++
+			pendingAfter = 1 // unknown: not caught up
 			if md, err := m.Metadata(); err == nil {
 				pendingAfter = md.NumPending
 			}
 			var b jobs.LogBatch
-			if err := jobs.DecodeLogBatch(m.Data(), &b); err != nil {
-				continue
+			if jobs.DecodeLogBatch(m.Data(), &b) == nil && (lq.Attempt == 0 || b.Attempt == lq.Attempt) {
+				if err := fn(&b); err != nil {
+					endFetch()
+					return err
+				}
 			}
-			if lq.Attempt != 0 && b.Attempt != lq.Attempt {
-				continue
-			}
-			if err := fn(&b); err != nil {
-				endFetch()
-				return err
+			// Caught up with what is stored: say so now, not when the
+			// fetch ends, which waits for more (up to 2s) and hands
+			// them over first, as if stored before.
+			if pendingAfter == 0 && lq.Follow && !done && lq.CaughtUp != nil {
+				if err := lq.CaughtUp(); err != nil {
+					endFetch()
+					return err
+				}
 			}
 		}
 		endFetch()

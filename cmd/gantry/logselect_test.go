@@ -74,13 +74,55 @@ func (b *boundedLogs) logsCmd(ctx context.Context, out, errOut io.Writer, args .
 	return root.ExecuteContext(ctx)
 }
 
+// logReads are the two ways gantry logs reads a log: by batched direct
+// get, and, where the NATS server cannot answer those (before 2.11, or a
+// stream without direct get), through an ordered consumer. The tests of
+// --tail and --since run against both, the second forced by turning the
+// log stream's direct get off, and want the same output.
+var logReads = []struct {
+	name     string
+	consumer bool
+}{
+	{"direct get", false},
+	{"ordered consumer", true},
+}
+
+// startLogRead starts a server for a test of how gantry logs reads, with
+// the log stream's direct get off when the read is through a consumer.
+func startLogRead(t *testing.T, consumer bool) *boundedLogs {
+	t.Helper()
+	b := startBoundedLogs(t)
+	if !consumer {
+		return b
+	}
+	// The server makes its streams (direct get on) before it answers:
+	// once it has taken a run, what is turned off here stays off.
+	b.submit()
+	st, err := b.q.JetStream().Stream(b.ctx, queue.StreamLogs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.AllowDirect = false
+	if _, err := b.q.JetStream().UpdateStream(b.ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestLogsTailAndSince: --tail N prints the last N lines of the log, of
 // all its containers, each on its own output, a line stored in pieces
 // counting as one and a last line without newline printed without; --since
 // the lines of the batches stored from a time on; both, the last N of
-// those.
+// those. So whether the log is read by direct get or through a consumer.
 func TestLogsTailAndSince(t *testing.T) {
-	b := startBoundedLogs(t)
+	for _, read := range logReads {
+		t.Run(read.name, func(t *testing.T) { testLogsTailAndSince(t, read.consumer) })
+	}
+}
+
+func testLogsTailAndSince(t *testing.T, consumer bool) {
+	b := startLogRead(t, consumer)
 	r := writeTailRun(t, b)
 	since := r.since.Format(time.RFC3339Nano)
 	for _, tc := range []struct {
@@ -116,9 +158,16 @@ func TestLogsTailAndSince(t *testing.T) {
 
 // TestLogsFollowTail: gantry logs -f --tail N prints the last N lines
 // stored once it has read them, then the lines written after, until the
-// run ends; with --tail 0 only the latter.
+// run ends; with --tail 0 only the latter. So whether the log is read by
+// direct get or through a consumer.
 func TestLogsFollowTail(t *testing.T) {
-	b := startBoundedLogs(t)
+	for _, read := range logReads {
+		t.Run(read.name, func(t *testing.T) { testLogsFollowTail(t, read.consumer) })
+	}
+}
+
+func testLogsFollowTail(t *testing.T, consumer bool) {
+	b := startLogRead(t, consumer)
 	r := writeTailRun(t, b)
 	for i, tc := range []struct {
 		tail, before string
@@ -144,6 +193,15 @@ func TestLogsFollowTail(t *testing.T) {
 				time.Sleep(300 * time.Millisecond) // what is stored is read, and not printed
 			}
 			want(tc.before)
+			// The read is the one asked for: a consumer of the log stream
+			// is the fallback's.
+			st, err := b.q.JetStream().Stream(ctx, queue.StreamLogs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := st.CachedInfo().State.Consumers; (n > 0) != consumer {
+				t.Fatalf("the log stream has %d consumers while gantry logs -f reads it; want them only when it reads through one: %v", n, consumer)
+			}
 			// Another attempt's line, written after.
 			w := b.q.NewLogWriter(r.id, 2+i)
 			w.Line("b", jobs.Stdout, []byte("new"))
