@@ -227,9 +227,11 @@ func (m *metrics) pruned(runs, pipelineRuns int) {
 
 // stateCollector reports, at each scrape, how many runs are not ended (from
 // the store's status index: its cost follows their number, not that of all
-// runs recorded), when each pipeline's latest runs ended (a seek per
-// pipeline and status) and the fleet as its heartbeats tell it (read at most once
-// a second, as placement reads it).
+// runs recorded), how long the oldest queued run of each cluster and
+// priority has waited (a few seeks per cluster with queued runs), when
+// each pipeline's latest runs ended (a seek per pipeline and status) and
+// the fleet as its heartbeats tell it (read at most once a second, as
+// placement reads it).
 type stateCollector struct {
 	s *Server
 	// seen holds every cluster a heartbeat has named since the server
@@ -242,6 +244,9 @@ type stateCollector struct {
 var (
 	activeRunsDesc = prometheus.NewDesc("gantry_runs_active",
 		"Runs not ended, by status (QUEUED, STARTING, RUNNING), as the store holds them at the scrape.", []string{"status"}, nil)
+	queueOldestDesc = prometheus.NewDesc("gantry_run_queue_oldest_seconds",
+		"How long the oldest QUEUED run (not yet taken by a worker) of the cluster and priority has waited, from when its current attempt was queued (a retry: from the end of its backoff, 0 until then), as the store holds them at the scrape; absent when none is queued.",
+		[]string{"cluster", "priority"}, nil)
 	fleetWorkersDesc = prometheus.NewDesc("gantry_fleet_workers",
 		"Live workers (heartbeats), by cluster and state: ACTIVE, DRAINING, or UNAVAILABLE (active but its container runtime does not answer); 0 for a cluster seen since the server started whose workers are gone.",
 		[]string{"cluster", "state"}, nil)
@@ -260,6 +265,7 @@ const stateUnavailable = "UNAVAILABLE"
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- activeRunsDesc
+	ch <- queueOldestDesc
 	ch <- fleetWorkersDesc
 	ch <- fleetSlotsDesc
 	ch <- fleetFreeDesc
@@ -277,6 +283,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			n  int
 		}{{jobs.StatusQueued, n.Queued}, {jobs.StatusStarting, n.Starting}, {jobs.StatusRunning, n.Running}} {
 			ch <- prometheus.MustNewConstMetric(activeRunsDesc, prometheus.GaugeValue, float64(v.n), string(v.st))
+		}
+	}
+	if waits, err := c.s.db.OldestQueued(ctx); err != nil {
+		ch <- prometheus.NewInvalidMetric(queueOldestDesc, err)
+	} else {
+		now := c.s.cfg.now()
+		for _, w := range waits {
+			ch <- prometheus.MustNewConstMetric(queueOldestDesc, prometheus.GaugeValue,
+				max(now.Sub(w.Since).Seconds(), 0), w.Cluster, string(w.Priority))
 		}
 	}
 	if ends, err := c.s.db.LastPipelineEnds(ctx); err != nil {

@@ -325,3 +325,94 @@ func TestMetricScrapeAfterStop(t *testing.T) {
 		t.Errorf("gathered after stop: %v", names)
 	}
 }
+
+// TestRunQueueOldestMetric: gantry_run_queue_oldest_seconds is how long
+// the oldest QUEUED run of each cluster and priority has waited, at the
+// scrape's time; absent for a cluster and priority with none queued; a
+// retry waits from the end of its backoff, 0 until then.
+func TestRunQueueOldestMetric(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	var (
+		mu  sync.Mutex
+		now = t0
+	)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	at := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = t0.Add(d) }
+	reg := prometheus.NewRegistry()
+	s := New(db, q, WithMetrics(reg), WithClock(clock))
+	oldest := func() map[string]float64 {
+		t.Helper()
+		out := map[string]float64{}
+		for k, v := range gathered(t, reg) {
+			if strings.HasPrefix(k, "gantry_run_queue_oldest_seconds{") {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	key := func(cluster string, p jobs.Priority) string {
+		return fmt.Sprintf("gantry_run_queue_oldest_seconds{cluster=%q,priority=%q}", cluster, p)
+	}
+	if got := oldest(); len(got) != 0 {
+		t.Fatalf("with no run queued: %v; want none", got)
+	}
+	td, _ := json.Marshal(jobs.TaskDefinition{Family: "m", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "img"}}})
+	submit := func(cluster string, p jobs.Priority, rs *jobs.RetryStrategy) string {
+		t.Helper()
+		r, err := s.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: td, Cluster: cluster, Priority: p, RetryStrategy: rs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.RunID
+	}
+	lowA := submit("", jobs.PriorityLow, nil) // the default cluster
+	at(10 * time.Second)
+	submit("", jobs.PriorityLow, nil)
+	normal := submit("", "", nil)
+	at(25 * time.Second)
+	etl := submit("etl", jobs.PriorityHigh, &jobs.RetryStrategy{Attempts: 2})
+	at(time.Minute)
+	want := map[string]float64{
+		key("default", jobs.PriorityLow):    60,
+		key("default", jobs.PriorityNormal): 50,
+		key("etl", jobs.PriorityHigh):       35,
+	}
+	if got := oldest(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("gauges %v; want %v", got, want)
+	}
+
+	ev := func(id string, seq int, st jobs.Status) jobs.Event {
+		e := jobs.Event{RunID: id, Attempt: 1, Seq: seq, Status: st, Source: jobs.SourceWorker, Worker: "w1", Time: clock()}
+		if st == jobs.StatusFailed {
+			one := 1
+			e.StopCode, e.ExitCode = jobs.StopEssentialExited, &one
+		}
+		return e
+	}
+	// The oldest low run taken, the other is the oldest; the normal one
+	// taken, there is no normal run queued; the etl run failed, its retry
+	// waits for its backoff: 0.
+	s.applyBatch(ctx, &queue.EventBatch{Events: []jobs.Event{
+		ev(lowA, 1, jobs.StatusStarting), ev(normal, 1, jobs.StatusRunning), ev(etl, 1, jobs.StatusFailed)}})
+	want = map[string]float64{
+		key("default", jobs.PriorityLow): 50,
+		key("etl", jobs.PriorityHigh):    0,
+	}
+	if got := oldest(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after two runs were taken and one failed: gauges %v; want %v", got, want)
+	}
+	r, err := db.GetRun(ctx, etl)
+	if err != nil || r.Status != jobs.StatusQueued || r.Current().NotBefore == nil {
+		t.Fatalf("the etl run is not waiting for a retry: %+v, %v", r, err)
+	}
+	at(time.Hour)
+	want = map[string]float64{
+		key("default", jobs.PriorityLow): time.Hour.Seconds() - 10,
+		key("etl", jobs.PriorityHigh):    t0.Add(time.Hour).Sub(*r.Current().NotBefore).Seconds(),
+	}
+	if got := oldest(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("an hour on: gauges %v; want %v", got, want)
+	}
+}

@@ -278,3 +278,26 @@ func BenchmarkCreateRunTagged(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkOldestQueued finds the oldest queued run of each cluster and
+// priority, as a metrics scrape does, with a million runs recorded of
+// which 100,000 wait, in 10 clusters and 3 priorities: its cost should
+// follow the 30 groups, not the runs waiting.
+func BenchmarkOldestQueued(b *testing.B) {
+	const recorded, queued, clusters = 1_000_000, 100_000, 10
+	ctx := context.Background()
+	db, _ := openDB(b)
+	if _, err := db.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+		INSERT INTO runs (run_id, status, cluster, created_at, priority, queued_at, doc)
+		SELECT printf('01RUN%012d', i), CASE WHEN i < ? THEN 'QUEUED' ELSE 'SUCCEEDED' END,
+			printf('c%02d', i % ?), i, CASE i % 3 WHEN 0 THEN 'high' WHEN 1 THEN 'normal' ELSE 'low' END, i, x'7b7d' FROM n`,
+		recorded, queued, clusters); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		ws, err := db.OldestQueued(ctx)
+		if err != nil || len(ws) != 3*clusters {
+			b.Fatalf("OldestQueued = %d groups, %v; want %d", len(ws), err, 3*clusters)
+		}
+	}
+}

@@ -21,10 +21,11 @@ const (
 	selectRunDoc   = `SELECT doc FROM runs WHERE run_id = ?`
 	selectRunByKey = `SELECT doc FROM runs WHERE idempotency_key = ?`
 	insertRun      = `INSERT INTO runs
-		(run_id, status, cluster, task_definition, created_at, idempotency_key, attempt, worker, deadline, doc)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		(run_id, status, cluster, task_definition, created_at, idempotency_key, attempt, worker, deadline, priority, queued_at, doc)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	updateRun = `UPDATE runs SET status = ?, cluster = ?, task_definition = ?, attempt = ?, worker = ?, deadline = ?,
+		priority = ?, queued_at = ?, doc = ? WHERE run_id = ?`
 	insertRunTag  = `INSERT INTO run_tags (run_id, key, value) VALUES (?, ?, ?)`
-	updateRun     = `UPDATE runs SET status = ?, cluster = ?, task_definition = ?, attempt = ?, worker = ?, deadline = ?, doc = ? WHERE run_id = ?`
 	deleteRun     = `DELETE FROM runs WHERE run_id = ?`
 	markPublished = `UPDATE runs SET published_attempt = MAX(published_attempt, ?) WHERE run_id = ?`
 )
@@ -63,7 +64,7 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 		// A taken run id is found by the primary key, not by a query first.
 		_, err := tx.StmtContext(ctx, db.stmts.insertRun).ExecContext(ctx,
 			r.RunID, string(r.Status), r.Cluster, r.TaskDefinition, r.CreatedAt.UnixNano(),
-			nullIfEmpty(r.IdempotencyKey), len(r.Attempts), worker, deadline, doc)
+			nullIfEmpty(r.IdempotencyKey), len(r.Attempts), worker, deadline, string(r.Priority.Level()), queuedSince(r), doc)
 		var se *sqlite.Error
 		if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 			return &jobs.Error{Code: jobs.CodeAlreadyExists, Message: "run " + r.RunID + " already exists"}
@@ -393,7 +394,8 @@ func writeRun(ctx context.Context, upd *sql.Stmt, r *jobs.Run) error {
 // execUpdateRun runs updateRun with r's columns and its document doc.
 func execUpdateRun(ctx context.Context, upd *sql.Stmt, r *jobs.Run, doc []byte) error {
 	worker, deadline := sweepColumns(r)
-	_, err := upd.ExecContext(ctx, string(r.Status), r.Cluster, r.TaskDefinition, len(r.Attempts), worker, deadline, doc, r.RunID)
+	_, err := upd.ExecContext(ctx, string(r.Status), r.Cluster, r.TaskDefinition, len(r.Attempts), worker, deadline,
+		string(r.Priority.Level()), queuedSince(r), doc, r.RunID)
 	return err
 }
 
