@@ -51,12 +51,12 @@ reported as dropped.
 nanoseconds, in UTC (2026-12-06T06:14:18.123456789Z line), after the
 --prefix if both are given. docker logs -t prints the time the daemon read
 the line; gantry does not keep a time per line, and prints its batch's:
-when the worker, on its clock, sent the batch the line was in, up to 50 ms
-after it read the line from the container. So lines of one batch share a
-time, a container's attempt's times go up as its lines do (unless the
-worker's clock is set back), and the time is the one --since compares
-with. A line too long for one message, stored in
-pieces, gets the time of its first piece's batch.`,
+when the worker, on its clock, sent the batch the line was in, normally
+within 50 ms of reading the line from the container. So lines of one
+batch share a time, a container's attempt's times go up as its lines do
+(unless the worker's clock is set back), and the time is the one --since
+compares with. A line too long for one message, stored in pieces, gets
+the time of its first piece's batch.`,
 		Example: `  gantry logs 01jf3...
   gantry logs -f 01jf3... --container main
   gantry logs 01jf3... --attempt 2
@@ -123,7 +123,7 @@ pieces, gets the time of its first piece's batch.`,
 	c.Flags().StringVar(&o.Container, "container", "", "only this container's lines")
 	c.Flags().IntVar(&o.Attempt, "attempt", 0, "only this attempt's lines (default: all)")
 	c.Flags().BoolVar(&prefix, "prefix", false, "start each line with its container's name and stream")
-	c.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "start each line with its batch's time (RFC 3339, nanoseconds, UTC): when the worker sent it, within 50 ms of the line")
+	c.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "start each line with its batch's time (RFC 3339, nanoseconds, UTC): when the worker sent it, normally within 50 ms of the line")
 	c.Flags().StringVar(&tail, "tail", "all", "only the last N lines (reads the whole log through); with -f, then new ones")
 	c.Flags().StringVar(&since, "since", "", "only lines stored since a time: a duration back from now (10m) or an RFC 3339 time (to the batch, within a fraction of a second)")
 	return c
