@@ -179,6 +179,9 @@ type Run struct {
 	FinishedAt *time.Time        `json:"finishedAt"`
 	Attempts   []Attempt         `json:"attempts"`
 	Containers []ContainerResult `json:"containers"`
+	// DependsOn are the runs this one waits for (rundeps.go): while it
+	// waits it is QUEUED, its job unpublished.
+	DependsOn []DependencyState `json:"dependsOn,omitempty"`
 	// Spec is left out where a run is shown without it: by runs.status,
 	// and in the reply to a submission that found the run by its
 	// idempotency key (it may be someone else's).
@@ -419,6 +422,10 @@ type SubmitRequest struct {
 	// Tags label the run (tags.go): ECS RunTask's list of {key, value}
 	// or AWS Batch SubmitJob's object.
 	Tags TagList `json:"tags,omitempty"`
+	// DependsOn names runs to wait for, as AWS Batch's dependsOn
+	// (rundeps.go): the run is queued once each ended as its condition
+	// asks, and fails without running if one cannot.
+	DependsOn []RunDependency `json:"dependsOn,omitempty"`
 	// ActiveDeadlineSeconds bounds the whole run, every attempt and the
 	// waits between them (Kubernetes Job's field); 0 means no bound.
 	ActiveDeadlineSeconds int `json:"activeDeadlineSeconds,omitempty"`
@@ -494,6 +501,7 @@ func (s SubmitRequest) Validate() error {
 	if err := s.Tags.Validate("tags"); err != nil {
 		errs = append(errs, unjoin(err)...)
 	}
+	errs = append(errs, validateRunDependencies(s.DependsOn)...)
 	if len(s.IdempotencyKey) > 512 {
 		errs = append(errs, &FieldError{"idempotencyKey", "longer than 512 bytes"})
 	}

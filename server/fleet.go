@@ -158,6 +158,9 @@ func (s *Server) sweepOnce(ctx context.Context, st *sweepState) (err error) {
 	if err := s.republish(ctx); err != nil {
 		return err
 	}
+	if err := s.resolveEnded(ctx); err != nil { // rundeps.go
+		return err
+	}
 	workers, err := s.liveWorkers(ctx)
 	if err != nil {
 		return err
@@ -373,12 +376,15 @@ func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.Worke
 		if a.NotBefore != nil && now.Before(*a.NotBefore) {
 			return nil // the retry's own reason stands
 		}
+		if r.Waiting() {
+			return nil // it says what it waits for (rundeps.go)
+		}
 		reason := placementReason(r, workers)
 		if reason == r.StatusReason || (reason == "" && a.Redelivery) {
 			return nil
 		}
 		update = func(r *jobs.Run) bool {
-			if r.Status != jobs.StatusQueued || r.StatusReason == reason {
+			if r.Status != jobs.StatusQueued || r.Waiting() || r.StatusReason == reason {
 				return false
 			}
 			r.StatusReason = reason
@@ -424,6 +430,9 @@ func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.Worke
 			s.pipelinesChanged(ctx, stored)
 		} else {
 			s.republishMoved(ctx, stored)
+		}
+		if stored.Status != before {
+			s.dependenciesMoved(ctx, stored) // rundeps.go
 		}
 	}
 	return nil

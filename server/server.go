@@ -100,6 +100,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.republish(ctx); err != nil {
 		return err
 	}
+	// Before the history's retention starts (startPipelines): what the
+	// waiting runs wait for is resolved before it may be deleted.
+	if err := s.resolveAllWaiting(ctx); err != nil { // rundeps.go
+		return err
+	}
 	stopPipelines, err := s.startPipelines(ctx)
 	if err != nil {
 		return err
@@ -194,6 +199,12 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	if _, err := td.WithOverrides(req.Overrides); err != nil {
 		return nil, false, err
 	}
+	var depStatus map[string]jobs.Status
+	if len(req.DependsOn) > 0 {
+		if depStatus, err = s.dependencyStatuses(ctx, req.DependsOn); err != nil { // rundeps.go
+			return nil, false, err
+		}
+	}
 	cluster := req.Cluster
 	if cluster == "" {
 		cluster = s.cfg.defaultCluster
@@ -211,6 +222,7 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		CreatedAt:      now,
 		Attempts:       []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}},
 		Containers:     []jobs.ContainerResult{},
+		DependsOn:      jobs.DependencyStates(req.DependsOn),
 		Spec: jobs.RunSpec{Task: td, Overrides: req.Overrides, TimeoutSeconds: req.TimeoutSeconds,
 			RetryStrategy: req.RetryStrategy, Stage: req.Stage},
 	}
@@ -218,12 +230,16 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		d := now.Add(time.Duration(req.ActiveDeadlineSeconds) * time.Second)
 		r.Spec.ActiveDeadlineSeconds, r.Spec.Deadline = req.ActiveDeadlineSeconds, &d
 	}
+	// Dependencies that ended are resolved at once: the run waits for the
+	// others (its reason says for what), or fails now if one ended as it
+	// did not need, or is queued as any other.
+	r.ResolveDependencies(now, statusIn(depStatus))
 	// Say at once why no worker could take it (fleet.go); the sweep keeps
 	// the reason current. It looks at every queued run when the fleet
 	// changes, but may list them before this one is stored: a run whose
 	// reason was found while the sweep saw a change is looked at again.
 	gen := s.fleetGen.Load()
-	if workers, err := s.liveWorkers(ctx); err == nil {
+	if workers, err := s.liveWorkers(ctx); err == nil && r.Status == jobs.StatusQueued && !r.Waiting() {
 		r.StatusReason = placementReason(r, workers)
 	}
 	// A job the NATS server would refuse for its size is refused here,
@@ -247,6 +263,19 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		s.markRecheck(stored.RunID)
 	}
 	s.publishStatus(stored)
+	switch {
+	case stored.Status.Terminal(): // a dependency ended as it did not need
+		s.metrics.runMoved(jobs.StatusQueued, false, stored)
+		return stored, true, nil
+	case stored.Waiting():
+		// A dependency may have ended after it was read and before this
+		// run was stored, its waiters resolved without this one: look
+		// again now that it is.
+		if err := s.resolveWaiting(ctx, stored.RunID); err != nil {
+			s.cfg.log.Warn().Err(err).Str("run", stored.RunID).Msg("resolve new waiting run; the sweep tries again")
+		}
+		return stored, true, nil
+	}
 	// The submitter waits for the job to be in the queue, not for the mark
 	// that it is: the mark only spares a republish after a crash, which the
 	// queue's duplicate window absorbs. Not waiting for a second commit
@@ -362,6 +391,7 @@ func (s *Server) failUnqueueable(ctx context.Context, r *jobs.Run, why error, no
 		s.metrics.runMoved(jobs.StatusQueued, false, stored)
 		s.publishStatus(stored)
 		s.pipelinesChanged(ctx, stored)
+		s.dependenciesMoved(ctx, stored)
 	}
 	return nil
 }
@@ -402,8 +432,17 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 			}
 		}
 	}
+	var moved []*jobs.Run
 	for _, c := range changed {
 		s.pipelinesChanged(ctx, c.Run)
+		if c.Before != c.Run.Status {
+			moved = append(moved, c.Run)
+		}
+	}
+	if len(moved) > 0 {
+		// Runs may wait for these: released or failed at their end, told
+		// of their new status before it (rundeps.go).
+		s.dependenciesMoved(ctx, moved...)
 	}
 	b.Ack()
 	s.metrics.batchApplied(len(b.Events), time.Since(start))
@@ -439,6 +478,7 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 	if canceledHere {
 		s.metrics.runMoved(jobs.StatusQueued, false, r) // Cancel ends only QUEUED runs
 		s.publishStatus(r)
+		s.dependenciesMoved(ctx, r) // rundeps.go
 	}
 	return r, nil
 }

@@ -191,6 +191,12 @@ func (db *DB) prunePipelineRuns(ctx context.Context, tx *sql.Tx, p *Prune, after
 				due = false // a stage run still going, or ended since
 				break
 			}
+			if waited, err := waitedFor(ctx, tx, r); err != nil {
+				return n, after, false, err
+			} else if waited {
+				due = false // a run waits for this stage run (waits.go)
+				break
+			}
 		}
 		if !due {
 			continue
@@ -288,6 +294,11 @@ func (db *DB) pruneRuns(ctx context.Context, tx *sql.Tx, p *Prune, status, after
 		}
 		if !ok {
 			continue
+		}
+		if waited, err := waitedFor(ctx, tx, c.id); err != nil {
+			return n, after, false, err
+		} else if waited {
+			continue // kept until the runs that wait for it are resolved (waits.go)
 		}
 		if e.Spec.Stage != nil && e.Spec.Stage.PipelineRunID != "" {
 			var one int

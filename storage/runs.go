@@ -69,16 +69,18 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 		if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 			return &jobs.Error{Code: jobs.CodeAlreadyExists, Message: "run " + r.RunID + " already exists"}
 		}
-		if err != nil || len(r.Tags) == 0 {
-			return err // a run without tags costs no statement more
+		if err != nil {
+			return err
 		}
-		ins := tx.StmtContext(ctx, db.stmts.insertRunTag)
-		for k, v := range r.Tags {
-			if _, err := ins.ExecContext(ctx, r.RunID, k, v); err != nil {
-				return fmt.Errorf("tag %s: %w", k, err)
+		if len(r.Tags) > 0 { // a run without tags costs no statement more
+			ins := tx.StmtContext(ctx, db.stmts.insertRunTag)
+			for k, v := range r.Tags {
+				if _, err := ins.ExecContext(ctx, r.RunID, k, v); err != nil {
+					return fmt.Errorf("tag %s: %w", k, err)
+				}
 			}
 		}
-		return nil
+		return insertWaits(ctx, tx, r) // waits.go
 	})
 	switch {
 	case err != nil:
@@ -250,6 +252,9 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 	if err := writeRun(ctx, tx.StmtContext(ctx, db.stmts.updateRun), r); err != nil {
 		return nil, fmt.Errorf("update run %s: %w", id, err)
 	}
+	if err := syncWaits(ctx, tx, r); err != nil { // waits.go
+		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("update run %s: %w", id, err)
 	}
@@ -280,12 +285,15 @@ func (db *DB) MarkPublished(ctx context.Context, id string, attempt int) error {
 
 // Unpublished returns QUEUED runs whose current attempt has not been marked
 // published (for the server to republish after a crash), oldest first. A
-// QUEUED run without attempts counts as waiting for attempt 1. It reads the
-// runs_unpublished index: its cost follows their number, not that of all
-// queued runs (without statistics SQLite would pick the status index).
+// QUEUED run without attempts counts as waiting for attempt 1. Runs that
+// wait for others (run_waits, waits.go) are left out: their job is
+// published when they are released. It reads the runs_unpublished index:
+// its cost follows their number, not that of all queued runs (without
+// statistics SQLite would pick the status index).
 func (db *DB) Unpublished(ctx context.Context) ([]jobs.Run, error) {
 	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs INDEXED BY runs_unpublished
-		WHERE status = 'QUEUED' AND published_attempt < MAX(attempt, 1) ORDER BY run_id`)
+		WHERE status = 'QUEUED' AND published_attempt < MAX(attempt, 1)
+		AND NOT EXISTS (SELECT 1 FROM run_waits w WHERE w.run_id = runs.run_id) ORDER BY run_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list unpublished runs: %w", err)
 	}
