@@ -28,6 +28,7 @@ type runFlags struct {
 	idempotencyKey                     string
 	priority                           string
 	tags                               []string
+	dependsOn                          []string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -44,13 +45,24 @@ that of its first essential container to fail (leaving out those gantry
 stopped because another one ended), 0 on success, 124 when it timed out, 125
 when gantry itself failed (the image was missing, say).
 
+--depends-on RUN[:CONDITION] (repeatable, at most 20) makes the run wait,
+QUEUED, until each run named ended as its condition asks: success (the
+default), failure, or complete (however it ended). A run it depends on
+that ended otherwise fails this one without running it, FAILED with a
+stopped reason naming that run (exit 125 when attached). Attached, gantry
+run says what the run waits for on stderr, then streams it as usual.
+
 Ctrl-C while attached stops the run (as docker run does); a second Ctrl-C
 detaches and leaves it to finish stopping.`,
 		Example: `  gantry run --image gantry/samples:latest -- sh -c 'echo hello; echo oops >&2; exit 3'
   gantry run -d --image gantry/samples:latest -- sleep 5
   gantry run --file samples/taskdefs/hello.json --env NAME=world
   gantry run --image gantry/samples:latest --timeout 10s --attempts 3 -- sh -c 'exit 1'
-  gantry run -d --tag team=data --tag cost-centre=cc-42 etl-sales   # then: gantry ps --all --tag team=data`,
+  gantry run -d --tag team=data --tag cost-centre=cc-42 etl-sales   # then: gantry ps --all --tag team=data
+  a=$(gantry run -d extract)
+  b=$(gantry run -d --depends-on "$a" transform)
+  gantry run --depends-on "$b" load
+  gantry run -d --depends-on "$b:failure" notify`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := f.request(cmd, args)
 			if err != nil {
@@ -92,6 +104,7 @@ detaches and leaves it to finish stopping.`,
 	fl.StringVar(&f.idempotencyKey, "idempotency-key", "", "submitting twice with the same key creates one run")
 	fl.StringVar(&f.priority, "priority", "", "high, normal (default) or low: a worker with room takes high runs first, low ones last")
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the run K=V (K= for an empty value), to find it with gantry ps --tag (repeatable, up to 50)")
+	fl.StringArrayVar(&f.dependsOn, "depends-on", nil, "wait for this run to end first: RUN[:success|failure|complete], success by default (repeatable)")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
 	addDetachOutputFlag(c, &out)
 	return c
@@ -211,6 +224,13 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 	}
 	if req.Tags, err = tagFlags(f.tags); err != nil {
 		return nil, err
+	}
+	for _, s := range f.dependsOn {
+		d, err := jobs.ParseRunDependency(s)
+		if err != nil {
+			return nil, fmt.Errorf("--depends-on %w", err)
+		}
+		req.DependsOn = append(req.DependsOn, d)
 	}
 	return req, req.Validate()
 }

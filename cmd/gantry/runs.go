@@ -165,6 +165,9 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 		fmt.Fprintf(w, "Stop code:\t%s\n", orDash(r.StopCode))
 		fmt.Fprintf(w, "Stopped reason:\t%s\n", orDash(r.StoppedReason))
 	}
+	if len(r.DependsOn) > 0 {
+		fmt.Fprintf(w, "Depends on:\t%s\n", dependsOnText(r))
+	}
 	fmt.Fprintf(w, "Cluster:\t%s\n", r.Cluster)
 	fmt.Fprintf(w, "Priority:\t%s\n", r.Priority.Level())
 	fmt.Fprintf(w, "Worker:\t%s\n", orDash(r.Worker))
@@ -206,6 +209,25 @@ func tagsText(tags map[string]string) string {
 	parts := make([]string, 0, len(tags))
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		parts = append(parts, k+"="+tags[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// dependsOnText shows a run's dependencies as --depends-on takes them,
+// each with how it ended: "waiting" while the run waits for it, "-" for
+// one the run did not see end (it failed or was stopped first).
+func dependsOnText(r *jobs.Run) string {
+	parts := make([]string, len(r.DependsOn))
+	for i, d := range r.DependsOn {
+		st := string(d.Status)
+		switch {
+		case st != "":
+		case r.Waiting():
+			st = "waiting"
+		default:
+			st = "-"
+		}
+		parts[i] = fmt.Sprintf("%s:%s (%s)", d.RunID, d.Condition, st)
 	}
 	return strings.Join(parts, ", ")
 }
