@@ -245,6 +245,9 @@ func FuzzSubmitRequest(f *testing.F) {
 	f.Add([]byte(`{"taskDefinition":"etl:3","tags":{"team":"data","gantry:x":"y"}}`))
 	f.Add([]byte(`{"taskDefinition":"etl:3","tags":[{"key":"a"},{"key":"a","value":"b=c"}]}`))
 	f.Add([]byte(`{"taskDefinition":"etl:3","tags":"team=data"}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","dependsOn":[{"runId":"01jabc"},{"runId":"01jdef","condition":"failure"}]}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","dependsOn":[{"runId":"pr-01jabc","condition":"complete"},{"runId":""},{"condition":"done"}]}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","dependsOn":[{"runId":"a"},{"runId":"a"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req SubmitRequest
 		if json.Unmarshal(data, &req) != nil {
@@ -274,6 +277,22 @@ func FuzzSubmitRequest(f *testing.F) {
 				if gk, gv, _, err := ParseTag(k+"="+v, false); err != nil || gk != k || gv != v {
 					t.Fatalf("accepted tag %q=%q, which ParseTag reads as %q=%q, %v", k, v, gk, gv, err)
 				}
+			}
+		}
+		if err != nil {
+			return
+		}
+		if len(req.DependsOn) > MaxRunDependencies {
+			t.Fatalf("accepted %d dependencies", len(req.DependsOn))
+		}
+		seen := map[string]bool{}
+		for _, d := range req.DependsOn {
+			if d.RunID == "" || seen[d.RunID] || IsPipelineRunID(d.RunID) {
+				t.Fatalf("accepted dependency %+v", d)
+			}
+			seen[d.RunID] = true
+			if _, err := ParseRunDependency(d.RunID + ":" + string(DependencyStates([]RunDependency{d})[0].Condition)); err != nil {
+				t.Fatalf("accepted dependency %+v, which the CLI cannot say: %v", d, err)
 			}
 		}
 	})

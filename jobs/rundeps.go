@@ -68,7 +68,7 @@ func validateRunDependencies(deps []RunDependency) []error {
 		switch {
 		case d.RunID == "":
 			errs = append(errs, &FieldError{p + ".runId", "required"})
-		case strings.HasPrefix(d.RunID, PipelineRunPrefix):
+		case IsPipelineRunID(d.RunID):
 			errs = append(errs, &FieldError{p + ".runId", fmt.Sprintf("%q is a pipeline run: a run may depend only on runs "+
 				"(gantry describe %s lists its stages' runs; a pipeline's triggers start a pipeline after another)", d.RunID, d.RunID)})
 		case !validName(d.RunID):
