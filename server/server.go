@@ -100,10 +100,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.republish(ctx); err != nil {
 		return err
 	}
-	// Before the history's retention starts (startPipelines): what the
-	// waiting runs wait for is resolved before it may be deleted.
+	// Before the history's retention starts (startPipelines), so that
+	// what the waiting runs wait for is resolved before it is due. One
+	// that fails is left to the sweep (resolveEnded); the prune keeps
+	// what a run still waits for.
 	if err := s.resolveAllWaiting(ctx); err != nil { // rundeps.go
-		return err
+		s.cfg.log.Warn().Err(err).Msg("resolve waiting runs at start; the sweep tries again")
 	}
 	stopPipelines, err := s.startPipelines(ctx)
 	if err != nil {
