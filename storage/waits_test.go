@@ -156,6 +156,7 @@ func TestPruneKeepsARunWaitedFor(t *testing.T) {
 		t.Fatalf("the fixture has no due run (%q) or stage run (%q): %v", run, stage, f.due)
 	}
 	w := newRun(9000, waitsFor(run, stage))
+	w.Tags = map[string]string{"team": "data", "run": w.RunID} // as the fixture's runs, for consistent
 	mustCreate(t, f.db, w)
 	if _, err := f.db.PruneHistory(ctx, Prune{EndedBefore: f.cutoff}); err != nil {
 		t.Fatal(err)
