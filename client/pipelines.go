@@ -61,6 +61,8 @@ type RunOptions struct {
 	// file's timeoutSeconds; 0 keeps the file's. A run past it ends FAILED
 	// with stopCode Timeout.
 	TimeoutSeconds int
+	// Tags are every stage's runs', over the pipeline file's key by key.
+	Tags jobs.TagList
 }
 
 // RunPipelineWith is RunPipeline with the options of pipelines.run.
@@ -71,6 +73,9 @@ func (c *Client) RunPipelineWith(ctx context.Context, name string, o RunOptions)
 	}
 	if o.TimeoutSeconds != 0 {
 		req["timeoutSeconds"] = o.TimeoutSeconds
+	}
+	if len(o.Tags) > 0 {
+		req["tags"] = o.Tags
 	}
 	var pr jobs.PipelineRun
 	if err := c.call(ctx, "pipelines.run", req, &pr); err != nil {
@@ -150,6 +155,8 @@ type BackfillOptions struct {
 	// keeps the file's), counted from when the run starts, not while it
 	// waits PENDING.
 	TimeoutSeconds int
+	// Tags are every stage's runs', over the pipeline file's key by key.
+	Tags jobs.TagList
 }
 
 // BackfillWith is Backfill with the options of pipelines.backfill.
@@ -160,6 +167,9 @@ func (c *Client) BackfillWith(ctx context.Context, name string, from, to time.Ti
 	}
 	if o.TimeoutSeconds != 0 {
 		req["timeoutSeconds"] = o.TimeoutSeconds
+	}
+	if len(o.Tags) > 0 {
+		req["tags"] = o.Tags
 	}
 	var out []jobs.PipelineRun
 	return out, c.call(ctx, "pipelines.backfill", req, &out)

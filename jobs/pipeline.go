@@ -38,9 +38,12 @@ type Pipeline struct {
 	// dagrun_timeout and Argo's activeDeadlineSeconds do: past it the run
 	// is stopped and ends FAILED with stopCode Timeout. 0 means no limit;
 	// gantry pipeline run --timeout overrides it for one run.
-	TimeoutSeconds int       `json:"timeoutSeconds,omitempty"`
-	Stages         []Stage   `json:"stages"`
-	CreatedAt      time.Time `json:"createdAt,omitzero"`
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// Tags are every stage's runs' (tags.go), with the stage's own over
+	// them key by key, so that gantry ps --tag finds a pipeline's runs.
+	Tags      TagList   `json:"tags,omitempty"`
+	Stages    []Stage   `json:"stages"`
+	CreatedAt time.Time `json:"createdAt,omitzero"`
 }
 
 // Stage is one node of a pipeline.
@@ -58,6 +61,8 @@ type Stage struct {
 	TimeoutSeconds int            `json:"timeoutSeconds,omitempty"`
 	// Priority of the stage's runs; empty takes the pipeline's.
 	Priority Priority `json:"priority,omitempty"`
+	// Tags of the stage's runs, over the pipeline's key by key.
+	Tags TagList `json:"tags,omitempty"`
 }
 
 // MaxArraySize bounds a stage's fan-out, as AWS Batch does.
@@ -285,6 +290,9 @@ func (p *Pipeline) Validate() error {
 	if err := CheckTimeoutSeconds("timeoutSeconds", p.TimeoutSeconds); err != nil {
 		errs = append(errs, err)
 	}
+	if err := p.Tags.Validate("tags"); err != nil {
+		errs = append(errs, err)
+	}
 	names := make([]string, 0, len(p.Parameters))
 	for k := range p.Parameters {
 		names = append(names, k)
@@ -313,6 +321,9 @@ func (p *Pipeline) Validate() error {
 	for i, st := range p.Stages {
 		errs = append(errs, st.validate(stagePath(i, st.Name), seen, p.Parameters)...)
 	}
+	if err := p.CheckStageTags(nil); err != nil {
+		errs = append(errs, err)
+	}
 	if cycle := p.findCycle(); cycle != nil {
 		bad("stages", "dependency cycle: %s", strings.Join(cycle, " -> "))
 	}
@@ -331,7 +342,7 @@ func (st *Stage) validate(sp string, stages map[string]bool, params Params) []er
 		errs = append(errs, &FieldError{Path: sp + "." + path, Msg: fmt.Sprintf(format, args...)})
 	}
 	req := SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster, Overrides: st.Overrides,
-		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds, Priority: st.Priority}
+		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds, Priority: st.Priority, Tags: st.Tags}
 	if err := req.Validate(); err != nil {
 		errs = append(errs, prefixErrors(sp+".", err))
 	}

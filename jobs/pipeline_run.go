@@ -40,10 +40,13 @@ type PipelineRun struct {
 	Backfill *BackfillGroup `json:"backfill,omitempty"`
 	// Priority, when set (gantry pipeline run or backfill --priority),
 	// is that of every stage's runs, over what the pipeline file says.
-	Priority       Priority   `json:"priority,omitempty"`
-	ScheduledTime  *time.Time `json:"scheduledTime,omitempty"`
-	IdempotencyKey string     `json:"idempotencyKey,omitempty"`
-	StoppedReason  string     `json:"stoppedReason,omitempty"`
+	Priority Priority `json:"priority,omitempty"`
+	// Tags, given when the run was started (pipeline run --tag), are every
+	// stage's runs' over the pipeline file's (StageTags).
+	Tags           map[string]string `json:"tags,omitempty"`
+	ScheduledTime  *time.Time        `json:"scheduledTime,omitempty"`
+	IdempotencyKey string            `json:"idempotencyKey,omitempty"`
+	StoppedReason  string            `json:"stoppedReason,omitempty"`
 	// StopRequested is set by a stop: no stage starts after it.
 	StopRequested bool `json:"stopRequested,omitempty"`
 	// StopCode is Timeout (StopTimeout) for a run stopped because it

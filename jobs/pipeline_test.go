@@ -513,6 +513,8 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\ntimeoutSeconds: 7200\nstages: [{name: a, taskDefinition: t, timeoutSeconds: 60}]\n"))
 	f.Add([]byte("name: p\ntimeoutSeconds: -1\nstages: [{name: a, taskDefinition: t}]\n"))
 	f.Add([]byte(`{"name":"p","timeoutSeconds":1576800001,"stages":[{"name":"a","taskDefinition":"t"}]}`))
+	f.Add([]byte("name: p\ntags: {team: data}\nstages: [{name: a, taskDefinition: t, tags: [{key: tier, value: gold}]}]\n"))
+	f.Add([]byte(`{"name":"p","tags":[{"key":"gantry:x"}],"stages":[{"name":"a","taskDefinition":"t","tags":"team=data"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
@@ -527,6 +529,9 @@ func FuzzParsePipeline(f *testing.F) {
 		for _, st := range p.Stages {
 			if !st.Priority.Valid() {
 				t.Fatalf("accepted stage priority %q", st.Priority)
+			}
+			if n := len((&PipelineRun{Spec: *p}).StageTags(&st)); n > MaxTags {
+				t.Fatalf("accepted %d tags for stage %s", n, st.Name)
 			}
 		}
 		// Every Ref::name of a valid pipeline's commands is declared.

@@ -183,3 +183,44 @@ func ParseTag(s string, keyOnly bool) (key, value string, has bool, err error) {
 	}
 	return key, value, has, nil
 }
+
+// StageTags are the tags of st's runs: the pipeline file's, the stage's
+// over them and those the run was started with over both, key by key;
+// nil when there are none.
+func (pr *PipelineRun) StageTags(st *Stage) map[string]string {
+	return mergeTags(pr.Spec.Tags, st.Tags, TagsOf(pr.Tags))
+}
+
+// CheckStageTags reports the stages of p whose runs would have more than
+// MaxTags tags, the pipeline's, the stage's and extra (those a run is
+// started with) together, naming each stage's tags.
+func (p *Pipeline) CheckStageTags(extra TagList) error {
+	var errs []error
+	for i := range p.Stages {
+		st := &p.Stages[i]
+		if n := len(mergeTags(p.Tags, st.Tags, extra)); n > MaxTags {
+			what := "the pipeline's and its own"
+			if len(extra) > 0 {
+				what = "the pipeline's, its own and the run's"
+			}
+			errs = append(errs, &FieldError{stagePath(i, st.Name) + ".tags",
+				fmt.Sprintf("%d tags, %s together: at most %d", n, what, MaxTags)})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mergeTags joins lists into a map, a later list's tag over an earlier's
+// of the same key; nil when there are none.
+func mergeTags(lists ...TagList) map[string]string {
+	var m map[string]string
+	for _, l := range lists {
+		for _, t := range l {
+			if m == nil {
+				m = map[string]string{}
+			}
+			m[t.Key] = t.Value
+		}
+	}
+	return m
+}

@@ -3,6 +3,7 @@ package jobs
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -134,4 +135,42 @@ func equalTags(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestPipelineFileTags: a pipeline file's tags, at the top and per stage,
+// take either shape, and their problems are named with the file's other
+// problems, a stage's under its path; so are the stages whose runs would
+// have more than MaxTags with the pipeline's.
+func TestPipelineFileTags(t *testing.T) {
+	p, err := ParsePipeline([]byte("name: p\ntags: {team: data, tier: gold}\n" +
+		"stages: [{name: a, taskDefinition: t, tags: [{key: tier, value: bronze}]}, {name: b, taskDefinition: t}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := &PipelineRun{Spec: *p, Tags: map[string]string{"reason": "rerun", "team": "ops"}}
+	if got := pr.StageTags(&p.Stages[0]); len(got) != 3 || got["team"] != "ops" || got["tier"] != "bronze" || got["reason"] != "rerun" {
+		t.Errorf("stage a's tags %v; want the run's team over the file's, its own tier over the file's", got)
+	}
+	if got := (&PipelineRun{Spec: *p}).StageTags(&p.Stages[1]); len(got) != 2 || got["tier"] != "gold" {
+		t.Errorf("stage b's tags %v; want the file's", got)
+	}
+
+	var many strings.Builder
+	for i := range 49 {
+		fmt.Fprintf(&many, "k%d: v, ", i)
+	}
+	_, err = ParsePipeline([]byte("name: p\ntags: {" + many.String() + "team: data}\n" +
+		"stages: [{name: a, taskDefinition: t, tags: {'gantry:x': y, owner: 'a,b'}}, {name: b, taskDefinition: t}]\n"))
+	for _, want := range []string{
+		`stages[0](a).tags["gantry:x"]: key "gantry:x": the prefixes gantry: and gantry. are reserved`,
+		`stages[0](a).tags["owner"]: value "a,b": character ',' not allowed`,
+		"stages[0](a).tags: 52 tags, the pipeline's and its own together: at most 50",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParsePipeline: %v\nwant %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "stages[1]") {
+		t.Errorf("stage b, with the pipeline's 50 tags alone, is named: %v", err)
+	}
 }

@@ -388,6 +388,7 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitRequest, error) {
 	req := &jobs.SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster,
 		TimeoutSeconds: st.TimeoutSeconds, RetryStrategy: st.RetryStrategy, Priority: pr.StagePriority(st),
+		Tags:           jobs.TagsOf(pr.StageTags(st)),
 		Overrides:      jobs.SubstituteOverrides(st.Overrides, pr.Parameters),
 		IdempotencyKey: stageKey(pr, st.Name),
 		Stage: &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream(),

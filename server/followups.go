@@ -333,7 +333,7 @@ func (s *Server) backfill(ctx context.Context, req BackfillRequest, times []time
 	ids := make([]string, 0, len(times))
 	for _, t := range times {
 		pr, _, err := s.createPipelineRun(ctx, req.Name, "backfill", t, func(pr *jobs.PipelineRun) {
-			pr.Status, pr.Backfill, pr.Priority = jobs.StatusPending, &group, req.Priority
+			pr.Status, pr.Backfill, pr.Priority, pr.Tags = jobs.StatusPending, &group, req.Priority, req.Tags.Map()
 			if req.TimeoutSeconds > 0 {
 				pr.TimeoutSeconds = req.TimeoutSeconds
 			}

@@ -338,6 +338,8 @@ type PipelineRunRequest struct {
 	// TimeoutSeconds, when set, bounds this run over the pipeline file's
 	// timeoutSeconds (1 to 50 years); 0 keeps the file's.
 	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// Tags are every stage's runs', over the pipeline file's key by key.
+	Tags jobs.TagList `json:"tags,omitempty"`
 }
 
 // PipelineRunsRequest lists the runs of a pipeline.
@@ -376,6 +378,9 @@ type BackfillRequest struct {
 	// pipeline file's timeoutSeconds; 0 keeps the file's. Each run's
 	// clock starts when it does, not while it waits PENDING.
 	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// Tags are every stage's runs' of the backfill, over the pipeline
+	// file's key by key.
+	Tags jobs.TagList `json:"tags,omitempty"`
 }
 
 // ScheduleInfo is a schedule as `gantry schedule ls` shows it.
@@ -472,12 +477,32 @@ func (s *Server) apiPipelineRun(ctx context.Context, data []byte) (any, error) {
 		jobs.CheckTimeoutSeconds("timeoutSeconds", req.TimeoutSeconds)); err != nil {
 		return nil, err
 	}
+	if err := s.checkRunTags(ctx, req.Name, req.Tags); err != nil {
+		return nil, err
+	}
 	return s.startPipelineRun(ctx, req.Name, req.Parameters, "manual", nil, func(pr *jobs.PipelineRun) {
-		pr.Priority = req.Priority
+		pr.Priority, pr.Tags = req.Priority, req.Tags.Map()
 		if req.TimeoutSeconds > 0 {
 			pr.TimeoutSeconds = req.TimeoutSeconds
 		}
 	})
+}
+
+// checkRunTags checks the tags a run of pipeline name is started with:
+// each of them, and that no stage's runs would get more than jobs.MaxTags
+// with the pipeline's and the stage's own.
+func (s *Server) checkRunTags(ctx context.Context, name string, tags jobs.TagList) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	if err := tags.Validate("tags"); err != nil {
+		return err
+	}
+	p, err := s.db.GetPipeline(ctx, name, 0)
+	if err != nil {
+		return err
+	}
+	return p.CheckStageTags(tags)
 }
 
 func (s *Server) apiPipelineRuns(ctx context.Context, data []byte) (any, error) {
@@ -525,6 +550,9 @@ func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, err
 	}
 	if err := invalidJoin(jobs.CheckPriority("priority", req.Priority),
 		jobs.CheckTimeoutSeconds("timeoutSeconds", req.TimeoutSeconds)); err != nil {
+		return nil, err
+	}
+	if err := s.checkRunTags(ctx, req.Name, req.Tags); err != nil {
 		return nil, err
 	}
 	p, err := s.db.GetPipeline(ctx, req.Name, 0)

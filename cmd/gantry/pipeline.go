@@ -136,9 +136,15 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 				if p.TimeoutSeconds > 0 {
 					fmt.Fprintf(w, "Timeout:\t%s (timeoutSeconds %d, each run)\n", time.Duration(p.TimeoutSeconds)*time.Second, p.TimeoutSeconds)
 				}
+				if len(p.Tags) > 0 {
+					fmt.Fprintf(w, "Tags:\t%s\n", tagsText(p.Tags.Map())) // runs.go
+				}
 				for _, st := range p.Stages {
 					if st.Priority != "" {
 						fmt.Fprintf(w, "Priority of %s:\t%s\n", st.Name, st.Priority)
+					}
+					if len(st.Tags) > 0 {
+						fmt.Fprintf(w, "Tags of %s:\t%s\n", st.Name, tagsText(st.Tags.Map()))
 					}
 				}
 				for _, t := range p.Triggers {
@@ -188,6 +194,7 @@ func newPipelineRunCmd(g *globals) *cobra.Command {
 		detach   bool
 		priority string
 		timeout  time.Duration
+		tags     []string
 		out      output // detach_output.go
 	)
 	c := &cobra.Command{
@@ -226,12 +233,17 @@ included) and the run ends FAILED with stopCode Timeout.`,
 			if err != nil {
 				return err
 			}
+			tagList, err := tagFlags(tags) // run.go
+			if err != nil {
+				return err
+			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			pr, err := c.RunPipelineWith(cmd.Context(), args[0], client.RunOptions{Parameters: given, Priority: prio, TimeoutSeconds: secs})
+			pr, err := c.RunPipelineWith(cmd.Context(), args[0],
+				client.RunOptions{Parameters: given, Priority: prio, TimeoutSeconds: secs, Tags: tagList})
 			if err != nil {
 				return fmt.Errorf("%s", oneLine(err))
 			}
@@ -245,6 +257,7 @@ included) and the run ends FAILED with stopCode Timeout.`,
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "print the pipeline run id and return at once")
 	c.Flags().StringVar(&priority, "priority", "", "high, normal or low: the priority of every stage's runs (default: the pipeline file's, else normal)")
 	c.Flags().DurationVar(&timeout, "timeout", 0, "fail the pipeline run if it has not ended this long (e.g. 90m, 2h) after its start (default: the pipeline file's timeoutSeconds, else no limit)")
+	c.Flags().StringArrayVar(&tags, "tag", nil, "tag every stage's runs K=V, over the pipeline file's tags, to find them with gantry ps --tag (repeatable)")
 	addDetachOutputFlag(c, &out)
 	return c
 }
@@ -489,6 +502,9 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 	if pr.Priority != "" {
 		fmt.Fprintf(w, "Priority:\t%s\n", pr.Priority)
 	}
+	if len(pr.Tags) > 0 {
+		fmt.Fprintf(w, "Tags:\t%s\n", tagsText(pr.Tags))
+	}
 	if bf := pr.Backfill; bf != nil {
 		limit := "no limit"
 		if bf.MaxParallel > 0 {
@@ -568,6 +584,7 @@ func newPipelineBackfillCmd(g *globals) *cobra.Command {
 		maxParallel int
 		priority    string
 		timeout     time.Duration
+		tags        []string
 	)
 	c := &cobra.Command{
 		Use:   "backfill NAME --from T --to T [--max-parallel N] [--priority low]",
@@ -592,6 +609,10 @@ counted from when that run starts: not while it waits PENDING.`,
 				return err
 			}
 			secs, err := seconds("--timeout", timeout) // run.go
+			if err != nil {
+				return err
+			}
+			tagList, err := tagFlags(tags) // run.go
 			if err != nil {
 				return err
 			}
@@ -625,7 +646,7 @@ counted from when that run starts: not while it waits PENDING.`,
 				return fmt.Errorf("--to %s is before --from %s", to, from)
 			}
 			runs, err := c.BackfillWith(cmd.Context(), args[0], f, t,
-				client.BackfillOptions{MaxParallel: maxParallel, Priority: prio, TimeoutSeconds: secs})
+				client.BackfillOptions{MaxParallel: maxParallel, Priority: prio, TimeoutSeconds: secs, Tags: tagList})
 			if err != nil {
 				return err
 			}
@@ -640,6 +661,7 @@ counted from when that run starts: not while it waits PENDING.`,
 	c.Flags().IntVar(&maxParallel, "max-parallel", 0, "at most this many of the runs active at once (0: all)")
 	c.Flags().StringVar(&priority, "priority", "", "high, normal or low: the priority of every stage's runs (default: the pipeline file's, else normal; low keeps a backfill from delaying scheduled runs)")
 	c.Flags().DurationVar(&timeout, "timeout", 0, "fail each run that has not ended this long after its start (default: the pipeline file's timeoutSeconds, else no limit)")
+	c.Flags().StringArrayVar(&tags, "tag", nil, "tag every stage's runs of the backfill K=V, over the pipeline file's tags (repeatable; e.g. --tag reason=reload)")
 	c.MarkFlagRequired("from")
 	c.MarkFlagRequired("to")
 	return c

@@ -94,6 +94,10 @@ func TestPipelineDailySalesLoadsTheWarehouse(t *testing.T) {
 	if n := len(pr.StageState("extract").Runs); n != 3 {
 		t.Fatalf("extract has %d runs, want 3", n)
 	}
+	// The file's tags are on every stage's runs: ps --tag finds the five.
+	if js, _, _ := in.gantry("ps", "--all", "--tag", "team=data", "-o", "json"); strings.Count(js, `"runId"`) != 5 {
+		t.Errorf("ps --all --tag team=data finds %d runs, want the five of extract, transform and load:\n%s", strings.Count(js, `"runId"`), js)
+	}
 	// The hop from the last extract child's end to transform's run.
 	var lastEnd time.Time
 	for _, r := range pr.StageState("extract").Runs {

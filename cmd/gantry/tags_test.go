@@ -30,6 +30,9 @@ func TestTagFlagsAreCheckedBeforeConnecting(t *testing.T) {
 		{[]string{"ps", "--tag", "a b=c\td"}, `--tag "a b=c\td": value "c\td": character '\t' not allowed`},
 		{[]string{"ps", "--tag", "team=a", "--tag", "team=b"}, `--tag "team=b": key "team" is given the value "a" too: no run has both`},
 		{[]string{"ps", "--all", "--tag", "gantry.run"}, `--tag "gantry.run": key "gantry.run": the prefixes`},
+		{[]string{"pipeline", "run", "--tag", "team", "etl"}, `--tag "team": want KEY=VALUE`},
+		{[]string{"pipeline", "backfill", "etl", "--from", "2026-01-01", "--to", "2026-01-02", "--tag", "a=b", "--tag", "a=c"},
+			`--tag "a=c": key "a" given twice (also --tag "a=b")`},
 	} {
 		root := newRoot()
 		var out bytes.Buffer
