@@ -103,6 +103,10 @@ type Attempt struct {
 	Seq int `json:"seq"`
 	// NotBefore delays a retry: its job is queued at that time (backoff).
 	NotBefore *time.Time `json:"notBefore,omitempty"`
+	// QueuedAt is when the attempt's job went to the queue, where that is
+	// later than its creation: the first attempt of a run that waited for
+	// its dependencies (dependsOn) goes at the run's release.
+	QueuedAt *time.Time `json:"queuedAt,omitempty"`
 	// Redelivery marks an attempt that runs the job of a lost one, handed
 	// to another worker by the queue: the server publishes nothing for it.
 	Redelivery bool `json:"redelivery,omitempty"`

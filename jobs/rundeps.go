@@ -185,6 +185,12 @@ func (r *Run) ResolveDependencies(now time.Time, status func(runID string) (st S
 		return true, false
 	case len(waiting) == 0:
 		r.StatusReason = ""
+		if a := r.Current(); a != nil {
+			// Queued from now: the wait for its dependencies was not
+			// a wait in the queue (gantry_run_queue_oldest_seconds).
+			at := now.UTC()
+			a.QueuedAt = &at
+		}
 		return true, true
 	}
 	reason := "waiting for " + strings.Join(waiting, " and ")

@@ -245,7 +245,7 @@ var (
 	activeRunsDesc = prometheus.NewDesc("gantry_runs_active",
 		"Runs not ended, by status (QUEUED, STARTING, RUNNING), as the store holds them at the scrape.", []string{"status"}, nil)
 	queueOldestDesc = prometheus.NewDesc("gantry_run_queue_oldest_seconds",
-		"How long the oldest QUEUED run (not yet taken by a worker) of the cluster and priority has waited, from when its current attempt was queued (a retry: from the end of its backoff, 0 until then), as the store holds them at the scrape; absent when none is queued.",
+		"How long the oldest QUEUED run (not yet taken by a worker) of the cluster and priority has waited, from when its current attempt was queued (a run that waited for its dependencies: from its release; a retry: from the end of its backoff, 0 until then), as the store holds them at the scrape; absent when none is queued.",
 		[]string{"cluster", "priority"}, nil)
 	fleetWorkersDesc = prometheus.NewDesc("gantry_fleet_workers",
 		"Live workers (heartbeats), by cluster and state: ACTIVE, DRAINING, or UNAVAILABLE (active but its container runtime does not answer); 0 for a cluster seen since the server started whose workers are gone.",

@@ -19,7 +19,8 @@ type QueueWait struct {
 }
 
 // queuedSince is the queued_at column of r: when its current attempt went
-// to the queue, or will after a retry's backoff.
+// to the queue, or will after a retry's backoff; a run released by its
+// dependencies went at its release.
 func queuedSince(r *jobs.Run) int64 {
 	a := r.Current()
 	switch {
@@ -27,6 +28,8 @@ func queuedSince(r *jobs.Run) int64 {
 		return unixNano(r.CreatedAt)
 	case a.NotBefore != nil:
 		return unixNano(*a.NotBefore)
+	case a.QueuedAt != nil:
+		return unixNano(*a.QueuedAt)
 	case !a.CreatedAt.IsZero():
 		return unixNano(a.CreatedAt)
 	}
@@ -35,9 +38,12 @@ func queuedSince(r *jobs.Run) int64 {
 
 // oldestQueued finds the clusters that have queued runs by skipping
 // through runs_queue_wait (a seek each), then the oldest queued_at of each
-// cluster and priority (a seek each: MIN of the index's last column under
-// equal leading ones). The status term is a literal, as the partial
-// index's own (see sweep.go).
+// cluster and priority (a seek each: the first of the index's last column
+// under equal leading ones). Runs that wait for others (run_waits,
+// waits.go) are QUEUED but not in the work queue, which no worker could
+// take them from: they are stepped over, a lookup each, and they are few.
+// The status term is a literal, as the partial index's own (see
+// sweep.go).
 const oldestQueued = `WITH RECURSIVE c(cluster) AS (
 		SELECT MIN(cluster) FROM runs INDEXED BY runs_queue_wait WHERE status = 'QUEUED'
 		UNION ALL
@@ -45,8 +51,10 @@ const oldestQueued = `WITH RECURSIVE c(cluster) AS (
 			FROM c WHERE c.cluster IS NOT NULL
 	)
 	SELECT c.cluster, p.priority,
-		(SELECT MIN(queued_at) FROM runs INDEXED BY runs_queue_wait
-			WHERE status = 'QUEUED' AND cluster = c.cluster AND priority = p.priority)
+		(SELECT q.queued_at FROM runs q INDEXED BY runs_queue_wait
+			WHERE q.status = 'QUEUED' AND q.cluster = c.cluster AND q.priority = p.priority
+			AND NOT EXISTS (SELECT 1 FROM run_waits w WHERE w.run_id = q.run_id)
+			ORDER BY q.queued_at LIMIT 1)
 	FROM c, (SELECT 'high' AS priority, 0 AS rank UNION ALL SELECT 'normal', 1 UNION ALL SELECT 'low', 2) p
 	WHERE c.cluster IS NOT NULL
 	ORDER BY c.cluster, p.rank`

@@ -121,3 +121,41 @@ func TestMigration11FillsQueueWaitColumns(t *testing.T) {
 		t.Fatalf("OldestQueued after the migration = %v, %v; want %v", waitsOf(ws), err, want)
 	}
 }
+
+// TestOldestQueuedLeavesWaitingRuns: a run that waits for its
+// dependencies (dependsOn) is QUEUED with its job not in the queue: no
+// worker could take it, so it is not the queue's oldest, however long it
+// waits. Released, it waits in the queue from its release, not from its
+// submission.
+func TestOldestQueuedLeavesWaitingRuns(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	dep := newRun(0, func(r *jobs.Run) { r.Status, r.Attempts[0].Status = jobs.StatusRunning, jobs.StatusRunning })
+	waiting := newRun(1, func(r *jobs.Run) {
+		r.DependsOn = []jobs.DependencyState{{RunID: dep.RunID, Condition: jobs.CondSuccess}}
+	})
+	for _, r := range []*jobs.Run{dep, waiting, newRun(2)} {
+		mustCreate(t, db, r)
+	}
+	want := []string{"default/normal@2s"}
+	if ws, err := db.OldestQueued(ctx); err != nil || !slices.Equal(waitsOf(ws), want) {
+		t.Fatalf("OldestQueued with a run waiting for another = %v, %v; want %v", waitsOf(ws), err, want)
+	}
+	released := t0.Add(200 * time.Second)
+	if _, err := db.UpdateRun(ctx, waiting.RunID, func(r *jobs.Run) bool {
+		_, ok := r.ResolveDependencies(released, func(string) (jobs.Status, bool) { return jobs.StatusSucceeded, true })
+		return ok
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateRun(ctx, newRun(2).RunID, func(r *jobs.Run) bool {
+		r.Status, r.Current().Status = jobs.StatusStarting, jobs.StatusStarting
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"default/normal@200s"}
+	if ws, err := db.OldestQueued(ctx); err != nil || !slices.Equal(waitsOf(ws), want) {
+		t.Fatalf("OldestQueued with the run released at 200s = %v, %v; want %v", waitsOf(ws), err, want)
+	}
+}
