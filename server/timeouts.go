@@ -63,6 +63,17 @@ func (d *deadlines) forget(id string) {
 	d.mu.Unlock()
 }
 
+// forgetDue forgets id's deadline if it is still one due at now: a retry
+// that noted a later one since (the run timed out, ended at once and was
+// retried before the timeout goroutine got here) keeps it.
+func (d *deadlines) forgetDue(id string, now time.Time) {
+	d.mu.Lock()
+	if at, ok := d.at[id]; ok && !now.Before(at) {
+		delete(d.at, id)
+	}
+	d.mu.Unlock()
+}
+
 // postpone moves the deadline of id, if it is still known, to t: a
 // timeout that could not be stored is tried again then.
 func (d *deadlines) postpone(id string, t time.Time) {
@@ -143,7 +154,7 @@ func (s *Server) timeOutDue(ctx context.Context) (time.Time, bool) {
 		case timedOut:
 			// Marked: it is stopping, and ends once its stage runs have
 			// (an advance that failed here is the DAG's to try again).
-			dl.forget(id)
+			dl.forgetDue(id, now)
 			if err != nil {
 				log.Warn().Err(err).Msg("pipeline run timed out; advance it")
 				continue

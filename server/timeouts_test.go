@@ -145,3 +145,21 @@ stages: [{name: wait, taskDefinition: hello, cluster: nowhere}]
 		}
 	}
 }
+
+// TestForgetDueKeepsALaterDeadline: once a run timed out, the timeout
+// goroutine forgets its deadline only if it is still the one due: a retry
+// that ended the timed-out run and noted a new deadline meanwhile keeps
+// its run timing out.
+func TestForgetDueKeepsALaterDeadline(t *testing.T) {
+	d := newDeadlines()
+	now := time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
+	d.at["pr-due"], d.at["pr-retried"] = now.Add(-time.Second), now.Add(time.Hour)
+	d.forgetDue("pr-due", now)
+	d.forgetDue("pr-retried", now)
+	if _, ok := d.at["pr-due"]; ok {
+		t.Error("a due deadline is kept")
+	}
+	if at, ok := d.at["pr-retried"]; !ok || !at.Equal(now.Add(time.Hour)) {
+		t.Errorf("the retried run's later deadline is %v, %v; want kept", at, ok)
+	}
+}
