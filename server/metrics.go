@@ -119,7 +119,7 @@ func newMetrics() *metrics {
 		submitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "gantry_runs_submitted_total",
 			Help: "Runs created, by the API, gantry.submit, pipelines and schedules (a repeated idempotencyKey creates none)."}),
 		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gantry_run_queue_wait_seconds",
-			Help:    "Time from a run's submission to its first RUNNING (its containers started), observed when it starts.",
+			Help:    "Time from a run's submission (or, for one that waited for its dependsOn, its release to the queue) to its first RUNNING (its containers started), observed when it starts.",
 			Buckets: queueWaitBuckets}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gantry_run_duration_seconds",
 			Help:    "Time from a run's first RUNNING to its end, retries included, observed when it ends; runs that never started are not observed.",
@@ -188,7 +188,11 @@ func stopCodeIndex(code string) int {
 // change, so a start or an end is seen once.
 func (m *metrics) runMoved(before jobs.Status, startedBefore bool, r *jobs.Run) {
 	if !startedBefore && r.StartedAt != nil {
-		m.queueWait.Observe(max(r.StartedAt.Sub(r.CreatedAt).Seconds(), 0))
+		queued := r.CreatedAt
+		if len(r.Attempts) > 0 && r.Attempts[0].QueuedAt != nil {
+			queued = *r.Attempts[0].QueuedAt // released after its dependsOn: the wait for them is not the queue's
+		}
+		m.queueWait.Observe(max(r.StartedAt.Sub(queued).Seconds(), 0))
 	}
 	if before.Terminal() {
 		return

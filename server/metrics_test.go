@@ -84,6 +84,13 @@ func TestRunMovedCountsStartsAndEndsOnce(t *testing.T) {
 	}{
 		{"starts", jobs.StatusStarting, false, run(jobs.StatusRunning, "", at(3*time.Second), nil),
 			map[string]float64{"gantry_run_queue_wait_seconds_count": 1, "gantry_run_queue_wait_seconds_sum": 3}},
+		{"starts after waiting for its dependsOn: the queue wait is from its release", jobs.StatusStarting, false,
+			func() *jobs.Run {
+				r := run(jobs.StatusRunning, "", at(10*time.Second), nil)
+				r.Attempts = []jobs.Attempt{{Attempt: 1, QueuedAt: at(9 * time.Second)}}
+				return r
+			}(),
+			map[string]float64{"gantry_run_queue_wait_seconds_count": 1, "gantry_run_queue_wait_seconds_sum": 1}},
 		{"starts and ends in one batch", jobs.StatusQueued, false, run(jobs.StatusSucceeded, "", at(2*time.Second), at(12*time.Second)),
 			map[string]float64{"gantry_run_queue_wait_seconds_count": 1, "gantry_run_queue_wait_seconds_sum": 2,
 				`gantry_runs_ended_total{status="SUCCEEDED",stop_code=""}`: 1,
