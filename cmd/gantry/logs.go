@@ -282,7 +282,7 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 		last = w
 		key := b.Container + "/" + l.Stream
 		if l.Partial {
-			if _, ok := p.partialAt[key]; !ok {
+			if _, ok := p.partialAt[key]; !ok && p.timestamps {
 				p.partialAt[key] = b.Time
 			}
 			p.partial[key] = append(p.partial[key], l.Text...)
@@ -295,13 +295,13 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 		if p.prefix {
 			fmt.Fprintf(w, "%s|%s ", b.Container, l.Stream)
 		}
-		at, ok := p.partialAt[key]
-		if ok {
-			delete(p.partialAt, key)
-		} else {
-			at = b.Time
-		}
 		if p.timestamps {
+			at, ok := p.partialAt[key]
+			if ok {
+				delete(p.partialAt, key)
+			} else {
+				at = b.Time
+			}
 			p.stamp = append(at.UTC().AppendFormat(p.stamp[:0], timestampLayout), ' ')
 			w.Write(p.stamp)
 		}
