@@ -63,6 +63,11 @@ type Stage struct {
 	Priority Priority `json:"priority,omitempty"`
 	// Tags of the stage's runs, over the pipeline's key by key.
 	Tags TagList `json:"tags,omitempty"`
+	// SkipOnExitCode lists the exit codes (1-255) by which the stage's
+	// task says it found nothing to do: a run that ends so is not
+	// retried, and the stage ends SKIPPED rather than FAILED
+	// (skipcode.go).
+	SkipOnExitCode ExitCodes `json:"skipOnExitCode,omitempty"`
 }
 
 // MaxArraySize bounds a stage's fan-out, as AWS Batch does.
@@ -355,6 +360,7 @@ func (st *Stage) validate(sp string, stages map[string]bool, params Params) []er
 			errs = append(errs, prefixErrors(sp+".", err))
 		}
 	}
+	errs = append(errs, st.SkipOnExitCode.validate(sp+".skipOnExitCode")...)
 	if st.ArraySize < 0 || st.ArraySize > MaxArraySize {
 		bad("arraySize", "%d: must be between 0 and %d", st.ArraySize, MaxArraySize)
 	}

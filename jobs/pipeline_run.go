@@ -11,7 +11,8 @@ const (
 	// StatusPending is a stage waiting for its dependencies.
 	StatusPending Status = "PENDING"
 	// StatusSkipped is a stage whose dependencies ended so that it can never
-	// run.
+	// run, or whose runs all exited with one of its skipOnExitCode codes:
+	// they found nothing to do.
 	StatusSkipped Status = "SKIPPED"
 )
 
@@ -147,6 +148,9 @@ type StageRun struct {
 	// StoppedReason is the run's own, once it has ended (the stage's
 	// Reason counts its runs: "1 of 3 runs failed").
 	StoppedReason string `json:"stoppedReason,omitempty"`
+	// Skipped says that the run, though FAILED, exited with one of its
+	// stage's skipOnExitCode codes: it found nothing to do.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // StageState returns the state of the named stage, or nil.
@@ -178,6 +182,10 @@ type StageContext struct {
 	// UpstreamRuns are the runs of each upstream stage, whose /gantry/out
 	// files the worker stages into /gantry/in/<stage>/.
 	UpstreamRuns map[string][]string `json:"upstreamRuns,omitempty"`
+	// SkipOnExitCode is the stage's: an attempt whose essential
+	// container exits with one of these codes is not retried, whatever
+	// the retry strategy says (Run.Retry).
+	SkipOnExitCode []int `json:"skipOnExitCode,omitempty"`
 	// Parameters are the pipeline run's, for the server to substitute
 	// into a registered task definition's commands (SubstituteRefs) when
 	// it submits the stage's run. They travel no further: the run keeps

@@ -329,13 +329,23 @@ func (r *Run) Apply(ev Event) bool {
 
 // Retry starts a new attempt, QUEUED, if the current one failed in a way
 // worth trying again (its evaluateOnExit rules say so), the spec allows
-// another try and the run's deadline leaves time for it. The new attempt
+// another try, the run's deadline leaves time for it and, for a stage's
+// run, its exit is not one of the stage's skipOnExitCode. The new attempt
 // waits for its backoff: its NotBefore is set.
 func (r *Run) Retry(now time.Time) bool {
 	a := r.Current()
 	if a == nil || a.Status != StatusFailed || a.StopCode == StopUserInitiated || a.StopCode == StopWorkerLost ||
 		r.Tries() >= r.Spec.MaxAttempts() || !r.Spec.RetryStrategy.ShouldRetry(a) {
 		return false
+	}
+	if sc := r.Spec.Stage; sc != nil {
+		// An exit that says "nothing to do" is no failure to try again,
+		// as if an EXIT rule for it came first in evaluateOnExit.
+		if code, ok := skipExit(sc.SkipOnExitCode, a.Status, a.StopCode, a.ExitCode); ok {
+			r.StoppedReason = fmt.Sprintf("%s; not retried: exit code %d is in skipOnExitCode of stage %s",
+				orNone(r.StoppedReason), code, sc.Stage)
+			return false
+		}
 	}
 	n := r.Tries()
 	at := now.Add(r.Spec.RetryStrategy.backoff().Delay(n, jitter(r.RunID, n+1)))

@@ -161,7 +161,7 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 		pr.StartedAt, changed = &now, true
 	}
 	for i := range pr.Stages {
-		c, err := d.refresh(ctx, &pr.Stages[i], now, changedRun)
+		c, err := d.refresh(ctx, &pr.Stages[i], skipCodes(pr, pr.Stages[i].Name), now, changedRun)
 		if err != nil {
 			return nil, err
 		}
@@ -207,7 +207,7 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 			// it submitted them) may have ended already, and no event of
 			// theirs will come: end the stage now if so.
 			if st := pr.StageState(name); st.Status == jobs.StatusRunning && runsEnded(st.Runs) {
-				if _, err := d.refresh(ctx, st, now, nil); err != nil {
+				if _, err := d.refresh(ctx, st, skipCodes(pr, name), now, nil); err != nil {
 					return nil, err
 				}
 			}
@@ -239,16 +239,22 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 }
 
 // refresh copies the state of a running stage's runs into it and ends the
-// stage once they all ended.
-func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, now time.Time, only *jobs.Run) (bool, error) {
+// stage once they all ended. skip is the stage's skipOnExitCode: a run
+// that failed with one of those codes skipped itself. The stage FAILS if
+// any run failed otherwise, is CANCELED if any was canceled, is SKIPPED
+// if every run skipped itself, and SUCCEEDED otherwise: the children of
+// an array that found nothing to do do not hold back those that did work,
+// as skipped mapped tasks in Airflow do not fail theirs.
+func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, skip []int, now time.Time, only *jobs.Run) (bool, error) {
 	if st.Status != jobs.StatusRunning {
 		return false, nil
 	}
 	changed := false
 	ended, failed, canceled := 0, 0, 0
+	var skipped []int // the exit codes of the runs that skipped themselves
 	for j := range st.Runs {
 		ref := &st.Runs[j]
-		r := only
+		r, recorded := only, false
 		switch {
 		case only == nil:
 			var err error
@@ -257,19 +263,26 @@ func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, now time.Time, o
 			}
 		case ref.RunID != only.RunID:
 			// As last recorded.
-			r = &jobs.Run{Status: ref.Status, ExitCode: ref.ExitCode, Attempts: make([]jobs.Attempt, ref.Attempts),
-				StoppedReason: ref.StoppedReason}
+			r, recorded = &jobs.Run{Status: ref.Status, ExitCode: ref.ExitCode, Attempts: make([]jobs.Attempt, ref.Attempts),
+				StoppedReason: ref.StoppedReason}, true
+		}
+		skips := ref.Skipped // as recorded: the record has no stop code to decide it again
+		if !recorded {
+			_, skips = r.SkipCode(skip)
 		}
 		if ref.Status != r.Status || ref.Attempts != len(r.Attempts) || !sameCode(ref.ExitCode, r.ExitCode) ||
-			ref.StoppedReason != r.StoppedReason {
-			ref.Status, ref.Attempts, ref.ExitCode, ref.StoppedReason, changed = r.Status, len(r.Attempts), r.ExitCode, r.StoppedReason, true
+			ref.StoppedReason != r.StoppedReason || ref.Skipped != skips {
+			ref.Status, ref.Attempts, ref.ExitCode, ref.StoppedReason, ref.Skipped, changed = r.Status, len(r.Attempts), r.ExitCode,
+				r.StoppedReason, skips, true
 		}
 		if r.Status.Terminal() {
 			ended++
-			switch r.Status {
-			case jobs.StatusFailed:
+			switch {
+			case skips:
+				skipped = append(skipped, *r.ExitCode)
+			case r.Status == jobs.StatusFailed:
 				failed++
-			case jobs.StatusCanceled:
+			case r.Status == jobs.StatusCanceled:
 				canceled++
 			}
 		}
@@ -285,10 +298,24 @@ func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, now time.Time, o
 	case canceled > 0:
 		st.Status = jobs.StatusCanceled
 		st.Reason = fmt.Sprintf("%d of %d runs canceled", canceled, len(st.Runs))
+	case len(skipped) == len(st.Runs):
+		st.Status = jobs.StatusSkipped
+		st.Reason = jobs.SkipReason(len(skipped), len(st.Runs), skipped)
 	default:
 		st.Status = jobs.StatusSucceeded
+		if len(skipped) > 0 {
+			st.Reason = jobs.SkipReason(len(skipped), len(st.Runs), skipped)
+		}
 	}
 	return true, nil
+}
+
+// skipCodes is the skipOnExitCode of the named stage of pr's spec.
+func skipCodes(pr *jobs.PipelineRun, name string) []int {
+	if spec := pr.Spec.Stage(name); spec != nil {
+		return spec.SkipOnExitCode
+	}
+	return nil
 }
 
 // runsEnded reports whether every run of a stage, as submitted, had ended.
@@ -392,7 +419,7 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 		Overrides:      jobs.SubstituteOverrides(st.Overrides, pr.Parameters),
 		IdempotencyKey: stageKey(pr, st.Name),
 		Stage: &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream(),
-			Parameters: pr.Parameters}}
+			SkipOnExitCode: st.SkipOnExitCode, Parameters: pr.Parameters}}
 	for _, up := range st.Upstream() {
 		if us := pr.StageState(up); us != nil && len(us.Runs) > 0 {
 			if req.Stage.UpstreamRuns == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -474,7 +475,7 @@ func newPipelineRunsCmd(g *globals) *cobra.Command {
 						stages = append(stages, st.Name+"="+string(st.Status))
 					}
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", pr.PipelineRunID, pr.Status, orDash(pr.Trigger),
-						ago(pr.CreatedAt, now), pipelineDuration(&pr, now), strings.Join(stages, " "), orDash(pr.StoppedReason))
+						ago(pr.CreatedAt, now), pipelineDuration(&pr, now), strings.Join(stages, " "), orDash(runsReason(&pr)))
 				}
 				return nil
 			})
@@ -483,6 +484,22 @@ func newPipelineRunsCmd(g *globals) *cobra.Command {
 	c.Flags().IntVar(&limit, "limit", 100, "at most this many runs, newest first")
 	addOutputFlag(c, &out)
 	return c
+}
+
+// runsReason is the REASON of a pipeline run in `gantry pipeline runs`:
+// why it stopped, or else which stages skipped themselves
+// (skipOnExitCode), which a run that succeeded would not show otherwise.
+func runsReason(pr *jobs.PipelineRun) string {
+	if pr.StoppedReason != "" {
+		return pr.StoppedReason
+	}
+	var skipped []string
+	for _, st := range pr.Stages {
+		if st.Status == jobs.StatusSkipped && slices.ContainsFunc(st.Runs, func(r jobs.StageRun) bool { return r.Skipped }) {
+			skipped = append(skipped, st.Name+": "+st.Reason)
+		}
+	}
+	return strings.Join(skipped, "; ")
 }
 
 // describePipelineRun prints one pipeline run: its stages, their runs and
@@ -573,8 +590,14 @@ func stageRows(w io.Writer, name string, status jobs.Status, reason string, runs
 		if r.ArrayIndex != nil {
 			idx = strconv.Itoa(*r.ArrayIndex)
 		}
+		why := r.StoppedReason
+		if r.Skipped && r.ExitCode != nil {
+			// FAILED, as the run itself ended: the row says why that
+			// did not fail the stage.
+			why = jobs.SkipReason(1, 1, []int{*r.ExitCode})
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", name, status, r.RunID, idx, r.Status, r.Attempts,
-			exitText(r.ExitCode), orDash(r.StoppedReason))
+			exitText(r.ExitCode), orDash(why))
 	}
 }
 
