@@ -515,10 +515,20 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte(`{"name":"p","timeoutSeconds":1576800001,"stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Add([]byte("name: p\ntags: {team: data}\nstages: [{name: a, taskDefinition: t, tags: [{key: tier, value: gold}]}]\n"))
 	f.Add([]byte(`{"name":"p","tags":[{"key":"gantry:x"}],"stages":[{"name":"a","taskDefinition":"t","tags":"team=data"}]}`))
+	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, skipOnExitCode: 99}, {name: b, taskDefinition: t, dependsOn: [a], skipOnExitCode: [99, 100]}]\n"))
+	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, skipOnExitCode: [0, 256, -1, 99, 99, 1.5, '7']}]\n"))
+	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","skipOnExitCode":[1e2,255,null]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
 			return
+		}
+		for _, st := range p.Stages {
+			for i, c := range st.SkipOnExitCode {
+				if c < 1 || c > 255 || slices.Index(st.SkipOnExitCode, c) != i {
+					t.Fatalf("accepted stage %s skipOnExitCode %v", st.Name, st.SkipOnExitCode)
+				}
+			}
 		}
 		if !p.Priority.Valid() {
 			t.Fatalf("accepted pipeline priority %q", p.Priority)

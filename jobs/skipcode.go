@@ -22,34 +22,37 @@ type ExitCodes []int
 // are refused here.
 func (c *ExitCodes) UnmarshalJSON(data []byte) error {
 	data = bytes.TrimSpace(data)
-	var raw []json.Number
+	want := func(v []byte) error {
+		return fmt.Errorf("skipOnExitCode: %s: want an exit code from 1 to 255, or a list of them, as [99]", v)
+	}
+	raw := []json.RawMessage{data}
 	switch {
 	case string(data) == "null":
 		*c = nil
 		return nil
 	case len(data) > 0 && data[0] == '[':
 		if err := json.Unmarshal(data, &raw); err != nil {
-			return fmt.Errorf("skipOnExitCode: %s: want an exit code or a list of them, as [99]", data)
+			return want(data)
 		}
-	default:
-		var n json.Number
-		if err := json.Unmarshal(data, &n); err != nil {
-			return fmt.Errorf("skipOnExitCode: %s: want an exit code or a list of them, as [99]", data)
-		}
-		raw = []json.Number{n}
 	}
 	out := make(ExitCodes, 0, len(raw))
-	for i, n := range raw {
-		v, err := strconv.ParseInt(n.String(), 10, 0)
+	for _, v := range raw {
+		// A json.Number would take "99" too: a quoted code is refused,
+		// as a quoted arraySize is.
+		var n json.Number
+		if len(v) == 0 || v[0] == '"' || json.Unmarshal(v, &n) != nil {
+			return want(v)
+		}
+		i, err := strconv.ParseInt(n.String(), 10, 0)
 		if err != nil {
 			// 99.0 or 1e2 in JSON: a whole number all the same.
 			f, ferr := strconv.ParseFloat(n.String(), 64)
 			if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1e9 {
-				return fmt.Errorf("skipOnExitCode[%d]: %s: want a whole number from 1 to 255", i, n)
+				return want(v)
 			}
-			v = int64(f)
+			i = int64(f)
 		}
-		out = append(out, int(v))
+		out = append(out, int(i))
 	}
 	*c = out
 	return nil

@@ -206,6 +206,10 @@ stage's status as it changes and, when a stage fails, its last log lines; it
 exits 0 when the pipeline run succeeded, 124 when it timed out and 1
 otherwise. Ctrl-C stops the pipeline run.
 
+A stage that skipped itself (its task exited with one of the stage's
+skipOnExitCode codes: nothing to do) shows SKIPPED with the code, and
+fails nothing: the run still exits 0 when no stage failed.
+
 --timeout bounds this run, over the pipeline file's timeoutSeconds: counted
 from the run's start, it stops the run as 'gantry stop' would once passed
 (running stages' runs stopped, no other stage started, failure stages
