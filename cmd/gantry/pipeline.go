@@ -147,6 +147,13 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 					if len(st.Tags) > 0 {
 						fmt.Fprintf(w, "Tags of %s:\t%s\n", st.Name, tagsText(st.Tags.Map()))
 					}
+					if len(st.SkipOnExitCode) > 0 {
+						codes := make([]string, len(st.SkipOnExitCode))
+						for i, c := range st.SkipOnExitCode {
+							codes[i] = strconv.Itoa(c)
+						}
+						fmt.Fprintf(w, "Skip codes of %s:\t%s (skipOnExitCode: SKIPPED, not retried)\n", st.Name, strings.Join(codes, ", "))
+					}
 				}
 				for _, t := range p.Triggers {
 					fmt.Fprintf(w, "Trigger:\ton %s of pipeline %s\n", t.Condition(), t.Pipeline)

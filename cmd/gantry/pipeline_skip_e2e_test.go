@@ -86,6 +86,10 @@ func TestAttachedPipelineRunWithAStageThatSkipsItself(t *testing.T) {
 	if !strings.Contains(desc, "SKIPPED") || !strings.Contains(desc, "exited 99 (skipOnExitCode): skipped") {
 		t.Errorf("describe %s does not show extract skipped and why:\n%s", id, desc)
 	}
+	if out, _, _ := in.gantry("pipeline", "describe", "quiet-day"); !strings.Contains(out, "Skip codes of extract:") ||
+		!strings.Contains(out, "99 (skipOnExitCode: SKIPPED, not retried)") {
+		t.Errorf("pipeline describe does not show extract's skipOnExitCode:\n%s", out)
+	}
 	if out, _, _ := in.gantry("pipeline", "runs", "quiet-day"); !strings.Contains(out, "extract=SKIPPED load=SKIPPED") ||
 		!strings.Contains(out, "extract: exited 99 (skipOnExitCode): skipped") {
 		t.Errorf("pipeline runs does not show the skip:\n%s", out)
