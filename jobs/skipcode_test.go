@@ -110,8 +110,8 @@ func TestSkipCodeIsNotRetried(t *testing.T) {
 		rs := &RetryStrategy{Attempts: 3, EvaluateOnExit: []EvaluateOnExit{{OnExitCode: "9?", Action: ActionRetry}}}
 		return &Run{RunID: "r", Status: StatusFailed, StopCode: StopEssentialExited, ExitCode: &exit,
 			StoppedReason: "Essential container in task exited",
-			Spec: RunSpec{RetryStrategy: rs, Stage: &StageContext{PipelineRunID: "pr-1", Stage: "extract", SkipOnExitCode: skip}},
-			Attempts: []Attempt{{Attempt: 1, Status: StatusFailed, ExitCode: &exit, StopCode: StopEssentialExited}}}
+			Spec:          RunSpec{RetryStrategy: rs, Stage: &StageContext{PipelineRunID: "pr-1", Stage: "extract", SkipOnExitCode: skip}},
+			Attempts:      []Attempt{{Attempt: 1, Status: StatusFailed, ExitCode: &exit, StopCode: StopEssentialExited}}}
 	}
 	r := newRun(99, []int{99})
 	if r.Retry(now) {
