@@ -241,7 +241,7 @@ included) and the run ends FAILED with stopCode Timeout.`,
 			if err != nil {
 				return err
 			}
-			secs, err := seconds("--timeout", timeout) // run.go
+			secs, err := pipelineTimeout(cmd, timeout)
 			if err != nil {
 				return err
 			}
@@ -642,7 +642,7 @@ counted from when that run starts: not while it waits PENDING.`,
 			if err != nil {
 				return err
 			}
-			secs, err := seconds("--timeout", timeout) // run.go
+			secs, err := pipelineTimeout(cmd, timeout)
 			if err != nil {
 				return err
 			}
@@ -796,4 +796,15 @@ func newScheduleCmd(g *globals) *cobra.Command {
 		newScheduleCreateCmd(g), // schedule_create.go
 		newScheduleDeleteCmd(g)) // delete.go
 	return c
+}
+
+// pipelineTimeout is --timeout in seconds, 0 when it is left out. A
+// --timeout 0 given is refused: the request's 0 means the file's
+// timeoutSeconds, so it would not lift the file's timeout, as the user
+// who typed it would expect, but silently keep it.
+func pipelineTimeout(cmd *cobra.Command, d time.Duration) (int, error) {
+	if d == 0 && cmd.Flags().Changed("timeout") {
+		return 0, fmt.Errorf("--timeout %s: must be at least 1s; leave it out for the pipeline file's timeoutSeconds (a run cannot lift the file's timeout)", d)
+	}
+	return seconds("--timeout", d) // run.go
 }

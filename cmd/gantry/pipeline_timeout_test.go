@@ -10,8 +10,8 @@ import (
 	"github.com/gantry-dev/gantry/jobs"
 )
 
-// TestPipelineTimeoutFlagIsChecked: a --timeout under a second, negative
-// or past 50 years is refused before gantry connects, naming the flag,
+// TestPipelineTimeoutFlagIsChecked: a --timeout under a second (0
+// included), negative or past 50 years is refused before gantry connects, naming the flag,
 // on pipeline run and backfill.
 func TestPipelineTimeoutFlagIsChecked(t *testing.T) {
 	for _, c := range []struct {
@@ -24,6 +24,10 @@ func TestPipelineTimeoutFlagIsChecked(t *testing.T) {
 		{[]string{"pipeline", "run", "p", "--timeout", "2x"}, `invalid argument "2x" for "--timeout"`},
 		{[]string{"pipeline", "backfill", "p", "--from", "2026-01-01", "--to", "2026-01-02", "--timeout", "-5s"},
 			"--timeout -5s: must be at least 1s"},
+		// 0 would be the file's timeout, not none: refused rather than ignored.
+		{[]string{"pipeline", "run", "p", "--timeout", "0s"}, "--timeout 0s: must be at least 1s; leave it out for the pipeline file's timeoutSeconds"},
+		{[]string{"pipeline", "backfill", "p", "--from", "2026-01-01", "--to", "2026-01-02", "--timeout", "0"},
+			"--timeout 0s: must be at least 1s; leave it out"},
 	} {
 		root := newRoot()
 		var out bytes.Buffer
