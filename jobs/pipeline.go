@@ -165,6 +165,11 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
+		if errors.Is(err, errTagShape) {
+			if named := tagShapeProblems(js); named != nil {
+				return nil, named
+			}
+		}
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	return &p, nil

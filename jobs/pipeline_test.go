@@ -518,6 +518,8 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, skipOnExitCode: 99}, {name: b, taskDefinition: t, dependsOn: [a], skipOnExitCode: [99, 100]}]\n"))
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, skipOnExitCode: [0, 256, -1, 99, 99, 1.5, '7']}]\n"))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","skipOnExitCode":[1e2,255,null]}]}`))
+	f.Add([]byte(`{"name":"p","tags":3,"stages":[{"name":"a","taskDefinition":"t","tags":[["team","x"]]}]}`))
+	f.Add([]byte(`{"name":"p","tags":3,"stages":{"a":1}}`)) // tags of neither shape, and stages no list to find others in
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {

@@ -42,17 +42,23 @@ type Tag struct {
 // them as a map (Run.Tags).
 type TagList []Tag
 
+// errTagShape is the error of tags in neither shape. encoding/json
+// passes it on as it is, without the path of the tags it read: a
+// pipeline file, which has tags in several places, finds which
+// (tagShapeProblems).
+var errTagShape = errors.New(`tags: want a list of {"key": ..., "value": ...} (as ECS RunTask) or an object of strings (as AWS Batch SubmitJob)`)
+
 // UnmarshalJSON reads either shape. An object's tags come in key order.
 func (l *TagList) UnmarshalJSON(data []byte) error {
 	data = bytes.TrimSpace(data)
-	const want = `tags: want a list of {"key": ..., "value": ...} (as ECS RunTask) or an object of strings (as AWS Batch SubmitJob)`
+	want := errTagShape
 	switch {
 	case string(data) == "null":
 		*l = nil
 	case len(data) > 0 && data[0] == '{':
 		var m map[string]string
 		if err := json.Unmarshal(data, &m); err != nil {
-			return errors.New(want)
+			return want
 		}
 		out := make(TagList, 0, len(m))
 		for _, k := range slices.Sorted(maps.Keys(m)) {
@@ -62,7 +68,7 @@ func (l *TagList) UnmarshalJSON(data []byte) error {
 	default:
 		var list []Tag
 		if err := json.Unmarshal(data, &list); err != nil {
-			return errors.New(want)
+			return want
 		}
 		*l = list
 	}
@@ -223,4 +229,32 @@ func mergeTags(lists ...TagList) map[string]string {
 		}
 	}
 	return m
+}
+
+// tagShapeProblems names the tags of a pipeline file (JSON) that are in
+// neither shape, by their field paths (tags, stages[1](load).tags), for
+// the decoding error that says only that some are.
+func tagShapeProblems(js []byte) error {
+	var loose struct {
+		Tags   json.RawMessage `json:"tags"`
+		Stages []struct {
+			Name string          `json:"name"`
+			Tags json.RawMessage `json:"tags"`
+		} `json:"stages"`
+	}
+	if err := json.Unmarshal(js, &loose); err != nil {
+		return nil
+	}
+	var errs []error
+	bad := func(path string, raw json.RawMessage) {
+		var l TagList
+		if len(raw) > 0 && l.UnmarshalJSON(raw) != nil {
+			errs = append(errs, &FieldError{path, strings.TrimPrefix(errTagShape.Error(), "tags: ")})
+		}
+	}
+	bad("tags", loose.Tags)
+	for i, st := range loose.Stages {
+		bad(stagePath(i, st.Name)+".tags", st.Tags)
+	}
+	return errors.Join(errs...)
 }

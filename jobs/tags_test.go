@@ -174,3 +174,34 @@ func TestPipelineFileTags(t *testing.T) {
 		t.Errorf("stage b, with the pipeline's 50 tags alone, is named: %v", err)
 	}
 }
+
+// TestPipelineTagsOfTheWrongShapeAreNamed: tags in neither shape in a
+// pipeline file are named by their paths, at the top or of which stage,
+// each of them, not as a bare "tags" that reads as the top level's.
+func TestPipelineTagsOfTheWrongShapeAreNamed(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		want []string
+	}{
+		{"name: p\nstages:\n  - name: a\n    taskDefinition: etl\n  - name: b\n    tags: team=x\n    taskDefinition: etl\n",
+			[]string{"stages[1](b).tags: want a list of"}},
+		{"name: p\ntags: 5\nstages:\n  - name: a\n    tags: [[team, x]]\n    taskDefinition: etl\n",
+			[]string{"tags: want a list of", "stages[0](a).tags: want a list of"}},
+		{`{"name": "p", "stages": [{"tags": {"team": 1}, "taskDefinition": "etl"}]}`,
+			[]string{"stages[0].tags: want a list of"}},
+	} {
+		_, err := ParsePipeline([]byte(tt.file))
+		if err == nil {
+			t.Errorf("%q: no error", tt.file)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: %v; want %q", tt.file, err, w)
+			}
+		}
+		if n := strings.Count(err.Error(), "want a list of"); n != len(tt.want) {
+			t.Errorf("%q: %v; want %d problems", tt.file, err, len(tt.want))
+		}
+	}
+}
