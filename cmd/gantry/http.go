@@ -120,7 +120,7 @@ var httpIdleTimeout = 2 * time.Minute
 // every command).
 var errHTTPTokenWithoutHTTP = errors.New("--http-token is the token of the HTTP API, which is off: give --http ADDR too")
 
-const httpAddrHelp = "address of the HTTP API, e.g. 127.0.0.1:8080 (off when empty); plain HTTP unless --http-tls-cert and --http-tls-key are given"
+const httpAddrHelp = "address of the HTTP API, e.g. 127.0.0.1:8080 (off when empty; port 0 picks a free one, logged at start: HTTP API ready addr=...); plain HTTP unless --http-tls-cert and --http-tls-key are given"
 
 // httpHelp is the paragraph of up's and server's help on the HTTP API.
 const httpHelp = `With --http ADDR it serves a read-only HTTP API: /healthz, /api/runs and

@@ -26,7 +26,7 @@ type metricsFlag struct{ addr string }
 
 func (f *metricsFlag) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.addr, "metrics", os.Getenv("GANTRY_METRICS_ADDR"),
-		"address to serve Prometheus metrics on, at /metrics, e.g. 127.0.0.1:9180 (off when empty; env GANTRY_METRICS_ADDR)")
+		"address to serve Prometheus metrics on, at /metrics, e.g. 127.0.0.1:9180 (off when empty; port 0 picks a free one, logged at start: metrics ready addr=...; env GANTRY_METRICS_ADDR)")
 }
 
 // metricsEndpoint is the bound --metrics address and the registry it

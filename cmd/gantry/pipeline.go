@@ -206,7 +206,7 @@ func newPipelineRunCmd(g *globals) *cobra.Command {
 		out      output // detach_output.go
 	)
 	c := &cobra.Command{
-		Use:   "run NAME [--param K=V]... [--priority P] [--timeout DUR] [-d]",
+		Use:   "run NAME [--param K=V]... [--tag K=V]... [--priority P] [--timeout DUR] [-d]",
 		Short: "Run a pipeline and show its stages live, or print its run id with -d",
 		Long: `run starts a run of the latest version of a pipeline. Attached, it shows each
 stage's status as it changes and, when a stage fails, its last log lines; it
@@ -223,6 +223,7 @@ from the run's start, it stops the run as 'gantry stop' would once passed
 included) and the run ends FAILED with stopCode Timeout.`,
 		Example: `  gantry pipeline run daily-sales --param day=2026-11-24
   gantry pipeline run daily-sales --timeout 2h      # FAILED, exit 124, if not done in 2 hours
+  gantry pipeline run daily-sales --tag reason=reload   # then: gantry ps --all --tag reason=reload
   id=$(gantry pipeline run daily-sales -d)`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -621,7 +622,7 @@ func newPipelineBackfillCmd(g *globals) *cobra.Command {
 		tags        []string
 	)
 	c := &cobra.Command{
-		Use:   "backfill NAME --from T --to T [--max-parallel N] [--priority low]",
+		Use:   "backfill NAME --from T --to T [--max-parallel N] [--priority low] [--tag K=V]... [--timeout DUR]",
 		Short: "Create one run per fire time of the pipeline's schedule in [from, to]",
 		Long: `backfill creates the runs the schedule would have made between --from and
 --to, both included (RFC 3339 times or YYYY-MM-DD dates, in the schedule's
