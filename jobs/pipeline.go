@@ -170,6 +170,14 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 				return nil, named
 			}
 		}
+		if unknownFieldErr(err) {
+			var tree any
+			if json.Unmarshal(js, &tree) == nil {
+				if named := unknownPipelineFields(tree); named != nil {
+					return nil, named
+				}
+			}
+		}
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	return &p, nil

@@ -520,6 +520,7 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","skipOnExitCode":[1e2,255,null]}]}`))
 	f.Add([]byte(`{"name":"p","tags":3,"stages":[{"name":"a","taskDefinition":"t","tags":[["team","x"]]}]}`))
 	f.Add([]byte(`{"name":"p","tags":3,"stages":{"a":1}}`)) // tags of neither shape, and stages no list to find others in
+	f.Add([]byte("name: p\ntimeoutSecond: 1\nstages: [{name: a, taskDefinition: t, retryStrategy: {attemps: 2}}, {Name: b, TaskDefinition: t}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
@@ -637,5 +638,40 @@ func TestPipelineSelfDependencyIsNotACycle(t *testing.T) {
 	_, err := ParsePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: t, dependsOn: [a]}]\n"))
 	if err == nil || !strings.Contains(err.Error(), "cannot depend on itself") || strings.Contains(err.Error(), "cycle") {
 		t.Fatalf("got %v, want the self-dependency alone", err)
+	}
+}
+
+// TestPipelineUnknownFields: every key a pipeline file has no field for is
+// named at once, by its path (a stage's with its name), with the field it
+// most likely meant, as a task definition's are; keys in another case are
+// taken, as encoding/json takes them.
+func TestPipelineUnknownFields(t *testing.T) {
+	_, err := ParsePipeline([]byte(`name: p
+timeoutSecond: 60
+Schedule: {cron: "@daily", timezon: UTC}
+stages:
+  - name: extract
+    taskDefinition: t
+    retryStrategy: {attempts: 2, evaluateOnExit: [{onExitCod: "1", action: EXIT}]}
+  - name: load
+    taskDefintion: t
+    overrides: {containerOverrides: [{name: main, enviroment: []}]}
+    zzzzzzzz: 1
+`))
+	want := []string{
+		`timeoutSecond: unknown field; did you mean "timeoutSeconds"?`,
+		`Schedule.timezon: unknown field; did you mean "timezone"?`,
+		`stages[0](extract).retryStrategy.evaluateOnExit[0].onExitCod: unknown field; did you mean "onExitCode"?`,
+		`stages[1](load).taskDefintion: unknown field; did you mean "taskDefinition"?`,
+		`stages[1](load).overrides.containerOverrides[0].enviroment: unknown field; did you mean "environment"?`,
+		"stages[1](load).zzzzzzzz: unknown field\n",
+	}
+	for _, w := range want {
+		if err == nil || !strings.Contains(err.Error()+"\n", w) {
+			t.Errorf("ParsePipeline: %v\nwant %q", err, w)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "json:") {
+		t.Errorf("encoding/json's own message is left in: %v", err)
 	}
 }
