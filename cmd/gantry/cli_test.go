@@ -44,13 +44,7 @@ func TestRunRefusesACommandWithoutDash(t *testing.T) {
 		{[]string{"--file", td, "echo"}, `unexpected argument "echo": with --file the command follows --, as in gantry run --file ` + td + ` -- CMD`},
 		{[]string{"--image", "i", "echo"}, `unexpected argument "echo": with --image the command follows --`},
 	} {
-		root := newRoot()
-		var out bytes.Buffer
-		root.SetOut(&out)
-		root.SetErr(&out)
-		// No NATS listens here: a request that passed would fail to connect.
-		root.SetArgs(append([]string{"run", "--nats", "nats://127.0.0.1:1"}, c.args...))
-		err := root.ExecuteContext(context.Background())
+		err := offline(append([]string{"run"}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("gantry run %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
 		}
@@ -450,12 +444,7 @@ func TestArgCountErrorsSayTheUsage(t *testing.T) {
 		{[]string{"taskdef", "register"}, "usage: gantry taskdef register FILE|-"},
 		{[]string{"logs", "a", "b"}, "accepts 1 arg(s), received 2; usage: gantry logs RUN"},
 	} {
-		root := newRoot()
-		var out bytes.Buffer
-		root.SetOut(&out)
-		root.SetErr(&out)
-		root.SetArgs(append(c.args, "--nats", "nats://127.0.0.1:1"))
-		err := root.ExecuteContext(context.Background())
+		err := offline(c.args...)
 		if err == nil || !strings.HasSuffix(err.Error(), c.want) {
 			t.Errorf("gantry %s: %v; want it to end with %q", strings.Join(c.args, " "), err, c.want)
 		}
@@ -465,12 +454,7 @@ func TestArgCountErrorsSayTheUsage(t *testing.T) {
 // TestPsRefusesANegativeSince: --since -5m was ignored, listing runs of
 // any age as if it had not been given.
 func TestPsRefusesANegativeSince(t *testing.T) {
-	root := newRoot()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs([]string{"ps", "--nats", "nats://127.0.0.1:1", "--since", "-5m"})
-	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "--since -5m0s: give how long ago") {
+	if err := offline("ps", "--since", "-5m"); err == nil || !strings.Contains(err.Error(), "--since -5m0s: give how long ago") {
 		t.Errorf("gantry ps --since -5m: %v", err)
 	}
 }
@@ -504,13 +488,8 @@ func TestCompletionOfContextAndTask(t *testing.T) {
 // TestLogsOfAPipelineRunSaysWhereTheyAre: gantry logs pr-... said "run
 // pr-...: not found", as if the pipeline run did not exist.
 func TestLogsOfAPipelineRunSaysWhereTheyAre(t *testing.T) {
-	root := newRoot()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs([]string{"logs", "--nats", "nats://127.0.0.1:1", "pr-01m93xn56p3h7582v5t08b2jtc"})
 	want := "pr-01m93xn56p3h7582v5t08b2jtc is a pipeline run: its stages' runs have the logs; 'gantry describe pr-01m93xn56p3h7582v5t08b2jtc' lists them"
-	if err := root.ExecuteContext(context.Background()); err == nil || err.Error() != want {
+	if err := offline("logs", "pr-01m93xn56p3h7582v5t08b2jtc"); err == nil || err.Error() != want {
 		t.Errorf("gantry logs pr-...: %v; want %q", err, want)
 	}
 }
@@ -909,4 +888,16 @@ func embeddedNATS(t *testing.T) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// offline runs gantry with args against an address where no NATS listens:
+// a command whose flags passed would fail to connect. It returns the
+// command's error.
+func offline(args ...string) error {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(append(args, "--nats", "nats://127.0.0.1:1"))
+	return root.ExecuteContext(context.Background())
 }

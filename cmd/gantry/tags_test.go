@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -34,12 +32,7 @@ func TestTagFlagsAreCheckedBeforeConnecting(t *testing.T) {
 		{[]string{"pipeline", "backfill", "etl", "--from", "2026-01-01", "--to", "2026-01-02", "--tag", "a=b", "--tag", "a=c"},
 			`--tag "a=c": key "a" given twice (also --tag "a=b")`},
 	} {
-		root := newRoot()
-		var out bytes.Buffer
-		root.SetOut(&out)
-		root.SetErr(&out)
-		root.SetArgs(append(c.args, "--nats", "nats://127.0.0.1:1"))
-		err := root.ExecuteContext(context.Background())
+		err := offline(c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("gantry %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
 		}
