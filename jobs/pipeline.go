@@ -68,6 +68,9 @@ type Stage struct {
 	// retried, and the stage ends SKIPPED rather than FAILED
 	// (skipcode.go).
 	SkipOnExitCode ExitCodes `json:"skipOnExitCode,omitempty"`
+	// Pool names a pool (pool.go) each of the stage's runs, an array's
+	// children each, takes a slot of.
+	Pool string `json:"pool,omitempty"`
 }
 
 // MaxArraySize bounds a stage's fan-out, as AWS Batch does.
@@ -360,7 +363,7 @@ func (st *Stage) validate(sp string, stages map[string]bool, params Params) []er
 		errs = append(errs, &FieldError{Path: sp + "." + path, Msg: fmt.Sprintf(format, args...)})
 	}
 	req := SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster, Overrides: st.Overrides,
-		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds, Priority: st.Priority, Tags: st.Tags}
+		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds, Priority: st.Priority, Tags: st.Tags, Pool: st.Pool}
 	if err := req.Validate(); err != nil {
 		errs = append(errs, prefixErrors(sp+".", err))
 	}

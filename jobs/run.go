@@ -186,6 +186,11 @@ type Run struct {
 	// DependsOn are the runs this one waits for (rundeps.go): while it
 	// waits it is QUEUED, its job unpublished.
 	DependsOn []DependencyState `json:"dependsOn,omitempty"`
+	// Pool is the pool the run takes a slot of (pool.go), empty for none.
+	Pool string `json:"pool,omitempty"`
+	// PoolSlotAt is when the run took its slot in Pool: it holds it until
+	// it ends, over its retries. Nil while it waits for one.
+	PoolSlotAt *time.Time `json:"poolSlotAt,omitempty"`
 	// Spec is left out where a run is shown without it: by runs.status,
 	// and in the reply to a submission that found the run by its
 	// idempotency key (it may be someone else's).
@@ -440,6 +445,10 @@ type SubmitRequest struct {
 	// (rundeps.go): the run is queued once each ended as its condition
 	// asks, and fails without running if one cannot.
 	DependsOn []RunDependency `json:"dependsOn,omitempty"`
+	// Pool names a pool (pool.go) the run takes a slot of from its
+	// release to its end: while the pool is full it waits QUEUED. The
+	// pool must exist.
+	Pool string `json:"pool,omitempty"`
 	// ActiveDeadlineSeconds bounds the whole run, every attempt and the
 	// waits between them (Kubernetes Job's field); 0 means no bound.
 	ActiveDeadlineSeconds int `json:"activeDeadlineSeconds,omitempty"`
@@ -516,6 +525,11 @@ func (s SubmitRequest) Validate() error {
 		errs = append(errs, unjoin(err)...)
 	}
 	errs = append(errs, validateRunDependencies(s.DependsOn)...)
+	if s.Pool != "" {
+		if err := CheckPoolName("pool", s.Pool); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(s.IdempotencyKey) > 512 {
 		errs = append(errs, &FieldError{"idempotencyKey", "longer than 512 bytes"})
 	}

@@ -416,6 +416,7 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 	req := &jobs.SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster,
 		TimeoutSeconds: st.TimeoutSeconds, RetryStrategy: st.RetryStrategy, Priority: pr.StagePriority(st),
 		Tags:           jobs.TagsOf(pr.StageTags(st)),
+		Pool:           st.Pool,
 		Overrides:      jobs.SubstituteOverrides(st.Overrides, pr.Parameters),
 		IdempotencyKey: stageKey(pr, st.Name),
 		Stage: &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream(),

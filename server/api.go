@@ -98,6 +98,9 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 		{"schedules_create", "schedules.create", s.apiScheduleCreate}, // taskschedule.go
 		{"pipelines_delete", "pipelines.delete", s.apiPipelineDelete}, // delete.go
 		{"schedules_delete", "schedules.delete", s.apiScheduleDelete},
+		{"pools_set", "pools.set", s.apiPoolSet}, // pools.go
+		{"pools_list", "pools.list", s.apiPoolList},
+		{"pools_delete", "pools.delete", s.apiPoolDelete},
 		// Last: endpoints go live one by one as they are added, and clients
 		// (gantry ps, tests, bench) take an answer from runs.list to mean
 		// the whole API is up.

@@ -68,6 +68,9 @@ var endpointSpecs = map[string]endpointSpec{
 	"schedules.trigger":   {"Run a scheduled pipeline now", NameRequest{}, jobs.PipelineRun{}, false},
 	"schedules.create":    {"Schedule a single task definition (stored as a one-stage pipeline of kind task)", ScheduleCreateRequest{}, PipelineApplyReply{}, false},
 	"pipelines.delete":    {"Delete every version of a pipeline and its schedule; its past runs stay readable by id. Active runs: failed_precondition, or stopped with force", PipelineDeleteRequest{}, DeleteReply{}, false},
+	"pools.set":           {"Create a pool (a cluster-wide bound on how many runs of it run at once) or change its slots; 0 slots pauses it", PoolSetRequest{}, PoolSetReply{}, false},
+	"pools.list":          {"List the pools with their slots, the slots in use and the runs waiting for one", struct{}{}, PoolListReply{}, true},
+	"pools.delete":        {"Delete a pool. Runs holding or waiting for a slot: failed_precondition, or with force the waiting ones fail and the others run on", PoolDeleteRequest{}, PoolDeleteReply{}, false},
 	"schedules.delete":    {"Delete a task schedule (the runs it started go on); a pipeline's schedule is part of its file: failed_precondition", ScheduleDeleteRequest{}, DeleteReply{}, false},
 }
 

@@ -161,6 +161,9 @@ func (s *Server) sweepOnce(ctx context.Context, st *sweepState) (err error) {
 	if err := s.resolveEnded(ctx); err != nil { // rundeps.go
 		return err
 	}
+	if err := s.releaseAllPools(ctx); err != nil { // pools.go
+		return err
+	}
 	workers, err := s.liveWorkers(ctx)
 	if err != nil {
 		return err
@@ -376,15 +379,15 @@ func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.Worke
 		if a.NotBefore != nil && now.Before(*a.NotBefore) {
 			return nil // the retry's own reason stands
 		}
-		if r.Waiting() {
-			return nil // it says what it waits for (rundeps.go)
+		if r.Waiting() || r.WaitingForSlot() {
+			return nil // it says what it waits for (rundeps.go, pools.go)
 		}
 		reason := placementReason(r, workers)
 		if reason == r.StatusReason || (reason == "" && a.Redelivery) {
 			return nil
 		}
 		update = func(r *jobs.Run) bool {
-			if r.Status != jobs.StatusQueued || r.Waiting() || r.StatusReason == reason {
+			if r.Status != jobs.StatusQueued || r.Waiting() || r.WaitingForSlot() || r.StatusReason == reason {
 				return false
 			}
 			r.StatusReason = reason

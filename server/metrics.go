@@ -233,7 +233,8 @@ func (m *metrics) pruned(runs, pipelineRuns int) {
 // the store's status index: its cost follows their number, not that of all
 // runs recorded), how long the oldest queued run of each cluster and
 // priority has waited (a few seeks per cluster with queued runs), when
-// each pipeline's latest runs ended (a seek per pipeline and status) and
+// each pipeline's latest runs ended (a seek per pipeline and status), each
+// pool's slots, slots in use and runs waiting (a seek per pool and count) and
 // the fleet as its heartbeats tell it (read at most once a second, as
 // placement reads it).
 type stateCollector struct {
@@ -258,6 +259,12 @@ var (
 		"Slots (runs at once) of the cluster's ACTIVE workers.", []string{"cluster"}, nil)
 	fleetFreeDesc = prometheus.NewDesc("gantry_fleet_slots_free",
 		"Slots free on the cluster's ACTIVE workers, as their last heartbeats say.", []string{"cluster"}, nil)
+	poolSlotsDesc = prometheus.NewDesc("gantry_pool_slots",
+		"Slots of the pool (how many of its runs may run at once; 0: paused), from the store at the scrape.", []string{"pool"}, nil)
+	poolInUseDesc = prometheus.NewDesc("gantry_pool_slots_in_use",
+		"Slots of the pool held by runs not ended (it may exceed gantry_pool_slots after the slots were lowered).", []string{"pool"}, nil)
+	poolWaitingDesc = prometheus.NewDesc("gantry_pool_runs_waiting",
+		"Runs QUEUED waiting for a slot of the pool, their jobs not yet in the queue (not those still waiting for their dependsOn).", []string{"pool"}, nil)
 	pipelineLastEndDesc = prometheus.NewDesc("gantry_pipeline_last_end_timestamp_seconds",
 		"When the pipeline's latest run that ended with this status (SUCCEEDED, FAILED, CANCELED) ended, in Unix seconds, from the store; absent for a status none of its runs ended with.",
 		[]string{"pipeline", "status"}, nil)
@@ -274,6 +281,9 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- fleetSlotsDesc
 	ch <- fleetFreeDesc
 	ch <- pipelineLastEndDesc
+	ch <- poolSlotsDesc
+	ch <- poolInUseDesc
+	ch <- poolWaitingDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -304,6 +314,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, e := range ends {
 			ch <- prometheus.MustNewConstMetric(pipelineLastEndDesc, prometheus.GaugeValue,
 				float64(e.At.UnixNano())/1e9, e.Pipeline, string(e.Status))
+		}
+	}
+	if pools, err := c.s.db.ListPools(ctx); err != nil { // a seek per pool and count
+		ch <- prometheus.NewInvalidMetric(poolSlotsDesc, err)
+	} else {
+		for _, p := range pools {
+			ch <- prometheus.MustNewConstMetric(poolSlotsDesc, prometheus.GaugeValue, float64(p.Slots), p.Name)
+			ch <- prometheus.MustNewConstMetric(poolInUseDesc, prometheus.GaugeValue, float64(p.InUse), p.Name)
+			ch <- prometheus.MustNewConstMetric(poolWaitingDesc, prometheus.GaugeValue, float64(p.Waiting), p.Name)
 		}
 	}
 	workers, err := c.s.liveWorkers(ctx)

@@ -76,8 +76,10 @@ func statusIn(st map[string]jobs.Status) func(string) (jobs.Status, bool) {
 }
 
 // dependenciesMoved resolves the runs that wait for any of runs, which
-// moved (changed status).
+// moved (changed status), and releases the pools whose slots those that
+// ended held (pools.go).
 func (s *Server) dependenciesMoved(ctx context.Context, runs ...*jobs.Run) {
+	s.poolsMoved(ctx, runs...)
 	ids := make([]string, 0, len(runs))
 	for _, r := range runs {
 		ids = append(ids, r.RunID)
@@ -168,7 +170,7 @@ func (s *Server) resolveRun(ctx context.Context, id string) (failed bool, err er
 	var changed, released bool
 	stored, err := s.db.UpdateRun(ctx, id, func(r *jobs.Run) bool {
 		changed, released = r.ResolveDependencies(now, statusIn(st))
-		if released && werr == nil {
+		if released && werr == nil && !r.WaitingForSlot() {
 			r.StatusReason = placementReason(r, workers) // fleet.go
 		}
 		return changed
@@ -183,6 +185,12 @@ func (s *Server) resolveRun(ctx context.Context, id string) (failed bool, err er
 		s.metrics.runMoved(jobs.StatusQueued, false, stored)
 		log.Info().Str("reason", stored.StoppedReason).Msg("run failed without running: a dependency ended as it did not need")
 		return true, nil
+	case released && stored.WaitingForSlot():
+		// Now it waits for a slot in its pool (pools.go).
+		log.Debug().Str("pool", stored.Pool).Msg("run waits for a slot: its dependencies ended as it needed")
+		if err := s.releasePools(ctx, stored.Pool); err != nil {
+			log.Warn().Err(err).Msg("release pool; the sweep tries again")
+		}
 	case released:
 		log.Debug().Msg("run released: its dependencies ended as it needed")
 		if err := s.enqueue(ctx, stored); err != nil {

@@ -107,6 +107,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.resolveAllWaiting(ctx); err != nil { // rundeps.go
 		s.cfg.log.Warn().Err(err).Msg("resolve waiting runs at start; the sweep tries again")
 	}
+	// A slot that freed while the server was down goes to the next
+	// waiting run (pools.go).
+	if err := s.releaseAllPools(ctx); err != nil {
+		s.cfg.log.Warn().Err(err).Msg("release pools at start; the sweep tries again")
+	}
 	stopPipelines, err := s.startPipelines(ctx)
 	if err != nil {
 		return err
@@ -207,6 +212,12 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 			return nil, false, err
 		}
 	}
+	var poolReason string
+	if req.Pool != "" {
+		if poolReason, err = s.checkPool(ctx, req.Pool); err != nil { // pools.go
+			return nil, false, err
+		}
+	}
 	cluster := req.Cluster
 	if cluster == "" {
 		cluster = s.cfg.defaultCluster
@@ -225,6 +236,7 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		Attempts:       []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}},
 		Containers:     []jobs.ContainerResult{},
 		DependsOn:      jobs.DependencyStates(req.DependsOn),
+		Pool:           req.Pool,
 		Spec: jobs.RunSpec{Task: td, Overrides: req.Overrides, TimeoutSeconds: req.TimeoutSeconds,
 			RetryStrategy: req.RetryStrategy, Stage: req.Stage},
 	}
@@ -236,12 +248,15 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	// others (its reason says for what), or fails now if one ended as it
 	// did not need, or is queued as any other.
 	r.ResolveDependencies(now, statusIn(depStatus))
+	if r.WaitingForSlot() {
+		r.StatusReason = poolReason
+	}
 	// Say at once why no worker could take it (fleet.go); the sweep keeps
 	// the reason current. It looks at every queued run when the fleet
 	// changes, but may list them before this one is stored: a run whose
 	// reason was found while the sweep saw a change is looked at again.
 	gen := s.fleetGen.Load()
-	if workers, err := s.liveWorkers(ctx); err == nil && r.Status == jobs.StatusQueued && !r.Waiting() {
+	if workers, err := s.liveWorkers(ctx); err == nil && r.Status == jobs.StatusQueued && !r.Waiting() && !r.WaitingForSlot() {
 		r.StatusReason = placementReason(r, workers)
 	}
 	// A job the NATS server would refuse for its size is refused here,
@@ -275,6 +290,16 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		// again now that it is.
 		if err := s.resolveWaiting(ctx, stored.RunID); err != nil {
 			s.cfg.log.Warn().Err(err).Str("run", stored.RunID).Msg("resolve new waiting run; the sweep tries again")
+		}
+		return stored, true, nil
+	case stored.WaitingForSlot():
+		// It takes a free slot now, or waits (pools.go); the reply says
+		// which.
+		if err := s.releasePools(ctx, stored.Pool); err != nil {
+			s.cfg.log.Warn().Err(err).Str("run", stored.RunID).Msg("release pool of new run; the sweep tries again")
+		}
+		if latest, err := s.db.GetRun(ctx, stored.RunID); err == nil {
+			stored = latest
 		}
 		return stored, true, nil
 	}

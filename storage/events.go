@@ -154,6 +154,13 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 		if err := lr.write(ctx, upd); err != nil {
 			return nil, fmt.Errorf("apply events: store run %s: %w", id, err)
 		}
+		if r.Pool != "" && r.Status.Terminal() {
+			// Its slot frees (pools.go); a run without a pool costs no
+			// statement more, one that goes on keeps its row as it is.
+			if err := syncPool(ctx, tx, r, false); err != nil {
+				return nil, fmt.Errorf("apply events: %w", err)
+			}
+		}
 		if r.Status == jobs.StatusQueued {
 			// A retry or a redelivery: its job is published from the spec.
 			if err := json.Unmarshal(lr.Spec.Task, &r.Spec.Task); err != nil {

@@ -41,7 +41,8 @@ func queuedSince(r *jobs.Run) int64 {
 // cluster and priority (a seek each: the first of the index's last column
 // under equal leading ones). Runs that wait for others (run_waits,
 // waits.go) are QUEUED but not in the work queue, which no worker could
-// take them from: they are stepped over, a lookup each, and they are few.
+// take them from: they are stepped over, a lookup each, and they are few;
+// so are runs that wait for a slot in their pool (pool_runs, pools.go).
 // The status term is a literal, as the partial index's own (see
 // sweep.go).
 const oldestQueued = `WITH RECURSIVE c(cluster) AS (
@@ -54,6 +55,7 @@ const oldestQueued = `WITH RECURSIVE c(cluster) AS (
 		(SELECT q.queued_at FROM runs q INDEXED BY runs_queue_wait
 			WHERE q.status = 'QUEUED' AND q.cluster = c.cluster AND q.priority = p.priority
 			AND NOT EXISTS (SELECT 1 FROM run_waits w WHERE w.run_id = q.run_id)
+			AND NOT EXISTS (SELECT 1 FROM pool_runs w INDEXED BY pool_runs_run WHERE w.run_id = q.run_id AND w.state = 2)
 			ORDER BY q.queued_at LIMIT 1)
 	FROM c, (SELECT 'high' AS priority, 0 AS rank UNION ALL SELECT 'normal', 1 UNION ALL SELECT 'low', 2) p
 	WHERE c.cluster IS NOT NULL

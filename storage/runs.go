@@ -80,6 +80,9 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 				}
 			}
 		}
+		if err := syncPool(ctx, tx, r, true); err != nil { // pools.go
+			return err
+		}
 		return insertWaits(ctx, tx, r) // waits.go
 	})
 	switch {
@@ -255,6 +258,9 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 	if err := syncWaits(ctx, tx, r); err != nil { // waits.go
 		return nil, fmt.Errorf("update run %s: %w", id, err)
 	}
+	if err := syncPool(ctx, tx, r, false); err != nil { // pools.go
+		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("update run %s: %w", id, err)
 	}
@@ -286,14 +292,17 @@ func (db *DB) MarkPublished(ctx context.Context, id string, attempt int) error {
 // Unpublished returns QUEUED runs whose current attempt has not been marked
 // published (for the server to republish after a crash), oldest first. A
 // QUEUED run without attempts counts as waiting for attempt 1. Runs that
-// wait for others (run_waits, waits.go) are left out: their job is
-// published when they are released. It reads the runs_unpublished index:
+// wait for others (run_waits, waits.go) or for a slot in their pool
+// (pool_runs, pools.go) are left out: their job is published when they
+// are released. It reads the runs_unpublished index:
 // its cost follows their number, not that of all queued runs (without
 // statistics SQLite would pick the status index).
 func (db *DB) Unpublished(ctx context.Context) ([]jobs.Run, error) {
 	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs INDEXED BY runs_unpublished
 		WHERE status = 'QUEUED' AND published_attempt < MAX(attempt, 1)
-		AND NOT EXISTS (SELECT 1 FROM run_waits w WHERE w.run_id = runs.run_id) ORDER BY run_id`)
+		AND NOT EXISTS (SELECT 1 FROM run_waits w WHERE w.run_id = runs.run_id)
+		AND NOT EXISTS (SELECT 1 FROM pool_runs p INDEXED BY pool_runs_run WHERE p.run_id = runs.run_id AND p.state = 2)
+		ORDER BY run_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list unpublished runs: %w", err)
 	}

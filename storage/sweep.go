@@ -132,6 +132,9 @@ func (db *DB) RequeueRun(ctx context.Context, id string, fn func(*jobs.Run) bool
 	if err := syncWaits(ctx, tx, r); err != nil { // waits.go
 		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
 	}
+	if err := syncPool(ctx, tx, r, false); err != nil { // pools.go
+		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE runs SET published_attempt = MIN(published_attempt, ?) WHERE run_id = ?`,
 		len(r.Attempts)-1, id); err != nil {
 		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
