@@ -29,6 +29,7 @@ type runFlags struct {
 	priority                           string
 	tags                               []string
 	dependsOn                          []string
+	pool                               string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -52,6 +53,11 @@ that ended otherwise fails this one without running it, FAILED with a
 stopped reason naming that run (exit 125 when attached). Attached, gantry
 run says what the run waits for on stderr, then streams it as usual.
 
+--pool NAME makes the run take a slot of the pool NAME (gantry pool): while
+all its slots are held the run waits, QUEUED, saying so ("waiting for a
+slot in pool warehouse (2 of 2 in use)"); it holds its slot until it ends,
+over its retries. A pool that does not exist is refused.
+
 Ctrl-C while attached stops the run (as docker run does); a second Ctrl-C
 detaches and leaves it to finish stopping.`,
 		Example: `  gantry run --image gantry/samples:latest -- sh -c 'echo hello; echo oops >&2; exit 3'
@@ -62,7 +68,8 @@ detaches and leaves it to finish stopping.`,
   a=$(gantry run -d extract)
   b=$(gantry run -d --depends-on "$a" transform)
   gantry run --depends-on "$b" load
-  gantry run -d --depends-on "$b:failure" notify`,
+  gantry run -d --depends-on "$b:failure" notify
+  gantry run -d --pool warehouse load-sales   # at most as many at once as the pool has slots`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := f.request(cmd, args)
 			if err != nil {
@@ -105,6 +112,7 @@ detaches and leaves it to finish stopping.`,
 	fl.StringVar(&f.priority, "priority", "", "high, normal (default) or low: a worker with room takes high runs first, low ones last")
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the run K=V (K= for an empty value), to find it with gantry ps --tag (repeatable, up to 50)")
 	fl.StringArrayVar(&f.dependsOn, "depends-on", nil, "wait for this run to end first: RUN[:success|failure|complete], success by default (repeatable)")
+	fl.StringVar(&f.pool, "pool", "", "take a slot of this pool (gantry pool ls): while it is full the run waits, QUEUED")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
 	addDetachOutputFlag(c, &out)
 	return c
@@ -231,6 +239,12 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 			return nil, fmt.Errorf("--depends-on %w", err)
 		}
 		req.DependsOn = append(req.DependsOn, d)
+	}
+	if f.pool != "" {
+		if err := jobs.CheckPoolName("--pool", f.pool); err != nil {
+			return nil, err
+		}
+		req.Pool = f.pool
 	}
 	return req, req.Validate()
 }

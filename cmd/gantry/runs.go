@@ -168,6 +168,9 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 	if len(r.DependsOn) > 0 {
 		fmt.Fprintf(w, "Depends on:\t%s\n", dependsOnText(r))
 	}
+	if r.Pool != "" {
+		fmt.Fprintf(w, "Pool:\t%s\n", poolText(r))
+	}
 	fmt.Fprintf(w, "Cluster:\t%s\n", r.Cluster)
 	fmt.Fprintf(w, "Priority:\t%s\n", r.Priority.Level())
 	fmt.Fprintf(w, "Worker:\t%s\n", orDash(r.Worker))
@@ -211,6 +214,19 @@ func tagsText(tags map[string]string) string {
 		parts = append(parts, k+"="+tags[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// poolText shows a run's pool and whether it holds a slot of it.
+func poolText(r *jobs.Run) string {
+	switch r.PoolState() {
+	case jobs.PoolHolding:
+		return r.Pool + " (holds a slot since " + r.PoolSlotAt.In(localZone).Format(time.RFC3339) + ")"
+	case jobs.PoolWaiting:
+		return r.Pool + " (waiting for a slot)"
+	case jobs.PoolBlocked:
+		return r.Pool + " (waiting for its dependencies, then a slot)"
+	}
+	return r.Pool
 }
 
 // dependsOnText shows a run's dependencies as --depends-on takes them,

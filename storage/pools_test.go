@@ -1,0 +1,243 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// inPool puts a run in pool, with priority p (normal when empty).
+func inPool(pool string, p jobs.Priority) func(*jobs.Run) {
+	return func(r *jobs.Run) {
+		r.Pool = pool
+		if p != "" {
+			r.Priority = p
+		}
+	}
+}
+
+func poolRunIDs(runs []*jobs.Run) []string {
+	out := []string{}
+	for _, r := range runs {
+		out = append(out, r.RunID)
+	}
+	return out
+}
+
+func mustPool(t *testing.T, db *DB, name string, slots, inUse, waiting int) {
+	t.Helper()
+	p, err := db.GetPool(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Slots != slots || p.InUse != inUse || p.Waiting != waiting {
+		t.Errorf("pool %s: slots %d, in use %d, waiting %d; want %d, %d, %d", name, p.Slots, p.InUse, p.Waiting, slots, inUse, waiting)
+	}
+}
+
+// TestPoolReleaseOrderAndCount: a pool's waiting runs take its free slots
+// highest priority first, then oldest first, as many as are free and
+// never more, however often the release runs; a run that ends frees its
+// slot (ApplyEvents), a stop of a waiting run leaves the waiting; more
+// slots release more at once; the runs waiting stay out of Unpublished
+// and of OldestQueued, those released come in.
+func TestPoolReleaseOrderAndCount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openDB(t)
+	if _, created, err := db.SetPool(ctx, "warehouse", 2, t0); err != nil || !created {
+		t.Fatalf("SetPool: created=%v err=%v", created, err)
+	}
+	low := newRun(1, inPool("warehouse", jobs.PriorityLow))
+	n2 := newRun(2, inPool("warehouse", ""))
+	n3 := newRun(3, inPool("warehouse", ""))
+	high := newRun(4, inPool("warehouse", jobs.PriorityHigh))
+	plain := newRun(5)
+	for _, r := range []*jobs.Run{low, n2, n3, high, plain} {
+		mustCreate(t, db, r)
+	}
+	mustPool(t, db, "warehouse", 2, 0, 4)
+	un, err := db.Unpublished(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(un); !slices.Equal(got, []string{plain.RunID}) {
+		t.Errorf("unpublished before any release: %v, want only the run without a pool", got)
+	}
+	if ws, err := db.OldestQueued(ctx); err != nil || len(ws) != 1 || !ws[0].Since.Equal(plain.CreatedAt) {
+		t.Errorf("oldest queued: %+v, %v; want the run without a pool's alone", ws, err)
+	}
+
+	now := t0.Add(time.Hour)
+	rel, err := db.ReleasePool(ctx, "warehouse", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := poolRunIDs(rel.Released); !slices.Equal(got, []string{high.RunID, n2.RunID}) {
+		t.Errorf("released %v, want high first, then the oldest normal %v", got, []string{high.RunID, n2.RunID})
+	}
+	wantReason := "waiting for a slot in pool warehouse (2 of 2 in use)"
+	if got := poolRunIDs(rel.Told); !slices.Equal(got, []string{n3.RunID, low.RunID}) {
+		t.Errorf("told %v, want the two left waiting", got)
+	}
+	for _, id := range []string{n3.RunID, low.RunID} {
+		if r := mustGet(t, db, id); r.StatusReason != wantReason || r.PoolSlotAt != nil {
+			t.Errorf("run %s: reason %q slot %v, want %q and none", id, r.StatusReason, r.PoolSlotAt, wantReason)
+		}
+	}
+	if r := mustGet(t, db, high.RunID); r.PoolSlotAt == nil || !r.PoolSlotAt.Equal(now) || r.StatusReason != "" {
+		t.Errorf("released run: slot at %v reason %q", r.PoolSlotAt, r.StatusReason)
+	}
+	mustPool(t, db, "warehouse", 2, 2, 2)
+	un, _ = db.Unpublished(ctx)
+	if got := ids(un); !slices.Equal(got, []string{n2.RunID, high.RunID, plain.RunID}) {
+		t.Errorf("unpublished after the release: %v", got)
+	}
+	// Counted from the release, not the submission.
+	if ws, err := db.OldestQueued(ctx); err != nil || len(ws) != 2 || ws[0].Priority != jobs.PriorityHigh || !ws[0].Since.Equal(now) {
+		t.Errorf("oldest queued after the release: %+v, %v", ws, err)
+	}
+
+	// Again: nothing is free, nothing more goes, no reason changes.
+	for range 3 {
+		rel, err = db.ReleasePool(ctx, "warehouse", now)
+		if err != nil || len(rel.Released) != 0 || len(rel.Told) != 0 {
+			t.Fatalf("release with no slot free: %+v, %v", rel, err)
+		}
+	}
+
+	// A retry keeps its slot; the end frees it.
+	if _, err := db.ApplyEvents(ctx, []jobs.Event{ev(high, 1, 1, jobs.StatusRunning), ev(high, 1, 2, jobs.StatusFailed)}); err != nil {
+		t.Fatal(err)
+	}
+	mustPool(t, db, "warehouse", 2, 1, 2)
+	rel, err = db.ReleasePool(ctx, "warehouse", now)
+	if err != nil || !slices.Equal(poolRunIDs(rel.Released), []string{n3.RunID}) {
+		t.Fatalf("release after an end: %v, %v; want %s", poolRunIDs(rel.Released), err, n3.RunID)
+	}
+	// A stop of the waiting run takes it out of the pool.
+	if _, err := db.UpdateRun(ctx, low.RunID, func(r *jobs.Run) bool { return r.Cancel(now, "stopped") }); err != nil {
+		t.Fatal(err)
+	}
+	mustPool(t, db, "warehouse", 2, 2, 0)
+
+	// Slots lowered: the reasons say so, nothing is released until the
+	// runs in use are below them.
+	if _, _, err := db.SetPool(ctx, "warehouse", 1, now); err != nil {
+		t.Fatal(err)
+	}
+	w := newRun(6, inPool("warehouse", jobs.PriorityHigh))
+	mustCreate(t, db, w)
+	rel, err = db.ReleasePool(ctx, "warehouse", now)
+	if err != nil || len(rel.Released) != 0 {
+		t.Fatalf("release over the slots: %v, %v", poolRunIDs(rel.Released), err)
+	}
+	if r := mustGet(t, db, w.RunID); r.StatusReason != "waiting for a slot in pool warehouse (2 of 1 in use)" {
+		t.Errorf("reason %q", r.StatusReason)
+	}
+	// Paused.
+	if _, _, err := db.SetPool(ctx, "warehouse", 0, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ApplyEvents(ctx, []jobs.Event{ev(n2, 1, 1, jobs.StatusSucceeded), ev(n3, 1, 1, jobs.StatusSucceeded)}); err != nil {
+		t.Fatal(err)
+	}
+	rel, err = db.ReleasePool(ctx, "warehouse", now)
+	if err != nil || len(rel.Released) != 0 {
+		t.Fatalf("release of a paused pool: %v, %v", poolRunIDs(rel.Released), err)
+	}
+	if r := mustGet(t, db, w.RunID); r.StatusReason != "waiting for a slot in pool warehouse (paused: 0 slots; 0 runs still hold one)" {
+		t.Errorf("reason %q", r.StatusReason)
+	}
+	// Raised: released at once.
+	if _, _, err := db.SetPool(ctx, "warehouse", 5, now); err != nil {
+		t.Fatal(err)
+	}
+	rel, err = db.ReleasePool(ctx, "warehouse", now)
+	if err != nil || !slices.Equal(poolRunIDs(rel.Released), []string{w.RunID}) {
+		t.Fatalf("release after raising the slots: %v, %v", poolRunIDs(rel.Released), err)
+	}
+	mustPool(t, db, "warehouse", 5, 1, 0)
+}
+
+// TestPoolDependsOnFirst: a run with dependsOn and a pool is not among
+// the pool's waiting runs until its dependencies let it go; then it is.
+func TestPoolDependsOnFirst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openDB(t)
+	if _, _, err := db.SetPool(ctx, "p", 1, t0); err != nil {
+		t.Fatal(err)
+	}
+	dep := newRun(1)
+	r := newRun(2, inPool("p", ""), waitsFor(dep.RunID))
+	mustCreate(t, db, dep)
+	mustCreate(t, db, r)
+	mustPool(t, db, "p", 1, 0, 0)
+	if rel, err := db.ReleasePool(ctx, "p", t0); err != nil || len(rel.Released) != 0 {
+		t.Fatalf("release while it waits for its dependency: %v, %v", poolRunIDs(rel.Released), err)
+	}
+	if _, err := db.UpdateRun(ctx, r.RunID, func(r *jobs.Run) bool {
+		changed, _ := r.ResolveDependencies(t0, func(string) (jobs.Status, bool) { return jobs.StatusSucceeded, true })
+		return changed
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mustPool(t, db, "p", 1, 0, 1)
+	un, _ := db.Unpublished(ctx)
+	if slices.Contains(ids(un), r.RunID) {
+		t.Error("a run waiting for a slot is among the unpublished")
+	}
+	if rel, err := db.ReleasePool(ctx, "p", t0); err != nil || !slices.Equal(poolRunIDs(rel.Released), []string{r.RunID}) {
+		t.Fatalf("release: %v, %v", poolRunIDs(rel.Released), err)
+	}
+}
+
+// TestPoolDelete: a delete names the runs of the pool, check may refuse
+// it; a release of a pool that is gone names the runs that wait for it.
+func TestPoolDelete(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openDB(t)
+	if _, err := db.DeletePool(ctx, "nope", nil); !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("delete of a missing pool: %v, want not found", err)
+	}
+	if _, _, err := db.SetPool(ctx, "p", 1, t0); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newRun(1, inPool("p", "")), newRun(2, inPool("p", ""))
+	mustCreate(t, db, a)
+	mustCreate(t, db, b)
+	if _, err := db.ReleasePool(ctx, "p", t0); err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("refused")
+	_, err := db.DeletePool(ctx, "p", func(runs []PoolRun) error {
+		want := []PoolRun{{a.RunID, jobs.PoolHolding}, {b.RunID, jobs.PoolWaiting}}
+		if !slices.Equal(runs, want) {
+			t.Errorf("runs %v, want %v", runs, want)
+		}
+		return refused
+	})
+	if !errors.Is(err, refused) {
+		t.Fatalf("refused delete: %v", err)
+	}
+	mustPool(t, db, "p", 1, 1, 1)
+	if _, err := db.DeletePool(ctx, "p", nil); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := db.ReleasePool(ctx, "p", t0)
+	if err != nil || !slices.Equal(rel.Orphans, []string{b.RunID}) || len(rel.Released) != 0 {
+		t.Fatalf("release of a deleted pool: %+v, %v", rel, err)
+	}
+	if got, err := db.PoolsInUse(ctx); err != nil || !slices.Equal(got, []string{"p"}) {
+		t.Errorf("pools in use: %v, %v", got, err)
+	}
+	if pools, err := db.ListPools(ctx); err != nil || len(pools) != 0 {
+		t.Errorf("pools: %v, %v", pools, err)
+	}
+}
