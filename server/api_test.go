@@ -252,6 +252,9 @@ func TestEveryEndpoint(t *testing.T) {
 		"schedules.create":    `{"taskDefinition":"hello","schedule":{"cron":"@daily","suspend":true}}`,
 		"pipelines.delete":    `{"name":"doomed"}`,
 		"schedules.delete":    `{"name":"hello"}`, // the task schedule schedules.create made
+		"pools.set":           `{"name":"warehouse","slots":2}`,
+		"pools.list":          `{}`,
+		"pools.delete":        `{"name":"warehouse"}`, // pools.set made it
 	}
 	// Requests the submit-only user may make; it is refused everything
 	// else, runs.get included (runs.status is its view of runs).
@@ -262,7 +265,7 @@ func TestEveryEndpoint(t *testing.T) {
 		"pipelines.apply", "pipelines.list", "pipelines.describe", "pipelines.run", "pipelines.runs",
 		"pipelines.get", "pipelines.stop", "pipelines.retry", "pipelines.backfill",
 		"schedules.list", "schedules.suspend", "schedules.resume", "schedules.trigger", "schedules.create",
-		"pipelines.delete", "schedules.delete"}
+		"pipelines.delete", "schedules.delete", "pools.set", "pools.list", "pools.delete"}
 	if len(order) != len(endpointSpecs) || len(good) != len(endpointSpecs) {
 		t.Fatalf("the test covers %d endpoints (%d good requests), the service has %d", len(order), len(good), len(endpointSpecs))
 	}
