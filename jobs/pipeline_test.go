@@ -521,10 +521,17 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte(`{"name":"p","tags":3,"stages":[{"name":"a","taskDefinition":"t","tags":[["team","x"]]}]}`))
 	f.Add([]byte(`{"name":"p","tags":3,"stages":{"a":1}}`)) // tags of neither shape, and stages no list to find others in
 	f.Add([]byte("name: p\ntimeoutSecond: 1\nstages: [{name: a, taskDefinition: t, retryStrategy: {attemps: 2}}, {Name: b, TaskDefinition: t}]\n"))
+	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, arraySize: 3, pool: warehouse}, {name: b, taskDefinition: t, pool: 'a b'}]\n"))
+	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","pool":["x"]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
 			return
+		}
+		for _, st := range p.Stages {
+			if st.Pool != "" && CheckPoolName("pool", st.Pool) != nil {
+				t.Fatalf("accepted stage %s pool %q", st.Name, st.Pool)
+			}
 		}
 		for _, st := range p.Stages {
 			for i, c := range st.SkipOnExitCode {

@@ -248,6 +248,9 @@ func FuzzSubmitRequest(f *testing.F) {
 	f.Add([]byte(`{"taskDefinition":"etl:3","dependsOn":[{"runId":"01jabc"},{"runId":"01jdef","condition":"failure"}]}`))
 	f.Add([]byte(`{"taskDefinition":"etl:3","dependsOn":[{"runId":"pr-01jabc","condition":"complete"},{"runId":""},{"condition":"done"}]}`))
 	f.Add([]byte(`{"taskDefinition":"etl:3","dependsOn":[{"runId":"a"},{"runId":"a"}]}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","pool":"warehouse"}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","pool":"ware house","dependsOn":[{"runId":"a"}]}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","pool":7}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req SubmitRequest
 		if json.Unmarshal(data, &req) != nil {
@@ -265,6 +268,9 @@ func FuzzSubmitRequest(f *testing.F) {
 		err = req.Validate()
 		if err == nil && !req.Priority.Valid() {
 			t.Fatalf("accepted priority %q", req.Priority)
+		}
+		if err == nil && req.Pool != "" && CheckPoolName("pool", req.Pool) != nil {
+			t.Fatalf("accepted pool %q", req.Pool)
 		}
 		if err == nil {
 			// Accepted tags are as many in the run's map, and each
