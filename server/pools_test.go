@@ -216,3 +216,38 @@ func TestPoolReleasedAtStart(t *testing.T) {
 		t.Errorf("after the start: %+v", p)
 	}
 }
+
+// TestPoolOfAPipelineStage: each child of an array stage naming a pool
+// takes a slot of its own; a stage naming a pool that does not exist
+// fails, its reason naming the pool.
+func TestPoolOfAPipelineStage(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.setPool("warehouse", 1)
+	e.apply("name: load\nstages: [{name: load, taskDefinition: hello, arraySize: 3, pool: warehouse}]\n")
+	var pr jobs.PipelineRun
+	e.ok("gantry.api.pipelines.run", `{"name":"load"}`, &pr)
+	got := e.waitRun(pr.PipelineRunID, func(pr *jobs.PipelineRun) bool { return len(pr.StageState("load").Runs) == 3 })
+	var holding, waiting int
+	for _, sr := range got.StageState("load").Runs {
+		r := e.waitFor(sr.RunID, "in its pool", func(r *jobs.Run) bool { return r.PoolSlotAt != nil || r.StatusReason != "" })
+		switch {
+		case r.Pool != "warehouse":
+			t.Errorf("stage run %s: pool %q", r.RunID, r.Pool)
+		case r.PoolSlotAt != nil:
+			holding++
+		case r.StatusReason == "waiting for a slot in pool warehouse (1 of 1 in use)":
+			waiting++
+		}
+	}
+	if holding != 1 || waiting != 2 {
+		t.Errorf("array children: %d holding a slot, %d waiting; want 1 and 2", holding, waiting)
+	}
+
+	e.apply("name: orphan\nstages: [{name: load, taskDefinition: hello, pool: nope}]\n")
+	e.ok("gantry.api.pipelines.run", `{"name":"orphan"}`, &pr)
+	failed := e.waitRun(pr.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status.Terminal() })
+	if st := failed.StageState("load"); st.Status != jobs.StatusFailed || !strings.Contains(st.Reason, `pool: no pool "nope"`) {
+		t.Errorf("stage naming an unknown pool: %s %q", st.Status, st.Reason)
+	}
+}
