@@ -230,6 +230,13 @@ type Event struct {
 	// Pull, on a worker's STARTING event, is how far the pull of one of
 	// the task's images has got (StatusReason says it in words).
 	Pull *PullProgress `json:"pull,omitempty"`
+	// TaskDefinition, Cluster, and on a pipeline stage's run PipelineRunID
+	// and Stage, are on the server's events only: what a reader watching
+	// every run (gantry events) shows, without asking the server for each.
+	TaskDefinition string `json:"taskDefinition,omitempty"`
+	Cluster        string `json:"cluster,omitempty"`
+	PipelineRunID  string `json:"pipelineRunId,omitempty"`
+	Stage          string `json:"stage,omitempty"`
 }
 
 // Event sources.

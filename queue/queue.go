@@ -127,7 +127,7 @@ func (q *Queue) ensureStreams(ctx context.Context) error {
 			Description: "gantry: status changes of runs, kept until applied and for followers",
 			Subjects:    []string{"gantry.events.>"},
 			Retention:   jetstream.LimitsPolicy,
-			MaxAge:      7 * 24 * time.Hour,
+			MaxAge:      EventsRetention,
 			Duplicates:  EventsDuplicateWindow,
 			AllowDirect: true, // followers read by direct get (direct.go)
 		},

@@ -429,7 +429,11 @@ func (s *Server) publishStatus(r *jobs.Run) {
 	a := r.Current()
 	ev := &jobs.Event{RunID: r.RunID, Attempt: a.Attempt, Status: r.Status, Source: jobs.SourceServer,
 		Worker: r.Worker, Time: s.cfg.now().UTC(), ExitCode: r.ExitCode, StopCode: r.StopCode,
-		StoppedReason: r.StoppedReason, StatusReason: r.StatusReason}
+		StoppedReason: r.StoppedReason, StatusReason: r.StatusReason,
+		TaskDefinition: r.TaskDefinition, Cluster: r.Cluster}
+	if st := r.Spec.Stage; st != nil {
+		ev.PipelineRunID, ev.Stage = st.PipelineRunID, st.Stage
+	}
 	if len(r.Containers) > 0 {
 		ev.Containers = r.Containers // with their networkBindings once running
 	}
