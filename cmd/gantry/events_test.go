@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// TestEventsFlagErrorsNameTheFlag: bad flags are refused before anything
+// connects (no NATS listens at the URL), every one named at once.
+func TestEventsFlagErrorsNameTheFlag(t *testing.T) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"events", "--nats", "nats://127.0.0.1:1", "--since", "yesterday", "--until", "-5m",
+		"--status", "running,DONE", "--kind", "jobs", "--run", "a.b", "-o", "yaml"})
+	err := root.ExecuteContext(context.Background())
+	if err == nil {
+		t.Fatal("gantry events with bad flags: no error")
+	}
+	for _, want := range []string{`invalid --since "yesterday"`, `invalid --until "-5m": a duration counts back`,
+		`invalid --status "DONE": want one of QUEUED`, `invalid --kind "jobs"`, `invalid --run "a.b"`, `invalid -o/--output "yaml"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("gantry events: error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("gantry events: bad flags tried to connect: %v", err)
+	}
+}
+
+func TestEventsUntilBeforeSince(t *testing.T) {
+	now := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
+	_, err := eventsFlags{since: "1h", until: "2h", output: "table"}.parse(now)
+	if err == nil || !strings.Contains(err.Error(), `invalid --until "2h": before --since "1h"`) {
+		t.Errorf("--until before --since: %v", err)
+	}
+	q, err := eventsFlags{since: "1h", until: "2026-01-02T14:30:00Z", output: "json"}.parse(now)
+	if err != nil || !q.watch.Since.Equal(now.Add(-time.Hour)) || !q.watch.Until.Equal(now.Add(-30*time.Minute)) {
+		t.Errorf("--since 1h --until 14:30: %+v, %v", q, err)
+	}
+}
+
+// TestEventsSubject: what NATS can filter it does, with one subject.
+func TestEventsSubject(t *testing.T) {
+	for _, c := range []struct {
+		f    eventsFlags
+		want string
+	}{
+		{eventsFlags{}, ""},
+		{eventsFlags{kind: "runs"}, "gantry.events.runs.>"},
+		{eventsFlags{kind: "pipeline"}, "gantry.events.pipelines.>"},
+		{eventsFlags{runs: []string{"01abc"}}, "gantry.events.runs.01abc"},
+		{eventsFlags{runs: []string{"pr-x"}}, "gantry.events.pipelines.pr-x"},
+		{eventsFlags{runs: []string{"01abc", "01def"}}, ""},
+		{eventsFlags{runs: []string{"01abc", "01def"}, kind: "runs"}, "gantry.events.runs.>"},
+		{eventsFlags{pipeline: "daily"}, ""},
+	} {
+		c.f.output = "table"
+		q, err := c.f.parse(time.Now())
+		if err != nil {
+			t.Fatalf("%+v: %v", c.f, err)
+		}
+		if q.watch.Subject != c.want {
+			t.Errorf("%+v: subject %q, want %q", c.f, q.watch.Subject, c.want)
+		}
+	}
+}
+
+func runEv(id string, st jobs.Status, pipelineRun string) client.StreamEvent {
+	return client.StreamEvent{Run: &jobs.Event{RunID: id, Status: st, PipelineRunID: pipelineRun, Source: jobs.SourceServer}}
+}
+
+func pipeEv(id, name string, st jobs.Status) client.StreamEvent {
+	return client.StreamEvent{Pipeline: &jobs.PipelineEvent{PipelineRunID: id, Pipeline: name, Status: st}}
+}
+
+// TestEventsMatch: the filters NATS cannot apply, all of them together;
+// --pipeline takes the stage runs of the pipeline runs seen.
+func TestEventsMatch(t *testing.T) {
+	type step struct {
+		ev   client.StreamEvent
+		want bool
+	}
+	for _, c := range []struct {
+		name  string
+		f     eventsFlags
+		steps []step
+	}{
+		{"all", eventsFlags{}, []step{{runEv("a", jobs.StatusQueued, ""), true}, {pipeEv("pr-1", "p", jobs.StatusRunning), true}}},
+		{"runs", eventsFlags{runs: []string{"a", "pr-1"}}, []step{
+			{runEv("a", jobs.StatusQueued, ""), true}, {runEv("b", jobs.StatusQueued, ""), false},
+			{pipeEv("pr-1", "p", jobs.StatusRunning), true}, {pipeEv("pr-2", "p", jobs.StatusRunning), false}}},
+		{"status", eventsFlags{statuses: []string{"failed", "CANCELED"}}, []step{
+			{runEv("a", jobs.StatusQueued, ""), false}, {runEv("a", jobs.StatusFailed, ""), true},
+			{pipeEv("pr-1", "p", jobs.StatusCanceled), true}}},
+		{"kind runs", eventsFlags{kind: "runs"}, []step{{runEv("a", jobs.StatusQueued, ""), true}, {pipeEv("pr-1", "p", jobs.StatusRunning), false}}},
+		{"kind pipelines", eventsFlags{kind: "pipelines"}, []step{{runEv("a", jobs.StatusQueued, ""), false}, {pipeEv("pr-1", "p", jobs.StatusRunning), true}}},
+		{"pipeline", eventsFlags{pipeline: "daily"}, []step{
+			{runEv("early", jobs.StatusQueued, "pr-1"), false}, // its pipeline run not seen yet
+			{pipeEv("pr-1", "daily", jobs.StatusRunning), true},
+			{pipeEv("pr-2", "other", jobs.StatusRunning), false},
+			{runEv("s1", jobs.StatusQueued, "pr-1"), true},
+			{runEv("s2", jobs.StatusQueued, "pr-2"), false},
+			{runEv("lone", jobs.StatusQueued, ""), false}}},
+		{"pipeline and status", eventsFlags{pipeline: "daily", statuses: []string{"SUCCEEDED"}}, []step{
+			{pipeEv("pr-1", "daily", jobs.StatusRunning), false},
+			{runEv("s1", jobs.StatusSucceeded, "pr-1"), true},
+			{pipeEv("pr-1", "daily", jobs.StatusSucceeded), true}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.f.output = "table"
+			q, err := c.f.parse(time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range c.steps {
+				if got := q.match(s.ev); got != s.want {
+					t.Errorf("event %d (%+v %+v): match %v, want %v", i, s.ev.Run, s.ev.Pipeline, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+// TestEventLine: one line an event, whole when piped; on an 80-column
+// terminal cut to fit with its status coloured.
+func TestEventLine(t *testing.T) {
+	old := localZone
+	localZone = time.UTC
+	defer func() { localZone = old }()
+	at := time.Date(2026, 3, 14, 15, 9, 26, 500, time.UTC)
+	code := 3
+	run := client.StreamEvent{Run: &jobs.Event{RunID: "01jq8x9v2c3n4m5p6q7r8s9t0v", Status: jobs.StatusFailed, Time: at,
+		ExitCode: &code, Worker: "host-a", Cluster: "etl", TaskDefinition: "extract:3", PipelineRunID: "pr-01jq", Stage: "extract",
+		StoppedReason: "Essential container in task exited"}}
+	const want = `2026-03-14T15:09:26Z run      01jq8x9v2c3n4m5p6q7r8s9t0v FAILED    task=extract:3 exit=3 worker=host-a cluster=etl stage=pr-01jq/extract reason="Essential container in task exited"`
+	if got := eventLine(run, style{}); got != want {
+		t.Errorf("piped:\n got %q\nwant %q", got, want)
+	}
+	got := eventLine(run, style{tty: true, width: 80, color: true})
+	plain := strings.NewReplacer("\x1b[31m", "", "\x1b[0m", "").Replace(got)
+	if n := len([]rune(plain)); n != 80 || !strings.HasSuffix(plain, "…") || !strings.Contains(got, "\x1b[31mFAILED\x1b[0m") {
+		t.Errorf("on 80 columns: %q (%d columns), want cut to 80 with the status red", got, n)
+	}
+	pipe := client.StreamEvent{Pipeline: &jobs.PipelineEvent{PipelineRunID: "pr-01jq", Pipeline: "daily", Status: jobs.StatusRunning, Time: at,
+		Stages: map[string]jobs.Status{"load": jobs.StatusPending, "extract": jobs.StatusSucceeded}}}
+	const wantPipe = `2026-03-14T15:09:26Z pipeline pr-01jq                    RUNNING   pipeline=daily stages=extract:SUCCEEDED,load:PENDING`
+	if got := eventLine(pipe, style{}); got != wantPipe {
+		t.Errorf("pipeline run:\n got %q\nwant %q", got, wantPipe)
+	}
+	queued := client.StreamEvent{Run: &jobs.Event{RunID: "01jq8x9v2c3n4m5p6q7r8s9t0v", Status: jobs.StatusQueued, Time: at}}
+	if got := eventLine(queued, style{tty: true, width: 80, color: true}); got != "2026-03-14T15:09:26Z run      01jq8x9v2c3n4m5p6q7r8s9t0v \x1b[2mQUEUED\x1b[0m" {
+		t.Errorf("queued on a terminal: %q", got)
+	}
+}
+
+// FuzzParseEventTime: --since and --until give a time or an error naming
+// the flag, never a panic.
+func FuzzParseEventTime(f *testing.F) {
+	for _, s := range []string{"10m", "1h30m", "-5m", "0s", "2026-01-02T15:04:05Z", "2026-01-02T15:04:05.999+02:00", "", "yesterday", "1d"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseEventTime("--until", s, now)
+		if err != nil {
+			if !strings.Contains(err.Error(), "--until") {
+				t.Fatalf("parseEventTime(%q): error %q does not name the flag", s, err)
+			}
+			return
+		}
+		if got.IsZero() && s != "0001-01-01T00:00:00Z" {
+			// A duration is back from now; a time as given.
+			if _, derr := time.ParseDuration(s); derr == nil {
+				t.Fatalf("parseEventTime(%q): zero time", s)
+			}
+		}
+	})
+}
