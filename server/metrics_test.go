@@ -423,3 +423,31 @@ func TestRunQueueOldestMetric(t *testing.T) {
 		t.Fatalf("an hour on: gauges %v; want %v", got, want)
 	}
 }
+
+// TestPoolMetrics: the pool gauges read each pool's slots, the slots its
+// runs hold and the runs waiting for one, from the store at the scrape.
+func TestPoolMetrics(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	reg := prometheus.NewRegistry()
+	s := New(db, q, WithMetrics(reg))
+	for _, body := range []string{`{"name":"warehouse","slots":1}`, `{"name":"idle","slots":0}`} {
+		if _, err := s.apiPoolSet(ctx, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	td, _ := json.Marshal(jobs.TaskDefinition{Family: "m", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "img"}}})
+	for range 3 {
+		if _, err := s.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: td, Pool: "warehouse"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkSamples(t, gathered(t, reg), map[string]float64{
+		`gantry_pool_slots{pool="warehouse"}`:        1,
+		`gantry_pool_slots_in_use{pool="warehouse"}`: 1,
+		`gantry_pool_runs_waiting{pool="warehouse"}`: 2,
+		`gantry_pool_slots{pool="idle"}`:             0,
+		`gantry_pool_slots_in_use{pool="idle"}`:      0,
+		`gantry_pool_runs_waiting{pool="idle"}`:      0,
+	})
+}

@@ -428,11 +428,20 @@ func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error)
 
 // checkStageTaskDefs reports every stage whose family[:rev] the registry
 // does not know, and the Ref::name references of those it knows to
-// parameters the pipeline does not declare, as one error naming each
-// stage.
+// parameters the pipeline does not declare, and every stage whose pool
+// does not exist (its runs would fail, naming it), as one error naming
+// each stage.
 func (s *Server) checkStageTaskDefs(ctx context.Context, p *jobs.Pipeline) error {
 	var problems []string
 	for i, st := range p.Stages {
+		if st.Pool != "" {
+			var e *jobs.Error
+			if _, err := s.checkPool(ctx, st.Pool); errors.As(err, &e) && e.Code == jobs.CodeNotFound {
+				problems = append(problems, fmt.Sprintf("stages[%d](%s).%s", i, st.Name, e.Message))
+			} else if err != nil {
+				return err
+			}
+		}
 		req := jobs.SubmitRequest{TaskDefinition: st.TaskDefinition}
 		ref, _, err := req.TaskRef()
 		if err != nil || ref == "" {

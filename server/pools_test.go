@@ -244,10 +244,19 @@ func TestPoolOfAPipelineStage(t *testing.T) {
 		t.Errorf("array children: %d holding a slot, %d waiting; want 1 and 2", holding, waiting)
 	}
 
+	// A stage naming a pool that does not exist is refused at apply...
+	body, _ := json.Marshal(map[string][]byte{"data": []byte("name: orphan\nstages: [{name: load, taskDefinition: hello, pool: nope}]\n")})
+	if er := apiError(t, e.req(e.op, "gantry.api.pipelines.apply", string(body))); er.Code != jobs.CodeInvalidArgument ||
+		!strings.Contains(er.Message, `stages[0](load).pool: no pool "nope" (gantry pool set nope --slots N creates it`) {
+		t.Errorf("apply with an unknown pool: %s %q", er.Code, er.Message)
+	}
+	// ... and one deleted since fails the stage, naming it.
+	e.setPool("nope", 1)
 	e.apply("name: orphan\nstages: [{name: load, taskDefinition: hello, pool: nope}]\n")
+	e.ok("gantry.api.pools.delete", `{"name":"nope"}`, nil)
 	e.ok("gantry.api.pipelines.run", `{"name":"orphan"}`, &pr)
 	failed := e.waitRun(pr.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status.Terminal() })
 	if st := failed.StageState("load"); st.Status != jobs.StatusFailed || !strings.Contains(st.Reason, `pool: no pool "nope"`) {
-		t.Errorf("stage naming an unknown pool: %s %q", st.Status, st.Reason)
+		t.Errorf("stage naming a deleted pool: %s %q", st.Status, st.Reason)
 	}
 }
