@@ -236,8 +236,16 @@ func (s *Server) releaseAllPools(ctx context.Context) error {
 // went wrong.
 func (s *Server) releasePools(ctx context.Context, names ...string) error {
 	var errs []error
+	// A released run says at once why no worker could take it, as a
+	// submission does: the sweep would say it only at its next full look.
+	var place func(*jobs.Run) string
+	if len(names) > 0 {
+		if workers, err := s.liveWorkers(ctx); err == nil {
+			place = func(r *jobs.Run) string { return placementReason(r, workers) } // fleet.go
+		}
+	}
 	for _, name := range names {
-		rel, err := s.db.ReleasePool(ctx, name, s.cfg.now().UTC())
+		rel, err := s.db.ReleasePool(ctx, name, s.cfg.now().UTC(), place)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -66,7 +66,9 @@ func TestPoolWaitsAndReleasesInOrder(t *testing.T) {
 		t.Fatalf("pools.set: %+v", p)
 	}
 	a := e.inPool("warehouse", "")
-	if a.PoolSlotAt == nil || a.StatusReason != "" || a.Pool != "warehouse" {
+	// No worker runs here: a released run says so, as any other.
+	const noWorker = "no live worker in cluster default"
+	if a.PoolSlotAt == nil || a.StatusReason != noWorker || a.Pool != "warehouse" {
 		t.Fatalf("first run: slot %v reason %q pool %q; want a slot at once", a.PoolSlotAt, a.StatusReason, a.Pool)
 	}
 	e.waitReleased(a.RunID)
@@ -95,8 +97,8 @@ func TestPoolWaitsAndReleasesInOrder(t *testing.T) {
 
 	e.setPool("warehouse", 3) // at once
 	got := e.waitReleased(d.RunID)
-	if got.StatusReason != "" {
-		t.Errorf("released: reason %q", got.StatusReason)
+	if got.StatusReason != noWorker {
+		t.Errorf("released: reason %q, want %q", got.StatusReason, noWorker)
 	}
 	if p := e.pool("warehouse"); p.InUse != 2 || p.Waiting != 0 {
 		t.Errorf("pools.list after raising the slots: %+v", p)
@@ -258,5 +260,26 @@ func TestPoolOfAPipelineStage(t *testing.T) {
 	failed := e.waitRun(pr.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status.Terminal() })
 	if st := failed.StageState("load"); st.Status != jobs.StatusFailed || !strings.Contains(st.Reason, `pool: no pool "nope"`) {
 		t.Errorf("stage naming a deleted pool: %s %q", st.Status, st.Reason)
+	}
+}
+
+// TestPoolReleasedRunSaysWhyNoWorkerTakesIt: a run that takes a slot is
+// told at once why no worker could take it, as a submission without a
+// pool is and as a run released by its dependsOn is, at submission and
+// at a later release; not only at the sweep's next full look, minutes on.
+func TestPoolReleasedRunSaysWhyNoWorkerTakesIt(t *testing.T) {
+	e := startDepsAPI(t)
+	e.setPool("p", 1)
+	const nowhere = "no live worker in cluster nowhere"
+	a := e.submitRun(`{"taskDefinition":"hello","pool":"p","cluster":"nowhere"}`)
+	if a.PoolSlotAt == nil || a.StatusReason != nowhere {
+		t.Errorf("released at its submission: slot %v, reason %q; want %q", a.PoolSlotAt, a.StatusReason, nowhere)
+	}
+	b := e.submitRun(`{"taskDefinition":"hello","pool":"p","cluster":"nowhere"}`)
+	e.checkWaits(b.RunID, "waiting for a slot in pool p (1 of 1 in use)")
+	e.finish(a.RunID)
+	// Its job is on cluster nowhere's queue, which jobsOf does not read.
+	if got := e.waitFor(b.RunID, "released", func(r *jobs.Run) bool { return r.PoolSlotAt != nil }); got.StatusReason != nowhere {
+		t.Errorf("released at the end of the run before it: reason %q; want %q", got.StatusReason, nowhere)
 	}
 }

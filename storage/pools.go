@@ -211,7 +211,9 @@ type PoolRelease struct {
 // all in one transaction, the slots in use counted in it. The reasons are
 // compared in SQL, without decoding the documents: only the runs whose
 // reason changes (the slots or the count in use changed) are written.
-func (db *DB) ReleasePool(ctx context.Context, name string, now time.Time) (PoolRelease, error) {
+// place, when not nil, gives a released run its statusReason (why no
+// worker could take it, or empty), in the same write as its slot.
+func (db *DB) ReleasePool(ctx context.Context, name string, now time.Time, place func(*jobs.Run) string) (PoolRelease, error) {
 	var out PoolRelease
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -247,6 +249,9 @@ func (db *DB) ReleasePool(ctx context.Context, name string, now time.Time) (Pool
 			}
 			if !r.TakeSlot(now) {
 				return out, fmt.Errorf("release pool %s: run %s: its row says it waits for a slot, its document does not", name, id)
+			}
+			if place != nil {
+				r.StatusReason = place(r)
 			}
 			if err := writeRun(ctx, upd, r); err != nil {
 				return out, fmt.Errorf("release pool %s: store run %s: %w", name, id, err)

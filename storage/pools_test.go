@@ -73,7 +73,7 @@ func TestPoolReleaseOrderAndCount(t *testing.T) {
 	}
 
 	now := t0.Add(time.Hour)
-	rel, err := db.ReleasePool(ctx, "warehouse", now)
+	rel, err := db.ReleasePool(ctx, "warehouse", now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestPoolReleaseOrderAndCount(t *testing.T) {
 
 	// Again: nothing is free, nothing more goes, no reason changes.
 	for range 3 {
-		rel, err = db.ReleasePool(ctx, "warehouse", now)
+		rel, err = db.ReleasePool(ctx, "warehouse", now, nil)
 		if err != nil || len(rel.Released) != 0 || len(rel.Told) != 0 {
 			t.Fatalf("release with no slot free: %+v, %v", rel, err)
 		}
@@ -115,7 +115,7 @@ func TestPoolReleaseOrderAndCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustPool(t, db, "warehouse", 2, 1, 2)
-	rel, err = db.ReleasePool(ctx, "warehouse", now)
+	rel, err = db.ReleasePool(ctx, "warehouse", now, nil)
 	if err != nil || !slices.Equal(poolRunIDs(rel.Released), []string{n3.RunID}) {
 		t.Fatalf("release after an end: %v, %v; want %s", poolRunIDs(rel.Released), err, n3.RunID)
 	}
@@ -132,7 +132,7 @@ func TestPoolReleaseOrderAndCount(t *testing.T) {
 	}
 	w := newRun(6, inPool("warehouse", jobs.PriorityHigh))
 	mustCreate(t, db, w)
-	rel, err = db.ReleasePool(ctx, "warehouse", now)
+	rel, err = db.ReleasePool(ctx, "warehouse", now, nil)
 	if err != nil || len(rel.Released) != 0 {
 		t.Fatalf("release over the slots: %v, %v", poolRunIDs(rel.Released), err)
 	}
@@ -146,7 +146,7 @@ func TestPoolReleaseOrderAndCount(t *testing.T) {
 	if _, err := db.ApplyEvents(ctx, []jobs.Event{ev(n2, 1, 1, jobs.StatusSucceeded), ev(n3, 1, 1, jobs.StatusSucceeded)}); err != nil {
 		t.Fatal(err)
 	}
-	rel, err = db.ReleasePool(ctx, "warehouse", now)
+	rel, err = db.ReleasePool(ctx, "warehouse", now, nil)
 	if err != nil || len(rel.Released) != 0 {
 		t.Fatalf("release of a paused pool: %v, %v", poolRunIDs(rel.Released), err)
 	}
@@ -157,7 +157,7 @@ func TestPoolReleaseOrderAndCount(t *testing.T) {
 	if _, _, err := db.SetPool(ctx, "warehouse", 5, now); err != nil {
 		t.Fatal(err)
 	}
-	rel, err = db.ReleasePool(ctx, "warehouse", now)
+	rel, err = db.ReleasePool(ctx, "warehouse", now, nil)
 	if err != nil || !slices.Equal(poolRunIDs(rel.Released), []string{w.RunID}) {
 		t.Fatalf("release after raising the slots: %v, %v", poolRunIDs(rel.Released), err)
 	}
@@ -178,7 +178,7 @@ func TestPoolDependsOnFirst(t *testing.T) {
 	mustCreate(t, db, dep)
 	mustCreate(t, db, r)
 	mustPool(t, db, "p", 1, 0, 0)
-	if rel, err := db.ReleasePool(ctx, "p", t0); err != nil || len(rel.Released) != 0 {
+	if rel, err := db.ReleasePool(ctx, "p", t0, nil); err != nil || len(rel.Released) != 0 {
 		t.Fatalf("release while it waits for its dependency: %v, %v", poolRunIDs(rel.Released), err)
 	}
 	if _, err := db.UpdateRun(ctx, r.RunID, func(r *jobs.Run) bool {
@@ -192,7 +192,7 @@ func TestPoolDependsOnFirst(t *testing.T) {
 	if slices.Contains(ids(un), r.RunID) {
 		t.Error("a run waiting for a slot is among the unpublished")
 	}
-	if rel, err := db.ReleasePool(ctx, "p", t0); err != nil || !slices.Equal(poolRunIDs(rel.Released), []string{r.RunID}) {
+	if rel, err := db.ReleasePool(ctx, "p", t0, nil); err != nil || !slices.Equal(poolRunIDs(rel.Released), []string{r.RunID}) {
 		t.Fatalf("release: %v, %v", poolRunIDs(rel.Released), err)
 	}
 }
@@ -212,7 +212,7 @@ func TestPoolDelete(t *testing.T) {
 	a, b := newRun(1, inPool("p", "")), newRun(2, inPool("p", ""))
 	mustCreate(t, db, a)
 	mustCreate(t, db, b)
-	if _, err := db.ReleasePool(ctx, "p", t0); err != nil {
+	if _, err := db.ReleasePool(ctx, "p", t0, nil); err != nil {
 		t.Fatal(err)
 	}
 	refused := errors.New("refused")
@@ -230,7 +230,7 @@ func TestPoolDelete(t *testing.T) {
 	if _, err := db.DeletePool(ctx, "p", nil); err != nil {
 		t.Fatal(err)
 	}
-	rel, err := db.ReleasePool(ctx, "p", t0)
+	rel, err := db.ReleasePool(ctx, "p", t0, nil)
 	if err != nil || !slices.Equal(rel.Orphans, []string{b.RunID}) || len(rel.Released) != 0 {
 		t.Fatalf("release of a deleted pool: %+v, %v", rel, err)
 	}
