@@ -85,7 +85,8 @@ func (r *Run) PoolState() PoolState {
 func (r *Run) WaitingForSlot() bool { return r.PoolState() == PoolWaiting }
 
 // TakeSlot releases a run that waits for a slot: it holds one from now,
-// its statusReason is cleared and its current attempt counts as queued
+// its statusReason is cleared (the server then says why no worker could
+// take it, if none can) and its current attempt counts as queued
 // from now (the wait for the slot was no wait in the work queue, which
 // gantry_run_queue_oldest_seconds measures). It reports whether the run
 // changed.
