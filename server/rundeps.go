@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/gantry-dev/gantry/jobs"
 )
@@ -80,6 +82,9 @@ func statusIn(st map[string]jobs.Status) func(string) (jobs.Status, bool) {
 // ended held (pools.go).
 func (s *Server) dependenciesMoved(ctx context.Context, runs ...*jobs.Run) {
 	s.poolsMoved(ctx, runs...)
+	if !s.waiters.maybe() {
+		return // no run waits for another: no query per batch of events
+	}
 	ids := make([]string, 0, len(runs))
 	for _, r := range runs {
 		ids = append(ids, r.RunID)
@@ -98,17 +103,74 @@ func (s *Server) dependenciesMoved(ctx context.Context, runs ...*jobs.Run) {
 // resolveEnded resolves the runs that wait for a run that ended or is
 // gone: those a resolution missed.
 func (s *Server) resolveEnded(ctx context.Context) error {
+	if !s.waiters.maybe() {
+		return nil
+	}
 	ids, err := s.db.WaitingOnEnded(ctx)
 	if err != nil {
 		return err
 	}
-	return s.resolveWaiting(ctx, ids...)
+	if err := s.resolveWaiting(ctx, ids...); err != nil {
+		return err
+	}
+	return s.forgetWaitersIfNone(ctx)
+}
+
+// forgetWaitersIfNone clears s.waiters when no run waits for another, so
+// that the application of events stops looking for waiters until a run
+// that waits is submitted again.
+func (s *Server) forgetWaitersIfNone(ctx context.Context) error {
+	gen := s.waiters.generation()
+	ids, err := s.db.WaitingRuns(ctx)
+	if err != nil {
+		return fmt.Errorf("find waiting runs: %w", err)
+	}
+	if len(ids) == 0 {
+		s.waiters.clearIf(gen)
+	}
+	return nil
+}
+
+// waiterFlag says whether any run may wait for another (dependsOn): while
+// none does, a run's move needs no lookup of the runs waiting for it, one
+// query per batch of events saved for the deployments that never use
+// dependsOn. It is set before a waiting run is stored and cleared only by
+// a look at the store that found none, and only if no waiting run was
+// submitted since that look began (gen, under mu).
+type waiterFlag struct {
+	any atomic.Bool
+	mu  sync.Mutex
+	gen uint64
+}
+
+func (w *waiterFlag) maybe() bool { return w.any.Load() }
+
+func (w *waiterFlag) mark() {
+	w.mu.Lock()
+	w.gen++
+	w.any.Store(true)
+	w.mu.Unlock()
+}
+
+func (w *waiterFlag) generation() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gen
+}
+
+func (w *waiterFlag) clearIf(gen uint64) {
+	w.mu.Lock()
+	if w.gen == gen {
+		w.any.Store(false)
+	}
+	w.mu.Unlock()
 }
 
 // resolveAllWaiting resolves every waiting run, at start: what they wait
 // for may have ended while the server was down, and their reasons say the
 // statuses of then.
 func (s *Server) resolveAllWaiting(ctx context.Context) error {
+	gen := s.waiters.generation()
 	ids, err := s.db.WaitingRuns(ctx)
 	if err != nil {
 		return fmt.Errorf("find waiting runs: %w", err)
@@ -118,6 +180,8 @@ func (s *Server) resolveAllWaiting(ctx context.Context) error {
 	}
 	if len(ids) > 0 {
 		s.cfg.log.Info().Int("runs", len(ids)).Msg("looked again at the runs waiting for others")
+	} else {
+		s.waiters.clearIf(gen)
 	}
 	return nil
 }

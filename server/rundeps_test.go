@@ -414,3 +414,21 @@ func TestSweepLeavesWaitingRunsWaiting(t *testing.T) {
 		t.Errorf("jobs queued: %+v, %v; want a's alone", info.State, err)
 	}
 }
+
+// TestWaiterFlag: the flag clears only after a look that began after the
+// last waiting run's submission; a submission during the look keeps it.
+func TestWaiterFlag(t *testing.T) {
+	var w waiterFlag
+	w.any.Store(true)
+	gen := w.generation()
+	w.clearIf(gen)
+	if w.maybe() {
+		t.Fatal("a look that found none did not clear the flag")
+	}
+	gen = w.generation()
+	w.mark() // a waiting run submitted while the store is read
+	w.clearIf(gen)
+	if !w.maybe() {
+		t.Fatal("a look begun before a waiting run's submission cleared the flag")
+	}
+}

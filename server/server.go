@@ -47,6 +47,8 @@ type Server struct {
 
 	inline inlineCache // inline.go
 
+	waiters waiterFlag // rundeps.go
+
 	metrics *metrics // metrics.go
 
 	// sweepStored, when set (tests), runs between the sweep's commit of a
@@ -82,6 +84,7 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 		o(&cfg)
 	}
 	s := &Server{db: db, q: q, cfg: cfg, entropy: ulid.Monotonic(rand.Reader, 0), metrics: newMetrics()}
+	s.waiters.any.Store(true) // until the store says none wait (resolveAllWaiting)
 	s.initPipelines()
 	if cfg.metrics != nil {
 		s.metrics.register(cfg.metrics, s)
@@ -208,6 +211,7 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	}
 	var depStatus map[string]jobs.Status
 	if len(req.DependsOn) > 0 {
+		s.waiters.mark()                                                           // before the run is stored: the ends applied after it look for it
 		if depStatus, err = s.dependencyStatuses(ctx, req.DependsOn); err != nil { // rundeps.go
 			return nil, false, err
 		}
