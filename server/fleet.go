@@ -158,12 +158,18 @@ func (s *Server) sweepOnce(ctx context.Context, st *sweepState) (err error) {
 	if err := s.republish(ctx); err != nil {
 		return err
 	}
+	// A run that cannot be resolved or released (an orphan that cannot be
+	// failed, say) must not keep the rest of the round from the other
+	// runs: lost workers, redeliveries, deadlines. Both are tried again
+	// next round.
+	var errs []error
 	if err := s.resolveEnded(ctx); err != nil { // rundeps.go
-		return err
+		errs = append(errs, fmt.Errorf("resolve waiting runs: %w", err))
 	}
 	if err := s.releaseAllPools(ctx); err != nil { // pools.go
-		return err
+		errs = append(errs, fmt.Errorf("release pools: %w", err))
 	}
+	defer func() { err = errors.Join(append(errs, err)...) }()
 	workers, err := s.liveWorkers(ctx)
 	if err != nil {
 		return err
