@@ -1,13 +1,11 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 )
@@ -199,16 +197,8 @@ func TestPoolReleasedAtStart(t *testing.T) {
 	e.waitReleased(a.RunID)
 	e.stop()
 
-	ctx := context.Background()
 	db := e.openStore()
-	if _, err := db.UpdateRun(ctx, a.RunID, func(r *jobs.Run) bool {
-		now := time.Now().UTC()
-		r.Status, r.FinishedAt = jobs.StatusSucceeded, &now
-		r.Attempts[0].Status = jobs.StatusSucceeded
-		return true
-	}); err != nil {
-		t.Fatal(err)
-	}
+	succeedStored(t, db, a.RunID)
 	db.Close()
 
 	e.startServer()
