@@ -95,6 +95,22 @@ func TestShellCompletion(t *testing.T) {
 	if out, _, _ := in.gantry("__complete", "ps", "-o", ""); !strings.Contains(out, "json") || !strings.Contains(out, "yaml") {
 		t.Errorf("__complete ps -o '':\n%s", out)
 	}
+	if _, errOut, code := in.gantry("pool", "set", "warehouse", "--slots", "1"); code != 0 {
+		t.Fatalf("pool set: exit %d %s", code, errOut)
+	}
+	for _, args := range [][]string{{"run", "--pool", ""}, {"pool", "delete", "ware"}} {
+		if out, _, _ := in.gantry(append([]string{"__complete"}, args...)...); !strings.Contains(out, "warehouse") {
+			t.Errorf("__complete %v:\n%s", args, out)
+		}
+	}
+	for _, args := range [][]string{{"run", "--depends-on", id[:20]}, {"events", "--run", ""}} {
+		if out, _, _ := in.gantry(append([]string{"__complete"}, args...)...); !strings.Contains(out, id) {
+			t.Errorf("__complete %v:\n%s", args, out)
+		}
+	}
+	if out, _, _ := in.gantry("__complete", "events", "--kind", ""); !strings.Contains(out, "pipelines") {
+		t.Errorf("__complete events --kind '':\n%s", out)
+	}
 	for _, shell := range []string{"bash", "zsh", "fish"} {
 		out, errOut, code := runBin(t, os.Environ(), "completion", shell)
 		if code != 0 || !strings.Contains(out, "__complete") {

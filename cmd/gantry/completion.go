@@ -47,6 +47,8 @@ func completers(g *globals) map[string]cobra.CompletionFunc {
 		"workers describe":   firstArg(workers),
 		"workers drain":      firstArg(workers),
 		"workers activate":   firstArg(workers),
+		"pool set":           firstArg(g.complete(completePools)),
+		"pool delete":        firstArg(g.complete(completePools)),
 	}
 }
 
@@ -77,6 +79,16 @@ func addCompletions(root *cobra.Command, g *globals) {
 			if c.Flags().Lookup("worker") != nil {
 				_ = c.RegisterFlagCompletionFunc("worker", g.complete(completeWorkers))
 			}
+		}
+		if path == "run" {
+			_ = c.RegisterFlagCompletionFunc("pool", g.complete(completePools))
+			_ = c.RegisterFlagCompletionFunc("depends-on", g.complete(completeTaskRuns)) // not pr- ids
+		}
+		if path == "events" {
+			_ = c.RegisterFlagCompletionFunc("run", g.complete(completeRuns))
+			_ = c.RegisterFlagCompletionFunc("pipeline", g.complete(completePipelines))
+			_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(statuses, cobra.ShellCompDirectiveNoFileComp))
+			_ = c.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions([]string{"runs", "pipelines"}, cobra.ShellCompDirectiveNoFileComp))
 		}
 		for _, sub := range c.Commands() {
 			walk(sub)
@@ -209,6 +221,18 @@ func completeRevisions(ctx context.Context, c *client.Client) ([]cobra.Completio
 
 func completePipelines(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
 	ps, err := c.ListPipelines(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cobra.Completion, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.Name)
+	}
+	return out, nil
+}
+
+func completePools(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+	ps, err := c.Pools(ctx)
 	if err != nil {
 		return nil, err
 	}
