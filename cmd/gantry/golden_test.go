@@ -91,7 +91,7 @@ func TestGoldenOutput(t *testing.T) {
 		v     any
 		table func(io.Writer) error
 	}{
-		{"ps", runs, func(w io.Writer) error { return psTable(w, runs, clock()) }},
+		{"ps", runs, func(w io.Writer) error { return psTable(w, runs, clock(), false) }},
 		{"describe", &runs[1], func(w io.Writer) error { return describeRun(w, &runs[1]) }},
 		{"describe-queued", &runs[2], func(w io.Writer) error { return describeRun(w, &runs[2]) }},
 		{"workers-ls", workers, func(w io.Writer) error { return workersTable(w, workers, clock()) }},
@@ -115,7 +115,7 @@ func TestTableFitsTerminal(t *testing.T) {
 	fixedClock(t)
 	var buf bytes.Buffer
 	runs := goldenRuns()
-	psTable(&buf, runs, clock())
+	psTable(&buf, runs, clock(), false)
 	wide := renderTable(buf.String(), style{tty: true, width: 1000})
 	narrow := renderTable(buf.String(), style{tty: true, width: 100})
 	for _, l := range strings.Split(strings.TrimSuffix(narrow, "\n"), "\n") {
@@ -158,5 +158,30 @@ func TestColorHonoursNoColor(t *testing.T) {
 	}
 	if st := styleOf(&bytes.Buffer{}); st.tty || st.color {
 		t.Error("a buffer is not a terminal")
+	}
+}
+
+// TestPsOnAnEightyColumnTerminal: under 100 columns ps leaves out WORKER
+// and CREATED, so that at 80 the status, exit code and duration are whole
+// and the reason shows more than a word's start.
+func TestPsOnAnEightyColumnTerminal(t *testing.T) {
+	fixedClock(t)
+	var buf bytes.Buffer
+	runs := goldenRuns()
+	psTable(&buf, runs, clock(), true)
+	out := renderTable(buf.String(), style{tty: true, width: 80})
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if h := lines[0]; strings.Contains(h, "WORKER") || strings.Contains(h, "CREATED") || !strings.Contains(h, "DURATION") || !strings.Contains(h, "REASON") {
+		t.Errorf("narrow header %q", h)
+	}
+	for _, l := range lines {
+		if n := len([]rune(l)); n > 80 {
+			t.Errorf("line of %d characters on 80 columns: %q", n, l)
+		}
+	}
+	for _, r := range runs {
+		if !strings.Contains(out, string(r.Status)) {
+			t.Errorf("status %s cut on 80 columns:\n%s", r.Status, out)
+		}
 	}
 }

@@ -57,7 +57,9 @@ func newPsCmd(g *globals) *cobra.Command {
 			}
 			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]jobs.Run, error) {
 				return listUpTo(ctx, c, o, limit)
-			}, func(w io.Writer, runs []jobs.Run) error { return psTable(w, runs, clock()) })
+			}, func(w io.Writer, runs []jobs.Run) error {
+				return psTable(w, runs, clock(), narrowTerminal(cmd.OutOrStdout()))
+			})
 		},
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "include runs that ended")
@@ -92,18 +94,41 @@ func listUpTo(ctx context.Context, c runLister, o client.ListOptions, limit int)
 	}
 }
 
-// psTable is the table of `gantry ps`.
-func psTable(w io.Writer, runs []jobs.Run, now time.Time) error {
-	fmt.Fprintln(w, "RUN ID\tTASK\tSTATUS\tEXIT\tWORKER\tCREATED\tDURATION\tREASON")
+// psTable is the table of `gantry ps`. narrow (a terminal under
+// narrowColumns) leaves out WORKER and CREATED: eight columns and a run id
+// cannot share 80, and cut evenly every one of them reads START… and
+// waitin…; describe and -o json still have them.
+func psTable(w io.Writer, runs []jobs.Run, now time.Time, narrow bool) error {
+	if narrow {
+		fmt.Fprintln(w, "RUN ID\tTASK\tSTATUS\tEXIT\tDURATION\tREASON")
+	} else {
+		fmt.Fprintln(w, "RUN ID\tTASK\tSTATUS\tEXIT\tWORKER\tCREATED\tDURATION\tREASON")
+	}
 	for _, r := range runs {
 		reason := r.StatusReason
 		if r.Status.Terminal() {
 			reason = r.StoppedReason
 		}
+		if narrow {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
+				exitText(r.ExitCode), duration(&r, now), orDash(reason))
+			continue
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
 			exitText(r.ExitCode), orDash(r.Worker), ago(r.CreatedAt, now), duration(&r, now), orDash(reason))
 	}
 	return nil
+}
+
+// narrowColumns is the terminal width under which gantry ps leaves out
+// its WORKER and CREATED columns.
+const narrowColumns = 100
+
+// narrowTerminal reports whether w is a terminal narrower than
+// narrowColumns; piped output is never narrow.
+func narrowTerminal(w io.Writer) bool {
+	st := styleOf(w) // table.go
+	return st.tty && st.width < narrowColumns
 }
 
 func exitText(code *int) string {
