@@ -21,7 +21,7 @@ import (
 // registeredAt, ...) are here too, so that its output registers as well.
 var awsOnly = map[reflect.Type][]string{
 	reflect.TypeFor[TaskDefinition](): {"taskRoleArn", "executionRoleArn", "requiresCompatibilities",
-		"placementConstraints", "tags", "proxyConfiguration", "inferenceAccelerators",
+		"placementConstraints", "proxyConfiguration", "inferenceAccelerators",
 		"ephemeralStorage", "runtimePlatform", "enableFaultInjection", "taskDefinitionArn", "status",
 		"requiresAttributes", "compatibilities", "registeredAt", "registeredBy", "deregisteredAt"},
 	reflect.TypeFor[ContainerDefinition](): {"repositoryCredentials", "logConfiguration",
@@ -109,7 +109,12 @@ func decodeShape(data []byte) (*TaskDefinition, *shapeCheck, error) {
 		return nil, nil, fmt.Errorf("task definition: want a JSON object, got %s", kindOf(tree))
 	}
 	if inner, ok := obj["taskDefinition"].(map[string]any); ok && len(obj) <= 2 {
-		if _, tags := obj["tags"]; len(obj) == 1 || tags {
+		if tags, ok := obj["tags"]; len(obj) == 1 || ok {
+			// describe-task-definition --include TAGS puts the tags beside
+			// the definition: they are its own.
+			if _, has := inner["tags"]; ok && !has {
+				inner["tags"] = tags
+			}
 			obj = inner
 		}
 	}

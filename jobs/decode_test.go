@@ -74,11 +74,14 @@ func TestDecodeECSTaskDefinition(t *testing.T) {
 	want := Warnings{
 		"ignored fields that only mean something on AWS: containerDefinitions[0].logConfiguration, " +
 			"containerDefinitions[1].portMappings[0].appProtocol, containerDefinitions[1].portMappings[0].name, " +
-			"containerDefinitions[1].repositoryCredentials, executionRoleArn, requiresCompatibilities, runtimePlatform, tags, taskRoleArn",
+			"containerDefinitions[1].repositoryCredentials, executionRoleArn, requiresCompatibilities, runtimePlatform, taskRoleArn",
 		`networkMode "awsvpc": the task gets a bridge network of its own, as with "bridge"`,
 	}
 	if strings.Join(warn, "\n") != strings.Join(want, "\n") {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(warn, "\n"), strings.Join(want, "\n"))
+	}
+	if len(td.Tags) != 1 || td.Tags[0].Key != "team" || td.Tags[0].Value != "web" {
+		t.Errorf("tags %+v, want team=web kept for propagateTags", td.Tags)
 	}
 	app := td.ContainerDefinitions[1]
 	if app.PortMappings[0].HostPort != 8080 || app.Ulimits[0].HardLimit != 4096 || !app.LinuxParameters.InitProcessEnabled ||
@@ -379,6 +382,7 @@ func TestSampleTaskDefinitionsDecode(t *testing.T) {
 }
 
 func FuzzDecodeTaskDefinition(f *testing.F) {
+	f.Add([]byte(`{"taskDefinition":{"family":"f","containerDefinitions":[{"name":"m","image":"i"}]},"tags":[{"key":"gantry:x"},{"key":"a","value":"b"}]}`))
 	f.Add([]byte(ecsTaskDef))
 	f.Add([]byte(`{"family": "f", "containerDefinitions": [{"name": "a", "image": "i", "memmory": 5}]}`))
 	f.Add([]byte(`{"taskDefinition": {"family": "f"}}`))
@@ -426,4 +430,22 @@ func FuzzDecodeTaskDefinition(f *testing.F) {
 			t.Fatalf("round trip changed it:\n%s\n%s", out, out2)
 		}
 	})
+}
+
+// TestTaskDefinitionTags: a task definition's tags are kept, those
+// describe-task-definition --include TAGS puts beside it included, and
+// checked as a run's are, each problem named.
+func TestTaskDefinitionTags(t *testing.T) {
+	td, _, err := DecodeTaskDefinition([]byte(`{"taskDefinition": {"family": "f",
+		"containerDefinitions": [{"name": "m", "image": "i"}]}, "tags": [{"key": "team", "value": "data"}]}`))
+	if err != nil || len(td.Tags) != 1 || td.Tags.Map()["team"] != "data" {
+		t.Fatalf("describe output's tags: %+v, %v", td, err)
+	}
+	_, _, err = DecodeTaskDefinition([]byte(`{"family": "f", "containerDefinitions": [{"name": "m", "image": "i"}],
+		"tags": [{"key": "gantry:x", "value": "y"}, {"key": "ok", "value": "a,b"}]}`))
+	for _, want := range []string{`tags[0].key: key "gantry:x": the prefixes`, `tags[1].value: value "a,b": character ',' not allowed`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad tags: %v\nwant %q", err, want)
+		}
+	}
 }

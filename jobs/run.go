@@ -448,6 +448,10 @@ type SubmitRequest struct {
 	// Tags label the run (tags.go): ECS RunTask's list of {key, value}
 	// or AWS Batch SubmitJob's object.
 	Tags TagList `json:"tags,omitempty"`
+	// PropagateTags TASK_DEFINITION gives the run its task definition's
+	// tags too, its own winning key by key, as ECS RunTask's does; NONE
+	// or empty does not.
+	PropagateTags string `json:"propagateTags,omitempty"`
 	// DependsOn names runs to wait for, as AWS Batch's dependsOn
 	// (rundeps.go): the run is queued once each ended as its condition
 	// asks, and fails without running if one cannot.
@@ -530,6 +534,13 @@ func (s SubmitRequest) Validate() error {
 	}
 	if err := s.Tags.Validate("tags"); err != nil {
 		errs = append(errs, unjoin(err)...)
+	}
+	switch s.PropagateTags {
+	case "", PropagateNone, PropagateTaskDefinition:
+	case "SERVICE":
+		errs = append(errs, &FieldError{"propagateTags", `"SERVICE": gantry has no services; want TASK_DEFINITION or NONE`})
+	default:
+		errs = append(errs, &FieldError{"propagateTags", fmt.Sprintf("%q: want TASK_DEFINITION or NONE", s.PropagateTags)})
 	}
 	errs = append(errs, validateRunDependencies(s.DependsOn)...)
 	if s.Pool != "" {

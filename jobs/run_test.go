@@ -245,6 +245,8 @@ func FuzzSubmitRequest(f *testing.F) {
 	f.Add([]byte(`{"taskDefinition":"etl:3","tags":{"team":"data","gantry:x":"y"}}`))
 	f.Add([]byte(`{"taskDefinition":"etl:3","tags":[{"key":"a"},{"key":"a","value":"b=c"}]}`))
 	f.Add([]byte(`{"taskDefinition":"etl:3","tags":"team=data"}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","propagateTags":"TASK_DEFINITION","tags":{"a":"b"}}`))
+	f.Add([]byte(`{"taskDefinition":"etl:3","propagateTags":"SERVICE"}`))
 	f.Add([]byte(`{"taskDefinition":"etl:3","dependsOn":[{"runId":"01jabc"},{"runId":"01jdef","condition":"failure"}]}`))
 	f.Add([]byte(`{"taskDefinition":"etl:3","dependsOn":[{"runId":"pr-01jabc","condition":"complete"},{"runId":""},{"condition":"done"}]}`))
 	f.Add([]byte(`{"taskDefinition":"etl:3","dependsOn":[{"runId":"a"},{"runId":"a"}]}`))

@@ -258,3 +258,23 @@ func tagShapeProblems(js []byte) error {
 	}
 	return errors.Join(errs...)
 }
+
+// PropagateTags values, as ECS RunTask's (SERVICE has no meaning here).
+const (
+	PropagateTaskDefinition = "TASK_DEFINITION"
+	PropagateNone           = "NONE"
+)
+
+// RunTags are the tags of a run of td that req submits: req's, and with
+// propagateTags TASK_DEFINITION td's under them key by key; more than
+// MaxTags together is an error naming both.
+func RunTags(req *SubmitRequest, td *TaskDefinition) (map[string]string, error) {
+	if req.PropagateTags != PropagateTaskDefinition || len(td.Tags) == 0 {
+		return req.Tags.Map(), nil
+	}
+	m := mergeTags(td.Tags, req.Tags)
+	if len(m) > MaxTags {
+		return nil, &FieldError{"tags", fmt.Sprintf("%d tags with the task definition's (propagateTags TASK_DEFINITION): at most %d", len(m), MaxTags)}
+	}
+	return m, nil
+}

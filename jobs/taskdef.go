@@ -98,6 +98,10 @@ type TaskDefinition struct {
 	// task's containers (ecs.go).
 	PidMode string `json:"pidMode,omitempty"`
 	IpcMode string `json:"ipcMode,omitempty"`
+	// Tags are ECS's task definition tags (ECS's list of {key, value}):
+	// a run started with propagateTags TASK_DEFINITION carries them, under
+	// its own (tags.go).
+	Tags TagList `json:"tags,omitempty"`
 }
 
 // Ref is the family:revision a run names, or "inline" for an unregistered one.
@@ -129,6 +133,9 @@ func (td TaskDefinition) Validate() error {
 	}
 	if len(td.ContainerDefinitions) == 0 {
 		bad("containerDefinitions", "at least one container is required")
+	}
+	if err := td.Tags.Validate("tags"); err != nil {
+		errs = append(errs, unjoin(err)...)
 	}
 	volumes := map[string]bool{}
 	for i, v := range td.Volumes {

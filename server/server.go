@@ -222,6 +222,10 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 			return nil, false, err
 		}
 	}
+	tags, err := jobs.RunTags(req, &td) // tags.go
+	if err != nil {
+		return nil, false, err
+	}
 	cluster := req.Cluster
 	if cluster == "" {
 		cluster = s.cfg.defaultCluster
@@ -235,7 +239,7 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		TargetWorker:   req.Worker,
 		Priority:       req.Priority.Level(),
 		IdempotencyKey: req.IdempotencyKey,
-		Tags:           req.Tags.Map(),
+		Tags:           tags,
 		CreatedAt:      now,
 		Attempts:       []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}},
 		Containers:     []jobs.ContainerResult{},

@@ -111,3 +111,48 @@ func TestTagErrors(t *testing.T) {
 		t.Errorf("runs.submit schema of tags: %s", s)
 	}
 }
+
+// TestPropagateTags: propagateTags TASK_DEFINITION gives a run its
+// registered (or inline) task definition's tags under its own; without
+// it, or with NONE, the run has its own only; other values are refused,
+// and so are more than 50 tags together.
+func TestPropagateTags(t *testing.T) {
+	t.Parallel()
+	e := startAPI(t)
+	e.ok("gantry.api.taskdefs.register", `{"family":"tagged","containerDefinitions":[{"name":"main","image":"gantry/samples:latest"}],`+
+		`"tags":[{"key":"team","value":"data"},{"key":"tier","value":"gold"}]}`, nil)
+	tags := func(body string) map[string]string {
+		t.Helper()
+		var r jobs.Run
+		e.ok("gantry.api.runs.submit", body, &r)
+		return r.Tags
+	}
+	if got := tags(`{"taskDefinition":"tagged","propagateTags":"TASK_DEFINITION","tags":{"tier":"run"}}`); len(got) != 2 ||
+		got["team"] != "data" || got["tier"] != "run" {
+		t.Errorf("propagated: %v; want the task definition's team and the run's own tier", got)
+	}
+	for _, body := range []string{`{"taskDefinition":"tagged","tags":{"x":"y"}}`, `{"taskDefinition":"tagged","propagateTags":"NONE","tags":{"x":"y"}}`} {
+		if got := tags(body); len(got) != 1 || got["x"] != "y" {
+			t.Errorf("%s: %v; want the run's own tags only", body, got)
+		}
+	}
+	inline := `{"taskDefinition":{"family":"i","containerDefinitions":[{"name":"main","image":"gantry/samples:latest"}],` +
+		`"tags":[{"key":"team","value":"inline"}]},"propagateTags":"TASK_DEFINITION"}`
+	if got := tags(inline); got["team"] != "inline" {
+		t.Errorf("inline: %v", got)
+	}
+	var many strings.Builder
+	for i := range 49 {
+		fmt.Fprintf(&many, `,"k%d":"v"`, i)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"taskDefinition":"tagged","propagateTags":"SERVICE"}`, `propagateTags: "SERVICE": gantry has no services`},
+		{`{"taskDefinition":"tagged","propagateTags":"yes"}`, `propagateTags: "yes": want TASK_DEFINITION or NONE`},
+		{`{"taskDefinition":"tagged","propagateTags":"TASK_DEFINITION","tags":{` + many.String()[1:] + `}}`,
+			"tags: 51 tags with the task definition's (propagateTags TASK_DEFINITION): at most 50"},
+	} {
+		if er := apiError(t, e.req(e.op, "gantry.api.runs.submit", tc.body)); er.Code != jobs.CodeInvalidArgument || !strings.Contains(er.Message, tc.want) {
+			t.Errorf("%.80s: %s %q; want %q", tc.body, er.Code, er.Message, tc.want)
+		}
+	}
+}

@@ -28,6 +28,7 @@ type runFlags struct {
 	idempotencyKey                     string
 	priority                           string
 	tags                               []string
+	propagateTags                      bool
 	dependsOn                          []string
 	pool                               string
 }
@@ -111,6 +112,7 @@ detaches and leaves it to finish stopping.`,
 	fl.StringVar(&f.idempotencyKey, "idempotency-key", "", "submitting twice with the same key creates one run")
 	fl.StringVar(&f.priority, "priority", "", "high, normal (default) or low: a worker with room takes high runs first, low ones last")
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the run K=V (K= for an empty value), to find it with gantry ps --tag (repeatable, up to 50)")
+	fl.BoolVar(&f.propagateTags, "propagate-tags", false, "give the run its task definition's tags too, --tag winning (ECS RunTask's propagateTags TASK_DEFINITION)")
 	fl.StringArrayVar(&f.dependsOn, "depends-on", nil, "wait for this run to end first: RUN[:success|failure|complete], success by default (repeatable)")
 	fl.StringVar(&f.pool, "pool", "", "take a slot of this pool (gantry pool ls): while it is full the run waits, QUEUED")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
@@ -232,6 +234,9 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 	}
 	if req.Tags, err = tagFlags(f.tags); err != nil {
 		return nil, err
+	}
+	if f.propagateTags {
+		req.PropagateTags = jobs.PropagateTaskDefinition
 	}
 	for _, s := range f.dependsOn {
 		d, err := jobs.ParseRunDependency(s)

@@ -107,4 +107,18 @@ func TestTagsFindRuns(t *testing.T) {
 		!strings.Contains(body, `tag=\"gantry:x=1\": key \"gantry:x\": the prefixes gantry: and gantry. are reserved`) {
 		t.Errorf("a bad tag=: %d %s", code, body)
 	}
+
+	// --propagate-tags gives a run its registered task definition's tags
+	// too, its own --tag winning; without it, none of them.
+	in.mustGantry("taskdef", "register", in.writeTaskDef("tagged.json", fmt.Sprintf(`{"family": "tagged",
+		"containerDefinitions": [{"name": "main", "image": %q, "command": ["true"]}],
+		"tags": [{"key": "team", "value": "data"}, {"key": "tier", "value": "gold"}]}`, in.image)))
+	propagated := strings.TrimSpace(in.mustGantry("run", "-d", "--propagate-tags", "--tag", "tier=run", "tagged"))
+	own := strings.TrimSpace(in.mustGantry("run", "-d", "--tag", "tier=run", "tagged"))
+	if r := in.describe(propagated); len(r.Tags) != 2 || r.Tags["team"] != "data" || r.Tags["tier"] != "run" {
+		t.Errorf("run --propagate-tags: tags %v", r.Tags)
+	}
+	if r := in.describe(own); len(r.Tags) != 1 || r.Tags["tier"] != "run" {
+		t.Errorf("run without --propagate-tags: tags %v", r.Tags)
+	}
 }
