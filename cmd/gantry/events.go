@@ -212,9 +212,21 @@ func parseEventTime(flag, s string, now time.Time) (time.Time, error) {
 
 // subject is the NATS subject filter of the query: as narrow as one
 // subject can be. A direct get takes one filter, so several runs are
-// read on their kind's subjects and picked out by match.
+// read on their kind's subjects and picked out by match. --pipeline
+// learns its pipeline runs from their events, so a filter that would keep
+// only runs' events reads them all: match drops the pipeline runs'.
 func (q *eventsQuery) subject() string {
 	kind := q.kind
+	if q.pipeline != "" && kind != "pipelines" {
+		if len(q.runs) == 1 {
+			for id := range q.runs {
+				if jobs.IsPipelineRunID(id) {
+					return "gantry.events.pipelines." + id
+				}
+			}
+		}
+		return ""
+	}
 	if len(q.runs) == 1 {
 		for id := range q.runs {
 			if kind == "" {
@@ -242,12 +254,13 @@ func (q *eventsQuery) match(ev client.StreamEvent) bool {
 		}
 		id, status, pipelineRun = ev.Run.RunID, ev.Run.Status, ev.Run.PipelineRunID
 	} else {
-		if q.kind == "runs" {
-			return false
-		}
 		id, status, pipelineRun = ev.Pipeline.PipelineRunID, ev.Pipeline.Status, ev.Pipeline.PipelineRunID
+		// Seen before --kind runs drops it: its stages' runs match.
 		if q.pipeline != "" && ev.Pipeline.Pipeline == q.pipeline {
 			q.ofPipeline[id] = true
+		}
+		if q.kind == "runs" {
+			return false
 		}
 	}
 	if q.runs != nil && !q.runs[id] {

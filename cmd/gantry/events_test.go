@@ -61,6 +61,11 @@ func TestEventsSubject(t *testing.T) {
 		{eventsFlags{runs: []string{"01abc", "01def"}}, ""},
 		{eventsFlags{runs: []string{"01abc", "01def"}, kind: "runs"}, "gantry.events.runs.>"},
 		{eventsFlags{pipeline: "daily"}, ""},
+		// --pipeline needs the pipeline runs' events to know its runs.
+		{eventsFlags{pipeline: "daily", kind: "runs"}, ""},
+		{eventsFlags{pipeline: "daily", runs: []string{"01abc"}}, ""},
+		{eventsFlags{pipeline: "daily", runs: []string{"pr-x"}}, "gantry.events.pipelines.pr-x"},
+		{eventsFlags{pipeline: "daily", kind: "pipelines"}, "gantry.events.pipelines.>"},
 	} {
 		c.f.output = "table"
 		q, err := c.f.parse(time.Now())
@@ -109,6 +114,14 @@ func TestEventsMatch(t *testing.T) {
 			{runEv("s1", jobs.StatusQueued, "pr-1"), true},
 			{runEv("s2", jobs.StatusQueued, "pr-2"), false},
 			{runEv("lone", jobs.StatusQueued, ""), false}}},
+		{"pipeline and kind runs", eventsFlags{pipeline: "daily", kind: "runs"}, []step{
+			{pipeEv("pr-1", "daily", jobs.StatusRunning), false},
+			{runEv("s1", jobs.StatusQueued, "pr-1"), true},
+			{runEv("s2", jobs.StatusQueued, "pr-2"), false}}},
+		{"pipeline and one run", eventsFlags{pipeline: "daily", runs: []string{"s1"}}, []step{
+			{pipeEv("pr-1", "daily", jobs.StatusRunning), false},
+			{runEv("s1", jobs.StatusQueued, "pr-1"), true},
+			{runEv("s3", jobs.StatusQueued, "pr-1"), false}}},
 		{"pipeline and status", eventsFlags{pipeline: "daily", statuses: []string{"SUCCEEDED"}}, []step{
 			{pipeEv("pr-1", "daily", jobs.StatusRunning), false},
 			{runEv("s1", jobs.StatusSucceeded, "pr-1"), true},
