@@ -173,6 +173,11 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 				return nil, named
 			}
 		}
+		if errors.Is(err, errSkipShape) {
+			if named := skipShapeProblems(js); named != nil {
+				return nil, named
+			}
+		}
 		if unknownFieldErr(err) {
 			var tree any
 			if json.Unmarshal(js, &tree) == nil {

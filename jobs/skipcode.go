@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -17,13 +18,62 @@ import (
 // or a list (`[99, 100]`); it is kept, and written, as a list.
 type ExitCodes []int
 
+// errSkipShape is the error of a skipOnExitCode that is no code nor list
+// of codes. encoding/json passes it on without the stage it read: a
+// pipeline file finds which (skipShapeProblems).
+var errSkipShape = errors.New("skipOnExitCode")
+
+// skipShapeProblems names each stage's skipOnExitCode of a pipeline file
+// (JSON) that is not a code nor a list of codes, by its field path
+// (stages[0](extract).skipOnExitCode[1]), for the decoding error that
+// says only that one is.
+func skipShapeProblems(js []byte) error {
+	var loose struct {
+		Stages []struct {
+			Name string          `json:"name"`
+			Skip json.RawMessage `json:"skipOnExitCode"`
+		} `json:"stages"`
+	}
+	if err := json.Unmarshal(js, &loose); err != nil {
+		return nil
+	}
+	var errs []error
+	for i, st := range loose.Stages {
+		path := stagePath(i, st.Name) + ".skipOnExitCode"
+		var c ExitCodes
+		if len(st.Skip) == 0 || c.UnmarshalJSON(st.Skip) == nil {
+			continue
+		}
+		var list []json.RawMessage
+		if json.Unmarshal(st.Skip, &list) != nil {
+			errs = append(errs, &FieldError{path, skipShapeText(c.UnmarshalJSON(st.Skip))})
+			continue
+		}
+		for j, v := range list {
+			if err := c.UnmarshalJSON(v); err != nil || bytes.HasPrefix(bytes.TrimSpace(v), []byte("[")) {
+				if err == nil {
+					err = fmt.Errorf("%w: %s: want an exit code from 1 to 255", errSkipShape, v)
+				}
+				errs = append(errs, &FieldError{fmt.Sprintf("%s[%d]", path, j), skipShapeText(err)})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// skipShapeText is an errSkipShape error without its leading field name,
+// which the FieldError's path says.
+func skipShapeText(err error) string {
+	return strings.TrimPrefix(err.Error(), errSkipShape.Error()+": ")
+}
+
 // UnmarshalJSON reads a number or a list of numbers. Any integer is read,
 // so that Validate names a code out of range with its stage; other values
 // are refused here.
 func (c *ExitCodes) UnmarshalJSON(data []byte) error {
 	data = bytes.TrimSpace(data)
 	want := func(v []byte) error {
-		return fmt.Errorf("skipOnExitCode: %s: want an exit code from 1 to 255, or a list of them, as [99]", v)
+		return fmt.Errorf("%w: %s: want an exit code from 1 to 255, or a list of them, as [99]", errSkipShape, v)
 	}
 	raw := []json.RawMessage{data}
 	switch {
@@ -31,6 +81,9 @@ func (c *ExitCodes) UnmarshalJSON(data []byte) error {
 		*c = nil
 		return nil
 	case len(data) > 0 && data[0] == '[':
+		// A fresh slice: decoding into raw, whose element shares data's
+		// array, would write over the caller's bytes.
+		raw = nil
 		if err := json.Unmarshal(data, &raw); err != nil {
 			return want(data)
 		}

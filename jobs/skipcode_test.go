@@ -136,3 +136,24 @@ func TestSkipCodeIsNotRetried(t *testing.T) {
 		t.Fatalf("run %s with %d attempts, want FAILED after one", r.Status, len(r.Attempts))
 	}
 }
+
+// TestSkipOnExitCodeShapeNamed: a skipOnExitCode that is no code nor list
+// is named by its stage's path and index, each one, not as a bare
+// "pipeline: skipOnExitCode".
+func TestSkipOnExitCodeShapeNamed(t *testing.T) {
+	const file = `
+name: p
+stages:
+  - {name: a, image: busybox, skipOnExitCode: [99, "x", [1]]}
+  - {name: b, image: busybox, skipOnExitCode: "99"}
+`
+	_, err := DecodePipeline([]byte(file))
+	if err == nil {
+		t.Fatal("decoded")
+	}
+	for _, want := range []string{`stages[0](a).skipOnExitCode[1]: "x": want`, `stages[0](a).skipOnExitCode[2]: [1]: want`, `stages[1](b).skipOnExitCode: "99": want`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\nwant it to contain %q", err, want)
+		}
+	}
+}
