@@ -182,6 +182,12 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 			var tree any
 			if json.Unmarshal(js, &tree) == nil {
 				if named := unknownPipelineFields(tree); named != nil {
+					// The file's other problems too, all at once: what the
+					// known keys say, validated.
+					var known Pipeline
+					if json.Unmarshal(js, &known) == nil {
+						return nil, errors.Join(named, known.Validate())
+					}
 					return nil, named
 				}
 			}

@@ -681,4 +681,11 @@ stages:
 	if err != nil && strings.Contains(err.Error(), "json:") {
 		t.Errorf("encoding/json's own message is left in: %v", err)
 	}
+	// The file's other problems come with its unknown keys.
+	_, err = ParsePipeline([]byte("name: p\ntimeoutSecond: 60\nstages: [{name: a, taskDefinition: t, dependsOn: [nope]}]\n"))
+	for _, w := range []string{`timeoutSecond: unknown field`, `stages[0](a).dependsOn[0].stage: no stage "nope" in the pipeline`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("ParsePipeline: %v\nwant %q", err, w)
+		}
+	}
 }
