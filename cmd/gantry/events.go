@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -42,9 +43,10 @@ exits.
 Filters: --run ID (repeatable; a run or a pipeline run pr-...), --status S
 (repeatable, or comma-separated: QUEUED, STARTING, RUNNING, SUCCEEDED,
 FAILED, CANCELED, PENDING), --kind runs|pipelines, and --pipeline NAME: the
-runs of that pipeline and their stages' runs (those of the pipeline runs
-events has seen an event of: with --since, from the start of the pipeline
-runs since then). Filters given together must all match. One --run, or
+runs of that pipeline and their stages' runs (a stage run whose pipeline
+run events has not seen yet is looked up, once per pipeline run; a
+submit-only user, who may not look pipeline runs up, sees a stage run's
+events from its pipeline run's next event on). Filters given together must all match. One --run, or
 --kind, is asked of NATS (a subject filter); the others are applied as
 events arrive.
 
@@ -69,6 +71,18 @@ refuses the GANTRY_EVENTS stream gets "NATS refused ...".`,
 				return err
 			}
 			defer nc.Close()
+			q.lookup = func(id string) (string, bool) {
+				// A stage run's event can come before its pipeline run's
+				// first (the server queues the run, then publishes the
+				// pipeline run's start): ask, once per pipeline run.
+				ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+				defer cancel()
+				pr, err := c.GetPipelineRun(ctx, id)
+				if err != nil {
+					return "", false // a submit-only user may not ask: its next event tells
+				}
+				return pr.Pipeline, true
+			}
 			w := cmd.OutOrStdout()
 			p := eventPrinter{w: w, st: styleOf(w), json: f.output == "json"}
 			err = c.Watch(cmd.Context(), q.watch, func(ev client.StreamEvent) error {
@@ -120,6 +134,11 @@ type eventsQuery struct {
 	// ofPipeline are the pipeline runs of pipeline seen so far: their
 	// stages' runs match.
 	ofPipeline map[string]bool
+	// lookup, when set, names the pipeline of a pipeline run whose stage
+	// run's event came before any of its own; asked once per pipeline run
+	// (looked).
+	lookup func(pipelineRun string) (pipeline string, ok bool)
+	looked map[string]bool
 }
 
 // eventStatuses are the statuses events carry: runs' and pipeline runs'.
@@ -270,7 +289,18 @@ func (q *eventsQuery) match(ev client.StreamEvent) bool {
 		return false
 	}
 	if q.pipeline != "" && !q.ofPipeline[pipelineRun] {
-		return false
+		if pipelineRun == "" || q.lookup == nil || q.looked[pipelineRun] {
+			return false
+		}
+		if q.looked == nil {
+			q.looked = map[string]bool{}
+		}
+		q.looked[pipelineRun] = true
+		name, ok := q.lookup(pipelineRun)
+		if !ok || name != q.pipeline {
+			return false
+		}
+		q.ofPipeline[pipelineRun] = true
 	}
 	return true
 }

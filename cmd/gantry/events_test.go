@@ -197,3 +197,44 @@ func FuzzParseEventTime(f *testing.F) {
 		}
 	})
 }
+
+// TestEventsPipelineAsksForAnUnseenPipelineRun: with --pipeline, a stage
+// run's event that comes before any of its pipeline run's asks the server
+// once which pipeline that run is of; without an answer (a submit-only
+// user) it waits for the pipeline run's own event, as before.
+func TestEventsPipelineAsksForAnUnseenPipelineRun(t *testing.T) {
+	q, err := eventsFlags{pipeline: "daily", output: "table"}.parse(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := map[string]int{}
+	q.lookup = func(id string) (string, bool) {
+		asked[id]++
+		switch id {
+		case "pr-1":
+			return "daily", true
+		case "pr-2":
+			return "other", true
+		}
+		return "", false
+	}
+	for i, s := range []struct {
+		ev   client.StreamEvent
+		want bool
+	}{
+		{runEv("first", jobs.StatusQueued, "pr-1"), true}, // asked: daily's
+		{runEv("again", jobs.StatusQueued, "pr-1"), true},
+		{runEv("x", jobs.StatusQueued, "pr-2"), false}, // asked: other's
+		{runEv("y", jobs.StatusRunning, "pr-2"), false},
+		{runEv("z", jobs.StatusQueued, "pr-3"), false}, // no answer
+		{pipeEv("pr-3", "daily", jobs.StatusRunning), true},
+		{runEv("z", jobs.StatusRunning, "pr-3"), true},
+	} {
+		if got := q.match(s.ev); got != s.want {
+			t.Errorf("event %d (%+v): match %v, want %v", i, s.ev.Run, got, s.want)
+		}
+	}
+	if asked["pr-1"] != 1 || asked["pr-2"] != 1 || asked["pr-3"] != 1 {
+		t.Errorf("asked %v; want each pipeline run once", asked)
+	}
+}
