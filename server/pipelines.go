@@ -415,7 +415,7 @@ func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error)
 	if verr == nil {
 		terr = s.checkTriggers(ctx, p) // followups.go
 	}
-	if err := invalidJoin(verr, s.checkStageTaskDefs(ctx, p), terr); err != nil {
+	if err := invalidJoin(verr, s.checkStageRefs(ctx, p), terr); err != nil {
 		return nil, err
 	}
 	stored, changed, err := s.db.PutPipeline(ctx, p, s.cfg.now())
@@ -426,12 +426,12 @@ func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error)
 	return PipelineApplyReply{Pipeline: *stored, Changed: changed}, nil
 }
 
-// checkStageTaskDefs reports every stage whose family[:rev] the registry
+// checkStageRefs reports every stage whose family[:rev] the registry
 // does not know, and the Ref::name references of those it knows to
 // parameters the pipeline does not declare, and every stage whose pool
 // does not exist (its runs would fail, naming it), as one error naming
 // each stage.
-func (s *Server) checkStageTaskDefs(ctx context.Context, p *jobs.Pipeline) error {
+func (s *Server) checkStageRefs(ctx context.Context, p *jobs.Pipeline) error {
 	var problems []string
 	for i, st := range p.Stages {
 		if st.Pool != "" {

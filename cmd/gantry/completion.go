@@ -221,24 +221,23 @@ func completeRevisions(ctx context.Context, c *client.Client) ([]cobra.Completio
 
 func completePipelines(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
 	ps, err := c.ListPipelines(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]cobra.Completion, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, p.Name)
-	}
-	return out, nil
+	return names(ps, err, func(p jobs.Pipeline) string { return p.Name })
 }
 
 func completePools(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
 	ps, err := c.Pools(ctx)
+	return names(ps, err, func(p jobs.Pool) string { return p.Name })
+}
+
+// names completes to the name of each of list, as a listing call returned
+// it with err.
+func names[T any](list []T, err error, name func(T) string) ([]cobra.Completion, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]cobra.Completion, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, p.Name)
+	out := make([]cobra.Completion, 0, len(list))
+	for _, v := range list {
+		out = append(out, name(v))
 	}
 	return out, nil
 }

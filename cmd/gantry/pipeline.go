@@ -238,15 +238,7 @@ included) and the run ends FAILED with stopCode Timeout.`,
 			if err := out.detachedOnly(detach); err != nil {
 				return err
 			}
-			prio, err := priorityFlag(priority)
-			if err != nil {
-				return err
-			}
-			secs, err := pipelineTimeout(cmd, timeout)
-			if err != nil {
-				return err
-			}
-			tagList, err := tagFlags(tags) // run.go
+			prio, secs, tagList, err := stageRunFlags(cmd, priority, timeout, tags)
 			if err != nil {
 				return err
 			}
@@ -639,15 +631,7 @@ counted from when that run starts: not while it waits PENDING.`,
   gantry pipeline backfill daily-sales --from 2026-10-01 --to 2026-10-07 --timeout 3h`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			prio, err := priorityFlag(priority)
-			if err != nil {
-				return err
-			}
-			secs, err := pipelineTimeout(cmd, timeout)
-			if err != nil {
-				return err
-			}
-			tagList, err := tagFlags(tags) // run.go
+			prio, secs, tagList, err := stageRunFlags(cmd, priority, timeout, tags)
 			if err != nil {
 				return err
 			}
@@ -803,6 +787,21 @@ func newScheduleCmd(g *globals) *cobra.Command {
 // --timeout 0 given is refused: the request's 0 means the file's
 // timeoutSeconds, so it would not lift the file's timeout, as the user
 // who typed it would expect, but silently keep it.
+// stageRunFlags reads the flags pipeline run and backfill share, for the
+// stages' runs they start: --priority, --timeout and --tag.
+func stageRunFlags(cmd *cobra.Command, priority string, timeout time.Duration, tags []string) (jobs.Priority, int, jobs.TagList, error) {
+	prio, err := priorityFlag(priority) // run.go
+	if err != nil {
+		return "", 0, nil, err
+	}
+	secs, err := pipelineTimeout(cmd, timeout)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	tagList, err := tagFlags(tags) // run.go
+	return prio, secs, tagList, err
+}
+
 func pipelineTimeout(cmd *cobra.Command, d time.Duration) (int, error) {
 	if d == 0 && cmd.Flags().Changed("timeout") {
 		return 0, fmt.Errorf("--timeout %s: must be at least 1s; leave it out for the pipeline file's timeoutSeconds (a run cannot lift the file's timeout)", d)
