@@ -175,10 +175,13 @@ func (pr *PipelineRun) StageStatuses() map[string]Status {
 // StageContext tells a stage's run where it belongs; the worker uses it to
 // stage /gantry/in and /gantry/out.
 type StageContext struct {
-	PipelineRunID string   `json:"pipelineRunId"`
-	Stage         string   `json:"stage"`
-	ArrayIndex    *int     `json:"arrayIndex,omitempty"`
-	Upstream      []string `json:"upstream,omitempty"`
+	PipelineRunID string `json:"pipelineRunId"`
+	// Pipeline names the pipeline; runs queued before gantry kept it
+	// have none.
+	Pipeline   string   `json:"pipeline,omitempty"`
+	Stage      string   `json:"stage"`
+	ArrayIndex *int     `json:"arrayIndex,omitempty"`
+	Upstream   []string `json:"upstream,omitempty"`
 	// UpstreamRuns are the runs of each upstream stage, whose /gantry/out
 	// files the worker stages into /gantry/in/<stage>/.
 	UpstreamRuns map[string][]string `json:"upstreamRuns,omitempty"`

@@ -230,12 +230,15 @@ type Event struct {
 	// Pull, on a worker's STARTING event, is how far the pull of one of
 	// the task's images has got (StatusReason says it in words).
 	Pull *PullProgress `json:"pull,omitempty"`
-	// TaskDefinition, Cluster, and on a pipeline stage's run PipelineRunID
-	// and Stage, are on the server's events only: what a reader watching
-	// every run (gantry events) shows, without asking the server for each.
+	// TaskDefinition, Cluster, and on a pipeline stage's run PipelineRunID,
+	// Pipeline (its name) and Stage, are on the server's events only: what
+	// a reader watching every run (gantry events) shows, without asking
+	// the server for each. Pipeline is missing on the events of a stage
+	// run queued before gantry kept it.
 	TaskDefinition string `json:"taskDefinition,omitempty"`
 	Cluster        string `json:"cluster,omitempty"`
 	PipelineRunID  string `json:"pipelineRunId,omitempty"`
+	Pipeline       string `json:"pipeline,omitempty"`
 	Stage          string `json:"stage,omitempty"`
 }
 

@@ -419,7 +419,7 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 		Pool:           st.Pool,
 		Overrides:      jobs.SubstituteOverrides(st.Overrides, pr.Parameters),
 		IdempotencyKey: stageKey(pr, st.Name),
-		Stage: &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream(),
+		Stage: &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Pipeline: pr.Pipeline, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream(),
 			SkipOnExitCode: st.SkipOnExitCode, Parameters: pr.Parameters}}
 	for _, up := range st.Upstream() {
 		if us := pr.StageState(up); us != nil && len(us.Runs) > 0 {

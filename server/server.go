@@ -440,7 +440,7 @@ func (s *Server) publishStatus(r *jobs.Run) {
 		StoppedReason: r.StoppedReason, StatusReason: r.StatusReason,
 		TaskDefinition: r.TaskDefinition, Cluster: r.Cluster}
 	if st := r.Spec.Stage; st != nil {
-		ev.PipelineRunID, ev.Stage = st.PipelineRunID, st.Stage
+		ev.PipelineRunID, ev.Pipeline, ev.Stage = st.PipelineRunID, st.Pipeline, st.Stage
 	}
 	if len(r.Containers) > 0 {
 		ev.Containers = r.Containers // with their networkBindings once running

@@ -43,10 +43,12 @@ exits.
 Filters: --run ID (repeatable; a run or a pipeline run pr-...), --status S
 (repeatable, or comma-separated: QUEUED, STARTING, RUNNING, SUCCEEDED,
 FAILED, CANCELED, PENDING), --kind runs|pipelines, and --pipeline NAME: the
-runs of that pipeline and their stages' runs (a stage run whose pipeline
-run events has not seen yet is looked up, once per pipeline run; a
-submit-only user, who may not look pipeline runs up, sees a stage run's
-events from its pipeline run's next event on). Filters given together must all match. One --run, or
+runs of that pipeline and their stages' runs, whose events name their
+pipeline (pipeline=; a stage run queued by an older server, whose events
+do not, is looked up once per pipeline run when events has not seen that
+pipeline run yet: a submit-only user, who may not look it up, sees such a
+run's events from its pipeline run's next event on). Filters given
+together must all match. One --run, or
 --kind, is asked of NATS (a subject filter); the others are applied as
 events arrive.
 
@@ -135,7 +137,8 @@ type eventsQuery struct {
 	// stages' runs match.
 	ofPipeline map[string]bool
 	// lookup, when set, names the pipeline of a pipeline run whose stage
-	// run's event came before any of its own; asked once per pipeline run
+	// run's event came before any of its own and does not name its
+	// pipeline (queued by an older server); asked once per pipeline run
 	// (looked).
 	lookup func(pipelineRun string) (pipeline string, ok bool)
 	looked map[string]bool
@@ -265,13 +268,13 @@ func (q *eventsQuery) subject() string {
 
 // match applies the filters that NATS's subject filter could not.
 func (q *eventsQuery) match(ev client.StreamEvent) bool {
-	var id, pipelineRun string
+	var id, pipelineRun, pipeline string
 	var status jobs.Status
 	if ev.Run != nil {
 		if q.kind == "pipelines" {
 			return false
 		}
-		id, status, pipelineRun = ev.Run.RunID, ev.Run.Status, ev.Run.PipelineRunID
+		id, status, pipelineRun, pipeline = ev.Run.RunID, ev.Run.Status, ev.Run.PipelineRunID, ev.Run.Pipeline
 	} else {
 		id, status, pipelineRun = ev.Pipeline.PipelineRunID, ev.Pipeline.Status, ev.Pipeline.PipelineRunID
 		// Seen before --kind runs drops it: its stages' runs match.
@@ -288,7 +291,14 @@ func (q *eventsQuery) match(ev client.StreamEvent) bool {
 	if q.statuses != nil && !q.statuses[status] {
 		return false
 	}
-	if q.pipeline != "" && !q.ofPipeline[pipelineRun] {
+	if pipeline != "" {
+		// A stage run's event names its pipeline: no lookup.
+		if q.pipeline != "" && pipeline != q.pipeline {
+			return false
+		}
+	} else if q.pipeline != "" && !q.ofPipeline[pipelineRun] {
+		// One queued before the server named the pipeline in its
+		// stage runs' events: learn it from the pipeline run.
 		if pipelineRun == "" || q.lookup == nil || q.looked[pipelineRun] {
 			return false
 		}

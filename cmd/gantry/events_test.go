@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -236,5 +237,72 @@ func TestEventsPipelineAsksForAnUnseenPipelineRun(t *testing.T) {
 	}
 	if asked["pr-1"] != 1 || asked["pr-2"] != 1 || asked["pr-3"] != 1 {
 		t.Errorf("asked %v; want each pipeline run once", asked)
+	}
+}
+
+// stageEv is a stage run's event as the server publishes it now: naming
+// its pipeline.
+func stageEv(id string, st jobs.Status, pipelineRun, pipeline string) client.StreamEvent {
+	ev := runEv(id, st, pipelineRun)
+	ev.Run.Pipeline = pipeline
+	return ev
+}
+
+// TestEventsPipelineNamedByStageRuns: with --pipeline, a stage run's event
+// that names its pipeline matches by that name alone, before any event of
+// its pipeline run and with no lookup (which a submit-only user may not
+// do); one that does not (queued by an older server) is still looked up.
+func TestEventsPipelineNamedByStageRuns(t *testing.T) {
+	type step struct {
+		ev   client.StreamEvent
+		want bool
+	}
+	for _, c := range []struct {
+		name  string
+		f     eventsFlags
+		steps []step
+		asked string // the pipeline runs looked up
+	}{
+		{"pipeline", eventsFlags{pipeline: "daily"}, []step{
+			{stageEv("first", jobs.StatusQueued, "pr-1", "daily"), true}, // before pr-1's own
+			{stageEv("x", jobs.StatusQueued, "pr-2", "other"), false},
+			{pipeEv("pr-2", "daily", jobs.StatusRunning), true},
+			{stageEv("y", jobs.StatusRunning, "pr-2", "other"), false}, // its own name wins
+			{runEv("old", jobs.StatusQueued, "pr-3"), true},            // looked up: daily's
+			{runEv("older", jobs.StatusQueued, "pr-4"), false},         // looked up: no answer
+			{runEv("lone", jobs.StatusQueued, ""), false},
+		}, "[pr-3 pr-4]"},
+		{"pipeline, kind runs and status", eventsFlags{pipeline: "daily", kind: "runs", statuses: []string{"FAILED"}}, []step{
+			{stageEv("a", jobs.StatusQueued, "pr-1", "daily"), false},
+			{stageEv("a", jobs.StatusFailed, "pr-1", "daily"), true},
+			{pipeEv("pr-1", "daily", jobs.StatusFailed), false},
+		}, "[]"},
+		{"no pipeline filter", eventsFlags{}, []step{
+			{stageEv("a", jobs.StatusQueued, "pr-1", "daily"), true},
+		}, "[]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.f.output = "table"
+			q, err := c.f.parse(time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			asked := []string{}
+			q.lookup = func(id string) (string, bool) {
+				asked = append(asked, id)
+				if id == "pr-3" {
+					return "daily", true
+				}
+				return "", false
+			}
+			for i, s := range c.steps {
+				if got := q.match(s.ev); got != s.want {
+					t.Errorf("event %d (%+v): match %v, want %v", i, s.ev.Run, got, s.want)
+				}
+			}
+			if got := fmt.Sprint(asked); got != c.asked {
+				t.Errorf("looked up %s; want %s (only the pipeline runs whose stage runs' events do not name their pipeline)", got, c.asked)
+			}
+		})
 	}
 }
