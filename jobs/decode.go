@@ -197,7 +197,7 @@ func (sc *shapeCheck) check(v any, t reflect.Type, path string) bool {
 				continue
 			}
 			names := slices.Concat(slices.Collect(maps.Keys(fields)), awsOnly[t])
-			if s := nearest(k, names); s != "" {
+			if s := Nearest(k, names); s != "" {
 				sc.bad(fp, "unknown field; did you mean %q?", s)
 			} else {
 				sc.bad(fp, "unknown field")
@@ -326,9 +326,9 @@ func jsonProblem(data []byte, err error) string {
 	return "invalid JSON: " + err.Error()
 }
 
-// nearest returns the candidate closest to s, or "" when none is close
+// Nearest returns the candidate closest to s, or "" when none is close
 // enough to be what was meant.
-func nearest(s string, candidates []string) string {
+func Nearest(s string, candidates []string) string {
 	best, bestD := "", -1
 	ls := strings.ToLower(s)
 	for _, c := range candidates {

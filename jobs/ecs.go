@@ -656,7 +656,7 @@ func validateLinux(bad func(path, format string, args ...any), p string, lp *Lin
 }
 
 func nearestHint(name string, candidates []string) string {
-	if s := nearest(name, candidates); s != "" {
+	if s := Nearest(name, candidates); s != "" {
 		return fmt.Sprintf("did you mean %q?", s)
 	}
 	return "see linuxParameters in the ECS documentation"

@@ -55,7 +55,7 @@ func walkFields(v any, t reflect.Type, path string, errs *[]error) {
 				continue
 			}
 			msg := "unknown field"
-			if s := nearest(k, slices.Collect(maps.Keys(fields))); s != "" {
+			if s := Nearest(k, slices.Collect(maps.Keys(fields))); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			}
 			*errs = append(*errs, &FieldError{Path: fp, Msg: msg})

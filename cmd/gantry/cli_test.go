@@ -601,6 +601,51 @@ func TestHTTPAPIRefusalsAreJSON(t *testing.T) {
 	}
 }
 
+// TestHTTPAPIRefusesUnknownQueryParameters: a query parameter an endpoint
+// does not take (a typo: ?stauts=FAILED) was ignored and /api/runs
+// answered every run; it is refused with 400, naming each unknown one, the
+// one it likely meant, and those the endpoint takes, with the other
+// problems of the query at once. Known parameters still pass (here to no
+// gantry server: 503).
+func TestHTTPAPIRefusesUnknownQueryParameters(t *testing.T) {
+	srv := startHTTPAPI(t, httpAuth{})
+	for _, c := range []struct {
+		path   string
+		status int
+		want   []string
+	}{
+		{"/api/runs?stauts=FAILED", 400, []string{`unknown query parameter "stauts" (did you mean "status"?); /api/runs takes all, before, cluster, family, limit, status, tag, worker`}},
+		{"/api/runs?status=FAILED&famly=etl&x=1", 400, []string{`unknown query parameter "famly" (did you mean "family"?); unknown query parameter "x"; /api/runs takes all,`}},
+		{"/api/runs?Status=FAILED", 400, []string{`unknown query parameter "Status" (did you mean "status"?)`}},
+		{"/api/runs?limt=5&all=maybe&status=DONE", 400, []string{`unknown query parameter "limt" (did you mean "limit"?)`, `all="maybe": want true or false`, `"DONE"`}},
+		{"/api/runs/r1?verbose=1", 400, []string{`unknown query parameter "verbose"; /api/runs/{id} takes no query parameters`}},
+		{"/api/runs?status=FAILED,SUCCEEDED&all=1&limit=5&family=etl&cluster=c&worker=w&before=x&tag=team=data", 503, nil},
+		{"/api/runs/r1", 503, nil},
+	} {
+		resp, err := srv.Client().Get(srv.URL + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("%s: %d %+v; want %d", c.path, resp.StatusCode, body.Error, c.status)
+			continue
+		}
+		if c.status == 400 && body.Error.Code != "invalid_argument" {
+			t.Errorf("%s: code %q; want invalid_argument", c.path, body.Error.Code)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(body.Error.Message, w) {
+				t.Errorf("%s: %q lacks %q", c.path, body.Error.Message, w)
+			}
+		}
+	}
+}
+
 // TestHTTPAPITimeoutIsUnavailable: a gantry server that did not answer
 // within the request's time gave 500 internal, a bug to report, where the
 // NATS API and the Go client call it unavailable: 503, retry later.

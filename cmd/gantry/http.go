@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -124,7 +125,8 @@ const httpAddrHelp = "address of the HTTP API, e.g. 127.0.0.1:8080 (off when emp
 
 // httpHelp is the paragraph of up's and server's help on the HTTP API.
 const httpHelp = `With --http ADDR it serves a read-only HTTP API: /healthz, /api/runs and
-/api/runs/{id}. /api/ asks for what NATS asks of the operator (Basic auth
+/api/runs/{id} (an unknown query parameter is refused with 400, naming it,
+as /api/runs?stauts=FAILED). /api/ asks for what NATS asks of the operator (Basic auth
 with --user/--password, Authorization: Bearer with --token), or for
 --http-token instead. It is plain HTTP unless --http-tls-cert and
 --http-tls-key are given: then HTTPS only (TLS 1.2 or later), and clients
@@ -233,6 +235,10 @@ func httpHandler(c *client.Client, nc *nats.Conn, auth httpAuth) http.Handler {
 		writeJSON(w, map[string]any{"runs": runs, "next": next}, err)
 	})
 	api.HandleFunc("GET /api/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if err := checkQuery("/api/runs/{id}", r.URL.Query(), nil); err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
 		run, err := c.Get(r.Context(), r.PathValue("id"))
 		writeJSON(w, run, err)
 	})
@@ -275,22 +281,58 @@ const codeUnauthenticated = "unauthenticated"
 // GET (HTTP only: the NATS API has no methods).
 const codeMethodNotAllowed = "method_not_allowed"
 
-// listQuery reads runs.list's filters from /api/runs's query: all, status
-// (repeated or comma-separated), family, cluster, worker, limit, before,
-// tag (repeated: tag=team=data, or tag=team for any value).
+// listParams are the query parameters of /api/runs (listQuery).
+var listParams = []string{"all", "before", "cluster", "family", "limit", "status", "tag", "worker"}
+
+// checkQuery refuses the parameters of q that endpoint does not take,
+// naming each one (and the known one it likely meant) and those it takes:
+// a typo (?stauts=FAILED) was ignored, and the answer was for no filter.
+func checkQuery(endpoint string, q url.Values, known []string) error {
+	var unknown []string
+	for k := range q {
+		if !slices.Contains(known, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	msgs := make([]string, len(unknown))
+	for i, k := range unknown {
+		msgs[i] = fmt.Sprintf("unknown query parameter %q", k)
+		if s := jobs.Nearest(k, known); s != "" {
+			msgs[i] += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+	}
+	takes := "takes no query parameters"
+	if len(known) > 0 {
+		takes = "takes " + strings.Join(known, ", ")
+	}
+	return jobs.Invalid(strings.Join(msgs, "; ") + "; " + endpoint + " " + takes)
+}
+
+// listQuery reads runs.list's filters from /api/runs's query (listParams):
+// all, status (repeated or comma-separated), family, cluster, worker,
+// limit, before, tag (repeated: tag=team=data, or tag=team for any value).
+// It refuses other parameters, and names every problem at once.
 func listQuery(q url.Values) (client.ListOptions, error) {
 	o := client.ListOptions{Before: q.Get("before"), TaskDefinition: q.Get("family"), Cluster: q.Get("cluster"), Worker: q.Get("worker")}
+	var problems []string
+	if err := checkQuery("/api/runs", q, listParams); err != nil {
+		problems = append(problems, err.Error())
+	}
 	if v := q.Get("all"); v != "" {
 		all, err := strconv.ParseBool(v)
 		if err != nil {
-			return o, jobs.Invalid(fmt.Sprintf("all=%q: want true or false", v))
+			problems = append(problems, fmt.Sprintf("all=%q: want true or false", v))
 		}
 		o.All = all
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return o, jobs.Invalid(fmt.Sprintf("limit=%q: want a positive number", v))
+			problems = append(problems, fmt.Sprintf("limit=%q: want a positive number", v))
 		}
 		o.Limit = n
 	}
@@ -298,7 +340,8 @@ func listQuery(q url.Values) (client.ListOptions, error) {
 		for _, st := range strings.Split(v, ",") {
 			s, err := jobs.ParseStatus(st)
 			if err != nil {
-				return o, jobs.Invalid(err.Error())
+				problems = append(problems, err.Error())
+				continue
 			}
 			o.Statuses = append(o.Statuses, s)
 		}
@@ -307,7 +350,10 @@ func listQuery(q url.Values) (client.ListOptions, error) {
 		o.All = true // a status asked for is shown, ended or not
 	}
 	if err := tagFilters(&o, q["tag"]); err != nil { // completion.go
-		return o, jobs.Invalid("tag=" + err.Error())
+		problems = append(problems, "tag="+err.Error())
+	}
+	if len(problems) > 0 {
+		return o, jobs.Invalid(strings.Join(problems, "; "))
 	}
 	return o, nil
 }
