@@ -63,8 +63,12 @@ func addCompletions(root *cobra.Command, g *globals) {
 		if fn, ok := byPath[path]; ok && fn != nil && c.ValidArgsFunction == nil {
 			c.ValidArgsFunction = fn
 		}
-		if c.Flags().Lookup("output") != nil {
-			_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+		if f := c.Flags().Lookup("output"); f != nil {
+			formats := []string{"table", "json", "yaml"}
+			if f.Value.Type() == (wideOutput{}).Type() {
+				formats = []string{"table", "wide", "json", "yaml"}
+			}
+			_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
 		}
 		if c.Flags().Lookup("status") != nil && path == "ps" {
 			_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(statuses, cobra.ShellCompDirectiveNoFileComp))

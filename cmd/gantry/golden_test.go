@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"io"
 	"os"
@@ -91,7 +92,7 @@ func TestGoldenOutput(t *testing.T) {
 		v     any
 		table func(io.Writer) error
 	}{
-		{"ps", runs, func(w io.Writer) error { return psTable(w, runs, clock(), false) }},
+		{"ps", runs, func(w io.Writer) error { return psTable(w, runs, clock(), psNormal) }},
 		{"describe", &runs[1], func(w io.Writer) error { return describeRun(w, &runs[1]) }},
 		{"describe-queued", &runs[2], func(w io.Writer) error { return describeRun(w, &runs[2]) }},
 		{"workers-ls", workers, func(w io.Writer) error { return workersTable(w, workers, clock()) }},
@@ -115,7 +116,7 @@ func TestTableFitsTerminal(t *testing.T) {
 	fixedClock(t)
 	var buf bytes.Buffer
 	runs := goldenRuns()
-	psTable(&buf, runs, clock(), false)
+	psTable(&buf, runs, clock(), psNormal)
 	wide := renderTable(buf.String(), style{tty: true, width: 1000})
 	narrow := renderTable(buf.String(), style{tty: true, width: 100})
 	for _, l := range strings.Split(strings.TrimSuffix(narrow, "\n"), "\n") {
@@ -168,7 +169,7 @@ func TestPsOnAnEightyColumnTerminal(t *testing.T) {
 	fixedClock(t)
 	var buf bytes.Buffer
 	runs := goldenRuns()
-	psTable(&buf, runs, clock(), true)
+	psTable(&buf, runs, clock(), psNarrow)
 	out := renderTable(buf.String(), style{tty: true, width: 80})
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if h := lines[0]; strings.Contains(h, "WORKER") || strings.Contains(h, "CREATED") || !strings.Contains(h, "DURATION") || !strings.Contains(h, "REASON") {
@@ -183,5 +184,97 @@ func TestPsOnAnEightyColumnTerminal(t *testing.T) {
 		if !strings.Contains(out, string(r.Status)) {
 			t.Errorf("status %s cut on 80 columns:\n%s", r.Status, out)
 		}
+	}
+}
+
+// TestPsWide: gantry ps -o wide shows TAGS (key=value, by key) besides
+// WORKER and CREATED, which it keeps on a narrow terminal too, and does not
+// cut its lines to the terminal.
+func TestPsWide(t *testing.T) {
+	fixedClock(t)
+	runs := goldenRuns()
+	runs[0].Tags = map[string]string{"team": "data", "env": "prod"}
+	runs[1].Tags = map[string]string{"cost-centre": "", "owner": "ana", "pipeline": "daily-sales", "reason": "reload after the outage", "tier": "gold"}
+	var buf bytes.Buffer
+	if err := outputWide.write(&buf, runs, func(w io.Writer) error { return psTable(w, runs, clock(), psWide) }); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "ps.wide", buf.Bytes())
+
+	buf.Reset()
+	psTable(&buf, runs, clock(), psWide)
+	out := renderTable(buf.String(), style{tty: true}) // as write renders wide on a terminal
+	if h := strings.SplitN(out, "\n", 2)[0]; !strings.Contains(h, "WORKER") || !strings.Contains(h, "CREATED") || !strings.Contains(h, "TAGS") {
+		t.Errorf("wide header %q", h)
+	}
+	if strings.Contains(out, "…") {
+		t.Errorf("a wide table cut to a terminal:\n%s", out)
+	}
+}
+
+// TestTagsCell: ps -o wide's TAGS cell holds whole tags up to 40
+// characters and counts the rest; a first tag longer than that alone is cut.
+func TestTagsCell(t *testing.T) {
+	long := strings.Repeat("x", 60)
+	for _, c := range []struct {
+		tags map[string]string
+		want string
+	}{
+		{nil, "-"},
+		{map[string]string{"team": "data"}, "team=data"},
+		{map[string]string{"team": "data", "env": "prod", "cost-centre": ""}, "cost-centre=,env=prod,team=data"},
+		{map[string]string{"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6", "g": "7", "h": "8", "i": "9", "j": "10"},
+			"a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9,j=10"}, // 40: whole
+		{map[string]string{"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6", "g": "7", "h": "8", "i": "9", "j": "100"},
+			"a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9,+1"},
+		{map[string]string{"owner": "ana", "reason": "reload after the outage", "tier": "gold"}, "owner=ana,+2"},
+		{map[string]string{"owner": "ana", "reason": "reload after the outage"}, "owner=ana,reason=reload after the outage"},
+		{map[string]string{"note": long}, "note=" + strings.Repeat("x", 34) + "…"},
+		{map[string]string{"note": long, "team": "data"}, "note=" + strings.Repeat("x", 31) + "…,+1"},
+		{map[string]string{"a": "1", "b": strings.Repeat("y", 40)}, "a=1,+1"},
+	} {
+		got := tagsCell(c.tags)
+		if got != c.want {
+			t.Errorf("tagsCell(%v) = %q; want %q", c.tags, got, c.want)
+		}
+		if n := len([]rune(got)); n > tagsWidth {
+			t.Errorf("tagsCell(%v): %d characters, more than %d", c.tags, n, tagsWidth)
+		}
+	}
+}
+
+// TestPsOutputWide: -o wide is gantry ps's only (other listings refuse it
+// naming the formats they take), and completion offers it there only.
+func TestPsOutputWide(t *testing.T) {
+	if err := offline("ps", "-o", "wide"); err == nil || strings.Contains(err.Error(), "output") {
+		t.Errorf("gantry ps -o wide: %v; want it taken (and no NATS to connect to)", err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ps", "-o", "wider"}, `"wider": want table, wide, json or yaml`},
+		{[]string{"describe", "r1", "-o", "wide"}, `"wide": want table, json or yaml`},
+	} {
+		if err := offline(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("gantry %v: %v; want %q", c.args, err, c.want)
+		}
+	}
+	complete := func(args ...string) string {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(io.Discard)
+		root.SetArgs(append([]string{"__complete"}, args...))
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatalf("__complete %v: %v", args, err)
+		}
+		return out.String()
+	}
+	if out := complete("ps", "-o", ""); out != "table\nwide\njson\nyaml\n:4\n" {
+		t.Errorf("__complete ps -o '': %q", out)
+	}
+	if out := complete("workers", "ls", "-o", ""); out != "table\njson\nyaml\n:4\n" {
+		t.Errorf("__complete workers ls -o '': %q", out)
 	}
 }

@@ -23,6 +23,31 @@ func addOutputFlag(c *cobra.Command, o *output) {
 	c.Flags().VarP(o, "output", "o", "output format: table, json or yaml")
 }
 
+// outputWide is -o wide of the listings that have it (gantry ps): the
+// table with more columns, as kubectl's, not cut to the terminal's width.
+const outputWide output = "wide"
+
+// addWideOutputFlag adds -o that takes wide too.
+func addWideOutputFlag(c *cobra.Command, o *output) {
+	*o = "table"
+	c.Flags().VarP(wideOutput{o}, "output", "o", "output format: table, wide (more columns, tags too, lines not cut to the terminal), json or yaml")
+}
+
+// wideOutput is an output that may be wide.
+type wideOutput struct{ *output }
+
+func (wideOutput) Type() string { return "table|wide|json|yaml" }
+func (o wideOutput) Set(s string) error {
+	if s == string(outputWide) {
+		*o.output = outputWide
+		return nil
+	}
+	if err := o.output.Set(s); err != nil {
+		return fmt.Errorf("%q: want table, wide, json or yaml", s)
+	}
+	return nil
+}
+
 func (o *output) String() string { return string(*o) }
 func (o *output) Type() string   { return "table|json|yaml" }
 func (o *output) Set(s string) error {
@@ -61,6 +86,9 @@ func (o output) write(w io.Writer, v any, table func(w io.Writer) error) error {
 		return enc.Close()
 	}
 	if st := styleOf(w); st.tty { // table.go: fit the terminal, colour
+		if o == outputWide {
+			st.width = 0 // whole lines: the terminal wraps them, less -S scrolls
+		}
 		var buf strings.Builder
 		if err := table(&buf); err != nil {
 			return err

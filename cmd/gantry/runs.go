@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
@@ -32,7 +33,8 @@ func newPsCmd(g *globals) *cobra.Command {
   gantry ps --status FAILED --limit 20
   gantry ps --all --family etl-sales --since 24h
   gantry ps --all --tag team=data --tag env=prod -o json
-  gantry ps --all --tag cost-centre   # runs with that tag, whatever its value`,
+  gantry ps --all --tag cost-centre   # runs with that tag, whatever its value
+  gantry ps -o wide                   # every column, TAGS too, not cut to the terminal`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := client.ListOptions{All: all, Limit: limit}
@@ -58,7 +60,14 @@ func newPsCmd(g *globals) *cobra.Command {
 			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]jobs.Run, error) {
 				return listUpTo(ctx, c, o, limit)
 			}, func(w io.Writer, runs []jobs.Run) error {
-				return psTable(w, runs, clock(), narrowTerminal(cmd.OutOrStdout()))
+				cols := psNormal
+				switch {
+				case out == outputWide:
+					cols = psWide
+				case narrowTerminal(cmd.OutOrStdout()):
+					cols = psNarrow
+				}
+				return psTable(w, runs, clock(), cols)
 			})
 		},
 	}
@@ -66,7 +75,7 @@ func newPsCmd(g *globals) *cobra.Command {
 	c.Flags().StringSliceVar(&statuses, "status", nil, "only runs in these statuses (QUEUED, RUNNING, FAILED, ...)")
 	c.Flags().IntVar(&limit, "limit", 100, "at most this many runs, newest first")
 	filter.add(c)
-	addOutputFlag(c, &out)
+	addWideOutputFlag(c, &out)
 	return c
 }
 
@@ -94,14 +103,29 @@ func listUpTo(ctx context.Context, c runLister, o client.ListOptions, limit int)
 	}
 }
 
-// psTable is the table of `gantry ps`. narrow (a terminal under
-// narrowColumns) leaves out WORKER and CREATED: eight columns and a run id
-// cannot share 80, and cut evenly every one of them reads START… and
-// waitin…; describe and -o json still have them.
-func psTable(w io.Writer, runs []jobs.Run, now time.Time, narrow bool) error {
-	if narrow {
+// psColumns are the columns gantry ps shows.
+type psColumns int
+
+const (
+	psNormal psColumns = iota
+	// psNarrow (a terminal under narrowColumns) leaves out WORKER and
+	// CREATED: eight columns and a run id cannot share 80, and cut evenly
+	// every one of them reads START… and waitin…; describe and -o json
+	// still have them.
+	psNarrow
+	// psWide (-o wide) adds TAGS, and keeps WORKER and CREATED on any
+	// terminal.
+	psWide
+)
+
+// psTable is the table of `gantry ps`, with cols' columns.
+func psTable(w io.Writer, runs []jobs.Run, now time.Time, cols psColumns) error {
+	switch cols {
+	case psNarrow:
 		fmt.Fprintln(w, "RUN ID\tTASK\tSTATUS\tEXIT\tDURATION\tREASON")
-	} else {
+	case psWide:
+		fmt.Fprintln(w, "RUN ID\tTASK\tSTATUS\tEXIT\tWORKER\tCREATED\tDURATION\tTAGS\tREASON")
+	default:
 		fmt.Fprintln(w, "RUN ID\tTASK\tSTATUS\tEXIT\tWORKER\tCREATED\tDURATION\tREASON")
 	}
 	for _, r := range runs {
@@ -109,15 +133,53 @@ func psTable(w io.Writer, runs []jobs.Run, now time.Time, narrow bool) error {
 		if r.Status.Terminal() {
 			reason = r.StoppedReason
 		}
-		if narrow {
+		switch cols {
+		case psNarrow:
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
 				exitText(r.ExitCode), duration(&r, now), orDash(reason))
-			continue
+		case psWide:
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
+				exitText(r.ExitCode), orDash(r.Worker), ago(r.CreatedAt, now), duration(&r, now), tagsCell(r.Tags), orDash(reason))
+		default:
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
+				exitText(r.ExitCode), orDash(r.Worker), ago(r.CreatedAt, now), duration(&r, now), orDash(reason))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
-			exitText(r.ExitCode), orDash(r.Worker), ago(r.CreatedAt, now), duration(&r, now), orDash(reason))
 	}
 	return nil
+}
+
+// tagsWidth bounds the TAGS cell of gantry ps -o wide, in characters.
+const tagsWidth = 40
+
+// tagsCell is a run's tags in a cell: key=value, by key, comma-joined.
+// Tags past tagsWidth characters are counted instead (team=data,+3); a
+// first tag longer than that alone is cut with "…". describe and -o json
+// show them all.
+func tagsCell(tags map[string]string) string {
+	if len(tags) == 0 {
+		return "-"
+	}
+	keys := slices.Sorted(maps.Keys(tags))
+	var b strings.Builder
+	for i, k := range keys {
+		tag := k + "=" + tags[k]
+		sep := ""
+		if i > 0 {
+			sep = ","
+		}
+		more := ""
+		if rest := len(keys) - i - 1; rest > 0 {
+			more = ",+" + strconv.Itoa(rest) // room kept to say so
+		}
+		if utf8.RuneCountInString(b.String()+sep+tag+more) > tagsWidth {
+			if i == 0 {
+				return cut(tag, tagsWidth-utf8.RuneCountInString(more)) + more
+			}
+			return b.String() + ",+" + strconv.Itoa(len(keys)-i)
+		}
+		b.WriteString(sep + tag)
+	}
+	return b.String()
 }
 
 // narrowColumns is the terminal width under which gantry ps leaves out
