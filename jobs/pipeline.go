@@ -41,9 +41,14 @@ type Pipeline struct {
 	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
 	// Tags are every stage's runs' (tags.go), with the stage's own over
 	// them key by key, so that gantry ps --tag finds a pipeline's runs.
-	Tags      TagList   `json:"tags,omitempty"`
-	Stages    []Stage   `json:"stages"`
-	CreatedAt time.Time `json:"createdAt,omitzero"`
+	Tags TagList `json:"tags,omitempty"`
+	// PropagateTags TASK_DEFINITION gives every stage's runs their task
+	// definition's tags too, under the run's own, as ECS RunTask's and
+	// SubmitRequest's (tags.go); NONE or empty does not. A stage's own
+	// wins.
+	PropagateTags string    `json:"propagateTags,omitempty"`
+	Stages        []Stage   `json:"stages"`
+	CreatedAt     time.Time `json:"createdAt,omitzero"`
 }
 
 // Stage is one node of a pipeline.
@@ -63,6 +68,9 @@ type Stage struct {
 	Priority Priority `json:"priority,omitempty"`
 	// Tags of the stage's runs, over the pipeline's key by key.
 	Tags TagList `json:"tags,omitempty"`
+	// PropagateTags of the stage's runs (TASK_DEFINITION or NONE); empty
+	// takes the pipeline's.
+	PropagateTags string `json:"propagateTags,omitempty"`
 	// SkipOnExitCode lists the exit codes (1-255) by which the stage's
 	// task says it found nothing to do: a run that ends so is not
 	// retried, and the stage ends SKIPPED rather than FAILED
@@ -325,6 +333,9 @@ func (p *Pipeline) Validate() error {
 	if err := p.Tags.Validate("tags"); err != nil {
 		errs = append(errs, err)
 	}
+	if err := CheckPropagateTags("propagateTags", p.PropagateTags); err != nil {
+		errs = append(errs, err)
+	}
 	names := make([]string, 0, len(p.Parameters))
 	for k := range p.Parameters {
 		names = append(names, k)
@@ -374,7 +385,7 @@ func (st *Stage) validate(sp string, stages map[string]bool, params Params) []er
 		errs = append(errs, &FieldError{Path: sp + "." + path, Msg: fmt.Sprintf(format, args...)})
 	}
 	req := SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster, Overrides: st.Overrides,
-		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds, Priority: st.Priority, Tags: st.Tags, Pool: st.Pool}
+		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds, Priority: st.Priority, Tags: st.Tags, PropagateTags: st.PropagateTags, Pool: st.Pool}
 	if err := req.Validate(); err != nil {
 		errs = append(errs, prefixErrors(sp+".", err))
 	}

@@ -523,6 +523,7 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\ntimeoutSecond: 1\nstages: [{name: a, taskDefinition: t, retryStrategy: {attemps: 2}}, {Name: b, TaskDefinition: t}]\n"))
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, arraySize: 3, pool: warehouse}, {name: b, taskDefinition: t, pool: 'a b'}]\n"))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","pool":["x"]}]}`))
+	f.Add([]byte("name: p\npropagateTags: TASK_DEFINITION\nstages: [{name: a, taskDefinition: t, propagateTags: NONE}, {name: b, taskDefinition: t, propagateTags: service}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
@@ -549,6 +550,9 @@ func FuzzParsePipeline(f *testing.F) {
 		for _, st := range p.Stages {
 			if !st.Priority.Valid() {
 				t.Fatalf("accepted stage priority %q", st.Priority)
+			}
+			if v := (&PipelineRun{Spec: *p}).StagePropagateTags(&st); CheckPropagateTags("propagateTags", v) != nil {
+				t.Fatalf("accepted stage %s propagateTags %q", st.Name, v)
 			}
 			if n := len((&PipelineRun{Spec: *p}).StageTags(&st)); n > MaxTags {
 				t.Fatalf("accepted %d tags for stage %s", n, st.Name)

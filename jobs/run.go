@@ -538,12 +538,8 @@ func (s SubmitRequest) Validate() error {
 	if err := s.Tags.Validate("tags"); err != nil {
 		errs = append(errs, unjoin(err)...)
 	}
-	switch s.PropagateTags {
-	case "", PropagateNone, PropagateTaskDefinition:
-	case "SERVICE":
-		errs = append(errs, &FieldError{"propagateTags", `"SERVICE": gantry has no services; want TASK_DEFINITION or NONE`})
-	default:
-		errs = append(errs, &FieldError{"propagateTags", fmt.Sprintf("%q: want TASK_DEFINITION or NONE", s.PropagateTags)})
+	if err := CheckPropagateTags("propagateTags", s.PropagateTags); err != nil {
+		errs = append(errs, err)
 	}
 	errs = append(errs, validateRunDependencies(s.DependsOn)...)
 	if s.Pool != "" {

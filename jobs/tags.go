@@ -265,6 +265,27 @@ const (
 	PropagateNone           = "NONE"
 )
 
+// CheckPropagateTags checks a propagateTags value at path: empty,
+// TASK_DEFINITION or NONE.
+func CheckPropagateTags(path, v string) error {
+	switch v {
+	case "", PropagateNone, PropagateTaskDefinition:
+		return nil
+	case "SERVICE":
+		return &FieldError{path, `"SERVICE": gantry has no services; want TASK_DEFINITION or NONE`}
+	}
+	return &FieldError{path, fmt.Sprintf("%q: want TASK_DEFINITION or NONE", v)}
+}
+
+// StagePropagateTags is the propagateTags of st's runs: the stage's, or
+// else the pipeline file's.
+func (pr *PipelineRun) StagePropagateTags(st *Stage) string {
+	if st.PropagateTags != "" {
+		return st.PropagateTags
+	}
+	return pr.Spec.PropagateTags
+}
+
 // RunTags are the tags of a run of td that req submits: req's, and with
 // propagateTags TASK_DEFINITION td's under them key by key; more than
 // MaxTags together is an error naming both.

@@ -175,6 +175,47 @@ func TestPipelineFileTags(t *testing.T) {
 	}
 }
 
+// TestPipelineFilePropagateTags: propagateTags at the top is every
+// stage's, a stage's own wins (NONE too), and a stage's run is submitted
+// with it; other values are refused naming their path, all at once.
+func TestPipelineFilePropagateTags(t *testing.T) {
+	p, err := ParsePipeline([]byte("name: p\npropagateTags: TASK_DEFINITION\n" +
+		"stages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, propagateTags: NONE}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := &PipelineRun{Spec: *p}
+	if got := pr.StagePropagateTags(&p.Stages[0]); got != PropagateTaskDefinition {
+		t.Errorf("stage a: %q; want the pipeline's TASK_DEFINITION", got)
+	}
+	if got := pr.StagePropagateTags(&p.Stages[1]); got != PropagateNone {
+		t.Errorf("stage b: %q; want its own NONE", got)
+	}
+	p, err = ParsePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, propagateTags: TASK_DEFINITION}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr = &PipelineRun{Spec: *p}
+	if a, b := pr.StagePropagateTags(&p.Stages[0]), pr.StagePropagateTags(&p.Stages[1]); a != "" || b != PropagateTaskDefinition {
+		t.Errorf("stages a, b: %q, %q; want none and TASK_DEFINITION", a, b)
+	}
+
+	_, err = ParsePipeline([]byte("name: p\npropagateTags: yes\n" +
+		"stages: [{name: extract, taskDefinition: t}, {name: load, taskDefinition: t, propagateTags: task_definition}, {name: c, taskDefinition: t, propagateTags: SERVICE}]\n"))
+	for _, want := range []string{
+		`propagateTags: "yes": want TASK_DEFINITION or NONE`,
+		`stages[1](load).propagateTags: "task_definition": want TASK_DEFINITION or NONE`,
+		`stages[2](c).propagateTags: "SERVICE": gantry has no services`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParsePipeline: %v\nwant %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "stages[0]") {
+		t.Errorf("stage extract, which takes the pipeline's, is named: %v", err)
+	}
+}
+
 // TestPipelineTagsOfTheWrongShapeAreNamed: tags in neither shape in a
 // pipeline file are named by their paths, at the top or of which stage,
 // each of them, not as a bare "tags" that reads as the top level's.

@@ -416,6 +416,7 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 	req := &jobs.SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster,
 		TimeoutSeconds: st.TimeoutSeconds, RetryStrategy: st.RetryStrategy, Priority: pr.StagePriority(st),
 		Tags:           jobs.TagsOf(pr.StageTags(st)),
+		PropagateTags:  pr.StagePropagateTags(st),
 		Pool:           st.Pool,
 		Overrides:      jobs.SubstituteOverrides(st.Overrides, pr.Parameters),
 		IdempotencyKey: stageKey(pr, st.Name),

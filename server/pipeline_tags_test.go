@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"strings"
@@ -83,6 +84,82 @@ stages:
 		er := apiError(t, e.req(e.op, tc.subject, tc.body))
 		if er.Code != jobs.CodeInvalidArgument || !strings.Contains(er.Message, tc.want) {
 			t.Errorf("%s %s: %s %q; want invalid_argument with %q", tc.subject, tc.body, er.Code, er.Message, tc.want)
+		}
+	}
+}
+
+// TestPipelinePropagateTags: a pipeline file's propagateTags
+// TASK_DEFINITION gives its stages' runs their task definition's tags
+// under their own (the pipeline's, the stage's and the run's winning key
+// by key), registered or inline; a stage's NONE keeps them out, and
+// without it nothing propagates, as for a run submitted alone.
+func TestPipelinePropagateTags(t *testing.T) {
+	e := startAPI(t)
+	e.ok("gantry.api.taskdefs.register", `{"family":"tagged","containerDefinitions":[{"name":"main","image":"gantry/samples:latest"}],`+
+		`"tags":[{"key":"team","value":"td"},{"key":"tier","value":"td"},{"key":"owner","value":"td"}]}`, nil)
+	e.apply(`name: propagated
+propagateTags: TASK_DEFINITION
+tags: {team: data}
+stages:
+  - {name: a, taskDefinition: tagged}
+  - {name: b, taskDefinition: tagged, tags: {tier: gold}}
+  - {name: c, taskDefinition: tagged, propagateTags: NONE}
+  - name: d
+    taskDefinition: {family: inline, containerDefinitions: [{name: main, image: "gantry/samples:latest"}], tags: [{key: kind, value: inline}]}
+`)
+	e.apply(`name: plain
+stages:
+  - {name: a, taskDefinition: tagged, tags: {team: data}}
+  - {name: b, taskDefinition: tagged, propagateTags: TASK_DEFINITION}
+`)
+	tagsOf := func(pr *jobs.PipelineRun, stage string) map[string]string {
+		t.Helper()
+		var r jobs.Run
+		e.ok("gantry.api.runs.get", `{"runId":"`+e.stageRunning(pr.PipelineRunID, stage)+`"}`, &r)
+		return r.Tags
+	}
+	var pr jobs.PipelineRun
+	e.ok("gantry.api.pipelines.run", `{"name":"propagated","tags":{"owner":"run"}}`, &pr)
+	for stage, want := range map[string]map[string]string{
+		"a": {"team": "data", "tier": "td", "owner": "run"},
+		"b": {"team": "data", "tier": "gold", "owner": "run"},
+		"c": {"team": "data", "owner": "run"},
+		"d": {"team": "data", "owner": "run", "kind": "inline"},
+	} {
+		if got := tagsOf(&pr, stage); !maps.Equal(got, want) {
+			t.Errorf("propagated, stage %s: tags %v; want %v", stage, got, want)
+		}
+	}
+	e.ok("gantry.api.pipelines.run", `{"name":"plain"}`, &pr)
+	for stage, want := range map[string]map[string]string{
+		"a": {"team": "data"},
+		"b": {"team": "td", "tier": "td", "owner": "td"},
+	} {
+		if got := tagsOf(&pr, stage); !maps.Equal(got, want) {
+			t.Errorf("plain, stage %s: tags %v; want %v", stage, got, want)
+		}
+	}
+	// Too many together: the stage fails saying so, as a run submitted
+	// alone is refused.
+	var crowded strings.Builder
+	for i := range 45 {
+		fmt.Fprintf(&crowded, `,{"key":"k%d","value":"v"}`, i)
+	}
+	e.ok("gantry.api.taskdefs.register", `{"family":"crowded","containerDefinitions":[{"name":"main","image":"gantry/samples:latest"}],`+
+		`"tags":[`+crowded.String()[1:]+`]}`, nil)
+	e.apply("name: crowded\npropagateTags: TASK_DEFINITION\ntags: {a: x, b: x, c: x, d: x, e: x, f: x}\nstages: [{name: a, taskDefinition: crowded}]\n")
+	e.ok("gantry.api.pipelines.run", `{"name":"crowded"}`, &pr)
+	failed := e.waitRun(pr.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusFailed })
+	if st := failed.StageState("a"); st.Status != jobs.StatusFailed ||
+		!strings.Contains(st.Reason, "tags: 51 tags with the task definition's (propagateTags TASK_DEFINITION): at most 50") {
+		t.Errorf("crowded stage a: %s %q; want FAILED for its 51 tags", st.Status, st.Reason)
+	}
+
+	er := apiError(t, e.req(e.op, "gantry.api.pipelines.apply",
+		`{"data":"`+base64.StdEncoding.EncodeToString([]byte("name: bad\npropagateTags: ALL\nstages: [{name: extract, taskDefinition: tagged}, {name: load, taskDefinition: tagged, propagateTags: yes}]\n"))+`"}`))
+	for _, want := range []string{`propagateTags: "ALL": want TASK_DEFINITION or NONE`, `stages[1](load).propagateTags: "yes": want TASK_DEFINITION or NONE`} {
+		if er.Code != jobs.CodeInvalidArgument || !strings.Contains(er.Message, want) {
+			t.Errorf("pipelines.apply: %s %q; want invalid_argument with %q", er.Code, er.Message, want)
 		}
 	}
 }

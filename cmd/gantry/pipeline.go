@@ -140,12 +140,18 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 				if len(p.Tags) > 0 {
 					fmt.Fprintf(w, "Tags:\t%s\n", tagsText(p.Tags.Map())) // runs.go
 				}
+				if p.PropagateTags != "" {
+					fmt.Fprintf(w, "Propagate tags:\t%s\n", p.PropagateTags)
+				}
 				for _, st := range p.Stages {
 					if st.Priority != "" {
 						fmt.Fprintf(w, "Priority of %s:\t%s\n", st.Name, st.Priority)
 					}
 					if len(st.Tags) > 0 {
 						fmt.Fprintf(w, "Tags of %s:\t%s\n", st.Name, tagsText(st.Tags.Map()))
+					}
+					if st.PropagateTags != "" {
+						fmt.Fprintf(w, "Propagate tags of %s:\t%s\n", st.Name, st.PropagateTags)
 					}
 					if len(st.SkipOnExitCode) > 0 {
 						codes := make([]string, len(st.SkipOnExitCode))
