@@ -122,6 +122,17 @@ func TestPoolPausedUnknownAndInvalid(t *testing.T) {
 	}
 
 	e.setPool("paused", 0)
+	// An empty pool is no pool, as the field left out (gantry run --pool
+	// ''): the run takes no slot of any; blank is refused.
+	var free jobs.Run
+	e.ok("gantry.api.runs.submit", `{"taskDefinition":"hello","pool":""}`, &free)
+	if free.Pool != "" || free.PoolState() != jobs.PoolNone || strings.Contains(free.StatusReason, "pool") {
+		t.Errorf(`"pool": "": pool %q (state %d), %q; want no pool`, free.Pool, free.PoolState(), free.StatusReason)
+	}
+	er = apiError(t, e.req(e.op, "gantry.api.runs.submit", `{"taskDefinition":"hello","pool":" "}`))
+	if er.Code != jobs.CodeInvalidArgument || !strings.Contains(er.Message, `pool: " ": a pool name`) {
+		t.Errorf(`"pool": " ": %s %q`, er.Code, er.Message)
+	}
 	r := e.inPool("paused", "")
 	e.checkWaits(r.RunID, "waiting for a slot in pool paused (paused: 0 slots; 0 runs still hold one)")
 	if p := e.setPool("paused", 1); p.Created || p.InUse != 1 || p.Waiting != 0 {

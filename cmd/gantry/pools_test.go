@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/spf13/cobra"
 )
 
 // TestPoolCommandsCheckTheirFlags: gantry pool set and delete, and gantry
@@ -32,5 +36,43 @@ func TestPoolCommandsCheckTheirFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("gantry %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
 		}
+	}
+}
+
+// TestRunEmptyPoolIsNoPool: gantry run with an empty --pool (--pool "$POOL"
+// with POOL unset) submits no pool, as leaving --pool out does and as the
+// submit JSON's "pool": "" is: the run takes no slot of any pool. A blank
+// name is refused naming the flag.
+func TestRunEmptyPoolIsNoPool(t *testing.T) {
+	for _, c := range []struct {
+		pool, want, err string
+	}{
+		{"", "", ""},
+		{"warehouse", "warehouse", ""},
+		{" ", "", `--pool: " ": a pool name`},
+	} {
+		f := runFlags{image: "busybox", pool: c.pool}
+		req, err := f.request(&cobra.Command{}, nil)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("--pool %q: %v; want %q", c.pool, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("--pool %q: %v", c.pool, err)
+		}
+		data, _ := json.Marshal(req)
+		var sent jobs.SubmitRequest
+		if err := json.Unmarshal(data, &sent); err != nil || sent.Pool != c.want || sent.Validate() != nil {
+			t.Errorf("--pool %q: sent %s; want pool %q", c.pool, data, c.want)
+		}
+		if c.pool == "" && strings.Contains(string(data), `"pool"`) {
+			t.Errorf("--pool '': sent %s; want no pool field, as without --pool", data)
+		}
+	}
+	var empty jobs.SubmitRequest
+	if err := json.Unmarshal([]byte(`{"taskDefinition":"hello","pool":""}`), &empty); err != nil || empty.Pool != "" || empty.Validate() != nil {
+		t.Errorf(`submit JSON "pool": "": %+v %v; want valid, no pool`, empty, empty.Validate())
 	}
 }

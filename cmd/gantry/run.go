@@ -57,7 +57,9 @@ run says what the run waits for on stderr, then streams it as usual.
 --pool NAME makes the run take a slot of the pool NAME (gantry pool): while
 all its slots are held the run waits, QUEUED, saying so ("waiting for a
 slot in pool warehouse (2 of 2 in use)"); it holds its slot until it ends,
-over its retries. A pool that does not exist is refused.
+over its retries. A pool that does not exist is refused. --pool '' (as
+--pool "$POOL" with POOL unset) is no pool, as leaving --pool out and as
+"pool": "" in the submit JSON.
 
 Ctrl-C while attached stops the run (as docker run does); a second Ctrl-C
 detaches and leaves it to finish stopping.`,
@@ -114,7 +116,7 @@ detaches and leaves it to finish stopping.`,
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the run K=V (K= for an empty value), to find it with gantry ps --tag (repeatable, up to 50)")
 	fl.BoolVar(&f.propagateTags, "propagate-tags", false, "give the run its task definition's tags too, --tag winning (ECS RunTask's propagateTags TASK_DEFINITION)")
 	fl.StringArrayVar(&f.dependsOn, "depends-on", nil, "wait for this run to end first: RUN[:success|failure|complete], success by default (repeatable)")
-	fl.StringVar(&f.pool, "pool", "", "take a slot of this pool (gantry pool ls): while it is full the run waits, QUEUED")
+	fl.StringVar(&f.pool, "pool", "", "take a slot of this pool (gantry pool ls): while it is full the run waits, QUEUED; empty is no pool")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
 	addDetachOutputFlag(c, &out)
 	return c
