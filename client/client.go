@@ -319,3 +319,17 @@ func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*
 	}
 	return err
 }
+
+// Rerun creates a new run as the run req.RunID was submitted, req's
+// fields winning (gantry rerun). The run comes without its spec; the
+// warnings say what the rerun does not carry over or could have taken.
+func (c *Client) Rerun(ctx context.Context, req *jobs.RerunRequest) (*jobs.Run, []string, error) {
+	var reply struct {
+		jobs.Run
+		Warnings []string `json:"warnings"`
+	}
+	if err := c.call(ctx, "runs.rerun", req, &reply); err != nil {
+		return nil, nil, err
+	}
+	return &reply.Run, reply.Warnings, nil
+}

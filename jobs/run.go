@@ -191,6 +191,9 @@ type Run struct {
 	// PoolSlotAt is when the run took its slot in Pool: it holds it until
 	// it ends, over its retries. Nil while it waits for one.
 	PoolSlotAt *time.Time `json:"poolSlotAt,omitempty"`
+	// RerunOf is the run this one runs again (gantry rerun, rerun.go),
+	// empty for a run submitted otherwise.
+	RerunOf string `json:"rerunOf,omitempty"`
 	// Spec is left out where a run is shown without it: by runs.status,
 	// and in the reply to a submission that found the run by its
 	// idempotency key (it may be someone else's).

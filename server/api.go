@@ -73,6 +73,7 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 		{"runs_get", "runs.get", s.apiGet},
 		{"runs_status", "runs.status", s.apiStatus},
 		{"runs_stop", "runs.stop", s.apiStop},
+		{"runs_rerun", "runs.rerun", s.apiRerun}, // rerun.go
 		{"runs_logs", "runs.logs", s.apiLogs},
 		{"workers_list", "workers.list", s.apiWorkersList},
 		{"workers_get", "workers.get", s.apiWorkersGet},

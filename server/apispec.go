@@ -44,6 +44,7 @@ var endpointSpecs = map[string]endpointSpec{
 	"runs.status":         {"Get one run without its spec and idempotencyKey (what the submit role may read of any run)", GetRequest{}, runStatusDoc{}, false},
 	"runs.list":           {"List runs newest first, filtered, a page at a time (next is the cursor of the following page)", ListRequest{}, ListReply{}, true},
 	"runs.stop":           {"Stop a run: at once if queued, through its worker if running", StopRequest{}, jobs.Run{}, false},
+	"runs.rerun":          {"Create a new run as a run was submitted (its task definition revision, overrides, cluster, priority, timeouts, retry strategy, tags, dependencies, pool), the request's fields winning; the reply is the new run without its spec, with warnings", jobs.RerunRequest{}, RerunReply{}, false},
 	"runs.logs":           {"Where a run's logs are in GANTRY_LOGS: subjects, message counts and stream sequences, to read them with any JetStream client", LogsRequest{}, LogsReply{}, false},
 	"workers.list":        {"List the live workers", WorkersListRequest{}, WorkersListReply{}, true},
 	"workers.get":         {"Get one live worker", WorkerRequest{}, jobs.WorkerInfo{}, false},

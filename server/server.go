@@ -206,10 +206,20 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		// here.
 		td = jobs.SubstituteRefs(td, req.Stage.Parameters)
 	}
+	return s.createRun(ctx, req, td, "")
+}
+
+// createRun is submit once the request is checked and its task
+// definition is known: td runs, req.TaskDefinition is not read. rerunOf
+// names the run that this one runs again (rerun.go), if any.
+func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs.TaskDefinition, rerunOf string) (*jobs.Run, bool, error) {
 	if _, err := td.WithOverrides(req.Overrides); err != nil {
 		return nil, false, err
 	}
-	var depStatus map[string]jobs.Status
+	var (
+		depStatus map[string]jobs.Status
+		err       error
+	)
 	if len(req.DependsOn) > 0 {
 		s.waiters.mark()                                                           // before the run is stored: the ends applied after it look for it
 		if depStatus, err = s.dependencyStatuses(ctx, req.DependsOn); err != nil { // rundeps.go
@@ -245,6 +255,7 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 		Containers:     []jobs.ContainerResult{},
 		DependsOn:      jobs.DependencyStates(req.DependsOn),
 		Pool:           req.Pool,
+		RerunOf:        rerunOf,
 		Spec: jobs.RunSpec{Task: td, Overrides: req.Overrides, TimeoutSeconds: req.TimeoutSeconds,
 			RetryStrategy: req.RetryStrategy, Stage: req.Stage},
 	}

@@ -29,6 +29,7 @@ func completers(g *globals) map[string]cobra.CompletionFunc {
 		"describe":           runs,
 		"logs":               g.complete(completeTaskRuns), // logs refuses pr- ids
 		"stop":               runs,
+		"rerun":              firstArg(g.complete(completeTaskRuns)), // not pr- ids
 		"wait":               runs,
 		"run":                firstArg(families),
 		"taskdef ls":         firstArg(families),
@@ -79,12 +80,12 @@ func addCompletions(root *cobra.Command, g *globals) {
 		if path == "schedule create" {
 			_ = c.RegisterFlagCompletionFunc("task", g.complete(completeFamilies))
 		}
-		if path == "run" || path == "ps" {
+		if path == "run" || path == "rerun" || path == "ps" {
 			if c.Flags().Lookup("worker") != nil {
 				_ = c.RegisterFlagCompletionFunc("worker", g.complete(completeWorkers))
 			}
 		}
-		if path == "run" {
+		if path == "run" || path == "rerun" {
 			_ = c.RegisterFlagCompletionFunc("pool", g.complete(completePools))
 			_ = c.RegisterFlagCompletionFunc("depends-on", g.complete(completeTaskRuns)) // not pr- ids
 		}

@@ -135,7 +135,7 @@ exit code; 124 when the run timed out; 125 when gantry itself failed.`,
 		"subject prefix to receive NATS replies under, for a NATS user allowed only its own (subscribe PREFIX.>); by default commands use _GANTRY_CLI, or _INBOX where NATS refuses that, and server and worker _GANTRY_INBOX (env GANTRY_NATS_INBOX_PREFIX)")
 	root.AddCommand(
 		newUpCmd(g), newServerCmd(g), newWorkerCmd(g),
-		newRunCmd(g), newPsCmd(g), newDescribeCmd(g), newLogsCmd(g), newStopCmd(g), newWaitCmd(g), newEventsCmd(g),
+		newRunCmd(g), newRerunCmd(g), newPsCmd(g), newDescribeCmd(g), newLogsCmd(g), newStopCmd(g), newWaitCmd(g), newEventsCmd(g),
 		newWorkersCmd(g), newPoolCmd(g),
 		newTaskdefCmd(g),
 		newPipelineCmd(g), newScheduleCmd(g),

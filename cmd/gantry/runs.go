@@ -244,6 +244,9 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 	fmt.Fprintf(w, "Run:\t%s\n", r.RunID)
 	fmt.Fprintf(w, "Task definition:\t%s\n", r.TaskDefinition)
 	fmt.Fprintf(w, "Status:\t%s\n", r.Status)
+	if r.RerunOf != "" {
+		fmt.Fprintf(w, "Rerun of:\t%s\n", r.RerunOf)
+	}
 	if r.StatusReason != "" && !r.Status.Terminal() {
 		fmt.Fprintf(w, "Status reason:\t%s\n", r.StatusReason)
 	}

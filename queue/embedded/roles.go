@@ -7,11 +7,12 @@ import "github.com/nats-io/nats-server/v2/server"
 //   - The operator (Options.User) may do everything: the server and workers
 //     connect as it, and so do people who run `gantry` commands of every kind.
 //   - The submitter (Options.SubmitUser) may only submit runs and follow
-//     them: publish to gantry.submit, request gantry.api.runs.submit and
-//     gantry.api.runs.status, subscribe to gantry.events.> and
-//     gantry.logs.>, and read those two streams by direct get (which is
-//     how `gantry run` and `gantry logs -f` follow a run). Any other
-//     subject is refused by NATS with a permissions violation.
+//     them: publish to gantry.submit, request gantry.api.runs.submit,
+//     gantry.api.runs.rerun and gantry.api.runs.status, subscribe to
+//     gantry.events.> and gantry.logs.>, and read those two streams by
+//     direct get (which is how `gantry run` and `gantry logs -f` follow a
+//     run). Any other subject is refused by NATS with a permissions
+//     violation.
 //
 // runs.status, not runs.get: run ids are on gantry.events.runs.>, the
 // server answers whoever asks (NATS does not say who), and runs.get's
@@ -34,6 +35,7 @@ func SubmitPermissions() *server.Permissions {
 	pub = append(pub,
 		"gantry.submit",
 		"gantry.api.runs.submit",
+		"gantry.api.runs.rerun",
 		"gantry.api.runs.status",
 		"$JS.API.INFO",
 	)
