@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // RerunRequest asks for a new run made as the run RunID was submitted
@@ -182,4 +183,24 @@ func firstEssentialName(td *TaskDefinition) string {
 		}
 	}
 	return ""
+}
+
+// CheckContainers says which of the request's overrides name a container
+// td does not have, each by its path in the request.
+func (q RerunRequest) CheckContainers(td *TaskDefinition) error {
+	if q.Overrides == nil {
+		return nil
+	}
+	var names []string
+	for _, c := range td.ContainerDefinitions {
+		names = append(names, c.Name)
+	}
+	var errs []error
+	for i, co := range q.Overrides.ContainerOverrides {
+		if co.Name != "" && !slices.Contains(names, co.Name) {
+			errs = append(errs, &FieldError{fmt.Sprintf("overrides.containerOverrides[%d].name", i),
+				fmt.Sprintf("no container %q in task definition %s; its containers: %s", co.Name, td.Ref(), strings.Join(names, ", "))})
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -227,6 +227,7 @@ func TestEveryEndpoint(t *testing.T) {
 		"runs.status":         fmt.Sprintf(`{"runId":%q}`, run.RunID),
 		"runs.list":           `{"all":true,"limit":1,"taskDefinition":"hello"}`,
 		"runs.stop":           fmt.Sprintf(`{"runId":%q}`, toStop.RunID),
+		"runs.rerun":          fmt.Sprintf(`{"runId":%q,"priority":"high"}`, run.RunID),
 		"runs.logs":           fmt.Sprintf(`{"runId":%q}`, run.RunID),
 		"workers.list":        `{}`,
 		"workers.get":         `{"id":"w1"}`,
@@ -258,8 +259,8 @@ func TestEveryEndpoint(t *testing.T) {
 	}
 	// Requests the submit-only user may make; it is refused everything
 	// else, runs.get included (runs.status is its view of runs).
-	submitterMay := map[string]bool{"runs.submit": true, "runs.status": true}
-	order := []string{"runs.submit", "runs.get", "runs.status", "runs.list", "runs.stop", "runs.logs",
+	submitterMay := map[string]bool{"runs.submit": true, "runs.status": true, "runs.rerun": true}
+	order := []string{"runs.submit", "runs.get", "runs.status", "runs.list", "runs.stop", "runs.rerun", "runs.logs",
 		"workers.list", "workers.get", "workers.drain", "workers.activate",
 		"taskdefs.register", "taskdefs.list", "taskdefs.describe", "taskdefs.deregister",
 		"pipelines.apply", "pipelines.list", "pipelines.describe", "pipelines.run", "pipelines.runs",

@@ -75,6 +75,9 @@ func (s *Server) Rerun(ctx context.Context, req *jobs.RerunRequest) (*jobs.Run, 
 	if note != "" {
 		warnings = append(warnings, note)
 	}
+	if err := req.CheckContainers(&td); err != nil {
+		return nil, nil, err
+	}
 	sub := req.Submission(r, &td)
 	if err := sub.Validate(); err != nil {
 		return nil, nil, err
