@@ -51,6 +51,33 @@ func TestRunRefusesACommandWithoutDash(t *testing.T) {
 	}
 }
 
+// TestRerunFlagsCheckedFirst: gantry rerun refuses bad flags, and a
+// pipeline run's id, before it connects, naming the flag.
+func TestRerunFlagsCheckedFirst(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pr-01m93xn56p3h7582v5t08b2jtc"}, "pr-01m93xn56p3h7582v5t08b2jtc is a pipeline run: run its failed stages again with gantry pipeline retry pr-01m93xn56p3h7582v5t08b2jtc"},
+		{[]string{"--env", "NOEQUALS", "01x"}, `--env "NOEQUALS": want K=V`},
+		{[]string{"--name", "main", "01x"}, "--name names the container that --env, --cpu or --memory change"},
+		{[]string{"--attempts", "0", "01x"}, "--attempts 0: must be between 1 and 10"},
+		{[]string{"--timeout", "500ms", "01x"}, "--timeout 500ms: must be at least 1s"},
+		{[]string{"--priority", "urgent", "01x"}, `--priority "urgent": want high, normal or low`},
+		{[]string{"--tag", "gantry:x=1", "01x"}, "--tag"},
+		{[]string{"--depends-on", "a:sometimes", "01x"}, "--depends-on"},
+		{[]string{"--pool", "bad pool", "01x"}, "--pool"},
+		{[]string{"-o", "json", "01x"}, "-o json needs -d"},
+		{[]string{"--cluster", "a b", "01x"}, "cluster"},
+		{nil, "accepts 1 arg(s), received 0"},
+	} {
+		err := offline(append([]string{"rerun"}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Errorf("gantry rerun %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+}
+
 // pagedLister serves runs r0, r1, ... newest first in pages whose filter
 // (the store does not index it) let through only a few of each scan.
 type pagedLister struct {
@@ -482,6 +509,12 @@ func TestCompletionOfContextAndTask(t *testing.T) {
 	}
 	if out := complete("schedule", "create", "--nats", "nats://127.0.0.1:1", "--task", ""); !strings.HasSuffix(out, ":4\n") {
 		t.Errorf("__complete schedule create --task '': %q; want no files (:4)", out)
+	}
+	// gantry rerun completes run ids (none: no server answers), not files.
+	for _, args := range [][]string{{"rerun", ""}, {"rerun", "--pool", ""}, {"rerun", "--depends-on", ""}} {
+		if out := complete(append([]string{"--nats", "nats://127.0.0.1:1"}, args...)...); !strings.HasSuffix(out, ":4\n") {
+			t.Errorf("__complete %q: %q; want no files (:4)", args, out)
+		}
 	}
 }
 
