@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"encoding/json"
 	"reflect"
 	"slices"
 	"strings"
@@ -174,4 +175,39 @@ func TestSubmitFieldsHaveARerunDecision(t *testing.T) {
 			t.Errorf("SubmitRequest.%s (%s): what does a rerun do with it? (jobs/rerun.go)", typ.Field(i).Name, name)
 		}
 	}
+}
+
+// FuzzRerunRequest: a request that validates never carries a command,
+// makes a submission that validates, and leaves the run as it was.
+func FuzzRerunRequest(f *testing.F) {
+	f.Add([]byte(`{"runId":"01x"}`))
+	f.Add([]byte(`{"runId":"01x","latest":true,"cluster":"gpu","priority":"high","attempts":3,"tags":{"a":"b"}}`))
+	f.Add([]byte(`{"runId":"01x","overrides":{"containerOverrides":[{"environment":[{"name":"A","value":"1"}],"memory":64}]}}`))
+	f.Add([]byte(`{"runId":"01x","overrides":{"containerOverrides":[{"name":"main","command":["env"]}]}}`))
+	f.Add([]byte(`{"runId":"","attempts":11,"priority":"urgent","pool":"bad pool","tags":[{"key":"gantry:x"}]}`))
+	f.Add([]byte(`{"runId":"01x","dependsOn":[{"runId":"01y","condition":"failure"}],"timeoutSeconds":-1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var q RerunRequest
+		if json.Unmarshal(data, &q) != nil || q.Validate() != nil {
+			return
+		}
+		if q.Overrides != nil {
+			for _, co := range q.Overrides.ContainerOverrides {
+				if co.Command != nil {
+					t.Fatalf("accepted a command: %+v", co)
+				}
+			}
+		}
+		r := submitted()
+		before, _ := json.Marshal(r)
+		sub := q.Submission(r, &r.Spec.Task)
+		// Only the count of the run's tags and the request's together
+		// can be too many.
+		if err := sub.Validate(); err != nil && !strings.HasPrefix(err.Error(), "tags: ") {
+			t.Fatalf("a valid request made a submission that is not: %v\n%+v", err, sub)
+		}
+		if after, _ := json.Marshal(r); string(after) != string(before) {
+			t.Fatalf("the submission changed the run:\n%s\n%s", before, after)
+		}
+	})
 }
