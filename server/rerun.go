@@ -82,11 +82,15 @@ func (s *Server) Rerun(ctx context.Context, req *jobs.RerunRequest) (*jobs.Run, 
 	if err := sub.Validate(); err != nil {
 		return nil, nil, err
 	}
-	run, _, err := s.createRun(ctx, sub, td, r.RunID)
+	// A key that found a run made before answers with that run, as a
+	// submission's does (the reply has no spec either way).
+	run, created, err := s.createRun(ctx, sub, td, r.RunID)
 	if err != nil {
 		return nil, nil, err
 	}
-	s.cfg.log.Info().Str("run", run.RunID).Str("rerunOf", r.RunID).Msg("rerun")
+	if created {
+		s.cfg.log.Info().Str("run", run.RunID).Str("rerunOf", r.RunID).Msg("rerun")
+	}
 	return run, warnings, nil
 }
 

@@ -155,6 +155,13 @@ func TestRerunRequestWins(t *testing.T) {
 	if again := e.rerun(body); again.RunID != rep.RunID {
 		t.Errorf("the same idempotencyKey made a second rerun %s (first %s)", again.RunID, rep.RunID)
 	}
+	// A client that lost the reply to a server that went down asks the
+	// restarted server again: the key, kept in the store, finds the run.
+	e.stop()
+	e.startServer()
+	if again := e.rerun(body); again.RunID != rep.RunID || again.RerunOf != orig.RunID {
+		t.Errorf("after a restart the same idempotencyKey made %s (first %s)", again.RunID, rep.RunID)
+	}
 }
 
 // TestRerunRevisions: a run's revision is pinned; latest takes the
