@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -129,11 +128,11 @@ func (s *Server) rerunTaskDef(ctx context.Context, r *jobs.Run, latest bool) (td
 		return td, "", fmt.Errorf("run %s's task definition: %w", r.RunID, err)
 	}
 	if err := reg.CheckRunnable(); err != nil {
-		return td, "", fmt.Errorf("%w (run %s's revision; --latest runs the family's latest ACTIVE one)", err, r.RunID)
+		return td, "", fmt.Errorf("%w (run %s's revision; latest, gantry rerun --latest, runs the family's latest ACTIVE one)", err, r.RunID)
 	}
 	if newest, err := s.TaskDef(ctx, own.Family); err == nil && newest.Revision > own.Revision {
 		note = fmt.Sprintf("the rerun runs %s, as run %s did; %s is the family's latest ACTIVE revision (--latest runs it)",
-			own.Ref(), r.RunID, own.Family+":"+strconv.Itoa(newest.Revision))
+			own.Ref(), r.RunID, newest.Ref())
 	}
 	return own, note, nil
 }
