@@ -39,6 +39,13 @@ type Pipeline struct {
 	// is stopped and ends FAILED with stopCode Timeout. 0 means no limit;
 	// gantry pipeline run --timeout overrides it for one run.
 	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// MaxActiveRuns bounds the runs of the pipeline RUNNING at once,
+	// however they were started (by hand, a schedule, a trigger, a
+	// backfill or a retry), as Airflow's max_active_runs does: a run
+	// started while that many are RUNNING waits PENDING, saying so, and
+	// starts as one ends, highest priority then longest waiting first.
+	// Nil (left out) means no bound; it is at least 1 when set.
+	MaxActiveRuns *int `json:"maxActiveRuns,omitempty"`
 	// Tags are every stage's runs' (tags.go), with the stage's own over
 	// them key by key, so that gantry ps --tag finds a pipeline's runs.
 	Tags TagList `json:"tags,omitempty"`
@@ -312,7 +319,7 @@ func (p *Pipeline) Stage(name string) *Stage {
 
 // Validate collects every problem of the pipeline, each naming its field
 // path: names, unknown or repeated stages, cycles (with their path), task
-// definitions, conditions, parameters and the schedule.
+// definitions, conditions, parameters, maxActiveRuns and the schedule.
 func (p *Pipeline) Validate() error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
@@ -329,6 +336,9 @@ func (p *Pipeline) Validate() error {
 	}
 	if err := CheckTimeoutSeconds("timeoutSeconds", p.TimeoutSeconds); err != nil {
 		errs = append(errs, err)
+	}
+	if p.MaxActiveRuns != nil && *p.MaxActiveRuns < 1 {
+		bad("maxActiveRuns", "must be at least 1, got %d; leave it out for no bound", *p.MaxActiveRuns)
 	}
 	if err := p.Tags.Validate("tags"); err != nil {
 		errs = append(errs, err)

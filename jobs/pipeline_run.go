@@ -28,9 +28,14 @@ type PipelineRun struct {
 	PipelineRunID string `json:"pipelineRunId"`
 	Pipeline      string `json:"pipeline"`
 	Version       int    `json:"version"`
-	// Status is RUNNING until the run ends SUCCEEDED, FAILED or CANCELED.
-	Status     Status `json:"status"`
-	Parameters Params `json:"parameters,omitempty"`
+	// Status is RUNNING until the run ends SUCCEEDED, FAILED or CANCELED;
+	// PENDING before, while the run waits for its turn (a backfill's
+	// maxParallel, the pipeline's maxActiveRuns: StatusReason says which).
+	Status Status `json:"status"`
+	// StatusReason says why a PENDING run waits ("waiting: 2 of 2 active
+	// runs of daily-sales (maxActiveRuns)"); empty once it runs.
+	StatusReason string `json:"statusReason,omitempty"`
+	Parameters   Params `json:"parameters,omitempty"`
 	// Trigger says what started the run: manual, schedule, trigger (run
 	// now), backfill or pipeline (another pipeline's run, TriggeredBy).
 	Trigger string `json:"trigger,omitempty"`
@@ -60,7 +65,9 @@ type PipelineRun struct {
 	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
 	// Retries counts the retries of the run (`gantry pipeline retry`):
 	// each put its stages that had not succeeded back to PENDING and the
-	// run back to RUNNING. RetriedAt is when the latest came.
+	// run back to RUNNING. RetriedAt is when the latest came or, if the
+	// run then waited PENDING for a place (maxActiveRuns), when it got
+	// one: its timeout and duration count from then.
 	Retries    int          `json:"retries,omitempty"`
 	RetriedAt  *time.Time   `json:"retriedAt,omitempty"`
 	CreatedAt  time.Time    `json:"createdAt"`
@@ -73,8 +80,8 @@ type PipelineRun struct {
 }
 
 // Deadline is when the run times out, and false when it cannot: it has no
-// TimeoutSeconds, is not RUNNING (a PENDING backfilled run waiting for
-// its turn has not started its clock), or is being stopped already. The
+// TimeoutSeconds, is not RUNNING (a PENDING run waiting for its turn has
+// not started its clock), or is being stopped already. The
 // clock starts when the run starts RUNNING, and again at each retry: a
 // retry is a new chance to finish, as its duration counts from it.
 func (pr *PipelineRun) Deadline() (time.Time, bool) {
@@ -236,4 +243,18 @@ func applyToAll(td *TaskDefinition, co ContainerOverride, i int) error {
 		td.ContainerDefinitions[j].apply(co)
 	}
 	return nil
+}
+
+// MaxActiveWaitReason is the statusReason of a pipeline run waiting
+// because active runs of its pipeline are RUNNING, max being the
+// pipeline's maxActiveRuns.
+func MaxActiveWaitReason(pipeline string, active, max int) string {
+	return fmt.Sprintf("waiting: %d of %d active runs of %s (maxActiveRuns)", active, max, pipeline)
+}
+
+// BackfillWaitReason is the statusReason of a backfilled run waiting
+// because active runs of its backfill are RUNNING, max being the
+// backfill's maxParallel.
+func BackfillWaitReason(group string, active, max int) string {
+	return fmt.Sprintf("waiting: %d of %d active runs of backfill %s (--max-parallel)", active, max, group)
 }

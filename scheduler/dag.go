@@ -150,8 +150,9 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 	if err != nil {
 		return nil, err
 	}
-	// A PENDING run (a backfilled run waiting for its turn) starts when
-	// promoted; stopped, it ends CANCELED without having started.
+	// A PENDING run (waiting for its turn: a backfill's maxParallel, its
+	// pipeline's maxActiveRuns) starts when promoted; stopped, it ends
+	// CANCELED without having started.
 	if pr.Status.Terminal() || pr.Status == jobs.StatusPending && !pr.StopRequested {
 		return pr, nil
 	}

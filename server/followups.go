@@ -15,30 +15,37 @@ import (
 	"github.com/gantry-dev/gantry/storage"
 )
 
-// followUps is what the end of a pipeline run sets off: the next runs of
-// its backfill and the runs of the pipelines it triggers. The DAG tells
-// of each end while it holds its lock, so the work is queued here and done
-// by one goroutine (startFollowUps), which also keeps backfill promotions
-// one at a time.
+// followUps is what the end of a pipeline run sets off: the next runs
+// waiting for a place (a backfill's maxParallel, the pipeline's
+// maxActiveRuns: promote) and the runs of the pipelines it triggers. The
+// DAG tells of each end while it holds its lock, so the work is queued
+// here and done by one goroutine (startFollowUps).
 //
 // Crash safety: the queue is memory only. A crash after a run ended and
 // before its follow-ups are done loses them from the queue, so at start
-// the server promotes every backfill with PENDING runs and fires the
-// triggers of recently ended runs again; both are idempotent (a promoted
-// run is no longer PENDING; a triggered run's idempotency key is
-// jobs.TriggerKey(pipeline, upstream run, its retries), unique in the
-// store).
+// the server promotes the waiting runs of every pipeline that has some
+// and fires the triggers of recently ended runs again; both are
+// idempotent (a promotion counts the RUNNING runs and starts waiting ones
+// in one transaction, storage.PromotePipelineRuns, so it never starts
+// more than the bounds allow however often it is done; a triggered run's
+// idempotency key is jobs.TriggerKey(pipeline, upstream run, its
+// retries), unique in the store).
 type followUps struct {
 	mu    sync.Mutex
 	queue []*jobs.PipelineRun
-	wake  chan struct{}
-	// promote serializes backfill promotions (the follow-up goroutine and
-	// a backfill request), so that two never fill a group's last free
-	// place twice.
+	// unpromoted are the pipelines whose latest promotion failed (a
+	// store error, say), for the follow-up goroutine to try again.
+	unpromoted map[string]bool
+	wake       chan struct{}
+	// promote serializes promotions (the follow-up goroutine, a run's
+	// start, a backfill, a retry, an apply): each is one transaction
+	// anyway, but the runs one starts are advanced before the next looks.
 	promote sync.Mutex
 }
 
-func newFollowUps() *followUps { return &followUps{wake: make(chan struct{}, 1)} }
+func newFollowUps() *followUps {
+	return &followUps{wake: make(chan struct{}, 1), unpromoted: map[string]bool{}}
+}
 
 // ended queues the follow-ups of a pipeline run that ended; it does not
 // block.
@@ -58,6 +65,24 @@ func (f *followUps) take() []*jobs.PipelineRun {
 	q := f.queue
 	f.queue = nil
 	return q
+}
+
+// failedPromotion notes a pipeline whose promotion failed, for the next
+// round of the follow-up goroutine.
+func (f *followUps) failedPromotion(pipeline string) {
+	f.mu.Lock()
+	f.unpromoted[pipeline] = true
+	f.mu.Unlock()
+}
+
+// takeUnpromoted returns the pipelines whose promotion failed, and
+// forgets them.
+func (f *followUps) takeUnpromoted() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names := slices.Sorted(maps.Keys(f.unpromoted))
+	clear(f.unpromoted)
+	return names
 }
 
 // startFollowUps recovers what a crash may have left undone and then
@@ -104,6 +129,11 @@ func (s *Server) startFollowUps(ctx context.Context, wg *sync.WaitGroup) {
 				}
 				prs = slices.Collect(maps.Values(failed))
 				clear(failed)
+				for _, name := range s.pipes.after.takeUnpromoted() {
+					if err := s.promote(ctx, name); err != nil && ctx.Err() == nil {
+						log.Warn().Err(err).Str("pipeline", name).Dur("retryWithin", s.cfg.followUpRetry).Msg("start waiting pipeline runs")
+					}
+				}
 			}
 			for _, pr := range prs {
 				err := s.followUp(ctx, pr)
@@ -143,13 +173,12 @@ func lasting(err error) bool {
 	return code == jobs.CodeNotFound || code == jobs.CodeInvalidArgument
 }
 
-// followUp starts what the end of pr lets start.
+// followUp starts what the end of pr lets start: the waiting runs of its
+// pipeline (one index seek when there are none) and the runs it triggers.
 func (s *Server) followUp(ctx context.Context, pr *jobs.PipelineRun) error {
 	var errs []error
-	if pr.Backfill != nil {
-		if err := s.promoteBackfill(ctx, pr.Pipeline, *pr.Backfill); err != nil {
-			errs = append(errs, err)
-		}
+	if err := s.promote(ctx, pr.Pipeline); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.fireTriggers(ctx, pr); err != nil {
 		errs = append(errs, err)
@@ -157,7 +186,7 @@ func (s *Server) followUp(ctx context.Context, pr *jobs.PipelineRun) error {
 	return errors.Join(errs...)
 }
 
-// recoverFollowUps promotes every backfill that has PENDING runs and fires
+// recoverFollowUps promotes every pipeline that has PENDING runs and fires
 // the triggers of the upstream runs that ended since each triggered
 // pipeline's latest version was applied (at most the recoverTriggerRuns
 // of each upstream pipeline that ended last).
@@ -172,12 +201,12 @@ func (s *Server) recoverFollowUps(ctx context.Context) error {
 	}
 	seen := map[string]bool{}
 	for _, pr := range pending {
-		if pr.Backfill == nil || seen[pr.Backfill.ID] {
+		if seen[pr.Pipeline] {
 			continue
 		}
-		seen[pr.Backfill.ID] = true
-		if err := s.promoteBackfill(ctx, pr.Pipeline, *pr.Backfill); err != nil {
-			errs = append(errs, fmt.Errorf("backfill %s of %s: %w", pr.Backfill.ID, pr.Pipeline, err))
+		seen[pr.Pipeline] = true
+		if err := s.promote(ctx, pr.Pipeline); err != nil {
+			errs = append(errs, fmt.Errorf("waiting runs of %s: %w", pr.Pipeline, err))
 		}
 	}
 	ps, err := s.db.ListPipelines(ctx)
@@ -322,8 +351,9 @@ func invalidJoin(errs ...error) error {
 }
 
 // backfill creates one PENDING run per fire time, all in one backfill
-// group, then starts as many as the group's MaxParallel allows; the
-// follow-ups start the others as runs end. A time that already has a run
+// group, then starts as many as the group's MaxParallel and the
+// pipeline's maxActiveRuns allow; the follow-ups start the others as runs
+// end. A time that already has a run
 // (fired, or backfilled before) keeps it.
 func (s *Server) backfill(ctx context.Context, req BackfillRequest, times []time.Time) ([]jobs.PipelineRun, error) {
 	if req.MaxParallel < 0 {
@@ -343,7 +373,7 @@ func (s *Server) backfill(ctx context.Context, req BackfillRequest, times []time
 		}
 		ids = append(ids, pr.PipelineRunID)
 	}
-	if err := s.promoteBackfill(ctx, req.Name, group); err != nil {
+	if err := s.promote(ctx, req.Name); err != nil {
 		return nil, err
 	}
 	out := make([]jobs.PipelineRun, 0, len(ids))
@@ -381,34 +411,38 @@ func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, sc
 	return s.storeScheduled(ctx, p, pr, t) // pipelines.go
 }
 
-// promoteBackfill starts the PENDING runs of a backfill group that its
-// MaxParallel leaves room for.
-func (s *Server) promoteBackfill(ctx context.Context, pipeline string, group jobs.BackfillGroup) error {
+// promote starts the PENDING runs of a pipeline that its bounds leave
+// room for (scheduler.Promote: maxActiveRuns, each backfill's
+// maxParallel), counting its RUNNING runs and starting the waiting ones
+// in one transaction (storage.PromotePipelineRuns), then advances those
+// it started: their first stages are submitted. The runs left waiting
+// are told why. A promotion that fails is tried again by the follow-up
+// goroutine (and at the next start).
+//
+// Crash safety: a crash after the transaction and before the advances
+// leaves the started runs RUNNING with no stage started, which the next
+// start advances as it does every active run (startPipelines).
+func (s *Server) promote(ctx context.Context, pipeline string) error {
 	s.pipes.after.promote.Lock()
 	defer s.pipes.after.promote.Unlock()
-	active, err := s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: pipeline, Active: true})
+	changed, err := s.db.PromotePipelineRuns(ctx, pipeline, func(q *storage.PipelineRunQueue) []*jobs.PipelineRun {
+		return scheduler.Promote(&scheduler.Queue{Pipeline: pipeline, MaxActiveRuns: q.Pipeline.MaxActiveRuns,
+			Running: q.Running, ByBackfill: q.ByBackfill, Pending: q.Pending}, s.cfg.now())
+	})
 	if err != nil {
+		s.pipes.after.failedPromotion(pipeline)
 		return err
 	}
-	var runs []jobs.PipelineRun
-	for _, pr := range active {
-		if pr.Backfill != nil && pr.Backfill.ID == group.ID {
-			runs = append(runs, pr)
+	var errs []error
+	for _, pr := range changed {
+		if pr.Status != jobs.StatusRunning {
+			continue
+		}
+		s.cfg.log.Info().Str("pipelineRun", pr.PipelineRunID).Str("pipeline", pipeline).Msg("pipeline run started after waiting")
+		if _, err := s.pipes.dag.Advance(ctx, pr.PipelineRunID); err != nil {
+			// The DAG tries its failed advances again (DAG.Retry).
+			errs = append(errs, err)
 		}
 	}
-	for _, id := range scheduler.ToPromote(runs, group.MaxParallel) {
-		if _, err := s.db.UpdatePipelineRun(ctx, id, func(pr *jobs.PipelineRun) bool {
-			if pr.Status != jobs.StatusPending || pr.StopRequested {
-				return false
-			}
-			pr.Status = jobs.StatusRunning
-			return true
-		}); err != nil {
-			return err
-		}
-		if _, err := s.pipes.dag.Advance(ctx, id); err != nil {
-			return err
-		}
-	}
-	return nil
+	return errors.Join(errs...)
 }

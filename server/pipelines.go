@@ -220,7 +220,8 @@ func ScheduleKey(name string, t time.Time) string {
 }
 
 // startPipelineRun creates a run of the latest version of a pipeline and
-// starts its first stages. With a scheduled time the run is the schedule's
+// starts its first stages, or, if the pipeline has a maxActiveRuns, lets
+// it wait PENDING for a place (promote, followups.go). With a scheduled time the run is the schedule's
 // for that time: its id and idempotency key derive from both, and creating
 // it again returns the first one.
 // mods change the run before it is stored (a backfill's group, a
@@ -251,6 +252,11 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 	}
 	pr := scheduler.NewPipelineRun(p, id, resolved, s.cfg.now())
 	pr.Trigger, pr.ScheduledTime, pr.IdempotencyKey = trigger, scheduled, key
+	if p.MaxActiveRuns != nil {
+		// It waits for a place; the promotion below gives it one at once
+		// if there is.
+		pr.Status = jobs.StatusPending
+	}
 	for _, m := range mods {
 		m(pr)
 	}
@@ -273,6 +279,12 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 			Stages: pr.StageStatuses(), Time: s.cfg.now().UTC()})
 		if _, err := s.q.JetStream().Publish(ctx, PipelineEventSubject(id), data, jetstream.WithMsgID(key)); err != nil {
 			s.cfg.log.Warn().Err(err).Str("pipelineRun", id).Msg("publish fire")
+		}
+	}
+	if stored.Status == jobs.StatusPending {
+		// A failure leaves the run waiting, for the follow-ups to start.
+		if err := s.promote(ctx, name); err != nil {
+			s.cfg.log.Warn().Err(err).Str("pipelineRun", stored.PipelineRunID).Msg("start waiting pipeline runs")
 		}
 	}
 	return s.pipes.dag.Advance(ctx, stored.PipelineRunID)
@@ -423,6 +435,12 @@ func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error)
 		return nil, err
 	}
 	s.pipes.cron.Wake()
+	// A maxActiveRuns raised or removed starts the runs it leaves room
+	// for; applying the file again tries once more after a failure.
+	if err := s.promote(ctx, p.Name); err != nil {
+		return nil, fmt.Errorf("pipeline %s version %d stored, but its waiting runs were not started (they will be, as runs end or the server starts; apply again to try now): %w",
+			p.Name, stored.Version, err)
+	}
 	return PipelineApplyReply{Pipeline: *stored, Changed: changed}, nil
 }
 

@@ -13,7 +13,10 @@ import (
 )
 
 // Retrying a pipeline run (`gantry pipeline retry`, pipelines.retry): an
-// ended run that did not succeed goes back to RUNNING under its id, with
+// ended run that did not succeed goes back to RUNNING under its id (to
+// PENDING first if its pipeline has a maxActiveRuns, until that leaves it
+// a place: promote, followups.go; a backfill's maxParallel paces its
+// first runs only), with
 // the stages that did not succeed and those downstream of them PENDING on
 // their next try (scheduler.RetryStages), and the DAG advances it as any
 // other. The stages that succeeded keep their runs and files; the earlier
@@ -21,9 +24,11 @@ import (
 // too. The run keeps its pipeline version (its spec) and parameters.
 //
 // Crash safety: the retry is one transaction (storage.RetryPipelineRun),
-// which also makes a second retry racing it see the run RUNNING. A crash
-// right after it leaves the run RUNNING with PENDING stages, which the
-// next start advances as it does every active run (startPipelines). The
+// which also makes a second retry racing it see the run active. A crash
+// right after it leaves the run PENDING, which the next start promotes
+// (recoverFollowUps); one after its promotion leaves it RUNNING with
+// PENDING stages, which the next start advances as it does every active
+// run (startPipelines). The
 // stage runs of a try have idempotency keys of their own (stageKey), so
 // an advance after a crash finds those it submitted.
 
@@ -39,8 +44,14 @@ func (s *Server) retryPipelineRun(ctx context.Context, id string) (*jobs.Pipelin
 		return nil, err
 	}
 	s.cfg.log.Info().Str("pipelineRun", id).Int("retries", pr.Retries).Msg("pipeline run retried")
-	// Followers learn it runs again before its stages change.
+	// Followers learn it is active again before its stages change.
 	pipelinePublisher{s}.PublishPipelineRun(pr)
+	if pr.Status == jobs.StatusPending {
+		if err := s.promote(ctx, pr.Pipeline); err != nil {
+			// The follow-ups try again; the run waits meanwhile.
+			s.cfg.log.Warn().Err(err).Str("pipelineRun", id).Msg("start waiting pipeline runs")
+		}
+	}
 	return s.pipes.dag.Advance(ctx, id)
 }
 
@@ -76,6 +87,14 @@ func (s *Server) retryStored(ctx context.Context, id string) (*jobs.PipelineRun,
 		return nil, failedPrecondition(fmt.Sprintf("%s: pipeline %s was deleted: the runs of a deleted pipeline cannot be retried (apply it and run it again: gantry pipeline run %s)",
 			id, pr.Pipeline, pr.Pipeline))
 	}
+	// The pipeline's latest version says whether the run must wait for a
+	// place (maxActiveRuns): the promotion reads it again, in its
+	// transaction, to count.
+	p, err := s.db.GetPipeline(ctx, pr.Pipeline, 0)
+	if err != nil {
+		return nil, err
+	}
+	bounded := p.MaxActiveRuns != nil
 	// No retention sweep deletes the run's files between the check of
 	// its data and the retry, which makes the run's files the sweep's no
 	// more (storage.PipelineRunsWithData looks at ended runs only).
@@ -90,6 +109,12 @@ func (s *Server) retryStored(ctx context.Context, id string) (*jobs.PipelineRun,
 			return err
 		}
 		scheduler.Retry(pr, stages, s.cfg.now())
+		if bounded {
+			// Active again, it takes a place as a new run would: it
+			// waits PENDING, and the promotion that follows starts it
+			// at once if its pipeline's maxActiveRuns leave room.
+			pr.Status = jobs.StatusPending
+		}
 		return nil
 	})
 }

@@ -435,10 +435,10 @@ func (db *DB) LastPipelineEnds(ctx context.Context) ([]PipelineEnd, error) {
 	return out, nil
 }
 
-// RetryPipelineRun reads the pipeline run, lets retry put it back to
-// running (or refuse, returning an error) and writes it back with its
-// stage rows, in one transaction: two retries of one run cannot both see
-// it ended. retry is told when the run's stage files were deleted (zero
+// RetryPipelineRun reads the pipeline run, lets retry make it active
+// again, PENDING or RUNNING (or refuse, returning an error), and writes
+// it back with its stage rows, in one transaction: two retries of one run
+// cannot both see it ended. retry is told when the run's stage files were deleted (zero
 // for not yet). The run's end and data deletion are cleared, so that its
 // retention counts from its next end.
 func (db *DB) RetryPipelineRun(ctx context.Context, id string, retry func(pr *jobs.PipelineRun, dataDeleted time.Time) error) (*jobs.PipelineRun, error) {
@@ -498,4 +498,115 @@ func (db *DB) PipelineRunByKey(ctx context.Context, key string) (*jobs.PipelineR
 		return nil, fmt.Errorf("pipeline run key %s: %w", key, err)
 	}
 	return decodePipelineRun(doc)
+}
+
+// PipelineRunQueue is what PromotePipelineRuns reads of a pipeline, for
+// its decide function.
+type PipelineRunQueue struct {
+	// Pipeline is the latest version of the pipeline.
+	Pipeline *jobs.Pipeline
+	// Running counts its RUNNING runs, ByBackfill those of each backfill
+	// group (by group id).
+	Running    int
+	ByBackfill map[string]int
+	// Pending are its PENDING runs, in run id order.
+	Pending []*jobs.PipelineRun
+}
+
+// PromotePipelineRuns reads the runs of pipeline that have not ended
+// (those of a pipeline of the same name deleted before left out, as
+// PipelineRunFilter.Current), lets decide change its PENDING runs (start
+// some, tell the others why they wait) and writes those it returns, all
+// in one transaction: the server is the single writer, so no two
+// decisions can both see the same free place, before or after a crash.
+// It returns the runs written. A pipeline with no PENDING run, or none
+// stored, costs one index seek and decide is not called.
+func (db *DB) PromotePipelineRuns(ctx context.Context, pipeline string, decide func(*PipelineRunQueue) []*jobs.PipelineRun) ([]*jobs.PipelineRun, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("promote runs of %s: %w", pipeline, err)
+	}
+	defer tx.Rollback()
+	// The status index holds the runs not ended together, few beside the
+	// pipeline's history.
+	const current = ` AND pipeline = ?1 AND created_at >= (SELECT MIN(p.created_at) FROM pipelines p WHERE p.name = ?1)`
+	q := PipelineRunQueue{ByBackfill: map[string]int{}}
+	rows, err := tx.QueryContext(ctx, `SELECT doc FROM pipeline_runs INDEXED BY pipeline_runs_status
+		WHERE status = 'PENDING'`+current+` ORDER BY run_id`, pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("promote runs of %s: %w", pipeline, err)
+	}
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("promote runs of %s: %w", pipeline, err)
+		}
+		pr, err := decodePipelineRun(doc)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		q.Pending = append(q.Pending, pr)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("promote runs of %s: %w", pipeline, err)
+	}
+	if len(q.Pending) == 0 {
+		return nil, nil
+	}
+	var doc []byte
+	if err := tx.QueryRowContext(ctx, `SELECT doc FROM pipelines WHERE name = ? ORDER BY version DESC LIMIT 1`, pipeline).Scan(&doc); err != nil {
+		return nil, fmt.Errorf("promote runs of %s: pipeline: %w", pipeline, err)
+	}
+	if err := json.Unmarshal(doc, &q.Pipeline); err != nil {
+		return nil, fmt.Errorf("promote runs of %s: pipeline: %w", pipeline, err)
+	}
+	// A running run's backfill group only, not its whole document.
+	rows, err = tx.QueryContext(ctx, `SELECT COALESCE(json_extract(CAST(doc AS TEXT), '$.backfill.id'), '')
+		FROM pipeline_runs INDEXED BY pipeline_runs_status WHERE status = 'RUNNING'`+current, pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("promote runs of %s: %w", pipeline, err)
+	}
+	for rows.Next() {
+		var group string
+		if err := rows.Scan(&group); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("promote runs of %s: %w", pipeline, err)
+		}
+		q.Running++
+		if group != "" {
+			q.ByBackfill[group]++
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("promote runs of %s: %w", pipeline, err)
+	}
+	changed := decide(&q)
+	if len(changed) == 0 {
+		return nil, nil
+	}
+	pending := make(map[string]bool, len(q.Pending))
+	for _, pr := range q.Pending {
+		pending[pr.PipelineRunID] = true
+	}
+	for _, pr := range changed {
+		if !pending[pr.PipelineRunID] || pr.Status != jobs.StatusPending && pr.Status != jobs.StatusRunning {
+			return nil, fmt.Errorf("promote runs of %s: run %s: not one of its PENDING runs, or made %s", pipeline, pr.PipelineRunID, pr.Status)
+		}
+		doc, err := json.Marshal(pr)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE pipeline_runs SET status = ?, doc = ? WHERE run_id = ?`,
+			string(pr.Status), doc, pr.PipelineRunID); err != nil {
+			return nil, fmt.Errorf("promote runs of %s: run %s: %w", pipeline, pr.PipelineRunID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("promote runs of %s: %w", pipeline, err)
+	}
+	return changed, nil
 }
