@@ -1,0 +1,294 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// runPipeline starts a run of pipeline name with the request's other
+// fields (JSON, without braces; may be empty) and returns the reply.
+func (e *apiEnv) runPipeline(name, more string) *jobs.PipelineRun {
+	e.t.Helper()
+	body := fmt.Sprintf(`{"name":%q}`, name)
+	if more != "" {
+		body = fmt.Sprintf(`{"name":%q,%s}`, name, more)
+	}
+	var pr jobs.PipelineRun
+	e.ok("gantry.api.pipelines.run", body, &pr)
+	return &pr
+}
+
+// checkWaiting fails unless pr waits PENDING, unstarted, for reason.
+func checkWaiting(t *testing.T, pr *jobs.PipelineRun, reason string) {
+	t.Helper()
+	if pr.Status != jobs.StatusPending || pr.StatusReason != reason || pr.StartedAt != nil || len(pr.Stages[0].Runs) != 0 {
+		t.Fatalf("%s: %s %q started %v with %d stage runs, want PENDING %q, unstarted", pr.PipelineRunID, pr.Status,
+			pr.StatusReason, pr.StartedAt, len(pr.Stages[0].Runs), reason)
+	}
+}
+
+// runningIDs are the ids of the RUNNING runs among runs.
+func runningIDs(runs []jobs.PipelineRun) []string {
+	var ids []string
+	for _, r := range runs {
+		if r.Status == jobs.StatusRunning {
+			ids = append(ids, r.PipelineRunID)
+		}
+	}
+	return ids
+}
+
+const salesOne = "name: sales\nmaxActiveRuns: 1\nstages: [{name: only, taskDefinition: hello}]\n"
+
+// TestMaxActiveRunsQueueRunsOfAPipeline: with maxActiveRuns 1 a second
+// manual run waits PENDING, saying why, and starts when the first ends,
+// the highest priority first; a restart that finds a place free starts
+// one waiting run, not more; raising the bound at apply starts the runs
+// it leaves room for at once, lowering it stops nothing, removing it
+// starts every run at once; a waiting run stopped is CANCELED unstarted.
+func TestMaxActiveRunsQueueRunsOfAPipeline(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply(salesOne)
+	const full = "waiting: 1 of 1 active runs of sales (maxActiveRuns)"
+
+	a := e.runPipeline("sales", "")
+	if a.Status != jobs.StatusRunning || a.StatusReason != "" || len(a.Stages[0].Runs) != 1 {
+		t.Fatalf("first run: %s %q, %d stage runs", a.Status, a.StatusReason, len(a.Stages[0].Runs))
+	}
+	// Its timeout does not run while it waits: its clock starts with it.
+	b := e.runPipeline("sales", `"timeoutSeconds":3600`)
+	checkWaiting(t, b, full)
+	c := e.runPipeline("sales", `"priority":"high"`)
+	checkWaiting(t, c, full)
+	if _, ok := b.Deadline(); ok {
+		t.Fatalf("a waiting run has a deadline")
+	}
+
+	// a ends: c, of higher priority, starts before b, older.
+	e.finish(a.Stages[0].Runs[0].RunID)
+	runs := e.waitRuns("sales", func(runs []jobs.PipelineRun) bool {
+		return count(runs, jobs.StatusSucceeded) == 1 && len(runningIDs(runs)) == 1
+	})
+	if ids := runningIDs(runs); ids[0] != c.PipelineRunID {
+		t.Fatalf("running %v, want the high-priority run %s", ids, c.PipelineRunID)
+	}
+	checkWaiting(t, e.getRun(b.PipelineRunID), full)
+	c = e.waitRun(c.PipelineRunID, func(pr *jobs.PipelineRun) bool { return len(pr.Stages[0].Runs) == 1 })
+	if c.StatusReason != "" || c.StartedAt == nil {
+		t.Fatalf("started run: reason %q, started %v", c.StatusReason, c.StartedAt)
+	}
+
+	// The server stops; c's end is stored but not followed up (a crash
+	// right after it). Another run waits beside b. The next server starts
+	// b, the oldest, and only b.
+	d := e.runPipeline("sales", "")
+	e.stop()
+	db := e.openStore()
+	end := time.Now().UTC()
+	if _, err := db.UpdatePipelineRun(context.Background(), c.PipelineRunID, func(pr *jobs.PipelineRun) bool {
+		pr.Status, pr.FinishedAt = jobs.StatusSucceeded, &end
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	e.startServer()
+	e.waitAll()
+	runs = e.waitRuns("sales", func(runs []jobs.PipelineRun) bool { return len(runningIDs(runs)) > 0 })
+	if ids := runningIDs(runs); len(ids) != 1 || ids[0] != b.PipelineRunID {
+		t.Fatalf("after the restart: running %v, want only %s", ids, b.PipelineRunID)
+	}
+	b = e.waitRun(b.PipelineRunID, func(pr *jobs.PipelineRun) bool { return len(pr.Stages[0].Runs) == 1 })
+	if at, ok := b.Deadline(); !ok || !at.Equal(b.StartedAt.Add(time.Hour)) || !b.StartedAt.After(b.CreatedAt) {
+		t.Fatalf("b's deadline %v (%v), want an hour after its start %v, after its creation %v", at, ok, b.StartedAt, b.CreatedAt)
+	}
+	checkWaiting(t, e.getRun(d.PipelineRunID), full)
+
+	// Raised to 2: the apply starts d.
+	e.apply(strings.Replace(salesOne, "maxActiveRuns: 1", "maxActiveRuns: 2", 1))
+	if d = e.getRun(d.PipelineRunID); d.Status != jobs.StatusRunning || d.StatusReason != "" || len(d.Stages[0].Runs) != 1 {
+		t.Fatalf("after raising maxActiveRuns: %s %q", d.Status, d.StatusReason)
+	}
+	// Lowered to 1: b and d run on; a new run waits, told the count.
+	e.apply(salesOne)
+	f := e.runPipeline("sales", "")
+	checkWaiting(t, f, "waiting: 2 of 1 active runs of sales (maxActiveRuns)")
+	if ids := runningIDs(e.pipelineRuns("sales")); len(ids) != 2 {
+		t.Fatalf("after lowering maxActiveRuns: running %v", ids)
+	}
+	// Stopped, a waiting run ends CANCELED without having started.
+	var stopped jobs.PipelineRun
+	e.ok("gantry.api.pipelines.stop", fmt.Sprintf(`{"pipelineRunId":%q}`, f.PipelineRunID), &stopped)
+	if stopped.Status != jobs.StatusCanceled || stopped.StartedAt != nil || len(stopped.Stages[0].Runs) != 0 {
+		t.Fatalf("stopped waiting run: %s started %v", stopped.Status, stopped.StartedAt)
+	}
+	// One end frees no place (2 of 1 running): another run still waits.
+	g := e.runPipeline("sales", "")
+	e.finish(b.Stages[0].Runs[0].RunID)
+	e.waitRun(b.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusSucceeded })
+	checkWaiting(t, e.waitRun(g.PipelineRunID, func(pr *jobs.PipelineRun) bool { return strings.HasPrefix(pr.StatusReason, "waiting: 1 of 1") }), full)
+	// Without maxActiveRuns, the waiting run starts at the apply, and a
+	// new one at once.
+	e.apply("name: sales\nstages: [{name: only, taskDefinition: hello}]\n")
+	if g = e.getRun(g.PipelineRunID); g.Status != jobs.StatusRunning {
+		t.Fatalf("after removing maxActiveRuns: %s %q", g.Status, g.StatusReason)
+	}
+	if h := e.runPipeline("sales", ""); h.Status != jobs.StatusRunning || len(h.Stages[0].Runs) != 1 {
+		t.Fatalf("a run without maxActiveRuns: %s", h.Status)
+	}
+	// Refused at apply, naming the field; nothing stored.
+	body, _ := json.Marshal(map[string][]byte{"data": []byte("name: sales\nmaxActiveRuns: 0\nstages: [{name: only, taskDefinition: hello}]\n")})
+	if got := apiError(t, e.req(e.op, "gantry.api.pipelines.apply", string(body))); got.Code != jobs.CodeInvalidArgument ||
+		got.Message != "maxActiveRuns: must be at least 1, got 0; leave it out for no bound" {
+		t.Fatalf("maxActiveRuns 0: %s %q", got.Code, got.Message)
+	}
+}
+
+// TestMaxActiveRunsHoldsForRetriesAndBackfills: a retried run takes a
+// place as a new one does, waiting if none is free, and its clock
+// restarts when it gets one; a backfill's runs wait for both bounds.
+func TestMaxActiveRunsHoldsForRetriesAndBackfills(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: sales\nmaxActiveRuns: 1\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: only, taskDefinition: hello}]\n")
+	const full = "waiting: 1 of 1 active runs of sales (maxActiveRuns)"
+
+	a := e.runPipeline("sales", "")
+	e.fail(a.Stages[0].Runs[0].RunID)
+	e.waitRun(a.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusFailed })
+	b := e.runPipeline("sales", "")
+	var retried jobs.PipelineRun
+	e.ok("gantry.api.pipelines.retry", fmt.Sprintf(`{"pipelineRunId":%q}`, a.PipelineRunID), &retried)
+	if retried.Retries != 1 || retried.StageState("only").Try != 2 {
+		t.Fatalf("retry: %d retries, try %d", retried.Retries, retried.StageState("only").Try)
+	}
+	checkWaiting(t, &jobs.PipelineRun{PipelineRunID: retried.PipelineRunID, Status: retried.Status, StatusReason: retried.StatusReason,
+		Stages: retried.Stages}, full)
+	waitedFrom := *retried.RetriedAt
+	e.finish(b.Stages[0].Runs[0].RunID)
+	got := e.waitRun(a.PipelineRunID, func(pr *jobs.PipelineRun) bool {
+		return pr.Status == jobs.StatusRunning && len(pr.StageState("only").Runs) == 1
+	})
+	if got.StatusReason != "" || !got.RetriedAt.After(waitedFrom) {
+		t.Fatalf("retried run started: reason %q, clock from %v (retried at %v)", got.StatusReason, got.RetriedAt, waitedFrom)
+	}
+	e.finish(got.StageState("only").Runs[0].RunID)
+	e.waitRun(a.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusSucceeded })
+
+	// A backfill of three times with no --max-parallel of its own, and a
+	// manual run between: never more than one RUNNING, each told why it
+	// waits, all run in the end.
+	var bf []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", `{"name":"sales","from":"2026-01-01T00:00:00Z","to":"2026-01-01T02:00:00Z"}`, &bf)
+	if len(bf) != 3 || bf[0].Status != jobs.StatusRunning {
+		t.Fatalf("backfill: %d runs, the first %s", len(bf), bf[0].Status)
+	}
+	for _, r := range bf[1:] {
+		checkWaiting(t, &r, full)
+	}
+	m := e.runPipeline("sales", "")
+	checkWaiting(t, m, full)
+	for i := range 4 {
+		runs := e.waitRuns("sales", func(runs []jobs.PipelineRun) bool {
+			ids := runningIDs(runs)
+			for _, r := range runs {
+				if r.Status == jobs.StatusRunning && len(r.Stages[0].Runs) == 0 {
+					return false // promoted, its stage not submitted yet
+				}
+			}
+			return len(ids) == 1 && count(runs, jobs.StatusSucceeded) == 2+i
+		})
+		for _, r := range runs {
+			if r.Status == jobs.StatusRunning {
+				e.finish(r.Stages[0].Runs[0].RunID)
+			}
+		}
+	}
+	e.waitRuns("sales", func(runs []jobs.PipelineRun) bool { return count(runs, jobs.StatusSucceeded) == 6 })
+}
+
+// TestMaxActiveRunsWithConcurrencyPolicies drives the cron with an
+// injected clock (an apply wakes it): under Allow a fire waits for a
+// place like any run; under Replace it stops the active runs, waiting
+// ones included, and starts once the stopped ones have ended; under
+// Forbid a fire is skipped while a run is active, waiting or not.
+func TestMaxActiveRunsWithConcurrencyPolicies(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now().UTC().Truncate(time.Hour).Add(30 * time.Minute)
+	e := startAPI(t)
+	e.stop()
+	e.opts = []Option{WithClock(func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	})}
+	e.startServer()
+	e.waitAll()
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	const src = "name: %s\nmaxActiveRuns: 1\nschedule: {cron: '0 * * * *', concurrencyPolicy: %s}\nstages: [{name: only, taskDefinition: hello}]\n"
+	policies := []string{"Allow", "Replace", "Forbid"}
+	manual := map[string][2]*jobs.PipelineRun{}
+	for _, pol := range policies {
+		name := strings.ToLower(pol)
+		e.apply(fmt.Sprintf(src, name, pol))
+		first, second := e.runPipeline(name, ""), e.runPipeline(name, "")
+		checkWaiting(t, second, fmt.Sprintf("waiting: 1 of 1 active runs of %s (maxActiveRuns)", name))
+		manual[name] = [2]*jobs.PipelineRun{first, second}
+	}
+	// The hour passes; applying again (unchanged) wakes the cron.
+	mu.Lock()
+	now = now.Add(30*time.Minute + time.Second)
+	mu.Unlock()
+	e.apply(fmt.Sprintf(src, "allow", "Allow"))
+	fired := func(name string) *jobs.PipelineRun {
+		runs := e.waitRuns(name, func(runs []jobs.PipelineRun) bool {
+			for _, r := range runs {
+				if r.Trigger == "schedule" {
+					return true
+				}
+			}
+			return false
+		})
+		for _, r := range runs {
+			if r.Trigger == "schedule" {
+				// Past its promotion, which follows its creation.
+				return e.waitRun(r.PipelineRunID, func(pr *jobs.PipelineRun) bool {
+					return pr.Status != jobs.StatusPending || pr.StatusReason != ""
+				})
+			}
+		}
+		return nil
+	}
+	// Allow: the fire waits behind the manual runs, the older first.
+	f := fired("allow")
+	checkWaiting(t, f, "waiting: 1 of 1 active runs of allow (maxActiveRuns)")
+	e.finish(manual["allow"][0].Stages[0].Runs[0].RunID)
+	e.waitRun(manual["allow"][1].PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusRunning })
+	checkWaiting(t, e.getRun(f.PipelineRunID), "waiting: 1 of 1 active runs of allow (maxActiveRuns)")
+
+	// Replace: both manual runs stopped, the waiting one unstarted; the
+	// fire runs once the running one's stage run has stopped.
+	f = fired("replace")
+	for _, m := range manual["replace"] {
+		got := e.waitRun(m.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status.Terminal() })
+		if got.Status != jobs.StatusCanceled || !strings.HasPrefix(got.StoppedReason, "replaced by the run scheduled at") {
+			t.Errorf("replaced run %s: %s %q", m.PipelineRunID, got.Status, got.StoppedReason)
+		}
+	}
+	e.waitRun(f.PipelineRunID, func(pr *jobs.PipelineRun) bool {
+		return pr.Status == jobs.StatusRunning && len(pr.Stages[0].Runs) == 1
+	})
+
+	// Forbid: skipped while the manual runs are active.
+	if runs := e.pipelineRuns("forbid"); len(runs) != 2 {
+		t.Fatalf("Forbid: %d runs, want the 2 manual ones (the fire skipped)", len(runs))
+	}
+}
