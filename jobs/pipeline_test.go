@@ -524,6 +524,11 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, arraySize: 3, pool: warehouse}, {name: b, taskDefinition: t, pool: 'a b'}]\n"))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","pool":["x"]}]}`))
 	f.Add([]byte("name: p\npropagateTags: TASK_DEFINITION\nstages: [{name: a, taskDefinition: t, propagateTags: NONE}, {name: b, taskDefinition: t, propagateTags: service}]\n"))
+	f.Add([]byte("name: p\nmaxActiveRuns: 2\nschedule: {cron: '@hourly', concurrencyPolicy: Replace}\nstages: [{name: a, taskDefinition: t}]\n"))
+	f.Add([]byte("name: p\nmaxActiveRuns: 0\nstages: [{name: a, taskDefinition: t}]\n"))
+	f.Add([]byte(`{"name":"p","maxActiveRuns":-1,"stages":[{"name":"a","taskDefinition":"t"}]}`))
+	f.Add([]byte(`{"name":"p","maxActiveRuns":"1","stages":[{"name":"a","taskDefinition":"t"}]}`))
+	f.Add([]byte(`{"name":"p","maxActiveRuns":null,"stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
@@ -546,6 +551,9 @@ func FuzzParsePipeline(f *testing.F) {
 		}
 		if p.TimeoutSeconds < 0 || p.TimeoutSeconds > MaxDurationSeconds {
 			t.Fatalf("accepted pipeline timeoutSeconds %d", p.TimeoutSeconds)
+		}
+		if p.MaxActiveRuns != nil && *p.MaxActiveRuns < 1 {
+			t.Fatalf("accepted pipeline maxActiveRuns %d", *p.MaxActiveRuns)
 		}
 		for _, st := range p.Stages {
 			if !st.Priority.Valid() {

@@ -81,3 +81,37 @@ func TestPipelineRunDeadline(t *testing.T) {
 		t.Errorf("retried run's reason %q", got)
 	}
 }
+
+func TestPipelineMaxActiveRunsValidation(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want string // "" for valid
+		n    int    // the bound parsed; 0 for none
+	}{
+		{"", "", 0},
+		{"maxActiveRuns: 1\n", "", 1},
+		{"maxActiveRuns: 16\n", "", 16},
+		{"maxActiveRuns: 0\n", "maxActiveRuns: must be at least 1, got 0; leave it out for no bound", 0},
+		{"maxActiveRuns: -2\n", "maxActiveRuns: must be at least 1, got -2; leave it out for no bound", 0},
+		{"maxActiveRuns: two\n", "maxActiveRuns", 0},
+		{"maxActiveRuns: 1.5\n", "maxActiveRuns", 0},
+		{"maxActiveRun: 2\n", `maxActiveRun: unknown field; did you mean "maxActiveRuns"?`, 0},
+	} {
+		p, err := ParsePipeline([]byte("name: p\n" + tc.yaml + "stages: [{name: a, taskDefinition: t}]\n"))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.yaml, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		case tc.want == "" && tc.n == 0 && p.MaxActiveRuns != nil:
+			t.Errorf("%q: bound %d, want none", tc.yaml, *p.MaxActiveRuns)
+		case tc.want == "" && tc.n > 0 && (p.MaxActiveRuns == nil || *p.MaxActiveRuns != tc.n):
+			t.Errorf("%q: bound %v, want %d", tc.yaml, p.MaxActiveRuns, tc.n)
+		}
+	}
+	// Every problem at once: the bound's and a stage's.
+	_, err := ParsePipeline([]byte("name: p\nmaxActiveRuns: 0\nstages: [{name: a, taskDefinition: t, arraySize: -1}]\n"))
+	if err == nil || !strings.Contains(err.Error(), "maxActiveRuns: must be at least 1") || !strings.Contains(err.Error(), "stages[0](a).arraySize") {
+		t.Errorf("two problems: %v", err)
+	}
+}
