@@ -137,6 +137,9 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 				if p.TimeoutSeconds > 0 {
 					fmt.Fprintf(w, "Timeout:\t%s (timeoutSeconds %d, each run)\n", time.Duration(p.TimeoutSeconds)*time.Second, p.TimeoutSeconds)
 				}
+				if p.MaxActiveRuns != nil {
+					fmt.Fprintf(w, "Max active runs:\t%d (maxActiveRuns: the others wait PENDING)\n", *p.MaxActiveRuns)
+				}
 				if len(p.Tags) > 0 {
 					fmt.Fprintf(w, "Tags:\t%s\n", tagsText(p.Tags.Map())) // runs.go
 				}
@@ -226,7 +229,12 @@ fails nothing: the run still exits 0 when no stage failed.
 --timeout bounds this run, over the pipeline file's timeoutSeconds: counted
 from the run's start, it stops the run as 'gantry stop' would once passed
 (running stages' runs stopped, no other stage started, failure stages
-included) and the run ends FAILED with stopCode Timeout.`,
+included) and the run ends FAILED with stopCode Timeout.
+
+When the pipeline file's maxActiveRuns runs are RUNNING already, the run
+waits PENDING (stderr says so: "is PENDING: waiting: 2 of 2 active runs of
+daily-sales (maxActiveRuns)") and starts when one ends; its timeout counts
+from then.`,
 		Example: `  gantry pipeline run daily-sales --param day=2026-11-24
   gantry pipeline run daily-sales --timeout 2h      # FAILED, exit 124, if not done in 2 hours
   gantry pipeline run daily-sales --tag reason=reload   # then: gantry ps --all --tag reason=reload
@@ -286,7 +294,10 @@ the same id: its stages that did not succeed (failed, canceled, skipped) and
 every stage downstream of them run again, with the pipeline version and
 parameters the run had; the stages that succeeded keep their runs and files.
 The earlier tries' runs stay in gantry describe PIPELINE-RUN. A run with a
-timeout has the whole of it again, counted from the retry. Attached, it
+timeout has the whole of it again, counted from the retry. A run of a
+pipeline with maxActiveRuns takes a place as a new run does: it waits
+PENDING while that many runs are RUNNING (its timeout counting from when
+it gets one). Attached, it
 shows the stages as pipeline run does and exits 0 when the run succeeded,
 124 when it timed out, 1 otherwise.`,
 		Example: `  gantry pipeline retry pr-01jf3...
@@ -324,7 +335,9 @@ func attachPipeline(ctx context.Context, c *client.Client, id string, stdout, st
 	fmt.Fprintf(stdout, "pipeline run %s\n", id)
 	seen := map[string]string{}
 	start := time.Now()
+	waiting := waitTeller(id, stderr)
 	show := func(pr *jobs.PipelineRun) {
+		waiting(pr)
 		for _, st := range pr.Stages {
 			line := stageLine(&st, time.Now())
 			key := string(st.Status) + "/" + attemptsText(&st)
@@ -336,7 +349,14 @@ func attachPipeline(ctx context.Context, c *client.Client, id string, stdout, st
 	}
 	stopView := func() {}
 	if st := styleOf(stdout); st.tty {
-		show, stopView = liveStages(stdout, st, 500*time.Millisecond, time.Now)
+		var live func(*jobs.PipelineRun)
+		live, stopView = liveStages(stdout, st, 500*time.Millisecond, time.Now)
+		show = live
+		if !styleOf(stderr).tty {
+			// The live table's pipeline row says why the run waits; a
+			// stderr elsewhere (a log file) is told too.
+			show = func(pr *jobs.PipelineRun) { waiting(pr); live(pr) }
+		}
 	}
 	pr, err := c.WatchPipelineRun(ctx, id, show)
 	stopView()
@@ -377,6 +397,20 @@ func attachPipeline(ctx context.Context, c *client.Client, id string, stdout, st
 		}
 	}
 	return pipelineExit(pr)
+}
+
+// waitTeller returns a function that tells w, once per reason, why the
+// pipeline run id waits PENDING ("pipeline run pr-... is PENDING:
+// waiting: 2 of 2 active runs of daily-sales (maxActiveRuns)").
+func waitTeller(id string, w io.Writer) func(*jobs.PipelineRun) {
+	told := ""
+	return func(pr *jobs.PipelineRun) {
+		if pr.Status != jobs.StatusPending || pr.StatusReason == "" || pr.StatusReason == told {
+			return
+		}
+		told = pr.StatusReason
+		fmt.Fprintf(w, "pipeline run %s is PENDING: %s\n", id, pr.StatusReason)
+	}
 }
 
 // pipelineExit maps an ended pipeline run to the exit code of an attached
@@ -497,11 +531,15 @@ func newPipelineRunsCmd(g *globals) *cobra.Command {
 }
 
 // runsReason is the REASON of a pipeline run in `gantry pipeline runs`:
-// why it stopped, or else which stages skipped themselves
-// (skipOnExitCode), which a run that succeeded would not show otherwise.
+// why it stopped, or why it waits PENDING, or else which stages skipped
+// themselves (skipOnExitCode), which a run that succeeded would not show
+// otherwise.
 func runsReason(pr *jobs.PipelineRun) string {
 	if pr.StoppedReason != "" {
 		return pr.StoppedReason
+	}
+	if pr.Status == jobs.StatusPending && pr.StatusReason != "" {
+		return pr.StatusReason
 	}
 	var skipped []string
 	for _, st := range pr.Stages {
@@ -519,6 +557,9 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 	fmt.Fprintf(w, "Pipeline run:\t%s\n", pr.PipelineRunID)
 	fmt.Fprintf(w, "Pipeline:\t%s (version %d)\n", pr.Pipeline, pr.Version)
 	fmt.Fprintf(w, "Status:\t%s\n", pr.Status)
+	if pr.Status == jobs.StatusPending && pr.StatusReason != "" {
+		fmt.Fprintf(w, "Status reason:\t%s\n", pr.StatusReason)
+	}
 	fmt.Fprintf(w, "Trigger:\t%s\n", orDash(pr.Trigger))
 	if pr.ScheduledTime != nil {
 		fmt.Fprintf(w, "Scheduled:\t%s\n", pr.ScheduledTime.Format(time.RFC3339))
@@ -628,7 +669,8 @@ zone; --to 2026-11-07 takes in the whole of the 7th). Each is the
 schedule's run for its time: a time already fired is not run again. Each run
 sees GANTRY_SCHEDULED_TIME. With --max-parallel N at most N of the runs are
 active at once: the others wait PENDING and start, earliest first, as runs
-end (a server restart keeps the bound). --priority sets the priority of
+end (a server restart keeps the bound). The pipeline's maxActiveRuns holds
+too: a run starts when both leave room. --priority sets the priority of
 every stage's runs over the pipeline file's: low lets the scheduled runs
 go first. --timeout bounds each run over the file's timeoutSeconds,
 counted from when that run starts: not while it waits PENDING.`,

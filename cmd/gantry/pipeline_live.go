@@ -68,10 +68,14 @@ func (v *stageView) draw(pr *jobs.PipelineRun, now time.Time) {
 }
 
 // pipelineReason is what the pipeline row of the live view says: why the
-// run stopped, or, while it runs with a timeout, when it times out.
+// run stopped, or why it waits PENDING, or, while it runs with a timeout,
+// when it times out.
 func pipelineReason(pr *jobs.PipelineRun, now time.Time) string {
 	if pr.StoppedReason != "" {
 		return pr.StoppedReason
+	}
+	if pr.Status == jobs.StatusPending && pr.StatusReason != "" {
+		return pr.StatusReason
 	}
 	if at, ok := pr.Deadline(); ok {
 		return fmt.Sprintf("times out in %s (timeoutSeconds %d)", short(max(at.Sub(now), 0)), pr.TimeoutSeconds)
