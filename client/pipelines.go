@@ -65,7 +65,9 @@ type RunOptions struct {
 	Tags jobs.TagList
 }
 
-// RunPipelineWith is RunPipeline with the options of pipelines.run.
+// RunPipelineWith is RunPipeline with the options of pipelines.run. The
+// run comes back RUNNING, or PENDING (StatusReason says why) while its
+// pipeline's maxActiveRuns are taken: it starts when one of them ends.
 func (c *Client) RunPipelineWith(ctx context.Context, name string, o RunOptions) (*jobs.PipelineRun, error) {
 	req := map[string]any{"name": name, "parameters": o.Parameters}
 	if o.Priority != "" {
@@ -114,7 +116,8 @@ func (c *Client) StopPipelineRun(ctx context.Context, id, reason string) (*jobs.
 // pipeline run (FAILED or CANCELED) that did not succeed and those
 // downstream of them, with the pipeline version and parameters it ran;
 // the stages that succeeded keep their runs and files. It returns the run
-// RUNNING again. A run not ended, one that succeeded, one whose pipeline
+// RUNNING again, or PENDING (StatusReason says why) while its pipeline's
+// maxActiveRuns are taken. A run not ended, one that succeeded, one whose pipeline
 // was deleted or whose kept stages' files the data retention deleted is
 // ErrFailedPrecondition; an unknown id ErrNotFound.
 func (c *Client) RetryPipelineRun(ctx context.Context, id string) (*jobs.PipelineRun, error) {
