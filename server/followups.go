@@ -419,9 +419,15 @@ func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, sc
 // are told why. A promotion that fails is tried again by the follow-up
 // goroutine (and at the next start).
 //
-// Crash safety: a crash after the transaction and before the advances
-// leaves the started runs RUNNING with no stage started, which the next
-// start advances as it does every active run (startPipelines).
+// Crash safety, step by step: a crash after a run is stored PENDING (a
+// new run, a retry, a backfill) or after an apply raised maxActiveRuns,
+// and before the promotion, leaves runs waiting that may start: the next
+// start promotes every pipeline with waiting runs (recoverFollowUps). A
+// crash inside the transaction leaves nothing of it. A crash after it
+// and before the advances leaves the started runs RUNNING with no stage
+// started, which the next start advances as it does every active run
+// (startPipelines); they count as RUNNING meanwhile, so no promotion
+// starts more than the bound.
 func (s *Server) promote(ctx context.Context, pipeline string) error {
 	s.pipes.after.promote.Lock()
 	defer s.pipes.after.promote.Unlock()
