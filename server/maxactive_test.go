@@ -2,14 +2,17 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/rs/zerolog"
 )
 
 // runPipeline starts a run of pipeline name with the request's other
@@ -290,5 +293,51 @@ func TestMaxActiveRunsWithConcurrencyPolicies(t *testing.T) {
 	// Forbid: skipped while the manual runs are active.
 	if runs := e.pipelineRuns("forbid"); len(runs) != 2 {
 		t.Fatalf("Forbid: %d runs, want the 2 manual ones (the fire skipped)", len(runs))
+	}
+}
+
+// TestFailedPromotionIsTriedAgain: the store refuses to start a waiting
+// run (an SQLite trigger of the test's own, as a full disk would) when a
+// place frees; the run waits meanwhile, and starts once the store takes
+// the write again, without a restart nor another run's end.
+func TestFailedPromotionIsTriedAgain(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	var logs syncBuffer
+	e.stop()
+	e.opts = []Option{WithLogger(zerolog.New(&logs)), func(c *config) { c.followUpRetry = 50 * time.Millisecond }}
+	e.startServer()
+	e.waitAll()
+	e.apply(salesOne)
+	a := e.runPipeline("sales", "")
+	b := e.runPipeline("sales", "")
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.data, "gantry.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER refuse_promotion BEFORE UPDATE OF status ON pipeline_runs
+		WHEN OLD.status = 'PENDING' AND NEW.status = 'RUNNING' BEGIN SELECT RAISE(ABORT, 'test refuses the promotion'); END`); err != nil {
+		t.Fatal(err)
+	}
+	// Raising the bound frees a place: the apply is stored all the same.
+	e.apply(strings.Replace(salesOne, "maxActiveRuns: 1", "maxActiveRuns: 2", 1))
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "test refuses the promotion"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no promotion failed within 10s; logs:\n%s", logs.String())
+		}
+	}
+	if pr := e.getRun(b.PipelineRunID); pr.Status != jobs.StatusPending {
+		t.Fatalf("b %s while the store refused its start", pr.Status)
+	}
+	if _, err := db.Exec(`DROP TRIGGER refuse_promotion`); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRun(b.PipelineRunID, func(pr *jobs.PipelineRun) bool {
+		return pr.Status == jobs.StatusRunning && len(pr.Stages[0].Runs) == 1
+	})
+	if pr := e.getRun(a.PipelineRunID); pr.Status != jobs.StatusRunning {
+		t.Fatalf("a %s", pr.Status)
 	}
 }

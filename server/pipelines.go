@@ -436,10 +436,10 @@ func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error)
 	}
 	s.pipes.cron.Wake()
 	// A maxActiveRuns raised or removed starts the runs it leaves room
-	// for; applying the file again tries once more after a failure.
+	// for. The apply is stored: a promotion that fails is tried again by
+	// the follow-ups, as a failed advance is by the DAG.
 	if err := s.promote(ctx, p.Name); err != nil {
-		return nil, fmt.Errorf("pipeline %s version %d stored, but its waiting runs were not started (they will be, as runs end or the server starts; apply again to try now): %w",
-			p.Name, stored.Version, err)
+		s.cfg.log.Warn().Err(err).Str("pipeline", p.Name).Msg("start waiting pipeline runs")
 	}
 	return PipelineApplyReply{Pipeline: *stored, Changed: changed}, nil
 }
