@@ -525,9 +525,12 @@ func (db *DB) PromotePipelineRuns(ctx context.Context, pipeline string, decide f
 	// Most pipelines have no run waiting: a reader tells, without taking
 	// the writer from the application of events. A run stored PENDING
 	// after this look is promoted by its creator, which looks again.
+	// The status index holds the runs not ended together, few beside the
+	// pipeline's history.
+	const current = ` AND pipeline = ?1 AND created_at >= (SELECT MIN(p.created_at) FROM pipelines p WHERE p.name = ?1)`
 	var one int
 	err := db.r.QueryRowContext(ctx, `SELECT 1 FROM pipeline_runs INDEXED BY pipeline_runs_status
-		WHERE status = 'PENDING' AND pipeline = ? LIMIT 1`, pipeline).Scan(&one)
+		WHERE status = 'PENDING'`+current+` LIMIT 1`, pipeline).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -539,9 +542,6 @@ func (db *DB) PromotePipelineRuns(ctx context.Context, pipeline string, decide f
 		return nil, fmt.Errorf("promote runs of %s: %w", pipeline, err)
 	}
 	defer tx.Rollback()
-	// The status index holds the runs not ended together, few beside the
-	// pipeline's history.
-	const current = ` AND pipeline = ?1 AND created_at >= (SELECT MIN(p.created_at) FROM pipelines p WHERE p.name = ?1)`
 	q := PipelineRunQueue{ByBackfill: map[string]int{}}
 	rows, err := tx.QueryContext(ctx, `SELECT doc FROM pipeline_runs INDEXED BY pipeline_runs_status
 		WHERE status = 'PENDING'`+current+` ORDER BY run_id`, pipeline)
