@@ -183,8 +183,8 @@ func (pr *PipelineRun) StageStatuses() map[string]Status {
 // stage /gantry/in and /gantry/out.
 type StageContext struct {
 	PipelineRunID string `json:"pipelineRunId"`
-	// Pipeline names the pipeline; runs queued before gantry kept it
-	// have none.
+	// Pipeline names the pipeline, for gantry events and webhooks;
+	// runs queued before gantry kept it have none.
 	Pipeline   string   `json:"pipeline,omitempty"`
 	Stage      string   `json:"stage"`
 	ArrayIndex *int     `json:"arrayIndex,omitempty"`

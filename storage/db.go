@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -21,6 +23,13 @@ type DB struct {
 
 	stmts *stmts    // stmts.go
 	group committer // group.go
+
+	// Webhooks (webhooks.go): the hooks ends are matched against, nil
+	// for none; hooksMu serializes their changes; outboxed wakes the
+	// sender after deliveries were added.
+	hooks    atomic.Pointer[hookSet]
+	hooksMu  sync.Mutex
+	outboxed chan struct{}
 }
 
 // Pragmas of every connection. busy_timeout comes first in effect (the driver
@@ -105,8 +114,12 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	db := &DB{w: w, r: r, stmts: st}
+	db := &DB{w: w, r: r, stmts: st, outboxed: make(chan struct{}, 1)}
 	db.startCommitter()
+	if err := db.loadHooks(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
 	return db, nil
 }
 

@@ -116,10 +116,12 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 	defer tx.Rollback()
 	sel := tx.StmtContext(ctx, db.stmts.selectRunDoc)
 	upd := tx.StmtContext(ctx, db.stmts.updateRun)
+	hooks := db.hooksNow() // webhooks.go: nil, and no cost per run, while there is no hook
 
 	var (
-		changed []Applied
-		doc     []byte
+		changed  []Applied
+		doc      []byte
+		outboxed bool
 	)
 	for start := 0; start < len(refs); {
 		end := start + 1
@@ -161,6 +163,13 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 				return nil, fmt.Errorf("apply events: %w", err)
 			}
 		}
+		if hooks != nil {
+			queued, err := outboxRun(ctx, tx, hooks, r, before)
+			if err != nil {
+				return nil, fmt.Errorf("apply events: run %s: %w", id, err)
+			}
+			outboxed = outboxed || queued
+		}
 		if r.Status == jobs.StatusQueued {
 			// A retry or a redelivery: its job is published from the spec.
 			if err := json.Unmarshal(lr.Spec.Task, &r.Spec.Task); err != nil {
@@ -177,6 +186,9 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("apply events: %w", err)
+	}
+	if outboxed {
+		db.notifyOutbox()
 	}
 	return changed, nil
 }

@@ -166,8 +166,15 @@ func (db *DB) CreatePipelineRun(ctx context.Context, pr *jobs.PipelineRun) (*job
 	if err := writeStages(ctx, tx, pr); err != nil {
 		return nil, false, fmt.Errorf("create pipeline run %s: %w", pr.PipelineRunID, err)
 	}
+	outboxed, err := outboxPipelineRun(ctx, tx, db.hooksNow(), pr, "") // webhooks.go
+	if err != nil {
+		return nil, false, fmt.Errorf("create pipeline run %s: %w", pr.PipelineRunID, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, false, fmt.Errorf("create pipeline run %s: %w", pr.PipelineRunID, err)
+	}
+	if outboxed {
+		db.notifyOutbox()
 	}
 	return pr, true, nil
 }
@@ -230,6 +237,7 @@ func (db *DB) UpdatePipelineRun(ctx context.Context, id string, fn func(*jobs.Pi
 	if err != nil {
 		return nil, err
 	}
+	before := pr.Status
 	if !fn(pr) {
 		return decodePipelineRun(doc)
 	}
@@ -251,8 +259,15 @@ func (db *DB) UpdatePipelineRun(ctx context.Context, id string, fn func(*jobs.Pi
 	if err := writeStages(ctx, tx, pr); err != nil {
 		return nil, fmt.Errorf("update pipeline run %s: %w", id, err)
 	}
+	outboxed, err := outboxPipelineRun(ctx, tx, db.hooksNow(), pr, before) // webhooks.go
+	if err != nil {
+		return nil, fmt.Errorf("update pipeline run %s: %w", id, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("update pipeline run %s: %w", id, err)
+	}
+	if outboxed {
+		db.notifyOutbox()
 	}
 	return pr, nil
 }

@@ -41,11 +41,14 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 	if err != nil {
 		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
 	}
-	var old *jobs.Run
+	var (
+		old      *jobs.Run
+		outboxed bool
+	)
 	worker, deadline := sweepColumns(r)
 	err = db.inGroup(ctx, func(tx *sql.Tx) error {
 		ctx := uninterrupted(ctx)
-		old = nil // the committer may run this twice
+		old, outboxed = nil, false // the committer may run this twice
 		// One writer: checking then inserting inside the transaction cannot race.
 		if r.IdempotencyKey != "" {
 			var existing []byte
@@ -83,8 +86,17 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 		if err := syncPool(ctx, tx, r, true); err != nil { // pools.go
 			return err
 		}
+		if r.Status.Terminal() { // a run that fails before it is queued: webhooks.go
+			var err error
+			if outboxed, err = outboxRun(ctx, tx, db.hooksNow(), r, ""); err != nil {
+				return err
+			}
+		}
 		return insertWaits(ctx, tx, r) // waits.go
 	})
+	if err == nil && outboxed {
+		db.notifyOutbox()
+	}
 	switch {
 	case err != nil:
 		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
@@ -244,7 +256,7 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 	if err != nil {
 		return nil, fmt.Errorf("update run %s: %w", id, err)
 	}
-	key := r.IdempotencyKey
+	key, before := r.IdempotencyKey, r.Status
 	if !fn(r) {
 		// fn may have touched r before deciding; hand back what is stored.
 		return decodeRun(doc)
@@ -261,8 +273,15 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 	if err := syncPool(ctx, tx, r, false); err != nil { // pools.go
 		return nil, fmt.Errorf("update run %s: %w", id, err)
 	}
+	outboxed, err := outboxRun(ctx, tx, db.hooksNow(), r, before) // webhooks.go
+	if err != nil {
+		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
+	if outboxed {
+		db.notifyOutbox()
 	}
 	return r, nil
 }

@@ -118,7 +118,7 @@ func (db *DB) RequeueRun(ctx context.Context, id string, fn func(*jobs.Run) bool
 	if err != nil {
 		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
 	}
-	key := r.IdempotencyKey
+	key, before := r.IdempotencyKey, r.Status
 	if !fn(r) {
 		r, err := decodeRun(doc)
 		return r, false, err
@@ -139,8 +139,15 @@ func (db *DB) RequeueRun(ctx context.Context, id string, fn func(*jobs.Run) bool
 		len(r.Attempts)-1, id); err != nil {
 		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
 	}
+	outboxed, err := outboxRun(ctx, tx, db.hooksNow(), r, before) // webhooks.go
+	if err != nil {
+		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, false, fmt.Errorf("requeue run %s: %w", id, err)
+	}
+	if outboxed {
+		db.notifyOutbox()
 	}
 	return r, true, nil
 }

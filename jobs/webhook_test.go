@@ -1,0 +1,130 @@
+package jobs
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWebhookValidateNamesEachField(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    Webhook
+		want []string // substrings of the error, each
+	}{
+		{"good", Webhook{Name: "ops", URL: "https://hooks.example.com/x?y=1", On: []Status{StatusFailed}}, nil},
+		{"good http with port", Webhook{Name: "local_1", URL: "http://127.0.0.1:8080/"}, nil},
+		{"empty", Webhook{}, []string{"name: empty", "url: required"}},
+		{"bad name", Webhook{Name: "a b", URL: "http://x"}, []string{`name: "a b"`}},
+		{"scheme", Webhook{Name: "a", URL: "ftp://x/y"}, []string{`url: "ftp://x/y": scheme "ftp": want http or https`}},
+		{"no scheme", Webhook{Name: "a", URL: "hooks.example.com/x"}, []string{`scheme ""`}},
+		{"no host", Webhook{Name: "a", URL: "http:///x"}, []string{"no host"}},
+		{"opaque", Webhook{Name: "a", URL: "http:x"}, []string{"no host"}},
+		{"fragment", Webhook{Name: "a", URL: "http://x/#f"}, []string{"fragment"}},
+		{"bad url", Webhook{Name: "a", URL: "http://x y/"}, []string{"url: "}},
+		{"statuses", Webhook{Name: "a", URL: "http://x", On: []Status{"RUNNING", ""}},
+			[]string{`on[0]: "RUNNING": not an end status`, "on[1]: empty status"}},
+		{"filters", Webhook{Name: "a", URL: "http://x", Pipelines: []string{"p q"}, Families: []string{"etl:3"},
+			Tags: map[string]string{"gantry:x": "1", "team": "a#b"}},
+			[]string{"pipelines[0]", "families[0]", `tags["gantry:x"]`, `tags["team"]`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.h.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseWebhookStatuses(t *testing.T) {
+	got, err := ParseWebhookStatuses("--on", "failed, SUCCEEDED,failed,Canceled")
+	if err != nil || len(got) != 3 || got[0] != StatusFailed || got[1] != StatusSucceeded || got[2] != StatusCanceled {
+		t.Errorf("got %v, %v", got, err)
+	}
+	_, err = ParseWebhookStatuses("--on", "FAILED,RUNNING,,QUEUED")
+	for _, w := range []string{`--on: "RUNNING": not an end status`, "--on: empty status", `"QUEUED"`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v lacks %q", err, w)
+		}
+	}
+}
+
+func TestWebhookMatches(t *testing.T) {
+	exit := 3
+	started := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	stopped := started.Add(90 * time.Second)
+	run := &Run{RunID: "r1", Status: StatusFailed, TaskDefinition: "etl:3", ExitCode: &exit, StoppedReason: "Essential container\nexited",
+		Tags: map[string]string{"team": "data", "env": "prod"}, StartedAt: &started, FinishedAt: &stopped,
+		Spec: RunSpec{Stage: &StageContext{PipelineRunID: "pr1", Pipeline: "sales", Stage: "load"}}}
+	ev := RunEndEvent(run)
+	if ev.EventID != "run/r1" || ev.Pipeline != "sales" || ev.Stage != "load" ||
+		ev.Summary != "run r1 (etl:3, stage load of sales) FAILED, exit code 3: Essential container exited (after 1m30s)" {
+		t.Errorf("event %+v", ev)
+	}
+	for _, tc := range []struct {
+		h    Webhook
+		want bool
+	}{
+		{Webhook{On: []Status{StatusFailed}}, true},
+		{Webhook{On: []Status{StatusSucceeded}}, false},
+		{Webhook{On: []Status{StatusFailed}, Families: []string{"load", "etl"}}, true},
+		{Webhook{On: []Status{StatusFailed}, Families: []string{"load"}}, false},
+		{Webhook{On: []Status{StatusFailed}, Pipelines: []string{"sales"}, Families: []string{"etl"}}, true},
+		{Webhook{On: []Status{StatusFailed}, Pipelines: []string{"other"}, Families: []string{"etl"}}, false},
+		{Webhook{On: []Status{StatusFailed}, Tags: map[string]string{"team": "data", "env": "prod"}}, true},
+		{Webhook{On: []Status{StatusFailed}, Tags: map[string]string{"team": "data", "env": "dev"}}, false},
+	} {
+		if got := tc.h.Matches(ev); got != tc.want {
+			t.Errorf("%+v matches: %v, want %v", tc.h, got, tc.want)
+		}
+	}
+	pr := &PipelineRun{PipelineRunID: "pr1", Pipeline: "sales", Status: StatusFailed, Retries: 1,
+		Stages: []StageState{{Name: "load", Status: StatusFailed}, {Name: "x", Status: StatusSucceeded}}}
+	pev := PipelineRunEndEvent(pr)
+	if pev.EventID != "pipelineRun/pr1/retry-1" || pev.Summary != "pipeline run pr1 of sales FAILED: failed stages: load" {
+		t.Errorf("pipeline event %+v", pev)
+	}
+	if (&Webhook{On: []Status{StatusFailed}, Families: []string{"etl"}}).Matches(pev) {
+		t.Error("a family filter matched a pipeline run")
+	}
+	if !(&Webhook{On: []Status{StatusFailed}, Pipelines: []string{"sales"}}).Matches(pev) {
+		t.Error("the pipeline filter missed its pipeline run")
+	}
+}
+
+// FuzzWebhookInput: the URL check and the status parser never panic, and
+// what they accept is what a hook accepts.
+func FuzzWebhookInput(f *testing.F) {
+	for _, s := range []string{"http://127.0.0.1:8080/x", "https://h/", "ftp://x", "http:x", "http://[::1]:80/", "http://%zz",
+		"FAILED,succeeded", ",", "canceled,,", "http://x/#", "\x00", "https://user:pw@h/p?q=1"} {
+		f.Add(s, s)
+	}
+	f.Fuzz(func(t *testing.T, u, on string) {
+		urlErr := CheckWebhookURL("url", u)
+		st, onErr := ParseWebhookStatuses("--on", on)
+		h := Webhook{Name: "x", URL: u, On: st}
+		err := h.Validate()
+		if (urlErr == nil) != (err == nil) {
+			t.Fatalf("CheckWebhookURL %v, Validate %v", urlErr, err)
+		}
+		if onErr == nil {
+			for _, s := range st {
+				if !s.Terminal() {
+					t.Fatalf("%q parsed to %q", on, s)
+				}
+			}
+		}
+	})
+}

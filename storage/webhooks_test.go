@@ -1,0 +1,274 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+func mustAddHook(t *testing.T, db *DB, h jobs.Webhook) {
+	t.Helper()
+	h.Normalize()
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h.CreatedAt = t0
+	if err := db.AddWebhook(context.Background(), &h); err != nil {
+		t.Fatalf("AddWebhook %s: %v", h.Name, err)
+	}
+}
+
+// outbox returns the event ids queued per hook name.
+func outbox(t *testing.T, db *DB) map[string][]string {
+	t.Helper()
+	ds, err := db.Deliveries(context.Background(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, d := range ds {
+		out[d.Hook] = append(out[d.Hook], d.EventID)
+	}
+	return out
+}
+
+func countDeliveryRows(t *testing.T, db *DB) int {
+	t.Helper()
+	var n int
+	if err := db.r.QueryRow(`SELECT COUNT(*) FROM webhook_deliveries`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func woke(db *DB) bool {
+	select {
+	case <-db.Outboxed():
+		return true
+	default:
+		return false
+	}
+}
+
+// TestNoHookNoOutbox: without a hook, runs that end write no delivery and
+// wake no one.
+func TestNoHookNoOutbox(t *testing.T) {
+	t.Parallel()
+	db, _ := openDB(t)
+	r := newRun(1)
+	mustCreate(t, db, r)
+	if _, err := db.ApplyEvents(context.Background(), []jobs.Event{ev(r, 1, 1, jobs.StatusRunning), ev(r, 1, 2, jobs.StatusFailed)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countDeliveryRows(t, db); n != 0 || woke(db) {
+		t.Errorf("%d deliveries, woke %v; want none", n, woke(db))
+	}
+}
+
+// TestOutboxMatchesEnds: each end is queued, in the transaction that
+// stores it, for every hook whose filters it passes (statuses, family,
+// pipeline, tags), once; what does not end or ended before queues nothing.
+func TestOutboxMatchesEnds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, path := openDB(t)
+	mustAddHook(t, db, jobs.Webhook{Name: "fails", URL: "http://127.0.0.1:1/h"}) // FAILED by default
+	mustAddHook(t, db, jobs.Webhook{Name: "all-etl", URL: "https://example.com/h", Families: []string{"etl"},
+		On: []jobs.Status{jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled}})
+	mustAddHook(t, db, jobs.Webhook{Name: "team", URL: "https://example.com/t", Tags: map[string]string{"team": "data"},
+		On: []jobs.Status{jobs.StatusFailed, jobs.StatusSucceeded}})
+	mustAddHook(t, db, jobs.Webhook{Name: "sales", URL: "https://example.com/s", Pipelines: []string{"sales"},
+		On: []jobs.Status{jobs.StatusFailed, jobs.StatusSucceeded}})
+
+	failed, ok, tagged, other, stopped := newRun(1), newRun(2), newRun(3, func(r *jobs.Run) { r.Tags = map[string]string{"team": "data"} }),
+		newRun(4, func(r *jobs.Run) { r.TaskDefinition = "load:2" }), newRun(5)
+	for _, r := range []*jobs.Run{failed, ok, tagged, other, stopped} {
+		mustCreate(t, db, r)
+	}
+	if n := countDeliveryRows(t, db); n != 0 {
+		t.Fatalf("%d deliveries of runs that did not end", n)
+	}
+	evs := []jobs.Event{ev(failed, 1, 1, jobs.StatusRunning), ev(failed, 1, 2, jobs.StatusFailed),
+		ev(ok, 1, 1, jobs.StatusSucceeded), ev(tagged, 1, 1, jobs.StatusSucceeded), ev(other, 1, 1, jobs.StatusRunning)}
+	if _, err := db.ApplyEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if !woke(db) {
+		t.Error("the sender was not woken")
+	}
+	// Replayed: nothing changes, nothing more is queued.
+	if _, err := db.ApplyEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateRun(ctx, stopped.RunID, func(r *jobs.Run) bool { return r.Cancel(t0, "stopped") }); err != nil {
+		t.Fatal(err)
+	}
+	// other fails through UpdateRun; then a second write of an ended run
+	// queues nothing more.
+	for range 2 {
+		if _, err := db.UpdateRun(ctx, other.RunID, func(r *jobs.Run) bool {
+			if r.Status.Terminal() {
+				r.StoppedReason += "!"
+				return true
+			}
+			r.Status, r.StoppedReason = jobs.StatusFailed, "boom"
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string][]string{
+		"fails":   {"run/" + failed.RunID, "run/" + other.RunID},
+		"all-etl": {"run/" + failed.RunID, "run/" + ok.RunID, "run/" + tagged.RunID, "run/" + stopped.RunID},
+		"team":    {"run/" + tagged.RunID},
+	}
+	got := outbox(t, db)
+	for _, ids := range got {
+		slices.Sort(ids)
+	}
+	sameJSON(t, got, want)
+
+	// The body is the event as sent.
+	ds, err := db.Deliveries(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body jobs.WebhookEvent
+	if err := json.Unmarshal(ds[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.EventID != ds[0].EventID || body.Kind != "run" || !body.Status.Terminal() || body.Summary == "" {
+		t.Errorf("body %+v", body)
+	}
+
+	// A pipeline run's end, and its stage runs, for hook sales.
+	pr := &jobs.PipelineRun{PipelineRunID: "01PR1", Pipeline: "sales", Status: jobs.StatusRunning, CreatedAt: t0}
+	if _, _, err := db.CreatePipelineRun(ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	stage := newRun(6, func(r *jobs.Run) {
+		r.Spec.Stage = &jobs.StageContext{PipelineRunID: "01PR1", Pipeline: "sales", Stage: "load"}
+	})
+	mustCreate(t, db, stage)
+	if _, err := db.ApplyEvents(ctx, []jobs.Event{ev(stage, 1, 1, jobs.StatusFailed)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdatePipelineRun(ctx, "01PR1", func(pr *jobs.PipelineRun) bool {
+		now := t0.Add(time.Hour)
+		pr.Status, pr.FinishedAt = jobs.StatusFailed, &now
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got = outbox(t, db)
+	if w := []string{"run/" + stage.RunID, "pipelineRun/01PR1"}; !slices.Equal(got["sales"], w) {
+		t.Errorf("sales: %v, want %v", got["sales"], w)
+	}
+
+	// The hooks are loaded again at Open.
+	db.Close()
+	db2, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	late := newRun(7)
+	mustCreate(t, db2, late)
+	if _, err := db2.ApplyEvents(ctx, []jobs.Event{ev(late, 1, 1, jobs.StatusFailed)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := outbox(t, db2)["fails"]; !slices.Contains(got, "run/"+late.RunID) {
+		t.Errorf("after reopening, fails has %v, want %s", got, late.RunID)
+	}
+}
+
+// TestWebhookDeliveriesRecorded: a try's result moves the delivery on
+// (delivered: gone; retry: later; given up: gone, failed) and shows in
+// the hook's listing; a deleted hook drops its deliveries and queues no
+// more; a name is taken once.
+func TestWebhookDeliveriesRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openDB(t)
+	mustAddHook(t, db, jobs.Webhook{Name: "h", URL: "http://127.0.0.1:1/h", Secret: "s3cret"})
+	if err := db.AddWebhook(ctx, &jobs.Webhook{Name: "h", URL: "http://x/"}); jobs.ErrorCode(err) != jobs.CodeAlreadyExists {
+		t.Errorf("a second hook h: %v, want already_exists", err)
+	}
+	var runs []*jobs.Run
+	for i := range 3 {
+		r := newRun(i + 1)
+		mustCreate(t, db, r)
+		runs = append(runs, r)
+		if _, err := db.ApplyEvents(ctx, []jobs.Event{ev(r, 1, 1, jobs.StatusFailed)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := db.Deliveries(ctx, 10)
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("%d deliveries (%v), want 3", len(ds), err)
+	}
+	if ds[0].Secret != "s3cret" || ds[0].URL != "http://127.0.0.1:1/h" || !ds[0].NextAt.Equal(time.Unix(0, 0).UTC()) {
+		t.Errorf("delivery %+v", ds[0])
+	}
+	at := t0.Add(time.Hour)
+	if err := db.RecordDelivery(ctx, &ds[0], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: 200}, Delivered: true}); err != nil {
+		t.Fatal(err)
+	}
+	retry := at.Add(5 * time.Second)
+	if err := db.RecordDelivery(ctx, &ds[1], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: 500}, Retry: retry}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordDelivery(ctx, &ds[2], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at.Add(time.Second), Error: "connection refused"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Recording a delivery that is gone changes nothing.
+	if err := db.RecordDelivery(ctx, &ds[0], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: 200}, Delivered: true}); err != nil {
+		t.Fatal(err)
+	}
+	left, err := db.Deliveries(ctx, 10)
+	if err != nil || len(left) != 1 || left[0].ID != ds[1].ID || left[0].Tries != 1 || !left[0].NextAt.Equal(retry) {
+		t.Fatalf("left %+v (%v), want %d retried at %v", left, err, ds[1].ID, retry)
+	}
+	list, err := db.ListWebhooks(ctx)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("ListWebhooks: %+v %v", list, err)
+	}
+	w := list[0]
+	if !w.Signed || w.Secret != "" || w.Pending != 1 || w.Delivered != 1 || w.Failed != 1 ||
+		w.Last == nil || w.Last.Error != "connection refused" || !w.Last.At.Equal(at.Add(time.Second)) {
+		t.Errorf("listed %+v last %+v", w, w.Last)
+	}
+	if b, _ := json.Marshal(list); strings.Contains(string(b), "s3cret") {
+		t.Errorf("the listing shows the secret: %s", b)
+	}
+
+	n, err := db.DeleteWebhook(ctx, "h")
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteWebhook: dropped %d, %v; want 1", n, err)
+	}
+	if _, err := db.DeleteWebhook(ctx, "h"); !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("deleting it again: %v", err)
+	}
+	r := newRun(9)
+	mustCreate(t, db, r)
+	if _, err := db.ApplyEvents(ctx, []jobs.Event{ev(r, 1, 1, jobs.StatusFailed)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countDeliveryRows(t, db); n != 0 {
+		t.Errorf("%d deliveries after the hook's delete", n)
+	}
+	if db.hooksNow() != nil {
+		t.Error("the hook set is not empty after the last hook's delete")
+	}
+	// Added again under the same name: a new hook, none of the old one's counts.
+	mustAddHook(t, db, jobs.Webhook{Name: "h", URL: "http://127.0.0.1:1/h"})
+	if list, _ := db.ListWebhooks(ctx); len(list) != 1 || list[0].Delivered != 0 || list[0].Last != nil || list[0].Signed {
+		t.Errorf("re-added: %+v", list)
+	}
+}
