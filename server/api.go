@@ -102,6 +102,10 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 		{"pools_set", "pools.set", s.apiPoolSet}, // pools.go
 		{"pools_list", "pools.list", s.apiPoolList},
 		{"pools_delete", "pools.delete", s.apiPoolDelete},
+		{"webhooks_add", "webhooks.add", s.apiWebhookAdd}, // webhooks.go
+		{"webhooks_list", "webhooks.list", s.apiWebhookList},
+		{"webhooks_delete", "webhooks.delete", s.apiWebhookDelete},
+		{"webhooks_test", "webhooks.test", s.apiWebhookTest},
 		// Last: endpoints go live one by one as they are added, and clients
 		// (gantry ps, tests, bench) take an answer from runs.list to mean
 		// the whole API is up.

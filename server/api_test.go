@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -220,6 +222,8 @@ func TestEveryEndpoint(t *testing.T) {
 	var pr, prStop jobs.PipelineRun
 	e.ok("gantry.api.pipelines.run", `{"name":"nightly"}`, &pr)
 	e.ok("gantry.api.pipelines.run", `{"name":"nightly"}`, &prStop)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	t.Cleanup(receiver.Close)
 
 	good := map[string]string{
 		"runs.submit":         `{"taskDefinition":"hello","idempotencyKey":"k1"}`,
@@ -256,6 +260,10 @@ func TestEveryEndpoint(t *testing.T) {
 		"pools.set":           `{"name":"warehouse","slots":2}`,
 		"pools.list":          `{}`,
 		"pools.delete":        `{"name":"warehouse"}`, // pools.set made it
+		"webhooks.add":        fmt.Sprintf(`{"name":"ops","url":%q,"on":["FAILED"],"secret":"s"}`, receiver.URL),
+		"webhooks.list":       `{}`,
+		"webhooks.test":       `{"name":"ops"}`, // webhooks.add made it
+		"webhooks.delete":     `{"name":"ops"}`,
 	}
 	// Requests the submit-only user may make; it is refused everything
 	// else, runs.get included (runs.status is its view of runs).
@@ -266,7 +274,8 @@ func TestEveryEndpoint(t *testing.T) {
 		"pipelines.apply", "pipelines.list", "pipelines.describe", "pipelines.run", "pipelines.runs",
 		"pipelines.get", "pipelines.stop", "pipelines.retry", "pipelines.backfill",
 		"schedules.list", "schedules.suspend", "schedules.resume", "schedules.trigger", "schedules.create",
-		"pipelines.delete", "schedules.delete", "pools.set", "pools.list", "pools.delete"}
+		"pipelines.delete", "schedules.delete", "pools.set", "pools.list", "pools.delete",
+		"webhooks.add", "webhooks.list", "webhooks.test", "webhooks.delete"}
 	if len(order) != len(endpointSpecs) || len(good) != len(endpointSpecs) {
 		t.Fatalf("the test covers %d endpoints (%d good requests), the service has %d", len(order), len(good), len(endpointSpecs))
 	}

@@ -72,6 +72,10 @@ var endpointSpecs = map[string]endpointSpec{
 	"pools.set":           {"Create a pool (a cluster-wide bound on how many runs of it run at once) or change its slots; 0 slots pauses it", PoolSetRequest{}, PoolSetReply{}, false},
 	"pools.list":          {"List the pools with their slots, the slots in use and the runs waiting for one", struct{}{}, PoolListReply{}, true},
 	"pools.delete":        {"Delete a pool. Runs holding or waiting for a slot: failed_precondition, or with force the waiting ones fail and the others run on", PoolDeleteRequest{}, PoolDeleteReply{}, false},
+	"webhooks.add":        {"Add a webhook: an http(s) URL POSTed the end of every run and pipeline run its filters select (on: end statuses, FAILED by default; pipelines, families, tags), at least once, signed with its secret when given", WebhookAddRequest{}, jobs.Webhook{}, false},
+	"webhooks.list":       {"List the webhooks with their last delivery try and their deliveries pending, delivered and failed (never a secret)", struct{}{}, WebhookListReply{}, true},
+	"webhooks.delete":     {"Delete a webhook and drop its pending deliveries", WebhookNameRequest{}, WebhookDeleteReply{}, false},
+	"webhooks.test":       {"POST a sample event (a FAILED run) to a webhook now and return the answer; nothing is recorded", WebhookNameRequest{}, WebhookTestReply{}, false},
 	"schedules.delete":    {"Delete a task schedule (the runs it started go on); a pipeline's schedule is part of its file: failed_precondition", ScheduleDeleteRequest{}, DeleteReply{}, false},
 }
 

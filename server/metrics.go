@@ -39,6 +39,8 @@ type metrics struct {
 	fires          *prometheus.CounterVec
 	// Deleted past --run-retention (history.go).
 	runsDeleted, pipelineRunsDeleted prometheus.Counter
+	// Webhook deliveries' tries by hook and result (webhooks.go).
+	webhookDeliveries *prometheus.CounterVec
 }
 
 // terminalStatuses and stopCodes are the values of gantry_runs_ended_total's
@@ -141,6 +143,9 @@ func newMetrics() *metrics {
 			Help: "Runs (stage runs included) deleted from the store because they ended more than --run-retention ago."}),
 		pipelineRunsDeleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "gantry_pipeline_runs_deleted_total",
 			Help: "Pipeline runs deleted from the store because they ended more than --run-retention ago."}),
+		webhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_webhook_deliveries_total",
+			Help: "Tries of webhook deliveries, by hook and result: delivered (answered 2xx), retry (to be tried again), failed (given up after the retries)."},
+			[]string{"hook", "result"}),
 	}
 	m.ended = newEndCounters()
 	for _, st := range terminalStatuses {
@@ -155,7 +160,7 @@ func newMetrics() *metrics {
 // register registers the metrics, and those read on scrape from s, with reg.
 func (m *metrics) register(reg prometheus.Registerer, s *Server) {
 	reg.MustRegister(m.submitted, m.ended.vec, m.queueWait, m.duration, m.batchEvents, m.batchSeconds, m.batchFailures,
-		m.pipelinesEnded, m.fires, m.runsDeleted, m.pipelineRunsDeleted, &stateCollector{s: s, seen: map[string]bool{}})
+		m.pipelinesEnded, m.fires, m.runsDeleted, m.pipelineRunsDeleted, m.webhookDeliveries, &stateCollector{s: s, seen: map[string]bool{}})
 }
 
 // terminalIndex is st's index in terminalStatuses, -1 if it is not there.

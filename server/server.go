@@ -65,6 +65,7 @@ type config struct {
 	runRetention   time.Duration         // history.go
 	followUpRetry  time.Duration         // followups.go
 	metrics        prometheus.Registerer // metrics.go; nil: not registered
+	webhookRetry   webhookRetry          // webhooks.go
 }
 
 // Option configures a Server.
@@ -79,7 +80,7 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // New returns a server over a store and a queue.
 func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 	cfg := config{log: zerolog.Nop(), now: time.Now, defaultCluster: "default", sweepEvery: 2 * time.Second,
-		followUpRetry: pipelineRetry}
+		followUpRetry: pipelineRetry, webhookRetry: defaultWebhookRetry}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -130,13 +131,14 @@ func (s *Server) Run(ctx context.Context) error {
 	// report would leave every run QUEUED or RUNNING without a word.
 	loops, endLoops := context.WithCancel(ctx)
 	defer endLoops()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- s.q.ConsumeEvents(loops, 500, func(b *queue.EventBatch) { s.applyBatch(ctx, b) }) }()
 	go func() { errc <- s.consumeSubmissions(loops) }()
-	go func() { errc <- s.sweep(loops) }() // fleet.go
+	go func() { errc <- s.sweep(loops) }()        // fleet.go
+	go func() { errc <- s.sendWebhooks(loops) }() // webhooks.go
 	s.cfg.log.Info().Msg("server ready")
 	var first error
-	for range 3 {
+	for range cap(errc) {
 		if err := <-errc; err != nil && first == nil && ctx.Err() == nil {
 			first = err
 			s.cfg.log.Error().Err(err).Msg("server stopping")

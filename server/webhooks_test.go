@@ -1,0 +1,304 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// receiver is an HTTP endpoint on loopback that records the POSTs it gets
+// and answers each with the next status of its script (the last one
+// ever after).
+type receiver struct {
+	*httptest.Server
+	mu     sync.Mutex
+	script []int
+	got    []received
+	more   chan struct{}
+}
+
+type received struct {
+	header http.Header
+	body   []byte
+}
+
+func newReceiver(t *testing.T, script ...int) *receiver {
+	t.Helper()
+	rc := &receiver{script: script, more: make(chan struct{}, 100)}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		rc.got = append(rc.got, received{r.Header.Clone(), body})
+		status := rc.script[min(len(rc.got), len(rc.script))-1]
+		rc.mu.Unlock()
+		if r.Method != http.MethodPost {
+			status = http.StatusMethodNotAllowed
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "answer %d\n", status)
+		rc.more <- struct{}{}
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// wait waits until the receiver got n POSTs, and returns them.
+func (rc *receiver) wait(t *testing.T, n int) []received {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		rc.mu.Lock()
+		got := append([]received(nil), rc.got...)
+		rc.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-rc.more:
+		case <-deadline:
+			t.Fatalf("the receiver got %d POSTs within 10s, want %d", len(got), n)
+		}
+	}
+}
+
+func (rc *receiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.got)
+}
+
+func (e *apiEnv) addHook(body string) jobs.Webhook {
+	e.t.Helper()
+	var h jobs.Webhook
+	e.ok("gantry.api.webhooks.add", body, &h)
+	return h
+}
+
+// hook returns hook name as webhooks.list shows it.
+func (e *apiEnv) hook(name string) jobs.WebhookInfo {
+	e.t.Helper()
+	var list WebhookListReply
+	e.ok("gantry.api.webhooks.list", `{}`, &list)
+	for _, h := range list.Webhooks {
+		if h.Name == name {
+			return h
+		}
+	}
+	e.t.Fatalf("webhook %s not listed: %+v", name, list.Webhooks)
+	return jobs.WebhookInfo{}
+}
+
+// waitHook polls hook name until ok holds.
+func (e *apiEnv) waitHook(name, what string, ok func(jobs.WebhookInfo) bool) jobs.WebhookInfo {
+	e.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		h := e.hook(name)
+		if ok(h) {
+			return h
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("webhook %s is not %s after 10s: %+v last %+v", name, what, h, h.Last)
+		}
+	}
+}
+
+// endRun reports run id RUNNING then status, as its worker would.
+func (e *apiEnv) endRun(id string, status jobs.Status, exit int) {
+	e.t.Helper()
+	q := e.queue()
+	now := time.Now().UTC()
+	for i, ev := range []*jobs.Event{
+		{RunID: id, Attempt: 1, Seq: 1, Status: jobs.StatusRunning, Source: jobs.SourceWorker, Worker: "w1", Time: now},
+		{RunID: id, Attempt: 1, Seq: 2, Status: status, Source: jobs.SourceWorker, Worker: "w1", Time: now.Add(time.Second),
+			ExitCode: &exit, StopCode: jobs.StopEssentialExited, StoppedReason: "Essential container in task exited"},
+	} {
+		if err := q.Report(context.Background(), ev); err != nil {
+			e.t.Fatalf("report event %d: %v", i, err)
+		}
+	}
+	e.waitFor(id, "ended", ended)
+}
+
+// TestWebhookDeliversSignedFailure: a FAILED run's end is POSTed to the
+// hook that hears of failures, signed with its secret, with the headers
+// and body the README documents; a run that succeeds is not; the hook's
+// listing shows the delivery.
+func TestWebhookDeliversSignedFailure(t *testing.T) {
+	e := startDepsAPI(t)
+	rc := newReceiver(t, http.StatusNoContent)
+	h := e.addHook(fmt.Sprintf(`{"name":"ops","url":%q,"secret":"s3cret","tags":{"team":"data"}}`, rc.URL))
+	if len(h.On) != 1 || h.On[0] != jobs.StatusFailed || !h.Signed {
+		t.Fatalf("added %+v: want on FAILED by default, signed", h)
+	}
+	ok := e.submitRun(`{"taskDefinition":"hello","tags":{"team":"data"}}`)
+	untagged := e.submitRun(`{"taskDefinition":"hello"}`)
+	failed := e.submitRun(`{"taskDefinition":"hello","tags":{"team":"data"}}`)
+	e.endRun(ok.RunID, jobs.StatusSucceeded, 0)
+	e.endRun(untagged.RunID, jobs.StatusFailed, 1)
+	e.endRun(failed.RunID, jobs.StatusFailed, 3)
+
+	got := rc.wait(t, 1)[0]
+	for k, want := range map[string]string{
+		"Content-Type":       "application/json",
+		"User-Agent":         "gantry/" + Version,
+		"X-Gantry-Event-Id":  "run/" + failed.RunID,
+		"X-Gantry-Signature": Signature("s3cret", got.body),
+	} {
+		if v := got.header.Get(k); v != want {
+			t.Errorf("header %s: %q, want %q", k, v, want)
+		}
+	}
+	if !strings.HasPrefix(got.header.Get("X-Gantry-Signature"), "sha256=") || len(got.header.Get("X-Gantry-Signature")) != 7+64 {
+		t.Errorf("signature %q", got.header.Get("X-Gantry-Signature"))
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(got.body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{"eventId": "run/" + failed.RunID, "kind": "run", "id": failed.RunID, "status": "FAILED",
+		"stopCode": jobs.StopEssentialExited, "exitCode": 3.0, "taskDefinition": "hello:1"} {
+		if ev[k] != want {
+			t.Errorf("body %s: %v, want %v\n%s", k, ev[k], want, got.body)
+		}
+	}
+	if ev["startedAt"] == nil || ev["stoppedAt"] == nil || !strings.Contains(fmt.Sprint(ev["summary"]), "FAILED, exit code 3") ||
+		fmt.Sprint(ev["tags"]) != "map[team:data]" {
+		t.Errorf("body: %s", got.body)
+	}
+	info := e.waitHook("ops", "delivered", func(h jobs.WebhookInfo) bool { return h.Delivered == 1 })
+	if info.Pending != 0 || info.Failed != 0 || info.Last == nil || info.Last.Status != http.StatusNoContent || info.Last.Error != "" {
+		t.Errorf("listed %+v last %+v", info, info.Last)
+	}
+	if n := rc.count(); n != 1 {
+		t.Errorf("the receiver got %d POSTs, want 1 (the tagged failure only)", n)
+	}
+}
+
+// TestWebhookRetriesThenGivesUp: a 500 is tried again after the backoff,
+// with the same event id and body, until a 200; a receiver that never
+// answers 2xx is given up once the delivery is older than the give-up
+// age, counted failed, its error shown.
+func TestWebhookRetriesThenGivesUp(t *testing.T) {
+	e := startAPI(t)
+	e.stop()
+	e.opts = []Option{WithSweepInterval(time.Hour), WithWebhookRetry(20*time.Millisecond, 40*time.Millisecond, 300*time.Millisecond)}
+	e.startServer()
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	flaky := newReceiver(t, 500, 500, 200)
+	down := newReceiver(t, 503)
+	e.addHook(fmt.Sprintf(`{"name":"flaky","url":%q}`, flaky.URL))
+	e.addHook(fmt.Sprintf(`{"name":"down","url":%q,"on":["failed"]}`, down.URL))
+	r := e.submitRun(`{"taskDefinition":"hello"}`)
+	e.endRun(r.RunID, jobs.StatusFailed, 1)
+
+	got := flaky.wait(t, 3)
+	for i, g := range got {
+		if g.header.Get("X-Gantry-Event-Id") != "run/"+r.RunID || string(g.body) != string(got[0].body) {
+			t.Errorf("try %d: event %s, body %s; want the first try's", i+1, g.header.Get("X-Gantry-Event-Id"), g.body)
+		}
+		if g.header.Get("X-Gantry-Signature") != "" {
+			t.Errorf("try %d signed without a secret", i+1)
+		}
+	}
+	info := e.waitHook("flaky", "delivered", func(h jobs.WebhookInfo) bool { return h.Delivered == 1 })
+	if info.Pending != 0 || info.Last == nil || info.Last.Status != 200 {
+		t.Errorf("flaky: %+v last %+v", info, info.Last)
+	}
+	info = e.waitHook("down", "given up", func(h jobs.WebhookInfo) bool { return h.Failed == 1 })
+	if info.Pending != 0 || info.Delivered != 0 || info.Last == nil || info.Last.Status != 503 ||
+		info.Last.Error != "HTTP 503 Service Unavailable: answer 503" {
+		t.Errorf("down: %+v last %+v", info, info.Last)
+	}
+	if n := down.count(); n < 2 {
+		t.Errorf("down got %d tries, want retries before giving up", n)
+	}
+}
+
+// TestWebhookDeliveredAfterCrash: an end stored while no server sends
+// (the server died right after storing it) is delivered by the next one.
+func TestWebhookDeliveredAfterCrash(t *testing.T) {
+	e := startDepsAPI(t)
+	rc := newReceiver(t, 200)
+	e.addHook(fmt.Sprintf(`{"name":"ops","url":%q,"on":["SUCCEEDED"]}`, rc.URL))
+	r := e.submitRun(`{"taskDefinition":"hello"}`)
+	e.stop()
+	db := e.openStore()
+	succeedStored(t, db, r.RunID) // the end and its delivery, in one transaction
+	db.Close()
+	if n := rc.count(); n != 0 {
+		t.Fatalf("%d POSTs while no server ran", n)
+	}
+	e.startServer()
+	got := rc.wait(t, 1)
+	if id := got[0].header.Get("X-Gantry-Event-Id"); id != "run/"+r.RunID {
+		t.Errorf("event %s, want run/%s", id, r.RunID)
+	}
+	e.waitHook("ops", "delivered", func(h jobs.WebhookInfo) bool { return h.Delivered == 1 && h.Pending == 0 })
+}
+
+// TestWebhookAPIRefusals: each bad field is named; unknown hooks are
+// not_found; a name is taken once; webhooks.test shows the answer, good
+// or bad; a delete drops what was pending.
+func TestWebhookAPIRefusals(t *testing.T) {
+	e := startDepsAPI(t)
+	m := e.req(e.op, "gantry.api.webhooks.add", `{"name":"","url":"ftp://x","on":["RUNNING"],"families":["etl:3"]}`)
+	got := apiError(t, m)
+	for _, w := range []string{"name: empty", `url: "ftp://x": scheme "ftp": want http or https`,
+		`on[0]: "RUNNING": not an end status`, "families[0]"} {
+		if got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, w) {
+			t.Errorf("add: %s %q lacks %q", got.Code, got.Message, w)
+		}
+	}
+	for _, ep := range []string{"delete", "test"} {
+		if got := apiError(t, e.req(e.op, "gantry.api.webhooks."+ep, `{"name":"nope"}`)); got.Code != jobs.CodeNotFound ||
+			!strings.Contains(got.Message, "webhook nope: not found") {
+			t.Errorf("%s of an unknown hook: %+v", ep, got)
+		}
+	}
+	bad := newReceiver(t, 500)
+	e.addHook(fmt.Sprintf(`{"name":"ops","url":%q,"secret":"k"}`, bad.URL))
+	if got := apiError(t, e.req(e.op, "gantry.api.webhooks.add", fmt.Sprintf(`{"name":"ops","url":%q}`, bad.URL))); got.Code != jobs.CodeAlreadyExists {
+		t.Errorf("ops added twice: %+v", got)
+	}
+	var tr WebhookTestReply
+	e.ok("gantry.api.webhooks.test", `{"name":"ops"}`, &tr)
+	if tr.Delivered || tr.Status != 500 || tr.Error != "HTTP 500 Internal Server Error: answer 500" || tr.Body != "answer 500\n" ||
+		!strings.HasPrefix(tr.EventID, "test/") {
+		t.Errorf("test: %+v", tr)
+	}
+	sent := bad.wait(t, 1)[0]
+	if sent.header.Get("X-Gantry-Signature") != Signature("k", sent.body) || !strings.Contains(string(sent.body), `"status":"FAILED"`) {
+		t.Errorf("test event: %s %s", sent.header, sent.body)
+	}
+	if h := e.hook("ops"); h.Last != nil || h.Delivered != 0 {
+		t.Errorf("webhooks.test was recorded: %+v", h)
+	}
+	// A hook whose receiver is gone: the answer says so.
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	e.addHook(fmt.Sprintf(`{"name":"gone","url":%q}`, gone.URL))
+	tr = WebhookTestReply{}
+	e.ok("gantry.api.webhooks.test", `{"name":"gone"}`, &tr)
+	if tr.Delivered || tr.Status != 0 || !strings.Contains(tr.Error, "refused") {
+		t.Errorf("test of a closed port: %+v", tr)
+	}
+
+	// A pending delivery goes with its hook.
+	r := e.submitRun(`{"taskDefinition":"hello"}`)
+	e.endRun(r.RunID, jobs.StatusFailed, 1)
+	e.waitHook("gone", "trying", func(h jobs.WebhookInfo) bool { return h.Last != nil && h.Pending == 1 })
+	var del WebhookDeleteReply
+	e.ok("gantry.api.webhooks.delete", `{"name":"gone"}`, &del)
+	if !del.Deleted || del.Dropped != 1 {
+		t.Errorf("delete: %+v, want 1 dropped", del)
+	}
+}
