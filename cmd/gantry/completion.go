@@ -50,6 +50,8 @@ func completers(g *globals) map[string]cobra.CompletionFunc {
 		"workers activate":   firstArg(workers),
 		"pool set":           firstArg(g.complete(completePools)),
 		"pool delete":        firstArg(g.complete(completePools)),
+		"webhook delete":     firstArg(g.complete(completeWebhooks)),
+		"webhook test":       firstArg(g.complete(completeWebhooks)),
 	}
 }
 
@@ -88,6 +90,11 @@ func addCompletions(root *cobra.Command, g *globals) {
 		if path == "run" || path == "rerun" {
 			_ = c.RegisterFlagCompletionFunc("pool", g.complete(completePools))
 			_ = c.RegisterFlagCompletionFunc("depends-on", g.complete(completeTaskRuns)) // not pr- ids
+		}
+		if path == "webhook add" {
+			_ = c.RegisterFlagCompletionFunc("pipeline", g.complete(completePipelines))
+			_ = c.RegisterFlagCompletionFunc("on", cobra.FixedCompletions([]string{"FAILED", "SUCCEEDED", "CANCELED",
+				"FAILED,CANCELED", "FAILED,SUCCEEDED,CANCELED"}, cobra.ShellCompDirectiveNoFileComp))
 		}
 		if path == "events" {
 			_ = c.RegisterFlagCompletionFunc("run", g.complete(completeRuns))
@@ -227,6 +234,11 @@ func completeRevisions(ctx context.Context, c *client.Client) ([]cobra.Completio
 func completePipelines(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
 	ps, err := c.ListPipelines(ctx)
 	return names(ps, err, func(p jobs.Pipeline) string { return p.Name })
+}
+
+func completeWebhooks(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+	hs, err := c.Webhooks(ctx)
+	return names(hs, err, func(h jobs.WebhookInfo) string { return h.Name })
 }
 
 func completePools(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {

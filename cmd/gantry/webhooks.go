@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/spf13/cobra"
+)
+
+func newWebhookCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "webhook",
+		Short: "POST the ends of runs and pipeline runs to HTTP endpoints (add, ls, delete, test)",
+		Long: `A webhook is a URL the server POSTs a JSON event to when a run or a pipeline
+run ends with one of its statuses (--on, FAILED by default), as EventBridge
+rules or Airflow's on_failure_callback do. --pipeline, --family and --tag
+narrow the ends it hears of: different filters must all hold, repeated
+values of one filter are alternatives.
+
+Delivery is at least once: each end is stored with its deliveries in one
+transaction, so a crash loses none, but a receiver may get an end twice;
+X-Gantry-Event-Id tells them apart. An answer other than 2xx is tried again,
+5s later then doubling up to 10m, for 24h; then the delivery is counted
+failed ('gantry webhook ls') and logged. With --secret-file every body is
+signed: X-Gantry-Signature: sha256=<hex HMAC-SHA256 of the body>.
+
+An http:// URL sends the events unencrypted: prefer https:// beyond the host.
+Only operators may add, list, delete and test webhooks.`,
+		Example: `  gantry webhook add oncall --url https://hooks.example.com/gantry --secret-file ./hook.secret
+  gantry webhook add sales --url https://chat.example.com/x --on FAILED,SUCCEEDED --pipeline daily-sales
+  gantry webhook test oncall
+  gantry webhook ls
+  gantry webhook delete sales`,
+	}
+	c.AddCommand(newWebhookAddCmd(g), newWebhookLsCmd(g), newWebhookDeleteCmd(g), newWebhookTestCmd(g))
+	return c
+}
+
+// webhookAddFlags are the flags of gantry webhook add.
+type webhookAddFlags struct {
+	url, on, secretFile string
+	pipelines, families []string
+	tags                []string
+}
+
+// spec checks the flags before connecting, every problem at once, and
+// returns the hook to add.
+func (f *webhookAddFlags) spec(name string) (client.WebhookSpec, error) {
+	spec := client.WebhookSpec{Name: name, URL: f.url, Pipelines: f.pipelines, Families: f.families}
+	var errs []error
+	if err := jobs.CheckWebhookName("NAME", name); err != nil {
+		errs = append(errs, err)
+	}
+	if err := jobs.CheckWebhookURL("--url", f.url); err != nil {
+		errs = append(errs, err)
+	}
+	on, err := jobs.ParseWebhookStatuses("--on", f.on)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	spec.On = on
+	if tags, err := tagFlags(f.tags); err != nil { // run.go
+		errs = append(errs, err)
+	} else {
+		spec.Tags = tags.Map()
+	}
+	if f.secretFile != "" {
+		b, err := os.ReadFile(f.secretFile)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("--secret-file: %w", err))
+		case strings.TrimRight(string(b), "\r\n") == "":
+			errs = append(errs, fmt.Errorf("--secret-file %s: empty: the secret is the file's content", f.secretFile))
+		default:
+			spec.Secret = strings.TrimRight(string(b), "\r\n")
+		}
+	}
+	// The rest (pipeline and family names, tags) as the server checks it.
+	h := jobs.Webhook{Name: "x", URL: "http://x", Pipelines: f.pipelines, Families: f.families, Tags: spec.Tags}
+	if err := h.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return spec, errors.Join(errs...)
+}
+
+func newWebhookAddCmd(g *globals) *cobra.Command {
+	var (
+		f   webhookAddFlags
+		out output
+	)
+	c := &cobra.Command{
+		Use:   "add NAME --url URL [--on STATUS,...] [--pipeline P]... [--family F]... [--tag K=V]... [--secret-file F]",
+		Short: "Add a webhook",
+		Long: `add stores a webhook: from now on the server POSTs to URL the end of every run
+and pipeline run that passes its filters. --on takes SUCCEEDED, FAILED and
+CANCELED, comma-separated (FAILED by default). --pipeline keeps the pipeline
+runs of that pipeline and the runs of its stages; --family keeps the runs of
+that task definition family (never a pipeline run); --tag K=V keeps the runs
+and pipeline runs tagged so. The secret, when given, is the content of
+--secret-file without its final newline; it is never shown again.
+
+Check what the endpoint answers with 'gantry webhook test NAME'.`,
+		Example: `  head -c 32 /dev/urandom | base64 > hook.secret
+  gantry webhook add oncall --url https://hooks.example.com/gantry --secret-file hook.secret
+  gantry webhook add etl-all --url http://10.0.0.5:8080/ --on FAILED,CANCELED,SUCCEEDED --family extract --family load
+  gantry webhook add data-team --url https://hooks.example.com/data --tag team=data`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := f.spec(args[0])
+			if err != nil {
+				return err
+			}
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*jobs.Webhook, error) {
+				return c.AddWebhook(ctx, spec)
+			}, func(w io.Writer, h *jobs.Webhook) error {
+				return webhooksTable(w, []jobs.WebhookInfo{{Webhook: *h}}, time.Now())
+			})
+		},
+	}
+	c.Flags().StringVar(&f.url, "url", "", "the http:// or https:// URL to POST to (required)")
+	c.Flags().StringVar(&f.on, "on", "FAILED", "end statuses to send, comma-separated: SUCCEEDED, FAILED, CANCELED")
+	c.Flags().StringArrayVar(&f.pipelines, "pipeline", nil, "only the runs of this pipeline and of its stages (repeatable: any of them)")
+	c.Flags().StringArrayVar(&f.families, "family", nil, "only the runs of this task definition family (repeatable: any of them)")
+	c.Flags().StringArrayVar(&f.tags, "tag", nil, "only the runs and pipeline runs with tag K=V (repeatable: all of them)")
+	c.Flags().StringVar(&f.secretFile, "secret-file", "", "sign every body with the secret in this file (X-Gantry-Signature: sha256=HMAC)")
+	addOutputFlag(c, &out)
+	return c
+}
+
+func newWebhookLsCmd(g *globals) *cobra.Command {
+	var out output
+	c := &cobra.Command{
+		Use:   "ls",
+		Short: "List the webhooks and how their deliveries fare",
+		Long: `ls lists every webhook: its URL, the statuses and filters it hears of, its
+last try (when, and the HTTP status or the error), how many deliveries are
+PENDING (waiting for their first try or a retry) and how many FAILED (given
+up after 24h of retries). -o json has the counts of deliveries too.`,
+		Example: "  gantry webhook ls\n  gantry webhook ls -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]jobs.WebhookInfo, error) {
+				return c.Webhooks(ctx)
+			}, func(w io.Writer, hooks []jobs.WebhookInfo) error { return webhooksTable(w, hooks, time.Now()) })
+		},
+	}
+	addOutputFlag(c, &out)
+	return c
+}
+
+// webhooksTable is the table of `gantry webhook ls`.
+func webhooksTable(w io.Writer, hooks []jobs.WebhookInfo, now time.Time) error {
+	fmt.Fprintln(w, "NAME\tURL\tON\tFILTERS\tLAST\tPENDING\tFAILED")
+	for _, h := range hooks {
+		on := make([]string, len(h.On))
+		for i, s := range h.On {
+			on[i] = string(s)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", h.Name, h.URL, strings.Join(on, ","), webhookFilters(&h.Webhook),
+			lastTry(h.Last, now), h.Pending, h.Failed)
+	}
+	return nil
+}
+
+func webhookFilters(h *jobs.Webhook) string {
+	var parts []string
+	for _, p := range h.Pipelines {
+		parts = append(parts, "pipeline="+p)
+	}
+	for _, f := range h.Families {
+		parts = append(parts, "family="+f)
+	}
+	for _, k := range slices.Sorted(maps.Keys(h.Tags)) {
+		parts = append(parts, "tag:"+k+"="+h.Tags[k])
+	}
+	if h.Signed {
+		parts = append(parts, "signed")
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+func lastTry(t *jobs.WebhookTry, now time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	what := fmt.Sprint(t.Status)
+	if t.Error != "" {
+		what = t.Error
+		if r := []rune(what); len(r) > 40 {
+			what = string(r[:40]) + "…"
+		}
+	}
+	return what + " " + ago(t.At, now)
+}
+
+func newWebhookDeleteCmd(g *globals) *cobra.Command {
+	var out output
+	c := &cobra.Command{
+		Use:     "delete NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete a webhook and drop its pending deliveries",
+		Example: "  gantry webhook delete oncall",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := jobs.CheckWebhookName("NAME", args[0]); err != nil {
+				return err
+			}
+			return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*client.WebhookDeleted, error) {
+				return c.DeleteWebhook(ctx, args[0])
+			}, func(w io.Writer, d *client.WebhookDeleted) error {
+				_, err := fmt.Fprintf(w, "webhook %s deleted (%d pending deliveries dropped)\n", d.Name, d.Dropped)
+				return err
+			})
+		},
+	}
+	addOutputFlag(c, &out)
+	return c
+}
+
+func newWebhookTestCmd(g *globals) *cobra.Command {
+	var out output
+	c := &cobra.Command{
+		Use:   "test NAME",
+		Short: "POST a sample event to a webhook now and show the answer",
+		Long: `test has the server POST a sample event (a FAILED run of sample:1, with an
+event id test/...) to the webhook's URL, signed as deliveries are, and
+prints the answer's status and the start of its body. Nothing is recorded:
+'gantry webhook ls' is about real deliveries. It exits 1 when the answer
+is not 2xx.`,
+		Example: "  gantry webhook test oncall",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := jobs.CheckWebhookName("NAME", args[0]); err != nil {
+				return err
+			}
+			var tested *client.WebhookTested
+			err := show(cmd, g, out, func(ctx context.Context, c *client.Client) (*client.WebhookTested, error) {
+				var err error
+				tested, err = c.TestWebhook(ctx, args[0])
+				return tested, err
+			}, func(w io.Writer, t *client.WebhookTested) error {
+				if t.Error != "" {
+					fmt.Fprintf(w, "POST %s: %s\n", t.URL, t.Error)
+				} else {
+					fmt.Fprintf(w, "POST %s: %d (delivered)\n", t.URL, t.Status)
+				}
+				if body := strings.TrimRight(t.Body, "\n"); body != "" {
+					fmt.Fprintln(w, body)
+				}
+				return nil
+			})
+			if err == nil && !tested.Delivered {
+				return &exitError{code: 1} // printed already
+			}
+			return err
+		},
+	}
+	addOutputFlag(c, &out)
+	return c
+}
