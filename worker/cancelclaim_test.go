@@ -32,6 +32,12 @@ func TestCancelClaim(t *testing.T) {
 		{"lost attempt before a redelivery", enc(claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7}), 2, true, false, claim{}},
 		{"older than the lost attempt", enc(claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7}), 3, true, true,
 			claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7, Canceled: "not wanted"}},
+		// Its worker reported the attempt's end and gave the job back: no
+		// one holds it until the next worker's claim replaces this one.
+		{"handed back, redelivery queued", enc(claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7, HandedBack: true}), 2, true, true,
+			claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7, HandedBack: true, Canceled: "not wanted"}},
+		{"handed back, its end not yet applied", enc(claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7, HandedBack: true}), 1, false, true,
+			claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7, HandedBack: true, Canceled: "not wanted"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,6 +139,26 @@ func TestStopInClaim(t *testing.T) {
 		}
 		if c := cl.get("r"); c.Canceled != "enough" || c.Attempt != 1 {
 			t.Fatalf("claim after the late delivery: %+v, want the stop kept", c)
+		}
+	})
+	t.Run("stopped after its worker handed the job back", func(t *testing.T) {
+		// The server found no one holding the job (the claim handed back)
+		// and freed the run's pool slot at once: whoever takes the job
+		// next must not run it, even without asking the cancel bucket.
+		cl := &memClaims{data: map[string][]byte{}, rev: map[string]uint64{}}
+		back, _ := json.Marshal(claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7, HandedBack: true, Losses: 1})
+		cl.data["r"], _ = CancelClaim(back, "not wanted", 2, true)
+		cl.rev["r"] = 2
+		rep := &fakeReporter{}
+		evs := runClaimed(t, job("r"), cl, rep, never)
+		if len(evs) != 1 || evs[0].Status != jobs.StatusCanceled || evs[0].Attempt != 2 || evs[0].StoppedReason != "not wanted" {
+			t.Fatalf("events %+v, want attempt 2 CANCELED: not wanted", evs)
+		}
+		if rep.asked != 0 {
+			t.Errorf("asked the cancel bucket %d times", rep.asked)
+		}
+		if c := cl.get("r"); !c.Done || c.Attempt != 2 || c.Losses != 1 {
+			t.Errorf("claim after: %+v, want attempt 2 done, its losses kept", c)
 		}
 	})
 	t.Run("first claim", func(t *testing.T) {

@@ -181,6 +181,11 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 			// The attempt ended, or the server replaced this job by one of a
 			// later attempt (server/fleet.go, releaseRedelivery): a late delivery.
 			return taking{stale: true}, nil
+		case old.HandedBack && old.Canceled != "":
+			// Stopped after its worker handed the job back, before anyone
+			// took it: the next attempt only says so, as above.
+			return taking{attempt: old.Attempt + 1, rev: rev, job: jobAttempt, canceled: old.Canceled,
+				losses: old.Losses}, nil
 		default:
 			// Someone took this job and did not mark it done. If its job
 			// left the queue, the worker acknowledged it after the end was
@@ -350,12 +355,17 @@ func (w *Worker) finishClaim(ctx context.Context, runID string, t taking, losses
 // A Claimed is what a stored claim says of the attempt it is for.
 type Claimed struct {
 	Attempt int
+	// Worker took the attempt's job.
+	Worker string
 	// Done: the attempt ended. A claim that is not done may still be of an
 	// ended attempt whose job left the queue: see Seq.
 	Done bool
 	// Seq is the stream sequence of the attempt's job message, 0 if
 	// unknown; while the message is queued, the queue may hand it out again.
 	Seq uint64
+	// HandedBack: the worker reported the attempt's end and gave its job
+	// back to the queue, for the next attempt.
+	HandedBack bool
 }
 
 // ReadClaim reads a stored claim; ok is false for data that is no claim.
@@ -366,23 +376,24 @@ func ReadClaim(data []byte) (c Claimed, ok bool) {
 	if data == nil || json.Unmarshal(data, &st) != nil || st.Attempt < 1 {
 		return Claimed{}, false
 	}
-	return Claimed{Attempt: st.Attempt, Done: st.Done, Seq: st.Seq}, true
+	return Claimed{Attempt: st.Attempt, Worker: st.Worker, Done: st.Done, Seq: st.Seq, HandedBack: st.HandedBack}, true
 }
 
 // CancelClaim returns the claim to store for a run that a user stops, given
 // the stored one (nil if none) and the run's current attempt as the server
-// knows it: a claim no worker holds (none; its attempt done; or an attempt
-// before current that ended, as a retry's predecessor did) records the
-// stop, and the worker that takes the run's job next claims it only to
-// report it canceled. ok is false for a claim that a worker holds, or may
-// (the lost attempt before a redelivery): that worker hears of the stop
-// from the cancel message, which must be sent after this claim is stored.
+// knows it: a claim no worker holds (none; its attempt done or handed
+// back, its end reported; or an attempt before current that ended, as a
+// retry's predecessor did) records the stop, and the worker that takes
+// the run's job next claims it only to report it canceled. ok is false
+// for a claim that a worker holds, or may (the lost attempt before a
+// redelivery): that worker hears of the stop from the cancel message,
+// which must be sent after this claim is stored.
 func CancelClaim(data []byte, reason string, current int, redelivery bool) (next []byte, ok bool) {
 	var c claim
 	if data != nil && json.Unmarshal(data, &c) != nil {
 		c = claim{} // unreadable: replaced, as claimDelivery would
 	}
-	ended := c.Done || c.Attempt < current-1 || (c.Attempt == current-1 && !redelivery)
+	ended := c.Done || c.HandedBack || c.Attempt < current-1 || (c.Attempt == current-1 && !redelivery)
 	if c.Attempt > 0 && !ended {
 		return nil, false
 	}
