@@ -9,7 +9,9 @@ import (
 // cluster, as Airflow's pools do: a pool has a name and a number of
 // slots, and a run submitted into it (SubmitRequest.Pool, a stage's pool)
 // takes one slot from its release, when its job is published, to its end,
-// whatever status it ends in. Its retries keep the slot: the run is still
+// whatever status it ends in; a run stopped while QUEUED after a worker
+// had taken its job holds it until that worker's containers are gone
+// (SlotKeep). Its retries keep the slot: the run is still
 // active between attempts, and giving the slot up during a backoff would
 // let another run in that the retry then has to wait behind. While the
 // pool is full the run is QUEUED with its job unpublished, as a run
@@ -26,7 +28,9 @@ type Pool struct {
 	Name  string `json:"name"`
 	Slots int    `json:"slots"`
 	// InUse is how many runs hold a slot: released into the pool and not
-	// ended. It may exceed Slots after the slots were lowered.
+	// ended, or stopped while a worker had just taken them and not yet
+	// known to run no container (PoolKept). It may exceed Slots after the
+	// slots were lowered.
 	InUse int `json:"inUse"`
 	// Waiting is how many runs wait for a slot (not those still waiting
 	// for their dependsOn).
@@ -65,12 +69,21 @@ const (
 	PoolWaiting
 	// PoolHolding: it holds a slot, from its release to its end.
 	PoolHolding
+	// PoolKept: it ended, stopped while QUEUED after a worker had taken
+	// its job, and holds its slot until no container of it can run
+	// (SlotKeep).
+	PoolKept
 )
 
 // PoolState says where the run stands in its pool.
 func (r *Run) PoolState() PoolState {
 	switch {
-	case r.Pool == "" || r.Status.Terminal():
+	case r.Pool == "":
+		return PoolNone
+	case r.Status.Terminal():
+		if r.PoolSlotKept != nil && r.PoolSlotAt != nil {
+			return PoolKept
+		}
 		return PoolNone
 	case r.PoolSlotAt != nil:
 		return PoolHolding
@@ -124,5 +137,59 @@ func (r *Run) FailForPool(now time.Time) bool {
 	if a := r.Current(); a != nil {
 		a.Status, a.StopCode, a.StoppedReason, a.FinishedAt = StatusFailed, StopFailedToStart, reason, &at
 	}
+	return true
+}
+
+// SlotKeep says why a run that ended still holds its pool's slot. The run
+// was stopped while QUEUED, but a worker had already taken its job (the
+// run's claim said so), its start not yet recorded: that worker may be
+// starting its containers, and stops them when the stop reaches it.
+// Freeing the slot at the stop would let the pool's next run start
+// beside them. The slot is freed when the worker reports the end of the
+// attempt it took (or of a later one: another worker found it lost), or
+// when the server's sweep finds that worker lost or the job let go
+// (server/poolstop.go).
+type SlotKeep struct {
+	// Attempt and Worker are the claim's at the stop: the attempt the
+	// worker took.
+	Attempt int    `json:"attempt"`
+	Worker  string `json:"worker"`
+	// Since is when the stop was recorded.
+	Since time.Time `json:"since"`
+}
+
+// CancelTaken is Cancel for a run whose job worker had taken, as attempt,
+// when it was stopped: a run that holds a slot of its pool keeps it
+// (PoolKept) until the worker reports that attempt's end, unless the run
+// already records it. It reports whether the run changed.
+func (r *Run) CancelTaken(now time.Time, reason string, attempt int, worker string) bool {
+	keep := r.PoolState() == PoolHolding && attempt >= 1 &&
+		(attempt > len(r.Attempts) || !r.Attempts[attempt-1].Status.Terminal())
+	if !r.Cancel(now, reason) {
+		return false
+	}
+	if keep {
+		r.PoolSlotKept = &SlotKeep{Attempt: attempt, Worker: worker, Since: now.UTC()}
+	}
+	return true
+}
+
+// FreeSlot frees the slot a run that ended kept (PoolKept). It reports
+// whether the run changed.
+func (r *Run) FreeSlot() bool {
+	if r.PoolSlotKept == nil {
+		return false
+	}
+	r.PoolSlotKept = nil
+	return true
+}
+
+// slotFreedBy frees the slot the run kept if ev ends the attempt its
+// worker took, or a later one: no container of the attempt runs then.
+func (r *Run) slotFreedBy(ev Event) bool {
+	if k := r.PoolSlotKept; k == nil || !ev.Status.Terminal() || ev.Attempt < k.Attempt {
+		return false
+	}
+	r.PoolSlotKept = nil
 	return true
 }

@@ -77,3 +77,82 @@ func TestRunPoolStates(t *testing.T) {
 		t.Errorf("paused reason %q", got)
 	}
 }
+
+// TestRunKeepsSlotWhenStoppedAfterATake: a run holding a slot that is
+// stopped while a worker holds its job ends CANCELED keeping the slot
+// (PoolKept) until an end of that attempt, or a later one, is applied;
+// one waiting for a slot, or whose taken attempt already ended, keeps
+// none; FreeSlot frees it once.
+func TestRunKeepsSlotWhenStoppedAfterATake(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	holding := func() *Run {
+		r := &Run{RunID: "r", Status: StatusQueued, Pool: "p", Attempts: []Attempt{{Attempt: 1, Status: StatusQueued, CreatedAt: t0}}}
+		r.TakeSlot(t0)
+		return r
+	}
+	ev := func(attempt, seq int, st Status) Event {
+		return Event{RunID: "r", Attempt: attempt, Seq: seq, Status: st, Source: SourceWorker, Worker: "w1", Time: t0}
+	}
+
+	r := holding()
+	if !r.CancelTaken(t0, "not wanted", 1, "w1") || r.Status != StatusCanceled || r.PoolState() != PoolKept {
+		t.Fatalf("stopped after w1 took it: %s %v", r.Status, r.PoolState())
+	}
+	if k := r.PoolSlotKept; k == nil || k.Attempt != 1 || k.Worker != "w1" || !k.Since.Equal(t0) {
+		t.Fatalf("kept: %+v", k)
+	}
+	if r.Apply(ev(1, 1, StatusStarting)) || r.PoolState() != PoolKept {
+		t.Errorf("a start freed the slot: %v", r.PoolState())
+	}
+	if !r.Apply(ev(1, 3, StatusCanceled)) || r.PoolState() != PoolNone || r.Status != StatusCanceled {
+		t.Errorf("the taken attempt's end: %s %v, want the slot freed, the run still CANCELED", r.Status, r.PoolState())
+	}
+	if r.Apply(ev(1, 4, StatusCanceled)) || r.FreeSlot() {
+		t.Error("freed twice")
+	}
+
+	// Another worker found w1 lost and reports the next attempt's end.
+	r = holding()
+	r.CancelTaken(t0, "not wanted", 1, "w1")
+	if !r.Apply(ev(2, 1, StatusCanceled)) || r.PoolState() != PoolNone {
+		t.Errorf("a later attempt's end: %v", r.PoolState())
+	}
+
+	// w1 took a retry's job, attempt 2: a late end of attempt 1 frees
+	// nothing.
+	r = holding()
+	r.Attempts = []Attempt{{Attempt: 1, Status: StatusFailed, Seq: 2}, {Attempt: 2, Status: StatusQueued}}
+	if !r.CancelTaken(t0, "x", 2, "w1") || r.PoolState() != PoolKept {
+		t.Fatalf("stopped while attempt 2's worker may run it: %v", r.PoolState())
+	}
+	if r.Apply(ev(1, 9, StatusFailed)) || r.PoolState() != PoolKept {
+		t.Errorf("an earlier attempt's end freed the slot: %v", r.PoolState())
+	}
+	if !r.FreeSlot() || r.PoolState() != PoolNone || r.FreeSlot() {
+		t.Errorf("FreeSlot: %v", r.PoolState())
+	}
+
+	// The taken attempt's end is already recorded (a hand-back applied
+	// between the claim's read and the stop): no container of it runs.
+	r = holding()
+	r.Attempts[0].Status = StatusFailed
+	r.Attempts = append(r.Attempts, Attempt{Attempt: 2, Status: StatusQueued, Redelivery: true})
+	if !r.CancelTaken(t0, "x", 1, "w1") || r.PoolState() != PoolNone {
+		t.Errorf("stopped after the taken attempt ended: %v, want the slot freed", r.PoolState())
+	}
+	// A run that waits for a slot holds none to keep.
+	w := &Run{RunID: "w", Status: StatusQueued, Pool: "p", Attempts: []Attempt{{Attempt: 1, Status: StatusQueued}}}
+	if !w.CancelTaken(t0, "x", 1, "w1") || w.PoolState() != PoolNone || w.PoolSlotKept != nil {
+		t.Errorf("stopped while waiting for a slot: %v", w.PoolState())
+	}
+	// Nor does a run without a pool, or one that is not queued.
+	n := &Run{RunID: "n", Status: StatusQueued, Attempts: []Attempt{{Attempt: 1, Status: StatusQueued}}}
+	if !n.CancelTaken(t0, "x", 1, "w1") || n.PoolSlotKept != nil {
+		t.Errorf("a run without a pool keeps %+v", n.PoolSlotKept)
+	}
+	run := holding()
+	run.Status = StatusRunning
+	if run.CancelTaken(t0, "x", 1, "w1") || run.PoolSlotKept != nil {
+		t.Error("CancelTaken changed a running run")
+	}
+}

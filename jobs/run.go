@@ -194,6 +194,10 @@ type Run struct {
 	// RerunOf is the run this one runs again (gantry rerun, rerun.go),
 	// empty for a run submitted otherwise.
 	RerunOf string `json:"rerunOf,omitempty"`
+	// PoolSlotKept is set on a run stopped while QUEUED after a worker had
+	// taken its job (pool.go, SlotKeep): ended, it still holds its slot
+	// until that worker reports the attempt's end or is found lost.
+	PoolSlotKept *SlotKeep `json:"poolSlotKept,omitempty"`
 	// Spec is left out where a run is shown without it: by runs.status,
 	// and in the reply to a submission that found the run by its
 	// idempotency key (it may be someone else's).
@@ -263,6 +267,14 @@ func giveUp(ev Event) bool {
 // already ended (canceled while queued, say) keeps its status, but its attempt
 // records what the worker reported.
 func (r *Run) Apply(ev Event) bool {
+	if r.PoolSlotKept == nil {
+		return r.apply(ev)
+	}
+	freed := r.slotFreedBy(ev) // pool.go
+	return r.apply(ev) || freed
+}
+
+func (r *Run) apply(ev Event) bool {
 	if ev.Attempt < 1 || ev.Attempt > len(r.Attempts) {
 		return false
 	}

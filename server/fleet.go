@@ -111,10 +111,13 @@ type sweepState struct {
 	// to hand out a lost attempt's job again, by that attempt's creation
 	// (redeliver.go).
 	redeliveries map[string]time.Time
+	// keptGone are the workers of runs that keep a pool slot (poolstop.go)
+	// by when they were first seen gone.
+	keptGone map[string]time.Time
 }
 
 func newSweepState() *sweepState {
-	return &sweepState{absent: map[string]time.Time{}, redeliveries: map[string]time.Time{}}
+	return &sweepState{absent: map[string]time.Time{}, redeliveries: map[string]time.Time{}, keptGone: map[string]time.Time{}}
 }
 
 // track remembers r if its current attempt waits for a redelivery.
@@ -144,8 +147,9 @@ func (s *Server) sweep(ctx context.Context) error {
 // sweepOnce queues the retries that are due, updates the reasons of queued
 // runs, fails the queued runs past their deadline, records as lost the
 // attempts of workers gone for longer than a lease without their job being
-// redelivered, and publishes the job of an attempt whose redelivery never
-// came (redeliver.go).
+// redelivered, publishes the job of an attempt whose redelivery never
+// came (redeliver.go) and frees the pool slots that stopped runs keep once
+// no container of them can run (poolstop.go).
 //
 // Its cost does not grow with the number of queued runs while nothing
 // changes: it looks at every queued run only at the first round, when the
@@ -177,6 +181,9 @@ func (s *Server) sweepOnce(ctx context.Context, st *sweepState) (err error) {
 	live := map[string]bool{}
 	for _, w := range workers {
 		live[w.ID] = true
+	}
+	if err := s.sweepKept(ctx, st.keptGone, live, now); err != nil { // poolstop.go
+		errs = append(errs, fmt.Errorf("free the pool slots stopped runs keep: %w", err))
 	}
 	recheck, overflow := s.takeRecheck()
 	defer func() {

@@ -267,7 +267,7 @@ var (
 	poolSlotsDesc = prometheus.NewDesc("gantry_pool_slots",
 		"Slots of the pool (how many of its runs may run at once; 0: paused), from the store at the scrape.", []string{"pool"}, nil)
 	poolInUseDesc = prometheus.NewDesc("gantry_pool_slots_in_use",
-		"Slots of the pool held by runs not ended (it may exceed gantry_pool_slots after the slots were lowered).", []string{"pool"}, nil)
+		"Slots of the pool held by runs not ended, or stopped while a worker had just taken them and not yet known to run no container (it may exceed gantry_pool_slots after the slots were lowered).", []string{"pool"}, nil)
 	poolWaitingDesc = prometheus.NewDesc("gantry_pool_runs_waiting",
 		"Runs QUEUED waiting for a slot of the pool, their jobs not yet in the queue (not those still waiting for their dependsOn).", []string{"pool"}, nil)
 	pipelineLastEndDesc = prometheus.NewDesc("gantry_pipeline_last_end_timestamp_seconds",

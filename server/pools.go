@@ -16,7 +16,8 @@ import (
 // job unpublished and a pool_runs row saying it waits (storage/pools.go);
 // a run that also has dependsOn waits for them first (rundeps.go), and
 // joins the pool's waiting runs at its release. Whenever a run of a pool
-// ends (a worker's event, a stop, the sweep's deadline), when a pool's
+// ends (a worker's event, a stop, the sweep's deadline) or one stopped
+// frees the slot it kept (poolstop.go), when a pool's
 // slots change, after a submission into a pool, at start and at every
 // sweep, the pool is released (releasePools): in one store transaction
 // the slots in use are counted and as many waiting runs as are free take
@@ -163,7 +164,7 @@ func (s *Server) apiPoolDelete(ctx context.Context, data []byte) (any, error) {
 // those waiting (for a slot, or for their dependsOn first).
 func splitPoolRuns(runs []storage.PoolRun) (holding, waiting []string) {
 	for _, r := range runs {
-		if r.State == jobs.PoolHolding {
+		if r.State == jobs.PoolHolding || r.State == jobs.PoolKept {
 			holding = append(holding, r.RunID)
 		} else {
 			waiting = append(waiting, r.RunID)
@@ -203,11 +204,12 @@ func (s *Server) checkPool(ctx context.Context, name string) (reason string, err
 }
 
 // poolsMoved releases the pools of the runs among runs that ended: a slot
-// may have freed.
+// may have freed. One that ended keeping its slot (poolstop.go) freed
+// none.
 func (s *Server) poolsMoved(ctx context.Context, runs ...*jobs.Run) {
 	var names []string
 	for _, r := range runs {
-		if r.Pool != "" && r.Status.Terminal() && !slices.Contains(names, r.Pool) {
+		if r.Pool != "" && r.Status.Terminal() && r.PoolState() != jobs.PoolKept && !slices.Contains(names, r.Pool) {
 			names = append(names, r.Pool)
 		}
 	}

@@ -484,11 +484,13 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 			}
 		}
 	}
-	var moved []*jobs.Run
+	var moved, freed []*jobs.Run
 	for _, c := range changed {
 		s.pipelinesChanged(ctx, c.Run)
 		if c.Before != c.Run.Status {
 			moved = append(moved, c.Run)
+		} else if c.SlotFreed {
+			freed = append(freed, c.Run)
 		}
 	}
 	if len(moved) > 0 {
@@ -496,12 +498,19 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 		// of their new status before it (rundeps.go).
 		s.dependenciesMoved(ctx, moved...)
 	}
+	if len(freed) > 0 {
+		// Stopped runs whose worker reported the attempt it took ended:
+		// their slots free (poolstop.go).
+		s.poolsMoved(ctx, freed...)
+	}
 	b.Ack()
 	s.metrics.batchApplied(len(b.Events), time.Since(start))
 }
 
 // Stop cancels a run: at once if it is queued, through its worker if it
-// runs. Stopping a run that ended changes nothing.
+// runs. Stopping a run that ended changes nothing. A queued run of a pool
+// whose job a worker had just taken keeps its slot until that worker has
+// stopped it (poolstop.go).
 func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error) {
 	if reason == "" {
 		reason = "Stopped by user"
@@ -514,14 +523,20 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 		return r, nil
 	}
 	cur := r.Current()
-	if err := s.q.MarkCanceled(ctx, id, reason, func(ctx context.Context) error {
-		return s.cancelClaim(ctx, id, reason, cur)
+	var taken *worker.Claimed // the claim of a worker that took the run's job
+	if err := s.q.MarkCanceled(ctx, id, reason, func(ctx context.Context) (err error) {
+		taken, err = s.cancelClaim(ctx, id, reason, cur)
+		return err
 	}); err != nil {
 		return nil, err
 	}
 	var canceledHere bool
 	r, err = s.db.UpdateRun(ctx, id, func(r *jobs.Run) bool {
-		canceledHere = r.Cancel(s.cfg.now().UTC(), reason)
+		if taken != nil {
+			canceledHere = r.CancelTaken(s.cfg.now().UTC(), reason, taken.Attempt, taken.Worker)
+		} else {
+			canceledHere = r.Cancel(s.cfg.now().UTC(), reason)
+		}
 		return canceledHere
 	})
 	if err != nil {
@@ -530,6 +545,10 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 	if canceledHere {
 		s.metrics.runMoved(jobs.StatusQueued, false, r) // Cancel ends only QUEUED runs
 		s.publishStatus(r)
+		if k := r.PoolSlotKept; k != nil {
+			s.cfg.log.Info().Str("run", id).Str("pool", r.Pool).Str("worker", k.Worker).Int("attempt", k.Attempt).
+				Msg("stopped after a worker took its job: it keeps its slot until that worker reports the attempt ended")
+		}
 		s.dependenciesMoved(ctx, r) // rundeps.go
 	}
 	return r, nil
@@ -539,8 +558,8 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 // so that the worker that takes its job next reports it canceled
 // (worker.CancelClaim); cur is the run's current attempt as stored. A
 // worker that holds it hears of the stop from the cancel message that
-// follows.
-func (s *Server) cancelClaim(ctx context.Context, id, reason string, cur *jobs.Attempt) error {
+// follows: cancelClaim then returns its claim, unchanged.
+func (s *Server) cancelClaim(ctx context.Context, id, reason string, cur *jobs.Attempt) (*worker.Claimed, error) {
 	var current int
 	var redelivery bool
 	if cur != nil {
@@ -549,18 +568,19 @@ func (s *Server) cancelClaim(ctx context.Context, id, reason string, cur *jobs.A
 	for try := 0; try < 5; try++ {
 		data, rev, err := s.q.Claim(ctx, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		next, ok := worker.CancelClaim(data, reason, current, redelivery)
 		if !ok {
-			return nil
+			c, _ := worker.ReadClaim(data) // CancelClaim read it: it is one
+			return &c, nil
 		}
 		_, err = s.q.PutClaim(ctx, id, next, rev)
 		if !errors.Is(err, queue.ErrClaimConflict) {
-			return err
+			return nil, err
 		}
 	}
-	return fmt.Errorf("claim of run %s: too many concurrent changes", id)
+	return nil, fmt.Errorf("claim of run %s: too many concurrent changes", id)
 }
 
 // consumeSubmissions takes durable submissions from gantry.submit; see

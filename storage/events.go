@@ -60,6 +60,9 @@ type Applied struct {
 	// StartedBefore says whether the run had started (StartedAt was set)
 	// before the call.
 	StartedBefore bool
+	// SlotFreed says the call freed the pool slot the run, which had
+	// ended, kept (jobs.PoolKept): its pool may release its next run.
+	SlotFreed bool
 }
 
 // ApplyEvents folds worker events (jobs.Run.Apply) into their runs in ONE
@@ -143,7 +146,7 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 			return nil, fmt.Errorf("apply events: run %s: %w", id, err)
 		}
 		r := lr.Run
-		before, startedBefore := r.Status, r.StartedAt != nil
+		before, startedBefore, kept := r.Status, r.StartedAt != nil, r.PoolSlotKept != nil
 		dirty := false
 		for _, g := range group {
 			if r.Apply(evs[g.ev]) {
@@ -157,8 +160,10 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 			return nil, fmt.Errorf("apply events: store run %s: %w", id, err)
 		}
 		if r.Pool != "" && r.Status.Terminal() {
-			// Its slot frees (pools.go); a run without a pool costs no
-			// statement more, one that goes on keeps its row as it is.
+			// Its slot frees (pools.go), unless it keeps it (a stop that
+			// came after a worker took its job, jobs.PoolKept); a run
+			// without a pool costs no statement more, one that goes on
+			// keeps its row as it is.
 			if err := syncPool(ctx, tx, r, false); err != nil {
 				return nil, fmt.Errorf("apply events: %w", err)
 			}
@@ -179,7 +184,8 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 		if changed == nil {
 			changed = make([]Applied, 0, len(runs)) // one allocation, not one per doubling
 		}
-		changed = append(changed, Applied{Run: r, Before: before, StartedBefore: startedBefore})
+		changed = append(changed, Applied{Run: r, Before: before, StartedBefore: startedBefore,
+			SlotFreed: kept && r.PoolSlotKept == nil})
 	}
 	if len(changed) == 0 {
 		return nil, nil // read-only: the deferred rollback ends it

@@ -17,7 +17,9 @@ import (
 // and ApplyEvents. Runs without a pool cost none of these statements.
 // ReleasePool counts the slots in use and releases waiting runs in one
 // transaction: the server is the single writer, so no two releases can
-// both see the same free slot, before or after a crash.
+// both see the same free slot, before or after a crash. A run that ended
+// keeping its slot (jobs.PoolKept, state 4, migration 0013) keeps its row
+// and counts as in use until FreeSlot's write, or an event's, frees it.
 
 // poolRank orders a pool's waiting runs: high first, then normal, then low.
 func poolRank(p jobs.Priority) int {
@@ -54,7 +56,7 @@ func syncPool(ctx context.Context, tx *sql.Tx, r *jobs.Run, fresh bool) error {
 
 // poolCounts reads a pool's slots in use and runs waiting.
 const poolCounts = `SELECT
-	(SELECT COUNT(*) FROM pool_runs WHERE pool = ?1 AND state = 3),
+	(SELECT COUNT(*) FROM pool_runs WHERE pool = ?1 AND state >= 3),
 	(SELECT COUNT(*) FROM pool_runs WHERE pool = ?1 AND state = 2)`
 
 // SetPool creates pool name with slots, or changes its slots. It reports
@@ -103,7 +105,7 @@ func (db *DB) GetPool(ctx context.Context, name string) (*jobs.Pool, error) {
 // and count, however many runs are recorded.
 func (db *DB) ListPools(ctx context.Context) ([]jobs.Pool, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT name, slots, created_at, updated_at,
-		(SELECT COUNT(*) FROM pool_runs r WHERE r.pool = p.name AND r.state = 3),
+		(SELECT COUNT(*) FROM pool_runs r WHERE r.pool = p.name AND r.state >= 3),
 		(SELECT COUNT(*) FROM pool_runs r WHERE r.pool = p.name AND r.state = 2)
 		FROM pools p ORDER BY name`)
 	if err != nil {
@@ -179,6 +181,17 @@ func (db *DB) DeletePool(ctx context.Context, name string, check func([]PoolRun)
 			return nil, err
 		}
 		return nil, fmt.Errorf("delete pool %s: %w", name, err)
+	}
+	return runs, nil
+}
+
+// KeptSlots returns the runs that ended keeping their pool's slot
+// (jobs.PoolKept), by id: a seek in an index of only them.
+func (db *DB) KeptSlots(ctx context.Context) ([]jobs.Run, error) {
+	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs WHERE run_id IN
+		(SELECT run_id FROM pool_runs INDEXED BY pool_runs_kept WHERE state = 4) ORDER BY run_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list runs keeping a pool slot: %w", err)
 	}
 	return runs, nil
 }

@@ -241,3 +241,93 @@ func TestPoolDelete(t *testing.T) {
 		t.Errorf("pools: %v, %v", pools, err)
 	}
 }
+
+// TestPoolKeptSlot: a run stopped after a worker took its job keeps its
+// slot, counted in use (GetPool, ListPools, the release), listed by
+// KeptSlots, until the worker's end of that attempt is applied
+// (ApplyEvents says it freed the slot) or FreeSlot frees it; the store
+// reopened keeps it as it was.
+func TestPoolKeptSlot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, path := openDB(t)
+	if _, _, err := db.SetPool(ctx, "p", 1, t0); err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := newRun(1, inPool("p", "")), newRun(2, inPool("p", "")), newRun(3, inPool("p", ""))
+	for _, r := range []*jobs.Run{a, b, c} {
+		mustCreate(t, db, r)
+	}
+	if rel, err := db.ReleasePool(ctx, "p", t0, nil); err != nil || !slices.Equal(poolRunIDs(rel.Released), []string{a.RunID}) {
+		t.Fatalf("first release: %v, %v", rel, err)
+	}
+	stop := func(id string) {
+		t.Helper()
+		if _, err := db.UpdateRun(ctx, id, func(r *jobs.Run) bool { return r.CancelTaken(t0, "stopped", 1, "w1") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := func(want ...string) {
+		t.Helper()
+		runs, err := db.KeptSlots(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(runs); !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("kept slots: %v, want %v", got, want)
+		}
+	}
+	stop(a.RunID)
+	mustPool(t, db, "p", 1, 1, 2)
+	kept(a.RunID)
+	if rel, err := db.ReleasePool(ctx, "p", t0, nil); err != nil || len(rel.Released) != 0 {
+		t.Fatalf("release while the slot is kept: %v, %v", poolRunIDs(rel.Released), err)
+	}
+	if pools, err := db.ListPools(ctx); err != nil || len(pools) != 1 || pools[0].InUse != 1 {
+		t.Errorf("pools: %+v, %v", pools, err)
+	}
+	_, err := db.DeletePool(ctx, "p", func(runs []PoolRun) error {
+		if want := (PoolRun{a.RunID, jobs.PoolKept}); len(runs) == 0 || runs[0] != want {
+			t.Errorf("runs of the pool %v, want %v first", runs, want)
+		}
+		return errors.New("refused")
+	})
+	if err == nil {
+		t.Fatal("delete not refused")
+	}
+
+	// Reopened: the same.
+	db.Close()
+	db, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	mustPool(t, db, "p", 1, 1, 2)
+	kept(a.RunID)
+
+	// A start of the attempt frees nothing; its end does.
+	applied, err := db.ApplyEvents(ctx, []jobs.Event{ev(a, 1, 1, jobs.StatusStarting)})
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("a start of the stopped attempt: %+v, %v", applied, err)
+	}
+	mustPool(t, db, "p", 1, 1, 2)
+	applied, err = db.ApplyEvents(ctx, []jobs.Event{ev(a, 1, 2, jobs.StatusCanceled)})
+	if err != nil || len(applied) != 1 || !applied[0].SlotFreed || applied[0].Before != jobs.StatusCanceled || applied[0].Status != jobs.StatusCanceled {
+		t.Fatalf("the stopped attempt's end: %+v, %v; want the slot freed", applied, err)
+	}
+	mustPool(t, db, "p", 1, 0, 2)
+	kept()
+
+	// FreeSlot frees what the sweep finds free.
+	if rel, err := db.ReleasePool(ctx, "p", t0, nil); err != nil || !slices.Equal(poolRunIDs(rel.Released), []string{b.RunID}) {
+		t.Fatalf("release after the end: %v, %v", rel, err)
+	}
+	stop(b.RunID)
+	kept(b.RunID)
+	if _, err := db.UpdateRun(ctx, b.RunID, func(r *jobs.Run) bool { return r.FreeSlot() }); err != nil {
+		t.Fatal(err)
+	}
+	mustPool(t, db, "p", 1, 0, 1)
+	kept()
+}

@@ -311,6 +311,10 @@ func poolText(r *jobs.Run) string {
 	switch r.PoolState() {
 	case jobs.PoolHolding:
 		return r.Pool + " (holds a slot since " + r.PoolSlotAt.In(localZone).Format(time.RFC3339) + ")"
+	case jobs.PoolKept:
+		k := r.PoolSlotKept
+		return fmt.Sprintf("%s (stopped, still holds its slot: worker %s took attempt %d and has not reported its containers gone)",
+			r.Pool, k.Worker, k.Attempt)
 	case jobs.PoolWaiting:
 		return r.Pool + " (waiting for a slot)"
 	case jobs.PoolBlocked:
