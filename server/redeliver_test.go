@@ -14,6 +14,7 @@ import (
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/gantry-dev/gantry/worker"
 	"github.com/gantry-dev/gantry/workerq"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -23,6 +24,7 @@ import (
 type lostEnv struct {
 	t     *testing.T
 	ctx   context.Context
+	nc    *nats.Conn
 	q     *queue.Queue
 	db    *storage.DB
 	s     *Server
@@ -30,6 +32,8 @@ type lostEnv struct {
 	mu    sync.Mutex
 	clock time.Time
 	ran   chan int // attempts the fake runtime ran
+	// stopServer stops e.s and waits for it.
+	stopServer func()
 }
 
 const testAckWait = time.Second
@@ -37,26 +41,41 @@ const testAckWait = time.Second
 func startLostEnv(t *testing.T) *lostEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	nc, q, db := testStack(t, queue.WithAckWait(testAckWait))
-	e := &lostEnv{t: t, ctx: ctx, q: q, db: db, st: newSweepState(), clock: time.Now().UTC(), ran: make(chan int, 10)}
-	e.s = New(db, q, WithClock(e.now), WithSweepInterval(time.Hour))
+	e := &lostEnv{t: t, ctx: ctx, nc: nc, q: q, db: db, clock: time.Now().UTC(), ran: make(chan int, 10)}
+	e.startServer()
+	t.Cleanup(func() { e.stopServer() })
+	return e
+}
+
+// startServer starts a server over e's store and queue, with a sweep
+// state of its own, and waits until it answers.
+func (e *lostEnv) startServer() {
+	t := e.t
+	t.Helper()
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.st = newSweepState()
+	e.s = New(e.db, e.q, WithClock(e.now), WithSweepInterval(time.Hour))
 	done := make(chan error, 1)
-	go func() { done <- e.s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
+	go func(s *Server) { done <- s.Run(ctx) }(e.s)
+	var once sync.Once
+	e.stopServer = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server: %v", err)
+			}
+		})
+	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := nc.Request("gantry.api.runs.list", nil, time.Second); err == nil {
+		if _, err := e.nc.Request("gantry.api.runs.list", nil, time.Second); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the server did not answer within 10s")
 		}
 	}
-	return e
 }
 
 func (e *lostEnv) now() time.Time {
