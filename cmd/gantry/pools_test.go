@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"time"
+
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/spf13/cobra"
 )
@@ -74,5 +76,35 @@ func TestRunEmptyPoolIsNoPool(t *testing.T) {
 	var empty jobs.SubmitRequest
 	if err := json.Unmarshal([]byte(`{"taskDefinition":"hello","pool":""}`), &empty); err != nil || empty.Pool != "" || empty.Validate() != nil {
 		t.Errorf(`submit JSON "pool": "": %+v %v; want valid, no pool`, empty, empty.Validate())
+	}
+}
+
+// TestPoolText: describe's Pool line says where a run stands in its pool,
+// a stopped run that keeps its slot saying whose containers it waits for.
+func TestPoolText(t *testing.T) {
+	old := localZone
+	localZone = time.UTC
+	t.Cleanup(func() { localZone = old })
+	at := time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC)
+	queued := jobs.Run{Status: jobs.StatusQueued, Pool: "warehouse"}
+	holding := queued
+	holding.PoolSlotAt = &at
+	kept := holding
+	kept.Status = jobs.StatusCanceled
+	kept.PoolSlotKept = &jobs.SlotKeep{Attempt: 1, Worker: "w1", Since: at}
+	freed := kept
+	freed.PoolSlotKept = nil
+	for _, c := range []struct {
+		r    jobs.Run
+		want string
+	}{
+		{queued, "warehouse (waiting for a slot)"},
+		{holding, "warehouse (holds a slot since 2026-01-01T02:00:00Z)"},
+		{kept, "warehouse (stopped, still holds its slot: worker w1 took attempt 1 and has not reported its containers gone)"},
+		{freed, "warehouse"},
+	} {
+		if got := poolText(&c.r); got != c.want {
+			t.Errorf("%s run: %q, want %q", c.r.Status, got, c.want)
+		}
 	}
 }
