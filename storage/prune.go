@@ -132,7 +132,11 @@ func (db *DB) pruneBatch(ctx context.Context, p *Prune, step func(context.Contex
 // ended is what pruning reads of a run's document.
 type ended struct {
 	FinishedAt *time.Time `json:"finishedAt"`
-	Spec       struct {
+	// PoolSlotKept: a run stopped after a worker took its job still holds
+	// its pool's slot (jobs.PoolKept); pruned, its pool_runs row would hold
+	// it for good.
+	PoolSlotKept *struct{} `json:"poolSlotKept"`
+	Spec         struct {
 		Stage *struct {
 			PipelineRunID string `json:"pipelineRunId"`
 		} `json:"stage"`
@@ -148,7 +152,7 @@ func endedBefore(status string, doc []byte, t time.Time) (ended, bool, error) {
 	}
 	switch status {
 	case "SUCCEEDED", "FAILED", "CANCELED":
-		return e, e.FinishedAt != nil && !e.FinishedAt.After(t), nil
+		return e, e.FinishedAt != nil && !e.FinishedAt.After(t) && e.PoolSlotKept == nil, nil
 	}
 	return e, false, nil
 }

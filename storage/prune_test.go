@@ -64,6 +64,10 @@ func newPruneFixture(t *testing.T, runs int) *pruneFixture {
 	add(false, endedRun(next(), jobs.StatusRunning, nil))                         // created long ago, still going
 	add(false, endedRun(next(), jobs.StatusQueued, nil))                          // still waiting
 	add(true, endedRun(next(), jobs.StatusSucceeded, day(1), stageOf("pr-gone"))) // its pipeline run is gone
+	// Stopped just after a worker took its job, it still holds its pool slot.
+	add(false, endedRun(next(), jobs.StatusCanceled, day(1), func(r *jobs.Run) {
+		r.Pool, r.PoolSlotAt, r.PoolSlotKept = "p", day(1), &jobs.SlotKeep{Attempt: 1, Worker: "w1"}
+	}))
 
 	pipelineRun := func(id string, status jobs.Status, at *time.Time, stageRuns ...*jobs.Run) {
 		t.Helper()
