@@ -18,7 +18,7 @@ import (
 // ReleasePool counts the slots in use and releases waiting runs in one
 // transaction: the server is the single writer, so no two releases can
 // both see the same free slot, before or after a crash. A run that ended
-// keeping its slot (jobs.PoolKept, state 4, migration 0013) keeps its row
+// keeping its slot (jobs.PoolKept, state 4, migration 0014) keeps its row
 // and counts as in use until FreeSlot's write, or an event's, frees it.
 
 // poolRank orders a pool's waiting runs: high first, then normal, then low.
