@@ -512,7 +512,7 @@ func TestBadInputIsOneLineAndExit125(t *testing.T) {
 		{"unreachable NATS", env, []string{"ps"}, "cannot reach NATS at nats://127.0.0.1:1"},
 		{"unreachable NATS for run", env, []string{"run", "--image", "x", "--", "true"}, "is `gantry up` running?"},
 		{"run without what", env, []string{"run"}, "what to run?"},
-		{"bad output", env, []string{"ps", "-o", "xml"}, "want table, json or yaml"},
+		{"bad output", env, []string{"ps", "-o", "xml"}, "want table, wide, json or yaml"},
 		{"bad env", env, []string{"run", "--image", "x", "--env", "NOVALUE", "--", "true"}, "--env \"NOVALUE\": want K=V"},
 		{"timeout beyond 50 years", env, []string{"run", "--image", "x", "--timeout", "900000h", "--", "true"},
 			"--timeout 900000h0m0s: must be at most 438000h0m0s (50 years)"},
