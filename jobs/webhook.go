@@ -13,9 +13,10 @@ import (
 
 // Webhooks: HTTP endpoints the server POSTs to when runs and pipeline runs
 // end (server/webhooks.go). A hook's filters select the ends it hears of:
-// an end status among On, and, when given, a pipeline among Pipelines, a
-// task definition family among Families, and every one of Tags. Filters
-// AND together; the values of one filter OR.
+// an end status among On, and, when given, the kind (runs or pipeline
+// runs), a pipeline among Pipelines, a task definition family among
+// Families, and every one of Tags. Filters AND together; the values of
+// one filter OR.
 
 // Webhook is one hook as stored and listed. Its secret is never shown:
 // Signed says whether it has one.
@@ -24,6 +25,11 @@ type Webhook struct {
 	URL  string `json:"url"`
 	// On are the end statuses it hears of: SUCCEEDED, FAILED, CANCELED.
 	On []Status `json:"on"`
+	// Kind keeps only runs ("runs") or only pipeline runs
+	// ("pipelineRuns"); empty keeps both. A stage's run that fails also
+	// fails its pipeline run: a hook on FAILED hears of both unless it
+	// names one kind.
+	Kind string `json:"kind,omitempty"`
 	// Pipelines keeps the pipeline runs of these pipelines and the runs
 	// of their stages.
 	Pipelines []string `json:"pipelines,omitempty"`
@@ -47,6 +53,27 @@ const (
 	WebhookKindRun         = "run"
 	WebhookKindPipelineRun = "pipelineRun"
 )
+
+// Values of a hook's Kind filter, as gantry webhook add --kind takes them.
+const (
+	WebhookOnlyRuns         = "runs"
+	WebhookOnlyPipelineRuns = "pipelineRuns"
+)
+
+// ParseWebhookKind reads a hook's kind filter, any case: "runs",
+// "pipelineRuns", or "pipelines" as gantry events --kind spells it; ""
+// is both. path names the field or flag in errors.
+func ParseWebhookKind(path, s string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "":
+		return "", nil
+	case "runs":
+		return WebhookOnlyRuns, nil
+	case "pipelineruns", "pipelines":
+		return WebhookOnlyPipelineRuns, nil
+	}
+	return "", &FieldError{path, fmt.Sprintf("%q: want runs or pipelineRuns (leave it out for both)", s)}
+}
 
 // ParseWebhookStatuses reads a command line's comma-separated statuses,
 // any case ("failed,SUCCEEDED"); path names the flag in errors.
@@ -131,6 +158,11 @@ func (h *Webhook) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if h.Kind != "" && h.Kind != WebhookOnlyRuns && h.Kind != WebhookOnlyPipelineRuns {
+		errs = append(errs, &FieldError{"kind", fmt.Sprintf("%q: want runs or pipelineRuns (leave it out for both)", h.Kind)})
+	} else if h.Kind == WebhookOnlyPipelineRuns && len(h.Families) > 0 {
+		errs = append(errs, &FieldError{"families", "no pipeline run has a family: with kind pipelineRuns the hook would hear of nothing"})
+	}
 	for i, p := range h.Pipelines {
 		if !validName(p) {
 			errs = append(errs, &FieldError{fmt.Sprintf("pipelines[%d]", i), fmt.Sprintf("%q: a pipeline name is letters, digits, '-' and '_'", p)})
@@ -154,8 +186,12 @@ func (h *Webhook) Validate() error {
 }
 
 // Normalize gives h its defaults: On is FAILED when empty; statuses are
-// upper case and each listed once.
+// upper case and each listed once; Kind is spelled as stored (an unknown
+// one is left for Validate).
 func (h *Webhook) Normalize() {
+	if k, err := ParseWebhookKind("kind", h.Kind); err == nil {
+		h.Kind = k
+	}
 	var on []Status
 	for _, st := range h.On {
 		st = Status(strings.ToUpper(string(st)))
@@ -175,6 +211,16 @@ func (h *Webhook) Normalize() {
 func (h *Webhook) Matches(ev *WebhookEvent) bool {
 	if !slices.Contains(h.On, ev.Status) {
 		return false
+	}
+	switch h.Kind {
+	case WebhookOnlyRuns:
+		if ev.Kind != WebhookKindRun {
+			return false
+		}
+	case WebhookOnlyPipelineRuns:
+		if ev.Kind != WebhookKindPipelineRun {
+			return false
+		}
 	}
 	if len(h.Pipelines) > 0 && (ev.Pipeline == "" || !slices.Contains(h.Pipelines, ev.Pipeline)) {
 		return false

@@ -27,6 +27,10 @@ func TestWebhookValidateNamesEachField(t *testing.T) {
 		{"filters", Webhook{Name: "a", URL: "http://x", Pipelines: []string{"p q"}, Families: []string{"etl:3"},
 			Tags: map[string]string{"gantry:x": "1", "team": "a#b"}},
 			[]string{"pipelines[0]", "families[0]", `tags["gantry:x"]`, `tags["team"]`}},
+		{"kind", Webhook{Name: "a", URL: "http://x", Kind: "stages"}, []string{`kind: "stages": want runs or pipelineRuns`}},
+		{"kind runs", Webhook{Name: "a", URL: "http://x", Kind: WebhookOnlyRuns, Families: []string{"etl"}}, nil},
+		{"kind pipeline runs with a family", Webhook{Name: "a", URL: "http://x", Kind: WebhookOnlyPipelineRuns, Families: []string{"etl"}},
+			[]string{"families: no pipeline run has a family"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.h.Validate()
@@ -101,6 +105,32 @@ func TestWebhookMatches(t *testing.T) {
 	}
 	if !(&Webhook{On: []Status{StatusFailed}, Pipelines: []string{"sales"}}).Matches(pev) {
 		t.Error("the pipeline filter missed its pipeline run")
+	}
+	// The failed stage's run and its pipeline run: each kind hears of one.
+	for _, tc := range []struct {
+		kind         string
+		run, pipeRun bool
+	}{{"", true, true}, {WebhookOnlyRuns, true, false}, {WebhookOnlyPipelineRuns, false, true}} {
+		h := Webhook{On: []Status{StatusFailed}, Kind: tc.kind}
+		if h.Matches(ev) != tc.run || h.Matches(pev) != tc.pipeRun {
+			t.Errorf("kind %q: run %v, pipeline run %v; want %v, %v", tc.kind, h.Matches(ev), h.Matches(pev), tc.run, tc.pipeRun)
+		}
+	}
+}
+
+func TestParseWebhookKind(t *testing.T) {
+	for in, want := range map[string]string{"": "", "runs": "runs", "RUNS": "runs", "pipelineRuns": "pipelineRuns",
+		"pipelineruns": "pipelineRuns", "pipelines": "pipelineRuns"} {
+		if got, err := ParseWebhookKind("--kind", in); err != nil || got != want {
+			t.Errorf("%q: %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseWebhookKind("--kind", "run"); err == nil || err.Error() != `--kind: "run": want runs or pipelineRuns (leave it out for both)` {
+		t.Errorf("run: %v", err)
+	}
+	h := Webhook{Name: "a", URL: "http://x", Kind: "Pipelines"}
+	if h.Normalize(); h.Kind != WebhookOnlyPipelineRuns || h.Validate() != nil {
+		t.Errorf("normalized kind %q: %v", h.Kind, h.Validate())
 	}
 }
 

@@ -252,11 +252,13 @@ func httpError(status int, answer string) string {
 }
 
 // WebhookAddRequest adds a hook. Empty on is FAILED; statuses are
-// SUCCEEDED, FAILED, CANCELED (any case).
+// SUCCEEDED, FAILED, CANCELED (any case). Kind is "runs" or
+// "pipelineRuns" (or "pipelines", any case); empty is both.
 type WebhookAddRequest struct {
 	Name      string            `json:"name"`
 	URL       string            `json:"url"`
 	On        []jobs.Status     `json:"on,omitempty"`
+	Kind      string            `json:"kind,omitempty"`
 	Pipelines []string          `json:"pipelines,omitempty"`
 	Families  []string          `json:"families,omitempty"`
 	Tags      map[string]string `json:"tags,omitempty"`
@@ -300,7 +302,7 @@ func (s *Server) apiWebhookAdd(ctx context.Context, data []byte) (any, error) {
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	h := jobs.Webhook{Name: req.Name, URL: req.URL, On: req.On, Pipelines: req.Pipelines, Families: req.Families,
+	h := jobs.Webhook{Name: req.Name, URL: req.URL, On: req.On, Kind: req.Kind, Pipelines: req.Pipelines, Families: req.Families,
 		Tags: req.Tags, Secret: req.Secret, CreatedAt: s.cfg.now().UTC()}
 	h.Normalize()
 	if err := h.Validate(); err != nil {

@@ -250,10 +250,10 @@ func TestWebhookDeliveredAfterCrash(t *testing.T) {
 // or bad; a delete drops what was pending.
 func TestWebhookAPIRefusals(t *testing.T) {
 	e := startDepsAPI(t)
-	m := e.req(e.op, "gantry.api.webhooks.add", `{"name":"","url":"ftp://x","on":["RUNNING"],"families":["etl:3"]}`)
+	m := e.req(e.op, "gantry.api.webhooks.add", `{"name":"","url":"ftp://x","on":["RUNNING"],"kind":"stages","families":["etl:3"]}`)
 	got := apiError(t, m)
 	for _, w := range []string{"name: empty", `url: "ftp://x": scheme "ftp": want http or https`,
-		`on[0]: "RUNNING": not an end status`, "families[0]"} {
+		`on[0]: "RUNNING": not an end status`, `kind: "stages": want runs or pipelineRuns`, "families[0]"} {
 		if got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, w) {
 			t.Errorf("add: %s %q lacks %q", got.Code, got.Message, w)
 		}
@@ -265,6 +265,10 @@ func TestWebhookAPIRefusals(t *testing.T) {
 		}
 	}
 	bad := newReceiver(t, 500)
+	if h := e.addHook(fmt.Sprintf(`{"name":"prs","url":%q,"kind":"Pipelines"}`, bad.URL)); h.Kind != jobs.WebhookOnlyPipelineRuns {
+		t.Errorf("kind Pipelines stored as %q, want pipelineRuns", h.Kind)
+	}
+	e.ok("gantry.api.webhooks.delete", `{"name":"prs"}`, nil)
 	e.addHook(fmt.Sprintf(`{"name":"ops","url":%q,"secret":"k"}`, bad.URL))
 	if got := apiError(t, e.req(e.op, "gantry.api.webhooks.add", fmt.Sprintf(`{"name":"ops","url":%q}`, bad.URL))); got.Code != jobs.CodeAlreadyExists {
 		t.Errorf("ops added twice: %+v", got)

@@ -85,6 +85,9 @@ func TestOutboxMatchesEnds(t *testing.T) {
 		On: []jobs.Status{jobs.StatusFailed, jobs.StatusSucceeded}})
 	mustAddHook(t, db, jobs.Webhook{Name: "sales", URL: "https://example.com/s", Pipelines: []string{"sales"},
 		On: []jobs.Status{jobs.StatusFailed, jobs.StatusSucceeded}})
+	// A failed stage fails its pipeline run: --kind hears of one of them.
+	mustAddHook(t, db, jobs.Webhook{Name: "sales-runs", URL: "https://example.com/r", Pipelines: []string{"sales"}, Kind: "runs"})
+	mustAddHook(t, db, jobs.Webhook{Name: "sales-prs", URL: "https://example.com/p", Pipelines: []string{"sales"}, Kind: "pipelines"})
 
 	failed, ok, tagged, other, stopped := newRun(1), newRun(2), newRun(3, func(r *jobs.Run) { r.Tags = map[string]string{"team": "data"} }),
 		newRun(4, func(r *jobs.Run) { r.TaskDefinition = "load:2" }), newRun(5)
@@ -169,6 +172,12 @@ func TestOutboxMatchesEnds(t *testing.T) {
 	got = outbox(t, db)
 	if w := []string{"run/" + stage.RunID, "pipelineRun/01PR1"}; !slices.Equal(got["sales"], w) {
 		t.Errorf("sales: %v, want %v", got["sales"], w)
+	}
+	if w := []string{"run/" + stage.RunID}; !slices.Equal(got["sales-runs"], w) {
+		t.Errorf("sales-runs (kind runs): %v, want %v", got["sales-runs"], w)
+	}
+	if w := []string{"pipelineRun/01PR1"}; !slices.Equal(got["sales-prs"], w) {
+		t.Errorf("sales-prs (kind pipelines): %v, want %v", got["sales-prs"], w)
 	}
 
 	// The hooks are loaded again at Open.

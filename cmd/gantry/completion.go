@@ -95,6 +95,7 @@ func addCompletions(root *cobra.Command, g *globals) {
 			_ = c.RegisterFlagCompletionFunc("pipeline", g.complete(completePipelines))
 			_ = c.RegisterFlagCompletionFunc("on", cobra.FixedCompletions([]string{"FAILED", "SUCCEEDED", "CANCELED",
 				"FAILED,CANCELED", "FAILED,SUCCEEDED,CANCELED"}, cobra.ShellCompDirectiveNoFileComp))
+			_ = c.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions([]string{"runs", "pipelineRuns"}, cobra.ShellCompDirectiveNoFileComp))
 		}
 		if path == "events" {
 			_ = c.RegisterFlagCompletionFunc("run", g.complete(completeRuns))

@@ -47,9 +47,9 @@ Only operators may add, list, delete and test webhooks.`,
 
 // webhookAddFlags are the flags of gantry webhook add.
 type webhookAddFlags struct {
-	url, on, secretFile string
-	pipelines, families []string
-	tags                []string
+	url, on, kind, secretFile string
+	pipelines, families       []string
+	tags                      []string
 }
 
 // spec checks the flags before connecting, every problem at once, and
@@ -68,6 +68,9 @@ func (f *webhookAddFlags) spec(name string) (client.WebhookSpec, error) {
 		errs = append(errs, err)
 	}
 	spec.On = on
+	if spec.Kind, err = jobs.ParseWebhookKind("--kind", f.kind); err != nil {
+		errs = append(errs, err)
+	}
 	if tags, err := tagFlags(f.tags); err != nil { // run.go
 		errs = append(errs, err)
 	} else {
@@ -85,7 +88,7 @@ func (f *webhookAddFlags) spec(name string) (client.WebhookSpec, error) {
 		}
 	}
 	// The rest (pipeline and family names, tags) as the server checks it.
-	h := jobs.Webhook{Name: "x", URL: "http://x", Pipelines: f.pipelines, Families: f.families, Tags: spec.Tags}
+	h := jobs.Webhook{Name: "x", URL: "http://x", Kind: spec.Kind, Pipelines: f.pipelines, Families: f.families, Tags: spec.Tags}
 	if err := h.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -98,21 +101,25 @@ func newWebhookAddCmd(g *globals) *cobra.Command {
 		out output
 	)
 	c := &cobra.Command{
-		Use:   "add NAME --url URL [--on STATUS,...] [--pipeline P]... [--family F]... [--tag K=V]... [--secret-file F]",
+		Use:   "add NAME --url URL [--on STATUS,...] [--kind runs|pipelineRuns] [--pipeline P]... [--family F]... [--tag K=V]... [--secret-file F]",
 		Short: "Add a webhook",
 		Long: `add stores a webhook: from now on the server POSTs to URL the end of every run
 and pipeline run that passes its filters. --on takes SUCCEEDED, FAILED and
-CANCELED, comma-separated (FAILED by default). --pipeline keeps the pipeline
-runs of that pipeline and the runs of its stages; --family keeps the runs of
-that task definition family (never a pipeline run); --tag K=V keeps the runs
-and pipeline runs tagged so. The secret, when given, is the content of
---secret-file without its final newline; it is never shown again.
+CANCELED, comma-separated (FAILED by default). A stage's run that fails
+fails its pipeline run too: --kind runs keeps only runs (stage runs
+included), --kind pipelineRuns only pipeline runs; without it the hook
+hears of both. --pipeline keeps the pipeline runs of that pipeline and the
+runs of its stages; --family keeps the runs of that task definition family
+(never a pipeline run); --tag K=V keeps the runs and pipeline runs tagged
+so. The secret, when given, is the content of --secret-file without its
+final newline; it is never shown again.
 
 Check what the endpoint answers with 'gantry webhook test NAME'.`,
 		Example: `  head -c 32 /dev/urandom | base64 > hook.secret
   gantry webhook add oncall --url https://hooks.example.com/gantry --secret-file hook.secret
   gantry webhook add etl-all --url http://10.0.0.5:8080/ --on FAILED,CANCELED,SUCCEEDED --family extract --family load
-  gantry webhook add data-team --url https://hooks.example.com/data --tag team=data`,
+  gantry webhook add data-team --url https://hooks.example.com/data --tag team=data
+  gantry webhook add sales-alerts --url https://chat.example.com/x --pipeline daily-sales --kind pipelineRuns`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := f.spec(args[0])
@@ -128,6 +135,7 @@ Check what the endpoint answers with 'gantry webhook test NAME'.`,
 	}
 	c.Flags().StringVar(&f.url, "url", "", "the http:// or https:// URL to POST to (required)")
 	c.Flags().StringVar(&f.on, "on", "FAILED", "end statuses to send, comma-separated: SUCCEEDED, FAILED, CANCELED")
+	c.Flags().StringVar(&f.kind, "kind", "", "only runs or only pipeline runs: runs|pipelineRuns (both when left out)")
 	c.Flags().StringArrayVar(&f.pipelines, "pipeline", nil, "only the runs of this pipeline and of its stages (repeatable: any of them)")
 	c.Flags().StringArrayVar(&f.families, "family", nil, "only the runs of this task definition family (repeatable: any of them)")
 	c.Flags().StringArrayVar(&f.tags, "tag", nil, "only the runs and pipeline runs with tag K=V (repeatable: all of them)")
@@ -173,6 +181,9 @@ func webhooksTable(w io.Writer, hooks []jobs.WebhookInfo, now time.Time) error {
 
 func webhookFilters(h *jobs.Webhook) string {
 	var parts []string
+	if h.Kind != "" {
+		parts = append(parts, "kind="+h.Kind)
+	}
 	for _, p := range h.Pipelines {
 		parts = append(parts, "pipeline="+p)
 	}
