@@ -143,6 +143,17 @@ func CheckWebhookURL(path, raw string) error {
 	return nil
 }
 
+// RedactedURL is the hook's URL as it is shown, after its add: a
+// password in it (https://user:PASSWORD@host/) reads "xxxxx", as the
+// secret is never shown. The rest of the URL is shown whole.
+func (h *Webhook) RedactedURL() string {
+	u, err := url.Parse(h.URL)
+	if err != nil || u.User == nil {
+		return h.URL
+	}
+	return u.Redacted()
+}
+
 // Validate collects every problem of h, each naming its field. Empty On
 // is taken as FAILED (Normalize).
 func (h *Webhook) Validate() error {

@@ -312,6 +312,7 @@ func (s *Server) apiWebhookAdd(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	s.cfg.log.Info().Str("webhook", h.Name).Msg("webhook added")
+	h.URL = h.RedactedURL() // shown as webhooks.list shows it
 	return h, nil
 }
 
@@ -319,6 +320,9 @@ func (s *Server) apiWebhookList(ctx context.Context, _ []byte) (any, error) {
 	hooks, err := s.db.ListWebhooks(ctx)
 	if err != nil {
 		return nil, err
+	}
+	for i := range hooks {
+		hooks[i].URL = hooks[i].RedactedURL()
 	}
 	return WebhookListReply{Webhooks: hooks}, nil
 }
@@ -375,7 +379,7 @@ func (s *Server) apiWebhookTest(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := WebhookTestReply{Name: name, URL: h.URL, EventID: ev.EventID}
+	reply := WebhookTestReply{Name: name, URL: h.RedactedURL(), EventID: ev.EventID}
 	status, answer, err := s.postWebhook(ctx, h.URL, h.Secret, ev.EventID, body)
 	reply.Status, reply.Body = status, answer
 	switch {

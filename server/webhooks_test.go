@@ -306,3 +306,37 @@ func TestWebhookAPIRefusals(t *testing.T) {
 		t.Errorf("delete: %+v, want 1 dropped", del)
 	}
 }
+
+// TestWebhookURLPasswordNotShown: a password in a hook's URL is sent (as
+// basic auth) but never shown again: the add's reply, webhooks.list and
+// webhooks.test read xxxxx in its place.
+func TestWebhookURLPasswordNotShown(t *testing.T) {
+	e := startDepsAPI(t)
+	var auth []string
+	var mu sync.Mutex
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, _ := r.BasicAuth()
+		mu.Lock()
+		auth = append(auth, u+":"+p)
+		mu.Unlock()
+	}))
+	t.Cleanup(rc.Close)
+	withPw := strings.Replace(rc.URL, "http://", "http://ops:hunter2@", 1)
+	shown := strings.Replace(rc.URL, "http://", "http://ops:xxxxx@", 1) + "/x?a=1"
+	if h := e.addHook(fmt.Sprintf(`{"name":"ops","url":%q}`, withPw+"/x?a=1")); h.URL != shown {
+		t.Errorf("add replied url %q, want %q", h.URL, shown)
+	}
+	if h := e.hook("ops"); h.URL != shown {
+		t.Errorf("listed url %q, want %q", h.URL, shown)
+	}
+	var tr WebhookTestReply
+	e.ok("gantry.api.webhooks.test", `{"name":"ops"}`, &tr)
+	if tr.URL != shown || !tr.Delivered {
+		t.Errorf("test: %+v, want url %q, delivered", tr, shown)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(auth) != 1 || auth[0] != "ops:hunter2" {
+		t.Errorf("the receiver saw basic auth %q, want ops:hunter2", auth)
+	}
+}
