@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +40,9 @@ import (
 //     same body and X-Gantry-Event-Id twice: delivery is at least once,
 //     and receivers dedup by the event id.
 //  3. A try's result is recorded (row removed, or its next try and the
-//     hook's counts, in one transaction): nothing is left to redo.
+//     hook's counts, with the hook's deliveries past the give-up age
+//     when it failed, in one transaction): nothing is left to redo. The
+//     hook's backoff, in memory, is lost: the next start tries it at once.
 //
 // A hook's delete removes its rows; a POST in flight for it finishes and
 // records nothing.
@@ -49,6 +52,10 @@ const (
 	webhookTimeout = 10 * time.Second
 	// webhookConcurrency is how many POSTs may be in flight at once.
 	webhookConcurrency = 4
+	// webhookPerHook is how many of them one hook may have: a receiver
+	// that stops answering holds no more, and the others' deliveries go
+	// on meanwhile (one at a time once it is seen failing).
+	webhookPerHook = webhookConcurrency - 1
 	// webhookAnswerMax is how much of an answer's body is kept, for an
 	// error or webhooks.test's reply.
 	webhookAnswerMax = 1024
@@ -77,6 +84,25 @@ func (r webhookRetry) delay(tries int) time.Duration {
 	return min(d, r.max)
 }
 
+// A hook whose try fails backs off as a whole: its next try (of its
+// oldest delivery due) waits the retry delay, doubling with each failure
+// in a row, and until one succeeds it has at most one POST in flight.
+// The sender reads each hook's deliveries apart (storage.HookDeliveries),
+// so a receiver that is down, however long its backlog, holds at most
+// webhookPerHook of the webhookConcurrency POSTs (one, once a try has
+// failed) and does not delay other hooks' deliveries. Each failed try also gives up the hook's deliveries older
+// than the give-up age at once: a receiver down for days keeps at most
+// the give-up age of ends in the outbox, not more with every day. The
+// backoff is kept in memory: a restarted server tries each hook at once,
+// and backs off again from the first delay if that fails.
+
+// hookBackoff is the sender's state of one hook.
+type hookBackoff struct {
+	fails    int       // tries failed in a row
+	until    time.Time // no try before, after a failure
+	inFlight int
+}
+
 // sendWebhooks is the sender: it starts the deliveries due, up to
 // webhookConcurrency at once, and sleeps until the next is due, a new
 // one is stored (storage.DB.Outboxed) or one in flight ends. It returns
@@ -84,73 +110,136 @@ func (r webhookRetry) delay(tries int) time.Duration {
 func (s *Server) sendWebhooks(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	inFlight := make(map[int64]bool, webhookConcurrency)
-	done := make(chan int64, webhookConcurrency) // never blocks: one per delivery in flight
+	sd := &sender{inFlight: make(map[int64]bool, webhookConcurrency), hooks: map[int64]*hookBackoff{},
+		done: make(chan tried, webhookConcurrency)} // never blocks: one per delivery in flight
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		wait := s.startDueWebhooks(ctx, inFlight, done, &wg)
+		wait := s.startDueWebhooks(ctx, sd, &wg)
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.db.Outboxed():
-		case id := <-done:
-			delete(inFlight, id)
+		case t := <-sd.done:
+			sd.ended(t, s.cfg.webhookRetry)
 		case <-timer.C:
 		}
 	}
+}
+
+// sender is sendWebhooks' state, owned by its goroutine.
+type sender struct {
+	inFlight map[int64]bool // by delivery id
+	hooks    map[int64]*hookBackoff
+	next     int // the hook to look at first, in turn, so each gets the free slots
+	done     chan tried
+}
+
+// tried is how a try ended, told by its goroutine.
+type tried struct {
+	id, hook int64
+	at       time.Time
+	ok       bool // delivered, or not recorded because stopping
+}
+
+// ended takes in t: its hook's backoff starts again or grows.
+func (sd *sender) ended(t tried, r webhookRetry) {
+	delete(sd.inFlight, t.id)
+	h := sd.hooks[t.hook]
+	if h == nil {
+		return
+	}
+	h.inFlight--
+	if t.ok {
+		h.fails, h.until = 0, time.Time{}
+		return
+	}
+	h.fails++
+	h.until = t.at.Add(r.delay(h.fails))
+}
+
+// startDueWebhooks starts the deliveries due that are not in flight, as
+// many as there is room for and each hook may have, and returns how long
+// to wait for the next.
+func (s *Server) startDueWebhooks(ctx context.Context, sd *sender, wg *sync.WaitGroup) time.Duration {
+	ids := s.db.WebhookIDs()
+	for id, h := range sd.hooks {
+		if h.inFlight == 0 && !slices.Contains(ids, id) {
+			delete(sd.hooks, id) // deleted
+		}
+	}
+	wait := idleWait
+	free := webhookConcurrency - len(sd.inFlight)
+	now := s.cfg.now()
+	sd.next++
+	for i := range ids {
+		if free == 0 {
+			return idleWait // one in flight ends first
+		}
+		id := ids[(sd.next+i)%len(ids)]
+		h := sd.hooks[id]
+		if h == nil {
+			h = &hookBackoff{}
+			sd.hooks[id] = h
+		}
+		room := min(free, webhookPerHook-h.inFlight)
+		switch {
+		case h.until.After(now):
+			wait = min(wait, h.until.Sub(now))
+			continue
+		case h.fails > 0:
+			room = min(room, 1-h.inFlight) // one try at a time until one succeeds
+		}
+		if room <= 0 {
+			continue
+		}
+		// The rows in flight are due: read past them.
+		ds, err := s.db.HookDeliveries(ctx, id, h.inFlight+room)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.cfg.log.Warn().Err(err).Msg("read webhook deliveries; trying again in a minute")
+			}
+			return idleWait
+		}
+		for j := range ds {
+			d := ds[j]
+			if sd.inFlight[d.ID] {
+				continue
+			}
+			if d.NextAt.After(now) {
+				wait = min(wait, d.NextAt.Sub(now))
+				break
+			}
+			if room == 0 {
+				break
+			}
+			room--
+			free--
+			h.inFlight++
+			sd.inFlight[d.ID] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sd.done <- s.deliver(ctx, &d)
+			}()
+		}
+	}
+	return wait
 }
 
 // idleWait is how long the sender sleeps with nothing due: a new
 // delivery wakes it sooner. After a store error it tries again then.
 const idleWait = time.Minute
 
-// startDueWebhooks starts the deliveries due that are not in flight, as
-// many as there is room for, and returns how long to wait for the next.
-func (s *Server) startDueWebhooks(ctx context.Context, inFlight map[int64]bool, done chan<- int64, wg *sync.WaitGroup) time.Duration {
-	free := webhookConcurrency - len(inFlight)
-	if free == 0 {
-		return idleWait // one in flight ends first
-	}
-	// The rows in flight are due: read past them.
-	ds, err := s.db.Deliveries(ctx, len(inFlight)+free)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.cfg.log.Warn().Err(err).Msg("read webhook deliveries; trying again in a minute")
-		}
-		return idleWait
-	}
-	now := s.cfg.now()
-	for i := range ds {
-		d := ds[i]
-		if inFlight[d.ID] {
-			continue
-		}
-		if d.NextAt.After(now) {
-			return d.NextAt.Sub(now)
-		}
-		if free == 0 {
-			break
-		}
-		free--
-		inFlight[d.ID] = true
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.deliver(ctx, &d)
-			done <- d.ID
-		}()
-	}
-	return idleWait
-}
-
 // deliver makes one try of d and records how it went.
-func (s *Server) deliver(ctx context.Context, d *storage.Delivery) {
+func (s *Server) deliver(ctx context.Context, d *storage.Delivery) tried {
 	at := s.cfg.now().UTC()
+	t := tried{id: d.ID, hook: d.HookID, at: at}
 	status, answer, err := s.postWebhook(ctx, d.URL, d.Secret, d.EventID, d.Body)
 	if ctx.Err() != nil {
-		return // stopping: the row stays due, for the next start
+		t.ok = true
+		return t // stopping: the row stays due, for the next start
 	}
 	res := storage.DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: status}}
 	switch {
@@ -161,8 +250,10 @@ func (s *Server) deliver(ctx context.Context, d *storage.Delivery) {
 	default:
 		res.Delivered = true
 	}
+	t.ok = res.Delivered
 	result := "delivered"
 	if !res.Delivered {
+		res.Expire = at.Add(-s.cfg.webhookRetry.giveUp)
 		next := at.Add(s.cfg.webhookRetry.delay(d.Tries + 1))
 		if next.Before(d.CreatedAt.Add(s.cfg.webhookRetry.giveUp)) {
 			res.Retry, result = next, "retry"
@@ -171,12 +262,18 @@ func (s *Server) deliver(ctx context.Context, d *storage.Delivery) {
 		}
 	}
 	log := s.cfg.log.With().Str("webhook", d.Hook).Str("event", d.EventID).Int("tries", d.Tries+1).Logger()
-	if err := s.db.RecordDelivery(context.WithoutCancel(ctx), d, res); err != nil {
+	expired, err := s.db.RecordDelivery(context.WithoutCancel(ctx), d, res)
+	if err != nil {
 		// Not recorded: the row is still due and is tried again.
 		log.Error().Err(err).Msg("record webhook delivery")
-		return
+		return t
 	}
 	s.metrics.webhookDeliveries.WithLabelValues(d.Hook, result).Inc()
+	if expired > 0 {
+		s.metrics.webhookDeliveries.WithLabelValues(d.Hook, "failed").Add(float64(expired))
+		log.Warn().Int("given_up", expired).Dur("age", s.cfg.webhookRetry.giveUp).
+			Msg("webhook deliveries given up unsent: older than the give-up age, their receiver still failing")
+	}
 	switch result {
 	case "delivered":
 		log.Debug().Int("status", status).Msg("webhook delivered")
@@ -186,6 +283,7 @@ func (s *Server) deliver(ctx context.Context, d *storage.Delivery) {
 		log.Warn().Str("error", res.Error).Time("since", d.CreatedAt).
 			Msg("webhook delivery given up after its retries: the receiver never answered 2xx")
 	}
+	return t
 }
 
 // webhookClient sends every POST: no redirect is followed (a 3xx is not

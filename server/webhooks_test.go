@@ -340,3 +340,68 @@ func TestWebhookURLPasswordNotShown(t *testing.T) {
 		t.Errorf("the receiver saw basic auth %q, want ops:hunter2", auth)
 	}
 }
+
+// TestWebhookDownReceiverHoldsNoOneUp: a receiver that stops answering
+// holds at most webhookPerHook POSTs: another hook's deliveries go on
+// meanwhile. Once it answers (503), its hook backs off as a whole: its
+// other deliveries wait out the delay instead of each being POSTed.
+func TestWebhookDownReceiverHoldsNoOneUp(t *testing.T) {
+	e := startAPI(t)
+	e.stop()
+	e.opts = []Option{WithSweepInterval(time.Hour), WithWebhookRetry(time.Hour, time.Hour, 24*time.Hour)}
+	e.startServer()
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	release := make(chan struct{})
+	var (
+		mu   sync.Mutex
+		hung int
+	)
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hung++
+		mu.Unlock()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(stuck.Close)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+	})
+	up := newReceiver(t, 200)
+	// "a-stuck" sorts first: its rows come before up's in each end's.
+	e.addHook(fmt.Sprintf(`{"name":"a-stuck","url":%q}`, stuck.URL))
+	e.addHook(fmt.Sprintf(`{"name":"up","url":%q}`, up.URL))
+	const n = webhookConcurrency + 2
+	for range n {
+		r := e.submitRun(`{"taskDefinition":"hello"}`)
+		e.endRun(r.RunID, jobs.StatusFailed, 1)
+	}
+	up.wait(t, n) // fails within 10s if the stuck receiver holds every POST
+	mu.Lock()
+	if hung > webhookPerHook {
+		t.Errorf("the stuck receiver holds %d POSTs, want at most %d", hung, webhookPerHook)
+	}
+	mu.Unlock()
+
+	// Answered 503, its hook backs off an hour: none of its n deliveries
+	// is POSTed again meanwhile, however many were due.
+	close(release)
+	released = true
+	info := e.waitHook("a-stuck", "failed", func(h jobs.WebhookInfo) bool { return h.Last != nil && h.Last.Status == 503 })
+	for range n {
+		r := e.submitRun(`{"taskDefinition":"hello"}`)
+		e.endRun(r.RunID, jobs.StatusFailed, 1)
+	}
+	up.wait(t, 2*n) // the sender went past the stuck hook's due deliveries
+	mu.Lock()
+	defer mu.Unlock()
+	if hung > webhookPerHook {
+		t.Errorf("the stuck receiver got %d POSTs, want %d at most: its hook backs off as a whole (%+v)", hung, webhookPerHook, info)
+	}
+}

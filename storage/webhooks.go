@@ -274,13 +274,41 @@ type Delivery struct {
 	Tries     int
 }
 
-// Deliveries returns up to limit deliveries in the order they are due
-// (soonest first), those due or not: the sender starts the due ones and
-// sleeps until the next. Deliveries of a deleted hook are left out.
+// WebhookIDs are the ids of the hooks that exist, from memory: the
+// sender reads each one's deliveries (HookDeliveries).
+func (db *DB) WebhookIDs() []int64 {
+	set := db.hooksNow()
+	if set == nil {
+		return nil
+	}
+	ids := make([]int64, len(set.hooks))
+	for i := range set.hooks {
+		ids[i] = set.hooks[i].id
+	}
+	return ids
+}
+
+// HookDeliveries returns up to limit deliveries of hook id in the order
+// they are due (soonest first), those due or not: the sender starts the
+// due ones and sleeps until the next. It costs a seek however many
+// deliveries other hooks have waiting.
+func (db *DB) HookDeliveries(ctx context.Context, id int64, limit int) ([]Delivery, error) {
+	return db.deliveries(ctx, `SELECT d.id, d.hook_id, h.name, h.doc, h.secret, d.event_id, d.body, d.created_at, d.next_at, d.tries
+		FROM webhook_deliveries d INDEXED BY webhook_deliveries_hook_next JOIN webhooks h ON h.id = d.hook_id
+		WHERE d.hook_id = ? ORDER BY d.next_at, d.id LIMIT ?`, id, limit)
+}
+
+// Deliveries returns up to limit deliveries of every hook, soonest due
+// first: what the outbox holds, for inspection (it sorts them all).
+// Deliveries of a deleted hook are left out.
 func (db *DB) Deliveries(ctx context.Context, limit int) ([]Delivery, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT d.id, d.hook_id, h.name, h.doc, h.secret, d.event_id, d.body, d.created_at, d.next_at, d.tries
-		FROM webhook_deliveries d INDEXED BY webhook_deliveries_next JOIN webhooks h ON h.id = d.hook_id
+	return db.deliveries(ctx, `SELECT d.id, d.hook_id, h.name, h.doc, h.secret, d.event_id, d.body, d.created_at, d.next_at, d.tries
+		FROM webhook_deliveries d JOIN webhooks h ON h.id = d.hook_id
 		ORDER BY d.next_at, d.id LIMIT ?`, limit)
+}
+
+func (db *DB) deliveries(ctx context.Context, query string, args ...any) ([]Delivery, error) {
+	rows, err := db.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list webhook deliveries: %w", err)
 	}
@@ -317,12 +345,19 @@ type DeliveryResult struct {
 	// Retry, when not zero and not Delivered, is when to try again;
 	// zero and not Delivered: given up, the delivery leaves as failed.
 	Retry time.Time
+	// Expire, when not zero and not Delivered, gives up the hook's other
+	// deliveries created before it too: a receiver down for longer than
+	// the give-up age would otherwise see its backlog given up one try
+	// (one backoff) at a time, slower than new ends come.
+	Expire time.Time
 }
 
 // RecordDelivery records a try of delivery d on its row and on its
-// hook's counts, in one transaction. A delivery already gone (its hook
-// deleted meanwhile) changes nothing.
-func (db *DB) RecordDelivery(ctx context.Context, d *Delivery, res DeliveryResult) error {
+// hook's counts, in one transaction, and returns how many of the hook's
+// other deliveries it gave up (res.Expire). A delivery already gone (its
+// hook deleted meanwhile) changes nothing.
+func (db *DB) RecordDelivery(ctx context.Context, d *Delivery, res DeliveryResult) (int, error) {
+	var expired int64
 	err := db.inGroup(ctx, func(tx *sql.Tx) error {
 		ctx := uninterrupted(ctx)
 		var (
@@ -341,20 +376,31 @@ func (db *DB) RecordDelivery(ctx context.Context, d *Delivery, res DeliveryResul
 		if n, err := r.RowsAffected(); err != nil || n == 0 {
 			return err
 		}
-		var delivered, failed int
+		expired = 0
+		if !res.Delivered && !res.Expire.IsZero() {
+			if r, err = tx.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE hook_id = ? AND created_at < ? AND id != ?`,
+				d.HookID, unixNano(res.Expire), d.ID); err != nil {
+				return err
+			}
+			if expired, err = r.RowsAffected(); err != nil {
+				return err
+			}
+		}
+		var delivered, failed int64
 		switch {
 		case res.Delivered:
 			delivered = 1
 		case res.Retry.IsZero():
 			failed = 1
 		}
+		failed += expired
 		_, err = tx.ExecContext(ctx, `UPDATE webhooks SET last_at = ?, last_status = ?, last_error = ?,
 			delivered = delivered + ?, failed = failed + ? WHERE id = ?`,
 			unixNano(res.At), res.Status, res.Error, delivered, failed, d.HookID)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("record delivery of %s to webhook %s: %w", d.EventID, d.Hook, err)
+		return 0, fmt.Errorf("record delivery of %s to webhook %s: %w", d.EventID, d.Hook, err)
 	}
-	return nil
+	return int(expired), nil
 }

@@ -226,18 +226,18 @@ func TestWebhookDeliveriesRecorded(t *testing.T) {
 		t.Errorf("delivery %+v", ds[0])
 	}
 	at := t0.Add(time.Hour)
-	if err := db.RecordDelivery(ctx, &ds[0], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: 200}, Delivered: true}); err != nil {
+	if _, err := db.RecordDelivery(ctx, &ds[0], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: 200}, Delivered: true}); err != nil {
 		t.Fatal(err)
 	}
 	retry := at.Add(5 * time.Second)
-	if err := db.RecordDelivery(ctx, &ds[1], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: 500}, Retry: retry}); err != nil {
+	if _, err := db.RecordDelivery(ctx, &ds[1], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: 500}, Retry: retry}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.RecordDelivery(ctx, &ds[2], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at.Add(time.Second), Error: "connection refused"}}); err != nil {
+	if _, err := db.RecordDelivery(ctx, &ds[2], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at.Add(time.Second), Error: "connection refused"}}); err != nil {
 		t.Fatal(err)
 	}
 	// Recording a delivery that is gone changes nothing.
-	if err := db.RecordDelivery(ctx, &ds[0], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: 200}, Delivered: true}); err != nil {
+	if _, err := db.RecordDelivery(ctx, &ds[0], DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: 200}, Delivered: true}); err != nil {
 		t.Fatal(err)
 	}
 	left, err := db.Deliveries(ctx, 10)
@@ -279,5 +279,57 @@ func TestWebhookDeliveriesRecorded(t *testing.T) {
 	mustAddHook(t, db, jobs.Webhook{Name: "h", URL: "http://127.0.0.1:1/h"})
 	if list, _ := db.ListWebhooks(ctx); len(list) != 1 || list[0].Delivered != 0 || list[0].Last != nil || list[0].Signed {
 		t.Errorf("re-added: %+v", list)
+	}
+}
+
+// TestWebhookFailureGivesUpOldDeliveries: a failed try gives up, in the
+// same transaction, the hook's other deliveries older than the give-up
+// age (counted failed), not another hook's nor younger ones; each hook's
+// deliveries are read apart, in the order they are due.
+func TestWebhookFailureGivesUpOldDeliveries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openDB(t)
+	mustAddHook(t, db, jobs.Webhook{Name: "down", URL: "http://127.0.0.1:1/d"})
+	mustAddHook(t, db, jobs.Webhook{Name: "up", URL: "http://127.0.0.1:1/u"})
+	for i := range 4 {
+		r := newRun(i + 1)
+		mustCreate(t, db, r)
+		if _, err := db.ApplyEvents(ctx, []jobs.Event{ev(r, 1, 1, jobs.StatusFailed)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := db.WebhookIDs()
+	if len(ids) != 2 {
+		t.Fatalf("WebhookIDs %v", ids)
+	}
+	down, err := db.HookDeliveries(ctx, ids[0], 10)
+	if err != nil || len(down) != 4 || down[0].Hook != "down" || down[3].Hook != "down" {
+		t.Fatalf("down's deliveries %+v (%v)", down, err)
+	}
+	// Runs 1 and 2 ended 30 and 25 hours ago, 3 an hour ago; 4 a minute
+	// ago, and is tried now.
+	now := t0.Add(100 * time.Hour)
+	for i, age := range []time.Duration{30 * time.Hour, 25 * time.Hour, time.Hour, time.Minute} {
+		if _, err := db.w.Exec(`UPDATE webhook_deliveries SET created_at = ? WHERE id = ?`, unixNano(now.Add(-age)), down[i].ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expired, err := db.RecordDelivery(ctx, &down[3], DeliveryResult{WebhookTry: jobs.WebhookTry{At: now, Status: 503, Error: "HTTP 503"},
+		Retry: now.Add(time.Minute), Expire: now.Add(-24 * time.Hour)})
+	if err != nil || expired != 2 {
+		t.Fatalf("RecordDelivery: %d given up (%v), want 2", expired, err)
+	}
+	left, err := db.HookDeliveries(ctx, ids[0], 10)
+	if err != nil || len(left) != 2 || left[0].ID != down[2].ID || left[1].ID != down[3].ID || left[1].Tries != 1 {
+		t.Errorf("down keeps %+v (%v), want the hour-old one, then the one tried", left, err)
+	}
+	up, err := db.HookDeliveries(ctx, ids[1], 10)
+	if err != nil || len(up) != 4 {
+		t.Errorf("up keeps %d deliveries (%v), want its 4", len(up), err)
+	}
+	list, err := db.ListWebhooks(ctx)
+	if err != nil || list[0].Name != "down" || list[0].Failed != 2 || list[0].Pending != 2 || list[1].Failed != 0 {
+		t.Errorf("listed %+v (%v)", list, err)
 	}
 }
