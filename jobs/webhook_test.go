@@ -134,17 +134,24 @@ func TestParseWebhookKind(t *testing.T) {
 	}
 }
 
-// FuzzWebhookInput: the URL check and the status parser never panic, and
-// what they accept is what a hook accepts.
+// FuzzWebhookInput: the URL check, the status and kind parsers never
+// panic, and what they accept is what a hook accepts.
 func FuzzWebhookInput(f *testing.F) {
 	for _, s := range []string{"http://127.0.0.1:8080/x", "https://h/", "ftp://x", "http:x", "http://[::1]:80/", "http://%zz",
 		"FAILED,succeeded", ",", "canceled,,", "http://x/#", "\x00", "https://user:pw@h/p?q=1"} {
-		f.Add(s, s)
+		f.Add(s, s, "")
 	}
-	f.Fuzz(func(t *testing.T, u, on string) {
+	for _, k := range []string{"runs", "pipelineRuns", "PIPELINES", "run", " runs "} {
+		f.Add("https://h/", "FAILED", k)
+	}
+	f.Fuzz(func(t *testing.T, u, on, kind string) {
 		urlErr := CheckWebhookURL("url", u)
 		st, onErr := ParseWebhookStatuses("--on", on)
-		h := Webhook{Name: "x", URL: u, On: st}
+		k, kindErr := ParseWebhookKind("--kind", kind)
+		if kindErr == nil && k != "" && k != WebhookOnlyRuns && k != WebhookOnlyPipelineRuns {
+			t.Fatalf("kind %q parsed to %q", kind, k)
+		}
+		h := Webhook{Name: "x", URL: u, On: st, Kind: k}
 		err := h.Validate()
 		if (urlErr == nil) != (err == nil) {
 			t.Fatalf("CheckWebhookURL %v, Validate %v", urlErr, err)
