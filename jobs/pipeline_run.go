@@ -75,8 +75,33 @@ type PipelineRun struct {
 	FinishedAt *time.Time   `json:"finishedAt"`
 	Stages     []StageState `json:"stages"`
 	// Spec is the pipeline as it was when the run started; later applies do
-	// not change a run in progress.
-	Spec Pipeline `json:"spec"`
+	// not change a run in progress. It is left out where a run is shown
+	// without it: by pipelines.status, the submit role's view.
+	Spec Pipeline `json:"spec,omitzero"`
+}
+
+// StagesInOrder returns the run's stages in DAG order (Pipeline.Order: a
+// stage after those it depends on, ties in the file's order). A run
+// without its spec (pipelines.status, which lists them so already) keeps
+// the order it has.
+func (pr *PipelineRun) StagesInOrder() []StageState {
+	if len(pr.Spec.Stages) == 0 {
+		return pr.Stages
+	}
+	out := make([]StageState, 0, len(pr.Stages))
+	added := make(map[string]bool, len(pr.Stages))
+	for _, name := range pr.Spec.Order() {
+		if st := pr.StageState(name); st != nil && !added[name] {
+			out = append(out, *st)
+			added[name] = true
+		}
+	}
+	for _, st := range pr.Stages { // none, unless the spec is not a DAG
+		if !added[st.Name] {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // Deadline is when the run times out, and false when it cannot: it has no

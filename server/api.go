@@ -89,6 +89,7 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 		{"pipelines_run", "pipelines.run", s.apiPipelineRun},
 		{"pipelines_runs", "pipelines.runs", s.apiPipelineRuns},
 		{"pipelines_get", "pipelines.get", s.apiPipelineGet},
+		{"pipelines_status", "pipelines.status", s.apiPipelineStatus},
 		{"pipelines_stop", "pipelines.stop", s.apiPipelineStop},
 		{"pipelines_backfill", "pipelines.backfill", s.apiPipelineBackfill},
 		{"pipelines_retry", "pipelines.retry", s.apiPipelineRetry}, // retry.go

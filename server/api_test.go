@@ -247,6 +247,7 @@ func TestEveryEndpoint(t *testing.T) {
 		"pipelines.run":       `{"name":"nightly","parameters":{"day":"2026-02-02"}}`,
 		"pipelines.runs":      `{"name":"nightly"}`,
 		"pipelines.get":       fmt.Sprintf(`{"pipelineRunId":%q}`, pr.PipelineRunID),
+		"pipelines.status":    fmt.Sprintf(`{"pipelineRunId":%q}`, pr.PipelineRunID),
 		"pipelines.stop":      fmt.Sprintf(`{"pipelineRunId":%q}`, prStop.PipelineRunID),
 		"pipelines.backfill":  `{"name":"nightly","from":"2026-01-01T00:00:00Z","to":"2026-01-01T02:00:00Z"}`,
 		"pipelines.retry":     fmt.Sprintf(`{"pipelineRunId":%q}`, prStop.PipelineRunID), // CANCELED by pipelines.stop
@@ -266,13 +267,14 @@ func TestEveryEndpoint(t *testing.T) {
 		"webhooks.delete":     `{"name":"ops"}`,
 	}
 	// Requests the submit-only user may make; it is refused everything
-	// else, runs.get included (runs.status is its view of runs).
-	submitterMay := map[string]bool{"runs.submit": true, "runs.status": true, "runs.rerun": true}
+	// else, runs.get and pipelines.get included (runs.status and
+	// pipelines.status are its views of runs and pipeline runs).
+	submitterMay := map[string]bool{"runs.submit": true, "runs.status": true, "runs.rerun": true, "pipelines.status": true}
 	order := []string{"runs.submit", "runs.get", "runs.status", "runs.list", "runs.stop", "runs.rerun", "runs.logs",
 		"workers.list", "workers.get", "workers.drain", "workers.activate",
 		"taskdefs.register", "taskdefs.list", "taskdefs.describe", "taskdefs.deregister",
 		"pipelines.apply", "pipelines.list", "pipelines.describe", "pipelines.run", "pipelines.runs",
-		"pipelines.get", "pipelines.stop", "pipelines.retry", "pipelines.backfill",
+		"pipelines.get", "pipelines.status", "pipelines.stop", "pipelines.retry", "pipelines.backfill",
 		"schedules.list", "schedules.suspend", "schedules.resume", "schedules.trigger", "schedules.create",
 		"pipelines.delete", "schedules.delete", "pools.set", "pools.list", "pools.delete",
 		"webhooks.add", "webhooks.list", "webhooks.test", "webhooks.delete"}

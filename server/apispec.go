@@ -60,6 +60,7 @@ var endpointSpecs = map[string]endpointSpec{
 	"pipelines.run":       {"Start a pipeline run with parameters over the defaults", PipelineRunRequest{}, jobs.PipelineRun{}, false},
 	"pipelines.runs":      {"List the runs of a pipeline (of all, with no name), newest first", PipelineRunsRequest{}, []jobs.PipelineRun{}, true},
 	"pipelines.get":       {"Get a pipeline run with its stages", PipelineRunRef{}, jobs.PipelineRun{}, false},
+	"pipelines.status":    {"Get a pipeline run with its stages (in DAG order) and their runs, without its spec, parameters and idempotencyKey (what the submit role may read of any pipeline run)", PipelineRunRef{}, pipelineRunStatusDoc{}, false},
 	"pipelines.stop":      {"Stop a pipeline run's running stages and start no other", PipelineRunRef{}, jobs.PipelineRun{}, false},
 	"pipelines.backfill":  {"Create one run of a scheduled pipeline per fire time in [from, to]", BackfillRequest{}, []jobs.PipelineRun{}, false},
 	"pipelines.retry":     {"Run again, under the same id, the stages of an ended FAILED or CANCELED pipeline run that did not succeed and those downstream of them; the others keep their runs and files", PipelineRunRef{}, jobs.PipelineRun{}, false},
@@ -84,6 +85,16 @@ var endpointSpecs = map[string]endpointSpec{
 type runStatusDoc struct {
 	jobs.Run
 	Spec           struct{} `json:"spec" schema:"-"`
+	IdempotencyKey struct{} `json:"idempotencyKey" schema:"-"`
+}
+
+// pipelineRunStatusDoc describes the reply of pipelines.status
+// (pipelineRunStatus): a pipeline run whose spec, parameters and
+// idempotencyKey are left out.
+type pipelineRunStatusDoc struct {
+	jobs.PipelineRun
+	Spec           struct{} `json:"spec" schema:"-"`
+	Parameters     struct{} `json:"parameters" schema:"-"`
 	IdempotencyKey struct{} `json:"idempotencyKey" schema:"-"`
 }
 

@@ -562,6 +562,39 @@ func (s *Server) apiPipelineGet(ctx context.Context, data []byte) (any, error) {
 	return pr, s.explainPruned(err, req.PipelineRunID) // history.go
 }
 
+// apiPipelineStatus answers pipelines.status, the submit role's
+// pipelines.get (gantry logs pr-...): the pipeline run without what it
+// runs (pipelineRunStatus).
+func (s *Server) apiPipelineStatus(ctx context.Context, data []byte) (any, error) {
+	var req PipelineRunRef
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.PipelineRunID == "" {
+		return nil, jobs.Invalid("pipelineRunId: required")
+	}
+	pr, err := s.db.GetPipelineRun(ctx, req.PipelineRunID)
+	if err != nil {
+		return nil, s.explainPruned(err, req.PipelineRunID) // history.go
+	}
+	return pipelineRunStatus(pr), nil
+}
+
+// pipelineRunStatus is a pipeline run as pipelines.status shows it: its
+// stages in DAG order, with their runs, and without its spec (the stages'
+// task definitions, commands and environment), its parameters (which go
+// into those) and its idempotency key, as runs.status shows a run. What
+// is left, the stage runs' ids included, a submitter reads on
+// gantry.events.> already.
+func pipelineRunStatus(pr *jobs.PipelineRun) *jobs.PipelineRun {
+	st := *pr
+	st.Stages = pr.StagesInOrder()
+	st.Spec = jobs.Pipeline{}
+	st.Parameters = nil
+	st.IdempotencyKey = ""
+	return &st
+}
+
 func (s *Server) apiPipelineStop(ctx context.Context, data []byte) (any, error) {
 	var req PipelineRunRef
 	if err := decode(data, &req); err != nil {

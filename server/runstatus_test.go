@@ -157,3 +157,113 @@ func TestSubmitterReadsRunsWithoutSpec(t *testing.T) {
 		}
 	})
 }
+
+// TestSubmitterReadsPipelineRunsWithoutSpec: the submit role may not
+// request pipelines.get, whose run carries its spec (the stages' task
+// definitions, commands and environment) and parameters; it reads
+// pipelines.status, which `gantry logs pr-...` uses to find the stages'
+// runs: the stages in DAG order with their runs, and nothing of what
+// they run.
+func TestSubmitterReadsPipelineRunsWithoutSpec(t *testing.T) {
+	e := startAPI(t)
+	const (
+		paramSecret = "PARAM-0F-THE-0PERAT0R"
+		envSecret   = "ENV-0F-THE-0PERAT0R"
+	)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	// The file lists load first: DAG order is extract, transform, load.
+	yaml := `name: secretive
+parameters: {day: "` + paramSecret + `"}
+stages:
+  - name: load
+    taskDefinition: hello
+    dependsOn: [transform]
+  - name: extract
+    taskDefinition: hello
+    arraySize: 2
+    overrides: {containerOverrides: [{name: main, environment: [{name: DAY, value: "${day}"}, {name: KEY, value: "` + envSecret + `"}]}]}
+  - name: transform
+    taskDefinition: hello
+    dependsOn: [extract]
+`
+	body, _ := json.Marshal(map[string][]byte{"data": []byte(yaml)})
+	e.ok("gantry.api.pipelines.apply", string(body), nil)
+	var started jobs.PipelineRun
+	e.ok("gantry.api.pipelines.run", `{"name":"secretive"}`, &started)
+	ref := fmt.Sprintf(`{"pipelineRunId":%q}`, started.PipelineRunID)
+	var full jobs.PipelineRun
+	e.ok("gantry.api.pipelines.get", ref, &full)
+
+	t.Run("pipelines.get refused", func(t *testing.T) {
+		if m, err := e.sub.Request("gantry.api.pipelines.get", []byte(ref), 300*time.Millisecond); err == nil {
+			t.Fatalf("the submit-only user got a reply from pipelines.get: %s", m.Data)
+		}
+		select {
+		case err := <-e.subErrs:
+			if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), `"gantry.api.pipelines.get"`) {
+				t.Fatalf("async error %v, want a permissions violation on gantry.api.pipelines.get", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("no permissions violation reported")
+		}
+	})
+
+	t.Run("pipelines.status", func(t *testing.T) {
+		m := e.req(e.sub, "gantry.api.pipelines.status", ref)
+		if h := m.Header.Get(micro.ErrorCodeHeader); h != "" {
+			t.Fatalf("error %s: %s", h, m.Data)
+		}
+		for _, s := range []string{paramSecret, envSecret, `"spec"`, `"parameters"`} {
+			if strings.Contains(string(m.Data), s) {
+				t.Errorf("pipelines.status shows %s: %s", s, m.Data)
+			}
+		}
+		var pr jobs.PipelineRun
+		if err := json.Unmarshal(m.Data, &pr); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, st := range pr.Stages {
+			names = append(names, st.Name)
+		}
+		if strings.Join(names, ",") != "extract,transform,load" {
+			t.Errorf("stages %v, want DAG order extract, transform, load", names)
+		}
+		ex, want := pr.StageState("extract"), full.StageState("extract")
+		if pr.PipelineRunID != started.PipelineRunID || pr.Pipeline != "secretive" || pr.Status != jobs.StatusRunning ||
+			ex == nil || len(ex.Runs) != 2 || len(want.Runs) != 2 || ex.Runs[0].RunID != want.Runs[0].RunID ||
+			ex.Runs[1].RunID != want.Runs[1].RunID || ex.Runs[1].ArrayIndex == nil || *ex.Runs[1].ArrayIndex != 1 {
+			t.Errorf("pipelines.status %+v, want the run %+v, its stages in DAG order, without its spec", pr, full)
+		}
+		got := apiError(t, e.req(e.sub, "gantry.api.pipelines.status", `{"pipelineRunId":"pr-01jzzzzzzzzzzzzzzzzzzzzzzz"}`))
+		if got.Code != jobs.CodeNotFound || !strings.Contains(got.Message, "pr-01jzzzzzzzzzzzzzzzzzzzzzzz") {
+			t.Errorf("unknown pipeline run: %s %s, want not_found naming it", got.Code, got.Message)
+		}
+		got = apiError(t, e.req(e.sub, "gantry.api.pipelines.status", `{}`))
+		if got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, "pipelineRunId") {
+			t.Errorf("no id: %s %s, want invalid_argument naming pipelineRunId", got.Code, got.Message)
+		}
+	})
+
+	t.Run("the operator's pipelines.get", func(t *testing.T) {
+		m := e.req(e.op, "gantry.api.pipelines.get", ref)
+		for _, s := range []string{paramSecret, envSecret, `"spec"`} {
+			if !strings.Contains(string(m.Data), s) {
+				t.Errorf("pipelines.get as the operator lacks %s: %s", s, m.Data)
+			}
+		}
+	})
+
+	t.Run("schema", func(t *testing.T) {
+		var rep struct{ Properties map[string]any }
+		json.Unmarshal([]byte(endpointMetadata("pipelines.status")[MetaResponseSchema]), &rep)
+		for _, f := range []string{"spec", "parameters", "idempotencyKey"} {
+			if _, ok := rep.Properties[f]; ok {
+				t.Errorf("pipelines.status reply schema has %s: %v", f, rep.Properties)
+			}
+		}
+		if rep.Properties["stages"] == nil || rep.Properties["pipelineRunId"] == nil {
+			t.Errorf("pipelines.status reply schema: properties %v, want a pipeline run's", rep.Properties)
+		}
+	})
+}

@@ -8,7 +8,8 @@ import "github.com/nats-io/nats-server/v2/server"
 //     connect as it, and so do people who run `gantry` commands of every kind.
 //   - The submitter (Options.SubmitUser) may only submit runs and follow
 //     them: publish to gantry.submit, request gantry.api.runs.submit,
-//     gantry.api.runs.rerun and gantry.api.runs.status, subscribe to
+//     gantry.api.runs.rerun, gantry.api.runs.status and
+//     gantry.api.pipelines.status, subscribe to
 //     gantry.events.> and gantry.logs.>, and read those two streams by
 //     direct get (which is how `gantry run` and `gantry logs -f` follow a
 //     run). Any other subject is refused by NATS with a permissions
@@ -17,7 +18,9 @@ import "github.com/nats-io/nats-server/v2/server"
 // runs.status, not runs.get: run ids are on gantry.events.runs.>, the
 // server answers whoever asks (NATS does not say who), and runs.get's
 // run carries its spec, the command and environment of its task, the
-// operator's runs' too. runs.status shows the run without it.
+// operator's runs' too. runs.status shows the run without it, and
+// pipelines.status a pipeline run without its spec and parameters (which
+// is how `gantry logs pr-...` finds the stages' runs).
 //
 // The submitter receives its replies under _INBOX, and so reads every reply
 // sent there; gantry's roles (queue.RoleInboxPrefix) and the operator's CLI
@@ -37,6 +40,7 @@ func SubmitPermissions() *server.Permissions {
 		"gantry.api.runs.submit",
 		"gantry.api.runs.rerun",
 		"gantry.api.runs.status",
+		"gantry.api.pipelines.status",
 		"$JS.API.INFO",
 	)
 	for _, stream := range []string{"GANTRY_EVENTS", "GANTRY_LOGS"} {
