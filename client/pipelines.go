@@ -251,6 +251,29 @@ func (c *Client) TriggerSchedule(ctx context.Context, name string) (*jobs.Pipeli
 // once it has read the run, a server that does not answer (it restarts)
 // is waited for, up to ServerGone.
 func (c *Client) WatchPipelineRun(ctx context.Context, id string, fn func(*jobs.PipelineRun)) (*jobs.PipelineRun, error) {
+	return c.watchPipelineRun(ctx, id, c.GetPipelineRun, fn)
+}
+
+// PipelineRunStatus returns a pipeline run without its spec, parameters
+// and idempotency key (gantry.api.pipelines.status), its stages in DAG
+// order with their runs: what a submit-only user may read of any
+// pipeline run, and all that is needed to read its stages' logs.
+func (c *Client) PipelineRunStatus(ctx context.Context, id string) (*jobs.PipelineRun, error) {
+	var pr jobs.PipelineRun
+	if err := c.call(ctx, "pipelines.status", map[string]any{"pipelineRunId": id}, &pr); err != nil {
+		return nil, err
+	}
+	return &pr, nil
+}
+
+// WatchPipelineRunStatus is WatchPipelineRun reading PipelineRunStatus:
+// a submit-only user may call it.
+func (c *Client) WatchPipelineRunStatus(ctx context.Context, id string, fn func(*jobs.PipelineRun)) (*jobs.PipelineRun, error) {
+	return c.watchPipelineRun(ctx, id, c.PipelineRunStatus, fn)
+}
+
+func (c *Client) watchPipelineRun(ctx context.Context, id string, get func(context.Context, string) (*jobs.PipelineRun, error),
+	fn func(*jobs.PipelineRun)) (*jobs.PipelineRun, error) {
 	wake := make(chan struct{}, 1)
 	sub, err := c.nc.Subscribe("gantry.events.pipelines."+id, func(*nats.Msg) {
 		select {
@@ -270,7 +293,7 @@ func (c *Client) WatchPipelineRun(ctx context.Context, id string, fn func(*jobs.
 		downSince time.Time // since when the server has not answered
 	)
 	for {
-		pr, err := c.GetPipelineRun(ctx, id)
+		pr, err := get(ctx, id)
 		switch {
 		case err == nil:
 			read, downSince = true, time.Time{}

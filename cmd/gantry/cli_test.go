@@ -518,12 +518,37 @@ func TestCompletionOfContextAndTask(t *testing.T) {
 	}
 }
 
-// TestLogsOfAPipelineRunSaysWhereTheyAre: gantry logs pr-... said "run
-// pr-...: not found", as if the pipeline run did not exist.
-func TestLogsOfAPipelineRunSaysWhereTheyAre(t *testing.T) {
-	want := "pr-01m93xn56p3h7582v5t08b2jtc is a pipeline run: its stages' runs have the logs; 'gantry describe pr-01m93xn56p3h7582v5t08b2jtc' lists them"
-	if err := offline("logs", "pr-01m93xn56p3h7582v5t08b2jtc"); err == nil || err.Error() != want {
-		t.Errorf("gantry logs pr-...: %v; want %q", err, want)
+// TestLogsFlagsOfRunsAndPipelineRuns: the flags of gantry logs that
+// apply to a run only, or to a pipeline run only, are refused for the
+// other, each named, before connecting.
+func TestLogsFlagsOfRunsAndPipelineRuns(t *testing.T) {
+	const pr, run = "pr-01m93xn56p3h7582v5t08b2jtc", "01m93xn56p3h7582v5t08b2jtc"
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"logs", pr, "--container", "main", "--attempt", "2", "--prefix"}, []string{
+			"--container: applies to a run, not to a pipeline run: give one of its stage runs' ids",
+			"--attempt: applies to a run, not to a pipeline run",
+			"--prefix: applies to a run, not to a pipeline run: its lines start with their stage run's label (--no-prefix leaves it out)"}},
+		{[]string{"logs", run, "--stage", "extract", "--no-prefix"}, []string{
+			"--stage: applies to a pipeline run (pr-...), not to a run",
+			"--no-prefix: applies to a pipeline run (pr-...), not to a run"}},
+		{[]string{"logs", pr, "--tail", "x", "--stage", "a"}, []string{`invalid --tail "x"`}},
+	} {
+		err := offline(tc.args...)
+		if err == nil {
+			t.Errorf("%q: no error", tc.args)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: %v; want it to say %q", tc.args, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Errorf("%q connected before refusing its flags: %v", tc.args, err)
+		}
 	}
 }
 

@@ -27,7 +27,7 @@ func completers(g *globals) map[string]cobra.CompletionFunc {
 	workers := g.complete(completeWorkers)
 	return map[string]cobra.CompletionFunc{
 		"describe":           runs,
-		"logs":               g.complete(completeTaskRuns), // logs refuses pr- ids
+		"logs":               firstArg(runs),
 		"stop":               runs,
 		"rerun":              firstArg(g.complete(completeTaskRuns)), // not pr- ids
 		"wait":               runs,
@@ -90,6 +90,9 @@ func addCompletions(root *cobra.Command, g *globals) {
 		if path == "run" || path == "rerun" {
 			_ = c.RegisterFlagCompletionFunc("pool", g.complete(completePools))
 			_ = c.RegisterFlagCompletionFunc("depends-on", g.complete(completeTaskRuns)) // not pr- ids
+		}
+		if path == "logs" {
+			_ = c.RegisterFlagCompletionFunc("stage", completeLogStages(g))
 		}
 		if path == "webhook add" {
 			_ = c.RegisterFlagCompletionFunc("pipeline", g.complete(completePipelines))
@@ -350,4 +353,29 @@ func tagFilters(o *client.ListOptions, vals []string) error {
 		o.Tags[k] = v
 	}
 	return nil
+}
+
+// completeLogStages offers the stages of the pipeline run gantry logs was
+// given (pipelines.status, which a submit-only user may read), those
+// already given to --stage left out.
+func completeLogStages(g *globals) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) == 0 || !jobs.IsPipelineRunID(args[0]) {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		given, _ := cmd.Flags().GetStringArray("stage")
+		return g.complete(func(ctx context.Context, c *client.Client) ([]cobra.Completion, error) {
+			pr, err := pipelineRunStatus(ctx, c, args[0])
+			if err != nil {
+				return nil, err
+			}
+			var out []cobra.Completion
+			for _, st := range pr.Stages {
+				if !contains(given, st.Name) {
+					out = append(out, cobra.CompletionWithDesc(st.Name, string(st.Status)))
+				}
+			}
+			return out, nil
+		})(cmd, args, toComplete)
+	}
 }

@@ -21,10 +21,12 @@ func newLogsCmd(g *globals) *cobra.Command {
 		prefix      bool
 		timestamps  bool
 		tail, since string
+		stages      []string // pr-...: --stage
+		noPrefix    bool     // pr-...: --no-prefix
 	)
 	c := &cobra.Command{
-		Use:   "logs RUN",
-		Short: "Print a run's logs; -f follows them until the run ends",
+		Use:   "logs RUN | PIPELINE-RUN",
+		Short: "Print a run's logs, or every stage run's of a pipeline run; -f follows them until it ends",
 		Long: `logs prints what the run's containers wrote, stdout to stdout and stderr to
 stderr, in order. The log is kept in JetStream, so it can be read again after
 the run ended and after gantry restarts, for 30 days (the GANTRY_LOGS stream's
@@ -56,7 +58,25 @@ within 50 ms of reading the line from the container. So lines of one
 batch share a time, a container's attempt's times go up as its lines do
 (unless the worker's clock is set back), and the time is the one --since
 compares with. A line too long for one message, stored in pieces, gets
-the time of its first piece's batch.`,
+the time of its first piece's batch.
+
+Of a pipeline run (pr-...), logs prints the logs of its stages' runs, each
+line starting with its stage run's label: extract | ..., transform[2] | ...
+for a child of an array stage, load (try 1) | ... for an earlier try of a
+stage that 'gantry pipeline retry' ran again, as 'gantry describe pr-...'
+names them. --stage NAME (repeatable) keeps those stages' runs; --no-prefix
+leaves the labels out. Without -f it prints the stages in DAG order (a
+stage after those it depends on), a stage run's lines together, a stage's
+earlier tries before its latest, an array's children by index, every
+attempt of each. With -f it follows every stage run, and those that start
+meanwhile, printing their lines as they come, interleaved, until the
+pipeline run has ended and its runs' lines are read; it exits 0 then,
+whatever the pipeline run's outcome, as for a run ('gantry wait pr-...' or
+'gantry pipeline runs' tell that). --tail, --since and --timestamps work
+as for a run, --tail N being the last N lines of each stage run; with -f,
+--tail and --since apply to the stage runs there are when logs starts, and
+a stage run that starts later is printed from its first line. A
+submit-only NATS user may read a pipeline run's logs as a run's.`,
 		Example: `  gantry logs 01jf3...
   gantry logs -f 01jf3... --container main
   gantry logs 01jf3... --attempt 2
@@ -64,14 +84,12 @@ the time of its first piece's batch.`,
   gantry logs -f 01jf3... --tail 0               # only lines written from now on
   gantry logs 01jf3... --since 10m               # the lines of the last 10 minutes
   gantry logs 01jf3... --since 2026-01-02T15:04:05Z --tail 100
-  gantry logs -t 01jf3... --prefix               # main|stdout 2026-12-06T06:14:18.123456789Z hello`,
+  gantry logs -t 01jf3... --prefix               # main|stdout 2026-12-06T06:14:18.123456789Z hello
+  gantry logs pr-01jf3...                        # extract | ..., then transform[0] | ..., in DAG order
+  gantry logs -f pr-01jf3... --stage transform   # follow the transform stage's runs until the pipeline run ends`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if jobs.IsPipelineRunID(args[0]) {
-				// Its stages' runs hold the logs; "run pr-...: not found"
-				// read as if the pipeline run did not exist.
-				return fmt.Errorf("%s is a pipeline run: its stages' runs have the logs; 'gantry describe %s' lists them", args[0], args[0])
-			}
+			pipe := jobs.IsPipelineRunID(args[0])
 			n, terr := parseTail(tail)
 			var (
 				from time.Time
@@ -80,7 +98,7 @@ the time of its first piece's batch.`,
 			if since != "" {
 				from, serr = parseSince(since, time.Now())
 			}
-			if err := errors.Join(terr, serr); err != nil {
+			if err := errors.Join(terr, serr, logsFlagsFor(cmd, pipe)); err != nil {
 				return err
 			}
 			nc, c, err := g.connect(cmd.Context())
@@ -88,6 +106,15 @@ the time of its first piece's batch.`,
 				return err
 			}
 			defer nc.Close()
+			if pipe {
+				pr, err := pipelineRunStatus(cmd.Context(), c, args[0])
+				if err != nil {
+					return err
+				}
+				p := &pipelineLogs{c: c, stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), stages: stages,
+					noPrefix: noPrefix, timestamps: timestamps, tail: n, since: from}
+				return p.print(cmd.Context(), pr, o.Follow)
+			}
 			pr := newLinePrinter(cmd.OutOrStdout(), cmd.ErrOrStderr(), prefix)
 			pr.timestamps = timestamps
 			defer pr.flush()
@@ -126,7 +153,32 @@ the time of its first piece's batch.`,
 	c.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "start each line with its batch's time (RFC 3339, nanoseconds, UTC): when the worker sent it, normally within 50 ms of the line")
 	c.Flags().StringVar(&tail, "tail", "all", "only the last N lines (reads the whole log through); with -f, then new ones")
 	c.Flags().StringVar(&since, "since", "", "only lines stored since a time: a duration back from now (10m) or an RFC 3339 time (to the batch, within a fraction of a second)")
+	c.Flags().StringArrayVar(&stages, "stage", nil, "of a pipeline run (pr-...): only this stage's runs (repeatable)")
+	c.Flags().BoolVar(&noPrefix, "no-prefix", false, "of a pipeline run (pr-...): lines without their stage run's label")
 	return c
+}
+
+// logsFlagsFor refuses the flags that do not apply to a run (pipeline,
+// true: to a pipeline run), naming each.
+func logsFlagsFor(cmd *cobra.Command, pipeline bool) error {
+	runOnly := []struct{ flag, instead string }{
+		{"container", "give one of its stage runs' ids (gantry describe PIPELINE-RUN lists them)"},
+		{"attempt", "give one of its stage runs' ids (gantry describe PIPELINE-RUN lists them)"},
+		{"prefix", "its lines start with their stage run's label (--no-prefix leaves it out)"},
+	}
+	pipeOnly := []string{"stage", "no-prefix"}
+	var errs []error
+	for _, f := range runOnly {
+		if pipeline && cmd.Flags().Changed(f.flag) {
+			errs = append(errs, fmt.Errorf("--%s: applies to a run, not to a pipeline run: %s", f.flag, f.instead))
+		}
+	}
+	for _, f := range pipeOnly {
+		if !pipeline && cmd.Flags().Changed(f) {
+			errs = append(errs, fmt.Errorf("--%s: applies to a pipeline run (pr-...), not to a run", f))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // logsExpired says why a run that showed no log line has none, when it can
@@ -171,6 +223,9 @@ type dropWatch struct {
 	stderr io.Writer
 	next   map[string]int64 // attempt/container → the line expected next
 	sel    *logSelect       // --tail, --since: nil prints every line
+	// label, when set, names the run in what it says (a pipeline run's
+	// stage run, "transform[2]").
+	label string
 }
 
 func newDropWatch(ctx context.Context, c *client.Client, pr *linePrinter, stderr io.Writer) *dropWatch {
@@ -207,6 +262,10 @@ func (d *dropWatch) batch(b *jobs.LogBatch) error {
 // reportGap says on stderr that lines from to to of b's container and
 // attempt are gone.
 func (d *dropWatch) reportGap(b *jobs.LogBatch, from, to int64) {
+	if d.label != "" {
+		fmt.Fprintf(d.stderr, "gantry: %s: %s\n", d.label, linesDropped(d.ctx, d.c, b, from, to))
+		return
+	}
 	fmt.Fprintln(d.stderr, "gantry:", linesDropped(d.ctx, d.c, b, from, to))
 }
 
@@ -243,10 +302,17 @@ func dropCause(l queue.LogLimits) string {
 // (LogLine.NoNewline) is printed without one, so that the output is what
 // the container wrote, byte for byte; should another line follow on the
 // same output (another container's), it gets its newline first. With
-// prefixes every line ends with a newline.
+// prefixes, or a label, every line ends with a newline.
 type linePrinter struct {
 	out, err *bufio.Writer
 	prefix   bool
+	// label, when set, starts each line, before anything else, as
+	// "label | ": the stage run's of a pipeline run (gantry logs pr-...),
+	// whose lines then end with a newline, also where the container's
+	// did not, so that the next run's first line is not joined to them.
+	label     string
+	whole     bool   // every line ends with a newline
+	labelText []byte // "label | "
 	// timestamps starts each line (after its prefix) with its batch's
 	// time, that of its first piece's batch for a line in pieces.
 	timestamps bool
@@ -292,6 +358,12 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 			w.WriteByte('\n')
 			delete(p.owed, w)
 		}
+		if p.label != "" {
+			if p.labelText == nil {
+				p.labelText = []byte(p.label + " | ")
+			}
+			w.Write(p.labelText)
+		}
 		if p.prefix {
 			fmt.Fprintf(w, "%s|%s ", b.Container, l.Stream)
 		}
@@ -310,7 +382,7 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 			delete(p.partial, key)
 		}
 		w.WriteString(l.Text)
-		if l.NoNewline && !p.prefix {
+		if l.NoNewline && !p.prefix && !p.whole {
 			p.owed[w] = true
 			continue
 		}

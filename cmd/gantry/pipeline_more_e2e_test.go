@@ -179,9 +179,8 @@ func TestTaskScheduleCommands(t *testing.T) {
 	if logs, _, _ := in.gantry("logs", pr.Stages[0].Runs[0].RunID); !strings.HasPrefix(logs, "cleanup at 20") {
 		t.Errorf("logs %q: GANTRY_SCHEDULED_TIME not set", logs)
 	}
-	// logs completes runs, not pipeline runs (which it refuses); describe
-	// both.
-	if out, _, _ := in.gantry("__complete", "logs", ""); !strings.Contains(out, pr.Stages[0].Runs[0].RunID) || strings.Contains(out, "pr-") {
+	// logs and describe complete runs and pipeline runs.
+	if out, _, _ := in.gantry("__complete", "logs", ""); !strings.Contains(out, pr.Stages[0].Runs[0].RunID) || !strings.Contains(out, id) {
 		t.Errorf("__complete logs '':\n%s", out)
 	}
 	if out, _, _ := in.gantry("__complete", "describe", ""); !strings.Contains(out, pr.Stages[0].Runs[0].RunID) || !strings.Contains(out, id) {
