@@ -62,6 +62,11 @@ func TestPipelineRetryRunsTheFailedStageAgain(t *testing.T) {
 	if stdout, stderr, _ := in.gantry("logs", failed); !strings.Contains(stdout+stderr, "upstream not ready") {
 		t.Errorf("the failed try's logs: %q %q", stdout, stderr)
 	}
+	// gantry logs of the pipeline run names each try of transform
+	// (extract wrote nothing).
+	if stdout, stderr, _ := in.gantry("logs", id); stdout != "transform (try 2) | rows-of-extract\n" || stderr != "transform (try 1) | upstream not ready\n" {
+		t.Errorf("logs %s: stdout %q, stderr %q", id, stdout, stderr)
+	}
 	if tbl, _, _ := in.gantry("describe", id); !strings.Contains(tbl, "transform (try 1)") || !strings.Contains(tbl, "transform (try 2)") ||
 		!strings.Contains(tbl, failed) || !strings.Contains(tbl, "Retries:") {
 		t.Errorf("describe table:\n%s", tbl)

@@ -143,9 +143,23 @@ func (p *pipelineLogs) print(ctx context.Context, pr *jobs.PipelineRun, follow b
 		if len(list) == 0 {
 			fmt.Fprintf(p.stderr, "gantry: pipeline run %s (%s) has no stage run%s yet\n", pr.PipelineRunID, pr.Status, p.stagesText())
 		}
+		var silent []stageLog
 		for _, sl := range list {
-			if err := p.run(ctx, sl, false, true); err != nil {
+			n, err := p.run(ctx, sl, false, true)
+			if err != nil {
 				return err
+			}
+			if n == 0 {
+				silent = append(silent, sl)
+			}
+		}
+		// Stages that write nothing are common: why a run has no line is
+		// said only when none has, where the output would be empty.
+		if len(silent) == len(list) {
+			for _, sl := range silent {
+				if why := logsExpired(ctx, p.c, sl.runID, client.LogOptions{}, time.Now()); why != "" {
+					fmt.Fprintf(p.stderr, "gantry: %s: %s\n", sl.label, why)
+				}
 			}
 		}
 		return nil
@@ -163,7 +177,7 @@ func (p *pipelineLogs) print(ctx context.Context, pr *jobs.PipelineRun, follow b
 			}
 			started[sl.runID] = true
 			wg.Go(func() {
-				if err := p.run(ctx, sl, true, selective); err != nil {
+				if _, err := p.run(ctx, sl, true, selective); err != nil {
 					cancel(err)
 				}
 			})
@@ -191,8 +205,9 @@ func (p *pipelineLogs) stagesText() string {
 	return " of stage " + strings.Join(p.stages, ", ")
 }
 
-// run prints one stage run's logs; selective applies --tail and --since.
-func (p *pipelineLogs) run(ctx context.Context, sl stageLog, follow, selective bool) error {
+// run prints one stage run's logs, and returns how many batches it read;
+// selective applies --tail and --since.
+func (p *pipelineLogs) run(ctx context.Context, sl stageLog, follow, selective bool) (int, error) {
 	label := sl.label
 	if p.noPrefix {
 		label = ""
@@ -221,14 +236,7 @@ func (p *pipelineLogs) run(ctx context.Context, sl stageLog, follow, selective b
 		err = o.CaughtUp()
 	}
 	if err != nil {
-		return fmt.Errorf("%s (run %s): %w", sl.label, sl.runID, err)
+		return batches, fmt.Errorf("%s (run %s): %w", sl.label, sl.runID, err)
 	}
-	if batches == 0 {
-		if why := logsExpired(ctx, p.c, sl.runID, o, time.Now()); why != "" {
-			p.mu.Lock()
-			fmt.Fprintf(p.stderr, "gantry: %s: %s\n", sl.label, why)
-			p.mu.Unlock()
-		}
-	}
-	return nil
+	return batches, nil
 }
