@@ -71,7 +71,18 @@ var longRunning atomic.Bool
 func run(ctx context.Context, args []string) int {
 	root := newRoot()
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	return exitCode(ctx, root.ExecuteContext(ctx))
+}
+
+// exitInterrupted is what a command stopped by SIGINT or SIGTERM exits
+// with: 128+SIGINT, as a shell reports a
+// program Ctrl-C ended (gantry logs -f, gantry wait...). Commands for
+// which an interrupt is a normal end (gantry events, gantry up) return
+// nil and exit 0.
+const exitInterrupted = 130
+
+// exitCode prints err, if any, and gives the process's exit code.
+func exitCode(ctx context.Context, err error) int {
 	if err == nil {
 		return 0
 	}
@@ -81,6 +92,14 @@ func run(ctx context.Context, args []string) int {
 			fmt.Fprintln(os.Stderr, "gantry:", ee.err)
 		}
 		return ee.code
+	}
+	if cause := context.Cause(ctx); cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, cause)) {
+		// Said only when it says more than that a signal came
+		// ("stopped waiting; the runs go on").
+		if msg := err.Error(); msg != cause.Error() && msg != context.Canceled.Error() {
+			fmt.Fprintln(os.Stderr, "gantry:", msg)
+		}
+		return exitInterrupted
 	}
 	fmt.Fprintln(os.Stderr, "gantry:", err)
 	return exitGantryError
