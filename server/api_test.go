@@ -40,6 +40,7 @@ type apiEnv struct {
 	subErrs chan error // the submit user's asynchronous errors
 	stop    func()
 	opts    []Option // of the servers startServer starts
+	srv     *Server  // the server startServer started last
 }
 
 // openStore opens the store of e's server, stopped, for a test to read or
@@ -121,7 +122,9 @@ func (e *apiEnv) startServer() {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- New(db, q, e.opts...).Run(ctx) }()
+	srv := New(db, q, e.opts...)
+	e.srv = srv
+	go func() { done <- srv.Run(ctx) }()
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 )
 
@@ -339,5 +341,66 @@ func TestFailedPromotionIsTriedAgain(t *testing.T) {
 	})
 	if pr := e.getRun(a.PipelineRunID); pr.Status != jobs.StatusRunning {
 		t.Fatalf("a %s", pr.Status)
+	}
+}
+
+// TestRetryReadsTheBoundInItsTransaction: an apply that sets
+// maxActiveRuns while a retry is under way (here: held at the retention
+// sweep's lock, past its first checks) comes wholly before the retry's
+// transaction, which sees the bound: the retried run waits rather than
+// running beside the pipeline's running one.
+func TestRetryReadsTheBoundInItsTransaction(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	unbounded := "name: sales\nstages: [{name: only, taskDefinition: hello}]\n"
+	e.apply(unbounded)
+	a := e.runPipeline("sales", "")
+	e.fail(a.Stages[0].Runs[0].RunID)
+	e.waitRun(a.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusFailed })
+	b := e.runPipeline("sales", "")
+
+	e.srv.pipes.sweep.Lock()
+	reply := make(chan *nats.Msg, 1)
+	go func() {
+		m, err := e.op.Request("gantry.api.pipelines.retry", fmt.Appendf(nil, `{"pipelineRunId":%q}`, a.PipelineRunID), 30*time.Second)
+		if err != nil {
+			t.Errorf("retry: %v", err)
+		}
+		reply <- m
+	}()
+	waitBlocked(t, "retryStored")
+	e.apply(salesOne)
+	e.srv.pipes.sweep.Unlock()
+	m := <-reply
+	if m == nil {
+		t.FailNow()
+	}
+	var retried jobs.PipelineRun
+	if err := json.Unmarshal(m.Data, &retried); err != nil || retried.PipelineRunID == "" {
+		t.Fatalf("retry reply %s (%v)", m.Data, err)
+	}
+	if retried.Status != jobs.StatusPending || retried.StatusReason != "waiting: 1 of 1 active runs of sales (maxActiveRuns)" {
+		t.Fatalf("the retry that came after the apply: %s %q, want PENDING waiting for %s", retried.Status, retried.StatusReason, b.PipelineRunID)
+	}
+	runs := e.waitRuns("sales", func([]jobs.PipelineRun) bool { return true })
+	if ids := runningIDs(runs); len(ids) != 1 || ids[0] != b.PipelineRunID {
+		t.Fatalf("running %v, want only %s", ids, b.PipelineRunID)
+	}
+}
+
+// waitBlocked waits until a goroutine with fn on its stack is blocked on
+// a sync.Mutex.
+func waitBlocked(t *testing.T, fn string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		for g := range strings.SplitSeq(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "[sync.Mutex.Lock") && strings.Contains(g, fn) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine in %s blocked on a mutex", fn)
+		}
 	}
 }

@@ -78,41 +78,32 @@ func (s *Server) retryStored(ctx context.Context, id string) (*jobs.PipelineRun,
 	if err := retryable(pr); err != nil {
 		return nil, err
 	}
-	since, err := s.db.PipelineCreated(ctx, pr.Pipeline)
-	if err != nil && !errors.Is(err, jobs.ErrNotFound) {
-		return nil, err
-	}
-	if err != nil || since.After(pr.CreatedAt) {
-		// Applied again since, the name is another pipeline's.
-		return nil, failedPrecondition(fmt.Sprintf("%s: pipeline %s was deleted: the runs of a deleted pipeline cannot be retried (apply it and run it again: gantry pipeline run %s)",
-			id, pr.Pipeline, pr.Pipeline))
-	}
-	// The pipeline's latest version says whether the run must wait for a
-	// place (maxActiveRuns): the promotion reads it again, in its
-	// transaction, to count.
-	p, err := s.db.GetPipeline(ctx, pr.Pipeline, 0)
-	if err != nil {
-		return nil, err
-	}
-	bounded := p.MaxActiveRuns != nil
 	// No retention sweep deletes the run's files between the check of
 	// its data and the retry, which makes the run's files the sweep's no
 	// more (storage.PipelineRunsWithData looks at ended runs only).
 	s.pipes.sweep.Lock()
 	defer s.pipes.sweep.Unlock()
-	return s.db.RetryPipelineRun(ctx, id, func(pr *jobs.PipelineRun, dataDeleted time.Time) error {
+	return s.db.RetryPipelineRun(ctx, id, func(pr *jobs.PipelineRun, latest *jobs.Pipeline, dataDeleted time.Time) error {
 		if err := retryable(pr); err != nil {
 			return err // another retry came first
+		}
+		// The pipeline as it is now, read in the retry's transaction: an
+		// apply or a delete racing it comes wholly before or after it.
+		if latest == nil {
+			return failedPrecondition(fmt.Sprintf("%s: pipeline %s was deleted: the runs of a deleted pipeline cannot be retried (apply it and run it again: gantry pipeline run %s)",
+				id, pr.Pipeline, pr.Pipeline))
 		}
 		stages := scheduler.RetryStages(pr)
 		if err := s.keptFilesGone(pr, stages, dataDeleted); err != nil {
 			return err
 		}
 		scheduler.Retry(pr, stages, s.cfg.now())
-		if bounded {
+		if latest.MaxActiveRuns != nil {
 			// Active again, it takes a place as a new run would: it
 			// waits PENDING, and the promotion that follows starts it
-			// at once if its pipeline's maxActiveRuns leave room.
+			// at once if its pipeline's maxActiveRuns leave room. The
+			// promotion reads the bound again, in its transaction, to
+			// count.
 			pr.Status = jobs.StatusPending
 		}
 		return nil

@@ -333,7 +333,7 @@ func TestPipelineRetryAfterTheDataRetention(t *testing.T) {
 
 	// The store's part of the other retry: its run's data is the
 	// retention's again, from its next end.
-	pr, err := db.RetryPipelineRun(ctx, first.PipelineRunID, func(pr *jobs.PipelineRun, deleted time.Time) error {
+	pr, err := db.RetryPipelineRun(ctx, first.PipelineRunID, func(pr *jobs.PipelineRun, _ *jobs.Pipeline, deleted time.Time) error {
 		if deleted.IsZero() {
 			t.Error("the store does not say the run's files were deleted")
 		}
@@ -373,7 +373,7 @@ func TestPipelineRetryCarriedOnAfterARestart(t *testing.T) {
 	e.stop()
 	ctx := context.Background()
 	db := e.openStore()
-	if _, err := db.RetryPipelineRun(ctx, id, func(pr *jobs.PipelineRun, _ time.Time) error {
+	if _, err := db.RetryPipelineRun(ctx, id, func(pr *jobs.PipelineRun, _ *jobs.Pipeline, _ time.Time) error {
 		scheduler.Retry(pr, scheduler.RetryStages(pr), time.Now())
 		return nil
 	}); err != nil {
@@ -455,7 +455,7 @@ func TestPipelineRetryOfAnOldRunTriggersAfterARestart(t *testing.T) {
 			t.Fatal(err) // stores finished_at
 		}
 	}
-	if _, err := db.RetryPipelineRun(ctx, old.PipelineRunID, func(pr *jobs.PipelineRun, _ time.Time) error {
+	if _, err := db.RetryPipelineRun(ctx, old.PipelineRunID, func(pr *jobs.PipelineRun, _ *jobs.Pipeline, _ time.Time) error {
 		scheduler.Retry(pr, scheduler.RetryStages(pr), time.Now())
 		return nil
 	}); err != nil {

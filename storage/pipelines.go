@@ -453,10 +453,14 @@ func (db *DB) LastPipelineEnds(ctx context.Context) ([]PipelineEnd, error) {
 // RetryPipelineRun reads the pipeline run, lets retry make it active
 // again, PENDING or RUNNING (or refuse, returning an error), and writes
 // it back with its stage rows, in one transaction: two retries of one run
-// cannot both see it ended. retry is told when the run's stage files were deleted (zero
+// cannot both see it ended. retry is told the latest version of the run's
+// pipeline, read in that transaction (nil when the pipeline was deleted
+// since the run was created, even if one of the same name was applied
+// again), so that an apply or a delete racing the retry comes wholly
+// before or after it; and when the run's stage files were deleted (zero
 // for not yet). The run's end and data deletion are cleared, so that its
 // retention counts from its next end.
-func (db *DB) RetryPipelineRun(ctx context.Context, id string, retry func(pr *jobs.PipelineRun, dataDeleted time.Time) error) (*jobs.PipelineRun, error) {
+func (db *DB) RetryPipelineRun(ctx context.Context, id string, retry func(pr *jobs.PipelineRun, latest *jobs.Pipeline, dataDeleted time.Time) error) (*jobs.PipelineRun, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("retry pipeline run %s: %w", id, err)
@@ -479,7 +483,11 @@ func (db *DB) RetryPipelineRun(ctx context.Context, id string, retry func(pr *jo
 	if deleted != 0 {
 		deletedAt = time.Unix(0, deleted).UTC()
 	}
-	if err := retry(pr, deletedAt); err != nil {
+	latest, err := latestPipelineOf(ctx, tx, pr)
+	if err != nil {
+		return nil, fmt.Errorf("retry pipeline run %s: %w", id, err)
+	}
+	if err := retry(pr, latest, deletedAt); err != nil {
 		return nil, err
 	}
 	if pr.PipelineRunID != id || pr.Status.Terminal() || pr.FinishedAt != nil {
@@ -513,6 +521,32 @@ func (db *DB) PipelineRunByKey(ctx context.Context, key string) (*jobs.PipelineR
 		return nil, fmt.Errorf("pipeline run key %s: %w", key, err)
 	}
 	return decodePipelineRun(doc)
+}
+
+// latestPipelineOf reads, in tx, the latest version of pr's pipeline: nil
+// when none is stored, or the first one stored came after pr (the
+// pipeline pr ran was deleted, and another of its name applied since).
+func latestPipelineOf(ctx context.Context, tx *sql.Tx, pr *jobs.PipelineRun) (*jobs.Pipeline, error) {
+	var (
+		doc   []byte
+		since int64
+	)
+	err := tx.QueryRowContext(ctx, `SELECT doc, (SELECT MIN(created_at) FROM pipelines WHERE name = ?1)
+		FROM pipelines WHERE name = ?1 ORDER BY version DESC LIMIT 1`, pr.Pipeline).Scan(&doc, &since)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: %w", pr.Pipeline, err)
+	}
+	if time.Unix(0, since).After(pr.CreatedAt) {
+		return nil, nil
+	}
+	var p jobs.Pipeline
+	if err := json.Unmarshal(doc, &p); err != nil {
+		return nil, fmt.Errorf("pipeline %s: %w", pr.Pipeline, err)
+	}
+	return &p, nil
 }
 
 // PipelineRunQueue is what PromotePipelineRuns reads of a pipeline, for
