@@ -323,6 +323,8 @@ func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*
 // Rerun creates a new run as the run req.RunID was submitted, req's
 // fields winning (gantry rerun). The run comes without its spec; the
 // warnings say what the rerun does not carry over or could have taken.
+// It is the operator's: a submit-only user gets a permission_denied
+// error (it may not run other users' specs again).
 func (c *Client) Rerun(ctx context.Context, req *jobs.RerunRequest) (*jobs.Run, []string, error) {
 	var reply struct {
 		jobs.Run

@@ -9,9 +9,9 @@ import (
 )
 
 // RerunReply answers runs.rerun: the new run, without its spec (it is
-// the rerun run's, which may be another user's: the submit role may
-// rerun any run but not read its spec, see runStatus), and what the
-// caller should know of how it differs from the run.
+// the rerun run's, which may be another user's; runs.get has it), and
+// what the caller should know of how it differs from the run. runs.rerun
+// is the operator's (queue/embedded.SubmitPermissions says why).
 type RerunReply struct {
 	jobs.Run
 	// Warnings say what the rerun does not carry over (a stage's

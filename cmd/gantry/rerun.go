@@ -52,7 +52,11 @@ array child's GANTRY_ARRAY_INDEX, and goes without GANTRY_PIPELINE,
 GANTRY_PIPELINE_RUN_ID, GANTRY_STAGE and GANTRY_TRIGGERED_BY. The run of a
 stage that reads its upstream stages' files is refused: retry it in its
 pipeline run with gantry pipeline retry. Cron runs of a task schedule are
-stage runs of one-stage pipelines: they rerun as plain runs.`,
+stage runs of one-stage pipelines: they rerun as plain runs.
+
+Reruns are the operator's: a submit-only user (gantry up --submit-user) may
+not read other users' runs' specs, and so may not run them again either; it
+submits its run again with gantry run.`,
 		Example: `  gantry rerun 01jf3...                      # the same again, attached; exits with its code
   gantry rerun -d 01jf3...                   # print the new run's id
   gantry rerun --env LOG_LEVEL=debug --timeout 30m 01jf3...

@@ -8,8 +8,7 @@ import "github.com/nats-io/nats-server/v2/server"
 //     connect as it, and so do people who run `gantry` commands of every kind.
 //   - The submitter (Options.SubmitUser) may only submit runs and follow
 //     them: publish to gantry.submit, request gantry.api.runs.submit,
-//     gantry.api.runs.rerun, gantry.api.runs.status and
-//     gantry.api.pipelines.status, subscribe to
+//     gantry.api.runs.status and gantry.api.pipelines.status, subscribe to
 //     gantry.events.> and gantry.logs.>, and read those two streams by
 //     direct get (which is how `gantry run` and `gantry logs -f` follow a
 //     run). Any other subject is refused by NATS with a permissions
@@ -21,6 +20,11 @@ import "github.com/nats-io/nats-server/v2/server"
 // operator's runs' too. runs.status shows the run without it, and
 // pipelines.status a pipeline run without its spec and parameters (which
 // is how `gantry logs pr-...` finds the stages' runs).
+//
+// Nor runs.rerun, for the same reason: it runs another user's spec again
+// (an inline task definition, the submission's environment), to which
+// an environment override of the rerun's own (a shell's BASH_ENV, say)
+// can give a command of the submitter's, whose logs the submitter reads.
 //
 // The submitter receives its replies under _INBOX, and so reads every reply
 // sent there; gantry's roles (queue.RoleInboxPrefix) and the operator's CLI
@@ -38,7 +42,6 @@ func SubmitPermissions() *server.Permissions {
 	pub = append(pub,
 		"gantry.submit",
 		"gantry.api.runs.submit",
-		"gantry.api.runs.rerun",
 		"gantry.api.runs.status",
 		"gantry.api.pipelines.status",
 		"$JS.API.INFO",
