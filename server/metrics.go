@@ -238,7 +238,9 @@ func (m *metrics) pruned(runs, pipelineRuns int) {
 // the store's status index: its cost follows their number, not that of all
 // runs recorded), how long the oldest queued run of each cluster and
 // priority has waited (a few seeks per cluster with queued runs), when
-// each pipeline's latest runs ended (a seek per pipeline and status), each
+// each pipeline's latest runs ended (a seek per pipeline and status), how
+// many of each pipeline's runs wait PENDING (its name, and the PENDING
+// runs from the status index), each
 // pool's slots, slots in use and runs waiting (a seek per pool and count) and
 // the fleet as its heartbeats tell it (read at most once a second, as
 // placement reads it).
@@ -270,6 +272,9 @@ var (
 		"Slots of the pool held by runs not ended, or stopped while a worker had just taken them and not yet known to run no container (it may exceed gantry_pool_slots after the slots were lowered).", []string{"pool"}, nil)
 	poolWaitingDesc = prometheus.NewDesc("gantry_pool_runs_waiting",
 		"Runs QUEUED waiting for a slot of the pool, their jobs not yet in the queue (not those still waiting for their dependsOn).", []string{"pool"}, nil)
+	pipelineWaitingDesc = prometheus.NewDesc("gantry_pipeline_runs_waiting",
+		"Runs of the pipeline waiting PENDING for a place (its maxActiveRuns, a backfill's --max-parallel), from the store at the scrape; 0 when none waits.",
+		[]string{"pipeline"}, nil)
 	pipelineLastEndDesc = prometheus.NewDesc("gantry_pipeline_last_end_timestamp_seconds",
 		"When the pipeline's latest run that ended with this status (SUCCEEDED, FAILED, CANCELED) ended, in Unix seconds, from the store; absent for a status none of its runs ended with.",
 		[]string{"pipeline", "status"}, nil)
@@ -286,6 +291,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- fleetSlotsDesc
 	ch <- fleetFreeDesc
 	ch <- pipelineLastEndDesc
+	ch <- pipelineWaitingDesc
 	ch <- poolSlotsDesc
 	ch <- poolInUseDesc
 	ch <- poolWaitingDesc
@@ -319,6 +325,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, e := range ends {
 			ch <- prometheus.MustNewConstMetric(pipelineLastEndDesc, prometheus.GaugeValue,
 				float64(e.At.UnixNano())/1e9, e.Pipeline, string(e.Status))
+		}
+	}
+	if waiting, err := c.s.db.PipelineRunsWaiting(ctx); err != nil {
+		ch <- prometheus.NewInvalidMetric(pipelineWaitingDesc, err)
+	} else {
+		for _, w := range waiting {
+			ch <- prometheus.MustNewConstMetric(pipelineWaitingDesc, prometheus.GaugeValue, float64(w.Waiting), w.Pipeline)
 		}
 	}
 	if pools, err := c.s.db.ListPools(ctx); err != nil { // a seek per pool and count

@@ -257,6 +257,50 @@ func TestPipelineLastEndMetrics(t *testing.T) {
 	}
 }
 
+// TestPipelineWaitingMetric: gantry_pipeline_runs_waiting counts each
+// pipeline's PENDING runs, 0 for one with none; the runs of a pipeline
+// deleted before the one of its name applied since are not its.
+func TestPipelineWaitingMetric(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	reg := prometheus.NewRegistry()
+	New(db, q, WithMetrics(reg))
+	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	put := func(src string, at time.Time) {
+		t.Helper()
+		p, err := jobs.ParsePipeline([]byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := db.PutPipeline(ctx, p, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create := func(id, pipeline string, st jobs.Status, at time.Time) {
+		t.Helper()
+		pr := &jobs.PipelineRun{PipelineRunID: id, Pipeline: pipeline, Version: 1, Status: st, CreatedAt: at}
+		if _, _, err := db.CreatePipelineRun(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("name: sales\nmaxActiveRuns: 1\nstages: [{name: a, taskDefinition: t}]\n", t0)
+	put("name: idle\nstages: [{name: a, taskDefinition: t}]\n", t0)
+	put("name: again\nstages: [{name: a, taskDefinition: t}]\n", t0)
+	create("pr-1", "sales", jobs.StatusRunning, t0.Add(time.Minute))
+	create("pr-2", "sales", jobs.StatusPending, t0.Add(2*time.Minute))
+	create("pr-3", "sales", jobs.StatusPending, t0.Add(3*time.Minute))
+	create("pr-4", "again", jobs.StatusPending, t0.Add(time.Minute))
+	if err := db.DeletePipeline(ctx, "again", nil); err != nil {
+		t.Fatal(err)
+	}
+	put("name: again\nstages: [{name: a, taskDefinition: t}]\n", t0.Add(time.Hour))
+	checkSamples(t, gathered(t, reg), map[string]float64{
+		`gantry_pipeline_runs_waiting{pipeline="sales"}`: 2,
+		`gantry_pipeline_runs_waiting{pipeline="idle"}`:  0,
+		`gantry_pipeline_runs_waiting{pipeline="again"}`: 0,
+	})
+}
+
 // TestFleetMetricsSumHeartbeats: the fleet gauges sum the live workers'
 // heartbeats by cluster; only ACTIVE workers offer slots; a cluster seen
 // once stays, with zeros.

@@ -450,6 +450,74 @@ func (db *DB) LastPipelineEnds(ctx context.Context) ([]PipelineEnd, error) {
 	return out, nil
 }
 
+// PipelineWaiting counts a pipeline's runs waiting PENDING for a place.
+type PipelineWaiting struct {
+	Pipeline string
+	Waiting  int
+}
+
+// PipelineRunsWaiting returns, for every pipeline (the deleted ones left
+// out) in name order, how many of its runs wait PENDING: for its
+// maxActiveRuns or a backfill's maxParallel. A pipeline deleted and
+// applied again counts the runs created since its new first version. It
+// reads the pipelines' names and the PENDING runs (the status index):
+// its cost follows their number, not that of the runs recorded.
+func (db *DB) PipelineRunsWaiting(ctx context.Context) ([]PipelineWaiting, error) {
+	tx, err := db.r.BeginTx(ctx, nil) // one snapshot for both reads
+	if err != nil {
+		return nil, fmt.Errorf("pipeline runs waiting: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT name, MIN(created_at) FROM pipelines GROUP BY name ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline runs waiting: %w", err)
+	}
+	var out []PipelineWaiting
+	since := map[string]int64{}
+	for rows.Next() {
+		var (
+			name string
+			at   int64
+		)
+		if err := rows.Scan(&name, &at); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("pipeline runs waiting: %w", err)
+		}
+		since[name] = at
+		out = append(out, PipelineWaiting{Pipeline: name})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pipeline runs waiting: %w", err)
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT pipeline, created_at FROM pipeline_runs INDEXED BY pipeline_runs_status
+		WHERE status = 'PENDING'`)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline runs waiting: %w", err)
+	}
+	defer rows.Close()
+	n := map[string]int{}
+	for rows.Next() {
+		var (
+			name string
+			at   int64
+		)
+		if err := rows.Scan(&name, &at); err != nil {
+			return nil, fmt.Errorf("pipeline runs waiting: %w", err)
+		}
+		if s, ok := since[name]; ok && at >= s {
+			n[name]++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pipeline runs waiting: %w", err)
+	}
+	for i := range out {
+		out[i].Waiting = n[out[i].Pipeline]
+	}
+	return out, nil
+}
+
 // RetryPipelineRun reads the pipeline run, lets retry make it active
 // again, PENDING or RUNNING (or refuse, returning an error), and writes
 // it back with its stage rows, in one transaction: two retries of one run
