@@ -33,7 +33,8 @@ type PipelineRun struct {
 	// maxParallel, the pipeline's maxActiveRuns: StatusReason says which).
 	Status Status `json:"status"`
 	// StatusReason says why a PENDING run waits ("waiting: 2 of 2 active
-	// runs of daily-sales (maxActiveRuns)"); empty once it runs.
+	// runs of daily-sales (maxActiveRuns)"); empty once it runs, or ends
+	// (stopped while it waited).
 	StatusReason string `json:"statusReason,omitempty"`
 	Parameters   Params `json:"parameters,omitempty"`
 	// Trigger says what started the run: manual, schedule, trigger (run

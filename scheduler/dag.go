@@ -215,7 +215,9 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 		}
 	}
 	if s, stopped, done := outcome(pr); done {
-		pr.Status, pr.FinishedAt, changed = s, &now, true
+		// A run stopped while it waited PENDING waits no more: its
+		// reason would tell of a place it no longer wants.
+		pr.Status, pr.StatusReason, pr.FinishedAt, changed = s, "", &now, true
 		if pr.StopRequested && !stopped {
 			// The stop came too late to stop anything: the run ended as
 			// its stages did, in time.

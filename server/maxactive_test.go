@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -132,8 +133,10 @@ func TestMaxActiveRunsQueueRunsOfAPipeline(t *testing.T) {
 	// Stopped, a waiting run ends CANCELED without having started.
 	var stopped jobs.PipelineRun
 	e.ok("gantry.api.pipelines.stop", fmt.Sprintf(`{"pipelineRunId":%q}`, f.PipelineRunID), &stopped)
-	if stopped.Status != jobs.StatusCanceled || stopped.StartedAt != nil || len(stopped.Stages[0].Runs) != 0 {
-		t.Fatalf("stopped waiting run: %s started %v", stopped.Status, stopped.StartedAt)
+	if stopped.Status != jobs.StatusCanceled || stopped.StartedAt != nil || len(stopped.Stages[0].Runs) != 0 ||
+		stopped.StatusReason != "" || stopped.StoppedReason != "Stopped by user" {
+		t.Fatalf("stopped waiting run: %s started %v, statusReason %q, stoppedReason %q",
+			stopped.Status, stopped.StartedAt, stopped.StatusReason, stopped.StoppedReason)
 	}
 	// One end frees no place (2 of 1 running): another run still waits.
 	g := e.runPipeline("sales", "")
@@ -402,5 +405,39 @@ func waitBlocked(t *testing.T, fn string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no goroutine in %s blocked on a mutex", fn)
 		}
+	}
+}
+
+// TestWaitingRunStoppedNotifiesItsEnd: a pipeline run stopped while it
+// waits for maxActiveRuns ends CANCELED, and a webhook on CANCELED for
+// its pipeline gets that end once: no start, the stop's reason, nothing
+// of the wait.
+func TestWaitingRunStoppedNotifiesItsEnd(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply(salesOne)
+	rc := newReceiver(t, http.StatusNoContent)
+	e.addHook(fmt.Sprintf(`{"name":"ops","url":%q,"on":["CANCELED"],"pipelines":["sales"]}`, rc.URL))
+	e.runPipeline("sales", "")
+	b := e.runPipeline("sales", "")
+	checkWaiting(t, b, "waiting: 1 of 1 active runs of sales (maxActiveRuns)")
+	e.ok("gantry.api.pipelines.stop", fmt.Sprintf(`{"pipelineRunId":%q,"reason":"not today"}`, b.PipelineRunID), nil)
+
+	got := rc.wait(t, 1)[0]
+	var ev jobs.WebhookEvent
+	if err := json.Unmarshal(got.body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.EventID != "pipelineRun/"+b.PipelineRunID || ev.Status != jobs.StatusCanceled || ev.Pipeline != "sales" ||
+		ev.StartedAt != nil || ev.StoppedAt == nil || ev.Reason != "not today" ||
+		ev.Summary != "pipeline run "+b.PipelineRunID+" of sales CANCELED: not today" {
+		t.Fatalf("the stopped waiting run's end: %s", got.body)
+	}
+	if pr := e.getRun(b.PipelineRunID); pr.Status != jobs.StatusCanceled || pr.StatusReason != "" {
+		t.Fatalf("stored: %s, statusReason %q", pr.Status, pr.StatusReason)
+	}
+	e.waitHook("ops", "delivered", func(h jobs.WebhookInfo) bool { return h.Delivered == 1 })
+	if n := rc.count(); n != 1 {
+		t.Fatalf("the receiver got %d POSTs, want 1", n)
 	}
 }
