@@ -12,7 +12,7 @@ import (
 // revision, or with Latest the family's latest ACTIVE one), container
 // overrides, cluster, target worker, priority, timeouts, retry strategy,
 // tags, dependencies and pool, each field given here replacing the run's.
-// The zero value of a field keeps the run's.
+// The zero value of a field keeps the run's (Pool: left out).
 type RerunRequest struct {
 	RunID string `json:"runId"`
 	// Latest takes the family's latest ACTIVE revision instead of the
@@ -45,9 +45,10 @@ type RerunRequest struct {
 	PropagateTags string  `json:"propagateTags,omitempty"`
 	// DependsOn replaces the run's dependencies.
 	DependsOn []RunDependency `json:"dependsOn,omitempty"`
-	// Pool replaces the run's pool.
-	Pool           string `json:"pool,omitempty"`
-	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// Pool replaces the run's pool; "" takes the rerun out of any (as a
+	// submission's "pool": "" is no pool), nil (left out) keeps the run's.
+	Pool           *string `json:"pool,omitempty"`
+	IdempotencyKey string  `json:"idempotencyKey,omitempty"`
 }
 
 // Validate collects the problems of the request's own fields, each
@@ -70,7 +71,10 @@ func (q RerunRequest) Validate() error {
 	}
 	own := SubmitRequest{Cluster: q.Cluster, Worker: q.Worker, TimeoutSeconds: q.TimeoutSeconds,
 		ActiveDeadlineSeconds: q.ActiveDeadlineSeconds, Priority: q.Priority, Tags: q.Tags,
-		PropagateTags: q.PropagateTags, DependsOn: q.DependsOn, Pool: q.Pool, IdempotencyKey: q.IdempotencyKey}
+		PropagateTags: q.PropagateTags, DependsOn: q.DependsOn, IdempotencyKey: q.IdempotencyKey}
+	if q.Pool != nil {
+		own.Pool = *q.Pool
+	}
 	if err := own.Validate(); err != nil {
 		errs = append(errs, unjoin(err)...)
 	}
@@ -134,8 +138,8 @@ func (q RerunRequest) Submission(r *Run, td *TaskDefinition) *SubmitRequest {
 	if len(q.DependsOn) > 0 {
 		sub.DependsOn = q.DependsOn
 	}
-	if q.Pool != "" {
-		sub.Pool = q.Pool
+	if q.Pool != nil {
+		sub.Pool = *q.Pool
 	}
 	return sub
 }

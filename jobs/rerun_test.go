@@ -54,11 +54,35 @@ func TestRerunSubmissionCopiesTheRun(t *testing.T) {
 	}
 }
 
+// TestRerunPoolLeftOutOrEmpty: a rerun request without pool keeps the
+// run's; "pool": "" takes the rerun out of it (as a submission's "" is
+// no pool, and an empty gantry rerun --pool), the way out of a pool deleted
+// since.
+func TestRerunPoolLeftOutOrEmpty(t *testing.T) {
+	r := submitted()
+	for body, want := range map[string]string{
+		`{"runId":"01old"}`:                   "warehouse",
+		`{"runId":"01old","pool":""}`:         "",
+		`{"runId":"01old","pool":"gpu-pool"}`: "gpu-pool",
+	} {
+		var q RerunRequest
+		if err := json.Unmarshal([]byte(body), &q); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Validate(); err != nil {
+			t.Errorf("%s: %v", body, err)
+		}
+		if got := q.Submission(r, &r.Spec.Task); got.Pool != want {
+			t.Errorf("%s: pool %q, want %q", body, got.Pool, want)
+		}
+	}
+}
+
 func TestRerunSubmissionRequestWins(t *testing.T) {
 	r := submitted()
 	q := RerunRequest{RunID: r.RunID, Cluster: "gpu", Priority: PriorityHigh, TimeoutSeconds: 5, ActiveDeadlineSeconds: 50,
 		Attempts: 5, Tags: TagList{{Key: "team", Value: "ml"}, {Key: "new", Value: "1"}}, PropagateTags: PropagateTaskDefinition,
-		DependsOn: []RunDependency{{RunID: "01other", Condition: CondSuccess}}, Pool: "gpu-pool", IdempotencyKey: "k",
+		DependsOn: []RunDependency{{RunID: "01other", Condition: CondSuccess}}, Pool: ptr("gpu-pool"), IdempotencyKey: "k",
 		Overrides: &Overrides{ContainerOverrides: []ContainerOverride{{Environment: []KeyValue{{Name: "B", Value: "rerun"}}, Memory: ptr(1024)}}}}
 	got := q.Submission(r, &r.Spec.Task)
 	if got.Cluster != "gpu" || got.Worker != "" {
@@ -140,7 +164,7 @@ func TestRerunSubmissionOfAStageRun(t *testing.T) {
 func TestRerunRequestValidate(t *testing.T) {
 	q := RerunRequest{Attempts: 11, Priority: "urgent", Cluster: "a b", TimeoutSeconds: -1,
 		Overrides: &Overrides{ContainerOverrides: []ContainerOverride{{Name: "main"}, {Name: "main", Command: []string{"sh"}}}},
-		Tags:      TagList{{Key: "gantry:x", Value: "1"}}, PropagateTags: "SERVICE", Pool: "bad pool",
+		Tags:      TagList{{Key: "gantry:x", Value: "1"}}, PropagateTags: "SERVICE", Pool: ptr("bad pool"),
 		DependsOn: []RunDependency{{RunID: "x", Condition: "sometimes"}}}
 	err := q.Validate()
 	if err == nil {

@@ -320,3 +320,22 @@ func TestRerunOfStageRuns(t *testing.T) {
 		t.Errorf("the rerun of a fire's run: %s", env)
 	}
 }
+
+// TestRerunOutOfADeletedPool: the rerun of a run whose pool was deleted
+// since is refused naming the pool; "pool": "" reruns it in no pool.
+func TestRerunOutOfADeletedPool(t *testing.T) {
+	e := startRerun(t)
+	e.setPool("gone", 1)
+	r := e.submitRun(`{"taskDefinition":"hello","pool":"gone"}`)
+	e.fail(r.RunID)
+	e.waitFor(r.RunID, "FAILED", func(r *jobs.Run) bool { return r.Status == jobs.StatusFailed })
+	e.ok("gantry.api.pools.delete", `{"name":"gone"}`, nil)
+
+	if er := e.rerunError(fmt.Sprintf(`{"runId":%q}`, r.RunID)); er.Code != jobs.CodeNotFound || !strings.Contains(er.Message, `pool "gone"`) {
+		t.Errorf("rerun in the deleted pool: %s %s", er.Code, er.Message)
+	}
+	rep := e.rerun(fmt.Sprintf(`{"runId":%q,"pool":""}`, r.RunID))
+	if got := e.runDoc(rep.RunID); got.Pool != "" || got.RerunOf != r.RunID {
+		t.Errorf("rerun in no pool: pool %q, rerunOf %q", got.Pool, got.RerunOf)
+	}
+}

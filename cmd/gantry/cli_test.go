@@ -25,6 +25,7 @@ import (
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 )
 
 // TestRunRefusesACommandWithoutDash: arguments after the task that are
@@ -74,6 +75,34 @@ func TestRerunFlagsCheckedFirst(t *testing.T) {
 		err := offline(append([]string{"rerun"}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "127.0.0.1:1") {
 			t.Errorf("gantry rerun %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+}
+
+// TestRerunPoolFlag: gantry rerun without --pool keeps the run's pool
+// (none sent); an empty --pool sends "" (the rerun in no pool, as gantry
+// run's empty --pool); --pool NAME sends NAME.
+func TestRerunPoolFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string // the request's pool JSON
+	}{
+		{nil, "null"},
+		{[]string{"--pool", ""}, `""`},
+		{[]string{"--pool", "gpu"}, `"gpu"`},
+	} {
+		var f rerunFlags
+		cmd := &cobra.Command{}
+		cmd.Flags().StringVar(&f.pool, "pool", "", "")
+		if err := cmd.ParseFlags(c.args); err != nil {
+			t.Fatal(err)
+		}
+		req, err := f.request(cmd, "01x")
+		if err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		if got, _ := json.Marshal(req.Pool); string(got) != c.want {
+			t.Errorf("%q: pool %s, want %s", c.args, got, c.want)
 		}
 	}
 }

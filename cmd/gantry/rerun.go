@@ -104,7 +104,7 @@ submits its run again with gantry run.`,
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the rerun K=V, over the run's tags (repeatable)")
 	fl.BoolVar(&f.propagateTags, "propagate-tags", false, "give the rerun its task definition revision's tags too, the run's and --tag winning")
 	fl.StringArrayVar(&f.dependsOn, "depends-on", nil, "wait for this run to end first: RUN[:success|failure|complete]; replaces the run's dependencies (repeatable)")
-	fl.StringVar(&f.pool, "pool", "", "take a slot of this pool instead of the run's")
+	fl.StringVar(&f.pool, "pool", "", "take a slot of this pool instead of the run's ('': of none)")
 	fl.StringVar(&f.idemKey, "idempotency-key", "", "rerunning twice with the same key creates one run")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the new run's id and return at once")
 	addDetachOutputFlag(c, &out)
@@ -120,8 +120,11 @@ func (f *rerunFlags) request(cmd *cobra.Command, run string) (*jobs.RerunRequest
 	if strings.TrimSpace(run) == "" {
 		return nil, errors.New("which run? give its id (gantry ps --all lists them)")
 	}
-	req := &jobs.RerunRequest{RunID: run, Latest: f.latest, Cluster: f.cluster, Worker: f.worker, Pool: f.pool,
+	req := &jobs.RerunRequest{RunID: run, Latest: f.latest, Cluster: f.cluster, Worker: f.worker,
 		IdempotencyKey: f.idemKey}
+	if cmd.Flags().Changed("pool") {
+		req.Pool = &f.pool // '' takes the rerun out of the run's pool
+	}
 	co := jobs.ContainerOverride{Name: f.name}
 	for _, kv := range f.env {
 		k, v, ok := strings.Cut(kv, "=")
