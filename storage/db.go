@@ -18,8 +18,9 @@ import (
 // DB is gantry's SQLite store. It is safe for concurrent use, but only one
 // DB (one process) may write a database file at a time.
 type DB struct {
-	w *sql.DB // the single writer connection
-	r *sql.DB // readers, query_only
+	w    *sql.DB // the single writer connection
+	r    *sql.DB // readers, query_only
+	path string  // the database file, absolute (backup.go)
 
 	stmts *stmts    // stmts.go
 	group committer // group.go
@@ -69,6 +70,7 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	uri := fileURI(abs)
+	removeBackupTemps(abs) // backup.go
 
 	pragmas := writerPragmas
 	if oc.syncFull {
@@ -114,7 +116,7 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	db := &DB{w: w, r: r, stmts: st, outboxed: make(chan struct{}, 1)}
+	db := &DB{w: w, r: r, path: abs, stmts: st, outboxed: make(chan struct{}, 1)}
 	db.startCommitter()
 	if err := db.loadHooks(ctx); err != nil {
 		db.Close()
