@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -41,11 +40,8 @@ func (s *Stager) DeletePipelineRuns(ctx context.Context, ids []string) (int, err
 		if !hasAnyPrefix(name, prefixes) {
 			continue
 		}
-		if err := obs.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-			return n, fmt.Errorf("delete %s: %w", name, err)
-		}
-		if err := stream.Purge(ctx, jetstream.WithPurgeSubject(metaPrefix+base64.URLEncoding.EncodeToString([]byte(name)))); err != nil {
-			return n, fmt.Errorf("purge %s: %w", name, err)
+		if err := deleteObject(ctx, obs, stream, name); err != nil { // backups.go
+			return n, err
 		}
 		n++
 	}
