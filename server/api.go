@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -107,6 +108,7 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 		{"webhooks_list", "webhooks.list", s.apiWebhookList},
 		{"webhooks_delete", "webhooks.delete", s.apiWebhookDelete},
 		{"webhooks_test", "webhooks.test", s.apiWebhookTest},
+		{"admin_backup", "admin.backup", s.apiBackup}, // backup.go
 		// Last: endpoints go live one by one as they are added, and clients
 		// (gantry ps, tests, bench) take an answer from runs.list to mean
 		// the whole API is up.
@@ -159,6 +161,7 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 	}
 	for _, e := range endpoints {
 		h, st := checked(e.subject, e.h), stats[e.name] // apispec.go
+		timeout := cmp.Or(endpointTimeouts[e.subject], 30*time.Second)
 		err := g.AddEndpoint(e.name, micro.HandlerFunc(func(req micro.Request) {
 			data, to := req.Data(), req.Reply()
 			if queue.JetStreamDelivery(to) {
@@ -170,7 +173,7 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 			taken := handlers.Go(func(ctx context.Context) {
 				defer func() { <-inFlight }()
 				start := time.Now()
-				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				rctx, cancel := context.WithTimeout(ctx, timeout)
 				defer cancel()
 				msg := replyMsg(h(rctx, data))
 				st.record(time.Since(start), msg)
@@ -194,6 +197,10 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 		handlers.Stop()
 	}, nil
 }
+
+// endpointTimeouts are the endpoints whose requests may take longer than
+// 30 s.
+var endpointTimeouts = map[string]time.Duration{"admin.backup": backupTimeout}
 
 // apiHandlers runs the API's requests on kept goroutines, and lets the
 // server finish those it has taken before it stops: a submission cut off

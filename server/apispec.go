@@ -77,6 +77,7 @@ var endpointSpecs = map[string]endpointSpec{
 	"webhooks.list":       {"List the webhooks with their last delivery try and their deliveries pending, delivered and failed (never a secret)", struct{}{}, WebhookListReply{}, true},
 	"webhooks.delete":     {"Delete a webhook and drop its pending deliveries", WebhookNameRequest{}, WebhookDeleteReply{}, false},
 	"webhooks.test":       {"POST a sample event (a FAILED run) to a webhook now and return the answer; nothing is recorded", WebhookNameRequest{}, WebhookTestReply{}, false},
+	"admin.backup":        {"Make a consistent copy of the store (SQLite VACUUM INTO) and put it in the data bucket for the caller to fetch and delete (gantry backup); the reply names the object, its size and SHA-256; the server deletes it after an hour if no one did", BackupRequest{}, BackupReply{}, true},
 	"schedules.delete":    {"Delete a task schedule (the runs it started go on); a pipeline's schedule is part of its file: failed_precondition", ScheduleDeleteRequest{}, DeleteReply{}, false},
 }
 

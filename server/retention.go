@@ -32,8 +32,8 @@ func retentionEvery(retention time.Duration) time.Duration {
 // startDataRetention brings the bucket's TTL to the retention (plus
 // queue.DataBucketSlack, so that it only catches files no run accounts
 // for) and its replicas to the server's, and deletes the files of every
-// pipeline run that ended more than the retention ago, until ctx is done.
-// Should the bucket fail to be made at start, it is tried again in the
+// pipeline run that ended more than the retention ago, and the backups
+// no client took (backup.go), until ctx is done. Should the bucket fail to be made at start, it is tried again in the
 // background (ensureBucket).
 func (s *Server) startDataRetention(ctx context.Context, wg *sync.WaitGroup) {
 	log := s.cfg.log.With().Str("role", "retention").Logger()
@@ -48,6 +48,9 @@ func (s *Server) startDataRetention(ctx context.Context, wg *sync.WaitGroup) {
 		for {
 			if _, err := s.sweepData(ctx); err != nil && ctx.Err() == nil {
 				log.Error().Err(err).Msg("delete expired stage data")
+			}
+			if err := s.sweepBackups(ctx); err != nil && ctx.Err() == nil { // backup.go
+				log.Error().Err(err).Msg("delete expired backups")
 			}
 			select {
 			case <-ctx.Done():

@@ -51,6 +51,8 @@ type Server struct {
 
 	metrics *metrics // metrics.go
 
+	backups backups // backup.go
+
 	// sweepStored, when set (tests), runs between the sweep's commit of a
 	// run and its publishing of the run's status.
 	sweepStored func()
@@ -66,6 +68,7 @@ type config struct {
 	followUpRetry  time.Duration         // followups.go
 	metrics        prometheus.Registerer // metrics.go; nil: not registered
 	webhookRetry   webhookRetry          // webhooks.go
+	backupTTL      time.Duration         // backup.go
 }
 
 // Option configures a Server.
@@ -85,7 +88,8 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 		o(&cfg)
 	}
 	s := &Server{db: db, q: q, cfg: cfg, entropy: ulid.Monotonic(rand.Reader, 0), metrics: newMetrics()}
-	s.waiters.any.Store(true) // until the store says none wait (resolveAllWaiting)
+	s.waiters.any.Store(true)  // until the store says none wait (resolveAllWaiting)
+	s.backups.left.Store(true) // a backup left by the server before this one
 	s.initPipelines()
 	if cfg.metrics != nil {
 		s.metrics.register(cfg.metrics, s)
