@@ -66,13 +66,20 @@ func (e *apiEnv) queue() *queue.Queue {
 
 func startAPI(t *testing.T) *apiEnv {
 	t.Helper()
+	return startAPIOn(t, t.TempDir())
+}
+
+// startAPIOn is startAPI with the server's data directory data (its store
+// data/gantry.db) and options.
+func startAPIOn(t *testing.T, data string, opts ...Option) *apiEnv {
+	t.Helper()
 	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: opUser, Password: opPass,
 		SubmitUser: subUser, SubmitPassword: subPass})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Shutdown)
-	e := &apiEnv{t: t, ns: ns, data: t.TempDir(), subErrs: make(chan error, 100)}
+	e := &apiEnv{t: t, ns: ns, data: data, subErrs: make(chan error, 100), opts: opts}
 	e.op = e.dial(opUser, opPass)
 	e.sub, err = nats.Connect(ns.ClientURL(), nats.UserInfo(subUser, subPass),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
@@ -268,6 +275,7 @@ func TestEveryEndpoint(t *testing.T) {
 		"webhooks.list":       `{}`,
 		"webhooks.test":       `{"name":"ops"}`, // webhooks.add made it
 		"webhooks.delete":     `{"name":"ops"}`,
+		"admin.backup":        `{}`,
 	}
 	// Requests the submit-only user may make; it is refused everything
 	// else, runs.get and pipelines.get included (runs.status and
@@ -281,7 +289,7 @@ func TestEveryEndpoint(t *testing.T) {
 		"pipelines.get", "pipelines.status", "pipelines.stop", "pipelines.retry", "pipelines.backfill",
 		"schedules.list", "schedules.suspend", "schedules.resume", "schedules.trigger", "schedules.create",
 		"pipelines.delete", "schedules.delete", "pools.set", "pools.list", "pools.delete",
-		"webhooks.add", "webhooks.list", "webhooks.test", "webhooks.delete"}
+		"webhooks.add", "webhooks.list", "webhooks.test", "webhooks.delete", "admin.backup"}
 	if len(order) != len(endpointSpecs) || len(good) != len(endpointSpecs) {
 		t.Fatalf("the test covers %d endpoints (%d good requests), the service has %d", len(order), len(good), len(endpointSpecs))
 	}

@@ -79,9 +79,6 @@ type backups struct {
 	// left says the bucket may hold backups: set at start and by every
 	// backup, cleared by a sweep that found none left.
 	left atomic.Bool
-	// temp, when set (tests), names the snapshot's file instead of
-	// storage.DB.BackupTemp.
-	temp func() string
 }
 
 func (s *Server) backupTTL() time.Duration {
@@ -109,8 +106,8 @@ func (s *Server) apiBackup(ctx context.Context, data []byte) (any, error) {
 func (s *Server) backup(ctx context.Context) (*BackupReply, error) {
 	now := s.cfg.now().UTC()
 	tmp := s.db.BackupTemp()
-	if s.backups.temp != nil {
-		tmp = s.backups.temp()
+	if s.cfg.backupTemp != "" {
+		tmp = s.cfg.backupTemp
 	}
 	if err := s.db.BackupInto(ctx, tmp); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)

@@ -69,6 +69,7 @@ type config struct {
 	metrics        prometheus.Registerer // metrics.go; nil: not registered
 	webhookRetry   webhookRetry          // webhooks.go
 	backupTTL      time.Duration         // backup.go
+	backupTemp     string                // backup.go; tests: the snapshot's file
 }
 
 // Option configures a Server.
