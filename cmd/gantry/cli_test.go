@@ -1033,3 +1033,41 @@ func offline(args ...string) error {
 	root.SetArgs(append(args, "--nats", "nats://127.0.0.1:1"))
 	return root.ExecuteContext(context.Background())
 }
+
+// TestBackupChecksItsFileFirst: what keeps FILE from being written is said
+// before anything is asked of the server (none listens here).
+func TestBackupChecksItsFileFirst(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "there.db")
+	os.WriteFile(existing, []byte("keep"), 0o600)
+	locked := filepath.Join(dir, "locked")
+	os.Mkdir(locked, 0o500)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{filepath.Join(dir, "nosuch", "b.db")}, "cannot write there"},
+		{[]string{existing}, "exists: give --force to replace it"},
+		{[]string{dir}, "is a directory"},
+		{[]string{filepath.Join(locked, "b.db")}, "cannot write there"},
+	} {
+		if os.Geteuid() == 0 && strings.HasPrefix(c.args[0], locked) {
+			continue // root writes anywhere
+		}
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(append([]string{"backup", "--nats", "nats://127.0.0.1:1"}, c.args...))
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "FILE ") {
+			t.Errorf("gantry backup %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep" {
+		t.Errorf("the existing file became %q", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("left in the directory: %v", entries)
+	}
+}

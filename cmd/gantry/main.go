@@ -155,7 +155,7 @@ exit code; 124 when the run timed out; 125 when gantry itself failed.`,
 	root.AddCommand(
 		newUpCmd(g), newServerCmd(g), newWorkerCmd(g),
 		newRunCmd(g), newRerunCmd(g), newPsCmd(g), newDescribeCmd(g), newLogsCmd(g), newStopCmd(g), newWaitCmd(g), newEventsCmd(g),
-		newWorkersCmd(g), newPoolCmd(g), newWebhookCmd(g),
+		newWorkersCmd(g), newPoolCmd(g), newWebhookCmd(g), newBackupCmd(g),
 		newTaskdefCmd(g),
 		newPipelineCmd(g), newScheduleCmd(g),
 		newVersionCmd(), newBenchCmd(), newContextCmd(g),
