@@ -27,19 +27,14 @@ func (db *DB) PutPipeline(ctx context.Context, p *jobs.Pipeline, now time.Time) 
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, false, fmt.Errorf("put pipeline %s: %w", p.Name, err)
 	}
-	next := *p
-	next.Version, next.CreatedAt = 1, now.UTC()
-	if latest != nil {
-		var prev jobs.Pipeline
-		if err := json.Unmarshal(latest, &prev); err != nil {
-			return nil, false, fmt.Errorf("put pipeline %s: %w", p.Name, err)
-		}
-		if samePipeline(&prev, p) {
-			return &prev, false, nil
-		}
-		next.Version = prev.Version + 1
+	next, prev, err := nextPipeline(latest, p, now)
+	if err != nil {
+		return nil, false, fmt.Errorf("put pipeline %s: %w", p.Name, err)
 	}
-	doc, err := json.Marshal(&next)
+	if next == prev {
+		return prev, false, nil
+	}
+	doc, err := json.Marshal(next)
 	if err != nil {
 		return nil, false, err
 	}
@@ -61,7 +56,45 @@ func (db *DB) PutPipeline(ctx context.Context, p *jobs.Pipeline, now time.Time) 
 	if err := tx.Commit(); err != nil {
 		return nil, false, fmt.Errorf("put pipeline %s: %w", p.Name, err)
 	}
-	return &next, true, nil
+	return next, true, nil
+}
+
+// PreviewPipeline says what PutPipeline would do with p now, and writes
+// nothing: the version it would store (changed) or the latest version,
+// equal to p (not changed), and the latest version before it, nil for a
+// pipeline not stored yet. It reads on the reader, outside any
+// transaction: an apply between it and a PutPipeline may change the
+// outcome.
+func (db *DB) PreviewPipeline(ctx context.Context, p *jobs.Pipeline, now time.Time) (out, prev *jobs.Pipeline, changed bool, err error) {
+	var latest []byte
+	err = db.r.QueryRowContext(ctx, `SELECT doc FROM pipelines WHERE name = ? ORDER BY version DESC LIMIT 1`, p.Name).Scan(&latest)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, false, fmt.Errorf("preview pipeline %s: %w", p.Name, err)
+	}
+	next, prev, err := nextPipeline(latest, p, now)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("preview pipeline %s: %w", p.Name, err)
+	}
+	return next, prev, next != prev, nil
+}
+
+// nextPipeline decides what storing p over latest (the latest version's
+// document, nil if none) makes: the next version, or prev itself when p
+// equals it. prev is latest decoded.
+func nextPipeline(latest []byte, p *jobs.Pipeline, now time.Time) (next, prev *jobs.Pipeline, err error) {
+	n := *p
+	n.Version, n.CreatedAt = 1, now.UTC()
+	if latest != nil {
+		prev = new(jobs.Pipeline)
+		if err := json.Unmarshal(latest, prev); err != nil {
+			return nil, nil, err
+		}
+		if samePipeline(prev, p) {
+			return prev, prev, nil
+		}
+		n.Version = prev.Version + 1
+	}
+	return &n, prev, nil
 }
 
 func samePipeline(a, b *jobs.Pipeline) bool {

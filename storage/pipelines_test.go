@@ -226,3 +226,44 @@ func TestLastPipelineEnds(t *testing.T) {
 		t.Fatalf("after q applied again: %+v, %v; want p's two only", got, err)
 	}
 }
+
+// TestPreviewPipelineAgreesWithPut: the preview says what PutPipeline then
+// does (a first version, an unchanged one, the next), and stores nothing:
+// no version, no schedule row.
+func TestPreviewPipelineAgreesWithPut(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	v1 := testPipeline(t, "name: p\nschedule: {cron: '@daily', suspend: true}\nstages: [{name: a, taskDefinition: t}]\n")
+	out, prev, changed, err := db.PreviewPipeline(ctx, v1, t0)
+	if err != nil || !changed || prev != nil || out.Version != 1 || !out.CreatedAt.Equal(t0) {
+		t.Fatalf("preview of a new pipeline: %+v %+v %v %v", out, prev, changed, err)
+	}
+	if _, err := db.GetPipeline(ctx, "p", 0); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("the preview stored the pipeline: %v", err)
+	}
+	if ss, _ := db.ListSchedules(ctx); len(ss) != 0 {
+		t.Fatalf("the preview stored a schedule: %+v", ss)
+	}
+	if _, _, err := db.PutPipeline(ctx, v1, t0); err != nil {
+		t.Fatal(err)
+	}
+	out, prev, changed, err = db.PreviewPipeline(ctx, v1, t0.Add(time.Hour))
+	if err != nil || changed || out.Version != 1 || prev == nil || prev.Version != 1 {
+		t.Fatalf("preview of the same file: %+v %+v %v %v", out, prev, changed, err)
+	}
+	v2 := testPipeline(t, "name: p\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t}]\n")
+	out, prev, changed, err = db.PreviewPipeline(ctx, v2, t0.Add(time.Hour))
+	if err != nil || !changed || out.Version != 2 || prev.Version != 1 || len(out.Stages) != 2 {
+		t.Fatalf("preview of a change: %+v %+v %v %v", out, prev, changed, err)
+	}
+	if latest, _ := db.GetPipeline(ctx, "p", 0); latest.Version != 1 {
+		t.Fatalf("the preview stored version %d", latest.Version)
+	}
+	if ss, _ := db.ListSchedules(ctx); len(ss) != 1 || !ss[0].Suspended {
+		t.Fatalf("the preview of a version without a schedule changed it: %+v", ss)
+	}
+	got, changed, err := db.PutPipeline(ctx, v2, t0.Add(time.Hour))
+	if err != nil || !changed || got.Version != out.Version {
+		t.Fatalf("put after the preview: %+v %v %v, previewed version %d", got, changed, err, out.Version)
+	}
+}

@@ -41,6 +41,20 @@ func (db *DB) RegisterTaskDef(ctx context.Context, td jobs.TaskDefinition, now t
 	return &jobs.RegisteredTaskDefinition{TaskDefinition: td, Status: jobs.TaskDefActive, RegisteredAt: now.UTC()}, nil
 }
 
+// LatestTaskDef returns the highest revision of a family, ACTIVE or
+// INACTIVE: the one RegisterTaskDef's next revision follows. A family
+// never registered is an error wrapping jobs.ErrNotFound.
+func (db *DB) LatestTaskDef(ctx context.Context, family string) (*jobs.RegisteredTaskDefinition, error) {
+	td, err := scanTaskDef(db.r.QueryRowContext(ctx, selectTaskDef+` WHERE family = ? ORDER BY revision DESC LIMIT 1`, family))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("task definition %s: %w", family, jobs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("task definition %s: %w", family, err)
+	}
+	return td, nil
+}
+
 const selectTaskDef = `SELECT status, registered_at, deregistered_at, doc FROM taskdefs`
 
 // GetTaskDef returns a revision of a family; revision 0 means the latest

@@ -67,3 +67,26 @@ func TestTaskDefRevisions(t *testing.T) {
 		t.Errorf("after reopen: %+v, %v", got, err)
 	}
 }
+
+// TestLatestTaskDefWhateverItsStatus: the revision the next register
+// follows, INACTIVE or not.
+func TestLatestTaskDefWhateverItsStatus(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	if _, err := db.LatestTaskDef(ctx, "etl"); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("a family never registered: %v", err)
+	}
+	td := jobs.TaskDefinition{Family: "etl", ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Image: "busybox"}}}
+	for range 2 {
+		if _, err := db.RegisterTaskDef(ctx, td, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.DeregisterTaskDef(ctx, "etl", 2, t0); err != nil {
+		t.Fatal(err)
+	}
+	latest, err := db.LatestTaskDef(ctx, "etl")
+	if err != nil || latest.Revision != 2 || latest.Status != jobs.TaskDefInactive {
+		t.Fatalf("latest: %+v, %v", latest, err)
+	}
+}
