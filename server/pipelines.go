@@ -332,12 +332,23 @@ func (s *Server) storeScheduled(ctx context.Context, p *jobs.Pipeline, pr *jobs.
 // PipelineApplyRequest carries a pipeline file, YAML or JSON.
 type PipelineApplyRequest struct {
 	Data []byte `json:"data"`
+	// DryRun checks the file as an apply does, refusing what it refuses,
+	// and says what it would store, storing nothing.
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
-// PipelineApplyReply says which version an apply made.
+// PipelineApplyReply says which version an apply made, or, of a dry
+// run, would make: Changed with the next version (1 for a new
+// pipeline), or the latest version unchanged.
 type PipelineApplyReply struct {
 	Pipeline jobs.Pipeline `json:"pipeline"`
 	Changed  bool          `json:"changed"`
+	// DryRun says that nothing was stored.
+	DryRun bool `json:"dryRun,omitempty"`
+	// Changes, of a dry run making a new version of a pipeline, sum up
+	// what differs from the latest one, a line each
+	// (jobs.PipelineChanges).
+	Changes []string `json:"changes,omitempty"`
 }
 
 // PipelineRunRequest starts a pipeline run.
@@ -418,7 +429,9 @@ func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error)
 	}
 	p, err := jobs.DecodePipeline(req.Data)
 	if err != nil {
-		return nil, err
+		// The file's fault, whatever it is (a YAML syntax error is no
+		// field's): not the server's internal.
+		return nil, invalidJoin(asInvalid(err))
 	}
 	// Every problem at once: the file's own, unknown task definitions, and
 	// (of a pipeline valid in itself) triggers.
@@ -429,6 +442,24 @@ func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error)
 	}
 	if err := invalidJoin(verr, s.checkStageRefs(ctx, p), terr); err != nil {
 		return nil, err
+	}
+	if req.DryRun {
+		// Reads only: no version, no schedule row, no cron wake, no
+		// promotion, no event.
+		next, prev, changed, err := s.db.PreviewPipeline(ctx, p, s.cfg.now())
+		if err != nil {
+			return nil, err
+		}
+		reply := PipelineApplyReply{Pipeline: *next, Changed: changed, DryRun: true}
+		if changed && prev != nil {
+			if reply.Changes = jobs.PipelineChanges(prev, next); len(reply.Changes) == 0 {
+				// Equal in meaning, unequal as stored (an older gantry's
+				// form of a field): an apply stores a new version all
+				// the same.
+				reply.Changes = []string{"no field differs in meaning; the stored form does"}
+			}
+		}
+		return reply, nil
 	}
 	stored, changed, err := s.db.PutPipeline(ctx, p, s.cfg.now())
 	if err != nil {
@@ -442,6 +473,14 @@ func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error)
 		s.cfg.log.Warn().Err(err).Str("pipeline", p.Name).Msg("start waiting pipeline runs")
 	}
 	return PipelineApplyReply{Pipeline: *stored, Changed: changed}, nil
+}
+
+// asInvalid is err as an invalid_argument error, keeping its message.
+func asInvalid(err error) error {
+	if jobs.ErrorCode(err) == jobs.CodeInvalidArgument {
+		return err
+	}
+	return jobs.Invalid(err.Error())
 }
 
 // checkStageRefs reports every stage whose family[:rev] the registry

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -15,6 +18,22 @@ type RegisterReply struct {
 	TaskDefinition jobs.RegisteredTaskDefinition `json:"taskDefinition"`
 	// Warnings name what was accepted but ignored (AWS-only fields).
 	Warnings []string `json:"warnings,omitempty"`
+	// DryRun says that nothing was stored: TaskDefinition is the
+	// revision a register would make.
+	DryRun bool `json:"dryRun,omitempty"`
+	// IdenticalTo, of a dry run, names the family's latest revision
+	// (family:revision) when the definition equals it: a register would
+	// store it again as the next revision all the same, as ECS does.
+	IdenticalTo string `json:"identicalTo,omitempty"`
+}
+
+// registerRequest documents taskdefs.register's request: the ECS task
+// definition, and beside its fields dryRun.
+type registerRequest struct {
+	jobs.TaskDefinition
+	// DryRun checks the definition as a register does, refusing what it
+	// refuses, and says which revision it would be, storing nothing.
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // TaskDefRequest names a task definition: "family" (its latest ACTIVE
@@ -88,7 +107,78 @@ func (s *Server) apiRegisterTaskDef(ctx context.Context, data []byte) (any, erro
 	if len(data) == 0 {
 		return nil, jobs.Invalid("empty request: want an ECS task definition")
 	}
+	dry, data, err := takeDryRun(data)
+	if err != nil {
+		return nil, err
+	}
+	if dry {
+		return s.dryRunTaskDef(ctx, data)
+	}
 	return s.RegisterTaskDef(ctx, data)
+}
+
+// takeDryRun takes a top-level "dryRun" out of a register request: ECS
+// task definitions have no such field. A request without one comes back
+// as it is, and so does one that is not a JSON object, for the decoder
+// to say where it is wrong.
+func takeDryRun(data []byte) (bool, []byte, error) {
+	if !bytes.Contains(data, []byte(`"dryRun"`)) {
+		return false, data, nil
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return false, data, nil
+	}
+	raw, ok := obj["dryRun"]
+	if !ok {
+		return false, data, nil
+	}
+	var dry bool
+	if err := json.Unmarshal(raw, &dry); err != nil {
+		return false, nil, jobs.Invalid(fmt.Sprintf("dryRun: want true or false, got %s", raw))
+	}
+	delete(obj, "dryRun")
+	rest, err := json.Marshal(obj)
+	if err != nil {
+		return false, nil, jobs.Invalid(fmt.Sprintf("task definition: %v", err))
+	}
+	return dry, rest, nil
+}
+
+// dryRunTaskDef checks a task definition as RegisterTaskDef does and
+// says which revision it would be, and whether it equals the family's
+// latest; it stores nothing.
+func (s *Server) dryRunTaskDef(ctx context.Context, data []byte) (*RegisterReply, error) {
+	td, warn, err := jobs.DecodeTaskDefinition(data)
+	if err != nil {
+		return nil, err
+	}
+	td.Revision = 0
+	reply := &RegisterReply{Warnings: warn, DryRun: true}
+	next := jobs.RegisteredTaskDefinition{TaskDefinition: *td, Status: jobs.TaskDefActive, RegisteredAt: s.cfg.now().UTC()}
+	next.Revision = 1
+	latest, err := s.db.LatestTaskDef(ctx, td.Family)
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		next.Revision = latest.Revision + 1
+		if sameTaskDef(latest.TaskDefinition, *td) {
+			reply.IdenticalTo = latest.Ref()
+		}
+	}
+	reply.TaskDefinition = next
+	return reply, nil
+}
+
+// sameTaskDef reports whether two definitions are stored alike, their
+// revisions aside.
+func sameTaskDef(a, b jobs.TaskDefinition) bool {
+	a.Revision, b.Revision = 0, 0
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
 }
 
 func (s *Server) apiDescribeTaskDef(ctx context.Context, data []byte) (any, error) {
