@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 )
 
@@ -32,7 +33,7 @@ func TestExitCodeOfAnInterrupt(t *testing.T) {
 		{"interrupted, the signal as the cause", signaled, fmt.Errorf("%w: stopped waiting; the runs go on", signal), exitInterrupted},
 		{"a command's own code", interrupted, &exitError{code: 3, err: canceled}, 3},
 	} {
-		if got := exitCode(c.ctx, c.err); got != c.want {
+		if got := exitCode(c.ctx, c.err, io.Discard); got != c.want {
 			t.Errorf("%s: exit %d, want %d", c.name, got, c.want)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -69,27 +70,35 @@ func main() {
 var longRunning atomic.Bool
 
 func run(ctx context.Context, args []string) int {
+	return runWith(ctx, args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// runWith runs gantry with args on these streams and returns its exit
+// code, having told its error on stderr.
+func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot()
 	root.SetArgs(args)
-	return exitCode(ctx, root.ExecuteContext(ctx))
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return exitCode(ctx, root.ExecuteContext(ctx), stderr)
 }
 
 // exitInterrupted is what a command stopped by SIGINT or SIGTERM exits
-// with: 128+SIGINT, as a shell reports a
-// program Ctrl-C ended (gantry logs -f, gantry wait...). Commands for
-// which an interrupt is a normal end (gantry events, gantry up) return
-// nil and exit 0.
+// with: 128+SIGINT, as a shell reports a program Ctrl-C ended (gantry
+// logs -f, gantry wait...). Commands for which an interrupt is a normal
+// end (gantry events, gantry up) return nil and exit 0.
 const exitInterrupted = 130
 
-// exitCode prints err, if any, and gives the process's exit code.
-func exitCode(ctx context.Context, err error) int {
+// exitCode tells err, if any, on stderr and gives the process's exit code.
+func exitCode(ctx context.Context, err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "gantry:", ee.err)
+			fmt.Fprintln(stderr, "gantry:", ee.err)
 		}
 		return ee.code
 	}
@@ -97,11 +106,11 @@ func exitCode(ctx context.Context, err error) int {
 		// Said only when it says more than that a signal came
 		// ("stopped waiting; the runs go on").
 		if msg := err.Error(); msg != cause.Error() && msg != context.Canceled.Error() {
-			fmt.Fprintln(os.Stderr, "gantry:", msg)
+			fmt.Fprintln(stderr, "gantry:", msg)
 		}
 		return exitInterrupted
 	}
-	fmt.Fprintln(os.Stderr, "gantry:", err)
+	fmt.Fprintln(stderr, "gantry:", err)
 	return exitGantryError
 }
 
@@ -126,7 +135,8 @@ Every command finds NATS through --nats or GANTRY_NATS_URL
 (default ` + queue.DefaultURL + `).
 
 Exit codes: 0 on success; an attached 'gantry run' exits with its task's
-exit code; 124 when the run timed out; 125 when gantry itself failed.`,
+exit code; 124 when the run timed out; 1 when 'validate' or '--dry-run' found
+problems; 125 when gantry itself failed.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -23,55 +23,90 @@ func newPipelineCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "pipeline",
 		Short: "Apply, list, run and delete pipelines: DAGs of stages passing files along",
-		Example: `  gantry pipeline apply samples/pipelines/daily-sales.yaml
+		Example: `  gantry pipeline validate samples/pipelines/daily-sales.yaml
+  gantry pipeline apply --dry-run samples/pipelines/daily-sales.yaml
+  gantry pipeline apply samples/pipelines/daily-sales.yaml
   gantry pipeline run daily-sales --param day=2026-11-24
   gantry pipeline runs daily-sales -o json
   gantry pipeline retry pr-01jf3...
   gantry describe pr-01jf3...
   gantry pipeline delete daily-sales`,
 	}
-	c.AddCommand(newPipelineApplyCmd(g), newPipelineLsCmd(g), newPipelineDescribeCmd(g),
+	c.AddCommand(newPipelineApplyCmd(g), newPipelineValidateCmd(), newPipelineLsCmd(g), newPipelineDescribeCmd(g),
 		newPipelineRunCmd(g), newPipelineRetryCmd(g), newPipelineRunsCmd(g), newPipelineBackfillCmd(g), newPipelineDeleteCmd(g)) // delete.go
 	return c
 }
 
 func newPipelineApplyCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "apply FILE|-",
-		Short: "Create or update a pipeline from a YAML or JSON file (a new version when it changed)",
-		Args:  cobra.ExactArgs(1),
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "apply FILE|-...",
+		Short: "Create or update pipelines from YAML or JSON files (a new version when one changed)",
+		Long: `apply stores each pipeline file as the next version of its pipeline, or
+changes nothing when it equals the latest version. The server checks
+everything first, all at once: the file, that its task definitions are
+registered, that its pools exist, that its triggers name pipelines and close
+no cycle. Several files are applied in the order given, up to the first one
+refused.
+
+--dry-run asks the server to check the files as apply does and to say what
+each would change, storing nothing (no version, no schedule change, no
+waiting run started, no event):
+
+  pipelines/sales.yaml: pipeline sales: would be version 4 (now 3):
+    schedule.cron: "0 2 * * *" -> "0 3 * * *"
+    stages[1](transform).timeoutSeconds: 600 -> 900
+
+Each file is checked against what the server holds, not against the other
+files given. Its problems are listed on stderr, a line each, after the
+file's name; it exits 0 when every file would apply, 1 when problems were
+found, 125 when gantry could not check (the server unreachable, say).
+'gantry pipeline validate' checks files without a server.`,
+		Example: `  gantry pipeline apply samples/pipelines/daily-sales.yaml
+  gantry pipeline apply --dry-run pipelines/*.yaml`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := readFile(cmd, args[0])
+			if dryRun {
+				return dryRunPipelines(cmd, g, args) // check.go
+			}
+			files, err := readFiles(cmd, args)
 			if err != nil {
 				return err
 			}
 			// A file that does not decode goes no further. Other problems
 			// are listed by the server with those only it can see (unknown
 			// task definitions), all at once, or here if it is not reached.
-			if _, err := jobs.DecodePipeline(data); err != nil {
-				return fmt.Errorf("%s: %s", args[0], oneLine(err))
+			for i, data := range files {
+				if _, err := jobs.DecodePipeline(data); err != nil {
+					return fmt.Errorf("%s: %s", args[i], oneLine(err))
+				}
 			}
-			_, perr := jobs.ParsePipeline(data)
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
-				if perr != nil {
-					return fmt.Errorf("%s: %s", args[0], oneLine(perr))
+				for i, data := range files {
+					if _, perr := jobs.ParsePipeline(data); perr != nil {
+						return fmt.Errorf("%s: %s", args[i], oneLine(perr))
+					}
 				}
 				return err
 			}
 			defer nc.Close()
-			p, changed, err := c.ApplyPipeline(cmd.Context(), data)
-			if err != nil {
-				return fmt.Errorf("%s: %s", args[0], oneLine(err))
+			for i, data := range files {
+				p, changed, err := c.ApplyPipeline(cmd.Context(), data)
+				if err != nil {
+					return fmt.Errorf("%s: %s", args[i], oneLine(err))
+				}
+				verb := "applied"
+				if !changed {
+					verb = "unchanged"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s version %d %s\n", p.Name, p.Version, verb)
 			}
-			verb := "applied"
-			if !changed {
-				verb = "unchanged"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s version %d %s\n", p.Name, p.Version, verb)
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "check the files as apply does and say what would change, storing nothing (exit 1 on problems)")
+	return c
 }
 
 // oneLine joins the lines of a multi-problem error with "; ".

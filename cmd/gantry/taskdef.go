@@ -26,23 +26,43 @@ ignored; a field ECS does not have is an error.
 
 Run a registered task with 'gantry run FAMILY[:REV]' (the latest ACTIVE
 revision when REV is omitted).`,
-		Example: `  gantry taskdef register samples/taskdefs/hello.json
+		Example: `  gantry taskdef validate taskdefs/*.json
+  gantry taskdef register --dry-run samples/taskdefs/hello.json
+  gantry taskdef register samples/taskdefs/hello.json
   cat td.json | gantry taskdef register -
   gantry taskdef ls --all
   gantry taskdef describe hello -o json
   gantry taskdef deregister hello:1`,
 	}
-	c.AddCommand(newTaskdefRegisterCmd(g), newTaskdefLsCmd(g), newTaskdefDescribeCmd(g), newTaskdefDeregisterCmd(g))
+	c.AddCommand(newTaskdefRegisterCmd(g), newTaskdefValidateCmd(), newTaskdefLsCmd(g), newTaskdefDescribeCmd(g), newTaskdefDeregisterCmd(g))
 	return c
 }
 
 func newTaskdefRegisterCmd(g *globals) *cobra.Command {
-	var out output
+	var (
+		out    output
+		dryRun bool
+	)
 	c := &cobra.Command{
 		Use:   "register FILE|-",
 		Short: "Register a task definition from a JSON file (- for stdin); prints family:revision",
-		Args:  cobra.ExactArgs(1),
+		Long: `register stores an ECS task definition as the next revision of its family and
+prints it (family:revision). Every register makes a new revision, as on ECS,
+even of a definition equal to the latest.
+
+--dry-run asks the server to check it as register does and to say which
+revision it would be, and whether it equals the family's latest, storing
+nothing: "would register etl:4, identical to etl:3". Its problems are listed
+on stderr, a line each; it exits 0 when the definition would register, 1
+when problems were found, 125 when gantry could not check.
+'gantry taskdef validate' checks files without a server.`,
+		Example: `  gantry taskdef register samples/taskdefs/hello.json
+  gantry taskdef register --dry-run samples/taskdefs/hello.json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if dryRun {
+				return dryRunTaskDef(cmd.Context(), cmd, g, out, args[0]) // check.go
+			}
 			data, err := readFile(cmd, args[0])
 			if err != nil {
 				return err
@@ -65,6 +85,7 @@ func newTaskdefRegisterCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "check the definition as register does and say which revision it would be, storing nothing (exit 1 on problems)")
 	addOutputFlag(c, &out)
 	return c
 }
