@@ -595,8 +595,13 @@ func FuzzParsePipeline(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ParsePipeline(js); err != nil {
+		back, err := ParsePipeline(js)
+		if err != nil {
 			t.Fatalf("round trip: %v\n%s", err, js)
+		}
+		// A dry run of the same pipeline finds nothing changed.
+		if ch := PipelineChanges(p, back); len(ch) != 0 {
+			t.Fatalf("changes of a pipeline from itself: %q", ch)
 		}
 	})
 }

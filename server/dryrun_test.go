@@ -283,3 +283,45 @@ func TestTaskDefDryRun(t *testing.T) {
 		t.Fatalf("the register after the dry runs made %s, want hello:3", reg.TaskDefinition.Ref())
 	}
 }
+
+// FuzzTakeDryRun: whatever the register request, taking its dryRun out
+// leaves the rest of it as the decoder would read it without the field:
+// the same definition or the same refusal. A request that does not name
+// dryRun is not touched.
+func FuzzTakeDryRun(f *testing.F) {
+	f.Add([]byte(helloTaskDef), true)
+	f.Add([]byte(`{"taskDefinition":`+helloTaskDef+`,"tags":[{"key":"a","value":"b"}]}`), false)
+	f.Add([]byte(`{"family":"x","containerDefinitions":[{"name":"m","image":"i","memmory":1}]}`), true)
+	f.Add([]byte(`{"family":1}`), true)
+	f.Add([]byte(`[1,2]`), false)
+	f.Add([]byte(`{"dryRun":"yes"}`), false)
+	f.Fuzz(func(t *testing.T, data []byte, dry bool) {
+		if !json.Valid(data) {
+			return // refused before the handler (checked)
+		}
+		if !strings.Contains(string(data), `"dryRun"`) {
+			got, rest, err := takeDryRun(data)
+			if got || err != nil || string(rest) != string(data) {
+				t.Fatalf("a request without dryRun: %v %q %v", got, rest, err)
+			}
+		}
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(data, &obj) != nil || obj == nil {
+			return
+		}
+		if _, ok := obj["dryRun"]; ok {
+			return
+		}
+		obj["dryRun"], _ = json.Marshal(dry)
+		with, _ := json.Marshal(obj)
+		got, rest, err := takeDryRun(with)
+		if err != nil || got != dry {
+			t.Fatalf("dryRun %v of %s: %v, %v", dry, with, got, err)
+		}
+		td1, _, err1 := jobs.DecodeTaskDefinition(data)
+		td2, _, err2 := jobs.DecodeTaskDefinition(rest)
+		if (err1 == nil) != (err2 == nil) || (err1 == nil && !sameTaskDef(*td1, *td2)) {
+			t.Fatalf("without dryRun %s decodes as %+v, %v; as sent %+v, %v", rest, td2, err2, td1, err1)
+		}
+	})
+}
