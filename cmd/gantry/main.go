@@ -136,7 +136,8 @@ Every command finds NATS through --nats or GANTRY_NATS_URL
 
 Exit codes: 0 on success; an attached 'gantry run' exits with its task's
 exit code; 124 when the run timed out; 1 when 'validate' or '--dry-run' found
-problems; 125 when gantry itself failed.`,
+problems; 125 when gantry itself failed; 130 when Ctrl-C ended 'logs -f' or
+'wait'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
