@@ -128,6 +128,12 @@ func CheckWebhookURL(path, raw string) error {
 	if len(raw) > MaxWebhookURLLen {
 		return &FieldError{path, fmt.Sprintf("%d bytes: at most %d", len(raw), MaxWebhookURLLen)}
 	}
+	if !strings.Contains(raw, "://") {
+		// 127.0.0.1:8080 or hooks.example.com/x: Go's parser would answer
+		// "first path segment in URL cannot contain colon" or an empty
+		// scheme; what is missing is http:// or https://.
+		return &FieldError{path, fmt.Sprintf("%q: no http:// or https:// in front: want http(s)://HOST[:PORT]/PATH", raw)}
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return &FieldError{path, fmt.Sprintf("%q: %v", raw, errors.Unwrap(err))}

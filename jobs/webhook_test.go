@@ -17,9 +17,13 @@ func TestWebhookValidateNamesEachField(t *testing.T) {
 		{"empty", Webhook{}, []string{"name: empty", "url: required"}},
 		{"bad name", Webhook{Name: "a b", URL: "http://x"}, []string{`name: "a b"`}},
 		{"scheme", Webhook{Name: "a", URL: "ftp://x/y"}, []string{`url: "ftp://x/y": scheme "ftp": want http or https`}},
-		{"no scheme", Webhook{Name: "a", URL: "hooks.example.com/x"}, []string{`scheme ""`}},
+		{"no scheme", Webhook{Name: "a", URL: "hooks.example.com/x"},
+			[]string{`url: "hooks.example.com/x": no http:// or https:// in front: want http(s)://HOST[:PORT]/PATH`}},
+		{"no scheme, a port", Webhook{Name: "a", URL: "127.0.0.1:8080"},
+			[]string{`url: "127.0.0.1:8080": no http:// or https:// in front`}},
+		{"host as scheme", Webhook{Name: "a", URL: "localhost:8080/x"}, []string{`url: "localhost:8080/x": no http:// or https://`}},
 		{"no host", Webhook{Name: "a", URL: "http:///x"}, []string{"no host"}},
-		{"opaque", Webhook{Name: "a", URL: "http:x"}, []string{"no host"}},
+		{"opaque", Webhook{Name: "a", URL: "http:x"}, []string{`"http:x": no http:// or https:// in front`}},
 		{"fragment", Webhook{Name: "a", URL: "http://x/#f"}, []string{"fragment"}},
 		{"bad url", Webhook{Name: "a", URL: "http://x y/"}, []string{"url: "}},
 		{"statuses", Webhook{Name: "a", URL: "http://x", On: []Status{"RUNNING", ""}},
@@ -138,7 +142,7 @@ func TestParseWebhookKind(t *testing.T) {
 // panic, and what they accept is what a hook accepts.
 func FuzzWebhookInput(f *testing.F) {
 	for _, s := range []string{"http://127.0.0.1:8080/x", "https://h/", "ftp://x", "http:x", "http://[::1]:80/", "http://%zz",
-		"FAILED,succeeded", ",", "canceled,,", "http://x/#", "\x00", "https://user:pw@h/p?q=1"} {
+		"FAILED,succeeded", ",", "canceled,,", "http://x/#", "\x00", "https://user:pw@h/p?q=1", "127.0.0.1:8080"} {
 		f.Add(s, s, "")
 	}
 	for _, k := range []string{"runs", "pipelineRuns", "PIPELINES", "run", " runs "} {
