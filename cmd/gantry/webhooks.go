@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -216,6 +217,26 @@ func lastTry(t *jobs.WebhookTry, now time.Time) string {
 	return what + " " + ago(t.At, now)
 }
 
+// webhookTestedText prints the answer to gantry webhook test: the status,
+// why it does not deliver, then the start of the body (once: the error
+// of an answer that is not 2xx repeats its first line).
+func webhookTestedText(w io.Writer, t *client.WebhookTested) error {
+	switch {
+	case t.Delivered:
+		fmt.Fprintf(w, "POST %s: %d (delivered)\n", t.URL, t.Status)
+	case t.Status >= 300 && t.Status < 400:
+		fmt.Fprintf(w, "POST %s: %d %s (not delivered: redirects are not followed)\n", t.URL, t.Status, http.StatusText(t.Status))
+	case t.Status != 0:
+		fmt.Fprintf(w, "POST %s: %d %s (not delivered: only a 2xx answer delivers)\n", t.URL, t.Status, http.StatusText(t.Status))
+	default:
+		fmt.Fprintf(w, "POST %s: %s\n", t.URL, t.Error)
+	}
+	if body := strings.TrimRight(t.Body, "\n"); body != "" {
+		fmt.Fprintln(w, body)
+	}
+	return nil
+}
+
 func newWebhookDeleteCmd(g *globals) *cobra.Command {
 	var out output
 	c := &cobra.Command{
@@ -261,17 +282,7 @@ is not 2xx.`,
 				var err error
 				tested, err = c.TestWebhook(ctx, args[0])
 				return tested, err
-			}, func(w io.Writer, t *client.WebhookTested) error {
-				if t.Error != "" {
-					fmt.Fprintf(w, "POST %s: %s\n", t.URL, t.Error)
-				} else {
-					fmt.Fprintf(w, "POST %s: %d (delivered)\n", t.URL, t.Status)
-				}
-				if body := strings.TrimRight(t.Body, "\n"); body != "" {
-					fmt.Fprintln(w, body)
-				}
-				return nil
-			})
+			}, webhookTestedText)
 			if err == nil && !tested.Delivered {
 				return &exitError{code: 1} // printed already
 			}

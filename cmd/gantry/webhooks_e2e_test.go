@@ -53,7 +53,7 @@ func TestWebhookCLI(t *testing.T) {
 	}
 	<-posts
 	answer.Store(http.StatusTeapot)
-	if out, _, code := in.gantry("webhook", "test", "ops"); code != 1 || !strings.Contains(out, "HTTP 418 I'm a teapot: thanks") {
+	if out, _, code := in.gantry("webhook", "test", "ops"); code != 1 || out != "POST "+rc.URL+": 418 I'm a teapot (not delivered: only a 2xx answer delivers)\nthanks\n" {
 		t.Errorf("webhook test of a 418: exit %d, %q", code, out)
 	}
 	<-posts

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gantry-dev/gantry/client"
 )
 
 // TestWebhookCommandsCheckTheirFlags: gantry webhook add, delete and test
@@ -45,5 +47,32 @@ func TestWebhookCommandsCheckTheirFlags(t *testing.T) {
 				t.Errorf("gantry %s: %v; want %q", strings.Join(c.args, " "), err, w)
 			}
 		}
+	}
+}
+
+// TestWebhookTestedText: gantry webhook test says whether the answer
+// delivered, and why not, and prints the body's start once.
+func TestWebhookTestedText(t *testing.T) {
+	const u = "http://127.0.0.1:9/h"
+	for _, c := range []struct {
+		name string
+		in   client.WebhookTested
+		want string
+	}{
+		{"delivered", client.WebhookTested{URL: u, Delivered: true, Status: 200, Body: "thanks\n"},
+			"POST " + u + ": 200 (delivered)\nthanks\n"},
+		{"refused", client.WebhookTested{URL: u, Status: 500, Body: "boom\n", Error: "HTTP 500 Internal Server Error: boom"},
+			"POST " + u + ": 500 Internal Server Error (not delivered: only a 2xx answer delivers)\nboom\n"},
+		{"redirect", client.WebhookTested{URL: u, Status: 302, Error: "HTTP 302 Found"},
+			"POST " + u + ": 302 Found (not delivered: redirects are not followed)\n"},
+		{"no answer", client.WebhookTested{URL: u, Error: "dial tcp 127.0.0.1:9: connect: connection refused"},
+			"POST " + u + ": dial tcp 127.0.0.1:9: connect: connection refused\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := webhookTestedText(&b, &c.in); err != nil || b.String() != c.want {
+				t.Errorf("got %q, %v; want %q", b.String(), err, c.want)
+			}
+		})
 	}
 }
