@@ -128,7 +128,11 @@ Check what the endpoint answers with 'gantry webhook test NAME'.`,
 				return err
 			}
 			return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*jobs.Webhook, error) {
-				return c.AddWebhook(ctx, spec)
+				h, err := c.AddWebhook(ctx, spec)
+				if err == nil {
+					notePipelinesMissing(ctx, cmd.ErrOrStderr(), c, h)
+				}
+				return h, err
 			}, func(w io.Writer, h *jobs.Webhook) error {
 				return webhooksTable(w, []jobs.WebhookInfo{{Webhook: *h}}, time.Now())
 			})
@@ -143,6 +147,17 @@ Check what the endpoint answers with 'gantry webhook test NAME'.`,
 	c.Flags().StringVar(&f.secretFile, "secret-file", "", "sign every body with the secret in this file (X-Gantry-Signature: sha256=HMAC)")
 	addOutputFlag(c, &out)
 	return c
+}
+
+// notePipelinesMissing says which of a new hook's --pipeline names no
+// pipeline: the hook is kept (the pipeline may be applied later), but a
+// typo would otherwise leave it silent for good.
+func notePipelinesMissing(ctx context.Context, w io.Writer, c *client.Client, h *jobs.Webhook) {
+	for _, p := range h.Pipelines {
+		if _, err := c.DescribePipeline(ctx, p, 0); errors.Is(err, client.ErrNotFound) {
+			fmt.Fprintf(w, "gantry: note: no pipeline %s (gantry pipeline ls lists them): webhook %s hears of its runs once one is applied\n", p, h.Name)
+		}
+	}
 }
 
 func newWebhookLsCmd(g *globals) *cobra.Command {

@@ -85,6 +85,12 @@ func TestWebhookCLI(t *testing.T) {
 	if ls, _, _ := in.gantry("webhook", "ls"); !strings.Contains(ls, "PENDING") || !strings.Contains(ls, "200 ") {
 		t.Errorf("webhook ls:\n%s", ls)
 	}
+	// A --pipeline naming no pipeline is kept, with a note: a typo would
+	// otherwise never be told.
+	if _, errOut, code := in.gantry("webhook", "add", "typo", "--url", rc.URL, "--pipeline", "daily-slaes"); code != 0 ||
+		errOut != "gantry: note: no pipeline daily-slaes (gantry pipeline ls lists them): webhook typo hears of its runs once one is applied\n" {
+		t.Errorf("webhook add --pipeline daily-slaes: exit %d, stderr %q", code, errOut)
+	}
 	if out, errOut, code := in.gantry("webhook", "delete", "ops"); code != 0 || out != "webhook ops deleted (0 pending deliveries dropped)\n" {
 		t.Errorf("webhook delete: exit %d, %q %q", code, out, errOut)
 	}
