@@ -250,12 +250,15 @@ func EnvName(stage, key string) string {
 // PipelineEvent is published on gantry.events.pipelines.<id> whenever a
 // pipeline run or one of its stages changes.
 type PipelineEvent struct {
-	V             PayloadVersion    `json:"v"` // wire.go
-	PipelineRunID string            `json:"pipelineRunId"`
-	Pipeline      string            `json:"pipeline"`
-	Status        Status            `json:"status"`
-	Stages        map[string]Status `json:"stages"`
-	Time          time.Time         `json:"time"`
+	V             PayloadVersion `json:"v"` // wire.go
+	PipelineRunID string         `json:"pipelineRunId"`
+	Pipeline      string         `json:"pipeline"`
+	Status        Status         `json:"status"`
+	// StatusReason says why a PENDING run waits (maxActiveRuns, a
+	// backfill's --max-parallel), as the run's statusReason.
+	StatusReason string            `json:"statusReason,omitempty"`
+	Stages       map[string]Status `json:"stages"`
+	Time         time.Time         `json:"time"`
 }
 
 // applyToAll applies an override without a container name: its environment

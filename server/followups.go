@@ -442,6 +442,10 @@ func (s *Server) promote(ctx context.Context, pipeline string) error {
 	var errs []error
 	for _, pr := range changed {
 		if pr.Status != jobs.StatusRunning {
+			// Left waiting, with a new reason (a new run, a bound changed):
+			// followers are told it waits, and why, before it starts,
+			// under this lock, which the promotion that starts it takes too.
+			pipelinePublisher{s}.PublishPipelineRun(pr)
 			continue
 		}
 		s.cfg.log.Info().Str("pipelineRun", pr.PipelineRunID).Str("pipeline", pipeline).Msg("pipeline run started after waiting")

@@ -441,3 +441,54 @@ func TestWaitingRunStoppedNotifiesItsEnd(t *testing.T) {
 		t.Fatalf("the receiver got %d POSTs, want 1", n)
 	}
 }
+
+// TestWaitingPipelineRunIsAnnounced: a run started by hand that waits for
+// maxActiveRuns is announced PENDING with its reason (as a schedule's
+// fire is), before the RUNNING of its start; a run that starts at once
+// is announced RUNNING only.
+func TestWaitingPipelineRunIsAnnounced(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply(salesOne)
+	events := make(chan jobs.PipelineEvent, 100)
+	sub, err := e.op.Subscribe(PipelineEventSubject("*"), func(m *nats.Msg) {
+		var ev jobs.PipelineEvent
+		json.Unmarshal(m.Data, &ev)
+		events <- ev
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := e.op.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	next := func(id string) jobs.PipelineEvent {
+		t.Helper()
+		for deadline := time.After(10 * time.Second); ; {
+			select {
+			case ev := <-events:
+				if ev.PipelineRunID == id {
+					return ev
+				}
+			case <-deadline:
+				t.Fatalf("no event of %s within 10s", id)
+			}
+		}
+	}
+
+	a := e.runPipeline("sales", "")
+	if ev := next(a.PipelineRunID); ev.Status != jobs.StatusRunning || ev.StatusReason != "" {
+		t.Fatalf("a run that starts at once: first event %s %q, want RUNNING", ev.Status, ev.StatusReason)
+	}
+	b := e.runPipeline("sales", "")
+	const full = "waiting: 1 of 1 active runs of sales (maxActiveRuns)"
+	if ev := next(b.PipelineRunID); ev.Status != jobs.StatusPending || ev.StatusReason != full || ev.Pipeline != "sales" ||
+		ev.Stages["only"] != jobs.StatusPending {
+		t.Fatalf("a waiting run: first event %+v, want PENDING %q", ev, full)
+	}
+	e.finish(a.Stages[0].Runs[0].RunID)
+	if ev := next(b.PipelineRunID); ev.Status != jobs.StatusRunning || ev.StatusReason != "" {
+		t.Fatalf("the waiting run once started: %s %q, want RUNNING without a reason", ev.Status, ev.StatusReason)
+	}
+}

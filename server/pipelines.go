@@ -122,7 +122,7 @@ func (p pipelinePublisher) PublishPipelineRun(pr *jobs.PipelineRun) {
 		p.s.pipes.after.ended(pr)
 	}
 	ev := jobs.PipelineEvent{PipelineRunID: pr.PipelineRunID, Pipeline: pr.Pipeline, Status: pr.Status,
-		Stages: pr.StageStatuses(), Time: p.s.cfg.now().UTC()}
+		StatusReason: pr.StatusReason, Stages: pr.StageStatuses(), Time: p.s.cfg.now().UTC()}
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return

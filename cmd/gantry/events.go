@@ -27,7 +27,8 @@ func newEventsCmd(g *globals) *cobra.Command {
 server announces it, until interrupted, as docker events does: the time, the
 kind (run or pipeline), the id, the new status, and what the event says
 besides (task=FAMILY:REV, exit=CODE, worker=, cluster=, stage=PIPELINE-RUN/STAGE
-and reason= for a run; pipeline=NAME and stages= for a pipeline run). On a
+and reason= for a run; pipeline=NAME, stages= and, while it waits PENDING,
+reason= for a pipeline run). On a
 terminal lines are cut to its width and statuses coloured; piped, they are
 whole and plain. -o json prints each event's JSON as published on
 gantry.events.runs.<run> and gantry.events.pipelines.<id> (docs/nats-api.md),
@@ -360,6 +361,9 @@ func eventLine(ev client.StreamEvent, st style) string {
 			}
 			slices.Sort(stages)
 			details = append(details, "stages="+strings.Join(stages, ","))
+		}
+		if pe.StatusReason != "" {
+			details = append(details, "reason="+strconv.Quote(pe.StatusReason))
 		}
 	}
 	at := "-"

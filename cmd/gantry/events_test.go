@@ -169,6 +169,12 @@ func TestEventLine(t *testing.T) {
 	if got := eventLine(pipe, style{}); got != wantPipe {
 		t.Errorf("pipeline run:\n got %q\nwant %q", got, wantPipe)
 	}
+	waiting := client.StreamEvent{Pipeline: &jobs.PipelineEvent{PipelineRunID: "pr-01jr", Pipeline: "daily", Status: jobs.StatusPending, Time: at,
+		StatusReason: "waiting: 1 of 1 active runs of daily (maxActiveRuns)", Stages: map[string]jobs.Status{"extract": jobs.StatusPending}}}
+	const wantWaiting = `2026-03-14T15:09:26Z pipeline pr-01jr                    PENDING   pipeline=daily stages=extract:PENDING reason="waiting: 1 of 1 active runs of daily (maxActiveRuns)"`
+	if got := eventLine(waiting, style{}); got != wantWaiting {
+		t.Errorf("waiting pipeline run:\n got %q\nwant %q", got, wantWaiting)
+	}
 	queued := client.StreamEvent{Run: &jobs.Event{RunID: "01jq8x9v2c3n4m5p6q7r8s9t0v", Status: jobs.StatusQueued, Time: at}}
 	if got := eventLine(queued, style{tty: true, width: 80, color: true}); got != "2026-03-14T15:09:26Z run      01jq8x9v2c3n4m5p6q7r8s9t0v \x1b[2mQUEUED\x1b[0m" {
 		t.Errorf("queued on a terminal: %q", got)
