@@ -470,7 +470,7 @@ server and the worker at http://ADDR/metrics.
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory for the store and JetStream's files (env GANTRY_DATA)")
-	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1; 0 picks a free one (written to DATA/nats.url)")
+	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1; 0 picks a free one, written to DATA/nats.url (other commands: export GANTRY_NATS_URL=$(cat DATA/nats.url))")
 	c.Flags().StringVar(&httpAddr, "http", "", httpAddrHelp)
 	c.Flags().StringVar(&httpToken, "http-token", os.Getenv("GANTRY_HTTP_TOKEN"), httpTokenHelp)
 	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync every write of JetStream and of the store: survives power loss, much slower")
