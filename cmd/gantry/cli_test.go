@@ -71,6 +71,8 @@ func TestRerunFlagsCheckedFirst(t *testing.T) {
 		{[]string{"-o", "json", "01x"}, "-o json needs -d"},
 		{[]string{"--cluster", "a b", "01x"}, "cluster"},
 		{nil, "accepts 1 arg(s), received 0"},
+		{[]string{"01x", "--", "sh", "-c", "exit 0"}, "a rerun runs RUN's own command: a command after -- cannot change it; for another command, submit a new run with gantry run"},
+		{[]string{"01x", "02x"}, "accepts 1 arg(s), received 2"},
 	} {
 		err := offline(append([]string{"rerun"}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "127.0.0.1:1") {

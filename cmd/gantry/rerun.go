@@ -62,7 +62,13 @@ submits its run again with gantry run.`,
   gantry rerun --env LOG_LEVEL=debug --timeout 30m 01jf3...
   gantry rerun --latest --priority high 01jf3...   # the family's latest revision, first in the queue
   gantry describe "$(gantry rerun -d 01jf3...)"    # Rerun of: 01jf3...`,
-		Args: cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 && dash < len(args) {
+				// As gantry run takes it: say why it is not taken here.
+				return errors.New("a rerun runs RUN's own command: a command after -- cannot change it; for another command, submit a new run with gantry run")
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := f.request(cmd, args[0])
 			if err != nil {
