@@ -28,9 +28,11 @@ server announces it, until interrupted, as docker events does: the time, the
 kind (run or pipeline), the id, the new status, and what the event says
 besides (task=FAMILY:REV, exit=CODE, worker=, cluster=, stage=PIPELINE-RUN/STAGE
 and reason= for a run; pipeline=NAME, stages= and, while it waits PENDING,
-reason= for a pipeline run). On a
-terminal lines are cut to its width and statuses coloured; piped, they are
-whole and plain. -o json prints each event's JSON as published on
+reason= for a pipeline run). The server announces a pipeline run again as
+its stages' runs change: a line that would say what the run's last line
+said is left out. On a terminal lines are cut to its width and statuses
+coloured; piped, they are whole and plain. -o json prints every event's
+JSON as published on
 gantry.events.runs.<run> and gantry.events.pipelines.<id> (docs/nats-api.md),
 one object per line, for jq. Workers' image pull progress is not shown.
 
@@ -87,7 +89,7 @@ refuses the GANTRY_EVENTS stream gets "NATS refused ...".`,
 				return pr.Pipeline, true
 			}
 			w := cmd.OutOrStdout()
-			p := eventPrinter{w: w, st: styleOf(w), json: f.output == "json"}
+			p := eventPrinter{w: w, st: styleOf(w), json: f.output == "json", shown: map[string]string{}}
 			err = c.Watch(cmd.Context(), q.watch, func(ev client.StreamEvent) error {
 				if !q.match(ev) {
 					return nil
@@ -321,6 +323,11 @@ type eventPrinter struct {
 	w    io.Writer
 	st   style
 	json bool
+	// shown holds what the last line of each active pipeline run said
+	// (status, reason, stages): the server announces a pipeline run again
+	// at each change of its stages' runs (QUEUED, STARTING, RUNNING), and
+	// a line that says nothing new is left out. Nil prints every event.
+	shown map[string]string
 }
 
 // Column widths of an event line: an RFC 3339 time in UTC, the kind, a
@@ -337,8 +344,29 @@ func (p eventPrinter) print(ev client.StreamEvent) error {
 		_, err := fmt.Fprintf(p.w, "%s\n", ev.JSON)
 		return err
 	}
+	if pe := ev.Pipeline; pe != nil && p.shown != nil {
+		said := pipelineEventSays(pe)
+		if p.shown[pe.PipelineRunID] == said {
+			return nil
+		}
+		if pe.Status.Terminal() {
+			delete(p.shown, pe.PipelineRunID) // a retry announces it again
+		} else {
+			p.shown[pe.PipelineRunID] = said
+		}
+	}
 	_, err := io.WriteString(p.w, eventLine(ev, p.st)+"\n")
 	return err
+}
+
+// pipelineEventSays is what a pipeline run's event line says but for its time.
+func pipelineEventSays(pe *jobs.PipelineEvent) string {
+	stages := make([]string, 0, len(pe.Stages))
+	for name, s := range pe.Stages {
+		stages = append(stages, name+":"+string(s))
+	}
+	slices.Sort(stages)
+	return string(pe.Status) + "\x00" + pe.StatusReason + "\x00" + strings.Join(stages, ",")
 }
 
 // eventLine is an event as one line: time, kind, id, status and details,

@@ -312,3 +312,55 @@ func TestEventsPipelineNamedByStageRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestEventPrinterLeavesOutRepeats: a pipeline run's event that says what
+// its last line said (announced again for a stage run's STARTING) prints
+// nothing; a change of status, stages or reason prints, and so does the
+// RUNNING of a retry after an end. -o json prints every event.
+func TestEventPrinterLeavesOutRepeats(t *testing.T) {
+	at := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+	ev := func(id string, s jobs.Status, reason string, stages ...jobs.Status) client.StreamEvent {
+		pe := &jobs.PipelineEvent{PipelineRunID: id, Pipeline: "daily", Status: s, StatusReason: reason, Time: at,
+			Stages: map[string]jobs.Status{"a": stages[0], "b": stages[1]}}
+		return client.StreamEvent{Pipeline: pe, JSON: []byte(`{"pipelineRunId":"` + id + `"}`)}
+	}
+	const P, R, S, F = jobs.StatusPending, jobs.StatusRunning, jobs.StatusSucceeded, jobs.StatusFailed
+	events := []client.StreamEvent{
+		ev("pr-1", P, "waiting: 1 of 1", P, P),
+		ev("pr-1", P, "waiting: 2 of 1", P, P), // the reason changed
+		ev("pr-1", R, "", R, P),
+		ev("pr-2", R, "", R, P), // another run: printed
+		ev("pr-1", R, "", R, P), // a stage run's STARTING: no news
+		ev("pr-1", R, "", R, P),
+		ev("pr-1", R, "", S, R),
+		ev("pr-1", F, "", S, F),
+		ev("pr-1", R, "", S, R), // retried: RUNNING again
+	}
+	var b strings.Builder
+	p := eventPrinter{w: &b, shown: map[string]string{}}
+	for _, e := range events {
+		if err := p.print(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		f := strings.Fields(l)
+		got = append(got, f[2]+" "+f[3]+" "+f[5])
+	}
+	want := []string{"pr-1 PENDING stages=a:PENDING,b:PENDING", "pr-1 PENDING stages=a:PENDING,b:PENDING",
+		"pr-1 RUNNING stages=a:RUNNING,b:PENDING", "pr-2 RUNNING stages=a:RUNNING,b:PENDING",
+		"pr-1 RUNNING stages=a:SUCCEEDED,b:RUNNING", "pr-1 FAILED stages=a:SUCCEEDED,b:FAILED",
+		"pr-1 RUNNING stages=a:SUCCEEDED,b:RUNNING"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("printed:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	b.Reset()
+	p = eventPrinter{w: &b, json: true, shown: map[string]string{}}
+	for _, e := range events {
+		p.print(e)
+	}
+	if n := strings.Count(b.String(), "\n"); n != len(events) {
+		t.Errorf("-o json printed %d events of %d", n, len(events))
+	}
+}
