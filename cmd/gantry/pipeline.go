@@ -566,9 +566,10 @@ func newPipelineRunsCmd(g *globals) *cobra.Command {
 }
 
 // runsReason is the REASON of a pipeline run in `gantry pipeline runs`:
-// why it stopped, or why it waits PENDING, or else which stages skipped
-// themselves (skipOnExitCode), which a run that succeeded would not show
-// otherwise.
+// why it stopped, or why it waits PENDING, or else, for a run that
+// failed, which stages failed (or were canceled) and why, then which
+// stages skipped themselves (skipOnExitCode), which a run that succeeded
+// would not show otherwise.
 func runsReason(pr *jobs.PipelineRun) string {
 	if pr.StoppedReason != "" {
 		return pr.StoppedReason
@@ -576,13 +577,20 @@ func runsReason(pr *jobs.PipelineRun) string {
 	if pr.Status == jobs.StatusPending && pr.StatusReason != "" {
 		return pr.StatusReason
 	}
-	var skipped []string
-	for _, st := range pr.Stages {
-		if st.Status == jobs.StatusSkipped && slices.ContainsFunc(st.Runs, func(r jobs.StageRun) bool { return r.Skipped }) {
-			skipped = append(skipped, st.Name+": "+st.Reason)
+	var why []string
+	if pr.Status == jobs.StatusFailed {
+		for _, st := range pr.Stages {
+			if st.Status == jobs.StatusFailed || st.Status == jobs.StatusCanceled {
+				why = append(why, st.Name+": "+orDash(st.Reason))
+			}
 		}
 	}
-	return strings.Join(skipped, "; ")
+	for _, st := range pr.Stages {
+		if st.Status == jobs.StatusSkipped && slices.ContainsFunc(st.Runs, func(r jobs.StageRun) bool { return r.Skipped }) {
+			why = append(why, st.Name+": "+st.Reason)
+		}
+	}
+	return strings.Join(why, "; ")
 }
 
 // describePipelineRun prints one pipeline run: its stages, their runs and

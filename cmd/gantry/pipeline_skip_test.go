@@ -60,6 +60,13 @@ func TestPipelineRunsReasonNamesStagesThatSkippedThemselves(t *testing.T) {
 	if got := runsReason(&jobs.PipelineRun{Stages: []jobs.StageState{{Name: "a", Status: jobs.StatusSkipped, Reason: "dependency x"}}}); got != "" {
 		t.Errorf("reason of a run without a stage that skipped itself %q", got)
 	}
+	// A run that failed names the stages that failed it, first.
+	pr.StoppedReason, pr.Status = "", jobs.StatusFailed
+	pr.Stages = append(pr.Stages, jobs.StageState{Name: "report", Status: jobs.StatusFailed, Reason: "1 of 1 runs failed"},
+		jobs.StageState{Name: "notify", Status: jobs.StatusCanceled, Reason: "run r9 canceled"})
+	if got, want := runsReason(pr), "report: 1 of 1 runs failed; notify: run r9 canceled; check: exited 99 (skipOnExitCode): skipped"; got != want {
+		t.Errorf("reason of a failed run %q, want %q", got, want)
+	}
 }
 
 // The live view shows the stage SKIPPED with its reason.
