@@ -157,6 +157,15 @@ func newMetrics() *metrics {
 	return m
 }
 
+// webhookKnown makes a hook's delivery counters exist at 0, at its add
+// and at each start, so that the first failure after a restart is an
+// increase that rate() and increase() see, not a series that appears.
+func (m *metrics) webhookKnown(hook string) {
+	for _, result := range []string{"delivered", "retry", "failed"} {
+		m.webhookDeliveries.WithLabelValues(hook, result)
+	}
+}
+
 // register registers the metrics, and those read on scrape from s, with reg.
 func (m *metrics) register(reg prometheus.Registerer, s *Server) {
 	reg.MustRegister(m.submitted, m.ended.vec, m.queueWait, m.duration, m.batchEvents, m.batchSeconds, m.batchFailures,

@@ -495,3 +495,49 @@ func TestPoolMetrics(t *testing.T) {
 		`gantry_pool_runs_waiting{pool="idle"}`:      0,
 	})
 }
+
+// TestWebhookMetricsStartAtZero: a hook's delivery counters exist at 0
+// from its add, and again from the start of the next server, so that its
+// first failure after a restart is seen by increase(); a delete removes
+// them.
+func TestWebhookMetricsStartAtZero(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	reg := prometheus.NewRegistry()
+	s := New(db, q, WithMetrics(reg))
+	if _, err := s.apiWebhookAdd(ctx, []byte(`{"name":"ops","url":"http://127.0.0.1:9/"}`)); err != nil {
+		t.Fatal(err)
+	}
+	zero := map[string]float64{
+		`gantry_webhook_deliveries_total{hook="ops",result="delivered"}`: 0,
+		`gantry_webhook_deliveries_total{hook="ops",result="retry"}`:     0,
+		`gantry_webhook_deliveries_total{hook="ops",result="failed"}`:    0,
+	}
+	checkSamples(t, gathered(t, reg), zero)
+
+	// The next server (a restart) knows the hook from the store once its
+	// sender starts.
+	reg2 := prometheus.NewRegistry()
+	s2 := New(db, q, WithMetrics(reg2))
+	sendCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s2.sendWebhooks(sendCtx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := gathered(t, reg2)[`gantry_webhook_deliveries_total{hook="ops",result="failed"}`]; ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted server's metrics lack the hook's counters after 10s")
+		}
+	}
+	checkSamples(t, gathered(t, reg2), zero)
+	if _, err := s2.apiWebhookDelete(ctx, []byte(`{"name":"ops"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for k := range gathered(t, reg2) {
+		if strings.Contains(k, `hook="ops"`) {
+			t.Errorf("%s after the hook's delete", k)
+		}
+	}
+}

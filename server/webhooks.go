@@ -108,6 +108,13 @@ type hookBackoff struct {
 // one is stored (storage.DB.Outboxed) or one in flight ends. It returns
 // nil when ctx ends, after the POSTs in flight (cut short by ctx) have.
 func (s *Server) sendWebhooks(ctx context.Context) error {
+	if hooks, err := s.db.ListWebhooks(ctx); err != nil {
+		s.cfg.log.Warn().Err(err).Msg("list webhooks for their metrics")
+	} else {
+		for _, h := range hooks {
+			s.metrics.webhookKnown(h.Name)
+		}
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sd := &sender{inFlight: make(map[int64]bool, webhookConcurrency), hooks: map[int64]*hookBackoff{},
@@ -409,6 +416,7 @@ func (s *Server) apiWebhookAdd(ctx context.Context, data []byte) (any, error) {
 	if err := s.db.AddWebhook(ctx, &h); err != nil {
 		return nil, err
 	}
+	s.metrics.webhookKnown(h.Name)
 	s.cfg.log.Info().Str("webhook", h.Name).Msg("webhook added")
 	h.URL = h.RedactedURL() // shown as webhooks.list shows it
 	return h, nil
