@@ -431,7 +431,14 @@ func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, sc
 func (s *Server) promote(ctx context.Context, pipeline string) error {
 	s.pipes.after.promote.Lock()
 	defer s.pipes.after.promote.Unlock()
+	var waited map[string]bool // the runs told why they wait before: they waited
 	changed, err := s.db.PromotePipelineRuns(ctx, pipeline, func(q *storage.PipelineRunQueue) []*jobs.PipelineRun {
+		waited = make(map[string]bool)
+		for _, pr := range q.Pending {
+			if pr.StatusReason != "" {
+				waited[pr.PipelineRunID] = true
+			}
+		}
 		return scheduler.Promote(&scheduler.Queue{Pipeline: pipeline, MaxActiveRuns: q.Pipeline.MaxActiveRuns,
 			Running: q.Running, ByBackfill: q.ByBackfill, Pending: q.Pending}, s.cfg.now())
 	})
@@ -448,7 +455,9 @@ func (s *Server) promote(ctx context.Context, pipeline string) error {
 			pipelinePublisher{s}.PublishPipelineRun(pr)
 			continue
 		}
-		s.cfg.log.Info().Str("pipelineRun", pr.PipelineRunID).Str("pipeline", pipeline).Msg("pipeline run started after waiting")
+		if waited[pr.PipelineRunID] {
+			s.cfg.log.Info().Str("pipelineRun", pr.PipelineRunID).Str("pipeline", pipeline).Msg("pipeline run started after waiting")
+		}
 		if _, err := s.pipes.dag.Advance(ctx, pr.PipelineRunID); err != nil {
 			// The DAG tries its failed advances again (DAG.Retry).
 			errs = append(errs, err)

@@ -445,9 +445,14 @@ func TestWaitingRunStoppedNotifiesItsEnd(t *testing.T) {
 // TestWaitingPipelineRunIsAnnounced: a run started by hand that waits for
 // maxActiveRuns is announced PENDING with its reason (as a schedule's
 // fire is), before the RUNNING of its start; a run that starts at once
-// is announced RUNNING only.
+// is announced RUNNING only, and not logged as having waited.
 func TestWaitingPipelineRunIsAnnounced(t *testing.T) {
 	e := startAll(t)
+	var logs syncBuffer
+	e.stop()
+	e.opts = []Option{WithLogger(zerolog.New(&logs))}
+	e.startServer()
+	e.waitAll()
 	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
 	e.apply(salesOne)
 	events := make(chan jobs.PipelineEvent, 100)
@@ -490,5 +495,9 @@ func TestWaitingPipelineRunIsAnnounced(t *testing.T) {
 	e.finish(a.Stages[0].Runs[0].RunID)
 	if ev := next(b.PipelineRunID); ev.Status != jobs.StatusRunning || ev.StatusReason != "" {
 		t.Fatalf("the waiting run once started: %s %q, want RUNNING without a reason", ev.Status, ev.StatusReason)
+	}
+	if l := logs.String(); strings.Contains(l, a.PipelineRunID+`","pipeline":"sales","message":"pipeline run started after waiting"`) ||
+		!strings.Contains(l, b.PipelineRunID+`","pipeline":"sales","message":"pipeline run started after waiting"`) {
+		t.Errorf("logs: want only %s to have started after waiting:\n%s", b.PipelineRunID, l)
 	}
 }
