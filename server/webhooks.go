@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -340,6 +341,12 @@ func postError(err error) error {
 	}
 	if ue.Timeout() {
 		return fmt.Errorf("no answer within %s", webhookTimeout)
+	}
+	// "dial tcp 10.0.0.5:8080: connect: connection refused" repeats the
+	// hook's address too, and gantry webhook ls cuts it before the cause.
+	var oe *net.OpError
+	if errors.As(ue.Err, &oe) && oe.Op == "dial" && oe.Err != nil {
+		return fmt.Errorf("dial: %w", oe.Err)
 	}
 	return ue.Err
 }

@@ -292,7 +292,8 @@ func TestWebhookAPIRefusals(t *testing.T) {
 	e.addHook(fmt.Sprintf(`{"name":"gone","url":%q}`, gone.URL))
 	tr = WebhookTestReply{}
 	e.ok("gantry.api.webhooks.test", `{"name":"gone"}`, &tr)
-	if tr.Delivered || tr.Status != 0 || !strings.Contains(tr.Error, "refused") {
+	// Briefly, as gantry webhook ls cuts it: the address is the hook's.
+	if tr.Delivered || tr.Status != 0 || tr.Error != "dial: connect: connection refused" {
 		t.Errorf("test of a closed port: %+v", tr)
 	}
 
