@@ -254,9 +254,8 @@ func httpHandler(c *client.Client, nc *nats.Conn, auth httpAuth) http.Handler {
 		writeJSON(w, nil, &jobs.Error{Code: jobs.CodeNotFound, Message: fmt.Sprintf("%s: no such endpoint (the HTTP API has /api/runs and /api/runs/{id})", r.URL.Path)})
 	})
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		if auth.clientCert && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
-			writeJSON(w, nil, &jobs.Error{Code: codeUnauthenticated,
-				Message: "the HTTP API asks for a client certificate signed by the CA of --http-tls-client-ca (curl --cert CERT --key KEY)"})
+		if auth.clientCert && !hasClientCert(r) {
+			writeJSON(w, nil, &jobs.Error{Code: codeUnauthenticated, Message: clientCertAsked})
 			return
 		}
 		if !auth.allows(r) {
@@ -270,8 +269,22 @@ func httpHandler(c *client.Client, nc *nats.Conn, auth httpAuth) http.Handler {
 		}
 		api.ServeHTTP(w, r)
 	})
+	ui := newWebUI(c, nc) // webui.go
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+	})
+	mux.HandleFunc("GET /ui/style.css", ui.style) // no secret in it: the sign-in page has it too
+	mux.Handle("/ui/", ui.guard(auth))
 	return mux
 }
+
+// clientCertAsked is the refusal of a request without the client
+// certificate --http-tls-client-ca asks for.
+const clientCertAsked = "the HTTP API asks for a client certificate signed by the CA of --http-tls-client-ca (curl --cert CERT --key KEY)"
+
+// hasClientCert reports whether r came with a certificate the TLS
+// handshake verified.
+func hasClientCert(r *http.Request) bool { return r.TLS != nil && len(r.TLS.VerifiedChains) > 0 }
 
 // codeUnauthenticated is the code of a request without the credentials
 // the HTTP API asks for (HTTP only: NATS refuses such clients itself).
@@ -316,10 +329,13 @@ func checkQuery(endpoint string, q url.Values, known []string) error {
 // all, status (repeated or comma-separated), family, cluster, worker,
 // limit, before, tag (repeated: tag=team=data, or tag=team for any value).
 // It refuses other parameters, and names every problem at once.
-func listQuery(q url.Values) (client.ListOptions, error) {
+func listQuery(q url.Values) (client.ListOptions, error) { return listQueryOf("/api/runs", q) }
+
+// listQueryOf is listQuery for the endpoint its refusals name.
+func listQueryOf(endpoint string, q url.Values) (client.ListOptions, error) {
 	o := client.ListOptions{Before: q.Get("before"), TaskDefinition: q.Get("family"), Cluster: q.Get("cluster"), Worker: q.Get("worker")}
 	var problems []string
-	if err := checkQuery("/api/runs", q, listParams); err != nil {
+	if err := checkQuery(endpoint, q, listParams); err != nil {
 		problems = append(problems, err.Error())
 	}
 	if v := q.Get("all"); v != "" {
@@ -358,23 +374,30 @@ func listQuery(q url.Values) (client.ListOptions, error) {
 	return o, nil
 }
 
+// httpError is the API error code of err and the HTTP status it is
+// answered with.
+func httpError(err error) (code string, status int) {
+	code = jobs.ErrorCode(err)
+	// No server, or one that did not answer in time, is unavailable
+	// (503, worth retrying), as the NATS API says of its own timeouts.
+	if errors.Is(err, client.ErrNoServer) || (code == jobs.CodeInternal &&
+		(errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded))) {
+		code = jobs.CodeUnavailable
+	}
+	status = server.HTTPStatus(code)
+	switch code {
+	case codeUnauthenticated:
+		status = http.StatusUnauthorized
+	case codeMethodNotAllowed:
+		status = http.StatusMethodNotAllowed
+	}
+	return code, status
+}
+
 func writeJSON(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		code := jobs.ErrorCode(err)
-		// No server, or one that did not answer in time, is unavailable
-		// (503, worth retrying), as the NATS API says of its own timeouts.
-		if errors.Is(err, client.ErrNoServer) || (code == jobs.CodeInternal &&
-			(errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded))) {
-			code = jobs.CodeUnavailable
-		}
-		status := server.HTTPStatus(code)
-		switch code {
-		case codeUnauthenticated:
-			status = http.StatusUnauthorized
-		case codeMethodNotAllowed:
-			status = http.StatusMethodNotAllowed
-		}
+		code, status := httpError(err)
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(map[string]any{"error": jobs.Error{Code: code, Message: err.Error()}})
 		return
