@@ -26,7 +26,8 @@ import (
 )
 
 // httpServe returns a role serving a small read-only HTTP API on addr, or
-// nil when addr is empty: GET /healthz, /api/runs and /api/runs/{id}. The
+// nil when addr is empty: GET /healthz, /api/runs and /api/runs/{id}, and
+// the web UI under /ui/ (webui.go). The
 // API asks what NATS asks of the operator (auth); it is HTTPS only with
 // tlsConfig (httptls.go), plain HTTP when that is nil.
 func httpServe(addr string, nc *nats.Conn, auth httpAuth, tlsConfig *tls.Config, log zerolog.Logger) func(context.Context) error {
@@ -126,7 +127,9 @@ const httpAddrHelp = "address of the HTTP API, e.g. 127.0.0.1:8080 (off when emp
 // httpHelp is the paragraph of up's and server's help on the HTTP API.
 const httpHelp = `With --http ADDR it serves a read-only HTTP API: /healthz, /api/runs and
 /api/runs/{id} (an unknown query parameter is refused with 400, naming it,
-as /api/runs?stauts=FAILED). /api/ asks for what NATS asks of the operator (Basic auth
+as /api/runs?stauts=FAILED), and a read-only web UI at /ui/ (gantry up --http
+127.0.0.1:8080, then open http://127.0.0.1:8080/ui/; a browser asks for the
+user and password, or takes the token as the password). /api/ asks for what NATS asks of the operator (Basic auth
 with --user/--password, Authorization: Bearer with --token), or for
 --http-token instead. It is plain HTTP unless --http-tls-cert and
 --http-tls-key are given: then HTTPS only (TLS 1.2 or later), and clients
@@ -214,7 +217,8 @@ func (a httpAuth) allows(r *http.Request) bool {
 	return true
 }
 
-// httpHandler serves the HTTP API with c; /healthz needs no credentials.
+// httpHandler serves the HTTP API and the web UI with c; /healthz (and
+// the UI's style sheet) need no credentials.
 func httpHandler(c *client.Client, nc *nats.Conn, auth httpAuth) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
