@@ -191,6 +191,14 @@ func TestHTTPSClientCertificates(t *testing.T) {
 	if code, _, err := apiGet(noCert, base+"/healthz"); err != nil || code != http.StatusOK {
 		t.Errorf("/healthz without a certificate: %d %v", code, err)
 	}
+	// The web UI asks for both too.
+	if code, body, err := apiGet(noCert, base+"/ui/", bearer...); err != nil || code != http.StatusUnauthorized ||
+		!strings.Contains(body, "asks for a client certificate signed by the CA of --http-tls-client-ca") {
+		t.Errorf("/ui/ with the token, without a certificate: %d %q %v", code, body, err)
+	}
+	if code, body, err := apiGet(withCert, base+"/ui/", bearer...); err != nil || code != http.StatusOK || !strings.Contains(body, "<h1>Runs</h1>") {
+		t.Errorf("/ui/ with the certificate and the token: %d %q %v", code, body, err)
+	}
 	otherCert := httpsClient(t, pki.ca, &tls.Config{Certificates: clientCert(t, other.clientCert, other.clientKey)})
 	if code, body, err := apiGet(otherCert, base+"/api/runs", bearer...); err == nil || !strings.Contains(err.Error(), "tls: ") {
 		t.Errorf("with a certificate of another CA: %d %q %v; want a TLS error", code, body, err)

@@ -274,6 +274,13 @@ func (u *webUI) runs(w http.ResponseWriter, r *http.Request) {
 		u.failErr(w, "", err)
 		return
 	}
+	p.Body = runsBodyOf(q, runs, next)
+	u.render(w, http.StatusOK, "runs", p)
+}
+
+// runsBodyOf is the runs page's content: runs, listed for the query q
+// (without refresh), and next, the cursor of the page after.
+func runsBodyOf(q url.Values, runs []jobs.Run, next string) runsBody {
 	b := runsBody{Runs: runs, Filters: statusFilters(q), Tags: q["tag"]}
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		if k != "tag" && k != "before" {
@@ -298,8 +305,7 @@ func (u *webUI) runs(w http.ResponseWriter, r *http.Request) {
 		delete(c, "before")
 		b.Newest = pageURL("/ui/", c)
 	}
-	p.Body = b
-	u.render(w, http.StatusOK, "runs", p)
+	return b
 }
 
 // statusFilters are the runs page's status links (active, all, each

@@ -1,0 +1,405 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/server"
+	"github.com/gantry-dev/gantry/storage"
+)
+
+// uiEnv is the HTTP server's handler against a real gantry server and
+// embedded NATS (no worker, no Docker: the test reports the worker's
+// events and log lines itself).
+type uiEnv struct {
+	t   *testing.T
+	ctx context.Context
+	srv *httptest.Server
+	c   *client.Client
+	q   *queue.Queue
+}
+
+func startUI(t *testing.T, auth httpAuth) *uiEnv {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	nc := embeddedNATS(t)
+	q, err := queue.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "gantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- server.New(db, q).Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+		db.Close()
+	})
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := c.Pools(ctx); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the server did not answer within 10s: %v", err)
+		}
+	}
+	srv := httptest.NewServer(httpHandler(c, nc, auth))
+	t.Cleanup(srv.Close)
+	return &uiEnv{t: t, ctx: ctx, srv: srv, c: c, q: q}
+}
+
+// submit submits a run of an inline task definition.
+func (e *uiEnv) submit(req *jobs.SubmitRequest) *jobs.Run {
+	e.t.Helper()
+	if req.TaskDefinition == nil {
+		req.TaskDefinition = []byte(`{"family":"etl","containerDefinitions":[{"name":"main","image":"i"}]}`)
+	}
+	r, err := e.c.Submit(e.ctx, req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// waitRun polls the run until ok holds.
+func (e *uiEnv) waitRun(id string, ok func(*jobs.Run) bool) *jobs.Run {
+	e.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r, err := e.c.Get(e.ctx, id)
+		if err == nil && ok(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("run %s: %+v %v", id, r, err)
+		}
+	}
+}
+
+// get requests path and returns the response and its body.
+func (e *uiEnv) get(path string, header ...string) (*http.Response, string) {
+	e.t.Helper()
+	return uiGet(e.t, e.srv, "GET", path, header...)
+}
+
+func uiGet(t *testing.T, srv *httptest.Server, method, path string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	c := srv.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+// wantPage checks a page's status, that it is HTML with the UI's
+// security headers, and holds each of want and none of never.
+func wantPage(t *testing.T, path string, resp *http.Response, body string, status int, want []string, never ...string) {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Errorf("%s: status %d, want %d:\n%s", path, resp.StatusCode, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+		t.Errorf("%s: Content-Type %q", path, ct)
+	}
+	for h, v := range map[string]string{"Content-Security-Policy": webuiCSP, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"} {
+		if got := resp.Header.Get(h); got != v {
+			t.Errorf("%s: %s %q, want %q", path, h, got, v)
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			t.Errorf("%s: the page lacks %q:\n%s", path, w, body)
+		}
+	}
+	for _, n := range never {
+		if strings.Contains(body, n) {
+			t.Errorf("%s: the page holds %q:\n%s", path, n, body)
+		}
+	}
+}
+
+const uiXSS = `<script>alert("x")</script>`
+
+// TestWebUIPages: every page against a real gantry server, with what
+// users wrote (a stop reason, log lines, a query's tag) escaped.
+func TestWebUIPages(t *testing.T) {
+	e := startUI(t, httpAuth{})
+	ctx := e.ctx
+	if _, _, err := e.c.SetPool(ctx, "etl-pool", 2); err != nil {
+		t.Fatal(err)
+	}
+	queued := e.submit(&jobs.SubmitRequest{Tags: jobs.TagList{{Key: "team", Value: "data"}}, Pool: "etl-pool"})
+	stopped := e.submit(&jobs.SubmitRequest{})
+	if _, err := e.c.Stop(ctx, stopped.RunID, "stopped by "+uiXSS); err != nil {
+		t.Fatal(err)
+	}
+	failed := e.submit(&jobs.SubmitRequest{Tags: jobs.TagList{{Key: "team", Value: "web"}}})
+	// A worker runs failed's attempt: it writes lines and exits 3.
+	lw := e.q.NewLogWriter(failed.RunID, 1)
+	lw.Line("main", jobs.Stdout, []byte("hello "+uiXSS))
+	lw.Piece("main", jobs.Stderr, []byte("a long "))
+	lw.Line("main", jobs.Stderr, []byte("line & more"))
+	if err := lw.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exit := 3
+	for i, ev := range []*jobs.Event{
+		{Status: jobs.StatusRunning},
+		{Status: jobs.StatusFailed, ExitCode: &exit, StopCode: jobs.StopEssentialExited, StoppedReason: "Essential container in task exited", Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &exit, Reason: "exit status 3"}}},
+	} {
+		ev.RunID, ev.Attempt, ev.Seq, ev.Source, ev.Worker, ev.Time = failed.RunID, 1, i+1, jobs.SourceWorker, "w1", time.Now().UTC()
+		if err := e.q.Report(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitRun(failed.RunID, func(r *jobs.Run) bool { return r.Status == jobs.StatusFailed })
+	if err := e.q.Beat(ctx, jobs.WorkerInfo{ID: "w1", Cluster: "default", Host: "host-a", State: jobs.WorkerActive,
+		Capacity: jobs.Resources{CPU: 2048, Memory: 4096, Slots: 4}, Runs: []string{queued.RunID},
+		StartedAt: time.Now(), LastHeartbeat: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.c.ApplyPipeline(ctx, []byte(`
+name: daily-sales
+schedule: {cron: "0 2 * * *"}
+stages:
+  - name: load
+    taskDefinition: {family: load, containerDefinitions: [{name: main, image: i}]}
+    dependsOn: [transform]
+  - name: extract
+    taskDefinition: {family: extract, containerDefinitions: [{name: main, image: i}]}
+  - name: transform
+    taskDefinition: {family: transform, containerDefinitions: [{name: main, image: i}]}
+    dependsOn: [extract]
+`)); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := e.c.RunPipeline(ctx, "daily-sales", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if pr, err = e.c.GetPipelineRun(ctx, pr.PipelineRunID); err == nil && len(pr.StageState("extract").Runs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pipeline run's first stage has no run: %+v %v", pr, err)
+		}
+	}
+	extractRun := pr.StageState("extract").Runs[0].RunID
+
+	resp, _ := e.get("/")
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
+		t.Errorf("/: %d Location %q, want 302 to /ui/", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, c := range []struct {
+		path        string
+		status      int
+		want, never []string
+	}{
+		{"/ui/", 200, []string{queued.RunID, extractRun, `<strong>active</strong>`, `href="/ui/?all=true">all</a>`,
+			`<a class="tag" href="/ui/?all=true&amp;tag=team%3Ddata">team=data</a>`}, []string{stopped.RunID, failed.RunID}},
+		{"/ui/?all=true", 200, []string{queued.RunID, stopped.RunID, failed.RunID, "stopped by &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;",
+			`<strong>all</strong>`}, []string{uiXSS}},
+		{"/ui/?status=failed", 200, []string{failed.RunID, `<strong>failed</strong>`, `<td>3</td>`}, []string{queued.RunID, stopped.RunID}},
+		{"/ui/?all=true&tag=team=data", 200, []string{queued.RunID, `value="team=data"`, `clear tags`}, []string{failed.RunID, stopped.RunID}},
+		{"/ui/?all=true&tag=", 200, []string{failed.RunID, stopped.RunID}, nil}, // the tag form left empty
+		{"/ui/?all=true&limit=1", 200, []string{`older »`}, nil},
+		{"/ui/?tag=" + url.QueryEscape(uiXSS), 400, []string{"Bad request", "&lt;script&gt;"}, []string{uiXSS}},
+		{"/ui/?stauts=FAILED", 400, []string{`unknown query parameter &#34;stauts&#34; (did you mean &#34;status&#34;?); /ui/ takes`}, nil},
+		{"/ui/?refresh=5", 200, []string{`<meta http-equiv="refresh" content="5">`, `<strong>on (5s)</strong>`, `<a href="/ui/">off</a>`}, nil},
+		{"/ui/?refresh=0", 400, []string{`refresh=&#34;0&#34;: want seconds, 1 to 3600`}, nil},
+		{"/ui/runs/" + failed.RunID, 200, []string{"FAILED", "exit status 3", "EssentialContainerExited", `<dt>Exit code</dt><dd>3</dd>`,
+			`team=web`, "hello &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", `<span class="line stderr">a long line &amp; more</span>`,
+			`href="/ui/runs/` + failed.RunID + `/logs.txt"`, "w1"}, []string{uiXSS, "refresh"}},
+		{"/ui/runs/" + stopped.RunID, 200, []string{"CANCELED", "stopped by &lt;script&gt;"}, []string{uiXSS}},
+		{"/ui/runs/" + queued.RunID, 200, []string{"QUEUED", "etl-pool", `<a href="/ui/runs/` + queued.RunID + `?refresh=5">on</a>`}, nil},
+		{"/ui/runs/01nosuchrun", 404, []string{"No run 01nosuchrun"}, nil},
+		{"/ui/runs/pr-nosuch", 404, []string{"No pipeline run pr-nosuch"}, nil},
+		{"/ui/runs/" + pr.PipelineRunID, 200, []string{"daily-sales", "RUNNING", `href="/ui/runs/` + extractRun + `"`,
+			"transform (success)"}, nil},
+		{"/ui/pipelines", 200, []string{`href="/ui/pipelines/daily-sales"`, "<code>0 2 * * *</code>", `href="/ui/runs/` + pr.PipelineRunID + `"`}, nil},
+		{"/ui/pipelines/daily-sales", 200, []string{pr.PipelineRunID, "extract (success)", "manual"}, nil},
+		{"/ui/pipelines/nosuch", 404, []string{"No pipeline nosuch"}, nil},
+		{"/ui/workers", 200, []string{"w1", "host-a", "0/4", `href="/ui/runs/` + queued.RunID + `"`}, nil},
+		{"/ui/pools", 200, []string{"etl-pool", "<td>2</td>"}, nil},
+		{"/ui/nosuch", 404, []string{"/ui/nosuch: no such page of the web UI"}, nil},
+	} {
+		resp, body := e.get(c.path)
+		wantPage(t, c.path, resp, body, c.status, c.want, c.never...)
+	}
+
+	// The stages in DAG order, whatever the file's.
+	_, body := e.get("/ui/runs/" + pr.PipelineRunID)
+	if x, tr, l := strings.Index(body, "<td>extract"), strings.Index(body, "<td>transform"), strings.Index(body, "<td>load"); x < 0 || !(x < tr && tr < l) {
+		t.Errorf("stages not in DAG order (extract %d, transform %d, load %d):\n%s", x, tr, l, body)
+	}
+	// Pages with log lines are not stored; lists are asked again.
+	for path, want := range map[string]string{"/ui/runs/" + failed.RunID: "no-store", "/ui/runs/" + failed.RunID + "/logs.txt": "no-store", "/ui/": "no-cache"} {
+		if resp, _ := e.get(path); resp.Header.Get("Cache-Control") != want {
+			t.Errorf("%s: Cache-Control %q, want %s", path, resp.Header.Get("Cache-Control"), want)
+		}
+	}
+	resp, body = e.get("/ui/runs/" + failed.RunID + "/logs.txt")
+	if want := "hello " + uiXSS + "\na long line & more\n"; resp.StatusCode != 200 || body != want || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Errorf("logs.txt: %d %s %q, want 200 text/plain %q", resp.StatusCode, resp.Header.Get("Content-Type"), body, want)
+	}
+	resp, body = e.get("/ui/runs/01nosuchrun/logs.txt")
+	if resp.StatusCode != 404 || !strings.Contains(body, "01nosuchrun") {
+		t.Errorf("logs.txt of no run: %d %q", resp.StatusCode, body)
+	}
+	resp, body = e.get("/ui/runs/" + pr.PipelineRunID + "/logs.txt")
+	if resp.StatusCode != 200 {
+		t.Errorf("logs.txt of a pipeline run: %d %q", resp.StatusCode, body)
+	}
+	resp, body = uiGet(t, e.srv, "POST", "/ui/runs/"+failed.RunID)
+	wantPage(t, "POST", resp, body, 405, []string{"the web UI is read-only"})
+	if resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("405 Allow %q", resp.Header.Get("Allow"))
+	}
+}
+
+// TestWebUIAuth: /ui/ asks for what /api/ asks, and a browser for Basic
+// auth (a token as its password); the style sheet needs none.
+func TestWebUIAuth(t *testing.T) {
+	basic := func(u, p string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)) }
+	for _, c := range []struct {
+		name       string
+		auth       httpAuth
+		in, out    []string // Authorization headers let in, refused
+		challenged string   // what the 401 says
+	}{
+		{"user", httpAuth{user: "op", password: "pw"}, []string{basic("op", "pw")},
+			[]string{"", basic("op", "no"), basic("no", "pw"), "Bearer pw"}, "the NATS operator&#39;s user and password"},
+		{"--http-token", httpAuth{token: "ht", httpToken: true}, []string{"Bearer ht", basic("", "ht"), basic("anyone", "ht")},
+			[]string{"", "Bearer no", basic("ht", "no")}, "--http-token: give it as the password"},
+		{"NATS token", httpAuth{token: "nt"}, []string{"bearer nt", basic("x", "nt")}, []string{"", basic("nt", "")}, "the NATS token"},
+	} {
+		srv := startHTTPAPI(t, c.auth) // NATS without a gantry server: let in is 503
+		for _, h := range c.out {
+			resp, body := uiGet(t, srv, "GET", "/ui/", "Authorization", h)
+			wantPage(t, c.name+" "+h, resp, body, 401, []string{c.challenged}, "no gantry server")
+			if got := resp.Header.Get("WWW-Authenticate"); got != `Basic realm="gantry", charset="UTF-8"` {
+				t.Errorf("%s, Authorization %q: WWW-Authenticate %q", c.name, h, got)
+			}
+		}
+		for _, h := range c.in {
+			resp, body := uiGet(t, srv, "GET", "/ui/workers", "Authorization", h)
+			wantPage(t, c.name+" "+h, resp, body, 503, []string{"Gantry is unavailable", "no gantry server answers on NATS"})
+		}
+		resp, body := uiGet(t, srv, "GET", "/ui/style.css")
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") || !strings.Contains(body, "pre.logs") {
+			t.Errorf("%s: style.css: %d %s", c.name, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		// /api/ keeps its own challenge.
+		if resp, _ := uiGet(t, srv, "GET", "/api/runs"); c.auth.token != "" && resp.Header.Get("WWW-Authenticate") != `Bearer realm="gantry"` {
+			t.Errorf("%s: /api/'s WWW-Authenticate %q", c.name, resp.Header.Get("WWW-Authenticate"))
+		}
+		if c.auth.token != "" {
+			if resp, _ := uiGet(t, srv, "GET", "/api/runs", "Authorization", basic("x", c.auth.token)); resp.StatusCode != 401 {
+				t.Errorf("%s: /api/ let Basic auth with the token in: %d", c.name, resp.StatusCode)
+			}
+		}
+	}
+}
+
+// TestWebUINATSDown: with the connection to NATS lost, a page says so
+// (503), not that there is no gantry server.
+func TestWebUINATSDown(t *testing.T) {
+	nc := embeddedNATS(t)
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpHandler(c, nc, httpAuth{}))
+	t.Cleanup(srv.Close)
+	nc.Close()
+	resp, body := uiGet(t, srv, "GET", "/ui/runs/01x")
+	wantPage(t, "/ui/runs/01x", resp, body, 503, []string{"NATS is unreachable", "lost its connection to NATS (closed)"})
+}
+
+// TestWebUIRunsPageGolden: the runs page's whole HTML, at a fixed time,
+// for a page of runs with filters and a next page; a tag value that
+// would be markup (the store refuses it, the template escapes it anyway)
+// is text. Rewrite with go test ./cmd/gantry -run WebUIRunsPageGolden -update.
+func TestWebUIRunsPageGolden(t *testing.T) {
+	fixedClock(t)
+	runs := goldenRuns()
+	runs[0].Tags = map[string]string{"team": "data", "note": uiXSS}
+	r := httptest.NewRequest("GET", "/ui/?status=FAILED&status=RUNNING&tag=team=data&refresh=10", nil)
+	p, q, err := newPage(r, "Runs", "runs", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Body = runsBodyOf(q, runs, "cursor-2")
+	w := httptest.NewRecorder()
+	newWebUI(nil, nil).render(w, http.StatusOK, "runs", p)
+	got := w.Body.String()
+	if strings.Contains(got, uiXSS) {
+		t.Errorf("the tag's markup is not escaped:\n%s", got)
+	}
+	// Every link stays on the server: no asset from elsewhere, no script.
+	for _, m := range regexp.MustCompile(`(?:href|src|action)="([^"]*)"`).FindAllStringSubmatch(got, -1) {
+		if !strings.HasPrefix(m[1], "/ui/") {
+			t.Errorf("a link off /ui/: %s", m[0])
+		}
+	}
+	if strings.Contains(got, "<script") || strings.Contains(got, "style=") {
+		t.Error("the page has a script or an inline style, which its CSP refuses")
+	}
+	golden(t, "ui-runs.html", w.Body.Bytes())
+}
+
+// TestLogTail: the run page keeps the last lines, oldest first, a long
+// line's pieces joined, and counts them all.
+func TestLogTail(t *testing.T) {
+	tail := &logTail{max: 3, partial: map[string][]byte{}}
+	var n int
+	line := func(c string, partial bool) jobs.LogLine {
+		n++
+		return jobs.LogLine{Stream: jobs.Stdout, Text: fmt.Sprint(c, n), Partial: partial}
+	}
+	tail.batch(&jobs.LogBatch{Container: "a", Lines: []jobs.LogLine{line("a", false), line("a", true)}})
+	tail.batch(&jobs.LogBatch{Container: "b", Lines: []jobs.LogLine{line("b", false), line("b", false)}})
+	tail.batch(&jobs.LogBatch{Container: "a", Lines: []jobs.LogLine{line("a", false), line("a", false)}})
+	var got []string
+	for _, l := range tail.last() {
+		got = append(got, l.Container+":"+l.Text)
+	}
+	if want := "b:b4 a:a2a5 a:a6"; strings.Join(got, " ") != want || tail.total != 5 {
+		t.Errorf("tail %q of %d; want %q of 5", got, tail.total, want)
+	}
+}
