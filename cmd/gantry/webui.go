@@ -631,7 +631,7 @@ func (u *webUI) pools(w http.ResponseWriter, r *http.Request) {
 // webuiFuncs are the templates' functions.
 var webuiFuncs = template.FuncMap{
 	// utc and ago show a time (time.Time or *time.Time): in UTC, and how
-	// long before now; zero and nil as "-".
+	// long before now (or after); zero and nil as "-".
 	"utc": func(v any) string {
 		t := timeOf(v)
 		if t.IsZero() {
@@ -640,7 +640,13 @@ var webuiFuncs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
 	"iso": func(v any) string { return timeOf(v).UTC().Format(time.RFC3339) },
-	"ago": func(v any) string { return ago(timeOf(v), clock()) },
+	"ago": func(v any) string {
+		t, now := timeOf(v), clock()
+		if t.After(now) { // a schedule's next fire
+			return "in " + short(t.Sub(now))
+		}
+		return ago(t, now)
+	},
 	"set": func(v any) bool { return !timeOf(v).IsZero() },
 	// took is how long from start to end (or to now, not ended yet).
 	"took": func(start, end *time.Time) string {
