@@ -500,7 +500,7 @@ func TestArgCountErrorsSayTheUsage(t *testing.T) {
 		{[]string{"stop"}, "usage: gantry stop RUN..."},
 		{[]string{"wait"}, "usage: gantry wait RUN..."},
 		{[]string{"taskdef", "register"}, "usage: gantry taskdef register FILE|-"},
-		{[]string{"logs", "a", "b"}, "accepts 1 arg(s), received 2; usage: gantry logs RUN"},
+		{[]string{"logs", "a", "b"}, "accepts 1 arg(s), received 2; usage: gantry logs RUN | PIPELINE-RUN"},
 	} {
 		err := offline(c.args...)
 		if err == nil || !strings.HasSuffix(err.Error(), c.want) {

@@ -277,7 +277,7 @@ func TestCLIEndsAtOnceOnASignalWhileConnecting(t *testing.T) {
 		t.Errorf("gantry ps ended %s after SIGTERM, want at once", d)
 	}
 	want := "gantry: connect to NATS at " + url + ": terminated signal received\n"
-	if code := cmd.ProcessState.ExitCode(); code != exitGantryError || stderr.String() != want {
-		t.Errorf("gantry ps, signalled while connecting: exit %d, stderr %q; want %d, %q", code, stderr.String(), exitGantryError, want)
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted || stderr.String() != want {
+		t.Errorf("gantry ps, signalled while connecting: exit %d, stderr %q; want %d, %q", code, stderr.String(), exitInterrupted, want)
 	}
 }
