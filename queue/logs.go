@@ -205,6 +205,10 @@ type LogLimits struct {
 	// when it holds none. Lines stored before it are gone, dropped by
 	// the limits (or by an operator's purge).
 	Oldest time.Time
+	// Dropped says lines were removed from the stream's start (its first
+	// sequence is past 1): without it, nothing older than Oldest was ever
+	// stored, so a run that ended before Oldest just wrote nothing.
+	Dropped bool
 }
 
 // LogLimits returns the log stream's limits as it has them now (as
@@ -220,6 +224,7 @@ func (q *Queue) LogLimits(ctx context.Context) (LogLimits, error) {
 	if info.State.Msgs > 0 {
 		l.Oldest = info.State.FirstTime
 	}
+	l.Dropped = info.State.FirstSeq > 1
 	return l, nil
 }
 

@@ -344,6 +344,20 @@ func TestLogsOfARunPastTheLogRetention(t *testing.T) {
 	if out, errOut := logs(ended()); out != "" || errOut != "" {
 		t.Errorf("logs of a run that just ended without a line: stdout %q, stderr %q; want nothing", out, errOut)
 	}
+
+	// A run that ended without a line before the stream's oldest line,
+	// the stream having dropped nothing: nothing was lost, nothing to say.
+	minuteAgo := now.Add(-time.Minute)
+	clock.Store(&minuteAgo)
+	quiet := ended()
+	w := q.NewLogWriter("another", 1)
+	w.Line("main", jobs.Stdout, []byte("hello"))
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut := logs(quiet); out != "" || errOut != "" {
+		t.Errorf("logs of a run that ended without a line before the stream's first: stdout %q, stderr %q; want nothing", out, errOut)
+	}
 }
 
 // TestScheduleCreateChecksItsFlags: --timeout and --starting-deadline

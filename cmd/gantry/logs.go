@@ -183,8 +183,8 @@ func logsFlagsFor(cmd *cobra.Command, pipeline bool) error {
 
 // logsExpired says why a run that showed no log line has none, when it can
 // be told for sure: the run ended longer ago than the log stream keeps
-// lines, or before the oldest line the stream holds (a stream bounded by
-// --log-max-size dropped the older ones), so whatever it wrote is gone.
+// lines, or before the oldest line the stream holds when it dropped older
+// ones (bounded by --log-max-size), so whatever it wrote is gone.
 // Otherwise (a run that wrote nothing, a user who may not read the
 // stream's configuration) it returns "", and the empty output stands.
 func logsExpired(ctx context.Context, c *client.Client, runID string, o client.LogOptions, now time.Time) string {
@@ -201,7 +201,7 @@ func logsExpired(ctx context.Context, c *client.Client, runID string, o client.L
 	case l.MaxAge > 0 && ago > l.MaxAge:
 		return fmt.Sprintf("run %s ended %s ago, and logs are kept %s (the %s stream's max age): its logs, if it wrote any, are no longer kept",
 			runID, short(ago), short(l.MaxAge), queue.StreamLogs)
-	case !l.Oldest.IsZero() && r.FinishedAt.Before(l.Oldest):
+	case !l.Oldest.IsZero() && r.FinishedAt.Before(l.Oldest) && l.Dropped:
 		return fmt.Sprintf("run %s ended %s ago, before the oldest line the %s stream holds (stored %s ago): %s; its logs, if it wrote any, are no longer kept",
 			runID, short(ago), queue.StreamLogs, short(now.Sub(l.Oldest)), dropCause(l))
 	}
