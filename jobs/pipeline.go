@@ -65,8 +65,10 @@ type Stage struct {
 	TaskDefinition json.RawMessage `json:"taskDefinition"`
 	DependsOn      []Dependency    `json:"dependsOn,omitempty"`
 	// ArraySize fans the stage out to that many parallel runs, each seeing
-	// GANTRY_ARRAY_INDEX (0 to ArraySize-1); 0 means one plain run.
-	ArraySize      int            `json:"arraySize,omitempty"`
+	// GANTRY_ARRAY_INDEX (0 to the size - 1); zero means one plain run.
+	// The size is fixed, or read from an upstream stage's output when the
+	// stage starts (arraysize.go).
+	ArraySize      ArraySize      `json:"arraySize,omitzero"`
 	Cluster        string         `json:"cluster,omitempty"`
 	Overrides      *Overrides     `json:"overrides,omitempty"`
 	RetryStrategy  *RetryStrategy `json:"retryStrategy,omitempty"`
@@ -185,6 +187,11 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 	if err := dec.Decode(&p); err != nil {
 		if errors.Is(err, errTagShape) {
 			if named := tagShapeProblems(js); named != nil {
+				return nil, named
+			}
+		}
+		if errors.Is(err, errArraySizeShape) {
+			if named := arraySizeShapeProblems(js); named != nil {
 				return nil, named
 			}
 		}
@@ -373,6 +380,11 @@ func (p *Pipeline) Validate() error {
 	}
 	for i, st := range p.Stages {
 		errs = append(errs, st.validate(stagePath(i, st.Name), seen, p.Parameters)...)
+		var up map[string]bool
+		if st.ArraySize.From != nil {
+			up = p.upstreamOf(st.Name)
+		}
+		errs = append(errs, p.validateArraySize(i, up)...)
 	}
 	if err := p.CheckStageTags(nil); err != nil {
 		errs = append(errs, err)
@@ -409,9 +421,6 @@ func (st *Stage) validate(sp string, stages map[string]bool, params Params) []er
 		}
 	}
 	errs = append(errs, st.SkipOnExitCode.validate(sp+".skipOnExitCode")...)
-	if st.ArraySize < 0 || st.ArraySize > MaxArraySize {
-		bad("arraySize", "%d: must be between 0 and %d", st.ArraySize, MaxArraySize)
-	}
 	deps := map[string]bool{}
 	for j, d := range st.DependsOn {
 		dp := fmt.Sprintf("dependsOn[%d]", j)

@@ -159,6 +159,12 @@ type StageState struct {
 	// EarlierTries are how the stage's earlier tries ended, oldest first,
 	// their runs included: a retry keeps them.
 	EarlierTries []StageTry `json:"earlierTries,omitempty"`
+	// ArraySize is the size of a stage whose arraySize reads an upstream
+	// output (ArraySize.From), as decided when this try started: stored
+	// before any child is submitted, so that a server restarting
+	// mid-fan-out submits the same children. Nil for other stages and
+	// before the decision.
+	ArraySize *int `json:"arraySize,omitempty"`
 }
 
 // StageTry is one earlier try of a stage, as it ended.
@@ -169,6 +175,8 @@ type StageTry struct {
 	StartedAt  *time.Time `json:"startedAt"`
 	FinishedAt *time.Time `json:"finishedAt"`
 	Runs       []StageRun `json:"runs"`
+	// ArraySize is the try's decided size (StageState.ArraySize).
+	ArraySize *int `json:"arraySize,omitempty"`
 }
 
 // StageRun is one run of a stage: the only one, or one child of an array.

@@ -47,13 +47,13 @@ func TestParameterScalarsAsWritten(t *testing.T) {
 	if !maps.Equal(p.Parameters, want) {
 		t.Fatalf("parameters %v, want %v", p.Parameters, want)
 	}
-	if p.Stages[0].ArraySize != 3 {
-		t.Fatalf("arraySize %d", p.Stages[0].ArraySize)
+	if p.Stages[0].ArraySize != Fixed(3) {
+		t.Fatalf("arraySize %v", p.Stages[0].ArraySize)
 	}
 	// Elsewhere numbers are numbers, however written.
 	for _, v := range []string{"3.0", "0x3", "+3", "3"} {
 		p, err := ParsePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: t, arraySize: " + v + "}]\n"))
-		if err != nil || p.Stages[0].ArraySize != 3 {
+		if err != nil || p.Stages[0].ArraySize != Fixed(3) {
 			t.Fatalf("arraySize: %s: %v", v, err)
 		}
 	}
@@ -529,10 +529,22 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte(`{"name":"p","maxActiveRuns":-1,"stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Add([]byte(`{"name":"p","maxActiveRuns":"1","stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Add([]byte(`{"name":"p","maxActiveRuns":null,"stages":[{"name":"a","taskDefinition":"t"}]}`))
+	f.Add([]byte("name: p\nstages: [{name: x, taskDefinition: t}, {name: a, taskDefinition: t, dependsOn: [x]}, {name: b, taskDefinition: t, dependsOn: [a], arraySize: {fromOutput: x.FILES}}]\n"))
+	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, arraySize: {fromOutput: a.N}}, {name: c, taskDefinition: t, dependsOn: [b], arraySize: {fromOutput: c.N}}]\n"))
+	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t"},{"name":"b","taskDefinition":"t","dependsOn":["a"],"arraySize":{"fromOutput":"a"}},{"name":"c","taskDefinition":"t","arraySize":"3"}]}`))
+	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","arraySize":{"fromOutput":"ghost.K=1","from":1}},{"name":"b","taskDefinition":"t","arraySize":[1]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
 			return
+		}
+		for _, st := range p.Stages {
+			if ref := st.ArraySize.From; ref != nil && (st.ArraySize.N != 0 || !p.upstreamOf(st.Name)[ref.Stage] || !validOutputKey(ref.Key)) {
+				t.Fatalf("accepted stage %s arraySize %+v from %+v", st.Name, st.ArraySize, ref)
+			}
+			if st.ArraySize.N < 0 || st.ArraySize.N > MaxArraySize {
+				t.Fatalf("accepted stage %s arraySize %d", st.Name, st.ArraySize.N)
+			}
 		}
 		for _, st := range p.Stages {
 			if st.Pool != "" && CheckPoolName("pool", st.Pool) != nil {

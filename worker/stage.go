@@ -1,13 +1,11 @@
 package worker
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/gantry-dev/gantry/jobs"
 )
@@ -196,8 +194,8 @@ func (w *Worker) sweepStaged() {
 	})
 }
 
-// readOutputs parses KEY=VALUE lines; blank lines and # comments are
-// skipped. A missing file has no values.
+// readOutputs parses KEY=VALUE lines (jobs.ParseOutputs: the server
+// reads an arraySize by the same rules). A missing file has no values.
 func readOutputs(path string) ([]jobs.KeyValue, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -207,23 +205,5 @@ func readOutputs(path string) ([]jobs.KeyValue, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var out []jobs.KeyValue
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		k = strings.TrimSpace(k)
-		if !ok || k == "" {
-			return nil, fmt.Errorf("line %d: want KEY=VALUE", n)
-		}
-		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
-			v = v[1 : len(v)-1]
-		}
-		out = append(out, jobs.KeyValue{Name: k, Value: v})
-	}
-	return out, sc.Err()
+	return jobs.ParseOutputs(f)
 }

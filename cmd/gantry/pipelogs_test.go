@@ -17,7 +17,7 @@ func retriedArrayRun() *jobs.PipelineRun {
 	return &jobs.PipelineRun{PipelineRunID: "pr-1", Status: jobs.StatusRunning,
 		Spec: jobs.Pipeline{Name: "etl", Stages: []jobs.Stage{
 			{Name: "load", DependsOn: []jobs.Dependency{{Stage: "transform"}}},
-			{Name: "extract", ArraySize: 2},
+			{Name: "extract", ArraySize: jobs.Fixed(2)},
 			{Name: "transform", DependsOn: []jobs.Dependency{{Stage: "extract"}}},
 		}},
 		Stages: []jobs.StageState{
