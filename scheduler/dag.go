@@ -52,7 +52,22 @@ type config struct {
 	log     zerolog.Logger
 	now     func() time.Time
 	outcome func(Outcome, int) // cron.go; never nil
+	outputs Outputs            // nil: a stage sized by an output fails
 }
+
+// Outputs reads the outputs.env lines stages wrote (the queue's object
+// store), for the stages whose arraySize reads one.
+type Outputs interface {
+	// StageOutput returns the value of key in the outputs.env that the
+	// given runs of a stage stored, joined in the runs' order (the last
+	// line setting it wins), and false when none did. An error whose
+	// jobs.ErrorCode is invalid_argument is the file's (a line that is no
+	// KEY=VALUE); any other is the store's, worth trying again.
+	StageOutput(ctx context.Context, pipelineRun, stage string, runIDs []string, key string) (string, bool, error)
+}
+
+// WithOutputs lets the DAG read stage outputs, for arraySize: {fromOutput}.
+func WithOutputs(o Outputs) Option { return func(c *config) { c.outputs = o } }
 
 // Option configures a DAG or a Cron.
 type Option func(*config)
@@ -377,11 +392,23 @@ func skipReason(pr *jobs.PipelineRun, name string, status map[string]jobs.Status
 func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now time.Time) error {
 	st := pr.StageState(name)
 	spec := pr.Spec.Stage(name)
-	n := max(spec.ArraySize, 1)
+	size, err := d.arraySize(ctx, pr, spec, st, now)
+	if err != nil {
+		return err
+	}
+	switch {
+	case size < 0: // the stage failed to decide its size: st says why
+		return nil
+	case size == 0 && spec.ArraySize.Dynamic():
+		st.Status, st.StartedAt, st.FinishedAt, st.Runs = jobs.StatusSkipped, &now, &now, []jobs.StageRun{}
+		st.Reason = fmt.Sprintf("arraySize from %s is 0: nothing to run", spec.ArraySize.From)
+		return nil
+	}
+	n := max(size, 1)
 	runs := make([]jobs.StageRun, 0, n)
 	for i := range n {
 		var idx *int
-		if spec.ArraySize > 0 {
+		if spec.ArraySize.Array() {
 			idx = &i
 		}
 		req, err := StageRequest(pr, spec, idx)
@@ -408,6 +435,74 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 	}
 	st.Status, st.StartedAt, st.Runs = jobs.StatusRunning, &now, runs
 	return nil
+}
+
+// arraySize returns the number of children of a stage about to start: its
+// fixed arraySize, or the one decided from an upstream output, which it
+// decides and stores first if this try has not yet. It returns -1 having
+// failed the stage when the output is missing or no size (the reason
+// names the output and its value; not retried: a retry of the pipeline
+// run decides again), and an error, for the next advance to try again,
+// when the output or the store could not be read.
+//
+// Crash safety: the decision is stored before any child is submitted. A
+// server that dies before the store decides again from the same output
+// (nothing was submitted); one that dies after it finds the decision with
+// the stage still PENDING and submits the same children, which the
+// idempotency keys (stageKey) find if some were submitted already.
+func (d *DAG) arraySize(ctx context.Context, pr *jobs.PipelineRun, spec *jobs.Stage, st *jobs.StageState, now time.Time) (int, error) {
+	if !spec.ArraySize.Dynamic() {
+		return spec.ArraySize.N, nil
+	}
+	if st.ArraySize != nil {
+		return *st.ArraySize, nil
+	}
+	ref := *spec.ArraySize.From
+	fail := func(err error) (int, error) {
+		st.Status, st.Reason, st.StartedAt, st.FinishedAt, st.Runs = jobs.StatusFailed, err.Error(), &now, &now, []jobs.StageRun{}
+		return -1, nil
+	}
+	if d.cfg.outputs == nil {
+		return fail(fmt.Errorf("arraySize: %s: this server cannot read stage outputs", ref))
+	}
+	var runIDs []string
+	if up := pr.StageState(ref.Stage); up != nil {
+		for _, r := range up.Runs {
+			runIDs = append(runIDs, r.RunID)
+		}
+	}
+	value, set, err := d.cfg.outputs.StageOutput(ctx, pr.PipelineRunID, ref.Stage, runIDs, ref.Key)
+	if err != nil {
+		if jobs.ErrorCode(err) == jobs.CodeInvalidArgument {
+			return fail(fmt.Errorf("arraySize: %s: %w", ref, err))
+		}
+		return 0, fmt.Errorf("stage %s: arraySize: read %s: %w", spec.Name, ref, err)
+	}
+	n, err := jobs.DecideArraySize(ref, value, set)
+	if err != nil {
+		return fail(err)
+	}
+	if n == 0 {
+		return 0, nil // nothing submitted: nothing to store first
+	}
+	stored, err := d.store.UpdatePipelineRun(ctx, pr.PipelineRunID, func(p *jobs.PipelineRun) bool {
+		s := p.StageState(st.Name)
+		if s == nil || s.ArraySize != nil || s.Status != jobs.StatusPending || s.Try != st.Try {
+			return false
+		}
+		s.ArraySize = &n
+		return true
+	})
+	if err != nil {
+		return 0, fmt.Errorf("stage %s: store arraySize: %w", spec.Name, err)
+	}
+	if s := stored.StageState(st.Name); s != nil && s.ArraySize != nil && s.Try == st.Try {
+		n = *s.ArraySize // decided already (cannot happen under d.mu, but the store says)
+	}
+	st.ArraySize = &n
+	d.cfg.log.Info().Str("pipelineRun", pr.PipelineRunID).Str("stage", spec.Name).Str("from", ref.String()).
+		Int("arraySize", n).Msg("array size decided")
+	return n, nil
 }
 
 // StageRequest builds the submission of one run of a stage: parameters
@@ -455,7 +550,7 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 		req.IdempotencyKey += "/" + i
 		env = append(env, jobs.KeyValue{Name: "GANTRY_ARRAY_INDEX", Value: i},
 			jobs.KeyValue{Name: "AWS_BATCH_JOB_ARRAY_INDEX", Value: i},
-			jobs.KeyValue{Name: "GANTRY_ARRAY_SIZE", Value: strconv.Itoa(st.ArraySize)})
+			jobs.KeyValue{Name: "GANTRY_ARRAY_SIZE", Value: strconv.Itoa(stageArraySize(pr, st))})
 	}
 	if pr.ScheduledTime != nil {
 		env = append(env, jobs.KeyValue{Name: "GANTRY_SCHEDULED_TIME", Value: pr.ScheduledTime.UTC().Format(time.RFC3339)})
@@ -470,6 +565,18 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 	// override applies to every container.
 	req.Overrides.ContainerOverrides = append(req.Overrides.ContainerOverrides, jobs.ContainerOverride{Environment: env})
 	return req, nil
+}
+
+// stageArraySize is the number of children of a stage of pr: its fixed
+// arraySize, or the size its current try decided.
+func stageArraySize(pr *jobs.PipelineRun, st *jobs.Stage) int {
+	if !st.ArraySize.Dynamic() {
+		return st.ArraySize.N
+	}
+	if s := pr.StageState(st.Name); s != nil && s.ArraySize != nil {
+		return *s.ArraySize
+	}
+	return 0
 }
 
 // stageKey is the idempotency key of a stage's run (an array child's

@@ -67,8 +67,12 @@ func Retry(pr *jobs.PipelineRun, stages []string, now time.Time) {
 		}
 		try := max(st.Try, 1)
 		st.EarlierTries = append(st.EarlierTries, jobs.StageTry{Try: try, Status: st.Status, Reason: st.Reason,
-			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Runs: st.Runs})
+			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Runs: st.Runs, ArraySize: st.ArraySize})
+		// A try of an array stage runs every child again: one whose size
+		// comes from an output decides it again, from the output as the
+		// try finds it (the same, unless its stage runs again too).
 		st.Try, st.Status, st.Reason, st.StartedAt, st.FinishedAt, st.Runs = try+1, jobs.StatusPending, "", nil, nil, []jobs.StageRun{}
+		st.ArraySize = nil
 	}
 	pr.Status, pr.FinishedAt, pr.StoppedReason, pr.StopRequested, pr.StopCode = jobs.StatusRunning, nil, "", false, ""
 	pr.Retries++
