@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -332,4 +333,54 @@ func joinFiles(ctx context.Context, obs jetstream.ObjectStore, names []string, d
 		}
 	}
 	return os.WriteFile(dst, joined, 0o644)
+}
+
+// StageOutput returns the value of key in the outputs.env files the given
+// runs of a stage stored, read by the rules the worker reads them with
+// (jobs.ParseOutputs), in the runs' order: the last line setting key
+// wins, as in the joined file a downstream stage gets. It reports false
+// when no run set it. A file that does not parse, or that a manifest
+// lists but the bucket lacks, is an invalid_argument error naming the
+// run: reading it again would not help. It reads one manifest per run,
+// as Get does.
+func (s *Stager) StageOutput(ctx context.Context, pipelineRun, stage string, runIDs []string, key string) (string, bool, error) {
+	obs, err := s.bucket(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	value, set := "", false
+	for _, id := range runIDs {
+		data, err := obs.GetBytes(ctx, manifestName(pipelineRun, stage, id))
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", false, fmt.Errorf("stage %s outputs: manifest of run %s: %w", stage, id, err)
+		}
+		var entries []string
+		if err := json.Unmarshal(data, &entries); err != nil {
+			return "", false, fmt.Errorf("stage %s outputs: manifest of run %s: %w", stage, id, err)
+		}
+		for _, entry := range entries {
+			rel := strings.TrimPrefix(entry, id+"/") // the first layout has no run directory
+			if path.Clean("/" + rel)[1:] != jobs.StageOutputsFile {
+				continue
+			}
+			b, err := obs.GetBytes(ctx, stagePrefix(pipelineRun, stage)+entry)
+			if errors.Is(err, jetstream.ErrObjectNotFound) {
+				return "", false, jobs.Invalid(fmt.Sprintf("stage %s: run %s stored a %s that is gone", stage, id, jobs.StageOutputsFile))
+			}
+			if err != nil {
+				return "", false, fmt.Errorf("stage %s outputs: %s of run %s: %w", stage, jobs.StageOutputsFile, id, err)
+			}
+			kvs, err := jobs.ParseOutputs(bytes.NewReader(b))
+			if err != nil {
+				return "", false, jobs.Invalid(fmt.Sprintf("stage %s: %s of run %s: %v", stage, jobs.StageOutputsFile, id, err))
+			}
+			if v, ok := jobs.OutputValue(kvs, key); ok {
+				value, set = v, true
+			}
+		}
+	}
+	return value, set, nil
 }

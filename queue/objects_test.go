@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/jobs"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -283,5 +284,52 @@ func TestStagerManifestReadableByTheFirstLayout(t *testing.T) {
 	}
 	if b, err := obs.GetBytes(ctx, stagePrefix("pr-1", "extract")+entries[0]); err != nil || string(b) != "a\n" {
 		t.Fatalf("object %s as the first layout names it: %q %v", entries[0], b, err)
+	}
+}
+
+// TestStagerStageOutput reads one key of the outputs.env the runs of a
+// stage stored, as the DAG does for an arraySize: in the runs' order, the
+// last line setting it winning; a run that stored nothing, one whose
+// outputs.env lacks the key and a stage of another pipeline run count for
+// nothing; a line that is no KEY=VALUE is the file's error, not the store's.
+func TestStagerStageOutput(t *testing.T) {
+	q := newQueue(t)
+	s := NewStager(q.JetStream(), 0, 1)
+	ctx := context.Background()
+	put := func(pr, stage, run string, files map[string]string) {
+		t.Helper()
+		dir := t.TempDir()
+		for name, data := range files {
+			os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644)
+		}
+		if err := s.Put(ctx, pr, stage, run, 1, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("pr-1", "extract", "r0", map[string]string{"outputs.env": "# found\nFILES=2\nROWS=10"})
+	put("pr-1", "extract", "r1", map[string]string{"data.csv": "a\n"})
+	put("pr-1", "extract", "r2", map[string]string{"outputs.env": "export FILES=' 3'\n"})
+	put("pr-1", "extract", "r3", map[string]string{"outputs.env": "OTHER=1\n"})
+	put("pr-2", "extract", "r9", map[string]string{"outputs.env": "FILES=9\n"})
+	runs := []string{"r0", "r1", "r2", "r3", "never-wrote"}
+	for _, tc := range []struct {
+		key, want string
+		set       bool
+	}{{"FILES", " 3", true}, {"ROWS", "10", true}, {"files", "", false}, {"NONE", "", false}} {
+		v, set, err := s.StageOutput(ctx, "pr-1", "extract", runs, tc.key)
+		if err != nil || v != tc.want || set != tc.set {
+			t.Errorf("%s: %q %v %v, want %q %v", tc.key, v, set, err, tc.want, tc.set)
+		}
+	}
+	if v, set, err := s.StageOutput(ctx, "pr-1", "extract", []string{"r2", "r0"}, "FILES"); err != nil || v != "2" || !set {
+		t.Errorf("runs r2, r0: %q %v %v, want the last run's 2", v, set, err)
+	}
+	if _, set, err := s.StageOutput(ctx, "pr-1", "extract", nil, "FILES"); err != nil || set {
+		t.Errorf("no runs: %v %v", set, err)
+	}
+	put("pr-1", "extract", "r4", map[string]string{"outputs.env": "FILES=1\nnot a pair\n"})
+	_, _, err := s.StageOutput(ctx, "pr-1", "extract", []string{"r0", "r4"}, "FILES")
+	if jobs.ErrorCode(err) != jobs.CodeInvalidArgument || err.Error() != "stage extract: outputs.env of run r4: line 2: want KEY=VALUE" {
+		t.Fatalf("bad file: %v (%s)", err, jobs.ErrorCode(err))
 	}
 }

@@ -48,11 +48,13 @@ type pipelines struct {
 func (s *Server) initPipelines() {
 	opts := []scheduler.Option{scheduler.WithLogger(s.cfg.log.With().Str("role", "scheduler").Logger()),
 		scheduler.WithClock(s.cfg.now), scheduler.WithOutcomes(s.metrics.fired)}
+	data := queue.NewStager(s.q.JetStream(), s.cfg.dataRetention, s.q.Replicas())
 	s.pipes = &pipelines{
-		dag:       scheduler.NewDAG(s.db, s, pipelinePublisher{s}, opts...),
+		// The DAG reads the outputs of stages for arraySize: {fromOutput}.
+		dag:       scheduler.NewDAG(s.db, s, pipelinePublisher{s}, append(opts, scheduler.WithOutputs(data))...),
 		cron:      scheduler.NewCron(scheduleStore{s.db}, pipelineFirer{s}, opts...),
 		after:     newFollowUps(),
-		data:      queue.NewStager(s.q.JetStream(), s.cfg.dataRetention, s.q.Replicas()),
+		data:      data,
 		deadlines: newDeadlines(),
 	}
 }
