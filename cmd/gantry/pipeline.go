@@ -233,11 +233,13 @@ func taskDefText(raw []byte) string {
 	return ref
 }
 
-func arrayText(n int) string {
-	if n == 0 {
+// arrayText is a stage's ARRAY column: its size, the output it reads it
+// from (extract.FILES), or - for one plain run.
+func arrayText(a jobs.ArraySize) string {
+	if a.IsZero() {
 		return "-"
 	}
-	return strconv.Itoa(n)
+	return a.String()
 }
 
 func newPipelineRunCmd(g *globals) *cobra.Command {
