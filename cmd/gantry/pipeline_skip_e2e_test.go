@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -96,35 +97,27 @@ func TestAttachedPipelineRunWithAStageThatSkipsItself(t *testing.T) {
 	}
 }
 
-// extract finds 3 files and says so in its outputs.env; transform runs a
-// child per file.
-const fanOutPipeline = `
-name: per-file
-stages:
-  - name: extract
-    taskDefinition: {family: find-files, containerDefinitions: [{name: main, image: gantry/samples:latest, command: [sh, -c, 'echo FILES=3 > /gantry/out/outputs.env']}]}
-  - name: transform
-    dependsOn: [extract]
-    arraySize: {fromOutput: extract.FILES}
-    taskDefinition: {family: per-file, containerDefinitions: [{name: main, image: gantry/samples:latest,
-      command: [sh, -c, 'echo "file $GANTRY_ARRAY_INDEX of $GANTRY_ARRAY_SIZE ($EXTRACT_FILES)"']}]}
-`
-
-// TestPipelineArraySizeFromOutput: extract writes FILES=3 and transform
-// fans out to 3 children, each told its index and the size; pipeline
-// describe shows where the size comes from and gantry logs pr-<id> labels
-// each child.
+// TestPipelineArraySizeFromOutput runs samples/pipelines/per-file.yaml:
+// extract writes FILES=3 and transform fans out to 3 children, each told
+// its index and the size and reading its own file; pipeline describe
+// shows where the size comes from and gantry logs pr-<id> labels each
+// child.
 func TestPipelineArraySizeFromOutput(t *testing.T) {
 	t.Parallel()
+	src, err := os.ReadFile("../../samples/pipelines/per-file.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	in := startUp(t)
-	in.applyPipeline("per-file", fanOutPipeline)
+	in.applyPipeline("per-file", string(src))
 	if out, errOut, code := in.gantry("pipeline", "run", "per-file"); code != 0 {
 		t.Fatalf("exit %d, want 0\n%s\n%s", code, out, errOut)
 	}
 	id := in.runsOf("per-file")[0].PipelineRunID
-	out, errOut, code := in.gantry("logs", id, "--stage", "transform")
-	if want := "transform[0] | file 0 of 3 (3)\ntransform[1] | file 1 of 3 (3)\ntransform[2] | file 2 of 3 (3)\n"; code != 0 || out != want {
-		t.Fatalf("logs %s --stage transform: exit %d\n%s%s\nwant\n%s", id, code, out, errOut, want)
+	out, errOut, code := in.gantry("logs", id, "--stage", "transform", "--stage", "load")
+	if want := "transform[0] | file 0 of 3: north,100\ntransform[1] | file 1 of 3: south,200\ntransform[2] | file 2 of 3: east,300\n" +
+		"load | loading 3 totals\n"; code != 0 || out != want {
+		t.Fatalf("logs %s --stage transform --stage load: exit %d\n%s%s\nwant\n%s", id, code, out, errOut, want)
 	}
 	if out, _, _ := in.gantry("pipeline", "describe", "per-file"); !strings.Contains(out, "extract.FILES") {
 		t.Errorf("pipeline describe does not show where transform's size comes from:\n%s", out)
