@@ -152,6 +152,39 @@ func arraySizeShapeProblems(js []byte) error {
 	return errors.Join(errs...)
 }
 
+// withoutBadArraySizes decodes a pipeline file (JSON) leaving out the
+// arraySize of each stage that arraySizeShapeProblems reports, so that
+// Validate can report the file's other problems beside them; false when
+// the rest does not decode either.
+func withoutBadArraySizes(js []byte) (*Pipeline, bool) {
+	var tree map[string]any
+	if json.Unmarshal(js, &tree) != nil {
+		return nil, false
+	}
+	stages, _ := tree["stages"].([]any)
+	for _, s := range stages {
+		st, _ := s.(map[string]any)
+		raw, ok := st["arraySize"]
+		if !ok {
+			continue
+		}
+		b, _ := json.Marshal(raw)
+		var a ArraySize
+		if a.UnmarshalJSON(b) != nil {
+			delete(st, "arraySize")
+		}
+	}
+	rest, err := json.Marshal(tree)
+	if err != nil {
+		return nil, false
+	}
+	var p Pipeline
+	if json.Unmarshal(rest, &p) != nil {
+		return nil, false
+	}
+	return &p, true
+}
+
 // validateArraySize collects the problems of the arraySize of stage i:
 // a fixed size out of range, or an output reference that is malformed,
 // names no stage, or names one that is not upstream of it (up: its

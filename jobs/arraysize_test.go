@@ -94,9 +94,12 @@ func TestArraySizeProblems(t *testing.T) {
 			}
 		})
 	}
-	// Every problem at once, with the file's others.
-	_, err := ParsePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: t, arraySize: {fromOutput: ghost.N}, timeoutSeconds: -1}, {name: b, taskDefinition: t, arraySize: {fromOutput: a.N}}]\n"))
-	for _, want := range []string{`stages[0](a).arraySize.fromOutput: "ghost.N"`, `stages[1](b).arraySize.fromOutput: "a.N": stage a is not upstream`, `timeoutSeconds`} {
+	// Every problem at once, with the file's others, a size of neither
+	// shape included.
+	_, err := ParsePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: t, arraySize: {fromOutput: ghost.N}, timeoutSeconds: -1}, " +
+		"{name: b, taskDefinition: t, arraySize: {fromOutput: a.N}}, {name: c, taskDefinition: t, dependsOn: [b], arraySize: '7'}]\n"))
+	for _, want := range []string{`stages[0](a).arraySize.fromOutput: "ghost.N"`, `stages[1](b).arraySize.fromOutput: "a.N": stage a is not upstream`,
+		`stages[0](a).timeoutSeconds`, `stages[2](c).arraySize: "7": want a number`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}

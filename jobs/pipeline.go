@@ -192,6 +192,10 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 		}
 		if errors.Is(err, errArraySizeShape) {
 			if named := arraySizeShapeProblems(js); named != nil {
+				// The file's other problems too, when the rest decodes.
+				if rest, ok := withoutBadArraySizes(js); ok {
+					return nil, errors.Join(named, rest.Validate())
+				}
 				return nil, named
 			}
 		}
