@@ -85,6 +85,38 @@ func (db *DB) RunsOfWorker(ctx context.Context, worker string) ([]jobs.Run, erro
 	return runs, nil
 }
 
+// ActiveRun is a STARTING or RUNNING run as the sweep sees it: the worker
+// and number of its current attempt.
+type ActiveRun struct {
+	RunID   string
+	Worker  string
+	Attempt int
+}
+
+// ActiveRuns returns the STARTING and RUNNING runs whose current attempt
+// names a worker. It reads the runs_worker index and the rows it points
+// to, not the runs' documents: its cost follows the runs that workers hold.
+func (db *DB) ActiveRuns(ctx context.Context) ([]ActiveRun, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT run_id, worker, attempt FROM runs INDEXED BY runs_worker
+		WHERE status IN ('STARTING', 'RUNNING') AND worker != ''`)
+	if err != nil {
+		return nil, fmt.Errorf("list running runs: %w", err)
+	}
+	defer rows.Close()
+	var out []ActiveRun
+	for rows.Next() {
+		var r ActiveRun
+		if err := rows.Scan(&r.RunID, &r.Worker, &r.Attempt); err != nil {
+			return nil, fmt.Errorf("list running runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list running runs: %w", err)
+	}
+	return out, nil
+}
+
 // QueuedPastDeadline returns up to limit QUEUED runs whose deadline is at
 // or before now, earliest deadline first.
 func (db *DB) QueuedPastDeadline(ctx context.Context, now time.Time, limit int) ([]jobs.Run, error) {
