@@ -159,14 +159,17 @@ func (s *Server) sweep(ctx context.Context) error {
 // and only for workers that are gone.
 func (s *Server) sweepOnce(ctx context.Context, st *sweepState) (err error) {
 	now := s.cfg.now().UTC()
-	if err := s.republish(ctx); err != nil {
-		return err
-	}
 	// A run that cannot be resolved or released (an orphan that cannot be
 	// failed, say) must not keep the rest of the round from the other
 	// runs: lost workers, redeliveries, deadlines. Both are tried again
-	// next round.
+	// next round, as is a check of the jobs stream that failed.
 	var errs []error
+	if err := s.checkJobsStream(ctx); err != nil { // jobsstream.go; before republish, which publishes what it requeues
+		errs = append(errs, fmt.Errorf("check the jobs stream: %w", err))
+	}
+	if err := s.republish(ctx); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
 	if err := s.resolveEnded(ctx); err != nil { // rundeps.go
 		errs = append(errs, fmt.Errorf("resolve waiting runs: %w", err))
 	}

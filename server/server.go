@@ -53,6 +53,8 @@ type Server struct {
 
 	backups backups // backup.go
 
+	stream streamMark // jobsstream.go
+
 	// sweepStored, when set (tests), runs between the sweep's commit of a
 	// run and its publishing of the run's status.
 	sweepStored func()
@@ -100,11 +102,15 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 
 // Run serves until ctx is done: it makes sure the streams exist (waiting
 // for JetStream as long as it cannot answer yet), re-queues what a crash
-// left unpublished, applies events and answers the API.
+// left unpublished or a new jobs stream lost (jobsstream.go), applies events and answers the API.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.bg.Wait()
 	if err := s.ensureStreams(ctx); err != nil || ctx.Err() != nil {
 		return err
+	}
+	// Before republish, which publishes what it requeues.
+	if err := s.checkJobsStream(ctx); err != nil { // jobsstream.go
+		s.cfg.log.Warn().Err(err).Msg("check the jobs stream at start; the sweep tries again")
 	}
 	if err := s.republish(ctx); err != nil {
 		return err
