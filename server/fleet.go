@@ -114,10 +114,14 @@ type sweepState struct {
 	// keptGone are the workers of runs that keep a pool slot (poolstop.go)
 	// by when they were first seen gone.
 	keptGone map[string]time.Time
+	// unlisted are the running runs whose live worker's heartbeats do not
+	// list them, by run (unlisted.go).
+	unlisted map[string]unlistedRun
 }
 
 func newSweepState() *sweepState {
-	return &sweepState{absent: map[string]time.Time{}, redeliveries: map[string]time.Time{}, keptGone: map[string]time.Time{}}
+	return &sweepState{absent: map[string]time.Time{}, redeliveries: map[string]time.Time{}, keptGone: map[string]time.Time{},
+		unlisted: map[string]unlistedRun{}}
 }
 
 // track remembers r if its current attempt waits for a redelivery.
@@ -205,8 +209,15 @@ func (s *Server) sweepOnce(ctx context.Context, st *sweepState) (err error) {
 	} else if err := s.sweepChanged(ctx, st, recheck, workers, live, now); err != nil {
 		return err
 	}
-	if err := s.sweepLost(ctx, st, live, now); err != nil {
+	active, err := s.db.ActiveRuns(ctx)
+	if err != nil {
 		return err
+	}
+	if err := s.sweepLost(ctx, st, active, live, now); err != nil {
+		return err
+	}
+	if err := s.sweepUnlisted(ctx, st, active, workers, now); err != nil { // unlisted.go
+		errs = append(errs, fmt.Errorf("runs their workers no longer list: %w", err))
 	}
 	return s.sweepRedeliveries(ctx, st, now)
 }
@@ -274,15 +285,15 @@ func (s *Server) sweepChanged(ctx context.Context, st *sweepState, ids []string,
 	return nil
 }
 
-// sweepLost finds the workers that started runs and are gone, and records
-// as lost the attempts of those gone for longer than a lease.
-func (s *Server) sweepLost(ctx context.Context, st *sweepState, live map[string]bool, now time.Time) error {
-	busy, err := s.db.ActiveWorkers(ctx)
-	if err != nil {
-		return err
-	}
+// sweepLost finds the workers that started runs (active) and are gone,
+// and records as lost the attempts of those gone for longer than a lease.
+func (s *Server) sweepLost(ctx context.Context, st *sweepState, active []storage.ActiveRun, live map[string]bool, now time.Time) error {
 	has := map[string]bool{}
-	for _, w := range busy {
+	for _, ar := range active {
+		w := ar.Worker
+		if has[w] {
+			continue
+		}
 		has[w] = true
 		if live[w] {
 			continue
@@ -426,18 +437,26 @@ func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.Worke
 	default:
 		return nil
 	}
-	// The list is a snapshot: the run may have moved on since. Only a
-	// change made here is told, or its status would be published twice.
+	_, err := s.sweepUpdate(ctx, r.RunID, update)
+	return err
+}
+
+// sweepUpdate stores the sweep's change of a run, update, and tells it.
+// The sweep's listing is a snapshot: the run may have moved on since, and
+// update, called with the stored run, says whether it changes it. Only a
+// change made here is told, or its status would be published twice. It
+// reports whether update changed the run.
+func (s *Server) sweepUpdate(ctx context.Context, runID string, update func(*jobs.Run) bool) (bool, error) {
 	changed := false
 	var before jobs.Status
 	var startedBefore bool
-	stored, err := s.db.UpdateRun(ctx, r.RunID, func(r *jobs.Run) bool {
+	stored, err := s.db.UpdateRun(ctx, runID, func(r *jobs.Run) bool {
 		before, startedBefore = r.Status, r.StartedAt != nil
 		changed = update(r)
 		return changed
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	if changed {
 		s.metrics.runMoved(before, startedBefore, stored)
@@ -450,11 +469,16 @@ func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.Worke
 		} else {
 			s.republishMoved(ctx, stored)
 		}
+		if a := stored.Current(); stored.Status == jobs.StatusQueued && a != nil && a.Redelivery {
+			// A lost attempt's redelivery: the next round watches it
+			// (redeliver.go) and says why it waits, fleet change or not.
+			s.markRecheck(stored.RunID)
+		}
 		if stored.Status != before {
 			s.dependenciesMoved(ctx, stored) // rundeps.go
 		}
 	}
-	return nil
+	return changed, nil
 }
 
 // republishMoved publishes again the status of a run that moved on
