@@ -27,6 +27,11 @@ func BenchmarkSweep(b *testing.B) {
 			if err := q.Beat(ctx, w); err != nil {
 				b.Fatal(err)
 			}
+			// The seeded runs count as published: their jobs are in this
+			// stream, as far as the server knows (jobsstream.go).
+			if err := s.checkJobsStream(ctx); err != nil {
+				b.Fatal(err)
+			}
 			seedRuns(b, db, n, 50)
 			st := newSweepState()
 			if err := s.sweepOnce(ctx, st); err != nil { // the first sweep looks at everything
