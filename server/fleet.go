@@ -148,10 +148,12 @@ func (s *Server) sweep(ctx context.Context) error {
 	}
 }
 
-// sweepOnce queues the retries that are due, updates the reasons of queued
-// runs, fails the queued runs past their deadline, records as lost the
-// attempts of workers gone for longer than a lease without their job being
-// redelivered, publishes the job of an attempt whose redelivery never
+// sweepOnce requeues the runs whose jobs a jobs stream made anew lost
+// (jobsstream.go), queues the retries that are due, updates the reasons of
+// queued runs, fails the queued runs past their deadline, records as lost
+// the attempts of workers gone for longer than a lease without their job
+// being redelivered and those that live workers no longer list
+// (unlisted.go), publishes the job of an attempt whose redelivery never
 // came (redeliver.go) and frees the pool slots that stopped runs keep once
 // no container of them can run (poolstop.go).
 //
@@ -159,8 +161,9 @@ func (s *Server) sweep(ctx context.Context) error {
 // changes: it looks at every queued run only at the first round, when the
 // fleet changed (which changes why runs wait) and every fullSweepEvery; in
 // between, at the runs queued again since the last round (markRecheck) and
-// those past their deadline (an index). Running runs it finds by worker,
-// and only for workers that are gone.
+// those past their deadline (an index). Of running runs it reads the ids,
+// workers and attempts (an index and their rows, not their documents), and
+// the documents only of those of workers that are gone.
 func (s *Server) sweepOnce(ctx context.Context, st *sweepState) (err error) {
 	now := s.cfg.now().UTC()
 	// A run that cannot be resolved or released (an orphan that cannot be
