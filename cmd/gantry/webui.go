@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"maps"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
@@ -335,12 +337,38 @@ func statusFilters(q url.Values) []link {
 	return links
 }
 
-// logLine is a whole line of a run's log (its pieces joined).
+// logLine is a whole line of a run's log (its pieces joined), cut
+// after webuiMaxLineBytes.
 type logLine struct {
 	Attempt           int
 	Container, Stream string
 	Text              string
+	Cut               int // bytes of the line not shown
 }
+
+// webuiMaxLineBytes is the most of one log line the run page shows; the
+// rest is counted. A program that never writes a newline makes a line of
+// any size (the worker passes it on in pieces): whole, a page view held
+// all of it in the server's memory, and rendered it.
+const webuiMaxLineBytes = 4 << 10
+
+// webuiMaxLogRead is how much log text the run page reads at most, from
+// the log's start (the log stream is read forwards only): a page view of
+// a run that wrote gigabytes, refreshed every 5 s, read all of it each
+// time. Past it the page says that its lines are not the log's last.
+var webuiMaxLogRead int64 = 16 << 20
+
+// byteSize writes n in MiB, or KiB under 1 MiB.
+func byteSize(n int64) string {
+	if n < 1<<20 {
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n>>20, 10) + " MiB"
+}
+
+// errLogReadBound ends a run page's read of a log longer than
+// webuiMaxLogRead.
+var errLogReadBound = errors.New("web UI: log read bound reached")
 
 // logTail keeps the last lines of a run's log.
 type logTail struct {
@@ -348,26 +376,50 @@ type logTail struct {
 	lines   []logLine // a ring once full: next is the oldest
 	next    int
 	total   int
-	partial map[string][]byte // container/stream: the pieces of a line
+	partial map[string]*logLine // container/stream: the line so far
+	// read counts the bytes of text read; limit (0: none) bounds it,
+	// and bounded says it was reached.
+	read, limit int64
+	bounded     bool
 }
 
 func (t *logTail) batch(b *jobs.LogBatch) error {
 	for _, l := range b.Lines {
+		if t.limit > 0 && t.read >= t.limit {
+			t.bounded = true
+			return errLogReadBound
+		}
+		t.read += int64(len(l.Text))
 		key := b.Container + "/" + l.Stream
+		line := t.partial[key]
+		if line == nil {
+			line = &logLine{Attempt: b.Attempt, Container: b.Container, Stream: l.Stream}
+		}
+		line.append(l.Text)
 		if l.Partial {
-			t.partial[key] = append(t.partial[key], l.Text...)
+			t.partial[key] = line
 			continue
 		}
-		text := l.Text
-		if pieces := t.partial[key]; len(pieces) > 0 {
-			text = string(pieces) + text
-			delete(t.partial, key)
-		}
-		t.add(logLine{Attempt: b.Attempt, Container: b.Container, Stream: l.Stream, Text: text})
+		delete(t.partial, key)
+		t.add(*line)
 	}
 	return nil
 }
 
+// append adds text to the line, up to webuiMaxLineBytes (on a rune's
+// start), counting the rest.
+func (l *logLine) append(text string) {
+	if room := webuiMaxLineBytes - len(l.Text); l.Cut > 0 || room < len(text) {
+		cut := max(room, 0)
+		for cut > 0 && cut < len(text) && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		l.Text += text[:cut]
+		l.Cut += len(text) - cut
+		return
+	}
+	l.Text += text
+}
 func (t *logTail) add(l logLine) {
 	t.total++
 	if len(t.lines) < t.max {
@@ -392,6 +444,10 @@ type runBody struct {
 	LogsNote   string // why a run shows no line, when that can be told
 	LogsError  string // why its logs could not be read
 	MultiConts bool   // the lines come from more than one container
+	// Bounded says the log is longer than the page reads (ReadLimit,
+	// "16 MiB"): its lines are the last of that much, not of the log.
+	Bounded   bool
+	ReadLimit string
 }
 
 // run shows a run (or, given a pr- id, a pipeline run) and its last log
@@ -417,11 +473,12 @@ func (u *webUI) run(w http.ResponseWriter, r *http.Request) {
 	if run.Pool != "" {
 		b.Pool = poolText(run)
 	}
-	tail := &logTail{max: webuiTailLines, partial: map[string][]byte{}}
-	if err := u.c.Logs(ctx, id, client.LogOptions{}, tail.batch); err != nil {
+	tail := &logTail{max: webuiTailLines, partial: map[string]*logLine{}, limit: webuiMaxLogRead}
+	if err := u.c.Logs(ctx, id, client.LogOptions{}, tail.batch); err != nil && !tail.bounded {
 		b.LogsError = err.Error()
 	}
-	b.Lines, b.Total = tail.last(), tail.total
+	b.Lines, b.Total, b.Bounded = tail.last(), tail.total, tail.bounded
+	b.ReadLimit = byteSize(webuiMaxLogRead)
 	containers := map[string]bool{}
 	for _, l := range b.Lines {
 		containers[l.Container] = true

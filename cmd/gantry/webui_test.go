@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
@@ -387,7 +389,7 @@ func TestWebUIRunsPageGolden(t *testing.T) {
 // TestLogTail: the run page keeps the last lines, oldest first, a long
 // line's pieces joined, and counts them all.
 func TestLogTail(t *testing.T) {
-	tail := &logTail{max: 3, partial: map[string][]byte{}}
+	tail := &logTail{max: 3, partial: map[string]*logLine{}}
 	var n int
 	line := func(c string, partial bool) jobs.LogLine {
 		n++
@@ -402,5 +404,66 @@ func TestLogTail(t *testing.T) {
 	}
 	if want := "b:b4 a:a2a5 a:a6"; strings.Join(got, " ") != want || tail.total != 5 {
 		t.Errorf("tail %q of %d; want %q of 5", got, tail.total, want)
+	}
+}
+
+// TestLogTailBounds: a line is kept up to webuiMaxLineBytes, on a rune's
+// start, its other bytes counted, however many pieces it comes in; the
+// read stops past its limit, saying so.
+func TestLogTailBounds(t *testing.T) {
+	tail := &logTail{max: 10, partial: map[string]*logLine{}}
+	piece := strings.Repeat("é", 1000) // 2000 bytes
+	var lines []jobs.LogLine
+	for range 9 {
+		lines = append(lines, jobs.LogLine{Stream: jobs.Stdout, Text: piece, Partial: true})
+	}
+	lines = append(lines, jobs.LogLine{Stream: jobs.Stdout, Text: "end"}, jobs.LogLine{Stream: jobs.Stdout, Text: "short"})
+	if err := tail.batch(&jobs.LogBatch{Container: "main", Lines: lines}); err != nil {
+		t.Fatal(err)
+	}
+	got := tail.last()
+	if len(got) != 2 || got[1].Text != "short" || got[1].Cut != 0 {
+		t.Fatalf("lines %+v", got)
+	}
+	long := got[0]
+	if len(long.Text) != webuiMaxLineBytes || !utf8.ValidString(long.Text) || long.Cut != 9*2000+3-webuiMaxLineBytes {
+		t.Errorf("the long line keeps %d bytes (valid UTF-8: %v), cut %d; want %d, cut %d",
+			len(long.Text), utf8.ValidString(long.Text), long.Cut, webuiMaxLineBytes, 9*2000+3-webuiMaxLineBytes)
+	}
+
+	tail = &logTail{max: 10, partial: map[string]*logLine{}, limit: 10}
+	err := tail.batch(&jobs.LogBatch{Container: "main", Lines: []jobs.LogLine{{Text: "12345"}, {Text: "67890"}, {Text: "more"}}})
+	if !errors.Is(err, errLogReadBound) || !tail.bounded || tail.total != 2 {
+		t.Errorf("past its limit: %v, bounded %v, %d lines; want errLogReadBound, bounded, 2 lines", err, tail.bounded, tail.total)
+	}
+}
+
+// TestWebUIRunPageReadsABoundedLog: the run page of a run whose log is
+// longer than it reads says so, and that its lines are not the log's
+// end; logs.txt has every line.
+func TestWebUIRunPageReadsABoundedLog(t *testing.T) {
+	old := webuiMaxLogRead
+	webuiMaxLogRead = 64 << 10
+	t.Cleanup(func() { webuiMaxLogRead = old })
+	e := startUI(t, httpAuth{})
+	r := e.submit(&jobs.SubmitRequest{})
+	lw := e.q.NewLogWriter(r.RunID, 1)
+	lw.Line("main", jobs.Stdout, []byte(strings.Repeat("y", webuiMaxLineBytes+10)))
+	line := strings.Repeat("x", 1000)
+	for i := range 200 { // 200 kB
+		lw.Line("main", jobs.Stdout, []byte(fmt.Sprintf("%03d %s", i, line)))
+	}
+	lw.Line("main", jobs.Stdout, []byte("the last line"))
+	if err := lw.Close(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	path := "/ui/runs/" + r.RunID
+	resp, body := e.get(path)
+	wantPage(t, path, resp, body, 200, []string{"The log is longer than the 64 KiB this page reads", "not its end",
+		"gantry logs --tail",
+		strings.Repeat("y", webuiMaxLineBytes) + `<span class="cut"> … 10 more bytes (logs.txt has the whole line)</span>`},
+		"the last line", "200 "+line)
+	if resp, body = e.get(path + "/logs.txt"); resp.StatusCode != 200 || !strings.HasSuffix(body, "199 "+line+"\nthe last line\n") {
+		t.Errorf("logs.txt: %d, ends %q", resp.StatusCode, body[max(0, len(body)-40):])
 	}
 }
