@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -268,6 +269,21 @@ func DecideArraySize(ref OutputRef, value string, set bool) (int, error) {
 		return 0, fmt.Errorf("arraySize: %s is %q: want an integer 0..%d", ref, shortValue(value), MaxArraySize)
 	}
 	return n, nil
+}
+
+// outputValueInReason finds the value DecideArraySize quotes in a reason
+// (%q: quotes inside it are escaped).
+var outputValueInReason = regexp.MustCompile(`(arraySize: \S+ is )"(?:[^"\\]|\\.)*"(: want an integer)`)
+
+// HideOutputValues takes out of reason the output values DecideArraySize
+// quotes in it: an output is what a stage's container wrote, which the
+// submit role's views (pipelines.status) do not show, as they do not show
+// a run's environment.
+func HideOutputValues(reason string) string {
+	if !strings.Contains(reason, "arraySize: ") {
+		return reason
+	}
+	return outputValueInReason.ReplaceAllString(reason, "${1}a value not shown here${2}")
 }
 
 // shortValue is an output's value for a reason: at most 64 bytes of it.

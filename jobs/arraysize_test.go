@@ -205,3 +205,26 @@ func FuzzDecideArraySize(f *testing.F) {
 		}
 	})
 }
+
+// TestHideOutputValues: the value DecideArraySize quotes in its reason,
+// quotes and backslashes in it too, is taken out; the rest of the reason,
+// and reasons quoting no output, stay as they are.
+func TestHideOutputValues(t *testing.T) {
+	ref := OutputRef{Stage: "extract", Key: "FILES"}
+	for _, v := range []string{"s3cr3t", `a "quoted" \ value`, "qq"} {
+		_, err := DecideArraySize(ref, v, true)
+		if err == nil {
+			t.Fatalf("%q decided", v)
+		}
+		reason := "stage transform: " + err.Error()
+		got := HideOutputValues(reason)
+		if strings.Contains(got, v) || got != "stage transform: arraySize: extract.FILES is a value not shown here: want an integer 0..10000" {
+			t.Errorf("%q: %q", reason, got)
+		}
+	}
+	for _, r := range []string{"1 of 3 runs failed", "arraySize: extract.FILES is not set: no run of stage extract wrote a FILES= line to /gantry/out/outputs.env"} {
+		if got := HideOutputValues(r); got != r {
+			t.Errorf("%q became %q", r, got)
+		}
+	}
+}

@@ -626,13 +626,26 @@ func (s *Server) apiPipelineStatus(ctx context.Context, data []byte) (any, error
 // task definitions, commands and environment), its parameters (which go
 // into those) and its idempotency key, as runs.status shows a run. What
 // is left, the stage runs' ids included, a submitter reads on
-// gantry.events.> already.
+// gantry.events.> already; an output value a stage's reason quotes
+// (arraySize) is taken out (jobs.HideOutputValues).
 func pipelineRunStatus(pr *jobs.PipelineRun) *jobs.PipelineRun {
 	st := *pr
 	st.Stages = pr.StagesInOrder()
 	st.Spec = jobs.Pipeline{}
 	st.Parameters = nil
 	st.IdempotencyKey = ""
+	// A stage whose arraySize read a bad output quotes its value in its
+	// reason: the container's output, not the submitter's to read.
+	st.StatusReason, st.StoppedReason = jobs.HideOutputValues(st.StatusReason), jobs.HideOutputValues(st.StoppedReason)
+	st.Stages = slices.Clone(st.Stages)
+	for i := range st.Stages {
+		s := &st.Stages[i]
+		s.Reason = jobs.HideOutputValues(s.Reason)
+		s.EarlierTries = slices.Clone(s.EarlierTries)
+		for j := range s.EarlierTries {
+			s.EarlierTries[j].Reason = jobs.HideOutputValues(s.EarlierTries[j].Reason)
+		}
+	}
 	return &st
 }
 

@@ -267,3 +267,26 @@ stages:
 		}
 	})
 }
+
+// TestPipelineRunStatusHidesOutputValues: a stage whose arraySize read a
+// bad output quotes the value in its reason (pipelines.get shows it to
+// the operator); pipelines.status, the submitter's view, does not, in any
+// try, and leaves the run it was given as it was.
+func TestPipelineRunStatusHidesOutputValues(t *testing.T) {
+	const secret = "postgres://app:PW@db"
+	reason := `arraySize: extract.DB is "` + secret + `": want an integer 0..10000`
+	pr := &jobs.PipelineRun{PipelineRunID: "pr-1", Status: jobs.StatusFailed, StoppedReason: "stage transform failed: " + reason,
+		Stages: []jobs.StageState{{Name: "extract", Status: jobs.StatusSucceeded},
+			{Name: "transform", Status: jobs.StatusFailed, Reason: reason, Try: 2,
+				EarlierTries: []jobs.StageTry{{Try: 1, Status: jobs.StatusFailed, Reason: reason}}}}}
+	b, err := json.Marshal(pipelineRunStatus(pr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), secret) || !strings.Contains(string(b), "arraySize: extract.DB is a value not shown here") {
+		t.Errorf("pipelines.status: %s", b)
+	}
+	if pr.Stages[1].Reason != reason || pr.Stages[1].EarlierTries[0].Reason != reason {
+		t.Errorf("the stored run changed: %+v", pr.Stages[1])
+	}
+}
