@@ -33,6 +33,9 @@ import (
 type stageLog struct {
 	label string // what starts its lines: "transform[2] (try 1)"
 	runID string
+	// queued: the run has not started yet (nor ever had, as a retried
+	// run back in the queue has): nothing to read so far.
+	queued bool
 }
 
 // stageLabel names a stage run as gantry describe pr-... does: the stage,
@@ -65,7 +68,8 @@ func stageLogs(pr *jobs.PipelineRun, only []string) []stageLog {
 			return *a.ArrayIndex - *b.ArrayIndex
 		})
 		for _, r := range runs {
-			out = append(out, stageLog{label: stageLabel(stage, r.ArrayIndex, try), runID: r.RunID})
+			out = append(out, stageLog{label: stageLabel(stage, r.ArrayIndex, try), runID: r.RunID,
+				queued: r.Status == jobs.StatusQueued && r.Attempts <= 1})
 		}
 	}
 	for _, st := range pr.StagesInOrder() {
@@ -170,9 +174,14 @@ func (p *pipelineLogs) print(ctx context.Context, pr *jobs.PipelineRun, follow b
 		wg      sync.WaitGroup
 		started = map[string]bool{}
 	)
+	// A run is followed from its start: following one still queued (an
+	// array of thousands waiting for a pool, a stage behind a busy
+	// cluster) held its subscriptions, a JetStream consumer and a
+	// request every 2 s each, for nothing; the pipeline run's next
+	// change shows it started, and its lines are read from the first.
 	start := func(pr *jobs.PipelineRun, selective bool) {
 		for _, sl := range stageLogs(pr, p.stages) {
-			if started[sl.runID] {
+			if started[sl.runID] || sl.queued {
 				continue
 			}
 			started[sl.runID] = true

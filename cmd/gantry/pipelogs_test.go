@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go"
 )
 
 // retriedArrayRun is a pipeline run whose file lists load first, whose
@@ -107,5 +109,118 @@ func TestLabelledLines(t *testing.T) {
 		if out.String() != tc.out || errOut.String() != tc.err {
 			t.Errorf("label %q: stdout %q, stderr %q\nwant %q, %q", tc.label, out.String(), errOut.String(), tc.out, tc.err)
 		}
+	}
+}
+
+// TestFollowingAPipelineRunWaitsForItsRunsToStart: gantry logs -f
+// pr-<id> follows a stage run from its start, not while it waits in the
+// queue (each followed run holds subscriptions, a consumer and a request
+// every 2 s: an array of thousands waiting for a pool held them all);
+// a run that starts later is followed then, from its first line, and the
+// follow ends with the pipeline run. Against a real server and NATS, the
+// test reporting the worker's events (no worker, no Docker).
+func TestFollowingAPipelineRunWaitsForItsRunsToStart(t *testing.T) {
+	e := startUI(t, httpAuth{})
+	ctx := e.ctx
+	if _, _, err := e.c.ApplyPipeline(ctx, []byte(`
+name: fan
+stages:
+  - name: extract
+    arraySize: 3
+    taskDefinition: {family: extract, containerDefinitions: [{name: main, image: i}]}
+`)); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := e.c.RunPipeline(ctx, "fan", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if pr, err = e.c.PipelineRunStatus(ctx, pr.PipelineRunID); err == nil && len(pr.StageState("extract").Runs) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("extract has not its 3 runs: %+v %v", pr, err)
+		}
+	}
+	runs := stageLogs(pr, nil)
+	// Every request for a run, as the server gets it.
+	asked := make(chan string, 1000)
+	spy, err := e.nc.Subscribe("gantry.api.runs.>", func(m *nats.Msg) {
+		var req struct{ RunID string }
+		if json.Unmarshal(m.Data, &req) == nil && req.RunID != "" {
+			asked <- req.RunID
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { spy.Unsubscribe() })
+	seq := map[string]int{}
+	report := func(id string, ev *jobs.Event) {
+		t.Helper()
+		seq[id]++
+		ev.RunID, ev.Attempt, ev.Seq, ev.Source, ev.Worker, ev.Time = id, 1, seq[id], jobs.SourceWorker, "w1", time.Now().UTC()
+		if err := e.q.Report(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(id, line string) {
+		t.Helper()
+		lw := e.q.NewLogWriter(id, 1)
+		lw.Line("main", jobs.Stdout, []byte(line))
+		if err := lw.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zero := 0
+	succeed := func(id string) {
+		report(id, &jobs.Event{Status: jobs.StatusSucceeded, ExitCode: &zero, Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &zero}}})
+	}
+	waitFor := func(out *syncBuffer, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !strings.Contains(out.String(), want); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in:\n%s", want, out.String())
+			}
+		}
+	}
+
+	report(runs[0].runID, &jobs.Event{Status: jobs.StatusRunning})
+	write(runs[0].runID, "first child")
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		p := &pipelineLogs{c: e.c, stdout: &out, stderr: &out, tail: -1}
+		done <- p.print(ctx, pr, true)
+	}()
+	waitFor(&out, "extract[0] | first child")
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for len(asked) > 0 {
+		if id := <-asked; id == runs[1].runID || id == runs[2].runID {
+			t.Errorf("run %s, still queued, is followed", id)
+		}
+	}
+	// The second child starts while the first is followed: its lines come.
+	report(runs[1].runID, &jobs.Event{Status: jobs.StatusRunning})
+	write(runs[1].runID, "second child")
+	waitFor(&out, "extract[1] | second child")
+	succeed(runs[0].runID)
+	succeed(runs[1].runID)
+	report(runs[2].runID, &jobs.Event{Status: jobs.StatusRunning})
+	write(runs[2].runID, "third child")
+	succeed(runs[2].runID)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the follow did not end with the pipeline run:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "extract[2] | third child") {
+		t.Errorf("the third child's line is missing:\n%s", out.String())
 	}
 }

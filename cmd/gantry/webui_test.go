@@ -21,6 +21,7 @@ import (
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/server"
 	"github.com/gantry-dev/gantry/storage"
+	"github.com/nats-io/nats.go"
 )
 
 // uiEnv is the HTTP server's handler against a real gantry server and
@@ -32,6 +33,7 @@ type uiEnv struct {
 	srv *httptest.Server
 	c   *client.Client
 	q   *queue.Queue
+	nc  *nats.Conn
 }
 
 func startUI(t *testing.T, auth httpAuth) *uiEnv {
@@ -68,7 +70,7 @@ func startUI(t *testing.T, auth httpAuth) *uiEnv {
 	}
 	srv := httptest.NewServer(httpHandler(c, nc, auth))
 	t.Cleanup(srv.Close)
-	return &uiEnv{t: t, ctx: ctx, srv: srv, c: c, q: q}
+	return &uiEnv{t: t, ctx: ctx, srv: srv, c: c, q: q, nc: nc}
 }
 
 // submit submits a run of an inline task definition.
