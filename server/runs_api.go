@@ -132,6 +132,21 @@ func checkTagFilter(tags map[string]string, keys []string) error {
 			errs = append(errs, err)
 		}
 	}
+	// A run has at most MaxTags tags: a filter on more keys matches none,
+	// and each key is one more condition of the query (thousands came
+	// through the HTTP API's ?tag=, as long as a URL may be).
+	distinct := maps.Clone(tags)
+	for _, k := range keys {
+		if _, ok := distinct[k]; !ok {
+			if distinct == nil {
+				distinct = map[string]string{}
+			}
+			distinct[k] = ""
+		}
+	}
+	if len(distinct) > jobs.MaxTags {
+		errs = append(errs, fmt.Errorf("tags and tagKeys: %d keys: a run has at most %d tags, so no run could match", len(distinct), jobs.MaxTags))
+	}
 	if len(errs) > 0 {
 		return jobs.Invalid(errors.Join(errs...).Error())
 	}

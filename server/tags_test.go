@@ -88,6 +88,7 @@ func TestTagErrors(t *testing.T) {
 		{"runs.submit", `{"taskDefinition":"hello","tags":"team=data"}`, []string{`malformed request: tags: want a list of {"key": ..., "value": ...}`}},
 		{"runs.list", `{"tags":{"":"x","team":"a,b"},"tagKeys":["ok","gantry.run"]}`,
 			[]string{`tags[""]: empty key`, `tags["team"]: value "a,b": character ',' not allowed`, `tagKeys[1]: key "gantry.run": the prefixes`}},
+		{"runs.list", manyTagKeys(jobs.MaxTags + 1), []string{`tags and tagKeys: 51 keys: a run has at most 50 tags, so no run could match`}},
 	} {
 		got := apiError(t, e.req(e.op, "gantry.api."+tt.subject, tt.body))
 		if got.Code != jobs.CodeInvalidArgument {
@@ -100,6 +101,7 @@ func TestTagErrors(t *testing.T) {
 		}
 	}
 	var page ListReply
+	e.ok("gantry.api.runs.list", manyTagKeys(jobs.MaxTags), &page) // as many as a run may have
 	e.ok("gantry.api.runs.list", `{"all":true}`, &page)
 	if len(page.Runs) != 0 {
 		t.Errorf("refused submissions made %d runs", len(page.Runs))
@@ -110,6 +112,21 @@ func TestTagErrors(t *testing.T) {
 	if s := string(submit.Properties["tags"]); !strings.Contains(s, "oneOf") || !strings.Contains(s, `"key"`) {
 		t.Errorf("runs.submit schema of tags: %s", s)
 	}
+}
+
+// manyTagKeys is a runs.list request filtering on n tag keys, half with
+// a value, half without, one key given both ways.
+func manyTagKeys(n int) string {
+	tags, keys := map[string]string{}, []string{"k0"}
+	for i := range n {
+		if i%2 == 0 {
+			tags[fmt.Sprintf("k%d", i)] = "v"
+		} else {
+			keys = append(keys, fmt.Sprintf("k%d", i))
+		}
+	}
+	b, _ := json.Marshal(map[string]any{"all": true, "tags": tags, "tagKeys": keys})
+	return string(b)
 }
 
 // TestPropagateTags: propagateTags TASK_DEFINITION gives a run its
