@@ -199,9 +199,9 @@ func (u *webUI) render(w http.ResponseWriter, status int, name string, p page) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	if h.Get("Cache-Control") == "" {
-		h.Set("Cache-Control", "no-cache")
-	}
+	// Not kept on the browser's disk either: pages show reasons, tags and
+	// a pipeline run's parameters, which may be sensitive.
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(b.Bytes())
 }

@@ -273,7 +273,7 @@ stages:
 		t.Errorf("stages not in DAG order (extract %d, transform %d, load %d):\n%s", x, tr, l, body)
 	}
 	// Pages with log lines are not stored; lists are asked again.
-	for path, want := range map[string]string{"/ui/runs/" + failed.RunID: "no-store", "/ui/runs/" + failed.RunID + "/logs.txt": "no-store", "/ui/": "no-cache"} {
+	for path, want := range map[string]string{"/ui/runs/" + failed.RunID: "no-store", "/ui/runs/" + failed.RunID + "/logs.txt": "no-store", "/ui/": "no-store"} {
 		if resp, _ := e.get(path); resp.Header.Get("Cache-Control") != want {
 			t.Errorf("%s: Cache-Control %q, want %s", path, resp.Header.Get("Cache-Control"), want)
 		}
