@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -71,6 +73,7 @@ func startDynamic(t *testing.T, files string) (*fake, *outputs, *DAG) {
 	start(t, f, d, dynamicETL, nil)
 	f.end(t, d, f.stageRuns("extract")[0], jobs.StatusSucceeded)
 	f.end(t, d, f.stageRuns("check")[0], jobs.StatusSucceeded)
+	d.decide(context.Background()) // RunDecisions' work, here and now
 	return f, o, d
 }
 
@@ -165,6 +168,7 @@ func TestDAGArraySizeBadValues(t *testing.T) {
 			start(t, f, d, dynamicETL, nil)
 			f.end(t, d, f.stageRuns("extract")[0], jobs.StatusSucceeded)
 			f.end(t, d, f.stageRuns("check")[0], jobs.StatusSucceeded)
+			d.decide(context.Background())
 			pr := f.pipelineRun(t)
 			st := pr.StageState("transform")
 			if st.Status != jobs.StatusFailed || st.Reason != tc.reason || len(f.stageRuns("transform")) != 0 || st.ArraySize != nil {
@@ -195,15 +199,17 @@ func TestDAGArraySizeReadFails(t *testing.T) {
 	start(t, f, d, dynamicETL, nil)
 	f.end(t, d, f.stageRuns("extract")[0], jobs.StatusSucceeded)
 	f.end(t, d, f.stageRuns("check")[0], jobs.StatusSucceeded)
-	if st := f.pipelineRun(t).StageState("transform"); st.Status != jobs.StatusPending || st.ArraySize != nil {
-		t.Fatalf("transform %s %q size %v", st.Status, st.Reason, st.ArraySize)
+	d.decide(context.Background())
+	if st := f.pipelineRun(t).StageState("transform"); st.Status != jobs.StatusPending || st.ArraySize != nil || len(d.failed) != 1 {
+		t.Fatalf("transform %s %q size %v, %d runs failing", st.Status, st.Reason, st.ArraySize, len(d.failed))
 	}
 	o.mu.Lock()
 	o.err = nil
 	o.mu.Unlock()
-	if n := d.Retry(context.Background()); n != 0 {
+	if n := d.Retry(context.Background()); n != 0 { // asks for the read again
 		t.Fatalf("%d still failing", n)
 	}
+	d.decide(context.Background())
 	if tr := f.stageRuns("transform"); len(tr) != 2 {
 		t.Fatalf("transform runs %v", tr)
 	}
@@ -234,6 +240,7 @@ func TestDAGArraySizeDecidedOnce(t *testing.T) {
 	start(t, f, d, dynamicETL, nil)
 	f.end(t, d, f.stageRuns("extract")[0], jobs.StatusSucceeded)
 	f.end(t, d, f.stageRuns("check")[0], jobs.StatusSucceeded)
+	d.decide(context.Background())
 	st := f.pipelineRun(t).StageState("transform")
 	if st.Status != jobs.StatusPending || st.ArraySize == nil || *st.ArraySize != 3 || len(f.stageRuns("transform")) != 2 {
 		t.Fatalf("after the failed advance: transform %s size %v, runs %v", st.Status, st.ArraySize, f.stageRuns("transform"))
@@ -272,11 +279,11 @@ func TestDAGArraySizeRetryDecidesAgain(t *testing.T) {
 	stored := f.prs["pr-1"]
 	Retry(stored, RetryStages(stored), time.Now())
 	f.mu.Unlock()
-	pr, err := d.Advance(context.Background(), "pr-1")
-	if err != nil {
+	if _, err := d.Advance(context.Background(), "pr-1"); err != nil {
 		t.Fatal(err)
 	}
-	st := pr.StageState("transform")
+	d.decide(context.Background())
+	st := f.pipelineRun(t).StageState("transform")
 	if st.ArraySize == nil || *st.ArraySize != 4 || len(st.Runs) != 4 || st.Try != 2 || len(st.EarlierTries) != 1 ||
 		st.EarlierTries[0].ArraySize == nil || *st.EarlierTries[0].ArraySize != 2 {
 		t.Fatalf("retried transform: size %v, runs %d, try %d, earlier %+v", st.ArraySize, len(st.Runs), st.Try, st.EarlierTries)
@@ -297,4 +304,106 @@ func TestDAGArraySizeChildrenSkip(t *testing.T) {
 	if st := pr.StageState("transform"); st.Status != jobs.StatusSkipped || st.Reason != "2 of 2 runs exited 99 (skipOnExitCode): skipped" {
 		t.Fatalf("transform %s %q", st.Status, st.Reason)
 	}
+}
+
+// blockingOutputs is an Outputs whose reads wait for release.
+type blockingOutputs struct {
+	*outputs
+	reading atomic.Int32
+	release chan struct{}
+}
+
+func (b *blockingOutputs) StageOutput(ctx context.Context, pipelineRun, stage string, runIDs []string, key string) (string, bool, error) {
+	b.reading.Add(1)
+	<-b.release
+	return b.outputs.StageOutput(ctx, pipelineRun, stage, runIDs, key)
+}
+
+// The read of an output (seconds for an upstream array of thousands of
+// children) holds neither the advance that asks for it (the server's
+// events wait on that one) nor the lock every advance takes: the stage
+// waits PENDING meanwhile, and its children are submitted once the read
+// is done.
+func TestDAGArraySizeReadOffTheLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		o := &blockingOutputs{outputs: &outputs{values: map[string]string{"extract.FILES": "3"}}, release: make(chan struct{})}
+		d := NewDAG(f, f, f, WithOutputs(o))
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { d.RunDecisions(ctx) })
+		defer func() {
+			cancel()
+			wg.Wait()
+		}()
+		start(t, f, d, dynamicETL, nil)
+		f.end(t, d, f.stageRuns("extract")[0], jobs.StatusSucceeded)
+		ended := make(chan struct{})
+		go func() {
+			defer close(ended)
+			f.end(t, d, f.stageRuns("check")[0], jobs.StatusSucceeded)
+		}()
+		synctest.Wait()
+		select {
+		case <-ended:
+		default:
+			close(o.release)
+			t.Fatal("the advance after check's end waited for the read of extract.FILES")
+		}
+		if n := o.reading.Load(); n != 1 {
+			t.Fatalf("%d reads under way, want 1", n)
+		}
+		// Another advance goes through while the read is under way, and
+		// asks for no second read.
+		pr, err := d.Advance(ctx, "pr-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := pr.StageState("transform"); st.Status != jobs.StatusPending || len(f.stageRuns("transform")) != 0 {
+			t.Fatalf("transform %s, runs %v while its size is read", st.Status, f.stageRuns("transform"))
+		}
+		close(o.release)
+		synctest.Wait()
+		st := f.pipelineRun(t).StageState("transform")
+		if st.Status != jobs.StatusRunning || st.ArraySize == nil || *st.ArraySize != 3 || len(f.stageRuns("transform")) != 3 {
+			t.Fatalf("after the read: transform %s size %v runs %v", st.Status, st.ArraySize, f.stageRuns("transform"))
+		}
+		if n := o.reading.Load(); n != 1 || len(d.wants) != 0 {
+			t.Fatalf("%d reads, %d asks left", n, len(d.wants))
+		}
+	})
+}
+
+// A pipeline run stopped while its stage's size is read: the stage is
+// CANCELED with the others, and the read, once done, submits nothing and
+// is not kept.
+func TestDAGArraySizeStoppedWhileRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		o := &blockingOutputs{outputs: &outputs{values: map[string]string{"extract.FILES": "3"}}, release: make(chan struct{})}
+		d := NewDAG(f, f, f, WithOutputs(o))
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { d.RunDecisions(ctx) })
+		defer func() {
+			cancel()
+			wg.Wait()
+		}()
+		start(t, f, d, dynamicETL, nil)
+		f.end(t, d, f.stageRuns("extract")[0], jobs.StatusSucceeded)
+		f.end(t, d, f.stageRuns("check")[0], jobs.StatusSucceeded)
+		synctest.Wait()
+		if _, err := d.Stop(ctx, "pr-1", ""); err != nil {
+			close(o.release)
+			t.Fatal(err)
+		}
+		close(o.release)
+		synctest.Wait()
+		pr := f.pipelineRun(t)
+		if st := pr.StageState("transform"); st.Status != jobs.StatusCanceled || st.ArraySize != nil ||
+			len(f.stageRuns("transform")) != 0 || pr.Status != jobs.StatusCanceled || len(d.wants) != 0 {
+			t.Fatalf("pipeline run %s, transform %s size %v runs %v, %d asks left", pr.Status, st.Status, st.ArraySize,
+				f.stageRuns("transform"), len(d.wants))
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -46,6 +47,10 @@ type DAG struct {
 	// error, say), for Retry: when nothing else happens to them (no stage
 	// run left to send an event) no other advance would come.
 	failed map[string]struct{}
+	// wants are the outputs that stages sized by one wait for, to be read
+	// by RunDecisions (arraysize.go), which wake tells of one.
+	wants map[decisionKey]*decision
+	wake  chan struct{}
 }
 
 type config struct {
@@ -88,7 +93,8 @@ func newConfig(opts []Option) config {
 
 // NewDAG returns a DAG over a store, a runner and a publisher.
 func NewDAG(store Store, runner Runner, pub Publisher, opts ...Option) *DAG {
-	return &DAG{store: store, runner: runner, pub: pub, cfg: newConfig(opts), failed: map[string]struct{}{}}
+	return &DAG{store: store, runner: runner, pub: pub, cfg: newConfig(opts), failed: map[string]struct{}{},
+		wants: map[decisionKey]*decision{}, wake: make(chan struct{}, 1)}
 }
 
 // NewPipelineRun returns a pipeline run of p, every stage PENDING, ready to
@@ -207,18 +213,31 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 			}
 		}
 	}
+	var deciding map[string]bool // stages whose size is being read: they stay PENDING
 	for !pr.StopRequested {
 		status := pr.StageStatuses()
 		start, skip := pr.Spec.Next(status)
+		if deciding != nil {
+			start = slices.DeleteFunc(start, func(name string) bool { return deciding[name] })
+		}
 		if len(start)+len(skip) == 0 {
 			break
 		}
-		changed = true
+		changed = changed || len(skip) > 0
 		skipStages(pr, skip, status, now)
 		for _, name := range start {
-			if err := d.start(ctx, pr, name, now); err != nil {
+			waits, err := d.start(ctx, pr, name, now)
+			if err != nil {
 				return nil, err
 			}
+			if waits {
+				if deciding == nil {
+					deciding = map[string]bool{}
+				}
+				deciding[name] = true
+				continue
+			}
+			changed = true
 			// Runs submitted again (an advance whose store failed after
 			// it submitted them) may have ended already, and no event of
 			// theirs will come: end the stage now if so.
@@ -388,21 +407,24 @@ func skipReason(pr *jobs.PipelineRun, name string, status map[string]jobs.Status
 // start submits the runs of a stage. A stage that cannot be submitted (an
 // unknown task definition, say) fails with the reason; a store or queue
 // error is returned and the next advance tries again, the idempotency keys
-// making sure no run is created twice.
-func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now time.Time) error {
+// making sure no run is created twice. It reports waits, changing
+// nothing, for a stage sized by an output not read yet (arraysize.go).
+func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now time.Time) (waits bool, err error) {
 	st := pr.StageState(name)
 	spec := pr.Spec.Stage(name)
-	size, err := d.arraySize(ctx, pr, spec, st, now)
+	size, err := d.arraySize(ctx, pr, spec, st, now) // arraysize.go
 	if err != nil {
-		return err
+		return false, err
 	}
 	switch {
+	case size == sizeDeciding: // its output is being read: it waits PENDING
+		return true, nil
 	case size < 0: // the stage failed to decide its size: st says why
-		return nil
+		return false, nil
 	case size == 0 && spec.ArraySize.Dynamic():
 		st.Status, st.StartedAt, st.FinishedAt, st.Runs = jobs.StatusSkipped, &now, &now, []jobs.StageRun{}
 		st.Reason = fmt.Sprintf("arraySize from %s is 0: nothing to run", spec.ArraySize.From)
-		return nil
+		return false, nil
 	}
 	n := max(size, 1)
 	runs := make([]jobs.StageRun, 0, n)
@@ -422,7 +444,7 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 			}
 		}
 		if jobs.ErrorCode(err) == jobs.CodeInternal || jobs.ErrorCode(err) == jobs.CodeUnavailable {
-			return fmt.Errorf("stage %s: submit: %w", name, err)
+			return false, fmt.Errorf("stage %s: submit: %w", name, err)
 		}
 		// The stage cannot run: stop what it started and fail it.
 		for _, r := range runs {
@@ -431,78 +453,10 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 			}
 		}
 		st.Status, st.Reason, st.StartedAt, st.FinishedAt, st.Runs = jobs.StatusFailed, err.Error(), &now, &now, runs
-		return nil
+		return false, nil
 	}
 	st.Status, st.StartedAt, st.Runs = jobs.StatusRunning, &now, runs
-	return nil
-}
-
-// arraySize returns the number of children of a stage about to start: its
-// fixed arraySize, or the one decided from an upstream output, which it
-// decides and stores first if this try has not yet. It returns -1 having
-// failed the stage when the output is missing or no size (the reason
-// names the output and its value; not retried: a retry of the pipeline
-// run decides again), and an error, for the next advance to try again,
-// when the output or the store could not be read.
-//
-// Crash safety: the decision is stored before any child is submitted. A
-// server that dies before the store decides again from the same output
-// (nothing was submitted); one that dies after it finds the decision with
-// the stage still PENDING and submits the same children, which the
-// idempotency keys (stageKey) find if some were submitted already.
-func (d *DAG) arraySize(ctx context.Context, pr *jobs.PipelineRun, spec *jobs.Stage, st *jobs.StageState, now time.Time) (int, error) {
-	if !spec.ArraySize.Dynamic() {
-		return spec.ArraySize.N, nil
-	}
-	if st.ArraySize != nil {
-		return *st.ArraySize, nil
-	}
-	ref := *spec.ArraySize.From
-	fail := func(err error) (int, error) {
-		st.Status, st.Reason, st.StartedAt, st.FinishedAt, st.Runs = jobs.StatusFailed, err.Error(), &now, &now, []jobs.StageRun{}
-		return -1, nil
-	}
-	if d.cfg.outputs == nil {
-		return fail(fmt.Errorf("arraySize: %s: this server cannot read stage outputs", ref))
-	}
-	var runIDs []string
-	if up := pr.StageState(ref.Stage); up != nil {
-		for _, r := range up.Runs {
-			runIDs = append(runIDs, r.RunID)
-		}
-	}
-	value, set, err := d.cfg.outputs.StageOutput(ctx, pr.PipelineRunID, ref.Stage, runIDs, ref.Key)
-	if err != nil {
-		if jobs.ErrorCode(err) == jobs.CodeInvalidArgument {
-			return fail(fmt.Errorf("arraySize: %s: %w", ref, err))
-		}
-		return 0, fmt.Errorf("stage %s: arraySize: read %s: %w", spec.Name, ref, err)
-	}
-	n, err := jobs.DecideArraySize(ref, value, set)
-	if err != nil {
-		return fail(err)
-	}
-	if n == 0 {
-		return 0, nil // nothing submitted: nothing to store first
-	}
-	stored, err := d.store.UpdatePipelineRun(ctx, pr.PipelineRunID, func(p *jobs.PipelineRun) bool {
-		s := p.StageState(st.Name)
-		if s == nil || s.ArraySize != nil || s.Status != jobs.StatusPending || s.Try != st.Try {
-			return false
-		}
-		s.ArraySize = &n
-		return true
-	})
-	if err != nil {
-		return 0, fmt.Errorf("stage %s: store arraySize: %w", spec.Name, err)
-	}
-	if s := stored.StageState(st.Name); s != nil && s.ArraySize != nil && s.Try == st.Try {
-		n = *s.ArraySize // decided already (cannot happen under d.mu, but the store says)
-	}
-	st.ArraySize = &n
-	d.cfg.log.Info().Str("pipelineRun", pr.PipelineRunID).Str("stage", spec.Name).Str("from", ref.String()).
-		Int("arraySize", n).Msg("array size decided")
-	return n, nil
+	return false, nil
 }
 
 // StageRequest builds the submission of one run of a stage: parameters

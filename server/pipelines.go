@@ -90,6 +90,9 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 		defer wg.Done()
 		s.pipes.cron.Run(cctx)
 	}()
+	// Reads the outputs stages sized by one wait for, off the advances'
+	// lock and the events' goroutine (asked for by the advances above too).
+	wg.Go(func() { s.pipes.dag.RunDecisions(cctx) })
 	s.startFollowUps(cctx, &wg)        // followups.go; retries failed advances too
 	s.startDataRetention(cctx, &wg)    // retention.go
 	s.startHistoryRetention(cctx, &wg) // history.go
