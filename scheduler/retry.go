@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"slices"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -18,7 +19,11 @@ func RetryStages(pr *jobs.PipelineRun) []string {
 		st := pr.StageState(name)
 		redo := st == nil || st.Status != jobs.StatusSucceeded
 		if spec := pr.Spec.Stage(name); spec != nil {
-			for _, up := range spec.Upstream() {
+			ups := spec.Upstream()
+			if from := spec.ArraySize.From; from != nil && !slices.Contains(ups, from.Stage) {
+				ups = append(ups, from.Stage)
+			}
+			for _, up := range ups {
 				redo = redo || again[up]
 			}
 		}
@@ -32,7 +37,9 @@ func RetryStages(pr *jobs.PipelineRun) []string {
 
 // KeptInputs maps each stage a retry runs again (stages, RetryStages) to
 // the upstream stages it keeps, in the spec's order: the succeeded stages
-// whose files it reads from the earlier try.
+// whose files it reads from the earlier try. Those are its dependencies
+// and, for a stage sized by an output, the stage whose outputs.env sizes
+// it, which may be upstream of it only through another.
 func KeptInputs(pr *jobs.PipelineRun, stages []string) map[string][]string {
 	again := map[string]bool{}
 	for _, name := range stages {
@@ -44,7 +51,11 @@ func KeptInputs(pr *jobs.PipelineRun, stages []string) map[string][]string {
 		if spec == nil {
 			continue
 		}
-		for _, up := range spec.Upstream() {
+		ups := spec.Upstream()
+		if from := spec.ArraySize.From; from != nil && !slices.Contains(ups, from.Stage) {
+			ups = append(ups, from.Stage)
+		}
+		for _, up := range ups {
 			if !again[up] {
 				out[name] = append(out[name], up)
 			}

@@ -67,3 +67,27 @@ func TestRetryStages(t *testing.T) {
 		})
 	}
 }
+
+// A stage sized by an output reads the outputs.env of a stage that may be
+// upstream of it only through another: a retry that keeps that stage
+// needs its files as it does a direct dependency's, so that a retry past
+// the data retention is refused naming it rather than failing the stage
+// with the output "not set".
+func TestKeptInputsArraySizeFrom(t *testing.T) {
+	p := &jobs.Pipeline{Name: "p", Stages: []jobs.Stage{
+		{Name: "extract"},
+		{Name: "check", DependsOn: []jobs.Dependency{{Stage: "extract"}}},
+		{Name: "transform", DependsOn: []jobs.Dependency{{Stage: "check"}},
+			ArraySize: jobs.ArraySize{From: &jobs.OutputRef{Stage: "extract", Key: "FILES"}}},
+		{Name: "fixed", DependsOn: []jobs.Dependency{{Stage: "extract"}},
+			ArraySize: jobs.ArraySize{From: &jobs.OutputRef{Stage: "extract", Key: "N"}}},
+	}}
+	pr := NewPipelineRun(p, "pr-1", nil, time.Now())
+	for i, s := range []jobs.Status{jobs.StatusSucceeded, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusFailed} {
+		pr.Stages[i].Status = s
+	}
+	kept := KeptInputs(pr, RetryStages(pr))
+	if len(kept) != 2 || !slices.Equal(kept["transform"], []string{"check", "extract"}) || !slices.Equal(kept["fixed"], []string{"extract"}) {
+		t.Fatalf("KeptInputs %v, want transform: [check extract], fixed: [extract]", kept)
+	}
+}
