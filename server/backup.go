@@ -119,8 +119,13 @@ func (s *Server) backup(ctx context.Context) (*BackupReply, error) {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	name := queue.BackupName(now)
-	s.backups.left.Store(true) // before the put: a sweep from now on looks
+	if s.cfg.beforeBackupPut != nil {
+		s.cfg.beforeBackupPut()
+	}
 	size, err := s.pipes.data.PutBackup(ctx, name, tmp, sum)
+	// After the put, stored or not: a sweep that ran during it found no
+	// backup yet and cleared the flag.
+	s.backups.left.Store(true)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}

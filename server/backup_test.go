@@ -193,3 +193,33 @@ func TestBackupExpires(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupSweptDuringItsPut: a sweep that runs while a backup is put in
+// the bucket (a minute's sweep, a large store's put: likely) finds
+// nothing yet and clears the flag that makes the next sweeps look; the
+// backup, once stored, sets it again, so that a backup whose client died
+// is still deleted after the TTL, not left until the next restart.
+func TestBackupSweptDuringItsPut(t *testing.T) {
+	var e *apiEnv
+	// A TTL that any sweep after the put finds passed: the client never
+	// came.
+	e = startAPIOn(t, t.TempDir(), WithBackupTTL(time.Nanosecond), func(c *config) {
+		c.beforeBackupPut = func() {
+			if err := e.srv.sweepBackups(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	e.waitAll()
+	var b BackupReply
+	e.ok("gantry.api.admin.backup", `{}`, &b)
+	if !e.srv.backups.left.Load() {
+		t.Fatal("a backup waits in the bucket, and no sweep will look for it")
+	}
+	if err := e.srv.sweepBackups(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.backupObjects(); len(left) != 0 {
+		t.Fatalf("backups left: %v", left)
+	}
+}

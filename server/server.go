@@ -61,17 +61,18 @@ type Server struct {
 }
 
 type config struct {
-	log            zerolog.Logger
-	now            func() time.Time
-	defaultCluster string
-	sweepEvery     time.Duration
-	dataRetention  time.Duration         // retention.go
-	runRetention   time.Duration         // history.go
-	followUpRetry  time.Duration         // followups.go
-	metrics        prometheus.Registerer // metrics.go; nil: not registered
-	webhookRetry   webhookRetry          // webhooks.go
-	backupTTL      time.Duration         // backup.go
-	backupTemp     string                // backup.go; tests: the snapshot's file
+	log             zerolog.Logger
+	now             func() time.Time
+	defaultCluster  string
+	sweepEvery      time.Duration
+	dataRetention   time.Duration         // retention.go
+	runRetention    time.Duration         // history.go
+	followUpRetry   time.Duration         // followups.go
+	metrics         prometheus.Registerer // metrics.go; nil: not registered
+	webhookRetry    webhookRetry          // webhooks.go
+	backupTTL       time.Duration         // backup.go
+	backupTemp      string                // backup.go; tests: the snapshot's file
+	beforeBackupPut func()                // backup.go; tests: called before the put
 }
 
 // Option configures a Server.
