@@ -228,3 +228,36 @@ func TestHideOutputValues(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseOutputs: the outputs.env parser (the worker's, and the
+// server's for an arraySize) never panics, and what it reads is keys
+// trimmed, not empty, without '=', which written back one a line
+// (export KEY='VALUE') read the same.
+func FuzzParseOutputs(f *testing.F) {
+	for _, s := range []string{"FILES=3\n", "# c\n\nexport A=\"x y\"\nB='q'\n", "K = v \r\n", "not a pair\n", "=v\n",
+		"export export X=1\n", "export #X=1\n", "A=\"\n", "A='b'c'\n", "A==\n", "  \t\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		kvs, err := ParseOutputs(strings.NewReader(data))
+		if err != nil {
+			return
+		}
+		var b strings.Builder
+		for _, kv := range kvs {
+			if kv.Name == "" || kv.Name != strings.TrimSpace(kv.Name) || strings.Contains(kv.Name, "=") {
+				t.Fatalf("%q: key %q", data, kv.Name)
+			}
+			b.WriteString("export " + kv.Name + "='" + kv.Value + "'\n")
+		}
+		back, err := ParseOutputs(strings.NewReader(b.String()))
+		if err != nil || !reflect.DeepEqual(back, kvs) {
+			t.Fatalf("%q -> %q -> %q -> %q (%v)", data, kvs, b.String(), back, err)
+		}
+		if len(kvs) > 0 {
+			if v, ok := OutputValue(kvs, kvs[len(kvs)-1].Name); !ok || v != kvs[len(kvs)-1].Value {
+				t.Fatalf("%q: OutputValue of the last key %q: %q %v", data, kvs[len(kvs)-1].Name, v, ok)
+			}
+		}
+	})
+}
