@@ -469,3 +469,51 @@ func TestWebUIRunPageReadsABoundedLog(t *testing.T) {
 		t.Errorf("logs.txt: %d, ends %q", resp.StatusCode, body[max(0, len(body)-40):])
 	}
 }
+
+// renderUI renders the page name with body at the golden clock.
+func renderUI(t *testing.T, name string, body any) string {
+	t.Helper()
+	fixedClock(t)
+	w := httptest.NewRecorder()
+	newWebUI(nil, nil).render(w, http.StatusOK, name, page{Title: name, Body: body})
+	if w.Code != http.StatusOK {
+		t.Fatalf("render %s: %d %s", name, w.Code, w.Body)
+	}
+	return w.Body.String()
+}
+
+// TestWebUIPipelineArray: a pipeline's page shows a stage's arraySize
+// as pipeline describe does: the number, the output it is read from, or
+// "-" for one plain run (not 0).
+func TestWebUIPipelineArray(t *testing.T) {
+	pl, err := jobs.ParsePipeline([]byte(`
+name: per-file
+stages:
+  - name: extract
+    taskDefinition: {family: extract, containerDefinitions: [{name: main, image: i}]}
+  - name: shards
+    arraySize: 3
+    taskDefinition: {family: shards, containerDefinitions: [{name: main, image: i}]}
+  - name: transform
+    dependsOn: [extract]
+    arraySize: {fromOutput: extract.FILES}
+    taskDefinition: {family: transform, containerDefinitions: [{name: main, image: i}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pipelineBody{Pipeline: pl}
+	for _, s := range pl.Order() {
+		b.Stages = append(b.Stages, *pl.Stage(s))
+	}
+	got := renderUI(t, "pipeline", b)
+	for _, want := range []string{
+		`<tr><td>extract</td><td>extract (inline)</td><td>-</td>`,
+		`<tr><td>shards</td><td>shards (inline)</td><td>3</td>`,
+		`<tr><td>transform</td><td>transform (inline)</td><td>extract.FILES</td>`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the page lacks %q:\n%s", want, got)
+		}
+	}
+}
