@@ -528,9 +528,14 @@ func (u *webUI) logsText(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// stageRow is one stage of a pipeline run's page.
+// stageRow is one try of a stage on a pipeline run's page: its latest,
+// or an earlier one that gantry pipeline retry ran again, labelled as
+// gantry describe labels it ("transform (try 1)").
 type stageRow struct {
-	jobs.StageState
+	Label          string
+	Status         jobs.Status
+	Reason         string
+	Runs           []jobs.StageRun
 	TaskDefinition string
 	DependsOn      []jobs.Dependency
 }
@@ -553,15 +558,33 @@ func (u *webUI) pipelineRun(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	b := pipelineRunBody{Run: pr}
-	for _, st := range pr.StagesInOrder() {
-		row := stageRow{StageState: st}
-		if s := pr.Spec.Stage(st.Name); s != nil {
-			row.TaskDefinition, row.DependsOn = taskDefText(s.TaskDefinition), s.DependsOn
-		}
-		b.Stages = append(b.Stages, row)
-	}
+	b.Stages = stageRowsOf(pr)
 	p.Body = b
 	u.render(w, http.StatusOK, "pipelinerun", p)
+}
+
+// stageRowsOf lists pr's stages in DAG order, each stage's earlier tries
+// before its latest, as gantry describe pr-... does.
+func stageRowsOf(pr *jobs.PipelineRun) []stageRow {
+	var rows []stageRow
+	for _, st := range pr.StagesInOrder() {
+		var td string
+		var deps []jobs.Dependency
+		if s := pr.Spec.Stage(st.Name); s != nil {
+			td, deps = taskDefText(s.TaskDefinition), s.DependsOn
+		}
+		for _, try := range st.EarlierTries {
+			rows = append(rows, stageRow{Label: fmt.Sprintf("%s (try %d)", st.Name, try.Try), Status: try.Status,
+				Reason: try.Reason, Runs: try.Runs, TaskDefinition: td, DependsOn: deps})
+		}
+		label := st.Name
+		if st.Try > 1 {
+			label = fmt.Sprintf("%s (try %d)", st.Name, st.Try)
+		}
+		rows = append(rows, stageRow{Label: label, Status: st.Status, Reason: st.Reason, Runs: st.Runs,
+			TaskDefinition: td, DependsOn: deps})
+	}
+	return rows
 }
 
 // webuiLastRuns is how many of each pipeline's last runs the pipelines
@@ -716,6 +739,12 @@ var webuiFuncs = template.FuncMap{
 		}
 		return short(to.Sub(*start))
 	},
+	// prTook is how long a pipeline run has run, since its latest retry
+	// if it was retried, as gantry describe pr-... says.
+	"prTook": func(pr jobs.PipelineRun) string { return pipelineDuration(&pr, clock()) },
+	// prReason is a pipeline run's reason as gantry pipeline runs gives
+	// it: why it stopped or waits, or which stages failed it and why.
+	"prReason": func(pr jobs.PipelineRun) string { return runsReason(&pr) },
 	"exit": func(code *int) string {
 		if code == nil {
 			return "-"

@@ -517,3 +517,64 @@ stages:
 		}
 	}
 }
+
+// TestWebUIRetriedPipelineRun: a retried pipeline run's page lists each
+// stage's earlier tries with their runs before its latest, as gantry
+// describe pr-... does, and counts its time since the retry; the
+// pipeline's page gives a failed run's reason as gantry pipeline runs
+// does (the stages that failed it), and the same time.
+func TestWebUIRetriedPipelineRun(t *testing.T) {
+	spec, err := jobs.ParsePipeline([]byte(`
+name: flaky
+stages:
+  - name: extract
+    taskDefinition: {family: extract, containerDefinitions: [{name: main, image: i}]}
+  - name: transform
+    dependsOn: [extract]
+    taskDefinition: {family: transform, containerDefinitions: [{name: main, image: i}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(d time.Duration) *time.Time { return ptr(goldenNow.Add(-d)) }
+	retried := &jobs.PipelineRun{PipelineRunID: "pr-01retried", Pipeline: "flaky", Version: 1, Status: jobs.StatusSucceeded,
+		Trigger: "manual", CreatedAt: *at(time.Hour), StartedAt: at(time.Hour), FinishedAt: at(10 * time.Minute),
+		Retries: 1, RetriedAt: at(12 * time.Minute), Spec: *spec,
+		Stages: []jobs.StageState{
+			{Name: "extract", Status: jobs.StatusSucceeded, Runs: []jobs.StageRun{{RunID: "01extract", Status: jobs.StatusSucceeded, Attempts: 1, ExitCode: ptr(0)}}},
+			{Name: "transform", Status: jobs.StatusSucceeded, Try: 2,
+				Runs: []jobs.StageRun{{RunID: "01transform2", Status: jobs.StatusSucceeded, Attempts: 1, ExitCode: ptr(0)}},
+				EarlierTries: []jobs.StageTry{{Try: 1, Status: jobs.StatusFailed, Reason: "1 of 1 runs failed",
+					Runs: []jobs.StageRun{{RunID: "01transform1", Status: jobs.StatusFailed, Attempts: 1, ExitCode: ptr(2), StoppedReason: "Essential container in task exited"}}}}},
+		}}
+	got := renderUI(t, "pipelinerun", pipelineRunBody{Run: retried, Stages: stageRowsOf(retried)})
+	for _, want := range []string{
+		`<tr><td>transform (try 1)</td><td><span class="status s-failed">FAILED</span>`,
+		`href="/ui/runs/01transform1"`, "1 of 1 runs failed",
+		`<tr><td>transform (try 2)</td><td><span class="status s-succeeded">SUCCEEDED</span>`,
+		`href="/ui/runs/01transform2"`,
+		`<dt>Retries</dt><dd>1 (last <time`,
+		`<dt>Took</dt><dd>2m0s (since its last retry)</dd>`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the pipeline run's page lacks %q:\n%s", want, got)
+		}
+	}
+	if t1, t2 := strings.Index(got, "transform (try 1)"), strings.Index(got, "transform (try 2)"); t1 > t2 {
+		t.Errorf("try 2 before try 1:\n%s", got)
+	}
+
+	failed := jobs.PipelineRun{PipelineRunID: "pr-01failed", Pipeline: "flaky", Version: 1, Status: jobs.StatusFailed,
+		Trigger: "manual", CreatedAt: *at(5 * time.Minute), StartedAt: at(5 * time.Minute), FinishedAt: at(4 * time.Minute),
+		Stages: []jobs.StageState{{Name: "extract", Status: jobs.StatusSucceeded},
+			{Name: "transform", Status: jobs.StatusFailed, Reason: "1 of 1 runs failed"}}}
+	got = renderUI(t, "pipeline", pipelineBody{Pipeline: spec, Runs: []jobs.PipelineRun{*retried, failed}})
+	for _, want := range []string{
+		`<td>2m0s</td><td class="reason"></td>`,                              // the retried one, since its retry
+		`<td>1m0s</td><td class="reason">transform: 1 of 1 runs failed</td>`, // the failed one, why
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the pipeline's page lacks %q:\n%s", want, got)
+		}
+	}
+}
