@@ -251,6 +251,8 @@ stages:
 			`href="/ui/runs/` + failed.RunID + `/logs.txt"`, "w1"}, []string{uiXSS, "refresh"}},
 		{"/ui/runs/" + stopped.RunID, 200, []string{"CANCELED", "stopped by &lt;script&gt;"}, []string{uiXSS}},
 		{"/ui/runs/" + queued.RunID, 200, []string{"QUEUED", "etl-pool", `<a href="/ui/runs/` + queued.RunID + `?refresh=5">on</a>`}, nil},
+		{"/ui/runs/" + extractRun, 200, []string{`<dt>Pipeline run</dt><dd><a href="/ui/runs/` + pr.PipelineRunID + `">` + pr.PipelineRunID + `</a>, stage extract of <a href="/ui/pipelines/daily-sales">daily-sales</a></dd>`}, nil},
+		{"/ui/runs/" + failed.RunID, 200, nil, []string{"<dt>Pipeline run</dt>"}},
 		{"/ui/runs/01nosuchrun", 404, []string{"No run 01nosuchrun"}, nil},
 		{"/ui/runs/pr-nosuch", 404, []string{"No pipeline run pr-nosuch"}, nil},
 		{"/ui/runs/" + pr.PipelineRunID, 200, []string{"daily-sales", "RUNNING", `href="/ui/runs/` + extractRun + `"`,
