@@ -35,17 +35,25 @@ type ArraySize struct {
 type OutputRef struct {
 	Stage string
 	Key   string
+	// written is the reference as the file wrote it, for Validate to
+	// quote one without a dot as it is ("extract", not "extract.").
+	written string
 }
 
 // String is the reference as written: stage.KEY.
-func (r OutputRef) String() string { return r.Stage + "." + r.Key }
+func (r OutputRef) String() string {
+	if r.written != "" || r.Stage == "" && r.Key == "" {
+		return r.written
+	}
+	return r.Stage + "." + r.Key
+}
 
 // ParseOutputRef reads stage.KEY, cut at the first dot (a stage name
 // has none). What is wrong with it is left to Validate, which names the
 // field.
 func ParseOutputRef(s string) OutputRef {
 	stage, key, _ := strings.Cut(s, ".")
-	return OutputRef{Stage: stage, Key: key}
+	return OutputRef{Stage: stage, Key: key, written: s}
 }
 
 // Fixed returns an ArraySize of n children.
