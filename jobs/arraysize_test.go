@@ -106,6 +106,16 @@ func TestArraySizeProblems(t *testing.T) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
+	// A key no field takes too, in any stage: decoding stopped at the
+	// size before it reached them.
+	_, err = ParsePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: t, timeoutSecond: 5}, {name: b, taskDefinition: t, arraySize: abc, timeoutSecond: 5}]\n"))
+	for _, want := range []string{`stages[1](b).arraySize: "abc": want a number`,
+		`stages[0](a).timeoutSecond: unknown field; did you mean "timeoutSeconds"?`,
+		`stages[1](b).timeoutSecond: unknown field; did you mean "timeoutSeconds"?`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
 }
 
 func TestDecideArraySize(t *testing.T) {

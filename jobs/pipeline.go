@@ -187,12 +187,15 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 	if err := dec.Decode(&p); err != nil {
 		if errors.Is(err, errTagShape) {
 			if named := tagShapeProblems(js); named != nil {
-				return nil, named
+				return nil, errors.Join(named, unknownFieldsOf(js))
 			}
 		}
 		if errors.Is(err, errArraySizeShape) {
 			if named := arraySizeShapeProblems(js); named != nil {
-				// The file's other problems too, when the rest decodes.
+				// The file's other problems too, when the rest decodes:
+				// encoding/json stopped at the size, before the keys it
+				// has no field for.
+				named = errors.Join(named, unknownFieldsOf(js))
 				if rest, ok := withoutBadArraySizes(js); ok {
 					return nil, errors.Join(named, rest.Validate())
 				}
@@ -201,7 +204,7 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 		}
 		if errors.Is(err, errSkipShape) {
 			if named := skipShapeProblems(js); named != nil {
-				return nil, named
+				return nil, errors.Join(named, unknownFieldsOf(js))
 			}
 		}
 		if unknownFieldErr(err) {
@@ -221,6 +224,16 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	return &p, nil
+}
+
+// unknownFieldsOf names the keys of a pipeline file (JSON) that no field
+// takes, for a decoding error that stopped before reaching them.
+func unknownFieldsOf(js []byte) error {
+	var tree any
+	if json.Unmarshal(js, &tree) != nil {
+		return nil
+	}
+	return unknownPipelineFields(tree)
 }
 
 // yamlToJSON converts a YAML document (JSON is YAML) into JSON: dates and

@@ -145,13 +145,13 @@ func TestSkipOnExitCodeShapeNamed(t *testing.T) {
 name: p
 stages:
   - {name: a, image: busybox, skipOnExitCode: [99, "x", [1]]}
-  - {name: b, image: busybox, skipOnExitCode: "99"}
+  - {name: b, image: busybox, skipOnExitCode: "99", timeoutSecond: 5}
 `
 	_, err := DecodePipeline([]byte(file))
 	if err == nil {
 		t.Fatal("decoded")
 	}
-	for _, want := range []string{`stages[0](a).skipOnExitCode[1]: "x": want`, `stages[0](a).skipOnExitCode[2]: [1]: want`, `stages[1](b).skipOnExitCode: "99": want`} {
+	for _, want := range []string{`stages[1](b).timeoutSecond: unknown field; did you mean "timeoutSeconds"?`, `stages[0](a).skipOnExitCode[1]: "x": want`, `stages[0](a).skipOnExitCode[2]: [1]: want`, `stages[1](b).skipOnExitCode: "99": want`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q\nwant it to contain %q", err, want)
 		}

@@ -230,6 +230,9 @@ func TestPipelineTagsOfTheWrongShapeAreNamed(t *testing.T) {
 			[]string{"tags: want a list of", "stages[0](a).tags: want a list of"}},
 		{`{"name": "p", "stages": [{"tags": {"team": 1}, "taskDefinition": "etl"}]}`,
 			[]string{"stages[0].tags: want a list of"}},
+		// A key no field takes, which decoding stopped before, too.
+		{"name: p\nstages:\n  - name: a\n    tags: team=x\n    taskDefinition: etl\n    timeoutSecond: 5\n",
+			[]string{"stages[0](a).tags: want a list of", `stages[0](a).timeoutSecond: unknown field; did you mean "timeoutSeconds"?`}},
 	} {
 		_, err := ParsePipeline([]byte(tt.file))
 		if err == nil {
@@ -241,7 +244,7 @@ func TestPipelineTagsOfTheWrongShapeAreNamed(t *testing.T) {
 				t.Errorf("%q: %v; want %q", tt.file, err, w)
 			}
 		}
-		if n := strings.Count(err.Error(), "want a list of"); n != len(tt.want) {
+		if n := strings.Count(err.Error(), "want a list of") + strings.Count(err.Error(), "unknown field"); n != len(tt.want) {
 			t.Errorf("%q: %v; want %d problems", tt.file, err, len(tt.want))
 		}
 	}
