@@ -19,6 +19,7 @@ import (
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes of gantry itself; an attached run exits with its task's code.
@@ -174,7 +175,29 @@ problems; 125 when gantry itself failed; 130 when Ctrl-C ended 'logs -f' or
 	addCompletions(root, g) // completion.go
 	refuseUnknownSubcommands(root)
 	usageOnArgErrors(root)
+	hideSecretDefaults(root)
 	return root
+}
+
+// secretFlags are the flags whose value is a secret: their default, read
+// from the environment, is kept out of --help.
+var secretFlags = []string{"password", "token", "submit-password", "http-token"}
+
+// hideSecretDefaults keeps the secrets that flags take by default from
+// GANTRY_* variables out of every command's --help, which would
+// otherwise print them as (default "...") for anyone to paste into an
+// issue. The flags keep the value.
+func hideSecretDefaults(c *cobra.Command) {
+	for _, fs := range []*pflag.FlagSet{c.PersistentFlags(), c.Flags()} {
+		for _, name := range secretFlags {
+			if f := fs.Lookup(name); f != nil {
+				f.DefValue = ""
+			}
+		}
+	}
+	for _, sub := range c.Commands() {
+		hideSecretDefaults(sub)
+	}
 }
 
 // usageOnArgErrors adds the usage line to cobra's errors about the number
