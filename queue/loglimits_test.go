@@ -120,4 +120,9 @@ func TestLogMaxBytesDropsTheOldestLines(t *testing.T) {
 	if l.MaxBytes != 1<<20 || l.Oldest.Before(start.Add(-time.Second)) {
 		t.Errorf("limits %+v: want max bytes 1 MiB and the oldest line stored since %s", l, start)
 	}
+	// Made before the lines, which gantry logs tells a run restored from
+	// another JetStream by.
+	if l.Created.IsZero() || l.Created.After(start) {
+		t.Errorf("limits %+v: want the stream made before %s", l, start)
+	}
 }

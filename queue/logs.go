@@ -209,6 +209,10 @@ type LogLimits struct {
 	// sequence is past 1): without it, nothing older than Oldest was ever
 	// stored, so a run that ended before Oldest just wrote nothing.
 	Dropped bool
+	// Created is when the stream was made: a run that ended before it
+	// wrote its lines to another stream (a store restored onto a new
+	// data directory, a stream an operator deleted).
+	Created time.Time
 }
 
 // LogLimits returns the log stream's limits as it has them now (as
@@ -225,6 +229,7 @@ func (q *Queue) LogLimits(ctx context.Context) (LogLimits, error) {
 		l.Oldest = info.State.FirstTime
 	}
 	l.Dropped = info.State.FirstSeq > 1
+	l.Created = info.Created
 	return l, nil
 }
 

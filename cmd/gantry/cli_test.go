@@ -347,8 +347,8 @@ func TestLogsOfARunPastTheLogRetention(t *testing.T) {
 
 	// A run that ended without a line before the stream's oldest line,
 	// the stream having dropped nothing: nothing was lost, nothing to say.
-	minuteAgo := now.Add(-time.Minute)
-	clock.Store(&minuteAgo)
+	justNow := time.Now()
+	clock.Store(&justNow)
 	quiet := ended()
 	w := q.NewLogWriter("another", 1)
 	w.Line("main", jobs.Stdout, []byte("hello"))
@@ -357,6 +357,18 @@ func TestLogsOfARunPastTheLogRetention(t *testing.T) {
 	}
 	if out, errOut := logs(quiet); out != "" || errOut != "" {
 		t.Errorf("logs of a run that ended without a line before the stream's first: stdout %q, stderr %q; want nothing", out, errOut)
+	}
+
+	// A run that ended before the stream was made, as a store restored
+	// onto a new data directory holds: its lines are in the JetStream it
+	// ran with.
+	minuteAgo := now.Add(-time.Minute)
+	clock.Store(&minuteAgo)
+	restored := ended()
+	out, errOut = logs(restored)
+	if want := "gantry: run " + restored + " ended 1m"; out != "" || !strings.HasPrefix(errOut, want) ||
+		!strings.HasSuffix(errOut, "its logs, if it wrote any, are in the JetStream it ran with, not this one (a store restored onto a new data directory?)\n") || !strings.Contains(errOut, "before the GANTRY_LOGS stream was made (") {
+		t.Errorf("logs of a run that ended before the stream was made: stdout %q, stderr %q; want stderr %q...", out, errOut, want)
 	}
 }
 

@@ -184,7 +184,8 @@ func logsFlagsFor(cmd *cobra.Command, pipeline bool) error {
 // logsExpired says why a run that showed no log line has none, when it can
 // be told for sure: the run ended longer ago than the log stream keeps
 // lines, or before the oldest line the stream holds when it dropped older
-// ones (bounded by --log-max-size), so whatever it wrote is gone.
+// ones (bounded by --log-max-size), so whatever it wrote is gone; or
+// before the stream was made, so whatever it wrote went to another.
 // Otherwise (a run that wrote nothing, a user who may not read the
 // stream's configuration) it returns "", and the empty output stands.
 func logsExpired(ctx context.Context, c *client.Client, runID string, o client.LogOptions, now time.Time) string {
@@ -196,12 +197,21 @@ func logsExpired(ctx context.Context, c *client.Client, runID string, o client.L
 	if err != nil {
 		return ""
 	}
-	ago := now.Sub(*r.FinishedAt)
+	return logsGone(runID, *r.FinishedAt, l, now)
+}
+
+// logsGone is logsExpired's reason for a run that ended at finished,
+// given the log stream's limits l.
+func logsGone(runID string, finished time.Time, l queue.LogLimits, now time.Time) string {
+	ago := now.Sub(finished)
 	switch {
 	case l.MaxAge > 0 && ago > l.MaxAge:
 		return fmt.Sprintf("run %s ended %s ago, and logs are kept %s (the %s stream's max age): its logs, if it wrote any, are no longer kept",
 			runID, short(ago), short(l.MaxAge), queue.StreamLogs)
-	case !l.Oldest.IsZero() && r.FinishedAt.Before(l.Oldest) && l.Dropped:
+	case !l.Created.IsZero() && finished.Before(l.Created):
+		return fmt.Sprintf("run %s ended %s ago, before the %s stream was made (%s ago): its logs, if it wrote any, are in the JetStream it ran with, not this one (a store restored onto a new data directory?)",
+			runID, short(ago), queue.StreamLogs, short(now.Sub(l.Created)))
+	case !l.Oldest.IsZero() && finished.Before(l.Oldest) && l.Dropped:
 		return fmt.Sprintf("run %s ended %s ago, before the oldest line the %s stream holds (stored %s ago): %s; its logs, if it wrote any, are no longer kept",
 			runID, short(ago), queue.StreamLogs, short(now.Sub(l.Oldest)), dropCause(l))
 	}
