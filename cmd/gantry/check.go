@@ -124,7 +124,7 @@ not check (a file that cannot be read).`,
 					c.found(args[i], err)
 					continue
 				}
-				c.ok(args[i], "pipeline %s: valid, %d stages", p.Name, len(p.Stages))
+				c.ok(args[i], "pipeline %s: valid, %s", p.Name, plural(len(p.Stages), "stage"))
 			}
 			return c.result()
 		},
@@ -161,7 +161,7 @@ not check (a file that cannot be read).`,
 					c.found(args[i], err)
 					continue
 				}
-				c.ok(args[i], "task definition %s: valid, %d containers", td.Family, len(td.ContainerDefinitions))
+				c.ok(args[i], "task definition %s: valid, %s", td.Family, plural(len(td.ContainerDefinitions), "container"))
 			}
 			return c.result()
 		},
@@ -215,7 +215,7 @@ func dryRunPipelines(cmd *cobra.Command, g *globals, args []string) error {
 		case !res.Changed:
 			c.ok(args[i], "pipeline %s: unchanged (version %d)", p.Name, p.Version)
 		case p.Version == 1:
-			c.ok(args[i], "pipeline %s: new, would be version 1 (%d stages)", p.Name, len(p.Stages))
+			c.ok(args[i], "pipeline %s: new, would be version 1 (%s)", p.Name, plural(len(p.Stages), "stage"))
 		default:
 			c.ok(args[i], "pipeline %s: would be version %d (now %d):", p.Name, p.Version, p.Version-1)
 			for _, ch := range res.Changes {
@@ -261,4 +261,12 @@ func dryRunTaskDef(ctx context.Context, cmd *cobra.Command, g *globals, out outp
 		_, err := fmt.Fprintf(w, "would register %s\n", res.TaskDefinition.Ref())
 		return err
 	})
+}
+
+// plural is n and word, with an s unless n is 1 ("1 stage", "3 stages").
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -54,7 +54,8 @@ func TestPipelineValidateOffline(t *testing.T) {
 	bad, unknown, broken := filepath.Join(dir, "bad.yaml"), filepath.Join(dir, "unknown.yaml"), filepath.Join(dir, "broken.yaml")
 
 	out, errOut, code := cli("", "pipeline", "validate", good, filepath.Join("..", "..", "samples", "pipelines", "sales-report.yaml"))
-	if code != 0 || errOut != "" || strings.Count(out, ": valid, ") != 2 || !strings.Contains(out, good+": pipeline daily-sales: valid, ") {
+	if code != 0 || errOut != "" || strings.Count(out, ": valid, ") != 2 || !strings.Contains(out, good+": pipeline daily-sales: valid, 4 stages\n") ||
+		!strings.Contains(out, ": pipeline sales-report: valid, 1 stage\n") {
 		t.Fatalf("valid files: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
@@ -128,7 +129,7 @@ func TestTaskdefValidateOffline(t *testing.T) {
 	bad, aws, broken := filepath.Join(dir, "bad.json"), filepath.Join(dir, "aws.json"), filepath.Join(dir, "broken.json")
 
 	out, errOut, code := cli("", "taskdef", "validate", good, aws)
-	if code != 0 || !strings.Contains(out, good+": task definition hello: valid, 1 containers") || !strings.Contains(out, aws+": task definition aws: valid") ||
+	if code != 0 || !strings.Contains(out, good+": task definition hello: valid, 1 container\n") || !strings.Contains(out, aws+": task definition aws: valid") ||
 		strings.TrimSpace(errOut) != aws+": warning: ignored fields that only mean something on AWS: executionRoleArn" {
 		t.Fatalf("valid files: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}

@@ -36,7 +36,7 @@ func TestDryRunsEndToEnd(t *testing.T) {
 	}
 	const v1 = "name: p\nstages: [{name: a, taskDefinition: hello}]\n"
 	write(p, v1)
-	if out := in.mustGantry("pipeline", "apply", "--dry-run", p); out != p+": pipeline p: new, would be version 1 (1 stages)\n" {
+	if out := in.mustGantry("pipeline", "apply", "--dry-run", p); out != p+": pipeline p: new, would be version 1 (1 stage)\n" {
 		t.Fatalf("apply --dry-run of a new pipeline: %q", out)
 	}
 	if out := in.mustGantry("pipeline", "ls", "-o", "json"); strings.TrimSpace(out) != "[]" {
