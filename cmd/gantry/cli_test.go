@@ -219,6 +219,39 @@ func TestLogsGiveBackALastLineWithoutNewline(t *testing.T) {
 	}
 }
 
+// TestLongLineInPiecesIsNotHeldWhole: a line in pieces longer than
+// maxHeldLine (a blob written with no newline) is written out as its
+// pieces come, its start (prefix, timestamp) once, rather than held
+// whole; what is printed is the same as for a short line.
+func TestLongLineInPiecesIsNotHeldWhole(t *testing.T) {
+	old := maxHeldLine
+	maxHeldLine = 8
+	t.Cleanup(func() { maxHeldLine = old })
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	var buf bytes.Buffer
+	p := newLinePrinter(&buf, &buf, true)
+	p.timestamps = true
+	for i, piece := range []string{"0123", "4567", "89ab", "cdef"} {
+		if err := p.batch(&jobs.LogBatch{Container: "main", Time: at.Add(time.Duration(i) * time.Second),
+			Lines: []jobs.LogLine{{Stream: jobs.Stdout, Text: piece, Partial: true}}}); err != nil {
+			t.Fatal(err)
+		}
+		if held := len(p.partial["main/stdout"]); held >= maxHeldLine {
+			t.Fatalf("after piece %d the printer holds %d bytes of the line", i, held)
+		}
+	}
+	if want := "main|stdout 2026-12-06T10:00:00.000000000Z 0123456789abcdef"; buf.String() != want {
+		t.Fatalf("printed %q before the line's end, want %q", buf.String(), want)
+	}
+	if err := p.batch(&jobs.LogBatch{Container: "main", Time: at.Add(5 * time.Second), Lines: []jobs.LogLine{
+		{Stream: jobs.Stdout, Text: "!"}, {Stream: jobs.Stdout, Text: "next"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "main|stdout 2026-12-06T10:00:00.000000000Z 0123456789abcdef!\nmain|stdout 2026-12-06T10:00:05.000000000Z next\n"; buf.String() != want {
+		t.Fatalf("printed %q, want %q", buf.String(), want)
+	}
+}
+
 // TestHTTPAuthFor: the HTTP API asks for what NATS asks of the operator,
 // from the flags or the URL; NATS auth it cannot mirror needs --http-token.
 func TestHTTPAuthFor(t *testing.T) {

@@ -328,6 +328,11 @@ type linePrinter struct {
 	timestamps bool
 	partial    map[string][]byte    // container/stream → the pieces so far
 	partialAt  map[string]time.Time // container/stream → the time of its first piece's batch
+	// open marks a container/stream whose line in pieces grew past
+	// maxHeldLine: its start is written out and its next pieces go out
+	// as they come, so that a line without end (a blob written with no
+	// newline) is never held whole.
+	open map[string]bool
 	owed       map[*bufio.Writer]bool
 	stamp      []byte // a timestamp's bytes, reused
 }
@@ -338,8 +343,14 @@ const timestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 func newLinePrinter(stdout, stderr io.Writer, prefix bool) *linePrinter {
 	return &linePrinter{out: bufio.NewWriterSize(stdout, 64<<10), err: bufio.NewWriterSize(stderr, 16<<10),
-		prefix: prefix, partial: map[string][]byte{}, partialAt: map[string]time.Time{}, owed: map[*bufio.Writer]bool{}}
+		prefix: prefix, partial: map[string][]byte{}, partialAt: map[string]time.Time{}, open: map[string]bool{},
+		owed: map[*bufio.Writer]bool{}}
 }
+
+// maxHeldLine is how much of a line in pieces the printer holds to write
+// it whole; past it the line goes out as it comes, and another
+// container's line on the same stream may then land inside it.
+var maxHeldLine = 8 << 20
 
 func (p *linePrinter) batch(b *jobs.LogBatch) error {
 	var last *bufio.Writer
@@ -358,38 +369,24 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 		last = w
 		key := b.Container + "/" + l.Stream
 		if l.Partial {
+			if p.open[key] {
+				w.WriteString(l.Text)
+				continue
+			}
 			if _, ok := p.partialAt[key]; !ok && p.timestamps {
 				p.partialAt[key] = b.Time
 			}
 			p.partial[key] = append(p.partial[key], l.Text...)
+			if len(p.partial[key]) >= maxHeldLine {
+				p.lineStart(w, b, key, l.Stream)
+				p.open[key] = true
+			}
 			continue
 		}
-		if p.owed[w] {
-			w.WriteByte('\n')
-			delete(p.owed, w)
-		}
-		if p.label != "" {
-			if p.labelText == nil {
-				p.labelText = []byte(p.label + " | ")
-			}
-			w.Write(p.labelText)
-		}
-		if p.prefix {
-			fmt.Fprintf(w, "%s|%s ", b.Container, l.Stream)
-		}
-		if p.timestamps {
-			at, ok := p.partialAt[key]
-			if ok {
-				delete(p.partialAt, key)
-			} else {
-				at = b.Time
-			}
-			p.stamp = append(at.UTC().AppendFormat(p.stamp[:0], timestampLayout), ' ')
-			w.Write(p.stamp)
-		}
-		if pieces := p.partial[key]; len(pieces) > 0 {
-			w.Write(pieces)
-			delete(p.partial, key)
+		if p.open[key] {
+			delete(p.open, key)
+		} else {
+			p.lineStart(w, b, key, l.Stream)
 		}
 		w.WriteString(l.Text)
 		if l.NoNewline && !p.prefix && !p.whole {
@@ -401,6 +398,38 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 		}
 	}
 	return p.flush()
+}
+
+// lineStart writes a line's start: the newline owed to the line before,
+// the label, prefix and timestamp, and the pieces held of it.
+func (p *linePrinter) lineStart(w *bufio.Writer, b *jobs.LogBatch, key, stream string) {
+	if p.owed[w] {
+		w.WriteByte('\n')
+		delete(p.owed, w)
+	}
+	if p.label != "" {
+		if p.labelText == nil {
+			p.labelText = []byte(p.label + " | ")
+		}
+		w.Write(p.labelText)
+	}
+	if p.prefix {
+		fmt.Fprintf(w, "%s|%s ", b.Container, stream)
+	}
+	if p.timestamps {
+		at, ok := p.partialAt[key]
+		if ok {
+			delete(p.partialAt, key)
+		} else {
+			at = b.Time
+		}
+		p.stamp = append(at.UTC().AppendFormat(p.stamp[:0], timestampLayout), ' ')
+		w.Write(p.stamp)
+	}
+	if pieces := p.partial[key]; len(pieces) > 0 {
+		w.Write(pieces)
+		delete(p.partial, key)
+	}
 }
 
 func (p *linePrinter) flush() error {
