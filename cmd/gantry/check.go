@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 
 	"github.com/gantry-dev/gantry/client"
@@ -25,6 +26,7 @@ type checks struct {
 	files          int
 	bad            int // files with problems
 	problems       int
+	unread         int // files that could not be read
 }
 
 // fileName is how a file is named in what checks print.
@@ -46,6 +48,17 @@ func (c *checks) found(name string, err error) {
 	}
 }
 
+// unreadable tells that a file could not be read, on a line of its own
+// as a problem is: the files after it are checked all the same.
+func (c *checks) unreadable(name string, err error) {
+	c.unread++
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // "open NAME: " would name the file twice
+	}
+	fmt.Fprintf(c.stderr, "%s: cannot read: %v\n", fileName(name), err)
+}
+
 // ok tells of a file without problems.
 func (c *checks) ok(name, format string, args ...any) {
 	fmt.Fprintf(c.stdout, "%s: %s\n", fileName(name), fmt.Sprintf(format, args...))
@@ -59,30 +72,69 @@ func (c *checks) warn(name string, warnings []string) {
 }
 
 // result is the command's error: nil when every file was fine, exit 1
-// naming how many problems were found.
+// naming how many problems were found, 125 when a file could not be read
+// (the check is not done), after the problems of the others.
 func (c *checks) result() error {
-	if c.problems == 0 {
-		return nil
-	}
 	s := "s"
 	if c.problems == 1 {
 		s = ""
 	}
+	if c.unread > 0 {
+		err := fmt.Errorf("could not read %d of %d files", c.unread, c.files)
+		if c.files == 1 {
+			err = errors.New("could not read the file")
+		}
+		if c.problems > 0 {
+			err = fmt.Errorf("%w; %d problem%s in %d of the %d others", err, c.problems, s, c.bad, c.files-c.unread)
+		}
+		return &exitError{code: exitGantryError, err: err}
+	}
+	if c.problems == 0 {
+		return nil
+	}
 	return &exitError{code: exitProblems, err: fmt.Errorf("%d problem%s in %d of %d files", c.problems, s, c.bad, c.files)}
+}
+
+// validateFiles reads each file named (- is stdin, once) and hands it to
+// check; a file that cannot be read is told as such, and the others are
+// checked all the same.
+func validateFiles(cmd *cobra.Command, names []string, check func(c *checks, name string, data []byte)) error {
+	if err := stdinOnce(names); err != nil {
+		return err
+	}
+	c := &checks{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), files: len(names)}
+	for _, name := range names {
+		data, err := readFile(cmd, name)
+		if err != nil {
+			c.unreadable(name, err)
+			continue
+		}
+		check(c, name, data)
+	}
+	return c.result()
+}
+
+// stdinOnce refuses - given more than once: stdin reads once.
+func stdinOnce(names []string) error {
+	n := 0
+	for _, name := range names {
+		if name == "-" {
+			if n++; n > 1 {
+				return errors.New("- (stdin) is given more than once")
+			}
+		}
+	}
+	return nil
 }
 
 // readFiles reads the files named (- is stdin, once), before anything is
 // checked: a file that cannot be read is gantry's failure to check (125).
 func readFiles(cmd *cobra.Command, names []string) ([][]byte, error) {
+	if err := stdinOnce(names); err != nil {
+		return nil, err
+	}
 	var out [][]byte
-	stdin := false
 	for _, name := range names {
-		if name == "-" {
-			if stdin {
-				return nil, errors.New("- (stdin) is given more than once")
-			}
-			stdin = true
-		}
 		data, err := readFile(cmd, name)
 		if err != nil {
 			return nil, err
@@ -107,26 +159,24 @@ What only the server knows is not checked: that task definitions are
 registered, that pools exist, that triggers name pipelines and close no
 cycle. 'gantry pipeline apply --dry-run' checks those too.
 
+A file that cannot be read is told on a line of its own
+(pipelines/gone.yaml: cannot read: no such file or directory); the other
+files are checked all the same.
+
 Exit status: 0 every file is valid, 1 problems were found, 125 gantry could
-not check (a file that cannot be read).`,
+not check (a file that cannot be read, after the others' problems).`,
 		Example: `  gantry pipeline validate pipelines/*.yaml
   cat sales.yaml | gantry pipeline validate -`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files, err := readFiles(cmd, args)
-			if err != nil {
-				return err
-			}
-			c := &checks{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), files: len(args)}
-			for i, data := range files {
+			return validateFiles(cmd, args, func(c *checks, name string, data []byte) {
 				p, err := jobs.ParsePipeline(data) // what apply and the server parse with
 				if err != nil {
-					c.found(args[i], err)
-					continue
+					c.found(name, err)
+					return
 				}
-				c.ok(args[i], "pipeline %s: valid, %s", p.Name, plural(len(p.Stages), "stage"))
-			}
-			return c.result()
+				c.ok(name, "pipeline %s: valid, %s", p.Name, plural(len(p.Stages), "stage"))
+			})
 		},
 	}
 }
@@ -143,27 +193,25 @@ no problems):
 
   taskdefs/etl.json: containerDefinitions[0].memmory: unknown field; did you mean "memory"?
 
+A file that cannot be read is told on a line of its own
+(pipelines/gone.yaml: cannot read: no such file or directory); the other
+files are checked all the same.
+
 Exit status: 0 every file is valid, 1 problems were found, 125 gantry could
-not check (a file that cannot be read).`,
+not check (a file that cannot be read, after the others' problems).`,
 		Example: `  gantry taskdef validate taskdefs/*.json
   aws ecs describe-task-definition --task-definition etl | gantry taskdef validate -`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files, err := readFiles(cmd, args)
-			if err != nil {
-				return err
-			}
-			c := &checks{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), files: len(args)}
-			for i, data := range files {
+			return validateFiles(cmd, args, func(c *checks, name string, data []byte) {
 				td, warnings, err := jobs.DecodeTaskDefinition(data) // what the server registers with
-				c.warn(args[i], warnings)
+				c.warn(name, warnings)
 				if err != nil {
-					c.found(args[i], err)
-					continue
+					c.found(name, err)
+					return
 				}
-				c.ok(args[i], "task definition %s: valid, %s", td.Family, plural(len(td.ContainerDefinitions), "container"))
-			}
-			return c.result()
+				c.ok(name, "task definition %s: valid, %s", td.Family, plural(len(td.ContainerDefinitions), "container"))
+			})
 		},
 	}
 }

@@ -99,12 +99,27 @@ func TestPipelineValidateOffline(t *testing.T) {
 		t.Errorf("stdin, valid: exit %d: %s", code, out)
 	}
 
+	// A file that cannot be read is told on a line of its own, and the
+	// files after it are checked all the same; 125 after them all.
+	nosuch := filepath.Join(dir, "nosuch.yaml")
+	out, errOut, code = cli("", "pipeline", "validate", nosuch, broken, good)
+	data, _ := os.ReadFile(broken)
+	_, perr := jobs.ParsePipeline(data)
+	if want := nosuch + ": cannot read: no such file or directory\n" + broken + ": " + perr.Error() + "\n" +
+		"gantry: could not read 1 of 3 files; 1 problem in 1 of the 2 others\n"; code != exitGantryError || errOut != want ||
+		out != good+": pipeline daily-sales: valid, 4 stages\n" {
+		t.Errorf("an unreadable file first: exit %d\nstdout:\n%s\nstderr:\n%s\nwant stderr:\n%s", code, out, errOut, want)
+	}
+	if _, errOut, code := cli("", "pipeline", "validate", nosuch, good); code != exitGantryError ||
+		errOut != nosuch+": cannot read: no such file or directory\ngantry: could not read 1 of 2 files\n" {
+		t.Errorf("an unreadable file and a valid one: exit %d, stderr %q", code, errOut)
+	}
+
 	// What gantry could not check.
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{filepath.Join(dir, "nosuch.yaml"), good}, "nosuch.yaml: no such file or directory"},
 		{[]string{"-", "-"}, "- (stdin) is given more than once"},
 		{nil, "requires at least 1 arg(s)"},
 	} {
@@ -146,8 +161,17 @@ func TestTaskdefValidateOffline(t *testing.T) {
 	if _, errOut, code := cli(string(data), "taskdef", "validate", "-"); code != exitProblems || !strings.HasPrefix(errOut, "stdin: containerDefinitions[0].memmory") {
 		t.Errorf("stdin: exit %d: %s", code, errOut)
 	}
-	if _, errOut, code := cli("", "taskdef", "validate", filepath.Join(dir, "nosuch.json")); code != exitGantryError || !strings.Contains(errOut, "no such file") {
+	nosuch := filepath.Join(dir, "nosuch.json")
+	if _, errOut, code := cli("", "taskdef", "validate", nosuch); code != exitGantryError ||
+		errOut != nosuch+": cannot read: no such file or directory\ngantry: could not read the file\n" {
 		t.Errorf("missing file: exit %d: %s", code, errOut)
+	}
+	// The files after one that cannot be read are checked all the same.
+	if out, errOut, code := cli("", "taskdef", "validate", nosuch, bad, good); code != exitGantryError ||
+		!strings.HasPrefix(errOut, nosuch+": cannot read: no such file or directory\n"+bad+": containerDefinitions[0].memmory") ||
+		!strings.HasSuffix(errOut, "gantry: could not read 1 of 3 files; 2 problems in 1 of the 2 others\n") ||
+		out != good+": task definition hello: valid, 1 container\n" {
+		t.Errorf("an unreadable file first: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
 
