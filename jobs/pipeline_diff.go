@@ -19,6 +19,9 @@ const maxDiffValue = 60
 // and new values (`schedule.cron: "0 2 * * *" -> "0 3 * * *"`), stages
 // added, removed or moved by name, and a stage's fields by its path in
 // the new file (`stages[1](transform).timeoutSeconds: 600 -> 900`).
+// Values are written as a pipeline file writes them, in YAML's flow
+// style (`{fromOutput: extract.FILES} -> 2`, `[extract] -> [extract,
+// clean]`), not as the JSON they are stored as.
 // Version and creation time are not compared. Equal pipelines have none.
 func PipelineChanges(old, new *Pipeline) []string {
 	a, b := pipelineTree(old), pipelineTree(new)
@@ -28,9 +31,50 @@ func PipelineChanges(old, new *Pipeline) []string {
 			out = append(out, stageChanges(a[k], b[k])...)
 			continue
 		}
-		diffValue(k, a[k], b[k], &out)
+		diffValue(k, asWritten(k, a[k]), asWritten(k, b[k]), &out)
 	}
 	return out
+}
+
+// asWritten is the decoded JSON v of field key (of a pipeline or a
+// stage) in the shorter shape a file may write it in, so that a change
+// reads as the file does: a dependency on success is the stage's name
+// alone ([extract], not [{stage: extract, condition: success}]), tags are
+// a mapping ({team: data}, each key's change a line of its own).
+func asWritten(key string, v any) any {
+	switch key {
+	case "dependsOn":
+		deps, ok := v.([]any)
+		if !ok {
+			return v
+		}
+		out := make([]any, len(deps))
+		for i, d := range deps {
+			out[i] = d
+			if m, ok := d.(map[string]any); ok && len(m) == 2 && m["condition"] == string(CondSuccess) {
+				if name, ok := m["stage"].(string); ok {
+					out[i] = name
+				}
+			}
+		}
+		return out
+	case "tags":
+		list, ok := v.([]any)
+		if !ok {
+			return v
+		}
+		tags := make(map[string]any, len(list))
+		for _, t := range list {
+			m, _ := t.(map[string]any)
+			k, ok := m["key"].(string)
+			if _, dup := tags[k]; !ok || dup || len(m) != 2 {
+				return v // not a mapping's: shown as it is
+			}
+			tags[k] = m["value"]
+		}
+		return tags
+	}
+	return v
 }
 
 // pipelineTree is p as decoded JSON, without its version and time.
@@ -83,7 +127,7 @@ func stageChanges(a, b any) []string {
 		nm, _ := s.(map[string]any)
 		for _, k := range jsonKeys(reflect.TypeFor[Stage]()) {
 			if k != "name" {
-				diffValue(path+"."+k, om[k], nm[k], &out)
+				diffValue(path+"."+k, asWritten(k, om[k]), asWritten(k, nm[k]), &out)
 			}
 		}
 	}
@@ -144,8 +188,8 @@ func diffValue(path string, a, b any, out *[]string) {
 	*out = append(*out, path+": "+sa+" -> "+sb)
 }
 
-// shown is v's JSON between before and the optional after, or nothing
-// when it is too long to show.
+// shown is v as compact writes it between before and the optional
+// after, or nothing when it is too long to show.
 func shown(before string, v any, after ...string) string {
 	s := compact(v)
 	if len(s) > maxDiffValue {
@@ -154,7 +198,91 @@ func shown(before string, v any, after ...string) string {
 	return before + s + strings.Join(after, "")
 }
 
+// compact writes decoded JSON v on one line as a pipeline file would, in
+// YAML's flow style: {fromOutput: extract.FILES}, [3, 4], a string bare
+// where YAML reads it back as that string (extract.FILES, Europe/Paris)
+// and quoted where it would not or reads ambiguously ("0 2 * * *",
+// "2026-01-01", "true", "").
 func compact(v any) string {
-	data, _ := json.Marshal(v)
-	return string(data)
+	var b strings.Builder
+	writeFlow(&b, v)
+	return b.String()
+}
+
+func writeFlow(b *strings.Builder, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			if ri, rj := keyRank(keys[i]), keyRank(keys[j]); ri != rj {
+				return ri < rj
+			}
+			return keys[i] < keys[j]
+		})
+		b.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeFlow(b, k)
+			b.WriteString(": ")
+			writeFlow(b, v[k])
+		}
+		b.WriteByte('}')
+	case []any:
+		b.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeFlow(b, e)
+		}
+		b.WriteByte(']')
+	case string:
+		if plainString(v) {
+			b.WriteString(v)
+			return
+		}
+		data, _ := json.Marshal(v) // a JSON string is a YAML double-quoted one
+		b.Write(data)
+	default:
+		data, _ := json.Marshal(v)
+		b.Write(data)
+	}
+}
+
+// keyRank puts first the keys that name what a mapping is, as files
+// write them: {name: main, ...}, {stage: extract, condition: failure}.
+func keyRank(k string) int {
+	switch k {
+	case "name", "stage", "key":
+		return 0
+	}
+	return 1
+}
+
+// plainString reports whether YAML reads s written bare, in a flow
+// mapping or sequence too, as the string s: a letter or _ first, no
+// space, no character YAML gives a meaning to there, no word it reads
+// as another type.
+func plainString(s string) bool {
+	if s == "" || s[len(s)-1] == ':' {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '_':
+		case i > 0 && ('0' <= c && c <= '9' || strings.ContainsRune("-./:@+", c)):
+		default:
+			return false
+		}
+	}
+	switch strings.ToLower(s) {
+	case "true", "false", "yes", "no", "on", "off", "y", "n", "null", "nan", "inf":
+		return false
+	}
+	return true
 }

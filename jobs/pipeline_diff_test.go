@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestPipelineChanges(t *testing.T) {
@@ -25,8 +27,16 @@ stages:
 		{"same", base, nil},
 		{"fields", strings.NewReplacer(`"0 2 * * *"`, `"0 3 * * *", suspend: true`, "extract:3", "extract:4",
 			"timeoutSeconds: 600", "timeoutSeconds: 900", `day: "2026-01-01"`, `day: "2026-01-01", region: eu`).Replace(base),
-			[]string{`parameters.region: added "eu"`, `schedule.cron: "0 2 * * *" -> "0 3 * * *"`, `schedule.suspend: added true`,
-				`stages[0](extract).taskDefinition: "extract:3" -> "extract:4"`, `stages[0](extract).timeoutSeconds: 600 -> 900`}},
+			[]string{`parameters.region: added eu`, `schedule.cron: "0 2 * * *" -> "0 3 * * *"`, `schedule.suspend: added true`,
+				`stages[0](extract).taskDefinition: extract:3 -> extract:4`, `stages[0](extract).timeoutSeconds: 600 -> 900`}},
+		// Values read as the file writes them, not as the JSON stored.
+		{"as written", strings.NewReplacer("dependsOn: [extract]}", "dependsOn: [extract], arraySize: {fromOutput: extract.FILES}, tags: {team: data}}",
+			"dependsOn: [transform]}", "dependsOn: [transform, {stage: extract, condition: failure}], skipOnExitCode: [3, 4]}",
+			`day: "2026-01-01"`, `day: "2026-01-02", rows: 100, flag: "true", empty: ""`).Replace(base),
+			[]string{`parameters.day: "2026-01-01" -> "2026-01-02"`, `parameters.empty: added ""`, `parameters.flag: added "true"`, `parameters.rows: added "100"`,
+				`stages[1](transform).arraySize: added {fromOutput: extract.FILES}`, `stages[1](transform).tags: added {team: data}`,
+				`stages[2](load).dependsOn: [transform] -> [transform, {stage: extract, condition: failure}]`,
+				`stages[2](load).skipOnExitCode: added [3, 4]`}},
 		{"stages added and removed", strings.Replace(base, "  - {name: load, taskDefinition: load, dependsOn: [transform]}\n",
 			"  - {name: report, taskDefinition: report, dependsOn: [transform]}\n", 1),
 			[]string{"stages[2](report): added", "stages[2](load): removed"}},
@@ -39,7 +49,7 @@ stages:
 			"  - {name: extract, taskDefinition: extract:3, timeoutSeconds: 600}\n" +
 			"  - {name: transform, taskDefinition: transform, dependsOn: [extract, {stage: extract, condition: complete}, {stage: extract, condition: failure}]}\n" +
 			"  - {name: load, taskDefinition: load, dependsOn: [transform]}\n",
-			[]string{`schedule: removed (was {"cron":"0 2 * * *"})`, "stages[1](transform).dependsOn: changed"}},
+			[]string{`schedule: removed (was {cron: "0 2 * * *"})`, "stages[1](transform).dependsOn: changed"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			old, err := ParsePipeline([]byte(base))
@@ -55,6 +65,45 @@ stages:
 				t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
 			}
 		})
+	}
+
+	// A size changed from an output to a number, and tags key by key.
+	old, err := ParsePipeline([]byte(strings.Replace(base, "dependsOn: [extract]}", "dependsOn: [extract], arraySize: {fromOutput: extract.FILES}, tags: {team: data, env: prod}}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePipeline([]byte(strings.Replace(base, "dependsOn: [extract]}", "dependsOn: [extract], arraySize: 2, tags: [{key: team, value: ops}]}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"stages[1](transform).arraySize: {fromOutput: extract.FILES} -> 2", "stages[1](transform).tags.env: removed (was prod)",
+		"stages[1](transform).tags.team: data -> ops"}
+	if got := PipelineChanges(old, p); !slices.Equal(got, want) {
+		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestCompactReadsBack: a value as a change shows it reads back, as YAML,
+// as the value it is, in a flow mapping and sequence too: a string is
+// left bare only where YAML keeps it a string.
+func TestCompactReadsBack(t *testing.T) {
+	for _, s := range []string{"extract.FILES", "Europe/Paris", "extract:3", "a-b_c+d@e", "x", "_x", "", " ", "true", "True", "no", "Y", "null", "~",
+		"1", "1.5", "0x10", "2026-01-01", "0 2 * * *", "${day}", "a: b", "a:", "a #b", "-a", "*a", "&a", "!a", "%a", "@a", "`a", "'a", `"a`, "a,b", "a]", "a}",
+		"[a]", "{a: b}", "?a", "|", ">", "a\nb", ".inf", ".nan", "NaN", "é", "a\tb", "<<"} {
+		for _, v := range []any{s, []any{s, "x"}, map[string]any{s: s, "k": "v"}} {
+			shown := compact(v)
+			var back any
+			if err := yaml.Unmarshal([]byte("v: "+shown), &back); err != nil {
+				t.Errorf("%q shown as %s: %v", v, shown, err)
+				continue
+			}
+			if got := back.(map[string]any)["v"]; !reflect.DeepEqual(got, v) {
+				t.Errorf("%q shown as %s reads back as %#v", v, shown, got)
+			}
+		}
+	}
+	if got := compact(map[string]any{"condition": "failure", "stage": "extract"}); got != "{stage: extract, condition: failure}" {
+		t.Errorf("a dependency shown as %s", got)
 	}
 }
 
