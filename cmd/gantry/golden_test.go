@@ -278,3 +278,37 @@ func TestPsOutputWide(t *testing.T) {
 		t.Errorf("__complete workers ls -o '': %q", out)
 	}
 }
+
+// TestDescribeStageRun: gantry describe of a stage's run names its
+// pipeline run, pipeline and stage (with its index in an array); -o json
+// had them only under spec.stage.
+func TestDescribeStageRun(t *testing.T) {
+	fixedClock(t)
+	for _, c := range []struct {
+		stage jobs.StageContext
+		want  string
+	}{
+		{jobs.StageContext{PipelineRunID: "pr-01jp8z", Pipeline: "daily-sales", Stage: "transform", ArrayIndex: ptr(2)},
+			"Pipeline run:\tpr-01jp8z (pipeline daily-sales, stage transform[2])\n"},
+		{jobs.StageContext{PipelineRunID: "pr-01jp8z", Pipeline: "daily-sales", Stage: "load"},
+			"Pipeline run:\tpr-01jp8z (pipeline daily-sales, stage load)\n"},
+		{jobs.StageContext{PipelineRunID: "pr-01jp8z", Stage: "load"}, // queued before runs kept the pipeline's name
+			"Pipeline run:\tpr-01jp8z (stage load)\n"},
+	} {
+		r := goldenRuns()[1]
+		r.Spec.Stage = &c.stage
+		var buf bytes.Buffer
+		if err := describeRun(&buf, &r); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(buf.String(), "Status:\tFAILED\n"+c.want) {
+			t.Errorf("describe:\n%s\nwant the line after the status:\n%s", buf.String(), c.want)
+		}
+	}
+	var buf bytes.Buffer
+	r := goldenRuns()[1]
+	describeRun(&buf, &r)
+	if strings.Contains(buf.String(), "Pipeline run:") {
+		t.Errorf("a run of no pipeline names one:\n%s", buf.String())
+	}
+}

@@ -247,6 +247,9 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 	if r.RerunOf != "" {
 		fmt.Fprintf(w, "Rerun of:\t%s\n", r.RerunOf)
 	}
+	if st := r.Spec.Stage; st != nil {
+		fmt.Fprintf(w, "Pipeline run:\t%s (%s)\n", st.PipelineRunID, stageOf(st))
+	}
 	if r.StatusReason != "" && !r.Status.Terminal() {
 		fmt.Fprintf(w, "Status reason:\t%s\n", r.StatusReason)
 	}
@@ -295,6 +298,17 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 		}
 	}
 	return nil
+}
+
+// stageOf names the pipeline and the stage of a stage's run:
+// "pipeline daily-sales, stage transform[2]"; runs queued before runs
+// kept their pipeline's name have only the stage.
+func stageOf(st *jobs.StageContext) string {
+	stage := "stage " + stageLabel(st.Stage, st.ArrayIndex, 0)
+	if st.Pipeline == "" {
+		return stage
+	}
+	return "pipeline " + st.Pipeline + ", " + stage
 }
 
 // tagsText shows tags as they are given: k=v, in key order.
