@@ -117,11 +117,51 @@ type sweepState struct {
 	// unlisted are the running runs whose live worker's heartbeats do not
 	// list them, by run (unlisted.go).
 	unlisted map[string]unlistedRun
+	// beats are the workers' last heartbeats the sweep read, kept while
+	// a worker is live or seen gone, for the reasons that say since when
+	// one is silent (silence).
+	beats map[string]time.Time
 }
 
 func newSweepState() *sweepState {
 	return &sweepState{absent: map[string]time.Time{}, redeliveries: map[string]time.Time{}, keptGone: map[string]time.Time{},
-		unlisted: map[string]unlistedRun{}}
+		unlisted: map[string]unlistedRun{}, beats: map[string]time.Time{}}
+}
+
+// saw remembers the heartbeat of each live worker.
+func (st *sweepState) saw(workers []jobs.WorkerInfo, now time.Time) {
+	for _, w := range workers {
+		t := w.LastHeartbeat
+		if t.IsZero() {
+			t = now // read now, so sent by now
+		}
+		st.beats[w.ID] = t.UTC()
+	}
+}
+
+// forget drops the heartbeats of workers neither live nor seen gone by
+// the round: no reason will name them.
+func (st *sweepState) forget(live map[string]bool) {
+	for w := range st.beats {
+		_, absent := st.absent[w]
+		_, kept := st.keptGone[w]
+		if !live[w] && !absent && !kept {
+			delete(st.beats, w)
+		}
+	}
+}
+
+// silence says since when worker w, gone, has been silent: its last
+// heartbeat the sweep read, or, when it read none since the server
+// started (a worker gone while the server was down, or before a
+// restore), that this server saw none. When the worker was first seen
+// gone is not it: that is a sweep's time, up to a lease and more after
+// the worker's last heartbeat.
+func (s *Server) silence(st *sweepState, w string) string {
+	if t, ok := st.beats[w]; ok {
+		return fmt.Sprintf("worker %s has sent no heartbeat since %s", w, t.Format(time.RFC3339))
+	}
+	return fmt.Sprintf("worker %s has sent no heartbeat that this server saw (it started at %s)", w, s.started.UTC().Format(time.RFC3339))
 }
 
 // track remembers r if its current attempt waits for a redelivery.
@@ -192,7 +232,9 @@ func (s *Server) sweepOnce(ctx context.Context, st *sweepState) (err error) {
 	for _, w := range workers {
 		live[w.ID] = true
 	}
-	if err := s.sweepKept(ctx, st.keptGone, live, now); err != nil { // poolstop.go
+	st.saw(workers, now)
+	defer st.forget(live)
+	if err := s.sweepKept(ctx, st, live, now); err != nil { // poolstop.go
 		errs = append(errs, fmt.Errorf("free the pool slots stopped runs keep: %w", err))
 	}
 	recheck, overflow := s.takeRecheck()
@@ -245,7 +287,7 @@ func (s *Server) sweepQueued(ctx context.Context, st *sweepState, workers []jobs
 		}
 		for i := range runs {
 			st.track(&runs[i])
-			if err := s.sweepRun(ctx, &runs[i], workers, live, st.absent, now); err != nil {
+			if err := s.sweepRun(ctx, &runs[i], workers, live, st, now); err != nil {
 				return err
 			}
 		}
@@ -272,7 +314,7 @@ func (s *Server) sweepChanged(ctx context.Context, st *sweepState, ids []string,
 			continue
 		}
 		st.track(r)
-		if err := s.sweepRun(ctx, r, workers, live, st.absent, now); err != nil {
+		if err := s.sweepRun(ctx, r, workers, live, st, now); err != nil {
 			return err
 		}
 	}
@@ -281,7 +323,7 @@ func (s *Server) sweepChanged(ctx context.Context, st *sweepState, ids []string,
 		return err
 	}
 	for i := range expired {
-		if err := s.sweepRun(ctx, &expired[i], workers, live, st.absent, now); err != nil {
+		if err := s.sweepRun(ctx, &expired[i], workers, live, st, now); err != nil {
 			return err
 		}
 	}
@@ -314,7 +356,7 @@ func (s *Server) sweepLost(ctx context.Context, st *sweepState, active []storage
 			return err
 		}
 		for i := range runs {
-			if err := s.sweepRun(ctx, &runs[i], nil, live, st.absent, now); err != nil {
+			if err := s.sweepRun(ctx, &runs[i], nil, live, st, now); err != nil {
 				return err
 			}
 		}
@@ -396,7 +438,7 @@ func (s *Server) liveWorkers(ctx context.Context) ([]jobs.WorkerInfo, error) {
 // sweepRun is the sweep's look at one run, r being what the sweep's listing
 // said of it (the run may have moved on since).
 func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.WorkerInfo, live map[string]bool,
-	absent map[string]time.Time, now time.Time) error {
+	st *sweepState, now time.Time) error {
 	a := r.Current()
 	if a == nil {
 		return nil
@@ -424,9 +466,9 @@ func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.Worke
 			return true
 		}
 	case a.Worker != "" && !live[a.Worker]:
-		since, ok := absent[a.Worker]
+		since, ok := st.absent[a.Worker]
 		if !ok {
-			absent[a.Worker] = now
+			st.absent[a.Worker] = now
 			return nil
 		}
 		if now.Sub(since) < s.q.AckWait()+queue.PresenceTTL {
@@ -434,8 +476,7 @@ func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.Worke
 		}
 		ev := jobs.Event{RunID: r.RunID, Attempt: a.Attempt, Seq: lostSeq, Status: jobs.StatusFailed,
 			Source: jobs.SourceWorker, Worker: a.Worker, Time: now, StopCode: jobs.StopWorkerLost, Redelivered: true,
-			StoppedReason: fmt.Sprintf("worker %s has sent no heartbeat since %s; the job goes to the next worker of cluster %s that takes it",
-				a.Worker, since.Format(time.RFC3339), r.Cluster)}
+			StoppedReason: fmt.Sprintf("%s; the job goes to the next worker of cluster %s that takes it", s.silence(st, a.Worker), r.Cluster)}
 		update = func(r *jobs.Run) bool { return r.Apply(ev) }
 	default:
 		return nil

@@ -53,9 +53,10 @@ import (
 //     at once, or at start and at every sweep (releaseAllPools).
 
 // sweepKept frees the slots that runs which ended keep, once no container
-// of them can run (see above); gone remembers since when each of their
-// workers has been seen gone.
-func (s *Server) sweepKept(ctx context.Context, gone map[string]time.Time, live map[string]bool, now time.Time) error {
+// of them can run (see above); st.keptGone remembers since when each of
+// their workers has been seen gone.
+func (s *Server) sweepKept(ctx context.Context, st *sweepState, live map[string]bool, now time.Time) error {
+	gone := st.keptGone
 	runs, err := s.db.KeptSlots(ctx)
 	if err != nil {
 		return err
@@ -68,7 +69,7 @@ func (s *Server) sweepKept(ctx context.Context, gone map[string]time.Time, live 
 		if k == nil {
 			continue
 		}
-		why, err := s.keptSlotFree(ctx, r.RunID, k, gone, live, now)
+		why, err := s.keptSlotFree(ctx, r.RunID, k, st, live, now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("run %s keeping a slot of pool %s: %w", r.RunID, r.Pool, err))
 			waited[k.Worker] = true
@@ -92,7 +93,7 @@ func (s *Server) sweepKept(ctx context.Context, gone map[string]time.Time, live 
 
 // keptSlotFree says why no container of the run that keeps a slot (k) can
 // run now, or "" while one may.
-func (s *Server) keptSlotFree(ctx context.Context, id string, k *jobs.SlotKeep, gone map[string]time.Time,
+func (s *Server) keptSlotFree(ctx context.Context, id string, k *jobs.SlotKeep, st *sweepState,
 	live map[string]bool, now time.Time) (string, error) {
 	data, _, err := s.q.Claim(ctx, id)
 	if err != nil {
@@ -118,15 +119,15 @@ func (s *Server) keptSlotFree(ctx context.Context, id string, k *jobs.SlotKeep, 
 	if live[k.Worker] {
 		return "", nil
 	}
-	since, ok := gone[k.Worker]
+	since, ok := st.keptGone[k.Worker]
 	if !ok {
-		gone[k.Worker] = now
+		st.keptGone[k.Worker] = now
 		return "", nil
 	}
 	if now.Sub(since) < s.q.AckWait()+queue.PresenceTTL {
 		return "", nil
 	}
-	return fmt.Sprintf("worker %s has sent no heartbeat since %s", k.Worker, since.Format(time.RFC3339)), nil
+	return s.silence(st, k.Worker), nil
 }
 
 // freeKeptSlot frees the slot run id kept, saying why, and releases its

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -493,4 +494,44 @@ func TestShutdownHandsTheJobToTheNextWorker(t *testing.T) {
 	if ran := e.ranAttempts(); !slices.Equal(ran, []int{2}) {
 		t.Fatalf("attempts run by w2: %v, want [2]", ran)
 	}
+}
+
+// TestLostReasonSaysLastHeartbeat: a lost worker's attempt says since when
+// the worker has been silent by its last heartbeat the server read, not by
+// when the sweep first found it gone (a lease and more later); a worker
+// the server never saw a heartbeat of since it started (gone while it was
+// down, or before a restore) is said to be so, with the server's start.
+func TestLostReasonSaysLastHeartbeat(t *testing.T) {
+	t.Run("seen", func(t *testing.T) {
+		e := startLostEnv(t)
+		r := e.submit()
+		e.takeAsLostWorker(r.RunID, true)
+		last := e.now()
+		e.beat("w1", []string{r.RunID})
+		e.sweep() // w1 live
+		e.advance(10 * time.Second)
+		if err := e.q.Leave(e.ctx, "w1"); err != nil { // its heartbeats gone, as once they expire
+			t.Fatal(err)
+		}
+		e.s.fleetMu.Lock()
+		e.s.fleetCached = nil
+		e.s.fleetMu.Unlock()
+		e.markLost(r.RunID)
+		want := "worker w1 has sent no heartbeat since " + last.Format(time.RFC3339) + "; the job goes to the next worker of cluster default that takes it"
+		if got := e.get(r.RunID).Attempts[0].StoppedReason; got != want {
+			t.Errorf("reason %q, want %q", got, want)
+		}
+	})
+	t.Run("never seen", func(t *testing.T) {
+		e := startLostEnv(t)
+		started := e.now()
+		e.advance(time.Minute)
+		r := e.submit()
+		e.takeAsLostWorker(r.RunID, true)
+		e.markLost(r.RunID)
+		want := "worker w1 has sent no heartbeat that this server saw (it started at " + started.Format(time.RFC3339) + ")"
+		if got := e.get(r.RunID).Attempts[0].StoppedReason; !strings.HasPrefix(got, want+"; the job goes") {
+			t.Errorf("reason %q, want it to start %q", got, want)
+		}
+	})
 }

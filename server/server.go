@@ -27,6 +27,10 @@ type Server struct {
 	db  *storage.DB
 	q   *queue.Queue
 	cfg config
+	// started is when the server was made, by its clock: the lost
+	// workers it never saw a heartbeat of were silent since before it
+	// (fleet.go, silence).
+	started time.Time
 
 	idMu    sync.Mutex
 	entropy *ulid.MonotonicEntropy
@@ -91,7 +95,7 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{db: db, q: q, cfg: cfg, entropy: ulid.Monotonic(rand.Reader, 0), metrics: newMetrics()}
+	s := &Server{db: db, q: q, cfg: cfg, started: cfg.now(), entropy: ulid.Monotonic(rand.Reader, 0), metrics: newMetrics()}
 	s.waiters.any.Store(true)  // until the store says none wait (resolveAllWaiting)
 	s.backups.left.Store(true) // a backup left by the server before this one
 	s.initPipelines()

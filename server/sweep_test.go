@@ -37,7 +37,7 @@ func TestSweepOfAStaleListingPublishesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No live worker: the stale QUEUED run would get a placement reason.
-	if err := s.sweepRun(ctx, listed, nil, map[string]bool{}, map[string]time.Time{}, now); err != nil {
+	if err := s.sweepRun(ctx, listed, nil, map[string]bool{}, newSweepState(), now); err != nil {
 		t.Fatal(err)
 	}
 	<-q.JetStream().PublishAsyncComplete()
@@ -77,7 +77,7 @@ func TestSweepRepublishesARunThatEndedMeanwhile(t *testing.T) {
 		s.publishStatus(changed[0].Run)
 	}
 	// No live worker: the QUEUED run gets a placement reason.
-	if err := s.sweepRun(ctx, listed, nil, map[string]bool{}, map[string]time.Time{}, now); err != nil {
+	if err := s.sweepRun(ctx, listed, nil, map[string]bool{}, newSweepState(), now); err != nil {
 		t.Fatal(err)
 	}
 	<-q.JetStream().PublishAsyncComplete()
