@@ -501,3 +501,53 @@ func TestWaitingPipelineRunIsAnnounced(t *testing.T) {
 		t.Errorf("logs: want only %s to have started after waiting:\n%s", b.PipelineRunID, l)
 	}
 }
+
+// TestSchedulesStopWhenShutdownBegins: once WithSchedulesUntil's channel
+// is closed (gantry up's first signal), the cron fires no more, while the
+// server goes on: a fired run's stage run still ends and the run with it,
+// and a fire time passing meanwhile starts nothing.
+func TestSchedulesStopWhenShutdownBegins(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now().UTC().Truncate(time.Hour).Add(30 * time.Minute)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	advance := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+	}
+	shutdown := make(chan struct{})
+	e := startAPI(t)
+	e.stop()
+	e.opts = []Option{WithClock(clock), WithSchedulesUntil(shutdown)}
+	e.startServer()
+	e.waitAll()
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	const src = "name: hourly\nschedule: {cron: '0 * * * *'}\nstages: [{name: only, taskDefinition: hello}]\n"
+	e.apply(src)
+
+	// Before the shutdown, the hour fires (applying again wakes the cron).
+	advance(30*time.Minute + time.Second)
+	e.apply(src)
+	fired := e.waitRuns("hourly", func(runs []jobs.PipelineRun) bool { return len(runs) == 1 })[0]
+	stage := e.stageRunning(fired.PipelineRunID, "only")
+
+	close(shutdown)
+	select {
+	case <-e.srv.pipes.cronDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cron still runs 10s after the shutdown began")
+	}
+	advance(time.Hour)
+	e.apply(src) // would wake the cron
+	e.finish(stage)
+	if got := e.waitRun(fired.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status.Terminal() }); got.Status != jobs.StatusSucceeded {
+		t.Errorf("the fired run ended %s during the shutdown, want SUCCEEDED", got.Status)
+	}
+	if runs := e.pipelineRuns("hourly"); len(runs) != 1 {
+		t.Errorf("%d runs of hourly, want only the one fired before the shutdown began", len(runs))
+	}
+}

@@ -26,6 +26,8 @@ import (
 type pipelines struct {
 	dag  *scheduler.DAG
 	cron *scheduler.Cron
+	// cronDone is closed once the cron's Run has returned.
+	cronDone chan struct{}
 	// after is told of every pipeline run that ends: backfills and
 	// triggers (followups.go).
 	after *followUps
@@ -53,6 +55,7 @@ func (s *Server) initPipelines() {
 		// The DAG reads the outputs of stages for arraySize: {fromOutput}.
 		dag:       scheduler.NewDAG(s.db, s, pipelinePublisher{s}, append(opts, scheduler.WithOutputs(data))...),
 		cron:      scheduler.NewCron(scheduleStore{s.db}, pipelineFirer{s}, opts...),
+		cronDone:  make(chan struct{}),
 		after:     newFollowUps(),
 		data:      data,
 		deadlines: newDeadlines(),
@@ -85,11 +88,21 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.pipes.cron.Run(cctx)
-	}()
+	cronCtx, stopCron := context.WithCancel(cctx)
+	wg.Go(func() {
+		defer close(s.pipes.cronDone)
+		s.pipes.cron.Run(cronCtx)
+	})
+	if stop := s.cfg.stopSchedules; stop != nil {
+		wg.Go(func() {
+			select {
+			case <-stop:
+				s.cfg.log.Info().Msg("shutting down: schedules fire no more; the runs going on finish")
+				stopCron()
+			case <-cronCtx.Done():
+			}
+		})
+	}
 	// Reads the outputs stages sized by one wait for, off the advances'
 	// lock and the events' goroutine (asked for by the advances above too).
 	wg.Go(func() { s.pipes.dag.RunDecisions(cctx) })
@@ -97,7 +110,7 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 	s.startDataRetention(cctx, &wg)    // retention.go
 	s.startHistoryRetention(cctx, &wg) // history.go
 	s.startTimeouts(cctx, &wg)         // timeouts.go
-	return func() { cancel(); wg.Wait() }, nil
+	return func() { stopCron(); cancel(); wg.Wait() }, nil
 }
 
 // pipelineRetry is how often the pipeline runs whose advance or follow-ups

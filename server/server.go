@@ -77,6 +77,7 @@ type config struct {
 	backupTTL       time.Duration         // backup.go
 	backupTemp      string                // backup.go; tests: the snapshot's file
 	beforeBackupPut func()                // backup.go; tests: called before the put
+	stopSchedules   <-chan struct{}       // pipelines.go; closed: the cron fires no more
 }
 
 // Option configures a Server.
@@ -84,6 +85,15 @@ type Option func(*config)
 
 // WithLogger sets the logger.
 func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithSchedulesUntil stops the cron when stop is closed: a serving
+// process that begins to shut down while its server goes on (gantry up,
+// during its worker's --grace) starts no run of a schedule any more; the
+// runs going on finish, and a fire time that passes meanwhile is the next
+// start's to fire or miss, as its misfire policy says.
+func WithSchedulesUntil(stop <-chan struct{}) Option {
+	return func(c *config) { c.stopSchedules = stop }
+}
 
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }

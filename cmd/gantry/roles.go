@@ -346,8 +346,9 @@ func newUpCmd(g *globals) *cobra.Command {
 the gantry server (SQLite under --data) and one worker that runs tasks on the
 local Docker daemon. Stop it with Ctrl-C or SIGTERM: the worker stops taking
 runs and lets running ones finish within --grace, then stops them and hands
-their jobs back to the queue; the server answers until the worker is done. A
-second Ctrl-C or SIGTERM ends it at once.
+their jobs back to the queue; the server answers until the worker is done,
+and its schedules fire no more from the first signal. A second Ctrl-C or
+SIGTERM ends it at once.
 
 Other gantry commands reach it at nats://127.0.0.1:<nats-port>. With
 --user/--password (or --token) NATS requires them of every client; with
@@ -459,8 +460,11 @@ server and the worker at http://ADDR/metrics.
 						}
 					})
 					defer stop()
+					// Its schedules stop with the signal: no run starts
+					// that the worker, draining, would not take.
 					return runServer(serverLife, nc, dataDir, log, wf.fleet.lease, syncAlways, 1, history.queueOptions(cmd),
-						append(serverMetrics(metrics), server.WithDataRetention(retention), server.WithRunRetention(history.runRetention))...)
+						append(serverMetrics(metrics), server.WithDataRetention(retention), server.WithRunRetention(history.runRetention),
+							server.WithSchedulesUntil(cmd.Context().Done()))...)
 				},
 				func(ctx context.Context) error {
 					defer endServer()
