@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,11 +31,28 @@ func TestExitCodeOfAnInterrupt(t *testing.T) {
 		{"interrupted", interrupted, canceled, exitInterrupted},
 		{"canceled without a signal", context.Background(), canceled, exitGantryError},
 		{"another error after a signal", interrupted, errors.New("nats: no servers available"), exitGantryError},
-		{"interrupted, the signal as the cause", signaled, fmt.Errorf("%w: stopped waiting; the runs go on", signal), exitInterrupted},
+		{"interrupted, the signal as the cause", signaled, &stoppedWaiting{cause: signal}, exitInterrupted},
 		{"a command's own code", interrupted, &exitError{code: 3, err: canceled}, 3},
 	} {
 		if got := exitCode(c.ctx, c.err, io.Discard); got != c.want {
 			t.Errorf("%s: exit %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// TestStoppedWaitingReadsForEverySignal: gantry wait ended by a signal
+// says which in a sentence that reads for each ("terminated signal
+// received: stopped waiting" did not), and exits 130.
+func TestStoppedWaitingReadsForEverySignal(t *testing.T) {
+	for cause, want := range map[string]string{ // signal.NotifyContext's causes
+		"interrupt signal received":  "gantry: stopped waiting (interrupt); the runs go on\n",
+		"terminated signal received": "gantry: stopped waiting (terminated); the runs go on\n",
+	} {
+		ctx, stop := context.WithCancelCause(context.Background())
+		stop(errors.New(cause))
+		var errb bytes.Buffer
+		if code := exitCode(ctx, &stoppedWaiting{cause: context.Cause(ctx)}, &errb); code != exitInterrupted || errb.String() != want {
+			t.Errorf("%s: exit %d, stderr %q; want %d, %q", cause, code, errb.String(), exitInterrupted, want)
 		}
 	}
 }

@@ -105,7 +105,7 @@ func exitCode(ctx context.Context, err error, stderr io.Writer) int {
 	}
 	if cause := context.Cause(ctx); cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, cause)) {
 		// Said only when it says more than that a signal came
-		// ("stopped waiting; the runs go on").
+		// ("stopped waiting (terminated); the runs go on").
 		if msg := err.Error(); msg != cause.Error() && msg != context.Canceled.Error() {
 			fmt.Fprintln(stderr, "gantry:", msg)
 		}

@@ -205,7 +205,7 @@ func waitEnds(ctx context.Context, c runFollower, ids []string, timeout time.Dur
 	switch {
 	case len(left) == 0:
 	case ctx.Err() != nil: // a signal
-		return fmt.Errorf("%w: stopped waiting; the runs go on", context.Cause(ctx))
+		return &stoppedWaiting{cause: context.Cause(ctx)}
 	case errors.Is(context.Cause(tctx), errWaitTimeout):
 		return fmt.Errorf("--timeout %s reached; not ended: %s", timeout, strings.Join(left, ", "))
 	}
@@ -265,4 +265,24 @@ func follow(ctx context.Context, c runFollower, id string, seen func(jobs.Status
 		return nil, err
 	}
 	return &endedRun{id: id, run: r}, nil
+}
+
+// stoppedWaiting is wait's error when a signal (cause) ended it before
+// the runs did: "stopped waiting (terminated); the runs go on". It wraps
+// cause, for exitCode to tell an interrupt (130).
+type stoppedWaiting struct{ cause error }
+
+func (e *stoppedWaiting) Error() string {
+	return "stopped waiting (" + signalName(e.cause) + "); the runs go on"
+}
+
+func (e *stoppedWaiting) Unwrap() error { return e.cause }
+
+// signalName is the signal of signal.NotifyContext's cause, as it names
+// it ("interrupt", "terminated"), or the cause as it is.
+func signalName(cause error) string {
+	if cause == nil {
+		return "interrupted"
+	}
+	return strings.TrimSuffix(cause.Error(), " signal received")
 }

@@ -339,7 +339,7 @@ func TestWaitCommand(t *testing.T) {
 		sctx, stop := context.WithCancelCause(ctx)
 		time.AfterFunc(300*time.Millisecond, func() { stop(errors.New("interrupt signal received")) })
 		_, errOut, code := wait(sctx, b)
-		if want := "gantry: interrupt signal received: stopped waiting; the runs go on\n"; code != exitGantryError || errOut != want {
+		if want := "gantry: stopped waiting (interrupt); the runs go on\n"; code != exitGantryError || errOut != want {
 			t.Errorf("wait, signalled: exit %d, stderr %q; want %q", code, errOut, want)
 		}
 		if r, err := op.Get(ctx, b); err != nil || r.Status != jobs.StatusQueued {
