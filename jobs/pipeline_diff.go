@@ -246,12 +246,27 @@ func writeFlow(b *strings.Builder, v any) {
 			b.WriteString(v)
 			return
 		}
-		data, _ := json.Marshal(v) // a JSON string is a YAML double-quoted one
-		b.Write(data)
+		b.WriteString(quoted(v))
 	default:
 		data, _ := json.Marshal(v)
 		b.Write(data)
 	}
+}
+
+// quoted is s as a YAML double-quoted string: JSON's quoting, and the
+// characters YAML allows in no string written as they are (DEL, C1
+// controls, NEL a line break in one) as escapes.
+func quoted(s string) string {
+	data, _ := json.Marshal(s)
+	var b strings.Builder
+	for _, r := range string(data) {
+		if r == 0x7f || 0x80 <= r && r <= 0x9f || r == 0xfffe || r == 0xffff {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // keyRank puts first the keys that name what a mapping is, as files

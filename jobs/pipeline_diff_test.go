@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -196,4 +197,27 @@ func sampleValue(t reflect.Type) reflect.Value {
 		}
 	}
 	return v
+}
+
+// FuzzCompactReadsBack: any string a change shows, alone or in a flow
+// sequence or mapping, reads back as YAML as that string.
+func FuzzCompactReadsBack(f *testing.F) {
+	for _, s := range []string{"extract.FILES", "extract:3", "0 2 * * *", "", "true", "a: b", "${day}", "-a", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return // a JSON-quoted string is valid UTF-8: not s
+		}
+		for _, v := range []any{s, []any{s, "x"}, map[string]any{"k": s}} {
+			shown := compact(v)
+			var back map[string]any
+			if err := yaml.Unmarshal([]byte("v: "+shown), &back); err != nil {
+				t.Fatalf("%q shown as %s: %v", s, shown, err)
+			}
+			if !reflect.DeepEqual(back["v"], v) {
+				t.Fatalf("%q shown as %s reads back as %#v", s, shown, back["v"])
+			}
+		}
+	})
 }
