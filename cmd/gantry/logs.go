@@ -332,9 +332,9 @@ type linePrinter struct {
 	// maxHeldLine: its start is written out and its next pieces go out
 	// as they come, so that a line without end (a blob written with no
 	// newline) is never held whole.
-	open map[string]bool
-	owed       map[*bufio.Writer]bool
-	stamp      []byte // a timestamp's bytes, reused
+	open  map[string]bool
+	owed  map[*bufio.Writer]bool
+	stamp []byte // a timestamp's bytes, reused
 }
 
 // timestampLayout is RFC 3339 with nanoseconds, as docker logs -t writes
