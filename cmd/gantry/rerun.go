@@ -172,12 +172,8 @@ func (f *rerunFlags) request(cmd *cobra.Command, run string) (*jobs.RerunRequest
 	if f.propagateTags {
 		req.PropagateTags = jobs.PropagateTaskDefinition
 	}
-	for _, s := range f.dependsOn {
-		d, err := jobs.ParseRunDependency(s)
-		if err != nil {
-			return nil, fmt.Errorf("--depends-on %w", err)
-		}
-		req.DependsOn = append(req.DependsOn, d)
+	if req.DependsOn, err = dependsOnFlags(f.dependsOn); err != nil {
+		return nil, err
 	}
 	if f.pool != "" {
 		if err := jobs.CheckPoolName("--pool", f.pool); err != nil {

@@ -240,12 +240,8 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 	if f.propagateTags {
 		req.PropagateTags = jobs.PropagateTaskDefinition
 	}
-	for _, s := range f.dependsOn {
-		d, err := jobs.ParseRunDependency(s)
-		if err != nil {
-			return nil, fmt.Errorf("--depends-on %w", err)
-		}
-		req.DependsOn = append(req.DependsOn, d)
+	if req.DependsOn, err = dependsOnFlags(f.dependsOn); err != nil {
+		return nil, err
 	}
 	if f.pool != "" {
 		if err := jobs.CheckPoolName("--pool", f.pool); err != nil {
@@ -254,6 +250,19 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		req.Pool = f.pool
 	}
 	return req, req.Validate()
+}
+
+// dependsOnFlags reads --depends-on RUN[:CONDITION] flags.
+func dependsOnFlags(flags []string) ([]jobs.RunDependency, error) {
+	var deps []jobs.RunDependency
+	for _, s := range flags {
+		d, err := jobs.ParseRunDependency(s)
+		if err != nil {
+			return nil, fmt.Errorf("--depends-on %w", err)
+		}
+		deps = append(deps, d)
+	}
+	return deps, nil
 }
 
 // tagFlags reads gantry run's --tag K=V flags, each problem naming the
