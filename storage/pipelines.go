@@ -394,11 +394,14 @@ type ScheduleState struct {
 	Suspended bool
 	// LastFire is the latest scheduled time handled; zero before the first.
 	LastFire time.Time
+	// LastRun is the scheduled time of the latest fire that stored or
+	// found a pipeline run; zero before the first.
+	LastRun time.Time
 }
 
 // ListSchedules returns the state of every schedule, by name.
 func (db *DB) ListSchedules(ctx context.Context) ([]ScheduleState, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT name, suspended, last_fire FROM schedules ORDER BY name`)
+	rows, err := db.r.QueryContext(ctx, `SELECT name, suspended, last_fire, last_run FROM schedules ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list schedules: %w", err)
 	}
@@ -406,12 +409,15 @@ func (db *DB) ListSchedules(ctx context.Context) ([]ScheduleState, error) {
 	var out []ScheduleState
 	for rows.Next() {
 		var s ScheduleState
-		var last int64
-		if err := rows.Scan(&s.Name, &s.Suspended, &last); err != nil {
+		var last, run int64
+		if err := rows.Scan(&s.Name, &s.Suspended, &last, &run); err != nil {
 			return nil, fmt.Errorf("list schedules: %w", err)
 		}
 		if last != 0 {
 			s.LastFire = time.Unix(0, last).UTC()
+		}
+		if run != 0 {
+			s.LastRun = time.Unix(0, run).UTC()
 		}
 		out = append(out, s)
 	}
@@ -436,6 +442,17 @@ func (db *DB) SetScheduleLastFire(ctx context.Context, name string, t time.Time)
 	if _, err := db.w.ExecContext(ctx, `UPDATE schedules SET last_fire = MAX(last_fire, ?) WHERE name = ?`,
 		t.UnixNano(), name); err != nil {
 		return fmt.Errorf("schedule %s: %w", name, err)
+	}
+	return nil
+}
+
+// SetScheduleLastRun records the scheduled time of a fire that stored or
+// found a pipeline run; it never moves backwards, so a fire recorded again
+// changes nothing.
+func (db *DB) SetScheduleLastRun(ctx context.Context, name string, t time.Time) error {
+	if _, err := db.w.ExecContext(ctx, `UPDATE schedules SET last_run = MAX(last_run, ?) WHERE name = ?`,
+		t.UnixNano(), name); err != nil {
+		return fmt.Errorf("schedule %s: last run: %w", name, err)
 	}
 	return nil
 }
