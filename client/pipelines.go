@@ -187,8 +187,13 @@ type ScheduleInfo struct {
 	Target    string        `json:"target"`
 	Schedule  jobs.Schedule `json:"schedule"`
 	Suspended bool          `json:"suspended"`
-	LastFire  *time.Time    `json:"lastFire,omitempty"`
-	NextFire  *time.Time    `json:"nextFire,omitempty"`
+	// LastFire is the latest fire time handled: fired, skipped, missed or
+	// passed while suspended.
+	LastFire *time.Time `json:"lastFire,omitempty"`
+	// LastRun is the latest fire time that started (or found) a pipeline
+	// run: when the schedule last ran.
+	LastRun  *time.Time `json:"lastRun,omitempty"`
+	NextFire *time.Time `json:"nextFire,omitempty"`
 }
 
 // Schedules lists the schedules.

@@ -16,6 +16,10 @@ type Entry struct {
 	// LastFire is the latest scheduled time handled (fired, skipped or
 	// missed); zero before the first.
 	LastFire time.Time
+	// LastRun is the scheduled time of the latest fire that stored or
+	// found a pipeline run (the Firer records it); zero before the first.
+	// Cron does not read it: fire times count from LastFire.
+	LastRun time.Time
 }
 
 // ScheduleStore lists schedules and records how far each got.

@@ -170,7 +170,7 @@ func (st scheduleStore) Schedules(ctx context.Context) ([]scheduler.Entry, error
 		if p.Schedule == nil {
 			continue
 		}
-		out = append(out, scheduler.Entry{Pipeline: p, Suspended: state.Suspended, LastFire: state.LastFire})
+		out = append(out, scheduler.Entry{Pipeline: p, Suspended: state.Suspended, LastFire: state.LastFire, LastRun: state.LastRun})
 	}
 	return out, nil
 }
@@ -187,8 +187,18 @@ func (st scheduleStore) ActiveRuns(ctx context.Context, pipeline string) ([]jobs
 
 type pipelineFirer struct{ s *Server }
 
+// Fire starts (or finds) the run of a schedule's fire time and records the
+// time as the schedule's last run. A fire that fails is fired again at the
+// next tick (the cron records nothing of it), which records it then.
 func (f pipelineFirer) Fire(ctx context.Context, name string, t time.Time) (*jobs.PipelineRun, error) {
-	return f.s.startPipelineRun(ctx, name, nil, "schedule", &t)
+	pr, err := f.s.startPipelineRun(ctx, name, nil, "schedule", &t)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.s.db.SetScheduleLastRun(ctx, name, t); err != nil {
+		return nil, err
+	}
+	return pr, nil
 }
 
 func (f pipelineFirer) StopPipelineRun(ctx context.Context, id, reason string) error {
@@ -433,8 +443,13 @@ type ScheduleInfo struct {
 	Target    string        `json:"target"`
 	Schedule  jobs.Schedule `json:"schedule"`
 	Suspended bool          `json:"suspended"`
-	LastFire  *time.Time    `json:"lastFire,omitempty"`
-	NextFire  *time.Time    `json:"nextFire,omitempty"`
+	// LastFire is the latest fire time handled: fired, skipped, missed or
+	// passed while suspended.
+	LastFire *time.Time `json:"lastFire,omitempty"`
+	// LastRun is the latest fire time that started (or found) a pipeline
+	// run: when the schedule last ran.
+	LastRun  *time.Time `json:"lastRun,omitempty"`
+	NextFire *time.Time `json:"nextFire,omitempty"`
 }
 
 // MaxBackfill bounds the runs one backfill creates.
@@ -754,6 +769,10 @@ func (s *Server) apiScheduleList(ctx context.Context, _ []byte) (any, error) {
 		if !e.LastFire.IsZero() {
 			t := e.LastFire
 			info.LastFire = &t
+		}
+		if !e.LastRun.IsZero() {
+			t := e.LastRun
+			info.LastRun = &t
 		}
 		if n, err := scheduler.NextFire(e.Pipeline.Schedule, e.Base(), now); err == nil && !n.IsZero() {
 			info.NextFire = &n

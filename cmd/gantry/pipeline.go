@@ -799,6 +799,27 @@ func parseTimeFlag(name, v string, loc *time.Location, end bool) (time.Time, err
 	return time.Time{}, fmt.Errorf("%s %q: want an RFC 3339 time or YYYY-MM-DD", name, v)
 }
 
+// writeSchedules is schedule ls's table. LAST FIRE is when a schedule last
+// ran (lastRun), not the last time it handled: a suspended schedule's
+// would move on with nothing run.
+func writeSchedules(w io.Writer, ss []client.ScheduleInfo) error {
+	fmt.Fprintln(w, "NAME\tRUNS\tCRON\tTIMEZONE\tPOLICY\tSUSPENDED\tLAST FIRE\tNEXT FIRE\tNEXT FIRE (LOCAL)")
+	for _, s := range ss {
+		loc, _ := s.Schedule.Location()
+		last, next, local := "-", "-", "-"
+		if s.LastRun != nil {
+			last = s.LastRun.In(loc).Format(time.RFC3339)
+		}
+		if s.NextFire != nil && !s.Suspended {
+			next = s.NextFire.In(loc).Format(time.RFC3339)
+			local = s.NextFire.In(localZone).Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", s.Name, scheduleRuns(s), s.Schedule.Cron, loc, s.Schedule.Policy(),
+			s.Suspended, last, next, local)
+	}
+	return nil
+}
+
 func newScheduleCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "schedule",
@@ -812,23 +833,7 @@ func newScheduleCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return show(cmd, g, out, func(ctx context.Context, c *client.Client) ([]client.ScheduleInfo, error) {
 				return c.Schedules(ctx)
-			}, func(w io.Writer, ss []client.ScheduleInfo) error {
-				fmt.Fprintln(w, "NAME\tRUNS\tCRON\tTIMEZONE\tPOLICY\tSUSPENDED\tLAST FIRE\tNEXT FIRE\tNEXT FIRE (LOCAL)")
-				for _, s := range ss {
-					loc, _ := s.Schedule.Location()
-					last, next, local := "-", "-", "-"
-					if s.LastFire != nil {
-						last = s.LastFire.In(loc).Format(time.RFC3339)
-					}
-					if s.NextFire != nil && !s.Suspended {
-						next = s.NextFire.In(loc).Format(time.RFC3339)
-						local = s.NextFire.In(localZone).Format(time.RFC3339)
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", s.Name, scheduleRuns(s), s.Schedule.Cron, loc, s.Schedule.Policy(),
-						s.Suspended, last, next, local)
-				}
-				return nil
-			})
+			}, writeSchedules)
 		},
 	}
 	addOutputFlag(ls, &out)
