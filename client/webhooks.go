@@ -6,20 +6,10 @@ import (
 	"github.com/gantry-dev/gantry/jobs"
 )
 
-// WebhookSpec is a hook to add: where to POST, the ends it hears of (On:
-// SUCCEEDED, FAILED, CANCELED; FAILED when empty) and the filters that
-// narrow them: Kind "runs" or "pipelineRuns" keeps one kind of end (both
-// when empty). Secret, when set, signs every body (X-Gantry-Signature).
-type WebhookSpec struct {
-	Name      string            `json:"name"`
-	URL       string            `json:"url"`
-	On        []jobs.Status     `json:"on,omitempty"`
-	Kind      string            `json:"kind,omitempty"`
-	Pipelines []string          `json:"pipelines,omitempty"`
-	Families  []string          `json:"families,omitempty"`
-	Tags      map[string]string `json:"tags,omitempty"`
-	Secret    string            `json:"secret,omitempty"`
-}
+// WebhookSpec is a hook to add: where to POST, the ends it hears of and
+// the filters that narrow them (jobs.WebhookAddRequest, the server's
+// request itself).
+type WebhookSpec = jobs.WebhookAddRequest
 
 // AddWebhook adds a hook; a name already taken is an error with code
 // already_exists. Only operators may.

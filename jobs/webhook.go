@@ -371,3 +371,20 @@ type WebhookTry struct {
 	Status int       `json:"status,omitempty"`
 	Error  string    `json:"error,omitempty"`
 }
+
+// WebhookAddRequest is a hook to add (webhooks.add): where to POST, the
+// ends it hears of (On: SUCCEEDED, FAILED, CANCELED, any case; FAILED when
+// empty) and the filters that narrow them: Kind "runs" or "pipelineRuns"
+// (or "pipelines", any case) keeps one kind of end, both when empty.
+type WebhookAddRequest struct {
+	Name      string            `json:"name"`
+	URL       string            `json:"url"`
+	On        []Status          `json:"on,omitempty"`
+	Kind      string            `json:"kind,omitempty"`
+	Pipelines []string          `json:"pipelines,omitempty"`
+	Families  []string          `json:"families,omitempty"`
+	Tags      map[string]string `json:"tags,omitempty"`
+	// Secret, when set, signs every body (X-Gantry-Signature); it is
+	// never shown again.
+	Secret string `json:"secret,omitempty"`
+}

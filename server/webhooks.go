@@ -363,20 +363,9 @@ func httpError(status int, answer string) string {
 	return msg
 }
 
-// WebhookAddRequest adds a hook. Empty on is FAILED; statuses are
-// SUCCEEDED, FAILED, CANCELED (any case). Kind is "runs" or
-// "pipelineRuns" (or "pipelines", any case); empty is both.
-type WebhookAddRequest struct {
-	Name      string            `json:"name"`
-	URL       string            `json:"url"`
-	On        []jobs.Status     `json:"on,omitempty"`
-	Kind      string            `json:"kind,omitempty"`
-	Pipelines []string          `json:"pipelines,omitempty"`
-	Families  []string          `json:"families,omitempty"`
-	Tags      map[string]string `json:"tags,omitempty"`
-	// Secret signs every body (X-Gantry-Signature); never shown again.
-	Secret string `json:"secret,omitempty"`
-}
+// WebhookAddRequest adds a hook (jobs.WebhookAddRequest, the client's
+// WebhookSpec too).
+type WebhookAddRequest = jobs.WebhookAddRequest
 
 // WebhookListReply lists every hook with how its deliveries fare.
 type WebhookListReply struct {
