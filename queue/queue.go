@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -285,8 +286,8 @@ const smallJob = 64 << 10
 
 // PublishEncodedJob is PublishJob of a job EncodeJob encoded as data.
 func (q *Queue) PublishEncodedJob(ctx context.Context, job *jobs.Job, data []byte) (uint64, error) {
-	ack, err := q.js.Publish(ctx, JobSubjectOf(job), data,
-		jetstream.WithMsgID(fmt.Sprintf("%s/%d", job.RunID, job.Attempt)))
+	ack, err := q.publishSync(ctx, &nats.Msg{Subject: JobSubjectOf(job), Data: data,
+		Header: nats.Header{jetstream.MsgIDHeader: {job.RunID + "/" + strconv.Itoa(job.Attempt)}}})
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return 0, &JobTooLargeError{RunID: job.RunID, Size: int64(len(data)), Max: q.nc.MaxPayload()}
 	}

@@ -143,7 +143,7 @@ func (q *Queue) flushReports() {
 		buf = append(buf, ']')
 		ctx, cancel := context.WithTimeout(context.Background(), reportTimeout)
 		m := &nats.Msg{Subject: ReportSubject, Data: buf, Header: nats.Header{reportEventsHeader: {strconv.Itoa(events)}}}
-		_, err := q.js.PublishMsg(ctx, m)
+		_, err := q.publishSync(ctx, m)
 		cancel()
 		for _, p := range batch {
 			p.done <- err

@@ -253,19 +253,28 @@ func (q *Queue) PutClaim(ctx context.Context, runID string, data []byte, rev uin
 	if err != nil {
 		return 0, err
 	}
-	var newRev uint64
-	if rev == 0 {
+	// kv.Create and kv.Update, but for the acknowledgement's decoding
+	// (putKey); a first claim whose key was claimed and deleted before
+	// takes kv.Create's way, which reads the deleted key's revision.
+	newRev, err := q.putKey(ctx, claimsBucket, runID, data, rev)
+	if rev == 0 && isWrongLastSeq(err) {
 		newRev, err = kv.Create(ctx, runID, data)
-	} else {
-		newRev, err = kv.Update(ctx, runID, data, rev)
 	}
 	q.gone(claimsBucket, err)
-	var apiErr *jetstream.APIError
-	if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+	if errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err) {
 		return 0, fmt.Errorf("claim of run %s: %w", runID, ErrClaimConflict)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("claim of run %s: %w", runID, err)
 	}
 	return newRev, nil
+}
+
+// isWrongLastSeq reports whether err is a stream's refusal of a write
+// that expected another last revision of its key (10071; 10164 from
+// replicated streams).
+func isWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

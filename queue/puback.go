@@ -1,0 +1,81 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// publishSync publishes m to JetStream and waits for the stream's
+// acknowledgement, as jetstream.PublishMsg does: it asks again, up to
+// twice and 250 ms apart, while no stream answers (a leader being
+// elected), and returns the same errors. It decodes the acknowledgement
+// with go-json: nats.go's encoding/json decoding of it was about 2.5% of
+// the control plane's CPU, for a job, a claim and a share of a report a
+// run (gantry bench --cpuprofile, 2026-12-06).
+func (q *Queue) publishSync(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+	resp, err := q.nc.RequestMsgWithContext(ctx, m)
+	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
+		t := time.NewTimer(jetstream.DefaultPubRetryWait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		resp, err = q.nc.RequestMsgWithContext(ctx, m)
+	}
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, jetstream.ErrNoStreamResponse
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodePubAck(resp.Data)
+}
+
+// pubAckReply is a stream's answer to a publish: an acknowledgement, or
+// an error.
+type pubAckReply struct {
+	jetstream.PubAck
+	Error *jetstream.APIError `json:"error,omitempty"`
+}
+
+// decodePubAck reads a stream's answer to a publish as nats.go does: an
+// error is a *jetstream.APIError (errors.Is matches it by its code), an
+// answer that is neither an error nor names a stream is
+// jetstream.ErrInvalidJSAck.
+func decodePubAck(data []byte) (*jetstream.PubAck, error) {
+	var ack pubAckReply
+	if err := json.Unmarshal(data, &ack); err != nil {
+		return nil, jetstream.ErrInvalidJSAck
+	}
+	if ack.Error != nil {
+		return nil, fmt.Errorf("nats: %w", ack.Error)
+	}
+	if ack.Stream == "" {
+		return nil, jetstream.ErrInvalidJSAck
+	}
+	return &ack.PubAck, nil
+}
+
+// putKey stores data under key in the KV bucket if the key's last
+// revision is rev (0: the key never held a value, or its history is
+// gone), as jetstream.KeyValue.Update does; a key at another revision is
+// an *jetstream.APIError with JSErrCodeStreamWrongLastSequence. Gantry
+// makes its buckets itself, with no JetStream domain nor API prefix, so
+// a key's subject is $KV.<bucket>.<key>.
+func (q *Queue) putKey(ctx context.Context, bucket, key string, data []byte, rev uint64) (uint64, error) {
+	m := &nats.Msg{Subject: "$KV." + bucket + "." + key, Data: data,
+		Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: {strconv.FormatUint(rev, 10)}}}
+	ack, err := q.publishSync(ctx, m)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}

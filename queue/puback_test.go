@@ -1,0 +1,99 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PutClaim writes claims as kv.Create and kv.Update would: a second
+// first claim and a claim at a stale revision conflict, and a run whose
+// claim was deleted can be claimed again.
+func TestPutClaimRevisions(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	rev, err := q.PutClaim(ctx, "r1", []byte(`{"attempt":1}`), 0)
+	if err != nil || rev == 0 {
+		t.Fatalf("first claim: rev %d, %v", rev, err)
+	}
+	if _, err := q.PutClaim(ctx, "r1", []byte(`{"attempt":1,"worker":"w2"}`), 0); !errors.Is(err, ErrClaimConflict) {
+		t.Fatalf("second first claim: %v; want ErrClaimConflict", err)
+	}
+	next, err := q.PutClaim(ctx, "r1", []byte(`{"attempt":2}`), rev)
+	if err != nil || next <= rev {
+		t.Fatalf("claim at its revision: rev %d, %v", next, err)
+	}
+	if _, err := q.PutClaim(ctx, "r1", []byte(`{"attempt":3}`), rev); !errors.Is(err, ErrClaimConflict) {
+		t.Fatalf("claim at a stale revision: %v; want ErrClaimConflict", err)
+	}
+	data, got, err := q.Claim(ctx, "r1")
+	if err != nil || got != next || string(data) != `{"attempt":2}` {
+		t.Fatalf("claim read back: %s at %d, %v; want attempt 2 at %d", data, got, err, next)
+	}
+
+	kv, err := q.bucket(ctx, claimsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := q.PutClaim(ctx, "r1", []byte(`{"attempt":1}`), 0)
+	if err != nil || again <= next {
+		t.Fatalf("first claim of a deleted key: rev %d, %v", again, err)
+	}
+}
+
+// A publish that no stream takes fails as jetstream.PublishMsg's does,
+// after asking again while a stream might be being elected.
+func TestPublishSyncWithoutStream(t *testing.T) {
+	q := newQueue(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := q.publishSync(ctx, &nats.Msg{Subject: "gantry.nowhere", Data: []byte("x")})
+	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Fatalf("publish to no stream: %v; want ErrNoStreamResponse", err)
+	}
+	ack, err := q.publishSync(ctx, &nats.Msg{Subject: ReportSubject, Data: []byte("[]")})
+	if err != nil || ack.Stream == "" || ack.Sequence == 0 {
+		t.Fatalf("publish to the reports stream: %+v, %v", ack, err)
+	}
+}
+
+func TestDecodePubAck(t *testing.T) {
+	ack, err := decodePubAck([]byte(`{"stream":"GANTRY_JOBS","seq":42,"duplicate":true}`))
+	if err != nil || ack.Stream != "GANTRY_JOBS" || ack.Sequence != 42 || !ack.Duplicate {
+		t.Fatalf("ack: %+v, %v", ack, err)
+	}
+	_, err = decodePubAck([]byte(`{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 3"}}`))
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence || !isWrongLastSeq(err) {
+		t.Fatalf("error answer: %v; want the API error 10071", err)
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		t.Fatalf("error answer: %v; want it to match ErrKeyExists by code, as nats.go's does", err)
+	}
+	for _, bad := range []string{``, `{}`, `{"seq":1}`, `not json`} {
+		if _, err := decodePubAck([]byte(bad)); !errors.Is(err, jetstream.ErrInvalidJSAck) {
+			t.Errorf("%q: %v; want ErrInvalidJSAck", bad, err)
+		}
+	}
+}
+
+func FuzzDecodePubAck(f *testing.F) {
+	f.Add([]byte(`{"stream":"S","seq":1}`))
+	f.Add([]byte(`{"error":{"code":503,"err_code":10039,"description":"x"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ack, err := decodePubAck(data)
+		if (ack == nil) == (err == nil) {
+			t.Fatalf("ack %v and error %v", ack, err)
+		}
+		if ack != nil && ack.Stream == "" {
+			t.Fatalf("ack without a stream: %+v", ack)
+		}
+	})
+}
