@@ -161,11 +161,11 @@ func arraySizeShapeProblems(js []byte) error {
 	return errors.Join(errs...)
 }
 
-// withoutBadArraySizes decodes a pipeline file (JSON) leaving out the
-// arraySize of each stage that arraySizeShapeProblems reports, so that
-// Validate can report the file's other problems beside them; false when
-// the rest does not decode either.
-func withoutBadArraySizes(js []byte) (*Pipeline, bool) {
+// withoutBadStageFields decodes a pipeline file (JSON) leaving out the
+// arraySize and the when of each stage that arraySizeShapeProblems and
+// whenShapeProblems report, so that Validate can report the file's other
+// problems beside them; false when the rest does not decode either.
+func withoutBadStageFields(js []byte) (*Pipeline, bool) {
 	var tree map[string]any
 	if json.Unmarshal(js, &tree) != nil {
 		return nil, false
@@ -173,14 +173,18 @@ func withoutBadArraySizes(js []byte) (*Pipeline, bool) {
 	stages, _ := tree["stages"].([]any)
 	for _, s := range stages {
 		st, _ := s.(map[string]any)
-		raw, ok := st["arraySize"]
-		if !ok {
-			continue
+		if raw, ok := st["arraySize"]; ok {
+			b, _ := json.Marshal(raw)
+			var a ArraySize
+			if a.UnmarshalJSON(b) != nil {
+				delete(st, "arraySize")
+			}
 		}
-		b, _ := json.Marshal(raw)
-		var a ArraySize
-		if a.UnmarshalJSON(b) != nil {
-			delete(st, "arraySize")
+		if raw, ok := st["when"]; ok {
+			b, _ := json.Marshal(raw)
+			if _, probs := parseWhen(b); len(probs) > 0 {
+				delete(st, "when")
+			}
 		}
 	}
 	rest, err := json.Marshal(tree)
@@ -211,8 +215,21 @@ func (p *Pipeline) validateArraySize(i int, up map[string]bool) []error {
 		}
 		return nil
 	}
-	path += ".fromOutput"
-	ref := *st.ArraySize.From
+	if err := p.checkOutputRef(path+".fromOutput", st, *st.ArraySize.From, up, "a stage cannot size itself from its own output"); err != nil {
+		return []error{err}
+	}
+	return nil
+}
+
+// checkOutputRef reports what is wrong with ref, an output that stage st
+// reads at path (its arraySize's fromOutput, a when's output): malformed,
+// naming no stage or st itself (self says why not), or a stage not
+// upstream of st (up: its upstream stages, direct or not), since only
+// those have run when it starts.
+func (p *Pipeline) checkOutputRef(path string, st *Stage, ref OutputRef, up map[string]bool, self string) error {
+	bad := func(format string, args ...any) error {
+		return &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
 	switch {
 	case ref.Stage == "" || ref.Key == "":
 		return bad("%q: want STAGE.KEY, a KEY=VALUE line of an upstream stage's /gantry/out/%s (extract.FILES)",
@@ -220,7 +237,7 @@ func (p *Pipeline) validateArraySize(i int, up map[string]bool) []error {
 	case !validOutputKey(ref.Key):
 		return bad("%q: %q cannot be a key of %s: no spaces, '=' or leading '#'", ref.String(), ref.Key, StageOutputsFile)
 	case ref.Stage == st.Name:
-		return bad("%q: a stage cannot size itself from its own output", ref.String())
+		return bad("%q: %s", ref.String(), self)
 	case p.Stage(ref.Stage) == nil:
 		return bad("%q: no stage %q in the pipeline", ref.String(), ref.Stage)
 	case !up[ref.Stage]:
@@ -284,14 +301,21 @@ func DecideArraySize(ref OutputRef, value string, set bool) (int, error) {
 var outputValueInReason = regexp.MustCompile(`(arraySize: \S+ is )"(?:[^"\\]|\\.)*"(: want an integer)`)
 
 // HideOutputValues takes out of reason the output values DecideArraySize
-// quotes in it: an output is what a stage's container wrote, which the
-// submit role's views (pipelines.status) do not show, as they do not show
-// a run's environment.
+// and a when (WhenCondition.Holds) quote in it: an output is what a
+// stage's container wrote, which the submit role's views
+// (pipelines.status) do not show, as they do not show a run's
+// environment; nor do they show parameters, which a when's reason may
+// quote too.
 func HideOutputValues(reason string) string {
-	if !strings.Contains(reason, "arraySize: ") {
-		return reason
+	if strings.Contains(reason, "arraySize: ") {
+		reason = outputValueInReason.ReplaceAllString(reason, "${1}a value not shown here${2}")
 	}
-	return outputValueInReason.ReplaceAllString(reason, "${1}a value not shown here${2}")
+	if strings.HasPrefix(reason, "when: ") {
+		// A when's reason quotes an output's value or a parameter's,
+		// which that view does not show either.
+		reason = whenValueInReason.ReplaceAllString(reason, "${1}a value not shown here")
+	}
+	return reason
 }
 
 // shortValue is an output's value for a reason: at most 64 bytes of it.

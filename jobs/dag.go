@@ -108,6 +108,23 @@ func (st *Stage) Upstream() []string {
 	return out
 }
 
+// Inputs returns the stages whose files or outputs st reads: those it
+// depends on, then those its arraySize or its when reads an output of,
+// which may be upstream of it only through another.
+func (st *Stage) Inputs() []string {
+	out := st.Upstream()
+	add := func(ref *OutputRef) {
+		if ref != nil && !slices.Contains(out, ref.Stage) {
+			out = append(out, ref.Stage)
+		}
+	}
+	add(st.ArraySize.From)
+	for _, c := range st.When.Conditions {
+		add(c.Output)
+	}
+	return out
+}
+
 // StageEnded reports whether a stage in status s is finished for good.
 func StageEnded(s Status) bool { return s.Terminal() || s == StatusSkipped }
 

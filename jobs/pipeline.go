@@ -88,6 +88,9 @@ type Stage struct {
 	// Pool names a pool (pool.go) each of the stage's runs, an array's
 	// children each, takes a slot of.
 	Pool string `json:"pool,omitempty"`
+	// When, once the stage's dependencies hold, decides whether it runs
+	// or ends SKIPPED, from a parameter or an upstream output (when.go).
+	When When `json:"when,omitzero"`
 }
 
 // MaxArraySize bounds a stage's fan-out, as AWS Batch does.
@@ -190,13 +193,13 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 				return nil, errors.Join(named, unknownFieldsOf(js))
 			}
 		}
-		if errors.Is(err, errArraySizeShape) {
-			if named := arraySizeShapeProblems(js); named != nil {
+		if errors.Is(err, errArraySizeShape) || errors.Is(err, errWhenShape) {
+			if named := errors.Join(arraySizeShapeProblems(js), whenShapeProblems(js)); named != nil {
 				// The file's other problems too, when the rest decodes:
-				// encoding/json stopped at the size, before the keys it
-				// has no field for.
+				// encoding/json stopped at the size or the when, before
+				// the keys it has no field for.
 				named = errors.Join(named, unknownFieldsOf(js))
-				if rest, ok := withoutBadArraySizes(js); ok {
+				if rest, ok := withoutBadStageFields(js); ok {
 					return nil, errors.Join(named, rest.Validate())
 				}
 				return nil, named
@@ -283,7 +286,9 @@ func nodeValue(n *yaml.Node, depth int, verbatim bool) (any, error) {
 			}
 			// The document's mapping is at depth 1: its parameters are
 			// text, whatever YAML would read them as.
-			v, err := nodeValue(n.Content[i+1], depth+1, verbatim || depth == 1 && k.Value == "parameters")
+			// So are a stage's when values (depth 3 is a stage's
+			// mapping): equals: 010 compares with "010", not "8".
+			v, err := nodeValue(n.Content[i+1], depth+1, verbatim || depth == 1 && k.Value == "parameters" || depth == 3 && k.Value == "when")
 			if err != nil {
 				return nil, err
 			}
@@ -398,10 +403,11 @@ func (p *Pipeline) Validate() error {
 	for i, st := range p.Stages {
 		errs = append(errs, st.validate(stagePath(i, st.Name), seen, p.Parameters)...)
 		var up map[string]bool
-		if st.ArraySize.From != nil {
+		if st.ArraySize.From != nil || st.When.ReadsOutputs() {
 			up = p.upstreamOf(st.Name)
 		}
 		errs = append(errs, p.validateArraySize(i, up)...)
+		errs = append(errs, p.validateWhen(i, up)...)
 	}
 	if err := p.CheckStageTags(nil); err != nil {
 		errs = append(errs, err)

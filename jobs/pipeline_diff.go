@@ -270,10 +270,11 @@ func quoted(s string) string {
 }
 
 // keyRank puts first the keys that name what a mapping is, as files
-// write them: {name: main, ...}, {stage: extract, condition: failure}.
+// write them: {name: main, ...}, {stage: extract, condition: failure},
+// {output: check.MODE, equals: full}.
 func keyRank(k string) int {
 	switch k {
-	case "name", "stage", "key":
+	case "name", "stage", "key", "output", "param":
 		return 0
 	}
 	return 1

@@ -165,6 +165,12 @@ type StageState struct {
 	// mid-fan-out submits the same children. Nil for other stages and
 	// before the decision.
 	ArraySize *int `json:"arraySize,omitempty"`
+	// WhenHeld says that the stage's when (Stage.When) held when this try
+	// started: stored, for a when reading an upstream output, before any
+	// run is submitted, so that a server restarting then starts the same
+	// runs whatever the output says by then. A when that does not hold
+	// ends the stage SKIPPED, its reason saying why.
+	WhenHeld bool `json:"whenHeld,omitempty"`
 }
 
 // StageTry is one earlier try of a stage, as it ended.

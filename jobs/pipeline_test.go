@@ -533,10 +533,29 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, arraySize: {fromOutput: a.N}}, {name: c, taskDefinition: t, dependsOn: [b], arraySize: {fromOutput: c.N}}]\n"))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t"},{"name":"b","taskDefinition":"t","dependsOn":["a"],"arraySize":{"fromOutput":"a"}},{"name":"c","taskDefinition":"t","arraySize":"3"}]}`))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","arraySize":{"fromOutput":"ghost.K=1","from":1}},{"name":"b","taskDefinition":"t","arraySize":[1]}]}`))
+	f.Add([]byte(branchingPipeline))
+	f.Add([]byte("name: p\nparameters: {m: a}\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, dependsOn: [a], when: [{output: a.K, in: [1, x]}, {param: m, notEquals: b}]}]\n"))
+	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","when":{"output":"a.K","equal":"x"}},{"name":"b","taskDefinition":"t","when":{"param":"z","in":"x"}}]}`))
+	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, when: []}, {name: b, taskDefinition: t, when: {param: m, equals: x, notIn: [y]}}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
 			return
+		}
+		// An accepted when reads only upstream outputs and declared
+		// parameters, each condition with one comparison.
+		for _, st := range p.Stages {
+			for _, c := range st.When.Conditions {
+				if (c.Output == nil) == !c.hasParam || len(c.ops) != 1 || len(c.Values) == 0 {
+					t.Fatalf("accepted stage %s when %+v", st.Name, c)
+				}
+				if c.Output != nil && (!p.upstreamOf(st.Name)[c.Output.Stage] || !validOutputKey(c.Output.Key)) {
+					t.Fatalf("accepted stage %s when on %s", st.Name, c.Output)
+				}
+				if _, ok := p.Parameters[c.Param]; c.hasParam && !ok {
+					t.Fatalf("accepted stage %s when on parameter %q", st.Name, c.Param)
+				}
+			}
 		}
 		for _, st := range p.Stages {
 			if ref := st.ArraySize.From; ref != nil && (st.ArraySize.N != 0 || !p.upstreamOf(st.Name)[ref.Stage] || !validOutputKey(ref.Key)) {
