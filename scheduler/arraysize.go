@@ -32,22 +32,56 @@ import (
 // finds it, with the stage still PENDING, and submits the same children,
 // which the idempotency keys (stageKey) find if some were submitted.
 
-// decisionKey names the size decision of one try of a stage.
+// decisionKey names a decision of one try of a stage: its size, or its
+// when (when.go), which reads outputs the same way.
 type decisionKey struct {
 	pipelineRun, stage string
 	try                int
+	what               string // "arraySize" or "when"
 }
 
-// decision is a read of an output asked for by an advance, and what it
+// decision is a read of outputs asked for by an advance, and what it
 // found once done.
 type decision struct {
+	reads []outputRead
+	busy  bool // being read
+	done  bool
+	// err is the first read's error, of the output errRef names.
+	err    error
+	errRef jobs.OutputRef
+}
+
+// outputRead is one output a decision reads, and its value once read.
+type outputRead struct {
 	ref    jobs.OutputRef
 	runIDs []string // the upstream stage's runs, whose outputs are read
-	busy   bool     // being read
-	done   bool
 	value  string
 	set    bool
-	err    error
+}
+
+// want returns the decision of key, asking for it (and waking
+// RunDecisions) if no advance did yet: the outputs of refs, each read
+// from the runs its stage has in pr. Called under d.mu.
+func (d *DAG) want(key decisionKey, pr *jobs.PipelineRun, refs []jobs.OutputRef) *decision {
+	if w := d.wants[key]; w != nil {
+		return w
+	}
+	w := &decision{}
+	for _, ref := range refs {
+		r := outputRead{ref: ref}
+		if up := pr.StageState(ref.Stage); up != nil {
+			for _, run := range up.Runs {
+				r.runIDs = append(r.runIDs, run.RunID)
+			}
+		}
+		w.reads = append(w.reads, r)
+	}
+	d.wants[key] = w
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+	return w
 }
 
 // sizeDeciding is arraySize's answer for a stage whose output is being
@@ -76,21 +110,8 @@ func (d *DAG) arraySize(ctx context.Context, pr *jobs.PipelineRun, spec *jobs.St
 	if d.cfg.outputs == nil {
 		return fail(fmt.Errorf("arraySize: %s: this server cannot read stage outputs", ref))
 	}
-	key := decisionKey{pr.PipelineRunID, st.Name, st.Try}
-	w := d.wants[key]
-	if w == nil {
-		w = &decision{ref: ref}
-		if up := pr.StageState(ref.Stage); up != nil {
-			for _, r := range up.Runs {
-				w.runIDs = append(w.runIDs, r.RunID)
-			}
-		}
-		d.wants[key] = w
-		select {
-		case d.wake <- struct{}{}:
-		default:
-		}
-	}
+	key := decisionKey{pr.PipelineRunID, st.Name, st.Try, "arraySize"}
+	w := d.want(key, pr, []jobs.OutputRef{ref})
 	if !w.done {
 		return sizeDeciding, nil
 	}
@@ -101,7 +122,7 @@ func (d *DAG) arraySize(ctx context.Context, pr *jobs.PipelineRun, spec *jobs.St
 		}
 		return 0, fmt.Errorf("stage %s: arraySize: read %s: %w", spec.Name, ref, w.err)
 	}
-	n, err := jobs.DecideArraySize(ref, w.value, w.set)
+	n, err := jobs.DecideArraySize(ref, w.reads[0].value, w.reads[0].set)
 	if err != nil {
 		return fail(err)
 	}
@@ -128,9 +149,9 @@ func (d *DAG) arraySize(ctx context.Context, pr *jobs.PipelineRun, spec *jobs.St
 	return n, nil
 }
 
-// RunDecisions reads the outputs that stages sized by one wait for, each
-// outside the DAG's lock, and advances their pipeline runs with what it
-// read, until ctx is done. The server runs it for as long as it advances
+// RunDecisions reads the outputs that stages sized by one, or whose when
+// reads one, wait for, each outside the DAG's lock, and advances their
+// pipeline runs with what it read, until ctx is done. The server runs it for as long as it advances
 // pipeline runs: without it such a stage waits PENDING.
 func (d *DAG) RunDecisions(ctx context.Context) {
 	for {
@@ -162,14 +183,24 @@ func (d *DAG) decide(ctx context.Context) {
 		if w == nil {
 			return
 		}
-		value, set, err := d.cfg.outputs.StageOutput(ctx, key.pipelineRun, w.ref.Stage, w.runIDs, w.ref.Key)
+		// The reads are w's alone while it is busy: no advance takes a
+		// decision not done.
+		var err error
+		var errRef jobs.OutputRef
+		for i := range w.reads {
+			r := &w.reads[i]
+			if r.value, r.set, err = d.cfg.outputs.StageOutput(ctx, key.pipelineRun, r.ref.Stage, r.runIDs, r.ref.Key); err != nil {
+				errRef = r.ref
+				break
+			}
+		}
 		d.mu.Lock()
 		if ctx.Err() != nil {
 			delete(d.wants, key) // asked again at the next start
 			d.mu.Unlock()
 			return
 		}
-		w.busy, w.done, w.value, w.set, w.err = false, true, value, set, err
+		w.busy, w.done, w.err, w.errRef = false, true, err, errRef
 		if _, err := d.advance(ctx, key.pipelineRun, nil); err != nil {
 			d.cfg.log.Error().Err(err).Str("pipelineRun", key.pipelineRun).Msg("advance pipeline run")
 		}

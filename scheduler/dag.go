@@ -408,10 +408,20 @@ func skipReason(pr *jobs.PipelineRun, name string, status map[string]jobs.Status
 // unknown task definition, say) fails with the reason; a store or queue
 // error is returned and the next advance tries again, the idempotency keys
 // making sure no run is created twice. It reports waits, changing
-// nothing, for a stage sized by an output not read yet (arraysize.go).
+// nothing, for a stage sized by an output not read yet (arraysize.go), or
+// whose when reads one (when.go); a stage whose when does not hold ends
+// SKIPPED.
 func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now time.Time) (waits bool, err error) {
 	st := pr.StageState(name)
 	spec := pr.Spec.Stage(name)
+	switch held, err := d.when(ctx, pr, spec, st, now); { // when.go
+	case err != nil:
+		return false, err
+	case held == whenDeciding: // its outputs are being read: it waits PENDING
+		return true, nil
+	case held == whenEnded: // skipped, or failed to decide: st says why
+		return false, nil
+	}
 	size, err := d.arraySize(ctx, pr, spec, st, now) // arraysize.go
 	if err != nil {
 		return false, err

@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"slices"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -19,11 +18,7 @@ func RetryStages(pr *jobs.PipelineRun) []string {
 		st := pr.StageState(name)
 		redo := st == nil || st.Status != jobs.StatusSucceeded
 		if spec := pr.Spec.Stage(name); spec != nil {
-			ups := spec.Upstream()
-			if from := spec.ArraySize.From; from != nil && !slices.Contains(ups, from.Stage) {
-				ups = append(ups, from.Stage)
-			}
-			for _, up := range ups {
+			for _, up := range spec.Inputs() {
 				redo = redo || again[up]
 			}
 		}
@@ -38,8 +33,8 @@ func RetryStages(pr *jobs.PipelineRun) []string {
 // KeptInputs maps each stage a retry runs again (stages, RetryStages) to
 // the upstream stages it keeps, in the spec's order: the succeeded stages
 // whose files it reads from the earlier try. Those are its dependencies
-// and, for a stage sized by an output, the stage whose outputs.env sizes
-// it, which may be upstream of it only through another.
+// and the stages whose outputs.env its arraySize or its when reads, which
+// may be upstream of it only through another (Stage.Inputs).
 func KeptInputs(pr *jobs.PipelineRun, stages []string) map[string][]string {
 	again := map[string]bool{}
 	for _, name := range stages {
@@ -51,11 +46,7 @@ func KeptInputs(pr *jobs.PipelineRun, stages []string) map[string][]string {
 		if spec == nil {
 			continue
 		}
-		ups := spec.Upstream()
-		if from := spec.ArraySize.From; from != nil && !slices.Contains(ups, from.Stage) {
-			ups = append(ups, from.Stage)
-		}
-		for _, up := range ups {
+		for _, up := range spec.Inputs() {
 			if !again[up] {
 				out[name] = append(out[name], up)
 			}
@@ -80,10 +71,11 @@ func Retry(pr *jobs.PipelineRun, stages []string, now time.Time) {
 		st.EarlierTries = append(st.EarlierTries, jobs.StageTry{Try: try, Status: st.Status, Reason: st.Reason,
 			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Runs: st.Runs, ArraySize: st.ArraySize})
 		// A try of an array stage runs every child again: one whose size
-		// comes from an output decides it again, from the output as the
-		// try finds it (the same, unless its stage runs again too).
+		// (or when) comes from an output decides it again, from the
+		// output as the try finds it (the same, unless its stage runs
+		// again too).
 		st.Try, st.Status, st.Reason, st.StartedAt, st.FinishedAt, st.Runs = try+1, jobs.StatusPending, "", nil, nil, []jobs.StageRun{}
-		st.ArraySize = nil
+		st.ArraySize, st.WhenHeld = nil, false
 	}
 	pr.Status, pr.FinishedAt, pr.StoppedReason, pr.StopRequested, pr.StopCode = jobs.StatusRunning, nil, "", false, ""
 	pr.Retries++
