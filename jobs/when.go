@@ -431,8 +431,10 @@ func (p *Pipeline) validateWhen(i int, up map[string]bool) []error {
 		switch {
 		case len(c.ops) == 0:
 			bad(path, "want one of equals, in, notEquals or notIn")
-		case len(c.ops) > 1:
-			bad(path, "%s all given: want one of equals, in, notEquals or notIn", strings.Join(ops, ", "))
+		case len(c.ops) == 2:
+			bad(path, "%s and %s both given: want one of equals, in, notEquals or notIn", ops[0], ops[1])
+		case len(c.ops) > 2:
+			bad(path, "%s and %s all given: want one of equals, in, notEquals or notIn", strings.Join(ops[:len(ops)-1], ", "), ops[len(ops)-1])
 		case (c.Op == WhenIn || c.Op == WhenNotIn) && len(c.Values) == 0:
 			bad(path+"."+string(c.Op), "an empty list: want at least one value")
 		}

@@ -52,7 +52,8 @@ func (s *Server) initPipelines() {
 		scheduler.WithClock(s.cfg.now), scheduler.WithOutcomes(s.metrics.fired)}
 	data := queue.NewStager(s.q.JetStream(), s.cfg.dataRetention, s.q.Replicas())
 	s.pipes = &pipelines{
-		// The DAG reads the outputs of stages for arraySize: {fromOutput}.
+		// The DAG reads the outputs of stages for arraySize: {fromOutput}
+		// and when: {output}.
 		dag:       scheduler.NewDAG(s.db, s, pipelinePublisher{s}, append(opts, scheduler.WithOutputs(data))...),
 		cron:      scheduler.NewCron(scheduleStore{s.db}, pipelineFirer{s}, opts...),
 		cronDone:  make(chan struct{}),

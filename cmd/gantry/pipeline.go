@@ -198,6 +198,9 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 						}
 						fmt.Fprintf(w, "Skip codes of %s:\t%s (skipOnExitCode: SKIPPED, not retried)\n", st.Name, strings.Join(codes, ", "))
 					}
+					if !st.When.IsZero() {
+						fmt.Fprintf(w, "When of %s:\t%s (else SKIPPED)\n", st.Name, st.When)
+					}
 				}
 				for _, t := range p.Triggers {
 					fmt.Fprintf(w, "Trigger:\ton %s of pipeline %s\n", t.Condition(), t.Pipeline)
