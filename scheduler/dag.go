@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -51,6 +52,8 @@ type DAG struct {
 	// by RunDecisions (arraysize.go), which wake tells of one.
 	wants map[decisionKey]*decision
 	wake  chan struct{}
+	// held: no stage starts (Hold).
+	held atomic.Bool
 }
 
 type config struct {
@@ -107,6 +110,15 @@ func NewPipelineRun(p *jobs.Pipeline, id string, params jobs.Params, now time.Ti
 	}
 	return pr
 }
+
+// Hold stops the DAG starting stages, for good: a server that begins to
+// shut down starts no work its workers, draining, would not take. The
+// advances go on recording how the stages' runs stand, ending stages,
+// skipping those that can no longer run, stopping and ending pipeline
+// runs; a stage that could start stays PENDING, and a pipeline run that
+// never started stays unstarted, its timeout not counting. Advance, at
+// the next start (every active run is advanced then), starts them.
+func (d *DAG) Hold() { d.held.Store(true) }
 
 // RunChanged is called with every run whose status changed; runs of
 // pipeline stages advance their pipeline run.
@@ -177,6 +189,12 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 	if pr.Status.Terminal() || pr.Status == jobs.StatusPending && !pr.StopRequested {
 		return pr, nil
 	}
+	held := d.held.Load()
+	if held && pr.StartedAt == nil && !pr.StopRequested {
+		// Created as the server stops: it starts, and its clock with
+		// it, at the next start.
+		return pr, nil
+	}
 	now := d.cfg.now().UTC()
 	changed := false
 	if pr.StartedAt == nil && pr.Status != jobs.StatusPending {
@@ -214,11 +232,20 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 		}
 	}
 	var deciding map[string]bool // stages whose size is being read: they stay PENDING
+	heldLogged := false
 	for !pr.StopRequested {
 		status := pr.StageStatuses()
 		start, skip := pr.Spec.Next(status)
 		if deciding != nil {
 			start = slices.DeleteFunc(start, func(name string) bool { return deciding[name] })
+		}
+		if held && len(start) > 0 {
+			if !heldLogged {
+				d.cfg.log.Info().Str("pipelineRun", id).Strs("stages", start).
+					Msg("shutting down: stages ready to start are left for the next start")
+				heldLogged = true
+			}
+			start = nil
 		}
 		if len(start)+len(skip) == 0 {
 			break

@@ -526,3 +526,70 @@ stages:
 		}
 	})
 }
+
+// TestDAGHoldStartsNoStage: once held (a server shutting down), the DAG
+// records the ends of stage runs, skips what can no longer run and ends
+// pipeline runs, but starts no stage, and leaves a pipeline run that
+// never started unstarted; a DAG that is not held (the next start)
+// starts what was left.
+func TestDAGHoldStartsNoStage(t *testing.T) {
+	ctx := context.Background()
+	f := newFake()
+	d := NewDAG(f, f, f)
+	start(t, f, d, etl, nil)
+	unstarted := NewPipelineRun(mustParse(t, etl), "pr-2", jobs.Params{"day": "2026-01-01"}, time.Now())
+	f.prs[unstarted.PipelineRunID] = unstarted
+	d.Hold()
+
+	ext := f.stageRuns("extract")
+	for _, id := range ext {
+		f.end(t, d, id, jobs.StatusSucceeded)
+	}
+	pr, _ := f.GetPipelineRun(ctx, "pr-1")
+	if st := pr.StageState("extract"); st.Status != jobs.StatusSucceeded {
+		t.Fatalf("extract %s once its runs ended, held: want SUCCEEDED", st.Status)
+	}
+	if st := pr.StageState("transform"); st.Status != jobs.StatusPending || len(f.stageRuns("transform")) != 0 {
+		t.Fatalf("transform %s with runs %v, held: want PENDING, none", st.Status, f.stageRuns("transform"))
+	}
+	got, err := d.Advance(ctx, "pr-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.StartedAt != nil || got.Status != jobs.StatusRunning || len(f.order) != len(ext) {
+		t.Fatalf("a new pipeline run advanced, held: started %v, %s, %d runs submitted; want unstarted", got.StartedAt, got.Status, len(f.order))
+	}
+
+	// Held, a failure still ends what it ends.
+	f2 := newFake()
+	d2 := NewDAG(f2, f2, f2)
+	start(t, f2, d2, "name: p\nstages:\n- {name: a, taskDefinition: x}\n- {name: b, taskDefinition: x, dependsOn: [a]}\n", nil)
+	d2.Hold()
+	f2.end(t, d2, f2.stageRuns("a")[0], jobs.StatusFailed)
+	if pr, _ := f2.GetPipelineRun(ctx, "pr-1"); pr.Status != jobs.StatusFailed || pr.StageState("b").Status != jobs.StatusSkipped {
+		t.Fatalf("held, a's run failed: %s %v, want FAILED with b SKIPPED", pr.Status, statuses(pr))
+	}
+
+	// The next start: a DAG not held over the same store.
+	next := NewDAG(f, f, f)
+	for _, id := range []string{"pr-1", "pr-2"} {
+		if _, err := next.Advance(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pr, _ := f.GetPipelineRun(ctx, "pr-1"); pr.StageState("transform").Status != jobs.StatusRunning || len(f.stageRuns("transform")) != 1 {
+		t.Fatalf("pr-1 at the next start: transform %s, runs %v; want RUNNING, one run", pr.StageState("transform").Status, f.stageRuns("transform"))
+	}
+	if pr, _ := f.GetPipelineRun(ctx, "pr-2"); pr.StartedAt == nil || pr.StageState("extract").Status != jobs.StatusRunning {
+		t.Fatalf("pr-2 at the next start: started %v, extract %s; want started, RUNNING", pr.StartedAt, pr.StageState("extract").Status)
+	}
+}
+
+func mustParse(t *testing.T, src string) *jobs.Pipeline {
+	t.Helper()
+	p, err := jobs.ParsePipeline([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

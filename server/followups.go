@@ -21,6 +21,10 @@ import (
 // DAG tells of each end while it holds its lock, so the work is queued
 // here and done by one goroutine (startFollowUps).
 //
+// Shutdown: once the server begins to shut down (WithStartsUntil) the
+// follow-ups are not done, as nothing new starts then; they are left to
+// the next start, which does them as after a crash.
+//
 // Crash safety: the queue is memory only. A crash after a run ended and
 // before its follow-ups are done loses them from the queue, so at start
 // the server promotes the waiting runs of every pipeline that has some
@@ -176,6 +180,12 @@ func lasting(err error) bool {
 // followUp starts what the end of pr lets start: the waiting runs of its
 // pipeline (one index seek when there are none) and the runs it triggers.
 func (s *Server) followUp(ctx context.Context, pr *jobs.PipelineRun) error {
+	if s.stopping.Load() {
+		// The next start does them (recoverFollowUps).
+		s.cfg.log.Info().Str("pipelineRun", pr.PipelineRunID).Str("pipeline", pr.Pipeline).
+			Msg("shutting down: the triggers and waiting runs this end lets start are left for the next start")
+		return nil
+	}
 	var errs []error
 	if err := s.promote(ctx, pr.Pipeline); err != nil {
 		errs = append(errs, err)
@@ -191,6 +201,9 @@ func (s *Server) followUp(ctx context.Context, pr *jobs.PipelineRun) error {
 // pipeline's latest version was applied (at most the recoverTriggerRuns
 // of each upstream pipeline that ended last).
 func (s *Server) recoverFollowUps(ctx context.Context) error {
+	if s.stopping.Load() {
+		return nil // the next start's
+	}
 	// Each follow-up is tried whatever became of the others: one that
 	// cannot succeed (a triggered pipeline refusing its run) must not hold
 	// back the rest.
@@ -431,6 +444,11 @@ func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, sc
 func (s *Server) promote(ctx context.Context, pipeline string) error {
 	s.pipes.after.promote.Lock()
 	defer s.pipes.after.promote.Unlock()
+	if s.stopping.Load() {
+		// Shutting down: the runs wait PENDING, their clocks not
+		// started, for the next start's promotion (recoverFollowUps).
+		return nil
+	}
 	var waited map[string]bool // the runs told why they wait before: they waited
 	changed, err := s.db.PromotePipelineRuns(ctx, pipeline, func(q *storage.PipelineRunQueue) []*jobs.PipelineRun {
 		waited = make(map[string]bool)

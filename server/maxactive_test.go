@@ -502,7 +502,7 @@ func TestWaitingPipelineRunIsAnnounced(t *testing.T) {
 	}
 }
 
-// TestSchedulesStopWhenShutdownBegins: once WithSchedulesUntil's channel
+// TestSchedulesStopWhenShutdownBegins: once WithStartsUntil's channel
 // is closed (gantry up's first signal), the cron fires no more, while the
 // server goes on: a fired run's stage run still ends and the run with it,
 // and a fire time passing meanwhile starts nothing.
@@ -522,7 +522,7 @@ func TestSchedulesStopWhenShutdownBegins(t *testing.T) {
 	shutdown := make(chan struct{})
 	e := startAPI(t)
 	e.stop()
-	e.opts = []Option{WithClock(clock), WithSchedulesUntil(shutdown)}
+	e.opts = []Option{WithClock(clock), WithStartsUntil(shutdown)}
 	e.startServer()
 	e.waitAll()
 	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)

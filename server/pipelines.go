@@ -94,16 +94,16 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 		defer close(s.pipes.cronDone)
 		s.pipes.cron.Run(cronCtx)
 	})
-	if stop := s.cfg.stopSchedules; stop != nil {
-		wg.Go(func() {
-			select {
-			case <-stop:
-				s.cfg.log.Info().Msg("shutting down: schedules fire no more; the runs going on finish")
-				stopCron()
-			case <-cronCtx.Done():
-			}
-		})
-	}
+	// The shutdown begins with the option's signal or with ctx's end,
+	// whichever comes first (cctx ends with ctx).
+	wg.Go(func() {
+		select {
+		case <-s.cfg.shutdown: // nil: never
+		case <-cctx.Done():
+		}
+		s.beginShutdown()
+		stopCron()
+	})
 	// Reads the outputs stages sized by one wait for, off the advances'
 	// lock and the events' goroutine (asked for by the advances above too).
 	wg.Go(func() { s.pipes.dag.RunDecisions(cctx) })
@@ -112,6 +112,18 @@ func (s *Server) startPipelines(ctx context.Context) (func(), error) {
 	s.startHistoryRetention(cctx, &wg) // history.go
 	s.startTimeouts(cctx, &wg)         // timeouts.go
 	return func() { stopCron(); cancel(); wg.Wait() }, nil
+}
+
+// beginShutdown stops the server starting work of its own accord
+// (WithStartsUntil): from now on no trigger fires, no waiting pipeline
+// run is promoted and no stage starts; the cron is stopped by the caller.
+func (s *Server) beginShutdown() {
+	if s.stopping.Swap(true) {
+		return
+	}
+	s.pipes.dag.Hold()
+	s.cfg.log.Info().Msg("shutting down: schedules fire no more, and no trigger, waiting pipeline run or stage starts; " +
+		"the runs going on finish, and the next start starts what they let start")
 }
 
 // pipelineRetry is how often the pipeline runs whose advance or follow-ups

@@ -36,6 +36,9 @@ type Server struct {
 	entropy *ulid.MonotonicEntropy
 
 	pipes *pipelines // pipelines.go
+	// stopping is set once the server begins to shut down: it starts
+	// nothing of its own accord from then on (WithStartsUntil).
+	stopping atomic.Bool
 
 	fleetMu     sync.Mutex
 	fleetAt     time.Time
@@ -77,7 +80,7 @@ type config struct {
 	backupTTL       time.Duration         // backup.go
 	backupTemp      string                // backup.go; tests: the snapshot's file
 	beforeBackupPut func()                // backup.go; tests: called before the put
-	stopSchedules   <-chan struct{}       // pipelines.go; closed: the cron fires no more
+	shutdown        <-chan struct{}       // pipelines.go; closed: the server starts nothing of its own accord
 }
 
 // Option configures a Server.
@@ -86,13 +89,19 @@ type Option func(*config)
 // WithLogger sets the logger.
 func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.log = l } }
 
-// WithSchedulesUntil stops the cron when stop is closed: a serving
-// process that begins to shut down while its server goes on (gantry up,
-// during its worker's --grace) starts no run of a schedule any more; the
-// runs going on finish, and a fire time that passes meanwhile is the next
-// start's to fire or miss, as its misfire policy says.
-func WithSchedulesUntil(stop <-chan struct{}) Option {
-	return func(c *config) { c.stopSchedules = stop }
+// WithStartsUntil makes the server start nothing of its own accord once
+// stop is closed: a serving process that begins to shut down while its
+// server goes on (gantry up, during its worker's --grace) starts no work
+// its worker, draining, would not take. The cron fires no more, ended
+// pipeline runs trigger no pipeline and promote no waiting run, and the
+// DAG starts no stage (scheduler.DAG.Hold); the ends of runs are still
+// applied, and the runs going on finish. What would have started is
+// started by the next start, which does all of it again from the store
+// (startPipelines, recoverFollowUps), and a fire time that passes
+// meanwhile is its to fire or miss, as its misfire policy says. The end of
+// Run's ctx does the same.
+func WithStartsUntil(stop <-chan struct{}) Option {
+	return func(c *config) { c.shutdown = stop }
 }
 
 // WithClock replaces time.Now, for tests.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
 )
 
 // TestStopAnswersRequestsInFlight: a server told to stop while it handles
@@ -214,4 +217,121 @@ func TestRunEndsWhenAReportsConsumerCannotBeMade(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run still serving 30s after its reports consumer failed")
 	}
+}
+
+// TestNothingStartsWhileShuttingDown: once the shutdown begins
+// (WithStartsUntil's channel, gantry up's first signal) the ends of runs
+// are still applied, but start nothing: a stage whose dependency ended
+// stays PENDING, an ended pipeline run triggers no pipeline and promotes
+// no waiting run (maxActiveRuns, a backfill's maxParallel), and a
+// pipeline run asked for meanwhile is stored unstarted. A server started
+// again over the same store and JetStream starts all of them.
+func TestNothingStartsWhileShuttingDown(t *testing.T) {
+	var logs syncBuffer
+	shutdown := make(chan struct{})
+	e := startAPI(t)
+	e.stop()
+	e.opts = []Option{WithLogger(zerolog.New(&logs)), WithStartsUntil(shutdown)}
+	e.startServer()
+	e.waitAll()
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: two\nstages:\n- {name: a, taskDefinition: hello}\n- {name: b, taskDefinition: hello, dependsOn: [a]}\n")
+	e.apply("name: up\nstages: [{name: only, taskDefinition: hello}]\n")
+	e.apply("name: down\ntriggers: [{pipeline: up, on: success}]\nstages: [{name: only, taskDefinition: hello}]\n")
+	e.apply(salesOne)
+	e.apply("name: nightly\nschedule: {cron: '0 * * * *', suspend: true}\nstages: [{name: only, taskDefinition: hello}]\n")
+
+	two := e.runPipeline("two", "")
+	up := e.runPipeline("up", "")
+	sales := []*jobs.PipelineRun{e.runPipeline("sales", ""), e.runPipeline("sales", "")}
+	hour := time.Now().UTC().Truncate(time.Hour)
+	var nightly []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", fmt.Sprintf(`{"name":"nightly","from":%q,"to":%q,"maxParallel":1}`,
+		hour.Add(-3*time.Hour).Format(time.RFC3339), hour.Add(-2*time.Hour).Format(time.RFC3339)), &nightly)
+	if len(nightly) != 2 {
+		t.Fatalf("backfill made %d runs, want 2", len(nightly))
+	}
+	ended := map[string]string{ // the stage run each ends by, by pipeline run
+		two.PipelineRunID:        e.stageRunning(two.PipelineRunID, "a"),
+		up.PipelineRunID:         e.stageRunning(up.PipelineRunID, "only"),
+		sales[0].PipelineRunID:   e.stageRunning(sales[0].PipelineRunID, "only"),
+		nightly[0].PipelineRunID: e.stageRunning(nightly[0].PipelineRunID, "only"),
+	}
+	waiting := []string{sales[1].PipelineRunID, nightly[1].PipelineRunID}
+	for _, id := range waiting {
+		if pr := e.getRun(id); pr.Status != jobs.StatusPending {
+			t.Fatalf("%s %s before the shutdown, want PENDING", id, pr.Status)
+		}
+	}
+
+	close(shutdown)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "shutting down: schedules fire no more"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the shutdown was not logged within 10s")
+		}
+	}
+	late := e.runPipeline("two", "")
+	for _, runID := range ended {
+		e.finish(runID)
+	}
+	// The ends are applied: the stage ends, the pipeline runs end.
+	e.waitRun(two.PipelineRunID, func(pr *jobs.PipelineRun) bool {
+		return pr.StageState("a").Status == jobs.StatusSucceeded
+	})
+	for id := range ended {
+		if id != two.PipelineRunID {
+			e.waitRun(id, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusSucceeded })
+		}
+	}
+	// Their follow-ups are left, each saying so.
+	for id := range ended {
+		if id == two.PipelineRunID {
+			continue
+		}
+		want := id + `","pipeline":`
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			l := logs.String()
+			if i := strings.Index(l, want); i >= 0 && strings.Contains(l[i:], "are left for the next start") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the follow-ups of %s were not left within 10s:\n%s", id, l)
+			}
+		}
+	}
+	// An apply that leaves more room promotes nothing either.
+	e.apply(strings.Replace(salesOne, "maxActiveRuns: 1", "maxActiveRuns: 3", 1))
+	if st := e.getRun(two.PipelineRunID).StageState("b"); st.Status != jobs.StatusPending || len(st.Runs) != 0 {
+		t.Errorf("stage b %s with %d runs once a ended, shutting down: want PENDING, none", st.Status, len(st.Runs))
+	}
+	if pr := e.getRun(late.PipelineRunID); pr.StartedAt != nil || len(pr.StageState("a").Runs) != 0 {
+		t.Errorf("a pipeline run asked for while shutting down: started %v, %d runs of a; want unstarted", pr.StartedAt, len(pr.StageState("a").Runs))
+	}
+	if runs := e.pipelineRuns("down"); len(runs) != 0 {
+		t.Errorf("%d runs of down triggered while shutting down, want none", len(runs))
+	}
+	for _, id := range waiting {
+		if pr := e.getRun(id); pr.Status != jobs.StatusPending || pr.StartedAt != nil {
+			t.Errorf("%s %s (started %v) while shutting down, want PENDING, unstarted", id, pr.Status, pr.StartedAt)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// The next start, over the same store and JetStream, starts them.
+	e.stop()
+	e.opts = nil
+	e.startServer()
+	e.waitAll()
+	e.stageRunning(two.PipelineRunID, "b")
+	e.stageRunning(late.PipelineRunID, "a")
+	for _, id := range waiting {
+		e.stageRunning(id, "only")
+	}
+	down := e.waitRuns("down", func(runs []jobs.PipelineRun) bool { return len(runs) == 1 })[0]
+	if down.TriggeredBy != up.PipelineRunID {
+		t.Errorf("down's run triggered by %q, want %s", down.TriggeredBy, up.PipelineRunID)
+	}
+	e.stageRunning(down.PipelineRunID, "only")
 }

@@ -460,11 +460,13 @@ server and the worker at http://ADDR/metrics.
 						}
 					})
 					defer stop()
-					// Its schedules stop with the signal: no run starts
-					// that the worker, draining, would not take.
+					// It starts nothing of its own accord from the signal
+					// on (schedules, triggers, waiting pipeline runs,
+					// next stages): no run the worker, draining, would
+					// not take; the next start starts them.
 					return runServer(serverLife, nc, dataDir, log, wf.fleet.lease, syncAlways, 1, history.queueOptions(cmd),
 						append(serverMetrics(metrics), server.WithDataRetention(retention), server.WithRunRetention(history.runRetention),
-							server.WithSchedulesUntil(cmd.Context().Done()))...)
+							server.WithStartsUntil(cmd.Context().Done()))...)
 				},
 				func(ctx context.Context) error {
 					defer endServer()
