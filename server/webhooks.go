@@ -42,8 +42,10 @@ import (
 //     and receivers dedup by the event id.
 //  3. A try's result is recorded (row removed, or its next try and the
 //     hook's counts, with the hook's deliveries past the give-up age
-//     when it failed, in one transaction): nothing is left to redo. The
-//     hook's backoff, in memory, is lost: the next start tries it at once.
+//     when it failed, and its failures in a row, in one transaction):
+//     nothing is left to redo. The next start takes the hook's backoff
+//     from its failures in a row and the time of the latest
+//     (storage.DB.FailingHooks).
 //
 // A hook's delete removes its rows; a POST in flight for it finishes and
 // records nothing.
@@ -94,8 +96,10 @@ func (r webhookRetry) delay(tries int) time.Duration {
 // failed) and does not delay other hooks' deliveries. Each failed try also gives up the hook's deliveries older
 // than the give-up age at once: a receiver down for days keeps at most
 // the give-up age of ends in the outbox, not more with every day. The
-// backoff is kept in memory: a restarted server tries each hook at once,
-// and backs off again from the first delay if that fails.
+// backoff is kept in memory and derived, at start, from what the store
+// keeps of each hook (its failures in a row and the latest's time): a
+// restarted server waits out a failing hook's delay as the server before
+// it would have, then tries it one delivery at a time.
 
 // hookBackoff is the sender's state of one hook.
 type hookBackoff struct {
@@ -118,8 +122,7 @@ func (s *Server) sendWebhooks(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	sd := &sender{inFlight: make(map[int64]bool, webhookConcurrency), hooks: map[int64]*hookBackoff{},
-		done: make(chan tried, webhookConcurrency)} // never blocks: one per delivery in flight
+	sd := s.newSender(ctx)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -142,6 +145,21 @@ type sender struct {
 	hooks    map[int64]*hookBackoff
 	next     int // the hook to look at first, in turn, so each gets the free slots
 	done     chan tried
+}
+
+// newSender is the sender's state at start: the hooks whose latest
+// tries failed back off as they did before the server stopped.
+func (s *Server) newSender(ctx context.Context) *sender {
+	sd := &sender{inFlight: make(map[int64]bool, webhookConcurrency), hooks: map[int64]*hookBackoff{},
+		done: make(chan tried, webhookConcurrency)} // never blocks: one per delivery in flight
+	failing, err := s.db.FailingHooks(ctx)
+	if err != nil {
+		s.cfg.log.Warn().Err(err).Msg("read the webhooks' backoff; failing hooks are tried at once")
+	}
+	for id, f := range failing {
+		sd.hooks[id] = &hookBackoff{fails: f.Fails, until: f.Last.Add(s.cfg.webhookRetry.delay(f.Fails))}
+	}
+	return sd
 }
 
 // tried is how a try ended, told by its goroutine.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/oklog/ulid/v2"
 )
 
 // receiver is an HTTP endpoint on loopback that records the POSTs it gets
@@ -404,5 +405,91 @@ func TestWebhookDownReceiverHoldsNoOneUp(t *testing.T) {
 	defer mu.Unlock()
 	if hung > webhookPerHook {
 		t.Errorf("the stuck receiver got %d POSTs, want %d at most: its hook backs off as a whole (%+v)", hung, webhookPerHook, info)
+	}
+}
+
+// TestWebhookBackoffSurvivesRestart: a hook whose try failed backs off
+// as a whole, and a server started again waits out the same delay before
+// it tries the hook's other deliveries, then tries them one at a time.
+// Before, the backoff was in memory only: every restart POSTed each
+// failing hook's due deliveries (up to webhookPerHook) at once.
+func TestWebhookBackoffSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	var mu sync.Mutex
+	now := time.Now().UTC()
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	down := newReceiver(t, http.StatusServiceUnavailable)
+	h := jobs.Webhook{Name: "down", URL: down.URL, On: []jobs.Status{jobs.StatusSucceeded}, CreatedAt: now}
+	h.Normalize()
+	if err := db.AddWebhook(ctx, &h); err != nil {
+		t.Fatal(err)
+	}
+	end := func() { // a run's end, and its delivery to the hook
+		t.Helper()
+		r := &jobs.Run{RunID: strings.ToLower(ulid.Make().String()), Status: jobs.StatusQueued, TaskDefinition: "hello:1",
+			Cluster: "default", CreatedAt: now, Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}}}
+		if _, _, err := db.CreateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		succeedStored(t, db, r.RunID)
+	}
+	const delay = 30 * time.Second // under idleWait: the wait a round returns is the backoff's
+	opts := []Option{WithClock(clock), WithWebhookRetry(delay, time.Hour, 24*time.Hour)}
+	// round runs one round of a sender and waits for the tries it started.
+	round := func(s *Server, sd *sender) (started int, wait time.Duration) {
+		t.Helper()
+		var wg sync.WaitGroup
+		wait = s.startDueWebhooks(ctx, sd, &wg)
+		started = len(sd.inFlight)
+		wg.Wait()
+		for range started {
+			sd.ended(<-sd.done, s.cfg.webhookRetry)
+		}
+		return started, wait
+	}
+
+	end()
+	first := New(db, q, opts...)
+	sd := first.newSender(ctx)
+	if n, _ := round(first, sd); n != 1 || down.count() != 1 {
+		t.Fatalf("first round: %d tries, %d POSTs; want 1", n, down.count())
+	}
+	end() // due at once, but its hook backs off
+	if n, wait := round(first, sd); n != 0 || wait != delay {
+		t.Fatalf("the same server: %d tries, next in %s; want none before %s", n, wait, delay)
+	}
+
+	// A server started again (the first one gone) waits as the first
+	// would have.
+	again := New(db, q, opts...)
+	sd = again.newSender(ctx)
+	if n, wait := round(again, sd); n != 0 || wait != delay || down.count() != 1 {
+		t.Fatalf("after a restart: %d tries (%d POSTs), next in %s; want none before %s", n, down.count(), wait, delay)
+	}
+	mu.Lock()
+	now = now.Add(delay)
+	mu.Unlock()
+	if n, _ := round(again, sd); n != 1 || down.count() != 2 {
+		t.Fatalf("once the delay passed: %d tries (%d POSTs); want 1", n, down.count())
+	}
+	// Delivered, the hook is tried at once after a restart.
+	down.mu.Lock()
+	down.script = []int{http.StatusOK}
+	down.mu.Unlock()
+	mu.Lock()
+	now = now.Add(2 * delay)
+	mu.Unlock()
+	if n, _ := round(again, sd); n != 1 {
+		t.Fatalf("after the second delay: %d tries, want 1", n)
+	}
+	end()
+	sd = New(db, q, opts...).newSender(ctx)
+	if len(sd.hooks) != 0 {
+		t.Fatalf("a hook delivered to backs off after a restart: %+v", sd.hooks[db.WebhookIDs()[0]])
 	}
 }

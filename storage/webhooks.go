@@ -395,12 +395,47 @@ func (db *DB) RecordDelivery(ctx context.Context, d *Delivery, res DeliveryResul
 		}
 		failed += expired
 		_, err = tx.ExecContext(ctx, `UPDATE webhooks SET last_at = ?, last_status = ?, last_error = ?,
-			delivered = delivered + ?, failed = failed + ? WHERE id = ?`,
-			unixNano(res.At), res.Status, res.Error, delivered, failed, d.HookID)
+			delivered = delivered + ?, failed = failed + ?, fails = CASE WHEN ? THEN 0 ELSE fails + 1 END WHERE id = ?`,
+			unixNano(res.At), res.Status, res.Error, delivered, failed, res.Delivered, d.HookID)
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("record delivery of %s to webhook %s: %w", d.EventID, d.Hook, err)
 	}
 	return int(expired), nil
+}
+
+// HookFailing is a hook whose latest tries failed: Fails in a row, the
+// latest at Last.
+type HookFailing struct {
+	Fails int
+	Last  time.Time
+}
+
+// FailingHooks returns, by hook id, the hooks whose latest try failed
+// (RecordDelivery counts the failures in a row): the sender backs them
+// off at start as it did before (server/webhooks.go).
+func (db *DB) FailingHooks(ctx context.Context) (map[int64]HookFailing, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, fails, last_at FROM webhooks WHERE fails > 0`)
+	if err != nil {
+		return nil, fmt.Errorf("list failing webhooks: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]HookFailing{}
+	for rows.Next() {
+		var (
+			id   int64
+			f    HookFailing
+			last int64
+		)
+		if err := rows.Scan(&id, &f.Fails, &last); err != nil {
+			return nil, fmt.Errorf("list failing webhooks: %w", err)
+		}
+		f.Last = time.Unix(0, last).UTC()
+		out[id] = f
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list failing webhooks: %w", err)
+	}
+	return out, nil
 }

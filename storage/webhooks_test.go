@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -331,5 +332,73 @@ func TestWebhookFailureGivesUpOldDeliveries(t *testing.T) {
 	list, err := db.ListWebhooks(ctx)
 	if err != nil || list[0].Name != "down" || list[0].Failed != 2 || list[0].Pending != 2 || list[1].Failed != 0 {
 		t.Errorf("listed %+v (%v)", list, err)
+	}
+}
+
+// TestFailingHooks: a hook's failed tries count in a row, a delivery
+// starting again from none; FailingHooks lists the hooks counting some,
+// with the time of the latest. Migration 0018 counts one for a hook whose
+// last try failed.
+func TestFailingHooks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openDB(t)
+	mustAddHook(t, db, jobs.Webhook{Name: "a", URL: "http://127.0.0.1:1/a"})
+	mustAddHook(t, db, jobs.Webhook{Name: "b", URL: "http://127.0.0.1:1/b"})
+	for i := range 4 {
+		r := newRun(i + 1)
+		mustCreate(t, db, r)
+		if _, err := db.ApplyEvents(ctx, []jobs.Event{ev(r, 1, 1, jobs.StatusFailed)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := db.WebhookIDs() // by name: a, b
+	record := func(hook int64, at time.Time, delivered bool) {
+		t.Helper()
+		ds, err := db.HookDeliveries(ctx, hook, 1)
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("deliveries of %d: %+v %v", hook, ds, err)
+		}
+		res := DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: 503, Error: "HTTP 503"}, Retry: at.Add(time.Hour)}
+		if delivered {
+			res = DeliveryResult{WebhookTry: jobs.WebhookTry{At: at, Status: 200}, Delivered: true}
+		}
+		if _, err := db.RecordDelivery(ctx, &ds[0], res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failing := func() map[int64]HookFailing {
+		t.Helper()
+		f, err := db.FailingHooks(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	if f := failing(); len(f) != 0 {
+		t.Fatalf("failing before any try: %+v", f)
+	}
+	at := t0.Add(time.Hour)
+	record(ids[0], at, false)
+	record(ids[0], at.Add(time.Minute), false)
+	record(ids[1], at, false)
+	record(ids[1], at.Add(time.Minute), true)
+	want := map[int64]HookFailing{ids[0]: {Fails: 2, Last: at.Add(time.Minute)}}
+	if f := failing(); !maps.Equal(f, want) {
+		t.Fatalf("failing %+v, want %+v (b delivered after its failure)", f, want)
+	}
+
+	// Undo migration 0018, then apply it again over the hooks.
+	for _, stmt := range []string{`ALTER TABLE webhooks DROP COLUMN fails`, `DELETE FROM schema_migrations WHERE version = 18`} {
+		if _, err := db.w.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := migrate(ctx, db.w); err != nil {
+		t.Fatal(err)
+	}
+	want[ids[0]] = HookFailing{Fails: 1, Last: at.Add(time.Minute)}
+	if f := failing(); !maps.Equal(f, want) {
+		t.Fatalf("failing after migration 0018: %+v, want %+v", f, want)
 	}
 }
