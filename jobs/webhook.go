@@ -224,7 +224,8 @@ func (h *Webhook) Normalize() {
 }
 
 // Matches reports whether h hears of ev. It reads only memory: the store
-// calls it for every end while hooks exist.
+// calls it for every end while hooks exist, on the fields RunEndMatch and
+// PipelineRunEndMatch fill (a field read here must be filled there).
 func (h *Webhook) Matches(ev *WebhookEvent) bool {
 	if !slices.Contains(h.On, ev.Status) {
 		return false
@@ -284,6 +285,24 @@ type WebhookEvent struct {
 	StoppedAt     *time.Time        `json:"stoppedAt"`
 	// Summary is one line for a chat message or a mail subject.
 	Summary string `json:"summary"`
+}
+
+// RunEndMatch is the part of r's end event that Webhook.Matches reads
+// (its kind, status, pipeline, task definition and tags), and nothing
+// else: the store matches an end against the hooks with it, building the
+// whole event (RunEndEvent, its summary the dearest part) only for an end
+// that some hook hears of.
+func RunEndMatch(r *Run) WebhookEvent {
+	ev := WebhookEvent{Kind: WebhookKindRun, Status: r.Status, TaskDefinition: r.TaskDefinition, Tags: r.Tags}
+	if st := r.Spec.Stage; st != nil {
+		ev.Pipeline = st.Pipeline
+	}
+	return ev
+}
+
+// PipelineRunEndMatch is RunEndMatch of a pipeline run's end.
+func PipelineRunEndMatch(pr *PipelineRun) WebhookEvent {
+	return WebhookEvent{Kind: WebhookKindPipelineRun, Status: pr.Status, Pipeline: pr.Pipeline, Tags: pr.Tags}
 }
 
 // RunEndEvent is the event of r's end.

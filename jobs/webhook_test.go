@@ -169,3 +169,50 @@ func FuzzWebhookInput(f *testing.F) {
 		}
 	})
 }
+
+// TestWebhookEndMatchIsTheEvents: every hook matches RunEndMatch (and
+// PipelineRunEndMatch) as it matches the whole event, over every filter
+// and every field a filter reads.
+func TestWebhookEndMatchIsTheEvents(t *testing.T) {
+	var hooks []Webhook
+	for _, on := range [][]Status{{StatusFailed}, {StatusSucceeded, StatusFailed}} {
+		for _, kind := range []string{"", WebhookOnlyRuns, WebhookOnlyPipelineRuns} {
+			for _, pipes := range [][]string{nil, {"sales"}, {"other"}} {
+				for _, fams := range [][]string{nil, {"etl"}, {"load"}} {
+					for _, tags := range []map[string]string{nil, {"team": "data"}, {"team": "ops"}} {
+						hooks = append(hooks, Webhook{On: on, Kind: kind, Pipelines: pipes, Families: fams, Tags: tags})
+					}
+				}
+			}
+		}
+	}
+	var runs []*Run
+	var prs []*PipelineRun
+	for _, status := range []Status{StatusFailed, StatusSucceeded, StatusCanceled} {
+		for _, tags := range []map[string]string{nil, {"team": "data"}} {
+			for _, stage := range []*StageContext{nil, {PipelineRunID: "pr1", Pipeline: "sales", Stage: "load"}} {
+				for _, td := range []string{"etl:3", "load:1", ""} {
+					runs = append(runs, &Run{RunID: "r1", Status: status, TaskDefinition: td, Tags: tags, Spec: RunSpec{Stage: stage}})
+				}
+			}
+			for _, p := range []string{"sales", "other"} {
+				prs = append(prs, &PipelineRun{PipelineRunID: "pr1", Pipeline: p, Status: status, Tags: tags})
+			}
+		}
+	}
+	for i := range hooks {
+		h := &hooks[i]
+		for _, r := range runs {
+			m := RunEndMatch(r)
+			if got, want := h.Matches(&m), h.Matches(RunEndEvent(r)); got != want {
+				t.Errorf("hook %+v, run %+v: matches %v, its event %v", h, r, got, want)
+			}
+		}
+		for _, pr := range prs {
+			m := PipelineRunEndMatch(pr)
+			if got, want := h.Matches(&m), h.Matches(PipelineRunEndEvent(pr)); got != want {
+				t.Errorf("hook %+v, pipeline run %+v: matches %v, its event %v", h, pr, got, want)
+			}
+		}
+	}
+}

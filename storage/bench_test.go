@@ -334,3 +334,25 @@ func BenchmarkPromoteNoneWaiting(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOutboxRunUnmatched is the webhook cost of an end no hook hears
+// of (a SUCCEEDED run, a hook on failures): the common end of a store
+// with hooks. It writes nothing, so it needs no transaction.
+func BenchmarkOutboxRunUnmatched(b *testing.B) {
+	set := &hookSet{hooks: []storedHook{{id: 1, Webhook: jobs.Webhook{Name: "ops", On: []jobs.Status{jobs.StatusFailed}}},
+		{id: 2, Webhook: jobs.Webhook{Name: "data", On: []jobs.Status{jobs.StatusFailed, jobs.StatusSucceeded},
+			Families: []string{"load"}}}}}
+	r := newRun(1, func(r *jobs.Run) {
+		exit, at := 0, t0.Add(time.Minute)
+		r.Status, r.ExitCode, r.StartedAt, r.FinishedAt = jobs.StatusSucceeded, &exit, &t0, &at
+		r.StoppedReason = "Essential container in task exited"
+		r.Tags = map[string]string{"team": "data"}
+	})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if wrote, err := outboxRun(ctx, nil, set, r, jobs.StatusRunning); err != nil || wrote {
+			b.Fatal(wrote, err)
+		}
+	}
+}

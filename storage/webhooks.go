@@ -59,7 +59,8 @@ func outboxRun(ctx context.Context, tx *sql.Tx, set *hookSet, r *jobs.Run, befor
 	if set == nil || before.Terminal() || !r.Status.Terminal() {
 		return false, nil
 	}
-	return outboxEvent(ctx, tx, set, jobs.RunEndEvent(r))
+	match := jobs.RunEndMatch(r)
+	return outboxEvent(ctx, tx, set, &match, func() *jobs.WebhookEvent { return jobs.RunEndEvent(r) })
 }
 
 // outboxPipelineRun is outboxRun for a pipeline run.
@@ -67,17 +68,26 @@ func outboxPipelineRun(ctx context.Context, tx *sql.Tx, set *hookSet, pr *jobs.P
 	if set == nil || before.Terminal() || !pr.Status.Terminal() {
 		return false, nil
 	}
-	return outboxEvent(ctx, tx, set, jobs.PipelineRunEndEvent(pr))
+	match := jobs.PipelineRunEndMatch(pr)
+	return outboxEvent(ctx, tx, set, &match, func() *jobs.WebhookEvent { return jobs.PipelineRunEndEvent(pr) })
 }
 
-func outboxEvent(ctx context.Context, tx *sql.Tx, set *hookSet, ev *jobs.WebhookEvent) (bool, error) {
-	var body []byte
+// outboxEvent writes an end's deliveries to the hooks of set that match
+// it (match holds what they read, jobs.RunEndMatch), building the event
+// and its body only once one does: most ends no hook hears of (a hook on
+// failures, a run that succeeded) cost no more than the matching.
+func outboxEvent(ctx context.Context, tx *sql.Tx, set *hookSet, match *jobs.WebhookEvent, event func() *jobs.WebhookEvent) (bool, error) {
+	var (
+		ev   *jobs.WebhookEvent
+		body []byte
+	)
 	for i := range set.hooks {
 		h := &set.hooks[i]
-		if !h.Matches(ev) {
+		if !h.Matches(match) {
 			continue
 		}
 		if body == nil {
+			ev = event()
 			var err error
 			if body, err = json.Marshal(ev); err != nil {
 				return false, fmt.Errorf("webhook event %s: %w", ev.EventID, err)
