@@ -347,8 +347,10 @@ the gantry server (SQLite under --data) and one worker that runs tasks on the
 local Docker daemon. Stop it with Ctrl-C or SIGTERM: the worker stops taking
 runs and lets running ones finish within --grace, then stops them and hands
 their jobs back to the queue; the server answers until the worker is done,
-and its schedules fire no more from the first signal. A second Ctrl-C or
-SIGTERM ends it at once.
+and from the first signal starts nothing of its own accord: no schedule
+fires, and no next stage, triggered pipeline or waiting pipeline run
+starts; the next start starts them. A second Ctrl-C or SIGTERM ends it at
+once.
 
 Other gantry commands reach it at nats://127.0.0.1:<nats-port>. With
 --user/--password (or --token) NATS requires them of every client; with
