@@ -21,7 +21,7 @@ import (
 // registeredAt, ...) are here too, so that its output registers as well.
 var awsOnly = map[reflect.Type][]string{
 	reflect.TypeFor[TaskDefinition](): {"taskRoleArn", "executionRoleArn", "requiresCompatibilities",
-		"placementConstraints", "proxyConfiguration", "inferenceAccelerators",
+		"proxyConfiguration", "inferenceAccelerators",
 		"ephemeralStorage", "runtimePlatform", "enableFaultInjection", "taskDefinitionArn", "status",
 		"requiresAttributes", "compatibilities", "registeredAt", "registeredBy", "deregisteredAt"},
 	reflect.TypeFor[ContainerDefinition](): {"repositoryCredentials", "logConfiguration",
@@ -57,6 +57,10 @@ func DecodeTaskDefinition(data []byte) (*TaskDefinition, Warnings, error) {
 	var warn Warnings
 	if len(sc.ignored) > 0 {
 		warn = append(warn, "ignored fields that only mean something on AWS: "+strings.Join(sc.ignored, ", "))
+	}
+	if len(sc.placement) > 0 {
+		warn = append(warn, "ignored placementConstraints that only mean something on AWS: "+strings.Join(sc.placement, ", ")+
+			`; gantry keeps those of type memberOf with expression "attribute:K == V" or "attribute:K != V", K a worker label (gantry worker --label K=V)`)
 	}
 	var accel []string
 	for i, c := range td.ContainerDefinitions {
@@ -124,7 +128,7 @@ func decodeShape(data []byte) (*TaskDefinition, *shapeCheck, error) {
 			obj[k] = n.String()
 		}
 	}
-	sc := &shapeCheck{}
+	sc := &shapeCheck{placement: keepPlacement(obj)} // constraints.go
 	sc.check(obj, reflect.TypeFor[TaskDefinition](), "")
 	clean, err := json.Marshal(obj)
 	if err != nil {
@@ -145,6 +149,9 @@ type shapeCheck struct {
 	errs    []error
 	paths   []string
 	ignored []string
+	// placement are the placementConstraints gantry does not map to
+	// worker label constraints (keepPlacement).
+	placement []string
 }
 
 func (sc *shapeCheck) bad(path, format string, args ...any) {

@@ -53,9 +53,13 @@ type Pipeline struct {
 	// definition's tags too, under the run's own, as ECS RunTask's and
 	// SubmitRequest's (tags.go); NONE or empty does not. A stage's own
 	// wins.
-	PropagateTags string    `json:"propagateTags,omitempty"`
-	Stages        []Stage   `json:"stages"`
-	CreatedAt     time.Time `json:"createdAt,omitzero"`
+	PropagateTags string `json:"propagateTags,omitempty"`
+	// Constraints place every stage's runs on the workers whose labels
+	// satisfy them (constraints.go); a stage's own replace them key by
+	// key.
+	Constraints Constraints `json:"constraints,omitempty"`
+	Stages      []Stage     `json:"stages"`
+	CreatedAt   time.Time   `json:"createdAt,omitzero"`
 }
 
 // Stage is one node of a pipeline.
@@ -80,6 +84,10 @@ type Stage struct {
 	// PropagateTags of the stage's runs (TASK_DEFINITION or NONE); empty
 	// takes the pipeline's.
 	PropagateTags string `json:"propagateTags,omitempty"`
+	// Constraints of the stage's runs, replacing the pipeline's key by
+	// key: a stage's disk=hdd wins over the pipeline's disk=ssd, and the
+	// pipeline's zone=eu holds for the stage still.
+	Constraints Constraints `json:"constraints,omitempty"`
 	// SkipOnExitCode lists the exit codes (1-255) by which the stage's
 	// task says it found nothing to do: a run that ends so is not
 	// retried, and the stage ends SKIPPED rather than FAILED
@@ -203,6 +211,11 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 					return nil, errors.Join(named, rest.Validate())
 				}
 				return nil, named
+			}
+		}
+		if errors.Is(err, errConstraintShape) {
+			if named := constraintShapeProblems(js); named != nil {
+				return nil, errors.Join(named, unknownFieldsOf(js))
 			}
 		}
 		if errors.Is(err, errSkipShape) {
@@ -375,6 +388,9 @@ func (p *Pipeline) Validate() error {
 	if err := CheckPropagateTags("propagateTags", p.PropagateTags); err != nil {
 		errs = append(errs, err)
 	}
+	if err := p.Constraints.Validate("constraints"); err != nil {
+		errs = append(errs, err)
+	}
 	names := make([]string, 0, len(p.Parameters))
 	for k := range p.Parameters {
 		names = append(names, k)
@@ -412,6 +428,15 @@ func (p *Pipeline) Validate() error {
 	if err := p.CheckStageTags(nil); err != nil {
 		errs = append(errs, err)
 	}
+	for i := range p.Stages {
+		st := &p.Stages[i]
+		if len(st.Constraints) > 0 && len(p.Constraints) > 0 {
+			merged := MergeConstraints(p.Constraints, st.Constraints)
+			if err := merged.CheckMerged(stagePath(i, st.Name)+".constraints", "the pipeline's and its own"); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	if cycle := p.findCycle(); cycle != nil {
 		bad("stages", "dependency cycle: %s", strings.Join(cycle, " -> "))
 	}
@@ -430,7 +455,8 @@ func (st *Stage) validate(sp string, stages map[string]bool, params Params) []er
 		errs = append(errs, &FieldError{Path: sp + "." + path, Msg: fmt.Sprintf(format, args...)})
 	}
 	req := SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster, Overrides: st.Overrides,
-		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds, Priority: st.Priority, Tags: st.Tags, PropagateTags: st.PropagateTags, Pool: st.Pool}
+		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds, Priority: st.Priority, Tags: st.Tags, PropagateTags: st.PropagateTags, Pool: st.Pool,
+		Constraints: st.Constraints}
 	if err := req.Validate(); err != nil {
 		errs = append(errs, prefixErrors(sp+".", err))
 	}

@@ -11,7 +11,8 @@ import (
 // (gantry rerun, gantry.api.runs.rerun): its task definition (the same
 // revision, or with Latest the family's latest ACTIVE one), container
 // overrides, cluster, target worker, priority, timeouts, retry strategy,
-// tags, dependencies and pool, each field given here replacing the run's.
+// tags, constraints, dependencies and pool, each field given here replacing
+// the run's.
 // The zero value of a field keeps the run's (Pool: left out).
 type RerunRequest struct {
 	RunID string `json:"runId"`
@@ -43,6 +44,9 @@ type RerunRequest struct {
 	// the tags of the revision the rerun runs under both.
 	Tags          TagList `json:"tags,omitempty"`
 	PropagateTags string  `json:"propagateTags,omitempty"`
+	// Constraints replace the run's (its task definition's that it took
+	// included) key by key; the others it had hold still.
+	Constraints Constraints `json:"constraints,omitempty"`
 	// DependsOn replaces the run's dependencies.
 	DependsOn []RunDependency `json:"dependsOn,omitempty"`
 	// Pool replaces the run's pool; "" takes the rerun out of any (as a
@@ -71,7 +75,7 @@ func (q RerunRequest) Validate() error {
 	}
 	own := SubmitRequest{Cluster: q.Cluster, Worker: q.Worker, TimeoutSeconds: q.TimeoutSeconds,
 		ActiveDeadlineSeconds: q.ActiveDeadlineSeconds, Priority: q.Priority, Tags: q.Tags,
-		PropagateTags: q.PropagateTags, DependsOn: q.DependsOn, IdempotencyKey: q.IdempotencyKey}
+		PropagateTags: q.PropagateTags, DependsOn: q.DependsOn, IdempotencyKey: q.IdempotencyKey, Constraints: q.Constraints}
 	if q.Pool != nil {
 		own.Pool = *q.Pool
 	}
@@ -105,6 +109,7 @@ func (q RerunRequest) Submission(r *Run, td *TaskDefinition) *SubmitRequest {
 		Tags:                  TagsOf(mergeTags(TagsOf(r.Tags), q.Tags)),
 		PropagateTags:         q.PropagateTags,
 		Pool:                  r.Pool,
+		Constraints:           MergeConstraints(s.Constraints, q.Constraints),
 		IdempotencyKey:        q.IdempotencyKey,
 	}
 	for _, d := range r.DependsOn {

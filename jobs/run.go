@@ -145,6 +145,10 @@ type RunSpec struct {
 	// is the time it ends, fixed at submission.
 	ActiveDeadlineSeconds int        `json:"activeDeadlineSeconds,omitempty"`
 	Deadline              *time.Time `json:"deadline,omitempty"`
+	// Constraints are the labels the worker that runs the run must have
+	// (constraints.go): the submission's over its task definition's
+	// placementConstraints, key by key.
+	Constraints Constraints `json:"constraints,omitempty"`
 	// Stage is set on the runs of pipeline stages.
 	Stage *StageContext `json:"stage,omitempty"`
 }
@@ -478,6 +482,11 @@ type SubmitRequest struct {
 	// release to its end: while the pool is full it waits QUEUED. The
 	// pool must exist.
 	Pool string `json:"pool,omitempty"`
+	// Constraints place the run on a worker whose labels satisfy them
+	// (constraints.go): ["disk=ssd", "zone!=eu-1"], or {"disk": "ssd"}
+	// as Kubernetes' nodeSelector. The task definition's
+	// placementConstraints hold too, these replacing them key by key.
+	Constraints Constraints `json:"constraints,omitempty"`
 	// ActiveDeadlineSeconds bounds the whole run, every attempt and the
 	// waits between them (Kubernetes Job's field); 0 means no bound.
 	ActiveDeadlineSeconds int `json:"activeDeadlineSeconds,omitempty"`
@@ -555,6 +564,9 @@ func (s SubmitRequest) Validate() error {
 	}
 	if err := CheckPropagateTags("propagateTags", s.PropagateTags); err != nil {
 		errs = append(errs, err)
+	}
+	if err := s.Constraints.Validate("constraints"); err != nil {
+		errs = append(errs, unjoin(err)...)
 	}
 	errs = append(errs, validateRunDependencies(s.DependsOn)...)
 	if s.Pool != "" {

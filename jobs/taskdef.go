@@ -102,6 +102,10 @@ type TaskDefinition struct {
 	// a run started with propagateTags TASK_DEFINITION carries them, under
 	// its own (tags.go).
 	Tags TagList `json:"tags,omitempty"`
+	// PlacementConstraints are ECS's, those of type memberOf on a worker
+	// label (attribute:K == V, attribute:K != V) only (constraints.go):
+	// the definition's runs go to the workers whose labels satisfy them.
+	PlacementConstraints []PlacementConstraint `json:"placementConstraints,omitempty"`
 }
 
 // Ref is the family:revision a run names, or "inline" for an unregistered one.
@@ -137,6 +141,7 @@ func (td TaskDefinition) Validate() error {
 	if err := td.Tags.Validate("tags"); err != nil {
 		errs = append(errs, unjoin(err)...)
 	}
+	errs = append(errs, td.validatePlacement()...) // constraints.go
 	volumes := map[string]bool{}
 	for i, v := range td.Volumes {
 		p := fmt.Sprintf("volumes[%d]", i)

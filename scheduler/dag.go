@@ -507,6 +507,7 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 		Tags:           jobs.TagsOf(pr.StageTags(st)),
 		PropagateTags:  pr.StagePropagateTags(st),
 		Pool:           st.Pool,
+		Constraints:    pr.StageConstraints(st),
 		Overrides:      jobs.SubstituteOverrides(st.Overrides, pr.Parameters),
 		IdempotencyKey: stageKey(pr, st.Name),
 		Stage: &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Pipeline: pr.Pipeline, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream(),

@@ -25,13 +25,15 @@ const lostSeq = 1 << 30
 // can. It is set on QUEUED runs as statusReason.
 func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 	// One pass, narrowing as the checks below do: a worker of the run's
-	// cluster, with the memory, with the CPU, not draining, its runtime
-	// answering. It runs for every submission, so it copies no WorkerInfo.
+	// cluster, with the labels its constraints ask for, with the memory,
+	// with the CPU, not draining, its runtime answering. It runs for every
+	// submission, so it copies no WorkerInfo.
 	need := r.Spec.Demand()
+	cons := r.Spec.Constraints
 	// A high or low run waits on a queue that workers before priorities
 	// do not read (a run aimed at one worker is on that worker's).
 	prio := r.TargetWorker == "" && r.Priority.Level() != jobs.PriorityNormal
-	var cands, memOK, cpuOK, notDraining, active, reads int
+	var cands, labelsOK, memOK, cpuOK, notDraining, active, reads int
 	var mostMem, mostCPU int // the largest capacities that fell short
 	for i := range workers {
 		w := &workers[i]
@@ -39,6 +41,10 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 			continue
 		}
 		cands++
+		if len(cons) > 0 && !cons.Match(w.Labels) {
+			continue
+		}
+		labelsOK++
 		if w.Capacity.Memory > 0 && need.Memory > w.Capacity.Memory {
 			mostMem = max(mostMem, w.Capacity.Memory)
 			continue
@@ -68,11 +74,18 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 		where = "named " + r.TargetWorker + " in cluster " + r.Cluster
 	}
 	switch {
+	case cands == 0:
+		return "no live worker " + where
+	case labelsOK == 0:
+		return unmatchedReason(r, workers, where)
+	}
+	if len(cons) > 0 {
+		where += " with labels " + cons.String()
+	}
+	switch {
 	case active > 0:
 		return fmt.Sprintf("no worker %s that could run it reads %s-priority runs: they are of a gantry before run priorities; upgrade them, or submit it with --priority normal",
 			where, r.Priority)
-	case cands == 0:
-		return "no live worker " + where
 	case memOK == 0:
 		return fmt.Sprintf("no worker %s has %d MiB of memory (the most is %d MiB)", where, need.Memory, mostMem)
 	case cpuOK == 0 && need.Memory == 0:
@@ -87,6 +100,23 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 		return "every worker " + where + " that could run it cannot reach its container runtime"
 	}
 	return "every worker " + where + " that could run it is draining or cannot reach its container runtime"
+}
+
+// unmatchedReason says which of r's constraints no live worker where r
+// may go (where says it) satisfies, or, when each is met by some worker,
+// that none meets them together.
+func unmatchedReason(r *jobs.Run, workers []jobs.WorkerInfo, where string) string {
+	var labels []map[string]string
+	for i := range workers {
+		if w := &workers[i]; w.Cluster == r.Cluster && (r.TargetWorker == "" || w.ID == r.TargetWorker) {
+			labels = append(labels, w.Labels)
+		}
+	}
+	cons := r.Spec.Constraints
+	if unmet := cons.Unmet(labels); len(unmet) > 0 {
+		return fmt.Sprintf("no worker %s has labels %s", where, unmet)
+	}
+	return fmt.Sprintf("no worker %s has labels %s together", where, cons)
 }
 
 // fullSweepEvery bounds how long the sweep goes without looking at every
@@ -272,7 +302,7 @@ func (s *Server) sweepOnce(ctx context.Context, st *sweepState) (err error) {
 func fleetPrint(workers []jobs.WorkerInfo) string {
 	var b strings.Builder
 	for _, w := range workers {
-		fmt.Fprintf(&b, "%s|%s|%d|%d|%s|%t\n", w.ID, w.Cluster, w.Capacity.CPU, w.Capacity.Memory, w.State, w.RuntimeError != "")
+		fmt.Fprintf(&b, "%s|%s|%d|%d|%s|%t|%v\n", w.ID, w.Cluster, w.Capacity.CPU, w.Capacity.Memory, w.State, w.RuntimeError != "", w.Labels)
 	}
 	return b.String()
 }

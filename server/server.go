@@ -273,6 +273,13 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 	if err != nil {
 		return nil, false, err
 	}
+	// The task definition's placementConstraints and the request's, its
+	// own winning key by key (constraints.go); nothing is allocated when
+	// neither has any.
+	constraints := jobs.MergeConstraints(td.Constraints(), req.Constraints)
+	if err := constraints.CheckMerged("constraints", "the task definition's placementConstraints and the request's"); err != nil {
+		return nil, false, err
+	}
 	cluster := req.Cluster
 	if cluster == "" {
 		cluster = s.cfg.defaultCluster
@@ -294,7 +301,7 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 		Pool:           req.Pool,
 		RerunOf:        rerunOf,
 		Spec: jobs.RunSpec{Task: td, Overrides: req.Overrides, TimeoutSeconds: req.TimeoutSeconds,
-			RetryStrategy: req.RetryStrategy, Stage: req.Stage},
+			RetryStrategy: req.RetryStrategy, Constraints: constraints, Stage: req.Stage},
 	}
 	if req.ActiveDeadlineSeconds > 0 {
 		d := now.Add(time.Duration(req.ActiveDeadlineSeconds) * time.Second)

@@ -37,7 +37,9 @@ func WithHost(host string, labels map[string]string) Option {
 
 // WithNakDelays sets how long a job that does not fit goes back to the
 // queue: fitLater when it would fit once running jobs end, never when it
-// exceeds the worker's whole capacity (defaults 1 s and 5 s).
+// exceeds the worker's whole capacity (defaults 1 s and 5 s). A job whose
+// constraints the worker's labels do not meet goes back for fitLater for
+// its first quickUnmatched deliveries, for never after (unmatchedDelay).
 func WithNakDelays(fitLater, never time.Duration) Option {
 	return func(c *config) { c.nakLater, c.nakNever = fitLater, never }
 }
@@ -221,3 +223,21 @@ func (w *Worker) heartbeat(ctx context.Context, stop <-chan struct{}) {
 
 // beatGap is the least time between two heartbeats that tell changes.
 const beatGap = 250 * time.Millisecond
+
+// quickUnmatched is how many deliveries of a job whose constraints a
+// worker's labels do not meet are handed back after the short delay
+// (nakLater): in a cluster where few workers have the labels, the job
+// reaches one of them within seconds. Past it the job goes back after
+// nakNever, as one too large does: no live worker may have them (the
+// server's statusReason says so), and a job nobody takes must not keep
+// the workers busy handing it back.
+const quickUnmatched = 10
+
+// unmatchedDelay is how long a job whose constraints this worker's labels
+// do not meet goes back to the queue, at its delivered-th delivery.
+func (w *Worker) unmatchedDelay(delivered uint64) time.Duration {
+	if delivered <= quickUnmatched {
+		return w.cfg.nakLater
+	}
+	return w.cfg.nakNever
+}

@@ -52,6 +52,9 @@ type HandBacks struct {
 	TooLarge uint64
 	// ClaimFailed: the worker could not record that it took the job.
 	ClaimFailed uint64
+	// Unmatched: the job's constraints ask for labels the worker does
+	// not have.
+	Unmatched uint64
 }
 
 // counts are a worker's counters: atomics, updated at most a few times per
@@ -61,7 +64,7 @@ type counts struct {
 	tasksRunning                          atomic.Int64
 	succeeded, failed, canceled           atomic.Uint64
 	shutdown, runtimeDown, busy, tooLarge atomic.Uint64
-	claimFailed                           atomic.Uint64
+	claimFailed, unmatched                atomic.Uint64
 	logLines, logBytes                    atomic.Uint64
 }
 
@@ -88,7 +91,8 @@ func (w *Worker) Stats() Stats {
 		JobsTaken: c.jobsTaken.Load(), TasksStarted: c.tasksStarted.Load(),
 		AttemptsEnded: EndCounts{Succeeded: c.succeeded.Load(), Failed: c.failed.Load(), Canceled: c.canceled.Load()},
 		HandedBack: HandBacks{Shutdown: c.shutdown.Load(), RuntimeDown: c.runtimeDown.Load(), Busy: c.busy.Load(),
-			TooLarge: c.tooLarge.Load(), ClaimFailed: c.claimFailed.Load()},
+			TooLarge: c.tooLarge.Load(), ClaimFailed: c.claimFailed.Load(),
+			Unmatched: c.unmatched.Load()},
 		LogLines: c.logLines.Load(), LogBytes: c.logBytes.Load(),
 	}
 }

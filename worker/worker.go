@@ -233,6 +233,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		w.counts.jobsTaken.Add(uint64(len(leases)))
 		for _, lease := range leases {
+			if cs := lease.Job().Spec.Constraints; len(cs) > 0 && !cs.Match(w.cfg.labels) {
+				w.counts.unmatched.Add(1)
+				w.cfg.log.Debug().Str("run", lease.Job().RunID).Stringer("constraints", cs).
+					Msg("job's constraints not met by this worker's labels; handed back")
+				_ = lease.Nak(w.unmatchedDelay(lease.Delivered()))
+				continue
+			}
 			need := lease.Job().Spec.Demand()
 			switch w.reserve(need) {
 			case fitsLater:

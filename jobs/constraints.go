@@ -1,0 +1,427 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Constraints place a run on the workers whose labels (gantry worker
+// --label K=V) satisfy them, as Kubernetes' nodeSelector, Nomad's
+// constraint and ECS's memberOf placement constraints do: K=V asks for a
+// worker with label K of value V, K!=V for one whose label K is not V (a
+// worker without label K satisfies it, as Kubernetes' NotIn). A run asks
+// for at most MaxConstraints; keys have 1 to MaxConstraintKeyLen
+// characters, values 0 to MaxConstraintValueLen, both letters, digits and
+// - _ . / (values also : @ +).
+const (
+	MaxConstraints         = 16
+	MaxConstraintKeyLen    = 128
+	MaxConstraintValueLen  = 256
+	constraintKeyPunct     = "-_./"
+	constraintValuePunct   = "-_./:@+"
+	constraintShapeMessage = `want a list of "K=V" or "K!=V" strings, or an object of strings ({"disk": "ssd"}, as Kubernetes' nodeSelector)`
+)
+
+// Constraint is one condition on a worker's labels.
+type Constraint struct {
+	Key   string
+	Value string
+	// Not asks for a worker whose label Key is not Value (or that has no
+	// label Key).
+	Not bool
+	// bad is what could not be read as K=V or K!=V, kept for Validate to
+	// name by its path; inMap marks a constraint given in the object
+	// shape, named by its key.
+	bad   string
+	inMap bool
+}
+
+// String is K=V or K!=V.
+func (c Constraint) String() string {
+	if c.bad != "" {
+		return c.bad
+	}
+	if c.Not {
+		return c.Key + "!=" + c.Value
+	}
+	return c.Key + "=" + c.Value
+}
+
+// Met reports whether a worker with labels satisfies c.
+func (c Constraint) Met(labels map[string]string) bool {
+	v, ok := labels[c.Key]
+	if c.Not {
+		return !ok || v != c.Value
+	}
+	return ok && v == c.Value
+}
+
+// ParseConstraint reads K=V or K!=V (K= asks for an empty value), as
+// gantry run --constraint and a submission's list take them.
+func ParseConstraint(s string) (Constraint, error) {
+	c, err := parseConstraint(s)
+	if err != nil {
+		return Constraint{}, err
+	}
+	if err := c.check(); err != nil {
+		return Constraint{}, fmt.Errorf("%q: %s", s, err)
+	}
+	return c, nil
+}
+
+// parseConstraint splits s at its operator, without checking the key and
+// value.
+func parseConstraint(s string) (Constraint, error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok {
+		return Constraint{}, fmt.Errorf("%q: want K=V or K!=V (a worker label K of value V, or not V)", s)
+	}
+	c := Constraint{Key: k, Value: v}
+	if k, ok := strings.CutSuffix(k, "!"); ok {
+		c.Key, c.Not = k, true
+	}
+	return c, nil
+}
+
+// check says what is wrong with c's key or value.
+func (c Constraint) check() error {
+	switch n := len(c.Key); {
+	case n == 0:
+		return fmt.Errorf("empty key: want K=V or K!=V, K a worker label's name")
+	case n > MaxConstraintKeyLen:
+		return fmt.Errorf("key of %d characters: at most %d", n, MaxConstraintKeyLen)
+	}
+	if r, ok := badConstraintRune(c.Key, constraintKeyPunct); !ok {
+		return fmt.Errorf("key %q: character %q not allowed: use letters, digits and %s", c.Key, r, spaced(constraintKeyPunct))
+	}
+	if n := len(c.Value); n > MaxConstraintValueLen {
+		return fmt.Errorf("value of %d characters: at most %d", n, MaxConstraintValueLen)
+	}
+	if r, ok := badConstraintRune(c.Value, constraintValuePunct); !ok {
+		return fmt.Errorf("value %q: character %q not allowed: use letters, digits and %s", c.Value, r, spaced(constraintValuePunct))
+	}
+	return nil
+}
+
+// badConstraintRune finds the first character of s that is not an ASCII
+// letter or digit nor in punct; ok is true when there is none.
+func badConstraintRune(s, punct string) (r rune, ok bool) {
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(punct, r):
+		default:
+			return r, false
+		}
+	}
+	return 0, true
+}
+
+func spaced(punct string) string {
+	return strings.Join(strings.Split(punct, ""), " ")
+}
+
+// Constraints are a run's conditions on the labels of the worker that
+// runs it, all of which must hold. Their JSON is a list of "K=V" and
+// "K!=V" strings, or an object of strings, {"disk": "ssd"}, each entry
+// asking for that value (Kubernetes' nodeSelector); they are written as
+// the list.
+type Constraints []Constraint
+
+// errConstraintShape is the error of constraints in neither shape.
+var errConstraintShape = errors.New("constraints: " + constraintShapeMessage)
+
+// UnmarshalJSON reads either shape; a string that is not K=V or K!=V is
+// kept for Validate, which names it by its index. An object's entries come
+// in key order.
+func (cs *Constraints) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	switch {
+	case string(data) == "null":
+		*cs = nil
+	case len(data) > 0 && data[0] == '{':
+		var m map[string]string
+		if err := json.Unmarshal(data, &m); err != nil {
+			return errConstraintShape
+		}
+		out := make(Constraints, 0, len(m))
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			out = append(out, Constraint{Key: k, Value: m[k], inMap: true})
+		}
+		*cs = out
+	default:
+		var list []string
+		if err := json.Unmarshal(data, &list); err != nil {
+			return errConstraintShape
+		}
+		out := make(Constraints, 0, len(list))
+		for _, s := range list {
+			c, err := parseConstraint(s)
+			if err != nil {
+				c = Constraint{bad: s}
+			}
+			out = append(out, c)
+		}
+		*cs = out
+	}
+	return nil
+}
+
+// MarshalJSON writes the list of strings.
+func (cs Constraints) MarshalJSON() ([]byte, error) {
+	return json.Marshal(cs.Strings())
+}
+
+// Strings are the constraints as K=V and K!=V, in their order.
+func (cs Constraints) Strings() []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.String()
+	}
+	return out
+}
+
+// String is the constraints joined by ", ".
+func (cs Constraints) String() string { return strings.Join(cs.Strings(), ", ") }
+
+// Match reports whether a worker with labels satisfies every constraint.
+// It allocates nothing.
+func (cs Constraints) Match(labels map[string]string) bool {
+	for _, c := range cs {
+		if !c.Met(labels) {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate collects the problems of the constraints, each naming its path
+// under field ("constraints"): field[i] for a list's entry, field["k"] for
+// an object's. A key asked for two values, or for a value and not for it,
+// is a problem too: no worker could satisfy both.
+func (cs Constraints) Validate(field string) error {
+	var errs []error
+	if len(cs) > MaxConstraints {
+		errs = append(errs, &FieldError{field, fmt.Sprintf("%d constraints: at most %d", len(cs), MaxConstraints)})
+	}
+	path := func(i int) string {
+		if cs[i].inMap {
+			return fmt.Sprintf("%s[%q]", field, cs[i].Key)
+		}
+		return fmt.Sprintf("%s[%d]", field, i)
+	}
+	for i, c := range cs {
+		if c.bad != "" {
+			errs = append(errs, &FieldError{path(i), fmt.Sprintf("%q: want K=V or K!=V (a worker label K of value V, or not V)", c.bad)})
+			continue
+		}
+		if err := c.check(); err != nil {
+			errs = append(errs, &FieldError{path(i), fmt.Sprintf("%q: %s", c.String(), err)})
+			continue
+		}
+		for j := range i {
+			o := cs[j]
+			if o.bad != "" || o.Key != c.Key {
+				continue
+			}
+			switch {
+			case o.Not == c.Not && o.Value == c.Value:
+				errs = append(errs, &FieldError{path(i), fmt.Sprintf("%q: given twice (also %s)", c.String(), path(j))})
+			case !o.Not && !c.Not:
+				errs = append(errs, &FieldError{path(i), fmt.Sprintf("%q: %s asks for %q: a worker's label has one value", c.String(), path(j), o.Value)})
+			case o.Value == c.Value:
+				errs = append(errs, &FieldError{path(i), fmt.Sprintf("%q: %s asks for the opposite", c.String(), path(j))})
+			default:
+				continue
+			}
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// MergeConstraints joins the constraints of lists, those of a later list
+// replacing those of an earlier one on the same key (a pipeline stage's
+// over the pipeline's, a submission's over its task definition's); nil
+// when there are none. The result is sorted by key.
+func MergeConstraints(lists ...Constraints) Constraints {
+	var out Constraints
+	for _, l := range lists {
+		if len(l) == 0 {
+			continue
+		}
+		out = slices.DeleteFunc(out, func(c Constraint) bool {
+			return slices.ContainsFunc(l, func(n Constraint) bool { return n.Key == c.Key })
+		})
+		out = append(out, l...)
+	}
+	slices.SortStableFunc(out, func(a, b Constraint) int { return strings.Compare(a.Key, b.Key) })
+	for i := range out {
+		out[i].inMap = false
+	}
+	return out
+}
+
+// CheckMerged says, naming field, when constraints merged from several
+// places are more than MaxConstraints.
+func (cs Constraints) CheckMerged(field, what string) error {
+	if len(cs) > MaxConstraints {
+		return &FieldError{field, fmt.Sprintf("%d constraints, %s together: at most %d", len(cs), what, MaxConstraints)}
+	}
+	return nil
+}
+
+// Unmet are the constraints that no worker of workers satisfies on its
+// own, in order.
+func (cs Constraints) Unmet(workers []map[string]string) Constraints {
+	var out Constraints
+	for _, c := range cs {
+		if !slices.ContainsFunc(workers, func(l map[string]string) bool { return c.Met(l) }) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// constraintShapeProblems names the constraints of a pipeline file (JSON)
+// that are in neither shape, by their field paths (constraints,
+// stages[1](load).constraints), for the decoding error that says only
+// that some are.
+func constraintShapeProblems(js []byte) error {
+	var loose struct {
+		Constraints json.RawMessage `json:"constraints"`
+		Stages      []struct {
+			Name        string          `json:"name"`
+			Constraints json.RawMessage `json:"constraints"`
+		} `json:"stages"`
+	}
+	if err := json.Unmarshal(js, &loose); err != nil {
+		return nil
+	}
+	var errs []error
+	bad := func(path string, raw json.RawMessage) {
+		var cs Constraints
+		if len(raw) > 0 && cs.UnmarshalJSON(raw) != nil {
+			errs = append(errs, &FieldError{path, constraintShapeMessage})
+		}
+	}
+	bad("constraints", loose.Constraints)
+	for i, st := range loose.Stages {
+		bad(stagePath(i, st.Name)+".constraints", st.Constraints)
+	}
+	return errors.Join(errs...)
+}
+
+// StageConstraints are the constraints of st's runs: the pipeline file's,
+// with the stage's replacing them key by key.
+func (pr *PipelineRun) StageConstraints(st *Stage) Constraints {
+	return MergeConstraints(pr.Spec.Constraints, st.Constraints)
+}
+
+// PlacementConstraint is one of an ECS task definition's
+// placementConstraints. Gantry keeps those of type memberOf whose
+// expression is attribute:K == V or attribute:K != V, K a worker label
+// (not one of ECS's own ecs.* attributes): they constrain the definition's
+// runs as K=V and K!=V do. The others mean something only on AWS: decoding
+// drops them with a warning.
+type PlacementConstraint struct {
+	Type       string `json:"type"`
+	Expression string `json:"expression,omitempty"`
+}
+
+// Constraint reads p as a worker label constraint; ok is false for what
+// gantry cannot map.
+func (p PlacementConstraint) Constraint() (c Constraint, ok bool) {
+	if p.Type != "memberOf" {
+		return Constraint{}, false
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSpace(p.Expression), "attribute:")
+	if !ok {
+		return Constraint{}, false
+	}
+	for _, op := range []string{"==", "!="} {
+		k, v, found := strings.Cut(rest, op)
+		if !found {
+			continue
+		}
+		c = Constraint{Key: strings.TrimSpace(k), Value: strings.TrimSpace(v), Not: op == "!="}
+		if c.Value == "" || strings.HasPrefix(c.Key, "ecs.") || c.check() != nil {
+			return Constraint{}, false
+		}
+		return c, true
+	}
+	return Constraint{}, false
+}
+
+// Constraints are the worker label constraints of the task definition's
+// placementConstraints.
+func (td *TaskDefinition) Constraints() Constraints {
+	var out Constraints
+	for _, p := range td.PlacementConstraints {
+		if c, ok := p.Constraint(); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// keepPlacement keeps, of a decoded task definition's (obj's)
+// placementConstraints, those gantry maps to label constraints (as
+// {type, expression}), and lists the others, by their paths, in ignored.
+// A value that is not an array is left to the shape check.
+func keepPlacement(obj map[string]any) (ignored []string) {
+	list, ok := obj["placementConstraints"].([]any)
+	if !ok {
+		return nil
+	}
+	var kept []any
+	for i, e := range list {
+		m, _ := e.(map[string]any)
+		typ, _ := m["type"].(string)
+		expr, _ := m["expression"].(string)
+		pc := PlacementConstraint{Type: typ, Expression: expr}
+		if _, ok := pc.Constraint(); ok && len(m) == 2 {
+			kept = append(kept, map[string]any{"type": typ, "expression": expr})
+			continue
+		}
+		what := typ
+		if expr != "" {
+			what += " " + expr
+		}
+		ignored = append(ignored, fmt.Sprintf("placementConstraints[%d] (%s)", i, strings.TrimSpace(what)))
+	}
+	if len(kept) == 0 {
+		delete(obj, "placementConstraints")
+	} else {
+		obj["placementConstraints"] = kept
+	}
+	return ignored
+}
+
+// validatePlacement collects the problems of the placementConstraints
+// kept (a definition made otherwise than by decoding may hold others):
+// each must map to a label constraint, and together they must be
+// satisfiable.
+func (td *TaskDefinition) validatePlacement() []error {
+	var errs []error
+	var cs Constraints
+	for i, p := range td.PlacementConstraints {
+		c, ok := p.Constraint()
+		if !ok {
+			errs = append(errs, &FieldError{fmt.Sprintf("placementConstraints[%d]", i),
+				fmt.Sprintf(`type %q, expression %q: want type memberOf with expression "attribute:K == V" or "attribute:K != V", K a worker label`, p.Type, p.Expression)})
+		}
+		cs = append(cs, c)
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if err := cs.Validate("placementConstraints"); err != nil {
+		return unjoin(err)
+	}
+	return nil
+}
