@@ -61,6 +61,22 @@ func (c Constraint) Met(labels map[string]string) bool {
 	return ok && v == c.Value
 }
 
+// Conflict says why no worker could satisfy both c and o, an earlier
+// constraint named name, or "" when one could.
+func (c Constraint) Conflict(o Constraint, name string) string {
+	switch {
+	case o.Key != c.Key:
+		return ""
+	case o.Not == c.Not && o.Value == c.Value:
+		return "given twice (also " + name + ")"
+	case !o.Not && !c.Not:
+		return fmt.Sprintf("contradicts %s (%s): a worker's label has one value", name, o)
+	case o.Value == c.Value:
+		return fmt.Sprintf("contradicts %s (%s)", name, o)
+	}
+	return ""
+}
+
 // ParseConstraint reads K=V or K!=V (K= asks for an empty value), as
 // gantry run --constraint and a submission's list take them.
 func ParseConstraint(s string) (Constraint, error) {
@@ -224,21 +240,13 @@ func (cs Constraints) Validate(field string) error {
 			continue
 		}
 		for j := range i {
-			o := cs[j]
-			if o.bad != "" || o.Key != c.Key {
+			if cs[j].bad != "" {
 				continue
 			}
-			switch {
-			case o.Not == c.Not && o.Value == c.Value:
-				errs = append(errs, &FieldError{path(i), fmt.Sprintf("%q: given twice (also %s)", c.String(), path(j))})
-			case !o.Not && !c.Not:
-				errs = append(errs, &FieldError{path(i), fmt.Sprintf("%q: %s asks for %q: a worker's label has one value", c.String(), path(j), o.Value)})
-			case o.Value == c.Value:
-				errs = append(errs, &FieldError{path(i), fmt.Sprintf("%q: %s asks for the opposite", c.String(), path(j))})
-			default:
-				continue
+			if msg := c.Conflict(cs[j], path(j)); msg != "" {
+				errs = append(errs, &FieldError{path(i), fmt.Sprintf("%q: %s", c.String(), msg)})
+				break
 			}
-			break
 		}
 	}
 	return errors.Join(errs...)

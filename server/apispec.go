@@ -186,6 +186,7 @@ var (
 	rawType     = reflect.TypeOf(json.RawMessage{})
 	marshalType = reflect.TypeOf((*json.Marshaler)(nil)).Elem()
 	tagsType    = reflect.TypeOf(jobs.TagList{})
+	consType    = reflect.TypeOf(jobs.Constraints{})
 )
 
 func schemaOf(t reflect.Type, depth int) map[string]any {
@@ -203,6 +204,12 @@ func schemaOf(t reflect.Type, depth int) map[string]any {
 		// Either shape reads (jobs.TagList.UnmarshalJSON).
 		return map[string]any{"oneOf": []any{
 			map[string]any{"type": "array", "items": schemaOf(t.Elem(), depth)},
+			map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
+		}}
+	case t == consType:
+		// "K=V" and "K!=V" strings, or an object (jobs.Constraints).
+		return map[string]any{"oneOf": []any{
+			map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
 			map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
 		}}
 	}

@@ -181,6 +181,9 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 				if p.PropagateTags != "" {
 					fmt.Fprintf(w, "Propagate tags:\t%s\n", p.PropagateTags)
 				}
+				if len(p.Constraints) > 0 {
+					fmt.Fprintf(w, "Constraints:\t%s\n", p.Constraints)
+				}
 				for _, st := range p.Stages {
 					if st.Priority != "" {
 						fmt.Fprintf(w, "Priority of %s:\t%s\n", st.Name, st.Priority)
@@ -190,6 +193,9 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 					}
 					if st.PropagateTags != "" {
 						fmt.Fprintf(w, "Propagate tags of %s:\t%s\n", st.Name, st.PropagateTags)
+					}
+					if len(st.Constraints) > 0 {
+						fmt.Fprintf(w, "Constraints of %s:\t%s (over the pipeline's, key by key)\n", st.Name, st.Constraints)
 					}
 					if len(st.SkipOnExitCode) > 0 {
 						codes := make([]string, len(st.SkipOnExitCode))

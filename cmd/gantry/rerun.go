@@ -16,6 +16,7 @@ type rerunFlags struct {
 	latest, detach          bool
 	cluster, worker, name   string
 	env, tags, dependsOn    []string
+	constraints             []string
 	timeout, deadline       time.Duration
 	attempts, memory, cpu   int
 	priority, pool, idemKey string
@@ -35,10 +36,12 @@ definition revision (pinned, even if the family has newer revisions: --latest
 takes the family's latest ACTIVE one; an inline definition, --image or --file,
 is rerun as it was), its container overrides (command, environment, cpu,
 memory), cluster, target worker, priority, timeout, deadline, retry strategy,
-tags (those it took from its task definition included), dependencies
-(--depends-on) and pool. The flags change the rerun only: --env adds or
-replaces variables, --tag adds or replaces tags, --depends-on replaces the
-run's dependencies. A command cannot be changed: submit a new run with gantry
+tags (those it took from its task definition included), constraints on
+worker labels (its task definition's included), dependencies (--depends-on)
+and pool. The flags change the rerun only: --env adds or replaces variables,
+--tag adds or replaces tags, --constraint replaces the run's constraints on
+its key (--constraint disk=hdd over the run's disk=ssd; its others hold),
+--depends-on replaces the run's dependencies. A command cannot be changed: submit a new run with gantry
 run for that. RUN may be in any state, running or ended.
 
 The new run records where it came from: gantry describe shows "Rerun of: RUN"
@@ -109,6 +112,7 @@ submits its run again with gantry run.`,
 	fl.StringVar(&f.priority, "priority", "", "high, normal or low, instead of the run's")
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the rerun K=V, over the run's tags (repeatable)")
 	fl.BoolVar(&f.propagateTags, "propagate-tags", false, "give the rerun its task definition revision's tags too, the run's and --tag winning")
+	fl.StringArrayVar(&f.constraints, "constraint", nil, "run only on a worker with label K=V, or K!=V on one without it, replacing the run's constraints on K (repeatable)")
 	fl.StringArrayVar(&f.dependsOn, "depends-on", nil, "wait for this run to end first: RUN[:success|failure|complete]; replaces the run's dependencies (repeatable)")
 	fl.StringVar(&f.pool, "pool", "", "take a slot of this pool instead of the run's ('': of none)")
 	fl.StringVar(&f.idemKey, "idempotency-key", "", "rerunning twice with the same key creates one run")
@@ -173,6 +177,9 @@ func (f *rerunFlags) request(cmd *cobra.Command, run string) (*jobs.RerunRequest
 		req.PropagateTags = jobs.PropagateTaskDefinition
 	}
 	if req.DependsOn, err = dependsOnFlags(f.dependsOn); err != nil {
+		return nil, err
+	}
+	if req.Constraints, err = constraintFlags(f.constraints); err != nil { // run.go
 		return nil, err
 	}
 	if f.pool != "" {

@@ -31,6 +31,7 @@ type runFlags struct {
 	propagateTags                      bool
 	dependsOn                          []string
 	pool                               string
+	constraints                        []string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -61,6 +62,16 @@ over its retries. A pool that does not exist is refused. --pool '' (as
 --pool "$POOL" with POOL unset) is no pool, as leaving --pool out and as
 "pool": "" in the submit JSON.
 
+--constraint K=V (repeatable, at most 16) runs the task only on a worker
+started with --label K=V; --constraint K!=V on one whose label K is not V
+(or that has no label K). A task definition's ECS placementConstraints of
+type memberOf, "attribute:K == V" or "attribute:K != V", count as
+constraints too, --constraint replacing them key by key. A worker whose
+labels do not satisfy them hands the job back for another; while no live
+worker has the labels, the run waits QUEUED, and gantry describe says
+which ones are missing ("no worker in cluster default has labels
+disk=ssd").
+
 Ctrl-C while attached stops the run (as docker run does); a second Ctrl-C
 detaches and leaves it to finish stopping.`,
 		Example: `  gantry run --image gantry/samples:latest -- sh -c 'echo hello; echo oops >&2; exit 3'
@@ -72,7 +83,8 @@ detaches and leaves it to finish stopping.`,
   b=$(gantry run -d --depends-on "$a" transform)
   gantry run --depends-on "$b" load
   gantry run -d --depends-on "$b:failure" notify
-  gantry run -d --pool warehouse load-sales   # at most as many at once as the pool has slots`,
+  gantry run -d --pool warehouse load-sales   # at most as many at once as the pool has slots
+  gantry run -d --constraint disk=ssd --constraint zone!=eu-1 etl-sales   # on a worker started with --label disk=ssd`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := f.request(cmd, args)
 			if err != nil {
@@ -117,6 +129,7 @@ detaches and leaves it to finish stopping.`,
 	fl.BoolVar(&f.propagateTags, "propagate-tags", false, "give the run its task definition's tags too, --tag winning (ECS RunTask's propagateTags TASK_DEFINITION)")
 	fl.StringArrayVar(&f.dependsOn, "depends-on", nil, "wait for this run to end first: RUN[:success|failure|complete], success by default (repeatable)")
 	fl.StringVar(&f.pool, "pool", "", "take a slot of this pool (gantry pool ls): while it is full the run waits, QUEUED; empty is no pool")
+	fl.StringArrayVar(&f.constraints, "constraint", nil, "run only on a worker with label K=V (gantry worker --label), or K!=V on one without it (repeatable, up to 16)")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
 	addDetachOutputFlag(c, &out)
 	return c
@@ -243,6 +256,9 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 	if req.DependsOn, err = dependsOnFlags(f.dependsOn); err != nil {
 		return nil, err
 	}
+	if req.Constraints, err = constraintFlags(f.constraints); err != nil {
+		return nil, err
+	}
 	if f.pool != "" {
 		if err := jobs.CheckPoolName("--pool", f.pool); err != nil {
 			return nil, err
@@ -283,6 +299,28 @@ func tagFlags(flags []string) (jobs.TagList, error) {
 		tags = append(tags, jobs.Tag{Key: k, Value: v})
 	}
 	return tags, nil
+}
+
+// constraintFlags reads --constraint K=V and K!=V flags, each problem
+// naming the flag and its value.
+func constraintFlags(flags []string) (jobs.Constraints, error) {
+	if len(flags) > jobs.MaxConstraints {
+		return nil, fmt.Errorf("--constraint: %d constraints: at most %d", len(flags), jobs.MaxConstraints)
+	}
+	var cs jobs.Constraints
+	for i, s := range flags {
+		c, err := jobs.ParseConstraint(s)
+		if err != nil {
+			return nil, fmt.Errorf("--constraint %w", err)
+		}
+		for j, o := range cs {
+			if msg := c.Conflict(o, fmt.Sprintf("--constraint %q", flags[j])); msg != "" {
+				return nil, fmt.Errorf("--constraint %q: %s", flags[i], msg)
+			}
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
 }
 
 // seconds is a duration flag in whole seconds, 0 when not given: at least

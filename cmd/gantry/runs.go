@@ -270,6 +270,9 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 	if len(r.Tags) > 0 {
 		fmt.Fprintf(w, "Tags:\t%s\n", tagsText(r.Tags))
 	}
+	if len(r.Spec.Constraints) > 0 {
+		fmt.Fprintf(w, "Constraints:\t%s\n", r.Spec.Constraints)
+	}
 	fmt.Fprintf(w, "Created:\t%s\n", ts(&r.CreatedAt))
 	fmt.Fprintf(w, "Started:\t%s\n", ts(r.StartedAt))
 	fmt.Fprintf(w, "Finished:\t%s\n", ts(r.FinishedAt))

@@ -31,7 +31,7 @@ type fleetFlags struct {
 }
 
 func (f *fleetFlags) add(c *cobra.Command) {
-	c.Flags().StringArrayVar(&f.labels, "label", nil, "K=V label shown in gantry workers ls (repeatable)")
+	c.Flags().StringArrayVar(&f.labels, "label", nil, "K=V label shown in gantry workers ls; runs with --constraint K=V go only to workers with it (repeatable)")
 	c.Flags().IntVar(&f.cpu, "cpu", 0, "CPU units this worker offers, 1024 per CPU (default: all of the Docker host's)")
 	c.Flags().IntVar(&f.memory, "memory", 0, "memory in MiB this worker offers (default: all of the Docker host's)")
 	c.Flags().BoolVar(&f.allowDockerSocket, "allow-docker-socket", false, "let tasks bind-mount the Docker socket (gives them the host)")
