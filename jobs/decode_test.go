@@ -389,6 +389,9 @@ func FuzzDecodeTaskDefinition(f *testing.F) {
 	f.Add([]byte(`{"family": "f", "cpu": 1, "memory": "1.5 GB", "containerDefinitions": [{"name": "a", "image": "i",
 		"dependsOn": [{"containerName": "a", "condition": "START"}], "ulimits": [null], "linuxParameters": {"maxSwap": -1}}]}`))
 	f.Add([]byte(`[1, "x", null]`))
+	f.Add([]byte(`{"family": "f", "containerDefinitions": [{"name": "a", "image": "i"}], "placementConstraints": [
+		{"type": "memberOf", "expression": "attribute:disk == ssd"}, {"type": "distinctInstance"}, 3,
+		{"type": "memberOf", "expression": "attribute:disk != ssd", "x": 1}]}`))
 	f.Add([]byte(`{"family": "f", "pidMode": "task", "ipcMode": "none", "containerDefinitions": [{"name": "a", "image": "i",
 		"dockerSecurityOptions": ["label:level:s0"], "interactive": true, "pseudoTerminal": false, "restartPolicy": {"enabled": false},
 		"resourceRequirements": [{"type": "InferenceAccelerator", "value": "d"}], "links": ["b"]}, {"name": "b", "image": "i"}]}`))

@@ -189,6 +189,7 @@ func TestSubmitFieldsHaveARerunDecision(t *testing.T) {
 	decided := []string{
 		"taskDefinition", "cluster", "worker", "overrides", "timeoutSeconds", "priority", "retryStrategy",
 		"tags", "propagateTags", "dependsOn", "pool", "activeDeadlineSeconds",
+		"constraints",    // kept, the request's replacing them key by key
 		"idempotencyKey", // the rerun's own, never the run's
 		"stage",          // dropped: a rerun is a plain run
 	}

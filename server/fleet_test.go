@@ -72,3 +72,61 @@ func prio(r *jobs.Run, p jobs.Priority) *jobs.Run {
 	r.Priority = p
 	return r
 }
+
+// TestPlacementReasonConstraints: a run whose constraints no live worker
+// of its cluster satisfies says which labels none has; the capacity
+// reasons name the labels of the workers they looked at.
+func TestPlacementReasonConstraints(t *testing.T) {
+	ws := []jobs.WorkerInfo{
+		{ID: "a", Cluster: "etl", Labels: map[string]string{"disk": "ssd", "zone": "eu-1"},
+			Capacity: jobs.Resources{CPU: 2048, Memory: 4096, Slots: 2}, State: jobs.WorkerActive, Priorities: true},
+		{ID: "b", Cluster: "etl", Labels: map[string]string{"disk": "hdd", "gpu": "a100"},
+			Capacity: jobs.Resources{CPU: 2048, Memory: 8192, Slots: 2}, State: jobs.WorkerDraining, Priorities: true},
+		{ID: "c", Cluster: "gpu", Labels: map[string]string{"disk": "nvme"},
+			Capacity: jobs.Resources{CPU: 2048, Memory: 4096, Slots: 2}, State: jobs.WorkerActive, Priorities: true},
+	}
+	run := func(target string, memory int, cs ...string) *jobs.Run {
+		r := &jobs.Run{Cluster: "etl", TargetWorker: target, Spec: jobs.RunSpec{Task: jobs.TaskDefinition{
+			ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Memory: memory}}}}}
+		for _, s := range cs {
+			c, err := jobs.ParseConstraint(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Spec.Constraints = append(r.Spec.Constraints, c)
+		}
+		return r
+	}
+	tests := []struct {
+		name string
+		r    *jobs.Run
+		want string
+	}{
+		{"met", run("", 100, "disk=ssd"), ""},
+		{"met by not", run("", 100, "zone!=eu-2", "disk=ssd"), ""},
+		{"no such label", run("", 100, "disk=nvme"), "no worker in cluster etl has labels disk=nvme"},
+		{"only the missing ones named", run("", 100, "disk=ssd", "rack=r1", "zone!=eu-1", "zone=eu-9"),
+			"no worker in cluster etl has labels rack=r1, zone=eu-9"},
+		{"each on some worker, none with both", run("", 100, "disk=ssd", "gpu=a100"),
+			"no worker in cluster etl has labels disk=ssd, gpu=a100 together"},
+		{"targeted worker lacks them", run("a", 100, "gpu=a100"), "no worker named a in cluster etl has labels gpu=a100"},
+		{"matched, too big", run("", 6000, "disk=ssd"),
+			"no worker in cluster etl with labels disk=ssd has 6000 MiB of memory (the most is 4096 MiB)"},
+		{"matched, draining", run("", 100, "gpu=a100"),
+			"every worker in cluster etl with labels gpu=a100 that could run it is draining"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := placementReason(tt.r, ws); got != tt.want {
+				t.Fatalf("reason %q, want %q", got, tt.want)
+			}
+		})
+	}
+	// A fleet whose labels changed places runs otherwise: the sweep
+	// looks at every queued run again.
+	relabeled := slices.Clone(ws)
+	relabeled[0].Labels = map[string]string{"disk": "hdd"}
+	if fleetPrint(ws) == fleetPrint(relabeled) {
+		t.Fatal("fleetPrint does not change with the workers' labels")
+	}
+}

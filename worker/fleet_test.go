@@ -485,3 +485,62 @@ func TestHeartbeatsTellChangesAtMostEveryGap(t *testing.T) {
 		t.Fatal("the worker did not leave the list when it stopped")
 	}
 }
+
+// TestWorkerTakesOnlyWhatItsLabelsMeet: a job whose constraints the
+// worker's labels do not meet goes back to the queue, soon at first (a
+// worker with the labels may be next), after the longer delay once it has
+// come back often (no live worker may have them); a job they meet runs.
+func TestWorkerTakesOnlyWhatItsLabelsMeet(t *testing.T) {
+	src := &queueSource{leases: make(chan *queueLease, 10)}
+	ran := make(chan string, 2)
+	rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) { ran <- task.RunID; return exited(0), nil })
+	w := New("w1", "default", src, rt, &fakeReporter{}, WithHost("h", map[string]string{"disk": "ssd"}),
+		WithNakDelays(time.Second, 5*time.Second))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	constrained := func(id string, cs ...string) *queueLease {
+		j := job(id)
+		for _, s := range cs {
+			c, err := jobs.ParseConstraint(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j.Spec.Constraints = append(j.Spec.Constraints, c)
+		}
+		return &queueLease{src: src, job: j, acked: make(chan struct{})}
+	}
+	src.leases <- constrained("hdd", "disk=hdd")
+	for src.nakCount() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	ok := constrained("ssd", "disk=ssd", "zone!=eu-1")
+	src.leases <- ok
+	if got := <-ran; got != "ssd" {
+		t.Fatalf("ran %s", got)
+	}
+	<-ok.acked
+	cancel()
+	<-done
+	select {
+	case id := <-ran:
+		t.Fatalf("ran %s too", id)
+	default:
+	}
+	src.mu.Lock()
+	for _, d := range src.naks {
+		if d != time.Second {
+			t.Errorf("a first delivery handed back after %s, want the short delay", d)
+		}
+	}
+	src.mu.Unlock()
+	if st := w.Stats(); st.HandedBack.Unmatched < 3 || st.HandedBack.TooLarge != 0 || st.HandedBack.Busy != 0 {
+		t.Errorf("hand-backs %+v", st.HandedBack)
+	}
+	for delivered, want := range map[uint64]time.Duration{1: time.Second, quickUnmatched: time.Second,
+		quickUnmatched + 1: 5 * time.Second, 1000: 5 * time.Second} {
+		if got := w.unmatchedDelay(delivered); got != want {
+			t.Errorf("delivery %d handed back after %s, want %s", delivered, got, want)
+		}
+	}
+}

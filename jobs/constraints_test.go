@@ -1,0 +1,382 @@
+package jobs
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParseConstraint(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Constraint
+		problem string
+	}{
+		{"disk=ssd", Constraint{Key: "disk", Value: "ssd"}, ""},
+		{"zone!=eu-1", Constraint{Key: "zone", Value: "eu-1", Not: true}, ""},
+		{"gpu=", Constraint{Key: "gpu"}, ""},
+		{"example.com/licence=a:b@c+d", Constraint{Key: "example.com/licence", Value: "a:b@c+d"}, ""},
+		{"disk", Constraint{}, `"disk": want K=V or K!=V`},
+		{"=ssd", Constraint{}, `"=ssd": empty key`},
+		{"!=ssd", Constraint{}, `"!=ssd": empty key`},
+		{"di sk=ssd", Constraint{}, `"di sk=ssd": key "di sk": character ' ' not allowed: use letters, digits and - _ . /`},
+		{"disk=s d", Constraint{}, `value "s d": character ' ' not allowed`},
+		{"disk=a=b", Constraint{}, `value "a=b": character '=' not allowed`},
+		{"k!!=v", Constraint{}, `key "k!": character '!' not allowed`},
+		{strings.Repeat("k", 129) + "=v", Constraint{}, "key of 129 characters: at most 128"},
+		{"k=" + strings.Repeat("v", 257), Constraint{}, "value of 257 characters: at most 256"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseConstraint(tt.in)
+			if tt.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.problem) {
+					t.Fatalf("err %v, want one saying %q", err, tt.problem)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+			if got.String() != tt.in {
+				t.Fatalf("String %q, want %q", got.String(), tt.in)
+			}
+		})
+	}
+}
+
+func TestConstraintsMatch(t *testing.T) {
+	labels := map[string]string{"disk": "ssd", "zone": "eu-2", "gpu": ""}
+	tests := []struct {
+		cs   []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"disk=ssd"}, true},
+		{[]string{"disk=hdd"}, false},
+		{[]string{"disk=ssd", "zone=eu-2"}, true},
+		{[]string{"disk=ssd", "zone=eu-1"}, false},
+		{[]string{"zone!=eu-1"}, true},
+		{[]string{"zone!=eu-2"}, false},
+		{[]string{"rack!=r1"}, true}, // no label rack: not r1
+		{[]string{"rack="}, false},   // no label rack is not an empty one
+		{[]string{"gpu="}, true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.cs, ","), func(t *testing.T) {
+			cs := mustConstraints(t, tt.cs...)
+			if got := cs.Match(labels); got != tt.want {
+				t.Fatalf("Match = %t, want %t", got, tt.want)
+			}
+			if got := cs.Match(nil); got != !slices.ContainsFunc(cs, func(c Constraint) bool { return !c.Not }) {
+				t.Fatalf("a worker without labels: Match = %t", got)
+			}
+		})
+	}
+}
+
+// TestConstraintsMatchAllocatesNothing: a worker checks every job it
+// takes; with constraints or without, the check costs no allocation.
+func TestConstraintsMatchAllocatesNothing(t *testing.T) {
+	labels := map[string]string{"disk": "ssd"}
+	cs := mustConstraints(t, "disk=ssd", "zone!=eu-1")
+	var none Constraints
+	if n := testing.AllocsPerRun(100, func() { _ = cs.Match(labels); _ = none.Match(labels) }); n != 0 {
+		t.Fatalf("%v allocations per Match", n)
+	}
+	td := TaskDefinition{}
+	if n := testing.AllocsPerRun(100, func() { _ = MergeConstraints(td.Constraints(), none) }); n != 0 {
+		t.Fatalf("%v allocations merging no constraints", n)
+	}
+}
+
+func TestConstraintsJSON(t *testing.T) {
+	var req SubmitRequest
+	if err := json.Unmarshal([]byte(`{"taskDefinition":"a","constraints":["zone!=eu-1","disk=ssd"]}`), &req); err != nil {
+		t.Fatal(err)
+	}
+	if got := req.Constraints.String(); got != "zone!=eu-1, disk=ssd" {
+		t.Fatalf("list: %q", got)
+	}
+	if err := json.Unmarshal([]byte(`{"taskDefinition":"a","constraints":{"zone":"eu-2","disk":"ssd"}}`), &req); err != nil {
+		t.Fatal(err)
+	}
+	if got := req.Constraints.String(); got != "disk=ssd, zone=eu-2" {
+		t.Fatalf("object: %q", got)
+	}
+	out, err := json.Marshal(RunSpec{Constraints: req.Constraints})
+	if err != nil || !strings.Contains(string(out), `"constraints":["disk=ssd","zone=eu-2"]`) {
+		t.Fatalf("written %s, %v", out, err)
+	}
+	if out, _ := json.Marshal(RunSpec{}); strings.Contains(string(out), "constraints") {
+		t.Fatalf("none written as %s", out)
+	}
+	for _, bad := range []string{`{"constraints":3}`, `{"constraints":[1]}`, `{"constraints":{"disk":1}}`, `{"constraints":"disk=ssd"}`} {
+		if err := json.Unmarshal([]byte(bad), &req); err == nil || !strings.Contains(err.Error(), `want a list of "K=V" or "K!=V" strings`) {
+			t.Errorf("%s: err %v", bad, err)
+		}
+	}
+}
+
+// TestConstraintsValidate: every problem at once, each naming its field.
+func TestConstraintsValidate(t *testing.T) {
+	tests := []struct {
+		json string
+		want []string
+	}{
+		{`["disk=ssd","zone!=eu-1","zone!=eu-3"]`, nil},
+		{`["disk","=x","disk=s d"]`, []string{
+			`constraints[0]: "disk": want K=V or K!=V`,
+			`constraints[1]: "=x": empty key`,
+			`constraints[2]: "disk=s d": value "s d": character ' ' not allowed`}},
+		{`["disk=ssd","disk=ssd"]`, []string{`constraints[1]: "disk=ssd": given twice (also constraints[0])`}},
+		{`["disk=ssd","disk=hdd"]`, []string{`constraints[1]: "disk=hdd": contradicts constraints[0] (disk=ssd): a worker's label has one value`}},
+		{`["disk=ssd","disk!=ssd"]`, []string{`constraints[1]: "disk!=ssd": contradicts constraints[0] (disk=ssd)`}},
+		{`["disk=ssd","disk!=hdd"]`, nil},
+		{`{"a b":"x"}`, []string{`constraints["a b"]: "a b=x": key "a b": character ' ' not allowed`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.json, func(t *testing.T) {
+			var cs Constraints
+			if err := json.Unmarshal([]byte(tt.json), &cs); err != nil {
+				t.Fatal(err)
+			}
+			err := cs.Validate("constraints")
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("err %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	many := make([]string, MaxConstraints+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("k%d=v", i)
+	}
+	if err := mustConstraints(t, many...).Validate("constraints"); err == nil || !strings.Contains(err.Error(), "constraints: 17 constraints: at most 16") {
+		t.Fatalf("17 constraints: %v", err)
+	}
+	req := SubmitRequest{TaskDefinition: json.RawMessage(`"a"`), Constraints: Constraints{{Key: ""}}}
+	if err := req.Validate(); err == nil || !strings.Contains(err.Error(), `constraints[0]: "=": empty key`) {
+		t.Fatalf("submit with an empty key: %v", err)
+	}
+}
+
+func TestMergeConstraints(t *testing.T) {
+	base := mustConstraints(t, "zone!=eu-1", "disk=ssd", "zone!=eu-3")
+	over := mustConstraints(t, "disk=hdd", "gpu=a100")
+	if got := MergeConstraints(base, over).String(); got != "disk=hdd, gpu=a100, zone!=eu-1, zone!=eu-3" {
+		t.Fatalf("merged %q", got)
+	}
+	if got := MergeConstraints(base, nil).String(); got != "disk=ssd, zone!=eu-1, zone!=eu-3" {
+		t.Fatalf("merged with none %q", got)
+	}
+	if got := MergeConstraints(nil, nil); got != nil {
+		t.Fatalf("none merged: %v", got)
+	}
+	if base.String() != "zone!=eu-1, disk=ssd, zone!=eu-3" {
+		t.Fatalf("base changed: %q", base)
+	}
+}
+
+func TestPlacementConstraintMapping(t *testing.T) {
+	tests := []struct {
+		typ, expr string
+		want      string // "" when not mapped
+	}{
+		{"memberOf", "attribute:disk == ssd", "disk=ssd"},
+		{"memberOf", "attribute:zone != eu-1", "zone!=eu-1"},
+		{"memberOf", "  attribute:disk==ssd ", "disk=ssd"},
+		{"memberOf", "attribute:ecs.instance-type == t2.micro", ""},
+		{"memberOf", "attribute:ecs.instance-type =~ t2.*", ""},
+		{"memberOf", "attribute:disk == ssd and attribute:zone == a", ""},
+		{"memberOf", "attribute:disk in [ssd, hdd]", ""},
+		{"memberOf", "attribute:disk == ", ""},
+		{"memberOf", "task:group == etl", ""},
+		{"distinctInstance", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ+" "+tt.expr, func(t *testing.T) {
+			c, ok := PlacementConstraint{Type: tt.typ, Expression: tt.expr}.Constraint()
+			if ok != (tt.want != "") || (ok && c.String() != tt.want) {
+				t.Fatalf("got %v, %t; want %q", c, ok, tt.want)
+			}
+		})
+	}
+}
+
+// TestTaskDefinitionPlacementConstraints: the simple memberOf ones are
+// kept and constrain the runs; the others are dropped with a warning.
+func TestTaskDefinitionPlacementConstraints(t *testing.T) {
+	td, warn, err := DecodeTaskDefinition([]byte(`{"family":"etl","containerDefinitions":[{"name":"main","image":"x"}],
+		"placementConstraints":[{"type":"memberOf","expression":"attribute:disk == ssd"},{"type":"distinctInstance"},
+		{"type":"memberOf","expression":"attribute:ecs.instance-type =~ t2.*"},{"type":"memberOf","expression":"attribute:zone != eu-1"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := td.Constraints().String(); got != "disk=ssd, zone!=eu-1" {
+		t.Fatalf("constraints %q", got)
+	}
+	if len(td.PlacementConstraints) != 2 {
+		t.Fatalf("kept %+v", td.PlacementConstraints)
+	}
+	w := strings.Join(warn, "\n")
+	for _, s := range []string{"placementConstraints[1] (distinctInstance)", "placementConstraints[2] (memberOf attribute:ecs.instance-type =~ t2.*)"} {
+		if !strings.Contains(w, s) {
+			t.Errorf("warnings %q lack %q", w, s)
+		}
+	}
+	// Kept, it reads back the same, as a stored definition.
+	data, _ := json.Marshal(td)
+	again, err := DecodeStoredTaskDefinition(data)
+	if err != nil || again.Constraints().String() != "disk=ssd, zone!=eu-1" {
+		t.Fatalf("stored: %v, %v", again, err)
+	}
+	// Kept ones that no worker could meet together are refused.
+	_, _, err = DecodeTaskDefinition([]byte(`{"family":"etl","containerDefinitions":[{"name":"main","image":"x"}],
+		"placementConstraints":[{"type":"memberOf","expression":"attribute:disk == ssd"},{"type":"memberOf","expression":"attribute:disk == hdd"}]}`))
+	if err == nil || !strings.Contains(err.Error(), `placementConstraints[1]: "disk=hdd": contradicts placementConstraints[0] (disk=ssd)`) {
+		t.Fatalf("contradictory: %v", err)
+	}
+	// A definition made otherwise, with one gantry cannot map, says which.
+	bad := TaskDefinition{Family: "etl", ContainerDefinitions: []ContainerDefinition{{Name: "main", Image: "x"}},
+		PlacementConstraints: []PlacementConstraint{{Type: "distinctInstance"}}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), `placementConstraints[0]: type "distinctInstance"`) {
+		t.Fatalf("unmapped: %v", err)
+	}
+}
+
+func TestPipelineConstraints(t *testing.T) {
+	p, err := ParsePipeline([]byte(`
+name: p
+constraints: [disk=ssd, zone!=eu-1]
+stages:
+  - name: a
+    taskDefinition: a
+  - name: b
+    taskDefinition: b
+    constraints: {disk: hdd}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := &PipelineRun{Spec: *p}
+	if got := pr.StageConstraints(&p.Stages[0]).String(); got != "disk=ssd, zone!=eu-1" {
+		t.Fatalf("stage a: %q", got)
+	}
+	if got := pr.StageConstraints(&p.Stages[1]).String(); got != "disk=hdd, zone!=eu-1" {
+		t.Fatalf("stage b: %q", got)
+	}
+	_, err = ParsePipeline([]byte(`
+name: p
+constraints: [disk=ssd, "disk=hdd"]
+stages:
+  - name: a
+    taskDefinition: a
+    constraints: [x y]
+  - name: b
+    taskDefinition: b
+    constraints: 3
+`))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{`stages[1](b).constraints: want a list of "K=V" or "K!=V" strings`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err %q lacks %q", err, want)
+		}
+	}
+	_, err = ParsePipeline([]byte(`
+name: p
+constraints: [disk=ssd, "disk=hdd"]
+stages:
+  - name: a
+    taskDefinition: a
+    constraints: [x y]
+`))
+	for _, want := range []string{`constraints[1]: "disk=hdd": contradicts constraints[0] (disk=ssd)`,
+		`stages[0](a).constraints[0]: "x y": want K=V or K!=V`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err %v lacks %q", err, want)
+		}
+	}
+}
+
+func TestRerunKeepsConstraints(t *testing.T) {
+	r := &Run{RunID: "r1", Cluster: "etl", Spec: RunSpec{Constraints: mustConstraints(t, "disk=ssd", "zone!=eu-1")}}
+	sub := RerunRequest{RunID: "r1"}.Submission(r, &r.Spec.Task)
+	if got := sub.Constraints.String(); got != "disk=ssd, zone!=eu-1" {
+		t.Fatalf("kept %q", got)
+	}
+	sub = RerunRequest{RunID: "r1", Constraints: mustConstraints(t, "disk=hdd")}.Submission(r, &r.Spec.Task)
+	if got := sub.Constraints.String(); got != "disk=hdd, zone!=eu-1" {
+		t.Fatalf("replaced on disk: %q", got)
+	}
+	if err := (RerunRequest{RunID: "r1", Constraints: Constraints{{Key: "a b"}}}).Validate(); err == nil || !strings.Contains(err.Error(), "constraints[0]") {
+		t.Fatalf("bad rerun constraint: %v", err)
+	}
+}
+
+// FuzzConstraints: whatever reads, as a flag or as JSON, and validates,
+// writes back as itself, and a constraint a worker's labels are built to
+// meet is met.
+func FuzzConstraints(f *testing.F) {
+	for _, s := range []string{`["disk=ssd"]`, `["zone!=eu-1","disk="]`, `{"disk":"ssd"}`, `["a!=b=c"]`, `[""]`, `["!="]`, `null`, `{"":""}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		if c, err := ParseConstraint(data); err == nil {
+			back, err := ParseConstraint(c.String())
+			if err != nil || back != c {
+				t.Fatalf("%q read as %+v, back as %+v, %v", data, c, back, err)
+			}
+			labels := map[string]string{c.Key: c.Value}
+			if c.Not {
+				labels[c.Key] = c.Value + "x"
+			}
+			if !(Constraints{c}).Match(labels) {
+				t.Fatalf("%q not met by %v", data, labels)
+			}
+		}
+		var cs Constraints
+		if json.Unmarshal([]byte(data), &cs) != nil || cs.Validate("constraints") != nil {
+			return
+		}
+		out, err := json.Marshal(cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again Constraints
+		if err := json.Unmarshal(out, &again); err != nil || again.Validate("constraints") != nil || again.String() != cs.String() {
+			t.Fatalf("%s wrote %s, read back as %v, %v", data, out, again, err)
+		}
+		merged := MergeConstraints(cs)
+		if merged.Validate("constraints") != nil || len(merged) != len(cs) {
+			t.Fatalf("%s merged alone: %v", data, merged)
+		}
+	})
+}
+
+func mustConstraints(t testing.TB, ss ...string) Constraints {
+	t.Helper()
+	var cs Constraints
+	for _, s := range ss {
+		c, err := ParseConstraint(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
