@@ -166,7 +166,11 @@ func TestWebUIPages(t *testing.T) {
 	if _, _, err := e.c.SetPool(ctx, "etl-pool", 2); err != nil {
 		t.Fatal(err)
 	}
-	queued := e.submit(&jobs.SubmitRequest{Tags: jobs.TagList{{Key: "team", Value: "data"}}, Pool: "etl-pool"})
+	ssd, err := jobs.ParseConstraint("disk=ssd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := e.submit(&jobs.SubmitRequest{Tags: jobs.TagList{{Key: "team", Value: "data"}}, Pool: "etl-pool", Constraints: jobs.Constraints{ssd}})
 	stopped := e.submit(&jobs.SubmitRequest{})
 	if _, err := e.c.Stop(ctx, stopped.RunID, "stopped by "+uiXSS); err != nil {
 		t.Fatal(err)
@@ -250,9 +254,10 @@ stages:
 			`team=web`, "hello &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", `<span class="line stderr">a long line &amp; more</span>`,
 			`href="/ui/runs/` + failed.RunID + `/logs.txt"`, "w1"}, []string{uiXSS, "refresh"}},
 		{"/ui/runs/" + stopped.RunID, 200, []string{"CANCELED", "stopped by &lt;script&gt;"}, []string{uiXSS}},
-		{"/ui/runs/" + queued.RunID, 200, []string{"QUEUED", "etl-pool", `<a href="/ui/runs/` + queued.RunID + `?refresh=5">on</a>`}, nil},
+		{"/ui/runs/" + queued.RunID, 200, []string{"QUEUED", "etl-pool", `<a href="/ui/runs/` + queued.RunID + `?refresh=5">on</a>`,
+			`<dt>Constraints</dt><dd>disk=ssd</dd>`}, nil},
 		{"/ui/runs/" + extractRun, 200, []string{`<dt>Pipeline run</dt><dd><a href="/ui/runs/` + pr.PipelineRunID + `">` + pr.PipelineRunID + `</a>, stage extract of <a href="/ui/pipelines/daily-sales">daily-sales</a></dd>`}, nil},
-		{"/ui/runs/" + failed.RunID, 200, nil, []string{"<dt>Pipeline run</dt>"}},
+		{"/ui/runs/" + failed.RunID, 200, nil, []string{"<dt>Pipeline run</dt>", "<dt>Constraints</dt>"}},
 		{"/ui/runs/01nosuchrun", 404, []string{"No run 01nosuchrun"}, nil},
 		{"/ui/runs/pr-nosuch", 404, []string{"No pipeline run pr-nosuch"}, nil},
 		{"/ui/runs/" + pr.PipelineRunID, 200, []string{"daily-sales", "RUNNING", `href="/ui/runs/` + extractRun + `"`,
