@@ -18,8 +18,16 @@ import (
 // elected), and returns the same errors. It decodes the acknowledgement
 // with go-json: nats.go's encoding/json decoding of it was about 2.5% of
 // the control plane's CPU, for a job, a claim and a share of a report a
-// run (gantry bench --cpuprofile, 2026-12-06).
+// run (gantry bench --cpuprofile, 2026-12-06). A ctx without a deadline
+// gets the JetStream context's default timeout, as PublishMsg gives it:
+// an answer that never comes (lost as a connection drops) must not hold
+// an advance or a worker's claim for ever.
 func (q *Queue) publishSync(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, q.js.Options().DefaultTimeout)
+		defer cancel()
+	}
 	resp, err := q.nc.RequestMsgWithContext(ctx, m)
 	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
 		t := time.NewTimer(jetstream.DefaultPubRetryWait)

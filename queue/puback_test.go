@@ -97,3 +97,39 @@ func FuzzDecodePubAck(f *testing.F) {
 		}
 	})
 }
+
+// A publish whose ctx has no deadline gives up after the JetStream
+// context's default timeout, as jetstream.PublishMsg (and so kv.Create and
+// kv.Update, which PutClaim used) does: a reply that never comes (a
+// subscriber that takes the message and answers nothing, an answer lost
+// as a connection drops) must not hold the server's advance or a worker's
+// claim for ever. Before, publishSync waited on ctx alone.
+func TestPublishSyncWithoutDeadlineTimesOut(t *testing.T) {
+	q := newQueue(t)
+	js, err := jetstream.New(q.nc, jetstream.WithDefaultTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.js = js
+	silent, err := q.nc.SubscribeSync("gantry.silent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Unsubscribe()
+	if err := q.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := q.publishSync(context.Background(), &nats.Msg{Subject: "gantry.silent", Data: []byte("x")})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("publish with no answer: %v; want the default timeout's context.DeadlineExceeded", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("publish with no answer and no deadline still waiting after 30s; want it to give up after the default timeout (200ms)")
+	}
+}
