@@ -230,7 +230,7 @@ func parseWhenCondition(data []byte, path string) (WhenCondition, []whenProblem)
 		case string(WhenEquals), string(WhenNotEquals):
 			s, ok := whenValue(v)
 			if !ok {
-				bad(k, "%s: want a value (a string, number or boolean); in: [a, b] for several", shortJSON(v))
+				bad(k, "%s: want a value (a string, number or boolean%s); in: [a, b] for several", shortJSON(v), emptyHint(v))
 				continue
 			}
 			c.ops = append(c.ops, WhenOp(k))
@@ -246,7 +246,7 @@ func parseWhenCondition(data []byte, path string) (WhenCondition, []whenProblem)
 			for i, r := range raw {
 				s, good := whenValue(r)
 				if !good {
-					bad(fmt.Sprintf("%s[%d]", k, i), "%s: want a value (a string, number or boolean)", shortJSON(r))
+					bad(fmt.Sprintf("%s[%d]", k, i), "%s: want a value (a string, number or boolean%s)", shortJSON(r), emptyHint(r))
 					ok = false
 				}
 				values = append(values, s)
@@ -287,6 +287,15 @@ func whenValue(v json.RawMessage) (string, bool) {
 		return "", false
 	}
 	return string(v), true
+}
+
+// emptyHint is what a null value was likely meant as: YAML reads
+// `notEquals:` with nothing after it as null, not as the empty string.
+func emptyHint(v json.RawMessage) string {
+	if string(bytes.TrimSpace(v)) == "null" {
+		return `; "" for the empty string`
+	}
+	return ""
 }
 
 // UnmarshalJSON reads one condition or a list of them; a shape problem is
