@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -131,5 +132,28 @@ func TestPublishSyncWithoutDeadlineTimesOut(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("publish with no answer and no deadline still waiting after 30s; want it to give up after the default timeout (200ms)")
+	}
+}
+
+// A stream refuses a write at a stale revision with 10071, or, when it
+// is replicated, 10164: PutClaim takes both for a conflict, and nothing
+// else.
+func TestIsWrongLastSeq(t *testing.T) {
+	for _, tc := range []struct {
+		answer string
+		want   bool
+	}{
+		{`{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 3"}}`, true},
+		{`{"error":{"code":400,"err_code":10164,"description":"wrong last sequence"}}`, true},
+		{`{"error":{"code":503,"err_code":10039,"description":"jetstream not enabled for account"}}`, false},
+		{`{"stream":"KV_gantry-claims","seq":4}`, false},
+	} {
+		_, err := decodePubAck([]byte(tc.answer))
+		if got := isWrongLastSeq(err); got != tc.want {
+			t.Errorf("%s: isWrongLastSeq(%v) = %v, want %v", tc.answer, err, got, tc.want)
+		}
+		if got := isWrongLastSeq(fmt.Errorf("claim of run r1: %w", err)); err != nil && got != tc.want {
+			t.Errorf("%s wrapped: %v, want %v", tc.answer, got, tc.want)
+		}
 	}
 }
