@@ -58,6 +58,10 @@ type Server struct {
 
 	metrics *metrics // metrics.go
 
+	// hookAnswered tells the webhook sender of a hook whose test was
+	// answered 2xx: its backoff ends (webhooks.go).
+	hookAnswered chan int64
+
 	backups backups // backup.go
 
 	stream streamMark // jobsstream.go
@@ -114,7 +118,8 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{db: db, q: q, cfg: cfg, started: cfg.now(), entropy: ulid.Monotonic(rand.Reader, 0), metrics: newMetrics()}
+	s := &Server{db: db, q: q, cfg: cfg, started: cfg.now(), entropy: ulid.Monotonic(rand.Reader, 0), metrics: newMetrics(),
+		hookAnswered: make(chan int64, 16)}
 	s.waiters.any.Store(true)  // until the store says none wait (resolveAllWaiting)
 	s.backups.left.Store(true) // a backup left by the server before this one
 	s.initPipelines()

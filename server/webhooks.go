@@ -134,6 +134,8 @@ func (s *Server) sendWebhooks(ctx context.Context) error {
 		case <-s.db.Outboxed():
 		case t := <-sd.done:
 			sd.ended(t, s.cfg.webhookRetry)
+		case id := <-s.hookAnswered:
+			sd.answered(id)
 		case <-timer.C:
 		}
 	}
@@ -183,6 +185,13 @@ func (sd *sender) ended(t tried, r webhookRetry) {
 	}
 	h.fails++
 	h.until = t.at.Add(r.delay(h.fails))
+}
+
+// answered ends the backoff of hook id, whose receiver answered a test.
+func (sd *sender) answered(id int64) {
+	if h := sd.hooks[id]; h != nil {
+		h.fails, h.until = 0, time.Time{}
+	}
 }
 
 // startDueWebhooks starts the deliveries due that are not in flight, as
@@ -481,7 +490,8 @@ func (s *Server) apiWebhookDelete(ctx context.Context, data []byte) (any, error)
 }
 
 // apiWebhookTest POSTs a sample event to a hook now, as a delivery would
-// be sent, and returns the answer. It records nothing.
+// be sent, and returns the answer. It records nothing of the sample; a
+// 2xx answer ends the hook's backoff: its waiting deliveries are due.
 func (s *Server) apiWebhookTest(ctx context.Context, data []byte) (any, error) {
 	name, err := webhookNamed(data)
 	if err != nil {
@@ -509,6 +519,17 @@ func (s *Server) apiWebhookTest(ctx context.Context, data []byte) (any, error) {
 		reply.Error = httpError(status, answer)
 	default:
 		reply.Delivered = true
+		// The receiver answers again: its hook's deliveries need not
+		// wait out the backoff of its earlier failures.
+		id, err := s.db.EndHookBackoff(ctx, name, s.cfg.now())
+		if err != nil {
+			s.cfg.log.Warn().Err(err).Str("webhook", name).Msg("end the backoff of a webhook that answered its test")
+			break
+		}
+		select {
+		case s.hookAnswered <- id:
+		default: // the sender has not taken the last one yet; the next one comes
+		}
 	}
 	return reply, nil
 }

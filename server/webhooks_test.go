@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -491,5 +492,94 @@ func TestWebhookBackoffSurvivesRestart(t *testing.T) {
 	sd = New(db, q, opts...).newSender(ctx)
 	if len(sd.hooks) != 0 {
 		t.Fatalf("a hook delivered to backs off after a restart: %+v", sd.hooks[db.WebhookIDs()[0]])
+	}
+}
+
+// A receiver that answers webhooks.test 2xx again has its hook's
+// deliveries tried at once, not after the backoff of its failures, and
+// a restarted server does not back it off either.
+func TestWebhookTestEndsBackoff(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	now := time.Now().UTC()
+	clock := func() time.Time { return now } // never moves: no backoff runs out
+	down := newReceiver(t, http.StatusServiceUnavailable)
+	h := jobs.Webhook{Name: "down", URL: down.URL, On: []jobs.Status{jobs.StatusSucceeded}, CreatedAt: now}
+	h.Normalize()
+	if err := db.AddWebhook(ctx, &h); err != nil {
+		t.Fatal(err)
+	}
+	end := func() {
+		t.Helper()
+		r := &jobs.Run{RunID: strings.ToLower(ulid.Make().String()), Status: jobs.StatusQueued, TaskDefinition: "hello:1",
+			Cluster: "default", CreatedAt: now, Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}}}
+		if _, _, err := db.CreateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		succeedStored(t, db, r.RunID)
+	}
+	s := New(db, q, WithClock(clock), WithWebhookRetry(time.Hour, time.Hour, 24*time.Hour))
+	sd := s.newSender(ctx)
+	round := func() int {
+		t.Helper()
+		var wg sync.WaitGroup
+		s.startDueWebhooks(ctx, sd, &wg)
+		started := len(sd.inFlight)
+		wg.Wait()
+		for range started {
+			sd.ended(<-sd.done, s.cfg.webhookRetry)
+		}
+		return started
+	}
+	end()
+	end()
+	if n := round(); n != 2 || down.count() != 2 {
+		t.Fatalf("first round: %d tries, %d POSTs; want 2", n, down.count())
+	}
+	if n := round(); n != 0 {
+		t.Fatalf("during the backoff: %d tries; want none", n)
+	}
+
+	down.mu.Lock()
+	down.script = []int{http.StatusOK}
+	down.mu.Unlock()
+	reply, err := s.apiWebhookTest(ctx, []byte(`{"name":"down"}`))
+	if err != nil || !reply.(WebhookTestReply).Delivered {
+		t.Fatalf("test: %+v, %v; want delivered", reply, err)
+	}
+	select {
+	case id := <-s.hookAnswered:
+		sd.answered(id)
+	default:
+		t.Fatal("the sender was not told the hook answered")
+	}
+	if n := round(); n != 2 {
+		t.Fatalf("after a 2xx test: %d tries; want both deliveries at once", n)
+	}
+	if got, err := db.FailingHooks(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("failing hooks after deliveries: %v, %v; want none", got, err)
+	}
+
+	// The store forgets the failures too: a server started after a
+	// test (and before any delivery) does not back the hook off.
+	down.mu.Lock()
+	down.script = []int{http.StatusServiceUnavailable}
+	down.mu.Unlock()
+	end()
+	if n := round(); n != 1 {
+		t.Fatalf("a new end: %d tries; want 1", n)
+	}
+	down.mu.Lock()
+	down.script = []int{http.StatusOK}
+	down.mu.Unlock()
+	if _, err := s.apiWebhookTest(ctx, []byte(`{"name":"down"}`)); err != nil {
+		t.Fatal(err)
+	}
+	again := New(db, q, WithClock(clock), WithWebhookRetry(time.Hour, time.Hour, 24*time.Hour))
+	if sd2 := again.newSender(ctx); len(sd2.hooks) != 0 {
+		t.Fatalf("a restarted server backs off a hook that answered its test: %+v", sd2.hooks)
+	}
+	if _, err := s.apiWebhookTest(ctx, []byte(`{"name":"nope"}`)); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("test of an unknown hook: %v", err)
 	}
 }

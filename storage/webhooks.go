@@ -415,6 +415,30 @@ func (db *DB) RecordDelivery(ctx context.Context, d *Delivery, res DeliveryResul
 	return int(expired), nil
 }
 
+// EndHookBackoff forgets the failures in a row of the hook named (a
+// receiver shown to answer again, by webhooks.test) and makes its
+// deliveries waiting for a later try due at now; it returns the hook's id.
+func (db *DB) EndHookBackoff(ctx context.Context, name string, now time.Time) (int64, error) {
+	var id int64
+	err := db.inGroup(ctx, func(tx *sql.Tx) error {
+		ctx := uninterrupted(ctx)
+		if err := tx.QueryRowContext(ctx, `UPDATE webhooks SET fails = 0 WHERE name = ? RETURNING id`, name).Scan(&id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_at = ? WHERE hook_id = ? AND next_at > ?`,
+			unixNano(now), id, unixNano(now))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("webhook %s: %w", name, jobs.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("end the backoff of webhook %s: %w", name, err)
+	}
+	db.notifyOutbox()
+	return id, nil
+}
+
 // HookFailing is a hook whose latest tries failed: Fails in a row, the
 // latest at Last.
 type HookFailing struct {
