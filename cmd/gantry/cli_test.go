@@ -52,6 +52,30 @@ func TestRunRefusesACommandWithoutDash(t *testing.T) {
 	}
 }
 
+// TestRunChecksCountFlags: --attempts out of 1..10 (0 included, which
+// was taken for no retry strategy and ran once, silently) and a negative
+// --cpu or --memory are refused before anything is sent, naming the flag
+// the user typed rather than the field it fills
+// (retryStrategy.attempts, containerDefinitions[0].memory).
+func TestRunChecksCountFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--attempts", "0", "--image", "i"}, "--attempts 0: must be between 1 and 10"},
+		{[]string{"--attempts", "-3", "--image", "i"}, "--attempts -3: must be between 1 and 10"},
+		{[]string{"--attempts", "11", "hello"}, "--attempts 11: must be between 1 and 10"},
+		{[]string{"--memory", "-5", "--image", "i"}, "--memory -5: must not be negative (MiB)"},
+		{[]string{"--memory", "-5", "hello"}, "--memory -5: must not be negative (MiB)"},
+		{[]string{"--cpu", "-1", "hello"}, "--cpu -1: must not be negative"},
+	} {
+		err := offline(append([]string{"run"}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Errorf("gantry run %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+}
+
 // TestRerunFlagsCheckedFirst: gantry rerun refuses bad flags, and a
 // pipeline run's id, before it connects, naming the flag.
 func TestRerunFlagsCheckedFirst(t *testing.T) {
@@ -63,6 +87,8 @@ func TestRerunFlagsCheckedFirst(t *testing.T) {
 		{[]string{"--env", "NOEQUALS", "01x"}, `--env "NOEQUALS": want K=V`},
 		{[]string{"--name", "main", "01x"}, "--name names the container that --env, --cpu or --memory change"},
 		{[]string{"--attempts", "0", "01x"}, "--attempts 0: must be between 1 and 10"},
+		{[]string{"--memory", "-1", "01x"}, "--memory -1: must not be negative"},
+		{[]string{"--cpu", "-1", "01x"}, "--cpu -1: must not be negative"},
 		{[]string{"--timeout", "500ms", "01x"}, "--timeout 500ms: must be at least 1s"},
 		{[]string{"--priority", "urgent", "01x"}, `--priority "urgent": want high, normal or low`},
 		{[]string{"--tag", "gantry:x=1", "01x"}, "--tag"},
@@ -419,6 +445,7 @@ func TestScheduleCreateChecksItsFlags(t *testing.T) {
 		{[]string{"--timeout", "-5s"}, "--timeout -5s: must be at least 1s"},
 		{[]string{"--starting-deadline", "200ms"}, "--starting-deadline 200ms: must be at least 1s"},
 		{[]string{"--attempts", "-1"}, "--attempts -1: must be between 1 and 10"},
+		{[]string{"--attempts", "0"}, "--attempts 0: must be between 1 and 10"},
 		{[]string{"--attempts", "11"}, "--attempts 11: must be between 1 and 10"},
 		{[]string{"--priority", "urgent"}, `--priority "urgent": want high, normal or low`},
 	} {

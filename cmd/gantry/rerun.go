@@ -135,6 +135,9 @@ func (f *rerunFlags) request(cmd *cobra.Command, run string) (*jobs.RerunRequest
 	if cmd.Flags().Changed("pool") {
 		req.Pool = &f.pool // '' takes the rerun out of the run's pool
 	}
+	if err := checkCountFlags(cmd, f.attempts, f.cpu, f.memory); err != nil {
+		return nil, err
+	}
 	co := jobs.ContainerOverride{Name: f.name}
 	for _, kv := range f.env {
 		k, v, ok := strings.Cut(kv, "=")
@@ -165,9 +168,6 @@ func (f *rerunFlags) request(cmd *cobra.Command, run string) (*jobs.RerunRequest
 		return nil, err
 	}
 	if cmd.Flags().Changed("attempts") {
-		if f.attempts < 1 || f.attempts > 10 {
-			return nil, fmt.Errorf("--attempts %d: must be between 1 and 10", f.attempts)
-		}
 		req.Attempts = f.attempts
 	}
 	if req.Tags, err = tagFlags(f.tags); err != nil {

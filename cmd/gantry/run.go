@@ -139,6 +139,9 @@ detaches and leaves it to finish stopping.`,
 func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitRequest, error) {
 	dash := cmd.ArgsLenAtDash()
 	req := &jobs.SubmitRequest{Cluster: f.cluster, Worker: f.worker, IdempotencyKey: f.idempotencyKey}
+	if err := checkCountFlags(cmd, f.attempts, f.cpu, f.memory); err != nil {
+		return nil, err
+	}
 	var container string
 	var command []string
 	switch {
@@ -266,6 +269,24 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		req.Pool = f.pool
 	}
 	return req, req.Validate()
+}
+
+// checkCountFlags checks --attempts, --cpu and --memory as given, naming
+// the flag: the submission's own checks name the fields they fill
+// (retryStrategy.attempts, containerDefinitions[0].memory), which the user
+// did not write, and took --attempts 0 for no retry strategy at all.
+func checkCountFlags(cmd *cobra.Command, attempts, cpu, memory int) error {
+	fl := cmd.Flags()
+	if fl.Changed("attempts") && (attempts < 1 || attempts > 10) {
+		return fmt.Errorf("--attempts %d: must be between 1 and 10", attempts)
+	}
+	if fl.Changed("cpu") && cpu < 0 {
+		return fmt.Errorf("--cpu %d: must not be negative (CPU units, 1024 = one CPU)", cpu)
+	}
+	if fl.Changed("memory") && memory < 0 {
+		return fmt.Errorf("--memory %d: must not be negative (MiB)", memory)
+	}
+	return nil
 }
 
 // dependsOnFlags reads --depends-on RUN[:CONDITION] flags.

@@ -60,7 +60,7 @@ not a task schedule is never replaced.`,
 			if ts.Priority, err = priorityFlag(priority); err != nil {
 				return err
 			}
-			if attempts < 0 || attempts > 10 {
+			if cmd.Flags().Changed("attempts") && (attempts < 1 || attempts > 10) {
 				return fmt.Errorf("--attempts %d: must be between 1 and 10", attempts)
 			}
 			if attempts > 0 {
