@@ -199,8 +199,12 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 				down = "its host is unreachable (" + unwrapAll(err).Error() + ")"
 			}
 			return nil, &UnreachableError{URL: url, Down: down, err: err}
+		case errors.Is(err, nats.ErrAuthorization) && !o.hasCredentials(url):
+			// "refused the credentials" sent a user who gave none
+			// looking for a typo in credentials it never had.
+			return nil, fmt.Errorf("NATS at %s asks for credentials and none were given: give --user and --password, --token, --creds or --nkey (env GANTRY_NATS_USER and GANTRY_NATS_PASSWORD, GANTRY_NATS_TOKEN, GANTRY_NATS_CREDS, GANTRY_NATS_NKEY)", url)
 		case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired):
-			return nil, fmt.Errorf("NATS at %s refused the credentials: check --user/--password, --creds or --token", url)
+			return nil, fmt.Errorf("NATS at %s refused the credentials: check --user/--password, --token, --creds or --nkey", url)
 		case errors.Is(err, nats.ErrNoInfoReceived):
 			return nil, fmt.Errorf("%s does not look like a NATS server: it did not greet as NATS does (set --nats or GANTRY_NATS_URL)", url)
 		}
@@ -242,6 +246,24 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 		}
 	}
 	return nc, nil
+}
+
+// hasCredentials reports whether o, or the user info of rawURL, gives NATS
+// any credentials.
+func (o ConnOptions) hasCredentials(rawURL string) bool {
+	if o.User != "" || o.Password != "" || o.Token != "" || o.Creds != "" || o.NKeyFile != "" {
+		return true
+	}
+	// nats://user:pass@host or nats://token@host, one URL or several.
+	for _, u := range strings.Split(rawURL, ",") {
+		if _, rest, ok := strings.Cut(u, "://"); ok {
+			u = rest
+		}
+		if strings.Contains(u, "@") {
+			return true
+		}
+	}
+	return false
 }
 
 // UnreachableError is Dial's error when no NATS server at URL accepted

@@ -445,8 +445,20 @@ func TestDialErrorsSayWhatToDo(t *testing.T) {
 	}
 	defer ns.Shutdown()
 	_, err = Dial(context.Background(), ConnOptions{URL: ns.ClientURL()})
-	if err == nil || !strings.Contains(err.Error(), "refused the credentials") {
-		t.Fatalf("unauthenticated: err = %v", err)
+	if want := "asks for credentials and none were given: give --user and --password, --token, --creds or --nkey"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("no credentials: err = %v; want %q", err, want)
+	}
+	for _, o := range []ConnOptions{
+		{URL: ns.ClientURL(), User: "u", Password: "wrong"},
+		{URL: ns.ClientURL(), Token: "wrong"},
+		{URL: strings.Replace(ns.ClientURL(), "://", "://u:wrong@", 1)},
+	} {
+		_, err = Dial(context.Background(), o)
+		if want := "refused the credentials: check --user/--password, --token, --creds or --nkey"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("wrong credentials %+v: err = %v; want %q", o, err, want)
+		} else if strings.Contains(err.Error(), "wrong") {
+			t.Fatalf("the error shows the password: %v", err)
+		}
 	}
 	nc, err := Dial(context.Background(), ConnOptions{URL: ns.ClientURL(), User: "u", Password: "p"})
 	if err != nil {

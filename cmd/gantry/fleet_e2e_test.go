@@ -233,13 +233,16 @@ func TestUnauthenticatedClientIsRefused(t *testing.T) {
 			url = v
 		}
 	}
-	for _, env := range [][]string{
-		{"GANTRY_NATS_URL=" + url},
-		{"GANTRY_NATS_URL=" + url, "GANTRY_NATS_USER=gantry", "GANTRY_NATS_PASSWORD=wrong"},
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"GANTRY_NATS_URL=" + url}, "asks for credentials and none were given"},
+		{[]string{"GANTRY_NATS_URL=" + url, "GANTRY_NATS_USER=gantry", "GANTRY_NATS_PASSWORD=wrong"}, "refused the credentials"},
 	} {
-		_, errOut, code := runBin(t, append(os.Environ(), env...), "ps")
-		if code != exitGantryError || !strings.Contains(errOut, "refused the credentials") {
-			t.Fatalf("%v: exit %d: %s", env[1:], code, errOut)
+		_, errOut, code := runBin(t, append(os.Environ(), c.env...), "ps")
+		if code != exitGantryError || !strings.Contains(errOut, c.want) {
+			t.Fatalf("%v: exit %d: %s; want %q", c.env[1:], code, errOut, c.want)
 		}
 	}
 	if _, errOut, code := runBin(t, os.Environ(), "up", "--user", "u", "--data", t.TempDir(), "--nats-port", "0"); code != exitGantryError ||

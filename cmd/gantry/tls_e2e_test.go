@@ -169,7 +169,7 @@ func TestUpTokenAuth(t *testing.T) {
 		t.Fatalf("run with the token: exit %d %q %s", code, out, errOut)
 	}
 	url := in.natsURL()
-	wantRefused(t, append(os.Environ(), "GANTRY_NATS_URL="+url), "refused the credentials", "ps")
+	wantRefused(t, append(os.Environ(), "GANTRY_NATS_URL="+url), "asks for credentials and none were given", "ps")
 	wantRefused(t, append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_TOKEN=wrong"), "refused the credentials", "ps")
 	if r := in.describe(in.lastRun()); r.Status != jobs.StatusSucceeded {
 		t.Fatalf("run: %s", r.Status)
