@@ -175,6 +175,38 @@ func TestTaskdefValidateOffline(t *testing.T) {
 	}
 }
 
+// TestApplyListsAFilesProblemsALineEach: apply lists a refused file's
+// problems as validate does, a line each after the file's name (they were
+// joined with "; " on one line), then says what was not applied: a file
+// that does not decode is refused before any file is sent, so none is;
+// without a server, the files' own problems are told before the
+// connection's error.
+func TestApplyListsAFilesProblemsALineEach(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"ok.yaml":     "name: fine\nstages: [{name: a, taskDefinition: t}]\n",
+		"typo.yaml":   "name: typo\nstages: [{name: a, taskDefinition: t, timeoutSecond: 5, arraySize: -1}]\n",
+		"broken.yaml": "name: [x\n",
+		"bad.yaml":    badPipeline,
+	})
+	ok, typo, broken, bad := filepath.Join(dir, "ok.yaml"), filepath.Join(dir, "typo.yaml"), filepath.Join(dir, "broken.yaml"), filepath.Join(dir, "bad.yaml")
+	_, errOut, code := cli("", "pipeline", "apply", typo)
+	if want := typo + ": stages[0](a).timeoutSecond: unknown field; did you mean \"timeoutSeconds\"?\n" +
+		typo + ": stages[0](a).arraySize: -1: must be between 0 and 10000\n" +
+		"gantry: " + typo + ": refused (2 problems): not applied\n"; code != exitGantryError || errOut != want {
+		t.Errorf("one file: exit %d, stderr:\n%s\nwant:\n%s", code, errOut, want)
+	}
+	_, errOut, code = cli("", "pipeline", "apply", ok, broken, typo)
+	if want := "gantry: " + broken + ": refused (1 problem): no file applied\n"; code != exitGantryError ||
+		!strings.HasPrefix(errOut, broken+": pipeline: yaml: line 1") || !strings.HasSuffix(errOut, want) || strings.Contains(errOut, typo) {
+		t.Errorf("a file that does not decode among others: exit %d, stderr:\n%s\nwant its problem, then %q", code, errOut, want)
+	}
+	_, errOut, code = cli("", "pipeline", "apply", ok, bad)
+	if code != exitGantryError || !strings.Contains(errOut, "\n"+bad+": stages: dependency cycle: a -> b -> a\n") ||
+		!strings.Contains(errOut, "\ngantry: cannot reach NATS") || strings.Contains(errOut, "; ") {
+		t.Errorf("without a server: exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
 // TestDryRunWithoutAServer: a dry run lists the problems of files that do
 // not decode without a server (exit 1); one that needs the server and
 // finds none is gantry's failure (125), after those problems.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -78,14 +79,17 @@ found, 125 when gantry could not check (the server unreachable, say).
 			// task definitions), all at once, or here if it is not reached.
 			for i, data := range files {
 				if _, err := jobs.DecodePipeline(data); err != nil {
-					return fmt.Errorf("%s: %s", args[i], oneLine(err))
+					return applyRefused(cmd, args, i, false, err)
 				}
 			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
+				// Nothing is applied, but what the files show by
+				// themselves is told, as --dry-run tells it.
+				c := &checks{stderr: cmd.ErrOrStderr()}
 				for i, data := range files {
 					if _, perr := jobs.ParsePipeline(data); perr != nil {
-						return fmt.Errorf("%s: %s", args[i], oneLine(perr))
+						c.found(args[i], perr)
 					}
 				}
 				return err
@@ -93,6 +97,9 @@ found, 125 when gantry could not check (the server unreachable, say).
 			defer nc.Close()
 			for i, data := range files {
 				p, changed, err := c.ApplyPipeline(cmd.Context(), data)
+				if errors.Is(err, client.ErrInvalidArgument) {
+					return applyRefused(cmd, args, i, true, err)
+				}
 				if err != nil {
 					return fmt.Errorf("%s: %s", args[i], oneLine(err))
 				}
@@ -107,6 +114,31 @@ found, 125 when gantry could not check (the server unreachable, say).
 	}
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "check the files as apply does and say what would change, storing nothing (exit 1 on problems)")
 	return c
+}
+
+// applyRefused tells why apply refused the file names[i]: each problem
+// on a line of its own after the file's name, as validate and --dry-run
+// list them (joined on one line, a file with a few problems made a line
+// too long to read), then the error that ends apply, saying what was not
+// applied: the files after it, or, when it was refused before any was
+// sent (it does not decode), every file.
+func applyRefused(cmd *cobra.Command, names []string, i int, sent bool, err error) error {
+	c := &checks{stderr: cmd.ErrOrStderr()}
+	c.found(names[i], err)
+	msg := fmt.Sprintf("%s: refused (%s): ", fileName(names[i]), plural(c.problems, "problem"))
+	switch rest := len(names) - i - 1; {
+	case len(names) == 1:
+		msg += "not applied"
+	case !sent:
+		msg += "no file applied"
+	case rest == 0:
+		msg += "not applied"
+	case rest == 1:
+		msg += "not applied, nor the file after it"
+	default:
+		msg += fmt.Sprintf("not applied, nor the %d files after it", rest)
+	}
+	return errors.New(msg)
 }
 
 // oneLine joins the lines of a multi-problem error with "; ".
