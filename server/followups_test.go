@@ -239,6 +239,19 @@ func TestBackfillOfTimesYetToComeIsRefused(t *testing.T) {
 	if runs := e.pipelineRuns("hourly"); len(runs) != 0 {
 		t.Fatalf("a refused backfill created %d runs", len(runs))
 	}
+	// Reaching into the future over more fire times than a backfill
+	// takes, it is the future that is told, not the length.
+	e.apply("name: minutely\nschedule: {cron: '* * * * *', suspend: true}\nstages: [{name: only, taskDefinition: hello}]\n")
+	long := now.Add(48 * time.Hour).Format(time.RFC3339)
+	got = apiError(t, e.req(e.op, "gantry.api.pipelines.backfill", fmt.Sprintf(`{"name":"minutely","from":%q,"to":%q}`, from, long)))
+	if got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, "to: the range holds fire times yet to come") {
+		t.Fatalf("a long backfill into the future: %s %q, want the times yet to come", got.Code, got.Message)
+	}
+	got = apiError(t, e.req(e.op, "gantry.api.pipelines.backfill", fmt.Sprintf(`{"name":"minutely","from":%q,"to":%q}`,
+		now.Add(-48*time.Hour).Format(time.RFC3339), now.Add(-time.Hour).Format(time.RFC3339))))
+	if got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, "more than 1000 fire times") {
+		t.Fatalf("a long backfill in the past: %s %q, want too many fire times", got.Code, got.Message)
+	}
 	var bf []jobs.PipelineRun
 	e.ok("gantry.api.pipelines.backfill", fmt.Sprintf(`{"name":"hourly","from":%q,"to":%q}`, from, now.Format(time.RFC3339)), &bf)
 	if len(bf) != 2 {

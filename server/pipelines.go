@@ -755,16 +755,18 @@ func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, err
 	if err != nil {
 		return nil, err
 	}
-	if len(times) > MaxBackfill {
-		return nil, jobs.Invalid(fmt.Sprintf("the range holds more than %d fire times; backfill a shorter one", MaxBackfill))
-	}
 	// A time yet to come is the schedule's to fire. Backfilled, it would
 	// run now, before its data exists, and its fire, finding its run
-	// there, would run nothing.
+	// there, would run nothing. Told before the count: a range reaching
+	// into the future was refused as too long, and shortening it as told
+	// met this refusal next.
 	now := s.cfg.now()
 	if i := slices.IndexFunc(times, func(t time.Time) bool { return t.After(now) }); i >= 0 {
 		return nil, jobs.Invalid(fmt.Sprintf("to: the range holds fire times yet to come (the first at %s); backfill up to now, the schedule fires the others",
 			times[i].Format(time.RFC3339)))
+	}
+	if len(times) > MaxBackfill {
+		return nil, jobs.Invalid(fmt.Sprintf("the range holds more than %d fire times; backfill a shorter one", MaxBackfill))
 	}
 	return s.backfill(ctx, req, times) // followups.go
 }
