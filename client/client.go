@@ -256,6 +256,11 @@ type LogOptions struct {
 	// read every line stored so far, before it waits for more (see
 	// queue.LogQuery); its error ends the read.
 	CaughtUp func() error
+	// Tail, when set, reads the log's end, not all of it: batches that
+	// hold its last Tail.Lines lines, which a reader that keeps the last
+	// lines takes as it would the whole log's (queue.LogTail); following,
+	// the read goes on from there. Logs sets Tail.Whole and Tail.Bounded.
+	Tail *queue.LogTail
 }
 
 // LogRetention returns how long the log stream (GANTRY_LOGS) keeps log
@@ -298,7 +303,7 @@ func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*
 	if o.Attempt < 0 || (o.Attempt > len(r.Attempts) && (!o.Follow || r.Status.Terminal())) {
 		return jobs.Invalid(fmt.Sprintf("run %s has no attempt %d (attempts so far: %d)", runID, o.Attempt, len(r.Attempts)))
 	}
-	lq := queue.LogQuery{RunID: runID, Container: o.Container, Attempt: o.Attempt, Follow: o.Follow, CaughtUp: o.CaughtUp}
+	lq := queue.LogQuery{RunID: runID, Container: o.Container, Attempt: o.Attempt, Follow: o.Follow, CaughtUp: o.CaughtUp, Tail: o.Tail}
 	if !o.Follow {
 		return c.q.ReadLogs(ctx, lq, fn)
 	}

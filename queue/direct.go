@@ -95,11 +95,29 @@ type directGetRequest struct {
 // returns how many messages match after the batch (0: caught up) and how
 // many fn was given.
 func (r *directReader) fetch(ctx context.Context, fn func(data []byte, h nats.Header) error) (pending uint64, got int, err error) {
+	req := directGetRequest{Seq: r.next, NextBy: r.filter, Batch: directBatch, MaxBytes: directMaxBytes}
+	pending, err = r.ask(ctx, req, func(seq uint64, m *nats.Msg) error {
+		if seq < r.next {
+			return nil
+		}
+		r.next = seq + 1
+		got++
+		return fn(m.Data, m.Header)
+	})
+	return pending, got, err
+}
+
+// ask sends a batched direct get request and calls fn with each message
+// of its answer, in order, until the answer ends: with a 204 end of batch,
+// whose Nats-Num-Pending it returns, or a 404 (nothing matched). An error
+// fn returns ends it; the rest of the answer is dropped as late when the
+// reader asks next.
+func (r *directReader) ask(ctx context.Context, request any, fn func(seq uint64, m *nats.Msg) error) (pending uint64, err error) {
 	r.n++
 	reply := r.inbox + "." + strconv.Itoa(r.n)
-	req, _ := json.Marshal(directGetRequest{Seq: r.next, NextBy: r.filter, Batch: directBatch, MaxBytes: directMaxBytes})
+	req, _ := json.Marshal(request)
 	if err := r.nc.PublishRequest("$JS.API.DIRECT.GET."+r.stream, reply, req); err != nil {
-		return 0, 0, fmt.Errorf("read %s %s: %w", r.stream, r.filter, err)
+		return 0, fmt.Errorf("read %s %s: %w", r.stream, r.filter, err)
 	}
 	for {
 		wctx, cancel := context.WithTimeout(ctx, directWait)
@@ -107,12 +125,12 @@ func (r *directReader) fetch(ctx context.Context, fn func(data []byte, h nats.He
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return 0, got, context.Cause(ctx)
+				return 0, context.Cause(ctx)
 			}
 			if errors.Is(err, nats.ErrNoResponders) {
-				return 0, got, fmt.Errorf("%w: no direct get on %s", errNoBatch, r.stream)
+				return 0, fmt.Errorf("%w: no direct get on %s", errNoBatch, r.stream)
 			}
-			return 0, got, fmt.Errorf("read %s %s from %d: %w", r.stream, r.filter, r.next, err)
+			return 0, fmt.Errorf("read %s %s from %d: %w", r.stream, r.filter, r.next, err)
 		}
 		if m.Subject != reply {
 			continue // the late answer to a request that timed out
@@ -124,36 +142,30 @@ func (r *directReader) fetch(ctx context.Context, fn func(data []byte, h nats.He
 			case "204": // end of batch
 				np, err := strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
 				if err != nil {
-					return 0, got, fmt.Errorf("read %s %s: end of batch without a valid %s", r.stream, r.filter, hdrNumPending)
+					return 0, fmt.Errorf("read %s %s: end of batch without a valid %s", r.stream, r.filter, hdrNumPending)
 				}
-				return np, got, nil
-			case "404": // nothing from r.next on
-				return 0, got, nil
+				return np, nil
+			case "404": // nothing matches
+				return 0, nil
 			case "503", "408":
 				// No responders (nats.go makes most an error, above): no
 				// direct get on the stream. 408: a server that takes the
 				// request for a bad one.
-				return 0, got, fmt.Errorf("%w: %s %s", errNoBatch, status, m.Header.Get("Description"))
+				return 0, fmt.Errorf("%w: %s %s", errNoBatch, status, m.Header.Get("Description"))
 			default:
-				return 0, got, fmt.Errorf("read %s %s: the server answered %s %s", r.stream, r.filter, status, m.Header.Get("Description"))
+				return 0, fmt.Errorf("read %s %s: the server answered %s %s", r.stream, r.filter, status, m.Header.Get("Description"))
 			}
 		}
 		if m.Header.Get(hdrNumPending) == "" {
 			// A server before 2.11 ignores "batch" and answers one message.
-			return 0, got, errNoBatch
+			return 0, errNoBatch
 		}
 		seq, err := strconv.ParseUint(seqHdr, 10, 64)
 		if err != nil {
-			return 0, got, fmt.Errorf("read %s %s: bad %s %q", r.stream, r.filter, nats.JSSequence, seqHdr)
+			return 0, fmt.Errorf("read %s %s: bad %s %q", r.stream, r.filter, nats.JSSequence, seqHdr)
 		}
-		if seq < r.next {
-			continue
-		}
-		r.next = seq + 1
-		got++
-		if err := fn(m.Data, m.Header); err != nil {
-			// The rest of the answer is dropped as late when read next.
-			return 0, got, err
+		if err := fn(seq, m); err != nil {
+			return 0, err
 		}
 	}
 }

@@ -172,6 +172,12 @@ type LogQuery struct {
 	// before that has been read.
 	Follow bool
 	Done   <-chan struct{}
+	// Tail, when set, reads the log's end rather than all of it
+	// (logtail.go): fn is given batches that hold the last Tail.Lines
+	// lines whole, and that a reader keeping the last lines can take for
+	// the whole log. Following, the read goes on from there. ReadLogs sets
+	// Tail.Whole and Tail.Bounded.
+	Tail *LogTail
 	// CaughtUp, if set, is called by a following read each time it has
 	// read every batch stored so far, before it waits for more: what fn
 	// was given until then is what was stored when the read began, or
@@ -276,6 +282,16 @@ func (q *Queue) ReadLogs(ctx context.Context, lq LogQuery, fn func(*jobs.LogBatc
 	}
 	defer r.close()
 	r.caughtUp = lq.CaughtUp
+	if lq.Tail != nil {
+		read, err := q.readTail(ctx, r, lq, fn)
+		if errors.Is(err, errNoBatch) {
+			lq.Tail.Whole, lq.Tail.Bounded = true, false
+			return q.readLogsConsumer(ctx, lq, 1, fn)
+		}
+		if err != nil || read && !lq.Follow {
+			return err
+		}
+	}
 	err = r.follow(ctx, lq.Follow, lq.Done, func(data []byte, _ nats.Header) error {
 		var b jobs.LogBatch
 		if jobs.DecodeLogBatch(data, &b) != nil {

@@ -131,6 +131,9 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 				drops.sel = newLogSelect(drops, from, n)
 				o.CaughtUp = drops.sel.caughtUp
 			}
+			if n >= 0 {
+				o.Tail = &queue.LogTail{Lines: n, Since: from} // the log's end, not all of it
+			}
 			err = c.Logs(cmd.Context(), args[0], o, func(b *jobs.LogBatch) error {
 				batches++
 				return drops.batch(b)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 )
 
 // gantry logs pr-<id>: the logs of every run of a pipeline run's stages,
@@ -232,6 +233,9 @@ func (p *pipelineLogs) run(ctx context.Context, sl stageLog, follow, selective b
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			return drops.sel.caughtUp()
+		}
+		if p.tail >= 0 {
+			o.Tail = &queue.LogTail{Lines: p.tail, Since: p.since} // the log's end, not all of it
 		}
 	}
 	batches := 0
