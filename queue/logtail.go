@@ -48,9 +48,10 @@ type LogTail struct {
 	// last piece) was stored at or after it.
 	Since time.Time
 	// MaxBytes, above 0, bounds the window's batches: past it the read
-	// gives the log's last batches of at most that many bytes, from the
-	// first line it holds whole on, fewer lines than asked for maybe,
-	// and no primed batch (Bounded).
+	// gives the log's last batches of at most that many bytes (or its
+	// last batch, a message of at most 1 MiB), from the first line they
+	// hold whole on: fewer lines than asked for maybe, and no primed
+	// batch (Bounded).
 	MaxBytes int
 
 	// Whole says that the read began with the log's first batch, as

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"embed"
-	"errors"
 	"fmt"
 	"html/template"
 	"maps"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 )
@@ -352,10 +352,10 @@ type logLine struct {
 // all of it in the server's memory, and rendered it.
 const webuiMaxLineBytes = 4 << 10
 
-// webuiMaxLogRead is how much log text the run page reads at most, from
-// the log's start (the log stream is read forwards only): a page view of
-// a run that wrote gigabytes, refreshed every 5 s, read all of it each
-// time. Past it the page says that its lines are not the log's last.
+// webuiMaxLogRead is how much of a log's end the run page reads at most
+// (queue.LogTail.MaxBytes), to show its last webuiTailLines lines: where
+// they take more (long lines), the page shows those whole in that much,
+// and says so.
 var webuiMaxLogRead int64 = 16 << 20
 
 // byteSize writes n in MiB, or KiB under 1 MiB.
@@ -366,10 +366,6 @@ func byteSize(n int64) string {
 	return strconv.FormatInt(n>>20, 10) + " MiB"
 }
 
-// errLogReadBound ends a run page's read of a log longer than
-// webuiMaxLogRead.
-var errLogReadBound = errors.New("web UI: log read bound reached")
-
 // logTail keeps the last lines of a run's log.
 type logTail struct {
 	max     int
@@ -377,19 +373,10 @@ type logTail struct {
 	next    int
 	total   int
 	partial map[string]*logLine // container/stream: the line so far
-	// read counts the bytes of text read; limit (0: none) bounds it,
-	// and bounded says it was reached.
-	read, limit int64
-	bounded     bool
 }
 
 func (t *logTail) batch(b *jobs.LogBatch) error {
 	for _, l := range b.Lines {
-		if t.limit > 0 && t.read >= t.limit {
-			t.bounded = true
-			return errLogReadBound
-		}
-		t.read += int64(len(l.Text))
 		key := b.Container + "/" + l.Stream
 		line := t.partial[key]
 		if line == nil {
@@ -440,12 +427,13 @@ type runBody struct {
 	Run        *jobs.Run
 	Pool       string // the pool and whether the run holds a slot of it
 	Lines      []logLine
-	Total      int    // lines in the log
+	Total      int    // lines in the log, when Whole
+	Whole      bool   // every line of the log was read: the log is short
 	LogsNote   string // why a run shows no line, when that can be told
 	LogsError  string // why its logs could not be read
 	MultiConts bool   // the lines come from more than one container
-	// Bounded says the log is longer than the page reads (ReadLimit,
-	// "16 MiB"): its lines are the last of that much, not of the log.
+	// Bounded says the log's last webuiTailLines lines take more than
+	// the page reads (ReadLimit, "16 MiB"): it shows those whole in it.
 	Bounded   bool
 	ReadLimit string
 }
@@ -473,18 +461,24 @@ func (u *webUI) run(w http.ResponseWriter, r *http.Request) {
 	if run.Pool != "" {
 		b.Pool = poolText(run)
 	}
-	tail := &logTail{max: webuiTailLines, partial: map[string]*logLine{}, limit: webuiMaxLogRead}
-	if err := u.c.Logs(ctx, id, client.LogOptions{}, tail.batch); err != nil && !tail.bounded {
+	// The log's end, not all of it: a run that wrote gigabytes shows its
+	// last lines at the cost of reading them.
+	tail := &logTail{max: webuiTailLines, partial: map[string]*logLine{}}
+	end := &queue.LogTail{Lines: webuiTailLines, MaxBytes: int(webuiMaxLogRead)}
+	if err := u.c.Logs(ctx, id, client.LogOptions{Tail: end}, tail.batch); err != nil {
 		b.LogsError = err.Error()
 	}
-	b.Lines, b.Total, b.Bounded = tail.last(), tail.total, tail.bounded
+	b.Lines, b.Whole, b.Bounded = tail.last(), end.Whole, end.Bounded
+	if b.Whole {
+		b.Total = tail.total
+	}
 	b.ReadLimit = byteSize(webuiMaxLogRead)
 	containers := map[string]bool{}
 	for _, l := range b.Lines {
 		containers[l.Container] = true
 	}
 	b.MultiConts = len(containers) > 1
-	if b.Total == 0 && b.LogsError == "" {
+	if len(b.Lines) == 0 && b.LogsError == "" {
 		b.LogsNote = logsExpired(ctx, u.c, id, client.LogOptions{}, clock())
 	}
 	p.Body = b

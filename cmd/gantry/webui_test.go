@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -417,8 +416,7 @@ func TestLogTail(t *testing.T) {
 }
 
 // TestLogTailBounds: a line is kept up to webuiMaxLineBytes, on a rune's
-// start, its other bytes counted, however many pieces it comes in; the
-// read stops past its limit, saying so.
+// start, its other bytes counted, however many pieces it comes in.
 func TestLogTailBounds(t *testing.T) {
 	tail := &logTail{max: 10, partial: map[string]*logLine{}}
 	piece := strings.Repeat("é", 1000) // 2000 bytes
@@ -439,42 +437,52 @@ func TestLogTailBounds(t *testing.T) {
 		t.Errorf("the long line keeps %d bytes (valid UTF-8: %v), cut %d; want %d, cut %d",
 			len(long.Text), utf8.ValidString(long.Text), long.Cut, webuiMaxLineBytes, 9*2000+3-webuiMaxLineBytes)
 	}
-
-	tail = &logTail{max: 10, partial: map[string]*logLine{}, limit: 10}
-	err := tail.batch(&jobs.LogBatch{Container: "main", Lines: []jobs.LogLine{{Text: "12345"}, {Text: "67890"}, {Text: "more"}}})
-	if !errors.Is(err, errLogReadBound) || !tail.bounded || tail.total != 2 {
-		t.Errorf("past its limit: %v, bounded %v, %d lines; want errLogReadBound, bounded, 2 lines", err, tail.bounded, tail.total)
-	}
 }
 
-// TestWebUIRunPageReadsABoundedLog: the run page of a run whose log is
-// longer than it reads says so, and that its lines are not the log's
-// end; logs.txt has every line.
-func TestWebUIRunPageReadsABoundedLog(t *testing.T) {
+// TestWebUIRunPageShowsTheLogsEnd: the run page of a run whose log is
+// longer than it reads shows the log's last lines, read from its end:
+// when they take more than the page reads, those whole in that much, and
+// says so; logs.txt has every line. A short log's page counts its lines.
+func TestWebUIRunPageShowsTheLogsEnd(t *testing.T) {
 	old := webuiMaxLogRead
 	webuiMaxLogRead = 64 << 10
 	t.Cleanup(func() { webuiMaxLogRead = old })
 	e := startUI(t, httpAuth{})
 	r := e.submit(&jobs.SubmitRequest{})
 	lw := e.q.NewLogWriter(r.RunID, 1)
-	lw.Line("main", jobs.Stdout, []byte(strings.Repeat("y", webuiMaxLineBytes+10)))
 	line := strings.Repeat("x", 1000)
-	for i := range 200 { // 200 kB
-		lw.Line("main", jobs.Stdout, []byte(fmt.Sprintf("%03d %s", i, line)))
+	for i := range 3000 { // 3 MB, in a dozen batches
+		lw.Line("main", jobs.Stdout, []byte(fmt.Sprintf("%04d %s", i, line)))
 	}
+	lw.Line("main", jobs.Stdout, []byte(strings.Repeat("y", webuiMaxLineBytes+10)))
 	lw.Line("main", jobs.Stdout, []byte("the last line"))
 	if err := lw.Close(e.ctx); err != nil {
 		t.Fatal(err)
 	}
 	path := "/ui/runs/" + r.RunID
 	resp, body := e.get(path)
-	wantPage(t, path, resp, body, 200, []string{"The log is longer than the 64 KiB this page reads", "not its end",
-		"gantry logs --tail",
+	wantPage(t, path, resp, body, 200, []string{"The last ", " lines, those whole in the log's last 64 KiB, which is as much as this page reads",
+		"gantry logs --tail 1000", "2999 " + line, "the last line",
 		strings.Repeat("y", webuiMaxLineBytes) + `<span class="cut"> … 10 more bytes (logs.txt has the whole line)</span>`},
-		"the last line", "200 "+line)
-	if resp, body = e.get(path + "/logs.txt"); resp.StatusCode != 200 || !strings.HasSuffix(body, "199 "+line+"\nthe last line\n") {
+		"0000 "+line, " of 3002 lines")
+	if resp, body = e.get(path + "/logs.txt"); resp.StatusCode != 200 || !strings.HasPrefix(body, "0000 "+line+"\n") ||
+		!strings.HasSuffix(body, "\nthe last line\n") {
 		t.Errorf("logs.txt: %d, ends %q", resp.StatusCode, body[max(0, len(body)-40):])
 	}
+
+	// Read whole within the bound: 1000 lines of 1200, counted.
+	webuiMaxLogRead = 16 << 20
+	r = e.submit(&jobs.SubmitRequest{})
+	lw = e.q.NewLogWriter(r.RunID, 1)
+	for i := range 1200 {
+		lw.Line("main", jobs.Stdout, []byte(fmt.Sprintf("short %04d", i)))
+	}
+	if err := lw.Close(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	path = "/ui/runs/" + r.RunID
+	resp, body = e.get(path)
+	wantPage(t, path, resp, body, 200, []string{"The last 1000 of 1200 lines.", "short 1199", "short 0200"}, "short 0199", "which is as much as")
 }
 
 // renderUI renders the page name with body at the golden clock.
