@@ -36,7 +36,7 @@ import (
 
 // tailFirstWindow is the first window's width in stream sequences; it
 // doubles until the window holds the lines asked for.
-const tailFirstWindow = 64
+const tailFirstWindow = 2
 
 // LogTail asks ReadLogs for a log's end, and says what it read.
 type LogTail struct {

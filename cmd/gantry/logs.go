@@ -41,8 +41,10 @@ image pull's progress show on stderr, as gantry run shows them.
 
 --tail N prints only the last N lines (a line too long for one message,
 stored in pieces, counts as one), as docker logs --tail does; it reads the
-whole log through to find them. With -f it prints the last N lines stored
-when it has read them all, then follows. --since keeps the lines of the
+log's end, not all of it (a window of its last batches, widened until it
+holds N lines), so a long log's last lines come as fast as a short one's.
+With -f it prints the last N lines stored when it has read them, then
+follows. --since keeps the lines of the
 batches stored at or after a time, a duration back from now (10m) or an
 RFC 3339 time: lines are stored in batches, up to 50 ms after the
 container wrote them, so the time is the batch's, within a fraction of a
@@ -154,7 +156,7 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 	c.Flags().IntVar(&o.Attempt, "attempt", 0, "only this attempt's lines (default: all)")
 	c.Flags().BoolVar(&prefix, "prefix", false, "start each line with its container's name and stream")
 	c.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "start each line with its batch's time (RFC 3339, nanoseconds, UTC): when the worker sent it, normally within 50 ms of the line")
-	c.Flags().StringVar(&tail, "tail", "all", "only the last N lines (reads the whole log through); with -f, then new ones")
+	c.Flags().StringVar(&tail, "tail", "all", "only the last N lines (read from the log's end); with -f, then new ones")
 	c.Flags().StringVar(&since, "since", "", "only lines stored since a time: a duration back from now (10m) or an RFC 3339 time (to the batch, within a fraction of a second)")
 	c.Flags().StringArrayVar(&stages, "stage", nil, "of a pipeline run (pr-...): only this stage's runs (repeatable)")
 	c.Flags().BoolVar(&noPrefix, "no-prefix", false, "of a pipeline run (pr-...): lines without their stage run's label")
