@@ -25,6 +25,10 @@ test: ## Run every test, unit and integration (embedded NATS, real Docker), with
 	@test -n "$(RACE)" || echo "make test: cgo is off (no C compiler found), so the tests run without the race detector"
 	$(GO) test $(RACE) -count=1 -timeout 20m $(PKGS)
 
+.PHONY: chaos
+chaos: ## Run the long kill -9 torture test (three seeds, 600 runs, 15 kills each; ~15 min)
+	GANTRY_CHAOS=long $(GO) test $(RACE) -count=1 -timeout 60m -v -run '^TestChaosKillNothingLostNothingDoubled$$' ./cmd/gantry
+
 .PHONY: demo
 demo: build images ## Start gantry up, run the sample ETL as runs and as a pipeline, show the result
 	./samples/demo.sh
