@@ -38,8 +38,9 @@ func WithHost(host string, labels map[string]string) Option {
 // WithNakDelays sets how long a job that does not fit goes back to the
 // queue: fitLater when it would fit once running jobs end, never when it
 // exceeds the worker's whole capacity (defaults 1 s and 5 s). A job whose
-// constraints the worker's labels do not meet goes back for fitLater for
-// its first quickUnmatched deliveries, for never after (unmatchedDelay).
+// constraints the worker's labels do not meet goes back for fitLater while
+// another worker of the cluster meets them, for never when none does
+// (unmatchedDelay).
 func WithNakDelays(fitLater, never time.Duration) Option {
 	return func(c *config) { c.nakLater, c.nakNever = fitLater, never }
 }
@@ -226,18 +227,107 @@ const beatGap = 250 * time.Millisecond
 
 // quickUnmatched is how many deliveries of a job whose constraints a
 // worker's labels do not meet are handed back after the short delay
-// (nakLater): in a cluster where few workers have the labels, the job
-// reaches one of them within seconds. Past it the job goes back after
-// nakNever, as one too large does: no live worker may have them (the
-// server's statusReason says so), and a job nobody takes must not keep
-// the workers busy handing it back.
+// (nakLater) when the worker cannot tell whether another worker meets
+// them (its Presence lists no fleet, or the listing failed): in a cluster
+// where few workers have the labels, the job reaches one of them within
+// seconds. Past it the job goes back after nakNever, as one too large
+// does.
 const quickUnmatched = 10
 
-// unmatchedDelay is how long a job whose constraints this worker's labels
-// do not meet goes back to the queue, at its delivered-th delivery.
-func (w *Worker) unmatchedDelay(delivered uint64) time.Duration {
+// peersEvery bounds how often a worker that hands back jobs for their
+// constraints lists the fleet: one walk of the presence bucket (a message
+// per live worker) per worker at most this often, and only while it hands
+// such jobs back.
+const peersEvery = 2 * time.Second
+
+// FleetLister lists the live workers of every cluster (queue.Queue's
+// Workers). A Presence that is one also tells the worker whether a job
+// whose constraints its labels do not meet has a taker in its cluster.
+type FleetLister interface {
+	Workers(ctx context.Context) ([]jobs.WorkerInfo, error)
+}
+
+// peers is what a worker last read of the labels of the other live,
+// undrained workers of its cluster, at at; known is false when that read
+// failed. Only Run's loop uses it.
+type peers struct {
+	takers []peer
+	at     time.Time
+	known  bool
+}
+
+// peer is another worker that may take a job: its labels, and whether it
+// had a free slot.
+type peer struct {
+	labels map[string]string
+	free   bool
+}
+
+// unmatchedDelay is how long a job whose constraints cs this worker's
+// labels do not meet goes back to the queue, at its delivered-th delivery.
+// While another live worker of the cluster meets them, the job waits only
+// for that worker: it goes back after takerFreeDelay when the worker had a
+// free slot at its last heartbeat, after nakLater (as a job that does not
+// fit yet) when it had none, however often the job came back. (Counting
+// deliveries instead, a busy taker's jobs, handed back again and again by
+// the idle workers that do not meet them, were soon out of the queue for
+// nakNever at a time, the taker idling meanwhile once it had room.) When
+// none does, no one will take it before the fleet changes: it goes back
+// after nakNever, from its first delivery; so does a job aimed at this
+// worker (--worker), which no other worker is handed.
+func (w *Worker) unmatchedDelay(ctx context.Context, job jobs.Job, delivered uint64) time.Duration {
+	if job.Worker != "" {
+		return w.cfg.nakNever
+	}
+	cs := job.Spec.Constraints
+	if w.readPeers(ctx) {
+		delay := w.cfg.nakNever
+		for _, p := range w.pr.takers {
+			if !cs.Match(p.labels) {
+				continue
+			}
+			if p.free {
+				return min(takerFreeDelay, w.cfg.nakLater)
+			}
+			delay = w.cfg.nakLater
+		}
+		return delay
+	}
 	if delivered <= quickUnmatched {
 		return w.cfg.nakLater
 	}
 	return w.cfg.nakNever
+}
+
+// takerFreeDelay is how long a job goes back to the queue when a worker
+// that meets its constraints has a free slot: about to take it, it should
+// not find it out of the queue for long.
+const takerFreeDelay = 100 * time.Millisecond
+
+// readPeers refreshes w.pr at most every peersEvery and reports whether it
+// holds a listing.
+func (w *Worker) readPeers(ctx context.Context) bool {
+	fl, ok := w.cfg.presence.(FleetLister)
+	if !ok {
+		return false
+	}
+	now := w.cfg.now()
+	if !w.pr.at.IsZero() && now.Sub(w.pr.at) < peersEvery {
+		return w.pr.known
+	}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ws, err := fl.Workers(lctx)
+	if err != nil {
+		w.cfg.log.Debug().Err(err).Msg("list the fleet to place a job handed back for its constraints")
+		w.pr.at, w.pr.known = now, false // not again before peersEvery; meanwhile deliveries decide
+		return false
+	}
+	w.pr.takers, w.pr.at, w.pr.known = w.pr.takers[:0], now, true
+	for i := range ws {
+		if p := &ws[i]; p.ID != w.id && p.Cluster == w.cluster && p.State != jobs.WorkerDraining && p.RuntimeError == "" {
+			w.pr.takers = append(w.pr.takers, peer{labels: p.Labels, free: p.InUse.Slots < p.Capacity.Slots})
+		}
+	}
+	return true
 }

@@ -537,10 +537,103 @@ func TestWorkerTakesOnlyWhatItsLabelsMeet(t *testing.T) {
 	if st := w.Stats(); st.HandedBack.Unmatched < 3 || st.HandedBack.TooLarge != 0 || st.HandedBack.Busy != 0 {
 		t.Errorf("hand-backs %+v", st.HandedBack)
 	}
+	// Without a fleet to read, deliveries decide.
+	j := constrained("x", "disk=hdd").job
 	for delivered, want := range map[uint64]time.Duration{1: time.Second, quickUnmatched: time.Second,
 		quickUnmatched + 1: 5 * time.Second, 1000: 5 * time.Second} {
-		if got := w.unmatchedDelay(delivered); got != want {
+		if got := w.unmatchedDelay(context.Background(), j, delivered); got != want {
 			t.Errorf("delivery %d handed back after %s, want %s", delivered, got, want)
 		}
+	}
+}
+
+// fleetPresence is a Presence that lists a fleet, as queue.Queue's does.
+type fleetPresence struct {
+	countingPresence
+	mu      sync.Mutex
+	workers []jobs.WorkerInfo
+	err     error
+	lists   int
+}
+
+func (p *fleetPresence) Workers(context.Context) ([]jobs.WorkerInfo, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lists++
+	return p.workers, p.err
+}
+
+func (p *fleetPresence) set(err error, ws ...jobs.WorkerInfo) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.workers, p.err = ws, err
+}
+
+// TestUnmatchedDelayReadsTheFleet: a job this worker's labels do not meet
+// goes back soon, however often it came back, while another live worker
+// of the cluster meets its constraints: at once nearly when that worker
+// has a free slot, after the busy delay when it has none; after the long
+// delay from the first delivery when no live, undrained worker of the
+// cluster whose runtime answers meets them (another cluster's does not
+// count), and always for a job aimed at this worker. The fleet is read at
+// most every peersEvery; a failed read falls back to counting deliveries.
+func TestUnmatchedDelayReadsTheFleet(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { return now }
+	p := &fleetPresence{}
+	w := New("w1", "etl", &queueSource{}, fakeRuntime(nil), &fakeReporter{}, WithHost("h", map[string]string{"disk": "hdd"}),
+		WithNakDelays(time.Second, 5*time.Second), WithPresence(p, time.Hour), WithClock(clock))
+	ctx := context.Background()
+	ssd := jobs.Job{RunID: "r1", Attempt: 1, Cluster: "etl", Spec: jobs.RunSpec{Constraints: jobs.Constraints{{Key: "disk", Value: "ssd"}}}}
+	aimed := ssd
+	aimed.Worker = "w1"
+	worker := func(id, cluster, disk string, inUse int) jobs.WorkerInfo {
+		return jobs.WorkerInfo{ID: id, Cluster: cluster, Labels: map[string]string{"disk": disk}, State: jobs.WorkerActive,
+			Capacity: jobs.Resources{Slots: 2}, InUse: jobs.Resources{Slots: inUse}}
+	}
+	draining := worker("w4", "etl", "ssd", 0)
+	draining.State = jobs.WorkerDraining
+	broken := worker("w5", "etl", "ssd", 0)
+	broken.RuntimeError = "docker: connection refused"
+	for _, tt := range []struct {
+		name      string
+		fleet     []jobs.WorkerInfo
+		err       error
+		delivered uint64
+		want      time.Duration
+	}{
+		{"taker with a free slot", []jobs.WorkerInfo{worker("w1", "etl", "hdd", 0), worker("w2", "etl", "ssd", 1)}, nil, 1000, takerFreeDelay},
+		{"taker busy", []jobs.WorkerInfo{worker("w2", "etl", "ssd", 2)}, nil, 1000, time.Second},
+		{"no taker", []jobs.WorkerInfo{worker("w1", "etl", "hdd", 0), worker("w3", "other", "ssd", 0), draining, broken}, nil, 1, 5 * time.Second},
+		{"fleet unreadable, early delivery", nil, errors.New("nats: timeout"), 1, time.Second},
+		{"fleet unreadable, late delivery", nil, errors.New("nats: timeout"), quickUnmatched + 1, 5 * time.Second},
+	} {
+		p.set(tt.err, tt.fleet...)
+		now = now.Add(peersEvery)
+		if got := w.unmatchedDelay(ctx, ssd, tt.delivered); got != tt.want {
+			t.Errorf("%s: handed back after %s, want %s", tt.name, got, tt.want)
+		}
+	}
+	// A job aimed at this worker is handed to no other: the long delay,
+	// whoever meets its constraints.
+	p.set(nil, worker("w2", "etl", "ssd", 0))
+	if got := w.unmatchedDelay(ctx, aimed, 1); got != 5*time.Second {
+		t.Errorf("a job aimed at w1 handed back after %s, want 5s", got)
+	}
+	// Read at most every peersEvery: a change seen only after it.
+	p.set(nil, worker("w2", "etl", "ssd", 0))
+	now = now.Add(peersEvery)
+	before := p.lists
+	if got := w.unmatchedDelay(ctx, ssd, 1); got != takerFreeDelay {
+		t.Fatalf("handed back after %s", got)
+	}
+	p.set(nil)
+	now = now.Add(peersEvery / 2)
+	if got := w.unmatchedDelay(ctx, ssd, 1); got != takerFreeDelay || p.lists != before+1 {
+		t.Errorf("within peersEvery: %s after %d reads, want %s after 1", got, p.lists-before, takerFreeDelay)
+	}
+	now = now.Add(peersEvery / 2)
+	if got := w.unmatchedDelay(ctx, ssd, 1); got != 5*time.Second || p.lists != before+2 {
+		t.Errorf("after peersEvery: %s after %d reads, want 5s after 2", got, p.lists-before)
 	}
 }

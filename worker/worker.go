@@ -71,6 +71,7 @@ type Worker struct {
 	bg sync.WaitGroup // clean-ups left to run after a result is reported; Run waits for them
 
 	fl     fleet
+	pr     peers  // fleet.go; Run's loop only
 	counts counts // stats.go
 }
 
@@ -237,7 +238,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.counts.unmatched.Add(1)
 				w.cfg.log.Debug().Str("run", lease.Job().RunID).Stringer("constraints", cs).
 					Msg("job's constraints not met by this worker's labels; handed back")
-				_ = lease.Nak(w.unmatchedDelay(lease.Delivered()))
+				_ = lease.Nak(w.unmatchedDelay(ctx, lease.Job(), lease.Delivered()))
 				continue
 			}
 			need := lease.Job().Spec.Demand()
