@@ -379,12 +379,16 @@ func (td *TaskDefinition) Constraints() Constraints {
 
 // keepPlacement keeps, of a decoded task definition's (obj's)
 // placementConstraints, those gantry maps to label constraints (as
-// {type, expression}), and lists the others, by their paths, in ignored.
-// A value that is not an array is left to the shape check.
-func keepPlacement(obj map[string]any) (ignored []string) {
+// {type, expression}), and lists the others by their paths: in unread
+// those of type memberOf on an attribute of the user's own (not ecs.*)
+// that gantry cannot read (attribute:disk in [ssd, nvme], an and of two,
+// a regular expression), which mean a placement the runs lose; in ignored
+// the rest, which mean something only on AWS. A value that is not an
+// array is left to the shape check.
+func keepPlacement(obj map[string]any) (ignored, unread []string) {
 	list, ok := obj["placementConstraints"].([]any)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	var kept []any
 	for i, e := range list {
@@ -400,14 +404,27 @@ func keepPlacement(obj map[string]any) (ignored []string) {
 		if expr != "" {
 			what += " " + expr
 		}
-		ignored = append(ignored, fmt.Sprintf("placementConstraints[%d] (%s)", i, strings.TrimSpace(what)))
+		named := fmt.Sprintf("placementConstraints[%d] (%s)", i, strings.TrimSpace(what))
+		if ownAttribute(typ, expr) {
+			unread = append(unread, named)
+		} else {
+			ignored = append(ignored, named)
+		}
 	}
 	if len(kept) == 0 {
 		delete(obj, "placementConstraints")
 	} else {
 		obj["placementConstraints"] = kept
 	}
-	return ignored
+	return ignored, unread
+}
+
+// ownAttribute reports whether a placement constraint asks for an
+// attribute of the user's own, which a worker label would stand for:
+// memberOf on attribute:K, K not one of ECS's ecs.* attributes.
+func ownAttribute(typ, expr string) bool {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(expr), "attribute:")
+	return typ == "memberOf" && ok && !strings.HasPrefix(rest, "ecs.")
 }
 
 // validatePlacement collects the problems of the placementConstraints

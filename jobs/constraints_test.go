@@ -237,6 +237,26 @@ func TestTaskDefinitionPlacementConstraints(t *testing.T) {
 			t.Errorf("warnings %q lack %q", w, s)
 		}
 	}
+	if strings.Contains(w, "not kept") {
+		t.Errorf("warnings %q name an AWS-only constraint as a placement lost", w)
+	}
+	// memberOf on the user's own attribute that gantry cannot read is
+	// named apart: the runs lose that placement, which is not AWS's alone.
+	_, warn, err = DecodeTaskDefinition([]byte(`{"family":"etl","containerDefinitions":[{"name":"main","image":"x"}],
+		"placementConstraints":[{"type":"memberOf","expression":"attribute:disk == ssd and attribute:zone != eu-1"},
+		{"type":"memberOf","expression":"attribute:disk in [ssd, nvme]"},{"type":"distinctInstance"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = strings.Join(warn, "\n")
+	for _, s := range []string{
+		`placementConstraints not kept, so the runs may go to any worker of their cluster: placementConstraints[0] (memberOf attribute:disk == ssd and attribute:zone != eu-1), placementConstraints[1] (memberOf attribute:disk in [ssd, nvme]); gantry reads one "attribute:K == V"`,
+		`ignored placementConstraints that only mean something on AWS: placementConstraints[2] (distinctInstance);`,
+	} {
+		if !strings.Contains(w, s) {
+			t.Errorf("warnings %q lack %q", w, s)
+		}
+	}
 	// Kept, it reads back the same, as a stored definition.
 	data, _ := json.Marshal(td)
 	again, err := DecodeStoredTaskDefinition(data)

@@ -62,6 +62,10 @@ func DecodeTaskDefinition(data []byte) (*TaskDefinition, Warnings, error) {
 		warn = append(warn, "ignored placementConstraints that only mean something on AWS: "+strings.Join(sc.placement, ", ")+
 			`; gantry keeps those of type memberOf with expression "attribute:K == V" or "attribute:K != V", K a worker label (gantry worker --label K=V)`)
 	}
+	if len(sc.unreadPlacement) > 0 {
+		warn = append(warn, "placementConstraints not kept, so the runs may go to any worker of their cluster: "+strings.Join(sc.unreadPlacement, ", ")+
+			`; gantry reads one "attribute:K == V" or "attribute:K != V" per constraint, K a worker label (gantry worker --label K=V): give each condition of an "and" its own constraint`)
+	}
 	var accel []string
 	for i, c := range td.ContainerDefinitions {
 		for j, rr := range c.ResourceRequirements {
@@ -128,7 +132,8 @@ func decodeShape(data []byte) (*TaskDefinition, *shapeCheck, error) {
 			obj[k] = n.String()
 		}
 	}
-	sc := &shapeCheck{placement: keepPlacement(obj)} // constraints.go
+	sc := &shapeCheck{}
+	sc.placement, sc.unreadPlacement = keepPlacement(obj) // constraints.go
 	sc.check(obj, reflect.TypeFor[TaskDefinition](), "")
 	clean, err := json.Marshal(obj)
 	if err != nil {
@@ -150,8 +155,10 @@ type shapeCheck struct {
 	paths   []string
 	ignored []string
 	// placement are the placementConstraints gantry does not map to
-	// worker label constraints (keepPlacement).
-	placement []string
+	// worker label constraints (keepPlacement): those that mean
+	// something only on AWS, and those on the user's own attributes it
+	// cannot read.
+	placement, unreadPlacement []string
 }
 
 func (sc *shapeCheck) bad(path, format string, args ...any) {
