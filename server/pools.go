@@ -40,10 +40,13 @@ import (
 //  3. A released run's job is published with Nats-Msg-Id run/attempt, as
 //     a submission's: published again by republish before the mark, which
 //     the queue's duplicate window absorbs.
-//  4. A pool is deleted with force (one transaction): the runs that
-//     waited for it are failed by the release that follows, or, after a
-//     crash, by the one at start or at the sweep, which finds them
-//     waiting for a pool that no longer exists.
+//  4. A pool is deleted with force: the runs that waited for it are
+//     failed in the same transaction, so a pool of the same name set at
+//     once after never gives them a slot. Their pipelines and the runs
+//     that wait for them are told next; after a crash, at start
+//     (resolveAllWaiting, recoverFollowUps) and by the sweep. A release
+//     that finds runs waiting for a pool that no longer exists (a store
+//     written before this was so) fails them too (failOrphan).
 //
 // Every step is idempotent: a release changes only runs that wait, in the
 // transaction that counts.
@@ -106,10 +109,13 @@ func (s *Server) apiPoolSet(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// More slots release waiting runs at once.
+	// More slots release waiting runs at once. A delete that came in
+	// between leaves the set's own answer: it took.
 	if err := s.releasePools(ctx, req.Name); err != nil {
 		s.cfg.log.Warn().Err(err).Str("pool", req.Name).Msg("release pool; the sweep tries again")
-	} else if p, err = s.db.GetPool(ctx, req.Name); err != nil {
+	} else if now, err := s.db.GetPool(ctx, req.Name); err == nil {
+		p = now
+	} else if !errors.Is(err, jobs.ErrNotFound) {
 		return nil, err
 	}
 	return PoolSetReply{Pool: *p, Created: created}, nil
@@ -131,7 +137,7 @@ func (s *Server) apiPoolDelete(ctx context.Context, data []byte) (any, error) {
 	if err := jobs.CheckPoolName("name", req.Name); err != nil {
 		return nil, jobs.Invalid(err.Error())
 	}
-	runs, err := s.db.DeletePool(ctx, req.Name, func(runs []storage.PoolRun) error {
+	runs, failed, err := s.db.DeletePool(ctx, req.Name, s.cfg.now().UTC(), func(runs []storage.PoolRun) error {
 		if len(runs) == 0 || req.Force {
 			return nil
 		}
@@ -154,8 +160,16 @@ func (s *Server) apiPoolDelete(ctx context.Context, data []byte) (any, error) {
 	}
 	reply := PoolDeleteReply{Name: req.Name, Deleted: true}
 	reply.Running, reply.Failed = splitPoolRuns(runs)
-	if err := s.releasePools(ctx, req.Name); err != nil {
-		return nil, fmt.Errorf("pool %s deleted, but its waiting runs are not all failed yet (the sweep tries again): %w", req.Name, err)
+	// The waiting runs failed in the delete's transaction: what is left
+	// is to tell of it, as failOrphan does.
+	var errs []error
+	for _, r := range failed {
+		if err := s.orphanFailed(ctx, r); err != nil {
+			errs = append(errs, fmt.Errorf("run %s: %w", r.RunID, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("pool %s deleted and its waiting runs failed, but not all the runs waiting for those are resolved yet (the sweep tries again): %w", req.Name, err)
 	}
 	return reply, nil
 }
@@ -283,12 +297,18 @@ func (s *Server) failOrphan(ctx context.Context, id string) error {
 	if err != nil || !changed {
 		return err
 	}
+	return s.orphanFailed(ctx, stored)
+}
+
+// orphanFailed tells of stored, a run failed as its pool was deleted:
+// metrics, followers, its pipeline, and the runs that wait for it.
+func (s *Server) orphanFailed(ctx context.Context, stored *jobs.Run) error {
 	s.metrics.runMoved(jobs.StatusQueued, false, stored)
 	s.publishStatus(stored)
 	s.pipelinesChanged(ctx, stored)
-	s.cfg.log.Info().Str("run", id).Str("reason", stored.StoppedReason).Msg("run failed without running")
+	s.cfg.log.Info().Str("run", stored.RunID).Str("reason", stored.StoppedReason).Msg("run failed without running")
 	// Runs may wait for it; its pool is gone, so no slot to give.
-	waiters, err := s.db.WaitingFor(ctx, id)
+	waiters, err := s.db.WaitingFor(ctx, stored.RunID)
 	if err != nil {
 		return err
 	}

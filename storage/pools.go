@@ -60,9 +60,14 @@ const poolCounts = `SELECT
 	(SELECT COUNT(*) FROM pool_runs WHERE pool = ?1 AND state = 2)`
 
 // SetPool creates pool name with slots, or changes its slots. It reports
-// whether it created it.
+// whether it created it, and returns the pool as its transaction left it:
+// read after, a delete in between would make a set that took answer that
+// the pool is not found.
 func (db *DB) SetPool(ctx context.Context, name string, slots int, now time.Time) (*jobs.Pool, bool, error) {
-	var created bool
+	var (
+		created bool
+		p       *jobs.Pool
+	)
 	err := db.inGroup(ctx, func(tx *sql.Tx) error {
 		ctx := uninterrupted(ctx)
 		var old int
@@ -73,32 +78,49 @@ func (db *DB) SetPool(ctx context.Context, name string, slots int, now time.Time
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO pools (name, slots, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
 			ON CONFLICT (name) DO UPDATE SET slots = ?2, updated_at = ?3`, name, slots, unixNano(now))
+		if err != nil {
+			return err
+		}
+		p, err = readPool(ctx, tx, name)
 		return err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("set pool %s: %w", name, err)
 	}
-	p, err := db.GetPool(ctx, name)
-	return p, created, err
+	return p, created, nil
+}
+
+// querier is what readPool reads through: the store's reader or a
+// transaction.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// readPool reads pool name with its counts; sql.ErrNoRows when missing.
+func readPool(ctx context.Context, q querier, name string) (*jobs.Pool, error) {
+	p := jobs.Pool{Name: name}
+	var created, updated int64
+	if err := q.QueryRowContext(ctx, `SELECT slots, created_at, updated_at FROM pools WHERE name = ?`, name).Scan(&p.Slots, &created, &updated); err != nil {
+		return nil, err
+	}
+	if err := q.QueryRowContext(ctx, poolCounts, name).Scan(&p.InUse, &p.Waiting); err != nil {
+		return nil, err
+	}
+	p.CreatedAt, p.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	return &p, nil
 }
 
 // GetPool returns pool name with its counts, or an error wrapping
 // jobs.ErrNotFound.
 func (db *DB) GetPool(ctx context.Context, name string) (*jobs.Pool, error) {
-	p := jobs.Pool{Name: name}
-	var created, updated int64
-	err := db.r.QueryRowContext(ctx, `SELECT slots, created_at, updated_at FROM pools WHERE name = ?`, name).Scan(&p.Slots, &created, &updated)
+	p, err := readPool(ctx, db.r, name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("pool %s: %w", name, jobs.ErrNotFound)
-	}
-	if err == nil {
-		err = db.r.QueryRowContext(ctx, poolCounts, name).Scan(&p.InUse, &p.Waiting)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get pool %s: %w", name, err)
 	}
-	p.CreatedAt, p.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
-	return &p, nil
+	return p, nil
 }
 
 // ListPools returns every pool with its counts, by name: a seek per pool
@@ -138,13 +160,22 @@ type PoolRun struct {
 
 // DeletePool deletes pool name, after check approved the runs of the pool
 // that have not ended (those holding a slot first, then those waiting),
-// all in one transaction; it returns those runs. A missing pool is an
-// error wrapping jobs.ErrNotFound.
-func (db *DB) DeletePool(ctx context.Context, name string, check func([]PoolRun) error) ([]PoolRun, error) {
-	var runs []PoolRun
+// and fails the runs that waited (jobs.Run.FailForPool, at now), all in
+// one transaction; it returns the runs it saw and those it failed. Were
+// the waiting runs failed later, by a release, a pool of the same name
+// set in between would give them its slots. Those holding a slot keep
+// their rows: they run on, and a pool of the same name counts them in
+// use until they end. A missing pool is an error wrapping
+// jobs.ErrNotFound.
+func (db *DB) DeletePool(ctx context.Context, name string, now time.Time, check func([]PoolRun) error) ([]PoolRun, []*jobs.Run, error) {
+	var (
+		runs     []PoolRun
+		failed   []*jobs.Run
+		outboxed bool
+	)
 	err := db.inGroup(ctx, func(tx *sql.Tx) error {
 		ctx := uninterrupted(ctx)
-		runs = nil
+		runs, failed, outboxed = nil, nil, false
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM pools WHERE name = ?`, name).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -168,21 +199,46 @@ func (db *DB) DeletePool(ctx context.Context, name string, check func([]PoolRun)
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		rows.Close()
 		if check != nil {
 			if err := check(runs); err != nil {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM pools WHERE name = ?`, name)
-		return err
+		if _, err = tx.ExecContext(ctx, `DELETE FROM pools WHERE name = ?`, name); err != nil {
+			return err
+		}
+		for _, pr := range runs {
+			if pr.State != jobs.PoolWaiting && pr.State != jobs.PoolBlocked {
+				continue
+			}
+			r, err := db.poolRunTx(ctx, tx, pr.RunID)
+			if err != nil {
+				return err
+			}
+			before := r.Status
+			if !r.FailForPool(now) {
+				return fmt.Errorf("run %s: its row says it waits for the pool, its document does not", pr.RunID)
+			}
+			hooked, err := db.rewriteRunTx(ctx, tx, r, before)
+			if err != nil {
+				return fmt.Errorf("fail run %s: %w", pr.RunID, err)
+			}
+			outboxed = outboxed || hooked
+			failed = append(failed, r)
+		}
+		return nil
 	})
 	if err != nil {
 		if jobs.ErrorCode(err) != jobs.CodeInternal {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, fmt.Errorf("delete pool %s: %w", name, err)
+		return nil, nil, fmt.Errorf("delete pool %s: %w", name, err)
 	}
-	return runs, nil
+	if outboxed {
+		db.notifyOutbox()
+	}
+	return runs, failed, nil
 }
 
 // KeptSlots returns the runs that ended keeping their pool's slot

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,7 +204,7 @@ func TestPoolDelete(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, _ := openDB(t)
-	if _, err := db.DeletePool(ctx, "nope", nil); !errors.Is(err, jobs.ErrNotFound) {
+	if _, _, err := db.DeletePool(ctx, "nope", t0, nil); !errors.Is(err, jobs.ErrNotFound) {
 		t.Errorf("delete of a missing pool: %v, want not found", err)
 	}
 	if _, _, err := db.SetPool(ctx, "p", 1, t0); err != nil {
@@ -216,7 +217,7 @@ func TestPoolDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := errors.New("refused")
-	_, err := db.DeletePool(ctx, "p", func(runs []PoolRun) error {
+	_, _, err := db.DeletePool(ctx, "p", t0, func(runs []PoolRun) error {
 		want := []PoolRun{{a.RunID, jobs.PoolHolding}, {b.RunID, jobs.PoolWaiting}}
 		if !slices.Equal(runs, want) {
 			t.Errorf("runs %v, want %v", runs, want)
@@ -227,11 +228,18 @@ func TestPoolDelete(t *testing.T) {
 		t.Fatalf("refused delete: %v", err)
 	}
 	mustPool(t, db, "p", 1, 1, 1)
-	if _, err := db.DeletePool(ctx, "p", nil); err != nil {
+	if got, err := db.GetRun(ctx, b.RunID); err != nil || got.Status != jobs.StatusQueued {
+		t.Fatalf("a refused delete changed the waiting run: %+v, %v", got, err)
+	}
+	c := newRun(3, inPool("p", ""))
+	mustCreate(t, db, c)
+	// A store written before deletes failed the waiting runs: a pool gone
+	// under a waiting run, which the release names.
+	if _, err := db.w.ExecContext(ctx, `DELETE FROM pools WHERE name = 'p'`); err != nil {
 		t.Fatal(err)
 	}
 	rel, err := db.ReleasePool(ctx, "p", t0, nil)
-	if err != nil || !slices.Equal(rel.Orphans, []string{b.RunID}) || len(rel.Released) != 0 {
+	if err != nil || !slices.Equal(rel.Orphans, []string{b.RunID, c.RunID}) || len(rel.Released) != 0 {
 		t.Fatalf("release of a deleted pool: %+v, %v", rel, err)
 	}
 	if got, err := db.PoolsInUse(ctx); err != nil || !slices.Equal(got, []string{"p"}) {
@@ -286,7 +294,7 @@ func TestPoolKeptSlot(t *testing.T) {
 	if pools, err := db.ListPools(ctx); err != nil || len(pools) != 1 || pools[0].InUse != 1 {
 		t.Errorf("pools: %+v, %v", pools, err)
 	}
-	_, err := db.DeletePool(ctx, "p", func(runs []PoolRun) error {
+	_, _, err := db.DeletePool(ctx, "p", t0, func(runs []PoolRun) error {
 		if want := (PoolRun{a.RunID, jobs.PoolKept}); len(runs) == 0 || runs[0] != want {
 			t.Errorf("runs of the pool %v, want %v first", runs, want)
 		}
@@ -330,4 +338,145 @@ func TestPoolKeptSlot(t *testing.T) {
 	}
 	mustPool(t, db, "p", 1, 0, 1)
 	kept()
+}
+
+// TestPoolDeleteThenRecreate: a forced delete fails the runs that waited
+// for the pool in its own transaction, so a pool of the same name set
+// right after (before any release ran) never gives them a slot, and
+// starts with only the slots of the runs that still hold one counted in
+// use: they run on, and still load what the pool guards.
+func TestPoolDeleteThenRecreate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openDB(t)
+	if _, _, err := db.SetPool(ctx, "p", 1, t0); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newRun(1, inPool("p", "")), newRun(2, inPool("p", ""))
+	mustCreate(t, db, a)
+	mustCreate(t, db, b)
+	if _, err := db.ReleasePool(ctx, "p", t0, nil); err != nil {
+		t.Fatal(err)
+	}
+	runs, failed, err := db.DeletePool(ctx, "p", t0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []PoolRun{{a.RunID, jobs.PoolHolding}, {b.RunID, jobs.PoolWaiting}}; !slices.Equal(runs, want) {
+		t.Errorf("runs %v, want %v", runs, want)
+	}
+	if got := poolRunIDs(failed); !slices.Equal(got, []string{b.RunID}) || failed[0].Status != jobs.StatusFailed {
+		t.Errorf("failed %v, want %s FAILED", got, b.RunID)
+	}
+	if _, created, err := db.SetPool(ctx, "p", 5, t0); err != nil || !created {
+		t.Fatalf("set again: created %v, %v", created, err)
+	}
+	mustPool(t, db, "p", 5, 1, 0)
+	rel, err := db.ReleasePool(ctx, "p", t0, nil)
+	if err != nil || len(rel.Released) != 0 || len(rel.Orphans) != 0 {
+		t.Fatalf("release of the new pool: released %v, orphans %v, %v", poolRunIDs(rel.Released), rel.Orphans, err)
+	}
+	got, err := db.GetRun(ctx, b.RunID)
+	if err != nil || got.Status != jobs.StatusFailed || got.StoppedReason != "pool p was deleted while this run waited for a slot in it" {
+		t.Fatalf("the waiting run: %+v, %v", got, err)
+	}
+}
+
+// TestPoolDeleteRacesSet: forced deletes and sets of one pool, called at
+// once against the real store, over and over: every run a delete saw
+// waiting is failed, none of them ever takes a slot, and the pool's
+// counts after each round are those of the runs that hold a slot.
+func TestPoolDeleteRacesSet(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openDB(t)
+	holder := newRun(1, inPool("p", ""))
+	if _, _, err := db.SetPool(ctx, "p", 1, t0); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, db, holder)
+	if rel, err := db.ReleasePool(ctx, "p", t0, nil); err != nil || len(rel.Released) != 1 {
+		t.Fatalf("first release: %v, %v", rel, err)
+	}
+	for i := range 20 {
+		if _, _, err := db.SetPool(ctx, "p", 1, t0); err != nil {
+			t.Fatal(err)
+		}
+		w := newRun(100+i, inPool("p", ""))
+		mustCreate(t, db, w)
+		var (
+			wg      sync.WaitGroup
+			failed  []*jobs.Run
+			delErr  error
+			relSeen []string
+		)
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			_, failed, delErr = db.DeletePool(ctx, "p", t0, nil)
+		}()
+		go func() {
+			defer wg.Done()
+			if _, _, err := db.SetPool(ctx, "p", 3, t0); err != nil {
+				t.Error(err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			rel, err := db.ReleasePool(ctx, "p", t0, nil)
+			if err != nil {
+				t.Error(err)
+			}
+			relSeen = poolRunIDs(rel.Released)
+		}()
+		wg.Wait()
+		if delErr != nil && !errors.Is(delErr, jobs.ErrNotFound) {
+			t.Fatal(delErr)
+		}
+		got, err := db.GetRun(ctx, w.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if delErr == nil && len(relSeen) == 0 {
+			// The delete came before the release, or the release found no
+			// free slot: the waiting run failed with the delete.
+			if got.Status != jobs.StatusFailed || !slices.Equal(poolRunIDs(failed), []string{w.RunID}) {
+				t.Fatalf("round %d: waiting run %s, failed %v; want it failed by the delete", i, got.Status, poolRunIDs(failed))
+			}
+		}
+		// Release again, as the sweep does: a failed run never takes a slot.
+		if _, _, err := db.SetPool(ctx, "p", 3, t0); err != nil {
+			t.Fatal(err)
+		}
+		rel, err := db.ReleasePool(ctx, "p", t0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == jobs.StatusFailed && (slices.Contains(relSeen, w.RunID) || slices.Contains(poolRunIDs(rel.Released), w.RunID)) {
+			t.Fatalf("round %d: failed run %s took a slot", i, w.RunID)
+		}
+		if len(rel.Orphans) != 0 {
+			t.Fatalf("round %d: orphans left %v", i, rel.Orphans)
+		}
+		p, err := db.GetPool(ctx, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 1
+		if got.Status != jobs.StatusFailed {
+			want = 2 // released into the pool before the delete: it holds a slot
+		}
+		if p.InUse != want || p.Waiting != 0 {
+			t.Fatalf("round %d: pool in use %d, waiting %d; want %d, 0", i, p.InUse, p.Waiting, want)
+		}
+		if got.Status != jobs.StatusFailed {
+			// End it, so the next round starts from the holder alone.
+			if _, err := db.UpdateRun(ctx, w.RunID, func(r *jobs.Run) bool {
+				r.Status = jobs.StatusSucceeded
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }

@@ -264,16 +264,7 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 	if r.RunID != id || r.IdempotencyKey != key {
 		return nil, fmt.Errorf("update run %s: the update changed the run's id or idempotency key", id)
 	}
-	if err := writeRun(ctx, tx.StmtContext(ctx, db.stmts.updateRun), r); err != nil {
-		return nil, fmt.Errorf("update run %s: %w", id, err)
-	}
-	if err := syncWaits(ctx, tx, r); err != nil { // waits.go
-		return nil, fmt.Errorf("update run %s: %w", id, err)
-	}
-	if err := syncPool(ctx, tx, r, false); err != nil { // pools.go
-		return nil, fmt.Errorf("update run %s: %w", id, err)
-	}
-	outboxed, err := outboxRun(ctx, tx, db.hooksNow(), r, before) // webhooks.go
+	outboxed, err := db.rewriteRunTx(ctx, tx, r, before)
 	if err != nil {
 		return nil, fmt.Errorf("update run %s: %w", id, err)
 	}
@@ -284,6 +275,23 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 		db.notifyOutbox()
 	}
 	return r, nil
+}
+
+// rewriteRunTx writes r, a run stored with status before, in tx: its
+// document and columns, its run_waits and pool_runs rows, and its end's
+// webhook deliveries. It reports whether it added deliveries: the caller
+// tells the outbox after the commit.
+func (db *DB) rewriteRunTx(ctx context.Context, tx *sql.Tx, r *jobs.Run, before jobs.Status) (bool, error) {
+	if err := writeRun(ctx, tx.StmtContext(ctx, db.stmts.updateRun), r); err != nil {
+		return false, err
+	}
+	if err := syncWaits(ctx, tx, r); err != nil { // waits.go
+		return false, err
+	}
+	if err := syncPool(ctx, tx, r, false); err != nil { // pools.go
+		return false, err
+	}
+	return outboxRun(ctx, tx, db.hooksNow(), r, before) // webhooks.go
 }
 
 // MarkPublished records that the job of attempt has been published to the
