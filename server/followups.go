@@ -240,18 +240,20 @@ func (s *Server) recoverFollowUps(ctx context.Context) error {
 				if up.FinishedAt == nil || up.FinishedAt.Before(p.CreatedAt) || !t.Fires(up.Status) {
 					continue
 				}
-				key, err := s.triggerKey(ctx, p.Name, up)
+				// One look at the key in the common case, which is also
+				// the answer to whether the trigger fired: looked up again
+				// (HasPipelineRunKey, then by startTriggered) it cost
+				// three reads of the store per upstream end, two when
+				// fired.
+				key, fired, err := s.triggerKey(ctx, p.Name, up)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				if done, err := s.db.HasPipelineRunKey(ctx, key); err != nil {
-					errs = append(errs, err)
-					continue
-				} else if done {
+				if fired {
 					continue
 				}
-				if _, err := s.startTriggered(ctx, p.Name, up); err != nil {
+				if _, err := s.startTriggeredKey(ctx, p.Name, up, key); err != nil {
 					errs = append(errs, fmt.Errorf("trigger %s by %s: %w", p.Name, up.PipelineRunID, err))
 				}
 			}
@@ -288,10 +290,15 @@ func (s *Server) fireTriggers(ctx context.Context, up *jobs.PipelineRun) error {
 // the upstream run's values (a report triggered by the sales of day X
 // reports on day X); the others keep the pipeline's defaults.
 func (s *Server) startTriggered(ctx context.Context, pipeline string, up *jobs.PipelineRun) (*jobs.PipelineRun, error) {
-	key, err := s.triggerKey(ctx, pipeline, up)
+	key, _, err := s.triggerKey(ctx, pipeline, up)
 	if err != nil {
 		return nil, err
 	}
+	return s.startTriggeredKey(ctx, pipeline, up, key)
+}
+
+// startTriggeredKey is startTriggered with the key triggerKey gave.
+func (s *Server) startTriggeredKey(ctx context.Context, pipeline string, up *jobs.PipelineRun, key string) (*jobs.PipelineRun, error) {
 	return s.startPipelineRun(ctx, pipeline, nil, "pipeline", nil, func(pr *jobs.PipelineRun) {
 		pr.IdempotencyKey, pr.TriggeredBy = key, up.PipelineRunID
 		for k := range pr.Parameters {
@@ -310,17 +317,26 @@ func (s *Server) startTriggered(ctx context.Context, pipeline string, up *jobs.P
 // range makes its scheduled times' runs anew, under the same ids. up's
 // ends then take keys of their own, "<key>@<up's creation time>", the
 // same at every call, so that each end still starts at most one run,
-// restarts included.
-func (s *Server) triggerKey(ctx context.Context, pipeline string, up *jobs.PipelineRun) (string, error) {
-	key := jobs.TriggerKey(pipeline, up.PipelineRunID, up.Retries)
+// restarts included. fired says whether a run holds the key returned:
+// up's end started it already.
+func (s *Server) triggerKey(ctx context.Context, pipeline string, up *jobs.PipelineRun) (key string, fired bool, err error) {
+	key = jobs.TriggerKey(pipeline, up.PipelineRunID, up.Retries)
 	held, err := s.db.PipelineRunByKey(ctx, key)
-	if errors.Is(err, jobs.ErrNotFound) || err == nil && !held.CreatedAt.Before(up.CreatedAt) {
-		return key, nil
+	if errors.Is(err, jobs.ErrNotFound) {
+		return key, false, nil
 	}
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	return key + "@" + up.CreatedAt.UTC().Format(time.RFC3339Nano), nil
+	if !held.CreatedAt.Before(up.CreatedAt) {
+		return key, true, nil
+	}
+	key += "@" + up.CreatedAt.UTC().Format(time.RFC3339Nano)
+	fired, err = s.db.HasPipelineRunKey(ctx, key)
+	if err != nil {
+		return "", false, err
+	}
+	return key, fired, nil
 }
 
 // checkTriggers checks the triggers of p against the stored pipelines:
