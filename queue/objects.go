@@ -335,31 +335,32 @@ func joinFiles(ctx context.Context, obs jetstream.ObjectStore, names []string, d
 	return os.WriteFile(dst, joined, 0o644)
 }
 
-// StageOutput returns the value of key in the outputs.env files the given
+// StageOutputs returns every key set in the outputs.env files the given
 // runs of a stage stored, read by the rules the worker reads them with
-// (jobs.ParseOutputs), in the runs' order: the last line setting key
-// wins, as in the joined file a downstream stage gets. It reports false
-// when no run set it. A file that does not parse, or that a manifest
-// lists but the bucket lacks, is an invalid_argument error naming the
-// run: reading it again would not help. It reads one manifest per run,
-// as Get does.
-func (s *Stager) StageOutput(ctx context.Context, pipelineRun, stage string, runIDs []string, key string) (string, bool, error) {
+// (jobs.ParseOutputs), in the runs' order: the last line setting a key
+// wins, as in the joined file a downstream stage gets. A key no run set
+// is absent. A file that does not parse, or that a manifest lists but the
+// bucket lacks, is an invalid_argument error naming the run: reading it
+// again would not help. It reads one manifest per run, as Get does, and
+// the outputs.env it lists: all the keys at once, as a reader wanting
+// several would otherwise read every object once for each.
+func (s *Stager) StageOutputs(ctx context.Context, pipelineRun, stage string, runIDs []string) (map[string]string, error) {
 	obs, err := s.bucket(ctx)
 	if err != nil {
-		return "", false, err
+		return nil, err
 	}
-	value, set := "", false
+	values := map[string]string{}
 	for _, id := range runIDs {
 		data, err := obs.GetBytes(ctx, manifestName(pipelineRun, stage, id))
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			continue
 		}
 		if err != nil {
-			return "", false, fmt.Errorf("stage %s outputs: manifest of run %s: %w", stage, id, err)
+			return nil, fmt.Errorf("stage %s outputs: manifest of run %s: %w", stage, id, err)
 		}
 		var entries []string
 		if err := json.Unmarshal(data, &entries); err != nil {
-			return "", false, fmt.Errorf("stage %s outputs: manifest of run %s: %w", stage, id, err)
+			return nil, fmt.Errorf("stage %s outputs: manifest of run %s: %w", stage, id, err)
 		}
 		for _, entry := range entries {
 			rel := strings.TrimPrefix(entry, id+"/") // the first layout has no run directory
@@ -368,19 +369,19 @@ func (s *Stager) StageOutput(ctx context.Context, pipelineRun, stage string, run
 			}
 			b, err := obs.GetBytes(ctx, stagePrefix(pipelineRun, stage)+entry)
 			if errors.Is(err, jetstream.ErrObjectNotFound) {
-				return "", false, jobs.Invalid(fmt.Sprintf("stage %s: run %s stored a %s that is gone", stage, id, jobs.StageOutputsFile))
+				return nil, jobs.Invalid(fmt.Sprintf("stage %s: run %s stored a %s that is gone", stage, id, jobs.StageOutputsFile))
 			}
 			if err != nil {
-				return "", false, fmt.Errorf("stage %s outputs: %s of run %s: %w", stage, jobs.StageOutputsFile, id, err)
+				return nil, fmt.Errorf("stage %s outputs: %s of run %s: %w", stage, jobs.StageOutputsFile, id, err)
 			}
 			kvs, err := jobs.ParseOutputs(bytes.NewReader(b))
 			if err != nil {
-				return "", false, jobs.Invalid(fmt.Sprintf("stage %s: %s of run %s: %v", stage, jobs.StageOutputsFile, id, err))
+				return nil, jobs.Invalid(fmt.Sprintf("stage %s: %s of run %s: %v", stage, jobs.StageOutputsFile, id, err))
 			}
-			if v, ok := jobs.OutputValue(kvs, key); ok {
-				value, set = v, true
+			for _, kv := range kvs {
+				values[kv.Name] = kv.Value
 			}
 		}
 	}
-	return value, set, nil
+	return values, nil
 }

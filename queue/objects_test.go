@@ -6,14 +6,18 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -287,12 +291,13 @@ func TestStagerManifestReadableByTheFirstLayout(t *testing.T) {
 	}
 }
 
-// TestStagerStageOutput reads one key of the outputs.env the runs of a
-// stage stored, as the DAG does for an arraySize: in the runs' order, the
-// last line setting it winning; a run that stored nothing, one whose
-// outputs.env lacks the key and a stage of another pipeline run count for
-// nothing; a line that is no KEY=VALUE is the file's error, not the store's.
-func TestStagerStageOutput(t *testing.T) {
+// TestStagerStageOutputs reads every key of the outputs.env the runs of a
+// stage stored, as the DAG does for an arraySize or a when: in the runs'
+// order, the last line setting a key winning; a run that stored nothing,
+// one whose outputs.env lacks a key and a stage of another pipeline run
+// count for nothing; a line that is no KEY=VALUE is the file's error, not
+// the store's.
+func TestStagerStageOutputs(t *testing.T) {
 	q := newQueue(t)
 	s := NewStager(q.JetStream(), 0, 1)
 	ctx := context.Background()
@@ -312,24 +317,60 @@ func TestStagerStageOutput(t *testing.T) {
 	put("pr-1", "extract", "r3", map[string]string{"outputs.env": "OTHER=1\n"})
 	put("pr-2", "extract", "r9", map[string]string{"outputs.env": "FILES=9\n"})
 	runs := []string{"r0", "r1", "r2", "r3", "never-wrote"}
-	for _, tc := range []struct {
-		key, want string
-		set       bool
-	}{{"FILES", " 3", true}, {"ROWS", "10", true}, {"files", "", false}, {"NONE", "", false}} {
-		v, set, err := s.StageOutput(ctx, "pr-1", "extract", runs, tc.key)
-		if err != nil || v != tc.want || set != tc.set {
-			t.Errorf("%s: %q %v %v, want %q %v", tc.key, v, set, err, tc.want, tc.set)
-		}
+	kvs, err := s.StageOutputs(ctx, "pr-1", "extract", runs)
+	if want := map[string]string{"FILES": " 3", "ROWS": "10", "OTHER": "1"}; err != nil || !maps.Equal(kvs, want) {
+		t.Errorf("outputs: %v %v, want %v", kvs, err, want)
 	}
-	if v, set, err := s.StageOutput(ctx, "pr-1", "extract", []string{"r2", "r0"}, "FILES"); err != nil || v != "2" || !set {
-		t.Errorf("runs r2, r0: %q %v %v, want the last run's 2", v, set, err)
+	if kvs, err := s.StageOutputs(ctx, "pr-1", "extract", []string{"r2", "r0"}); err != nil || kvs["FILES"] != "2" {
+		t.Errorf("runs r2, r0: %v %v, want the last run's FILES=2", kvs, err)
 	}
-	if _, set, err := s.StageOutput(ctx, "pr-1", "extract", nil, "FILES"); err != nil || set {
-		t.Errorf("no runs: %v %v", set, err)
+	if kvs, err := s.StageOutputs(ctx, "pr-1", "extract", nil); err != nil || len(kvs) != 0 {
+		t.Errorf("no runs: %v %v", kvs, err)
 	}
 	put("pr-1", "extract", "r4", map[string]string{"outputs.env": "FILES=1\nnot a pair\n"})
-	_, _, err := s.StageOutput(ctx, "pr-1", "extract", []string{"r0", "r4"}, "FILES")
+	_, err = s.StageOutputs(ctx, "pr-1", "extract", []string{"r0", "r4"})
 	if jobs.ErrorCode(err) != jobs.CodeInvalidArgument || err.Error() != "stage extract: outputs.env of run r4: line 2: want KEY=VALUE" {
 		t.Fatalf("bad file: %v (%s)", err, jobs.ErrorCode(err))
+	}
+}
+
+// TestStagerStageOutputsReadsEachObjectOnce counts the object reads of a
+// read of a stage's outputs, by the JetStream API requests that fetch an
+// object's chunks (an ordered consumer each): one per run's manifest and
+// one per outputs.env, 2×N for N runs, however many keys the reader wants
+// of them. A when with k conditions on one upstream array read k×2×N
+// objects when each key was read apart (StageOutput, before).
+func TestStagerStageOutputsReadsEachObjectOnce(t *testing.T) {
+	q := newQueue(t)
+	s := NewStager(q.JetStream(), 0, 1)
+	ctx := context.Background()
+	const n = 8
+	var runs []string
+	for i := range n {
+		id := fmt.Sprintf("r%d", i)
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, jobs.StageOutputsFile), fmt.Appendf(nil, "MODE=full\nFILES=%d\nROWS=%d\n", i, 10*i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put(ctx, "pr-1", "extract", id, 1, dir); err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, id)
+	}
+	var reads atomic.Int64
+	sub, err := q.Conn().Subscribe("$JS.API.CONSUMER.CREATE.>", func(*nats.Msg) { reads.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	kvs, err := s.StageOutputs(ctx, "pr-1", "extract", runs)
+	if want := map[string]string{"MODE": "full", "FILES": "7", "ROWS": "70"}; err != nil || !maps.Equal(kvs, want) {
+		t.Fatalf("outputs: %v %v, want %v", kvs, err, want)
+	}
+	if err := q.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := reads.Load(); got != 2*n {
+		t.Errorf("%d object reads for the outputs of %d runs, want %d", got, n, 2*n)
 	}
 }

@@ -184,15 +184,23 @@ func (d *DAG) decide(ctx context.Context) {
 			return
 		}
 		// The reads are w's alone while it is busy: no advance takes a
-		// decision not done.
+		// decision not done. Each upstream stage is read once, for every
+		// key the decision wants of it: a when with three conditions on
+		// one array of N children read 3×N manifests and 3×N outputs.env.
 		var err error
 		var errRef jobs.OutputRef
+		read := map[string]map[string]string{} // by stage
 		for i := range w.reads {
 			r := &w.reads[i]
-			if r.value, r.set, err = d.cfg.outputs.StageOutput(ctx, key.pipelineRun, r.ref.Stage, r.runIDs, r.ref.Key); err != nil {
-				errRef = r.ref
-				break
+			kvs, ok := read[r.ref.Stage]
+			if !ok {
+				if kvs, err = d.cfg.outputs.StageOutputs(ctx, key.pipelineRun, r.ref.Stage, r.runIDs); err != nil {
+					errRef = r.ref
+					break
+				}
+				read[r.ref.Stage] = kvs
 			}
+			r.value, r.set = kvs[r.ref.Key]
 		}
 		d.mu.Lock()
 		if ctx.Err() != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,8 @@ import (
 )
 
 // outputs is the Outputs of the tests: values by "stage.KEY", as if every
-// run of the stage had written them.
+// run of the stage had written them. reads counts the reads of a stage's
+// outputs, each of which costs the real store two objects per run.
 type outputs struct {
 	mu     sync.Mutex
 	values map[string]string
@@ -24,16 +26,21 @@ type outputs struct {
 	runIDs []string // of the last read
 }
 
-func (o *outputs) StageOutput(_ context.Context, pipelineRun, stage string, runIDs []string, key string) (string, bool, error) {
+func (o *outputs) StageOutputs(_ context.Context, pipelineRun, stage string, runIDs []string) (map[string]string, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.reads++
 	o.runIDs = slices.Clone(runIDs)
 	if o.err != nil {
-		return "", false, o.err
+		return nil, o.err
 	}
-	v, ok := o.values[stage+"."+key]
-	return v, ok, nil
+	kvs := map[string]string{}
+	for k, v := range o.values {
+		if s, key, _ := strings.Cut(k, "."); s == stage {
+			kvs[key] = v
+		}
+	}
+	return kvs, nil
 }
 
 func (o *outputs) set(key, value string) {
@@ -313,10 +320,10 @@ type blockingOutputs struct {
 	release chan struct{}
 }
 
-func (b *blockingOutputs) StageOutput(ctx context.Context, pipelineRun, stage string, runIDs []string, key string) (string, bool, error) {
+func (b *blockingOutputs) StageOutputs(ctx context.Context, pipelineRun, stage string, runIDs []string) (map[string]string, error) {
 	b.reading.Add(1)
 	<-b.release
-	return b.outputs.StageOutput(ctx, pipelineRun, stage, runIDs, key)
+	return b.outputs.StageOutputs(ctx, pipelineRun, stage, runIDs)
 }
 
 // The read of an output (seconds for an upstream array of thousands of

@@ -64,14 +64,16 @@ type config struct {
 }
 
 // Outputs reads the outputs.env lines stages wrote (the queue's object
-// store), for the stages whose arraySize reads one.
+// store), for the stages whose arraySize or when reads one.
 type Outputs interface {
-	// StageOutput returns the value of key in the outputs.env that the
-	// given runs of a stage stored, joined in the runs' order (the last
-	// line setting it wins), and false when none did. An error whose
-	// jobs.ErrorCode is invalid_argument is the file's (a line that is no
-	// KEY=VALUE); any other is the store's, worth trying again.
-	StageOutput(ctx context.Context, pipelineRun, stage string, runIDs []string, key string) (string, bool, error)
+	// StageOutputs returns every key set in the outputs.env files that
+	// the given runs of a stage stored, joined in the runs' order (the
+	// last line setting a key wins); a key no run set is absent. A read
+	// costs two objects a run, so a decision reads each stage once for
+	// all the keys it wants. An error whose jobs.ErrorCode is
+	// invalid_argument is the file's (a line that is no KEY=VALUE); any
+	// other is the store's, worth trying again.
+	StageOutputs(ctx context.Context, pipelineRun, stage string, runIDs []string) (map[string]string, error)
 }
 
 // WithOutputs lets the DAG read stage outputs, for arraySize: {fromOutput}.
