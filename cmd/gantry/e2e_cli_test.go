@@ -47,6 +47,9 @@ func TestCtrlCStopsAttachedRun(t *testing.T) {
 	if !strings.Contains(stderr.String(), "stopping run") {
 		t.Errorf("stderr does not say it is stopping the run: %q", stderr.String())
 	}
+	if !strings.Contains(stderr.String(), "CANCELED (UserInitiated): Stopped by user (Ctrl-C)") {
+		t.Errorf("stderr does not say how the run ended: %q", stderr.String())
+	}
 	list, _, _ := in.gantry("ps", "--all", "-o", "json")
 	var runs []jobs.Run
 	json.Unmarshal([]byte(list), &runs)

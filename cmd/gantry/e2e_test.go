@@ -321,9 +321,13 @@ const oomLater = "sleep 1; exec alloc 256"
 func TestOOMKillIsRecorded(t *testing.T) {
 	t.Parallel()
 	in := startUp(t)
-	_, _, code := in.gantry("run", "--image", in.image, "--memory", "16", "--", "sh", "-c", oomLater)
+	_, errOut, code := in.gantry("run", "--image", in.image, "--memory", "16", "--", "sh", "-c", oomLater)
 	if code != 137 {
 		t.Errorf("exit %d, want 137 (SIGKILL by the OOM killer)", code)
+	}
+	// The task cannot say it was killed: gantry run does.
+	if !strings.Contains(errOut, "container main was killed for using more than its 16 MiB (OutOfMemoryError") {
+		t.Errorf("stderr does not say the container was killed for its memory: %q", errOut)
 	}
 	list, _, _ := in.gantry("ps", "--all", "-o", "json")
 	var runs []jobs.Run

@@ -41,7 +41,8 @@ from now, 10m, or an RFC 3339 time) first replays the events stored since
 then, then follows. The GANTRY_EVENTS stream keeps events for 7 days: events
 older than that are gone. --until (the same forms) stops at that time: with
 a time past, events replays what it stored between --since and --until and
-exits.
+exits; a past --until without --since is refused (it would show nothing),
+a future one without it follows from now until then.
 
 Filters: --run ID (repeatable; a run or a pipeline run pr-...), --status S
 (repeatable, or comma-separated: QUEUED, STARTING, RUNNING, SUCCEEDED,
@@ -199,6 +200,12 @@ func (f eventsFlags) parse(now time.Time) (*eventsQuery, error) {
 	}
 	if !q.watch.Since.IsZero() && !q.watch.Until.IsZero() && q.watch.Until.Before(q.watch.Since) {
 		errs = append(errs, fmt.Errorf("invalid --until %q: before --since %q", f.until, f.since))
+	}
+	// Without --since events starts from now: a past --until would end it
+	// at once, having shown nothing.
+	if f.since == "" && !q.watch.Until.IsZero() && !q.watch.Until.After(now) {
+		errs = append(errs, fmt.Errorf("invalid --until %q: it is past, and without --since events shows only what comes from now on: "+
+			"give --since too (--since 1h --until %s) to replay what was stored between them", f.until, f.until))
 	}
 	switch f.output {
 	case "table", "json":

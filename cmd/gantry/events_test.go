@@ -48,6 +48,25 @@ func TestEventsUntilBeforeSince(t *testing.T) {
 	}
 }
 
+// TestEventsPastUntilNeedsSince: without --since events starts from now,
+// so a past --until (a duration is always one) would end it at once with
+// nothing shown: it is refused naming both flags; a future --until follows
+// from now until then.
+func TestEventsPastUntilNeedsSince(t *testing.T) {
+	now := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
+	for _, until := range []string{"5m", "0s", "2026-01-02T14:00:00Z", "2026-01-02T15:00:00Z"} {
+		_, err := eventsFlags{until: until, output: "table"}.parse(now)
+		want := fmt.Sprintf(`invalid --until %q: it is past, and without --since events shows only what comes from now on: give --since too (--since 1h --until %s)`, until, until)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--until %s without --since: %v; want %q", until, err, want)
+		}
+	}
+	q, err := eventsFlags{until: "2026-01-02T16:00:00Z", output: "table"}.parse(now)
+	if err != nil || !q.watch.Since.IsZero() || !q.watch.Until.Equal(now.Add(time.Hour)) {
+		t.Errorf("a future --until without --since: %+v, %v; want it followed from now until then", q, err)
+	}
+}
+
 // TestEventsSubject: what NATS can filter it does, with one subject.
 func TestEventsSubject(t *testing.T) {
 	for _, c := range []struct {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"testing"
+
+	"github.com/gantry-dev/gantry/jobs"
 )
 
 // TestExitCodeOfAnInterrupt: a command that ends because a signal canceled
@@ -54,5 +56,57 @@ func TestStoppedWaitingReadsForEverySignal(t *testing.T) {
 		if code := exitCode(ctx, &stoppedWaiting{cause: context.Cause(ctx)}, &errb); code != exitInterrupted || errb.String() != want {
 			t.Errorf("%s: exit %d, stderr %q; want %d, %q", cause, code, errb.String(), exitInterrupted, want)
 		}
+	}
+}
+
+// TestRunExitSaysWhatTheTaskCannot: an attached run (or gantry wait) that
+// ended non-zero for a reason its own output does not show, a container
+// killed for its memory or an end gantry brought about, says so on stderr
+// beside the task's exit code; a task that exited by itself says nothing
+// more, its output told it.
+func TestRunExitSaysWhatTheTaskCannot(t *testing.T) {
+	code := func(n int) *int { return &n }
+	mem := func(n int) *int { return &n }
+	spec := jobs.RunSpec{
+		Task: jobs.TaskDefinition{Family: "hog", ContainerDefinitions: []jobs.ContainerDefinition{
+			{Name: "main", Image: "gantry/samples:latest"},
+		}},
+		Overrides: &jobs.Overrides{ContainerOverrides: []jobs.ContainerOverride{{Name: "main", Memory: mem(8)}}},
+	}
+	for _, c := range []struct {
+		name     string
+		run      jobs.Run
+		wantCode int
+		wantErr  string
+	}{
+		{"killed for memory, the limit known", jobs.Run{RunID: "r1", Status: jobs.StatusFailed, ExitCode: code(137),
+			StopCode: jobs.StopEssentialExited, Spec: spec,
+			Containers: []jobs.ContainerResult{{Name: "main", ExitCode: code(137), OOMKilled: true, Reason: "OutOfMemoryError: container killed due to memory usage"}}},
+			137, "gantry: run r1: container main was killed for using more than its 8 MiB (OutOfMemoryError: container killed due to memory usage; exit 137)\n"},
+		{"killed for memory, no spec", jobs.Run{RunID: "r2", Status: jobs.StatusFailed, ExitCode: code(137),
+			StopCode: jobs.StopEssentialExited,
+			Containers: []jobs.ContainerResult{{Name: "main", ExitCode: code(137), OOMKilled: true}}},
+			137, "gantry: run r2: container main was killed for using more than its memory limit (-; exit 137)\n"},
+		{"stopped by gantry stop elsewhere", jobs.Run{RunID: "r3", Status: jobs.StatusCanceled, ExitCode: code(143),
+			StopCode: jobs.StopUserInitiated, StoppedReason: "Stopped by user"},
+			143, "gantry: run r3 CANCELED (UserInitiated): Stopped by user\n"},
+		{"its worker lost", jobs.Run{RunID: "r4", Status: jobs.StatusFailed, ExitCode: code(137),
+			StopCode: jobs.StopWorkerLost, StoppedReason: "worker w1 was lost with this run; giving up after 3 lost workers"},
+			137, "gantry: run r4 FAILED (WorkerLost): worker w1 was lost with this run; giving up after 3 lost workers\n"},
+		{"timed out", jobs.Run{RunID: "r5", Status: jobs.StatusFailed, ExitCode: code(143),
+			StopCode: jobs.StopTimeout, StoppedReason: "Task timed out: 1s"},
+			exitTimeout, "gantry: run r5: Task timed out: 1s\n"},
+		{"the task exited by itself", jobs.Run{RunID: "r6", Status: jobs.StatusFailed, ExitCode: code(3),
+			StopCode: jobs.StopEssentialExited, StoppedReason: "Essential container in task exited",
+			Containers: []jobs.ContainerResult{{Name: "main", ExitCode: code(3)}}},
+			3, ""},
+		{"succeeded", jobs.Run{RunID: "r7", Status: jobs.StatusSucceeded, ExitCode: code(0)}, 0, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var errb bytes.Buffer
+			if got := exitCode(context.Background(), runExit(&c.run), &errb); got != c.wantCode || errb.String() != c.wantErr {
+				t.Errorf("exit %d, stderr %q; want %d, %q", got, errb.String(), c.wantCode, c.wantErr)
+			}
+		})
 	}
 }

@@ -46,7 +46,10 @@ func newRunCmd(g *globals) *cobra.Command {
 stdout, stderr to stderr) until it ends, then exits with the task's exit code:
 that of its first essential container to fail (leaving out those gantry
 stopped because another one ended), 0 on success, 124 when it timed out, 125
-when gantry itself failed (the image was missing, say).
+when gantry itself failed (the image was missing, say). When the task's
+code does not tell why it ended, a line on stderr does: a container killed
+for using more than its memory (137), the run stopped by gantry stop or
+Ctrl-C (143 after SIGTERM, 137 after SIGKILL), its worker lost.
 
 --depends-on RUN[:CONDITION] (repeatable, at most 20) makes the run wait,
 QUEUED, until each run named ended as its condition asks: success (the
@@ -454,9 +457,37 @@ func runExit(r *jobs.Run) error {
 	case r.StopCode == jobs.StopTimeout:
 		return &exitError{code: exitTimeout, err: fmt.Errorf("run %s: %s", r.RunID, r.StoppedReason)}
 	case r.ExitCode != nil && *r.ExitCode != 0:
-		return &exitError{code: *r.ExitCode}
+		return &exitError{code: *r.ExitCode, err: stopCause(r)}
 	}
 	return &exitError{code: exitGantryError, err: fmt.Errorf("run %s %s: %s", r.RunID, r.Status, orDash(r.StoppedReason))}
+}
+
+// stopCause says why a run that exited non-zero ended when its exit code
+// alone does not: a container killed for its memory (137, with nothing on
+// its stderr), or an end gantry brought about (a gantry stop from
+// elsewhere, a lost or shut-down worker: 143 or 137 from the task). It is
+// nil when the task's essential container exited by itself: the task's
+// own output tells that.
+func stopCause(r *jobs.Run) error {
+	for _, c := range r.Containers {
+		if !c.OOMKilled {
+			continue
+		}
+		limit := "its memory limit"
+		if td, err := r.Spec.Task.WithOverrides(r.Spec.Overrides); err == nil {
+			for _, d := range td.ContainerDefinitions {
+				if d.Name == c.Name && d.Memory > 0 {
+					limit = fmt.Sprintf("its %d MiB", d.Memory)
+				}
+			}
+		}
+		return fmt.Errorf("run %s: container %s was killed for using more than %s (%s; exit %s)",
+			r.RunID, c.Name, limit, orDash(c.Reason), exitText(c.ExitCode))
+	}
+	if r.StopCode == "" || r.StopCode == jobs.StopEssentialExited {
+		return nil
+	}
+	return fmt.Errorf("run %s %s (%s): %s", r.RunID, r.Status, r.StopCode, orDash(r.StoppedReason))
 }
 
 // priorityFlag reads a --priority flag; empty is left to the server's

@@ -30,11 +30,15 @@ and for a pipeline run). With -o json or yaml it prints each run as
 
 It exits as an attached 'gantry run' would: 0 when every run succeeded;
 otherwise with the code of the first of the runs given (in the order given)
-that did not succeed: its task's exit code, 124 if it timed out, 125 if it
-failed otherwise (canceled, its image missing...); for a pipeline run (as
+that did not succeed: 124 if it timed out; else its task's exit code if it
+has one, as docker wait: a run stopped while running (gantry stop, Ctrl-C
+on its gantry run) gives its container's, 143 after SIGTERM or 137 after
+SIGKILL, and a line on stderr says how it was stopped, as for a container
+killed for its memory or a lost worker; 125 if it ended without one
+(stopped before it started, its image missing...). For a pipeline run (as
 'gantry pipeline run'), 124 if it timed out, 1 if it did not succeed
-otherwise. A run id gantry does not know
-and --timeout reached are errors of gantry itself (125), naming the runs.
+otherwise. A run id gantry does not know and --timeout reached are errors
+of gantry itself (125), naming the runs.
 
 wait does not stop the runs: Ctrl-C, or --timeout, ends only the wait. A
 submit-only NATS user may wait for runs, not for pipeline runs.`,

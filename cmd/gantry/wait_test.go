@@ -76,9 +76,11 @@ func (f *fakeFollower) WatchPipelineRun(ctx context.Context, id string, fn func(
 
 // TestWaitExitsAsAnAttachedRun: wait tells each run as it ends and exits
 // with the outcome of the first run given that did not succeed, in the
-// order given, whichever ended first: a task's exit code, 124 for a
-// timeout, 125 for a run that failed otherwise, 1 for a pipeline run (124
-// for one that timed out).
+// order given, whichever ended first: a task's exit code (a run stopped
+// while running has its container's, 143 after SIGTERM, as docker wait,
+// and says how it was stopped), 124 for a timeout, 125 for a run that
+// ended without an exit code, 1 for a pipeline run (124 for one that timed
+// out).
 func TestWaitExitsAsAnAttachedRun(t *testing.T) {
 	t.Parallel()
 	run := func(id string, s jobs.Status, code *int, stop string) *jobs.Run {
@@ -89,6 +91,8 @@ func TestWaitExitsAsAnAttachedRun(t *testing.T) {
 		"exit3":    run("exit3", jobs.StatusFailed, ptr(3), jobs.StopEssentialExited),
 		"timedout": run("timedout", jobs.StatusFailed, ptr(137), jobs.StopTimeout),
 		"canceled": run("canceled", jobs.StatusCanceled, nil, jobs.StopUserInitiated),
+		// Stopped while running: its container's code, as docker wait.
+		"stopped": run("stopped", jobs.StatusCanceled, ptr(143), jobs.StopUserInitiated),
 	}
 	pipelines := map[string]*jobs.PipelineRun{
 		"pr-ok":     {PipelineRunID: "pr-ok", Status: jobs.StatusSucceeded},
@@ -105,6 +109,8 @@ func TestWaitExitsAsAnAttachedRun(t *testing.T) {
 		{[]string{"exit3"}, 3, ""},
 		{[]string{"timedout"}, exitTimeout, "run timedout: why timedout"},
 		{[]string{"canceled"}, exitGantryError, "run canceled CANCELED: why canceled"},
+		{[]string{"stopped"}, 143, "run stopped CANCELED (UserInitiated): why stopped"},
+		{[]string{"ok", "stopped", "exit3"}, 143, "run stopped CANCELED (UserInitiated): why stopped"},
 		{[]string{"pr-ok", "ok"}, 0, ""},
 		{[]string{"pr-failed"}, exitPipelineFailed, ""},
 		{[]string{"pr-timedout"}, exitTimeout, "pr-timedout: pipeline run timed out after 2s (timeoutSeconds 2)"},
