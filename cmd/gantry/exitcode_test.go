@@ -84,7 +84,7 @@ func TestRunExitSaysWhatTheTaskCannot(t *testing.T) {
 			Containers: []jobs.ContainerResult{{Name: "main", ExitCode: code(137), OOMKilled: true, Reason: "OutOfMemoryError: container killed due to memory usage"}}},
 			137, "gantry: run r1: container main was killed for using more than its 8 MiB (OutOfMemoryError: container killed due to memory usage; exit 137)\n"},
 		{"killed for memory, no spec", jobs.Run{RunID: "r2", Status: jobs.StatusFailed, ExitCode: code(137),
-			StopCode: jobs.StopEssentialExited,
+			StopCode:   jobs.StopEssentialExited,
 			Containers: []jobs.ContainerResult{{Name: "main", ExitCode: code(137), OOMKilled: true}}},
 			137, "gantry: run r2: container main was killed for using more than its memory limit (-; exit 137)\n"},
 		{"stopped by gantry stop elsewhere", jobs.Run{RunID: "r3", Status: jobs.StatusCanceled, ExitCode: code(143),
