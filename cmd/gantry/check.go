@@ -226,36 +226,52 @@ func dryRunPipelines(cmd *cobra.Command, g *globals, args []string) error {
 		return err
 	}
 	c := &checks{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), files: len(args)}
-	var send []int
+	// Files that do not decode are not sent, but are told in the order
+	// given, among those the server checks.
+	decodeErrs := make([]error, len(files))
+	sent := 0
 	for i, data := range files {
-		if _, err := jobs.DecodePipeline(data); err != nil {
-			c.found(args[i], err)
-			continue
+		if _, decodeErrs[i] = jobs.DecodePipeline(data); decodeErrs[i] == nil {
+			sent++
 		}
-		send = append(send, i)
 	}
-	if len(send) == 0 {
+	if sent == 0 {
+		for i, err := range decodeErrs {
+			c.found(args[i], err)
+		}
 		return c.result()
 	}
 	nc, cl, err := g.connect(cmd.Context())
 	if err != nil {
-		// The check is not done (125), but what the file shows by itself
-		// is told, as apply tells it.
-		for _, i := range send {
-			if _, perr := jobs.ParsePipeline(files[i]); perr != nil {
-				c.found(args[i], perr)
+		// The check is not done (125), but what the files show by
+		// themselves is told, as apply tells it.
+		for i, derr := range decodeErrs {
+			if derr == nil {
+				_, derr = jobs.ParsePipeline(files[i])
+			}
+			if derr != nil {
+				c.found(args[i], derr)
 			}
 		}
 		return err
 	}
 	defer nc.Close()
-	for _, i := range send {
+	for i := range files {
+		if decodeErrs[i] != nil {
+			c.found(args[i], decodeErrs[i])
+			continue
+		}
 		res, err := cl.DryRunPipeline(cmd.Context(), files[i])
 		if errors.Is(err, client.ErrInvalidArgument) {
 			c.found(args[i], err)
 			continue
 		}
 		if err != nil {
+			for j := i + 1; j < len(files); j++ { // what is known of the rest
+				if decodeErrs[j] != nil {
+					c.found(args[j], decodeErrs[j])
+				}
+			}
 			return fmt.Errorf("%s: %w", fileName(args[i]), err)
 		}
 		p := res.Pipeline

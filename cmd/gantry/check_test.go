@@ -231,6 +231,11 @@ func TestDryRunWithoutAServer(t *testing.T) {
 	if code != exitGantryError || !strings.Contains(errOut, bad+": stages: dependency cycle: a -> b -> a\n") || !strings.Contains(errOut, "gantry: cannot reach NATS") {
 		t.Errorf("a file with problems of its own, without a server: exit %d: %s", code, errOut)
 	}
+	// In the order given: a file that does not decode after one that does.
+	_, errOut, code = cli("", "pipeline", "apply", "--dry-run", bad, broken)
+	if i, j := strings.Index(errOut, bad+": stages: dependency cycle"), strings.Index(errOut, broken+": pipeline: yaml"); code != exitGantryError || i < 0 || j < i {
+		t.Errorf("apply --dry-run %s %s without a server: exit %d, stderr not in the order given:\n%s", bad, broken, code, errOut)
+	}
 	bad = filepath.Join(dir, "bad.json")
 	if _, errOut, code := cli("", "taskdef", "register", "--dry-run", bad); code != exitProblems || !strings.HasPrefix(errOut, bad+": containerDefinitions[0].memmory") {
 		t.Errorf("taskdef register --dry-run of a bad file: exit %d: %s", code, errOut)

@@ -67,6 +67,14 @@ func TestDryRunsEndToEnd(t *testing.T) {
 	if code != exitProblems || out != p+": pipeline p: unchanged (version 1)\n" || strings.Count(errOut, "\n") != len(wantErr) {
 		t.Errorf("apply --dry-run with problems: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
+	// Problems come in the order of the files given, whether the server
+	// found them or the file did not decode.
+	broken := filepath.Join(dir, "broken.yaml")
+	write(broken, "name: [x\n")
+	_, errOut, code = in.gantry("pipeline", "apply", "--dry-run", bad, broken, p)
+	if i, j := strings.Index(errOut, bad+": stages[1](b)"), strings.Index(errOut, broken+": pipeline: yaml"); code != exitProblems || i < 0 || j < i {
+		t.Errorf("apply --dry-run bad broken p: exit %d, problems not in the order given:\n%s", code, errOut)
+	}
 	if out := in.mustGantry("pipeline", "describe", "p", "-o", "json"); !strings.Contains(out, `"version": 1`) {
 		t.Errorf("the dry runs changed p: %s", out)
 	}

@@ -60,7 +60,7 @@ waiting run started, no event):
 
 Each file is checked against what the server holds, not against the other
 files given. Its problems are listed on stderr, a line each, after the
-file's name; it exits 0 when every file would apply, 1 when problems were
+file's name, file by file in the order given; it exits 0 when every file would apply, 1 when problems were
 found, 125 when gantry could not check (the server unreachable, say).
 'gantry pipeline validate' checks files without a server.`,
 		Example: `  gantry pipeline apply samples/pipelines/daily-sales.yaml
