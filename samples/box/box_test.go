@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,6 +201,100 @@ func FuzzExpandSet(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if got := expandSet(s); len(got) > 256*len(s)+1 {
 			t.Fatalf("expandSet(%q) gave %d bytes", s, len(got))
+		}
+	})
+}
+
+// TestTrap: trap's forms that need no signal: a list, a bad signal named,
+// EXIT's action after the script (its exit giving the status), ERR left
+// to the interpreter.
+func TestTrap(t *testing.T) {
+	tests := []struct {
+		name, script string
+		wantCode     int
+		wantOut      string
+		wantErrSub   string
+	}{
+		{"list", "trap 'echo x' TERM; trap ':' EXIT; trap 'echo e' ERR; trap - ERR; trap INT; trap", 0,
+			"trap -- : EXIT\ntrap -- 'echo x' TERM\n", ""},
+		{"exit action after the script", "trap 'echo bye $?' EXIT; echo hi; false", 1, "hi\nbye 1\n", ""},
+		{"exit action on exit, its exit the status", "trap 'echo bye; exit 4' 0; exit 2; echo no", 4, "bye\n", ""},
+		{"reset", "trap 'echo bye' EXIT; trap - EXIT; echo hi", 0, "hi\n", ""},
+		{"SIG prefix and numbers", "trap 'echo t' SIGTERM 2; trap", 0, "trap -- 'echo t' INT\ntrap -- 'echo t' TERM\n", ""},
+		{"ERR is the interpreter's", "trap 'echo err' ERR; false; true", 0, "err\n", ""},
+		{"a signal it cannot trap", "trap 'echo x' USR1", 1, "",
+			"trap: USR1: invalid signal specification: box's sh traps EXIT, ERR, INT and TERM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runBox(t, t.Context(), t.TempDir(), "", "sh", "-c", tt.script)
+			if code != tt.wantCode || out != tt.wantOut || !strings.Contains(errOut, tt.wantErrSub) {
+				t.Fatalf("sh -c %q = %d, stdout %q, stderr %q; want %d, %q, stderr with %q",
+					tt.script, code, out, errOut, tt.wantCode, tt.wantOut, tt.wantErrSub)
+			}
+		})
+	}
+}
+
+// TestTrapSignals: a signal the shell traps runs its action in the shell
+// itself (an exit there ends the script, even from a loop with a
+// pipeline), interrupting the applets running (sleep, in the foreground or
+// waited for), before the EXIT action; an empty action ignores it; one
+// without a trap is not taken (box exits with 128+signal).
+func TestTrapSignals(t *testing.T) {
+	tests := []struct {
+		name, script string
+		sig          syscall.Signal
+		wantCode     int
+		wantOut      string
+	}{
+		{"exit from a loop", "trap 'echo caught TERM; exit 0' TERM; echo ready; while true; do echo x | cat >/dev/null; sleep 60; done",
+			syscall.SIGTERM, 0, "ready\ncaught TERM\n"},
+		{"during the last command, then EXIT", "trap 'echo bye' EXIT; trap 'echo term; exit 3' TERM; echo ready; sleep 60",
+			syscall.SIGTERM, 3, "ready\nterm\nbye\n"},
+		{"waited for by the last command, then EXIT", "trap 'echo bye' EXIT; trap 'echo term; exit 3' TERM; echo ready; sleep 60 & wait",
+			syscall.SIGTERM, 3, "ready\nterm\nbye\n"},
+		{"sleep & wait, then the script goes on", "trap 'echo int' INT; echo ready; sleep 60 & wait; echo after",
+			syscall.SIGINT, 0, "ready\nint\nafter\n"},
+		{"a flag the loop reads", "trap 'stop=1' TERM; echo ready; while [ -z \"$stop\" ]; do sleep 60; done; echo stopped $stop",
+			syscall.SIGTERM, 0, "ready\nstopped 1\n"},
+		{"ignored", "trap '' TERM; echo ready; sleep 0.5; echo still", syscall.SIGTERM, 0, "ready\nstill\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a trap that did not run
+			defer cancel()
+			pr, pw := io.Pipe()
+			var stderr bytes.Buffer
+			p := &proc{ctx: ctx, stdin: strings.NewReader(""), stdout: pw, stderr: &stderr, dir: t.TempDir(), env: []string{"PATH=/nonexistent"}}
+			done := make(chan int, 1)
+			go func() {
+				code := run(p, []string{"sh", "-c", tt.script})
+				pw.Close()
+				done <- code
+			}()
+			out := bufio.NewReader(pr)
+			if line, err := out.ReadString('\n'); line != "ready\n" {
+				t.Fatalf("first line %q, %v", line, err)
+			}
+			for shellTraps.Load().running.Load() == 0 { // signal while sleep runs, not before it starts
+				runtime.Gosched()
+			}
+			if !route(tt.sig) {
+				t.Fatalf("the shell did not take %v", tt.sig)
+			}
+			rest, _ := io.ReadAll(out)
+			if code := <-done; code != tt.wantCode || "ready\n"+string(rest) != tt.wantOut {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want %d, %q", code, "ready\n"+string(rest), stderr.String(), tt.wantCode, tt.wantOut)
+			}
+		})
+	}
+	t.Run("untrapped", func(t *testing.T) {
+		if code, _, _ := runBox(t, t.Context(), t.TempDir(), "", "sh", "-c", "trap 'echo t' TERM; trap - TERM"); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		if route(syscall.SIGTERM) {
+			t.Fatal("a signal was taken with no shell running")
 		}
 	})
 }

@@ -6,7 +6,8 @@
 // first argument when started as box itself ("box cat FILE"). "box --list"
 // prints the applets. The shell runs applets in-process, so a script such as
 // "sleep 30" is one process, which matters when box is PID 1 in a container:
-// SIGTERM and SIGINT make it exit at once with 128+signal (143, 130).
+// SIGTERM and SIGINT make it exit at once with 128+signal (143, 130), unless
+// the shell traps them (trap.go: trap 'ACTION' TERM INT EXIT).
 package main
 
 import (
@@ -45,8 +46,13 @@ func main() {
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
-		sig := <-sigc
-		code := 128 + int(sig.(syscall.Signal))
+		var sig syscall.Signal
+		for s := range sigc {
+			if sig = s.(syscall.Signal); !route(sig) { // trap.go
+				break
+			}
+		}
+		code := 128 + int(sig)
 		caught.Store(int32(code))
 		if children.Load() == 0 {
 			os.Exit(code)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -83,18 +84,23 @@ func runShell(p *proc, args []string) error {
 	if !command && len(args[i:]) == 0 {
 		stdin = nil // the parser consumed it
 	}
+	t := newTraps()
 	r, err := interp.New(
 		interp.StdIO(stdin, p.stdout, p.stderr),
 		interp.Dir(p.dir),
 		interp.Env(expand.ListEnviron(p.env...)),
 		interp.Params(append(opts, append([]string{"--"}, rest...)...)...),
-		interp.ExecHandlers(countChildren, runApplets),
-		interp.CallHandler(shadowBuiltins),
+		interp.ExecHandlers(countChildren, t.interruptApplets, runApplets),
+		interp.CallHandler(t.call),
 	)
 	if err != nil {
 		return fmt.Errorf("start interpreter: %w", err)
 	}
-	err = r.Run(p.ctx, file)
+	t.main, t.stdout, t.stderr = reflect.ValueOf(r).Pointer(), p.stdout, p.stderr
+	if shellTraps.CompareAndSwap(nil, t) { // the top-level shell: signals come here
+		defer shellTraps.CompareAndSwap(t, nil)
+	}
+	err = t.finish(p.ctx, r, p.stderr, r.Run(p.ctx, file))
 	var es interp.ExitStatus
 	switch {
 	case err == nil:
