@@ -247,6 +247,13 @@ func TestBackfillOfTimesYetToComeIsRefused(t *testing.T) {
 	if got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, "to: the range holds fire times yet to come") {
 		t.Fatalf("a long backfill into the future: %s %q, want the times yet to come", got.Code, got.Message)
 	}
+	// Its first 1001 fire times all past, the rest to come: still the
+	// future that is told.
+	got = apiError(t, e.req(e.op, "gantry.api.pipelines.backfill", fmt.Sprintf(`{"name":"minutely","from":%q,"to":%q}`,
+		now.Add(-48*time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339))))
+	if got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, "to: the range holds fire times yet to come") {
+		t.Fatalf("a long backfill from the past into the future: %s %q, want the times yet to come", got.Code, got.Message)
+	}
 	got = apiError(t, e.req(e.op, "gantry.api.pipelines.backfill", fmt.Sprintf(`{"name":"minutely","from":%q,"to":%q}`,
 		now.Add(-48*time.Hour).Format(time.RFC3339), now.Add(-time.Hour).Format(time.RFC3339))))
 	if got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, "more than 1000 fire times") {

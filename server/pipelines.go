@@ -759,11 +759,23 @@ func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, err
 	// run now, before its data exists, and its fire, finding its run
 	// there, would run nothing. Told before the count: a range reaching
 	// into the future was refused as too long, and shortening it as told
-	// met this refusal next.
+	// met this refusal next. Looked for after now, not among times: those
+	// are the range's first MaxBackfill+1, which a long range's future
+	// ones lie past.
 	now := s.cfg.now()
-	if i := slices.IndexFunc(times, func(t time.Time) bool { return t.After(now) }); i >= 0 {
-		return nil, jobs.Invalid(fmt.Sprintf("to: the range holds fire times yet to come (the first at %s); backfill up to now, the schedule fires the others",
-			times[i].Format(time.RFC3339)))
+	if req.To.After(now) {
+		after := now.Add(time.Nanosecond)
+		if req.From.After(after) {
+			after = req.From
+		}
+		next, err := scheduler.FireTimes(p.Schedule, entry.Base(), after, req.To, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(next) > 0 {
+			return nil, jobs.Invalid(fmt.Sprintf("to: the range holds fire times yet to come (the first at %s); backfill up to now, the schedule fires the others",
+				next[0].Format(time.RFC3339)))
+		}
 	}
 	if len(times) > MaxBackfill {
 		return nil, jobs.Invalid(fmt.Sprintf("the range holds more than %d fire times; backfill a shorter one", MaxBackfill))
