@@ -63,9 +63,10 @@ type LogTail struct {
 
 // tailBatch is a batch of the window, or one that primes it.
 type tailBatch struct {
-	seq  uint64
-	size int
-	b    *jobs.LogBatch
+	seq   uint64
+	size  int
+	b     *jobs.LogBatch
+	lines int // the lines it ends that count (lineCount), in readWindow
 }
 
 // readTail reads the end of the log lq asks for (lq.Tail) and gives fn the
@@ -99,15 +100,15 @@ func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn f
 		if last+1-first > width {
 			start = last + 1 - width
 		}
-		window, dropped, err := q.readWindow(ctx, r, lq, start)
+		window, dropped, trimmed, err := q.readWindow(ctx, r, lq, start)
 		if err != nil {
 			return false, err
 		}
 		switch {
-		case start == first && !dropped:
+		case start == first && !dropped && !trimmed:
 			t.Whole = true
 			return true, deliver(nil, window, fn)
-		case wholeLines(window, t.Since) >= t.Lines:
+		case wholeLines(window, t.Since) >= t.Lines || start == first && trimmed:
 			upTo := start - 1
 			if len(window) > 0 {
 				upTo = window[0].seq - 1
@@ -127,28 +128,62 @@ func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn f
 
 // readWindow reads the log from the stream sequence start on, to its end,
 // holding at most lq.Tail.MaxBytes of the last batches (dropped: some
-// were let go).
-func (q *Queue) readWindow(ctx context.Context, r *directReader, lq LogQuery, start uint64) (window []tailBatch, dropped bool, err error) {
-	var head, size int
+// were let go). Without MaxBytes it holds only the batches the read
+// needs (trimmed: it let go of some at the window's start): those from
+// the last that, with the batches after it, hold lq.Tail.Lines lines,
+// and none stored before lq.Tail.Since. Holding every batch read, a
+// --tail longer than the log, or a --since that leaves fewer lines than
+// --tail, held the whole log in memory, where the whole read keeps only
+// the lines it prints.
+func (q *Queue) readWindow(ctx context.Context, r *directReader, lq LogQuery, start uint64) (window []tailBatch, dropped, trimmed bool, err error) {
+	var head, size, lines int
 	r.next = start
 	err = r.follow(ctx, false, nil, func(data []byte, _ nats.Header) error {
 		var b jobs.LogBatch
 		if jobs.DecodeLogBatch(data, &b) != nil || lq.Attempt != 0 && b.Attempt != lq.Attempt {
 			return nil
 		}
-		window = append(window, tailBatch{seq: r.next - 1, size: len(data), b: &b})
+		window = append(window, tailBatch{seq: r.next - 1, size: len(data), b: &b, lines: lineCount(&b, lq.Tail.Since)})
 		size += len(data)
-		for max := lq.Tail.MaxBytes; max > 0 && size > max && head < len(window)-1; head++ {
-			size -= window[head].size
-			window[head] = tailBatch{}
-			dropped = true
+		if max := lq.Tail.MaxBytes; max > 0 {
+			for ; size > max && head < len(window)-1; head++ {
+				size -= window[head].size
+				window[head] = tailBatch{}
+				dropped = true
+			}
+		} else {
+			lines += window[len(window)-1].lines
+			for ; head < len(window)-1; head++ {
+				h := window[head]
+				if lines-h.lines < lq.Tail.Lines && !h.b.Time.Before(lq.Tail.Since) {
+					break // needed: its lines, or the pieces of one that counts
+				}
+				lines -= h.lines
+				window[head] = tailBatch{}
+				trimmed = true
+			}
 		}
 		if head > len(window)/2 {
 			window, head = slices.Clip(window[head:]), 0
 		}
 		return nil
 	})
-	return window[head:], dropped, err
+	return window[head:], dropped, trimmed, err
+}
+
+// lineCount counts the lines b ends (their last piece) if it was stored
+// at or after since, as wholeLines does.
+func lineCount(b *jobs.LogBatch, since time.Time) int {
+	if b.Time.Before(since) {
+		return 0
+	}
+	n := 0
+	for _, l := range b.Lines {
+		if !l.Partial {
+			n++
+		}
+	}
+	return n
 }
 
 // wholeLines counts the lines the window's batches end (their last
@@ -156,14 +191,7 @@ func (q *Queue) readWindow(ctx context.Context, r *directReader, lq LogQuery, st
 func wholeLines(window []tailBatch, since time.Time) int {
 	n := 0
 	for _, tb := range window {
-		if tb.b.Time.Before(since) {
-			continue
-		}
-		for _, l := range tb.b.Lines {
-			if !l.Partial {
-				n++
-			}
-		}
+		n += lineCount(tb.b, since)
 	}
 	return n
 }

@@ -16,6 +16,7 @@ import (
 // logs --tail counts them.
 type lastLines struct {
 	n       int
+	since   time.Time // lines whose batch is older are left out, as --since does
 	parts   map[string]string
 	lines   []string
 	batches int
@@ -29,6 +30,10 @@ func (k *lastLines) batch(b *jobs.LogBatch) error {
 		key := fmt.Sprint(b.Attempt, "/", b.Container, "/", l.Stream)
 		k.parts[key] += l.Text
 		if l.Partial {
+			continue
+		}
+		if b.Time.Before(k.since) {
+			delete(k.parts, key)
 			continue
 		}
 		k.lines = append(k.lines, key+":"+k.parts[key])
@@ -86,6 +91,64 @@ func TestReadLogTailOfAnAttempt(t *testing.T) {
 				t.Errorf("attempt %d, last 4: %d batches read of %d (the whole: %v)", lq.Attempt, end.batches, whole.batches, lq.Tail.Whole)
 			}
 			lq.Tail = nil
+		}
+	}
+}
+
+// TestReadLogTailHoldsOnlyWhatItGives: a read of the log's end that asks
+// for more lines than the log holds after Since gives the whole read's
+// last lines, holding only the batches that hold them: before, a --tail
+// longer than what --since leaves held every batch of the log.
+func TestReadLogTailHoldsOnlyWhatItGives(t *testing.T) {
+	q := newQueue(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	writeTailLog(t, ctx, q, "r1")
+	var times []time.Time
+	if err := q.ReadLogs(ctx, LogQuery{RunID: "r1"}, func(b *jobs.LogBatch) error {
+		times = append(times, b.Time)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	late := times[len(times)*2/3] // a third of the batches from here on
+	for _, tc := range []struct {
+		n     int
+		since time.Time
+	}{{100000, late}, {30, late}, {1, late}, {100000, time.Time{}}, {5, times[len(times)-1].Add(time.Second)}} {
+		whole := newLastLines(tc.n)
+		whole.since = tc.since
+		if err := q.ReadLogs(ctx, LogQuery{RunID: "r1"}, whole.batch); err != nil {
+			t.Fatal(err)
+		}
+		end := newLastLines(tc.n)
+		end.since = tc.since
+		if err := q.ReadLogs(ctx, LogQuery{RunID: "r1", Tail: &LogTail{Lines: tc.n, Since: tc.since}}, end.batch); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(end.lines, whole.lines) {
+			t.Errorf("last %d since %v: read from the end\n%.300q\nwant\n%.300q", tc.n, tc.since, end.lines, whole.lines)
+		}
+
+		// What the window holds, read from the log's first batch: none
+		// stored before Since, and none it could do without.
+		r, err := newDirectReader(q.nc, StreamLogs, LogSubject("r1", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := r.firstSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lq := LogQuery{RunID: "r1", Tail: &LogTail{Lines: tc.n, Since: tc.since}}
+		window, _, _, err := q.readWindow(ctx, r, lq, first)
+		r.close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(window) > 1 && (window[0].b.Time.Before(tc.since) || wholeLines(window[1:], tc.since) >= tc.n) {
+			t.Errorf("last %d since %v: the window holds %d of the log's %d batches, the first stored %v, %d lines after it",
+				tc.n, tc.since, len(window), len(times), window[0].b.Time, wholeLines(window[1:], tc.since))
 		}
 	}
 }
