@@ -58,9 +58,9 @@ type Server struct {
 
 	metrics *metrics // metrics.go
 
-	// hookAnswered tells the webhook sender of a hook whose test was
-	// answered 2xx: its backoff ends (webhooks.go).
-	hookAnswered chan int64
+	// answered tells the webhook sender of the hooks whose tests were
+	// answered 2xx: their backoffs end (webhooks.go).
+	answered answeredHooks
 
 	backups backups // backup.go
 
@@ -119,7 +119,7 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 		o(&cfg)
 	}
 	s := &Server{db: db, q: q, cfg: cfg, started: cfg.now(), entropy: ulid.Monotonic(rand.Reader, 0), metrics: newMetrics(),
-		hookAnswered: make(chan int64, 16)}
+		answered: answeredHooks{kick: make(chan struct{}, 1)}}
 	s.waiters.any.Store(true)  // until the store says none wait (resolveAllWaiting)
 	s.backups.left.Store(true) // a backup left by the server before this one
 	s.initPipelines()

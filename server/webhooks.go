@@ -134,8 +134,10 @@ func (s *Server) sendWebhooks(ctx context.Context) error {
 		case <-s.db.Outboxed():
 		case t := <-sd.done:
 			sd.ended(t, s.cfg.webhookRetry)
-		case id := <-s.hookAnswered:
-			sd.answered(id)
+		case <-s.answered.kick:
+			for _, id := range s.answered.take() {
+				sd.answered(id)
+			}
 		case <-timer.C:
 		}
 	}
@@ -185,6 +187,34 @@ func (sd *sender) ended(t tried, r webhookRetry) {
 	}
 	h.fails++
 	h.until = t.at.Add(r.delay(h.fails))
+}
+
+// answeredHooks are the hooks whose tests were answered 2xx since the
+// sender last looked: apiWebhookTest adds, the sender takes.
+type answeredHooks struct {
+	mu   sync.Mutex
+	ids  []int64
+	kick chan struct{} // one waiting wake-up at most
+}
+
+func (a *answeredHooks) add(id int64) {
+	a.mu.Lock()
+	if !slices.Contains(a.ids, id) {
+		a.ids = append(a.ids, id)
+	}
+	a.mu.Unlock()
+	select {
+	case a.kick <- struct{}{}:
+	default: // the sender is to look already
+	}
+}
+
+func (a *answeredHooks) take() []int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := a.ids
+	a.ids = nil
+	return ids
 }
 
 // answered ends the backoff of hook id, whose receiver answered a test.
@@ -526,10 +556,7 @@ func (s *Server) apiWebhookTest(ctx context.Context, data []byte) (any, error) {
 			s.cfg.log.Warn().Err(err).Str("webhook", name).Msg("end the backoff of a webhook that answered its test")
 			break
 		}
-		select {
-		case s.hookAnswered <- id:
-		default: // the sender has not taken the last one yet; the next one comes
-		}
+		s.answered.add(id)
 	}
 	return reply, nil
 }

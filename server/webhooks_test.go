@@ -548,8 +548,12 @@ func TestWebhookTestEndsBackoff(t *testing.T) {
 		t.Fatalf("test: %+v, %v; want delivered", reply, err)
 	}
 	select {
-	case id := <-s.hookAnswered:
-		sd.answered(id)
+	case <-s.answered.kick:
+		ids := s.answered.take()
+		if len(ids) != 1 {
+			t.Fatalf("hooks answered: %v; want the one tested", ids)
+		}
+		sd.answered(ids[0])
 	default:
 		t.Fatal("the sender was not told the hook answered")
 	}
