@@ -110,6 +110,15 @@ type Attempt struct {
 	// Redelivery marks an attempt that runs the job of a lost one, handed
 	// to another worker by the queue: the server publishes nothing for it.
 	Redelivery bool `json:"redelivery,omitempty"`
+	// AfterEnd, set on an attempt that ran after its run had ended, says
+	// why it ran (see Run.apply): a worker cut off from NATS for longer
+	// than its lease, whose job went to another worker as the next
+	// attempt, reported its own attempt's end first. Such an attempt is
+	// recorded so that no execution goes unseen, but it changes neither
+	// the run's status nor its exit code, is not the run's current
+	// attempt (Current) and does not count against
+	// retryStrategy.attempts.
+	AfterEnd string `json:"afterEnd,omitempty"`
 }
 
 // RetryStrategy says how often a run is tried, as AWS Batch's does:
@@ -208,12 +217,16 @@ type Run struct {
 	Spec RunSpec `json:"spec,omitzero"`
 }
 
-// Current is the latest attempt, or nil before the first.
+// Current is the latest attempt, or nil before the first. Attempts that
+// ran after the run ended (AfterEnd) are not the run's: the current one is
+// the attempt the run ended with.
 func (r *Run) Current() *Attempt {
-	if len(r.Attempts) == 0 {
-		return nil
+	for i := len(r.Attempts) - 1; i >= 0; i-- {
+		if r.Attempts[i].AfterEnd == "" {
+			return &r.Attempts[i]
+		}
 	}
-	return &r.Attempts[len(r.Attempts)-1]
+	return nil
 }
 
 // Event is a status change of one attempt, reported by the worker running it
@@ -269,7 +282,9 @@ func giveUp(ev Event) bool {
 // changed. Events of an attempt apply in Seq order; a replayed or older one
 // changes nothing, and so does anything after the attempt ended. A run that
 // already ended (canceled while queued, say) keeps its status, but its attempt
-// records what the worker reported.
+// records what the worker reported; the events of the attempt after its last,
+// which a worker ran although the run had ended, are recorded as an attempt
+// of their own, marked AfterEnd (see lateAttempt).
 func (r *Run) Apply(ev Event) bool {
 	if r.PoolSlotKept == nil {
 		return r.apply(ev)
@@ -279,6 +294,9 @@ func (r *Run) Apply(ev Event) bool {
 }
 
 func (r *Run) apply(ev Event) bool {
+	if ev.Attempt == len(r.Attempts)+1 && r.Status.Terminal() && len(r.Attempts) > 0 && ev.Source != SourceServer {
+		r.Attempts = append(r.Attempts, r.lateAttempt(ev))
+	}
 	if ev.Attempt < 1 || ev.Attempt > len(r.Attempts) {
 		return false
 	}
@@ -361,6 +379,29 @@ func (r *Run) apply(ev Event) bool {
 	return true
 }
 
+// lateAttempt is the attempt that ev, of the attempt after the last of a
+// run that ended, begins. Only a worker whose claim on the run's job found
+// the last attempt's worker lost runs that attempt (worker.claimDelivery):
+// that worker had stopped renewing its lease, killed or cut off from NATS
+// for longer than the lease, and the queue handed the job on. A cut-off
+// worker lives on: the end it reported came first and ended the run, and
+// the loss the next worker reported came too late to change it. That
+// attempt still ran, containers and all: it is recorded, after the end.
+// Neither the server's store nor a reader needs more to tell it apart than
+// the mark, and the common case costs nothing: the run is read and written
+// for its events anyway.
+func (r *Run) lateAttempt(ev Event) Attempt {
+	prev := r.Attempts[len(r.Attempts)-1]
+	why := fmt.Sprintf("ran after the run had ended: worker %s's lease on the job of attempt %d ran out (killed, restarted or cut off from NATS) and the queue handed the job to worker %s as attempt %d; attempt %d's end, reported meanwhile, had ended the run, whose status and exit code this attempt does not change",
+		orNone(prev.Worker), prev.Attempt, orNone(ev.Worker), ev.Attempt, prev.Attempt)
+	if prev.Worker == "" {
+		// Its worker never reported (a run canceled while queued).
+		why = fmt.Sprintf("ran after the run had ended: the queue delivered its job to worker %s after attempt %d had ended the run, whose status and exit code this attempt does not change",
+			orNone(ev.Worker), prev.Attempt)
+	}
+	return Attempt{Attempt: ev.Attempt, Status: StatusQueued, CreatedAt: ev.Time, AfterEnd: why}
+}
+
 // Retry starts a new attempt, QUEUED, if the current one failed in a way
 // worth trying again (its evaluateOnExit rules say so), the spec allows
 // another try, the run's deadline leaves time for it and, for a stage's
@@ -396,12 +437,13 @@ func (r *Run) Retry(now time.Time) bool {
 }
 
 // Tries counts the attempts that count against retryStrategy.attempts: all
-// but those lost with their worker, which the queue redelivers anyway, and
-// those their worker stopped as it shut down.
+// but those lost with their worker, which the queue redelivers anyway,
+// those their worker stopped as it shut down, and those that ran after the
+// run ended.
 func (r *Run) Tries() int {
 	n := 0
 	for _, a := range r.Attempts {
-		if !handedOn(a.StopCode) {
+		if !handedOn(a.StopCode) && a.AfterEnd == "" {
 			n++
 		}
 	}
