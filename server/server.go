@@ -524,7 +524,13 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 	for _, c := range changed {
 		r := c.Run
 		s.metrics.runMoved(c.Before, c.StartedBefore, r)
-		s.publishStatus(r)
+		if !c.Before.Terminal() {
+			// A run that had ended changes only in its attempts (one
+			// that ran after its end, jobs.Attempt.AfterEnd, or the
+			// attempt a stop left to its worker): its end was
+			// announced, once.
+			s.publishStatus(r)
+		}
 		if r.Status == jobs.StatusQueued && due(r, s.cfg.now()) {
 			if err := s.enqueue(ctx, r); err != nil {
 				s.cfg.log.Error().Err(err).Str("run", r.RunID).Msg("queue retry")
