@@ -77,9 +77,30 @@ func goldenRuns() []jobs.Run {
 	}
 }
 
+// goldenRunAfterEnd is a run ended by worker host-b, cut off from NATS
+// for longer than its lease, whose job went to host-a meanwhile: host-a's
+// attempt ran after the end (jobs.Attempt.AfterEnd).
+func goldenRunAfterEnd() jobs.Run {
+	at := func(d time.Duration) *time.Time { return ptr(goldenNow.Add(-d)) }
+	r := jobs.Run{RunID: "01jp8w1111eeeeffffgggghhhh", Status: jobs.StatusSucceeded, TaskDefinition: "etl-sales:3", Cluster: "default",
+		Priority: jobs.PriorityNormal, Worker: "host-b", CreatedAt: *at(time.Hour), StartedAt: at(time.Hour - 2*time.Second),
+		FinishedAt: at(time.Hour - 62*time.Second), ExitCode: ptr(0),
+		Attempts: []jobs.Attempt{
+			{Attempt: 1, Worker: "host-b", Status: jobs.StatusSucceeded, ExitCode: ptr(0),
+				CreatedAt: *at(time.Hour), StartedAt: at(time.Hour - 2*time.Second), FinishedAt: at(time.Hour - 62*time.Second)},
+		},
+		Containers: []jobs.ContainerResult{{Name: "main", ExitCode: ptr(0)}}}
+	r.Apply(jobs.Event{RunID: r.RunID, Attempt: 2, Seq: 1, Status: jobs.StatusRunning, Source: jobs.SourceWorker, Worker: "host-a",
+		Time: *at(time.Hour - 40*time.Second)})
+	r.Apply(jobs.Event{RunID: r.RunID, Attempt: 2, Seq: 2, Status: jobs.StatusSucceeded, Source: jobs.SourceWorker, Worker: "host-a",
+		Time: *at(time.Hour - 100*time.Second), ExitCode: ptr(0), Containers: []jobs.ContainerResult{{Name: "main", ExitCode: ptr(0)}}})
+	return r
+}
+
 func TestGoldenOutput(t *testing.T) {
 	fixedClock(t)
 	runs := goldenRuns()
+	late := goldenRunAfterEnd()
 	workers := []jobs.WorkerInfo{{ID: "host-a", Cluster: "default", Host: "host-a.example", State: jobs.WorkerActive,
 		Labels: map[string]string{"zone": "a"}, Capacity: jobs.Resources{CPU: 4096, Memory: 7900, Slots: 4},
 		InUse: jobs.Resources{CPU: 1024, Memory: 512, Slots: 1}, Runs: []string{runs[0].RunID},
@@ -95,6 +116,7 @@ func TestGoldenOutput(t *testing.T) {
 		{"ps", runs, func(w io.Writer) error { return psTable(w, runs, clock(), psNormal) }},
 		{"describe", &runs[1], func(w io.Writer) error { return describeRun(w, &runs[1]) }},
 		{"describe-queued", &runs[2], func(w io.Writer) error { return describeRun(w, &runs[2]) }},
+		{"describe-after-end", &late, func(w io.Writer) error { return describeRun(w, &late) }},
 		{"workers-ls", workers, func(w io.Writer) error { return workersTable(w, workers, clock()) }},
 		{"workers-describe", &workers[0], func(w io.Writer) error { return describeWorker(w, &workers[0]) }},
 		{"taskdef-ls", taskdefs, func(w io.Writer) error { return taskdefsTable(w, taskdefs, clock()) }},

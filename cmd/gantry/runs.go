@@ -278,12 +278,24 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 	fmt.Fprintf(w, "Finished:\t%s\n", ts(r.FinishedAt))
 	fmt.Fprintf(w, "Duration:\t%s\n", duration(r, now))
 	fmt.Fprintf(w, "\nATTEMPT\tWORKER\tSTATUS\tEXIT\tSTARTED\tREASON\n")
+	var afterEnd []string
 	for _, a := range r.Attempts {
 		started := "-"
 		if a.StartedAt != nil {
 			started = ago(*a.StartedAt, now)
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", a.Attempt, orDash(a.Worker), a.Status, exitText(a.ExitCode), started, orDash(a.StoppedReason))
+		num := strconv.Itoa(a.Attempt)
+		if a.AfterEnd != "" {
+			// Not the run's: its status and exit code are the run's last
+			// attempt's before it. The note says why it ran.
+			num += " (after end)"
+			afterEnd = append(afterEnd, fmt.Sprintf("Attempt %d %s", a.Attempt, a.AfterEnd))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", num, orDash(a.Worker), a.Status, exitText(a.ExitCode), started, orDash(a.StoppedReason))
+	}
+	for _, note := range afterEnd {
+		// In lines a terminal shows whole: a table's lines are cut to fit.
+		fmt.Fprintf(w, "\n%s.\n", strings.Join(wrapWords(note, 78), "\n"))
 	}
 	if len(r.Containers) > 0 {
 		ports := slices.ContainsFunc(r.Containers, func(c jobs.ContainerResult) bool { return len(c.NetworkBindings) > 0 })
@@ -301,6 +313,28 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 		}
 	}
 	return nil
+}
+
+// wrapWords breaks text at spaces into lines of at most width runes (a
+// longer word has a line of its own).
+func wrapWords(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(text) {
+		switch {
+		case line == "":
+			line = word
+		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) <= width:
+			line += " " + word
+		default:
+			lines = append(lines, line)
+			line = word
+		}
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
 }
 
 // stageOf names the pipeline and the stage of a stage's run:

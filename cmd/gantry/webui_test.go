@@ -593,3 +593,17 @@ stages:
 		}
 	}
 }
+
+// TestWebUIRunPageShowsAnAttemptAfterTheEnd: an attempt that ran after
+// its run ended is marked in the run page's attempts, with why it ran, as
+// gantry describe shows it.
+func TestWebUIRunPageShowsAnAttemptAfterTheEnd(t *testing.T) {
+	r := goldenRunAfterEnd()
+	got := renderUI(t, "run", runBody{Run: &r, Whole: true})
+	for _, want := range []string{"<tr><td>1</td>", "<tr><td>2 (after end)</td>",
+		"ran after the run had ended: worker host-b&#39;s lease on the job of attempt 1 ran out"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the page lacks %q:\n%s", want, got)
+		}
+	}
+}
