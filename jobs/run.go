@@ -387,9 +387,9 @@ func (r *Run) apply(ev Event) bool {
 // worker lives on: the end it reported came first and ended the run, and
 // the loss the next worker reported came too late to change it. That
 // attempt still ran, containers and all: it is recorded, after the end.
-// Neither the server's store nor a reader needs more to tell it apart than
-// the mark, and the common case costs nothing: the run is read and written
-// for its events anyway.
+// Recording it costs nothing more than any report does (the run is read
+// and written for its events anyway), where refusing the cut-off worker's
+// end would need its claim read for every end.
 func (r *Run) lateAttempt(ev Event) Attempt {
 	prev := r.Attempts[len(r.Attempts)-1]
 	why := fmt.Sprintf("ran after the run had ended: worker %s's lease on the job of attempt %d ran out (killed, restarted or cut off from NATS) and the queue handed the job to worker %s as attempt %d; attempt %d's end, reported meanwhile, had ended the run, whose status and exit code this attempt does not change",
