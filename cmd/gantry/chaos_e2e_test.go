@@ -514,6 +514,18 @@ func checkChaosRuns(t *testing.T, subs []chaosSubmission, prs map[string]*jobs.P
 			t.Errorf("pipeline run %s has %d stages, want 3", id, len(pr.Stages))
 		}
 	}
+	var afterEnd []string
+	for _, r := range stored {
+		for _, a := range r.Attempts {
+			if a.AfterEnd != "" {
+				afterEnd = append(afterEnd, fmt.Sprintf("run %s attempt %d on %s", r.RunID, a.Attempt, a.Worker))
+			}
+		}
+	}
+	if len(afterEnd) > 0 {
+		slices.Sort(afterEnd)
+		t.Logf("%d attempts ran after their run's end (a worker cut off past its lease reported its end first): %v", len(afterEnd), afterEnd)
+	}
 	for id, r := range stored {
 		if !expected[id] {
 			t.Errorf("run %s (key %q, stage %v) is in the store but nobody asked for it", id, r.IdempotencyKey, r.Spec.Stage)
