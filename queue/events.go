@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -63,36 +64,187 @@ func FromServer(h nats.Header) bool { return h.Get(SourceHeader) == jobs.SourceS
 type EventBatch struct {
 	Events []jobs.Event
 	msgs   []jetstream.Msg
-	last   *jetstream.Msg // ConsumeEvents' held acknowledgement
+	acks   chan<- ackRequest // ConsumeEvents' acker; nil in a batch made by hand
+	// published are the status changes announced for the batch
+	// (Announced); failed, whether one could not even be sent.
+	published []jetstream.PubAckFuture
+	failed    bool
+	// redelivered are the runs of the batch's reports that were delivered
+	// before (RedeliveredRuns).
+	redelivered []string
 }
 
-// Ack acknowledges every message of the batch. The newest one's
-// acknowledgement is held until the next batch is acknowledged or the
-// reports stop for reportAckHold.
+// Announced records a status change published (PublishEventAsync) for
+// the batch's events, with what the publish returned: Ack acknowledges
+// the batch only once it is stored. A report applied and acknowledged
+// while its announcement was still on its way would lose it with a crash
+// of the server: the report, gone, is never applied again.
+func (b *EventBatch) Announced(f jetstream.PubAckFuture, err error) {
+	if err != nil || f == nil {
+		b.failed = true
+		return
+	}
+	b.published = append(b.published, f)
+}
+
+// RedeliveredRuns returns the runs of the batch's reports that JetStream
+// delivered before: a server may have applied them, then died or failed
+// to announce what changed before it acknowledged them. Applied again,
+// they change nothing and announce nothing; their runs' announcements
+// must be checked (queue.LastStatus).
+func (b *EventBatch) RedeliveredRuns() []string { return b.redelivered }
+
+// Ack hands the batch to its acknowledger, which acknowledges its
+// messages, in the order batches were handed, once the status changes
+// announced for it (Announced) are stored, without holding up the caller
+// meanwhile. A batch one of whose announcements failed, or did not come
+// back within reportAnnounceWait, is not acknowledged but redelivered
+// after reportRetry: applied again, it announces its runs' statuses anew
+// (RedeliveredRuns).
 //
-// A work-queue stream that a consumer empties deletes its message block
+// The newest acknowledged message's acknowledgement is held until the
+// next batch is acknowledged or the reports stop for reportAckHold. A
+// work-queue stream that a consumer empties deletes its message block
 // and writes a new one (a file created and removed). The server applies
 // reports as fast as they come, so the stream emptied after nearly every
 // report, and that file churn was about a tenth of the control plane's
 // CPU. An applied report redelivered after a crash is applied again,
 // which changes nothing (storage.ApplyEvents).
 func (b *EventBatch) Ack() {
-	if len(b.msgs) == 0 {
+	if len(b.msgs) == 0 || b.acks == nil {
 		return
 	}
-	if *b.last != nil {
-		_ = (*b.last).Ack()
+	b.acks <- ackRequest{msgs: b.msgs, published: b.published, failed: b.failed}
+}
+
+// Settle returns once the batches acknowledged before this one are
+// settled: their announcements stored, failed or given up on. A reader of
+// a run's last status on its subject then reads what the server
+// announced, not an announcement on its way.
+func (b *EventBatch) Settle(ctx context.Context) error {
+	if b.acks == nil {
+		return nil
 	}
-	n := len(b.msgs) - 1
-	for _, m := range b.msgs[:n] {
-		_ = m.Ack()
+	done := make(chan struct{})
+	select {
+	case b.acks <- ackRequest{settled: done}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
-	*b.last = b.msgs[n]
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // reportAckHold is how long the newest applied report's acknowledgement
 // waits for the next report; far below the consumer's ack wait.
 const reportAckHold = time.Second
+
+// reportAnnounceWait bounds how long the acknowledger waits for a batch's
+// announcements to be stored before it gives up on them (and so on
+// acknowledging the batch), far below the consumer's ack wait;
+// reportRetry is when a batch not acknowledged for that is delivered
+// again; reportStopWait is how long, once ConsumeEvents ends, the
+// acknowledger goes on waiting for the announcements of the batches
+// handed to it; those it gives up on are left to the next server, to
+// which their reports are delivered again.
+const (
+	reportAnnounceWait = 10 * time.Second
+	reportRetry        = time.Second
+	reportStopWait     = 2 * time.Second
+)
+
+// ackRequest is a batch handed to the acknowledger, or, with settled set,
+// a caller waiting for the batches before.
+type ackRequest struct {
+	msgs      []jetstream.Msg
+	published []jetstream.PubAckFuture
+	failed    bool
+	settled   chan struct{}
+}
+
+// ackReports acknowledges the batches handed to it, in order, each once
+// its announcements are stored (EventBatch.Ack), until in is closed.
+// A batch whose announcements are not stored by the time giveUp is done
+// is left unacknowledged.
+func (q *Queue) ackReports(giveUp context.Context, in <-chan ackRequest) {
+	var last jetstream.Msg // acknowledgement held
+	idle := time.NewTimer(reportAckHold)
+	idle.Stop()
+	wait := time.NewTimer(reportAnnounceWait)
+	wait.Stop()
+	defer func() {
+		if last != nil {
+			_ = last.Ack()
+		}
+	}()
+	for {
+		var r ackRequest
+		select {
+		case req, ok := <-in:
+			if !ok {
+				return
+			}
+			r = req
+		case <-idle.C:
+			if last != nil {
+				_ = last.Ack()
+				last = nil
+			}
+			continue
+		}
+		if r.settled != nil {
+			close(r.settled)
+			continue
+		}
+		if err := awaitPublished(giveUp, r, wait); err != nil {
+			q.cfg.log.Warn().Err(err).Int("reports", len(r.msgs)).
+				Msg("announce status changes; the reports that caused them are applied again, and announce them again")
+			for _, m := range r.msgs {
+				_ = m.NakWithDelay(reportRetry)
+			}
+			continue
+		}
+		if last != nil {
+			_ = last.Ack()
+		}
+		n := len(r.msgs) - 1
+		for _, m := range r.msgs[:n] {
+			_ = m.Ack()
+		}
+		last = r.msgs[n]
+		idle.Reset(reportAckHold)
+	}
+}
+
+// awaitPublished waits for the announcements of a batch to be stored, for
+// reportAnnounceWait at most (wait, stopped, is the timer for that), or
+// until giveUp is done.
+func awaitPublished(giveUp context.Context, r ackRequest, wait *time.Timer) error {
+	if r.failed {
+		return errors.New("a status change could not be published")
+	}
+	if len(r.published) == 0 {
+		return nil
+	}
+	wait.Reset(reportAnnounceWait)
+	defer wait.Stop()
+	for _, f := range r.published {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish status of %s: %w", f.Msg().Subject, err)
+		case <-wait.C:
+			return fmt.Errorf("publish status of %s: not stored after %s", f.Msg().Subject, reportAnnounceWait)
+		case <-giveUp.Done():
+			return fmt.Errorf("publish status of %s: not stored when the server stopped", f.Msg().Subject)
+		}
+	}
+	return nil
+}
 
 // ConsumeEvents feeds the server the workers' reports (reports.go) in
 // batches of up to max events, until ctx is done. Undecodable reports are
@@ -121,31 +273,26 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 		return fmt.Errorf("reports consumer: %w", err)
 	}
 	defer rc.Stop()
-	var (
-		last jetstream.Msg // applied, acknowledgement held (EventBatch.Ack)
-		idle = time.NewTimer(reportAckHold)
-	)
+	// The acknowledger; it ends, its held acknowledgement sent, once the
+	// batches handed to it are, or reportStopWait after ctx's end.
+	acks := make(chan ackRequest, 64)
+	giveUp, stopWaiting := context.WithCancel(context.Background())
+	var acker sync.WaitGroup
+	acker.Go(func() { q.ackReports(giveUp, acks) })
 	defer func() {
-		if last != nil {
-			_ = last.Ack()
-		}
+		close(acks)
+		t := time.AfterFunc(reportStopWait, stopWaiting)
+		acker.Wait()
+		t.Stop()
+		stopWaiting()
 	}()
 	for {
-		b := EventBatch{last: &last}
-		if last != nil {
-			idle.Reset(reportAckHold)
-		}
+		b := EventBatch{acks: acks}
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-rc.Lost():
 			rc.restore(ctx, err)
-			continue
-		case <-idle.C:
-			if last != nil {
-				_ = last.Ack()
-				last = nil
-			}
 			continue
 		case m := <-ch:
 			b.add(m)
@@ -172,6 +319,13 @@ func (b *EventBatch) add(m jetstream.Msg) {
 		return
 	}
 	evs = slices.DeleteFunc(evs, func(ev jobs.Event) bool { return ev.RunID == "" || ev.Source == jobs.SourceServer })
+	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
+		for _, ev := range evs {
+			if !slices.Contains(b.redelivered, ev.RunID) {
+				b.redelivered = append(b.redelivered, ev.RunID)
+			}
+		}
+	}
 	if b.Events == nil {
 		b.Events = evs // most batches hold one report: no copy
 	} else {
@@ -315,4 +469,41 @@ func (q *Queue) RunEnded(ctx context.Context, runID string) (bool, error) {
 		return false, nil
 	}
 	return ev.Status.Terminal(), nil
+}
+
+// LastStatus returns the last status change the server announced for a
+// run: the last message on its event subject, read from the stream's
+// leader (a replica's direct get may lag behind it), or nil when there is
+// none or the last message is not the server's (a worker's pull
+// progress, which comes before the run's end).
+func (q *Queue) LastStatus(ctx context.Context, runID string) (*jobs.Event, error) {
+	req, _ := json.Marshal(struct {
+		LastBy string `json:"last_by_subj"`
+	}{EventSubject(runID)})
+	m, err := q.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+StreamEvents, req)
+	if err != nil {
+		return nil, fmt.Errorf("last status of run %s: %w", runID, err)
+	}
+	var resp struct {
+		Message *struct {
+			Data []byte `json:"data"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return nil, fmt.Errorf("last status of run %s: %w", runID, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.Code == 404:
+		return nil, nil
+	case resp.Error != nil:
+		return nil, fmt.Errorf("last status of run %s: %w", runID, resp.Error)
+	case resp.Message == nil:
+		return nil, fmt.Errorf("last status of run %s: no message in the answer", runID)
+	}
+	var ev jobs.Event
+	if json.Unmarshal(resp.Message.Data, &ev) != nil || ev.Source != jobs.SourceServer {
+		return nil, nil
+	}
+	return &ev, nil
 }

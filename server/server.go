@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -492,8 +493,28 @@ func (s *Server) failUnqueueable(ctx context.Context, r *jobs.Run, why error, no
 }
 
 // publishStatus tells followers of a run its new status. It does not wait:
-// the store already holds the truth, and followers also poll it.
+// the store already holds the truth, and followers also poll it. A crash
+// between the store's commit and the publish's arrival loses the
+// announcement; applyBatch's do not (announceRedelivered), the others'
+// may (the list in the README, "Talking to gantry over NATS").
 func (s *Server) publishStatus(r *jobs.Run) {
+	if _, err := s.q.PublishEventAsync(s.statusEvent(r)); err != nil {
+		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status")
+	}
+}
+
+// announce is publishStatus for a change that b's events made: b is
+// acknowledged once the announcement is stored.
+func (s *Server) announce(b *queue.EventBatch, r *jobs.Run) {
+	f, err := s.q.PublishEventAsync(s.statusEvent(r))
+	if err != nil {
+		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status; its report is applied again")
+	}
+	b.Announced(f, err)
+}
+
+// statusEvent is the announcement of a run's status.
+func (s *Server) statusEvent(r *jobs.Run) *jobs.Event {
 	a := r.Current()
 	ev := &jobs.Event{RunID: r.RunID, Attempt: a.Attempt, Status: r.Status, Source: jobs.SourceServer,
 		Worker: r.Worker, Time: s.cfg.now().UTC(), ExitCode: r.ExitCode, StopCode: r.StopCode,
@@ -505,13 +526,12 @@ func (s *Server) publishStatus(r *jobs.Run) {
 	if len(r.Containers) > 0 {
 		ev.Containers = r.Containers // with their networkBindings once running
 	}
-	if _, err := s.q.PublishEventAsync(ev); err != nil {
-		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status")
-	}
+	return ev
 }
 
 // applyBatch stores a batch of worker events, tells followers and queues
-// the retries it caused, then acknowledges the batch. On a store error the
+// the retries it caused, then hands the batch to be acknowledged once
+// what it told followers is stored (EventBatch.Ack). On a store error the
 // batch is not acknowledged and comes back after the ack wait.
 func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 	start := time.Now()
@@ -528,14 +548,18 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 			// A run that had ended changes only in its attempts (one
 			// that ran after its end, jobs.Attempt.AfterEnd, or the
 			// attempt a stop left to its worker): its end was
-			// announced, once.
-			s.publishStatus(r)
+			// announced, once (or, if a crash lost that, is
+			// announced again by announceRedelivered).
+			s.announce(b, r)
 		}
 		if r.Status == jobs.StatusQueued && due(r, s.cfg.now()) {
 			if err := s.enqueue(ctx, r); err != nil {
 				s.cfg.log.Error().Err(err).Str("run", r.RunID).Msg("queue retry")
 			}
 		}
+	}
+	if len(b.RedeliveredRuns()) > 0 {
+		s.announceRedelivered(ctx, b, changed)
 	}
 	var moved, freed []*jobs.Run
 	for _, c := range changed {
@@ -558,6 +582,50 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 	}
 	b.Ack()
 	s.metrics.batchApplied(len(b.Events), time.Since(start))
+}
+
+// announceRedelivered makes sure that the runs of b's redelivered reports
+// that b did not change have their stored status announced: a server that
+// applied such a report before may have died, or failed to publish,
+// before its announcement was stored, and the report, applied again,
+// changes nothing. It reads each run's last announcement (once the
+// announcements on their way are stored, EventBatch.Settle) and
+// publishes the stored status where that is not it. Only redelivered
+// reports cost this: a read of the store and of the stream per run.
+//
+// A sweep or a stop that changes one of these runs between the reads and
+// the publish may have its announcement followed by this older one, or
+// the same status announced twice; both need a change of the run by the
+// server itself within a redelivery's few milliseconds.
+func (s *Server) announceRedelivered(ctx context.Context, b *queue.EventBatch, changed []storage.Applied) {
+	if err := b.Settle(ctx); err != nil {
+		return // ctx ended: the report is delivered again to the next server
+	}
+	for _, id := range b.RedeliveredRuns() {
+		if slices.ContainsFunc(changed, func(c storage.Applied) bool { return c.Run.RunID == id && !c.Before.Terminal() }) {
+			continue // announced just now
+		}
+		r, err := s.db.GetRun(ctx, id)
+		if errors.Is(err, jobs.ErrNotFound) {
+			continue // deleted since
+		} else if err != nil {
+			s.cfg.log.Warn().Err(err).Str("run", id).Msg("read redelivered report's run; its report is applied again")
+			b.Announced(nil, err)
+			continue
+		}
+		last, err := s.q.LastStatus(ctx, id)
+		if err != nil {
+			s.cfg.log.Warn().Err(err).Str("run", id).Msg("read the last status announced; its report is applied again")
+			b.Announced(nil, err)
+			continue
+		}
+		if last != nil && last.Status == r.Status && last.Attempt == r.Current().Attempt {
+			continue
+		}
+		s.cfg.log.Info().Str("run", id).Str("status", string(r.Status)).
+			Msg("announce a status a redelivered report changed, whose announcement was lost")
+		s.announce(b, r)
+	}
 }
 
 // Stop cancels a run: at once if it is queued, through its worker if it
