@@ -496,7 +496,7 @@ func (s *Server) failUnqueueable(ctx context.Context, r *jobs.Run, why error, no
 // the store already holds the truth, and followers also poll it. A crash
 // between the store's commit and the publish's arrival loses the
 // announcement; applyBatch's do not (announceRedelivered), the others'
-// may (the list in the README, "Talking to gantry over NATS").
+// may (the README lists them: How it works, Report).
 func (s *Server) publishStatus(r *jobs.Run) {
 	if _, err := s.q.PublishEventAsync(s.statusEvent(r)); err != nil {
 		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status")
