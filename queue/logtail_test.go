@@ -87,8 +87,11 @@ func TestReadLogTailOfAnAttempt(t *testing.T) {
 			if !slices.Equal(end.lines, whole.lines) {
 				t.Errorf("attempt %d, container %q, last %d: read from the end\n%.300q\nwant\n%.300q", lq.Attempt, lq.Container, n, end.lines, whole.lines)
 			}
-			if n == 4 && lq.Container == "" && (lq.Tail.Whole || end.batches*2 > whole.batches) {
-				t.Errorf("attempt %d, last 4: %d batches read of %d (the whole: %v)", lq.Attempt, end.batches, whole.batches, lq.Tail.Whole)
+			// How many batches the end takes depends on where the
+			// writer's 50 ms flushes cut them (a loaded machine cuts more,
+			// smaller ones), so only its not reading the whole is checked.
+			if n == 4 && lq.Container == "" && lq.Tail.Whole {
+				t.Errorf("attempt %d, last 4: read the whole log (%d batches of %d)", lq.Attempt, end.batches, whole.batches)
 			}
 			lq.Tail = nil
 		}
