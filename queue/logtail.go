@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -12,10 +13,26 @@ import (
 )
 
 // A log's end (gantry logs --tail, the web UI's run page) is read from near
-// it, not from the log's first batch: a window of the log's last batches,
-// widened backwards (doubling, in stream sequences) until it holds the
-// lines asked for whole, or reaches the log's start. Reading from the
-// start took a minute of a 1 GiB log to show 20 lines.
+// it, not from the log's first batch: from the log's last batch to its end,
+// then backwards, a part at a time, each part the batches of the run
+// stored before the part read last, until what was read holds the lines
+// asked for whole, or reaches the log's start. Each batch is fetched once:
+// reading from the start took a minute of a 1 GiB log to show 20 lines,
+// and widening a window that was read again each time fetched up to twice
+// the log.
+//
+// A part is planned in the run's batches, not in stream sequences, which
+// GANTRY_LOGS shares among all runs: it holds about as many of the run's
+// batches as were read (from tailFirstWindow, doubling). Where it starts
+// is found with the server's count of the run's batches stored from a
+// sequence on (Nats-Num-Pending, in the answer to a batched direct get
+// of one message, which is the part's first when the part is taken): a
+// guess from the density of the run's batches before, checked, and
+// narrowed (alternately interpolated and halved) while the part would
+// hold more than twice as many or fewer than half. So another run's output
+// between a run's last batches and its earlier ones costs a few one-batch
+// answers, not the step from a batch to the whole log that doubling in
+// stream sequences took.
 //
 // What a reader of the whole log knows of a container's attempt when it
 // reaches the window (the line it expects next, whether one came before,
@@ -34,8 +51,8 @@ import (
 // consecutive sequence numbers otherwise, which is what the priming
 // relies on.
 
-// tailFirstWindow is the first window's width in stream sequences; it
-// doubles until the window holds the lines asked for.
+// tailFirstWindow is how many of the run's batches the first part read
+// back holds, about; each part after holds about as many as were read.
 const tailFirstWindow = 2
 
 // LogTail asks ReadLogs for a log's end, and says what it read.
@@ -83,47 +100,62 @@ func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn f
 	if err != nil {
 		return false, err
 	}
-	first, err := r.firstSeq(ctx)
+	first, err := r.probe(ctx, 1)
 	if err != nil {
 		return false, err
 	}
-	if last == 0 || first == 0 {
+	if last == 0 || first.seq == 0 {
 		t.Whole, r.next = true, 1
 		return false, nil
 	}
-	width := uint64(tailFirstWindow)
+	start := last
 	if t.Lines == 0 {
-		width = 0 // no line of the window: only the primed batches
+		start = last + 1 // no line of the window: only the primed batches
+	}
+	tr, err := readWindow(ctx, r, lq, start)
+	if err != nil {
+		return false, err
 	}
 	for {
-		start := first
-		if last+1-first > width {
-			start = last + 1 - width
-		}
-		window, dropped, trimmed, err := q.readWindow(ctx, r, lq, start)
-		if err != nil {
-			return false, err
-		}
+		atFirst := tr.lo <= first.seq
 		switch {
-		case start == first && !dropped && !trimmed:
+		case atFirst && !tr.dropped && !tr.trimmed:
 			t.Whole = true
-			return true, deliver(nil, window, fn)
-		case wholeLines(window, t.Since) >= t.Lines || start == first && trimmed:
-			upTo := start - 1
-			if len(window) > 0 {
-				upTo = window[0].seq - 1
+			return true, deliver(nil, tr.window, fn)
+		case tr.lines >= t.Lines || atFirst && tr.trimmed:
+			upTo := tr.lo - 1
+			if len(tr.window) > 0 {
+				upTo = tr.window[0].seq - 1
 			}
-			primed, err := q.primeTail(ctx, r, lq, upTo, window)
+			primed, err := q.primeTail(ctx, r, lq, upTo, tr.window)
 			if err != nil {
 				return false, err
 			}
-			return true, deliver(primed, window, fn)
-		case dropped:
+			return true, deliver(primed, tr.window, fn)
+		case tr.dropped:
 			t.Bounded = true
-			return true, deliver(nil, lineStarts(window), fn)
+			return true, deliver(nil, lineStarts(tr.window), fn)
 		}
-		width = max(2*width, 1)
+		if err := tr.readBack(ctx, first); err != nil {
+			return false, err
+		}
 	}
+}
+
+// tailRead is a read of a log's end: of the stream sequences from lo to
+// the log's end, the batches it needs (window).
+type tailRead struct {
+	r  *directReader
+	lq LogQuery
+	lo uint64
+	// from is how many of the filter's messages are stored from lo on, as
+	// last counted; msgs and bytes are how many were read, and their size.
+	from        uint64
+	msgs, bytes int
+
+	window           []tailBatch
+	lines, size      int // the window's lines (lineCount) and bytes
+	dropped, trimmed bool
 }
 
 // readWindow reads the log from the stream sequence start on, to its end,
@@ -134,41 +166,167 @@ func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn f
 // and none stored before lq.Tail.Since. Holding every batch read, a
 // --tail longer than the log, or a --since that leaves fewer lines than
 // --tail, held the whole log in memory, where the whole read keeps only
-// the lines it prints.
-func (q *Queue) readWindow(ctx context.Context, r *directReader, lq LogQuery, start uint64) (window []tailBatch, dropped, trimmed bool, err error) {
-	var head, size, lines int
+// the lines it prints. The parts read back (readBack) are held the same
+// way, as if read with the window.
+func readWindow(ctx context.Context, r *directReader, lq LogQuery, start uint64) (*tailRead, error) {
+	tr := &tailRead{r: r, lq: lq, lo: start}
+	h := tr.holder()
 	r.next = start
-	err = r.follow(ctx, false, nil, func(data []byte, _ nats.Header) error {
-		var b jobs.LogBatch
-		if jobs.DecodeLogBatch(data, &b) != nil || lq.Attempt != 0 && b.Attempt != lq.Attempt {
-			return nil
-		}
-		window = append(window, tailBatch{seq: r.next - 1, size: len(data), b: &b, lines: lineCount(&b, lq.Tail.Since)})
-		size += len(data)
-		if max := lq.Tail.MaxBytes; max > 0 {
-			for ; size > max && head < len(window)-1; head++ {
-				size -= window[head].size
-				window[head] = tailBatch{}
-				dropped = true
-			}
-		} else {
-			lines += window[len(window)-1].lines
-			for ; head < len(window)-1; head++ {
-				h := window[head]
-				if lines-h.lines < lq.Tail.Lines && !h.b.Time.Before(lq.Tail.Since) {
-					break // needed: its lines, or the pieces of one that counts
-				}
-				lines -= h.lines
-				window[head] = tailBatch{}
-				trimmed = true
-			}
-		}
-		if head > len(window)/2 {
-			window, head = slices.Clip(window[head:]), 0
-		}
+	err := r.follow(ctx, false, nil, func(data []byte, _ nats.Header) error {
+		tr.add(h, r.next-1, data)
 		return nil
 	})
-	return window[head:], dropped, trimmed, err
+	tr.from = uint64(tr.msgs)
+	tr.keep(h)
+	return tr, err
+}
+
+// holder holds the batches of a part of the log read, before the window.
+type holder struct {
+	batches     []tailBatch
+	head        int
+	lines, size int  // of batches[head:] and the window
+	after       bool // the window holds a batch: the last of batches may go too
+	dropped     bool
+	trimmed     bool
+}
+
+func (tr *tailRead) holder() *holder {
+	return &holder{lines: tr.lines, size: tr.size, after: len(tr.window) > 0}
+}
+
+// add takes the message at seq, read in stream order after those h was
+// given, and holds its batch if the read needs it, letting go of those
+// before it that it no longer needs.
+func (tr *tailRead) add(h *holder, seq uint64, data []byte) {
+	tr.msgs++
+	tr.bytes += len(data)
+	var b jobs.LogBatch
+	if jobs.DecodeLogBatch(data, &b) != nil || tr.lq.Attempt != 0 && b.Attempt != tr.lq.Attempt {
+		return
+	}
+	tail := tr.lq.Tail
+	h.batches = append(h.batches, tailBatch{seq: seq, size: len(data), b: &b, lines: lineCount(&b, tail.Since)})
+	h.size += len(data)
+	h.lines += h.batches[len(h.batches)-1].lines
+	end := len(h.batches) - 1 // the log's last batch read stays
+	if h.after {
+		end++
+	}
+	for ; h.head < end; h.head++ {
+		hb := h.batches[h.head]
+		if max := tail.MaxBytes; max > 0 {
+			if h.size <= max {
+				break
+			}
+			h.dropped = true
+		} else {
+			if h.lines-hb.lines < tail.Lines && !hb.b.Time.Before(tail.Since) {
+				break // needed: its lines, or the pieces of one that counts
+			}
+			h.trimmed = true
+		}
+		h.size -= hb.size
+		h.lines -= hb.lines
+		h.batches[h.head] = tailBatch{}
+	}
+	if h.head > len(h.batches)/2 {
+		h.batches, h.head = slices.Clip(h.batches[h.head:]), 0
+	}
+}
+
+// keep puts what h holds before the window.
+func (tr *tailRead) keep(h *holder) {
+	tr.window = slices.Concat(h.batches[h.head:], tr.window)
+	tr.lines, tr.size = h.lines, h.size
+	tr.dropped = tr.dropped || h.dropped
+	tr.trimmed = tr.trimmed || h.trimmed
+}
+
+// readBack reads the part of the log before lo: from a sequence after
+// which, up to lo, about as many of the filter's messages are stored as
+// were read (at most as many as MaxBytes has room for, by their average
+// size), or from first, the log's first batch, when fewer are. It asks
+// for one message from a guessed sequence, whose answer counts those
+// stored from it on, until the part holds between half and twice as
+// many; the last of these answers is the part's first message, and one
+// request more asks for the rest of it by their count.
+func (tr *tailRead) readBack(ctx context.Context, first tailProbe) error {
+	want := max(tr.msgs, tailFirstWindow)
+	if bound := tr.lq.Tail.MaxBytes; bound > 0 && tr.msgs > 0 {
+		want = min(want, max(bound-tr.size, 0)/(tr.bytes/tr.msgs+1)+1)
+	}
+	count := func(p tailProbe) int { // the messages from p on before lo
+		if p.seq == 0 || p.seq >= tr.lo {
+			return 0
+		}
+		return max(int(p.from)-int(tr.from), 1)
+	}
+	var (
+		near, nearN = tr.lo, 0                // from near on, too few (none yet read)
+		far, farN   = first.seq, count(first) // from far on, too many (once asked)
+		p           tailProbe
+		n           int
+		err         error
+	)
+	for i := 0; ; i++ {
+		x := far
+		switch {
+		case i == 0 && farN <= 2*want, near-far <= 1:
+		case i%2 == 1 || farN <= nearN:
+			x = far + (near-far)/2
+		default:
+			d := uint64(float64(near-far) * float64(want-nearN) / float64(farN-nearN))
+			x = min(max(near-min(d, near-far), far+1), near-1)
+		}
+		if p, err = tr.r.probe(ctx, x); err != nil {
+			return err
+		}
+		n = count(p)
+		if near-far <= 1 || n <= 2*want && (2*n >= want || x <= first.seq) {
+			break
+		}
+		if n > 2*want {
+			far, farN = x, n
+		} else {
+			near, nearN = x, n
+		}
+	}
+	return tr.readPart(ctx, p, n)
+}
+
+// readPart reads the part of the log from p (the answer to a probe) to
+// lo, the n messages p counts there, and holds it before the window.
+func (tr *tailRead) readPart(ctx context.Context, p tailProbe, n int) error {
+	h := tr.holder()
+	lo, left := tr.lo, n
+	if left > 0 {
+		tr.add(h, p.seq, p.data)
+		left--
+	}
+	next := p.seq + 1
+	for left > 0 {
+		got, past := 0, false
+		req := directGetRequest{Seq: next, NextBy: tr.r.filter, Batch: min(left, directBatch), MaxBytes: directMaxBytes}
+		_, err := tr.r.ask(ctx, req, func(seq uint64, m *nats.Msg) error {
+			if seq >= lo {
+				past = true // stored after the count was taken: more than counted
+				return nil
+			}
+			tr.add(h, seq, m.Data)
+			next, got, left = seq+1, got+1, left-1
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if past || got == 0 {
+			break
+		}
+	}
+	tr.lo, tr.from = p.at, p.from
+	tr.keep(h)
+	return nil
 }
 
 // lineCount counts the lines b ends (their last piece) if it was stored
@@ -328,15 +486,29 @@ func deliver(primed, window []tailBatch, fn func(*jobs.LogBatch) error) error {
 	return nil
 }
 
-// firstSeq returns the sequence of the first message on the reader's
-// filter, 0 when there is none.
-func (r *directReader) firstSeq(ctx context.Context) (uint64, error) {
-	var first uint64
-	_, err := r.ask(ctx, directGetRequest{Seq: 1, NextBy: r.filter, Batch: 1, MaxBytes: 1}, func(seq uint64, _ *nats.Msg) error {
-		first = seq
+// tailProbe is the answer to a probe: the first message on the reader's
+// filter stored at or after the sequence at (seq 0: none), and how many
+// are stored from at on (from).
+type tailProbe struct {
+	at, seq uint64
+	data    []byte
+	from    uint64
+}
+
+// probe asks for the first message on the reader's filter stored at or
+// after the sequence at, and how many are: the server's Nats-Num-Pending
+// after it, in a batched direct get's answer.
+func (r *directReader) probe(ctx context.Context, at uint64) (tailProbe, error) {
+	p := tailProbe{at: at}
+	_, err := r.ask(ctx, directGetRequest{Seq: at, NextBy: r.filter, Batch: 1, MaxBytes: 1}, func(seq uint64, m *nats.Msg) error {
+		pending, err := strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
+		if err != nil {
+			return fmt.Errorf("read %s %s: a message without a valid %s", r.stream, r.filter, hdrNumPending)
+		}
+		p.seq, p.data, p.from = seq, m.Data, pending+1
 		return nil
 	})
-	return first, err
+	return p, err
 }
 
 // lastsUpTo returns the last message of each subject that filter matches,

@@ -139,16 +139,17 @@ func TestReadLogTailHoldsOnlyWhatItGives(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		first, err := r.firstSeq(ctx)
+		first, err := r.probe(ctx, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		lq := LogQuery{RunID: "r1", Tail: &LogTail{Lines: tc.n, Since: tc.since}}
-		window, _, _, err := q.readWindow(ctx, r, lq, first)
+		tr, err := readWindow(ctx, r, lq, first.seq)
 		r.close()
 		if err != nil {
 			t.Fatal(err)
 		}
+		window := tr.window
 		if len(window) > 1 && (window[0].b.Time.Before(tc.since) || wholeLines(window[1:], tc.since) >= tc.n) {
 			t.Errorf("last %d since %v: the window holds %d of the log's %d batches, the first stored %v, %d lines after it",
 				tc.n, tc.since, len(window), len(times), window[0].b.Time, wholeLines(window[1:], tc.since))
@@ -267,5 +268,123 @@ func TestLineStartsDropsPiecesBegunBefore(t *testing.T) {
 	}
 	if want := []string{"whole", "the side's first", "after stdout's line", "whole too"}; !slices.Equal(got, want) {
 		t.Errorf("kept %q, want %q", got, want)
+	}
+}
+
+// batchWriter publishes log batches one at a time, numbering each
+// container's lines of an attempt as a LogWriter does: a test decides
+// which run's batch is stored next.
+type batchWriter struct {
+	t   *testing.T
+	q   *Queue
+	seq map[string]int64 // run/attempt/container → its last line's number
+	at  time.Time
+}
+
+// line is a line of a batch: text, and whether its rest follows.
+type line struct {
+	text    string
+	partial bool
+}
+
+func (w *batchWriter) batch(ctx context.Context, run string, attempt int, container string, lines ...line) {
+	w.t.Helper()
+	key := fmt.Sprint(run, "/", attempt, "/", container)
+	var enc []byte
+	for i, l := range lines {
+		if i > 0 {
+			enc = append(enc, ',')
+		}
+		w.seq[key]++
+		enc = jobs.AppendLogLine(enc, w.seq[key], jobs.Stdout, []byte(l.text), l.partial, false)
+	}
+	w.at = w.at.Add(time.Millisecond)
+	if _, err := w.q.js.Publish(ctx, LogSubject(run, container), jobs.AppendEncodedLogBatch(nil, run, attempt, container, w.at, enc)); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// TestReadLogTailReadsEachBatchOnce: a read of a log's end fetches each
+// of the run's batches once, and widens by the run's batches, not by the
+// stream's, which holds other runs' batches too. The run's log here is
+// 600 batches between which another run stored a third of its 1500, then
+// 6 more after the rest of the other run's; a line in pieces spans the
+// other run's. Before, a read that reached the log's start fetched it
+// about twice, and 20 lines (the last 6 batches' and 2 before the other
+// run's) took a step from 4 of the run's batches to all 600.
+func TestReadLogTailReadsEachBatchOnce(t *testing.T) {
+	q := newQueue(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	w := &batchWriter{t: t, q: q, seq: map[string]int64{}, at: time.Now().Add(-time.Hour)}
+	pad := strings.Repeat("p", 2000)
+	other := 0
+	otherBatch := func() {
+		w.batch(ctx, "r2", 1, "main", line{text: fmt.Sprintf("other %d %s", other, pad)})
+		other++
+	}
+	for i := range 600 {
+		container := "main"
+		if i%7 == 3 {
+			container = "side"
+		}
+		w.batch(ctx, "r1", 1, container, line{text: fmt.Sprintf("r1 %d.0 %s", i, pad)}, line{text: fmt.Sprintf("r1 %d.1 %s", i, pad), partial: i%50 == 49})
+		if i%3 == 0 {
+			otherBatch()
+		}
+	}
+	w.batch(ctx, "r1", 1, "main", line{text: "a line in pieces, begun", partial: true})
+	for other < 1500 {
+		otherBatch()
+	}
+	w.batch(ctx, "r1", 1, "main", line{text: " and ended after the other run's batches"})
+	for i := range 5 {
+		w.batch(ctx, "r1", 1, "side", line{text: fmt.Sprintf("end %d.0", i)}, line{text: fmt.Sprintf("end %d.1", i)})
+	}
+
+	fetched := func(fn func()) uint64 {
+		before := q.nc.Stats().InBytes
+		fn()
+		return q.nc.Stats().InBytes - before
+	}
+	for _, tc := range []struct {
+		n    int
+		most float64 // the most bytes fetched, a share of those of the whole read
+	}{{1, 0.05}, {11, 0.05}, {20, 0.05}, {100, 0.25}, {100000, 1.1}} {
+		whole := newLastLines(tc.n)
+		wholeBytes := fetched(func() {
+			if err := q.ReadLogs(ctx, LogQuery{RunID: "r1"}, whole.batch); err != nil {
+				t.Fatal(err)
+			}
+		})
+		end := newLastLines(tc.n)
+		tail := &LogTail{Lines: tc.n}
+		endBytes := fetched(func() {
+			if err := q.ReadLogs(ctx, LogQuery{RunID: "r1", Tail: tail}, end.batch); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if !slices.Equal(end.lines, whole.lines) {
+			t.Errorf("last %d: read from the end\n%.300q\nwant\n%.300q", tc.n, end.lines, whole.lines)
+		}
+		if float64(endBytes) > tc.most*float64(wholeBytes) {
+			t.Errorf("last %d: the read from the end fetched %d bytes, the whole read %d: want at most %.0f%% of it", tc.n, endBytes, wholeBytes, 100*tc.most)
+		}
+		if tc.n == 100000 && !tail.Whole {
+			t.Errorf("last %d: not read whole", tc.n)
+		}
+	}
+
+	// Bounded by bytes (the web UI's read), a read fetches about what it
+	// may hold, not the log.
+	tail := &LogTail{Lines: 100000, MaxBytes: 64 << 10}
+	n := 0
+	got := fetched(func() {
+		if err := q.ReadLogs(ctx, LogQuery{RunID: "r1", Tail: tail}, func(*jobs.LogBatch) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !tail.Bounded || n == 0 || got > 4*64<<10 {
+		t.Errorf("at most 64 KiB: %d batches given, %d bytes fetched (bounded: %v); want some, at most 256 KiB fetched, bounded", n, got, tail.Bounded)
 	}
 }

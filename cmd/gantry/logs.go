@@ -284,6 +284,17 @@ func (d *dropWatch) reportGap(b *jobs.LogBatch, from, to int64) {
 	fmt.Fprintln(d.stderr, "gantry:", linesDropped(d.ctx, d.c, b, from, to))
 }
 
+// reportCut says on stderr that --tail left out the end of a line of a
+// container's attempt: the cut bytes past the maxHeldLine it holds.
+func (d *dropWatch) reportCut(container string, attempt, cut int) {
+	msg := fmt.Sprintf("the line above of container %s (attempt %d) is cut: --tail holds about %d bytes of a line, and left out its last %d (gantry logs without --tail prints it whole)",
+		container, attempt, maxHeldLine, cut)
+	if d.label != "" {
+		msg = d.label + ": " + msg
+	}
+	fmt.Fprintln(d.stderr, "gantry:", msg)
+}
+
 // linesDropped says that the lines from to to of b's container and
 // attempt are gone, and why as far as the stream's limits tell.
 func linesDropped(ctx context.Context, c *client.Client, b *jobs.LogBatch, from, to int64) string {

@@ -43,7 +43,10 @@ func parseTail(s string) (int, error) {
 //
 // With --tail it holds the last lines read in a ring until the read has
 // caught up with what is stored (caughtUp), prints them, and from then on
-// prints lines as they come, as without --tail.
+// prints lines as they come, as without --tail. It holds at most
+// maxHeldLine bytes of a line in pieces meanwhile, as the printer does: the
+// rest of a longer line (a blob written with no newline) is left out, and
+// said so on stderr where the line is printed.
 //
 // Lines it skips on purpose must not read as dropped by the stream: a gap
 // the dropWatch found before a line is reported only if that line is
@@ -59,10 +62,15 @@ type logSelect struct {
 	head    int
 	parts   map[string][]jobs.LogLine // attempt/container/stream → the pieces so far
 	partsAt map[string]time.Time      // attempt/container/stream → the time of its first piece's batch
+	held    map[string]heldLine       // attempt/container/stream → how much of its line is held, and left out
 	gaps    map[string]gap            // attempt/container → the lines missing before its next line
 	seen    map[string]bool           // attempt/container → a line was read
 	shown   map[string]bool           // attempt/container → its last line read was printed
 }
+
+// heldLine is how many bytes of a line in pieces are held, and how many
+// were left out past maxHeldLine.
+type heldLine struct{ held, cut int }
 
 // gap is a run of lines, from to to, the stream dropped before they were
 // read.
@@ -77,11 +85,12 @@ type selLine struct {
 	pieces    []jobs.LogLine
 	gap       *gap
 	first     bool // its container's attempt had no line before it
+	cut       int  // bytes of it left out past maxHeldLine, while --tail held it
 }
 
 func newLogSelect(d *dropWatch, since time.Time, tail int) *logSelect {
 	return &logSelect{d: d, since: since, tail: tail, tailing: tail >= 0,
-		parts: map[string][]jobs.LogLine{}, partsAt: map[string]time.Time{}, gaps: map[string]gap{}, seen: map[string]bool{}, shown: map[string]bool{}}
+		parts: map[string][]jobs.LogLine{}, partsAt: map[string]time.Time{}, held: map[string]heldLine{}, gaps: map[string]gap{}, seen: map[string]bool{}, shown: map[string]bool{}}
 }
 
 // batch takes b, before whose first line the lines g are missing (g.from
@@ -94,20 +103,32 @@ func (s *logSelect) batch(b *jobs.LogBatch, g gap) error {
 	var out []selLine
 	for _, l := range b.Lines {
 		pkey := key + "/" + l.Stream
+		h := s.held[pkey]
+		if h.cut > 0 || s.tailing && h.held >= maxHeldLine {
+			// Past what --tail holds of a line: its text is left out, its
+			// end kept (a newline or none).
+			h.cut += len(l.Text)
+			l.Text = ""
+		}
 		if l.Partial {
 			if _, ok := s.partsAt[pkey]; !ok {
 				s.partsAt[pkey] = b.Time
 			}
-			s.parts[pkey] = append(s.parts[pkey], l)
+			if l.Text != "" {
+				s.parts[pkey] = append(s.parts[pkey], l)
+			}
+			h.held += len(l.Text)
+			s.held[pkey] = h
 			continue
 		}
 		line := selLine{container: b.Container, attempt: b.Attempt, time: b.Time, start: b.Time,
-			pieces: append(s.parts[pkey], l), first: !s.seen[key]}
+			pieces: append(s.parts[pkey], l), first: !s.seen[key], cut: h.cut}
 		if at, ok := s.partsAt[pkey]; ok {
 			line.start = at
 		}
 		delete(s.parts, pkey)
 		delete(s.partsAt, pkey)
+		delete(s.held, pkey)
 		if g, ok := s.gaps[key]; ok {
 			line.gap = &g
 			delete(s.gaps, key)
@@ -189,6 +210,15 @@ func (s *logSelect) print(lines []selLine) error {
 				b = &jobs.LogBatch{Container: l.container, Attempt: l.attempt, Time: at}
 			}
 			b.Lines = append(b.Lines, piece)
+		}
+		if l.cut > 0 {
+			if err := out(); err != nil {
+				return err
+			}
+			if err := s.d.pr.flush(); err != nil {
+				return err
+			}
+			s.d.reportCut(l.container, l.attempt, l.cut)
 		}
 	}
 	return out()

@@ -464,3 +464,60 @@ func TestLogTimestampsTailSince(t *testing.T) {
 		})
 	}
 }
+
+// TestLogsTailHoldsALineUpToTheBound: --tail holds at most maxHeldLine of
+// a line in pieces until it prints it, as the printer does, and says on
+// stderr how much of the line it left out; a line the ring does not keep
+// is not reported, and without --tail the line is printed whole.
+func TestLogsTailHoldsALineUpToTheBound(t *testing.T) {
+	old := maxHeldLine
+	maxHeldLine = 8
+	t.Cleanup(func() { maxHeldLine = old })
+	piece := func(seq int64, text string, partial bool) *jobs.LogBatch {
+		return &jobs.LogBatch{Container: "main", Attempt: 1, Lines: []jobs.LogLine{{Seq: seq, Stream: jobs.Stdout, Text: text, Partial: partial}}}
+	}
+	batches := []*jobs.LogBatch{
+		piece(1, "0123", true), piece(2, "4567", true), piece(3, "89ab", true), piece(4, "cdef", true), piece(5, "-end", false),
+		piece(6, "short", false),
+	}
+	cut := "gantry: the line above of container main (attempt 1) is cut: --tail holds about 8 bytes of a line, and left out its last 12 (gantry logs without --tail prints it whole)\n"
+	for _, c := range []struct {
+		name              string
+		tail              int
+		wantOut, wantErr  string
+		afterFirstBatches int // caught up after these: the line's rest comes after
+	}{
+		{"--tail 2", 2, "01234567\nshort\n", cut, 6},
+		{"--tail 1", 1, "short\n", "", 6},
+		{"all", -1, "0123456789abcdef-end\nshort\n", "", 6},
+		{"caught up within the line", 2, "01234567\nshort\n", cut, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			d := newDropWatch(context.Background(), nil, newLinePrinter(&out, &errOut, false), &errOut)
+			d.sel = newLogSelect(d, time.Time{}, c.tail)
+			for i, b := range batches {
+				if i == c.afterFirstBatches {
+					if err := d.sel.caughtUp(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := d.batch(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := d.sel.caughtUp(); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.pr.flush(); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != c.wantOut || errOut.String() != c.wantErr {
+				t.Errorf("stdout %q, stderr %q; want %q, %q", out.String(), errOut.String(), c.wantOut, c.wantErr)
+			}
+			if len(d.sel.held) > 0 || len(d.sel.parts) > 0 {
+				t.Errorf("still held: %v %v", d.sel.held, d.sel.parts)
+			}
+		})
+	}
+}

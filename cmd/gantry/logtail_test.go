@@ -99,8 +99,9 @@ func printLogs(t *testing.T, b *boundedLogs, id string, o client.LogOptions, pre
 // TestLogsTailIsTheWholeReadsEnd: gantry logs --tail N reads the log's end,
 // and prints what reading it all and keeping the last N lines printed,
 // byte for byte, on stdout and stderr (the lines said to be gone too): of
-// a log of two containers whose batches interleave with another run's,
-// one of them silent but for its first and last lines, with lines long
+// a log of two containers whose batches interleave with another run's
+// (and, near each attempt's end, a stretch of the other run's batches
+// that a line in pieces spans), one of them silent but for its first and last lines, with lines long
 // enough to be stored in pieces across batches, two attempts, a stream
 // written only at the end; for N of 0 to more than the log holds, with
 // --prefix, -t, --since and --container; before and after the stream
@@ -137,6 +138,14 @@ func TestLogsTailIsTheWholeReadsEnd(t *testing.T) {
 				other.publish(1, "main", line{jobs.Stdout, "another run's line", false})
 			}
 		}
+		// Another run's output, a stretch of it between this run's
+		// batches, with a line in pieces across it: a read from the end
+		// widens by this run's batches, not the stream's.
+		g.publish(attempt, "main", line{jobs.Stdout, "across-a ", true})
+		for i := range 150 {
+			other.publish(1, "main", line{jobs.Stdout, "another run's stretch " + text(i), false})
+		}
+		g.publish(attempt, "main", line{jobs.Stdout, "across-b", false})
 		// Only at the end: stderr lines of main, the side's last line.
 		g.publish(attempt, "main", line{jobs.Stderr, "Traceback", false}, line{jobs.Stderr, "  boom", false})
 		if sideLast {
