@@ -41,10 +41,12 @@ image pull's progress show on stderr, as gantry run shows them.
 
 --tail N prints only the last N lines (a line too long for one message,
 stored in pieces, counts as one), as docker logs --tail does; it reads the
-log's end, not all of it (a window of its last batches, widened until it
-holds N lines), so a long log's last lines come as fast as a short one's.
-With -f it prints the last N lines stored when it has read them, then
-follows. --since keeps the lines of the
+log's end, not all of it (its last batches, then back from them until it
+holds N lines, each batch once), so a long log's last lines come as fast
+as a short one's. Until it prints them it holds about 8 MiB of a line at
+most: of a longer one (a blob written without newlines) it prints the
+start, and says on stderr how much it left out. With -f it prints the
+last N lines stored when it has read them, then follows. --since keeps the lines of the
 batches stored at or after a time, a duration back from now (10m) or an
 RFC 3339 time: lines are stored in batches, up to 50 ms after the
 container wrote them, so the time is the batch's, within a fraction of a
