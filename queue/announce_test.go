@@ -146,3 +146,79 @@ func TestLastStatus(t *testing.T) {
 		t.Fatalf("a worker's last message: LastStatus = %+v, %v; want nil, nil", ev, err)
 	}
 }
+
+// Batches whose announcements the stream never answers are given up on
+// reportAnnounceWait after each was handed, not one wait after another:
+// five batches handed together are all delivered again within about one
+// wait (in turn, the last would wait five, and the acknowledger, its queue
+// full, would hold up the applying of every report). Once ConsumeEvents'
+// ctx is done, it returns within about reportStopWait.
+func TestReportsUnansweredAreGivenUpOnTogether(t *testing.T) {
+	q := newQueue(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// A listener that never answers: the announcements' futures never
+	// resolve (with nobody listening they would fail at once).
+	sub, err := q.Conn().Subscribe("pubgap.unanswered", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	type delivery struct {
+		run string
+		at  time.Time
+	}
+	delivered := make(chan delivery, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = q.ConsumeEvents(ctx, 1, func(b *EventBatch) {
+			b.Announced(q.js.PublishMsgAsync(nats.NewMsg("pubgap.unanswered")))
+			b.Ack()
+			delivered <- delivery{b.Events[0].RunID, time.Now()}
+		})
+	}()
+	runs := []string{"run-1", "run-2", "run-3", "run-4", "run-5"}
+	for _, id := range runs {
+		reportOne(t, q, id)
+	}
+	first, again := map[string]time.Time{}, map[string]time.Duration{}
+	limit := time.After(time.Duration(len(runs)) * reportAnnounceWait)
+	for len(again) < len(runs) {
+		select {
+		case d := <-delivered:
+			if at, ok := first[d.run]; !ok {
+				first[d.run] = d.at
+			} else if _, ok := again[d.run]; !ok {
+				again[d.run] = d.at.Sub(at)
+			}
+		case <-limit:
+			t.Fatalf("after %s, delivered again: %v of %d runs", time.Duration(len(runs))*reportAnnounceWait, again, len(runs))
+		}
+	}
+	for _, id := range runs {
+		if again[id] > reportAnnounceWait+reportRetry+5*time.Second {
+			t.Errorf("%s delivered again %s after its first delivery; want about %s", id, again[id], reportAnnounceWait+reportRetry)
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(reportAnnounceWait):
+		t.Fatalf("ConsumeEvents did not return %s after its ctx ended", reportAnnounceWait)
+	}
+}
+
+// A report not acknowledged is delivered again a second after its first
+// delivery, then twice as long each time, up to reportRetryMax: not
+// every second for as long as the events stream takes no announcement.
+func TestReportRetryDelay(t *testing.T) {
+	for n, want := range map[uint64]time.Duration{
+		0: time.Second, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second,
+		5: 16 * time.Second, 6: reportRetryMax, 100: reportRetryMax,
+	} {
+		if got := retryDelay(n); got != want {
+			t.Errorf("delivered %d times: retryDelay = %s, want %s", n, got, want)
+		}
+	}
+}

@@ -114,7 +114,7 @@ func (b *EventBatch) Ack() {
 	if len(b.msgs) == 0 || b.acks == nil {
 		return
 	}
-	b.acks <- ackRequest{msgs: b.msgs, published: b.published, failed: b.failed}
+	b.acks <- ackRequest{msgs: b.msgs, published: b.published, failed: b.failed, handed: time.Now()}
 }
 
 // Settle returns once the batches acknowledged before this one are
@@ -143,19 +143,43 @@ func (b *EventBatch) Settle(ctx context.Context) error {
 // waits for the next report; far below the consumer's ack wait.
 const reportAckHold = time.Second
 
-// reportAnnounceWait bounds how long the acknowledger waits for a batch's
-// announcements to be stored before it gives up on them (and so on
-// acknowledging the batch), far below the consumer's ack wait;
-// reportRetry is when a batch not acknowledged for that is delivered
-// again; reportStopWait is how long, once ConsumeEvents ends, the
+// reportAnnounceWait bounds how long, from its handing, the acknowledger
+// waits for a batch's announcements to be stored before it gives up on
+// them (and so on acknowledging the batch), far below the consumer's ack
+// wait; reportRetry is when a batch not acknowledged for that is
+// delivered again, doubled with each delivery up to reportRetryMax;
+// reportStopWait is how long, once ConsumeEvents' ctx is done, the
 // acknowledger goes on waiting for the announcements of the batches
 // handed to it; those it gives up on are left to the next server, to
 // which their reports are delivered again.
 const (
 	reportAnnounceWait = 10 * time.Second
 	reportRetry        = time.Second
+	reportRetryMax     = 30 * time.Second
 	reportStopWait     = 2 * time.Second
 )
+
+// reportRetryDelay is when a report not acknowledged is delivered again:
+// reportRetry after its first delivery, twice as long after each next, up
+// to reportRetryMax. While the events stream takes no announcement, every
+// report applied waits to be acknowledged: each applied again every
+// second (a store transaction, a read of the run and of its subject) was a
+// storm that grew with the reports pending, up to the consumer's 1000.
+func reportRetryDelay(m jetstream.Msg) time.Duration {
+	md, err := m.Metadata()
+	if err != nil {
+		return reportRetry
+	}
+	return retryDelay(md.NumDelivered)
+}
+
+// retryDelay is reportRetryDelay for a report delivered n times.
+func retryDelay(n uint64) time.Duration {
+	if n <= 1 {
+		return reportRetry
+	}
+	return min(reportRetry<<min(n-1, 5), reportRetryMax)
+}
 
 // ackRequest is a batch handed to the acknowledger, or, with settled set,
 // a caller waiting for the batches before.
@@ -163,6 +187,7 @@ type ackRequest struct {
 	msgs      []jetstream.Msg
 	published []jetstream.PubAckFuture
 	failed    bool
+	handed    time.Time // when Ack handed it: its announcements were on their way
 	settled   chan struct{}
 }
 
@@ -204,7 +229,7 @@ func (q *Queue) ackReports(giveUp context.Context, in <-chan ackRequest) {
 			q.cfg.log.Warn().Err(err).Int("reports", len(r.msgs)).
 				Msg("announce status changes; the reports that caused them are applied again, and announce them again")
 			for _, m := range r.msgs {
-				_ = m.NakWithDelay(reportRetry)
+				_ = m.NakWithDelay(reportRetryDelay(m))
 			}
 			continue
 		}
@@ -220,9 +245,14 @@ func (q *Queue) ackReports(giveUp context.Context, in <-chan ackRequest) {
 	}
 }
 
-// awaitPublished waits for the announcements of a batch to be stored, for
-// reportAnnounceWait at most (wait, stopped, is the timer for that), or
-// until giveUp is done.
+// awaitPublished waits for the announcements of a batch to be stored,
+// until reportAnnounceWait after the batch was handed at most (wait,
+// stopped, is the timer for that), or until giveUp is done. The wait runs
+// from the handing, not from when the batches before it were settled:
+// while the events stream does not answer, batches handed one after
+// another would otherwise wait reportAnnounceWait each, in turn, and the
+// acknowledger, holding up Ack once its queue is full, would let the
+// server apply one batch every 10 s.
 func awaitPublished(giveUp context.Context, r ackRequest, wait *time.Timer) error {
 	if r.failed {
 		return errors.New("a status change could not be published")
@@ -230,7 +260,7 @@ func awaitPublished(giveUp context.Context, r ackRequest, wait *time.Timer) erro
 	if len(r.published) == 0 {
 		return nil
 	}
-	wait.Reset(reportAnnounceWait)
+	wait.Reset(max(time.Until(r.handed.Add(reportAnnounceWait)), 0))
 	defer wait.Stop()
 	for _, f := range r.published {
 		select {
@@ -274,16 +304,20 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 	}
 	defer rc.Stop()
 	// The acknowledger; it ends, its held acknowledgement sent, once the
-	// batches handed to it are, or reportStopWait after ctx's end.
+	// batches handed to it are, or gives up on their announcements
+	// reportStopWait after ctx's end (when a handle blocked in Ack, the
+	// acknowledger's queue full, is let go too).
 	acks := make(chan ackRequest, 64)
 	giveUp, stopWaiting := context.WithCancel(context.Background())
+	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(reportStopWait, stopWaiting) })
 	var acker sync.WaitGroup
 	acker.Go(func() { q.ackReports(giveUp, acks) })
 	defer func() {
 		close(acks)
-		t := time.AfterFunc(reportStopWait, stopWaiting)
+		if stopAfter() { // ended before ctx did
+			time.AfterFunc(reportStopWait, stopWaiting)
+		}
 		acker.Wait()
-		t.Stop()
 		stopWaiting()
 	}()
 	for {
