@@ -510,7 +510,16 @@ func (q *Queue) RunEnded(ctx context.Context, runID string) (bool, error) {
 // leader (a replica's direct get may lag behind it), or nil when there is
 // none or the last message is not the server's (a worker's pull
 // progress, which comes before the run's end).
+//
+// A ctx without a deadline gets the JetStream context's default timeout:
+// a stream without a leader does not answer, and the server, which asks
+// while applying reports, must not wait for ever.
 func (q *Queue) LastStatus(ctx context.Context, runID string) (*jobs.Event, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, q.js.Options().DefaultTimeout)
+		defer cancel()
+	}
 	req, _ := json.Marshal(struct {
 		LastBy string `json:"last_by_subj"`
 	}{EventSubject(runID)})

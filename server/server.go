@@ -599,7 +599,10 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 // server itself within a redelivery's few milliseconds.
 func (s *Server) announceRedelivered(ctx context.Context, b *queue.EventBatch, changed []storage.Applied) {
 	if err := b.Settle(ctx); err != nil {
-		return // ctx ended: the report is delivered again to the next server
+		// ctx ended: the reports are delivered again, to the next server.
+		// Acknowledged, their runs' announcements would go unchecked.
+		b.Announced(nil, err)
+		return
 	}
 	for _, id := range b.RedeliveredRuns() {
 		if slices.ContainsFunc(changed, func(c storage.Applied) bool { return c.Run.RunID == id && !c.Before.Terminal() }) {
