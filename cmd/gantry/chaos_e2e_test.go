@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	dockerclient "github.com/docker/docker/client"
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
@@ -48,7 +49,9 @@ type chaosConfig struct {
 	lease time.Duration
 }
 
-func chaosConfigs(t *testing.T) []chaosConfig {
+// chaosConfigs reads the scenarios from the environment: short and long
+// are a test's defaults for make test and make chaos (seeds aside).
+func chaosConfigs(t *testing.T, short, long chaosConfig) []chaosConfig {
 	t.Helper()
 	envInt := func(name string, def int) int {
 		v := os.Getenv(name)
@@ -64,9 +67,9 @@ func chaosConfigs(t *testing.T) []chaosConfig {
 	// With a lease shorter than a killed server's restart plus the
 	// workers' reconnection (~3 s), its workers' jobs are redelivered as
 	// if the workers were lost; the CI variant keeps clear of that.
-	runs, kills, seeds, lease := 80, 4, []uint64{1}, 8*time.Second
+	runs, kills, seeds, lease := short.runs, short.kills, []uint64{1}, short.lease
 	if os.Getenv("GANTRY_CHAOS") == "long" {
-		runs, kills, seeds, lease = 400, 12, []uint64{uint64(time.Now().UnixNano()), 2, 3}, 3*time.Second
+		runs, kills, seeds, lease = long.runs, long.kills, []uint64{uint64(time.Now().UnixNano()), 2, 3}, long.lease
 	}
 	if v := os.Getenv("GANTRY_CHAOS_LEASE"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -92,7 +95,9 @@ func chaosConfigs(t *testing.T) []chaosConfig {
 
 func TestChaosKillNothingLostNothingDoubled(t *testing.T) {
 	t.Parallel()
-	for _, cfg := range chaosConfigs(t) {
+	short := chaosConfig{runs: 80, kills: 4, lease: 8 * time.Second}
+	long := chaosConfig{runs: 400, kills: 12, lease: 3 * time.Second}
+	for _, cfg := range chaosConfigs(t, short, long) {
 		t.Run(fmt.Sprintf("seed=%d", cfg.seed), func(t *testing.T) {
 			runChaos(t, cfg)
 		})
@@ -170,93 +175,10 @@ func runChaos(t *testing.T, cfg chaosConfig) {
 	label := fmt.Sprintf("e2e-chaos%d", time.Now().UnixNano()%100000)
 	sampletest.Cleanup(t, cli, label)
 
-	// Docker's events tell every container created and started, with its
-	// gantry.run and gantry.attempt labels, killed worker or not.
-	evCtx, stopEvents := context.WithCancel(context.Background())
-	defer stopEvents()
-	msgs, errs := cli.Events(evCtx, events.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("type", "container"), filters.Arg("label", sampletest.LabelKey+"="+label))})
-	var cmu sync.Mutex
-	containers := map[string]*chaosContainer{}
-	var eventsDone sync.WaitGroup
-	eventsDone.Add(1)
-	go func() {
-		defer eventsDone.Done()
-		for {
-			select {
-			case m := <-msgs:
-				attempt, _ := strconv.Atoi(m.Actor.Attributes["gantry.attempt"])
-				at := time.Unix(0, m.TimeNano)
-				cmu.Lock()
-				c := containers[m.Actor.ID]
-				if c == nil {
-					c = &chaosContainer{run: m.Actor.Attributes["gantry.run"], attempt: attempt}
-					containers[m.Actor.ID] = c
-				}
-				switch m.Action {
-				case events.ActionCreate:
-					c.creates++
-				case events.ActionStart:
-					c.starts++
-					c.start = at
-				case events.ActionDie:
-					c.death = at
-				}
-				cmu.Unlock()
-			case err := <-errs:
-				if evCtx.Err() == nil {
-					t.Errorf("docker events: %v", err)
-				}
-				return
-			}
-		}
-	}()
+	watch := watchChaosContainers(t, cli, label)
 
-	port := freePort(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	server := &chaosProc{t: t, name: "server", args: []string{"server", "--embedded-nats", "--nats-port", fmt.Sprint(port),
-		"--data", t.TempDir(), "--lease", cfg.lease.String()}}
-	workerArgs := func(id string) []string {
-		return []string{"worker", "--nats", url, "--id", id, "--lease", cfg.lease.String(), "--grace", "5s", "--slots", "4",
-			"--container-label", sampletest.LabelKey + "=" + label}
-	}
-	procs := []*chaosProc{server,
-		{t: t, name: "worker a", args: workerArgs(label + "-a")},
-		{t: t, name: "worker b", args: workerArgs(label + "-b")}}
-	for _, p := range procs {
-		p.start()
-	}
-	dumped := false
-	dump := func() {
-		if !dumped {
-			dumped = true
-			for _, p := range procs {
-				t.Log(p.logs())
-			}
-		}
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			dump()
-		}
-	})
-
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
-		nats.RetryOnFailedConnect(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c, err := client.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the server and two workers", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		ws, err := c.Workers(ctx, "")
-		return err == nil && len(ws) == 2
-	})
+	cl := startChaosCluster(t, cfg, label)
+	procs, nc, c := cl.procs, cl.nc, cl.c
 
 	// Two pipeline runs, started before the chaos, cross it: each stage's
 	// end is applied, and the next stage started, by whichever server
@@ -335,22 +257,7 @@ stages:
 		}
 	}()
 
-	// The chaos: kills at seeded moments while runs are submitted and run.
-	// A killed server is started again at once (a port of its own, so the
-	// workers find it where it was); a killed worker after up to 1.5 s,
-	// longer than nothing and shorter than its lease, so that its jobs
-	// are sometimes redelivered before it is back and sometimes not.
-	var killLog []string
-	for k := 0; k < cfg.kills; k++ {
-		time.Sleep(time.Duration(1500+rng.IntN(3500)) * time.Millisecond)
-		victim := procs[rng.IntN(len(procs))]
-		down := time.Duration(rng.IntN(1500)) * time.Millisecond
-		killLog = append(killLog, fmt.Sprintf("%s at %s for %s", victim.name, time.Now().Format("15:04:05.000"), down))
-		victim.kill()
-		time.Sleep(down)
-		victim.start()
-	}
-	t.Logf("kills: %s", strings.Join(killLog, "; "))
+	chaosKills(t, rng, procs, cfg.kills)
 	<-submitted
 	t.Logf("chaos over, %d runs submitted, after %s", cfg.runs, time.Since(began).Round(time.Millisecond))
 	if t.Failed() {
@@ -358,24 +265,7 @@ stages:
 	}
 
 	// Everything must end: the runs asked for and the pipelines' stages.
-	deadline := time.Now().Add(4 * time.Minute)
-	var left []jobs.Run
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		left, _, err = c.List(ctx, client.ListOptions{Limit: 1000})
-		cancel()
-		if err == nil && len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			var ids []string
-			for _, r := range left {
-				ids = append(ids, fmt.Sprintf("%s %s (%s)", r.RunID, r.Status, r.StatusReason))
-			}
-			t.Fatalf("runs not ended 4 minutes after the chaos (err %v): %d\n%s", err, len(left), strings.Join(ids, "\n"))
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	waitChaosRunsEnded(t, c)
 	prs := map[string]*jobs.PipelineRun{}
 	waitFor(t, "the pipeline runs to end", func() bool {
 		for _, id := range pipelineRuns {
@@ -387,43 +277,10 @@ stages:
 		}
 		return true
 	})
-	// No container of ours may still run: a killed worker's leftovers are
-	// stopped by its next incarnation.
-	waitFor(t, "no container of the test to run", func() bool {
-		list, err := cli.ContainerList(context.Background(), container.ListOptions{
-			Filters: filters.NewArgs(filters.Arg("label", sampletest.LabelKey+"="+label))})
-		return err == nil && len(list) == 0
-	})
-	time.Sleep(time.Second) // the last die events
-	stopEvents()
-	eventsDone.Wait()
+	containers := watch.finish(t, cli)
 	t.Logf("everything ended after %s", time.Since(began).Round(time.Millisecond))
 
-	// Every run in the store, by id.
-	stored := map[string]*jobs.Run{}
-	before := ""
-	for {
-		page, next, err := c.List(ctx, client.ListOptions{All: true, Limit: 1000, Before: before})
-		if err != nil {
-			t.Fatalf("list runs: %v", err)
-		}
-		for i := range page {
-			r := page[i]
-			stored[r.RunID] = &r
-		}
-		if next == "" {
-			break
-		}
-		before = next
-	}
-	// List may leave attempts out: read each run whole.
-	for id := range stored {
-		r, err := c.Get(ctx, id)
-		if err != nil {
-			t.Fatalf("get %s: %v", id, err)
-		}
-		stored[id] = r
-	}
+	stored := chaosStoredRuns(t, c)
 
 	checkChaosRuns(t, subs, prs, stored)
 	checkChaosContainers(t, stored, containers)
@@ -726,4 +583,201 @@ func checkChaosEvents(t *testing.T, nc *nats.Conn, stored map[string]*jobs.Run) 
 		t.Errorf("%d of %d runs ended in the store with no end announced on gantry.events.runs.<id>: %v",
 			len(missing), len(stored), missing)
 	}
+}
+
+// chaosWatch follows Docker's events of the test's containers: they tell
+// every container created, started and dead, with its gantry.run and
+// gantry.attempt labels, killed worker or not.
+type chaosWatch struct {
+	label string
+	stop  context.CancelFunc
+	done  sync.WaitGroup
+
+	mu         sync.Mutex
+	containers map[string]*chaosContainer
+}
+
+func watchChaosContainers(t *testing.T, cli *dockerclient.Client, label string) *chaosWatch {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	w := &chaosWatch{label: label, stop: stop, containers: map[string]*chaosContainer{}}
+	msgs, errs := cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", "container"), filters.Arg("label", sampletest.LabelKey+"="+label))})
+	w.done.Add(1)
+	go func() {
+		defer w.done.Done()
+		for {
+			select {
+			case m := <-msgs:
+				attempt, _ := strconv.Atoi(m.Actor.Attributes["gantry.attempt"])
+				at := time.Unix(0, m.TimeNano)
+				w.mu.Lock()
+				c := w.containers[m.Actor.ID]
+				if c == nil {
+					c = &chaosContainer{run: m.Actor.Attributes["gantry.run"], attempt: attempt}
+					w.containers[m.Actor.ID] = c
+				}
+				switch m.Action {
+				case events.ActionCreate:
+					c.creates++
+				case events.ActionStart:
+					c.starts++
+					c.start = at
+				case events.ActionDie:
+					c.death = at
+				}
+				w.mu.Unlock()
+			case err := <-errs:
+				if ctx.Err() == nil {
+					t.Errorf("docker events: %v", err)
+				}
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// finish waits until no container of the test runs (a killed worker's
+// leftovers are stopped by its next incarnation), then for the last
+// events, and returns the containers seen.
+func (w *chaosWatch) finish(t *testing.T, cli *dockerclient.Client) map[string]*chaosContainer {
+	t.Helper()
+	waitFor(t, "no container of the test to run", func() bool {
+		list, err := cli.ContainerList(context.Background(), container.ListOptions{
+			Filters: filters.NewArgs(filters.Arg("label", sampletest.LabelKey+"="+w.label))})
+		return err == nil && len(list) == 0
+	})
+	time.Sleep(time.Second) // the last die events
+	w.stop()
+	w.done.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.containers
+}
+
+// chaosCluster is gantry server --embedded-nats and two workers, each a
+// process the test kills and restarts, and a client of the server.
+type chaosCluster struct {
+	url   string
+	procs []*chaosProc
+	nc    *nats.Conn
+	c     *client.Client
+}
+
+func startChaosCluster(t *testing.T, cfg chaosConfig, label string) *chaosCluster {
+	t.Helper()
+	port := freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	server := &chaosProc{t: t, name: "server", args: []string{"server", "--embedded-nats", "--nats-port", fmt.Sprint(port),
+		"--data", t.TempDir(), "--lease", cfg.lease.String()}}
+	workerArgs := func(id string) []string {
+		return []string{"worker", "--nats", url, "--id", id, "--lease", cfg.lease.String(), "--grace", "5s", "--slots", "4",
+			"--container-label", sampletest.LabelKey + "=" + label}
+	}
+	procs := []*chaosProc{server,
+		{t: t, name: "worker a", args: workerArgs(label + "-a")},
+		{t: t, name: "worker b", args: workerArgs(label + "-b")}}
+	for _, p := range procs {
+		p.start()
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range procs {
+				t.Log(p.logs())
+			}
+		}
+	})
+
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nats.RetryOnFailedConnect(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the server and two workers", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ws, err := c.Workers(ctx, "")
+		return err == nil && len(ws) == 2
+	})
+	return &chaosCluster{url: url, procs: procs, nc: nc, c: c}
+}
+
+// chaosKills kills the cluster's processes at seeded moments while runs
+// are submitted and run. A killed server is started again at once (a port
+// of its own, so the workers find it where it was); a killed worker after
+// up to 1.5 s, longer than nothing and shorter than its lease, so that its
+// jobs are sometimes redelivered before it is back and sometimes not.
+func chaosKills(t *testing.T, rng *rand.Rand, procs []*chaosProc, kills int) {
+	t.Helper()
+	var killLog []string
+	for k := 0; k < kills; k++ {
+		time.Sleep(time.Duration(1500+rng.IntN(3500)) * time.Millisecond)
+		victim := procs[rng.IntN(len(procs))]
+		down := time.Duration(rng.IntN(1500)) * time.Millisecond
+		killLog = append(killLog, fmt.Sprintf("%s at %s for %s", victim.name, time.Now().Format("15:04:05.000"), down))
+		victim.kill()
+		time.Sleep(down)
+		victim.start()
+	}
+	t.Logf("kills: %s", strings.Join(killLog, "; "))
+}
+
+// waitChaosRunsEnded waits up to 4 minutes for no run to be active.
+func waitChaosRunsEnded(t *testing.T, c *client.Client) {
+	t.Helper()
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		left, _, err := c.List(ctx, client.ListOptions{Limit: 1000})
+		cancel()
+		if err == nil && len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			var ids []string
+			for _, r := range left {
+				ids = append(ids, fmt.Sprintf("%s %s (%s)", r.RunID, r.Status, r.StatusReason))
+			}
+			t.Fatalf("runs not ended 4 minutes after the chaos (err %v): %d\n%s", err, len(left), strings.Join(ids, "\n"))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// chaosStoredRuns returns every run in the store, by id, each read whole
+// (List may leave attempts out).
+func chaosStoredRuns(t *testing.T, c *client.Client) map[string]*jobs.Run {
+	t.Helper()
+	ctx := context.Background()
+	stored := map[string]*jobs.Run{}
+	before := ""
+	for {
+		page, next, err := c.List(ctx, client.ListOptions{All: true, Limit: 1000, Before: before})
+		if err != nil {
+			t.Fatalf("list runs: %v", err)
+		}
+		for i := range page {
+			r := page[i]
+			stored[r.RunID] = &r
+		}
+		if next == "" {
+			break
+		}
+		before = next
+	}
+	for id := range stored {
+		r, err := c.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("get %s: %v", id, err)
+		}
+		stored[id] = r
+	}
+	return stored
 }
