@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -131,6 +132,9 @@ type taking struct {
 	// canceled is the reason the claim holds of a stop request that came
 	// while no worker held the run.
 	canceled string
+	// heldBy is the live worker that still runs the claimed attempt of a
+	// job delivered again (claimantRuns): the delivery is left to it.
+	heldBy string
 }
 
 // claimDelivery decides which attempt a delivery of the job for attempt
@@ -218,6 +222,9 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 			if ended {
 				return taking{stale: true}, nil
 			}
+			if !old.HandedBack && w.claimantRuns(ctx, runID, old) {
+				return taking{heldBy: old.Worker}, nil
+			}
 			next.Attempt = old.Attempt + 1
 			if old.HandedBack {
 				// Its worker reported its end (a shutdown, say), which
@@ -240,6 +247,45 @@ func (w *Worker) claimDelivery(ctx context.Context, runID string, jobAttempt int
 		return t, nil
 	}
 	return taking{}, fmt.Errorf("claim run %s: too many concurrent changes", runID)
+}
+
+// claimantRuns reports whether the worker of claim c, whose job is still
+// queued and whose run has not ended, still runs it: the life that claimed
+// it (not started since) beats, at most two heartbeats ago, and lists the
+// run, or has not beaten since the claim. A job message handed out while
+// its worker runs it is not that worker's loss: a NATS server killed with
+// SIGKILL can come back without the consumer's latest deliveries and hand
+// them out again at once, and taking them for lost would run the next
+// attempt beside the live one, or after the run ended (its end applied
+// between this worker's look at the run and the start). The delivery is
+// left alone: the live worker's lease renewals and ack go by stream
+// sequence and hold for it; should that worker stop renewing them, the
+// job comes back and its stale heartbeats make it lost. A fleet that
+// cannot be read says nothing, as before: the worker is taken for lost.
+// It costs one read of the fleet, only for a delivery that would
+// otherwise be taken for a lost worker's.
+func (w *Worker) claimantRuns(ctx context.Context, runID string, c *claim) bool {
+	fl, ok := w.cfg.presence.(FleetLister)
+	if !ok || c.Worker == w.id {
+		return false
+	}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ws, err := fl.Workers(lctx)
+	if err != nil {
+		w.cfg.log.Warn().Err(err).Str("run", runID).Msg("cannot read the fleet; taking the job as lost with its worker")
+		return false
+	}
+	for _, info := range ws {
+		if info.ID != c.Worker {
+			continue
+		}
+		if info.StartedAt.After(c.Time) || w.cfg.now().Sub(info.LastHeartbeat) > 2*w.cfg.beatEvery {
+			return false // restarted since its claim, or silent
+		}
+		return info.LastHeartbeat.Before(c.Time) || slices.Contains(info.Runs, runID)
+	}
+	return false
 }
 
 // jobQueued reports whether the job message of claim c is still queued (a

@@ -193,3 +193,104 @@ func handedBack(t *testing.T, cl *queuedClaims) {
 	cancel()
 	<-done
 }
+
+// A job message handed out again while the worker of its claim still runs
+// it (a NATS server killed with SIGKILL comes back without the consumer's
+// latest deliveries) is left to that worker: neither run, nor reported,
+// acknowledged or handed back. Taken for lost, its next attempt ran beside
+// the live one, or after the run's end (seen in the chaos test: attempt 1
+// ended SUCCEEDED on a live worker while another ran attempt 2). A worker
+// restarted since its claim, silent, no longer listing the run, missing
+// from the fleet, or a fleet that cannot be read: lost, as before.
+func TestRedeliveryWhileItsWorkerRunsIt(t *testing.T) {
+	now := time.Now().UTC()
+	claimed := now.Add(-3 * time.Second)
+	w0 := func(started, beat time.Time, runs ...string) jobs.WorkerInfo {
+		return jobs.WorkerInfo{ID: "w0", Cluster: "default", StartedAt: started, LastHeartbeat: beat, Runs: runs}
+	}
+	tests := []struct {
+		name     string
+		fleet    []jobs.WorkerInfo
+		err      error
+		wantLost bool
+	}{
+		{"beating since its claim, listing the run", []jobs.WorkerInfo{w0(now.Add(-time.Minute), now.Add(-time.Second), "q", "r")}, nil, false},
+		{"beating, not since its claim", []jobs.WorkerInfo{w0(now.Add(-time.Minute), claimed.Add(-time.Second))}, nil, false},
+		{"restarted since its claim", []jobs.WorkerInfo{w0(claimed.Add(time.Second), now.Add(-time.Second))}, nil, true},
+		{"silent for more than two heartbeats", []jobs.WorkerInfo{w0(now.Add(-time.Minute), now.Add(-11*time.Second), "r")}, nil, true},
+		{"beating since its claim without the run", []jobs.WorkerInfo{w0(now.Add(-time.Minute), now.Add(-time.Second), "q")}, nil, true},
+		{"not in the fleet", []jobs.WorkerInfo{{ID: "w2", StartedAt: now.Add(-time.Minute), LastHeartbeat: now, Runs: []string{"r"}}}, nil, true},
+		{"fleet unreadable", nil, errors.New("nats: timeout"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl := newQueuedClaims(7)
+			cl.store(t, "r", claim{Attempt: 1, Worker: "w0", Job: 1, Seq: 7, Time: claimed})
+			fleet := &fleetPresence{}
+			fleet.set(tt.err, tt.fleet...)
+			rep := &fakeReporter{}
+			var mu sync.Mutex
+			ran := 0
+			rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) {
+				mu.Lock()
+				ran = task.Attempt
+				mu.Unlock()
+				return exited(0), nil
+			})
+			src := &queueSource{leases: make(chan *queueLease, 1)}
+			w := New("w1", "default", src, rt, rep, WithClaims(cl), WithPresence(fleet, 5*time.Second))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- w.Run(ctx) }()
+			l := &queueLease{src: src, job: job("r"), acked: make(chan struct{}), seq: 7}
+			src.leases <- l
+			acked := false
+			if tt.wantLost {
+				select {
+				case <-l.acked:
+					acked = true
+				case <-time.After(30 * time.Second):
+					t.Fatal("the delivery was not acknowledged after its attempt")
+				}
+			} else {
+				// Decided once the fleet was read and the delivery let go
+				// (or, wrongly, once it was run and acknowledged).
+				waitFor(t, func() bool {
+					fleet.mu.Lock()
+					read := fleet.lists > 0
+					fleet.mu.Unlock()
+					select {
+					case <-l.acked:
+						return true
+					default:
+						return read && len(w.Running()) == 0
+					}
+				})
+				select {
+				case <-l.acked:
+					acked = true
+				default:
+				}
+			}
+			cancel()
+			<-done
+			rep.mu.Lock()
+			evs := append([]jobs.Event(nil), rep.events...)
+			rep.mu.Unlock()
+			mu.Lock()
+			defer mu.Unlock()
+			if tt.wantLost {
+				if ran != 2 || len(evs) == 0 || evs[0].StopCode != jobs.StopWorkerLost || evs[0].Attempt != 1 || evs[0].Worker != "w0" {
+					t.Fatalf("ran attempt %d, events %+v; want attempt 2, after reporting w0's attempt 1 lost", ran, evs)
+				}
+				return
+			}
+			if ran != 0 || len(evs) != 0 || acked || src.nakCount() != 0 {
+				t.Fatalf("ran attempt %d, events %+v, acknowledged %v, handed back %d times; want the delivery left alone", ran, evs, acked, src.nakCount())
+			}
+			if c := cl.get("r"); c.Attempt != 1 || c.Worker != "w0" {
+				t.Fatalf("claim %+v, want w0's attempt 1 as it was", c)
+			}
+		})
+	}
+}

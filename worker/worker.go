@@ -348,6 +348,10 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 		w.ack(life, log, lease)
 		return
 	}
+	if tk.heldBy != "" {
+		log.Info().Str("holder", tk.heldBy).Uint64("seq", jobSeq).Msg("job delivered again while the live worker holding it runs it; left to that worker")
+		return
+	}
 	if tk.attempt != job.Attempt { // a lost attempt's job runs as the next
 		job.Attempt = tk.attempt
 		log = w.cfg.log.With().Str("run", job.RunID).Int("attempt", job.Attempt).Str("worker", w.id).Logger()
