@@ -199,6 +199,11 @@ func Dial(ctx context.Context, o ConnOptions) (*nats.Conn, error) {
 				down = "its host is unreachable (" + unwrapAll(err).Error() + ")"
 			}
 			return nil, &UnreachableError{URL: url, Down: down, err: err}
+		case errors.Is(err, syscall.ECONNRESET):
+			// A NATS server starting (or stopping) accepts a connection
+			// and resets it before it greets: the next try may be
+			// greeted, as once the server is up it would.
+			return nil, &UnreachableError{URL: url, Down: "it reset the connection before greeting (a NATS server starting or stopping)", err: err}
 		case errors.Is(err, nats.ErrAuthorization) && !o.hasCredentials(url):
 			// "refused the credentials" sent a user who gave none
 			// looking for a typo in credentials it never had.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,5 +157,31 @@ func TestIsWrongLastSeq(t *testing.T) {
 		if got := isWrongLastSeq(fmt.Errorf("claim of run r1: %w", err)); err != nil && got != tc.want {
 			t.Errorf("%s wrapped: %v, want %v", tc.answer, got, tc.want)
 		}
+	}
+}
+
+// A peer that resets the connection before it greets (a NATS server
+// starting or stopping) is unreachable for now, which the long-running
+// roles wait out, not a failure they stop on.
+func TestDialResetIsUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0) // close with a reset
+			c.Close()
+		}
+	}()
+	_, err = Dial(context.Background(), ConnOptions{URL: "nats://" + ln.Addr().String(), Timeout: 2 * time.Second})
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || !strings.Contains(ue.Down, "reset the connection") {
+		t.Fatalf("a peer that resets: %v (%T); want an UnreachableError saying it reset the connection", err, err)
 	}
 }
