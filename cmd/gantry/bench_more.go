@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -28,6 +29,7 @@ import (
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/gantry-dev/gantry/worker/docker"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
@@ -569,11 +571,14 @@ func fillRetained(ctx context.Context, storeDir string, base time.Time, n int, o
 	}
 	ids := make(chan int, 1024)
 	errc := make(chan error, 1)
+	fillCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	fail := func(err error) {
 		select {
 		case errc <- err:
 		default:
 		}
+		stop() // the loop that feeds ids must not wait for workers that are gone
 	}
 	var wg sync.WaitGroup
 	for range 128 {
@@ -584,7 +589,7 @@ func fillRetained(ctx context.Context, storeDir string, base time.Time, n int, o
 					{RunID: id, Attempt: 1, Status: jobs.StatusQueued, Source: jobs.SourceServer, Time: t},
 					{RunID: id, Attempt: 1, Status: end, Source: jobs.SourceServer, Worker: "w1", Time: t, ExitCode: &code},
 				} {
-					if _, err := q.PublishEventAsync(ev); err != nil {
+					if err := publishStalled(fillCtx, q, ev); err != nil {
 						fail(err)
 						return
 					}
@@ -597,14 +602,22 @@ func fillRetained(ctx context.Context, storeDir string, base time.Time, n int, o
 			}
 		})
 	}
+feed:
 	for i := range n {
 		if i%100_000 == 0 && i > 0 {
 			fmt.Fprintf(o.progress, "bench: memory: %d/%d runs' events and claims stored\n", i, n)
 		}
-		ids <- i
+		select {
+		case ids <- i:
+		case <-fillCtx.Done():
+			break feed
+		}
 	}
 	close(ids)
 	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	select {
 	case <-q.JetStream().PublishAsyncComplete():
 	case <-ctx.Done():
@@ -615,6 +628,23 @@ func fillRetained(ctx context.Context, storeDir string, base time.Time, n int, o
 		return fmt.Errorf("store the runs' events and claims: %w", err)
 	default:
 		return nil
+	}
+}
+
+// publishStalled publishes ev without waiting for its acknowledgement,
+// but waits for those outstanding when the client has too many (a busy
+// machine acknowledges slowly), and tries again.
+func publishStalled(ctx context.Context, q *queue.Queue, ev *jobs.Event) error {
+	for {
+		_, err := q.PublishEventAsync(ev)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return err
+		}
+		select {
+		case <-q.JetStream().PublishAsyncComplete():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
