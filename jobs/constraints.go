@@ -14,17 +14,21 @@ import (
 // --label K=V) satisfy them, as Kubernetes' nodeSelector, Nomad's
 // constraint and ECS's memberOf placement constraints do: K=V asks for a
 // worker with label K of value V, K!=V for one whose label K is not V (a
-// worker without label K satisfies it, as Kubernetes' NotIn). A run asks
-// for at most MaxConstraints; keys have 1 to MaxConstraintKeyLen
-// characters, values 0 to MaxConstraintValueLen, both letters, digits and
-// - _ . / (values also : @ +).
+// worker without label K satisfies it, as Kubernetes' NotIn), K alone for
+// one with label K of any value (Kubernetes' Exists, Nomad's is_set) and
+// !K for one without label K (DoesNotExist, is_not_set). A run asks for
+// at most MaxConstraints; keys have 1 to MaxConstraintKeyLen characters,
+// values 0 to MaxConstraintValueLen, both letters, digits and - _ . /
+// (values also : @ +). Worker labels (CheckLabel) have the same alphabet
+// and lengths, so that every label can be asked for.
 const (
 	MaxConstraints         = 16
 	MaxConstraintKeyLen    = 128
 	MaxConstraintValueLen  = 256
 	constraintKeyPunct     = "-_./"
 	constraintValuePunct   = "-_./:@+"
-	constraintShapeMessage = `want a list of "K=V" or "K!=V" strings, or an object of strings ({"disk": "ssd"}, as Kubernetes' nodeSelector)`
+	constraintShapeMessage = `want a list of "K=V", "K!=V", "K" or "!K" strings, or an object of strings ({"disk": "ssd"}, as Kubernetes' nodeSelector)`
+	constraintForms        = "want K=V, K!=V, K or !K (a worker label K of value V, not of value V, of any value, or no label K)"
 )
 
 // Constraint is one condition on a worker's labels.
@@ -32,21 +36,24 @@ type Constraint struct {
 	Key   string
 	Value string
 	// Not asks for a worker whose label Key is not Value (or that has no
-	// label Key).
+	// label Key); with Presence, for one that has no label Key.
 	Not bool
-	// bad is what could not be read as K=V or K!=V, kept for Validate to
-	// name by its path; inMap marks a constraint given in the object
-	// shape, named by its key.
-	bad   string
+	// Presence asks only whether the worker has label Key, of any value
+	// (K), or, with Not, has none (!K); Value is empty.
+	Presence bool
+	// inMap marks a constraint given in the object shape, named by its
+	// key.
 	inMap bool
 }
 
-// String is K=V or K!=V.
+// String is K=V, K!=V, K or !K.
 func (c Constraint) String() string {
-	if c.bad != "" {
-		return c.bad
-	}
-	if c.Not {
+	switch {
+	case c.Presence && c.Not:
+		return "!" + c.Key
+	case c.Presence:
+		return c.Key
+	case c.Not:
 		return c.Key + "!=" + c.Value
 	}
 	return c.Key + "=" + c.Value
@@ -55,20 +62,33 @@ func (c Constraint) String() string {
 // Met reports whether a worker with labels satisfies c.
 func (c Constraint) Met(labels map[string]string) bool {
 	v, ok := labels[c.Key]
-	if c.Not {
+	switch {
+	case c.Presence:
+		return ok != c.Not
+	case c.Not:
 		return !ok || v != c.Value
 	}
 	return ok && v == c.Value
 }
 
+// absent reports whether c holds only for a worker without label Key
+// (!K); needs whether it holds only for one with it (K, K=V).
+func (c Constraint) absent() bool { return c.Presence && c.Not }
+func (c Constraint) needs() bool  { return !c.Not }
+
 // Conflict says why no worker could satisfy both c and o, an earlier
-// constraint named name, or "" when one could.
+// constraint named name, or "" when one could. K=V and K, or !K and
+// K!=V, hold together: the one says more than the other.
 func (c Constraint) Conflict(o Constraint, name string) string {
 	switch {
 	case o.Key != c.Key:
 		return ""
-	case o.Not == c.Not && o.Value == c.Value:
+	case o.Not == c.Not && o.Presence == c.Presence && o.Value == c.Value:
 		return "given twice (also " + name + ")"
+	case c.absent() && o.needs() || o.absent() && c.needs():
+		return fmt.Sprintf("contradicts %s (%s): a worker cannot both have label %s and lack it", name, o, c.Key)
+	case c.Presence || o.Presence:
+		return ""
 	case !o.Not && !c.Not:
 		return fmt.Sprintf("contradicts %s (%s): a worker's label has one value", name, o)
 	case o.Value == c.Value:
@@ -77,13 +97,10 @@ func (c Constraint) Conflict(o Constraint, name string) string {
 	return ""
 }
 
-// ParseConstraint reads K=V or K!=V (K= asks for an empty value), as
-// gantry run --constraint and a submission's list take them.
+// ParseConstraint reads K=V, K!=V, K or !K (K= asks for an empty value),
+// as gantry run --constraint and a submission's list take them.
 func ParseConstraint(s string) (Constraint, error) {
-	c, err := parseConstraint(s)
-	if err != nil {
-		return Constraint{}, err
-	}
+	c := parseConstraint(s)
 	if err := c.check(); err != nil {
 		return Constraint{}, fmt.Errorf("%q: %s", s, err)
 	}
@@ -91,37 +108,79 @@ func ParseConstraint(s string) (Constraint, error) {
 }
 
 // parseConstraint splits s at its operator, without checking the key and
-// value.
-func parseConstraint(s string) (Constraint, error) {
+// value: a string without = is a presence constraint, K or !K.
+func parseConstraint(s string) Constraint {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok {
-		return Constraint{}, fmt.Errorf("%q: want K=V or K!=V (a worker label K of value V, or not V)", s)
+		if k, ok := strings.CutPrefix(s, "!"); ok {
+			return Constraint{Key: k, Not: true, Presence: true}
+		}
+		return Constraint{Key: s, Presence: true}
 	}
 	c := Constraint{Key: k, Value: v}
 	if k, ok := strings.CutSuffix(k, "!"); ok {
 		c.Key, c.Not = k, true
 	}
-	return c, nil
+	return c
 }
 
 // check says what is wrong with c's key or value.
 func (c Constraint) check() error {
-	switch n := len(c.Key); {
+	if strings.HasPrefix(c.Key, "!") {
+		// "!disk=ssd": a ! before a key that has a value.
+		return fmt.Errorf("key %q: character '!' not allowed: %s", c.Key, constraintForms)
+	}
+	if c.Presence && c.Value != "" {
+		return fmt.Errorf("value %q: a presence constraint (K or !K) has none", c.Value)
+	}
+	if err := checkKey(c.Key); err != nil {
+		return err
+	}
+	return checkValue(c.Value)
+}
+
+// checkKey says what is wrong with a label's or a constraint's key.
+func checkKey(key string) error {
+	switch n := len(key); {
 	case n == 0:
-		return fmt.Errorf("empty key: want K=V or K!=V, K a worker label's name")
+		return fmt.Errorf("empty key: %s", constraintForms)
 	case n > MaxConstraintKeyLen:
 		return fmt.Errorf("key of %d characters: at most %d", n, MaxConstraintKeyLen)
 	}
-	if r, ok := badConstraintRune(c.Key, constraintKeyPunct); !ok {
-		return fmt.Errorf("key %q: character %q not allowed: use letters, digits and %s", c.Key, r, spaced(constraintKeyPunct))
-	}
-	if n := len(c.Value); n > MaxConstraintValueLen {
-		return fmt.Errorf("value of %d characters: at most %d", n, MaxConstraintValueLen)
-	}
-	if r, ok := badConstraintRune(c.Value, constraintValuePunct); !ok {
-		return fmt.Errorf("value %q: character %q not allowed: use letters, digits and %s", c.Value, r, spaced(constraintValuePunct))
+	if r, ok := badConstraintRune(key, constraintKeyPunct); !ok {
+		return fmt.Errorf("key %q: character %q not allowed: use letters, digits and %s", key, r, spaced(constraintKeyPunct))
 	}
 	return nil
+}
+
+// checkValue says what is wrong with a label's or a constraint's value.
+func checkValue(v string) error {
+	if n := len(v); n > MaxConstraintValueLen {
+		return fmt.Errorf("value of %d characters: at most %d", n, MaxConstraintValueLen)
+	}
+	if r, ok := badConstraintRune(v, constraintValuePunct); !ok {
+		return fmt.Errorf("value %q: character %q not allowed: use letters, digits and %s", v, r, spaced(constraintValuePunct))
+	}
+	return nil
+}
+
+// ParseLabel reads a worker label, K=V (gantry worker --label), whose key
+// and value a constraint can name: the same characters and lengths.
+func ParseLabel(s string) (key, value string, err error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", "", fmt.Errorf("%q: want K=V", s)
+	}
+	if err := checkKey(k); err != nil {
+		if k == "" {
+			err = errors.New("empty key: want K=V")
+		}
+		return "", "", fmt.Errorf("%q: %w (so that gantry run --constraint can ask for it)", s, err)
+	}
+	if err := checkValue(v); err != nil {
+		return "", "", fmt.Errorf("%q: %w (so that gantry run --constraint can ask for it)", s, err)
+	}
+	return k, v, nil
 }
 
 // badConstraintRune finds the first character of s that is not an ASCII
@@ -142,16 +201,16 @@ func spaced(punct string) string {
 }
 
 // Constraints are a run's conditions on the labels of the worker that
-// runs it, all of which must hold. Their JSON is a list of "K=V" and
-// "K!=V" strings, or an object of strings, {"disk": "ssd"}, each entry
-// asking for that value (Kubernetes' nodeSelector); they are written as
-// the list.
+// runs it, all of which must hold. Their JSON is a list of "K=V",
+// "K!=V", "K" and "!K" strings, or an object of strings, {"disk": "ssd"},
+// each entry asking for that value (Kubernetes' nodeSelector); they are
+// written as the list.
 type Constraints []Constraint
 
 // errConstraintShape is the error of constraints in neither shape.
 var errConstraintShape = errors.New("constraints: " + constraintShapeMessage)
 
-// UnmarshalJSON reads either shape; a string that is not K=V or K!=V is
+// UnmarshalJSON reads either shape; a string with a bad key or value is
 // kept for Validate, which names it by its index. An object's entries come
 // in key order.
 func (cs *Constraints) UnmarshalJSON(data []byte) error {
@@ -176,11 +235,7 @@ func (cs *Constraints) UnmarshalJSON(data []byte) error {
 		}
 		out := make(Constraints, 0, len(list))
 		for _, s := range list {
-			c, err := parseConstraint(s)
-			if err != nil {
-				c = Constraint{bad: s}
-			}
-			out = append(out, c)
+			out = append(out, parseConstraint(s))
 		}
 		*cs = out
 	}
@@ -192,7 +247,7 @@ func (cs Constraints) MarshalJSON() ([]byte, error) {
 	return json.Marshal(cs.Strings())
 }
 
-// Strings are the constraints as K=V and K!=V, in their order.
+// Strings are the constraints as K=V, K!=V, K and !K, in their order.
 func (cs Constraints) Strings() []string {
 	out := make([]string, len(cs))
 	for i, c := range cs {
@@ -217,8 +272,9 @@ func (cs Constraints) Match(labels map[string]string) bool {
 
 // Validate collects the problems of the constraints, each naming its path
 // under field ("constraints"): field[i] for a list's entry, field["k"] for
-// an object's. A key asked for two values, or for a value and not for it,
-// is a problem too: no worker could satisfy both.
+// an object's. A key asked for two values, for a value and not for it, or
+// for a label and for none, is a problem too: no worker could satisfy
+// both.
 func (cs Constraints) Validate(field string) error {
 	var errs []error
 	if len(cs) > MaxConstraints {
@@ -230,17 +286,15 @@ func (cs Constraints) Validate(field string) error {
 		}
 		return fmt.Sprintf("%s[%d]", field, i)
 	}
+	bad := make([]bool, len(cs))
 	for i, c := range cs {
-		if c.bad != "" {
-			errs = append(errs, &FieldError{path(i), fmt.Sprintf("%q: want K=V or K!=V (a worker label K of value V, or not V)", c.bad)})
-			continue
-		}
 		if err := c.check(); err != nil {
 			errs = append(errs, &FieldError{path(i), fmt.Sprintf("%q: %s", c.String(), err)})
+			bad[i] = true
 			continue
 		}
 		for j := range i {
-			if cs[j].bad != "" {
+			if bad[j] {
 				continue
 			}
 			if msg := c.Conflict(cs[j], path(j)); msg != "" {
@@ -325,9 +379,84 @@ func constraintShapeProblems(js []byte) error {
 }
 
 // StageConstraints are the constraints of st's runs: the pipeline file's,
-// with the stage's replacing them key by key.
+// with the stage's replacing them key by key, and those the run was
+// started with (gantry pipeline run --constraint) besides, all holding.
 func (pr *PipelineRun) StageConstraints(st *Stage) Constraints {
-	return MergeConstraints(pr.Spec.Constraints, st.Constraints)
+	return withConstraints(MergeConstraints(pr.Spec.Constraints, st.Constraints), pr.Constraints)
+}
+
+// withConstraints adds to base (sorted by key) the constraints of extra
+// that it lacks, keeping both sides' on the same key: unlike
+// MergeConstraints, all of them hold. The result is sorted by key.
+func withConstraints(base, extra Constraints) Constraints {
+	out := slices.Clone(base)
+	for _, c := range extra {
+		if !slices.ContainsFunc(out, c.same) {
+			out = append(out, c)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Constraint) int { return strings.Compare(a.Key, b.Key) })
+	for i := range out {
+		out[i].inMap = false
+	}
+	return out
+}
+
+// same reports whether c and o ask the same of a worker.
+func (c Constraint) same(o Constraint) bool {
+	return c.Key == o.Key && c.Value == o.Value && c.Not == o.Not && c.Presence == o.Presence
+}
+
+// CheckRunConstraints says, naming each of cs by its path under field,
+// which of the constraints a run of p is started with (gantry pipeline
+// run --constraint) contradict those of the pipeline file that hold for
+// some stage (the file's top-level ones a stage does not replace, and the
+// stage's own), naming the file's by their paths; and which stages' runs
+// would get more than MaxConstraints. cs add to the file's, all holding:
+// a stage's constraints say what its task needs (a GPU, a licence), which
+// a run's flag must not quietly undo, and one that cannot hold with them
+// would leave the stage's runs QUEUED for ever. cs are valid on their
+// own.
+func (p *Pipeline) CheckRunConstraints(field string, cs Constraints) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	type named struct {
+		c    Constraint
+		path string
+	}
+	var errs []error
+	said := map[string]bool{}
+	for i := range p.Stages {
+		st := &p.Stages[i]
+		var file []named
+		for j, c := range st.Constraints {
+			file = append(file, named{c, fmt.Sprintf("%s.constraints[%d]", stagePath(i, st.Name), j)})
+		}
+		for j, c := range p.Constraints {
+			if !slices.ContainsFunc(st.Constraints, func(o Constraint) bool { return o.Key == c.Key }) {
+				file = append(file, named{c, fmt.Sprintf("constraints[%d]", j)})
+			}
+		}
+		for k, c := range cs {
+			for _, f := range file {
+				if c.same(f.c) {
+					continue
+				}
+				msg := c.Conflict(f.c, "the pipeline file's "+f.path)
+				if msg == "" || said[fmt.Sprint(k, f.path)] {
+					continue
+				}
+				said[fmt.Sprint(k, f.path)] = true
+				errs = append(errs, &FieldError{fmt.Sprintf("%s[%d]", field, k), fmt.Sprintf("%q: %s", c.String(), msg)})
+			}
+		}
+		if n := len(withConstraints(MergeConstraints(p.Constraints, st.Constraints), cs)); n > MaxConstraints {
+			errs = append(errs, &FieldError{field, fmt.Sprintf("%d constraints for %s, the pipeline file's and the run's together: at most %d",
+				n, stagePath(i, st.Name), MaxConstraints)})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // PlacementConstraint is one of an ECS task definition's

@@ -18,7 +18,15 @@ func TestParseConstraint(t *testing.T) {
 		{"zone!=eu-1", Constraint{Key: "zone", Value: "eu-1", Not: true}, ""},
 		{"gpu=", Constraint{Key: "gpu"}, ""},
 		{"example.com/licence=a:b@c+d", Constraint{Key: "example.com/licence", Value: "a:b@c+d"}, ""},
-		{"disk", Constraint{}, `"disk": want K=V or K!=V`},
+		{"gpu", Constraint{Key: "gpu", Presence: true}, ""},
+		{"!spot", Constraint{Key: "spot", Not: true, Presence: true}, ""},
+		{"example.com/gpu", Constraint{Key: "example.com/gpu", Presence: true}, ""},
+		{"", Constraint{}, `"": empty key: want K=V, K!=V, K or !K`},
+		{"!", Constraint{}, `"!": empty key`},
+		{"!!spot", Constraint{}, `"!!spot": key "!spot": character '!' not allowed: want K=V, K!=V, K or !K`},
+		{"!disk=ssd", Constraint{}, `"!disk=ssd": key "!disk": character '!' not allowed: want K=V, K!=V, K or !K`},
+		{"disk!", Constraint{}, `"disk!": key "disk!": character '!' not allowed`},
+		{"di sk", Constraint{}, `"di sk": key "di sk": character ' ' not allowed`},
 		{"=ssd", Constraint{}, `"=ssd": empty key`},
 		{"!=ssd", Constraint{}, `"!=ssd": empty key`},
 		{"di sk=ssd", Constraint{}, `"di sk=ssd": key "di sk": character ' ' not allowed: use letters, digits and - _ . /`},
@@ -63,6 +71,14 @@ func TestConstraintsMatch(t *testing.T) {
 		{[]string{"rack!=r1"}, true}, // no label rack: not r1
 		{[]string{"rack="}, false},   // no label rack is not an empty one
 		{[]string{"gpu="}, true},
+		{[]string{"disk"}, true},
+		{[]string{"gpu"}, true}, // an empty value is a value
+		{[]string{"rack"}, false},
+		{[]string{"!rack"}, true},
+		{[]string{"!disk"}, false},
+		{[]string{"!gpu"}, false},
+		{[]string{"disk", "disk=ssd", "!rack", "zone!=eu-1"}, true},
+		{[]string{"disk", "!zone"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.cs, ","), func(t *testing.T) {
@@ -81,7 +97,7 @@ func TestConstraintsMatch(t *testing.T) {
 // takes; with constraints or without, the check costs no allocation.
 func TestConstraintsMatchAllocatesNothing(t *testing.T) {
 	labels := map[string]string{"disk": "ssd"}
-	cs := mustConstraints(t, "disk=ssd", "zone!=eu-1")
+	cs := mustConstraints(t, "disk=ssd", "zone!=eu-1", "disk", "!gpu")
 	var none Constraints
 	if n := testing.AllocsPerRun(100, func() { _ = cs.Match(labels); _ = none.Match(labels) }); n != 0 {
 		t.Fatalf("%v allocations per Match", n)
@@ -100,6 +116,12 @@ func TestConstraintsJSON(t *testing.T) {
 	if got := req.Constraints.String(); got != "zone!=eu-1, disk=ssd" {
 		t.Fatalf("list: %q", got)
 	}
+	if err := json.Unmarshal([]byte(`{"taskDefinition":"a","constraints":["gpu","!spot"]}`), &req); err != nil {
+		t.Fatal(err)
+	}
+	if got := req.Constraints.String(); got != "gpu, !spot" || !req.Constraints[1].Presence || !req.Constraints[1].Not {
+		t.Fatalf("presence list: %q %+v", got, req.Constraints)
+	}
 	if err := json.Unmarshal([]byte(`{"taskDefinition":"a","constraints":{"zone":"eu-2","disk":"ssd"}}`), &req); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +136,7 @@ func TestConstraintsJSON(t *testing.T) {
 		t.Fatalf("none written as %s", out)
 	}
 	for _, bad := range []string{`{"constraints":3}`, `{"constraints":[1]}`, `{"constraints":{"disk":1}}`, `{"constraints":"disk=ssd"}`} {
-		if err := json.Unmarshal([]byte(bad), &req); err == nil || !strings.Contains(err.Error(), `want a list of "K=V" or "K!=V" strings`) {
+		if err := json.Unmarshal([]byte(bad), &req); err == nil || !strings.Contains(err.Error(), `want a list of "K=V", "K!=V", "K" or "!K" strings`) {
 			t.Errorf("%s: err %v", bad, err)
 		}
 	}
@@ -127,10 +149,17 @@ func TestConstraintsValidate(t *testing.T) {
 		want []string
 	}{
 		{`["disk=ssd","zone!=eu-1","zone!=eu-3"]`, nil},
-		{`["disk","=x","disk=s d"]`, []string{
-			`constraints[0]: "disk": want K=V or K!=V`,
+		{`["di sk","=x","disk=s d","!"]`, []string{
+			`constraints[0]: "di sk": key "di sk": character ' ' not allowed`,
 			`constraints[1]: "=x": empty key`,
-			`constraints[2]: "disk=s d": value "s d": character ' ' not allowed`}},
+			`constraints[2]: "disk=s d": value "s d": character ' ' not allowed`,
+			`constraints[3]: "!": empty key`}},
+		{`["gpu","!gpu"]`, []string{`constraints[1]: "!gpu": contradicts constraints[0] (gpu): a worker cannot both have label gpu and lack it`}},
+		{`["!gpu","gpu=a100"]`, []string{`constraints[1]: "gpu=a100": contradicts constraints[0] (!gpu): a worker cannot both have label gpu and lack it`}},
+		{`["gpu","gpu"]`, []string{`constraints[1]: "gpu": given twice (also constraints[0])`}},
+		{`["!spot","!spot"]`, []string{`constraints[1]: "!spot": given twice (also constraints[0])`}},
+		{`["gpu","gpu=a100","gpu!=t4","!spot","spot!=yes"]`, nil}, // each says more than another, or other than it
+		{`["gpu!=t4","!gpu"]`, nil},                                // no label gpu is not t4
 		{`["disk=ssd","disk=ssd"]`, []string{`constraints[1]: "disk=ssd": given twice (also constraints[0])`}},
 		{`["disk=ssd","disk=hdd"]`, []string{`constraints[1]: "disk=hdd": contradicts constraints[0] (disk=ssd): a worker's label has one value`}},
 		{`["disk=ssd","disk!=ssd"]`, []string{`constraints[1]: "disk!=ssd": contradicts constraints[0] (disk=ssd)`}},
@@ -312,7 +341,7 @@ stages:
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, want := range []string{`stages[1](b).constraints: want a list of "K=V" or "K!=V" strings`} {
+	for _, want := range []string{`stages[1](b).constraints: want a list of "K=V", "K!=V", "K" or "!K" strings`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("err %q lacks %q", err, want)
 		}
@@ -326,10 +355,120 @@ stages:
     constraints: [x y]
 `))
 	for _, want := range []string{`constraints[1]: "disk=hdd": contradicts constraints[0] (disk=ssd)`,
-		`stages[0](a).constraints[0]: "x y": want K=V or K!=V`} {
+		`stages[0](a).constraints[0]: "x y": key "x y": character ' ' not allowed`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err %v lacks %q", err, want)
 		}
+	}
+}
+
+// TestRunConstraintsOfPipelineRun: a pipeline run's own constraints hold
+// for every stage besides the file's (top-level and the stage's), said
+// once when the file has them too; one that contradicts the file's for
+// some stage is refused, naming both, once however many stages share it.
+func TestRunConstraintsOfPipelineRun(t *testing.T) {
+	p, err := ParsePipeline([]byte(`
+name: p
+constraints: [disk=ssd, zone!=eu-1, "!spot"]
+stages:
+  - {name: a, taskDefinition: a}
+  - {name: b, taskDefinition: b, constraints: {disk: hdd}}
+  - {name: c, taskDefinition: c, constraints: [gpu=a100, spot]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := &PipelineRun{Spec: *p, Constraints: mustConstraints(t, "zone!=eu-3", "rack", "!spot")}
+	for i, want := range []string{
+		"disk=ssd, rack, !spot, zone!=eu-1, zone!=eu-3",
+		"disk=hdd, rack, !spot, zone!=eu-1, zone!=eu-3",
+		"disk=ssd, gpu=a100, rack, spot, !spot, zone!=eu-1, zone!=eu-3", // refused at the start: see below
+	} {
+		if got := pr.StageConstraints(&p.Stages[i]).String(); got != want {
+			t.Errorf("stage %s: %q, want %q", p.Stages[i].Name, got, want)
+		}
+	}
+	tests := []struct {
+		run  []string
+		want []string // nil: accepted
+	}{
+		{[]string{"zone!=eu-3", "rack", "disk"}, nil},
+		{[]string{"disk=ssd"}, []string{`constraints[0]: "disk=ssd": contradicts the pipeline file's stages[1](b).constraints[0] (disk=hdd): a worker's label has one value`}},
+		{[]string{"rack", "disk!=ssd"}, []string{`constraints[1]: "disk!=ssd": contradicts the pipeline file's constraints[0] (disk=ssd)`}},
+		{[]string{"!spot"}, []string{`constraints[0]: "!spot": contradicts the pipeline file's stages[2](c).constraints[1] (spot): a worker cannot both have label spot and lack it`}},
+		{[]string{"!gpu", "spot=yes"}, []string{
+			`constraints[0]: "!gpu": contradicts the pipeline file's stages[2](c).constraints[0] (gpu=a100)`,
+			`constraints[1]: "spot=yes": contradicts the pipeline file's constraints[2] (!spot)`}},
+		{[]string{"zone=eu-1"}, []string{`constraints[0]: "zone=eu-1": contradicts the pipeline file's constraints[1] (zone!=eu-1)`}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.run, ","), func(t *testing.T) {
+			err := p.CheckRunConstraints("constraints", mustConstraints(t, tt.run...))
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if strings.Count(err.Error(), w) != 1 {
+					t.Errorf("err %q does not say once %q", err, w)
+				}
+			}
+			if n := strings.Count(err.Error(), "\n") + 1; n != len(tt.want) {
+				t.Errorf("%d problems, want %d: %v", n, len(tt.want), err)
+			}
+		})
+	}
+	var many []string
+	for i := range MaxConstraints - 3 {
+		many = append(many, fmt.Sprintf("k%d", i))
+	}
+	err = p.CheckRunConstraints("constraints", mustConstraints(t, many...))
+	if err == nil || !strings.Contains(err.Error(), "constraints: 17 constraints for stages[2](c), the pipeline file's and the run's together: at most 16") ||
+		strings.Contains(err.Error(), "stages[0]") {
+		t.Fatalf("too many: %v", err)
+	}
+}
+
+// TestParseLabel: every label a worker takes is one a constraint can ask
+// for, and a label a constraint could not name is refused saying why.
+func TestParseLabel(t *testing.T) {
+	for _, tt := range []struct{ in, problem string }{
+		{"disk=ssd", ""},
+		{"gpu=", ""},
+		{"example.com/licence=a:b@c+d", ""},
+		{"disk", `"disk": want K=V`},
+		{"=ssd", `"=ssd": empty key: want K=V`},
+		{"disk type=ssd", `"disk type=ssd": key "disk type": character ' ' not allowed: use letters, digits and - _ . / (so that gantry run --constraint can ask for it)`},
+		{"!spot=yes", `key "!spot": character '!' not allowed`},
+		{"disk=a,b", `value "a,b": character ',' not allowed`},
+		{"disk=a=b", `value "a=b": character '=' not allowed`},
+		{strings.Repeat("k", 129) + "=v", "key of 129 characters: at most 128"},
+		{"k=" + strings.Repeat("v", 257), "value of 257 characters: at most 256"},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			k, v, err := ParseLabel(tt.in)
+			if tt.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.problem) {
+					t.Fatalf("err %v, want one saying %q", err, tt.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			labels := map[string]string{k: v}
+			for _, s := range []string{k + "=" + v, k} {
+				c, err := ParseConstraint(s)
+				if err != nil || !c.Met(labels) {
+					t.Fatalf("label %q cannot be asked for by %q: %v", tt.in, s, err)
+				}
+			}
+		})
 	}
 }
 
@@ -352,7 +491,8 @@ func TestRerunKeepsConstraints(t *testing.T) {
 // writes back as itself, and a constraint a worker's labels are built to
 // meet is met.
 func FuzzConstraints(f *testing.F) {
-	for _, s := range []string{`["disk=ssd"]`, `["zone!=eu-1","disk="]`, `{"disk":"ssd"}`, `["a!=b=c"]`, `[""]`, `["!="]`, `null`, `{"":""}`} {
+	for _, s := range []string{`["disk=ssd"]`, `["zone!=eu-1","disk="]`, `{"disk":"ssd"}`, `["a!=b=c"]`, `[""]`, `["!="]`, `null`, `{"":""}`,
+		`["gpu","!spot"]`, `["!"]`, "gpu", "!spot", `["!a=b"]`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data string) {
@@ -362,11 +502,27 @@ func FuzzConstraints(f *testing.F) {
 				t.Fatalf("%q read as %+v, back as %+v, %v", data, c, back, err)
 			}
 			labels := map[string]string{c.Key: c.Value}
-			if c.Not {
+			switch {
+			case c.Presence && c.Not:
+				delete(labels, c.Key)
+			case c.Not:
 				labels[c.Key] = c.Value + "x"
 			}
 			if !(Constraints{c}).Match(labels) {
 				t.Fatalf("%q not met by %v", data, labels)
+			}
+			// A constraint never holds with one it is said to contradict,
+			// and holds with any other for some worker.
+			for _, o := range []Constraint{{Key: c.Key}, {Key: c.Key, Value: "v"}, {Key: c.Key, Value: c.Value},
+				{Key: c.Key, Not: true, Value: c.Value}, {Key: c.Key, Not: true, Value: "v"},
+				{Key: c.Key, Presence: true}, {Key: c.Key, Presence: true, Not: true}} {
+				both := false
+				for _, l := range []map[string]string{nil, {c.Key: c.Value}, {c.Key: o.Value}, {c.Key: c.Value + o.Value + "x"}} {
+					both = both || c.Met(l) && o.Met(l)
+				}
+				if conflict := c.Conflict(o, "o") != "" && !c.same(o); conflict == both {
+					t.Fatalf("%q and %q: conflict %t, yet both met by some worker: %t", c, o, conflict, both)
+				}
 			}
 		}
 		var cs Constraints

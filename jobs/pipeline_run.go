@@ -50,10 +50,14 @@ type PipelineRun struct {
 	Priority Priority `json:"priority,omitempty"`
 	// Tags, given when the run was started (pipeline run --tag), are every
 	// stage's runs' over the pipeline file's (StageTags).
-	Tags           map[string]string `json:"tags,omitempty"`
-	ScheduledTime  *time.Time        `json:"scheduledTime,omitempty"`
-	IdempotencyKey string            `json:"idempotencyKey,omitempty"`
-	StoppedReason  string            `json:"stoppedReason,omitempty"`
+	Tags map[string]string `json:"tags,omitempty"`
+	// Constraints, given when the run was started (pipeline run
+	// --constraint), hold for every stage's runs besides the pipeline
+	// file's (StageConstraints).
+	Constraints    Constraints `json:"constraints,omitempty"`
+	ScheduledTime  *time.Time  `json:"scheduledTime,omitempty"`
+	IdempotencyKey string      `json:"idempotencyKey,omitempty"`
+	StoppedReason  string      `json:"stoppedReason,omitempty"`
 	// StopRequested is set by a stop: no stage starts after it.
 	StopRequested bool `json:"stopRequested,omitempty"`
 	// StopCode is Timeout (StopTimeout) for a run stopped because it
