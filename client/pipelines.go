@@ -63,6 +63,9 @@ type RunOptions struct {
 	TimeoutSeconds int
 	// Tags are every stage's runs', over the pipeline file's key by key.
 	Tags jobs.TagList
+	// Constraints hold for every stage's runs besides the pipeline
+	// file's; one that contradicts the file's is refused.
+	Constraints jobs.Constraints
 }
 
 // RunPipelineWith is RunPipeline with the options of pipelines.run. The
@@ -78,6 +81,9 @@ func (c *Client) RunPipelineWith(ctx context.Context, name string, o RunOptions)
 	}
 	if len(o.Tags) > 0 {
 		req["tags"] = o.Tags
+	}
+	if len(o.Constraints) > 0 {
+		req["constraints"] = o.Constraints
 	}
 	var pr jobs.PipelineRun
 	if err := c.call(ctx, "pipelines.run", req, &pr); err != nil {
@@ -224,6 +230,9 @@ type TaskSchedule struct {
 	RetryStrategy  *jobs.RetryStrategy `json:"retryStrategy,omitempty"`
 	TimeoutSeconds int                 `json:"timeoutSeconds,omitempty"`
 	Priority       jobs.Priority       `json:"priority,omitempty"`
+	// Constraints place the runs it makes (the stage's constraints of
+	// the pipeline it is kept as).
+	Constraints jobs.Constraints `json:"constraints,omitempty"`
 }
 
 // CreateTaskSchedule creates or updates the schedule of a task

@@ -207,7 +207,8 @@ func schemaOf(t reflect.Type, depth int) map[string]any {
 			map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
 		}}
 	case t == consType:
-		// "K=V" and "K!=V" strings, or an object (jobs.Constraints).
+		// "K=V", "K!=V", "K" and "!K" strings, or an object
+		// (jobs.Constraints).
 		return map[string]any{"oneOf": []any{
 			map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
 			map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},

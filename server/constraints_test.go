@@ -23,41 +23,11 @@ import (
 func TestConstraintsPlaceRunsByLabels(t *testing.T) {
 	t.Parallel()
 	e := startLostEnv(t)
-	var mu sync.Mutex
-	ranOn := map[string]string{} // run → worker
-	start := func(id string, labels map[string]string) *worker.Worker {
-		t.Helper()
-		cons, err := e.q.Jobs(e.ctx, "default", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt := runtimeFunc(func(_ context.Context, task *worker.Task, _ worker.LogSink) (*worker.Result, error) {
-			mu.Lock()
-			ranOn[task.RunID] = id
-			mu.Unlock()
-			zero := 0
-			return &worker.Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &zero}}}, nil
-		})
-		w := worker.New(id, "default", workerq.Source{C: cons}, rt, workerq.Reporter{Q: e.q},
-			worker.WithClaims(workerq.Claims{Q: e.q}), worker.WithSlots(2), worker.WithHost("host-"+id, labels),
-			worker.WithPresence(e.q, 200*time.Millisecond), worker.WithNakDelays(20*time.Millisecond, 100*time.Millisecond),
-			worker.WithGracePeriod(time.Second))
-		ctx, cancel := context.WithCancel(e.ctx)
-		done := make(chan error, 1)
-		go func() { done <- w.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return w
-	}
-	ssd := start("w-ssd", map[string]string{"disk": "ssd", "zone": "eu-1"})
-	hdd := start("w-hdd", map[string]string{"disk": "hdd", "zone": "eu-2"})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if ws, err := e.q.Workers(e.ctx); err == nil && len(ws) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the workers were not listed within 10s")
-		}
-	}
+	placed := startLabelledWorkers(t, e, map[string]map[string]string{
+		"w-ssd": {"disk": "ssd", "zone": "eu-1"},
+		"w-hdd": {"disk": "hdd", "zone": "eu-2"},
+	})
+	ssd, hdd := placed.workers["w-ssd"], placed.workers["w-hdd"]
 	submit := func(td string, cs ...string) *jobs.Run {
 		t.Helper()
 		req := &jobs.SubmitRequest{TaskDefinition: json.RawMessage(td)}
@@ -108,13 +78,215 @@ func TestConstraintsPlaceRunsByLabels(t *testing.T) {
 	if got := r.Spec.Constraints.String(); got != "disk=ssd, gpu=a100" {
 		t.Errorf("spec.constraints %q", got)
 	}
-	mu.Lock()
-	if w, ok := ranOn[nobody.RunID]; ok {
+	if w := placed.ranOn(nobody.RunID); w != "" {
 		t.Errorf("the unmatched run ran on %s", w)
 	}
-	mu.Unlock()
 	if _, err := e.s.Stop(e.ctx, nobody.RunID, "test over"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// labelledWorkers are real workers of cluster default with labels, whose
+// runtime records which worker ran each run and succeeds at once.
+type labelledWorkers struct {
+	workers map[string]*worker.Worker
+	mu      sync.Mutex
+	ran     map[string]string // run → worker
+}
+
+func (l *labelledWorkers) ranOn(run string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ran[run]
+}
+
+// startLabelledWorkers starts a worker per id, with its labels, and waits
+// until the fleet lists them all.
+func startLabelledWorkers(t *testing.T, e *lostEnv, labels map[string]map[string]string) *labelledWorkers {
+	t.Helper()
+	l := &labelledWorkers{workers: map[string]*worker.Worker{}, ran: map[string]string{}}
+	for id, ls := range labels {
+		cons, err := e.q.Jobs(e.ctx, "default", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt := runtimeFunc(func(_ context.Context, task *worker.Task, _ worker.LogSink) (*worker.Result, error) {
+			l.mu.Lock()
+			l.ran[task.RunID] = id
+			l.mu.Unlock()
+			zero := 0
+			return &worker.Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &zero}}}, nil
+		})
+		w := worker.New(id, "default", workerq.Source{C: cons}, rt, workerq.Reporter{Q: e.q},
+			worker.WithClaims(workerq.Claims{Q: e.q}), worker.WithSlots(2), worker.WithHost("host-"+id, ls),
+			worker.WithPresence(e.q, 200*time.Millisecond), worker.WithNakDelays(20*time.Millisecond, 100*time.Millisecond),
+			worker.WithGracePeriod(time.Second))
+		ctx, cancel := context.WithCancel(e.ctx)
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		l.workers[id] = w
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if ws, err := e.q.Workers(e.ctx); err == nil && len(ws) == len(labels) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the %d workers were not listed within 10s", len(labels))
+		}
+	}
+	return l
+}
+
+// TestPipelineRunAndScheduleConstraintsPlaceRuns: with the real embedded
+// NATS, the server and three real workers (gpu, ssd, and ssd on a spot
+// host), a pipeline run started with constraints (pipeline run
+// --constraint), besides its file's, and the runs of a task schedule
+// created with constraints (schedule create --constraint) go only to the
+// worker whose labels meet them all, presence constraints included,
+// whichever worker the queue hands their jobs to first.
+func TestPipelineRunAndScheduleConstraintsPlaceRuns(t *testing.T) {
+	t.Parallel()
+	e := startLostEnv(t)
+	placed := startLabelledWorkers(t, e, map[string]map[string]string{
+		"w-gpu":  {"disk": "ssd", "gpu": "a100"},
+		"w-ssd":  {"disk": "ssd"},
+		"w-spot": {"disk": "ssd", "spot": "yes"},
+	})
+	call := func(subject, body string, out any) {
+		t.Helper()
+		m, err := e.nc.Request("gantry.api."+subject, []byte(body), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(m.Data), `"error":{`) {
+			t.Fatalf("%s %s: %s", subject, body, m.Data)
+		}
+		if out != nil {
+			if err := json.Unmarshal(m.Data, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	call("taskdefs.register", `{"family":"c","containerDefinitions":[{"name":"main","image":"c:1"}]}`, nil)
+	apply, _ := json.Marshal(map[string][]byte{"data": []byte(`name: placed
+constraints: [disk=ssd]
+stages:
+  - {name: a, taskDefinition: c, arraySize: 3}
+  - {name: b, taskDefinition: c, dependsOn: [a], constraints: [gpu]}
+`)})
+	call("pipelines.apply", string(apply), nil)
+	ranWhere := func(pr *jobs.PipelineRun) map[string][]string {
+		t.Helper()
+		var done jobs.PipelineRun
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			call("pipelines.get", `{"pipelineRunId":"`+pr.PipelineRunID+`"}`, &done)
+			if done.Status.Terminal() {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pipeline run %s still %s", pr.PipelineRunID, done.Status)
+			}
+		}
+		if done.Status != jobs.StatusSucceeded {
+			t.Fatalf("pipeline run %s: %s (%s)", pr.PipelineRunID, done.Status, done.StoppedReason)
+		}
+		out := map[string][]string{}
+		for _, st := range done.Stages {
+			for _, sr := range st.Runs {
+				out[st.Name] = append(out[st.Name], placed.ranOn(sr.RunID))
+			}
+		}
+		return out
+	}
+	// Without the run's own constraints, the file's: a on any ssd
+	// worker, b on the gpu one.
+	var pr jobs.PipelineRun
+	call("pipelines.run", `{"name":"placed","constraints":["!spot"]}`, &pr)
+	if got := pr.Constraints.String(); got != "!spot" {
+		t.Errorf("pipeline run's constraints %q", got)
+	}
+	for stage, ws := range ranWhere(&pr) {
+		for _, w := range ws {
+			if w == "w-spot" || stage == "b" && w != "w-gpu" {
+				t.Errorf("pipeline run with !spot: stage %s ran on %s", stage, w)
+			}
+		}
+	}
+	call("pipelines.run", `{"name":"placed","constraints":{"gpu":"a100"}}`, &pr)
+	for stage, ws := range ranWhere(&pr) {
+		for _, w := range ws {
+			if w != "w-gpu" {
+				t.Errorf("pipeline run with gpu=a100: stage %s ran on %s", stage, w)
+			}
+		}
+	}
+	// A task schedule's runs: on the spot host only.
+	var sched PipelineApplyReply
+	call("schedules.create", `{"name":"spotty","taskDefinition":"c","schedule":{"cron":"@daily","suspend":true},"constraints":["spot","disk=ssd"]}`, &sched)
+	if got := sched.Pipeline.Stages[0].Constraints.String(); got != "spot, disk=ssd" {
+		t.Errorf("task schedule's stage constraints %q", got)
+	}
+	for range 3 {
+		call("schedules.trigger", `{"name":"spotty"}`, &pr)
+		for _, ws := range ranWhere(&pr) {
+			for _, w := range ws {
+				if w != "w-spot" {
+					t.Errorf("a run of the schedule with spot ran on %s", w)
+				}
+			}
+		}
+	}
+}
+
+// TestPipelineRunConstraintErrors: constraints a pipeline run is started
+// with that contradict its file's, or are bad, come back as
+// invalid_argument naming both, and no run starts.
+func TestPipelineRunConstraintErrors(t *testing.T) {
+	t.Parallel()
+	e := startAPI(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply(`name: placed
+constraints: [disk=ssd, "!spot"]
+stages:
+  - {name: a, taskDefinition: hello}
+  - {name: b, taskDefinition: hello, constraints: [gpu]}
+`)
+	for _, tt := range []struct{ body, want string }{
+		{`{"name":"placed","constraints":["disk=hdd"]}`,
+			`constraints[0]: "disk=hdd": contradicts the pipeline file's constraints[0] (disk=ssd): a worker's label has one value`},
+		{`{"name":"placed","constraints":["zone=a","!gpu"]}`,
+			`constraints[1]: "!gpu": contradicts the pipeline file's stages[1](b).constraints[0] (gpu): a worker cannot both have label gpu and lack it`},
+		{`{"name":"placed","constraints":["spot"]}`, `constraints[0]: "spot": contradicts the pipeline file's constraints[1] (!spot)`},
+		{`{"name":"placed","constraints":["gpu","!gpu"]}`, `constraints[1]: "!gpu": contradicts constraints[0] (gpu)`},
+		{`{"name":"placed","constraints":["a b"]}`, `constraints[0]: "a b": key "a b": character ' ' not allowed`},
+		{`{"name":"placed","constraints":3}`, `constraints: want a list of "K=V", "K!=V", "K" or "!K" strings`},
+	} {
+		got := apiError(t, e.req(e.op, "gantry.api.pipelines.run", tt.body))
+		if got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, tt.want) {
+			t.Errorf("%s: %s %q, want invalid_argument saying %q", tt.body, got.Code, got.Message, tt.want)
+		}
+	}
+	if runs := e.pipelineRuns("placed"); len(runs) != 0 {
+		t.Errorf("%d runs started", len(runs))
+	}
+	// Agreeing with the file's, and said by it already: one run, each
+	// said once.
+	var pr jobs.PipelineRun
+	e.ok("gantry.api.pipelines.run", `{"name":"placed","constraints":["disk=ssd","disk","zone!=eu-1"]}`, &pr)
+	id := e.stageRunning(pr.PipelineRunID, "a")
+	var r jobs.Run
+	e.ok("gantry.api.runs.get", `{"runId":"`+id+`"}`, &r)
+	if got := r.Spec.Constraints.String(); got != "disk=ssd, disk, !spot, zone!=eu-1" {
+		t.Errorf("stage a's run's constraints %q", got)
+	}
+	// A task schedule's constraints are checked as a submission's, naming
+	// the request's field.
+	got := apiError(t, e.req(e.op, "gantry.api.schedules.create",
+		`{"taskDefinition":"hello","schedule":{"cron":"@daily"},"constraints":["disk=ssd","disk=hdd"]}`))
+	if want := `constraints[1]: "disk=hdd": contradicts constraints[0] (disk=ssd)`; got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, want) ||
+		strings.Contains(got.Message, "stages[") {
+		t.Errorf("schedules.create: %s %q, want invalid_argument saying %q", got.Code, got.Message, want)
 	}
 }
 
@@ -132,10 +304,11 @@ func TestSubmitConstraintErrors(t *testing.T) {
 	inline := `{"family":"x","containerDefinitions":[{"name":"main","image":"x"}],
 		"placementConstraints":[{"type":"memberOf","expression":"attribute:extra == v"}]}`
 	for _, tt := range []struct{ body, want string }{
-		{`{"taskDefinition":"hello","constraints":["disk"]}`, `constraints[0]: "disk": want K=V or K!=V`},
+		{`{"taskDefinition":"hello","constraints":["di sk"]}`, `constraints[0]: "di sk": key "di sk": character ' ' not allowed`},
+		{`{"taskDefinition":"hello","constraints":["gpu","!gpu"]}`, `constraints[1]: "!gpu": contradicts constraints[0] (gpu): a worker cannot both have label gpu and lack it`},
 		{`{"taskDefinition":"hello","constraints":["=ssd"]}`, `constraints[0]: "=ssd": empty key`},
 		{`{"taskDefinition":"hello","constraints":{"disk":"s d"}}`, `constraints["disk"]: "disk=s d": value "s d": character ' ' not allowed`},
-		{`{"taskDefinition":"hello","constraints":"disk=ssd"}`, `constraints: want a list of "K=V" or "K!=V" strings`},
+		{`{"taskDefinition":"hello","constraints":"disk=ssd"}`, `constraints: want a list of "K=V", "K!=V", "K" or "!K" strings`},
 		{`{"taskDefinition":` + inline + `,"constraints":[` + strings.Join(many, ",") + `]}`,
 			`constraints: 17 constraints, the task definition's placementConstraints and the request's together: at most 16`},
 	} {

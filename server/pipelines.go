@@ -404,6 +404,10 @@ type PipelineRunRequest struct {
 	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
 	// Tags are every stage's runs', over the pipeline file's key by key.
 	Tags jobs.TagList `json:"tags,omitempty"`
+	// Constraints hold for every stage's runs besides the pipeline
+	// file's, which they must not contradict (jobs.CheckRunConstraints):
+	// ["zone=eu-2", "gpu", "!spot"], or {"zone": "eu-2"}.
+	Constraints jobs.Constraints `json:"constraints,omitempty"`
 }
 
 // PipelineRunsRequest lists the runs of a pipeline.
@@ -592,8 +596,12 @@ func (s *Server) apiPipelineRun(ctx context.Context, data []byte) (any, error) {
 	if err := s.checkRunTags(ctx, req.Name, req.Tags); err != nil {
 		return nil, err
 	}
+	if err := s.checkRunConstraints(ctx, req.Name, req.Constraints); err != nil {
+		return nil, err
+	}
 	return s.startPipelineRun(ctx, req.Name, req.Parameters, "manual", nil, func(pr *jobs.PipelineRun) {
 		pr.Priority, pr.Tags = req.Priority, req.Tags.Map()
+		pr.Constraints = jobs.MergeConstraints(req.Constraints) // sorted by key, as a run's
 		if req.TimeoutSeconds > 0 {
 			pr.TimeoutSeconds = req.TimeoutSeconds
 		}
@@ -615,6 +623,23 @@ func (s *Server) checkRunTags(ctx context.Context, name string, tags jobs.TagLis
 		return err
 	}
 	return p.CheckStageTags(tags)
+}
+
+// checkRunConstraints checks the constraints a run of pipeline name is
+// started with: each of them, and that none contradicts the pipeline
+// file's nor gives a stage's runs more than jobs.MaxConstraints.
+func (s *Server) checkRunConstraints(ctx context.Context, name string, cs jobs.Constraints) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	if err := cs.Validate("constraints"); err != nil {
+		return err
+	}
+	p, err := s.db.GetPipeline(ctx, name, 0)
+	if err != nil {
+		return err
+	}
+	return p.CheckRunConstraints("constraints", cs)
 }
 
 func (s *Server) apiPipelineRuns(ctx context.Context, data []byte) (any, error) {

@@ -28,6 +28,10 @@ type ScheduleCreateRequest struct {
 	TimeoutSeconds int                 `json:"timeoutSeconds,omitempty"`
 	// Priority of the runs it starts: high, normal (the default) or low.
 	Priority jobs.Priority `json:"priority,omitempty"`
+	// Constraints place the runs it starts on workers whose labels
+	// satisfy them, over the task definition's placementConstraints key
+	// by key, as a submission's: kept as its one stage's constraints.
+	Constraints jobs.Constraints `json:"constraints,omitempty"`
 }
 
 // TaskSchedulePipeline is the pipeline that holds a task schedule.
@@ -44,7 +48,8 @@ func TaskSchedulePipeline(req *ScheduleCreateRequest) (*jobs.Pipeline, error) {
 	sched := req.Schedule
 	p := &jobs.Pipeline{Name: name, Kind: jobs.KindTask, Schedule: &sched, Stages: []jobs.Stage{{
 		Name: family, TaskDefinition: ref, Cluster: req.Cluster, Overrides: req.Overrides,
-		RetryStrategy: req.RetryStrategy, TimeoutSeconds: req.TimeoutSeconds, Priority: req.Priority}}}
+		RetryStrategy: req.RetryStrategy, TimeoutSeconds: req.TimeoutSeconds, Priority: req.Priority,
+		Constraints: req.Constraints}}}
 	if err := p.Validate(); err != nil {
 		return nil, taskScheduleErrors(req, family, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -21,7 +22,9 @@ func TestConstraintFlagsAreCheckedBeforeConnecting(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"run", "--constraint", "disk", "etl"}, `--constraint "disk": want K=V or K!=V`},
+		{[]string{"run", "--constraint", "!disk=ssd", "etl"}, `--constraint "!disk=ssd": key "!disk": character '!' not allowed: want K=V, K!=V, K or !K`},
+		{[]string{"run", "--constraint", "gpu", "--constraint", "!gpu", "etl"},
+			`--constraint "!gpu": contradicts --constraint "gpu" (gpu): a worker cannot both have label gpu and lack it`},
 		{[]string{"run", "--constraint", "=ssd", "etl"}, `--constraint "=ssd": empty key`},
 		{[]string{"run", "--constraint", "!=ssd", "etl"}, `--constraint "!=ssd": empty key`},
 		{[]string{"run", "--constraint", "disk type=ssd", "etl"}, `--constraint "disk type=ssd": key "disk type": character ' ' not allowed: use letters, digits and - _ . /`},
@@ -33,7 +36,17 @@ func TestConstraintFlagsAreCheckedBeforeConnecting(t *testing.T) {
 		{[]string{"run", "--constraint", "disk=ssd", "--constraint", "disk=ssd", "etl"},
 			`--constraint "disk=ssd": given twice (also --constraint "disk=ssd")`},
 		{append(append([]string{"run"}, many...), "etl"), `--constraint: 17 constraints: at most 16`},
-		{[]string{"rerun", "--constraint", "gpu", "01abc"}, `--constraint "gpu": want K=V or K!=V`},
+		{[]string{"rerun", "--constraint", "g pu", "01abc"}, `--constraint "g pu": key "g pu": character ' ' not allowed`},
+		{[]string{"pipeline", "run", "--constraint", "disk=ssd", "--constraint", "disk=hdd", "daily"},
+			`--constraint "disk=hdd": contradicts --constraint "disk=ssd" (disk=ssd): a worker's label has one value`},
+		{[]string{"pipeline", "run", "--constraint", "!", "daily"}, `--constraint "!": empty key`},
+		{[]string{"schedule", "create", "--task", "backup", "--cron", "@daily", "--constraint", "spot", "--constraint", "!spot"},
+			`--constraint "!spot": contradicts --constraint "spot" (spot): a worker cannot both have label spot and lack it`},
+		{[]string{"worker", "--label", "disk type=ssd"}, `--label "disk type=ssd": key "disk type": character ' ' not allowed: use letters, digits and - _ . / (so that gantry run --constraint can ask for it)`},
+		{[]string{"worker", "--label", "zone=eu 1", "--label", "gpu"}, `--label "zone=eu 1": value "eu 1": character ' ' not allowed`},
+		{[]string{"worker", "--label", "gpu"}, `--label "gpu": want K=V`},
+		{[]string{"worker", "--label", "disk=ssd", "--label", "disk=hdd"}, `--label "disk=hdd": label disk given already (--label "disk=ssd"): a worker's label has one value`},
+		{[]string{"up", "--label", "disk=a,b"}, `--label "disk=a,b": value "a,b": character ',' not allowed`},
 	} {
 		err := offline(c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -65,5 +78,41 @@ func TestDescribeShowsConstraints(t *testing.T) {
 	describeRun(&b, &r)
 	if strings.Contains(b.String(), "Constraints") {
 		t.Errorf("a run without constraints:\n%s", b.String())
+	}
+}
+
+// TestServerConstraintErrorsNameTheFlag: the server's problems with the
+// constraints of gantry pipeline run and gantry schedule create name the
+// --constraint flag, the others kept as they are, on one line.
+func TestServerConstraintErrorsNameTheFlag(t *testing.T) {
+	err := errors.New(`constraints[1]: "disk=ssd": contradicts the pipeline file's stages[1](b).constraints[0] (disk=hdd): a worker's label has one value
+constraints: 17 constraints for stages[2](c), the pipeline file's and the run's together: at most 16
+tags[0]: bad`)
+	want := `--constraint "disk=ssd": contradicts the pipeline file's stages[1](b).constraints[0] (disk=hdd): a worker's label has one value; ` +
+		`--constraint: 17 constraints for stages[2](c), the pipeline file's and the run's together: at most 16; tags[0]: bad`
+	if got := constraintFlagErrors(err); got != want {
+		t.Errorf("pipeline run:\n%s\nwant\n%s", got, want)
+	}
+	err = errors.New(`constraints: 17 constraints, the task definition's placementConstraints and the request's together: at most 16
+schedule.cron: "x": bad`)
+	want = `--constraint: 17 constraints, the task definition's placementConstraints and the request's together: at most 16; --cron: "x": bad`
+	if got := scheduleFlagErrors(err); got != want {
+		t.Errorf("schedule create:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestDescribePipelineRunShowsConstraints: a pipeline run started with
+// constraints says so.
+func TestDescribePipelineRunShowsConstraints(t *testing.T) {
+	var pr jobs.PipelineRun
+	if err := json.Unmarshal([]byte(`{"pipelineRunId":"pr-1","pipeline":"p","version":1,"status":"RUNNING","constraints":["gpu","!spot"]}`), &pr); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := describePipelineRun(&b, &pr); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Constraints:\tgpu, !spot (every stage's, besides the pipeline file's)\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("describe lacks %q:\n%s", want, b.String())
 	}
 }

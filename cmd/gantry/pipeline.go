@@ -290,10 +290,11 @@ func newPipelineRunCmd(g *globals) *cobra.Command {
 		priority string
 		timeout  time.Duration
 		tags     []string
+		cons     []string
 		out      output // detach_output.go
 	)
 	c := &cobra.Command{
-		Use:   "run NAME [--param K=V]... [--tag K=V]... [--priority P] [--timeout DUR] [-d]",
+		Use:   "run NAME [--param K=V]... [--tag K=V]... [--constraint K=V]... [--priority P] [--timeout DUR] [-d]",
 		Short: "Run a pipeline and show its stages live, or print its run id with -d",
 		Long: `run starts a run of the latest version of a pipeline. Attached, it shows each
 stage's status as it changes and, when a stage fails, its last log lines; it
@@ -309,6 +310,15 @@ from the run's start, it stops the run as 'gantry stop' would once passed
 (running stages' runs stopped, no other stage started, failure stages
 included) and the run ends FAILED with stopCode Timeout.
 
+--constraint (repeatable: K=V, K!=V, K for a label K of any value, !K for
+no label K) places every stage's runs on workers with those labels, as
+gantry run --constraint does, besides the pipeline file's constraints (the
+top-level ones and the stage's own): all of them hold. One that contradicts
+the file's for some stage (--constraint disk=ssd where a stage asks for
+disk=hdd, or gpu where it asks for !gpu) is refused, naming both, rather
+than leaving that stage's runs QUEUED for ever: to place such a stage
+elsewhere, change the file.
+
 When the pipeline file's maxActiveRuns runs are RUNNING already, the run
 waits PENDING (stderr says so: "is PENDING: waiting: 2 of 2 active runs of
 daily-sales (maxActiveRuns)") and starts when one ends; its timeout counts
@@ -316,6 +326,7 @@ from then.`,
 		Example: `  gantry pipeline run daily-sales --param day=2026-11-24
   gantry pipeline run daily-sales --timeout 2h      # FAILED, exit 124, if not done in 2 hours
   gantry pipeline run daily-sales --tag reason=reload   # then: gantry ps --all --tag reason=reload
+  gantry pipeline run daily-sales --constraint zone=eu-2 --constraint '!spot'   # every stage in zone eu-2, on no spot host
   id=$(gantry pipeline run daily-sales -d)`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -334,15 +345,19 @@ from then.`,
 			if err != nil {
 				return err
 			}
+			consList, err := constraintFlags(cons) // run.go
+			if err != nil {
+				return err
+			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
 			pr, err := c.RunPipelineWith(cmd.Context(), args[0],
-				client.RunOptions{Parameters: given, Priority: prio, TimeoutSeconds: secs, Tags: tagList})
+				client.RunOptions{Parameters: given, Priority: prio, TimeoutSeconds: secs, Tags: tagList, Constraints: consList})
 			if err != nil {
-				return fmt.Errorf("%s", oneLine(err))
+				return fmt.Errorf("%s", constraintFlagErrors(err))
 			}
 			if detach {
 				return out.writeID(cmd.OutOrStdout(), pr.PipelineRunID, pr)
@@ -355,8 +370,34 @@ from then.`,
 	c.Flags().StringVar(&priority, "priority", "", "high, normal or low: the priority of every stage's runs (default: the pipeline file's, else normal)")
 	c.Flags().DurationVar(&timeout, "timeout", 0, "fail the pipeline run if it has not ended this long (e.g. 90m, 2h) after its start (default: the pipeline file's timeoutSeconds, else no limit)")
 	c.Flags().StringArrayVar(&tags, "tag", nil, "tag every stage's runs K=V, over the pipeline file's tags, to find them with gantry ps --tag (repeatable)")
+	c.Flags().StringArrayVar(&cons, "constraint", nil, "run every stage only on workers with label K=V, K!=V, K (any value) or !K (none), besides the pipeline file's constraints (repeatable)")
 	addDetachOutputFlag(c, &out)
 	return c
+}
+
+// constraintFlagErrors puts the server's problems with a request on one
+// line, those of its constraints (constraints[1]: "disk=ssd": ...) naming
+// the --constraint flag instead (--constraint "disk=ssd": ...).
+func constraintFlagErrors(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = constraintFlagLine(l)
+	}
+	return strings.Join(lines, "; ")
+}
+
+// constraintFlagLine is one line of a server's error, naming the
+// --constraint flag if it named the constraints field.
+func constraintFlagLine(l string) string {
+	if rest, ok := strings.CutPrefix(l, "constraints: "); ok {
+		return "--constraint: " + rest
+	}
+	if rest, ok := strings.CutPrefix(l, "constraints["); ok {
+		if _, msg, ok := strings.Cut(rest, "]: "); ok {
+			return "--constraint " + msg
+		}
+	}
+	return l
 }
 
 func newPipelineRetryCmd(g *globals) *cobra.Command {
@@ -658,6 +699,9 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 	}
 	if len(pr.Tags) > 0 {
 		fmt.Fprintf(w, "Tags:\t%s\n", tagsText(pr.Tags))
+	}
+	if len(pr.Constraints) > 0 {
+		fmt.Fprintf(w, "Constraints:\t%s (every stage's, besides the pipeline file's)\n", pr.Constraints)
 	}
 	if bf := pr.Backfill; bf != nil {
 		limit := "no limit"

@@ -20,7 +20,7 @@ func newScheduleCreateCmd(g *globals) *cobra.Command {
 		sched                   jobs.Schedule
 		timeout                 time.Duration
 		attempts                int
-		envs                    []string
+		envs, cons              []string
 		startingDeadline        time.Duration
 	)
 	c := &cobra.Command{
@@ -36,10 +36,16 @@ The schedule is kept as a one-stage pipeline of kind task named NAME: list it
 with 'gantry schedule ls', run it now with 'gantry schedule trigger NAME', see
 its runs with 'gantry pipeline runs NAME' and backfill it with 'gantry pipeline
 backfill NAME'. Creating it again updates it. A pipeline of that name that is
-not a task schedule is never replaced.`,
+not a task schedule is never replaced.
+
+--constraint (repeatable: K=V, K!=V, K for a label K of any value, !K for
+no label K) places every run it makes on workers with those labels, as
+gantry run --constraint does, over the task definition's placementConstraints
+key by key; 'gantry pipeline describe NAME' shows them.`,
 		Example: `  gantry schedule create --task cleanup --cron "@hourly"
   gantry schedule create nightly-report --task report:3 --cron "0 2 * * *" --timezone Europe/Paris \
-      --concurrency-policy Forbid --misfire runOnce`,
+      --concurrency-policy Forbid --misfire runOnce
+  gantry schedule create --task backup --cron "@daily" --constraint disk=ssd --constraint '!spot'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ts := client.TaskSchedule{TaskDefinition: task, Schedule: sched, Cluster: cluster,
@@ -70,6 +76,9 @@ not a task schedule is never replaced.`,
 				if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 					return fmt.Errorf("--env %q: want K=V", kv)
 				}
+			}
+			if ts.Constraints, err = constraintFlags(cons); err != nil { // run.go
+				return err
 			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
@@ -103,6 +112,7 @@ not a task schedule is never replaced.`,
 	f.IntVar(&attempts, "attempts", 0, "total tries of each run (retryStrategy.attempts)")
 	f.StringArrayVarP(&envs, "env", "e", nil, "set K=V in every container (repeatable)")
 	f.StringVar(&priority, "priority", "", "high, normal (default) or low: of the runs it starts (a worker with room takes high runs first, low ones last)")
+	f.StringArrayVar(&cons, "constraint", nil, "run only on workers with label K=V, K!=V, K (any value) or !K (none) (repeatable, up to 16)")
 	c.MarkFlagRequired("task")
 	c.MarkFlagRequired("cron")
 	return c
@@ -127,6 +137,10 @@ var scheduleFlags = []struct{ field, flag string }{
 func scheduleFlagErrors(err error) string {
 	lines := strings.Split(err.Error(), "\n")
 	for i, l := range lines {
+		if c := constraintFlagLine(l); c != l { // pipeline.go
+			lines[i] = c
+			continue
+		}
 		for _, f := range scheduleFlags {
 			if rest, ok := strings.CutPrefix(l, f.field+": "); ok {
 				lines[i] = f.flag + ": " + rest

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/worker"
 	"github.com/gantry-dev/gantry/workerq"
@@ -31,7 +32,7 @@ type fleetFlags struct {
 }
 
 func (f *fleetFlags) add(c *cobra.Command) {
-	c.Flags().StringArrayVar(&f.labels, "label", nil, "K=V label shown in gantry workers ls; runs with --constraint K=V go only to workers with it (repeatable)")
+	c.Flags().StringArrayVar(&f.labels, "label", nil, "K=V label shown in gantry workers ls; runs with --constraint K=V (or K) go only to workers with it (repeatable; key letters, digits and - _ . /, value also : @ +)")
 	c.Flags().IntVar(&f.cpu, "cpu", 0, "CPU units this worker offers, 1024 per CPU (default: all of the Docker host's)")
 	c.Flags().IntVar(&f.memory, "memory", 0, "memory in MiB this worker offers (default: all of the Docker host's)")
 	c.Flags().BoolVar(&f.allowDockerSocket, "allow-docker-socket", false, "let tasks bind-mount the Docker socket (gives them the host)")
@@ -53,10 +54,20 @@ func addLeaseFlag(c *cobra.Command, d *time.Duration) {
 
 func (f *fleetFlags) validate() error {
 	var errs []error
+	// Every label must be one a constraint can ask for: the same
+	// characters and lengths (jobs.ParseLabel), one value a key.
+	given := map[string]string{}
 	for _, kv := range f.labels {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			errs = append(errs, fmt.Errorf("--label %q: want K=V", kv))
+		k, _, err := jobs.ParseLabel(kv)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--label %w", err))
+			continue
 		}
+		if prev, ok := given[k]; ok && prev != kv {
+			errs = append(errs, fmt.Errorf("--label %q: label %s given already (--label %q): a worker's label has one value", kv, k, prev))
+			continue
+		}
+		given[k] = kv
 	}
 	if f.cpu < 0 {
 		errs = append(errs, fmt.Errorf("--cpu %d: must not be negative", f.cpu))
