@@ -130,6 +130,10 @@ func (c Constraint) check() error {
 		// "!disk=ssd": a ! before a key that has a value.
 		return fmt.Errorf("key %q: character '!' not allowed: %s", c.Key, constraintForms)
 	}
+	if c.Presence && !c.Not && c.Key == "" {
+		// What YAML makes of an unquoted - !spot: a tag on nothing.
+		return fmt.Errorf("empty: %s; in a YAML file quote \"!K\" (a bare ! starts a YAML tag)", constraintForms)
+	}
 	if c.Presence && c.Value != "" {
 		return fmt.Errorf("value %q: a presence constraint (K or !K) has none", c.Value)
 	}

@@ -21,7 +21,7 @@ func TestParseConstraint(t *testing.T) {
 		{"gpu", Constraint{Key: "gpu", Presence: true}, ""},
 		{"!spot", Constraint{Key: "spot", Not: true, Presence: true}, ""},
 		{"example.com/gpu", Constraint{Key: "example.com/gpu", Presence: true}, ""},
-		{"", Constraint{}, `"": empty key: want K=V, K!=V, K or !K`},
+		{"", Constraint{}, `"": empty: want K=V, K!=V, K or !K`},
 		{"!", Constraint{}, `"!": empty key`},
 		{"!!spot", Constraint{}, `"!!spot": key "!spot": character '!' not allowed: want K=V, K!=V, K or !K`},
 		{"!disk=ssd", Constraint{}, `"!disk=ssd": key "!disk": character '!' not allowed: want K=V, K!=V, K or !K`},
@@ -159,7 +159,7 @@ func TestConstraintsValidate(t *testing.T) {
 		{`["gpu","gpu"]`, []string{`constraints[1]: "gpu": given twice (also constraints[0])`}},
 		{`["!spot","!spot"]`, []string{`constraints[1]: "!spot": given twice (also constraints[0])`}},
 		{`["gpu","gpu=a100","gpu!=t4","!spot","spot!=yes"]`, nil}, // each says more than another, or other than it
-		{`["gpu!=t4","!gpu"]`, nil},                                // no label gpu is not t4
+		{`["gpu!=t4","!gpu"]`, nil}, // no label gpu is not t4
 		{`["disk=ssd","disk=ssd"]`, []string{`constraints[1]: "disk=ssd": given twice (also constraints[0])`}},
 		{`["disk=ssd","disk=hdd"]`, []string{`constraints[1]: "disk=hdd": contradicts constraints[0] (disk=ssd): a worker's label has one value`}},
 		{`["disk=ssd","disk!=ssd"]`, []string{`constraints[1]: "disk!=ssd": contradicts constraints[0] (disk=ssd)`}},
@@ -469,6 +469,23 @@ func TestParseLabel(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPipelinePresenceConstraints: a pipeline file's K and "!K" read as
+// presence constraints; an unquoted !K, which YAML reads as a tag on
+// nothing, is refused saying to quote it.
+func TestPipelinePresenceConstraints(t *testing.T) {
+	p, err := ParsePipeline([]byte("name: p\nconstraints: [gpu, \"!spot\"]\nstages: [{name: a, taskDefinition: a, constraints: [\"!gpu\"]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := (&PipelineRun{Spec: *p}).StageConstraints(&p.Stages[0]).String(); got != "!gpu, !spot" {
+		t.Fatalf("stage a: %q", got)
+	}
+	_, err = ParsePipeline([]byte("name: p\nconstraints:\n  - !spot\nstages: [{name: a, taskDefinition: a}]\n"))
+	if want := `constraints[0]: "": empty: want K=V, K!=V, K or !K (a worker label K of value V, not of value V, of any value, or no label K); in a YAML file quote "!K"`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("unquoted !spot: %v, want %q", err, want)
 	}
 }
 

@@ -112,7 +112,7 @@ submits its run again with gantry run.`,
 	fl.StringVar(&f.priority, "priority", "", "high, normal or low, instead of the run's")
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the rerun K=V, over the run's tags (repeatable)")
 	fl.BoolVar(&f.propagateTags, "propagate-tags", false, "give the rerun its task definition revision's tags too, the run's and --tag winning")
-	fl.StringArrayVar(&f.constraints, "constraint", nil, "run only on a worker with label K=V, or K!=V on one without it, replacing the run's constraints on K (repeatable)")
+	fl.StringArrayVar(&f.constraints, "constraint", nil, "run only on a worker with label K=V, K!=V on one without it, K with any value, !K with no label K, replacing the run's constraints on K (repeatable)")
 	fl.StringArrayVar(&f.dependsOn, "depends-on", nil, "wait for this run to end first: RUN[:success|failure|complete]; replaces the run's dependencies (repeatable)")
 	fl.StringVar(&f.pool, "pool", "", "take a slot of this pool instead of the run's ('': of none)")
 	fl.StringVar(&f.idemKey, "idempotency-key", "", "rerunning twice with the same key creates one run")

@@ -67,7 +67,9 @@ over its retries. A pool that does not exist is refused. --pool '' (as
 
 --constraint K=V (repeatable, at most 16) runs the task only on a worker
 started with --label K=V; --constraint K!=V on one whose label K is not V
-(or that has no label K). A task definition's ECS placementConstraints of
+(or that has no label K); --constraint K on one with label K of any value
+(Kubernetes' Exists, Nomad's is_set); --constraint '!K' on one without
+label K (quote it from the shell). A task definition's ECS placementConstraints of
 type memberOf, "attribute:K == V" or "attribute:K != V", count as
 constraints too, --constraint replacing them key by key. A worker whose
 labels do not satisfy them hands the job back for another; while no live
@@ -87,7 +89,8 @@ detaches and leaves it to finish stopping.`,
   gantry run --depends-on "$b" load
   gantry run -d --depends-on "$b:failure" notify
   gantry run -d --pool warehouse load-sales   # at most as many at once as the pool has slots
-  gantry run -d --constraint disk=ssd --constraint zone!=eu-1 etl-sales   # on a worker started with --label disk=ssd`,
+  gantry run -d --constraint disk=ssd --constraint zone!=eu-1 etl-sales   # on a worker started with --label disk=ssd
+  gantry run -d --constraint gpu --constraint '!spot' train   # on a worker with some label gpu and no label spot`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := f.request(cmd, args)
 			if err != nil {
@@ -132,7 +135,7 @@ detaches and leaves it to finish stopping.`,
 	fl.BoolVar(&f.propagateTags, "propagate-tags", false, "give the run its task definition's tags too, --tag winning (ECS RunTask's propagateTags TASK_DEFINITION)")
 	fl.StringArrayVar(&f.dependsOn, "depends-on", nil, "wait for this run to end first: RUN[:success|failure|complete], success by default (repeatable)")
 	fl.StringVar(&f.pool, "pool", "", "take a slot of this pool (gantry pool ls): while it is full the run waits, QUEUED; empty is no pool")
-	fl.StringArrayVar(&f.constraints, "constraint", nil, "run only on a worker with label K=V (gantry worker --label), or K!=V on one without it (repeatable, up to 16)")
+	fl.StringArrayVar(&f.constraints, "constraint", nil, "run only on a worker with label K=V (gantry worker --label), K!=V on one without it, K on one with label K of any value, !K on one without label K (repeatable, up to 16)")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
 	addDetachOutputFlag(c, &out)
 	return c
@@ -325,7 +328,7 @@ func tagFlags(flags []string) (jobs.TagList, error) {
 	return tags, nil
 }
 
-// constraintFlags reads --constraint K=V and K!=V flags, each problem
+// constraintFlags reads --constraint K=V, K!=V, K and !K flags, each problem
 // naming the flag and its value.
 func constraintFlags(flags []string) (jobs.Constraints, error) {
 	if len(flags) > jobs.MaxConstraints {
