@@ -10,6 +10,7 @@ import (
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/storage"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // WithSweepInterval sets how often the server queues retries whose backoff
@@ -519,15 +520,18 @@ func (s *Server) sweepRun(ctx context.Context, r *jobs.Run, workers []jobs.Worke
 // The sweep's listing is a snapshot: the run may have moved on since, and
 // update, called with the stored run, says whether it changes it. Only a
 // change made here is told, or its status would be published twice. It
-// reports whether update changed the run.
+// reports whether update changed the run. A change of the run's status or
+// attempt is announced even across a crash (an outbox row, announce.go);
+// one of its statusReason alone (placementReason) is not.
 func (s *Server) sweepUpdate(ctx context.Context, runID string, update func(*jobs.Run) bool) (bool, error) {
 	changed := false
 	var before jobs.Status
 	var startedBefore bool
-	stored, err := s.db.UpdateRun(ctx, runID, func(r *jobs.Run) bool {
+	stored, outbox, err := s.db.UpdateRunAnnounced(ctx, runID, func(r *jobs.Run) (bool, bool) {
 		before, startedBefore = r.Status, r.StartedAt != nil
+		attempts := len(r.Attempts)
 		changed = update(r)
-		return changed
+		return changed, changed && (r.Status != before || len(r.Attempts) != attempts)
 	})
 	if err != nil {
 		return false, err
@@ -537,11 +541,11 @@ func (s *Server) sweepUpdate(ctx context.Context, runID string, update func(*job
 		if s.sweepStored != nil {
 			s.sweepStored()
 		}
-		s.publishStatus(stored)
 		if stored.Status.Terminal() {
+			s.announceRun(stored, outbox)
 			s.pipelinesChanged(ctx, stored)
 		} else {
-			s.republishMoved(ctx, stored)
+			s.announceMoved(ctx, stored, outbox)
 		}
 		if a := stored.Current(); stored.Status == jobs.StatusQueued && a != nil && a.Redelivery {
 			// A lost attempt's redelivery: the next round watches it
@@ -555,17 +559,19 @@ func (s *Server) sweepUpdate(ctx context.Context, runID string, update func(*job
 	return changed, nil
 }
 
-// republishMoved publishes again the status of a run that moved on
+// announceMoved publishes the status of published, a run the sweep
+// changed, then publishes again the status of the run if it moved on
 // between the sweep's commit and its publish: the worker's end, applied
 // and published in between, would otherwise be followed on the run's
 // subject by the sweep's older QUEUED, and the last message, which workers
 // read to tell whether a run ended (queue.RunEnded), would be wrong. A
 // move committed after this read is published after it, so after the
-// sweep's.
-func (s *Server) republishMoved(ctx context.Context, published *jobs.Run) {
+// sweep's. The outbox row clears once both are stored.
+func (s *Server) announceMoved(ctx context.Context, published *jobs.Run, outbox int64) {
+	fs := []jetstream.PubAckFuture{s.send(published)}
 	now, err := s.db.GetRun(ctx, published.RunID)
-	if err != nil || (now.Status == published.Status && len(now.Attempts) == len(published.Attempts)) {
-		return
+	if err == nil && (now.Status != published.Status || len(now.Attempts) != len(published.Attempts)) {
+		fs = append(fs, s.send(now))
 	}
-	s.publishStatus(now)
+	s.track(published.RunID, rowsOf(outbox), false, fs...)
 }

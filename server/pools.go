@@ -137,7 +137,7 @@ func (s *Server) apiPoolDelete(ctx context.Context, data []byte) (any, error) {
 	if err := jobs.CheckPoolName("name", req.Name); err != nil {
 		return nil, jobs.Invalid(err.Error())
 	}
-	runs, failed, err := s.db.DeletePool(ctx, req.Name, s.cfg.now().UTC(), func(runs []storage.PoolRun) error {
+	runs, failed, outbox, err := s.db.DeletePool(ctx, req.Name, s.cfg.now().UTC(), func(runs []storage.PoolRun) error {
 		if len(runs) == 0 || req.Force {
 			return nil
 		}
@@ -163,8 +163,8 @@ func (s *Server) apiPoolDelete(ctx context.Context, data []byte) (any, error) {
 	// The waiting runs failed in the delete's transaction: what is left
 	// is to tell of it, as failOrphan does.
 	var errs []error
-	for _, r := range failed {
-		if err := s.orphanFailed(ctx, r); err != nil {
+	for i, r := range failed {
+		if err := s.orphanFailed(ctx, r, outbox[i]); err != nil {
 			errs = append(errs, fmt.Errorf("run %s: %w", r.RunID, err))
 		}
 	}
@@ -269,8 +269,8 @@ func (s *Server) releasePools(ctx context.Context, names ...string) error {
 		for _, r := range rel.Told {
 			s.publishStatus(r)
 		}
-		for _, r := range rel.Released {
-			s.publishStatus(r)
+		for i, r := range rel.Released {
+			s.announceRun(r, rel.Outbox[i])
 			s.cfg.log.Debug().Str("run", r.RunID).Str("pool", name).Msg("run took a slot in its pool")
 			if err := s.enqueue(ctx, r); err != nil {
 				// Stored as unpublished: republish (the sweep's, or at
@@ -290,21 +290,22 @@ func (s *Server) releasePools(ctx context.Context, names ...string) error {
 // failOrphan fails a run that waits for a pool that no longer exists.
 func (s *Server) failOrphan(ctx context.Context, id string) error {
 	var changed bool
-	stored, err := s.db.UpdateRun(ctx, id, func(r *jobs.Run) bool {
+	stored, outbox, err := s.db.UpdateRunAnnounced(ctx, id, func(r *jobs.Run) (bool, bool) {
 		changed = r.FailForPool(s.cfg.now().UTC())
-		return changed
+		return changed, changed
 	})
 	if err != nil || !changed {
 		return err
 	}
-	return s.orphanFailed(ctx, stored)
+	return s.orphanFailed(ctx, stored, outbox)
 }
 
 // orphanFailed tells of stored, a run failed as its pool was deleted:
-// metrics, followers, its pipeline, and the runs that wait for it.
-func (s *Server) orphanFailed(ctx context.Context, stored *jobs.Run) error {
+// metrics, followers (clearing the outbox row outbox once they are told),
+// its pipeline, and the runs that wait for it.
+func (s *Server) orphanFailed(ctx context.Context, stored *jobs.Run, outbox int64) error {
 	s.metrics.runMoved(jobs.StatusQueued, false, stored)
-	s.publishStatus(stored)
+	s.announceRun(stored, outbox)
 	s.pipelinesChanged(ctx, stored)
 	s.cfg.log.Info().Str("run", stored.RunID).Str("reason", stored.StoppedReason).Msg("run failed without running")
 	// Runs may wait for it; its pool is gone, so no slot to give.

@@ -232,17 +232,19 @@ func (s *Server) resolveRun(ctx context.Context, id string) (failed bool, err er
 	workers, werr := s.liveWorkers(ctx)
 	now := s.cfg.now().UTC()
 	var changed, released bool
-	stored, err := s.db.UpdateRun(ctx, id, func(r *jobs.Run) bool {
+	// A release or a failure is announced even across a crash (an outbox
+	// row, announce.go); a new reason alone is not.
+	stored, outbox, err := s.db.UpdateRunAnnounced(ctx, id, func(r *jobs.Run) (bool, bool) {
 		changed, released = r.ResolveDependencies(now, statusIn(st))
 		if released && werr == nil && !r.WaitingForSlot() {
 			r.StatusReason = placementReason(r, workers) // fleet.go
 		}
-		return changed
+		return changed, released || r.Status.Terminal()
 	})
 	if err != nil || !changed {
 		return false, err
 	}
-	s.publishStatus(stored)
+	s.announceRun(stored, outbox)
 	log := s.cfg.log.With().Str("run", id).Logger()
 	switch {
 	case stored.Status.Terminal():

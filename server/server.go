@@ -51,7 +51,7 @@ type Server struct {
 	recheck    map[string]struct{} // runs the next sweep looks at (fleet.go)
 	recheckAll bool
 
-	bg sync.WaitGroup // background writes (markLater); Run waits for them
+	bg sync.WaitGroup // background writes (confirmQueued); Run waits for them
 
 	inline inlineCache // inline.go
 
@@ -66,6 +66,11 @@ type Server struct {
 	backups backups // backup.go
 
 	stream streamMark // jobsstream.go
+
+	ann announcer // announce.go
+	// confirming are the new runs whose QUEUED confirmQueued waits for
+	// (announce.go).
+	confirming sync.Map
 
 	// sweepStored, when set (tests), runs between the sweep's commit of a
 	// run and its publishing of the run's status.
@@ -138,11 +143,24 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.ensureStreams(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
+	// The announcements of the server's own changes (announce.go): kept
+	// until Run returns, after the API and the loops stopped.
+	annCtx, stopAnn := context.WithCancel(context.WithoutCancel(ctx))
+	var ann sync.WaitGroup
+	ann.Go(func() { s.keepAnnouncements(annCtx) })
+	defer ann.Wait()
+	defer stopAnn()
+	// Before anything changes runs: the changes a crash may have left
+	// unannounced.
+	checked, err := s.resyncPending(ctx)
+	if err != nil {
+		return fmt.Errorf("check pending announcements: %w", err)
+	}
 	// Before republish, which publishes what it requeues.
 	if err := s.checkJobsStream(ctx); err != nil { // jobsstream.go
 		s.cfg.log.Warn().Err(err).Msg("check the jobs stream at start; the sweep tries again")
 	}
-	if err := s.republish(ctx); err != nil {
+	if err := s.republishAtStart(ctx, checked); err != nil {
 		return err
 	}
 	// Before the history's retention starts (startPipelines), so that
@@ -337,7 +355,11 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 	} else if err != nil {
 		return nil, false, err
 	}
-	stored, created, err := s.db.CreateRun(ctx, r)
+	// A run queued as any other has its QUEUED vouched for by its job's
+	// published mark (confirmQueued); one that waits or fails at once by a
+	// row of the announcement outbox (announce.go).
+	plain := r.Status == jobs.StatusQueued && !r.Waiting() && !r.WaitingForSlot()
+	stored, created, outbox, err := s.db.CreateRunAnnounced(ctx, r, !plain)
 	if err != nil {
 		return nil, false, err
 	}
@@ -348,7 +370,9 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 	if s.fleetGen.Load() != gen {
 		s.markRecheck(stored.RunID)
 	}
-	s.publishStatus(stored)
+	if !plain {
+		s.announceRun(stored, outbox)
+	}
 	switch {
 	case stored.Status.Terminal(): // a dependency ended as it did not need
 		s.metrics.runMoved(jobs.StatusQueued, false, stored)
@@ -372,15 +396,24 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 		}
 		return stored, true, nil
 	}
+	// The QUEUED goes before the job: a worker's STARTING must follow it.
+	f := s.send(stored)
 	// The submitter waits for the job to be in the queue, not for the mark
-	// that it is: the mark only spares a republish after a crash, which the
-	// queue's duplicate window absorbs. Not waiting for a second commit
-	// made submissions about a third faster.
+	// that it is: the mark spares a republish after a crash, which the
+	// queue's duplicate window absorbs, and vouches for the QUEUED's
+	// announcement, which confirmQueued waits for. Not waiting for a
+	// second commit made submissions about a third faster.
 	if _, err := s.q.PublishEncodedJob(ctx, job, data); err != nil {
-		// The run is stored; republish at the next start or retry picks it up.
+		// The run is stored; republish at the next start or retry picks
+		// it up, and would mark it: the QUEUED gets its own outbox row.
 		s.cfg.log.Error().Err(err).Str("run", stored.RunID).Msg("queue run")
+		row, err := s.db.AddAnnouncement(ctx, stored.RunID)
+		if err != nil {
+			s.cfg.log.Warn().Err(err).Str("run", stored.RunID).Msg("record the announcement of a run not queued")
+		}
+		s.confirmQueued(ctx, stored.RunID, f, false, row)
 	} else {
-		s.markLater(ctx, stored.RunID, 1)
+		s.confirmQueued(ctx, stored.RunID, f, true, 0)
 	}
 	return stored, true, nil
 }
@@ -394,19 +427,6 @@ func jobOf(r *jobs.Run) *jobs.Job {
 		j.Priority = p
 	}
 	return j
-}
-
-// markLater records in the background that attempt's job is published;
-// Run waits for it before it returns.
-func (s *Server) markLater(ctx context.Context, runID string, attempt int) error {
-	s.bg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if err := s.db.MarkPublished(ctx, runID, attempt); err != nil {
-			s.cfg.log.Warn().Err(err).Str("run", runID).Msg("mark job published; it is published again at the next start")
-		}
-	})
-	return nil
 }
 
 // enqueue publishes the job of the run's current attempt and records that
@@ -435,14 +455,39 @@ func (s *Server) enqueueThen(ctx context.Context, r *jobs.Run, mark func(context
 	return mark(ctx, r.RunID, a.Attempt)
 }
 
-// republish queues the runs whose current attempt was never published.
+// republish queues the runs whose current attempt was never published,
+// but for the new runs whose QUEUED confirmQueued waits for: it marks
+// them.
 func (s *Server) republish(ctx context.Context) error {
+	return s.republishRuns(ctx, func(r *jobs.Run) (bool, error) { return !s.beingConfirmed(r.RunID), nil })
+}
+
+// republishAtStart is republish at start: a crash before a new run's mark
+// may have lost its QUEUED's announcement too, which it checks first
+// (ensureAnnounced), but for the runs checked already (resyncPending).
+func (s *Server) republishAtStart(ctx context.Context, checked map[string]bool) error {
+	return s.republishRuns(ctx, func(r *jobs.Run) (bool, error) {
+		if checked[r.RunID] {
+			return true, nil
+		}
+		return true, s.ensureAnnounced(ctx, r)
+	})
+}
+
+// republishRuns queues the runs whose current attempt was never
+// published and that take says to.
+func (s *Server) republishRuns(ctx context.Context, take func(*jobs.Run) (bool, error)) error {
 	runs, err := s.db.Unpublished(ctx)
 	if err != nil {
 		return fmt.Errorf("find unpublished runs: %w", err)
 	}
 	now := s.cfg.now()
 	for i := range runs {
+		if ok, err := take(&runs[i]); err != nil {
+			return fmt.Errorf("announce unpublished run %s: %w", runs[i].RunID, err)
+		} else if !ok {
+			continue
+		}
 		if !due(&runs[i], now) {
 			continue // a retry waiting for its backoff; the sweep queues it
 		}
@@ -468,9 +513,9 @@ func (s *Server) failUnqueueable(ctx context.Context, r *jobs.Run, why error, no
 	reason := "Run could not be queued: " + why.Error()
 	s.cfg.log.Error().Str("run", r.RunID).Msg(reason)
 	changed := false
-	stored, err := s.db.UpdateRun(ctx, r.RunID, func(r *jobs.Run) bool {
+	stored, outbox, err := s.db.UpdateRunAnnounced(ctx, r.RunID, func(r *jobs.Run) (bool, bool) {
 		if r.Status != jobs.StatusQueued {
-			return false
+			return false, false
 		}
 		at := now.UTC()
 		r.Status, r.StopCode, r.StoppedReason, r.StatusReason, r.FinishedAt = jobs.StatusFailed, jobs.StopFailedToStart, reason, "", &at
@@ -478,25 +523,24 @@ func (s *Server) failUnqueueable(ctx context.Context, r *jobs.Run, why error, no
 			a.Status, a.StopCode, a.StoppedReason, a.FinishedAt = jobs.StatusFailed, jobs.StopFailedToStart, reason, &at
 		}
 		changed = true
-		return true
+		return true, true
 	})
 	if err != nil {
 		return err
 	}
 	if changed {
 		s.metrics.runMoved(jobs.StatusQueued, false, stored)
-		s.publishStatus(stored)
+		s.announceRun(stored, outbox)
 		s.pipelinesChanged(ctx, stored)
 		s.dependenciesMoved(ctx, stored)
 	}
 	return nil
 }
 
-// publishStatus tells followers of a run its new status. It does not wait:
-// the store already holds the truth, and followers also poll it. A crash
-// between the store's commit and the publish's arrival loses the
-// announcement; applyBatch's do not (announceRedelivered), the others'
-// may (the README lists them: How it works, Report).
+// publishStatus tells followers of a run its new status, without the
+// guarantee that the outbox gives (announce.go): for the changes of a
+// run's statusReason alone. It does not wait: the store already holds the
+// truth, and followers also poll it.
 func (s *Server) publishStatus(r *jobs.Run) {
 	if _, err := s.q.PublishEventAsync(s.statusEvent(r)); err != nil {
 		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status")
@@ -655,20 +699,20 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 		return nil, err
 	}
 	var canceledHere bool
-	r, err = s.db.UpdateRun(ctx, id, func(r *jobs.Run) bool {
+	r, outbox, err := s.db.UpdateRunAnnounced(ctx, id, func(r *jobs.Run) (bool, bool) {
 		if taken != nil {
 			canceledHere = r.CancelTaken(s.cfg.now().UTC(), reason, taken.Attempt, taken.Worker)
 		} else {
 			canceledHere = r.Cancel(s.cfg.now().UTC(), reason)
 		}
-		return canceledHere
+		return canceledHere, canceledHere
 	})
 	if err != nil {
 		return nil, err
 	}
 	if canceledHere {
 		s.metrics.runMoved(jobs.StatusQueued, false, r) // Cancel ends only QUEUED runs
-		s.publishStatus(r)
+		s.announceRun(r, outbox)
 		if k := r.PoolSlotKept; k != nil {
 			s.cfg.log.Info().Str("run", id).Str("pool", r.Pool).Str("worker", k.Worker).Int("attempt", k.Attempt).
 				Msg("stopped after a worker took its job: it keeps its slot until that worker reports the attempt ended")

@@ -161,21 +161,24 @@ type PoolRun struct {
 // DeletePool deletes pool name, after check approved the runs of the pool
 // that have not ended (those holding a slot first, then those waiting),
 // and fails the runs that waited (jobs.Run.FailForPool, at now), all in
-// one transaction; it returns the runs it saw and those it failed. Were
+// one transaction; it returns the runs it saw, those it failed, and the
+// ids of the announcement outbox's rows written for those (announce.go),
+// in the same order. Were
 // the waiting runs failed later, by a release, a pool of the same name
 // set in between would give them its slots. Those holding a slot keep
 // their rows: they run on, and a pool of the same name counts them in
 // use until they end. A missing pool is an error wrapping
 // jobs.ErrNotFound.
-func (db *DB) DeletePool(ctx context.Context, name string, now time.Time, check func([]PoolRun) error) ([]PoolRun, []*jobs.Run, error) {
+func (db *DB) DeletePool(ctx context.Context, name string, now time.Time, check func([]PoolRun) error) ([]PoolRun, []*jobs.Run, []int64, error) {
 	var (
 		runs     []PoolRun
 		failed   []*jobs.Run
+		outbox   []int64
 		outboxed bool
 	)
 	err := db.inGroup(ctx, func(tx *sql.Tx) error {
 		ctx := uninterrupted(ctx)
-		runs, failed, outboxed = nil, nil, false
+		runs, failed, outbox, outboxed = nil, nil, nil, false
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM pools WHERE name = ?`, name).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -225,20 +228,25 @@ func (db *DB) DeletePool(ctx context.Context, name string, now time.Time, check 
 				return fmt.Errorf("fail run %s: %w", pr.RunID, err)
 			}
 			outboxed = outboxed || hooked
+			row, err := insertAnnouncement(ctx, tx, pr.RunID)
+			if err != nil {
+				return fmt.Errorf("fail run %s: %w", pr.RunID, err)
+			}
 			failed = append(failed, r)
+			outbox = append(outbox, row)
 		}
 		return nil
 	})
 	if err != nil {
 		if jobs.ErrorCode(err) != jobs.CodeInternal {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return nil, nil, fmt.Errorf("delete pool %s: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("delete pool %s: %w", name, err)
 	}
 	if outboxed {
 		db.notifyOutbox()
 	}
-	return runs, failed, nil
+	return runs, failed, outbox, nil
 }
 
 // KeptSlots returns the runs that ended keeping their pool's slot
@@ -267,6 +275,10 @@ type PoolRelease struct {
 	// Released are the runs that took a slot, in the order they did: their
 	// jobs are to be published.
 	Released []*jobs.Run
+	// Outbox are the ids of the announcement outbox's rows written for
+	// Released, in the same order (announce.go): their release is to be
+	// announced even across a crash.
+	Outbox []int64
 	// Told are the waiting runs whose statusReason changed.
 	Told []*jobs.Run
 	// Orphans are, when the pool no longer exists, the runs that wait for
@@ -328,7 +340,12 @@ func (db *DB) ReleasePool(ctx context.Context, name string, now time.Time, place
 			if err := syncPool(ctx, tx, r, false); err != nil {
 				return out, fmt.Errorf("release pool %s: %w", name, err)
 			}
+			outbox, err := insertAnnouncement(ctx, tx, id)
+			if err != nil {
+				return out, fmt.Errorf("release pool %s: run %s: %w", name, id, err)
+			}
 			out.Released = append(out.Released, r)
+			out.Outbox = append(out.Outbox, outbox)
 		}
 		inUse += len(ids)
 	}

@@ -204,7 +204,7 @@ func TestPoolDelete(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, _ := openDB(t)
-	if _, _, err := db.DeletePool(ctx, "nope", t0, nil); !errors.Is(err, jobs.ErrNotFound) {
+	if _, _, _, err := db.DeletePool(ctx, "nope", t0, nil); !errors.Is(err, jobs.ErrNotFound) {
 		t.Errorf("delete of a missing pool: %v, want not found", err)
 	}
 	if _, _, err := db.SetPool(ctx, "p", 1, t0); err != nil {
@@ -217,7 +217,7 @@ func TestPoolDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := errors.New("refused")
-	_, _, err := db.DeletePool(ctx, "p", t0, func(runs []PoolRun) error {
+	_, _, _, err := db.DeletePool(ctx, "p", t0, func(runs []PoolRun) error {
 		want := []PoolRun{{a.RunID, jobs.PoolHolding}, {b.RunID, jobs.PoolWaiting}}
 		if !slices.Equal(runs, want) {
 			t.Errorf("runs %v, want %v", runs, want)
@@ -294,7 +294,7 @@ func TestPoolKeptSlot(t *testing.T) {
 	if pools, err := db.ListPools(ctx); err != nil || len(pools) != 1 || pools[0].InUse != 1 {
 		t.Errorf("pools: %+v, %v", pools, err)
 	}
-	_, _, err := db.DeletePool(ctx, "p", t0, func(runs []PoolRun) error {
+	_, _, _, err := db.DeletePool(ctx, "p", t0, func(runs []PoolRun) error {
 		if want := (PoolRun{a.RunID, jobs.PoolKept}); len(runs) == 0 || runs[0] != want {
 			t.Errorf("runs of the pool %v, want %v first", runs, want)
 		}
@@ -358,7 +358,7 @@ func TestPoolDeleteThenRecreate(t *testing.T) {
 	if _, err := db.ReleasePool(ctx, "p", t0, nil); err != nil {
 		t.Fatal(err)
 	}
-	runs, failed, err := db.DeletePool(ctx, "p", t0, nil)
+	runs, failed, _, err := db.DeletePool(ctx, "p", t0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +413,7 @@ func TestPoolDeleteRacesSet(t *testing.T) {
 		wg.Add(3)
 		go func() {
 			defer wg.Done()
-			_, failed, delErr = db.DeletePool(ctx, "p", t0, nil)
+			_, failed, _, delErr = db.DeletePool(ctx, "p", t0, nil)
 		}()
 		go func() {
 			defer wg.Done()

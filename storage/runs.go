@@ -34,12 +34,22 @@ const (
 // nothing is inserted and that run is returned with created=false. A run id
 // that is already taken is an error with code already_exists.
 func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, created bool, err error) {
+	run, created, _, err = db.CreateRunAnnounced(ctx, r, false)
+	return run, created, err
+}
+
+// CreateRunAnnounced is CreateRun that, with announce set and the run
+// created, also writes a row of the announcement outbox (announce.go) in
+// the run's transaction, and returns its id (0 when none was written): a
+// new run whose QUEUED the published mark does not vouch for (one that
+// waits, or fails at once).
+func (db *DB) CreateRunAnnounced(ctx context.Context, r *jobs.Run, announce bool) (run *jobs.Run, created bool, outbox int64, err error) {
 	if r.RunID == "" {
-		return nil, false, jobs.Invalid("create run: empty run id")
+		return nil, false, 0, jobs.Invalid("create run: empty run id")
 	}
 	doc, err := json.Marshal(r)
 	if err != nil {
-		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
+		return nil, false, 0, fmt.Errorf("create run %s: %w", r.RunID, err)
 	}
 	var (
 		old      *jobs.Run
@@ -48,7 +58,7 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 	worker, deadline := sweepColumns(r)
 	err = db.inGroup(ctx, func(tx *sql.Tx) error {
 		ctx := uninterrupted(ctx)
-		old, outboxed = nil, false // the committer may run this twice
+		old, outboxed, outbox = nil, false, 0 // the committer may run this twice
 		// One writer: checking then inserting inside the transaction cannot race.
 		if r.IdempotencyKey != "" {
 			var existing []byte
@@ -92,6 +102,12 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 				return err
 			}
 		}
+		if announce {
+			var err error
+			if outbox, err = insertAnnouncement(ctx, tx, r.RunID); err != nil { // announce.go
+				return err
+			}
+		}
 		return insertWaits(ctx, tx, r) // waits.go
 	})
 	if err == nil && outboxed {
@@ -99,11 +115,11 @@ func (db *DB) CreateRun(ctx context.Context, r *jobs.Run) (run *jobs.Run, create
 	}
 	switch {
 	case err != nil:
-		return nil, false, fmt.Errorf("create run %s: %w", r.RunID, err)
+		return nil, false, 0, fmt.Errorf("create run %s: %w", r.RunID, err)
 	case old != nil:
-		return old, false, nil
+		return old, false, 0, nil
 	}
-	return r, true, nil
+	return r, true, outbox, nil
 }
 
 // GetRun returns the run with id, or an error wrapping jobs.ErrNotFound.
@@ -239,42 +255,60 @@ func (f RunFilter) query() (string, []any) {
 // returned true, the unchanged run otherwise. fn must not change the run's id
 // or idempotency key. A missing run is an error wrapping jobs.ErrNotFound.
 func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool) (*jobs.Run, error) {
+	r, _, err := db.UpdateRunAnnounced(ctx, id, func(r *jobs.Run) (bool, bool) { return fn(r), false })
+	return r, err
+}
+
+// UpdateRunAnnounced is UpdateRun whose fn also says whether the change's
+// announcement is to survive a crash: then a row of the announcement
+// outbox (announce.go) is written in the same transaction, and its id
+// returned (0 when none was written). fn's announce is ignored when it
+// does not write the run.
+func (db *DB) UpdateRunAnnounced(ctx context.Context, id string, fn func(*jobs.Run) (write, announce bool)) (*jobs.Run, int64, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("update run %s: %w", id, err)
+		return nil, 0, fmt.Errorf("update run %s: %w", id, err)
 	}
 	defer tx.Rollback()
 	var doc []byte
 	err = tx.StmtContext(ctx, db.stmts.selectRunDoc).QueryRowContext(ctx, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
+		return nil, 0, fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("update run %s: %w", id, err)
+		return nil, 0, fmt.Errorf("update run %s: %w", id, err)
 	}
 	r, err := decodeRun(doc)
 	if err != nil {
-		return nil, fmt.Errorf("update run %s: %w", id, err)
+		return nil, 0, fmt.Errorf("update run %s: %w", id, err)
 	}
 	key, before := r.IdempotencyKey, r.Status
-	if !fn(r) {
+	write, announce := fn(r)
+	if !write {
 		// fn may have touched r before deciding; hand back what is stored.
-		return decodeRun(doc)
+		r, err := decodeRun(doc)
+		return r, 0, err
 	}
 	if r.RunID != id || r.IdempotencyKey != key {
-		return nil, fmt.Errorf("update run %s: the update changed the run's id or idempotency key", id)
+		return nil, 0, fmt.Errorf("update run %s: the update changed the run's id or idempotency key", id)
 	}
 	outboxed, err := db.rewriteRunTx(ctx, tx, r, before)
 	if err != nil {
-		return nil, fmt.Errorf("update run %s: %w", id, err)
+		return nil, 0, fmt.Errorf("update run %s: %w", id, err)
+	}
+	var outbox int64
+	if announce {
+		if outbox, err = insertAnnouncement(ctx, tx, id); err != nil {
+			return nil, 0, fmt.Errorf("update run %s: %w", id, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("update run %s: %w", id, err)
+		return nil, 0, fmt.Errorf("update run %s: %w", id, err)
 	}
 	if outboxed {
 		db.notifyOutbox()
 	}
-	return r, nil
+	return r, outbox, nil
 }
 
 // rewriteRunTx writes r, a run stored with status before, in tx: its

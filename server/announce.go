@@ -1,0 +1,396 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Announcing the changes the server makes of its own accord, even across
+// a crash. The changes that workers' reports cause are vouched for by the
+// reports (applyBatch acknowledges a report once its announcements are
+// stored). The others are vouched for, without a write or a request more
+// on the way of an ordinary run, by:
+//
+//   - a new run's QUEUED: by its job's published mark, which confirmQueued
+//     writes only once the announcement, sent before the job, is stored.
+//     A crash before the mark leaves the run unmarked,
+//     and the next start, which publishes the jobs of unmarked runs
+//     (republish), checks their announcements first (ensureAnnounced).
+//   - every other status change (a stop, the sweep's end of a lost
+//     attempt, a run failed or released for its dependencies or its pool,
+//     a new run that waits or fails at once): by a row of the
+//     announcement outbox (storage/announce.go), written in the change's
+//     transaction and deleted, in batches, once its announcement is stored
+//     (keepAnnouncements). The next start checks the runs of the rows a
+//     crash left (resyncPending).
+//
+// To check a run is to compare its stored status with the last message
+// on its subject (queue.LastStatus) and to publish the stored status where
+// they differ: an announcement the crash lost comes late, when the server
+// starts again, never twice unless a crash or a failed publish forced the
+// check. An announcement that fails or is not stored within
+// announceWait while the server runs is checked again every announceTick
+// until it is stored.
+//
+// Changes of a run's statusReason alone (the sweep's placement reasons, a
+// waiting run's count of slots or its dependencies' statuses) are
+// announced without that guarantee: they are frequent, and the next
+// change of the run, or the store, tells the same.
+
+// announceTick is how often the outbox's rows whose announcements are
+// stored are deleted, and the announcements that failed checked again.
+const announceTick = time.Second
+
+// announceWait bounds how long, from its publish, an announcement may
+// take to be stored before its run is checked again; announceStopWait is
+// how long a stopping server waits for the announcements on their way.
+const (
+	announceWait     = 10 * time.Second
+	announceStopWait = 2 * time.Second
+)
+
+// announceCheckMax bounds the runs one tick checks again: while JetStream
+// does not answer, each check waits for its timeout.
+const announceCheckMax = 100
+
+// announcer holds the announcements the outbox waits for.
+type announcer struct {
+	mu      sync.Mutex
+	pending []tracked          // on their way, in publish order
+	recheck map[string][]int64 // runs to check again, with their outbox rows
+	done    []int64            // rows whose announcements are stored, to delete
+}
+
+// tracked is the announcement (one or more publishes, in order) of a run's
+// change, and the outbox rows it clears once stored.
+type tracked struct {
+	run     string
+	rows    []int64
+	futures []jetstream.PubAckFuture
+	sent    time.Time
+	// verify: checked again once stored, not cleared (a check's own
+	// publish, which a change made meanwhile may have overtaken).
+	verify bool
+}
+
+// checkLater has run id checked again at the next tick, with its rows.
+func (a *announcer) checkLater(id string, rows []int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.recheck == nil {
+		a.recheck = map[string][]int64{}
+	}
+	a.recheck[id] = append(a.recheck[id], rows...)
+}
+
+func (a *announcer) cleared(rows []int64) {
+	if len(rows) == 0 {
+		return
+	}
+	a.mu.Lock()
+	a.done = append(a.done, rows...)
+	a.mu.Unlock()
+}
+
+// rowsOf is the outbox row id as a list: none when id is 0.
+func rowsOf(id int64) []int64 {
+	if id == 0 {
+		return nil
+	}
+	return []int64{id}
+}
+
+// send publishes r's status. It returns nil when the publish could not
+// even be sent.
+func (s *Server) send(r *jobs.Run) jetstream.PubAckFuture {
+	f, err := s.q.PublishEventAsync(s.statusEvent(r))
+	if err != nil {
+		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status; checked again")
+		return nil
+	}
+	return f
+}
+
+// track keeps the outbox rows of run id until the publishes fs (sent in
+// order, for one change) are stored; a nil among them has the run checked
+// again. Publishes with neither rows nor verify are not waited for.
+func (s *Server) track(id string, rows []int64, verify bool, fs ...jetstream.PubAckFuture) {
+	if slices.Contains(fs, nil) {
+		s.ann.checkLater(id, rows)
+		return
+	}
+	if len(rows) == 0 && !verify {
+		return
+	}
+	s.ann.mu.Lock()
+	s.ann.pending = append(s.ann.pending, tracked{run: id, rows: rows, futures: fs, sent: time.Now(), verify: verify})
+	s.ann.mu.Unlock()
+}
+
+// announceRun publishes r's status and clears the outbox row outbox (0:
+// none) once it is stored.
+func (s *Server) announceRun(r *jobs.Run, outbox int64) {
+	s.track(r.RunID, rowsOf(outbox), false, s.send(r))
+}
+
+// keepAnnouncements settles the announcements on their way and checks
+// again those that failed, every announceTick, until ctx is done; then it
+// settles those on their way for announceStopWait more. What it leaves,
+// the rows kept in the store tell the next start.
+func (s *Server) keepAnnouncements(ctx context.Context) {
+	t := time.NewTicker(announceTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), announceStopWait)
+			defer cancel()
+			s.settleAnnouncements(stop)
+			s.clearAnnounced(stop)
+			return
+		case <-t.C:
+		}
+		s.settleAnnouncements(ctx)
+		s.recheckAnnouncements(ctx)
+		s.clearAnnounced(ctx)
+	}
+}
+
+// settleAnnouncements waits for the announcements on their way: those
+// stored clear their rows (or, verify set, have their runs checked), the
+// others have their runs checked again. It gives up on what is not
+// stored by the time ctx ends, leaving it on its way.
+func (s *Server) settleAnnouncements(ctx context.Context) {
+	s.ann.mu.Lock()
+	pending := s.ann.pending
+	s.ann.pending = nil
+	s.ann.mu.Unlock()
+	wait := time.NewTimer(0)
+	defer wait.Stop()
+	for i, p := range pending {
+		err := awaitStored(ctx, wait, p)
+		switch {
+		case ctx.Err() != nil:
+			s.ann.mu.Lock()
+			s.ann.pending = append(pending[i:], s.ann.pending...)
+			s.ann.mu.Unlock()
+			return
+		case err != nil:
+			s.cfg.log.Warn().Err(err).Str("run", p.run).Msg("announce status; checked again")
+			s.ann.checkLater(p.run, p.rows)
+		case p.verify:
+			s.ann.checkLater(p.run, p.rows)
+		default:
+			s.ann.cleared(p.rows)
+		}
+	}
+}
+
+// awaitStored waits for p's publishes to be stored, until announceWait
+// after they were sent, or ctx's end.
+func awaitStored(ctx context.Context, wait *time.Timer, p tracked) error {
+	wait.Reset(max(time.Until(p.sent.Add(announceWait)), 0))
+	for _, f := range p.futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		case <-wait.C:
+			return errors.New("not stored within " + announceWait.String())
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return nil
+}
+
+// recheckAnnouncements checks the runs whose announcements failed, or
+// were a check's.
+func (s *Server) recheckAnnouncements(ctx context.Context) {
+	s.ann.mu.Lock()
+	var ids []string
+	for id := range s.ann.recheck {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	ids = ids[:min(len(ids), announceCheckMax)]
+	rows := make([][]int64, len(ids))
+	for i, id := range ids {
+		rows[i] = s.ann.recheck[id]
+		delete(s.ann.recheck, id)
+	}
+	s.ann.mu.Unlock()
+	for i, id := range ids {
+		s.checkAnnounced(ctx, id, rows[i])
+	}
+}
+
+// clearAnnounced deletes the rows whose announcements are stored. Rows it
+// could not delete are tried again at the next tick; a crash meanwhile
+// has their runs checked, and found announced, at the next start.
+func (s *Server) clearAnnounced(ctx context.Context) {
+	s.ann.mu.Lock()
+	done := s.ann.done
+	s.ann.done = nil
+	s.ann.mu.Unlock()
+	if len(done) == 0 {
+		return
+	}
+	if err := s.db.AnnouncementsDone(ctx, done); err != nil {
+		s.cfg.log.Warn().Err(err).Msg("clear the announcement outbox; tried again")
+		s.ann.mu.Lock()
+		s.ann.done = append(s.ann.done, done...)
+		s.ann.mu.Unlock()
+	}
+}
+
+// checkAnnounced compares run id's stored status with the last one
+// announced, and publishes the stored one where they differ; the outbox
+// rows clear once the last announcement is the stored status. A check
+// that cannot read either is made again at the next tick.
+func (s *Server) checkAnnounced(ctx context.Context, id string, rows []int64) {
+	r, err := s.db.GetRun(ctx, id)
+	if errors.Is(err, jobs.ErrNotFound) {
+		s.ann.cleared(rows) // deleted since
+		return
+	} else if err != nil {
+		s.cfg.log.Warn().Err(err).Str("run", id).Msg("read run to check its announcement; checked again")
+		s.ann.checkLater(id, rows)
+		return
+	}
+	last, err := s.q.LastStatus(ctx, id)
+	if err != nil {
+		s.cfg.log.Warn().Err(err).Str("run", id).Msg("read the last status announced; checked again")
+		s.ann.checkLater(id, rows)
+		return
+	}
+	if announced(last, r) {
+		s.ann.cleared(rows)
+		return
+	}
+	s.cfg.log.Info().Str("run", id).Str("status", string(r.Status)).
+		Msg("announce a status whose announcement was lost or failed")
+	// Checked again once stored: a change committed between the read of
+	// the run and this publish may have been announced before it.
+	s.track(id, rows, true, s.send(r))
+}
+
+// announced reports whether last, the last status announced for a run,
+// says what r, the run as stored, is: status, attempt and reason.
+func announced(last *jobs.Event, r *jobs.Run) bool {
+	return last != nil && last.Status == r.Status && last.Attempt == r.Current().Attempt &&
+		last.StatusReason == r.StatusReason
+}
+
+// resyncPending checks the runs of the outbox's rows, at start, before
+// anything else changes runs: those of the changes whose announcements a
+// crash may have lost. It returns the runs it checked.
+func (s *Server) resyncPending(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.db.PendingAnnouncements(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byRun := map[string][]int64{}
+	var order []string
+	for _, a := range rows {
+		if _, ok := byRun[a.RunID]; !ok {
+			order = append(order, a.RunID)
+		}
+		byRun[a.RunID] = append(byRun[a.RunID], a.ID)
+	}
+	for _, id := range order {
+		s.checkAnnounced(ctx, id, byRun[id])
+	}
+	if len(order) > 0 {
+		s.cfg.log.Info().Int("runs", len(order)).Msg("checked the announcements of the changes a stop left pending")
+	}
+	checked := make(map[string]bool, len(order))
+	for _, id := range order {
+		checked[id] = true
+	}
+	return checked, nil
+}
+
+// ensureAnnounced makes sure, at start, that r, a run whose job is not
+// marked published, has its status announced: the announcement of a new
+// run's QUEUED is vouched for by the mark alone, so a crash before the
+// mark may have lost it. A run whose announcement is missing, or cannot
+// be told, gets an outbox row before its job is published and marked.
+func (s *Server) ensureAnnounced(ctx context.Context, r *jobs.Run) error {
+	last, lerr := s.q.LastStatus(ctx, r.RunID)
+	if lerr == nil && announced(last, r) {
+		return nil
+	}
+	row, err := s.db.AddAnnouncement(ctx, r.RunID)
+	if err != nil {
+		return err
+	}
+	if lerr != nil {
+		s.cfg.log.Warn().Err(lerr).Str("run", r.RunID).Msg("read the last status announced; checked again")
+		s.ann.checkLater(r.RunID, []int64{row})
+		return nil
+	}
+	s.cfg.log.Info().Str("run", r.RunID).Str("status", string(r.Status)).
+		Msg("announce a new run's status, whose announcement a stop lost")
+	s.track(r.RunID, []int64{row}, true, s.send(r))
+	return nil
+}
+
+// confirmQueued waits, in the background, for f, the announcement of
+// new run id's QUEUED, to be stored, then marks the job of its first
+// attempt published, if it is (jobPublished): the mark vouches for both.
+// An announcement that fails or is not stored within announceWait gets an
+// outbox row, checked again until it is, before the mark. outbox is the
+// row the run has already (0: none). Run waits for it before it returns.
+func (s *Server) confirmQueued(ctx context.Context, id string, f jetstream.PubAckFuture, jobPublished bool, outbox int64) {
+	s.confirming.Store(id, struct{}{})
+	s.bg.Go(func() {
+		defer s.confirming.Delete(id)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), announceWait+30*time.Second)
+		defer cancel()
+		rows := rowsOf(outbox)
+		var err error
+		if f == nil {
+			err = errors.New("not sent")
+		} else {
+			wait := time.NewTimer(0)
+			err = awaitStored(ctx, wait, tracked{futures: []jetstream.PubAckFuture{f}, sent: time.Now()})
+			wait.Stop()
+		}
+		switch {
+		case err == nil:
+			s.ann.cleared(rows)
+		case len(rows) > 0:
+			s.ann.checkLater(id, rows)
+		default:
+			row, aerr := s.db.AddAnnouncement(ctx, id)
+			if aerr != nil {
+				// Left unmarked: the next start checks its announcement.
+				s.cfg.log.Warn().Err(aerr).Str("run", id).Msg("record a failed announcement; checked at the next start")
+				return
+			}
+			s.cfg.log.Warn().Err(err).Str("run", id).Msg("announce new run; checked again")
+			s.ann.checkLater(id, []int64{row})
+		}
+		if !jobPublished {
+			return
+		}
+		if err := s.db.MarkPublished(ctx, id, 1); err != nil {
+			s.cfg.log.Warn().Err(err).Str("run", id).Msg("mark job published; it is published again at the next start")
+		}
+	})
+}
+
+// beingConfirmed reports whether a new run's announcement is on its way
+// (confirmQueued): the sweep's republish leaves it to confirmQueued to
+// mark, which vouches for the announcement too.
+func (s *Server) beingConfirmed(id string) bool {
+	_, ok := s.confirming.Load(id)
+	return ok
+}
