@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -109,6 +110,9 @@ func rowsOf(id int64) []int64 {
 // send publishes r's status. It returns nil when the publish could not
 // even be sent.
 func (s *Server) send(r *jobs.Run) jetstream.PubAckFuture {
+	if lost := s.cfg.lostAnnouncement; lost != nil && lost(r.RunID) {
+		return lostFuture{}
+	}
 	f, err := s.q.PublishEventAsync(s.statusEvent(r))
 	if err != nil {
 		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status; checked again")
@@ -132,6 +136,15 @@ func (s *Server) track(id string, rows []int64, verify bool, fs ...jetstream.Pub
 	s.ann.pending = append(s.ann.pending, tracked{run: id, rows: rows, futures: fs, sent: time.Now(), verify: verify})
 	s.ann.mu.Unlock()
 }
+
+// lostFuture is the future of an announcement that a test loses
+// (config.lostAnnouncement): it never settles, as that of a publish sent
+// by a process killed before it reached NATS.
+type lostFuture struct{}
+
+func (lostFuture) Ok() <-chan *jetstream.PubAck { return nil }
+func (lostFuture) Err() <-chan error            { return nil }
+func (lostFuture) Msg() *nats.Msg               { return nil }
 
 // announceRun publishes r's status and clears the outbox row outbox (0:
 // none) once it is stored.

@@ -91,6 +91,9 @@ type config struct {
 	backupTemp      string                // backup.go; tests: the snapshot's file
 	beforeBackupPut func()                // backup.go; tests: called before the put
 	shutdown        <-chan struct{}       // pipelines.go; closed: the server starts nothing of its own accord
+	// lostAnnouncement, when set (tests), loses the announcements of the
+	// runs it names on their way to NATS (announce.go, lostFuture).
+	lostAnnouncement func(runID string) bool
 }
 
 // Option configures a Server.
