@@ -393,6 +393,7 @@ func TestSweepLeavesWaitingRunsWaiting(t *testing.T) {
 			t.Fatalf("after sweep %d: %s %q, want QUEUED %q", i+1, got.Status, got.StatusReason, want)
 		}
 	}
+	s.bg.Wait() // a's mark, written once its QUEUED is stored (confirmQueued)
 	un, err := db.Unpublished(ctx)
 	if err != nil {
 		t.Fatal(err)

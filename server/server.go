@@ -139,22 +139,17 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 }
 
 // Run serves until ctx is done: it makes sure the streams exist (waiting
-// for JetStream as long as it cannot answer yet), re-queues what a crash
-// left unpublished or a new jobs stream lost (jobsstream.go), applies events and answers the API.
+// for JetStream as long as it cannot answer yet), announces what a crash
+// left unannounced (announce.go), re-queues what a crash left unpublished
+// or a new jobs stream lost (jobsstream.go), applies events and answers
+// the API.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.bg.Wait()
 	if err := s.ensureStreams(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
-	// The announcements of the server's own changes (announce.go): kept
-	// until Run returns, after the API and the loops stopped.
-	annCtx, stopAnn := context.WithCancel(context.WithoutCancel(ctx))
-	var ann sync.WaitGroup
-	ann.Go(func() { s.keepAnnouncements(annCtx) })
-	defer ann.Wait()
-	defer stopAnn()
 	// Before anything changes runs: the changes a crash may have left
-	// unannounced.
+	// unannounced (announce.go).
 	checked, err := s.resyncPending(ctx)
 	if err != nil {
 		return fmt.Errorf("check pending announcements: %w", err)
@@ -166,6 +161,17 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.republishAtStart(ctx, checked); err != nil {
 		return err
 	}
+	// The start's announcements stored before any report is applied: a
+	// report that comes again has its runs' last announcements compared
+	// with the store, and one still on its way would be made twice.
+	s.settleAnnouncements(ctx)
+	// The announcements of the server's own changes: kept until Run
+	// returns, after the API and the loops stopped.
+	annCtx, stopAnn := context.WithCancel(context.WithoutCancel(ctx))
+	var ann sync.WaitGroup
+	ann.Go(func() { s.keepAnnouncements(annCtx) })
+	defer ann.Wait()
+	defer stopAnn()
 	// Before the history's retention starts (startPipelines), so that
 	// what the waiting runs wait for is resolved before it is due. One
 	// that fails is left to the sweep (resolveEnded); the prune keeps
