@@ -51,29 +51,6 @@ var (
 	maxUnixNano = time.Unix(0, math.MaxInt64)
 )
 
-// ActiveWorkers returns the workers that the current attempt of a STARTING
-// or RUNNING run names, each once.
-func (db *DB) ActiveWorkers(ctx context.Context) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT DISTINCT worker FROM runs INDEXED BY runs_worker
-		WHERE status IN ('STARTING', 'RUNNING') AND worker != ''`)
-	if err != nil {
-		return nil, fmt.Errorf("list workers of running runs: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var w string
-		if err := rows.Scan(&w); err != nil {
-			return nil, fmt.Errorf("list workers of running runs: %w", err)
-		}
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list workers of running runs: %w", err)
-	}
-	return out, nil
-}
-
 // RunsOfWorker returns the STARTING and RUNNING runs whose current attempt
 // is on worker.
 func (db *DB) RunsOfWorker(ctx context.Context, worker string) ([]jobs.Run, error) {

@@ -35,13 +35,11 @@ func TestSweepLookups(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ws, err := db.ActiveWorkers(ctx)
-	if err != nil || !slices.Equal(ws, []string{"w1", "w2"}) {
-		t.Fatalf("ActiveWorkers = %v, %v; want [w1 w2]", ws, err)
-	}
-	on, err := db.RunsOfWorker(ctx, "w2")
-	if err != nil || !slices.Equal(runIDs(on), []string{onW2.RunID}) {
-		t.Fatalf("RunsOfWorker(w2) = %v, %v", runIDs(on), err)
+	for w, want := range map[string][]string{"w1": {onW1.RunID}, "w2": {onW2.RunID}, "w3": nil} {
+		on, err := db.RunsOfWorker(ctx, w)
+		if err != nil || !slices.Equal(runIDs(on), want) {
+			t.Fatalf("RunsOfWorker(%s) = %v, %v; want %v", w, runIDs(on), err, want)
+		}
 	}
 	past, err := db.QueuedPastDeadline(ctx, t0.Add(30*time.Minute), 10)
 	if err != nil || !slices.Equal(runIDs(past), []string{expired.RunID}) {
@@ -56,8 +54,11 @@ func TestSweepLookups(t *testing.T) {
 	if _, err := db.UpdateRun(ctx, onW2.RunID, func(r *jobs.Run) bool { r.Status = jobs.StatusFailed; return true }); err != nil {
 		t.Fatal(err)
 	}
-	if ws, _ := db.ActiveWorkers(ctx); !slices.Equal(ws, []string{"w1"}) {
-		t.Fatalf("ActiveWorkers after w2's run ended = %v", ws)
+	if on, _ := db.RunsOfWorker(ctx, "w2"); len(on) != 0 {
+		t.Fatalf("RunsOfWorker(w2) after its run ended = %v", runIDs(on))
+	}
+	if on, _ := db.RunsOfWorker(ctx, "w1"); !slices.Equal(runIDs(on), []string{onW1.RunID}) {
+		t.Fatalf("RunsOfWorker(w1) after w2's run ended = %v", runIDs(on))
 	}
 
 	// A published run queued again by RequeueRun counts as unpublished.
@@ -124,8 +125,8 @@ func TestMigration5FillsSweepColumns(t *testing.T) {
 	if err := migrate(ctx, db.w); err != nil {
 		t.Fatal(err)
 	}
-	if ws, err := db.ActiveWorkers(ctx); err != nil || !slices.Equal(ws, []string{"w7"}) {
-		t.Fatalf("ActiveWorkers = %v, %v; want [w7]", ws, err)
+	if on, err := db.RunsOfWorker(ctx, "w7"); err != nil || !slices.Equal(runIDs(on), []string{running.RunID}) {
+		t.Fatalf("RunsOfWorker(w7) = %v, %v; want [%s]", runIDs(on), err, running.RunID)
 	}
 	for _, tt := range []struct {
 		now  time.Time
