@@ -261,6 +261,14 @@ type LogOptions struct {
 	// lines takes as it would the whole log's (queue.LogTail); following,
 	// the read goes on from there. Logs sets Tail.Whole and Tail.Bounded.
 	Tail *queue.LogTail
+	// Since, when set, starts a read without Tail near it rather than at
+	// the log's first batch: the batches it gives hold every line of a
+	// batch whose Time is at or after it, and what a reader needs to know
+	// of the lines before (queue.LogQuery); the reader drops the older
+	// lines. Skew is how far a worker's clock may run ahead of the NATS
+	// servers' for that to hold (0: queue.DefaultLogSkew).
+	Since time.Time
+	Skew  time.Duration
 }
 
 // LogRetention returns how long the log stream (GANTRY_LOGS) keeps log
@@ -303,7 +311,8 @@ func (c *Client) Logs(ctx context.Context, runID string, o LogOptions, fn func(*
 	if o.Attempt < 0 || (o.Attempt > len(r.Attempts) && (!o.Follow || r.Status.Terminal())) {
 		return jobs.Invalid(fmt.Sprintf("run %s has no attempt %d (attempts so far: %d)", runID, o.Attempt, len(r.Attempts)))
 	}
-	lq := queue.LogQuery{RunID: runID, Container: o.Container, Attempt: o.Attempt, Follow: o.Follow, CaughtUp: o.CaughtUp, Tail: o.Tail}
+	lq := queue.LogQuery{RunID: runID, Container: o.Container, Attempt: o.Attempt, Follow: o.Follow, CaughtUp: o.CaughtUp, Tail: o.Tail,
+		Since: o.Since, Skew: o.Skew}
 	if !o.Follow {
 		return c.q.ReadLogs(ctx, lq, fn)
 	}

@@ -178,6 +178,19 @@ type LogQuery struct {
 	// the whole log. Following, the read goes on from there. ReadLogs sets
 	// Tail.Whole and Tail.Bounded.
 	Tail *LogTail
+	// Since, when set, lets a read without Tail skip the batches that
+	// hold no line of a batch whose Time is at or after it: it starts at
+	// the first that can (logsince.go), and gives fn, before a container's
+	// attempt's first batch, those before it that a reader of the whole
+	// log would know that attempt by. A reader that drops the lines of
+	// batches older than Since gets what it would of the whole log. With
+	// Tail, Tail.Since is the one that counts.
+	Since time.Time
+	// Skew is how far a worker's clock may run ahead of the NATS servers'
+	// for a read with Since (or Tail.Since) to give every line of Since
+	// on, where the read cannot tell (logsince.go): 0 for DefaultLogSkew,
+	// below 0 for none.
+	Skew time.Duration
 	// CaughtUp, if set, is called by a following read each time it has
 	// read every batch stored so far, before it waits for more: what fn
 	// was given until then is what was stored when the read began, or
@@ -282,14 +295,28 @@ func (q *Queue) ReadLogs(ctx context.Context, lq LogQuery, fn func(*jobs.LogBatc
 	}
 	defer r.close()
 	r.caughtUp = lq.CaughtUp
-	if lq.Tail != nil {
+	var primer *sincePrimer
+	switch {
+	case lq.Tail != nil:
 		read, err := q.readTail(ctx, r, lq, fn)
 		if errors.Is(err, errNoBatch) {
-			lq.Tail.Whole, lq.Tail.Bounded = true, false
+			lq.Tail.Whole, lq.Tail.Bounded, lq.Tail.Streamed, lq.Tail.Skip = true, false, false, 0
 			return q.readLogsConsumer(ctx, lq, 1, fn)
 		}
 		if err != nil || read && !lq.Follow {
 			return err
+		}
+	case !lq.Since.IsZero():
+		start, err := r.sinceStart(ctx, lq.Since, lq.skew())
+		if errors.Is(err, errNoBatch) {
+			return q.readLogsConsumer(ctx, lq, 1, fn)
+		}
+		if err != nil {
+			return fmt.Errorf("read logs of %s: %w", lq.RunID, err)
+		}
+		if r.next = start; start > 1 {
+			primer = q.newSincePrimer(lq, start)
+			defer primer.close()
 		}
 	}
 	err = r.follow(ctx, lq.Follow, lq.Done, func(data []byte, _ nats.Header) error {
@@ -299,6 +326,9 @@ func (q *Queue) ReadLogs(ctx context.Context, lq LogQuery, fn func(*jobs.LogBatc
 		}
 		if lq.Attempt != 0 && b.Attempt != lq.Attempt {
 			return nil
+		}
+		if primer != nil {
+			return primer.batch(ctx, &b, fn)
 		}
 		return fn(&b)
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -51,9 +52,28 @@ import (
 // consecutive sequence numbers otherwise, which is what the priming
 // relies on.
 
+// A window whose batches are more than tailHoldBytes (a --tail longer
+// than the log, or than most of it) is not held: held, a --tail 100000000
+// held the whole log, and the reader's ring of the last lines held it
+// again. Past the bound the read lets go of what it holds and only counts
+// the lines of the batches it reads back, until it has counted Lines or
+// reached the log's start (or Since's); then it reads the window again
+// from there, giving fn its batches as they come, and says how many of
+// their lines come before the last Lines (LogTail.Skip), so that the
+// reader prints the rest as they come rather than hold them. The window's
+// batches are then fetched twice, and what is held stays under the bound.
+//
+// With Since, the read goes back no further than the first batch that can
+// hold a line of Since on (sinceStart, logsince.go): a --since 1m --tail
+// 1000 of a long log no longer read back to its start.
+
 // tailFirstWindow is how many of the run's batches the first part read
 // back holds, about; each part after holds about as many as were read.
 const tailFirstWindow = 2
+
+// tailHoldBytes bounds the batches a read of a log's end holds (a var for
+// tests).
+var tailHoldBytes = 16 << 20
 
 // LogTail asks ReadLogs for a log's end, and says what it read.
 type LogTail struct {
@@ -76,14 +96,24 @@ type LogTail struct {
 	Whole bool
 	// Bounded says that MaxBytes stopped the read short of Lines lines.
 	Bounded bool
+	// Streamed says that the window was too big to hold (tailHoldBytes):
+	// the read gave its batches as it read them, after the primed ones,
+	// up to the log's end as it was when the read began, then (following)
+	// called CaughtUp. Of the lines that count (ended in a batch stored
+	// at or after Since) in what it gave until then, the first Skip are
+	// not among the last Lines: a reader leaves them out and prints the
+	// rest as they come. Both are set before fn is given a batch.
+	Streamed bool
+	Skip     int
 }
 
 // tailBatch is a batch of the window, or one that primes it.
 type tailBatch struct {
-	seq   uint64
-	size  int
-	b     *jobs.LogBatch
-	lines int // the lines it ends that count (lineCount), in readWindow
+	seq    uint64
+	size   int
+	b      *jobs.LogBatch
+	lines  int       // the lines it ends that count (lineCount), in readWindow
+	stored time.Time // when JetStream stored it, in lastsUpTo
 }
 
 // readTail reads the end of the log lq asks for (lq.Tail) and gives fn the
@@ -92,7 +122,7 @@ type tailBatch struct {
 // has no batch yet: the caller reads it from the start, as without Tail.
 func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn func(*jobs.LogBatch) error) (read bool, err error) {
 	t := lq.Tail
-	t.Whole, t.Bounded = false, false
+	t.Whole, t.Bounded, t.Streamed, t.Skip = false, false, false, 0
 	last, err := r.lastSeq(ctx)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return false, fmt.Errorf("%w: %w", errNoBatch, err)
@@ -108,6 +138,20 @@ func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn f
 		t.Whole, r.next = true, 1
 		return false, nil
 	}
+	// The read goes back to floor at most: lower is the probe there.
+	floor, lower := first.seq, first
+	if !t.Since.IsZero() {
+		at, err := r.sinceStart(ctx, t.Since, lq.skew())
+		if err != nil {
+			return false, err
+		}
+		if at > floor {
+			floor = at
+			if lower, err = r.probe(ctx, at); err != nil {
+				return false, err
+			}
+		}
+	}
 	start := last
 	if t.Lines == 0 {
 		start = last + 1 // no line of the window: only the primed batches
@@ -117,17 +161,20 @@ func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn f
 		return false, err
 	}
 	for {
-		atFirst := tr.lo <= first.seq
+		atFloor := tr.lo <= floor
 		switch {
-		case atFirst && !tr.dropped && !tr.trimmed:
+		case tr.counting && (tr.lines >= t.Lines || atFloor):
+			t.Whole = tr.lo <= first.seq
+			return true, q.streamTail(ctx, r, lq, tr, fn)
+		case atFloor && floor == first.seq && !tr.dropped && !tr.trimmed:
 			t.Whole = true
 			return true, deliver(nil, tr.window, fn)
-		case tr.lines >= t.Lines || atFirst && tr.trimmed:
+		case tr.lines >= t.Lines || atFloor && !tr.dropped:
 			upTo := tr.lo - 1
 			if len(tr.window) > 0 {
 				upTo = tr.window[0].seq - 1
 			}
-			primed, err := q.primeTail(ctx, r, lq, upTo, tr.window)
+			primed, err := q.primeTail(ctx, r, lq, upTo, windowStarts(tr.window))
 			if err != nil {
 				return false, err
 			}
@@ -136,10 +183,73 @@ func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn f
 			t.Bounded = true
 			return true, deliver(nil, lineStarts(tr.window), fn)
 		}
-		if err := tr.readBack(ctx, first); err != nil {
+		if err := tr.readBack(ctx, lower); err != nil {
 			return false, err
 		}
 	}
+}
+
+// streamTail gives fn, of a window too big to hold (tr counted its lines,
+// from tr.lo on), the batches that prime it, then its batches as it reads
+// them again, up to the last the count read; following, it then calls
+// CaughtUp. It sets the tail's Streamed and Skip first.
+func (q *Queue) streamTail(ctx context.Context, r *directReader, lq LogQuery, tr *tailRead, fn func(*jobs.LogBatch) error) error {
+	t := lq.Tail
+	var starts []lineStart
+	for _, s := range tr.firsts {
+		starts = append(starts, s)
+	}
+	primed, err := q.primeTail(ctx, r, lq, tr.lo-1, starts)
+	if err != nil {
+		return err
+	}
+	t.Streamed, t.Skip = true, max(tr.lines-t.Lines, 0)
+	for _, tb := range primed {
+		t.Skip += lineCount(tb.b, t.Since)
+	}
+	if err := deliver(primed, nil, fn); err != nil {
+		return err
+	}
+	if err := r.readTo(ctx, tr.lo, tr.hi, func(data []byte) error {
+		var b jobs.LogBatch
+		if jobs.DecodeLogBatch(data, &b) != nil || lq.Attempt != 0 && b.Attempt != lq.Attempt {
+			return nil
+		}
+		return fn(&b)
+	}); err != nil {
+		return err
+	}
+	if lq.Follow && r.caughtUp != nil {
+		return r.caughtUp()
+	}
+	return nil
+}
+
+// readTo calls fn with each message on the reader's filter stored from
+// the sequence from to hi, in order, and leaves the reader to go on after
+// hi.
+func (r *directReader) readTo(ctx context.Context, from, hi uint64, fn func(data []byte) error) error {
+	next := from
+	for next <= hi {
+		got, past := 0, false
+		req := directGetRequest{Seq: next, NextBy: r.filter, Batch: directBatch, MaxBytes: directMaxBytes}
+		_, err := r.ask(ctx, req, func(seq uint64, m *nats.Msg) error {
+			if seq < next || seq > hi {
+				past = past || seq > hi
+				return nil
+			}
+			next, got = seq+1, got+1
+			return fn(m.Data)
+		})
+		if err != nil {
+			return err
+		}
+		if past || got == 0 {
+			break
+		}
+	}
+	r.next = hi + 1
+	return nil
 }
 
 // tailRead is a read of a log's end: of the stream sequences from lo to
@@ -156,6 +266,20 @@ type tailRead struct {
 	window           []tailBatch
 	lines, size      int // the window's lines (lineCount) and bytes
 	dropped, trimmed bool
+	// counting: the window was too big to hold (tailHoldBytes); lines
+	// counts those of every batch read, none is held. firsts are the
+	// first lines of each attempt/container of the batches read, and hi
+	// the last sequence the window read.
+	counting bool
+	firsts   map[string]lineStart
+	hi       uint64
+}
+
+// lineStart is the first line of a container's attempt in a window.
+type lineStart struct {
+	container string
+	attempt   int
+	seq       int64
 }
 
 // readWindow reads the log from the stream sequence start on, to its end,
@@ -169,14 +293,14 @@ type tailRead struct {
 // the lines it prints. The parts read back (readBack) are held the same
 // way, as if read with the window.
 func readWindow(ctx context.Context, r *directReader, lq LogQuery, start uint64) (*tailRead, error) {
-	tr := &tailRead{r: r, lq: lq, lo: start}
+	tr := &tailRead{r: r, lq: lq, lo: start, firsts: map[string]lineStart{}}
 	h := tr.holder()
 	r.next = start
 	err := r.follow(ctx, false, nil, func(data []byte, _ nats.Header) error {
 		tr.add(h, r.next-1, data)
 		return nil
 	})
-	tr.from = uint64(tr.msgs)
+	tr.from, tr.hi = uint64(tr.msgs), r.next-1
 	tr.keep(h)
 	return tr, err
 }
@@ -189,10 +313,11 @@ type holder struct {
 	after       bool // the window holds a batch: the last of batches may go too
 	dropped     bool
 	trimmed     bool
+	firsts      map[string]lineStart // of the batches given, held or not
 }
 
 func (tr *tailRead) holder() *holder {
-	return &holder{lines: tr.lines, size: tr.size, after: len(tr.window) > 0}
+	return &holder{lines: tr.lines, size: tr.size, after: len(tr.window) > 0, firsts: map[string]lineStart{}}
 }
 
 // add takes the message at seq, read in stream order after those h was
@@ -206,6 +331,13 @@ func (tr *tailRead) add(h *holder, seq uint64, data []byte) {
 		return
 	}
 	tail := tr.lq.Tail
+	if key := fmt.Sprint(b.Attempt, "/", b.Container); len(b.Lines) > 0 && h.firsts[key] == (lineStart{}) {
+		h.firsts[key] = lineStart{b.Container, b.Attempt, b.Lines[0].Seq}
+	}
+	if tr.counting {
+		h.lines += lineCount(&b, tail.Since)
+		return
+	}
 	h.batches = append(h.batches, tailBatch{seq: seq, size: len(data), b: &b, lines: lineCount(&b, tail.Since)})
 	h.size += len(data)
 	h.lines += h.batches[len(h.batches)-1].lines
@@ -233,10 +365,17 @@ func (tr *tailRead) add(h *holder, seq uint64, data []byte) {
 	if h.head > len(h.batches)/2 {
 		h.batches, h.head = slices.Clip(h.batches[h.head:]), 0
 	}
+	if tail.MaxBytes <= 0 && h.size > tailHoldBytes && h.lines < tail.Lines {
+		// Too big to hold: count from here on.
+		tr.counting = true
+		tr.window, tr.size = nil, 0
+		h.batches, h.head, h.size = nil, 0, 0
+	}
 }
 
 // keep puts what h holds before the window.
 func (tr *tailRead) keep(h *holder) {
+	maps.Copy(tr.firsts, h.firsts) // h's are earlier
 	tr.window = slices.Concat(h.batches[h.head:], tr.window)
 	tr.lines, tr.size = h.lines, h.size
 	tr.dropped = tr.dropped || h.dropped
@@ -255,6 +394,12 @@ func (tr *tailRead) readBack(ctx context.Context, first tailProbe) error {
 	want := max(tr.msgs, tailFirstWindow)
 	if bound := tr.lq.Tail.MaxBytes; bound > 0 && tr.msgs > 0 {
 		want = min(want, max(bound-tr.size, 0)/(tr.bytes/tr.msgs+1)+1)
+	}
+	if tr.counting && tr.lines > 0 {
+		// As many as hold the lines still to count, by their density so
+		// far, and a little more: the part is read again.
+		perMsg := float64(tr.lines) / float64(tr.msgs)
+		want = min(want, int(float64(tr.lq.Tail.Lines-tr.lines)/perMsg*1.1)+tailFirstWindow)
 	}
 	count := func(p tailProbe) int { // the messages from p on before lo
 		if p.seq == 0 || p.seq >= tr.lo {
@@ -402,7 +547,7 @@ func lineStarts(window []tailBatch) []tailBatch {
 // It asks for the last batch of every container up to upTo (one request),
 // then, only where that one is another attempt's or ends no line, for
 // the container's batch before, one at a time.
-func (q *Queue) primeTail(ctx context.Context, r *directReader, lq LogQuery, upTo uint64, window []tailBatch) ([]tailBatch, error) {
+func (q *Queue) primeTail(ctx context.Context, r *directReader, lq LogQuery, upTo uint64, starts []lineStart) ([]tailBatch, error) {
 	if upTo == 0 {
 		return nil, nil
 	}
@@ -416,14 +561,9 @@ func (q *Queue) primeTail(ctx context.Context, r *directReader, lq LogQuery, upT
 		}
 		need[container][attempt] = true
 	}
-	seen := map[string]bool{}
-	for _, tb := range window {
-		key := fmt.Sprint(tb.b.Attempt, "/", tb.b.Container)
-		if !seen[key] && len(tb.b.Lines) > 0 {
-			seen[key] = true
-			if tb.b.Lines[0].Seq > 1 {
-				want(tb.b.Container, tb.b.Attempt)
-			}
+	for _, s := range starts {
+		if s.seq > 1 {
+			want(s.container, s.attempt)
 		}
 	}
 	lasts, err := r.lastsUpTo(ctx, r.filter, upTo)
@@ -441,29 +581,52 @@ func (q *Queue) primeTail(ctx context.Context, r *directReader, lq LogQuery, upT
 		if lq.Attempt == 0 {
 			want(c, cur.b.Attempt)
 		}
-		subject := LogSubject(lq.RunID, c)
-		for {
-			if a := cur.b.Attempt; need[c][a] {
-				primed = append(primed, cur)
-				if slices.ContainsFunc(cur.b.Lines, func(l jobs.LogLine) bool { return !l.Partial }) {
-					delete(need[c], a)
-				}
-			}
-			if len(need[c]) == 0 || cur.seq <= 1 {
-				break
-			}
-			before, err := r.lastsUpTo(ctx, subject, cur.seq-1)
-			if err != nil {
-				return nil, err
-			}
-			if len(before) == 0 {
-				break
-			}
-			cur = before[0]
+		back, err := walkBack(ctx, r, LogSubject(lq.RunID, c), cur, need[c])
+		if err != nil {
+			return nil, err
 		}
+		primed = append(primed, back...)
 	}
 	slices.SortFunc(primed, func(a, b tailBatch) int { return cmpSeq(a.seq, b.seq) })
 	return primed, nil
+}
+
+// windowStarts returns the first line of each attempt/container in window.
+func windowStarts(window []tailBatch) []lineStart {
+	var starts []lineStart
+	seen := map[string]bool{}
+	for _, tb := range window {
+		key := fmt.Sprint(tb.b.Attempt, "/", tb.b.Container)
+		if !seen[key] && len(tb.b.Lines) > 0 {
+			seen[key] = true
+			starts = append(starts, lineStart{tb.b.Container, tb.b.Attempt, tb.b.Lines[0].Seq})
+		}
+	}
+	return starts
+}
+
+// walkBack returns the batches of one container's subject, from cur (its
+// last up to some sequence) back, that prime the attempts need names: for
+// each, its batches back to the nearest that ends a line. It takes the
+// attempts it primed out of need.
+func walkBack(ctx context.Context, r *directReader, subject string, cur tailBatch, need map[int]bool) ([]tailBatch, error) {
+	var primed []tailBatch
+	for {
+		if a := cur.b.Attempt; need[a] {
+			primed = append(primed, cur)
+			if slices.ContainsFunc(cur.b.Lines, func(l jobs.LogLine) bool { return !l.Partial }) {
+				delete(need, a)
+			}
+		}
+		if len(need) == 0 || cur.seq <= 1 {
+			return primed, nil
+		}
+		before, err := r.lastsUpTo(ctx, subject, cur.seq-1)
+		if err != nil || len(before) == 0 {
+			return primed, err
+		}
+		cur = before[0]
+	}
 }
 
 func cmpSeq(a, b uint64) int {
@@ -524,7 +687,8 @@ func (r *directReader) lastsUpTo(ctx context.Context, filter string, upTo uint64
 	_, err := r.ask(ctx, req, func(seq uint64, m *nats.Msg) error {
 		var b jobs.LogBatch
 		if jobs.DecodeLogBatch(m.Data, &b) == nil && seq <= upTo {
-			out = append(out, tailBatch{seq: seq, size: len(m.Data), b: &b})
+			stored, _ := time.Parse(time.RFC3339Nano, m.Header.Get(nats.JSTimeStamp))
+			out = append(out, tailBatch{seq: seq, size: len(m.Data), b: &b, stored: stored})
 		}
 		return nil
 	})

@@ -135,8 +135,10 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 				drops.sel = newLogSelect(drops, from, n)
 				o.CaughtUp = drops.sel.caughtUp
 			}
+			o.Since = from // read from near it, not from the log's start
 			if n >= 0 {
 				o.Tail = &queue.LogTail{Lines: n, Since: from} // the log's end, not all of it
+				drops.sel.read = o.Tail
 			}
 			err = c.Logs(cmd.Context(), args[0], o, func(b *jobs.LogBatch) error {
 				batches++

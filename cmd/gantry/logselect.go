@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 )
 
 // parseSince reads --since: a Go duration back from now (10m, 1h30m) or an
@@ -43,7 +44,11 @@ func parseTail(s string) (int, error) {
 //
 // With --tail it holds the last lines read in a ring until the read has
 // caught up with what is stored (caughtUp), prints them, and from then on
-// prints lines as they come, as without --tail. It holds at most
+// prints lines as they come, as without --tail. A read of the log's end
+// whose window was too big to hold (read.Streamed) says how many of the
+// lines it gives come before the last N (read.Skip): those are left out,
+// and the rest printed as they come, so that a --tail longer than the log
+// holds no line. It holds at most
 // maxHeldLine bytes of a line in pieces meanwhile, as the printer does: the
 // rest of a longer line (a blob written with no newline) is left out, and
 // said so on stderr where the line is printed.
@@ -57,6 +62,10 @@ type logSelect struct {
 	since   time.Time // zero: all
 	tail    int       // -1: all
 	tailing bool      // filling the ring: the read has not caught up yet
+	// read is the read of the log's end, whose Streamed and Skip say to
+	// skip lines rather than fill the ring; skipped counts those skipped.
+	read    *queue.LogTail
+	skipped int
 
 	ring    []selLine // the last lines, oldest at ring[head] once full
 	head    int
@@ -137,6 +146,13 @@ func (s *logSelect) batch(b *jobs.LogBatch, g gap) error {
 		switch {
 		case b.Time.Before(s.since):
 			s.shown[key] = false
+		case s.tailing && s.read != nil && s.read.Streamed:
+			if s.skipped < s.read.Skip {
+				s.skipped++
+				s.shown[key] = false
+				break
+			}
+			out = append(out, line)
 		case s.tailing:
 			s.shown[key] = false // until the ring is printed
 			s.push(line)

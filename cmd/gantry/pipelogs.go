@@ -234,8 +234,10 @@ func (p *pipelineLogs) run(ctx context.Context, sl stageLog, follow, selective b
 			defer p.mu.Unlock()
 			return drops.sel.caughtUp()
 		}
+		o.Since = p.since // read from near it, not from the log's start
 		if p.tail >= 0 {
 			o.Tail = &queue.LogTail{Lines: p.tail, Since: p.since} // the log's end, not all of it
+			drops.sel.read = o.Tail
 		}
 	}
 	batches := 0
