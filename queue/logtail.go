@@ -52,7 +52,7 @@ import (
 // consecutive sequence numbers otherwise, which is what the priming
 // relies on.
 
-// A window whose batches are more than tailHoldBytes (a --tail longer
+// A window whose batches are more than LogTail.MaxHold (a --tail longer
 // than the log, or than most of it) is not held: held, a --tail 100000000
 // held the whole log, and the reader's ring of the last lines held it
 // again. Past the bound the read lets go of what it holds and only counts
@@ -71,9 +71,9 @@ import (
 // back holds, about; each part after holds about as many as were read.
 const tailFirstWindow = 2
 
-// tailHoldBytes bounds the batches a read of a log's end holds (a var for
-// tests).
-var tailHoldBytes = 16 << 20
+// DefaultTailHold bounds the batches a read of a log's end holds, where
+// LogTail.MaxHold does not.
+const DefaultTailHold = 16 << 20
 
 // LogTail asks ReadLogs for a log's end, and says what it read.
 type LogTail struct {
@@ -91,12 +91,17 @@ type LogTail struct {
 	// batch (Bounded).
 	MaxBytes int
 
+	// MaxHold bounds the bytes of the batches the read holds (0:
+	// DefaultTailHold): a window of more is not held but counted, then
+	// read again and given as it is read (Streamed).
+	MaxHold int
+
 	// Whole says that the read began with the log's first batch, as
 	// without Tail: every line of the log was given.
 	Whole bool
 	// Bounded says that MaxBytes stopped the read short of Lines lines.
 	Bounded bool
-	// Streamed says that the window was too big to hold (tailHoldBytes):
+	// Streamed says that the window was too big to hold (MaxHold):
 	// the read gave its batches as it read them, after the primed ones,
 	// up to the log's end as it was when the read began, then (following)
 	// called CaughtUp. Of the lines that count (ended in a batch stored
@@ -266,7 +271,7 @@ type tailRead struct {
 	window           []tailBatch
 	lines, size      int // the window's lines (lineCount) and bytes
 	dropped, trimmed bool
-	// counting: the window was too big to hold (tailHoldBytes); lines
+	// counting: the window was too big to hold (MaxHold); lines
 	// counts those of every batch read, none is held. firsts are the
 	// first lines of each attempt/container of the batches read, and hi
 	// the last sequence the window read.
@@ -286,12 +291,15 @@ type lineStart struct {
 // holding at most lq.Tail.MaxBytes of the last batches (dropped: some
 // were let go). Without MaxBytes it holds only the batches the read
 // needs (trimmed: it let go of some at the window's start): those from
-// the last that, with the batches after it, hold lq.Tail.Lines lines,
-// and none stored before lq.Tail.Since. Holding every batch read, a
-// --tail longer than the log, or a --since that leaves fewer lines than
-// --tail, held the whole log in memory, where the whole read keeps only
-// the lines it prints. The parts read back (readBack) are held the same
-// way, as if read with the window.
+// the last that, with the batches after it, hold lq.Tail.Lines lines; or,
+// past lq.Tail.MaxHold, none (counting). The parts read back (readBack)
+// are held the same way, as if read with the window.
+//
+// It does not let go of the batches stored before lq.Tail.Since that the
+// window starts with: with workers' clocks apart, a part read back may
+// hold a batch of Since on before them, and the window would have a hole
+// where pieces of a line that counts were (a --since read's start and
+// MaxHold bound what such batches cost).
 func readWindow(ctx context.Context, r *directReader, lq LogQuery, start uint64) (*tailRead, error) {
 	tr := &tailRead{r: r, lq: lq, lo: start, firsts: map[string]lineStart{}}
 	h := tr.holder()
@@ -353,7 +361,7 @@ func (tr *tailRead) add(h *holder, seq uint64, data []byte) {
 			}
 			h.dropped = true
 		} else {
-			if h.lines-hb.lines < tail.Lines && !hb.b.Time.Before(tail.Since) {
+			if h.lines-hb.lines < tail.Lines {
 				break // needed: its lines, or the pieces of one that counts
 			}
 			h.trimmed = true
@@ -365,7 +373,11 @@ func (tr *tailRead) add(h *holder, seq uint64, data []byte) {
 	if h.head > len(h.batches)/2 {
 		h.batches, h.head = slices.Clip(h.batches[h.head:]), 0
 	}
-	if tail.MaxBytes <= 0 && h.size > tailHoldBytes && h.lines < tail.Lines {
+	hold := tail.MaxHold
+	if hold <= 0 {
+		hold = DefaultTailHold
+	}
+	if tail.MaxBytes <= 0 && h.size > hold && h.lines < tail.Lines {
 		// Too big to hold: count from here on.
 		tr.counting = true
 		tr.window, tr.size = nil, 0

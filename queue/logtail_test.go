@@ -100,8 +100,8 @@ func TestReadLogTailOfAnAttempt(t *testing.T) {
 
 // TestReadLogTailHoldsOnlyWhatItGives: a read of the log's end that asks
 // for more lines than the log holds after Since gives the whole read's
-// last lines, holding only the batches that hold them: before, a --tail
-// longer than what --since leaves held every batch of the log.
+// last lines, holding only the batches that hold them, and past MaxHold
+// none: before, a --tail longer than the log held every batch of it.
 func TestReadLogTailHoldsOnlyWhatItGives(t *testing.T) {
 	q := newQueue(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -134,7 +134,7 @@ func TestReadLogTailHoldsOnlyWhatItGives(t *testing.T) {
 		}
 
 		// What the window holds, read from the log's first batch: none
-		// stored before Since, and none it could do without.
+		// it could do without; past MaxHold, none (it counts the lines).
 		r, err := newDirectReader(q.nc, StreamLogs, LogSubject("r1", ""))
 		if err != nil {
 			t.Fatal(err)
@@ -150,9 +150,22 @@ func TestReadLogTailHoldsOnlyWhatItGives(t *testing.T) {
 			t.Fatal(err)
 		}
 		window := tr.window
-		if len(window) > 1 && (window[0].b.Time.Before(tc.since) || wholeLines(window[1:], tc.since) >= tc.n) {
-			t.Errorf("last %d since %v: the window holds %d of the log's %d batches, the first stored %v, %d lines after it",
-				tc.n, tc.since, len(window), len(times), window[0].b.Time, wholeLines(window[1:], tc.since))
+		if len(window) > 1 && wholeLines(window[1:], tc.since) >= tc.n {
+			t.Errorf("last %d since %v: the window holds %d of the log's %d batches, %d lines after the first",
+				tc.n, tc.since, len(window), len(times), wholeLines(window[1:], tc.since))
+		}
+		if r, err = newDirectReader(q.nc, StreamLogs, LogSubject("r1", "")); err != nil {
+			t.Fatal(err)
+		}
+		lq.Tail.MaxHold = 64 << 10
+		tr, err = readWindow(ctx, r, lq, first.seq)
+		r.close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size := tr.size; size > 64<<10+maxBatchBytes+1024 || tc.n == 100000 && (!tr.counting || tr.lines != len(whole.lines)) {
+			t.Errorf("last %d since %v, holding at most 64 KiB: holds %d bytes of %d batches, counting %v %d lines (want %d)",
+				tc.n, tc.since, size, len(tr.window), tr.counting, tr.lines, len(whole.lines))
 		}
 	}
 }
@@ -386,5 +399,68 @@ func TestReadLogTailReadsEachBatchOnce(t *testing.T) {
 	})
 	if !tail.Bounded || n == 0 || got > 4*64<<10 {
 		t.Errorf("at most 64 KiB: %d batches given, %d bytes fetched (bounded: %v); want some, at most 256 KiB fetched, bounded", n, got, tail.Bounded)
+	}
+}
+
+// skipLines keeps the lines of the batches it is given after the first
+// tail.Skip that count, as gantry logs does of a streamed read; of a read
+// that did not stream (Skip 0), all of them.
+type skipLines struct {
+	tail  *LogTail
+	since time.Time
+	parts map[string]string
+	lines []string
+	seen  int
+}
+
+func (k *skipLines) batch(b *jobs.LogBatch) error {
+	for _, l := range b.Lines {
+		key := fmt.Sprint(b.Attempt, "/", b.Container, "/", l.Stream)
+		k.parts[key] += l.Text
+		if l.Partial {
+			continue
+		}
+		text := k.parts[key]
+		delete(k.parts, key)
+		if b.Time.Before(k.since) {
+			continue
+		}
+		if k.seen++; k.seen > k.tail.Skip {
+			k.lines = append(k.lines, key+":"+text)
+		}
+	}
+	return nil
+}
+
+// TestReadLogTailStreamsPastMaxHold: a read of the log's end whose window
+// is more than MaxHold gives its batches as it reads them again, and says
+// how many lines to skip: the rest are the whole read's last lines, for
+// a tail within the log, longer than it, and of one attempt or container.
+func TestReadLogTailStreamsPastMaxHold(t *testing.T) {
+	q := newQueue(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	writeTailLog(t, ctx, q, "r1")
+	for _, lq := range []LogQuery{{RunID: "r1"}, {RunID: "r1", Attempt: 2}, {RunID: "r1", Container: "side"}} {
+		for _, n := range []int{3000, 7000, 100000} {
+			whole := newLastLines(n)
+			if err := q.ReadLogs(ctx, lq, whole.batch); err != nil {
+				t.Fatal(err)
+			}
+			lq.Tail = &LogTail{Lines: n, MaxHold: 256 << 10}
+			end := &skipLines{tail: lq.Tail, parts: map[string]string{}}
+			if err := q.ReadLogs(ctx, lq, end.batch); err != nil {
+				t.Fatal(err)
+			}
+			got := end.lines
+			if !lq.Tail.Streamed {
+				got = got[max(0, len(got)-n):]
+			}
+			if !slices.Equal(got, whole.lines) || lq.Container == "" && !lq.Tail.Streamed {
+				t.Errorf("attempt %d, container %q, last %d (streamed %v, skip %d): read from the end\n%.300q\nwant\n%.300q",
+					lq.Attempt, lq.Container, n, lq.Tail.Streamed, lq.Tail.Skip, end.lines, whole.lines)
+			}
+			lq.Tail = nil
+		}
 	}
 }
