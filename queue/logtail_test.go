@@ -464,3 +464,64 @@ func TestReadLogTailStreamsPastMaxHold(t *testing.T) {
 		}
 	}
 }
+
+// TestReadLogsSinceFollows: a following read with Since starts near it,
+// gives what the whole read gives of Since on, is told it caught up, then
+// gets the lines stored after, until the run is done.
+func TestReadLogsSinceFollows(t *testing.T) {
+	q := newQueue(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	writeTailLog(t, ctx, q, "r1")
+	var times []time.Time
+	if err := q.ReadLogs(ctx, LogQuery{RunID: "r1"}, func(b *jobs.LogBatch) error {
+		times = append(times, b.Time)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	since := times[len(times)*3/4]
+	whole := newLastLines(1 << 30)
+	whole.since = since
+	if err := q.ReadLogs(ctx, LogQuery{RunID: "r1"}, whole.batch); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		got      = newLastLines(1 << 30)
+		atCaught []string
+		caught   = make(chan struct{})
+		done     = make(chan struct{})
+		read     = make(chan error, 1)
+	)
+	got.since = since
+	go func() {
+		read <- q.ReadLogs(ctx, LogQuery{RunID: "r1", Since: since, Skew: -1, Follow: true, Done: done, CaughtUp: func() error {
+			if atCaught == nil {
+				atCaught = slices.Clone(got.lines)
+				close(caught)
+			}
+			return nil
+		}}, got.batch)
+	}()
+	select {
+	case <-caught:
+	case err := <-read:
+		t.Fatalf("the read ended before it caught up: %v", err)
+	}
+	if !slices.Equal(atCaught, whole.lines) || got.batches >= len(times) {
+		t.Fatalf("caught up with %d lines of %d batches (the log has %d), want the whole read's %d", len(atCaught), got.batches, len(times), len(whole.lines))
+	}
+	w := q.NewLogWriter("r1", 3)
+	w.Line("main", jobs.Stdout, []byte("after"))
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(done)
+	if err := <-read; err != nil {
+		t.Fatal(err)
+	}
+	if after := got.lines[len(atCaught):]; !slices.Equal(after, []string{"3/main/stdout:after"}) {
+		t.Errorf("after catching up: %q", after)
+	}
+}

@@ -50,8 +50,11 @@ last N lines stored when it has read them, then follows. --since keeps the lines
 batches stored at or after a time, a duration back from now (10m) or an
 RFC 3339 time: lines are stored in batches, up to 50 ms after the
 container wrote them, so the time is the batch's, within a fraction of a
-second of the line's. Lines left out by --tail or --since are never
-reported as dropped.
+second of the line's. --since reads the log from about that time, not
+from its start. A --tail longer than most of the log holds at most about
+16 MiB of it: it counts the lines back from the end, then reads them
+again and prints them as it goes. Lines left out by --tail or --since are
+never reported as dropped.
 
 --timestamps (-t) starts each line with a time in RFC 3339 with
 nanoseconds, in UTC (2026-12-06T06:14:18.123456789Z line), after the
