@@ -131,8 +131,9 @@ func (c Constraint) check() error {
 		return fmt.Errorf("key %q: character '!' not allowed: %s", c.Key, constraintForms)
 	}
 	if c.Presence && !c.Not && c.Key == "" {
-		// What YAML makes of an unquoted - !spot: a tag on nothing.
-		return fmt.Errorf("empty: %s; in a YAML file quote \"!K\" (a bare ! starts a YAML tag)", constraintForms)
+		// --constraint "$UNSET", or "" in a list. (An unquoted !spot in a
+		// pipeline file is a YAML tag, refused as such when it is read.)
+		return fmt.Errorf("empty: %s", constraintForms)
 	}
 	if c.Presence && c.Value != "" {
 		return fmt.Errorf("value %q: a presence constraint (K or !K) has none", c.Value)

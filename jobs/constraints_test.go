@@ -483,9 +483,30 @@ func TestPipelinePresenceConstraints(t *testing.T) {
 	if got := (&PipelineRun{Spec: *p}).StageConstraints(&p.Stages[0]).String(); got != "!gpu, !spot" {
 		t.Fatalf("stage a: %q", got)
 	}
-	_, err = ParsePipeline([]byte("name: p\nconstraints:\n  - !spot\nstages: [{name: a, taskDefinition: a}]\n"))
-	if want := `constraints[0]: "": empty: want K=V, K!=V, K or !K (a worker label K of value V, not of value V, of any value, or no label K); in a YAML file quote "!K"`; err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("unquoted !spot: %v, want %q", err, want)
+	for _, tt := range []struct{ name, file, want string }{
+		{"block, alone", "name: p\nconstraints:\n  - !spot\nstages: [{name: a, taskDefinition: a}]\n",
+			`pipeline: line 3: YAML tag !spot: gantry reads no YAML tags; quote a value that starts with ! ("!spot", as a constraint !K is written)`},
+		// YAML reads [!spot, disk=ssd] as disk=ssd tagged "!spot,": the
+		// !spot constraint would be lost without a word.
+		{"flow, first", "name: p\nstages:\n  - name: a\n    taskDefinition: a\n    constraints: [!spot, disk=ssd]\n",
+			`pipeline: line 5: YAML tag !spot,: gantry reads no YAML tags; quote a value that starts with ! ("!spot", as a constraint !K is written)`},
+		{"block, before a value", "name: p\nconstraints:\n  - !spot disk=ssd\nstages: [{name: a, taskDefinition: a}]\n",
+			`pipeline: line 3: YAML tag !spot: gantry reads no YAML tags`},
+		// The tag runs to the ], and YAML's own error says nothing of it.
+		{"flow, last", "name: p\nconstraints: [disk=ssd, !spot]\nstages: [{name: a, taskDefinition: a}]\n",
+			`(if a value there starts with !, quote it: "!spot"; a bare ! starts a YAML tag)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParsePipeline([]byte(tt.file))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("unquoted !spot: %v, want %q", err, tt.want)
+			}
+		})
+	}
+	// Quoted, or a standard tag, reads as text.
+	p, err = ParsePipeline([]byte("name: p\nconstraints: [\"!spot\", '!gpu', !!str disk=ssd]\nstages: [{name: a, taskDefinition: a}]\n"))
+	if err != nil || p.Constraints.String() != "!spot, !gpu, disk=ssd" {
+		t.Fatalf("quoted: %v, %v", p, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -259,6 +260,11 @@ func unknownFieldsOf(js []byte) error {
 func yamlToJSON(data []byte) ([]byte, error) {
 	var n yaml.Node
 	if err := yaml.Unmarshal(data, &n); err != nil {
+		if bareBang.Match(data) {
+			// [disk=ssd, !spot]: the tag runs to the ], and YAML's
+			// error says nothing of it.
+			return nil, fmt.Errorf("pipeline: %w (if a value there starts with !, quote it: \"!spot\"; a bare ! starts a YAML tag)", err)
+		}
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	if n.Kind == 0 {
@@ -274,10 +280,20 @@ func yamlToJSON(data []byte) ([]byte, error) {
 	return json.Marshal(v)
 }
 
+// bareBang finds a ! that starts a value, which YAML reads as a tag.
+var bareBang = regexp.MustCompile(`(?m)(^|[\s\[,{])![A-Za-z0-9_]`)
+
 // nodeValue is n as a JSON value; verbatim keeps numbers as their text.
 func nodeValue(n *yaml.Node, depth int, verbatim bool) (any, error) {
 	if depth > 64 {
 		return nil, fmt.Errorf("line %d: nested too deeply", n.Line)
+	}
+	if n.Style&yaml.TaggedStyle != 0 && !strings.HasPrefix(n.ShortTag(), "!!") {
+		// An unquoted !spot is a tag, not text: on its own it tags
+		// nothing, and in [!spot, disk=ssd] it tags disk=ssd, a
+		// constraint lost without a word.
+		return nil, fmt.Errorf("line %d: YAML tag %s: gantry reads no YAML tags; quote a value that starts with ! (%q, as a constraint !K is written)",
+			n.Line, n.Tag, strings.TrimRight(n.Tag, ",]}"))
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:

@@ -534,6 +534,8 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t"},{"name":"b","taskDefinition":"t","dependsOn":["a"],"arraySize":{"fromOutput":"a"}},{"name":"c","taskDefinition":"t","arraySize":"3"}]}`))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","arraySize":{"fromOutput":"ghost.K=1","from":1}},{"name":"b","taskDefinition":"t","arraySize":[1]}]}`))
 	f.Add([]byte(branchingPipeline))
+	f.Add([]byte("name: p\nconstraints: [!spot, disk=ssd]\nstages: [{name: a, taskDefinition: t, constraints: [gpu, !gpu]}]\n"))
+	f.Add([]byte("name: p\nstages:\n  - name: a\n    taskDefinition: !t t\n    constraints:\n      - !spot\n"))
 	f.Add([]byte("name: p\nparameters: {m: a}\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, dependsOn: [a], when: [{output: a.K, in: [1, x]}, {param: m, notEquals: b}]}]\n"))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","when":{"output":"a.K","equal":"x"}},{"name":"b","taskDefinition":"t","when":{"param":"z","in":"x"}}]}`))
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, when: []}, {name: b, taskDefinition: t, when: {param: m, equals: x, notIn: [y]}}]\n"))
