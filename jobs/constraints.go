@@ -174,6 +174,11 @@ func checkValue(v string) error {
 func ParseLabel(s string) (key, value string, err error) {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok {
+		if checkKey(s) == nil {
+			// As Docker's --label gpu would be: a label of no value,
+			// which a constraint gpu asks for whatever its value.
+			return "", "", fmt.Errorf("%q: want K=V: %s= for a label %s of no value (gantry run --constraint %s asks for a label %s of any value)", s, s, s, s, s)
+		}
 		return "", "", fmt.Errorf("%q: want K=V", s)
 	}
 	if err := checkKey(k); err != nil {

@@ -329,25 +329,62 @@ func tagFlags(flags []string) (jobs.TagList, error) {
 }
 
 // constraintFlags reads --constraint K=V, K!=V, K and !K flags, each problem
-// naming the flag and its value.
+// naming the flag and its value; all of them, as validation does.
 func constraintFlags(flags []string) (jobs.Constraints, error) {
 	if len(flags) > jobs.MaxConstraints {
 		return nil, fmt.Errorf("--constraint: %d constraints: at most %d", len(flags), jobs.MaxConstraints)
 	}
-	var cs jobs.Constraints
-	for i, s := range flags {
+	var (
+		cs   jobs.Constraints
+		from []string // the flag of each of cs
+		errs []error
+	)
+	for _, s := range flags {
 		c, err := jobs.ParseConstraint(s)
 		if err != nil {
-			return nil, fmt.Errorf("--constraint %w", err)
+			errs = append(errs, fmt.Errorf("--constraint %w%s", err, oneFlagEach("--constraint", s, func(p string) bool {
+				_, err := jobs.ParseConstraint(p)
+				return err == nil
+			})))
+			continue
 		}
 		for j, o := range cs {
-			if msg := c.Conflict(o, fmt.Sprintf("--constraint %q", flags[j])); msg != "" {
-				return nil, fmt.Errorf("--constraint %q: %s", flags[i], msg)
+			name := fmt.Sprintf("--constraint %q", from[j])
+			if msg := c.Conflict(o, name); msg != "" {
+				// The flag shows the constraint already: not
+				// `--constraint "gpu" (gpu)`.
+				msg = strings.Replace(msg, fmt.Sprintf("%s (%s)", name, o), name, 1)
+				errs = append(errs, fmt.Errorf("--constraint %q: %s", s, msg))
+				break
 			}
 		}
-		cs = append(cs, c)
+		cs, from = append(cs, c), append(from, s)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return cs, nil
+}
+
+// oneFlagEach is a hint for a value that reads as several joined by
+// commas ("disk=ssd,zone=eu-1"), each of which ok accepts: the flag takes
+// one, and is repeated for more.
+func oneFlagEach(flag, s string, ok func(string) bool) string {
+	parts := strings.Split(s, ",")
+	if len(parts) < 2 {
+		return ""
+	}
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if !ok(p) {
+			return ""
+		}
+		if strings.HasPrefix(p, "!") {
+			p = "'" + p + "'" // for the shell
+		}
+		parts[i] = flag + " " + p
+	}
+	return fmt.Sprintf(" (one per flag: %s)", strings.Join(parts, " "))
 }
 
 // seconds is a duration flag in whole seconds, 0 when not given: at least

@@ -60,7 +60,10 @@ func (f *fleetFlags) validate() error {
 	for _, kv := range f.labels {
 		k, _, err := jobs.ParseLabel(kv)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--label %w", err))
+			errs = append(errs, fmt.Errorf("--label %w%s", err, oneFlagEach("--label", kv, func(p string) bool {
+				_, _, err := jobs.ParseLabel(p)
+				return err == nil
+			})))
 			continue
 		}
 		if prev, ok := given[k]; ok && prev != kv {
