@@ -81,7 +81,11 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 		return unmatchedReason(r, workers, where)
 	}
 	if len(cons) > 0 {
-		where += " with labels " + cons.String()
+		if positive(cons) {
+			where += " with labels " + cons.String()
+		} else {
+			where += " meeting the constraints " + cons.String()
+		}
 	}
 	switch {
 	case active > 0:
@@ -115,9 +119,30 @@ func unmatchedReason(r *jobs.Run, workers []jobs.WorkerInfo, where string) strin
 	}
 	cons := r.Spec.Constraints
 	if unmet := cons.Unmet(labels); len(unmet) > 0 {
-		return fmt.Sprintf("no worker %s has labels %s", where, unmet)
+		return fmt.Sprintf("no worker %s %s", where, hasLabels(unmet))
 	}
-	return fmt.Sprintf("no worker %s has labels %s together", where, cons)
+	return fmt.Sprintf("no worker %s %s together", where, hasLabels(cons))
+}
+
+// hasLabels says what a worker lacks that cs ask for: "has labels
+// disk=ssd, gpu", or, when some ask for a label not to be there or not of
+// a value, which "has labels !spot" would misread, "meets the
+// constraints zone!=eu-1, !spot".
+func hasLabels(cs jobs.Constraints) string {
+	if positive(cs) {
+		return "has labels " + cs.String()
+	}
+	return "meets the constraints " + cs.String()
+}
+
+// positive reports whether every one of cs asks for a label (K=V or K).
+func positive(cs jobs.Constraints) bool {
+	for _, c := range cs {
+		if c.Not {
+			return false
+		}
+	}
+	return true
 }
 
 // fullSweepEvery bounds how long the sweep goes without looking at every

@@ -110,6 +110,14 @@ func TestPlacementReasonConstraints(t *testing.T) {
 		{"each on some worker, none with both", run("", 100, "disk=ssd", "gpu=a100"),
 			"no worker in cluster etl has labels disk=ssd, gpu=a100 together"},
 		{"targeted worker lacks them", run("a", 100, "gpu=a100"), "no worker named a in cluster etl has labels gpu=a100"},
+		{"any value", run("", 100, "rack"), "no worker in cluster etl has labels rack"},
+		// "has labels !disk" would read as if the worker lacked a label
+		// named "!disk".
+		{"every worker has it", run("", 100, "!disk"), "no worker in cluster etl meets the constraints !disk"},
+		{"not of a value, with others", run("", 100, "disk!=ssd", "zone=eu-1"),
+			"no worker in cluster etl meets the constraints disk!=ssd, zone=eu-1 together"},
+		{"matched, too big, without a label", run("", 6000, "!gpu"),
+			"no worker in cluster etl meeting the constraints !gpu has 6000 MiB of memory (the most is 4096 MiB)"},
 		{"matched, too big", run("", 6000, "disk=ssd"),
 			"no worker in cluster etl with labels disk=ssd has 6000 MiB of memory (the most is 4096 MiB)"},
 		{"matched, draining", run("", 100, "gpu=a100"),
