@@ -197,7 +197,7 @@ func TestTimeout(t *testing.T) {
 		return exited(143), nil
 	})
 	ev := runOne(t, j, 1, rt, &fakeReporter{}, nil)
-	if ev.Status != jobs.StatusFailed || ev.StopCode != jobs.StopTimeout {
+	if ev.Status != jobs.StatusFailed || ev.StopCode != jobs.StopTimeout || ev.StoppedReason != "Task timed out: attempt ran longer than timeoutSeconds=1" {
 		t.Fatalf("final event %+v", ev)
 	}
 }

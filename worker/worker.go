@@ -159,6 +159,14 @@ var (
 	errShutdown = errors.New("worker shutdown")
 )
 
+// timeoutError is the cause of a run stopped by its timeout or deadline;
+// it is errTimeout. Its text is the reason alone: "Task timed out: " and
+// "Stopped: " come before it, so "timeout: " would stutter.
+type timeoutError struct{ reason string }
+
+func (e *timeoutError) Error() string        { return e.reason }
+func (e *timeoutError) Is(target error) bool { return target == errTimeout }
+
 // UserCancel is the cause of a user's stop request.
 type UserCancel struct{ Reason string }
 
@@ -485,13 +493,13 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	if s := job.Spec.TimeoutSeconds; s > 0 && s <= jobs.MaxDurationSeconds {
 		var stop context.CancelFunc
 		runCtx, stop = context.WithTimeoutCause(runCtx, time.Duration(s)*time.Second,
-			fmt.Errorf("%w: attempt ran longer than timeoutSeconds=%d", errTimeout, s))
+			&timeoutError{fmt.Sprintf("attempt ran longer than timeoutSeconds=%d", s)})
 		defer stop()
 	}
 	if d := job.Spec.Deadline; d != nil {
 		var stop context.CancelFunc
 		runCtx, stop = context.WithDeadlineCause(runCtx, *d,
-			fmt.Errorf("%w: run went past activeDeadlineSeconds=%d", errTimeout, job.Spec.ActiveDeadlineSeconds))
+			&timeoutError{fmt.Sprintf("run went past activeDeadlineSeconds=%d", job.Spec.ActiveDeadlineSeconds)})
 		defer stop()
 	}
 	task, err := w.task(job)
