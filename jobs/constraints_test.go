@@ -595,3 +595,14 @@ func mustConstraints(t testing.TB, ss ...string) Constraints {
 	}
 	return cs
 }
+
+// TestStageConstraintConflictNamesTheStage: a conflict between a stage's
+// own constraints names the other one by the stage's path, not by a bare
+// constraints[0], which is the pipeline's.
+func TestStageConstraintConflictNamesTheStage(t *testing.T) {
+	_, err := ParsePipeline([]byte("name: p\nconstraints: [disk=ssd]\nstages: [{name: a, taskDefinition: t, constraints: [gpu, \"!gpu\"]}]\n"))
+	want := `stages[0](a).constraints[1]: "!gpu": contradicts stages[0](a).constraints[0] (gpu): a worker cannot both have label gpu and lack it`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}

@@ -471,10 +471,15 @@ func (st *Stage) validate(sp string, stages map[string]bool, params Params) []er
 		errs = append(errs, &FieldError{Path: sp + "." + path, Msg: fmt.Sprintf(format, args...)})
 	}
 	req := SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster, Overrides: st.Overrides,
-		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds, Priority: st.Priority, Tags: st.Tags, PropagateTags: st.PropagateTags, Pool: st.Pool,
-		Constraints: st.Constraints}
+		RetryStrategy: st.RetryStrategy, TimeoutSeconds: st.TimeoutSeconds, Priority: st.Priority, Tags: st.Tags, PropagateTags: st.PropagateTags, Pool: st.Pool}
 	if err := req.Validate(); err != nil {
 		errs = append(errs, prefixErrors(sp+".", err))
+	}
+	// Apart, under the stage's path: a conflict names the stage's other
+	// constraint by its path, which "constraints[0]" would misread as the
+	// pipeline's.
+	if err := st.Constraints.Validate(sp + ".constraints"); err != nil {
+		errs = append(errs, unjoin(err)...)
 	}
 	_, inline, err := req.TaskRef()
 	if err != nil {
