@@ -78,7 +78,10 @@ func taskScheduleErrors(req *ScheduleCreateRequest, stage string, err error) err
 		} else if rest, ok := strings.CutPrefix(path, "stages[0]."); ok {
 			path = rest
 		}
-		out = append(out, &jobs.FieldError{Path: path, Msg: fe.Msg})
+		// A message may name another of the stage's fields too
+		// (contradicts stages[0](x).constraints[0]).
+		msg := strings.ReplaceAll(fe.Msg, "stages[0]("+stage+").", "")
+		out = append(out, &jobs.FieldError{Path: path, Msg: msg})
 	}
 	return errors.Join(out...)
 }
