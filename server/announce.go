@@ -186,39 +186,55 @@ func (s *Server) settleAnnouncements(ctx context.Context) {
 	s.ann.mu.Unlock()
 	wait := time.NewTimer(0)
 	defer wait.Stop()
-	for i, p := range pending {
+	for i := range pending {
+		p := &pending[i]
 		err := awaitStored(ctx, wait, p)
 		switch {
+		case err == nil && p.verify:
+			s.ann.checkLater(p.run, p.rows)
+		case err == nil:
+			s.ann.cleared(p.rows)
 		case ctx.Err() != nil:
+			// Left on its way, less the publishes seen stored: a future
+			// tells its outcome once.
 			s.ann.mu.Lock()
 			s.ann.pending = append(pending[i:], s.ann.pending...)
 			s.ann.mu.Unlock()
 			return
-		case err != nil:
+		default:
 			s.cfg.log.Warn().Err(err).Str("run", p.run).Msg("announce status; checked again")
 			s.ann.checkLater(p.run, p.rows)
-		case p.verify:
-			s.ann.checkLater(p.run, p.rows)
-		default:
-			s.ann.cleared(p.rows)
 		}
 	}
 }
 
 // awaitStored waits for p's publishes to be stored, until announceWait
-// after they were sent, or ctx's end.
-func awaitStored(ctx context.Context, wait *time.Timer, p tracked) error {
+// after they were sent, or ctx's end, dropping from p those it sees
+// stored. A publish stored already counts as stored whatever the time: a
+// select would pick at random between its outcome and a deadline passed
+// (settleAnnouncements comes late to the publishes behind a slow one),
+// and a stored announcement taken for a failed one has its run checked,
+// which, were the run changing meanwhile, could announce it twice.
+func awaitStored(ctx context.Context, wait *time.Timer, p *tracked) error {
 	wait.Reset(max(time.Until(p.sent.Add(announceWait)), 0))
-	for _, f := range p.futures {
+	for len(p.futures) > 0 {
+		f := p.futures[0]
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
 			return err
-		case <-wait.C:
-			return errors.New("not stored within " + announceWait.String())
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		default:
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return err
+			case <-wait.C:
+				return errors.New("not stored within " + announceWait.String())
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
 		}
+		p.futures = p.futures[1:]
 	}
 	return nil
 }
@@ -240,7 +256,7 @@ func (s *Server) recheckAnnouncements(ctx context.Context) {
 	}
 	s.ann.mu.Unlock()
 	for i, id := range ids {
-		s.checkAnnounced(ctx, id, rows[i])
+		s.checkAnnounced(ctx, id, rows[i], true)
 	}
 }
 
@@ -266,8 +282,27 @@ func (s *Server) clearAnnounced(ctx context.Context) {
 // checkAnnounced compares run id's stored status with the last one
 // announced, and publishes the stored one where they differ; the outbox
 // rows clear once the last announcement is the stored status. A check
-// that cannot read either is made again at the next tick.
-func (s *Server) checkAnnounced(ctx context.Context, id string, rows []int64) {
+// that cannot read either is made again at the next tick. verify has a
+// publish of the check checked again once stored: while the server runs,
+// a change committed after the read of the run may be announced before
+// the check's publish; at start, before anything else changes runs, it
+// cannot.
+//
+// The last announcement is read before the run: every status announced
+// by then was stored before it, so the run read after is as new as the
+// last announcement or newer. Read the other way round, a change stored
+// and announced between the two reads would be taken for a lost
+// announcement, and the older status published after it.
+func (s *Server) checkAnnounced(ctx context.Context, id string, rows []int64, verify bool) {
+	last, err := s.q.LastStatus(ctx, id)
+	if err != nil {
+		s.cfg.log.Warn().Err(err).Str("run", id).Msg("read the last status announced; checked again")
+		s.ann.checkLater(id, rows)
+		return
+	}
+	if between := s.cfg.betweenCheckReads; between != nil {
+		between(id)
+	}
 	r, err := s.db.GetRun(ctx, id)
 	if errors.Is(err, jobs.ErrNotFound) {
 		s.ann.cleared(rows) // deleted since
@@ -277,21 +312,13 @@ func (s *Server) checkAnnounced(ctx context.Context, id string, rows []int64) {
 		s.ann.checkLater(id, rows)
 		return
 	}
-	last, err := s.q.LastStatus(ctx, id)
-	if err != nil {
-		s.cfg.log.Warn().Err(err).Str("run", id).Msg("read the last status announced; checked again")
-		s.ann.checkLater(id, rows)
-		return
-	}
 	if announced(last, r) {
 		s.ann.cleared(rows)
 		return
 	}
 	s.cfg.log.Info().Str("run", id).Str("status", string(r.Status)).
 		Msg("announce a status whose announcement was lost or failed")
-	// Checked again once stored: a change committed between the read of
-	// the run and this publish may have been announced before it.
-	s.track(id, rows, true, s.send(r))
+	s.track(id, rows, verify, s.send(r))
 }
 
 // announced reports whether last, the last status announced for a run,
@@ -318,7 +345,7 @@ func (s *Server) resyncPending(ctx context.Context) (map[string]bool, error) {
 		byRun[a.RunID] = append(byRun[a.RunID], a.ID)
 	}
 	for _, id := range order {
-		s.checkAnnounced(ctx, id, byRun[id])
+		s.checkAnnounced(ctx, id, byRun[id], false) // before anything else changes runs
 	}
 	if len(order) > 0 {
 		s.cfg.log.Info().Int("runs", len(order)).Msg("checked the announcements of the changes a stop left pending")
@@ -351,7 +378,7 @@ func (s *Server) ensureAnnounced(ctx context.Context, r *jobs.Run) error {
 	}
 	s.cfg.log.Info().Str("run", r.RunID).Str("status", string(r.Status)).
 		Msg("announce a new run's status, whose announcement a stop lost")
-	s.track(r.RunID, []int64{row}, true, s.send(r))
+	s.track(r.RunID, []int64{row}, false, s.send(r)) // before anything else changes runs
 	return nil
 }
 
@@ -373,7 +400,7 @@ func (s *Server) confirmQueued(ctx context.Context, id string, f jetstream.PubAc
 			err = errors.New("not sent")
 		} else {
 			wait := time.NewTimer(0)
-			err = awaitStored(ctx, wait, tracked{futures: []jetstream.PubAckFuture{f}, sent: time.Now()})
+			err = awaitStored(ctx, wait, &tracked{futures: []jetstream.PubAckFuture{f}, sent: time.Now()})
 			wait.Stop()
 		}
 		switch {

@@ -94,6 +94,9 @@ type config struct {
 	// lostAnnouncement, when set (tests), loses the announcements of the
 	// runs it names on their way to NATS (announce.go, lostFuture).
 	lostAnnouncement func(runID string) bool
+	// betweenCheckReads, when set (tests), runs between a check's read of
+	// a run's last announcement and its read of the run (announce.go).
+	betweenCheckReads func(runID string)
 }
 
 // Option configures a Server.
