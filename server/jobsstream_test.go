@@ -16,6 +16,9 @@ import (
 func (e *lostEnv) newJetStream() {
 	e.t.Helper()
 	e.nc = testNATS(e.t)
+	// The server over it stops before it closes (cleanups run last
+	// first): a server whose connection closes under it fails.
+	e.t.Cleanup(func() { e.stopServer() })
 	q, err := queue.New(e.nc, queue.WithAckWait(testAckWait))
 	if err != nil {
 		e.t.Fatal(err)
