@@ -6,8 +6,8 @@ import (
 )
 
 // TestGCLimit: the soft memory limit is 192 MiB for a small live heap,
-// twice the least recent reading of the live heap past half of that, and
-// never less than a quarter over the latest reading.
+// five eighths over the least recent reading of the live heap past that,
+// and never less than a quarter over the latest reading.
 func TestGCLimit(t *testing.T) {
 	for _, tt := range []struct {
 		least, latest uint64
@@ -15,12 +15,13 @@ func TestGCLimit(t *testing.T) {
 	}{
 		{0, 0, 192 << 20},
 		{64 << 20, 64 << 20, 192 << 20},
-		{96 << 20, 96 << 20, 192 << 20},
-		{120 << 20, 120 << 20, 240 << 20},
-		{150 << 20, 220 << 20, 300 << 20}, // a busy collection's floating garbage
-		{150 << 20, 400 << 20, 500 << 20}, // a heap that grew: a quarter over it
-		{3 << 30, 3 << 30, 6 << 30},
-		{1 << 62, 1 << 62, 2 << 50},
+		{112 << 20, 112 << 20, 192 << 20},
+		{128 << 20, 128 << 20, 208 << 20},
+		{160 << 20, 160 << 20, 260 << 20},
+		{160 << 20, 240 << 20, 300 << 20}, // a busy collection's floating garbage
+		{160 << 20, 400 << 20, 500 << 20}, // a heap that grew: a quarter over it
+		{8 << 30, 8 << 30, 13 << 30},
+		{1 << 62, 1 << 62, 13 << 47},
 	} {
 		if got := gcLimit(tt.least, tt.latest); got != tt.want {
 			t.Errorf("gcLimit(%d, %d) = %d, want %d", tt.least, tt.latest, got, tt.want)
@@ -38,15 +39,15 @@ func TestLiveReadings(t *testing.T) {
 		live uint64
 		want int64
 	}{
-		{150 * mib, 300 * mib},
-		{220 * mib, 300 * mib}, // 2 × 150 (the least) > 1.25 × 220
-		{260 * mib, 325 * mib}, // a quarter over the latest
-		{160 * mib, 300 * mib},
-		{200 * mib, 300 * mib},
-		{200 * mib, 320 * mib}, // 150 has left the window: 2 × 160
-		{200 * mib, 320 * mib},
-		{200 * mib, 320 * mib},
-		{200 * mib, 400 * mib}, // 160 has left it too
+		{240 * mib, 390 * mib},
+		{300 * mib, 390 * mib}, // 1.625 × 240 (the least) > 1.25 × 300
+		{320 * mib, 400 * mib}, // a quarter over the latest
+		{256 * mib, 390 * mib},
+		{256 * mib, 390 * mib},
+		{256 * mib, 416 * mib}, // 240 has left the window: 1.625 × 256
+		{256 * mib, 416 * mib},
+		{256 * mib, 416 * mib},
+		{256 * mib, 416 * mib},
 	} {
 		if got := r.limit(tt.live); got != tt.want {
 			t.Errorf("reading %d (%d MiB): limit %d MiB, want %d MiB", i+1, tt.live/mib, got/mib, tt.want/mib)
