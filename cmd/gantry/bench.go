@@ -556,7 +556,8 @@ func rawJetStream(ctx context.Context, n, size int) (float64, error) {
 	}
 	defer cc.Stop()
 	for i := range n {
-		if _, err := js.PublishAsync(fmt.Sprintf("raw.%d", i%16), payload); err != nil {
+		// A busy machine acknowledges slowly: wait for room rather than fail.
+		if _, err := js.PublishAsync(fmt.Sprintf("raw.%d", i%16), payload, jetstream.WithStallWait(time.Minute)); err != nil {
 			return 0, err
 		}
 	}

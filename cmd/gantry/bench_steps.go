@@ -79,7 +79,7 @@ func rawRunSteps(ctx context.Context, n, jobSize int) (float64, time.Duration, e
 	svc, err := inner.Subscribe("steps.api.submit", func(m *nats.Msg) {
 		go func() {
 			id := strconv.FormatInt(nextID.Add(1), 10)
-			if _, err := js.PublishAsync("steps.events."+id, event); err != nil {
+			if _, err := js.PublishAsync("steps.events."+id, event, jetstream.WithStallWait(time.Minute)); err != nil {
 				_ = m.Respond([]byte("error"))
 				return
 			}
@@ -172,7 +172,7 @@ func runSteps(ctx context.Context, js jetstream.JetStream, claims jetstream.KeyV
 	end := nats.NewMsg("steps.events." + id)
 	end.Data = event
 	end.Header.Set("Steps-End", "1")
-	if _, err := js.PublishMsgAsync(end); err != nil {
+	if _, err := js.PublishMsgAsync(end, jetstream.WithStallWait(time.Minute)); err != nil {
 		return err
 	}
 	return m.DoubleAck(ctx)
