@@ -606,3 +606,51 @@ func TestStageConstraintConflictNamesTheStage(t *testing.T) {
 		t.Fatalf("got %v, want %q", err, want)
 	}
 }
+
+// TestInlinePlacementConflictNamesTheStage: a conflict between the
+// placementConstraints of a stage's inline task definition names the
+// other by its whole path, as the error's own path does, not by a bare
+// placementConstraints[0]; so does a submission's inline definition.
+func TestInlinePlacementConflictNamesTheStage(t *testing.T) {
+	_, err := ParsePipeline([]byte(`name: p
+stages:
+  - name: a
+    taskDefinition:
+      family: f
+      containerDefinitions: [{name: main, image: busybox}]
+      placementConstraints:
+        - {type: memberOf, expression: "attribute:gpu == t4"}
+        - {type: memberOf, expression: "attribute:gpu != t4"}
+`))
+	want := `stages[0](a).taskDefinition.placementConstraints[1]: "gpu!=t4": contradicts stages[0](a).taskDefinition.placementConstraints[0] (gpu=t4)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("pipeline: got %v, want %q", err, want)
+	}
+	req := SubmitRequest{TaskDefinition: []byte(`{"family":"f","containerDefinitions":[{"name":"main","image":"busybox"}],
+		"placementConstraints":[{"type":"memberOf","expression":"attribute:gpu == t4"},{"type":"memberOf","expression":"attribute:gpu == a100"}]}`)}
+	_, _, err = req.TaskRef()
+	want = `taskDefinition.placementConstraints[1]: "gpu=a100": contradicts taskDefinition.placementConstraints[0] (gpu=t4): a worker's label has one value`
+	if err == nil || err.Error() != want {
+		t.Fatalf("submission: got %v, want %q", err, want)
+	}
+}
+
+func TestPrefixRefs(t *testing.T) {
+	for _, tc := range []struct{ msg, path, prefix, want string }{
+		{"contradicts placementConstraints[0] (gpu=t4)", "placementConstraints[1]", "taskDefinition.",
+			"contradicts taskDefinition.placementConstraints[0] (gpu=t4)"},
+		{"given twice (also taskDefinition.placementConstraints[0])", "taskDefinition.placementConstraints[2]", "stages[1](b).",
+			"given twice (also stages[1](b).taskDefinition.placementConstraints[0])"},
+		// Not a path: the field's name alone, inside a longer name or path.
+		{"required", "placementConstraints[1]", "x.", "required"},
+		{"no placementConstraints here", "placementConstraints[1]", "x.", "no placementConstraints here"},
+		{"see myplacementConstraints[0] and a.placementConstraints[0]", "placementConstraints[1]", "x.",
+			"see myplacementConstraints[0] and a.placementConstraints[0]"},
+		{"placementConstraints[0] and placementConstraints.x", "placementConstraints[1]", "x.",
+			"x.placementConstraints[0] and x.placementConstraints.x"},
+	} {
+		if got := prefixRefs(tc.msg, tc.path, tc.prefix); got != tc.want {
+			t.Errorf("prefixRefs(%q, %q, %q) = %q, want %q", tc.msg, tc.path, tc.prefix, got, tc.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -647,18 +648,59 @@ func tooLong(s int) string {
 	return fmt.Sprintf("%d: must be at most %d (50 years); leave it out for no limit", s, MaxDurationSeconds)
 }
 
-// prefixErrors puts prefix before the path of every FieldError in err.
+// prefixErrors puts prefix before the path of every FieldError in err,
+// and before the paths its message names under the same field ("contradicts
+// placementConstraints[0]" of placementConstraints[1]): a message naming a
+// sibling by a path the error's own no longer starts from misleads.
 func prefixErrors(prefix string, err error) error {
 	var out []error
 	for _, e := range unjoin(err) {
 		var fe *FieldError
 		if errors.As(e, &fe) {
-			out = append(out, &FieldError{Path: prefix + fe.Path, Msg: fe.Msg})
+			out = append(out, &FieldError{Path: prefix + fe.Path, Msg: prefixRefs(fe.Msg, fe.Path, prefix)})
 		} else {
 			out = append(out, e)
 		}
 	}
 	return errors.Join(out...)
+}
+
+// prefixRefs puts prefix before each path in msg that starts with the
+// first field of path and goes on into it ("placementConstraints[" or
+// "placementConstraints." for path placementConstraints[1]), where such a
+// path starts: not inside a longer name or path.
+func prefixRefs(msg, path, prefix string) string {
+	root := path
+	if i := strings.IndexAny(path, ".[("); i > 0 {
+		root = path[:i]
+	}
+	if root == "" || !strings.Contains(msg, root) {
+		return msg
+	}
+	var b strings.Builder
+	for rest := msg; ; {
+		i := strings.Index(rest, root)
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		after := rest[i+len(root):]
+		starts := i == 0 || !pathRune(rest[i-1])
+		if starts && (strings.HasPrefix(after, "[") || strings.HasPrefix(after, ".")) {
+			b.WriteString(rest[:i])
+			b.WriteString(prefix)
+		} else {
+			b.WriteString(rest[:i])
+		}
+		b.WriteString(root)
+		rest = after
+	}
+}
+
+// pathRune reports whether c may be inside a field path, before one of
+// its names: a path does not start after it.
+func pathRune(c byte) bool {
+	return c == '.' || c == ']' || c == ')' || c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 func unjoin(err error) []error {
