@@ -199,6 +199,14 @@ type StageRun struct {
 	// StoppedReason is the run's own, once it has ended (the stage's
 	// Reason counts its runs: "1 of 3 runs failed").
 	StoppedReason string `json:"stoppedReason,omitempty"`
+	// StatusReason is the run's own while it has not ended: why it waits
+	// QUEUED ("no worker in cluster default has labels gpu=t4", a pool's
+	// slot, a retry's backoff) or what it does STARTING (pulling its
+	// image). The server reads it from the run whenever it answers with
+	// the pipeline run (pipelines.get, .runs, .status): it is not stored
+	// in the pipeline run, whose stage runs do not change as often as
+	// their reasons do.
+	StatusReason string `json:"statusReason,omitempty"`
 	// Skipped says that the run, though FAILED, exited with one of its
 	// stage's skipOnExitCode codes: it found nothing to do.
 	Skipped bool `json:"skipped,omitempty"`

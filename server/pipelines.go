@@ -659,8 +659,19 @@ func (s *Server) apiPipelineRuns(ctx context.Context, data []byte) (any, error) 
 	}
 	// Only the runs of the pipeline now applied under the name: those of
 	// one deleted before are not its (they stay readable by id).
-	return s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: req.Name, Current: req.Name != "",
+	runs, err := s.db.ListPipelineRuns(ctx, storage.PipelineRunFilter{Pipeline: req.Name, Current: req.Name != "",
 		Limit: req.Limit, Active: req.Active})
+	if err != nil {
+		return nil, err
+	}
+	prs := make([]*jobs.PipelineRun, len(runs))
+	for i := range runs {
+		prs[i] = &runs[i]
+	}
+	if err := s.withStageReasons(ctx, prs...); err != nil {
+		return nil, err
+	}
+	return runs, nil
 }
 
 func (s *Server) apiPipelineGet(ctx context.Context, data []byte) (any, error) {
@@ -669,7 +680,54 @@ func (s *Server) apiPipelineGet(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	pr, err := s.db.GetPipelineRun(ctx, req.PipelineRunID)
-	return pr, s.explainPruned(err, req.PipelineRunID) // history.go
+	if err != nil {
+		return nil, s.explainPruned(err, req.PipelineRunID) // history.go
+	}
+	if err := s.withStageReasons(ctx, pr); err != nil {
+		return nil, err
+	}
+	return pr, nil
+}
+
+// withStageReasons gives the stage runs of prs that have not ended the
+// statusReason their runs have now (jobs.StageRun.StatusReason): why a
+// stage that is RUNNING still waits is its runs' to say. The reasons are
+// read when a pipeline run is shown rather than copied into it as they
+// change: they change in many places (placement at submission and at
+// every change of the fleet, pools, retries, image pulls), most of which
+// would otherwise have to rewrite the pipeline run too, and far more
+// often than a pipeline run is looked at. Ended pipeline runs have no
+// run left waiting and are not looked at.
+func (s *Server) withStageReasons(ctx context.Context, prs ...*jobs.PipelineRun) error {
+	var ids []string
+	for _, pr := range prs {
+		if pr.Status.Terminal() {
+			continue
+		}
+		for _, st := range pr.Stages {
+			for _, r := range st.Runs {
+				if !r.Status.Terminal() {
+					ids = append(ids, r.RunID)
+				}
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	reasons, err := s.db.RunStatusReasons(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, pr := range prs {
+		for i := range pr.Stages {
+			for j := range pr.Stages[i].Runs {
+				r := &pr.Stages[i].Runs[j]
+				r.StatusReason = reasons[r.RunID]
+			}
+		}
+	}
+	return nil
 }
 
 // apiPipelineStatus answers pipelines.status, the submit role's
@@ -686,6 +744,10 @@ func (s *Server) apiPipelineStatus(ctx context.Context, data []byte) (any, error
 	pr, err := s.db.GetPipelineRun(ctx, req.PipelineRunID)
 	if err != nil {
 		return nil, s.explainPruned(err, req.PipelineRunID) // history.go
+	}
+	// As runs.status shows a run's statusReason.
+	if err := s.withStageReasons(ctx, pr); err != nil {
+		return nil, err
 	}
 	return pipelineRunStatus(pr), nil
 }

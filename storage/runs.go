@@ -492,3 +492,46 @@ func nullIfEmpty(s string) any {
 	}
 	return s
 }
+
+// reasonsBatch bounds the run ids one statement of RunStatusReasons
+// reads (SQLite's limit on variables is 32766 nowadays, 999 before).
+const reasonsBatch = 500
+
+// RunStatusReasons returns the statusReason of each of the runs ids that
+// has not ended and has one: why it waits (no worker to place it on, a
+// pool's slot, a retry's backoff) or what it is doing before it runs
+// (pulling its image). Unknown ids, runs that ended and runs without a
+// reason are left out. It reads the runs' documents as they are now, on
+// the reader, for the stage runs of a pipeline run being shown: their
+// reasons change far more often than the pipeline run's document.
+func (db *DB) RunStatusReasons(ctx context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	for rest := ids; len(rest) > 0; {
+		n := min(len(rest), reasonsBatch)
+		args := make([]any, n)
+		for i, id := range rest[:n] {
+			args[i] = id
+		}
+		rest = rest[n:]
+		rows, err := db.r.QueryContext(ctx, `SELECT run_id, json_extract(CAST(doc AS TEXT), '$.statusReason') FROM runs
+			WHERE run_id IN (?`+strings.Repeat(`, ?`, n-1)+`) AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELED')
+			AND COALESCE(json_extract(CAST(doc AS TEXT), '$.statusReason'), '') != ''`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("status reasons of %d runs: %w", len(ids), err)
+		}
+		for rows.Next() {
+			var id, reason string
+			if err := rows.Scan(&id, &reason); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("status reasons of %d runs: %w", len(ids), err)
+			}
+			out[id] = reason
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("status reasons of %d runs: %w", len(ids), err)
+		}
+	}
+	return out, nil
+}
