@@ -520,16 +520,79 @@ func attachPipeline(ctx context.Context, c *client.Client, id string, stdout, st
 
 // waitTeller returns a function that tells w, once per reason, why the
 // pipeline run id waits PENDING ("pipeline run pr-... is PENDING:
-// waiting: 2 of 2 active runs of daily-sales (maxActiveRuns)").
+// waiting: 2 of 2 active runs of daily-sales (maxActiveRuns)"), and why
+// the runs of a stage it started wait QUEUED, as gantry run tells of a
+// run ("stage load: run 01j... is queued: no worker in cluster default
+// has labels gpu=t4"; of an array, how many of its runs wait so).
 func waitTeller(id string, w io.Writer) func(*jobs.PipelineRun) {
 	told := ""
+	stages := map[string]string{} // stage → the reason last told
 	return func(pr *jobs.PipelineRun) {
-		if pr.Status != jobs.StatusPending || pr.StatusReason == "" || pr.StatusReason == told {
-			return
+		if pr.Status == jobs.StatusPending && pr.StatusReason != "" && pr.StatusReason != told {
+			told = pr.StatusReason
+			fmt.Fprintf(w, "pipeline run %s is PENDING: %s\n", id, pr.StatusReason)
 		}
-		told = pr.StatusReason
-		fmt.Fprintf(w, "pipeline run %s is PENDING: %s\n", id, pr.StatusReason)
+		for _, st := range pr.Stages {
+			var first *jobs.StageRun
+			n := 0
+			for i := range st.Runs {
+				r := &st.Runs[i]
+				if r.Status != jobs.StatusQueued || r.StatusReason == "" {
+					continue
+				}
+				if first == nil {
+					first = r
+				}
+				if r.StatusReason == first.StatusReason {
+					n++
+				}
+			}
+			if first == nil {
+				delete(stages, st.Name) // none waits: a wait again is told again
+				continue
+			}
+			if stages[st.Name] == first.StatusReason {
+				continue
+			}
+			stages[st.Name] = first.StatusReason
+			if len(st.Runs) == 1 {
+				fmt.Fprintf(w, "stage %s: run %s is queued: %s\n", st.Name, first.RunID, first.StatusReason)
+			} else {
+				fmt.Fprintf(w, "stage %s: %d of %d runs are queued: %s\n", st.Name, n, len(st.Runs), first.StatusReason)
+			}
+		}
 	}
+}
+
+// stageWaitReason says why a RUNNING stage's runs that have not ended
+// wait, as they say (jobs.StageRun.StatusReason): the first one's
+// reason, with, for an array, how many runs it holds back and how many
+// others wait for other reasons. "" when none says.
+func stageWaitReason(st *jobs.StageState) string {
+	if st.Status != jobs.StatusRunning {
+		return ""
+	}
+	var first string
+	same, others := 0, 0
+	for _, r := range st.Runs {
+		switch {
+		case r.StatusReason == "" || r.Status.Terminal():
+		case first == "" || r.StatusReason == first:
+			first = r.StatusReason
+			same++
+		default:
+			others++
+		}
+	}
+	switch {
+	case first == "":
+		return ""
+	case len(st.Runs) == 1:
+		return first
+	case others > 0:
+		return fmt.Sprintf("%d of %d runs: %s (%d more: other reasons)", same, len(st.Runs), first, others)
+	}
+	return fmt.Sprintf("%d of %d runs: %s", same, len(st.Runs), first)
 }
 
 // pipelineExit maps an ended pipeline run to the exit code of an attached
@@ -662,6 +725,15 @@ func runsReason(pr *jobs.PipelineRun) string {
 		return pr.StatusReason
 	}
 	var why []string
+	if pr.Status == jobs.StatusRunning {
+		// A stage RUNNING may not have started a container yet: its runs
+		// say why they wait.
+		for _, st := range pr.Stages {
+			if wait := stageWaitReason(&st); wait != "" {
+				why = append(why, st.Name+": "+wait)
+			}
+		}
+	}
 	if pr.Status == jobs.StatusFailed {
 		for _, st := range pr.Stages {
 			if st.Status == jobs.StatusFailed || st.Status == jobs.StatusCanceled {
@@ -771,7 +843,8 @@ func stageRows(w io.Writer, name string, status jobs.Status, reason string, runs
 		if r.ArrayIndex != nil {
 			idx = strconv.Itoa(*r.ArrayIndex)
 		}
-		why := r.StoppedReason
+		// Why it ended, or else why it waits (the run's statusReason now).
+		why := firstOf(r.StoppedReason, r.StatusReason)
 		if r.Skipped && r.ExitCode != nil {
 			// FAILED, as the run itself ended: the row says why that
 			// did not fail the stage.

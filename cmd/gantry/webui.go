@@ -479,11 +479,28 @@ func (u *webUI) run(w http.ResponseWriter, r *http.Request) {
 	}
 	b.MultiConts = len(containers) > 1
 	if len(b.Lines) == 0 && b.LogsError == "" {
-		b.LogsNote = logsExpired(ctx, u.c, id, client.LogOptions{}, clock())
+		b.LogsNote = firstOf(neverStarted(run), logsExpired(ctx, u.c, id, client.LogOptions{}, clock()))
 	}
 	p.Body = b
 	w.Header().Set("Cache-Control", "no-store") // log lines may hold secrets
 	u.render(w, http.StatusOK, "run", p)
+}
+
+// neverStarted says that a run ended without starting, and so has no log
+// line to wait for: no container of it ever ran (the worker reports
+// RUNNING once they start, before any end). "" for any other run.
+func neverStarted(r *jobs.Run) string {
+	if !r.Status.Terminal() || r.StartedAt != nil {
+		return ""
+	}
+	how := "ended " + string(r.Status)
+	switch r.Status {
+	case jobs.StatusCanceled:
+		how = "was canceled"
+	case jobs.StatusFailed:
+		how = "failed"
+	}
+	return fmt.Sprintf("This run never started: it %s before any of its containers ran, so it has no log.", how)
 }
 
 // logsText serves a run's whole log as text, as `gantry logs RUN`
@@ -575,7 +592,8 @@ func stageRowsOf(pr *jobs.PipelineRun) []stageRow {
 		if st.Try > 1 {
 			label = fmt.Sprintf("%s (try %d)", st.Name, st.Try)
 		}
-		rows = append(rows, stageRow{Label: label, Status: st.Status, Reason: st.Reason, Runs: st.Runs,
+		// A stage RUNNING whose runs wait says why, as they do.
+		rows = append(rows, stageRow{Label: label, Status: st.Status, Reason: firstOf(st.Reason, stageWaitReason(&st)), Runs: st.Runs,
 			TaskDefinition: td, DependsOn: deps})
 	}
 	return rows

@@ -252,9 +252,11 @@ stages:
 		{"/ui/runs/" + failed.RunID, 200, []string{"FAILED", "exit status 3", "EssentialContainerExited", `<dt>Exit code</dt><dd>3</dd>`,
 			`team=web`, "hello &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", `<span class="line stderr">a long line &amp; more</span>`,
 			`href="/ui/runs/` + failed.RunID + `/logs.txt"`, "w1"}, []string{uiXSS, "refresh"}},
-		{"/ui/runs/" + stopped.RunID, 200, []string{"CANCELED", "stopped by &lt;script&gt;"}, []string{uiXSS}},
+		// Canceled while queued, it never started: no line is to come.
+		{"/ui/runs/" + stopped.RunID, 200, []string{"CANCELED", "stopped by &lt;script&gt;",
+			"This run never started: it was canceled before any of its containers ran, so it has no log."}, []string{uiXSS, "No log line yet."}},
 		{"/ui/runs/" + queued.RunID, 200, []string{"QUEUED", "etl-pool", `<a href="/ui/runs/` + queued.RunID + `?refresh=5">on</a>`,
-			`<dt>Constraints</dt><dd>disk=ssd</dd>`}, nil},
+			`<dt>Constraints</dt><dd>disk=ssd</dd>`, "No log line yet."}, []string{"never started"}},
 		{"/ui/runs/" + extractRun, 200, []string{`<dt>Pipeline run</dt><dd><a href="/ui/runs/` + pr.PipelineRunID + `">` + pr.PipelineRunID + `</a>, stage extract of <a href="/ui/pipelines/daily-sales">daily-sales</a></dd>`}, nil},
 		{"/ui/runs/" + failed.RunID, 200, nil, []string{"<dt>Pipeline run</dt>", "<dt>Constraints</dt>"}},
 		{"/ui/runs/01nosuchrun", 404, []string{"No run 01nosuchrun"}, nil},
@@ -606,4 +608,61 @@ func TestWebUIRunPageShowsAnAttemptAfterTheEnd(t *testing.T) {
 			t.Errorf("the page lacks %q:\n%s", want, got)
 		}
 	}
+}
+
+// TestWebUIPipelineRunSaysWhyStagesWait: against a real gantry server
+// with a worker labelled disk=ssd, a run of a pipeline whose constraints
+// no worker meets has its stage RUNNING and the stage's run QUEUED; the
+// pipeline run's page says why, on the run and on the stage, as the
+// run's page does; the pipeline's page shows the file's constraints and
+// each stage's, as gantry pipeline describe does.
+func TestWebUIPipelineRunSaysWhyStagesWait(t *testing.T) {
+	e := startUI(t, httpAuth{})
+	ctx := e.ctx
+	if err := e.q.Beat(ctx, jobs.WorkerInfo{ID: "w1", Cluster: "default", Host: "host-a", State: jobs.WorkerActive,
+		Labels: map[string]string{"disk": "ssd"}, Capacity: jobs.Resources{CPU: 2048, Memory: 4096, Slots: 4},
+		StartedAt: time.Now(), LastHeartbeat: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.c.ApplyPipeline(ctx, []byte(`
+name: cons
+constraints: [gpu=t4]
+stages:
+  - name: extract
+    taskDefinition: {family: extract, containerDefinitions: [{name: main, image: i}]}
+    constraints: [disk=ssd]
+  - name: load
+    taskDefinition: {family: load, containerDefinitions: [{name: main, image: i}]}
+    dependsOn: [extract]
+`)); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := e.c.RunPipeline(ctx, "cons", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if pr, err = e.c.GetPipelineRun(ctx, pr.PipelineRunID); err == nil && len(pr.StageState("extract").Runs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pipeline run's first stage has no run: %+v %v", pr, err)
+		}
+	}
+	const why = "no worker in cluster default has labels gpu=t4"
+	path := "/ui/runs/" + pr.PipelineRunID
+	resp, body := e.get(path)
+	wantPage(t, path, resp, body, 200, []string{
+		`<span class="status s-queued">QUEUED</span> exit - <span class="reason">waiting: ` + why + `</span>`,
+		`<td class="reason">` + why + `</td></tr>`,
+	})
+	path = "/ui/pipelines/cons"
+	resp, body = e.get(path)
+	wantPage(t, path, resp, body, 200, []string{
+		`<dt>Constraints</dt><dd>gpu=t4 (every stage's runs')</dd>`,
+		`<td>disk=ssd (over the pipeline's, key by key)</td></tr>`,
+		`<td>extract (success) </td><td>-</td></tr>`, // load, without constraints of its own
+		// The pipeline's list of runs says why this one's stage waits.
+		`<td class="reason">extract: ` + why + `</td>`,
+	})
 }
