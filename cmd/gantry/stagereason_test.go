@@ -82,7 +82,9 @@ func TestWaitingStageRunsSayWhy(t *testing.T) {
 }
 
 func TestStageWaitReason(t *testing.T) {
-	q := func(reason string) jobs.StageRun { return jobs.StageRun{Status: jobs.StatusQueued, StatusReason: reason} }
+	q := func(reason string) jobs.StageRun {
+		return jobs.StageRun{Status: jobs.StatusQueued, StatusReason: reason}
+	}
 	for _, tc := range []struct {
 		name string
 		st   jobs.StageState
