@@ -3,12 +3,14 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/storage"
 	"github.com/gantry-dev/gantry/worker"
 	"github.com/gantry-dev/gantry/workerq"
 )
@@ -360,5 +362,84 @@ stages:
 	e.ok("gantry.api.runs.get", `{"runId":"`+rerun.RunID+`"}`, &r)
 	if got := r.Spec.Constraints.String(); got != "disk=hdd, zone=eu-2" {
 		t.Errorf("rerun's constraints %q", got)
+	}
+}
+
+// TestPinnedWorkerMustMeetTheConstraints: with the real embedded NATS, the
+// server and a real worker labelled gpu=t4 and disk=ssd, a run pinned to
+// it (worker, gantry run --worker) with constraints its labels do not
+// meet, the submission's or its task definition's placementConstraints,
+// is refused as invalid_argument naming the worker, its labels and the
+// constraints unmet, and nothing is stored; one whose constraints it
+// meets runs on it; one pinned to a worker not live is queued, saying
+// why, as before.
+func TestPinnedWorkerMustMeetTheConstraints(t *testing.T) {
+	t.Parallel()
+	e := startLostEnv(t)
+	placed := startLabelledWorkers(t, e, map[string]map[string]string{"w-gpu": {"gpu": "t4", "disk": "ssd"}})
+	submit := func(worker, td string, cs ...string) (*jobs.Run, error) {
+		t.Helper()
+		req := map[string]any{"taskDefinition": json.RawMessage(td), "worker": worker, "constraints": cs}
+		body, _ := json.Marshal(req)
+		m, err := e.nc.Request("gantry.api.runs.submit", body, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reply struct {
+			jobs.Run
+			Error *jobs.Error `json:"error"`
+		}
+		if err := json.Unmarshal(m.Data, &reply); err != nil {
+			t.Fatal(err)
+		}
+		if reply.Error != nil {
+			return nil, reply.Error
+		}
+		return &reply.Run, nil
+	}
+	plain := `{"family":"c","containerDefinitions":[{"name":"main","image":"c:1"}]}`
+	noGPU := `{"family":"c","containerDefinitions":[{"name":"main","image":"c:1"}],
+		"placementConstraints":[{"type":"memberOf","expression":"attribute:gpu != t4"}]}`
+	before, err := e.db.ListRuns(e.ctx, storage.RunFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		td   string
+		cs   []string
+		want string
+	}{
+		{plain, []string{"!gpu"}, `worker: w-gpu, live in cluster default with labels disk=ssd, gpu=t4, does not meet the run's constraint !gpu: pinned to it, the run could never start; pin another worker, or leave out worker (--worker) or the constraint`},
+		{plain, []string{"disk=ssd", "gpu=a100", "zone"}, `worker: w-gpu, live in cluster default with labels disk=ssd, gpu=t4, does not meet the run's constraints gpu=a100, zone: pinned to it, the run could never start; pin another worker, or leave out worker (--worker) or the constraints`},
+		{noGPU, nil, `worker: w-gpu, live in cluster default with labels disk=ssd, gpu=t4, does not meet the run's constraint gpu!=t4: pinned to it`},
+	} {
+		_, err := submit("w-gpu", tt.td, tt.cs...)
+		var je *jobs.Error
+		if !errors.As(err, &je) || je.Code != jobs.CodeInvalidArgument || !strings.HasPrefix(je.Message, tt.want) {
+			t.Errorf("pinned with %v: got %v, want invalid_argument %q", tt.cs, err, tt.want)
+		}
+	}
+	if after, err := e.db.ListRuns(e.ctx, storage.RunFilter{}); err != nil || len(after) != len(before) {
+		t.Errorf("refused runs were stored: %d runs, %d before (%v)", len(after), len(before), err)
+	}
+	// Constraints it meets: accepted, and it runs there.
+	r, err := submit("w-gpu", noGPU, "gpu=t4", "disk=ssd") // the submission's gpu replaces the definition's
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitRun(r.RunID, "succeeded", func(r *jobs.Run) bool { return r.Status == jobs.StatusSucceeded })
+	if w := placed.ranOn(r.RunID); w != "w-gpu" {
+		t.Errorf("ran on %q", w)
+	}
+	// A worker not live: queued, saying why.
+	r, err = submit("w-later", plain, "!gpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "no live worker named w-later in cluster default"; r.Status != jobs.StatusQueued || r.StatusReason != want {
+		t.Errorf("pinned to a worker not live: %s %q, want QUEUED %q", r.Status, r.StatusReason, want)
+	}
+	if _, err := e.s.Stop(e.ctx, r.RunID, "test over"); err != nil {
+		t.Fatal(err)
 	}
 }

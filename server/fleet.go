@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -105,6 +106,49 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 		return "every worker " + where + " that could run it cannot reach its container runtime"
 	}
 	return "every worker " + where + " that could run it is draining or cannot reach its container runtime"
+}
+
+// checkPinnedWorker refuses a run pinned to worker id (gantry run
+// --worker) that is live in cluster with labels that do not meet the
+// run's constraints cs: its job waits on that worker's own queue, which
+// no other worker reads, and the worker hands it back each time, so the
+// run would wait QUEUED for ever. A worker not live now (not started
+// yet, restarting, perhaps with other labels) is no reason to refuse:
+// such a run waits QUEUED, its statusReason saying why (placementReason),
+// as before. Nor is a fleet that cannot be read.
+func (s *Server) checkPinnedWorker(ctx context.Context, id, cluster string, cs jobs.Constraints) error {
+	workers, err := s.liveWorkers(ctx)
+	if err != nil {
+		return nil
+	}
+	for i := range workers {
+		w := &workers[i]
+		if w.ID != id || w.Cluster != cluster || cs.Match(w.Labels) {
+			continue
+		}
+		unmet := cs.Unmet([]map[string]string{w.Labels})
+		what := "constraints"
+		if len(unmet) == 1 {
+			what = "constraint"
+		}
+		return &jobs.FieldError{Path: "worker", Msg: fmt.Sprintf("%s, live in cluster %s with %s, does not meet the run's %s %s: pinned to it, the run could never start; pin another worker, or leave out worker (--worker) or the %s",
+			id, cluster, labelsText(w.Labels), what, unmet, what)}
+	}
+	return nil
+}
+
+// labelsText lists a worker's labels, sorted ("labels disk=ssd, gpu=t4"),
+// or says it has none.
+func labelsText(labels map[string]string) string {
+	if len(labels) == 0 {
+		return "no labels"
+	}
+	kv := make([]string, 0, len(labels))
+	for k, v := range labels {
+		kv = append(kv, k+"="+v)
+	}
+	sort.Strings(kv)
+	return "labels " + strings.Join(kv, ", ")
 }
 
 // unmatchedReason says which of r's constraints no live worker where r

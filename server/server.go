@@ -320,6 +320,11 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 	if cluster == "" {
 		cluster = s.cfg.defaultCluster
 	}
+	if req.Worker != "" && len(constraints) > 0 {
+		if err := s.checkPinnedWorker(ctx, req.Worker, cluster, constraints); err != nil { // fleet.go
+			return nil, false, err
+		}
+	}
 	now := s.cfg.now().UTC()
 	r := &jobs.Run{
 		RunID:          s.newRunID(),
