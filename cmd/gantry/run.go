@@ -75,7 +75,8 @@ constraints too, --constraint replacing them key by key. A worker whose
 labels do not satisfy them hands the job back for another; while no live
 worker has the labels, the run waits QUEUED, and gantry describe says
 which ones are missing ("no worker in cluster default has labels
-disk=ssd").
+disk=ssd"). A run pinned with --worker to a live worker whose labels do
+not meet them is refused, naming its labels.
 
 Ctrl-C while attached stops the run (as docker run does); a second Ctrl-C
 detaches and leaves it to finish stopping.`,
