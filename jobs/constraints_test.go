@@ -654,3 +654,20 @@ func TestPrefixRefs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPrefixRefs: prefixRefs only ever inserts the prefix: taken out
+// again, the message is as it was; and it never panics.
+func FuzzPrefixRefs(f *testing.F) {
+	f.Add("contradicts placementConstraints[0] (gpu=t4)", "placementConstraints[1]")
+	f.Add("given twice (also constraints[\"disk\"])", `constraints["disk"]`)
+	f.Add("a.b[0] and b[1]", "b[2]")
+	f.Fuzz(func(t *testing.T, msg, path string) {
+		const prefix = "\x00."
+		if strings.Contains(msg, "\x00") {
+			return
+		}
+		if got := strings.ReplaceAll(prefixRefs(msg, path, prefix), prefix, ""); got != msg {
+			t.Fatalf("prefixRefs(%q, %q) changed more than prefixes: %q", msg, path, got)
+		}
+	})
+}
