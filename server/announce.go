@@ -1,8 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -56,16 +58,34 @@ const (
 	announceStopWait = 2 * time.Second
 )
 
-// announceCheckMax bounds the runs one tick checks again: while JetStream
-// does not answer, each check waits for its timeout.
+// announceCheckMax bounds the runs one tick checks again.
 const announceCheckMax = 100
+
+// announceBackoffMax bounds how long a run whose check keeps failing (its
+// document unreadable, say) waits between checks: the others go first.
+const announceBackoffMax = time.Minute
+
+// errUnread marks a check that could not read the run's last
+// announcement: NATS does not answer, and the next checks would each wait
+// for their timeout too.
+var errUnread = errors.New("last announcement unread")
 
 // announcer holds the announcements the outbox waits for.
 type announcer struct {
 	mu      sync.Mutex
-	pending []tracked          // on their way, in publish order
-	recheck map[string][]int64 // runs to check again, with their outbox rows
-	done    []int64            // rows whose announcements are stored, to delete
+	pending []tracked           // on their way, in publish order
+	recheck map[string]*recheck // runs to check again
+	done    []int64             // rows whose announcements are stored, to delete
+	// unread: the last check could not read an announcement; said once.
+	unread bool
+}
+
+// recheck is a run to check again: its outbox rows, and, once its check
+// failed, how many times in a row and when to try again.
+type recheck struct {
+	rows  []int64
+	fails int
+	due   time.Time
 }
 
 // tracked is the announcement (one or more publishes, in order) of a run's
@@ -82,12 +102,55 @@ type tracked struct {
 
 // checkLater has run id checked again at the next tick, with its rows.
 func (a *announcer) checkLater(id string, rows []int64) {
+	a.putBack(id, &recheck{rows: rows})
+}
+
+// putBack has run id checked again as c says, with the rows that
+// checkLater added for it meanwhile. A run that failed keeps its backoff.
+func (a *announcer) putBack(id string, c *recheck) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.recheck == nil {
-		a.recheck = map[string][]int64{}
+		a.recheck = map[string]*recheck{}
 	}
-	a.recheck[id] = append(a.recheck[id], rows...)
+	if old := a.recheck[id]; old != nil {
+		c.rows = append(c.rows, old.rows...)
+		if old.fails > c.fails {
+			c.fails, c.due = old.fails, old.due
+		}
+	}
+	a.recheck[id] = c
+}
+
+// takeDue removes from the runs to check again, and returns, at most max
+// of those due at now: the runs that never failed first, then those that
+// failed, longest due first, so that runs whose checks keep failing
+// starve none of the others.
+func (a *announcer) takeDue(now time.Time, max int) ([]string, []*recheck) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ids []string
+	for id, c := range a.recheck {
+		if !c.due.After(now) {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(x, y string) int {
+		return cmp.Or(a.recheck[x].due.Compare(a.recheck[y].due), cmp.Compare(x, y))
+	})
+	ids = ids[:min(len(ids), max)]
+	cs := make([]*recheck, len(ids))
+	for i, id := range ids {
+		cs[i] = a.recheck[id]
+		delete(a.recheck, id)
+	}
+	return ids, cs
+}
+
+// announceBackoff is how long a run whose check failed fails times in a
+// row waits for its next.
+func announceBackoff(fails int) time.Duration {
+	return min(announceTick<<min(fails, 10), announceBackoffMax)
 }
 
 func (a *announcer) cleared(rows []int64) {
@@ -112,6 +175,10 @@ func rowsOf(id int64) []int64 {
 func (s *Server) send(r *jobs.Run) jetstream.PubAckFuture {
 	if lost := s.cfg.lostAnnouncement; lost != nil && lost(r.RunID) {
 		return lostFuture{}
+	}
+	if unsent := s.cfg.unsentAnnouncement; unsent != nil && unsent(r.RunID) {
+		s.cfg.log.Warn().Str("run", r.RunID).Msg("publish status; checked again")
+		return nil
 	}
 	f, err := s.q.PublishEventAsync(s.statusEvent(r))
 	if err != nil {
@@ -145,6 +212,40 @@ type lostFuture struct{}
 func (lostFuture) Ok() <-chan *jetstream.PubAck { return nil }
 func (lostFuture) Err() <-chan error            { return nil }
 func (lostFuture) Msg() *nats.Msg               { return nil }
+
+// lockOrder is held from a change of a stored run to the send of its
+// announcement (unlockOrder): no other change of the run is committed,
+// and announced, in between, and publishes sent in order on one
+// connection are stored in that order. So, with no crash and no failed
+// publish, a run's announcements follow its changes: none announced twice
+// nor an older status after a newer one (a sweep's QUEUED after the
+// worker's end applied meanwhile, or a pool's reason after a stop). The
+// store writes one transaction at a time: the lock costs the changes
+// little more than they wait already. New runs take it shared
+// (rlockOrder): they change no stored run, and their submissions still
+// commit in groups.
+func (s *Server) lockOrder() {
+	if !s.order.TryLock() {
+		if waits := s.cfg.orderWaits; waits != nil {
+			waits()
+		}
+		s.order.Lock()
+	}
+}
+
+func (s *Server) unlockOrder() { s.order.Unlock() }
+
+// rlockOrder is lockOrder for the creation of a new run.
+func (s *Server) rlockOrder() {
+	if !s.order.TryRLock() {
+		if waits := s.cfg.orderWaits; waits != nil {
+			waits()
+		}
+		s.order.RLock()
+	}
+}
+
+func (s *Server) runlockOrder() { s.order.RUnlock() }
 
 // announceRun publishes r's status and clears the outbox row outbox (0:
 // none) once it is stored.
@@ -240,23 +341,47 @@ func awaitStored(ctx context.Context, wait *time.Timer, p *tracked) error {
 }
 
 // recheckAnnouncements checks the runs whose announcements failed, or
-// were a check's.
+// were a check's, at most announceCheckMax a tick. A check that cannot
+// read the last announcement ends the tick: while NATS does not answer,
+// each would wait for its timeout. A run whose check fails otherwise
+// waits longer each time (announceBackoff), behind the others.
 func (s *Server) recheckAnnouncements(ctx context.Context) {
-	s.ann.mu.Lock()
-	var ids []string
-	for id := range s.ann.recheck {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	ids = ids[:min(len(ids), announceCheckMax)]
-	rows := make([][]int64, len(ids))
+	ids, cs := s.ann.takeDue(time.Now(), announceCheckMax)
 	for i, id := range ids {
-		rows[i] = s.ann.recheck[id]
-		delete(s.ann.recheck, id)
-	}
-	s.ann.mu.Unlock()
-	for i, id := range ids {
-		s.checkAnnounced(ctx, id, rows[i], true)
+		err := s.checkAnnounced(ctx, id, cs[i].rows, true)
+		switch {
+		case err == nil:
+			s.ann.mu.Lock()
+			resumed := s.ann.unread
+			s.ann.unread = false
+			s.ann.mu.Unlock()
+			if resumed {
+				s.cfg.log.Info().Msg("announcement checks read the last announcements again")
+			}
+		case errors.Is(err, errUnread):
+			for j := i; j < len(ids); j++ {
+				s.ann.putBack(ids[j], cs[j])
+			}
+			s.ann.mu.Lock()
+			first := !s.ann.unread
+			s.ann.unread = true
+			s.ann.mu.Unlock()
+			if first {
+				s.cfg.log.Warn().Err(err).Str("run", id).Int("runs", len(ids)-i).
+					Msg("announcement checks wait for NATS; tried again every tick")
+			}
+			return
+		default:
+			c := cs[i]
+			c.fails++
+			c.due = time.Now().Add(announceBackoff(c.fails))
+			ev := s.cfg.log.Debug()
+			if c.fails == 1 {
+				ev = s.cfg.log.Warn()
+			}
+			ev.Err(err).Str("run", id).Int("fails", c.fails).Msg("check announcement; checked again, less often each time")
+			s.ann.putBack(id, c)
+		}
 	}
 }
 
@@ -282,43 +407,47 @@ func (s *Server) clearAnnounced(ctx context.Context) {
 // checkAnnounced compares run id's stored status with the last one
 // announced, and publishes the stored one where they differ; the outbox
 // rows clear once the last announcement is the stored status. A check
-// that cannot read either is made again at the next tick. verify has a
-// publish of the check checked again once stored: while the server runs,
-// a change committed after the read of the run may be announced before
-// the check's publish; at start, before anything else changes runs, it
-// cannot.
+// that cannot read either, or send its publish, returns why (errUnread
+// where it could not read the last announcement): its caller has it made
+// again. verify has a publish of the check checked again once stored: an
+// announcement on its way when the last one was read (one that was slow
+// to be stored) may be stored after the check's publish. The read of the
+// run and the publish hold lockOrder: no change comes in between.
 //
 // The last announcement is read before the run: every status announced
 // by then was stored before it, so the run read after is as new as the
 // last announcement or newer. Read the other way round, a change stored
 // and announced between the two reads would be taken for a lost
 // announcement, and the older status published after it.
-func (s *Server) checkAnnounced(ctx context.Context, id string, rows []int64, verify bool) {
+func (s *Server) checkAnnounced(ctx context.Context, id string, rows []int64, verify bool) error {
 	last, err := s.q.LastStatus(ctx, id)
 	if err != nil {
-		s.cfg.log.Warn().Err(err).Str("run", id).Msg("read the last status announced; checked again")
-		s.ann.checkLater(id, rows)
-		return
+		return fmt.Errorf("%w: %w", errUnread, err)
 	}
 	if between := s.cfg.betweenCheckReads; between != nil {
 		between(id)
 	}
+	s.lockOrder()
+	defer s.unlockOrder()
 	r, err := s.db.GetRun(ctx, id)
 	if errors.Is(err, jobs.ErrNotFound) {
 		s.ann.cleared(rows) // deleted since
-		return
+		return nil
 	} else if err != nil {
-		s.cfg.log.Warn().Err(err).Str("run", id).Msg("read run to check its announcement; checked again")
-		s.ann.checkLater(id, rows)
-		return
+		return fmt.Errorf("read run %s to check its announcement: %w", id, err)
 	}
 	if announced(last, r) {
 		s.ann.cleared(rows)
-		return
+		return nil
 	}
 	s.cfg.log.Info().Str("run", id).Str("status", string(r.Status)).
 		Msg("announce a status whose announcement was lost or failed")
-	s.track(id, rows, verify, s.send(r))
+	f := s.send(r)
+	if f == nil {
+		return fmt.Errorf("announce run %s: not sent", id)
+	}
+	s.track(id, rows, verify, f)
+	return nil
 }
 
 // announced reports whether last, the last status announced for a run,
@@ -344,8 +473,19 @@ func (s *Server) resyncPending(ctx context.Context) (map[string]bool, error) {
 		}
 		byRun[a.RunID] = append(byRun[a.RunID], a.ID)
 	}
+	var unread error
 	for _, id := range order {
-		s.checkAnnounced(ctx, id, byRun[id], false) // before anything else changes runs
+		if unread != nil { // NATS does not answer: each check would wait
+			s.ann.checkLater(id, byRun[id])
+			continue
+		}
+		if err := s.checkAnnounced(ctx, id, byRun[id], false); err != nil { // before anything else changes runs
+			s.cfg.log.Warn().Err(err).Str("run", id).Msg("check announcement; checked again")
+			s.ann.checkLater(id, byRun[id])
+			if errors.Is(err, errUnread) {
+				unread = err
+			}
+		}
 	}
 	if len(order) > 0 {
 		s.cfg.log.Info().Int("runs", len(order)).Msg("checked the announcements of the changes a stop left pending")
@@ -388,8 +528,11 @@ func (s *Server) ensureAnnounced(ctx context.Context, r *jobs.Run) error {
 // An announcement that fails or is not stored within announceWait gets an
 // outbox row, checked again until it is, before the mark. outbox is the
 // row the run has already (0: none). Run waits for it before it returns.
+// The run was registered as being confirmed (confirming) before it was
+// stored: the sweep's republish, which leaves such runs alone, would
+// otherwise mark it between its commit and its send, and a crash then
+// lose its QUEUED unchecked.
 func (s *Server) confirmQueued(ctx context.Context, id string, f jetstream.PubAckFuture, jobPublished bool, outbox int64) {
-	s.confirming.Store(id, struct{}{})
 	s.bg.Go(func() {
 		defer s.confirming.Delete(id)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), announceWait+30*time.Second)
@@ -411,8 +554,11 @@ func (s *Server) confirmQueued(ctx context.Context, id string, f jetstream.PubAc
 		default:
 			row, aerr := s.db.AddAnnouncement(ctx, id)
 			if aerr != nil {
-				// Left unmarked: the next start checks its announcement.
-				s.cfg.log.Warn().Err(aerr).Str("run", id).Msg("record a failed announcement; checked at the next start")
+				// Left unmarked: the sweep's republish records and
+				// checks it before it marks it (vouch), or else the
+				// next start checks it.
+				s.unvouched.Store(id, struct{}{})
+				s.cfg.log.Warn().Err(aerr).Str("run", id).Msg("record a failed announcement; the sweep tries again")
 				return
 			}
 			s.cfg.log.Warn().Err(err).Str("run", id).Msg("announce new run; checked again")
@@ -433,4 +579,24 @@ func (s *Server) confirmQueued(ctx context.Context, id string, f jetstream.PubAc
 func (s *Server) beingConfirmed(id string) bool {
 	_, ok := s.confirming.Load(id)
 	return ok
+}
+
+// vouch makes sure, before the sweep's republish marks new run id's job
+// published, that its QUEUED is vouched for: a run whose announcement
+// failed and could not get an outbox row then (confirmQueued) gets one
+// now, and is checked at the next tick. It reports whether the run may
+// be marked; one that still cannot get its row is left unmarked, for the
+// next sweep or the next start.
+func (s *Server) vouch(ctx context.Context, id string) bool {
+	if _, ok := s.unvouched.Load(id); !ok {
+		return true
+	}
+	row, err := s.db.AddAnnouncement(ctx, id)
+	if err != nil {
+		s.cfg.log.Debug().Err(err).Str("run", id).Msg("record a failed announcement; the sweep tries again")
+		return false
+	}
+	s.unvouched.Delete(id)
+	s.ann.checkLater(id, []int64{row})
+	return true
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/storage"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // WithSweepInterval sets how often the server queues retries whose backoff
@@ -596,25 +595,27 @@ func (s *Server) sweepUpdate(ctx context.Context, runID string, update func(*job
 	changed := false
 	var before jobs.Status
 	var startedBefore bool
+	s.lockOrder() // to the send: a report applied meanwhile is announced after
 	stored, outbox, err := s.db.UpdateRunAnnounced(ctx, runID, func(r *jobs.Run) (bool, bool) {
 		before, startedBefore = r.Status, r.StartedAt != nil
 		attempts := len(r.Attempts)
 		changed = update(r)
 		return changed, changed && (r.Status != before || len(r.Attempts) != attempts)
 	})
+	if err == nil && changed {
+		if s.sweepStored != nil {
+			s.sweepStored()
+		}
+		s.announceRun(stored, outbox)
+	}
+	s.unlockOrder()
 	if err != nil {
 		return false, err
 	}
 	if changed {
 		s.metrics.runMoved(before, startedBefore, stored)
-		if s.sweepStored != nil {
-			s.sweepStored()
-		}
 		if stored.Status.Terminal() {
-			s.announceRun(stored, outbox)
 			s.pipelinesChanged(ctx, stored)
-		} else {
-			s.announceMoved(ctx, stored, outbox)
 		}
 		if a := stored.Current(); stored.Status == jobs.StatusQueued && a != nil && a.Redelivery {
 			// A lost attempt's redelivery: the next round watches it
@@ -626,21 +627,4 @@ func (s *Server) sweepUpdate(ctx context.Context, runID string, update func(*job
 		}
 	}
 	return changed, nil
-}
-
-// announceMoved publishes the status of published, a run the sweep
-// changed, then publishes again the status of the run if it moved on
-// between the sweep's commit and its publish: the worker's end, applied
-// and published in between, would otherwise be followed on the run's
-// subject by the sweep's older QUEUED, and the last message, which workers
-// read to tell whether a run ended (queue.RunEnded), would be wrong. A
-// move committed after this read is published after it, so after the
-// sweep's. The outbox row clears once both are stored.
-func (s *Server) announceMoved(ctx context.Context, published *jobs.Run, outbox int64) {
-	fs := []jetstream.PubAckFuture{s.send(published)}
-	now, err := s.db.GetRun(ctx, published.RunID)
-	if err == nil && (now.Status != published.Status || len(now.Attempts) != len(published.Attempts)) {
-		fs = append(fs, s.send(now))
-	}
-	s.track(published.RunID, rowsOf(outbox), false, fs...)
 }

@@ -137,6 +137,7 @@ func (s *Server) apiPoolDelete(ctx context.Context, data []byte) (any, error) {
 	if err := jobs.CheckPoolName("name", req.Name); err != nil {
 		return nil, jobs.Invalid(err.Error())
 	}
+	s.lockOrder() // to the send of the failed runs' announcements
 	runs, failed, outbox, err := s.db.DeletePool(ctx, req.Name, s.cfg.now().UTC(), func(runs []storage.PoolRun) error {
 		if len(runs) == 0 || req.Force {
 			return nil
@@ -152,6 +153,12 @@ func (s *Server) apiPoolDelete(ctx context.Context, data []byte) (any, error) {
 		return failedPrecondition(fmt.Sprintf("pool %s has %s: wait for them or stop them (gantry stop ID), "+
 			"or delete with force: the runs waiting fail, those holding a slot run on to their end", req.Name, strings.Join(parts, " and ")))
 	})
+	if err == nil {
+		for i, r := range failed {
+			s.announceRun(r, outbox[i])
+		}
+	}
+	s.unlockOrder()
 	if errors.Is(err, jobs.ErrNotFound) {
 		return nil, jobs.NotFound(fmt.Sprintf("pool %s: not found (gantry pool ls lists the pools)", req.Name))
 	}
@@ -163,8 +170,8 @@ func (s *Server) apiPoolDelete(ctx context.Context, data []byte) (any, error) {
 	// The waiting runs failed in the delete's transaction: what is left
 	// is to tell of it, as failOrphan does.
 	var errs []error
-	for i, r := range failed {
-		if err := s.orphanFailed(ctx, r, outbox[i]); err != nil {
+	for _, r := range failed {
+		if err := s.orphanFailed(ctx, r); err != nil {
 			errs = append(errs, fmt.Errorf("run %s: %w", r.RunID, err))
 		}
 	}
@@ -261,16 +268,22 @@ func (s *Server) releasePools(ctx context.Context, names ...string) error {
 		}
 	}
 	for _, name := range names {
+		s.lockOrder() // to the sends: a stop committed meanwhile is announced after
 		rel, err := s.db.ReleasePool(ctx, name, s.cfg.now().UTC(), place)
+		if err == nil {
+			for _, r := range rel.Told {
+				s.publishStatus(r)
+			}
+			for i, r := range rel.Released {
+				s.announceRun(r, rel.Outbox[i])
+			}
+		}
+		s.unlockOrder()
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		for _, r := range rel.Told {
-			s.publishStatus(r)
-		}
-		for i, r := range rel.Released {
-			s.announceRun(r, rel.Outbox[i])
+		for _, r := range rel.Released {
 			s.cfg.log.Debug().Str("run", r.RunID).Str("pool", name).Msg("run took a slot in its pool")
 			if err := s.enqueue(ctx, r); err != nil {
 				// Stored as unpublished: republish (the sweep's, or at
@@ -290,22 +303,25 @@ func (s *Server) releasePools(ctx context.Context, names ...string) error {
 // failOrphan fails a run that waits for a pool that no longer exists.
 func (s *Server) failOrphan(ctx context.Context, id string) error {
 	var changed bool
+	s.lockOrder()
 	stored, outbox, err := s.db.UpdateRunAnnounced(ctx, id, func(r *jobs.Run) (bool, bool) {
 		changed = r.FailForPool(s.cfg.now().UTC())
 		return changed, changed
 	})
+	if err == nil && changed {
+		s.announceRun(stored, outbox)
+	}
+	s.unlockOrder()
 	if err != nil || !changed {
 		return err
 	}
-	return s.orphanFailed(ctx, stored, outbox)
+	return s.orphanFailed(ctx, stored)
 }
 
-// orphanFailed tells of stored, a run failed as its pool was deleted:
-// metrics, followers (clearing the outbox row outbox once they are told),
-// its pipeline, and the runs that wait for it.
-func (s *Server) orphanFailed(ctx context.Context, stored *jobs.Run, outbox int64) error {
+// orphanFailed tells of stored, a run failed as its pool was deleted and
+// announced: metrics, its pipeline, and the runs that wait for it.
+func (s *Server) orphanFailed(ctx context.Context, stored *jobs.Run) error {
 	s.metrics.runMoved(jobs.StatusQueued, false, stored)
-	s.announceRun(stored, outbox)
 	s.pipelinesChanged(ctx, stored)
 	s.cfg.log.Info().Str("run", stored.RunID).Str("reason", stored.StoppedReason).Msg("run failed without running")
 	// Runs may wait for it; its pool is gone, so no slot to give.

@@ -234,6 +234,7 @@ func (s *Server) resolveRun(ctx context.Context, id string) (failed bool, err er
 	var changed, released bool
 	// A release or a failure is announced even across a crash (an outbox
 	// row, announce.go); a new reason alone is not.
+	s.lockOrder() // to the send: a stop committed meanwhile is announced after
 	stored, outbox, err := s.db.UpdateRunAnnounced(ctx, id, func(r *jobs.Run) (bool, bool) {
 		changed, released = r.ResolveDependencies(now, statusIn(st))
 		if released && werr == nil && !r.WaitingForSlot() {
@@ -241,10 +242,13 @@ func (s *Server) resolveRun(ctx context.Context, id string) (failed bool, err er
 		}
 		return changed, released || r.Status.Terminal()
 	})
+	if err == nil && changed {
+		s.announceRun(stored, outbox)
+	}
+	s.unlockOrder()
 	if err != nil || !changed {
 		return false, err
 	}
-	s.announceRun(stored, outbox)
 	log := s.cfg.log.With().Str("run", id).Logger()
 	switch {
 	case stored.Status.Terminal():

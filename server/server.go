@@ -71,6 +71,12 @@ type Server struct {
 	// confirming are the new runs whose QUEUED confirmQueued waits for
 	// (announce.go).
 	confirming sync.Map
+	// unvouched are the new runs whose QUEUED neither was stored nor got
+	// an outbox row (announce.go): the sweep's republish checks them.
+	unvouched sync.Map
+	// order keeps each run's announcements in the order of its changes
+	// (announce.go, lockOrder).
+	order sync.RWMutex
 
 	// sweepStored, when set (tests), runs between the sweep's commit of a
 	// run and its publishing of the run's status.
@@ -97,6 +103,15 @@ type config struct {
 	// betweenCheckReads, when set (tests), runs between a check's read of
 	// a run's last announcement and its read of the run (announce.go).
 	betweenCheckReads func(runID string)
+	// unsentAnnouncement, when set (tests), has the announcements of the
+	// runs it names fail to be sent (announce.go, send).
+	unsentAnnouncement func(runID string) bool
+	// runStored, when set (tests), runs between a new run's commit and
+	// the send of its status (createRun).
+	runStored func(runID string)
+	// orderWaits, when set (tests), runs when a change waits for another's
+	// announcement to be sent (announce.go, lockOrder).
+	orderWaits func()
 }
 
 // Option configures a Server.
@@ -376,12 +391,23 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 	// published mark (confirmQueued); one that waits or fails at once by a
 	// row of the announcement outbox (announce.go).
 	plain := r.Status == jobs.StatusQueued && !r.Waiting() && !r.WaitingForSlot()
-	stored, created, outbox, err := s.db.CreateRunAnnounced(ctx, r, !plain)
-	if err != nil {
-		return nil, false, err
+	if plain {
+		// Before the commit: the sweep's republish must not mark it
+		// before confirmQueued waits for its QUEUED.
+		s.confirming.Store(r.RunID, struct{}{})
 	}
-	if !created {
+	s.rlockOrder() // to the send of its status: the changes made of it after come after
+	stored, created, outbox, err := s.db.CreateRunAnnounced(ctx, r, !plain)
+	if err != nil || !created {
+		s.runlockOrder()
+		s.confirming.Delete(r.RunID)
+		if err != nil {
+			return nil, false, err
+		}
 		return stored, false, nil
+	}
+	if stored := s.cfg.runStored; stored != nil {
+		stored(r.RunID)
 	}
 	s.metrics.submitted.Inc()
 	if s.fleetGen.Load() != gen {
@@ -389,6 +415,7 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 	}
 	if !plain {
 		s.announceRun(stored, outbox)
+		s.runlockOrder()
 	}
 	switch {
 	case stored.Status.Terminal(): // a dependency ended as it did not need
@@ -415,6 +442,7 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 	}
 	// The QUEUED goes before the job: a worker's STARTING must follow it.
 	f := s.send(stored)
+	s.runlockOrder()
 	// The submitter waits for the job to be in the queue, not for the mark
 	// that it is: the mark spares a republish after a crash, which the
 	// queue's duplicate window absorbs, and vouches for the QUEUED's
@@ -473,10 +501,12 @@ func (s *Server) enqueueThen(ctx context.Context, r *jobs.Run, mark func(context
 }
 
 // republish queues the runs whose current attempt was never published,
-// but for the new runs whose QUEUED confirmQueued waits for: it marks
-// them.
+// but for the new runs whose QUEUED confirmQueued waits for (it marks
+// them) and those whose QUEUED it could vouch for by no means (vouch).
 func (s *Server) republish(ctx context.Context) error {
-	return s.republishRuns(ctx, func(r *jobs.Run) (bool, error) { return !s.beingConfirmed(r.RunID), nil })
+	return s.republishRuns(ctx, func(r *jobs.Run) (bool, error) {
+		return !s.beingConfirmed(r.RunID) && s.vouch(ctx, r.RunID), nil
+	})
 }
 
 // republishAtStart is republish at start: a crash before a new run's mark
@@ -530,6 +560,7 @@ func (s *Server) failUnqueueable(ctx context.Context, r *jobs.Run, why error, no
 	reason := "Run could not be queued: " + why.Error()
 	s.cfg.log.Error().Str("run", r.RunID).Msg(reason)
 	changed := false
+	s.lockOrder()
 	stored, outbox, err := s.db.UpdateRunAnnounced(ctx, r.RunID, func(r *jobs.Run) (bool, bool) {
 		if r.Status != jobs.StatusQueued {
 			return false, false
@@ -542,12 +573,15 @@ func (s *Server) failUnqueueable(ctx context.Context, r *jobs.Run, why error, no
 		changed = true
 		return true, true
 	})
+	if err == nil && changed {
+		s.announceRun(stored, outbox)
+	}
+	s.unlockOrder()
 	if err != nil {
 		return err
 	}
 	if changed {
 		s.metrics.runMoved(jobs.StatusQueued, false, stored)
-		s.announceRun(stored, outbox)
 		s.pipelinesChanged(ctx, stored)
 		s.dependenciesMoved(ctx, stored)
 	}
@@ -596,23 +630,28 @@ func (s *Server) statusEvent(r *jobs.Run) *jobs.Event {
 // batch is not acknowledged and comes back after the ack wait.
 func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 	start := time.Now()
+	s.lockOrder() // to the send of the announcements (announce.go)
 	changed, err := s.db.ApplyEvents(ctx, b.Events)
 	if err != nil {
+		s.unlockOrder()
 		s.metrics.batchFailures.Inc()
 		s.cfg.log.Error().Err(err).Int("events", len(b.Events)).Msg("apply events")
 		return
 	}
 	for _, c := range changed {
-		r := c.Run
-		s.metrics.runMoved(c.Before, c.StartedBefore, r)
 		if !c.Before.Terminal() {
 			// A run that had ended changes only in its attempts (one
 			// that ran after its end, jobs.Attempt.AfterEnd, or the
 			// attempt a stop left to its worker): its end was
 			// announced, once (or, if a crash lost that, is
 			// announced again by announceRedelivered).
-			s.announce(b, r)
+			s.announce(b, c.Run)
 		}
+	}
+	s.unlockOrder()
+	for _, c := range changed {
+		r := c.Run
+		s.metrics.runMoved(c.Before, c.StartedBefore, r)
 		if r.Status == jobs.StatusQueued && due(r, s.cfg.now()) {
 			if err := s.enqueue(ctx, r); err != nil {
 				s.cfg.log.Error().Err(err).Str("run", r.RunID).Msg("queue retry")
@@ -716,6 +755,7 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 		return nil, err
 	}
 	var canceledHere bool
+	s.lockOrder()
 	r, outbox, err := s.db.UpdateRunAnnounced(ctx, id, func(r *jobs.Run) (bool, bool) {
 		if taken != nil {
 			canceledHere = r.CancelTaken(s.cfg.now().UTC(), reason, taken.Attempt, taken.Worker)
@@ -724,12 +764,15 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 		}
 		return canceledHere, canceledHere
 	})
+	if err == nil && canceledHere {
+		s.announceRun(r, outbox)
+	}
+	s.unlockOrder()
 	if err != nil {
 		return nil, err
 	}
 	if canceledHere {
 		s.metrics.runMoved(jobs.StatusQueued, false, r) // Cancel ends only QUEUED runs
-		s.announceRun(r, outbox)
 		if k := r.PoolSlotKept; k != nil {
 			s.cfg.log.Info().Str("run", id).Str("pool", r.Pool).Str("worker", k.Worker).Int("attempt", k.Attempt).
 				Msg("stopped after a worker took its job: it keeps its slot until that worker reports the attempt ended")

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,14 +58,22 @@ func TestSweepOfAStaleListingPublishesNothing(t *testing.T) {
 	}
 }
 
-// TestSweepRepublishesARunThatEndedMeanwhile: the worker's end, applied
-// and published between the sweep's commit of a new placement reason and
-// its publish, is published again after the sweep's QUEUED, so that the
-// run's last event tells its end (queue.RunEnded).
-func TestSweepRepublishesARunThatEndedMeanwhile(t *testing.T) {
+// TestSweepAndAWorkersEndAnnouncedInOrder: a worker's end, applied while
+// the sweep stores a new placement reason, is announced after the sweep's
+// QUEUED, once: the report waits for the sweep's announcement to be sent
+// (lockOrder). The run's last event tells its end (queue.RunEnded).
+func TestSweepAndAWorkersEndAnnouncedInOrder(t *testing.T) {
 	ctx := context.Background()
 	_, q, db := testStack(t)
-	s := New(db, q)
+	waits := make(chan struct{}, 1)
+	s := New(db, q, func(c *config) {
+		c.orderWaits = func() {
+			select {
+			case waits <- struct{}{}:
+			default:
+			}
+		}
+	})
 
 	now := time.Now().UTC()
 	createQueued(t, db, "r1")
@@ -73,24 +82,34 @@ func TestSweepRepublishesARunThatEndedMeanwhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	zero := 0
+	applied := make(chan struct{})
 	s.sweepStored = func() {
-		changed, err := db.ApplyEvents(ctx, []jobs.Event{
-			{RunID: "r1", Attempt: 1, Seq: 1, Status: jobs.StatusRunning, Worker: "w1", Time: now},
-			{RunID: "r1", Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded, Worker: "w1", Time: now, ExitCode: &zero},
-		})
-		if err != nil || len(changed) != 1 {
-			t.Errorf("apply: %v %d", err, len(changed))
-			return
+		go func() {
+			defer close(applied)
+			s.applyBatch(ctx, &queue.EventBatch{Events: []jobs.Event{
+				{RunID: "r1", Attempt: 1, Seq: 1, Status: jobs.StatusRunning, Worker: "w1", Time: now},
+				{RunID: "r1", Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded, Worker: "w1", Time: now, ExitCode: &zero},
+			}})
+		}()
+		select { // applied, or waiting for the sweep's announcement
+		case <-applied:
+		case <-waits:
 		}
-		s.publishStatus(changed[0].Run)
 	}
 	// No live worker: the QUEUED run gets a placement reason.
 	if err := s.sweepRun(ctx, listed, nil, map[string]bool{}, newSweepState(), now); err != nil {
 		t.Fatal(err)
 	}
+	<-applied
 	<-q.JetStream().PublishAsyncComplete()
+	if got, _ := db.GetRun(ctx, "r1"); got.Status != jobs.StatusSucceeded {
+		t.Fatalf("run is %s", got.Status)
+	}
 	if ended, err := q.RunEnded(ctx, "r1"); err != nil || !ended {
 		t.Fatalf("RunEnded = %v, %v: the run's last event is not its end", ended, err)
+	}
+	if got := announcedStatuses(t, q, "r1"); !slices.Equal(got, []jobs.Status{jobs.StatusQueued, jobs.StatusSucceeded}) {
+		t.Errorf("announced %v, want [QUEUED SUCCEEDED]", got)
 	}
 }
 
