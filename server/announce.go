@@ -36,10 +36,15 @@ import (
 // To check a run is to compare its stored status with the last message
 // on its subject (queue.LastStatus) and to publish the stored status where
 // they differ: an announcement the crash lost comes late, when the server
-// starts again, never twice unless a crash or a failed publish forced the
-// check. An announcement that fails or is not stored within
+// starts again. An announcement that fails or is not stored within
 // announceWait while the server runs is checked again every announceTick
 // until it is stored.
+//
+// Every change of a stored run holds lockOrder until its announcement is
+// sent: a run's announcements follow its changes, never an older status
+// after a newer one, and a status is announced twice only where a crash
+// or a failed (or late) publish forced a check, which cannot tell a lost
+// announcement from a late one.
 //
 // Changes of a run's statusReason alone (the sweep's placement reasons, a
 // waiting run's count of slots or its dependencies' statuses) are

@@ -691,12 +691,8 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 // changes nothing. It reads each run's last announcement (once the
 // announcements on their way are stored, EventBatch.Settle) and
 // publishes the stored status where that is not it. Only redelivered
-// reports cost this: a read of the store and of the stream per run.
-//
-// A sweep or a stop that changes one of these runs between the reads and
-// the publish may have its announcement followed by this older one, or
-// the same status announced twice; both need a change of the run by the
-// server itself within a redelivery's few milliseconds.
+// reports cost this: a read of the store and of the stream per run. An
+// announcement on its way when the last one was read is announced twice.
 func (s *Server) announceRedelivered(ctx context.Context, b *queue.EventBatch, changed []storage.Applied) {
 	if err := b.Settle(ctx); err != nil {
 		// ctx ended: the reports are delivered again, to the next server.
@@ -708,26 +704,29 @@ func (s *Server) announceRedelivered(ctx context.Context, b *queue.EventBatch, c
 		if slices.ContainsFunc(changed, func(c storage.Applied) bool { return c.Run.RunID == id && !c.Before.Terminal() }) {
 			continue // announced just now
 		}
-		r, err := s.db.GetRun(ctx, id)
-		if errors.Is(err, jobs.ErrNotFound) {
-			continue // deleted since
-		} else if err != nil {
-			s.cfg.log.Warn().Err(err).Str("run", id).Msg("read redelivered report's run; its report is applied again")
-			b.Announced(nil, err)
-			continue
-		}
+		// The last announcement is read before the run, as checkAnnounced
+		// does, and the run read and announced holding lockOrder: a
+		// change made meanwhile is then announced after this one.
 		last, err := s.q.LastStatus(ctx, id)
 		if err != nil {
 			s.cfg.log.Warn().Err(err).Str("run", id).Msg("read the last status announced; its report is applied again")
 			b.Announced(nil, err)
 			continue
 		}
-		if last != nil && last.Status == r.Status && last.Attempt == r.Current().Attempt {
-			continue
+		s.lockOrder()
+		r, err := s.db.GetRun(ctx, id)
+		switch {
+		case errors.Is(err, jobs.ErrNotFound): // deleted since
+		case err != nil:
+			s.cfg.log.Warn().Err(err).Str("run", id).Msg("read redelivered report's run; its report is applied again")
+			b.Announced(nil, err)
+		case last != nil && last.Status == r.Status && last.Attempt == r.Current().Attempt:
+		default:
+			s.cfg.log.Info().Str("run", id).Str("status", string(r.Status)).
+				Msg("announce a status a redelivered report changed, whose announcement was lost")
+			s.announce(b, r)
 		}
-		s.cfg.log.Info().Str("run", id).Str("status", string(r.Status)).
-			Msg("announce a status a redelivered report changed, whose announcement was lost")
-		s.announce(b, r)
+		s.unlockOrder()
 	}
 }
 
