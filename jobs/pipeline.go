@@ -645,10 +645,24 @@ func (p *Pipeline) ResolveParams(given map[string]string) (Params, error) {
 	for _, k := range keys {
 		if _, ok := p.Parameters[k]; !ok {
 			errs = append(errs, &FieldError{Path: "parameters." + k,
-				Msg: fmt.Sprintf("pipeline %s declares no parameter %q", p.Name, k)})
+				Msg: fmt.Sprintf("pipeline %s declares no parameter %q (%s)", p.Name, k, p.declaredParams())})
 			continue
 		}
 		out[k] = given[k]
 	}
 	return out, errors.Join(errs...)
+}
+
+// declaredParams says which parameters the pipeline declares, for an error
+// about one it does not: a misspelt name is then plain to see.
+func (p *Pipeline) declaredParams() string {
+	if len(p.Parameters) == 0 {
+		return "it declares none: add it under parameters: in the pipeline file"
+	}
+	names := make([]string, 0, len(p.Parameters))
+	for k := range p.Parameters {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return "it declares " + strings.Join(names, ", ")
 }

@@ -739,3 +739,28 @@ stages:
 		}
 	}
 }
+
+// TestResolveParamsNamesTheDeclaredOnes: a parameter the pipeline does not
+// declare is refused, each one, naming those it does declare, so that a
+// misspelt --param shows its right spelling.
+func TestResolveParamsNamesTheDeclaredOnes(t *testing.T) {
+	p := &Pipeline{Name: "daily", Parameters: map[string]string{"day": "2026-01-01", "rows": "10"}}
+	got, err := p.ResolveParams(map[string]string{"dya": "x", "day": "2026-02-01", "row": "5"})
+	if err == nil {
+		t.Fatalf("resolved %v, want an error", got)
+	}
+	want := `parameters.dya: pipeline daily declares no parameter "dya" (it declares day, rows)` + "\n" +
+		`parameters.row: pipeline daily declares no parameter "row" (it declares day, rows)`
+	if err.Error() != want {
+		t.Errorf("got\n%s\nwant\n%s", err, want)
+	}
+	none := &Pipeline{Name: "plain"}
+	_, err = none.ResolveParams(map[string]string{"day": "x"})
+	if want := `parameters.day: pipeline plain declares no parameter "day" (it declares none: add it under parameters: in the pipeline file)`; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	got, err = p.ResolveParams(map[string]string{"day": "2026-02-01"})
+	if err != nil || got["day"] != "2026-02-01" || got["rows"] != "10" {
+		t.Errorf("got %v, %v; want day given, rows defaulted", got, err)
+	}
+}

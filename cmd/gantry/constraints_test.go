@@ -125,3 +125,25 @@ func TestDescribePipelineRunShowsConstraints(t *testing.T) {
 		t.Errorf("describe lacks %q:\n%s", want, b.String())
 	}
 }
+
+// TestServerParamAndRangeErrorsNameTheFlag: the server names a pipeline
+// run's unknown parameters, and a backfill's range, by their request
+// fields; gantry pipeline run and backfill name the flags instead.
+func TestServerParamAndRangeErrorsNameTheFlag(t *testing.T) {
+	err := errors.New(`parameters.dya: pipeline daily declares no parameter "dya" (it declares day, rows)
+constraints[0]: "disk=ssd": bad
+tags[0]: bad`)
+	want := `--param dya: pipeline daily declares no parameter "dya" (it declares day, rows); --constraint "disk=ssd": bad; tags[0]: bad`
+	if got := pipelineRunFlagErrors(err); got != want {
+		t.Errorf("pipeline run:\n%s\nwant\n%s", got, want)
+	}
+	err = errors.New(`from: 1969-12-30T00:00:00+01:00 is before 1970-01-01
+to: the range holds fire times yet to come (the first at 2026-12-07T02:00:00+01:00); backfill up to now, the schedule fires the others
+tomorrow: left as it is`)
+	want = `--from: 1969-12-30T00:00:00+01:00 is before 1970-01-01; ` +
+		`--to: the range holds fire times yet to come (the first at 2026-12-07T02:00:00+01:00); backfill up to now, the schedule fires the others; ` +
+		`tomorrow: left as it is`
+	if got := backfillFlagErrors(err); got != want {
+		t.Errorf("backfill:\n%s\nwant\n%s", got, want)
+	}
+}

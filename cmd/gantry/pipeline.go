@@ -357,7 +357,7 @@ from then.`,
 			pr, err := c.RunPipelineWith(cmd.Context(), args[0],
 				client.RunOptions{Parameters: given, Priority: prio, TimeoutSeconds: secs, Tags: tagList, Constraints: consList})
 			if err != nil {
-				return fmt.Errorf("%s", constraintFlagErrors(err))
+				return fmt.Errorf("%s", pipelineRunFlagErrors(err))
 			}
 			if detach {
 				return out.writeID(cmd.OutOrStdout(), pr.PipelineRunID, pr)
@@ -382,6 +382,37 @@ func constraintFlagErrors(err error) string {
 	lines := strings.Split(err.Error(), "\n")
 	for i, l := range lines {
 		lines[i] = constraintFlagLine(l)
+	}
+	return strings.Join(lines, "; ")
+}
+
+// pipelineRunFlagErrors is constraintFlagErrors for gantry pipeline run,
+// whose parameters the server names as fields too: parameters.dya: ...
+// becomes --param dya: ...
+func pipelineRunFlagErrors(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = constraintFlagLine(l)
+		if rest, ok := strings.CutPrefix(l, "parameters."); ok {
+			if k, msg, ok := strings.Cut(rest, ": "); ok {
+				lines[i] = "--param " + k + ": " + msg
+			}
+		}
+	}
+	return strings.Join(lines, "; ")
+}
+
+// backfillFlagErrors puts the server's problems with a backfill on one
+// line, those of its range naming the --from and --to flags rather than
+// the request's from and to fields.
+func backfillFlagErrors(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		for _, f := range []string{"from", "to"} {
+			if rest, ok := strings.CutPrefix(l, f+": "); ok {
+				lines[i] = "--" + f + ": " + rest
+			}
+		}
 	}
 	return strings.Join(lines, "; ")
 }
@@ -918,6 +949,9 @@ counted from when that run starts: not while it waits PENDING.`,
 			runs, err := c.BackfillWith(cmd.Context(), args[0], f, t,
 				client.BackfillOptions{MaxParallel: maxParallel, Priority: prio, TimeoutSeconds: secs, Tags: tagList})
 			if err != nil {
+				if msg := backfillFlagErrors(err); msg != oneLine(err) {
+					return errors.New(msg)
+				}
 				return err
 			}
 			for _, pr := range runs {
