@@ -212,3 +212,24 @@ func TestScheduleDelete(t *testing.T) {
 		t.Errorf("delete again: %s %s", m.Code, m.Message)
 	}
 }
+
+// TestScheduleOfAPipelineWithoutOne: trigger, suspend and resume of a
+// pipeline that has no schedule say so, and what to do instead; of a name
+// that is no pipeline at all, only that it is not found.
+func TestScheduleOfAPipelineWithoutOne(t *testing.T) {
+	t.Parallel()
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: plain\nstages: [{name: only, taskDefinition: hello}]\n")
+	for _, ep := range []string{"trigger", "suspend", "resume"} {
+		got := apiError(t, e.req(e.op, "gantry.api.schedules."+ep, `{"name":"plain"}`))
+		want := "schedule plain: pipeline plain has no schedule: run it now with gantry pipeline run plain, or add schedule: to its file and apply it"
+		if got.Code != jobs.CodeNotFound || got.Message != want {
+			t.Errorf("%s plain: %s %q, want %s %q", ep, got.Code, got.Message, jobs.CodeNotFound, want)
+		}
+		got = apiError(t, e.req(e.op, "gantry.api.schedules."+ep, `{"name":"nosuch"}`))
+		if got.Code != jobs.CodeNotFound || got.Message != "schedule nosuch: not found" {
+			t.Errorf("%s nosuch: %s %q", ep, got.Code, got.Message)
+		}
+	}
+}

@@ -903,6 +903,11 @@ func (s *Server) setSuspended(ctx context.Context, data []byte, suspended bool) 
 		return nil, err
 	}
 	if err := s.db.SetScheduleSuspended(ctx, req.Name, suspended); err != nil {
+		if errors.Is(err, jobs.ErrNotFound) {
+			if _, perr := s.db.GetPipeline(ctx, req.Name, 0); perr == nil {
+				return nil, noSchedule(req.Name)
+			}
+		}
 		return nil, err
 	}
 	s.pipes.cron.Wake()
@@ -917,6 +922,13 @@ func (s *Server) apiScheduleResume(ctx context.Context, data []byte) (any, error
 	return s.setSuspended(ctx, data, false)
 }
 
+// noSchedule is the not-found error of a schedule named after a pipeline
+// that has none: it says what to do instead.
+func noSchedule(name string) error {
+	return jobs.NotFound(fmt.Sprintf("schedule %s: pipeline %s has no schedule: run it now with gantry pipeline run %s, "+
+		"or add schedule: to its file and apply it", name, name, name))
+}
+
 // apiScheduleTrigger runs a scheduled pipeline now, as a fire at the
 // current time would, outside its concurrency policy.
 func (s *Server) apiScheduleTrigger(ctx context.Context, data []byte) (any, error) {
@@ -925,11 +937,14 @@ func (s *Server) apiScheduleTrigger(ctx context.Context, data []byte) (any, erro
 		return nil, err
 	}
 	p, err := s.db.GetPipeline(ctx, req.Name, 0)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return nil, jobs.NotFound(fmt.Sprintf("schedule %s: not found", req.Name))
+	}
 	if err != nil {
 		return nil, err
 	}
 	if p.Schedule == nil {
-		return nil, jobs.NotFound(fmt.Sprintf("schedule %s: pipeline %s has no schedule", req.Name, req.Name))
+		return nil, noSchedule(req.Name)
 	}
 	t := s.cfg.now().UTC()
 	return s.startPipelineRun(ctx, req.Name, nil, "trigger", &t)
