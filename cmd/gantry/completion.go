@@ -41,6 +41,7 @@ func completers(g *globals) map[string]cobra.CompletionFunc {
 		"pipeline backfill":  firstArg(pipelines),
 		"pipeline delete":    firstArg(pipelines),
 		"pipeline retry":     firstArg(g.complete(completeRetryable)),
+		"schedule describe":  firstArg(schedules),
 		"schedule suspend":   firstArg(schedules),
 		"schedule resume":    firstArg(schedules),
 		"schedule trigger":   firstArg(schedules),

@@ -1015,7 +1015,7 @@ func writeSchedules(w io.Writer, ss []client.ScheduleInfo) error {
 func newScheduleCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "schedule",
-		Short: "Create, list, suspend, resume, trigger and delete the cron schedules of pipelines and task definitions",
+		Short: "Create, list, describe, suspend, resume, trigger and delete the cron schedules of pipelines and task definitions",
 	}
 	var out output
 	ls := &cobra.Command{
@@ -1068,8 +1068,9 @@ func newScheduleCmd(g *globals) *cobra.Command {
 	}
 	c.AddCommand(ls, toggle("suspend", "suspended", "Stop firing a schedule until resumed", true),
 		toggle("resume", "resumed", "Fire a suspended schedule again (fire times passed meanwhile are not run)", false), trigger,
-		newScheduleCreateCmd(g), // schedule_create.go
-		newScheduleDeleteCmd(g)) // delete.go
+		newScheduleDescribeCmd(g), // schedule_describe.go
+		newScheduleCreateCmd(g),   // schedule_create.go
+		newScheduleDeleteCmd(g))   // delete.go
 	return c
 }
 
