@@ -448,6 +448,9 @@ func TestScheduleCreateChecksItsFlags(t *testing.T) {
 		{[]string{"--attempts", "0"}, "--attempts 0: must be between 1 and 10"},
 		{[]string{"--attempts", "11"}, "--attempts 11: must be between 1 and 10"},
 		{[]string{"--priority", "urgent"}, `--priority "urgent": want high, normal or low`},
+		// Every flag's problem, not the first only.
+		{[]string{"--priority", "urgent", "--attempts", "11", "--env", "X"},
+			`--priority "urgent": want high, normal or low; --attempts 11: must be between 1 and 10; --env "X": want K=V`},
 	} {
 		root := newRoot()
 		var out bytes.Buffer

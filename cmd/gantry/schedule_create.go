@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -56,29 +57,36 @@ key by key; 'gantry pipeline describe NAME' shows them.`,
 			// As gantry run's: under a second (500ms) would have been
 			// truncated to 0, no limit, and a negative one named the
 			// stored pipeline's fields rather than the flag.
+			// Every flag's problem at once, as the server's problems
+			// with the schedule itself are told together.
+			var problems []string
+			check := func(err error) {
+				if err != nil {
+					problems = append(problems, oneLine(err))
+				}
+			}
 			var err error
-			if ts.TimeoutSeconds, err = seconds("--timeout", timeout); err != nil {
-				return err
-			}
-			if ts.Schedule.StartingDeadlineSeconds, err = seconds("--starting-deadline", startingDeadline); err != nil {
-				return err
-			}
-			if ts.Priority, err = priorityFlag(priority); err != nil {
-				return err
-			}
+			ts.TimeoutSeconds, err = seconds("--timeout", timeout)
+			check(err)
+			ts.Schedule.StartingDeadlineSeconds, err = seconds("--starting-deadline", startingDeadline)
+			check(err)
+			ts.Priority, err = priorityFlag(priority)
+			check(err)
 			if cmd.Flags().Changed("attempts") && (attempts < 1 || attempts > 10) {
-				return fmt.Errorf("--attempts %d: must be between 1 and 10", attempts)
+				check(fmt.Errorf("--attempts %d: must be between 1 and 10", attempts))
 			}
 			if attempts > 0 {
 				ts.RetryStrategy = &jobs.RetryStrategy{Attempts: attempts}
 			}
 			for _, kv := range envs {
 				if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-					return fmt.Errorf("--env %q: want K=V", kv)
+					check(fmt.Errorf("--env %q: want K=V", kv))
 				}
 			}
-			if ts.Constraints, err = constraintFlags(cons); err != nil { // run.go
-				return err
+			ts.Constraints, err = constraintFlags(cons) // run.go
+			check(err)
+			if len(problems) > 0 {
+				return errors.New(strings.Join(problems, "; "))
 			}
 			nc, c, err := g.connect(cmd.Context())
 			if err != nil {
