@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,13 @@ func TestRetryWaitsForBackoffAndDeadline(t *testing.T) {
 	nb := r.Current().NotBefore
 	if nb == nil || nb.Before(now.Add(5*time.Second)) || nb.After(now.Add(10*time.Second)) {
 		t.Fatalf("notBefore %v, want within [now+5s, now+10s]", nb)
+	}
+	// The reason says the time is to come, with the backoff that sets it.
+	delay := nb.Sub(now).Round(100 * time.Millisecond)
+	want := fmt.Sprintf("retry 1 of 2 after attempt 1 failed (EssentialContainerExited): backoff %s, queued after %s",
+		delay, nb.UTC().Format("2006-01-02T15:04:05.0Z07:00"))
+	if r.StatusReason != want {
+		t.Errorf("reason %q, want %q", r.StatusReason, want)
 	}
 	soon := now.Add(3 * time.Second)
 	if r := newRun(&soon); r.Retry(now) {

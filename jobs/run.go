@@ -424,7 +424,8 @@ func (r *Run) Retry(now time.Time) bool {
 		}
 	}
 	n := r.Tries()
-	at := now.Add(r.Spec.RetryStrategy.backoff().Delay(n, jitter(r.RunID, n+1)))
+	delay := r.Spec.RetryStrategy.backoff().Delay(n, jitter(r.RunID, n+1))
+	at := now.Add(delay)
 	if d := r.Spec.Deadline; d != nil && !at.Before(*d) {
 		r.StoppedReason = fmt.Sprintf("%s; not retried: activeDeadlineSeconds=%d passes before attempt %d could start",
 			orNone(r.StoppedReason), r.Spec.ActiveDeadlineSeconds, a.Attempt+1)
@@ -432,8 +433,9 @@ func (r *Run) Retry(now time.Time) bool {
 	}
 	r.Attempts = append(r.Attempts, Attempt{Attempt: len(r.Attempts) + 1, Status: StatusQueued, CreatedAt: now, NotBefore: &at})
 	r.Status = StatusQueued
-	r.StatusReason = fmt.Sprintf("retry %d of %d after attempt %d failed (%s); queued at %s", n, r.Spec.MaxAttempts()-1,
-		a.Attempt, orNone(a.StopCode), at.UTC().Format(time.RFC3339Nano))
+	// The time alone read as a past one: the backoff says it is to come.
+	r.StatusReason = fmt.Sprintf("retry %d of %d after attempt %d failed (%s): backoff %s, queued after %s", n, r.Spec.MaxAttempts()-1,
+		a.Attempt, orNone(a.StopCode), delay.Round(100*time.Millisecond), at.UTC().Format("2006-01-02T15:04:05.0Z07:00"))
 	return true
 }
 
