@@ -63,6 +63,20 @@ import (
 // reader prints the rest as they come rather than hold them. The window's
 // batches are then fetched twice, and what is held stays under the bound.
 //
+// The stream may drop the log's oldest batches (its limits) between the
+// count and the read again: a Skip counted from where the count began
+// would then leave out lines still stored. So the count keeps a small
+// record of each batch of the part it read last (tailRec), in which the
+// last Lines lines begin, and the read again starts at the batch they
+// begin in (W), primed as a held window is: Skip leaves out only W's
+// lines before them. Batches after W are newer, and outlast it; if W
+// itself is gone when the read again gets there, the read gives every
+// line left and says so (LogTail.Shortened). The records cost 24 bytes
+// a batch, and a part read back while counting holds at most as many
+// batches as MaxHold has room for records (more parts, not more memory);
+// past that (a window read whole that grew meanwhile) the read again
+// starts where the count began, as before.
+//
 // With Since, the read goes back no further than the first batch that can
 // hold a line of Since on (sinceStart, logsince.go): a --since 1m --tail
 // 1000 of a long log no longer read back to its start.
@@ -110,7 +124,27 @@ type LogTail struct {
 	// rest as they come. Both are set before fn is given a batch.
 	Streamed bool
 	Skip     int
+	// Shortened says, of a streamed read, that the stream dropped the
+	// batch the last Lines lines began in (its limits, a purge) before
+	// the read got to it again: Skip was lowered to the primed batches'
+	// lines, so that the read gave every line left of the window, fewer
+	// than Lines. It is set before fn is given a batch after the primed
+	// ones.
+	Shortened bool
 }
+
+// tailRec is what a count (LogTail.MaxHold) keeps of a batch: its stream
+// sequence, the lines that count it ends, and its attempt/container's
+// first line (key indexes tailRead.keys; first 0: no line).
+type tailRec struct {
+	seq   uint64
+	first int64
+	lines int32
+	key   int32
+}
+
+// tailRecSize is a tailRec's bytes, by which MaxHold bounds the records.
+const tailRecSize = 24
 
 // tailBatch is a batch of the window, or one that primes it.
 type tailBatch struct {
@@ -127,7 +161,7 @@ type tailBatch struct {
 // has no batch yet: the caller reads it from the start, as without Tail.
 func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn func(*jobs.LogBatch) error) (read bool, err error) {
 	t := lq.Tail
-	t.Whole, t.Bounded, t.Streamed, t.Skip = false, false, false, 0
+	t.Whole, t.Bounded, t.Streamed, t.Skip, t.Shortened = false, false, false, 0, false
 	last, err := r.lastSeq(ctx)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return false, fmt.Errorf("%w: %w", errNoBatch, err)
@@ -169,8 +203,7 @@ func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn f
 		atFloor := tr.lo <= floor
 		switch {
 		case tr.counting && (tr.lines >= t.Lines || atFloor):
-			t.Whole = tr.lo <= first.seq
-			return true, q.streamTail(ctx, r, lq, tr, fn)
+			return true, q.streamTail(ctx, r, lq, tr, first.seq, fn)
 		case atFloor && floor == first.seq && !tr.dropped && !tr.trimmed:
 			t.Whole = true
 			return true, deliver(nil, tr.window, fn)
@@ -196,26 +229,40 @@ func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn f
 
 // streamTail gives fn, of a window too big to hold (tr counted its lines,
 // from tr.lo on), the batches that prime it, then its batches as it reads
-// them again, up to the last the count read; following, it then calls
-// CaughtUp. It sets the tail's Streamed and Skip first.
-func (q *Queue) streamTail(ctx context.Context, r *directReader, lq LogQuery, tr *tailRead, fn func(*jobs.LogBatch) error) error {
+// them again, from the one the last Lines lines begin in to the last the
+// count read; following, it then calls CaughtUp. It sets the tail's
+// Whole, Streamed and Skip first (the log's first batch is at logFirst).
+func (q *Queue) streamTail(ctx context.Context, r *directReader, lq LogQuery, tr *tailRead, logFirst uint64, fn func(*jobs.LogBatch) error) error {
 	t := lq.Tail
+	from, expect, skip, firsts := tr.windowStart(t.Lines)
 	var starts []lineStart
-	for _, s := range tr.firsts {
+	for _, s := range firsts {
 		starts = append(starts, s)
 	}
-	primed, err := q.primeTail(ctx, r, lq, tr.lo-1, starts)
+	primed, err := q.primeTail(ctx, r, lq, from-1, starts)
 	if err != nil {
 		return err
 	}
-	t.Streamed, t.Skip = true, max(tr.lines-t.Lines, 0)
+	t.Whole = from <= logFirst
+	t.Streamed, t.Skip = true, skip
 	for _, tb := range primed {
 		t.Skip += lineCount(tb.b, t.Since)
 	}
+	primedLines := t.Skip - skip
 	if err := deliver(primed, nil, fn); err != nil {
 		return err
 	}
-	if err := r.readTo(ctx, tr.lo, tr.hi, func(data []byte) error {
+	// gone: the batch the window begins in was dropped since the count;
+	// the lines after it, newer, are all there is to give.
+	gone := func() { t.Skip, t.Shortened, expect = primedLines, true, 0 }
+	if err := r.readTo(ctx, from, tr.hi, func(seq uint64, data []byte) error {
+		switch {
+		case expect == 0 || seq < expect: // another attempt's, before it
+		case seq == expect:
+			expect = 0
+		default:
+			gone()
+		}
 		var b jobs.LogBatch
 		if jobs.DecodeLogBatch(data, &b) != nil || lq.Attempt != 0 && b.Attempt != lq.Attempt {
 			return nil
@@ -224,16 +271,49 @@ func (q *Queue) streamTail(ctx context.Context, r *directReader, lq LogQuery, tr
 	}); err != nil {
 		return err
 	}
+	if expect != 0 {
+		gone()
+	}
 	if lq.Follow && r.caughtUp != nil {
 		return r.caughtUp()
 	}
 	return nil
 }
 
+// windowStart returns where a counted window's read again starts (from):
+// at the batch the last lines lines begin in, found in the records of
+// the part read last, or where the count began when they hold fewer (or
+// were not kept). It returns that batch's sequence (expect: 0 when not
+// known), how many lines that count of those read from there on come
+// before the last lines, and each attempt/container's first line from
+// there on.
+func (tr *tailRead) windowStart(lines int) (from, expect uint64, skip int, firsts map[string]lineStart) {
+	if tr.recsOver {
+		return tr.lo, 0, max(tr.lines-lines, 0), tr.firsts
+	}
+	firsts = maps.Clone(tr.later)
+	n := tr.laterLines
+	for i := len(tr.recs) - 1; i >= 0; i-- {
+		rec := tr.recs[i]
+		if rec.first != 0 {
+			k := tr.keyList[rec.key]
+			firsts[fmt.Sprint(k.attempt, "/", k.container)] = lineStart{k.container, k.attempt, rec.first}
+		}
+		n += int(rec.lines)
+		if n >= lines {
+			return rec.seq, rec.seq, n - lines, firsts
+		}
+	}
+	if len(tr.recs) > 0 {
+		expect = tr.recs[0].seq
+	}
+	return tr.lo, expect, 0, tr.firsts
+}
+
 // readTo calls fn with each message on the reader's filter stored from
-// the sequence from to hi, in order, and leaves the reader to go on after
-// hi.
-func (r *directReader) readTo(ctx context.Context, from, hi uint64, fn func(data []byte) error) error {
+// the sequence from to hi, and its sequence, in order, and leaves the
+// reader to go on after hi.
+func (r *directReader) readTo(ctx context.Context, from, hi uint64, fn func(seq uint64, data []byte) error) error {
 	next := from
 	for next <= hi {
 		got, past := 0, false
@@ -244,7 +324,7 @@ func (r *directReader) readTo(ctx context.Context, from, hi uint64, fn func(data
 				return nil
 			}
 			next, got = seq+1, got+1
-			return fn(m.Data)
+			return fn(seq, m.Data)
 		})
 		if err != nil {
 			return err
@@ -278,6 +358,16 @@ type tailRead struct {
 	counting bool
 	firsts   map[string]lineStart
 	hi       uint64
+	// recs are the records of the batches of the part read last (all
+	// of them, from lo on: recsOver, too many to keep), later the first
+	// lines and laterLines the lines of the batches after it; keys and
+	// keyList number the attempt/containers (attempt/container → index).
+	recs       []tailRec
+	recsOver   bool
+	later      map[string]lineStart
+	laterLines int
+	keys       map[string]int32
+	keyList    []lineStart
 }
 
 // lineStart is the first line of a container's attempt in a window.
@@ -301,7 +391,7 @@ type lineStart struct {
 // where pieces of a line that counts were (a --since read's start and
 // MaxHold bound what such batches cost).
 func readWindow(ctx context.Context, r *directReader, lq LogQuery, start uint64) (*tailRead, error) {
-	tr := &tailRead{r: r, lq: lq, lo: start, firsts: map[string]lineStart{}}
+	tr := &tailRead{r: r, lq: lq, lo: start, firsts: map[string]lineStart{}, keys: map[string]int32{}}
 	h := tr.holder()
 	r.next = start
 	err := r.follow(ctx, false, nil, func(data []byte, _ nats.Header) error {
@@ -322,6 +412,8 @@ type holder struct {
 	dropped     bool
 	trimmed     bool
 	firsts      map[string]lineStart // of the batches given, held or not
+	recs        []tailRec            // of the batches given, held or not
+	recsOver    bool                 // more than maxRecs were given: recs is nil
 }
 
 func (tr *tailRead) holder() *holder {
@@ -339,16 +431,19 @@ func (tr *tailRead) add(h *holder, seq uint64, data []byte) {
 		return
 	}
 	tail := tr.lq.Tail
-	if key := fmt.Sprint(b.Attempt, "/", b.Container); len(b.Lines) > 0 && h.firsts[key] == (lineStart{}) {
+	key := fmt.Sprint(b.Attempt, "/", b.Container)
+	if len(b.Lines) > 0 && h.firsts[key] == (lineStart{}) {
 		h.firsts[key] = lineStart{b.Container, b.Attempt, b.Lines[0].Seq}
 	}
+	lines := lineCount(&b, tail.Since)
+	tr.record(h, key, seq, &b, lines)
 	if tr.counting {
-		h.lines += lineCount(&b, tail.Since)
+		h.lines += lines
 		return
 	}
-	h.batches = append(h.batches, tailBatch{seq: seq, size: len(data), b: &b, lines: lineCount(&b, tail.Since)})
+	h.batches = append(h.batches, tailBatch{seq: seq, size: len(data), b: &b, lines: lines})
 	h.size += len(data)
-	h.lines += h.batches[len(h.batches)-1].lines
+	h.lines += lines
 	end := len(h.batches) - 1 // the log's last batch read stays
 	if h.after {
 		end++
@@ -385,8 +480,43 @@ func (tr *tailRead) add(h *holder, seq uint64, data []byte) {
 	}
 }
 
+// maxRecs is how many tailRecs a part read back may keep: as many as the
+// tail's MaxHold has room for.
+func (tr *tailRead) maxRecs() int {
+	hold := tr.lq.Tail.MaxHold
+	if hold <= 0 {
+		hold = DefaultTailHold
+	}
+	return max(hold/tailRecSize, 4*tailFirstWindow)
+}
+
+// record keeps h's record of the batch b, at seq, which ends lines lines
+// that count.
+func (tr *tailRead) record(h *holder, key string, seq uint64, b *jobs.LogBatch, lines int) {
+	if h.recsOver {
+		return
+	}
+	if len(h.recs) >= tr.maxRecs() {
+		h.recs, h.recsOver = nil, true
+		return
+	}
+	k, ok := tr.keys[key]
+	if !ok {
+		k = int32(len(tr.keyList))
+		tr.keys[key] = k
+		tr.keyList = append(tr.keyList, lineStart{container: b.Container, attempt: b.Attempt})
+	}
+	rec := tailRec{seq: seq, lines: int32(lines), key: k}
+	if len(b.Lines) > 0 {
+		rec.first = b.Lines[0].Seq
+	}
+	h.recs = append(h.recs, rec)
+}
+
 // keep puts what h holds before the window.
 func (tr *tailRead) keep(h *holder) {
+	tr.later, tr.laterLines = maps.Clone(tr.firsts), tr.lines
+	tr.recs, tr.recsOver = h.recs, h.recsOver
 	maps.Copy(tr.firsts, h.firsts) // h's are earlier
 	tr.window = slices.Concat(h.batches[h.head:], tr.window)
 	tr.lines, tr.size = h.lines, h.size
@@ -412,6 +542,9 @@ func (tr *tailRead) readBack(ctx context.Context, first tailProbe) error {
 		// far, and a little more: the part is read again.
 		perMsg := float64(tr.lines) / float64(tr.msgs)
 		want = min(want, int(float64(tr.lq.Tail.Lines-tr.lines)/perMsg*1.1)+tailFirstWindow)
+	}
+	if tr.counting {
+		want = min(want, tr.maxRecs()/2-1) // the part's records fit (n is at most 2*want+1)
 	}
 	count := func(p tailProbe) int { // the messages from p on before lo
 		if p.seq == 0 || p.seq >= tr.lo {
