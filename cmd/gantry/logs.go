@@ -53,8 +53,9 @@ container wrote them, so the time is the batch's, within a fraction of a
 second of the line's. --since reads the log from about that time, not
 from its start. A --tail longer than most of the log holds at most about
 16 MiB of it: it counts the lines back from the end, then reads them
-again and prints them as it goes. Lines left out by --tail or --since are
-never reported as dropped.
+again and prints them as it goes; should the stream drop the oldest of
+those lines meanwhile, it prints those left and says so on stderr. Lines
+left out by --tail or --since are never reported as dropped.
 
 --timestamps (-t) starts each line with a time in RFC 3339 with
 nanoseconds, in UTC (2026-12-06T06:14:18.123456789Z line), after the
@@ -296,6 +297,22 @@ func (d *dropWatch) reportGap(b *jobs.LogBatch, from, to int64) {
 func (d *dropWatch) reportCut(container string, attempt, cut int) {
 	msg := fmt.Sprintf("the line above of container %s (attempt %d) is cut: --tail holds about %d bytes of a line, and left out its last %d (gantry logs without --tail prints it whole)",
 		container, attempt, maxHeldLine, cut)
+	if d.label != "" {
+		msg = d.label + ": " + msg
+	}
+	fmt.Fprintln(d.stderr, "gantry:", msg)
+}
+
+// reportShortened says on stderr that the oldest of the last n lines
+// --tail asked for were dropped while they were read: what follows is
+// all that is left of them.
+func (d *dropWatch) reportShortened(n int) {
+	msg := fmt.Sprintf("the oldest of the last %d lines were dropped while --tail read them; the lines printed after this are all that is left", n)
+	if d.c != nil {
+		if l, err := d.c.LogLimits(d.ctx); err == nil {
+			msg += ": " + dropCause(l)
+		}
+	}
 	if d.label != "" {
 		msg = d.label + ": " + msg
 	}

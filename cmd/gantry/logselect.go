@@ -51,7 +51,9 @@ func parseTail(s string) (int, error) {
 // holds no line. It holds at most
 // maxHeldLine bytes of a line in pieces meanwhile, as the printer does: the
 // rest of a longer line (a blob written with no newline) is left out, and
-// said so on stderr where the line is printed.
+// said so on stderr where the line is printed. Should the stream drop
+// the batch the last N lines begin in before a streamed read got to it
+// again (read.Shortened), it prints what is left and says so.
 //
 // Lines it skips on purpose must not read as dropped by the stream: a gap
 // the dropWatch found before a line is reported only if that line is
@@ -66,6 +68,9 @@ type logSelect struct {
 	// skip lines rather than fill the ring; skipped counts those skipped.
 	read    *queue.LogTail
 	skipped int
+	// toldShort: it said on stderr that the stream dropped the start of
+	// the last lines while they were read (read.Shortened).
+	toldShort bool
 
 	ring    []selLine // the last lines, oldest at ring[head] once full
 	head    int
@@ -105,6 +110,9 @@ func newLogSelect(d *dropWatch, since time.Time, tail int) *logSelect {
 // batch takes b, before whose first line the lines g are missing (g.from
 // is 0 when none are).
 func (s *logSelect) batch(b *jobs.LogBatch, g gap) error {
+	if err := s.tellShortened(); err != nil {
+		return err
+	}
 	key := fmt.Sprint(b.Attempt, "/", b.Container)
 	if g.from > 0 {
 		s.gaps[key] = g
@@ -177,6 +185,9 @@ func (s *logSelect) push(l selLine) {
 // caughtUp prints the lines the ring holds, once: the read has caught up
 // with what is stored, and what comes next is printed as it comes.
 func (s *logSelect) caughtUp() error {
+	if err := s.tellShortened(); err != nil {
+		return err
+	}
 	if !s.tailing {
 		return nil
 	}
@@ -184,6 +195,21 @@ func (s *logSelect) caughtUp() error {
 	lines := slices.Concat(s.ring[s.head:], s.ring[:s.head])
 	s.ring = nil
 	return s.print(lines)
+}
+
+// tellShortened says on stderr, once, that the read of the log's end gave
+// fewer than the last N lines, the stream having dropped their start
+// while it read them.
+func (s *logSelect) tellShortened() error {
+	if s.toldShort || s.read == nil || !s.read.Shortened {
+		return nil
+	}
+	s.toldShort = true
+	if err := s.d.pr.flush(); err != nil {
+		return err
+	}
+	s.d.reportShortened(s.tail)
+	return nil
 }
 
 // print writes lines out, a batch for each run of one container's lines

@@ -521,3 +521,40 @@ func TestLogsTailHoldsALineUpToTheBound(t *testing.T) {
 		})
 	}
 }
+
+// TestLogsTailShortenedSays: a streamed read of the log's end whose
+// start the stream dropped while it was read (LogTail.Shortened) prints
+// the lines left, primed ones skipped, and says once on stderr, before
+// them, that the oldest of the last N lines went and why.
+func TestLogsTailShortenedSays(t *testing.T) {
+	b := startBoundedLogs(t)
+	t0 := time.Now()
+	batch := func(seqs ...int64) *jobs.LogBatch {
+		lb := &jobs.LogBatch{Attempt: 1, Container: "main", Time: t0}
+		for _, s := range seqs {
+			lb.Lines = append(lb.Lines, jobs.LogLine{Seq: s, Stream: jobs.Stdout, Text: "l" + strconv.FormatInt(s, 10)})
+		}
+		return lb
+	}
+	var out, errOut bytes.Buffer
+	d := newDropWatch(b.ctx, b.c, newLinePrinter(&out, &errOut, false), &errOut)
+	d.sel = newLogSelect(d, time.Time{}, 5)
+	read := &queue.LogTail{Lines: 5, Streamed: true, Skip: 2}
+	d.sel.read = read
+	if err := d.batch(batch(1, 2)); err != nil { // primed
+		t.Fatal(err)
+	}
+	read.Shortened = true // the window's first batch, 3 to 5, is gone
+	for _, lb := range []*jobs.LogBatch{batch(6, 7), batch(8)} {
+		if err := d.batch(lb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.sel.caughtUp(); err != nil {
+		t.Fatal(err)
+	}
+	const want = "gantry: the oldest of the last 5 lines were dropped while --tail read them; the lines printed after this are all that is left: the GANTRY_LOGS stream keeps lines"
+	if out.String() != "l6\nl7\nl8\n" || !strings.HasPrefix(errOut.String(), want) || strings.Count(errOut.String(), "\n") != 1 {
+		t.Errorf("stdout %q, stderr %q; want stdout l6 to l8, stderr one line starting %q", out.String(), errOut.String(), want)
+	}
+}
