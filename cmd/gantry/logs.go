@@ -195,15 +195,23 @@ func logsFlagsFor(cmd *cobra.Command, pipeline bool) error {
 }
 
 // logsExpired says why a run that showed no log line has none, when it can
-// be told for sure: the run ended longer ago than the log stream keeps
-// lines, or before the oldest line the stream holds when it dropped older
-// ones (bounded by --log-max-size), so whatever it wrote is gone; or
-// before the stream was made, so whatever it wrote went to another.
-// Otherwise (a run that wrote nothing, a user who may not read the
-// stream's configuration) it returns "", and the empty output stands.
+// be told for sure: the run (or the --attempt asked for) ended before any
+// of its containers started, so it never had one; the run ended longer
+// ago than the log stream keeps lines, or before the oldest line the
+// stream holds when it dropped older ones (bounded by --log-max-size), so
+// whatever it wrote is gone; or before the stream was made, so whatever
+// it wrote went to another. Otherwise (a run that wrote nothing, a user
+// who may not read the stream's configuration) it returns "", and the
+// empty output stands.
 func logsExpired(ctx context.Context, c *client.Client, runID string, o client.LogOptions, now time.Time) string {
 	r, err := c.Get(ctx, runID)
-	if err != nil || r.FinishedAt == nil || o.Attempt > len(r.Attempts) {
+	if err != nil {
+		return ""
+	}
+	if why := noContainerStarted(r, o.Attempt); why != "" {
+		return why
+	}
+	if r.FinishedAt == nil || o.Attempt > len(r.Attempts) {
 		return ""
 	}
 	l, err := c.LogLimits(ctx)
@@ -211,6 +219,38 @@ func logsExpired(ctx context.Context, c *client.Client, runID string, o client.L
 		return ""
 	}
 	return logsGone(runID, *r.FinishedAt, l, now)
+}
+
+// noContainerStarted says that r ended before any of its containers
+// started (the worker reports RUNNING once they have, before any end),
+// or, attempt above 0, that this attempt of it did: it has no log. ""
+// for a run or attempt that has not ended, or that started.
+func noContainerStarted(r *jobs.Run, attempt int) string {
+	what, status, reason, started := "run "+r.RunID, r.Status, r.StoppedReason, r.StartedAt != nil
+	for _, a := range r.Attempts {
+		started = started || a.StartedAt != nil
+	}
+	if attempt > 0 {
+		if attempt > len(r.Attempts) {
+			return ""
+		}
+		a := r.Attempts[attempt-1]
+		what, status, reason, started = fmt.Sprintf("attempt %d of run %s", attempt, r.RunID), a.Status, a.StoppedReason, a.StartedAt != nil
+	}
+	if !status.Terminal() || started {
+		return ""
+	}
+	how := "ended " + string(status)
+	switch status {
+	case jobs.StatusCanceled:
+		how = "was canceled"
+	case jobs.StatusFailed:
+		how = "failed"
+	}
+	if reason != "" {
+		how += " (" + reason + ")"
+	}
+	return fmt.Sprintf("%s %s before any container started: it has no log", what, how)
 }
 
 // logsGone is logsExpired's reason for a run that ended at finished,

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantry-dev/gantry/jobs"
+)
+
+// TestLogsOfARunThatNeverStarted: gantry logs of a run stopped while
+// queued, which no container of ever ran, prints nothing, says on stderr
+// why there is no log, and exits 0 as for any run; so with --attempt and
+// --tail.
+func TestLogsOfARunThatNeverStarted(t *testing.T) {
+	b := startBoundedLogs(t)
+	id := b.submit() // no worker takes it
+	if _, err := b.c.Stop(b.ctx, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if r, err := b.c.Get(b.ctx, id); err == nil && r.Status == jobs.StatusCanceled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the run was not canceled within 10s")
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "gantry: run " + id + " was canceled"},
+		{[]string{"--attempt", "1"}, "gantry: attempt 1 of run " + id + " was canceled"},
+		{[]string{"--tail", "10"}, "gantry: run " + id + " was canceled"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := b.logsCmd(b.ctx, &out, &errOut, append([]string{id}, tc.args...)...); err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		stderr := errOut.String()
+		if out.Len() != 0 || !strings.HasPrefix(stderr, tc.want) || !strings.HasSuffix(stderr, " before any container started: it has no log\n") ||
+			strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%q: stdout %q, stderr %q; want no stdout, and on stderr one line %q... before any container started: it has no log",
+				tc.args, out.String(), stderr, tc.want)
+		}
+	}
+}
+
+// TestLogsNoContainerStarted: which runs and attempts are said to have
+// no log because none of their containers started.
+func TestLogsNoContainerStarted(t *testing.T) {
+	at := time.Now()
+	r := func(status jobs.Status, reason string, started ...bool) *jobs.Run {
+		run := &jobs.Run{RunID: "r1", Status: status, StoppedReason: reason}
+		for i, s := range started {
+			a := jobs.Attempt{Attempt: i + 1, Status: jobs.StatusFailed, StoppedReason: "attempt reason"}
+			if s {
+				a.StartedAt = &at
+				run.StartedAt = &at
+			}
+			run.Attempts = append(run.Attempts, a)
+		}
+		return run
+	}
+	for _, tc := range []struct {
+		name    string
+		run     *jobs.Run
+		attempt int
+		want    string
+	}{
+		{"queued", r(jobs.StatusQueued, "", false), 0, ""},
+		{"canceled queued", r(jobs.StatusCanceled, "", false), 0, "run r1 was canceled before any container started: it has no log"},
+		{"pull failed", r(jobs.StatusFailed, "CannotPullContainerError: no image i", false), 0,
+			"run r1 failed (CannotPullContainerError: no image i) before any container started: it has no log"},
+		{"ran", r(jobs.StatusSucceeded, "", true), 0, ""},
+		{"a retry ran", r(jobs.StatusFailed, "", false, true), 0, ""},
+		{"its first attempt did not", r(jobs.StatusFailed, "", false, true), 1, "attempt 1 of run r1 failed (attempt reason) before any container started: it has no log"},
+		{"no such attempt", r(jobs.StatusFailed, "", false), 3, ""},
+	} {
+		if got := noContainerStarted(tc.run, tc.attempt); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
