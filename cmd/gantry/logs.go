@@ -31,7 +31,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 stderr, in order. The log is kept in JetStream, so it can be read again after
 the run ended and after gantry restarts, for 30 days (the GANTRY_LOGS stream's
 max age, the server's --log-retention): of a run that ended longer ago, logs
-says on stderr that its logs are no longer kept. A server with --log-max-size
+says on stderr that its logs are no longer kept, and of one that ended
+before any of its containers started (stopped while queued) that it has
+no log. A server with --log-max-size
 bounds the stream's bytes, and past the bound the oldest lines are dropped:
 logs says on stderr when a run's lines, or the first ones of a container,
 went that way, and which lines went while it read too slowly (a reader
