@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 )
 
 // TestLogsOfARunThatNeverStarted: gantry logs of a run stopped while
@@ -82,5 +85,28 @@ func TestLogsNoContainerStarted(t *testing.T) {
 		if got := noContainerStarted(tc.run, tc.attempt); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// endAsRan ends the queued run id as a worker that ran it reports it, at the
+// time at (RUNNING, then SUCCEEDED without a log line), and waits until
+// the server has applied it: a run that ended without a line, whose
+// containers started.
+func endAsRan(t *testing.T, ctx context.Context, c *client.Client, q *queue.Queue, id string, at time.Time) {
+	t.Helper()
+	zero := 0
+	for i, st := range []jobs.Status{jobs.StatusRunning, jobs.StatusSucceeded} {
+		ev := &jobs.Event{RunID: id, Attempt: 1, Seq: i + 1, Status: st, Source: jobs.SourceWorker, Worker: "w-test", Time: at}
+		if st.Terminal() {
+			ev.ExitCode = &zero
+		}
+		if err := q.Report(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if r, err := c.Wait(wctx, id); err != nil || r.Status != jobs.StatusSucceeded || r.StartedAt == nil {
+		t.Fatalf("run %s did not end as run: %+v, %v", id, r, err)
 	}
 }
