@@ -177,7 +177,38 @@ func rowsOf(id int64) []int64 {
 
 // send publishes r's status. It returns nil when the publish could not
 // even be sent.
-func (s *Server) send(r *jobs.Run) jetstream.PubAckFuture {
+func (s *Server) send(r *jobs.Run) jetstream.PubAckFuture { return s.sends().send(r) }
+
+// heldSends are the publishes of one hold of lockOrder. Once one of them
+// cannot be sent, the others are not tried but fail as it did: a NATS
+// that takes no more publishes (too many outstanding: acks not coming)
+// has each wait up to 200 ms for room, and a batch of reports that
+// changed hundreds of runs then held every change and submission up for
+// a minute. A publish not tried is handled as one that failed: its run
+// checked again, or its report applied again.
+type heldSends struct {
+	s   *Server
+	err error // why the first publish that failed did
+}
+
+// sends starts the publishes of one hold of lockOrder.
+func (s *Server) sends() *heldSends { return &heldSends{s: s} }
+
+// publish publishes ev, unless a publish of the hold failed before.
+func (h *heldSends) publish(ev *jobs.Event) (jetstream.PubAckFuture, error) {
+	if h.err != nil {
+		return nil, fmt.Errorf("not tried, a publish before it failed: %w", h.err)
+	}
+	f, err := h.s.q.PublishEventAsync(ev)
+	if err != nil {
+		h.err = err
+	}
+	return f, err
+}
+
+// send is Server.send within the hold.
+func (h *heldSends) send(r *jobs.Run) jetstream.PubAckFuture {
+	s := h.s
 	if lost := s.cfg.lostAnnouncement; lost != nil && lost(r.RunID) {
 		return lostFuture{}
 	}
@@ -185,12 +216,17 @@ func (s *Server) send(r *jobs.Run) jetstream.PubAckFuture {
 		s.cfg.log.Warn().Str("run", r.RunID).Msg("publish status; checked again")
 		return nil
 	}
-	f, err := s.q.PublishEventAsync(s.statusEvent(r))
+	f, err := h.publish(s.statusEvent(r))
 	if err != nil {
 		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status; checked again")
 		return nil
 	}
 	return f
+}
+
+// announceRun is Server.announceRun within the hold.
+func (h *heldSends) announceRun(r *jobs.Run, outbox int64) {
+	h.s.track(r.RunID, rowsOf(outbox), false, h.send(r))
 }
 
 // track keeps the outbox rows of run id until the publishes fs (sent in
@@ -254,9 +290,7 @@ func (s *Server) runlockOrder() { s.order.RUnlock() }
 
 // announceRun publishes r's status and clears the outbox row outbox (0:
 // none) once it is stored.
-func (s *Server) announceRun(r *jobs.Run, outbox int64) {
-	s.track(r.RunID, rowsOf(outbox), false, s.send(r))
-}
+func (s *Server) announceRun(r *jobs.Run, outbox int64) { s.sends().announceRun(r, outbox) }
 
 // keepAnnouncements settles the announcements on their way and checks
 // again those that failed, every announceTick, until ctx is done; then it

@@ -3,15 +3,21 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/storage"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // orderLockDeadline bounds how long TestOrderLockMixedLoadEnds waits for
@@ -191,4 +197,117 @@ func endOf(code int) jobs.Status {
 		return jobs.StatusSucceeded
 	}
 	return jobs.StatusFailed
+}
+
+// BenchmarkSubmitWhileApplying measures submissions (shared lockOrder)
+// while another goroutine applies the workers' reports of the runs
+// submitted (exclusive lockOrder), as the control plane does under load.
+// Run with -mutexprofile (or -blockprofile) to see how long each waits
+// for lockOrder; waits/op counts the holds that had to wait.
+func BenchmarkSubmitWhileApplying(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, q, db := testStack(b)
+	var waits atomic.Int64
+	s := New(db, q, func(c *config) { c.orderWaits = func() { waits.Add(1) } })
+	td, _ := json.Marshal(bigTask(10))
+	ids := make(chan string, 4096)
+	var applier sync.WaitGroup
+	applier.Go(func() {
+		var batch []jobs.Event
+		now := time.Now().UTC()
+		zero := 0
+		for {
+			select {
+			case id := <-ids:
+				batch = append(batch,
+					jobs.Event{RunID: id, Attempt: 1, Seq: 1, Status: jobs.StatusRunning, Worker: "w1", Time: now},
+					jobs.Event{RunID: id, Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded, Worker: "w1", Time: now, ExitCode: &zero})
+				if len(batch) < 64 {
+					continue
+				}
+			case <-ctx.Done():
+				return
+			}
+			s.applyBatch(ctx, &queue.EventBatch{Events: batch})
+			batch = nil
+		}
+	})
+	b.SetParallelism(8) // many clients, as the control-plane benchmark's
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r, err := s.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: td})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			select {
+			case ids <- r.RunID:
+			default: // the applier is behind: this run stays queued
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(waits.Load())/float64(b.N), "waits/op")
+	cancel()
+	applier.Wait()
+	s.bg.Wait()
+}
+
+// A NATS that takes no more publishes (acks not coming back: too many
+// outstanding) has a publish wait up to 200 ms for room before it fails.
+// Under lockOrder, a batch of reports that changed many runs would so
+// hold every change and submission up for 200 ms a run: the first
+// publish that fails has the others of the hold fail without being
+// tried. The reports are applied all the same, and the batch, its
+// announcements failed, is applied again later (not acknowledged).
+func TestStalledPublishesFailTheRestOfTheHold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nc, q, db := testStack(t)
+	var logs syncBuffer
+	s := New(db, q, WithLogger(zerolog.New(&logs)))
+	ids := []string{"r1", "r2", "r3", "r4", "r5", "r6"}
+	createQueued(t, db, ids...)
+
+	// Publishes to a subject whose only listener never acknowledges fill
+	// the connection's room for publishes awaiting their acks.
+	sub, err := nc.Subscribe("stall.>", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	for {
+		_, err := q.JetStream().PublishAsync("stall.x", nil, jetstream.WithStallWait(time.Millisecond))
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	now := time.Now().UTC()
+	var evs []jobs.Event
+	for _, id := range ids {
+		evs = append(evs, jobs.Event{RunID: id, Attempt: 1, Seq: 1, Status: jobs.StatusRunning, Worker: "w1", Time: now})
+	}
+	s.applyBatch(ctx, &queue.EventBatch{Events: evs})
+
+	for _, id := range ids {
+		if r, err := db.GetRun(ctx, id); err != nil || r.Status != jobs.StatusRunning {
+			t.Errorf("run %s not applied: %v %v", id, r, err)
+		}
+	}
+	out := logs.String()
+	if got := strings.Count(out, "publish status; its report is applied again"); got != len(ids) {
+		t.Errorf("%d announcements failed, want %d:\n%s", got, len(ids), out)
+	}
+	if got := strings.Count(out, "not tried, a publish before it failed"); got != len(ids)-1 {
+		t.Errorf("%d announcements not tried, want %d (all but the first):\n%s", got, len(ids)-1, out)
+	}
+	if !strings.Contains(out, jetstream.ErrTooManyStalledMsgs.Error()) {
+		t.Errorf("the log does not say why:\n%s", out)
+	}
 }

@@ -154,8 +154,9 @@ func (s *Server) apiPoolDelete(ctx context.Context, data []byte) (any, error) {
 			"or delete with force: the runs waiting fail, those holding a slot run on to their end", req.Name, strings.Join(parts, " and ")))
 	})
 	if err == nil {
+		sends := s.sends()
 		for i, r := range failed {
-			s.announceRun(r, outbox[i])
+			sends.announceRun(r, outbox[i])
 		}
 	}
 	s.unlockOrder()
@@ -271,11 +272,12 @@ func (s *Server) releasePools(ctx context.Context, names ...string) error {
 		s.lockOrder() // to the sends: a stop committed meanwhile is announced after
 		rel, err := s.db.ReleasePool(ctx, name, s.cfg.now().UTC(), place)
 		if err == nil {
+			sends := s.sends()
 			for _, r := range rel.Told {
-				s.publishStatus(r)
+				sends.publishStatus(r)
 			}
 			for i, r := range rel.Released {
-				s.announceRun(r, rel.Outbox[i])
+				sends.announceRun(r, rel.Outbox[i])
 			}
 		}
 		s.unlockOrder()

@@ -592,18 +592,21 @@ func (s *Server) failUnqueueable(ctx context.Context, r *jobs.Run, why error, no
 // guarantee that the outbox gives (announce.go): for the changes of a
 // run's statusReason alone. It does not wait: the store already holds the
 // truth, and followers also poll it.
-func (s *Server) publishStatus(r *jobs.Run) {
-	if _, err := s.q.PublishEventAsync(s.statusEvent(r)); err != nil {
-		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status")
+func (s *Server) publishStatus(r *jobs.Run) { s.sends().publishStatus(r) }
+
+// publishStatus is Server.publishStatus within a hold of lockOrder.
+func (h *heldSends) publishStatus(r *jobs.Run) {
+	if _, err := h.publish(h.s.statusEvent(r)); err != nil {
+		h.s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status")
 	}
 }
 
-// announce is publishStatus for a change that b's events made: b is
-// acknowledged once the announcement is stored.
-func (s *Server) announce(b *queue.EventBatch, r *jobs.Run) {
-	f, err := s.q.PublishEventAsync(s.statusEvent(r))
+// announce is publishStatus for a change that b's events made, within a
+// hold of lockOrder: b is acknowledged once the announcement is stored.
+func (h *heldSends) announce(b *queue.EventBatch, r *jobs.Run) {
+	f, err := h.publish(h.s.statusEvent(r))
 	if err != nil {
-		s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status; its report is applied again")
+		h.s.cfg.log.Warn().Err(err).Str("run", r.RunID).Msg("publish status; its report is applied again")
 	}
 	b.Announced(f, err)
 }
@@ -638,6 +641,7 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 		s.cfg.log.Error().Err(err).Int("events", len(b.Events)).Msg("apply events")
 		return
 	}
+	sends := s.sends()
 	for _, c := range changed {
 		if !c.Before.Terminal() {
 			// A run that had ended changes only in its attempts (one
@@ -645,7 +649,7 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 			// attempt a stop left to its worker): its end was
 			// announced, once (or, if a crash lost that, is
 			// announced again by announceRedelivered).
-			s.announce(b, c.Run)
+			sends.announce(b, c.Run)
 		}
 	}
 	s.unlockOrder()
@@ -724,7 +728,7 @@ func (s *Server) announceRedelivered(ctx context.Context, b *queue.EventBatch, c
 		default:
 			s.cfg.log.Info().Str("run", id).Str("status", string(r.Status)).
 				Msg("announce a status a redelivered report changed, whose announcement was lost")
-			s.announce(b, r)
+			s.sends().announce(b, r)
 		}
 		s.unlockOrder()
 	}
