@@ -377,9 +377,10 @@ func TestPinnedWorkerMustMeetTheConstraints(t *testing.T) {
 	t.Parallel()
 	e := startLostEnv(t)
 	placed := startLabelledWorkers(t, e, map[string]map[string]string{"w-gpu": {"gpu": "t4", "disk": "ssd"}})
+	key := ""
 	submit := func(worker, td string, cs ...string) (*jobs.Run, error) {
 		t.Helper()
-		req := map[string]any{"taskDefinition": json.RawMessage(td), "worker": worker, "constraints": cs}
+		req := map[string]any{"taskDefinition": json.RawMessage(td), "worker": worker, "constraints": cs, "idempotencyKey": key}
 		body, _ := json.Marshal(req)
 		m, err := e.nc.Request("gantry.api.runs.submit", body, 10*time.Second)
 		if err != nil {
@@ -431,6 +432,19 @@ func TestPinnedWorkerMustMeetTheConstraints(t *testing.T) {
 	if w := placed.ranOn(r.RunID); w != "w-gpu" {
 		t.Errorf("ran on %q", w)
 	}
+	// A key already taken gets its run back, even where the worker's
+	// labels no longer meet what the request asks (they were checked
+	// when it was accepted).
+	key = "pinned-once"
+	kept, err := submit("w-gpu", plain, "gpu=t4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := submit("w-gpu", plain, "!gpu")
+	if err != nil || again.RunID != kept.RunID {
+		t.Errorf("the key's second submission: %v, %v; want run %s back", again, err, kept.RunID)
+	}
+	key = ""
 	// A worker not live: queued, saying why.
 	r, err = submit("w-later", plain, "!gpu")
 	if err != nil {

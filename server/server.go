@@ -297,6 +297,15 @@ func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 	return s.createRun(ctx, req, td, "")
 }
 
+// keyTaken reports whether a run holds the idempotency key key ("" is
+// never taken).
+func (s *Server) keyTaken(ctx context.Context, key string) (bool, error) {
+	if key == "" {
+		return false, nil
+	}
+	return s.db.RunKeyTaken(ctx, key)
+}
+
 // createRun is submit once the request is checked and its task
 // definition is known: td runs, req.TaskDefinition is not read. rerunOf
 // names the run that this one runs again (rerun.go), if any.
@@ -337,7 +346,11 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 	}
 	if req.Worker != "" && len(constraints) > 0 {
 		if err := s.checkPinnedWorker(ctx, req.Worker, cluster, constraints); err != nil { // fleet.go
-			return nil, false, err
+			// A key already taken gets its run back, whatever the worker's
+			// labels are since it was accepted.
+			if taken, kerr := s.keyTaken(ctx, req.IdempotencyKey); kerr != nil || !taken {
+				return nil, false, err
+			}
 		}
 	}
 	now := s.cfg.now().UTC()

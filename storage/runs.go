@@ -122,6 +122,15 @@ func (db *DB) CreateRunAnnounced(ctx context.Context, r *jobs.Run, announce bool
 	return r, true, outbox, nil
 }
 
+// RunKeyTaken reports whether a run holds the idempotency key.
+func (db *DB) RunKeyTaken(ctx context.Context, key string) (bool, error) {
+	var n int
+	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE idempotency_key = ?`, key).Scan(&n); err != nil {
+		return false, fmt.Errorf("idempotency key %q: %w", key, err)
+	}
+	return n > 0, nil
+}
+
 // GetRun returns the run with id, or an error wrapping jobs.ErrNotFound.
 func (db *DB) GetRun(ctx context.Context, id string) (*jobs.Run, error) {
 	var doc []byte
