@@ -154,6 +154,14 @@ func waitEnds(ctx context.Context, c runFollower, ids []string, timeout time.Dur
 		defer cancel()
 	}
 	if err := lookUp(tctx, c, ids); err != nil {
+		// A signal or the timeout that comes while the runs are looked
+		// up ends the wait as it would later, not as a failed request.
+		switch {
+		case ctx.Err() != nil:
+			return &stoppedWaiting{cause: context.Cause(ctx)}
+		case errors.Is(context.Cause(tctx), errWaitTimeout):
+			return fmt.Errorf("--timeout %s reached; not ended: %s", timeout, strings.Join(ids, ", "))
+		}
 		return err
 	}
 	gctx, cancel := context.WithCancelCause(tctx)

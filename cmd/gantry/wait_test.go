@@ -352,4 +352,27 @@ func TestWaitCommand(t *testing.T) {
 			t.Errorf("the run after wait was signalled: %v %+v, want it still QUEUED", err, r)
 		}
 	})
+	// A signal while the runs are looked up (a slow server) says the
+	// same, not that the request was canceled.
+	t.Run("signal while looking up", func(t *testing.T) {
+		sctx, stop := context.WithCancelCause(ctx)
+		c := &slowLookUp{runFollower: op, stop: func() { stop(errors.New("interrupt signal received")) }}
+		err := waitEnds(sctx, c, []string{b}, 0, func(*endedRun) error { return nil })
+		if want := "stopped waiting (interrupt); the runs go on"; err == nil || err.Error() != want {
+			t.Errorf("wait, signalled while looking up: %v; want %q", err, want)
+		}
+	})
+}
+
+// slowLookUp is a runFollower whose look-up is interrupted: it calls
+// stop, then answers as a request cut short by it does.
+type slowLookUp struct {
+	runFollower
+	stop func()
+}
+
+
+func (s *slowLookUp) Get(ctx context.Context, runID string) (*jobs.Run, error) {
+	s.stop()
+	return s.runFollower.Get(ctx, runID)
 }
