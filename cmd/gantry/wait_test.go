@@ -371,7 +371,6 @@ type slowLookUp struct {
 	stop func()
 }
 
-
 func (s *slowLookUp) Get(ctx context.Context, runID string) (*jobs.Run, error) {
 	s.stop()
 	return s.runFollower.Get(ctx, runID)
