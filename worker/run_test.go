@@ -407,3 +407,121 @@ func TestEndIsDecidedWhenTheRuntimeReturns(t *testing.T) {
 		})
 	}
 }
+
+// setupRuntime takes setupFor in its setup steps, reporting them, then
+// starts the task and runs it until ctx ends. Stopped before its
+// container started, it returns what worker/docker does: no exit codes.
+type setupRuntime struct {
+	steps    []SetupStep
+	pull     bool // a pull goes on during the first step
+	setupFor time.Duration
+	// untilStopped makes the setup last until ctx ends.
+	untilStopped bool
+	// stoppedDuringSetup is closed if ctx ended before the task started.
+	stoppedDuringSetup chan struct{}
+}
+
+func (r *setupRuntime) Run(ctx context.Context, t *Task, _ LogSink) (*Result, error) {
+	for i, s := range r.steps {
+		if t.Setup != nil {
+			t.Setup(s)
+		}
+		if i == 0 && r.pull {
+			t.Pulling(jobs.PullProgress{Image: "img"})
+		}
+	}
+	select {
+	case <-time.After(r.setupFor):
+	case <-ctx.Done():
+	}
+	if r.untilStopped {
+		<-ctx.Done()
+	}
+	if ctx.Err() != nil {
+		close(r.stoppedDuringSetup)
+		return &Result{Containers: []jobs.ContainerResult{
+			{Name: "main", Reason: "Stopped before start: " + context.Cause(ctx).Error()}}}, nil
+	}
+	t.Started([]jobs.ContainerResult{{Name: "main"}})
+	<-ctx.Done()
+	return &Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: intp(143), Reason: StoppedPrefix + context.Cause(ctx).Error()}}}, nil
+}
+
+// An attempt's timeout counts from when its container starts, as AWS
+// Batch's attemptDurationSeconds does: a create that takes longer than
+// the timeout does not time the attempt out, the run after it does.
+func TestTimeoutCountsFromTheStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := job("r1")
+		j.Spec.TimeoutSeconds = 2
+		rt := &setupRuntime{steps: []SetupStep{SetupImages, SetupCreating}, setupFor: 5 * time.Second, // within runOne's 10s
+			stoppedDuringSetup: make(chan struct{})}
+		rep := &fakeReporter{}
+		ev := runOne(t, j, 1, rt, rep, nil)
+		select {
+		case <-rt.stoppedDuringSetup:
+			t.Fatal("the attempt's timeout fired while its container was being created")
+		default:
+		}
+		if ev.Status != jobs.StatusFailed || ev.StopCode != jobs.StopTimeout ||
+			ev.StoppedReason != "Task timed out: attempt ran longer than timeoutSeconds=2" || ev.ExitCode == nil || *ev.ExitCode != 143 {
+			t.Fatalf("final event %+v", ev)
+		}
+		var running *jobs.Event
+		for i := range rep.events {
+			if rep.events[i].Status == jobs.StatusRunning {
+				running = &rep.events[i]
+			}
+		}
+		if running == nil {
+			t.Fatalf("no RUNNING event: %+v", rep.events)
+		}
+		if ran := ev.Time.Sub(running.Time); ran != 2*time.Second {
+			t.Fatalf("the attempt ran %s after it started, want its timeout of 2s", ran)
+		}
+	})
+}
+
+// A run's deadline bounds its attempt from the first, pulls and create
+// included; one that passes before the container started is recorded as
+// such: no exit code, no RUNNING (so no start time), and a reason that
+// says what the attempt was doing.
+func TestDeadlineBeforeTheContainerStarted(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []SetupStep
+		pull  bool
+		want  string
+	}{
+		{"getting the image", []SetupStep{SetupImages}, false, "getting its image"},
+		{"pulling", []SetupStep{SetupImages}, true, "pulling its image img"},
+		{"creating", []SetupStep{SetupImages, SetupCreating}, false, "creating it"},
+		{"starting", []SetupStep{SetupImages, SetupCreating, SetupStarting}, false, "starting it"},
+		{"no step told", nil, false, "preparing it"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				j := job("r1")
+				j.Spec.TimeoutSeconds = 1                   // not armed: nothing started
+				deadline := time.Now().Add(5 * time.Second) // within runOne's 10s
+				j.Spec.ActiveDeadlineSeconds, j.Spec.Deadline = 5, &deadline
+				rt := &setupRuntime{steps: tt.steps, pull: tt.pull, untilStopped: true, stoppedDuringSetup: make(chan struct{})}
+				rep := &fakeReporter{}
+				ev := runOne(t, j, 1, rt, rep, nil)
+				want := "Task timed out: run went past activeDeadlineSeconds=5 before its container started (" + tt.want + ")"
+				if ev.Status != jobs.StatusFailed || ev.StopCode != jobs.StopTimeout || ev.StoppedReason != want || ev.ExitCode != nil {
+					t.Fatalf("final event %+v\nwant reason %q and no exit code", ev, want)
+				}
+				if len(ev.Containers) != 1 || ev.Containers[0].ExitCode != nil {
+					t.Fatalf("containers %+v", ev.Containers)
+				}
+				for _, e := range rep.events {
+					if e.Status == jobs.StatusRunning {
+						t.Fatalf("RUNNING reported for a container that never started: %+v", rep.events)
+					}
+				}
+			})
+		})
+	}
+}

@@ -56,8 +56,14 @@ type Task struct {
 	// Started, when set, is called once, when the task's first containers
 	// have started, with those containers: their names and where their
 	// portMappings were published (NetworkBindings); no exit codes yet.
-	// Containers that start later (dependsOn) are reported at the end.
+	// It is called even when ctx ended while they started: they ran. The
+	// attempt's timeout counts from this call. Containers that start
+	// later (dependsOn) are reported at the end.
 	Started func(running []jobs.ContainerResult)
+	// Setup, when set, is called from Run's goroutine as the runtime
+	// begins each step before the task's containers run, so that a
+	// deadline or a stop that comes then can say what it interrupted.
+	Setup func(SetupStep)
 	// Pulling, when set, is called as an image pull goes on, with the
 	// progress so far, and once with Done when the image is in; calls
 	// come from Run's goroutine, as often as the daemon reports.
@@ -67,6 +73,30 @@ type Task struct {
 	// before the runtime removes them: the worker reports the end without
 	// waiting for the removal. It is not called when Run returns an error.
 	Finished func(*Result)
+}
+
+// SetupStep is a step a Runtime takes before the task's containers run.
+type SetupStep int
+
+// The setup steps, in the order a Runtime takes them.
+const (
+	SetupImages   SetupStep = iota + 1 // finding the images, pulling those missing
+	SetupCreating                      // creating the network, volumes and containers
+	SetupStarting                      // starting the first containers
+)
+
+// String says what the attempt is doing, to end "before its container
+// started (...)".
+func (s SetupStep) String() string {
+	switch s {
+	case SetupImages:
+		return "getting its image"
+	case SetupCreating:
+		return "creating it"
+	case SetupStarting:
+		return "starting it"
+	}
+	return "preparing it"
 }
 
 // Result is how an attempt's containers ended, in the order of the task

@@ -487,14 +487,38 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	report(jobs.Event{Status: jobs.StatusStarting})
 	w.fl.notify()
 
+	// The attempt's timeout counts from when its containers start, as AWS
+	// Batch's attemptDurationSeconds counts from startedAt: a slow pull,
+	// stage-in or create does not use it up (armTimeout, called by
+	// Task.Started). The run's deadline bounds everything, pulls included.
 	// The server refuses a timeout beyond jobs.MaxDurationSeconds; one
 	// queued by a server before it did would overflow time.Duration and
 	// time the attempt out at once: it runs without a timeout instead.
+	armTimeout := func() {}
 	if s := job.Spec.TimeoutSeconds; s > 0 && s <= jobs.MaxDurationSeconds {
-		var stop context.CancelFunc
-		runCtx, stop = context.WithTimeoutCause(runCtx, time.Duration(s)*time.Second,
-			&timeoutError{fmt.Sprintf("attempt ran longer than timeoutSeconds=%d", s)})
-		defer stop()
+		var cancelRun context.CancelCauseFunc
+		runCtx, cancelRun = context.WithCancelCause(runCtx)
+		defer cancelRun(nil)
+		var (
+			timerMu sync.Mutex
+			timer   *time.Timer
+		)
+		armTimeout = func() {
+			timerMu.Lock()
+			defer timerMu.Unlock()
+			if timer == nil {
+				timer = time.AfterFunc(time.Duration(s)*time.Second, func() {
+					cancelRun(&timeoutError{fmt.Sprintf("attempt ran longer than timeoutSeconds=%d", s)})
+				})
+			}
+		}
+		defer func() {
+			timerMu.Lock()
+			defer timerMu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
+		}()
 	}
 	if d := job.Spec.Deadline; d != nil {
 		var stop context.CancelFunc
@@ -505,8 +529,15 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 	task, err := w.task(job)
 	var res *Result
 	logs := countedLogs{w.rep.Logs(job.RunID, job.Attempt), &w.counts}
+	// doing is what the attempt does before its containers run: a
+	// deadline that ends it then says so.
+	var doing atomic.Value
+	doing.Store("preparing it")
 	var st *staged
 	if err == nil {
+		if job.Spec.Stage != nil && w.cfg.stager != nil {
+			doing.Store("staging its inputs")
+		}
 		st, err = w.stageIn(runCtx, job, task)
 	}
 	// finish stores the logs and the stage's output and reports the end,
@@ -557,6 +588,18 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 				return
 			}
 			ev := outcome(task, res, err, cause)
+			if errors.Is(cause, errTimeout) && !started.Load() && !errors.Is(err, ErrSomeStarted) {
+				// The run's deadline passed before any container ran (the
+				// attempt's timeout is not armed yet): no exit code, and
+				// the reason says what the attempt was doing. What the
+				// runtime made of being stopped (an error, say) follows
+				// from the deadline.
+				ev = jobs.Event{Status: jobs.StatusFailed, StopCode: jobs.StopTimeout,
+					StoppedReason: fmt.Sprintf("Task timed out: %v before its container started (%s)", cause, doing.Load())}
+				if res != nil {
+					ev.Containers = res.Containers
+				}
+			}
 			if down != nil && anyLost(res) {
 				ev.StoppedReason = fmt.Sprintf("Lost the connection to the container runtime while the task ran (%v); %s", down, ev.StoppedReason)
 			}
@@ -584,9 +627,19 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 			w.counts.tasksStarted.Add(1)
 			w.counts.tasksRunning.Add(1)
 			started.Store(true)
+			armTimeout()
 			report(jobs.Event{Status: jobs.StatusRunning, Containers: cs})
 		}
-		task.Pulling = w.pullReporter(report)
+		task.Setup = func(s SetupStep) { doing.Store(s.String()) }
+		pulling := w.pullReporter(report)
+		task.Pulling = func(p jobs.PullProgress) {
+			if p.Done {
+				doing.Store(SetupImages.String())
+			} else {
+				doing.Store("pulling its image " + p.Image)
+			}
+			pulling(p)
+		}
 		task.Finished = func(res *Result) { finish(res, nil) }
 		ran = true
 		res, err = w.rt.Run(runCtx, task, logs)

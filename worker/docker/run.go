@@ -111,7 +111,7 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 					errs[i] = errNotStarted
 					return
 				}
-				errs[i] = r.startContainer(sctx, waitCtx, wave[i])
+				errs[i] = r.startContainer(ctx, sctx, waitCtx, wave[i])
 				startedAt[i] = time.Now()
 			})
 			cancel()
@@ -134,9 +134,12 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 			}
 		}
 	}
+	setup(tr.task, worker.SetupStarting)
 	advance()
 
-	if startErr == nil && running > 0 && ctx.Err() == nil && tr.task.Started != nil {
+	// Containers that started as ctx ended ran all the same: the worker
+	// records that they started, and how they ended.
+	if startErr == nil && running > 0 && tr.task.Started != nil {
 		var cs []jobs.ContainerResult
 		for _, c := range tr.containers {
 			if c.started {
@@ -214,7 +217,10 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 // startContainer attaches to c's output and sets up the wait for its exit,
 // both before it starts so that no line and no exit is missed. It sets
 // only c's own fields, so that the containers of a wave start at once.
-func (r *Runtime) startContainer(setupCtx, waitCtx context.Context, c *ctr) error {
+// When ctx ends before the start is asked for, c stays unstarted
+// (errNotStarted): a container stopped as it starts may not have set up
+// its signal handlers yet, and its exit code would say nothing true.
+func (r *Runtime) startContainer(ctx, setupCtx, waitCtx context.Context, c *ctr) error {
 	att, err := r.cli.ContainerAttach(setupCtx, c.id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
 		return fmt.Errorf("attach: %w", err)
@@ -222,6 +228,11 @@ func (r *Runtime) startContainer(setupCtx, waitCtx context.Context, c *ctr) erro
 	// ContainerWait returns once the daemon has registered the wait.
 	c.waitC, c.waitErrC = r.cli.ContainerWait(waitCtx, c.id, container.WaitConditionNextExit)
 	c.died = r.watchExit(c.id)
+	if ctx.Err() != nil {
+		r.unwatchExit(c.id)
+		att.Close()
+		return errNotStarted
+	}
 	if err := r.cli.ContainerStart(setupCtx, c.id, container.StartOptions{}); err != nil {
 		r.unwatchExit(c.id)
 		att.Close()

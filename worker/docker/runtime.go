@@ -108,6 +108,7 @@ func (r *Runtime) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) 
 	if tr.hostPaths, err = r.hostPaths(&t.Def); err != nil {
 		return nil, err
 	}
+	setup(t, worker.SetupImages)
 	if err := r.ensureImages(ctx, t); err != nil && ctx.Err() == nil {
 		return nil, err
 	}
@@ -121,6 +122,7 @@ func (r *Runtime) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) 
 	}
 
 	defer r.cleanup(ctx, tr)
+	setup(t, worker.SetupCreating)
 	setupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
 	defer cancel()
 	if err := r.createNetwork(setupCtx, tr); err != nil {
@@ -138,6 +140,13 @@ func (r *Runtime) Run(ctx context.Context, t *worker.Task, logs worker.LogSink) 
 		}
 	}
 	return r.runContainers(ctx, setupCtx, tr, logs)
+}
+
+// setup tells t's worker which step Run has reached.
+func setup(t *worker.Task, step worker.SetupStep) {
+	if t.Setup != nil {
+		t.Setup(step)
+	}
 }
 
 // createWave creates the containers of one wave at once, then records in

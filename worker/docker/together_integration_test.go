@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/worker"
 )
 
 // holdWait bounds how long holdingClient holds a call: long enough for a
@@ -187,5 +190,43 @@ func TestRunCancelledWhileAWaveStarts(t *testing.T) {
 	}
 	if c.Reason != "Stopped before start: "+cause.Error() || c.ExitCode != nil {
 		t.Errorf("c: %+v, want stopped before start by %q", c, cause)
+	}
+}
+
+// cancelOnAttach cancels the run as the output of a container is attached,
+// just before its start would be asked for.
+type cancelOnAttach struct {
+	Client
+	cancel func()
+}
+
+func (c *cancelOnAttach) ContainerAttach(ctx context.Context, id string, opts container.AttachOptions) (types.HijackedResponse, error) {
+	c.cancel()
+	return c.Client.ContainerAttach(ctx, id, opts)
+}
+
+// TestRunCancelledBeforeTheStart: a run whose ctx ends (its deadline, say)
+// after its container was created but before its start was asked for does
+// not start it: a container stopped as it starts may not have set up its
+// signal handlers yet (the samples' box, a Go program, then exits 2), and
+// that exit code would say nothing true. The runtime tells the worker each
+// setup step, and never that the task started.
+func TestRunCancelledBeforeTheStart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	task := e.task(t, jobs.ContainerDefinition{Name: "main", Command: sh("echo alert; sleep 60")})
+	var steps []worker.SetupStep
+	task.Setup = func(s worker.SetupStep) { steps = append(steps, s) }
+	task.Started = func([]jobs.ContainerResult) { t.Error("Started called for a task none of whose containers started") }
+	ctx, cancel := context.WithCancelCause(testCtx(t, time.Minute))
+	cause := errors.New("run went past activeDeadlineSeconds=2")
+	e.rt.cli = &cancelOnAttach{Client: e.rt.cli, cancel: func() { cancel(cause) }}
+	sink := &recordSink{}
+	res := mustRun(t, ctx, e, task, sink)
+	if c := res.Containers[0]; c.ExitCode != nil || c.Reason != "Stopped before start: "+cause.Error() {
+		t.Errorf("main: %+v, want no exit code and stopped before start by %q", c, cause)
+	}
+	if want := []worker.SetupStep{worker.SetupImages, worker.SetupCreating, worker.SetupStarting}; !slices.Equal(steps, want) {
+		t.Errorf("setup steps %v, want %v", steps, want)
 	}
 }
