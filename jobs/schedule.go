@@ -24,7 +24,8 @@ type Schedule struct {
 	// misfire, handled as Misfire says; 0 means the default of 60 s
 	// (scheduler.DefaultTolerance).
 	StartingDeadlineSeconds int `json:"startingDeadlineSeconds,omitempty"`
-	// Misfire says what to do with fires missed while no server ran: skip
+	// Misfire says what to do with a misfire, a fire later than
+	// StartingDeadlineSeconds (a server down or busy at its time): skip
 	// (default) or runOnce (one catch-up run for the latest missed time).
 	Misfire string `json:"misfire,omitempty"`
 	Suspend bool   `json:"suspend,omitempty"`

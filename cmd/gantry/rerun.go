@@ -104,7 +104,7 @@ submits its run again with gantry run.`,
 	fl.StringVar(&f.worker, "worker", "", "rerun on this worker only")
 	fl.StringVar(&f.name, "name", "", "the container that --env, --cpu and --memory change (default: the first essential one)")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable K=V, over the run's (repeatable)")
-	fl.DurationVar(&f.timeout, "timeout", 0, "stop an attempt that runs longer than this, instead of the run's timeout")
+	fl.DurationVar(&f.timeout, "timeout", 0, "stop an attempt that runs longer than this from when its container starts, instead of the run's timeout")
 	fl.DurationVar(&f.deadline, "deadline", 0, "fail the rerun if it has not ended this long after submission, instead of the run's")
 	fl.IntVar(&f.attempts, "attempts", 0, "total tries, 1 to 10, instead of the run's (its retry rules are kept)")
 	fl.IntVar(&f.memory, "memory", 0, "memory limit in MiB")
