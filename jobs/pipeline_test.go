@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"github.com/robfig/cron/v3"
 	"maps"
+	"math/bits"
 	"slices"
 	"strings"
 	"testing"
@@ -448,6 +449,8 @@ func FuzzScheduleNext(f *testing.F) {
 	f.Add("45 1 * * *", uint8(0), int64(1791000000))
 	f.Add("*/7 */3 * * *", uint8(3), int64(1775300000))
 	f.Add("@daily", uint8(5), int64(0))
+	f.Add("*/61 * * * *", uint8(5), int64(0))
+	f.Add("*/30 */59 * * * *", uint8(1), int64(1775300000))
 	zones := []string{"Australia/Lord_Howe", "America/New_York", "Europe/Paris", "America/Santiago", "Asia/Kathmandu", "UTC"}
 	f.Fuzz(func(t *testing.T, expr string, zone uint8, unix int64) {
 		s := &Schedule{Cron: expr, Timezone: zones[int(zone)%len(zones)]}
@@ -470,6 +473,9 @@ func FuzzScheduleNext(f *testing.F) {
 			t.Fatalf("%q in %s after %s: %s is not after", expr, s.Timezone, from, got)
 		}
 		sp, ok := spec.(*cron.SpecSchedule)
+		if ok {
+			everyStepSteps(t, expr, sp)
+		}
 		if !ok || wallMatches(sp, got) {
 			return
 		}
@@ -477,6 +483,63 @@ func FuzzScheduleNext(f *testing.F) {
 			t.Fatalf("%q in %s after %s: %s is neither a time it names nor a change of clocks", expr, s.Timezone, from.In(got.Location()), got)
 		}
 	})
+}
+
+// everyStepSteps fails t when a field of a valid expr steps over its
+// whole range ("*/N") yet matches one value: a step larger than the range,
+// which the cron library takes as the first value alone.
+func everyStepSteps(t *testing.T, expr string, sp *cron.SpecSchedule) {
+	t.Helper()
+	fields := strings.Fields(expr)
+	matched := []uint64{sp.Minute, sp.Hour, sp.Dom, sp.Month, sp.Dow}
+	if len(fields) == 6 {
+		matched = append([]uint64{sp.Second}, matched...)
+	}
+	if len(fields) != len(matched) {
+		return
+	}
+	for i, f := range fields {
+		for part := range strings.SplitSeq(f, ",") {
+			if span, _, ok := strings.Cut(part, "/"); ok && (span == "*" || span == "?") {
+				const star = 1 << 63 // the library's mark of "*"
+				if n := bits.OnesCount64(matched[i] &^ star); n < 2 {
+					t.Fatalf("valid %q: field %q matches %d value(s): its step is larger than its range", expr, f, n)
+				}
+			}
+		}
+	}
+}
+
+// TestScheduleValidateRefusesStepsLargerThanTheirField: the cron library
+// takes "*/61" in the minute field as minute 0 alone; every such step is
+// refused, naming the field and the part, with what it would have meant.
+func TestScheduleValidateRefusesStepsLargerThanTheirField(t *testing.T) {
+	for expr, want := range map[string][]string{
+		"*/61 * * * *":      {`cron: "*/61 * * * *": minute field "*/61": step 61 is larger than the field's range 0-59: it would match 0 alone (write 0 for that, or a step up to 59)`},
+		"*/60 * * * *":      {`minute field "*/60": step 60`},
+		"0 5/24 * * *":      {`hour field "5/24": step 24 is larger than the field's range 0-23: it would match 5 alone`},
+		"0 0 */31 * *":      {`day of month field "*/31": step 31 is larger than the field's range 1-31: it would match 1 alone`},
+		"0 0 1 1-12/12 *":   {`month field "1-12/12"`},
+		"0 0 * * MON-FRI/7": {`day of week field "MON-FRI/7": step 7 is larger than the field's range 0-6: it would match MON alone`},
+		// Seconds first, and every bad step told at once.
+		"*/90 1,*/70 * * * *": {`second field "*/90"`, `minute field "*/70"`},
+	} {
+		err := (&Schedule{Cron: expr}).Validate()
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: %v, want an error saying %q", expr, err, w)
+			}
+		}
+	}
+	for _, expr := range []string{"*/59 * * * *", "*/5 * * * *", "0 */23 * * *", "0 0 */30 * *", "0 0 1 */11 *", "0 0 * * */6", "30/15 * * * *", "@every 61m", "@hourly"} {
+		if err := (&Schedule{Cron: expr}).Validate(); err != nil {
+			t.Errorf("%q: %v", expr, err)
+		}
+	}
+	_, err := ParsePipeline([]byte("name: p\nschedule: {cron: '*/61 * * * *'}\nstages: [{name: a, taskDefinition: t}]\n"))
+	if err == nil || !strings.Contains(err.Error(), `schedule.cron: "*/61 * * * *": minute field "*/61": step 61`) {
+		t.Errorf("pipeline file: %v, want schedule.cron named", err)
+	}
 }
 
 // TestScheduleValidateRejectsSchedulesThatCannotFireAsWritten: the cron

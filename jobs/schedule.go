@@ -73,6 +73,10 @@ func (s *Schedule) Validate() error {
 		// The cron library makes any shorter delay, negative ones too, a
 		// second: "@every -5m" fired every second.
 		errs = append(errs, &FieldError{"cron", fmt.Sprintf("%q: the delay must be at least 1s", s.Cron)})
+	} else if steps := cronSteps(s.Cron); len(steps) > 0 {
+		for _, p := range steps {
+			errs = append(errs, &FieldError{"cron", fmt.Sprintf("%q: %s", s.Cron, p)})
+		}
 	} else if spec.Next(neverFiresFrom).IsZero() {
 		// The library looks five years ahead: a date that does not
 		// exist (February 30) never fires, which would pass in silence.

@@ -147,3 +147,21 @@ tomorrow: left as it is`)
 		t.Errorf("backfill:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestScheduleCreateNamesTheCronStep: a step larger than its field's
+// range, which the cron library took as the field's first value, is
+// refused by the server as the task schedule's pipeline's schedule.cron;
+// schedule create names --cron and the bad part.
+func TestScheduleCreateNamesTheCronStep(t *testing.T) {
+	sched := jobs.Schedule{Cron: "*/61 * * * *"}
+	p := &jobs.Pipeline{Name: "cleanup", Kind: jobs.KindTask, Schedule: &sched,
+		Stages: []jobs.Stage{{Name: "cleanup", TaskDefinition: json.RawMessage(`"cleanup"`)}}}
+	err := p.Validate()
+	if err == nil {
+		t.Fatal("*/61 in the minute field accepted")
+	}
+	want := `--cron: "*/61 * * * *": minute field "*/61": step 61 is larger than the field's range 0-59: it would match 0 alone (write 0 for that, or a step up to 59)`
+	if got := scheduleFlagErrors(err); got != want {
+		t.Errorf("schedule create:\n%s\nwant\n%s", got, want)
+	}
+}
