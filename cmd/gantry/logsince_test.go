@@ -111,7 +111,7 @@ func TestLogsSinceReadsFromItsTime(t *testing.T) {
 	compare := func(stage string) {
 		t.Helper()
 		sinces := marks
-		for i := 0; i < len(times); i += 1 + len(times)/8 {
+		for i := 0; i < len(times); i += 1 + len(times)/4 { // every eighth took 90 s of make test under the race detector
 			sinces = append(sinces, times[i], times[i].Add(time.Nanosecond), times[i].Add(-5*time.Millisecond))
 		}
 		sinces = append(sinces, times[0].Add(-time.Hour), times[len(times)-1], times[len(times)-1].Add(time.Hour))
@@ -140,7 +140,7 @@ func TestLogsSinceReadsFromItsTime(t *testing.T) {
 						stage, since, at, c.name, out, errOut, wantOut, wantErr)
 					continue
 				}
-				for _, n := range []int{0, 1, 7, 60, 100000} {
+				for _, n := range []int{0, 7, 100000} {
 					wantOut, wantErr := readLogs(t, b, id, c.o, nil, c.prefix, c.stamps, since, n)
 					for _, hold := range []int{0, 1} {
 						tail := &queue.LogTail{Lines: n, Since: since, MaxHold: hold}
