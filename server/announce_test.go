@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/queue/natstest"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A run's end that the server stored but could not announce (GANTRY_EVENTS
@@ -115,24 +113,7 @@ func TestLostEndAnnouncedWhenItsReportComesAgain(t *testing.T) {
 		}
 		return err
 	})
-	cons, err := js.OrderedConsumer(ctx, queue.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{queue.EventSubject(id)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.FetchNoWait(100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var statuses []jobs.Status
-	for m := range batch.Messages() {
-		if queue.FromServer(m.Headers()) {
-			var ev jobs.Event
-			if err := json.Unmarshal(m.Data(), &ev); err != nil {
-				t.Fatal(err)
-			}
-			statuses = append(statuses, ev.Status)
-		}
-	}
+	statuses := announcedStatuses(t, q, id)
 	if n := countStatus(statuses, jobs.StatusSucceeded); n != 1 || statuses[len(statuses)-1] != jobs.StatusSucceeded {
 		t.Errorf("announced %v: want one SUCCEEDED, last", statuses)
 	}
