@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/gantry-dev/gantry/worker"
 	"github.com/gantry-dev/gantry/worker/docker"
 	"github.com/gantry-dev/gantry/workerq"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -396,28 +398,15 @@ server and the worker at http://ADDR/metrics.
 			if err := serveTLS.validate(); err != nil {
 				return err
 			}
-			var hauth httpAuth
-			if httpAddr != "" {
-				var err error
-				if hauth, err = httpAuthFor(g.conn, httpToken, serveTLS.clientCA != ""); err != nil {
-					return err
-				}
-			} else if cmd.Flags().Changed("http-token") {
-				return errHTTPTokenWithoutHTTP
-			}
-			htls, err := httpTLS.config(cmd, httpAddr)
+			hauth, htls, err := httpSetup(cmd, g, httpAddr, httpToken, &serveTLS, &httpTLS)
 			if err != nil {
 				return err
 			}
-			hauth.clientCert = httpTLS.clientCA != ""
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(dataDir, 0o750); err != nil {
-				return fmt.Errorf("data directory: %w", err)
-			}
-			unlock, err := lockDataDir(dataDir)
+			unlock, err := openDataDir(dataDir)
 			if err != nil {
 				return err
 			}
@@ -427,16 +416,11 @@ server and the worker at http://ADDR/metrics.
 				return err
 			}
 			defer metrics.close()
-			eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
-				Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways,
-				SubmitUser: submitter.user, SubmitPassword: submitter.password, Log: natsLog(log)}
-			serveTLS.apply(&eo)
-			ns, err := embedded.Start(eo)
+			ns, stopNATS, err := startEmbedded(dataDir, natsPort, g, syncAlways, &submitter, &serveTLS, log)
 			if err != nil {
 				return err
 			}
-			defer ns.Shutdown()
-			releaseRecovery()
+			defer stopNATS()
 			o := g.conn
 			// The roles in this process connect in-process: no socket,
 			// and no TLS to verify against a CA they may not have.
@@ -449,13 +433,6 @@ server and the worker at http://ADDR/metrics.
 				return err
 			}
 			defer nc.Close()
-			log.Info().Str("nats", ns.ClientURL()).Str("data", dataDir).Msg("embedded NATS ready")
-			// Scripts started with --nats-port 0 learn the port here.
-			urlFile := filepath.Join(dataDir, "nats.url")
-			if err := os.WriteFile(urlFile, []byte(ns.ClientURL()+"\n"), 0o644); err != nil {
-				return fmt.Errorf("write %s: %w", urlFile, err)
-			}
-			defer os.Remove(urlFile)
 			if err := ensureStreams(cmd.Context(), nc); err != nil {
 				return err
 			}
@@ -502,6 +479,60 @@ server and the worker at http://ADDR/metrics.
 	mf.add(c)
 	wf.add(c)
 	return c
+}
+
+// httpSetup checks the flags of --http and returns the authentication
+// and the TLS configuration its web UI and API serve with.
+func httpSetup(cmd *cobra.Command, g *globals, httpAddr, httpToken string, serveTLS *serveTLSFlags, httpTLS *httpTLSFlags) (httpAuth, *tls.Config, error) {
+	var hauth httpAuth
+	if httpAddr != "" {
+		var err error
+		if hauth, err = httpAuthFor(g.conn, httpToken, serveTLS.clientCA != ""); err != nil {
+			return httpAuth{}, nil, err
+		}
+	} else if cmd.Flags().Changed("http-token") {
+		return httpAuth{}, nil, errHTTPTokenWithoutHTTP
+	}
+	htls, err := httpTLS.config(cmd, httpAddr)
+	if err != nil {
+		return httpAuth{}, nil, err
+	}
+	hauth.clientCert = httpTLS.clientCA != ""
+	return hauth, htls, nil
+}
+
+// openDataDir makes the data directory if need be and locks it against
+// a second server or gantry up on it, until unlock.
+func openDataDir(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return lockDataDir(dir)
+}
+
+// startEmbedded starts the embedded NATS server of gantry up and gantry
+// server --embedded-nats, its JetStream files under dataDir, and writes
+// its URL to DATA/nats.url: scripts started with --nats-port 0 learn the
+// port there. stop removes the file and shuts the server down.
+func startEmbedded(dataDir string, port int, g *globals, syncAlways bool, submitter *submitterFlags, serveTLS *serveTLSFlags, log zerolog.Logger) (ns *natsserver.Server, stop func(), err error) {
+	eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
+		Port: port, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways,
+		SubmitUser: submitter.user, SubmitPassword: submitter.password, Log: natsLog(log)}
+	serveTLS.apply(&eo)
+	if ns, err = embedded.Start(eo); err != nil {
+		return nil, nil, err
+	}
+	releaseRecovery()
+	urlFile := filepath.Join(dataDir, "nats.url")
+	if err := os.WriteFile(urlFile, []byte(ns.ClientURL()+"\n"), 0o644); err != nil {
+		ns.Shutdown()
+		return nil, nil, fmt.Errorf("write %s: %w", urlFile, err)
+	}
+	log.Info().Str("nats", ns.ClientURL()).Str("data", dataDir).Msg("embedded NATS ready")
+	return ns, func() {
+		os.Remove(urlFile)
+		ns.Shutdown()
+	}, nil
 }
 
 // serverMetrics is the option that registers the server's metrics at the
@@ -606,23 +637,11 @@ without JetStream (started without -js) ends it at once.
 			if err != nil {
 				return err
 			}
-			var hauth httpAuth
-			if httpAddr != "" {
-				if hauth, err = httpAuthFor(g.conn, httpToken, serveTLS.clientCA != ""); err != nil {
-					return err
-				}
-			} else if cmd.Flags().Changed("http-token") {
-				return errHTTPTokenWithoutHTTP
-			}
-			htls, err := httpTLS.config(cmd, httpAddr)
+			hauth, htls, err := httpSetup(cmd, g, httpAddr, httpToken, &serveTLS, &httpTLS)
 			if err != nil {
 				return err
 			}
-			hauth.clientCert = httpTLS.clientCA != ""
-			if err := os.MkdirAll(dataDir, 0o750); err != nil {
-				return fmt.Errorf("data directory: %w", err)
-			}
-			unlock, err := lockDataDir(dataDir)
+			unlock, err := openDataDir(dataDir)
 			if err != nil {
 				return err
 			}
@@ -647,24 +666,12 @@ without JetStream (started without -js) ends it at once.
 				if err := serveTLS.validate(); err != nil {
 					return err
 				}
-				eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
-					Port: natsPort, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways,
-					SubmitUser: submitter.user, SubmitPassword: submitter.password, Log: natsLog(log)}
-				serveTLS.apply(&eo)
-				ns, err := embedded.Start(eo)
+				ns, stopNATS, err := startEmbedded(dataDir, natsPort, g, syncAlways, &submitter, &serveTLS, log)
 				if err != nil {
 					return err
 				}
-				defer ns.Shutdown()
-				releaseRecovery()
+				defer stopNATS()
 				o.URL, o.InProcess = ns.ClientURL(), ns
-				// As gantry up: scripts started with --nats-port 0 learn the port here.
-				urlFile := filepath.Join(dataDir, "nats.url")
-				if err := os.WriteFile(urlFile, []byte(ns.ClientURL()+"\n"), 0o644); err != nil {
-					return fmt.Errorf("write %s: %w", urlFile, err)
-				}
-				defer os.Remove(urlFile)
-				log.Info().Str("nats", ns.ClientURL()).Msg("embedded NATS ready")
 			} else if submitter.user != "" || submitter.password != "" || serveTLS.cert != "" || serveTLS.key != "" ||
 				serveTLS.clientCA != "" || cmd.Flags().Changed("nats-port") {
 				// Without the check, --tls-client-ca (say) was ignored unsaid.
