@@ -138,27 +138,13 @@ func shortJSON(data []byte) string {
 // (JSON) that is neither a number nor {fromOutput: ...}, by its field
 // path, for the decoding error that says only that one is.
 func arraySizeShapeProblems(js []byte) error {
-	var loose struct {
-		Stages []struct {
-			Name string          `json:"name"`
-			Size json.RawMessage `json:"arraySize"`
-		} `json:"stages"`
-	}
-	if err := json.Unmarshal(js, &loose); err != nil {
-		return nil
-	}
-	var errs []error
-	for i, st := range loose.Stages {
+	return fieldProblems(js, "arraySize", false, func(path string, raw json.RawMessage) []error {
 		var a ArraySize
-		if len(st.Size) == 0 {
-			continue
+		if err := a.UnmarshalJSON(raw); err != nil {
+			return []error{&FieldError{path, strings.TrimPrefix(err.Error(), errArraySizeShape.Error()+": ")}}
 		}
-		if err := a.UnmarshalJSON(st.Size); err != nil {
-			errs = append(errs, &FieldError{stagePath(i, st.Name) + ".arraySize",
-				strings.TrimPrefix(err.Error(), errArraySizeShape.Error()+": ")})
-		}
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
 
 // withoutBadStageFields decodes a pipeline file (JSON) leaving out the

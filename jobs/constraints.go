@@ -364,28 +364,13 @@ func (cs Constraints) Unmet(workers []map[string]string) Constraints {
 // stages[1](load).constraints), for the decoding error that says only
 // that some are.
 func constraintShapeProblems(js []byte) error {
-	var loose struct {
-		Constraints json.RawMessage `json:"constraints"`
-		Stages      []struct {
-			Name        string          `json:"name"`
-			Constraints json.RawMessage `json:"constraints"`
-		} `json:"stages"`
-	}
-	if err := json.Unmarshal(js, &loose); err != nil {
-		return nil
-	}
-	var errs []error
-	bad := func(path string, raw json.RawMessage) {
+	return fieldProblems(js, "constraints", true, func(path string, raw json.RawMessage) []error {
 		var cs Constraints
-		if len(raw) > 0 && cs.UnmarshalJSON(raw) != nil {
-			errs = append(errs, &FieldError{path, constraintShapeMessage})
+		if cs.UnmarshalJSON(raw) != nil {
+			return []error{&FieldError{path, constraintShapeMessage}}
 		}
-	}
-	bad("constraints", loose.Constraints)
-	for i, st := range loose.Stages {
-		bad(stagePath(i, st.Name)+".constraints", st.Constraints)
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
 
 // StageConstraints are the constraints of st's runs: the pipeline file's,

@@ -527,6 +527,49 @@ func stagePath(i int, name string) string {
 	return fmt.Sprintf("stages[%d](%s)", i, name)
 }
 
+// fieldProblems walks the values of field in a pipeline file (JSON), the
+// pipeline's own when top is set and each stage's, and joins what check
+// says of each, given its field path (constraints,
+// stages[1](load).constraints): the ShapeProblems functions name the
+// values that the decoding error says only that one is wrong. Keys match
+// as encoding/json matches them, the exact key first, then in any case.
+func fieldProblems(js []byte, field string, top bool, check func(path string, raw json.RawMessage) []error) error {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(js, &doc) != nil {
+		return nil
+	}
+	var errs []error
+	if raw := lookUpKey(doc, field); top && len(raw) > 0 {
+		errs = append(errs, check(field, raw)...)
+	}
+	var stages []map[string]json.RawMessage
+	if json.Unmarshal(lookUpKey(doc, "stages"), &stages) != nil {
+		return errors.Join(errs...)
+	}
+	for i, st := range stages {
+		var name string
+		_ = json.Unmarshal(lookUpKey(st, "name"), &name)
+		if raw := lookUpKey(st, field); len(raw) > 0 {
+			errs = append(errs, check(stagePath(i, name)+"."+field, raw)...)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// lookUpKey is the value of key in obj as encoding/json finds a field's:
+// the exact key, else one equal to it in any case; nil when none is.
+func lookUpKey(obj map[string]json.RawMessage, key string) json.RawMessage {
+	if raw, ok := obj[key]; ok {
+		return raw
+	}
+	for k, raw := range obj {
+		if strings.EqualFold(k, key) {
+			return raw
+		}
+	}
+	return nil
+}
+
 // paramRef is one reference to a parameter: ${name}, or Ref::name.
 type paramRef struct {
 	path, name string

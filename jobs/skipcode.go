@@ -28,27 +28,16 @@ var errSkipShape = errors.New("skipOnExitCode")
 // (stages[0](extract).skipOnExitCode[1]), for the decoding error that
 // says only that one is.
 func skipShapeProblems(js []byte) error {
-	var loose struct {
-		Stages []struct {
-			Name string          `json:"name"`
-			Skip json.RawMessage `json:"skipOnExitCode"`
-		} `json:"stages"`
-	}
-	if err := json.Unmarshal(js, &loose); err != nil {
-		return nil
-	}
-	var errs []error
-	for i, st := range loose.Stages {
-		path := stagePath(i, st.Name) + ".skipOnExitCode"
+	return fieldProblems(js, "skipOnExitCode", false, func(path string, raw json.RawMessage) []error {
 		var c ExitCodes
-		if len(st.Skip) == 0 || c.UnmarshalJSON(st.Skip) == nil {
-			continue
+		if c.UnmarshalJSON(raw) == nil {
+			return nil
 		}
 		var list []json.RawMessage
-		if json.Unmarshal(st.Skip, &list) != nil {
-			errs = append(errs, &FieldError{path, skipShapeText(c.UnmarshalJSON(st.Skip))})
-			continue
+		if json.Unmarshal(raw, &list) != nil {
+			return []error{&FieldError{path, skipShapeText(c.UnmarshalJSON(raw))}}
 		}
+		var errs []error
 		for j, v := range list {
 			if err := c.UnmarshalJSON(v); err != nil || bytes.HasPrefix(bytes.TrimSpace(v), []byte("[")) {
 				if err == nil {
@@ -57,8 +46,8 @@ func skipShapeProblems(js []byte) error {
 				errs = append(errs, &FieldError{fmt.Sprintf("%s[%d]", path, j), skipShapeText(err)})
 			}
 		}
-	}
-	return errors.Join(errs...)
+		return errs
+	})
 }
 
 // skipShapeText is an errSkipShape error without its leading field name,

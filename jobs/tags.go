@@ -235,28 +235,13 @@ func mergeTags(lists ...TagList) map[string]string {
 // neither shape, by their field paths (tags, stages[1](load).tags), for
 // the decoding error that says only that some are.
 func tagShapeProblems(js []byte) error {
-	var loose struct {
-		Tags   json.RawMessage `json:"tags"`
-		Stages []struct {
-			Name string          `json:"name"`
-			Tags json.RawMessage `json:"tags"`
-		} `json:"stages"`
-	}
-	if err := json.Unmarshal(js, &loose); err != nil {
-		return nil
-	}
-	var errs []error
-	bad := func(path string, raw json.RawMessage) {
+	return fieldProblems(js, "tags", true, func(path string, raw json.RawMessage) []error {
 		var l TagList
-		if len(raw) > 0 && l.UnmarshalJSON(raw) != nil {
-			errs = append(errs, &FieldError{path, strings.TrimPrefix(errTagShape.Error(), "tags: ")})
+		if l.UnmarshalJSON(raw) != nil {
+			return []error{&FieldError{path, strings.TrimPrefix(errTagShape.Error(), "tags: ")}}
 		}
-	}
-	bad("tags", loose.Tags)
-	for i, st := range loose.Stages {
-		bad(stagePath(i, st.Name)+".tags", st.Tags)
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
 
 // PropagateTags values, as ECS RunTask's (SERVICE has no meaning here).

@@ -230,6 +230,9 @@ func TestPipelineTagsOfTheWrongShapeAreNamed(t *testing.T) {
 			[]string{"tags: want a list of", "stages[0](a).tags: want a list of"}},
 		{`{"name": "p", "stages": [{"tags": {"team": 1}, "taskDefinition": "etl"}]}`,
 			[]string{"stages[0].tags: want a list of"}},
+		// Keys in another case, which encoding/json takes as the fields.
+		{`{"name": "p", "Stages": [{"Name": "a", "Tags": 5, "taskDefinition": "etl"}]}`,
+			[]string{"stages[0](a).tags: want a list of"}},
 		// A key no field takes, which decoding stopped before, too.
 		{"name: p\nstages:\n  - name: a\n    tags: team=x\n    taskDefinition: etl\n    timeoutSecond: 5\n",
 			[]string{"stages[0](a).tags: want a list of", `stages[0](a).timeoutSecond: unknown field; did you mean "timeoutSeconds"?`}},

@@ -372,26 +372,14 @@ func (c WhenCondition) written() whenJSON {
 // (stages[1](full-reload).when.equal), for the decoding error that says
 // only that one has.
 func whenShapeProblems(js []byte) error {
-	var loose struct {
-		Stages []struct {
-			Name string          `json:"name"`
-			When json.RawMessage `json:"when"`
-		} `json:"stages"`
-	}
-	if err := json.Unmarshal(js, &loose); err != nil {
-		return nil
-	}
-	var errs []error
-	for i, st := range loose.Stages {
-		if len(st.When) == 0 {
-			continue
-		}
-		_, probs := parseWhen(st.When)
+	return fieldProblems(js, "when", false, func(path string, raw json.RawMessage) []error {
+		_, probs := parseWhen(raw)
+		var errs []error
 		for _, p := range probs {
-			errs = append(errs, &FieldError{stagePath(i, st.Name) + ".when" + p.path, p.msg})
+			errs = append(errs, &FieldError{path + p.path, p.msg})
 		}
-	}
-	return errors.Join(errs...)
+		return errs
+	})
 }
 
 // validateWhen collects the problems of the when of stage i: a condition
