@@ -122,7 +122,9 @@ in MiB against targets in MB, and the target says both.
 
 --report DIR writes BENCHMARKS.md there: every figure, and tables and SVG
 charts of how some grow with N, for which it runs them at other sizes too:
-the control plane at 10k, 100k and 1M runs; the server's memory over a
+the control plane at 10k, 100k and 1M runs (and control-plane-cpu-growth,
+its CPU a run at 1M against 10k: the target's "cost per run flat"); the
+server's memory over a
 hundredth and a tenth of its recorded runs, and with a hundredth and a
 tenth of them ended within the week (idle and busy); cron with 1,000, 3,000 and
 30,000 schedules; logs of 1 and 10 MiB (smaller under --quick).
@@ -197,6 +199,10 @@ gantry/samples:latest built before (make images) and say so.`,
 					return fmt.Errorf("bench control-plane scaling: %w", err)
 				}
 				o.series = append([]scaleSeries{s}, o.series...)
+				if g, ok := costGrowth(s); ok {
+					o.print(g)
+					all = append(all, g)
+				}
 			}
 			if err := writeReport(o.report, all, o.series, o.quick); err != nil {
 				return err

@@ -42,6 +42,10 @@ var (
 	goalHopP99     = atMost(100, "ms")
 	goalCronP99    = &goal{text: "≤ 200 ms with 10000 schedules", minN: 10_000,
 		test: func(r benchResult) bool { return r.Value <= 200 }}
+	// Issue 7: "cost per run flat from 10k to 1M". Flat is taken as within
+	// a tenth, about what two runs of the same N differ by here.
+	goalFlatCost = &goal{text: "ratio ≤ 1.1: flat from 10k to 1M runs", minN: 1_000_000,
+		test: func(r benchResult) bool { return r.Ratio <= 1.1 }}
 	goalServerMemory = memoryAtMost(300, 1_000_000, " with 1M runs")
 	goalWorkerIdle   = memoryAtMost(40, 0, "")
 )

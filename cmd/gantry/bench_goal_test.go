@@ -36,6 +36,9 @@ func TestGoalsJudgeFigures(t *testing.T) {
 		{benchResult{Name: "memory-server", Value: 48.5, N: 100_000, goal: goalServerMemory}, "-"},
 		{benchResult{Name: "memory-worker-idle", Value: 38.2, goal: goalWorkerIdle}, no},
 		{benchResult{Name: "control-plane-p50", Value: 30}, "-"},
+		{benchResult{Name: "control-plane-cpu-growth", Value: 456, BaselineValue: 357, N: 1_000_000, goal: goalFlatCost}, no},
+		{benchResult{Name: "control-plane-cpu-growth", Value: 380, BaselineValue: 357, N: 1_000_000, goal: goalFlatCost}, yes},
+		{benchResult{Name: "control-plane-cpu-growth", Value: 456, BaselineValue: 357, N: 10_000, goal: goalFlatCost}, "-"},
 	} {
 		r := c.r
 		r.judge()

@@ -77,6 +77,21 @@ func controlPlaneRow(n int, res []benchResult) scaleRow {
 		named(res, "control-plane-cpu").Value, named(res, "control-plane-p99").Value, cp.BaselineValue}}
 }
 
+// costGrowth is the control plane's CPU a run at the series' largest N
+// against its smallest, judged against "cost per run flat"; false when the
+// series has fewer than two rows.
+func costGrowth(s scaleSeries) (benchResult, bool) {
+	if len(s.rows) < 2 {
+		return benchResult{}, false
+	}
+	first, last := s.rows[0], s.rows[len(s.rows)-1]
+	const cpu = 2 // controlPlaneCols
+	r := benchResult{Name: "control-plane-cpu-growth", Value: last.v[cpu], Unit: "µs/run",
+		Baseline: fmt.Sprintf("the same at %d runs", first.n), BaselineValue: first.v[cpu], N: last.n, goal: goalFlatCost}
+	r.judge()
+	return r, true
+}
+
 // named is the result of that name in res (a zero one if there is none).
 func named(res []benchResult, name string) benchResult {
 	if i := slices.IndexFunc(res, func(r benchResult) bool { return r.Name == name }); i >= 0 {

@@ -216,3 +216,28 @@ func TestLogsPairsAgree(t *testing.T) {
 		t.Fatalf("1 MiB: gantry %v ms, Docker API %v ms, byte-exact %v, err %v", took, base, exact, err)
 	}
 }
+
+// TestCostGrowthComparesTheEnds: the growth of the control plane's CPU a
+// run is its largest N's against its smallest N's, whatever lies between,
+// and is only judged with 1M runs.
+func TestCostGrowthComparesTheEnds(t *testing.T) {
+	s := scaleSeries{cols: controlPlaneCols, rows: []scaleRow{
+		{n: 10_000, v: []float64{5325, 188, 357, 72, 41639}},
+		{n: 100_000, v: []float64{4804, 208, 500, 112, 62119}},
+		{n: 1_000_000, v: []float64{4198, 238, 456, 152, 52986}},
+	}}
+	g, ok := costGrowth(s)
+	if !ok {
+		t.Fatal("no growth from three rows")
+	}
+	if g.Value != 456 || g.BaselineValue != 357 || g.N != 1_000_000 || g.metText() != "no" || g.Baseline != "the same at 10000 runs" {
+		t.Errorf("growth %+v (met %s)", g, g.metText())
+	}
+	if _, ok := costGrowth(scaleSeries{cols: controlPlaneCols, rows: s.rows[:1]}); ok {
+		t.Error("growth from a single row")
+	}
+	quick := scaleSeries{cols: controlPlaneCols, rows: []scaleRow{{n: 2000, v: []float64{1, 1, 300, 1, 1}}, {n: 10_000, v: []float64{1, 1, 400, 1, 1}}}}
+	if g, _ := costGrowth(quick); g.metText() != "-" {
+		t.Errorf("a quick series judged: %s", g.metText())
+	}
+}
