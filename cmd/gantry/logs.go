@@ -33,7 +33,9 @@ the run ended and after gantry restarts, for 30 days (the GANTRY_LOGS stream's
 max age, the server's --log-retention): of a run that ended longer ago, logs
 says on stderr that its logs are no longer kept, and of one that ended
 before any of its containers started (stopped while queued) that it has
-no log. A server with --log-max-size
+no log. Of a run still QUEUED or STARTING, none of whose containers has
+started yet, it says on stderr that the run has no log yet, and exits 0;
+with -f, that it waits for the log, which it then prints as it comes. A server with --log-max-size
 bounds the stream's bytes, and past the bound the oldest lines are dropped:
 logs says on stderr when a run's lines, or the first ones of a container,
 went that way, and which lines went while it read too slowly (a reader
@@ -129,6 +131,13 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 			pr.timestamps = timestamps
 			defer pr.flush()
 			if o.Follow {
+				// A run no container of has started yet: say that logs
+				// waits for it, rather than sit silent as if it hung.
+				if r, err := c.Get(cmd.Context(), args[0]); err == nil {
+					if st := notStartedYet(r, o.Attempt); st != "" {
+						fmt.Fprintf(cmd.ErrOrStderr(), "gantry: %s: waiting for its log\n", st)
+					}
+				}
 				// As gantry run attached: why the run waits in the queue,
 				// or how its image pull goes, on stderr; silence read as
 				// a hang.
@@ -154,7 +163,15 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 				err = drops.sel.caughtUp() // read through, or the run was over
 			}
 			if err == nil && batches == 0 {
-				if why := logsExpired(cmd.Context(), c, args[0], o, time.Now()); why != "" {
+				why := logsExpired(cmd.Context(), c, args[0], o, time.Now())
+				if why == "" && !o.Follow {
+					if r, err := c.Get(cmd.Context(), args[0]); err == nil {
+						if st := notStartedYet(r, o.Attempt); st != "" {
+							why = fmt.Sprintf("%s: it has no log yet (gantry logs -f %s waits for it)", st, args[0])
+						}
+					}
+				}
+				if why != "" {
 					fmt.Fprintln(cmd.ErrOrStderr(), "gantry:", why)
 				}
 			}
@@ -253,6 +270,28 @@ func noContainerStarted(r *jobs.Run, attempt int) string {
 		how += " (" + reason + ")"
 	}
 	return fmt.Sprintf("%s %s before any container started: it has no log", what, how)
+}
+
+// notStartedYet says that r (or, attempt above 0, that attempt of it) has
+// not ended and none of its containers has started yet, so that it has no
+// log yet: "run ID is QUEUED, no container has started". "" for a run or
+// attempt that has ended, or that started.
+func notStartedYet(r *jobs.Run, attempt int) string {
+	what, status, started := "run "+r.RunID, r.Status, r.StartedAt != nil
+	for _, a := range r.Attempts {
+		started = started || a.StartedAt != nil
+	}
+	if attempt > 0 {
+		if attempt > len(r.Attempts) {
+			return ""
+		}
+		a := r.Attempts[attempt-1]
+		what, status, started = fmt.Sprintf("attempt %d of run %s", attempt, r.RunID), a.Status, a.StartedAt != nil
+	}
+	if status.Terminal() || started || status == jobs.StatusRunning {
+		return ""
+	}
+	return fmt.Sprintf("%s is %s, no container has started", what, status)
 }
 
 // logsGone is logsExpired's reason for a run that ended at finished,

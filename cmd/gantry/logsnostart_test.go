@@ -51,6 +51,91 @@ func TestLogsOfARunThatNeverStarted(t *testing.T) {
 	}
 }
 
+// TestLogsOfAQueuedRun: gantry logs of a run still QUEUED, which no
+// container of has started, prints nothing, says on stderr that it has no
+// log yet and that -f waits for it, and exits 0; with -f it says it
+// waits, and follows until the run ends (here, stopped while queued).
+func TestLogsOfAQueuedRun(t *testing.T) {
+	b := startBoundedLogs(t)
+	id := b.submit() // no worker takes it
+	var out, errOut bytes.Buffer
+	if err := b.logsCmd(b.ctx, &out, &errOut, id); err != nil {
+		t.Fatal(err)
+	}
+	want := "gantry: run " + id + " is QUEUED, no container has started: it has no log yet (gantry logs -f " + id + " waits for it)\n"
+	if out.Len() != 0 || errOut.String() != want {
+		t.Errorf("stdout %q, stderr %q; want no stdout, and on stderr %q", out.String(), errOut.String(), want)
+	}
+
+	var fout bytes.Buffer
+	var ferr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- b.logsCmd(b.ctx, &fout, &ferr, "-f", id) }()
+	waiting := "gantry: run " + id + " is QUEUED, no container has started: waiting for its log\n"
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(ferr.String(), waiting); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("gantry logs -f: stderr %q within 10s, want %q", ferr.String(), waiting)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("gantry logs -f of a queued run returned before the run ended: %v", err)
+	default:
+	}
+	if _, err := b.c.Stop(b.ctx, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("gantry logs -f did not end within 10s of the run's stop")
+	}
+	if got := ferr.String(); !strings.HasPrefix(got, waiting) || !strings.HasSuffix(got, " before any container started: it has no log\n") || fout.Len() != 0 {
+		t.Errorf("gantry logs -f: stdout %q, stderr %q; want no stdout, and on stderr %q then that it was canceled before any container started", fout.String(), got, waiting)
+	}
+}
+
+// TestLogsNotStartedYet: which runs and attempts are said to have no log
+// yet because they have not ended and none of their containers started.
+func TestLogsNotStartedYet(t *testing.T) {
+	at := time.Now()
+	r := func(status jobs.Status, attempts ...jobs.Status) *jobs.Run {
+		run := &jobs.Run{RunID: "r1", Status: status}
+		for i, st := range attempts {
+			a := jobs.Attempt{Attempt: i + 1, Status: st}
+			if st != jobs.StatusQueued && st != jobs.StatusStarting && st != jobs.StatusCanceled {
+				a.StartedAt = &at
+				run.StartedAt = &at
+			}
+			run.Attempts = append(run.Attempts, a)
+		}
+		return run
+	}
+	for _, tc := range []struct {
+		name    string
+		run     *jobs.Run
+		attempt int
+		want    string
+	}{
+		{"queued", r(jobs.StatusQueued), 0, "run r1 is QUEUED, no container has started"},
+		{"queued with an attempt", r(jobs.StatusQueued, jobs.StatusQueued), 0, "run r1 is QUEUED, no container has started"},
+		{"pulling", r(jobs.StatusStarting, jobs.StatusStarting), 0, "run r1 is STARTING, no container has started"},
+		{"its attempt", r(jobs.StatusQueued, jobs.StatusQueued), 1, "attempt 1 of run r1 is QUEUED, no container has started"},
+		{"running", r(jobs.StatusRunning, jobs.StatusRunning), 0, ""},
+		{"a retry after one that ran", r(jobs.StatusQueued, jobs.StatusFailed, jobs.StatusQueued), 0, ""},
+		{"the retry itself", r(jobs.StatusQueued, jobs.StatusFailed, jobs.StatusQueued), 2, "attempt 2 of run r1 is QUEUED, no container has started"},
+		{"canceled queued", r(jobs.StatusCanceled, jobs.StatusCanceled), 0, ""},
+		{"no such attempt", r(jobs.StatusQueued), 3, ""},
+	} {
+		if got := notStartedYet(tc.run, tc.attempt); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 // TestLogsNoContainerStarted: which runs and attempts are said to have
 // no log because none of their containers started.
 func TestLogsNoContainerStarted(t *testing.T) {
