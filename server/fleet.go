@@ -13,9 +13,10 @@ import (
 	"github.com/gantry-dev/gantry/storage"
 )
 
-// WithSweepInterval sets how often the server queues retries whose backoff
-// ended, explains why queued runs wait and looks for runs of lost workers
-// (2 s by default).
+// WithSweepInterval sets how often the server explains why queued runs
+// wait, looks for runs of lost workers and queues the retries whose
+// backoff ended that it was not woken for (2 s by default): it queues a
+// retry when its backoff ends, whatever the interval (retrywake.go).
 func WithSweepInterval(d time.Duration) Option { return func(c *config) { c.sweepEvery = d } }
 
 // lostSeq is the seq of WorkerLost events; it matches the worker's, so
@@ -270,15 +271,24 @@ func (st *sweepState) track(r *jobs.Run) {
 	}
 }
 
-// sweep runs every sweepEvery until ctx is done.
+// sweep runs every sweepEvery until ctx is done, and queues each waiting
+// retry when its backoff ends (retrywake.go).
 func (s *Server) sweep(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.sweepEvery)
 	defer t.Stop()
+	rt := newRetryTimer()
+	defer rt.t.Stop()
 	st := newSweepState()
 	for {
+		rt.arm(&s.retries, s.cfg.now())
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.retries.wake:
+			continue
+		case <-rt.t.C:
+			s.fireRetries(ctx, rt)
+			continue
 		case <-t.C:
 		}
 		if err := s.sweepOnce(ctx, st); err != nil && ctx.Err() == nil {

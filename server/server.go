@@ -65,6 +65,9 @@ type Server struct {
 
 	backups backups // backup.go
 
+	// retries wakes the sweep when a retry's backoff ends (retrywake.go).
+	retries retryWake
+
 	stream streamMark // jobsstream.go
 
 	ann announcer // announce.go
@@ -146,7 +149,7 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 		o(&cfg)
 	}
 	s := &Server{db: db, q: q, cfg: cfg, started: cfg.now(), entropy: ulid.Monotonic(rand.Reader, 0), metrics: newMetrics(),
-		answered: answeredHooks{kick: make(chan struct{}, 1)}}
+		answered: answeredHooks{kick: make(chan struct{}, 1)}, retries: newRetryWake()}
 	s.waiters.any.Store(true)  // until the store says none wait (resolveAllWaiting)
 	s.backups.left.Store(true) // a backup left by the server before this one
 	s.initPipelines()
@@ -549,7 +552,8 @@ func (s *Server) republishRuns(ctx context.Context, take func(*jobs.Run) (bool, 
 			continue
 		}
 		if !due(&runs[i], now) {
-			continue // a retry waiting for its backoff; the sweep queues it
+			s.retryWaiting(&runs[i], now) // the sweep queues it when due (retrywake.go)
+			continue
 		}
 		err := s.enqueue(ctx, &runs[i])
 		if tl := (*queue.JobTooLargeError)(nil); errors.As(err, &tl) {
@@ -669,10 +673,12 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 	for _, c := range changed {
 		r := c.Run
 		s.metrics.runMoved(c.Before, c.StartedBefore, r)
-		if r.Status == jobs.StatusQueued && due(r, s.cfg.now()) {
+		if now := s.cfg.now(); r.Status == jobs.StatusQueued && due(r, now) {
 			if err := s.enqueue(ctx, r); err != nil {
 				s.cfg.log.Error().Err(err).Str("run", r.RunID).Msg("queue retry")
 			}
+		} else {
+			s.retryWaiting(r, now) // queued when its backoff ends (retrywake.go)
 		}
 	}
 	if len(b.RedeliveredRuns()) > 0 {
