@@ -166,7 +166,8 @@ func newWebhookLsCmd(g *globals) *cobra.Command {
 		Use:   "ls",
 		Short: "List the webhooks and how their deliveries fare",
 		Long: `ls lists every webhook: its URL, the statuses and filters it hears of, its
-last try (when, and the HTTP status or the error), how many deliveries are
+last try of a real delivery (when, and the HTTP status or the error; not
+'gantry webhook test', which is not recorded), how many deliveries are
 PENDING (waiting for their first try or a retry) and how many FAILED (given
 up after 24h of retries). -o json has the counts of deliveries too.`,
 		Example: "  gantry webhook ls\n  gantry webhook ls -o json",
@@ -232,6 +233,9 @@ func lastTry(t *jobs.WebhookTry, now time.Time) string {
 	return what + " " + ago(t.At, now)
 }
 
+// webhookTestNotRecorded is gantry webhook test's note on stderr.
+const webhookTestNotRecorded = "gantry: note: a test is not recorded: gantry webhook ls shows real deliveries only, and its LAST stays as they left it"
+
 // webhookTestedText prints the answer to gantry webhook test: the status,
 // why it does not deliver, then the start of the body (once: the error
 // of an answer that is not 2xx repeats its first line).
@@ -283,9 +287,12 @@ func newWebhookTestCmd(g *globals) *cobra.Command {
 		Short: "POST a sample event to a webhook now and show the answer",
 		Long: `test has the server POST a sample event (a FAILED run of sample:1, with an
 event id test/...) to the webhook's URL, signed as deliveries are, and
-prints the answer's status and the start of its body. Nothing is recorded:
-'gantry webhook ls' is about real deliveries. It exits 1 when the answer
-is not 2xx.`,
+prints the answer's status and the start of its body. Nothing is recorded,
+and a note on stderr says so: 'gantry webhook ls' is about real
+deliveries (its LAST, PENDING and FAILED, and the metrics, count the ends
+of runs, which a sample is not), so a test leaves LAST as they left it. An
+answer 2xx ends the hook's backoff: its waiting deliveries go at once. It
+exits 1 when the answer is not 2xx.`,
 		Example: "  gantry webhook test oncall",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -298,6 +305,12 @@ is not 2xx.`,
 				tested, err = c.TestWebhook(ctx, args[0])
 				return tested, err
 			}, webhookTestedText)
+			if err == nil {
+				// webhook ls leaves a test out: say so, or its LAST, -
+				// or a real delivery's, reads as if the test went
+				// nowhere.
+				fmt.Fprintln(cmd.ErrOrStderr(), webhookTestNotRecorded)
+			}
 			if err == nil && !tested.Delivered {
 				return &exitError{code: 1} // printed already
 			}

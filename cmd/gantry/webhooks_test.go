@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantry-dev/gantry/client"
 )
@@ -74,5 +79,47 @@ func TestWebhookTestedText(t *testing.T) {
 				t.Errorf("got %q, %v; want %q", b.String(), err, c.want)
 			}
 		})
+	}
+}
+
+// TestWebhookTestSaysItIsNotRecorded: gantry webhook test of a hook whose
+// receiver refuses says why it did not deliver, exits 1 and notes on
+// stderr that the test is not recorded, as webhook ls shows it: no LAST.
+func TestWebhookTestSaysItIsNotRecorded(t *testing.T) {
+	b := startBoundedLogs(t)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := b.c.AddWebhook(b.ctx, client.WebhookSpec{Name: "ops", URL: gone.URL})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not add a webhook within 10s: %v", err)
+		}
+	}
+	run := func(args ...string) (stdout, stderr string, err error) {
+		root := newRoot()
+		var out, errOut bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs(append(append([]string{"webhook"}, args...), "--nats", b.nc.ConnectedUrl()))
+		err = root.ExecuteContext(b.ctx)
+		return out.String(), errOut.String(), err
+	}
+	out, errOut, err := run("test", "ops")
+	if ee := (*exitError)(nil); !errors.As(err, &ee) || ee.code != 1 {
+		t.Errorf("webhook test of a refusing receiver: %v, want exit 1", err)
+	}
+	if !strings.HasPrefix(out, "POST "+gone.URL+": ") || errOut != webhookTestNotRecorded+"\n" {
+		t.Errorf("webhook test: stdout %q, stderr %q; want the answer, and on stderr %q", out, errOut, webhookTestNotRecorded)
+	}
+	if out, _, err := run("ls", "-o", "json"); err != nil || strings.Contains(out, `"last"`) {
+		t.Errorf("webhook ls -o json after a test: %v\n%s\nwant no last try", err, out)
+	}
+	out, _, err = run("ls")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if f := strings.Fields(lines[len(lines)-1]); err != nil || len(lines) != 2 || len(f) != 7 || fmt.Sprint(f[3:]) != "[- - 0 0]" {
+		t.Errorf("webhook ls after a test: %v\n%s\nwant FILTERS and LAST -, PENDING and FAILED 0", err, out)
 	}
 }
