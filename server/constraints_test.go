@@ -457,3 +457,57 @@ func TestPinnedWorkerMustMeetTheConstraints(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPinnedWorkerMustBeOfTheRunsCluster: a run pinned to a worker that is
+// live in another cluster than the run's is refused as invalid_argument
+// naming both clusters, constraints or none, and nothing is stored: its
+// job would wait on a queue of the run's cluster that the worker does not
+// read. One pinned to a worker not live is queued, saying why, as before.
+func TestPinnedWorkerMustBeOfTheRunsCluster(t *testing.T) {
+	t.Parallel()
+	e := startLostEnv(t)
+	startLabelledWorkers(t, e, map[string]map[string]string{"w-gpu": {"gpu": "t4"}}) // in cluster default
+	submit := func(cluster, worker string, cs ...string) (*jobs.Run, error) {
+		t.Helper()
+		var cons jobs.Constraints
+		for _, c := range cs {
+			pc, err := jobs.ParseConstraint(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cons = append(cons, pc)
+		}
+		return e.s.Submit(e.ctx, &jobs.SubmitRequest{Cluster: cluster, Worker: worker, Constraints: cons,
+			TaskDefinition: json.RawMessage(`{"family":"c","containerDefinitions":[{"name":"main","image":"c:1"}]}`)})
+	}
+	before, err := e.db.ListRuns(e.ctx, storage.RunFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `worker: w-gpu is live in cluster default, not in the run's cluster etl: pinned to it, the run could never start, as w-gpu reads no queue of cluster etl; submit it to cluster default (--cluster default), or pin a worker of cluster etl`
+	for _, cs := range [][]string{nil, {"gpu=t4"}} {
+		_, err := submit("etl", "w-gpu", cs...)
+		var fe *jobs.FieldError
+		if !errors.As(err, &fe) || jobs.ErrorCode(err) != jobs.CodeInvalidArgument || err.Error() != want {
+			t.Errorf("pinned to a worker of another cluster, constraints %v: got %v, want invalid_argument %q", cs, err, want)
+		}
+	}
+	if after, err := e.db.ListRuns(e.ctx, storage.RunFilter{}); err != nil || len(after) != len(before) {
+		t.Errorf("refused runs were stored: %d runs, %d before (%v)", len(after), len(before), err)
+	}
+	// A worker not live in the run's cluster nor anywhere: queued, saying why.
+	r, err := submit("etl", "w-later")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "no live worker named w-later in cluster etl"; r.Status != jobs.StatusQueued || r.StatusReason != want {
+		t.Errorf("pinned to a worker not live: %s %q, want QUEUED %q", r.Status, r.StatusReason, want)
+	}
+	if _, err := e.s.Stop(e.ctx, r.RunID, "test over"); err != nil {
+		t.Fatal(err)
+	}
+	// Of the run's cluster: accepted.
+	if r, err = submit("default", "w-gpu"); err != nil || r.Status.Terminal() {
+		t.Errorf("pinned to a worker of its cluster: %v, %v", r, err)
+	}
+}

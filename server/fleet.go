@@ -108,23 +108,32 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 	return "every worker " + where + " that could run it is draining or cannot reach its container runtime"
 }
 
-// checkPinnedWorker refuses a run pinned to worker id (gantry run
-// --worker) that is live in cluster with labels that do not meet the
-// run's constraints cs: its job waits on that worker's own queue, which
-// no other worker reads, and the worker hands it back each time, so the
+// checkPinnedWorker refuses a run of cluster pinned to worker id (gantry
+// run --worker) that is live in another cluster only, or live in cluster
+// with labels that do not meet the run's constraints cs: its job waits on
+// that worker's own queue of the run's cluster, which the worker does not
+// read (another cluster's) or hands back each time (its labels), so the
 // run would wait QUEUED for ever. A worker not live now (not started
-// yet, restarting, perhaps with other labels) is no reason to refuse:
-// such a run waits QUEUED, its statusReason saying why (placementReason),
-// as before. Nor is a fleet that cannot be read.
+// yet, restarting, perhaps in another cluster or with other labels) is
+// no reason to refuse: such a run waits QUEUED, its statusReason saying
+// why (placementReason), as before. Nor is a fleet that cannot be read.
 func (s *Server) checkPinnedWorker(ctx context.Context, id, cluster string, cs jobs.Constraints) error {
 	workers, err := s.liveWorkers(ctx)
 	if err != nil {
 		return nil
 	}
+	var elsewhere []string // the other clusters it is live in
 	for i := range workers {
 		w := &workers[i]
-		if w.ID != id || w.Cluster != cluster || cs.Match(w.Labels) {
+		if w.ID != id {
 			continue
+		}
+		if w.Cluster != cluster {
+			elsewhere = append(elsewhere, w.Cluster)
+			continue
+		}
+		if cs.Match(w.Labels) {
+			return nil
 		}
 		unmet := cs.Unmet([]map[string]string{w.Labels})
 		what := "constraints"
@@ -133,6 +142,11 @@ func (s *Server) checkPinnedWorker(ctx context.Context, id, cluster string, cs j
 		}
 		return &jobs.FieldError{Path: "worker", Msg: fmt.Sprintf("%s, live in cluster %s with %s, does not meet the run's %s %s: pinned to it, the run could never start; pin another worker, or leave out worker (--worker) or the %s",
 			id, cluster, labelsText(w.Labels), what, unmet, what)}
+	}
+	if len(elsewhere) > 0 {
+		sort.Strings(elsewhere)
+		return &jobs.FieldError{Path: "worker", Msg: fmt.Sprintf("%s is live in cluster %s, not in the run's cluster %s: pinned to it, the run could never start, as %s reads no queue of cluster %s; submit it to cluster %s (--cluster %s), or pin a worker of cluster %s",
+			id, strings.Join(elsewhere, ", "), cluster, id, cluster, elsewhere[0], elsewhere[0], cluster)}
 	}
 	return nil
 }

@@ -347,10 +347,10 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 	if cluster == "" {
 		cluster = s.cfg.defaultCluster
 	}
-	if req.Worker != "" && len(constraints) > 0 {
+	if req.Worker != "" {
 		if err := s.checkPinnedWorker(ctx, req.Worker, cluster, constraints); err != nil { // fleet.go
 			// A key already taken gets its run back, whatever the worker's
-			// labels are since it was accepted.
+			// cluster and labels are since it was accepted.
 			if taken, kerr := s.keyTaken(ctx, req.IdempotencyKey); kerr != nil || !taken {
 				return nil, false, err
 			}

@@ -123,7 +123,7 @@ detaches and leaves it to finish stopping.`,
 	fl.StringVar(&f.file, "file", "", "run the ECS task definition in this JSON file (- for stdin)")
 	fl.StringVar(&f.name, "name", "", "container name with --image (default main); with FAMILY[:REV] or --file, the container that --env, --cpu, --memory and a command override (default: the first essential one)")
 	fl.StringVar(&f.cluster, "cluster", "", "cluster to run in (default \"default\")")
-	fl.StringVar(&f.worker, "worker", "", "run on this worker only")
+	fl.StringVar(&f.worker, "worker", "", "run on this worker only (refused if it is live in another cluster, or with labels the constraints rule out)")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable K=V in the task's first essential container, or the one --name names (repeatable)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "stop an attempt that runs longer than this (e.g. 90s, 10m), counted from when its container starts: pulling the image does not count")
 	fl.DurationVar(&f.deadline, "deadline", 0, "fail the run if it has not ended this long after submission, over all attempts, waits and image pulls included (activeDeadlineSeconds)")
