@@ -12,11 +12,13 @@ import (
 // (jobs.Run.Retry); republish queues it once due. The sweep's rounds
 // (sweepEvery, 2 s) would queue it up to a round late, so the sweep's
 // goroutine also wakes at the earliest NotBefore it has been told of and
-// republishes then. It is told of a retry by applyBatch, which makes it,
-// and by every republish, of the retries it found waiting: the one at
-// start tells it of those a previous server left waiting, and every
-// round's of any other path's. A retry's wake lost (a republish that
-// failed) leaves it to the next round, as before.
+// queues the unpublished runs due then (fireRetries), reading those alone
+// (storage.DB.UnpublishedDue), and learns the next NotBefore from the same
+// read. It is told of a retry by applyBatch, which makes it, and by every
+// republish, of the retries it found waiting: the one at start tells it
+// of those a previous server left waiting, and every round's of any
+// other path's. A retry's wake lost (a read that failed) leaves it to the
+// next round, as before.
 
 // retryWake holds the earliest time a waiting retry is due that the
 // sweep's goroutine has yet to take.
@@ -86,11 +88,21 @@ func (rt *retryTimer) arm(w *retryWake, now time.Time) {
 	rt.t.Reset(max(at.Sub(now), 0))
 }
 
-// fire is the timer's firing: it queues the retries due (republish), which
-// tells of those still waiting.
+// fireRetries is the timer's firing: it queues the unpublished runs due,
+// as republish does, reading the documents of those alone (many retries
+// may wait, and each backoff's end fires it), and tells of the earliest
+// still waiting.
 func (s *Server) fireRetries(ctx context.Context, rt *retryTimer) {
 	rt.fired, rt.at = rt.at, time.Time{}
-	if err := s.republish(ctx); err != nil && ctx.Err() == nil {
+	now := s.cfg.now()
+	runs, next, err := s.db.UnpublishedDue(ctx, now)
+	if err == nil {
+		err = s.republishThese(ctx, runs, now, s.republishable(ctx))
+	}
+	if err != nil && ctx.Err() == nil {
 		s.cfg.log.Warn().Err(err).Msg("queue the retries due; the sweep tries again")
+	}
+	if !next.IsZero() {
+		s.retries.add(next)
 	}
 }

@@ -520,9 +520,15 @@ func (s *Server) enqueueThen(ctx context.Context, r *jobs.Run, mark func(context
 // but for the new runs whose QUEUED confirmQueued waits for (it marks
 // them) and those whose QUEUED it could vouch for by no means (vouch).
 func (s *Server) republish(ctx context.Context) error {
-	return s.republishRuns(ctx, func(r *jobs.Run) (bool, error) {
+	return s.republishRuns(ctx, s.republishable(ctx))
+}
+
+// republishable is republish's take: not the new runs whose QUEUED
+// confirmQueued waits for, nor those it could vouch for by no means.
+func (s *Server) republishable(ctx context.Context) func(*jobs.Run) (bool, error) {
+	return func(r *jobs.Run) (bool, error) {
 		return !s.beingConfirmed(r.RunID) && s.vouch(ctx, r.RunID), nil
-	})
+	}
 }
 
 // republishAtStart is republish at start: a crash before a new run's mark
@@ -544,7 +550,12 @@ func (s *Server) republishRuns(ctx context.Context, take func(*jobs.Run) (bool, 
 	if err != nil {
 		return fmt.Errorf("find unpublished runs: %w", err)
 	}
-	now := s.cfg.now()
+	return s.republishThese(ctx, runs, s.cfg.now(), take)
+}
+
+// republishThese queues those of runs, unpublished, that take says to
+// and that are due at now; it tells the sweep of the retries that wait.
+func (s *Server) republishThese(ctx context.Context, runs []jobs.Run, now time.Time, take func(*jobs.Run) (bool, error)) error {
 	for i := range runs {
 		if ok, err := take(&runs[i]); err != nil {
 			return fmt.Errorf("announce unpublished run %s: %w", runs[i].RunID, err)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 	json "github.com/goccy/go-json"
@@ -369,14 +370,41 @@ func (db *DB) MarkPublished(ctx context.Context, id string, attempt int) error {
 // statistics SQLite would pick the status index).
 func (db *DB) Unpublished(ctx context.Context) ([]jobs.Run, error) {
 	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs INDEXED BY runs_unpublished
-		WHERE status = 'QUEUED' AND published_attempt < MAX(attempt, 1)
-		AND NOT EXISTS (SELECT 1 FROM run_waits w WHERE w.run_id = runs.run_id)
-		AND NOT EXISTS (SELECT 1 FROM pool_runs p INDEXED BY pool_runs_run WHERE p.run_id = runs.run_id AND p.state = 2)
-		ORDER BY run_id`)
+		WHERE `+unpublishedWhere+` ORDER BY run_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list unpublished runs: %w", err)
 	}
 	return runs, nil
+}
+
+// unpublishedWhere is Unpublished's condition, on runs INDEXED BY
+// runs_unpublished.
+const unpublishedWhere = `status = 'QUEUED' AND published_attempt < MAX(attempt, 1)
+		AND NOT EXISTS (SELECT 1 FROM run_waits w WHERE w.run_id = runs.run_id)
+		AND NOT EXISTS (SELECT 1 FROM pool_runs p INDEXED BY pool_runs_run WHERE p.run_id = runs.run_id AND p.state = 2)`
+
+// UnpublishedDue is Unpublished narrowed to the runs due by now: those
+// whose current attempt is no retry waiting for its backoff (queued_at,
+// the end of the backoff, after now). It also returns when the earliest
+// of those that wait is due, zero if none waits. It reads the runs
+// waiting for their backoff through the index, but not their documents:
+// the server calls it when a backoff ends, however many others wait.
+func (db *DB) UnpublishedDue(ctx context.Context, now time.Time) ([]jobs.Run, time.Time, error) {
+	at := unixNano(now)
+	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs INDEXED BY runs_unpublished
+		WHERE `+unpublishedWhere+` AND queued_at <= ? ORDER BY run_id`, at)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("list unpublished runs due: %w", err)
+	}
+	var next sql.NullInt64
+	if err := db.r.QueryRowContext(ctx, `SELECT MIN(queued_at) FROM runs INDEXED BY runs_unpublished
+		WHERE `+unpublishedWhere+` AND queued_at > ?`, at).Scan(&next); err != nil {
+		return nil, time.Time{}, fmt.Errorf("find the next unpublished run due: %w", err)
+	}
+	if !next.Valid {
+		return runs, time.Time{}, nil
+	}
+	return runs, time.Unix(0, next.Int64).UTC(), nil
 }
 
 // CountRuns returns the number of runs per status. Statuses no run is in
