@@ -51,5 +51,39 @@ func dialRole(ctx context.Context, o queue.ConnOptions, log zerolog.Logger) (*na
 	if waited {
 		log.Info().Str("nats", nc.ConnectedUrlRedacted()).Msg("connected to NATS")
 	}
+	logConnEvents(nc, log)
 	return nc, nil
+}
+
+// logConnEvents puts what happens to a role's NATS connection after its
+// start in the role's log: its loss (a NATS server restarting, a
+// partition) and its return, which nats.go reports to no one by
+// default, and the errors it reports out of band (a subscription whose
+// consumer went with a restarted server, a slow consumer), which its
+// default handler writes raw on stderr, unstructured and without the
+// role's fields. Call it before anything else sets the error handler
+// (client.New chains to the one it finds).
+func logConnEvents(nc *nats.Conn, log zerolog.Logger) {
+	url := nc.ConnectedUrlRedacted() // "" once disconnected: keep the last
+	nc.SetDisconnectErrHandler(func(nc *nats.Conn, err error) {
+		if nc.IsClosed() {
+			return // our own Close at shutdown, not a loss
+		}
+		ev := log.Warn().Str("nats", url)
+		if err != nil {
+			ev = ev.Err(err)
+		}
+		ev.Msg("lost the connection to NATS; reconnecting")
+	})
+	nc.SetReconnectHandler(func(nc *nats.Conn) {
+		url = nc.ConnectedUrlRedacted()
+		log.Info().Str("nats", url).Msg("reconnected to NATS")
+	})
+	nc.SetErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		ev := log.Warn().Err(err)
+		if sub != nil {
+			ev = ev.Str("subject", sub.Subject)
+		}
+		ev.Msg("NATS reported an error")
+	})
 }

@@ -433,6 +433,7 @@ server and the worker at http://ADDR/metrics.
 				return err
 			}
 			defer nc.Close()
+			logConnEvents(nc, log)
 			if err := ensureStreams(cmd.Context(), nc); err != nil {
 				return err
 			}
