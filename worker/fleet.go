@@ -51,6 +51,10 @@ type fleet struct {
 	mu       sync.Mutex
 	inUse    jobs.Resources
 	draining bool
+	// stopping is set once the worker's ctx ended (SIGTERM): it takes
+	// nothing new while its runs have their grace period, and says so in
+	// its heartbeats, as a drained worker does.
+	stopping bool
 	started  time.Time
 	wake     chan struct{}
 	beat     chan struct{}
@@ -150,6 +154,17 @@ func (w *Worker) waitForRoom(ctx context.Context) bool {
 	return ctx.Err() == nil
 }
 
+// stop marks the worker as stopping: its heartbeats say DRAINING from
+// then on, so that neither the fleet's listing (gantry workers ls), the
+// server's placement reasons and slot gauges nor the other workers count
+// on it during its grace period.
+func (w *Worker) stop() {
+	w.fl.mu.Lock()
+	w.fl.stopping = true
+	w.fl.mu.Unlock()
+	w.fl.notify()
+}
+
 // Drain stops (true) or resumes (false) taking new jobs; running ones go
 // on.
 func (w *Worker) Drain(drain bool) {
@@ -166,7 +181,7 @@ func (w *Worker) Drain(drain bool) {
 // Info is what the worker's heartbeat says.
 func (w *Worker) Info() jobs.WorkerInfo {
 	w.fl.mu.Lock()
-	inUse, draining, started, runtimeErr := w.fl.inUse, w.fl.draining, w.fl.started, w.fl.runtimeErr
+	inUse, draining, started, runtimeErr := w.fl.inUse, w.fl.draining || w.fl.stopping, w.fl.started, w.fl.runtimeErr
 	w.fl.mu.Unlock()
 	runs := w.Running()
 	sort.Strings(runs)

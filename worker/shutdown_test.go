@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -122,6 +123,68 @@ func TestShutdownLeavesAJobTakenOverToItsLease(t *testing.T) {
 		}
 		if c := cl.get("r"); c.Worker != "w2" || c.Attempt != 2 {
 			t.Fatalf("claim %+v, want w2's attempt 2 untouched", c)
+		}
+	})
+}
+
+// statePresence records the state of each heartbeat.
+type statePresence struct {
+	mu     sync.Mutex
+	states []jobs.WorkerState
+}
+
+func (p *statePresence) Beat(_ context.Context, info jobs.WorkerInfo) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.states = append(p.states, info.State)
+	return nil
+}
+
+func (p *statePresence) Leave(context.Context, string) error { return nil }
+
+func (p *statePresence) last() jobs.WorkerState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.states) == 0 {
+		return ""
+	}
+	return p.states[len(p.states)-1]
+}
+
+// TestStoppingWorkerBeatsDraining: a worker told to stop (SIGTERM) went
+// on beating ACTIVE through its grace period, so gantry workers ls, the
+// server's slot gauges and placement reasons, and the other workers
+// counted on a worker that takes nothing more. It beats DRAINING at once.
+func TestStoppingWorkerBeatsDraining(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &statePresence{}
+		started, release := make(chan struct{}), make(chan struct{})
+		rt := fakeRuntime(func(ctx context.Context, task *Task) (*Result, error) {
+			close(started)
+			<-release
+			return exited(0), nil
+		})
+		src := &queueSource{leases: make(chan *queueLease, 1)}
+		w := New("w1", "default", src, rt, &fakeReporter{}, WithPresence(p, 5*time.Second), WithGracePeriod(time.Minute))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		src.leases <- &queueLease{src: src, job: job("r"), acked: make(chan struct{})}
+		<-started
+		time.Sleep(beatGap)
+		synctest.Wait()
+		if st := p.last(); st != jobs.WorkerActive {
+			t.Fatalf("running a task: heartbeat says %q, want %q", st, jobs.WorkerActive)
+		}
+		cancel() // SIGTERM: the task has a minute left
+		time.Sleep(beatGap)
+		synctest.Wait()
+		if st := p.last(); st != jobs.WorkerDraining {
+			t.Errorf("stopping, its task in its grace period: heartbeat says %q, want %q", st, jobs.WorkerDraining)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	})
 }

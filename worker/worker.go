@@ -270,6 +270,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			})
 		}
 	}
+	w.stop()
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 	select {
