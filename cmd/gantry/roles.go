@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	dockerclient "github.com/docker/docker/client"
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/queue/embedded"
@@ -113,6 +114,22 @@ func newLogger(level string) (zerolog.Logger, error) {
 	return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly, NoColor: plain}).Level(lvl).With().Timestamp().Logger(), nil
 }
 
+// dockerUnreachable says why a worker's first ping of the Docker daemon
+// at host failed, and what to do: a daemon not running (or not there), a
+// socket the worker's user may not open, or whatever else the ping said
+// (a TLS certificate, an API error). "Is it running?" for all of them
+// sent a worker without the socket's group to look at a running daemon.
+func dockerUnreachable(host string, err error) error {
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("cannot reach the Docker daemon at %s: permission denied: run the worker as a user of the socket's group "+
+			"(usually docker: usermod -aG docker USER, then log in again) or as root, or set DOCKER_HOST to a daemon it may use", host)
+	case dockerclient.IsErrConnectionFailed(err) || errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("cannot reach the Docker daemon at %s: is it running? (set DOCKER_HOST to point elsewhere)", host)
+	}
+	return fmt.Errorf("cannot reach the Docker daemon at %s: %w (set DOCKER_HOST to point elsewhere)", host, err)
+}
+
 // runWorker runs a worker on nc until ctx is done. With reg, it registers
 // the worker's metrics there.
 func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.Logger, reg prometheus.Registerer) error {
@@ -125,7 +142,7 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	_, err = cli.Ping(pctx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("cannot reach the Docker daemon at %s: is it running? (set DOCKER_HOST to point elsewhere)", cli.DaemonHost())
+		return dockerUnreachable(cli.DaemonHost(), err)
 	}
 	q, err := queue.New(nc, queue.WithAckWait(f.fleet.lease), queue.WithLogger(log.With().Str("role", "worker").Logger()))
 	if err != nil {
