@@ -49,6 +49,13 @@ func (db *DB) Path() string { return db.path }
 func (db *DB) BackupInto(ctx context.Context, dst string) error {
 	_, statErr := os.Lstat(dst)
 	made := errors.Is(statErr, fs.ErrNotExist)
+	if made {
+		// The copy is the store's, secrets and all: not the 0644 that
+		// SQLite would give a file it makes (see createPrivate).
+		if err := createPrivate(dst); err != nil {
+			return fmt.Errorf("back up database into %s: %w", dst, err)
+		}
+	}
 	// A connection of its own: see above. busy_timeout as the others, for
 	// a checkpoint that holds the file a moment.
 	c, err := sql.Open("sqlite", fileURI(db.path)+"?_pragma=busy_timeout(5000)")

@@ -52,6 +52,25 @@ type openConfig struct{ syncFull bool }
 // nothing, but a power cut can take back the last commits.
 func SyncEveryCommit() OpenOption { return func(c *openConfig) { c.syncFull = true } }
 
+// createPrivate makes path an empty file readable by its owner alone, if
+// it does not exist. The store holds every run's environment and the
+// webhooks' secrets, as its backups do (written 0600), and SQLite would
+// make it 0644: readable by every local user where the data directory
+// is, as a systemd StateDirectory or an operator's mkdir makes it,
+// 0755. SQLite opens an empty file as a new database and gives its WAL
+// and shared-memory files the database file's mode. A store that
+// exists keeps the mode it has (an operator may have chosen it).
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // Open opens the database at path, creating the file and its directory if
 // needed, and brings its schema up to date.
 func Open(ctx context.Context, path string, opts ...OpenOption) (*DB, error) {
@@ -67,6 +86,9 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if err := createPrivate(abs); err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	uri := fileURI(abs)
