@@ -1007,6 +1007,7 @@ func TestServerRefusesEmbeddedFlagsWithoutEmbeddedNATS(t *testing.T) {
 		{"--tls-server-key", "server-key.pem"},
 		{"--submit-password", "sp"},
 		{"--nats-port", "4333"},
+		{"--nats-host", "0.0.0.0"},
 	} {
 		root := newRoot()
 		root.SetOut(io.Discard)

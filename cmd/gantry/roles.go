@@ -359,6 +359,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		dataDir, httpAddr, logLevel string
 		httpToken                   string
 		natsPort                    int
+		natsHost                    natsHostFlag // natshost.go
 		syncAlways                  bool
 		wf                          workerFlags
 		retention                   time.Duration  // retention.go
@@ -381,7 +382,9 @@ fires, and no next stage, triggered pipeline or waiting pipeline run
 starts; the next start starts them. A second Ctrl-C or SIGTERM ends it at
 once.
 
-Other gantry commands reach it at nats://127.0.0.1:<nats-port>. With
+Other gantry commands reach it at nats://127.0.0.1:<nats-port>; workers and
+clients on other hosts too with --nats-host 0.0.0.0 (which needs --user and
+--password or --token, and warns without --tls-server-cert). With
 --user/--password (or --token) NATS requires them of every client; with
 --tls-server-cert and --tls-server-key it speaks TLS only, and clients give
 the CA with --tls-ca (and --tls-cert/--tls-key when --tls-client-ca asks for
@@ -409,6 +412,9 @@ server and the worker at http://ADDR/metrics.
 			if err := requireAuthPair(g); err != nil {
 				return err
 			}
+			if err := natsHost.check(g); err != nil {
+				return err
+			}
 			if err := submitter.validate(g); err != nil {
 				return err
 			}
@@ -433,7 +439,7 @@ server and the worker at http://ADDR/metrics.
 				return err
 			}
 			defer metrics.close()
-			ns, stopNATS, err := startEmbedded(dataDir, natsPort, g, syncAlways, &submitter, &serveTLS, log)
+			ns, stopNATS, err := startEmbedded(dataDir, natsHost, natsPort, g, syncAlways, &submitter, &serveTLS, log)
 			if err != nil {
 				return err
 			}
@@ -484,7 +490,8 @@ server and the worker at http://ADDR/metrics.
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data", defaultDataDir(), "directory for the store and JetStream's files (env GANTRY_DATA)")
-	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1; 0 picks a free one, written to DATA/nats.url (other commands: export GANTRY_NATS_URL=$(cat DATA/nats.url))")
+	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on --nats-host; 0 picks a free one, written to DATA/nats.url (other commands: export GANTRY_NATS_URL=$(cat DATA/nats.url))")
+	natsHost.add(c)
 	c.Flags().StringVar(&httpAddr, "http", "", httpAddrHelp)
 	c.Flags().StringVar(&httpToken, "http-token", os.Getenv("GANTRY_HTTP_TOKEN"), httpTokenHelp)
 	c.Flags().BoolVar(&syncAlways, "sync-always", false, "fsync every write of JetStream and of the store: survives power loss, much slower")
@@ -532,8 +539,9 @@ func openDataDir(dir string) (unlock func(), err error) {
 // server --embedded-nats, its JetStream files under dataDir, and writes
 // its URL to DATA/nats.url: scripts started with --nats-port 0 learn the
 // port there. stop removes the file and shuts the server down.
-func startEmbedded(dataDir string, port int, g *globals, syncAlways bool, submitter *submitterFlags, serveTLS *serveTLSFlags, log zerolog.Logger) (ns *natsserver.Server, stop func(), err error) {
-	eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"),
+func startEmbedded(dataDir string, host natsHostFlag, port int, g *globals, syncAlways bool, submitter *submitterFlags, serveTLS *serveTLSFlags, log zerolog.Logger) (ns *natsserver.Server, stop func(), err error) {
+	host.warnPlain(log, serveTLS)
+	eo := embedded.Options{StoreDir: filepath.Join(dataDir, "jetstream"), Host: host.host,
 		Port: port, User: g.conn.User, Password: g.conn.Password, Token: g.conn.Token, SyncAlways: syncAlways,
 		SubmitUser: submitter.user, SubmitPassword: submitter.password, Log: natsLog(log)}
 	serveTLS.apply(&eo)
@@ -542,11 +550,12 @@ func startEmbedded(dataDir string, port int, g *globals, syncAlways bool, submit
 	}
 	releaseRecovery()
 	urlFile := filepath.Join(dataDir, "nats.url")
-	if err := os.WriteFile(urlFile, []byte(ns.ClientURL()+"\n"), 0o644); err != nil {
+	url := host.localURL(ns.ClientURL())
+	if err := os.WriteFile(urlFile, []byte(url+"\n"), 0o644); err != nil {
 		ns.Shutdown()
 		return nil, nil, fmt.Errorf("write %s: %w", urlFile, err)
 	}
-	log.Info().Str("nats", ns.ClientURL()).Str("data", dataDir).Msg("embedded NATS ready")
+	log.Info().Str("nats", url).Str("host", host.host).Str("data", dataDir).Msg("embedded NATS ready")
 	return ns, func() {
 		os.Remove(urlFile)
 		ns.Shutdown()
@@ -605,6 +614,7 @@ func newServerCmd(g *globals) *cobra.Command {
 		httpToken                   string
 		embeddedNATS, syncAlways    bool
 		natsPort, replicas          int
+		natsHost                    natsHostFlag // natshost.go
 		lease                       time.Duration
 		retention                   time.Duration  // retention.go
 		history                     historyFlags   // retention.go
@@ -618,8 +628,10 @@ func newServerCmd(g *globals) *cobra.Command {
 		Short: "Run the gantry server (API, event application, SQLite store)",
 		Long: `server runs the control plane against the NATS deployment named by --nats.
 It is the single writer of the SQLite store under --data. With --embedded-nats
-it starts its own NATS server with JetStream instead. With --metrics it serves
-Prometheus metrics at http://ADDR/metrics.
+it starts its own NATS server with JetStream instead, on 127.0.0.1: give
+--nats-host 0.0.0.0 (with --user/--password or --token, and best with
+--tls-server-cert) for workers on other hosts to reach it. With --metrics it
+serves Prometheus metrics at http://ADDR/metrics.
 
 Started before NATS accepts connections (or before its host name resolves,
 or while its host is down), it waits for it, saying so every few seconds;
@@ -678,22 +690,25 @@ without JetStream (started without -js) ends it at once.
 				if err := requireAuthPair(g); err != nil {
 					return err
 				}
+				if err := natsHost.check(g); err != nil {
+					return err
+				}
 				if err := submitter.validate(g); err != nil {
 					return err
 				}
 				if err := serveTLS.validate(); err != nil {
 					return err
 				}
-				ns, stopNATS, err := startEmbedded(dataDir, natsPort, g, syncAlways, &submitter, &serveTLS, log)
+				ns, stopNATS, err := startEmbedded(dataDir, natsHost, natsPort, g, syncAlways, &submitter, &serveTLS, log)
 				if err != nil {
 					return err
 				}
 				defer stopNATS()
 				o.URL, o.InProcess = ns.ClientURL(), ns
 			} else if submitter.user != "" || submitter.password != "" || serveTLS.cert != "" || serveTLS.key != "" ||
-				serveTLS.clientCA != "" || cmd.Flags().Changed("nats-port") {
+				serveTLS.clientCA != "" || cmd.Flags().Changed("nats-port") || cmd.Flags().Changed("nats-host") {
 				// Without the check, --tls-client-ca (say) was ignored unsaid.
-				return errors.New("--submit-user, --submit-password, --tls-server-cert, --tls-server-key, --tls-client-ca and --nats-port " +
+				return errors.New("--submit-user, --submit-password, --tls-server-cert, --tls-server-key, --tls-client-ca, --nats-port and --nats-host " +
 					"configure the embedded NATS server: give --embedded-nats too")
 			}
 			nc, err := dialRole(cmd.Context(), o, log)
@@ -729,7 +744,8 @@ without JetStream (started without -js) ends it at once.
 	addDataRetentionFlag(c, &retention)
 	history.add(c)
 	addLeaseFlag(c, &lease)
-	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1 with --embedded-nats; 0 picks a free one (written to DATA/nats.url)")
+	c.Flags().IntVar(&natsPort, "nats-port", 4222, "port of the embedded NATS server on --nats-host with --embedded-nats; 0 picks a free one (written to DATA/nats.url)")
+	natsHost.add(c)
 	mf.add(c)
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c
