@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -9,8 +11,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/gantry-dev/gantry/samples/sampletest"
 	"github.com/gantry-dev/gantry/worker/docker"
+	"github.com/rs/zerolog"
 )
 
 // TestDockerUnreachableSaysWhy: a worker whose user may not open the
@@ -52,5 +57,76 @@ func TestDockerUnreachableSaysWhy(t *testing.T) {
 				t.Errorf("%q says %q", msg, tc.notWant)
 			}
 		})
+	}
+}
+
+// TestWorkerWaitsForDocker: a worker started before the Docker daemon (a
+// booting host, systemd starting it first) ended at once, while it waits
+// for NATS. It waits for Docker too, saying so, and goes on once the
+// daemon answers; gantry up still fails at once, as it does for NATS; a
+// worker stopped while it waits stops cleanly.
+func TestWorkerWaitsForDocker(t *testing.T) {
+	real := sampletest.Docker(t)
+	target, ok := strings.CutPrefix(real.DaemonHost(), "unix://")
+	if !ok {
+		t.Skipf("the Docker daemon is at %s, not on a unix socket", real.DaemonHost())
+	}
+	// The daemon's socket comes later, as a link to the real one. A
+	// socket's path must be short: not under t.TempDir().
+	dir, err := os.MkdirTemp("", "gantry-ops-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "docker.sock")
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	cli, err := docker.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	if err := pingDocker(ctx, cli, false, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "is it running?") {
+		t.Fatalf("gantry up without Docker: %v, want it to fail at once", err)
+	}
+
+	stopped, stop := context.WithCancel(ctx)
+	stop()
+	if err := pingDocker(stopped, cli, true, zerolog.Nop()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a worker stopped while it waits for Docker: %v, want context.Canceled", err)
+	}
+
+	lines := make(logLines, 100)
+	done := make(chan error, 1)
+	go func() { done <- pingDocker(ctx, cli, true, zerolog.New(lines)) }()
+	waitLog(t, ctx, lines, "waiting for the Docker daemon at unix://"+sock+" to answer (is it running? set DOCKER_HOST to point elsewhere)")
+	if err := os.Symlink(target, sock); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("once the daemon answers: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the worker still waits for a daemon that answers")
+	}
+	waitLog(t, ctx, lines, "the Docker daemon answers")
+}
+
+// TestDockerDownIsWaitedForPermissionIsNot: waiting cures a daemon not
+// there; it does not cure a socket the worker's user may not open.
+func TestDockerDownIsWaitedForPermissionIsNot(t *testing.T) {
+	denied := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.EACCES)}
+	if dockerDown(denied) {
+		t.Error("a socket the user may not open is waited for")
+	}
+	if dockerDown(errors.New("tls: failed to verify certificate")) {
+		t.Error("a TLS failure is waited for")
+	}
+	if !dockerDown(context.DeadlineExceeded) {
+		t.Error("a daemon that does not answer is not waited for")
 	}
 }

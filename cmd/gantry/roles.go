@@ -43,6 +43,9 @@ type workerFlags struct {
 	objectLabels   []string
 	fleet          fleetFlags // workerfleet.go
 	ecs            ecsFlags   // ecsflags.go
+	// waitDocker makes the worker wait for a Docker daemon that does not
+	// answer yet (gantry worker), rather than fail at once (gantry up).
+	waitDocker bool
 }
 
 func (f *workerFlags) add(c *cobra.Command) {
@@ -124,10 +127,62 @@ func dockerUnreachable(host string, err error) error {
 	case errors.Is(err, os.ErrPermission):
 		return fmt.Errorf("cannot reach the Docker daemon at %s: permission denied: run the worker as a user of the socket's group "+
 			"(usually docker: usermod -aG docker USER, then log in again) or as root, or set DOCKER_HOST to a daemon it may use", host)
-	case dockerclient.IsErrConnectionFailed(err) || errors.Is(err, context.DeadlineExceeded):
+	case dockerDown(err):
 		return fmt.Errorf("cannot reach the Docker daemon at %s: is it running? (set DOCKER_HOST to point elsewhere)", host)
 	}
 	return fmt.Errorf("cannot reach the Docker daemon at %s: %w (set DOCKER_HOST to point elsewhere)", host, err)
+}
+
+// pingDocker checks that the Docker daemon answers. With wait (gantry
+// worker) it waits for one that is not up yet (not running, its socket
+// not made yet: systemd or a booting host may start the worker before
+// Docker, as before NATS), saying so every few seconds, as the worker
+// waits for NATS; without (gantry up, which waits for nothing), and for
+// a failure waiting does not cure (a socket the user may not open, TLS),
+// it fails at once. It returns ctx's error when ctx ends first.
+func pingDocker(ctx context.Context, cli *dockerclient.Client, wait bool, log zerolog.Logger) error {
+	ping := func(ctx context.Context) error {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := cli.Ping(pctx)
+		return err
+	}
+	if !wait {
+		if err := ping(ctx); err != nil {
+			return dockerUnreachable(cli.DaemonHost(), err)
+		}
+		return nil
+	}
+	waited := false
+	err := queue.Wait{
+		For: func(err error) string {
+			if !dockerDown(err) {
+				return ""
+			}
+			return "the Docker daemon at " + cli.DaemonHost() + " to answer"
+		},
+		Warn: func(what string, err error) {
+			log.Warn().Msg("waiting for " + what + " (is it running? set DOCKER_HOST to point elsewhere)")
+			waited = true
+		},
+	}.Retry(ctx, ping)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return dockerUnreachable(cli.DaemonHost(), err)
+	}
+	if waited {
+		log.Info().Str("docker", cli.DaemonHost()).Msg("the Docker daemon answers")
+	}
+	return nil
+}
+
+// dockerDown reports whether err, of a ping, says the daemon is not
+// there or does not answer, which waiting may cure.
+func dockerDown(err error) bool {
+	return !errors.Is(err, os.ErrPermission) &&
+		(dockerclient.IsErrConnectionFailed(err) || errors.Is(err, context.DeadlineExceeded))
 }
 
 // runWorker runs a worker on nc until ctx is done. With reg, it registers
@@ -138,11 +193,11 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 		return err
 	}
 	defer cli.Close()
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	_, err = cli.Ping(pctx)
-	cancel()
-	if err != nil {
-		return dockerUnreachable(cli.DaemonHost(), err)
+	if err := pingDocker(ctx, cli, f.waitDocker, log); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for Docker
+		}
+		return err
 	}
 	q, err := queue.New(nc, queue.WithAckWait(f.fleet.lease), queue.WithLogger(log.With().Str("role", "worker").Logger()))
 	if err != nil {
@@ -797,12 +852,15 @@ name to resolve or its host to answer (saying so every few seconds; refused
 credentials, TLS failures or an address that is not NATS end it at once),
 for a NATS cluster's JetStream leader and then for the streams a gantry
 server makes, saying what it waits for every few seconds. A NATS server
-without JetStream (started without -js) ends it at once.`,
+without JetStream (started without -js) ends it at once. It then waits for
+the Docker daemon to answer in the same way (not running yet, or its socket
+not there yet); a socket its user may not open ends it at once, saying so.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := wf.validate(); err != nil {
 				return err
 			}
+			wf.waitDocker = true
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
