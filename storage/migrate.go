@@ -71,11 +71,15 @@ func migrate(ctx context.Context, w *sql.DB) error {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	latest := ms[len(ms)-1].version
+	newest := 0
 	for v := range applied {
-		if v > latest {
-			// An older binary must not write a schema it does not know.
-			return fmt.Errorf("schema version %d is newer than this gantry knows (%d)", v, latest)
-		}
+		newest = max(newest, v)
+	}
+	if newest > latest {
+		// An older binary must not write a schema it does not know: a
+		// rollback of gantry over a store a newer one migrated.
+		return fmt.Errorf("schema version %d is newer than this gantry knows (%d): a newer gantry migrated this store; "+
+			"run that version or a later one, or restore a backup made before the upgrade (gantry backup)", newest, latest)
 	}
 	for _, m := range ms {
 		if applied[m.version] {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,13 +139,22 @@ func TestOpenMigratesOnceAndUsesWAL(t *testing.T) {
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	db, path := openDB(t)
-	if _, err := db.w.Exec(`INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 0)`); err != nil {
-		t.Fatal(err)
+	for _, v := range []int{9998, 9999, 9997} {
+		if _, err := db.w.Exec(`INSERT INTO schema_migrations VALUES (?, 'future.sql', 0)`, v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	db.Close()
-	if db2, err := Open(context.Background(), path); err == nil {
+	db2, err := Open(context.Background(), path)
+	if err == nil {
 		db2.Close()
 		t.Fatal("Open accepted a schema newer than it knows")
+	}
+	// The newest version, whichever the map gave first, and what to do.
+	for _, want := range []string{"schema version 9999 is newer", "a newer gantry migrated this store", "restore a backup"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: does not say %q", err, want)
+		}
 	}
 }
 
