@@ -120,8 +120,9 @@ func (s *Server) service(ctx context.Context) (stop func(), err error) {
 	}
 	nc := s.q.Conn()
 	svc, err := micro.AddService(nc, micro.Config{
-		Name:        "gantry",
+		Name:        serviceName,
 		Version:     Version,
+		Metadata:    serviceMetadata(), // alone.go
 		Description: "gantry batch and ETL job engine: runs, task definitions, pipelines",
 		// The stats' data: what micro's own counts miss (see endpointStats).
 		StatsHandler: func(e *micro.Endpoint) any {

@@ -166,6 +166,10 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 // the API.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.bg.Wait()
+	// Before anything changes streams, jobs or runs (alone.go).
+	if err := s.checkAlone(ctx); err != nil || ctx.Err() != nil {
+		return err
+	}
 	if err := s.ensureStreams(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
