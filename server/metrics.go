@@ -269,7 +269,7 @@ var (
 		"How long the oldest QUEUED run (not yet taken by a worker) of the cluster and priority has waited, from when its current attempt was queued (a run that waited for its dependencies: from its release; a retry: from the end of its backoff, 0 until then), as the store holds them at the scrape; absent when none is queued.",
 		[]string{"cluster", "priority"}, nil)
 	fleetWorkersDesc = prometheus.NewDesc("gantry_fleet_workers",
-		"Live workers (heartbeats), by cluster and state: ACTIVE, DRAINING, or UNAVAILABLE (active but its container runtime does not answer); 0 for a cluster seen since the server started whose workers are gone.",
+		"Live workers (heartbeats), by cluster and state: ACTIVE, DRAINING (drained, or stopping through its --grace), or UNAVAILABLE (active but its container runtime does not answer); 0 for a cluster seen since the server started whose workers are gone.",
 		[]string{"cluster", "state"}, nil)
 	fleetSlotsDesc = prometheus.NewDesc("gantry_fleet_slots",
 		"Slots (runs at once) of the cluster's ACTIVE workers.", []string{"cluster"}, nil)
