@@ -545,6 +545,8 @@ func TestUnknownSubcommandFails(t *testing.T) {
 		{[]string{"taskdef", "regster", "td.json"}, `unknown command "regster" for "gantry taskdef"; did you mean "register"?`},
 		{[]string{"pipeline", "bogus"}, `unknown command "bogus" for "gantry pipeline" (see 'gantry pipeline --help')`},
 		{[]string{"workers", "lss"}, `unknown command "lss" for "gantry workers"; did you mean "ls"?`},
+		{[]string{"pipline", "ls"}, `unknown command "pipline" for "gantry"; did you mean "pipeline"? (see 'gantry --help')`},
+		{[]string{"wokers"}, `unknown command "wokers" for "gantry"; did you mean "worker" or "workers"?`},
 	} {
 		if _, err := gantry(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("gantry %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
@@ -553,6 +555,37 @@ func TestUnknownSubcommandFails(t *testing.T) {
 	out, err := gantry("taskdef")
 	if err != nil || !strings.Contains(out, "  gantry taskdef [command]\n") {
 		t.Errorf("gantry taskdef: %v\n%s", err, out)
+	}
+	if _, err := gantry("help", "bogus"); err == nil || !strings.Contains(err.Error(), `unknown help topic "bogus"`) {
+		t.Errorf("gantry help bogus: %v; want unknown help topic", err)
+	}
+	for _, args := range [][]string{{}, {"help"}, {"help", "taskdef", "register"}} {
+		out, err := gantry(args...)
+		if err != nil || !strings.Contains(out, "Usage:") {
+			t.Errorf("gantry %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// TestUnknownFlagSuggests: a mistyped flag said only "unknown flag:
+// --stauts"; the error suggests the command's flag it is closest to, its
+// parents' included, and suggests nothing when none is close.
+func TestUnknownFlagSuggests(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ps", "--stauts", "FAILED"}, "unknown flag: --stauts; did you mean --status? (see 'gantry ps --help')"},
+		{[]string{"logs", "--folow", "r1"}, "unknown flag: --folow; did you mean --follow? (see 'gantry logs --help')"},
+		{[]string{"run", "--imgae=x"}, "unknown flag: --imgae; did you mean --image?"},
+		{[]string{"describe", "--nast", "nats://x", "r1"}, "unknown flag: --nast; did you mean --nats?"},
+		{[]string{"ps", "--zzzzzzzz"}, "unknown flag: --zzzzzzzz (see 'gantry ps --help')"},
+	} {
+		var out, errb bytes.Buffer
+		code := runWith(context.Background(), c.args, strings.NewReader(""), &out, &errb)
+		if code != exitGantryError || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("gantry %s: exit %d, %q; want 125 and %q", strings.Join(c.args, " "), code, errb.String(), c.want)
+		}
 	}
 }
 

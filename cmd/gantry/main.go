@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/client"
+	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -143,7 +144,7 @@ problems; 125 when gantry itself failed; 130 when Ctrl-C ended 'logs -f' or
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+		return fmt.Errorf("%w%s (see '%s --help')", err, flagHint(c, err), c.CommandPath())
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.conn.URL, "nats", envOr("GANTRY_NATS_URL", queue.DefaultURL), "NATS server URL (env GANTRY_NATS_URL)")
@@ -217,20 +218,45 @@ func usageOnArgErrors(c *cobra.Command) {
 	}
 }
 
+// flagHint suggests, for an unknown long flag, the command's flag it most
+// likely stands for ("; did you mean --status?" for --stauts), as task
+// definitions' unknown fields and the HTTP API's query parameters do; ""
+// for any other error, or when no flag is close.
+func flagHint(c *cobra.Command, err error) string {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return ""
+	}
+	var names []string
+	c.Flags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	if n := jobs.Nearest(name, names); n != "" {
+		return fmt.Sprintf("; did you mean --%s?", n)
+	}
+	return ""
+}
+
 // refuseUnknownSubcommands makes 'gantry taskdef regster x.json' an error:
 // cobra checks the subcommand only under the root, and a group such as
 // taskdef printed its help and exited 0 for a command it does not have,
 // which a script took for success. Without arguments a group still
-// prints its help.
+// prints its help. The root gets the same one-line error, where cobra's
+// own took four lines ("Did you mean this?" and a list).
 func refuseUnknownSubcommands(root *cobra.Command) {
 	// A group so made runnable shows "gantry taskdef [flags]" above
 	// "gantry taskdef [command]" in its usage. A usage template of our own
 	// could drop that line, but cobra's templates call methods by name,
 	// which keeps every exported method of the binary from the linker's
 	// dead-code elimination: 6 MB more binary.
-	for _, c := range root.Commands() {
+	for _, c := range append([]*cobra.Command{root}, root.Commands()...) {
 		if !c.HasSubCommands() || c.Runnable() {
 			continue
+		}
+		if c == root {
+			refuseUnknownHelpTopics(root)
 		}
 		c.Args = cobra.ArbitraryArgs
 		c.RunE = func(cmd *cobra.Command, args []string) error {
@@ -241,8 +267,32 @@ func refuseUnknownSubcommands(root *cobra.Command) {
 			cmd.SuggestionsMinimumDistance = 2 // as cobra's for the root
 			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 				hint = fmt.Sprintf("; did you mean %q?", s[0])
+				if len(s) > 1 {
+					hint = fmt.Sprintf("; did you mean %q or %q?", s[0], s[1])
+				}
 			}
 			return fmt.Errorf("unknown command %q for %q%s (see '%s --help')", args[0], cmd.CommandPath(), hint, cmd.CommandPath())
+		}
+	}
+}
+
+// refuseUnknownHelpTopics keeps 'gantry help bogus' an error once the
+// root takes arguments (and so finds itself for any topic it has not):
+// cobra's help would print the root's help for it and exit 0.
+func refuseUnknownHelpTopics(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	for _, h := range root.Commands() {
+		if h.Name() != "help" || h.Run == nil {
+			continue
+		}
+		show := h.Run
+		h.Run = nil
+		h.RunE = func(cmd *cobra.Command, args []string) error {
+			if target, _, err := root.Find(args); err == nil && target == root && len(args) > 0 {
+				return fmt.Errorf("unknown help topic %q (see 'gantry --help')", strings.Join(args, " "))
+			}
+			show(cmd, args)
+			return nil
 		}
 	}
 }
@@ -253,6 +303,9 @@ func refuseUnknownSubcommands(root *cobra.Command) {
 // 'context use', which its error points to, nor out of help, version and
 // the completion script a shell's profile sources.
 func connects(cmd *cobra.Command) bool {
+	if !cmd.HasParent() {
+		return false // the root runs only to print its help or refuse a command it has not
+	}
 	top := cmd // the command under the root
 	for top.HasParent() && top.Parent().HasParent() {
 		top = top.Parent()
