@@ -366,3 +366,26 @@ func TestSubmitterGetsRunsWithoutSpec(t *testing.T) {
 		t.Errorf("Get as the operator: %v %+v", err, got)
 	}
 }
+
+// TestRegisterTaskDefThatIsNoObject: a file holding JSON other than an
+// object (an array, a string) went to the server, whose answer,
+// "malformed request: want a JSON object", spoke of a request the user
+// never wrote; the parser says what the file holds instead, as
+// 'gantry taskdef validate' does, and nothing is sent.
+func TestRegisterTaskDefThatIsNoObject(t *testing.T) {
+	nc, stop := startGantry()
+	defer stop()
+	c, _ := client.New(nc)
+	for _, c2 := range []struct{ in, want string }{
+		{`[]`, "task definition: want a JSON object, got an array"},
+		{` ["hello"] `, "task definition: want a JSON object, got an array"},
+		{`"hello"`, `task definition: want a JSON object, got the string "hello"`},
+		{`null`, "task definition: want a JSON object"},
+		{``, "task definition: "},
+	} {
+		_, _, err := c.RegisterTaskDef(context.Background(), []byte(c2.in))
+		if err == nil || !strings.Contains(err.Error(), c2.want) || strings.Contains(err.Error(), "malformed request") {
+			t.Errorf("register %q: %v; want %q", c2.in, err, c2.want)
+		}
+	}
+}

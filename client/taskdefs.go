@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,8 +13,10 @@ import (
 // register-task-definition takes it) as the next revision of its family.
 // The warnings name what was accepted but ignored.
 func (c *Client) RegisterTaskDef(ctx context.Context, taskDef []byte) (*jobs.RegisteredTaskDefinition, []string, error) {
-	if !json.Valid(taskDef) {
-		// Let the parser say where, before anything is sent.
+	if t := bytes.TrimSpace(taskDef); !json.Valid(t) || t[0] != '{' {
+		// Let the parser say where, or what came instead of an object,
+		// before anything is sent: the server would answer only
+		// "malformed request".
 		if _, _, err := jobs.DecodeTaskDefinition(taskDef); err != nil {
 			return nil, nil, err
 		}
