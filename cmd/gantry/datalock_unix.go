@@ -20,7 +20,7 @@ func lockDataDir(dir string) (release func(), err error) {
 	path := filepath.Join(dir, "gantry.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+		return nil, fmt.Errorf("--data %s: %w: give a directory this user may write (or set GANTRY_DATA)", dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		b, _ := os.ReadFile(path)

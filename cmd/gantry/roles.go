@@ -584,8 +584,8 @@ func httpSetup(cmd *cobra.Command, g *globals, httpAddr, httpToken string, serve
 // openDataDir makes the data directory if need be and locks it against
 // a second server or gantry up on it, until unlock.
 func openDataDir(dir string) (unlock func(), err error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+	if err := makeDataDir(dir); err != nil {
+		return nil, err
 	}
 	return lockDataDir(dir)
 }
@@ -899,4 +899,14 @@ not there yet); a socket its user may not open ends it at once, saying so.`,
 	mf.add(c)
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c
+}
+
+// makeDataDir creates the data directory of up and server. Its error
+// names the flag, which Go's own ("mkdir /srv/g: permission denied")
+// did not.
+func makeDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("--data %s: %w: give a directory this user may create and write (or set GANTRY_DATA)", dir, err)
+	}
+	return nil
 }
