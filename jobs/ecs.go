@@ -274,8 +274,8 @@ func (td TaskDefinition) validateECS(bad func(path, format string, args ...any))
 	taskMem, err := td.MemoryMiB()
 	if err != nil {
 		bad("memory", "%s", err.Error())
-	} else if taskMem > 0 && taskMem < 6 {
-		bad("memory", "%d MiB is below Docker's minimum of 6 MiB", taskMem)
+	} else if taskMem > 0 && taskMem < MinMemoryMiB {
+		bad("memory", "%d MiB is below Docker's minimum of %d MiB", taskMem, MinMemoryMiB)
 	}
 	for i, v := range td.Volumes {
 		p := fmt.Sprintf("volumes[%d]", i)

@@ -7,6 +7,10 @@ import (
 	"strings"
 )
 
+// MinMemoryMiB is the least memory limit Docker takes, in MiB: a
+// container's or a task's memory below it is refused.
+const MinMemoryMiB = 6
+
 // KeyValue is an ECS name/value pair, used for environment variables.
 type KeyValue struct {
 	Name  string `json:"name"`
@@ -177,8 +181,8 @@ func (td TaskDefinition) Validate() error {
 		}
 		if c.Memory < 0 {
 			bad(p+".memory", "must not be negative")
-		} else if c.Memory > 0 && c.Memory < 6 {
-			bad(p+".memory", "%d MiB is below Docker's minimum of 6 MiB", c.Memory)
+		} else if c.Memory > 0 && c.Memory < MinMemoryMiB {
+			bad(p+".memory", "%d MiB is below Docker's minimum of %d MiB", c.Memory, MinMemoryMiB)
 		}
 		if c.MemoryReservation < 0 {
 			bad(p+".memoryReservation", "must not be negative")

@@ -68,6 +68,8 @@ func TestRunChecksCountFlags(t *testing.T) {
 		{[]string{"--memory", "-5", "--image", "i"}, "--memory -5: must not be negative (MiB)"},
 		{[]string{"--memory", "-5", "hello"}, "--memory -5: must not be negative (MiB)"},
 		{[]string{"--cpu", "-1", "hello"}, "--cpu -1: must not be negative"},
+		{[]string{"--memory", "2", "--image", "i"}, "--memory 2: below Docker's minimum of 6 MiB"},
+		{[]string{"--memory", "5", "hello"}, "--memory 5: below Docker's minimum of 6 MiB"},
 	} {
 		err := offline(append([]string{"run"}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "127.0.0.1:1") {
@@ -88,6 +90,7 @@ func TestRerunFlagsCheckedFirst(t *testing.T) {
 		{[]string{"--name", "main", "01x"}, "--name names the container that --env, --cpu or --memory change"},
 		{[]string{"--attempts", "0", "01x"}, "--attempts 0: must be between 1 and 10"},
 		{[]string{"--memory", "-1", "01x"}, "--memory -1: must not be negative"},
+		{[]string{"--memory", "3", "01x"}, "--memory 3: below Docker's minimum of 6 MiB"},
 		{[]string{"--cpu", "-1", "01x"}, "--cpu -1: must not be negative"},
 		{[]string{"--timeout", "500ms", "01x"}, "--timeout 500ms: must be at least 1s"},
 		{[]string{"--priority", "urgent", "01x"}, `--priority "urgent": want high, normal or low`},

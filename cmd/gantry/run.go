@@ -280,8 +280,9 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 
 // checkCountFlags checks --attempts, --cpu and --memory as given, naming
 // the flag: the submission's own checks name the fields they fill
-// (retryStrategy.attempts, containerDefinitions[0].memory), which the user
-// did not write, and took --attempts 0 for no retry strategy at all.
+// (retryStrategy.attempts, containerDefinitions[0].memory: "2 MiB is below
+// Docker's minimum"), which the user did not write, and took --attempts 0
+// for no retry strategy at all.
 func checkCountFlags(cmd *cobra.Command, attempts, cpu, memory int) error {
 	fl := cmd.Flags()
 	if fl.Changed("attempts") && (attempts < 1 || attempts > 10) {
@@ -292,6 +293,9 @@ func checkCountFlags(cmd *cobra.Command, attempts, cpu, memory int) error {
 	}
 	if fl.Changed("memory") && memory < 0 {
 		return fmt.Errorf("--memory %d: must not be negative (MiB)", memory)
+	}
+	if fl.Changed("memory") && memory > 0 && memory < jobs.MinMemoryMiB {
+		return fmt.Errorf("--memory %d: below Docker's minimum of %d MiB", memory, jobs.MinMemoryMiB)
 	}
 	return nil
 }
