@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,7 +61,12 @@ func (o *output) Set(s string) error {
 }
 
 // write prints v as JSON or YAML (with JSON's field names), or calls table.
+// An empty listing is [] however it was made: a nil slice would print
+// null, over which jq's .[] fails ("cannot iterate over null").
 func (o output) write(w io.Writer, v any, table func(w io.Writer) error) error {
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
+		v = []any{}
+	}
 	switch o {
 	case "json":
 		enc := json.NewEncoder(w)
