@@ -113,13 +113,18 @@ refuses the GANTRY_EVENTS stream gets "NATS refused ...".`,
 
 // eventsError says how a watch ended, when that is an error.
 func eventsError(err error, nc *nats.Conn, url string) error {
-	if err == nil {
-		return nil
+	return lostNATS(err, nc, url, "start again with --since to see what was missed")
+}
+
+// lostNATS says, of an error that came once nc lost NATS, that NATS was
+// lost and what to do then (again), rather than only nats.go's
+// "nats: connection closed" behind the request or read it ended. Any
+// other error is returned as it is.
+func lostNATS(err error, nc *nats.Conn, url, again string) error {
+	if err == nil || nc.IsConnected() {
+		return err
 	}
-	if !nc.IsConnected() {
-		return fmt.Errorf("lost NATS at %s (start again with --since to see what was missed): %w", queue.RedactURL(url), err)
-	}
-	return err
+	return fmt.Errorf("lost NATS at %s (%s): %w", queue.RedactURL(url), again, err)
 }
 
 // eventsFlags are gantry events' flags as given.

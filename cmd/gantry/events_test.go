@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -381,5 +382,28 @@ func TestEventPrinterLeavesOutRepeats(t *testing.T) {
 	}
 	if n := strings.Count(b.String(), "\n"); n != len(events) {
 		t.Errorf("-o json printed %d events of %d", n, len(events))
+	}
+}
+
+// TestLostNATSSaysSo: gantry logs -f and gantry wait, when the server
+// they followed went away, ended with nats.go's words alone
+// ("gantry.api.runs.get: nats: connection closed"); an error that comes
+// once the connection is lost says NATS was lost, where, and what to do,
+// while one of a connection still up is left as it is.
+func TestLostNATSSaysSo(t *testing.T) {
+	nc := embeddedNATS(t)
+	url := nc.ConnectedUrl()
+	cause := errors.New("gantry.api.runs.get: nats: connection closed")
+	if err := lostNATS(cause, nc, url, "again"); err != cause {
+		t.Errorf("connected: %v; want the error as it is", err)
+	}
+	if err := lostNATS(nil, nc, url, "again"); err != nil {
+		t.Errorf("no error: %v", err)
+	}
+	nc.Close()
+	err := lostNATS(cause, nc, url, "the runs go on: gantry wait again waits for them")
+	want := "lost NATS at " + url + " (the runs go on: gantry wait again waits for them): " + cause.Error()
+	if err == nil || err.Error() != want || !errors.Is(err, cause) {
+		t.Errorf("lost: %v; want %q", err, want)
 	}
 }

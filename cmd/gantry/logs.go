@@ -118,6 +118,7 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 				return err
 			}
 			defer nc.Close()
+			again := "the run goes on: gantry logs again reads it"
 			if pipe {
 				pr, err := pipelineRunStatus(cmd.Context(), c, args[0])
 				if err != nil {
@@ -125,7 +126,7 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 				}
 				p := &pipelineLogs{c: c, stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), stages: stages,
 					noPrefix: noPrefix, timestamps: timestamps, tail: n, since: from}
-				return p.print(cmd.Context(), pr, o.Follow)
+				return lostNATS(p.print(cmd.Context(), pr, o.Follow), nc, g.conn.URL, again)
 			}
 			pr := newLinePrinter(cmd.OutOrStdout(), cmd.ErrOrStderr(), prefix)
 			pr.timestamps = timestamps
@@ -175,7 +176,7 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 					fmt.Fprintln(cmd.ErrOrStderr(), "gantry:", why)
 				}
 			}
-			return err
+			return lostNATS(err, nc, g.conn.URL, again)
 		},
 	}
 	c.Flags().BoolVarP(&o.Follow, "follow", "f", false, "keep printing new lines until the run ends")

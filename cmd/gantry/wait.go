@@ -66,7 +66,7 @@ submit-only NATS user may wait for runs, not for pipeline runs.`,
 			defer nc.Close()
 			w := cmd.OutOrStdout()
 			var printed int
-			return waitEnds(cmd.Context(), c, args, timeout, func(e *endedRun) error {
+			err = waitEnds(cmd.Context(), c, args, timeout, func(e *endedRun) error {
 				if out == "table" {
 					_, err := fmt.Fprintf(w, "%s\t%s\t%s\n", e.id, e.status(), e.exitText())
 					return err
@@ -76,6 +76,7 @@ submit-only NATS user may wait for runs, not for pipeline runs.`,
 				}
 				return out.write(w, e.object(), nil)
 			})
+			return lostNATS(err, nc, g.conn.URL, "the runs go on: gantry wait again waits for them")
 		},
 	}
 	c.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (e.g. 90s, 10m), exit 125 naming the runs not ended; 0: no limit")
