@@ -642,6 +642,25 @@ func TestPsRefusesANegativeSince(t *testing.T) {
 	}
 }
 
+// TestContextLsWithNoneSaysSo: gantry context ls with no context saved
+// printed nothing at all, which read as a command that did nothing; it
+// says on stderr how commands reach NATS then and how to save one, and
+// -o json stays an empty list.
+func TestContextLsWithNoneSaysSo(t *testing.T) {
+	t.Setenv("GANTRY_CONFIG", filepath.Join(t.TempDir(), "config.yaml"))
+	var out, errb bytes.Buffer
+	if code := runWith(context.Background(), []string{"context", "ls"}, strings.NewReader(""), &out, &errb); code != 0 ||
+		out.Len() != 0 || !strings.Contains(errb.String(), "no context saved") || !strings.Contains(errb.String(), "gantry context add NAME --nats URL") {
+		t.Errorf("context ls: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := runWith(context.Background(), []string{"context", "ls", "-o", "json"}, strings.NewReader(""), &out, &errb); code != 0 ||
+		out.String() != "[]\n" || errb.Len() != 0 {
+		t.Errorf("context ls -o json: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
+
 // TestCompletionOfContextAndTask: --context completed to file names and
 // schedule create --task to files too; they offer the saved contexts and
 // the server's families (none here: no server answers), never files.

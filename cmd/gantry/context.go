@@ -268,6 +268,10 @@ GANTRY_CONTEXT) picks another for one command.`,
 				list = append(list, listed{Name: n, Current: n == cfg.Current, NATS: natsURL})
 			}
 			return lsOut.write(cmd.OutOrStdout(), list, func(w io.Writer) error {
+				if len(list) == 0 {
+					// An empty table read as a command that did nothing.
+					fmt.Fprintln(cmd.ErrOrStderr(), "gantry: no context saved: commands take --nats (or GANTRY_NATS_URL); gantry context add NAME --nats URL saves one")
+				}
 				for _, l := range list {
 					mark := " "
 					if l.Current {
