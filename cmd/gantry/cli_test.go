@@ -583,6 +583,10 @@ func TestUnknownFlagSuggests(t *testing.T) {
 		{[]string{"run", "--imgae=x"}, "unknown flag: --imgae; did you mean --image?"},
 		{[]string{"describe", "--nast", "nats://x", "r1"}, "unknown flag: --nast; did you mean --nats?"},
 		{[]string{"ps", "--zzzzzzzz"}, "unknown flag: --zzzzzzzz (see 'gantry ps --help')"},
+		{[]string{"run", "-detach", "--image", "i"}, "-detach: write --detach: one dash takes one-letter flags"},
+		{[]string{"logs", "-follow", "r1"}, "-follow: write --follow"},
+		{[]string{"run", "-timeout=5s", "--image", "i"}, "-timeout=5s: write --timeout"},
+		{[]string{"ps", "-nats", "nats://x"}, "-nats: write --nats"},
 	} {
 		var out, errb bytes.Buffer
 		code := runWith(context.Background(), c.args, strings.NewReader(""), &out, &errb)

@@ -83,7 +83,34 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	if err := singleDashLongFlag(root, args); err != nil {
+		return exitCode(ctx, err, stderr)
+	}
 	return exitCode(ctx, root.ExecuteContext(ctx), stderr)
+}
+
+// singleDashLongFlag refuses a long flag written with one dash, as Go's
+// flag package takes them: pflag reads -detach as -d -e tach, and the
+// user was told `--env "tach": want K=V`; -follow as -f -o llow, -timeout
+// as an unknown 't'.
+func singleDashLongFlag(root *cobra.Command, args []string) error {
+	c, _, err := root.Find(args)
+	if err != nil {
+		return nil // cobra says what is wrong
+	}
+	for _, a := range args {
+		if a == "--" {
+			return nil
+		}
+		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
+			continue
+		}
+		name, _, _ := strings.Cut(a[1:], "=")
+		if c.Flags().Lookup(name) != nil || c.InheritedFlags().Lookup(name) != nil {
+			return fmt.Errorf("%s: write --%s: one dash takes one-letter flags, a group of them in one (see '%s --help')", a, name, c.CommandPath())
+		}
+	}
+	return nil
 }
 
 // exitInterrupted is what a command stopped by SIGINT or SIGTERM exits
