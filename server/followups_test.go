@@ -747,3 +747,18 @@ func TestScheduleListNextFireOfAnEverySchedule(t *testing.T) {
 		t.Fatalf("schedules %+v, want the next fire at %s", ss, want)
 	}
 }
+
+// TestBackfillWithoutScheduleSaysWhatToDo: the backfill of a pipeline
+// without schedule: said only that it had none, where trigger, suspend
+// and resume point at the file and at gantry pipeline run.
+func TestBackfillWithoutScheduleSaysWhatToDo(t *testing.T) {
+	e := startAPI(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: adhoc-etl\nstages: [{name: only, taskDefinition: hello}]\n")
+	m := e.req(e.op, "gantry.api.pipelines.backfill", `{"name":"adhoc-etl","from":"2026-01-01T00:00:00Z","to":"2026-01-02T00:00:00Z"}`)
+	got := apiError(t, m)
+	want := "pipeline adhoc-etl has no schedule to backfill: its times come from schedule.cron; add schedule: to its file and apply it, or run it now with gantry pipeline run adhoc-etl"
+	if got.Code != "invalid_argument" || got.Message != want {
+		t.Errorf("backfill without schedule: %s %q; want invalid_argument %q", got.Code, got.Message, want)
+	}
+}

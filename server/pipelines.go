@@ -805,7 +805,7 @@ func (s *Server) apiPipelineBackfill(ctx context.Context, data []byte) (any, err
 		return nil, err
 	}
 	if p.Schedule == nil {
-		return nil, jobs.Invalid(fmt.Sprintf("pipeline %s has no schedule to backfill", req.Name))
+		return nil, jobs.Invalid(fmt.Sprintf("pipeline %s has no schedule to backfill: its times come from schedule.cron; add schedule: to its file and apply it, or run it now with gantry pipeline run %s", req.Name, req.Name))
 	}
 	// Each run's id holds its scheduled time (scheduledRunID): a range
 	// outside what it can hold is refused before anything is created.
