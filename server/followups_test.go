@@ -762,3 +762,22 @@ func TestBackfillWithoutScheduleSaysWhatToDo(t *testing.T) {
 		t.Errorf("backfill without schedule: %s %q; want invalid_argument %q", got.Code, got.Message, want)
 	}
 }
+
+// TestUnknownFamilySuggestsTheNearest: gantry run helo said only that
+// helo had no ACTIVE revision; a family close to it is suggested. A
+// missing revision of a family that exists, and a name close to none,
+// get no suggestion.
+func TestUnknownFamilySuggestsTheNearest(t *testing.T) {
+	e := startAPI(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	for _, c := range []struct{ ref, want string }{
+		{"helo", "task definition helo has no ACTIVE revision: not found (did you mean hello? or register it with `gantry taskdef register FILE`)"},
+		{"hello:9", "task definition hello:9: not found (register it with `gantry taskdef register FILE`)"},
+		{"zzzzzzzz", "task definition zzzzzzzz has no ACTIVE revision: not found (register it with `gantry taskdef register FILE`)"},
+	} {
+		got := apiError(t, e.req(e.op, "gantry.api.runs.submit", `{"taskDefinition":"`+c.ref+`"}`))
+		if got.Code != "not_found" || got.Message != c.want {
+			t.Errorf("submit %s: %s %q; want not_found %q", c.ref, got.Code, got.Message, c.want)
+		}
+	}
+}

@@ -95,6 +95,9 @@ func (s *Server) TaskDef(ctx context.Context, ref string) (*jobs.RegisteredTaskD
 func (s *Server) resolveTaskDef(ctx context.Context, ref string) (jobs.TaskDefinition, error) {
 	td, err := s.TaskDef(ctx, ref)
 	if err != nil {
+		if near := s.nearestFamily(ctx, ref, err); near != "" {
+			return jobs.TaskDefinition{}, fmt.Errorf("%w (did you mean %s? or register it with `gantry taskdef register FILE`)", err, near)
+		}
 		return jobs.TaskDefinition{}, fmt.Errorf("%w (register it with `gantry taskdef register FILE`)", err)
 	}
 	if err := td.CheckRunnable(); err != nil {
@@ -234,4 +237,24 @@ func (s *Server) apiDeregisterTaskDef(ctx context.Context, data []byte) (any, er
 	}
 	s.cfg.log.Info().Str("taskDefinition", td.Ref()).Msg("task definition deregistered")
 	return TaskDefReply{TaskDefinition: *td}, nil
+}
+
+// nearestFamily is the family with an ACTIVE revision that a ref not
+// found (err) most likely meant to name ("hello" for "helo"), or "".
+func (s *Server) nearestFamily(ctx context.Context, ref string, err error) string {
+	family, _, perr := jobs.ParseRef(ref)
+	if perr != nil || !errors.Is(err, jobs.ErrNotFound) {
+		return ""
+	}
+	list, lerr := s.db.ListTaskDefs(ctx, storage.TaskDefFilter{})
+	if lerr != nil {
+		return ""
+	}
+	var families []string
+	for _, td := range list {
+		if td.Family != family && (len(families) == 0 || families[len(families)-1] != td.Family) {
+			families = append(families, td.Family)
+		}
+	}
+	return jobs.Nearest(family, families)
 }
