@@ -54,6 +54,7 @@ func readLogs(t *testing.T, b *boundedLogs, id string, o client.LogOptions, tail
 // behind. T runs over the log's batch times, and just around them; before
 // and after the stream (bounded to 1 MiB) dropped the log's first batches.
 func TestLogsSinceReadsFromItsTime(t *testing.T) {
+	t.Parallel()
 	b := startBoundedLogs(t)
 	id := submitTwo(t, b)
 	g := &tailLog{t: t, b: b, run: id, seq: map[string]int64{}}
@@ -194,6 +195,7 @@ func TestLogsSinceReadsFromItsTime(t *testing.T) {
 // fetches about those, not the log; a worker clock ahead of the server's
 // moves the start back to where its batches of that time are.
 func TestLogsSinceFetchesFromItsTime(t *testing.T) {
+	t.Parallel()
 	b := startBoundedLogs(t)
 	id := b.submit()
 	g := &tailLog{t: t, b: b, run: id, seq: map[string]int64{}}

@@ -107,6 +107,7 @@ func printLogs(t *testing.T, b *boundedLogs, id string, o client.LogOptions, pre
 // --prefix, -t, --since and --container; before and after the stream
 // (bounded to 1 MiB) dropped the log's first batches.
 func TestLogsTailIsTheWholeReadsEnd(t *testing.T) {
+	t.Parallel()
 	b := startBoundedLogs(t)
 	id := submitTwo(t, b)
 	g := &tailLog{t: t, b: b, run: id, seq: map[string]int64{}, at: time.Now().Add(-time.Hour).UTC()}

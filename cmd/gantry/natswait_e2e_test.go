@@ -74,6 +74,7 @@ func wantCleanStop(t *testing.T, ctx context.Context, p *gantryProc) {
 // password masked, and is ready once NATS accepts; stopped while it
 // waits, it stops cleanly.
 func TestServerWaitsForNATS(t *testing.T) {
+	t.Parallel()
 	port := refusingPort(t)
 	url := fmt.Sprintf("nats://op:s3cret@127.0.0.1:%d", port)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -98,6 +99,7 @@ func TestServerWaitsForNATS(t *testing.T) {
 // waits for it, saying so, and stops cleanly on SIGTERM; it needs no
 // Docker until NATS has answered.
 func TestWorkerStoppedWhileWaitingForNATS(t *testing.T) {
+	t.Parallel()
 	port := refusingPort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -110,6 +112,7 @@ func TestWorkerStoppedWhileWaitingForNATS(t *testing.T) {
 // exited 125, "cannot reach NATS". It waits for NATS, then for the
 // server's streams, and is then ready.
 func TestWorkerWaitsForNATS(t *testing.T) {
+	t.Parallel()
 	cli := sampletest.Docker(t)
 	label := fmt.Sprintf("e2e-waitnats%d", time.Now().UnixNano()%100000)
 	sampletest.Cleanup(t, cli, label)
@@ -131,6 +134,7 @@ func TestWorkerWaitsForNATS(t *testing.T) {
 // resolve yet (a compose service not started) is waited for as a refused
 // port is; a CLI command reports it at once.
 func TestWorkerWaitsForItsNATSHostToResolve(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// A name with an empty label: Go's resolver answers "no such host"
@@ -152,6 +156,7 @@ func TestWorkerWaitsForItsNATSHostToResolve(t *testing.T) {
 // had: credentials NATS refuses, a port that is not NATS. CLI commands do
 // not wait for an unreachable NATS either.
 func TestRolesDoNotWaitForNATSThatRefusesOrIsNotNATS(t *testing.T) {
+	t.Parallel()
 	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: "op", Password: "op-pw"})
 	if err != nil {
 		t.Fatal(err)
@@ -185,6 +190,7 @@ func TestRolesDoNotWaitForNATSThatRefusesOrIsNotNATS(t *testing.T) {
 // its API", as for a cluster electing its leader; CLI commands said no
 // gantry server answers. All end at once (125) saying what to do.
 func TestRolesFailAtOnceWithoutJetStream(t *testing.T) {
+	t.Parallel()
 	sampletest.Docker(t) // the worker asks Docker before NATS's JetStream
 	url := natstest.WithoutJetStream(t, "")
 	want := "NATS at " + url + " has no JetStream: start nats-server with JetStream enabled (-js, or jetstream {} in its configuration)"
@@ -224,6 +230,7 @@ func TestRolesFailAtOnceWithoutJetStream(t *testing.T) {
 // server (an HTTP port?)". It waits, saying the host does not answer, and
 // stops cleanly on SIGTERM; a CLI command says so and exits 125.
 func TestWorkerWaitsForANATSHostThatDoesNotAnswer(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	url := "nats://" + natstest.SilentAddr(t)

@@ -28,6 +28,7 @@ var gantryStreams = []string{"GANTRY_JOBS", "GANTRY_EVENTS", "GANTRY_LOGS", "GAN
 // README's way past one machine has them; before the flag they were R1
 // whatever the cluster.
 func TestServerReplicatesItsStreams(t *testing.T) {
+	t.Parallel()
 	urls := strings.Join(natstest.Cluster(t), ",")
 	srv := startServer(t, "--nats", urls, "--replicas", "3", "--log-level", "warn")
 	// Three in-process nodes under -race on a busy machine make each R3
@@ -47,6 +48,7 @@ func TestServerReplicatesItsStreams(t *testing.T) {
 // which an operator may have raised by hand: it set them back to 1 at
 // every start.
 func TestServerKeepsHandScaledReplicas(t *testing.T) {
+	t.Parallel()
 	urls := strings.Join(natstest.Cluster(t), ",")
 	nc, err := nats.Connect(urls)
 	if err != nil {
@@ -95,6 +97,7 @@ func TestServerKeepsHandScaledReplicas(t *testing.T) {
 // seconds, then "JetStream system temporarily unavailable": the server
 // waits through both.
 func TestServerWaitsForTheClusterLeader(t *testing.T) {
+	t.Parallel()
 	c := natstest.NewCluster(t)
 	c.Start(t, 0) // one node of three: no quorum, no leader
 	urls := strings.Join(c.URLs, ",")
@@ -126,6 +129,7 @@ func TestServerWaitsForTheClusterLeader(t *testing.T) {
 // then for the server's streams, and is then ready. It waited for the
 // streams, but exited (125) while the cluster had no leader.
 func TestWorkerWaitsForTheClusterLeader(t *testing.T) {
+	t.Parallel()
 	cli := sampletest.Docker(t)
 	label := fmt.Sprintf("e2e-waitleader%d", time.Now().UnixNano()%100000)
 	sampletest.Cleanup(t, cli, label)
@@ -149,6 +153,7 @@ func TestWorkerWaitsForTheClusterLeader(t *testing.T) {
 // a refused request, which times out as one not answered yet) ends with a
 // message saying so, not a wait.
 func TestWorkerFailsAtOnceOnARefusal(t *testing.T) {
+	t.Parallel()
 	sampletest.Docker(t)
 	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: "op", Password: "op-pw",
 		SubmitUser: "app", SubmitPassword: "app-pw"})
@@ -177,6 +182,7 @@ func TestWorkerFailsAtOnceOnARefusal(t *testing.T) {
 // server cannot have, end the server with a message saying why, not a
 // wait.
 func TestServerFailsAtOnceWhereWaitingCannotHelp(t *testing.T) {
+	t.Parallel()
 	ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir(), User: "op", Password: "op-pw",
 		SubmitUser: "app", SubmitPassword: "app-pw"})
 	if err != nil {
@@ -306,6 +312,7 @@ func streamReplicas(t *testing.T, ctx context.Context, p *gantryProc, urls, name
 // and the bucket stayed R1 until the server's next start. It now takes
 // the replicas of the server's streams.
 func TestWorkerStagerKeepsTheServersReplicas(t *testing.T) {
+	t.Parallel()
 	urls := strings.Join(natstest.Cluster(t), ",")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
