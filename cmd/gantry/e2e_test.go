@@ -32,7 +32,7 @@ var gantryBin string
 // this package's parallel tests drive `gantry up` and wait on Docker,
 // NATS, leases and timers: at one per CPU a 2-core machine stayed about
 // 80% idle while they ran, and the package took over 10 minutes.
-const parallelPerCPU = 4
+const parallelPerCPU = 3
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -50,9 +50,13 @@ func TestMain(m *testing.M) {
 	if raceEnabled {
 		// Under the race detector the gantry processes the tests start
 		// have it too; they inherit GORACE, and write what they find where
-		// the end of the tests looks.
+		// the end of the tests looks. Each waits 100 ms, not the race
+		// detector's default second, before it exits: that second, for a
+		// report another goroutine may still be writing, was a second of
+		// every CLI command the tests run (each poll of a run's status),
+		// and a report takes far less.
 		build = append(build, "-race")
-		os.Setenv("GORACE", "log_path="+raceLogs)
+		os.Setenv("GORACE", "log_path="+raceLogs+" atexit_sleep_ms=100")
 	}
 	out, err := exec.Command("go", append(build, ".")...).CombinedOutput()
 	if err != nil {
