@@ -97,7 +97,12 @@ func (s *Server) fireRetries(ctx context.Context, rt *retryTimer) {
 	now := s.cfg.now()
 	runs, next, err := s.db.UnpublishedDue(ctx, now)
 	if err == nil {
-		err = s.republishThese(ctx, runs, now, s.republishable(ctx))
+		var queued int
+		queued, err = s.republishThese(ctx, runs, now, s.republishable(ctx))
+		if queued > 0 {
+			// On time, as they should be: no leftovers (republishRuns).
+			s.cfg.log.Debug().Int("runs", queued).Msg("queued the retries whose backoff ended")
+		}
 	}
 	if err != nil && ctx.Err() == nil {
 		s.cfg.log.Warn().Err(err).Msg("queue the retries due; the sweep tries again")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 )
 
 // TestRetryQueuedWhenItsBackoffEnds: a retry is queued when its backoff
@@ -140,5 +142,60 @@ func waitPublished(t *testing.T, ctx context.Context, db *storage.DB, id string)
 		if time.Now().After(deadline) {
 			t.Fatalf("run %s: its retry was not queued within 15s, with the sweep's rounds an hour apart", id)
 		}
+	}
+}
+
+// TestRepublishLogsWhatItQueued: the sweep's republish said "re-queued
+// runs left unpublished" at each round (2 s) for as long as a retry
+// waited for its backoff, queuing nothing, and once more at each
+// backoff's end for a retry queued on time, as if a crash had left it:
+// a retry of a 10-minute backoff wrote 300 such lines. It says so for
+// the runs it queued alone, and the timer's on-time retries are no
+// leftovers.
+func TestRepublishLogsWhatItQueued(t *testing.T) {
+	ctx := context.Background()
+	_, q, db := testStack(t)
+	now := time.Now().UTC()
+	var logs syncBuffer
+	s := New(db, q, WithClock(func() time.Time { return now }), WithLogger(zerolog.New(&logs)))
+	add := func(id string, backoff time.Duration) {
+		t.Helper()
+		r := &jobs.Run{RunID: id, Status: jobs.StatusQueued, Cluster: "default", CreatedAt: now.Add(-time.Hour),
+			Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusFailed}}}
+		at := now.Add(backoff)
+		r.Attempts = append(r.Attempts, jobs.Attempt{Attempt: 2, Status: jobs.StatusQueued, CreatedAt: now.Add(-time.Minute), NotBefore: &at})
+		if _, _, err := db.CreateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("a-waits", 10*time.Minute)
+	for range 3 { // rounds
+		if err := s.republish(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := logs.String(); strings.Contains(got, "re-queued") {
+		t.Errorf("rounds that queued nothing, a retry waiting, logged:\n%s", got)
+	}
+
+	// Its backoff ended: the timer's firing queues it, on time.
+	now = now.Add(10 * time.Minute)
+	rt := newRetryTimer()
+	defer rt.t.Stop()
+	s.fireRetries(ctx, rt)
+	if rs, err := db.Unpublished(ctx); err != nil || len(rs) != 0 {
+		t.Fatalf("the retry due is not queued: %v, %v", rs, err)
+	}
+	if got := logs.String(); strings.Contains(got, "re-queued") {
+		t.Errorf("a retry queued when its backoff ended was logged as left unpublished:\n%s", got)
+	}
+
+	// One a round finds due, the timer's firing lost, is re-queued.
+	add("b-due", -time.Second)
+	if err := s.republish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := logs.String(); strings.Count(got, "re-queued runs left unpublished") != 1 || !strings.Contains(got, `"runs":1`) {
+		t.Errorf("a round that queued one run logged:\n%s", got)
 	}
 }

@@ -554,15 +554,22 @@ func (s *Server) republishRuns(ctx context.Context, take func(*jobs.Run) (bool, 
 	if err != nil {
 		return fmt.Errorf("find unpublished runs: %w", err)
 	}
-	return s.republishThese(ctx, runs, s.cfg.now(), take)
+	queued, err := s.republishThese(ctx, runs, s.cfg.now(), take)
+	if queued > 0 {
+		// The runs it queued alone: the retries waiting for their
+		// backoff, which it leaves, are in runs at every round.
+		s.cfg.log.Info().Int("runs", queued).Msg("re-queued runs left unpublished")
+	}
+	return err
 }
 
 // republishThese queues those of runs, unpublished, that take says to
-// and that are due at now; it tells the sweep of the retries that wait.
-func (s *Server) republishThese(ctx context.Context, runs []jobs.Run, now time.Time, take func(*jobs.Run) (bool, error)) error {
+// and that are due at now, and returns how many it queued; it tells the
+// sweep of the retries that wait.
+func (s *Server) republishThese(ctx context.Context, runs []jobs.Run, now time.Time, take func(*jobs.Run) (bool, error)) (queued int, err error) {
 	for i := range runs {
 		if ok, err := take(&runs[i]); err != nil {
-			return fmt.Errorf("announce unpublished run %s: %w", runs[i].RunID, err)
+			return queued, fmt.Errorf("announce unpublished run %s: %w", runs[i].RunID, err)
 		} else if !ok {
 			continue
 		}
@@ -575,16 +582,16 @@ func (s *Server) republishThese(ctx context.Context, runs []jobs.Run, now time.T
 			// Stored before its size was checked, or the NATS server's
 			// max_payload shrank since: it can never be queued. Failing
 			// it says why; leaving it would stop every run after it.
-			err = s.failUnqueueable(ctx, &runs[i], tl, now)
+			if err = s.failUnqueueable(ctx, &runs[i], tl, now); err == nil {
+				continue
+			}
 		}
 		if err != nil {
-			return err
+			return queued, err
 		}
+		queued++
 	}
-	if len(runs) > 0 {
-		s.cfg.log.Info().Int("runs", len(runs)).Msg("re-queued runs left unpublished")
-	}
-	return nil
+	return queued, nil
 }
 
 // failUnqueueable fails a queued run whose job the queue refuses.
