@@ -104,8 +104,10 @@ func TestMigration11FillsQueueWaitColumns(t *testing.T) {
 	if _, err := db.w.ExecContext(ctx, `UPDATE runs SET doc = json_remove(CAST(doc AS TEXT), '$.priority') WHERE run_id = ?`, newRun(1).RunID); err != nil {
 		t.Fatal(err)
 	}
-	// Undo migration 0011, then apply it again over the stored runs.
+	// Undo migration 0011 (and 0020, whose index is on queued_at), then
+	// apply them again over the stored runs.
 	for _, stmt := range []string{
+		`DROP INDEX runs_unpublished_due`, `DELETE FROM schema_migrations WHERE version = 20`,
 		`DROP INDEX runs_queue_wait`, `ALTER TABLE runs DROP COLUMN priority`, `ALTER TABLE runs DROP COLUMN queued_at`,
 		`DELETE FROM schema_migrations WHERE version = 11`,
 	} {

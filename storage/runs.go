@@ -378,7 +378,7 @@ func (db *DB) Unpublished(ctx context.Context) ([]jobs.Run, error) {
 }
 
 // unpublishedWhere is Unpublished's condition, on runs INDEXED BY
-// runs_unpublished.
+// runs_unpublished or runs_unpublished_due.
 const unpublishedWhere = `status = 'QUEUED' AND published_attempt < MAX(attempt, 1)
 		AND NOT EXISTS (SELECT 1 FROM run_waits w WHERE w.run_id = runs.run_id)
 		AND NOT EXISTS (SELECT 1 FROM pool_runs p INDEXED BY pool_runs_run WHERE p.run_id = runs.run_id AND p.state = 2)`
@@ -386,26 +386,34 @@ const unpublishedWhere = `status = 'QUEUED' AND published_attempt < MAX(attempt,
 // UnpublishedDue is Unpublished narrowed to the runs due by now: those
 // whose current attempt is no retry waiting for its backoff (queued_at,
 // the end of the backoff, after now). It also returns when the earliest
-// of those that wait is due, zero if none waits. It reads the runs
-// waiting for their backoff through the index, but not their documents:
-// the server calls it when a backoff ends, however many others wait.
+// of those that wait is due, zero if none waits. It reads neither the
+// documents nor the rows of the runs waiting for their backoff: the
+// server calls it when a backoff ends, however many others wait.
 func (db *DB) UnpublishedDue(ctx context.Context, now time.Time) ([]jobs.Run, time.Time, error) {
 	at := unixNano(now)
-	runs, err := db.queryRuns(ctx, `SELECT doc FROM runs INDEXED BY runs_unpublished
-		WHERE `+unpublishedWhere+` AND queued_at <= ? ORDER BY run_id`, at)
+	runs, err := db.queryRuns(ctx, unpublishedDueQuery, at)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("list unpublished runs due: %w", err)
 	}
-	var next sql.NullInt64
-	if err := db.r.QueryRowContext(ctx, `SELECT MIN(queued_at) FROM runs INDEXED BY runs_unpublished
-		WHERE `+unpublishedWhere+` AND queued_at > ?`, at).Scan(&next); err != nil {
+	var next int64
+	switch err := db.r.QueryRowContext(ctx, nextUnpublishedDueQuery, at).Scan(&next); {
+	case errors.Is(err, sql.ErrNoRows):
+		return runs, time.Time{}, nil
+	case err != nil:
 		return nil, time.Time{}, fmt.Errorf("find the next unpublished run due: %w", err)
 	}
-	if !next.Valid {
-		return runs, time.Time{}, nil
-	}
-	return runs, time.Unix(0, next.Int64).UTC(), nil
+	return runs, time.Unix(0, next).UTC(), nil
 }
+
+// UnpublishedDue's queries: a range of runs_unpublished_due, and a seek
+// in it to the first run after now that waits for nothing else
+// (run_waits, pool_runs).
+const (
+	unpublishedDueQuery = `SELECT doc FROM runs INDEXED BY runs_unpublished_due
+		WHERE ` + unpublishedWhere + ` AND queued_at <= ? ORDER BY run_id`
+	nextUnpublishedDueQuery = `SELECT queued_at FROM runs INDEXED BY runs_unpublished_due
+		WHERE ` + unpublishedWhere + ` AND queued_at > ? ORDER BY queued_at LIMIT 1`
+)
 
 // CountRuns returns the number of runs per status. Statuses no run is in
 // are absent.
