@@ -166,6 +166,7 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 // the API.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.bg.Wait()
+	s.warnStoreMode() // storemode.go
 	// Before anything changes streams, jobs or runs (alone.go).
 	if err := s.checkAlone(ctx); err != nil || ctx.Err() != nil {
 		return err
