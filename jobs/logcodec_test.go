@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -142,5 +143,17 @@ func TestHasControl(t *testing.T) {
 	}
 	if hasControl([]byte("\xff\xfe\x80\x9f plain é text over 8 bytes")) {
 		t.Fatal("bytes of 0x80 and over taken for control characters")
+	}
+}
+
+// BenchmarkAppendLogLine encodes lines of 100 bytes of valid UTF-8 one by
+// one, as a log writer does for every line a container writes.
+func BenchmarkAppendLogLine(b *testing.B) {
+	text := []byte(strings.Repeat("x", 90) + "|é ünïcode")
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	var dst []byte
+	for b.Loop() {
+		dst = AppendLogLine(dst[:0], 42, Stdout, text, false, false)
 	}
 }
