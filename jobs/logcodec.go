@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"strconv"
@@ -16,7 +17,8 @@ import (
 // functions write and read the same JSON document by hand.
 
 // AppendLogBatch appends b as JSON to dst: the document encoding/json
-// writes for it (without HTML escaping), field for field.
+// writes for it (without HTML escaping), field for field. A line whose
+// Text is not valid UTF-8 is written as LogLine.MarshalJSON says.
 func AppendLogBatch(dst []byte, b *LogBatch) []byte {
 	dst = appendLogBatchHead(dst, b.RunID, b.Attempt, b.Container, b.Time)
 	if b.Lines == nil {
@@ -72,7 +74,14 @@ func appendLogLine(dst []byte, seq int64, stream, text string, partial, noNewlin
 	dst = append(dst, `,"stream":`...)
 	dst = appendString(dst, stream)
 	dst = append(dst, `,"text":`...)
-	dst = appendString(dst, text)
+	var valid bool
+	if dst, valid = appendStringValid(dst, text); !valid {
+		// The bytes U+FFFD took the place of in text, so that readers
+		// that know "raw" get them back; valid lines go without.
+		dst = append(dst, `,"raw":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, unsafe.Slice(unsafe.StringData(text), len(text)))
+		dst = append(dst, '"')
+	}
 	if partial {
 		dst = append(dst, `,"partial":true`...)
 	}
@@ -87,6 +96,14 @@ const hexDigits = "0123456789abcdef"
 // appendString appends s as a JSON string, as encoding/json does with HTML
 // escaping off: invalid UTF-8 becomes U+FFFD.
 func appendString(dst []byte, s string) []byte {
+	dst, _ = appendStringValid(dst, s)
+	return dst
+}
+
+// appendStringValid is appendString, and reports whether s was valid
+// UTF-8 (nothing became U+FFFD).
+func appendStringValid(dst []byte, s string) ([]byte, bool) {
+	valid := true
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -121,6 +138,7 @@ func appendString(dst []byte, s string) []byte {
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
+			valid = false
 			i += size
 			start = i
 			continue
@@ -135,7 +153,7 @@ func appendString(dst []byte, s string) []byte {
 		i += size
 	}
 	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, '"'), valid
 }
 
 // DecodeLogBatch decodes a log batch. Documents of the shape AppendLogBatch
@@ -270,9 +288,15 @@ func (d *logDecoder) line(l *LogLine) bool {
 	if !d.consume('{') {
 		return false
 	}
-	var seen [5]bool
+	var (
+		seen [6]bool
+		raw  []byte // the line's bytes, where its text is not valid UTF-8
+	)
 	for first := true; ; first = false {
 		if d.consume('}') {
+			if seen[5] {
+				l.Text = string(raw)
+			}
 			return true
 		}
 		if !first && !d.consume(',') {
@@ -312,6 +336,18 @@ func (d *logDecoder) line(l *LogLine) bool {
 			if l.NoNewline, ok = d.boolean(); !ok {
 				return false
 			}
+		case "raw":
+			idx = 5
+			seg, r := d.raw()
+			if r != rawOK {
+				return false // null, or escapes: encoding/json's to read
+			}
+			raw = make([]byte, base64.StdEncoding.DecodedLen(len(seg)))
+			n, err := base64.StdEncoding.Decode(raw, seg)
+			if err != nil {
+				return false
+			}
+			raw = raw[:n]
 		default:
 			return false
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func sampleBatch() *LogBatch {
@@ -155,5 +156,143 @@ func BenchmarkAppendLogLine(b *testing.B) {
 	var dst []byte
 	for b.Loop() {
 		dst = AppendLogLine(dst[:0], 42, Stdout, text, false, false)
+	}
+}
+
+// oldLogLine is a LogLine as readers that do not know "raw" decode it, and
+// as gantry wrote it before "raw": a plain struct of encoding/json's.
+type oldLogLine struct {
+	Seq       int64  `json:"seq"`
+	Stream    string `json:"stream"`
+	Text      string `json:"text"`
+	Partial   bool   `json:"partial,omitempty"`
+	NoNewline bool   `json:"noNewline,omitempty"`
+}
+
+type oldLogBatch struct {
+	V         PayloadVersion `json:"v"`
+	RunID     string         `json:"runId"`
+	Attempt   int            `json:"attempt"`
+	Container string         `json:"container"`
+	Time      time.Time      `json:"time"`
+	Lines     []oldLogLine   `json:"lines"`
+}
+
+// checkLogBytes checks that text, as a line's bytes, comes back exactly
+// from every way gantry writes and reads a batch, and that a reader that
+// does not know "raw" reads what it read before it existed.
+func checkLogBytes(t *testing.T, text string, partial, noNewline bool) {
+	t.Helper()
+	line := LogLine{Seq: 3, Stream: Stderr, Text: text, Partial: partial, NoNewline: noNewline}
+	b := &LogBatch{RunID: "r", Attempt: 1, Container: "main", Time: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC),
+		Lines: []LogLine{{Seq: 1, Stream: Stdout, Text: "before"}, line, {Seq: 4, Stream: Stdout, Text: "after"}}}
+	doc := AppendLogBatch(nil, b)
+	if enc := appendEncoded(b); !bytes.Equal(enc, doc) {
+		t.Fatalf("%q: line by line %s, AppendLogBatch %s", text, enc, doc)
+	}
+	viaJSON, err := json.Marshal(b)
+	if err != nil {
+		t.Fatalf("%q: encoding/json: %v", text, err)
+	}
+	for name, data := range map[string][]byte{"AppendLogBatch": doc, "encoding/json": viaJSON} {
+		var fast, slow LogBatch
+		if err := DecodeLogBatch(data, &fast); err != nil || !reflect.DeepEqual(&fast, b) {
+			t.Fatalf("%q written by %s, read by DecodeLogBatch: %v\n got %+v\nwant %+v", text, name, err, fast, *b)
+		}
+		if err := json.Unmarshal(data, &slow); err != nil || !reflect.DeepEqual(&slow, b) {
+			t.Fatalf("%q written by %s, read by encoding/json: %v\n got %+v\nwant %+v", text, name, err, slow, *b)
+		}
+	}
+	// Readers of before: the same document where the text is valid
+	// UTF-8, and the same lines (U+FFFD for bad bytes) where it is not.
+	old := &oldLogBatch{V: b.V, RunID: b.RunID, Attempt: b.Attempt, Container: b.Container, Time: b.Time}
+	for _, l := range b.Lines {
+		old.Lines = append(old.Lines, oldLogLine(l))
+	}
+	var oldDoc bytes.Buffer
+	enc := json.NewEncoder(&oldDoc)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(old); err != nil {
+		t.Fatal(err)
+	}
+	oldDocBytes := bytes.TrimSuffix(oldDoc.Bytes(), []byte("\n"))
+	valid := utf8.ValidString(text)
+	if valid != bytes.Equal(doc, oldDocBytes) {
+		t.Fatalf("%q (valid UTF-8: %v): document\n%s\nbefore raw\n%s", text, valid, doc, oldDocBytes)
+	}
+	if got := bytes.Contains(doc, []byte(`"raw"`)); got == valid {
+		t.Fatalf("%q (valid UTF-8: %v): raw written: %v", text, valid, got)
+	}
+	var readOld, readNew oldLogBatch
+	if err := json.Unmarshal(oldDocBytes, &readOld); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(doc, &readNew); err != nil || !reflect.DeepEqual(readNew, readOld) {
+		t.Fatalf("%q: a reader without raw got %+v (%v), before raw %+v", text, readNew, err, readOld)
+	}
+}
+
+func TestLogLineBytesRoundTrip(t *testing.T) {
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	for _, text := range []string{
+		"", "plain", "café", "caf\xe9", // latin-1
+		"\xff\xfe\xfd", "\x00\x01\x1f\x7f\x80",
+		"\xc3",             // a rune cut short
+		"\xed\xa0\x80",     // a surrogate, which UTF-8 may not hold
+		"\xf4\x90\x80\x80", // past U+10FFFF
+		"\xc0\xaf",         // overlong
+		"\"quote\\ \u2028 \xe9 <&>",
+		"\ufffd", // a real U+FFFD stays one, without raw
+		string(all),
+		strings.Repeat("é\xe9", 1000),
+	} {
+		checkLogBytes(t, text, false, false)
+		checkLogBytes(t, text, true, false)
+		checkLogBytes(t, text, false, true)
+	}
+}
+
+// FuzzLogLineBytes: any bytes in, the same bytes out.
+func FuzzLogLineBytes(f *testing.F) {
+	f.Add([]byte("caf\xe9"), false, false)
+	f.Add([]byte("\x00\xff\"\\\u2029"), true, false)
+	f.Add([]byte("é"), false, true)
+	f.Fuzz(func(t *testing.T, text []byte, partial, noNewline bool) {
+		checkLogBytes(t, string(text), partial, noNewline)
+	})
+}
+
+// TestDecodeLogBatchRaw: documents with "raw" that the fast path does not
+// take (null, escapes, bad base64, twice) decode as encoding/json decodes
+// them through LogLine.UnmarshalJSON.
+func TestDecodeLogBatchRaw(t *testing.T) {
+	for _, c := range []struct {
+		doc, text string
+		err       bool
+	}{
+		{doc: `{"lines":[{"seq":1,"stream":"stdout","text":"caf\ufffd","raw":"Y2Fm6Q=="}]}`, text: "caf\xe9"},
+		{doc: `{"lines":[{"raw":"Y2Fm6Q==","seq":1,"stream":"stdout","text":"caf\ufffd"}]}`, text: "caf\xe9"},
+		{doc: `{"lines":[{"seq":1,"stream":"stdout","text":"x","raw":""}]}`, text: ""},
+		{doc: `{"lines":[{"seq":1,"stream":"stdout","text":"x","raw":null}]}`, text: "x"},
+		{doc: `{"lines":[{"seq":1,"stream":"stdout","text":"x","raw":"Y2Fm\u0036Q=="}]}`, text: "caf\xe9"},
+		{doc: `{"lines":[{"seq":1,"stream":"stdout","text":"x","raw":"QQ==","raw":"Qg=="}]}`, text: "B"},
+		{doc: `{"lines":[{"seq":1,"stream":"stdout","text":"x","raw":"not base64"}]}`, err: true},
+		{doc: `{"lines":[{"seq":1,"stream":"stdout","text":"x","raw":1}]}`, err: true},
+	} {
+		var fast, slow LogBatch
+		errFast, errSlow := DecodeLogBatch([]byte(c.doc), &fast), json.Unmarshal([]byte(c.doc), &slow)
+		if (errFast != nil) != c.err || (errSlow != nil) != c.err {
+			t.Errorf("%s: errors %v and %v, want error %v", c.doc, errFast, errSlow, c.err)
+			continue
+		}
+		if c.err {
+			continue
+		}
+		if !reflect.DeepEqual(fast, slow) || len(fast.Lines) != 1 || fast.Lines[0].Text != c.text {
+			t.Errorf("%s: got %+v, encoding/json %+v, want text %q", c.doc, fast, slow, c.text)
+		}
 	}
 }
