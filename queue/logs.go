@@ -23,9 +23,12 @@ const (
 	// pieces marked Partial so that no message exceeds NATS's default 1 MiB
 	// payload limit.
 	maxPiece = 128 << 10
-	// maxEncodedBatch bounds a batch's encoded lines: a piece is encoded in
-	// at most 6 bytes a byte (\u00XX), so a batch that could not take one
-	// more under it is published first.
+	// maxEncodedBatch bounds a batch's encoded lines: a piece's text is
+	// encoded in at most 6 bytes a byte (\u00XX), so a batch that could
+	// not take one more under it is published first. A piece that is not
+	// valid UTF-8 also carries its bytes in base64 ("raw", 4 for 3): past
+	// the bound by at most 171 KiB for a piece of maxPiece, which keeps
+	// under 1 MiB still, at no cost to the lines that are valid.
 	maxEncodedBatch = 800 << 10
 )
 

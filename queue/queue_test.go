@@ -674,3 +674,65 @@ func TestJetStreamDeliveryIsNoCancel(t *testing.T) {
 		t.Fatal("no cancel message")
 	}
 }
+
+// TestLogsOfInvalidUTF8: bytes that are not valid UTF-8 (latin-1, binary)
+// come back as they were written, also in pieces, and the batches that
+// carry them ("raw" beside "text") still fit NATS's 1 MiB payload limit.
+func TestLogsOfInvalidUTF8(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	// The most a byte costs: \u0001 in text, and raw because of the \xff.
+	worst := strings.Repeat("\x01", maxPiece*2+10) + "\xff"
+	long := strings.Repeat("é\xe9", maxPiece) // pieces cut inside runes and between bad bytes
+	w := q.NewLogWriter("bin", 1)
+	w.Line("main", jobs.Stdout, []byte("caf\xe9"))
+	w.Line("main", jobs.Stderr, all[:10]) // \n is a byte like any other here
+	w.Line("main", jobs.Stdout, all)
+	for range 4 {
+		w.Line("main", jobs.Stdout, []byte(worst))
+	}
+	w.Piece("main", jobs.Stdout, []byte("\xc3"))
+	w.Line("main", jobs.Stdout, []byte("\xa9 joined"))
+	w.Line("main", jobs.Stdout, []byte(long))
+	w.End("main", jobs.Stdout, []byte("no newline \xfe"))
+	if err := w.Close(ctx); err != nil {
+		t.Fatalf("storing lines of invalid UTF-8: %v", err)
+	}
+	want := []string{"caf\xe9", string(all[:10]), string(all), worst, worst, worst, worst, "\xc3\xa9 joined", long, "no newline \xfe"}
+
+	s, info := streamNow(t, ctx, q, StreamLogs)
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		if m, err := s.GetMsg(ctx, seq); err == nil && len(m.Data) > 1<<20 {
+			t.Fatalf("a batch of %d bytes: over NATS's default 1 MiB payload limit", len(m.Data))
+		}
+	}
+	var got []string
+	var joined strings.Builder
+	var end bool
+	err := q.ReadLogs(ctx, LogQuery{RunID: "bin"}, func(b *jobs.LogBatch) error {
+		for _, l := range b.Lines {
+			joined.WriteString(l.Text)
+			if !l.Partial {
+				got = append(got, joined.String())
+				joined.Reset()
+				end = l.NoNewline
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || !end {
+		t.Fatalf("read back %d lines, want %d; last without newline: %v", len(got), len(want), end)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d: read back %d bytes %.40q, want %d bytes %.40q", i, len(got[i]), got[i], len(want[i]), want[i])
+		}
+	}
+}
