@@ -58,6 +58,8 @@ func TestShell(t *testing.T) {
 		{"fractional sleep", "sleep 0.01 && echo slept", "", 0, "slept\n", ""},
 		{"set -e", "set -e; false; echo no", "", 1, "", ""},
 		{"tr -d", "echo a-b-c | tr -d -", "", 0, "abc\n", ""},
+		{"tr octal", `echo caf# | tr '#' '\351'`, "", 0, "caf\xe9\n", ""},
+		{"tr octal bytes", `echo abcd | tr a-d '\0\12\3777'`, "", 0, "\x00\n\xff7\n", ""},
 		{"syntax error", "echo 'unterminated", "", 2, "", "sh:"},
 		{"date format", "date -u +%%", "", 0, "%\n", ""},
 	}

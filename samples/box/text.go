@@ -382,6 +382,14 @@ func expandSet(s string) []byte {
 				c = '\t'
 			case 'r':
 				c = '\r'
+			case '0', '1', '2', '3', '4', '5', '6', '7':
+				// \NNN, one to three octal digits, as POSIX tr: any
+				// byte, also one that is not UTF-8 (tr a '\351').
+				n, j := 0, i
+				for ; j < len(s) && j < i+3 && s[j] >= '0' && s[j] <= '7'; j++ {
+					n = n*8 + int(s[j]-'0')
+				}
+				c, i = byte(n), j-1
 			default:
 				c = s[i]
 			}
