@@ -479,6 +479,28 @@ func TestLogsKeepOrderAndLoseNothing(t *testing.T) {
 			t.Errorf("run attached: printed %q (exit %d, %s), want %q", out, code, errOut, "{}")
 		}
 	})
+	t.Run("bytes that are not UTF-8 come back as written", func(t *testing.T) {
+		// latin-1, binary junk on stderr, and a last line without newline.
+		id := in.runDetached("sh", "-c", `echo 'caf#' | tr '#' '\351'; echo 'ok é'; `+
+			`echo 'junk:abc' | tr abc '\200\377\0' >&2; echo -n 'end#' | tr '#' '\376'`)
+		const wantOut, wantErr = "caf\xe9\nok é\nend\xfe", "junk:\x80\xff\x00\n"
+		// -f may say first, on stderr, that it waits for the run to start.
+		if out, errOut, code := in.gantry("logs", "-f", id); out != wantOut || errOut != wantErr && !strings.HasSuffix(errOut, "\n"+wantErr) || code != 0 {
+			t.Errorf("logs -f: printed %q and %q on stderr (exit %d), want %q and %q", out, errOut, code, wantOut, wantErr)
+		}
+		for _, args := range [][]string{{"logs", id}, {"logs", id, "--tail", "4"}, {"logs", id, "--since", "1h"}} {
+			if out, errOut, code := in.gantry(args...); out != wantOut || errOut != wantErr || code != 0 {
+				t.Errorf("%s: printed %q and %q on stderr (exit %d), want %q and %q", args, out, errOut, code, wantOut, wantErr)
+			}
+		}
+		for _, args := range [][]string{{"logs", id, "--prefix"}, {"logs", id, "-t"}} {
+			out, errOut, _ := in.gantry(args...)
+			if !strings.Contains(out, "caf\xe9\n") || !strings.Contains(out, "end\xfe") ||
+				!strings.Contains(errOut, "junk:\x80\xff\x00\n") || strings.Contains(out+errOut, "\ufffd") {
+				t.Errorf("%s: printed %q and %q on stderr, want the bytes written", args, out, errOut)
+			}
+		}
+	})
 }
 
 func TestRestartKeepsHistoryAndLogs(t *testing.T) {

@@ -388,6 +388,9 @@ func (t *logTail) batch(b *jobs.LogBatch) error {
 			continue
 		}
 		delete(t.partial, key)
+		// The page is UTF-8: bytes that are not (latin-1, binary) show
+		// as U+FFFD, as they would in a browser; logs.txt has them all.
+		line.Text = strings.ToValidUTF8(line.Text, "\ufffd")
 		t.add(*line)
 	}
 	return nil

@@ -417,6 +417,18 @@ func TestLogTail(t *testing.T) {
 	}
 }
 
+// TestLogTailInvalidUTF8: the run page shows bytes that are not valid
+// UTF-8 as U+FFFD, and a character cut between pieces whole.
+func TestLogTailInvalidUTF8(t *testing.T) {
+	tail := &logTail{max: 10, partial: map[string]*logLine{}}
+	tail.batch(&jobs.LogBatch{Container: "main", Lines: []jobs.LogLine{
+		{Stream: jobs.Stdout, Text: "caf\xe9 \xc3", Partial: true}, {Stream: jobs.Stdout, Text: "\xa9t\xff\xfe"}}})
+	got := tail.last()
+	if want := "caf\ufffd ét\ufffd"; len(got) != 1 || got[0].Text != want {
+		t.Fatalf("lines %+v, want one: %q", got, want)
+	}
+}
+
 // TestLogTailBounds: a line is kept up to webuiMaxLineBytes, on a rune's
 // start, its other bytes counted, however many pieces it comes in.
 func TestLogTailBounds(t *testing.T) {
