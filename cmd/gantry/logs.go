@@ -28,7 +28,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Use:   "logs RUN | PIPELINE-RUN",
 		Short: "Print a run's logs, or every stage run's of a pipeline run; -f follows them until it ends",
 		Long: `logs prints what the run's containers wrote, stdout to stdout and stderr to
-stderr, in order. The log is kept in JetStream, so it can be read again after
+stderr, in order, byte for byte (also bytes that are not UTF-8). The log is kept in JetStream, so it can be read again after
 the run ended and after gantry restarts, for 30 days (the GANTRY_LOGS stream's
 max age, the server's --log-retention): of a run that ended longer ago, logs
 says on stderr that its logs are no longer kept, and of one that ended
