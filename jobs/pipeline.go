@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"sort"
 	"strconv"
@@ -460,6 +461,11 @@ func (p *Pipeline) Validate() error {
 		if err := p.Schedule.Validate(); err != nil {
 			errs = append(errs, prefixErrors("schedule.", err))
 		}
+		if n := p.Schedule.DateParameter; n != "" {
+			if _, ok := p.Parameters[n]; !ok {
+				bad("schedule.dateParameter", "%q: the pipeline declares no such parameter (%s)", n, p.declaredParams())
+			}
+		}
 	}
 	errs = append(errs, p.validateTriggers()...)
 	return errors.Join(errs...)
@@ -694,6 +700,21 @@ func (p *Pipeline) ResolveParams(given map[string]string) (Params, error) {
 		out[k] = given[k]
 	}
 	return out, errors.Join(errs...)
+}
+
+// ScheduledParams returns params with the schedule's dateParameter set
+// for a run scheduled at t (Schedule.ScheduledDate), params itself when
+// the pipeline has no schedule or it no dateParameter.
+func (p *Pipeline) ScheduledParams(params Params, t time.Time) Params {
+	if p.Schedule == nil || p.Schedule.DateParameter == "" {
+		return params
+	}
+	out := maps.Clone(params)
+	if out == nil {
+		out = Params{}
+	}
+	out[p.Schedule.DateParameter] = p.Schedule.ScheduledDate(t)
+	return out
 }
 
 // declaredParams says which parameters the pipeline declares, for an error

@@ -589,6 +589,8 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\npropagateTags: TASK_DEFINITION\nstages: [{name: a, taskDefinition: t, propagateTags: NONE}, {name: b, taskDefinition: t, propagateTags: service}]\n"))
 	f.Add([]byte("name: p\nmaxActiveRuns: 2\nschedule: {cron: '@hourly', concurrencyPolicy: Replace}\nstages: [{name: a, taskDefinition: t}]\n"))
 	f.Add([]byte("name: p\nmaxActiveRuns: 0\nstages: [{name: a, taskDefinition: t}]\n"))
+	f.Add([]byte("name: p\nparameters: {day: x}\nschedule: {cron: '0 2 * * *', timezone: Europe/Paris, dateParameter: day, dateOffsetDays: -1}\nstages: [{name: a, taskDefinition: t}]\n"))
+	f.Add([]byte(`{"name":"p","schedule":{"cron":"@daily","dateParameter":"dy","dateOffsetDays":400},"stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Add([]byte(`{"name":"p","maxActiveRuns":-1,"stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Add([]byte(`{"name":"p","maxActiveRuns":"1","stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Add([]byte(`{"name":"p","maxActiveRuns":null,"stages":[{"name":"a","taskDefinition":"t"}]}`))

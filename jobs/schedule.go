@@ -29,6 +29,35 @@ type Schedule struct {
 	// (default) or runOnce (one catch-up run for the latest missed time).
 	Misfire string `json:"misfire,omitempty"`
 	Suspend bool   `json:"suspend,omitempty"`
+	// DateParameter names a parameter of the pipeline that each run with
+	// a scheduled time (a fire, a misfire's catch-up, a backfill's run,
+	// schedule trigger's) gets as that time's date in the schedule's zone
+	// (YYYY-MM-DD), moved by DateOffsetDays, over its default: the day a
+	// daily ETL works on, as Airflow's ds. Runs without a scheduled time
+	// (pipeline run, triggers) keep their parameters as given.
+	DateParameter string `json:"dateParameter,omitempty"`
+	// DateOffsetDays moves DateParameter's date by whole days: -1 gives
+	// a run fired at 02:00 the day before, as Airflow's ds of a daily
+	// schedule (the start of its data interval).
+	DateOffsetDays int `json:"dateOffsetDays,omitempty"`
+}
+
+// MaxDateOffsetDays bounds Schedule.DateOffsetDays either way: a year
+// and a day, room for a leap year.
+const MaxDateOffsetDays = 366
+
+// ScheduledDate is the value of DateParameter for a run scheduled at t:
+// t's date in the schedule's zone, DateOffsetDays later.
+func (s *Schedule) ScheduledDate(t time.Time) string {
+	loc, err := s.Location()
+	if err != nil {
+		loc = time.UTC
+	}
+	// Noon of t's day, so that moving it by days never lands on another
+	// date for a clock change.
+	l := t.In(loc)
+	noon := time.Date(l.Year(), l.Month(), l.Day(), 12, 0, 0, 0, loc)
+	return noon.AddDate(0, 0, s.DateOffsetDays).Format(time.DateOnly)
 }
 
 // Concurrency and misfire policies.
@@ -97,6 +126,13 @@ func (s *Schedule) Validate() error {
 	case "", MisfireSkip, MisfireRunOnce:
 	default:
 		errs = append(errs, &FieldError{"misfire", fmt.Sprintf("%q: want skip or runOnce", s.Misfire)})
+	}
+	if s.DateOffsetDays < -MaxDateOffsetDays || s.DateOffsetDays > MaxDateOffsetDays {
+		errs = append(errs, &FieldError{"dateOffsetDays", fmt.Sprintf("%d: want -%d to %d days", s.DateOffsetDays, MaxDateOffsetDays, MaxDateOffsetDays)})
+	}
+	if s.DateOffsetDays != 0 && s.DateParameter == "" {
+		errs = append(errs, &FieldError{"dateOffsetDays", "moves the date of dateParameter, which is not set: " +
+			"add dateParameter: NAME (a parameter the pipeline declares), or remove dateOffsetDays"})
 	}
 	if s.StartingDeadlineSeconds < 0 {
 		errs = append(errs, &FieldError{"startingDeadlineSeconds", "must not be negative"})

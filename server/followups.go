@@ -434,7 +434,7 @@ func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, sc
 	if err != nil {
 		return nil, false, err
 	}
-	pr := scheduler.NewPipelineRun(p, id, params, s.cfg.now())
+	pr := scheduler.NewPipelineRun(p, id, p.ScheduledParams(params, t), s.cfg.now())
 	pr.Trigger, pr.ScheduledTime, pr.IdempotencyKey = trigger, &t, ScheduleKey(name, t)
 	mod(pr)
 	return s.storeScheduled(ctx, p, pr, t) // pipelines.go

@@ -781,3 +781,63 @@ func TestUnknownFamilySuggestsTheNearest(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduledRunsGetTheirDateParameter: with schedule.dateParameter,
+// each backfilled run does its own day (its scheduled date in the
+// schedule's zone, moved by dateOffsetDays), not the parameter's default,
+// and its stages see it substituted; a manual run keeps the default or
+// its --param.
+func TestScheduledRunsGetTheirDateParameter(t *testing.T) {
+	t.Parallel()
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: daily\nparameters: {day: '2000-01-01', rows: '10'}\n" +
+		"schedule: {cron: '0 2 * * *', timezone: Europe/Paris, suspend: true, dateParameter: day, dateOffsetDays: -1}\n" +
+		"stages: [{name: only, taskDefinition: hello, overrides: {containerOverrides: [{name: main, environment: [{name: DAY, value: '${day}'}]}]}}]\n")
+	var bf []jobs.PipelineRun
+	e.ok("gantry.api.pipelines.backfill", `{"name":"daily","from":"2026-11-30T00:00:00Z","to":"2026-12-02T12:00:00Z"}`, &bf)
+	var days []string
+	for _, pr := range bf {
+		days = append(days, pr.Parameters["day"])
+		if pr.Parameters["rows"] != "10" {
+			t.Errorf("%s: rows %q, want its default 10", pr.PipelineRunID, pr.Parameters["rows"])
+		}
+	}
+	if want := []string{"2026-11-29", "2026-11-30", "2026-12-01"}; !slices.Equal(days, want) {
+		t.Fatalf("backfilled runs' day %v, want %v (the day before each 02:00 fire in Paris)", days, want)
+	}
+	runs := e.waitRuns("daily", func(runs []jobs.PipelineRun) bool {
+		return len(runs) == 3 && len(runs[0].Stages[0].Runs) == 1
+	})
+	var r jobs.Run
+	e.ok("gantry.api.runs.get", fmt.Sprintf(`{"runId":%q}`, runs[0].Stages[0].Runs[0].RunID), &r)
+	var env []jobs.KeyValue
+	for _, co := range r.Spec.Overrides.ContainerOverrides {
+		env = append(env, co.Environment...)
+	}
+	if want := (jobs.KeyValue{Name: "DAY", Value: runs[0].Parameters["day"]}); !slices.Contains(env, want) {
+		t.Errorf("the stage's environment %v has no %v", env, want)
+	}
+	var manual jobs.PipelineRun
+	e.ok("gantry.api.pipelines.run", `{"name":"daily"}`, &manual)
+	if manual.Parameters["day"] != "2000-01-01" {
+		t.Errorf("a manual run's day %q, want the default 2000-01-01", manual.Parameters["day"])
+	}
+	// schedule trigger fires now: its scheduled time is now, so its day
+	// is the day before today in Paris.
+	var fired jobs.PipelineRun
+	e.ok("gantry.api.schedules.trigger", `{"name":"daily"}`, &fired)
+	at := fired.ScheduledTime.In(paris(t))
+	if want := time.Date(at.Year(), at.Month(), at.Day()-1, 12, 0, 0, 0, at.Location()).Format(time.DateOnly); fired.Parameters["day"] != want {
+		t.Errorf("schedule trigger's day %q, want %s", fired.Parameters["day"], want)
+	}
+}
+
+func paris(t *testing.T) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}

@@ -290,6 +290,7 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 			return nil, err
 		}
 		key = ScheduleKey(name, t)
+		resolved = p.ScheduledParams(resolved, t)
 	}
 	pr := scheduler.NewPipelineRun(p, id, resolved, s.cfg.now())
 	pr.Trigger, pr.ScheduledTime, pr.IdempotencyKey = trigger, scheduled, key
