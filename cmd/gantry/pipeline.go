@@ -901,7 +901,8 @@ func newPipelineBackfillCmd(g *globals) *cobra.Command {
 --to, both included (RFC 3339 times or YYYY-MM-DD dates, in the schedule's
 zone; --to 2026-11-07 takes in the whole of the 7th). Each is the
 schedule's run for its time: a time already fired is not run again. Each run
-sees GANTRY_SCHEDULED_TIME. With --max-parallel N at most N of the runs are
+sees GANTRY_SCHEDULED_TIME, and the schedule's dateParameter, if it has one,
+as its date (schedule.dateParameter: day runs each day's day). With --max-parallel N at most N of the runs are
 active at once: the others wait PENDING and start, earliest first, as runs
 end (a server restart keeps the bound). The pipeline's maxActiveRuns holds
 too: a run starts when both leave room. --priority sets the priority of

@@ -101,6 +101,9 @@ func writeScheduleDescription(w io.Writer, d scheduleDescription, now time.Time)
 		misfire = jobs.MisfireSkip
 	}
 	fmt.Fprintf(w, "Misfire:\t%s\n", misfire)
+	if s.DateParameter != "" {
+		fmt.Fprintf(w, "Date parameter:\t%s (each fire's date in %s%s)\n", s.DateParameter, loc, offsetDays(s.DateOffsetDays))
+	}
 	if d.Suspended {
 		fmt.Fprintf(w, "Suspended:\ttrue (gantry schedule resume %s fires it again; the times passed meanwhile are not run)\n", d.Name)
 	} else {
@@ -127,4 +130,20 @@ func writeScheduleDescription(w io.Writer, d scheduleDescription, now time.Time)
 		}
 	}
 	fmt.Fprintf(w, "Its runs:\tgantry pipeline runs %s\n", d.Name)
+}
+
+// offsetDays says how dateOffsetDays moves a schedule's date, or nothing
+// for none.
+func offsetDays(n int) string {
+	switch {
+	case n == 0:
+		return ""
+	case n == -1:
+		return ", the day before"
+	case n < 0:
+		return fmt.Sprintf(", %d days before", -n)
+	case n == 1:
+		return ", the day after"
+	}
+	return fmt.Sprintf(", %d days after", n)
 }

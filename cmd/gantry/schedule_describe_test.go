@@ -75,6 +75,25 @@ func TestScheduleDescribeTable(t *testing.T) {
 			t.Errorf("schedule describe:\n%s\nwant %q", b.String(), want)
 		}
 	}
+	if strings.Contains(b.String(), "Date parameter") {
+		t.Errorf("a schedule without dateParameter shows one:\n%s", b.String())
+	}
+	for _, tc := range []struct {
+		offset int
+		want   string
+	}{
+		{0, "Date parameter:\tday (each fire's date in UTC)\n"},
+		{-1, "Date parameter:\tday (each fire's date in UTC, the day before)\n"},
+		{-7, "Date parameter:\tday (each fire's date in UTC, 7 days before)\n"},
+		{2, "Date parameter:\tday (each fire's date in UTC, 2 days after)\n"},
+	} {
+		d.Schedule.DateParameter, d.Schedule.DateOffsetDays = "day", tc.offset
+		b.Reset()
+		writeScheduleDescription(&b, d, now)
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("dateOffsetDays %d:\n%s\nwant %q", tc.offset, b.String(), tc.want)
+		}
+	}
 	d.Suspended, d.NextFires = true, nil
 	b.Reset()
 	writeScheduleDescription(&b, d, now)
