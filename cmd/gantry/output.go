@@ -80,13 +80,13 @@ func (o output) write(w io.Writer, v any, table func(w io.Writer) error) error {
 		}
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
-		var generic any
-		if err := dec.Decode(&generic); err != nil {
+		node, err := yamlNode(dec)
+		if err != nil {
 			return err
 		}
 		enc := yaml.NewEncoder(w)
 		enc.SetIndent(2)
-		if err := enc.Encode(yamlNumbers(generic)); err != nil {
+		if err := enc.Encode(node); err != nil {
 			return err
 		}
 		return enc.Close()
@@ -158,24 +158,58 @@ func orDash(s string) string {
 	return s
 }
 
-// yamlNumbers turns the JSON numbers of v into integers where they are
-// (a float64 would print 1048576 as 1.048576e+06) and floats elsewhere.
-func yamlNumbers(v any) any {
-	switch v := v.(type) {
-	case json.Number:
-		if i, err := v.Int64(); err == nil {
-			return i
-		}
-		f, _ := v.Float64()
-		return f
-	case map[string]any:
-		for k, e := range v {
-			v[k] = yamlNumbers(e)
-		}
-	case []any:
-		for i, e := range v {
-			v[i] = yamlNumbers(e)
-		}
+// yamlNode reads the JSON value dec is at into a YAML node, keeping the
+// order of every object's fields: -o yaml shows them in -o json's order
+// (runId, status, exitCode first), where a map would have sorted them.
+// Scalars are encoded as before, numbers as integers where they are whole.
+func yamlNode(dec *json.Decoder) (*yaml.Node, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
 	}
-	return v
+	switch t := tok.(type) {
+	case json.Delim:
+		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		if t == '{' {
+			n = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		}
+		for dec.More() {
+			if n.Kind == yaml.MappingNode {
+				k, err := yamlNode(dec) // a key: a string
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, k)
+			}
+			e, err := yamlNode(dec)
+			if err != nil {
+				return nil, err
+			}
+			n.Content = append(n.Content, e)
+		}
+		if _, err := dec.Token(); err != nil { // the closing delimiter
+			return nil, err
+		}
+		return n, nil
+	case json.Number:
+		var v any
+		if i, err := t.Int64(); err == nil {
+			v = i
+		} else {
+			v, _ = t.Float64()
+		}
+		return scalarNode(v)
+	default: // string, bool, nil
+		return scalarNode(t)
+	}
+}
+
+// scalarNode is the YAML node of a string, number, bool or nil, quoted
+// where YAML would read it as another type ("true", "3").
+func scalarNode(v any) (*yaml.Node, error) {
+	var n yaml.Node
+	if err := n.Encode(v); err != nil {
+		return nil, err
+	}
+	return &n, nil
 }
