@@ -188,6 +188,7 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 	c.Flags().StringVar(&since, "since", "", "only lines stored since a time: a duration back from now (10m) or an RFC 3339 time (to the batch, within a fraction of a second)")
 	c.Flags().StringArrayVar(&stages, "stage", nil, "of a pipeline run (pr-...): only this stage's runs (repeatable)")
 	c.Flags().BoolVar(&noPrefix, "no-prefix", false, "of a pipeline run (pr-...): lines without their stage run's label")
+	hintUnknownRuns(c) // runs.go
 	return c
 }
 

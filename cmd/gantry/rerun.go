@@ -87,7 +87,7 @@ submits its run again with gantry run.`,
 			defer nc.Close()
 			r, warnings, err := c.Rerun(cmd.Context(), req)
 			if err != nil {
-				return err
+				return dependsOnFlagErrors(err, f.dependsOn) // run.go
 			}
 			for _, w := range warnings {
 				fmt.Fprintln(cmd.ErrOrStderr(), "gantry: note:", w)
@@ -118,6 +118,7 @@ submits its run again with gantry run.`,
 	fl.StringVar(&f.idemKey, "idempotency-key", "", "rerunning twice with the same key creates one run")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the new run's id and return at once")
 	addDetachOutputFlag(c, &out)
+	hintUnknownRuns(c) // runs.go
 	return c
 }
 
@@ -187,5 +188,5 @@ func (f *rerunFlags) request(cmd *cobra.Command, run string) (*jobs.RerunRequest
 			return nil, err
 		}
 	}
-	return req, req.Validate()
+	return req, dependsOnFlagErrors(req.Validate(), f.dependsOn) // run.go
 }

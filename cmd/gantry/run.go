@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -110,7 +112,7 @@ detaches and leaves it to finish stopping.`,
 			}
 			r, err := c.Submit(cmd.Context(), req)
 			if err != nil {
-				return err
+				return dependsOnFlagErrors(err, f.dependsOn)
 			}
 			if f.detach {
 				return out.writeID(cmd.OutOrStdout(), r.RunID, r)
@@ -177,7 +179,7 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 	case f.file != "":
 		data, err := readFile(cmd, f.file)
 		if err != nil {
-			return nil, err
+			return nil, fileFlagError(f.file, err)
 		}
 		td, warnings, err := jobs.DecodeTaskDefinition(data)
 		if err != nil {
@@ -275,7 +277,7 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		}
 		req.Pool = f.pool
 	}
-	return req, req.Validate()
+	return req, dependsOnFlagErrors(req.Validate(), f.dependsOn)
 }
 
 // checkCountFlags checks --attempts, --cpu and --memory as given, naming
@@ -308,9 +310,65 @@ func dependsOnFlags(flags []string) ([]jobs.RunDependency, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--depends-on %w", err)
 		}
+		if j := slices.IndexFunc(deps, func(e jobs.RunDependency) bool { return e.RunID == d.RunID }); j >= 0 {
+			return nil, fmt.Errorf("--depends-on %q: run %s given twice (also --depends-on %q)", s, d.RunID, flags[j])
+		}
 		deps = append(deps, d)
 	}
 	return deps, nil
+}
+
+// dependsOnFlagErrors names the --depends-on flags in err's lines that
+// name the request's dependsOn fields, which the user did not write:
+// "dependsOn[0].runId: run nosuch: not found" becomes
+// "--depends-on "nosuch": no such run (gantry ps --all lists runs)".
+// flags are the --depends-on flags in the order they filled dependsOn.
+// An API error keeps its code; err is returned as it is if no line
+// changed.
+func dependsOnFlagErrors(err error, flags []string) error {
+	if err == nil {
+		return nil
+	}
+	lines := strings.Split(err.Error(), "\n")
+	changed := false
+	for i, l := range lines {
+		if n := dependsOnFlagLine(l, flags); n != l {
+			lines[i], changed = n, true
+		}
+	}
+	if !changed {
+		return err
+	}
+	msg := strings.Join(lines, "\n")
+	if ae, ok := errors.AsType[*jobs.Error](err); ok {
+		return &jobs.Error{Code: ae.Code, Message: msg}
+	}
+	return errors.New(msg)
+}
+
+// dependsOnFlagLine is one line of dependsOnFlagErrors.
+func dependsOnFlagLine(l string, flags []string) string {
+	if rest, ok := strings.CutPrefix(l, "dependsOn: "); ok {
+		return "--depends-on: " + rest
+	}
+	rest, ok := strings.CutPrefix(l, "dependsOn[")
+	if !ok {
+		return l
+	}
+	idx, rest, ok := strings.Cut(rest, "]")
+	i, err := strconv.Atoi(idx)
+	if !ok || err != nil || i < 0 || i >= len(flags) {
+		return l
+	}
+	_, msg, ok := strings.Cut(rest, ": ") // after .runId or .condition
+	if !ok {
+		return l
+	}
+	d, _ := jobs.ParseRunDependency(flags[i])
+	if after, ok := strings.CutPrefix(msg, "run "+d.RunID+": not found"); ok {
+		msg = "no such run (gantry ps --all lists runs)" + after
+	}
+	return fmt.Sprintf("--depends-on %q: %s", flags[i], msg)
 }
 
 // tagFlags reads gantry run's --tag K=V flags, each problem naming the
@@ -428,6 +486,15 @@ func readFile(cmd *cobra.Command, name string) ([]byte, error) {
 		return io.ReadAll(cmd.InOrStdin())
 	}
 	return os.ReadFile(name)
+}
+
+// fileFlagError names the --file flag in the error of reading its file,
+// which said only "open nosuch.json: no such file or directory".
+func fileFlagError(name string, err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		err = pe.Err
+	}
+	return fmt.Errorf("--file %s: %w", name, err)
 }
 
 // stopSendWait bounds how long a second Ctrl-C waits for the first one's

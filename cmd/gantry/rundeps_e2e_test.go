@@ -93,7 +93,7 @@ func TestRunDependsOn(t *testing.T) {
 	// Refusals: exit 125, one line naming the problem.
 	const unknown = "01jzzzzzzzzzzzzzzzzzzzzzzz"
 	for _, tt := range []struct{ dep, want string }{
-		{unknown, "dependsOn[0].runId: run " + unknown + ": not found"},
+		{unknown, `--depends-on "` + unknown + `": no such run (gantry ps --all lists runs)`},
 		{a + ":done", `--depends-on "` + a + `:done": condition "done": want success, failure or complete`},
 	} {
 		_, errOut, code := in.gantry("run", "--depends-on", tt.dep, "--image", in.image, "--", "true")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -230,6 +231,7 @@ func newDescribeCmd(g *globals) *cobra.Command {
 		},
 	}
 	addOutputFlag(c, &out)
+	hintUnknownRuns(c)
 	return c
 }
 
@@ -472,5 +474,48 @@ server returned them.`,
 	}
 	c.Flags().StringVar(&reason, "reason", "", "why, recorded as the run's stoppedReason")
 	addOutputFlag(c, &out)
+	hintUnknownRuns(c)
 	return c
+}
+
+// hintUnknownRuns makes c's errors about a run or pipeline run of its
+// arguments that the server does not know say how to find the runs it
+// does, as the not-found errors of schedules and webhooks do: "run
+// nosuch: not found (gantry ps --all lists runs)". The error keeps its
+// code, and the exit code stays gantry's own (125).
+func hintUnknownRuns(c *cobra.Command) {
+	run := c.RunE
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		return unknownRunsHint(run(cmd, args), args)
+	}
+}
+
+// unknownRunsHint is the error of hintUnknownRuns for err, of a command
+// given ids.
+func unknownRunsHint(err error, ids []string) error {
+	if err == nil || !errors.Is(err, jobs.ErrNotFound) {
+		return err
+	}
+	msg := err.Error()
+	var runs, pipelineRuns bool
+	for _, id := range ids {
+		if strings.Contains(msg, "run "+id+": not found") {
+			if jobs.IsPipelineRunID(id) {
+				pipelineRuns = true
+			} else {
+				runs = true
+			}
+		}
+	}
+	var hints []string
+	if runs {
+		hints = append(hints, "gantry ps --all lists runs")
+	}
+	if pipelineRuns {
+		hints = append(hints, "gantry pipeline runs PIPELINE lists its runs")
+	}
+	if len(hints) == 0 {
+		return err
+	}
+	return &jobs.Error{Code: jobs.CodeNotFound, Message: msg + " (" + strings.Join(hints, "; ") + ")"}
 }

@@ -81,6 +81,7 @@ submit-only NATS user may wait for runs, not for pipeline runs.`,
 	}
 	c.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (e.g. 90s, 10m), exit 125 naming the runs not ended; 0: no limit")
 	addOutputFlag(c, &out)
+	hintUnknownRuns(c) // runs.go
 	return c
 }
 

@@ -310,13 +310,13 @@ func TestWaitCommand(t *testing.T) {
 	t.Run("unknown run", func(t *testing.T) {
 		const nosuch = "01jzzzzzzzzzzzzzzzzzzzzzzz"
 		out, errOut, code := wait(ctx, b, nosuch)
-		if want := "gantry: run " + nosuch + ": not found\n"; code != exitGantryError || out != "" || errOut != want {
+		if want := "gantry: run " + nosuch + ": not found (gantry ps --all lists runs)\n"; code != exitGantryError || out != "" || errOut != want {
 			t.Errorf("wait of an unknown run: exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
 		}
 		// Every unknown one is named, in the order given, at once.
 		const typo = "01jzzzzzzzzzzzzzzzzzzzzzzy"
 		out, errOut, code = wait(ctx, typo, b, nosuch)
-		if want := "gantry: run " + typo + ": not found; run " + nosuch + ": not found\n"; code != exitGantryError || out != "" || errOut != want {
+		if want := "gantry: run " + typo + ": not found; run " + nosuch + ": not found (gantry ps --all lists runs)\n"; code != exitGantryError || out != "" || errOut != want {
 			t.Errorf("wait of two unknown runs: exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
 		}
 	})
