@@ -101,6 +101,14 @@ func TestRunExitSaysWhatTheTaskCannot(t *testing.T) {
 			Containers: []jobs.ContainerResult{{Name: "main", ExitCode: code(3)}}},
 			3, ""},
 		{"succeeded", jobs.Run{RunID: "r7", Status: jobs.StatusSucceeded, ExitCode: code(0)}, 0, ""},
+		// A task that traps SIGTERM and exits 0 when stopped: the run did
+		// not succeed, and a script must not go on as if it had.
+		{"stopped, the task exiting 0", jobs.Run{RunID: "r8", Status: jobs.StatusCanceled, ExitCode: code(0),
+			StopCode: jobs.StopUserInitiated, StoppedReason: "Stopped by user"},
+			exitGantryError, "gantry: run r8 CANCELED (UserInitiated): Stopped by user; its task exited 0, but a run that did not succeed exits 125\n"},
+		{"stopped while queued", jobs.Run{RunID: "r9", Status: jobs.StatusCanceled,
+			StopCode: jobs.StopUserInitiated, StoppedReason: "enough"},
+			exitGantryError, "gantry: run r9 CANCELED: enough\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var errb bytes.Buffer

@@ -48,10 +48,12 @@ func newRunCmd(g *globals) *cobra.Command {
 stdout, stderr to stderr) until it ends, then exits with the task's exit code:
 that of its first essential container to fail (leaving out those gantry
 stopped because another one ended), 0 on success, 124 when it timed out, 125
-when gantry itself failed (the image was missing, say). When the task's
-code does not tell why it ended, a line on stderr does: a container killed
-for using more than its memory (137), the run stopped by gantry stop or
-Ctrl-C (143 after SIGTERM, 137 after SIGKILL), its worker lost.
+when gantry itself failed (the image was missing, say) or the run did not
+succeed with no code or 0 to give (stopped, its task trapped SIGTERM and
+exited 0). When the task's code does not tell why it ended, a line on stderr
+does: a container killed for using more than its memory (137), the run
+stopped by gantry stop or Ctrl-C (143 after SIGTERM, 137 after SIGKILL), its
+worker lost.
 
 --depends-on RUN[:CONDITION] (repeatable, at most 20) makes the run wait,
 QUEUED, until each run named ended as its condition asks: success (the
@@ -570,6 +572,12 @@ func runExit(r *jobs.Run) error {
 		return &exitError{code: exitTimeout, err: fmt.Errorf("run %s: %s", r.RunID, r.StoppedReason)}
 	case r.ExitCode != nil && *r.ExitCode != 0:
 		return &exitError{code: *r.ExitCode, err: stopCause(r)}
+	case r.ExitCode != nil:
+		// A run that did not succeed never exits 0, so that "gantry wait
+		// && next" does not go on after a gantry stop that the task
+		// answered by exiting cleanly (trapping SIGTERM).
+		return &exitError{code: exitGantryError, err: fmt.Errorf("run %s %s (%s): %s; its task exited 0, but a run that did not succeed exits 125",
+			r.RunID, r.Status, orDash(r.StopCode), orDash(r.StoppedReason))}
 	}
 	return &exitError{code: exitGantryError, err: fmt.Errorf("run %s %s: %s", r.RunID, r.Status, orDash(r.StoppedReason))}
 }

@@ -35,9 +35,10 @@ has one, as docker wait: a run stopped while running (gantry stop, Ctrl-C
 on its gantry run) gives its container's, 143 after SIGTERM or 137 after
 SIGKILL, and a line on stderr says how it was stopped, as for a container
 killed for its memory or a lost worker; 125 if it ended without one
-(stopped before it started, its image missing...). For a pipeline run (as
-'gantry pipeline run'), 124 if it timed out, 1 if it did not succeed
-otherwise. A run id gantry does not know and --timeout reached are errors
+(stopped before it started, its image missing...) or with 0 (stopped, its
+task trapped SIGTERM and exited 0): a run that did not succeed never exits
+0. For a pipeline run (as 'gantry pipeline run'), 124 if it timed out, 1 if
+it did not succeed otherwise. A run id gantry does not know and --timeout reached are errors
 of gantry itself (125), naming the runs.
 
 wait does not stop the runs: Ctrl-C, or --timeout, ends only the wait. A

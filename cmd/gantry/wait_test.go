@@ -79,7 +79,7 @@ func (f *fakeFollower) WatchPipelineRun(ctx context.Context, id string, fn func(
 // order given, whichever ended first: a task's exit code (a run stopped
 // while running has its container's, 143 after SIGTERM, as docker wait,
 // and says how it was stopped), 124 for a timeout, 125 for a run that
-// ended without an exit code, 1 for a pipeline run (124 for one that timed
+// ended without an exit code or, not succeeding, with 0, 1 for a pipeline run (124 for one that timed
 // out).
 func TestWaitExitsAsAnAttachedRun(t *testing.T) {
 	t.Parallel()
@@ -93,6 +93,9 @@ func TestWaitExitsAsAnAttachedRun(t *testing.T) {
 		"canceled": run("canceled", jobs.StatusCanceled, nil, jobs.StopUserInitiated),
 		// Stopped while running: its container's code, as docker wait.
 		"stopped": run("stopped", jobs.StatusCanceled, ptr(143), jobs.StopUserInitiated),
+		// Stopped while running, its task trapping SIGTERM and exiting 0:
+		// not a success, so not 0.
+		"trapped": run("trapped", jobs.StatusCanceled, ptr(0), jobs.StopUserInitiated),
 	}
 	pipelines := map[string]*jobs.PipelineRun{
 		"pr-ok":     {PipelineRunID: "pr-ok", Status: jobs.StatusSucceeded},
@@ -110,6 +113,7 @@ func TestWaitExitsAsAnAttachedRun(t *testing.T) {
 		{[]string{"timedout"}, exitTimeout, "run timedout: why timedout"},
 		{[]string{"canceled"}, exitGantryError, "run canceled CANCELED: why canceled"},
 		{[]string{"stopped"}, 143, "run stopped CANCELED (UserInitiated): why stopped"},
+		{[]string{"trapped", "ok"}, exitGantryError, "run trapped CANCELED (UserInitiated): why trapped; its task exited 0, but a run that did not succeed exits 125"},
 		{[]string{"ok", "stopped", "exit3"}, 143, "run stopped CANCELED (UserInitiated): why stopped"},
 		{[]string{"pr-ok", "ok"}, 0, ""},
 		{[]string{"pr-failed"}, exitPipelineFailed, ""},
