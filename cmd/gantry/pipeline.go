@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
@@ -483,19 +484,11 @@ shows the stages as pipeline run does and exits 0 when the run succeeded,
 // log lines, and maps the outcome to the exit code.
 func attachPipeline(ctx context.Context, c *client.Client, id string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "pipeline run %s\n", id)
-	seen := map[string]string{}
-	start := time.Now()
 	waiting := waitTeller(id, stderr)
+	changes := stageChanges(stdout, time.Now)
 	show := func(pr *jobs.PipelineRun) {
 		waiting(pr)
-		for _, st := range pr.Stages {
-			line := stageLine(&st, time.Now())
-			key := string(st.Status) + "/" + attemptsText(&st)
-			if seen[st.Name] != key {
-				seen[st.Name] = key
-				fmt.Fprintf(stdout, "%8s  %-14s %s\n", short(time.Since(start)), st.Name, line)
-			}
-		}
+		changes(pr)
 	}
 	stopView := func() {}
 	if st := styleOf(stdout); st.tty {
@@ -656,22 +649,84 @@ func printTail(ctx context.Context, c *client.Client, runID string, w io.Writer,
 	}
 }
 
-func stageLine(st *jobs.StageState, now time.Time) string {
-	s := string(st.Status)
-	if a := attemptsText(st); a != "" {
-		s += "  " + a
+// stageChanges returns a function that prints on w a line for each stage
+// of a pipeline run that changed (status, runs ended, attempts) since the
+// last call: the view of an attached pipeline run off a terminal.
+func stageChanges(w io.Writer, now func() time.Time) func(*jobs.PipelineRun) {
+	seen := map[string]string{}
+	lines := &stageLines{start: now()}
+	return func(pr *jobs.PipelineRun) {
+		lines.fit(pr)
+		for _, st := range pr.Stages {
+			key := string(st.Status) + "/" + attemptsText(&st)
+			if seen[st.Name] != key {
+				seen[st.Name] = key
+				fmt.Fprintln(w, lines.line(&st, now()))
+			}
+		}
 	}
+}
+
+// stageLines are the lines an attached pipeline run prints off a
+// terminal, one per stage change: time since the attach, stage, status,
+// runs and attempts, duration and reason. Lines go out at different
+// times, which tabwriter cannot align: each column is padded instead to
+// the widest value it may hold (statuses) or has held so far (stage
+// names, runs and attempts), so that "RUNNING    0/3 runs" lines up with
+// "SUCCEEDED  3/3 runs".
+type stageLines struct {
+	start time.Time
+	name  int // widths so far: they only grow
+	runs  int
+}
+
+// statusWidth is the width of the widest status a stage may have.
+var statusWidth = func() int {
+	w := 0
+	for _, s := range []jobs.Status{jobs.StatusPending, jobs.StatusQueued, jobs.StatusStarting, jobs.StatusRunning,
+		jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled, jobs.StatusSkipped} {
+		w = max(w, len(s))
+	}
+	return w
+}()
+
+// durationWidth holds short's durations up to two days (59m59s, 47h59m).
+const durationWidth = 6
+
+// fit widens the columns for the stages of pr: all its stage names, and
+// the runs of the arrays that started (their attempts as many as their
+// runs at first).
+func (l *stageLines) fit(pr *jobs.PipelineRun) {
+	l.name = max(l.name, 14)
+	for _, st := range pr.Stages {
+		l.name = max(l.name, utf8.RuneCountInString(st.Name))
+		if n := len(st.Runs); n > 1 {
+			l.runs = max(l.runs, len(fmt.Sprintf("%d/%d runs, %d attempts", n, n, n)))
+		}
+	}
+}
+
+// line is the line of stage st at now, without trailing spaces.
+func (l *stageLines) line(st *jobs.StageState, now time.Time) string {
+	pad := func(s string, w int) string {
+		return s + strings.Repeat(" ", max(w-utf8.RuneCountInString(s), 0))
+	}
+	runs := attemptsText(st)
+	l.runs = max(l.runs, len(runs))
+	dur := ""
 	if st.StartedAt != nil {
 		end := now
 		if st.FinishedAt != nil {
 			end = *st.FinishedAt
 		}
-		s += "  " + short(end.Sub(*st.StartedAt))
+		dur = short(end.Sub(*st.StartedAt))
 	}
-	if st.Reason != "" {
-		s += "  " + st.Reason
+	cols := []string{fmt.Sprintf("%8s", short(now.Sub(l.start))), pad(st.Name, l.name) + " " + pad(string(st.Status), statusWidth)}
+	if l.runs > 0 {
+		cols = append(cols, pad(runs, l.runs))
 	}
-	return s
+	cols = append(cols, pad(dur, durationWidth), st.Reason)
+	return strings.TrimRight(strings.Join(cols, "  "), " ")
 }
 
 // attemptsText says how many runs of the stage ended and how many attempts

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -138,5 +139,92 @@ func TestPipelineReasonTellsTheTimeout(t *testing.T) {
 	}
 	if got := pipelineReason(&jobs.PipelineRun{Status: jobs.StatusRunning, StartedAt: &t0}, t0); got != "" {
 		t.Errorf("no timeout: %q", got)
+	}
+}
+
+// TestStageChangesLineUp: off a terminal an attached pipeline run prints
+// a line per stage change, at different times; its columns were ragged
+// ("RUNNING  0/3 runs" against "SUCCEEDED  3/3 runs", a duration after
+// each). Each column now starts at the same place on every line.
+func TestStageChangesLineUp(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	now := t0
+	at := func(d time.Duration) *time.Time { v := t0.Add(d); return &v }
+	runs := func(s jobs.Status, n int) []jobs.StageRun {
+		out := make([]jobs.StageRun, n)
+		for i := range out {
+			out[i] = jobs.StageRun{RunID: "r", Status: s, Attempts: 1}
+		}
+		return out
+	}
+	var buf bytes.Buffer
+	show := stageChanges(&buf, func() time.Time { return now })
+	pr := &jobs.PipelineRun{Stages: []jobs.StageState{
+		{Name: "extract", Status: jobs.StatusRunning, StartedAt: at(0), Runs: runs(jobs.StatusRunning, 3)},
+		{Name: "transform-everything-at-once", Status: jobs.StatusPending},
+		{Name: "load", Status: jobs.StatusPending},
+	}}
+	show(pr)
+	now = t0.Add(75 * time.Second)
+	pr.Stages[0] = jobs.StageState{Name: "extract", Status: jobs.StatusSucceeded, StartedAt: at(0), FinishedAt: at(70 * time.Second),
+		Runs: runs(jobs.StatusSucceeded, 3)}
+	pr.Stages[1] = jobs.StageState{Name: "transform-everything-at-once", Status: jobs.StatusRunning, StartedAt: at(71 * time.Second),
+		Runs: runs(jobs.StatusRunning, 1)}
+	show(pr)
+	now = t0.Add(2 * time.Hour)
+	pr.Stages[1].Status, pr.Stages[1].FinishedAt = jobs.StatusFailed, at(time.Hour)
+	pr.Stages[1].Runs[0].Status, pr.Stages[1].Runs[0].Attempts = jobs.StatusFailed, 2
+	pr.Stages[1].Reason = "1 of 1 runs failed"
+	pr.Stages[2].Status, pr.Stages[2].Reason = jobs.StatusSkipped, "dependency ended FAILED"
+	show(pr)
+
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 7 {
+		t.Fatalf("%d lines, want 7 (3 stages, then 2 changes, then 2):\n%s", len(lines), buf.String())
+	}
+	// Where each column starts: after the stage name, the status, the
+	// runs and the duration, as the first line full enough shows them.
+	col := func(l, after string) int {
+		i := strings.Index(l, after)
+		if i < 0 {
+			return -1
+		}
+		i += len(after)
+		for i < len(l) && l[i] == ' ' {
+			i++
+		}
+		return i
+	}
+	var statusAt, runsAt, durAt, reasonAt []int
+	for _, l := range lines {
+		for _, name := range []string{"extract", "transform-everything-at-once", "load"} {
+			if c := col(l, " "+name); c >= 0 && strings.Contains(l, "  "+name+" ") {
+				statusAt = append(statusAt, c)
+			}
+		}
+		for _, s := range []string{"RUNNING", "SUCCEEDED", "FAILED"} {
+			if strings.Contains(l, "runs, ") {
+				if c := col(l, s); c >= 0 && strings.Contains(l, " "+s+" ") {
+					runsAt = append(runsAt, c)
+				}
+			}
+		}
+		if strings.Contains(l, " attempts") {
+			durAt = append(durAt, col(l, " attempts"))
+			if i := strings.Index(l, "runs failed"); i >= 0 {
+				reasonAt = append(reasonAt, i-len("1 of 1 "))
+			}
+		}
+		if i := strings.Index(l, "dependency ended"); i >= 0 {
+			reasonAt = append(reasonAt, i)
+		}
+	}
+	for name, at := range map[string][]int{"status": statusAt, "runs": runsAt, "duration": durAt, "reason": reasonAt} {
+		if len(at) < 2 || slices.Min(at) != slices.Max(at) {
+			t.Errorf("the %s column starts at %v:\n%s", name, at, buf.String())
+		}
+	}
+	if strings.Contains(buf.String(), " \n") {
+		t.Errorf("trailing spaces:\n%q", buf.String())
 	}
 }
