@@ -95,3 +95,44 @@ func keyOrder(t *testing.T, data []byte) []string {
 	walk(&n)
 	return keys
 }
+
+// FuzzYAMLNode: any JSON value -o yaml prints reads back as the same
+// value, its objects' keys in JSON's order.
+func FuzzYAMLNode(f *testing.F) {
+	f.Add(`{"runId":"r1","status":"FAILED","exitCode":3,"attempts":[{"b":1,"a":"true"}]}`)
+	f.Add(`[1048576, 0.25, null, false, "3", "a\nb", {}, []]`)
+	f.Add(`{"z":{"y":{"x":"no"}}, "": ""}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		var v any
+		if json.Unmarshal([]byte(in), &v) != nil {
+			return
+		}
+		if yaml.Unmarshal([]byte(in), &v) != nil {
+			return // a key twice in an object, which no reply of the API has
+		}
+		var ys, js bytes.Buffer
+		if err := output("yaml").write(&ys, json.RawMessage(in), nil); err != nil {
+			return // what json.Marshal refuses (invalid UTF-8 is replaced, not refused)
+		}
+		if err := output("json").write(&js, json.RawMessage(in), nil); err != nil {
+			t.Fatal(err)
+		}
+		var fromYAML, fromJSON any
+		if err := yaml.Unmarshal(ys.Bytes(), &fromYAML); err != nil {
+			t.Fatalf("%q: -o yaml %q does not read back: %v", in, ys.String(), err)
+		}
+		json.Unmarshal(js.Bytes(), &fromJSON)
+		back, err := json.Marshal(fromYAML)
+		if err != nil {
+			t.Fatalf("%q: -o yaml %q reads back as %#v", in, ys.String(), fromYAML)
+		}
+		fromYAML = nil
+		json.Unmarshal(back, &fromYAML)
+		if !reflect.DeepEqual(fromJSON, fromYAML) {
+			t.Errorf("%q: -o yaml %q reads back as %v", in, ys.String(), fromYAML)
+		}
+		if jk, yk := keyOrder(t, js.Bytes()), keyOrder(t, ys.Bytes()); !slices.Equal(jk, yk) {
+			t.Errorf("%q: -o yaml's keys %q, want %q", in, yk, jk)
+		}
+	})
+}
