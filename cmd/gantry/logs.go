@@ -247,18 +247,8 @@ func logsExpired(ctx context.Context, c *client.Client, runID string, o client.L
 // or, attempt above 0, that this attempt of it did: it has no log. ""
 // for a run or attempt that has not ended, or that started.
 func noContainerStarted(r *jobs.Run, attempt int) string {
-	what, status, reason, started := "run "+r.RunID, r.Status, r.StoppedReason, r.StartedAt != nil
-	for _, a := range r.Attempts {
-		started = started || a.StartedAt != nil
-	}
-	if attempt > 0 {
-		if attempt > len(r.Attempts) {
-			return ""
-		}
-		a := r.Attempts[attempt-1]
-		what, status, reason, started = fmt.Sprintf("attempt %d of run %s", attempt, r.RunID), a.Status, a.StoppedReason, a.StartedAt != nil
-	}
-	if !status.Terminal() || started {
+	what, status, reason, started, ok := startOf(r, attempt)
+	if !ok || !status.Terminal() || started {
 		return ""
 	}
 	how := "ended " + string(status)
@@ -279,21 +269,30 @@ func noContainerStarted(r *jobs.Run, attempt int) string {
 // log yet: "run ID is QUEUED, no container has started". "" for a run or
 // attempt that has ended, or that started.
 func notStartedYet(r *jobs.Run, attempt int) string {
-	what, status, started := "run "+r.RunID, r.Status, r.StartedAt != nil
-	for _, a := range r.Attempts {
-		started = started || a.StartedAt != nil
-	}
-	if attempt > 0 {
-		if attempt > len(r.Attempts) {
-			return ""
-		}
-		a := r.Attempts[attempt-1]
-		what, status, started = fmt.Sprintf("attempt %d of run %s", attempt, r.RunID), a.Status, a.StartedAt != nil
-	}
-	if status.Terminal() || started || status == jobs.StatusRunning {
+	what, status, _, started, ok := startOf(r, attempt)
+	if !ok || status.Terminal() || started || status == jobs.StatusRunning {
 		return ""
 	}
 	return fmt.Sprintf("%s is %s, no container has started", what, status)
+}
+
+// startOf is what the log's notices say of r, or of its attempt above 0:
+// its name, its status and why it stopped, and whether a container of it
+// started (of the run: of any of its attempts); ok is false for an
+// attempt the run has not reached.
+func startOf(r *jobs.Run, attempt int) (what string, status jobs.Status, reason string, started, ok bool) {
+	if attempt > 0 {
+		if attempt > len(r.Attempts) {
+			return "", "", "", false, false
+		}
+		a := r.Attempts[attempt-1]
+		return fmt.Sprintf("attempt %d of run %s", attempt, r.RunID), a.Status, a.StoppedReason, a.StartedAt != nil, true
+	}
+	started = r.StartedAt != nil
+	for _, a := range r.Attempts {
+		started = started || a.StartedAt != nil
+	}
+	return "run " + r.RunID, r.Status, r.StoppedReason, started, true
 }
 
 // logsGone is logsExpired's reason for a run that ended at finished,
