@@ -97,10 +97,29 @@ func goldenRunAfterEnd() jobs.Run {
 	return r
 }
 
+// goldenRunRetrying is a run whose first attempt failed on host-a 30 s
+// ago: its retry waits for its backoff, QUEUED. The run's worker and
+// startedAt (-o json) are still the first attempt's.
+func goldenRunRetrying() jobs.Run {
+	at := func(d time.Duration) *time.Time { return ptr(goldenNow.Add(-d)) }
+	r := jobs.Run{RunID: "01jp8v2222iiiijjjjkkkkmmmm", Status: jobs.StatusQueued, TaskDefinition: "etl-sales:3", Cluster: "default",
+		Priority: jobs.PriorityNormal, CreatedAt: *at(2 * time.Minute),
+		Attempts:   []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: *at(2 * time.Minute)}},
+		Containers: []jobs.ContainerResult{},
+		Spec:       jobs.RunSpec{RetryStrategy: &jobs.RetryStrategy{Attempts: 2, Backoff: &jobs.Backoff{InitialSeconds: 600}}}}
+	r.Apply(jobs.Event{RunID: r.RunID, Attempt: 1, Seq: 1, Status: jobs.StatusRunning, Source: jobs.SourceWorker, Worker: "host-a",
+		Time: *at(90 * time.Second)})
+	r.Apply(jobs.Event{RunID: r.RunID, Attempt: 1, Seq: 2, Status: jobs.StatusFailed, Source: jobs.SourceWorker, Worker: "host-a",
+		Time: *at(30 * time.Second), ExitCode: ptr(1), StopCode: jobs.StopEssentialExited, StoppedReason: "Essential container in task exited",
+		Containers: []jobs.ContainerResult{{Name: "main", ExitCode: ptr(1)}}})
+	return r
+}
+
 func TestGoldenOutput(t *testing.T) {
 	fixedClock(t)
 	runs := goldenRuns()
 	late := goldenRunAfterEnd()
+	retrying := goldenRunRetrying()
 	workers := []jobs.WorkerInfo{{ID: "host-a", Cluster: "default", Host: "host-a.example", State: jobs.WorkerActive,
 		Labels: map[string]string{"zone": "a"}, Capacity: jobs.Resources{CPU: 4096, Memory: 7900, Slots: 4},
 		InUse: jobs.Resources{CPU: 1024, Memory: 512, Slots: 1}, Runs: []string{runs[0].RunID},
@@ -117,6 +136,7 @@ func TestGoldenOutput(t *testing.T) {
 		{"describe", &runs[1], func(w io.Writer) error { return describeRun(w, &runs[1]) }},
 		{"describe-queued", &runs[2], func(w io.Writer) error { return describeRun(w, &runs[2]) }},
 		{"describe-after-end", &late, func(w io.Writer) error { return describeRun(w, &late) }},
+		{"describe-retrying", &retrying, func(w io.Writer) error { return describeRun(w, &retrying) }},
 		{"workers-ls", workers, func(w io.Writer) error { return workersTable(w, workers, clock()) }},
 		{"workers-describe", &workers[0], func(w io.Writer) error { return describeWorker(w, &workers[0]) }},
 		{"taskdef-ls", taskdefs, func(w io.Writer) error { return taskdefsTable(w, taskdefs, clock()) }},
@@ -298,6 +318,45 @@ func TestPsOutputWide(t *testing.T) {
 	}
 	if out := complete("workers", "ls", "-o", ""); out != "table\njson\nyaml\n:4\n" {
 		t.Errorf("__complete workers ls -o '': %q", out)
+	}
+}
+
+// TestDescribeRunBackInTheQueue: a run QUEUED again (a retry waiting for
+// its backoff, a lost worker's job waiting for the next worker) shows at
+// its top the current attempt's worker and start, none yet, not the
+// previous attempt's as if it still ran there; the attempts table keeps
+// the earlier one.
+func TestDescribeRunBackInTheQueue(t *testing.T) {
+	fixedClock(t)
+	at := func(d time.Duration) time.Time { return goldenNow.Add(-d) }
+	lost := goldenRuns()[0] // RUNNING on host-a
+	lost.Apply(jobs.Event{RunID: lost.RunID, Attempt: 1, Seq: 1, Status: jobs.StatusFailed, Source: jobs.SourceServer, Worker: "host-a",
+		Time: at(time.Minute), StopCode: jobs.StopWorkerLost, StoppedReason: "worker host-a lost", Redelivered: true})
+	if lost.Status != jobs.StatusQueued {
+		t.Fatalf("the lost attempt's run is %s, want QUEUED", lost.Status)
+	}
+	running := goldenRuns()[0]
+	for name, c := range map[string]struct {
+		r    jobs.Run
+		want []string
+	}{
+		"retry": {goldenRunRetrying(), []string{"Worker:\t- (attempt 2 not taken yet)\n", "Started:\t-\n", "Duration:\t-\n",
+			"1\thost-a\tFAILED\t1\t1m30s ago\t"}},
+		"redelivery": {lost, []string{"Worker:\t- (attempt 2 not taken yet)\n", "Started:\t-\n",
+			"1\thost-a\tFAILED\t-\t4m0s ago\tworker host-a lost\n", "2\t-\tQUEUED\t"}},
+		"running": {running, []string{"Worker:\thost-a\n", "Started:\t2026-03-14T15:05:26Z (4m0s ago)\n", "Duration:\t4m0s\n"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := describeRun(&buf, &c.r); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range c.want {
+				if !strings.Contains(buf.String(), want) {
+					t.Errorf("describe:\n%s\nwant %q", buf.String(), want)
+				}
+			}
+		})
 	}
 }
 

@@ -268,7 +268,14 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 	}
 	fmt.Fprintf(w, "Cluster:\t%s\n", r.Cluster)
 	fmt.Fprintf(w, "Priority:\t%s\n", r.Priority.Level())
-	fmt.Fprintf(w, "Worker:\t%s\n", orDash(r.Worker))
+	worker, started := currentPlace(r)
+	if cur := r.Current(); worker == "" && cur != nil && cur.Attempt > 1 && !r.Status.Terminal() {
+		// A retry waiting for its backoff, or a lost worker's job waiting
+		// for the next: the earlier attempts' workers are in the table.
+		fmt.Fprintf(w, "Worker:\t- (attempt %d not taken yet)\n", cur.Attempt)
+	} else {
+		fmt.Fprintf(w, "Worker:\t%s\n", orDash(worker))
+	}
 	if len(r.Tags) > 0 {
 		fmt.Fprintf(w, "Tags:\t%s\n", tagsText(r.Tags))
 	}
@@ -276,9 +283,13 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 		fmt.Fprintf(w, "Constraints:\t%s\n", r.Spec.Constraints)
 	}
 	fmt.Fprintf(w, "Created:\t%s\n", ts(&r.CreatedAt))
-	fmt.Fprintf(w, "Started:\t%s\n", ts(r.StartedAt))
+	fmt.Fprintf(w, "Started:\t%s\n", ts(started))
 	fmt.Fprintf(w, "Finished:\t%s\n", ts(r.FinishedAt))
-	fmt.Fprintf(w, "Duration:\t%s\n", duration(r, now))
+	if r.Status.Terminal() {
+		fmt.Fprintf(w, "Duration:\t%s\n", duration(r, now))
+	} else {
+		fmt.Fprintf(w, "Duration:\t%s\n", duration(&jobs.Run{StartedAt: started}, now))
+	}
 	fmt.Fprintf(w, "\nATTEMPT\tWORKER\tSTATUS\tEXIT\tSTARTED\tREASON\n")
 	var afterEnd []string
 	for _, a := range r.Attempts {
@@ -315,6 +326,18 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 		}
 	}
 	return nil
+}
+
+// currentPlace is the worker and start time describe shows at its top.
+// While the run has not ended they are its current attempt's: the run's
+// own fields keep the attempt before a retry or a redelivery (its worker,
+// its first start), and read as if it still ran there. Once it ended they
+// are the run's.
+func currentPlace(r *jobs.Run) (worker string, started *time.Time) {
+	if cur := r.Current(); cur != nil && !r.Status.Terminal() {
+		return cur.Worker, cur.StartedAt
+	}
+	return r.Worker, r.StartedAt
 }
 
 // wrapWords breaks text at spaces into lines of at most width runes (a
