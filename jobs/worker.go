@@ -62,6 +62,15 @@ type WorkerInfo struct {
 	// (gantry.jobs.<cluster>.p.*); workers before run priorities leave
 	// it out, and read only normal ones.
 	Priorities bool `json:"priorities,omitempty"`
+	// Stopping says the worker was told to stop (SIGTERM): DRAINING, it
+	// finishes its runs within its grace period and takes none again
+	// before it restarts, whatever its drain setting.
+	Stopping bool `json:"stopping,omitempty"`
+	// NotLive is set only in the replies of workers.drain and
+	// workers.activate, for a worker id with no heartbeat: the setting is
+	// recorded, and State is the state the worker starts in when it next
+	// starts.
+	NotLive bool `json:"notLive,omitempty"`
 }
 
 // Free is what the worker has left.

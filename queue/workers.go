@@ -197,7 +197,10 @@ func (q *Queue) SetDrain(ctx context.Context, id string, drain bool) error {
 }
 
 // WatchDrain calls fn with the worker's drain setting now and at every
-// change, until ctx is done.
+// change, until ctx is done. The stored setting is given to fn before
+// WatchDrain returns: a worker drained while it was not live (gantry
+// workers drain of a host down for maintenance) takes nothing at its
+// start.
 func (q *Queue) WatchDrain(ctx context.Context, id string, fn func(drain bool)) error {
 	kv, err := q.bucket(ctx, drainBucket)
 	if err != nil {
@@ -206,6 +209,22 @@ func (q *Queue) WatchDrain(ctx context.Context, id string, fn func(drain bool)) 
 	w, err := kv.Watch(ctx, id)
 	if err != nil {
 		return fmt.Errorf("watch drain of worker %s: %w", id, err)
+	}
+	for stored := true; stored; {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("watch drain of worker %s: watcher closed", id)
+			}
+			if e == nil { // the end of what is stored now
+				stored = false
+				continue
+			}
+			fn(e.Operation() == jetstream.KeyValuePut && string(e.Value()) == string(jobs.WorkerDraining))
+		case <-ctx.Done():
+			w.Stop()
+			return fmt.Errorf("watch drain of worker %s: %w", id, ctx.Err())
+		}
 	}
 	go func() {
 		defer w.Stop()

@@ -46,22 +46,31 @@ func (s *Server) apiWorkersList(ctx context.Context, data []byte) (any, error) {
 	return out, nil
 }
 
-func (s *Server) worker(ctx context.Context, data []byte) (*jobs.WorkerInfo, error) {
+// workerID decodes a WorkerRequest and checks its id.
+func workerID(data []byte) (string, error) {
 	var req WorkerRequest
 	if err := decode(data, &req); err != nil {
-		return nil, err
+		return "", err
 	}
 	if req.ID == "" {
-		return nil, jobs.Invalid("id: required")
+		return "", jobs.Invalid("id: required")
 	}
 	if !workerIDRe.MatchString(req.ID) || strings.HasPrefix(req.ID, ".") || strings.HasSuffix(req.ID, ".") || strings.Contains(req.ID, "..") {
 		// A worker's id is a key of the fleet's buckets: none is like this.
-		return nil, jobs.Invalid(fmt.Sprintf("id %q: not a worker id (letters, digits and -_./= only)", req.ID))
+		return "", jobs.Invalid(fmt.Sprintf("id %q: not a worker id (letters, digits and -_./= only)", req.ID))
 	}
-	w, err := s.q.Worker(ctx, req.ID)
+	return req.ID, nil
+}
+
+func (s *Server) worker(ctx context.Context, data []byte) (*jobs.WorkerInfo, error) {
+	id, err := workerID(data)
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.q.Worker(ctx, id)
 	if errors.Is(err, queue.ErrNoWorker) {
 		return nil, jobs.NotFound(fmt.Sprintf("worker %s: not live (no heartbeat in the last %s); `gantry workers ls` lists those that are",
-			req.ID, queue.PresenceTTL))
+			id, queue.PresenceTTL))
 	}
 	return w, err
 }
@@ -71,7 +80,9 @@ func (s *Server) apiWorkersGet(ctx context.Context, data []byte) (any, error) {
 }
 
 // apiWorkersDrain tells a worker to take nothing new; it finishes what it
-// runs. The setting outlives the worker's restarts until it is activated.
+// runs. The setting outlives the worker's restarts until it is activated,
+// and may be given for a worker that is not live (a host down for
+// maintenance): the worker reads it when it starts.
 func (s *Server) apiWorkersDrain(ctx context.Context, data []byte) (any, error) {
 	return s.setDrain(ctx, data, true)
 }
@@ -81,19 +92,32 @@ func (s *Server) apiWorkersActivate(ctx context.Context, data []byte) (any, erro
 	return s.setDrain(ctx, data, false)
 }
 
+// setDrain records the drain setting of a worker, live or not (it is a
+// key of its own bucket, which the worker watches from its start), and
+// replies the worker as it is now: DRAINING still, for one that stops
+// (Stopping), which takes no run again before it restarts; for one that
+// is not live (NotLive), the state it starts in.
 func (s *Server) setDrain(ctx context.Context, data []byte, drain bool) (any, error) {
-	w, err := s.worker(ctx, data)
+	id, err := workerID(data)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.q.SetDrain(ctx, w.ID, drain); err != nil {
+	w, err := s.q.Worker(ctx, id)
+	if errors.Is(err, queue.ErrNoWorker) {
+		w, err = &jobs.WorkerInfo{ID: id, NotLive: true}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.q.SetDrain(ctx, id, drain); err != nil {
 		return nil, err
 	}
 	w.State = jobs.WorkerActive
-	if drain {
+	if drain || w.Stopping {
 		w.State = jobs.WorkerDraining
 	}
-	s.cfg.log.Info().Str("worker", w.ID).Str("state", string(w.State)).Msg("worker state set")
+	s.cfg.log.Info().Str("worker", id).Bool("draining", drain).Bool("stopping", w.Stopping).Bool("live", !w.NotLive).
+		Msg("worker drain setting recorded")
 	return w, nil
 }
 

@@ -181,7 +181,7 @@ func (w *Worker) Drain(drain bool) {
 // Info is what the worker's heartbeat says.
 func (w *Worker) Info() jobs.WorkerInfo {
 	w.fl.mu.Lock()
-	inUse, draining, started, runtimeErr := w.fl.inUse, w.fl.draining || w.fl.stopping, w.fl.started, w.fl.runtimeErr
+	inUse, stopping, draining, started, runtimeErr := w.fl.inUse, w.fl.stopping, w.fl.draining || w.fl.stopping, w.fl.started, w.fl.runtimeErr
 	w.fl.mu.Unlock()
 	runs := w.Running()
 	sort.Strings(runs)
@@ -190,7 +190,7 @@ func (w *Worker) Info() jobs.WorkerInfo {
 		st = jobs.WorkerDraining
 	}
 	return jobs.WorkerInfo{ID: w.id, Cluster: w.cluster, Host: w.cfg.host, Labels: w.cfg.labels,
-		Capacity: w.cfg.capacity, InUse: inUse, Runs: runs, State: st, RuntimeError: runtimeErr, StartedAt: started,
+		Capacity: w.cfg.capacity, InUse: inUse, Runs: runs, State: st, Stopping: stopping, RuntimeError: runtimeErr, StartedAt: started,
 		LastHeartbeat: w.cfg.now().UTC(), Priorities: true}
 }
 

@@ -127,20 +127,29 @@ func TestShutdownLeavesAJobTakenOverToItsLease(t *testing.T) {
 	})
 }
 
-// statePresence records the state of each heartbeat.
+// statePresence records the state of each heartbeat, and whether the
+// last said the worker stops.
 type statePresence struct {
-	mu     sync.Mutex
-	states []jobs.WorkerState
+	mu       sync.Mutex
+	states   []jobs.WorkerState
+	stopping bool
 }
 
 func (p *statePresence) Beat(_ context.Context, info jobs.WorkerInfo) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.states = append(p.states, info.State)
+	p.stopping = info.Stopping
 	return nil
 }
 
 func (p *statePresence) Leave(context.Context, string) error { return nil }
+
+func (p *statePresence) lastStopping() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopping
+}
 
 func (p *statePresence) last() jobs.WorkerState {
 	p.mu.Lock()
@@ -154,7 +163,9 @@ func (p *statePresence) last() jobs.WorkerState {
 // TestStoppingWorkerBeatsDraining: a worker told to stop (SIGTERM) went
 // on beating ACTIVE through its grace period, so gantry workers ls, the
 // server's slot gauges and placement reasons, and the other workers
-// counted on a worker that takes nothing more. It beats DRAINING at once.
+// counted on a worker that takes nothing more. It beats DRAINING at once,
+// and says it stops (Stopping), which a drained worker does not: gantry
+// workers activate tells the one from the other.
 func TestStoppingWorkerBeatsDraining(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &statePresence{}
@@ -176,11 +187,21 @@ func TestStoppingWorkerBeatsDraining(t *testing.T) {
 		if st := p.last(); st != jobs.WorkerActive {
 			t.Fatalf("running a task: heartbeat says %q, want %q", st, jobs.WorkerActive)
 		}
+		w.Drain(true)
+		time.Sleep(beatGap)
+		synctest.Wait()
+		if st, stopping := p.last(), p.lastStopping(); st != jobs.WorkerDraining || stopping {
+			t.Fatalf("drained: heartbeat says %q, stopping %v; want %q, not stopping", st, stopping, jobs.WorkerDraining)
+		}
+		w.Drain(false)
 		cancel() // SIGTERM: the task has a minute left
 		time.Sleep(beatGap)
 		synctest.Wait()
 		if st := p.last(); st != jobs.WorkerDraining {
 			t.Errorf("stopping, its task in its grace period: heartbeat says %q, want %q", st, jobs.WorkerDraining)
+		}
+		if !p.lastStopping() {
+			t.Error("stopping, its task in its grace period: the heartbeat does not say it stops")
 		}
 		close(release)
 		if err := <-done; err != nil {

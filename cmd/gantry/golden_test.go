@@ -393,3 +393,44 @@ func TestDescribeStageRun(t *testing.T) {
 		t.Errorf("a run of no pipeline names one:\n%s", buf.String())
 	}
 }
+
+// TestDrainNote: gantry workers drain and activate of a worker that is not
+// live, or that is stopping, print its id and state as for any worker and
+// say on stderr what the state is: recorded for its next start; a stopping
+// worker, DRAINING, takes no run again before it stops.
+func TestDrainNote(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		x     jobs.WorkerInfo
+		drain bool
+		want  []string // in the note; none for no note
+	}{
+		{"drain live", jobs.WorkerInfo{ID: "w1", State: jobs.WorkerDraining}, true, nil},
+		{"activate live", jobs.WorkerInfo{ID: "w1", State: jobs.WorkerActive}, false, nil},
+		{"drain not live", jobs.WorkerInfo{ID: "w1", State: jobs.WorkerDraining, NotLive: true}, true,
+			[]string{"worker w1 is not live", "gantry workers ls", "it starts DRAINING when it next starts", "gantry workers activate w1 undoes it"}},
+		{"activate not live", jobs.WorkerInfo{ID: "w1", State: jobs.WorkerActive, NotLive: true}, false,
+			[]string{"worker w1 is not live", "it starts ACTIVE when it next starts"}},
+		{"activate stopping", jobs.WorkerInfo{ID: "w1", State: jobs.WorkerDraining, Stopping: true}, false,
+			[]string{"worker w1 is stopping", "takes no run again before it stops", "it starts ACTIVE when it next starts"}},
+		{"drain stopping", jobs.WorkerInfo{ID: "w1", State: jobs.WorkerDraining, Stopping: true}, true,
+			[]string{"worker w1 is stopping", "it starts DRAINING when it next starts"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			note := drainNote(&c.x, c.drain)
+			if len(c.want) == 0 && note != "" {
+				t.Errorf("note %q, want none", note)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(note, w) {
+					t.Errorf("note %q lacks %q", note, w)
+				}
+			}
+		})
+	}
+	var buf bytes.Buffer
+	describeWorker(&buf, &jobs.WorkerInfo{ID: "w1", State: jobs.WorkerDraining, Stopping: true})
+	if want := "State:\tDRAINING (stopping: finishing its runs within its --grace, it takes none again)\n"; !strings.Contains(buf.String(), want) {
+		t.Errorf("workers describe of a stopping worker:\n%s\nwant %q", buf.String(), want)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue"
 	"github.com/spf13/cobra"
 )
 
@@ -20,9 +21,12 @@ func newWorkersCmd(g *globals) *cobra.Command {
 		Long: `workers shows the worker agents that sent a heartbeat in the last 15
 seconds: their cluster, host, labels, capacity (CPU units, memory MiB,
 slots), what is in use, the runs they run, and their state (ACTIVE or
-DRAINING). A worker that dies disappears from the list on its own. drain
-lets a worker finish what it runs and take nothing new; activate lets a
-drained one take work again.`,
+DRAINING; a worker told to stop is DRAINING through its --grace). A
+worker that dies disappears from the list on its own. drain lets a worker
+finish what it runs and take nothing new; activate lets a drained one take
+work again. Both are kept across the worker's restarts, and may be given
+for a worker that is not live (a host down for maintenance): it starts in
+that state when it next starts with that id.`,
 	}
 	c.AddCommand(newWorkersLsCmd(g), newWorkersDescribeCmd(g), newWorkersDrainCmd(g, true), newWorkersDrainCmd(g, false))
 	return c
@@ -81,7 +85,11 @@ func describeWorker(w io.Writer, x *jobs.WorkerInfo) error {
 	fmt.Fprintf(w, "Worker:\t%s\n", x.ID)
 	fmt.Fprintf(w, "Cluster:\t%s\n", x.Cluster)
 	fmt.Fprintf(w, "Host:\t%s\n", orDash(x.Host))
-	fmt.Fprintf(w, "State:\t%s\n", x.State)
+	if x.Stopping {
+		fmt.Fprintf(w, "State:\t%s (stopping: finishing its runs within its --grace, it takes none again)\n", x.State)
+	} else {
+		fmt.Fprintf(w, "State:\t%s\n", x.State)
+	}
 	if x.RuntimeError != "" {
 		fmt.Fprintf(w, "Runtime:\tunreachable, taking no runs: %s\n", x.RuntimeError)
 	}
@@ -97,12 +105,22 @@ func describeWorker(w io.Writer, x *jobs.WorkerInfo) error {
 
 func newWorkersDrainCmd(g *globals, drain bool) *cobra.Command {
 	use, short := "drain ID", "Let a worker finish what it runs and take nothing new (it stays DRAINING across restarts)"
+	long := `drain tells a worker to finish what it runs and take nothing new. The
+setting is kept across the worker's restarts until gantry workers activate
+ID. A worker that is not live (no heartbeat in the last 15 seconds: a host
+down for maintenance) may be drained too: it starts DRAINING when it next
+starts with that id.`
 	if !drain {
 		use, short = "activate ID", "Let a drained worker take work again"
+		long = `activate lets a drained worker take work again. For a worker that is not
+live it is recorded: the worker starts ACTIVE when it next starts with that
+id. A worker that is stopping (SIGTERM, within its --grace) stays DRAINING
+until it stops: it takes no run again before it restarts, ACTIVE.`
 	}
 	return &cobra.Command{
 		Use:   use,
 		Short: short,
+		Long:  long,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			nc, c, err := g.connect(cmd.Context())
@@ -119,9 +137,31 @@ func newWorkersDrainCmd(g *globals, drain bool) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", x.ID, x.State)
+			if note := drainNote(x, drain); note != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), note)
+			}
 			return nil
 		},
 	}
+}
+
+// drainNote says what a drain or activate of a worker that is not live,
+// or that is stopping, did: the reply's state is not the live worker's
+// new one.
+func drainNote(x *jobs.WorkerInfo, drain bool) string {
+	next, undo := "ACTIVE", ""
+	if drain {
+		next, undo = "DRAINING", " (gantry workers activate "+x.ID+" undoes it)"
+	}
+	switch {
+	case x.NotLive:
+		return fmt.Sprintf("gantry: worker %s is not live (no heartbeat in the last %s; gantry workers ls lists the live ones): recorded, it starts %s when it next starts with this id%s",
+			x.ID, queue.PresenceTTL, next, undo)
+	case x.Stopping:
+		return fmt.Sprintf("gantry: worker %s is stopping (SIGTERM, finishing its runs within its --grace) and takes no run again before it stops: recorded, it starts %s when it next starts%s",
+			x.ID, next, undo)
+	}
+	return ""
 }
 
 // used shows "in use/capacity", with "-" for an unbounded capacity.
