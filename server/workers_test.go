@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +72,23 @@ func TestDrainAndActivateSayWhatTheWorkerDoes(t *testing.T) {
 	if got := apiError(t, e.req(e.op, "gantry.api.workers.get", `{"id":"down-for-maintenance"}`)); got.Code != jobs.CodeNotFound {
 		t.Errorf("workers.get of a worker that is not live: %s %s", got.Code, got.Message)
 	}
+}
+
+// FuzzWorkerID: drain and activate now record a key for any id they
+// accept, live or not; an id accepted is one a KV key may be (no empty
+// token: no leading, trailing or doubled dot), and nothing panics.
+func FuzzWorkerID(f *testing.F) {
+	for _, s := range []string{`{"id":"w1"}`, `{"id":"host-a.example/1=x_y"}`, `{"id":""}`, `{"id":"a*"}`, `{"id":"a..b"}`,
+		`{"id":".a"}`, `{}`, ``, `[]`, `{"id":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		id, err := workerID(data)
+		if err != nil {
+			return
+		}
+		if !workerIDRe.MatchString(id) || strings.HasPrefix(id, ".") || strings.HasSuffix(id, ".") || strings.Contains(id, "..") {
+			t.Errorf("workerID(%q) accepted %q, which is no KV key", data, id)
+		}
+	})
 }
