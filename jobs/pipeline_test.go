@@ -591,6 +591,8 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\nmaxActiveRuns: 0\nstages: [{name: a, taskDefinition: t}]\n"))
 	f.Add([]byte("name: p\nparameters: {day: x}\nschedule: {cron: '0 2 * * *', timezone: Europe/Paris, dateParameter: day, dateOffsetDays: -1}\nstages: [{name: a, taskDefinition: t}]\n"))
 	f.Add([]byte(`{"name":"p","schedule":{"cron":"@daily","dateParameter":"dy","dateOffsetDays":400},"stages":[{"name":"a","taskDefinition":"t"}]}`))
+	f.Add([]byte("name: p\nmaxActiveRuns: 1\nschedule: {cron: '@hourly', misfire: runAll}\nstages: [{name: a, taskDefinition: t}]\n"))
+	f.Add([]byte(`{"name":"p","schedule":{"cron":"@hourly","misfire":"runAll","concurrencyPolicy":"Forbid"},"stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Add([]byte(`{"name":"p","maxActiveRuns":-1,"stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Add([]byte(`{"name":"p","maxActiveRuns":"1","stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Add([]byte(`{"name":"p","maxActiveRuns":null,"stages":[{"name":"a","taskDefinition":"t"}]}`))

@@ -26,7 +26,10 @@ type Schedule struct {
 	StartingDeadlineSeconds int `json:"startingDeadlineSeconds,omitempty"`
 	// Misfire says what to do with a misfire, a fire later than
 	// StartingDeadlineSeconds (a server down or busy at its time): skip
-	// (default) or runOnce (one catch-up run for the latest missed time).
+	// (default), runOnce (one catch-up run for the latest missed time) or
+	// runAll (a run for every missed time, oldest first, as Airflow's
+	// catchup=True: the times passed while no server ran or while the
+	// schedule was suspended too, at most scheduler.MaxCatchUp at once).
 	Misfire string `json:"misfire,omitempty"`
 	Suspend bool   `json:"suspend,omitempty"`
 	// DateParameter names a parameter of the pipeline that each run with
@@ -67,6 +70,7 @@ const (
 	ConcurrencyReplace = "Replace"
 	MisfireSkip        = "skip"
 	MisfireRunOnce     = "runOnce"
+	MisfireRunAll      = "runAll"
 )
 
 var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
@@ -124,8 +128,15 @@ func (s *Schedule) Validate() error {
 	}
 	switch s.Misfire {
 	case "", MisfireSkip, MisfireRunOnce:
+	case MisfireRunAll:
+		// Each run of a catch-up would skip or stop the one fired just
+		// before it: all but one would be lost.
+		if p := s.ConcurrencyPolicy; p == ConcurrencyForbid || p == ConcurrencyReplace {
+			errs = append(errs, &FieldError{"misfire", fmt.Sprintf("runAll: concurrencyPolicy %s would skip or stop all but one of its catch-up runs; "+
+				"use concurrencyPolicy Allow (with the pipeline's maxActiveRuns: 1 to run them one at a time), or misfire runOnce", p)})
+		}
 	default:
-		errs = append(errs, &FieldError{"misfire", fmt.Sprintf("%q: want skip or runOnce", s.Misfire)})
+		errs = append(errs, &FieldError{"misfire", fmt.Sprintf("%q: want skip, runOnce or runAll", s.Misfire)})
 	}
 	if s.DateOffsetDays < -MaxDateOffsetDays || s.DateOffsetDays > MaxDateOffsetDays {
 		errs = append(errs, &FieldError{"dateOffsetDays", fmt.Sprintf("%d: want -%d to %d days", s.DateOffsetDays, MaxDateOffsetDays, MaxDateOffsetDays)})

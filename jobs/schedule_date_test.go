@@ -90,3 +90,35 @@ func TestScheduleDateParameterIsChecked(t *testing.T) {
 		t.Errorf("a declared dateParameter, 366 days back: %v", err)
 	}
 }
+
+func TestValidateMisfire(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    Schedule
+		want string // "" for valid
+	}{
+		{"skip", Schedule{Cron: "@hourly", Misfire: MisfireSkip}, ""},
+		{"runOnce with Forbid", Schedule{Cron: "@hourly", Misfire: MisfireRunOnce, ConcurrencyPolicy: ConcurrencyForbid}, ""},
+		{"runAll", Schedule{Cron: "@hourly", Misfire: MisfireRunAll}, ""},
+		{"runAll with Allow", Schedule{Cron: "@hourly", Misfire: MisfireRunAll, ConcurrencyPolicy: ConcurrencyAllow}, ""},
+		{"unknown names the allowed values", Schedule{Cron: "@hourly", Misfire: "catchup"},
+			`misfire: "catchup": want skip, runOnce or runAll`},
+		{"runAll with Forbid", Schedule{Cron: "@hourly", Misfire: MisfireRunAll, ConcurrencyPolicy: ConcurrencyForbid},
+			"misfire: runAll: concurrencyPolicy Forbid would skip or stop all but one of its catch-up runs; use concurrencyPolicy Allow (with the pipeline's maxActiveRuns: 1"},
+		{"runAll with Replace", Schedule{Cron: "@hourly", Misfire: MisfireRunAll, ConcurrencyPolicy: ConcurrencyReplace},
+			"misfire: runAll: concurrencyPolicy Replace would"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.s.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

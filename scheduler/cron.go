@@ -43,7 +43,8 @@ type Outcome string
 // The outcomes of fire times, as Cron reports them (WithOutcomes).
 const (
 	// Fired: a pipeline run was created for it (or, after a crash, found
-	// created); a misfire caught up by misfire=runOnce counts here too.
+	// created); a misfire caught up by misfire=runOnce or runAll counts
+	// here too.
 	Fired Outcome = "fired"
 	// SkippedLate: it was handled later than its startingDeadlineSeconds
 	// (or DefaultTolerance) allowed and misfire=skip dropped it.
@@ -54,7 +55,8 @@ const (
 	// Suspended: the schedule was suspended.
 	Suspended Outcome = "suspended"
 	// Missed: a later fire time of the schedule was due too (no server
-	// ran in between), and only the latest is handled.
+	// ran in between), and only the latest is handled; or misfire=runAll
+	// passed it over beyond MaxCatchUp.
 	Missed Outcome = "missed"
 )
 
@@ -121,7 +123,9 @@ func (c *Cron) Run(ctx context.Context) {
 // fire time counts: one on time (within startingDeadlineSeconds, or
 // DefaultTolerance) fires; one later than that is a misfire, which
 // misfire=runOnce fires once and skip drops. Earlier due times are missed.
-// Suspended schedules let their fire times pass. Forbid skips a fire while
+// Suspended schedules let their fire times pass. misfire=runAll instead
+// fires every due time, oldest first (catchUp), when any is late or
+// several are due, and keeps a suspended schedule's times for its resume. Forbid skips a fire while
 // a run of the pipeline is active; Replace stops the active runs first.
 // The last fire time is recorded after the fire, so a crash in between
 // fires the same time again, which Fire makes a no-op.
@@ -164,6 +168,19 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 		first, _ := s.Next(base)
 		return first, nil
 	}
+	tolerance := DefaultTolerance
+	if s.StartingDeadlineSeconds > 0 {
+		tolerance = time.Duration(min(s.StartingDeadlineSeconds, jobs.MaxDurationSeconds)) * time.Second
+	}
+	if s.Misfire == jobs.MisfireRunAll {
+		if e.Suspended {
+			// The times pass unrecorded: the resume catches them up.
+			return next, nil
+		}
+		if missed > 0 || now.Sub(due) > tolerance {
+			return next, c.catchUp(ctx, e, base, now)
+		}
+	}
 	if missed > 0 {
 		log.Warn().Int("missed", missed).Time("latest", due).Msg("schedule missed fire times while no server ran")
 	}
@@ -174,10 +191,6 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 	}
 	if missed > 0 {
 		c.cfg.outcome(Missed, missed)
-	}
-	tolerance := DefaultTolerance
-	if s.StartingDeadlineSeconds > 0 {
-		tolerance = time.Duration(min(s.StartingDeadlineSeconds, jobs.MaxDurationSeconds)) * time.Second
 	}
 	if late := now.Sub(due); late > tolerance {
 		if s.Misfire != jobs.MisfireRunOnce {
@@ -219,6 +232,82 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 	log.Info().Time("scheduled", due).Str("pipelineRun", pr.PipelineRunID).Msg("fired")
 	c.cfg.outcome(Fired, 1)
 	return next, record()
+}
+
+// MaxCatchUp bounds the runs one catch-up (misfire: runAll) fires: as
+// many as one backfill creates (server.MaxBackfill).
+const MaxCatchUp = 1000
+
+// catchUp fires every time of e's schedule due after base up to now,
+// oldest first, at most MaxCatchUp of them, as misfire: runAll says. Each
+// time is recorded as the last fire once its run is stored, before the
+// next is fired: a crash in between fires from the first time not
+// recorded, and a time fired but not recorded is fired again, which Fire
+// makes a no-op. No time is fired twice and none is passed over.
+//
+// Past MaxCatchUp, the later times are passed over (Missed), so that a
+// catch-up after a long downtime does not flood the queue; the log says
+// which, and how to backfill them. The concurrency policy is Allow
+// (Validate refuses the others with runAll): the runs wait PENDING for
+// the pipeline's maxActiveRuns, and start oldest first.
+func (c *Cron) catchUp(ctx context.Context, e Entry, base, now time.Time) error {
+	p, s := e.Pipeline, e.Pipeline.Schedule
+	log := c.cfg.log.With().Str("schedule", p.Name).Logger()
+	times, rest, latest, err := dueTimes(s, base, now, MaxCatchUp)
+	if err != nil || len(times) == 0 {
+		return err
+	}
+	log.Info().Int("runs", len(times)).Time("from", times[0]).Time("to", times[len(times)-1]).Msg("misfire: a run for every missed time (misfire: runAll)")
+	for _, t := range times {
+		if err := ctx.Err(); err != nil {
+			return err // a stopping server: the next start goes on from t
+		}
+		pr, err := c.firer.Fire(ctx, p.Name, t)
+		if err != nil {
+			return err
+		}
+		log.Debug().Time("scheduled", t).Str("pipelineRun", pr.PipelineRunID).Msg("fired (catch-up)")
+		c.cfg.outcome(Fired, 1)
+		if err := c.store.SetLastFire(ctx, p.Name, t); err != nil {
+			return err
+		}
+	}
+	if rest == 0 {
+		return nil
+	}
+	after := times[len(times)-1]
+	first, err := s.Next(after)
+	if err != nil {
+		return err
+	}
+	log.Warn().Int("fired", len(times)).Int("passedOver", rest).Time("from", first).Time("to", latest).
+		Msgf("misfire: runAll fires at most %d times at once, the oldest first; the %d later ones were not run: "+
+			"gantry pipeline backfill %s --from %s --to %s runs them", MaxCatchUp, rest, p.Name,
+			first.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))
+	c.cfg.outcome(Missed, rest)
+	return c.store.SetLastFire(ctx, p.Name, latest)
+}
+
+// dueTimes returns the fire times t of s with base < t <= now, oldest
+// first, at most limit of them; rest counts those due after them (at
+// least, past maxScan), the latest of which is latest.
+func dueTimes(s *jobs.Schedule, base, now time.Time, limit int) (times []time.Time, rest int, latest time.Time, err error) {
+	t := base
+	for len(times) < limit {
+		n, err := s.Next(t)
+		if err != nil {
+			return nil, 0, time.Time{}, err
+		}
+		if n.IsZero() || n.After(now) {
+			return times, 0, time.Time{}, nil
+		}
+		times, t = append(times, n), n
+	}
+	latest, missed, err := lastDue(s, t, now)
+	if err != nil || latest.IsZero() {
+		return times, 0, time.Time{}, err
+	}
+	return times, missed + 1, latest, nil
 }
 
 // maxScan bounds the fire times walked between two ticks (an @every 1s

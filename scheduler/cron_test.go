@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"testing"
@@ -17,7 +18,11 @@ type cronFake struct {
 	last      time.Time
 	active    []jobs.PipelineRun
 	fired     map[time.Time]int // fires per scheduled time
+	order     []time.Time       // runs created, in order
 	stopped   []string
+	// failRecordAt, when positive, makes that SetLastFire call (counted
+	// from 1) fail, as a crash right after a fire would leave it.
+	failRecordAt, records int
 }
 
 func (f *cronFake) Schedules(context.Context) ([]Entry, error) {
@@ -25,6 +30,10 @@ func (f *cronFake) Schedules(context.Context) ([]Entry, error) {
 }
 
 func (f *cronFake) SetLastFire(_ context.Context, _ string, t time.Time) error {
+	f.records++
+	if f.records == f.failRecordAt {
+		return errors.New("crash")
+	}
 	if t.After(f.last) {
 		f.last = t
 	}
@@ -40,6 +49,7 @@ func (f *cronFake) Fire(_ context.Context, _ string, t time.Time) (*jobs.Pipelin
 	f.fired[t]++
 	id := "pr-" + t.UTC().Format(time.RFC3339)
 	if f.fired[t] == 1 {
+		f.order = append(f.order, t)
 		f.active = append(f.active, jobs.PipelineRun{PipelineRunID: id, ScheduledTime: &t, Status: jobs.StatusRunning})
 	}
 	return &jobs.PipelineRun{PipelineRunID: id}, nil
@@ -156,6 +166,9 @@ func TestCronMisfireAfterDowntime(t *testing.T) {
 	}{
 		{"skip drops fires missed while down", jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireSkip}, 5*time.Hour + 10*time.Minute, 0},
 		{"runOnce runs one catch-up, not five", jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunOnce}, 5*time.Hour + 10*time.Minute, 1},
+		{"runAll runs every one of the five", jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunAll}, 5*time.Hour + 10*time.Minute, 5},
+		{"runAll runs the missed ones before one on time", jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunAll}, 3*time.Hour + 10*time.Second, 3},
+		{"runAll runs one late fire", jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunAll, StartingDeadlineSeconds: 600}, 90 * time.Minute, 1},
 		{"a fire within startingDeadlineSeconds runs late", jobs.Schedule{Cron: "0 * * * *", StartingDeadlineSeconds: 3600}, 90 * time.Minute, 1},
 		{"a fire beyond startingDeadlineSeconds is missed", jobs.Schedule{Cron: "0 * * * *", StartingDeadlineSeconds: 600}, 90 * time.Minute, 0},
 	}
@@ -214,6 +227,12 @@ func TestCronReportsOutcomes(t *testing.T) {
 			[]time.Duration{5*time.Hour + 10*time.Minute}, map[Outcome]int{Missed: 4, SkippedLate: 1}},
 		{"misfire runOnce after downtime", jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunOnce}, nil,
 			[]time.Duration{5*time.Hour + 10*time.Minute}, map[Outcome]int{Missed: 4, Fired: 1}},
+		{"misfire runAll after downtime", jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunAll}, nil,
+			[]time.Duration{5*time.Hour + 10*time.Minute, 5*time.Hour + 20*time.Minute}, map[Outcome]int{Fired: 5}},
+		{"misfire runAll beyond MaxCatchUp", jobs.Schedule{Cron: "@every 1m", Misfire: jobs.MisfireRunAll}, nil,
+			[]time.Duration{(MaxCatchUp + 250) * time.Minute}, map[Outcome]int{Fired: MaxCatchUp, Missed: 250}},
+		{"suspended runAll keeps its times for the resume", jobs.Schedule{Cron: "@every 10m", Misfire: jobs.MisfireRunAll}, func(f *cronFake) { f.suspended = true },
+			[]time.Duration{35 * time.Minute, 35 * time.Minute}, map[Outcome]int{}},
 		{"suspended", jobs.Schedule{Cron: "@every 10m"}, func(f *cronFake) { f.suspended = true },
 			[]time.Duration{35 * time.Minute, 35 * time.Minute}, map[Outcome]int{Suspended: 3}},
 	}
@@ -394,5 +413,150 @@ func TestLastDueAfterALongDowntime(t *testing.T) {
 	due, missed, err := lastDue(&jobs.Schedule{Cron: "0 2 * * *"}, now.Add(-72*time.Hour), now)
 	if err != nil || !due.Equal(time.Date(2026, 1, 12, 2, 0, 0, 0, time.UTC)) || missed != 2 {
 		t.Fatalf("daily: %s, %d missed, %v", due, missed, err)
+	}
+}
+
+// catchUpTimes are the hourly fire times after t0 up to n hours later.
+func catchUpTimes(n int) []time.Time {
+	var out []time.Time
+	for h := 1; h <= n; h++ {
+		out = append(out, t0.Truncate(time.Hour).Add(time.Duration(h)*time.Hour))
+	}
+	return out
+}
+
+// TestCronRunAllFiresEveryMissedTimeOldestFirst: misfire runAll after a
+// downtime creates one run per missed time, in time order, and a new
+// Cron over the same store (a restart) fires none of them again.
+func TestCronRunAllFiresEveryMissedTimeOldestFirst(t *testing.T) {
+	f, c, cr := setup(jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunAll}, t0)
+	c.t = t0.Add(6*time.Hour + 5*time.Minute)
+	next := tick(t, cr)
+	want := catchUpTimes(6)
+	if !slices.Equal(f.order, want) {
+		t.Fatalf("runs %v, want %v", f.order, want)
+	}
+	if !f.last.Equal(want[5]) {
+		t.Fatalf("last fire %s, want %s", f.last, want[5])
+	}
+	if w := want[5].Add(time.Hour); !next.Equal(w) {
+		t.Fatalf("next %s, want %s", next, w)
+	}
+	tick(t, NewCron(f, f, WithClock(c.now)))
+	for tm, n := range f.fired {
+		if n != 1 {
+			t.Errorf("%s fired %d times", tm, n)
+		}
+	}
+}
+
+// TestCronRunAllAcrossACrash: a crash between a catch-up's fire and its
+// record (here the record of the third time fails) leaves the times
+// after it to the next start, which fires the third again (the same run)
+// and goes on: every missed time gets exactly one run, in order.
+func TestCronRunAllAcrossACrash(t *testing.T) {
+	f, c, cr := setup(jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunAll}, t0)
+	f.failRecordAt = 3
+	c.t = t0.Add(5*time.Hour + 5*time.Minute)
+	if _, err := cr.Tick(context.Background()); err == nil {
+		t.Fatal("the failed record was not reported")
+	}
+	if want := catchUpTimes(3); !slices.Equal(f.order, want) {
+		t.Fatalf("before the crash: runs %v, want %v", f.order, want)
+	}
+	if want := catchUpTimes(2)[1]; !f.last.Equal(want) {
+		t.Fatalf("last fire %s, want %s (the third not recorded)", f.last, want)
+	}
+	tick(t, NewCron(f, f, WithClock(c.now)))
+	if want := catchUpTimes(5); !slices.Equal(f.order, want) {
+		t.Fatalf("after the restart: runs %v, want %v", f.order, want)
+	}
+	if len(f.active) != 5 {
+		t.Fatalf("%d runs, want 5: one per missed time", len(f.active))
+	}
+}
+
+// TestCronRunAllStopsWithItsContext: a server stopping in the middle of
+// a catch-up fires no more; its next start fires the rest, none twice.
+func TestCronRunAllStopsWithItsContext(t *testing.T) {
+	f, c, cr := setup(jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunAll}, t0)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopAfter := &stoppingFirer{cronFake: f, after: 2, cancel: cancel}
+	cr = NewCron(f, stopAfter, WithClock(c.now))
+	c.t = t0.Add(4*time.Hour + 5*time.Minute)
+	if _, err := cr.Tick(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if want := catchUpTimes(2); !slices.Equal(f.order, want) {
+		t.Fatalf("runs %v, want %v", f.order, want)
+	}
+	tick(t, NewCron(f, f, WithClock(c.now)))
+	if want := catchUpTimes(4); !slices.Equal(f.order, want) {
+		t.Fatalf("after the restart: runs %v, want %v", f.order, want)
+	}
+	for tm, n := range f.fired {
+		if n != 1 {
+			t.Errorf("%s fired %d times", tm, n)
+		}
+	}
+}
+
+// stoppingFirer cancels the tick's context after its after-th fire.
+type stoppingFirer struct {
+	*cronFake
+	after  int
+	cancel context.CancelFunc
+}
+
+func (s *stoppingFirer) Fire(ctx context.Context, name string, t time.Time) (*jobs.PipelineRun, error) {
+	pr, err := s.cronFake.Fire(ctx, name, t)
+	if len(s.order) == s.after {
+		s.cancel()
+	}
+	return pr, err
+}
+
+// TestCronRunAllCap: past MaxCatchUp missed times, the oldest MaxCatchUp
+// run and the later ones are passed over, not fired at the next tick.
+func TestCronRunAllCap(t *testing.T) {
+	f, c, cr := setup(jobs.Schedule{Cron: "@every 1m", Misfire: jobs.MisfireRunAll}, t0)
+	c.t = t0.Add((MaxCatchUp+250)*time.Minute + 10*time.Second)
+	tick(t, cr)
+	if len(f.order) != MaxCatchUp {
+		t.Fatalf("%d runs, want %d", len(f.order), MaxCatchUp)
+	}
+	if first, want := f.order[0], t0.Add(time.Minute); !first.Equal(want) {
+		t.Fatalf("first run %s, want the oldest time %s", first, want)
+	}
+	if latest, want := f.order[MaxCatchUp-1], t0.Add(MaxCatchUp*time.Minute); !latest.Equal(want) {
+		t.Fatalf("last run %s, want %s", latest, want)
+	}
+	if want := t0.Add((MaxCatchUp + 250) * time.Minute); !f.last.Equal(want) {
+		t.Fatalf("last fire %s, want %s: the times past the cap passed over", f.last, want)
+	}
+	tick(t, cr)
+	if len(f.order) != MaxCatchUp {
+		t.Fatalf("the next tick fired %d more", len(f.order)-MaxCatchUp)
+	}
+}
+
+// TestCronRunAllCatchesUpASuspension: the times a suspended runAll
+// schedule passes run when it is resumed, as Airflow's catchup does for
+// a paused DAG.
+func TestCronRunAllCatchesUpASuspension(t *testing.T) {
+	f, c, cr := setup(jobs.Schedule{Cron: "0 * * * *", Misfire: jobs.MisfireRunAll}, t0)
+	f.suspended = true
+	for h := 1; h <= 3; h++ {
+		c.t = t0.Add(time.Duration(h) * time.Hour)
+		tick(t, cr)
+	}
+	if len(f.order) != 0 {
+		t.Fatalf("fired while suspended: %v", f.order)
+	}
+	f.suspended = false
+	c.t = t0.Add(3*time.Hour + 30*time.Minute)
+	tick(t, cr)
+	if want := catchUpTimes(3); !slices.Equal(f.order, want) {
+		t.Fatalf("runs %v, want %v", f.order, want)
 	}
 }

@@ -470,8 +470,9 @@ type ScheduleInfo struct {
 	NextFire *time.Time `json:"nextFire,omitempty"`
 }
 
-// MaxBackfill bounds the runs one backfill creates.
-const MaxBackfill = 1000
+// MaxBackfill bounds the runs one backfill creates, as many as one
+// catch-up of misfire: runAll fires.
+const MaxBackfill = scheduler.MaxCatchUp
 
 func (s *Server) apiPipelineApply(ctx context.Context, data []byte) (any, error) {
 	var req PipelineApplyRequest
