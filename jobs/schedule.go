@@ -132,8 +132,8 @@ func (s *Schedule) Validate() error {
 		// Each run of a catch-up would skip or stop the one fired just
 		// before it: all but one would be lost.
 		if p := s.ConcurrencyPolicy; p == ConcurrencyForbid || p == ConcurrencyReplace {
-			errs = append(errs, &FieldError{"misfire", fmt.Sprintf("runAll: concurrencyPolicy %s would skip or stop all but one of its catch-up runs; "+
-				"use concurrencyPolicy Allow (with the pipeline's maxActiveRuns: 1 to run them one at a time), or misfire runOnce", p)})
+			errs = append(errs, &FieldError{"misfire", fmt.Sprintf("runAll: concurrencyPolicy %s would skip or stop all but one run of a catch-up; "+
+				"use concurrencyPolicy Allow (a pipeline's maxActiveRuns: 1 runs them one at a time), or misfire runOnce", p)})
 		}
 	default:
 		errs = append(errs, &FieldError{"misfire", fmt.Sprintf("%q: want skip, runOnce or runAll", s.Misfire)})

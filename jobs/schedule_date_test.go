@@ -104,7 +104,7 @@ func TestValidateMisfire(t *testing.T) {
 		{"unknown names the allowed values", Schedule{Cron: "@hourly", Misfire: "catchup"},
 			`misfire: "catchup": want skip, runOnce or runAll`},
 		{"runAll with Forbid", Schedule{Cron: "@hourly", Misfire: MisfireRunAll, ConcurrencyPolicy: ConcurrencyForbid},
-			"misfire: runAll: concurrencyPolicy Forbid would skip or stop all but one of its catch-up runs; use concurrencyPolicy Allow (with the pipeline's maxActiveRuns: 1"},
+			"misfire: runAll: concurrencyPolicy Forbid would skip or stop all but one run of a catch-up; use concurrencyPolicy Allow (a pipeline's maxActiveRuns: 1 runs them"},
 		{"runAll with Replace", Schedule{Cron: "@hourly", Misfire: MisfireRunAll, ConcurrencyPolicy: ConcurrencyReplace},
 			"misfire: runAll: concurrencyPolicy Replace would"},
 	} {

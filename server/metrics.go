@@ -137,7 +137,7 @@ func newMetrics() *metrics {
 		pipelinesEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_pipeline_runs_ended_total",
 			Help: "Pipeline runs that ended, by status."}, []string{"status"}),
 		fires: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_schedule_fires_total",
-			Help: "Fire times of schedules, by result: fired, skipped_late (misfire: skip), skipped_concurrent (concurrencyPolicy Forbid), suspended, missed (passed over while no server ran)."},
+			Help: "Fire times of schedules, by result: fired, skipped_late (misfire: skip), skipped_concurrent (concurrencyPolicy Forbid), suspended, missed (passed over while no server ran, or by misfire: runAll past its cap)."},
 			[]string{"result"}),
 		runsDeleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "gantry_runs_deleted_total",
 			Help: "Runs (stage runs included) deleted from the store because they ended more than --run-retention ago."}),

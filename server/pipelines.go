@@ -462,7 +462,8 @@ type ScheduleInfo struct {
 	Schedule  jobs.Schedule `json:"schedule"`
 	Suspended bool          `json:"suspended"`
 	// LastFire is the latest fire time handled: fired, skipped, missed or
-	// passed while suspended.
+	// passed while suspended (but for misfire: runAll, whose resume runs
+	// those).
 	LastFire *time.Time `json:"lastFire,omitempty"`
 	// LastRun is the latest fire time that started (or found) a pipeline
 	// run: when the schedule last ran.

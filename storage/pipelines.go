@@ -50,7 +50,7 @@ func (db *DB) PutPipeline(ctx context.Context, p *jobs.Pipeline, now time.Time) 
 	} else if _, err := tx.ExecContext(ctx, `DELETE FROM schedules WHERE name = ?`, next.Name); err != nil {
 		// Without a schedule its last fire goes too: a schedule added
 		// again later starts from then, with no catch-up for the time
-		// it did not exist (misfire: runOnce).
+		// it did not exist (misfire: runOnce or runAll).
 		return nil, false, fmt.Errorf("put pipeline %s: schedule: %w", p.Name, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -165,3 +165,28 @@ func TestScheduleCreateNamesTheCronStep(t *testing.T) {
 		t.Errorf("schedule create:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestScheduleCreateNamesTheMisfire: schedule create names --misfire and
+// the values it takes, and refuses runAll with Forbid, which would skip
+// all but one run of a catch-up.
+func TestScheduleCreateNamesTheMisfire(t *testing.T) {
+	for _, tc := range []struct {
+		sched jobs.Schedule
+		want  string
+	}{
+		{jobs.Schedule{Cron: "@hourly", Misfire: "catchup"}, `--misfire: "catchup": want skip, runOnce or runAll`},
+		{jobs.Schedule{Cron: "@hourly", Misfire: jobs.MisfireRunAll, ConcurrencyPolicy: jobs.ConcurrencyForbid},
+			"--misfire: runAll: concurrencyPolicy Forbid would skip or stop all but one run of a catch-up; " +
+				"use concurrencyPolicy Allow (a pipeline's maxActiveRuns: 1 runs them one at a time), or misfire runOnce"},
+	} {
+		p := &jobs.Pipeline{Name: "cleanup", Kind: jobs.KindTask, Schedule: &tc.sched,
+			Stages: []jobs.Stage{{Name: "cleanup", TaskDefinition: json.RawMessage(`"cleanup"`)}}}
+		err := p.Validate()
+		if err == nil {
+			t.Fatalf("%+v accepted", tc.sched)
+		}
+		if got := scheduleFlagErrors(err); got != tc.want {
+			t.Errorf("schedule create:\n%s\nwant\n%s", got, tc.want)
+		}
+	}
+}

@@ -113,7 +113,7 @@ key by key; 'gantry pipeline describe NAME' shows them.`,
 	f.StringVar(&sched.Timezone, "timezone", "", "IANA time zone of the expression (default UTC)")
 	f.StringVar(&sched.ConcurrencyPolicy, "concurrency-policy", "", "Allow (default), Forbid or Replace")
 	f.DurationVar(&startingDeadline, "starting-deadline", 0, "a fire later than this after its time is missed (0: one minute)")
-	f.StringVar(&sched.Misfire, "misfire", "", "what to do with a fire later than --starting-deadline (a server that was down or busy): skip it (default) or runOnce (one catch-up run for the latest missed time)")
+	f.StringVar(&sched.Misfire, "misfire", "", "what to do with a fire later than --starting-deadline (a server that was down or busy): skip it (default), runOnce (one catch-up run for the latest missed time) or runAll (a run for every missed time, oldest first, those passed while suspended too; at most 1000 at once; needs --concurrency-policy Allow)")
 	f.BoolVar(&sched.Suspend, "suspend", false, "create it suspended")
 	f.StringVar(&cluster, "cluster", "", "cluster to run in")
 	f.DurationVar(&timeout, "timeout", 0, "stop each attempt of a run that runs longer than this, counted from when its container starts (timeoutSeconds)")
