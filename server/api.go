@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -347,9 +348,12 @@ func decode(data []byte, v any) error {
 }
 
 func (s *Server) apiSubmit(ctx context.Context, data []byte) (any, error) {
-	var req jobs.SubmitRequest
-	if err := decode(data, &req); err != nil {
-		return nil, err
+	if len(data) == 0 {
+		return nil, jobs.Invalid("empty request: want a JSON object")
+	}
+	req, warnings, err := decodeSubmit(data)
+	if err != nil {
+		return nil, jobs.Invalid("malformed request: " + err.Error()) // as decode
 	}
 	if err := fromOutside(&req); err != nil {
 		return nil, err
@@ -358,7 +362,56 @@ func (s *Server) apiSubmit(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return submitReply(r, created), nil
+	return withWarnings(submitReply(r, created), warnings), nil
+}
+
+// SubmitReply answers runs.submit (and a durable submission's
+// Gantry-Reply-To) when the request had fields the server did not read:
+// the run, and a warning naming each field. Without such fields the reply
+// is the run alone.
+type SubmitReply struct {
+	jobs.Run
+	// Warnings name the fields of the request that were not read, each
+	// with what to use instead where there is something
+	// (jobs.UnreadSubmitFields).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// withWarnings is the reply of a submission that made or found r.
+func withWarnings(r *jobs.Run, warnings []string) any {
+	if len(warnings) == 0 {
+		return r
+	}
+	return &SubmitReply{Run: *r, Warnings: warnings}
+}
+
+// decodeSubmit decodes a submission and names the fields it has that a
+// SubmitRequest does not read. Unknown fields are not refused: clients
+// send ECS's and Batch's on purpose. The request is decoded once with
+// DisallowUnknownFields; only when that fails (an unknown field, or a
+// malformed request) is it decoded again as before, for encoding/json's
+// own error, and its keys walked for the warnings.
+func decodeSubmit(data []byte) (req jobs.SubmitRequest, warnings []string, err error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&req) == nil && onlySpace(data[dec.InputOffset():]) {
+		return req, nil, nil
+	}
+	req = jobs.SubmitRequest{}
+	if err := json.Unmarshal(data, &req); err != nil {
+		return req, nil, err
+	}
+	return req, jobs.UnreadSubmitFields(data), nil
+}
+
+// onlySpace reports whether b is JSON whitespace, as may follow the value.
+func onlySpace(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
 }
 
 // submitReply is the run a submission is answered with. A submission

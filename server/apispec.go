@@ -39,7 +39,7 @@ type endpointSpec struct {
 }
 
 var endpointSpecs = map[string]endpointSpec{
-	"runs.submit":         {"Create a run (ECS RunTask / Batch SubmitJob shape); a repeated idempotencyKey returns the run it created", jobs.SubmitRequest{}, jobs.Run{}, false},
+	"runs.submit":         {"Create a run (ECS RunTask / Batch SubmitJob shape); a repeated idempotencyKey returns the run it created; fields not read are named in warnings", jobs.SubmitRequest{}, SubmitReply{}, false},
 	"runs.get":            {"Get one run", GetRequest{}, jobs.Run{}, false},
 	"runs.status":         {"Get one run without its spec and idempotencyKey (what the submit role may read of any run)", GetRequest{}, runStatusDoc{}, false},
 	"runs.list":           {"List runs newest first, filtered, a page at a time (next is the cursor of the following page)", ListRequest{}, ListReply{}, true},

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -29,8 +28,8 @@ func (s *Server) consumeDurable(ctx context.Context) error {
 // takeSubmission makes the run of one durable submission; an error leaves
 // the message to be taken again.
 func (s *Server) takeSubmission(ctx context.Context, m queue.Submission) error {
-	var req jobs.SubmitRequest
-	if err := json.Unmarshal(m.Data, &req); err != nil {
+	req, warnings, err := decodeSubmit(m.Data) // api.go
+	if err != nil {
 		s.cfg.log.Warn().Err(err).Str("msgId", m.MsgID).Msg("drop malformed submission")
 		s.replySubmission(m, nil, jobs.Invalid("malformed submission: "+err.Error()))
 		return nil
@@ -55,11 +54,16 @@ func (s *Server) takeSubmission(ctx context.Context, m queue.Submission) error {
 	}
 	if err != nil {
 		s.cfg.log.Warn().Err(err).Str("msgId", m.MsgID).Msg("drop invalid submission")
-	} else {
-		s.cfg.log.Debug().Str("run", r.RunID).Msg("durable submission")
-		r = submitReply(r, created) // api.go: a run found by its key comes without its spec
+		s.replySubmission(m, nil, err)
+		return nil
 	}
-	s.replySubmission(m, r, err)
+	s.cfg.log.Debug().Str("run", r.RunID).Msg("durable submission")
+	if len(warnings) > 0 {
+		// Its submitter may hear of them only here, without a reply subject.
+		s.cfg.log.Warn().Str("run", r.RunID).Str("msgId", m.MsgID).Strs("warnings", warnings).Msg("durable submission has fields not read")
+	}
+	// api.go: a run found by its key comes without its spec
+	s.replySubmission(m, withWarnings(submitReply(r, created), warnings), nil)
 	return nil
 }
 
@@ -76,7 +80,7 @@ func permanent(err error) bool {
 // Gantry-Reply-To subject. Subjects of gantry's own (gantry.>) and of
 // NATS's ($JS, $SYS, ...) are refused: the server may publish where
 // submitters may not, and must not do it for them.
-func (s *Server) replySubmission(m queue.Submission, r *jobs.Run, err error) {
+func (s *Server) replySubmission(m queue.Submission, reply any, err error) {
 	to := m.ReplyTo
 	if to == "" {
 		return
@@ -85,7 +89,7 @@ func (s *Server) replySubmission(m queue.Submission, r *jobs.Run, err error) {
 		s.cfg.log.Warn().Str("replyTo", to).Msg("ignore the reply subject of a submission: not allowed")
 		return
 	}
-	msg := replyMsg(r, err) // api.go: as the API answers
+	msg := replyMsg(reply, err) // api.go: as the API answers
 	msg.Subject = to
 	if m.MsgID != "" {
 		if msg.Header == nil {
