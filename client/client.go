@@ -93,13 +93,26 @@ func (c *Client) request(ctx context.Context, endpoint string, in, out any, expe
 	return nil
 }
 
-// Submit creates a run.
+// Submit creates a run. It drops the server's warnings; SubmitWithWarnings
+// returns them.
 func (c *Client) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run, error) {
-	var r jobs.Run
-	if err := c.call(ctx, "runs.submit", req, &r); err != nil {
-		return nil, err
+	r, _, err := c.SubmitWithWarnings(ctx, req)
+	return r, err
+}
+
+// SubmitWithWarnings creates a run, as Submit, and returns the server's
+// warnings too: each names a field of the request that the server did
+// not read (one a newer gantry has and the server's does not, say), and
+// what to use instead where there is something.
+func (c *Client) SubmitWithWarnings(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run, []string, error) {
+	var reply struct {
+		jobs.Run
+		Warnings []string `json:"warnings"`
 	}
-	return &r, nil
+	if err := c.call(ctx, "runs.submit", req, &reply); err != nil {
+		return nil, nil, err
+	}
+	return &reply.Run, reply.Warnings, nil
 }
 
 // ListOptions filter List; the zero value lists the runs not yet ended.

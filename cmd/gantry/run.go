@@ -112,9 +112,12 @@ detaches and leaves it to finish stopping.`,
 			if err := overrideContainer(cmd.Context(), c, req); err != nil {
 				return err
 			}
-			r, err := c.Submit(cmd.Context(), req)
+			r, warnings, err := c.SubmitWithWarnings(cmd.Context(), req)
 			if err != nil {
 				return dependsOnFlagErrors(err, f.dependsOn)
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "gantry: note:", w)
 			}
 			if f.detach {
 				return out.writeID(cmd.OutOrStdout(), r.RunID, r)
