@@ -82,6 +82,10 @@ which ones are missing ("no worker in cluster default has labels
 disk=ssd"). A run pinned with --worker to a live worker whose labels do
 not meet them is refused, naming its labels.
 
+The server's warnings about the submission, if any (a field it does not
+read, as a newer gantry's sent to an older server), are printed on
+stderr, each as "gantry: note: ...".
+
 Ctrl-C while attached stops the run (as docker run does); a second Ctrl-C
 detaches and leaves it to finish stopping.`,
 		Example: `  gantry run --image gantry/samples:latest -- sh -c 'echo hello; echo oops >&2; exit 3'
