@@ -571,10 +571,17 @@ func (s SubmitRequest) taskRef(decode func([]byte) (*TaskDefinition, error)) (re
 		return ref, nil, nil
 	}
 	td, err := decode(raw)
-	if err != nil {
-		return "", nil, prefixErrors("taskDefinition.", err)
+	var fe *FieldError
+	switch {
+	case err == nil:
+		return "", td, nil
+	case !errors.As(err, &fe):
+		// No JSON object at all (a number, a list, bad JSON): the field
+		// is wrong as a whole, a problem of the request's, not the
+		// server's (its code was internal).
+		return "", nil, &FieldError{Path: "taskDefinition", Msg: strings.TrimPrefix(err.Error(), "task definition: ")}
 	}
-	return "", td, nil
+	return "", nil, prefixErrors("taskDefinition.", err)
 }
 
 // Validate collects the problems of the request's own fields.

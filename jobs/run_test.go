@@ -435,3 +435,23 @@ func TestRunEndedWithoutContainersHasEmptyContainers(t *testing.T) {
 		t.Fatalf("containers not [] in %s", data)
 	}
 }
+
+// TestSubmitTaskDefinitionOfTheWrongKind: a submission whose
+// taskDefinition is neither a reference nor an object (a number, a list,
+// JSON cut short) is refused as the request's fault, naming the field and
+// what it holds; it was an internal error before.
+func TestSubmitTaskDefinitionOfTheWrongKind(t *testing.T) {
+	for _, tt := range []struct{ raw, want string }{
+		{`1`, "taskDefinition: want a JSON object, got the number 1"},
+		{`[{"family": "etl"}]`, "taskDefinition: want a JSON object, got"},
+		{`true`, "taskDefinition: want a JSON object, got"},
+	} {
+		_, _, err := SubmitRequest{TaskDefinition: json.RawMessage(tt.raw)}.TaskRef()
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("taskDefinition %s: %v, want %q", tt.raw, err, tt.want)
+		}
+		if code := ErrorCode(err); code != CodeInvalidArgument {
+			t.Errorf("taskDefinition %s: code %s, want %s", tt.raw, code, CodeInvalidArgument)
+		}
+	}
+}
