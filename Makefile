@@ -34,7 +34,7 @@ demo: build images ## Start gantry up, run the sample ETL as runs and as a pipel
 	./samples/demo.sh
 
 .PHONY: bench
-bench: build ## Run gantry bench (the full suite, ~20 min) and write BENCHMARKS.md
+bench: build ## Run gantry bench (the full suite, 11–20 min) and write BENCHMARKS.md
 	$(BIN) bench --report .
 
 .PHONY: bench-quick

@@ -115,7 +115,7 @@ func writeReport(dir string, results []benchResult, series []scaleSeries, quick 
 	fmt.Fprintf(&b, "Every ratio is gantry's figure over a baseline measured in the same run on the same machine:\n")
 	fmt.Fprintf(&b, "machines are shared and noisy, so compare ratios, not figures.\n\n")
 	fmt.Fprintf(&b, "## How to run them\n\n")
-	fmt.Fprintf(&b, "    make bench             # the full suite (about 20 minutes on 2 cores); rewrites this file\n")
+	fmt.Fprintf(&b, "    make bench             # the full suite (11 to 20 minutes on 2 cores); rewrites this file\n")
 	fmt.Fprintf(&b, "    make bench-quick       # smaller sizes, a few minutes\n")
 	fmt.Fprintf(&b, "    bin/gantry bench --only control-plane,logs --json\n")
 	fmt.Fprintf(&b, "    bin/gantry bench --only control-plane --runs 1000000 --cpuprofile cp.prof\n")
