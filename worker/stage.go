@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
 )
@@ -92,7 +93,7 @@ func (w *Worker) stageIn(ctx context.Context, job jobs.Job, task *Task) (*staged
 			st.remove()
 			return nil, fmt.Errorf("stage data: %w", err)
 		}
-		if err := w.cfg.stager.Get(ctx, sc.PipelineRunID, up, sc.UpstreamRuns[up], upDir); err != nil {
+		if err := w.getStaged(ctx, sc, up, upDir); err != nil {
 			st.remove()
 			return nil, fmt.Errorf("stage inputs from %s: %w", up, err)
 		}
@@ -109,6 +110,41 @@ func (w *Worker) stageIn(ctx context.Context, job jobs.Job, task *Task) (*staged
 		Bind{HostPath: in, ContainerPath: StageInPath, ReadOnly: true},
 		Bind{HostPath: out, ContainerPath: StageOutPath})
 	return st, nil
+}
+
+// stageGetRetryFor bounds how long the worker tries again to read an
+// upstream stage's files whose read timed out.
+const stageGetRetryFor = time.Minute
+
+// getStaged writes the files of upstream stage up into upDir, trying
+// again while a read times out (NATS restarting, its JetStream leader
+// being elected): a NATS server that was down for a second, as the
+// object store's reads waited, failed the attempt as TaskFailedToStart,
+// and with it the pipeline run. Each try starts from an empty upDir.
+// Other errors (a clash of files, a manifest that is no list) fail at
+// once.
+func (w *Worker) getStaged(ctx context.Context, sc *jobs.StageContext, up, upDir string) error {
+	until := time.Now().Add(stageGetRetryFor)
+	wait := 250 * time.Millisecond
+	for {
+		err := w.cfg.stager.Get(ctx, sc.PipelineRunID, up, sc.UpstreamRuns[up], upDir)
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || time.Now().After(until) {
+			return err
+		}
+		w.cfg.log.Warn().Err(err).Str("stage", up).Msg("reading an upstream stage's files timed out; trying again")
+		if err := os.RemoveAll(upDir); err != nil {
+			return err
+		}
+		if err := os.Mkdir(upDir, 0o755); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 4*time.Second)
+	}
 }
 
 // stageOut stores /gantry/out after an attempt that succeeded; when that

@@ -3,8 +3,10 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -139,4 +141,53 @@ func TestLateLostAttemptLeavesTheLaterAttemptsOutputs(t *testing.T) {
 		t.Fatalf("the current attempt's clean.csv was not stored: %q", got)
 	}
 	w.bg.Wait()
+}
+
+// slowStager times out its first reads, as the object store's reads do
+// while NATS restarts, leaving a partial file behind each time.
+type slowStager struct {
+	*memStager
+	timeouts int
+	err      error // returned instead, when set
+}
+
+func (s *slowStager) Get(ctx context.Context, pr, stage string, runIDs []string, dir string) error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.timeouts > 0 {
+		s.timeouts--
+		os.WriteFile(filepath.Join(dir, "partial"), []byte("x"), 0o644)
+		return fmt.Errorf("stage %s inputs: manifest of run %s: %w", stage, runIDs[0], context.DeadlineExceeded)
+	}
+	return s.memStager.Get(ctx, pr, stage, runIDs, dir)
+}
+
+// TestStageInRetriesATimedOutRead: a read of an upstream stage's files
+// that timed out (NATS down for a second) failed the attempt as
+// TaskFailedToStart; it is tried again, from an empty directory, while
+// other errors still fail it at once.
+func TestStageInRetriesATimedOutRead(t *testing.T) {
+	m := &slowStager{memStager: &memStager{files: map[string]map[string]string{
+		"pr-1/extract/r1": {"shard-0.csv": "a\n"},
+	}}, timeouts: 2}
+	w := New("w", "c", nil, nil, nil, WithStager(m, t.TempDir()))
+	job := jobs.Job{RunID: "r3", Attempt: 1, Spec: jobs.RunSpec{Stage: &jobs.StageContext{PipelineRunID: "pr-1", Stage: "transform",
+		Upstream: []string{"extract"}, UpstreamRuns: map[string][]string{"extract": {"r1"}}}}}
+	task := &Task{}
+	if _, err := w.stageIn(context.Background(), job, task); err != nil {
+		t.Fatalf("two timed-out reads, then one that works: %v", err)
+	}
+	in := filepath.Join(task.Binds[0].HostPath, "extract")
+	if _, err := os.Stat(filepath.Join(in, "shard-0.csv")); err != nil {
+		t.Errorf("input: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(in, "partial")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a timed-out try's file left in the inputs: %v", err)
+	}
+
+	m.err = errors.New("manifest: not a list")
+	if _, err := w.stageIn(context.Background(), job, &Task{}); err == nil || !strings.Contains(err.Error(), "not a list") {
+		t.Errorf("another error: %v, want it at once", err)
+	}
 }
