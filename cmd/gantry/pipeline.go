@@ -380,42 +380,46 @@ from then.`,
 // line, those of its constraints (constraints[1]: "disk=ssd": ...) naming
 // the --constraint flag instead (--constraint "disk=ssd": ...).
 func constraintFlagErrors(err error) string {
+	return strings.Join(mapErrorLines(err, constraintFlagLine), "; ")
+}
+
+// mapErrorLines is err's message, one line a problem as the server joins
+// them, each line passed through f: the CLI's errors name its flags where
+// the server's name the request's fields.
+func mapErrorLines(err error, f func(string) string) []string {
 	lines := strings.Split(err.Error(), "\n")
 	for i, l := range lines {
-		lines[i] = constraintFlagLine(l)
+		lines[i] = f(l)
 	}
-	return strings.Join(lines, "; ")
+	return lines
 }
 
 // pipelineRunFlagErrors is constraintFlagErrors for gantry pipeline run,
 // whose parameters the server names as fields too: parameters.dya: ...
 // becomes --param dya: ...
 func pipelineRunFlagErrors(err error) string {
-	lines := strings.Split(err.Error(), "\n")
-	for i, l := range lines {
-		lines[i] = constraintFlagLine(l)
+	return strings.Join(mapErrorLines(err, func(l string) string {
 		if rest, ok := strings.CutPrefix(l, "parameters."); ok {
 			if k, msg, ok := strings.Cut(rest, ": "); ok {
-				lines[i] = "--param " + k + ": " + msg
+				return "--param " + k + ": " + msg
 			}
 		}
-	}
-	return strings.Join(lines, "; ")
+		return constraintFlagLine(l)
+	}), "; ")
 }
 
 // backfillFlagErrors puts the server's problems with a backfill on one
 // line, those of its range naming the --from and --to flags rather than
 // the request's from and to fields.
 func backfillFlagErrors(err error) string {
-	lines := strings.Split(err.Error(), "\n")
-	for i, l := range lines {
+	return strings.Join(mapErrorLines(err, func(l string) string {
 		for _, f := range []string{"from", "to"} {
 			if rest, ok := strings.CutPrefix(l, f+": "); ok {
-				lines[i] = "--" + f + ": " + rest
+				return "--" + f + ": " + rest
 			}
 		}
-	}
-	return strings.Join(lines, "; ")
+		return l
+	}), "; ")
 }
 
 // constraintFlagLine is one line of a server's error, naming the

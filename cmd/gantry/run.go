@@ -338,17 +338,10 @@ func dependsOnFlagErrors(err error, flags []string) error {
 	if err == nil {
 		return nil
 	}
-	lines := strings.Split(err.Error(), "\n")
-	changed := false
-	for i, l := range lines {
-		if n := dependsOnFlagLine(l, flags); n != l {
-			lines[i], changed = n, true
-		}
-	}
-	if !changed {
+	msg := strings.Join(mapErrorLines(err, func(l string) string { return dependsOnFlagLine(l, flags) }), "\n")
+	if msg == err.Error() {
 		return err
 	}
-	msg := strings.Join(lines, "\n")
 	if ae, ok := errors.AsType[*jobs.Error](err); ok {
 		return &jobs.Error{Code: ae.Code, Message: msg}
 	}
