@@ -37,20 +37,30 @@ func alloc(p *proc, args []string) error {
 	return exitStatus(130)
 }
 
-// lines N [WIDTH] prints N lines "line 000001 xxx...", each WIDTH bytes long
-// without its newline (default 64; never shorter than "line NNNNNN").
+// lines N [WIDTH [EVERY]] prints N lines "line 000001 xxx...", each WIDTH
+// bytes long without its newline (default 64; never shorter than "line
+// NNNNNN"). With EVERY, every EVERY-th line ends in the byte 0xe9 (Latin-1's
+// "é") instead of its last byte: output that is not UTF-8, as legacy tools
+// write, for the logs benchmark's byte-exact check.
 func lines(p *proc, args []string) error {
-	if len(args) < 2 || len(args) > 3 {
-		return usageError("lines N [WIDTH]")
+	const usage = "lines N [WIDTH [EVERY]]"
+	if len(args) < 2 || len(args) > 4 {
+		return usageError(usage)
 	}
 	n, err := strconv.Atoi(args[1])
 	if err != nil || n < 0 {
-		return usageError("lines N [WIDTH]: invalid count " + strconv.Quote(args[1]))
+		return usageError(usage + ": invalid count " + strconv.Quote(args[1]))
 	}
 	width := 64
-	if len(args) == 3 {
+	if len(args) >= 3 {
 		if width, err = strconv.Atoi(args[2]); err != nil || width < 0 {
-			return usageError("lines N [WIDTH]: invalid width " + strconv.Quote(args[2]))
+			return usageError(usage + ": invalid width " + strconv.Quote(args[2]))
+		}
+	}
+	every := 0 // no line carries a byte that is not UTF-8
+	if len(args) == 4 {
+		if every, err = strconv.Atoi(args[3]); err != nil || every < 1 {
+			return usageError(usage + ": invalid EVERY " + strconv.Quote(args[3]) + " (a line count, at least 1)")
 		}
 	}
 	w := bufio.NewWriterSize(p.stdout, 64*1024)
@@ -64,6 +74,10 @@ func lines(p *proc, args []string) error {
 			if len(line) < width {
 				line = append(line, pad[:width-len(line)]...)
 			}
+		}
+		if every > 0 && i%every == 0 {
+			// Latin-1's "é", as legacy tools write it: not UTF-8.
+			line[len(line)-1] = 0xe9
 		}
 		line = append(line, '\n')
 		if _, err := w.Write(line); err != nil {
