@@ -239,9 +239,30 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 				}
 			}
 		}
+		if named := scheduleShapeProblem(js); named != nil {
+			return nil, named
+		}
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	return &p, nil
+}
+
+// scheduleShapeProblem names a schedule written as a bare expression, as
+// a Kubernetes CronJob's schedule: "0 2 * * *" is, where a pipeline's is
+// an object; nil for any other file.
+func scheduleShapeProblem(js []byte) error {
+	var top struct {
+		Schedule any `json:"schedule"`
+	}
+	if json.Unmarshal(js, &top) != nil {
+		return nil
+	}
+	expr, ok := top.Schedule.(string)
+	if !ok {
+		return nil
+	}
+	return &FieldError{Path: "schedule", Msg: fmt.Sprintf("%q: want an object, schedule: {cron: %q}, "+
+		"with timezone, concurrencyPolicy, suspend, startingDeadlineSeconds and misfire beside cron", expr, expr)}
 }
 
 // unknownFieldsOf names the keys of a pipeline file (JSON) that no field

@@ -55,7 +55,9 @@ func walkFields(v any, t reflect.Type, path string, errs *[]error) {
 				continue
 			}
 			msg := "unknown field"
-			if s := Nearest(k, slices.Collect(maps.Keys(fields))); s != "" {
+			if h := fieldHint(t, k, obj[k]); h != "" {
+				msg += "; " + h
+			} else if s := Nearest(k, slices.Collect(maps.Keys(fields))); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			}
 			*errs = append(*errs, &FieldError{Path: fp, Msg: msg})

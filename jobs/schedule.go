@@ -100,6 +100,8 @@ func (s *Schedule) Validate() error {
 	var errs []error
 	if s.Cron == "" {
 		errs = append(errs, &FieldError{"cron", "required"})
+	} else if msg := eventBridgeCron(s.Cron); msg != "" {
+		errs = append(errs, &FieldError{"cron", msg})
 	} else if spec, err := cronParser.Parse(s.Cron); err != nil {
 		errs = append(errs, &FieldError{"cron", fmt.Sprintf("%q: %v", s.Cron, err)})
 	} else if d, ok := everyDuration(s.Cron); ok && d < time.Second {

@@ -35,11 +35,30 @@ var unreadHints = map[reflect.Type]map[string]func(v any) string{
 		},
 		"arrayProperties": hint(`a single run has no array: run the task as a pipeline stage with "arraySize": N ` +
 			`(its children see GANTRY_ARRAY_INDEX and AWS_BATCH_JOB_ARRAY_INDEX)`),
-		"containerOverrides":         hint(`use "overrides": {"containerOverrides": [...]}, as ECS RunTask`),
-		"jobDefinition":              hint(`use "taskDefinition" (family[:revision] of a registered ECS task definition, or one inline)`),
-		"jobQueue":                   hint(`use "cluster" (the workers started with --cluster NAME take its runs)`),
-		"clientToken":                hint(`use "idempotencyKey"`),
-		"placementConstraints":       hint(`use "constraints" (["K=V", "K!=V"], worker labels)`),
+		"containerOverrides":   hint(`use "overrides": {"containerOverrides": [...]}, as ECS RunTask`),
+		"jobDefinition":        hint(`use "taskDefinition" (family[:revision] of a registered ECS task definition, or one inline)`),
+		"jobQueue":             hint(`use "cluster" (the workers started with --cluster NAME take its runs)`),
+		"clientToken":          hint(`use "idempotencyKey"`),
+		"placementConstraints": placementHint,
+		"placementStrategy": hint(`a worker of the cluster with room takes the run; there is no spread or binpack: ` +
+			`"constraints" (["K=V"], worker labels) say which workers may`),
+		"startedBy": func(v any) string {
+			if s, ok := v.(string); ok && s != "" {
+				b, _ := json.Marshal(s)
+				return fmt.Sprintf(`tag the run, "tags": {"startedBy": %s}, and find it with gantry ps --all --tag startedBy=%s `+
+					`(ECS's list-tasks --started-by)`, b, s)
+			}
+			return `tag the run, "tags": {"startedBy": "..."}, and find it with gantry ps --all --tag startedBy=...`
+		},
+		"group":                      hint(`tag the run ("tags": {"group": "..."}) and find it with gantry ps --tag group=...`),
+		"launchType":                 awsOnlyField,
+		"capacityProviderStrategy":   awsOnlyField,
+		"platformVersion":            awsOnlyField,
+		"networkConfiguration":       awsOnlyField,
+		"enableECSManagedTags":       awsOnlyField,
+		"enableExecuteCommand":       awsOnlyField,
+		"referenceId":                awsOnlyField,
+		"volumeConfigurations":       awsOnlyField,
 		"schedulingPriorityOverride": hint(`use "priority" (high, normal or low)`),
 		"jobName":                    hint(`a run has no name: tag it ("tags": {"name": "..."}) to find it with gantry ps --tag`),
 		"count":                      hint(`one submission is one run: submit once per run, or use a pipeline stage's "arraySize"`),
@@ -49,8 +68,46 @@ var unreadHints = map[reflect.Type]map[string]func(v any) string{
 		"type":  hint(`a dependency waits for its whole run: AWS Batch's N_TO_N and SEQUENTIAL have no equivalent`),
 	},
 	reflect.TypeFor[ContainerOverride](): {
-		"vcpus": hint(`use "cpu" (1024 units per vCPU)`),
+		"vcpus":             hint(`use "cpu" (1024 units per vCPU)`),
+		"memoryReservation": hint(`use "memory" (MiB, the container's hard limit), or set memoryReservation in the task definition`),
+		"environmentFiles":  hint(`use "environment": [{"name": "K", "value": "V"}]`),
 	},
+	reflect.TypeFor[Overrides](): {
+		"cpu": hint(`a task-level override is not read: give each container's, ` +
+			`"containerOverrides": [{"name": "main", "cpu": 512}] (1024 units a CPU)`),
+		"memory": hint(`a task-level override is not read: give each container's, ` +
+			`"containerOverrides": [{"name": "main", "memory": 512}] (MiB)`),
+		"taskRoleArn":                   awsOnlyField,
+		"executionRoleArn":              awsOnlyField,
+		"ephemeralStorage":              awsOnlyField,
+		"inferenceAcceleratorOverrides": awsOnlyField,
+	},
+}
+
+// awsOnlyField answers an ECS RunTask field that means something only on AWS.
+var awsOnlyField = hint("it means something only on AWS: gantry runs the task on its workers' Docker")
+
+// placementHint answers ECS RunTask's placementConstraints with the
+// constraints they mean, when gantry reads each as a label constraint.
+func placementHint(v any) string {
+	const general = `use "constraints" (["K=V", "K!=V"], worker labels)`
+	list, ok := v.([]any)
+	if !ok || len(list) == 0 {
+		return general
+	}
+	var cs []string
+	for _, e := range list {
+		m, _ := e.(map[string]any)
+		typ, _ := m["type"].(string)
+		expr, _ := m["expression"].(string)
+		c, ok := PlacementConstraint{Type: typ, Expression: expr}.Constraint()
+		if !ok {
+			return general + `; only memberOf with "attribute:K == V" or "attribute:K != V" maps to one`
+		}
+		cs = append(cs, c.String())
+	}
+	b, _ := json.Marshal(cs)
+	return fmt.Sprintf(`use "constraints": %s (worker labels, gantry worker --label)`, b)
 }
 
 func hint(s string) func(any) string { return func(any) string { return s } }
