@@ -190,3 +190,25 @@ func TestScheduleCreateNamesTheMisfire(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduleCreateNamesTheEventBridgeCron: an EventBridge expression
+// given to schedule create is refused naming --cron and what to write,
+// where its six fields, year last, would have parsed with seconds first.
+func TestScheduleCreateNamesTheEventBridgeCron(t *testing.T) {
+	for expr, want := range map[string]string{
+		"0 2 * * ? *": `--cron: "0 2 * * ? *" is an EventBridge cron (minute hour day-of-month month day-of-week year), ` +
+			`which gantry would read with seconds first: write "0 2 * * ?"`,
+		"rate(5 minutes)": `--cron: "rate(5 minutes)" is EventBridge's rate(): write "@every 5m"`,
+	} {
+		sched := jobs.Schedule{Cron: expr}
+		p := &jobs.Pipeline{Name: "cleanup", Kind: jobs.KindTask, Schedule: &sched,
+			Stages: []jobs.Stage{{Name: "cleanup", TaskDefinition: json.RawMessage(`"cleanup"`)}}}
+		err := p.Validate()
+		if err == nil {
+			t.Fatalf("%q accepted", expr)
+		}
+		if got := scheduleFlagErrors(err); got != want {
+			t.Errorf("schedule create:\n%s\nwant\n%s", got, want)
+		}
+	}
+}

@@ -29,7 +29,9 @@ func newScheduleCreateCmd(g *globals) *cobra.Command {
 		Short: "Schedule a single task definition (named after its family unless NAME is given)",
 		Long: `create schedules runs of one task definition on a cron expression, as a
 pipeline's schedule does: 5 fields, an optional seconds field first, or
-@hourly, @daily, @every 10m; --timezone is an IANA zone (DST handled). Without
+@hourly, @daily, @every 10m; --timezone is an IANA zone (DST handled). An
+EventBridge expression is refused saying what to write: cron(0 2 * * ? *) is
+"0 2 * * ?" here (no year field), rate(5 minutes) is "@every 5m". Without
 a revision each fire runs the family's latest ACTIVE revision. Each run sees
 GANTRY_SCHEDULED_TIME.
 
