@@ -181,15 +181,15 @@ func (c *Cron) tickOne(ctx context.Context, e Entry, now time.Time) (time.Time, 
 			return next, c.catchUp(ctx, e, base, now)
 		}
 	}
-	if missed > 0 {
-		log.Warn().Int("missed", missed).Time("latest", due).Msg("schedule missed fire times while no server ran")
-	}
 	record := func() error { return c.store.SetLastFire(ctx, p.Name, due) }
 	if e.Suspended {
+		// Its times pass as the suspension says, whether a server ran
+		// or not: nothing was missed.
 		c.cfg.outcome(Suspended, missed+1)
 		return next, record()
 	}
 	if missed > 0 {
+		log.Warn().Int("missed", missed).Time("latest", due).Msg("schedule missed fire times while no server ran")
 		c.cfg.outcome(Missed, missed)
 	}
 	if late := now.Sub(due); late > tolerance {

@@ -1,14 +1,17 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/rs/zerolog"
 )
 
 // cronFake keeps one schedule's state, its active runs and what fired.
@@ -558,5 +561,21 @@ func TestCronRunAllCatchesUpASuspension(t *testing.T) {
 	tick(t, cr)
 	if want := catchUpTimes(3); !slices.Equal(f.order, want) {
 		t.Fatalf("runs %v, want %v", f.order, want)
+	}
+}
+
+// TestCronSuspendedMissesNothing: a suspended schedule whose times passed
+// while no server ran is not logged as having missed them (its times pass
+// as the suspension says); an active one is.
+func TestCronSuspendedMissesNothing(t *testing.T) {
+	for _, suspended := range []bool{true, false} {
+		var buf bytes.Buffer
+		f := &cronFake{p: &jobs.Pipeline{Name: "p", Schedule: &jobs.Schedule{Cron: "0 * * * *"}, CreatedAt: t0},
+			fired: map[time.Time]int{}, suspended: suspended}
+		c := &clock{t: t0.Add(5*time.Hour + 10*time.Minute)}
+		tick(t, NewCron(f, f, WithClock(c.now), WithLogger(zerolog.New(&buf))))
+		if got := strings.Contains(buf.String(), "missed fire times"); got == suspended {
+			t.Errorf("suspended %v: logged %q; want the missed fire times logged only when not suspended", suspended, buf.String())
+		}
 	}
 }
