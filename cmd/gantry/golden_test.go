@@ -137,6 +137,8 @@ func TestGoldenOutput(t *testing.T) {
 		{"describe-queued", &runs[2], func(w io.Writer) error { return describeRun(w, &runs[2]) }},
 		{"describe-after-end", &late, func(w io.Writer) error { return describeRun(w, &late) }},
 		{"describe-retrying", &retrying, func(w io.Writer) error { return describeRun(w, &retrying) }},
+		// Its WORKER is "-": the retry waits for the next worker.
+		{"ps-retrying", []jobs.Run{retrying}, func(w io.Writer) error { return psTable(w, []jobs.Run{retrying}, clock(), psNormal) }},
 		{"workers-ls", workers, func(w io.Writer) error { return workersTable(w, workers, clock()) }},
 		{"workers-describe", &workers[0], func(w io.Writer) error { return describeWorker(w, &workers[0]) }},
 		{"taskdef-ls", taskdefs, func(w io.Writer) error { return taskdefsTable(w, taskdefs, clock()) }},

@@ -134,16 +134,23 @@ func psTable(w io.Writer, runs []jobs.Run, now time.Time, cols psColumns) error 
 		if r.Status.Terminal() {
 			reason = r.StoppedReason
 		}
+		worker := r.Worker
+		if r.Status == jobs.StatusQueued {
+			// A retry or a redelivery waits for the next worker; the
+			// run's worker is still the last attempt's, which the
+			// reason names.
+			worker = ""
+		}
 		switch cols {
 		case psNarrow:
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
 				exitText(r.ExitCode), duration(&r, now), orDash(reason))
 		case psWide:
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
-				exitText(r.ExitCode), orDash(r.Worker), ago(r.CreatedAt, now), duration(&r, now), tagsCell(r.Tags), orDash(reason))
+				exitText(r.ExitCode), orDash(worker), ago(r.CreatedAt, now), duration(&r, now), tagsCell(r.Tags), orDash(reason))
 		default:
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.TaskDefinition, r.Status,
-				exitText(r.ExitCode), orDash(r.Worker), ago(r.CreatedAt, now), duration(&r, now), orDash(reason))
+				exitText(r.ExitCode), orDash(worker), ago(r.CreatedAt, now), duration(&r, now), orDash(reason))
 		}
 	}
 	return nil
