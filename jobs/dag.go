@@ -145,31 +145,23 @@ func (c Condition) Holds(s Status) bool {
 }
 
 // Next decides the fate of the PENDING stages given the status of every
-// stage: start holds those whose dependencies all ended as their conditions
-// ask; skip those with a dependency that ended so that its condition can
-// never hold. Skipping can make further stages skippable: call Next again
-// after recording the skips until it returns nothing.
+// stage: start holds those whose dependencies ended as their trigger rule
+// asks (triggerrule.go; by default, all as their conditions ask); skip
+// those whose rule can never hold, given how the dependencies that ended
+// did. Skipping can make further stages skippable, or start those whose
+// rule waits for a failure (oneFailed after a stage skipped because its
+// upstream failed): call Next again after recording them until it returns
+// nothing.
 func (p *Pipeline) Next(status map[string]Status) (start, skip []string) {
+	r := newReadiness(p, status)
 	for _, name := range p.Order() {
 		if status[name] != StatusPending {
 			continue
 		}
-		st := p.Stage(name)
-		ready, never := true, false
-		for _, d := range st.DependsOn {
-			s := status[d.Stage]
-			if !StageEnded(s) {
-				ready = false
-				continue
-			}
-			if !d.Condition.Holds(s) {
-				never = true
-			}
-		}
-		switch {
-		case never:
+		switch v, _, _ := r.decide(p.Stage(name)); v {
+		case stageNever:
 			skip = append(skip, name)
-		case ready:
+		case stageRuns:
 			start = append(start, name)
 		}
 	}

@@ -70,6 +70,10 @@ type Stage struct {
 	// TaskDefinition is "family[:revision]" or an inline ECS task definition.
 	TaskDefinition json.RawMessage `json:"taskDefinition"`
 	DependsOn      []Dependency    `json:"dependsOn,omitempty"`
+	// TriggerRule says which ends of the dependencies, taken together,
+	// let the stage run, as Airflow's trigger_rule (triggerrule.go);
+	// empty is allSuccess, where each dependency's condition decides.
+	TriggerRule TriggerRule `json:"triggerRule,omitempty"`
 	// ArraySize fans the stage out to that many parallel runs, each seeing
 	// GANTRY_ARRAY_INDEX (0 to the size - 1); zero means one plain run.
 	// The size is fixed, or read from an upstream stage's output when the
@@ -222,6 +226,11 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 		}
 		if errors.Is(err, errSkipShape) {
 			if named := skipShapeProblems(js); named != nil {
+				return nil, errors.Join(named, unknownFieldsOf(js))
+			}
+		}
+		if errors.Is(err, errTriggerRuleShape) {
+			if named := triggerRuleShapeProblems(js); named != nil {
 				return nil, errors.Join(named, unknownFieldsOf(js))
 			}
 		}
@@ -538,6 +547,7 @@ func (st *Stage) validate(sp string, stages map[string]bool, params Params) []er
 			bad(dp+".condition", "%q: want success, failure or complete", d.Condition)
 		}
 	}
+	errs = append(errs, st.validateTriggerRule(sp)...)
 	for _, ref := range st.paramRefs(inline) {
 		if _, ok := params[ref.name]; !ok {
 			errs = append(errs, unknownParam(sp+"."+ref.path, ref))

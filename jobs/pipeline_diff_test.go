@@ -38,6 +38,10 @@ stages:
 				`stages[1](transform).arraySize: added {fromOutput: extract.FILES}`, `stages[1](transform).tags: added {team: data}`,
 				`stages[2](load).dependsOn: [transform] -> [transform, {stage: extract, condition: failure}]`,
 				`stages[2](load).skipOnExitCode: added [3, 4]`}},
+		// A trigger rule set, and a stage's dependencies with it.
+		{"trigger rule", strings.Replace(base, "  - {name: load, taskDefinition: load, dependsOn: [transform]}\n",
+			"  - {name: load, taskDefinition: load, dependsOn: [transform, extract], triggerRule: oneFailed}\n", 1),
+			[]string{"stages[2](load).dependsOn: [transform] -> [transform, extract]", "stages[2](load).triggerRule: added oneFailed"}},
 		{"stages added and removed", strings.Replace(base, "  - {name: load, taskDefinition: load, dependsOn: [transform]}\n",
 			"  - {name: report, taskDefinition: report, dependsOn: [transform]}\n", 1),
 			[]string{"stages[2](report): added", "stages[2](load): removed"}},

@@ -606,6 +606,11 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\nparameters: {m: a}\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, dependsOn: [a], when: [{output: a.K, in: [1, x]}, {param: m, notEquals: b}]}]\n"))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","when":{"output":"a.K","equal":"x"}},{"name":"b","taskDefinition":"t","when":{"param":"z","in":"x"}}]}`))
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, when: []}, {name: b, taskDefinition: t, when: {param: m, equals: x, notIn: [y]}}]\n"))
+	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, dependsOn: [a]}, {name: n, taskDefinition: t, dependsOn: [b], triggerRule: oneFailed}," +
+		" {name: c, taskDefinition: t, dependsOn: [a, n], triggerRule: allDone}]\n"))
+	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, triggerRule: noneFailed}, {name: b, taskDefinition: t, dependsOn: [{stage: a, condition: failure}], triggerRule: one_failed}]\n"))
+	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t"},{"name":"b","taskDefinition":"t","dependsOn":[{"stage":"a","condition":"success"}],"triggerRule":"noneFailedMinOneSuccess"},{"name":"c","taskDefinition":"t","dependsOn":["a"],"triggerRule":["allFailed"]}]}`))
+	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t"},{"name":"b","taskDefinition":"t","dependsOn":["a"],"triggerRule":null},{"name":"c","taskDefinition":"t","dependsOn":["b"],"TriggerRule":"oneSuccess"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
@@ -632,6 +637,24 @@ func FuzzParsePipeline(f *testing.F) {
 			}
 			if st.ArraySize.N < 0 || st.ArraySize.N > MaxArraySize {
 				t.Fatalf("accepted stage %s arraySize %d", st.Name, st.ArraySize.N)
+			}
+		}
+		// An accepted trigger rule is known; one other than allSuccess
+		// has dependencies, none with a condition of its own.
+		for _, st := range p.Stages {
+			if !st.TriggerRule.valid() {
+				t.Fatalf("accepted stage %s triggerRule %q", st.Name, st.TriggerRule)
+			}
+			if st.TriggerRule.Plain() {
+				continue
+			}
+			if len(st.DependsOn) == 0 {
+				t.Fatalf("accepted stage %s triggerRule %s without dependencies", st.Name, st.TriggerRule)
+			}
+			for _, d := range st.DependsOn {
+				if d.Condition != CondSuccess {
+					t.Fatalf("accepted stage %s triggerRule %s over %s's condition %s", st.Name, st.TriggerRule, d.Stage, d.Condition)
+				}
 			}
 		}
 		for _, st := range p.Stages {

@@ -423,14 +423,7 @@ func stoppedStatuses(pr *jobs.PipelineRun) map[string]jobs.Status {
 }
 
 func skipReason(pr *jobs.PipelineRun, name string, status map[string]jobs.Status) string {
-	st := pr.Spec.Stage(name)
-	for _, dep := range st.DependsOn {
-		s := status[dep.Stage]
-		if jobs.StageEnded(s) && !dep.Condition.Holds(s) {
-			return fmt.Sprintf("dependency %s ended %s; condition %s cannot hold", dep.Stage, s, dep.Condition)
-		}
-	}
-	return "dependencies cannot be met"
+	return pr.Spec.SkipReason(name, status)
 }
 
 // start submits the runs of a stage. A stage that cannot be submitted (an

@@ -247,12 +247,8 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(w, "\nSTAGE\tTASK DEFINITION\tARRAY\tDEPENDS ON")
 				for _, name := range p.Order() {
 					st := p.Stage(name)
-					var deps []string
-					for _, d := range st.DependsOn {
-						deps = append(deps, d.Stage+"("+string(d.Condition)+")")
-					}
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", st.Name, taskDefText(st.TaskDefinition), arrayText(st.ArraySize),
-						orDash(strings.Join(deps, ", ")))
+						orDash(st.DependsOnText()))
 				}
 				return nil
 			})

@@ -552,6 +552,9 @@ type stageRow struct {
 	Runs           []jobs.StageRun
 	TaskDefinition string
 	DependsOn      []jobs.Dependency
+	// TriggerRule is the stage's: one other than allSuccess is shown
+	// after its dependencies, whose conditions it replaces.
+	TriggerRule jobs.TriggerRule
 }
 
 // pipelineRunBody is a pipeline run page's content.
@@ -584,12 +587,13 @@ func stageRowsOf(pr *jobs.PipelineRun) []stageRow {
 	for _, st := range pr.StagesInOrder() {
 		var td string
 		var deps []jobs.Dependency
+		var rule jobs.TriggerRule
 		if s := pr.Spec.Stage(st.Name); s != nil {
-			td, deps = taskDefText(s.TaskDefinition), s.DependsOn
+			td, deps, rule = taskDefText(s.TaskDefinition), s.DependsOn, s.TriggerRule
 		}
 		for _, try := range st.EarlierTries {
 			rows = append(rows, stageRow{Label: fmt.Sprintf("%s (try %d)", st.Name, try.Try), Status: try.Status,
-				Reason: try.Reason, Runs: try.Runs, TaskDefinition: td, DependsOn: deps})
+				Reason: try.Reason, Runs: try.Runs, TaskDefinition: td, DependsOn: deps, TriggerRule: rule})
 		}
 		label := st.Name
 		if st.Try > 1 {
@@ -597,7 +601,7 @@ func stageRowsOf(pr *jobs.PipelineRun) []stageRow {
 		}
 		// A stage RUNNING whose runs wait says why, as they do.
 		rows = append(rows, stageRow{Label: label, Status: st.Status, Reason: firstOf(st.Reason, stageWaitReason(&st)), Runs: st.Runs,
-			TaskDefinition: td, DependsOn: deps})
+			TaskDefinition: td, DependsOn: deps, TriggerRule: rule})
 	}
 	return rows
 }
