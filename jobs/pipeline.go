@@ -78,7 +78,11 @@ type Stage struct {
 	// GANTRY_ARRAY_INDEX (0 to the size - 1); zero means one plain run.
 	// The size is fixed, or read from an upstream stage's output when the
 	// stage starts (arraysize.go).
-	ArraySize      ArraySize      `json:"arraySize,omitzero"`
+	ArraySize ArraySize `json:"arraySize,omitzero"`
+	// ArrayOrder is how an array stage's children start: parallel (the
+	// default: all at once) or sequential (child i+1 once child i
+	// succeeded, as AWS Batch's SEQUENTIAL; arrayorder.go).
+	ArrayOrder     string         `json:"arrayOrder,omitempty"`
 	Cluster        string         `json:"cluster,omitempty"`
 	Overrides      *Overrides     `json:"overrides,omitempty"`
 	RetryStrategy  *RetryStrategy `json:"retryStrategy,omitempty"`
@@ -125,6 +129,10 @@ const (
 type Dependency struct {
 	Stage     string    `json:"stage"`
 	Condition Condition `json:"condition,omitempty"`
+	// Type N_TO_N (AWS Batch's spelling), between two array stages of one
+	// size, makes child i of this stage wait for child i of Stage only
+	// (arrayorder.go); empty waits for the whole stage.
+	Type string `json:"type,omitempty"`
 }
 
 // UnmarshalJSON accepts a bare stage name as well as {stage, condition}.
@@ -471,6 +479,7 @@ func (p *Pipeline) Validate() error {
 		}
 		errs = append(errs, p.validateArraySize(i, up)...)
 		errs = append(errs, p.validateWhen(i, up)...)
+		errs = append(errs, p.validateArrayOrder(i)...) // arrayorder.go
 	}
 	if err := p.CheckStageTags(nil); err != nil {
 		errs = append(errs, err)

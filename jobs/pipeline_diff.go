@@ -51,10 +51,17 @@ func asWritten(key string, v any) any {
 		out := make([]any, len(deps))
 		for i, d := range deps {
 			out[i] = d
-			if m, ok := d.(map[string]any); ok && len(m) == 2 && m["condition"] == string(CondSuccess) {
-				if name, ok := m["stage"].(string); ok {
-					out[i] = name
-				}
+			m, ok := d.(map[string]any)
+			if !ok || m["condition"] != string(CondSuccess) {
+				continue
+			}
+			name, ok := m["stage"].(string)
+			switch {
+			case ok && len(m) == 2:
+				out[i] = name
+			case ok && len(m) == 3 && m["type"] != nil:
+				// {stage: a, type: N_TO_N}, its condition the default.
+				out[i] = map[string]any{"stage": name, "type": m["type"]}
 			}
 		}
 		return out

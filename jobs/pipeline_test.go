@@ -71,7 +71,7 @@ func TestParsePipeline(t *testing.T) {
 	if p.Schedule == nil || p.Schedule.Timezone != "Europe/Paris" || p.Schedule.StartingDeadlineSeconds != 3600 {
 		t.Fatalf("schedule %+v", p.Schedule)
 	}
-	if d := p.Stages[1].DependsOn; len(d) != 1 || d[0] != (Dependency{"extract", CondSuccess}) {
+	if d := p.Stages[1].DependsOn; len(d) != 1 || d[0] != (Dependency{Stage: "extract", Condition: CondSuccess}) {
 		t.Fatalf("transform dependsOn %+v", d)
 	}
 	if d := p.Stages[2].DependsOn; d[0].Condition != CondFailure {
@@ -225,10 +225,10 @@ func TestParsePipelineRejects(t *testing.T) {
 func TestNextStartsAndSkips(t *testing.T) {
 	p := &Pipeline{Name: "p", Stages: []Stage{
 		{Name: "extract"},
-		{Name: "transform", DependsOn: []Dependency{{"extract", CondSuccess}}},
-		{Name: "load", DependsOn: []Dependency{{"transform", CondSuccess}}},
-		{Name: "alert", DependsOn: []Dependency{{"transform", CondFailure}}},
-		{Name: "cleanup", DependsOn: []Dependency{{"load", CondComplete}, {"alert", CondComplete}}},
+		{Name: "transform", DependsOn: []Dependency{{Stage: "extract", Condition: CondSuccess}}},
+		{Name: "load", DependsOn: []Dependency{{Stage: "transform", Condition: CondSuccess}}},
+		{Name: "alert", DependsOn: []Dependency{{Stage: "transform", Condition: CondFailure}}},
+		{Name: "cleanup", DependsOn: []Dependency{{Stage: "load", Condition: CondComplete}, {Stage: "alert", Condition: CondComplete}}},
 	}}
 	st := map[string]Status{}
 	for _, s := range p.Stages {
@@ -611,6 +611,10 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, triggerRule: noneFailed}, {name: b, taskDefinition: t, dependsOn: [{stage: a, condition: failure}], triggerRule: one_failed}]\n"))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t"},{"name":"b","taskDefinition":"t","dependsOn":[{"stage":"a","condition":"success"}],"triggerRule":"noneFailedMinOneSuccess"},{"name":"c","taskDefinition":"t","dependsOn":["a"],"triggerRule":["allFailed"]}]}`))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t"},{"name":"b","taskDefinition":"t","dependsOn":["a"],"triggerRule":null},{"name":"c","taskDefinition":"t","dependsOn":["b"],"TriggerRule":"oneSuccess"}]}`))
+	f.Add([]byte(arrayPipeline))
+	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, arrayOrder: sequential}, {name: b, taskDefinition: t, arraySize: 2, arrayOrder: serial, dependsOn: [{stage: a, type: N_TO_N, condition: complete}]}]\n"))
+	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","arraySize":2},{"name":"b","taskDefinition":"t","arraySize":3,"dependsOn":[{"stage":"a","type":"SEQUENTIAL"},{"stage":"a","type":"N_TO_N"}]}]}`))
+	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","arraySize":{"fromOutput":"a.N"},"arrayOrder":3,"dependsOn":[{"stage":"a","type":1}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
@@ -654,6 +658,26 @@ func FuzzParsePipeline(f *testing.F) {
 			for _, d := range st.DependsOn {
 				if d.Condition != CondSuccess {
 					t.Fatalf("accepted stage %s triggerRule %s over %s's condition %s", st.Name, st.TriggerRule, d.Stage, d.Condition)
+				}
+			}
+		}
+		for _, st := range p.Stages {
+			// An accepted order or N_TO_N pairs array stages, of one
+			// size when both are fixed, each child waiting on children
+			// that exist.
+			if st.ArrayOrder != "" && (!st.ArraySize.Array() || st.ArrayOrder != ArrayParallel && st.ArrayOrder != ArraySequential) {
+				t.Fatalf("accepted stage %s arrayOrder %q (arraySize %v)", st.Name, st.ArrayOrder, st.ArraySize)
+			}
+			for _, d := range st.DependsOn {
+				up := p.Stage(d.Stage)
+				if d.Type != "" && (!d.NToN() || d.Condition != CondSuccess || !st.ArraySize.Array() || !up.ArraySize.Array() ||
+					!st.ArraySize.Dynamic() && !up.ArraySize.Dynamic() && st.ArraySize.N != up.ArraySize.N) {
+					t.Fatalf("accepted stage %s dependency %+v", st.Name, d)
+				}
+			}
+			for _, w := range p.ChildWaits(st.Name, 1) {
+				if p.Stage(w.Stage) == nil || w.Index < 0 {
+					t.Fatalf("stage %s child 1 waits for %v", st.Name, w)
 				}
 			}
 		}

@@ -128,6 +128,11 @@ func (st *Stage) validateTriggerRule(sp string) []error {
 	}
 	var errs []error
 	for j, d := range st.DependsOn {
+		if d.NToN() {
+			errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf("%s decides from how whole stages ended: dependsOn[%d] (%s) cannot be N_TO_N, which goes child by child; leave triggerRule out",
+				st.TriggerRule, j, d.Stage)})
+			continue
+		}
 		if d.Condition != "" && d.Condition != CondSuccess {
 			errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf("%s decides from how the dependencies ended: dependsOn[%d] (%s) cannot have condition %s too; list it as a plain stage name",
 				st.TriggerRule, j, d.Stage, d.Condition)})
@@ -218,6 +223,21 @@ func (r *readiness) decide(st *Stage) (v verdict, why string, upFailed bool) {
 		v = stageRuns
 		for _, d := range st.DependsOn {
 			s := r.status[d.Stage]
+			if d.NToN() {
+				// Child by child (arrayorder.go): the stage starts once
+				// the upstream one has, and cannot once it was SKIPPED.
+				switch {
+				case d.Never(s):
+					failed := r.end(d.Stage) == depFailed
+					if v != stageNever || failed && !upFailed {
+						why = fmt.Sprintf("dependency %s ended %s; N_TO_N needs children of it that ran", d.Stage, r.endText(d.Stage))
+					}
+					v, upFailed = stageNever, upFailed || failed
+				case !d.Ready(s) && v == stageRuns:
+					v = stageWaits
+				}
+				continue
+			}
 			if !StageEnded(s) {
 				if v == stageRuns {
 					v = stageWaits
@@ -345,7 +365,9 @@ func (st *Stage) DependsOnText() string {
 	deps := make([]string, len(st.DependsOn))
 	for i, d := range st.DependsOn {
 		deps[i] = d.Stage
-		if st.TriggerRule.Plain() {
+		if d.NToN() {
+			deps[i] += "(N_TO_N: child i after its child i)"
+		} else if st.TriggerRule.Plain() {
 			c := d.Condition
 			if c == "" {
 				c = CondSuccess

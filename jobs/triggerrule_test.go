@@ -23,7 +23,7 @@ func ruleCase(rule TriggerRule, ends ...string) (*Pipeline, map[string]Status) {
 		switch e {
 		case "upfail", "when":
 			root := dep + "-root"
-			p.Stages = append(p.Stages, Stage{Name: root}, Stage{Name: dep, DependsOn: []Dependency{{root, CondSuccess}}})
+			p.Stages = append(p.Stages, Stage{Name: root}, Stage{Name: dep, DependsOn: []Dependency{{Stage: root, Condition: CondSuccess}}})
 			status[root], status[dep] = StatusSucceeded, StatusSkipped
 			if e == "upfail" {
 				status[root] = StatusFailed
@@ -33,7 +33,7 @@ func ruleCase(rule TriggerRule, ends ...string) (*Pipeline, map[string]Status) {
 			status[dep] = map[string]Status{"ok": StatusSucceeded, "fail": StatusFailed, "cancel": StatusCanceled,
 				"run": StatusRunning, "pending": StatusPending, "skip": StatusSkipped}[e]
 		}
-		x.DependsOn = append(x.DependsOn, Dependency{dep, CondSuccess})
+		x.DependsOn = append(x.DependsOn, Dependency{Stage: dep, Condition: CondSuccess})
 	}
 	p.Stages = append(p.Stages, x)
 	status["x"] = StatusPending
@@ -239,6 +239,10 @@ func TestTriggerRuleValidate(t *testing.T) {
 			[]string{
 				"stages[2](notify).triggerRule: oneFailed decides from how the dependencies ended: dependsOn[1] (b) cannot have condition failure too; list it as a plain stage name",
 				"stages[3](cleanup).triggerRule: allDone decides from how the dependencies ended: dependsOn[0] (a) cannot have condition complete too; list it as a plain stage name"}},
+		{"N_TO_N under a rule", `
+  - {name: a, taskDefinition: t, arraySize: 2}
+  - {name: b, taskDefinition: t, arraySize: 2, dependsOn: [{stage: a, type: N_TO_N}], triggerRule: allDone}`,
+			[]string{"stages[1](b).triggerRule: allDone decides from how whole stages ended: dependsOn[0] (a) cannot be N_TO_N, which goes child by child; leave triggerRule out"}},
 		{"a rule without dependencies", `
   - {name: a, taskDefinition: t, triggerRule: allDone}`,
 			[]string{"stages[0](a).triggerRule: allDone decides from the stage's dependencies, and it has none: add dependsOn, or leave triggerRule out"}},
@@ -274,11 +278,11 @@ func TestTriggerRuleValidate(t *testing.T) {
 }
 
 func TestDependsOnText(t *testing.T) {
-	plain := Stage{DependsOn: []Dependency{{"load", CondSuccess}, {"alert", CondFailure}}}
+	plain := Stage{DependsOn: []Dependency{{Stage: "load", Condition: CondSuccess}, {Stage: "alert", Condition: CondFailure}}}
 	if got, want := plain.DependsOnText(), "load(success), alert(failure)"; got != want {
 		t.Errorf("plain: %q, want %q", got, want)
 	}
-	ruled := Stage{DependsOn: []Dependency{{"load", CondSuccess}, {"transform", CondSuccess}}, TriggerRule: RuleOneFailed}
+	ruled := Stage{DependsOn: []Dependency{{Stage: "load", Condition: CondSuccess}, {Stage: "transform", Condition: CondSuccess}}, TriggerRule: RuleOneFailed}
 	if got, want := ruled.DependsOnText(), "load, transform (triggerRule oneFailed)"; got != want {
 		t.Errorf("ruled: %q, want %q", got, want)
 	}

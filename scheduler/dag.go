@@ -203,7 +203,7 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 		pr.StartedAt, changed = &now, true
 	}
 	for i := range pr.Stages {
-		c, err := d.refresh(ctx, &pr.Stages[i], skipCodes(pr, pr.Stages[i].Name), now, changedRun)
+		c, err := d.refreshStage(ctx, pr, &pr.Stages[i], now, changedRun)
 		if err != nil {
 			return nil, err
 		}
@@ -271,7 +271,7 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 			// it submitted them) may have ended already, and no event of
 			// theirs will come: end the stage now if so.
 			if st := pr.StageState(name); st.Status == jobs.StatusRunning && runsEnded(st.Runs) {
-				if _, err := d.refresh(ctx, st, skipCodes(pr, name), now, nil); err != nil {
+				if _, err := d.refreshStage(ctx, pr, st, now, nil); err != nil {
 					return nil, err
 				}
 			}
@@ -376,6 +376,22 @@ func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, skip []int, now 
 	return true, nil
 }
 
+// refreshStage is refresh of a stage of pr, whose children, if they
+// waited for others, are then told apart: those that did not run from
+// those that failed (orderedOutcome, arrayorder.go).
+func (d *DAG) refreshStage(ctx context.Context, pr *jobs.PipelineRun, st *jobs.StageState, now time.Time, only *jobs.Run) (bool, error) {
+	prev := *st
+	changed, err := d.refresh(ctx, st, skipCodes(pr, st.Name), now, only)
+	if err != nil || !jobs.StageEnded(st.Status) || prev.Status != jobs.StatusRunning {
+		return changed, err
+	}
+	if err := d.orderedOutcome(ctx, pr, st, now); err != nil {
+		*st = prev // still RUNNING: the next advance ends it
+		return false, err
+	}
+	return changed, nil
+}
+
 // skipCodes is the skipOnExitCode of the named stage of pr's spec.
 func skipCodes(pr *jobs.PipelineRun, name string) []int {
 	if spec := pr.Spec.Stage(name); spec != nil {
@@ -457,6 +473,8 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 		st.Status, st.StartedAt, st.FinishedAt, st.Runs = jobs.StatusSkipped, &now, &now, []jobs.StageRun{}
 		st.Reason = fmt.Sprintf("arraySize from %s is 0: nothing to run", spec.ArraySize.From)
 		return false, nil
+	case checkNToN(pr, spec, st, size, now): // arrayorder.go: skipped or failed, st says why
+		return false, nil
 	}
 	n := max(size, 1)
 	runs := make([]jobs.StageRun, 0, n)
@@ -466,6 +484,10 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 			idx = &i
 		}
 		req, err := StageRequest(pr, spec, idx)
+		if err == nil && idx != nil && spec.OrdersChildren() {
+			// It waits for the children it needs (arrayorder.go).
+			req.DependsOn, err = childDependsOn(pr, spec, i, runs)
+		}
 		if err == nil {
 			var r *jobs.Run
 			r, err = d.runner.Submit(ctx, req)
@@ -514,6 +536,18 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 			}
 			for _, r := range us.Runs {
 				req.Stage.UpstreamRuns[up] = append(req.Stage.UpstreamRuns[up], r.RunID)
+			}
+		}
+	}
+	for _, d := range st.DependsOn {
+		if d.NToN() && idx != nil && req.Stage.UpstreamRuns != nil {
+			// Child i reads child i's files only: the others may not
+			// have run yet.
+			if us := pr.StageState(d.Stage); us != nil {
+				req.Stage.UpstreamRuns[d.Stage] = nil
+				if id := childRun(us.Runs, *idx); id != "" {
+					req.Stage.UpstreamRuns[d.Stage] = []string{id}
+				}
 			}
 		}
 	}

@@ -247,7 +247,7 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(w, "\nSTAGE\tTASK DEFINITION\tARRAY\tDEPENDS ON")
 				for _, name := range p.Order() {
 					st := p.Stage(name)
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", st.Name, taskDefText(st.TaskDefinition), arrayText(st.ArraySize),
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", st.Name, taskDefText(st.TaskDefinition), arrayText(st),
 						orDash(st.DependsOnText()))
 				}
 				return nil
@@ -273,11 +273,15 @@ func taskDefText(raw []byte) string {
 
 // arrayText is a stage's ARRAY column: its size, the output it reads it
 // from (extract.FILES), or - for one plain run.
-func arrayText(a jobs.ArraySize) string {
-	if a.IsZero() {
+// A sequential array says so: 3, sequential.
+func arrayText(st *jobs.Stage) string {
+	if st.ArraySize.IsZero() {
 		return "-"
 	}
-	return a.String()
+	if st.Sequential() {
+		return st.ArraySize.String() + ", sequential"
+	}
+	return st.ArraySize.String()
 }
 
 func newPipelineRunCmd(g *globals) *cobra.Command {
