@@ -85,7 +85,8 @@ func (f *fake) Submit(_ context.Context, req *jobs.SubmitRequest) (*jobs.Run, er
 	}
 	id := fmt.Sprintf("run%d", len(f.runs)+1)
 	r := &jobs.Run{RunID: id, Status: jobs.StatusQueued, Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued}},
-		Spec: jobs.RunSpec{Stage: req.Stage, Overrides: req.Overrides, RetryStrategy: req.RetryStrategy}}
+		Spec:      jobs.RunSpec{Stage: req.Stage, Overrides: req.Overrides, RetryStrategy: req.RetryStrategy},
+		DependsOn: jobs.DependencyStates(req.DependsOn)}
 	f.runs[id], f.keys[req.IdempotencyKey] = r, id
 	f.order = append(f.order, id)
 	f.reqs = append(f.reqs, req)
