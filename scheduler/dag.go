@@ -500,8 +500,12 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 		if jobs.ErrorCode(err) == jobs.CodeInternal || jobs.ErrorCode(err) == jobs.CodeUnavailable {
 			return false, fmt.Errorf("stage %s: submit: %w", name, err)
 		}
-		// The stage cannot run: stop what it started and fail it.
-		for _, r := range runs {
+		// The stage cannot run: stop what it started and fail it. Last
+		// first: a child waiting for the one before it (arrayorder.go)
+		// is stopped before that one, so that no stop fails a waiting
+		// child, whose pipeline run the server would then advance while
+		// this advance holds the lock.
+		for _, r := range slices.Backward(runs) {
 			if _, serr := d.runner.Stop(ctx, r.RunID, "another run of the stage could not be submitted"); serr != nil {
 				d.cfg.log.Warn().Err(serr).Str("run", r.RunID).Msg("stop stage run")
 			}

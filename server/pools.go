@@ -331,5 +331,7 @@ func (s *Server) orphanFailed(ctx context.Context, stored *jobs.Run) error {
 	if err != nil {
 		return err
 	}
-	return s.resolveWaiting(ctx, waiters...)
+	failed, err := s.resolveWaiting(ctx, waiters...)
+	s.pipelinesChanged(ctx, failed...)
+	return err
 }

@@ -95,9 +95,11 @@ func (s *Server) dependenciesMoved(ctx context.Context, runs ...*jobs.Run) {
 		s.cfg.log.Warn().Err(err).Msg("find the runs waiting for runs that moved")
 		return
 	}
-	if err := s.resolveWaiting(ctx, waiters...); err != nil {
+	failed, err := s.resolveWaiting(ctx, waiters...)
+	if err != nil {
 		s.cfg.log.Warn().Err(err).Msg("resolve waiting runs; the sweep tries again")
 	}
+	s.pipelinesChanged(ctx, failed...)
 }
 
 // resolveEnded resolves the runs that wait for a run that ended or is
@@ -110,7 +112,9 @@ func (s *Server) resolveEnded(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.resolveWaiting(ctx, ids...); err != nil {
+	failed, err := s.resolveWaiting(ctx, ids...)
+	s.pipelinesChanged(ctx, failed...)
+	if err != nil {
 		return err
 	}
 	return s.forgetWaitersIfNone(ctx)
@@ -175,7 +179,9 @@ func (s *Server) resolveAllWaiting(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("find waiting runs: %w", err)
 	}
-	if err := s.resolveWaiting(ctx, ids...); err != nil {
+	failed, err := s.resolveWaiting(ctx, ids...)
+	s.pipelinesChanged(ctx, failed...)
+	if err != nil {
 		return err
 	}
 	if len(ids) > 0 {
@@ -188,9 +194,13 @@ func (s *Server) resolveAllWaiting(ctx context.Context) error {
 
 // resolveWaiting resolves the runs ids, and then those waiting for the
 // ones that failed, until none is left. It goes on past a run it could
-// not resolve, and returns what went wrong.
-func (s *Server) resolveWaiting(ctx context.Context, ids ...string) error {
+// not resolve, and returns what went wrong, and the runs it failed: the
+// caller tells their pipeline runs (pipelinesChanged: a child of an array
+// stage waiting for another, jobs/arrayorder.go), unless the DAG's advance
+// holds its lock, as it does when it submits a stage's runs.
+func (s *Server) resolveWaiting(ctx context.Context, ids ...string) ([]*jobs.Run, error) {
 	var errs []error
+	var runs []*jobs.Run
 	for len(ids) > 0 {
 		id := ids[0]
 		ids = ids[1:]
@@ -199,7 +209,8 @@ func (s *Server) resolveWaiting(ctx context.Context, ids ...string) error {
 			errs = append(errs, fmt.Errorf("resolve run %s: %w", id, err))
 			continue
 		}
-		if failed {
+		if failed != nil {
+			runs = append(runs, failed)
 			more, err := s.db.WaitingFor(ctx, id)
 			if err != nil {
 				errs = append(errs, err)
@@ -208,26 +219,26 @@ func (s *Server) resolveWaiting(ctx context.Context, ids ...string) error {
 			ids = append(ids, more...)
 		}
 	}
-	return errors.Join(errs...)
+	return runs, errors.Join(errs...)
 }
 
 // resolveRun resolves one waiting run: it records the ends of its
 // dependencies, and releases it (publishing its job), fails it, or
-// updates its reason. It reports whether the run failed.
-func (s *Server) resolveRun(ctx context.Context, id string) (failed bool, err error) {
+// updates its reason. It returns the run if it failed.
+func (s *Server) resolveRun(ctx context.Context, id string) (failed *jobs.Run, err error) {
 	r, err := s.db.GetRun(ctx, id)
 	if errors.Is(err, jobs.ErrNotFound) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if !r.Waiting() {
-		return false, nil
+		return nil, nil
 	}
 	st, err := s.db.RunStatuses(ctx, r.WaitsFor()...)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	workers, werr := s.liveWorkers(ctx)
 	now := s.cfg.now().UTC()
@@ -247,14 +258,14 @@ func (s *Server) resolveRun(ctx context.Context, id string) (failed bool, err er
 	}
 	s.unlockOrder()
 	if err != nil || !changed {
-		return false, err
+		return nil, err
 	}
 	log := s.cfg.log.With().Str("run", id).Logger()
 	switch {
 	case stored.Status.Terminal():
 		s.metrics.runMoved(jobs.StatusQueued, false, stored)
 		log.Info().Str("reason", stored.StoppedReason).Msg("run failed without running: a dependency ended as it did not need")
-		return true, nil
+		return stored, nil
 	case released && stored.WaitingForSlot():
 		// Now it waits for a slot in its pool (pools.go).
 		log.Debug().Str("pool", stored.Pool).Msg("run waits for a slot: its dependencies ended as it needed")
@@ -269,5 +280,5 @@ func (s *Server) resolveRun(ctx context.Context, id string) (failed bool, err er
 			log.Error().Err(err).Msg("queue released run")
 		}
 	}
-	return false, nil
+	return nil, nil
 }

@@ -446,8 +446,13 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 		// A dependency may have ended after it was read and before this
 		// run was stored, its waiters resolved without this one: look
 		// again now that it is.
-		if err := s.resolveWaiting(ctx, stored.RunID); err != nil {
+		// The submitter is told how it stands (failed, say): the DAG
+		// advancing a pipeline run submits its stages' runs under its
+		// lock, and is told of them by the reply alone.
+		if _, err := s.resolveWaiting(ctx, stored.RunID); err != nil {
 			s.cfg.log.Warn().Err(err).Str("run", stored.RunID).Msg("resolve new waiting run; the sweep tries again")
+		} else if latest, err := s.db.GetRun(ctx, stored.RunID); err == nil {
+			stored = latest
 		}
 		return stored, true, nil
 	case stored.WaitingForSlot():
