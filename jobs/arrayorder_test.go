@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"maps"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -169,5 +170,20 @@ func TestArrayOrderDiff(t *testing.T) {
 		"stages[3](c).arrayOrder: added sequential"}
 	if got := PipelineChanges(old, p); !reflect.DeepEqual(got, want) {
 		t.Fatalf("changes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestArrayOrderSample: the sample parses, sequential then N_TO_N.
+func TestArrayOrderSample(t *testing.T) {
+	data, err := os.ReadFile("../samples/pipelines/in-order.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePipeline(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Stage("migrate").Sequential() || !p.Stage("verify").DependsOn[0].NToN() {
+		t.Fatalf("%+v", p.Stages)
 	}
 }

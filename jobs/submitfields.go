@@ -65,7 +65,7 @@ var unreadHints = map[reflect.Type]map[string]func(v any) string{
 	},
 	reflect.TypeFor[RunDependency](): {
 		"jobId": hint(`use "runId"`),
-		"type":  hint(`a dependency waits for its whole run: AWS Batch's N_TO_N and SEQUENTIAL have no equivalent`),
+		"type":  hint(`a dependency waits for its whole run (a single run has no array): in a pipeline, an array stage's dependsOn type N_TO_N and arrayOrder: sequential are AWS Batch's N_TO_N and SEQUENTIAL`),
 	},
 	reflect.TypeFor[ContainerOverride](): {
 		"vcpus":             hint(`use "cpu" (1024 units per vCPU)`),

@@ -25,7 +25,7 @@ func TestUnreadSubmitFields(t *testing.T) {
 		{"batch array", `{"arrayProperties":{"size":10}}`, []string{`arrayProperties: not read; a single run has no array: run the task as a pipeline stage with "arraySize": N (its children see GANTRY_ARRAY_INDEX and AWS_BATCH_JOB_ARRAY_INDEX)`}},
 		{"batch dependsOn", `{"dependsOn":[{"runId":"01a"},{"jobId":"01b","type":"N_TO_N"}]}`, []string{
 			`dependsOn[1].jobId: not read; use "runId"`,
-			`dependsOn[1].type: not read; a dependency waits for its whole run: AWS Batch's N_TO_N and SEQUENTIAL have no equivalent`}},
+			`dependsOn[1].type: not read; a dependency waits for its whole run (a single run has no array): in a pipeline, an array stage's dependsOn type N_TO_N and arrayOrder: sequential are AWS Batch's N_TO_N and SEQUENTIAL`}},
 		{"misspelt", `{"timeoutSecond":5,"retryStrategy":{"attempt":3},"overrides":{"containerOverrides":[{"name":"m","enviroment":[]}]}}`, []string{
 			`overrides.containerOverrides[0].enviroment: not read; did you mean "environment"?`,
 			`retryStrategy.attempt: not read; did you mean "attempts"?`,
