@@ -92,6 +92,20 @@ func (c *Client) DryRunTaskDef(ctx context.Context, taskDef []byte) (*TaskDefDry
 // knowsDryRun asks the gantry service's description (`nats micro info
 // gantry`) whether endpoint's request has dryRun.
 func (c *Client) knowsDryRun(ctx context.Context, endpoint string) error {
+	ok, err := c.knowsRequestField(ctx, endpoint, "dryRun")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("the gantry server is too old for dry runs: upgrade it (nothing was sent)")
+	}
+	return nil
+}
+
+// knowsRequestField reports whether the server's endpoint reads field in
+// its requests, by the request schema of its description: a server older
+// than the field would ignore it (encoding/json drops unknown fields).
+func (c *Client) knowsRequestField(ctx context.Context, endpoint, field string) (bool, error) {
 	const subject = "$SRV.INFO.gantry"
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -105,11 +119,11 @@ func (c *Client) knowsDryRun(ctx context.Context, endpoint string) error {
 		var denied *jobs.Error
 		switch {
 		case errors.As(context.Cause(ctx), &denied):
-			return denied
+			return false, denied
 		case errors.Is(err, nats.ErrNoResponders):
-			return ErrNoServer
+			return false, ErrNoServer
 		}
-		return fmt.Errorf("%s: %w", subject, err)
+		return false, fmt.Errorf("%s: %w", subject, err)
 	}
 	var info struct {
 		Endpoints []struct {
@@ -118,15 +132,12 @@ func (c *Client) knowsDryRun(ctx context.Context, endpoint string) error {
 		} `json:"endpoints"`
 	}
 	if err := json.Unmarshal(msg.Data, &info); err != nil {
-		return fmt.Errorf("%s: bad reply: %w", subject, err)
+		return false, fmt.Errorf("%s: bad reply: %w", subject, err)
 	}
 	for _, e := range info.Endpoints {
 		if e.Subject == "gantry.api."+endpoint {
-			if strings.Contains(e.Metadata["request_schema"], `"dryRun"`) {
-				return nil
-			}
-			break
+			return strings.Contains(e.Metadata["request_schema"], `"`+field+`"`), nil
 		}
 	}
-	return errors.New("the gantry server is too old for dry runs: upgrade it (nothing was sent)")
+	return false, nil
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -66,6 +67,12 @@ type RunOptions struct {
 	// Constraints hold for every stage's runs besides the pipeline
 	// file's; one that contradicts the file's is refused.
 	Constraints jobs.Constraints
+	// IdempotencyKey, when set, makes the run once: a second request with
+	// the same key for the same pipeline returns the run the first one
+	// created, as it is now, whatever else the request says, for as long
+	// as that run is kept (--run-retention). A server too old to read the
+	// key is an error, before anything is sent.
+	IdempotencyKey string
 }
 
 // RunPipelineWith is RunPipeline with the options of pipelines.run. The
@@ -84,6 +91,18 @@ func (c *Client) RunPipelineWith(ctx context.Context, name string, o RunOptions)
 	}
 	if len(o.Constraints) > 0 {
 		req["constraints"] = o.Constraints
+	}
+	if o.IdempotencyKey != "" {
+		// An older server would drop the key and start a run at each
+		// retry: the very duplicate the key is for.
+		ok, err := c.knowsRequestField(ctx, "pipelines.run", "idempotencyKey")
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, errors.New("the gantry server is too old for idempotency keys of pipeline runs: upgrade it (no run was started)")
+		}
+		req["idempotencyKey"] = o.IdempotencyKey
 	}
 	var pr jobs.PipelineRun
 	if err := c.call(ctx, "pipelines.run", req, &pr); err != nil {

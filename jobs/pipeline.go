@@ -21,10 +21,11 @@ type Pipeline struct {
 	Name string `json:"name"`
 	// Version counts the applies of the pipeline, from 1; the store sets it.
 	Version int `json:"version,omitempty"`
-	// Parameters are the defaults of ${name} (and Ref::name) references,
-	// overridden when a run is triggered.
-	Parameters Params    `json:"parameters,omitempty"`
-	Schedule   *Schedule `json:"schedule,omitempty"`
+	// Parameters are declared with the defaults of ${name} (and
+	// Ref::name) references, overridden when a run is started, or as
+	// required: without a default, to be given to every run.
+	Parameters ParamDecls `json:"parameters,omitempty"`
+	Schedule   *Schedule  `json:"schedule,omitempty"`
 	// Triggers start a run of this pipeline when a run of another ends
 	// (trigger.go).
 	Triggers []Trigger `json:"triggers,omitempty"`
@@ -506,11 +507,12 @@ func (p *Pipeline) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, p.checkScheduleParams()...) // pipeline_params.go
 	errs = append(errs, p.validateTriggers()...)
 	return errors.Join(errs...)
 }
 
-func (st *Stage) validate(sp string, stages map[string]bool, params Params) []error {
+func (st *Stage) validate(sp string, stages map[string]bool, params ParamDecls) []error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
 		errs = append(errs, &FieldError{Path: sp + "." + path, Msg: fmt.Sprintf(format, args...)})
@@ -719,12 +721,11 @@ func validParamName(s string) bool {
 }
 
 // ResolveParams merges trigger-time values over the pipeline's defaults.
-// Every name must be declared by the pipeline.
+// Every name must be declared by the pipeline. A required parameter not
+// given is left out: a trigger or the schedule may give it still, and
+// CheckRequired refuses the run without it.
 func (p *Pipeline) ResolveParams(given map[string]string) (Params, error) {
-	out := Params{}
-	for k, v := range p.Parameters {
-		out[k] = v
-	}
+	out := p.Parameters.Defaults()
 	var errs []error
 	keys := make([]string, 0, len(given))
 	for k := range given {

@@ -45,7 +45,7 @@ func TestParameterScalarsAsWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Params{"zip": "02134", "ver": "1.10", "hex": "0x1F", "half": ".5", "big": "1e3", "neg": "-7", "on": "true", "inf": ".inf"}
-	if !maps.Equal(p.Parameters, want) {
+	if !maps.Equal(p.Parameters.Defaults(), want) {
 		t.Fatalf("parameters %v, want %v", p.Parameters, want)
 	}
 	if p.Stages[0].ArraySize != Fixed(3) {
@@ -65,7 +65,7 @@ func TestParsePipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name != "daily-sales" || len(p.Stages) != 3 || p.Parameters["day"] != "2026-01-01" || p.Parameters["rows"] != "100" {
+	if p.Name != "daily-sales" || len(p.Stages) != 3 || p.Parameters["day"].Default != "2026-01-01" || p.Parameters["rows"].Default != "100" {
 		t.Fatalf("parsed %+v", p)
 	}
 	if p.Schedule == nil || p.Schedule.Timezone != "Europe/Paris" || p.Schedule.StartingDeadlineSeconds != 3600 {
@@ -178,7 +178,7 @@ func TestRegisteredRefs(t *testing.T) {
 		t.Errorf("no command became %q", got.ContainerDefinitions[0].Command)
 	}
 
-	p := &Pipeline{Name: "p", Parameters: Params{"day": "x"}, Stages: []Stage{{Name: "s"},
+	p := &Pipeline{Name: "p", Parameters: ParamDecls{"day": {Default: "x"}}, Stages: []Stage{{Name: "s"},
 		{Name: "t", Overrides: &Overrides{ContainerOverrides: []ContainerOverride{{Name: "b", Command: []string{"true"}}}}}}}
 	err := p.CheckRegisteredRefs(0, &td)
 	msg := ""
@@ -615,10 +615,32 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, arrayOrder: sequential}, {name: b, taskDefinition: t, arraySize: 2, arrayOrder: serial, dependsOn: [{stage: a, type: N_TO_N, condition: complete}]}]\n"))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","arraySize":2},{"name":"b","taskDefinition":"t","arraySize":3,"dependsOn":[{"stage":"a","type":"SEQUENTIAL"},{"stage":"a","type":"N_TO_N"}]}]}`))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","arraySize":{"fromOutput":"a.N"},"arrayOrder":3,"dependsOn":[{"stage":"a","type":1}]}]}`))
+	f.Add([]byte("name: p\nparameters: {customer: {required: true}, day: null, n: 3}\nstages: [{name: a, taskDefinition: t}]\n"))
+	f.Add([]byte("name: p\nparameters: {c: {required: false}, d: {requird: true, x: 1}, e: {}, f: [1]}\nstages: [{name: a, taskDefinition: t}]\n"))
+	f.Add([]byte("name: p\nparameters: {c: {required: true}, day: {required: true}}\nschedule: {cron: '@daily', dateParameter: day}\nstages: [{name: a, taskDefinition: t}]\n"))
+	f.Add([]byte(`{"name":"p","parameters":{"c":{"required":"true"}},"stages":[{"name":"a","taskDefinition":"t"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePipeline(data)
 		if err != nil {
 			return
+		}
+		// An accepted schedule sets every required parameter: its runs
+		// are never refused for want of one.
+		if p.Schedule != nil {
+			for _, k := range p.Parameters.RequiredNames() {
+				if k != p.Schedule.DateParameter {
+					t.Fatalf("accepted a schedule without required parameter %s", k)
+				}
+			}
+		}
+		// Its parameters read back from its JSON as they are.
+		if js, err := json.Marshal(p.Parameters); err != nil {
+			t.Fatal(err)
+		} else {
+			var back ParamDecls
+			if err := json.Unmarshal(js, &back); err != nil || !maps.Equal(back, p.Parameters) {
+				t.Fatalf("parameters %v read back as %v (%v)", p.Parameters, back, err)
+			}
 		}
 		// An accepted when reads only upstream outputs and declared
 		// parameters, each condition with one comparison.
@@ -858,7 +880,7 @@ stages:
 // declare is refused, each one, naming those it does declare, so that a
 // misspelt --param shows its right spelling.
 func TestResolveParamsNamesTheDeclaredOnes(t *testing.T) {
-	p := &Pipeline{Name: "daily", Parameters: map[string]string{"day": "2026-01-01", "rows": "10"}}
+	p := &Pipeline{Name: "daily", Parameters: ParamDecls{"day": {Default: "2026-01-01"}, "rows": {Default: "10"}}}
 	got, err := p.ResolveParams(map[string]string{"dya": "x", "day": "2026-02-01", "row": "5"})
 	if err == nil {
 		t.Fatalf("resolved %v, want an error", got)

@@ -107,7 +107,8 @@ func (p *Pipeline) validateTriggers() []error {
 
 // CheckTriggers reports, every problem at once, the triggers of p that
 // name no pipeline of all (the stored pipelines, p's earlier versions
-// among them) and the trigger cycles p would close: a run of any pipeline
+// among them), those whose pipeline declares no parameter that p
+// requires, and the trigger cycles p would close: a run of any pipeline
 // in a cycle would start runs forever.
 func CheckTriggers(p *Pipeline, all []Pipeline) error {
 	upstreams := map[string][]string{} // pipeline → the pipelines whose runs start it
@@ -125,11 +126,28 @@ func CheckTriggers(p *Pipeline, all []Pipeline) error {
 	for _, o := range all {
 		known[o.Name] = true
 	}
+	byName := make(map[string]*Pipeline, len(all))
+	for i := range all {
+		byName[all[i].Name] = &all[i]
+	}
+	required := p.Parameters.RequiredNames()
 	var errs []error
 	for i, t := range p.Triggers {
 		if t.Pipeline != "" && t.Pipeline != p.Name && !known[t.Pipeline] {
 			errs = append(errs, &FieldError{Path: fmt.Sprintf("triggers[%d].pipeline", i),
 				Msg: fmt.Sprintf("no pipeline %q: apply it first", t.Pipeline)})
+		}
+		// A triggered run takes the parameters both pipelines declare
+		// from the upstream run: one this pipeline requires must be among
+		// them, or every run the trigger starts would be refused.
+		if up := byName[t.Pipeline]; up != nil && t.Pipeline != p.Name {
+			for _, k := range required {
+				if !up.Parameters.Has(k) {
+					errs = append(errs, &FieldError{Path: fmt.Sprintf("triggers[%d].pipeline", i),
+						Msg: fmt.Sprintf("%s declares no parameter %s, which this pipeline requires (parameters.%s: {required: true}): "+
+							"the runs it triggers would have no value for it", t.Pipeline, k, k)})
+				}
+			}
 		}
 	}
 	if cycle := triggerCycle(p.Name, upstreams); cycle != nil {

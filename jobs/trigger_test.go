@@ -78,7 +78,7 @@ func TestSampleTriggeredPipelineParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Triggers) != 1 || p.Triggers[0].Pipeline != "daily-sales" || !p.Triggers[0].Fires(StatusSucceeded) || p.Parameters["day"] == "" {
+	if len(p.Triggers) != 1 || p.Triggers[0].Pipeline != "daily-sales" || !p.Triggers[0].Fires(StatusSucceeded) || p.Parameters["day"].Default == "" {
 		t.Fatalf("triggers %+v", p.Triggers)
 	}
 }

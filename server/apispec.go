@@ -187,6 +187,7 @@ var (
 	marshalType = reflect.TypeOf((*json.Marshaler)(nil)).Elem()
 	tagsType    = reflect.TypeOf(jobs.TagList{})
 	consType    = reflect.TypeOf(jobs.Constraints{})
+	paramType   = reflect.TypeOf(jobs.ParamDecl{})
 )
 
 func schemaOf(t reflect.Type, depth int) map[string]any {
@@ -205,6 +206,12 @@ func schemaOf(t reflect.Type, depth int) map[string]any {
 		return map[string]any{"oneOf": []any{
 			map[string]any{"type": "array", "items": schemaOf(t.Elem(), depth)},
 			map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
+		}}
+	case t == paramType:
+		// A default, or {"required": true} (jobs.ParamDecl).
+		return map[string]any{"oneOf": []any{
+			map[string]any{"type": "string"},
+			map[string]any{"type": "object", "properties": map[string]any{"required": map[string]any{"type": "boolean"}}},
 		}}
 	case t == consType:
 		// "K=V", "K!=V", "K" and "!K" strings, or an object

@@ -301,8 +301,11 @@ func (s *Server) startTriggered(ctx context.Context, pipeline string, up *jobs.P
 func (s *Server) startTriggeredKey(ctx context.Context, pipeline string, up *jobs.PipelineRun, key string) (*jobs.PipelineRun, error) {
 	return s.startPipelineRun(ctx, pipeline, nil, "pipeline", nil, func(pr *jobs.PipelineRun) {
 		pr.IdempotencyKey, pr.TriggeredBy = key, up.PipelineRunID
-		for k := range pr.Parameters {
+		for k := range pr.Spec.Parameters { // those required too, which have no default in pr.Parameters
 			if v, ok := up.Parameters[k]; ok {
+				if pr.Parameters == nil {
+					pr.Parameters = jobs.Params{}
+				}
 				pr.Parameters[k] = v
 			}
 		}
@@ -434,7 +437,11 @@ func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, sc
 	if err != nil {
 		return nil, false, err
 	}
-	pr := scheduler.NewPipelineRun(p, id, p.ScheduledParams(params, t), s.cfg.now())
+	params = p.ScheduledParams(params, t)
+	if err := p.CheckRequired(params); err != nil { // refused at apply, with the schedule: checked all the same
+		return nil, false, jobs.Invalid(err.Error())
+	}
+	pr := scheduler.NewPipelineRun(p, id, params, s.cfg.now())
 	pr.Trigger, pr.ScheduledTime, pr.IdempotencyKey = trigger, &t, ScheduleKey(name, t)
 	mod(pr)
 	return s.storeScheduled(ctx, p, pr, t) // pipelines.go

@@ -302,6 +302,13 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 	for _, m := range mods {
 		m(pr)
 	}
+	// Every source has given what it gives (the request, a trigger's
+	// upstream run, the schedule's date): a required parameter still
+	// missing refuses the run.
+	if err := p.CheckRequired(pr.Parameters); err != nil {
+		s.pipes.gate.RUnlock()
+		return nil, jobs.Invalid(err.Error())
+	}
 	var stored *jobs.PipelineRun
 	var created bool
 	if scheduled != nil {
@@ -409,6 +416,11 @@ type PipelineRunRequest struct {
 	// file's, which they must not contradict (jobs.CheckRunConstraints):
 	// ["zone=eu-2", "gpu", "!spot"], or {"zone": "eu-2"}.
 	Constraints jobs.Constraints `json:"constraints,omitempty"`
+	// IdempotencyKey makes the run once: a request with a key that a run
+	// of the pipeline holds returns that run, as it is now, whatever else
+	// it asks (as runs.submit does), for as long as the run is kept. The
+	// run holds it as "run/<pipeline>/<key>" (pipelineRunKey).
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 }
 
 // PipelineRunsRequest lists the runs of a pipeline.
@@ -593,8 +605,20 @@ func (s *Server) apiPipelineRun(ctx context.Context, data []byte) (any, error) {
 		return nil, jobs.Invalid("name: required")
 	}
 	if err := invalidJoin(jobs.CheckPriority("priority", req.Priority),
-		jobs.CheckTimeoutSeconds("timeoutSeconds", req.TimeoutSeconds)); err != nil {
+		jobs.CheckTimeoutSeconds("timeoutSeconds", req.TimeoutSeconds),
+		checkPipelineRunKey(req.IdempotencyKey)); err != nil {
 		return nil, err
+	}
+	var key string
+	if req.IdempotencyKey != "" {
+		// A key taken returns its run before the request is checked
+		// against the pipeline as it is now: a retry gets the run the
+		// first request made, even once the file changed since.
+		found, k, err := s.pipelineRunOfKey(ctx, req.Name, req.IdempotencyKey)
+		if err != nil || found != nil {
+			return found, err
+		}
+		key = k
 	}
 	if err := s.checkRunTags(ctx, req.Name, req.Tags); err != nil {
 		return nil, err
@@ -608,7 +632,61 @@ func (s *Server) apiPipelineRun(ctx context.Context, data []byte) (any, error) {
 		if req.TimeoutSeconds > 0 {
 			pr.TimeoutSeconds = req.TimeoutSeconds
 		}
+		pr.IdempotencyKey = key
 	})
+}
+
+// maxPipelineRunKey bounds a pipeline run's idempotencyKey, as a run's
+// (jobs.SubmitRequest.Validate).
+const maxPipelineRunKey = 512
+
+func checkPipelineRunKey(key string) error {
+	if len(key) > maxPipelineRunKey {
+		return jobs.Invalid(fmt.Sprintf("idempotencyKey: longer than %d bytes", maxPipelineRunKey))
+	}
+	return nil
+}
+
+// pipelineRunKey is the key by which a run of pipeline holds a client's
+// idempotencyKey: scoped to the pipeline, apart from gantry's own keys
+// (schedule/..., trigger/...).
+func pipelineRunKey(pipeline, key string) string {
+	return "run/" + pipeline + "/" + key
+}
+
+// pipelineRunOfKey returns the run of pipeline name that holds the
+// client's key, as it is now, or nil and the key a new run takes.
+//
+// As for scheduled runs (storeScheduled), a pipeline deleted and applied
+// again is another pipeline: a key that a run of the deleted one holds
+// is, for the new one, "run/<name>@<first version's time>/<key>". A run
+// made under the plain key after this lookup, by a request racing this
+// one, is found by CreatePipelineRun, which looks the key up in the
+// insert's transaction.
+func (s *Server) pipelineRunOfKey(ctx context.Context, name, key string) (*jobs.PipelineRun, string, error) {
+	since, err := s.db.PipelineCreated(ctx, name)
+	if err != nil {
+		return nil, "", err
+	}
+	plain := pipelineRunKey(name, key)
+	found, err := s.db.PipelineRunByKey(ctx, plain)
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return nil, plain, nil
+	case err != nil:
+		return nil, "", err
+	case !found.CreatedAt.Before(since):
+		return found, plain, s.withStageReasons(ctx, found)
+	}
+	own := pipelineRunKey(name+"@"+since.UTC().Format(time.RFC3339Nano), key) // '@' is in no pipeline name
+	found, err = s.db.PipelineRunByKey(ctx, own)
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return nil, own, nil
+	case err != nil:
+		return nil, "", err
+	}
+	return found, own, s.withStageReasons(ctx, found)
 }
 
 // checkRunTags checks the tags a run of pipeline name is started with:

@@ -191,7 +191,11 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 				}
 				sort.Strings(keys)
 				for _, k := range keys {
-					fmt.Fprintf(w, "Parameter:\t%s=%s\n", k, p.Parameters[k])
+					if p.Parameters[k].Required {
+						fmt.Fprintf(w, "Parameter:\t%s (required: no default, give --param %s=VALUE)\n", k, k)
+						continue
+					}
+					fmt.Fprintf(w, "Parameter:\t%s=%s\n", k, p.Parameters[k].Default)
 				}
 				if s := p.Schedule; s != nil {
 					fmt.Fprintf(w, "Schedule:\t%s (%s) %s suspend=%v\n", s.Cron, orDash(s.Timezone), s.Policy(), s.Suspend)
@@ -401,6 +405,10 @@ func pipelineRunFlagErrors(err error) string {
 	return strings.Join(mapErrorLines(err, func(l string) string {
 		if rest, ok := strings.CutPrefix(l, "parameters."); ok {
 			if k, msg, ok := strings.Cut(rest, ": "); ok {
+				if m, ok := strings.CutSuffix(msg, ": "+jobs.MissingParamHint); ok {
+					// pipeline daily-sales needs parameter customer: give --param customer=VALUE
+					return m + ": give --param " + k + "=VALUE"
+				}
 				return "--param " + k + ": " + msg
 			}
 		}
