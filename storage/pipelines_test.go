@@ -3,7 +3,9 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,5 +267,60 @@ func TestPreviewPipelineAgreesWithPut(t *testing.T) {
 	got, changed, err := db.PutPipeline(ctx, v2, t0.Add(time.Hour))
 	if err != nil || !changed || got.Version != out.Version {
 		t.Fatalf("put after the preview: %+v %v %v, previewed version %d", got, changed, err, out.Version)
+	}
+}
+
+// TestCreatePipelineRunKeyConcurrently: requests racing with one
+// idempotency key make one pipeline run, every one of them getting it:
+// the key is looked up in the insert's transaction, on the one writer.
+func TestCreatePipelineRunKeyConcurrently(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	p := testPipeline(t, "name: p\nparameters: {c: {required: true}}\nstages: [{name: a, taskDefinition: t}]\n")
+	const n = 16
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	created := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pr := &jobs.PipelineRun{PipelineRunID: fmt.Sprintf("pr-%02d", i), Pipeline: "p", Version: 1, Status: jobs.StatusRunning,
+				CreatedAt: t0, IdempotencyKey: "run/p/reload-42", Parameters: jobs.Params{"c": fmt.Sprint(i)}, Spec: *p,
+				Stages: []jobs.StageState{{Name: "a", Status: jobs.StatusPending}}}
+			got, made, err := db.CreatePipelineRun(ctx, pr)
+			if err == nil {
+				ids[i], created[i] = got.PipelineRunID, made
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	made := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		if created[i] {
+			made++
+		}
+		if ids[i] != ids[0] {
+			t.Errorf("request %d got %s, request 0 %s", i, ids[i], ids[0])
+		}
+	}
+	if made != 1 {
+		t.Errorf("%d requests created a run, want 1", made)
+	}
+	var rows int
+	db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM pipeline_runs WHERE pipeline = 'p'`).Scan(&rows)
+	if rows != 1 {
+		t.Errorf("%d pipeline runs stored, want 1", rows)
+	}
+	// Another key, or none, makes another run.
+	other := &jobs.PipelineRun{PipelineRunID: "pr-99", Pipeline: "p", Version: 1, Status: jobs.StatusRunning, CreatedAt: t0,
+		IdempotencyKey: "run/p/reload-43", Spec: *p, Stages: []jobs.StageState{{Name: "a", Status: jobs.StatusPending}}}
+	if _, made, err := db.CreatePipelineRun(ctx, other); err != nil || !made {
+		t.Errorf("another key: created %v, %v", made, err)
 	}
 }

@@ -137,6 +137,15 @@ tags[0]: bad`)
 	if got := pipelineRunFlagErrors(err); got != want {
 		t.Errorf("pipeline run:\n%s\nwant\n%s", got, want)
 	}
+	// A required parameter missing says which flag gives it.
+	err = errors.New(`parameters.customer: pipeline daily-sales needs parameter customer: give it a value
+parameters.region: pipeline daily-sales needs parameter region: give it a value
+idempotencyKey: longer than 512 bytes`)
+	want = `pipeline daily-sales needs parameter customer: give --param customer=VALUE; ` +
+		`pipeline daily-sales needs parameter region: give --param region=VALUE; --idempotency-key: longer than 512 bytes`
+	if got := pipelineRunFlagErrors(err); got != want {
+		t.Errorf("pipeline run:\n%s\nwant\n%s", got, want)
+	}
 	err = errors.New(`from: 1969-12-30T00:00:00+01:00 is before 1970-01-01
 to: the range holds fire times yet to come (the first at 2026-12-07T02:00:00+01:00); backfill up to now, the schedule fires the others
 tomorrow: left as it is`)

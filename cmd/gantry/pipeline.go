@@ -296,10 +296,11 @@ func newPipelineRunCmd(g *globals) *cobra.Command {
 		timeout  time.Duration
 		tags     []string
 		cons     []string
+		key      string
 		out      output // detach_output.go
 	)
 	c := &cobra.Command{
-		Use:   "run NAME [--param K=V]... [--tag K=V]... [--constraint K=V]... [--priority P] [--timeout DUR] [-d]",
+		Use:   "run NAME [--param K=V]... [--tag K=V]... [--constraint K=V]... [--priority P] [--timeout DUR] [--idempotency-key K] [-d]",
 		Short: "Run a pipeline and show its stages live, or print its run id with -d",
 		Long: `run starts a run of the latest version of a pipeline. Attached, it shows each
 stage's status as it changes and, when a stage fails, its last log lines; it
@@ -324,6 +325,15 @@ disk=hdd, or gpu where it asks for !gpu) is refused, naming both, rather
 than leaving that stage's runs QUEUED for ever: to place such a stage
 elsewhere, change the file.
 
+A parameter the file declares as {required: true} has no default: the run
+is refused unless --param gives it.
+
+--idempotency-key makes the run once, for a caller that retries (a webhook
+relay, an upstream job's hook, CI): a second run of the pipeline with the
+same key starts nothing and shows (or, with -d, prints) the run the first
+one started, as it is now, whatever its other flags say, for as long as that
+run is kept (--run-retention).
+
 When the pipeline file's maxActiveRuns runs are RUNNING already, the run
 waits PENDING (stderr says so: "is PENDING: waiting: 2 of 2 active runs of
 daily-sales (maxActiveRuns)") and starts when one ends; its timeout counts
@@ -332,7 +342,8 @@ from then.`,
   gantry pipeline run daily-sales --timeout 2h      # FAILED, exit 124, if not done in 2 hours
   gantry pipeline run daily-sales --tag reason=reload   # then: gantry ps --all --tag reason=reload
   gantry pipeline run daily-sales --constraint zone=eu-2 --constraint '!spot'   # every stage in zone eu-2, on no spot host
-  id=$(gantry pipeline run daily-sales -d)`,
+  id=$(gantry pipeline run daily-sales -d)
+  gantry pipeline run reload --param customer=42 --idempotency-key reload-42-2026-03-01 -d   # retried: the same run id`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			given := map[string]string{}
@@ -360,7 +371,8 @@ from then.`,
 			}
 			defer nc.Close()
 			pr, err := c.RunPipelineWith(cmd.Context(), args[0],
-				client.RunOptions{Parameters: given, Priority: prio, TimeoutSeconds: secs, Tags: tagList, Constraints: consList})
+				client.RunOptions{Parameters: given, Priority: prio, TimeoutSeconds: secs, Tags: tagList, Constraints: consList,
+					IdempotencyKey: key})
 			if err != nil {
 				return fmt.Errorf("%s", pipelineRunFlagErrors(err))
 			}
@@ -376,6 +388,7 @@ from then.`,
 	c.Flags().DurationVar(&timeout, "timeout", 0, "fail the pipeline run if it has not ended this long (e.g. 90m, 2h) after its start (default: the pipeline file's timeoutSeconds, else no limit)")
 	c.Flags().StringArrayVar(&tags, "tag", nil, "tag every stage's runs K=V, over the pipeline file's tags, to find them with gantry ps --tag (repeatable)")
 	c.Flags().StringArrayVar(&cons, "constraint", nil, "run every stage only on workers with label K=V, K!=V, K (any value) or !K (none), besides the pipeline file's constraints (repeatable)")
+	c.Flags().StringVar(&key, "idempotency-key", "", "running the pipeline twice with the same key starts one run: the second gets the first's")
 	addDetachOutputFlag(c, &out)
 	return c
 }
@@ -411,6 +424,9 @@ func pipelineRunFlagErrors(err error) string {
 				}
 				return "--param " + k + ": " + msg
 			}
+		}
+		if rest, ok := strings.CutPrefix(l, "idempotencyKey: "); ok {
+			return "--idempotency-key: " + rest
 		}
 		return constraintFlagLine(l)
 	}), "; ")
