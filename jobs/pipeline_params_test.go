@@ -110,3 +110,21 @@ func TestCheckTriggersRequiredParameters(t *testing.T) {
 		t.Errorf("the upstream declares both: %v", err)
 	}
 }
+
+// TestRequiredParameterChange: a dry run tells a default made required
+// as the file writes it.
+func TestRequiredParameterChange(t *testing.T) {
+	const stages = "stages: [{name: a, taskDefinition: t}]\n"
+	old, err := ParsePipeline([]byte("name: p\nparameters: {customer: all}\n" + stages))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePipeline([]byte("name: p\nparameters: {customer: {required: true}}\n" + stages))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := PipelineChanges(old, p)
+	if want := []string{"parameters.customer: all -> {required: true}"}; !slices.Equal(got, want) {
+		t.Errorf("changes %q, want %q", got, want)
+	}
+}

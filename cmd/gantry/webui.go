@@ -779,6 +779,19 @@ var webuiFuncs = template.FuncMap{
 		}
 		return out
 	},
+	// paramPairs lists a pipeline's parameters and their defaults, by
+	// name; a required one, without a default, says so.
+	"paramPairs": func(p jobs.ParamDecls) [][2]string {
+		out := make([][2]string, 0, len(p))
+		for _, k := range slices.Sorted(maps.Keys(p)) {
+			v := p[k].Default
+			if p[k].Required {
+				v = "(required)"
+			}
+			out = append(out, [2]string{k, v})
+		}
+		return out
+	},
 	// tagURL is the runs page of the runs with that tag.
 	"tagURL": func(k, v string) string { return "/ui/?" + url.Values{"all": {"true"}, "tag": {k + "=" + v}}.Encode() },
 	"runURL": func(id string) string { return "/ui/runs/" + url.PathEscape(id) },

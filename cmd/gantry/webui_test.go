@@ -214,6 +214,10 @@ stages:
 `)); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := e.c.ApplyPipeline(ctx, []byte("name: reload\nparameters: {customer: {required: true}, day: x}\n"+
+		"stages: [{name: only, taskDefinition: {family: only, containerDefinitions: [{name: main, image: i}]}}]\n")); err != nil {
+		t.Fatal(err)
+	}
 	pr, err := e.c.RunPipeline(ctx, "daily-sales", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -267,6 +271,7 @@ stages:
 			`<a class="status s-running" href="/ui/runs/` + pr.PipelineRunID + `"`, `<span class="age">(in `}, nil},
 		{"/ui/pipelines/daily-sales", 200, []string{pr.PipelineRunID, "extract (success)", "manual"}, nil},
 		{"/ui/pipelines/nosuch", 404, []string{"No pipeline nosuch"}, nil},
+		{"/ui/pipelines/reload", 200, []string{"<code>customer=(required)</code> <code>day=x</code>"}, nil},
 		{"/ui/workers", 200, []string{"w1", "host-a", "0/4", `href="/ui/runs/` + queued.RunID + `"`}, nil},
 		{"/ui/pools", 200, []string{"etl-pool", "<td>2</td>"}, nil},
 		{"/ui/nosuch", 404, []string{"/ui/nosuch: no such page of the web UI"}, nil},
