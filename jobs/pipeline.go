@@ -49,6 +49,14 @@ type Pipeline struct {
 	// starts as one ends, highest priority then longest waiting first.
 	// Nil (left out) means no bound; it is at least 1 when set.
 	MaxActiveRuns *int `json:"maxActiveRuns,omitempty"`
+	// DependsOnPast makes each run that has a scheduled time (a fire, a
+	// catch-up, a backfill, schedule trigger) wait PENDING until the
+	// pipeline's run with the latest scheduled time before its own has
+	// SUCCEEDED, as Airflow's depends_on_past does for a DAG run's tasks:
+	// day N does not load while day N-1 has not. Runs without a
+	// scheduled time (pipeline run, a trigger by another pipeline)
+	// neither wait nor count (PreviousRun, scheduler.Promote).
+	DependsOnPast bool `json:"dependsOnPast,omitempty"`
 	// Tags are every stage's runs' (tags.go), with the stage's own over
 	// them key by key, so that gantry ps --tag finds a pipeline's runs.
 	Tags TagList `json:"tags,omitempty"`
@@ -259,6 +267,9 @@ func DecodePipeline(data []byte) (*Pipeline, error) {
 		}
 		if named := scheduleShapeProblem(js); named != nil {
 			return nil, named
+		}
+		if named := dependsOnPastShapeProblem(js); named != nil {
+			return nil, errors.Join(named, unknownFieldsOf(js))
 		}
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}

@@ -21,13 +21,24 @@ type Queue struct {
 	ByBackfill map[string]int
 	// Pending are the pipeline's PENDING runs, in no particular order.
 	Pending []*jobs.PipelineRun
+	// DependsOnPast is the pipeline's latest version's: a pending run
+	// with a scheduled time waits until Previous[its id], the run with
+	// the latest scheduled time before its own, has SUCCEEDED (none, the
+	// first run: it does not wait). A previous run that is PENDING is
+	// the very one in Pending, so that a start here is seen.
+	DependsOnPast bool
+	Previous      map[string]*jobs.PipelineRun
 }
 
 // Promote starts the PENDING runs of q that both bounds leave room for:
 // at most the pipeline's MaxActiveRuns RUNNING, and at most a backfill
 // group's MaxParallel of its runs (which paces a backfill's first runs:
 // a retried one waits for MaxActiveRuns only, as it did for nothing
-// before the pipeline had one). They start highest priority first
+// before the pipeline had one). With DependsOnPast, a run that has a
+// scheduled time also waits until its previous run has SUCCEEDED; it
+// takes no place meanwhile, so the others (a run without a scheduled
+// time, a later one's turn comes after it anyway) may start in its stead.
+// They start highest priority first
 // (the run's, else its pipeline's), then the one waiting longest (since
 // its creation, or its retry), then the earliest scheduled time, so
 // that a backfill's runs start in time order. A stopped PENDING run is
@@ -63,12 +74,26 @@ func Promote(q *Queue, now time.Time) []*jobs.PipelineRun {
 	for id, n := range q.ByBackfill {
 		byGroup[id] = n
 	}
+	// The runs held by their past, decided before any starts: a previous
+	// run PENDING now cannot have SUCCEEDED by the end of this promotion.
+	held := map[string]*jobs.PipelineRun{}
+	if q.DependsOnPast {
+		for _, pr := range pending {
+			if prev := q.Previous[pr.PipelineRunID]; pr.ScheduledTime != nil && jobs.PastHolds(prev) {
+				held[pr.PipelineRunID] = prev
+			}
+		}
+	}
 	var started, told []*jobs.PipelineRun
+	var waiting []*jobs.PipelineRun // held by their past, told after the starts
 	now = now.UTC()
 	for _, pr := range pending {
 		reason := ""
 		bf := pr.Backfill
 		switch {
+		case held[pr.PipelineRunID] != nil:
+			waiting = append(waiting, pr)
+			continue
 		case q.MaxActiveRuns != nil && running >= *q.MaxActiveRuns:
 			reason = jobs.MaxActiveWaitReason(q.Pipeline, running, *q.MaxActiveRuns)
 		case bf != nil && bf.MaxParallel > 0 && pr.Retries == 0 && byGroup[bf.ID] >= bf.MaxParallel:
@@ -90,6 +115,13 @@ func Promote(q *Queue, now time.Time) []*jobs.PipelineRun {
 			byGroup[bf.ID]++
 		}
 		started = append(started, pr)
+	}
+	for _, pr := range waiting {
+		// Told how its previous run stands after this promotion's starts.
+		if reason := jobs.DependsOnPastWaitReason(held[pr.PipelineRunID]); pr.StatusReason != reason {
+			pr.StatusReason = reason
+			told = append(told, pr)
+		}
 	}
 	return append(started, told...)
 }

@@ -449,7 +449,9 @@ func (s *Server) createPipelineRun(ctx context.Context, name, trigger string, sc
 
 // promote starts the PENDING runs of a pipeline that its bounds leave
 // room for (scheduler.Promote: maxActiveRuns, each backfill's
-// maxParallel), counting its RUNNING runs and starting the waiting ones
+// maxParallel) and, with dependsOnPast, whose previous run SUCCEEDED:
+// the end of that run (its follow-ups), its retry and the promotion at
+// every start let a run waiting for it start, counting its RUNNING runs and starting the waiting ones
 // in one transaction (storage.PromotePipelineRuns), then advances those
 // it started: their first stages are submitted. The runs left waiting
 // are told why. A promotion that fails is tried again by the follow-up
@@ -481,7 +483,8 @@ func (s *Server) promote(ctx context.Context, pipeline string) error {
 			}
 		}
 		return scheduler.Promote(&scheduler.Queue{Pipeline: pipeline, MaxActiveRuns: q.Pipeline.MaxActiveRuns,
-			Running: q.Running, ByBackfill: q.ByBackfill, Pending: q.Pending}, s.cfg.now())
+			Running: q.Running, ByBackfill: q.ByBackfill, Pending: q.Pending,
+			DependsOnPast: q.Pipeline.DependsOnPast, Previous: q.Previous}, s.cfg.now())
 	})
 	if err != nil {
 		s.pipes.after.failedPromotion(pipeline)

@@ -262,7 +262,8 @@ func ScheduleKey(name string, t time.Time) string {
 
 // startPipelineRun creates a run of the latest version of a pipeline and
 // starts its first stages, or, if the pipeline has a maxActiveRuns, lets
-// it wait PENDING for a place (promote, followups.go). With a scheduled time the run is the schedule's
+// it wait PENDING for a place (promote, followups.go), as it does, with
+// dependsOnPast and a scheduled time, for its previous run to succeed. With a scheduled time the run is the schedule's
 // for that time: its id and idempotency key derive from both, and creating
 // it again returns the first one.
 // mods change the run before it is stored (a backfill's group, a
@@ -294,9 +295,9 @@ func (s *Server) startPipelineRun(ctx context.Context, name string, params map[s
 	}
 	pr := scheduler.NewPipelineRun(p, id, resolved, s.cfg.now())
 	pr.Trigger, pr.ScheduledTime, pr.IdempotencyKey = trigger, scheduled, key
-	if p.MaxActiveRuns != nil {
-		// It waits for a place; the promotion below gives it one at once
-		// if there is.
+	if p.MaxActiveRuns != nil || jobs.WaitsForPast(p, pr) {
+		// It waits for a place, or for its previous run to succeed; the
+		// promotion below starts it at once if it need not wait.
 		pr.Status = jobs.StatusPending
 	}
 	for _, m := range mods {

@@ -15,7 +15,8 @@ import (
 // Retrying a pipeline run (`gantry pipeline retry`, pipelines.retry): an
 // ended run that did not succeed goes back to RUNNING under its id (to
 // PENDING first if its pipeline has a maxActiveRuns, until that leaves it
-// a place: promote, followups.go; a backfill's maxParallel paces its
+// a place, or dependsOnPast and a scheduled time, until its previous run
+// SUCCEEDED: promote, followups.go; a backfill's maxParallel paces its
 // first runs only), with
 // the stages that did not succeed and those downstream of them PENDING on
 // their next try (scheduler.RetryStages), and the DAG advances it as any
@@ -98,12 +99,14 @@ func (s *Server) retryStored(ctx context.Context, id string) (*jobs.PipelineRun,
 			return err
 		}
 		scheduler.Retry(pr, stages, s.cfg.now())
-		if latest.MaxActiveRuns != nil {
+		if latest.MaxActiveRuns != nil || jobs.WaitsForPast(latest, pr) {
 			// Active again, it takes a place as a new run would: it
 			// waits PENDING, and the promotion that follows starts it
-			// at once if its pipeline's maxActiveRuns leave room. The
+			// at once if its pipeline's maxActiveRuns leave room (and,
+			// with dependsOnPast, its previous run SUCCEEDED). The
 			// promotion reads the bound again, in its transaction, to
-			// count.
+			// count. That promotion also tells the runs waiting for this
+			// one (dependsOnPast) that it runs again.
 			pr.Status = jobs.StatusPending
 		}
 		return nil

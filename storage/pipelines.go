@@ -667,6 +667,45 @@ func latestPipelineOf(ctx context.Context, tx *sql.Tx, pr *jobs.PipelineRun) (*j
 	return &p, nil
 }
 
+// previousPipelineRun returns the run of pr's pipeline with the latest
+// scheduled time before pr's (dependsOnPast), or nil when there is none:
+// the runs without a scheduled time are passed over, as are those of a
+// pipeline of the same name deleted before (PipelineRunFilter.Current).
+// The run ids of scheduled times hold the time, to the millisecond, as
+// their ULID's (server's scheduledRunID): the pipeline index walked back
+// from pr's id meets them latest first, and a run id orders two times
+// within one millisecond. Only the manual runs in between are read and
+// passed over. The run returned has its id, status, scheduled time and
+// StopRequested only.
+func previousPipelineRun(ctx context.Context, q querier, pr *jobs.PipelineRun) (*jobs.PipelineRun, error) {
+	var (
+		prev      jobs.PipelineRun
+		status    string
+		scheduled string
+		stop      int
+	)
+	err := q.QueryRowContext(ctx, `SELECT run_id, status, json_extract(CAST(doc AS TEXT), '$.scheduledTime'),
+		COALESCE(json_extract(CAST(doc AS TEXT), '$.stopRequested'), 0)
+		FROM pipeline_runs INDEXED BY pipeline_runs_pipeline
+		WHERE pipeline = ?1 AND run_id < ?2
+		  AND json_extract(CAST(doc AS TEXT), '$.scheduledTime') IS NOT NULL
+		  AND created_at >= (SELECT MIN(p.created_at) FROM pipelines p WHERE p.name = ?1)
+		ORDER BY run_id DESC LIMIT 1`, pr.Pipeline, pr.PipelineRunID).Scan(&prev.PipelineRunID, &status, &scheduled, &stop)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, scheduled)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: scheduled time %q: %w", prev.PipelineRunID, scheduled, err)
+	}
+	t = t.UTC()
+	prev.Pipeline, prev.Status, prev.ScheduledTime, prev.StopRequested = pr.Pipeline, jobs.Status(status), &t, stop != 0
+	return &prev, nil
+}
+
 // PipelineRunQueue is what PromotePipelineRuns reads of a pipeline, for
 // its decide function.
 type PipelineRunQueue struct {
@@ -678,6 +717,13 @@ type PipelineRunQueue struct {
 	ByBackfill map[string]int
 	// Pending are its PENDING runs, in run id order.
 	Pending []*jobs.PipelineRun
+	// Previous holds, when the pipeline has dependsOnPast, the previous
+	// run of each pending run that has a scheduled time, by the pending
+	// run's id (previousPipelineRun); none, the first, is absent. A
+	// previous run that is PENDING too is its element of Pending. One
+	// read otherwise carries its id, status, scheduled time and whether a
+	// stop was asked for only.
+	Previous map[string]*jobs.PipelineRun
 }
 
 // PromotePipelineRuns reads the runs of pipeline that have not ended
@@ -741,6 +787,28 @@ func (db *DB) PromotePipelineRuns(ctx context.Context, pipeline string, decide f
 	}
 	if err := json.Unmarshal(doc, &q.Pipeline); err != nil {
 		return nil, fmt.Errorf("promote runs of %s: pipeline: %w", pipeline, err)
+	}
+	if q.Pipeline.DependsOnPast {
+		byID := make(map[string]*jobs.PipelineRun, len(q.Pending))
+		for _, pr := range q.Pending {
+			byID[pr.PipelineRunID] = pr
+		}
+		q.Previous = map[string]*jobs.PipelineRun{}
+		for _, pr := range q.Pending {
+			if !jobs.WaitsForPast(q.Pipeline, pr) {
+				continue
+			}
+			prev, err := previousPipelineRun(ctx, tx, pr)
+			if err != nil {
+				return nil, fmt.Errorf("promote runs of %s: run %s: previous run: %w", pipeline, pr.PipelineRunID, err)
+			}
+			if prev != nil && byID[prev.PipelineRunID] != nil {
+				prev = byID[prev.PipelineRunID]
+			}
+			if prev != nil {
+				q.Previous[pr.PipelineRunID] = prev
+			}
+		}
 	}
 	// A running run's backfill group only, not its whole document.
 	rows, err = tx.QueryContext(ctx, `SELECT COALESCE(json_extract(CAST(doc AS TEXT), '$.backfill.id'), '')

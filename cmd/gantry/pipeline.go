@@ -212,6 +212,9 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 				if p.MaxActiveRuns != nil {
 					fmt.Fprintf(w, "Max active runs:\t%d (maxActiveRuns: the others wait PENDING)\n", *p.MaxActiveRuns)
 				}
+				if p.DependsOnPast {
+					fmt.Fprintf(w, "Depends on past:\ttrue (dependsOnPast: a run with a scheduled time waits PENDING until the previous one SUCCEEDED)\n")
+				}
 				if len(p.Tags) > 0 {
 					fmt.Fprintf(w, "Tags:\t%s\n", tagsText(p.Tags.Map())) // runs.go
 				}
@@ -337,7 +340,8 @@ run is kept (--run-retention).
 When the pipeline file's maxActiveRuns runs are RUNNING already, the run
 waits PENDING (stderr says so: "is PENDING: waiting: 2 of 2 active runs of
 daily-sales (maxActiveRuns)") and starts when one ends; its timeout counts
-from then.`,
+from then. A run started here has no scheduled time: dependsOnPast neither
+holds it back nor makes the scheduled runs wait for it.`,
 		Example: `  gantry pipeline run daily-sales --param day=2026-11-24
   gantry pipeline run daily-sales --timeout 2h      # FAILED, exit 124, if not done in 2 hours
   gantry pipeline run daily-sales --tag reason=reload   # then: gantry ps --all --tag reason=reload
