@@ -30,7 +30,8 @@ type PipelineRun struct {
 	Version       int    `json:"version"`
 	// Status is RUNNING until the run ends SUCCEEDED, FAILED or CANCELED;
 	// PENDING before, while the run waits for its turn (a backfill's
-	// maxParallel, the pipeline's maxActiveRuns: StatusReason says which).
+	// maxParallel, the pipeline's maxActiveRuns, its previous run's
+	// success with dependsOnPast: StatusReason says which).
 	Status Status `json:"status"`
 	// StatusReason says why a PENDING run waits ("waiting: 2 of 2 active
 	// runs of daily-sales (maxActiveRuns)"); empty once it runs, or ends

@@ -282,7 +282,7 @@ var (
 	poolWaitingDesc = prometheus.NewDesc("gantry_pool_runs_waiting",
 		"Runs QUEUED waiting for a slot of the pool, their jobs not yet in the queue (not those still waiting for their dependsOn).", []string{"pool"}, nil)
 	pipelineWaitingDesc = prometheus.NewDesc("gantry_pipeline_runs_waiting",
-		"Runs of the pipeline waiting PENDING for a place (its maxActiveRuns, a backfill's --max-parallel), from the store at the scrape; 0 when none waits.",
+		"Runs of the pipeline waiting PENDING (for a place: its maxActiveRuns, a backfill's --max-parallel; or for the previous run to succeed: dependsOnPast), from the store at the scrape; 0 when none waits.",
 		[]string{"pipeline"}, nil)
 	pipelineLastEndDesc = prometheus.NewDesc("gantry_pipeline_last_end_timestamp_seconds",
 		"When the pipeline's latest run that ended with this status (SUCCEEDED, FAILED, CANCELED) ended, in Unix seconds, from the store; absent for a status none of its runs ended with.",
