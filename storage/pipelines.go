@@ -667,6 +667,91 @@ func latestPipelineOf(ctx context.Context, tx *sql.Tx, pr *jobs.PipelineRun) (*j
 	return &p, nil
 }
 
+// previousPipelineRuns finds the previous run of each of pending (a
+// pipeline's PENDING runs, in run id order) that waits for its past
+// (PipelineRunQueue.Previous). The earliest is looked up alone
+// (previousPipelineRun); for the others, the runs of the pipeline with a
+// scheduled time between the earliest and the latest are read in one
+// walk of the pipeline index, the pending ones themselves among them:
+// each run's previous is the one before it in that walk. A backfill's
+// runs, together, cost one lookup and one short walk, not a lookup each.
+func previousPipelineRuns(ctx context.Context, tx *sql.Tx, p *jobs.Pipeline, pending []*jobs.PipelineRun) (map[string]*jobs.PipelineRun, error) {
+	var waiting []*jobs.PipelineRun
+	byID := make(map[string]*jobs.PipelineRun, len(pending))
+	for _, pr := range pending {
+		byID[pr.PipelineRunID] = pr
+		if jobs.WaitsForPast(p, pr) {
+			waiting = append(waiting, pr)
+		}
+	}
+	out := map[string]*jobs.PipelineRun{}
+	if len(waiting) == 0 {
+		return out, nil
+	}
+	first := waiting[0]
+	prev, err := previousPipelineRun(ctx, tx, first)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", first.PipelineRunID, err)
+	}
+	if prev != nil {
+		if pr := byID[prev.PipelineRunID]; pr != nil {
+			prev = pr
+		}
+		out[first.PipelineRunID] = prev
+	}
+	if len(waiting) == 1 {
+		return out, nil
+	}
+	last := waiting[len(waiting)-1]
+	rows, err := tx.QueryContext(ctx, `SELECT run_id, status, json_extract(CAST(doc AS TEXT), '$.scheduledTime'),
+		COALESCE(json_extract(CAST(doc AS TEXT), '$.stopRequested'), 0)
+		FROM pipeline_runs INDEXED BY pipeline_runs_pipeline
+		WHERE pipeline = ?1 AND run_id >= ?2 AND run_id <= ?3
+		  AND created_at >= (SELECT MIN(p.created_at) FROM pipelines p WHERE p.name = ?1)
+		  AND json_extract(CAST(doc AS TEXT), '$.scheduledTime') IS NOT NULL
+		ORDER BY run_id`, first.Pipeline, first.PipelineRunID, last.PipelineRunID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var before *jobs.PipelineRun
+	for rows.Next() {
+		run, err := scanPreviousRun(rows.Scan, first.Pipeline)
+		if err != nil {
+			return nil, err
+		}
+		if pr := byID[run.PipelineRunID]; pr != nil {
+			run = pr
+			if before != nil && jobs.WaitsForPast(p, pr) && pr != first {
+				out[pr.PipelineRunID] = before
+			}
+		}
+		before = run
+	}
+	return out, rows.Err()
+}
+
+// scanPreviousRun reads a row of run id, status, scheduled time and
+// stopRequested into a run of pipeline.
+func scanPreviousRun(scan func(...any) error, pipeline string) (*jobs.PipelineRun, error) {
+	var (
+		prev      jobs.PipelineRun
+		status    string
+		scheduled string
+		stop      int
+	)
+	if err := scan(&prev.PipelineRunID, &status, &scheduled, &stop); err != nil {
+		return nil, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, scheduled)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: scheduled time %q: %w", prev.PipelineRunID, scheduled, err)
+	}
+	t = t.UTC()
+	prev.Pipeline, prev.Status, prev.ScheduledTime, prev.StopRequested = pipeline, jobs.Status(status), &t, stop != 0
+	return &prev, nil
+}
+
 // previousPipelineRun returns the run of pr's pipeline with the latest
 // scheduled time before pr's (dependsOnPast), or nil when there is none:
 // the runs without a scheduled time are passed over, as are those of a
@@ -678,32 +763,18 @@ func latestPipelineOf(ctx context.Context, tx *sql.Tx, pr *jobs.PipelineRun) (*j
 // passed over. The run returned has its id, status, scheduled time and
 // StopRequested only.
 func previousPipelineRun(ctx context.Context, q querier, pr *jobs.PipelineRun) (*jobs.PipelineRun, error) {
-	var (
-		prev      jobs.PipelineRun
-		status    string
-		scheduled string
-		stop      int
-	)
-	err := q.QueryRowContext(ctx, `SELECT run_id, status, json_extract(CAST(doc AS TEXT), '$.scheduledTime'),
+	row := q.QueryRowContext(ctx, `SELECT run_id, status, json_extract(CAST(doc AS TEXT), '$.scheduledTime'),
 		COALESCE(json_extract(CAST(doc AS TEXT), '$.stopRequested'), 0)
 		FROM pipeline_runs INDEXED BY pipeline_runs_pipeline
 		WHERE pipeline = ?1 AND run_id < ?2
 		  AND json_extract(CAST(doc AS TEXT), '$.scheduledTime') IS NOT NULL
 		  AND created_at >= (SELECT MIN(p.created_at) FROM pipelines p WHERE p.name = ?1)
-		ORDER BY run_id DESC LIMIT 1`, pr.Pipeline, pr.PipelineRunID).Scan(&prev.PipelineRunID, &status, &scheduled, &stop)
+		ORDER BY run_id DESC LIMIT 1`, pr.Pipeline, pr.PipelineRunID)
+	prev, err := scanPreviousRun(row.Scan, pr.Pipeline)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	t, err := time.Parse(time.RFC3339Nano, scheduled)
-	if err != nil {
-		return nil, fmt.Errorf("run %s: scheduled time %q: %w", prev.PipelineRunID, scheduled, err)
-	}
-	t = t.UTC()
-	prev.Pipeline, prev.Status, prev.ScheduledTime, prev.StopRequested = pr.Pipeline, jobs.Status(status), &t, stop != 0
-	return &prev, nil
+	return prev, err
 }
 
 // PipelineRunQueue is what PromotePipelineRuns reads of a pipeline, for
@@ -793,21 +864,8 @@ func (db *DB) PromotePipelineRuns(ctx context.Context, pipeline string, decide f
 		for _, pr := range q.Pending {
 			byID[pr.PipelineRunID] = pr
 		}
-		q.Previous = map[string]*jobs.PipelineRun{}
-		for _, pr := range q.Pending {
-			if !jobs.WaitsForPast(q.Pipeline, pr) {
-				continue
-			}
-			prev, err := previousPipelineRun(ctx, tx, pr)
-			if err != nil {
-				return nil, fmt.Errorf("promote runs of %s: run %s: previous run: %w", pipeline, pr.PipelineRunID, err)
-			}
-			if prev != nil && byID[prev.PipelineRunID] != nil {
-				prev = byID[prev.PipelineRunID]
-			}
-			if prev != nil {
-				q.Previous[pr.PipelineRunID] = prev
-			}
+		if q.Previous, err = previousPipelineRuns(ctx, tx, q.Pipeline, q.Pending); err != nil {
+			return nil, fmt.Errorf("promote runs of %s: previous runs: %w", pipeline, err)
 		}
 	}
 	// A running run's backfill group only, not its whole document.
