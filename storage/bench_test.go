@@ -356,3 +356,76 @@ func BenchmarkOutboxRunUnmatched(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkListRunsTags lists a page of 100 runs filtered by 0, 1, 10 and
+// 50 tags (half key and value, half key alone, as ps --tag and --tag-key),
+// among 10,000 runs with three tags each, of which every tenth has 47 more
+// (k0..k46) and is the one the filters select. all is ps --all (every
+// status: read from the first tag's index); active is ps's default (runs
+// not ended, a tenth of them: read from the status index).
+func BenchmarkListRunsTags(b *testing.B) {
+	const recorded = 10_000
+	ctx := context.Background()
+	db, _ := openDB(b)
+	for _, q := range []string{
+		`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+		INSERT INTO runs (run_id, status, created_at, doc)
+		SELECT printf('01RUN%06d', i), CASE WHEN i % 10 = 3 OR i % 100 = 0 THEN 'QUEUED' ELSE 'SUCCEEDED' END, i, x'7b7d' FROM n`,
+		`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+		INSERT INTO run_tags (run_id, key, value)
+		SELECT printf('01RUN%06d', i), 'team', 't' || (i % 5) FROM n UNION ALL
+		SELECT printf('01RUN%06d', i), 'env', 'e' || (i % 3) FROM n UNION ALL
+		SELECT printf('01RUN%06d', i), 'shard', 's' || (i % 100) FROM n`,
+		`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?),
+			k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j + 1 < 47)
+		INSERT INTO run_tags (run_id, key, value)
+		SELECT printf('01RUN%06d', i), 'k' || j, 'v' FROM n, k WHERE i % 10 = 0`,
+	} {
+		if _, err := db.w.ExecContext(ctx, q, recorded); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, n := range []int{0, 1, 10, 50} {
+		f := RunFilter{Limit: 100}
+		for i := range n {
+			switch {
+			case i == n-1 && n == 50:
+				f.Tags["team"] = "t0" // the 48th to 50th are the runs' other tags
+			case i == n-2 && n == 50:
+				f.TagKeys = append(f.TagKeys, "env")
+			case i == n-3 && n == 50:
+				f.TagKeys = append(f.TagKeys, "shard")
+			case i%2 == 0:
+				if f.Tags == nil {
+					f.Tags = map[string]string{}
+				}
+				f.Tags[fmt.Sprintf("k%d", i)] = "v"
+			default:
+				f.TagKeys = append(f.TagKeys, fmt.Sprintf("k%d", i))
+			}
+		}
+		for _, sel := range []struct {
+			name     string
+			statuses []jobs.Status
+			want     int
+		}{
+			{"all", nil, 100},
+			{"active", []jobs.Status{jobs.StatusQueued, jobs.StatusStarting, jobs.StatusRunning}, 100},
+		} {
+			f := f
+			f.Statuses = sel.statuses
+			want := sel.want
+			if n > 0 && sel.statuses != nil {
+				want = recorded / 100 // the tenth of the tagged runs not ended
+			}
+			b.Run(fmt.Sprintf("filters=%d/%s", n, sel.name), func(b *testing.B) {
+				for b.Loop() {
+					runs, err := db.ListRuns(ctx, f)
+					if err != nil || len(runs) != want {
+						b.Fatalf("ListRuns = %d runs, %v; want %d", len(runs), err, want)
+					}
+				}
+			})
+		}
+	}
+}
