@@ -172,14 +172,18 @@ type tagCond struct {
 }
 
 // tagConds are f's tag conditions, those with a value first (they select
-// fewer runs), each kind in key order.
+// fewer runs), each kind in key order, one per key: a key given with a
+// value and alone, or alone twice, is one condition (the value's), as a
+// run has one tag of a key.
 func (f RunFilter) tagConds() []tagCond {
 	var out []tagCond
 	for _, k := range slices.Sorted(maps.Keys(f.Tags)) {
 		out = append(out, tagCond{key: k, value: f.Tags[k]})
 	}
-	for _, k := range slices.Sorted(slices.Values(f.TagKeys)) {
-		out = append(out, tagCond{key: k, any: true})
+	for _, k := range slices.Compact(slices.Sorted(slices.Values(f.TagKeys))) {
+		if _, ok := f.Tags[k]; !ok {
+			out = append(out, tagCond{key: k, any: true})
+		}
 	}
 	return out
 }
@@ -239,14 +243,24 @@ func (f RunFilter) query() (string, []any) {
 			args = append(args, string(s))
 		}
 	}
-	for _, t := range tags {
-		q.WriteString(` AND EXISTS (SELECT 1 FROM run_tags x WHERE x.run_id = r.run_id AND x.key = ?`)
-		args = append(args, t.key)
-		if !t.any {
-			q.WriteString(` AND x.value = ?`)
-			args = append(args, t.value)
+	if len(tags) > 0 {
+		// No wanted tag the run lacks: the tags wanted are the rows of a
+		// VALUES table (column1 the key, column2 the value, NULL for any),
+		// each looked up in turn by run_tags' primary key (run_id, key),
+		// the walk stopping at the first the run lacks. An EXISTS for
+		// each tag, which SQLite makes a join of as many tables, took
+		// 38 ms to plan with 50 tags (2 s under the race detector) and
+		// grew faster than the number of tags; this query's plan is the
+		// same for any number.
+		q.WriteString(` AND NOT EXISTS (SELECT 1 FROM (VALUES (?, ?)` + strings.Repeat(`, (?, ?)`, len(tags)-1) + `) w` +
+			` WHERE NOT EXISTS (SELECT 1 FROM run_tags x WHERE x.run_id = r.run_id AND x.key = w.column1 AND (w.column2 IS NULL OR x.value = w.column2)))`)
+		for _, t := range tags {
+			var v any = t.value
+			if t.any {
+				v = nil
+			}
+			args = append(args, t.key, v)
 		}
-		q.WriteString(`)`)
 	}
 	if f.Before != "" {
 		q.WriteString(` AND ` + id + ` < ?`)
