@@ -17,6 +17,7 @@ import (
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/scheduler"
 	"github.com/gantry-dev/gantry/queue"
 	"github.com/gantry-dev/gantry/server"
 	"github.com/gantry-dev/gantry/storage"
@@ -682,4 +683,53 @@ stages:
 		// The pipeline's list of runs says why this one's stage waits.
 		`<td class="reason">extract: ` + why + `</td>`,
 	})
+}
+
+// TestWebUIPipelineOrderedArrays: a pipeline's page and a run's page say
+// what pipeline describe says of a sequential array and of an N_TO_N
+// dependency (not "success", which would read as waiting for the whole
+// stage), next to a trigger rule and a required parameter.
+func TestWebUIPipelineOrderedArrays(t *testing.T) {
+	pl, err := jobs.ParsePipeline([]byte(`
+name: in-order
+dependsOnPast: true
+parameters: {customer: {required: true}}
+stages:
+  - name: migrate
+    arraySize: 3
+    arrayOrder: sequential
+    taskDefinition: {family: migrate, containerDefinitions: [{name: main, image: i}]}
+  - name: verify
+    arraySize: 3
+    dependsOn: [{stage: migrate, type: N_TO_N}]
+    taskDefinition: {family: verify, containerDefinitions: [{name: main, image: i}]}
+  - name: cleanup
+    dependsOn: [migrate, verify]
+    triggerRule: allDone
+    taskDefinition: {family: cleanup, containerDefinitions: [{name: main, image: i}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pipelineBody{Pipeline: pl}
+	for _, s := range pl.Order() {
+		b.Stages = append(b.Stages, *pl.Stage(s))
+	}
+	got := renderUI(t, "pipeline", b)
+	for _, want := range []string{
+		`<tr><td>migrate</td><td>migrate (inline)</td><td>3, sequential</td><td>-</td>`,
+		`<tr><td>verify</td><td>verify (inline)</td><td>3</td><td>migrate (N_TO_N: child i after its child i) </td>`,
+		`<td>migrate verify (triggerRule allDone)</td>`,
+		`<code>customer=(required)</code>`,
+		`<dt>Depends on past</dt>`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the pipeline page lacks %q:\n%s", want, got)
+		}
+	}
+	pr := scheduler.NewPipelineRun(pl, "pr-x", jobs.Params{"customer": "acme"}, time.Now())
+	got = renderUI(t, "pipelinerun", pipelineRunBody{Run: pr, Stages: stageRowsOf(pr)})
+	if want := `<td>migrate (N_TO_N: child i after its child i) </td>`; !strings.Contains(got, want) {
+		t.Errorf("the pipeline run page lacks %q:\n%s", want, got)
+	}
 }
