@@ -17,8 +17,8 @@ import (
 
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
-	"github.com/gantry-dev/gantry/scheduler"
 	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/scheduler"
 	"github.com/gantry-dev/gantry/server"
 	"github.com/gantry-dev/gantry/storage"
 	"github.com/nats-io/nats.go"
