@@ -163,3 +163,36 @@ func TestFeaturesTogetherRestart(t *testing.T) {
 	e.waitRun(d1, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusSucceeded })
 	e.child(d2, "migrate", 0)
 }
+
+// TestPipelineRunKeyWhileWaiting: a key reused while its run waits
+// PENDING for a place (maxActiveRuns) gets that run, waiting, and starts
+// no other; a pipeline retry of a run with a key keeps it, so the key
+// still names the one run.
+func TestPipelineRunKeyWhileWaiting(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: reload\nmaxActiveRuns: 1\nparameters: {customer: {required: true}}\nstages: [{name: only, taskDefinition: hello}]\n")
+	first := e.runPipeline("reload", `"parameters":{"customer":"1"}`)
+	waiting := e.runPipeline("reload", `"parameters":{"customer":"2"},"idempotencyKey":"k"`)
+	if waiting.Status != jobs.StatusPending {
+		t.Fatalf("second run: %s, want PENDING", waiting.Status)
+	}
+	for _, more := range []string{`"parameters":{"customer":"2"},"idempotencyKey":"k"`, `"idempotencyKey":"k"`} {
+		again := e.runPipeline("reload", more)
+		if again.PipelineRunID != waiting.PipelineRunID || again.Status != jobs.StatusPending {
+			t.Fatalf("key reused (%s): %s %s, want %s PENDING", more, again.PipelineRunID, again.Status, waiting.PipelineRunID)
+		}
+	}
+	if runs := e.pipelineRuns("reload"); len(runs) != 2 {
+		t.Fatalf("%d runs, want 2", len(runs))
+	}
+	e.fail(e.stageRunning(first.PipelineRunID, "only"))
+	e.fail(e.stageRunning(waiting.PipelineRunID, "only"))
+	e.waitRun(waiting.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusFailed })
+	e.ok("gantry.api.pipelines.retry", fmt.Sprintf(`{"pipelineRunId":%q}`, waiting.PipelineRunID), nil)
+	if again := e.runPipeline("reload", `"idempotencyKey":"k"`); again.PipelineRunID != waiting.PipelineRunID || again.Status.Terminal() {
+		t.Fatalf("key after the retry: %s %s, want %s active", again.PipelineRunID, again.Status, waiting.PipelineRunID)
+	}
+	e.finish(e.stageRunning(waiting.PipelineRunID, "only"))
+	e.waitRun(waiting.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusSucceeded })
+}
