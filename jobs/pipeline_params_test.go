@@ -111,6 +111,25 @@ func TestCheckTriggersRequiredParameters(t *testing.T) {
 	}
 }
 
+// TestCheckTriggersUpstreamDropsRequiredParameter: an upstream pipeline
+// applied again without a parameter that a pipeline it triggers requires
+// is refused, naming that pipeline, its trigger and the parameter.
+func TestCheckTriggersUpstreamDropsRequiredParameter(t *testing.T) {
+	down := Pipeline{Name: "report", Parameters: ParamDecls{"customer": {Required: true}},
+		Triggers: []Trigger{{Pipeline: "other"}, {Pipeline: "sales"}}}
+	old := Pipeline{Name: "sales", Parameters: ParamDecls{"customer": {Default: "x"}}}
+	up := &Pipeline{Name: "sales"}
+	err := CheckTriggers(up, []Pipeline{old, down, {Name: "other"}})
+	want := `parameters: pipeline report, which sales triggers (its triggers[1]), requires parameter customer: declare customer here, or the runs it triggers would have no value for it`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	up.Parameters = ParamDecls{"customer": {Required: true}}
+	if err := CheckTriggers(up, []Pipeline{old, down}); err != nil {
+		t.Errorf("the upstream declares it: %v", err)
+	}
+}
+
 // TestRequiredParameterChange: a dry run tells a default made required
 // as the file writes it.
 func TestRequiredParameterChange(t *testing.T) {

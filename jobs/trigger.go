@@ -108,7 +108,8 @@ func (p *Pipeline) validateTriggers() []error {
 // CheckTriggers reports, every problem at once, the triggers of p that
 // name no pipeline of all (the stored pipelines, p's earlier versions
 // among them), those whose pipeline declares no parameter that p
-// requires, and the trigger cycles p would close: a run of any pipeline
+// requires, the parameters required by a pipeline p triggers that p no
+// longer declares, and the trigger cycles p would close: a run of any pipeline
 // in a cycle would start runs forever.
 func CheckTriggers(p *Pipeline, all []Pipeline) error {
 	upstreams := map[string][]string{} // pipeline → the pipelines whose runs start it
@@ -146,6 +147,26 @@ func CheckTriggers(p *Pipeline, all []Pipeline) error {
 					errs = append(errs, &FieldError{Path: fmt.Sprintf("triggers[%d].pipeline", i),
 						Msg: fmt.Sprintf("%s declares no parameter %s, which this pipeline requires (parameters.%s: {required: true}): "+
 							"the runs it triggers would have no value for it", t.Pipeline, k, k)})
+				}
+			}
+		}
+	}
+	// The other way: a pipeline that p's ends trigger takes from p's
+	// runs the parameters it requires; p must keep declaring them, or
+	// every run it triggers would be refused (and logged only).
+	for _, o := range all {
+		if o.Name == p.Name {
+			continue // p's earlier version
+		}
+		for i, t := range o.Triggers {
+			if t.Pipeline != p.Name {
+				continue
+			}
+			for _, k := range o.Parameters.RequiredNames() {
+				if !p.Parameters.Has(k) {
+					errs = append(errs, &FieldError{Path: "parameters", Msg: fmt.Sprintf(
+						"pipeline %s, which %s triggers (its triggers[%d]), requires parameter %s: declare %s here, or the runs it triggers would have no value for it",
+						o.Name, p.Name, i, k, k)})
 				}
 			}
 		}

@@ -343,11 +343,9 @@ func (s *Server) triggerKey(ctx context.Context, pipeline string, up *jobs.Pipel
 }
 
 // checkTriggers checks the triggers of p against the stored pipelines:
-// every upstream exists, and no trigger cycle.
+// every upstream exists, and no trigger cycle; and those of the stored
+// pipelines on p: p declares every parameter they require.
 func (s *Server) checkTriggers(ctx context.Context, p *jobs.Pipeline) error {
-	if len(p.Triggers) == 0 {
-		return nil
-	}
 	all, err := s.db.ListPipelines(ctx)
 	if err != nil {
 		return err

@@ -196,3 +196,25 @@ func TestPipelineRunKeyWhileWaiting(t *testing.T) {
 	e.finish(e.stageRunning(waiting.PipelineRunID, "only"))
 	e.waitRun(waiting.PipelineRunID, func(pr *jobs.PipelineRun) bool { return pr.Status == jobs.StatusSucceeded })
 }
+
+// TestApplyUpstreamKeepsTriggeredRequiredParameter: a pipeline that
+// another's trigger requires a parameter of cannot drop that parameter
+// at apply (nor at a dry run): the runs its ends trigger would each be
+// refused, with no one told but the server's log.
+func TestApplyUpstreamKeepsTriggeredRequiredParameter(t *testing.T) {
+	e := startAll(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.apply("name: sales\nparameters: {customer: acme}\nstages: [{name: only, taskDefinition: hello}]\n")
+	e.apply("name: report\nparameters: {customer: {required: true}}\ntriggers: [{pipeline: sales}]\nstages: [{name: only, taskDefinition: hello}]\n")
+
+	const dropped = "name: sales\nstages: [{name: only, taskDefinition: hello}]\n"
+	const want = "parameters: pipeline report, which sales triggers (its triggers[0]), requires parameter customer"
+	for _, dry := range []bool{true, false} {
+		_, err := e.applyReq(dropped, dry)
+		if err == nil || err.Code != jobs.CodeInvalidArgument || !strings.Contains(err.Message, want) {
+			t.Errorf("apply (dry run %v) of sales without customer: %+v, want invalid_argument %q", dry, err, want)
+		}
+	}
+	// Still declared (a default or required), it is accepted.
+	e.apply("name: sales\nparameters: {customer: {required: true}}\nstages: [{name: only, taskDefinition: hello}]\n")
+}
