@@ -1,0 +1,14 @@
+-- No change to the tables: this version marks the store as holding, from
+-- now on, pipeline documents an older gantry cannot read right. Pipelines
+-- may have a stage's triggerRule, arrayOrder: sequential, dependsOn
+-- entries of type N_TO_N, dependsOnPast and required parameters
+-- ({"required": true}); pipeline runs may have an idempotency key
+-- (run/<pipeline>/<key>). A gantry of schema version 20 opened such a
+-- store without a word and dropped the first four (a trigger rule became
+-- allSuccess, a sequential array ran at once, a dependsOnPast run no
+-- longer waited), and failed every listing of pipelines on the fifth
+-- (triggers, backfills, pipeline ls, the web UI). It refuses a schema
+-- version newer than its own, naming it (storage/migrate.go): so it now
+-- refuses this store, which is to be opened by this gantry or a later one,
+-- or replaced by a backup made before the upgrade.
+SELECT 1;
