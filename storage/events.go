@@ -38,8 +38,10 @@ func decodeLightRun(doc []byte) (*lightRun, error) {
 	return lr, nil
 }
 
-// write stores the run as writeRun does, with the task definition as read.
-func (lr *lightRun) write(ctx context.Context, upd *sql.Stmt) error {
+// write stores the run as writeRun does, with the task definition as
+// read, through updateRunRan: ran is the latest attempt a worker's events
+// came from, which it marks published.
+func (lr *lightRun) write(ctx context.Context, upd *sql.Stmt, ran int) error {
 	task := lr.Spec.Task
 	lr.Spec.RunSpec = lr.Run.Spec
 	lr.Spec.Task = task
@@ -47,7 +49,11 @@ func (lr *lightRun) write(ctx context.Context, upd *sql.Stmt) error {
 	if err != nil {
 		return err
 	}
-	return execUpdateRun(ctx, upd, lr.Run, doc)
+	r := lr.Run
+	worker, deadline := sweepColumns(r)
+	_, err = upd.ExecContext(ctx, string(r.Status), r.Cluster, r.TaskDefinition, len(r.Attempts), worker, deadline,
+		string(r.Priority.Level()), queuedSince(r), doc, ran, r.RunID)
+	return err
 }
 
 // Applied is a run that ApplyEvents changed, as stored after the change,
@@ -118,7 +124,7 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 	}
 	defer tx.Rollback()
 	sel := tx.StmtContext(ctx, db.stmts.selectRunDoc)
-	upd := tx.StmtContext(ctx, db.stmts.updateRun)
+	upd := tx.StmtContext(ctx, db.stmts.updateRunRan)
 	hooks := db.hooksNow() // webhooks.go: nil, and no cost per run, while there is no hook
 
 	var (
@@ -147,16 +153,21 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 		}
 		r := lr.Run
 		before, startedBefore, kept := r.Status, r.StartedAt != nil, r.PoolSlotKept != nil
-		dirty := false
+		dirty, ran := false, 0
 		for _, g := range group {
-			if r.Apply(evs[g.ev]) {
+			ev := &evs[g.ev]
+			if r.Apply(*ev) {
 				dirty = true
+				ran = max(ran, min(ev.Attempt, len(r.Attempts)))
 			}
 		}
 		if !dirty {
 			continue
 		}
-		if err := lr.write(ctx, upd); err != nil {
+		// The run's worker events say their attempts' jobs reached the
+		// queue: the update marks them published, and the server drops
+		// the published mark it holds for the run (server/marks.go).
+		if err := lr.write(ctx, upd, ran); err != nil {
 			return nil, fmt.Errorf("apply events: store run %s: %w", id, err)
 		}
 		if r.Pool != "" && r.Status.Terminal() {
