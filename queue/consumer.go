@@ -357,6 +357,9 @@ func (c *JobConsumer) deliver(msg jetstream.Msg) (*Delivery, error) {
 	if md, err := msg.Metadata(); err == nil {
 		d.delivered, d.seq, d.stored = md.NumDelivered, md.Sequence.Stream, md.Timestamp
 	}
+	// Room for one container, which most tasks have: go-json makes a
+	// slice it grows from nothing with room for four (2 KB a job here).
+	d.job.Spec.Task.ContainerDefinitions = make([]jobs.ContainerDefinition, 0, 1)
 	if err := json.Unmarshal(msg.Data(), &d.job); err != nil || d.job.RunID == "" || d.job.Attempt < 1 {
 		_ = msg.Term()
 		return nil, fmt.Errorf("%w on %s: %v", ErrBadJob, msg.Subject(), err)
