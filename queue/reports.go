@@ -71,31 +71,16 @@ func (q *Queue) Report(ctx context.Context, evs ...*jobs.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	// The events' encodings, copied once into a buffer of their size (a
-	// report of one event is its encoding): appending them to a buffer
-	// grown from nothing took a kilobyte a run more.
-	var (
-		parts [4][]byte
-		enc   = parts[:0]
-		size  = len(evs) - 1
-	)
-	for _, ev := range evs {
+	var data []byte
+	for i, ev := range evs {
 		b, err := json.Marshal(ev)
 		if err != nil {
 			return err
 		}
-		enc = append(enc, b)
-		size += len(b)
-	}
-	data := enc[0]
-	if len(enc) > 1 {
-		data = make([]byte, 0, size)
-		for i, b := range enc {
-			if i > 0 {
-				data = append(data, ',')
-			}
-			data = append(data, b...)
+		if i > 0 {
+			data = append(data, ',')
 		}
+		data = append(data, b...)
 	}
 	ev := evs[len(evs)-1]
 	p := pendingReport{data: data, n: len(evs), done: make(chan error, 1)}

@@ -574,110 +574,48 @@ func (s *Server) ensureAnnounced(ctx context.Context, r *jobs.Run) error {
 // otherwise mark it between its commit and its send, and a crash then
 // lose its QUEUED unchecked.
 func (s *Server) confirmQueued(ctx context.Context, id string, f jetstream.PubAckFuture, jobPublished bool, outbox int64) {
-	c := &s.confirms
-	c.mu.Lock()
-	c.pending = append(c.pending, confirmation{ctx: ctx, id: id, f: f, sent: time.Now(), jobPublished: jobPublished, outbox: outbox})
-	start := !c.running
-	c.running = true
-	c.mu.Unlock()
-	if start {
-		s.bg.Go(s.confirmPending)
-	}
-}
-
-// confirmer holds the confirmations confirmQueued has yet to make, for
-// one goroutine at a time (confirmPending) to make in order: a goroutine,
-// a context and a timer of its own for every new run were a tenth of
-// what the server allocated a run. The QUEUEDs are acknowledged about in
-// the order they were sent; one that takes long holds the others up, not
-// past their own announceWait, and its run stays being confirmed
-// meanwhile.
-type confirmer struct {
-	mu      sync.Mutex
-	pending []confirmation
-	running bool // a confirmPending runs; Run waits for it (bg)
-	// wait is confirmPending's timer, kept between its runs.
-	wait *time.Timer
-}
-
-// confirmation is one call of confirmQueued, sent at sent.
-type confirmation struct {
-	ctx          context.Context
-	id           string
-	f            jetstream.PubAckFuture
-	sent         time.Time
-	jobPublished bool
-	outbox       int64
-}
-
-// confirmPending makes the pending confirmations until none is left.
-func (s *Server) confirmPending() {
-	c := &s.confirms
-	var batch []confirmation
-	for {
-		c.mu.Lock()
-		if len(c.pending) == 0 {
-			c.running = false
-			c.pending = batch[:0] // the emptied batch is the next one's room
-			c.mu.Unlock()
+	s.bg.Go(func() {
+		held := false // then it stays confirming until its mark is written (marks.go)
+		defer func() {
+			if !held {
+				s.confirming.Delete(id)
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), announceWait+30*time.Second)
+		defer cancel()
+		rows := rowsOf(outbox)
+		var err error
+		if f == nil {
+			err = errors.New("not sent")
+		} else {
+			wait := time.NewTimer(0)
+			err = awaitStored(ctx, wait, &tracked{futures: []jetstream.PubAckFuture{f}, sent: time.Now()})
+			wait.Stop()
+		}
+		switch {
+		case err == nil:
+			s.ann.cleared(rows)
+		case len(rows) > 0:
+			s.ann.checkLater(id, rows)
+		default:
+			row, aerr := s.db.AddAnnouncement(ctx, id)
+			if aerr != nil {
+				// Left unmarked: the sweep's republish records and
+				// checks it before it marks it (vouch), or else the
+				// next start checks it.
+				s.unvouched.Store(id, struct{}{})
+				s.cfg.log.Warn().Err(aerr).Str("run", id).Msg("record a failed announcement; the sweep tries again")
+				return
+			}
+			s.cfg.log.Warn().Err(err).Str("run", id).Msg("announce new run; checked again")
+			s.ann.checkLater(id, []int64{row})
+		}
+		if !jobPublished {
 			return
 		}
-		batch, c.pending = c.pending, batch[:0]
-		if c.wait == nil {
-			c.wait = time.NewTimer(0)
-		}
-		wait := c.wait
-		c.mu.Unlock()
-		for i := range batch {
-			s.confirm(wait, &batch[i])
-			batch[i] = confirmation{} // let the future go
-		}
-	}
-}
-
-// confirm waits for a new run's QUEUED to be stored, and holds its mark.
-func (s *Server) confirm(wait *time.Timer, p *confirmation) {
-	id := p.id
-	held := false // then it stays confirming until its mark is written (marks.go)
-	defer func() {
-		if !held {
-			s.confirming.Delete(id)
-		}
-	}()
-	ctx := context.WithoutCancel(p.ctx)
-	rows := rowsOf(p.outbox)
-	var err error
-	if p.f == nil {
-		err = errors.New("not sent")
-	} else {
-		err = awaitStored(ctx, wait, &tracked{futures: []jetstream.PubAckFuture{p.f}, sent: p.sent})
-		wait.Stop()
-	}
-	switch {
-	case err == nil:
-		s.ann.cleared(rows)
-	case len(rows) > 0:
-		s.ann.checkLater(id, rows)
-	default:
-		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		row, aerr := s.db.AddAnnouncement(actx, id)
-		cancel()
-		if aerr != nil {
-			// Left unmarked: the sweep's republish records and
-			// checks it before it marks it (vouch), or else the
-			// next start checks it.
-			s.unvouched.Store(id, struct{}{})
-			s.cfg.log.Warn().Err(aerr).Str("run", id).Msg("record a failed announcement; the sweep tries again")
-			return
-		}
-		s.cfg.log.Warn().Err(err).Str("run", id).Msg("announce new run; checked again")
-		s.ann.checkLater(id, []int64{row})
-	}
-	if !p.jobPublished {
-		return
-	}
-	s.holdMark(id) // written within markHold, or made by its events' application
-	held = true
+		s.holdMark(id) // written within markHold, or made by its events' application
+		held = true
+	})
 }
 
 // beingConfirmed reports whether a new run's announcement is on its way

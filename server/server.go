@@ -79,8 +79,6 @@ type Server struct {
 	unvouched sync.Map
 	// marks are the published marks confirmQueued holds (marks.go).
 	marks heldMarks
-	// confirms are the confirmations confirmQueued has yet to make.
-	confirms confirmer
 	// order keeps each run's announcements in the order of its changes
 	// (announce.go, lockOrder).
 	order sync.RWMutex
