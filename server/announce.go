@@ -564,8 +564,6 @@ func (s *Server) ensureAnnounced(ctx context.Context, r *jobs.Run) error {
 // confirmQueued waits, in the background, for f, the announcement of
 // new run id's QUEUED, to be stored, then marks the job of its first
 // attempt published, if it is (jobPublished): the mark vouches for both.
-// The mark is held for up to markHold, and dropped if the run's events
-// are applied meanwhile, which mark it themselves (marks.go).
 // An announcement that fails or is not stored within announceWait gets an
 // outbox row, checked again until it is, before the mark. outbox is the
 // row the run has already (0: none). Run waits for it before it returns.
@@ -575,12 +573,7 @@ func (s *Server) ensureAnnounced(ctx context.Context, r *jobs.Run) error {
 // lose its QUEUED unchecked.
 func (s *Server) confirmQueued(ctx context.Context, id string, f jetstream.PubAckFuture, jobPublished bool, outbox int64) {
 	s.bg.Go(func() {
-		held := false // then it stays confirming until its mark is written (marks.go)
-		defer func() {
-			if !held {
-				s.confirming.Delete(id)
-			}
-		}()
+		defer s.confirming.Delete(id)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), announceWait+30*time.Second)
 		defer cancel()
 		rows := rowsOf(outbox)
@@ -613,8 +606,9 @@ func (s *Server) confirmQueued(ctx context.Context, id string, f jetstream.PubAc
 		if !jobPublished {
 			return
 		}
-		s.holdMark(id) // written within markHold, or made by its events' application
-		held = true
+		if err := s.db.MarkPublished(ctx, id, 1); err != nil {
+			s.cfg.log.Warn().Err(err).Str("run", id).Msg("mark job published; it is published again at the next start")
+		}
 	})
 }
 

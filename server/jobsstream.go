@@ -65,9 +65,6 @@ func (s *Server) checkJobsStream(ctx context.Context) error {
 	if id == s.stream.id {
 		return nil
 	}
-	// The held marks are of jobs published to the stream adopted before:
-	// written first, so that adopting counts their runs unpublished.
-	s.flushMarks(ctx) // marks.go
 	n, err := s.db.AdoptJobsStream(ctx, id, empty)
 	if err != nil {
 		return err

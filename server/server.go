@@ -77,8 +77,6 @@ type Server struct {
 	// unvouched are the new runs whose QUEUED neither was stored nor got
 	// an outbox row (announce.go): the sweep's republish checks them.
 	unvouched sync.Map
-	// marks are the published marks confirmQueued holds (marks.go).
-	marks heldMarks
 	// order keeps each run's announcements in the order of its changes
 	// (announce.go, lockOrder).
 	order sync.RWMutex
@@ -167,9 +165,6 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 // or a new jobs stream lost (jobsstream.go), applies events and answers
 // the API.
 func (s *Server) Run(ctx context.Context) error {
-	// The marks held, once the confirmations that may hold more are done
-	// (marks.go).
-	defer s.flushMarks(context.WithoutCancel(ctx))
 	defer s.bg.Wait()
 	s.warnStoreMode() // storemode.go
 	// Before anything changes streams, jobs or runs (alone.go).
@@ -201,7 +196,6 @@ func (s *Server) Run(ctx context.Context) error {
 	annCtx, stopAnn := context.WithCancel(context.WithoutCancel(ctx))
 	var ann sync.WaitGroup
 	ann.Go(func() { s.keepAnnouncements(annCtx) })
-	ann.Go(func() { s.keepMarks(annCtx) }) // marks.go
 	defer ann.Wait()
 	defer stopAnn()
 	// Before the history's retention starts (startPipelines), so that
@@ -694,7 +688,6 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 	}
 	sends := s.sends()
 	for _, c := range changed {
-		s.dropMark(c.RunID) // its update marked it published (marks.go)
 		if !c.Before.Terminal() {
 			// A run that had ended changes only in its attempts (one
 			// that ran after its end, jobs.Attempt.AfterEnd, or the

@@ -38,10 +38,8 @@ func decodeLightRun(doc []byte) (*lightRun, error) {
 	return lr, nil
 }
 
-// write stores the run as writeRun does, with the task definition as
-// read, through updateRunRan: ran is the latest attempt a worker's events
-// came from, which it marks published.
-func (lr *lightRun) write(ctx context.Context, upd *sql.Stmt, ran int) error {
+// write stores the run as writeRun does, with the task definition as read.
+func (lr *lightRun) write(ctx context.Context, upd *sql.Stmt) error {
 	task := lr.Spec.Task
 	lr.Spec.RunSpec = lr.Run.Spec
 	lr.Spec.Task = task
@@ -49,11 +47,7 @@ func (lr *lightRun) write(ctx context.Context, upd *sql.Stmt, ran int) error {
 	if err != nil {
 		return err
 	}
-	r := lr.Run
-	worker, deadline := sweepColumns(r)
-	_, err = upd.ExecContext(ctx, string(r.Status), r.Cluster, r.TaskDefinition, len(r.Attempts), worker, deadline,
-		string(r.Priority.Level()), queuedSince(r), doc, ran, r.RunID)
-	return err
+	return execUpdateRun(ctx, upd, lr.Run, doc)
 }
 
 // Applied is a run that ApplyEvents changed, as stored after the change,
@@ -124,7 +118,7 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 	}
 	defer tx.Rollback()
 	sel := tx.StmtContext(ctx, db.stmts.selectRunDoc)
-	upd := tx.StmtContext(ctx, db.stmts.updateRunRan)
+	upd := tx.StmtContext(ctx, db.stmts.updateRun)
 	hooks := db.hooksNow() // webhooks.go: nil, and no cost per run, while there is no hook
 
 	var (
@@ -153,21 +147,16 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 		}
 		r := lr.Run
 		before, startedBefore, kept := r.Status, r.StartedAt != nil, r.PoolSlotKept != nil
-		dirty, ran := false, 0
+		dirty := false
 		for _, g := range group {
-			ev := &evs[g.ev]
-			if r.Apply(*ev) {
+			if r.Apply(evs[g.ev]) {
 				dirty = true
-				ran = max(ran, min(ev.Attempt, len(r.Attempts)))
 			}
 		}
 		if !dirty {
 			continue
 		}
-		// The run's worker events say their attempts' jobs reached the
-		// queue: the update marks them published, and the server drops
-		// the published mark it holds for the run (server/marks.go).
-		if err := lr.write(ctx, upd, ran); err != nil {
+		if err := lr.write(ctx, upd); err != nil {
 			return nil, fmt.Errorf("apply events: store run %s: %w", id, err)
 		}
 		if r.Pool != "" && r.Status.Terminal() {

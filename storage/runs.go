@@ -26,11 +26,6 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	updateRun = `UPDATE runs SET status = ?, cluster = ?, task_definition = ?, attempt = ?, worker = ?, deadline = ?,
 		priority = ?, queued_at = ?, doc = ? WHERE run_id = ?`
-	// updateRunRan is updateRun for ApplyEvents: a worker's events of an
-	// attempt say that its job reached the queue, so the same statement
-	// marks it published (published_attempt, as markPublished does).
-	updateRunRan = `UPDATE runs SET status = ?, cluster = ?, task_definition = ?, attempt = ?, worker = ?, deadline = ?,
-		priority = ?, queued_at = ?, doc = ?, published_attempt = MAX(published_attempt, ?) WHERE run_id = ?`
 	insertRunTag  = `INSERT INTO run_tags (run_id, key, value) VALUES (?, ?, ?)`
 	deleteRun     = `DELETE FROM runs WHERE run_id = ?`
 	markPublished = `UPDATE runs SET published_attempt = MAX(published_attempt, ?) WHERE run_id = ?`
@@ -375,28 +370,6 @@ func (db *DB) MarkPublished(ctx context.Context, id string, attempt int) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
-	}
-	return nil
-}
-
-// MarkPublishedRuns is MarkPublished for many runs' first attempts, in one
-// write of the group commit: runs that are gone are skipped.
-func (db *DB) MarkPublishedRuns(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	err := db.inGroup(ctx, func(tx *sql.Tx) error {
-		ctx := uninterrupted(ctx)
-		st := tx.StmtContext(ctx, db.stmts.markPublished)
-		for _, id := range ids {
-			if _, err := st.ExecContext(ctx, 1, id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("mark %d runs published: %w", len(ids), err)
 	}
 	return nil
 }

@@ -23,7 +23,6 @@ type stmts struct {
 	insertRun      *sql.Stmt
 	insertRunTag   *sql.Stmt
 	updateRun      *sql.Stmt
-	updateRunRan   *sql.Stmt
 	markPublished  *sql.Stmt
 	// deleteRun is --run-retention's: compiling it is most of what
 	// deleting a run costs, more since its tags go with it (ON DELETE
@@ -46,7 +45,6 @@ func prepareStmts(ctx context.Context, w, r *sql.DB) (*stmts, error) {
 		{&s.insertRun, w, insertRun},
 		{&s.insertRunTag, w, insertRunTag},
 		{&s.updateRun, w, updateRun},
-		{&s.updateRunRan, w, updateRunRan},
 		{&s.markPublished, w, markPublished},
 		{&s.deleteRun, w, deleteRun},
 		{&s.getRun, r, selectRunDoc},
@@ -64,7 +62,7 @@ func prepareStmts(ctx context.Context, w, r *sql.DB) (*stmts, error) {
 // close closes the statements prepared so far. Closing twice is harmless.
 func (s *stmts) close() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.selectRunDoc, s.selectRunByKey, s.insertRun, s.insertRunTag, s.updateRun, s.updateRunRan, s.markPublished, s.deleteRun, s.getRun} {
+	for _, stmt := range []*sql.Stmt{s.selectRunDoc, s.selectRunByKey, s.insertRun, s.insertRunTag, s.updateRun, s.markPublished, s.deleteRun, s.getRun} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
