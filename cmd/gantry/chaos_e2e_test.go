@@ -704,7 +704,13 @@ func startChaosCluster(t *testing.T, cfg chaosConfig, label string) *chaosCluste
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		ws, err := c.Workers(ctx, "")
-		return err == nil && len(ws) == 2
+		if err != nil || len(ws) != 2 {
+			return false
+		}
+		// The API's endpoints go live one by one, runs.list last: its
+		// answer says the whole API is up (pools.set may not be before).
+		_, _, err = c.List(ctx, client.ListOptions{Limit: 1})
+		return err == nil
 	})
 	return &chaosCluster{url: url, procs: procs, nc: nc, c: c}
 }
