@@ -43,28 +43,17 @@ func (st *Stage) Sequential() bool { return st.ArrayOrder == ArraySequential }
 // NToN reports whether the dependency is N_TO_N.
 func (d Dependency) NToN() bool { return d.Type == DepNToN }
 
-// Never reports whether an upstream stage in status s can no longer let
-// the dependency hold: ended so that its condition cannot hold. An N_TO_N
-// dependency holds child by child: it cannot hold only when the upstream
-// stage ended SKIPPED (no child of it succeeded, nor ran); one that
-// FAILED may have children that succeeded, whose counterparts run.
-func (d Dependency) Never(s Status) bool {
-	if d.NToN() {
-		return s == StatusSkipped
-	}
-	return StageEnded(s) && !d.Condition.Holds(s)
-}
+// nToNNever reports whether an N_TO_N dependency's upstream stage, in
+// status s, can no longer let it hold. It holds child by child: it cannot
+// only when the upstream stage ended SKIPPED (no child of it succeeded,
+// nor ran); one that FAILED may have children that succeeded, whose
+// counterparts run.
+func nToNNever(s Status) bool { return s == StatusSkipped }
 
-// Ready reports whether an upstream stage in status s lets the dependency
-// hold, as far as the stage's start goes: ended as its condition asks, or,
-// for N_TO_N, started (its children are submitted, and each child of the
-// stage waits for its own).
-func (d Dependency) Ready(s Status) bool {
-	if d.NToN() {
-		return s != StatusPending && s != StatusSkipped && s != ""
-	}
-	return StageEnded(s) && d.Condition.Holds(s)
-}
+// nToNReady reports whether an N_TO_N dependency's upstream stage, in
+// status s, lets the stage start: once it started (its children are
+// submitted, and each child of the stage waits for its own).
+func nToNReady(s Status) bool { return s != StatusPending && s != StatusSkipped && s != "" }
 
 // ChildRef names one child of an array stage: stage[index].
 type ChildRef struct {

@@ -227,13 +227,13 @@ func (r *readiness) decide(st *Stage) (v verdict, why string, upFailed bool) {
 				// Child by child (arrayorder.go): the stage starts once
 				// the upstream one has, and cannot once it was SKIPPED.
 				switch {
-				case d.Never(s):
+				case nToNNever(s):
 					failed := r.end(d.Stage) == depFailed
 					if v != stageNever || failed && !upFailed {
 						why = fmt.Sprintf("dependency %s ended %s; N_TO_N needs children of it that ran", d.Stage, r.endText(d.Stage))
 					}
 					v, upFailed = stageNever, upFailed || failed
-				case !d.Ready(s) && v == stageRuns:
+				case !nToNReady(s) && v == stageRuns:
 					v = stageWaits
 				}
 				continue

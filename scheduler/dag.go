@@ -420,7 +420,7 @@ func skipStages(pr *jobs.PipelineRun, names []string, status map[string]jobs.Sta
 	for _, name := range names {
 		st := pr.StageState(name)
 		st.Status, st.FinishedAt = jobs.StatusSkipped, &now
-		st.Reason = skipReason(pr, name, status)
+		st.Reason = pr.Spec.SkipReason(name, status)
 	}
 }
 
@@ -436,10 +436,6 @@ func stoppedStatuses(pr *jobs.PipelineRun) map[string]jobs.Status {
 		}
 	}
 	return m
-}
-
-func skipReason(pr *jobs.PipelineRun, name string, status map[string]jobs.Status) string {
-	return pr.Spec.SkipReason(name, status)
 }
 
 // start submits the runs of a stage. A stage that cannot be submitted (an
