@@ -145,6 +145,9 @@ type ListOptions struct {
 	// TagKeys those that have a tag of each of these keys.
 	Tags    map[string]string `json:"tags,omitempty"`
 	TagKeys []string          `json:"tagKeys,omitempty"`
+	// ArrayJobID lists the children of that array run; without it no
+	// array's children are listed, its parent is.
+	ArrayJobID string `json:"arrayJobId,omitempty"`
 }
 
 // List returns a page of runs, newest first, and the cursor of the next.

@@ -40,7 +40,7 @@ func TestDryRuns(t *testing.T) {
 		t.Fatalf("dry run of a change: %+v, %v", dry, err)
 	}
 	if _, err := c.DryRunPipeline(ctx, []byte("name: q\nstages: [{name: a, taskDefinition: nosuch}]\n")); !errors.Is(err, client.ErrInvalidArgument) ||
-		!strings.Contains(err.Error(), "stages[0](a).taskDefinition: task definition nosuch") {
+		!strings.Contains(err.Error(), "stages[0](a).taskDefinition: task definition family nosuch is not registered") {
 		t.Fatalf("dry run of an unknown task definition: %v", err)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/queue/natstest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -28,15 +29,7 @@ func TestEventsAndWaitWithoutDirectGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := js.Stream(ctx, queue.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
-	cfg.AllowDirect = false
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	natstest.DirectGetsOff(t, ctx, js, queue.StreamEvents)
 	c, _ := client.New(nc)
 	client.SetWaitHooks(t.Cleanup, time.Hour, func(runID string) {
 		if _, err := c.Stop(ctx, runID, "stopped by the test"); err != nil {

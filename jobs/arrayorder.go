@@ -44,11 +44,14 @@ func (st *Stage) Sequential() bool { return st.ArrayOrder == ArraySequential }
 func (d Dependency) NToN() bool { return d.Type == DepNToN }
 
 // nToNNever reports whether an N_TO_N dependency's upstream stage, in
-// status s, can no longer let it hold. It holds child by child: it cannot
-// only when the upstream stage ended SKIPPED (no child of it succeeded,
-// nor ran); one that FAILED may have children that succeeded, whose
-// counterparts run.
-func nToNNever(s Status) bool { return s == StatusSkipped }
+// status s, can no longer let it hold; runless: it ended without its
+// runs (PipelineRun.Runless). It holds child by child: it cannot when the
+// upstream stage ended SKIPPED (no child of it succeeded, nor ran) or
+// without its children (FAILED as it started: its size could not be
+// read, or a child could not be submitted and the start stopped those it
+// had); one that FAILED with all its children may have some that
+// succeeded, whose counterparts run.
+func nToNNever(s Status, runless bool) bool { return s == StatusSkipped || runless && StageEnded(s) }
 
 // nToNReady reports whether an N_TO_N dependency's upstream stage, in
 // status s, lets the stage start: once it started (its children are

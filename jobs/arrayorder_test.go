@@ -76,7 +76,8 @@ func TestChildWaits(t *testing.T) {
 // TestNextNToN: a stage depending N_TO_N on another starts once that one
 // started, not once it ended; one that ended without succeeding as a
 // whole may have children that succeeded, whose counterparts run; a
-// SKIPPED one skips it.
+// SKIPPED one skips it, and so does one that ended without a child
+// (runless), which, FAILED or CANCELED, counts as an upstream failure.
 func TestNextNToN(t *testing.T) {
 	p, err := ParsePipeline([]byte(arrayPipeline))
 	if err != nil {
@@ -85,27 +86,82 @@ func TestNextNToN(t *testing.T) {
 	base := map[string]Status{"extract": StatusSucceeded, "a": StatusSucceeded, "b": StatusPending, "c": StatusPending, "d": StatusPending}
 	for _, c := range []struct {
 		a           Status
+		runless     bool
 		start, skip []string
+		upFailed    bool // b, skipped, counts as failed for a rule
 	}{
-		{StatusPending, []string{"a"}, nil}, // a itself starts; b waits
-		{StatusRunning, []string{"b"}, nil},
-		{StatusSucceeded, []string{"b"}, nil},
-		{StatusFailed, []string{"b"}, nil},
-		{StatusCanceled, []string{"b"}, nil},
-		{StatusSkipped, nil, []string{"b"}},
+		{StatusPending, false, []string{"a"}, nil, false}, // a itself starts; b waits
+		{StatusRunning, false, []string{"b"}, nil, false},
+		{StatusSucceeded, false, []string{"b"}, nil, false},
+		{StatusFailed, false, []string{"b"}, nil, false},
+		{StatusCanceled, false, []string{"b"}, nil, false},
+		{StatusSkipped, false, nil, []string{"b"}, false},
+		{StatusSkipped, true, nil, []string{"b"}, false},
+		{StatusFailed, true, nil, []string{"b"}, true},
+		{StatusCanceled, true, nil, []string{"b"}, true},
 	} {
 		status := maps.Clone(base)
 		status["a"] = c.a
-		start, skip := p.Next(status)
+		var runless map[string]int
+		if c.runless {
+			runless = map[string]int{"a": 0}
+		}
+		start, skip := p.Next(status, runless)
 		if !slices.Equal(start, c.start) || !slices.Equal(skip, c.skip) {
-			t.Errorf("a %s: start %v skip %v, want %v %v", c.a, start, skip, c.start, c.skip)
+			t.Errorf("a %s (runless %v): start %v skip %v, want %v %v", c.a, c.runless, start, skip, c.start, c.skip)
+		}
+		if len(skip) > 0 {
+			status["b"] = StatusSkipped
+			if got := p.UpstreamFailed("b", status, runless); got != c.upFailed {
+				t.Errorf("a %s (runless %v): UpstreamFailed(b) = %v", c.a, c.runless, got)
+			}
 		}
 	}
 	// A plain dependency still waits for the whole stage.
 	status := maps.Clone(base)
 	status["b"], status["c"] = StatusSucceeded, StatusRunning
-	if start, _ := p.Next(status); len(start) != 0 {
+	if start, _ := p.Next(status, nil); len(start) != 0 {
 		t.Fatalf("d started before c ended: %v", start)
+	}
+}
+
+// TestRunless: a stage that ended without its runs, none or fewer than
+// its size (it failed as it started, at a later child), is runless, with
+// how many it had submitted; one that ended with all its runs, or has
+// not ended, is not; a size read from an output counts once decided.
+func TestRunless(t *testing.T) {
+	const src = `name: p
+stages:
+  - {name: x, taskDefinition: t}
+  - {name: fixed, taskDefinition: t, arraySize: 3}
+  - {name: sized, taskDefinition: t, arraySize: {fromOutput: x.N}, dependsOn: [x]}
+`
+	p, err := ParsePipeline([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := func(n int) []StageRun { return make([]StageRun, n) }
+	three := 3
+	for _, c := range []struct {
+		name  string
+		state StageState
+		want  map[string]int
+	}{
+		{"plain failed without a run", StageState{Name: "x", Status: StatusFailed, Runs: runs(0)}, map[string]int{"x": 0}},
+		{"plain failed with its run", StageState{Name: "x", Status: StatusFailed, Runs: runs(1)}, nil},
+		{"array failed at its first child", StageState{Name: "fixed", Status: StatusFailed, Runs: runs(0)}, map[string]int{"fixed": 0}},
+		{"array failed at its third child", StageState{Name: "fixed", Status: StatusFailed, Runs: runs(2)}, map[string]int{"fixed": 2}},
+		{"array failed with every child", StageState{Name: "fixed", Status: StatusFailed, Runs: runs(3)}, nil},
+		{"array running", StageState{Name: "fixed", Status: StatusRunning, Runs: runs(2)}, nil},
+		{"array skipped", StageState{Name: "fixed", Status: StatusSkipped, Runs: runs(0)}, map[string]int{"fixed": 0}},
+		{"sized, undecided", StageState{Name: "sized", Status: StatusFailed, Runs: runs(0)}, map[string]int{"sized": 0}},
+		{"sized, failed at its second child", StageState{Name: "sized", Status: StatusFailed, ArraySize: &three, Runs: runs(1)}, map[string]int{"sized": 1}},
+		{"sized, failed with every child", StageState{Name: "sized", Status: StatusFailed, ArraySize: &three, Runs: runs(3)}, nil},
+	} {
+		pr := &PipelineRun{Spec: *p, Stages: []StageState{c.state}}
+		if got := pr.Runless(); !maps.Equal(got, c.want) {
+			t.Errorf("%s: Runless %v, want %v", c.name, got, c.want)
+		}
 	}
 }
 

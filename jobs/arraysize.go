@@ -209,9 +209,10 @@ func (p *Pipeline) validateArraySize(i int, up map[string]bool) []error {
 
 // checkOutputRef reports what is wrong with ref, an output that stage st
 // reads at path (its arraySize's fromOutput, a when's output): malformed,
-// naming no stage or st itself (self says why not), or a stage not
+// naming no stage or st itself (self says why not), a stage not
 // upstream of st (up: its upstream stages, direct or not), since only
-// those have run when it starts.
+// those have run when it starts, or a dependency st's triggerRule may
+// start it without (uncountedOutput).
 func (p *Pipeline) checkOutputRef(path string, st *Stage, ref OutputRef, up map[string]bool, self string) error {
 	bad := func(format string, args ...any) error {
 		return &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)}
@@ -229,6 +230,9 @@ func (p *Pipeline) checkOutputRef(path string, st *Stage, ref OutputRef, up map[
 	case !up[ref.Stage]:
 		return bad("%q: stage %s is not upstream of %s, so it may not have run when %s starts: add it to dependsOn, "+
 			"directly or through a stage %s depends on", ref.String(), ref.Stage, st.Name, st.Name, st.Name)
+	}
+	if why := st.uncountedOutput(ref.Stage); why != "" { // triggerrule.go
+		return bad("%q: %s", ref.String(), why)
 	}
 	return nil
 }

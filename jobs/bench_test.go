@@ -57,7 +57,7 @@ func BenchmarkDAGReadiness(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				start, _ := p.Next(status)
+				start, _ := p.Next(status, nil)
 				if len(start) == 0 {
 					b.Fatal("nothing to start")
 				}

@@ -145,15 +145,17 @@ func (c Condition) Holds(s Status) bool {
 }
 
 // Next decides the fate of the PENDING stages given the status of every
-// stage: start holds those whose dependencies ended as their trigger rule
-// asks (triggerrule.go; by default, all as their conditions ask); skip
-// those whose rule can never hold, given how the dependencies that ended
-// did. Skipping can make further stages skippable, or start those whose
-// rule waits for a failure (oneFailed after a stage skipped because its
+// stage and the stages that ended without a run (runless,
+// PipelineRun.Runless: what an N_TO_N dependency has no child of): start
+// holds those whose dependencies ended as their trigger rule asks
+// (triggerrule.go; by default, all as their conditions ask); skip those
+// whose rule can never hold, given how the dependencies that ended did.
+// Skipping can make further stages skippable, or start those whose rule
+// waits for a failure (oneFailed after a stage skipped because its
 // upstream failed): call Next again after recording them until it returns
 // nothing.
-func (p *Pipeline) Next(status map[string]Status) (start, skip []string) {
-	r := newReadiness(p, status)
+func (p *Pipeline) Next(status map[string]Status, runless map[string]int) (start, skip []string) {
+	r := newReadiness(p, status, runless)
 	for _, name := range p.Order() {
 		if status[name] != StatusPending {
 			continue

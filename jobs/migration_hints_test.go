@@ -27,6 +27,7 @@ stages:
     nodeSelector: {disk: ssd}
     Affinity: {}
     restart: {attempts: 2}
+    arrayProperties: {size: 3}
 `))
 	want := []string{
 		`concurrencyPolicy: unknown field; it goes under schedule: schedule: {cron: "0 2 * * *", concurrencyPolicy: ...}`,
@@ -44,6 +45,8 @@ stages:
 		`stages[0](extract).nodeSelector: unknown field; use constraints: [disk=ssd]`,
 		`stages[0](extract).Affinity: unknown field; there are no soft preferences`,
 		`stages[0](extract).restart: unknown field; a failed task is run again as a new attempt`,
+		`stages[0](extract).arrayProperties: unknown field; use arraySize: 3: a stage's array is its runs, ` +
+			`each seeing GANTRY_ARRAY_INDEX (the submit JSON's arrayProperties makes an array run outside pipelines)`,
 	}
 	for _, w := range want {
 		if err == nil || !strings.Contains(err.Error(), w) {
@@ -54,6 +57,24 @@ stages:
 	_, err = ParsePipeline([]byte("name: p\nstages: [{name: a, taskDefinition: t, backoffLimit: x}]\n"))
 	if w := "use retryStrategy: {attempts: N}: attempts counts every try (backoffLimit + 1)"; err == nil || !strings.Contains(err.Error(), w) {
 		t.Errorf("ParsePipeline: %v\nwant %q", err, w)
+	}
+}
+
+// TestStageContainerFieldsSayWhereTheyGo: an Argo step or an Airflow
+// DockerOperator rewritten gives a stage image, command and env of its
+// own; each is refused saying where it goes, command too, which had no
+// hint where image had one.
+func TestStageContainerFieldsSayWhereTheyGo(t *testing.T) {
+	_, err := ParsePipeline([]byte("name: p\nstages: [{name: a, image: busybox, command: [echo, hi], env: [{name: K, value: V}]}]\n"))
+	for _, want := range []string{
+		`stages[0](a).image: unknown field; a stage runs a task definition: taskDefinition: FAMILY[:REV], or one inline`,
+		`stages[0](a).command: unknown field; a stage's command is its task definition's: containerDefinitions: [{name: main, image: ..., command: [...]}] inline, ` +
+			`or, over a registered one's, overrides: {containerOverrides: [{name: main, command: [...]}]}`,
+		`stages[0](a).env: unknown field; environment is the task definition's`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParsePipeline: %v\nwant %q", err, want)
+		}
 	}
 }
 

@@ -74,6 +74,17 @@ var pipelineFieldHints = map[reflect.Type]map[string]func(v any) string{
 		"parallelism": hint(`an array stage's runs all start as workers have room: to run at most N at once, ` +
 			`create a pool (gantry pool set NAME --slots N) and give the stage pool: NAME`),
 		"count": hint(`use arraySize: N (each run sees GANTRY_ARRAY_INDEX)`),
+		// AWS Batch's SubmitJob field, which a run's submission takes.
+		"arrayProperties": func(v any) string {
+			n := "N"
+			if m, ok := v.(map[string]any); ok {
+				if f, ok := m["size"].(float64); ok && f == float64(int(f)) {
+					n = fmt.Sprint(int(f))
+				}
+			}
+			return fmt.Sprintf("use arraySize: %s: a stage's array is its runs, each seeing GANTRY_ARRAY_INDEX "+
+				"(the submit JSON's arrayProperties makes an array run outside pipelines)", n)
+		},
 		"activeDeadlineSeconds": hint(`a stage's timeoutSeconds bounds each attempt, from its container's start; ` +
 			`timeoutSeconds at the top of the file bounds the whole pipeline run`),
 		"ttlSecondsAfterFinished": hint(`the server's --run-retention deletes every run that ended longer ago ` +
@@ -94,6 +105,15 @@ var pipelineFieldHints = map[reflect.Type]map[string]func(v any) string{
 			`or per stage overrides: {containerOverrides: [{name: main, cpu: 512, memory: 256}]}`),
 		"image": hint(`a stage runs a task definition: taskDefinition: FAMILY[:REV], or one inline: ` +
 			`taskDefinition: {family: x, containerDefinitions: [{name: main, image: ...}]}`),
+		// Argo's and Airflow's DockerOperator's command, written beside image.
+		"command": hint(`a stage's command is its task definition's: containerDefinitions: [{name: main, image: ..., command: [...]}] ` +
+			`inline, or, over a registered one's, overrides: {containerOverrides: [{name: main, command: [...]}]}`),
+		"args": hint(`a stage's command is its task definition's: containerDefinitions: [{name: main, image: ..., command: [...]}] ` +
+			`inline, or, over a registered one's, overrides: {containerOverrides: [{name: main, command: [...]}]}`),
+		"env": hint(`environment is the task definition's: containerDefinitions: [{name: main, environment: [{name: K, value: V}]}] ` +
+			`inline, or overrides: {containerOverrides: [{name: main, environment: [{name: K, value: V}]}]}`),
+		"environment": hint(`environment is the task definition's: containerDefinitions: [{name: main, environment: [{name: K, value: V}]}] ` +
+			`inline, or overrides: {containerOverrides: [{name: main, environment: [{name: K, value: V}]}]}`),
 	},
 }
 

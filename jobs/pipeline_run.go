@@ -232,6 +232,49 @@ func (pr *PipelineRun) StageStatuses() map[string]Status {
 	return m
 }
 
+// Runless holds the stages that ended without their runs, each with how
+// many of its runs had been submitted: those skipped or canceled before
+// they started, and those that FAILED as they started (their size or
+// when could not be decided, or a run could not be submitted: the start
+// then stopped those it had submitted, some children, none, whichever
+// child was refused). Next reads it for N_TO_N dependencies, which need
+// children of their upstream stage that ran: a stage that failed at its
+// third child has no more of them than one that failed at its first.
+func (pr *PipelineRun) Runless() map[string]int {
+	var m map[string]int
+	for _, s := range pr.Stages {
+		if !StageEnded(s.Status) {
+			continue
+		}
+		if n, known := pr.stageSize(&s); len(s.Runs) == 0 || known && len(s.Runs) < n {
+			if m == nil {
+				m = map[string]int{}
+			}
+			m[s.Name] = len(s.Runs)
+		}
+	}
+	return m
+}
+
+// stageSize is how many runs the stage st of pr has once started: its
+// fixed arraySize, the size its try decided (known false before that),
+// or 1 for a stage that is no array.
+func (pr *PipelineRun) stageSize(st *StageState) (n int, known bool) {
+	spec := pr.Spec.Stage(st.Name)
+	switch {
+	case spec == nil:
+		return 0, false
+	case spec.ArraySize.Dynamic():
+		if st.ArraySize == nil {
+			return 0, false
+		}
+		return *st.ArraySize, true
+	case spec.ArraySize.Array():
+		return spec.ArraySize.N, true
+	}
+	return 1, true
+}
+
 // StageContext tells a stage's run where it belongs; the worker uses it to
 // stage /gantry/in and /gantry/out.
 type StageContext struct {

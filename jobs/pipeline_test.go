@@ -236,7 +236,7 @@ func TestNextStartsAndSkips(t *testing.T) {
 	}
 	settle := func() (started []string) {
 		for {
-			start, skip := p.Next(st)
+			start, skip := p.Next(st, nil)
 			for _, s := range skip {
 				st[s] = StatusSkipped
 			}
@@ -451,6 +451,7 @@ func FuzzScheduleNext(f *testing.F) {
 	f.Add("@daily", uint8(5), int64(0))
 	f.Add("*/61 * * * *", uint8(5), int64(0))
 	f.Add("*/30 */59 * * * *", uint8(1), int64(1775300000))
+	f.Add("TZ=UTC", uint8(0), int64(0))
 	zones := []string{"Australia/Lord_Howe", "America/New_York", "Europe/Paris", "America/Santiago", "Asia/Kathmandu", "UTC"}
 	f.Fuzz(func(t *testing.T, expr string, zone uint8, unix int64) {
 		s := &Schedule{Cron: expr, Timezone: zones[int(zone)%len(zones)]}
@@ -542,6 +543,26 @@ func TestScheduleValidateRefusesStepsLargerThanTheirField(t *testing.T) {
 	}
 }
 
+// TestScheduleValidateZoneWithoutFields: the cron library slices a
+// leading TZ= up to the first space, and panicked on one without a space:
+// a schedule create or pipeline apply of cron "TZ=UTC" took the server
+// down. It is refused as any other TZ=, naming the field.
+func TestScheduleValidateZoneWithoutFields(t *testing.T) {
+	for _, expr := range []string{"TZ=", "TZ=UTC", "CRON_TZ=Europe/Paris", "TZ=UTC\t0 2 * * *"} {
+		err := (&Schedule{Cron: expr}).Validate()
+		if err == nil || !strings.Contains(err.Error(), "cron: set the zone with timezone, not TZ= in the expression") {
+			t.Errorf("%q: %v, want it refused naming cron and timezone", expr, err)
+		}
+		if _, err := (&Schedule{Cron: expr}).Next(time.Now()); err == nil {
+			t.Errorf("%q: Next found a time", expr)
+		}
+	}
+	_, err := ParsePipeline([]byte("name: p\nschedule: {cron: 'TZ=UTC'}\nstages: [{name: a, taskDefinition: t}]\n"))
+	if err == nil || !strings.Contains(err.Error(), `schedule.cron: "TZ=UTC": a time zone and no fields`) {
+		t.Errorf("pipeline file: %v, want schedule.cron refused", err)
+	}
+}
+
 // TestScheduleValidateRejectsSchedulesThatCannotFireAsWritten: the cron
 // library turns an @every delay under a second (negative too) into one
 // second, and finds no fire time of a date that does not exist; both were
@@ -615,6 +636,8 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, triggerRule: noneFailed}, {name: b, taskDefinition: t, dependsOn: [{stage: a, condition: failure}], triggerRule: one_failed}]\n"))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t"},{"name":"b","taskDefinition":"t","dependsOn":[{"stage":"a","condition":"success"}],"triggerRule":"noneFailedMinOneSuccess"},{"name":"c","taskDefinition":"t","dependsOn":["a"],"triggerRule":["allFailed"]}]}`))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t"},{"name":"b","taskDefinition":"t","dependsOn":["a"],"triggerRule":null},{"name":"c","taskDefinition":"t","dependsOn":["b"],"TriggerRule":"oneSuccess"}]}`))
+	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t}, {name: b, taskDefinition: t, dependsOn: [a]}, {name: c, taskDefinition: t, dependsOn: [a, b], triggerRule: oneSuccess," +
+		" arraySize: {fromOutput: b.N}, when: {output: a.M, equals: x}}, {name: d, taskDefinition: t, dependsOn: [b], triggerRule: oneFailed, when: {output: a.M, in: [x]}}]\n"))
 	f.Add([]byte(arrayPipeline))
 	f.Add([]byte("name: p\nstages: [{name: a, taskDefinition: t, arrayOrder: sequential}, {name: b, taskDefinition: t, arraySize: 2, arrayOrder: serial, dependsOn: [{stage: a, type: N_TO_N, condition: complete}]}]\n"))
 	f.Add([]byte(`{"name":"p","stages":[{"name":"a","taskDefinition":"t","arraySize":2},{"name":"b","taskDefinition":"t","arraySize":3,"dependsOn":[{"stage":"a","type":"SEQUENTIAL"},{"stage":"a","type":"N_TO_N"}]}]}`))
@@ -670,8 +693,18 @@ func FuzzParsePipeline(f *testing.F) {
 			}
 		}
 		// An accepted trigger rule is known; one other than allSuccess
-		// has dependencies, none with a condition of its own.
+		// has dependencies, none with a condition of its own, and no
+		// output it reads is of a dependency it may start without.
 		for _, st := range p.Stages {
+			refs := []*OutputRef{st.ArraySize.From}
+			for _, c := range st.When.Conditions {
+				refs = append(refs, c.Output)
+			}
+			for _, ref := range refs {
+				if ref != nil && st.uncountedOutput(ref.Stage) != "" {
+					t.Fatalf("accepted stage %s triggerRule %s reading %s", st.Name, st.TriggerRule, ref)
+				}
+			}
 			if !st.TriggerRule.valid() {
 				t.Fatalf("accepted stage %s triggerRule %q", st.Name, st.TriggerRule)
 			}

@@ -1,9 +1,11 @@
 package jobs
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -145,6 +147,14 @@ func (q RerunRequest) Submission(r *Run, td *TaskDefinition) *SubmitRequest {
 	}
 	if q.Pool != nil {
 		sub.Pool = *q.Pool
+	}
+	if r.ArrayParent() {
+		// The whole array again; a child's rerun is a plain run whose
+		// overrides keep its index (AWS_BATCH_JOB_ARRAY_INDEX).
+		sub.ArrayProperties = &SubmitArrayProperties{Size: json.RawMessage(strconv.Itoa(r.ArrayProperties.Size))}
+		if r.ArrayProperties.Order == ArrayOrderSequential {
+			sub.DependsOn = append(sub.DependsOn, RunDependency{Type: DependencySequential})
+		}
 	}
 	return sub
 }

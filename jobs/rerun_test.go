@@ -189,9 +189,10 @@ func TestSubmitFieldsHaveARerunDecision(t *testing.T) {
 	decided := []string{
 		"taskDefinition", "cluster", "worker", "overrides", "timeoutSeconds", "priority", "retryStrategy",
 		"tags", "propagateTags", "dependsOn", "pool", "activeDeadlineSeconds",
-		"constraints",    // kept, the request's replacing them key by key
-		"idempotencyKey", // the rerun's own, never the run's
-		"stage",          // dropped: a rerun is a plain run
+		"constraints",     // kept, the request's replacing them key by key
+		"idempotencyKey",  // the rerun's own, never the run's
+		"stage",           // dropped: a rerun is a plain run
+		"arrayProperties", // an array run's rerun is an array of its size; a child's a plain run, its index kept
 	}
 	typ := reflect.TypeFor[SubmitRequest]()
 	for i := range typ.NumField() {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -26,13 +27,30 @@ func (s Status) Terminal() bool {
 	return s == StatusSucceeded || s == StatusFailed || s == StatusCanceled
 }
 
+// RunStatuses are the statuses of a run, in the order a run goes through
+// them.
+var RunStatuses = []Status{StatusQueued, StatusStarting, StatusRunning, StatusSucceeded, StatusFailed, StatusCanceled}
+
 // ParseStatus accepts a status in any case.
 func ParseStatus(s string) (Status, error) {
 	switch st := Status(upper(s)); st {
 	case StatusQueued, StatusStarting, StatusRunning, StatusSucceeded, StatusFailed, StatusCanceled:
 		return st, nil
 	}
-	return "", fmt.Errorf("status %q: want one of QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELED", s)
+	return "", fmt.Errorf("status %q: want one of QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELED%s", s, StatusHint(s, RunStatuses))
+}
+
+// StatusHint is "; did you mean "FAILED"?" for a status s that is not one
+// of candidates but close to one (FAILD), or "".
+func StatusHint(s string, candidates []Status) string {
+	names := make([]string, len(candidates))
+	for i, c := range candidates {
+		names[i] = string(c)
+	}
+	if n := Nearest(strings.TrimSpace(s), names); n != "" {
+		return fmt.Sprintf("; did you mean %q?", n)
+	}
+	return ""
 }
 
 func upper(s string) string {
@@ -212,6 +230,11 @@ type Run struct {
 	// taken its job (pool.go, SlotKeep): ended, it still holds its slot
 	// until that worker reports the attempt's end or is found lost.
 	PoolSlotKept *SlotKeep `json:"poolSlotKept,omitempty"`
+	// ArrayProperties are an array run's (its size and its children by
+	// status) or an array child's (its index), arrayrun.go; ArrayJobID
+	// names a child's parent, as AWS Batch's child job ids do.
+	ArrayProperties *ArrayProperties `json:"arrayProperties,omitempty"`
+	ArrayJobID      string           `json:"arrayJobId,omitempty"`
 	// Spec is left out where a run is shown without it: by runs.status,
 	// and in the reply to a submission that found the run by its
 	// idempotency key (it may be someone else's).
@@ -256,7 +279,8 @@ type Event struct {
 	// the task's images has got (StatusReason says it in words).
 	Pull *PullProgress `json:"pull,omitempty"`
 	// TaskDefinition, Cluster, and on a pipeline stage's run PipelineRunID,
-	// Pipeline (its name) and Stage, are on the server's events only: what
+	// Pipeline (its name), Stage and, on a run of an array stage, its
+	// ArrayIndex (StageContext's), are on the server's events only: what
 	// a reader watching every run (gantry events) shows, without asking
 	// the server for each. Pipeline is missing on the events of a stage
 	// run queued before gantry kept it.
@@ -265,6 +289,7 @@ type Event struct {
 	PipelineRunID  string `json:"pipelineRunId,omitempty"`
 	Pipeline       string `json:"pipeline,omitempty"`
 	Stage          string `json:"stage,omitempty"`
+	ArrayIndex     *int   `json:"arrayIndex,omitempty"`
 }
 
 // Event sources.
@@ -535,6 +560,9 @@ type SubmitRequest struct {
 	// ActiveDeadlineSeconds bounds the whole run, every attempt and the
 	// waits between them (Kubernetes Job's field); 0 means no bound.
 	ActiveDeadlineSeconds int `json:"activeDeadlineSeconds,omitempty"`
+	// ArrayProperties, AWS Batch's, make an array run of Size children
+	// (arrayrun.go), each an ordinary run of the task.
+	ArrayProperties *SubmitArrayProperties `json:"arrayProperties,omitempty"`
 	// Stage is set by the pipeline scheduler on the runs of stages; a
 	// submission from outside may not set it, so the API's schema leaves
 	// it out.
@@ -625,6 +653,14 @@ func (s SubmitRequest) Validate() error {
 		if err := CheckPoolName("pool", s.Pool); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if s.ArrayProperties != nil {
+		if err := s.ArrayProperties.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	} else if i := slices.IndexFunc(s.DependsOn, func(d RunDependency) bool { return d.Type == DependencySequential }); i >= 0 {
+		errs = append(errs, &FieldError{fmt.Sprintf("dependsOn[%d].type", i),
+			`SEQUENTIAL orders the children of an array run: give "arrayProperties": {"size": N} too`})
 	}
 	if len(s.IdempotencyKey) > 512 {
 		errs = append(errs, &FieldError{"idempotencyKey", "longer than 512 bytes"})

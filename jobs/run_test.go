@@ -455,3 +455,20 @@ func TestSubmitTaskDefinitionOfTheWrongKind(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStatusSuggests(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"FAILD", `status "FAILD": want one of QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELED; did you mean "FAILED"?`},
+		{"cancelled", `status "cancelled": want one of QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELED; did you mean "CANCELED"?`},
+		{"Succeded", `; did you mean "SUCCEEDED"?`},
+		{"DONE", `status "DONE": want one of QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELED`},
+	} {
+		_, err := ParseStatus(c.in)
+		if err == nil || !strings.HasSuffix(err.Error(), c.want) {
+			t.Errorf("ParseStatus(%q): %v, want it to end %q", c.in, err, c.want)
+		}
+		if c.in == "DONE" && strings.Contains(err.Error(), "did you mean") {
+			t.Errorf("ParseStatus(%q): %v, want no suggestion", c.in, err)
+		}
+	}
+}

@@ -25,7 +25,15 @@ const MaxRunDependencies = 20
 type RunDependency struct {
 	RunID     string    `json:"runId"`
 	Condition Condition `json:"condition,omitempty"`
+	// Type SEQUENTIAL, without RunID, is AWS Batch's dependency of an
+	// array job on itself: its children run one after another
+	// (arrayrun.go). No other type is read.
+	Type string `json:"type,omitempty"`
 }
+
+// DependencySequential is the dependsOn type that orders an array run's
+// children, as AWS Batch's.
+const DependencySequential = "SEQUENTIAL"
 
 // DependencyState is one of a run's dependencies as the run records it.
 type DependencyState struct {
@@ -63,9 +71,27 @@ func validateRunDependencies(deps []RunDependency) []error {
 		errs = append(errs, &FieldError{"dependsOn", fmt.Sprintf("%d runs: at most %d (as AWS Batch allows)", len(deps), MaxRunDependencies)})
 	}
 	first := map[string]int{}
+	seq := -1
 	for i, d := range deps {
 		p := fmt.Sprintf("dependsOn[%d]", i)
 		switch {
+		case d.Type == DependencySequential && d.RunID != "":
+			errs = append(errs, &FieldError{p + ".runId", fmt.Sprintf("%q: type SEQUENTIAL orders an array run's own children: give no runId", d.RunID)})
+			continue
+		case d.Type == DependencySequential && seq >= 0:
+			errs = append(errs, &FieldError{p + ".type", fmt.Sprintf("SEQUENTIAL: also dependsOn[%d]", seq)})
+			continue
+		case d.Type == DependencySequential:
+			seq = i
+			continue
+		case d.Type == "N_TO_N":
+			errs = append(errs, &FieldError{p + ".type", "N_TO_N: child i after child i of another array is for pipeline stages " +
+				"(an array stage's dependsOn type N_TO_N); a run waits for the whole run it names"})
+			continue
+		case d.Type != "":
+			errs = append(errs, &FieldError{p + ".type", fmt.Sprintf("%q: want SEQUENTIAL (an array run's children one after another, "+
+				"with arrayProperties and no runId), or no type", d.Type)})
+			continue
 		case d.RunID == "":
 			errs = append(errs, &FieldError{p + ".runId", "required"})
 		case IsPipelineRunID(d.RunID):
@@ -89,18 +115,35 @@ func validateRunDependencies(deps []RunDependency) []error {
 	return errs
 }
 
+// Sequential reports whether deps hold a dependency of type SEQUENTIAL.
+func Sequential(deps []RunDependency) bool {
+	for _, d := range deps {
+		if d.Type == DependencySequential {
+			return true
+		}
+	}
+	return false
+}
+
 // DependencyStates are the dependencies of a new run, none ended yet,
 // with their conditions' default.
 func DependencyStates(deps []RunDependency) []DependencyState {
 	if len(deps) == 0 {
 		return nil
 	}
-	out := make([]DependencyState, len(deps))
-	for i, d := range deps {
-		out[i] = DependencyState{RunID: d.RunID, Condition: d.Condition}
-		if out[i].Condition == "" {
-			out[i].Condition = CondSuccess
+	out := make([]DependencyState, 0, len(deps))
+	for _, d := range deps {
+		if d.Type != "" {
+			continue // SEQUENTIAL: the order of an array's children, no run to wait for
 		}
+		s := DependencyState{RunID: d.RunID, Condition: d.Condition}
+		if s.Condition == "" {
+			s.Condition = CondSuccess
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }

@@ -66,10 +66,10 @@ func TestParseRunDependency(t *testing.T) {
 		want RunDependency
 		err  string
 	}{
-		{"01jabc", RunDependency{"01jabc", CondSuccess}, ""},
-		{"01jabc:success", RunDependency{"01jabc", CondSuccess}, ""},
-		{"01jabc:failure", RunDependency{"01jabc", CondFailure}, ""},
-		{"01jabc:complete", RunDependency{"01jabc", CondComplete}, ""},
+		{"01jabc", RunDependency{RunID: "01jabc", Condition: CondSuccess}, ""},
+		{"01jabc:success", RunDependency{RunID: "01jabc", Condition: CondSuccess}, ""},
+		{"01jabc:failure", RunDependency{RunID: "01jabc", Condition: CondFailure}, ""},
+		{"01jabc:complete", RunDependency{RunID: "01jabc", Condition: CondComplete}, ""},
 		{"01jabc:done", RunDependency{}, `"01jabc:done": condition "done": want success, failure or complete`},
 		{"01jabc:", RunDependency{}, `condition "": want success, failure or complete`},
 		{"01jabc:failure:x", RunDependency{}, `condition "failure:x"`},

@@ -87,12 +87,22 @@ func parseCron(expr string) (cron.Schedule, error) {
 	if s, ok := specs.Load(expr); ok {
 		return s.(cron.Schedule), nil
 	}
-	s, err := cronParser.Parse(expr)
+	s, err := parseSpec(expr)
 	if err != nil {
 		return nil, err
 	}
 	specs.Store(expr, s)
 	return s, nil
+}
+
+// parseSpec is the cron library's Parse, less a panic: the library slices
+// a leading TZ= or CRON_TZ= up to the first space, and one with no space
+// after it ("TZ=UTC") panicked the server that validated it.
+func parseSpec(expr string) (cron.Schedule, error) {
+	if (strings.HasPrefix(expr, "TZ=") || strings.HasPrefix(expr, "CRON_TZ=")) && !strings.Contains(expr, " ") {
+		return nil, errors.New("a time zone and no fields")
+	}
+	return cronParser.Parse(expr)
 }
 
 // Validate collects every problem of the schedule.
@@ -102,8 +112,10 @@ func (s *Schedule) Validate() error {
 		errs = append(errs, &FieldError{"cron", "required"})
 	} else if msg := eventBridgeCron(s.Cron); msg != "" {
 		errs = append(errs, &FieldError{"cron", msg})
-	} else if spec, err := cronParser.Parse(s.Cron); err != nil {
-		errs = append(errs, &FieldError{"cron", fmt.Sprintf("%q: %v", s.Cron, err)})
+	} else if spec, err := parseSpec(s.Cron); err != nil {
+		for _, p := range cronProblems(s.Cron, err) {
+			errs = append(errs, &FieldError{"cron", p})
+		}
 	} else if d, ok := everyDuration(s.Cron); ok && d < time.Second {
 		// The cron library makes any shorter delay, negative ones too, a
 		// second: "@every -5m" fired every second.
@@ -195,6 +207,9 @@ func (s *Schedule) Location() (*time.Location, error) {
 		locations.Store(s.Timezone, loc)
 	}
 	if err != nil {
+		if near := nearestZone(s.Timezone); near != "" {
+			return nil, fmt.Errorf("%q: not an IANA time zone; did you mean %q?", s.Timezone, near)
+		}
 		return nil, fmt.Errorf("%q: not an IANA time zone (like Europe/Paris)", s.Timezone)
 	}
 	return loc, nil

@@ -15,7 +15,7 @@ import (
 // AWS Batch's SubmitJob or ECS RunTask that gantry has no use for, or a
 // misspelt one. They are not refused, since clients send such fields on
 // purpose, but the reply names each (UnreadSubmitFields), so that a
-// Batch user's timeout or array is not dropped without a word.
+// Batch user's timeout or share identifier is not dropped without a word.
 
 // maxUnreadFields bounds the warnings of one submission.
 const maxUnreadFields = 20
@@ -33,8 +33,6 @@ var unreadHints = map[reflect.Type]map[string]func(v any) string{
 			}
 			return `use "timeoutSeconds" (seconds, each attempt from its container's start)`
 		},
-		"arrayProperties": hint(`a single run has no array: run the task as a pipeline stage with "arraySize": N ` +
-			`(its children see GANTRY_ARRAY_INDEX and AWS_BATCH_JOB_ARRAY_INDEX)`),
 		"containerOverrides":   hint(`use "overrides": {"containerOverrides": [...]}, as ECS RunTask`),
 		"jobDefinition":        hint(`use "taskDefinition" (family[:revision] of a registered ECS task definition, or one inline)`),
 		"jobQueue":             hint(`use "cluster" (the workers started with --cluster NAME take its runs)`),
@@ -61,11 +59,11 @@ var unreadHints = map[reflect.Type]map[string]func(v any) string{
 		"volumeConfigurations":       awsOnlyField,
 		"schedulingPriorityOverride": hint(`use "priority" (high, normal or low)`),
 		"jobName":                    hint(`a run has no name: tag it ("tags": {"name": "..."}) to find it with gantry ps --tag`),
-		"count":                      hint(`one submission is one run: submit once per run, or use a pipeline stage's "arraySize"`),
+		"count": hint(`use "arrayProperties": {"size": N} (AWS Batch's array job): N child runs of the task, ` +
+			`each seeing GANTRY_ARRAY_INDEX and AWS_BATCH_JOB_ARRAY_INDEX`),
 	},
 	reflect.TypeFor[RunDependency](): {
 		"jobId": hint(`use "runId"`),
-		"type":  hint(`a dependency waits for its whole run (a single run has no array): in a pipeline, an array stage's dependsOn type N_TO_N and arrayOrder: sequential are AWS Batch's N_TO_N and SEQUENTIAL`),
 	},
 	reflect.TypeFor[ContainerOverride](): {
 		"vcpus":             hint(`use "cpu" (1024 units per vCPU)`),

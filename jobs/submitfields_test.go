@@ -22,10 +22,11 @@ func TestUnreadSubmitFields(t *testing.T) {
 		{"batch timeout", `{"taskDefinition":"hello","timeout":{"attemptDurationSeconds":60}}`,
 			[]string{`timeout: not read; use "timeoutSeconds": 60 (AWS Batch's timeout.attemptDurationSeconds: each attempt's bound, from its container's start)`}},
 		{"other timeout", `{"timeout":"1m"}`, []string{`timeout: not read; use "timeoutSeconds" (seconds, each attempt from its container's start)`}},
-		{"batch array", `{"arrayProperties":{"size":10}}`, []string{`arrayProperties: not read; a single run has no array: run the task as a pipeline stage with "arraySize": N (its children see GANTRY_ARRAY_INDEX and AWS_BATCH_JOB_ARRAY_INDEX)`}},
+		{"batch array is read", `{"arrayProperties":{"size":10}}`, nil},
+		{"batch array's other fields", `{"arrayProperties":{"size":10,"index":2}}`, []string{`arrayProperties.index: not read: no such field of a submission (docs/nats-api.md lists them)`}},
+		{"ecs count", `{"count":3}`, []string{`count: not read; use "arrayProperties": {"size": N} (AWS Batch's array job): N child runs of the task, each seeing GANTRY_ARRAY_INDEX and AWS_BATCH_JOB_ARRAY_INDEX`}},
 		{"batch dependsOn", `{"dependsOn":[{"runId":"01a"},{"jobId":"01b","type":"N_TO_N"}]}`, []string{
-			`dependsOn[1].jobId: not read; use "runId"`,
-			`dependsOn[1].type: not read; a dependency waits for its whole run (a single run has no array): in a pipeline, an array stage's dependsOn type N_TO_N and arrayOrder: sequential are AWS Batch's N_TO_N and SEQUENTIAL`}},
+			`dependsOn[1].jobId: not read; use "runId"`}}, // type is read: SEQUENTIAL orders an array, others are refused
 		{"misspelt", `{"timeoutSecond":5,"retryStrategy":{"attempt":3},"overrides":{"containerOverrides":[{"name":"m","enviroment":[]}]}}`, []string{
 			`overrides.containerOverrides[0].enviroment: not read; did you mean "environment"?`,
 			`retryStrategy.attempt: not read; did you mean "attempts"?`,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -141,6 +142,36 @@ func (st *Stage) validateTriggerRule(sp string) []error {
 	return errs
 }
 
+// uncountedOutput says why stage st cannot count on the outputs of its
+// dependency dep under its rule, "" when it can. Under oneFailed and
+// oneSuccess with more than one dependency it starts without waiting for
+// every one, and a read of an output waits for the stage that writes it
+// to end (readiness outputsFinal), which would make it wait after all,
+// for a value that may not be there: under oneFailed dep may be the one
+// that failed (a stage that failed wrote no outputs, or those of some
+// children only) or one not ended; under oneSuccess, one not ended. With
+// one dependency, and under the other rules, every dependency has ended
+// when the stage starts, and one that failed or was skipped has the key
+// unset (but for what the children of an array that succeeded wrote), as
+// fromOutput and when say: a oneFailed stage after one dependency reads
+// it as allFailed and a condition failure do. Stages upstream of the
+// dependencies stay readable, the stage waiting for them if need be.
+func (st *Stage) uncountedOutput(dep string) string {
+	if len(st.DependsOn) < 2 || !slices.ContainsFunc(st.DependsOn, func(d Dependency) bool { return d.Stage == dep }) {
+		return ""
+	}
+	switch rule := st.TriggerRule.OrDefault(); rule {
+	case RuleOneFailed:
+		return fmt.Sprintf("under triggerRule %s %s starts once one dependency failed, without waiting for the others: "+
+			"%s may be the one that failed, which wrote no outputs to count on, or may not have ended then: "+
+			"read an output of a stage upstream of its dependencies", rule, st.Name, dep)
+	case RuleOneSuccess:
+		return fmt.Sprintf("under triggerRule %s %s starts once one dependency succeeded, without waiting for the others: "+
+			"%s may not have ended then: read an output of a stage upstream of its dependencies", rule, st.Name, dep)
+	}
+	return ""
+}
+
 // depEnd is how a dependency ended, as the rules count it.
 type depEnd int
 
@@ -160,16 +191,18 @@ const (
 	stageNever // it can never run: SKIPPED
 )
 
-// readiness decides stages from the statuses of a pipeline run's stages;
+// readiness decides stages from the statuses of a pipeline run's stages
+// and which of them ended without a run (runless: PipelineRun.Runless);
 // it remembers which SKIPPED stages were upstream-failed.
 type readiness struct {
 	p        *Pipeline
 	status   map[string]Status
+	runless  map[string]int
 	upFailed map[string]bool
 }
 
-func newReadiness(p *Pipeline, status map[string]Status) *readiness {
-	return &readiness{p: p, status: status}
+func newReadiness(p *Pipeline, status map[string]Status, runless map[string]int) *readiness {
+	return &readiness{p: p, status: status, runless: runless}
 }
 
 // end is how the named stage ended, for a rule.
@@ -214,8 +247,38 @@ func (r *readiness) upstreamFailed(name string) bool {
 
 // decide is the fate of stage st given its dependencies' ends: whether
 // it waits, runs or never can; for the last, why (for its reason), and
-// whether because a dependency failed.
+// whether because a dependency failed. A stage its rule lets run waits
+// still while a stage whose output it reads has not ended.
 func (r *readiness) decide(st *Stage) (v verdict, why string, upFailed bool) {
+	v, why, upFailed = r.decideRule(st)
+	if v == stageRuns && !r.outputsFinal(st) {
+		return stageWaits, "", false
+	}
+	return v, why, upFailed
+}
+
+// outputsFinal reports whether every stage whose output st reads (its
+// arraySize's fromOutput, its when's outputs) has ended, so that what it
+// reads is final: of a stage still running the key would be there or not
+// by chance, as its runs ended before the read or after. Such a stage is
+// upstream of st (Validate), so it has mostly ended when st's rule holds;
+// not always: a dependency of st may have run under oneFailed or
+// oneSuccess without it, or been SKIPPED (for another dependency that
+// failed) while it still ran.
+func (r *readiness) outputsFinal(st *Stage) bool {
+	if st.ArraySize.From != nil && !StageEnded(r.status[st.ArraySize.From.Stage]) {
+		return false
+	}
+	for _, c := range st.When.Conditions {
+		if c.Output != nil && !StageEnded(r.status[c.Output.Stage]) {
+			return false
+		}
+	}
+	return true
+}
+
+// decideRule is decide by the rule and conditions alone.
+func (r *readiness) decideRule(st *Stage) (v verdict, why string, upFailed bool) {
 	rule := st.TriggerRule.OrDefault()
 	if rule == RuleAllSuccess {
 		// Each dependency by its condition: today's rule, and the only
@@ -226,11 +289,26 @@ func (r *readiness) decide(st *Stage) (v verdict, why string, upFailed bool) {
 			if d.NToN() {
 				// Child by child (arrayorder.go): the stage starts once
 				// the upstream one has, and cannot once it was SKIPPED.
+				// An upstream that FAILED without its children (its size
+				// or its when could not be decided, a run of it could not
+				// be submitted, at its first child or a later one: its
+				// start stopped those it had submitted) failed as any:
+				// the stage is skipped for an upstream failure, as after
+				// a SKIPPED one that was.
+				submitted, runless := r.runless[d.Stage]
 				switch {
-				case nToNNever(s):
+				case nToNNever(s, runless):
 					failed := r.end(d.Stage) == depFailed
 					if v != stageNever || failed && !upFailed {
-						why = fmt.Sprintf("dependency %s ended %s; N_TO_N needs children of it that ran", d.Stage, r.endText(d.Stage))
+						end := r.endText(d.Stage)
+						switch {
+						case !runless || s == StatusSkipped:
+						case submitted == 0:
+							end += " without a child"
+						default:
+							end += fmt.Sprintf(" before all its children were submitted (%d submitted, then stopped)", submitted)
+						}
+						why = fmt.Sprintf("dependency %s ended %s; N_TO_N needs children of it that ran", d.Stage, end)
 					}
 					v, upFailed = stageNever, upFailed || failed
 				case !nToNReady(s) && v == stageRuns:
@@ -339,22 +417,59 @@ func firstOf(a, b string) string {
 // UpstreamFailed reports whether the stage name, SKIPPED in status, was
 // skipped because a stage it depends on failed (FAILED, CANCELED, or
 // itself skipped so), as Airflow's upstream_failed: a oneFailed stage
-// after it runs.
-func (p *Pipeline) UpstreamFailed(name string, status map[string]Status) bool {
-	return status[name] == StatusSkipped && newReadiness(p, status).upstreamFailed(name)
+// after it runs. runless holds the stages that ended without a run, as
+// Next takes it.
+func (p *Pipeline) UpstreamFailed(name string, status map[string]Status, runless map[string]int) bool {
+	return status[name] == StatusSkipped && newReadiness(p, status, runless).upstreamFailed(name)
 }
 
-// SkipReason says why the PENDING stage name can never run given status,
-// as Next decided it: the dependency, and the condition or rule, at fault.
-func (p *Pipeline) SkipReason(name string, status map[string]Status) string {
+// SkipReason says why the PENDING stage name can never run given status
+// and runless, as Next decided it: the dependency, and the condition or
+// rule, at fault.
+func (p *Pipeline) SkipReason(name string, status map[string]Status, runless map[string]int) string {
 	st := p.Stage(name)
 	if st == nil {
 		return "dependencies cannot be met"
 	}
-	if v, why, _ := newReadiness(p, status).decide(st); v == stageNever && why != "" {
+	if v, why, _ := newReadiness(p, status, runless).decide(st); v == stageNever && why != "" {
 		return why
 	}
 	return "dependencies cannot be met"
+}
+
+// OutputWait says why the PENDING stage name still waits though its
+// dependencies let it run (given status and runless, as Next takes them):
+// the stages whose outputs it reads that have not ended, as "waiting for
+// load to end, to read load.ROWS (its when)"; "" when it waits for no
+// such stage. Nothing is stored for that wait: displays say it.
+func (p *Pipeline) OutputWait(name string, status map[string]Status, runless map[string]int) string {
+	st := p.Stage(name)
+	if st == nil || status[name] != StatusPending {
+		return ""
+	}
+	if v, _, _ := newReadiness(p, status, runless).decideRule(st); v != stageRuns {
+		return ""
+	}
+	var stages, reads []string
+	add := func(ref *OutputRef, field string) {
+		if ref == nil || StageEnded(status[ref.Stage]) {
+			return
+		}
+		if !slices.Contains(stages, ref.Stage) {
+			stages = append(stages, ref.Stage)
+		}
+		if r := fmt.Sprintf("%s (its %s)", ref, field); !slices.Contains(reads, r) {
+			reads = append(reads, r)
+		}
+	}
+	add(st.ArraySize.From, "arraySize")
+	for _, c := range st.When.Conditions {
+		add(c.Output, "when")
+	}
+	if len(stages) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("waiting for %s to end, to read %s", strings.Join(stages, ", "), strings.Join(reads, ", "))
 }
 
 // DependsOnText writes the stage's dependencies for a table: each with

@@ -89,7 +89,7 @@ func TestTriggerRuleReadiness(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%s", tt.rule.OrDefault(), strings.Join(tt.ends, ",")), func(t *testing.T) {
 			p, status := ruleCase(tt.rule, tt.ends...)
-			start, skip := p.Next(status)
+			start, skip := p.Next(status, nil)
 			start = slices.DeleteFunc(start, func(n string) bool { return n != "x" }) // pending roots start too
 			got := "wait"
 			switch {
@@ -102,7 +102,7 @@ func TestTriggerRuleReadiness(t *testing.T) {
 				t.Fatalf("x: %s, want %s (start %v, skip %v)", got, tt.want, start, skip)
 			}
 			if got == "skip" {
-				if r := p.SkipReason("x", status); !strings.Contains(r, tt.reason) {
+				if r := p.SkipReason("x", status, nil); !strings.Contains(r, tt.reason) {
 					t.Errorf("reason %q, want it to say %q", r, tt.reason)
 				}
 			}
@@ -136,7 +136,7 @@ stages:
 	}
 	settle := func() (started []string) {
 		for {
-			start, skip := p.Next(st)
+			start, skip := p.Next(st, nil)
 			for _, s := range skip {
 				st[s] = StatusSkipped
 			}
@@ -162,11 +162,11 @@ stages:
 		}
 	}
 	for s, want := range map[string]bool{"load": true, "publish": true, "alert": true, "report": true, "transform": false, "notify": false} {
-		if got := p.UpstreamFailed(s, st); got != want {
+		if got := p.UpstreamFailed(s, st, nil); got != want {
 			t.Errorf("UpstreamFailed(%s) = %v", s, got)
 		}
 	}
-	if got, want := p.SkipReason("alert", st), "dependency load ended SKIPPED (upstream failed); condition failure cannot hold"; got != want {
+	if got, want := p.SkipReason("alert", st, nil), "dependency load ended SKIPPED (upstream failed); condition failure cannot hold"; got != want {
 		t.Errorf("alert's reason %q, want %q", got, want)
 	}
 	if st["cleanup"] != StatusPending {
@@ -194,16 +194,16 @@ stages:
 		t.Fatal(err)
 	}
 	st := map[string]Status{"a": StatusSucceeded, "notify": StatusPending, "notify2": StatusPending, "cleanup": StatusPending, "join": StatusPending}
-	start, skip := p.Next(st)
+	start, skip := p.Next(st, nil)
 	if len(start) != 0 || !slices.Equal(skip, []string{"notify"}) {
 		t.Fatalf("start %v skip %v", start, skip)
 	}
 	st["notify"] = StatusSkipped
-	start, skip = p.Next(st)
+	start, skip = p.Next(st, nil)
 	if !slices.Equal(start, []string{"cleanup", "join"}) || !slices.Equal(skip, []string{"notify2"}) {
 		t.Fatalf("start %v skip %v", start, skip)
 	}
-	if p.UpstreamFailed("notify", st) {
+	if p.UpstreamFailed("notify", st, nil) {
 		t.Error("notify, skipped for no failure, counts as upstream failed")
 	}
 }
@@ -243,6 +243,27 @@ func TestTriggerRuleValidate(t *testing.T) {
   - {name: a, taskDefinition: t, arraySize: 2}
   - {name: b, taskDefinition: t, arraySize: 2, dependsOn: [{stage: a, type: N_TO_N}], triggerRule: allDone}`,
 			[]string{"stages[1](b).triggerRule: allDone decides from how whole stages ended: dependsOn[0] (a) cannot be N_TO_N, which goes child by child; leave triggerRule out"}},
+		{"outputs a oneFailed or oneSuccess stage cannot count on", `
+  - {name: a, taskDefinition: t}
+  - {name: b, taskDefinition: t, dependsOn: [a]}
+  - {name: pick, taskDefinition: t, dependsOn: [a, b], triggerRule: oneSuccess, when: [{output: a.MODE, equals: x}, {output: b.MODE, equals: x}]}
+  - {name: alert, taskDefinition: t, dependsOn: [a, b], triggerRule: oneFailed, when: {output: a.MODE, equals: x}}`,
+			[]string{
+				`stages[2](pick).when[0].output: "a.MODE": under triggerRule oneSuccess pick starts once one dependency succeeded, without waiting for the others: a may not have ended then: read an output of a stage upstream of its dependencies`,
+				`stages[2](pick).when[1].output: "b.MODE": under triggerRule oneSuccess pick starts once one dependency succeeded, without waiting for the others: b may not have ended then: read an output of a stage upstream of its dependencies`,
+				`stages[3](alert).when.output: "a.MODE": under triggerRule oneFailed alert starts once one dependency failed, without waiting for the others: a may be the one that failed, which wrote no outputs to count on, or may not have ended then: read an output of a stage upstream of its dependencies`}},
+		{"outputs a rule can count on", `
+  - {name: a, taskDefinition: t}
+  - {name: b, taskDefinition: t, dependsOn: [a]}
+  - {name: c, taskDefinition: t, dependsOn: [a]}
+  - {name: notify, taskDefinition: t, dependsOn: [b, c], triggerRule: oneFailed, arraySize: {fromOutput: a.N}}
+  - {name: only, taskDefinition: t, dependsOn: [b], triggerRule: oneSuccess, when: {output: b.MODE, equals: x}}
+  - {name: join, taskDefinition: t, dependsOn: [b, c], triggerRule: noneFailed, when: {output: b.MODE, notEquals: ""}}
+  - {name: done, taskDefinition: t, dependsOn: [b, c], triggerRule: allDone, arraySize: {fromOutput: c.N}}
+  - {name: arr, taskDefinition: t, arraySize: 3}
+  - {name: partial, taskDefinition: t, dependsOn: [arr], triggerRule: oneFailed, when: {output: arr.ROWS, notEquals: ""}}
+  - {name: lost, taskDefinition: t, dependsOn: [arr], triggerRule: allFailed, when: {output: arr.ROWS, notEquals: ""}}
+  - {name: failed, taskDefinition: t, dependsOn: [{stage: arr, condition: failure}], when: {output: arr.ROWS, notEquals: ""}}`, nil},
 		{"a rule without dependencies", `
   - {name: a, taskDefinition: t, triggerRule: allDone}`,
 			[]string{"stages[0](a).triggerRule: allDone decides from the stage's dependencies, and it has none: add dependsOn, or leave triggerRule out"}},
@@ -288,5 +309,49 @@ func TestDependsOnText(t *testing.T) {
 	}
 	if got := (&Stage{}).DependsOnText(); got != "" {
 		t.Errorf("none: %q", got)
+	}
+}
+
+// TestNextWaitsForOutputsRead: a stage whose rule holds still waits while
+// a stage whose output it reads (fromOutput, when) has not ended, which
+// OutputWait says; a rule that can no longer hold skips it all the same.
+func TestNextWaitsForOutputsRead(t *testing.T) {
+	p, err := ParsePipeline([]byte(`name: p
+stages:
+  - {name: a, taskDefinition: t}
+  - {name: x, taskDefinition: t}
+  - {name: b, taskDefinition: t, dependsOn: [a, x], triggerRule: oneFailed}
+  - {name: sized, taskDefinition: t, dependsOn: [b], arraySize: {fromOutput: a.N}}
+  - {name: chosen, taskDefinition: t, dependsOn: [b], when: {output: a.MODE, equals: full}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := map[string]Status{"a": StatusRunning, "x": StatusFailed, "b": StatusSucceeded, "sized": StatusPending, "chosen": StatusPending}
+	if start, skip := p.Next(st, nil); len(start)+len(skip) != 0 {
+		t.Fatalf("while a runs: start %v skip %v, want both waiting", start, skip)
+	}
+	for name, want := range map[string]string{"sized": "waiting for a to end, to read a.N (its arraySize)",
+		"chosen": "waiting for a to end, to read a.MODE (its when)", "b": ""} {
+		if got := p.OutputWait(name, st, nil); got != want {
+			t.Errorf("OutputWait(%s) = %q, want %q", name, got, want)
+		}
+	}
+	for _, end := range []Status{StatusSucceeded, StatusFailed, StatusSkipped} {
+		st["a"] = end
+		if start, _ := p.Next(st, nil); !slices.Equal(start, []string{"sized", "chosen"}) {
+			t.Errorf("a %s: start %v, want both", end, start)
+		}
+	}
+	if got := p.OutputWait("sized", st, nil); got != "" {
+		t.Errorf("a ended: OutputWait(sized) = %q", got)
+	}
+	st["a"], st["b"] = StatusRunning, StatusFailed
+	if _, skip := p.Next(st, nil); !slices.Equal(skip, []string{"sized", "chosen"}) {
+		t.Errorf("b failed: skip %v, want both", skip)
+	}
+	st["b"] = StatusRunning
+	if got := p.OutputWait("sized", st, nil); got != "" {
+		t.Errorf("b running: OutputWait(sized) = %q, want none: it waits for its dependency", got)
 	}
 }

@@ -15,8 +15,9 @@ import (
 // end (server/webhooks.go). A hook's filters select the ends it hears of:
 // an end status among On, and, when given, the kind (runs or pipeline
 // runs), a pipeline among Pipelines, a task definition family among
-// Families, and every one of Tags. Filters AND together; the values of
-// one filter OR.
+// Families, every one of Tags, and no array run's child unless
+// ArrayChildren allows. Filters AND together; the values of one filter
+// OR.
 
 // Webhook is one hook as stored and listed. Its secret is never shown:
 // Signed says whether it has one.
@@ -38,10 +39,35 @@ type Webhook struct {
 	Families []string `json:"families,omitempty"`
 	// Tags keeps the runs and pipeline runs that have every one of these.
 	Tags map[string]string `json:"tags,omitempty"`
+	// ArrayChildren false leaves out the ends of array runs' children
+	// (the runs with an arrayJobId), keeping their parent's, which counts
+	// them and names the first that failed: an array of 10,000 that fails
+	// is one POST, not 10,001. Left out (nil) the hook hears of them, as
+	// hooks stored before the field do. The children of a pipeline's
+	// array stage are no array run's: they have no parent run to stand
+	// for them, and are heard of as any stage's run.
+	ArrayChildren *bool `json:"arrayChildren,omitempty"`
 	// Secret is the HMAC-SHA256 key of X-Gantry-Signature; empty for none.
 	Secret    string    `json:"-"`
 	Signed    bool      `json:"signed"`
 	CreatedAt time.Time `json:"createdAt"`
+}
+
+// HearsArrayChildren reports whether h hears of the ends of array runs'
+// children (ArrayChildren not false).
+func (h *Webhook) HearsArrayChildren() bool { return h.ArrayChildren == nil || *h.ArrayChildren }
+
+// CheckWebhookArrayChildren says why a hook of kind (as ParseWebhookKind
+// returns it) cannot leave out array children, at path, or returns nil:
+// a hook on pipeline runs alone hears of no run, so of no array child,
+// and leaving them out there would read as if it left out something
+// else (the children of a pipeline's array stage, which it never hears
+// of either).
+func CheckWebhookArrayChildren(path, kind string) error {
+	if kind == WebhookOnlyPipelineRuns {
+		return &FieldError{path, "no pipeline run is an array run's child: with kind pipelineRuns the hook hears of no run, so of no child to leave out: drop one or the other"}
+	}
+	return nil
 }
 
 // WebhookStatuses are the statuses a hook may hear of: the end statuses
@@ -102,7 +128,7 @@ func checkWebhookStatus(path string, st Status) error {
 	if st == "" {
 		return &FieldError{path, "empty status: want SUCCEEDED, FAILED or CANCELED"}
 	}
-	return &FieldError{path, fmt.Sprintf("%q: not an end status: want SUCCEEDED, FAILED or CANCELED", string(st))}
+	return &FieldError{path, fmt.Sprintf("%q: not an end status: want SUCCEEDED, FAILED or CANCELED%s", string(st), StatusHint(string(st), WebhookStatuses))}
 }
 
 // CheckWebhookName says why name cannot name a hook, at path, or returns nil.
@@ -180,6 +206,11 @@ func (h *Webhook) Validate() error {
 	} else if h.Kind == WebhookOnlyPipelineRuns && len(h.Families) > 0 {
 		errs = append(errs, &FieldError{"families", "no pipeline run has a family: with kind pipelineRuns the hook would hear of nothing"})
 	}
+	if !h.HearsArrayChildren() {
+		if err := CheckWebhookArrayChildren("arrayChildren", h.Kind); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for i, p := range h.Pipelines {
 		if !validName(p) {
 			errs = append(errs, &FieldError{fmt.Sprintf("pipelines[%d]", i), fmt.Sprintf("%q: a pipeline name is letters, digits, '-' and '_'", p)})
@@ -204,8 +235,12 @@ func (h *Webhook) Validate() error {
 
 // Normalize gives h its defaults: On is FAILED when empty; statuses are
 // upper case and each listed once; Kind is spelled as stored (an unknown
-// one is left for Validate).
+// one is left for Validate); ArrayChildren true, the default, is left
+// out.
 func (h *Webhook) Normalize() {
+	if h.HearsArrayChildren() {
+		h.ArrayChildren = nil
+	}
 	if k, err := ParseWebhookKind("kind", h.Kind); err == nil {
 		h.Kind = k
 	}
@@ -239,6 +274,9 @@ func (h *Webhook) Matches(ev *WebhookEvent) bool {
 		if ev.Kind != WebhookKindPipelineRun {
 			return false
 		}
+	}
+	if ev.ArrayJobID != "" && !h.HearsArrayChildren() {
+		return false
 	}
 	if len(h.Pipelines) > 0 && (ev.Pipeline == "" || !slices.Contains(h.Pipelines, ev.Pipeline)) {
 		return false
@@ -275,25 +313,36 @@ type WebhookEvent struct {
 	TaskDefinition string `json:"taskDefinition,omitempty"`
 	Cluster        string `json:"cluster,omitempty"`
 	// Pipeline is a pipeline run's pipeline, or the pipeline of a stage's
-	// run, which also has PipelineRunID and Stage.
+	// run, which also has PipelineRunID and Stage, and ArrayIndex on a run
+	// of an array stage (its spec.stage.arrayIndex): which of the stage's
+	// runs it is, as its run id alone said before.
 	Pipeline      string            `json:"pipeline,omitempty"`
 	PipelineRunID string            `json:"pipelineRunId,omitempty"`
 	Stage         string            `json:"stage,omitempty"`
+	ArrayIndex    *int              `json:"arrayIndex,omitempty"`
 	Tags          map[string]string `json:"tags,omitempty"`
-	CreatedAt     time.Time         `json:"createdAt"`
-	StartedAt     *time.Time        `json:"startedAt"`
-	StoppedAt     *time.Time        `json:"stoppedAt"`
+	// ArrayJobID is an array child's parent, on a child's event alone: a
+	// hook with ArrayChildren false is sent none of the events that have
+	// it, and a receiver can leave them out so too. ArrayProperties are
+	// as in the run's JSON: a parent's size and its children by status, a
+	// child's index (AWS Batch's job state change events carry them so
+	// too).
+	ArrayJobID      string           `json:"arrayJobId,omitempty"`
+	ArrayProperties *ArrayProperties `json:"arrayProperties,omitempty"`
+	CreatedAt       time.Time        `json:"createdAt"`
+	StartedAt       *time.Time       `json:"startedAt"`
+	StoppedAt       *time.Time       `json:"stoppedAt"`
 	// Summary is one line for a chat message or a mail subject.
 	Summary string `json:"summary"`
 }
 
 // RunEndMatch is the part of r's end event that Webhook.Matches reads
-// (its kind, status, pipeline, task definition and tags), and nothing
-// else: the store matches an end against the hooks with it, building the
+// (its kind, status, pipeline, task definition, tags and array parent),
+// and nothing else: the store matches an end against the hooks with it, building the
 // whole event (RunEndEvent, its summary the dearest part) only for an end
 // that some hook hears of.
 func RunEndMatch(r *Run) WebhookEvent {
-	ev := WebhookEvent{Kind: WebhookKindRun, Status: r.Status, TaskDefinition: r.TaskDefinition, Tags: r.Tags}
+	ev := WebhookEvent{Kind: WebhookKindRun, Status: r.Status, TaskDefinition: r.TaskDefinition, Tags: r.Tags, ArrayJobID: r.ArrayJobID}
 	if st := r.Spec.Stage; st != nil {
 		ev.Pipeline = st.Pipeline
 	}
@@ -309,14 +358,19 @@ func PipelineRunEndMatch(pr *PipelineRun) WebhookEvent {
 func RunEndEvent(r *Run) *WebhookEvent {
 	ev := &WebhookEvent{EventID: "run/" + r.RunID, Kind: WebhookKindRun, ID: r.RunID, Status: r.Status,
 		StopCode: r.StopCode, ExitCode: r.ExitCode, Reason: r.StoppedReason, TaskDefinition: r.TaskDefinition,
-		Cluster: r.Cluster, Tags: r.Tags, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, StoppedAt: r.FinishedAt}
+		Cluster: r.Cluster, Tags: r.Tags, ArrayJobID: r.ArrayJobID, ArrayProperties: r.ArrayProperties,
+		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, StoppedAt: r.FinishedAt}
 	if st := r.Spec.Stage; st != nil {
-		ev.Pipeline, ev.PipelineRunID, ev.Stage = st.Pipeline, st.PipelineRunID, st.Stage
+		ev.Pipeline, ev.PipelineRunID, ev.Stage, ev.ArrayIndex = st.Pipeline, st.PipelineRunID, st.Stage, st.ArrayIndex
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "run %s (%s", r.RunID, r.TaskDefinition)
 	if ev.Stage != "" {
-		fmt.Fprintf(&b, ", stage %s of %s", ev.Stage, cmp.Or(ev.Pipeline, ev.PipelineRunID))
+		fmt.Fprintf(&b, ", stage %s", ev.Stage)
+		if ev.ArrayIndex != nil {
+			fmt.Fprintf(&b, "[%d]", *ev.ArrayIndex)
+		}
+		fmt.Fprintf(&b, " of %s", cmp.Or(ev.Pipeline, ev.PipelineRunID))
 	}
 	fmt.Fprintf(&b, ") %s", r.Status)
 	if r.ExitCode != nil {
@@ -394,7 +448,8 @@ type WebhookTry struct {
 // WebhookAddRequest is a hook to add (webhooks.add): where to POST, the
 // ends it hears of (On: SUCCEEDED, FAILED, CANCELED, any case; FAILED when
 // empty) and the filters that narrow them: Kind "runs" or "pipelineRuns"
-// (or "pipelines", any case) keeps one kind of end, both when empty.
+// (or "pipelines", any case) keeps one kind of end, both when empty;
+// ArrayChildren false leaves out array runs' children (Webhook).
 type WebhookAddRequest struct {
 	Name      string            `json:"name"`
 	URL       string            `json:"url"`
@@ -403,6 +458,9 @@ type WebhookAddRequest struct {
 	Pipelines []string          `json:"pipelines,omitempty"`
 	Families  []string          `json:"families,omitempty"`
 	Tags      map[string]string `json:"tags,omitempty"`
+	// ArrayChildren false leaves out the ends of array runs' children,
+	// keeping their parents'; left out, the hook hears of them.
+	ArrayChildren *bool `json:"arrayChildren,omitempty"`
 	// Secret, when set, signs every body (X-Gantry-Signature); it is
 	// never shown again.
 	Secret string `json:"secret,omitempty"`

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,11 @@ func TestWebhookValidateNamesEachField(t *testing.T) {
 		{"kind runs", Webhook{Name: "a", URL: "http://x", Kind: WebhookOnlyRuns, Families: []string{"etl"}}, nil},
 		{"kind pipeline runs with a family", Webhook{Name: "a", URL: "http://x", Kind: WebhookOnlyPipelineRuns, Families: []string{"etl"}},
 			[]string{"families: no pipeline run has a family"}},
+		{"no array children", Webhook{Name: "a", URL: "http://x", ArrayChildren: new(false)}, nil},
+		{"runs but no array children", Webhook{Name: "a", URL: "http://x", Kind: WebhookOnlyRuns, ArrayChildren: new(false)}, nil},
+		{"pipeline runs but no array children", Webhook{Name: "a", URL: "http://x", Kind: WebhookOnlyPipelineRuns, ArrayChildren: new(false)},
+			[]string{"arrayChildren: no pipeline run is an array run's child: with kind pipelineRuns the hook hears of no run"}},
+		{"pipeline runs and array children", Webhook{Name: "a", URL: "http://x", Kind: WebhookOnlyPipelineRuns, ArrayChildren: new(true)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.h.Validate()
@@ -122,6 +128,44 @@ func TestWebhookMatches(t *testing.T) {
 	}
 }
 
+// TestWebhookArrayChildren: a hook with arrayChildren false hears of an
+// array run's end and not of its children's; the runs of a pipeline's
+// array stage, which have no parent run, and plain runs it hears of as
+// before; true is the default, stored as left out.
+func TestWebhookArrayChildren(t *testing.T) {
+	idx := 7
+	parent := &Run{RunID: "a1", Status: StatusFailed, TaskDefinition: "etl:3", ArrayProperties: &ArrayProperties{Size: 10}}
+	child := &Run{RunID: "a1-7", Status: StatusFailed, TaskDefinition: "etl:3", ArrayJobID: "a1", ArrayProperties: &ArrayProperties{Index: &idx}}
+	stageChild := &Run{RunID: "s1", Status: StatusFailed, TaskDefinition: "etl:3",
+		Spec: RunSpec{Stage: &StageContext{PipelineRunID: "pr1", Pipeline: "sales", Stage: "load", ArrayIndex: &idx}}}
+	plain := &Run{RunID: "r1", Status: StatusFailed, TaskDefinition: "etl:3"}
+	for _, tc := range []struct {
+		h                                Webhook
+		parent, child, stageChild, plain bool
+	}{
+		{Webhook{On: []Status{StatusFailed}}, true, true, true, true},
+		{Webhook{On: []Status{StatusFailed}, ArrayChildren: new(true)}, true, true, true, true},
+		{Webhook{On: []Status{StatusFailed}, ArrayChildren: new(false)}, true, false, true, true},
+		{Webhook{On: []Status{StatusFailed}, Kind: WebhookOnlyRuns, ArrayChildren: new(false)}, true, false, true, true},
+		{Webhook{On: []Status{StatusFailed}, Families: []string{"load"}, ArrayChildren: new(false)}, false, false, false, false},
+	} {
+		got := [4]bool{tc.h.Matches(RunEndEvent(parent)), tc.h.Matches(RunEndEvent(child)), tc.h.Matches(RunEndEvent(stageChild)),
+			tc.h.Matches(RunEndEvent(plain))}
+		if want := [4]bool{tc.parent, tc.child, tc.stageChild, tc.plain}; got != want {
+			t.Errorf("hook %+v (arrayChildren %v): parent, child, stage's child, plain run %v; want %v",
+				tc.h, tc.h.ArrayChildren, got, want)
+		}
+	}
+	h := Webhook{Name: "a", URL: "http://x", ArrayChildren: new(true)}
+	if h.Normalize(); h.ArrayChildren != nil {
+		t.Errorf("arrayChildren true normalized to %v, want left out", *h.ArrayChildren)
+	}
+	h.ArrayChildren = new(false)
+	if h.Normalize(); h.ArrayChildren == nil || *h.ArrayChildren {
+		t.Errorf("arrayChildren false normalized to %v", h.ArrayChildren)
+	}
+}
+
 func TestParseWebhookKind(t *testing.T) {
 	for in, want := range map[string]string{"": "", "runs": "runs", "RUNS": "runs", "pipelineRuns": "pipelineRuns",
 		"pipelineruns": "pipelineRuns", "pipelines": "pipelineRuns"} {
@@ -180,7 +224,10 @@ func TestWebhookEndMatchIsTheEvents(t *testing.T) {
 			for _, pipes := range [][]string{nil, {"sales"}, {"other"}} {
 				for _, fams := range [][]string{nil, {"etl"}, {"load"}} {
 					for _, tags := range []map[string]string{nil, {"team": "data"}, {"team": "ops"}} {
-						hooks = append(hooks, Webhook{On: on, Kind: kind, Pipelines: pipes, Families: fams, Tags: tags})
+						for _, children := range []*bool{nil, new(false)} {
+							hooks = append(hooks, Webhook{On: on, Kind: kind, Pipelines: pipes, Families: fams, Tags: tags,
+								ArrayChildren: children})
+						}
 					}
 				}
 			}
@@ -192,7 +239,10 @@ func TestWebhookEndMatchIsTheEvents(t *testing.T) {
 		for _, tags := range []map[string]string{nil, {"team": "data"}} {
 			for _, stage := range []*StageContext{nil, {PipelineRunID: "pr1", Pipeline: "sales", Stage: "load"}} {
 				for _, td := range []string{"etl:3", "load:1", ""} {
-					runs = append(runs, &Run{RunID: "r1", Status: status, TaskDefinition: td, Tags: tags, Spec: RunSpec{Stage: stage}})
+					for _, parent := range []string{"", "a1"} {
+						runs = append(runs, &Run{RunID: "r1", Status: status, TaskDefinition: td, Tags: tags, Spec: RunSpec{Stage: stage},
+							ArrayJobID: parent})
+					}
 				}
 			}
 			for _, p := range []string{"sales", "other"} {
@@ -213,6 +263,31 @@ func TestWebhookEndMatchIsTheEvents(t *testing.T) {
 			if got, want := h.Matches(&m), h.Matches(PipelineRunEndEvent(pr)); got != want {
 				t.Errorf("hook %+v, pipeline run %+v: matches %v, its event %v", h, pr, got, want)
 			}
+		}
+	}
+}
+
+// TestRunEndEventOfArrayStageRun: the end of a run of a pipeline's array
+// stage carries its index besides its stage, index 0 too, and its summary
+// names it; a stage run of no array has none.
+func TestRunEndEventOfArrayStageRun(t *testing.T) {
+	for _, tc := range []struct {
+		idx       *int
+		json, sum string
+	}{
+		{new(0), `"stage":"load","arrayIndex":0,`, "stage load[0] of sales"},
+		{new(7), `"stage":"load","arrayIndex":7,`, "stage load[7] of sales"},
+		{nil, `"stage":"load","createdAt"`, "stage load of sales"},
+	} {
+		r := &Run{RunID: "s1", Status: StatusFailed, TaskDefinition: "etl:3",
+			Spec: RunSpec{Stage: &StageContext{PipelineRunID: "pr1", Pipeline: "sales", Stage: "load", ArrayIndex: tc.idx}}}
+		ev := RunEndEvent(r)
+		body, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(body), tc.json) || !strings.Contains(ev.Summary, tc.sum) {
+			t.Errorf("index %v: body %s; want %s in it and %q in its summary", tc.idx, body, tc.json, tc.sum)
 		}
 	}
 }

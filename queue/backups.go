@@ -59,9 +59,9 @@ func (s *Stager) DeleteBackups(ctx context.Context, before time.Time) (left int,
 	if err != nil {
 		return 0, err
 	}
-	stream, err := s.js.Stream(ctx, "OBJ_"+DataBucket)
+	stream, err := s.dataStream(ctx) // objects.go
 	if err != nil {
-		return 0, fmt.Errorf("object store %s: %w", DataBucket, err)
+		return 0, err
 	}
 	names, err := objectNames(ctx, stream) // objects_delete.go
 	if err != nil {
@@ -135,7 +135,7 @@ func (q *Queue) DeleteBackup(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("object store %s: %w", DataBucket, err)
 	}
-	stream, err := q.js.Stream(ctx, "OBJ_"+DataBucket)
+	stream, err := q.js.Stream(ctx, dataStreamName)
 	if err != nil {
 		return fmt.Errorf("object store %s: %w", DataBucket, err)
 	}

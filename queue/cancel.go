@@ -13,16 +13,17 @@ import (
 // later, so that a job canceled while queued never starts.
 const cancelBucket = "gantry_canceled"
 
+// ensureCancelBucket makes the bucket, or brings it to the queue's
+// replicas, and keeps a handle whose reads its stream's leader answers
+// (cancelKV).
 func (q *Queue) ensureCancelBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	kv, err := ensureKeyValue(ctx, q.js, jetstream.KeyValueConfig{
-		Bucket:      cancelBucket,
-		Description: "gantry: runs canceled by users",
-		TTL:         7 * 24 * time.Hour,
-		Storage:     jetstream.FileStorage,
-	}, q.cfg.replicas)
+	kv, err := ensureKVStream(ctx, q.js, cancelBucket, "gantry: runs canceled by users", 7*24*time.Hour, q.cfg.replicas)
 	if err != nil {
 		return nil, fmt.Errorf("kv %s: %w", cancelBucket, err)
 	}
+	q.mu.Lock()
+	q.kv = kv
+	q.mu.Unlock()
 	return kv, nil
 }
 
@@ -58,20 +59,32 @@ func (q *Queue) Canceled(ctx context.Context, runID string) (bool, string, error
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, "", nil
 	}
+	if mayBeGone(err) {
+		// Perhaps a handle that asks for direct gets, bound before the
+		// server turned them off on a bucket an older gantry made
+		// (cancelKV): the next read binds again.
+		q.mu.Lock()
+		q.kv = nil
+		q.mu.Unlock()
+	}
 	if err != nil {
 		return false, "", err
 	}
 	return true, string(e.Value()), nil
 }
 
-// cancelKV returns the bucket's handle, looked up once.
+// cancelKV returns the bucket's handle, looked up once. Its reads the
+// stream's leader answers (leaderReadKV): a worker that takes over a lost
+// worker's run asks whether it was stopped meanwhile, and a follower of
+// an R3 bucket could answer not yet, right after the stop was stored, and
+// the run started.
 func (q *Queue) cancelKV(ctx context.Context) (jetstream.KeyValue, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.kv != nil {
 		return q.kv, nil
 	}
-	kv, err := q.js.KeyValue(ctx, cancelBucket)
+	kv, err := leaderReadKV(ctx, q.js, cancelBucket)
 	if err != nil {
 		return nil, fmt.Errorf("kv %s: %w", cancelBucket, err)
 	}

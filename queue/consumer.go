@@ -30,6 +30,10 @@ type JobConsumer struct {
 	// normal and low ones: a worker takes what it finds in this order.
 	pulls [numPulls]pull
 	bells []*nats.Subscription // ring the pulls' bells (ring)
+	// idleWaits counts the pulls begun that block on the cluster's normal
+	// queue for ownEvery, the only waits of an idle worker: a test tells
+	// by it after how many such waits a job was taken, not by the clock.
+	idleWaits atomic.Uint64
 }
 
 // pull is one durable consumer a worker takes jobs from.
@@ -229,6 +233,11 @@ func (d *Delivery) Seq() uint64 { return d.seq }
 // Stored is when the job was queued (the stream stored its message).
 func (d *Delivery) Stored() time.Time { return d.stored }
 
+// AckSubject is the subject the delivery is answered on ("" if unknown):
+// kept with the attempt's containers, it lets the worker restarted after
+// a crash answer the delivery its earlier life held (NakDelivery).
+func (d *Delivery) AckSubject() string { return d.msg.Reply() }
+
 // JobQueued reports whether the job message at sequence seq of the jobs
 // stream is still there. A job leaves the work queue only when a worker
 // acknowledges it, which a worker does once the attempt's end is stored:
@@ -307,6 +316,7 @@ func (c *JobConsumer) Next(ctx context.Context) (*Delivery, error) {
 				return nil, err
 			}
 		}
+		c.idleWaits.Add(1)
 		if msg, err := next(ctx, c.pulls[pullNormal].cons, ownEvery); err == nil {
 			return c.deliver(msg)
 		} else if !isTimeout(err) && !c.restore(ctx, &c.pulls[pullNormal], err) {
@@ -418,8 +428,7 @@ func (d *Delivery) Nak(delay time.Duration) error {
 		return d.msg.NakWithDelay(delay)
 	}
 	// What nats.go's NakWithDelay sends, which it only publishes.
-	body := fmt.Appendf(nil, `-NAK {"delay": %d}`, delay.Nanoseconds())
-	if _, err := d.nc.Request(d.msg.Reply(), body, nakTimeout); err != nil {
+	if _, err := d.nc.Request(d.msg.Reply(), nakBody(delay), nakTimeout); err != nil {
 		return fmt.Errorf("nak job %s attempt %d: %w", d.job.RunID, d.job.Attempt, err)
 	}
 	return nil
@@ -477,6 +486,7 @@ func (c *JobConsumer) NextBatch(ctx context.Context, max int) ([]*Delivery, erro
 		}
 		// Nothing waits: block for the next one.
 		normal := &c.pulls[pullNormal]
+		c.idleWaits.Add(1)
 		msg, err := next(ctx, normal.cons, ownEvery)
 		if isTimeout(err) || (err != nil && c.restore(ctx, normal, err)) {
 			continue

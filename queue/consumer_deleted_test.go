@@ -86,6 +86,87 @@ func TestConsumeSubmissionMsgsSurvivesItsConsumerDeleted(t *testing.T) {
 	expectTaken(t, got, errc, "after")
 }
 
+// TestSubmissionsNotTakenAreGivenBackAtStop: once ConsumeSubmissionMsgs'
+// ctx ends, the durable submissions its subscription had received and not
+// handed to handle go to the next server at once. Before, they waited out
+// the consumer's 30 s ack wait: a run submitted just before a restart was
+// made half a minute after it.
+func TestSubmissionsNotTakenAreGivenBackAtStop(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	subs := []string{"s1", "s2", "s3"}
+	for _, data := range subs {
+		if _, err := q.js.Publish(ctx, SubmitSubject, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	delivered := func() (int, error) { // delivered and not acknowledged
+		c, err := q.js.Consumer(ctx, StreamSubmit, "server")
+		if err != nil {
+			return 0, err
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return ci.NumAckPending, nil
+	}
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	taken := make(chan string, 10)
+	done := make(chan struct{})
+	first := true
+	go func() {
+		defer close(done)
+		_ = q.ConsumeSubmissionMsgs(stop, func(s Submission) error {
+			taken <- string(s.Data)
+			if !first {
+				return nil
+			}
+			first = false
+			// The server stops while it takes the first, every
+			// submission delivered to it, and is done with it only
+			// once the consumption ended (the others are held in the
+			// subscription meanwhile).
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if n, err := delivered(); err == nil && n == len(subs) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("not every one of %d submissions delivered within 10s", len(subs))
+					break
+				}
+			}
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("ConsumeSubmissionMsgs did not return after its ctx ended")
+	}
+	next, stopNext := context.WithCancel(ctx)
+	defer stopNext()
+	go q.ConsumeSubmissionMsgs(next, func(s Submission) error {
+		taken <- string(s.Data)
+		return nil
+	})
+	seen := map[string]bool{}
+	for len(seen) < len(subs) {
+		select {
+		case data := <-taken:
+			seen[data] = true
+		case <-time.After(10 * time.Second): // a third of the ack wait
+			t.Fatalf("taken %v of %v within 10s: the others wait out the ack wait", seen, subs)
+		}
+	}
+}
+
 func TestJobsSurviveTheirConsumersDeleted(t *testing.T) {
 	for _, tc := range []struct {
 		name, consumer, worker string // worker: whom the job is aimed at

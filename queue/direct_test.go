@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue/natstest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -114,15 +115,7 @@ func TestReadLogsWithoutDirectGet(t *testing.T) {
 	q := newQueue(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := q.JetStream().Stream(ctx, StreamLogs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
-	cfg.AllowDirect = false
-	if _, err := q.JetStream().UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	natstest.DirectGetsOff(t, ctx, q.JetStream(), StreamLogs)
 	w := q.NewLogWriter("r1", 1)
 	for i := range 3000 {
 		w.Line("main", "stdout", fmt.Appendf(nil, "line %d", i))
@@ -131,7 +124,7 @@ func TestReadLogsWithoutDirectGet(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	err = q.ReadLogs(ctx, LogQuery{RunID: "r1"}, func(b *jobs.LogBatch) error {
+	err := q.ReadLogs(ctx, LogQuery{RunID: "r1"}, func(b *jobs.LogBatch) error {
 		for _, l := range b.Lines {
 			if l.Text != fmt.Sprintf("line %d", n) {
 				return fmt.Errorf("line %d is %q", n, l.Text)

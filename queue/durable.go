@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,8 +38,8 @@ func consumerGone(ctx context.Context, cons jetstream.Consumer, err error) bool 
 }
 
 // durable is a Consume on a durable consumer that is made again when it is
-// deleted. Its owner calls restore when Lost fires, and Stop at the end,
-// from one goroutine.
+// deleted. Its owner calls restore when Lost fires, and GiveBack or Stop
+// at the end, one at a time.
 type durable struct {
 	q       *Queue
 	stream  string
@@ -49,13 +50,25 @@ type durable struct {
 	cons jetstream.Consumer
 	cc   jetstream.ConsumeContext
 	lost chan error // capacity 1: an error that may mean the consumer is gone
+
+	// From GiveBack on, the handler gets no message: one delivered is
+	// held until the subscription is gone, then given back (gone).
+	mu       sync.Mutex
+	stopping bool
+	held     []jetstream.Msg
+	gone     bool
 }
 
 // consumeDurable creates (or updates) the consumer of stream with cfg and
 // consumes it with handler. Its errors are those of the first creation.
 func (q *Queue) consumeDurable(ctx context.Context, stream string, cfg jetstream.ConsumerConfig,
 	handler jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) (*durable, error) {
-	d := &durable{q: q, stream: stream, cfg: cfg, handler: handler, lost: make(chan error, 1)}
+	d := &durable{q: q, stream: stream, cfg: cfg, lost: make(chan error, 1)}
+	d.handler = func(m jetstream.Msg) {
+		if !d.holdBack(m) {
+			handler(m)
+		}
+	}
 	d.opts = append(append([]jetstream.PullConsumeOpt(nil), opts...), jetstream.ConsumeErrHandler(d.onError))
 	if err := d.start(ctx); err != nil {
 		return nil, err
@@ -112,5 +125,52 @@ func (d *durable) restore(ctx context.Context, err error) {
 	}
 }
 
-// Stop ends the consumption.
+// Stop ends the consumption. The messages received and not yet handled
+// are dropped, unacknowledged: JetStream delivers them again only after
+// the consumer's ack wait (GiveBack does not leave them to it).
 func (d *durable) Stop() { d.cc.Stop() }
+
+// GiveBack ends the consumption and gives the messages received and not
+// handled back to JetStream, each with a Nak, so that they go at once to
+// the next consumer (the next server) rather than after the consumer's
+// ack wait, as after a crash. From the call on, the handler gets no
+// message: those the subscription still holds are drained from it, for
+// up to wait, and given back once it is gone (JetStream would deliver
+// them to it again); one delivered after that is given back as it comes.
+// It returns once the handler is done with the message it had, or after
+// wait (NATS away); a message on its way then waits out the ack wait.
+func (d *durable) GiveBack(wait time.Duration) {
+	d.mu.Lock()
+	d.stopping = true
+	d.mu.Unlock()
+	d.cc.Drain()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-d.cc.Closed(): // at once if the subscription is gone
+	case <-t.C:
+	}
+	d.mu.Lock()
+	held := d.held
+	d.held, d.gone = nil, true
+	d.mu.Unlock()
+	for _, m := range held {
+		_ = m.Nak()
+	}
+}
+
+// holdBack keeps m from the handler once GiveBack was called, and reports
+// whether it did.
+func (d *durable) holdBack(m jetstream.Msg) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.gone:
+		_ = m.Nak()
+	case d.stopping:
+		d.held = append(d.held, m)
+	default:
+		return false
+	}
+	return true
+}

@@ -72,6 +72,8 @@ type EventBatch struct {
 	// redelivered are the runs of the batch's reports that were delivered
 	// before (RedeliveredRuns).
 	redelivered []string
+	// handed: Ack was called.
+	handed bool
 }
 
 // Announced records a status change published (PublishEventAsync) for
@@ -111,6 +113,7 @@ func (b *EventBatch) RedeliveredRuns() []string { return b.redelivered }
 // CPU. An applied report redelivered after a crash is applied again,
 // which changes nothing (storage.ApplyEvents).
 func (b *EventBatch) Ack() {
+	b.handed = true
 	if len(b.msgs) == 0 || b.acks == nil {
 		return
 	}
@@ -281,6 +284,15 @@ func awaitPublished(giveUp context.Context, r ackRequest, wait *time.Timer) erro
 // terminated and skipped. Reports not acknowledged within the ack wait are
 // delivered again, so handle must be idempotent.
 //
+// Once ctx is done, the reports received and not applied (a batch that
+// handle did not acknowledge, its store write failing as the server
+// stops, and those received after it) are given back to JetStream at once
+// (giveBack): the next server applies them as it starts. Left
+// unacknowledged they would wait out the consumer's 30 s ack wait, as
+// after a crash: a report sent just before an orderly restart (an
+// upgrade, gantry up restarted) applied half a minute late, its run shown
+// RUNNING and its pipeline run's next stages not started meanwhile.
+//
 // The server does not read GANTRY_EVENTS: every message there is a status
 // change it published itself, or pull progress that workers also report.
 // Reading it only to skip its own messages cost a delivery and an ack for
@@ -322,8 +334,13 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 	}()
 	for {
 		b := EventBatch{acks: acks}
+		if ctx.Err() != nil { // before the select, which may pick a report
+			giveBack(rc, ch, nil)
+			return nil
+		}
 		select {
 		case <-ctx.Done():
+			giveBack(rc, ch, nil)
 			return nil
 		case err := <-rc.Lost():
 			rc.restore(ctx, err)
@@ -342,7 +359,39 @@ func (q *Queue) ConsumeEvents(ctx context.Context, max int, handle func(*EventBa
 		}
 		if len(b.msgs) > 0 {
 			handle(&b)
+			if !b.handed && ctx.Err() != nil { // not applied, the server stopping
+				giveBack(rc, ch, b.msgs)
+				return nil
+			}
 		}
+	}
+}
+
+// giveBack ends ConsumeEvents' consumption of the reports and gives back
+// to JetStream (durable.GiveBack), each with a Nak, the reports received
+// and not applied: unapplied (a batch the server did not acknowledge),
+// those in ch, and those the subscription still held. ch is read
+// meanwhile: a handler blocked on it, full, would hold up the drain.
+func giveBack(rc *durable, ch <-chan jetstream.Msg, unapplied []jetstream.Msg) {
+	held := unapplied
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rc.GiveBack(reportStopWait)
+	}()
+	for waiting := true; waiting; {
+		select {
+		case m := <-ch:
+			held = append(held, m)
+		case <-done:
+			waiting = false
+		}
+	}
+	for len(ch) > 0 { // only this goroutine reads ch
+		held = append(held, <-ch)
+	}
+	for _, m := range held {
+		_ = m.Nak()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue/natstest"
 	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 )
@@ -113,15 +114,7 @@ func TestFollowEventsWithoutDirectGet(t *testing.T) {
 	q := newQueue(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := q.js.Stream(ctx, StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	cfg.AllowDirect = false
-	if _, err := q.js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	natstest.DirectGetsOff(t, ctx, q.js, StreamEvents)
 	at := publishEvents(t, ctx, q, "a", "b", "c")
 	if got := readEvents(t, ctx, q, EventsQuery{Since: at[1]}, 2); !slices.Equal(got, []string{"b", "c"}) {
 		t.Errorf("FollowEvents through a consumer from the second event: %v, want [b c]", got)

@@ -219,7 +219,7 @@ func (q *Queue) readTail(ctx context.Context, r *directReader, lq LogQuery, fn f
 			return true, deliver(primed, tr.window, fn)
 		case tr.dropped:
 			t.Bounded = true
-			return true, deliver(nil, lineStarts(tr.window), fn)
+			return true, deliver(nil, lineStarts(tr.window, tr.ends), fn)
 		}
 		if err := tr.readBack(ctx, lower); err != nil {
 			return false, err
@@ -351,6 +351,10 @@ type tailRead struct {
 	window           []tailBatch
 	lines, size      int // the window's lines (lineCount) and bytes
 	dropped, trimmed bool
+	// ends says, of each attempt/container/stream with a line in the
+	// batches dropped before the window, whether the last of them ended
+	// its line (false: a piece whose line goes on in the window).
+	ends map[string]bool
 	// counting: the window was too big to hold (MaxHold); lines
 	// counts those of every batch read, none is held. firsts are the
 	// first lines of each attempt/container of the batches read, and hi
@@ -410,6 +414,7 @@ type holder struct {
 	lines, size int  // of batches[head:] and the window
 	after       bool // the window holds a batch: the last of batches may go too
 	dropped     bool
+	ends        map[string]bool // as tailRead's, of the batches dropped
 	trimmed     bool
 	firsts      map[string]lineStart // of the batches given, held or not
 	recs        []tailRec            // of the batches given, held or not
@@ -455,6 +460,7 @@ func (tr *tailRead) add(h *holder, seq uint64, data []byte) {
 				break
 			}
 			h.dropped = true
+			h.dropEnds(hb.b)
 		} else {
 			if h.lines-hb.lines < tail.Lines {
 				break // needed: its lines, or the pieces of one that counts
@@ -522,6 +528,23 @@ func (tr *tailRead) keep(h *holder) {
 	tr.lines, tr.size = h.lines, h.size
 	tr.dropped = tr.dropped || h.dropped
 	tr.trimmed = tr.trimmed || h.trimmed
+	// Only the last part read drops batches (a drop ends the read): these
+	// are the batches right before the window.
+	if h.ends != nil {
+		tr.ends = h.ends
+	}
+}
+
+// dropEnds records, of the batch b let go of before the window (batches
+// are let go of in stream order), whether each stream's last line in it
+// ended its line.
+func (h *holder) dropEnds(b *jobs.LogBatch) {
+	if h.ends == nil {
+		h.ends = map[string]bool{}
+	}
+	for _, l := range b.Lines {
+		h.ends[fmt.Sprint(b.Attempt, "/", b.Container, "/", l.Stream)] = !l.Partial
+	}
 }
 
 // readBack reads the part of the log before lo: from a sequence after
@@ -647,8 +670,11 @@ func wholeLines(window []tailBatch, since time.Time) int {
 // lineStarts returns the window without the pieces, at its start, of
 // lines that may have begun before it: a container's attempt's stream's
 // lines are kept from the first that follows its container's previous
-// line (by sequence number) in the window, or is its first (1).
-func lineStarts(window []tailBatch) []tailBatch {
+// line (by sequence number) in the window, or is its first (1), or
+// follows the end of a line in the batches dropped before the window
+// (ends, as tailRead's). A stream that ends does not tell of loses its
+// first line in the window, which may be the rest of a line begun before.
+func lineStarts(window []tailBatch, ends map[string]bool) []tailBatch {
 	type prev struct {
 		seq     int64
 		stream  string
@@ -665,7 +691,11 @@ func lineStarts(window []tailBatch) []tailBatch {
 			p, ok := last[key]
 			last[key] = prev{l.Seq, l.Stream, l.Partial}
 			if !synced[skey] {
-				if l.Seq != 1 && !(ok && p.seq == l.Seq-1 && !(p.stream == l.Stream && p.partial)) {
+				starts := l.Seq == 1 || ok && p.seq == l.Seq-1 && !(p.stream == l.Stream && p.partial)
+				if ended, known := ends[skey]; known {
+					starts = ended
+				}
+				if !starts {
 					// A piece of a line begun before the window, maybe:
 					// its lines are whole after the next end of a line.
 					synced[skey] = !l.Partial

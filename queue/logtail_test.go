@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gantry-dev/gantry/jobs"
+	"github.com/gantry-dev/gantry/queue/natstest"
 )
 
 // lastLines keeps the last n lines of the batches it is given, as
@@ -229,15 +230,7 @@ func TestReadLogTailWithoutDirectGet(t *testing.T) {
 	q := newQueue(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := q.JetStream().Stream(ctx, StreamLogs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
-	cfg.AllowDirect = false
-	if _, err := q.JetStream().UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	natstest.DirectGetsOff(t, ctx, q.JetStream(), StreamLogs)
 	w := q.NewLogWriter("r1", 1)
 	for i := range 3000 {
 		w.Line("main", "stdout", fmt.Appendf(nil, "line %d", i))
@@ -273,14 +266,95 @@ func TestLineStartsDropsPiecesBegunBefore(t *testing.T) {
 		b(1, "main", l(10, "stderr", "after stdout's line", false)),
 		b(2, "main", l(40, "stdout", "maybe an end", false), l(41, "stdout", "whole too", false)),
 	}
-	var got []string
-	for _, tb := range lineStarts(window) {
-		for _, l := range tb.b.Lines {
-			got = append(got, l.Text)
+	kept := func(ends map[string]bool) []string {
+		var got []string
+		for _, tb := range lineStarts(window, ends) {
+			for _, l := range tb.b.Lines {
+				got = append(got, l.Text)
+			}
 		}
+		return got
 	}
-	if want := []string{"whole", "the side's first", "after stdout's line", "whole too"}; !slices.Equal(got, want) {
+	if got, want := kept(nil), []string{"whole", "the side's first", "after stdout's line", "whole too"}; !slices.Equal(got, want) {
 		t.Errorf("kept %q, want %q", got, want)
+	}
+	// With what the batches dropped before the window ended: a stream
+	// whose last line there ended starts its lines with the window's
+	// first; one whose last line goes on drops the rest of it, whatever
+	// its container's line before in the window.
+	ends := map[string]bool{"1/main/stdout": true, "1/main/stderr": false, "2/main/stdout": true}
+	if got, want := kept(ends), []string{"piece", "end of a line begun before", "whole", "the side's first", "maybe an end", "whole too"}; !slices.Equal(got, want) {
+		t.Errorf("with the ends before the window: kept %q, want %q", got, want)
+	}
+}
+
+// TestReadLogTailBoundedKeepsTheWindowsFirstLine: a read bounded by
+// MaxBytes gives every line of the batches it keeps, the first too, where
+// the batches it dropped before them end the line before; whatever cut
+// the writer's batches (a loaded machine's 50 ms flushes cut them
+// anywhere). It left out the first line of each stream, and gave nothing
+// of a log whose last batch held one line and came after a batch bigger
+// than the bound: the web UI's run page said "The last 0 lines".
+func TestReadLogTailBoundedKeepsTheWindowsFirstLine(t *testing.T) {
+	q := newQueue(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const n = 3002 // 3000 lines of 1005 bytes, a line of 4106, "the last line"
+	text := func(i int) string {
+		switch {
+		case i < 3000:
+			return fmt.Sprintf("%04d %s", i, strings.Repeat("x", 1000))
+		case i == 3000:
+			return strings.Repeat("y", 4106)
+		}
+		return "the last line"
+	}
+	for ci, tc := range []struct {
+		cuts  []int // the lines after which the writer flushes, besides its size bounds
+		lines int   // how many the read gives: those of the last batches within 64 KiB, or of the last batch; 0: not checked
+	}{
+		{cuts: nil}, {cuts: []int{2000, 2100}}, // batches of 256 KiB: the last alone
+		{cuts: []int{2999}, lines: 2},       // the long line and the last, a batch of their own
+		{cuts: []int{2999, 3000}, lines: 2}, // each a batch of its own
+		{cuts: []int{3000}, lines: 1},       // the last line alone, after a batch bigger than the bound
+		{cuts: []int{2990}, lines: 11},
+		{cuts: []int{2990, 3000}, lines: 11},
+	} {
+		run := fmt.Sprintf("r%d", ci)
+		w := q.NewLogWriter(run, 1)
+		close(w.stop) // only the cuts flush, and the size bounds
+		<-w.done
+		for i := range n {
+			w.Line("main", jobs.Stdout, []byte(text(i)))
+			if slices.Contains(tc.cuts, i) {
+				w.mu.Lock()
+				w.flushLocked("main")
+				w.mu.Unlock()
+			}
+		}
+		w.stop, w.done = make(chan struct{}), make(chan struct{})
+		close(w.done)
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		whole := newLastLines(n)
+		if err := q.ReadLogs(ctx, LogQuery{RunID: run}, whole.batch); err != nil {
+			t.Fatal(err)
+		}
+		end := newLastLines(1000)
+		tail := &LogTail{Lines: 1000, MaxBytes: 64 << 10}
+		if err := q.ReadLogs(ctx, LogQuery{RunID: run, Tail: tail}, end.batch); err != nil {
+			t.Fatal(err)
+		}
+		if len(end.lines) == 0 || tc.lines > 0 && len(end.lines) != tc.lines ||
+			!slices.Equal(end.lines, whole.lines[len(whole.lines)-len(end.lines):]) || !tail.Bounded {
+			var first string
+			if len(end.lines) > 0 {
+				first = end.lines[0][:min(len(end.lines[0]), 30)]
+			}
+			t.Errorf("batches cut after lines %v: read %d lines from %q (bounded: %v), want the log's last %d",
+				tc.cuts, len(end.lines), first, tail.Bounded, tc.lines)
+		}
 	}
 }
 

@@ -23,9 +23,9 @@ func (s *Stager) DeletePipelineRuns(ctx context.Context, ids []string) (int, err
 	if err != nil {
 		return 0, err
 	}
-	stream, err := s.js.Stream(ctx, "OBJ_"+DataBucket)
+	stream, err := s.dataStream(ctx) // objects.go
 	if err != nil {
-		return 0, fmt.Errorf("object store %s: %w", DataBucket, err)
+		return 0, err
 	}
 	names, err := objectNames(ctx, stream)
 	if err != nil {

@@ -370,6 +370,11 @@ func TestStagerStageOutputsReadsEachObjectOnce(t *testing.T) {
 	if err := q.Conn().Flush(); err != nil {
 		t.Fatal(err)
 	}
+	// The flush has the requests here; the subscription's callback counts
+	// them on its own goroutine, maybe not yet.
+	for deadline := time.Now().Add(2 * time.Second); reads.Load() < 2*n && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := reads.Load(); got != 2*n {
 		t.Errorf("%d object reads for the outputs of %d runs, want %d", got, n, 2*n)
 	}

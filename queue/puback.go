@@ -28,16 +28,11 @@ func (q *Queue) publishSync(ctx context.Context, m *nats.Msg) (*jetstream.PubAck
 		ctx, cancel = context.WithTimeout(ctx, q.js.Options().DefaultTimeout)
 		defer cancel()
 	}
-	resp, err := q.nc.RequestMsgWithContext(ctx, m)
-	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
-		t := time.NewTimer(jetstream.DefaultPubRetryWait)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
+	var resp *nats.Msg
+	err := whileNoResponders(ctx, jetstream.DefaultPubRetryAttempts, func() (err error) {
 		resp, err = q.nc.RequestMsgWithContext(ctx, m)
-	}
+		return err
+	})
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, jetstream.ErrNoStreamResponse
 	}
@@ -45,6 +40,36 @@ func (q *Queue) publishSync(ctx context.Context, m *nats.Msg) (*jetstream.PubAck
 		return nil, err
 	}
 	return decodePubAck(resp.Data)
+}
+
+// whileNoResponders calls do, and again up to retries times,
+// jetstream.DefaultPubRetryWait apart, while it returns NATS's "no
+// responders": a stream whose leader is being elected, or one just made
+// on a cluster that does not answer yet. It returns do's last error, also
+// when ctx ends the wait.
+func whileNoResponders(ctx context.Context, retries int, do func() error) error {
+	return retryWhile(ctx, func(err error) bool { return errors.Is(err, nats.ErrNoResponders) },
+		retries, jetstream.DefaultPubRetryWait, do)
+}
+
+// retryWhile calls do, and again up to retries times, wait apart, while
+// again holds of its error. It returns do's last error, also when ctx
+// ends the wait.
+func retryWhile(ctx context.Context, again func(error) bool, retries int, wait time.Duration, do func() error) error {
+	err := do()
+	for r := 0; err != nil && again(err) && r < retries; r++ {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return err
+		}
+		err = do()
+	}
+	return err
 }
 
 // pubAckReply is a stream's answer to a publish: an acknowledgement, or

@@ -23,6 +23,7 @@ type Queue struct {
 
 	mu      sync.Mutex
 	kv      jetstream.KeyValue            // the cancel bucket, once looked up
+	lease   jetstream.KeyValue            // the server lease's bucket, once made (lease.go)
 	buckets map[string]jetstream.KeyValue // the fleet's buckets, once looked up
 	streams map[string]jetstream.Stream   // streams read by message (stream)
 

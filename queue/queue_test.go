@@ -14,6 +14,7 @@ import (
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue/embedded"
+	"github.com/gantry-dev/gantry/queue/natstest"
 )
 
 // newConn starts an embedded NATS server on a random port with its store in
@@ -734,5 +735,28 @@ func TestLogsOfInvalidUTF8(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("line %d: read back %d bytes %.40q, want %d bytes %.40q", i, len(got[i]), got[i], len(want[i]), want[i])
 		}
+	}
+}
+
+// TestCanceledBindsAgainWithoutDirectGets: a cancel bucket handle bound
+// while the stream allowed direct gets asks for them, which no one
+// answers once they are off (the server turns them off on an R3 bucket):
+// the read says so, and the next one binds again and reads the stream's
+// leader.
+func TestCanceledBindsAgainWithoutDirectGets(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	if err := q.MarkCanceled(ctx, "r1", "stopped", nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := q.Canceled(ctx, "r1"); err != nil || !ok {
+		t.Fatalf("canceled: %v, %v", ok, err)
+	}
+	natstest.DirectGetsOff(t, ctx, q.js, "KV_"+cancelBucket)
+	if _, _, err := q.Canceled(ctx, "r1"); err == nil {
+		t.Fatal("read by direct get of a stream without them: no error; want no responders")
+	}
+	if ok, reason, err := q.Canceled(ctx, "r1"); err != nil || !ok || reason != "stopped" {
+		t.Fatalf("read after binding again: %v, %q, %v; want canceled, stopped", ok, reason, err)
 	}
 }

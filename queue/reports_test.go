@@ -256,6 +256,79 @@ func TestNewestReportAckIsHeld(t *testing.T) {
 	}
 }
 
+// TestReportsNotAppliedAreGivenBackAtStop: once ConsumeEvents' ctx ends,
+// the reports it received and did not apply (a batch the server did not
+// acknowledge, its store failing as it stops, and those waiting behind it
+// in the consumer's buffers) are given back to JetStream at once, and the
+// next server gets them as it starts. Before, they waited out the
+// consumer's 30 s ack wait: a stage run that ended just before a restart
+// stayed RUNNING as long, and its pipeline run's next stages unstarted.
+// (A report given back stays counted pending on the consumer until it is
+// delivered again: only the next consumer's deliveries tell.)
+func TestReportsNotAppliedAreGivenBackAtStop(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	runs := []string{"run-1", "run-2", "run-3"}
+	for _, id := range runs {
+		reportOne(t, q, id)
+	}
+	s, info := reportsNow(t, ctx, q)
+	delivered := func() (int, error) { // delivered and not acknowledged
+		c, err := s.Consumer(ctx, "server")
+		if err != nil {
+			return 0, err
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return ci.NumAckPending, nil
+	}
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = q.ConsumeEvents(stop, 1, func(b *EventBatch) {
+			// The server stops while it applies the first batch, every
+			// report delivered to it; the batch is not acknowledged.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if n, err := delivered(); err == nil && uint64(n) == info.State.Msgs {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("not every one of %d reports delivered within 10s", info.State.Msgs)
+					break
+				}
+			}
+			cancel()
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("ConsumeEvents did not return after its ctx ended")
+	}
+	next, stopNext := context.WithCancel(ctx)
+	defer stopNext()
+	got := make(chan string, 10)
+	go q.ConsumeEvents(next, 500, func(b *EventBatch) {
+		for _, ev := range b.Events {
+			got <- ev.RunID
+		}
+		b.Ack()
+	})
+	seen := map[string]bool{}
+	for len(seen) < len(runs) {
+		select {
+		case id := <-got:
+			seen[id] = true
+		case <-time.After(10 * time.Second): // a third of the ack wait
+			t.Fatalf("the next consumer got %v of %v within 10s: the others wait out the ack wait", seen, runs)
+		}
+	}
+}
+
 // TestReportSaysHowManyEvents: a report tells the server how many events
 // it carries, and the server decodes them into a slice of that size.
 func TestReportSaysHowManyEvents(t *testing.T) {

@@ -29,10 +29,16 @@ type Submission struct {
 	Stored time.Time
 }
 
+// submitStopWait bounds how long ConsumeSubmissionMsgs, once its ctx is
+// done, waits for the submissions its subscription still holds, to give
+// them back.
+const submitStopWait = 2 * time.Second
+
 // ConsumeSubmissionMsgs calls handle for each message on gantry.submit,
 // with the headers the server acts on, until ctx is done. A message is
 // removed once handle returns nil and handed out again a second later
-// otherwise.
+// otherwise. Those taken and not handled when ctx ends are handed out
+// again at once, to the next server (durable.GiveBack).
 func (q *Queue) ConsumeSubmissionMsgs(ctx context.Context, handle func(Submission) error) error {
 	d, err := q.consumeDurable(ctx, StreamSubmit, jetstream.ConsumerConfig{
 		Durable:     "server",
@@ -58,6 +64,9 @@ func (q *Queue) ConsumeSubmissionMsgs(ctx context.Context, handle func(Submissio
 	for {
 		select {
 		case <-ctx.Done():
+			// The submissions taken and not yet handled go to the next
+			// server at once, not after the ack wait.
+			d.GiveBack(submitStopWait)
 			return nil
 		case err := <-d.Lost():
 			d.restore(ctx, err)

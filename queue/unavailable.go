@@ -92,13 +92,15 @@ func CheckJetStream(nc *nats.Conn) error {
 
 // explain is err, from a JetStream request of q's, as a
 // *NoJetStreamError where the account has no JetStream or no responder
-// answered because NATS has none (CheckJetStream), or as a refusal where NATS refused it
+// answered (a request, or a publish no stream answered) because NATS has
+// none (CheckJetStream), or as a refusal where NATS refused it
 // (refusedError).
 func (q *Queue) explain(err error) error {
 	if errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 		return &NoJetStreamError{URL: q.nc.ConnectedUrlRedacted(), Account: true}
 	}
-	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
 		if noJS := CheckJetStream(q.nc); noJS != nil {
 			return noJS
 		}

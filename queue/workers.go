@@ -37,17 +37,47 @@ var ErrNoWorker = errors.New("queue: no such worker")
 // was read.
 var ErrClaimConflict = errors.New("queue: claim changed concurrently")
 
+// ensureWorkerBuckets makes the fleet's buckets, or brings them to the
+// queue's replicas, and keeps a handle of the claims bucket, whose reads
+// its stream's leader answers (openBucket).
 func (q *Queue) ensureWorkerBuckets(ctx context.Context) error {
 	for _, c := range []jetstream.KeyValueConfig{
 		{Bucket: workersBucket, Description: "gantry: live workers (heartbeats)", TTL: PresenceTTL, Storage: jetstream.MemoryStorage},
 		{Bucket: drainBucket, Description: "gantry: workers told to drain", Storage: jetstream.FileStorage},
-		{Bucket: claimsBucket, Description: "gantry: which worker runs which attempt", TTL: 7 * 24 * time.Hour, Storage: jetstream.FileStorage},
 	} {
 		if _, err := ensureKeyValue(ctx, q.js, c, q.cfg.replicas); err != nil {
 			return fmt.Errorf("kv %s: %w", c.Bucket, err)
 		}
 	}
+	kv, err := ensureKVStream(ctx, q.js, claimsBucket, "gantry: which worker runs which attempt", 7*24*time.Hour, q.cfg.replicas)
+	if err != nil {
+		return fmt.Errorf("kv %s: %w", claimsBucket, err)
+	}
+	q.keep(claimsBucket, kv)
 	return nil
+}
+
+// openBucket binds a handle to a fleet bucket. The claims bucket's reads
+// its stream's leader answers (leaderReadKV): a worker reads a claim to
+// write it at the revision read, and the server to record a stop in it,
+// right after another wrote it; a follower's claim could be the one
+// before, or none. The other buckets keep direct gets: a heartbeat read a
+// few milliseconds old changes nothing, and all the fleet beats there.
+func (q *Queue) openBucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
+	if name == claimsBucket {
+		return leaderReadKV(ctx, q.js, name)
+	}
+	return q.js.KeyValue(ctx, name)
+}
+
+// keep keeps the handle of a bucket for its next uses (bucket).
+func (q *Queue) keep(name string, kv jetstream.KeyValue) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.buckets == nil {
+		q.buckets = map[string]jetstream.KeyValue{}
+	}
+	q.buckets[name] = kv
 }
 
 // bucket looks a bucket up, creating the fleet's buckets when it is missing
@@ -61,22 +91,17 @@ func (q *Queue) bucket(ctx context.Context, name string) (jetstream.KeyValue, er
 	if kv != nil {
 		return kv, nil
 	}
-	kv, err := q.js.KeyValue(ctx, name)
+	kv, err := q.openBucket(ctx, name)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		if err := q.ensureWorkerBuckets(ctx); err != nil {
 			return nil, err
 		}
-		kv, err = q.js.KeyValue(ctx, name)
+		kv, err = q.openBucket(ctx, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kv %s: %w", name, err)
 	}
-	q.mu.Lock()
-	if q.buckets == nil {
-		q.buckets = map[string]jetstream.KeyValue{}
-	}
-	q.buckets[name] = kv
-	q.mu.Unlock()
+	q.keep(name, kv)
 	return kv, nil
 }
 
@@ -84,13 +109,20 @@ func (q *Queue) bucket(ctx context.Context, name string) (jetstream.KeyValue, er
 // exists (deleted by hand, or a NATS server that lost its state), so that
 // the next use looks it up, and creates it, again. It returns err.
 func (q *Queue) gone(name string, err error) error {
-	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) ||
-		errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, nats.ErrNoResponders) {
+	if mayBeGone(err) {
 		q.mu.Lock()
 		delete(q.buckets, name)
 		q.mu.Unlock()
 	}
 	return err
+}
+
+// mayBeGone reports whether err, from a request on a bucket, may say that
+// its stream no longer exists. No responders is also a stream that has no
+// leader for a moment: ask JetStream to tell the two apart.
+func mayBeGone(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, nats.ErrNoResponders)
 }
 
 // Beat stores a worker's heartbeat.
@@ -274,10 +306,21 @@ func (q *Queue) PutClaim(ctx context.Context, runID string, data []byte, rev uin
 	}
 	// kv.Create and kv.Update, but for the acknowledgement's decoding
 	// (putKey); a first claim whose key was claimed and deleted before
-	// takes kv.Create's way, which reads the deleted key's revision.
-	newRev, err := q.putKey(ctx, claimsBucket, runID, data, rev)
+	// takes kv.Create's way, which reads the deleted key's revision. Each
+	// is tried again while an R3 bucket is still applying a write of the
+	// key (whileInProcess), which it would otherwise refuse as though
+	// another worker had written the claim: no extra request where
+	// nothing refuses, as on R1.
+	var newRev uint64
+	err = whileInProcess(ctx, func() (err error) {
+		newRev, err = q.putKey(ctx, claimsBucket, runID, data, rev)
+		return err
+	})
 	if rev == 0 && isWrongLastSeq(err) {
-		newRev, err = kv.Create(ctx, runID, data)
+		err = whileInProcess(ctx, func() (err error) {
+			newRev, err = kv.Create(ctx, runID, data)
+			return err
+		})
 	}
 	q.gone(claimsBucket, err)
 	if errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err) {

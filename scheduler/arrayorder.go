@@ -54,11 +54,14 @@ func childRun(runs []jobs.StageRun, i int) string {
 }
 
 // checkNToN looks, before the children of stage st (spec) are submitted,
-// at each stage it depends on N_TO_N: one that ended without a child (its
-// size failed to be decided, say) leaves nothing to pair with, and the
-// stage is SKIPPED, as after any dependency that can no longer hold; one
-// whose size differs from size (either read from an output) fails it,
-// naming both sizes. It reports whether it ended the stage.
+// at each stage it depends on N_TO_N: one whose size differs from size
+// (either read from an output) fails it, naming both sizes. It reports
+// whether it ended the stage. (One that ended without its children,
+// leaving nothing to pair with, never lets the stage start: Next skips
+// it, as skipped for an upstream failure when that one FAILED; so does
+// one whose start failed at a later child and stopped those it had
+// submitted, jobs.PipelineRun.Runless, which the stage would otherwise
+// pair with and fail at the first child that has none.)
 func checkNToN(pr *jobs.PipelineRun, spec *jobs.Stage, st *jobs.StageState, size int, now time.Time) bool {
 	for _, d := range spec.DependsOn {
 		if !d.NToN() {
@@ -67,11 +70,6 @@ func checkNToN(pr *jobs.PipelineRun, spec *jobs.Stage, st *jobs.StageState, size
 		up, upSpec := pr.StageState(d.Stage), pr.Spec.Stage(d.Stage)
 		if up == nil || upSpec == nil {
 			continue
-		}
-		if len(up.Runs) == 0 {
-			st.Status, st.StartedAt, st.FinishedAt, st.Runs = jobs.StatusSkipped, &now, &now, []jobs.StageRun{}
-			st.Reason = fmt.Sprintf("dependency %s ended %s without a child: N_TO_N cannot hold", d.Stage, up.Status)
-			return true
 		}
 		if n := stageArraySize(pr, upSpec); n != size {
 			st.Status, st.StartedAt, st.FinishedAt, st.Runs = jobs.StatusFailed, &now, &now, []jobs.StageRun{}

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,7 +263,254 @@ stages:
   - {name: down, taskDefinition: t, arraySize: 2, dependsOn: [{stage: up, type: N_TO_N}]}
 `, nil)
 	pr, _ := f.GetPipelineRun(context.Background(), "pr-1")
-	if st := pr.StageState("down"); st.Status != jobs.StatusSkipped || st.Reason != "dependency up ended FAILED without a child: N_TO_N cannot hold" {
+	if st := pr.StageState("down"); st.Status != jobs.StatusSkipped || st.Reason != "dependency up ended FAILED without a child; N_TO_N needs children of it that ran" {
 		t.Fatalf("down %s %q", st.Status, st.Reason)
+	}
+}
+
+// TestDAGNToNSkipAfterFailureCountsAsFailed: an N_TO_N stage SKIPPED
+// because its upstream FAILED without a child (an unknown task
+// definition here; a size that could not be read does the same) was
+// skipped for an upstream failure, as Airflow's upstream_failed: a
+// oneFailed stage after it runs, a noneFailed one is SKIPPED, and the
+// reasons say so. An N_TO_N stage SKIPPED because its upstream was
+// skipped (its when did not hold) is a plain skip: the oneFailed stage
+// is SKIPPED and the noneFailed one runs.
+func TestDAGNToNSkipAfterFailureCountsAsFailed(t *testing.T) {
+	const src = `
+name: pairs
+parameters: {go: "yes"}
+stages:
+  - {name: up, taskDefinition: "${td}", arraySize: 2, when: {param: go, equals: "yes"}}
+  - {name: down, taskDefinition: t, arraySize: 2, dependsOn: [{stage: up, type: N_TO_N}]}
+  - {name: notify, taskDefinition: t, dependsOn: [down], triggerRule: oneFailed}
+  - {name: join, taskDefinition: t, dependsOn: [down], triggerRule: noneFailed}
+`
+	for _, c := range []struct {
+		name, td, goOn      string
+		down, notify, join  jobs.Status
+		downReason, joinWhy string
+		notifyWhy           string
+	}{
+		{name: "up failed without a child", td: "missing", goOn: "yes",
+			down: jobs.StatusSkipped, notify: jobs.StatusRunning, join: jobs.StatusSkipped,
+			downReason: "dependency up ended FAILED without a child; N_TO_N needs children of it that ran",
+			joinWhy:    "dependency down ended SKIPPED (upstream failed); triggerRule noneFailed cannot hold"},
+		{name: "up skipped", td: "t", goOn: "no",
+			down: jobs.StatusSkipped, notify: jobs.StatusSkipped, join: jobs.StatusRunning,
+			downReason: "dependency up ended SKIPPED; N_TO_N needs children of it that ran",
+			notifyWhy:  "no dependency failed (triggerRule oneFailed)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFake()
+			d := NewDAG(f, f, f)
+			pr := start(t, f, d, strings.Replace(src, "${td}", c.td, 1), map[string]string{"go": c.goOn})
+			s := statuses(pr)
+			if s["down"] != c.down || s["notify"] != c.notify || s["join"] != c.join {
+				t.Fatalf("stages %v: want down %s, notify %s, join %s", s, c.down, c.notify, c.join)
+			}
+			if got := pr.StageState("down").Reason; got != c.downReason {
+				t.Errorf("down's reason %q, want %q", got, c.downReason)
+			}
+			if got := pr.StageState("join").Reason; c.joinWhy != "" && got != c.joinWhy {
+				t.Errorf("join's reason %q, want %q", got, c.joinWhy)
+			}
+			if got := pr.StageState("notify").Reason; c.notifyWhy != "" && got != c.notifyWhy {
+				t.Errorf("notify's reason %q, want %q", got, c.notifyWhy)
+			}
+		})
+	}
+}
+
+// midSubmission: down pairs with up child by child, more with down;
+// notify and join tell, through their rules, whether down failed or was
+// skipped for an upstream failure.
+const midSubmission = `
+name: pairs
+stages:
+  - {name: up, taskDefinition: t, arraySize: 3}
+  - {name: down, taskDefinition: t, arraySize: 3, dependsOn: [{stage: up, type: N_TO_N}]}
+  - {name: more, taskDefinition: t, arraySize: 3, dependsOn: [{stage: down, type: N_TO_N}]}
+  - {name: notify, taskDefinition: t, dependsOn: [more], triggerRule: oneFailed}
+  - {name: join, taskDefinition: t, dependsOn: [more], triggerRule: noneFailed}
+`
+
+// at reports whether req is the submission of child i of stage.
+func at(req *jobs.SubmitRequest, stage string, i int) bool {
+	return req.Stage.Stage == stage && req.Stage.ArrayIndex != nil && *req.Stage.ArrayIndex == i
+}
+
+// TestDAGNToNUpstreamFailsMidSubmission: how an N_TO_N stage ends does
+// not depend on when, against the submission of the children, its
+// upstream failed.
+//
+// A stage that fails as it starts (a child it could not submit: its task
+// definition gone, say) stops the children it had submitted: whether that
+// came at its first child or a later one, the N_TO_N stage after it is
+// SKIPPED for an upstream failure, and so is the one after that; the
+// oneFailed stage runs, the noneFailed one is SKIPPED. Before the fix, a
+// refusal at a later child left the upstream with children, the N_TO_N
+// stage started, and failed at the first child with none to pair with
+// ("child 1 waits for up[1], which has no run").
+//
+// A child of up that fails, before, during (at any child's submission, of
+// up's or down's) or after the submission of the children, leaves its
+// counterparts not run, and down FAILED once its other children ended,
+// as README's Children in order says: that order was never a bug.
+func TestDAGNToNUpstreamFailsMidSubmission(t *testing.T) {
+	const notRun = "1 of 3 runs not run after up[0] FAILED"
+	for _, c := range []struct {
+		name string
+		// refuse: the submission of child refuse.i of refuse.stage is
+		// refused; fail: at that of child fail.i of fail.stage, up[0]
+		// FAILS (i -1: once every child was submitted).
+		refuse, fail *jobs.ChildRef
+		down, more   jobs.Status
+		downReason   string
+		moreReason   string
+	}{
+		{name: "up refused at its child 0", refuse: &jobs.ChildRef{Stage: "up", Index: 0},
+			down: jobs.StatusSkipped, downReason: "dependency up ended FAILED without a child; N_TO_N needs children of it that ran",
+			more: jobs.StatusSkipped, moreReason: "dependency down ended SKIPPED (upstream failed); N_TO_N needs children of it that ran"},
+		{name: "up refused at its child 1", refuse: &jobs.ChildRef{Stage: "up", Index: 1},
+			down: jobs.StatusSkipped, downReason: "dependency up ended FAILED before all its children were submitted (1 submitted, then stopped); N_TO_N needs children of it that ran",
+			more: jobs.StatusSkipped, moreReason: "dependency down ended SKIPPED (upstream failed); N_TO_N needs children of it that ran"},
+		{name: "up refused at its child 2", refuse: &jobs.ChildRef{Stage: "up", Index: 2},
+			down: jobs.StatusSkipped, downReason: "dependency up ended FAILED before all its children were submitted (2 submitted, then stopped); N_TO_N needs children of it that ran",
+			more: jobs.StatusSkipped, moreReason: "dependency down ended SKIPPED (upstream failed); N_TO_N needs children of it that ran"},
+		{name: "down refused at its child 0", refuse: &jobs.ChildRef{Stage: "down", Index: 0},
+			down: jobs.StatusFailed, downReason: "task definition missing: not registered",
+			more: jobs.StatusSkipped, moreReason: "dependency down ended FAILED without a child; N_TO_N needs children of it that ran"},
+		{name: "down refused at its child 2", refuse: &jobs.ChildRef{Stage: "down", Index: 2},
+			down: jobs.StatusFailed, downReason: "task definition missing: not registered",
+			more: jobs.StatusSkipped, moreReason: "dependency down ended FAILED before all its children were submitted (2 submitted, then stopped); N_TO_N needs children of it that ran"},
+		{name: "up[0] fails at up[1]'s submission", fail: &jobs.ChildRef{Stage: "up", Index: 1},
+			down: jobs.StatusFailed, downReason: notRun, more: jobs.StatusFailed, moreReason: "1 of 3 runs not run after up[0] FAILED"},
+		{name: "up[0] fails at down[0]'s submission", fail: &jobs.ChildRef{Stage: "down", Index: 0},
+			down: jobs.StatusFailed, downReason: notRun, more: jobs.StatusFailed, moreReason: "1 of 3 runs not run after up[0] FAILED"},
+		{name: "up[0] fails at down[2]'s submission", fail: &jobs.ChildRef{Stage: "down", Index: 2},
+			down: jobs.StatusFailed, downReason: notRun, more: jobs.StatusFailed, moreReason: "1 of 3 runs not run after up[0] FAILED"},
+		{name: "up[0] fails at more[1]'s submission", fail: &jobs.ChildRef{Stage: "more", Index: 1},
+			down: jobs.StatusFailed, downReason: notRun, more: jobs.StatusFailed, moreReason: "1 of 3 runs not run after up[0] FAILED"},
+		{name: "up[0] fails once every child was submitted", fail: &jobs.ChildRef{Stage: "up", Index: -1},
+			down: jobs.StatusFailed, downReason: notRun, more: jobs.StatusFailed, moreReason: "1 of 3 runs not run after up[0] FAILED"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFake()
+			d := NewDAG(f, f, f)
+			f.beforeSubmit = func(req *jobs.SubmitRequest) {
+				if r := c.refuse; r != nil && at(req, r.Stage, r.Index) {
+					req.TaskDefinition = []byte(`"missing"`)
+				}
+				if r := c.fail; r != nil && at(req, r.Stage, r.Index) {
+					f.endDuring(f.stageRuns("up")[0], jobs.StatusFailed)
+				}
+			}
+			start(t, f, d, midSubmission, nil)
+			if c.fail != nil && c.fail.Index < 0 {
+				f.end(t, d, f.stageRuns("up")[0], jobs.StatusFailed)
+			}
+			f.tellEnded(d)
+			f.settle(t, d)
+			// Every child released (or never waiting) succeeds, in
+			// stage order, until nothing is left to run.
+			for _, stage := range []string{"up", "down", "more"} {
+				for _, id := range f.stageRuns(stage) {
+					if r, _ := f.GetRun(context.Background(), id); r.Status == jobs.StatusQueued && !r.Waiting() {
+						f.end(t, d, id, jobs.StatusSucceeded)
+						f.settle(t, d)
+					}
+				}
+			}
+			pr, _ := f.GetPipelineRun(context.Background(), "pr-1")
+			down, more := pr.StageState("down"), pr.StageState("more")
+			if down.Status != c.down || down.Reason != c.downReason {
+				t.Errorf("down %s %q, want %s %q", down.Status, down.Reason, c.down, c.downReason)
+			}
+			if more.Status != c.more || more.Reason != c.moreReason {
+				t.Errorf("more %s %q, want %s %q", more.Status, more.Reason, c.more, c.moreReason)
+			}
+			// Either way something upstream failed: oneFailed runs,
+			// noneFailed does not.
+			if s := statuses(pr); s["notify"] != jobs.StatusRunning || s["join"] != jobs.StatusSkipped {
+				t.Errorf("notify %s, join %s; want RUNNING, SKIPPED", s["notify"], s["join"])
+			}
+			// A stage that failed as it started stopped what it had
+			// submitted: none of its children runs.
+			if r := c.refuse; r != nil {
+				for _, id := range f.stageRuns(r.Stage) {
+					if got, _ := f.GetRun(context.Background(), id); got.Status != jobs.StatusCanceled {
+						t.Errorf("%s run %s %s after its stage failed to start, want CANCELED", r.Stage, id, got.Status)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDAGSequentialFailsMidSubmission: the siblings of the N_TO_N case
+// in a sequential array and the stages after it under trigger rules end
+// the same whenever the failure came against the submission of the
+// children: a child that fails (before the next child is submitted, or
+// once all were) leaves the later ones not run, the stage FAILED; a
+// stage refused at any child FAILS with the refusal, stopping what it
+// submitted. Either way the stages after it read one FAILED stage:
+// allSuccess is SKIPPED, oneFailed and allDone run.
+func TestDAGSequentialFailsMidSubmission(t *testing.T) {
+	const src = `
+name: seq
+stages:
+  - {name: a, taskDefinition: t, arraySize: 3, arrayOrder: sequential}
+  - {name: after, taskDefinition: t, dependsOn: [a]}
+  - {name: notify, taskDefinition: t, dependsOn: [a], triggerRule: oneFailed}
+  - {name: cleanup, taskDefinition: t, dependsOn: [a], triggerRule: allDone}
+`
+	const notRun = "1 of 3 runs failed; 2 of 3 runs not run after a[0] FAILED"
+	const refused = "task definition missing: not registered"
+	for _, c := range []struct {
+		name         string
+		refuse, fail int // at child i's submission; -1 never (fail: once all were)
+		reason       string
+	}{
+		{"a[0] fails at a[1]'s submission", -1, 1, notRun},
+		{"a[0] fails at a[2]'s submission", -1, 2, notRun},
+		{"a[0] fails once all were submitted", -1, -1, notRun},
+		{"a refused at its child 0", 0, -2, refused},
+		{"a refused at its child 1", 1, -2, refused},
+		{"a refused at its child 2", 2, -2, refused},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFake()
+			d := NewDAG(f, f, f)
+			f.beforeSubmit = func(req *jobs.SubmitRequest) {
+				if at(req, "a", c.refuse) {
+					req.TaskDefinition = []byte(`"missing"`)
+				}
+				if at(req, "a", c.fail) {
+					f.endDuring(f.stageRuns("a")[0], jobs.StatusFailed)
+				}
+			}
+			start(t, f, d, src, nil)
+			if c.fail == -1 {
+				f.end(t, d, f.stageRuns("a")[0], jobs.StatusFailed)
+			}
+			f.tellEnded(d)
+			f.settle(t, d)
+			if got := f.released("a"); c.refuse < 0 && !slices.Equal(got, []int{0}) {
+				t.Errorf("released %v, want [0]", got)
+			}
+			pr, _ := f.GetPipelineRun(context.Background(), "pr-1")
+			if a := pr.StageState("a"); a.Status != jobs.StatusFailed || a.Reason != c.reason {
+				t.Errorf("a %s %q, want FAILED %q", a.Status, a.Reason, c.reason)
+			}
+			if s := statuses(pr); s["after"] != jobs.StatusSkipped || s["notify"] != jobs.StatusRunning || s["cleanup"] != jobs.StatusRunning {
+				t.Errorf("after %s, notify %s, cleanup %s; want SKIPPED, RUNNING, RUNNING", s["after"], s["notify"], s["cleanup"])
+			}
+			for _, id := range f.stageRuns("a") {
+				if r, _ := f.GetRun(context.Background(), id); !r.Status.Terminal() {
+					t.Errorf("a's run %s %s, want ended", id, r.Status)
+				}
+			}
+		})
 	}
 }

@@ -123,6 +123,11 @@ func (d *DAG) arraySize(ctx context.Context, pr *jobs.PipelineRun, spec *jobs.St
 		return 0, fmt.Errorf("stage %s: arraySize: read %s: %w", spec.Name, ref, w.err)
 	}
 	n, err := jobs.DecideArraySize(ref, w.reads[0].value, w.reads[0].set)
+	if up := pr.StageState(ref.Stage); err != nil && !w.reads[0].set && up != nil && up.Status != jobs.StatusSucceeded {
+		// The stage read ended (readiness waits for that) without
+		// succeeding, as allDone or noneFailed allow: say how.
+		err = fmt.Errorf("%w (stage %s ended %s)", err, ref.Stage, up.Status)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -202,19 +207,19 @@ func (d *DAG) decide(ctx context.Context) {
 			}
 			r.value, r.set = kvs[r.ref.Key]
 		}
-		d.mu.Lock()
+		actx, unlock := d.lock(ctx)
 		if ctx.Err() != nil {
 			delete(d.wants, key) // asked again at the next start
-			d.mu.Unlock()
+			unlock()
 			return
 		}
 		w.busy, w.done, w.err, w.errRef = false, true, err, errRef
-		if _, err := d.advance(ctx, key.pipelineRun, nil); err != nil {
+		if _, err := d.advance(actx, key.pipelineRun, nil); err != nil {
 			d.cfg.log.Error().Err(err).Str("pipelineRun", key.pipelineRun).Msg("advance pipeline run")
 		}
 		// Taken by the advance, or no longer wanted (the run stopped, its
 		// advance failed before the stage): either way not kept.
 		delete(d.wants, key)
-		d.mu.Unlock()
+		unlock()
 	}
 }

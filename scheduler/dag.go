@@ -123,14 +123,17 @@ func NewPipelineRun(p *jobs.Pipeline, id string, params jobs.Params, now time.Ti
 func (d *DAG) Hold() { d.held.Store(true) }
 
 // RunChanged is called with every run whose status changed; runs of
-// pipeline stages advance their pipeline run.
+// pipeline stages advance their pipeline run. Called with the context an
+// advance gave the server (a stop it makes fails a waiting run, say), it
+// returns at once, and the run is advanced once that advance is over
+// (lock.go).
 func (d *DAG) RunChanged(ctx context.Context, r *jobs.Run) {
-	if r.Spec.Stage == nil {
+	if r.Spec.Stage == nil || d.noteHeld(ctx, r) {
 		return
 	}
-	d.mu.Lock()
+	ctx, unlock := d.lock(ctx)
 	_, err := d.advance(ctx, r.Spec.Stage.PipelineRunID, r)
-	d.mu.Unlock()
+	unlock()
 	if err != nil {
 		d.cfg.log.Error().Err(err).Str("pipelineRun", r.Spec.Stage.PipelineRunID).Str("run", r.RunID).Msg("advance pipeline run")
 	}
@@ -143,16 +146,16 @@ func (d *DAG) RunChanged(ctx context.Context, r *jobs.Run) {
 // Calling it again changes nothing; after a crash it picks up where the
 // stored state is.
 func (d *DAG) Advance(ctx context.Context, id string) (*jobs.PipelineRun, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	ctx, unlock := d.lock(ctx)
+	defer unlock()
 	return d.advance(ctx, id, nil)
 }
 
 // Retry advances again the pipeline runs whose last advance failed, and
 // returns how many still fail. Call it from time to time.
 func (d *DAG) Retry(ctx context.Context) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	ctx, unlock := d.lock(ctx)
+	defer unlock()
 	for id := range d.failed {
 		if ctx.Err() != nil {
 			break
@@ -188,7 +191,13 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 	// A PENDING run (waiting for its turn: a backfill's maxParallel, its
 	// pipeline's maxActiveRuns) starts when promoted; stopped, it ends
 	// CANCELED without having started.
-	if pr.Status.Terminal() || pr.Status == jobs.StatusPending && !pr.StopRequested {
+	if pr.Status.Terminal() {
+		// A run its stage stopped as its start failed ended since: told
+		// of it, or (changedRun nil) retrying an advance told of it that
+		// failed, which read it then.
+		return pr, d.recordEndedRun(ctx, pr, changedRun)
+	}
+	if pr.Status == jobs.StatusPending && !pr.StopRequested {
 		return pr, nil
 	}
 	held := d.held.Load()
@@ -208,6 +217,15 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 			return nil, err
 		}
 		changed = changed || c
+		if !c {
+			// An ended stage whose runs had not all ended (its start
+			// failed) follows them.
+			recorded, err := d.recordEnded(ctx, pr, &pr.Stages[i], changedRun)
+			if err != nil {
+				return nil, err
+			}
+			changed = changed || len(recorded) > 0
+		}
 	}
 	if pr.StopRequested {
 		// A stage that could never run is SKIPPED, as without the stop:
@@ -215,13 +233,13 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 		// the last stage ended (before its advance) leaves the run to end
 		// as its stages did. The others no longer start.
 		for {
-			status := stoppedStatuses(pr)
-			_, skip := pr.Spec.Next(status)
+			status, runless := stoppedStatuses(pr), pr.Runless()
+			_, skip := pr.Spec.Next(status, runless)
 			if len(skip) == 0 {
 				break
 			}
 			changed = true
-			skipStages(pr, skip, status, now)
+			skipStages(pr, skip, status, runless, now)
 		}
 		reason := "pipeline run stopped"
 		if pr.StopCode == jobs.StopTimeout {
@@ -236,8 +254,8 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 	var deciding map[string]bool // stages whose size is being read: they stay PENDING
 	heldLogged := false
 	for !pr.StopRequested {
-		status := pr.StageStatuses()
-		start, skip := pr.Spec.Next(status)
+		status, runless := pr.StageStatuses(), pr.Runless()
+		start, skip := pr.Spec.Next(status, runless)
 		if deciding != nil {
 			start = slices.DeleteFunc(start, func(name string) bool { return deciding[name] })
 		}
@@ -253,7 +271,7 @@ func (d *DAG) advanceOnce(ctx context.Context, id string, changedRun *jobs.Run) 
 			break
 		}
 		changed = changed || len(skip) > 0
-		skipStages(pr, skip, status, now)
+		skipStages(pr, skip, status, runless, now)
 		for _, name := range start {
 			waits, err := d.start(ctx, pr, name, now)
 			if err != nil {
@@ -332,19 +350,13 @@ func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, skip []int, now 
 			r, recorded = &jobs.Run{Status: ref.Status, ExitCode: ref.ExitCode, Attempts: make([]jobs.Attempt, ref.Attempts),
 				StoppedReason: ref.StoppedReason}, true
 		}
-		skips := ref.Skipped // as recorded: the record has no stop code to decide it again
-		if !recorded {
-			_, skips = r.SkipCode(skip)
-		}
-		if ref.Status != r.Status || ref.Attempts != len(r.Attempts) || !sameCode(ref.ExitCode, r.ExitCode) ||
-			ref.StoppedReason != r.StoppedReason || ref.Skipped != skips {
-			ref.Status, ref.Attempts, ref.ExitCode, ref.StoppedReason, ref.Skipped, changed = r.Status, len(r.Attempts), r.ExitCode,
-				r.StoppedReason, skips, true
+		if !recorded && record(ref, r, skip) {
+			changed = true
 		}
 		if r.Status.Terminal() {
 			ended++
 			switch {
-			case skips:
+			case ref.Skipped:
 				skipped = append(skipped, *r.ExitCode)
 			case r.Status == jobs.StatusFailed:
 				failed++
@@ -374,6 +386,92 @@ func (d *DAG) refresh(ctx context.Context, st *jobs.StageState, skip []int, now 
 		}
 	}
 	return true, nil
+}
+
+// record copies into ref how its run r stands, skip being its stage's
+// skipOnExitCode, and reports whether ref changed.
+func record(ref *jobs.StageRun, r *jobs.Run, skip []int) bool {
+	_, skips := r.SkipCode(skip)
+	if ref.Status == r.Status && ref.Attempts == len(r.Attempts) && sameCode(ref.ExitCode, r.ExitCode) &&
+		ref.StoppedReason == r.StoppedReason && ref.Skipped == skips {
+		return false
+	}
+	ref.Status, ref.Attempts, ref.ExitCode, ref.StoppedReason, ref.Skipped = r.Status, len(r.Attempts), r.ExitCode,
+		r.StoppedReason, skips
+	return true
+}
+
+// recordEnded brings up to date the records of the runs of an ended stage
+// that had not ended when it did: those a stage whose start failed
+// stopped, which a worker held and ends later. The stage's own status
+// stays. only, if not nil, is the one run that changed; otherwise each
+// run not ended is read (a run deleted since keeps its record). It
+// returns the runs whose records changed, as it read them.
+func (d *DAG) recordEnded(ctx context.Context, pr *jobs.PipelineRun, st *jobs.StageState, only *jobs.Run) ([]*jobs.Run, error) {
+	if !jobs.StageEnded(st.Status) {
+		return nil, nil
+	}
+	var changed []*jobs.Run
+	for j := range st.Runs {
+		ref := &st.Runs[j]
+		if ref.Status.Terminal() || only != nil && ref.RunID != only.RunID {
+			continue
+		}
+		r := only
+		if r == nil {
+			var err error
+			switch r, err = d.store.GetRun(ctx, ref.RunID); {
+			case errors.Is(err, jobs.ErrNotFound):
+				continue
+			case err != nil:
+				return nil, fmt.Errorf("stage %s: %w", st.Name, err)
+			}
+		}
+		if record(ref, r, skipCodes(pr, st.Name)) {
+			changed = append(changed, r)
+		}
+	}
+	return changed, nil
+}
+
+// recordEndedRun is recordEnded for a pipeline run that ended, told that
+// r changed, or, r nil, reading every run not ended (Retry, after a
+// failed advance told of one): the records are stored, and no one told,
+// as the pipeline run and its stages stand as they did.
+func (d *DAG) recordEndedRun(ctx context.Context, pr *jobs.PipelineRun, r *jobs.Run) error {
+	read := map[string]*jobs.Run{} // by run id, those whose records changed
+	for i := range pr.Stages {
+		st := &pr.Stages[i]
+		if r != nil && st.Name != r.Spec.Stage.Stage {
+			continue
+		}
+		changed, err := d.recordEnded(ctx, pr, st, r)
+		if err != nil {
+			return err
+		}
+		for _, c := range changed {
+			read[c.RunID] = c
+		}
+	}
+	if len(read) == 0 {
+		return nil
+	}
+	_, err := d.store.UpdatePipelineRun(ctx, pr.PipelineRunID, func(p *jobs.PipelineRun) bool {
+		if !p.Status.Terminal() {
+			return false // retried since: its advance records them
+		}
+		changed := false
+		for i := range p.Stages {
+			pst := &p.Stages[i]
+			for j := range pst.Runs {
+				if c, ok := read[pst.Runs[j].RunID]; ok {
+					changed = record(&pst.Runs[j], c, skipCodes(p, pst.Name)) || changed
+				}
+			}
+		}
+		return changed
+	})
+	return err
 }
 
 // refreshStage is refresh of a stage of pr, whose children, if they
@@ -414,13 +512,13 @@ func sameCode(a, b *int) bool {
 	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
-// skipStages records that the stages named can never run, status being
-// the stage statuses Next decided it from.
-func skipStages(pr *jobs.PipelineRun, names []string, status map[string]jobs.Status, now time.Time) {
+// skipStages records that the stages named can never run, status and
+// runless being what Next decided it from.
+func skipStages(pr *jobs.PipelineRun, names []string, status map[string]jobs.Status, runless map[string]int, now time.Time) {
 	for _, name := range names {
 		st := pr.StageState(name)
 		st.Status, st.FinishedAt = jobs.StatusSkipped, &now
-		st.Reason = pr.Spec.SkipReason(name, status)
+		st.Reason = pr.Spec.SkipReason(name, status, runless)
 	}
 }
 
@@ -496,15 +594,21 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 		if jobs.ErrorCode(err) == jobs.CodeInternal || jobs.ErrorCode(err) == jobs.CodeUnavailable {
 			return false, fmt.Errorf("stage %s: submit: %w", name, err)
 		}
-		// The stage cannot run: stop what it started and fail it. Last
-		// first: a child waiting for the one before it (arrayorder.go)
-		// is stopped before that one, so that no stop fails a waiting
-		// child, whose pipeline run the server would then advance while
-		// this advance holds the lock.
-		for _, r := range slices.Backward(runs) {
-			if _, serr := d.runner.Stop(ctx, r.RunID, "another run of the stage could not be submitted"); serr != nil {
-				d.cfg.log.Warn().Err(serr).Str("run", r.RunID).Msg("stop stage run")
+		// The stage cannot run: stop what it started and fail it,
+		// recording how its runs stand after the stop (CANCELED, or
+		// still running until their worker stops them: recordEnded
+		// follows them). Last first: a child waiting for the one before
+		// it (arrayorder.go) is stopped before that one, so that it ends
+		// CANCELED, as stopped, rather than FAILED by its dependency's
+		// stop.
+		for j := range slices.Backward(runs) {
+			ref := &runs[j]
+			r, serr := d.runner.Stop(ctx, ref.RunID, "another run of the stage could not be submitted")
+			if serr != nil {
+				d.cfg.log.Warn().Err(serr).Str("run", ref.RunID).Msg("stop stage run")
+				continue
 			}
+			record(ref, r, spec.SkipOnExitCode)
 		}
 		st.Status, st.Reason, st.StartedAt, st.FinishedAt, st.Runs = jobs.StatusFailed, err.Error(), &now, &now, runs
 		return false, nil
@@ -517,7 +621,8 @@ func (d *DAG) start(ctx context.Context, pr *jobs.PipelineRun, name string, now 
 // substituted (into a registered task definition by the server, which
 // reads it: Stage.Parameters), the GANTRY_* variables of pipelines added
 // to every container, an idempotency key derived from (pipeline run,
-// stage, try after the first, index).
+// stage, try after the first, index), and the runs whose files it reads:
+// those of the dependencies that have ended (child i's of an N_TO_N one).
 func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitRequest, error) {
 	req := &jobs.SubmitRequest{TaskDefinition: st.TaskDefinition, Cluster: st.Cluster,
 		TimeoutSeconds: st.TimeoutSeconds, RetryStrategy: st.RetryStrategy, Priority: pr.StagePriority(st),
@@ -529,26 +634,32 @@ func StageRequest(pr *jobs.PipelineRun, st *jobs.Stage, idx *int) (*jobs.SubmitR
 		IdempotencyKey: stageKey(pr, st.Name),
 		Stage: &jobs.StageContext{PipelineRunID: pr.PipelineRunID, Pipeline: pr.Pipeline, Stage: st.Name, ArrayIndex: idx, Upstream: st.Upstream(),
 			SkipOnExitCode: st.SkipOnExitCode, Parameters: pr.Parameters}}
-	for _, up := range st.Upstream() {
-		if us := pr.StageState(up); us != nil && len(us.Runs) > 0 {
+	for _, d := range st.DependsOn {
+		us := pr.StageState(d.Stage)
+		if us == nil {
+			continue
+		}
+		var ids []string
+		switch {
+		case d.NToN() && idx != nil:
+			// Child i reads child i's files only: the others may not
+			// have run yet.
+			if id := childRun(us.Runs, *idx); id != "" {
+				ids = []string{id}
+			}
+		case jobs.StageEnded(us.Status):
+			for _, r := range us.Runs {
+				ids = append(ids, r.RunID)
+			}
+		}
+		// A dependency that has not ended (a oneFailed or oneSuccess
+		// stage starts without waiting for it) gives no files, rather
+		// than those it stored by the time the worker reads them.
+		if len(ids) > 0 {
 			if req.Stage.UpstreamRuns == nil {
 				req.Stage.UpstreamRuns = map[string][]string{}
 			}
-			for _, r := range us.Runs {
-				req.Stage.UpstreamRuns[up] = append(req.Stage.UpstreamRuns[up], r.RunID)
-			}
-		}
-	}
-	for _, d := range st.DependsOn {
-		if d.NToN() && idx != nil && req.Stage.UpstreamRuns != nil {
-			// Child i reads child i's files only: the others may not
-			// have run yet.
-			if us := pr.StageState(d.Stage); us != nil {
-				req.Stage.UpstreamRuns[d.Stage] = nil
-				if id := childRun(us.Runs, *idx); id != "" {
-					req.Stage.UpstreamRuns[d.Stage] = []string{id}
-				}
-			}
+			req.Stage.UpstreamRuns[d.Stage] = ids
 		}
 	}
 	if _, inline, err := req.StoredTaskRef(); err != nil {
@@ -704,16 +815,24 @@ func (d *DAG) stop(ctx context.Context, id string, mark func(*jobs.PipelineRun) 
 // says; a run that ended already is left as it is. The server calls it
 // again at start for the runs a crash may have left marked but not
 // stopped: stopping a run twice is harmless.
+//
+// It stops those that wait for others first: the stages last in DAG
+// order first, each stage's children last index first. A child waits
+// for the one before it (arrayOrder: sequential) or for its pair in an
+// upstream stage (N_TO_N), and the stop of the one it waits for, were it
+// first, would reach it as a dependency CANCELED and fail it
+// (TaskFailedToStart) before its own stop came; stopped first, it ends
+// CANCELED with the stop's reason, as the user asked.
 func (d *DAG) StopStageRuns(ctx context.Context, pr *jobs.PipelineRun) {
 	if !pr.StopRequested || pr.Status.Terminal() {
 		return
 	}
 	reason := stageStopReason(pr)
-	for _, st := range pr.Stages {
+	for _, st := range slices.Backward(pr.StagesInOrder()) {
 		if st.Status != jobs.StatusRunning {
 			continue
 		}
-		for _, r := range st.Runs {
+		for _, r := range slices.Backward(st.Runs) {
 			if r.Status.Terminal() {
 				continue
 			}

@@ -27,6 +27,22 @@ type fake struct {
 	events int
 	// failSubmits fails that many submissions as a store error would.
 	failSubmits int
+	// beforeSubmit, when set, sees each submission before it is made,
+	// under the DAG's lock as the server's are: it may refuse it (a
+	// task definition "missing") or end runs submitted before it (end
+	// during a submission, which tells the DAG once the advance is over).
+	beforeSubmit func(req *jobs.SubmitRequest)
+	// ended are the runs ended during an advance (endDuring), told to
+	// the DAG by tellEnded.
+	ended []*jobs.Run
+	// stopTells, when set, is told by Stop of the runs a stop failed
+	// (those waiting for the stopped run), with the context Stop was
+	// given, as the server's stop tells its DAG: under the lock of an
+	// advance that stops runs.
+	stopTells *DAG
+	// workerStops: Stop leaves a run a worker took (RUNNING) running,
+	// as the server does until the worker reports it stopped.
+	workerStops bool
 }
 
 func newFake() *fake {
@@ -67,6 +83,9 @@ func (f *fake) GetRun(_ context.Context, id string) (*jobs.Run, error) {
 }
 
 func (f *fake) Submit(_ context.Context, req *jobs.SubmitRequest) (*jobs.Run, error) {
+	if f.beforeSubmit != nil {
+		f.beforeSubmit(req)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, _, err := req.TaskRef(); err != nil {
@@ -87,20 +106,50 @@ func (f *fake) Submit(_ context.Context, req *jobs.SubmitRequest) (*jobs.Run, er
 	r := &jobs.Run{RunID: id, Status: jobs.StatusQueued, Attempts: []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued}},
 		Spec:      jobs.RunSpec{Stage: req.Stage, Overrides: req.Overrides, RetryStrategy: req.RetryStrategy},
 		DependsOn: jobs.DependencyStates(req.DependsOn)}
+	// Dependencies that ended are resolved at once, as the server's
+	// newRun does: the run fails now if one ended as it did not need.
+	r.ResolveDependencies(time.Now(), func(id string) (jobs.Status, bool) {
+		dep, ok := f.runs[id]
+		if !ok {
+			return "", false
+		}
+		return dep.Status, true
+	})
 	f.runs[id], f.keys[req.IdempotencyKey] = r, id
 	f.order = append(f.order, id)
 	f.reqs = append(f.reqs, req)
 	return clone(r), nil
 }
 
-func (f *fake) Stop(_ context.Context, id, reason string) (*jobs.Run, error) {
+func (f *fake) Stop(ctx context.Context, id, reason string) (*jobs.Run, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	r := f.runs[id]
-	if !r.Status.Terminal() {
+	switch {
+	case r.Status == jobs.StatusRunning && f.workerStops:
+		r.StoppedReason = reason // the worker's CANCELED comes later (end)
+	case !r.Status.Terminal():
 		r.Status, r.StoppedReason = jobs.StatusCanceled, reason
 	}
-	return clone(r), nil
+	var failed []*jobs.Run
+	if f.stopTells != nil && r.Status.Terminal() {
+		for _, wid := range f.order {
+			w := f.runs[wid]
+			if changed, _ := w.ResolveDependencies(time.Now(), func(dep string) (jobs.Status, bool) {
+				if d, ok := f.runs[dep]; ok {
+					return d.Status, true
+				}
+				return "", false
+			}); changed && w.Status.Terminal() {
+				failed = append(failed, clone(w))
+			}
+		}
+	}
+	out := clone(r)
+	f.mu.Unlock()
+	for _, w := range failed {
+		f.stopTells.RunChanged(ctx, w)
+	}
+	return out, nil
 }
 
 func (f *fake) PublishPipelineRun(*jobs.PipelineRun) { f.events++ }
@@ -113,6 +162,29 @@ func (f *fake) end(t *testing.T, d *DAG, id string, s jobs.Status) {
 	r.Status = s
 	f.mu.Unlock()
 	d.RunChanged(context.Background(), clone(r))
+}
+
+// endDuring ends a run while the DAG advances (from beforeSubmit), as a
+// worker's event that the server applies while the advance submits
+// runs: the DAG hears of it once the advance let go of its lock
+// (tellEnded).
+func (f *fake) endDuring(id string, s jobs.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.runs[id]
+	r.Status = s
+	f.ended = append(f.ended, clone(r))
+}
+
+// tellEnded tells the DAG of the runs endDuring ended.
+func (f *fake) tellEnded(d *DAG) {
+	f.mu.Lock()
+	ended := f.ended
+	f.ended = nil
+	f.mu.Unlock()
+	for _, r := range ended {
+		d.RunChanged(context.Background(), r)
+	}
 }
 
 // stageRuns returns the run ids of a stage, by submission order.

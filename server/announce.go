@@ -492,7 +492,7 @@ func (s *Server) checkAnnounced(ctx context.Context, id string, rows []int64, ve
 // announced reports whether last, the last status announced for a run,
 // says what r, the run as stored, is: status, attempt and reason.
 func announced(last *jobs.Event, r *jobs.Run) bool {
-	return last != nil && last.Status == r.Status && last.Attempt == r.Current().Attempt &&
+	return last != nil && last.Status == r.Status && last.Attempt == currentAttempt(r) &&
 		last.StatusReason == r.StatusReason
 }
 

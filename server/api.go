@@ -37,7 +37,9 @@ type ListRequest struct {
 	All      bool          `json:"all,omitempty"`
 	// Limit is the page size: 100 by default, at most 1000.
 	Limit int `json:"limit,omitempty"`
-	// Before is the cursor: the next of the previous page's reply.
+	// Before is the cursor: the next of the previous page's reply (with
+	// ArrayJobID, the last child of that page: the next page is the
+	// children after it by index).
 	Before string `json:"before,omitempty"`
 	// TaskDefinition keeps the runs of a family, or of family:revision.
 	TaskDefinition string `json:"taskDefinition,omitempty"`
@@ -51,9 +53,15 @@ type ListRequest struct {
 	// these keys, whatever its value.
 	Tags    map[string]string `json:"tags,omitempty"`
 	TagKeys []string          `json:"tagKeys,omitempty"`
+	// ArrayJobID lists the children of that array run (jobs/arrayrun.go)
+	// by index, PARENT-0 first; without it an array's children are left
+	// out, its parent listed, as AWS Batch's list-jobs does without
+	// --array-job-id.
+	ArrayJobID string `json:"arrayJobId,omitempty"`
 }
 
-// ListReply is a page of runs, newest first.
+// ListReply is a page of runs, newest first (an array's children by
+// index).
 type ListReply struct {
 	Runs []jobs.Run `json:"runs"`
 	// Next is the cursor (Before) of the next page, empty on the last.

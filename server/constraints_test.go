@@ -349,7 +349,7 @@ stages:
 		var r jobs.Run
 		e.ok("gantry.api.runs.get", `{"runId":"`+ids[name]+`"}`, &r)
 		got[name] = r.Spec.Constraints.String()
-		if r.StatusReason != "no live worker in cluster default" {
+		if r.StatusReason != "no live worker in cluster default (no worker is live at all: gantry worker --cluster default starts one)" {
 			t.Errorf("stage %s: statusReason %q", name, r.StatusReason)
 		}
 	}

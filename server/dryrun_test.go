@@ -185,7 +185,7 @@ func TestPipelineDryRunRefusesWhatApplyRefuses(t *testing.T) {
 		{"name: bad\nschedule: {cron: 'every day'}\nstages: [{name: a, taskDefinition: hello}, {name: b, taskDefinition: hello, dependsOn: [c]}]\n",
 			"schedule.cron"},
 		{"name: refs\nstages: [{name: a, taskDefinition: nosuch}, {name: b, taskDefinition: hello, pool: ghost}]\n",
-			"stages[0](a).taskDefinition: task definition nosuch has no ACTIVE revision"},
+			"stages[0](a).taskDefinition: task definition family nosuch is not registered;"},
 		{"name: refs\nstages: [{name: a, taskDefinition: nosuch}, {name: b, taskDefinition: hello, pool: ghost}]\n",
 			`stages[1](b).pool: no pool "ghost"`},
 		{"name: sales\ntriggers: [{pipeline: report}]\nstages: [{name: a, taskDefinition: hello}]\n", "trigger cycle: sales -> report -> sales"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -77,6 +78,14 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 	}
 	switch {
 	case cands == 0:
+		if r.TargetWorker == "" {
+			// A misspelt --cluster waits for ever: say where workers are,
+			// or, with none at all, what starts one.
+			if others := liveClusters(workers); others != "" {
+				return "no live worker " + where + " (live workers are in " + others + ")"
+			}
+			return "no live worker " + where + " (no worker is live at all: gantry worker --cluster " + r.Cluster + " starts one)"
+		}
 		return "no live worker " + where
 	case labelsOK == 0:
 		return unmatchedReason(r, workers, where)
@@ -101,7 +110,7 @@ func placementReason(r *jobs.Run, workers []jobs.WorkerInfo) string {
 	case cpuOK == 0:
 		return fmt.Sprintf("no worker %s with %d MiB of memory has %d CPU units (the most is %d)", where, need.Memory, need.CPU, mostCPU)
 	case notDraining == 0:
-		return "every worker " + where + " that could run it is draining"
+		return "every worker " + where + " that could run it is draining (gantry workers activate ID takes one back)"
 	case notDraining == cpuOK:
 		return "every worker " + where + " that could run it cannot reach its container runtime"
 	}
@@ -163,6 +172,27 @@ func labelsText(labels map[string]string) string {
 	}
 	sort.Strings(kv)
 	return "labels " + strings.Join(kv, ", ")
+}
+
+// liveClusters names the clusters of workers, as "cluster default" or
+// "clusters default, etl", at most 5 of them; "" when there is none.
+func liveClusters(workers []jobs.WorkerInfo) string {
+	var names []string
+	for i := range workers {
+		if c := workers[i].Cluster; !slices.Contains(names, c) {
+			names = append(names, c)
+		}
+	}
+	sort.Strings(names)
+	switch {
+	case len(names) == 0:
+		return ""
+	case len(names) == 1:
+		return "cluster " + names[0]
+	case len(names) > 5:
+		return "clusters " + strings.Join(names[:5], ", ") + ", ..."
+	}
+	return "clusters " + strings.Join(names, ", ")
 }
 
 // unmatchedReason says which of r's constraints no live worker where r

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func TestPlacementReason(t *testing.T) {
 	}{
 		{"fits", run("etl", "", 1000), ""},
 		{"too big", run("etl", "", 32000), "no worker in cluster etl has 32000 MiB of memory (the most is 4096 MiB)"},
-		{"empty cluster", run("gpu", "", 10), "no live worker in cluster gpu"},
+		{"empty cluster", run("gpu", "", 10), "no live worker in cluster gpu (live workers are in cluster etl)"},
 		{"target gone", run("etl", "zz", 10), "no live worker named zz in cluster etl"},
 		{"target draining", run("etl", "b", 10), "draining"},
 		{"too many cpu units", &jobs.Run{Cluster: "etl", Spec: jobs.RunSpec{Task: jobs.TaskDefinition{
@@ -37,7 +38,7 @@ func TestPlacementReason(t *testing.T) {
 			ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", CPU: 99999999}}}}},
 			"no worker in cluster etl has 99999999 CPU units (the most is 2048)"},
 		{"fits the active one", run("etl", "", 100), ""},
-		{"only a draining one is left", run("etl", "b", 100), "every worker named b in cluster etl that could run it is draining"},
+		{"only a draining one is left", run("etl", "b", 100), "every worker named b in cluster etl that could run it is draining (gantry workers activate ID takes one back)"},
 		{"only one without its runtime is left", run("etl", "c", 100),
 			"every worker named c in cluster etl that could run it cannot reach its container runtime"},
 		// a is of a gantry before priorities: it reads normal runs and
@@ -121,7 +122,7 @@ func TestPlacementReasonConstraints(t *testing.T) {
 		{"matched, too big", run("", 6000, "disk=ssd"),
 			"no worker in cluster etl with labels disk=ssd has 6000 MiB of memory (the most is 4096 MiB)"},
 		{"matched, draining", run("", 100, "gpu=a100"),
-			"every worker in cluster etl with labels gpu=a100 that could run it is draining"},
+			"every worker in cluster etl with labels gpu=a100 that could run it is draining (gantry workers activate ID takes one back)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,5 +137,31 @@ func TestPlacementReasonConstraints(t *testing.T) {
 	relabeled[0].Labels = map[string]string{"disk": "hdd"}
 	if fleetPrint(ws) == fleetPrint(relabeled) {
 		t.Fatal("fleetPrint does not change with the workers' labels")
+	}
+}
+
+// TestPlacementReasonNamesLiveClusters: a run of a cluster no worker is
+// in (a misspelt --cluster) says where the live workers are.
+func TestPlacementReasonNamesLiveClusters(t *testing.T) {
+	in := func(clusters ...string) []jobs.WorkerInfo {
+		var ws []jobs.WorkerInfo
+		for i, c := range clusters {
+			ws = append(ws, jobs.WorkerInfo{ID: fmt.Sprint("w", i), Cluster: c, Capacity: jobs.Resources{Memory: 4096, Slots: 1}, State: jobs.WorkerActive})
+		}
+		return ws
+	}
+	for _, tt := range []struct {
+		workers []jobs.WorkerInfo
+		want    string
+	}{
+		{nil, "no live worker in cluster defualt (no worker is live at all: gantry worker --cluster defualt starts one)"},
+		{in("default", "default"), "no live worker in cluster defualt (live workers are in cluster default)"},
+		{in("etl", "default", "etl"), "no live worker in cluster defualt (live workers are in clusters default, etl)"},
+		{in("a", "b", "c", "d", "e", "f"), "no live worker in cluster defualt (live workers are in clusters a, b, c, d, e, ...)"},
+	} {
+		r := &jobs.Run{Cluster: "defualt", Spec: jobs.RunSpec{Task: jobs.TaskDefinition{ContainerDefinitions: []jobs.ContainerDefinition{{Name: "main", Memory: 10}}}}}
+		if got := placementReason(r, tt.workers); got != tt.want {
+			t.Errorf("reason %q, want %q", got, tt.want)
+		}
 	}
 }

@@ -118,7 +118,7 @@ func TestBackfillMaxParallelAndCrossPipelineTriggers(t *testing.T) {
 		"name: sales\ntriggers: [{pipeline: report}]\nstages: [{name: a, taskDefinition: hello}]\n": "trigger cycle: sales -> report -> sales",
 		"name: y\ntriggers: [{pipeline: y}]\nstages: [{name: a, taskDefinition: hello}]\n":          "cannot trigger itself",
 		// Every problem at once: the task definition and the trigger.
-		"name: z\ntriggers: [{pipeline: ghost}]\nstages: [{name: a, taskDefinition: nosuch}]\n": "nosuch has no ACTIVE revision: not found (register it with `gantry taskdef register FILE`)\ntriggers[0].pipeline: no pipeline \"ghost\"",
+		"name: z\ntriggers: [{pipeline: ghost}]\nstages: [{name: a, taskDefinition: nosuch}]\n": "task definition family nosuch is not registered; gantry taskdef ls lists them; register it with `gantry taskdef register FILE`\ntriggers[0].pipeline: no pipeline \"ghost\"",
 	} {
 		body, _ := json.Marshal(map[string][]byte{"data": []byte(src)})
 		m := e.req(e.op, "gantry.api.pipelines.apply", string(body))
@@ -584,7 +584,7 @@ func TestTaskSchedules(t *testing.T) {
 	// pipeline it is stored as, and a bad family is said once.
 	for body, want := range map[string]string{
 		`{"name":"nightly","taskDefinition":"hello","schedule":{"cron":"@daily"}}`:    "name: pipeline nightly exists",
-		`{"taskDefinition":"nosuch","schedule":{"cron":"@daily"}}`:                    "taskDefinition: task definition nosuch has no ACTIVE revision",
+		`{"taskDefinition":"nosuch","schedule":{"cron":"@daily"}}`:                    "taskDefinition: task definition family nosuch is not registered;",
 		`{"taskDefinition":"hello","schedule":{"cron":"bad"}}`:                        "schedule.cron",
 		`{"taskDefinition":"hello:x","schedule":{"cron":"@daily"}}`:                   `taskDefinition: task definition "hello:x": revision must be a positive number`,
 		`{"taskDefinition":"bad.name","schedule":{"cron":"@daily"}}`:                  `taskDefinition: task definition "bad.name": want family[:revision]`,
@@ -765,21 +765,75 @@ func TestBackfillWithoutScheduleSaysWhatToDo(t *testing.T) {
 
 // TestUnknownFamilySuggestsTheNearest: gantry run helo said only that
 // helo had no ACTIVE revision; a family close to it is suggested. A
-// missing revision of a family that exists, and a name close to none,
-// get no suggestion.
+// missing revision of a family that exists says which it has; a name
+// close to none gets no suggestion.
 func TestUnknownFamilySuggestsTheNearest(t *testing.T) {
 	e := startAPI(t)
 	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
 	for _, c := range []struct{ ref, want string }{
-		{"helo", "task definition helo has no ACTIVE revision: not found (did you mean hello? or register it with `gantry taskdef register FILE`)"},
-		{"hello:9", "task definition hello:9: not found (register it with `gantry taskdef register FILE`)"},
-		{"zzzzzzzz", "task definition zzzzzzzz has no ACTIVE revision: not found (register it with `gantry taskdef register FILE`)"},
+		{"helo", "task definition family helo is not registered; did you mean hello? gantry taskdef ls lists them; register it with `gantry taskdef register FILE`"},
+		{"hello:9", "task definition hello:9: not found; hello has revision 1 only"},
+		{"zzzzzzzz", "task definition family zzzzzzzz is not registered; gantry taskdef ls lists them; register it with `gantry taskdef register FILE`"},
 	} {
 		got := apiError(t, e.req(e.op, "gantry.api.runs.submit", `{"taskDefinition":"`+c.ref+`"}`))
 		if got.Code != "not_found" || got.Message != c.want {
 			t.Errorf("submit %s: %s %q; want not_found %q", c.ref, got.Code, got.Message, c.want)
 		}
 	}
+}
+
+// TestUnregisteredFamilySaysSo: a family never registered said "helo has
+// no ACTIVE revision", as if it had revisions, all deregistered; it says
+// the family is not registered, suggesting the nearest, to describe and
+// to a run (which also says how to register one), with a revision or
+// without. A family whose revisions were all deregistered still says it
+// has no ACTIVE revision.
+func TestUnregisteredFamilySaysSo(t *testing.T) {
+	e := startAPI(t)
+	e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	e.ok("gantry.api.taskdefs.register", strings.Replace(helloTaskDef, `"hello"`, `"retired"`, 1), nil)
+	e.ok("gantry.api.taskdefs.deregister", `{"taskDefinition":"retired:1"}`, nil)
+	const register = "; register it with `gantry taskdef register FILE`"
+	for _, c := range []struct{ subj, ref, want string }{
+		{"gantry.api.taskdefs.describe", "helo", "task definition family helo is not registered; did you mean hello? gantry taskdef ls lists them"},
+		{"gantry.api.taskdefs.describe", "helo:2", "task definition family helo is not registered; did you mean hello? gantry taskdef ls lists them"},
+		{"gantry.api.taskdefs.describe", "zzzzzzzz", "task definition family zzzzzzzz is not registered; gantry taskdef ls lists them"},
+		{"gantry.api.runs.submit", "helo:2", "task definition family helo is not registered; did you mean hello? gantry taskdef ls lists them" + register},
+		// retired is INACTIVE: not a suggestion, and not "not registered".
+		{"gantry.api.taskdefs.describe", "retird", "task definition family retird is not registered; gantry taskdef ls lists them"},
+		{"gantry.api.taskdefs.describe", "retired", "task definition retired has no ACTIVE revision: not found"},
+		{"gantry.api.runs.submit", "retired", "task definition retired has no ACTIVE revision: not found (register it with `gantry taskdef register FILE`)"},
+	} {
+		got := apiError(t, e.req(e.op, c.subj, `{"taskDefinition":"`+c.ref+`"}`))
+		if got.Code != "not_found" || got.Message != c.want {
+			t.Errorf("%s %s: %s %q; want not_found %q", c.subj, c.ref, got.Code, got.Message, c.want)
+		}
+	}
+}
+
+// TestMissingRevisionSaysWhichExist: gantry taskdef describe hello:9 said
+// only "not found"; it says which revisions hello has and which of them is
+// the one run without a revision, as does a run of it.
+func TestMissingRevisionSaysWhichExist(t *testing.T) {
+	e := startAPI(t)
+	for range 3 {
+		e.ok("gantry.api.taskdefs.register", helloTaskDef, nil)
+	}
+	check := func(want string) {
+		t.Helper()
+		for _, subj := range []string{"gantry.api.taskdefs.describe", "gantry.api.runs.submit"} {
+			got := apiError(t, e.req(e.op, subj, `{"taskDefinition":"hello:9"}`))
+			if got.Code != "not_found" || got.Message != want {
+				t.Errorf("%s hello:9: %s %q; want not_found %q", subj, got.Code, got.Message, want)
+			}
+		}
+	}
+	check("task definition hello:9: not found; hello has revisions 1-3 (latest 3)")
+	e.ok("gantry.api.taskdefs.deregister", `{"taskDefinition":"hello:3"}`, nil)
+	check("task definition hello:9: not found; hello has revisions 1-3 (latest ACTIVE 2)")
+	e.ok("gantry.api.taskdefs.deregister", `{"taskDefinition":"hello:2"}`, nil)
+	e.ok("gantry.api.taskdefs.deregister", `{"taskDefinition":"hello:1"}`, nil)
+	check("task definition hello:9: not found; hello has revisions 1-3 (none ACTIVE)")
 }
 
 // TestScheduledRunsGetTheirDateParameter: with schedule.dateParameter,

@@ -136,6 +136,9 @@ func (s *Server) pipelinesChanged(ctx context.Context, changed ...*jobs.Run) {
 	for _, r := range changed {
 		s.pipes.dag.RunChanged(ctx, r)
 	}
+	// Every change of a run is told here: array runs hear of their
+	// children's too (arrays.go).
+	s.arraysChanged(ctx, changed...)
 }
 
 // PipelineEventSubject carries the changes of one pipeline run.

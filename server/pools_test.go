@@ -65,7 +65,7 @@ func TestPoolWaitsAndReleasesInOrder(t *testing.T) {
 	}
 	a := e.inPool("warehouse", "")
 	// No worker runs here: a released run says so, as any other.
-	const noWorker = "no live worker in cluster default"
+	const noWorker = "no live worker in cluster default (no worker is live at all: gantry worker --cluster default starts one)"
 	if a.PoolSlotAt == nil || a.StatusReason != noWorker || a.Pool != "warehouse" {
 		t.Fatalf("first run: slot %v reason %q pool %q; want a slot at once", a.PoolSlotAt, a.StatusReason, a.Pool)
 	}
@@ -271,7 +271,7 @@ func TestPoolOfAPipelineStage(t *testing.T) {
 func TestPoolReleasedRunSaysWhyNoWorkerTakesIt(t *testing.T) {
 	e := startDepsAPI(t)
 	e.setPool("p", 1)
-	const nowhere = "no live worker in cluster nowhere"
+	const nowhere = "no live worker in cluster nowhere (no worker is live at all: gantry worker --cluster nowhere starts one)"
 	a := e.submitRun(`{"taskDefinition":"hello","pool":"p","cluster":"nowhere"}`)
 	if a.PoolSlotAt == nil || a.StatusReason != nowhere {
 		t.Errorf("released at its submission: slot %v, reason %q; want %q", a.PoolSlotAt, a.StatusReason, nowhere)

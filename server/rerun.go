@@ -77,6 +77,9 @@ func (s *Server) Rerun(ctx context.Context, req *jobs.RerunRequest) (*jobs.Run, 
 	if err := req.CheckContainers(&td); err != nil {
 		return nil, nil, err
 	}
+	if r.ArrayParent() {
+		r = s.arrayAsSubmitted(ctx, r) // arrays.go
+	}
 	sub := req.Submission(r, &td)
 	if err := sub.Validate(); err != nil {
 		return nil, nil, err

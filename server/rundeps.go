@@ -46,7 +46,7 @@ import (
 func (s *Server) dependencyStatuses(ctx context.Context, deps []jobs.RunDependency) (map[string]jobs.Status, error) {
 	ids := make([]string, len(deps))
 	for i, d := range deps {
-		ids[i] = d.RunID
+		ids[i] = d.RunID // "" for a type SEQUENTIAL, an array's own order
 	}
 	st, err := s.db.RunStatuses(ctx, ids...)
 	if err != nil {
@@ -54,7 +54,7 @@ func (s *Server) dependencyStatuses(ctx context.Context, deps []jobs.RunDependen
 	}
 	var missing []string
 	for i, id := range ids {
-		if _, ok := st[id]; !ok {
+		if _, ok := st[id]; !ok && deps[i].Type == "" {
 			e := s.explainPruned(fmt.Errorf("run %s: %w", id, jobs.ErrNotFound), id) // history.go
 			missing = append(missing, fmt.Sprintf("dependsOn[%d].runId: %v", i, e))
 		}
@@ -155,6 +155,13 @@ func (w *waiterFlag) mark() {
 	w.any.Store(true)
 	w.mu.Unlock()
 }
+
+// stored is mark again, once a waiting run is stored: a look at the
+// store that began after the first mark but read it before the commit
+// found none and cleared the flag, and then nothing (the application of
+// events, the sweep's resolveEnded) looked for the run's waits again, so
+// it waited for ever.
+func (w *waiterFlag) stored() { w.mark() }
 
 func (w *waiterFlag) generation() uint64 {
 	w.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -439,5 +440,61 @@ func succeedStored(t *testing.T, db *storage.DB, id string) {
 		return true
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWaitingRunStoredAfterASweepsLook: the sweep's look for waiting runs
+// (forgetWaitersIfNone) that reads the store after a waiting run's
+// submission marked the flag but before its commit finds none and clears
+// the flag; the run, once stored, must set it again, or neither the
+// application of its dependency's end nor the sweep ever looks for it.
+// Under CI's load a sequential array's child 1 waited for ever so after
+// child 0 succeeded (TestArrayRunSequential, "RUNNING after 2m").
+func TestWaitingRunStoredAfterASweepsLook(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		req  jobs.SubmitRequest
+		dep  bool // depends on a run submitted before
+	}{
+		{"a run with dependsOn", jobs.SubmitRequest{TaskDefinition: json.RawMessage(helloTaskDef)}, true},
+		{"a sequential array", jobs.SubmitRequest{TaskDefinition: json.RawMessage(helloTaskDef),
+			ArrayProperties: &jobs.SubmitArrayProperties{Size: json.RawMessage("2")},
+			DependsOn:       []jobs.RunDependency{{Type: "SEQUENTIAL"}}}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			_, q, db := testStack(t)
+			var (
+				s    *Server
+				look atomic.Bool
+			)
+			s = New(db, q, WithSweepInterval(time.Hour), func(c *config) {
+				c.runStoring = func() {
+					if look.Load() {
+						if err := s.forgetWaitersIfNone(ctx); err != nil {
+							t.Error(err)
+						}
+					}
+				}
+			})
+			t.Cleanup(s.bg.Wait)
+			if c.dep {
+				first, err := s.Submit(ctx, &jobs.SubmitRequest{TaskDefinition: json.RawMessage(helloTaskDef)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.req.DependsOn = []jobs.RunDependency{{RunID: first.RunID}}
+			}
+			look.Store(true)
+			r, err := s.Submit(ctx, &c.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !s.waiters.maybe() {
+				t.Errorf("%s stored waiting, and the flag says no run waits: its dependency's end would never release it", r.RunID)
+			}
+		})
 	}
 }

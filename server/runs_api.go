@@ -53,12 +53,26 @@ func (s *Server) listRuns(ctx context.Context, req ListRequest) (*ListReply, err
 	if err := checkTagFilter(req.Tags, req.TagKeys); err != nil {
 		return nil, err
 	}
+	f := storage.RunFilter{Statuses: statuses, Tags: req.Tags, TagKeys: req.TagKeys,
+		ArrayJobID: req.ArrayJobID, HideArrayChildren: req.ArrayJobID == ""}
 	before := req.Before
+	if req.ArrayJobID != "" && before != "" {
+		// An array's children come by index: the cursor is the last
+		// child of the previous page, the next page those after it.
+		i, ok := jobs.ArrayChildIndex(req.ArrayJobID, before)
+		if !ok {
+			return nil, jobs.Invalid(fmt.Sprintf("before: %q is not a child of array run %s: with arrayJobId, give the next of "+
+				"the previous page, a child's id (%s, %s, ...)", before, req.ArrayJobID,
+				jobs.ArrayChildID(req.ArrayJobID, 0), jobs.ArrayChildID(req.ArrayJobID, 1)))
+		}
+		f.FromIndex, before = i+1, ""
+	}
 	if req.CreatedBefore != nil {
 		if b := timeID(*req.CreatedBefore); before == "" || b < before {
 			before = b
 		}
 	}
+	f.Before = before
 	var after string
 	if req.CreatedAfter != nil {
 		after = timeID(*req.CreatedAfter)
@@ -81,8 +95,8 @@ func (s *Server) listRuns(ctx context.Context, req ListRequest) (*ListReply, err
 		if page < 100 {
 			page = 100
 		}
-		runs, err := s.db.ListRuns(ctx, storage.RunFilter{Statuses: statuses, Limit: page, Before: before,
-			Tags: req.Tags, TagKeys: req.TagKeys})
+		f.Limit = page
+		runs, err := s.db.ListRuns(ctx, f)
 		if err != nil {
 			return nil, err
 		}
@@ -90,12 +104,12 @@ func (s *Server) listRuns(ctx context.Context, req ListRequest) (*ListReply, err
 			r := &runs[i]
 			scanned++
 			if after != "" && r.RunID < after {
-				return reply, nil // older than the bound: nothing further matches
+				return reply, nil // older than the bound: nothing further matches (an array's children are all as old)
 			}
-			before = r.RunID
+			f.Next(r)
 			if !match(r) {
 				if scanned >= maxListScan {
-					reply.Next = before
+					reply.Next = r.RunID
 					return reply, nil
 				}
 				continue

@@ -54,7 +54,7 @@ func TestSubmitterReadsRunsWithoutSpec(t *testing.T) {
 			if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), `"gantry.api.runs.get"`) {
 				t.Fatalf("async error %v, want a permissions violation on gantry.api.runs.get", err)
 			}
-		case <-time.After(2 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatal("no permissions violation reported")
 		}
 	})
@@ -203,7 +203,7 @@ stages:
 			if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), `"gantry.api.pipelines.get"`) {
 				t.Fatalf("async error %v, want a permissions violation on gantry.api.pipelines.get", err)
 			}
-		case <-time.After(2 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatal("no permissions violation reported")
 		}
 	})

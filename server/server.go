@@ -28,6 +28,8 @@ type Server struct {
 	db  *storage.DB
 	q   *queue.Queue
 	cfg config
+	// leases keeps the server lease (lease.go): q, or a test's wrapper.
+	leases leaseStore
 	// started is when the server was made, by its clock: the lost
 	// workers it never saw a heartbeat of were silent since before it
 	// (fleet.go, silence).
@@ -109,12 +111,27 @@ type config struct {
 	// unsentAnnouncement, when set (tests), has the announcements of the
 	// runs it names fail to be sent (announce.go, send).
 	unsentAnnouncement func(runID string) bool
+	// submitFails, when set (tests), fails the submissions it returns an
+	// error for, before anything is read or stored (submit).
+	submitFails func(*jobs.SubmitRequest) error
+	// runStoring, when set (tests), runs just before a new run's commit
+	// (createRun, createArray).
+	runStoring func()
 	// runStored, when set (tests), runs between a new run's commit and
 	// the send of its status (createRun).
 	runStored func(runID string)
 	// orderWaits, when set (tests), runs when a change waits for another's
 	// announcement to be sent (announce.go, lockOrder).
 	orderWaits func()
+	// childrenMarked, when set (tests), runs with the ids of each page of
+	// an array's children stopArray marked canceled, before it stores
+	// them (arrays.go).
+	childrenMarked func(ids []string)
+	leaseAge       time.Duration // lease.go
+	storeLocked    bool          // lease.go; WithStoreLock
+	// leases, when set (tests), wraps the queue's keeping of the server
+	// lease (lease.go).
+	leases func(leaseStore) leaseStore
 }
 
 // Option configures a Server.
@@ -138,18 +155,32 @@ func WithStartsUntil(stop <-chan struct{}) Option {
 	return func(c *config) { c.shutdown = stop }
 }
 
+// WithStoreLock says that the caller holds a lock on the store that one
+// process alone can hold, for the life of its process (cmd/gantry's
+// data directory lock): a server restarted on its store after a crash
+// then takes the server lease its predecessor left at once, rather than
+// wait for its age (lease.go, restartOf).
+func WithStoreLock() Option { return func(c *config) { c.storeLocked = true } }
+
+// withLeaseAge sets the server lease's age (lease.go), for tests.
+func withLeaseAge(d time.Duration) Option { return func(c *config) { c.leaseAge = d } }
+
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 // New returns a server over a store and a queue.
 func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 	cfg := config{log: zerolog.Nop(), now: time.Now, defaultCluster: "default", sweepEvery: 2 * time.Second,
-		followUpRetry: pipelineRetry, webhookRetry: defaultWebhookRetry}
+		followUpRetry: pipelineRetry, webhookRetry: defaultWebhookRetry, leaseAge: defaultLeaseAge}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	s := &Server{db: db, q: q, cfg: cfg, started: cfg.now(), entropy: ulid.Monotonic(rand.Reader, 0), metrics: newMetrics(),
 		answered: answeredHooks{kick: make(chan struct{}, 1)}, retries: newRetryWake()}
+	s.leases = q
+	if cfg.leases != nil {
+		s.leases = cfg.leases(q)
+	}
 	s.waiters.any.Store(true)  // until the store says none wait (resolveAllWaiting)
 	s.backups.left.Store(true) // a backup left by the server before this one
 	s.initPipelines()
@@ -159,18 +190,56 @@ func New(db *storage.DB, q *queue.Queue, opts ...Option) *Server {
 	return s
 }
 
-// Run serves until ctx is done: it makes sure the streams exist (waiting
-// for JetStream as long as it cannot answer yet), announces what a crash
-// left unannounced (announce.go), re-queues what a crash left unpublished
-// or a new jobs stream lost (jobsstream.go), applies events and answers
-// the API.
+// Run serves until ctx is done: it takes the server lease of its NATS
+// (lease.go, waiting for JetStream as long as it cannot answer yet),
+// makes sure the streams exist, announces what a crash left unannounced
+// (announce.go), re-queues what a crash left unpublished or a new jobs
+// stream lost (jobsstream.go), applies events and answers the API. A
+// server that loses its lease stops, with a *LeaseLostError; one that
+// stops at ctx's end releases it.
 func (s *Server) Run(ctx context.Context) error {
-	defer s.bg.Wait()
 	s.warnStoreMode() // storemode.go
 	// Before anything changes streams, jobs or runs (alone.go).
 	if err := s.checkAlone(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
+	l, err := s.takeLease(ctx)
+	if err != nil || l == nil {
+		return err
+	}
+	// The lease is kept until the server has stopped writing, after ctx's
+	// end; its loss ends the server at once.
+	serving, lose := context.WithCancelCause(ctx)
+	defer lose(nil)
+	keeping, stopKeeping := context.WithCancel(context.WithoutCancel(ctx))
+	var (
+		keeper sync.WaitGroup
+		lost   error
+	)
+	keeper.Go(func() {
+		if lost = s.keepLease(keeping, l); lost != nil {
+			s.cfg.log.Error().Err(lost).Msg("server stopping: it lost its lease")
+			lose(lost)
+		}
+	})
+	err = s.serve(serving)
+	stopKeeping()
+	keeper.Wait()
+	if lost != nil {
+		if ll := (*LeaseLostError)(nil); errors.As(lost, &ll) && ll.Unrenewed > 0 {
+			// Still this one's if no one took it over meanwhile (the
+			// delete is at its revision): the next server need not wait.
+			s.releaseLease(ctx, l)
+		}
+		return lost
+	}
+	s.releaseLease(ctx, l)
+	return err
+}
+
+// serve is Run once the server holds its lease.
+func (s *Server) serve(ctx context.Context) error {
+	defer s.bg.Wait()
 	if err := s.ensureStreams(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
@@ -204,6 +273,11 @@ func (s *Server) Run(ctx context.Context) error {
 	// what a run still waits for.
 	if err := s.resolveAllWaiting(ctx); err != nil { // rundeps.go
 		s.cfg.log.Warn().Err(err).Msg("resolve waiting runs at start; the sweep tries again")
+	}
+	// Array runs whose children ended while the server was down end now
+	// (arrays.go), and the runs that depend on them are resolved.
+	if err := s.recomputeAllArrays(ctx); err != nil {
+		s.cfg.log.Warn().Err(err).Msg("recompute array runs at start; recomputed when a child moves")
 	}
 	// A slot that freed while the server was down goes to the next
 	// waiting run (pools.go).
@@ -251,6 +325,13 @@ func (s *Server) Run(ctx context.Context) error {
 // JetStream rejects, a NATS server without JetStream) returns at once.
 // So does ctx's end, with nil.
 func (s *Server) ensureStreams(ctx context.Context) error {
+	return s.waitJetStream(ctx, "streams ready", s.q.EnsureStreams)
+}
+
+// waitJetStream calls try until it succeeds, waiting while JetStream
+// cannot answer yet, as ensureStreams says; done says what is done once
+// it answers after a wait.
+func (s *Server) waitJetStream(ctx context.Context, done string, try func(context.Context) error) error {
 	waited := false
 	err := queue.Wait{
 		For: queue.WaitingFor,
@@ -258,12 +339,12 @@ func (s *Server) ensureStreams(ctx context.Context) error {
 			s.cfg.log.Warn().Err(err).Msg("waiting for " + what)
 			waited = true
 		},
-	}.Retry(ctx, s.q.EnsureStreams)
+	}.Retry(ctx, try)
 	switch {
 	case ctx.Err() != nil:
 		return nil
 	case err == nil && waited:
-		s.cfg.log.Info().Msg("JetStream answered: streams ready")
+		s.cfg.log.Info().Msg("JetStream answered: " + done)
 	}
 	return err
 }
@@ -282,10 +363,32 @@ func (s *Server) Submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run
 }
 
 // submit is Submit, also saying whether it created the run: false when
-// the idempotency key found one.
+// the idempotency key found one. A request whose key a run holds gets
+// that run, whatever changed since it was made: its task definition
+// deregistered, its pool deleted, its worker gone. A pipeline's advance
+// that failed after it submitted some runs of a stage relies on it: the
+// next finds them, and stops them if the stage can no longer start. The
+// key is looked up once the request is refused, so that the others cost
+// no read more; the store's insert finds it otherwise.
 func (s *Server) submit(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run, bool, error) {
 	if err := req.Validate(); err != nil {
 		return nil, false, err
+	}
+	r, created, err := s.submitValid(ctx, req)
+	if err != nil && req.IdempotencyKey != "" {
+		if found, ferr := s.db.RunByKey(ctx, req.IdempotencyKey); ferr == nil {
+			return found, false, nil
+		}
+	}
+	return r, created, err
+}
+
+// submitValid is submit of a valid request.
+func (s *Server) submitValid(ctx context.Context, req *jobs.SubmitRequest) (*jobs.Run, bool, error) {
+	if fails := s.cfg.submitFails; fails != nil {
+		if err := fails(req); err != nil {
+			return nil, false, err
+		}
 	}
 	ref, inline, err := s.taskRef(req) // inline.go
 	if err != nil {
@@ -318,86 +421,12 @@ func (s *Server) keyTaken(ctx context.Context, key string) (bool, error) {
 // definition is known: td runs, req.TaskDefinition is not read. rerunOf
 // names the run that this one runs again (rerun.go), if any.
 func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs.TaskDefinition, rerunOf string) (*jobs.Run, bool, error) {
-	if _, err := td.WithOverrides(req.Overrides); err != nil {
-		return nil, false, err
+	if req.ArrayProperties != nil {
+		return s.createArray(ctx, req, td, rerunOf) // arrays.go
 	}
-	var (
-		depStatus map[string]jobs.Status
-		err       error
-	)
-	if len(req.DependsOn) > 0 {
-		s.waiters.mark()                                                           // before the run is stored: the ends applied after it look for it
-		if depStatus, err = s.dependencyStatuses(ctx, req.DependsOn); err != nil { // rundeps.go
-			return nil, false, err
-		}
-	}
-	var poolReason string
-	if req.Pool != "" {
-		if poolReason, err = s.checkPool(ctx, req.Pool); err != nil { // pools.go
-			return nil, false, err
-		}
-	}
-	tags, err := jobs.RunTags(req, &td) // tags.go
+	r, gen, err := s.newRun(ctx, req, td, rerunOf)
 	if err != nil {
 		return nil, false, err
-	}
-	// The task definition's placementConstraints and the request's, its
-	// own winning key by key (constraints.go); nothing is allocated when
-	// neither has any.
-	constraints := jobs.MergeConstraints(td.Constraints(), req.Constraints)
-	if err := constraints.CheckMerged("constraints", "the task definition's placementConstraints and the request's"); err != nil {
-		return nil, false, err
-	}
-	cluster := req.Cluster
-	if cluster == "" {
-		cluster = s.cfg.defaultCluster
-	}
-	if req.Worker != "" {
-		if err := s.checkPinnedWorker(ctx, req.Worker, cluster, constraints); err != nil { // fleet.go
-			// A key already taken gets its run back, whatever the worker's
-			// cluster and labels are since it was accepted.
-			if taken, kerr := s.keyTaken(ctx, req.IdempotencyKey); kerr != nil || !taken {
-				return nil, false, err
-			}
-		}
-	}
-	now := s.cfg.now().UTC()
-	r := &jobs.Run{
-		RunID:          s.newRunID(),
-		Status:         jobs.StatusQueued,
-		TaskDefinition: td.Ref(),
-		Cluster:        cluster,
-		TargetWorker:   req.Worker,
-		Priority:       req.Priority.Level(),
-		IdempotencyKey: req.IdempotencyKey,
-		Tags:           tags,
-		CreatedAt:      now,
-		Attempts:       []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}},
-		Containers:     []jobs.ContainerResult{},
-		DependsOn:      jobs.DependencyStates(req.DependsOn),
-		Pool:           req.Pool,
-		RerunOf:        rerunOf,
-		Spec: jobs.RunSpec{Task: td, Overrides: req.Overrides, TimeoutSeconds: req.TimeoutSeconds,
-			RetryStrategy: req.RetryStrategy, Constraints: constraints, Stage: req.Stage},
-	}
-	if req.ActiveDeadlineSeconds > 0 {
-		d := now.Add(time.Duration(req.ActiveDeadlineSeconds) * time.Second)
-		r.Spec.ActiveDeadlineSeconds, r.Spec.Deadline = req.ActiveDeadlineSeconds, &d
-	}
-	// Dependencies that ended are resolved at once: the run waits for the
-	// others (its reason says for what), or fails now if one ended as it
-	// did not need, or is queued as any other.
-	r.ResolveDependencies(now, statusIn(depStatus))
-	if r.WaitingForSlot() {
-		r.StatusReason = poolReason
-	}
-	// Say at once why no worker could take it (fleet.go); the sweep keeps
-	// the reason current. It looks at every queued run when the fleet
-	// changes, but may list them before this one is stored: a run whose
-	// reason was found while the sweep saw a change is looked at again.
-	gen := s.fleetGen.Load()
-	if workers, err := s.liveWorkers(ctx); err == nil && r.Status == jobs.StatusQueued && !r.Waiting() && !r.WaitingForSlot() {
-		r.StatusReason = placementReason(r, workers)
 	}
 	// A job the NATS server would refuse for its size is refused here,
 	// before the run is stored: it could never be queued.
@@ -418,6 +447,9 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 		s.confirming.Store(r.RunID, struct{}{})
 	}
 	s.rlockOrder() // to the send of its status: the changes made of it after come after
+	if hook := s.cfg.runStoring; hook != nil {
+		hook()
+	}
 	stored, created, outbox, err := s.db.CreateRunAnnounced(ctx, r, !plain)
 	if err != nil || !created {
 		s.runlockOrder()
@@ -443,6 +475,7 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 		s.metrics.runMoved(jobs.StatusQueued, false, stored)
 		return stored, true, nil
 	case stored.Waiting():
+		s.waiters.stored()
 		// A dependency may have ended after it was read and before this
 		// run was stored, its waiters resolved without this one: look
 		// again now that it is.
@@ -487,6 +520,96 @@ func (s *Server) createRun(ctx context.Context, req *jobs.SubmitRequest, td jobs
 		s.confirmQueued(ctx, stored.RunID, f, true, 0)
 	}
 	return stored, true, nil
+}
+
+// newRun is the run a checked request makes of td, not stored yet, and
+// the fleet's generation its placement reason was found at: its
+// dependencies' and pool's states, tags, constraints, cluster and
+// placement reason as createRun stores them.
+func (s *Server) newRun(ctx context.Context, req *jobs.SubmitRequest, td jobs.TaskDefinition, rerunOf string) (*jobs.Run, uint64, error) {
+	if _, err := td.WithOverrides(req.Overrides); err != nil {
+		return nil, 0, err
+	}
+	var (
+		depStatus map[string]jobs.Status
+		err       error
+	)
+	if len(req.DependsOn) > 0 {
+		s.waiters.mark()                                                           // before the run is stored: the ends applied after it look for it
+		if depStatus, err = s.dependencyStatuses(ctx, req.DependsOn); err != nil { // rundeps.go
+			return nil, 0, err
+		}
+	}
+	var poolReason string
+	if req.Pool != "" {
+		if poolReason, err = s.checkPool(ctx, req.Pool); err != nil { // pools.go
+			return nil, 0, err
+		}
+	}
+	tags, err := jobs.RunTags(req, &td) // tags.go
+	if err != nil {
+		return nil, 0, err
+	}
+	// The task definition's placementConstraints and the request's, its
+	// own winning key by key (constraints.go); nothing is allocated when
+	// neither has any.
+	constraints := jobs.MergeConstraints(td.Constraints(), req.Constraints)
+	if err := constraints.CheckMerged("constraints", "the task definition's placementConstraints and the request's"); err != nil {
+		return nil, 0, err
+	}
+	cluster := req.Cluster
+	if cluster == "" {
+		cluster = s.cfg.defaultCluster
+	}
+	if req.Worker != "" {
+		if err := s.checkPinnedWorker(ctx, req.Worker, cluster, constraints); err != nil { // fleet.go
+			// A key already taken gets its run back, whatever the worker's
+			// cluster and labels are since it was accepted (a rerun's too,
+			// which does not go through submit).
+			if taken, kerr := s.keyTaken(ctx, req.IdempotencyKey); kerr != nil || !taken {
+				return nil, 0, err
+			}
+		}
+	}
+	now := s.cfg.now().UTC()
+	r := &jobs.Run{
+		RunID:          s.newRunID(),
+		Status:         jobs.StatusQueued,
+		TaskDefinition: td.Ref(),
+		Cluster:        cluster,
+		TargetWorker:   req.Worker,
+		Priority:       req.Priority.Level(),
+		IdempotencyKey: req.IdempotencyKey,
+		Tags:           tags,
+		CreatedAt:      now,
+		Attempts:       []jobs.Attempt{{Attempt: 1, Status: jobs.StatusQueued, CreatedAt: now}},
+		Containers:     []jobs.ContainerResult{},
+		DependsOn:      jobs.DependencyStates(req.DependsOn),
+		Pool:           req.Pool,
+		RerunOf:        rerunOf,
+		Spec: jobs.RunSpec{Task: td, Overrides: req.Overrides, TimeoutSeconds: req.TimeoutSeconds,
+			RetryStrategy: req.RetryStrategy, Constraints: constraints, Stage: req.Stage},
+	}
+	if req.ActiveDeadlineSeconds > 0 {
+		d := now.Add(time.Duration(req.ActiveDeadlineSeconds) * time.Second)
+		r.Spec.ActiveDeadlineSeconds, r.Spec.Deadline = req.ActiveDeadlineSeconds, &d
+	}
+	// Dependencies that ended are resolved at once: the run waits for the
+	// others (its reason says for what), or fails now if one ended as it
+	// did not need, or is queued as any other.
+	r.ResolveDependencies(now, statusIn(depStatus))
+	if r.WaitingForSlot() {
+		r.StatusReason = poolReason
+	}
+	// Say at once why no worker could take it (fleet.go); the sweep keeps
+	// the reason current. It looks at every queued run when the fleet
+	// changes, but may list them before this one is stored: a run whose
+	// reason was found while the sweep saw a change is looked at again.
+	gen := s.fleetGen.Load()
+	if workers, err := s.liveWorkers(ctx); err == nil && r.Status == jobs.StatusQueued && !r.Waiting() && !r.WaitingForSlot() {
+		r.StatusReason = placementReason(r, workers)
+	}
+	return r, gen, nil
 }
 
 // jobOf is the job of the run's current attempt. Its priority picks the
@@ -537,7 +660,18 @@ func (s *Server) republish(ctx context.Context) error {
 // confirmQueued waits for, nor those it could vouch for by no means.
 func (s *Server) republishable(ctx context.Context) func(*jobs.Run) (bool, error) {
 	return func(r *jobs.Run) (bool, error) {
-		return !s.beingConfirmed(r.RunID) && s.vouch(ctx, r.RunID), nil
+		if s.beingConfirmed(r.RunID) {
+			return false, nil
+		}
+		// Marked since the listing: by its submission (an array's
+		// children are enqueued while the sweep may be going through
+		// thousands of them), or by a retry's queueing.
+		if a := r.Current(); a != nil {
+			if done, err := s.db.PublishedSince(ctx, r.RunID, a.Attempt); err != nil || done {
+				return false, nil // an error: the next round tries again
+			}
+		}
+		return s.vouch(ctx, r.RunID), nil
 	}
 }
 
@@ -574,6 +708,9 @@ func (s *Server) republishRuns(ctx context.Context, take func(*jobs.Run) (bool, 
 // sweep of the retries that wait.
 func (s *Server) republishThese(ctx context.Context, runs []jobs.Run, now time.Time, take func(*jobs.Run) (bool, error)) (queued int, err error) {
 	for i := range runs {
+		if runs[i].ArrayParent() {
+			continue // no job: stored marked published, unless by a gantry before arrays
+		}
 		if ok, err := take(&runs[i]); err != nil {
 			return queued, fmt.Errorf("announce unpublished run %s: %w", runs[i].RunID, err)
 		} else if !ok {
@@ -658,18 +795,26 @@ func (h *heldSends) announce(b *queue.EventBatch, r *jobs.Run) {
 
 // statusEvent is the announcement of a run's status.
 func (s *Server) statusEvent(r *jobs.Run) *jobs.Event {
-	a := r.Current()
-	ev := &jobs.Event{RunID: r.RunID, Attempt: a.Attempt, Status: r.Status, Source: jobs.SourceServer,
+	ev := &jobs.Event{RunID: r.RunID, Attempt: currentAttempt(r), Status: r.Status, Source: jobs.SourceServer,
 		Worker: r.Worker, Time: s.cfg.now().UTC(), ExitCode: r.ExitCode, StopCode: r.StopCode,
 		StoppedReason: r.StoppedReason, StatusReason: r.StatusReason,
 		TaskDefinition: r.TaskDefinition, Cluster: r.Cluster}
 	if st := r.Spec.Stage; st != nil {
-		ev.PipelineRunID, ev.Pipeline, ev.Stage = st.PipelineRunID, st.Pipeline, st.Stage
+		ev.PipelineRunID, ev.Pipeline, ev.Stage, ev.ArrayIndex = st.PipelineRunID, st.Pipeline, st.Stage, st.ArrayIndex
 	}
 	if len(r.Containers) > 0 {
 		ev.Containers = r.Containers // with their networkBindings once running
 	}
 	return ev
+}
+
+// currentAttempt is the number of r's current attempt, 0 for an array
+// run's parent, which has none.
+func currentAttempt(r *jobs.Run) int {
+	if a := r.Current(); a != nil {
+		return a.Attempt
+	}
+	return 0
 }
 
 // applyBatch stores a batch of worker events, tells followers and queues
@@ -713,8 +858,14 @@ func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 		s.announceRedelivered(ctx, b, changed)
 	}
 	var moved, freed []*jobs.Run
+	runs := make([]*jobs.Run, len(changed))
+	for i, c := range changed {
+		runs[i] = c.Run
+	}
+	// At once: an array run is recomputed once a batch, however many of
+	// its children the batch changed (arrays.go).
+	s.pipelinesChanged(ctx, runs...)
 	for _, c := range changed {
-		s.pipelinesChanged(ctx, c.Run)
 		if c.Before != c.Run.Status {
 			moved = append(moved, c.Run)
 		} else if c.SlotFreed {
@@ -796,22 +947,17 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 	if r.Status.Terminal() {
 		return r, nil
 	}
-	cur := r.Current()
-	var taken *worker.Claimed // the claim of a worker that took the run's job
-	if err := s.q.MarkCanceled(ctx, id, reason, func(ctx context.Context) (err error) {
-		taken, err = s.cancelClaim(ctx, id, reason, cur)
-		return err
-	}); err != nil {
+	if r.ArrayParent() {
+		return s.stopArray(ctx, id, reason) // arrays.go
+	}
+	taken, err := s.markCanceled(ctx, id, reason, r.Current()) // the claim of a worker that took the run's job
+	if err != nil {
 		return nil, err
 	}
 	var canceledHere bool
 	s.lockOrder()
 	r, outbox, err := s.db.UpdateRunAnnounced(ctx, id, func(r *jobs.Run) (bool, bool) {
-		if taken != nil {
-			canceledHere = r.CancelTaken(s.cfg.now().UTC(), reason, taken.Attempt, taken.Worker)
-		} else {
-			canceledHere = r.Cancel(s.cfg.now().UTC(), reason)
-		}
+		canceledHere = cancelRun(r, s.cfg.now().UTC(), reason, taken)
 		return canceledHere, canceledHere
 	})
 	if err == nil && canceledHere {
@@ -822,14 +968,41 @@ func (s *Server) Stop(ctx context.Context, id, reason string) (*jobs.Run, error)
 		return nil, err
 	}
 	if canceledHere {
-		s.metrics.runMoved(jobs.StatusQueued, false, r) // Cancel ends only QUEUED runs
-		if k := r.PoolSlotKept; k != nil {
-			s.cfg.log.Info().Str("run", id).Str("pool", r.Pool).Str("worker", k.Worker).Int("attempt", k.Attempt).
-				Msg("stopped after a worker took its job: it keeps its slot until that worker reports the attempt ended")
-		}
+		s.canceledQueued(r)
 		s.dependenciesMoved(ctx, r) // rundeps.go
 	}
 	return r, nil
+}
+
+// markCanceled is the part of a stop that tells the queue: it marks run
+// id canceled and records the stop in its claim (cancelClaim), and
+// returns the claim of a worker that took its job, if one did.
+func (s *Server) markCanceled(ctx context.Context, id, reason string, cur *jobs.Attempt) (*worker.Claimed, error) {
+	var taken *worker.Claimed
+	err := s.q.MarkCanceled(ctx, id, reason, func(ctx context.Context) (err error) {
+		taken, err = s.cancelClaim(ctx, id, reason, cur)
+		return err
+	})
+	return taken, err
+}
+
+// cancelRun cancels r if it is queued, as of the worker that took its
+// job when one did (taken, markCanceled), and reports whether it did.
+func cancelRun(r *jobs.Run, now time.Time, reason string, taken *worker.Claimed) bool {
+	if taken != nil {
+		return r.CancelTaken(now, reason, taken.Attempt, taken.Worker)
+	}
+	return r.Cancel(now, reason)
+}
+
+// canceledQueued counts run r, just stopped while queued, as moved, and
+// says so when it keeps its pool slot for the worker that took its job.
+func (s *Server) canceledQueued(r *jobs.Run) {
+	s.metrics.runMoved(jobs.StatusQueued, false, r) // Cancel ends only QUEUED runs
+	if k := r.PoolSlotKept; k != nil {
+		s.cfg.log.Info().Str("run", r.RunID).Str("pool", r.Pool).Str("worker", k.Worker).Int("attempt", k.Attempt).
+			Msg("stopped after a worker took its job: it keeps its slot until that worker reports the attempt ended")
+	}
 }
 
 // cancelClaim records a stop in the run's claim when no worker holds it,

@@ -34,11 +34,11 @@ func TestSubmitWarnsOfFieldsNotRead(t *testing.T) {
 		t.Errorf("a reply without warnings has the field: %s", m.Data)
 	}
 
-	body := `{"taskDefinition":"hello","timeout":{"attemptDurationSeconds":60},"arrayProperties":{"size":10},` +
+	body := `{"taskDefinition":"hello","timeout":{"attemptDurationSeconds":60},"count":10,` +
 		`"dependsOn":[{"jobId":"` + first.RunID + `"}],"clustr":"etl","overrides":{"containerOverrides":[{"name":"main","vcpus":2}]}}`
 	want := []string{
-		`arrayProperties: not read; a single run has no array: run the task as a pipeline stage with "arraySize": N (its children see GANTRY_ARRAY_INDEX and AWS_BATCH_JOB_ARRAY_INDEX)`,
 		`clustr: not read; did you mean "cluster"?`,
+		`count: not read; use "arrayProperties": {"size": N} (AWS Batch's array job): N child runs of the task, each seeing GANTRY_ARRAY_INDEX and AWS_BATCH_JOB_ARRAY_INDEX`,
 		`dependsOn[0].jobId: not read; use "runId"`,
 		`overrides.containerOverrides[0].vcpus: not read; use "cpu" (1024 units per vCPU)`,
 		`timeout: not read; use "timeoutSeconds": 60 (AWS Batch's timeout.attemptDurationSeconds: each attempt's bound, from its container's start)`,
@@ -62,7 +62,7 @@ func TestSubmitWarnsOfFieldsNotRead(t *testing.T) {
 	}
 
 	// The same key again finds the run, and still says what was not read.
-	keyed := `{"taskDefinition":"hello","idempotencyKey":"k1","arrayProperties":{"size":2}}`
+	keyed := `{"taskDefinition":"hello","idempotencyKey":"k1","count":2}`
 	var again [2]reply
 	e.ok("gantry.api.runs.submit", keyed, &again[0])
 	e.ok("gantry.api.runs.submit", keyed, &again[1])

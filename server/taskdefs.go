@@ -85,9 +85,85 @@ func (s *Server) TaskDef(ctx context.Context, ref string) (*jobs.RegisteredTaskD
 	}
 	td, err := s.db.GetTaskDef(ctx, family, rev)
 	if err != nil {
+		if !errors.Is(err, jobs.ErrNotFound) {
+			return nil, err
+		}
+		if _, lerr := s.db.LatestTaskDef(ctx, family); errors.Is(lerr, jobs.ErrNotFound) {
+			return nil, &unregisteredFamilyError{family: family, near: s.nearestFamily(ctx, family)}
+		}
+		if rev != 0 {
+			if have := s.revisionsOf(ctx, family); have != "" {
+				return nil, &missingRevisionError{err: err, have: have}
+			}
+		}
 		return nil, err
 	}
 	return td, nil
+}
+
+// unregisteredFamilyError is the error of a ref whose family was never
+// registered (helo, helo:2), where "has no ACTIVE revision" would say it
+// exists with every revision deregistered: "task definition family helo
+// is not registered; did you mean hello? gantry taskdef ls lists them".
+// It is jobs.ErrNotFound.
+type unregisteredFamilyError struct {
+	family string
+	near   string // nearestFamily, or ""
+	// register, of a run's ref, adds how to register one.
+	register bool
+}
+
+func (e *unregisteredFamilyError) Error() string {
+	msg := "task definition family " + e.family + " is not registered;"
+	if e.near != "" {
+		msg += " did you mean " + e.near + "?"
+	}
+	msg += " gantry taskdef ls lists them"
+	if e.register {
+		msg += "; register it with `gantry taskdef register FILE`"
+	}
+	return msg
+}
+
+func (e *unregisteredFamilyError) Unwrap() error { return jobs.ErrNotFound }
+
+// missingRevisionError is the error of a revision a family does not have
+// (hello:9): it says which it has, "task definition hello:9: not found;
+// hello has revisions 1-3 (latest 3)", and is jobs.ErrNotFound.
+type missingRevisionError struct {
+	err  error  // the store's, jobs.ErrNotFound
+	have string // revisionsOf
+}
+
+func (e *missingRevisionError) Error() string { return e.err.Error() + "; " + e.have }
+func (e *missingRevisionError) Unwrap() error { return e.err }
+
+// revisionsOf says which revisions family has ("hello has revisions 1-3
+// (latest 3)", "(latest ACTIVE 2)" when the last was deregistered, "hello
+// has revision 1 only"), or ""
+// for a family never registered or when the store cannot tell. Revisions
+// are never deleted: a family has every one from 1 to its latest.
+func (s *Server) revisionsOf(ctx context.Context, family string) string {
+	last, err := s.db.LatestTaskDef(ctx, family)
+	if err != nil {
+		return ""
+	}
+	if last.Revision == 1 {
+		if last.Status != jobs.TaskDefActive {
+			return family + " has revision 1 only (INACTIVE)"
+		}
+		return family + " has revision 1 only"
+	}
+	have := fmt.Sprintf("%s has revisions 1-%d", family, last.Revision)
+	switch active, err := s.db.GetTaskDef(ctx, family, 0); {
+	case err == nil && active.Revision == last.Revision:
+		return fmt.Sprintf("%s (latest %d)", have, last.Revision)
+	case err == nil:
+		return fmt.Sprintf("%s (latest ACTIVE %d)", have, active.Revision)
+	case errors.Is(err, jobs.ErrNotFound):
+		return have + " (none ACTIVE)"
+	}
+	return have
 }
 
 // resolveTaskDef returns the task definition a run of ref uses: the
@@ -95,7 +171,15 @@ func (s *Server) TaskDef(ctx context.Context, ref string) (*jobs.RegisteredTaskD
 func (s *Server) resolveTaskDef(ctx context.Context, ref string) (jobs.TaskDefinition, error) {
 	td, err := s.TaskDef(ctx, ref)
 	if err != nil {
-		if near := s.nearestFamily(ctx, ref, err); near != "" {
+		if mr := (*missingRevisionError)(nil); errors.As(err, &mr) {
+			return jobs.TaskDefinition{}, err // the family is there: no register hint
+		}
+		if uf := (*unregisteredFamilyError)(nil); errors.As(err, &uf) {
+			with := *uf
+			with.register = true
+			return jobs.TaskDefinition{}, &with
+		}
+		if near := s.nearestFamilyOf(ctx, ref, err); near != "" {
 			return jobs.TaskDefinition{}, fmt.Errorf("%w (did you mean %s? or register it with `gantry taskdef register FILE`)", err, near)
 		}
 		return jobs.TaskDefinition{}, fmt.Errorf("%w (register it with `gantry taskdef register FILE`)", err)
@@ -239,13 +323,19 @@ func (s *Server) apiDeregisterTaskDef(ctx context.Context, data []byte) (any, er
 	return TaskDefReply{TaskDefinition: *td}, nil
 }
 
-// nearestFamily is the family with an ACTIVE revision that a ref not
-// found (err) most likely meant to name ("hello" for "helo"), or "".
-func (s *Server) nearestFamily(ctx context.Context, ref string, err error) string {
+// nearestFamilyOf is nearestFamily of the family of a ref not found
+// (err), or "".
+func (s *Server) nearestFamilyOf(ctx context.Context, ref string, err error) string {
 	family, _, perr := jobs.ParseRef(ref)
 	if perr != nil || !errors.Is(err, jobs.ErrNotFound) {
 		return ""
 	}
+	return s.nearestFamily(ctx, family)
+}
+
+// nearestFamily is the other family with an ACTIVE revision that family
+// most likely meant to name ("hello" for "helo"), or "".
+func (s *Server) nearestFamily(ctx context.Context, family string) string {
 	list, lerr := s.db.ListTaskDefs(ctx, storage.TaskDefFilter{})
 	if lerr != nil {
 		return ""

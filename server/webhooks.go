@@ -461,7 +461,7 @@ func (s *Server) apiWebhookAdd(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	h := jobs.Webhook{Name: req.Name, URL: req.URL, On: req.On, Kind: req.Kind, Pipelines: req.Pipelines, Families: req.Families,
-		Tags: req.Tags, Secret: req.Secret, CreatedAt: s.cfg.now().UTC()}
+		Tags: req.Tags, ArrayChildren: req.ArrayChildren, Secret: req.Secret, CreatedAt: s.cfg.now().UTC()}
 	h.Normalize()
 	if err := h.Validate(); err != nil {
 		return nil, jobs.Invalid(err.Error())

@@ -35,7 +35,7 @@ type received struct {
 
 func newReceiver(t *testing.T, script ...int) *receiver {
 	t.Helper()
-	rc := &receiver{script: script, more: make(chan struct{}, 100)}
+	rc := &receiver{script: script, more: make(chan struct{}, 1)}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
@@ -47,7 +47,12 @@ func newReceiver(t *testing.T, script ...int) *receiver {
 		}
 		w.WriteHeader(status)
 		fmt.Fprintf(w, "answer %d\n", status)
-		rc.more <- struct{}{}
+		// A wake-up: wait reads got afresh after each, so one pending
+		// is enough, and a receiver nobody waits on never blocks.
+		select {
+		case rc.more <- struct{}{}:
+		default:
+		}
 	}))
 	t.Cleanup(rc.Close)
 	return rc
@@ -585,5 +590,97 @@ func TestWebhookTestEndsBackoff(t *testing.T) {
 	}
 	if _, err := s.apiWebhookTest(ctx, []byte(`{"name":"nope"}`)); !errors.Is(err, jobs.ErrNotFound) {
 		t.Fatalf("test of an unknown hook: %v", err)
+	}
+}
+
+// TestWebhookLeavesArrayChildrenOut: an array run whose children all fail
+// tells a hook with arrayChildren false once, by its parent's end (which
+// counts the children and names the first that failed), and a plain
+// run's failure as before; a hook without it hears of every child and of
+// the parent. webhooks.add and webhooks.list show arrayChildren false on
+// the first hook alone, and a hook on pipeline runs alone is refused it,
+// naming the field.
+func TestWebhookLeavesArrayChildrenOut(t *testing.T) {
+	t.Parallel()
+	e := startDepsAPI(t)
+	q := e.queue()
+	all, oncall := newReceiver(t, 200), newReceiver(t, 200)
+	e.addHook(fmt.Sprintf(`{"name":"all","url":%q}`, all.URL))
+	if h := e.addHook(fmt.Sprintf(`{"name":"oncall","url":%q,"arrayChildren":false}`, oncall.URL)); h.HearsArrayChildren() {
+		t.Errorf("added %+v: want arrayChildren false", h)
+	}
+	if h := e.addHook(fmt.Sprintf(`{"name":"default","url":%q,"arrayChildren":true}`, all.URL)); h.ArrayChildren != nil {
+		t.Errorf("arrayChildren true added as %v: want left out, the default", *h.ArrayChildren)
+	}
+	e.ok("gantry.api.webhooks.delete", `{"name":"default"}`, nil)
+	got := apiError(t, e.req(e.op, "gantry.api.webhooks.add",
+		fmt.Sprintf(`{"name":"prs","url":%q,"kind":"pipelineRuns","arrayChildren":false}`, oncall.URL)))
+	if got.Code != jobs.CodeInvalidArgument || !strings.Contains(got.Message, "arrayChildren: no pipeline run is an array run's child") {
+		t.Errorf("kind pipelineRuns without array children: %+v", got)
+	}
+	var listed struct {
+		Webhooks []map[string]any `json:"webhooks"`
+	}
+	e.ok("gantry.api.webhooks.list", `{}`, &listed)
+	for _, h := range listed.Webhooks {
+		v, ok := h["arrayChildren"]
+		if want := h["name"] == "oncall"; ok != want || ok && v != false {
+			t.Errorf("webhooks.list: hook %v has arrayChildren %v (%v); want it %v", h["name"], v, ok, want)
+		}
+	}
+
+	const n = 100
+	p := e.submitRun(fmt.Sprintf(`{"taskDefinition":"hello","arrayProperties":{"size":%d}}`, n))
+	now := time.Now().UTC()
+	exit := 3
+	for i := range n {
+		id := jobs.ArrayChildID(p.RunID, i)
+		for _, ev := range []*jobs.Event{
+			{RunID: id, Attempt: 1, Seq: 1, Status: jobs.StatusRunning, Source: jobs.SourceWorker, Worker: "w1", Time: now},
+			{RunID: id, Attempt: 1, Seq: 2, Status: jobs.StatusFailed, Source: jobs.SourceWorker, Worker: "w1", Time: now.Add(time.Second),
+				ExitCode: &exit, StopCode: jobs.StopEssentialExited, StoppedReason: "Essential container in task exited"},
+		} {
+			if err := q.Report(context.Background(), ev); err != nil {
+				t.Fatalf("report %s: %v", id, err)
+			}
+		}
+	}
+	e.waitFor(p.RunID, "ended", ended)
+	plain := e.submitRun(`{"taskDefinition":"hello"}`)
+	e.endRun(plain.RunID, jobs.StatusFailed, 1)
+
+	// Every end is stored with its deliveries: once each hook has
+	// delivered what it has, it gets no more.
+	heard := all.wait(t, n+2)
+	e.waitHook("all", "done", func(h jobs.WebhookInfo) bool { return h.Delivered == n+2 && h.Pending == 0 })
+	e.waitHook("oncall", "done", func(h jobs.WebhookInfo) bool { return h.Delivered == 2 && h.Pending == 0 })
+	children := 0
+	for _, g := range heard {
+		if strings.Contains(string(g.body), `"arrayJobId":"`+p.RunID+`"`) {
+			children++
+		}
+	}
+	if children != n || all.count() != n+2 {
+		t.Errorf("the hook without the option got %d POSTs, %d of children; want %d, %d", all.count(), children, n+2, n)
+	}
+	sent := oncall.wait(t, 2)
+	if len(sent) != 2 {
+		t.Fatalf("oncall got %d POSTs, want 2: the parent and the plain run", len(sent))
+	}
+	var parent, other jobs.WebhookEvent
+	if err := json.Unmarshal(sent[0].body, &parent); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(sent[1].body, &other); err != nil {
+		t.Fatal(err)
+	}
+	if parent.ID != p.RunID || parent.Status != jobs.StatusFailed || parent.ArrayJobID != "" || parent.ArrayProperties == nil ||
+		parent.ArrayProperties.StatusSummary[jobs.StatusFailed] != n ||
+		!strings.Contains(parent.Reason, fmt.Sprintf("%d of %d child runs did not succeed", n, n)) ||
+		parent.ExitCode == nil || *parent.ExitCode != exit {
+		t.Errorf("oncall's first POST, want the parent's end:\n%s", sent[0].body)
+	}
+	if other.ID != plain.RunID {
+		t.Errorf("oncall's second POST, want the plain run's end:\n%s", sent[1].body)
 	}
 }

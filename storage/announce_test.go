@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -64,5 +65,49 @@ func TestAnnouncementOutbox(t *testing.T) {
 	}
 	if pending, err := db.PendingAnnouncements(ctx); err != nil || len(pending) != 0 {
 		t.Fatalf("after clearing all: %v, %v", pending, err)
+	}
+}
+
+// UpdateRunsAnnounced: the runs fn writes are written, with a row each
+// where fn asks, in one transaction: a run missing fails them all and
+// leaves every run and the outbox as they were.
+func TestUpdateRunsAnnounced(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openDB(t)
+	a, b, c := newRun(1), newRun(2), newRun(3)
+	for _, r := range []*jobs.Run{a, b, c} {
+		if _, _, _, err := db.CreateRunAnnounced(ctx, r, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a written and announced, b written alone, c not written.
+	fn := func(r *jobs.Run) (bool, bool) {
+		r.StatusReason = "batch"
+		return r.RunID != c.RunID, r.RunID == a.RunID
+	}
+	if _, _, err := db.UpdateRunsAnnounced(ctx, []string{a.RunID, "nosuch", b.RunID}, fn); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("with a run missing: %v; want ErrNotFound", err)
+	}
+	if got, err := db.GetRun(ctx, a.RunID); err != nil || got.StatusReason != "" {
+		t.Fatalf("run %s after the failed batch: reason %q, %v; want it unchanged", a.RunID, got.StatusReason, err)
+	}
+	if pending, err := db.PendingAnnouncements(ctx); err != nil || len(pending) != 0 {
+		t.Fatalf("outbox after the failed batch: %v, %v; want empty", pending, err)
+	}
+	runs, outboxes, err := db.UpdateRunsAnnounced(ctx, []string{a.RunID, b.RunID, c.RunID}, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outboxes[0] == 0 || outboxes[1] != 0 || outboxes[2] != 0 {
+		t.Errorf("outbox rows %v; want one for %s alone", outboxes, a.RunID)
+	}
+	for i, want := range []string{"batch", "batch", ""} {
+		got, err := db.GetRun(ctx, runs[i].RunID)
+		if err != nil || got.StatusReason != want || runs[i].StatusReason != want {
+			t.Errorf("run %s: stored reason %q, returned %q, %v; want %q", runs[i].RunID, got.StatusReason, runs[i].StatusReason, err, want)
+		}
+	}
+	if pending, err := db.PendingAnnouncements(ctx); err != nil || !slices.Equal(pending, []Announcement{{ID: outboxes[0], RunID: a.RunID}}) {
+		t.Errorf("outbox: %v, %v; want %s's row", pending, err, a.RunID)
 	}
 }

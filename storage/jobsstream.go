@@ -56,7 +56,7 @@ func (db *DB) AdoptJobsStream(ctx context.Context, id string, empty bool) (int, 
 	var n int64
 	if old != "" || empty {
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET published_attempt = MAX(attempt, 1) - 1
-			WHERE status = 'QUEUED' AND published_attempt >= MAX(attempt, 1)
+			WHERE status = 'QUEUED' AND published_attempt >= MAX(attempt, 1) AND attempt > 0
 			AND NOT EXISTS (SELECT 1 FROM run_waits w WHERE w.run_id = runs.run_id)
 			AND NOT EXISTS (SELECT 1 FROM pool_runs p INDEXED BY pool_runs_run WHERE p.run_id = runs.run_id AND p.state = 2)`)
 		if err != nil {

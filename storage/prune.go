@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gantry-dev/gantry/jobs"
 	json "github.com/goccy/go-json"
 )
 
@@ -24,6 +25,9 @@ import (
 //     a pipeline run goes only once every one of its stage runs has ended
 //     long enough ago too: no pipeline run is left naming a run that is
 //     gone;
+//   - an array run's children go only with their parent (a child left
+//     out of the counts would keep the parent from ending), in the same
+//     transaction, whatever their number;
 //   - a run's attempts live in its row and go with it.
 //
 // Both tables are walked in id order below an id bound the caller gives
@@ -136,7 +140,13 @@ type ended struct {
 	// its pool's slot (jobs.PoolKept); pruned, its pool_runs row would hold
 	// it for good.
 	PoolSlotKept *struct{} `json:"poolSlotKept"`
-	Spec         struct {
+	// ArrayProperties.Size: an array run's parent, whose children go
+	// with it (pruneArrayChildren).
+	ArrayProperties *struct {
+		Size int `json:"size"`
+	} `json:"arrayProperties"`
+	ArrayJobID string `json:"arrayJobId"`
+	Spec       struct {
 		Stage *struct {
 			PipelineRunID string `json:"pipelineRunId"`
 		} `json:"stage"`
@@ -314,15 +324,68 @@ func (db *DB) pruneRuns(ctx context.Context, tx *sql.Tx, p *Prune, status, after
 				return n, after, false, err
 			}
 		}
-		if _, err := tx.StmtContext(ctx, db.stmts.deleteRun).ExecContext(ctx, c.id); err != nil {
+		switch {
+		case e.ArrayJobID != "":
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE run_id = ?`, e.ArrayJobID).Scan(&one)
+			if err == nil {
+				continue // it goes with its parent
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return n, after, false, err
+			}
+		case e.ArrayProperties != nil && e.ArrayProperties.Size > 0:
+			k, ok, err := db.pruneArrayChildren(ctx, tx, c.id)
+			if err != nil {
+				return n, after, false, err
+			}
+			if !ok {
+				continue
+			}
+			n.Runs += k
+		}
+		res, err := tx.StmtContext(ctx, db.stmts.deleteRun).ExecContext(ctx, c.id)
+		if err != nil {
 			return n, after, false, err
 		}
-		n.Runs++
+		k, _ := res.RowsAffected() // 0: a child gone with its parent, listed before
+		n.Runs += int(k)
 	}
 	if len(cands) == 0 {
 		return n, after, true, nil
 	}
 	return n, cands[len(cands)-1].id, len(cands) < p.Batch, nil
+}
+
+// pruneArrayChildren deletes the children of the array run parent, which
+// is due, and reports how many, or false if one of them must stay: a run
+// waits for it, or it holds its pool's slot still (jobs.PoolKept). An
+// array's children go only with their parent, whatever their number: a
+// child pruned while its parent ran would never be counted as ended, and
+// the parent never end; a parent pruned first would leave children no
+// listing but gantry ps --array shows.
+func (db *DB) pruneArrayChildren(ctx context.Context, tx *sql.Tx, parent string) (int, bool, error) {
+	lo, hi := jobs.ArrayChildRange(parent)
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 WHERE EXISTS (SELECT 1 FROM run_waits WHERE depends_on >= ?1 AND depends_on < ?2)
+		OR EXISTS (SELECT 1 FROM pool_runs INDEXED BY pool_runs_run WHERE run_id >= ?1 AND run_id < ?2)
+		OR EXISTS (SELECT 1 FROM runs WHERE run_id >= ?1 AND run_id < ?2 AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELED'))`,
+		lo, hi).Scan(&one)
+	switch {
+	case err == nil:
+		return 0, false, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return 0, false, fmt.Errorf("array run %s: %w", parent, err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE run_id >= ? AND run_id < ?`, lo, hi)
+	if err != nil {
+		return 0, false, fmt.Errorf("array run %s: %w", parent, err)
+	}
+	k, _ := res.RowsAffected()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM array_counts WHERE parent = ?`, parent); err != nil {
+		return 0, false, fmt.Errorf("array run %s: %w", parent, err)
+	}
+	return int(k), true, nil
 }
 
 // queryStrings returns the single string column of query's rows.

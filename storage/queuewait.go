@@ -42,7 +42,8 @@ func queuedSince(r *jobs.Run) int64 {
 // under equal leading ones). Runs that wait for others (run_waits,
 // waits.go) are QUEUED but not in the work queue, which no worker could
 // take them from: they are stepped over, a lookup each, and they are few;
-// so are runs that wait for a slot in their pool (pool_runs, pools.go).
+// so are runs that wait for a slot in their pool (pool_runs, pools.go),
+// and array runs' parents (attempt 0), which have no job (arrays.go).
 // The status term is a literal, as the partial index's own (see
 // sweep.go).
 const oldestQueued = `WITH RECURSIVE c(cluster) AS (
@@ -54,6 +55,7 @@ const oldestQueued = `WITH RECURSIVE c(cluster) AS (
 	SELECT c.cluster, p.priority,
 		(SELECT q.queued_at FROM runs q INDEXED BY runs_queue_wait
 			WHERE q.status = 'QUEUED' AND q.cluster = c.cluster AND q.priority = p.priority
+			AND q.attempt > 0
 			AND NOT EXISTS (SELECT 1 FROM run_waits w WHERE w.run_id = q.run_id)
 			AND NOT EXISTS (SELECT 1 FROM pool_runs w INDEXED BY pool_runs_run WHERE w.run_id = q.run_id AND w.state = 2)
 			ORDER BY q.queued_at LIMIT 1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -56,7 +57,6 @@ func (db *DB) CreateRunAnnounced(ctx context.Context, r *jobs.Run, announce bool
 		old      *jobs.Run
 		outboxed bool
 	)
-	worker, deadline := sweepColumns(r)
 	err = db.inGroup(ctx, func(tx *sql.Tx) error {
 		ctx := uninterrupted(ctx)
 		old, outboxed, outbox = nil, false, 0 // the committer may run this twice
@@ -75,41 +75,9 @@ func (db *DB) CreateRunAnnounced(ctx context.Context, r *jobs.Run, announce bool
 				return err
 			}
 		}
-		// A taken run id is found by the primary key, not by a query first.
-		_, err := tx.StmtContext(ctx, db.stmts.insertRun).ExecContext(ctx,
-			r.RunID, string(r.Status), r.Cluster, r.TaskDefinition, r.CreatedAt.UnixNano(),
-			nullIfEmpty(r.IdempotencyKey), len(r.Attempts), worker, deadline, string(r.Priority.Level()), queuedSince(r), doc)
-		var se *sqlite.Error
-		if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
-			return &jobs.Error{Code: jobs.CodeAlreadyExists, Message: "run " + r.RunID + " already exists"}
-		}
-		if err != nil {
-			return err
-		}
-		if len(r.Tags) > 0 { // a run without tags costs no statement more
-			ins := tx.StmtContext(ctx, db.stmts.insertRunTag)
-			for k, v := range r.Tags {
-				if _, err := ins.ExecContext(ctx, r.RunID, k, v); err != nil {
-					return fmt.Errorf("tag %s: %w", k, err)
-				}
-			}
-		}
-		if err := syncPool(ctx, tx, r, true); err != nil { // pools.go
-			return err
-		}
-		if r.Status.Terminal() { // a run that fails before it is queued: webhooks.go
-			var err error
-			if outboxed, err = outboxRun(ctx, tx, db.hooksNow(), r, ""); err != nil {
-				return err
-			}
-		}
-		if announce {
-			var err error
-			if outbox, err = insertAnnouncement(ctx, tx, r.RunID); err != nil { // announce.go
-				return err
-			}
-		}
-		return insertWaits(ctx, tx, r) // waits.go
+		var err error
+		outboxed, outbox, err = db.insertRunTx(ctx, tx, r, doc, announce)
+		return err
 	})
 	if err == nil && outboxed {
 		db.notifyOutbox()
@@ -121,6 +89,62 @@ func (db *DB) CreateRunAnnounced(ctx context.Context, r *jobs.Run, announce bool
 		return old, false, 0, nil
 	}
 	return r, true, outbox, nil
+}
+
+// insertRunTx inserts r, whose document is doc, in tx: its row, tags,
+// pool, waits and, for a run that ends at once, its webhook deliveries
+// (outboxed reports whether there are some, for the caller to tell the
+// outbox after the commit); with announce set, a row of the announcement
+// outbox, whose id it returns.
+func (db *DB) insertRunTx(ctx context.Context, tx *sql.Tx, r *jobs.Run, doc []byte, announce bool) (outboxed bool, outbox int64, err error) {
+	worker, deadline := sweepColumns(r)
+	// A taken run id is found by the primary key, not by a query first.
+	_, err = tx.StmtContext(ctx, db.stmts.insertRun).ExecContext(ctx,
+		r.RunID, string(r.Status), r.Cluster, r.TaskDefinition, r.CreatedAt.UnixNano(),
+		nullIfEmpty(r.IdempotencyKey), len(r.Attempts), worker, deadline, string(r.Priority.Level()), queuedSince(r), doc)
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+		return false, 0, &jobs.Error{Code: jobs.CodeAlreadyExists, Message: "run " + r.RunID + " already exists"}
+	}
+	if err != nil {
+		return false, 0, err
+	}
+	if len(r.Tags) > 0 { // a run without tags costs no statement more
+		ins := tx.StmtContext(ctx, db.stmts.insertRunTag)
+		for k, v := range r.Tags {
+			if _, err := ins.ExecContext(ctx, r.RunID, k, v); err != nil {
+				return false, 0, fmt.Errorf("tag %s: %w", k, err)
+			}
+		}
+	}
+	if err := syncPool(ctx, tx, r, true); err != nil { // pools.go
+		return false, 0, err
+	}
+	if r.Status.Terminal() { // a run that fails before it is queued: webhooks.go
+		if outboxed, err = outboxRun(ctx, tx, db.hooksNow(), r, ""); err != nil {
+			return false, 0, err
+		}
+	}
+	if announce {
+		if outbox, err = insertAnnouncement(ctx, tx, r.RunID); err != nil { // announce.go
+			return false, 0, err
+		}
+	}
+	return outboxed, outbox, insertWaits(ctx, tx, r) // waits.go
+}
+
+// RunByKey returns the run that holds the idempotency key, or an error
+// wrapping jobs.ErrNotFound.
+func (db *DB) RunByKey(ctx context.Context, key string) (*jobs.Run, error) {
+	var doc []byte
+	err := db.stmts.selectRunByKey.QueryRowContext(ctx, key).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("idempotency key %q: %w", key, jobs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idempotency key %q: %w", key, err)
+	}
+	return decodeRun(doc)
 }
 
 // RunKeyTaken reports whether a run holds the idempotency key.
@@ -163,7 +187,42 @@ type RunFilter struct {
 	// TagKeys keeps runs that have a tag of each of these keys, whatever
 	// its value.
 	TagKeys []string
+	// ArrayJobID keeps the children of that array run, and lists them by
+	// index (PARENT-0, PARENT-1, ..., PARENT-10, ...), not newest first:
+	// a page is a range of runs_array_children (migration 0023), whatever
+	// the array's size. FromIndex is that order's cursor: only children
+	// of that index or above are returned (the index after the last of
+	// the previous page: Next). HideArrayChildren leaves every array's
+	// children out, as AWS Batch's list-jobs does without --array-job-id.
+	ArrayJobID        string
+	FromIndex         int
+	HideArrayChildren bool
 }
+
+// Next moves f's cursor past r, the last run of a page ListRuns returned
+// for f: Before for a listing newest first, FromIndex for an array's
+// children.
+func (f *RunFilter) Next(r *jobs.Run) {
+	if f.ArrayJobID == "" {
+		f.Before = r.RunID
+		return
+	}
+	i, ok := jobs.ArrayChildIndex(f.ArrayJobID, r.RunID)
+	if !ok {
+		i = math.MaxInt - 1 // no child of it, which none listed is: the end
+	}
+	f.FromIndex = i + 1
+}
+
+// The expressions of runs_array_children (migration 0023) as it writes
+// them, for r, the runs: SQLite reads an index on expressions only for a
+// query that has the same ones, and a partial index only for a query
+// whose WHERE has its WHERE.
+const (
+	arrayChildCond  = `instr(r.run_id, '-') > 0`
+	arrayParentExpr = `substr(r.run_id, 1, instr(r.run_id, '-') - 1)`
+	arrayIndexExpr  = `CAST(substr(r.run_id, instr(r.run_id, '-') + 1) AS INTEGER)`
+)
 
 // tagCond is one tag a listing asks for; any: of the key, any value.
 type tagCond struct {
@@ -200,7 +259,7 @@ func activeOnly(statuses []jobs.Status) bool {
 }
 
 // ListRuns returns the runs f selects, newest first (by run id, which sorts
-// by creation time).
+// by creation time), or an array's children by index (f.ArrayJobID).
 func (db *DB) ListRuns(ctx context.Context, f RunFilter) ([]jobs.Run, error) {
 	q, args := f.query()
 	runs, err := db.queryRuns(ctx, q, args...)
@@ -217,7 +276,7 @@ func (f RunFilter) query() (string, []any) {
 		args []any
 	)
 	tags, id := f.tagConds(), "r.run_id"
-	if len(tags) > 0 && !activeOnly(f.Statuses) {
+	if len(tags) > 0 && !activeOnly(f.Statuses) && f.ArrayJobID == "" {
 		// The runs of a tag are read from run_tags_key_value newest first
 		// (CROSS JOIN keeps that order of the loops) and the walk stops at
 		// the page's end: a page of ps --all --tag team=data costs the
@@ -262,11 +321,27 @@ func (f RunFilter) query() (string, []any) {
 			args = append(args, t.key, v)
 		}
 	}
+	if f.ArrayJobID != "" {
+		// In runs_array_children's order: with a status or a tag too,
+		// the walk reads and skips the other children's rows (3 FAILED
+		// of 10,000: 4 ms, BenchmarkListArrayChildrenPage), where a
+		// page from the status index would sort them all.
+		q.WriteString(` AND ` + arrayChildCond + ` AND ` + arrayParentExpr + ` = ? AND ` + arrayIndexExpr + ` >= ?`)
+		args = append(args, f.ArrayJobID, f.FromIndex)
+	} else if f.HideArrayChildren {
+		// A child's id is its parent's, a separator and its index; no
+		// other run's id has the separator.
+		q.WriteString(` AND instr(` + id + `, '` + jobs.ArraySeparator + `') = 0`)
+	}
 	if f.Before != "" {
 		q.WriteString(` AND ` + id + ` < ?`)
 		args = append(args, f.Before)
 	}
-	q.WriteString(` ORDER BY ` + id + ` DESC`)
+	if f.ArrayJobID != "" {
+		q.WriteString(` ORDER BY ` + arrayIndexExpr)
+	} else {
+		q.WriteString(` ORDER BY ` + id + ` DESC`)
+	}
 	if f.Limit > 0 {
 		q.WriteString(` LIMIT ?`)
 		args = append(args, f.Limit)
@@ -289,50 +364,81 @@ func (db *DB) UpdateRun(ctx context.Context, id string, fn func(*jobs.Run) bool)
 // returned (0 when none was written). fn's announce is ignored when it
 // does not write the run.
 func (db *DB) UpdateRunAnnounced(ctx context.Context, id string, fn func(*jobs.Run) (write, announce bool)) (*jobs.Run, int64, error) {
+	runs, outboxes, err := db.UpdateRunsAnnounced(ctx, []string{id}, fn)
+	if err != nil {
+		return nil, 0, err
+	}
+	return runs[0], outboxes[0], nil
+}
+
+// UpdateRunsAnnounced is UpdateRunAnnounced of every run of ids in one
+// transaction, in the order of ids: one commit for a page of an array
+// run's children, where one each took most of the time of their stop.
+// It returns the runs as stored and their outbox rows, by index of ids.
+// One run missing fails them all, as no change is then committed.
+func (db *DB) UpdateRunsAnnounced(ctx context.Context, ids []string, fn func(*jobs.Run) (write, announce bool)) ([]*jobs.Run, []int64, error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("update run %s: %w", id, err)
+		return nil, nil, fmt.Errorf("update run %s: %w", ids[0], err)
 	}
 	defer tx.Rollback()
+	runs, outboxes := make([]*jobs.Run, len(ids)), make([]int64, len(ids))
+	var outboxed bool
+	for i, id := range ids {
+		r, outbox, o, err := db.updateRunTx(ctx, tx, id, fn)
+		if err != nil {
+			return nil, nil, err
+		}
+		runs[i], outboxes[i], outboxed = r, outbox, outboxed || o
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, fmt.Errorf("update run %s: %w", ids[0], err)
+	}
+	if outboxed {
+		db.notifyOutbox()
+	}
+	return runs, outboxes, nil
+}
+
+// updateRunTx is UpdateRunAnnounced of run id within tx; it also reports
+// whether webhook deliveries were added (rewriteRunTx).
+func (db *DB) updateRunTx(ctx context.Context, tx *sql.Tx, id string, fn func(*jobs.Run) (write, announce bool)) (*jobs.Run, int64, bool, error) {
 	var doc []byte
-	err = tx.StmtContext(ctx, db.stmts.selectRunDoc).QueryRowContext(ctx, id).Scan(&doc)
+	err := tx.StmtContext(ctx, db.stmts.selectRunDoc).QueryRowContext(ctx, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, 0, fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
+		return nil, 0, false, fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("update run %s: %w", id, err)
+		return nil, 0, false, fmt.Errorf("update run %s: %w", id, err)
 	}
 	r, err := decodeRun(doc)
 	if err != nil {
-		return nil, 0, fmt.Errorf("update run %s: %w", id, err)
+		return nil, 0, false, fmt.Errorf("update run %s: %w", id, err)
 	}
 	key, before := r.IdempotencyKey, r.Status
 	write, announce := fn(r)
 	if !write {
 		// fn may have touched r before deciding; hand back what is stored.
 		r, err := decodeRun(doc)
-		return r, 0, err
+		return r, 0, false, err
 	}
 	if r.RunID != id || r.IdempotencyKey != key {
-		return nil, 0, fmt.Errorf("update run %s: the update changed the run's id or idempotency key", id)
+		return nil, 0, false, fmt.Errorf("update run %s: the update changed the run's id or idempotency key", id)
 	}
 	outboxed, err := db.rewriteRunTx(ctx, tx, r, before)
 	if err != nil {
-		return nil, 0, fmt.Errorf("update run %s: %w", id, err)
+		return nil, 0, false, fmt.Errorf("update run %s: %w", id, err)
 	}
 	var outbox int64
 	if announce {
 		if outbox, err = insertAnnouncement(ctx, tx, id); err != nil {
-			return nil, 0, fmt.Errorf("update run %s: %w", id, err)
+			return nil, 0, false, fmt.Errorf("update run %s: %w", id, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, 0, fmt.Errorf("update run %s: %w", id, err)
-	}
-	if outboxed {
-		db.notifyOutbox()
-	}
-	return r, outbox, nil
+	return r, outbox, outboxed, nil
 }
 
 // rewriteRunTx writes r, a run stored with status before, in tx: its
@@ -372,6 +478,22 @@ func (db *DB) MarkPublished(ctx context.Context, id string, attempt int) error {
 		return fmt.Errorf("run %s: %w", id, jobs.ErrNotFound)
 	}
 	return nil
+}
+
+// PublishedSince reports whether the job of the run's attempt has been
+// marked published: a listing of Unpublished is a snapshot, and a
+// submission may mark its runs while the sweep works through one (an
+// array's children, thousands of them). A run gone reports true.
+func (db *DB) PublishedSince(ctx context.Context, id string, attempt int) (bool, error) {
+	var published int
+	err := db.r.QueryRowContext(ctx, `SELECT published_attempt FROM runs WHERE run_id = ?`, id).Scan(&published)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("run %s: %w", id, err)
+	}
+	return published >= max(attempt, 1), nil
 }
 
 // Unpublished returns QUEUED runs whose current attempt has not been marked

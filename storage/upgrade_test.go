@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -194,11 +193,16 @@ func TestUpgradeFrom5fb2b37MarksTheStore(t *testing.T) {
 		t.Fatalf("the upgraded store's schema version is %d, which gantry 5fb2b37 (version %d) opens as its own, "+
 			"misreading the pipeline documents this gantry writes", newest, oldSchemaVersion)
 	}
-	var name string
-	if err := r.QueryRow(`SELECT name FROM schema_migrations WHERE version = ?`, newest).Scan(&name); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(name, "pipeline_features") {
-		t.Errorf("newest migration %s: want the one that marks the pipeline documents (pipeline_features)", name)
+	// The versions above the old one mark what it would misread: the
+	// pipeline documents (pipeline_features) and array runs (array_runs).
+	for _, want := range []string{"pipeline_features", "array_runs"} {
+		var n int
+		if err := r.QueryRow(`SELECT COUNT(*) FROM schema_migrations WHERE version > ? AND name LIKE ?`,
+			oldSchemaVersion, "%"+want+"%").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("no migration %s above gantry 5fb2b37's version %d: want the one that marks the store", want, oldSchemaVersion)
+		}
 	}
 }

@@ -402,3 +402,68 @@ func TestFailingHooks(t *testing.T) {
 		t.Fatalf("failing after migration 0018: %+v, want %+v", f, want)
 	}
 }
+
+// TestWebhookArrayRunTellsEachChildAndItsParent: an array run of 1,000
+// children tells a hook of each child's end and then of the parent's, as
+// AWS Batch sends a job state change event for the parent and for each
+// child; a child's event alone has arrayJobId (and its index), by which
+// a receiver leaves the children out, and the parent's has its size and
+// summary.
+func TestWebhookArrayRunTellsEachChildAndItsParent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openDB(t)
+	mustAddHook(t, db, jobs.Webhook{Name: "h", URL: "http://127.0.0.1:1/h", On: []jobs.Status{jobs.StatusSucceeded, jobs.StatusFailed}})
+	const n = 1000
+	parent, children := newArray(1, n, "")
+	if _, _, _, err := db.CreateArrayRun(ctx, parent, children); err != nil {
+		t.Fatal(err)
+	}
+	var evs []jobs.Event
+	for i, c := range children {
+		st := jobs.StatusSucceeded
+		if i == 7 {
+			st = jobs.StatusFailed
+		}
+		evs = append(evs, ev(c, 1, 1, st))
+	}
+	if _, err := db.ApplyEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, _, err := db.RecomputeArray(ctx, parent.RunID, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := db.Deliveries(ctx, 2*n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids, parents int
+	for _, d := range ds {
+		var e jobs.WebhookEvent
+		if err := json.Unmarshal(d.Body, &e); err != nil {
+			t.Fatal(err)
+		}
+		var raw map[string]any
+		if err := json.Unmarshal(d.Body, &raw); err != nil {
+			t.Fatal(err)
+		}
+		_, hasParent := raw["arrayJobId"]
+		switch {
+		case e.ID == parent.RunID:
+			parents++
+			if hasParent || e.ArrayProperties == nil || e.ArrayProperties.Size != n || e.Status != jobs.StatusFailed ||
+				e.ArrayProperties.StatusSummary[jobs.StatusSucceeded] != n-1 || e.ArrayProperties.StatusSummary[jobs.StatusFailed] != 1 {
+				t.Errorf("the parent's event: %s", d.Body)
+			}
+		default:
+			kids++
+			i, ok := jobs.ArrayChildIndex(parent.RunID, e.ID)
+			if !ok || e.ArrayJobID != parent.RunID || e.ArrayProperties == nil || e.ArrayProperties.Index == nil || *e.ArrayProperties.Index != i {
+				t.Errorf("a child's event: %s", d.Body)
+			}
+		}
+	}
+	if kids != n || parents != 1 {
+		t.Errorf("%d deliveries of children and %d of the parent, want %d and 1", kids, parents, n)
+	}
+}

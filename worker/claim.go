@@ -67,6 +67,11 @@ const claimsTrusted = 6 * 24 * time.Hour
 // (queue.Delivery).
 type sequenced interface{ Seq() uint64 }
 
+// ackSubjected is a Lease that knows the subject its delivery is
+// answered on (queue.Delivery): kept with the attempt's containers
+// (Task.AckSubject), it lets a restarted worker answer it (Reconcile).
+type ackSubjected interface{ AckSubject() string }
+
 // queuedAt is a Lease that knows when its job was queued (queue.Delivery).
 type queuedAt interface{ Stored() time.Time }
 

@@ -49,6 +49,12 @@ type Task struct {
 	PullPolicy PullPolicy
 	// Env is added to every container's environment (GANTRY_RUN_ID, ...).
 	Env []jobs.KeyValue
+	// AckSubject is the ack subject of the job delivery the attempt runs
+	// under, "" if unknown. The runtime keeps it with the attempt's
+	// containers and gives it back in Leftover.AckSubject, so that the
+	// worker restarted after a crash can hand back the job of an attempt
+	// its earlier life left running.
+	AckSubject string
 	// Binds are host directories mounted into every container (a pipeline
 	// stage's /gantry/in and /gantry/out); the worker made them, so no
 	// allowed-host-path check applies.

@@ -17,7 +17,9 @@ type Stager interface {
 	// Get writes into dir the files the given runs of a stage stored.
 	Get(ctx context.Context, pipelineRun, stage string, runIDs []string, dir string) error
 	// Put stores the files under dir as the outputs of one attempt of a
-	// run of a stage, replacing what an earlier attempt stored.
+	// run of a stage, replacing what an earlier attempt stored. An error
+	// with a Transient method that returns true may pass on its own (NATS
+	// restarting): the worker calls Put again.
 	Put(ctx context.Context, pipelineRun, stage, runID string, attempt int, dir string) error
 }
 
@@ -160,21 +162,106 @@ func (w *Worker) stageOut(ctx context.Context, st *staged, runID string, ev jobs
 	if ev.Status != jobs.StatusSucceeded {
 		return ev
 	}
-	if later := w.supersededBy(ctx, runID, st.attempt); later > 0 {
+	err := w.putStaged(ctx, st, runID)
+	var late *supersededError
+	switch {
+	case errors.As(err, &late):
 		// This worker was thought lost and the run's job runs again as a
 		// later attempt, which stores the outputs the downstream stages
 		// read; this attempt's end is stored too late to count. Storing
 		// its files would replace the later attempt's under the same
 		// names.
-		w.cfg.log.Warn().Str("run", runID).Int("attempt", st.attempt).Int("current", later).
+		w.cfg.log.Warn().Str("run", runID).Int("attempt", st.attempt).Int("current", late.attempt).
 			Msg("a later attempt of the run took over while this one ran; its /gantry/out is not stored")
-		return ev
-	}
-	if err := w.cfg.stager.Put(ctx, st.sc.PipelineRunID, st.sc.Stage, runID, st.attempt, filepath.Join(st.dir, "out")); err != nil {
+	case err != nil:
 		ev.Status, ev.StopCode = jobs.StatusFailed, jobs.StopEssentialExited
 		ev.StoppedReason = "the task succeeded but its /gantry/out could not be stored: " + err.Error()
 	}
 	return ev
+}
+
+// stagePutRetryFor bounds how long the worker tries again to store a
+// stage's outputs while NATS is unavailable, on top of the time their
+// size may take to store at minStoreRate.
+const stagePutRetryFor = time.Minute
+
+// minStoreRate is the slowest the worker expects a stage's outputs to be
+// stored: a try that failed late, after storing most of a large output,
+// still leaves time for another whole one (a GiB stored here in about
+// 10 s, at 1 MiB/s given 17 minutes).
+const minStoreRate = 1 << 20 // bytes a second
+
+// supersededError is a later attempt of the run that took over from this
+// one (its claim names it) before this one's outputs were stored.
+type supersededError struct{ attempt int }
+
+func (e *supersededError) Error() string {
+	return fmt.Sprintf("attempt %d of the run took over", e.attempt)
+}
+
+// putStaged stores the attempt's /gantry/out, trying again while the
+// Stager says a failure may pass (Transient: NATS restarting, a JetStream
+// leader election), with backoff, for up to stagePutRetryFor plus the
+// time the outputs take at minStoreRate: a stage that ran for an hour and
+// succeeded was failed because NATS restarted while its files were
+// stored. A Put replaces what an earlier try stored. Before each try it
+// checks that no later attempt of the run took over (a
+// *supersededError): a try must not replace that attempt's files.
+// Other errors (a file that cannot be read, a bucket that is full) fail
+// at once.
+func (w *Worker) putStaged(ctx context.Context, st *staged, runID string) error {
+	out := filepath.Join(st.dir, "out")
+	start := time.Now()
+	until := start.Add(stagePutRetryFor + time.Duration(dirSize(out)/minStoreRate)*time.Second)
+	wait := 250 * time.Millisecond
+	for try := 1; ; try++ {
+		if later := w.supersededBy(ctx, runID, st.attempt); later > 0 {
+			return &supersededError{later}
+		}
+		err := w.cfg.stager.Put(ctx, st.sc.PipelineRunID, st.sc.Stage, runID, st.attempt, out)
+		switch {
+		case err == nil:
+			return nil
+		case !transient(err) && try > 1:
+			return fmt.Errorf("%w (try %d)", err, try)
+		case !transient(err):
+			return err
+		case ctx.Err() != nil:
+			return fmt.Errorf("%w (stopped trying: %w)", err, context.Cause(ctx))
+		case time.Now().After(until):
+			return fmt.Errorf("%w (gave up after %d tries over %s)", err, try, time.Since(start).Round(time.Second))
+		}
+		w.cfg.log.Warn().Err(err).Str("run", runID).Int("attempt", st.attempt).Int("try", try).Dur("wait", wait).
+			Msg("storing the stage's /gantry/out failed while NATS was unavailable; trying again")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (stopped trying: %w)", err, context.Cause(ctx))
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 4*time.Second)
+	}
+}
+
+// transient reports whether the Stager says that err may pass on its own
+// (it has a Transient method returning true).
+func transient(err error) bool {
+	var t interface{ Transient() bool }
+	return errors.As(err, &t) && t.Transient()
+}
+
+// dirSize is the size of the regular files under dir, as far as it can
+// tell.
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 func (st *staged) remove() { _ = os.RemoveAll(st.dir) }

@@ -528,6 +528,9 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 		defer stop()
 	}
 	task, err := w.task(job)
+	if s, ok := lease.(ackSubjected); ok && err == nil {
+		task.AckSubject = s.AckSubject()
+	}
 	var res *Result
 	logs := countedLogs{w.rep.Logs(job.RunID, job.Attempt), &w.counts}
 	// doing is what the attempt does before its containers run: a

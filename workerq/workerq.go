@@ -85,6 +85,21 @@ func (c Claims) RunEnded(ctx context.Context, runID string) (bool, error) {
 	return c.Q.RunEnded(ctx, runID)
 }
 
+// AckSubjectSeq returns the stream sequence of the job message whose
+// delivery has ack subject s (worker.Deliveries).
+func (c Claims) AckSubjectSeq(s string) (uint64, bool) { return queue.AckSubjectSeq(s) }
+
+// NakDelivery hands back the job of the delivery with that ack subject.
+func (c Claims) NakDelivery(ctx context.Context, ackSubject string) error {
+	return c.Q.NakDelivery(ctx, ackSubject)
+}
+
+// AckDelivery takes the job of the delivery with that ack subject out of
+// the queue.
+func (c Claims) AckDelivery(ctx context.Context, ackSubject string) error {
+	return c.Q.AckDelivery(ctx, ackSubject)
+}
+
 // PutClaim stores a claim if it is still at revision rev.
 func (c Claims) PutClaim(ctx context.Context, runID string, data []byte, rev uint64) (uint64, error) {
 	newRev, err := c.Q.PutClaim(ctx, runID, data, rev)
@@ -128,3 +143,5 @@ func JobAttempt(r *jobs.Run) int {
 	}
 	return 0
 }
+
+var _ worker.Deliveries = Claims{}

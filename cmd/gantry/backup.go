@@ -74,7 +74,7 @@ README's "Backup and restore".`,
 		},
 	}
 	c.Flags().BoolVar(&force, "force", false, "replace FILE if it exists")
-	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long (snapshot and transfer)")
+	durationVar(c.Flags(), &timeout, "timeout", 30*time.Minute, "give up after this long (snapshot and transfer)")
 	return c
 }
 

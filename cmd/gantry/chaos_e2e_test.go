@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -111,6 +112,11 @@ type chaosProc struct {
 	name string
 	args []string
 
+	// natsData is the data directory of a server with embedded NATS:
+	// start waits for its DATA/nats.url, natsURL.
+	natsData string
+	natsURL  string
+
 	mu    sync.Mutex
 	cur   *proc
 	lives []*syncBuffer // the logs of every incarnation
@@ -119,8 +125,33 @@ type chaosProc struct {
 func (c *chaosProc) start() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.cur = startProc(c.t, c.args...)
-	c.lives = append(c.lives, c.cur.log)
+	if c.natsData == "" {
+		c.cur = startProc(c.t, c.args...)
+		c.lives = append(c.lives, c.cur.log)
+		return
+	}
+	// A server restarted on its port can find it taken meanwhile, as the
+	// local end of another test's connection: it says so and ends, and
+	// is started once more.
+	for try := 1; ; try++ {
+		os.Remove(filepath.Join(c.natsData, "nats.url")) // a killed life leaves it
+		c.cur = startProc(c.t, c.args...)
+		c.lives = append(c.lives, c.cur.log)
+		var inUse bool
+		waitFor(c.t, c.name+"'s DATA/nats.url", func() bool {
+			inUse = strings.Contains(c.cur.log.String(), "address already in use")
+			b, err := os.ReadFile(filepath.Join(c.natsData, "nats.url"))
+			c.natsURL = strings.TrimSpace(string(b))
+			return inUse || (err == nil && c.natsURL != "")
+		})
+		if !inUse {
+			return
+		}
+		c.cur.kill()
+		if try == 2 {
+			c.t.Fatalf("%s: NATS port %s taken twice:\n%s", c.name, c.args[3], c.cur.log)
+		}
+	}
 }
 
 // stop ends the current incarnation with SIGTERM.
@@ -668,10 +699,14 @@ type chaosCluster struct {
 
 func startChaosCluster(t *testing.T, cfg chaosConfig, label string) *chaosCluster {
 	t.Helper()
-	port := freePort(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	server := &chaosProc{t: t, name: "server", args: []string{"server", "--embedded-nats", "--nats-port", fmt.Sprint(port),
-		"--data", t.TempDir(), "--lease", cfg.lease.String()}}
+	// The server picks its port the first time (--nats-port 0) and keeps
+	// it across restarts, which the workers and the client reconnect to.
+	data := t.TempDir()
+	server := &chaosProc{t: t, name: "server", natsData: data, args: []string{"server", "--embedded-nats", "--nats-port", "0",
+		"--data", data, "--lease", cfg.lease.String()}}
+	server.start()
+	url := server.natsURL
+	server.args[3] = natsPort(t, url)
 	workerArgs := func(id string) []string {
 		return []string{"worker", "--nats", url, "--id", id, "--lease", cfg.lease.String(), "--grace", "5s", "--slots", "4",
 			"--container-label", sampletest.LabelKey + "=" + label}
@@ -679,7 +714,7 @@ func startChaosCluster(t *testing.T, cfg chaosConfig, label string) *chaosCluste
 	procs := []*chaosProc{server,
 		{t: t, name: "worker a", args: workerArgs(label + "-a")},
 		{t: t, name: "worker b", args: workerArgs(label + "-b")}}
-	for _, p := range procs {
+	for _, p := range procs[1:] {
 		p.start()
 	}
 	t.Cleanup(func() {

@@ -327,6 +327,16 @@ func dryRunTaskDef(ctx context.Context, cmd *cobra.Command, g *globals, out outp
 	})
 }
 
+// fileRefused tells why a task definition file was refused (by register,
+// or run --file): each problem on a line of its own after the file's
+// name, as validate and pipeline apply list them, then the error that
+// ends the command, saying what was not done.
+func fileRefused(cmd *cobra.Command, name string, err error, notDone string) error {
+	c := &checks{stderr: cmd.ErrOrStderr()}
+	c.found(name, err)
+	return fmt.Errorf("%s: refused (%s): %s", fileName(name), plural(c.problems, "problem"), notDone)
+}
+
 // plural is n and word, with an s unless n is 1 ("1 stage", "3 stages").
 func plural(n int, word string) string {
 	if n == 1 {

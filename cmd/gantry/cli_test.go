@@ -38,7 +38,12 @@ func TestRunRefusesACommandWithoutDash(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"hello", "echo", "hi"}, `unexpected argument "echo": the command follows --, as in gantry run hello -- CMD`},
+		{[]string{"hello", "echo", "hi"}, `unexpected argument "echo": the command follows --, as in gantry run hello -- CMD (or, to run the image hello, gantry run --image hello -- CMD)`},
+		// docker run's habit: an image where a task definition goes.
+		{[]string{"gantry/samples:latest", "echo", "hi"}, `"gantry/samples:latest" is not a task definition (FAMILY[:REV], as gantry taskdef register names it); to run an image: gantry run --image gantry/samples:latest -- CMD`},
+		{[]string{"ubuntu:22.04", "--", "echo", "hi"}, `to run an image: gantry run --image ubuntu:22.04 -- CMD`},
+		{[]string{"registry.example.com/etl", "--", "echo", "hi"}, `to run an image: gantry run --image registry.example.com/etl -- CMD`},
+		{[]string{"hello:0"}, `task definition "hello:0": revision must be a positive number`},
 		{[]string{"hello:3", "echo", "--", "hi"}, `unexpected argument "echo": the command follows --, as in gantry run hello:3 -- CMD`},
 		{[]string{"--", "echo", "hi"}, `what to run? give FAMILY[:REV] before --`},
 		{[]string{"--", "/bin/sh", "-c", "x"}, `what to run? give FAMILY[:REV] before --`},
@@ -625,7 +630,7 @@ func TestArgCountErrorsSayTheUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"describe"}, "accepts 1 arg(s), received 0; usage: gantry describe RUN"},
+		{[]string{"describe"}, "accepts 1 arg(s), received 0; usage: gantry describe RUN|PIPELINE-RUN"},
 		{[]string{"stop"}, "usage: gantry stop RUN..."},
 		{[]string{"wait"}, "usage: gantry wait RUN..."},
 		{[]string{"taskdef", "register"}, "usage: gantry taskdef register FILE|-"},
@@ -851,7 +856,7 @@ func TestHTTPAPIRefusesUnknownQueryParameters(t *testing.T) {
 		status int
 		want   []string
 	}{
-		{"/api/runs?stauts=FAILED", 400, []string{`unknown query parameter "stauts" (did you mean "status"?); /api/runs takes all, before, cluster, family, limit, status, tag, worker`}},
+		{"/api/runs?stauts=FAILED", 400, []string{`unknown query parameter "stauts" (did you mean "status"?); /api/runs takes all, array, before, cluster, family, limit, status, tag, worker`}},
 		{"/api/runs?status=FAILED&famly=etl&x=1", 400, []string{`unknown query parameter "famly" (did you mean "family"?); unknown query parameter "x"; /api/runs takes all,`}},
 		{"/api/runs?Status=FAILED", 400, []string{`unknown query parameter "Status" (did you mean "status"?)`}},
 		{"/api/runs?limt=5&all=maybe&status=DONE", 400, []string{`unknown query parameter "limt" (did you mean "limit"?)`, `all="maybe": want true or false`, `"DONE"`}},
@@ -983,21 +988,13 @@ func TestHTTPAPIClosesIdleConnections(t *testing.T) {
 	t.Cleanup(func() { httpIdleTimeout = old }) // last: after the server is done
 	httpIdleTimeout = 200 * time.Millisecond
 	nc := embeddedNATS(t)
-	addr := freeAddr(t)
+	logged := &syncBuffer{}
+	log := zerolog.New(zerolog.ConsoleWriter{Out: logged, NoColor: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- httpServe(addr, nc, httpAuth{token: "t"}, nil, zerolog.Nop())(ctx) }()
+	go func() { done <- httpServe("127.0.0.1:0", nc, httpAuth{token: "t"}, nil, log)(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	var (
-		conn net.Conn
-		err  error
-	)
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if conn, err = net.Dial("tcp", addr); err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	conn, err := net.Dial("tcp", logAddr(t, logged, "HTTP API ready"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1220,5 +1217,20 @@ func TestBackupChecksItsFileFirst(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
 		t.Errorf("left in the directory: %v", entries)
+	}
+}
+
+// TestVersionFlag: gantry --version (and -v), as docker --version, prints
+// what gantry version prints; it was an unknown flag.
+func TestVersionFlag(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}} {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(args)
+		if err := root.ExecuteContext(context.Background()); err != nil || out.String() != "gantry "+version+"\n" {
+			t.Errorf("gantry %s: %v, output %q; want %q", strings.Join(args, " "), err, out.String(), "gantry "+version+"\n")
+		}
 	}
 }

@@ -130,7 +130,7 @@ func TestAttachedRunSaysWhyItIsQueued(t *testing.T) {
 	t.Parallel()
 	in := startUp(t)
 	_, errOut, code := in.gantry("run", "--image", in.image, "--cluster", "nowhere", "--deadline", "3s", "--", "true")
-	if code != exitTimeout || !strings.Contains(errOut, " is queued: no live worker in cluster nowhere\n") {
+	if code != exitTimeout || !strings.Contains(errOut, " is queued: no live worker in cluster nowhere (live workers are in cluster default)\n") {
 		t.Errorf("a run no worker takes: exit %d, stderr:\n%s", code, errOut)
 	}
 	out, errOut, code := in.gantry("run", "--image", in.image, "--attempts", "2", "--", "sh", "-c", "echo try $GANTRY_ATTEMPT; exit 1")
@@ -149,7 +149,7 @@ func TestFollowedLogsSayWhyTheRunIsQueued(t *testing.T) {
 	id := strings.TrimSpace(in.mustGantry("run", "-d", "--image", in.image, "--cluster", "nowhere", "--deadline", "4s", "--", "true"))
 	waitFor(t, "the run to say why it waits", func() bool { return in.describe(id).StatusReason != "" })
 	_, errOut, _ := in.gantry("logs", "-f", id)
-	if want := "gantry: run " + id + " is queued: no live worker in cluster nowhere\n"; !strings.Contains(errOut, want) {
+	if want := "gantry: run " + id + " is queued: no live worker in cluster nowhere (live workers are in cluster default)\n"; !strings.Contains(errOut, want) {
 		t.Errorf("logs -f of a queued run: stderr %q, want %q", errOut, want)
 	}
 	retried := strings.TrimSpace(in.mustGantry("run", "-d", "--image", in.image, "--attempts", "2", "--", "sh", "-c", "echo try $GANTRY_ATTEMPT; exit 1"))

@@ -315,7 +315,7 @@ func (f *psFilter) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.family, "family", "", "only runs of this task definition family (or family:revision)")
 	c.Flags().StringVar(&f.cluster, "cluster", "", "only runs in this cluster")
 	c.Flags().StringVar(&f.worker, "worker", "", "only runs placed on this worker")
-	c.Flags().DurationVar(&f.since, "since", 0, "only runs created within this long (e.g. 1h, 24h)")
+	durationVar(c.Flags(), &f.since, "since", 0, "only runs created within this long (e.g. 1h, 2d, 1w)")
 	c.Flags().StringArrayVar(&f.tags, "tag", nil, "only runs tagged K=V (K= for an empty value), or with a tag K whatever its value (repeatable: runs with all of them)")
 }
 

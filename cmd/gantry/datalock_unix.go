@@ -12,6 +12,11 @@ import (
 	"syscall"
 )
 
+// dataDirLocks says that lockDataDir locks: the server lease of a server
+// killed on its data directory is then taken over at once by the next
+// one on it (server.WithStoreLock).
+const dataDirLocks = true
+
 // lockDataDir takes the data directory for this process: two gantry
 // processes on one directory would run two JetStream servers on one file
 // store and two writers of one SQLite database, and lose data. The lock

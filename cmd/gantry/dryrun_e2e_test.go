@@ -56,7 +56,7 @@ func TestDryRunsEndToEnd(t *testing.T) {
 	wantErr := []string{
 		bad + `: stages[1](b).dependsOn[0].stage: no stage "c" in the pipeline`,
 		bad + `: stages[0](a).pool: no pool "ghost"`,
-		bad + ": stages[0](a).taskDefinition: task definition nosuch has no ACTIVE revision",
+		bad + ": stages[0](a).taskDefinition: task definition family nosuch is not registered;",
 		"gantry: 3 problems in 1 of 2 files",
 	}
 	for _, w := range wantErr {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -71,8 +70,8 @@ func TestUnknownRunIsNotFound(t *testing.T) {
 
 func TestHTTPAPI(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
-	in := startUp(t, "--http", addr)
+	in := startUp(t, "--http", "127.0.0.1:0")
+	addr := logAddr(t, in.log, "HTTP API ready")
 	id := in.runDetached("echo", "hi")
 	in.waitStatus(id, jobs.StatusSucceeded)
 	get := func(path string) (int, string) {
@@ -122,12 +121,6 @@ func TestHTTPAPI(t *testing.T) {
 			t.Errorf("%s: %d %s", path, code, body)
 		}
 	}
-}
-
-// freeAddr is a free 127.0.0.1 address to listen on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", freePort(t)) // fleet_e2e_test.go
 }
 
 func TestContexts(t *testing.T) {

@@ -84,12 +84,14 @@ func flagSet(name string) bool {
 
 // instance is one `gantry up` under test.
 type instance struct {
-	t       *testing.T
-	data    string
-	label   string
-	env     []string
-	cmd     *exec.Cmd
-	log     *syncBuffer
+	t     *testing.T
+	data  string
+	label string
+	env   []string
+	cmd   *exec.Cmd
+	log   *syncBuffer
+	// earlier holds the logs of the lives before this one (restarts).
+	earlier strings.Builder
 	image   string
 	upFlags []string
 	// extraEnv is added to the environment of CLI commands (credentials).
@@ -134,6 +136,9 @@ func (in *instance) start() {
 	args := append([]string{"up", "--data", in.data, "--nats-port", "0", "--id", "w" + in.label[len(in.label)-5:],
 		"--container-label", sampletest.LabelKey + "=" + in.label, "--grace", "5s"}, in.upFlags...)
 	in.cmd = exec.Command(gantryBin, args...)
+	if in.log != nil {
+		fmt.Fprintf(&in.earlier, "%s--- gantry up restarted ---\n", in.log)
+	}
 	in.log = &syncBuffer{}
 	in.cmd.Stdout, in.cmd.Stderr = in.log, in.log
 	if err := in.cmd.Start(); err != nil {
@@ -220,10 +225,37 @@ func (in *instance) waitStatus(id string, want ...jobs.Status) *jobs.Run {
 			}
 		}
 		if time.Now().After(deadline) {
-			in.t.Fatalf("run %s is %s after 2m, want %v:\n%s", id, r.Status, want, in.log)
+			in.t.Fatalf("run %s is %s after 2m, want %v:\n%s\n%s", id, r.Status, want, in.stuck(r), in.log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// stuck says where a run that did not end stands, for a test's failure:
+// its reason and attempts, and an array parent's children's.
+func (in *instance) stuck(r *jobs.Run) string {
+	var b strings.Builder
+	line := func(r *jobs.Run) {
+		fmt.Fprintf(&b, "%s %s %q, %d attempts", r.RunID, r.Status, r.StatusReason, len(r.Attempts))
+		if n := len(r.Attempts); n > 0 {
+			a := r.Attempts[n-1]
+			fmt.Fprintf(&b, ", the last on %q %s %q", a.Worker, a.Status, a.StoppedReason)
+		}
+		b.WriteString("\n")
+	}
+	line(r)
+	if r.ArrayProperties != nil && r.ArrayJobID == "" {
+		for i := range min(r.ArrayProperties.Size, 10) {
+			out, _, code := in.gantry("describe", jobs.ArrayChildID(r.RunID, i), "-o", "json")
+			var c jobs.Run
+			if code != 0 || json.Unmarshal([]byte(out), &c) != nil {
+				fmt.Fprintf(&b, "child %d: no description (exit %d)\n", i, code)
+				continue
+			}
+			line(&c)
+		}
+	}
+	return b.String()
 }
 
 // waitLog polls until the run's log has a line, so that the container is
@@ -562,6 +594,10 @@ func TestBadInputIsOneLineAndExit125(t *testing.T) {
 		{"unreachable NATS", env, []string{"ps"}, "cannot reach NATS at nats://127.0.0.1:1"},
 		{"unreachable NATS for run", env, []string{"run", "--image", "x", "--", "true"}, "is `gantry up` running?"},
 		{"run without what", env, []string{"run"}, "what to run?"},
+		{"an image where a family goes", env, []string{"run", "gantry/samples:latest", "echo", "hi"},
+			"to run an image: gantry run --image gantry/samples:latest -- CMD"},
+		{"NATS port out of range", env, []string{"up", "--data", t.TempDir(), "--nats-port", "99999"},
+			"port 99999: want 1 to 65535, or 0 for a free one (--nats-port)"},
 		{"bad output", env, []string{"ps", "-o", "xml"}, "want table, wide, json or yaml"},
 		{"bad env", env, []string{"run", "--image", "x", "--env", "NOVALUE", "--", "true"}, "--env \"NOVALUE\": want K=V"},
 		{"timeout beyond 50 years", env, []string{"run", "--image", "x", "--timeout", "900000h", "--", "true"},

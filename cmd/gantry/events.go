@@ -26,8 +26,9 @@ func newEventsCmd(g *globals) *cobra.Command {
 		Long: `events prints a line for each status change of a run or a pipeline run, as the
 server announces it, until interrupted, as docker events does: the time, the
 kind (run or pipeline), the id, the new status, and what the event says
-besides (task=FAMILY:REV, exit=CODE, worker=, cluster=, stage=PIPELINE-RUN/STAGE
-and reason= for a run; pipeline=NAME, stages= and, while it waits PENDING,
+besides (task=FAMILY:REV, exit=CODE, worker=, cluster=,
+stage=PIPELINE-RUN/STAGE, STAGE[INDEX] for a run of an array stage, and
+reason= for a run; pipeline=NAME, stages= and, while it waits PENDING,
 reason= for a pipeline run). The server announces a pipeline run again as
 its stages' runs change: a line that would say what the run's last line
 said is left out. On a terminal lines are cut to its width and statuses
@@ -105,8 +106,8 @@ refuses the GANTRY_EVENTS stream gets "NATS refused ...".`,
 	fl.StringVar(&f.pipeline, "pipeline", "", "only the runs of this pipeline and their stages' runs")
 	fl.StringSliceVar(&f.statuses, "status", nil, "only these statuses (repeatable, or comma-separated)")
 	fl.StringVar(&f.kind, "kind", "", "only runs or only pipelines (pipeline runs)")
-	fl.StringVar(&f.since, "since", "", "replay the events stored since a time (10m, or RFC 3339) first; kept 7 days")
-	fl.StringVar(&f.until, "until", "", "stop at a time (10m ago, or RFC 3339)")
+	fl.StringVar(&f.since, "since", "", "replay the events stored since a time (10m, 2d, or RFC 3339) first; kept 7 days")
+	fl.StringVar(&f.until, "until", "", "stop at a time (10m or 1d ago, or RFC 3339)")
 	fl.StringVarP(&f.output, "output", "o", "table", "output format: table (a line per event) or json (JSON Lines)")
 	return c
 }
@@ -174,7 +175,7 @@ func (f eventsFlags) parse(now time.Time) (*eventsQuery, error) {
 	for _, s := range f.statuses {
 		st := jobs.Status(strings.ToUpper(strings.TrimSpace(s)))
 		if !slices.Contains(eventStatuses, st) {
-			errs = append(errs, fmt.Errorf("invalid --status %q: want one of %s", s, joinStatuses(eventStatuses)))
+			errs = append(errs, fmt.Errorf("invalid --status %q: want one of %s%s", s, joinStatuses(eventStatuses), jobs.StatusHint(s, eventStatuses)))
 			continue
 		}
 		if q.statuses == nil {
@@ -232,10 +233,10 @@ func joinStatuses(ss []jobs.Status) string {
 	return strings.Join(names, ", ")
 }
 
-// parseEventTime reads a time flag of events: a duration back from now or an RFC
-// 3339 time.
+// parseEventTime reads a time flag of events: a duration back from now
+// (jobs.ParseDuration: 10m, 2d) or an RFC 3339 time.
 func parseEventTime(flag, s string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
+	if d, err := jobs.ParseDuration(s); err == nil {
 		if d < 0 {
 			return time.Time{}, fmt.Errorf("invalid %s %q: a duration counts back from now, so it may not be negative", flag, s)
 		}
@@ -244,7 +245,7 @@ func parseEventTime(flag, s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("invalid %s %q: want a duration back from now (10m, 1h30m) or an RFC 3339 time (2026-01-02T15:04:05Z)", flag, s)
+	return time.Time{}, fmt.Errorf("invalid %s %q: want a duration back from now (10m, 1h30m, 2d) or an RFC 3339 time (2026-01-02T15:04:05Z)", flag, s)
 }
 
 // subject is the NATS subject filter of the query: as narrow as one
@@ -447,7 +448,7 @@ func runEventDetails(r *jobs.Event) []string {
 		d = append(d, "cluster="+r.Cluster)
 	}
 	if r.PipelineRunID != "" {
-		d = append(d, "stage="+r.PipelineRunID+"/"+r.Stage)
+		d = append(d, "stage="+r.PipelineRunID+"/"+stageLabel(r.Stage, r.ArrayIndex, 0))
 	}
 	if reason := firstOf(r.StoppedReason, r.StatusReason); reason != "" {
 		d = append(d, "reason="+strconv.Quote(reason))

@@ -178,6 +178,13 @@ func TestEventLine(t *testing.T) {
 	if got := eventLine(run, style{}); got != want {
 		t.Errorf("piped:\n got %q\nwant %q", got, want)
 	}
+	idx := 2
+	child := client.StreamEvent{Run: &jobs.Event{RunID: "01jq8x9v2c3n4m5p6q7r8s9t0w", Status: jobs.StatusQueued, Time: at,
+		PipelineRunID: "pr-01jq", Stage: "extract", ArrayIndex: &idx}}
+	const wantChild = `2026-03-14T15:09:26Z run      01jq8x9v2c3n4m5p6q7r8s9t0w QUEUED    stage=pr-01jq/extract[2]`
+	if got := eventLine(child, style{}); got != wantChild {
+		t.Errorf("a run of an array stage:\n got %q\nwant %q", got, wantChild)
+	}
 	got := eventLine(run, style{tty: true, width: 80, color: true})
 	plain := strings.NewReplacer("\x1b[31m", "", "\x1b[0m", "").Replace(got)
 	if n := len([]rune(plain)); n != 80 || !strings.HasSuffix(plain, "…") || !strings.Contains(got, "\x1b[31mFAILED\x1b[0m") {
@@ -204,7 +211,7 @@ func TestEventLine(t *testing.T) {
 // FuzzParseEventTime: --since and --until give a time or an error naming
 // the flag, never a panic.
 func FuzzParseEventTime(f *testing.F) {
-	for _, s := range []string{"10m", "1h30m", "-5m", "0s", "2026-01-02T15:04:05Z", "2026-01-02T15:04:05.999+02:00", "", "yesterday", "1d"} {
+	for _, s := range []string{"10m", "1h30m", "-5m", "0s", "2026-01-02T15:04:05Z", "2026-01-02T15:04:05.999+02:00", "", "yesterday", "1d", "1d12h", "2w"} {
 		f.Add(s)
 	}
 	now := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
@@ -218,7 +225,7 @@ func FuzzParseEventTime(f *testing.F) {
 		}
 		if got.IsZero() && s != "0001-01-01T00:00:00Z" {
 			// A duration is back from now; a time as given.
-			if _, derr := time.ParseDuration(s); derr == nil {
+			if _, derr := jobs.ParseDuration(s); derr == nil {
 				t.Fatalf("parseEventTime(%q): zero time", s)
 			}
 		}

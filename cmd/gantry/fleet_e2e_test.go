@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -195,9 +198,9 @@ func TestDockerSocketIsRefused(t *testing.T) {
 
 func TestUnauthenticatedClientIsRefused(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
 	in := startUpEnv(t, []string{"GANTRY_NATS_USER=gantry", "GANTRY_NATS_PASSWORD=s3cret"},
-		"--user", "gantry", "--password", "s3cret", "--http", addr)
+		"--user", "gantry", "--password", "s3cret", "--http", "127.0.0.1:0")
+	addr := logAddr(t, in.log, "HTTP API ready")
 	if out, _, code := in.gantry("run", "--image", in.image, "--", "echo", "authed"); code != 0 || out != "authed\n" {
 		t.Fatalf("authenticated run: exit %d %q", code, out)
 	}
@@ -297,14 +300,54 @@ func (p *proc) kill() {
 	p.cmd.Wait()
 }
 
-func freePort(t *testing.T) int {
+// startEmbeddedServer starts gantry server --embedded-nats with args on
+// a NATS port of its own choosing (--nats-port 0), its data in data, and
+// returns it with the URL it wrote to DATA/nats.url. A port picked here
+// and freed for the server could be taken meanwhile, as the local end of
+// another test's connection.
+func startEmbeddedServer(t *testing.T, data string, args ...string) (*proc, string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	p := startProc(t, append([]string{"server", "--embedded-nats", "--nats-port", "0", "--data", data}, args...)...)
+	return p, waitNATSURL(t, p, data)
+}
+
+// waitNATSURL waits for the URL the embedded NATS server of p writes to
+// DATA/nats.url once it listens.
+func waitNATSURL(t *testing.T, p *proc, data string) string {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(filepath.Join(data, "nats.url")); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return string(bytes.TrimSpace(b))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s wrote no DATA/nats.url in 2m:\n%s", p.cmd.Args, p.log)
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+}
+
+// logAddr waits for the log line with msg in log and returns its addr
+// field: a listener given port 0 logs the address it has.
+func logAddr(t *testing.T, log *syncBuffer, msg string) string {
+	t.Helper()
+	re := regexp.MustCompile(regexp.QuoteMeta(msg) + `.*\baddr=([^\s"]+)`)
+	var addr string
+	waitFor(t, "log line "+msg, func() bool {
+		if m := re.FindStringSubmatch(log.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	return addr
+}
+
+// natsPort is the port of a nats://host:port URL.
+func natsPort(t *testing.T, url string) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(url, "nats://"))
+	if err != nil {
+		t.Fatalf("NATS URL %q: %v", url, err)
+	}
+	return port
 }
 
 // TestKilledWorkerRunIsRedeliveredAndRestartReconciles runs a server and
@@ -317,11 +360,9 @@ func TestKilledWorkerRunIsRedeliveredAndRestartReconciles(t *testing.T) {
 	image := sampletest.Image(t)
 	label := fmt.Sprintf("e2e-kill%d", time.Now().UnixNano()%100000)
 	sampletest.Cleanup(t, cli, label)
-	port := freePort(t)
 	data := t.TempDir()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	_, url := startEmbeddedServer(t, data, "--lease", "3s")
 	env := append(os.Environ(), "GANTRY_NATS_URL="+url)
-	startProc(t, "server", "--embedded-nats", "--nats-port", fmt.Sprint(port), "--data", data, "--lease", "3s")
 	in := &instance{t: t, env: env, image: image}
 	waitFor(t, "the server", func() bool { _, _, code := in.gantry("ps"); return code == 0 })
 	workerArgs := func(id string) []string {
@@ -371,5 +412,64 @@ func TestKilledWorkerRunIsRedeliveredAndRestartReconciles(t *testing.T) {
 	waitFor(t, "the restarted worker to remove its leftover container", func() bool { return left() == 0 })
 	if r := in.describe(id); r.Status != jobs.StatusSucceeded || len(r.Attempts) != 2 {
 		t.Fatalf("after restart: %s with %d attempts", r.Status, len(r.Attempts))
+	}
+}
+
+// TestRestartedWorkerHandsBackItsJobAtOnce: a worker killed with SIGKILL
+// while it runs a task, then restarted, stops the container it left and
+// hands the job back to the queue at once, on the ack subject the
+// container kept: the next attempt runs on it well before the lease (10
+// minutes here, longer than any wait of this test) would have run out,
+// which only the hand-back explains. The stopped attempt is recorded
+// WorkerLost and does not count against --attempts 1.
+func TestRestartedWorkerHandsBackItsJobAtOnce(t *testing.T) {
+	t.Parallel()
+	cli := sampletest.Docker(t)
+	image := sampletest.Image(t)
+	label := fmt.Sprintf("e2e-restart%d", time.Now().UnixNano()%100000)
+	sampletest.Cleanup(t, cli, label)
+	_, url := startEmbeddedServer(t, t.TempDir(), "--lease", "10m")
+	env := append(os.Environ(), "GANTRY_NATS_URL="+url)
+	in := &instance{t: t, env: env, image: image}
+	waitFor(t, "the server", func() bool { _, _, code := in.gantry("ps"); return code == 0 })
+	id := label + "-w"
+	args := []string{"worker", "--nats", url, "--id", id, "--lease", "10m", "--grace", "5s",
+		"--container-label", sampletest.LabelKey + "=" + label}
+	first := startProc(t, args...)
+	waitFor(t, "the worker", func() bool { return len(in.workers()) == 1 })
+
+	run := in.runDetachedFlags([]string{"--attempts", "1"},
+		"sh", "-c", `echo "attempt $GANTRY_ATTEMPT"; if [ "$GANTRY_ATTEMPT" = 1 ]; then sleep 3600; fi`)
+	in.waitLog(run, "attempt 1")
+	first.kill()
+	running := func() int {
+		list, err := cli.ContainerList(context.Background(), container.ListOptions{
+			Filters: filters.NewArgs(filters.Arg("label", sampletest.LabelKey+"="+label), filters.Arg("label", "gantry.run="+run))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list)
+	}
+	if running() != 1 {
+		t.Fatal("the killed worker's container is not running")
+	}
+
+	restarted := time.Now()
+	startProc(t, args...)
+	waitFor(t, "attempt 2 to run", func() bool { return len(in.describe(run).Attempts) == 2 })
+	t.Logf("attempt 2 recorded %s after the restart began", time.Since(restarted).Round(10*time.Millisecond))
+	r := in.waitStatus(run, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled)
+	if r.Status != jobs.StatusSucceeded || len(r.Attempts) != 2 {
+		t.Fatalf("run: %s %q, %d attempts: %+v", r.Status, r.StoppedReason, len(r.Attempts), r.Attempts)
+	}
+	lost, next := r.Attempts[0], r.Attempts[1]
+	if lost.StopCode != jobs.StopWorkerLost || lost.Worker != id || next.Worker != id || next.Status != jobs.StatusSucceeded {
+		t.Fatalf("attempts: %+v", r.Attempts)
+	}
+	if logs, _, _ := in.gantry("logs", run, "--attempt", "2"); logs != "attempt 2\n" {
+		t.Errorf("logs of attempt 2: %q", logs)
+	}
+	if n := running(); n != 0 {
+		t.Errorf("%d containers of the run still running", n)
 	}
 }

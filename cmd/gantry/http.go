@@ -299,7 +299,7 @@ const codeUnauthenticated = "unauthenticated"
 const codeMethodNotAllowed = "method_not_allowed"
 
 // listParams are the query parameters of /api/runs (listQuery).
-var listParams = []string{"all", "before", "cluster", "family", "limit", "status", "tag", "worker"}
+var listParams = []string{"all", "array", "before", "cluster", "family", "limit", "status", "tag", "worker"}
 
 // checkQuery refuses the parameters of q that endpoint does not take,
 // naming each one (and the known one it likely meant) and those it takes:
@@ -331,13 +331,18 @@ func checkQuery(endpoint string, q url.Values, known []string) error {
 
 // listQuery reads runs.list's filters from /api/runs's query (listParams):
 // all, status (repeated or comma-separated), family, cluster, worker,
-// limit, before, tag (repeated: tag=team=data, or tag=team for any value).
+// limit, before, tag (repeated: tag=team=data, or tag=team for any value),
+// array (an array run's children, whatever their status, as gantry ps --array).
 // It refuses other parameters, and names every problem at once.
 func listQuery(q url.Values) (client.ListOptions, error) { return listQueryOf("/api/runs", q) }
 
 // listQueryOf is listQuery for the endpoint its refusals name.
 func listQueryOf(endpoint string, q url.Values) (client.ListOptions, error) {
-	o := client.ListOptions{Before: q.Get("before"), TaskDefinition: q.Get("family"), Cluster: q.Get("cluster"), Worker: q.Get("worker")}
+	o := client.ListOptions{Before: q.Get("before"), TaskDefinition: q.Get("family"), Cluster: q.Get("cluster"), Worker: q.Get("worker"),
+		ArrayJobID: q.Get("array")}
+	if o.ArrayJobID != "" {
+		o.All = true // its children, ended or not, as gantry ps --array
+	}
 	var problems []string
 	if err := checkQuery(endpoint, q, listParams); err != nil {
 		problems = append(problems, err.Error())

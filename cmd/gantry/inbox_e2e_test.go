@@ -263,9 +263,7 @@ func checkCLIInboxes(t *testing.T, url string, op, app []string, opUser, opPass,
 // _GANTRY_CLI.> is logged as the error it is.
 func TestCLIInboxEmbeddedRoles(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	server := startProc(t, "server", "--embedded-nats", "--nats-port", fmt.Sprint(port), "--data", t.TempDir(),
+	server, url := startEmbeddedServer(t, t.TempDir(),
 		"--user", "op", "--password", "op-secret", "--submit-user", "app", "--submit-password", "app-secret")
 	op := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=op", "GANTRY_NATS_PASSWORD=op-secret")
 	app := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=app", "GANTRY_NATS_PASSWORD=app-secret")

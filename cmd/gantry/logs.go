@@ -51,7 +51,7 @@ as a short one's. Until it prints them it holds about 8 MiB of a line at
 most: of a longer one (a blob written without newlines) it prints the
 start, and says on stderr how much it left out. With -f it prints the
 last N lines stored when it has read them, then follows. --since keeps the lines of the
-batches stored at or after a time, a duration back from now (10m) or an
+batches stored at or after a time, a duration back from now (10m, 2d) or an
 RFC 3339 time: lines are stored in batches, up to 50 ms after the
 container wrote them, so the time is the batch's, within a fraction of a
 second of the line's. --since reads the log from about that time, not
@@ -135,6 +135,10 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 				// A run no container of has started yet: say that logs
 				// waits for it, rather than sit silent as if it hung.
 				if r, err := c.Get(cmd.Context(), args[0]); err == nil {
+					if r.ArrayParent() {
+						fmt.Fprintln(cmd.ErrOrStderr(), "gantry:", arrayNoLog(r))
+						return nil
+					}
 					if st := notStartedYet(r, o.Attempt); st != "" {
 						fmt.Fprintf(cmd.ErrOrStderr(), "gantry: %s: waiting for its log\n", st)
 					}
@@ -167,7 +171,9 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 				why := logsExpired(cmd.Context(), c, args[0], o, time.Now())
 				if why == "" && !o.Follow {
 					if r, err := c.Get(cmd.Context(), args[0]); err == nil {
-						if st := notStartedYet(r, o.Attempt); st != "" {
+						if r.ArrayParent() {
+							why = arrayNoLog(r)
+						} else if st := notStartedYet(r, o.Attempt); st != "" {
 							why = fmt.Sprintf("%s: it has no log yet (gantry logs -f %s waits for it)", st, args[0])
 						}
 					}
@@ -185,11 +191,20 @@ submit-only NATS user may read a pipeline run's logs as a run's.`,
 	c.Flags().BoolVar(&prefix, "prefix", false, "start each line with its container's name and stream")
 	c.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "start each line with its batch's time (RFC 3339, nanoseconds, UTC): when the worker sent it, normally within 50 ms of the line")
 	c.Flags().StringVar(&tail, "tail", "all", "only the last N lines (read from the log's end); with -f, then new ones")
-	c.Flags().StringVar(&since, "since", "", "only lines stored since a time: a duration back from now (10m) or an RFC 3339 time (to the batch, within a fraction of a second)")
+	c.Flags().StringVar(&since, "since", "", "only lines stored since a time: a duration back from now (10m, 2d) or an RFC 3339 time (to the batch, within a fraction of a second)")
 	c.Flags().StringArrayVar(&stages, "stage", nil, "of a pipeline run (pr-...): only this stage's runs (repeatable)")
 	c.Flags().BoolVar(&noPrefix, "no-prefix", false, "of a pipeline run (pr-...): lines without their stage run's label")
 	hintUnknownRuns(c) // runs.go
 	return c
+}
+
+// arrayNoLog says that an array run has no log of its own: its children
+// have theirs.
+func arrayNoLog(r *jobs.Run) string {
+	n := r.ArrayProperties.Size
+	return fmt.Sprintf("run %s is an array run: it runs no container, and has no log; each of its %d children has its own "+
+		"(gantry logs %s ... gantry logs %s; gantry ps --array %s lists them)",
+		r.RunID, n, jobs.ArrayChildID(r.RunID, 0), jobs.ArrayChildID(r.RunID, n-1), r.RunID)
 }
 
 // logsFlagsFor refuses the flags that do not apply to a run (pipeline,

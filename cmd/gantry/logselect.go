@@ -10,10 +10,11 @@ import (
 	"github.com/gantry-dev/gantry/queue"
 )
 
-// parseSince reads --since: a Go duration back from now (10m, 1h30m) or an
-// RFC 3339 time (2026-01-02T15:04:05Z, with fractions and offsets too).
+// parseSince reads --since: a duration back from now (10m, 1h30m, 2d:
+// jobs.ParseDuration) or an RFC 3339 time (2026-01-02T15:04:05Z, with
+// fractions and offsets too).
 func parseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
+	if d, err := jobs.ParseDuration(s); err == nil {
 		if d < 0 {
 			return time.Time{}, fmt.Errorf("invalid --since %q: a duration counts back from now, so it may not be negative", s)
 		}
@@ -22,7 +23,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("invalid --since %q: want a duration back from now (10m, 1h30m) or an RFC 3339 time (2026-01-02T15:04:05Z)", s)
+	return time.Time{}, fmt.Errorf("invalid --since %q: want a duration back from now (10m, 1h30m, 2d) or an RFC 3339 time (2026-01-02T15:04:05Z)", s)
 }
 
 // parseTail reads --tail: a number of lines, 0 or more, or "all" (-1).

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/queue"
+	"github.com/gantry-dev/gantry/queue/natstest"
 )
 
 // tailRun is a run whose log, stored in this order one batch at a time,
@@ -98,15 +99,7 @@ func startLogRead(t *testing.T, consumer bool) *boundedLogs {
 	// The server makes its streams (direct get on) before it answers:
 	// once it has taken a run, what is turned off here stays off.
 	b.submit()
-	st, err := b.q.JetStream().Stream(b.ctx, queue.StreamLogs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
-	cfg.AllowDirect = false
-	if _, err := b.q.JetStream().UpdateStream(b.ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	natstest.DirectGetsOff(t, b.ctx, b.q.JetStream(), queue.StreamLogs)
 	return b
 }
 
@@ -291,7 +284,7 @@ func TestLogsTailSinceDropReports(t *testing.T) {
 func TestLogsTailSinceBadValues(t *testing.T) {
 	_, stderr, code := gantryCmd(context.Background(), "logs", "--nats", "nats://127.0.0.1:1", "--tail", "-1", "--since", "yesterday", "r1")
 	want := `gantry: invalid --tail "-1": want a number of lines, 0 or more, or all
-invalid --since "yesterday": want a duration back from now (10m, 1h30m) or an RFC 3339 time (2026-01-02T15:04:05Z)
+invalid --since "yesterday": want a duration back from now (10m, 1h30m, 2d) or an RFC 3339 time (2026-01-02T15:04:05Z)
 `
 	if stderr != want || code != exitGantryError {
 		t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr, exitGantryError, want)
@@ -305,7 +298,7 @@ invalid --since "yesterday": want a duration back from now (10m, 1h30m) or an RF
 }
 
 func FuzzParseSince(f *testing.F) {
-	for _, s := range []string{"10m", "1h30m", "0s", "-5m", "2026-01-02T15:04:05Z", "2026-01-02T15:04:05.123+02:00", "yesterday", ""} {
+	for _, s := range []string{"10m", "1h30m", "2d", "1d12h", "1w", "0s", "-5m", "2026-01-02T15:04:05Z", "2026-01-02T15:04:05.123+02:00", "yesterday", ""} {
 		f.Add(s)
 	}
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -317,7 +310,7 @@ func FuzzParseSince(f *testing.F) {
 			}
 			return
 		}
-		if d, derr := time.ParseDuration(s); derr == nil {
+		if d, derr := jobs.ParseDuration(s); derr == nil {
 			if !got.Equal(now.Add(-d)) || got.After(now) {
 				t.Fatalf("parseSince(%q) = %v, want %v", s, got, now.Add(-d))
 			}

@@ -169,7 +169,12 @@ problems; 125 when gantry itself failed; 130 when Ctrl-C ended 'logs -f' or
 'wait'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// gantry --version, as docker --version: what gantry version prints.
+		Version: version,
 	}
+	root.SetVersionTemplate("gantry {{.Version}}\n")
+	root.InitDefaultVersionFlag()
+	root.Flags().Lookup("version").Usage = "print gantry's version, as gantry version does"
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w%s (see '%s --help')", err, flagHint(c, err), c.CommandPath())
 	})

@@ -58,8 +58,8 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 // worker.
 func TestMetricsOfARun(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
-	in := startUp(t, "--metrics", addr)
+	in := startUp(t, "--metrics", "127.0.0.1:0")
+	addr := logAddr(t, in.log, "metrics ready")
 	before := scrape(t, addr)
 	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total", "gantry_runs_submitted_total",
 		`gantry_runs_ended_total{status="SUCCEEDED",stop_code=""}`, `gantry_runs_active{status="QUEUED"}`,
@@ -164,14 +164,13 @@ func TestMetricsOfServerAndWorkerApart(t *testing.T) {
 	image := sampletest.Image(t)
 	label := fmt.Sprintf("e2e-metrics%d", time.Now().UnixNano()%100000)
 	sampletest.Cleanup(t, cli, label)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
-	serverAddr, workerAddr := freeAddr(t), freeAddr(t)
-	startProc(t, "server", "--embedded-nats", "--nats-port", strings.TrimPrefix(url, "nats://127.0.0.1:"),
-		"--data", t.TempDir(), "--metrics", serverAddr)
+	server, url := startEmbeddedServer(t, t.TempDir(), "--metrics", "127.0.0.1:0")
+	serverAddr := logAddr(t, server.log, "metrics ready")
 	in := &instance{t: t, env: append(os.Environ(), "GANTRY_NATS_URL="+url), image: image}
 	waitFor(t, "the server", func() bool { _, _, code := in.gantry("ps"); return code == 0 })
-	startProc(t, "worker", "--nats", url, "--id", label, "--cluster", "etl", "--grace", "5s",
-		"--container-label", sampletest.LabelKey+"="+label, "--metrics", workerAddr)
+	worker := startProc(t, "worker", "--nats", url, "--id", label, "--cluster", "etl", "--grace", "5s",
+		"--container-label", sampletest.LabelKey+"="+label, "--metrics", "127.0.0.1:0")
+	workerAddr := logAddr(t, worker.log, "metrics ready")
 	waitFor(t, "the worker", func() bool { return len(in.workers()) == 1 })
 
 	out, errOut, code := in.gantry("run", "-d", "--cluster", "etl", "--image", image, "--", "echo", "apart")

@@ -38,7 +38,10 @@ func natsCLI(t *testing.T) string {
 	t.Helper()
 	natsOnce.Do(func() {
 		dir := filepath.Dir(gantryBin)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		// A first build on a machine with an empty module cache downloads
+		// and compiles natscli and its own NATS server: minutes on 2 busy
+		// cores (.ci/run builds it before the tests for that reason).
+		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "go", "install", "github.com/nats-io/natscli/nats@"+natsCLIVersion)
 		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-buildvcs=false")

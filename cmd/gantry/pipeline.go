@@ -36,6 +36,7 @@ func newPipelineCmd(g *globals) *cobra.Command {
 	}
 	c.AddCommand(newPipelineApplyCmd(g), newPipelineValidateCmd(), newPipelineLsCmd(g), newPipelineDescribeCmd(g),
 		newPipelineRunCmd(g), newPipelineRetryCmd(g), newPipelineRunsCmd(g), newPipelineBackfillCmd(g), newPipelineDeleteCmd(g)) // delete.go
+	hintUnknownNames(c, "pipeline", "gantry pipeline ls lists them") // runs.go
 	return c
 }
 
@@ -181,8 +182,24 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 		Short: "Show a pipeline: parameters, schedule and stages",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// suspended is the schedule's state now, which gantry schedule
+			// suspend and resume change and the file's suspend does not say.
+			var suspended *bool
 			return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*jobs.Pipeline, error) {
-				return c.DescribePipeline(ctx, args[0], version)
+				p, err := c.DescribePipeline(ctx, args[0], version)
+				if err != nil || p.Schedule == nil || version != 0 || out != "table" {
+					return p, err
+				}
+				ss, err := c.Schedules(ctx)
+				if err != nil {
+					return nil, err
+				}
+				for _, s := range ss {
+					if s.Name == p.Name {
+						suspended = &s.Suspended
+					}
+				}
+				return p, nil
 			}, func(w io.Writer, p *jobs.Pipeline) error {
 				fmt.Fprintf(w, "Pipeline:\t%s\nVersion:\t%d\n", p.Name, p.Version)
 				keys := make([]string, 0, len(p.Parameters))
@@ -198,7 +215,12 @@ func newPipelineDescribeCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(w, "Parameter:\t%s=%s\n", k, p.Parameters[k].Default)
 				}
 				if s := p.Schedule; s != nil {
-					fmt.Fprintf(w, "Schedule:\t%s (%s) %s suspend=%v\n", s.Cron, orDash(s.Timezone), s.Policy(), s.Suspend)
+					state := fmt.Sprintf("suspend=%v", s.Suspend)
+					if suspended != nil && *suspended != s.Suspend {
+						verb := map[bool]string{true: "suspend", false: "resume"}[*suspended]
+						state = fmt.Sprintf("suspend=%v (by gantry schedule %s; the file's suspend: %v comes back when a changed file is applied)", *suspended, verb, s.Suspend)
+					}
+					fmt.Fprintf(w, "Schedule:\t%s (%s) %s %s\n", s.Cron, orDash(s.Timezone), s.Policy(), state)
 				}
 				if p.Kind == jobs.KindTask {
 					fmt.Fprintf(w, "Kind:\ttask schedule\n")
@@ -377,6 +399,9 @@ holds it back nor makes the scheduled runs wait for it.`,
 			pr, err := c.RunPipelineWith(cmd.Context(), args[0],
 				client.RunOptions{Parameters: given, Priority: prio, TimeoutSeconds: secs, Tags: tagList, Constraints: consList,
 					IdempotencyKey: key})
+			if errors.Is(err, client.ErrNotFound) {
+				return err // its code kept, for the hint of hintUnknownNames
+			}
 			if err != nil {
 				return fmt.Errorf("%s", pipelineRunFlagErrors(err))
 			}
@@ -389,7 +414,7 @@ holds it back nor makes the scheduled runs wait for it.`,
 	c.Flags().StringArrayVarP(&params, "param", "p", nil, "set a parameter K=V (repeatable)")
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "print the pipeline run id and return at once")
 	c.Flags().StringVar(&priority, "priority", "", "high, normal or low: the priority of every stage's runs (default: the pipeline file's, else normal)")
-	c.Flags().DurationVar(&timeout, "timeout", 0, "fail the pipeline run if it has not ended this long (e.g. 90m, 2h) after its start (default: the pipeline file's timeoutSeconds, else no limit)")
+	durationVar(c.Flags(), &timeout, "timeout", 0, "fail the pipeline run if it has not ended this long (e.g. 90m, 2h) after its start (default: the pipeline file's timeoutSeconds, else no limit)")
 	c.Flags().StringArrayVar(&tags, "tag", nil, "tag every stage's runs K=V, over the pipeline file's tags, to find them with gantry ps --tag (repeatable)")
 	c.Flags().StringArrayVar(&cons, "constraint", nil, "run every stage only on workers with label K=V, K!=V, K (any value) or !K (none), besides the pipeline file's constraints (repeatable)")
 	c.Flags().StringVar(&key, "idempotency-key", "", "running the pipeline twice with the same key starts one run: the second gets the first's")
@@ -496,6 +521,9 @@ shows the stages as pipeline run does and exits 0 when the run succeeded,
 			}
 			defer nc.Close()
 			pr, err := c.RetryPipelineRun(cmd.Context(), args[0])
+			if errors.Is(err, client.ErrNotFound) {
+				return err // its code kept, for the hint of hintUnknownRuns
+			}
 			if err != nil {
 				return fmt.Errorf("%s", oneLine(err))
 			}
@@ -507,6 +535,7 @@ shows the stages as pipeline run does and exits 0 when the run succeeded,
 	}
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "print the pipeline run id and return at once")
 	addDetachOutputFlag(c, &out)
+	hintUnknownRuns(c) // runs.go
 	return c
 }
 
@@ -620,11 +649,19 @@ func waitTeller(id string, w io.Writer) func(*jobs.PipelineRun) {
 	}
 }
 
-// stageWaitReason says why a RUNNING stage's runs that have not ended
-// wait, as they say (jobs.StageRun.StatusReason): the first one's
-// reason, with, for an array, how many runs it holds back and how many
-// others wait for other reasons. "" when none says.
-func stageWaitReason(st *jobs.StageState) string {
+// stageWaitReason says why a stage of pr waits. A RUNNING stage's runs
+// that have not ended say it (jobs.StageRun.StatusReason): the first
+// one's reason, with, for an array, how many runs it holds back and how
+// many others wait for other reasons. A PENDING stage whose dependencies
+// let it run waits for the stages whose outputs it reads to end
+// (jobs.Pipeline.OutputWait). "" when none says.
+func stageWaitReason(pr *jobs.PipelineRun, st *jobs.StageState) string {
+	if st.Status == jobs.StatusPending {
+		if spec := pr.Spec.Stage(st.Name); spec == nil || spec.ArraySize.From == nil && !spec.When.ReadsOutputs() {
+			return "" // reads no output: the statuses need not be gathered
+		}
+		return pr.Spec.OutputWait(st.Name, pr.StageStatuses(), pr.Runless())
+	}
 	if st.Status != jobs.StatusRunning {
 		return ""
 	}
@@ -845,9 +882,10 @@ func runsReason(pr *jobs.PipelineRun) string {
 	var why []string
 	if pr.Status == jobs.StatusRunning {
 		// A stage RUNNING may not have started a container yet: its runs
-		// say why they wait.
+		// say why they wait. One PENDING may wait for a stage whose
+		// output it reads.
 		for _, st := range pr.Stages {
-			if wait := stageWaitReason(&st); wait != "" {
+			if wait := stageWaitReason(pr, &st); wait != "" {
 				why = append(why, st.Name+": "+wait)
 			}
 		}
@@ -943,7 +981,7 @@ func describePipelineRun(w io.Writer, pr *jobs.PipelineRun) error {
 		if st.Try > 1 {
 			name = fmt.Sprintf("%s (try %d)", st.Name, st.Try)
 		}
-		stageRows(w, name, st.Status, st.Reason, st.Runs)
+		stageRows(w, name, st.Status, firstOf(st.Reason, stageWaitReason(pr, &st)), st.Runs)
 	}
 	return nil
 }
@@ -1052,7 +1090,7 @@ counted from when that run starts: not while it waits PENDING.`,
 	c.Flags().StringVar(&to, "to", "", "last time, included; a bare date YYYY-MM-DD takes in the whole day")
 	c.Flags().IntVar(&maxParallel, "max-parallel", 0, "at most this many of the runs active at once (0: all)")
 	c.Flags().StringVar(&priority, "priority", "", "high, normal or low: the priority of every stage's runs (default: the pipeline file's, else normal; low keeps a backfill from delaying scheduled runs)")
-	c.Flags().DurationVar(&timeout, "timeout", 0, "fail each run that has not ended this long after its start (default: the pipeline file's timeoutSeconds, else no limit)")
+	durationVar(c.Flags(), &timeout, "timeout", 0, "fail each run that has not ended this long after its start (default: the pipeline file's timeoutSeconds, else no limit)")
 	c.Flags().StringArrayVar(&tags, "tag", nil, "tag every stage's runs of the backfill K=V, over the pipeline file's tags (repeatable; e.g. --tag reason=reload)")
 	c.MarkFlagRequired("from")
 	c.MarkFlagRequired("to")
@@ -1159,6 +1197,7 @@ func newScheduleCmd(g *globals) *cobra.Command {
 		newScheduleDescribeCmd(g), // schedule_describe.go
 		newScheduleCreateCmd(g),   // schedule_create.go
 		newScheduleDeleteCmd(g))   // delete.go
+	hintUnknownNames(c, "schedule", "gantry schedule ls lists them") // runs.go
 	return c
 }
 

@@ -208,7 +208,10 @@ stages:
 
 func TestPipelineRestartMidRunThenStop(t *testing.T) {
 	t.Parallel()
-	in := startUp(t)
+	// A grace long enough for first's last 2 s under any load: once in a
+	// run of the whole package, first ran a second attempt, which its
+	// stop at the end of a 5 s grace would explain (its log was not kept).
+	in := startUp(t, "--grace", "60s")
 	in.applyPipeline("slow", slowPipeline)
 	out, errOut, code := in.gantry("pipeline", "run", "slow", "-d")
 	id := strings.TrimSpace(out)
@@ -237,7 +240,7 @@ func TestPipelineRestartMidRunThenStop(t *testing.T) {
 		t.Fatalf("after stop: %s %v", pr.Status, pr.StageStatuses())
 	}
 	if r := in.describe(first.Runs[0].RunID); len(r.Attempts) != 1 {
-		t.Fatalf("first ran %d attempts", len(r.Attempts))
+		t.Fatalf("first ran %d attempts: %+v\n%s%s", len(r.Attempts), r.Attempts, &in.earlier, in.log)
 	}
 }
 

@@ -48,7 +48,7 @@ func (v *stageView) draw(pr *jobs.PipelineRun, now time.Time) {
 			}
 			dur = short(end.Sub(*st.StartedAt))
 		}
-		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.Status, runs, attempts, dur, orDash(firstOf(st.Reason, stageWaitReason(st))))
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.Status, runs, attempts, dur, orDash(firstOf(st.Reason, stageWaitReason(pr, st))))
 	}
 	fmt.Fprintf(&b, "%s\t%s\t\t\t%s\t%s\n", "(pipeline)", pr.Status, pipelineDuration(pr, now), pipelineReason(pr, now))
 	text := renderTable(b.String(), v.st)

@@ -193,7 +193,7 @@ func TestTaskScheduleCommands(t *testing.T) {
 	// Problems name the flags, not the one-stage pipeline behind the schedule.
 	_, errOut, code := in.gantry("schedule", "create", "--task", "nosuch", "--cron", "@hourly")
 	oneLineError(t, "schedule create --task nosuch", errOut, code,
-		"--task: task definition nosuch has no ACTIVE revision", "register it with")
+		"--task: task definition family nosuch is not registered;", "register it with")
 	if _, errOut, _ = in.gantry("schedule", "create", "--task", "cleanup", "--cron", "bad", "--timezone", "Nowhere"); !strings.Contains(errOut, `--cron: "bad"`) ||
 		!strings.Contains(errOut, `--timezone: "Nowhere"`) || strings.Contains(errOut, "stages[") {
 		t.Errorf("schedule create --cron bad --timezone Nowhere: %q", errOut)

@@ -95,6 +95,9 @@ submits its run again with gantry run.`,
 			if f.detach {
 				return out.writeID(cmd.OutOrStdout(), r.RunID, r)
 			}
+			if r.ArrayParent() { // the rerun of an array run: run.go
+				return attachArray(cmd.Context(), c, r, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
 			return attach(cmd.Context(), c, r.RunID, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -104,8 +107,8 @@ submits its run again with gantry run.`,
 	fl.StringVar(&f.worker, "worker", "", "rerun on this worker only")
 	fl.StringVar(&f.name, "name", "", "the container that --env, --cpu and --memory change (default: the first essential one)")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable K=V, over the run's (repeatable)")
-	fl.DurationVar(&f.timeout, "timeout", 0, "stop an attempt that runs longer than this from when its container starts, instead of the run's timeout")
-	fl.DurationVar(&f.deadline, "deadline", 0, "fail the rerun if it has not ended this long after submission, instead of the run's")
+	durationVar(fl, &f.timeout, "timeout", 0, "stop an attempt that runs longer than this from when its container starts, instead of the run's timeout")
+	durationVar(fl, &f.deadline, "deadline", 0, "fail the rerun if it has not ended this long after submission, instead of the run's")
 	fl.IntVar(&f.attempts, "attempts", 0, "total tries, 1 to 10, instead of the run's (its retry rules are kept)")
 	fl.IntVar(&f.memory, "memory", 0, "memory limit in MiB")
 	fl.IntVar(&f.cpu, "cpu", 0, "CPU units, 1024 = one CPU")

@@ -17,7 +17,7 @@ import (
 // addDataRetentionFlag adds --data-retention to `gantry up` and `gantry
 // server`.
 func addDataRetentionFlag(c *cobra.Command, d *time.Duration) {
-	c.Flags().DurationVar(d, "data-retention", queue.DefaultDataRetention,
+	durationVar(c.Flags(), d, "data-retention", queue.DefaultDataRetention,
 		"how long the files pipeline stages pass along are kept after their pipeline run ended (more than 0, at most 50 years)")
 }
 
@@ -57,13 +57,13 @@ const (
 )
 
 func (f *historyFlags) add(c *cobra.Command) {
-	c.Flags().DurationVar(&f.logRetention, "log-retention", envDuration("GANTRY_LOG_RETENTION", queue.DefaultLogRetention),
+	durationVar(c.Flags(), &f.logRetention, "log-retention", envDuration("GANTRY_LOG_RETENTION", queue.DefaultLogRetention),
 		"how long the GANTRY_LOGS stream keeps log lines; 0 for no age limit. Without it (or GANTRY_LOG_RETENTION) a stream that exists keeps its own, "+
-			"as an operator may have set it (nats stream edit --max-age), and a new one gets 720h")
+			"as an operator may have set it (nats stream edit --max-age), and a new one gets 720h (30d)")
 	c.Flags().StringVar(&f.logMaxSize, "log-max-size", os.Getenv("GANTRY_LOG_MAX_SIZE"),
 		"most bytes the GANTRY_LOGS stream holds, e.g. 20GiB (binary units: 1GB = 1GiB); past it the oldest lines are dropped. 0 removes a bound; "+
 			"without it (or GANTRY_LOG_MAX_SIZE) a stream that exists keeps its own and a new one has none")
-	c.Flags().DurationVar(&f.runRetention, "run-retention", envDuration("GANTRY_RUN_RETENTION", 0),
+	durationVar(c.Flags(), &f.runRetention, "run-retention", envDuration("GANTRY_RUN_RETENTION", 0),
 		"delete runs and pipeline runs from the store this long after they ended (at least 1h); 0 keeps them for ever (env GANTRY_RUN_RETENTION)")
 }
 
@@ -130,7 +130,7 @@ func parseLogMaxSize(s string) (int64, error) {
 // when it is unset or not a duration (checkEnvDuration refuses one that
 // is not).
 func envDuration(name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+	if d, err := jobs.ParseDuration(os.Getenv(name)); err == nil {
 		return d
 	}
 	return def
@@ -154,8 +154,8 @@ func checkEnvDuration(cmd *cobra.Command, flag, env string) error {
 	if v == "" || cmd.Flags().Changed(flag) {
 		return nil
 	}
-	if _, err := time.ParseDuration(v); err != nil {
-		return fmt.Errorf("%s=%q: want a duration such as 720h or 90m (--%s)", env, v, flag)
+	if _, err := jobs.ParseDuration(v); err != nil {
+		return fmt.Errorf("%s=%q: want a duration such as 30d, 720h or 90m (--%s)", env, v, flag)
 	}
 	return nil
 }

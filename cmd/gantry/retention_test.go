@@ -39,7 +39,10 @@ func TestServerChecksHistoryFlags(t *testing.T) {
 		{args: []string{"--log-max-size", "1e30"}, want: `--log-max-size "1e30": want a size such as 20GiB`},
 		{args: []string{"--log-max-size", "1MiB"}, want: `--log-max-size "1MiB": want at least 10MiB`},
 		{env: [2]string{"GANTRY_LOG_MAX_SIZE", "lots"}, want: `GANTRY_LOG_MAX_SIZE "lots": want a size such as 20GiB`},
-		{env: [2]string{"GANTRY_LOG_RETENTION", "30d"}, want: `GANTRY_LOG_RETENTION="30d": want a duration such as 720h or 90m (--log-retention)`},
+		{env: [2]string{"GANTRY_LOG_RETENTION", "30 days"}, want: `GANTRY_LOG_RETENTION="30 days": want a duration such as 30d, 720h or 90m (--log-retention)`},
+		{args: []string{"--log-retention", "a week"}, want: `invalid argument "a week" for "--log-retention" flag: want a duration such as 90s, 10m, 1h30m, 2d (days of 24h) or 1w`},
+		// Days and weeks are read: 1w is over the least, 1d under it.
+		{args: []string{"--run-retention", "1w", "--log-retention", "30s"}, want: "--log-retention 30s: want 0 (no age limit) or at least 1m0s"},
 		{env: [2]string{"GANTRY_RUN_RETENTION", "-1h"}, want: "GANTRY_RUN_RETENTION=-1h (--run-retention): want 0 (keep runs for ever)"},
 		{env: [2]string{"GANTRY_LOG_RETENTION", "30s"}, want: "GANTRY_LOG_RETENTION=30s (--log-retention): want 0 (no age limit) or at least 1m0s"},
 		{env: [2]string{"GANTRY_RUN_RETENTION", "24h"}, args: []string{"--run-retention", "5m"}, want: "--run-retention 5m0s: want 0"},

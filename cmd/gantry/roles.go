@@ -55,7 +55,7 @@ func (f *workerFlags) add(c *cobra.Command) {
 	c.Flags().IntVar(&f.slots, "slots", 4, "runs this worker runs at once")
 	c.Flags().StringArrayVar(&f.allowHostPaths, "allow-host-path", nil, "directory under which task volumes may bind-mount host paths (repeatable)")
 	c.Flags().StringVar(&f.pull, "pull", "missing", "when to pull images: missing, always or never")
-	c.Flags().DurationVar(&f.grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may go on before they are stopped and their jobs handed back to the queue")
+	durationVar(c.Flags(), &f.grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may go on before they are stopped and their jobs handed back to the queue")
 	c.Flags().StringArrayVar(&f.objectLabels, "container-label", nil, "extra K=V label on every container, volume and network the worker creates (tests use it)")
 	c.Flags().MarkHidden("container-label")
 	f.fleet.add(c)
@@ -209,7 +209,7 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	// saying so when what it waits for changes and every queue.WarnEvery,
 	// and trying again every second, to be ready soon after the server.
 	var cons *queue.JobConsumer
-	err = queue.Wait{
+	wait := queue.Wait{
 		For: func(err error) string {
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
 				return "a gantry server to create the streams"
@@ -224,7 +224,8 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 			ev.Msg("waiting for " + what)
 		},
 		Min: time.Second, Max: time.Second,
-	}.Retry(ctx, func(ctx context.Context) (err error) {
+	}
+	err = wait.Retry(ctx, func(ctx context.Context) (err error) {
 		cons, err = q.Jobs(ctx, f.cluster, f.id)
 		return err
 	})
@@ -248,7 +249,14 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	if reg != nil {
 		reg.MustRegister(workerCollector{id: f.id, cluster: f.cluster, w: w, rt: rt})
 	}
-	if err := q.WatchDrain(ctx, f.id, w.Drain); err != nil {
+	// The drain bucket is made by the first role to use it, here often
+	// just after the cluster elected its leader, when a new stream's own
+	// election can still time the request out: that too is waited for.
+	err = wait.Retry(ctx, func(ctx context.Context) error { return q.WatchDrain(ctx, f.id, w.Drain) })
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	sub, err := q.SubscribeCancels(func(c queue.CancelMsg) {
@@ -385,6 +393,9 @@ func runServer(ctx context.Context, nc *nats.Conn, dataDir string, log zerolog.L
 		return err
 	}
 	opts = append([]server.Option{server.WithLogger(log.With().Str("role", "server").Logger())}, opts...)
+	if dataDirLocks { // the caller locked dataDir (openDataDir) for the process's life
+		opts = append(opts, server.WithStoreLock())
+	}
 	return server.New(db, q, opts...).Run(ctx)
 }
 
@@ -699,6 +710,15 @@ cannot answer yet (a NATS cluster still electing its leader) it waits, saying
 so every few seconds, until it can or the server is stopped; a refusal (a NATS
 user without the rights), a configuration JetStream rejects or a NATS server
 without JetStream (started without -js) ends it at once.
+
+A NATS deployment has one gantry server. Before it changes anything it takes
+the server lease (key "lease" of the KV bucket gantry_server) and renews it
+every 5s. While another server holds it, it stops (exit 125), naming that one,
+once that one shows it runs: it answers NATS, or renews its lease. A holder
+that does neither (killed, its host lost) is waited for, saying so every few
+seconds, until its lease is 15s old, then taken over; one left by a server
+killed on this --data is taken over at once. A server that loses its lease
+(taken over, deleted) stops (exit 125).
 
 ` + httpHelp,
 		Example: `  gantry server --nats nats://nats.internal:4222 --creds op.creds \

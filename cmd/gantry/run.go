@@ -34,6 +34,8 @@ type runFlags struct {
 	dependsOn                          []string
 	pool                               string
 	constraints                        []string
+	arraySize                          string
+	arrayOrder                         string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -61,6 +63,22 @@ default), failure, or complete (however it ended). A run it depends on
 that ended otherwise fails this one without running it, FAILED with a
 stopped reason naming that run (exit 125 when attached). Attached, gantry
 run says what the run waits for on stderr, then streams it as usual.
+
+--array-size N (2 to 10000) makes an array run, as AWS Batch's submit-job
+--array-properties size=N: one parent run, which runs no container, and N
+child runs PARENT-0 to PARENT-(N-1), each an ordinary run of the task with
+the same flags (overrides, timeout, attempts, tags, cluster, priority,
+dependencies, pool) that sees its index as GANTRY_ARRAY_INDEX and
+AWS_BATCH_JOB_ARRAY_INDEX, and the size as GANTRY_ARRAY_SIZE. The parent's
+status is its children's: QUEUED until one starts, RUNNING while any runs,
+SUCCEEDED when all succeeded, FAILED when all ended and any did not (its
+exit code the first failed child's), CANCELED when stopped. -d prints the
+parent's id; attached, gantry run waits for the parent to end and exits as
+gantry wait of it would (Ctrl-C stops every child). gantry ps --array
+PARENT lists the children, gantry logs PARENT-I shows one child's output.
+--array-order sequential runs the children one after another, as AWS
+Batch's dependsOn type SEQUENTIAL: child I+1 waits, QUEUED, for child I to
+succeed; one that fails fails those after it without running them.
 
 --pool NAME makes the run take a slot of the pool NAME (gantry pool): while
 all its slots are held the run waits, QUEUED, saying so ("waiting for a
@@ -97,6 +115,8 @@ detaches and leaves it to finish stopping.`,
   b=$(gantry run -d --depends-on "$a" transform)
   gantry run --depends-on "$b" load
   gantry run -d --depends-on "$b:failure" notify
+  gantry run -d --array-size 100 etl-shard    # 100 child runs, each with its AWS_BATCH_JOB_ARRAY_INDEX
+  gantry run --array-size 5 --array-order sequential migrate   # child 1 after child 0 succeeded, ...
   gantry run -d --pool warehouse load-sales   # at most as many at once as the pool has slots
   gantry run -d --constraint disk=ssd --constraint zone!=eu-1 etl-sales   # on a worker started with --label disk=ssd
   gantry run -d --constraint gpu --constraint '!spot' train   # on a worker with some label gpu and no label spot`,
@@ -114,17 +134,20 @@ detaches and leaves it to finish stopping.`,
 			}
 			defer nc.Close()
 			if err := overrideContainer(cmd.Context(), c, req); err != nil {
-				return err
+				return imageHint(err, f, args)
 			}
 			r, warnings, err := c.SubmitWithWarnings(cmd.Context(), req)
 			if err != nil {
-				return dependsOnFlagErrors(err, f.dependsOn)
+				return imageHint(dependsOnFlagErrors(err, f.dependsOn), f, args)
 			}
 			for _, w := range warnings {
 				fmt.Fprintln(cmd.ErrOrStderr(), "gantry: note:", w)
 			}
 			if f.detach {
 				return out.writeID(cmd.OutOrStdout(), r.RunID, r)
+			}
+			if r.ArrayParent() {
+				return attachArray(cmd.Context(), c, r, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
 			return attach(cmd.Context(), c, r.RunID, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -136,8 +159,8 @@ detaches and leaves it to finish stopping.`,
 	fl.StringVar(&f.cluster, "cluster", "", "cluster to run in (default \"default\")")
 	fl.StringVar(&f.worker, "worker", "", "run on this worker only (refused if it is live in another cluster, or with labels the constraints rule out)")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable K=V in the task's first essential container, or the one --name names (repeatable)")
-	fl.DurationVar(&f.timeout, "timeout", 0, "stop an attempt that runs longer than this (e.g. 90s, 10m), counted from when its container starts: pulling the image does not count")
-	fl.DurationVar(&f.deadline, "deadline", 0, "fail the run if it has not ended this long after submission, over all attempts, waits and image pulls included (activeDeadlineSeconds)")
+	durationVar(fl, &f.timeout, "timeout", 0, "stop an attempt that runs longer than this (e.g. 90s, 10m), counted from when its container starts: pulling the image does not count")
+	durationVar(fl, &f.deadline, "deadline", 0, "fail the run if it has not ended this long after submission, over all attempts, waits and image pulls included (activeDeadlineSeconds)")
 	fl.IntVar(&f.attempts, "attempts", 0, "total tries, 1 to 10 (retries on failure)")
 	fl.IntVar(&f.memory, "memory", 0, "memory limit in MiB (an override with FAMILY or --file)")
 	fl.IntVar(&f.cpu, "cpu", 0, "CPU units, 1024 = one CPU (an override with FAMILY or --file)")
@@ -148,6 +171,8 @@ detaches and leaves it to finish stopping.`,
 	fl.StringArrayVar(&f.dependsOn, "depends-on", nil, "wait for this run to end first: RUN[:success|failure|complete], success by default (repeatable)")
 	fl.StringVar(&f.pool, "pool", "", "take a slot of this pool (gantry pool ls): while it is full the run waits, QUEUED; empty is no pool")
 	fl.StringArrayVar(&f.constraints, "constraint", nil, "run only on a worker with label K=V (gantry worker --label), K!=V on one without it, K on one with label K of any value, !K on one without label K (repeatable, up to 16)")
+	fl.StringVar(&f.arraySize, "array-size", "", "make an array run of N child runs, 2 to 10000, each seeing its index as AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch's --array-properties size=N)")
+	fl.StringVar(&f.arrayOrder, "array-order", "parallel", "with --array-size: parallel (all at once, as workers have room) or sequential (child I+1 after child I succeeded)")
 	fl.BoolVarP(&f.detach, "detach", "d", false, "print the run id and return at once")
 	addDetachOutputFlag(c, &out)
 	return c
@@ -192,7 +217,7 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 		}
 		td, warnings, err := jobs.DecodeTaskDefinition(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.file, err)
+			return nil, fileRefused(cmd, f.file, err, "not run")
 		}
 		for _, w := range warnings {
 			fmt.Fprintln(cmd.ErrOrStderr(), "gantry: warning:", w)
@@ -223,10 +248,14 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 			return nil, errors.New("what to run? give FAMILY[:REV] before --, as in gantry run FAMILY -- CMD")
 		}
 		if _, _, err := jobs.ParseRef(args[0]); err != nil {
+			if looksLikeImage(args[0]) {
+				// docker run's habit: gantry run IMAGE CMD.
+				return nil, fmt.Errorf("%q is not a task definition (FAMILY[:REV], as gantry taskdef register names it); to run an image: gantry run --image %s -- CMD", args[0], args[0])
+			}
 			return nil, err
 		}
 		if extra := args[1:argsBefore(dash, len(args))]; len(extra) > 0 {
-			return nil, fmt.Errorf("unexpected argument %q: the command follows --, as in gantry run %s -- CMD", extra[0], args[0])
+			return nil, fmt.Errorf("unexpected argument %q: the command follows --, as in gantry run %s -- CMD (or, to run the image %s, gantry run --image %s -- CMD)", extra[0], args[0], args[0], args[0])
 		}
 		req.TaskDefinition, _ = json.Marshal(args[0])
 		if dash >= 0 {
@@ -285,6 +314,23 @@ func (f *runFlags) request(cmd *cobra.Command, args []string) (*jobs.SubmitReque
 			return nil, err
 		}
 		req.Pool = f.pool
+	}
+	if cmd.Flags().Changed("array-size") {
+		n, err := jobs.ParseArraySize(f.arraySize)
+		if err != nil {
+			return nil, fmt.Errorf("--array-size %w", err)
+		}
+		req.ArrayProperties = &jobs.SubmitArrayProperties{Size: json.RawMessage(strconv.Itoa(n))}
+	}
+	switch f.arrayOrder {
+	case "", "parallel": // "" as --pool "": a variable left unset
+	case jobs.ArrayOrderSequential:
+		if req.ArrayProperties == nil {
+			return nil, errors.New("--array-order sequential: orders the children of an array run: give --array-size N too")
+		}
+		req.DependsOn = append(req.DependsOn, jobs.RunDependency{Type: jobs.DependencySequential})
+	default:
+		return nil, fmt.Errorf("--array-order %q: want parallel or sequential", f.arrayOrder)
 	}
 	return req, dependsOnFlagErrors(req.Validate(), f.dependsOn)
 }
@@ -506,16 +552,8 @@ const stopSendWait = 5 * time.Second
 // attach streams a run's logs until it ends and turns its outcome into the
 // process's exit code. The first Ctrl-C stops the run, the second detaches.
 func attach(ctx context.Context, c *client.Client, runID string, stdout, stderr io.Writer) error {
-	ctx = context.WithoutCancel(ctx) // signals are handled here
-	ctx, detach := context.WithCancel(ctx)
-	defer detach()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go handleSignals(sigs, stderr, runID, func() error {
-		_, err := c.Stop(context.WithoutCancel(ctx), runID, "Stopped by user (Ctrl-C)")
-		return err
-	}, detach, stopSendWait)
+	ctx, done := attachSignals(ctx, c, runID, stderr)
+	defer done()
 	stopPulls := watchPulls(ctx, c, runID, stderr) // pullprogress.go
 	pr := newLinePrinter(stdout, stderr, false)
 	err := c.Logs(ctx, runID, client.LogOptions{Follow: true}, newDropWatch(ctx, c, pr, stderr).batch) // logs.go
@@ -531,6 +569,41 @@ func attach(ctx context.Context, c *client.Client, runID string, stdout, stderr 
 		return err
 	}
 	return runExit(r)
+}
+
+// attachArray waits for an array run to end, as gantry wait does, and
+// exits as gantry wait of it would. Its children's output is theirs to
+// read (gantry logs PARENT-I): interleaved, N logs would read as none. The
+// first Ctrl-C stops the array, the second detaches.
+func attachArray(ctx context.Context, c *client.Client, r *jobs.Run, stdout, stderr io.Writer) error {
+	ctx, done := attachSignals(ctx, c, r.RunID, stderr)
+	defer done()
+	n := r.ArrayProperties.Size
+	fmt.Fprintf(stderr, "gantry: array run %s: %d child runs, %s to %s (gantry ps --array %s lists them, gantry logs %s shows one)\n",
+		r.RunID, n, jobs.ArrayChildID(r.RunID, 0), jobs.ArrayChildID(r.RunID, n-1), r.RunID, jobs.ArrayChildID(r.RunID, 0))
+	err := waitEnds(ctx, c, []string{r.RunID}, 0, func(e *endedRun) error { // wait.go
+		_, err := fmt.Fprintf(stdout, "%s\t%s\t%s\n", e.id, e.status(), e.run.ArrayProperties.ArraySummaryText())
+		return err
+	})
+	if ctx.Err() != nil {
+		return &exitError{code: exitGantryError}
+	}
+	return err
+}
+
+// attachSignals gives an attached run's context: the first Ctrl-C (or
+// SIGTERM) stops the run, the second cancels the context (detaches). done
+// stops listening.
+func attachSignals(ctx context.Context, c *client.Client, runID string, stderr io.Writer) (context.Context, func()) {
+	ctx = context.WithoutCancel(ctx) // signals are handled here
+	ctx, detach := context.WithCancel(ctx)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go handleSignals(sigs, stderr, runID, func() error {
+		_, err := c.Stop(context.WithoutCancel(ctx), runID, "Stopped by user (Ctrl-C)")
+		return err
+	}, detach, stopSendWait)
+	return ctx, func() { signal.Stop(sigs); detach() }
 }
 
 // handleSignals stops the run at the first signal and detaches at the
@@ -618,4 +691,29 @@ func priorityFlag(s string) (jobs.Priority, error) {
 		return "", fmt.Errorf("--priority %w", err)
 	}
 	return p, nil
+}
+
+// looksLikeImage reports whether ref, which is no task definition
+// reference, reads as an image's: a registry or repository path, a tag
+// that is not a revision, a digest.
+func looksLikeImage(ref string) bool {
+	if ref == "" || strings.HasPrefix(ref, "-") {
+		return false
+	}
+	_, tag, ok := strings.Cut(ref, ":")
+	if _, err := strconv.Atoi(tag); ok && err != nil {
+		return true
+	}
+	return strings.ContainsAny(ref, "/.@")
+}
+
+// imageHint adds to the not-found error of gantry run FAMILY, a family
+// without a revision that is not registered, how to run an image of that
+// name: a docker run user's gantry run ubuntu -- CMD.
+func imageHint(err error, f runFlags, args []string) error {
+	if f.image != "" || f.file != "" || len(args) == 0 || strings.Contains(args[0], ":") || !errors.Is(err, client.ErrNotFound) ||
+		!strings.HasPrefix(err.Error(), "task definition family "+args[0]+" ") {
+		return err // not about the family (a --depends-on run, a --pool)
+	}
+	return fmt.Errorf("%w; to run the image %s instead: gantry run --image %s -- CMD", err, args[0], args[0])
 }

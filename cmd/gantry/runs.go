@@ -25,22 +25,30 @@ func newPsCmd(g *globals) *cobra.Command {
 		limit    int
 		out      output
 		filter   psFilter // completion.go
+		array    string
 	)
 	c := &cobra.Command{
 		Use:   "ps",
 		Short: "List runs: those not yet ended, or --all",
+		Long: `ps lists runs, newest first: those not ended, or with --all every one the
+history keeps. An array run (gantry run --array-size N) is listed as its
+parent, whose status is its children's; its children are left out, as
+AWS Batch's list-jobs leaves them out, and listed with --array PARENT,
+by index (PARENT-0, PARENT-1, ..., PARENT-10, ...), whatever their status
+unless --status is given.`,
 		Example: `  gantry ps
   gantry ps --all -o json
   gantry ps --status FAILED --limit 20
   gantry ps --all --family etl-sales --since 24h
   gantry ps --all --tag team=data --tag env=prod -o json
   gantry ps --all --tag cost-centre   # runs with that tag, whatever its value
-  gantry ps -o wide                   # every column, TAGS too, not cut to the terminal`,
+  gantry ps -o wide                   # every column, TAGS too, not cut to the terminal
+  gantry ps --array 01jf3...          # the children of an array run, 0 first`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := client.ListOptions{All: all, Limit: limit}
+			o := client.ListOptions{All: all || array != "", Limit: limit, ArrayJobID: array}
 			if filter.since < 0 {
-				return fmt.Errorf("--since %s: give how long ago, as 1h or 24h", filter.since)
+				return fmt.Errorf("--since %s: give how long ago, as 1h or 2d", filter.since)
 			}
 			if err := filter.apply(&o); err != nil {
 				return err
@@ -74,7 +82,8 @@ func newPsCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "include runs that ended")
 	c.Flags().StringSliceVar(&statuses, "status", nil, "only runs in these statuses (QUEUED, RUNNING, FAILED, ...)")
-	c.Flags().IntVar(&limit, "limit", 100, "at most this many runs, newest first")
+	c.Flags().IntVar(&limit, "limit", 100, "at most this many runs, newest first (with --array, the first by index)")
+	c.Flags().StringVar(&array, "array", "", "list the children of this array run, by index (any status unless --status)")
 	filter.add(c)
 	addWideOutputFlag(c, &out)
 	return c
@@ -222,19 +231,45 @@ func duration(r *jobs.Run, now time.Time) string {
 func newDescribeCmd(g *globals) *cobra.Command {
 	var out output
 	c := &cobra.Command{
-		Use:     "describe RUN",
-		Short:   "Show a run: status, exit code, reason, attempts and containers",
-		Example: "  gantry describe 01jf3... -o json",
-		Args:    cobra.ExactArgs(1),
+		Use:   "describe RUN|PIPELINE-RUN",
+		Short: "Show a run: status, exit code, reason, attempts and containers; or a pipeline run (pr-...) and its stages",
+		Long: `describe shows a run: its status, exit code and reason, its attempts and
+containers, and, for a stage's run, its pipeline run. Given a pipeline run's
+id (pr-...), it shows the pipeline run: its parameters and each stage with
+its runs, their status, attempts, exit code and reason.`,
+		Example: `  gantry describe 01jf3... -o json
+  gantry describe pr-01jf3...`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if jobs.IsPipelineRunID(args[0]) {
 				return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*jobs.PipelineRun, error) {
 					return c.GetPipelineRun(ctx, args[0])
 				}, describePipelineRun)
 			}
+			var children []jobs.Run // a few of an array run's, for the table
 			return show(cmd, g, out, func(ctx context.Context, c *client.Client) (*jobs.Run, error) {
-				return c.Get(ctx, args[0])
-			}, describeRun)
+				r, err := c.Get(ctx, args[0])
+				if err == nil && r.ArrayParent() && out == "table" {
+					// The first by index: a listing's are those whose ids
+					// sort last (PARENT-9999 before PARENT-10 before PARENT-1).
+					for i := range min(describeChildren, r.ArrayProperties.Size) {
+						ch, err := c.Get(ctx, jobs.ArrayChildID(r.RunID, i))
+						if errors.Is(err, jobs.ErrNotFound) {
+							continue
+						}
+						if err != nil {
+							return nil, err
+						}
+						children = append(children, *ch)
+					}
+				}
+				return r, err
+			}, func(w io.Writer, r *jobs.Run) error {
+				if err := describeRun(w, r); err != nil || len(children) == 0 {
+					return err
+				}
+				return describeArrayChildren(w, r, children)
+			})
 		},
 	}
 	addOutputFlag(c, &out)
@@ -255,6 +290,16 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 	fmt.Fprintf(w, "Status:\t%s\n", r.Status)
 	if r.RerunOf != "" {
 		fmt.Fprintf(w, "Rerun of:\t%s\n", r.RerunOf)
+	}
+	if ap := r.ArrayProperties; ap != nil && r.ArrayParent() {
+		fmt.Fprintf(w, "Array:\t%s\n", ap.ArraySummaryText())
+		if ap.Order == jobs.ArrayOrderSequential {
+			fmt.Fprintf(w, "Array order:\tsequential (child I+1 after child I succeeded)\n")
+		}
+		fmt.Fprintf(w, "Children:\t%s to %s (gantry ps --array %s)\n", jobs.ArrayChildID(r.RunID, 0),
+			jobs.ArrayChildID(r.RunID, ap.Size-1), r.RunID)
+	} else if ap != nil && ap.Index != nil {
+		fmt.Fprintf(w, "Array run:\t%s (index %d)\n", r.ArrayJobID, *ap.Index)
 	}
 	if st := r.Spec.Stage; st != nil {
 		fmt.Fprintf(w, "Pipeline run:\t%s (%s)\n", st.PipelineRunID, stageOf(st))
@@ -297,6 +342,9 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 	} else {
 		fmt.Fprintf(w, "Duration:\t%s\n", duration(&jobs.Run{StartedAt: started}, now))
 	}
+	if r.ArrayParent() {
+		return nil // it runs nothing: no attempt, no container
+	}
 	fmt.Fprintf(w, "\nATTEMPT\tWORKER\tSTATUS\tEXIT\tSTARTED\tREASON\n")
 	var afterEnd []string
 	for _, a := range r.Attempts {
@@ -331,6 +379,33 @@ func describeRun(w io.Writer, r *jobs.Run) error {
 				fmt.Fprintf(w, "%s\t%s\t%s\n", c.Name, exitText(c.ExitCode), orDash(c.Reason))
 			}
 		}
+	}
+	return nil
+}
+
+// describeChildren is how many of an array run's children describe shows.
+const describeChildren = 5
+
+// describeArrayChildren is the table of a few of an array run's children,
+// by index.
+func describeArrayChildren(w io.Writer, r *jobs.Run, children []jobs.Run) error {
+	index := func(c jobs.Run) int {
+		if c.ArrayProperties != nil && c.ArrayProperties.Index != nil {
+			return *c.ArrayProperties.Index
+		}
+		return -1
+	}
+	slices.SortFunc(children, func(a, b jobs.Run) int { return index(a) - index(b) })
+	fmt.Fprintf(w, "\nCHILD\tSTATUS\tEXIT\tWORKER\tREASON\n")
+	for _, c := range children {
+		reason := c.StoppedReason
+		if !c.Status.Terminal() {
+			reason = c.StatusReason
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.RunID, c.Status, exitText(c.ExitCode), orDash(c.Worker), orDash(reason))
+	}
+	if more := r.ArrayProperties.Size - len(children); more > 0 {
+		fmt.Fprintf(w, "(and %d more: gantry ps --array %s)\n", more, r.RunID)
 	}
 	return nil
 }
@@ -520,6 +595,29 @@ func hintUnknownRuns(c *cobra.Command) {
 	}
 }
 
+// hintUnknownNames makes the errors of parent's subcommands about a
+// pipeline, task definition or schedule the server does not know ("what
+// NAME: not found", with no hint of its own) say how to list those it
+// does, as hintUnknownRuns does for runs: "pipeline nosuch: not found
+// (gantry pipeline ls lists them)". The error keeps its code.
+func hintUnknownNames(parent *cobra.Command, what, hint string) {
+	for _, c := range parent.Commands() {
+		if run := c.RunE; run != nil {
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				err := run(cmd, args)
+				if err == nil || !errors.Is(err, jobs.ErrNotFound) {
+					return err
+				}
+				msg := err.Error()
+				if !strings.HasPrefix(msg, what+" ") || !strings.HasSuffix(msg, ": not found") {
+					return err
+				}
+				return &jobs.Error{Code: jobs.CodeNotFound, Message: msg + " (" + hint + ")"}
+			}
+		}
+	}
+}
+
 // unknownRunsHint is the error of hintUnknownRuns for err, of a command
 // given ids.
 func unknownRunsHint(err error, ids []string) error {
@@ -527,6 +625,9 @@ func unknownRunsHint(err error, ids []string) error {
 		return err
 	}
 	msg := err.Error()
+	if strings.Contains(msg, " lists ") {
+		return err // the server's own hint (pipeline retry of a run's id)
+	}
 	var runs, pipelineRuns bool
 	for _, id := range ids {
 		if strings.Contains(msg, "run "+id+": not found") {

@@ -87,6 +87,15 @@ key by key; 'gantry pipeline describe NAME' shows them.`,
 			}
 			ts.Constraints, err = constraintFlags(cons) // run.go
 			check(err)
+			if err := sched.Validate(); err != nil {
+				// The schedule's own problems (--cron, --timezone, ...)
+				// before connecting, named by flag as the server's are.
+				lines := strings.Split(err.Error(), "\n")
+				for i, l := range lines {
+					lines[i] = "schedule." + l
+				}
+				problems = append(problems, scheduleFlagErrors(errors.New(strings.Join(lines, "\n"))))
+			}
 			if len(problems) > 0 {
 				return errors.New(strings.Join(problems, "; "))
 			}
@@ -114,11 +123,11 @@ key by key; 'gantry pipeline describe NAME' shows them.`,
 	f.StringVar(&sched.Cron, "cron", "", "cron expression or descriptor (required)")
 	f.StringVar(&sched.Timezone, "timezone", "", "IANA time zone of the expression (default UTC)")
 	f.StringVar(&sched.ConcurrencyPolicy, "concurrency-policy", "", "Allow (default), Forbid or Replace")
-	f.DurationVar(&startingDeadline, "starting-deadline", 0, "a fire later than this after its time is missed (0: one minute)")
+	durationVar(f, &startingDeadline, "starting-deadline", 0, "a fire later than this after its time is missed (0: one minute)")
 	f.StringVar(&sched.Misfire, "misfire", "", "what to do with a fire later than --starting-deadline (a server that was down or busy): skip it (default), runOnce (one catch-up run for the latest missed time) or runAll (a run for every missed time, oldest first, those passed while suspended too; at most 1000 at once; needs --concurrency-policy Allow)")
 	f.BoolVar(&sched.Suspend, "suspend", false, "create it suspended")
 	f.StringVar(&cluster, "cluster", "", "cluster to run in")
-	f.DurationVar(&timeout, "timeout", 0, "stop each attempt of a run that runs longer than this, counted from when its container starts (timeoutSeconds)")
+	durationVar(f, &timeout, "timeout", 0, "stop each attempt of a run that runs longer than this, counted from when its container starts (timeoutSeconds)")
 	f.IntVar(&attempts, "attempts", 0, "total tries of each run (retryStrategy.attempts)")
 	f.StringArrayVarP(&envs, "env", "e", nil, "set K=V in every container (repeatable)")
 	f.StringVar(&priority, "priority", "", "high, normal (default) or low: of the runs it starts (a worker with room takes high runs first, low ones last)")

@@ -97,8 +97,57 @@ func TestStageWaitReason(t *testing.T) {
 		{"stage not running", jobs.StageState{Status: jobs.StatusPending, Runs: []jobs.StageRun{q(noGPU)}}, ""},
 		{"ended run", jobs.StageState{Status: jobs.StatusRunning, Runs: []jobs.StageRun{{Status: jobs.StatusCanceled, StatusReason: noGPU}}}, ""},
 	} {
-		if got := stageWaitReason(&tc.st); got != tc.want {
+		if got := stageWaitReason(&jobs.PipelineRun{}, &tc.st); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestStageWaitReasonOutputNotFinal: notify (oneFailed on b) may run, b
+// having been skipped for x's failure, but reads an output of a, which
+// still runs: it waits PENDING for a, and describe, pipeline runs and
+// the web UI say so, where they would show no reason at all.
+func TestStageWaitReasonOutputNotFinal(t *testing.T) {
+	p, err := jobs.ParsePipeline([]byte(`
+name: outwait
+stages:
+  - {name: a, taskDefinition: t}
+  - {name: x, taskDefinition: t}
+  - {name: b, taskDefinition: t, dependsOn: [a, x]}
+  - {name: notify, taskDefinition: t, dependsOn: [b], triggerRule: oneFailed, when: {output: a.MODE, equals: full}}
+  - {name: after, taskDefinition: t, dependsOn: [notify]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	pr := &jobs.PipelineRun{PipelineRunID: "pr-1", Pipeline: "outwait", Status: jobs.StatusRunning, CreatedAt: now, StartedAt: &now, Spec: *p,
+		Stages: []jobs.StageState{
+			{Name: "a", Status: jobs.StatusRunning, StartedAt: &now, Runs: []jobs.StageRun{{RunID: "01a", Status: jobs.StatusRunning, Attempts: 1}}},
+			{Name: "x", Status: jobs.StatusFailed, StartedAt: &now, FinishedAt: &now, Reason: "1 of 1 runs failed",
+				Runs: []jobs.StageRun{{RunID: "01x", Status: jobs.StatusFailed, Attempts: 1}}},
+			{Name: "b", Status: jobs.StatusSkipped, FinishedAt: &now, Reason: "dependency x ended FAILED; condition success cannot hold"},
+			{Name: "notify", Status: jobs.StatusPending},
+			{Name: "after", Status: jobs.StatusPending},
+		}}
+	const want = "waiting for a to end, to read a.MODE (its when)"
+	if got := stageWaitReason(pr, pr.StageState("notify")); got != want {
+		t.Errorf("notify: %q, want %q", got, want)
+	}
+	if got := stageWaitReason(pr, pr.StageState("after")); got != "" {
+		t.Errorf("after, waiting for its dependency: %q, want none", got)
+	}
+	var b bytes.Buffer
+	if err := describePipelineRun(&b, pr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("describe lacks %q:\n%s", want, b.String())
+	}
+	if got := runsReason(pr); !strings.Contains(got, "notify: "+want) {
+		t.Errorf("pipeline runs' reason %q, want it to say notify: %s", got, want)
+	}
+	if got := renderUI(t, "pipelinerun", pipelineRunBody{Run: pr, Stages: stageRowsOf(pr)}); !strings.Contains(got, want) {
+		t.Errorf("the web UI's pipeline run page lacks %q:\n%s", want, got)
 	}
 }

@@ -77,9 +77,7 @@ func TestSweepMarksAttemptOfLostWorker(t *testing.T) {
 // operator and submit-only users as `gantry up` does.
 func TestServerEmbeddedNATSRoles(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	startProc(t, "server", "--embedded-nats", "--nats-port", fmt.Sprint(port), "--data", t.TempDir(),
+	_, url := startEmbeddedServer(t, t.TempDir(),
 		"--user", "op", "--password", "op-secret", "--submit-user", "app", "--submit-password", "app-secret")
 	op := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=op", "GANTRY_NATS_PASSWORD=op-secret")
 	app := append(os.Environ(), "GANTRY_NATS_URL="+url, "GANTRY_NATS_USER=app", "GANTRY_NATS_PASSWORD=app-secret")

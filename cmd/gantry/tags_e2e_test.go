@@ -16,8 +16,8 @@ import (
 // shows the tags.
 func TestTagsFindRuns(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
-	in := startUp(t, "--http", addr)
+	in := startUp(t, "--http", "127.0.0.1:0")
+	addr := logAddr(t, in.log, "HTTP API ready")
 	runTagged := func(tags ...string) string {
 		t.Helper()
 		args := []string{"run", "-d", "--image", in.image}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -35,6 +36,7 @@ revision when REV is omitted).`,
   gantry taskdef deregister hello:1`,
 	}
 	c.AddCommand(newTaskdefRegisterCmd(g), newTaskdefValidateCmd(), newTaskdefLsCmd(g), newTaskdefDescribeCmd(g), newTaskdefDeregisterCmd(g))
+	hintUnknownNames(c, "task definition", "gantry taskdef ls --all lists them") // runs.go
 	return c
 }
 
@@ -73,6 +75,9 @@ when problems were found, 125 when gantry could not check.
 			}
 			defer nc.Close()
 			td, warnings, err := c.RegisterTaskDef(cmd.Context(), data)
+			if errors.Is(err, client.ErrInvalidArgument) {
+				return fileRefused(cmd, args[0], err, "not registered")
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}

@@ -138,8 +138,20 @@ func TestTaskdefRegistryEndToEnd(t *testing.T) {
 		t.Errorf("ls --all: %s", out)
 	}
 	_, errOut, code = in.gantry("run", "-d", "no-such-family")
-	if code != exitGantryError || !strings.Contains(errOut, "no-such-family has no ACTIVE revision") {
+	if code != exitGantryError || !strings.Contains(errOut, "task definition family no-such-family is not registered;") {
 		t.Errorf("run of an unknown family: exit %d, %q", code, errOut)
+	}
+	// docker run's habit: an image's name where a family goes.
+	for _, args := range [][]string{{"run", "-d", "no-such-family"}, {"run", "no-such-family", "--", "echo", "hi"}} {
+		_, errOut, code = in.gantry(args...)
+		if want := "; to run the image no-such-family instead: gantry run --image no-such-family -- CMD"; code != exitGantryError || !strings.Contains(errOut, want) {
+			t.Errorf("gantry %s: exit %d, %q; want %q", strings.Join(args, " "), code, errOut, want)
+		}
+	}
+	// Not of another thing not found, of a family that is registered.
+	_, errOut, code = in.gantry("run", "-d", "--pool", "nosuch", "etl-job")
+	if code != exitGantryError || !strings.Contains(errOut, "nosuch") || strings.Contains(errOut, "--image") {
+		t.Errorf("run --pool nosuch etl-job: exit %d, %q; want the pool refused, without the --image hint", code, errOut)
 	}
 }
 
@@ -160,15 +172,18 @@ func TestTaskdefRegisterRejectsMalformed(t *testing.T) {
 	file := in.writeTaskDef("bad.json", `{"family": "bad", "containerDefinitions": [
 	  {"name": "main", "image": "IMAGE", "memmory": 512, "dependsOn": [{"containerName": "ghost", "condition": "START"}]}]}`)
 	_, errOut, code := in.gantry("taskdef", "register", file)
+	// Each problem on a line of its own after the file's name, as
+	// validate and pipeline apply list them.
 	want := file + `: containerDefinitions[0].memmory: unknown field; did you mean "memory"?` + "\n" +
-		`containerDefinitions[0].dependsOn[0].containerName: no container "ghost" in the task definition`
-	if code != exitGantryError || strings.TrimSpace(errOut) != "gantry: "+want {
-		t.Fatalf("exit %d, stderr:\n%s\nwant:\ngantry: %s", code, errOut, want)
+		file + `: containerDefinitions[0].dependsOn[0].containerName: no container "ghost" in the task definition` + "\n" +
+		"gantry: " + file + ": refused (2 problems): not registered"
+	if code != exitGantryError || strings.TrimSpace(errOut) != want {
+		t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", code, errOut, want)
 	}
 	// --file checks the same way, before anything is submitted.
 	_, errOut, code = in.gantry("run", "--file", file)
-	if code != exitGantryError || !strings.Contains(errOut, `memmory: unknown field; did you mean "memory"?`) {
-		t.Fatalf("run --file: exit %d, %s", code, errOut)
+	if want := strings.Replace(want, "not registered", "not run", 1); code != exitGantryError || strings.TrimSpace(errOut) != want {
+		t.Fatalf("run --file: exit %d, stderr:\n%s\nwant:\n%s", code, errOut, want)
 	}
 	if out := in.mustGantry("taskdef", "ls", "-o", "json"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("something was registered: %s", out)
@@ -219,6 +234,12 @@ func TestPortMappedWebServer(t *testing.T) {
 	}
 	if body != "Amazon ECS Sample App\n" {
 		t.Errorf("GET %s = %q", url, body)
+	}
+	// A second run of it finds the host port taken, and says so.
+	_, errOut, code := in.gantry("run", "sample-fargate-app")
+	if want := fmt.Sprintf("start container fargate-app: host port %d (portMappings hostPort) is already in use on the worker's host, "+
+		"by another run or program; leave hostPort out (or 0) to let Docker pick a free one", port); code != exitGantryError || !strings.Contains(errOut, want) {
+		t.Errorf("a second run on the same host port: exit %d, stderr %q; want %q", code, errOut, want)
 	}
 	in.mustGantry("stop", id)
 	r := in.waitStatus(id, jobs.StatusCanceled, jobs.StatusFailed, jobs.StatusSucceeded)

@@ -142,12 +142,10 @@ func TestServerAndWorkerOverMutualTLS(t *testing.T) {
 	image := sampletest.Image(t)
 	label := fmt.Sprintf("e2e-mtls%d", time.Now().UnixNano()%100000)
 	sampletest.Cleanup(t, cli, label)
-	port := freePort(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	_, url := startEmbeddedServer(t, t.TempDir(),
+		"--tls-server-cert", pki.serverCert, "--tls-server-key", pki.serverKey, "--tls-client-ca", pki.ca)
 	tlsEnv := []string{"GANTRY_NATS_URL=" + url, "GANTRY_NATS_TLS_CA=" + pki.ca,
 		"GANTRY_NATS_TLS_CERT=" + pki.clientCert, "GANTRY_NATS_TLS_KEY=" + pki.clientKey}
-	startProc(t, "server", "--embedded-nats", "--nats-port", fmt.Sprint(port), "--data", t.TempDir(),
-		"--tls-server-cert", pki.serverCert, "--tls-server-key", pki.serverKey, "--tls-client-ca", pki.ca)
 	in := &instance{t: t, env: append(os.Environ(), tlsEnv...), image: image}
 	waitFor(t, "the server", func() bool { _, _, code := in.gantry("ps"); return code == 0 })
 	w := startProc(t, "worker", "--nats", url, "--tls-ca", pki.ca, "--tls-cert", pki.clientCert, "--tls-key", pki.clientKey,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,6 +47,14 @@ func TestUnknownRunsSayHowToFindRuns(t *testing.T) {
 		{[]string{"wait", nosuch}, "run " + nosuch + ": not found" + hint},
 		{[]string{"logs", nosuch}, "run " + nosuch + ": not found" + hint},
 		{[]string{"rerun", "-d", nosuch}, "run " + nosuch + ": not found" + hint},
+		{[]string{"pipeline", "retry", "pr-" + nosuch}, "pipeline run pr-" + nosuch + ": not found (gantry pipeline runs PIPELINE lists its runs)"},
+		// Pipelines, task definitions and schedules say how to list them.
+		{[]string{"pipeline", "run", "nosuch"}, "pipeline nosuch: not found (gantry pipeline ls lists them)"},
+		{[]string{"pipeline", "describe", "nosuch"}, "pipeline nosuch: not found (gantry pipeline ls lists them)"},
+		{[]string{"pipeline", "runs", "nosuch"}, "pipeline nosuch: not found (gantry pipeline ls lists them)"},
+		{[]string{"taskdef", "describe", "nosuch:3"}, "task definition family nosuch is not registered; gantry taskdef ls lists them"},
+		{[]string{"schedule", "trigger", "nosuch"}, "schedule nosuch: not found (gantry schedule ls lists them)"},
+		{[]string{"schedule", "suspend", "nosuch"}, "schedule nosuch: not found (gantry schedule ls lists them)"},
 		{[]string{"run", "-d", "--depends-on", nosuch, "--image", "i"},
 			`--depends-on "` + nosuch + `": no such run (gantry ps --all lists runs)`},
 		{[]string{"run", "-d", "--depends-on", known, "--depends-on", nosuch + ":failure", "--image", "i"},
@@ -56,6 +65,68 @@ func TestUnknownRunsSayHowToFindRuns(t *testing.T) {
 		args := append(append([]string{}, c.args...), "--nats", url, "--user", "op", "--password", "op-pw")
 		_, errOut, code := gantryCmd(ctx, args...)
 		if want := "gantry: " + c.want + "\n"; code != exitGantryError || errOut != want {
+			t.Errorf("gantry %s: exit %d, stderr %q; want %d and %q", strings.Join(c.args, " "), code, errOut, exitGantryError, want)
+		}
+	}
+}
+
+// TestUnregisteredFamilySaysSo: every command that looks up a family
+// never registered said "helo has no ACTIVE revision", as if its
+// revisions were all deregistered; each says it is not registered and
+// suggests the nearest family, and a run's says how to register one. A
+// family whose revisions were all deregistered still says it has no
+// ACTIVE revision. Against a real server.
+func TestUnregisteredFamilySaysSo(t *testing.T) {
+	t.Parallel()
+	url, op := waitServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, family := range []string{"hello", "retired"} {
+		td := []byte(`{"family":"` + family + `","containerDefinitions":[{"name":"main","image":"i"}]}`)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			_, _, err := op.RegisterTaskDef(ctx, td)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the server did not register %s within 10s: %v", family, err)
+			}
+		}
+	}
+	if _, err := op.DeregisterTaskDef(ctx, "retired:1"); err != nil {
+		t.Fatal(err)
+	}
+	stage := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(stage, []byte("name: p\nstages: [{name: a, taskDefinition: helo}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		helo     = "task definition family helo is not registered; did you mean hello? gantry taskdef ls lists them"
+		register = "; register it with `gantry taskdef register FILE`"
+	)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"taskdef", "describe", "helo"}, helo},
+		{[]string{"taskdef", "describe", "helo:2"}, helo},
+		{[]string{"taskdef", "describe", "zzzzzzzz"}, "task definition family zzzzzzzz is not registered; gantry taskdef ls lists them"},
+		{[]string{"run", "-d", "helo"}, helo + register + "; to run the image helo instead: gantry run --image helo -- CMD"},
+		{[]string{"run", "-d", "helo:2"}, helo + register},
+		{[]string{"schedule", "create", "--task", "helo", "--cron", "@daily"}, "--task: " + helo + register},
+		// Its problems are a line each, then "refused".
+		{[]string{"pipeline", "apply", stage}, stage + ": stages[0](a).taskDefinition: " + helo + register +
+			"\ngantry: " + stage + ": refused (1 problem): not applied"},
+		{[]string{"taskdef", "describe", "retired"}, "task definition retired has no ACTIVE revision: not found (gantry taskdef ls --all lists them)"},
+		{[]string{"run", "-d", "retired"}, "task definition retired has no ACTIVE revision: not found (register it with `gantry taskdef register FILE`)"},
+	} {
+		args := append(append([]string{}, c.args...), "--nats", url, "--user", "op", "--password", "op-pw")
+		_, errOut, code := gantryCmd(ctx, args...)
+		want := "gantry: " + c.want + "\n"
+		if c.args[0] == "pipeline" {
+			want = c.want + "\n"
+		}
+		if code != exitGantryError || errOut != want {
 			t.Errorf("gantry %s: exit %d, stderr %q; want %d and %q", strings.Join(c.args, " "), code, errOut, exitGantryError, want)
 		}
 	}

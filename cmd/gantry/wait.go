@@ -25,7 +25,7 @@ func newWaitCmd(g *globals) *cobra.Command {
 		Long: `wait blocks until every run given has ended (runs and pipeline runs pr-...,
 queued, running or already ended), following their status events, and
 prints a line for each as it ends: its id, status and exit code (- for none,
-and for a pipeline run). With -o json or yaml it prints each run as
+and for a pipeline run), separated by tabs (cut -f2 gives the status). With -o json or yaml it prints each run as
 'gantry describe -o json|yaml' does, one after another as they end.
 
 It exits as an attached 'gantry run' would: 0 when every run succeeded;
@@ -45,7 +45,7 @@ wait does not stop the runs: Ctrl-C, or --timeout, ends only the wait. A
 submit-only NATS user may wait for runs, not for pipeline runs.`,
 		Example: `  # Start a run, do something else, then wait for it:
   id=$(gantry run -d --image gantry/samples:latest -- sh -c 'sleep 5; exit 3')
-  gantry wait "$id"; echo "exit $?"          # 01jf3...  FAILED  3, then exit 3
+  gantry wait "$id"; echo "exit $?"          # 01jf3...<TAB>FAILED<TAB>3, then exit 3
 
   # Several runs: wait for all, at most 10 minutes
   gantry wait --timeout 10m "$a" "$b" "$c"
@@ -69,7 +69,7 @@ submit-only NATS user may wait for runs, not for pipeline runs.`,
 			var printed int
 			err = waitEnds(cmd.Context(), c, args, timeout, func(e *endedRun) error {
 				if out == "table" {
-					_, err := fmt.Fprintf(w, "%s\t%s\t%s\n", e.id, e.status(), e.exitText())
+					_, err := io.WriteString(w, e.line())
 					return err
 				}
 				if printed++; printed > 1 && out == "yaml" {
@@ -80,7 +80,7 @@ submit-only NATS user may wait for runs, not for pipeline runs.`,
 			return lostNATS(err, nc, g.conn.URL, "the runs go on: gantry wait again waits for them")
 		},
 	}
-	c.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (e.g. 90s, 10m), exit 125 naming the runs not ended; 0: no limit")
+	durationVar(c.Flags(), &timeout, "timeout", 0, "give up after this long (e.g. 90s, 10m), exit 125 naming the runs not ended; 0: no limit")
 	addOutputFlag(c, &out)
 	hintUnknownRuns(c) // runs.go
 	return c
@@ -107,6 +107,12 @@ func (e *endedRun) status() jobs.Status {
 		return e.pipelineRun.Status
 	}
 	return e.run.Status
+}
+
+// line is the table output of an ended run: its id, status and exit
+// code, separated by tabs (for cut and awk, as gantry stop's lines).
+func (e *endedRun) line() string {
+	return fmt.Sprintf("%s\t%s\t%s\n", e.id, e.status(), e.exitText())
 }
 
 func (e *endedRun) exitText() string {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -378,4 +379,23 @@ type slowLookUp struct {
 func (s *slowLookUp) Get(ctx context.Context, runID string) (*jobs.Run, error) {
 	s.stop()
 	return s.runFollower.Get(ctx, runID)
+}
+
+// TestReadmeWaitExampleIsTheOutput: the README's gantry wait example
+// showed the line with two spaces between the fields, where wait prints
+// tabs: it shows them as <TAB>, the line wait prints for such a run.
+func TestReadmeWaitExampleIsTheOutput(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	three := 3
+	e := &endedRun{id: "01jf3...", run: &jobs.Run{RunID: "01jf3...", Status: jobs.StatusFailed, ExitCode: &three}}
+	want := `gantry wait "$id"                        # ` + strings.ReplaceAll(strings.TrimSuffix(e.line(), "\n"), "\t", "<TAB>") + ", exits 3\n"
+	if !strings.Contains(string(readme), want) {
+		t.Errorf("README.md has no line %q: the example does not show what gantry wait prints (%q)", want, e.line())
+	}
+	if got := strings.Split(e.line(), "\t"); len(got) != 3 || got[2] != "3\n" {
+		t.Errorf("wait's line %q: want three tab-separated fields, the exit code third (cut -f3)", e.line())
+	}
 }

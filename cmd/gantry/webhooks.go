@@ -23,9 +23,9 @@ func newWebhookCmd(g *globals) *cobra.Command {
 		Short: "POST the ends of runs and pipeline runs to HTTP endpoints (add, ls, delete, test)",
 		Long: `A webhook is a URL the server POSTs a JSON event to when a run or a pipeline
 run ends with one of its statuses (--on, FAILED by default), as EventBridge
-rules or Airflow's on_failure_callback do. --pipeline, --family and --tag
-narrow the ends it hears of: different filters must all hold, repeated
-values of one filter are alternatives.
+rules or Airflow's on_failure_callback do. --kind, --pipeline, --family,
+--tag and --no-array-children narrow the ends it hears of: different
+filters must all hold, repeated values of one filter are alternatives.
 
 Delivery is at least once: each end is stored with its deliveries in one
 transaction, so a crash loses none, but a receiver may get an end twice;
@@ -51,6 +51,7 @@ type webhookAddFlags struct {
 	url, on, kind, secretFile string
 	pipelines, families       []string
 	tags                      []string
+	noArrayChildren           bool
 }
 
 // spec checks the flags before connecting, every problem at once, and
@@ -71,6 +72,12 @@ func (f *webhookAddFlags) spec(name string) (client.WebhookSpec, error) {
 	spec.On = on
 	if spec.Kind, err = jobs.ParseWebhookKind("--kind", f.kind); err != nil {
 		errs = append(errs, err)
+	}
+	if f.noArrayChildren {
+		spec.ArrayChildren = new(false)
+		if err := jobs.CheckWebhookArrayChildren("--no-array-children", spec.Kind); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if tags, err := tagFlags(f.tags); err != nil { // run.go
 		errs = append(errs, err)
@@ -102,7 +109,7 @@ func newWebhookAddCmd(g *globals) *cobra.Command {
 		out output
 	)
 	c := &cobra.Command{
-		Use:   "add NAME --url URL [--on STATUS,...] [--kind runs|pipelineRuns] [--pipeline P]... [--family F]... [--tag K=V]... [--secret-file F]",
+		Use:   "add NAME --url URL [--on STATUS,...] [--kind runs|pipelineRuns] [--pipeline P]... [--family F]... [--tag K=V]... [--no-array-children] [--secret-file F]",
 		Short: "Add a webhook",
 		Long: `add stores a webhook: from now on the server POSTs to URL the end of every run
 and pipeline run that passes its filters. --on takes SUCCEEDED, FAILED and
@@ -112,7 +119,13 @@ included), --kind pipelineRuns only pipeline runs; without it the hook
 hears of both. --pipeline keeps the pipeline runs of that pipeline and the
 runs of its stages; --family keeps the runs of that task definition family
 (never a pipeline run); --tag K=V keeps the runs and pipeline runs tagged
-so. The secret, when given, is the content of --secret-file without its
+so. An array run (gantry run --array-size N) tells of each child's end and
+then of its own: --no-array-children leaves the children out, and the
+parent's end, which counts them and names the first that failed, is the
+one POST of an array (the runs of a pipeline's array stage have no parent
+run and are told as any stage's run; --kind pipelineRuns hears of their
+pipeline run alone).
+The secret, when given, is the content of --secret-file without its
 final newline; it is never shown again.
 
 Check what the endpoint answers with 'gantry webhook test NAME'.`,
@@ -120,7 +133,8 @@ Check what the endpoint answers with 'gantry webhook test NAME'.`,
   gantry webhook add oncall --url https://hooks.example.com/gantry --secret-file hook.secret
   gantry webhook add etl-all --url http://10.0.0.5:8080/ --on FAILED,CANCELED,SUCCEEDED --family extract --family load
   gantry webhook add data-team --url https://hooks.example.com/data --tag team=data
-  gantry webhook add sales-alerts --url https://chat.example.com/x --pipeline daily-sales --kind pipelineRuns`,
+  gantry webhook add sales-alerts --url https://chat.example.com/x --pipeline daily-sales --kind pipelineRuns
+  gantry webhook add oncall-arrays --url https://hooks.example.com/oncall --no-array-children`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := f.spec(args[0])
@@ -144,6 +158,7 @@ Check what the endpoint answers with 'gantry webhook test NAME'.`,
 	c.Flags().StringArrayVar(&f.pipelines, "pipeline", nil, "only the runs of this pipeline and of its stages (repeatable: any of them)")
 	c.Flags().StringArrayVar(&f.families, "family", nil, "only the runs of this task definition family (repeatable: any of them)")
 	c.Flags().StringArrayVar(&f.tags, "tag", nil, "only the runs and pipeline runs with tag K=V (repeatable: all of them)")
+	c.Flags().BoolVar(&f.noArrayChildren, "no-array-children", false, "leave out the children of array runs: an array's end is its parent's alone")
 	c.Flags().StringVar(&f.secretFile, "secret-file", "", "sign every body with the secret in this file (X-Gantry-Signature: sha256=HMAC)")
 	addOutputFlag(c, &out)
 	return c
@@ -209,6 +224,9 @@ func webhookFilters(h *jobs.Webhook) string {
 	}
 	for _, k := range slices.Sorted(maps.Keys(h.Tags)) {
 		parts = append(parts, "tag:"+k+"="+h.Tags[k])
+	}
+	if !h.HearsArrayChildren() {
+		parts = append(parts, "no-array-children")
 	}
 	if h.Signed {
 		parts = append(parts, "signed")

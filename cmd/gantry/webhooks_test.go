@@ -36,6 +36,8 @@ func TestWebhookCommandsCheckTheirFlags(t *testing.T) {
 		{[]string{"webhook", "add", "ops", "--url", "https://h/", "--kind", "stages"}, []string{`--kind: "stages": want runs or pipelineRuns`}},
 		{[]string{"webhook", "add", "ops", "--url", "https://h/", "--kind", "pipelineRuns", "--family", "etl"},
 			[]string{"families: no pipeline run has a family"}},
+		{[]string{"webhook", "add", "ops", "--url", "https://h/", "--kind", "pipelines", "--no-array-children"},
+			[]string{"--no-array-children: no pipeline run is an array run's child: with kind pipelineRuns the hook hears of no run"}},
 		{[]string{"webhook", "add", "ops", "--url", "https://h/", "--secret-file", empty}, []string{"--secret-file " + empty + ": empty"}},
 		{[]string{"webhook", "delete", "o/ps"}, []string{`NAME: "o/ps": a hook name`}},
 		{[]string{"webhook", "test", ""}, []string{"NAME: empty"}},
@@ -121,5 +123,46 @@ func TestWebhookTestSaysItIsNotRecorded(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if f := strings.Fields(lines[len(lines)-1]); err != nil || len(lines) != 2 || len(f) != 7 || fmt.Sprint(f[3:]) != "[- - 0 0]" {
 		t.Errorf("webhook ls after a test: %v\n%s\nwant FILTERS and LAST -, PENDING and FAILED 0", err, out)
+	}
+}
+
+// TestWebhookAddNoArrayChildren: gantry webhook add --no-array-children
+// stores the hook with arrayChildren false, which webhook ls shows among
+// its filters and -o json as the field; a hook without it shows neither.
+func TestWebhookAddNoArrayChildren(t *testing.T) {
+	b := startBoundedLogs(t)
+	run := func(args ...string) string {
+		t.Helper()
+		root := newRoot()
+		var out, errOut bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs(append(append([]string{"webhook"}, args...), "--nats", b.nc.ConnectedUrl()))
+		if err := root.ExecuteContext(b.ctx); err != nil {
+			t.Fatalf("gantry webhook %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+		return out.String()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		// The server may not answer yet: the first add is retried.
+		if _, err := b.c.Webhooks(b.ctx); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not answer within 10s")
+		}
+	}
+	if out := run("add", "oncall", "--url", "https://hooks.example.com/oncall", "--no-array-children", "--kind", "runs"); !strings.Contains(out, "kind=runs no-array-children") {
+		t.Errorf("webhook add printed:\n%s\nwant FILTERS kind=runs no-array-children", out)
+	}
+	run("add", "all", "--url", "https://hooks.example.com/all")
+	lines := strings.Split(strings.TrimSpace(run("ls")), "\n")
+	if len(lines) != 3 || fmt.Sprint(strings.Fields(lines[1])[:4]) != "[all https://hooks.example.com/all FAILED -]" ||
+		fmt.Sprint(strings.Fields(lines[2])[:5]) != "[oncall https://hooks.example.com/oncall FAILED kind=runs no-array-children]" {
+		t.Errorf("webhook ls:\n%s\nwant oncall's FILTERS kind=runs no-array-children, all's -", strings.Join(lines, "\n"))
+	}
+	out := run("ls", "-o", "json")
+	if strings.Count(out, `"arrayChildren"`) != 1 || !strings.Contains(out, `"arrayChildren": false`) {
+		t.Errorf("webhook ls -o json:\n%s\nwant \"arrayChildren\": false once, oncall's", out)
 	}
 }

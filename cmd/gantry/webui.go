@@ -248,10 +248,14 @@ type runsBody struct {
 	Clear string // the page without the tag filters
 	// Older is the next page's URL, Newest the first's (empty on it).
 	Older, Newest string
+	// ByIndex says the runs are an array's children (array=PARENT), by
+	// index: the pages go on to higher indexes, not older runs.
+	ByIndex bool
 }
 
 // runs lists runs, newest first: active ones by default, or by status,
-// tag, family, cluster or worker, a page at a time (before).
+// tag, family, cluster or worker, a page at a time (before); or an array's
+// children (array), by index.
 func (u *webUI) runs(w http.ResponseWriter, r *http.Request) {
 	p, q, err := newPage(r, "Runs", "runs", true)
 	if err != nil {
@@ -283,7 +287,7 @@ func (u *webUI) runs(w http.ResponseWriter, r *http.Request) {
 // runsBodyOf is the runs page's content: runs, listed for the query q
 // (without refresh), and next, the cursor of the page after.
 func runsBodyOf(q url.Values, runs []jobs.Run, next string) runsBody {
-	b := runsBody{Runs: runs, Filters: statusFilters(q), Tags: q["tag"]}
+	b := runsBody{Runs: runs, Filters: statusFilters(q), Tags: q["tag"], ByIndex: q.Get("array") != ""}
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		if k != "tag" && k != "before" {
 			for _, v := range q[k] {
@@ -439,7 +443,15 @@ type runBody struct {
 	// the page reads (ReadLimit, "16 MiB"): it shows those whole in it.
 	Bounded   bool
 	ReadLimit string
+	// Children are an array run's first webuiArrayChildren children by
+	// index, ChildrenErr why they could not be listed.
+	Children    []jobs.Run
+	ChildrenErr string
 }
+
+// webuiArrayChildren is how many of an array run's children its page
+// lists; gantry ps --array lists them all.
+const webuiArrayChildren = 100
 
 // run shows a run (or, given a pr- id, a pipeline run) and its last log
 // lines.
@@ -463,6 +475,18 @@ func (u *webUI) run(w http.ResponseWriter, r *http.Request) {
 	b := runBody{Run: run}
 	if run.Pool != "" {
 		b.Pool = poolText(run)
+	}
+	if run.ArrayParent() {
+		// It runs nothing, and has no log: its children do.
+		b.Children, _, err = u.c.List(ctx, client.ListOptions{ArrayJobID: id, All: true, Limit: webuiArrayChildren})
+		if err != nil {
+			b.ChildrenErr = err.Error()
+		}
+		b.LogsNote = fmt.Sprintf("An array run runs no container: each of its children has its log (gantry logs %s).", jobs.ArrayChildID(id, 0))
+		p.Body = b
+		w.Header().Set("Cache-Control", "no-store")
+		u.render(w, http.StatusOK, "run", p)
+		return
 	}
 	// The log's end, not all of it: a run that wrote gigabytes shows its
 	// last lines at the cost of reading them.
@@ -599,8 +623,9 @@ func stageRowsOf(pr *jobs.PipelineRun) []stageRow {
 		if st.Try > 1 {
 			label = fmt.Sprintf("%s (try %d)", st.Name, st.Try)
 		}
-		// A stage RUNNING whose runs wait says why, as they do.
-		rows = append(rows, stageRow{Label: label, Status: st.Status, Reason: firstOf(st.Reason, stageWaitReason(&st)), Runs: st.Runs,
+		// A stage RUNNING whose runs wait says why, as they do; one
+		// PENDING for an output, which stage it waits for.
+		rows = append(rows, stageRow{Label: label, Status: st.Status, Reason: firstOf(st.Reason, stageWaitReason(pr, &st)), Runs: st.Runs,
 			TaskDefinition: td, DependsOn: deps, TriggerRule: rule})
 	}
 	return rows
@@ -667,6 +692,9 @@ type pipelineBody struct {
 	Pipeline *jobs.Pipeline
 	Stages   []jobs.Stage // in DAG order
 	Runs     []jobs.PipelineRun
+	// Suspended is whether its schedule is suspended now: gantry schedule
+	// suspend and resume change it, the file's suspend only when applied.
+	Suspended bool
 }
 
 // pipeline shows a pipeline's latest version and its last runs.
@@ -688,6 +716,16 @@ func (u *webUI) pipeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := pipelineBody{Pipeline: pl, Runs: runs}
+	if pl.Schedule != nil {
+		scheds, err := u.c.Schedules(ctx)
+		if err != nil {
+			u.failErr(w, "", err)
+			return
+		}
+		for _, s := range scheds {
+			b.Suspended = b.Suspended || s.Name == name && s.Suspended
+		}
+	}
 	for _, s := range pl.Order() {
 		b.Stages = append(b.Stages, *pl.Stage(s))
 	}

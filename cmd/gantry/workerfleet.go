@@ -36,7 +36,7 @@ func (f *fleetFlags) add(c *cobra.Command) {
 	c.Flags().IntVar(&f.cpu, "cpu", 0, "CPU units this worker offers, 1024 per CPU (default: all of the Docker host's)")
 	c.Flags().IntVar(&f.memory, "memory", 0, "memory in MiB this worker offers (default: all of the Docker host's)")
 	c.Flags().BoolVar(&f.allowDockerSocket, "allow-docker-socket", false, "let tasks bind-mount the Docker socket (gives them the host)")
-	c.Flags().DurationVar(&f.heartbeat, "heartbeat", queue.PresenceTTL/3, "how often the worker tells it is alive")
+	durationVar(c.Flags(), &f.heartbeat, "heartbeat", queue.PresenceTTL/3, "how often the worker tells it is alive")
 	c.Flags().MarkHidden("heartbeat")
 	addLeaseFlag(c, &f.lease)
 }
@@ -45,10 +45,10 @@ func (f *fleetFlags) add(c *cobra.Command) {
 // which a silent worker's job goes to another. Tests shorten it.
 func addLeaseFlag(c *cobra.Command, d *time.Duration) {
 	def := 30 * time.Second
-	if v, err := time.ParseDuration(os.Getenv("GANTRY_LEASE")); err == nil && v > 0 {
+	if v, err := jobs.ParseDuration(os.Getenv("GANTRY_LEASE")); err == nil && v > 0 {
 		def = v
 	}
-	c.Flags().DurationVar(d, "lease", def, "how long a job stays with a worker that stopped renewing it (env GANTRY_LEASE)")
+	durationVar(c.Flags(), d, "lease", def, "how long a job stays with a worker that stopped renewing it (env GANTRY_LEASE)")
 	c.Flags().MarkHidden("lease")
 }
 

@@ -99,6 +99,10 @@ func Start(o Options) (*server.Server, error) {
 		opts.Users = users(o)
 		opts.Username, opts.Password = "", ""
 	}
+	if o.Port < 0 || o.Port > 65535 {
+		// Not a port: portFree said such a port "is in use".
+		return nil, fmt.Errorf("embedded nats: port %d: want 1 to 65535, or 0 for a free one (--nats-port)", o.Port)
+	}
 	if o.Port == 0 {
 		opts.Port = server.RANDOM_PORT
 	}

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -31,5 +32,20 @@ func TestServerErrorsReachTheLog(t *testing.T) {
 	want := []string{"error: Filestore [GANTRY_LOGS] Critical write error: no space left on device", "warn: something to know"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("log got %q, want %q", got, want)
+	}
+}
+
+// TestStartRefusesAPortOutOfRange: --nats-port 99999 was refused as "port
+// 99999 on 127.0.0.1 is in use", and -1 took a random port.
+func TestStartRefusesAPortOutOfRange(t *testing.T) {
+	for _, port := range []int{-1, 65536, 99999} {
+		ns, err := Start(Options{StoreDir: t.TempDir(), Port: port})
+		if ns != nil {
+			ns.Shutdown()
+		}
+		want := fmt.Sprintf("embedded nats: port %d: want 1 to 65535, or 0 for a free one (--nats-port)", port)
+		if err == nil || err.Error() != want {
+			t.Errorf("port %d: %v, want %q", port, err, want)
+		}
 	}
 }

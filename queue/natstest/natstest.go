@@ -177,6 +177,22 @@ func ScaleStream(t testing.TB, ctx context.Context, js jetstream.JetStream, name
 	})
 }
 
+// DirectGetsOff turns direct gets off on the stream name, as on a
+// stream made before they were on, or an R3 bucket of gantry's (whose
+// reads go to the leader instead).
+func DirectGetsOff(t testing.TB, ctx context.Context, js jetstream.JetStream, name string) {
+	t.Helper()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // StreamReplicas waits until the stream name exists and JetStream
 // answers for it, and returns its replica count; or, if ctx ends first,
 // the last failure.

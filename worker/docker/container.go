@@ -23,6 +23,11 @@ const (
 	// its containers exit (a pipeline stage's /gantry/out goes to the
 	// object store): found exited after a restart, it did not end.
 	LabelStaged = "gantry.staged"
+	// LabelAckSubject holds the ack subject of the job delivery the
+	// attempt runs under (worker.Task.AckSubject): the worker restarted
+	// after a crash hands back with it the job of an attempt it stops.
+	// Only containers carry it.
+	LabelAckSubject = "gantry.ack-subject"
 )
 
 // Defaults applied to every container.
@@ -48,10 +53,13 @@ type ctr struct {
 
 	started   bool
 	startedAt time.Time // when the runtime started it (deps.go)
-	exited    bool
-	stopping  bool // asked to stop; reason is set
-	reason    string
-	result    jobs.ContainerResult
+	// startedStopped: the task was stopped while its start was under way
+	// (stopTimeoutOf).
+	startedStopped bool
+	exited         bool
+	stopping       bool // asked to stop; reason is set
+	reason         string
+	result         jobs.ContainerResult
 }
 
 func (r *Runtime) objectLabels(t *worker.Task) map[string]string {
@@ -98,6 +106,9 @@ func (r *Runtime) createContainer(ctx context.Context, tr *taskRun, c *ctr) erro
 	}
 	labels := r.objectLabels(tr.task)
 	labels[LabelContainer] = d.Name
+	if tr.task.AckSubject != "" {
+		labels[LabelAckSubject] = tr.task.AckSubject
+	}
 	stopSecs := int(r.stopTimeout(d) / time.Second)
 
 	cfg := &container.Config{

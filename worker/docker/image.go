@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path"
 	"strings"
 	"sync"
 
@@ -59,17 +60,51 @@ func (r *Runtime) ensureImage(ctx context.Context, ref string, policy worker.Pul
 		case !cerrdefs.IsNotFound(err):
 			return fmt.Errorf("inspect image %q: %w", ref, err)
 		case policy == worker.PullNever:
-			return &imageError{fmt.Sprintf("image %q is not on this worker's host and the pull policy is never", ref)}
+			return r.nearImage(ctx, ref, &imageError{fmt.Sprintf("image %q is not on this worker's host and the pull policy is never", ref)})
 		}
 	case worker.PullAlways:
 	default:
 		return fmt.Errorf("pull policy %q: want missing, always or never", policy)
 	}
 	if err := r.pull(ctx, ref, progress); err != nil {
+		var ie *imageError
+		if errors.As(err, &ie) {
+			return r.nearImage(ctx, ref, ie)
+		}
 		return err
 	}
 	r.images.add(ref)
 	return nil
+}
+
+// nearImage is err, about the image ref that could not be had, naming an
+// image of this host whose name is close to ref's, if there is one: a
+// misspelt name (gantry/sampels:latest) is more often the cause than a
+// registry. Listing the images is best effort: err as it is if it fails.
+func (r *Runtime) nearImage(ctx context.Context, ref string, err *imageError) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	images, lerr := r.cli.ImageList(ctx, image.ListOptions{})
+	if lerr != nil {
+		return err
+	}
+	var tags []string
+	for _, im := range images {
+		for _, t := range im.RepoTags {
+			if t != "<none>:<none>" {
+				tags = append(tags, t)
+			}
+		}
+	}
+	want := ref
+	if !strings.Contains(path.Base(ref), ":") && !strings.Contains(ref, "@") {
+		want += ":latest" // as the daemon reads a name without a tag
+	}
+	if near := jobs.Nearest(want, tags); near != "" && near != want {
+		return &imageError{fmt.Sprintf("%s; did you mean %q, an image on this host?", err.msg, near)}
+	}
+	return err
 }
 
 // errImageGone says a container could not be created because its image,

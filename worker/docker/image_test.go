@@ -31,6 +31,10 @@ func (c missingImages) ImagePull(ctx context.Context, ref string, _ image.PullOp
 	return c.body, nil
 }
 
+func (c missingImages) ImageList(context.Context, image.ListOptions) ([]image.Summary, error) {
+	return nil, nil
+}
+
 // blockingBody never ends until closed, as a stuck daemon's stream would.
 type blockingBody struct{ closed chan struct{} }
 
@@ -54,11 +58,17 @@ func TestPullStreamErrors(t *testing.T) {
 	}
 }
 
-// unreachableRegistry is a Client without any image whose pulls fail with
-// err, as the daemon's do when it cannot reach the registry.
+// unreachableRegistry is a Client without any image but those listed in
+// tags (which it does not find by name), whose pulls fail with err, as the
+// daemon's do when it cannot reach the registry.
 type unreachableRegistry struct {
 	Client
-	err error
+	err  error
+	tags []string
+}
+
+func (c unreachableRegistry) ImageList(context.Context, image.ListOptions) ([]image.Summary, error) {
+	return []image.Summary{{RepoTags: c.tags}, {RepoTags: []string{"<none>:<none>"}}}, nil
 }
 
 func (c unreachableRegistry) ImageInspect(ctx context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
@@ -95,6 +105,30 @@ func TestPullErrorsReadPlainly(t *testing.T) {
 	err := New(unreachableRegistry{}).ensureImage(t.Context(), "nosuch/x:1", worker.PullNever, nil)
 	if want := `image "nosuch/x:1" is not on this worker's host and the pull policy is never`; !errors.Is(err, worker.ErrImageNotFound) || err.Error() != want {
 		t.Errorf("pull policy never: got %v, want %s", err, want)
+	}
+}
+
+// TestMissingImageNamesANearOne: a misspelt image names the host's image
+// whose name is close, a name without a tag read as :latest; a name close
+// to none is told as before.
+func TestMissingImageNamesANearOne(t *testing.T) {
+	tags := []string{"gantry/samples:latest", "gantry/samples:2dc88fc8cf27", "postgres:16"}
+	for ref, want := range map[string]string{
+		"gantry/sampels:latest": `; did you mean "gantry/samples:latest", an image on this host?`,
+		"gantry/sampels":        `; did you mean "gantry/samples:latest", an image on this host?`,
+		"postgre:16":            `; did you mean "postgres:16", an image on this host?`,
+		"ubuntu:22.04":          `: cannot reach registry-1.docker.io: no such host`,
+	} {
+		r := New(unreachableRegistry{err: errors.New(`Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io: no such host`), tags: tags})
+		for _, policy := range []worker.PullPolicy{worker.PullMissing, worker.PullNever} {
+			err := r.ensureImage(t.Context(), ref, policy, nil)
+			if policy == worker.PullNever {
+				want = strings.Replace(want, ": cannot reach registry-1.docker.io: no such host", " and the pull policy is never", 1)
+			}
+			if !errors.Is(err, worker.ErrImageNotFound) || !strings.HasSuffix(fmt.Sprint(err), want) {
+				t.Errorf("%s, pull policy %s: %v; want it to end %q", ref, policy, err, want)
+			}
+		}
 	}
 }
 

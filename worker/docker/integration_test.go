@@ -503,7 +503,7 @@ func TestRunLeavesNoWaitBehind(t *testing.T) {
 		buf = buf[:runtime.Stack(buf, true)]
 		return strings.Count(string(buf), "(*Client).ContainerWait")
 	}
-	for end := time.Now().Add(5 * time.Second); waits() > 0; time.Sleep(50 * time.Millisecond) {
+	for end := time.Now().Add(30 * time.Second); waits() > 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatalf("%d goroutines of ContainerWait left after the runs ended", waits())
 		}
@@ -537,6 +537,33 @@ func TestLeftoverCreatedContainerIsUnfinished(t *testing.T) {
 	}
 	if _, err := e.cli.ContainerInspect(ctx, created.ID); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("container still there: %v", err)
+	}
+}
+
+// TestLeftoverKeepsTheAckSubject: the containers of an attempt keep the
+// ack subject of its job delivery, which Leftovers gives back, so that the
+// worker restarted after a crash can hand the job back.
+func TestLeftoverKeepsTheAckSubject(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(testCtx(t, time.Minute))
+	defer cancel()
+	task := e.task(t, jobs.ContainerDefinition{Name: "main", Command: sh("sleep 300")})
+	task.AckSubject = "$JS.ACK.GANTRY_JOBS.cluster_default.1.42.7.1712345678901234567.0"
+	var found []worker.Leftover
+	var lerr error
+	task.Started = func([]jobs.ContainerResult) {
+		found, lerr = e.rt.Leftovers(ctx)
+		cancel()
+	}
+	if _, err := e.rt.Run(ctx, task, &recordSink{}); err != nil {
+		t.Fatal(err)
+	}
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	if len(found) != 1 || !found[0].Running || found[0].AckSubject != task.AckSubject {
+		t.Fatalf("leftovers %+v, want the running attempt with ack subject %q", found, task.AckSubject)
 	}
 }
 
@@ -594,5 +621,49 @@ func TestStartFailureAfterAContainerStarted(t *testing.T) {
 	first := e.task(t, jobs.ContainerDefinition{Name: "b", Command: []string{"/no/such/program"}})
 	if _, err := e.rt.Run(testCtx(t, time.Minute), first, &recordSink{}); err == nil || errors.Is(err, worker.ErrSomeStarted) {
 		t.Fatalf("Run of a task whose only container cannot start: %v, want a start error alone", err)
+	}
+}
+
+// TestRunCommandNotInImage: a command the image does not have fails the
+// start with a reason naming the command and the image, not the OCI
+// runtime's chain of errors.
+func TestRunCommandNotInImage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		command []string
+		want    string
+	}{
+		{[]string{"python3", "-c", "print(1)"}, `start container main: command "python3" not found in image ` + sampletest.Image(t) + `: no such program in the image's $PATH; check the container's command and entryPoint`},
+		{[]string{"/bin/bash", "-c", "true"}, `start container main: command "/bin/bash" not found in image ` + sampletest.Image(t) + `: no such file; check`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.command[0], func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			_, err := e.rt.Run(testCtx(t, time.Minute), e.task(t, jobs.ContainerDefinition{Name: "main", Command: tt.command}), &recordSink{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Run: %v, want an error saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunMisspeltImageNamesTheNearOne: an image that is neither on the
+// host nor pullable, whose name is a letter or two from one that is
+// there, says which: a misspelt name, not the registry, is what to fix.
+func TestRunMisspeltImageNamesTheNearOne(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// The sample image, its repository misspelt (gantry/samples -> gantry/sampels).
+	repo, tag, _ := strings.Cut(e.image, ":")
+	misspelt := strings.Replace(repo, "samples", "sampels", 1) + ":" + tag
+	for _, policy := range []worker.PullPolicy{worker.PullNever, worker.PullMissing} {
+		task := e.task(t, jobs.ContainerDefinition{Name: "main", Image: misspelt, Command: []string{"true"}})
+		task.PullPolicy = policy
+		_, err := e.rt.Run(testCtx(t, 30*time.Second), task, &recordSink{})
+		want := fmt.Sprintf("; did you mean %q, an image on this host?", e.image)
+		if !errors.Is(err, worker.ErrImageNotFound) || !strings.HasSuffix(fmt.Sprint(err), want) {
+			t.Errorf("policy %s: %v; want an image not found ending %q", policy, err, want)
+		}
 	}
 }

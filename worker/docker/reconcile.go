@@ -60,6 +60,9 @@ func (r *Runtime) Leftovers(ctx context.Context) ([]worker.Leftover, error) {
 		if s.Labels[LabelStaged] != "" {
 			lo.Staged = true
 		}
+		if a := s.Labels[LabelAckSubject]; a != "" && lo.AckSubject == "" {
+			lo.AckSubject = a
+		}
 		res := jobs.ContainerResult{Name: s.Labels[LabelContainer]}
 		switch s.State {
 		case container.StateRunning, container.StateRestarting, container.StatePaused:

@@ -66,6 +66,9 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 		for i, c := range stop {
 			c.stopping = true
 			c.reason = worker.StoppedPrefix + causes[i]
+			if c.startedStopped {
+				c.reason += "; " + killedAsStarted
+			}
 			r.stop(ctx, &wg, tr, c)
 		}
 	}
@@ -102,6 +105,7 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 			}
 			errs := make([]error, len(wave))
 			startedAt := make([]time.Time, len(wave))
+			late := make([]bool, len(wave))
 			// A container that waited on others starts long after setup.
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(setupCtx), setupTimeout)
 			inParallel(len(wave), func(i int) {
@@ -113,6 +117,7 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 				}
 				errs[i] = r.startContainer(ctx, sctx, waitCtx, wave[i])
 				startedAt[i] = time.Now()
+				late[i] = ctx.Err() != nil
 			})
 			cancel()
 			for i, c := range wave {
@@ -126,7 +131,7 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 					}
 					dp.gone[c] = true
 				default:
-					c.started, c.startedAt = true, startedAt[i]
+					c.started, c.startedAt, c.startedStopped = true, startedAt[i], late[i]
 					r.started.Add(1)
 					running++
 					r.watch(&wg, tr, c, logs, exited)
@@ -236,7 +241,7 @@ func (r *Runtime) startContainer(ctx, setupCtx, waitCtx context.Context, c *ctr)
 	if err := r.cli.ContainerStart(setupCtx, c.id, container.StartOptions{}); err != nil {
 		r.unwatchExit(c.id)
 		att.Close()
-		return err
+		return startError(c, err)
 	}
 	c.attach = att
 	if len(c.def.PortMappings) > 0 {
@@ -364,16 +369,42 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 	tr.log.Debug().Str("container", c.def.Name).Int("exitCode", code).Bool("oomKilled", c.result.OOMKilled).Msg("container exited")
 }
 
-// stop sends c SIGTERM, then SIGKILL after its stop timeout. Should the
-// daemon refuse, c is removed by force so that its wait returns.
+// killedAsStarted ends the reason of a container stopped as it started.
+const killedAsStarted = "killed at once: the stop came while it was starting, before it could handle SIGTERM"
+
+// stopTimeoutOf is how long c is given between SIGTERM and SIGKILL: its
+// stop timeout, or none for a container whose start was under way when the
+// task was stopped, which stop sends SIGKILL alone. That one's process, PID
+// 1 of its namespace, may not have set up its signal handlers yet, and the
+// kernel drops a signal PID 1 does not handle: the SIGTERM would be lost,
+// and the task would run on until it ended by itself or its stop timeout
+// passed (one that exited 0 was then recorded CANCELED with exit code 0, as
+// if it had trapped SIGTERM).
+func (r *Runtime) stopTimeoutOf(c *ctr) time.Duration {
+	if c.startedStopped {
+		return 0
+	}
+	return r.stopTimeout(c.def)
+}
+
+// stop sends c SIGTERM, then SIGKILL after its stop timeout (stopTimeoutOf).
+// Should the daemon refuse, c is removed by force so that its wait returns.
 func (r *Runtime) stop(ctx context.Context, wg *sync.WaitGroup, tr *taskRun, c *ctr) {
-	timeout := r.stopTimeout(c.def)
+	timeout := r.stopTimeoutOf(c)
 	secs := int(timeout / time.Second)
 	wg.Go(func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+stopGrace)
 		defer cancel()
-		err := r.cli.ContainerStop(sctx, c.id, container.StopOptions{Timeout: &secs})
-		if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsNotModified(err) {
+		var err error
+		if c.startedStopped {
+			// Not SIGTERM then SIGKILL (a stop with no timeout): a
+			// handler set up by then would race the SIGKILL.
+			err = r.cli.ContainerKill(sctx, c.id, "KILL")
+		} else {
+			err = r.cli.ContainerStop(sctx, c.id, container.StopOptions{Timeout: &secs})
+		}
+		// A kill of a container that has exited meanwhile is a conflict.
+		if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsNotModified(err) || c.startedStopped && cerrdefs.IsConflict(err) {
 			return
 		}
 		tr.log.Error().Err(err).Str("container", c.def.Name).Msg("stop container; removing it by force")

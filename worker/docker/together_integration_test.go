@@ -182,11 +182,13 @@ func TestRunCancelledWhileAWaveStarts(t *testing.T) {
 	e.rt.cli = &cancelOnStart{Client: e.rt.cli, name: "a", cancel: func() { cancel(cause) }}
 	res := mustRun(t, ctx, e, task, &recordSink{})
 	a, b, c := res.Containers[0], res.Containers[1], res.Containers[2]
-	if a.Reason != "Stopped: "+cause.Error() {
-		t.Errorf("a: %+v, want stopped by %q", a, cause)
+	if a.Reason != "Stopped: "+cause.Error()+"; "+killedAsStarted {
+		t.Errorf("a: %+v, want stopped by %q, killed as it started", a, cause)
 	}
-	if b.Reason != "Stopped: "+cause.Error() && b.Reason != "Stopped before start: "+cause.Error() {
-		t.Errorf("b: %+v, want stopped, or stopped before start, by %q", b, cause)
+	switch b.Reason {
+	case "Stopped: " + cause.Error(), "Stopped: " + cause.Error() + "; " + killedAsStarted, "Stopped before start: " + cause.Error():
+	default:
+		t.Errorf("b: %+v, want stopped (killed as it started or not), or stopped before start, by %q", b, cause)
 	}
 	if c.Reason != "Stopped before start: "+cause.Error() || c.ExitCode != nil {
 		t.Errorf("c: %+v, want stopped before start by %q", c, cause)
@@ -203,6 +205,39 @@ type cancelOnAttach struct {
 func (c *cancelOnAttach) ContainerAttach(ctx context.Context, id string, opts container.AttachOptions) (types.HijackedResponse, error) {
 	c.cancel()
 	return c.Client.ContainerAttach(ctx, id, opts)
+}
+
+// TestRunCancelledAsItStarts: a run stopped while its container starts is
+// killed at once, whatever its stop timeout. A SIGTERM sent then reaches a
+// process that has not set up its handlers yet and, as PID 1, the kernel
+// drops it: the task ran on to its end and, exiting 0 (or trapping
+// SIGTERM to exit 0, as here), was recorded CANCELED with exit code 0.
+func TestRunCancelledAsItStarts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	task := e.task(t, jobs.ContainerDefinition{Name: "main", StopTimeout: 60,
+		Command: sh("trap 'exit 0' TERM; sleep 2; echo finished")})
+	started := false
+	task.Started = func([]jobs.ContainerResult) { started = true }
+	ctx, cancel := context.WithCancelCause(testCtx(t, time.Minute))
+	cause := errors.New("Stopped by user")
+	e.rt.cli = &cancelOnStart{Client: e.rt.cli, name: "main", cancel: func() { cancel(cause) }}
+	sink := &recordSink{}
+	res := mustRun(t, ctx, e, task, sink)
+	c := res.Containers[0]
+	if want := worker.StoppedPrefix + cause.Error() + "; " + killedAsStarted; c.ExitCode == nil || *c.ExitCode != 137 || c.Reason != want {
+		t.Errorf("main: exit %v, reason %q; want 137, %q", ptrString(c.ExitCode), c.Reason, want)
+	}
+	if !started {
+		t.Error("Started not called for a task whose container started")
+	}
+}
+
+func ptrString(p *int) string {
+	if p == nil {
+		return "none"
+	}
+	return fmt.Sprint(*p)
 }
 
 // TestRunCancelledBeforeTheStart: a run whose ctx ends (its deadline, say)
