@@ -511,15 +511,23 @@ func checkChaosContainers(t *testing.T, stored map[string]*jobs.Run, containers 
 		for i := 0; i+1 < len(cs); i++ {
 			prev, next := cs[i], cs[i+1]
 			if prev.death.IsZero() || prev.death.After(next.start) {
-				lost := prev.attempt >= 1 && prev.attempt <= len(r.Attempts) && r.Attempts[prev.attempt-1].StopCode == jobs.StopWorkerLost
+				// The earlier attempt is the one the promise is about,
+				// whichever container started first: a worker taken for
+				// lost (its heartbeats late under load) may start its
+				// attempt's container only after the next attempt's.
+				early, late := prev, next
+				if late.attempt < early.attempt {
+					early, late = late, early
+				}
+				lost := early.attempt >= 1 && early.attempt <= len(r.Attempts) && r.Attempts[early.attempt-1].StopCode == jobs.StopWorkerLost
 				// An attempt after the run's end ran because the queue took
 				// the earlier one's worker for lost (its lease ran out),
 				// though that worker's end came first.
-				afterEnd := next.attempt >= 1 && next.attempt <= len(r.Attempts) && r.Attempts[next.attempt-1].AfterEnd != ""
+				afterEnd := late.attempt >= 1 && late.attempt <= len(r.Attempts) && r.Attempts[late.attempt-1].AfterEnd != ""
 				if !lost && !afterEnd {
-					t.Errorf("run %s: attempt %d's container (%s–%s) overlaps attempt %d's (from %s), and attempt %d was not lost: %s",
-						r.RunID, prev.attempt, prev.start.Format("15:04:05.000"), prev.death.Format("15:04:05.000"),
-						next.attempt, next.start.Format("15:04:05.000"), prev.attempt, attemptsString(r))
+					t.Errorf("run %s: attempt %d's container (%s–%s) overlaps attempt %d's (%s–%s), and attempt %d was not lost: %s",
+						r.RunID, early.attempt, early.start.Format("15:04:05.000"), early.death.Format("15:04:05.000"),
+						late.attempt, late.start.Format("15:04:05.000"), late.death.Format("15:04:05.000"), early.attempt, attemptsString(r))
 				}
 			}
 		}

@@ -158,8 +158,10 @@ stages:
 		return
 	}
 	// Enough fires to check Forbid by (its runs wait for slots of the
-	// pool, and a killed server fires none), then no more.
-	waitFor(t, "the Forbid schedule to start 3 runs", func() bool {
+	// pool, and a killed server fires none), then no more. Under load a
+	// run waits long for its slot: in one CI run the first Forbid run,
+	// behind the pooled runs and the kills, took 78 s.
+	waitForWithin(t, 4*time.Minute, "the Forbid schedule to start 3 runs", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		list, err := c.PipelineRuns(ctx, forbidName, 1000)

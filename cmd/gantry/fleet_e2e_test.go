@@ -44,7 +44,13 @@ func (in *instance) workers() []jobs.WorkerInfo {
 // waitFor polls cond every 100 ms for up to two minutes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	waitForWithin(t, 2*time.Minute, what, cond)
+}
+
+// waitForWithin is waitFor with its own time limit.
+func waitForWithin(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up waiting for %s", what)
