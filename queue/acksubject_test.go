@@ -149,10 +149,5 @@ func TestDeliveryAnsweredByItsAckSubject(t *testing.T) {
 // newConnTo opens another connection to q's NATS server.
 func newConnTo(t *testing.T, q *Queue) *nats.Conn {
 	t.Helper()
-	nc, err := Dial(context.Background(), ConnOptions{URL: q.Conn().ConnectedUrl()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return dialTest(t, context.Background(), ConnOptions{URL: q.Conn().ConnectedUrl()})
 }

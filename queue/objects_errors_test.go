@@ -48,11 +48,7 @@ func TestStagerPutErrorsOfANATSRestart(t *testing.T) {
 	ctx := context.Background()
 	stager := func(t *testing.T, urls string, replicas int) (*Stager, *nats.Conn) {
 		t.Helper()
-		nc, err := Dial(ctx, ConnOptions{URL: urls, Reconnect: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
+		nc := dialTest(t, ctx, ConnOptions{URL: urls, Reconnect: true})
 		js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(500*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
@@ -169,11 +165,7 @@ func TestStagerPutWithoutRoom(t *testing.T) {
 		if !ns.ReadyForConnections(10 * time.Second) {
 			t.Fatal("not ready")
 		}
-		nc, err := Dial(ctx, ConnOptions{URL: ns.ClientURL()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
+		nc := dialTest(t, ctx, ConnOptions{URL: ns.ClientURL()})
 		js, err := jetstream.New(nc)
 		if err != nil {
 			t.Fatal(err)
@@ -217,11 +209,7 @@ func TestStagerStoresFilesLargerThanTheStreamQueues(t *testing.T) {
 		t.Fatal("not ready")
 	}
 	ctx := context.Background()
-	nc, err := Dial(ctx, ConnOptions{URL: ns.ClientURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := dialTest(t, ctx, ConnOptions{URL: ns.ClientURL()})
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -277,11 +265,7 @@ func TestStagerStoresFilesLargerThanTheStreamQueues(t *testing.T) {
 func TestStagerPutAgainLeavesNoChunksOfAFailedTry(t *testing.T) {
 	ctx := context.Background()
 	srv := natstest.StartRestartable(t)
-	nc, err := Dial(ctx, ConnOptions{URL: srv.URL, Reconnect: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := dialTest(t, ctx, ConnOptions{URL: srv.URL, Reconnect: true})
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

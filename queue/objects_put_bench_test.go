@@ -29,11 +29,7 @@ func BenchmarkPutObject(b *testing.B) {
 		b.Fatal("not ready")
 	}
 	ctx := context.Background()
-	nc, err := Dial(ctx, ConnOptions{URL: ns.ClientURL()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
+	nc := dialTest(b, ctx, ConnOptions{URL: ns.ClientURL()})
 	js, err := jetstream.New(nc)
 	if err != nil {
 		b.Fatal(err)

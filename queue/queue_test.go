@@ -26,7 +26,13 @@ func newConn(t *testing.T) *nats.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Shutdown)
-	nc, err := Dial(context.Background(), ConnOptions{URL: ns.ClientURL()})
+	return dialTest(t, context.Background(), ConnOptions{URL: ns.ClientURL()})
+}
+
+// dialTest dials NATS as o says, for the rest of the test.
+func dialTest(t testing.TB, ctx context.Context, o ConnOptions) *nats.Conn {
+	t.Helper()
+	nc, err := Dial(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}

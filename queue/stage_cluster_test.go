@@ -168,11 +168,7 @@ func TestStagerUpgradesAReplicatedBucket(t *testing.T) {
 	urls := natstest.Cluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	nc, err := Dial(ctx, ConnOptions{URL: strings.Join(urls, ",")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := dialTest(t, ctx, ConnOptions{URL: strings.Join(urls, ",")})
 	js, _ := jetstream.New(nc)
 	natstest.Eventually(t, ctx, "the bucket as before", func(ctx context.Context) error {
 		_, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: DataBucket, Replicas: 3, Storage: jetstream.FileStorage})
