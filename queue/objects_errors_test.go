@@ -155,16 +155,8 @@ func TestStagerPutWithoutRoom(t *testing.T) {
 		}
 	})
 	t.Run("server storage", func(t *testing.T) {
-		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		ns := natstest.Start(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 			StoreDir: t.TempDir(), JetStreamMaxStore: 24 << 20, NoLog: true, NoSigs: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns.Start()
-		t.Cleanup(ns.Shutdown)
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatal("not ready")
-		}
 		nc := dialTest(t, ctx, ConnOptions{URL: ns.ClientURL()})
 		js, err := jetstream.New(nc)
 		if err != nil {
@@ -198,16 +190,8 @@ func TestStagerPutWithoutRoom(t *testing.T) {
 // is its default, 5 s: with 2 s, a CI run beside other tests' disk writes
 // saw a window of 64 chunks, each synced, wait longer than that.
 func TestStagerStoresFilesLargerThanTheStreamQueues(t *testing.T) {
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+	ns := natstest.Start(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), StreamMaxBufferedSize: 16 << 20, SyncAlways: true, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("not ready")
-	}
 	ctx := context.Background()
 	nc := dialTest(t, ctx, ConnOptions{URL: ns.ClientURL()})
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(5*time.Second))

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gantry-dev/gantry/queue/natstest"
 )
 
 // BenchmarkPutObject stores one file of a stage's size with putObject and,
@@ -18,16 +19,8 @@ import (
 // with its store on disk, as `gantry up` runs it. The small sizes are a
 // stage hop's critical path; each replaces the object the last stored.
 func BenchmarkPutObject(b *testing.B) {
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+	ns := natstest.Start(b, &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: b.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ns.Start()
-	b.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		b.Fatal("not ready")
-	}
 	ctx := context.Background()
 	nc := dialTest(b, ctx, ConnOptions{URL: ns.ClientURL()})
 	js, err := jetstream.New(nc)
