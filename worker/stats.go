@@ -55,6 +55,10 @@ type HandBacks struct {
 	// Unmatched: the job's constraints ask for labels the worker does
 	// not have.
 	Unmatched uint64
+	// TakenOver: the worker was slow to set up the attempt and was
+	// taken for lost meanwhile; the job's next attempt runs on another
+	// worker, and this one did not start its containers.
+	TakenOver uint64
 }
 
 // counts are a worker's counters: atomics, updated at most a few times per
@@ -64,7 +68,7 @@ type counts struct {
 	tasksRunning                          atomic.Int64
 	succeeded, failed, canceled           atomic.Uint64
 	shutdown, runtimeDown, busy, tooLarge atomic.Uint64
-	claimFailed, unmatched                atomic.Uint64
+	claimFailed, unmatched, takenOver     atomic.Uint64
 	logLines, logBytes                    atomic.Uint64
 }
 
@@ -92,7 +96,7 @@ func (w *Worker) Stats() Stats {
 		AttemptsEnded: EndCounts{Succeeded: c.succeeded.Load(), Failed: c.failed.Load(), Canceled: c.canceled.Load()},
 		HandedBack: HandBacks{Shutdown: c.shutdown.Load(), RuntimeDown: c.runtimeDown.Load(), Busy: c.busy.Load(),
 			TooLarge: c.tooLarge.Load(), ClaimFailed: c.claimFailed.Load(),
-			Unmatched: c.unmatched.Load()},
+			Unmatched: c.unmatched.Load(), TakenOver: c.takenOver.Load()},
 		LogLines: c.logLines.Load(), LogBytes: c.logBytes.Load(),
 	}
 }

@@ -301,6 +301,7 @@ func (w *Worker) take(ctx context.Context) ([]Lease, error) {
 
 // handle runs one delivery to its end and reports it.
 func (w *Worker) handle(life context.Context, lease Lease) {
+	taken := w.cfg.now()
 	job := lease.Job()
 	log := w.cfg.log.With().Str("run", job.RunID).Int("attempt", job.Attempt).Str("worker", w.id).Logger()
 	// The run is registered before it is claimed, so that a stop request
@@ -574,6 +575,20 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 				log.Warn().Err(cerr).Msg("store logs")
 			}
 			cancelClose()
+			if took := (*supersededError)(nil); errors.As(cause, &took) && !started.Load() {
+				// Taken for lost while it set up (takenOver): the attempt
+				// is the later one's worker's to report, as lost, and
+				// its job that worker's to settle. Nothing is reported
+				// or acknowledged here.
+				repMu.Lock()
+				held = nil
+				repMu.Unlock()
+				w.stageOut(life, st, job.RunID, jobs.Event{Status: jobs.StatusFailed}) // removes the stage directory
+				log.Warn().Int("current", took.attempt).
+					Msg("a later attempt of the run took over while this one set up; its containers were not started, and the attempt is left to the worker that took over")
+				w.counts.takenOver.Add(1)
+				return
+			}
 			if down != nil && runtimeFailed && !started.Load() && !errors.Is(err, ErrSomeStarted) && cause == nil && w.cfg.claims != nil {
 				// Nothing ran: the run is not to blame, and failing it
 				// would use up its attempts (in a fleet, every queued
@@ -634,7 +649,12 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 			armTimeout()
 			report(jobs.Event{Status: jobs.StatusRunning, Containers: cs})
 		}
-		task.Setup = func(s SetupStep) { doing.Store(s.String()) }
+		task.Setup = func(s SetupStep) {
+			doing.Store(s.String())
+			if s == SetupStarting {
+				w.takenOver(life, cancel, job.RunID, job.Attempt, taken)
+			}
+		}
 		pulling := w.pullReporter(report)
 		task.Pulling = func(p jobs.PullProgress) {
 			if p.Done {
@@ -649,6 +669,30 @@ func (w *Worker) handle(life context.Context, lease Lease) {
 		res, err = w.rt.Run(runCtx, task, logs)
 	}
 	finish(res, err)
+}
+
+// takenOver looks, before an attempt's containers start, whether a later
+// attempt of the run took over from it, and if so stops the attempt
+// (cancel, with a *supersededError) so that they do not start. A worker
+// slow to set up (an image pull, a Docker daemon under load) may have
+// been taken for lost meanwhile, its job run by another worker as the
+// next attempt; starting the containers would run the two side by side.
+// Only an attempt that took a lease renewal's time or more (taken is when
+// its job was) is looked at, since no other worker can take a job before
+// its lease, three renewals long, lapses: the attempts that start
+// promptly, nearly all, cost no read of the claim. A claim that cannot
+// be read lets the attempt start. This narrows the window in which two
+// attempts can overlap; it cannot close it (the takeover can come just
+// after the look).
+func (w *Worker) takenOver(ctx context.Context, cancel context.CancelCauseFunc, runID string, attempt int, taken time.Time) {
+	if w.cfg.claims == nil || w.cfg.now().Sub(taken) < w.cfg.leaseEvery {
+		return
+	}
+	ctx, stop := context.WithTimeout(ctx, 5*time.Second)
+	defer stop()
+	if later := w.supersededBy(ctx, runID, attempt); later > 0 {
+		cancel(&supersededError{later})
+	}
 }
 
 // task builds the runtime's view of a job.

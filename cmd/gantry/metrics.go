@@ -172,7 +172,8 @@ var (
 		[]string{"status"}, nil)
 	workerHandedBackDesc = prometheus.NewDesc("gantry_worker_jobs_handed_back_total",
 		"Jobs the worker gave back to the queue, by reason: shutdown (--grace ran out), runtime_unavailable (Docker did not answer), "+
-			"busy (no room then), too_large (more CPU or memory than the worker has), claim_failed, unmatched (its constraints ask for labels the worker does not have).",
+			"busy (no room then), too_large (more CPU or memory than the worker has), claim_failed, unmatched (its constraints ask for labels the worker does not have), "+
+			"taken_over (taken for lost while it set up the attempt, whose next one runs elsewhere; its containers did not start).",
 		[]string{"reason"}, nil)
 	workerLogLinesDesc = prometheus.NewDesc("gantry_worker_log_lines_total",
 		"Lines of container output the worker shipped to NATS.", nil, nil)
@@ -219,6 +220,7 @@ func (c workerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(workerHandedBackDesc, st.HandedBack.TooLarge, "too_large")
 	counter(workerHandedBackDesc, st.HandedBack.ClaimFailed, "claim_failed")
 	counter(workerHandedBackDesc, st.HandedBack.Unmatched, "unmatched")
+	counter(workerHandedBackDesc, st.HandedBack.TakenOver, "taken_over")
 	counter(workerLogLinesDesc, st.LogLines)
 	counter(workerLogBytesDesc, st.LogBytes)
 	counter(workerContainersStartedDesc, rs.ContainersStarted)

@@ -103,6 +103,7 @@ func TestMetricsOfARun(t *testing.T) {
 		"gantry_worker_log_lines_total":                                                 1,
 		"gantry_worker_log_bytes_total":                                                 float64(len("hello")),
 		`gantry_worker_jobs_handed_back_total{reason="shutdown"}`:                       0,
+		`gantry_worker_jobs_handed_back_total{reason="taken_over"}`:                     0,
 	} {
 		if v, ok := got[name]; !ok || v != want {
 			t.Errorf("%s = %v (present: %v); want %v", name, v, ok, want)
