@@ -133,3 +133,64 @@ func TestDemand(t *testing.T) {
 		t.Fatalf("task-size demand %+v", d)
 	}
 }
+
+// TestLostReportsThatNeverCameAreFilledIn: the chaos test's run. Worker
+// w0 runs attempt 1; w1 takes the job over as attempt 2 and is killed
+// before its report of attempt 1's loss is stored; w2 takes it over as
+// attempt 3, reports attempt 2 lost and runs attempt 3 to its end. The
+// run records attempts 1 and 2 lost and ends as attempt 3 did: before,
+// every event of w2's was dropped as of an attempt the run did not have,
+// and the run stayed RUNNING as attempt 1 forever.
+func TestLostReportsThatNeverCameAreFilledIn(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 11, 29, 0, 0, time.UTC)
+	r := &Run{RunID: "r", Status: StatusQueued, Attempts: []Attempt{{Attempt: 1, Status: StatusQueued}}}
+	r.Apply(Event{Attempt: 1, Seq: 1, Status: StatusRunning, Worker: "w0", Source: SourceWorker, Time: t0})
+	lost2 := Event{Attempt: 2, Seq: 1 << 30, Status: StatusFailed, StopCode: StopWorkerLost, Worker: "w1", Redelivered: true,
+		Source: SourceWorker, Time: t0.Add(5 * time.Second), StoppedReason: "worker w1 stopped renewing the lease"}
+	if !r.Apply(lost2) {
+		t.Fatalf("the loss of attempt 2 changed nothing: %+v", r.Attempts)
+	}
+	if r.Status != StatusQueued || len(r.Attempts) != 3 || !r.Attempts[2].Redelivery {
+		t.Fatalf("after attempt 2's loss: %s, attempts %+v", r.Status, r.Attempts)
+	}
+	for i, a := range r.Attempts[:2] {
+		if a.Status != StatusFailed || a.StopCode != StopWorkerLost {
+			t.Errorf("attempt %d %s %s, want FAILED WorkerLost", i+1, a.Status, a.StopCode)
+		}
+	}
+	if a := r.Attempts[0]; a.Worker != "w0" || !strings.Contains(a.StoppedReason, "worker w0 was taken for lost") ||
+		!strings.Contains(a.StoppedReason, "did not reach the server") {
+		t.Errorf("attempt 1 filled in as %+v", a)
+	}
+	if a := r.Attempts[1]; a.Worker != "w1" || a.StoppedReason != lost2.StoppedReason {
+		t.Errorf("attempt 2 %+v, want w1's loss as reported", a)
+	}
+	code := 0
+	for _, e := range []Event{{Attempt: 3, Seq: 1, Status: StatusStarting}, {Attempt: 3, Seq: 2, Status: StatusRunning},
+		{Attempt: 3, Seq: 3, Status: StatusSucceeded, ExitCode: &code}} {
+		e.Worker, e.Source, e.Time = "w2", SourceWorker, t0.Add(6*time.Second)
+		if !r.Apply(e) {
+			t.Fatalf("attempt 3's %s changed nothing", e.Status)
+		}
+	}
+	if r.Status != StatusSucceeded || r.Worker != "w2" || r.Tries() != 1 {
+		t.Fatalf("run %s by %s after %d tries, want SUCCEEDED by w2 after 1", r.Status, r.Worker, r.Tries())
+	}
+	// The loss report that was thought lost comes after all: nothing changes.
+	late := Event{Attempt: 1, Seq: 1 << 30, Status: StatusFailed, StopCode: StopWorkerLost, Worker: "w0", Redelivered: true, Source: SourceWorker, Time: t0}
+	if r.Apply(late) {
+		t.Errorf("the late loss report of attempt 1 changed the run: %+v", r.Attempts)
+	}
+
+	// The server's own events never fill in: they follow what it stored.
+	s := &Run{RunID: "s", Status: StatusRunning, Attempts: []Attempt{{Attempt: 1, Status: StatusRunning, Worker: "w0"}}}
+	if s.Apply(Event{Attempt: 2, Seq: 1, Status: StatusRunning, Source: SourceServer, Time: t0}) || len(s.Attempts) != 1 {
+		t.Errorf("a server event of an attempt the run does not have changed it: %+v", s.Attempts)
+	}
+	// Nor does a run that ended: the attempt after its last is recorded
+	// after the end (lateAttempt), one past that is dropped.
+	e := &Run{RunID: "e", Status: StatusSucceeded, Attempts: []Attempt{{Attempt: 1, Status: StatusSucceeded, Worker: "w0"}}}
+	if e.Apply(Event{Attempt: 3, Seq: 1, Status: StatusRunning, Source: SourceWorker, Worker: "w2", Time: t0}) || len(e.Attempts) != 1 {
+		t.Errorf("an ended run took an attempt two past its last: %+v", e.Attempts)
+	}
+}

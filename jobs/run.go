@@ -323,8 +323,12 @@ func (r *Run) apply(ev Event) bool {
 	if ev.Attempt == len(r.Attempts)+1 && r.Status.Terminal() && len(r.Attempts) > 0 && ev.Source != SourceServer {
 		r.Attempts = append(r.Attempts, r.lateAttempt(ev))
 	}
+	filled := false
+	if ev.Attempt > len(r.Attempts) && !r.Status.Terminal() && ev.Source == SourceWorker {
+		filled = r.fillLost(ev)
+	}
 	if ev.Attempt < 1 || ev.Attempt > len(r.Attempts) {
-		return false
+		return filled
 	}
 	a := &r.Attempts[ev.Attempt-1]
 	if last := &r.Attempts[len(r.Attempts)-1]; giveUp(ev) && a.Status.Terminal() && ev.Attempt == len(r.Attempts)-1 &&
@@ -403,6 +407,36 @@ func (r *Run) apply(ev Event) bool {
 		r.FinishedAt = &t
 	}
 	return true
+}
+
+// fillLost records as lost the attempts before ev's that the run does not
+// know the end of: each worker's report that the attempt before its own
+// was lost with its worker never reached the server (that worker was
+// killed, or cut off, after it claimed the job and before the report was
+// stored). A worker runs an attempt after the run's last only by taking
+// over the job from the last attempt's claim (worker.claimDelivery), so
+// each missing one was taken for lost; without them, the attempt that
+// runs now, and its end, would be dropped as of an attempt the run does
+// not have, and the run would wait forever. It reports whether anything
+// changed.
+func (r *Run) fillLost(ev Event) bool {
+	changed := false
+	for len(r.Attempts) > 0 && len(r.Attempts) < ev.Attempt && !r.Status.Terminal() {
+		last := r.Attempts[len(r.Attempts)-1]
+		if last.Status.Terminal() {
+			return changed // nothing runs it on: a retry appends the next
+		}
+		n := len(r.Attempts)
+		lost := Event{RunID: r.RunID, Attempt: n, Seq: last.Seq + 1, Status: StatusFailed, Source: SourceWorker,
+			Worker: last.Worker, Time: ev.Time, StopCode: StopWorkerLost, Redelivered: true,
+			StoppedReason: fmt.Sprintf("worker %s was taken for lost and the job ran on as a later attempt; the report of this attempt's loss did not reach the server",
+				orNone(last.Worker))}
+		if !r.apply(lost) || len(r.Attempts) == n {
+			return changed
+		}
+		changed = true
+	}
+	return changed
 }
 
 // lateAttempt is the attempt that ev, of the attempt after the last of a
