@@ -182,6 +182,20 @@ func TestLostReportsThatNeverCameAreFilledIn(t *testing.T) {
 		t.Errorf("the late loss report of attempt 1 changed the run: %+v", r.Attempts)
 	}
 
+	// Two losses in a row whose reports never came, the second worker's
+	// start unreported too: the reasons say whose each was, as far as known.
+	g := &Run{RunID: "g", Status: StatusRunning, Attempts: []Attempt{{Attempt: 1, Status: StatusRunning, Worker: "w0", Seq: 2}}}
+	if !g.Apply(Event{Attempt: 3, Seq: 1, Status: StatusStarting, Worker: "w2", Source: SourceWorker, Time: t0}) {
+		t.Fatalf("attempt 3's start two attempts past the run's last changed nothing: %+v", g.Attempts)
+	}
+	if len(g.Attempts) != 3 || g.Status != StatusStarting || g.Attempts[2].Worker != "w2" {
+		t.Fatalf("run %s, attempts %+v", g.Status, g.Attempts)
+	}
+	if r0, r1 := g.Attempts[0].StoppedReason, g.Attempts[1].StoppedReason; !strings.HasPrefix(r0, "worker w0 was taken for lost") ||
+		!strings.HasPrefix(r1, "its worker was taken for lost") {
+		t.Errorf("reasons %q and %q", r0, r1)
+	}
+
 	// The server's own events never fill in: they follow what it stored.
 	s := &Run{RunID: "s", Status: StatusRunning, Attempts: []Attempt{{Attempt: 1, Status: StatusRunning, Worker: "w0"}}}
 	if s.Apply(Event{Attempt: 2, Seq: 1, Status: StatusRunning, Source: SourceServer, Time: t0}) || len(s.Attempts) != 1 {

@@ -427,10 +427,13 @@ func (r *Run) fillLost(ev Event) bool {
 			return changed // nothing runs it on: a retry appends the next
 		}
 		n := len(r.Attempts)
+		who := "its worker" // one whose report of the attempt's start never came either
+		if last.Worker != "" {
+			who = "worker " + last.Worker
+		}
 		lost := Event{RunID: r.RunID, Attempt: n, Seq: last.Seq + 1, Status: StatusFailed, Source: SourceWorker,
 			Worker: last.Worker, Time: ev.Time, StopCode: StopWorkerLost, Redelivered: true,
-			StoppedReason: fmt.Sprintf("worker %s was taken for lost and the job ran on as a later attempt; the report of this attempt's loss did not reach the server",
-				orNone(last.Worker))}
+			StoppedReason: who + " was taken for lost and the job ran on as a later attempt; the report of this attempt's loss did not reach the server"}
 		if !r.apply(lost) || len(r.Attempts) == n {
 			return changed
 		}
