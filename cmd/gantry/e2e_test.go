@@ -63,6 +63,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build gantry: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// The gantry processes the tests start keep their workers' stage
+	// directories under the system's temporary directory, and a worker a
+	// chaos test kills leaves its attempts' there (/tmp/gantry-stage):
+	// under dir, they go with it. The tests' own temporary files too.
+	os.Setenv("TMPDIR", dir)
 	code := m.Run()
 	if found, _ := filepath.Glob(raceLogs + ".*"); len(found) > 0 {
 		for _, f := range found {
