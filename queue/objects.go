@@ -292,10 +292,15 @@ func (s *Stager) put(ctx context.Context, pipelineRun, stage, runID string, atte
 			if stream, err = s.dataStream(ctx); err != nil {
 				return err
 			}
-			s.purgeLeftovers(ctx, stream)
 		}
 		if err := putObject(ctx, s.js, obs, stream, meta, f, s.keepLeftover); err != nil { // objects_put.go
 			return fmt.Errorf("store %s: %w", rel, explainFull(err))
+		}
+		if len(files) == 0 {
+			// After a store whose chunks were all acknowledged: the stream
+			// has stored what was sent before them, a failed store's late
+			// chunks too.
+			s.purgeLeftovers(ctx, stream)
 		}
 		files = append(files, rel)
 		return nil

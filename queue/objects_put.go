@@ -37,11 +37,11 @@ const chunkPrefix = "$O." + DataBucket + ".C."
 // the last; then the old chunks are purged), so that ObjectStore reads it,
 // but with at most putWindow chunks awaiting their acks. Each ack may take
 // JetStream's default timeout; nothing bounds the whole file. A store that
-// fails purges the chunks it sent. Chunks it could not purge (NATS was
-// down: the store failed for that reason), a failed store's or the
-// replaced object's, it passes to leftover, by their subject, for a later
-// store to purge (Stager.purgeLeftovers): nothing else would before the
-// bucket's TTL.
+// fails purges the chunks it sent, and passes them to leftover, by their
+// subject, for a later store to purge again (Stager.purgeLeftovers):
+// chunks of its sent as NATS went away can be stored after the purge, and
+// nothing else would remove them before the bucket's TTL. So are the
+// replaced object's chunks when their purge fails.
 func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, stream jetstream.Stream,
 	meta jetstream.ObjectMeta, r io.Reader, leftover func(chunks string)) (err error) {
 	old, err := obs.GetInfo(ctx, meta.Name, jetstream.GetObjectInfoShowDeleted())
@@ -80,9 +80,13 @@ func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.Object
 		case <-pub.PublishAsyncComplete():
 		case <-pctx.Done():
 		}
-		if err := stream.Purge(pctx, jetstream.WithPurgeSubject(chunks)); err != nil {
-			leftover(chunks)
-		}
+		_ = stream.Purge(pctx, jetstream.WithPurgeSubject(chunks))
+		// Kept for the next store to purge again even when this purge
+		// went through: chunks sent while NATS was away, flushed when
+		// the connection comes back, wait in the stream's own queue,
+		// which the purge (a JetStream API request) can overtake; they
+		// are stored after it.
+		leftover(chunks)
 	}
 	defer func() { // runs before CleanupPublisher
 		if err != nil {
