@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -338,5 +339,62 @@ func TestTransientNoStreamResponse(t *testing.T) {
 	err := fmt.Errorf("stage extract outputs: store big.bin: %w", jetstream.ErrNoStreamResponse)
 	if !transient(err) {
 		t.Fatalf("transient(%v) = false, want true", err)
+	}
+}
+
+// brokenReader gives n bytes, then fails.
+type brokenReader struct{ n int }
+
+func (r *brokenReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, errors.New("disk gone")
+	}
+	k := min(len(p), r.n)
+	r.n -= k
+	clear(p[:k])
+	return k, nil
+}
+
+// TestStagerPurgesAFailedStoresLateChunks: a store that fails purges its
+// chunks and, though that purge went through, leaves their subject for
+// the next store to purge again once its own chunks are stored: a chunk
+// sent as NATS went away can be stored after the purge (CI: one stayed,
+// of no object, until the bucket's TTL).
+func TestStagerPurgesAFailedStoresLateChunks(t *testing.T) {
+	ns := natstest.Start(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	ctx := context.Background()
+	nc := dialTest(t, ctx, ConnOptions{URL: ns.ClientURL()})
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStager(js, 0, 1)
+	if err := s.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	meta := jetstream.ObjectMeta{Name: stagePrefix("pr-1", "extract") + "r0/big.bin"}
+	if err := putObject(ctx, js, s.obs, s.stream, meta, &brokenReader{n: 3 * chunkSize}, s.keepLeftover); err == nil {
+		t.Fatal("a store whose file failed to read succeeded")
+	}
+	s.mu.Lock()
+	left := slices.Clone(s.leftover)
+	s.mu.Unlock()
+	if len(left) != 1 || !strings.HasPrefix(left[0], chunkPrefix) {
+		t.Fatalf("leftover %q after a failed store, want its chunks' subject", left)
+	}
+	// A late chunk of the failed store, stored after its purge.
+	if _, err := js.Publish(ctx, left[0], []byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "pr-1", "extract", "r0", 1, writeZeros(t, 2*chunkSize)); err != nil {
+		t.Fatal(err)
+	}
+	si, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(left[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := si.State.Subjects[left[0]]; n != 0 {
+		t.Errorf("the failed store's late chunk stayed after the next store: %d on %s", n, left[0])
 	}
 }
