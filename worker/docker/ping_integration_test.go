@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/rs/zerolog"
 
@@ -28,7 +31,42 @@ type daemonProxy struct {
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[net.Conn]bool
+	waits map[net.Conn]net.Conn // a client's connection that carried a wait, to the daemon's
 	wg    sync.WaitGroup
+}
+
+// requestWatch passes a client's requests on to the daemon, noting the
+// connection of the proxy's as a wait's when one goes through it.
+type requestWatch struct {
+	p      *daemonProxy
+	client net.Conn
+	daemon net.Conn
+}
+
+func (w requestWatch) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte("/wait?")) {
+		w.p.mu.Lock()
+		if w.p.waits != nil {
+			w.p.waits[w.client] = w.daemon
+		}
+		w.p.mu.Unlock()
+	}
+	return w.daemon.Write(b)
+}
+
+// breakWaits closes the connections that have carried a container wait,
+// and only those: to the client, its wait broke while the daemon is there.
+func (p *daemonProxy) breakWaits() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for c, d := range p.waits {
+		c.Close()
+		d.Close()
+		delete(p.waits, c)
+		n++
+	}
+	return n
 }
 
 // startDaemonProxy starts a proxy to the daemon cli talks to, skipping the
@@ -61,7 +99,7 @@ func (p *daemonProxy) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.mu.Lock()
-	p.ln, p.conns = ln, map[net.Conn]bool{}
+	p.ln, p.conns, p.waits = ln, map[net.Conn]bool{}, map[net.Conn]net.Conn{}
 	p.mu.Unlock()
 	p.wg.Go(func() {
 		for {
@@ -77,7 +115,7 @@ func (p *daemonProxy) start(t *testing.T) {
 			p.mu.Lock()
 			p.conns[c], p.conns[d] = true, true
 			p.mu.Unlock()
-			p.wg.Go(func() { io.Copy(d, c); d.Close() })
+			p.wg.Go(func() { io.Copy(requestWatch{p, c, d}, c); d.Close() })
 			p.wg.Go(func() { io.Copy(c, d); c.Close() })
 		}
 	})
@@ -94,7 +132,7 @@ func (p *daemonProxy) kill() {
 	for c := range p.conns {
 		c.Close()
 	}
-	p.conns = nil
+	p.conns, p.waits = nil, nil
 	p.mu.Unlock()
 	p.wg.Wait()
 }
@@ -160,5 +198,63 @@ func TestDaemonGoneMidRun(t *testing.T) {
 	p.start(t)
 	if err := rt.Ping(ctx); err != nil {
 		t.Fatalf("ping once the daemon is back: %v", err)
+	}
+}
+
+// TestWaitBrokenWhileContainerRuns: the runtime's wait for a container
+// breaks while the daemon stays (a proxy closes that connection alone), and
+// the container runs on. Run returns it as lost (worker.LostPrefix, no exit
+// code), not with the exit code 0 of a running container's state, and
+// removes it: no container of the task is left running beside the attempt
+// that will follow.
+func TestWaitBrokenWhileContainerRuns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := startDaemonProxy(t, e.cli)
+	cli, err := client.NewClientWithOpts(client.WithHost("unix://"+p.path), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	rt := New(cli, WithLabels(map[string]string{testLabel: e.label}),
+		WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)))
+	ctx := testCtx(t, 2*time.Minute)
+	sink := &readySink{ready: make(chan struct{})}
+	type ended struct {
+		res *worker.Result
+		err error
+	}
+	done := make(chan ended, 1)
+	go func() {
+		res, err := rt.Run(ctx, e.task(t, jobs.ContainerDefinition{Name: "main", Command: sh("echo ready; sleep 600")}), sink)
+		done <- ended{res, err}
+	}()
+	select {
+	case <-sink.ready:
+	case <-ctx.Done():
+		t.Fatal("the container never said it was ready")
+	}
+	if n := p.breakWaits(); n != 1 {
+		t.Fatalf("broke %d waits, want the container's one", n)
+	}
+	var got ended
+	select {
+	case got = <-done:
+	case <-ctx.Done():
+		t.Fatal("Run did not return after its wait broke")
+	}
+	if got.err != nil {
+		t.Fatalf("Run: %v, want the result of a task that ran", got.err)
+	}
+	c := got.res.Containers[0]
+	if c.ExitCode != nil || !strings.HasPrefix(c.Reason, worker.LostPrefix) || !strings.Contains(c.Reason, "still running") {
+		t.Fatalf("container %+v, want no exit code and a reason starting %q that says it was still running", c, worker.LostPrefix)
+	}
+	left, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", testLabel+"="+e.label))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("%d containers of the task left after Run, want none: %+v", len(left), left)
 	}
 }

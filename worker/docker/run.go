@@ -336,6 +336,13 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 	}
 	info, err := r.cli.ContainerInspect(ctx, c.id)
 	switch {
+	case err == nil && info.State != nil && e.err != nil && !hasExited(info.State):
+		// The wait broke but the daemon answers, and the container runs
+		// on: its state's exit code (0) says nothing of how it will end.
+		// cleanup removes it, so that no other attempt runs beside it.
+		c.result.Reason = worker.LostPrefix + e.err.Error() + " (the container was still " + info.State.Status + ")"
+		tr.log.Error().Err(e.err).Str("container", c.def.Name).Str("state", info.State.Status).Msg("wait for container")
+		return
 	case err == nil && info.State != nil:
 		if !e.early {
 			code = info.State.ExitCode
@@ -367,6 +374,12 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 		c.result.Reason = reasonOOM
 	}
 	tr.log.Debug().Str("container", c.def.Name).Int("exitCode", code).Bool("oomKilled", c.result.OOMKilled).Msg("container exited")
+}
+
+// hasExited tells whether s is the state of a container that has ended,
+// whose exit code says how.
+func hasExited(s *container.State) bool {
+	return !s.Running && !s.Paused && !s.Restarting
 }
 
 // killedAsStarted ends the reason of a container stopped as it started.
