@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -45,11 +46,19 @@ type ctr struct {
 	name string // Docker's name: gantry-<run>-<attempt>-<container>
 	id   string
 
-	attach   types.HijackedResponse
-	waitC    <-chan container.WaitResponse
-	waitErrC <-chan error
-	died     <-chan int // the exit code, from the daemon's die event
-	logsDone chan struct{}
+	attach types.HijackedResponse
+	// closeOutput closes the output stream being read (the attach, or the
+	// log followed once the daemon came back: rewait.go); outputEnded is
+	// when the last one read ended.
+	closeOutput func()
+	outputEnded time.Time
+	// rewaitAt is when the wait was last set up again, outageFrom when the
+	// outage it was part of began (rewait.go).
+	rewaitAt, outageFrom time.Time
+	waitC                <-chan container.WaitResponse
+	waitErrC             <-chan error
+	died                 <-chan int // the exit code, from the daemon's die event
+	logsDone             chan struct{}
 
 	started   bool
 	startedAt time.Time // when the runtime started it (deps.go)
@@ -57,7 +66,8 @@ type ctr struct {
 	// (stopTimeoutOf).
 	startedStopped bool
 	exited         bool
-	stopping       bool // asked to stop; reason is set
+	stopping       bool        // asked to stop; reason is set
+	stopAsked      atomic.Bool // stopping, for the wait's goroutine (rewait.go)
 	reason         string
 	result         jobs.ContainerResult
 }

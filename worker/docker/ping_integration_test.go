@@ -2,6 +2,8 @@ package docker
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -138,9 +140,10 @@ func (p *daemonProxy) kill() {
 }
 
 // TestDaemonGoneMidRun: the Docker daemon goes away (the socket the
-// runtime's client talks to is killed) while a task's container runs. Run
-// returns the container as one it lost track of (worker.LostPrefix, no
-// exit code), not as a task that failed to start; Ping says the daemon is
+// runtime's client talks to is killed) while a task's container runs, and
+// does not come back within the runtime's daemon wait. Run returns the
+// container as one it lost track of (worker.LostPrefix, no exit code),
+// not as a task that failed to start; Ping says the daemon is
 // gone, and a Run then fails before creating anything. Once the daemon is
 // back, Ping answers again.
 func TestDaemonGoneMidRun(t *testing.T) {
@@ -153,7 +156,7 @@ func TestDaemonGoneMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	rt := New(cli, WithLabels(map[string]string{testLabel: e.label}),
+	rt := New(cli, WithLabels(map[string]string{testLabel: e.label}), WithDaemonWait(2*time.Second),
 		WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)))
 	ctx := testCtx(t, 2*time.Minute)
 	if err := rt.Ping(ctx); err != nil {
@@ -203,14 +206,57 @@ func TestDaemonGoneMidRun(t *testing.T) {
 
 // TestWaitBrokenWhileContainerRuns: the runtime's wait for a container
 // breaks while the daemon stays (a proxy closes that connection alone), and
-// the container runs on. Run returns it as lost (worker.LostPrefix, no exit
-// code), not with the exit code 0 of a running container's state, and
-// removes it: no container of the task is left running beside the attempt
-// that will follow.
+// the container runs on. The wait is set up again: Run returns the
+// container's own exit code and all its output, not the exit code 0 of a
+// running container's state.
 func TestWaitBrokenWhileContainerRuns(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	p := startDaemonProxy(t, e.cli)
+	res, sink := runThroughProxy(t, e, p, sh("echo ready; sleep 2; echo after; exit 3"), func() {
+		if n := p.breakWaits(); n != 1 {
+			t.Errorf("broke %d waits, want the container's one", n)
+		}
+	})
+	c := res.Containers[0]
+	if c.ExitCode == nil || *c.ExitCode != 3 {
+		t.Fatalf("container %+v, want exit code 3", c)
+	}
+	if got := sink.output("main", "stdout"); got != "ready\nafter\n" {
+		t.Fatalf("output %q, want ready and after", got)
+	}
+}
+
+// TestDaemonBackMidRun: the Docker daemon goes away while a task's
+// container runs (its socket and every connection through it killed: the
+// wait, the output, the exit events) and answers again two seconds later,
+// the container running all along, as across a restart with live-restore.
+// The attempt goes on: Run returns the container's own exit code, and its
+// output has every line once, the one written while the daemon was away
+// too.
+func TestDaemonBackMidRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := startDaemonProxy(t, e.cli)
+	res, sink := runThroughProxy(t, e, p, sh("echo ready; sleep 1; echo during; sleep 3; echo after; exit 3"), func() {
+		p.kill()
+		time.Sleep(2 * time.Second)
+		p.start(t)
+	})
+	c := res.Containers[0]
+	if c.ExitCode == nil || *c.ExitCode != 3 || c.Reason != reasonEssentialExited {
+		t.Fatalf("container %+v, want exit code 3 and reason %q", c, reasonEssentialExited)
+	}
+	if got := sink.output("main", "stdout"); got != "ready\nduring\nafter\n" {
+		t.Fatalf("output %q, want ready, during and after, each once", got)
+	}
+}
+
+// runThroughProxy runs a task of one container with command through the
+// proxy p, calls mid once the container has written "ready", and returns
+// what Run returned, failing the test on an error.
+func runThroughProxy(t *testing.T, e *env, p *daemonProxy, command []string, mid func()) (*worker.Result, *readySink) {
+	t.Helper()
 	cli, err := client.NewClientWithOpts(client.WithHost("unix://"+p.path), client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +272,7 @@ func TestWaitBrokenWhileContainerRuns(t *testing.T) {
 	}
 	done := make(chan ended, 1)
 	go func() {
-		res, err := rt.Run(ctx, e.task(t, jobs.ContainerDefinition{Name: "main", Command: sh("echo ready; sleep 600")}), sink)
+		res, err := rt.Run(ctx, e.task(t, jobs.ContainerDefinition{Name: "main", Command: command}), sink)
 		done <- ended{res, err}
 	}()
 	select {
@@ -234,21 +280,15 @@ func TestWaitBrokenWhileContainerRuns(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the container never said it was ready")
 	}
-	if n := p.breakWaits(); n != 1 {
-		t.Fatalf("broke %d waits, want the container's one", n)
-	}
+	mid()
 	var got ended
 	select {
 	case got = <-done:
 	case <-ctx.Done():
-		t.Fatal("Run did not return after its wait broke")
+		t.Fatal("Run did not return")
 	}
 	if got.err != nil {
 		t.Fatalf("Run: %v, want the result of a task that ran", got.err)
-	}
-	c := got.res.Containers[0]
-	if c.ExitCode != nil || !strings.HasPrefix(c.Reason, worker.LostPrefix) || !strings.Contains(c.Reason, "still running") {
-		t.Fatalf("container %+v, want no exit code and a reason starting %q that says it was still running", c, worker.LostPrefix)
 	}
 	left, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", testLabel+"="+e.label))})
 	if err != nil {
@@ -256,5 +296,44 @@ func TestWaitBrokenWhileContainerRuns(t *testing.T) {
 	}
 	if len(left) != 0 {
 		t.Fatalf("%d containers of the task left after Run, want none: %+v", len(left), left)
+	}
+	return got.res, sink
+}
+
+// breakingWaits is a Docker client whose every wait breaks at once, the
+// daemon answering all else.
+type breakingWaits struct{ Client }
+
+func (breakingWaits) ContainerWait(context.Context, string, container.WaitCondition) (<-chan container.WaitResponse, <-chan error) {
+	errC := make(chan error, 1)
+	errC <- errors.New("the test breaks every wait")
+	return nil, errC
+}
+
+// TestWaitThatKeepsBreakingIsLost: a container's wait that breaks each
+// time it is set up again, while the daemon says the container runs, ends
+// once the runtime's daemon wait has passed: the container lost and
+// removed, its reason saying the daemon's state of it, not a loop and not
+// the exit code 0 of a running container's state.
+func TestWaitThatKeepsBreakingIsLost(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rt := New(breakingWaits{e.cli}, WithLabels(map[string]string{testLabel: e.label}), WithDaemonWait(3*time.Second),
+		WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)))
+	ctx := testCtx(t, time.Minute)
+	res, err := rt.Run(ctx, e.task(t, jobs.ContainerDefinition{Name: "main", Command: sh("sleep 600")}), &recordSink{})
+	if err != nil {
+		t.Fatalf("Run: %v, want the result of a task that ran", err)
+	}
+	c := res.Containers[0]
+	if c.ExitCode != nil || !strings.HasPrefix(c.Reason, worker.LostPrefix) || !strings.Contains(c.Reason, "the daemon says the container is running") {
+		t.Fatalf("container %+v, want no exit code and a reason starting %q that says it runs", c, worker.LostPrefix)
+	}
+	left, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", testLabel+"="+e.label))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("%d containers of the task left after Run, want none", len(left))
 	}
 }

@@ -134,7 +134,7 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 					c.started, c.startedAt, c.startedStopped = true, startedAt[i], late[i]
 					r.started.Add(1)
 					running++
-					r.watch(&wg, tr, c, logs, exited)
+					r.watch(waitCtx, &wg, tr, c, logs, exited)
 				}
 			}
 		}
@@ -243,7 +243,7 @@ func (r *Runtime) startContainer(ctx, setupCtx, waitCtx context.Context, c *ctr)
 		att.Close()
 		return startError(c, err)
 	}
-	c.attach = att
+	c.attach, c.closeOutput = att, att.Close
 	if len(c.def.PortMappings) > 0 {
 		info, err := r.cli.ContainerInspect(setupCtx, c.id)
 		if err != nil {
@@ -257,48 +257,42 @@ func (r *Runtime) startContainer(ctx, setupCtx, waitCtx context.Context, c *ctr)
 }
 
 // watch copies c's output into logs and reports on exited once c has
-// exited and all its output has been delivered.
-func (r *Runtime) watch(wg *sync.WaitGroup, tr *taskRun, c *ctr, logs worker.LogSink, exited chan<- exit) {
-	wg.Go(func() {
-		defer close(c.logsDone)
-		stdout := &lineWriter{sink: logs, container: c.def.Name, stream: "stdout"}
-		stderr := &lineWriter{sink: logs, container: c.def.Name, stream: "stderr"}
-		var err error
-		if c.def.PseudoTerminal {
-			// A terminal's output is one stream, not multiplexed, and
-			// ends its lines with \r\n.
-			stdout.tty = true
-			_, err = io.Copy(stdout, c.attach.Reader)
-		} else {
-			_, err = stdcopy.StdCopy(stdout, stderr, c.attach.Reader)
-		}
-		stdout.Flush()
-		stderr.Flush()
-		if err != nil {
-			tr.log.Debug().Err(err).Str("container", c.def.Name).Msg("output stream ended")
-		}
-	})
+// exited and all its output has been delivered. A wait that breaks while
+// c runs (the daemon restarting with live-restore) is set up again once
+// the daemon answers (rewait.go).
+func (r *Runtime) watch(waitCtx context.Context, wg *sync.WaitGroup, tr *taskRun, c *ctr, logs worker.LogSink, exited chan<- exit) {
+	stdout := &lineWriter{sink: logs, container: c.def.Name, stream: "stdout"}
+	stderr := &lineWriter{sink: logs, container: c.def.Name, stream: "stderr"}
+	r.copyOutput(wg, tr, c, c.attach.Reader, stdout, stderr)
 	wg.Go(func() {
 		e := exit{c: c, status: -1}
-		select {
-		case resp := <-c.waitC:
-			e.status = resp.StatusCode
-			if resp.Error != nil && resp.Error.Message != "" {
-				e.err = fmt.Errorf("wait: %s", resp.Error.Message)
-			}
-		case err := <-c.waitErrC:
-			e.err = fmt.Errorf("wait: %w", err)
-		case code := <-c.died:
-			e.status, e.early = int64(code), true
-			// The wait's answer follows, and the client's goroutine
-			// blocks until it is taken: take it (or the wait's end when
-			// runContainers cancels it).
-			go func() {
-				select {
-				case <-c.waitC:
-				case <-c.waitErrC:
+	wait:
+		for {
+			select {
+			case resp := <-c.waitC:
+				e.status = resp.StatusCode
+				if resp.Error != nil && resp.Error.Message != "" {
+					e.err = fmt.Errorf("wait: %s", resp.Error.Message)
 				}
-			}()
+			case err := <-c.waitErrC:
+				e.err = fmt.Errorf("wait: %w", err)
+				if r.rewait(waitCtx, wg, tr, c, e.err, stdout, stderr) {
+					e.err = nil
+					continue wait
+				}
+			case code := <-c.died:
+				e.status, e.early = int64(code), true
+				// The wait's answer follows, and the client's goroutine
+				// blocks until it is taken: take it (or the wait's end when
+				// runContainers cancels it).
+				go func() {
+					select {
+					case <-c.waitC:
+					case <-c.waitErrC:
+					}
+				}()
+			}
+			break
 		}
 		r.unwatchExit(c.id)
 		// The stream ends when the container's output is closed, normally
@@ -312,9 +306,35 @@ func (r *Runtime) watch(wg *sync.WaitGroup, tr *taskRun, c *ctr, logs worker.Log
 			}
 			t.Stop()
 		}
-		c.attach.Close()
+		c.closeOutput()
 		<-c.logsDone
 		exited <- e
+	})
+}
+
+// copyOutput copies the output stream of c from out into its line
+// writers, then closes c.logsDone (a new one for each stream) and notes
+// when the stream ended.
+func (r *Runtime) copyOutput(wg *sync.WaitGroup, tr *taskRun, c *ctr, out io.Reader, stdout, stderr *lineWriter) {
+	done := make(chan struct{})
+	c.logsDone = done
+	wg.Go(func() {
+		defer close(done)
+		var err error
+		if c.def.PseudoTerminal {
+			// A terminal's output is one stream, not multiplexed, and
+			// ends its lines with \r\n.
+			stdout.tty = true
+			_, err = io.Copy(stdout, out)
+		} else {
+			_, err = stdcopy.StdCopy(stdout, stderr, out)
+		}
+		stdout.Flush()
+		stderr.Flush()
+		c.outputEnded = time.Now()
+		if err != nil {
+			tr.log.Debug().Err(err).Str("container", c.def.Name).Msg("output stream ended")
+		}
 	})
 }
 
@@ -337,10 +357,11 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 	info, err := r.cli.ContainerInspect(ctx, c.id)
 	switch {
 	case err == nil && info.State != nil && e.err != nil && !hasExited(info.State):
-		// The wait broke but the daemon answers, and the container runs
-		// on: its state's exit code (0) says nothing of how it will end.
-		// cleanup removes it, so that no other attempt runs beside it.
-		c.result.Reason = worker.LostPrefix + e.err.Error() + " (the container was still " + info.State.Status + ")"
+		// The wait broke and could not be set up again (rewait.go), but
+		// the daemon answers, and the container has not ended: its
+		// state's exit code (0) says nothing of how it will end. cleanup
+		// removes it, so that no other attempt runs beside it.
+		c.result.Reason = worker.LostPrefix + e.err.Error() + " (the daemon says the container is " + info.State.Status + ")"
 		tr.log.Error().Err(e.err).Str("container", c.def.Name).Str("state", info.State.Status).Msg("wait for container")
 		return
 	case err == nil && info.State != nil:
@@ -377,9 +398,10 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 }
 
 // hasExited tells whether s is the state of a container that has ended,
-// whose exit code says how.
+// whose exit code says how: not one created and not started yet, whose
+// exit code is 0 too.
 func hasExited(s *container.State) bool {
-	return !s.Running && !s.Paused && !s.Restarting
+	return s.Status == container.StateExited || s.Status == container.StateDead
 }
 
 // killedAsStarted ends the reason of a container stopped as it started.
@@ -403,6 +425,7 @@ func (r *Runtime) stopTimeoutOf(c *ctr) time.Duration {
 // stop sends c SIGTERM, then SIGKILL after its stop timeout (stopTimeoutOf).
 // Should the daemon refuse, c is removed by force so that its wait returns.
 func (r *Runtime) stop(ctx context.Context, wg *sync.WaitGroup, tr *taskRun, c *ctr) {
+	c.stopAsked.Store(true)
 	timeout := r.stopTimeoutOf(c)
 	secs := int(timeout / time.Second)
 	wg.Go(func() {

@@ -34,6 +34,7 @@ type Runtime struct {
 	log                zerolog.Logger
 	allowedHostPaths   []string
 	stopTimeoutDefault time.Duration
+	daemonWait         time.Duration // rewait.go
 	labels             map[string]string
 	exits              exitWatch
 	images             presentImages // image.go
@@ -61,7 +62,7 @@ var _ worker.Runtime = (*Runtime)(nil)
 
 // New returns a Runtime that drives the Docker daemon through cli.
 func New(cli Client, opts ...Option) *Runtime {
-	r := &Runtime{cli: cli, log: zerolog.Nop(), stopTimeoutDefault: DefaultStopTimeout}
+	r := &Runtime{cli: cli, log: zerolog.Nop(), stopTimeoutDefault: DefaultStopTimeout, daemonWait: DefaultDaemonWait}
 	for _, o := range opts {
 		o(r)
 	}

@@ -1,0 +1,121 @@
+package docker
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+)
+
+// DefaultDaemonWait is how long a running container's wait, broken by the
+// Docker daemon going away, waits for the daemon to answer again before
+// the container is taken for lost.
+const DefaultDaemonWait = 2 * time.Minute
+
+// inspectTimeout bounds one ask for the state of a container whose wait
+// broke.
+const inspectTimeout = 10 * time.Second
+
+// daemonPoll is how often a daemon that went away is asked again for the
+// state of a container whose wait broke.
+const daemonPoll = time.Second
+
+// WithDaemonWait sets how long a running container whose wait broke waits
+// for the Docker daemon to answer again (DefaultDaemonWait otherwise); 0
+// takes it for lost at once.
+func WithDaemonWait(d time.Duration) Option {
+	return func(r *Runtime) {
+		if d >= 0 {
+			r.daemonWait = d
+		}
+	}
+}
+
+// rewait is called when c's wait broke (cause): the daemon restarted, or
+// the connection to it did. A daemon that keeps containers running across
+// its restarts (live-restore) would otherwise have the attempt end as lost
+// while its container runs on. rewait asks the daemon for c's state until
+// it answers, for up to the runtime's daemon wait, and reports whether c
+// still runs: then its wait is set up again, and its output, if that
+// stream broke too, is followed again from the daemon's log from when it
+// broke (a log driver that cannot be read loses it, and says so). It gives
+// up on a container asked to stop while the daemon does not answer, and
+// on one that exited or is gone: finish then reads its end from its state.
+func (r *Runtime) rewait(waitCtx context.Context, wg *sync.WaitGroup, tr *taskRun, c *ctr, cause error, stdout, stderr *lineWriter) bool {
+	log := tr.log.With().Str("container", c.def.Name).Logger()
+	// A wait that breaks again soon after it was set up again is part of
+	// the same outage, and shares its time: one that keeps breaking while
+	// the daemon says the container runs ends as lost, not in a loop.
+	now := time.Now()
+	if c.rewaitAt.IsZero() || now.Sub(c.rewaitAt) > r.daemonWait {
+		c.outageFrom = now
+	} else if d := daemonPoll - now.Sub(c.rewaitAt); d > 0 {
+		time.Sleep(d)
+	}
+	deadline := c.outageFrom.Add(r.daemonWait)
+	warned := false
+	for {
+		ictx, cancel := context.WithTimeout(waitCtx, inspectTimeout)
+		info, err := r.cli.ContainerInspect(ictx, c.id)
+		cancel()
+		switch {
+		case err == nil && info.State != nil:
+			if hasExited(info.State) || !time.Now().Before(deadline) {
+				return false
+			}
+			return r.waitAgain(waitCtx, wg, tr, c, info.State.Status, stdout, stderr)
+		case cerrdefs.IsNotFound(err):
+			return false
+		}
+		if c.stopAsked.Load() || !time.Now().Before(deadline) || waitCtx.Err() != nil {
+			return false
+		}
+		if !warned {
+			log.Warn().Err(cause).AnErr("inspect", err).Dur("for", r.daemonWait).Msg("the wait for the container broke; waiting for the Docker daemon to answer again")
+			warned = true
+		}
+		t := time.NewTimer(daemonPoll)
+		select {
+		case <-t.C:
+		case <-waitCtx.Done():
+			t.Stop()
+			return false
+		}
+	}
+}
+
+// waitAgain sets up c's wait again, and the reading of its output if that
+// ended, for a container the daemon says runs. A container asked to stop
+// meanwhile, whose stop the absent daemon may have refused, is stopped
+// again.
+func (r *Runtime) waitAgain(waitCtx context.Context, wg *sync.WaitGroup, tr *taskRun, c *ctr, status container.ContainerState, stdout, stderr *lineWriter) bool {
+	log := tr.log.With().Str("container", c.def.Name).Logger()
+	c.rewaitAt = time.Now()
+	// NotRunning answers at once for a container that exited since the
+	// inspect, and for one not started yet, whose start is under way.
+	cond := container.WaitConditionNotRunning
+	if status == container.StateCreated {
+		cond = container.WaitConditionNextExit
+	}
+	c.waitC, c.waitErrC = r.cli.ContainerWait(waitCtx, c.id, cond)
+	select {
+	case <-c.logsDone:
+		since := strconv.FormatFloat(float64(c.outputEnded.UnixNano())/1e9, 'f', 9, 64)
+		rc, err := r.cli.ContainerLogs(waitCtx, c.id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Since: since})
+		if err != nil {
+			log.Error().Err(err).Msg("follow the container's log again; its output from here on is lost")
+			break
+		}
+		c.closeOutput = func() { rc.Close() }
+		r.copyOutput(wg, tr, c, rc, stdout, stderr)
+	default: // the output stream held
+	}
+	if c.stopAsked.Load() {
+		r.stop(waitCtx, wg, tr, c)
+	}
+	log.Info().Msg("the Docker daemon answers again and the container runs: waiting for it again")
+	return true
+}
