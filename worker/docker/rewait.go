@@ -2,7 +2,7 @@ package docker
 
 import (
 	"context"
-	"strconv"
+	"fmt"
 	"sync"
 	"time"
 
@@ -103,12 +103,13 @@ func (r *Runtime) waitAgain(waitCtx context.Context, wg *sync.WaitGroup, tr *tas
 	c.waitC, c.waitErrC = r.cli.ContainerWait(waitCtx, c.id, cond)
 	select {
 	case <-c.logsDone:
-		since := strconv.FormatFloat(float64(c.outputEnded.UnixNano())/1e9, 'f', 9, 64)
+		since := fmt.Sprintf("%d.%09d", c.outputEnded.Unix(), c.outputEnded.Nanosecond())
 		rc, err := r.cli.ContainerLogs(waitCtx, c.id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Since: since})
 		if err != nil {
 			log.Error().Err(err).Msg("follow the container's log again; its output from here on is lost")
 			break
 		}
+		c.closeOutput() // the stream that broke: its connection goes too
 		c.closeOutput = func() { rc.Close() }
 		r.copyOutput(wg, tr, c, rc, stdout, stderr)
 	default: // the output stream held
