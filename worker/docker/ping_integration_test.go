@@ -151,44 +151,13 @@ func TestDaemonGoneMidRun(t *testing.T) {
 	e := newEnv(t)
 	sampletest.Cleanup(t, e.cli, e.label) // the container, left running by the daemon, before newEnv's check
 	p := startDaemonProxy(t, e.cli)
-	cli, err := client.NewClientWithOpts(client.WithHost("unix://"+p.path), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	rt := New(cli, WithLabels(map[string]string{testLabel: e.label}), WithDaemonWait(2*time.Second),
-		WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)))
+	rt := proxyRuntime(t, e, p, WithDaemonWait(2*time.Second))
 	ctx := testCtx(t, 2*time.Minute)
 	if err := rt.Ping(ctx); err != nil {
 		t.Fatalf("ping through the proxy: %v", err)
 	}
-
-	sink := &readySink{ready: make(chan struct{})}
-	type ended struct {
-		res *worker.Result
-		err error
-	}
-	done := make(chan ended, 1)
-	go func() {
-		res, err := rt.Run(ctx, e.task(t, jobs.ContainerDefinition{Name: "main", Command: sh("echo ready; sleep 600")}), sink)
-		done <- ended{res, err}
-	}()
-	select {
-	case <-sink.ready:
-	case <-ctx.Done():
-		t.Fatal("the container never said it was ready")
-	}
-	p.kill()
-	var got ended
-	select {
-	case got = <-done:
-	case <-ctx.Done():
-		t.Fatal("Run did not return after the daemon went away")
-	}
-	if got.err != nil {
-		t.Fatalf("Run: %v, want the result of a task that ran", got.err)
-	}
-	if c := got.res.Containers[0]; c.ExitCode != nil || !strings.HasPrefix(c.Reason, worker.LostPrefix) {
+	res, _ := runMidway(t, rt, e, sh("echo ready; sleep 600"), p.kill)
+	if c := res.Containers[0]; c.ExitCode != nil || !strings.HasPrefix(c.Reason, worker.LostPrefix) {
 		t.Fatalf("container %+v, want no exit code and a reason starting %q", c, worker.LostPrefix)
 	}
 	if err := rt.Ping(ctx); err == nil {
@@ -252,18 +221,24 @@ func TestDaemonBackMidRun(t *testing.T) {
 	}
 }
 
-// runThroughProxy runs a task of one container with command through the
-// proxy p, calls mid once the container has written "ready", and returns
-// what Run returned, failing the test on an error.
-func runThroughProxy(t *testing.T, e *env, p *daemonProxy, command []string, mid func()) (*worker.Result, *readySink) {
+// proxyRuntime is a runtime whose Docker client talks through the proxy p.
+func proxyRuntime(t *testing.T, e *env, p *daemonProxy, opts ...Option) *Runtime {
 	t.Helper()
 	cli, err := client.NewClientWithOpts(client.WithHost("unix://"+p.path), client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cli.Close()
-	rt := New(cli, WithLabels(map[string]string{testLabel: e.label}),
-		WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)))
+	t.Cleanup(func() { cli.Close() })
+	opts = append([]Option{WithLabels(map[string]string{testLabel: e.label}),
+		WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))}, opts...)
+	return New(cli, opts...)
+}
+
+// runMidway runs a task of one container with command on rt, calls mid
+// once the container has written "ready", and returns what Run returned,
+// failing the test on an error.
+func runMidway(t *testing.T, rt *Runtime, e *env, command []string, mid func()) (*worker.Result, *readySink) {
+	t.Helper()
 	ctx := testCtx(t, 2*time.Minute)
 	sink := &readySink{ready: make(chan struct{})}
 	type ended struct {
@@ -290,14 +265,28 @@ func runThroughProxy(t *testing.T, e *env, p *daemonProxy, command []string, mid
 	if got.err != nil {
 		t.Fatalf("Run: %v, want the result of a task that ran", got.err)
 	}
-	left, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", testLabel+"="+e.label))})
+	return got.res, sink
+}
+
+// runThroughProxy runs a task of one container with command through the
+// proxy p (runMidway), and checks that Run left none of its containers.
+func runThroughProxy(t *testing.T, e *env, p *daemonProxy, command []string, mid func()) (*worker.Result, *readySink) {
+	t.Helper()
+	res, sink := runMidway(t, proxyRuntime(t, e, p), e, command, mid)
+	checkNoneLeft(t, e)
+	return res, sink
+}
+
+// checkNoneLeft fails the test if a container of e's label is left.
+func checkNoneLeft(t *testing.T, e *env) {
+	t.Helper()
+	left, err := e.cli.ContainerList(testCtx(t, time.Minute), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", testLabel+"="+e.label))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(left) != 0 {
 		t.Fatalf("%d containers of the task left after Run, want none: %+v", len(left), left)
 	}
-	return got.res, sink
 }
 
 // breakingWaits is a Docker client whose every wait breaks at once, the
@@ -329,11 +318,5 @@ func TestWaitThatKeepsBreakingIsLost(t *testing.T) {
 	if c.ExitCode != nil || !strings.HasPrefix(c.Reason, worker.LostPrefix) || !strings.Contains(c.Reason, "the daemon says the container is running") {
 		t.Fatalf("container %+v, want no exit code and a reason starting %q that says it runs", c, worker.LostPrefix)
 	}
-	left, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", testLabel+"="+e.label))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) != 0 {
-		t.Fatalf("%d containers of the task left after Run, want none", len(left))
-	}
+	checkNoneLeft(t, e)
 }
