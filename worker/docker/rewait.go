@@ -74,7 +74,7 @@ func (r *Runtime) rewait(waitCtx context.Context, wg *sync.WaitGroup, tr *taskRu
 			return false
 		}
 		if !warned {
-			log.Warn().Err(cause).AnErr("inspect", err).Dur("for", r.daemonWait).Msg("the wait for the container broke; waiting for the Docker daemon to answer again")
+			log.Warn().Err(cause).AnErr("inspect", err).Str("for", r.daemonWait.String()).Msg("the wait for the container broke; waiting for the Docker daemon to answer again")
 			warned = true
 		}
 		t := time.NewTimer(daemonPoll)
