@@ -72,8 +72,10 @@ func (c *StagedCluster) Start(t testing.TB, i int) {
 	c.ports[i][1].release()
 	ns.Start()
 	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatalf("cluster node %d not ready", i)
+	// A node of a cluster starting JetStream beside a busy test suite has
+	// taken more than 10 s (CI, under the race detector).
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatalf("cluster node %d not ready within 30 s", i)
 	}
 }
 

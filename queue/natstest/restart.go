@@ -56,9 +56,9 @@ func (r *Restartable) start() error {
 		return err
 	}
 	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()
-		return fmt.Errorf("NATS server on %s not ready", r.URL)
+		return fmt.Errorf("NATS server on %s not ready within 30 s", r.URL)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
