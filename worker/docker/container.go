@@ -66,10 +66,11 @@ type ctr struct {
 	// (stopTimeoutOf).
 	startedStopped bool
 	exited         bool
-	stopping       bool        // asked to stop; reason is set
-	stopAsked      atomic.Bool // stopping, for the wait's goroutine (rewait.go)
-	reason         string
-	result         jobs.ContainerResult
+	// stopping: asked to stop (stop), its reason set; read by the wait's
+	// goroutine too (rewait.go).
+	stopping atomic.Bool
+	reason   string
+	result   jobs.ContainerResult
 }
 
 func (r *Runtime) objectLabels(t *worker.Task) map[string]string {

@@ -70,7 +70,7 @@ func (r *Runtime) rewait(waitCtx context.Context, wg *sync.WaitGroup, tr *taskRu
 		case cerrdefs.IsNotFound(err):
 			return false
 		}
-		if c.stopAsked.Load() || !time.Now().Before(deadline) || waitCtx.Err() != nil {
+		if c.stopping.Load() || !time.Now().Before(deadline) || waitCtx.Err() != nil {
 			return false
 		}
 		if !warned {
@@ -114,7 +114,7 @@ func (r *Runtime) waitAgain(waitCtx context.Context, wg *sync.WaitGroup, tr *tas
 		r.copyOutput(wg, tr, c, rc, stdout, stderr)
 	default: // the output stream held
 	}
-	if c.stopAsked.Load() {
+	if c.stopping.Load() {
 		r.stop(waitCtx, wg, tr, c)
 	}
 	log.Info().Msg("the Docker daemon answers again and the container runs: waiting for it again")

@@ -64,7 +64,6 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 	stopReady := func() {
 		stop, causes := sd.ready(tr.containers, time.Now())
 		for i, c := range stop {
-			c.stopping = true
 			c.reason = worker.StoppedPrefix + causes[i]
 			if c.startedStopped {
 				c.reason += "; " + killedAsStarted
@@ -79,7 +78,7 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 		dp.abandon("Stopped before start: " + cause)
 		now := time.Now()
 		for _, c := range tr.containers {
-			if c.started && !c.exited && !c.stopping {
+			if c.started && !c.exited && !c.stopping.Load() {
 				sd.add(c, cause, r.stopTimeout(c.def), now)
 			}
 		}
@@ -371,7 +370,7 @@ func (r *Runtime) finish(tr *taskRun, e exit) {
 		c.result.OOMKilled = info.State.OOMKilled
 		// Docker 20.10 can lose the OOM flag when the exit is handled after
 		// the OOM event; its event log keeps the truth.
-		if code == 137 && !c.result.OOMKilled && !c.stopping && info.HostConfig != nil && info.HostConfig.Memory > 0 {
+		if code == 137 && !c.result.OOMKilled && !c.stopping.Load() && info.HostConfig != nil && info.HostConfig.Memory > 0 {
 			seen, watching := r.oomSeen(ctx, c.id, oomEventWait)
 			switch {
 			case seen:
@@ -425,7 +424,7 @@ func (r *Runtime) stopTimeoutOf(c *ctr) time.Duration {
 // stop sends c SIGTERM, then SIGKILL after its stop timeout (stopTimeoutOf).
 // Should the daemon refuse, c is removed by force so that its wait returns.
 func (r *Runtime) stop(ctx context.Context, wg *sync.WaitGroup, tr *taskRun, c *ctr) {
-	c.stopAsked.Store(true)
+	c.stopping.Store(true)
 	timeout := r.stopTimeoutOf(c)
 	secs := int(timeout / time.Second)
 	wg.Go(func() {
