@@ -342,6 +342,25 @@ func TestTransientNoStreamResponse(t *testing.T) {
 	}
 }
 
+// diskStager is a Stager, its bucket made, on an embedded NATS server of
+// its own with its store on disk, as `gantry up` runs it; with the
+// JetStream and the connection it uses.
+func diskStager(tb testing.TB) (*Stager, jetstream.JetStream, *nats.Conn) {
+	tb.Helper()
+	ns := natstest.Start(tb, &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: tb.TempDir(), NoLog: true, NoSigs: true})
+	nc := dialTest(tb, context.Background(), ConnOptions{URL: ns.ClientURL()})
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := NewStager(js, 0, 1)
+	if err := s.EnsureBucket(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return s, js, nc
+}
+
 // brokenReader gives n bytes, then fails.
 type brokenReader struct{ n int }
 
@@ -361,18 +380,8 @@ func (r *brokenReader) Read(p []byte) (int, error) {
 // sent as NATS went away can be stored after the purge (CI: one stayed,
 // of no object, until the bucket's TTL).
 func TestStagerPurgesAFailedStoresLateChunks(t *testing.T) {
-	ns := natstest.Start(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	ctx := context.Background()
-	nc := dialTest(t, ctx, ConnOptions{URL: ns.ClientURL()})
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewStager(js, 0, 1)
-	if err := s.EnsureBucket(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s, js, _ := diskStager(t)
 	meta := jetstream.ObjectMeta{Name: stagePrefix("pr-1", "extract") + "r0/big.bin"}
 	if err := putObject(ctx, js, s.obs, s.stream, meta, &brokenReader{n: 3 * chunkSize}, s.keepLeftover); err == nil {
 		t.Fatal("a store whose file failed to read succeeded")

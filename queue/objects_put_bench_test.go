@@ -7,11 +7,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/gantry-dev/gantry/queue/natstest"
 )
 
 // BenchmarkPutObject stores one file of a stage's size with putObject and,
@@ -19,18 +16,8 @@ import (
 // with its store on disk, as `gantry up` runs it. The small sizes are a
 // stage hop's critical path; each replaces the object the last stored.
 func BenchmarkPutObject(b *testing.B) {
-	ns := natstest.Start(b, &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: b.TempDir(), NoLog: true, NoSigs: true})
 	ctx := context.Background()
-	nc := dialTest(b, ctx, ConnOptions{URL: ns.ClientURL()})
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := NewStager(js, 0, 1)
-	if err := s.EnsureBucket(ctx); err != nil {
-		b.Fatal(err)
-	}
+	s, js, nc := diskStager(b)
 	stream, err := s.dataStream(ctx)
 	if err != nil {
 		b.Fatal(err)
