@@ -156,7 +156,7 @@ func TestDaemonGoneMidRun(t *testing.T) {
 	if err := rt.Ping(ctx); err != nil {
 		t.Fatalf("ping through the proxy: %v", err)
 	}
-	res, _ := runMidway(t, rt, e, sh("echo ready; sleep 600"), p.kill)
+	res, _ := runMidway(ctx, t, rt, e, sh("echo ready; sleep 600"), p.kill)
 	if c := res.Containers[0]; c.ExitCode != nil || !strings.HasPrefix(c.Reason, worker.LostPrefix) {
 		t.Fatalf("container %+v, want no exit code and a reason starting %q", c, worker.LostPrefix)
 	}
@@ -221,6 +221,28 @@ func TestDaemonBackMidRun(t *testing.T) {
 	}
 }
 
+// TestStopWhileDaemonAway: a task stopped while the Docker daemon is away,
+// its container's wait broken, is not held for the daemon wait (here 10
+// minutes, beyond the test's time): the runtime gives up on the container,
+// whose stop the daemon could not take, and Run returns it as lost.
+func TestStopWhileDaemonAway(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sampletest.Cleanup(t, e.cli, e.label) // the container, left running by the daemon, before newEnv's check
+	p := startDaemonProxy(t, e.cli)
+	rt := proxyRuntime(t, e, p, WithDaemonWait(10*time.Minute))
+	ctx, cancel := context.WithCancel(testCtx(t, 2*time.Minute))
+	defer cancel()
+	res, _ := runMidway(ctx, t, rt, e, sh("echo ready; sleep 600"), func() {
+		p.kill()
+		time.Sleep(1500 * time.Millisecond) // the wait has broken, and the runtime waits for the daemon
+		cancel()
+	})
+	if c := res.Containers[0]; c.ExitCode != nil || !strings.HasPrefix(c.Reason, worker.LostPrefix) {
+		t.Fatalf("container %+v, want no exit code and a reason starting %q", c, worker.LostPrefix)
+	}
+}
+
 // proxyRuntime is a runtime whose Docker client talks through the proxy p.
 func proxyRuntime(t *testing.T, e *env, p *daemonProxy, opts ...Option) *Runtime {
 	t.Helper()
@@ -234,12 +256,11 @@ func proxyRuntime(t *testing.T, e *env, p *daemonProxy, opts ...Option) *Runtime
 	return New(cli, opts...)
 }
 
-// runMidway runs a task of one container with command on rt, calls mid
+// runMidway runs a task of one container with command on rt under ctx, calls mid
 // once the container has written "ready", and returns what Run returned,
 // failing the test on an error.
-func runMidway(t *testing.T, rt *Runtime, e *env, command []string, mid func()) (*worker.Result, *readySink) {
+func runMidway(ctx context.Context, t *testing.T, rt *Runtime, e *env, command []string, mid func()) (*worker.Result, *readySink) {
 	t.Helper()
-	ctx := testCtx(t, 2*time.Minute)
 	sink := &readySink{ready: make(chan struct{})}
 	type ended struct {
 		res *worker.Result
@@ -259,7 +280,7 @@ func runMidway(t *testing.T, rt *Runtime, e *env, command []string, mid func()) 
 	var got ended
 	select {
 	case got = <-done:
-	case <-ctx.Done():
+	case <-time.After(2 * time.Minute): // not ctx, which mid may end
 		t.Fatal("Run did not return")
 	}
 	if got.err != nil {
@@ -272,7 +293,7 @@ func runMidway(t *testing.T, rt *Runtime, e *env, command []string, mid func()) 
 // proxy p (runMidway), and checks that Run left none of its containers.
 func runThroughProxy(t *testing.T, e *env, p *daemonProxy, command []string, mid func()) (*worker.Result, *readySink) {
 	t.Helper()
-	res, sink := runMidway(t, proxyRuntime(t, e, p), e, command, mid)
+	res, sink := runMidway(testCtx(t, 2*time.Minute), t, proxyRuntime(t, e, p), e, command, mid)
 	checkNoneLeft(t, e)
 	return res, sink
 }
