@@ -243,6 +243,57 @@ func TestStopWhileDaemonAway(t *testing.T) {
 	}
 }
 
+// TestStopWhileDaemonAwayThenBack: a task stopped while the Docker daemon
+// is away, which answers again before the runtime gives up on it: the
+// stop, which the absent daemon refused, is sent again once the daemon
+// says the container runs, and the container ends stopped, with its own
+// exit code, instead of running on.
+func TestStopWhileDaemonAwayThenBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sampletest.Cleanup(t, e.cli, e.label)
+	p := startDaemonProxy(t, e.cli)
+	refused := &logWatch{want: `"message":"remove container"`, seen: make(chan struct{})}
+	rt := proxyRuntime(t, e, p, WithDaemonWait(10*time.Minute),
+		WithLogger(zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), refused)).Level(zerolog.InfoLevel)))
+	ctx, cancel := context.WithCancel(testCtx(t, 2*time.Minute))
+	defer cancel()
+	res, _ := runMidway(ctx, t, rt, e, sh("trap 'exit 143' TERM; echo ready; sleep 600 & wait"), func() {
+		p.kill()
+		// Midway between two of the runtime's asks for the container's
+		// state (daemonPoll apart), the stop is refused, and so is the
+		// removal by force that follows; the next ask finds the daemon
+		// back.
+		time.Sleep(1500 * time.Millisecond)
+		cancel()
+		select {
+		case <-refused.seen:
+		case <-time.After(time.Minute):
+			t.Fatal("the stop was not refused")
+		}
+		p.start(t)
+	})
+	if c := res.Containers[0]; exitCode(t, c) != 143 || !strings.HasPrefix(c.Reason, worker.StoppedPrefix) {
+		t.Fatalf("container %+v, want exit code 143 and a reason starting %q", c, worker.StoppedPrefix)
+	}
+	checkNoneLeft(t, e)
+}
+
+// logWatch is a log writer that closes seen at the first line holding
+// want.
+type logWatch struct {
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *logWatch) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte(w.want)) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(b), nil
+}
+
 // proxyRuntime is a runtime whose Docker client talks through the proxy p.
 func proxyRuntime(t *testing.T, e *env, p *daemonProxy, opts ...Option) *Runtime {
 	t.Helper()
