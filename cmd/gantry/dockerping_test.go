@@ -13,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/samples/sampletest"
+	"github.com/gantry-dev/gantry/worker"
 	"github.com/gantry-dev/gantry/worker/docker"
 	"github.com/rs/zerolog"
 )
@@ -128,5 +132,40 @@ func TestDockerDownIsWaitedForPermissionIsNot(t *testing.T) {
 	}
 	if !dockerDown(context.DeadlineExceeded) {
 		t.Error("a daemon that does not answer is not waited for")
+	}
+}
+
+// TestDockerWaitFlag: gantry up --docker-wait 1s: a running task whose
+// Docker daemon goes away for longer than that fails as lost, although
+// the daemon comes back well within the default wait (2 minutes), which
+// would have kept the run going; once the daemon is back, the worker
+// removes the lost container.
+func TestDockerWaitFlag(t *testing.T) {
+	t.Parallel()
+	cli := sampletest.Docker(t)
+	p := sampletest.StartDaemonProxy(t, cli)
+	in := startUpWith(t, nil, []string{"DOCKER_HOST=unix://" + p.Path()}, "--docker-wait", "1s")
+	id := in.runDetached("sh", "-c", "echo ready; sleep 300")
+	in.waitLog(id, "ready")
+	p.Kill()
+	time.Sleep(5 * time.Second)
+	p.Start(t)
+	r := in.waitStatus(id, jobs.StatusFailed, jobs.StatusSucceeded, jobs.StatusCanceled)
+	if r.Status != jobs.StatusFailed || len(r.Containers) != 1 || !strings.HasPrefix(r.Containers[0].Reason, worker.LostPrefix) {
+		t.Fatalf("run %s %q, containers %+v: want FAILED, its container lost:\n%s", r.Status, r.StatusReason, r.Containers, in.log)
+	}
+	// The worker removes it once the daemon answers again.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		left, err := cli.ContainerList(t.Context(), container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("label", sampletest.LabelKey+"="+in.label))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lost container is still there a minute after the daemon came back: %+v\n%s", left, in.log)
+		}
 	}
 }

@@ -101,6 +101,8 @@ type instance struct {
 	upFlags []string
 	// extraEnv is added to the environment of CLI commands (credentials).
 	extraEnv []string
+	// upEnv is added to gantry up's environment (DOCKER_HOST).
+	upEnv []string
 }
 
 // startUp starts `gantry up` in a fresh data directory and waits until it
@@ -114,9 +116,16 @@ func startUp(t *testing.T, flags ...string) *instance {
 // startUpEnv is startUp with env added to every CLI command's environment.
 func startUpEnv(t *testing.T, env []string, flags ...string) *instance {
 	t.Helper()
+	return startUpWith(t, env, nil, flags...)
+}
+
+// startUpWith is startUp with env added to every CLI command's
+// environment, and upEnv to gantry up's.
+func startUpWith(t *testing.T, env, upEnv []string, flags ...string) *instance {
+	t.Helper()
 	cli := sampletest.Docker(t)
 	in := &instance{t: t, data: t.TempDir(), label: "e2e-" + sanitizeID(t.Name()) + fmt.Sprint(time.Now().UnixNano()%100000),
-		image: sampletest.Image(t), upFlags: flags, extraEnv: env}
+		image: sampletest.Image(t), upFlags: flags, extraEnv: env, upEnv: upEnv}
 	sampletest.Cleanup(t, cli, in.label)
 	// Registered before the start, so that a gantry up that never answers
 	// is stopped too.
@@ -141,6 +150,9 @@ func (in *instance) start() {
 	args := append([]string{"up", "--data", in.data, "--nats-port", "0", "--id", "w" + in.label[len(in.label)-5:],
 		"--container-label", sampletest.LabelKey + "=" + in.label, "--grace", "5s"}, in.upFlags...)
 	in.cmd = exec.Command(gantryBin, args...)
+	if in.upEnv != nil {
+		in.cmd.Env = append(os.Environ(), in.upEnv...)
+	}
 	if in.log != nil {
 		fmt.Fprintf(&in.earlier, "%s--- gantry up restarted ---\n", in.log)
 	}

@@ -40,6 +40,7 @@ type workerFlags struct {
 	allowHostPaths []string
 	pull           string
 	grace          time.Duration
+	dockerWait     time.Duration
 	objectLabels   []string
 	fleet          fleetFlags // workerfleet.go
 	ecs            ecsFlags   // ecsflags.go
@@ -56,6 +57,7 @@ func (f *workerFlags) add(c *cobra.Command) {
 	c.Flags().StringArrayVar(&f.allowHostPaths, "allow-host-path", nil, "directory under which task volumes may bind-mount host paths (repeatable)")
 	c.Flags().StringVar(&f.pull, "pull", "missing", "when to pull images: missing, always or never")
 	durationVar(c.Flags(), &f.grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may go on before they are stopped and their jobs handed back to the queue")
+	durationVar(c.Flags(), &f.dockerWait, "docker-wait", docker.DefaultDaemonWait, "how long a running task whose Docker daemon went away (a restart, with live-restore keeping its containers) waits for it to answer again before the task fails as lost (0: fails at once)")
 	c.Flags().StringArrayVar(&f.objectLabels, "container-label", nil, "extra K=V label on every container, volume and network the worker creates (tests use it)")
 	c.Flags().MarkHidden("container-label")
 	f.fleet.add(c)
@@ -89,6 +91,9 @@ func (f *workerFlags) validate() error {
 	}
 	if f.slots < 1 {
 		return fmt.Errorf("--slots %d: must be at least 1", f.slots)
+	}
+	if f.dockerWait < 0 {
+		return fmt.Errorf("--docker-wait %v: must not be negative", f.dockerWait)
 	}
 	if notIDChars.MatchString(f.id) || f.id == "" {
 		return fmt.Errorf("--id %q: use letters, digits, '-' and '_'", f.id)
@@ -240,7 +245,7 @@ func runWorker(ctx context.Context, nc *nats.Conn, f *workerFlags, log zerolog.L
 	objLabels := f.labels()
 	objLabels[workerLabel] = f.id // reconciliation finds this worker's containers by it
 	rt := docker.New(cli, append([]docker.Option{docker.WithAllowedHostPaths(f.allowHostPaths...), docker.WithLogger(log),
-		docker.WithLabels(objLabels)}, f.ecs.options()...)...)
+		docker.WithLabels(objLabels), docker.WithDaemonWait(f.dockerWait)}, f.ecs.options()...)...)
 	w := worker.New(f.id, f.cluster, workerq.Source{C: cons}, rt, workerq.Reporter{Q: q},
 		append([]worker.Option{worker.WithSlots(f.slots), worker.WithPullPolicy(worker.PullPolicy(f.pull)),
 			worker.WithLeaseRenewal(q.AckWait() / 3), worker.WithGracePeriod(f.grace), worker.WithLogger(log),

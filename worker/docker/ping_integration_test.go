@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,122 +20,6 @@ import (
 	"github.com/gantry-dev/gantry/worker"
 )
 
-// daemonProxy serves a unix socket of its own that forwards every
-// connection to the Docker daemon's. Killed, it closes its socket and
-// every connection through it: to a client of that socket, the daemon
-// went away.
-type daemonProxy struct {
-	path, target string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-	waits map[net.Conn]net.Conn // a client's connection that carried a wait, to the daemon's
-	wg    sync.WaitGroup
-}
-
-// requestWatch passes a client's requests on to the daemon, noting the
-// connection of the proxy's as a wait's when one goes through it.
-type requestWatch struct {
-	p      *daemonProxy
-	client net.Conn
-	daemon net.Conn
-}
-
-func (w requestWatch) Write(b []byte) (int, error) {
-	if bytes.Contains(b, []byte("/wait?")) {
-		w.p.mu.Lock()
-		if w.p.waits != nil {
-			w.p.waits[w.client] = w.daemon
-		}
-		w.p.mu.Unlock()
-	}
-	return w.daemon.Write(b)
-}
-
-// breakWaits closes the connections that have carried a container wait,
-// and only those: to the client, its wait broke while the daemon is there.
-func (p *daemonProxy) breakWaits() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for c, d := range p.waits {
-		c.Close()
-		d.Close()
-		delete(p.waits, c)
-		n++
-	}
-	return n
-}
-
-// startDaemonProxy starts a proxy to the daemon cli talks to, skipping the
-// test when that is not a unix socket.
-func startDaemonProxy(t *testing.T, cli *client.Client) *daemonProxy {
-	t.Helper()
-	target, ok := strings.CutPrefix(cli.DaemonHost(), "unix://")
-	if !ok {
-		// CI's daemon is on its unix socket; there the test must run.
-		if os.Getenv("GANTRY_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("the Docker daemon is at %s, not on a unix socket, and GANTRY_REQUIRE_DOCKER=1", cli.DaemonHost())
-		}
-		t.Skipf("the Docker daemon is at %s, not on a unix socket", cli.DaemonHost())
-	}
-	// A socket path must be short (108 bytes): not under t.TempDir().
-	dir, err := os.MkdirTemp("", "gantry-proxy-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &daemonProxy{path: filepath.Join(dir, "docker.sock"), target: target}
-	t.Cleanup(func() { p.kill(); os.RemoveAll(dir) })
-	p.start(t)
-	return p
-}
-
-func (p *daemonProxy) start(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("unix", p.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln, p.conns, p.waits = ln, map[net.Conn]bool{}, map[net.Conn]net.Conn{}
-	p.mu.Unlock()
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			d, err := net.Dial("unix", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[d] = true, true
-			p.mu.Unlock()
-			p.wg.Go(func() { io.Copy(requestWatch{p, c, d}, c); d.Close() })
-			p.wg.Go(func() { io.Copy(c, d); c.Close() })
-		}
-	})
-}
-
-// kill stops the proxy as a daemon's end would: its socket goes, and so
-// does every connection through it.
-func (p *daemonProxy) kill() {
-	p.mu.Lock()
-	if p.ln != nil {
-		p.ln.Close() // removes the socket file too
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	p.conns, p.waits = nil, nil
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
 // TestDaemonGoneMidRun: the Docker daemon goes away (the socket the
 // runtime's client talks to is killed) while a task's container runs, and
 // does not come back within the runtime's daemon wait. Run returns the
@@ -150,13 +31,13 @@ func TestDaemonGoneMidRun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	sampletest.Cleanup(t, e.cli, e.label) // the container, left running by the daemon, before newEnv's check
-	p := startDaemonProxy(t, e.cli)
+	p := sampletest.StartDaemonProxy(t, e.cli)
 	rt := proxyRuntime(t, e, p, WithDaemonWait(2*time.Second))
 	ctx := testCtx(t, 2*time.Minute)
 	if err := rt.Ping(ctx); err != nil {
 		t.Fatalf("ping through the proxy: %v", err)
 	}
-	res, _ := runMidway(ctx, t, rt, e, sh("echo ready; sleep 600"), p.kill)
+	res, _ := runMidway(ctx, t, rt, e, sh("echo ready; sleep 600"), p.Kill)
 	if c := res.Containers[0]; c.ExitCode != nil || !strings.HasPrefix(c.Reason, worker.LostPrefix) {
 		t.Fatalf("container %+v, want no exit code and a reason starting %q", c, worker.LostPrefix)
 	}
@@ -167,7 +48,7 @@ func TestDaemonGoneMidRun(t *testing.T) {
 		t.Fatal("Run succeeded with the daemon gone")
 	}
 
-	p.start(t)
+	p.Start(t)
 	if err := rt.Ping(ctx); err != nil {
 		t.Fatalf("ping once the daemon is back: %v", err)
 	}
@@ -181,9 +62,9 @@ func TestDaemonGoneMidRun(t *testing.T) {
 func TestWaitBrokenWhileContainerRuns(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p := startDaemonProxy(t, e.cli)
+	p := sampletest.StartDaemonProxy(t, e.cli)
 	res, sink := runThroughProxy(t, e, p, sh("echo ready; sleep 2; echo after; exit 3"), func() {
-		if n := p.breakWaits(); n != 1 {
+		if n := p.BreakWaits(); n != 1 {
 			t.Errorf("broke %d waits, want the container's one", n)
 		}
 	})
@@ -206,11 +87,11 @@ func TestWaitBrokenWhileContainerRuns(t *testing.T) {
 func TestDaemonBackMidRun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p := startDaemonProxy(t, e.cli)
+	p := sampletest.StartDaemonProxy(t, e.cli)
 	res, sink := runThroughProxy(t, e, p, sh("echo ready; sleep 1; echo during; sleep 3; echo after; exit 3"), func() {
-		p.kill()
+		p.Kill()
 		time.Sleep(2 * time.Second)
-		p.start(t)
+		p.Start(t)
 	})
 	c := res.Containers[0]
 	if c.ExitCode == nil || *c.ExitCode != 3 || c.Reason != reasonEssentialExited {
@@ -229,12 +110,12 @@ func TestStopWhileDaemonAway(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	sampletest.Cleanup(t, e.cli, e.label) // the container, left running by the daemon, before newEnv's check
-	p := startDaemonProxy(t, e.cli)
+	p := sampletest.StartDaemonProxy(t, e.cli)
 	rt := proxyRuntime(t, e, p, WithDaemonWait(10*time.Minute))
 	ctx, cancel := context.WithCancel(testCtx(t, 2*time.Minute))
 	defer cancel()
 	res, _ := runMidway(ctx, t, rt, e, sh("echo ready; sleep 600"), func() {
-		p.kill()
+		p.Kill()
 		time.Sleep(1500 * time.Millisecond) // the wait has broken, and the runtime waits for the daemon
 		cancel()
 	})
@@ -252,14 +133,14 @@ func TestStopWhileDaemonAwayThenBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	sampletest.Cleanup(t, e.cli, e.label)
-	p := startDaemonProxy(t, e.cli)
+	p := sampletest.StartDaemonProxy(t, e.cli)
 	refused := &logWatch{want: `"message":"remove container"`, seen: make(chan struct{})}
 	rt := proxyRuntime(t, e, p, WithDaemonWait(10*time.Minute),
 		WithLogger(zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), refused)).Level(zerolog.InfoLevel)))
 	ctx, cancel := context.WithCancel(testCtx(t, 2*time.Minute))
 	defer cancel()
 	res, _ := runMidway(ctx, t, rt, e, sh("trap 'exit 143' TERM; echo ready; sleep 600 & wait"), func() {
-		p.kill()
+		p.Kill()
 		// Midway between two of the runtime's asks for the container's
 		// state (daemonPoll apart), the stop is refused, and so is the
 		// removal by force that follows; the next ask finds the daemon
@@ -271,7 +152,7 @@ func TestStopWhileDaemonAwayThenBack(t *testing.T) {
 		case <-time.After(time.Minute):
 			t.Fatal("the stop was not refused")
 		}
-		p.start(t)
+		p.Start(t)
 	})
 	if c := res.Containers[0]; exitCode(t, c) != 143 || !strings.HasPrefix(c.Reason, worker.StoppedPrefix) {
 		t.Fatalf("container %+v, want exit code 143 and a reason starting %q", c, worker.StoppedPrefix)
@@ -295,9 +176,9 @@ func (w *logWatch) Write(b []byte) (int, error) {
 }
 
 // proxyRuntime is a runtime whose Docker client talks through the proxy p.
-func proxyRuntime(t *testing.T, e *env, p *daemonProxy, opts ...Option) *Runtime {
+func proxyRuntime(t *testing.T, e *env, p *sampletest.DaemonProxy, opts ...Option) *Runtime {
 	t.Helper()
-	cli, err := client.NewClientWithOpts(client.WithHost("unix://"+p.path), client.WithAPIVersionNegotiation())
+	cli, err := client.NewClientWithOpts(client.WithHost("unix://"+p.Path()), client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +223,7 @@ func runMidway(ctx context.Context, t *testing.T, rt *Runtime, e *env, command [
 
 // runThroughProxy runs a task of one container with command through the
 // proxy p (runMidway), and checks that Run left none of its containers.
-func runThroughProxy(t *testing.T, e *env, p *daemonProxy, command []string, mid func()) (*worker.Result, *readySink) {
+func runThroughProxy(t *testing.T, e *env, p *sampletest.DaemonProxy, command []string, mid func()) (*worker.Result, *readySink) {
 	t.Helper()
 	res, sink := runMidway(testCtx(t, 2*time.Minute), t, proxyRuntime(t, e, p), e, command, mid)
 	checkNoneLeft(t, e)
