@@ -479,3 +479,82 @@ func TestRestartedWorkerHandsBackItsJobAtOnce(t *testing.T) {
 		t.Errorf("%d containers of the run still running", n)
 	}
 }
+
+// TestSlowSetupTakenOverDoesNotStart: a worker whose Docker daemon is slow
+// to create the task's container (held back by a proxy) is frozen
+// (SIGSTOP) past its lease; another worker takes the job over and runs it
+// as attempt 2. Thawed, its create answered, the first worker finds the
+// later attempt before it starts the container, and does not start it:
+// attempt 1 printed nothing, the two never ran side by side, and its
+// container is removed.
+func TestSlowSetupTakenOverDoesNotStart(t *testing.T) {
+	t.Parallel()
+	cli := sampletest.Docker(t)
+	image := sampletest.Image(t)
+	label := fmt.Sprintf("e2e-takeover%d", time.Now().UnixNano()%100000)
+	sampletest.Cleanup(t, cli, label)
+	_, url := startEmbeddedServer(t, t.TempDir(), "--lease", "3s")
+	env := append(os.Environ(), "GANTRY_NATS_URL="+url)
+	in := &instance{t: t, env: env, image: image}
+	waitFor(t, "the server", func() bool { _, _, code := in.gantry("ps"); return code == 0 })
+	workerArgs := func(id string) []string {
+		return []string{"worker", "--nats", url, "--id", id, "--lease", "3s", "--grace", "5s",
+			"--container-label", sampletest.LabelKey + "=" + label}
+	}
+	slow := sampletest.StartDaemonProxy(t, cli)
+	held, release := slow.Hold("/containers/create")
+	defer release()
+	a := startProcEnv(t, []string{"DOCKER_HOST=unix://" + slow.Path()}, workerArgs(label+"-a")...)
+	waitFor(t, "the first worker", func() bool { return len(in.workers()) == 1 })
+
+	id := in.runDetached("sh", "-c", `echo "attempt $GANTRY_ATTEMPT"`)
+	select {
+	case <-held:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the first worker never created the container:\n%s", a.log)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			a.cmd.Process.Signal(syscall.SIGCONT)
+			thawed = true
+		}
+	}
+	defer thaw() // before the process's stop, which SIGTERM alone would not do
+	startProc(t, workerArgs(label+"-b")...)
+	r := in.waitStatus(id, jobs.StatusSucceeded, jobs.StatusFailed, jobs.StatusCanceled)
+	if r.Status != jobs.StatusSucceeded || len(r.Attempts) != 2 || r.Attempts[1].Worker != label+"-b" {
+		t.Fatalf("run %s %q, attempts %+v: want attempt 2 SUCCEEDED on the second worker", r.Status, r.StoppedReason, r.Attempts)
+	}
+
+	thaw()
+	release()
+	tookOver := "a later attempt of the run took over while this one set up"
+	waitFor(t, "the first worker to end its attempt", func() bool {
+		l := a.log.String()
+		return strings.Contains(l, tookOver) || strings.Contains(l, "attempt ended")
+	})
+	waitFor(t, "the first worker to remove its container", func() bool {
+		list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("label", sampletest.LabelKey+"="+label), filters.Arg("label", "gantry.worker="+label+"-a"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list) == 0
+	})
+	if logs, _, _ := in.gantry("logs", id, "--attempt", "1"); logs != "" {
+		t.Errorf("attempt 1 printed %q: its container started", logs)
+	}
+	if logs, _, _ := in.gantry("logs", id); logs != "attempt 2\n" {
+		t.Errorf("the run's logs: %q, want attempt 2's line alone", logs)
+	}
+	if !strings.Contains(a.log.String(), tookOver) {
+		t.Errorf("the first worker did not say it saw the takeover:\n%s", a.log)
+	}
+	if r := in.describe(id); r.Status != jobs.StatusSucceeded || len(r.Attempts) != 2 {
+		t.Fatalf("after the first worker went on: %s with %d attempts", r.Status, len(r.Attempts))
+	}
+}

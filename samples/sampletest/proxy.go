@@ -24,7 +24,33 @@ type DaemonProxy struct {
 	ln    net.Listener
 	conns map[net.Conn]bool
 	waits map[net.Conn]net.Conn // a client's connection that carried a wait, to the daemon's
+	hold  *hold                 // requests held back (Hold), or nil
 	wg    sync.WaitGroup
+}
+
+// hold is a Hold: the requests it holds back, and its state.
+type hold struct {
+	pat          string
+	held, gate   chan struct{} // closed at the first request held, and at release
+	heldOnce     sync.Once
+	releasedOnce sync.Once
+}
+
+func (h *hold) release() { h.releasedOnce.Do(func() { close(h.gate) }) }
+
+// Hold holds back, from now on, every request whose start holds pat (a
+// path: "/containers/create"), as a daemon that takes its time would,
+// until release is called (Kill calls it too). held is closed when the
+// first such request is held.
+func (p *DaemonProxy) Hold(pat string) (held <-chan struct{}, release func()) {
+	h := &hold{pat: pat, held: make(chan struct{}), gate: make(chan struct{})}
+	p.mu.Lock()
+	if p.hold != nil {
+		p.hold.release()
+	}
+	p.hold = h
+	p.mu.Unlock()
+	return h.held, h.release
 }
 
 // requestWatch passes a client's requests on to the daemon, noting the
@@ -36,12 +62,15 @@ type requestWatch struct {
 }
 
 func (w requestWatch) Write(b []byte) (int, error) {
-	if bytes.Contains(b, []byte("/wait?")) {
-		w.p.mu.Lock()
-		if w.p.waits != nil {
-			w.p.waits[w.client] = w.daemon
-		}
-		w.p.mu.Unlock()
+	w.p.mu.Lock()
+	if w.p.waits != nil && bytes.Contains(b, []byte("/wait?")) {
+		w.p.waits[w.client] = w.daemon
+	}
+	h := w.p.hold
+	w.p.mu.Unlock()
+	if h != nil && bytes.Contains(b, []byte(h.pat)) {
+		h.heldOnce.Do(func() { close(h.held) })
+		<-h.gate
 	}
 	return w.daemon.Write(b)
 }
@@ -122,6 +151,9 @@ func (p *DaemonProxy) Start(t *testing.T) {
 // does every connection through it.
 func (p *DaemonProxy) Kill() {
 	p.mu.Lock()
+	if p.hold != nil {
+		p.hold.release()
+	}
 	if p.ln != nil {
 		p.ln.Close() // removes the socket file too
 		p.ln = nil
