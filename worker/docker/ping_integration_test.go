@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
@@ -102,6 +104,39 @@ func TestDaemonBackMidRun(t *testing.T) {
 	}
 }
 
+// TestDaemonBackMidRunUnreadableLog: as TestDaemonBackMidRun, with a
+// container whose log the daemon cannot read (the "none" log driver): its
+// output is attached to again once the daemon answers, so the lines it
+// writes from then on are kept; the one written while the daemon was
+// away is lost.
+func TestDaemonBackMidRunUnreadableLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := sampletest.StartDaemonProxy(t, e.cli)
+	rt := proxyRuntimeOf(t, e, p, func(c Client) Client { return unreadableLogs{c} })
+	res, sink := runMidway(testCtx(t, 2*time.Minute), t, rt, e, sh("echo ready; sleep 1; echo during; sleep 6; echo after; exit 3"), func() {
+		p.Kill()
+		time.Sleep(2 * time.Second)
+		p.Start(t)
+	})
+	checkNoneLeft(t, e)
+	c := res.Containers[0]
+	if c.ExitCode == nil || *c.ExitCode != 3 || c.Reason != reasonEssentialExited {
+		t.Fatalf("container %+v, want exit code 3 and reason %q", c, reasonEssentialExited)
+	}
+	if got := sink.output("main", "stdout"); got != "ready\nafter\n" {
+		t.Fatalf("output %q, want ready and after", got)
+	}
+}
+
+// unreadableLogs is a Docker client that can read no container's log, as
+// with the "none" log driver.
+type unreadableLogs struct{ Client }
+
+func (unreadableLogs) ContainerLogs(context.Context, string, container.LogsOptions) (io.ReadCloser, error) {
+	return nil, fmt.Errorf("configured logging driver does not support reading: %w", cerrdefs.ErrNotImplemented)
+}
+
 // TestStopWhileDaemonAway: a task stopped while the Docker daemon is away,
 // its container's wait broken, is not held for the daemon wait (here 10
 // minutes, beyond the test's time): the runtime gives up on the container,
@@ -178,6 +213,12 @@ func (w *logWatch) Write(b []byte) (int, error) {
 // proxyRuntime is a runtime whose Docker client talks through the proxy p.
 func proxyRuntime(t *testing.T, e *env, p *sampletest.DaemonProxy, opts ...Option) *Runtime {
 	t.Helper()
+	return proxyRuntimeOf(t, e, p, func(c Client) Client { return c }, opts...)
+}
+
+// proxyRuntimeOf is proxyRuntime with the Docker client wrapped by wrap.
+func proxyRuntimeOf(t *testing.T, e *env, p *sampletest.DaemonProxy, wrap func(Client) Client, opts ...Option) *Runtime {
+	t.Helper()
 	cli, err := client.NewClientWithOpts(client.WithHost("unix://"+p.Path()), client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +226,7 @@ func proxyRuntime(t *testing.T, e *env, p *sampletest.DaemonProxy, opts ...Optio
 	t.Cleanup(func() { cli.Close() })
 	opts = append([]Option{WithLabels(map[string]string{testLabel: e.label}),
 		WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))}, opts...)
-	return New(cli, opts...)
+	return New(wrap(cli), opts...)
 }
 
 // runMidway runs a task of one container with command on rt under ctx, calls mid

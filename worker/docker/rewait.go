@@ -3,11 +3,13 @@ package docker
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/rs/zerolog"
 )
 
 // DefaultDaemonWait is how long a running container's wait, broken by the
@@ -103,15 +105,14 @@ func (r *Runtime) waitAgain(waitCtx context.Context, wg *sync.WaitGroup, tr *tas
 	c.waitC, c.waitErrC = r.cli.ContainerWait(waitCtx, c.id, cond)
 	select {
 	case <-c.logsDone:
-		since := fmt.Sprintf("%d.%09d", c.outputEnded.Unix(), c.outputEnded.Nanosecond())
-		rc, err := r.cli.ContainerLogs(waitCtx, c.id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Since: since})
+		out, closeOut, err := r.followAgain(waitCtx, log, c)
 		if err != nil {
-			log.Error().Err(err).Msg("follow the container's log again; its output from here on is lost")
+			log.Error().Err(err).Msg("follow the container's output again; its output from here on is lost")
 			break
 		}
 		c.closeOutput() // the stream that broke: its connection goes too
-		c.closeOutput = func() { rc.Close() }
-		r.copyOutput(wg, tr, c, rc, stdout, stderr)
+		c.closeOutput = closeOut
+		r.copyOutput(wg, tr, c, out, stdout, stderr)
 	default: // the output stream held
 	}
 	if c.stopping.Load() {
@@ -119,4 +120,27 @@ func (r *Runtime) waitAgain(waitCtx context.Context, wg *sync.WaitGroup, tr *tas
 	}
 	log.Info().Msg("the Docker daemon answers again and the container runs: waiting for it again")
 	return true
+}
+
+// followAgain opens c's output again, its stream having broken: the
+// daemon's log of c from the moment the stream ended, so that no line is
+// lost or doubled. A log the daemon cannot read (the "none" log driver,
+// or another with Docker's dual logging off) leaves c's output from now
+// on, attached to again: what c wrote in between is lost, and a warning
+// says so.
+func (r *Runtime) followAgain(ctx context.Context, log zerolog.Logger, c *ctr) (io.Reader, func(), error) {
+	since := fmt.Sprintf("%d.%09d", c.outputEnded.Unix(), c.outputEnded.Nanosecond())
+	rc, err := r.cli.ContainerLogs(ctx, c.id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Since: since})
+	if err == nil {
+		return rc, func() { rc.Close() }, nil
+	}
+	if !cerrdefs.IsNotImplemented(err) {
+		return nil, nil, err
+	}
+	att, aerr := r.cli.ContainerAttach(ctx, c.id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if aerr != nil {
+		return nil, nil, fmt.Errorf("%w; attach: %w", err, aerr)
+	}
+	log.Warn().Err(err).Msg("the container's log cannot be read, so its output is attached to again: what it wrote while the Docker daemon was away is lost")
+	return att.Reader, att.Close, nil
 }
