@@ -124,7 +124,10 @@ in MiB against targets in MB, and the target says both.
 --report DIR writes BENCHMARKS.md there: every figure, and tables and SVG
 charts of how some grow with N, for which it runs them at other sizes too:
 the control plane at 10k, 100k and 1M runs (and control-plane-cpu-growth,
-its CPU a run at 1M against 10k: the target's "cost per run flat"); the
+its CPU a run at 1M against 10k: the target's "cost per run flat"; and
+control-plane-cpu-growth-vs-messages, the same for its CPU a run over the
+messages-only program's, which takes out what the NATS server's own cost
+a message gains with the subjects it keeps); the
 server's memory over a
 hundredth and a tenth of its recorded runs, and with a hundredth and a
 tenth of them ended within the week (idle and busy); cron with 1,000, 3,000 and
@@ -201,6 +204,10 @@ gantry/samples:latest built before (make images) and say so.`,
 				}
 				o.series = append([]scaleSeries{s}, o.series...)
 				if g, ok := costGrowth(s); ok {
+					o.print(g)
+					all = append(all, g)
+				}
+				if g, ok := ownCostGrowth(s); ok {
 					o.print(g)
 					all = append(all, g)
 				}
@@ -347,6 +354,12 @@ func benchControlPlane(ctx context.Context, o *benchOpts) ([]benchResult, error)
 	case o.quick:
 		n = 10_000
 	}
+	return controlPlaneAndMessages(ctx, o, n)
+}
+
+// controlPlaneAndMessages is controlPlane with the baseline of the
+// messages-only program run after it, with the same n.
+func controlPlaneAndMessages(ctx context.Context, o *benchOpts, n int) ([]benchResult, error) {
 	// Each phase's goroutines carry its label in a CPU profile:
 	// go tool pprof -tagfocus phase=gantry.
 	var res []benchResult

@@ -21,7 +21,7 @@ import (
 func TestReportKeepsTheNotes(t *testing.T) {
 	dir := t.TempDir()
 	pts := []scaleSeries{{name: "control-plane", title: "Control plane as N grows", cols: controlPlaneCols,
-		rows: []scaleRow{{n: 10, v: []float64{5, 200, 310, 3, 50}}, {n: 100, v: []float64{4, 250, 320, 4, 60}}}}}
+		rows: []scaleRow{{n: 10, v: []float64{5, 200, 310, 3, 50, 150}}, {n: 100, v: []float64{4, 250, 320, 4, 60, 160}}}}}
 	first := []benchResult{{Name: "control-plane", Value: 1, Unit: "runs/s", N: 10}}
 	if err := writeReport(dir, first, pts, true); err != nil {
 		t.Fatal(err)
@@ -123,13 +123,14 @@ func TestMessagesBaselineEnds(t *testing.T) {
 	}
 }
 
-// TestControlPlaneFigures: a small control-plane run gives every figure,
-// and the scale table takes each by its name.
+// TestControlPlaneFigures: a small control-plane run, with its
+// messages-only baseline, gives every figure, and the scale table takes
+// each by its name.
 func TestControlPlaneFigures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	o := &benchOpts{out: io.Discard, progress: io.Discard}
-	res, err := controlPlane(ctx, o, 300)
+	res, err := controlPlaneAndMessages(ctx, o, 300)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestControlPlaneFigures(t *testing.T) {
 	for _, r := range res {
 		byName[r.Name] = r
 	}
-	for _, name := range []string{"control-plane", "control-plane-p50", "control-plane-p99", "control-plane-cpu"} {
+	for _, name := range []string{"control-plane", "control-plane-p50", "control-plane-p99", "control-plane-cpu", "control-plane-vs-messages"} {
 		if r, ok := byName[name]; !ok || r.Value <= 0 || r.N != 300 {
 			t.Errorf("%s: %+v", name, r)
 		}
@@ -147,7 +148,8 @@ func TestControlPlaneFigures(t *testing.T) {
 	}
 	row := controlPlaneRow(300, res)
 	if row.n != 300 || row.v[0] != byName["control-plane"].Value || row.v[3] != byName["control-plane-p99"].Value ||
-		row.v[2] != byName["control-plane-cpu"].Value || row.v[4] <= 0 || row.v[1] != 1e6/row.v[0] {
+		row.v[2] != byName["control-plane-cpu"].Value || row.v[4] <= 0 || row.v[1] != 1e6/row.v[0] ||
+		row.v[5] <= 0 || row.v[5] != byName["control-plane-cpu"].BaselineValue {
 		t.Fatalf("scale row %+v from %+v", row, res)
 	}
 }
@@ -222,9 +224,9 @@ func TestLogsPairsAgree(t *testing.T) {
 // and is only judged with 1M runs.
 func TestCostGrowthComparesTheEnds(t *testing.T) {
 	s := scaleSeries{cols: controlPlaneCols, rows: []scaleRow{
-		{n: 10_000, v: []float64{5325, 188, 357, 72, 41639}},
-		{n: 100_000, v: []float64{4804, 208, 500, 112, 62119}},
-		{n: 1_000_000, v: []float64{4198, 238, 456, 152, 52986}},
+		{n: 10_000, v: []float64{5325, 188, 357, 72, 41639, 150}},
+		{n: 100_000, v: []float64{4804, 208, 500, 112, 62119, 200}},
+		{n: 1_000_000, v: []float64{4198, 238, 456, 152, 52986, 240}},
 	}}
 	g, ok := costGrowth(s)
 	if !ok {
@@ -236,8 +238,35 @@ func TestCostGrowthComparesTheEnds(t *testing.T) {
 	if _, ok := costGrowth(scaleSeries{cols: controlPlaneCols, rows: s.rows[:1]}); ok {
 		t.Error("growth from a single row")
 	}
-	quick := scaleSeries{cols: controlPlaneCols, rows: []scaleRow{{n: 2000, v: []float64{1, 1, 300, 1, 1}}, {n: 10_000, v: []float64{1, 1, 400, 1, 1}}}}
+	quick := scaleSeries{cols: controlPlaneCols, rows: []scaleRow{{n: 2000, v: []float64{1, 1, 300, 1, 1, 100}}, {n: 10_000, v: []float64{1, 1, 400, 1, 1, 100}}}}
 	if g, _ := costGrowth(quick); g.metText() != "-" {
 		t.Errorf("a quick series judged: %s", g.metText())
+	}
+}
+
+// TestOwnCostGrowthTakesOutTheMessages: the growth of the control
+// plane's CPU a run over the messages-only program's compares the ratio
+// of the two at the largest N with the ratio at the smallest, and has no
+// target.
+func TestOwnCostGrowthTakesOutTheMessages(t *testing.T) {
+	s := scaleSeries{cols: controlPlaneCols, rows: []scaleRow{
+		{n: 10_000, v: []float64{7955, 126, 225, 40, 89920, 100}},
+		{n: 100_000, v: []float64{6739, 148, 271, 60, 90537, 128}},
+		{n: 1_000_000, v: []float64{4843, 206, 450, 121, 80125, 200}},
+	}}
+	g, ok := ownCostGrowth(s)
+	if !ok {
+		t.Fatal("no growth from three rows")
+	}
+	if g.Name != "control-plane-cpu-growth-vs-messages" || g.Value != 2.25 || g.BaselineValue != 2.25 || g.Ratio != 1 ||
+		g.N != 1_000_000 || g.Baseline != "the same at 10000 runs" || g.metText() != "-" || g.Target != "" {
+		t.Errorf("growth %+v (met %s)", g, g.metText())
+	}
+	if _, ok := ownCostGrowth(scaleSeries{cols: controlPlaneCols, rows: s.rows[:1]}); ok {
+		t.Error("growth from a single row")
+	}
+	s.rows[0].v[5] = 0 // the program's figure missing
+	if _, ok := ownCostGrowth(s); ok {
+		t.Error("growth without the messages-only program's figure")
 	}
 }
