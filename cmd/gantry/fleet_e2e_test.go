@@ -19,6 +19,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	dockerclient "github.com/docker/docker/client"
 	"github.com/gantry-dev/gantry/client"
 	"github.com/gantry-dev/gantry/jobs"
 	"github.com/gantry-dev/gantry/samples/sampletest"
@@ -306,6 +307,35 @@ func (p *proc) kill() {
 	p.cmd.Wait()
 }
 
+// fleet is a gantry server of its own (embedded NATS) for a test that
+// starts its workers apart, as processes.
+type fleet struct {
+	cli   *dockerclient.Client
+	in    *instance // CLI commands against the server
+	url   string    // its NATS URL
+	label string    // on everything the workers create (--container-label), removed at the end
+	lease string
+}
+
+// startFleet starts a server whose jobs' lease is lease (--lease), and
+// waits until it answers; label, prefix and a number, marks what the
+// fleet's workers create.
+func startFleet(t *testing.T, prefix, lease string) *fleet {
+	t.Helper()
+	f := &fleet{cli: sampletest.Docker(t), label: fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%100000), lease: lease}
+	sampletest.Cleanup(t, f.cli, f.label)
+	_, f.url = startEmbeddedServer(t, t.TempDir(), "--lease", lease)
+	f.in = &instance{t: t, env: append(os.Environ(), "GANTRY_NATS_URL="+f.url), image: sampletest.Image(t)}
+	waitFor(t, "the server", func() bool { _, _, code := f.in.gantry("ps"); return code == 0 })
+	return f
+}
+
+// workerArgs are the arguments of the fleet's worker id.
+func (f *fleet) workerArgs(id string) []string {
+	return []string{"worker", "--nats", f.url, "--id", id, "--lease", f.lease, "--grace", "5s",
+		"--container-label", sampletest.LabelKey + "=" + f.label}
+}
+
 // startEmbeddedServer starts gantry server --embedded-nats with args on
 // a NATS port of its own choosing (--nats-port 0), its data in data, and
 // returns it with the URL it wrote to DATA/nats.url. A port picked here
@@ -362,19 +392,8 @@ func natsPort(t *testing.T, url string) string {
 // worker, restarted, stops the container it left running.
 func TestKilledWorkerRunIsRedeliveredAndRestartReconciles(t *testing.T) {
 	t.Parallel()
-	cli := sampletest.Docker(t)
-	image := sampletest.Image(t)
-	label := fmt.Sprintf("e2e-kill%d", time.Now().UnixNano()%100000)
-	sampletest.Cleanup(t, cli, label)
-	data := t.TempDir()
-	_, url := startEmbeddedServer(t, data, "--lease", "3s")
-	env := append(os.Environ(), "GANTRY_NATS_URL="+url)
-	in := &instance{t: t, env: env, image: image}
-	waitFor(t, "the server", func() bool { _, _, code := in.gantry("ps"); return code == 0 })
-	workerArgs := func(id string) []string {
-		return []string{"worker", "--nats", url, "--id", id, "--lease", "3s", "--grace", "5s",
-			"--container-label", sampletest.LabelKey + "=" + label}
-	}
+	f := startFleet(t, "e2e-kill", "3s")
+	cli, in, label, workerArgs := f.cli, f.in, f.label, f.workerArgs
 	procs := map[string]*proc{}
 	for _, id := range []string{label + "-a", label + "-b"} {
 		procs[id] = startProc(t, workerArgs(id)...)
@@ -430,17 +449,10 @@ func TestKilledWorkerRunIsRedeliveredAndRestartReconciles(t *testing.T) {
 // WorkerLost and does not count against --attempts 1.
 func TestRestartedWorkerHandsBackItsJobAtOnce(t *testing.T) {
 	t.Parallel()
-	cli := sampletest.Docker(t)
-	image := sampletest.Image(t)
-	label := fmt.Sprintf("e2e-restart%d", time.Now().UnixNano()%100000)
-	sampletest.Cleanup(t, cli, label)
-	_, url := startEmbeddedServer(t, t.TempDir(), "--lease", "10m")
-	env := append(os.Environ(), "GANTRY_NATS_URL="+url)
-	in := &instance{t: t, env: env, image: image}
-	waitFor(t, "the server", func() bool { _, _, code := in.gantry("ps"); return code == 0 })
+	f := startFleet(t, "e2e-restart", "10m")
+	cli, in, label := f.cli, f.in, f.label
 	id := label + "-w"
-	args := []string{"worker", "--nats", url, "--id", id, "--lease", "10m", "--grace", "5s",
-		"--container-label", sampletest.LabelKey + "=" + label}
+	args := f.workerArgs(id)
 	first := startProc(t, args...)
 	waitFor(t, "the worker", func() bool { return len(in.workers()) == 1 })
 
@@ -489,18 +501,8 @@ func TestRestartedWorkerHandsBackItsJobAtOnce(t *testing.T) {
 // container is removed.
 func TestSlowSetupTakenOverDoesNotStart(t *testing.T) {
 	t.Parallel()
-	cli := sampletest.Docker(t)
-	image := sampletest.Image(t)
-	label := fmt.Sprintf("e2e-takeover%d", time.Now().UnixNano()%100000)
-	sampletest.Cleanup(t, cli, label)
-	_, url := startEmbeddedServer(t, t.TempDir(), "--lease", "3s")
-	env := append(os.Environ(), "GANTRY_NATS_URL="+url)
-	in := &instance{t: t, env: env, image: image}
-	waitFor(t, "the server", func() bool { _, _, code := in.gantry("ps"); return code == 0 })
-	workerArgs := func(id string) []string {
-		return []string{"worker", "--nats", url, "--id", id, "--lease", "3s", "--grace", "5s",
-			"--container-label", sampletest.LabelKey + "=" + label}
-	}
+	f := startFleet(t, "e2e-takeover", "3s")
+	cli, in, label, workerArgs := f.cli, f.in, f.label, f.workerArgs
 	slow := sampletest.StartDaemonProxy(t, cli)
 	held, release := slow.Hold("/containers/create")
 	defer release()
