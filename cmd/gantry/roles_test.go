@@ -1,9 +1,30 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
+
+// TestWorkerFlagsAreCheckedBeforeConnecting: gantry worker and gantry up
+// refuse bad worker flags, naming the flag, before they connect anywhere
+// (no NATS server listens here).
+func TestWorkerFlagsAreCheckedBeforeConnecting(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"worker", "--docker-wait", "-1s"}, "--docker-wait -1s: must not be negative"},
+		{[]string{"up", "--docker-wait", "-2m"}, "--docker-wait -2m0s: must not be negative"},
+		{[]string{"worker", "--slots", "0"}, "--slots 0: must be at least 1"},
+		{[]string{"worker", "--pull", "sometimes"}, `--pull "sometimes": want missing, always or never`},
+	} {
+		err := offline(c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("gantry %s: %v; want %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+}
 
 // TestGCLimit: the soft memory limit is 192 MiB for a small live heap,
 // five eighths over the least recent reading of the live heap past that,
