@@ -150,13 +150,7 @@ func TestKeepsHandScaledReplicas(t *testing.T) {
 
 	// A worker (not told the count either) whose heartbeat bucket is gone
 	// makes the fleet's buckets again.
-	natstest.Eventually(t, ctx, "delete the workers bucket", func(ctx context.Context) error {
-		err := js.DeleteKeyValue(ctx, workersBucket)
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			return nil
-		}
-		return err
-	})
+	deleteBucket(t, ctx, js, workersBucket)
 	worker, err := New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +167,36 @@ func TestKeepsHandScaledReplicas(t *testing.T) {
 	}
 	ensureAll(t, ctx, told)
 	wantReplicas(t, ctx, js, names, 1)
+}
+
+// deleteBucket deletes the key-value bucket name, as an operator would.
+// A delete whose answer timed out may still be applied later, and delete
+// the bucket made again after it (CI, on a slow machine: the workers
+// bucket a heartbeat had just made again was gone for good): the delete
+// is asked again only once the one before has had 30 s to be applied,
+// and deleteBucket returns once the bucket's stream is gone.
+func deleteBucket(t *testing.T, ctx context.Context, js jetstream.JetStream, name string) {
+	t.Helper()
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := js.DeleteKeyValue(dctx, name)
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrBucketNotFound) {
+			return
+		}
+		t.Logf("delete bucket %s: %v; waiting for it to be applied", name, err)
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := js.Stream(sctx, "KV_"+name)
+			cancel()
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("delete bucket %s: %v", name, err)
+			}
+		}
+	}
 }
 
 // ensureAll makes the streams and buckets a server makes at start, as
