@@ -154,18 +154,12 @@ func TestDockerWaitFlag(t *testing.T) {
 	if r.Status != jobs.StatusFailed || len(r.Containers) != 1 || !strings.HasPrefix(r.Containers[0].Reason, worker.LostPrefix) {
 		t.Fatalf("run %s %q, containers %+v: want FAILED, its container lost:\n%s", r.Status, r.StatusReason, r.Containers, in.log)
 	}
-	// The worker removes it once the daemon answers again.
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+	waitForWithin(t, time.Minute, "the worker to remove the lost container once the daemon answers again", func() bool {
 		left, err := cli.ContainerList(t.Context(), container.ListOptions{All: true,
 			Filters: filters.NewArgs(filters.Arg("label", sampletest.LabelKey+"="+in.label))})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the lost container is still there a minute after the daemon came back: %+v\n%s", left, in.log)
-		}
-	}
+		return len(left) == 0
+	})
 }

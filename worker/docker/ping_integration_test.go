@@ -65,7 +65,7 @@ func TestWaitBrokenWhileContainerRuns(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	p := sampletest.StartDaemonProxy(t, e.cli)
-	res, sink := runThroughProxy(t, e, p, sh("echo ready; sleep 2; echo after; exit 3"), func() {
+	res, sink := runThroughProxy(t, e, proxyRuntime(t, e, p), sh("echo ready; sleep 2; echo after; exit 3"), func() {
 		if n := p.BreakWaits(); n != 1 {
 			t.Errorf("broke %d waits, want the container's one", n)
 		}
@@ -90,11 +90,8 @@ func TestDaemonBackMidRun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	p := sampletest.StartDaemonProxy(t, e.cli)
-	res, sink := runThroughProxy(t, e, p, sh("echo ready; sleep 1; echo during; sleep 3; echo after; exit 3"), func() {
-		p.Kill()
-		time.Sleep(2 * time.Second)
-		p.Start(t)
-	})
+	res, sink := runThroughProxy(t, e, proxyRuntime(t, e, p), sh("echo ready; sleep 1; echo during; sleep 3; echo after; exit 3"),
+		awayFor(t, p, 2*time.Second))
 	c := res.Containers[0]
 	if c.ExitCode == nil || *c.ExitCode != 3 || c.Reason != reasonEssentialExited {
 		t.Fatalf("container %+v, want exit code 3 and reason %q", c, reasonEssentialExited)
@@ -114,12 +111,7 @@ func TestDaemonBackMidRunUnreadableLog(t *testing.T) {
 	e := newEnv(t)
 	p := sampletest.StartDaemonProxy(t, e.cli)
 	rt := proxyRuntimeOf(t, e, p, func(c Client) Client { return unreadableLogs{c} })
-	res, sink := runMidway(testCtx(t, 2*time.Minute), t, rt, e, sh("echo ready; sleep 1; echo during; sleep 6; echo after; exit 3"), func() {
-		p.Kill()
-		time.Sleep(2 * time.Second)
-		p.Start(t)
-	})
-	checkNoneLeft(t, e)
+	res, sink := runThroughProxy(t, e, rt, sh("echo ready; sleep 1; echo during; sleep 6; echo after; exit 3"), awayFor(t, p, 2*time.Second))
 	c := res.Containers[0]
 	if c.ExitCode == nil || *c.ExitCode != 3 || c.Reason != reasonEssentialExited {
 		t.Fatalf("container %+v, want exit code 3 and reason %q", c, reasonEssentialExited)
@@ -262,13 +254,24 @@ func runMidway(ctx context.Context, t *testing.T, rt *Runtime, e *env, command [
 	return got.res, sink
 }
 
-// runThroughProxy runs a task of one container with command through the
-// proxy p (runMidway), and checks that Run left none of its containers.
-func runThroughProxy(t *testing.T, e *env, p *sampletest.DaemonProxy, command []string, mid func()) (*worker.Result, *readySink) {
+// runThroughProxy runs a task of one container with command on rt, a
+// runtime through a daemon proxy (runMidway), and checks that Run left
+// none of its containers.
+func runThroughProxy(t *testing.T, e *env, rt *Runtime, command []string, mid func()) (*worker.Result, *readySink) {
 	t.Helper()
-	res, sink := runMidway(testCtx(t, 2*time.Minute), t, proxyRuntime(t, e, p), e, command, mid)
+	res, sink := runMidway(testCtx(t, 2*time.Minute), t, rt, e, command, mid)
 	checkNoneLeft(t, e)
 	return res, sink
+}
+
+// awayFor returns a mid for runMidway: the daemon behind p goes away for
+// d, and comes back.
+func awayFor(t *testing.T, p *sampletest.DaemonProxy, d time.Duration) func() {
+	return func() {
+		p.Kill()
+		time.Sleep(d)
+		p.Start(t)
+	}
 }
 
 // checkNoneLeft fails the test if a container of e's label is left.

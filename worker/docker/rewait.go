@@ -137,7 +137,7 @@ func (r *Runtime) followAgain(ctx context.Context, log zerolog.Logger, c *ctr) (
 	if !cerrdefs.IsNotImplemented(err) {
 		return nil, nil, err
 	}
-	att, aerr := r.cli.ContainerAttach(ctx, c.id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	att, aerr := r.cli.ContainerAttach(ctx, c.id, attachOutput)
 	if aerr != nil {
 		return nil, nil, fmt.Errorf("%w; attach: %w", err, aerr)
 	}

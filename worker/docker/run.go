@@ -218,6 +218,10 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 	return res, nil
 }
 
+// attachOutput attaches to a container's output streams, from the
+// moment of the attach on.
+var attachOutput = container.AttachOptions{Stream: true, Stdout: true, Stderr: true}
+
 // startContainer attaches to c's output and sets up the wait for its exit,
 // both before it starts so that no line and no exit is missed. It sets
 // only c's own fields, so that the containers of a wave start at once.
@@ -225,7 +229,7 @@ func (r *Runtime) runContainers(ctx, setupCtx context.Context, tr *taskRun, logs
 // (errNotStarted): a container stopped as it starts may not have set up
 // its signal handlers yet, and its exit code would say nothing true.
 func (r *Runtime) startContainer(ctx, setupCtx, waitCtx context.Context, c *ctr) error {
-	att, err := r.cli.ContainerAttach(setupCtx, c.id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	att, err := r.cli.ContainerAttach(setupCtx, c.id, attachOutput)
 	if err != nil {
 		return fmt.Errorf("attach: %w", err)
 	}
