@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,16 +231,20 @@ func TestRunOOMKilled(t *testing.T) {
 	}
 }
 
-// readySink signals ready on the first line of a container.
+// readySink signals ready at a container's first "ready" line. A line
+// can come twice when the daemon returns (followAgain); the tests that
+// want each line once say so of the output recorded, rather than crash
+// every test of the package.
 type readySink struct {
 	recordSink
 	ready chan struct{}
+	once  sync.Once
 }
 
 func (s *readySink) Line(container, stream string, line []byte) {
 	s.recordSink.Line(container, stream, line)
 	if string(line) == "ready" {
-		close(s.ready)
+		s.once.Do(func() { close(s.ready) })
 	}
 }
 

@@ -123,11 +123,14 @@ func (r *Runtime) waitAgain(waitCtx context.Context, wg *sync.WaitGroup, tr *tas
 }
 
 // followAgain opens c's output again, its stream having broken: the
-// daemon's log of c from the moment the stream ended, so that no line is
-// lost or doubled. A log the daemon cannot read (the "none" log driver,
-// or another with Docker's dual logging off) leaves c's output from now
-// on, attached to again: what c wrote in between is lost, and a warning
-// says so.
+// daemon's log of c from the moment the stream ended. That moment is the
+// worker's clock, and the daemon times a line when its logger reads it,
+// which on a busy host can be after the attach delivered it and the
+// stream broke: such a line comes again (CI saw "ready" twice); and a
+// line on its way in the stream that broke, timed before the moment, is
+// missed. A log the daemon cannot read (the "none" log driver, or another
+// with Docker's dual logging off) leaves c's output from now on, attached
+// to again: what c wrote in between is lost, and a warning says so.
 func (r *Runtime) followAgain(ctx context.Context, log zerolog.Logger, c *ctr) (io.Reader, func(), error) {
 	since := fmt.Sprintf("%d.%09d", c.outputEnded.Unix(), c.outputEnded.Nanosecond())
 	rc, err := r.cli.ContainerLogs(ctx, c.id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Since: since})
