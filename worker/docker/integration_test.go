@@ -232,9 +232,9 @@ func TestRunOOMKilled(t *testing.T) {
 }
 
 // readySink signals ready at a container's first "ready" line. A line
-// can come twice when the daemon returns (followAgain); the tests that
-// want each line once say so of the output recorded, rather than crash
-// every test of the package.
+// can come twice when the daemon returns and the container's log was
+// rotated (followAgain); the tests that want each line once say so of the
+// output recorded, rather than crash every test of the package.
 type readySink struct {
 	recordSink
 	ready chan struct{}

@@ -26,6 +26,14 @@ type lineWriter struct {
 	pieced bool
 	// tty: the stream is a terminal's, whose lines end with \r\n.
 	tty bool
+
+	// delivered counts the bytes of the stream passed on, and head keeps
+	// the first headLen of them: where the stream stands, should it be read
+	// again from the container's log (resume.go). skip is how many bytes
+	// written next were delivered already, and are dropped.
+	delivered int64
+	head      []byte
+	skip      int64
 }
 
 // line is b without the \r a terminal puts before the newline.
@@ -38,6 +46,15 @@ func (w *lineWriter) line(b []byte) []byte {
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
+	if w.skip > 0 {
+		k := min(w.skip, int64(len(p)))
+		w.skip -= k
+		p = p[k:]
+	}
+	w.delivered += int64(len(p))
+	if len(w.head) < headLen {
+		w.head = append(w.head, p[:min(len(p), headLen-len(w.head))]...)
+	}
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {

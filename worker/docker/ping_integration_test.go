@@ -84,20 +84,23 @@ func TestWaitBrokenWhileContainerRuns(t *testing.T) {
 // wait, the output, the exit events) and answers again two seconds later,
 // the container running all along, as across a restart with live-restore.
 // The attempt goes on: Run returns the container's own exit code, and its
-// output has every line once, the one written while the daemon was away
-// too.
+// output has every line once, on both streams, those written while the
+// daemon was away too, and "tick", written over and over, as many times as
+// it was.
 func TestDaemonBackMidRun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	p := sampletest.StartDaemonProxy(t, e.cli)
-	res, sink := runThroughProxy(t, e, proxyRuntime(t, e, p), sh("echo ready; sleep 1; echo during; sleep 3; echo after; exit 3"),
+	res, sink := runThroughProxy(t, e, proxyRuntime(t, e, p),
+		sh("echo ready; echo warn >&2; printf tick; echo; sleep 1; echo tick; echo during >&2; sleep 3; echo tick; echo after; exit 3"),
 		awayFor(t, p, 2*time.Second))
 	c := res.Containers[0]
 	if c.ExitCode == nil || *c.ExitCode != 3 || c.Reason != reasonEssentialExited {
 		t.Fatalf("container %+v, want exit code 3 and reason %q", c, reasonEssentialExited)
 	}
-	if got := sink.output("main", "stdout"); got != "ready\nduring\nafter\n" {
-		t.Fatalf("output %q, want ready, during and after, each once", got)
+	stdout, stderr := sink.output("main", "stdout"), sink.output("main", "stderr")
+	if stdout != "ready\ntick\ntick\ntick\nafter\n" || stderr != "warn\nduring\n" {
+		t.Fatalf("stdout %q and stderr %q, want each line once", stdout, stderr)
 	}
 }
 

@@ -42,10 +42,11 @@ func WithDaemonWait(d time.Duration) Option {
 // while its container runs on. rewait asks the daemon for c's state until
 // it answers, for up to the runtime's daemon wait, and reports whether c
 // still runs: then its wait is set up again, and its output, if that
-// stream broke too, is followed again from the daemon's log from when it
-// broke (a log driver that cannot be read loses it, and says so). It gives
-// up on a container asked to stop while the daemon does not answer, and
-// on one that exited or is gone: finish then reads its end from its state.
+// stream broke too, is followed again from the daemon's log where it
+// broke off (a log driver that cannot be read loses what came meanwhile,
+// and says so). It gives up on a container asked to stop while the daemon
+// does not answer, and on one that exited or is gone: finish then reads
+// its end from its state.
 func (r *Runtime) rewait(waitCtx context.Context, wg *sync.WaitGroup, tr *taskRun, c *ctr, cause error, stdout, stderr *lineWriter) bool {
 	log := tr.log.With().Str("container", c.def.Name).Logger()
 	// A wait that breaks again soon after it was set up again is part of
@@ -105,7 +106,7 @@ func (r *Runtime) waitAgain(waitCtx context.Context, wg *sync.WaitGroup, tr *tas
 	c.waitC, c.waitErrC = r.cli.ContainerWait(waitCtx, c.id, cond)
 	select {
 	case <-c.logsDone:
-		out, closeOut, err := r.followAgain(waitCtx, log, c)
+		out, closeOut, err := r.followAgain(waitCtx, log, c, stdout, stderr)
 		if err != nil {
 			log.Error().Err(err).Msg("follow the container's output again; its output from here on is lost")
 			break
@@ -123,19 +124,31 @@ func (r *Runtime) waitAgain(waitCtx context.Context, wg *sync.WaitGroup, tr *tas
 }
 
 // followAgain opens c's output again, its stream having broken: the
-// daemon's log of c from the moment the stream ended. That moment is the
-// worker's clock, and the daemon times a line when its logger reads it,
-// which on a busy host can be after the attach delivered it and the
-// stream broke: such a line comes again (CI saw "ready" twice); and a
-// line on its way in the stream that broke, timed before the moment, is
-// missed. A log the daemon cannot read (the "none" log driver, or another
-// with Docker's dual logging off) leaves c's output from now on, attached
-// to again: what c wrote in between is lost, and a warning says so.
-func (r *Runtime) followAgain(ctx context.Context, log zerolog.Logger, c *ctr) (io.Reader, func(), error) {
-	since := fmt.Sprintf("%d.%09d", c.outputEnded.Unix(), c.outputEnded.Nanosecond())
-	rc, err := r.cli.ContainerLogs(ctx, c.id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Since: since})
+// daemon's log of c from its start, each writer dropping what it has
+// delivered already (resumeAt), so that the output goes on where the
+// stream broke off. A log that no longer begins as the output did, its
+// start rotated away, is followed from the moment the stream ended: that
+// moment is the worker's clock, and the daemon times a line when its
+// logger reads it, which on a busy host can be after the stream delivered
+// it, or before a line on its way in the stream that broke: such a line
+// can then come twice, or be missed, and a warning says so. A log the
+// daemon cannot read (the "none" log driver, or another with Docker's
+// dual logging off) leaves c's output from now on, attached to again:
+// what c wrote in between is lost, and a warning says so.
+func (r *Runtime) followAgain(ctx context.Context, log zerolog.Logger, c *ctr, stdout, stderr *lineWriter) (io.Reader, func(), error) {
+	opts := container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true}
+	rc, err := r.cli.ContainerLogs(ctx, c.id, opts)
 	if err == nil {
-		return rc, func() { rc.Close() }, nil
+		if out, whole := resumeAt(rc, c.def.PseudoTerminal, stdout, stderr); whole {
+			return out, func() { rc.Close() }, nil
+		}
+		rc.Close()
+		log.Warn().Msg("the container's log no longer begins as its output did (its start was rotated away), so it is followed from when the output broke: a line around that moment may come twice or be missed")
+		opts.Since = fmt.Sprintf("%d.%09d", c.outputEnded.Unix(), c.outputEnded.Nanosecond())
+		rc, err = r.cli.ContainerLogs(ctx, c.id, opts)
+		if err == nil {
+			return rc, func() { rc.Close() }, nil
+		}
 	}
 	if !cerrdefs.IsNotImplemented(err) {
 		return nil, nil, err
