@@ -70,8 +70,8 @@ const (
 	// PoolHolding: it holds a slot, from its release to its end.
 	PoolHolding
 	// PoolKept: it ended, stopped while QUEUED after a worker had taken
-	// its job, and holds its slot until no container of it can run
-	// (SlotKeep).
+	// its job, or while a worker held its job as a later attempt, and
+	// holds its slot until no container of it can run (SlotKeep).
 	PoolKept
 )
 
@@ -143,7 +143,10 @@ func (r *Run) FailForPool(now time.Time) bool {
 // SlotKeep says why a run that ended still holds its pool's slot. The run
 // was stopped while QUEUED, but a worker had already taken its job (the
 // run's claim said so), its start not yet recorded: that worker may be
-// starting its containers, and stops them when the stop reaches it.
+// starting its containers, and stops them when the stop reaches it. Or
+// the run ended by the end of an attempt whose worker had been taken for
+// lost, and another worker holds its job as the next attempt
+// (KeepSlotFor).
 // Freeing the slot at the stop would let the pool's next run start
 // beside them. The slot is freed when the worker reports the end of the
 // attempt it took (or of a later one: another worker found it lost), or
@@ -154,8 +157,28 @@ type SlotKeep struct {
 	// worker took.
 	Attempt int    `json:"attempt"`
 	Worker  string `json:"worker"`
-	// Since is when the stop was recorded.
+	// Since is when the stop, or the end, was recorded.
 	Since time.Time `json:"since"`
+}
+
+// KeepSlotFor keeps the slot of a run of a pool that just ended by an
+// attempt's end, while a worker holds its job as a later attempt (the
+// run's claim said so): that worker took the job for a lost worker's, the
+// ending attempt's, whose worker reported its end after all. The later
+// attempt may be starting its containers: the slot is kept (PoolKept)
+// until its end is applied, or the sweep finds its worker gone or the job
+// let go (server/poolstop.go), as for a stop (SlotKeep). It reports
+// whether the run changed: not for an attempt that ended already.
+func (r *Run) KeepSlotFor(now time.Time, attempt int, worker string) bool {
+	if r.Pool == "" || r.PoolSlotAt == nil || r.PoolSlotKept != nil || !r.Status.Terminal() {
+		return false
+	}
+	if cur := r.Current(); cur == nil || attempt <= cur.Attempt ||
+		attempt <= len(r.Attempts) && r.Attempts[attempt-1].Status.Terminal() {
+		return false
+	}
+	r.PoolSlotKept = &SlotKeep{Attempt: attempt, Worker: worker, Since: now.UTC()}
+	return true
 }
 
 // CancelTaken is Cancel for a run whose job worker had taken, as attempt,

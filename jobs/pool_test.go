@@ -156,3 +156,42 @@ func TestRunKeepsSlotWhenStoppedAfterATake(t *testing.T) {
 		t.Error("CancelTaken changed a running run")
 	}
 }
+
+// TestRunKeepsSlotForALaterAttempt: a run of a pool that ended by attempt
+// 1's end while a worker holds its job as attempt 2 keeps its slot until
+// attempt 2's end is applied; it keeps none for an attempt that is not
+// later, or that ended, nor while it has not ended.
+func TestRunKeepsSlotForALaterAttempt(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ev := func(attempt, seq int, st Status) Event {
+		return Event{RunID: "r", Attempt: attempt, Seq: seq, Status: st, Source: SourceWorker, Worker: "w2", Time: t0}
+	}
+	r := &Run{RunID: "r", Status: StatusQueued, Pool: "p", Attempts: []Attempt{{Attempt: 1, Status: StatusQueued, CreatedAt: t0}}}
+	r.TakeSlot(t0)
+	if r.KeepSlotFor(t0, 2, "w2") {
+		t.Fatal("kept a slot for a run that goes on")
+	}
+	zero := 0
+	r.Apply(Event{RunID: "r", Attempt: 1, Seq: 2, Status: StatusSucceeded, Source: SourceWorker, Worker: "w1", Time: t0, ExitCode: &zero})
+	if r.Status != StatusSucceeded {
+		t.Fatalf("status %s", r.Status)
+	}
+	if r.KeepSlotFor(t0, 1, "w1") {
+		t.Error("kept the slot for the attempt that ended the run")
+	}
+	if !r.KeepSlotFor(t0, 2, "w2") || r.PoolState() != PoolKept {
+		t.Fatalf("attempt 2 held by w2: %v", r.PoolState())
+	}
+	if k := r.PoolSlotKept; k.Attempt != 2 || k.Worker != "w2" || !k.Since.Equal(t0) {
+		t.Errorf("kept: %+v", k)
+	}
+	if r.Apply(ev(2, 1, StatusRunning)) && r.PoolState() != PoolKept {
+		t.Errorf("attempt 2's start freed the slot: %v", r.PoolState())
+	}
+	if !r.Apply(ev(2, 2, StatusFailed)) || r.PoolState() != PoolNone || r.Status != StatusSucceeded {
+		t.Errorf("attempt 2's end: %s %v, want the slot freed, the run still SUCCEEDED", r.Status, r.PoolState())
+	}
+	if r.KeepSlotFor(t0, 2, "w2") {
+		t.Error("kept the slot again for attempt 2, which ended")
+	}
+}

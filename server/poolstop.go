@@ -147,3 +147,47 @@ func (s *Server) freeKeptSlot(ctx context.Context, id, why string) error {
 	s.cfg.log.Info().Str("run", id).Str("pool", r.Pool).Str("why", why).Msg("stopped run frees its slot")
 	return s.releasePools(ctx, r.Pool)
 }
+
+// claimTimeout bounds endClaim's asks of the claims bucket, made while
+// the store's write transaction is open.
+const claimTimeout = 10 * time.Second
+
+// endClaim is the check of a run of a pool that worker reports end while
+// it holds its slot (storage.EndCheck), before its end is stored. A
+// worker whose lease lapsed (killed, or cut off from NATS) may report an
+// attempt's end after another worker took its job for lost, as the next
+// attempt, which may be starting its containers: the run ends by the
+// report, but keeps its slot until that attempt ends (jobs.KeepSlotFor),
+// or the sweep finds it gone, as above. Otherwise the claim is marked
+// done (worker.EndClaim), by revision: a worker taking the job for lost
+// meanwhile makes the write conflict, and is then seen here; one that
+// takes it after finds the claim done and leaves the job. Only runs of
+// pools pay this: a read of the claim, and a write.
+func (s *Server) endClaim(ctx context.Context, r *jobs.Run) error {
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	for try := 0; try < 5; try++ {
+		data, rev, err := s.q.Claim(ctx, r.RunID)
+		if err != nil {
+			return fmt.Errorf("read its claim: %w", err)
+		}
+		next, later := worker.EndClaim(data, currentAttempt(r))
+		if later != nil {
+			if r.KeepSlotFor(s.cfg.now(), later.Attempt, later.Worker) {
+				s.cfg.log.Info().Str("run", r.RunID).Str("pool", r.Pool).Str("worker", later.Worker).Int("attempt", later.Attempt).
+					Msg("ended by a worker taken for lost, whose job another worker holds: it keeps its slot until that attempt ends")
+			}
+			return nil
+		}
+		if next == nil {
+			return nil
+		}
+		if _, err := s.q.PutClaim(ctx, r.RunID, next, rev); !errors.Is(err, queue.ErrClaimConflict) {
+			if err != nil {
+				return fmt.Errorf("mark its claim done: %w", err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("its claim: too many concurrent changes")
+}

@@ -824,7 +824,7 @@ func currentAttempt(r *jobs.Run) int {
 func (s *Server) applyBatch(ctx context.Context, b *queue.EventBatch) {
 	start := time.Now()
 	s.lockOrder() // to the send of the announcements (announce.go)
-	changed, err := s.db.ApplyEvents(ctx, b.Events)
+	changed, err := s.db.ApplyEventsChecking(ctx, b.Events, s.endClaim)
 	if err != nil {
 		s.unlockOrder()
 		s.metrics.batchFailures.Inc()

@@ -83,6 +83,18 @@ type Applied struct {
 // If the call fails, nothing of it is stored and the caller may retry the
 // whole batch: events already applied before it are ignored as replays.
 func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, error) {
+	return db.ApplyEventsChecking(ctx, evs, nil)
+}
+
+// EndCheck is called, within ApplyEventsChecking's transaction and before
+// the run is stored, for each run of a pool that the events ended while it
+// held its slot. It may keep the slot (jobs.Run.KeepSlotFor): an error
+// fails the call.
+type EndCheck func(ctx context.Context, r *jobs.Run) error
+
+// ApplyEventsChecking is ApplyEvents, with check (if not nil) called for
+// each run of a pool that the events end holding its slot.
+func (db *DB) ApplyEventsChecking(ctx context.Context, evs []jobs.Event, check EndCheck) ([]Applied, error) {
 	// The events to apply, by run in order of each run's first event, and
 	// within a run by attempt and seq: indexes into evs, so that a batch
 	// of hundreds copies no event.
@@ -155,6 +167,11 @@ func (db *DB) ApplyEvents(ctx context.Context, evs []jobs.Event) ([]Applied, err
 		}
 		if !dirty {
 			continue
+		}
+		if check != nil && !before.Terminal() && r.Status.Terminal() && r.Pool != "" && r.PoolSlotAt != nil && r.PoolSlotKept == nil {
+			if err := check(ctx, r); err != nil {
+				return nil, fmt.Errorf("apply events: run %s: %w", id, err)
+			}
 		}
 		if err := lr.write(ctx, upd); err != nil {
 			return nil, fmt.Errorf("apply events: store run %s: %w", id, err)

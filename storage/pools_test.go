@@ -480,3 +480,58 @@ func TestPoolDeleteRacesSet(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolEndCheck: ApplyEventsChecking asks its check about a run of a
+// pool that the events end while it holds its slot, and no other: one
+// that keeps its slot (jobs.Run.KeepSlotFor) is stored so, the slot still
+// in use; a check that fails fails the call, nothing stored.
+func TestPoolEndCheck(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openDB(t)
+	if _, _, err := db.SetPool(ctx, "p", 1, t0); err != nil {
+		t.Fatal(err)
+	}
+	a, b, plain := newRun(1, inPool("p", "")), newRun(2, inPool("p", "")), newRun(3)
+	for _, r := range []*jobs.Run{a, b, plain} {
+		mustCreate(t, db, r)
+	}
+	if rel, err := db.ReleasePool(ctx, "p", t0, nil); err != nil || !slices.Equal(poolRunIDs(rel.Released), []string{a.RunID}) {
+		t.Fatalf("release: %v, %v", rel, err)
+	}
+	var asked []string
+	keep := func(_ context.Context, r *jobs.Run) error {
+		asked = append(asked, r.RunID)
+		r.KeepSlotFor(t0, 2, "w2")
+		return nil
+	}
+	if _, err := db.ApplyEventsChecking(ctx, []jobs.Event{ev(a, 1, 1, jobs.StatusRunning), ev(plain, 1, 1, jobs.StatusSucceeded)}, keep); err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 0 {
+		t.Fatalf("asked about %v, which did not end holding a slot", asked)
+	}
+	failing := func(context.Context, *jobs.Run) error { return errors.New("claims unreachable") }
+	if _, err := db.ApplyEventsChecking(ctx, []jobs.Event{ev(a, 1, 2, jobs.StatusSucceeded)}, failing); err == nil {
+		t.Fatal("a failed check did not fail the call")
+	}
+	if r, err := db.GetRun(ctx, a.RunID); err != nil || r.Status != jobs.StatusRunning {
+		t.Fatalf("after a failed check: %v, %v; want a still RUNNING", r.Status, err)
+	}
+	applied, err := db.ApplyEventsChecking(ctx, []jobs.Event{ev(a, 1, 2, jobs.StatusSucceeded)}, keep)
+	if err != nil || len(applied) != 1 || applied[0].Status != jobs.StatusSucceeded || applied[0].PoolState() != jobs.PoolKept {
+		t.Fatalf("the end: %+v, %v; want SUCCEEDED keeping the slot", applied, err)
+	}
+	if !slices.Equal(asked, []string{a.RunID}) {
+		t.Errorf("asked about %v, want a", asked)
+	}
+	mustPool(t, db, "p", 1, 1, 1)
+	if rel, err := db.ReleasePool(ctx, "p", t0, nil); err != nil || len(rel.Released) != 0 {
+		t.Fatalf("release while the slot is kept: %v, %v", poolRunIDs(rel.Released), err)
+	}
+	applied, err = db.ApplyEventsChecking(ctx, []jobs.Event{ev(a, 2, 1, jobs.StatusFailed)}, keep)
+	if err != nil || len(applied) != 1 || !applied[0].SlotFreed {
+		t.Fatalf("attempt 2's end: %+v, %v; want the slot freed", applied, err)
+	}
+	mustPool(t, db, "p", 1, 0, 1)
+}

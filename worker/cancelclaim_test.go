@@ -216,3 +216,40 @@ func TestStopRightAfterTheClaim(t *testing.T) {
 		t.Fatalf("events %+v, want CANCELED", evs)
 	}
 }
+
+// TestEndClaim: a run that ended by attempt 1's end marks its claim done,
+// unless a worker holds a later attempt of its job (taken for a lost
+// worker's), which the server then keeps the run's pool slot for.
+func TestEndClaim(t *testing.T) {
+	enc := func(c claim) []byte { data, _ := json.Marshal(c); return data }
+	tests := []struct {
+		name   string
+		stored []byte
+		next   []byte // nil: nothing to write
+		later  *Claimed
+	}{
+		{"no claim", nil, nil, nil},
+		{"unreadable claim", []byte("{"), nil, nil},
+		{"the ending attempt's, unmarked", enc(claim{Attempt: 1, Worker: "w1", Job: 1, Seq: 7}),
+			enc(claim{Attempt: 1, Worker: "w1", Job: 1, Seq: 7, Done: true}), nil},
+		{"the ending attempt's, done", enc(claim{Attempt: 1, Worker: "w1", Job: 1, Done: true}), nil, nil},
+		{"the ending attempt's, handed back", enc(claim{Attempt: 1, Worker: "w1", Job: 1, Seq: 7, HandedBack: true}),
+			enc(claim{Attempt: 1, Worker: "w1", Job: 1, Seq: 7, HandedBack: true, Done: true}), nil},
+		{"a later attempt a worker holds", enc(claim{Attempt: 2, Worker: "w2", Job: 1, Seq: 7, Losses: 1}),
+			nil, &Claimed{Attempt: 2, Worker: "w2", Seq: 7}},
+		{"a later attempt that ended", enc(claim{Attempt: 2, Worker: "w2", Job: 1, Done: true}), nil, nil},
+		{"a later attempt handed back", enc(claim{Attempt: 2, Worker: "w2", Job: 1, HandedBack: true}),
+			enc(claim{Attempt: 2, Worker: "w2", Job: 1, HandedBack: true, Done: true}), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next, later := EndClaim(tt.stored, 1)
+			if string(next) != string(tt.next) {
+				t.Errorf("next %s, want %s", next, tt.next)
+			}
+			if (later == nil) != (tt.later == nil) || later != nil && *later != *tt.later {
+				t.Errorf("later %+v, want %+v", later, tt.later)
+			}
+		})
+	}
+}

@@ -455,3 +455,29 @@ func CancelClaim(data []byte, reason string, current int, redelivery bool) (next
 	next, _ = json.Marshal(c)
 	return next, true
 }
+
+// EndClaim returns the claim to store for a run that the server has just
+// recorded as ended by the end of attempt ended, given the stored claim
+// (nil if none). A claim of a later attempt that a worker holds (taken
+// for a lost worker's, the loss not yet reported) is that worker's: later
+// names it, and next is nil, for the run's pool slot is kept until it
+// ends. Any other claim is marked done, so that whoever is given the job
+// again takes it as a late delivery (claimDelivery), and next is nil only
+// when it is done already, or there is none. The claim is written by
+// revision: a worker taking the job as lost meanwhile makes the write
+// conflict, and the claim is read again.
+func EndClaim(data []byte, ended int) (next []byte, later *Claimed) {
+	var c claim
+	if data == nil || json.Unmarshal(data, &c) != nil || c.Attempt < 1 {
+		return nil, nil
+	}
+	if c.Attempt > ended && !c.Done && !c.HandedBack {
+		return nil, &Claimed{Attempt: c.Attempt, Worker: c.Worker, Seq: c.Seq}
+	}
+	if c.Done {
+		return nil, nil
+	}
+	c.Done = true
+	next, _ = json.Marshal(c)
+	return next, nil
+}

@@ -100,7 +100,7 @@ func TestPoolText(t *testing.T) {
 	}{
 		{queued, "warehouse (waiting for a slot)"},
 		{holding, "warehouse (holds a slot since 2026-01-01T02:00:00Z)"},
-		{kept, "warehouse (stopped, still holds its slot: worker w1 took attempt 1 and has not reported its containers gone)"},
+		{kept, "warehouse (ended, still holds its slot: worker w1 took attempt 1 and has not reported its containers gone)"},
 		{freed, "warehouse"},
 	} {
 		if got := poolText(&c.r); got != c.want {

@@ -471,7 +471,7 @@ func poolText(r *jobs.Run) string {
 		return r.Pool + " (holds a slot since " + r.PoolSlotAt.In(localZone).Format(time.RFC3339) + ")"
 	case jobs.PoolKept:
 		k := r.PoolSlotKept
-		return fmt.Sprintf("%s (stopped, still holds its slot: worker %s took attempt %d and has not reported its containers gone)",
+		return fmt.Sprintf("%s (ended, still holds its slot: worker %s took attempt %d and has not reported its containers gone)",
 			r.Pool, k.Worker, k.Attempt)
 	case jobs.PoolWaiting:
 		return r.Pool + " (waiting for a slot)"
