@@ -34,6 +34,9 @@ import (
 //   - or the sweep finds that worker gone for as long as it takes to mark
 //     a running run's attempt lost (the lease plus a heartbeat's TTL).
 //
+// A run of a pool that a worker's report ends while another worker holds
+// its job as a later attempt keeps its slot the same way (endClaim).
+//
 // Crash safety, per step of a stop, if the server dies just after it:
 //
 //  1. The stop is in the cancel bucket: the run is still QUEUED, holding
