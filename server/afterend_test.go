@@ -65,6 +65,41 @@ func (se *serverEvents) of(run string) []jobs.Event {
 	return slices.Clone(se.evs[run])
 }
 
+// w1Succeeds reports, as w1, that attempt 1 of run id succeeded, and waits
+// until the server has ended the run.
+func (e *lostEnv) w1Succeeds(id string) {
+	e.t.Helper()
+	zero := 0
+	if err := e.q.Report(e.ctx, &jobs.Event{RunID: id, Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded,
+		Source: jobs.SourceWorker, Worker: "w1", Time: e.now(), ExitCode: &zero,
+		Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &zero}}}); err != nil {
+		e.t.Error(err)
+		return
+	}
+	e.waitRun(id, "ended by w1", func(r *jobs.Run) bool { return r.Status.Terminal() })
+}
+
+// startW2 runs a real worker w2 with claims (through claims, if not nil)
+// and reports (through rep, if not nil) over e's queue.
+func (e *lostEnv) startW2(rt worker.Runtime, claims worker.Claims, rep worker.Reporter) {
+	e.t.Helper()
+	cons, err := e.q.Jobs(e.ctx, "default", "w2")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if claims == nil {
+		claims = workerq.Claims{Q: e.q}
+	}
+	if rep == nil {
+		rep = workerq.Reporter{Q: e.q}
+	}
+	w := worker.New("w2", "default", workerq.Source{C: cons}, rt, rep, worker.WithClaims(claims))
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	e.t.Cleanup(func() { cancel(); <-done })
+}
+
 // TestAttemptAfterTheRunEndedIsRecorded plays, in a fixed order, what the
 // kill -9 test found with a lease shorter than a server's restart: w1
 // runs attempt 1 and is cut off for longer than its lease; the queue hands
@@ -80,34 +115,15 @@ func TestAttemptAfterTheRunEndedIsRecorded(t *testing.T) {
 	r := e.submit()
 	e.takeAsLostWorker(r.RunID, true) // w1 renews no lease: cut off
 
-	// w1's end of attempt 1 reaches the server before w2's report of w1's
-	// loss: w1 reconnected meanwhile.
-	w1Ended := func() {
-		zero := 0
-		if err := e.q.Report(e.ctx, &jobs.Event{RunID: r.RunID, Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded,
-			Source: jobs.SourceWorker, Worker: "w1", Time: e.now(), ExitCode: &zero,
-			Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &zero}}}); err != nil {
-			t.Error(err)
-			return
-		}
-		e.waitRun(r.RunID, "ended by w1", func(r *jobs.Run) bool { return r.Status.Terminal() })
-	}
-	cons, err := e.q.Jobs(e.ctx, "default", "w2")
-	if err != nil {
-		t.Fatal(err)
-	}
 	rt := runtimeFunc(func(_ context.Context, task *worker.Task, _ worker.LogSink) (*worker.Result, error) {
 		e.ran <- task.Attempt
 		task.Started([]jobs.ContainerResult{{Name: "main"}})
 		seven := 7
 		return &worker.Result{Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &seven}}}, nil
 	})
-	rep := &reportFirst{Reporter: workerq.Reporter{Q: e.q}, first: w1Ended}
-	w := worker.New("w2", "default", workerq.Source{C: cons}, rt, rep, worker.WithClaims(workerq.Claims{Q: e.q}))
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	// w1's end of attempt 1 reaches the server before w2's report of w1's
+	// loss: w1 reconnected meanwhile.
+	e.startW2(rt, nil, &reportFirst{Reporter: workerq.Reporter{Q: e.q}, first: func() { e.w1Succeeds(r.RunID) }})
 
 	got := e.waitRun(r.RunID, "with an attempt 2 that ended", func(r *jobs.Run) bool {
 		return len(r.Attempts) == 2 && r.Attempts[1].Status.Terminal()

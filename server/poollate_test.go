@@ -12,41 +12,6 @@ import (
 	"github.com/gantry-dev/gantry/workerq"
 )
 
-// w1Succeeds reports, as w1, that attempt 1 of run id succeeded, and waits
-// until the server has ended the run.
-func (e *lostEnv) w1Succeeds(id string) {
-	e.t.Helper()
-	zero := 0
-	if err := e.q.Report(e.ctx, &jobs.Event{RunID: id, Attempt: 1, Seq: 2, Status: jobs.StatusSucceeded,
-		Source: jobs.SourceWorker, Worker: "w1", Time: e.now(), ExitCode: &zero,
-		Containers: []jobs.ContainerResult{{Name: "main", ExitCode: &zero}}}); err != nil {
-		e.t.Error(err)
-		return
-	}
-	e.waitRun(id, "ended by w1", func(r *jobs.Run) bool { return r.Status.Terminal() })
-}
-
-// startW2 runs a real worker w2 with claims (through claims, if not nil)
-// and reports (through rep, if not nil) over e's queue.
-func (e *lostEnv) startW2(rt worker.Runtime, claims worker.Claims, rep worker.Reporter) {
-	e.t.Helper()
-	cons, err := e.q.Jobs(e.ctx, "default", "w2")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if claims == nil {
-		claims = workerq.Claims{Q: e.q}
-	}
-	if rep == nil {
-		rep = workerq.Reporter{Q: e.q}
-	}
-	w := worker.New("w2", "default", workerq.Source{C: cons}, rt, rep, worker.WithClaims(claims))
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	e.t.Cleanup(func() { cancel(); <-done })
-}
-
 // TestPoolLateEndKeepsTheSlotForTheNextAttempt plays what the chaos test
 // found in a pool of one slot: w1 runs run a's attempt 1 and is cut off
 // for longer than its lease; w2 is handed the job and takes it for lost,
