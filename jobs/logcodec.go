@@ -107,6 +107,13 @@ func appendStringValid(dst []byte, s string) ([]byte, bool) {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight plain bytes at a time: most of a log is printable ASCII.
+		for i+8 <= len(s) && plainWord(load64(s, i)) {
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -156,9 +163,43 @@ func appendStringValid(dst []byte, s string) ([]byte, bool) {
 	return append(dst, '"'), valid
 }
 
+// load64 reads the eight bytes of s at i as a little-endian word; the
+// compiler makes it one load.
+func load64(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// Words of eight bytes, tested with Bit Twiddling Hacks' "hasless" and
+// "haszero": each is exact as to whether any byte of the word matches,
+// whatever the other bytes hold.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// quietWord reports whether none of the eight bytes of x is a control
+// character, a quote or a backslash: none ends a JSON string or needs an
+// escape in one.
+func quietWord(x uint64) bool {
+	quote := x ^ ('"' * ones)
+	backslash := x ^ ('\\' * ones)
+	return ((x-0x20*ones)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs == 0
+}
+
+// plainWord reports whether the eight bytes of x go into a JSON string as
+// they are: quiet, and ASCII (bytes of 0x80 and over must be checked as
+// UTF-8).
+func plainWord(x uint64) bool {
+	return quietWord(x) && x&highs == 0
+}
+
 // DecodeLogBatch decodes a log batch. Documents of the shape AppendLogBatch
 // writes take a fast path; anything else goes to encoding/json, so every
-// valid document decodes as json.Unmarshal would decode it.
+// valid document decodes as json.Unmarshal would decode it. The lines'
+// texts may be data's own bytes, not copied: data must not change while
+// the batch is in use (a NATS message's data never does).
 func DecodeLogBatch(data []byte, b *LogBatch) error {
 	d := logDecoder{data: data}
 	var fast LogBatch
@@ -176,6 +217,10 @@ type logDecoder struct {
 	data  []byte
 	pos   int
 	start int // of the string raw last read
+	// text holds the bytes of the lines that are not as they are in
+	// data (escaped, or in "raw"), one after another. Its strings are
+	// never written again (appends go past them, or to a new array).
+	text []byte
 }
 
 func (d *logDecoder) ws() {
@@ -295,7 +340,7 @@ func (d *logDecoder) line(l *LogLine) bool {
 	for first := true; ; first = false {
 		if d.consume('}') {
 			if seen[5] {
-				l.Text = string(raw)
+				l.Text = unsafeString(raw)
 			}
 			return true
 		}
@@ -323,7 +368,7 @@ func (d *logDecoder) line(l *LogLine) bool {
 			}
 		case "text":
 			idx = 2
-			if l.Text, ok = d.str(); !ok {
+			if l.Text, ok = d.textOf(d.raw()); !ok {
 				return false
 			}
 		case "partial":
@@ -342,12 +387,12 @@ func (d *logDecoder) line(l *LogLine) bool {
 			if r != rawOK {
 				return false // null, or escapes: encoding/json's to read
 			}
-			raw = make([]byte, base64.StdEncoding.DecodedLen(len(seg)))
-			n, err := base64.StdEncoding.Decode(raw, seg)
-			if err != nil {
+			at := len(d.text)
+			var err error
+			if d.text, err = base64.StdEncoding.AppendDecode(d.text, seg); err != nil {
 				return false
 			}
-			raw = raw[:n]
+			raw = d.text[at:]
 		default:
 			return false
 		}
@@ -395,13 +440,48 @@ func (d *logDecoder) int() (int64, bool) {
 	if d.pos < len(d.data) && (d.data[d.pos] == '.' || d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(d.data[start:d.pos]), 10, 64)
-	return n, err == nil
+	if d.pos-digits > 18 { // might not fit: strconv tells
+		n, err := strconv.ParseInt(string(d.data[start:d.pos]), 10, 64)
+		return n, err == nil
+	}
+	var n int64
+	for _, c := range d.data[digits:d.pos] {
+		n = n*10 + int64(c-'0')
+	}
+	if digits > start {
+		n = -n
+	}
+	return n, true
 }
 
 // str reads a string, unescaping it; invalid UTF-8 or an odd escape falls
 // back.
 func (d *logDecoder) str() (string, bool) { return d.stringOf(d.raw()) }
+
+// textOf is stringOf for a line's text: without escapes, the document's
+// own bytes; unescaped, kept in d.text.
+func (d *logDecoder) textOf(seg []byte, r int) (string, bool) {
+	switch r {
+	case rawOK:
+		return unsafeString(seg), true
+	case rawEscaped:
+		at := len(d.text)
+		var ok bool
+		if d.text, ok = d.unescape(d.text, d.start); !ok {
+			return "", false
+		}
+		return unsafeString(d.text[at:]), true
+	}
+	return "", false
+}
+
+// unsafeString is b as a string, without a copy: b must never change.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
 
 // stringOf finishes the string raw read: copied, or unescaped from its start.
 func (d *logDecoder) stringOf(seg []byte, r int) (string, bool) {
@@ -409,7 +489,8 @@ func (d *logDecoder) stringOf(seg []byte, r int) (string, bool) {
 	case rawOK:
 		return string(seg), true
 	case rawEscaped:
-		return d.escaped(d.start)
+		out, ok := d.unescape(nil, d.start)
+		return string(out), ok
 	}
 	return "", false
 }
@@ -437,37 +518,37 @@ func (d *logDecoder) raw() ([]byte, int) {
 	}
 	seg := rest[:end]
 	if i := bytes.IndexByte(seg, '\\'); i >= 0 {
-		if hasControl(seg[:i]) {
+		if control, _ := controlOrHigh(seg[:i]); control {
 			return nil, rawBad
 		}
-		d.pos += i
+		d.pos += i // unescape checks the string as UTF-8
 		return nil, rawEscaped
 	}
-	if hasControl(seg) || !utf8.Valid(seg) {
+	if control, high := controlOrHigh(seg); control || high && !utf8.Valid(seg) {
 		return nil, rawBad
 	}
 	d.pos += end + 1
 	return seg, rawOK
 }
 
-// hasControl reports whether b holds a byte below 0x20, which JSON strings
-// must escape; eight bytes at a time ("hasless" of Bit Twiddling Hacks,
-// exact for bounds up to 0x80).
-func hasControl(b []byte) bool {
-	const below, highs = 0x20 * 0x0101010101010101, 0x8080808080808080
+// controlOrHigh reports whether b holds a byte below 0x20, which JSON
+// strings must escape, and whether it holds one of 0x80 and over, which
+// must be checked as UTF-8: eight bytes at a time, in one pass.
+func controlOrHigh(b []byte) (control, high bool) {
+	var ctl, hi uint64
 	for len(b) >= 8 {
 		x := binary.LittleEndian.Uint64(b)
-		if (x-below)&^x&highs != 0 {
-			return true
-		}
+		ctl |= (x - 0x20*ones) &^ x
+		hi |= x
 		b = b[8:]
 	}
 	for _, c := range b {
 		if c < 0x20 {
-			return true
+			ctl = highs
 		}
+		hi |= uint64(c)
 	}
-	return false
+	return ctl&highs != 0, hi&highs != 0
 }
 
 // stream reads a line's stream, without allocating for the usual two.
@@ -484,26 +565,27 @@ func (d *logDecoder) stream() (string, bool) {
 	return d.stringOf(seg, r)
 }
 
-func (d *logDecoder) escaped(start int) (string, bool) {
-	out := append([]byte(nil), d.data[start:d.pos]...)
+// unescape appends to dst the string that starts at start, unescaped; d.pos
+// is at its first backslash. Invalid UTF-8 or an escape that encoding/json
+// reads otherwise fails.
+func (d *logDecoder) unescape(dst []byte, start int) ([]byte, bool) {
+	from := len(dst)
+	out := append(dst, d.data[start:d.pos]...)
 	for d.pos < len(d.data) {
 		c := d.data[d.pos]
 		switch {
 		case c == '"':
 			d.pos++
-			if !utf8.Valid(out) {
-				return "", false
-			}
-			return string(out), true
+			return out, utf8.Valid(out[from:])
 		case c < 0x20:
-			return "", false
+			return out, false
 		case c != '\\':
 			out = append(out, c)
 			d.pos++
 			continue
 		}
 		if d.pos+1 >= len(d.data) {
-			return "", false
+			return out, false
 		}
 		e := d.data[d.pos+1]
 		d.pos += 2
@@ -523,28 +605,28 @@ func (d *logDecoder) escaped(start int) (string, bool) {
 		case 'u':
 			r, ok := d.hex4()
 			if !ok {
-				return "", false
+				return out, false
 			}
 			if utf16.IsSurrogate(r) {
 				r2 := rune(-1)
 				if d.pos+1 < len(d.data) && d.data[d.pos] == '\\' && d.data[d.pos+1] == 'u' {
 					d.pos += 2
 					if r2, ok = d.hex4(); !ok {
-						return "", false
+						return out, false
 					}
 				}
 				if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
 					r = dec
 				} else {
-					return "", false // lone surrogates: leave them to encoding/json
+					return out, false // lone surrogates: leave them to encoding/json
 				}
 			}
 			out = utf8.AppendRune(out, r)
 		default:
-			return "", false
+			return out, false
 		}
 	}
-	return "", false
+	return out, false
 }
 
 func (d *logDecoder) hex4() (rune, bool) {

@@ -2,7 +2,9 @@ package jobs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -128,22 +130,74 @@ func BenchmarkDecodeLogBatch(b *testing.B) {
 	}
 }
 
-// hasControl looks at eight bytes at a time: every byte value, at every
-// offset of a word and of the tail, against the plain loop.
-func TestHasControl(t *testing.T) {
+// quietWord, plainWord and controlOrHigh against a byte-by-byte look: every byte value at
+// every place of a word, among bytes that are near the ones they look
+// for (a borrow across bytes must not hide or invent one), and random
+// words.
+func TestQuietWord(t *testing.T) {
+	quiet := func(c byte) bool { return c >= 0x20 && c != '"' && c != '\\' }
+	check := func(x uint64) {
+		t.Helper()
+		wantQuiet, wantPlain := true, true
+		for k := range 8 {
+			c := byte(x >> (8 * k))
+			wantQuiet = wantQuiet && quiet(c)
+			wantPlain = wantPlain && quiet(c) && c < utf8.RuneSelf
+		}
+		if quietWord(x) != wantQuiet || plainWord(x) != wantPlain {
+			t.Fatalf("%#016x: quietWord %v plainWord %v, want %v %v", x, quietWord(x), plainWord(x), wantQuiet, wantPlain)
+		}
+	}
+	for _, fill := range []byte{'a', 0x00, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff} {
+		for at := range 8 {
+			for c := range 256 {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[at] = byte(c)
+				check(binary.LittleEndian.Uint64(w))
+			}
+		}
+	}
+	// controlOrHigh, over words and tails.
 	for n := 0; n <= 19; n++ {
 		for at := 0; at < n; at++ {
-			for c := 0; c < 256; c++ {
+			for c := range 256 {
 				b := bytes.Repeat([]byte{'a'}, n)
 				b[at] = byte(c)
-				if got, want := hasControl(b), c < 0x20; got != want {
-					t.Fatalf("%q: hasControl %v, want %v", b, got, want)
+				if control, high := controlOrHigh(b); control != (c < 0x20) || high != (c >= 0x80) {
+					t.Fatalf("%q: controlOrHigh %v %v", b, control, high)
 				}
 			}
 		}
 	}
-	if hasControl([]byte("\xff\xfe\x80\x9f plain é text over 8 bytes")) {
-		t.Fatal("bytes of 0x80 and over taken for control characters")
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1_000_000 {
+		x := r.Uint64()
+		check(x)
+		check(x | highs)  // every byte high
+		check(x &^ highs) // every byte ASCII
+	}
+}
+
+// appendString skips eight plain bytes at a time: every byte value, at
+// every offset of strings long enough for a word or two and a tail, is
+// written as encoding/json writes it.
+func TestAppendStringWords(t *testing.T) {
+	for n := 1; n <= 19; n++ {
+		for at := 0; at < n; at++ {
+			for c := 0; c < 256; c++ {
+				b := bytes.Repeat([]byte{'a'}, n)
+				b[at] = byte(c)
+				want, err := json.Marshal(string(b))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = bytes.ReplaceAll(bytes.ReplaceAll(bytes.ReplaceAll(want,
+					[]byte(`\u003c`), []byte("<")), []byte(`\u003e`), []byte(">")), []byte(`\u0026`), []byte("&"))
+				if got := appendString(nil, string(b)); !bytes.Equal(got, want) {
+					t.Fatalf("%q: got %s, encoding/json (no HTML escaping) %s", b, got, want)
+				}
+			}
+		}
 	}
 }
 
