@@ -504,7 +504,10 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 			}
 		}
 		last = w
-		key := b.Container + "/" + l.Stream
+		var key string // a line in pieces', wanted only while one is held
+		if l.Partial || p.holding() {
+			key = b.Container + "/" + l.Stream
+		}
 		if l.Partial {
 			if p.open[key] {
 				w.WriteString(l.Text)
@@ -537,10 +540,17 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 	return p.flush()
 }
 
+// holding reports whether pieces of a line are held or being written
+// out: only then do lines need their container/stream key.
+func (p *linePrinter) holding() bool {
+	return len(p.partial) > 0 || len(p.partialAt) > 0 || len(p.open) > 0
+}
+
 // lineStart writes a line's start: the newline owed to the line before,
-// the label, prefix and timestamp, and the pieces held of it.
+// the label, prefix and timestamp, and the pieces held of it (under key,
+// "" when none is held).
 func (p *linePrinter) lineStart(w *bufio.Writer, b *jobs.LogBatch, key, stream string) {
-	if p.owed[w] {
+	if len(p.owed) > 0 && p.owed[w] {
 		w.WriteByte('\n')
 		delete(p.owed, w)
 	}
