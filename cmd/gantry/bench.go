@@ -103,9 +103,10 @@ in MiB against targets in MB, and the target says both.
   containers     trivial containers through gantry vs the Docker API directly,
                  in rounds taken in turn
   single-run     an attached run of a trivial container vs create/start/wait/remove
-  logs           a container's output followed through gantry vs the Docker API,
-                 the median of pairs taken in turn; one line in a hundred is
-                 not UTF-8 (Latin-1), and logs-byte-exact compares checksums
+  logs           a container's output followed through gantry, printed as
+                 gantry logs -f prints it, vs the Docker API; the median of
+                 pairs taken in turn; one line in a hundred is not UTF-8
+                 (Latin-1), and logs-byte-exact compares checksums
   stage-hop      a pipeline of sequential trivial stages: from one stage's
                  container dying (Docker's die event) to gantry's create request
                  for the next; the daemon's own create time is shown beside it

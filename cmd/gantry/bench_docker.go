@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"os/exec"
@@ -347,8 +346,13 @@ func (lp logsPairs) run(ctx context.Context, mib, pairs int) (took, base float64
 		if err != nil {
 			return 0, 0, false, err
 		}
+		// What gantry logs -f prints, as it prints it (its line printer).
 		sum := sha256.New()
-		if err := lp.st.client.Logs(ctx, r.RunID, client.LogOptions{Follow: true}, hashLines(sum)); err != nil {
+		pr := newLinePrinter(sum, io.Discard, false)
+		if err := lp.st.client.Logs(ctx, r.RunID, client.LogOptions{Follow: true}, pr.batch); err != nil {
+			return 0, 0, false, err
+		}
+		if err := pr.flush(); err != nil {
 			return 0, 0, false, err
 		}
 		tooks = append(tooks, time.Since(start))
@@ -356,21 +360,4 @@ func (lp logsPairs) run(ctx context.Context, mib, pairs int) (took, base float64
 		fmt.Fprintf(lp.progress, "bench: logs: Docker API %s, gantry %s\n", bases[len(bases)-1].Round(time.Millisecond), tooks[len(tooks)-1].Round(time.Millisecond))
 	}
 	return ms(percentile(tooks, 0.5)), ms(percentile(bases, 0.5)), exact, nil
-}
-
-// hashLines feeds log lines, joined and newline-terminated as the
-// container wrote them, to h.
-func hashLines(h hash.Hash) func(*jobs.LogBatch) error {
-	return func(b *jobs.LogBatch) error {
-		for _, l := range b.Lines {
-			if l.Stream != jobs.Stdout {
-				continue
-			}
-			io.WriteString(h, l.Text)
-			if !l.Partial && !l.NoNewline {
-				h.Write([]byte{'\n'})
-			}
-		}
-		return nil
-	}
 }
