@@ -94,6 +94,12 @@ func rawRunSteps(ctx context.Context, n, jobSize int) (float64, time.Duration, e
 		return 0, 0, err
 	}
 	defer svc.Unsubscribe()
+	// The NATS server has the subscription once it answers a flush: the
+	// clients ask on another connection, which would otherwise race it
+	// and could find no responder (a CI run under -race did).
+	if err := inner.Flush(); err != nil {
+		return 0, 0, err
+	}
 
 	// The worker: 256 slots.
 	slots := make(chan struct{}, 256)
