@@ -504,7 +504,7 @@ func (p *linePrinter) batch(b *jobs.LogBatch) error {
 			}
 		}
 		last = w
-		var key string // a line in pieces', wanted only while one is held
+		var key string // for a line in pieces: made only while one is held
 		if l.Partial || p.holding() {
 			key = b.Container + "/" + l.Stream
 		}
@@ -550,7 +550,7 @@ func (p *linePrinter) holding() bool {
 // the label, prefix and timestamp, and the pieces held of it (under key,
 // "" when none is held).
 func (p *linePrinter) lineStart(w *bufio.Writer, b *jobs.LogBatch, key, stream string) {
-	if len(p.owed) > 0 && p.owed[w] {
+	if p.owed[w] {
 		w.WriteByte('\n')
 		delete(p.owed, w)
 	}
