@@ -60,6 +60,9 @@ func FuzzLogBatchCodec(f *testing.F) {
 	f.Add(string(AppendLogBatch(nil, sampleBatch())), "text", int64(7), false, true)
 	f.Add(`{"runId":"a\"b","lines":[]}`, "x\xff\x00", int64(-1), true, false)
 	f.Add(`{"lines":[{"seq":1,"stream":"stdout","text":"a","noNewline":1}]}`, "", int64(0), false, false)
+	// Texts long enough for the eight-byte words, with what ends them.
+	f.Add(`{"lines":[{"seq":12345678901234567,"stream":"stdout","text":"plain ascii text over words\tthen é"}]}`,
+		"plain ascii text over words\"then\x01 é \xff \u2028 and more plain text", int64(-12345678901234567), false, false)
 	f.Fuzz(func(t *testing.T, doc, text string, seq int64, partial, noNewline bool) {
 		// Anything decodes as encoding/json decodes it.
 		var fast, slow LogBatch
