@@ -133,10 +133,10 @@ func BenchmarkDecodeLogBatch(b *testing.B) {
 	}
 }
 
-// quietWord, plainWord and controlOrHigh against a byte-by-byte look: every byte value at
-// every place of a word, among bytes that are near the ones they look
-// for (a borrow across bytes must not hide or invent one), and random
-// words.
+// quietWord, plainWord and controlOrHigh against a byte-by-byte look:
+// every byte value at every place of a word, among bytes near the ones
+// they look for (a borrow across bytes must not hide or invent one), and
+// random words.
 func TestQuietWord(t *testing.T) {
 	quiet := func(c byte) bool { return c >= 0x20 && c != '"' && c != '\\' }
 	check := func(x uint64) {
