@@ -2,6 +2,7 @@ package docker
 
 import (
 	"bytes"
+	"hash/crc32"
 	"unicode/utf8"
 
 	"github.com/gantry-dev/gantry/worker"
@@ -27,13 +28,13 @@ type lineWriter struct {
 	// tty: the stream is a terminal's, whose lines end with \r\n.
 	tty bool
 
-	// delivered counts the bytes of the stream passed on, and head keeps
-	// the first headLen of them: where the stream stands, should it be read
-	// again from the container's log (resume.go). skip is how many bytes
-	// written next were delivered already, and are dropped.
+	// delivered counts the bytes of the stream passed on, head keeps the
+	// first headLen of them and sum is their CRC (castagnoli): where the
+	// stream stands, should it be read again from the container's log
+	// (resume.go).
 	delivered int64
 	head      []byte
-	skip      int64
+	sum       uint32
 }
 
 // line is b without the \r a terminal puts before the newline.
@@ -46,12 +47,8 @@ func (w *lineWriter) line(b []byte) []byte {
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
-	if w.skip > 0 {
-		k := min(w.skip, int64(len(p)))
-		w.skip -= k
-		p = p[k:]
-	}
 	w.delivered += int64(len(p))
+	w.sum = crc32.Update(w.sum, castagnoli, p)
 	if len(w.head) < headLen {
 		w.head = append(w.head, p[:min(len(p), headLen-len(w.head))]...)
 	}

@@ -207,3 +207,21 @@ func FuzzLineWriter(f *testing.F) {
 		}
 	})
 }
+
+// discardSink is a worker.LogSink that keeps nothing.
+type discardSink struct{}
+
+func (discardSink) Line(string, string, []byte)  {}
+func (discardSink) Piece(string, string, []byte) {}
+func (discardSink) End(string, string, []byte)   {}
+
+// BenchmarkLineWriter: a stream's 32 KiB writes of 100-byte lines, split
+// and passed on, and counted for the stream read again (resume.go).
+func BenchmarkLineWriter(b *testing.B) {
+	buf := []byte(strings.Repeat(strings.Repeat("x", 99)+"\n", 327))
+	w := &lineWriter{sink: discardSink{}, container: "c", stream: "stdout"}
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		w.Write(buf)
+	}
+}

@@ -3,6 +3,7 @@ package docker
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -130,6 +131,56 @@ type unreadableLogs struct{ Client }
 
 func (unreadableLogs) ContainerLogs(context.Context, string, container.LogsOptions) (io.ReadCloser, error) {
 	return nil, fmt.Errorf("configured logging driver does not support reading: %w", cerrdefs.ErrNotImplemented)
+}
+
+// TestDaemonBackMidRunRotatedLog: as TestDaemonBackMidRun, with the
+// container's log rotated meanwhile (a client that drops its first lines)
+// so that what is left of it begins as the output did, "tick" written a
+// hundred times: its start cannot tell it from a whole log, but it holds
+// less than the output delivered. The output is followed from the moment
+// it broke instead: the lines written since come, none lost.
+func TestDaemonBackMidRunRotatedLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := sampletest.StartDaemonProxy(t, e.cli)
+	rt := proxyRuntimeOf(t, e, p, func(c Client) Client { return rotatedLogs{c} })
+	res, sink := runThroughProxy(t, e, rt,
+		sh("for i in $(seq 100); do echo tick; done; echo ready; sleep 1; echo during; sleep 3; echo after; exit 3"),
+		awayFor(t, p, 2*time.Second))
+	if c := res.Containers[0]; c.ExitCode == nil || *c.ExitCode != 3 {
+		t.Fatalf("container %+v, want exit code 3", c)
+	}
+	got := sink.get("main", "stdout")
+	count := map[string]int{}
+	for _, l := range got {
+		count[l]++
+	}
+	if count["tick"] < 100 || count["during"] != 1 || count["after"] != 1 {
+		t.Fatalf("stdout %q: want a hundred ticks or more, then during and after once", got)
+	}
+}
+
+// rotatedLogs is a Docker client whose container logs, read from the
+// start, have lost their first ten lines, as if rotated away.
+type rotatedLogs struct{ Client }
+
+func (c rotatedLogs) ContainerLogs(ctx context.Context, id string, opts container.LogsOptions) (io.ReadCloser, error) {
+	rc, err := c.Client.ContainerLogs(ctx, id, opts)
+	if err != nil || opts.Since != "" {
+		return rc, err
+	}
+	for range 10 {
+		var h [8]byte
+		if _, err := io.ReadFull(rc, h[:]); err != nil {
+			rc.Close()
+			return nil, err
+		}
+		if _, err := io.CopyN(io.Discard, rc, int64(binary.BigEndian.Uint32(h[4:]))); err != nil {
+			rc.Close()
+			return nil, err
+		}
+	}
+	return rc, nil
 }
 
 // TestStopWhileDaemonAway: a task stopped while the Docker daemon is away,

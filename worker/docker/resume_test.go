@@ -90,37 +90,87 @@ func TestResumeAtTerminal(t *testing.T) {
 }
 
 // TestResumeAtRotatedLog: a log whose start was rotated away begins
-// otherwise than the output did: resumeAt says so, and leaves the writers
-// as they were, dropping nothing.
+// otherwise than the output did: resumeAt says so.
 func TestResumeAtRotatedLog(t *testing.T) {
-	sink := &recordSink{}
-	wout := &lineWriter{sink: sink, container: "c", stream: "stdout"}
-	werr := &lineWriter{sink: sink, container: "c", stream: "stderr"}
-	stdcopy.StdCopy(wout, werr, bytes.NewReader(muxed([]part{{stdcopy.Stdout, "one\ntwo\n"}, {stdcopy.Stderr, "e\n"}})))
+	wout, werr := delivered(t, muxed([]part{{stdcopy.Stdout, "one\ntwo\n"}, {stdcopy.Stderr, "e\n"}}))
 	rotated := muxed([]part{{stdcopy.Stdout, "two\n"}, {stdcopy.Stderr, "e\n"}, {stdcopy.Stdout, "three\n"}})
 	if _, whole := resumeAt(bytes.NewReader(rotated), false, wout, werr); whole {
 		t.Fatal("a log that begins with the output's second line was taken as whole")
 	}
-	if wout.skip != 0 || werr.skip != 0 {
-		t.Fatalf("skip %d and %d, want none", wout.skip, werr.skip)
+}
+
+// TestResumeAtRotatedLogSameStart: a log rotated so that what is left of
+// it begins as the output did, for longer than the first bytes a writer
+// keeps (headLen), the container writing the same line over and over
+// until something happened, is not taken as whole: its bytes delivered
+// differ further on. Taken as whole, the lines after the break, up to the
+// length rotated away, were lost.
+func TestResumeAtRotatedLogSameStart(t *testing.T) {
+	var before []part
+	for range 100 {
+		before = append(before, part{stdcopy.Stdout, "tick\n"})
+	}
+	wout, werr := delivered(t, muxed(append(before, part{stdcopy.Stdout, "ready\n"})))
+	// Rotated: ten ticks gone, and "during" written since the break.
+	rotated := muxed(append(before[10:], part{stdcopy.Stdout, "ready\n"}, part{stdcopy.Stdout, "during\n"}, part{stdcopy.Stdout, "after\nand the end\n"}))
+	if _, whole := resumeAt(bytes.NewReader(rotated), false, wout, werr); whole {
+		t.Fatal("a log rotated to less than was delivered, beginning as the output did, was taken as whole")
 	}
 }
 
 // TestResumeAtShortLog: a log that ends before it holds all that was
-// delivered (the container gone meanwhile) delivers nothing more.
+// delivered is not the one delivered.
 func TestResumeAtShortLog(t *testing.T) {
-	sink := &recordSink{}
-	wout := &lineWriter{sink: sink, container: "c", stream: "stdout"}
-	werr := &lineWriter{sink: sink, container: "c", stream: "stderr"}
-	wout.Write([]byte("one\ntwo\n"))
-	out, whole := resumeAt(bytes.NewReader(muxed([]part{{stdcopy.Stdout, "one\n"}})), false, wout, werr)
+	wout, werr := delivered(t, muxed([]part{{stdcopy.Stdout, "one\ntwo\n"}}))
+	if _, whole := resumeAt(bytes.NewReader(muxed([]part{{stdcopy.Stdout, "one\n"}})), false, wout, werr); whole {
+		t.Fatal("a log shorter than the output delivered was taken as whole")
+	}
+}
+
+// TestResumeAtStreamsFarApart: a log in which one stream goes on for
+// more than maxReadAhead before the other reaches what it delivered is not
+// the one delivered, whose streams broke off at one moment; resumeAt does
+// not keep that much.
+func TestResumeAtStreamsFarApart(t *testing.T) {
+	wout, werr := delivered(t, muxed([]part{{stdcopy.Stdout, "one\n"}}))
+	far := []part{}
+	for range maxReadAhead/(32<<10) + 1 {
+		far = append(far, part{stdcopy.Stderr, strings.Repeat("e", 32<<10-1) + "\n"})
+	}
+	log := muxed(append(far, part{stdcopy.Stdout, "one\n"}))
+	if _, whole := resumeAt(bytes.NewReader(log), false, wout, werr); whole {
+		t.Fatalf("a log with %d bytes of stderr before stdout's first line was taken as whole", len(log))
+	}
+	// Just under the bound, the log is whole, and nothing is lost.
+	log = muxed(append(far[:len(far)-2], part{stdcopy.Stdout, "one\ntwo\n"}))
+	out, whole := resumeAt(bytes.NewReader(log), false, wout, werr)
 	if !whole {
-		t.Fatal("not whole")
+		t.Fatal("a whole log with its streams' ends under maxReadAhead apart was not taken as whole")
 	}
-	stdcopy.StdCopy(wout, werr, out)
-	if got := sink.output("c", "stdout"); got != "one\ntwo\n" {
-		t.Fatalf("stdout %q, want one and two, once", got)
+	sink := &recordSink{}
+	wout.sink, werr.sink = sink, sink
+	if _, err := stdcopy.StdCopy(wout, werr, out); err != nil {
+		t.Fatal(err)
 	}
+	if got := sink.get("c", "stderr"); len(got) != len(far)-2 {
+		t.Fatalf("%d lines of stderr, want %d", len(got), len(far)-2)
+	}
+	if got := sink.output("c", "stdout"); got != "two\n" {
+		t.Fatalf("stdout %q, want the line not delivered yet", got)
+	}
+}
+
+// delivered returns a stdout and a stderr writer that delivered log, as
+// an attach did before it broke.
+func delivered(t *testing.T, log []byte) (stdout, stderr *lineWriter) {
+	t.Helper()
+	sink := &recordSink{}
+	stdout = &lineWriter{sink: sink, container: "c", stream: "stdout"}
+	stderr = &lineWriter{sink: sink, container: "c", stream: "stderr"}
+	if _, err := stdcopy.StdCopy(stdout, stderr, bytes.NewReader(log)); err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr
 }
 
 // FuzzResumeAt: whatever the container wrote, in whatever parts, and
@@ -171,4 +221,41 @@ func FuzzResumeAt(f *testing.F) {
 			t.Fatalf("broken after %d bytes: stderr %q, want %q", n, stderr, want(errOut, false))
 		}
 	})
+}
+
+// closeCount is a log that counts its closes.
+type closeCount struct {
+	io.Reader
+	closes int
+}
+
+func (c *closeCount) Close() error { c.closes++; return nil }
+
+// TestRelogReopen: a log followed again that its check finds rotated is
+// closed, and the copy reads the one opened in its place, which Close
+// closes; once closed, no other is opened.
+func TestRelogReopen(t *testing.T) {
+	first, second := &closeCount{Reader: strings.NewReader("old")}, &closeCount{Reader: strings.NewReader("since the break")}
+	l := &relog{rc: first}
+	l.check = func() (io.Reader, error) {
+		return l.reopen(func() (io.ReadCloser, error) { return second, nil })
+	}
+	got, err := io.ReadAll(l)
+	if err != nil || string(got) != "since the break" || first.closes != 1 {
+		t.Fatalf("read %q, %v, first log closed %d times; want the second log's bytes and the first closed", got, err, first.closes)
+	}
+	l.Close()
+	if second.closes != 1 {
+		t.Fatalf("second log closed %d times, want once", second.closes)
+	}
+
+	closed := &relog{rc: &closeCount{Reader: strings.NewReader("old")}}
+	opened := false
+	closed.check = func() (io.Reader, error) {
+		return closed.reopen(func() (io.ReadCloser, error) { opened = true; return second, nil })
+	}
+	closed.Close() // the container's exit, while the check reads
+	if n, err := closed.Read(make([]byte, 8)); n != 0 || err != io.EOF || opened {
+		t.Fatalf("read %d, %v, opened another %v; want EOF and none opened", n, err, opened)
+	}
 }

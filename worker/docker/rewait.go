@@ -124,31 +124,42 @@ func (r *Runtime) waitAgain(waitCtx context.Context, wg *sync.WaitGroup, tr *tas
 }
 
 // followAgain opens c's output again, its stream having broken: the
-// daemon's log of c from its start, each writer dropping what it has
-// delivered already (resumeAt), so that the output goes on where the
-// stream broke off. A log that no longer begins as the output did, its
-// start rotated away, is followed from the moment the stream ended: that
-// moment is the worker's clock, and the daemon times a line when its
-// logger reads it, which on a busy host can be after the stream delivered
-// it, or before a line on its way in the stream that broke: such a line
-// can then come twice, or be missed, and a warning says so. A log the
-// daemon cannot read (the "none" log driver, or another with Docker's
-// dual logging off) leaves c's output from now on, attached to again:
-// what c wrote in between is lost, and a warning says so.
+// daemon's log of c from its start, read on from where each writer's
+// stream broke off (resumeAt), so that the output goes on with no line
+// twice and none missed. The log is checked as the copy reads it (relog),
+// not here: that reads it as far as the writers delivered, which takes as
+// long as the log is, or longer for a log rotated to less than that.
+//
+// A log that does not hold what the writers delivered, its start rotated
+// away, is followed from the moment the stream ended instead: that moment
+// is the worker's clock, and the daemon times a line when its logger
+// reads it, which on a busy host can be after the stream delivered it, or
+// before a line on its way in the stream that broke: such a line can then
+// come twice, or be missed, and a warning says so. A log the daemon cannot
+// read (the "none" log driver, or another with Docker's dual logging off)
+// leaves c's output from now on, attached to again: what c wrote in
+// between is lost, and a warning says so.
 func (r *Runtime) followAgain(ctx context.Context, log zerolog.Logger, c *ctr, stdout, stderr *lineWriter) (io.Reader, func(), error) {
 	opts := container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true}
 	rc, err := r.cli.ContainerLogs(ctx, c.id, opts)
 	if err == nil {
-		if out, whole := resumeAt(rc, c.def.PseudoTerminal, stdout, stderr); whole {
-			return out, func() { rc.Close() }, nil
+		l := &relog{rc: rc}
+		l.check = func() (io.Reader, error) {
+			if out, whole := resumeAt(rc, c.def.PseudoTerminal, stdout, stderr); whole {
+				return out, nil
+			}
+			if l.isClosed() { // the container ended, or its attempt
+				return nil, io.EOF
+			}
+			log.Warn().Msg("the container's log does not hold the output delivered (its start was rotated away), so it is followed from when the output broke: a line around that moment may come twice or be missed")
+			opts.Since = fmt.Sprintf("%d.%09d", c.outputEnded.Unix(), c.outputEnded.Nanosecond())
+			out, err := l.reopen(func() (io.ReadCloser, error) { return r.cli.ContainerLogs(ctx, c.id, opts) })
+			if err != nil && err != io.EOF {
+				log.Error().Err(err).Msg("follow the container's output again; its output from here on is lost")
+			}
+			return out, err
 		}
-		rc.Close()
-		log.Warn().Msg("the container's log no longer begins as its output did (its start was rotated away), so it is followed from when the output broke: a line around that moment may come twice or be missed")
-		opts.Since = fmt.Sprintf("%d.%09d", c.outputEnded.Unix(), c.outputEnded.Nanosecond())
-		rc, err = r.cli.ContainerLogs(ctx, c.id, opts)
-		if err == nil {
-			return rc, func() { rc.Close() }, nil
-		}
+		return l, l.Close, nil
 	}
 	if !cerrdefs.IsNotImplemented(err) {
 		return nil, nil, err
@@ -159,4 +170,62 @@ func (r *Runtime) followAgain(ctx context.Context, log zerolog.Logger, c *ctr, s
 	}
 	log.Warn().Err(err).Msg("the container's log cannot be read, so its output is attached to again: what it wrote while the Docker daemon was away is lost")
 	return att.Reader, att.Close, nil
+}
+
+// relog is a container's log followed again (followAgain). Its first Read
+// checks the log (check), and it reads on from what check returns: the
+// log, or another one check opened in its place (reopen). Close, from
+// another goroutine, closes the log open, ending a Read.
+type relog struct {
+	check func() (io.Reader, error)
+	out   io.Reader
+
+	mu     sync.Mutex
+	rc     io.ReadCloser
+	closed bool
+}
+
+func (l *relog) Read(p []byte) (int, error) {
+	if l.out == nil {
+		out, err := l.check()
+		if err != nil {
+			return 0, err
+		}
+		l.out = out
+	}
+	return l.out.Read(p)
+}
+
+// reopen closes the log and opens another in its place, unless l was
+// closed meanwhile.
+func (l *relog) reopen(open func() (io.ReadCloser, error)) (io.Reader, error) {
+	if l.isClosed() {
+		return nil, io.EOF
+	}
+	rc, err := open()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rc.Close()
+	l.rc = rc
+	if l.closed {
+		rc.Close()
+		return nil, io.EOF
+	}
+	return rc, nil
+}
+
+func (l *relog) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	l.rc.Close()
+}
+
+func (l *relog) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
