@@ -30,7 +30,8 @@ import (
 // What gantry adds to this — its SQLite writes, JSON of runs and events,
 // the report that carries the worker's events to the server, placement,
 // logs and the logic between — is what the ratio against this baseline
-// measures. Concurrency is the harness's: 64 submitters, 256 slots.
+// measures. Concurrency is the harness's: benchSubmitters clients, 256
+// slots.
 // It returns runs/s and the process's CPU time per run.
 func rawRunSteps(ctx context.Context, n, jobSize int) (float64, time.Duration, error) {
 	ns, stop, err := freshServer("gantry-bench-steps")
@@ -138,7 +139,7 @@ func rawRunSteps(ctx context.Context, n, jobSize int) (float64, time.Duration, e
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	var submitErr atomic.Value
-	for range 64 {
+	for range benchSubmitters {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
 				r, err := outer.RequestWithContext(ctx, "steps.api.submit", []byte(`{"taskDefinition":"bench"}`))
