@@ -179,6 +179,7 @@ func (r *Runtime) followAgain(ctx context.Context, log zerolog.Logger, c *ctr, s
 type relog struct {
 	check func() (io.Reader, error)
 	out   io.Reader
+	err   error // check's
 
 	mu     sync.Mutex
 	rc     io.ReadCloser
@@ -186,12 +187,11 @@ type relog struct {
 }
 
 func (l *relog) Read(p []byte) (int, error) {
-	if l.out == nil {
-		out, err := l.check()
-		if err != nil {
-			return 0, err
-		}
-		l.out = out
+	if l.out == nil && l.err == nil {
+		l.out, l.err = l.check()
+	}
+	if l.err != nil {
+		return 0, l.err
 	}
 	return l.out.Read(p)
 }
