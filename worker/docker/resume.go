@@ -3,8 +3,10 @@ package docker
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"io"
+	"strconv"
 
 	"github.com/docker/docker/pkg/stdcopy"
 )
@@ -20,6 +22,9 @@ const headLen = 256
 // where the output broke; a log whose ends lie further apart is taken as
 // not the one delivered.
 const maxReadAhead = 8 << 20
+
+// errFrameTooLarge: a log's frame claims more bytes than resumeAt keeps.
+var errFrameTooLarge = errors.New("a frame of the container's log is larger than " + strconv.Itoa(maxReadAhead>>20) + " MiB")
 
 // castagnoli is the CRC of what a lineWriter delivered (lineWriter.sum),
 // in hardware on amd64 and arm64.
@@ -112,6 +117,9 @@ func readPart(log io.Reader, buf []byte, tty bool) (stdcopy.StdType, []byte, err
 		return 0, nil, err
 	}
 	size := int(binary.BigEndian.Uint32(h[4:]))
+	if size > maxReadAhead { // no log driver's frame; not read into memory
+		return 0, nil, errFrameTooLarge
+	}
 	if size > len(buf) {
 		buf = make([]byte, size)
 	}

@@ -160,6 +160,20 @@ func TestResumeAtStreamsFarApart(t *testing.T) {
 	}
 }
 
+// TestResumeAtFrameTooLarge: a frame whose header claims more than
+// maxReadAhead bytes is not read into memory: the log is not taken as
+// whole.
+func TestResumeAtFrameTooLarge(t *testing.T) {
+	wout, werr := delivered(t, muxed([]part{{stdcopy.Stdout, "one\n"}}))
+	log := []byte{byte(stdcopy.Stdout), 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 'o', 'n', 'e'}
+	if _, whole := resumeAt(bytes.NewReader(log), false, wout, werr); whole {
+		t.Fatal("a log with a 4 GiB frame was taken as whole")
+	}
+	if _, _, err := readPart(bytes.NewReader(log), make([]byte, 16), false); err != errFrameTooLarge {
+		t.Fatalf("reading the frame: %v, want %v", err, errFrameTooLarge)
+	}
+}
+
 // delivered returns a stdout and a stderr writer that delivered log, as
 // an attach did before it broke.
 func delivered(t *testing.T, log []byte) (stdout, stderr *lineWriter) {
