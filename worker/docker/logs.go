@@ -3,6 +3,7 @@ package docker
 import (
 	"bytes"
 	"hash/crc32"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/gantry-dev/gantry/worker"
@@ -29,12 +30,15 @@ type lineWriter struct {
 	tty bool
 
 	// delivered counts the bytes of the stream passed on, head keeps the
-	// first headLen of them and sum is their CRC (castagnoli): where the
-	// stream stands, should it be read again from the container's log
+	// first headLen of them, tail the last tailLen (a ring: the next byte
+	// goes at tailAt), and sum is their CRC (castagnoli): where the stream
+	// stands, should it be read again from the container's log
 	// (resume.go).
 	delivered int64
 	head      []byte
 	sum       uint32
+	tail      [tailLen]byte
+	tailAt    int
 }
 
 // line is b without the \r a terminal puts before the newline.
@@ -52,6 +56,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	if len(w.head) < headLen {
 		w.head = append(w.head, p[:min(len(p), headLen-len(w.head))]...)
 	}
+	w.keepTail(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
@@ -71,6 +76,27 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		p = p[i+1:]
 	}
 	return n, nil
+}
+
+// keepTail keeps the last tailLen bytes delivered, p the latest.
+func (w *lineWriter) keepTail(p []byte) {
+	if len(p) >= tailLen {
+		copy(w.tail[:], p[len(p)-tailLen:])
+		w.tailAt = 0
+		return
+	}
+	n := copy(w.tail[w.tailAt:], p)
+	copy(w.tail[:], p[n:])
+	w.tailAt = (w.tailAt + len(p)) % tailLen
+}
+
+// lastBytes returns the last tailLen bytes delivered, or all of them if
+// fewer.
+func (w *lineWriter) lastBytes() []byte {
+	if w.delivered < tailLen {
+		return slices.Clone(w.tail[:w.delivered])
+	}
+	return append(slices.Clone(w.tail[w.tailAt:]), w.tail[:w.tailAt]...)
 }
 
 // emit passes the buffered line on and empties the buffer, dropping it if

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -215,13 +216,20 @@ func (discardSink) Line(string, string, []byte)  {}
 func (discardSink) Piece(string, string, []byte) {}
 func (discardSink) End(string, string, []byte)   {}
 
-// BenchmarkLineWriter: a stream's 32 KiB writes of 100-byte lines, split
-// and passed on, and counted for the stream read again (resume.go).
+// BenchmarkLineWriter: a stream's 100-byte lines, split and passed on,
+// and counted for the stream read again (resume.go): in writes of 32 KiB,
+// and one line a write, as a container that writes its lines one by one
+// sends them.
 func BenchmarkLineWriter(b *testing.B) {
-	buf := []byte(strings.Repeat(strings.Repeat("x", 99)+"\n", 327))
-	w := &lineWriter{sink: discardSink{}, container: "c", stream: "stdout"}
-	b.SetBytes(int64(len(buf)))
-	for b.Loop() {
-		w.Write(buf)
+	line := strings.Repeat("x", 99) + "\n"
+	for _, n := range []int{327, 1} {
+		b.Run(fmt.Sprintf("lines=%d", n), func(b *testing.B) {
+			buf := []byte(strings.Repeat(line, n))
+			w := &lineWriter{sink: discardSink{}, container: "c", stream: "stdout"}
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				w.Write(buf)
+			}
+		})
 	}
 }

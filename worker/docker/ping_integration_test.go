@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,21 +138,35 @@ func (unreadableLogs) ContainerLogs(context.Context, string, container.LogsOptio
 // container's log rotated meanwhile (a client that drops its first lines)
 // so that what is left of it begins as the output did, "tick" written a
 // hundred times: its start cannot tell it from a whole log, but it holds
-// less than the output delivered. The output is followed from the moment
-// it broke instead: the lines written since come, none lost.
+// less than the output delivered. Where the output broke off is found in
+// what is left of the log, and the output goes on from there: each line
+// once.
 func TestDaemonBackMidRunRotatedLog(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	p := sampletest.StartDaemonProxy(t, e.cli)
-	rt := proxyRuntimeOf(t, e, p, func(c Client) Client { return rotatedLogs{c} })
-	res, sink := runThroughProxy(t, e, rt,
-		sh("for i in $(seq 100); do echo tick; done; echo ready; sleep 1; echo during; sleep 3; echo after; exit 3"),
-		awayFor(t, p, 2*time.Second))
-	if c := res.Containers[0]; c.ExitCode == nil || *c.ExitCode != 3 {
-		t.Fatalf("container %+v, want exit code 3", c)
+	logs := rotatedLogs{sinceReads: new(atomic.Int32)}
+	sink := runRotated(t, logs)
+	if got, want := sink.output("main", "stdout"), strings.Repeat("tick\n", 100)+"ready\nduring\nafter\n"; got != want {
+		t.Fatalf("stdout %q, want %q", got, want)
 	}
-	got := sink.get("main", "stdout")
+	if n := logs.sinceReads.Load(); n != 0 {
+		t.Fatalf("the log was read %d times from a moment, want none: the place the output broke off was not found", n)
+	}
+}
+
+// TestDaemonBackMidRunRotatedLogNotLocated: as
+// TestDaemonBackMidRunRotatedLog, but where the output broke off cannot
+// be found in what is left of the log (here the daemon refuses to read
+// it up to a moment): the log is followed from when the output broke, and
+// the lines written since come, none lost.
+func TestDaemonBackMidRunRotatedLogNotLocated(t *testing.T) {
+	t.Parallel()
+	logs := rotatedLogs{refuseUntil: true, sinceReads: new(atomic.Int32)}
+	sink := runRotated(t, logs)
+	if n := logs.sinceReads.Load(); n != 1 {
+		t.Errorf("the log was read %d times from a moment, want once", n)
+	}
 	count := map[string]int{}
+	got := sink.get("main", "stdout")
 	for _, l := range got {
 		count[l]++
 	}
@@ -160,11 +175,41 @@ func TestDaemonBackMidRunRotatedLog(t *testing.T) {
 	}
 }
 
+// runRotated runs a container that writes "tick" a hundred times, then
+// "ready", and more while the daemon is away, through a client whose
+// container logs read from the start have lost their first lines
+// (rotated), and returns what it wrote.
+func runRotated(t *testing.T, rotated rotatedLogs) *readySink {
+	t.Helper()
+	e := newEnv(t)
+	p := sampletest.StartDaemonProxy(t, e.cli)
+	rt := proxyRuntimeOf(t, e, p, func(c Client) Client { rotated.Client = c; return rotated })
+	res, sink := runThroughProxy(t, e, rt,
+		sh("for i in $(seq 100); do echo tick; done; echo ready; sleep 1; echo during; sleep 3; echo after; exit 3"),
+		awayFor(t, p, 2*time.Second))
+	if c := res.Containers[0]; c.ExitCode == nil || *c.ExitCode != 3 {
+		t.Fatalf("container %+v, want exit code 3", c)
+	}
+	return sink
+}
+
 // rotatedLogs is a Docker client whose container logs, read from the
-// start, have lost their first ten lines, as if rotated away.
-type rotatedLogs struct{ Client }
+// start, have lost their first ten lines, as if rotated away. With
+// refuseUntil it refuses to read a log up to a moment; sinceReads counts
+// the logs read from a moment.
+type rotatedLogs struct {
+	Client
+	refuseUntil bool
+	sinceReads  *atomic.Int32
+}
 
 func (c rotatedLogs) ContainerLogs(ctx context.Context, id string, opts container.LogsOptions) (io.ReadCloser, error) {
+	if c.refuseUntil && opts.Until != "" {
+		return nil, errors.New("the test refuses to read a log up to a moment")
+	}
+	if opts.Since != "" {
+		c.sinceReads.Add(1)
+	}
 	rc, err := c.Client.ContainerLogs(ctx, id, opts)
 	if err != nil || opts.Since != "" {
 		return rc, err

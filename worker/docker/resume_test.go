@@ -3,6 +3,7 @@ package docker
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -272,4 +273,143 @@ func TestRelogReopen(t *testing.T) {
 	if n, err := closed.Read(make([]byte, 8)); n != 0 || err != io.EOF || opened {
 		t.Fatalf("read %d, %v, opened another %v; want EOF and none opened", n, err, opened)
 	}
+}
+
+// ticks is n parts of "tick\n" on stdout.
+func ticks(n int) []part {
+	var ps []part
+	for range n {
+		ps = append(ps, part{stdcopy.Stdout, "tick\n"})
+	}
+	return ps
+}
+
+// located finds where the writers broke off in rotated, the log up to
+// the break with its start rotated away (locate), and returns what the
+// output then gives of each stream from the log followed (follow), and
+// whether it was located.
+func located(t *testing.T, wout, werr *lineWriter, rotated, follow []byte) (stdout, stderr string, ok bool) {
+	t.Helper()
+	marks, ok := locate(bytes.NewReader(rotated), false, wout, werr)
+	if !ok {
+		return "", "", false
+	}
+	out, ok := readOnFrom(bytes.NewReader(follow), false, marks[0], marks[1])
+	if !ok {
+		t.Fatalf("the log followed does not agree with the marks found in the same log: %+v", marks)
+	}
+	sink := &recordSink{}
+	wout.sink, werr.sink = sink, sink
+	if _, err := stdcopy.StdCopy(wout, werr, out); err != nil {
+		t.Fatal(err)
+	}
+	return sink.output("c", "stdout"), sink.output("c", "stderr"), true
+}
+
+// TestLocate: in a log whose start was rotated away, where the output
+// broke off is found after the one place the last bytes delivered occur,
+// and the output goes on from there, each line once.
+func TestLocate(t *testing.T) {
+	before := append(ticks(100), part{stdcopy.Stderr, "warn\n"}, part{stdcopy.Stdout, "ready\n"})
+	wout, werr := delivered(t, muxed(before))
+	after := []part{{stdcopy.Stdout, "during\n"}, {stdcopy.Stderr, "oops\n"}, {stdcopy.Stdout, "after\n"}}
+	upTo := muxed(append(slices.Clone(before[10:]), after[:1]...)) // the log until just after the break
+	follow := muxed(append(slices.Clone(before[10:]), after...))
+	stdout, stderr, ok := located(t, wout, werr, upTo, follow)
+	if !ok || stdout != "during\nafter\n" || stderr != "oops\n" {
+		t.Fatalf("stdout %q, stderr %q, located %v; want during, after and oops once", stdout, stderr, ok)
+	}
+}
+
+// TestLocateTailRotatedAway: a stream whose last bytes delivered were
+// rotated away, with all before them, goes on from its first byte left:
+// every one was written since.
+func TestLocateTailRotatedAway(t *testing.T) {
+	before := append([]part{{stdcopy.Stderr, "early warning\n"}}, ticks(10)...)
+	before = append(before, part{stdcopy.Stdout, "ready\n"})
+	wout, werr := delivered(t, muxed(before))
+	log := muxed(append(slices.Clone(before[1:]), part{stdcopy.Stderr, "late\n"}, part{stdcopy.Stdout, "after\n"}))
+	stdout, stderr, ok := located(t, wout, werr, log, log)
+	if !ok || stdout != "after\n" || stderr != "late\n" {
+		t.Fatalf("stdout %q, stderr %q, located %v; want after and late once", stdout, stderr, ok)
+	}
+}
+
+// TestLocateCannotTell: where the place cannot be told, locate says so:
+// a tail delivered that occurs twice (a line written over and over), and
+// a stream whose first bytes left could be the end of the tail, the rest
+// of it rotated away.
+func TestLocateCannotTell(t *testing.T) {
+	wout, werr := delivered(t, muxed(append(ticks(300), part{stdcopy.Stderr, "e\n"})))
+	if _, ok := locate(bytes.NewReader(muxed(append(ticks(290), part{stdcopy.Stderr, "e\n"}))), false, wout, werr); ok {
+		t.Error("a tail of ticks among ticks was located")
+	}
+	wout, werr = delivered(t, muxed([]part{{stdcopy.Stdout, "ready\n"}, {stdcopy.Stderr, "abc\n"}, {stdcopy.Stderr, "def\n"}}))
+	if _, ok := locate(bytes.NewReader(muxed([]part{{stdcopy.Stderr, "def\n"}, {stdcopy.Stdout, "ready\n"}, {stdcopy.Stderr, "xyz\n"}})), false, wout, werr); ok {
+		t.Error("a stream that begins with the end of its tail was located")
+	}
+}
+
+// FuzzLocate: whatever the container wrote, wherever the stream broke and
+// however much of the log's start was rotated away, short of the last
+// bytes delivered (tailLen), locate either says it cannot tell, or finds
+// the very place: the output then gives back each stream exactly as
+// written.
+func FuzzLocate(f *testing.F) {
+	f.Add([]byte("ready\ntick\n"), []byte("e\n"), uint8(3), uint16(7), uint16(2), uint8(1))
+	f.Add([]byte(strings.Repeat("tick\n", 80)+"ready\n"), []byte("warn\n"), uint8(5), uint16(300), uint16(40), uint8(2))
+	f.Add([]byte(strings.Repeat("x", 600)), []byte("y\nz\n"), uint8(50), uint16(200), uint16(3), uint8(0))
+	f.Fuzz(func(t *testing.T, out, errOut []byte, size uint8, brk, cut uint16, slack uint8) {
+		k := max(int(size), 1)
+		var parts []part
+		for i := 0; i < max(len(out), len(errOut)); i += k {
+			if i < len(out) {
+				parts = append(parts, part{stdcopy.Stdout, string(out[i:min(i+k, len(out))])})
+			}
+			if i < len(errOut) {
+				parts = append(parts, part{stdcopy.Stderr, string(errOut[i:min(i+k, len(errOut))])})
+			}
+		}
+		// The stream breaks after b parts; the log's first c parts are
+		// rotated away; the log read to locate ends s parts after the break.
+		b := int(brk) % (len(parts) + 1)
+		c := int(cut) % (b + 1)
+		s := min(b+int(slack)%3, len(parts))
+		sink := &recordSink{}
+		wout := &lineWriter{sink: sink, container: "c", stream: "stdout"}
+		werr := &lineWriter{sink: sink, container: "c", stream: "stderr"}
+		if _, err := stdcopy.StdCopy(wout, werr, bytes.NewReader(muxed(parts[:b]))); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []*lineWriter{wout, werr} {
+			var left int64 // the stream's bytes delivered that the rotation left
+			for _, p := range parts[c:b] {
+				if (p.stream == stdcopy.Stdout) == (w == wout) {
+					left += int64(len(p.text))
+				}
+			}
+			if left < int64(len(w.lastBytes())) {
+				return // the rotation reached the last bytes delivered
+			}
+		}
+		marks, ok := locate(bytes.NewReader(muxed(parts[c:s])), false, wout, werr)
+		if !ok {
+			return
+		}
+		rest, ok := readOnFrom(bytes.NewReader(muxed(parts[c:])), false, marks[0], marks[1])
+		if !ok {
+			t.Fatalf("cut %d, break %d: the log followed does not agree with the marks found in it: %+v", c, b, marks)
+		}
+		if _, err := stdcopy.StdCopy(wout, werr, rest); err != nil {
+			t.Fatal(err)
+		}
+		wout.Flush()
+		werr.Flush()
+		if got := sink.output("c", "stdout"); got != string(out) {
+			t.Fatalf("cut %d, break %d: stdout %q, want %q", c, b, got, out)
+		}
+		if got := sink.output("c", "stderr"); got != string(errOut) {
+			t.Fatalf("cut %d, break %d: stderr %q, want %q", c, b, got, errOut)
+		}
+	})
 }

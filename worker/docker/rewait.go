@@ -131,11 +131,13 @@ func (r *Runtime) waitAgain(waitCtx context.Context, wg *sync.WaitGroup, tr *tas
 // long as the log is, or longer for a log rotated to less than that.
 //
 // A log that does not hold what the writers delivered, its start rotated
-// away, is followed from the moment the stream ended instead: that moment
-// is the worker's clock, and the daemon times a line when its logger
-// reads it, which on a busy host can be after the stream delivered it, or
-// before a line on its way in the stream that broke: such a line can then
-// come twice, or be missed, and a warning says so. A log the daemon cannot
+// away, is searched for where the streams broke off (readAgain, locate).
+// Where that cannot be told, it is followed from the moment the stream
+// ended instead: that moment is the worker's clock, and the daemon times
+// a line when its logger reads it, which on a busy host can be after the
+// stream delivered it, or before a line on its way in the stream that
+// broke: such a line can then come twice, or be missed, and a warning
+// says so. A log the daemon cannot
 // read (the "none" log driver, or another with Docker's dual logging off)
 // leaves c's output from now on, attached to again: what c wrote in
 // between is lost, and a warning says so.
@@ -144,21 +146,7 @@ func (r *Runtime) followAgain(ctx context.Context, log zerolog.Logger, c *ctr, s
 	rc, err := r.cli.ContainerLogs(ctx, c.id, opts)
 	if err == nil {
 		l := &relog{rc: rc}
-		l.check = func() (io.Reader, error) {
-			if out, whole := resumeAt(rc, c.def.PseudoTerminal, stdout, stderr); whole {
-				return out, nil
-			}
-			if l.isClosed() { // the container ended, or its attempt
-				return nil, io.EOF
-			}
-			log.Warn().Msg("the container's log does not hold the output delivered (its start was rotated away), so it is followed from when the output broke: a line around that moment may come twice or be missed")
-			opts.Since = fmt.Sprintf("%d.%09d", c.outputEnded.Unix(), c.outputEnded.Nanosecond())
-			out, err := l.reopen(func() (io.ReadCloser, error) { return r.cli.ContainerLogs(ctx, c.id, opts) })
-			if err != nil && err != io.EOF {
-				log.Error().Err(err).Msg("follow the container's output again; its output from here on is lost")
-			}
-			return out, err
-		}
+		l.check = func() (io.Reader, error) { return r.readAgain(ctx, log, l, c, stdout, stderr) }
 		return l, l.Close, nil
 	}
 	if !cerrdefs.IsNotImplemented(err) {
@@ -170,6 +158,60 @@ func (r *Runtime) followAgain(ctx context.Context, log zerolog.Logger, c *ctr, s
 	}
 	log.Warn().Err(err).Msg("the container's log cannot be read, so its output is attached to again: what it wrote while the Docker daemon was away is lost")
 	return att.Reader, att.Close, nil
+}
+
+// locateSlack is how long after the output broke the log read to find
+// where it broke off goes on (readAgain): a line the stream delivered is
+// timed by the daemon before the stream ended, give or take the time the
+// two took to read it.
+const locateSlack = time.Second
+
+// readAgain readies the log of c, followed again (l), to be read on from
+// where the writers' streams broke off (relog's check). A log that does
+// not hold the output delivered, its start rotated away, is read to its
+// end to find where in it the streams broke off (locate), and followed
+// again from there; failing that, from the moment the output ended
+// (followAgain).
+func (r *Runtime) readAgain(ctx context.Context, log zerolog.Logger, l *relog, c *ctr, stdout, stderr *lineWriter) (io.Reader, error) {
+	tty := c.def.PseudoTerminal
+	if out, whole := resumeAt(l.rc, tty, stdout, stderr); whole {
+		return out, nil
+	}
+	follow := container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true}
+	// What is left of the log up to just after the output broke: the
+	// daemon times a line when its logger reads it, on this host's clock.
+	// What the container wrote since is left out, so that the last bytes
+	// delivered are not found again in it.
+	until := c.outputEnded.Add(locateSlack)
+	upTo := container.LogsOptions{ShowStdout: true, ShowStderr: true, Until: fmt.Sprintf("%d.%09d", until.Unix(), until.Nanosecond())}
+	var marks [2]mark
+	located := false
+	if rest, err := r.cli.ContainerLogs(ctx, c.id, upTo); err == nil {
+		marks, located = locate(rest, tty, stdout, stderr)
+		rest.Close()
+	}
+	if l.isClosed() { // the container ended, or its attempt
+		return nil, io.EOF
+	}
+	if located {
+		out, err := l.reopen(func() (io.ReadCloser, error) { return r.cli.ContainerLogs(ctx, c.id, follow) })
+		if err == io.EOF {
+			return nil, err
+		}
+		if err == nil {
+			if out, ok := readOnFrom(out, tty, marks[0], marks[1]); ok {
+				log.Info().Msg("the container's log no longer holds all the output delivered (its start was rotated away); it is followed again from where the output broke off, found in what is left of it")
+				return out, nil
+			}
+		}
+	}
+	log.Warn().Msg("the container's log does not hold the output delivered (its start was rotated away), nor could where the output broke off be found in what is left of it, so it is followed from when the output broke: a line around that moment may come twice or be missed")
+	follow.Since = fmt.Sprintf("%d.%09d", c.outputEnded.Unix(), c.outputEnded.Nanosecond())
+	out, err := l.reopen(func() (io.ReadCloser, error) { return r.cli.ContainerLogs(ctx, c.id, follow) })
+	if err != nil && err != io.EOF {
+		log.Error().Err(err).Msg("follow the container's output again; its output from here on is lost")
+	}
+	return out, err
 }
 
 // relog is a container's log followed again (followAgain). Its first Read
