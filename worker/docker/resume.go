@@ -48,7 +48,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // gone, no longer holds the bytes delivered; nor does one that ends before
 // it reaches them, or one that fails to be read. resumeAt then returns
 // whole false, having read part of log, and the writers as they were: the
-// caller follows the log from another place. What is left of a rotated
+// caller looks for the place in what is left of the log (locate), or
+// follows it from another moment. What is left of a rotated
 // log can still begin with the very bytes delivered, for a container that
 // writes the same line over and over; nothing in the log tells it from a
 // whole one then, and as many of the lines written since as were rotated

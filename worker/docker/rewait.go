@@ -137,10 +137,9 @@ func (r *Runtime) waitAgain(waitCtx context.Context, wg *sync.WaitGroup, tr *tas
 // a line when its logger reads it, which on a busy host can be after the
 // stream delivered it, or before a line on its way in the stream that
 // broke: such a line can then come twice, or be missed, and a warning
-// says so. A log the daemon cannot
-// read (the "none" log driver, or another with Docker's dual logging off)
-// leaves c's output from now on, attached to again: what c wrote in
-// between is lost, and a warning says so.
+// says so. A log the daemon cannot read (the "none" log driver, or another
+// with Docker's dual logging off) leaves c's output from now on, attached
+// to again: what c wrote in between is lost, and a warning says so.
 func (r *Runtime) followAgain(ctx context.Context, log zerolog.Logger, c *ctr, stdout, stderr *lineWriter) (io.Reader, func(), error) {
 	opts := container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true}
 	rc, err := r.cli.ContainerLogs(ctx, c.id, opts)
