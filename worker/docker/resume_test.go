@@ -2,6 +2,7 @@ package docker
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -412,4 +413,33 @@ func FuzzLocate(f *testing.F) {
 			t.Fatalf("cut %d, break %d: stderr %q, want %q", c, b, got, errOut)
 		}
 	})
+}
+
+// TestLocateTerminal: a terminal's log, one stream with \r\n and not
+// multiplexed, rotated: the output goes on after the last bytes
+// delivered.
+func TestLocateTerminal(t *testing.T) {
+	sink := &recordSink{}
+	wout := &lineWriter{sink: sink, container: "c", stream: "stdout", tty: true}
+	werr := &lineWriter{sink: sink, container: "c", stream: "stderr"}
+	var lines []string
+	for i := range 60 {
+		lines = append(lines, fmt.Sprintf("line %d\r\n", i))
+	}
+	wout.Write([]byte(strings.Join(lines, "") + "ready\r\n"))
+	rotated := []byte(strings.Join(lines[10:], "") + "ready\r\nthree\r\n")
+	marks, ok := locate(bytes.NewReader(rotated), true, wout, werr)
+	if !ok {
+		t.Fatal("not located")
+	}
+	out, ok := readOnFrom(bytes.NewReader(rotated), true, marks[0], marks[1])
+	if !ok {
+		t.Fatal("the log does not agree with the marks found in it")
+	}
+	if _, err := io.Copy(wout, out); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sink.output("c", "stdout"), strings.ReplaceAll(strings.Join(lines, ""), "\r", "")+"ready\nthree\n"; got != want {
+		t.Fatalf("stdout %q, want each line once", got)
+	}
 }
