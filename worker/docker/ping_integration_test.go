@@ -16,7 +16,9 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 
 	"github.com/gantry-dev/gantry/jobs"
@@ -143,7 +145,7 @@ func (unreadableLogs) ContainerLogs(context.Context, string, container.LogsOptio
 // once.
 func TestDaemonBackMidRunRotatedLog(t *testing.T) {
 	t.Parallel()
-	logs := rotatedLogs{sinceReads: new(atomic.Int32)}
+	logs := rotatedLogs{drop: 10, sinceReads: new(atomic.Int32)}
 	sink := runRotated(t, logs)
 	if got, want := sink.output("main", "stdout"), strings.Repeat("tick\n", 100)+"ready\nduring\nafter\n"; got != want {
 		t.Fatalf("stdout %q, want %q", got, want)
@@ -160,7 +162,7 @@ func TestDaemonBackMidRunRotatedLog(t *testing.T) {
 // the lines written since come, none lost.
 func TestDaemonBackMidRunRotatedLogNotLocated(t *testing.T) {
 	t.Parallel()
-	logs := rotatedLogs{refuseUntil: true, sinceReads: new(atomic.Int32)}
+	logs := rotatedLogs{drop: 10, refuseUntil: true, sinceReads: new(atomic.Int32)}
 	sink := runRotated(t, logs)
 	if n := logs.sinceReads.Load(); n != 1 {
 		t.Errorf("the log was read %d times from a moment, want once", n)
@@ -176,9 +178,9 @@ func TestDaemonBackMidRunRotatedLogNotLocated(t *testing.T) {
 }
 
 // runRotated runs a container that writes "tick" a hundred times, then
-// "ready", and more while the daemon is away, through a client whose
-// container logs read from the start have lost their first lines
-// (rotated), and returns what it wrote.
+// "ready", and more while the daemon is away, through rotated, a client
+// whose container logs read from the start have lost their first lines,
+// and returns what it wrote.
 func runRotated(t *testing.T, rotated rotatedLogs) *readySink {
 	t.Helper()
 	e := newEnv(t)
@@ -194,11 +196,12 @@ func runRotated(t *testing.T, rotated rotatedLogs) *readySink {
 }
 
 // rotatedLogs is a Docker client whose container logs, read from the
-// start, have lost their first ten lines, as if rotated away. With
+// start, have lost their first drop lines, as if rotated away. With
 // refuseUntil it refuses to read a log up to a moment; sinceReads counts
 // the logs read from a moment.
 type rotatedLogs struct {
 	Client
+	drop        int
 	refuseUntil bool
 	sinceReads  *atomic.Int32
 }
@@ -214,7 +217,7 @@ func (c rotatedLogs) ContainerLogs(ctx context.Context, id string, opts containe
 	if err != nil || opts.Since != "" {
 		return rc, err
 	}
-	for range 10 {
+	for range c.drop {
 		var h [8]byte
 		if _, err := io.ReadFull(rc, h[:]); err != nil {
 			rc.Close()
@@ -226,6 +229,48 @@ func (c rotatedLogs) ContainerLogs(ctx context.Context, id string, opts containe
 		}
 	}
 	return rc, nil
+}
+
+// TestDaemonBackMidRunRotatingLog: as TestDaemonBackMidRun, with a
+// container whose json-file log the daemon rotates for real (max-size
+// 1k, two files), so that by the time the daemon is back its start is
+// long gone: where the output broke off is found in what is left of the
+// log, and the output goes on from there, each line once.
+func TestDaemonBackMidRunRotatingLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := sampletest.StartDaemonProxy(t, e.cli)
+	logs := rotatedLogs{sinceReads: new(atomic.Int32)}
+	rt := proxyRuntimeOf(t, e, p, func(c Client) Client { logs.Client = rotatingLogs{c}; return logs })
+	res, sink := runThroughProxy(t, e, rt,
+		sh("for i in $(seq 60); do echo line $i of the output before the break; done; echo ready; sleep 1; echo during; sleep 3; echo after; exit 3"),
+		awayFor(t, p, 2*time.Second))
+	if c := res.Containers[0]; c.ExitCode == nil || *c.ExitCode != 3 {
+		t.Fatalf("container %+v, want exit code 3", c)
+	}
+	var want strings.Builder
+	for i := 1; i <= 60; i++ {
+		fmt.Fprintf(&want, "line %d of the output before the break\n", i)
+	}
+	want.WriteString("ready\nduring\nafter\n")
+	if got := sink.output("main", "stdout"); got != want.String() {
+		t.Fatalf("stdout %q, want %q", got, want.String())
+	}
+	// The daemon stays (the proxy alone goes away), and the container
+	// writes nothing between the readings of its log: no rotation between
+	// them makes the place found fail its check.
+	if n := logs.sinceReads.Load(); n != 0 {
+		t.Fatalf("the log was read %d times from a moment, want none: the place the output broke off was not found", n)
+	}
+}
+
+// rotatingLogs is a Docker client whose containers' json-file logs the
+// daemon rotates at 1 KiB, keeping two files.
+type rotatingLogs struct{ Client }
+
+func (c rotatingLogs) ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, containerName string) (container.CreateResponse, error) {
+	hostConfig.LogConfig = container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1k", "max-file": "2"}}
+	return c.Client.ContainerCreate(ctx, config, hostConfig, networkingConfig, platform, containerName)
 }
 
 // TestStopWhileDaemonAway: a task stopped while the Docker daemon is away,
