@@ -183,12 +183,12 @@ func (c *deliveredCheck) consume(p []byte) (rest []byte, ok bool) {
 // each writer's stream broke off: just after the one place where the last
 // bytes it delivered (lineWriter.tail) occur; or at the stream's start
 // when they occur nowhere, rotated away with all that came before them,
-// the stream's every byte left written since. It
-// returns the marks to read a log of the container on from (readOnFrom),
-// or false when the place cannot be told: the last bytes delivered occur
-// more than once (a line written over and over), or the stream's first
-// bytes could be the end of them (their start rotated away, and a place
-// found further on another), or the log could not be read.
+// the stream's every byte left written since. It returns the marks to
+// read a log of the container on from (readOnFrom), or false when the
+// place cannot be told: the last bytes delivered occur more than once (a
+// line written over and over), or the stream's first bytes could be the
+// end of them (their start rotated away, and a place found further on
+// another), or the log could not be read.
 func locate(log io.Reader, tty bool, stdout, stderr *lineWriter) (marks [2]mark, ok bool) {
 	finds := []*tailFind{{tail: stdout.lastBytes()}, {tail: stderr.lastBytes()}}
 	if tty {
