@@ -49,11 +49,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // it reaches them, or one that fails to be read. resumeAt then returns
 // whole false, having read part of log, and the writers as they were: the
 // caller looks for the place in what is left of the log (locate), or
-// follows it from another moment. What is left of a rotated
-// log can still begin with the very bytes delivered, for a container that
-// writes the same line over and over; nothing in the log tells it from a
-// whole one then, and as many of the lines written since as were rotated
-// away are not delivered.
+// follows it from another moment. What is left of a rotated log can still
+// begin with the very bytes delivered, for a container that writes the
+// same line over and over; nothing in the log tells it from a whole one
+// then, and as many of the lines written since as were rotated away are
+// not delivered.
 func resumeAt(log io.Reader, tty bool, stdout, stderr *lineWriter) (out io.Reader, whole bool) {
 	return readOnFrom(log, tty, stdout.mark(), stderr.mark())
 }
@@ -100,13 +100,11 @@ func readOnFrom(log io.Reader, tty bool, stdout, stderr mark) (out io.Reader, ok
 			}
 		}
 		if len(p) > 0 {
-			if !tty {
-				var h [8]byte
-				h[0] = byte(s)
-				binary.BigEndian.PutUint32(h[4:], uint32(len(p)))
-				ahead.Write(h[:])
+			if tty {
+				ahead.Write(p)
+			} else {
+				stdcopy.NewStdWriter(&ahead, s).Write(p)
 			}
-			ahead.Write(p)
 		}
 		if err != nil {
 			if pending() {

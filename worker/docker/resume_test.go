@@ -108,10 +108,7 @@ func TestResumeAtRotatedLog(t *testing.T) {
 // differ further on. Taken as whole, the lines after the break, up to the
 // length rotated away, were lost.
 func TestResumeAtRotatedLogSameStart(t *testing.T) {
-	var before []part
-	for range 100 {
-		before = append(before, part{stdcopy.Stdout, "tick\n"})
-	}
+	before := ticks(100)
 	wout, werr := delivered(t, muxed(append(before, part{stdcopy.Stdout, "ready\n"})))
 	// Rotated: ten ticks gone, and "during" written since the break.
 	rotated := muxed(append(before[10:], part{stdcopy.Stdout, "ready\n"}, part{stdcopy.Stdout, "during\n"}, part{stdcopy.Stdout, "after\nand the end\n"}))
@@ -189,6 +186,22 @@ func delivered(t *testing.T, log []byte) (stdout, stderr *lineWriter) {
 	return stdout, stderr
 }
 
+// interleaved is what a container wrote to stdout (out) and stderr
+// (errOut) in parts of size bytes (at least 1), a part of each in turn.
+func interleaved(out, errOut []byte, size uint8) []part {
+	k := max(int(size), 1)
+	var parts []part
+	for i := 0; i < max(len(out), len(errOut)); i += k {
+		if i < len(out) {
+			parts = append(parts, part{stdcopy.Stdout, string(out[i:min(i+k, len(out))])})
+		}
+		if i < len(errOut) {
+			parts = append(parts, part{stdcopy.Stderr, string(errOut[i:min(i+k, len(errOut))])})
+		}
+	}
+	return parts
+}
+
 // FuzzResumeAt: whatever the container wrote, in whatever parts, and
 // wherever the stream broke, the output read again from the log gives
 // back each stream exactly as written.
@@ -197,15 +210,11 @@ func FuzzResumeAt(f *testing.F) {
 	f.Add([]byte("a\r\nb\r\n"), []byte(nil), uint8(1), uint16(4), true)
 	f.Add([]byte(strings.Repeat("x", 300)+"\n"), []byte("y"), uint8(50), uint16(200), false)
 	f.Fuzz(func(t *testing.T, out, errOut []byte, size uint8, brk uint16, tty bool) {
-		k := max(int(size), 1)
 		var parts []part
-		for i := 0; i < max(len(out), len(errOut)); i += k {
-			if i < len(out) {
-				parts = append(parts, part{stdcopy.Stdout, string(out[i:min(i+k, len(out))])})
-			}
-			if i < len(errOut) && !tty {
-				parts = append(parts, part{stdcopy.Stderr, string(errOut[i:min(i+k, len(errOut))])})
-			}
+		if tty {
+			parts = interleaved(out, nil, size)
+		} else {
+			parts = interleaved(out, errOut, size)
 		}
 		log := muxed(parts)
 		if tty {
@@ -361,16 +370,7 @@ func FuzzLocate(f *testing.F) {
 	f.Add([]byte(strings.Repeat("tick\n", 80)+"ready\n"), []byte("warn\n"), uint8(5), uint16(300), uint16(40), uint8(2))
 	f.Add([]byte(strings.Repeat("x", 600)), []byte("y\nz\n"), uint8(50), uint16(200), uint16(3), uint8(0))
 	f.Fuzz(func(t *testing.T, out, errOut []byte, size uint8, brk, cut uint16, slack uint8) {
-		k := max(int(size), 1)
-		var parts []part
-		for i := 0; i < max(len(out), len(errOut)); i += k {
-			if i < len(out) {
-				parts = append(parts, part{stdcopy.Stdout, string(out[i:min(i+k, len(out))])})
-			}
-			if i < len(errOut) {
-				parts = append(parts, part{stdcopy.Stderr, string(errOut[i:min(i+k, len(errOut))])})
-			}
-		}
+		parts := interleaved(out, errOut, size)
 		// The stream breaks after b parts; the log's first c parts are
 		// rotated away; the log read to locate ends s parts after the break.
 		b := int(brk) % (len(parts) + 1)
